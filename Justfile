@@ -1,0 +1,53 @@
+# apexctl tasks. `scripts/just` alone lists them; `scripts/just ready` runs exactly what CI runs.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set export
+
+venv := justfile_directory() / ".venv"
+PATH := venv / "bin" + ":" + env_var("PATH")
+CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory() / ".cache/apexctl/target")
+VIRTUAL_ENV := venv
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Install or update everything into .venv: Python deps, the Rust extension (release), the Rust binaries
+setup:
+    @scripts/setup.sh
+
+# Run the whole pipeline on the embedded default data (no network); outputs under OUT
+pipeline OUT="runs/pipeline": setup
+    @scripts/pipeline.sh "{{OUT}}"
+
+# All tests, Rust and Python, plus lint: what CI runs
+test: setup lint test-rust test-python
+
+# Rust tests of every library crate
+test-rust:
+    cargo test --locked --workspace --exclude apex-py --quiet
+
+# Python tests (unit, property, CLI, end to end)
+test-python: setup
+    python -m pytest
+
+# cargo fmt, clippy -D warnings, ruff, ruff format, and the extension's type stubs
+lint: setup
+    cargo fmt --all --check
+    cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+    ruff check .
+    ruff format --check .
+    python -m mypy.stubtest apexctl._core --allowlist scripts/stubtest-allowlist.txt
+
+# Format Rust and Python sources in place
+fmt:
+    cargo fmt --all
+    ruff format .
+    ruff check --fix .
+
+# Side-by-side benchmarks (Rust criterion + Python peers); prints the ratios
+bench: setup
+    @scripts/bench/run.sh
+
+# Exactly what CI runs
+ready: test

@@ -1,0 +1,5 @@
+"""`python -m apexctl` runs the CLI."""
+
+from apexctl.cli import main
+
+main()

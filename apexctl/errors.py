@@ -1,0 +1,29 @@
+"""Every error apexctl raises on purpose: the Rust core's exceptions re-exported, plus the Python-side ones."""
+
+from apexctl._core import ApexError, DataError, InternalError
+
+__all__ = [
+    "ApexError",
+    "DataError",
+    "InputError",
+    "InternalError",
+    "NetworkError",
+    "SchemaError",
+    "UsageError",
+]
+
+
+class UsageError(ApexError):
+    """Options that do not make sense together, or a value outside what an option accepts."""
+
+
+class InputError(ApexError):
+    """An input that cannot be read: missing, unreadable, corrupt, or malformed (the message names file and place)."""
+
+
+class SchemaError(InputError):
+    """An artifact of the wrong kind, of an unknown or newer schema version, or with missing or mistyped columns."""
+
+
+class NetworkError(ApexError):
+    """A remote service that failed after the retries: the message says which endpoint and what it answered."""

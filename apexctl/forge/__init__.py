@@ -1,0 +1,1 @@
+"""The Forge: the logic behind every subcommand, importable without Typer."""

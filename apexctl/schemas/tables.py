@@ -1,0 +1,84 @@
+"""Column schemas of the Parquet tables (DESIGN.md "Artifacts"): names, types, versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: type[pl.DataType] | pl.DataType
+    doc: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A versioned table: the required leading columns; `open` tables (features) may carry more columns."""
+
+    name: str
+    version: int
+    columns: tuple[Column, ...]
+    open: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: c.dtype() if isinstance(c.dtype, type) else c.dtype for c in self.columns}
+
+
+TS = Column("ts", pl.Int64, "UTC nanoseconds since the epoch")
+SYMBOL = Column("symbol", pl.String, "instrument symbol, e.g. BTCUSDT")
+
+TRADES = TableSchema(
+    "trades",
+    1,
+    (
+        TS,
+        SYMBOL,
+        Column("side", pl.Int8, "+1 buy taker, -1 sell taker"),
+        Column("price", pl.Float64, "trade price"),
+        Column("size", pl.Float64, "trade size in base units"),
+        Column("trade_id", pl.String, "venue trade id"),
+    ),
+)
+
+BOOK = TableSchema(
+    "book",
+    1,
+    (
+        TS,
+        SYMBOL,
+        Column("kind", pl.String, "'snapshot' or 'delta' (the V5 message type)"),
+        Column("side", pl.Int8, "+1 bid, -1 ask, 0 for the marker row of a message without levels"),
+        Column("price", pl.Float64, "level price (null on a marker row)", nullable=True),
+        Column("size", pl.Float64, "absolute level size; 0 deletes the level (null on a marker row)", nullable=True),
+        Column("update_id", pl.Int64, "V5 'u': consecutive within a stream"),
+        Column("seq", pl.Int64, "V5 'seq': cross sequence, increasing"),
+    ),
+)
+
+BARS = TableSchema(
+    "bars",
+    1,
+    (
+        Column("ts", pl.Int64, "bar open time, UTC nanoseconds"),
+        SYMBOL,
+        Column("interval", pl.String, "bar length: 1m, 5m, 15m, 1h, ..."),
+        Column("open", pl.Float64, "first price"),
+        Column("high", pl.Float64, "highest price"),
+        Column("low", pl.Float64, "lowest price"),
+        Column("close", pl.Float64, "last price"),
+        Column("volume", pl.Float64, "base volume"),
+        Column("turnover", pl.Float64, "quote volume"),
+    ),
+)
+
+FEATURES = TableSchema("features", 1, (TS, SYMBOL), open=True)
+
+TABLES: dict[str, TableSchema] = {t.name: t for t in (TRADES, BOOK, BARS, FEATURES)}

@@ -1,0 +1,166 @@
+//! Property test: the book against a naive reference (sorted vectors, linear scans) on random V5 message streams
+//! with gaps, repeats, rebasing snapshots and deltas before the first snapshot.
+
+use apex_book::{Applied, BookError, L2Book, Level, UpdateKind};
+use apex_core::{Scale, Side};
+use proptest::prelude::*;
+
+/// The simplest book that follows the protocol text literally.
+#[derive(Default)]
+struct NaiveBook {
+    bids: Vec<(i64, i64)>,
+    asks: Vec<(i64, i64)>,
+    last: Option<u64>,
+    stale: bool,
+}
+
+impl NaiveBook {
+    fn set(side: &mut Vec<(i64, i64)>, price: i64, qty: i64) {
+        side.retain(|&(p, _)| p != price);
+        if qty > 0 {
+            side.push((price, qty));
+        }
+    }
+
+    /// Returns "applied", "dropped", "gap", "stale".
+    fn apply(&mut self, msg: &Msg) -> &'static str {
+        if msg.snapshot {
+            self.bids.clear();
+            self.asks.clear();
+            for &(p, q) in &msg.bids {
+                Self::set(&mut self.bids, p, q);
+            }
+            for &(p, q) in &msg.asks {
+                Self::set(&mut self.asks, p, q);
+            }
+            self.last = Some(msg.u);
+            self.stale = false;
+            return "applied";
+        }
+        let Some(last) = self.last else { return "dropped" };
+        if self.stale {
+            return "stale";
+        }
+        if msg.u != last + 1 {
+            self.stale = true;
+            return "gap";
+        }
+        for &(p, q) in &msg.bids {
+            Self::set(&mut self.bids, p, q);
+        }
+        for &(p, q) in &msg.asks {
+            Self::set(&mut self.asks, p, q);
+        }
+        self.last = Some(msg.u);
+        "applied"
+    }
+
+    fn sorted_bids(&self) -> Vec<Level> {
+        let mut v: Vec<_> = self.bids.iter().map(|&(p, q)| Level::new(p, q)).collect();
+        v.sort_by_key(|l| std::cmp::Reverse(l.price));
+        v
+    }
+
+    fn sorted_asks(&self) -> Vec<Level> {
+        let mut v: Vec<_> = self.asks.iter().map(|&(p, q)| Level::new(p, q)).collect();
+        v.sort_by_key(|l| l.price);
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Msg {
+    snapshot: bool,
+    u: u64,
+    bids: Vec<(i64, i64)>,
+    asks: Vec<(i64, i64)>,
+}
+
+/// Bids below 1000 and asks above 1000 (so the book never crosses); every side's prices are distinct per message
+/// (as in a real message) and sizes include deletes.
+fn side_levels(low: i64, high: i64) -> impl Strategy<Value = Vec<(i64, i64)>> {
+    prop::collection::btree_map(low..high, prop_oneof![1 => Just(0_i64), 4 => 1_i64..1_000], 0..8)
+        .prop_map(|m| m.into_iter().collect())
+}
+
+fn message_stream() -> impl Strategy<Value = Vec<Msg>> {
+    let step = (
+        prop_oneof![6 => Just(0_u8), 1 => Just(1), 1 => Just(2), 1 => Just(3), 1 => Just(4)],
+        side_levels(950, 1000),
+        side_levels(1001, 1050),
+    );
+    prop::collection::vec(step, 1..120).prop_map(|steps| {
+        let mut u = 50_u64;
+        steps
+            .into_iter()
+            .map(|(what, bids, asks)| {
+                // 0 next delta, 1 skip (gap), 2 repeat (gap), 3 snapshot continuing, 4 rebase snapshot (u = 1 or lower)
+                let (snapshot, next) = match what {
+                    0 => (false, u + 1),
+                    1 => (false, u + 2),
+                    2 => (false, u),
+                    3 => (true, u + 1),
+                    _ => (true, if u % 2 == 0 { 1 } else { u.saturating_sub(10).max(1) }),
+                };
+                if what != 2 {
+                    u = next;
+                }
+                Msg { snapshot, u: next, bids, asks }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn matches_naive_reference(stream in message_stream()) {
+        let mut book = L2Book::new(Scale::new(1).unwrap(), Scale::new(3).unwrap());
+        let mut naive = NaiveBook::default();
+        for msg in &stream {
+            let bids: Vec<Level> = msg.bids.iter().map(|&(p, q)| Level::new(p, q)).collect();
+            let asks: Vec<Level> = msg.asks.iter().map(|&(p, q)| Level::new(p, q)).collect();
+            let kind = if msg.snapshot { UpdateKind::Snapshot } else { UpdateKind::Delta };
+            let got = book.apply(kind, msg.u, 0, 0, &bids, &asks);
+            let want = naive.apply(msg);
+            match (want, &got) {
+                ("applied", Ok(Applied::Snapshot { .. } | Applied::Delta)) => {}
+                ("dropped", Ok(Applied::DroppedBeforeSnapshot)) => {}
+                ("gap", Err(BookError::Gap { .. })) => {}
+                ("stale", Err(BookError::AwaitingSnapshot { .. })) => {}
+                _ => prop_assert!(false, "message {:?}: reference says {}, book says {:?}", msg, want, got),
+            }
+            let bids_now = book.top_n(Side::Buy, usize::MAX);
+            let asks_now = book.top_n(Side::Sell, usize::MAX);
+            prop_assert_eq!(&bids_now, &naive.sorted_bids());
+            prop_assert_eq!(&asks_now, &naive.sorted_asks());
+            prop_assert_eq!(book.best_bid(), naive.sorted_bids().first().copied());
+            prop_assert_eq!(book.best_ask(), naive.sorted_asks().first().copied());
+            for n in [1_usize, 3, 10] {
+                let naive_depth: i64 = naive.sorted_bids().iter().take(n).map(|l| l.qty).sum();
+                prop_assert_eq!(book.depth_levels(Side::Buy, n), naive_depth);
+            }
+            if let Some(mid) = book.mid_units() {
+                let floor = mid - mid * 25.0 / 10_000.0;
+                let naive_band: i64 = naive.bids.iter().filter(|&&(p, _)| p as f64 >= floor).map(|&(_, q)| q).sum();
+                prop_assert_eq!(book.depth_within_bps(Side::Buy, 25.0), naive_band);
+            }
+        }
+    }
+
+    #[test]
+    fn checksum_is_a_function_of_the_top_levels(
+        a in side_levels(950, 1000), b in side_levels(1001, 1050), extra in side_levels(900, 940)
+    ) {
+        let to_levels = |v: &Vec<(i64, i64)>| v.iter().map(|&(p, q)| Level::new(p, q)).collect::<Vec<_>>();
+        let mut one = L2Book::new(Scale::new(1).unwrap(), Scale::new(3).unwrap());
+        let mut two = one.clone();
+        one.apply(UpdateKind::Snapshot, 1, 0, 0, &to_levels(&a), &to_levels(&b)).unwrap();
+        let mut with_extra = to_levels(&a);
+        with_extra.extend(to_levels(&extra));
+        two.apply(UpdateKind::Snapshot, 1, 0, 0, &with_extra, &to_levels(&b)).unwrap();
+        let depth = one.len(Side::Buy);
+        prop_assert_eq!(one.checksum(depth), two.checksum(depth));
+    }
+}

@@ -1,0 +1,102 @@
+//! Bindings of `apex-book`: replay a `book` table held as NumPy columns.
+
+use apex_book::{BookColumns, ColumnError, replay};
+use apex_core::Scale;
+use numpy::PyReadonlyArray1;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::{IntoPyErr, run_detached};
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(book_replay, m)?)?;
+    Ok(())
+}
+
+/// Either an explicit scale or the decimals inferred from the data.
+pub fn scales_for(
+    cols: &BookColumns<'_>,
+    price_decimals: Option<u32>,
+    qty_decimals: Option<u32>,
+) -> Result<(Scale, Scale), apex_core::ScaleError> {
+    let (inferred_price, inferred_qty) = cols.infer_scales();
+    let price = price_decimals.map_or(Ok(inferred_price), Scale::new)?;
+    let qty = qty_decimals.map_or(Ok(inferred_qty), Scale::new)?;
+    Ok((price, qty))
+}
+
+enum ReplayError {
+    Column(ColumnError),
+    Scale(apex_core::ScaleError),
+}
+
+impl IntoPyErr for ReplayError {
+    fn into_py_err(self) -> PyErr {
+        match self {
+            ReplayError::Column(e) => e.into_py_err(),
+            ReplayError::Scale(e) => e.into_py_err(),
+        }
+    }
+}
+
+/// Replays a `book` table through one L2 book per symbol code and returns, per symbol code, the counters, best
+/// bid/ask and the top-`checksum_depth` checksum of the final book; plus the incidents (row, message).
+#[pyfunction]
+#[pyo3(signature = (ts, symbol, kind, side, price, size, update_id, seq, *, price_decimals=None, qty_decimals=None, checksum_depth=25))]
+#[allow(clippy::too_many_arguments)]
+fn book_replay<'py>(
+    py: Python<'py>,
+    ts: PyReadonlyArray1<'py, i64>,
+    symbol: PyReadonlyArray1<'py, u32>,
+    kind: PyReadonlyArray1<'py, u8>,
+    side: PyReadonlyArray1<'py, i8>,
+    price: PyReadonlyArray1<'py, f64>,
+    size: PyReadonlyArray1<'py, f64>,
+    update_id: PyReadonlyArray1<'py, i64>,
+    seq: PyReadonlyArray1<'py, i64>,
+    price_decimals: Option<u32>,
+    qty_decimals: Option<u32>,
+    checksum_depth: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let cols = BookColumns {
+        ts: ts.as_slice()?,
+        symbol: symbol.as_slice()?,
+        kind: kind.as_slice()?,
+        side: side.as_slice()?,
+        price: price.as_slice()?,
+        size: size.as_slice()?,
+        update_id: update_id.as_slice()?,
+        seq: seq.as_slice()?,
+    };
+    let result = run_detached(py, || {
+        let scales = scales_for(&cols, price_decimals, qty_decimals).map_err(ReplayError::Scale)?;
+        replay(&cols, scales, |_, _, _| {}).map_err(ReplayError::Column)
+    })?;
+    let out = PyDict::new(py);
+    out.set_item("messages", result.messages)?;
+    let books = PyDict::new(py);
+    for (code, book) in &result.books {
+        let entry = PyDict::new(py);
+        let stats = book.stats();
+        entry.set_item("snapshots", stats.snapshots)?;
+        entry.set_item("deltas", stats.deltas)?;
+        entry.set_item("rebases", stats.rebases)?;
+        entry.set_item("dropped_before_snapshot", stats.dropped_before_snapshot)?;
+        entry.set_item("gaps", stats.gaps)?;
+        entry.set_item("refused_while_stale", stats.refused_while_stale)?;
+        entry.set_item("crossed", stats.crossed)?;
+        entry.set_item("synced", book.is_synced())?;
+        let ps = book.price_scale();
+        let qs = book.qty_scale();
+        entry.set_item("best_bid", book.best_bid().map(|l| (ps.to_f64(l.price), qs.to_f64(l.qty))))?;
+        entry.set_item("best_ask", book.best_ask().map(|l| (ps.to_f64(l.price), qs.to_f64(l.qty))))?;
+        entry.set_item("bid_levels", book.len(apex_core::Side::Buy))?;
+        entry.set_item("ask_levels", book.len(apex_core::Side::Sell))?;
+        entry.set_item("checksum", book.checksum(checksum_depth))?;
+        books.set_item(code, entry)?;
+    }
+    out.set_item("books", books)?;
+    let incidents: Vec<(usize, String)> = result.incidents.iter().map(|(row, e)| (*row, e.to_string())).collect();
+    out.set_item("incidents", incidents)?;
+    Ok(out)
+}

@@ -1,0 +1,14 @@
+//! The `apexctl._core` extension module: registers the exceptions and one submodule of functions per library crate.
+
+mod book;
+mod errors;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    book::register(m)?;
+    Ok(())
+}

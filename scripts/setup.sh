@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `just setup`: idempotent install of everything the project needs into .venv; seconds when nothing changed.
+set -euo pipefail
+root=$(cd -- "$(dirname -- "$0")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+python="$venv/bin/python"
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+[ -x "$python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
+
+# Python dependencies: reinstalled only when pyproject.toml changes (stamp = hash of the file).
+stamp="$venv/.apexctl-deps-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    say "installing Python dependencies from pyproject.toml (runtime + dev)"
+    mapfile -t deps < <("$python" - <<'PY'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    print(dep)
+PY
+)
+    "$python" -m pip install --quiet --disable-pip-version-check "${deps[@]}"
+    rm -f "$venv"/.apexctl-deps-*
+    touch "$stamp"
+else
+    say "Python dependencies up to date"
+fi
+
+# The extension: cargo decides what to rebuild; maturin installs it into the venv as an editable package.
+say "building apexctl._core (release) into $venv; cargo target dir: ${CARGO_TARGET_DIR:-$root/target}"
+log="$venv/.apexctl-build.log"
+if ! VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --release >"$log" 2>&1; then
+    cat "$log" >&2
+    say "building the extension failed (full log above, also in $log)"
+    exit 1
+fi
+"$python" -c "import apexctl._core" || { say "apexctl._core failed to import after the build"; exit 1; }
+
+# Rust binaries (the live engine and the local venue, once they exist).
+if grep -qs '^\[\[bin\]\]\|^\[\[bin\]\]' rs/*/Cargo.toml || ls rs/*/src/main.rs >/dev/null 2>&1; then
+    say "building Rust binaries (release)"
+    cargo build --release --locked --workspace --bins --quiet
+fi
+say "ready: $("$venv/bin/apexctl" --version)"

@@ -1,0 +1,96 @@
+"""Artifact I/O: metadata round trip, atomic writes, and clear errors for wrong schemas and corrupt files."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from apexctl.errors import InputError, SchemaError
+from apexctl.forge import io
+from apexctl.schemas import BOOK, TRADES
+
+
+def trades_frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": [1, 2],
+            "symbol": ["BTCUSDT", "BTCUSDT"],
+            "side": [1, -1],
+            "price": [100.5, 100.0],
+            "size": [0.1, 0.2],
+            "trade_id": ["a", "b"],
+        }
+    )
+
+
+def test_round_trip_keeps_provenance(tmp_path):
+    out = tmp_path / "t.parquet"
+    io.write_table(trades_frame(), out, schema=TRADES, producer="fetch", inputs={"x.csv": "ab"}, params={"k": 1})
+    table = io.read_table(out, TRADES)
+    assert table.frame["side"].dtype == pl.Int8
+    assert table.metadata[io.META_SCHEMA] == {"name": "trades", "version": 1}
+    assert table.metadata[io.META_PRODUCER]["command"] == "fetch"
+    assert table.metadata[io.META_INPUTS] == {"x.csv": "ab"}
+    assert table.metadata[io.META_PARAMS] == {"k": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def test_wrong_table_kind_is_named(tmp_path):
+    out = tmp_path / "t.parquet"
+    io.write_table(trades_frame(), out, schema=TRADES, producer="test")
+    with pytest.raises(SchemaError, match=r"t.parquet: holds a 'trades' table, expected 'book'"):
+        io.read_table(out, BOOK)
+
+
+def test_newer_version_is_refused(tmp_path):
+    out = tmp_path / "t.parquet"
+    arrow = (
+        trades_frame()
+        .to_arrow()
+        .replace_schema_metadata({io.META_SCHEMA: json.dumps({"name": "trades", "version": 99})})
+    )
+    pq.write_table(arrow, out)
+    with pytest.raises(SchemaError, match="schema version 99"):
+        io.read_table(out, TRADES)
+
+
+def test_missing_column_and_nulls(tmp_path):
+    out = tmp_path / "t.parquet"
+    pq.write_table(trades_frame().drop("price").to_arrow(), out)
+    with pytest.raises(SchemaError, match="missing column 'price'"):
+        io.read_table(out, TRADES)
+    with_null = trades_frame().with_columns(pl.Series("price", [1.0, None]))
+    pq.write_table(with_null.to_arrow(), out)
+    with pytest.raises(SchemaError, match="'price' has 1 null values \\(first at row 1\\)"):
+        io.read_table(out, TRADES)
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match="bad.parquet: not a readable Parquet file"):
+        io.read_table(bad, TRADES)
+    with pytest.raises(InputError, match="no such file"):
+        io.read_table(tmp_path / "absent.parquet", TRADES)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    out = tmp_path / "t.parquet"
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), io.atomic_output(out) as handle:
+        handle.write(b"partial")
+        raise Boom
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_file_without_metadata_is_accepted_when_columns_fit(tmp_path):
+    out = tmp_path / "t.parquet"
+    pq.write_table(pa.table({c: trades_frame()[c].to_arrow() for c in trades_frame().columns}), out)
+    assert io.read_table(out, [BOOK, TRADES]).schema_name == "trades"
