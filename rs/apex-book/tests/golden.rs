@@ -22,8 +22,11 @@ fn levels(side: &Value, price: Scale, qty: Scale) -> Vec<Level> {
         .collect()
 }
 
+/// The outcome of each message, tagged with its topic.
+type Outcomes = Vec<(String, Result<Applied, BookError>)>;
+
 /// Replays every orderbook message of a file, one book per topic, with scales taken from the strings themselves.
-fn replay(messages: &[Value]) -> (BTreeMap<String, L2Book>, Vec<(String, Result<Applied, BookError>)>) {
+fn replay(messages: &[Value]) -> (BTreeMap<String, L2Book>, Outcomes) {
     let mut books: BTreeMap<String, L2Book> = BTreeMap::new();
     let mut outcomes = Vec::new();
     for msg in messages.iter().filter(|m| m["topic"].as_str().unwrap_or("").starts_with("orderbook.")) {
