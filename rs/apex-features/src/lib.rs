@@ -1,3 +1,47 @@
 //! Microstructure features computed once in Rust for the backtester, the simulator and the live engine.
 
 pub mod vmd;
+
+pub mod bars;
+mod error;
+pub mod trades;
+pub mod update;
+
+pub use error::FeatureError;
+
+/// Nanoseconds per second, minute and hour: every time in the feature tables is UTC nanoseconds.
+pub const SECOND: i64 = 1_000_000_000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const HOUR: i64 = 60 * MINUTE;
+
+/// A short label for a duration in nanoseconds, used in column names: `1s`, `500ms`, `5m`, `1h`.
+#[must_use]
+pub fn duration_label(ns: i64) -> String {
+    if ns != 0 && ns % HOUR == 0 {
+        format!("{}h", ns / HOUR)
+    } else if ns != 0 && ns % MINUTE == 0 {
+        format!("{}m", ns / MINUTE)
+    } else if ns != 0 && ns % SECOND == 0 {
+        format!("{}s", ns / SECOND)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(duration_label(SECOND), "1s");
+        assert_eq!(duration_label(60 * SECOND), "1m");
+        assert_eq!(duration_label(15 * MINUTE), "15m");
+        assert_eq!(duration_label(HOUR), "1h");
+        assert_eq!(duration_label(90 * MINUTE), "90m");
+        assert_eq!(duration_label(500_000_000), "500ms");
+        assert_eq!(duration_label(1_500), "1500ns");
+    }
+}

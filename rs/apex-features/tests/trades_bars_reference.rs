@@ -1,0 +1,140 @@
+//! Property tests: TFI against an O(n^2) reference, bars against a direct per-bucket reference, and MTFA causality
+//! (changing any input after time T changes no bar row whose close is at or before T).
+
+use apex_core::Scale;
+use apex_features::bars::{BarParams, BarSource, bar_features};
+use apex_features::trades::{TradeColumns, TradeFlow, trade_features};
+use apex_features::{MINUTE, SECOND};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Trades {
+    ts: Vec<i64>,
+    symbol: Vec<u32>,
+    side: Vec<i8>,
+    price: Vec<f64>,
+    size: Vec<f64>,
+}
+
+impl Trades {
+    fn cols(&self) -> TradeColumns<'_> {
+        TradeColumns { ts: &self.ts, symbol: &self.symbol, side: &self.side, price: &self.price, size: &self.size }
+    }
+}
+
+/// Trades of two symbols, time non-decreasing, often several at the same ts, sizes on a 0.001 grid.
+fn trades(max_step: i64, n: usize) -> impl Strategy<Value = Trades> {
+    prop::collection::vec((0..max_step, 0_u32..2, any::<bool>(), 900_u32..1100, 1_i64..5000), 1..n).prop_map(|rows| {
+        let mut t = Trades { ts: vec![], symbol: vec![], side: vec![], price: vec![], size: vec![] };
+        let mut now = 1_700_000_000 * SECOND;
+        for (step, symbol, buy, price, size) in rows {
+            now += step;
+            t.ts.push(now);
+            t.symbol.push(symbol);
+            t.side.push(if buy { 1 } else { -1 });
+            t.price.push(f64::from(price) / 10.0);
+            t.size.push(size as f64 / 1000.0);
+        }
+        t
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn tfi_matches_quadratic_reference(t in trades(3 * SECOND, 120)) {
+        let windows = [SECOND, 10 * SECOND, 4_500_000_000];
+        let got = trade_features(&t.cols(), &windows).unwrap();
+        let scale = Scale::new(3).unwrap();
+        let mut flows = [TradeFlow::new(scale, &windows).unwrap(), TradeFlow::new(scale, &windows).unwrap()];
+        for i in 0..t.ts.len() {
+            prop_assert_eq!(got.signed_volume[i], f64::from(t.side[i]) * t.size[i]);
+            let flow = &mut flows[t.symbol[i] as usize];
+            flow.push(t.ts[i], t.side[i], scale.from_f64(t.size[i]).unwrap()).unwrap();
+            for (w, &window) in windows.iter().enumerate() {
+                let (mut signed, mut total) = (0_i64, 0_i64);
+                for j in 0..=i {
+                    if t.symbol[j] == t.symbol[i] && t.ts[j] > t.ts[i] - window {
+                        let units = (t.size[j] * 1000.0).round() as i64;
+                        signed += i64::from(t.side[j]) * units;
+                        total += units;
+                    }
+                }
+                let expected = signed as f64 / total as f64;
+                prop_assert_eq!(got.tfi[w].1[i], expected, "trade {} window {}", i, window);
+                prop_assert_eq!(flow.tfi()[w].to_bits(), expected.to_bits(), "streaming trade {}", i);
+            }
+        }
+    }
+
+    #[test]
+    fn bars_match_bucket_reference(t in trades(40 * SECOND, 150)) {
+        let params = BarParams { interval: MINUTE, rv_window: 3, higher: vec![5 * MINUTE] };
+        let got = bar_features(&BarSource::Trades(t.cols()), None, &params).unwrap();
+        for row in 0..got.len() {
+            let (open, symbol) = (got.ts[row], got.symbol[row]);
+            let inside: Vec<usize> = (0..t.ts.len())
+                .filter(|&i| t.symbol[i] == symbol && t.ts[i] >= open && t.ts[i] < open + MINUTE)
+                .collect();
+            let before = (0..t.ts.len()).rfind(|&i| t.symbol[i] == symbol && t.ts[i] < open);
+            let volume: f64 = inside.iter().map(|&i| t.size[i]).sum();
+            prop_assert!((got.column("volume").unwrap()[row] - volume).abs() < 1e-9);
+            let close = inside.last().or(before.as_ref()).map(|&i| t.price[i]).unwrap();
+            prop_assert_eq!(got.column("close").unwrap()[row], close);
+            let high = if inside.is_empty() { close } else { inside.iter().map(|&i| t.price[i]).fold(f64::MIN, f64::max) };
+            prop_assert_eq!(got.column("high").unwrap()[row], high);
+            let buy: f64 = inside.iter().filter(|&&i| t.side[i] > 0).map(|&i| t.size[i]).sum();
+            prop_assert!((got.column("buy_volume").unwrap()[row] - buy).abs() < 1e-9);
+            if let Some(&p) = before.as_ref() {
+                let ret = (close / t.price[p]).ln();
+                prop_assert!((got.column("ret").unwrap()[row] - ret).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn mtfa_never_uses_data_after_a_rows_close(
+        t in trades(50 * SECOND, 200),
+        cut in 0.0_f64..1.0,
+        shift in 1_u32..50,
+        extra in 0_usize..20,
+    ) {
+        let params = BarParams { interval: MINUTE, rv_window: 4, higher: vec![5 * MINUTE, 15 * MINUTE] };
+        let first = t.ts[0];
+        let last = *t.ts.last().unwrap();
+        let cutoff = first + ((last - first) as f64 * cut) as i64;
+        // Change every trade after the cutoff and append more after it.
+        let mut changed = t.clone();
+        for i in 0..changed.ts.len() {
+            if changed.ts[i] > cutoff {
+                changed.price[i] += f64::from(shift) / 10.0;
+                changed.size[i] += 0.5;
+                changed.side[i] = -changed.side[i];
+            }
+        }
+        for k in 0..extra {
+            changed.ts.push(last + (k as i64 + 1) * 7 * SECOND);
+            changed.symbol.push((k % 2) as u32);
+            changed.side.push(1);
+            changed.price.push(50.0 + k as f64);
+            changed.size.push(2.0);
+        }
+        let a = bar_features(&BarSource::Trades(t.cols()), None, &params).unwrap();
+        let b = bar_features(&BarSource::Trades(changed.cols()), None, &params).unwrap();
+        let mut checked = 0;
+        for row in 0..a.len() {
+            if a.ts[row] + MINUTE > cutoff {
+                continue;
+            }
+            let other = (0..b.len()).find(|&r| b.ts[r] == a.ts[row] && b.symbol[r] == a.symbol[row]);
+            prop_assert!(other.is_some(), "row {} vanished", row);
+            let other = other.unwrap();
+            for ((name, x), (_, y)) in a.columns.iter().zip(&b.columns) {
+                prop_assert_eq!(x[row].to_bits(), y[other].to_bits(), "column {} at ts {} changed", name, a.ts[row]);
+            }
+            checked += 1;
+        }
+        prop_assert!(checked <= a.len());
+    }
+}
