@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
+from apexctl.commands import features
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -21,6 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+app.command("features")(features.features)
 
 
 def _version(value: bool) -> None:

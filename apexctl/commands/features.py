@@ -1,0 +1,66 @@
+"""`apexctl features`: microstructure features of book, trades or bars tables, written as a `features` table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from apexctl.console import wrote
+from apexctl.forge.features import FeatureConfig, Grain, run
+
+
+def features(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="IN...",
+            help="Input tables: 'book', 'trades' and/or 'bars' (klines) Parquet files, recognized by their "
+            "apex.schema metadata; several files allowed; '-' reads one from stdin.",
+        ),
+    ],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output 'features' Parquet file; '-' = stdout.")],
+    grain: Annotated[
+        Grain,
+        typer.Option(
+            "--grain",
+            help="One row per: 'update' = book message (needs a book table); 'trade' = trade (signed volume, TFI; "
+            "needs trades); '1m' '5m' '15m' '1h' = bar opening at multiples of the interval in UTC, built from "
+            "trades or from klines (a bars table), with book aggregates when a book table is given too.",
+        ),
+    ] = Grain.update,
+    tfi_windows: Annotated[
+        str,
+        typer.Option(
+            "--tfi-windows",
+            help="Comma-separated windows of the trade flow imbalance at grain 'trade' (e.g. 500ms,1s,10s,5m): "
+            "TFI_w = sum(side*size)/sum(size) over the trades in (t-w, t].",
+        ),
+    ] = "1s,10s,60s",
+    rv_bars: Annotated[
+        int,
+        typer.Option(
+            "--rv-bars", help="Bar grains: realized volatility rv = sqrt(sum of the last N squared log returns)."
+        ),
+    ] = 30,
+    mtfa: Annotated[
+        bool,
+        typer.Option(
+            "--mtfa/--no-mtfa",
+            help="Bar grains: append close/volume/clv/ret/rv of the last CLOSED bar of every higher interval among "
+            "5m, 15m, 1h (columns like clv_5m); a higher bar is used only once it has closed at the row's close.",
+        ),
+    ] = True,
+) -> None:
+    """Compute microstructure features (OFI, book pressure, microprice, TFI, CLV, returns, rv, MTFA).
+
+    Columns are listed in the apexctl.forge.features module docstring and the README section "Features".
+    """
+    config = FeatureConfig(
+        grain=grain,
+        tfi_windows=tuple(w for w in tfi_windows.split(",") if w.strip()),
+        rv_bars=rv_bars,
+        mtfa=mtfa,
+    )
+    frame = run(inputs, output, config)
+    wrote(output, f"{frame.height:,} feature rows ({config.grain.value}, {frame.width} columns)")

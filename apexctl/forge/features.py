@@ -1,0 +1,317 @@
+"""`apexctl features` logic: read book/trades/bars tables, compute features through apexctl._core, write `features`.
+
+Feature columns (names are stable; the Rust crate apex-features documents the exact conventions):
+
+Grain `update` (one row per book message, snapshot or delta; NaN while the book is not synced, crossed or one-sided):
+
+| column | meaning |
+|---|---|
+| ts, symbol, update_id | the message's time (UTC ns), symbol and V5 update id `u` |
+| best_bid, best_ask, mid | touch prices and their mean |
+| spread, spread_ticks, spread_bps | best ask - best bid in price units, in ticks, in basis points of mid |
+| microprice | (bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty) |
+| ofi_l1, ofi_l5 | order flow imbalance (Cont, Kukanov & Stoikov 2014) at the touch, and summed over the top 5 levels |
+| ofi_1 .. ofi_5 | OFI per level (Xu, Gould & Howison 2019); a missing level counts as an empty level beyond the book |
+| pressure_1, pressure_5, pressure_10 | (bid depth - ask depth) / (bid depth + ask depth) over the top 1, 5, 10 levels |
+
+OFI is NaN on the first snapshot, after a gap or a rebasing snapshot (no usable state before the message).
+
+Grain `trade` (one row per trade): ts, symbol, signed_volume (side * size), tfi_<w> = sum(side * size) / sum(size)
+over the symbol's trades with ts in (t - w, t] up to this one, per window w (`--tfi-windows`).
+
+Bar grains `1m`, `5m`, `15m`, `1h` (one row per bar; ts = bar open, bars at multiples of the interval in UTC,
+empty bars filled flat at the previous close with volume 0):
+
+| column | meaning |
+|---|---|
+| ts, symbol, interval | bar open (UTC ns), symbol, the grain |
+| open, high, low, close, volume, turnover | OHLCV; turnover in quote units |
+| n_trades, buy_volume | trades in the bar and taker-buy volume (NaN for bars made from klines) |
+| clv | ((close - low) - (high - close)) / (high - low), 0 when high = low |
+| ret | log(close / previous close); NaN on the first bar |
+| rv | sqrt(sum of the last N squared `ret`), N = `--rv-bars`; NaN until N returns exist |
+| close_<h>, volume_<h>, clv_<h>, ret_<h>, rv_<h> | MTFA: those of the last *closed* bar of each higher interval h |
+| ofi_l1_sum, ofi_l5_sum | with a book table: sum of the bar's defined update OFIs (NaN when none) |
+| pressure_5_last, spread_bps_mean | with a book table: last defined pressure_5, mean defined spread_bps in the bar |
+
+MTFA uses the higher bar [H, H+h) on the row opening at ts only if H + h <= ts + interval (the row's close), so no
+column of a row depends on data after its close; NaN before the first closed higher bar.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from apexctl import _core
+from apexctl.errors import InputError, UsageError
+from apexctl.forge.io import Table, read_tables, write_table
+from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
+
+SECOND = 1_000_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+
+
+class Grain(StrEnum):
+    """One output row per: book message, trade, or bar of the interval."""
+
+    update = "update"
+    trade = "trade"
+    m1 = "1m"
+    m5 = "5m"
+    m15 = "15m"
+    h1 = "1h"
+
+
+BAR_GRAINS = {Grain.m1: MINUTE, Grain.m5: 5 * MINUTE, Grain.m15: 15 * MINUTE, Grain.h1: HOUR}
+
+#: The first columns at grain `update`, in this order (fixed by the issue); the other update columns follow.
+UPDATE_LEADING = [
+    "ts",
+    "symbol",
+    "update_id",
+    "best_bid",
+    "best_ask",
+    "mid",
+    "spread",
+    "microprice",
+    "ofi_l1",
+    "ofi_l5",
+    "pressure_5",
+]
+UPDATE_REST = [
+    "spread_ticks",
+    "spread_bps",
+    "ofi_1",
+    "ofi_2",
+    "ofi_3",
+    "ofi_4",
+    "ofi_5",
+    "pressure_1",
+    "pressure_10",
+]
+
+_DURATION = re.compile(r"^(\d+)(ns|ms|s|m|h|d)$")
+_UNIT_NS = {"ns": 1, "ms": 1_000_000, "s": SECOND, "m": MINUTE, "h": HOUR, "d": 24 * HOUR}
+# Bybit kline intervals as they appear in the V5 API ("1" = 1 minute, "D" = day).
+_BYBIT_INTERVALS = {"D": 24 * HOUR, "W": 7 * 24 * HOUR}
+
+
+def parse_duration(text: str, what: str = "duration") -> int:
+    """`500ms`, `1s`, `5m`, `1h`, `1d` (or a Bybit kline interval: minutes as a bare number, `D`, `W`) in ns."""
+    value = text.strip()
+    if value in _BYBIT_INTERVALS:
+        return _BYBIT_INTERVALS[value]
+    if value.isdigit() and int(value) > 0:
+        return int(value) * MINUTE
+    match = _DURATION.match(value)
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"{what} '{text}' is not a positive duration such as 500ms, 1s, 10s, 5m, 1h")
+    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What `apexctl features` computes."""
+
+    grain: Grain = Grain.update
+    tfi_windows: tuple[str, ...] = ("1s", "10s", "60s")
+    rv_bars: int = 30
+    mtfa: bool = True
+
+    def as_params(self) -> dict[str, Any]:
+        return {
+            "grain": self.grain.value,
+            "tfi_windows": list(self.tfi_windows),
+            "rv_bars": self.rv_bars,
+            "mtfa": self.mtfa,
+        }
+
+
+@dataclass
+class Inputs:
+    """The input tables by kind, concatenated and time-ordered, with one symbol-code mapping shared by all."""
+
+    book: pl.DataFrame | None
+    trades: pl.DataFrame | None
+    bars: pl.DataFrame | None
+    symbols: list[str]
+    tables: list[Table]
+
+    @property
+    def codes(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.symbols)}
+
+
+def gather(tables: Sequence[Table]) -> Inputs:
+    by_kind: dict[str, list[pl.DataFrame]] = {"book": [], "trades": [], "bars": []}
+    for table in tables:
+        by_kind[table.schema_name].append(table.frame)
+
+    def combined(kind: str, columns: list[str], sort_by: list[str]) -> pl.DataFrame | None:
+        frames = [f.select(columns) for f in by_kind[kind]]
+        if not frames:
+            return None
+        # A stable sort keeps the rows of one book message together and in order.
+        return pl.concat(frames).sort(sort_by, maintain_order=True)
+
+    book = combined("book", BOOK.column_names, ["ts"])
+    trades = combined("trades", TRADES.column_names, ["ts"])
+    bars = combined("bars", BARS.column_names, ["symbol", "ts"])
+    symbols: set[str] = set()
+    for frame in (book, trades, bars):
+        if frame is not None:
+            symbols.update(frame["symbol"].unique().to_list())
+    return Inputs(book, trades, bars, sorted(symbols), list(tables))
+
+
+def _symbol_codes(frame: pl.DataFrame, codes: dict[str, int]) -> np.ndarray:
+    return frame["symbol"].replace_strict(codes, return_dtype=pl.UInt32).to_numpy()
+
+
+def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
+    """Price decimals and tick sizes per symbol code from the instrument info a producer recorded, if complete."""
+    assert inputs.book is not None
+    instruments: dict[str, dict[str, str]] = {}
+    for table in inputs.tables:
+        instruments.update(table.instruments())
+    book_symbols = inputs.book["symbol"].unique().to_list()
+    ticks: dict[str, Decimal] = {}
+    for symbol in book_symbols:
+        try:
+            ticks[symbol] = Decimal(str(instruments[symbol]["tick_size"]))
+        except (KeyError, TypeError, InvalidOperation):
+            return None, None
+    if not ticks or any(t <= 0 for t in ticks.values()):
+        return None, None
+    decimals = max(max(0, -int(t.normalize().as_tuple().exponent)) for t in ticks.values())
+    units = {inputs.codes[s]: int(t.scaleb(decimals)) for s, t in ticks.items()}
+    return decimals, units
+
+
+def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
+    """Per-update features of the book table through apexctl._core (a dict of NumPy columns)."""
+    book = inputs.book
+    assert book is not None
+    kinds = book["kind"]
+    bad = ~kinds.is_in(["snapshot", "delta"])
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise InputError(f"book table, row {row}: kind '{kinds[row]}' is neither 'snapshot' nor 'delta'")
+    price_decimals, tick_units = _tick_units(inputs)
+    return _core.features_update(
+        book["ts"].to_numpy(),
+        _symbol_codes(book, inputs.codes),
+        (kinds == "delta").cast(pl.UInt8).to_numpy(),
+        book["side"].to_numpy(),
+        book["price"].fill_null(np.nan).to_numpy(),
+        book["size"].fill_null(np.nan).to_numpy(),
+        book["update_id"].to_numpy(),
+        book["seq"].to_numpy(),
+        price_decimals=price_decimals,
+        tick_units=tick_units,
+    )
+
+
+def _frame(arrays: dict[str, np.ndarray], symbols: list[str], order: list[str] | None = None) -> pl.DataFrame:
+    """A frame of the returned columns (in `order` if given), symbol codes turned back into symbol names."""
+    names = order if order is not None else list(arrays)
+    columns: dict[str, Any] = {name: arrays[name] for name in names}
+    columns["symbol"] = pl.Series("symbol", np.asarray(symbols, dtype=object)[arrays["symbol"]], dtype=pl.String)
+    return pl.DataFrame(columns)
+
+
+def _require(inputs: Inputs, grain: Grain) -> None:
+    present = [k for k in ("book", "trades", "bars") if getattr(inputs, k) is not None] or ["nothing"]
+    given = ", ".join(present)
+    if grain == Grain.update and inputs.book is None:
+        raise UsageError(f"--grain update needs a 'book' table among the inputs (given: {given})")
+    if grain == Grain.trade and inputs.trades is None:
+        raise UsageError(f"--grain trade needs a 'trades' table among the inputs (given: {given})")
+    if grain in BAR_GRAINS:
+        if inputs.trades is None and inputs.bars is None:
+            raise UsageError(
+                f"--grain {grain.value} needs a 'trades' or a 'bars' table among the inputs (given: {given})"
+            )
+        if inputs.trades is not None and inputs.bars is not None:
+            raise UsageError(
+                f"--grain {grain.value}: give either 'trades' or 'bars' tables to build bars from, not both"
+            )
+
+
+def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
+    """The `features` table for the inputs at the configured grain."""
+    grain = config.grain
+    _require(inputs, grain)
+    if config.rv_bars < 1:
+        raise UsageError(f"--rv-bars must be at least 1, got {config.rv_bars}")
+    if grain == Grain.update:
+        return _frame(update_arrays(inputs), inputs.symbols, UPDATE_LEADING + UPDATE_REST)
+    if grain == Grain.trade:
+        trades = inputs.trades
+        assert trades is not None
+        windows = [parse_duration(w, "TFI window") for w in config.tfi_windows]
+        arrays = _core.features_trade(
+            trades["ts"].to_numpy(),
+            _symbol_codes(trades, inputs.codes),
+            trades["side"].to_numpy(),
+            trades["price"].to_numpy(),
+            trades["size"].to_numpy(),
+            windows_ns=windows,
+        )
+        return _frame(arrays, inputs.symbols)
+    interval = BAR_GRAINS[grain]
+    higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
+    updates = update_arrays(inputs) if inputs.book is not None else None
+    options: dict[str, Any] = {"interval_ns": interval, "rv_window": config.rv_bars, "higher_ns": higher}
+    if inputs.trades is not None:
+        t = inputs.trades
+        arrays = _core.features_bars_from_trades(
+            t["ts"].to_numpy(),
+            _symbol_codes(t, inputs.codes),
+            t["side"].to_numpy(),
+            t["price"].to_numpy(),
+            t["size"].to_numpy(),
+            updates=updates,
+            **options,
+        )
+    else:
+        k = inputs.bars
+        assert k is not None
+        kline_intervals = k["interval"].unique().to_list()
+        if len(kline_intervals) > 1:
+            raise InputError(f"bars table mixes intervals {sorted(kline_intervals)}; give one interval per run")
+        kline_interval = parse_duration(kline_intervals[0], "bars interval") if kline_intervals else interval
+        arrays = _core.features_bars_from_klines(
+            k["ts"].to_numpy(),
+            _symbol_codes(k, inputs.codes),
+            *(k[c].to_numpy() for c in ("open", "high", "low", "close", "volume", "turnover")),
+            kline_interval_ns=kline_interval,
+            updates=updates,
+            **options,
+        )
+    frame = _frame(arrays, inputs.symbols)
+    return frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
+
+
+def run(paths: Sequence[str], output: str, config: FeatureConfig) -> pl.DataFrame:
+    """Reads the inputs, computes the features and writes them atomically to `output` (`-` = stdout)."""
+    tables = read_tables(paths, [BOOK, TRADES, BARS])
+    frame = compute(gather(tables), config)
+    write_table(
+        frame,
+        output,
+        schema=FEATURES,
+        producer="features",
+        inputs={t.source: t.sha256 for t in tables},
+        params=config.as_params(),
+    )
+    return frame
