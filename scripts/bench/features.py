@@ -1,4 +1,4 @@
-"""Benchmark: per-update features (mid, spread, microprice, OFI x5, pressure) via apexctl._core vs a naive Python loop."""
+"""Benchmark: per-update features (mid, spread, microprice, OFI x5, pressure) via _core vs a naive Python loop."""
 
 from __future__ import annotations
 
