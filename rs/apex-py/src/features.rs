@@ -116,7 +116,7 @@ impl<'py> UpdateArrays<'py> {
         let item = |name: &str| -> PyResult<Bound<'py, PyAny>> {
             dict.get_item(name)?.ok_or_else(|| DataError::new_err(format!("update features lack column '{name}'")))
         };
-        let float = |name: &str| -> PyResult<PyReadonlyArray1<'py, f64>> { Ok(item(name)?.extract()?) };
+        let float = |name: &str| -> PyResult<PyReadonlyArray1<'py, f64>> { item(name)?.extract() };
         Ok(UpdateArrays {
             ts: item("ts")?.extract()?,
             symbol: item("symbol")?.extract()?,
