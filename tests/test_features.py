@@ -92,6 +92,20 @@ def test_update_grain_on_real_orderbook50_messages(tmp_path, spot):
     assert delta["update_id"] == 59438061
 
 
+def test_gap_is_noted_and_its_rows_are_nan(tmp_path, spot):
+    messages = [m for m in spot if m["topic"] == "orderbook.50.BTCUSDT"]
+    gapped = json.loads(json.dumps(messages[1]))
+    gapped["data"]["u"] += 5
+    book = book_from_messages([*messages, gapped])
+    io.write_table(book, tmp_path / "b.parquet", schema=BOOK, producer="test")
+    result = run_cli("features", str(tmp_path / "b.parquet"), "-o", "-")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "1 book messages were out of sequence" in result.stderr.decode()
+    mid = pl.read_parquet(stdio.BytesIO(result.stdout))["mid"].to_list()
+    assert not math.isnan(mid[1])
+    assert math.isnan(mid[2])
+
+
 def test_orderbook1_delta_ofi_is_the_bid_size_change(spot):
     book = book_from_messages([m for m in spot if m["topic"] == "orderbook.1.BTCUSDT"])
     arrays = _core.features_update(*_book_args(book))

@@ -51,6 +51,7 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
+from apexctl.console import err
 from apexctl.errors import InputError, UsageError
 from apexctl.forge.io import Table, read_tables, write_table
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
@@ -207,7 +208,7 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
         row = int(bad.arg_true()[0])
         raise InputError(f"book table, row {row}: kind '{kinds[row]}' is neither 'snapshot' nor 'delta'")
     price_decimals, tick_units = _tick_units(inputs)
-    return _core.features_update(
+    arrays = _core.features_update(
         book["ts"].to_numpy(),
         _symbol_codes(book, inputs.codes),
         (kinds == "delta").cast(pl.UInt8).to_numpy(),
@@ -219,6 +220,13 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
         price_decimals=price_decimals,
         tick_units=tick_units,
     )
+    incidents = arrays.pop("incident_row")
+    if len(incidents):
+        err.print(
+            f"note: {len(incidents):,} book messages were out of sequence or left a crossed book (first at book row "
+            f"{int(incidents[0])}); their update features are NaN until the next snapshot"
+        )
+    return arrays
 
 
 def _frame(arrays: dict[str, np.ndarray], symbols: list[str], order: list[str] | None = None) -> pl.DataFrame:

@@ -29,7 +29,9 @@ impl IntoPyErr for FeatureError {
 }
 
 /// Per-update features of a `book` table: one row per message; keys `ts`, `symbol`, `update_id` and the float
-/// columns. `tick_units` maps a symbol code to its tick size in units of the price scale.
+/// columns, plus `incident_row`: the first table row of every message the book refused or found crossed (gaps,
+/// deltas while stale), whose feature rows are NaN. `tick_units` maps a symbol code to its tick size in units of
+/// the price scale.
 #[pyfunction]
 #[pyo3(signature = (ts, symbol, kind, side, price, size, update_id, seq, *, price_decimals=None, qty_decimals=None, tick_units=None))]
 #[allow(clippy::too_many_arguments)]
@@ -70,6 +72,8 @@ fn features_update<'py>(
     for (name, values) in UPDATE_FLOAT_COLUMNS.iter().zip(result.values) {
         out.set_item(*name, values.into_pyarray(py))?;
     }
+    let incident_rows: Vec<u64> = result.incidents.iter().map(|(row, _)| *row as u64).collect();
+    out.set_item("incident_row", incident_rows.into_pyarray(py))?;
     Ok(out)
 }
 
