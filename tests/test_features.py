@@ -376,3 +376,14 @@ def test_binding_errors_are_data_errors():
             np.ones(1),
             windows_ns=[0],
         )
+
+
+def test_tick_size_from_recorded_instrument_info(tmp_path, spot):
+    book = book_from_messages([m for m in spot if m["topic"] == "orderbook.50.BTCUSDT"])
+    extra = {io.META_INSTRUMENTS: {"BTCUSDT": {"tick_size": "0.005", "qty_step": "0.000001"}}}
+    io.write_table(book, tmp_path / "b.parquet", schema=BOOK, producer="test", extra=extra)
+    result = run_cli("features", str(tmp_path / "b.parquet"), "-o", "-")
+    assert result.returncode == 0, result.stderr.decode()
+    frame = pl.read_parquet(stdio.BytesIO(result.stdout))
+    assert frame["spread_ticks"].to_list() == [2.0, 2.0]
+    assert frame["spread_bps"][0] == pytest.approx(0.01 / 28162.575 * 1e4)
