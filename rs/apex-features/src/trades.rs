@@ -128,7 +128,7 @@ impl TradeFlow {
     ///
     /// # Errors
     /// `Value` for a side other than +-1 or a size that is not positive, `Unsorted` when `ts` goes back in time;
-    /// the trade is then ignored.
+    /// the trade is then ignored. Their `row` is 0 (a stream has no rows; [`trade_features`] fills in the table row).
     pub fn push(&mut self, ts: i64, side: i8, size_units: i64) -> Result<(), FeatureError> {
         let value =
             |column, value: f64, expected| FeatureError::Value { table: "trades", row: 0, column, value, expected };
