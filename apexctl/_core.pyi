@@ -25,3 +25,20 @@ def book_replay(
     qty_decimals: int | None = None,
     checksum_depth: int = 25,
 ) -> dict[str, Any]: ...
+def vmd(
+    signal: npt.NDArray[np.float64],
+    modes: int = 3,
+    alpha: float = 2000.0,
+    tau: float = 0.0,
+    tol: float = 1e-7,
+    max_iter: int = 500,
+) -> npt.NDArray[np.float64]: ...
+def vmd_rolling(
+    series: npt.NDArray[np.float64],
+    modes: int = 3,
+    window: int = 64,
+    alpha: float = 2000.0,
+    tau: float = 0.0,
+    tol: float = 1e-7,
+    max_iter: int = 500,
+) -> npt.NDArray[np.float64]: ...

@@ -144,18 +144,15 @@ pub fn rolling_vmd(series: &[f64], params: &VmdParams) -> Result<Vec<Vec<f64>>, 
         // Chunks of rows per task amortise the plan and buffer set-up; the chunk size does not affect the values.
         const ROWS_PER_TASK: usize = 32;
         let first = window - 1;
-        rows[first * params.modes..]
-            .par_chunks_mut(ROWS_PER_TASK * params.modes)
-            .enumerate()
-            .for_each_init(
-                || Solver::new(window, params.modes),
-                |solver, (chunk, out)| {
-                    for (j, row) in out.chunks_exact_mut(params.modes).enumerate() {
-                        let end = first + chunk * ROWS_PER_TASK + j;
-                        solver.last_values(&series[end + 1 - window..=end], params, row);
-                    }
-                },
-            );
+        rows[first * params.modes..].par_chunks_mut(ROWS_PER_TASK * params.modes).enumerate().for_each_init(
+            || Solver::new(window, params.modes),
+            |solver, (chunk, out)| {
+                for (j, row) in out.chunks_exact_mut(params.modes).enumerate() {
+                    let end = first + chunk * ROWS_PER_TASK + j;
+                    solver.last_values(&series[end + 1 - window..=end], params, row);
+                }
+            },
+        );
     }
     Ok((0..params.modes).map(|k| rows.iter().skip(k).step_by(params.modes).copied().collect()).collect())
 }
@@ -282,7 +279,8 @@ impl Solver {
                         others += self.mode_hat[i * n + m];
                     }
                     let offset = self.freqs[m] - omega_k;
-                    let updated = (self.signal_hat[m] - others + self.dual[m] * 0.5) / (1.0 + two_alpha * offset * offset);
+                    let updated =
+                        (self.signal_hat[m] - others + self.dual[m] * 0.5) / (1.0 + two_alpha * offset * offset);
                     let old = self.mode_hat[k * n + m];
                     step += (updated - old).norm_sqr();
                     previous += old.norm_sqr();
