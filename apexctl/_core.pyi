@@ -76,3 +76,20 @@ def features_bars_from_klines(
     higher_ns: list[int] = ...,
     updates: dict[str, npt.NDArray[Any]] | None = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
+def vmd(
+    signal: npt.NDArray[np.float64],
+    modes: int = 3,
+    alpha: float = 2000.0,
+    tau: float = 0.0,
+    tol: float = 1e-7,
+    max_iter: int = 500,
+) -> npt.NDArray[np.float64]: ...
+def vmd_rolling(
+    series: npt.NDArray[np.float64],
+    modes: int = 3,
+    window: int = 64,
+    alpha: float = 2000.0,
+    tau: float = 0.0,
+    tol: float = 1e-7,
+    max_iter: int = 500,
+) -> npt.NDArray[np.float64]: ...

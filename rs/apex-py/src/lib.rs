@@ -3,6 +3,7 @@
 mod book;
 mod errors;
 mod features;
+mod vmd;
 
 use pyo3::prelude::*;
 
@@ -12,5 +13,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     book::register(m)?;
     features::register(m)?;
+    vmd::register(m)?;
     Ok(())
 }
