@@ -387,3 +387,48 @@ def test_tick_size_from_recorded_instrument_info(tmp_path, spot):
     frame = pl.read_parquet(stdio.BytesIO(result.stdout))
     assert frame["spread_ticks"].to_list() == [2.0, 2.0]
     assert frame["spread_bps"][0] == pytest.approx(0.01 / 28162.575 * 1e4)
+
+
+def test_vmd_columns_are_rolling_vmd_of_each_symbols_closes(tmp_path):
+    trades = synthetic_trades(900, seed=5)
+    io.write_table(trades, tmp_path / "t.parquet", schema=TRADES, producer="test")
+    args = ["features", str(tmp_path / "t.parquet"), "-o", "-", "--grain", "1m", "--no-mtfa"]
+    result = run_cli(*args, "--vmd-modes", "2", "--vmd-window", "8")
+    assert result.returncode == 0, result.stderr.decode()
+    frame = pl.read_parquet(stdio.BytesIO(result.stdout))
+    assert {"vmd_1", "vmd_2"} <= set(frame.columns)
+    assert "vmd_3" not in frame.columns
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        rows = frame.filter(pl.col("symbol") == symbol).sort("ts")
+        expected = _core.vmd_rolling(rows["close"].to_numpy(), modes=2, window=8)
+        got = rows.select("vmd_1", "vmd_2").to_numpy()
+        assert np.array_equal(np.isnan(expected), np.isnan(got))
+        assert np.allclose(expected[7:], got[7:], rtol=0, atol=1e-12)
+        assert np.isnan(got[:7]).all()
+        assert np.isfinite(got[7:]).all()
+    # A row's modes depend only on its own window: dropping later trades changes no earlier row.
+    cut = trades.filter(pl.col("ts") < trades["ts"][600])
+    io.write_table(cut, tmp_path / "cut.parquet", schema=TRADES, producer="test")
+    early = run_cli(
+        "features",
+        str(tmp_path / "cut.parquet"),
+        "-o",
+        "-",
+        "--grain",
+        "1m",
+        "--no-mtfa",
+        "--vmd-modes",
+        "2",
+        "--vmd-window",
+        "8",
+    )
+    early_frame = pl.read_parquet(stdio.BytesIO(early.stdout))
+    last_full = early_frame["ts"].max() - MINUTE
+    a = frame.filter(pl.col("ts") < last_full).sort("symbol", "ts").select("vmd_1", "vmd_2").to_numpy()
+    b = early_frame.filter(pl.col("ts") < last_full).sort("symbol", "ts").select("vmd_1", "vmd_2").to_numpy()
+    assert np.array_equal(a, b, equal_nan=True)
+    off = run_cli(*args, "--vmd-modes", "0")
+    assert "vmd_1" not in pl.read_parquet(stdio.BytesIO(off.stdout)).columns
+    bad = run_cli(*args, "--vmd-modes", "3", "--vmd-window", "4")
+    assert bad.returncode == 2
+    assert b"--vmd-window" in bad.stderr

@@ -51,8 +51,23 @@ def features(
             "5m, 15m, 1h (columns like clv_5m); a higher bar is used only once it has closed at the row's close.",
         ),
     ] = True,
+    vmd_modes: Annotated[
+        int,
+        typer.Option(
+            "--vmd-modes",
+            help="Bar grains: number K of variational-mode-decomposition modes of the close (columns vmd_1..vmd_K, "
+            "lowest frequency first); 0 turns VMD off.",
+        ),
+    ] = 3,
+    vmd_window: Annotated[
+        int,
+        typer.Option(
+            "--vmd-window",
+            help="Bar grains: bars in the rolling VMD window; each row decomposes only the window ending at it.",
+        ),
+    ] = 64,
 ) -> None:
-    """Compute microstructure features (OFI, book pressure, microprice, TFI, CLV, returns, rv, MTFA).
+    """Compute microstructure features (OFI, book pressure, microprice, TFI, CLV, returns, rv, MTFA, VMD).
 
     Columns are listed in the apexctl.forge.features module docstring and the README section "Features".
     """
@@ -61,6 +76,8 @@ def features(
         tfi_windows=tuple(w for w in tfi_windows.split(",") if w.strip()),
         rv_bars=rv_bars,
         mtfa=mtfa,
+        vmd_modes=vmd_modes,
+        vmd_window=vmd_window,
     )
     frame = run(inputs, output, config)
     wrote(output, f"{frame.height:,} feature rows ({config.grain.value}, {frame.width} columns)")

@@ -33,6 +33,10 @@ empty bars filled flat at the previous close with volume 0):
 | close_<h>, volume_<h>, clv_<h>, ret_<h>, rv_<h> | MTFA: those of the last *closed* bar of each higher interval h |
 | ofi_l1_sum, ofi_l5_sum | with a book table: sum of the bar's defined update OFIs (NaN when none) |
 | pressure_5_last, spread_bps_mean | with a book table: last defined pressure_5, mean defined spread_bps in the bar |
+| vmd_1 .. vmd_K | VMD of `close` over the last `--vmd-window` bars, K = `--vmd-modes`, lowest frequency first |
+
+VMD columns hold the last value of each mode of the window ending at the row (so they are causal); NaN until the
+first full window.
 
 MTFA uses the higher bar [H, H+h) on the row opening at ts only if H + h <= ts + interval (the row's close), so no
 column of a row depends on data after its close; NaN before the first closed higher bar.
@@ -127,6 +131,8 @@ class FeatureConfig:
     tfi_windows: tuple[str, ...] = ("1s", "10s", "60s")
     rv_bars: int = 30
     mtfa: bool = True
+    vmd_modes: int = 3
+    vmd_window: int = 64
 
     def as_params(self) -> dict[str, Any]:
         return {
@@ -134,6 +140,8 @@ class FeatureConfig:
             "tfi_windows": list(self.tfi_windows),
             "rv_bars": self.rv_bars,
             "mtfa": self.mtfa,
+            "vmd_modes": self.vmd_modes,
+            "vmd_window": self.vmd_window,
         }
 
 
@@ -307,7 +315,27 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
             **options,
         )
     frame = _frame(arrays, inputs.symbols)
-    return frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
+    frame = frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
+    return with_vmd(frame, config.vmd_modes, config.vmd_window)
+
+
+def with_vmd(frame: pl.DataFrame, modes: int, window: int) -> pl.DataFrame:
+    """Appends vmd_1..vmd_K: rolling VMD of each symbol's closes (rows with a NaN close are skipped and get NaN)."""
+    if modes == 0:
+        return frame
+    if modes < 0 or window < max(2 * modes, 4):
+        raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
+    values = np.full((frame.height, modes), np.nan)
+    symbols = frame["symbol"].to_numpy()
+    ts = frame["ts"].to_numpy()
+    close = frame["close"].to_numpy()
+    for symbol in dict.fromkeys(symbols.tolist()):
+        rows = np.flatnonzero(symbols == symbol)
+        rows = rows[np.argsort(ts[rows], kind="stable")]
+        rows = rows[np.isfinite(close[rows])]
+        if rows.size:
+            values[rows] = _core.vmd_rolling(np.ascontiguousarray(close[rows]), modes=modes, window=window)
+    return frame.with_columns(pl.Series(f"vmd_{k + 1}", values[:, k]) for k in range(modes))
 
 
 def run(paths: Sequence[str], output: str, config: FeatureConfig) -> pl.DataFrame:
