@@ -107,32 +107,27 @@ fn bps(from: f64, to: f64) -> f64 {
     if from.abs() < f64::EPSILON { 0.0 } else { (to / from - 1.0) * 1e4 }
 }
 
-/// Zero-intelligence noise trader (Farmer, Patelli & Zovko 2005): Poisson limit, market and cancel flow; limit prices
-/// an exponential number of ticks behind the opposite best, so some improve the spread and most rest deeper.
+/// Zero-intelligence noise trader (Farmer, Patelli & Zovko 2005): Poisson limit and market flow; limit prices an
+/// exponential distance behind the opposite best, so some improve the spread and most rest deeper. Each resting order
+/// is cancelled after an exponential lifetime (the market loop schedules it), as in the model.
 pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
-    let total = dsg.noise_limit_rate + dsg.noise_market_rate + dsg.noise_cancel_rate;
+    let total = dsg.noise_limit_rate + dsg.noise_market_rate;
     if total <= 0.0 {
         return Vec::new();
     }
-    let pick = rng.random::<f64>() * total;
     let side = random_side(rng);
     let qty = order_size(rng, dsg.noise_size_lots, dsg.noise_size_tail);
-    if pick < dsg.noise_limit_rate {
-        let offset = Exp::new(1.0 / dsg.noise_offset_ticks).map_or(1.0, |d| d.sample(rng)).floor() as i64 + 1;
-        let mid = view.reference_mid();
-        let price = match side {
-            Side::Buy => view.best_ask.map_or(mid.floor() as i64, |a| a - offset),
-            Side::Sell => view.best_bid.map_or(mid.ceil() as i64, |b| b + offset),
-        };
-        vec![Intent::Limit { side, price: price.max(1), qty, post_only: false }]
-    } else if pick < dsg.noise_limit_rate + dsg.noise_market_rate {
-        vec![Intent::Market { side, qty }]
-    } else if view.own_orders.is_empty() {
-        Vec::new()
-    } else {
-        let victim = view.own_orders[rng.random_range(0..view.own_orders.len())];
-        vec![Intent::Cancel { order_id: victim.id }]
+    if rng.random::<f64>() * total < dsg.noise_market_rate {
+        return vec![Intent::Market { side, qty }];
     }
+    let mid = view.reference_mid();
+    let mean_ticks = (dsg.noise_offset_bps * mid / 1e4).max(0.5);
+    let offset = Exp::new(1.0 / mean_ticks).map_or(1.0, |d| d.sample(rng)).floor() as i64 + 1;
+    let price = match side {
+        Side::Buy => view.best_ask.map_or(mid.floor() as i64, |a| a - offset),
+        Side::Sell => view.best_bid.map_or(mid.ceil() as i64, |b| b + offset),
+    };
+    vec![Intent::Limit { side, price: price.max(1), qty, post_only: false }]
 }
 
 /// Avellaneda–Stoikov market maker, with prices in basis points of the mid: reservation price
@@ -149,8 +144,9 @@ pub fn market_maker(dsg: &Dsg, view: &View<'_>) -> Vec<Intent> {
     let gamma = dsg.mm_gamma;
     let q = view.position as f64 / dsg.mm_quote_lots.max(1.0);
     let risk = gamma * sigma * sigma * tau;
-    let reservation_bps = -q * risk;
-    let half_spread_bps = 0.5 * (risk + (2.0 / gamma) * (1.0 + gamma / dsg.mm_kappa).ln());
+    // Extreme corners of the DSG can ask for absurd quotes; keep them within half the price either way.
+    let reservation_bps = (-q * risk).clamp(-5_000.0, 5_000.0);
+    let half_spread_bps = (0.5 * (risk + (2.0 / gamma) * (1.0 + gamma / dsg.mm_kappa).ln())).min(5_000.0);
     let to_ticks = mid / 1e4;
     let bid = (mid + (reservation_bps - half_spread_bps) * to_ticks).floor() as i64;
     let mut ask = (mid + (reservation_bps + half_spread_bps) * to_ticks).ceil() as i64;

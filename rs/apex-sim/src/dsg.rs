@@ -72,16 +72,20 @@ dsg! {
         "Poisson rate of fair-value jumps per hour";
     fv_jump_bps: "fair_value.jump_bps", 0.0, 300.0, 25.0, false,
         "standard deviation of a fair-value jump, basis points";
+    fv_vol_of_vol: "fair_value.vol_of_vol", 0.0, 3.0, 0.8, false,
+        "volatility of the log of the fair value's volatility (stochastic volatility: clustering)";
+    fv_vol_halflife_min: "fair_value.vol_halflife_min", 0.5, 1440.0, 20.0, false,
+        "half-life in minutes of volatility shocks";
     noise_agents: "noise.agents", 1.0, 400.0, 60.0, true,
         "number of zero-intelligence noise traders";
     noise_limit_rate: "noise.limit_rate", 0.01, 5.0, 0.5, false,
         "limit orders per agent per second";
     noise_market_rate: "noise.market_rate", 0.0, 2.0, 0.05, false,
         "market orders per agent per second";
-    noise_cancel_rate: "noise.cancel_rate", 0.0, 5.0, 0.45, false,
-        "cancellations of a random own resting order per agent per second";
-    noise_offset_ticks: "noise.offset_ticks", 0.5, 200.0, 12.0, false,
-        "mean distance in ticks of a limit order behind the opposite best (exponential)";
+    noise_cancel_rate: "noise.cancel_rate", 0.001, 10.0, 0.2, false,
+        "cancellation hazard of each resting noise order per second (mean lifetime 1/rate)";
+    noise_offset_bps: "noise.offset_bps", 0.01, 100.0, 4.0, false,
+        "mean distance in basis points of a limit order behind the opposite best (exponential)";
     noise_size_lots: "noise.size_lots", 1.0, 1000.0, 8.0, false,
         "minimum order size in lots of the Pareto size law";
     noise_size_tail: "noise.size_tail", 1.05, 4.0, 1.6, false,
@@ -90,10 +94,10 @@ dsg! {
         "market-data and order-entry latency of noise traders, milliseconds each way";
     mm_agents: "market_maker.agents", 0.0, 40.0, 3.0, true,
         "number of Avellaneda-Stoikov market makers";
-    mm_gamma: "market_maker.gamma", 0.001, 10.0, 0.1, false,
-        "risk aversion: inventory skew and spread widening";
-    mm_kappa: "market_maker.kappa", 0.05, 50.0, 1.5, false,
-        "order-arrival decay per tick of distance: larger = tighter quotes";
+    mm_gamma: "market_maker.gamma", 0.0001, 1.0, 0.01, false,
+        "risk aversion per basis point squared: inventory skew and spread widening";
+    mm_kappa: "market_maker.kappa", 0.05, 50.0, 1.0, false,
+        "order-arrival decay per basis point of distance: larger = tighter quotes";
     mm_horizon_s: "market_maker.horizon_s", 1.0, 3600.0, 60.0, false,
         "inventory horizon in seconds (the T - t of Avellaneda-Stoikov)";
     mm_quote_lots: "market_maker.quote_lots", 1.0, 2000.0, 25.0, false,
@@ -116,9 +120,9 @@ dsg! {
         "minimum order size in lots (Pareto with the noise tail index)";
     mom_latency_ms: "momentum.latency_ms", 0.1, 1000.0, 25.0, false,
         "latency of momentum traders, milliseconds each way";
-    fund_agents: "fundamentalist.agents", 0.0, 200.0, 12.0, true,
+    fund_agents: "fundamentalist.agents", 0.0, 200.0, 20.0, true,
         "number of mean-reversion (fundamentalist) traders";
-    fund_rate: "fundamentalist.rate", 0.001, 2.0, 0.05, false,
+    fund_rate: "fundamentalist.rate", 0.001, 2.0, 0.2, false,
         "decisions per agent per second";
     fund_noise_bps: "fundamentalist.noise_bps", 0.0, 500.0, 15.0, false,
         "noise of a fundamentalist's private estimate of the fair value, basis points";
@@ -128,9 +132,9 @@ dsg! {
         "minimum order size in lots (Pareto with the noise tail index)";
     fund_latency_ms: "fundamentalist.latency_ms", 0.1, 1000.0, 40.0, false,
         "latency of fundamentalists, milliseconds each way";
-    inf_agents: "informed.agents", 0.0, 50.0, 2.0, true,
+    inf_agents: "informed.agents", 0.0, 50.0, 4.0, true,
         "number of informed traders";
-    inf_rate: "informed.rate", 0.001, 2.0, 0.03, false,
+    inf_rate: "informed.rate", 0.001, 2.0, 0.1, false,
         "decisions per agent per second";
     inf_lookahead_s: "informed.lookahead_s", 0.0, 1800.0, 30.0, false,
         "how far ahead informed traders see the latent fair value, seconds";

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use apex_book::Level;
 use apex_core::Side;
 
+use crate::SimError;
 use crate::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
 };
 use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec};
-use crate::SimError;
 
 /// What one account holds on this instrument.
 ///
@@ -476,10 +476,8 @@ impl MatchingEngine {
             queue.total += resting.leaves_qty;
             queue.live += 1;
             let total = queue.total;
-            self.index.insert(
-                taker.order_id,
-                Location { side: taker.side, price: taker.limit, priority: resting.priority },
-            );
+            self.index
+                .insert(taker.order_id, Location { side: taker.side, price: taker.limit, priority: resting.priority });
             events.push(Event::BookLevel { side: taker.side, price: taker.limit, qty: total });
         } else {
             events.push(Event::Cancelled {
@@ -630,7 +628,8 @@ impl MatchingEngine {
             }
             taker.remaining -= qty;
             taker.filled += qty;
-            for (account, side, fee) in [(maker.account, maker_side, maker_fee), (taker.account, taker.side, taker_fee)] {
+            for (account, side, fee) in [(maker.account, maker_side, maker_fee), (taker.account, taker.side, taker_fee)]
+            {
                 let state = self.accounts.entry(account).or_default();
                 match side {
                     Side::Buy => {

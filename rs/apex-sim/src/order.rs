@@ -39,7 +39,10 @@ pub enum StpMode {
 /// Price instruction of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderKind {
-    Limit { price: i64, tif: TimeInForce },
+    Limit {
+        price: i64,
+        tif: TimeInForce,
+    },
     /// An IOC limit at the protective band price around the best opposite price (see `InstrumentSpec::market_band`).
     Market,
 }
@@ -138,8 +141,18 @@ pub enum Liquidity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// The order passed every check; fills, a resting level or a cancellation of the remainder follow.
-    Accepted { order_id: OrderId, account: AccountId, side: Side, price: i64, qty: i64 },
-    Rejected { order_id: OrderId, account: AccountId, reason: RejectReason },
+    Accepted {
+        order_id: OrderId,
+        account: AccountId,
+        side: Side,
+        price: i64,
+        qty: i64,
+    },
+    Rejected {
+        order_id: OrderId,
+        account: AccountId,
+        reason: RejectReason,
+    },
     /// A public trade: one match of a taker against one maker, at the maker's price.
     Trade {
         trade_id: TradeId,
@@ -165,9 +178,24 @@ pub enum Event {
         leaves_qty: i64,
     },
     /// `leaves_qty` is the quantity that was open when the order was cancelled.
-    Cancelled { order_id: OrderId, account: AccountId, leaves_qty: i64, reason: CancelReason },
+    Cancelled {
+        order_id: OrderId,
+        account: AccountId,
+        leaves_qty: i64,
+        reason: CancelReason,
+    },
     /// An amend took effect; `kept_priority` is false when the order moved to the back of its (new) level.
-    Amended { order_id: OrderId, account: AccountId, price: i64, leaves_qty: i64, kept_priority: bool },
+    Amended {
+        order_id: OrderId,
+        account: AccountId,
+        price: i64,
+        leaves_qty: i64,
+        kept_priority: bool,
+    },
     /// The total resting quantity at one price changed; 0 means the level is gone.
-    BookLevel { side: Side, price: i64, qty: i64 },
+    BookLevel {
+        side: Side,
+        price: i64,
+        qty: i64,
+    },
 }
