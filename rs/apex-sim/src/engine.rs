@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use apex_book::Level;
 use apex_core::Side;
 
+use crate::SimError;
 use crate::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
 };
 use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec};
-use crate::SimError;
 
 /// What one account holds on this instrument.
 ///
@@ -32,12 +32,16 @@ pub struct RestingOrder {
     pub order_id: OrderId,
     pub account: AccountId,
     pub side: Side,
+    /// Limit price in price units.
     pub price: i64,
     /// Open quantity; 0 only for cancelled entries the engine has not swept yet (never visible through the API).
     pub leaves_qty: i64,
+    /// Quantity already filled (kept across amends: Bybit's `cumExecQty`).
     pub filled_qty: i64,
     pub reduce_only: bool,
+    /// Entered as PostOnly: an amend that would cross is refused.
     pub post_only: bool,
+    /// Self-trade prevention applied if this order is re-priced across the book by an amend.
     pub stp: StpMode,
     /// Time priority within the price level: smaller is earlier. Unique over the engine's life.
     pub priority: u64,
@@ -168,6 +172,7 @@ impl MatchingEngine {
         })
     }
 
+    /// The instrument this engine trades.
     #[must_use]
     pub fn spec(&self) -> &InstrumentSpec {
         &self.spec
@@ -476,10 +481,8 @@ impl MatchingEngine {
             queue.total += resting.leaves_qty;
             queue.live += 1;
             let total = queue.total;
-            self.index.insert(
-                taker.order_id,
-                Location { side: taker.side, price: taker.limit, priority: resting.priority },
-            );
+            self.index
+                .insert(taker.order_id, Location { side: taker.side, price: taker.limit, priority: resting.priority });
             events.push(Event::BookLevel { side: taker.side, price: taker.limit, qty: total });
         } else {
             events.push(Event::Cancelled {
@@ -630,7 +633,8 @@ impl MatchingEngine {
             }
             taker.remaining -= qty;
             taker.filled += qty;
-            for (account, side, fee) in [(maker.account, maker_side, maker_fee), (taker.account, taker.side, taker_fee)] {
+            for (account, side, fee) in [(maker.account, maker_side, maker_fee), (taker.account, taker.side, taker_fee)]
+            {
                 let state = self.accounts.entry(account).or_default();
                 match side {
                     Side::Buy => {

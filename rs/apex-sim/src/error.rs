@@ -12,7 +12,9 @@ pub enum SimError {
     NotPositive { symbol: String, field: &'static str, value: String },
     #[error("instrument {symbol}: {field} = {value} is not a multiple of {step} units")]
     OffStep { symbol: String, field: &'static str, value: i64, step: i64 },
-    #[error("instrument {symbol}: fee rate {field} = {value} must be finite, within (-0.01, 0.01) and a multiple of 1e-8")]
+    #[error(
+        "instrument {symbol}: fee rate {field} = {value} must be finite, within (-0.01, 0.01) and a multiple of 1e-8"
+    )]
     BadFeeRate { symbol: String, field: &'static str, value: f64 },
     #[error("instrument {symbol}: market price band {value} must be a fraction in (0, 1) with at most 6 decimals")]
     BadBand { symbol: String, value: f64 },

@@ -39,7 +39,10 @@ pub enum StpMode {
 /// Price instruction of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderKind {
-    Limit { price: i64, tif: TimeInForce },
+    Limit {
+        price: i64,
+        tif: TimeInForce,
+    },
     /// An IOC limit at the protective band price around the best opposite price (see `InstrumentSpec::market_band`).
     Market,
 }
@@ -49,6 +52,7 @@ pub enum OrderKind {
 pub struct NewOrder {
     pub account: AccountId,
     pub side: Side,
+    /// Quantity units, a multiple of the lot and at least the minimum.
     pub qty: i64,
     pub kind: OrderKind,
     /// May only decrease the absolute position of the account: trimmed on entry, and trimmed or cancelled when
@@ -129,7 +133,9 @@ pub enum CancelReason {
 /// Which side of a trade a fill was on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Liquidity {
+    /// The resting side: pays the maker fee.
     Maker,
+    /// The incoming side: pays the taker fee.
     Taker,
 }
 
@@ -137,8 +143,10 @@ pub enum Liquidity {
 /// units (see [`crate::Account`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// The order passed every check; fills, a resting level or a cancellation of the remainder follow.
+    /// The order passed every check; fills, a resting level or a cancellation of the remainder follow. `price` is
+    /// the effective limit (the band price for a market order), `qty` the quantity after reduce-only trimming.
     Accepted { order_id: OrderId, account: AccountId, side: Side, price: i64, qty: i64 },
+    /// The request was refused; nothing changed.
     Rejected { order_id: OrderId, account: AccountId, reason: RejectReason },
     /// A public trade: one match of a taker against one maker, at the maker's price.
     Trade {

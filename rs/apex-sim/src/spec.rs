@@ -46,7 +46,12 @@ impl InstrumentSpec {
     /// # Errors
     /// `BadDecimal` for a string that is not a decimal, `NotPositive` for a zero or negative size, `OffStep` when
     /// `min_qty` is not a multiple of the lot.
-    pub fn bybit_linear(symbol: &str, tick_size: &str, qty_step: &str, min_qty: &str) -> Result<InstrumentSpec, SimError> {
+    pub fn bybit_linear(
+        symbol: &str,
+        tick_size: &str,
+        qty_step: &str,
+        min_qty: &str,
+    ) -> Result<InstrumentSpec, SimError> {
         let parse = |field: &'static str, text: &str, scale: Scale| {
             let units = scale.parse(text).map_err(|source| SimError::BadDecimal {
                 symbol: symbol.to_owned(),

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 
 use apex_book::{L2Book, UpdateKind};
 use apex_core::{Scale, Side};
-use apex_sim::{
-    BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, StpMode, TimeInForce,
-};
+use apex_sim::{BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, StpMode, TimeInForce};
 use naive::NaiveMatcher;
 use proptest::prelude::*;
 
@@ -29,8 +27,18 @@ const MID: i64 = 10_000;
 enum Op {
     Order(NewOrder),
     /// `pick` chooses among resting orders, or among all orders ever sent when `stale`.
-    Cancel { pick: usize, stale: bool, foreign: bool },
-    Amend { pick: usize, stale: bool, foreign: bool, price: Option<i64>, qty: Option<i64> },
+    Cancel {
+        pick: usize,
+        stale: bool,
+        foreign: bool,
+    },
+    Amend {
+        pick: usize,
+        stale: bool,
+        foreign: bool,
+        price: Option<i64>,
+        qty: Option<i64>,
+    },
 }
 
 fn side() -> impl Strategy<Value = Side> {
@@ -87,11 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The engine's events reduced to what the reference reports (no fills, no level changes).
 fn outcomes(events: &[Event]) -> Vec<Event> {
-    events
-        .iter()
-        .filter(|e| !matches!(e, Event::Fill { .. } | Event::BookLevel { .. }))
-        .copied()
-        .collect()
+    events.iter().filter(|e| !matches!(e, Event::Fill { .. } | Event::BookLevel { .. })).copied().collect()
 }
 
 /// Runs the stream through both matchers, checking after every step; returns how often each kind of outcome
@@ -170,7 +174,8 @@ fn check_stream(ops: &[Op]) -> Result<BTreeMap<String, usize>, TestCaseError> {
             for o in naive.book(side) {
                 *aggregate.entry((side.sign(), o.price)).or_default() += o.leaves;
             }
-            let reported: BTreeMap<_, _> = levels.iter().filter(|((s, _), _)| *s == side.sign()).map(|(k, v)| (*k, *v)).collect();
+            let reported: BTreeMap<_, _> =
+                levels.iter().filter(|((s, _), _)| *s == side.sign()).map(|(k, v)| (*k, *v)).collect();
             prop_assert_eq!(reported, aggregate, "level events disagree with the book after step {}", step);
         }
         prop_assert_eq!(engine.open_orders(), naive.orders.len());
@@ -179,11 +184,7 @@ fn check_stream(ops: &[Op]) -> Result<BTreeMap<String, usize>, TestCaseError> {
         }
 
         let engine_accounts: Vec<_> = engine.accounts().map(|(id, a)| (id, a.position, a.cash, a.fees)).collect();
-        let naive_accounts: Vec<_> = naive
-            .accounts
-            .iter()
-            .map(|(&id, a)| (id, a.position, a.cash, a.fees))
-            .collect();
+        let naive_accounts: Vec<_> = naive.accounts.iter().map(|(&id, a)| (id, a.position, a.cash, a.fees)).collect();
         prop_assert_eq!(&engine_accounts, &naive_accounts);
         prop_assert_eq!(engine_accounts.iter().map(|a| a.1).sum::<i64>(), 0, "quantity not conserved");
         prop_assert_eq!(engine_accounts.iter().map(|a| a.2 + a.3).sum::<i128>(), 0, "cash not conserved");
@@ -239,4 +240,3 @@ fn long_stream_matches_naive_reference() {
         assert!(seen.get(kind).copied().unwrap_or(0) >= 3, "{kind} seen {:?} times in {seen:?}", seen.get(kind));
     }
 }
-

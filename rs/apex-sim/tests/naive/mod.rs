@@ -138,7 +138,7 @@ impl NaiveMatcher {
     /// Runs the matching loop; returns the cancel reason when it stopped for a reason other than price.
     fn run(&mut self, ts_us: i64, t: &mut Incoming) -> Option<CancelReason> {
         while t.left > 0 {
-            let Some(i) = self.first_maker(t.side, t.limit) else { return None };
+            let i = self.first_maker(t.side, t.limit)?;
             let m = self.orders[i];
             if m.account == t.account {
                 if t.stp == StpMode::CancelTaker {
@@ -374,7 +374,13 @@ impl NaiveMatcher {
         }
         let leaves = new_total - o.filled;
         let keeps = new_price == o.price && leaves < o.leaves;
-        self.outcomes.push(Event::Amended { order_id: id, account, price: new_price, leaves_qty: leaves, kept_priority: keeps });
+        self.outcomes.push(Event::Amended {
+            order_id: id,
+            account,
+            price: new_price,
+            leaves_qty: leaves,
+            kept_priority: keeps,
+        });
         if keeps {
             self.orders[i].leaves = leaves;
             return true;
