@@ -9,7 +9,7 @@ use crate::SimError;
 use crate::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
 };
-use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec};
+use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec, MAX_PRICE_UNITS};
 
 /// What one account holds on this instrument.
 ///
@@ -192,13 +192,13 @@ impl MatchingEngine {
             order_id
         };
         let spec = &self.spec;
-        if order.qty <= 0 || order.qty % spec.lot != 0 || order.qty < spec.min_qty {
+        if order.qty <= 0 || order.qty % spec.lot != 0 || order.qty < spec.min_qty || order.qty > spec.max_qty {
             return reject(events, RejectReason::InvalidQty);
         }
         let best_opposite = self.best_price(order.side.opposite());
         let (limit, tif) = match order.kind {
             OrderKind::Limit { price, tif } => {
-                if price <= 0 || price % spec.tick != 0 {
+                if price <= 0 || price > MAX_PRICE_UNITS || price % spec.tick != 0 {
                     return reject(events, RejectReason::InvalidPrice);
                 }
                 (price, tif)
@@ -273,10 +273,10 @@ impl MatchingEngine {
         let old = *self.order(order_id).expect("owned orders rest in the book");
         let price = new_price.unwrap_or(old.price);
         let total = new_total_qty.unwrap_or(old.filled_qty + old.leaves_qty);
-        if price <= 0 || price % self.spec.tick != 0 {
+        if price <= 0 || price > MAX_PRICE_UNITS || price % self.spec.tick != 0 {
             return reject(events, RejectReason::InvalidPrice);
         }
-        if total <= 0 || total % self.spec.lot != 0 || total < self.spec.min_qty {
+        if total <= 0 || total % self.spec.lot != 0 || total < self.spec.min_qty || total > self.spec.max_qty {
             return reject(events, RejectReason::InvalidQty);
         }
         if price == old.price && total == old.filled_qty + old.leaves_qty {

@@ -17,6 +17,6 @@ pub use order::{
 };
 pub use publish::{BookPublisher, L2Update};
 pub use spec::{
-    BAND_DECIMALS, BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE, DEFAULT_MARKET_BAND, ExactRates, FEE_RATE_DECIMALS,
-    InstrumentSpec,
+    BAND_DECIMALS, BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE, DEFAULT_MARKET_BAND, DEFAULT_MAX_QTY_UNITS, ExactRates,
+    FEE_RATE_DECIMALS, InstrumentSpec, MAX_PRICE_UNITS,
 };

@@ -97,9 +97,9 @@ impl NewOrder {
 /// Why a request was refused. A rejected request leaves the book and the accounts untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
-    /// Quantity not positive, not a multiple of the lot, or under the minimum.
+    /// Quantity not positive, not a multiple of the lot, under the minimum or over the maximum.
     InvalidQty,
-    /// Price not positive or not a multiple of the tick.
+    /// Price not positive, over `MAX_PRICE_UNITS`, or not a multiple of the tick.
     InvalidPrice,
     /// A market order while the opposite side of the book is empty.
     NoLiquidity,

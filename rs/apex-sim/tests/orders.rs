@@ -4,7 +4,8 @@
 use apex_book::{Level, UpdateKind};
 use apex_core::Side::{Buy, Sell};
 use apex_sim::{
-    BookPublisher, CancelReason, Event, InstrumentSpec, Liquidity, MatchingEngine, NewOrder, RejectReason, StpMode,
+    BookPublisher, CancelReason, DEFAULT_MAX_QTY_UNITS, Event, InstrumentSpec, Liquidity, MAX_PRICE_UNITS,
+    MatchingEngine, NewOrder, RejectReason, StpMode,
     TimeInForce::{Fok, Gtc, Ioc, PostOnly},
 };
 
@@ -157,6 +158,9 @@ fn invalid_price_and_quantity_are_rejected() {
         (NewOrder::limit(1, Buy, 100, 4, Gtc), RejectReason::InvalidQty),
         (NewOrder::limit(1, Buy, 100, 0, Gtc), RejectReason::InvalidQty),
         (NewOrder::limit(1, Buy, 100, -5, Gtc), RejectReason::InvalidQty),
+        (NewOrder::limit(1, Buy, 100, DEFAULT_MAX_QTY_UNITS + 5, Gtc), RejectReason::InvalidQty),
+        (NewOrder::limit(1, Buy, MAX_PRICE_UNITS + 5, 5, Gtc), RejectReason::InvalidPrice),
+        (NewOrder::market(1, Buy, i64::MAX), RejectReason::InvalidQty),
     ] {
         let (_, events) = submit(&mut e, order);
         assert_eq!(rejected(&events), Some(reason), "{order:?}");

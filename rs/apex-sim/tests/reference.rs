@@ -17,6 +17,7 @@ fn spec() -> InstrumentSpec {
     let mut spec = InstrumentSpec::bybit_linear("TESTUSDT", "0.5", "0.01", "0.02").unwrap();
     spec.lot = 2;
     spec.min_qty = 2;
+    spec.max_qty = 10;
     spec.market_band = 0.004;
     spec
 }

@@ -36,6 +36,7 @@ pub struct NaiveMatcher {
     tick: i64,
     lot: i64,
     min_qty: i64,
+    max_qty: i64,
     band_ppm: i128,
     maker_e8: i128,
     taker_e8: i128,
@@ -75,6 +76,7 @@ impl NaiveMatcher {
             tick: spec.tick,
             lot: spec.lot,
             min_qty: spec.min_qty,
+            max_qty: spec.max_qty,
             band_ppm: (spec.market_band * 1e6).round() as i128,
             maker_e8: (spec.maker_fee * 1e8).round() as i128,
             taker_e8: (spec.taker_fee * 1e8).round() as i128,
@@ -237,14 +239,14 @@ impl NaiveMatcher {
     pub fn submit(&mut self, ts_us: i64, o: &NewOrder) -> OrderId {
         self.ids += 1;
         let id = self.ids;
-        if o.qty <= 0 || o.qty % self.lot != 0 || o.qty < self.min_qty {
+        if o.qty <= 0 || o.qty % self.lot != 0 || o.qty < self.min_qty || o.qty > self.max_qty {
             self.reject(id, o.account, RejectReason::InvalidQty);
             return id;
         }
         let opposite = self.best(if o.side == Side::Buy { Side::Sell } else { Side::Buy });
         let (limit, tif) = match o.kind {
             OrderKind::Limit { price, tif } => {
-                if price <= 0 || price % self.tick != 0 {
+                if price <= 0 || price > apex_sim::MAX_PRICE_UNITS || price % self.tick != 0 {
                     self.reject(id, o.account, RejectReason::InvalidPrice);
                     return id;
                 }
@@ -351,9 +353,9 @@ impl NaiveMatcher {
         let o = self.orders[i];
         let new_price = price.unwrap_or(o.price);
         let new_total = qty.unwrap_or(o.leaves + o.filled);
-        let reason = if new_price <= 0 || new_price % self.tick != 0 {
+        let reason = if new_price <= 0 || new_price > apex_sim::MAX_PRICE_UNITS || new_price % self.tick != 0 {
             Some(RejectReason::InvalidPrice)
-        } else if new_total <= 0 || new_total % self.lot != 0 || new_total < self.min_qty {
+        } else if new_total <= 0 || new_total % self.lot != 0 || new_total < self.min_qty || new_total > self.max_qty {
             Some(RejectReason::InvalidQty)
         } else if new_price == o.price && new_total == o.leaves + o.filled {
             Some(RejectReason::NothingToAmend)
