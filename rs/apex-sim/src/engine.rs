@@ -1,6 +1,7 @@
 //! The matching engine: one instrument's book with price-time priority, per-account positions, cash and fees.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use apex_book::Level;
 use apex_core::Side;
@@ -81,6 +82,29 @@ impl Queue {
     }
 }
 
+/// Hashes the engine's own sequential order ids: one multiplication instead of SipHash, which the ids (not chosen
+/// by an adversary) do not need. The index is only looked up, never iterated, so no hash order reaches an output.
+#[derive(Debug, Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26);
+    }
+}
+
+type IdIndex = HashMap<OrderId, Location, BuildHasherDefault<IdHasher>>;
+
 /// Where an order rests: the key into its side, level and queue.
 #[derive(Debug, Clone, Copy)]
 struct Location {
@@ -145,7 +169,7 @@ pub struct MatchingEngine {
     rates: ExactRates,
     bids: BTreeMap<i64, Queue>,
     asks: BTreeMap<i64, Queue>,
-    index: HashMap<OrderId, Location>,
+    index: IdIndex,
     accounts: BTreeMap<AccountId, Account>,
     last_order_id: OrderId,
     last_trade_id: u64,
@@ -163,7 +187,7 @@ impl MatchingEngine {
             rates,
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
-            index: HashMap::new(),
+            index: IdIndex::default(),
             accounts: BTreeMap::new(),
             last_order_id: 0,
             last_trade_id: 0,
