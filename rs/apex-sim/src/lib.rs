@@ -21,12 +21,14 @@
 //! # Ok::<(), apex_sim::SimError>(())
 //! ```
 
+mod clock;
 mod engine;
 mod error;
 mod order;
 mod publish;
 mod spec;
 
+pub use clock::{Request, TimedQueue};
 pub use engine::{Account, MatchingEngine, RestingOrder};
 pub use error::SimError;
 pub use order::{
