@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn vector_and_json_round_trip() {
         let mut v = Dsg::default().to_vector();
-        v[3] = 17.0;
+        v[PARAMS.iter().position(|p| p.name == "noise.agents").unwrap()] = 17.0;
         let dsg = Dsg::from_vector(&v).unwrap();
         assert_eq!(Dsg::from_json(&dsg.to_json()).unwrap(), dsg);
     }

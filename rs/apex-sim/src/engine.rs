@@ -1,6 +1,7 @@
 //! The matching engine: one instrument's book with price-time priority, per-account positions, cash and fees.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use apex_book::Level;
 use apex_core::Side;
@@ -9,7 +10,7 @@ use crate::SimError;
 use crate::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
 };
-use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec};
+use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec, MAX_PRICE_UNITS};
 
 /// What one account holds on this instrument.
 ///
@@ -32,12 +33,16 @@ pub struct RestingOrder {
     pub order_id: OrderId,
     pub account: AccountId,
     pub side: Side,
+    /// Limit price in price units.
     pub price: i64,
     /// Open quantity; 0 only for cancelled entries the engine has not swept yet (never visible through the API).
     pub leaves_qty: i64,
+    /// Quantity already filled (kept across amends: Bybit's `cumExecQty`).
     pub filled_qty: i64,
     pub reduce_only: bool,
+    /// Entered as PostOnly: an amend that would cross is refused.
     pub post_only: bool,
+    /// Self-trade prevention applied if this order is re-priced across the book by an amend.
     pub stp: StpMode,
     /// Time priority within the price level: smaller is earlier. Unique over the engine's life.
     pub priority: u64,
@@ -76,6 +81,29 @@ impl Queue {
         order
     }
 }
+
+/// Hashes the engine's own sequential order ids: one multiplication instead of SipHash, which the ids (not chosen
+/// by an adversary) do not need. The index is only looked up, never iterated, so no hash order reaches an output.
+#[derive(Debug, Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26);
+    }
+}
+
+type IdIndex = HashMap<OrderId, Location, BuildHasherDefault<IdHasher>>;
 
 /// Where an order rests: the key into its side, level and queue.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +169,7 @@ pub struct MatchingEngine {
     rates: ExactRates,
     bids: BTreeMap<i64, Queue>,
     asks: BTreeMap<i64, Queue>,
-    index: HashMap<OrderId, Location>,
+    index: IdIndex,
     accounts: BTreeMap<AccountId, Account>,
     last_order_id: OrderId,
     last_trade_id: u64,
@@ -159,7 +187,7 @@ impl MatchingEngine {
             rates,
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
-            index: HashMap::new(),
+            index: IdIndex::default(),
             accounts: BTreeMap::new(),
             last_order_id: 0,
             last_trade_id: 0,
@@ -168,6 +196,7 @@ impl MatchingEngine {
         })
     }
 
+    /// The instrument this engine trades.
     #[must_use]
     pub fn spec(&self) -> &InstrumentSpec {
         &self.spec
@@ -187,13 +216,13 @@ impl MatchingEngine {
             order_id
         };
         let spec = &self.spec;
-        if order.qty <= 0 || order.qty % spec.lot != 0 || order.qty < spec.min_qty {
+        if order.qty <= 0 || order.qty % spec.lot != 0 || order.qty < spec.min_qty || order.qty > spec.max_qty {
             return reject(events, RejectReason::InvalidQty);
         }
         let best_opposite = self.best_price(order.side.opposite());
         let (limit, tif) = match order.kind {
             OrderKind::Limit { price, tif } => {
-                if price <= 0 || price % spec.tick != 0 {
+                if price <= 0 || price > MAX_PRICE_UNITS || price % spec.tick != 0 {
                     return reject(events, RejectReason::InvalidPrice);
                 }
                 (price, tif)
@@ -268,10 +297,10 @@ impl MatchingEngine {
         let old = *self.order(order_id).expect("owned orders rest in the book");
         let price = new_price.unwrap_or(old.price);
         let total = new_total_qty.unwrap_or(old.filled_qty + old.leaves_qty);
-        if price <= 0 || price % self.spec.tick != 0 {
+        if price <= 0 || price > MAX_PRICE_UNITS || price % self.spec.tick != 0 {
             return reject(events, RejectReason::InvalidPrice);
         }
-        if total <= 0 || total % self.spec.lot != 0 || total < self.spec.min_qty {
+        if total <= 0 || total % self.spec.lot != 0 || total < self.spec.min_qty || total > self.spec.max_qty {
             return reject(events, RejectReason::InvalidQty);
         }
         if price == old.price && total == old.filled_qty + old.leaves_qty {

@@ -12,6 +12,8 @@ pub enum SimError {
     NotPositive { symbol: String, field: &'static str, value: String },
     #[error("instrument {symbol}: {field} = {value} is not a multiple of {step} units")]
     OffStep { symbol: String, field: &'static str, value: i64, step: i64 },
+    #[error("instrument {symbol}: max_qty {value} must lie between min_qty and {}", crate::spec::DEFAULT_MAX_QTY_UNITS)]
+    MaxQty { symbol: String, value: i64 },
     #[error(
         "instrument {symbol}: fee rate {field} = {value} must be finite, within (-0.01, 0.01) and a multiple of 1e-8"
     )]

@@ -52,6 +52,7 @@ pub enum OrderKind {
 pub struct NewOrder {
     pub account: AccountId,
     pub side: Side,
+    /// Quantity units, a multiple of the lot and at least the minimum.
     pub qty: i64,
     pub kind: OrderKind,
     /// May only decrease the absolute position of the account: trimmed on entry, and trimmed or cancelled when
@@ -96,9 +97,9 @@ impl NewOrder {
 /// Why a request was refused. A rejected request leaves the book and the accounts untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
-    /// Quantity not positive, not a multiple of the lot, or under the minimum.
+    /// Quantity not positive, not a multiple of the lot, under the minimum or over the maximum.
     InvalidQty,
-    /// Price not positive or not a multiple of the tick.
+    /// Price not positive, over `MAX_PRICE_UNITS`, or not a multiple of the tick.
     InvalidPrice,
     /// A market order while the opposite side of the book is empty.
     NoLiquidity,
@@ -132,7 +133,9 @@ pub enum CancelReason {
 /// Which side of a trade a fill was on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Liquidity {
+    /// The resting side: pays the maker fee.
     Maker,
+    /// The incoming side: pays the taker fee.
     Taker,
 }
 
@@ -140,19 +143,11 @@ pub enum Liquidity {
 /// units (see [`crate::Account`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// The order passed every check; fills, a resting level or a cancellation of the remainder follow.
-    Accepted {
-        order_id: OrderId,
-        account: AccountId,
-        side: Side,
-        price: i64,
-        qty: i64,
-    },
-    Rejected {
-        order_id: OrderId,
-        account: AccountId,
-        reason: RejectReason,
-    },
+    /// The order passed every check; fills, a resting level or a cancellation of the remainder follow. `price` is
+    /// the effective limit (the band price for a market order), `qty` the quantity after reduce-only trimming.
+    Accepted { order_id: OrderId, account: AccountId, side: Side, price: i64, qty: i64 },
+    /// The request was refused; nothing changed.
+    Rejected { order_id: OrderId, account: AccountId, reason: RejectReason },
     /// A public trade: one match of a taker against one maker, at the maker's price.
     Trade {
         trade_id: TradeId,
@@ -178,24 +173,9 @@ pub enum Event {
         leaves_qty: i64,
     },
     /// `leaves_qty` is the quantity that was open when the order was cancelled.
-    Cancelled {
-        order_id: OrderId,
-        account: AccountId,
-        leaves_qty: i64,
-        reason: CancelReason,
-    },
+    Cancelled { order_id: OrderId, account: AccountId, leaves_qty: i64, reason: CancelReason },
     /// An amend took effect; `kept_priority` is false when the order moved to the back of its (new) level.
-    Amended {
-        order_id: OrderId,
-        account: AccountId,
-        price: i64,
-        leaves_qty: i64,
-        kept_priority: bool,
-    },
+    Amended { order_id: OrderId, account: AccountId, price: i64, leaves_qty: i64, kept_priority: bool },
     /// The total resting quantity at one price changed; 0 means the level is gone.
-    BookLevel {
-        side: Side,
-        price: i64,
-        qty: i64,
-    },
+    BookLevel { side: Side, price: i64, qty: i64 },
 }

@@ -10,6 +10,7 @@ use crate::{MatchingEngine, SimError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct L2Update {
     pub kind: UpdateKind,
+    /// Simulated time of the message in microseconds.
     pub ts_us: i64,
     /// Bybit's `u`: 1 for the first message, then +1 per message.
     pub update_id: u64,
@@ -40,6 +41,7 @@ impl BookPublisher {
         Ok(BookPublisher { depth, update_id: 0, published: None })
     }
 
+    /// Number of levels per side the messages cover.
     #[must_use]
     pub fn depth(&self) -> usize {
         self.depth

@@ -13,6 +13,11 @@ pub const BAND_DECIMALS: u32 = 6;
 pub const BYBIT_VIP0_MAKER_FEE: f64 = 0.0002;
 /// Bybit linear perpetual VIP0 taker fee rate (0.055 %).
 pub const BYBIT_VIP0_TAKER_FEE: f64 = 0.00055;
+/// Default largest order quantity in quantity units; with [`MAX_PRICE_UNITS`] it keeps one trade's notional far
+/// inside the engine's `i128` cash.
+pub const DEFAULT_MAX_QTY_UNITS: i64 = 1_000_000_000_000;
+/// Largest accepted limit price in price units (orders above are rejected as `InvalidPrice`).
+pub const MAX_PRICE_UNITS: i64 = 1_000_000_000_000_000;
 /// Default protective band of market orders around the best opposite price. Bybit sets it per symbol; 5 % is a
 /// middle value for the large perpetuals, and it is a public field so callers override it.
 pub const DEFAULT_MARKET_BAND: f64 = 0.05;
@@ -31,6 +36,8 @@ pub struct InstrumentSpec {
     pub lot: i64,
     /// Smallest accepted order quantity in quantity units (a multiple of `lot`).
     pub min_qty: i64,
+    /// Largest accepted order quantity in quantity units (Bybit's `maxOrderQty`).
+    pub max_qty: i64,
     /// Market orders are IOC limits at best opposite price × (1 ± `market_band`), rounded inwards to the tick.
     pub market_band: f64,
     /// Fee rate paid on the notional of maker fills (negative for a rebate).
@@ -81,6 +88,7 @@ impl InstrumentSpec {
             tick: parse("tick_size", tick_size, price_scale)?,
             lot: parse("qty_step", qty_step, qty_scale)?,
             min_qty: parse("min_qty", min_qty, qty_scale)?,
+            max_qty: DEFAULT_MAX_QTY_UNITS,
             market_band: DEFAULT_MARKET_BAND,
             maker_fee: BYBIT_VIP0_MAKER_FEE,
             taker_fee: BYBIT_VIP0_TAKER_FEE,
@@ -95,13 +103,21 @@ impl InstrumentSpec {
     /// The first field found invalid.
     pub fn validate(&self) -> Result<ExactRates, SimError> {
         let symbol = || self.symbol.clone();
-        for (field, value) in [("tick", self.tick), ("lot", self.lot), ("min_qty", self.min_qty)] {
+        for (field, value) in
+            [("tick", self.tick), ("lot", self.lot), ("min_qty", self.min_qty), ("max_qty", self.max_qty)]
+        {
             if value <= 0 {
                 return Err(SimError::NotPositive { symbol: symbol(), field, value: value.to_string() });
             }
         }
         if self.min_qty % self.lot != 0 {
             return Err(SimError::OffStep { symbol: symbol(), field: "min_qty", value: self.min_qty, step: self.lot });
+        }
+        if self.max_qty < self.min_qty || self.max_qty > DEFAULT_MAX_QTY_UNITS {
+            return Err(SimError::MaxQty { symbol: symbol(), value: self.max_qty });
+        }
+        if self.tick > MAX_PRICE_UNITS {
+            return Err(SimError::OffStep { symbol: symbol(), field: "tick", value: self.tick, step: MAX_PRICE_UNITS });
         }
         let fee = |field: &'static str, value: f64| {
             let units = Scale::new(FEE_RATE_DECIMALS).expect("8 decimals is a valid scale").from_f64(value);
@@ -186,6 +202,11 @@ mod tests {
         spec.taker_fee = f64::NAN;
         assert!(matches!(spec.validate(), Err(SimError::BadFeeRate { .. })));
         spec.taker_fee = 0.001;
+        spec.max_qty = 0;
+        assert!(matches!(spec.validate(), Err(SimError::NotPositive { field: "max_qty", .. })));
+        spec.max_qty = DEFAULT_MAX_QTY_UNITS + 1;
+        assert!(matches!(spec.validate(), Err(SimError::MaxQty { .. })));
+        spec.max_qty = DEFAULT_MAX_QTY_UNITS;
         spec.market_band = 1.5;
         assert!(matches!(spec.validate(), Err(SimError::BadBand { .. })));
     }

@@ -47,9 +47,8 @@ fn published_mids(out: &SimOutput) -> Vec<(i64, f64)> {
         while end < b.ts_us.len() && b.update_id[end] == b.update_id[start] {
             end += 1;
         }
-        let level = |i: usize| {
-            Level::new(price_scale.from_f64(b.price[i]).unwrap(), qty_scale.from_f64(b.size[i]).unwrap())
-        };
+        let level =
+            |i: usize| Level::new(price_scale.from_f64(b.price[i]).unwrap(), qty_scale.from_f64(b.size[i]).unwrap());
         let bids: Vec<Level> = (start..end).filter(|&i| b.side[i] > 0).map(level).collect();
         let asks: Vec<Level> = (start..end).filter(|&i| b.side[i] < 0).map(level).collect();
         let kind = if b.kind[start] == 0 { UpdateKind::Snapshot } else { UpdateKind::Delta };
