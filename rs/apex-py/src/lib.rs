@@ -2,6 +2,7 @@
 
 mod book;
 mod errors;
+mod sim;
 
 use pyo3::prelude::*;
 
@@ -10,5 +11,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     book::register(m)?;
+    sim::register(m)?;
     Ok(())
 }

@@ -227,6 +227,15 @@ impl Dsg {
         Dsg::from_vector(&values)
     }
 
+    /// Reads the JSON document from text.
+    ///
+    /// # Errors
+    /// `Document` for text that is not JSON, otherwise as [`Dsg::from_json`].
+    pub fn from_json_str(text: &str) -> Result<Dsg, DsgError> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| DsgError::Document(format!("not valid JSON: {e}")))?;
+        Dsg::from_json(&doc)
+    }
+
     /// JSON Schema (draft 2020-12) of the document, generated from `PARAMS`.
     pub fn json_schema() -> Value {
         let properties: Map<String, Value> = PARAMS

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod agents;
+pub mod batch;
 pub mod dsg;
 pub mod market;
 pub mod strategy;

@@ -147,6 +147,8 @@ pub struct SimOutput {
     pub populations: Vec<PopulationPnl>,
     pub strategy: Option<StrategyReport>,
     pub events: u64,
+    /// Number of trades, counted even when the market tables are not recorded.
+    pub trade_count: usize,
     pub truncated: bool,
 }
 
@@ -297,6 +299,7 @@ impl<'a> Market<'a> {
                 populations: Vec::new(),
                 strategy: None,
                 events: 0,
+                trade_count: 0,
                 truncated: false,
             },
             bar: None,
@@ -566,6 +569,7 @@ impl<'a> Market<'a> {
                 }
                 Event::Trade { trade_id, ts_us, taker_side, price, qty, .. } => {
                     let (price_f, qty_f) = (spec.price_to_f64(price), spec.qty_to_f64(qty));
+                    self.out.trade_count += 1;
                     if self.config.record_market {
                         let trades = &mut self.out.trades;
                         trades.ts_us.push(ts_us);

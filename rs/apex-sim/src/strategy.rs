@@ -94,6 +94,9 @@ impl Strategy for MovingAverageCrossover {
     }
 }
 
+/// The names `builtin` accepts, for error messages and `--help`.
+pub const NAMES: &str = "strategies: always_flat, buy_and_hold, ma_crossover, ma_crossover:FAST:SLOW";
+
 /// A reference strategy by name, for the CLI and the Python batch call.
 ///
 /// Names: `always_flat`, `buy_and_hold`, `ma_crossover` (5/20) or `ma_crossover:FAST:SLOW`.
