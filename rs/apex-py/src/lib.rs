@@ -3,6 +3,7 @@
 mod book;
 mod errors;
 mod features;
+mod sim;
 mod vmd;
 
 use pyo3::prelude::*;
@@ -13,6 +14,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     book::register(m)?;
     features::register(m)?;
+    sim::register(m)?;
     vmd::register(m)?;
     Ok(())
 }

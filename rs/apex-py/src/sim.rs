@@ -1,0 +1,285 @@
+//! Bindings of `apex-sim`: one simulation with its tables, a parallel batch of summaries, and the DSG's contract.
+
+use apex_sim::batch::{Job, preset, run_batch};
+use apex_sim::dsg::{Dsg, DsgError, PARAMS};
+use apex_sim::market::{SimConfig, SimOutput, run};
+use apex_sim::{SimError, strategy};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::{DataError, IntoPyErr, run_detached};
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(sim_run, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(dsg_params, m)?)?;
+    m.add_function(wrap_pyfunction!(dsg_json_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(dsg_normalize, m)?)?;
+    Ok(())
+}
+
+impl IntoPyErr for SimError {
+    fn into_py_err(self) -> PyErr {
+        DataError::new_err(self.to_string())
+    }
+}
+
+impl IntoPyErr for DsgError {
+    fn into_py_err(self) -> PyErr {
+        DataError::new_err(self.to_string())
+    }
+}
+
+fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
+    Ok(text.map(Dsg::from_json_str).transpose()?.unwrap_or_default())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn config_for(
+    symbol: &str,
+    seed: u64,
+    hours: f64,
+    book_depth: usize,
+    book_cadence_ms: i64,
+    bar_seconds: i64,
+    capital: f64,
+    max_events: u64,
+) -> Result<SimConfig, SimError> {
+    let (spec, start) = preset(symbol)?;
+    let mut config = SimConfig::new(spec, start, seed);
+    config.horizon_s = hours * 3600.0;
+    config.book_depth = book_depth;
+    config.book_cadence_ms = book_cadence_ms;
+    config.bar_s = bar_seconds;
+    config.capital = capital;
+    config.max_events = max_events;
+    Ok(config)
+}
+
+fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (name, value) in items {
+        out.set_item(name, value)?;
+    }
+    Ok(out)
+}
+
+fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bound<'py, PyDict>> {
+    let SimOutput { trades, book, bars, fills, populations, strategy, events, trade_count, truncated } = out;
+    let result = PyDict::new(py);
+    let trade_ids: Vec<u64> = trades.trade_id;
+    result.set_item(
+        "trades",
+        columns(
+            py,
+            vec![
+                ("ts_us", PyArray1::from_vec(py, trades.ts_us).into_any()),
+                ("side", PyArray1::from_vec(py, trades.side).into_any()),
+                ("price", PyArray1::from_vec(py, trades.price).into_any()),
+                ("size", PyArray1::from_vec(py, trades.size).into_any()),
+                ("trade_id", PyArray1::from_vec(py, trade_ids).into_any()),
+            ],
+        )?,
+    )?;
+    result.set_item(
+        "book",
+        columns(
+            py,
+            vec![
+                ("ts_us", PyArray1::from_vec(py, book.ts_us).into_any()),
+                ("kind", PyArray1::from_vec(py, book.kind).into_any()),
+                ("side", PyArray1::from_vec(py, book.side).into_any()),
+                ("price", PyArray1::from_vec(py, book.price).into_any()),
+                ("size", PyArray1::from_vec(py, book.size).into_any()),
+                ("update_id", PyArray1::from_vec(py, book.update_id).into_any()),
+                ("seq", PyArray1::from_vec(py, book.seq).into_any()),
+            ],
+        )?,
+    )?;
+    let bar_column = |f: fn(&apex_sim::strategy::Bar) -> f64| PyArray1::from_vec(py, bars.iter().map(f).collect());
+    result.set_item(
+        "bars",
+        columns(
+            py,
+            vec![
+                ("ts_us", PyArray1::from_vec(py, bars.iter().map(|b| b.ts_us).collect()).into_any()),
+                ("open", bar_column(|b| b.open).into_any()),
+                ("high", bar_column(|b| b.high).into_any()),
+                ("low", bar_column(|b| b.low).into_any()),
+                ("close", bar_column(|b| b.close).into_any()),
+                ("volume", bar_column(|b| b.volume).into_any()),
+            ],
+        )?,
+    )?;
+    result.set_item(
+        "fills",
+        columns(
+            py,
+            vec![
+                ("ts_us", PyArray1::from_vec(py, fills.ts_us).into_any()),
+                ("account", PyArray1::from_vec(py, fills.account).into_any()),
+                ("side", PyArray1::from_vec(py, fills.side).into_any()),
+                ("price", PyArray1::from_vec(py, fills.price).into_any()),
+                ("size", PyArray1::from_vec(py, fills.size).into_any()),
+                ("fee", PyArray1::from_vec(py, fills.fee).into_any()),
+                ("order_id", PyArray1::from_vec(py, fills.order_id).into_any()),
+                ("maker", PyArray1::from_vec(py, fills.maker).into_any()),
+            ],
+        )?,
+    )?;
+    let pops = PyDict::new(py);
+    for p in &populations {
+        pops.set_item(
+            p.population.name(),
+            columns(
+                py,
+                vec![
+                    ("agents", p.agents.into_pyobject(py)?.into_any()),
+                    ("pnl", p.pnl.into_pyobject(py)?.into_any()),
+                    ("fees", p.fees.into_pyobject(py)?.into_any()),
+                    ("volume", p.volume.into_pyobject(py)?.into_any()),
+                ],
+            )?,
+        )?;
+    }
+    result.set_item("populations", pops)?;
+    match strategy {
+        None => result.set_item("strategy", py.None())?,
+        Some(r) => {
+            let report = PyDict::new(py);
+            report.set_item("name", r.name)?;
+            report.set_item("pnl", r.pnl)?;
+            report.set_item("fees", r.fees)?;
+            report.set_item("max_drawdown", r.max_drawdown)?;
+            report.set_item("time_to_target_s", r.time_to_target_s)?;
+            report.set_item("ruined", r.ruined)?;
+            report.set_item("n_fills", r.n_fills)?;
+            report.set_item("equity_ts_us", PyArray1::from_vec(py, r.equity_ts_us))?;
+            report.set_item("equity", PyArray1::from_vec(py, r.equity))?;
+            result.set_item("strategy", report)?;
+        }
+    }
+    result.set_item("events", events)?;
+    result.set_item("trade_count", trade_count)?;
+    result.set_item("truncated", truncated)?;
+    Ok(result)
+}
+
+/// Runs one simulation of `symbol` (a preset instrument) and returns its tables as NumPy columns (time in
+/// microseconds since the simulation start), per-population PnL and the strategy's report.
+#[pyfunction]
+#[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=50, book_cadence_ms=100, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000))]
+#[allow(clippy::too_many_arguments)]
+fn sim_run<'py>(
+    py: Python<'py>,
+    symbol: &str,
+    dsg_json: Option<&str>,
+    seed: u64,
+    hours: f64,
+    strategy: Option<&str>,
+    book_depth: usize,
+    book_cadence_ms: i64,
+    bar_seconds: i64,
+    capital: f64,
+    record_all_fills: bool,
+    max_events: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = run_detached(py, || {
+        let dsg = dsg_from(dsg_json)?;
+        let mut config =
+            config_for(symbol, seed, hours, book_depth, book_cadence_ms, bar_seconds, capital, max_events)?;
+        config.record_all_fills = record_all_fills;
+        let mut chosen = strategy
+            .map(|name| {
+                strategy::builtin(name)
+                    .ok_or_else(|| SimError::Config(format!("unknown strategy '{name}'; {}", strategy::NAMES)))
+            })
+            .transpose()?;
+        match chosen.as_mut() {
+            Some(s) => run(&dsg, &config, Some(s.as_mut())),
+            None => run(&dsg, &config, None),
+        }
+    })?;
+    output_to_py(py, out)
+}
+
+/// Runs one job per row of `dsg_vectors` (flat DSG vectors, clipped into bounds) with its seed and strategy name
+/// ('' for none), in parallel on all cores, and returns one NumPy column per summary field.
+#[pyfunction]
+#[pyo3(signature = (symbol, dsg_vectors, seeds, strategies, *, hours=1.0, bar_seconds=60, capital=200.0, max_events=200_000_000))]
+#[allow(clippy::too_many_arguments)]
+fn sim_batch<'py>(
+    py: Python<'py>,
+    symbol: &str,
+    dsg_vectors: PyReadonlyArray2<'py, f64>,
+    seeds: PyReadonlyArray1<'py, u64>,
+    strategies: Vec<String>,
+    hours: f64,
+    bar_seconds: i64,
+    capital: f64,
+    max_events: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let vectors = dsg_vectors.as_array();
+    let seeds = seeds.as_slice()?;
+    if vectors.nrows() != seeds.len() || seeds.len() != strategies.len() {
+        return Err(DataError::new_err(format!(
+            "sim_batch: {} DSG rows, {} seeds and {} strategies must be the same count",
+            vectors.nrows(),
+            seeds.len(),
+            strategies.len()
+        )));
+    }
+    let rows: Vec<Vec<f64>> = vectors.rows().into_iter().map(|r| r.to_vec()).collect();
+    let summaries = run_detached(py, || {
+        let jobs = rows
+            .iter()
+            .zip(seeds)
+            .zip(&strategies)
+            .map(|((row, &seed), name)| {
+                Ok(Job {
+                    dsg: Dsg::from_vector_clipped(row)?,
+                    seed,
+                    strategy: (!name.is_empty()).then(|| name.clone()),
+                })
+            })
+            .collect::<Result<Vec<Job>, SimError>>()?;
+        let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
+        run_batch(&template, &jobs)
+    })?;
+    let column = |f: fn(&apex_sim::batch::JobSummary) -> f64| PyArray1::from_vec(py, summaries.iter().map(f).collect());
+    columns(
+        py,
+        vec![
+            ("pnl", column(|s| s.pnl).into_any()),
+            ("fees", column(|s| s.fees).into_any()),
+            ("max_drawdown", column(|s| s.max_drawdown).into_any()),
+            ("time_to_target_s", column(|s| s.time_to_target_s).into_any()),
+            ("ruined", PyArray1::from_vec(py, summaries.iter().map(|s| s.ruined).collect()).into_any()),
+            ("n_fills", PyArray1::from_vec(py, summaries.iter().map(|s| s.n_fills as u64).collect()).into_any()),
+            ("events", PyArray1::from_vec(py, summaries.iter().map(|s| s.events).collect()).into_any()),
+            ("trades", PyArray1::from_vec(py, summaries.iter().map(|s| s.trades as u64).collect()).into_any()),
+            ("truncated", PyArray1::from_vec(py, summaries.iter().map(|s| s.truncated).collect()).into_any()),
+        ],
+    )
+}
+
+/// The DSG parameters in flat-vector order: (name, lower bound, upper bound, default, is a count, meaning).
+#[pyfunction]
+fn dsg_params() -> Vec<(&'static str, f64, f64, f64, bool, &'static str)> {
+    PARAMS.iter().map(|p| (p.name, p.lo, p.hi, p.default, p.integer, p.doc)).collect()
+}
+
+/// The DSG document's JSON Schema, as JSON text.
+#[pyfunction]
+fn dsg_json_schema() -> String {
+    serde_json::to_string_pretty(&Dsg::json_schema()).unwrap_or_default()
+}
+
+/// Validates a DSG document (defaults filled in) and returns it normalized as JSON text; `None` gives the default DSG.
+#[pyfunction]
+#[pyo3(signature = (text=None))]
+fn dsg_normalize(text: Option<&str>) -> PyResult<String> {
+    let dsg = dsg_from(text).map_err(IntoPyErr::into_py_err)?;
+    Ok(serde_json::to_string_pretty(&dsg.to_json()).unwrap_or_default())
+}

@@ -1,0 +1,857 @@
+//! The event-driven market: a microsecond clock, agent populations with their latencies, the matching engine, the
+//! strategy slot, and the tables a run emits (trades, L2 book messages, bars, fills, per-population PnL).
+//!
+//! Every agent acts on the market as it was `latency` ago and its orders reach the engine `latency` later, so a
+//! reaction always trades against a state that has moved on, as in a real venue.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use apex_core::Side;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_distr::{Distribution, Exp, Normal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::agents::{self, Intent, OwnOrder, Population, View};
+use crate::dsg::Dsg;
+use crate::strategy::{Bar, Context, Strategy};
+use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
+
+const US_PER_S: i64 = 1_000_000;
+/// Resolution of the latent fair-value path.
+const FAIR_VALUE_STEP_US: i64 = 100_000;
+/// Resolution of the mid history agents read trends and volatility from.
+const MID_SAMPLE_US: i64 = US_PER_S;
+/// Window of the volatility estimate market makers quote with.
+const VOL_WINDOW_SAMPLES: usize = 60;
+/// The strategy account; agents are numbered from 1.
+pub const STRATEGY_ACCOUNT: AccountId = 0;
+
+/// How one simulation run is set up (besides the DSG).
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub spec: InstrumentSpec,
+    /// Starting price in quote units (rounded to the tick).
+    pub start_price: f64,
+    /// Simulated time in seconds.
+    pub horizon_s: f64,
+    pub seed: u64,
+    /// Depth of the published L2 stream (`orderbook.{depth}`) and its cadence in milliseconds.
+    pub book_depth: usize,
+    pub book_cadence_ms: i64,
+    /// Bar length of the `bars` table and of the strategy's decisions, in seconds.
+    pub bar_s: i64,
+    /// Keep the fills of every account (large); the strategy's fills are always kept.
+    pub record_all_fills: bool,
+    /// Emit the trades/book/bars tables (off for fitness evaluation, where only the strategy report matters).
+    pub record_market: bool,
+    /// Hard cap on processed events: a run that reaches it stops early and says so (`SimOutput::truncated`).
+    pub max_events: u64,
+    /// The strategy's capital in quote units, leverage cap, latency, and the equity multiple that counts as the target.
+    pub capital: f64,
+    pub leverage: f64,
+    pub strategy_latency_ms: f64,
+    pub target_multiple: f64,
+}
+
+impl SimConfig {
+    /// Defaults: 1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital at up to 5x, 20 ms latency, target 2x.
+    pub fn new(spec: InstrumentSpec, start_price: f64, seed: u64) -> SimConfig {
+        SimConfig {
+            spec,
+            start_price,
+            horizon_s: 3600.0,
+            seed,
+            book_depth: 50,
+            book_cadence_ms: 100,
+            bar_s: 60,
+            record_all_fills: false,
+            record_market: true,
+            max_events: 200_000_000,
+            capital: 200.0,
+            leverage: 5.0,
+            strategy_latency_ms: 20.0,
+            target_multiple: 2.0,
+        }
+    }
+}
+
+/// Columns of the `trades` table (time in microseconds since the simulation epoch).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TradeRows {
+    pub ts_us: Vec<i64>,
+    pub side: Vec<i8>,
+    pub price: Vec<f64>,
+    pub size: Vec<f64>,
+    pub trade_id: Vec<u64>,
+}
+
+/// Columns of the `book` table: one row per level of each L2 message; kind 0 snapshot, 1 delta.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookRows {
+    pub ts_us: Vec<i64>,
+    pub kind: Vec<u8>,
+    pub side: Vec<i8>,
+    pub price: Vec<f64>,
+    pub size: Vec<f64>,
+    pub update_id: Vec<i64>,
+    pub seq: Vec<i64>,
+}
+
+/// Columns of the `fills` table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FillRows {
+    pub ts_us: Vec<i64>,
+    pub account: Vec<u32>,
+    pub side: Vec<i8>,
+    pub price: Vec<f64>,
+    pub size: Vec<f64>,
+    pub fee: Vec<f64>,
+    pub order_id: Vec<u64>,
+    pub maker: Vec<bool>,
+}
+
+/// What one population made or lost, marked to the final mid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopulationPnl {
+    pub population: Population,
+    pub agents: usize,
+    pub pnl: f64,
+    pub fees: f64,
+    pub volume: f64,
+}
+
+/// The strategy's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyReport {
+    pub name: String,
+    pub pnl: f64,
+    pub fees: f64,
+    pub max_drawdown: f64,
+    /// Seconds until equity first reached `target_multiple` × capital.
+    pub time_to_target_s: Option<f64>,
+    pub ruined: bool,
+    pub n_fills: usize,
+    /// Equity after each decision: (ts_us, equity).
+    pub equity_ts_us: Vec<i64>,
+    pub equity: Vec<f64>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOutput {
+    pub trades: TradeRows,
+    pub book: BookRows,
+    pub bars: Vec<Bar>,
+    pub fills: FillRows,
+    pub populations: Vec<PopulationPnl>,
+    pub strategy: Option<StrategyReport>,
+    pub events: u64,
+    /// Number of trades, counted even when the market tables are not recorded.
+    pub trade_count: usize,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Task {
+    /// A Poisson decision of one population (a uniformly chosen member acts).
+    Wake(usize),
+    /// One market maker's requote timer.
+    Requote(AccountId),
+    /// An intent reaching the engine; the index points into the pending-intent store.
+    Arrive(usize),
+    /// A noise order's lifetime ends: cancel it if it still rests.
+    Expire(AccountId, u64),
+    /// Publish the L2 stream and sample the mid.
+    Publish,
+    /// A bar closes; the strategy decides.
+    BarClose,
+}
+
+/// A population's members (account ids) and latency.
+struct Group {
+    population: Population,
+    accounts: Vec<AccountId>,
+    rate_per_agent: f64,
+    latency_us: i64,
+}
+
+struct Pending {
+    account: AccountId,
+    intent: Intent,
+}
+
+/// Runs one simulation.
+///
+/// # Errors
+/// `SimError` for an invalid instrument spec or configuration.
+pub fn run(dsg: &Dsg, config: &SimConfig, strategy: Option<&mut dyn Strategy>) -> Result<SimOutput, SimError> {
+    Market::new(dsg, config)?.run(strategy)
+}
+
+struct Market<'a> {
+    dsg: &'a Dsg,
+    config: &'a SimConfig,
+    engine: MatchingEngine,
+    publisher: BookPublisher,
+    rng: Xoshiro256PlusPlus,
+    queue: BinaryHeap<Reverse<(i64, u64, Task)>>,
+    next_seq: u64,
+    groups: Vec<Group>,
+    latency_of: BTreeMap<AccountId, i64>,
+    population_of: Vec<Population>,
+    own_orders: BTreeMap<AccountId, Vec<OwnOrder>>,
+    pending: Vec<Option<Pending>>,
+    /// (ts_us, best bid, best ask) in ticks after every change of the top of book.
+    top_history: Vec<(i64, Option<i64>, Option<i64>)>,
+    /// Mid in ticks every `MID_SAMPLE_US` (NaN while a side is empty), and the volatility estimate at each sample.
+    mids: Vec<f64>,
+    vols: Vec<Option<f64>>,
+    fair_value: Vec<f64>,
+    tick: i64,
+    lot: i64,
+    events: Vec<Event>,
+    out: SimOutput,
+    bar: Option<Bar>,
+    visible_bars: Vec<Bar>,
+    /// Traded quantity per account (index = account id).
+    volume: Vec<f64>,
+}
+
+impl<'a> Market<'a> {
+    fn new(dsg: &'a Dsg, config: &'a SimConfig) -> Result<Market<'a>, SimError> {
+        let engine = MatchingEngine::new(config.spec.clone())?;
+        let publisher = BookPublisher::new(config.book_depth)?;
+        if !(config.horizon_s.is_finite() && config.horizon_s > 0.0) {
+            return Err(SimError::Config(format!(
+                "horizon must be a positive number of seconds, got {}",
+                config.horizon_s
+            )));
+        }
+        if config.book_cadence_ms <= 0 || config.bar_s <= 0 {
+            return Err(SimError::Config("book cadence and bar length must be positive".to_owned()));
+        }
+        let tick = config.spec.tick;
+        let tick_price = config.spec.price_to_f64(tick);
+        if !(config.start_price.is_finite() && config.start_price > tick_price) {
+            return Err(SimError::Config(format!("start price {} must exceed one tick", config.start_price)));
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+        let start_ticks = (config.start_price / tick_price).round();
+        let horizon_us = (config.horizon_s * 1e6) as i64;
+        let lookahead_us = (dsg.inf_lookahead_s * 1e6) as i64;
+        let fair_value = fair_value_path(dsg, start_ticks, horizon_us + lookahead_us + FAIR_VALUE_STEP_US, &mut rng);
+
+        let mut groups = Vec::new();
+        let mut latency_of = BTreeMap::new();
+        let mut population_of = vec![Population::Noise]; // index 0 is the strategy account, never looked up
+        let mut next_account: AccountId = 1;
+        for population in Population::ALL {
+            let (count, rate, latency_ms) = match population {
+                Population::Noise => {
+                    (dsg.noise_agents, dsg.noise_limit_rate + dsg.noise_market_rate, dsg.noise_latency_ms)
+                }
+                Population::MarketMaker => (dsg.mm_agents, 1e3 / dsg.mm_refresh_ms, dsg.mm_latency_ms),
+                Population::Momentum => (dsg.mom_agents, dsg.mom_rate, dsg.mom_latency_ms),
+                Population::Fundamentalist => (dsg.fund_agents, dsg.fund_rate, dsg.fund_latency_ms),
+                Population::Informed => (dsg.inf_agents, dsg.inf_rate, dsg.inf_latency_ms),
+            };
+            let latency_us = ((latency_ms * 1e3).round() as i64).max(1);
+            let accounts: Vec<AccountId> = (0..Dsg::count(count))
+                .map(|_| {
+                    let id = next_account;
+                    next_account += 1;
+                    latency_of.insert(id, latency_us);
+                    population_of.push(population);
+                    id
+                })
+                .collect();
+            groups.push(Group { population, accounts, rate_per_agent: rate, latency_us });
+        }
+        latency_of.insert(STRATEGY_ACCOUNT, ((config.strategy_latency_ms * 1e3).round() as i64).max(1));
+
+        let lot = config.spec.lot.max(config.spec.min_qty);
+        Ok(Market {
+            dsg,
+            config,
+            engine,
+            publisher,
+            rng,
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            groups,
+            latency_of,
+            population_of,
+            own_orders: BTreeMap::new(),
+            pending: Vec::new(),
+            top_history: Vec::new(),
+            mids: Vec::new(),
+            vols: Vec::new(),
+            fair_value,
+            tick,
+            lot,
+            events: Vec::new(),
+            out: SimOutput {
+                trades: TradeRows::default(),
+                book: BookRows::default(),
+                bars: Vec::new(),
+                fills: FillRows::default(),
+                populations: Vec::new(),
+                strategy: None,
+                events: 0,
+                trade_count: 0,
+                truncated: false,
+            },
+            bar: None,
+            visible_bars: Vec::new(),
+            volume: vec![0.0; next_account as usize],
+        })
+    }
+
+    fn schedule(&mut self, ts: i64, task: Task) {
+        self.next_seq += 1;
+        self.queue.push(Reverse((ts, self.next_seq, task)));
+    }
+
+    fn next_gap_us(&mut self, rate_per_s: f64) -> Option<i64> {
+        if !(rate_per_s.is_finite() && rate_per_s > 0.0) {
+            return None;
+        }
+        let gap_s = Exp::new(rate_per_s).map_or(f64::INFINITY, |d| d.sample(&mut self.rng));
+        // Capped at ~30 years so `ts + gap` cannot overflow for any rate within the DSG bounds.
+        Some(((gap_s * 1e6).ceil().min(1e15) as i64).max(1))
+    }
+
+    fn run(mut self, mut strategy: Option<&mut dyn Strategy>) -> Result<SimOutput, SimError> {
+        let horizon_us = (self.config.horizon_s * 1e6) as i64;
+        self.seed_book();
+        for index in 0..self.groups.len() {
+            let group = &self.groups[index];
+            if group.population == Population::MarketMaker {
+                for account in group.accounts.clone() {
+                    self.schedule(0, Task::Requote(account));
+                }
+            } else if let Some(gap) = self.next_gap_us(group.rate_per_agent * group.accounts.len() as f64) {
+                self.schedule(gap, Task::Wake(index));
+            }
+        }
+        self.schedule(0, Task::Publish);
+        let bar_us = self.config.bar_s * US_PER_S;
+        self.schedule(bar_us, Task::BarClose);
+
+        let mut driver = strategy.as_ref().map(|s| StrategyDriver::new(s.name(), self.config));
+        let mut processed = 0u64;
+        while let Some(Reverse((ts, _, task))) = self.queue.pop() {
+            if ts > horizon_us {
+                break;
+            }
+            processed += 1;
+            if processed > self.config.max_events {
+                self.out.truncated = true;
+                break;
+            }
+            match task {
+                Task::Wake(index) => self.wake(ts, index),
+                Task::Requote(account) => self.requote(ts, account),
+                Task::Arrive(slot) => self.arrive(ts, slot, driver.as_mut()),
+                Task::Expire(account, order_id) => {
+                    if self.own_orders.get(&account).is_some_and(|own| own.iter().any(|o| o.id == order_id)) {
+                        self.submit(ts, account, Intent::Cancel { order_id }, None);
+                    }
+                }
+                Task::Publish => {
+                    self.publish(ts);
+                    self.schedule(ts + self.config.book_cadence_ms * 1000, Task::Publish);
+                }
+                Task::BarClose => {
+                    self.close_bar(ts);
+                    if let (Some(strategy), Some(driver)) = (strategy.as_deref_mut(), driver.as_mut()) {
+                        self.decide(ts, strategy, driver);
+                    }
+                    self.schedule(ts + bar_us, Task::BarClose);
+                }
+            }
+        }
+        self.out.events = processed;
+        let last_mid = self.current_mid_price();
+        self.out.populations = self.population_pnl(last_mid);
+        self.out.strategy = driver.map(|d| d.finish(&self.engine, self.config, last_mid));
+        Ok(self.out)
+    }
+
+    /// A market opens with resting liquidity: a few levels each side from noise traders around the start price.
+    fn seed_book(&mut self) {
+        let start = self.fair_value[0].round() as i64;
+        let Some(group) = self.groups.iter().find(|g| g.population == Population::Noise) else { return };
+        let owners = group.accounts.clone();
+        for level in 1..=20i64 {
+            for side in [Side::Buy, Side::Sell] {
+                let owner = owners[(level as usize * 2 + usize::from(side == Side::Sell)) % owners.len()];
+                let price = if side == Side::Buy { start - level } else { start + level };
+                let qty = agents::order_size(&mut self.rng, self.dsg.noise_size_lots, self.dsg.noise_size_tail);
+                self.submit(0, owner, Intent::Limit { side, price, qty, post_only: true }, None);
+            }
+        }
+    }
+
+    fn wake(&mut self, ts: i64, index: usize) {
+        let (population, latency_us, account, rate) = {
+            let group = &self.groups[index];
+            let pick = self.rng.random_range(0..group.accounts.len());
+            (
+                group.population,
+                group.latency_us,
+                group.accounts[pick],
+                group.rate_per_agent * group.accounts.len() as f64,
+            )
+        };
+        if let Some(gap) = self.next_gap_us(rate) {
+            self.schedule(ts + gap, Task::Wake(index));
+        }
+        let intents = {
+            let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
+            let view = self.view(ts, latency_us, account, own, population);
+            let dsg = self.dsg;
+            let rng = &mut self.rng;
+            match population {
+                Population::Noise => agents::noise(dsg, &view, rng),
+                Population::Momentum => agents::momentum(dsg, &view, rng),
+                Population::Fundamentalist => agents::fundamentalist(dsg, &view, rng),
+                Population::Informed => agents::informed(dsg, &view, rng),
+                Population::MarketMaker => agents::market_maker(dsg, &view),
+            }
+        };
+        self.send(ts + latency_us, account, intents);
+    }
+
+    fn requote(&mut self, ts: i64, account: AccountId) {
+        let latency_us = self.latency_of[&account];
+        if let Some(gap) = self.next_gap_us(1e3 / self.dsg.mm_refresh_ms) {
+            self.schedule(ts + gap, Task::Requote(account));
+        }
+        let intents = {
+            let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
+            let view = self.view(ts, latency_us, account, own, Population::MarketMaker);
+            agents::market_maker(self.dsg, &view)
+        };
+        self.send(ts + latency_us, account, intents);
+    }
+
+    fn send(&mut self, arrival: i64, account: AccountId, intents: Vec<Intent>) {
+        for intent in intents {
+            self.pending.push(Some(Pending { account, intent }));
+            let slot = self.pending.len() - 1;
+            self.schedule(arrival, Task::Arrive(slot));
+        }
+    }
+
+    /// The market as `account` sees it at `ts`: the top of book `latency` ago, trend and volatility from the mid
+    /// history up to then, the fair value (now and ahead), its position and its resting orders.
+    fn view<'o>(
+        &self,
+        ts: i64,
+        latency_us: i64,
+        account: AccountId,
+        own: &'o [OwnOrder],
+        population: Population,
+    ) -> View<'o> {
+        let seen = ts - latency_us;
+        let at = self.top_history.partition_point(|entry| entry.0 <= seen);
+        let (best_bid, best_ask) =
+            if at == 0 { (None, None) } else { (self.top_history[at - 1].1, self.top_history[at - 1].2) };
+        let visible_samples = ((seen.max(0) / MID_SAMPLE_US) as usize + 1).min(self.mids.len());
+        let mids = &self.mids[..visible_samples];
+        let lookback = match population {
+            Population::Momentum => Some((self.dsg.mom_lookback_s * 1e6) as i64 / MID_SAMPLE_US),
+            _ => None,
+        };
+        let past_mid = lookback
+            .and_then(|k| visible_samples.checked_sub(k as usize + 1))
+            .map(|i| mids[i])
+            .filter(|m| m.is_finite());
+        View {
+            best_bid,
+            best_ask,
+            past_mid,
+            vol_bps: visible_samples.checked_sub(1).and_then(|i| self.vols[i]),
+            fair_value: self.fair_value_at(ts),
+            fair_value_ahead: self.fair_value_at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64),
+            position: self.engine.account(account).position / self.lot,
+            own_orders: own,
+        }
+    }
+
+    fn fair_value_at(&self, ts: i64) -> f64 {
+        let index = (ts.max(0) / FAIR_VALUE_STEP_US) as usize;
+        self.fair_value[index.min(self.fair_value.len() - 1)]
+    }
+
+    fn arrive(&mut self, ts: i64, slot: usize, driver: Option<&mut StrategyDriver>) {
+        let Some(Pending { account, intent }) = self.pending[slot].take() else { return };
+        if slot + 1 == self.pending.len() {
+            // Keep the store from growing without bound: trailing empty slots are dropped.
+            while self.pending.last().is_some_and(Option::is_none) {
+                self.pending.pop();
+            }
+        }
+        self.submit(ts, account, intent, driver);
+    }
+
+    fn submit(&mut self, ts: i64, account: AccountId, intent: Intent, driver: Option<&mut StrategyDriver>) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        match intent {
+            Intent::Limit { side, price, qty, post_only } => {
+                let tif = if post_only { TimeInForce::PostOnly } else { TimeInForce::Gtc };
+                let order = NewOrder::limit(account, side, price * self.tick, qty * self.lot, tif);
+                let order_id = self.engine.submit(ts, &order, &mut events);
+                if self.population_of.get(account as usize) == Some(&Population::Noise)
+                    && let Some(life) = self.next_gap_us(self.dsg.noise_cancel_rate)
+                {
+                    self.schedule(ts + life, Task::Expire(account, order_id));
+                }
+            }
+            Intent::Market { side, qty } => {
+                self.engine.submit(ts, &NewOrder::market(account, side, qty * self.lot), &mut events);
+            }
+            Intent::Cancel { order_id } => {
+                self.engine.cancel(ts, account, order_id, &mut events);
+            }
+            Intent::CancelAll => {
+                let ids: Vec<u64> =
+                    self.own_orders.get(&account).map(|o| o.iter().map(|o| o.id).collect()).unwrap_or_default();
+                for order_id in ids {
+                    self.engine.cancel(ts, account, order_id, &mut events);
+                }
+            }
+        }
+        self.absorb(ts, &events, driver);
+        self.events = events;
+    }
+
+    /// Books the engine's events: own-order lists, trades and fills tables, the top-of-book history, the bar.
+    fn absorb(&mut self, ts: i64, events: &[Event], mut driver: Option<&mut StrategyDriver>) {
+        let spec = &self.config.spec;
+        for event in events {
+            match *event {
+                Event::Accepted { order_id, account, side, price, qty } => {
+                    self.own_orders.entry(account).or_default().push(OwnOrder {
+                        id: order_id,
+                        side,
+                        price: price / self.tick,
+                        qty: qty / self.lot,
+                    });
+                }
+                Event::Cancelled { order_id, account, .. } => self.forget(account, order_id),
+                Event::Fill { order_id, account, side, price, qty, fee, liquidity, leaves_qty, ts_us, .. } => {
+                    if leaves_qty == 0 {
+                        self.forget(account, order_id);
+                    }
+                    if let Some(volume) = self.volume.get_mut(account as usize) {
+                        *volume += spec.qty_to_f64(qty);
+                    }
+                    if account == STRATEGY_ACCOUNT
+                        && let Some(driver) = driver.as_deref_mut()
+                    {
+                        driver.fills += 1;
+                    }
+                    if self.config.record_all_fills || account == STRATEGY_ACCOUNT {
+                        let fills = &mut self.out.fills;
+                        fills.ts_us.push(ts_us);
+                        fills.account.push(account);
+                        fills.side.push(side.sign());
+                        fills.price.push(spec.price_to_f64(price));
+                        fills.size.push(spec.qty_to_f64(qty));
+                        fills.fee.push(spec.cash_to_f64(fee));
+                        fills.order_id.push(order_id);
+                        fills.maker.push(liquidity == crate::Liquidity::Maker);
+                    }
+                }
+                Event::Trade { trade_id, ts_us, taker_side, price, qty, .. } => {
+                    let (price_f, qty_f) = (spec.price_to_f64(price), spec.qty_to_f64(qty));
+                    self.out.trade_count += 1;
+                    if self.config.record_market {
+                        let trades = &mut self.out.trades;
+                        trades.ts_us.push(ts_us);
+                        trades.side.push(taker_side.sign());
+                        trades.price.push(price_f);
+                        trades.size.push(qty_f);
+                        trades.trade_id.push(trade_id);
+                    }
+                    let bar_us = self.config.bar_s * US_PER_S;
+                    let open_ts = ts_us - ts_us.rem_euclid(bar_us);
+                    match &mut self.bar {
+                        Some(bar) if bar.ts_us == open_ts => {
+                            bar.high = bar.high.max(price_f);
+                            bar.low = bar.low.min(price_f);
+                            bar.close = price_f;
+                            bar.volume += qty_f;
+                        }
+                        _ => {
+                            self.bar = Some(Bar {
+                                ts_us: open_ts,
+                                open: price_f,
+                                high: price_f,
+                                low: price_f,
+                                close: price_f,
+                                volume: qty_f,
+                            });
+                        }
+                    }
+                }
+                Event::Amended { .. } | Event::Rejected { .. } | Event::BookLevel { .. } => {}
+            }
+        }
+        let top =
+            (self.engine.best_bid().map(|l| l.price / self.tick), self.engine.best_ask().map(|l| l.price / self.tick));
+        if self.top_history.last().is_none_or(|last| (last.1, last.2) != top) {
+            self.top_history.push((ts, top.0, top.1));
+        }
+    }
+
+    fn forget(&mut self, account: AccountId, order_id: u64) {
+        if let Some(orders) = self.own_orders.get_mut(&account) {
+            orders.retain(|o| o.id != order_id);
+        }
+    }
+
+    fn current_mid_ticks(&self) -> f64 {
+        match (self.engine.best_bid(), self.engine.best_ask()) {
+            (Some(b), Some(a)) => (b.price + a.price) as f64 / 2.0 / self.tick as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    fn current_mid_price(&self) -> f64 {
+        let mid = self.current_mid_ticks();
+        let mid = if mid.is_finite() {
+            mid
+        } else {
+            self.mids.iter().rev().copied().find(|m| m.is_finite()).unwrap_or(self.fair_value[0])
+        };
+        mid * self.config.spec.price_to_f64(self.tick)
+    }
+
+    fn publish(&mut self, ts: i64) {
+        while (self.mids.len() as i64) * MID_SAMPLE_US <= ts {
+            let mid = self.current_mid_ticks();
+            self.mids.push(mid);
+            self.vols.push(realized_vol_bps(&self.mids));
+        }
+        if !self.config.record_market {
+            return;
+        }
+        let Some(update) = self.publisher.publish(&self.engine, ts) else { return };
+        let spec = &self.config.spec;
+        let kind = u8::from(update.kind != apex_book::UpdateKind::Snapshot);
+        let book = &mut self.out.book;
+        let mut push = |side: i8, price: f64, size: f64| {
+            book.ts_us.push(update.ts_us);
+            book.kind.push(kind);
+            book.side.push(side);
+            book.price.push(price);
+            book.size.push(size);
+            book.update_id.push(update.update_id as i64);
+            book.seq.push(update.seq as i64);
+        };
+        if update.bids.is_empty() && update.asks.is_empty() {
+            push(0, f64::NAN, f64::NAN);
+        }
+        for level in &update.bids {
+            push(1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
+        }
+        for level in &update.asks {
+            push(-1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
+        }
+    }
+
+    /// Closes the bar that ended at `ts` (an interval without trades repeats the last close with zero volume).
+    fn close_bar(&mut self, ts: i64) {
+        let bar_us = self.config.bar_s * US_PER_S;
+        let open_ts = ts - bar_us;
+        let bar = match self.bar.take() {
+            Some(bar) if bar.ts_us == open_ts => bar,
+            other => {
+                // No trade in this interval (`other`, if any, belongs to the next one and is kept).
+                self.bar = other.filter(|b| b.ts_us > open_ts);
+                let close = self.out.bars.last().map_or_else(|| self.current_mid_price(), |b| b.close);
+                Bar { ts_us: open_ts, open: close, high: close, low: close, close, volume: 0.0 }
+            }
+        };
+        self.out.bars.push(bar);
+    }
+
+    fn decide(&mut self, ts: i64, strategy: &mut dyn Strategy, driver: &mut StrategyDriver) {
+        let latency_us = self.latency_of[&STRATEGY_ACCOUNT];
+        let mid = self.current_mid_price();
+        let equity = driver.equity(&self.engine, self.config, mid);
+        driver.record(ts, equity, self.config);
+        if driver.ruined {
+            return;
+        }
+        // The bar that closed at `ts` reaches the strategy after its latency; deciding now on it and sending with the
+        // latency again is equivalent to deciding at ts + latency for a strategy that only looks at bars.
+        self.visible_bars.clone_from(&self.out.bars);
+        let position_lots = self.engine.account(STRATEGY_ACCOUNT).position / self.lot;
+        let capacity_lots = driver.capacity_lots(self.config, mid, self.lot);
+        let position = if capacity_lots > 0 { position_lots as f64 / capacity_lots as f64 } else { 0.0 };
+        let target = if equity <= 0.0 {
+            driver.ruined = true;
+            0.0
+        } else {
+            let ctx = Context { bars: &self.visible_bars, position, equity };
+            let raw = strategy.target(&ctx);
+            if raw.is_nan() { 0.0 } else { raw.clamp(-1.0, 1.0) }
+        };
+        let wanted = (target * capacity_lots as f64).round() as i64;
+        let change = wanted - position_lots;
+        if change != 0 {
+            let side = if change > 0 { Side::Buy } else { Side::Sell };
+            self.send(ts + 2 * latency_us, STRATEGY_ACCOUNT, vec![Intent::Market { side, qty: change.abs() }]);
+        }
+    }
+
+    fn population_pnl(&self, last_mid: f64) -> Vec<PopulationPnl> {
+        let spec = &self.config.spec;
+        let mut by_population: BTreeMap<Population, PopulationPnl> = BTreeMap::new();
+        for group in &self.groups {
+            by_population.insert(
+                group.population,
+                PopulationPnl {
+                    population: group.population,
+                    agents: group.accounts.len(),
+                    pnl: 0.0,
+                    fees: 0.0,
+                    volume: 0.0,
+                },
+            );
+        }
+        for (account, state) in self.engine.accounts() {
+            if account == STRATEGY_ACCOUNT {
+                continue;
+            }
+            let Some(population) = self.population_of.get(account as usize) else { continue };
+            let entry = by_population.get_mut(population).expect("every agent belongs to a population");
+            entry.pnl += spec.cash_to_f64(state.cash) + spec.qty_to_f64(state.position) * last_mid;
+            entry.fees += spec.cash_to_f64(state.fees);
+            entry.volume += self.volume.get(account as usize).copied().unwrap_or(0.0);
+        }
+        by_population.into_values().collect()
+    }
+}
+
+/// Accounting of the strategy slot: capital, equity curve, drawdown, time to target, ruin.
+struct StrategyDriver {
+    name: String,
+    peak: f64,
+    max_drawdown: f64,
+    time_to_target_s: Option<f64>,
+    ruined: bool,
+    fills: usize,
+    equity_ts_us: Vec<i64>,
+    equity: Vec<f64>,
+}
+
+impl StrategyDriver {
+    fn new(name: String, config: &SimConfig) -> StrategyDriver {
+        StrategyDriver {
+            name,
+            peak: config.capital,
+            max_drawdown: 0.0,
+            time_to_target_s: None,
+            ruined: false,
+            fills: 0,
+            equity_ts_us: Vec::new(),
+            equity: Vec::new(),
+        }
+    }
+
+    fn equity(&self, engine: &MatchingEngine, config: &SimConfig, mid: f64) -> f64 {
+        let account = engine.account(STRATEGY_ACCOUNT);
+        config.capital + config.spec.cash_to_f64(account.cash) + config.spec.qty_to_f64(account.position) * mid
+    }
+
+    fn capacity_lots(&self, config: &SimConfig, mid: f64, lot: i64) -> i64 {
+        let lot_qty = config.spec.qty_to_f64(lot);
+        if !(mid.is_finite() && mid > 0.0 && lot_qty > 0.0) {
+            return 0;
+        }
+        (config.capital * config.leverage / mid / lot_qty).floor() as i64
+    }
+
+    fn record(&mut self, ts: i64, equity: f64, config: &SimConfig) {
+        self.equity_ts_us.push(ts);
+        self.equity.push(equity);
+        self.peak = self.peak.max(equity);
+        if self.peak > 0.0 {
+            self.max_drawdown = self.max_drawdown.max((self.peak - equity) / self.peak);
+        }
+        if self.time_to_target_s.is_none() && equity >= config.capital * config.target_multiple {
+            self.time_to_target_s = Some(ts as f64 / 1e6);
+        }
+        if equity <= 0.0 {
+            self.ruined = true;
+        }
+    }
+
+    fn finish(self, engine: &MatchingEngine, config: &SimConfig, last_mid: f64) -> StrategyReport {
+        let account = engine.account(STRATEGY_ACCOUNT);
+        let equity = self.equity(engine, config, last_mid);
+        StrategyReport {
+            name: self.name,
+            pnl: equity - config.capital,
+            fees: config.spec.cash_to_f64(account.fees),
+            max_drawdown: self.max_drawdown,
+            time_to_target_s: self.time_to_target_s,
+            ruined: self.ruined,
+            n_fills: self.fills,
+            equity_ts_us: self.equity_ts_us,
+            equity: self.equity,
+        }
+    }
+}
+
+/// Volatility of the sampled mid in basis points per sqrt(minute), from the last `VOL_WINDOW_SAMPLES` samples.
+fn realized_vol_bps(mids: &[f64]) -> Option<f64> {
+    let window = &mids[mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..];
+    let returns: Vec<f64> = window
+        .windows(2)
+        .filter(|w| w[0].is_finite() && w[1].is_finite() && w[0] > 0.0)
+        .map(|w| (w[1] / w[0]).ln())
+        .collect();
+    if returns.len() < 10 {
+        return None;
+    }
+    let n = returns.len() as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let per_minute = (var * (60.0 * US_PER_S as f64 / MID_SAMPLE_US as f64)).sqrt();
+    Some(per_minute * 1e4)
+}
+
+/// The latent fair value in ticks on a `FAIR_VALUE_STEP_US` grid: geometric Brownian motion whose volatility follows
+/// a log-Ornstein-Uhlenbeck process (volatility clustering), plus Poisson jumps (fat tails).
+fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &mut R) -> Vec<f64> {
+    let steps = (span_us / FAIR_VALUE_STEP_US).max(1) as usize + 1;
+    let step_minutes = FAIR_VALUE_STEP_US as f64 / (60.0 * US_PER_S as f64);
+    let base_sigma = dsg.fv_vol_bps / 1e4 * step_minutes.sqrt();
+    let persistence = 0.5f64.powf(step_minutes / dsg.fv_vol_halflife_min);
+    let vol_shock = dsg.fv_vol_of_vol * (1.0 - persistence * persistence).sqrt();
+    let jump_p = dsg.fv_jump_rate / 3600.0 * (FAIR_VALUE_STEP_US as f64 / US_PER_S as f64);
+    let normal = Normal::new(0.0, 1.0).expect("unit normal");
+    let mut path = Vec::with_capacity(steps);
+    let mut log_value = start.ln();
+    let mut log_vol = 0.0;
+    for _ in 0..steps {
+        path.push(log_value.exp());
+        log_vol = persistence * log_vol + vol_shock * normal.sample(rng);
+        // exp(h - v²/2) has mean 1 under the stationary law, so `fv_vol_bps` stays the average volatility.
+        let sigma = base_sigma * (log_vol - 0.5 * dsg.fv_vol_of_vol * dsg.fv_vol_of_vol).exp();
+        let mut step = sigma * normal.sample(rng) - 0.5 * sigma * sigma;
+        if jump_p > 0.0 && rng.random_bool(jump_p.min(1.0)) {
+            step += dsg.fv_jump_bps / 1e4 * normal.sample(rng);
+        }
+        log_value += step;
+    }
+    path
+}

@@ -1,0 +1,125 @@
+//! Bybit-like L2 output: snapshot then deltas of the top N levels, with contiguous update ids, at the caller's cadence.
+
+use apex_book::{Level, UpdateKind};
+use apex_core::Side;
+
+use crate::{MatchingEngine, SimError};
+
+/// One `orderbook.{depth}.{symbol}` message: absolute sizes per price, size 0 removing a level (also when it
+/// merely left the top N, as on Bybit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Update {
+    pub kind: UpdateKind,
+    /// Simulated time of the message in microseconds.
+    pub ts_us: i64,
+    /// Bybit's `u`: 1 for the first message, then +1 per message.
+    pub update_id: u64,
+    /// Bybit's `seq`: the engine's [`MatchingEngine::sequence`] when the message was made.
+    pub seq: u64,
+    /// Best first.
+    pub bids: Vec<Level>,
+    /// Best first.
+    pub asks: Vec<Level>,
+}
+
+/// Turns an engine's book into a stream of L2 messages for one depth. The caller decides the cadence by calling
+/// [`BookPublisher::publish`] (e.g. every 10 ms of simulated time for depth 50, as Bybit does).
+#[derive(Debug, Clone)]
+pub struct BookPublisher {
+    depth: usize,
+    update_id: u64,
+    published: Option<(Vec<Level>, Vec<Level>)>,
+}
+
+impl BookPublisher {
+    /// # Errors
+    /// `ZeroDepth` for a depth of 0.
+    pub fn new(depth: usize) -> Result<BookPublisher, SimError> {
+        if depth == 0 {
+            return Err(SimError::ZeroDepth);
+        }
+        Ok(BookPublisher { depth, update_id: 0, published: None })
+    }
+
+    /// Number of levels per side the messages cover.
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// A snapshot of the top N levels now, whatever was published before.
+    pub fn snapshot(&mut self, engine: &MatchingEngine, ts_us: i64) -> L2Update {
+        let bids = engine.top_n(Side::Buy, self.depth);
+        let asks = engine.top_n(Side::Sell, self.depth);
+        self.update_id += 1;
+        let update = L2Update {
+            kind: UpdateKind::Snapshot,
+            ts_us,
+            update_id: self.update_id,
+            seq: engine.sequence(),
+            bids: bids.clone(),
+            asks: asks.clone(),
+        };
+        self.published = Some((bids, asks));
+        update
+    }
+
+    /// The message for this tick: a snapshot the first time (and always at depth 1, which Bybit sends as snapshots
+    /// only), afterwards a delta of the levels that changed since the last message, or `None` when nothing did.
+    pub fn publish(&mut self, engine: &MatchingEngine, ts_us: i64) -> Option<L2Update> {
+        let Some((old_bids, old_asks)) = &self.published else {
+            return Some(self.snapshot(engine, ts_us));
+        };
+        let bids = engine.top_n(Side::Buy, self.depth);
+        let asks = engine.top_n(Side::Sell, self.depth);
+        if &bids == old_bids && &asks == old_asks {
+            return None;
+        }
+        if self.depth == 1 {
+            return Some(self.snapshot(engine, ts_us));
+        }
+        let bid_changes = diff(old_bids, &bids, |a, b| a > b);
+        let ask_changes = diff(old_asks, &asks, |a, b| a < b);
+        self.update_id += 1;
+        self.published = Some((bids, asks));
+        Some(L2Update {
+            kind: UpdateKind::Delta,
+            ts_us,
+            update_id: self.update_id,
+            seq: engine.sequence(),
+            bids: bid_changes,
+            asks: ask_changes,
+        })
+    }
+}
+
+/// Levels that differ between two best-first lists, best first: new or changed sizes, and 0 for vanished prices.
+fn diff(old: &[Level], new: &[Level], better: impl Fn(i64, i64) -> bool) -> Vec<Level> {
+    let mut changes = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) if o.price == n.price => {
+                if o.qty != n.qty {
+                    changes.push(*n);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(o), Some(n)) if better(o.price, n.price) => {
+                changes.push(Level::new(o.price, 0));
+                i += 1;
+            }
+            (Some(_), Some(n)) | (None, Some(n)) => {
+                changes.push(*n);
+                j += 1;
+            }
+            (Some(o), None) => {
+                changes.push(Level::new(o.price, 0));
+                i += 1;
+            }
+            (None, None) => unreachable!("the loop condition holds"),
+        }
+    }
+    changes
+}
