@@ -93,3 +93,31 @@ def vmd_rolling(
     tol: float = 1e-7,
     max_iter: int = 500,
 ) -> npt.NDArray[np.float64]: ...
+def sim_run(
+    symbol: str,
+    *,
+    dsg_json: str | None = None,
+    seed: int = 0,
+    hours: float = 1.0,
+    strategy: str | None = None,
+    book_depth: int = 50,
+    book_cadence_ms: int = 100,
+    bar_seconds: int = 60,
+    capital: float = 200.0,
+    record_all_fills: bool = False,
+    max_events: int = 200000000,
+) -> dict[str, Any]: ...
+def sim_batch(
+    symbol: str,
+    dsg_vectors: npt.NDArray[np.float64],
+    seeds: npt.NDArray[np.uint64],
+    strategies: list[str],
+    *,
+    hours: float = 1.0,
+    bar_seconds: int = 60,
+    capital: float = 200.0,
+    max_events: int = 200000000,
+) -> dict[str, Any]: ...
+def dsg_params() -> list[tuple[str, float, float, float, bool, str]]: ...
+def dsg_json_schema() -> str: ...
+def dsg_normalize(text: str | None = None) -> str: ...

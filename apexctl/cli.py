@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import features
+from apexctl.commands import features, simulate
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 
 
 app.command("features")(features.features)
+app.command("simulate")(simulate.simulate)
 
 
 def _version(value: bool) -> None:

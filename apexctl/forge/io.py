@@ -92,6 +92,12 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
+def write_json(doc: Mapping[str, Any], path: str | Path) -> None:
+    """Writes a JSON document (with its "schema" field) atomically; `-` = stdout."""
+    with atomic_output(path) as handle:
+        handle.write((json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n").encode())
+
+
 def provenance(
     schema: TableSchema,
     producer: str,

@@ -81,4 +81,29 @@ BARS = TableSchema(
 
 FEATURES = TableSchema("features", 1, (TS, SYMBOL), open=True)
 
-TABLES: dict[str, TableSchema] = {t.name: t for t in (TRADES, BOOK, BARS, FEATURES)}
+MODEL_ID = Column("model_id", pl.String, "the strategy or model slot that traded")
+
+FILLS = TableSchema(
+    "fills",
+    1,
+    (
+        TS,
+        MODEL_ID,
+        SYMBOL,
+        Column("side", pl.Int8, "+1 buy, -1 sell"),
+        Column("price", pl.Float64, "fill price"),
+        Column("size", pl.Float64, "fill size in base units"),
+        Column("fee", pl.Float64, "fee paid in quote units (negative = rebate)"),
+        Column("order_id", pl.String, "venue order id"),
+        Column("liquidity", pl.String, "'maker' or 'taker'"),
+        Column("equity_after", pl.Float64, "the model's equity after the fill, quote units"),
+    ),
+)
+
+EQUITY = TableSchema(
+    "equity",
+    1,
+    (TS, MODEL_ID, Column("equity", pl.Float64, "capital + PnL - fees, marked to the mid, quote units")),
+)
+
+TABLES: dict[str, TableSchema] = {t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY)}

@@ -1,0 +1,144 @@
+"""The simulator from Python: determinism, clean L2 output, batch = single runs, the DSG contract, `simulate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from apexctl import _core
+from apexctl.errors import DataError
+from apexctl.forge import io
+from apexctl.forge.sim import MarketSim, dsg_schema, market_tables
+from apexctl.schemas import BOOK, EQUITY, FILLS
+
+SCHEMA_FILE = Path(__file__).parent.parent / "apexctl" / "schemas" / "dsg.schema.json"
+
+
+def test_same_seed_is_bit_identical_and_the_book_replays_cleanly():
+    a = _core.sim_run("SOLUSDT", seed=3, hours=0.1, strategy="ma_crossover:2:5")
+    b = _core.sim_run("SOLUSDT", seed=3, hours=0.1, strategy="ma_crossover:2:5")
+    for table in ("trades", "book", "bars", "fills"):
+        for column, values in a[table].items():
+            assert np.array_equal(values, b[table][column], equal_nan=True), (table, column)
+    assert a["strategy"]["pnl"] == b["strategy"]["pnl"]
+    c = _core.sim_run("SOLUSDT", seed=4, hours=0.1)
+    assert not np.array_equal(a["trades"]["price"][:100], c["trades"]["price"][:100])
+    book = a["book"]
+    replay = _core.book_replay(
+        book["ts_us"],
+        np.zeros(len(book["ts_us"]), dtype=np.uint32),
+        book["kind"],
+        book["side"],
+        book["price"],
+        book["size"],
+        book["update_id"],
+        book["seq"],
+        price_decimals=3,
+        qty_decimals=1,
+    )
+    stats = replay["books"][0]
+    assert replay["incidents"] == []
+    assert stats["gaps"] == 0
+    assert stats["crossed"] == 0
+    assert stats["synced"]
+    assert stats["snapshots"] == 1
+    assert stats["deltas"] > 1000
+
+
+def test_batch_matches_single_runs_and_is_columnar():
+    defaults = np.array([p[3] for p in _core.dsg_params()])
+    vectors = np.vstack([defaults, defaults])
+    seeds = np.array([1, 2], dtype=np.uint64)
+    result = _core.sim_batch("ETHUSDT", vectors, seeds, ["buy_and_hold", ""], hours=0.05)
+    assert isinstance(result["pnl"], np.ndarray)
+    assert result["pnl"].shape == (2,)
+    single = _core.sim_run("ETHUSDT", seed=1, hours=0.05, strategy="buy_and_hold")
+    assert result["pnl"][0] == single["strategy"]["pnl"]
+    assert result["trades"][0] == single["trade_count"]
+    assert np.isnan(result["pnl"][1]), "a job without a strategy has no PnL"
+    with pytest.raises(DataError, match="same count"):
+        _core.sim_batch("ETHUSDT", vectors, seeds, ["buy_and_hold"])
+
+
+def test_out_of_bounds_vectors_are_clipped_into_a_valid_market():
+    lo = np.array([p[1] for p in _core.dsg_params()])
+    hi = np.array([p[2] for p in _core.dsg_params()])
+    wild = np.vstack([lo - 1e6, hi + 1e6, np.full_like(lo, np.nan)])
+    result = _core.sim_batch("SOLUSDT", wild, np.array([1, 2, 3], dtype=np.uint64), ["buy_and_hold"] * 3, hours=0.01)
+    assert np.isfinite(result["pnl"]).all()
+
+
+def test_dsg_schema_file_is_current_and_documents_are_checked():
+    committed = json.loads(SCHEMA_FILE.read_text())
+    assert committed == dsg_schema(), (
+        "regenerate with: python -c 'from apexctl import _core; print(_core.dsg_json_schema())'"
+    )
+    names = [p[0] for p in _core.dsg_params()]
+    assert set(committed["properties"]["params"]["properties"]) == set(names)
+    doc = json.loads(_core.dsg_normalize('{"schema": "apex.dsg", "version": 1, "params": {"noise.agents": 12}}'))
+    assert doc["params"]["noise.agents"] == 12
+    assert doc["params"]["market_maker.agents"] == 3
+    with pytest.raises(DataError, match=r"unknown DSG parameter 'noise\.agentz'"):
+        _core.dsg_normalize('{"schema": "apex.dsg", "version": 1, "params": {"noise.agentz": 12}}')
+    with pytest.raises(DataError, match="outside its bounds"):
+        _core.dsg_normalize('{"schema": "apex.dsg", "version": 1, "params": {"noise.agents": -3}}')
+    with pytest.raises(DataError, match="version"):
+        _core.dsg_normalize('{"schema": "apex.dsg", "version": 9, "params": {}}')
+
+
+def test_market_tables_have_the_real_data_schemas(tmp_path):
+    frames, params = market_tables(MarketSim(symbols=("BTCUSDT", "SOLUSDT"), seed=5, hours=0.05))
+    book = frames["book"]
+    io.write_table(book, tmp_path / "book.parquet", schema=BOOK, producer="test")
+    assert io.read_table(tmp_path / "book.parquet", BOOK).frame.height == book.height
+    assert set(book["symbol"].unique()) == {"BTCUSDT", "SOLUSDT"}
+    assert book["ts"].is_sorted()
+    assert frames["bars"]["interval"].unique().to_list() == ["1m"]
+    assert (frames["bars"]["turnover"] >= 0).all()
+    assert frames["trades"]["side"].is_in([1, -1]).all()
+    assert params["dsg"]["schema"] == "apex.dsg"
+
+
+def test_simulate_cli_writes_fills_equity_and_summary(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("simulate", "--strategy", "buy_and_hold", "--hours", "0.1", "--seed", "2", "-o", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["strategy"] == "buy_and_hold"
+    assert summary["fills"] >= 1
+    fills = io.read_table(out / "fills.parquet", FILLS).frame
+    equity = io.read_table(out / "equity.parquet", EQUITY).frame
+    assert fills.height == summary["fills"]
+    assert equity.height == 6, "one point per 1-minute decision"
+    assert np.isclose(fills["fee"].sum(), summary["fees"])
+    assert b"PnL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "moon"], b"unknown strategy 'moon'"),
+        (["--symbol", "DOGEUSDT"], b"no simulator preset for DOGEUSDT"),
+        (["--dsg", "missing.json"], b"missing.json: no such DSG file"),
+        (["--hours", "0"], b"--hours must be in"),
+    ],
+)
+def test_simulate_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    result = run_cli("simulate", "-o", str(tmp_path / "out"), "--hours", "0.01", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.decode().strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_dsg_document_names_the_file(tmp_path):
+    path = tmp_path / "dsg.json"
+    path.write_text('{"schema": "apex.dsg", "version": 1, "params": {"informed.agents": 1e9}}')
+    result = run_cli("simulate", "-o", str(tmp_path / "out"), "--hours", "0.01", "--dsg", str(path))
+    assert result.returncode == 2
+    assert str(path).encode() in result.stderr
+    assert b"informed.agents" in result.stderr
