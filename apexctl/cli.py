@@ -36,6 +36,9 @@ def root(
     """apexctl: the Forge (offline) and the Nexus (live)."""
 
 
+import apexctl.commands.fetch  # noqa: E402, F401  (registers `fetch`)
+
+
 def main() -> None:
     """Console-script entry point: user mistakes print one line and exit 2; APEX_DEBUG=1 shows the traceback."""
     try:

@@ -1,6 +1,7 @@
 //! The `apexctl._core` extension module: registers the exceptions and one submodule of functions per library crate.
 
 mod book;
+mod bybit;
 mod errors;
 
 use pyo3::prelude::*;
@@ -10,5 +11,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     book::register(m)?;
+    bybit::register(m)?;
     Ok(())
 }
