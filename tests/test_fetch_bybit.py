@@ -1,4 +1,4 @@
-"""`apexctl fetch --source bybit` against local V5-shaped HTTP and WebSocket servers on loopback (never the internet)."""
+"""`apexctl fetch --source bybit` against local V5-shaped HTTP and WebSocket servers on loopback (no internet)."""
 
 from __future__ import annotations
 
