@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from apexctl import _core
-from apexctl.errors import NetworkError
+from apexctl.errors import NetworkError, UsageError
 from apexctl.forge import bybit_api
 from apexctl.forge.fetch import BybitFetch, fetch_bybit
 from apexctl.forge.io import read_table
@@ -306,3 +306,28 @@ def test_cli_records_book_and_trades_that_replay_cleanly(rest, tmp_path):
     assert trades.frame.height == 20
     assert set(trades.frame["symbol"]) == {"BTCUSDT", "ETHUSDT"}
     assert not (tmp_path / "bars.parquet").exists()
+
+
+def test_cli_klines_iso_times_and_labels(rest, tmp_path):
+    result = run_cli(
+        "fetch", "--source", "bybit", "--symbol", "btcusdt,ETHUSDT", "--start", "2024-12-01T00:00Z",
+        "--end", "2024-12-01T01:00:00+00:00", "--base-url", rest.url, "-o", str(tmp_path / "k"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    table = read_table(tmp_path / "k/bars.parquet", BARS)
+    assert table.frame.group_by("symbol").len().sort("symbol").rows() == [("BTCUSDT", 61), ("ETHUSDT", 61)]
+    assert table.instruments()["ETHUSDT"] == {"tick_size": "0.05", "qty_step": "0.01"}
+    assert table.metadata["apex.params"]["start_ms"] == T0
+
+
+def test_time_and_interval_parsing():
+    assert bybit_api.parse_time_ms("2024-12-01T00:00Z", "--start") == T0
+    assert bybit_api.parse_time_ms("2024-12-01 00:00", "--start") == T0
+    assert bybit_api.parse_time_ms(str(T0), "--start") == T0
+    with pytest.raises(UsageError, match="--end 'yesterday'"):
+        bybit_api.parse_time_ms("yesterday", "--end")
+    assert {k: v[1] for k, v in bybit_api.INTERVALS.items()} == {
+        "1": "1m", "3": "3m", "5": "5m", "15": "15m", "30": "30m", "60": "1h", "120": "2h", "240": "4h",
+        "360": "6h", "720": "12h", "D": "1d", "W": "1w", "M": "1M",
+    }  # fmt: skip
+    assert bybit_api.public_ws_url(bybit_api.TESTNET_REST, "spot") == "wss://stream-testnet.bybit.com/v5/public/spot"

@@ -1,4 +1,4 @@
-"""Benchmark: order-book archive lines into `book` columns, apex-bybit (via apexctl._core) vs json.loads + Python loops."""
+"""Benchmark: ob archive lines into `book` columns, apex-bybit (via apexctl._core) vs json.loads + Python loops."""
 
 from __future__ import annotations
 
