@@ -4,9 +4,11 @@
 //! for a message without levels), public-trade messages become `trades` rows; everything else (tickers, op replies,
 //! pongs) is counted and skipped. Symbols are coded in order of first appearance so the output is deterministic.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::error::Category;
 use thiserror::Error;
 
@@ -148,6 +150,27 @@ impl LineParser {
     pub fn push_line(&mut self, line: &[u8], line_no: u64) -> Result<(), ParseError> {
         let text = std::str::from_utf8(line).map_err(|_| ParseError::Utf8 { line: line_no })?;
         self.lines += 1;
+        // One pass when `topic` precedes `data` (every real stream); otherwise, or to word an error, the slower path
+        // that keeps `data` raw until the topic is known.
+        if let Ok(fast) = serde_json::from_str::<Line<'_>>(text) {
+            let topic = fast.topic.as_deref().unwrap_or_default();
+            match (fast.data, fast.ts, fast.kind.as_deref()) {
+                (LineData::Skipped, ..) => {
+                    self.skipped += 1;
+                    return Ok(());
+                }
+                (LineData::Book(book), Some(ts), Some(kind @ ("snapshot" | "delta"))) => {
+                    let kind = if kind == "snapshot" { KIND_SNAPSHOT } else { KIND_DELTA };
+                    return self.push_book(&book, kind, ts, line_no, topic);
+                }
+                (LineData::Trades(trades), ..) => return self.push_trades(&trades, line_no, topic),
+                _ => {}
+            }
+        }
+        self.push_line_slow(text, line_no)
+    }
+
+    fn push_line_slow(&mut self, text: &str, line_no: u64) -> Result<(), ParseError> {
         let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(line_no, "message", &e))?;
         let Some(topic) = envelope.topic.as_deref() else {
             self.skipped += 1;
@@ -246,6 +269,91 @@ impl LineParser {
             rows.trade_id_offsets.push(i64::try_from(rows.trade_id_data.len()).expect("ids fit in i64 bytes"));
         }
         Ok(())
+    }
+}
+
+/// Which table a topic feeds.
+fn topic_table(topic: &str) -> Option<bool> {
+    if topic.starts_with("orderbook.") {
+        Some(true)
+    } else if topic.starts_with("publicTrade.") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `data` of a line read in one pass: typed when `topic` came first, else left for the slow path.
+enum LineData<'a> {
+    Book(OrderbookData<'a>),
+    Trades(Vec<PublicTrade<'a>>),
+    Skipped,
+    Unknown,
+}
+
+/// A message read in one pass (see [`LineParser::push_line`]).
+struct Line<'a> {
+    topic: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    ts: Option<i64>,
+    data: LineData<'a>,
+}
+
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Line<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LineVisitor;
+        impl<'de> serde::de::Visitor<'de> for LineVisitor {
+            type Value = Line<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a V5 message object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Line<'de>, A::Error> {
+                let mut line = Line { topic: None, kind: None, ts: None, data: LineData::Unknown };
+                let mut has_data = false;
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    match key.as_ref() {
+                        "topic" => line.topic = Some(map.next_value::<Text<'de>>()?.0),
+                        "type" => line.kind = Some(map.next_value::<Text<'de>>()?.0),
+                        "ts" => line.ts = Some(map.next_value()?),
+                        "data" => {
+                            has_data = true;
+                            line.data = match line.topic.as_deref().map(topic_table) {
+                                Some(Some(true)) => LineData::Book(map.next_value()?),
+                                Some(Some(false)) => LineData::Trades(map.next_value()?),
+                                Some(None) => {
+                                    map.next_value::<IgnoredAny>()?;
+                                    LineData::Skipped
+                                }
+                                None => {
+                                    map.next_value::<IgnoredAny>()?;
+                                    LineData::Unknown
+                                }
+                            };
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                // Op replies and pongs carry no topic; a known non-data topic without `data` is skipped too.
+                let skip = match line.topic.as_deref() {
+                    None => true,
+                    Some(topic) => topic_table(topic).is_none(),
+                };
+                if skip {
+                    line.data = LineData::Skipped;
+                } else if !has_data {
+                    line.data = LineData::Unknown;
+                }
+                Ok(line)
+            }
+        }
+        deserializer.deserialize_map(LineVisitor)
     }
 }
 
