@@ -17,7 +17,7 @@ from websockets.asyncio.server import serve
 from apexctl import _core
 from apexctl.errors import NetworkError, UsageError
 from apexctl.forge import bybit_api
-from apexctl.forge.fetch import BybitFetch, fetch_bybit
+from apexctl.forge.fetch import BybitFetch, fetch_bybit, frames_from_lines
 from apexctl.forge.io import read_table
 from apexctl.schemas.tables import BARS, BOOK, TRADES
 from tests.conftest import BYBIT, run_cli
@@ -157,7 +157,7 @@ def test_retcode_error_and_giving_up(rest, tmp_path):
 # ---------------------------------------------------------------------------------------------------- WebSocket
 
 
-def snapshot_and_deltas(symbol: str, count: int) -> list[dict]:
+def snapshot_and_deltas(symbol: str, count: int, later: int = 0) -> list[dict]:
     """An orderbook.50 stream shaped on the real tardis BTCPERP messages: one snapshot, then u+1 deltas."""
     real = [
         m
@@ -167,6 +167,10 @@ def snapshot_and_deltas(symbol: str, count: int) -> list[dict]:
     first = json.loads(json.dumps(real[0]).replace("BTCPERP", symbol))
     first["data"]["b"] += [["28555.00", "1.000"], ["28554.50", "2.500"]]
     first["data"]["a"] += [["28555.50", "0.300"]]
+    # A stream opened `later` connections afterwards starts from a newer book state.
+    first["ts"] += 10_000 * later
+    first["data"]["u"] += 1_000 * later
+    first["data"]["seq"] += 100_000 * later
     out = [first]
     for n in range(1, count):
         delta = json.loads(json.dumps(real[1]).replace("BTCPERP", symbol))
@@ -200,16 +204,24 @@ def trade_message(symbol: str, n: int) -> dict:
 
 
 @contextlib.contextmanager
-def ws_venue(refuse: bool = False):
-    """A public-socket venue on loopback: acks subscribes (or refuses them), answers pings, streams book + trades."""
-    seen: dict[str, list] = {"requests": []}
+def ws_venue(refuse: bool = False, drop_first_after: int | None = None):
+    """A public-socket venue on loopback: acks subscribes (or refuses them), answers pings, streams book + trades.
+
+    With `drop_first_after`, the first connection is closed after that many book messages (a venue-side drop).
+    """
+    seen: dict[str, list] = {"requests": [], "connections": []}
 
     async def handler(socket) -> None:
         streamer = None
+        seen["connections"].append(socket)
+        drop_after = drop_first_after if len(seen["connections"]) == 1 else None
 
         async def stream(symbols: list[str]) -> None:
-            books = {s: snapshot_and_deltas(s, 40) for s in symbols}
+            books = {s: snapshot_and_deltas(s, 40, later=len(seen["connections"]) - 1) for s in symbols}
             for n in range(40):
+                if n == drop_after:
+                    await socket.close()
+                    return
                 for s in symbols:
                     await socket.send(json.dumps(books[s][n]))
                     if n % 4 == 0:
@@ -331,3 +343,17 @@ def test_time_and_interval_parsing():
         "360": "6h", "720": "12h", "D": "1d", "W": "1w", "M": "1M",
     }  # fmt: skip
     assert bybit_api.public_ws_url(bybit_api.TESTNET_REST, "spot") == "wss://stream-testnet.bybit.com/v5/public/spot"
+
+
+def test_dropped_connection_reconnects_and_resubscribes():
+    with ws_venue(drop_first_after=10) as (url, seen):
+        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=1.5, ping_seconds=0.3)
+    assert recording.reconnects == 1
+    assert len(seen["connections"]) == 2
+    assert [r["op"] for r in seen["requests"]].count("subscribe") == 2
+    book, _ = frames_from_lines(recording.lines)
+    summary = replay(book)
+    # The second connection's snapshot rebases the book: no gap, no incident, two snapshots.
+    assert summary["incidents"] == []
+    assert summary["books"][0]["snapshots"] == 2
+    assert summary["books"][0]["deltas"] == 9 + 39

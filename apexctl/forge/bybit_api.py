@@ -213,60 +213,100 @@ class RestClient:
 @dataclass
 class Recording:
     lines: list[bytes]
-    messages: int
-    pongs: int
-    acks: int
+    messages: int = 0
+    pongs: int = 0
+    acks: int = 0
+    reconnects: int = 0
 
 
 def topics_for(symbols: Sequence[str], depth: int) -> list[str]:
     return [t for s in symbols for t in (f"orderbook.{depth}.{s}", f"publicTrade.{s}")]
 
 
-async def _record(
-    url: str, category: str, topics: list[str], duration: float, ping_seconds: float, open_timeout: float
-) -> Recording:
+class _Dropped(Exception):
+    """The socket closed or went silent before the end of the recording; the caller reconnects."""
+
+
+async def _session(
+    url: str,
+    category: str,
+    topics: list[str],
+    deadline: float,
+    ping_seconds: float,
+    open_timeout: float,
+    out: Recording,
+) -> None:
+    """One connection: subscribe (spot in batches of 10 args), ping, keep data messages until `deadline`."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+    from websockets.exceptions import ConnectionClosed
 
     batch = SPOT_ARGS_PER_SUBSCRIBE if category == "spot" else len(topics)
-    lines: list[bytes] = []
-    pongs = acks = 0
     loop = asyncio.get_running_loop()
-    try:
-        async with connect(url, open_timeout=open_timeout, ping_interval=None, max_size=2**24) as socket:
-            pending: set[str] = set()
+    async with connect(url, open_timeout=open_timeout, ping_interval=None, max_size=2**24) as socket:
+        try:
             for n, first in enumerate(range(0, len(topics), batch)):
-                req_id = f"apexctl-sub-{n}"
-                pending.add(req_id)
                 args = topics[first : first + batch]
-                await socket.send(json.dumps({"req_id": req_id, "op": "subscribe", "args": args}))
-            deadline = loop.time() + duration
+                await socket.send(json.dumps({"req_id": f"apexctl-sub-{n}", "op": "subscribe", "args": args}))
             next_ping = loop.time() + ping_seconds
+            # A silent socket is a dead one (pybit#13, bybit-java-api#47): nothing for two ping periods -> reconnect.
+            last_heard = loop.time()
             while (now := loop.time()) < deadline:
+                if now - last_heard > 2 * ping_seconds:
+                    raise _Dropped(f"no message for {now - last_heard:.0f} s")
                 if now >= next_ping:
                     await socket.send(json.dumps({"req_id": "apexctl-ping", "op": "ping"}))
                     next_ping = now + ping_seconds
                 try:
-                    raw = await asyncio.wait_for(socket.recv(), timeout=min(deadline, next_ping) - now)
+                    raw = await asyncio.wait_for(socket.recv(), timeout=max(min(deadline, next_ping) - now, 0.001))
                 except TimeoutError:
                     continue
+                last_heard = loop.time()
                 data = raw.encode() if isinstance(raw, str) else raw
                 if b'"topic"' in data:
-                    lines.append(data)
+                    out.lines.append(data)
                     continue
                 reply = json.loads(data)
                 if reply.get("ret_msg") == "pong" or reply.get("op") == "pong":
-                    pongs += 1
+                    out.pongs += 1
                 elif reply.get("op") == "subscribe" or "success" in reply:
                     if reply.get("success") is False:
                         raise NetworkError(f"{url}: subscribe to {', '.join(topics)} refused: {reply.get('ret_msg')}")
-                    acks += 1
-                    pending.discard(str(reply.get("req_id", "")))
-    except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
-        raise NetworkError(f"{url}: cannot connect: {exc}") from None
-    except ConnectionClosed as exc:
-        raise NetworkError(f"{url}: connection closed by the venue before the end of the recording ({exc})") from None
-    return Recording(lines, len(lines), pongs, acks)
+                    out.acks += 1
+        except ConnectionClosed as exc:
+            raise _Dropped(str(exc)) from None
+
+
+async def _record(
+    url: str,
+    category: str,
+    topics: list[str],
+    duration: float,
+    ping_seconds: float,
+    open_timeout: float,
+    max_reconnects: int,
+) -> Recording:
+    """Records until the duration is over; a dropped socket is reopened and resubscribed (its snapshot rebases)."""
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration
+    out = Recording([])
+    while True:
+        try:
+            await _session(url, category, topics, deadline, ping_seconds, open_timeout, out)
+            break
+        except _Dropped as exc:
+            problem = f"connection dropped ({exc})"
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            problem = f"cannot connect: {exc}"
+        except InvalidURI as exc:
+            raise NetworkError(f"{url}: {exc}") from None
+        if out.reconnects >= max_reconnects or loop.time() >= deadline:
+            raise NetworkError(f"{url}: {problem}; gave up after {out.reconnects} reconnects")
+        out.reconnects += 1
+        await asyncio.sleep(min(0.5 * 2 ** (out.reconnects - 1), 5.0))
+    out.messages = len(out.lines)
+    return out
 
 
 def record_public(
@@ -278,9 +318,10 @@ def record_public(
     duration: float,
     ping_seconds: float = PING_SECONDS,
     open_timeout: float = 10.0,
+    max_reconnects: int = 3,
 ) -> Recording:
     """Subscribes orderbook.{depth}.{symbol} and publicTrade.{symbol} and keeps every data message for `duration` s."""
     if depth not in DEPTHS:
         raise UsageError(f"--depth {depth}: Bybit serves {', '.join(map(str, DEPTHS))} for {category}")
     topics = topics_for(symbols, depth)
-    return asyncio.run(_record(url, category, topics, duration, ping_seconds, open_timeout))
+    return asyncio.run(_record(url, category, topics, duration, ping_seconds, open_timeout, max_reconnects))
