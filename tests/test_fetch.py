@@ -174,6 +174,10 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path):
     corrupt.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     assert "zip" in one_error_line(run_cli("fetch", str(corrupt), "-o", str(out)))
 
+    html = tmp_path / "2024-12-01_BTCUSDT_ob200.data.zip.html.zip"
+    html.write_text("<html>Not Found</html>")
+    assert "not a readable zip archive" in one_error_line(run_cli("fetch", str(html), "-o", str(out)))
+
     truncated = make_ob_zip(tmp_path / "t_ob200.data.zip", book_lines())
     data = truncated.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])

@@ -265,7 +265,7 @@ def parse_input(
     tick: Advance = advance or (lambda _n: None)
     head = raw.read(4)
     raw.seek(0)
-    if head.startswith(b"PK\x03\x04") or (not head and name.endswith(".zip")):
+    if head.startswith(b"PK\x03\x04") or name.endswith(".zip"):
         archive, member = _open_zip_member(raw, name)
         try:
             with archive.open(member) as stream:

@@ -47,11 +47,13 @@ pub struct BookRows {
 }
 
 impl BookRows {
+    /// Number of rows.
     #[must_use]
     pub fn len(&self) -> usize {
         self.ts.len()
     }
 
+    /// True when no row was pushed.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
@@ -85,11 +87,13 @@ impl Default for TradeRows {
 }
 
 impl TradeRows {
+    /// Number of rows.
     #[must_use]
     pub fn len(&self) -> usize {
         self.ts.len()
     }
 
+    /// True when no row was pushed.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
@@ -122,6 +126,7 @@ pub struct LineParser {
 }
 
 impl LineParser {
+    /// An empty parser.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
