@@ -233,3 +233,14 @@ def test_binding_errors_are_data_errors():
     assert result["symbols"] == ["BTCUSDT", "BTCPERP"]
     assert result["book"]["symbol"].dtype == np.uint32
     assert result["lines"] == len(book_lines())
+
+
+def test_gzipped_lines_and_empty_input(tmp_path):
+    path = tmp_path / "recording.jsonl.gz"
+    path.write_bytes(gzip.compress(("\n".join(book_lines()) + "\n").encode()))
+    out = tmp_path / "book.parquet"
+    assert run_cli("fetch", str(path), "-o", str(out)).returncode == 0
+    assert list(read_table(out, BOOK).frame.iter_rows()) == reference_book(book_lines())
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert one_error_line(run_cli("fetch", str(empty), "-o", str(out))).endswith("empty.csv: empty input")

@@ -310,8 +310,7 @@ def _peek_line(stream, name: str) -> bytes:
 
 
 def _parse_csv(data: bytes, name: str, symbol: str | None) -> Parsed:
-    text_head = data[:4096].decode("utf-8", "replace")
-    header = text_head.splitlines()[0] if text_head.strip() else ""
+    header = next((line for line in data[:4096].decode("utf-8", "replace").splitlines() if line.strip()), "")
     if not header:
         raise InputError(f"{name}: empty input")
     kind = _csv_kind(header, name)
