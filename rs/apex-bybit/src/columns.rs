@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::error::Category;
@@ -146,6 +147,69 @@ impl LineParser {
             self.push_line(trimmed, line_no)?;
         }
         Ok(())
+    }
+
+    /// The result of [`LineParser::push_lines`] on a fresh parser, computed by splitting `data` at line boundaries
+    /// into about `pieces` parts parsed on the rayon pool, then merged in order (symbol codes stay in order of first
+    /// appearance, so the output equals the sequential one).
+    ///
+    /// # Errors
+    /// The error of the earliest bad line, as the sequential parse reports it.
+    pub fn parse_in_pieces(data: &[u8], first_line: u64, pieces: usize) -> Result<LineParser, ParseError> {
+        let mut bounds = vec![0];
+        for k in 1..pieces.max(1) {
+            let target = (data.len() * k / pieces).max(*bounds.last().expect("starts with 0"));
+            let cut = data[target..].iter().position(|&b| b == b'\n').map_or(data.len(), |at| target + at + 1);
+            if cut > *bounds.last().expect("starts with 0") && cut < data.len() {
+                bounds.push(cut);
+            }
+        }
+        bounds.push(data.len());
+        let slices: Vec<&[u8]> = bounds.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+        let mut firsts = Vec::with_capacity(slices.len());
+        let mut line = first_line;
+        for slice in &slices {
+            firsts.push(line);
+            line += slice.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        let parsed: Vec<Result<LineParser, ParseError>> = slices
+            .par_iter()
+            .zip(firsts.par_iter())
+            .map(|(slice, &first)| {
+                let mut parser = LineParser::new();
+                parser.push_lines(slice, first).map(|()| parser)
+            })
+            .collect();
+        let mut out = LineParser::new();
+        for piece in parsed {
+            out.append(piece?);
+        }
+        Ok(out)
+    }
+
+    /// Appends the rows of `other` (parsed from later lines), recoding its symbols into this parser's codes.
+    fn append(&mut self, other: LineParser) {
+        let recode: Vec<u32> = other.symbols.iter().map(|name| self.code(name)).collect();
+        let book = other.book;
+        self.book.ts.extend(book.ts);
+        self.book.symbol.extend(book.symbol.iter().map(|&c| recode[c as usize]));
+        self.book.kind.extend(book.kind);
+        self.book.side.extend(book.side);
+        self.book.price.extend(book.price);
+        self.book.size.extend(book.size);
+        self.book.update_id.extend(book.update_id);
+        self.book.seq.extend(book.seq);
+        let trades = other.trades;
+        let base = *self.trades.trade_id_offsets.last().expect("offsets start with 0");
+        self.trades.ts.extend(trades.ts);
+        self.trades.symbol.extend(trades.symbol.iter().map(|&c| recode[c as usize]));
+        self.trades.side.extend(trades.side);
+        self.trades.price.extend(trades.price);
+        self.trades.size.extend(trades.size);
+        self.trades.trade_id_data.push_str(&trades.trade_id_data);
+        self.trades.trade_id_offsets.extend(trades.trade_id_offsets[1..].iter().map(|&o| o + base));
+        self.lines += other.lines;
+        self.skipped += other.skipped;
     }
 
     /// Parses one message.

@@ -169,6 +169,10 @@ fn errors_name_the_line_and_the_problem() {
         let err = parser.push_lines(text.as_bytes(), 1).unwrap_err();
         assert_eq!(err.to_string(), expected);
         assert_eq!(parser.book.len(), 1, "rows of line 1 stay, nothing from the bad line");
+        for pieces in 1..6 {
+            let split = LineParser::parse_in_pieces(text.as_bytes(), 1, pieces).unwrap_err();
+            assert_eq!(split.to_string(), expected);
+        }
     }
     let mut parser = LineParser::new();
     assert_eq!(parser.push_lines(b"\xff\xfe\n", 41).unwrap_err(), ParseError::Utf8 { line: 41 });

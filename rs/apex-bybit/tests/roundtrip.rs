@@ -107,7 +107,7 @@ fn message() -> impl Strategy<Value = Message> {
 
 proptest! {
     #[test]
-    fn round_trip(messages in proptest::collection::vec(message(), 0..30), order in proptest::collection::vec(0usize..8, 8)) {
+    fn round_trip(messages in proptest::collection::vec(message(), 0..30), order in proptest::collection::vec(0usize..8, 8), pieces in 1usize..9) {
         let text: String = messages.iter().map(|m| render(m, &order) + "\n").collect();
         let mut parser = LineParser::new();
         parser.push_lines(text.as_bytes(), 1).unwrap();
@@ -154,5 +154,15 @@ proptest! {
         prop_assert_eq!(parser.lines, messages.len() as u64);
         let others = messages.iter().filter(|m| matches!(m, Message::Other)).count();
         prop_assert_eq!(parser.skipped, others as u64);
+
+        // Split into pieces and parsed in parallel: the same rows, codes and counts.
+        let split = LineParser::parse_in_pieces(text.as_bytes(), 1, pieces).unwrap();
+        prop_assert_eq!(&split.symbols, &parser.symbols);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (a, b) = (&split.book, &parser.book);
+        prop_assert_eq!((&a.ts, &a.symbol, &a.kind, &a.side, &a.update_id, &a.seq), (&b.ts, &b.symbol, &b.kind, &b.side, &b.update_id, &b.seq));
+        prop_assert_eq!((bits(&a.price), bits(&a.size)), (bits(&b.price), bits(&b.size)));
+        prop_assert_eq!(&split.trades, &parser.trades);
+        prop_assert_eq!((split.lines, split.skipped), (parser.lines, parser.skipped));
     }
 }

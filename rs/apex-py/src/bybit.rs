@@ -21,14 +21,13 @@ impl IntoPyErr for ParseError {
 
 /// Parses newline-separated V5 messages into `book` and `trades` columns (NumPy arrays; `symbol` holds codes into
 /// `symbols`; trade ids as Arrow-style `trade_id_data` bytes + `trade_id_offsets`). Other messages are counted in
-/// `skipped`. Errors name the line, counted from `first_line`.
+/// `skipped`. Errors name the line, counted from `first_line`. Large inputs are parsed in parallel pieces.
 #[pyfunction]
 #[pyo3(signature = (data, first_line=1))]
 fn bybit_parse_lines<'py>(py: Python<'py>, data: PyBackedBytes, first_line: u64) -> PyResult<Bound<'py, PyDict>> {
-    let parser = run_detached(py, || {
-        let mut parser = LineParser::new();
-        parser.push_lines(&data, first_line).map(|()| parser)
-    })?;
+    // About 1 MiB per piece at least, so small inputs are not split for nothing.
+    let pieces = (data.len() >> 20).clamp(1, 2 * rayon::current_num_threads());
+    let parser = run_detached(py, || LineParser::parse_in_pieces(&data, first_line, pieces))?;
     let LineParser { symbols, book, trades, lines, skipped, .. } = parser;
     let out = PyDict::new(py);
     let b = PyDict::new(py);
