@@ -208,6 +208,8 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path):
     message = one_error_line(run_cli("fetch", str(csv), "-o", str(out)))
     assert "line 2: column 'price' holds 'abc'" in message
 
+    assert "is a folder" in one_error_line(run_cli("fetch", str(csv), "-o", str(tmp_path)))
+
     assert not out.exists()
     assert not list(tmp_path.glob(".out.parquet.*"))
 

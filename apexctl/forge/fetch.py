@@ -84,6 +84,10 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
         raise UsageError("fetch --source file needs at least one PATH (a trade CSV, an ob .data.zip, or '-')")
     if sum(1 for p in config.paths if p == STDIO) > 1:
         raise UsageError("stdin ('-') can be given only once")
+    if config.output != STDIO and Path(config.output).is_dir():
+        raise UsageError(
+            f"-o {config.output}: is a folder; --source file writes one Parquet table (e.g. -o book.parquet)"
+        )
     frames: dict[str, list[pl.DataFrame]] = {"book": [], "trades": []}
     kinds_of: dict[str, list[str]] = {}
     inputs: dict[str, str] = {}
