@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import features, simulate
+from apexctl.commands import features, fetch, simulate
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 
+app.command("fetch")(fetch.fetch)
 app.command("features")(features.features)
 app.command("simulate")(simulate.simulate)
 

@@ -1,6 +1,7 @@
 //! The `apexctl._core` extension module: registers the exceptions and one submodule of functions per library crate.
 
 mod book;
+mod bybit;
 mod errors;
 mod features;
 mod sim;
@@ -16,5 +17,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     features::register(m)?;
     sim::register(m)?;
     vmd::register(m)?;
+    bybit::register(m)?;
     Ok(())
 }

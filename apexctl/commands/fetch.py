@@ -1,0 +1,123 @@
+"""`apexctl fetch`: parse options into a FileFetch/BybitFetch config and call the Forge."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from apexctl.errors import UsageError
+from apexctl.forge import bybit_api
+from apexctl.forge.fetch import BybitFetch, FileFetch, fetch_bybit, fetch_files, fetch_sim
+from apexctl.forge.sim import DEFAULT_SYMBOLS, MarketSim
+
+
+class Source(StrEnum):
+    file = "file"
+    bybit = "bybit"
+    sim = "sim"
+
+
+class Kind(StrEnum):
+    book = "book"
+    trades = "trades"
+
+
+def fetch(
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="file source: the Parquet table ('-' = stdout); bybit source: a folder."),
+    ],
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="--source file: Bybit trade CSV(.gz), order-book archive (*_ob200.data.zip, .data, .jsonl) or '-'."
+        ),
+    ] = None,
+    source: Annotated[Source, typer.Option("--source", help="Where the data comes from.")] = Source.file,
+    kind: Annotated[
+        Kind | None, typer.Option("--kind", help="file source: the table to keep when inputs hold both.")
+    ] = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--symbol",
+            "--symbols",
+            help="bybit/sim: symbols, comma separated (BTCUSDT,ETHUSDT); file: symbol of a spot CSV. "
+            "sim default: BTCUSDT,ETHUSDT,SOLUSDT.",
+        ),
+    ] = None,
+    category: Annotated[str, typer.Option("--category", help="bybit: spot, linear or inverse.")] = "linear",
+    start: Annotated[
+        str | None, typer.Option("--start", help="bybit klines: first bar, ISO time (UTC) or epoch ms.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="bybit klines: last bar start, ISO time or epoch ms (default now).")
+    ] = None,
+    interval: Annotated[
+        str, typer.Option("--interval", help="bybit klines: 1 3 5 15 30 60 120 240 360 720 D W M.")
+    ] = "1",
+    record_ws: Annotated[
+        bool, typer.Option("--record-ws", help="bybit: record the public order book and trades.")
+    ] = False,
+    duration: Annotated[
+        float, typer.Option("--duration", min=0.0, help="bybit --record-ws: seconds to record.")
+    ] = 60.0,
+    depth: Annotated[int, typer.Option("--depth", help="bybit --record-ws: order-book depth (1, 50, 200, 1000).")] = 50,
+    testnet: Annotated[bool, typer.Option("--testnet", help="bybit: use the testnet hosts.")] = False,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="bybit: REST host, e.g. https://api.bytick.com.")
+    ] = None,
+    ws_url: Annotated[str | None, typer.Option("--ws-url", help="bybit: full public WebSocket URL.")] = None,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="bybit: attempts per REST call.")] = 5,
+    dsg: Annotated[
+        str | None, typer.Option("--dsg", help="sim: DSG JSON document of the agent populations (default built in).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="sim: random seed; same seed and DSG, same tables.")] = 0,
+    hours: Annotated[float, typer.Option("--hours", help="sim: simulated hours per symbol.")] = 1.0,
+    cadence_ms: Annotated[
+        int, typer.Option("--cadence-ms", help="sim: order-book publication interval, milliseconds.")
+    ] = 100,
+) -> None:
+    """Market data into tables: Bybit archive files (trades or book), the Bybit V5 API (bars, book, trades), or the
+    agent-based simulator (book, trades, bars: the pipeline's embedded default)."""
+    if source is Source.sim:
+        if paths or start or end or record_ws or testnet or base_url or ws_url:
+            raise UsageError("--source sim takes no PATH and none of the bybit options; see --dsg/--seed/--hours")
+        symbols = [s.strip().upper() for s in (symbol or ",".join(DEFAULT_SYMBOLS)).split(",") if s.strip()]
+        fetch_sim(
+            MarketSim(symbols=symbols, dsg_path=dsg, seed=seed, hours=hours, depth=depth, cadence_ms=cadence_ms), output
+        )
+        return
+    if source is Source.file:
+        if start or end or record_ws or testnet or base_url or ws_url:
+            raise UsageError("--start/--end/--record-ws/--testnet/--base-url/--ws-url apply to --source bybit only")
+        fetch_files(FileFetch(list(paths or []), output, kind.value if kind else None, symbol))
+        return
+    if paths:
+        raise UsageError(f"--source bybit takes no PATH arguments (got {', '.join(paths)})")
+    if not symbol:
+        raise UsageError("--source bybit needs --symbol (e.g. BTCUSDT or BTCUSDT,ETHUSDT)")
+    if category not in bybit_api.CATEGORIES:
+        raise UsageError(f"--category '{category}': expected one of {', '.join(bybit_api.CATEGORIES)}")
+    if depth not in bybit_api.DEPTHS:
+        raise UsageError(f"--depth {depth}: Bybit serves {', '.join(map(str, bybit_api.DEPTHS))} for {category}")
+    rest = base_url or (bybit_api.TESTNET_REST if testnet else bybit_api.MAINNET_REST)
+    socket = ws_url or f"{bybit_api.TESTNET_WS if testnet else bybit_api.MAINNET_WS}/v5/public/{category}"
+    fetch_bybit(
+        BybitFetch(
+            symbols=[s.strip().upper() for s in symbol.split(",") if s.strip()],
+            category=category,
+            output=output,
+            start_ms=bybit_api.parse_time_ms(start, "--start") if start else None,
+            end_ms=bybit_api.parse_time_ms(end, "--end") if end else None,
+            interval=interval,
+            record_ws=record_ws,
+            duration=duration,
+            depth=depth,
+            base_url=rest,
+            ws_url=socket,
+            max_attempts=max_attempts,
+        )
+    )

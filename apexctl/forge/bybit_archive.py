@@ -1,0 +1,318 @@
+"""Bybit archive files into `book`/`trades` frames: trade CSVs (derivatives, spot), V5 message lines (ob zips)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from apexctl import _core
+from apexctl.errors import DataError, InputError
+
+CHUNK_BYTES = 8 << 20
+
+DERIVATIVES_HEADER = (
+    "timestamp",
+    "symbol",
+    "side",
+    "size",
+    "price",
+    "tickDirection",
+    "trdMatchID",
+    "grossValue",
+    "homeNotional",
+    "foreignNotional",
+)
+SPOT_HEADER = ("id", "timestamp", "price", "volume", "side")
+
+KINDS = pl.Series("kind", ["snapshot", "delta"], dtype=pl.String)
+
+# Progress callback: (bytes done since last call).
+Advance = Callable[[int], None]
+
+
+@dataclass
+class Parsed:
+    """What one input held: at most one of the frames is usually non-empty."""
+
+    book: pl.DataFrame | None = None
+    trades: pl.DataFrame | None = None
+    lines: int = 0
+    skipped: int = 0
+
+
+class _Counting(io.RawIOBase):
+    """A read-only wrapper that reports how many raw bytes were consumed, for progress over compressed files."""
+
+    def __init__(self, inner: BinaryIO, advance: Advance) -> None:
+        self._inner = inner
+        self._advance = advance
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self._advance(len(data))
+        return len(data)
+
+
+# ---------------------------------------------------------------------------------------------------- V5 lines
+
+
+def lines_to_frames(result: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Turns one `_core.bybit_parse_lines` result into `book` and `trades` frames (symbol codes to names)."""
+    names = pl.Series("symbol", result["symbols"], dtype=pl.String)
+    b = result["book"]
+    book = pl.DataFrame(
+        {
+            "ts": b["ts"],
+            "symbol": names.gather(b["symbol"]) if len(b["ts"]) else pl.Series("symbol", [], dtype=pl.String),
+            "kind": KINDS.gather(b["kind"]) if len(b["ts"]) else pl.Series("kind", [], dtype=pl.String),
+            "side": b["side"],
+            "price": b["price"],
+            "size": b["size"],
+            "update_id": b["update_id"],
+            "seq": b["seq"],
+        }
+    ).with_columns(pl.col("price").fill_nan(None), pl.col("size").fill_nan(None))
+    t = result["trades"]
+    n = len(t["ts"])
+    ids = pa.LargeStringArray.from_buffers(n, pa.py_buffer(t["trade_id_offsets"]), pa.py_buffer(t["trade_id_data"]))
+    trade_ids = pl.from_arrow(ids)
+    assert isinstance(trade_ids, pl.Series)
+    trades = pl.DataFrame(
+        {
+            "ts": t["ts"],
+            "symbol": names.gather(t["symbol"]) if n else pl.Series("symbol", [], dtype=pl.String),
+            "side": t["side"],
+            "price": t["price"],
+            "size": t["size"],
+            "trade_id": trade_ids.cast(pl.String).alias("trade_id"),
+        }
+    )
+    return book, trades
+
+
+def parse_lines_stream(stream: BinaryIO, name: str, advance: Advance | None = None) -> Parsed:
+    """Streams V5 message lines through the Rust parser in chunks, so a 360 MB archive never becomes Python objects."""
+    books: list[pl.DataFrame] = []
+    trades: list[pl.DataFrame] = []
+    parsed = Parsed()
+    line = 1
+    rest = b""
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        if advance is not None and chunk:
+            advance(len(chunk))
+        data = rest + chunk
+        if chunk:
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+        else:
+            rest = b""
+        if data:
+            try:
+                result = _core.bybit_parse_lines(data, first_line=line)
+            except DataError as exc:
+                raise InputError(f"{name}: {exc}") from None
+            book, trade = lines_to_frames(result)
+            if book.height:
+                books.append(book)
+            if trade.height:
+                trades.append(trade)
+            parsed.lines += result["lines"]
+            parsed.skipped += result["skipped"]
+            line += data.count(b"\n")
+        if not chunk:
+            break
+    parsed.book = pl.concat(books, rechunk=True) if books else None
+    parsed.trades = pl.concat(trades, rechunk=True) if trades else None
+    return parsed
+
+
+# ---------------------------------------------------------------------------------------------------- trade CSVs
+
+
+def _csv_error(name: str, frame: pl.DataFrame, bad: pl.Series, column: str, expected: str) -> InputError:
+    row = int(bad.arg_true()[0])
+    value = frame[column][row]
+    # Line numbers count the header as line 1.
+    return InputError(f"{name}: line {row + 2}: column '{column}' holds {value!r}, expected {expected}")
+
+
+def _to_float(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
+    values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
+    bad = values.is_null() | values.is_nan() | values.is_infinite()
+    if bad.any():
+        raise _csv_error(name, frame, bad, column, "a decimal number")
+    return values
+
+
+def _read_csv(data: bytes, name: str) -> pl.DataFrame:
+    try:
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{name}: malformed CSV: {first}") from None
+
+
+def decimal_seconds_to_ns(text: pl.Series, name: str, frame: pl.DataFrame) -> pl.Series:
+    """'1585180700.0647' -> 1585180700064700000 exactly: integer and fraction parsed as integers, never via float."""
+    stripped = text.str.strip_chars()
+    ok = stripped.str.contains(r"^\d+(\.\d{0,9})?$")
+    if not ok.all():
+        raise _csv_error(name, frame, ~ok, "timestamp", "seconds as a decimal with at most 9 fraction digits")
+    parts = stripped.str.split_exact(".", 1).struct.rename_fields(["int", "frac"]).struct.unnest()
+    whole = parts["int"].cast(pl.Int64)
+    frac = parts["frac"].fill_null("").str.pad_end(9, "0").cast(pl.Int64)
+    return (whole * 1_000_000_000 + frac).alias("ts")
+
+
+def _sides(frame: pl.DataFrame, name: str, buy: str, sell: str) -> pl.Series:
+    raw = frame["side"].str.strip_chars()
+    bad = ~raw.is_in([buy, sell])
+    if bad.any():
+        raise _csv_error(name, frame, bad, "side", f"'{buy}' or '{sell}'")
+    return pl.Series("side", np.where((raw == buy).to_numpy(), 1, -1).astype(np.int8))
+
+
+def parse_derivatives_csv(data: bytes, name: str) -> pl.DataFrame:
+    """public.bybit.com/trading/ files: decimal-second timestamps, Buy/Sell taker side, possibly newest first."""
+    frame = _read_csv(data, name)
+    return pl.DataFrame(
+        [
+            decimal_seconds_to_ns(frame["timestamp"], name, frame),
+            frame["symbol"].str.strip_chars().alias("symbol"),
+            _sides(frame, name, "Buy", "Sell"),
+            _to_float(frame, "price", name).alias("price"),
+            _to_float(frame, "size", name).alias("size"),
+            frame["trdMatchID"].alias("trade_id"),
+        ]
+    )
+
+
+def spot_symbol_from_name(name: str) -> str | None:
+    """`BTCUSDT_2025-05-19.csv.gz` (or the dash form some mirrors use) -> BTCUSDT."""
+    match = re.match(r"^([A-Z0-9]+)[_-]\d{4}-\d{2}-\d{2}", Path(name).name)
+    return match.group(1) if match else None
+
+
+def parse_spot_csv(data: bytes, name: str, symbol: str | None) -> pl.DataFrame:
+    """public.bybit.com/spot/ files: integer-ms timestamps, lowercase side, symbol only in the file name."""
+    symbol = symbol or spot_symbol_from_name(name)
+    if symbol is None:
+        raise InputError(f"{name}: spot trade CSV without a symbol in its name (SYMBOL_YYYY-MM-DD.csv); pass --symbol")
+    frame = _read_csv(data, name)
+    ms = frame["timestamp"].str.strip_chars().cast(pl.Int64, strict=False)
+    if ms.is_null().any():
+        raise _csv_error(name, frame, ms.is_null(), "timestamp", "integer milliseconds")
+    return pl.DataFrame(
+        [
+            (ms * 1_000_000).alias("ts"),
+            pl.Series("symbol", [symbol] * frame.height, dtype=pl.String),
+            _sides(frame, name, "buy", "sell"),
+            _to_float(frame, "price", name).alias("price"),
+            _to_float(frame, "volume", name).alias("size"),
+            frame["id"].str.strip_chars().alias("trade_id"),
+        ]
+    )
+
+
+def _csv_kind(header: str, name: str) -> str:
+    columns = tuple(c.strip() for c in header.strip().lstrip("\ufeff").split(","))
+    if columns[: len(DERIVATIVES_HEADER)] == DERIVATIVES_HEADER:
+        return "derivatives"
+    if columns[: len(SPOT_HEADER)] == SPOT_HEADER:
+        return "spot"
+    raise InputError(
+        f"{name}: unknown CSV header '{header.strip()[:120]}'; expected Bybit derivatives trades "
+        f"({','.join(DERIVATIVES_HEADER)}[,RPI]) or spot trades ({','.join(SPOT_HEADER)}[,rpi])"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- one input
+
+
+def _open_zip_member(raw: BinaryIO, name: str) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
+    try:
+        archive = zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"{name}: not a readable zip archive ({exc})") from None
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) != 1:
+        raise InputError(
+            f"{name}: zip archive holds {len(members)} files; expected one JSON-lines member (a Bybit ob archive)"
+        )
+    return archive, members[0]
+
+
+def parse_input(
+    raw: BinaryIO, name: str, size: int, *, symbol: str | None = None, advance: Advance | None = None
+) -> Parsed:
+    """Detects the format of one input from its first bytes and name, and parses it."""
+    tick: Advance = advance or (lambda _n: None)
+    head = raw.read(4)
+    raw.seek(0)
+    if head.startswith(b"PK\x03\x04") or name.endswith(".zip"):
+        archive, member = _open_zip_member(raw, name)
+        try:
+            with archive.open(member) as stream:
+                return parse_lines_stream(stream, f"{name}:{member.filename}", _scaled(tick, size, member.file_size))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise InputError(f"{name}: corrupt zip archive ({exc})") from None
+    counted: BinaryIO = io.BufferedReader(_Counting(raw, tick))
+    if head.startswith(b"\x1f\x8b"):
+        gz = io.BufferedReader(gzip.GzipFile(fileobj=counted))  # type: ignore[arg-type]
+        try:
+            if _peek_line(gz, name).startswith(b"{"):
+                return parse_lines_stream(gz, name)
+            data = gz.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{name}: corrupt gzip data ({exc})") from None
+        return _parse_csv(data, name, symbol)
+    first = _peek_line(counted, name)
+    if first.lstrip().startswith(b"{"):
+        return parse_lines_stream(counted, name)
+    return _parse_csv(counted.read(), name, symbol)
+
+
+def _scaled(tick: Advance, raw_size: int, inner_size: int) -> Advance:
+    """Progress is counted in raw input bytes; a zip member's uncompressed bytes are scaled down to them."""
+    ratio = raw_size / inner_size if inner_size else 0.0
+    done = [0.0]
+
+    def advance(n: int) -> None:
+        before = int(done[0])
+        done[0] += n * ratio
+        tick(int(done[0]) - before)
+
+    return advance
+
+
+def _peek_line(stream, name: str) -> bytes:
+    try:
+        first = stream.peek(4096)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{name}: corrupt gzip data ({exc})") from None
+    return first.lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
+def _parse_csv(data: bytes, name: str, symbol: str | None) -> Parsed:
+    header = next((line for line in data[:4096].decode("utf-8", "replace").splitlines() if line.strip()), "")
+    if not header:
+        raise InputError(f"{name}: empty input")
+    kind = _csv_kind(header, name)
+    frame = parse_derivatives_csv(data, name) if kind == "derivatives" else parse_spot_csv(data, name, symbol)
+    return Parsed(trades=frame, lines=frame.height)

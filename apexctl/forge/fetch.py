@@ -1,0 +1,216 @@
+"""`apexctl fetch`: market data from Bybit archive files or the Bybit V5 API into `trades`/`book`/`bars` tables."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from apexctl.console import progress, wrote
+from apexctl.errors import InputError, UsageError
+from apexctl.forge import bybit_api
+from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
+from apexctl.forge.io import STDIO, describe, sha256_bytes, sha256_file, write_table
+from apexctl.forge.sim import INSTRUMENTS, MarketSim, market_tables
+from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
+
+PRODUCER = "fetch"
+TABLE_KINDS = ("book", "trades")
+
+
+@dataclass
+class FileFetch:
+    """`fetch --source file`: archive files (or `-`) into one table."""
+
+    paths: list[str]
+    output: str
+    kind: str | None = None
+    symbol: str | None = None
+
+
+@dataclass
+class BybitFetch:
+    """`fetch --source bybit`: klines over a time range and/or a WebSocket recording, into a folder."""
+
+    symbols: list[str]
+    category: str
+    output: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    interval: str = "1"
+    record_ws: bool = False
+    duration: float = 60.0
+    depth: int = 50
+    base_url: str = bybit_api.MAINNET_REST
+    ws_url: str | None = None
+    max_attempts: int = 5
+    backoff: float = 0.5
+    limit: int = 1000
+    params: dict = field(default_factory=dict)
+
+
+def _sort(frame: pl.DataFrame) -> pl.DataFrame:
+    """Stable by time, so rows of one message and trades of one timestamp keep their file order."""
+    return frame if frame["ts"].is_sorted() else frame.sort("ts", maintain_order=True)
+
+
+def _read_input(path: str, symbol: str | None, advance) -> tuple[Parsed, str]:
+    name = describe(path)
+    if path == STDIO:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise InputError("stdin is empty: expected a Bybit trade CSV or order-book archive")
+        return parse_input(io.BytesIO(data), name, len(data), symbol=symbol, advance=advance), sha256_bytes(data)
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a Bybit trade CSV(.gz) or order-book archive (.data.zip)")
+    try:
+        digest = sha256_file(p)
+        with open(p, "rb") as handle:
+            return parse_input(handle, name, p.stat().st_size, symbol=symbol, advance=advance), digest
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+
+
+def fetch_files(config: FileFetch) -> tuple[str, int]:
+    """Reads every input, checks they hold one table kind, writes it sorted by time; returns (kind, rows)."""
+    if not config.paths:
+        raise UsageError("fetch --source file needs at least one PATH (a trade CSV, an ob .data.zip, or '-')")
+    if sum(1 for p in config.paths if p == STDIO) > 1:
+        raise UsageError("stdin ('-') can be given only once")
+    if config.output != STDIO and Path(config.output).is_dir():
+        raise UsageError(
+            f"-o {config.output}: is a folder; --source file writes one Parquet table (e.g. -o book.parquet)"
+        )
+    frames: dict[str, list[pl.DataFrame]] = {"book": [], "trades": []}
+    kinds_of: dict[str, list[str]] = {}
+    inputs: dict[str, str] = {}
+    total = sum(os.path.getsize(p) for p in config.paths if p != STDIO and os.path.isfile(p))
+    with progress(transient=True) as bar:
+        task = bar.add_task("fetch", total=total or None)
+        for path in config.paths:
+            bar.update(task, description=f"reading {Path(path).name if path != STDIO else 'stdin'}")
+            parsed, digest = _read_input(path, config.symbol, lambda n: bar.advance(task, n))
+            inputs[describe(path)] = digest
+            held = [k for k in TABLE_KINDS if getattr(parsed, k) is not None]
+            if not held:
+                raise InputError(f"{describe(path)}: holds no order-book or public-trade rows")
+            kinds_of[describe(path)] = held
+            for k in held:
+                frames[k].append(getattr(parsed, k))
+    kind = config.kind
+    present = [k for k in TABLE_KINDS if frames[k]]
+    if kind is None:
+        if len(present) > 1:
+            detail = "; ".join(f"{name}: {'+'.join(ks)}" for name, ks in kinds_of.items())
+            raise UsageError(
+                f"inputs hold both order-book and trade data ({detail}); run fetch once per kind "
+                "(or pick one with --kind book|trades)"
+            )
+        kind = present[0]
+    elif not frames[kind]:
+        raise InputError(f"no input holds {kind} data (inputs hold: {', '.join(present)})")
+    schema: TableSchema = BOOK if kind == "book" else TRADES
+    table = _sort(pl.concat(frames[kind], rechunk=True))
+    write_table(
+        table,
+        config.output,
+        schema=schema,
+        producer=PRODUCER,
+        inputs=inputs,
+        params={"source": "file", "kind": kind, "paths": [describe(p) for p in config.paths]},
+    )
+    wrote(config.output, f"{table.height:,} {kind} rows")
+    return kind, table.height
+
+
+def frames_from_lines(lines: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Recorded WebSocket messages (one per item) into `book` and `trades` frames, through the Rust parser."""
+    from apexctl import _core
+
+    result = _core.bybit_parse_lines(b"\n".join(lines), first_line=1)
+    book, trades = lines_to_frames(result)
+    return _sort(book), _sort(trades)
+
+
+def fetch_bybit(config: BybitFetch) -> dict[str, int]:
+    """Klines (when a start is given) and a WebSocket recording (when asked) into DIR/{bars,book,trades}.parquet."""
+    if config.start_ms is None and not config.record_ws:
+        raise UsageError("fetch --source bybit needs --start/--end (klines) and/or --record-ws (order book + trades)")
+    client = bybit_api.RestClient(config.base_url, max_attempts=config.max_attempts, backoff=config.backoff)
+    instruments = client.instruments(config.category, config.symbols)
+    extra = {"apex.instruments": instruments}
+    params = {
+        "source": "bybit",
+        "category": config.category,
+        "symbols": config.symbols,
+        "base_url": config.base_url,
+        **config.params,
+    }
+    out = Path(config.output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; --source bybit writes a folder of tables")
+    counts: dict[str, int] = {}
+    if config.start_ms is not None:
+        end_ms = config.end_ms if config.end_ms is not None else bybit_api.now_ms()
+        if end_ms <= config.start_ms:
+            raise UsageError(f"--end ({end_ms}) must be after --start ({config.start_ms})")
+        bars = pl.concat(
+            [
+                client.klines(config.category, s, config.interval, config.start_ms, end_ms, limit=config.limit)
+                for s in config.symbols
+            ]
+        )
+        target = str(out / "bars.parquet")
+        kline_params = {**params, "interval": config.interval, "start_ms": config.start_ms, "end_ms": end_ms}
+        write_table(bars, target, schema=BARS, producer=PRODUCER, params=kline_params, extra=extra)
+        wrote(target, f"{bars.height:,} bars")
+        counts["bars"] = bars.height
+    if config.record_ws:
+        ws_url = config.ws_url or bybit_api.public_ws_url(config.base_url, config.category)
+        recording = bybit_api.record_public(
+            ws_url,
+            config.category,
+            config.symbols,
+            depth=config.depth,
+            duration=config.duration,
+        )
+        book, trades = frames_from_lines(recording.lines)
+        ws_params = {**params, "ws_url": ws_url, "depth": config.depth, "duration_s": config.duration}
+        for name, frame, schema in (("book", book, BOOK), ("trades", trades, TRADES)):
+            target = str(out / f"{name}.parquet")
+            write_table(frame, target, schema=schema, producer=PRODUCER, params=ws_params, extra=extra)
+            wrote(target, f"{frame.height:,} {name} rows ({recording.messages:,} messages recorded)")
+            counts[name] = frame.height
+    return counts
+
+
+def fetch_sim(config: MarketSim, output: str) -> dict[str, int]:
+    """Runs the simulated market and writes book.parquet, trades.parquet and bars.parquet into the `output` folder,
+    with the same schemas and metadata as real data (tick size and qty step in apex.instruments)."""
+    out = Path(output)
+    if output == STDIO or (out.exists() and not out.is_dir()):
+        raise UsageError(f"{output}: --source sim writes a folder of tables (book, trades, bars); give a folder")
+    with progress(transient=True) as bar:
+        task = bar.add_task("simulating", total=len(config.symbols))
+
+        def advance(symbol: str, result: dict) -> None:
+            bar.update(task, advance=1, description=f"simulated {symbol}")
+
+        frames, params = market_tables(config, progress=advance)
+    extra = {"apex.instruments": {s: INSTRUMENTS[s] for s in config.symbols}}
+    inputs = {config.dsg_path: sha256_file(config.dsg_path)} if config.dsg_path else {}
+    counts = {}
+    for name, schema in (("book", BOOK), ("trades", TRADES), ("bars", BARS)):
+        target = str(out / f"{name}.parquet")
+        write_table(frames[name], target, schema=schema, producer=PRODUCER, inputs=inputs, params=params, extra=extra)
+        counts[name] = frames[name].height
+        wrote(target, f"{frames[name].height:,} {name} rows")
+    return counts
