@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `just pipeline OUT`: runs every stage that exists on the embedded default (the simulator), no network; each step says
+# what it wrote. APEX_SEED and APEX_HOURS change the seed and the simulated span.
+set -euo pipefail
+root=$(cd -- "$(dirname -- "$0")/.." && pwd)
+out=${1:-runs/pipeline}
+case "$out" in /*) ;; *) out="$root/$out" ;; esac
+apexctl="$root/.venv/bin/apexctl"
+seed=${APEX_SEED:-7}
+hours=${APEX_HOURS:-2}
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+start=$(date +%s)
+
+step "fetch --source sim: ${hours} h of BTCUSDT, ETHUSDT, SOLUSDT from the agent-based market (seed ${seed})"
+"$apexctl" fetch --source sim --seed "$seed" --hours "$hours" -o "$out/data"
+
+step "features --grain update: one row per book message (OFI, book pressure, microprice, spread)"
+"$apexctl" features "$out/data/book.parquet" -o "$out/features/update.parquet" --grain update
+
+step "features --grain 1m: bars from trades + book aggregates + higher-timeframe context + VMD"
+"$apexctl" features "$out/data/trades.parquet" "$out/data/book.parquet" -o "$out/features/bars_1m.parquet" --grain 1m
+
+step "simulate: a moving-average crossover trading \$200 inside the same market"
+"$apexctl" simulate --strategy ma_crossover --seed "$seed" --hours "$hours" -o "$out/simulate"
+
+step "pipeline finished in $(($(date +%s) - start)) s: outputs under ${out#"$root"/}"
