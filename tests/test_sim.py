@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apexctl import _core
 from apexctl.errors import DataError
@@ -142,3 +144,23 @@ def test_bad_dsg_document_names_the_file(tmp_path):
     assert result.returncode == 2
     assert str(path).encode() in result.stderr
     assert b"informed.agents" in result.stderr
+
+
+PARAMS = _core.dsg_params()
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=len(PARAMS), max_size=len(PARAMS)),
+    st.integers(0, 2**32),
+    st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+)
+def test_any_dsg_vector_within_bounds_gives_a_finite_market(fractions, seed, symbol):
+    lo = np.array([p[1] for p in PARAMS])
+    hi = np.array([p[2] for p in PARAMS])
+    vector = lo + (hi - lo) * np.array(fractions)
+    result = _core.sim_batch(
+        symbol, vector[None, :], np.array([seed], dtype=np.uint64), ["ma_crossover:2:4"], hours=0.02, max_events=400_000
+    )
+    assert np.isfinite(result["pnl"]).all()
+    assert np.isfinite(result["max_drawdown"]).all()

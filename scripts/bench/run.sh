@@ -9,7 +9,15 @@ for manifest in rs/*/Cargo.toml; do
     crate=$(basename "$(dirname "$manifest")")
     [ -d "rs/$crate/benches" ] || continue
     echo "-- $crate"
-    cargo bench --locked -p "$crate" --quiet -- --quick 2>&1 | grep -E '^[a-z_0-9/ -]+$|time:|thrpt:' || true
+    log=$(mktemp)
+    if ! cargo bench --locked -p "$crate" --benches --quiet -- --quick >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "bench: the benchmarks of $crate failed (output above)" >&2
+        exit 1
+    fi
+    # Criterion's result lines, plus the side-by-side summaries some benches print themselves.
+    grep -vE '^(Benchmarking|Gnuplot|Warning|Found|  [0-9]+ \(|$)' "$log" || true
+    rm -f "$log"
 done
 echo
 echo "== Python side by side =="
