@@ -164,3 +164,12 @@ def test_any_dsg_vector_within_bounds_gives_a_finite_market(fractions, seed, sym
     )
     assert np.isfinite(result["pnl"]).all()
     assert np.isfinite(result["max_drawdown"]).all()
+
+
+def test_simulate_a_strategy_that_never_trades(tmp_path):
+    out = tmp_path / "flat"
+    result = run_cli("simulate", "--strategy", "always_flat", "--hours", "0.05", "-o", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["pnl"], summary["fees"], summary["fills"]) == (0.0, 0.0, 0)
+    assert io.read_table(out / "fills.parquet", FILLS).frame.height == 0

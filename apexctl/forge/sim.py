@@ -15,7 +15,7 @@ import polars as pl
 from apexctl import _core
 from apexctl.errors import InputError, UsageError
 from apexctl.forge.io import sha256_bytes
-from apexctl.schemas.tables import BARS, BOOK, TRADES
+from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
 
 #: Instruments the simulator has presets for (Bybit linear tick size and qty step).
 INSTRUMENTS: dict[str, dict[str, str]] = {
@@ -221,11 +221,13 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
             "size": f["size"],
             "fee": f["fee"],
             "order_id": f["order_id"].astype(str),
-            "liquidity": np.where(f["maker"], "maker", "taker"),
-        }
+            "liquidity": np.where(f["maker"], "maker", "taker").astype(str),
+        },
+        schema={c: t for c, t in FILLS.polars_schema().items() if c != "equity_after"},
     )
     equity = pl.DataFrame(
-        {"ts": epoch + report["equity_ts_us"] * 1000, "model_id": report["name"], "equity": report["equity"]}
+        {"ts": epoch + report["equity_ts_us"] * 1000, "model_id": report["name"], "equity": report["equity"]},
+        schema=EQUITY.polars_schema(),
     )
     # Equity after each fill: the equity curve as of the decision that sent it (fills land within the latency).
     fills = fills.sort("ts").join_asof(equity.select("ts", pl.col("equity").alias("equity_after")), on="ts")
