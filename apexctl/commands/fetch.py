@@ -27,7 +27,11 @@ class Kind(StrEnum):
 def fetch(
     output: Annotated[
         str,
-        typer.Option("-o", "--output", help="file source: the Parquet table ('-' = stdout); bybit source: a folder."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="file source: the Parquet table ('-' = stdout); bybit and sim sources: a folder of tables.",
+        ),
     ],
     paths: Annotated[
         list[str] | None,
@@ -64,7 +68,9 @@ def fetch(
     duration: Annotated[
         float, typer.Option("--duration", min=0.0, help="bybit --record-ws: seconds to record.")
     ] = 60.0,
-    depth: Annotated[int, typer.Option("--depth", help="bybit --record-ws: order-book depth (1, 50, 200, 1000).")] = 50,
+    depth: Annotated[
+        int, typer.Option("--depth", help="bybit --record-ws and sim: order-book depth (1, 50, 200, 1000).")
+    ] = 50,
     testnet: Annotated[bool, typer.Option("--testnet", help="bybit: use the testnet hosts.")] = False,
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="bybit: REST host, e.g. https://api.bytick.com.")
@@ -80,8 +86,7 @@ def fetch(
         int, typer.Option("--cadence-ms", help="sim: order-book publication interval, milliseconds.")
     ] = 100,
 ) -> None:
-    """Market data into tables: Bybit archive files (trades or book), the Bybit V5 API (bars, book, trades), or the
-    agent-based simulator (book, trades, bars: the pipeline's embedded default)."""
+    """Market data into tables: Bybit archive files, the Bybit V5 API, or the simulator (the pipeline's default)."""
     if source is Source.sim:
         if paths or start or end or record_ws or testnet or base_url or ws_url:
             raise UsageError("--source sim takes no PATH and none of the bybit options; see --dsg/--seed/--hours")
