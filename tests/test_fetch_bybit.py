@@ -301,7 +301,7 @@ def test_cli_records_book_and_trades_that_replay_cleanly(rest, tmp_path):
     out = tmp_path / "ws"
     with ws_venue() as (url, _):
         result = run_cli(
-            "fetch", "--source", "bybit", "--symbol", "BTCUSDT,ETHUSDT", "--record-ws", "--duration", "1",
+            "fetch", "--source", "bybit", "--symbol", "BTCUSDT,ETHUSDT", "--record-ws", "--duration", "3",
             "--base-url", rest.url, "--ws-url", url, "-o", str(out),
         )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
@@ -347,7 +347,7 @@ def test_time_and_interval_parsing():
 
 def test_dropped_connection_reconnects_and_resubscribes():
     with ws_venue(drop_first_after=10) as (url, seen):
-        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=1.5, ping_seconds=0.3)
+        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=4.0, ping_seconds=0.3)
     assert recording.reconnects == 1
     assert len(seen["connections"]) == 2
     assert [r["op"] for r in seen["requests"]].count("subscribe") == 2
