@@ -151,6 +151,17 @@ def test_walk_forward_spans_score_independently():
     assert not train.equals(held_out)
 
 
+def test_datetime_ts_in_any_unit_gives_the_same_seconds():
+    bars = random_bars(5, 300)
+    signals = np.sin(np.arange(300) * 0.05)[None, :]
+    params = backtest.BacktestParams(target_multiple=1.05, prior_fraction=0.25, max_fraction=0.5)
+    by_int = backtest.run(signals, bars, params)
+    as_us = bars.with_columns(pl.from_epoch(pl.col("ts"), time_unit="ns").dt.cast_time_unit("us"))
+    assert backtest.run(signals, as_us, params).equals(by_int)
+    assert by_int["reached"][0]
+    assert by_int["ttt_seconds"][0] == pytest.approx(60.0 * by_int["ttt_bars"][0])
+
+
 def bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
     return {name: bars[name].to_numpy() for name in ("ts", "open", "high", "low", "close", "volume")}
 

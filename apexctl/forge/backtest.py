@@ -67,7 +67,10 @@ def _bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
     missing = [name for name in BAR_COLUMNS if name not in bars.columns]
     if missing:
         raise SchemaError(f"bars: missing column(s) {', '.join(missing)} (need {', '.join(BAR_COLUMNS)})")
-    arrays: dict[str, np.ndarray] = {"ts": bars["ts"].cast(pl.Int64).to_numpy()}
+    ts = bars["ts"]
+    if isinstance(ts.dtype, pl.Datetime):
+        ts = ts.dt.cast_time_unit("ns")  # the bars schema stores UTC nanoseconds; a Datetime column may be in us or ms
+    arrays: dict[str, np.ndarray] = {"ts": ts.cast(pl.Int64).to_numpy()}
     for name in BAR_COLUMNS[1:]:
         arrays[name] = bars[name].cast(pl.Float64).to_numpy()
     return arrays

@@ -150,6 +150,8 @@ fn fitness_orders_fast_slow_close_far_ruined() {
     let metrics = run(&bars.view(), &signals, &params, 0..200).unwrap();
     assert!(metrics[0].reached && metrics[1].reached, "{metrics:?}");
     assert!(metrics[0].ttt_bars < metrics[1].ttt_bars);
+    // One-minute bars: the target bar ends ttt_bars minutes after the span opens.
+    assert!((metrics[0].ttt_seconds - 60.0 * metrics[0].ttt_bars.unwrap() as f64).abs() < 1e-9);
     assert!(!metrics[2].reached && metrics[2].max_equity > 250.0, "{:?}", metrics[2]);
     assert!(!metrics[3].reached && metrics[3].fitness == 0.5);
 
