@@ -1,5 +1,6 @@
 //! The `apexctl._core` extension module: registers the exceptions and one submodule of functions per library crate.
 
+mod backtest;
 mod book;
 mod bybit;
 mod errors;
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    backtest::register(m)?;
     book::register(m)?;
     features::register(m)?;
     sim::register(m)?;

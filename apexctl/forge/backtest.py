@@ -1,0 +1,111 @@
+"""Backtests of signal columns over bars through apex-backtest: the parameters, many strategies per call, metrics.
+
+The model (sizing, stop/target, costs, ruin, fitness) is documented once, in rs/apex-backtest/src/lib.rs. Signals
+outside [-1, 1] are clipped and NaN signals mean "flat" (GP trees yield NaN while their rolling windows warm up);
+bad bars (NaN or non-positive prices, lengths that differ, a span outside the data) raise DataError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from apexctl import _core
+from apexctl.errors import SchemaError
+
+BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+#: Optional per-bar cost columns; without them the scalar `spread_bps` / `depth` parameters apply to every bar.
+COST_COLUMNS = ("spread_bps", "depth")
+#: Metric columns of `run`, in order (after `strategy`).
+METRICS = (
+    "fitness",
+    "reached",
+    "ttt_bars",
+    "ttt_seconds",
+    "ruined",
+    "ruin_bar",
+    "final_equity",
+    "pnl",
+    "max_equity",
+    "sharpe",
+    "max_drawdown",
+    "trades",
+    "wins",
+    "win_rate",
+    "fees",
+)
+
+
+@dataclass(frozen=True)
+class BacktestParams:
+    """Every parameter of the Rust backtester, with its defaults ($200 Bybit VIP0 taker account, half-Kelly, 3:1)."""
+
+    capital: float = 200.0
+    target_multiple: float = 2.0
+    fee: float = 0.00055
+    spread_bps: float = 1.0
+    depth: float = 1_000_000.0
+    impact: float = 1.0
+    entry_threshold: float = 0.05
+    stop_atr_mult: float = 2.0
+    atr_window: int = 14
+    stop_min_bps: float = 10.0
+    reward_risk: float = 3.0
+    kelly_scale: float = 0.5
+    kelly_window: int = 20
+    kelly_min_trades: int = 5
+    prior_fraction: float = 0.02
+    min_fraction: float = 0.005
+    max_fraction: float = 0.25
+    max_leverage: float = 10.0
+
+
+def _bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+    missing = [name for name in BAR_COLUMNS if name not in bars.columns]
+    if missing:
+        raise SchemaError(f"bars: missing column(s) {', '.join(missing)} (need {', '.join(BAR_COLUMNS)})")
+    ts = bars["ts"]
+    if isinstance(ts.dtype, pl.Datetime):
+        ts = ts.dt.cast_time_unit("ns")  # the bars schema stores UTC nanoseconds; a Datetime column may be in us or ms
+    arrays: dict[str, np.ndarray] = {"ts": ts.cast(pl.Int64).to_numpy()}
+    for name in BAR_COLUMNS[1:]:
+        arrays[name] = bars[name].cast(pl.Float64).to_numpy()
+    return arrays
+
+
+def _cost_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+    return {f"bar_{name}": bars[name].cast(pl.Float64).to_numpy() for name in COST_COLUMNS if name in bars.columns}
+
+
+def run(
+    signals: np.ndarray,
+    bars: pl.DataFrame,
+    params: BacktestParams | None = None,
+    span: tuple[int, int | None] = (0, None),
+) -> pl.DataFrame:
+    """Metrics of each strategy (row of `signals`, strategies x bars; 1-D = one strategy) over bar rows `span`."""
+    matrix = np.ascontiguousarray(np.atleast_2d(np.asarray(signals, dtype=np.float64)))
+    kwargs = dataclasses.asdict(params or BacktestParams())
+    result = _core.backtest_run(matrix, **_bar_arrays(bars), start=span[0], end=span[1], **_cost_arrays(bars), **kwargs)
+    return pl.DataFrame({"strategy": np.arange(matrix.shape[0], dtype=np.int64), **{m: result[m] for m in METRICS}})
+
+
+def equity(
+    signal: np.ndarray,
+    bars: pl.DataFrame,
+    params: BacktestParams | None = None,
+    span: tuple[int, int | None] = (0, None),
+) -> np.ndarray:
+    """Equity at each bar close of `span` for one strategy, for reports."""
+    kwargs = dataclasses.asdict(params or BacktestParams())
+    return _core.backtest_equity(
+        np.asarray(signal, dtype=np.float64),
+        **_bar_arrays(bars),
+        start=span[0],
+        end=span[1],
+        **_cost_arrays(bars),
+        **kwargs,
+    )

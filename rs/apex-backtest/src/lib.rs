@@ -1,0 +1,149 @@
+//! Vectorized backtester: many signal columns over shared bars to half-Kelly positions, costs, ruin and TTT fitness.
+//!
+//! # Model (one strategy; each strategy is independent, so many run in parallel with identical results)
+//!
+//! - **Timing.** The signal of bar `t` (clipped to [-1, 1], NaN read as 0) is acted on at the open of bar `t + 1`;
+//!   the first bar of a span has no decision. The wanted direction is `sign(s)` when `|s| >= entry_threshold`,
+//!   else flat. A position is held while the wanted direction stays the same (it is not resized); it is closed at
+//!   the open when the direction changes, and a new one is opened at the same open when the new direction is not
+//!   flat.
+//! - **Sizing (half-Kelly, risk based).** From the last `kelly_window` closed trades of this strategy (net return on
+//!   entry notional, win when > 0): `W` = wins / trades, `R` = mean win / mean |loss|, `f* = W - (1 - W) / R`
+//!   (`f* = W` when there is no loss, `f* = -inf` when there is no win). The risk fraction is
+//!   `f = clamp(kelly_scale * f*, min_fraction, max_fraction)`, or `prior_fraction` until `kelly_min_trades` trades
+//!   have closed. `f` is the share of equity lost if the stop is hit, so the entry notional is
+//!   `N = min(|s| * f * equity / (stop / open), max_leverage * equity)`, `qty = N / open`.
+//! - **Stop and target.** `stop = max(stop_atr_mult * ATR, stop_min_bps * open / 1e4)` where ATR is the mean true
+//!   range of the up to `atr_window` span bars before the entry bar (the first span bar's true range is high - low).
+//!   Stop level = entry fill -/+ stop, take-profit = entry fill +/- `reward_risk * stop` (3:1). Every bar, after the
+//!   open: if the low (long) / high (short) touches the stop the trade exits at the stop level, else if the bar
+//!   touches the target it exits at the target; stop first when both are in one bar (conservative). An open beyond
+//!   the stop or the target exits at the open.
+//! - **Costs.** Each fill pays `fee * qty * fill_price`. Fill price = `price * (1 ± slip)` against the trader,
+//!   `slip = spread_bps / 2 / 1e4 + impact * qty * price / depth` (half spread plus impact linear in order notional
+//!   over depth; per-bar columns when given, else the parameters).
+//! - **Margin and ruin.** Initial margin is `notional / max_leverage`, which the leverage cap keeps within equity.
+//!   Equity = cash + open position marked at the close. The strategy is liquidated and stops for good (equity 0,
+//!   `ruined`) when equity after a fill, at the bar's adverse extreme, or at the close is <= 0.
+//! - **Metrics.** TTT is the first bar whose closing equity is >= `target_multiple * capital`: `ttt_bars` counts the
+//!   span bars up to and including it, `ttt_seconds = (ts[bar] - ts[start]) / 1e9 + mean bar length`. Fitness ranks
+//!   all strategies on one axis: reached target -> `2 + (n - ttt_bars) / n` in [2, 3); never reached ->
+//!   `max_equity / target_equity` in [0.5, 1); ruined (even after reaching) -> `-1 + ruin_bar / n` in [-1, 0).
+//!   Sharpe: mean / sample std of per-bar equity returns times `sqrt(bars per year)` (0 when undefined). A position
+//!   still open at the end of the span is marked, not closed, and not counted as a trade.
+
+mod engine;
+mod error;
+mod params;
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+pub use error::BacktestError;
+pub use params::BacktestParams;
+
+/// Bars as borrowed columns of equal length; `ts` is the bar open in UTC nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Bars<'a> {
+    pub ts: &'a [i64],
+    pub open: &'a [f64],
+    pub high: &'a [f64],
+    pub low: &'a [f64],
+    pub close: &'a [f64],
+    /// Validated but not used by the model yet (depth is a separate input).
+    pub volume: &'a [f64],
+    /// Per-bar spread in basis points; `None` uses [`BacktestParams::spread_bps`].
+    pub spread_bps: Option<&'a [f64]>,
+    /// Per-bar depth in quote currency; `None` uses [`BacktestParams::depth`].
+    pub depth: Option<&'a [f64]>,
+}
+
+impl Bars<'_> {
+    /// Number of bars.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether there are no bars.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+}
+
+/// The scores of one strategy over one span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    /// Ranking scalar (higher is better), see the crate documentation.
+    pub fitness: f64,
+    /// Whether equity reached the target at some bar close.
+    pub reached: bool,
+    /// Span bars up to and including the first bar closing at or above the target.
+    pub ttt_bars: Option<usize>,
+    /// Seconds from the span's first bar open to the end of the target bar; NaN when never reached.
+    pub ttt_seconds: f64,
+    /// Whether the strategy was liquidated.
+    pub ruined: bool,
+    /// Span bar index of the liquidation.
+    pub ruin_bar: Option<usize>,
+    /// Equity at the last bar close.
+    pub final_equity: f64,
+    /// `final_equity - capital`.
+    pub pnl: f64,
+    /// Highest bar-close equity, starting capital included.
+    pub max_equity: f64,
+    /// Annualized Sharpe ratio of per-bar equity returns.
+    pub sharpe: f64,
+    /// Largest peak-to-trough fall of bar-close equity, as a fraction of the peak.
+    pub max_drawdown: f64,
+    /// Closed trades.
+    pub trades: usize,
+    /// Closed trades with a positive net return.
+    pub wins: usize,
+    /// `wins / trades` (0 without trades).
+    pub win_rate: f64,
+    /// Total fees paid.
+    pub fees: f64,
+}
+
+/// Backtests every strategy of `signals` (row-major, strategies x `bars.len()`) over the rows `span`, in parallel.
+///
+/// Results are identical for any number of rayon threads: strategies never share state.
+///
+/// # Errors
+/// Bad shapes, non-finite or non-positive prices, bars whose high/low do not contain open/close, timestamps that do
+/// not increase, an empty or out-of-range span, or parameters out of range (see [`BacktestError`]).
+pub fn run(
+    bars: &Bars<'_>,
+    signals: &[f64],
+    params: &BacktestParams,
+    span: Range<usize>,
+) -> Result<Vec<Metrics>, BacktestError> {
+    let context = engine::Context::new(bars, params, span)?;
+    let rows = bars.len();
+    if signals.len() % rows != 0 {
+        return Err(BacktestError::SignalShape { len: signals.len(), rows });
+    }
+    Ok(signals.par_chunks(rows).map(|signal| context.simulate(signal, None)).collect())
+}
+
+/// Equity at each bar close of `span` for one strategy (`signal` has one value per bar), for reports.
+///
+/// # Errors
+/// As [`run`], with [`BacktestError::LengthMismatch`] when `signal` is not one value per bar.
+pub fn equity_curve(
+    bars: &Bars<'_>,
+    signal: &[f64],
+    params: &BacktestParams,
+    span: Range<usize>,
+) -> Result<Vec<f64>, BacktestError> {
+    let context = engine::Context::new(bars, params, span.clone())?;
+    if signal.len() != bars.len() {
+        return Err(BacktestError::LengthMismatch { column: "signal", len: signal.len(), expected: bars.len() });
+    }
+    let mut curve = Vec::with_capacity(span.len());
+    context.simulate(signal, Some(&mut curve));
+    Ok(curve)
+}
