@@ -7,7 +7,7 @@ use crate::kernels::{self, window_stat};
 use crate::tree::Limits;
 use crate::{GpError, signal};
 
-fn check_columns(inputs: usize, columns: &[&[f64]]) -> Result<usize, GpError> {
+pub(crate) fn check_columns(inputs: usize, columns: &[&[f64]]) -> Result<usize, GpError> {
     if columns.len() != inputs {
         return Err(GpError::Shape(format!("{} feature names but {} columns", inputs, columns.len())));
     }

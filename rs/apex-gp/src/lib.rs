@@ -29,7 +29,7 @@ mod tree;
 
 pub use compile::Program;
 pub use error::GpError;
-pub use stream::StreamingEvaluator;
+pub use stream::{StreamingEvaluator, stream_columns};
 pub use tree::{Limits, MAX_WINDOW, Node, Op, SCHEMA, Tree, Type, VERSION, WINDOWS, json_schema};
 
 /// Divisors and standard deviations below this magnitude make `div` and `ts_zscore` return 0.0.
@@ -39,4 +39,14 @@ pub const PROTECT_EPS: f64 = 1e-12;
 #[inline]
 pub fn signal(value: f64) -> f64 {
     if value.is_nan() { 0.0 } else { value.clamp(-1.0, 1.0) }
+}
+
+/// Loads `text`, checks it against the feature `names` of the data, and returns the normalized document.
+///
+/// # Errors
+/// Every load-time error of [`Tree::from_json`] and [`Program::compile`], with the node path.
+pub fn normalize<S: AsRef<str>>(text: &str, names: &[S], limits: &Limits) -> Result<String, GpError> {
+    let tree = Tree::from_json(text, limits)?;
+    Program::compile(&tree, names)?;
+    Ok(tree.to_json())
 }

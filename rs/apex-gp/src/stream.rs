@@ -139,3 +139,21 @@ impl StreamingEvaluator {
         signal(regs[0])
     }
 }
+
+/// Runs a fresh streaming evaluator over `columns` row by row (the parity check against [`crate::batch::evaluate`]).
+///
+/// # Errors
+/// `Shape` when the number of columns differs from the program's inputs or the columns differ in length.
+pub fn stream_columns(program: &Program, columns: &[&[f64]]) -> Result<Vec<f64>, crate::GpError> {
+    let rows = crate::batch::check_columns(program.inputs().len(), columns)?;
+    let mut evaluator = StreamingEvaluator::new(program);
+    let mut row = vec![0.0; columns.len()];
+    Ok((0..rows)
+        .map(|t| {
+            for (value, column) in row.iter_mut().zip(columns) {
+                *value = column[t];
+            }
+            evaluator.push(&row)
+        })
+        .collect())
+}

@@ -3,6 +3,7 @@
 mod book;
 mod errors;
 mod features;
+mod gp;
 mod sim;
 mod vmd;
 
@@ -14,6 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     book::register(m)?;
     features::register(m)?;
+    gp::register(m)?;
     sim::register(m)?;
     vmd::register(m)?;
     Ok(())
