@@ -9,11 +9,13 @@ pub fn div(a: f64, b: f64) -> f64 {
 
 #[inline]
 pub fn sign(a: f64) -> f64 {
-    // f64::signum maps 0.0 to 1.0; the contract (and NumPy) says 0.
+    // f64::signum maps 0.0 to 1.0; the contract (and NumPy) says 0.0 for both zeros.
     if a > 0.0 {
         1.0
     } else if a < 0.0 {
         -1.0
+    } else if a == 0.0 {
+        0.0
     } else {
         a
     }

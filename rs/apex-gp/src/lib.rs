@@ -17,7 +17,7 @@
 //!   state.
 //! - Rolling sums add the window from oldest to newest starting at 0.0 (no running sums), so every evaluator and the
 //!   NumPy reference perform the same float operations in the same order.
-//! - The signal is `clip(value, -1, 1)`, with NaN mapped to 0.0.
+//! - `sign` of either zero is 0.0. The signal is `clip(value, -1, 1)`, with NaN mapped to 0.0 and -0.0 to 0.0.
 
 pub mod batch;
 mod compile;
@@ -35,10 +35,11 @@ pub use tree::{Limits, MAX_WINDOW, Node, Op, SCHEMA, Tree, Type, VERSION, WINDOW
 /// Divisors and standard deviations below this magnitude make `div` and `ts_zscore` return 0.0.
 pub const PROTECT_EPS: f64 = 1e-12;
 
-/// The final signal of a tree's value: clipped to [-1, 1], NaN mapped to 0.0 (flat).
+/// The final signal of a tree's value: clipped to [-1, 1], NaN mapped to 0.0 (flat), -0.0 made 0.0.
 #[inline]
 pub fn signal(value: f64) -> f64 {
-    if value.is_nan() { 0.0 } else { value.clamp(-1.0, 1.0) }
+    // Adding 0.0 turns -0.0 into 0.0, so which zero an op produced never shows in the signal.
+    if value.is_nan() { 0.0 } else { value.clamp(-1.0, 1.0) + 0.0 }
 }
 
 /// Loads `text`, checks it against the feature `names` of the data, and returns the normalized document.

@@ -92,7 +92,15 @@ fn eval<S: AsRef<str>>(
         Op::Or => zip(|p, q| b(p != 0.0 || q != 0.0))?,
         Op::Neg => map(|p| -p),
         Op::Abs => map(f64::abs),
-        Op::Sign => map(|p| if p.is_nan() || p == 0.0 { p } else { p.signum() }),
+        Op::Sign => map(|p| {
+            if p.is_nan() {
+                p
+            } else if p == 0.0 {
+                0.0
+            } else {
+                p.signum()
+            }
+        }),
         Op::Tanh => map(f64::tanh),
         Op::Not => map(|p| b(p == 0.0)),
         Op::IfThenElse => {
