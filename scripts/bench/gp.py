@@ -38,7 +38,7 @@ def main() -> None:
     np.testing.assert_allclose(ours(), np.stack(peer()), rtol=forge_gp.RTOL, atol=forge_gp.ATOL)
     ours_s = best_of(ours)
     peer_s = best_of(peer, repeats=1)
-    title = f"gp: {args.trees} random trees x {args.rows:,} rows ({node_evals:,} node evaluations), results checked equal"
+    title = f"gp: {args.trees} random trees x {args.rows:,} rows ({node_evals:,} node evaluations), checked equal"
     report(title, "node-evals", node_evals, ours_s, peer_s, "deap+numpy")
 
 
