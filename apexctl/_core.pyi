@@ -186,3 +186,19 @@ def backtest_equity(
     max_fraction: float = 0.25,
     max_leverage: float = 10.0,
 ) -> npt.NDArray[np.float64]: ...
+def gp_evaluate(
+    trees_json: list[str],
+    names: list[str],
+    columns: npt.NDArray[np.float64] | list[npt.NDArray[np.float64]],
+    max_depth: int = 17,
+    max_nodes: int = 4096,
+) -> npt.NDArray[np.float64]: ...
+def gp_stream(
+    tree_json: str,
+    names: list[str],
+    columns: npt.NDArray[np.float64] | list[npt.NDArray[np.float64]],
+    max_depth: int = 17,
+    max_nodes: int = 4096,
+) -> npt.NDArray[np.float64]: ...
+def gp_validate(tree_json: str, names: list[str], max_depth: int = 17, max_nodes: int = 4096) -> str: ...
+def gp_tree_schema() -> str: ...

@@ -5,6 +5,7 @@ mod book;
 mod bybit;
 mod errors;
 mod features;
+mod gp;
 mod sim;
 mod vmd;
 
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     backtest::register(m)?;
     book::register(m)?;
     features::register(m)?;
+    gp::register(m)?;
     sim::register(m)?;
     vmd::register(m)?;
     bybit::register(m)?;

@@ -1,0 +1,335 @@
+"""GP strategies in DEAP: the typed primitive set (the reference semantics on NumPy columns), JSON I/O, Rust evaluation.
+
+The functions of the primitive set ARE the reference semantics of `apex-gp` (see rs/apex-gp/src/lib.rs): they work on
+whole NumPy columns, and the rolling ops add each window from oldest to newest starting at 0.0, like the Rust
+evaluators, so results agree exactly except where NumPy's `tanh` differs from the C library's by an ulp.
+
+DEAP cannot call a primitive named after a Python keyword, so `and`, `or`, `not` are `and_`, `or_`, `not_` inside DEAP
+and keep their contract names in JSON. Window arguments are a type of their own with terminals only; DEAP's
+`genFull`/`genHalfAndHalf` insist on a primitive for every type below the maximum depth, so use this module's
+`gen_half_and_half` (DEAP's algorithm, falling back to a terminal for types that have no primitive).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import keyword
+import math
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from deap import gp
+
+from apexctl import _core
+from apexctl.errors import DataError
+
+SCHEMA = "apex.gp_tree"
+VERSION = 1
+#: Window lengths the generators draw from (any 1..=1000 loads).
+WINDOWS = (1, 2, 3, 5, 10, 20, 50)
+#: Divisors and standard deviations below this make `div` and `ts_zscore` return 0.0.
+PROTECT_EPS = 1e-12
+#: Relative and absolute tolerance of Rust against this reference (NumPy's tanh may differ from libm by an ulp).
+RTOL, ATOL = 1e-9, 1e-12
+
+Column = npt.NDArray[np.float64]
+
+
+class Window:
+    """DEAP type of window-length arguments (the terminals are plain ints)."""
+
+
+# Rows of the columns being evaluated: constant subtrees give scalars, and `lag` of a scalar needs the length.
+_ROWS: contextvars.ContextVar[int] = contextvars.ContextVar("apex_gp_rows")
+
+
+def _column(x: Any) -> Column:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 0:
+        try:
+            rows = _ROWS.get()
+        except LookupError:
+            raise DataError("GP reference: evaluate trees through reference_evaluate (it sets the row count)") from None
+        return np.full(rows, float(arr))
+    return arr
+
+
+def _div(a: Any, b: Any) -> Any:
+    with np.errstate(all="ignore"):
+        return np.where(np.abs(b) < PROTECT_EPS, 0.0, np.divide(a, b))
+
+
+def _lag(x: Any, k: int) -> Column:
+    col = _column(x)
+    out = np.full(len(col), np.nan)
+    if k < len(col):
+        out[k:] = col[: len(col) - k]
+    return out
+
+
+def _windows(x: Any, k: int) -> tuple[Column, list[tuple[Column, npt.NDArray[np.bool_]]], Column]:
+    """The column, its window members oldest first as (values, present) pairs, and the window sizes min(t+1, k)."""
+    col = _column(x)
+    n = len(col)
+    padded = np.concatenate([np.zeros(k - 1), col])
+    rows = np.arange(n)
+    members = [(padded[j : j + n], rows + j >= k - 1) for j in range(k)]
+    return col, members, np.minimum(rows + 1, k).astype(np.float64)
+
+
+def _mean(members: list[tuple[Column, npt.NDArray[np.bool_]]], m: Column) -> Column:
+    acc = np.zeros(len(m))
+    for values, present in members:
+        acc = np.where(present, acc + values, acc)
+    return acc / m
+
+
+def _std(members: list[tuple[Column, npt.NDArray[np.bool_]]], m: Column) -> Column:
+    mu = _mean(members, m)
+    acc = np.zeros(len(m))
+    for values, present in members:
+        d = values - mu
+        acc = np.where(present, acc + d * d, acc)
+    return np.sqrt(acc / m)
+
+
+def _ts_mean(x: Any, k: int) -> Column:
+    _, members, m = _windows(x, k)
+    return _mean(members, m)
+
+
+def _ts_std(x: Any, k: int) -> Column:
+    _, members, m = _windows(x, k)
+    return _std(members, m)
+
+
+def _ts_zscore(x: Any, k: int) -> Column:
+    col, members, m = _windows(x, k)
+    sd = _std(members, m)
+    with np.errstate(all="ignore"):
+        return np.where(sd < PROTECT_EPS, 0.0, (col - _mean(members, m)) / sd)
+
+
+def _ts_extreme(pick: Callable[[Column, Column], Column], start: float) -> Callable[[Any, int], Column]:
+    def extreme(x: Any, k: int) -> Column:
+        col, members, _ = _windows(x, k)
+        acc = np.full(len(col), start)
+        for values, present in members:
+            acc = np.where(present, pick(acc, values), acc)
+        return acc
+
+    return extreme
+
+
+def _ts_rank(x: Any, k: int) -> Column:
+    col, members, m = _windows(x, k)
+    below = np.zeros(len(col))
+    equal = np.zeros(len(col))
+    has_nan = np.zeros(len(col), dtype=bool)
+    for values, present in members:
+        below += present & (values < col)
+        equal += present & (values == col)
+        has_nan |= present & np.isnan(values)
+    with np.errstate(all="ignore"):
+        rank = np.where(m == 1.0, 0.5, (below + 0.5 * (equal - 1.0)) / (m - 1.0))
+    return np.where(has_nan, np.nan, rank)
+
+
+def _ema(x: Any, k: int) -> Column:
+    col = _column(x)
+    alpha = 2.0 / (k + 1.0)
+    out = np.empty(len(col))
+    average: float | None = None
+    for t, value in enumerate(col.tolist()):
+        if math.isnan(value):  # no update
+            out[t] = np.nan
+            continue
+        average = value if average is None else average + alpha * (value - average)
+        out[t] = average
+    return out
+
+
+F, B, W = float, bool, Window
+#: (contract name, DEAP name, function, argument types, result type): the one table of primitives.
+PRIMITIVES: tuple[tuple[str, str, Callable[..., Any], list[type], type], ...] = (
+    ("add", "add", np.add, [F, F], F),
+    ("sub", "sub", np.subtract, [F, F], F),
+    ("mul", "mul", np.multiply, [F, F], F),
+    ("div", "div", _div, [F, F], F),
+    ("neg", "neg", np.negative, [F], F),
+    ("abs", "abs", np.abs, [F], F),
+    ("sign", "sign", np.sign, [F], F),
+    ("tanh", "tanh", np.tanh, [F], F),
+    ("min", "min", np.minimum, [F, F], F),
+    ("max", "max", np.maximum, [F, F], F),
+    ("gt", "gt", np.greater, [F, F], B),
+    ("lt", "lt", np.less, [F, F], B),
+    ("and", "and_", np.logical_and, [B, B], B),
+    ("or", "or_", np.logical_or, [B, B], B),
+    ("not", "not_", np.logical_not, [B], B),
+    ("if_then_else", "if_then_else", np.where, [B, F, F], F),
+    ("lag", "lag", _lag, [F, W], F),
+    ("ts_mean", "ts_mean", _ts_mean, [F, W], F),
+    ("ts_std", "ts_std", _ts_std, [F, W], F),
+    ("ts_zscore", "ts_zscore", _ts_zscore, [F, W], F),
+    ("ts_min", "ts_min", _ts_extreme(np.minimum, np.inf), [F, W], F),
+    ("ts_max", "ts_max", _ts_extreme(np.maximum, -np.inf), [F, W], F),
+    ("ts_rank", "ts_rank", _ts_rank, [F, W], F),
+    ("ema", "ema", _ema, [F, W], F),
+)
+_TO_JSON = {deap_name: name for name, deap_name, *_ in PRIMITIVES}
+_TO_DEAP = {name: deap_name for name, deap_name, *_ in PRIMITIVES}
+
+
+def _random_constant() -> float:
+    """Ephemeral constants: uniform in [-1, 1] (module level so every primitive set shares the same function)."""
+    return random.uniform(-1.0, 1.0)
+
+
+def primitive_set(feature_names: Sequence[str]) -> gp.PrimitiveSetTyped:
+    """The typed DEAP primitive set over these features (in this order: compiled trees take one column each)."""
+    names = list(feature_names)
+    reserved = set(_TO_JSON) | {"const"}
+    for name in names:
+        if not name.isidentifier() or keyword.iskeyword(name) or name in reserved:
+            raise DataError(f"feature {name!r}: GP feature names must be Python identifiers and not primitive names")
+    if len(set(names)) != len(names):
+        raise DataError(f"GP feature names repeat: {names}")
+    pset = gp.PrimitiveSetTyped("apex_gp", [float] * len(names), float, prefix="ARG")
+    pset.renameArguments(**{f"ARG{i}": name for i, name in enumerate(names)})
+    for _, deap_name, function, args, ret in PRIMITIVES:
+        pset.addPrimitive(function, args, ret, name=deap_name)
+    pset.addEphemeralConstant("const", _random_constant, float)
+    for k in WINDOWS:
+        pset.addTerminal(k, Window)
+    pset.addTerminal(True, bool)
+    pset.addTerminal(False, bool)
+    return pset
+
+
+def _generate(pset: gp.PrimitiveSetTyped, min_: int, max_: int, condition: Callable[[int, int], bool]) -> list[Any]:
+    """DEAP's `gp.generate`, except that a type without primitives (Window) always gets a terminal."""
+    expr: list[Any] = []
+    height = random.randint(min_, max_)
+    stack: list[tuple[int, type]] = [(0, pset.ret)]
+    while stack:
+        depth, type_ = stack.pop()
+        if condition(height, depth) or not pset.primitives[type_]:
+            term = random.choice(pset.terminals[type_])
+            if isinstance(term, gp.MetaEphemeral):
+                term = term()
+            expr.append(term)
+        else:
+            prim = random.choice(pset.primitives[type_])
+            expr.append(prim)
+            stack.extend((depth + 1, arg) for arg in reversed(prim.args))
+    return expr
+
+
+def gen_full(pset: gp.PrimitiveSetTyped, min_: int, max_: int) -> list[Any]:
+    """DEAP's genFull for this set: every branch reaches the drawn height."""
+    return _generate(pset, min_, max_, lambda height, depth: depth == height)
+
+
+def gen_grow(pset: gp.PrimitiveSetTyped, min_: int, max_: int) -> list[Any]:
+    """DEAP's genGrow for this set: branches may stop early."""
+
+    def condition(height: int, depth: int) -> bool:
+        return depth == height or (depth >= min_ and random.random() < pset.terminalRatio)
+
+    return _generate(pset, min_, max_, condition)
+
+
+def gen_half_and_half(pset: gp.PrimitiveSetTyped, min_: int, max_: int) -> list[Any]:
+    """DEAP's genHalfAndHalf for this set (use it for `toolbox.expr` and `gp.mutUniform`)."""
+    return random.choice((gen_grow, gen_full))(pset, min_, max_)
+
+
+def _node_to_json(tree: gp.PrimitiveTree, index: int, features: set[str]) -> tuple[dict[str, Any], int]:
+    node = tree[index]
+    if isinstance(node, gp.Primitive):
+        args = []
+        index += 1
+        for _ in range(node.arity):
+            arg, index = _node_to_json(tree, index, features)
+            args.append(arg)
+        return {"op": _TO_JSON[node.name], "args": args}, index
+    if node.ret is Window:
+        return {"window": int(node.value)}, index + 1
+    if node.ret is bool:
+        return {"bool": bool(node.value)}, index + 1
+    if isinstance(node.value, str):
+        features.add(node.value)
+        return {"feature": node.value}, index + 1
+    return {"const": float(node.value)}, index + 1
+
+
+def to_json(tree: gp.PrimitiveTree) -> str:
+    """The tree as an `apex.gp_tree` version 1 document (features = those used, sorted)."""
+    features: set[str] = set()
+    root, _ = _node_to_json(tree, 0, features)
+    return json.dumps({"schema": SCHEMA, "version": VERSION, "features": sorted(features), "root": root})
+
+
+def _node_from_json(node: dict[str, Any], pset: gp.PrimitiveSetTyped, out: list[Any]) -> None:
+    if "op" in node:
+        out.append(pset.mapping[_TO_DEAP[node["op"]]])
+        for arg in node["args"]:
+            _node_from_json(arg, pset, out)
+    elif "feature" in node:
+        out.append(pset.mapping[node["feature"]])
+    elif "const" in node:
+        ephemeral = pset.mapping["const"]
+        constant = ephemeral.__new__(ephemeral)
+        constant.value = float(node["const"])
+        out.append(constant)
+    elif "bool" in node:
+        out.append(next(t for t in pset.terminals[bool] if t.value is node["bool"]))
+    else:
+        k = int(node["window"])
+        out.append(next((t for t in pset.terminals[Window] if t.value == k), None) or gp.Terminal(k, False, Window))
+
+
+def from_json(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:
+    """The DEAP tree of a document; the Rust loader validates it first (DataError names the bad node's path)."""
+    normalized = _core.gp_validate(text, list(pset.arguments))
+    expr: list[Any] = []
+    _node_from_json(json.loads(normalized)["root"], pset, expr)
+    return gp.PrimitiveTree(expr)
+
+
+def signal(value: Any, rows: int) -> Column:
+    """The final signal: the value broadcast to `rows`, clipped to [-1, 1], NaN mapped to 0.0, -0.0 to 0.0."""
+    column = np.broadcast_to(np.asarray(value, dtype=np.float64), (rows,))
+    return np.where(np.isnan(column), 0.0, np.clip(column, -1.0, 1.0) + 0.0)
+
+
+def reference_evaluate(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, columns: Sequence[Column]) -> Column:
+    """The reference signal of `tree`: DEAP's `gp.compile` run on the columns (one per feature of `pset`)."""
+    rows = len(columns[0]) if columns else 0
+    function = gp.compile(tree, pset)
+    token = _ROWS.set(rows)
+    try:
+        with np.errstate(all="ignore"):
+            value = function(*[np.asarray(c, dtype=np.float64) for c in columns])
+    finally:
+        _ROWS.reset(token)
+    return signal(value, rows)
+
+
+def frame_columns(frame: pl.DataFrame) -> tuple[list[str], list[Column]]:
+    """The numeric feature columns of a frame (everything numeric but `ts`) as float64, nulls as NaN."""
+    names = [n for n, dtype in frame.schema.items() if dtype.is_numeric() and n != "ts"]
+    columns = [frame.get_column(n).cast(pl.Float64).fill_null(np.nan).to_numpy() for n in names]
+    return names, columns
+
+
+def evaluate(trees_json: Sequence[str], frame: pl.DataFrame, *, max_depth: int = 17, max_nodes: int = 4096) -> Column:
+    """Signals (trees x rows) of the JSON trees over the frame's feature columns, computed in Rust in parallel."""
+    names, columns = frame_columns(frame)
+    return _core.gp_evaluate(list(trees_json), names, columns, max_depth=max_depth, max_nodes=max_nodes)
