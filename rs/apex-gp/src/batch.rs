@@ -1,5 +1,7 @@
 //! The batch evaluator: one instruction at a time over whole columns, many programs in parallel with rayon.
 
+use std::collections::VecDeque;
+
 use rayon::prelude::*;
 
 use crate::compile::{Code, Program};
@@ -140,16 +142,7 @@ fn rolling_full(stat: Stat, x: &[f64], k: usize, out: &mut [f64], work: &mut Rol
                 *o = if *o < PROTECT_EPS { 0.0 } else { (x - mu) / *o };
             }
         }
-        Stat::Min | Stat::Max => {
-            let (start, pick): (f64, fn(f64, f64) -> f64) =
-                if stat == Stat::Min { (f64::INFINITY, kernels::min) } else { (f64::NEG_INFINITY, kernels::max) };
-            out.fill(start);
-            for j in 0..k {
-                for (o, &v) in out.iter_mut().zip(member(j)) {
-                    *o = pick(*o, v);
-                }
-            }
-        }
+        Stat::Min | Stat::Max => unreachable!("rolling_extreme computes min and max"),
         Stat::Rank => {
             let below = resized(&mut work.below, len, 0);
             let equal = resized(&mut work.equal, len, 0);
@@ -176,6 +169,37 @@ fn rolling_full(stat: Stat, x: &[f64], k: usize, out: &mut [f64], work: &mut Rol
     }
 }
 
+/// Rolling minimum (or maximum) over the last min(t+1, k) rows in O(n) with a monotonic deque of row indices; NaN
+/// while a NaN is in the window. Min and max round nothing, so this equals the windowed fold of [`window_stat`]
+/// (up to which of two equal zeros is returned, which no op and no signal can tell apart).
+fn rolling_extreme(x: &[f64], k: usize, is_min: bool, out: &mut [f64], deque: &mut VecDeque<usize>) {
+    deque.clear();
+    let mut last_nan: Option<usize> = None;
+    for (t, (&v, o)) in x.iter().zip(out.iter_mut()).enumerate() {
+        if v.is_nan() {
+            last_nan = Some(t);
+        } else {
+            while let Some(&back) = deque.back() {
+                let dominated = if is_min { x[back] >= v } else { x[back] <= v };
+                if !dominated {
+                    break;
+                }
+                deque.pop_back();
+            }
+            deque.push_back(t);
+        }
+        let start = (t + 1).saturating_sub(k);
+        while deque.front().is_some_and(|&front| front < start) {
+            deque.pop_front();
+        }
+        *o = match (last_nan, deque.front()) {
+            (Some(i), _) if i >= start => f64::NAN,
+            (_, Some(&front)) => x[front],
+            (_, None) => unreachable!("a window without NaN holds its current row"),
+        };
+    }
+}
+
 /// Buffers reused from one program to the next on a thread, so a call allocates (and page-faults) once per thread.
 #[derive(Default)]
 struct Workspace {
@@ -186,6 +210,7 @@ struct Workspace {
 
 #[derive(Default)]
 struct RollingScratch {
+    deque: VecDeque<usize>,
     mu: Vec<f64>,
     below: Vec<u32>,
     equal: Vec<u32>,
@@ -242,6 +267,10 @@ fn run(program: &Program, columns: &[&[f64]], work: &mut Workspace, out: &mut [f
                 for (t, out) in scratch.iter_mut().enumerate() {
                     *out = if t >= window { x[t - window] } else { f64::NAN };
                 }
+                std::mem::swap(&mut regs[s], scratch);
+            }
+            Code::Rolling { stat: stat @ (Stat::Min | Stat::Max), window, .. } => {
+                rolling_extreme(&regs[s], window, stat == Stat::Min, scratch, &mut rolling.deque);
                 std::mem::swap(&mut regs[s], scratch);
             }
             Code::Rolling { stat, window, .. } => {
