@@ -212,42 +212,49 @@ def primitive_set(feature_names: Sequence[str]) -> gp.PrimitiveSetTyped:
     return pset
 
 
-def _generate(pset: gp.PrimitiveSetTyped, min_: int, max_: int, condition: Callable[[int, int], bool]) -> list[Any]:
-    """DEAP's `gp.generate`, except that a type without primitives (Window) always gets a terminal."""
+def _generate(
+    pset: gp.PrimitiveSetTyped,
+    min_: int,
+    max_: int,
+    condition: Callable[[int, int], bool],
+    type_: type | None = None,
+) -> list[Any]:
+    """DEAP's `gp.generate`, except that a type without primitives (Window) always gets a terminal. `type_` is the
+    root type (default: the set's return type), as `gp.mutUniform` asks for subtrees of the replaced node's type."""
     expr: list[Any] = []
     height = random.randint(min_, max_)
-    stack: list[tuple[int, type]] = [(0, pset.ret)]
+    stack: list[tuple[int, type]] = [(0, type_ or pset.ret)]
     while stack:
-        depth, type_ = stack.pop()
-        if condition(height, depth) or not pset.primitives[type_]:
-            term = random.choice(pset.terminals[type_])
+        depth, node_type = stack.pop()
+        if condition(height, depth) or not pset.primitives[node_type]:
+            term = random.choice(pset.terminals[node_type])
             if isinstance(term, gp.MetaEphemeral):
                 term = term()
             expr.append(term)
         else:
-            prim = random.choice(pset.primitives[type_])
+            prim = random.choice(pset.primitives[node_type])
             expr.append(prim)
             stack.extend((depth + 1, arg) for arg in reversed(prim.args))
     return expr
 
 
-def gen_full(pset: gp.PrimitiveSetTyped, min_: int, max_: int) -> list[Any]:
+def gen_full(pset: gp.PrimitiveSetTyped, min_: int, max_: int, type_: type | None = None) -> list[Any]:
     """DEAP's genFull for this set: every branch reaches the drawn height."""
-    return _generate(pset, min_, max_, lambda height, depth: depth == height)
+    return _generate(pset, min_, max_, lambda height, depth: depth == height, type_)
 
 
-def gen_grow(pset: gp.PrimitiveSetTyped, min_: int, max_: int) -> list[Any]:
+def gen_grow(pset: gp.PrimitiveSetTyped, min_: int, max_: int, type_: type | None = None) -> list[Any]:
     """DEAP's genGrow for this set: branches may stop early."""
 
     def condition(height: int, depth: int) -> bool:
         return depth == height or (depth >= min_ and random.random() < pset.terminalRatio)
 
-    return _generate(pset, min_, max_, condition)
+    return _generate(pset, min_, max_, condition, type_)
 
 
-def gen_half_and_half(pset: gp.PrimitiveSetTyped, min_: int, max_: int) -> list[Any]:
+def gen_half_and_half(pset: gp.PrimitiveSetTyped, min_: int, max_: int, type_: type | None = None) -> list[Any]:
     """DEAP's genHalfAndHalf for this set (use it for `toolbox.expr` and `gp.mutUniform`)."""
-    return random.choice((gen_grow, gen_full))(pset, min_, max_)
+    return random.choice((gen_grow, gen_full))(pset, min_, max_, type_)
 
 
 def _node_to_json(tree: gp.PrimitiveTree, index: int, features: set[str]) -> tuple[dict[str, Any], int]:

@@ -1,5 +1,16 @@
 """One place for every artifact's schema: table column schemas and JSON document schemas, with versions."""
 
-from apexctl.schemas.tables import BARS, BOOK, EQUITY, FEATURES, FILLS, TABLES, TRADES, Column, TableSchema
+from apexctl.schemas.tables import (
+    BARS,
+    BOOK,
+    EQUITY,
+    FEATURES,
+    FILLS,
+    GENERATIONS,
+    TABLES,
+    TRADES,
+    Column,
+    TableSchema,
+)
 
-__all__ = ["BARS", "BOOK", "EQUITY", "FEATURES", "FILLS", "TABLES", "TRADES", "Column", "TableSchema"]
+__all__ = ["BARS", "BOOK", "EQUITY", "FEATURES", "FILLS", "GENERATIONS", "TABLES", "TRADES", "Column", "TableSchema"]

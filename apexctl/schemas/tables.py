@@ -106,4 +106,17 @@ EQUITY = TableSchema(
     (TS, MODEL_ID, Column("equity", pl.Float64, "capital + PnL - fees, marked to the mid, quote units")),
 )
 
-TABLES: dict[str, TableSchema] = {t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY)}
+GENERATIONS = TableSchema(
+    "generations",
+    1,
+    (
+        Column("generation", pl.Int64, "0 = the initial population"),
+        Column("best", pl.Float64, "best training fitness in the population"),
+        Column("median", pl.Float64, "median training fitness"),
+        Column("diversity", pl.Float64, "distinct trees / population size"),
+        Column("evaluations", pl.Int64, "trees evaluated in Rust this generation (cache misses)"),
+        Column("seconds", pl.Float64, "wall time of the generation"),
+    ),
+)
+
+TABLES: dict[str, TableSchema] = {t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY, GENERATIONS)}
