@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import features, fetch, simulate
+from apexctl.commands import causal, features, fetch, simulate
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.command("fetch")(fetch.fetch)
 app.command("features")(features.features)
 app.command("simulate")(simulate.simulate)
+app.command("causal")(causal.causal)
 
 
 def _version(value: bool) -> None:
