@@ -363,7 +363,12 @@ def _link_seed(seed: int, link: Link) -> np.random.Generator:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(prepared: Prepared, config: CausalConfig) -> None:
+def _worker_init(prepared: Prepared, config: CausalConfig, single_thread: bool = False) -> None:
+    if single_thread:
+        # The pool already uses every core; BLAS threads inside each worker would only fight over them.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
     _WORKER["pcmci"] = _pcmci(prepared, config)
     _WORKER["prepared"] = prepared
 
@@ -436,7 +441,7 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
                 max_workers=min(jobs, len(chunks)),
                 mp_context=context,
                 initializer=_worker_init,
-                initargs=(prepared, config),
+                initargs=(prepared, config, True),
             ) as pool:
                 futures = [
                     pool.submit(_mci_chunk, chunk, parents, config.tau_min, config.tau_max, config.seed)
