@@ -20,7 +20,7 @@ def causal(
         str,
         typer.Option(
             "--target",
-            help="Target column, or fwd_return_<h> (e.g. fwd_return_5m) = log(close[t+h]/close[t]) per symbol, "
+            help="Target column, or fwd_return_<h> (e.g. fwd_return_5m) = log(close\\[t+h]/close\\[t]) per symbol, "
             "computed from close when absent (h a multiple of the table's bar interval).",
         ),
     ] = "fwd_return_5m",
