@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
+
+from apexctl import _core
 
 DATA = Path(__file__).parent / "data"
 BYBIT = DATA / "bybit"
@@ -33,3 +37,17 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, che
     if check and result.returncode != 0:
         raise AssertionError(f"apexctl {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}")
     return result
+
+
+def replay_book(frame):
+    """Replays a `book` table (polars frame) through `_core.book_replay`: counters per symbol code, incidents."""
+    return _core.book_replay(
+        ts=frame["ts"].to_numpy(),
+        symbol=frame["symbol"].cast(pl.Categorical).to_physical().cast(pl.UInt32).to_numpy(),
+        kind=(frame["kind"] == "delta").cast(pl.UInt8).to_numpy(),
+        side=frame["side"].to_numpy(),
+        price=frame["price"].fill_null(np.nan).to_numpy(),
+        size=frame["size"].fill_null(np.nan).to_numpy(),
+        update_id=frame["update_id"].to_numpy(),
+        seq=frame["seq"].to_numpy(),
+    )

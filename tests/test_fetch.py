@@ -19,7 +19,7 @@ from apexctl import _core
 from apexctl.errors import DataError
 from apexctl.forge.io import read_table
 from apexctl.schemas.tables import BOOK, TRADES
-from tests.conftest import BYBIT, run_cli
+from tests.conftest import BYBIT, replay_book, run_cli
 
 DERIV_HEADER = "timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,foreignNotional"
 
@@ -141,22 +141,9 @@ def test_plain_lines_file_replays(tmp_path):
     path.write_text("\n".join(json.dumps(m) for m in msgs) + "\n")
     out = tmp_path / "perp.parquet"
     assert run_cli("fetch", str(path), "-o", str(out)).returncode == 0
-    summary = replay(read_table(out, BOOK).frame)
+    summary = replay_book(read_table(out, BOOK).frame)
     assert summary["incidents"] == []
     assert summary["books"][0]["best_bid"] == (28555.2, 0.677)
-
-
-def replay(frame: pl.DataFrame) -> dict:
-    return _core.book_replay(
-        ts=frame["ts"].to_numpy(),
-        symbol=frame["symbol"].cast(pl.Categorical).to_physical().cast(pl.UInt32).to_numpy(),
-        kind=(frame["kind"] == "delta").cast(pl.UInt8).to_numpy(),
-        side=frame["side"].to_numpy(),
-        price=frame["price"].fill_null(np.nan).to_numpy(),
-        size=frame["size"].fill_null(np.nan).to_numpy(),
-        update_id=frame["update_id"].to_numpy(),
-        seq=frame["seq"].to_numpy(),
-    )
 
 
 def one_error_line(result) -> str:

@@ -9,18 +9,15 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
-import polars as pl
 import pytest
 from websockets.asyncio.server import serve
 
-from apexctl import _core
 from apexctl.errors import NetworkError, UsageError
 from apexctl.forge import bybit_api
 from apexctl.forge.fetch import BybitFetch, fetch_bybit, frames_from_lines
 from apexctl.forge.io import read_table
 from apexctl.schemas.tables import BARS, BOOK, TRADES
-from tests.conftest import BYBIT, run_cli
+from tests.conftest import BYBIT, replay_book, run_cli
 
 MINUTE = 60_000
 T0 = 1_733_011_200_000  # 2024-12-01T00:00Z
@@ -267,19 +264,6 @@ def ws_venue(refuse: bool = False, drop_first_after: int | None = None):
         thread.join(5)
 
 
-def replay(frame: pl.DataFrame) -> dict:
-    return _core.book_replay(
-        ts=frame["ts"].to_numpy(),
-        symbol=frame["symbol"].cast(pl.Categorical).to_physical().cast(pl.UInt32).to_numpy(),
-        kind=(frame["kind"] == "delta").cast(pl.UInt8).to_numpy(),
-        side=frame["side"].to_numpy(),
-        price=frame["price"].fill_null(np.nan).to_numpy(),
-        size=frame["size"].fill_null(np.nan).to_numpy(),
-        update_id=frame["update_id"].to_numpy(),
-        seq=frame["seq"].to_numpy(),
-    )
-
-
 def test_record_pings_and_acks():
     with ws_venue() as (url, seen):
         recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=1.0, ping_seconds=0.3)
@@ -309,7 +293,7 @@ def test_cli_records_book_and_trades_that_replay_cleanly(rest, tmp_path):
     trades = read_table(out / "trades.parquet", TRADES)
     assert set(book.instruments()) == {"BTCUSDT", "ETHUSDT"}
     assert book.metadata["apex.params"]["depth"] == 50
-    summary = replay(book.frame)
+    summary = replay_book(book.frame)
     assert summary["incidents"] == []
     assert summary["messages"] == 80
     for code in (0, 1):
@@ -352,7 +336,7 @@ def test_dropped_connection_reconnects_and_resubscribes():
     assert len(seen["connections"]) == 2
     assert [r["op"] for r in seen["requests"]].count("subscribe") == 2
     book, _ = frames_from_lines(recording.lines)
-    summary = replay(book)
+    summary = replay_book(book)
     # The second connection's snapshot rebases the book: no gap, no incident, two snapshots.
     assert summary["incidents"] == []
     assert summary["books"][0]["snapshots"] == 2

@@ -6,29 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import polars as pl
-from conftest import run_cli
+from conftest import replay_book, run_cli
 
-from apexctl import _core
 from apexctl.forge import io
 from apexctl.schemas import BARS, BOOK, FEATURES, TRADES
 
 ROOT = Path(__file__).parent.parent
-
-
-def replay_stats(book: pl.DataFrame) -> dict:
-    codes = {s: i for i, s in enumerate(sorted(book["symbol"].unique()))}
-    replay = _core.book_replay(
-        book["ts"].to_numpy(),
-        book["symbol"].replace_strict(codes, return_dtype=pl.UInt32).to_numpy(),
-        (book["kind"] == "delta").cast(pl.UInt8).to_numpy(),
-        book["side"].to_numpy(),
-        book["price"].fill_null(float("nan")).to_numpy(),
-        book["size"].fill_null(float("nan")).to_numpy(),
-        book["update_id"].to_numpy(),
-        book["seq"].to_numpy(),
-    )
-    return replay
 
 
 def test_archive_sample_through_fetch_file_and_features(tmp_path):
@@ -54,7 +37,7 @@ def test_archive_sample_through_fetch_file_and_features(tmp_path):
     book = io.read_table(tmp_path / "book.parquet", BOOK).frame
     trades = io.read_table(tmp_path / "trades.parquet", TRADES).frame
     assert trades["ts"].is_sorted(), "the newest-first CSV comes out in time order"
-    replay = replay_stats(book)
+    replay = replay_book(book)
     assert replay["incidents"] == []
     stats = replay["books"][0]
     assert stats["gaps"] == 0
@@ -87,7 +70,7 @@ def test_sim_source_writes_real_data_schemas_that_features_accept(tmp_path):
     bars = io.read_table(data / "bars.parquet", BARS).frame
     assert set(book.instruments()) == {"SOLUSDT", "ETHUSDT"}
     assert bars.height == 12
-    replay = replay_stats(book.frame)
+    replay = replay_book(book.frame)
     assert replay["incidents"] == []
     assert all(b["gaps"] == 0 and b["crossed"] == 0 for b in replay["books"].values())
     again = tmp_path / "again"

@@ -213,7 +213,6 @@ struct Market<'a> {
     events: Vec<Event>,
     out: SimOutput,
     bar: Option<Bar>,
-    visible_bars: Vec<Bar>,
     /// Traded quantity per account (index = account id).
     volume: Vec<f64>,
 }
@@ -303,7 +302,6 @@ impl<'a> Market<'a> {
                 truncated: false,
             },
             bar: None,
-            visible_bars: Vec::new(),
             volume: vec![0.0; next_account as usize],
         })
     }
@@ -691,18 +689,12 @@ impl<'a> Market<'a> {
         }
         // The bar that closed at `ts` reaches the strategy after its latency; deciding now on it and sending with the
         // latency again is equivalent to deciding at ts + latency for a strategy that only looks at bars.
-        self.visible_bars.clone_from(&self.out.bars);
+        // (`record` has flagged ruin at equity <= 0, so equity is positive here.)
         let position_lots = self.engine.account(STRATEGY_ACCOUNT).position / self.lot;
         let capacity_lots = driver.capacity_lots(self.config, mid, self.lot);
         let position = if capacity_lots > 0 { position_lots as f64 / capacity_lots as f64 } else { 0.0 };
-        let target = if equity <= 0.0 {
-            driver.ruined = true;
-            0.0
-        } else {
-            let ctx = Context { bars: &self.visible_bars, position, equity };
-            let raw = strategy.target(&ctx);
-            if raw.is_nan() { 0.0 } else { raw.clamp(-1.0, 1.0) }
-        };
+        let raw = strategy.target(&Context { bars: &self.out.bars, position, equity });
+        let target = if raw.is_nan() { 0.0 } else { raw.clamp(-1.0, 1.0) };
         let wanted = (target * capacity_lots as f64).round() as i64;
         let change = wanted - position_lots;
         if change != 0 {
