@@ -20,7 +20,9 @@ for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
     print(dep)
 PY
 )
-    "$python" -m pip install --quiet --disable-pip-version-check "${deps[@]}"
+    # uv installs from a hard-linked cache: torch's 3 GB of CUDA wheels are copied once per machine, not per clone.
+    [ -x "$venv/bin/uv" ] || "$python" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+    "$venv/bin/uv" pip install --quiet --python "$python" "${deps[@]}"
     rm -f "$venv"/.apexctl-deps-*
     touch "$stamp"
 else
