@@ -1,0 +1,132 @@
+"""Neural network architectures and the model checkpoint (`model.pt`) shared by `apexctl train` and `apexctl export`.
+
+A checkpoint is a plain dict saved with `torch.save` and read with `weights_only=True` (no pickled code): the schema,
+a `ModelCard` (architecture, its config, input feature order, tensor names, provenance) and the `state_dict`. Export
+rebuilds the module from the card with `build`, so a checkpoint never depends on the training code's classes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from apexctl.errors import SchemaError
+
+SCHEMA = "apex.torch_model"
+VERSION = 1
+
+
+class MLP(nn.Module):
+    """Feed-forward network over one feature row: input `[batch, inputs]`, output `[batch, outputs]`."""
+
+    def __init__(self, inputs: int, hidden: list[int], outputs: int, activation: str = "tanh") -> None:
+        super().__init__()
+        act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+        layers: list[nn.Module] = []
+        width = inputs
+        for size in hidden:
+            layers += [nn.Linear(width, size), act()]
+            width = size
+        layers.append(nn.Linear(width, outputs))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class GRUNet(nn.Module):
+    """GRU over a window of rows: input `[batch, window, inputs]`, output `[batch, outputs]` from the last step."""
+
+    def __init__(self, inputs: int, hidden: int, outputs: int, layers: int = 1) -> None:
+        super().__init__()
+        self.gru = nn.GRU(inputs, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x)
+        return self.head(out[:, -1, :])
+
+
+ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "gru": GRUNet}
+
+
+@dataclass
+class ModelCard:
+    """Everything export and the live engine need to know about a trained network besides its weights."""
+
+    #: Key of ARCHS.
+    arch: str
+    #: Keyword arguments of the architecture's constructor.
+    config: dict[str, Any]
+    #: Input feature names in input order (the last axis of the input tensor).
+    features: list[str]
+    #: What produced it: "maml", "iel", ...
+    task: str
+    #: Rows per input (1 for an MLP over the current row; the window length for a GRU).
+    window: int = 1
+    input_name: str = "features"
+    output_name: str = "output"
+    #: Meaning of each output, in order (e.g. ["sign_logit", "size"] or the IEL action names).
+    outputs: list[str] = field(default_factory=list)
+    #: SHA-256 of every training input, by path.
+    training_data: dict[str, str] = field(default_factory=dict)
+    #: The command line that produced the checkpoint.
+    command: str = ""
+    #: Evaluation figures worth carrying into the bundle manifest.
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def input_shape(self) -> list[int]:
+        """Input shape with -1 for the batch axis."""
+        if self.arch == "gru":
+            return [-1, self.window, len(self.features)]
+        return [-1, len(self.features)]
+
+
+def build(card: ModelCard) -> nn.Module:
+    """A fresh module of the card's architecture (weights random until a state dict is loaded)."""
+    if card.arch not in ARCHS:
+        raise SchemaError(f"unknown model architecture {card.arch!r}; known: {', '.join(sorted(ARCHS))}")
+    return ARCHS[card.arch](**card.config)
+
+
+def save_model(path: str | Path, net: nn.Module, card: ModelCard) -> None:
+    """Writes the checkpoint atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"schema": SCHEMA, "version": VERSION, "card": asdict(card), "state_dict": state}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
+    """Reads a checkpoint written by `save_model`; wrong kind, newer version or mismatched weights are SchemaError."""
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such model file") from None
+    except Exception as exc:
+        raise SchemaError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise SchemaError(f"{path}: not an {SCHEMA} checkpoint (write it with `apexctl train`)")
+    if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
+        raise SchemaError(f"{path}: {SCHEMA} version {doc.get('version')} is newer than this apexctl reads ({VERSION})")
+    try:
+        card = ModelCard(**doc["card"])
+        net = build(card)
+        net.load_state_dict(doc["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise SchemaError(f"{path}: checkpoint does not match its model card: {exc}") from None
+    net.eval()
+    return net, card

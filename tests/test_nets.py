@@ -1,0 +1,48 @@
+"""The model checkpoint format: round trip, atomic write, and clear errors for foreign or newer files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from apexctl.errors import SchemaError
+from apexctl.forge.nets import ModelCard, build, load_model, save_model
+
+
+@pytest.mark.parametrize(
+    ("card", "shape"),
+    [
+        (ModelCard("mlp", {"inputs": 3, "hidden": [8], "outputs": 2}, ["a", "b", "c"], "maml"), (5, 3)),
+        (ModelCard("gru", {"inputs": 2, "hidden": 4, "outputs": 1}, ["a", "b"], "maml", window=6), (5, 6, 2)),
+    ],
+)
+def test_round_trip_gives_identical_outputs(tmp_path, card, shape):
+    torch.manual_seed(0)
+    net = build(card)
+    path = tmp_path / "model.pt"
+    save_model(path, net, card)
+    loaded, loaded_card = load_model(path)
+    x = torch.randn(*shape)
+    assert torch.equal(net(x), loaded(x))
+    assert loaded_card == card
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_foreign_and_newer_files_are_schema_errors(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(SchemaError, match=r"not an apex\.torch_model"):
+        load_model(foreign)
+    newer = tmp_path / "newer.pt"
+    torch.save({"schema": "apex.torch_model", "version": 99, "card": {}, "state_dict": {}}, newer)
+    with pytest.raises(SchemaError, match="newer"):
+        load_model(newer)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(SchemaError, match="not a readable"):
+        load_model(garbage)
+    card = ModelCard("mlp", {"inputs": 3, "hidden": [8], "outputs": 2}, ["a", "b", "c"], "maml")
+    wrong = tmp_path / "wrong.pt"
+    save_model(wrong, build(ModelCard("mlp", {"inputs": 4, "hidden": [8], "outputs": 2}, list("abcd"), "maml")), card)
+    with pytest.raises(SchemaError, match="does not match"):
+        load_model(wrong)
