@@ -158,8 +158,10 @@ def test_toy_market_has_the_known_moments():
     m = mom.compute(trades, book, None, mom.MomentConfig(depth_levels=(1, 2, 20)))
     spread = 0.1 / 100.05 * 1e4
     assert np.isclose(m["spread_mean_bps"], spread)
-    assert np.isclose(m["spread_q10_bps"], spread)
-    assert np.isclose(m["spread_q90_bps"], spread)
+    # A constant one-tick spread spreads evenly over [0.5, 1.5] ticks (see lattice_quantiles).
+    assert np.isclose(m["spread_q50_bps"], spread, rtol=0.01)
+    assert np.isclose(m["spread_q10_bps"], 0.6 * spread, rtol=0.01)
+    assert np.isclose(m["spread_q90_bps"], 1.4 * spread, rtol=0.01)
     assert m["vol_10s_bps"] == 0.0
     assert np.isclose(m["sign_acf_1"], -1.0)
     assert np.isclose(m["sign_acf_20"], 1.0)
@@ -194,3 +196,16 @@ def test_simulated_market_moments_are_finite_and_deterministic():
     assert a["spread_mean_bps"] > 0
     assert a["sign_acf_1"] > 0, "order splitting and herding make trade signs persistent"
     assert a["depth_l20_log"] > a["depth_l5_log"] > a["depth_l1_log"]
+
+
+def test_lattice_quantiles_slide_with_the_shares_and_match_continuous_data():
+    ones_and_twos = np.array([1.0] * 70 + [2.0] * 30)
+    median = mom.lattice_quantiles(ones_and_twos, [0.5])[0]
+    more_twos = mom.lattice_quantiles(np.array([1.0] * 60 + [2.0] * 40), [0.5])[0]
+    assert 1.0 < median < more_twos < 1.5
+    rng = np.random.default_rng(3)
+    continuous = rng.uniform(0.5, 10.5, 100_000)
+    lattice = np.round(continuous)
+    got = mom.lattice_quantiles(lattice, [0.1, 0.5, 0.9])
+    assert np.allclose(got, np.quantile(continuous, [0.1, 0.5, 0.9]), atol=0.05)
+    assert np.isnan(mom.lattice_quantiles(np.array([np.nan, -1.0]), [0.5])).all()

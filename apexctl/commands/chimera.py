@@ -84,7 +84,7 @@ def chimera(
     sigma: Annotated[
         float,
         typer.Option("--sigma", help="Initial CMA-ES step size in normalized coordinates (each bound range = 1)."),
-    ] = 0.2,
+    ] = 0.3,
     sensitivity: Annotated[
         bool,
         typer.Option(

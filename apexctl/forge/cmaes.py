@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,10 @@ SCALE_FLOOR = 0.02
 SENSITIVITY_STEP = 0.15
 #: A parameter is identified when moving it by the step moves the moments by this many times the seed noise.
 IDENTIFIED_RATIO = 3.0
+#: Cap of one standardized moment's change in the sensitivity check.
+SENSITIVITY_CAP = 10.0
+#: Extra seed sets the optimum is re-simulated on to measure the seed noise of the sensitivity check.
+NOISE_SEED_SETS = 2
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ class ChimeraConfig:
     hours: float = 0.25
     seed: int = 0
     popsize: int | None = None
-    sigma0: float = 0.2
+    sigma0: float = 0.3
     params: tuple[str, ...] | None = None
     symbol: str | None = None
     ray: str | None = None
@@ -253,7 +258,8 @@ def make_objective(names: list[str], target: dict[str, float], calibration: Sequ
     """Scales = standard deviation of each moment across the calibration seeds, floored (see SCALE_FLOOR)."""
     t = np.array([target[n] for n in names], dtype=np.float64)
     table = np.array([[row[n] for n in names] for row in calibration], dtype=np.float64)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         std = np.nanstd(table, axis=0, ddof=1) if len(calibration) > 1 else np.full(len(names), np.nan)
     floor = SCALE_FLOOR * np.abs(t) + 1e-6
     enough = np.isfinite(table).sum(axis=0) >= 2
@@ -282,7 +288,10 @@ def fit(
     on_phase: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Runs the fit; deterministic for a given config (seeds, CMA-ES's generator and the simulations are seeded)."""
-    import cma
+    with warnings.catch_warnings():
+        # pycma warns at import that it cannot plot without matplotlib; it never needs to here.
+        warnings.simplefilter("ignore", UserWarning)
+        import cma
 
     config.validate()
     phase = on_phase or (lambda _text: None)
@@ -381,12 +390,21 @@ def fit(
             if on_generation is not None:
                 on_generation(row)
 
+        if generation > 0:
+            # The distribution's mean is the search's own estimate and often better than any single sample.
+            mean_vector = to_vector(np.clip(np.asarray(es.mean), 0.0, 1.0))
+            mean_moments = simulate([mean_vector], fit_seeds)[0]
+            mean_objective = objective(mean_moments)
+            evaluations += 1
+            if mean_objective < best[0]:
+                best = (mean_objective, mean_vector, mean_moments)
         final_objective, final_vector, final_moments = best
         identifiability: list[dict[str, Any]] = []
         if config.sensitivity:
             phase(f"sensitivity of the moments to each of the {dim} parameters at the optimum")
+            noise_seeds = [_seed_list(config.seed, config.seeds, salt=2 + i) for i in range(NOISE_SEED_SETS)]
             identifiability = _sensitivity(
-                simulate, objective, final_vector, final_moments, searched, all_params, fit_seeds
+                simulate, objective, final_vector, final_moments, searched, all_params, fit_seeds, noise_seeds
             )
 
     dsg = dsg_document(final_vector)
@@ -452,15 +470,25 @@ def _sensitivity(
     searched: list[int],
     all_params: list[Param],
     seeds: list[int],
+    noise_seeds: list[list[int]],
 ) -> list[dict[str, Any]]:
-    """One-sided finite differences of the standardized moments per parameter, against the seed noise.
+    """One-sided finite differences of the standardized moments per parameter, against the seed noise there.
 
-    Moving a parameter by SENSITIVITY_STEP (normalized) changes z = (moments - target) / scale by dz. Pure seed noise
-    on the mean of K seeds gives E|dz|^2 of about 2 M / K over M moments (less with common random numbers), so a
-    parameter whose |dz|^2 stays under IDENTIFIED_RATIO times that is one the moments cannot pin down.
+    Moving a parameter by SENSITIVITY_STEP (normalized) changes z = (moments - target) / scale by dz; the same DSG
+    simulated on other seed sets changes it by the noise alone. A parameter whose |dz|^2 stays under
+    IDENTIFIED_RATIO times that noise is one the moments cannot pin down. Each |dz| is capped at SENSITIVITY_CAP so
+    that one moment exploding (a market that breaks down) does not stand for all of them.
     """
     used = objective.used()
     base = objective.z(moments)[used]
+
+    def power(simulated: np.ndarray) -> tuple[float, np.ndarray]:
+        dz = objective.z(simulated)[used] - base
+        dz = np.where(np.isfinite(dz), np.minimum(np.abs(dz), SENSITIVITY_CAP), SENSITIVITY_CAP)
+        return float(np.sum(dz**2)), dz
+
+    noise_runs = [simulate([vector], other)[0] for other in noise_seeds]
+    noise = float(np.mean([power(m)[0] for m in noise_runs])) if noise_runs else 2.0 * used.sum() / len(seeds)
     probes, steps = [], []
     for index in searched:
         p = all_params[index]
@@ -470,23 +498,20 @@ def _sensitivity(
         probe[index] = p.from_unit(u + step)
         probes.append(probe)
         steps.append(step)
-    noise = 2.0 * used.sum() / len(seeds)
+    used_names = [n for n, u in zip(objective.names, used, strict=True) if u]
     out = []
     for index, step, simulated in zip(searched, steps, simulate(probes, seeds), strict=True):
-        dz = objective.z(simulated)[used] - base
-        finite = np.isfinite(dz)
-        power = float(np.sum(dz[finite] ** 2))
-        top = np.argsort(-np.abs(np.where(finite, dz, 0.0)))[:3]
-        used_names = [n for n, u in zip(objective.names, used, strict=True) if u]
+        change, dz = power(simulated)
+        top = np.argsort(-dz, kind="stable")[:3]
         out.append(
             {
                 "param": all_params[index].name,
                 "step": step,
-                "moment_change": power,
+                "moment_change": change,
                 "noise": noise,
-                "ratio": power / noise if noise > 0 else float("nan"),
-                "identified": bool(power > IDENTIFIED_RATIO * noise),
-                "most_moved": [used_names[i] for i in top if finite[i]],
+                "ratio": change / noise if noise > 0 else float("inf"),
+                "identified": bool(change > IDENTIFIED_RATIO * noise),
+                "most_moved": [used_names[i] for i in top],
             }
         )
     return out

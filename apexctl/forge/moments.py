@@ -7,7 +7,7 @@ markets could differ only by units (returns in basis points, sizes as logs).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +104,24 @@ def last_at_or_before(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.
     ok = index >= 0
     out[ok] = values[index[ok]]
     return out
+
+
+def lattice_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Quantiles of values on a lattice (spreads in ticks, sizes in lots) that move smoothly with the proportions.
+
+    The lattice step is the smallest positive value; each value's count of steps k is treated as uniform over
+    [k - 1/2, k + 1/2] (the tied values spread evenly over that bin), so a quantile slides between lattice points
+    as the share of each point changes instead of jumping a whole tick. Values are positive; NaN when none.
+    """
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) == 0:
+        return np.full(len(qs), np.nan)
+    step = values.min()
+    k = np.sort(np.round(values / step))
+    starts = np.searchsorted(k, k, side="left")
+    ends = np.searchsorted(k, k, side="right")
+    spread_out = k + (np.arange(len(k)) - starts + 0.5) / (ends - starts) - 0.5
+    return np.quantile(spread_out, qs) * step
 
 
 def horizon_returns(log_mid: np.ndarray, step: int) -> np.ndarray:
@@ -237,7 +255,11 @@ def compute(
     finite = spread_grid[np.isfinite(spread_grid)]
     if len(finite):
         result["spread_mean_bps"] = float(finite.mean())
-        q10, q50, q90 = np.quantile(finite, [0.1, 0.5, 0.9])
+        # Spreads are whole ticks: quantiles of the tick counts spread evenly over each tick's bin.
+        spread_price = last_at_or_before(touch_ts, np.where(valid, ask - bid, np.nan), grid)
+        mid_grid_price = last_at_or_before(touch_ts, np.where(valid, mid, np.nan), grid)
+        ok = np.isfinite(spread_price) & np.isfinite(mid_grid_price)
+        q10, q50, q90 = lattice_quantiles(spread_price[ok], [0.1, 0.5, 0.9]) / np.median(mid_grid_price[ok]) * BPS
         result |= {"spread_q10_bps": float(q10), "spread_q50_bps": float(q50), "spread_q90_bps": float(q90)}
 
     # Returns of the sampled mid: volatility and excess kurtosis per horizon, |return| ACF.
@@ -261,9 +283,10 @@ def compute(
         minutes = max((end - start) / (60 * NS_PER_S), 1e-9)
         result["trades_per_min_log"] = float(np.log(trades.height / minutes))
         size = trades["size"].cast(pl.Float64).to_numpy()
-        log_size = np.log(size[np.isfinite(size) & (size > 0)])
+        positive = size[np.isfinite(size) & (size > 0)]
+        log_size = np.log(positive)
         if len(log_size):
-            q50, q90 = np.quantile(log_size, [0.5, 0.9])
+            q50, q90 = np.log(lattice_quantiles(positive, [0.5, 0.9]))
             result |= {
                 "size_log_mean": float(log_size.mean()),
                 "size_log_q50": float(q50),
