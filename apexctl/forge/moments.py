@@ -160,27 +160,23 @@ def level_profile(
     epoch_start_ts = ts[snap_start]
     # When this row's epoch ends: the ts of the next snapshot message, or never.
     epoch_end = np.append(epoch_start_ts[1:], np.iinfo(np.int64).max)
-    frame = pl.DataFrame(
-        {
-            "row": np.arange(len(ts))[keep],
-            "ts": ts[keep],
-            "epoch": epoch[keep],
-            "side": side[keep].astype(np.int8),
-            "price": price[keep],
-            "size": size[keep],
-        }
+    rows_ts, row_epoch = ts[keep], epoch[keep]
+    row_side, row_price, row_size = side[keep].astype(np.int8), price[keep], size[keep]
+    # Next row of the same level: sort by (epoch, side, price, row) and look one ahead within equal keys.
+    order = np.lexsort((np.arange(len(rows_ts)), row_price, row_side, row_epoch))
+    same_next = (
+        (row_epoch[order][1:] == row_epoch[order][:-1])
+        & (row_side[order][1:] == row_side[order][:-1])
+        & (row_price[order][1:] == row_price[order][:-1])
     )
-    frame = frame.with_columns(
-        next_ts=pl.col("ts").shift(-1).over(["epoch", "side", "price"], order_by="row"),
-    )
-    row_epoch = frame["epoch"].to_numpy()
-    end_of_epoch = epoch_end[np.maximum(row_epoch - 1, 0)] if len(epoch_start_ts) else np.full(len(frame), 2**62)
-    until = frame["next_ts"].fill_null(2**62).to_numpy()
-    until = np.minimum(until, end_of_epoch)
-    s0 = np.searchsorted(samples, frame["ts"].to_numpy(), side="left")
+    next_ts = np.full(len(rows_ts), 2**62, dtype=np.int64)
+    next_ts[order[:-1][same_next]] = rows_ts[order][1:][same_next]
+    end_of_epoch = epoch_end[np.maximum(row_epoch - 1, 0)]
+    until = np.minimum(next_ts, end_of_epoch)
+    s0 = np.searchsorted(samples, rows_ts, side="left")
     s1 = np.searchsorted(samples, until, side="left")
     # Deltas before the first snapshot (epoch 0) have no book to apply to.
-    counts = np.where((frame["size"].to_numpy() > 0) & (row_epoch > 0), np.maximum(s1 - s0, 0), 0)
+    counts = np.where((row_size > 0) & (row_epoch > 0), np.maximum(s1 - s0, 0), 0)
     total = int(counts.sum())
     if total == 0:
         return empty
@@ -189,9 +185,9 @@ def level_profile(
     return pl.DataFrame(
         {
             "sample": sample_index.astype(np.int64),
-            "side": np.repeat(frame["side"].to_numpy(), counts),
-            "price": np.repeat(frame["price"].to_numpy(), counts),
-            "size": np.repeat(frame["size"].to_numpy(), counts),
+            "side": np.repeat(row_side, counts),
+            "price": np.repeat(row_price, counts),
+            "size": np.repeat(row_size, counts),
         }
     )
 
@@ -202,7 +198,12 @@ def level_profile(
 def _book_arrays(book: pl.DataFrame) -> dict[str, np.ndarray]:
     return {
         "ts": book["ts"].to_numpy(),
-        "kind": (book["kind"] == "delta").cast(pl.UInt8).to_numpy(),
+        # 'snapshot'/'delta' as in the table schema, or already 0/1 (simulator output).
+        "kind": (
+            (book["kind"] == "delta").cast(pl.UInt8).to_numpy()
+            if book.schema["kind"] == pl.String
+            else book["kind"].cast(pl.UInt8).to_numpy()
+        ),
         "side": book["side"].cast(pl.Int8).to_numpy(),
         "price": book["price"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         "size": book["size"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
@@ -390,7 +391,7 @@ def from_sim_output(out: Mapping, config: MomentConfig | None = None) -> dict[st
     book = pl.DataFrame(
         {
             "ts": b["ts_us"] * 1000,
-            "kind": np.where(b["kind"] == 0, "snapshot", "delta"),
+            "kind": b["kind"],
             "side": b["side"],
             "price": b["price"],
             "size": b["size"],

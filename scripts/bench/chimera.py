@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import numpy as np
+from common import best_of
 
 from apexctl import _core
 from apexctl.forge import moments as mom
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4, help="candidate DSGs (default 4)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per candidate (default 2)")
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs (default 2)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -32,35 +33,40 @@ def main() -> None:
     items = [(text, seed) for text in texts for seed in range(1, args.seeds + 1)]
     template = SimTemplate(args.symbol, args.hours)
 
-    start = time.perf_counter()
-    parallel_rows = simulate_items(template, items)
-    parallel = time.perf_counter() - start
+    parallel_rows: list = []
+    sequential_rows: list = []
 
-    start = time.perf_counter()
-    sequential_rows = []
-    for text, seed in items:
-        out = _core.sim_run(args.symbol, dsg_json=text, seed=seed, hours=args.hours)
-        sequential_rows.append(mom.from_sim_output(out, template.moments))
-    sequential = time.perf_counter() - start
+    def batch() -> None:
+        parallel_rows[:] = simulate_items(template, items)
+
+
+    def loop() -> None:
+        sequential_rows[:] = [
+            mom.from_sim_output(
+                _core.sim_run(args.symbol, dsg_json=text, seed=seed, hours=args.hours), template.moments
+            )
+            for text, seed in items
+        ]
+
+    parallel = best_of(batch, args.repeats)
+    sequential = best_of(loop, args.repeats)
     same = all(
         np.allclose(list(a.values()), list(b.values()), equal_nan=True)
         for a, b in zip(parallel_rows, sequential_rows, strict=True)
     )
-
     n = len(items)
+    load = os.getloadavg()[0]
     print(
-        f"{args.candidates} candidates x {args.seeds} seeds = {n} markets of {args.hours:g} h {args.symbol} "
-        f"({os.cpu_count()} cores), moments included; results equal: {same}"
+        f"chimera evaluations: {args.candidates} candidates x {args.seeds} seeds = {n} markets of {args.hours:g} h "
+        f"{args.symbol} with moments ({os.cpu_count()} cores, load average {load:.1f}); results equal: {same}"
     )
-    print(f"  apexctl     : {n / parallel:14,.2f} evaluations/s  ({parallel:.2f} s)")
+    print(f"  apexctl     : {n / parallel:14,.2f} evaluations/s  ({parallel:.2f} s, threads over Rust simulations)")
     print(f"  sim_run loop: {n / sequential:14,.2f} evaluations/s  ({sequential:.2f} s)")
-    print(f"  ratio       : {sequential / parallel:14.1f}x faster")
+    print(f"  ratio       : {sequential / parallel:14.2f}x faster")
 
     matrix = np.vstack([v for v in vectors for _ in range(args.seeds)])
     seeds = np.array([s for _ in vectors for s in range(1, args.seeds + 1)], dtype=np.uint64)
-    start = time.perf_counter()
-    _core.sim_batch(args.symbol, matrix, seeds, [""] * n, hours=args.hours)
-    summaries = time.perf_counter() - start
+    summaries = best_of(lambda: _core.sim_batch(args.symbol, matrix, seeds, [""] * n, hours=args.hours), args.repeats)
     print(f"  sim_batch   : {n / summaries:14,.2f} markets/s   ({summaries:.2f} s; summaries only, no moments)")
 
 
