@@ -16,6 +16,7 @@ from apexctl.forge import io
 from apexctl.forge.cmaes import ChimeraConfig, Param, dsg_document, dsg_params, fit
 from apexctl.forge.fetch import fetch_sim
 from apexctl.forge.sim import MarketSim
+from apexctl.schemas.chimera import ChimeraReport, chimera_report_json_schema_text
 from apexctl.schemas.tables import BOOK, CHIMERA_GENERATIONS, TRADES
 
 #: The market the chimera must find: two parameters the moments identify (trade sizes, fundamentalist activity)
@@ -80,6 +81,7 @@ def test_cli_writes_dsg_report_and_log(hidden_market, tmp_path):
     assert dsg_document([doc["params"][p.name] for p in dsg_params()]) == doc, "already normalized"
     report = json.loads((tmp_path / "fit" / "dsg.report.json").read_text())
     assert report["schema"] == "apex.chimera_report"
+    ChimeraReport.model_validate(report)
     assert {m["name"] for m in report["moments"]} >= {"spread_mean_bps", "sign_acf_1", "depth_l5_log"}
     assert all({"target", "simulated", "error", "weight"} <= m.keys() for m in report["moments"])
     assert all({"initial", "final", "lo", "hi"} <= p.keys() for p in report["params"])
@@ -123,3 +125,11 @@ def test_normalized_coordinates_round_trip_and_respect_bounds():
     assert np.isclose(wide.from_unit(0.5), 10.0)
     count = Param("n", 0.0, 40.0, 3.0, True, "")
     assert count.from_unit(0.51) == 20.0
+
+
+def test_report_schema_file_is_current():
+    committed = (Path(__file__).parent.parent / "apexctl" / "schemas" / "chimera_report.schema.json").read_text()
+    assert committed == chimera_report_json_schema_text(), (
+        "apexctl/schemas/chimera_report.schema.json is stale: run "
+        "`python -m apexctl.schemas.chimera > apexctl/schemas/chimera_report.schema.json`"
+    )

@@ -33,10 +33,9 @@ from apexctl.forge import moments as mom
 from apexctl.forge.cluster import Cluster
 from apexctl.forge.io import read_table, sha256_file
 from apexctl.forge.sim import INSTRUMENTS
+from apexctl.schemas.chimera import REPORT_SCHEMA, REPORT_VERSION, ChimeraReport
 from apexctl.schemas.tables import BARS, BOOK, TRADES
 
-REPORT_SCHEMA = "apex.chimera_report"
-REPORT_VERSION = 1
 #: A candidate whose market lacks a moment the target has (no trades, an empty book) pays this per missing moment.
 MISSING_PENALTY = 100.0
 #: Seeds used to measure the moments' spread at the initial DSG (at least this many, whatever --seeds is).
@@ -446,6 +445,8 @@ def fit(
         ],
         "identifiability": identifiability,
     }
+    # The document must match its committed schema before anyone reads it.
+    ChimeraReport.model_validate(report)
     generations = pl.DataFrame(
         log,
         schema={
