@@ -44,12 +44,15 @@ def chimera(
         typer.Option(
             "--budget",
             help="Candidate DSGs CMA-ES may evaluate (each simulated on --seeds seeds); at least one generation "
-            "(--popsize).",
+            "(--popsize). On top: the initial DSG on 6+ calibration seeds, CMA-ES's final mean, and --sensitivity.",
         ),
     ] = 200,
     init: Annotated[
         str | None,
-        typer.Option("--init", help="DSG JSON to start from (default: the built-in DSG); also fixes the unsearched."),
+        typer.Option(
+            "--init",
+            help="DSG JSON to start from (default: the built-in DSG); parameters not searched keep its values.",
+        ),
     ] = None,
     seeds: Annotated[
         int,
