@@ -51,17 +51,27 @@ class Cluster:
                 kwargs["num_cpus"] = num_cpus
             # Workers must import apexctl from the same place as this process (a source checkout or a venv).
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": _package_root()}}
-            try:
-                if address == "auto":
-                    try:
-                        ray.init(address="auto", **kwargs)
-                    except ConnectionError:
-                        ray.init(**kwargs)
-                else:
-                    kwargs.pop("num_cpus", None)
-                    ray.init(address=address, **kwargs)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise UsageError(f"--ray {address}: cannot join the Ray cluster: {exc}") from exc
+            if address != "auto":
+                kwargs.pop("num_cpus", None)
+            last: Exception | None = None
+            # A loaded machine can make a fresh local Ray miss its start-up deadline once; one retry is enough.
+            for _attempt in range(2):
+                try:
+                    if address == "auto":
+                        try:
+                            ray.init(address="auto", **kwargs)
+                        except ConnectionError:
+                            ray.init(**kwargs)
+                    else:
+                        ray.init(address=address, **kwargs)
+                    last = None
+                    break
+                except Exception as exc:  # Ray raises bare Exception on start-up timeouts
+                    last = exc
+                    ray.shutdown()
+            if last is not None:
+                first_line = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
+                raise UsageError(f"--ray {address}: cannot start or join the Ray cluster: {first_line}") from last
             self._started = True
 
     @property
