@@ -39,7 +39,6 @@ def main() -> None:
     def batch() -> None:
         parallel_rows[:] = simulate_items(template, items)
 
-
     def loop() -> None:
         sequential_rows[:] = [
             mom.from_sim_output(
