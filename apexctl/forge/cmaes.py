@@ -325,16 +325,24 @@ def fit(
     with Cluster(config.ray) as cluster:
         shared = cluster.put(template)
 
+        def per_task(items: int, on_cluster: int) -> int:
+            # Here: one batch, so every core has a simulation. On a cluster a simulation is long enough (~0.1-1 s)
+            # to be worth a task of its own: one candidate's seeds per task spreads a generation over the nodes.
+            return on_cluster if cluster.distributed else max(items, 1)
+
         def simulate(vectors: Sequence[np.ndarray], seed_list: Sequence[int]) -> list[np.ndarray]:
             texts = [json.dumps(dsg_document(v)) for v in vectors]
             items = [(text, s) for text in texts for s in seed_list]
-            rows = cluster.map(simulate_items, shared, items, batch_size=max(len(seed_list), 64))
+            rows = cluster.map(simulate_items, shared, items, batch_size=per_task(len(items), len(seed_list)))
             k = len(seed_list)
             return [_mean_moments(rows[i * k : (i + 1) * k], names) for i in range(len(vectors))]
 
         phase(f"measuring the moments' spread over {len(seeds)} seeds at the initial DSG")
         calibration_rows = cluster.map(
-            simulate_items, shared, [(json.dumps(dsg_document(initial)), s) for s in seeds], batch_size=64
+            simulate_items,
+            shared,
+            [(json.dumps(dsg_document(initial)), s) for s in seeds],
+            batch_size=per_task(len(seeds), 1),
         )
         objective = make_objective(names, target.moments, calibration_rows)
         initial_moments = _mean_moments(calibration_rows[: config.seeds], names)
