@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import causal, evolve, features, fetch, simulate
+from apexctl.commands import causal, chimera, evolve, features, fetch, simulate
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.command("fetch")(fetch.fetch)
 app.command("features")(features.features)
 app.command("causal")(causal.causal)
+app.command("chimera")(chimera.chimera)
 app.command("evolve")(evolve.evolve_command)
 app.command("simulate")(simulate.simulate)
 

@@ -20,12 +20,17 @@ step "features --grain update: one row per book message (OFI, book pressure, mic
 step "features --grain 1m: bars from trades + book aggregates + higher-timeframe context + VMD"
 "$apexctl" features "$out/data/trades.parquet" "$out/data/book.parquet" -o "$out/features/bars_1m.parquet" --grain 1m
 
+step "chimera: CMA-ES fits the simulator's DSG (noise traders, fundamentalists) to BTCUSDT's market statistics"
+"$apexctl" chimera --target "$out/data" --symbol BTCUSDT --params noise.market_rate,noise.size_lots,fundamentalist.rate \
+    --budget "${APEX_CHIMERA_BUDGET:-14}" --popsize 7 --seeds 2 --hours 0.1 --seed "$seed" --no-sensitivity \
+    -o "$out/chimera/dsg.json"
+
 step "evolve: GP strategies on BTCUSDT 1-minute features, TTT fitness from the Rust backtester, held-out re-scoring"
 rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns this one, so a rerun replaces it
 "$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --pop "${APEX_POP:-2000}" --gens "${APEX_GENS:-5}" \
     --seed "$seed" -o "$out/evolve"
 
-step "simulate: a moving-average crossover trading \$200 inside the same market"
-"$apexctl" simulate --strategy ma_crossover --seed "$seed" --hours "$hours" -o "$out/simulate"
+step "simulate: a moving-average crossover trading \$200 inside the market chimera fitted"
+"$apexctl" simulate --strategy ma_crossover --dsg "$out/chimera/dsg.json" --seed "$seed" --hours "$hours" -o "$out/simulate"
 
 step "pipeline finished in $(($(date +%s) - start)) s: outputs under ${out#"$root"/}"

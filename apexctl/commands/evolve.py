@@ -44,6 +44,14 @@ def evolve_command(
         int, typer.Option("--max-depth", help="Tree height limit after variation (bloat control).")
     ] = 10,
     hall_of_fame: Annotated[int, typer.Option("--hall-of-fame", help="Trees kept in the hall of fame.")] = 20,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Spread the tree batches over a Ray cluster: an address (ray://host:10001) or 'auto' (join the "
+            "local cluster, or start one). Same hall of fame as without.",
+        ),
+    ] = None,
 ) -> None:
     """Evolve GP trading strategies (DEAP) with TTT fitness from the Rust backtester; writes the hall of fame."""
     config = EvolveConfig(
@@ -59,6 +67,7 @@ def evolve_command(
         mut_prob=mut_prob,
         max_depth=max_depth,
         hall_size=hall_of_fame,
+        ray=ray,
     )
     with progress(transient=True) as bar:
         task = bar.add_task("generation 0", total=gens + 1)

@@ -28,6 +28,7 @@ from apexctl import _core
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io
 from apexctl.forge.backtest import BacktestParams
+from apexctl.forge.cluster import Cluster
 from apexctl.forge.gp import gen_grow, gen_half_and_half, primitive_set, to_json
 from apexctl.schemas.tables import FEATURES, GENERATIONS
 
@@ -57,6 +58,8 @@ class EvolveConfig:
     max_depth: int = 10
     hall_size: int = 20
     backtest: BacktestParams = field(default_factory=BacktestParams)
+    #: Ray cluster address or "auto" to spread the tree batches over (None = this machine only).
+    ray: str | None = None
 
     def validate(self) -> None:
         if self.pop < 2:
@@ -123,16 +126,28 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
 class Evaluator:
     """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text."""
 
-    def __init__(self, market: Market, params: BacktestParams) -> None:
+    def __init__(self, market: Market, params: BacktestParams, ray: str | None = None) -> None:
         self.market = market
         self.params = asdict(params)
         frame = market.frame
         self.bars = {"ts": frame["ts"].to_numpy()} | {c: frame[c].cast(pl.Float64).to_numpy() for c in BAR_COLUMNS}
         self.cache: dict[tuple[str, int, int], dict[str, float]] = {}
         self.evaluations = 0
+        self.ray = ray
+        self.cluster: Cluster | None = None
 
     def score(self, trees: Sequence[str], span: tuple[int, int]) -> list[dict[str, float]]:
         todo = list(dict.fromkeys(t for t in trees if (t, *span) not in self.cache))
+        if self.ray is not None and todo:
+            # The market goes into the object store once; each task scores BATCH trees (same chunks as locally).
+            if self.cluster is None:
+                self.cluster = Cluster(self.ray)
+                self.shared = self.cluster.put((self.market.names, self.market.columns, self.bars, self.params))
+            rows = self.cluster.map(_score_chunk, self.shared, [(t, span) for t in todo], batch_size=BATCH)
+            for tree, row in zip(todo, rows, strict=True):
+                self.cache[(tree, *span)] = row
+            self.evaluations += len(todo)
+            todo = []
         for first in range(0, len(todo), BATCH):
             chunk = todo[first : first + BATCH]
             signals = _core.gp_evaluate(chunk, self.market.names, self.market.columns)
@@ -141,6 +156,16 @@ class Evaluator:
                 self.cache[(tree, *span)] = {m: float(metrics[m][i]) for m in METRICS}
             self.evaluations += len(chunk)
         return [self.cache[(t, *span)] for t in trees]
+
+
+def _score_chunk(shared: tuple, batch: Sequence[tuple[str, tuple[int, int]]]) -> list[dict[str, float]]:
+    """Scores one batch of (tree, span) on a Ray worker, exactly as `Evaluator.score` does locally."""
+    names, columns, bars, params = shared
+    chunk = [tree for tree, _ in batch]
+    start, end = batch[0][1]
+    signals = _core.gp_evaluate(chunk, names, columns)
+    metrics = _core.backtest_run(signals, **bars, start=start, end=end, **params)
+    return [{m: float(metrics[m][i]) for m in METRICS} for i in range(len(chunk))]
 
 
 def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
@@ -179,7 +204,7 @@ def evolve(config: EvolveConfig, on_generation: Callable[[dict[str, Any]], None]
     np.random.seed(config.seed % 2**32)
     pset = primitive_set(market.names)
     toolbox = _toolbox(pset, config)
-    evaluator = Evaluator(market, config.backtest)
+    evaluator = Evaluator(market, config.backtest, ray=config.ray)
     train = (0, market.train_end)
     started = time.perf_counter()
 

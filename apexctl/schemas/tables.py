@@ -119,4 +119,21 @@ GENERATIONS = TableSchema(
     ),
 )
 
-TABLES: dict[str, TableSchema] = {t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY, GENERATIONS)}
+CHIMERA_GENERATIONS = TableSchema(
+    "chimera_generations",
+    1,
+    (
+        Column("generation", pl.Int64, "CMA-ES generation, from 1"),
+        Column("best", pl.Float64, "lowest objective among this generation's candidates"),
+        Column("median", pl.Float64, "median objective of this generation's candidates"),
+        Column("best_so_far", pl.Float64, "lowest objective seen so far (the DSG written is that candidate)"),
+        Column("sigma", pl.Float64, "CMA-ES step size after the generation, normalized coordinates"),
+        Column("evaluations", pl.Int64, "candidates evaluated this generation"),
+        Column("simulations", pl.Int64, "simulated markets this generation (candidates x seeds)"),
+        Column("seconds", pl.Float64, "wall time of the generation"),
+    ),
+)
+
+TABLES: dict[str, TableSchema] = {
+    t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY, GENERATIONS, CHIMERA_GENERATIONS)
+}

@@ -1,0 +1,167 @@
+"""`apexctl chimera`: fit the simulator's DSG to a target market with CMA-ES (method of simulated moments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from apexctl.console import err, progress, wrote
+from apexctl.forge import io
+from apexctl.forge.cmaes import ChimeraConfig, fit
+from apexctl.schemas.tables import CHIMERA_GENERATIONS
+
+
+def report_paths(output: Path) -> tuple[Path, Path]:
+    """The fit report and generation log sit next to the DSG: dsg.json -> dsg.report.json, dsg.generations.parquet."""
+    stem = output.name[: -len(".json")] if output.name.endswith(".json") else output.name
+    return output.with_name(f"{stem}.report.json"), output.with_name(f"{stem}.generations.parquet")
+
+
+def chimera(
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            help="Folder holding the target market's trades.parquet and book.parquet (bars.parquet optional), as "
+            "written by `apexctl fetch -o DIR` (real Bybit data or simulated).",
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="DSG JSON to write (apex.dsg). The fit report (NAME.report.json: each moment's target, simulated "
+            "value, error and weight; each parameter's initial and final value and bounds; which parameters the "
+            "moments identify) and the generation log (NAME.generations.parquet) are written next to it.",
+        ),
+    ],
+    budget: Annotated[
+        int,
+        typer.Option(
+            "--budget",
+            help="Candidate DSGs CMA-ES may evaluate (each simulated on --seeds seeds); at least one generation "
+            "(--popsize). On top: the initial DSG on 6+ calibration seeds, CMA-ES's final mean, and --sensitivity.",
+        ),
+    ] = 200,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="DSG JSON to start from (default: the built-in DSG); parameters not searched keep its values.",
+        ),
+    ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Simulated markets per candidate; every candidate uses the same seeds (common random numbers) and "
+            "its moments are their mean.",
+        ),
+    ] = 4,
+    hours: Annotated[
+        float, typer.Option("--hours", help="Simulated time per market in hours (short spans keep the fit fast).")
+    ] = 0.25,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed of CMA-ES and of the simulations; same seed, same DSG.")
+    ] = 0,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            "--params",
+            help="Comma-separated DSG parameter names to search (e.g. noise.market_rate,market_maker.agents); the "
+            "others keep their --init value. Default: every parameter. See the report's 'identifiability' for "
+            "which ones the moments pin down.",
+        ),
+    ] = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option("--symbol", help="Symbol of the target data to fit (default: the first in name order)."),
+    ] = None,
+    popsize: Annotated[
+        int | None, typer.Option("--popsize", help="CMA-ES population per generation (default 4 + 3 ln(dimension)).")
+    ] = None,
+    sigma: Annotated[
+        float,
+        typer.Option("--sigma", help="Initial CMA-ES step size in normalized coordinates (each bound range = 1)."),
+    ] = 0.3,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity/--no-sensitivity",
+            help="After the fit, move each searched parameter once and report whether the moments notice "
+            "(one more candidate per parameter).",
+        ),
+    ] = True,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Spread the simulations over a Ray cluster: an address (ray://host:10001) or 'auto' (join the "
+            "local cluster, or start one). Same results as without.",
+        ),
+    ] = None,
+) -> None:
+    """Infer the DSG: CMA-ES fits the simulator's agent populations to the target market's statistics."""
+    config = ChimeraConfig(
+        target=target,
+        output=output,
+        init=init,
+        budget=budget,
+        seeds=seeds,
+        hours=hours,
+        seed=seed,
+        popsize=popsize,
+        sigma0=sigma,
+        params=tuple(p.strip() for p in params.split(",") if p.strip()) if params else None,
+        symbol=symbol,
+        ray=ray,
+        sensitivity=sensitivity,
+    )
+    with progress(transient=True) as bar:
+        task = bar.add_task("starting", total=budget)
+
+        def on_phase(text: str) -> None:
+            bar.update(task, description=text)
+
+        def on_generation(row: dict) -> None:
+            bar.update(
+                task,
+                advance=row["evaluations"],
+                description=f"generation {row['generation']}: best {row['best_so_far']:.3f} sigma {row['sigma']:.3f}",
+            )
+
+        result = fit(config, on_generation, on_phase)
+    report_path, log_path = report_paths(output)
+    io.write_json(result.dsg, output)
+    io.write_json(result.report, report_path)
+    io.write_table(
+        result.generations,
+        log_path,
+        schema=CHIMERA_GENERATIONS,
+        producer="chimera",
+        inputs=result.report["target"]["inputs"],
+        params=result.report["settings"],
+    )
+    table = Table(title=f"chimera fit of {result.symbol}: objective per moment (z = error / scale)")
+    for column in ("moment", "target", "initial", "fitted", "z"):
+        table.add_column(column, justify="right")
+    for m in result.report["moments"]:
+        if m["weight"]:
+            cells = [m["target"], m["initial"], m["simulated"], m["z"]]
+            table.add_row(m["name"], *("-" if v is None else f"{v:.3g}" for v in cells))
+    err.print(table)
+    objective = result.report["objective"]
+    err.print(
+        f"objective {objective['initial']:.3f} -> {objective['final']:.3f} after {result.evaluations} candidates "
+        f"in {result.seconds:.1f} s"
+    )
+    unidentified = [row["param"] for row in result.report["identifiability"] if not row["identified"]]
+    if unidentified:
+        err.print(f"not identified by the moments: {', '.join(unidentified)}")
+    wrote(str(output), "the fitted DSG")
+    wrote(str(report_path), "the fit report")
+    wrote(str(log_path), f"{result.generations.height} generation rows")

@@ -1,0 +1,107 @@
+"""The `apex.chimera_report` JSON document (the fit report `apexctl chimera` writes next to the DSG): model + schema.
+
+Regenerate the committed JSON Schema with
+`python -m apexctl.schemas.chimera > apexctl/schemas/chimera_report.schema.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_SCHEMA = "apex.chimera_report"
+REPORT_VERSION = 1
+
+
+class MomentFit(BaseModel):
+    """One market statistic: the target's value, the simulated one at the start and at the fit, and its weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    target: float | None = Field(description="the target market's value (null: the data cannot show it)")
+    initial: float | None = Field(description="mean over the fit seeds at the initial DSG")
+    simulated: float | None = Field(description="mean over the fit seeds at the fitted DSG")
+    error: float | None = Field(description="simulated - target")
+    z: float | None = Field(description="error / scale")
+    scale: float | None = Field(description="standard deviation across seeds at the initial DSG, floored")
+    weight: float = Field(ge=0, description="1 / scale^2 in the objective; 0 = not used")
+
+
+class ParamFit(BaseModel):
+    """One DSG parameter before and after the fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    initial: float
+    final: float
+    lo: float
+    hi: float
+    searched: bool = Field(description="false: kept at its initial value")
+    log_scale: bool = Field(description="searched on a log scale (bounds span two decades or more)")
+
+
+class Identifiability(BaseModel):
+    """Whether the moments notice a move of one searched parameter, against the seed noise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    param: str
+    step: float = Field(description="the move in normalized coordinates")
+    moment_change: float = Field(description="sum of squared changes of the standardized moments (each capped)")
+    noise: float = Field(description="the same sum between seed sets at the fitted DSG")
+    ratio: float
+    identified: bool
+    most_moved: list[str] = Field(description="the moments that moved most")
+
+
+class Objective(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    initial: float
+    final: float
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str
+    span_hours: float
+    inputs: dict[str, str] = Field(description="SHA-256 of each table read")
+
+
+class ChimeraReport(BaseModel):
+    """How well the fitted DSG reproduces the target market, and what the moments can tell apart."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["apex.chimera_report"] = Field(alias="schema")
+    version: Literal[1]
+    symbol: str
+    target: Target
+    settings: dict[str, Any] = Field(description="every option of the run, and the moment settings")
+    objective: Objective
+    evaluations: int = Field(ge=0, description="candidates simulated, including CMA-ES's final mean")
+    generations: int = Field(ge=0)
+    seconds: float
+    moments: list[MomentFit]
+    params: list[ParamFit]
+    identifiability: list[Identifiability] = Field(description="empty with --no-sensitivity")
+
+
+def chimera_report_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the document, as committed in chimera_report.schema.json."""
+    schema = ChimeraReport.model_json_schema(by_alias=True)
+    schema["$id"] = f"https://apexctl/schemas/{REPORT_SCHEMA}/v{REPORT_VERSION}"
+    return schema
+
+
+def chimera_report_json_schema_text() -> str:
+    return json.dumps(chimera_report_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(chimera_report_json_schema_text(), end="")
