@@ -7,6 +7,8 @@ venv := justfile_directory() / ".venv"
 PATH := venv / "bin" + ":" + env_var("PATH")
 CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory() / ".cache/apexctl/target")
 VIRTUAL_ENV := venv
+# The ONNX Runtime library the Rust engine loads (ort `load-dynamic`): the onnxruntime wheel's, unless already set.
+ORT_DYLIB_PATH := env_var_or_default("ORT_DYLIB_PATH", `.venv/bin/python apexctl/_ort.py 2>/dev/null || true`)
 
 # List the recipes
 default:
