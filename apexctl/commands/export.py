@@ -54,9 +54,7 @@ def export_command(
     ] = None,
     engine_features: Annotated[
         str | None,
-        typer.Option(
-            "--engine-features", help="With --check: the engine's feature names in order, comma-separated."
-        ),
+        typer.Option("--engine-features", help="With --check: the engine's feature names in order, comma-separated."),
     ] = None,
 ) -> None:
     """Export the GP tree and ONNX networks as a bundle (validated before it is published), or --check a bundle."""

@@ -16,17 +16,21 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow.parquet as pq
-import torch
-from torch import nn
 
 from apexctl import __version__, _core
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import io
-from apexctl.forge.nets import ModelCard, load_model
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from apexctl.forge.nets import ModelCard
+
+# torch, onnx and onnxruntime are imported where a network is exported: `apexctl --help` and `export --check` start
+# in a fraction of the time without them.
 
 SCHEMA = "apex.bundle"
 VERSION = 1
@@ -100,7 +104,9 @@ def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str
     if not isinstance(index, dict) or index.get("schema") != HALL_OF_FAME:
         raise SchemaError(f"{index_path}: not an {HALL_OF_FAME} index (write it with `apexctl evolve`)")
     if not isinstance(index.get("version"), int) or index["version"] > 1:
-        raise SchemaError(f"{index_path}: {HALL_OF_FAME} version {index.get('version')} is newer than this apexctl reads")
+        raise SchemaError(
+            f"{index_path}: {HALL_OF_FAME} version {index.get('version')} is newer than this apexctl reads"
+        )
     entries = {e.get("rank"): e for e in index.get("entries", [])}
     if rank not in entries:
         raise UsageError(f"{index_path}: no entry of rank {rank} (ranks 1..{len(entries)})")
@@ -113,6 +119,8 @@ def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str
 
 def _hall_training_data(folder: Path, index: dict[str, Any]) -> dict[str, str]:
     """SHA-256 of the features table evolution ran on: from generations.parquet's provenance, else hashed now."""
+    import pyarrow.parquet as pq
+
     generations = folder.parent / "generations.parquet"
     if generations.is_file():
         metadata = pq.read_schema(generations).metadata or {}
@@ -156,6 +164,8 @@ def sample_inputs(card: ModelCard, rows: int = SAMPLE_ROWS, seed: int = 0) -> np
 
 def export_onnx(net: nn.Module, card: ModelCard, path: Path, opset: int = OPSET) -> None:
     """Writes `net` as ONNX: named input/output from the card, dynamic batch axis, opset `opset`."""
+    import torch
+
     example = torch.from_numpy(sample_inputs(card, rows=2))
     net.eval()
     # The TorchScript exporter needs no extra dependency (the dynamo one needs onnxscript) and handles MLP and GRU.
@@ -177,6 +187,7 @@ def check_onnx(net: nn.Module, card: ModelCard, path: Path, name: str) -> float:
     """Checks the ONNX file (onnx checker) and its onnxruntime outputs against PyTorch; the largest difference."""
     import onnx
     import onnxruntime
+    import torch
 
     try:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
@@ -199,6 +210,10 @@ def check_onnx(net: nn.Module, card: ModelCard, path: Path, name: str) -> float:
 
 def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, float, dict[str, str]]:
     """Exports checkpoint `checkpoint` to staging/<name>.onnx, validated; its entry, parity and training hashes."""
+    import torch
+
+    from apexctl.forge.nets import load_model
+
     net, card = load_model(checkpoint)
     file = f"{name}.onnx"
     path = staging / file
@@ -228,6 +243,17 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
         },
     }
     return _Model(entry, path.read_bytes()), diff, dict(card.training_data)
+
+
+def _strict_json(value: Any) -> Any:
+    """`value` with NaN and infinities as null: the manifest is strict JSON (the Rust engine refuses NaN literals)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def _union(lists: list[list[str]]) -> list[str]:
@@ -272,7 +298,8 @@ def export(config: ExportConfig) -> ExportResult:
             "files": {m.entry["file"]: io.sha256_bytes(m.data) for m in models},
             "training_data": dict(sorted(training.items())),
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest = _strict_json(manifest)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
         report = check(staging)
         _publish(staging, out)
     except BaseException:
