@@ -536,6 +536,13 @@ fn load_model(entry: &ModelEntry, bundle_features: &[String], bytes: &[u8]) -> R
                     model.output_name()
                 )));
             }
+            if model.input_shape() != input.shape.as_slice() {
+                return Err(model_error(format!(
+                    "the manifest declares input shape {:?}, the ONNX file has {:?} (-1 = dynamic)",
+                    input.shape,
+                    model.input_shape()
+                )));
+            }
             let policy = OnnxPolicy::new(model, entry.features.clone(), entry.window)?;
             if output.shape.last().copied() != Some(policy.outputs() as i64) {
                 return Err(model_error(format!(

@@ -99,6 +99,9 @@ fn newer_versions_and_bad_manifests_are_refused_clearly() {
     let dir = write_bundle("names");
     edit_manifest(&dir, |doc| doc["models"][1]["outputs"][0]["name"] = "logits".into());
     assert!(error(&dir, None).contains("the manifest names input \"features\" and output \"logits\""));
+    let dir = write_bundle("shape");
+    edit_manifest(&dir, |doc| doc["models"][1]["inputs"][0]["shape"] = serde_json::json!([1, 3]));
+    assert!(error(&dir, None).contains("the manifest declares input shape [1, 3], the ONNX file has [-1, 3]"));
     let dir = write_bundle("window");
     edit_manifest(&dir, |doc| doc["models"][2]["window"] = 3.into());
     assert!(error(&dir, None).contains("model \"gru\""));
