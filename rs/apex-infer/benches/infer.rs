@@ -15,12 +15,12 @@ fn tree(depth: u32, i: &mut usize) -> Value {
     if depth == 0 {
         *i += 1;
         let feature = json!({"feature": FEATURES[*i % FEATURES.len()]});
-        if *i % 2 == 0 {
+        if (*i).is_multiple_of(2) {
             return feature;
         }
         return json!({"op": "ts_mean", "args": [feature, {"window": 5 + (*i % 3) * 5}]});
     }
-    let op = if depth % 2 == 0 { "add" } else { "mul" };
+    let op = if depth.is_multiple_of(2) { "add" } else { "mul" };
     json!({"op": op, "args": [tree(depth - 1, i), tree(depth - 1, i)]})
 }
 
