@@ -27,7 +27,8 @@ test: setup lint test-rust test-python
 
 # Rust tests of every library crate
 test-rust:
-    cargo test --locked --workspace --exclude apex-py --quiet
+    # On a fresh clone ORT_DYLIB_PATH was evaluated before setup made the venv: look it up again now.
+    ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(python apexctl/_ort.py)}" cargo test --locked --workspace --exclude apex-py --quiet
 
 # Python tests (unit, property, CLI, end to end)
 test-python: setup
