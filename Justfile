@@ -7,6 +7,8 @@ venv := justfile_directory() / ".venv"
 PATH := venv / "bin" + ":" + env_var("PATH")
 CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory() / ".cache/apexctl/target")
 VIRTUAL_ENV := venv
+# The ONNX Runtime library the Rust engine loads (ort `load-dynamic`): the onnxruntime wheel's, unless already set.
+ORT_DYLIB_PATH := env_var_or_default("ORT_DYLIB_PATH", `.venv/bin/python apexctl/_ort.py 2>/dev/null || true`)
 
 # List the recipes
 default:
@@ -25,7 +27,8 @@ test: setup lint test-rust test-python
 
 # Rust tests of every library crate
 test-rust:
-    cargo test --locked --workspace --exclude apex-py --quiet
+    # On a fresh clone ORT_DYLIB_PATH was evaluated before setup made the venv: look it up again now.
+    ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(python apexctl/_ort.py)}" cargo test --locked --workspace --exclude apex-py --quiet
 
 # Python tests (unit, property, CLI, end to end)
 test-python: setup

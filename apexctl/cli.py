@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import causal, chimera, evolve, features, fetch, simulate
+from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -30,6 +30,7 @@ app.command("causal")(causal.causal)
 app.command("chimera")(chimera.chimera)
 app.command("evolve")(evolve.evolve_command)
 app.command("simulate")(simulate.simulate)
+app.command("export")(export.export_command)
 
 
 def _version(value: bool) -> None:

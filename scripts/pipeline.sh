@@ -30,6 +30,13 @@ rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns 
 "$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --pop "${APEX_POP:-2000}" --gens "${APEX_GENS:-5}" \
     --seed "$seed" -o "$out/evolve"
 
+step "export: the best tree (and the trained networks, when present) as a bundle verified by the Rust engine"
+nets=()
+[ -f "$out/maml/model.pt" ] && nets+=(--maml "$out/maml/model.pt")
+[ -f "$out/iel/model.pt" ] && nets+=(--iel "$out/iel/model.pt")
+"$apexctl" export --hall-of-fame "$out/evolve/hall_of_fame" "${nets[@]}" -o "$out/bundles/BTCUSDT/a" --force
+"$apexctl" export --check "$out/bundles/BTCUSDT/a"
+
 step "simulate: a moving-average crossover trading \$200 inside the market chimera fitted"
 "$apexctl" simulate --strategy ma_crossover --dsg "$out/chimera/dsg.json" --seed "$seed" --hours "$hours" -o "$out/simulate"
 

@@ -4,6 +4,9 @@ set -euo pipefail
 root=$(cd -- "$(dirname -- "$0")/../.." && pwd)
 cd "$root"
 python="$root/.venv/bin/python"
+# apex-infer's benches load ONNX Runtime from the onnxruntime wheel (see apexctl/_ort.py).
+ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$("$python" apexctl/_ort.py)}"
+export ORT_DYLIB_PATH
 echo "== Rust (criterion, --quick) =="
 for manifest in rs/*/Cargo.toml; do
     crate=$(basename "$(dirname "$manifest")")

@@ -6,6 +6,7 @@ mod bybit;
 mod errors;
 mod features;
 mod gp;
+mod infer;
 mod sim;
 mod vmd;
 
@@ -19,6 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     book::register(m)?;
     features::register(m)?;
     gp::register(m)?;
+    infer::register(m)?;
     sim::register(m)?;
     vmd::register(m)?;
     bybit::register(m)?;

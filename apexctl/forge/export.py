@@ -1,0 +1,334 @@
+"""`apexctl export`: turns a hall-of-fame GP tree and trained networks into a verified model bundle for the live engine.
+
+A bundle is a folder: `manifest.json` (schema `apex.bundle`, see apexctl/schemas/bundle.schema.json) plus one file per
+model: `signal.gp.json` (the GP tree) and `<name>.onnx` (networks, opset pinned, named input/output, dynamic batch).
+Nothing is published before it is validated: each ONNX file passes the onnx checker and matches PyTorch under
+onnxruntime within 1e-5 on sample inputs, then the Rust engine verifies the staging folder exactly as it will verify
+the published one (`_core.bundle_check`). The staging folder is renamed into place, so a bundle is all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from apexctl import __version__, _core
+from apexctl.errors import InputError, SchemaError, UsageError
+from apexctl.forge import io
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from apexctl.forge.nets import ModelCard
+
+# torch, onnx and onnxruntime are imported where a network is exported: `apexctl --help` and `export --check` start
+# in a fraction of the time without them.
+
+SCHEMA = "apex.bundle"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: The ONNX opset every network is exported with (the live engine's ONNX Runtime must support it; 1.20+ does).
+OPSET = 17
+#: Largest |onnxruntime - PyTorch| accepted on the sample inputs.
+TOLERANCE = 1e-5
+#: Sample rows run through each network when validating.
+SAMPLE_ROWS = 16
+HALL_OF_FAME = "apex.hall_of_fame"
+GP_FILE = "signal.gp.json"
+GP_MODEL = "signal"
+
+
+@dataclass
+class ExportConfig:
+    """What `apexctl export` writes: the hall of fame tree of `rank`, optional networks, into `output`."""
+
+    output: Path
+    hall_of_fame: Path | None = None
+    rank: int = 1
+    maml: Path | None = None
+    iel: Path | None = None
+    symbol: str | None = None
+    slot: str | None = None
+    force: bool = False
+    command: str = ""
+
+    def validate(self) -> None:
+        if self.hall_of_fame is None and self.maml is None and self.iel is None:
+            raise UsageError("nothing to export: give --hall-of-fame and/or --maml / --iel")
+        if self.rank < 1:
+            raise UsageError(f"--rank must be 1 or more, got {self.rank}")
+        if self.hall_of_fame is None and not self.symbol:
+            raise UsageError("--symbol is required when there is no --hall-of-fame to take it from")
+        out = self.output
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{out}: exists and is not a folder; choose another -o")
+        if out.exists() and any(out.iterdir()) and not self.force:
+            raise UsageError(f"{out}: exists and is not empty; pass --force to replace it or choose another -o")
+
+
+@dataclass
+class ExportResult:
+    output: Path
+    manifest: dict[str, Any]
+    #: What the Rust engine verified on the staging folder (`_core.bundle_check`).
+    report: dict[str, Any]
+    #: Largest |onnxruntime - PyTorch| per network on the sample inputs.
+    parity: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Model:
+    """One model staged for the bundle: its manifest entry and the file bytes."""
+
+    entry: dict[str, Any]
+    data: bytes
+
+
+def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The hall of fame index, the entry of `rank`, and that tree's JSON text."""
+    index_path = folder / "index.json"
+    if not index_path.is_file():
+        raise InputError(f"{index_path}: no such file (give the hall_of_fame/ folder `apexctl evolve` wrote)")
+    try:
+        index = json.loads(index_path.read_text())
+    except ValueError as exc:
+        raise InputError(f"{index_path}: not valid JSON: {exc}") from None
+    if not isinstance(index, dict) or index.get("schema") != HALL_OF_FAME:
+        raise SchemaError(f"{index_path}: not an {HALL_OF_FAME} index (write it with `apexctl evolve`)")
+    if not isinstance(index.get("version"), int) or index["version"] > 1:
+        raise SchemaError(
+            f"{index_path}: {HALL_OF_FAME} version {index.get('version')} is newer than this apexctl reads"
+        )
+    entries = {e.get("rank"): e for e in index.get("entries", [])}
+    if rank not in entries:
+        raise UsageError(f"{index_path}: no entry of rank {rank} (ranks 1..{len(entries)})")
+    entry = entries[rank]
+    tree_path = folder / entry["file"]
+    if not tree_path.is_file():
+        raise InputError(f"{tree_path}: no such file (listed for rank {rank} in {index_path})")
+    return index, entry, tree_path.read_text()
+
+
+def _hall_training_data(folder: Path, index: dict[str, Any]) -> dict[str, str]:
+    """SHA-256 of the features table evolution ran on: from generations.parquet's provenance, else hashed now."""
+    import pyarrow.parquet as pq
+
+    generations = folder.parent / "generations.parquet"
+    if generations.is_file():
+        metadata = pq.read_schema(generations).metadata or {}
+        raw = metadata.get(io.META_INPUTS.encode())
+        if raw:
+            inputs = json.loads(raw)
+            if isinstance(inputs, dict) and inputs:
+                return {str(k): str(v) for k, v in inputs.items()}
+    source = index.get("params", {}).get("features")
+    if isinstance(source, str) and source != "-" and Path(source).is_file():
+        return {source: io.sha256_file(source)}
+    return {}
+
+
+def gp_model(folder: Path, rank: int) -> tuple[_Model, dict[str, Any], dict[str, str]]:
+    """The GP tree of `rank` as a bundle model (features = those it uses, in the index's order)."""
+    index, entry, text = read_hall_of_fame(folder, rank)
+    names = [str(n) for n in index.get("features", [])]
+    normalized = _core.gp_validate(text, names)
+    used = set(json.loads(normalized)["features"])
+    features = [n for n in names if n in used]
+    info = {k: entry[k] for k in ("rank", "size", "height", "train", "held_out") if k in entry}
+    info["hall_of_fame"] = str(folder)
+    model = {
+        "name": GP_MODEL,
+        "kind": "gp",
+        "file": GP_FILE,
+        "features": features,
+        "window": 1,
+        "outputs": [{"name": "signal", "shape": [1], "meaning": ["target position in [-1, 1]"]}],
+        "info": info,
+    }
+    return _Model(model, (normalized + "\n").encode()), index, _hall_training_data(folder, index)
+
+
+def sample_inputs(card: ModelCard, rows: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
+    """Deterministic float32 inputs of the card's input shape (standard normal, like standardized features)."""
+    shape = [rows, *card.input_shape()[1:]]
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def export_onnx(net: nn.Module, card: ModelCard, path: Path, opset: int = OPSET) -> None:
+    """Writes `net` as ONNX: named input/output from the card, dynamic batch axis, opset `opset`."""
+    import torch
+
+    example = torch.from_numpy(sample_inputs(card, rows=2))
+    net.eval()
+    # The TorchScript exporter needs no extra dependency (the dynamo one needs onnxscript) and handles MLP and GRU.
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            input_names=[card.input_name],
+            output_names=[card.output_name],
+            opset_version=opset,
+            dynamic_axes={card.input_name: {0: "batch"}, card.output_name: {0: "batch"}},
+            dynamo=False,
+        )
+
+
+def check_onnx(net: nn.Module, card: ModelCard, path: Path, name: str) -> float:
+    """Checks the ONNX file (onnx checker) and its onnxruntime outputs against PyTorch; the largest difference."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    try:
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise SchemaError(f"{name}: the exported ONNX model fails the onnx checker: {exc}") from None
+    inputs = sample_inputs(card)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(inputs)).numpy()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    (got,) = session.run([card.output_name], {card.input_name: inputs})
+    if got.shape != expected.shape:
+        raise SchemaError(f"{name}: onnxruntime output shape {got.shape} differs from PyTorch's {expected.shape}")
+    diff = float(np.max(np.abs(got - expected)))
+    if not diff <= TOLERANCE:
+        raise SchemaError(f"{name}: onnxruntime differs from PyTorch by {diff:.3g} (> {TOLERANCE}) on sample inputs")
+    return diff
+
+
+def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, float, dict[str, str]]:
+    """Exports checkpoint `checkpoint` to staging/<name>.onnx, validated; its entry, parity and training hashes."""
+    import torch
+
+    from apexctl.forge.nets import load_model
+
+    net, card = load_model(checkpoint)
+    file = f"{name}.onnx"
+    path = staging / file
+    export_onnx(net, card, path)
+    diff = check_onnx(net, card, path, f"{checkpoint} ({name})")
+    with torch.no_grad():
+        width = int(net(torch.from_numpy(sample_inputs(card, rows=1))).shape[-1])
+    if card.outputs and len(card.outputs) != width:
+        raise SchemaError(f"{checkpoint}: the card names {len(card.outputs)} outputs, the network has {width}")
+    entry = {
+        "name": name,
+        "kind": "onnx",
+        "file": file,
+        "features": list(card.features),
+        "opset": OPSET,
+        "window": card.window,
+        "inputs": [{"name": card.input_name, "shape": card.input_shape()}],
+        "outputs": [{"name": card.output_name, "shape": [-1, width], "meaning": list(card.outputs)}],
+        "info": {
+            "task": card.task,
+            "arch": card.arch,
+            "config": card.config,
+            "metrics": card.metrics,
+            "command": card.command,
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": io.sha256_file(checkpoint),
+        },
+    }
+    return _Model(entry, path.read_bytes()), diff, dict(card.training_data)
+
+
+def _strict_json(value: Any) -> Any:
+    """`value` with NaN and infinities as null: the manifest is strict JSON (the Rust engine refuses NaN literals)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    return value
+
+
+def _union(lists: list[list[str]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for names in lists:
+        for name in names:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Builds, validates and publishes the bundle (atomically, at the folder level)."""
+    config.validate()
+    out = config.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        models: list[_Model] = []
+        training: dict[str, str] = {}
+        parity: dict[str, float] = {}
+        symbol = config.symbol
+        if config.hall_of_fame is not None:
+            gp, index, hashes = gp_model(config.hall_of_fame, config.rank)
+            (staging / GP_FILE).write_bytes(gp.data)
+            models.append(gp)
+            training.update(hashes)
+            symbol = symbol or str(index.get("symbol", ""))
+        for name, checkpoint in (("maml", config.maml), ("iel", config.iel)):
+            if checkpoint is not None:
+                model, diff, hashes = onnx_model(name, checkpoint, staging)
+                models.append(model)
+                parity[name] = diff
+                training.update(hashes)
+        manifest = {
+            "schema": SCHEMA,
+            "version": VERSION,
+            "symbol": symbol,
+            "slot": config.slot or out.name,
+            "created_by": {"command": config.command, "apexctl_version": __version__},
+            "features": _union([m.entry["features"] for m in models]),
+            "models": [m.entry for m in models],
+            "files": {m.entry["file"]: io.sha256_bytes(m.data) for m in models},
+            "training_data": dict(sorted(training.items())),
+        }
+        manifest = _strict_json(manifest)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+        report = check(staging)
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report["path"] = str(out)
+    return ExportResult(out, manifest, report, parity)
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Renames the staging folder to `out`; a replaced bundle (--force) is moved aside first, then deleted."""
+    if out.exists():
+        if any(out.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, aside / out.name)
+            os.replace(staging, out)
+            shutil.rmtree(aside, ignore_errors=True)
+            return
+        out.rmdir()
+    os.replace(staging, out)
+
+
+def check(bundle: Path, engine_features: list[str] | None = None) -> dict[str, Any]:
+    """Verifies a bundle folder with the Rust engine (hashes, schema, feature order, every model run on samples)."""
+    if not (bundle / MANIFEST).is_file():
+        raise InputError(f"{bundle}: no {MANIFEST} (not a bundle folder written by `apexctl export`)")
+    return _core.bundle_check(str(bundle), engine_features)
+
+
+def bundle_schema() -> dict[str, Any]:
+    """The JSON Schema of manifest.json (generated by the Rust engine; committed as bundle.schema.json)."""
+    return json.loads(_core.bundle_schema())

@@ -1,0 +1,633 @@
+//! The model bundle `apexctl export` writes and the live engine loads: `manifest.json` plus GP and ONNX files,
+//! verified (schema, version, SHA-256 of every file, feature order) before any model runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use apex_gp::Limits;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{GpPolicy, InferError, OnnxModel, OnnxPolicy, Policy};
+
+/// The `schema` field of a bundle manifest.
+pub const SCHEMA: &str = "apex.bundle";
+/// The manifest version this build writes and reads (older ones too, once there are any).
+pub const VERSION: u64 = 1;
+/// The manifest's file name inside the bundle folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// The bundle's `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The manifest version, at most [`VERSION`].
+    pub version: u64,
+    /// The instrument the bundle trades, e.g. "BTCUSDT".
+    pub symbol: String,
+    /// The model slot it fills, e.g. "a".
+    pub slot: String,
+    /// The command and apexctl version that wrote it.
+    pub created_by: CreatedBy,
+    /// The feature row the engine must supply, in order; every model reads a subset of it.
+    pub features: Vec<String>,
+    /// The models, each reading its own features from the row.
+    pub models: Vec<ModelEntry>,
+    /// SHA-256 (lowercase hex) of every file in the folder besides the manifest, by file name.
+    pub files: BTreeMap<String, String>,
+    /// SHA-256 of the data the models were trained on, by path.
+    #[serde(default)]
+    pub training_data: BTreeMap<String, String>,
+}
+
+/// What produced a bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatedBy {
+    /// The command line.
+    pub command: String,
+    /// The apexctl version.
+    pub apexctl_version: String,
+}
+
+/// How a model file is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A GP tree document (`apex.gp_tree`), output: the signal in [-1, 1].
+    Gp,
+    /// An ONNX model with one float32 input and one float32 output.
+    Onnx,
+}
+
+impl ModelKind {
+    /// The name used in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Gp => "gp",
+            ModelKind::Onnx => "onnx",
+        }
+    }
+}
+
+/// A named tensor of a model: shape with -1 for dynamic axes, and the meaning of each value of the last axis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meaning: Vec<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One model of a bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Unique within the bundle: "signal", "maml", "iel".
+    pub name: String,
+    pub kind: ModelKind,
+    /// The file name inside the bundle folder.
+    pub file: String,
+    /// The model's input features, in input order (a subset of the bundle's features).
+    pub features: Vec<String>,
+    /// The ONNX opset the file was exported with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opset: Option<u32>,
+    /// Rows per input: 1 for a model over the current row, the window length for a sequence model.
+    #[serde(default = "one")]
+    pub window: usize,
+    #[serde(default)]
+    pub inputs: Vec<TensorSpec>,
+    #[serde(default)]
+    pub outputs: Vec<TensorSpec>,
+    /// Free-form provenance: rank and scores of a GP tree, task and metrics of a network.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub info: serde_json::Map<String, Value>,
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\']) && name != MANIFEST
+}
+
+impl Manifest {
+    /// Parses and validates manifest text; `path` is only used in messages.
+    ///
+    /// # Errors
+    /// `Manifest` for text that is not an `apex.bundle` document or is inconsistent (unknown model file, duplicate
+    /// names, a model feature the bundle does not list, malformed hashes); `Version` for a newer version.
+    pub fn from_json(text: &str, path: &Path) -> Result<Manifest, InferError> {
+        let fail = |message: String| InferError::Manifest { path: path.to_owned(), message };
+        let doc: Value = serde_json::from_str(text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
+        let object = doc.as_object().ok_or_else(|| fail("the manifest must be a JSON object".into()))?;
+        if object.get("schema").and_then(Value::as_str) != Some(SCHEMA) {
+            return Err(fail(format!(
+                "expected \"schema\": \"{SCHEMA}\", found {:?} (not a bundle manifest)",
+                object.get("schema")
+            )));
+        }
+        match object.get("version").and_then(Value::as_u64) {
+            Some(v) if (1..=VERSION).contains(&v) => {}
+            Some(v) if v > VERSION => {
+                return Err(InferError::Version { path: path.to_owned(), found: v, supported: VERSION });
+            }
+            _ => return Err(fail(format!("\"version\" must be a whole number 1..={VERSION}"))),
+        }
+        let manifest: Manifest = serde_json::from_value(doc).map_err(|e| fail(e.to_string()))?;
+        manifest.validate().map_err(fail)?;
+        Ok(manifest)
+    }
+
+    /// The manifest as pretty JSON text (what `apexctl export` writes).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a manifest serializes") + "\n"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = self.features.iter().find(|f| !seen.insert(f.as_str())) {
+            return Err(format!("feature {dup:?} is listed twice in \"features\""));
+        }
+        for (file, hash) in &self.files {
+            if !is_plain_file_name(file) {
+                return Err(format!("\"files\": {file:?} is not a plain file name inside the bundle"));
+            }
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err(format!("\"files\": the SHA-256 of {file:?} must be 64 lowercase hex digits"));
+            }
+        }
+        if self.models.is_empty() {
+            return Err("\"models\" is empty: a bundle holds at least one model".into());
+        }
+        let mut names = BTreeSet::new();
+        let mut files = BTreeSet::new();
+        for (i, model) in self.models.iter().enumerate() {
+            let at = format!("models[{i}] ({:?})", model.name);
+            if model.name.is_empty() || !names.insert(model.name.as_str()) {
+                return Err(format!("{at}: model names must be non-empty and unique"));
+            }
+            if !files.insert(model.file.as_str()) {
+                return Err(format!("{at}: file {:?} is used by two models", model.file));
+            }
+            if !self.files.contains_key(&model.file) {
+                return Err(format!("{at}: file {:?} is not listed in \"files\"", model.file));
+            }
+            let mut own = BTreeSet::new();
+            for feature in &model.features {
+                if !own.insert(feature.as_str()) {
+                    return Err(format!("{at}: feature {feature:?} is listed twice"));
+                }
+                if !self.features.contains(feature) {
+                    return Err(format!("{at}: feature {feature:?} is not in the bundle's \"features\""));
+                }
+            }
+            if model.window == 0 {
+                return Err(format!("{at}: \"window\" must be at least 1"));
+            }
+            if model.kind == ModelKind::Gp && model.window != 1 {
+                return Err(format!("{at}: a GP tree keeps its own history; \"window\" must be 1"));
+            }
+            if model.kind == ModelKind::Onnx && (model.inputs.len() != 1 || model.outputs.len() != 1) {
+                return Err(format!("{at}: an ONNX model declares exactly one input and one output"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the bundle's feature row against the features the engine computes, position by position.
+fn check_features(bundle: &[String], engine: &[String]) -> Result<(), InferError> {
+    for i in 0..bundle.len().max(engine.len()) {
+        let message = match (bundle.get(i), engine.get(i)) {
+            (Some(b), Some(e)) if b == e => continue,
+            (Some(b), Some(e)) => {
+                let elsewhere = engine.iter().position(|f| f == b).map_or_else(
+                    || " (the engine does not compute it)".to_owned(),
+                    |j| format!(" (the engine has it at position {j})"),
+                );
+                format!("position {i}: the bundle expects {b:?}, the engine computes {e:?}{elsewhere}")
+            }
+            (Some(b), None) => {
+                format!("position {i}: the bundle expects {b:?}, the engine computes only {} features", engine.len())
+            }
+            (None, Some(e)) => {
+                format!("position {i}: the engine computes {e:?}, the bundle expects only {} features", bundle.len())
+            }
+            (None, None) => unreachable!("i is below the longer length"),
+        };
+        return Err(InferError::Features(message));
+    }
+    Ok(())
+}
+
+/// A loaded model of a bundle: its manifest entry, its policy, and where its features sit in the bundle's row.
+pub struct BundleModel {
+    entry: ModelEntry,
+    policy: Box<dyn Policy>,
+    columns: Vec<usize>,
+    row: Vec<f64>,
+}
+
+impl std::fmt::Debug for BundleModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleModel").field("entry", &self.entry).field("columns", &self.columns).finish()
+    }
+}
+
+impl BundleModel {
+    /// The manifest entry.
+    pub fn entry(&self) -> &ModelEntry {
+        &self.entry
+    }
+
+    /// The policy, fed rows in its own feature order.
+    pub fn policy_mut(&mut self) -> &mut dyn Policy {
+        self.policy.as_mut()
+    }
+
+    /// The policy (read-only).
+    pub fn policy(&self) -> &dyn Policy {
+        self.policy.as_ref()
+    }
+
+    /// Decides on one row of the bundle's features (in [`Manifest::features`] order), picking this model's inputs.
+    ///
+    /// # Errors
+    /// `Shape` when the row is not one value per bundle feature; as [`Policy::decide`].
+    pub fn decide(&mut self, bundle_row: &[f64]) -> Result<Vec<f64>, InferError> {
+        let width = self.columns.iter().max().map_or(0, |&c| c + 1);
+        if bundle_row.len() < width {
+            return Err(InferError::Shape(format!(
+                "model {:?}: the bundle row has {} values, too few for its features",
+                self.entry.name,
+                bundle_row.len()
+            )));
+        }
+        for (value, &column) in self.row.iter_mut().zip(&self.columns) {
+            *value = bundle_row[column];
+        }
+        self.policy.decide(&self.row)
+    }
+}
+
+/// What [`Bundle::check`] verified for one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelCheck {
+    pub name: String,
+    pub kind: ModelKind,
+    pub file: String,
+    pub features: usize,
+    pub window: usize,
+    pub outputs: usize,
+    /// Sample rows run through the policy.
+    pub rows: usize,
+    /// The decision on the last sample row.
+    pub last_output: Vec<f64>,
+}
+
+/// What [`Bundle::check`] verified.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckReport {
+    pub dir: PathBuf,
+    pub symbol: String,
+    pub slot: String,
+    pub version: u64,
+    pub features: Vec<String>,
+    /// Every file verified, with its SHA-256.
+    pub files: BTreeMap<String, String>,
+    pub models: Vec<ModelCheck>,
+}
+
+/// A verified, loaded bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: PathBuf,
+    manifest: Manifest,
+    models: Vec<BundleModel>,
+}
+
+impl Bundle {
+    /// Loads the bundle in `dir`: reads and validates the manifest, checks every file's SHA-256 (none missing, none
+    /// extra), checks the bundle's feature row against `engine_features` when given, and loads every model.
+    ///
+    /// # Errors
+    /// `Io` (no manifest), `Manifest`, `Version`, `MissingFile`, `ExtraFile`, `Hash`, `Features`, then the load
+    /// errors of each model (`Gp`, `Runtime`, `Onnx`, `Model`) — the first problem found, in that order.
+    pub fn load(dir: &Path, engine_features: Option<&[String]>) -> Result<Bundle, InferError> {
+        let manifest_path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|source| InferError::Io { path: manifest_path.clone(), source })?;
+        let manifest = Manifest::from_json(&text, &manifest_path)?;
+        let contents = read_verified(dir, &manifest)?;
+        if let Some(engine) = engine_features {
+            check_features(&manifest.features, engine)?;
+        }
+        let models = manifest
+            .models
+            .iter()
+            .map(|entry| load_model(entry, &manifest.features, &contents[&entry.file]))
+            .collect::<Result<_, _>>()?;
+        Ok(Bundle { dir: dir.to_owned(), manifest, models })
+    }
+
+    /// The bundle folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The feature row the engine supplies, in order.
+    pub fn features(&self) -> &[String] {
+        &self.manifest.features
+    }
+
+    /// The loaded models, in manifest order.
+    pub fn models(&self) -> &[BundleModel] {
+        &self.models
+    }
+
+    /// The model named `name`.
+    ///
+    /// # Errors
+    /// `UnknownModel` listing the bundle's models.
+    pub fn model_mut(&mut self, name: &str) -> Result<&mut BundleModel, InferError> {
+        let available = self.models.iter().map(|m| m.entry.name.as_str()).collect::<Vec<_>>().join(", ");
+        self.models
+            .iter_mut()
+            .find(|m| m.entry.name == name)
+            .ok_or_else(|| InferError::UnknownModel { name: name.to_owned(), available })
+    }
+
+    /// Resets model `name` and streams `rows` (row-major, each one value per bundle feature) through it; returns
+    /// the decisions row-major (`rows x outputs`), NaN rows while a sequence model is not ready.
+    ///
+    /// # Errors
+    /// `UnknownModel`; `Shape` when `rows` is not a whole number of bundle rows; as [`Policy::decide`].
+    pub fn stream(&mut self, name: &str, rows: &[f64]) -> Result<Vec<f64>, InferError> {
+        let width = self.check_rows(rows)?;
+        let model = self.model_mut(name)?;
+        model.policy.reset();
+        let mut out = Vec::with_capacity(rows.len() / width.max(1) * model.policy.outputs());
+        for row in rows.chunks_exact(width) {
+            out.extend(model.decide(row)?);
+        }
+        model.policy.reset();
+        Ok(out)
+    }
+
+    /// Resets model `name`, streams `rows` through it and returns the wall time of each decision in nanoseconds
+    /// (the latency benchmark; the first `window - 1` rows of a sequence model only fill the window).
+    ///
+    /// # Errors
+    /// As [`Bundle::stream`].
+    pub fn time_decisions(&mut self, name: &str, rows: &[f64]) -> Result<Vec<f64>, InferError> {
+        let width = self.check_rows(rows)?;
+        let model = self.model_mut(name)?;
+        model.policy.reset();
+        let mut times = Vec::with_capacity(rows.len() / width.max(1));
+        for row in rows.chunks_exact(width) {
+            let start = Instant::now();
+            std::hint::black_box(model.decide(std::hint::black_box(row))?);
+            times.push(start.elapsed().as_nanos() as f64);
+        }
+        model.policy.reset();
+        Ok(times)
+    }
+
+    fn check_rows(&self, rows: &[f64]) -> Result<usize, InferError> {
+        let width = self.manifest.features.len();
+        if width == 0 || !rows.len().is_multiple_of(width) {
+            return Err(InferError::Shape(format!(
+                "{} values are not whole rows of the bundle's {width} features",
+                rows.len()
+            )));
+        }
+        Ok(width)
+    }
+
+    /// Runs sample rows through every model (deterministic values in [-1, 1], `window + 3` rows) and checks each
+    /// ready decision has the declared number of finite values; every model is reset afterwards.
+    ///
+    /// # Errors
+    /// `Model` naming the model and row with a wrong-sized or non-finite decision; as [`Policy::decide`].
+    pub fn check(&mut self) -> Result<CheckReport, InferError> {
+        let width = self.manifest.features.len();
+        let mut checks = Vec::with_capacity(self.models.len());
+        for model in &mut self.models {
+            model.policy.reset();
+            let rows = model.entry.window + 3;
+            let mut last_output = Vec::new();
+            for t in 0..rows {
+                let row: Vec<f64> = (0..width).map(|j| ((t * 7 + j * 3) % 11) as f64 / 5.0 - 1.0).collect();
+                let output = model.decide(&row)?;
+                let name = &model.entry.name;
+                if output.len() != model.policy.outputs() {
+                    return Err(InferError::Model {
+                        model: name.clone(),
+                        message: format!(
+                            "sample row {t}: {} outputs, declared {}",
+                            output.len(),
+                            model.policy.outputs()
+                        ),
+                    });
+                }
+                if model.policy.ready() && !output.iter().all(|v| v.is_finite()) {
+                    return Err(InferError::Model {
+                        model: name.clone(),
+                        message: format!("sample row {t}: non-finite output {output:?}"),
+                    });
+                }
+                last_output = output;
+            }
+            model.policy.reset();
+            checks.push(ModelCheck {
+                name: model.entry.name.clone(),
+                kind: model.entry.kind,
+                file: model.entry.file.clone(),
+                features: model.entry.features.len(),
+                window: model.entry.window,
+                outputs: model.policy.outputs(),
+                rows,
+                last_output,
+            });
+        }
+        Ok(CheckReport {
+            dir: self.dir.clone(),
+            symbol: self.manifest.symbol.clone(),
+            slot: self.manifest.slot.clone(),
+            version: self.manifest.version,
+            features: self.manifest.features.clone(),
+            files: self.manifest.files.clone(),
+            models: checks,
+        })
+    }
+}
+
+/// Reads every listed file once, checking its hash, and refuses files the manifest does not list.
+fn read_verified(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Vec<u8>>, InferError> {
+    let mut contents = BTreeMap::new();
+    for (file, expected) in &manifest.files {
+        let path = dir.join(file);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(InferError::MissingFile { dir: dir.to_owned(), file: file.clone() });
+            }
+            Err(source) => return Err(InferError::Io { path, source }),
+        };
+        let found = sha256_hex(&bytes);
+        if &found != expected {
+            return Err(InferError::Hash {
+                dir: dir.to_owned(),
+                file: file.clone(),
+                expected: expected.clone(),
+                found,
+            });
+        }
+        contents.insert(file.clone(), bytes);
+    }
+    let listing = std::fs::read_dir(dir).map_err(|source| InferError::Io { path: dir.to_owned(), source })?;
+    let mut present = BTreeSet::new();
+    for entry in listing {
+        let entry = entry.map_err(|source| InferError::Io { path: dir.to_owned(), source })?;
+        present.insert(entry.file_name().to_string_lossy().into_owned());
+    }
+    if let Some(extra) = present.iter().find(|name| *name != MANIFEST && !manifest.files.contains_key(*name)) {
+        return Err(InferError::ExtraFile { dir: dir.to_owned(), file: extra.clone() });
+    }
+    Ok(contents)
+}
+
+fn load_model(entry: &ModelEntry, bundle_features: &[String], bytes: &[u8]) -> Result<BundleModel, InferError> {
+    let name = &entry.name;
+    let model_error = |message: String| InferError::Model { model: name.clone(), message };
+    let policy: Box<dyn Policy> = match entry.kind {
+        ModelKind::Gp => {
+            let text =
+                std::str::from_utf8(bytes).map_err(|_| model_error(format!("{} is not UTF-8 text", entry.file)))?;
+            Box::new(GpPolicy::from_json(name, text, &entry.features, &Limits::default())?)
+        }
+        ModelKind::Onnx => {
+            let model = OnnxModel::from_bytes(name, bytes)?;
+            let (input, output) = (&entry.inputs[0], &entry.outputs[0]);
+            if model.input_name() != input.name || model.output_name() != output.name {
+                return Err(model_error(format!(
+                    "the manifest names input {:?} and output {:?}, the ONNX file has {:?} and {:?}",
+                    input.name,
+                    output.name,
+                    model.input_name(),
+                    model.output_name()
+                )));
+            }
+            if model.input_shape() != input.shape.as_slice() {
+                return Err(model_error(format!(
+                    "the manifest declares input shape {:?}, the ONNX file has {:?} (-1 = dynamic)",
+                    input.shape,
+                    model.input_shape()
+                )));
+            }
+            let policy = OnnxPolicy::new(model, entry.features.clone(), entry.window)?;
+            if output.shape.last().copied() != Some(policy.outputs() as i64) {
+                return Err(model_error(format!(
+                    "the manifest declares output shape {:?}, the ONNX file gives {} values per row",
+                    output.shape,
+                    policy.outputs()
+                )));
+            }
+            if !output.meaning.is_empty() && output.meaning.len() != policy.outputs() {
+                return Err(model_error(format!(
+                    "the manifest gives {} output meanings for {} outputs",
+                    output.meaning.len(),
+                    policy.outputs()
+                )));
+            }
+            Box::new(policy)
+        }
+    };
+    let columns = entry
+        .features
+        .iter()
+        .map(|f| bundle_features.iter().position(|b| b == f).expect("validated: model features are bundle features"))
+        .collect();
+    Ok(BundleModel { entry: entry.clone(), row: vec![0.0; entry.features.len()], policy, columns })
+}
+
+/// The JSON Schema of `manifest.json` (the committed copy is apexctl/schemas/bundle.schema.json).
+pub fn json_schema() -> Value {
+    let names = json!({"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": true});
+    let sha256 = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    let tensor = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "shape"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": -1},
+                      "description": "-1 marks a dynamic axis (the batch)"},
+            "meaning": {"type": "array", "items": {"type": "string"},
+                        "description": "what each value of the last axis means"}
+        }
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://apexctl.dev/schemas/bundle.schema.json",
+        "title": "apex.bundle manifest",
+        "description": "manifest.json of a model bundle written by `apexctl export` and loaded by the live engine",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["schema", "version", "symbol", "slot", "created_by", "features", "models", "files"],
+        "properties": {
+            "schema": {"const": SCHEMA},
+            "version": {"type": "integer", "minimum": 1, "maximum": VERSION},
+            "symbol": {"type": "string"},
+            "slot": {"type": "string"},
+            "created_by": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["command", "apexctl_version"],
+                "properties": {"command": {"type": "string"}, "apexctl_version": {"type": "string"}}
+            },
+            "features": names,
+            "models": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/model"}},
+            "files": {"type": "object", "additionalProperties": sha256,
+                      "description": "SHA-256 of every file in the folder besides manifest.json"},
+            "training_data": {"type": "object", "additionalProperties": sha256}
+        },
+        "$defs": {
+            "tensor": tensor,
+            "model": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "kind", "file", "features"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "kind": {"enum": ["gp", "onnx"]},
+                    "file": {"type": "string", "minLength": 1},
+                    "features": names,
+                    "opset": {"type": "integer", "minimum": 1},
+                    "window": {"type": "integer", "minimum": 1, "default": 1},
+                    "inputs": {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
+                    "outputs": {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
+                    "info": {"type": "object", "description": "free-form provenance: scores, task, metrics"}
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,144 @@
+"""`apexctl export` end to end: evolve -> export -> --check, atomic publishing, and refusal of damaged bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from test_evolve import bars_with_signal
+
+from apexctl import _core
+from apexctl.errors import DataError, InputError, UsageError
+from apexctl.forge import io
+from apexctl.forge.export import ExportConfig, check, export
+from apexctl.forge.nets import ModelCard, build, save_model
+from apexctl.schemas import FEATURES
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """A 1-generation evolve on a small features table, two checkpoints, and the bundle `apexctl export` made."""
+    root = tmp_path_factory.mktemp("export")
+    frame = bars_with_signal(300, edge=0.003, seed=11)
+    features = root / "features.parquet"
+    io.write_table(frame, features, schema=FEATURES, producer="test")
+    run = root / "evolve"
+    run_cli("evolve", "--features", str(features), "-o", str(run), "--pop", "40", "--gens", "1", check=True)
+    torch.manual_seed(0)
+    maml = ModelCard(
+        "mlp",
+        {"inputs": 2, "hidden": [4], "outputs": 2},
+        ["noise_a", "sig"],
+        "maml",
+        outputs=["sign_logit", "size"],
+        training_data={"data/maml.parquet": "ab" * 32},
+    )
+    save_model(root / "maml.pt", build(maml), maml)
+    iel = ModelCard("gru", {"inputs": 2, "hidden": 3, "outputs": 2}, ["sig", "volume"], "iel", window=4)
+    save_model(root / "iel.pt", build(iel), iel)
+    out = root / "bundles" / "SYNUSDT" / "a"
+    result = run_cli(
+        "export",
+        "--hall-of-fame",
+        str(run / "hall_of_fame"),
+        "--maml",
+        str(root / "maml.pt"),
+        "--iel",
+        str(root / "iel.pt"),
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return {"root": root, "out": out, "features": features, "frame": frame, "run": run, "stderr": result.stderr}
+
+
+def test_export_writes_a_complete_manifest(exported):
+    out: Path = exported["out"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["schema"] == "apex.bundle"
+    assert manifest["version"] == 1
+    assert (manifest["symbol"], manifest["slot"]) == ("SYNUSDT", "a")
+    assert manifest["created_by"]["command"].startswith("apexctl export --hall-of-fame")
+    assert sorted(p.name for p in out.iterdir()) == ["iel.onnx", "maml.onnx", "manifest.json", "signal.gp.json"]
+    assert manifest["files"] == {
+        name: io.sha256_file(out / name) for name in ("iel.onnx", "maml.onnx", "signal.gp.json")
+    }
+    gp, maml, iel = manifest["models"]
+    assert (gp["kind"], maml["kind"], iel["kind"]) == ("gp", "onnx", "onnx")
+    assert maml["opset"] == iel["opset"] == 17
+    assert maml["inputs"] == [{"name": "features", "shape": [-1, 2]}]
+    assert maml["outputs"] == [{"name": "output", "shape": [-1, 2], "meaning": ["sign_logit", "size"]}]
+    assert iel["window"] == 4
+    assert iel["inputs"] == [{"name": "features", "shape": [-1, 4, 2]}]
+    assert manifest["features"][: len(gp["features"])] == gp["features"]
+    assert set(manifest["features"]) == {*gp["features"], "noise_a", "sig", "volume"}
+    assert manifest["training_data"][str(exported["features"])] == io.sha256_file(exported["features"])
+    assert manifest["training_data"]["data/maml.parquet"] == "ab" * 32
+    index = json.loads((exported["run"] / "hall_of_fame" / "index.json").read_text())
+    assert gp["info"]["held_out"]["pnl"] == index["entries"][0]["held_out"]["pnl"]
+    json.dumps(manifest, allow_nan=False)  # strict JSON: NaN scores (e.g. an unreached TTT) are written as null
+    assert not [p for p in out.parent.iterdir() if p.name != "a"], "no staging folder is left behind"
+    assert "verified by the Rust engine" in exported["stderr"].decode()
+
+
+def test_exported_gp_equals_the_streaming_evaluator_on_the_training_table(exported):
+    out: Path = exported["out"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    frame = exported["frame"]
+    rows = np.column_stack([frame[name].to_numpy() for name in manifest["features"]]).astype(np.float64)
+    got = _core.policy_run(str(out), "signal", rows)[:, 0]
+    gp_features = manifest["models"][0]["features"]
+    want = _core.gp_stream(
+        (exported["run"] / "hall_of_fame" / "001.json").read_text(),
+        gp_features,
+        [frame[name].to_numpy() for name in gp_features],
+    )
+    np.testing.assert_array_equal(got, want)
+
+
+def test_check_passes_then_fails_with_exit_2_naming_the_corrupted_file(exported, tmp_path):
+    out: Path = exported["out"]
+    ok = run_cli("export", "--check", str(out))
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert "maml.onnx" in ok.stderr.decode()
+    copy = tmp_path / "a"
+    copy.mkdir()
+    for path in out.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    damaged = bytearray((copy / "iel.onnx").read_bytes())
+    damaged[-3] ^= 0xFF
+    (copy / "iel.onnx").write_bytes(bytes(damaged))
+    bad = run_cli("export", "--check", str(copy))
+    assert bad.returncode == 2
+    assert '"iel.onnx" has SHA-256' in bad.stderr.decode()
+    order = json.loads((out / "manifest.json").read_text())["features"][::-1]
+    with pytest.raises(DataError, match="feature order: position 0"):
+        check(out, order)
+
+
+def test_existing_output_is_refused_unless_forced(exported):
+    out: Path = exported["out"]
+    hof = exported["run"] / "hall_of_fame"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(UsageError, match="exists and is not empty; pass --force"):
+        export(ExportConfig(output=out, hall_of_fame=hof, command="test"))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    result = export(ExportConfig(output=out, hall_of_fame=hof, rank=2, force=True, command="test"))
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "signal.gp.json"]
+    assert result.manifest["models"][0]["info"]["rank"] == 2
+    assert not [p for p in out.parent.iterdir() if p.name != "a"]
+
+
+def test_user_mistakes_are_one_line_errors(exported, tmp_path):
+    with pytest.raises(UsageError, match="nothing to export"):
+        export(ExportConfig(output=tmp_path / "x"))
+    with pytest.raises(UsageError, match="no entry of rank 999"):
+        export(ExportConfig(output=tmp_path / "x", hall_of_fame=exported["run"] / "hall_of_fame", rank=999))
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "failed exports leave no staging"
+    with pytest.raises(InputError, match=r"no manifest\.json"):
+        check(tmp_path)
