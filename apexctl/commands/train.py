@@ -91,7 +91,7 @@ def maml(
     Writes the meta-trained network (model.pt, for `apexctl export`) and a report of the held-out loss after
     0..k adaptation steps, for it and for the same network trained on the pooled tasks.
     """
-    from apexctl.forge.maml import MamlConfig, report_path, run
+    from apexctl.forge.maml import MamlConfig, prepare, report_path, train
 
     widths = tuple(int(w) for w in hidden.split(",") if w.strip())
     config = MamlConfig(
@@ -113,13 +113,14 @@ def maml(
         threads=threads,
         inputs=tuple(c.strip() for c in inputs.split(",") if c.strip()) if inputs else None,
     )
+    prepared = prepare(features, output, config)
     with progress(transient=True) as bar:
         task = bar.add_task("meta-training", total=2 * steps)
 
         def on_step(phase: str, step: int, loss: float) -> None:
             bar.update(task, advance=1, description=f"{phase} step {step + 1}/{steps}: loss {loss:.4f}")
 
-        report = run(features, output, config, command=_command_line(), on_step=on_step)
+        report = train(prepared, output, config, command=_command_line(), on_step=on_step)
     held = report["held_out"]
     meta_curve, base_curve = held["meta"]["loss"], held["baseline"]["loss"]
     err.print(

@@ -603,6 +603,26 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
+@dataclass
+class Prepared:
+    """A features file read and split into tasks, ready to train on."""
+
+    path: str
+    sha256: str
+    data: Dataset
+
+
+def prepare(features_path: str, output: str, config: MamlConfig) -> Prepared:
+    """Checks the settings, reads the features file and builds the tasks (every user mistake surfaces here)."""
+    config.validate()
+    if output == "-":
+        raise UsageError("-o must be a file path (model.pt); the report is written next to it")
+    table = read_table(features_path, FEATURES)
+    data = build_tasks(table.frame, table.source, config)
+    digest = table.sha256 or (sha256_file(features_path) if features_path != "-" else "")
+    return Prepared(features_path, digest, data)
+
+
 def run(
     features_path: str,
     output: str,
@@ -610,17 +630,24 @@ def run(
     command: str = "",
     on_step: Callable[[str, int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains from a features file, writes `output` (model.pt) and `output`.report.json; returns the report.
+    """Trains from a features file, writes `output` (model.pt) and `output`.report.json; returns the report."""
+    return train(prepare(features_path, output, config), output, config, command, on_step)
+
+
+def train(
+    prepared: Prepared,
+    output: str,
+    config: MamlConfig,
+    command: str = "",
+    on_step: Callable[[str, int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Meta-trains and trains the baseline on prepared tasks, writes the checkpoint and the report; returns it.
 
     `command` is the producing command line, recorded in the checkpoint and the report.
     """
-    config.validate()
-    if output == "-":
-        raise UsageError("-o must be a file path (model.pt); the report is written next to it")
     started = time.perf_counter()
     torch.set_num_threads(config.threads)
-    table = read_table(features_path, FEATURES)
-    data = build_tasks(table.frame, table.source, config)
+    data = prepared.data
     _seed_everything(config.seed)
     card = _card(config, data.features, standardize=True)
     net = build(card)
@@ -628,8 +655,7 @@ def run(
     net.norm.std.copy_(torch.tensor(data.std, dtype=torch.float32))
     result = compare(net, data.train, data.held_out, config, on_step)
     meta_loss_k, base_loss_k = result.meta_curve["loss"][-1], result.baseline_curve["loss"][-1]
-    digest = table.sha256 or (sha256_file(features_path) if features_path != "-" else "")
-    card.training_data = {features_path: digest}
+    card.training_data = {prepared.path: prepared.sha256}
     card.command = command
     card.metrics = {
         "heldout_loss_meta": meta_loss_k,
@@ -645,7 +671,7 @@ def run(
         "version": REPORT_VERSION,
         "producer": {"command": card.command, "version": __version__},
         "model": output,
-        "features_file": {"path": features_path, "sha256": digest},
+        "features_file": {"path": prepared.path, "sha256": prepared.sha256},
         "settings": {**asdict(config), "hidden": list(config.hidden)},
         "features": data.features,
         "dropped_features": data.dropped,
