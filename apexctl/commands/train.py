@@ -88,8 +88,8 @@ def maml(
 ) -> None:
     """Meta-train a sign/size return model with MAML over (symbol, time window) tasks; compare with a baseline.
 
-    Writes the meta-trained network (model.pt, for `apexctl export`) and a report of the held-out loss after
-    0..k adaptation steps, for it and for the same network trained on the pooled tasks.
+    Writes the meta-trained network (model.pt, for `apexctl export`) and OUTPUT.report.json.
+    The report gives the held-out loss after 0..k adaptation steps, meta-trained vs trained on the pooled tasks.
     """
     from apexctl.forge.maml import MamlConfig, prepare, report_path, train
 
