@@ -198,8 +198,8 @@ def test_build_tasks_shapes_purge_and_inputs():
     assert len(data.train) == 2 * 4
     assert len(data.held_out) == 2 * 2
     assert all(name.startswith(("SYM0USDT@", "SYM1USDT@")) for name in data.held_out.names)
-    labels = torch.cat([data.train.support_y[..., 0].flatten(), data.train.query_y[..., 0].flatten()])
-    assert set(labels.unique().tolist()) <= {0.0, 0.5, 1.0}
+    labels = np.concatenate([data.train.support_y[..., 0].ravel(), data.train.query_y[..., 0].ravel()])
+    assert set(np.unique(labels).tolist()) <= {0.0, 0.5, 1.0}
 
 
 def test_build_tasks_rejects_bad_tables():

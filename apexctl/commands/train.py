@@ -1,6 +1,6 @@
 """`apexctl train`: the group of neural-model trainers (`maml`, and `iel` beside it), each a thin Typer function.
 
-torch is imported inside each command (through its forge module) so the rest of the CLI starts without it.
+torch is imported inside each command, once its input is checked, so the rest of the CLI starts without it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from apexctl.console import err, progress, wrote
+from apexctl.errors import UsageError
+from apexctl.forge.maml_data import MamlConfig, prepare
 
 train_app = typer.Typer(
     help="Train the small neural models the live engine runs (checkpoints for `apexctl export`).",
@@ -42,7 +44,7 @@ def maml(
     hidden: Annotated[
         str,
         typer.Option(
-            "--hidden", help="Hidden widths, comma-separated: MLP layers (e.g. 32,32); GRU state size per layer."
+            "--hidden", help="Hidden widths, one layer per entry (e.g. 32,32); GRU layers must share one width."
         ),
     ] = "32,32",
     horizon: Annotated[
@@ -91,9 +93,10 @@ def maml(
     Writes the meta-trained network (model.pt, for `apexctl export`) and OUTPUT.report.json.
     The report gives the held-out loss after 0..k adaptation steps, meta-trained vs trained on the pooled tasks.
     """
-    from apexctl.forge.maml import MamlConfig, prepare, report_path, train
-
-    widths = tuple(int(w) for w in hidden.split(",") if w.strip())
+    try:
+        widths = tuple(int(w) for w in hidden.split(",") if w.strip())
+    except ValueError:
+        raise UsageError(f"--hidden takes comma-separated integers (e.g. 32,32), got {hidden!r}") from None
     config = MamlConfig(
         arch=arch,
         hidden=widths,
@@ -114,6 +117,8 @@ def maml(
         inputs=tuple(c.strip() for c in inputs.split(",") if c.strip()) if inputs else None,
     )
     prepared = prepare(features, output, config)
+    from apexctl.forge.maml import report_path, train  # torch: only once the input is known to be usable
+
     with progress(transient=True) as bar:
         task = bar.add_task("meta-training", total=2 * steps)
 
