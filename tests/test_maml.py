@@ -4,6 +4,7 @@ explicit autograd and finite differences, vmap against a loop, task building, an
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -27,6 +28,7 @@ from apexctl.forge.maml import (
     run,
 )
 from apexctl.forge.nets import ModelCard, build, load_model
+from apexctl.schemas.maml_report import MamlReport, maml_report_json_schema_text
 from apexctl.schemas.tables import FEATURES
 from tests.conftest import run_cli
 
@@ -261,6 +263,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
     assert net(torch.zeros(5, 3)).shape == (5, 2)
     report = json.loads((tmp_path / "out" / "model.pt.report.json").read_text())
     assert report["schema"] == "apex.maml_report"
+    MamlReport.model_validate(report)
     assert len(report["held_out"]["meta"]["loss"]) == len(report["held_out"]["baseline"]["loss"]) == 3
     assert report["tasks"]["held_out"] == 4
     assert report["settings"]["inner_steps"] == 2
@@ -274,3 +277,11 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
     assert str(bad) in stderr
     assert "close" in stderr
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_report_schema_file_is_current():
+    path = Path(__file__).parent.parent / "apexctl" / "schemas" / "maml_report.schema.json"
+    assert path.read_text() == maml_report_json_schema_text(), (
+        "apexctl/schemas/maml_report.schema.json is stale: run "
+        "`python -m apexctl.schemas.maml_report > apexctl/schemas/maml_report.schema.json`"
+    )

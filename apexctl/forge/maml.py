@@ -35,14 +35,13 @@ from apexctl import __version__
 from apexctl.forge.io import write_json
 from apexctl.forge.maml_data import ArrayTasks, MamlConfig, Prepared, build_tasks, prepare
 from apexctl.forge.nets import GRUNet, ModelCard, build, save_model
+from apexctl.schemas.maml_report import MAML_REPORT_SCHEMA, MAML_REPORT_VERSION, MamlReport
 
 __all__ = ["MamlConfig", "Prepared", "TaskSet", "build_tasks", "prepare", "run", "train"]
 
 Params = dict[str, torch.Tensor]
 
 OUTPUTS = ["sign_logit", "size"]
-REPORT_SCHEMA = "apex.maml_report"
-REPORT_VERSION = 1
 
 
 @dataclass
@@ -439,8 +438,8 @@ def train(
     }
     save_model(output, result.meta, card)
     report = {
-        "schema": REPORT_SCHEMA,
-        "version": REPORT_VERSION,
+        "schema": MAML_REPORT_SCHEMA,
+        "version": MAML_REPORT_VERSION,
         "producer": {"command": card.command, "version": __version__},
         "model": output,
         "features_file": {"path": prepared.path, "sha256": prepared.sha256},
@@ -470,6 +469,7 @@ def train(
         },
         "seconds": round(time.perf_counter() - started, 3),
     }
+    MamlReport.model_validate(report)  # the committed JSON Schema describes exactly what is written
     write_json(report, report_path(output))
     return report
 
