@@ -55,7 +55,7 @@ def regime_tasks(tasks: int, rows: int, seed: int, window: int = 1, inputs: int 
 @pytest.mark.parametrize("order", [1, 2])
 def test_meta_training_beats_pooled_baseline_after_k_steps(order):
     config = MamlConfig(
-        hidden=(16, 16), steps=60, tasks_per_batch=8, inner_steps=3, inner_lr=0.5, meta_lr=1e-2, order=order, seed=0
+        hidden=(16, 16), steps=40, tasks_per_batch=8, inner_steps=3, inner_lr=0.5, meta_lr=1e-2, order=order, seed=0
     )
     torch.manual_seed(0)
     net = new_net(config, inputs=4, standardize=False)
