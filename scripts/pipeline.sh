@@ -30,6 +30,10 @@ rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns 
 "$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --pop "${APEX_POP:-2000}" --gens "${APEX_GENS:-5}" \
     --seed "$seed" -o "$out/evolve"
 
+step "train maml: sign/size return model meta-trained over (symbol, 20-bar window) tasks, vs a pooled baseline"
+"$apexctl" train maml --features "$out/features/bars_1m.parquet" --task-bars 20 --steps "${APEX_MAML_STEPS:-100}" \
+    --hidden 16,16 --seed "$seed" -o "$out/maml/model.pt"
+
 step "export: the best tree (and the trained networks, when present) as a bundle verified by the Rust engine"
 nets=()
 [ -f "$out/maml/model.pt" ] && nets+=(--maml "$out/maml/model.pt")

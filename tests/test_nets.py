@@ -46,3 +46,22 @@ def test_foreign_and_newer_files_are_schema_errors(tmp_path):
     save_model(wrong, build(ModelCard("mlp", {"inputs": 4, "hidden": [8], "outputs": 2}, list("abcd"), "maml")), card)
     with pytest.raises(SchemaError, match="does not match"):
         load_model(wrong)
+
+
+@pytest.mark.parametrize(
+    ("arch", "config", "shape"), [("mlp", {"hidden": [4]}, (5, 3)), ("gru", {"hidden": 4}, (5, 2, 3))]
+)
+def test_standardize_buffers_travel_in_the_checkpoint(tmp_path, arch, config, shape):
+    card = ModelCard(arch, {"inputs": 3, "outputs": 2, "standardize": True, **config}, ["a", "b", "c"], "maml")
+    torch.manual_seed(1)
+    net = build(card)
+    net.norm.mean.copy_(torch.tensor([10.0, -1.0, 0.0]))
+    net.norm.std.copy_(torch.tensor([2.0, 0.1, 5.0]))
+    save_model(tmp_path / "model.pt", net, card)
+    loaded, _ = load_model(tmp_path / "model.pt")
+    x = torch.randn(*shape) * 3 + 5
+    assert torch.equal(loaded.norm.mean, net.norm.mean)
+    assert torch.equal(loaded(x), net(x))
+    plain = build(ModelCard(arch, {"inputs": 3, "outputs": 2, **config}, ["a", "b", "c"], "maml"))
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("norm.")})
+    torch.testing.assert_close(plain((x - net.norm.mean) / net.norm.std), net(x))

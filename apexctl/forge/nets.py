@@ -22,11 +22,34 @@ SCHEMA = "apex.torch_model"
 VERSION = 1
 
 
-class MLP(nn.Module):
-    """Feed-forward network over one feature row: input `[batch, inputs]`, output `[batch, outputs]`."""
+class Standardize(nn.Module):
+    """(x - mean) / std over the last axis, with mean and std as buffers so they travel in the checkpoint and ONNX."""
 
-    def __init__(self, inputs: int, hidden: list[int], outputs: int, activation: str = "tanh") -> None:
+    def __init__(self, inputs: int) -> None:
         super().__init__()
+        self.register_buffer("mean", torch.zeros(inputs))
+        self.register_buffer("std", torch.ones(inputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def _input_layer(inputs: int, standardize: bool) -> nn.Module:
+    # Identity holds no state, so checkpoints of nets without standardization keep their state dict keys.
+    return Standardize(inputs) if standardize else nn.Identity()
+
+
+class MLP(nn.Module):
+    """Feed-forward network over one feature row: input `[batch, inputs]`, output `[batch, outputs]`.
+
+    With `standardize`, the raw feature row is standardized first by the `norm` buffers (fitted by the trainer).
+    """
+
+    def __init__(
+        self, inputs: int, hidden: list[int], outputs: int, activation: str = "tanh", standardize: bool = False
+    ) -> None:
+        super().__init__()
+        self.norm = _input_layer(inputs, standardize)
         act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
         layers: list[nn.Module] = []
         width = inputs
@@ -37,19 +60,23 @@ class MLP(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(self.norm(x))
 
 
 class GRUNet(nn.Module):
-    """GRU over a window of rows: input `[batch, window, inputs]`, output `[batch, outputs]` from the last step."""
+    """GRU over a window of rows: input `[batch, window, inputs]`, output `[batch, outputs]` from the last step.
 
-    def __init__(self, inputs: int, hidden: int, outputs: int, layers: int = 1) -> None:
+    With `standardize`, every row of the window is standardized first by the `norm` buffers (fitted by the trainer).
+    """
+
+    def __init__(self, inputs: int, hidden: int, outputs: int, layers: int = 1, standardize: bool = False) -> None:
         super().__init__()
+        self.norm = _input_layer(inputs, standardize)
         self.gru = nn.GRU(inputs, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(x)
+        out, _ = self.gru(self.norm(x))
         return self.head(out[:, -1, :])
 
 

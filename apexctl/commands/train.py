@@ -1,0 +1,137 @@
+"""`apexctl train`: the group of neural-model trainers (`maml`, and `iel` beside it), each a thin Typer function.
+
+torch is imported inside each command, once its input is checked, so the rest of the CLI starts without it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Annotated
+
+import typer
+
+from apexctl.console import err, progress, wrote
+from apexctl.errors import UsageError
+from apexctl.forge.maml_data import MamlConfig, prepare
+
+train_app = typer.Typer(
+    help="Train the small neural models the live engine runs (checkpoints for `apexctl export`).",
+    no_args_is_help=True,
+)
+
+
+def _command_line() -> str:
+    return shlex.join(["apexctl", *sys.argv[1:]])
+
+
+@train_app.command("maml")
+def maml(
+    features: Annotated[
+        str,
+        typer.Option("--features", help="Bar-grain 'features' table (apexctl features ... --grain 1m); '-' = stdin."),
+    ],
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="Output checkpoint (model.pt); the report goes to OUTPUT.report.json."),
+    ],
+    arch: Annotated[
+        str, typer.Option("--arch", help="mlp (over the current feature row) or gru (over a window of rows).")
+    ] = "mlp",
+    window: Annotated[
+        int | None, typer.Option("--window", help="Rows per GRU input (default 16); the MLP always reads 1 row.")
+    ] = None,
+    hidden: Annotated[
+        str,
+        typer.Option(
+            "--hidden", help="Hidden widths, one layer per entry (e.g. 32,32); GRU layers must share one width."
+        ),
+    ] = "32,32",
+    horizon: Annotated[
+        int, typer.Option("--horizon", help="Bars ahead of the predicted return log(close[t+h]/close[t]).")
+    ] = 5,
+    task_bars: Annotated[
+        int, typer.Option("--task-bars", help="Consecutive bars per task (one symbol, one time window).")
+    ] = 60,
+    support: Annotated[
+        float, typer.Option("--support", help="Share of a task's bars (the first) in its support set.")
+    ] = 0.5,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Share of each symbol's tasks (the latest) held out for evaluation.")
+    ] = 0.25,
+    tasks_per_batch: Annotated[int, typer.Option("--tasks-per-batch", help="Tasks per meta-step.")] = 8,
+    inner_steps: Annotated[
+        int, typer.Option("--inner-steps", help="k: SGD steps on a task's support set (training and evaluation).")
+    ] = 3,
+    inner_lr: Annotated[float, typer.Option("--inner-lr", help="Learning rate of the inner SGD steps.")] = 0.1,
+    meta_lr: Annotated[
+        float, typer.Option("--meta-lr", help="Adam learning rate of the outer loop (and of the baseline).")
+    ] = 1e-3,
+    steps: Annotated[int, typer.Option("--steps", help="Meta-steps (the baseline gets the same number).")] = 300,
+    order: Annotated[
+        int,
+        typer.Option("--order", help="2 = differentiate through the inner steps; 1 = first-order MAML (cheaper)."),
+    ] = 2,
+    size_weight: Annotated[
+        float, typer.Option("--size-weight", help="Weight of the size (Huber) loss next to the sign (BCE) loss.")
+    ] = 1.0,
+    inputs: Annotated[
+        str | None,
+        typer.Option(
+            "--inputs",
+            help="Comma-separated input columns (default: every numeric column but ts and price levels: "
+            "open/high/low/close, close_<h>, vmd_<k>).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the initial weights and the task batches.")] = 0,
+    threads: Annotated[
+        int, typer.Option("--threads", help="torch CPU threads (results are reproducible for a given count).")
+    ] = 1,
+) -> None:
+    """Meta-train a sign/size return model with MAML over (symbol, time window) tasks; compare with a baseline.
+
+    Writes the meta-trained network (model.pt, for `apexctl export`) and OUTPUT.report.json.
+    The report gives the held-out loss after 0..k adaptation steps, meta-trained vs trained on the pooled tasks.
+    """
+    try:
+        widths = tuple(int(w) for w in hidden.split(",") if w.strip())
+    except ValueError:
+        raise UsageError(f"--hidden takes comma-separated integers (e.g. 32,32), got {hidden!r}") from None
+    config = MamlConfig(
+        arch=arch,
+        hidden=widths,
+        window=window if window is not None else (16 if arch == "gru" else 1),
+        horizon=horizon,
+        task_bars=task_bars,
+        support_fraction=support,
+        holdout=holdout,
+        tasks_per_batch=tasks_per_batch,
+        inner_steps=inner_steps,
+        inner_lr=inner_lr,
+        meta_lr=meta_lr,
+        steps=steps,
+        order=order,
+        size_weight=size_weight,
+        seed=seed,
+        threads=threads,
+        inputs=tuple(c.strip() for c in inputs.split(",") if c.strip()) if inputs else None,
+    )
+    prepared = prepare(features, output, config)
+    from apexctl.forge.maml import report_path, train  # torch: only once the input is known to be usable
+
+    with progress(transient=True) as bar:
+        task = bar.add_task("meta-training", total=2 * steps)
+
+        def on_step(phase: str, step: int, loss: float) -> None:
+            bar.update(task, advance=1, description=f"{phase} step {step + 1}/{steps}: loss {loss:.4f}")
+
+        report = train(prepared, output, config, command=_command_line(), on_step=on_step)
+    held = report["held_out"]
+    meta_curve, base_curve = held["meta"]["loss"], held["baseline"]["loss"]
+    err.print(
+        f"held-out loss after {inner_steps} steps: meta {meta_curve[-1]:.4f}, baseline {base_curve[-1]:.4f} "
+        f"({report['tasks']['held_out']} tasks; before adaptation: meta {meta_curve[0]:.4f}, "
+        f"baseline {base_curve[0]:.4f})"
+    )
+    wrote(output, f"MAML {arch} model over {len(report['features'])} features")
+    wrote(report_path(output), "training report")
