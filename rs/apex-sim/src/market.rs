@@ -418,6 +418,51 @@ impl Market {
         self.out
     }
 
+    /// The matching engine as it is now.
+    pub(crate) fn engine(&self) -> &MatchingEngine {
+        &self.engine
+    }
+
+    /// Simulated time reached by the last `advance_until`.
+    pub(crate) fn now_us(&self) -> i64 {
+        self.now_us
+    }
+
+    /// The strategy slot's fills so far (always recorded, whatever `record_all_fills` says).
+    pub(crate) fn strategy_fills(&self) -> &FillRows {
+        &self.out.fills
+    }
+
+    /// The latest volatility estimate of the mid (basis points per sqrt(minute)), once enough samples exist.
+    pub(crate) fn recent_vol_bps(&self) -> Option<f64> {
+        self.vols.last().copied().flatten()
+    }
+
+    /// The mid in quote units (the last known mid while a side of the book is empty).
+    pub(crate) fn mid_price(&self) -> f64 {
+        self.current_mid_price()
+    }
+
+    /// An order of the strategy account reaching the engine now (the caller has applied the latency); its events
+    /// are booked like everyone else's.
+    pub(crate) fn submit_strategy_order(&mut self, order: &NewOrder) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.engine.submit(self.now_us, order, &mut events);
+        self.absorb(self.now_us, &events, None);
+        self.events = events;
+    }
+
+    /// Cancels every resting order of the strategy account now.
+    pub(crate) fn cancel_strategy_orders(&mut self) {
+        self.submit(self.now_us, STRATEGY_ACCOUNT, Intent::CancelAll, None);
+    }
+
+    /// The strategy account's resting orders as (order id, price in ticks, open lots).
+    pub(crate) fn strategy_orders(&self) -> Vec<(u64, i64, i64)> {
+        self.own_orders.get(&STRATEGY_ACCOUNT).map_or_else(Vec::new, |o| o.iter().map(|o| (o.id, o.price, o.qty)).collect())
+    }
+
     /// A market opens with resting liquidity: a few levels each side from noise traders around the start price.
     fn seed_book(&mut self) {
         let start = self.fair_value[0].round() as i64;
