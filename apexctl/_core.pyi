@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension apexctl._core (checked against the built module by mypy stubtest)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -202,3 +202,34 @@ def gp_stream(
 ) -> npt.NDArray[np.float64]: ...
 def gp_validate(tree_json: str, names: list[str], max_depth: int = 17, max_nodes: int = 4096) -> str: ...
 def gp_tree_schema() -> str: ...
+
+@final
+class ExecEnv:
+    """`n_envs` IEL execution environments of one market and parent order, stepped in parallel."""
+
+    def __new__(
+        cls,
+        symbol: str = "BTCUSDT",
+        n_envs: int = 1,
+        *,
+        dsg_json: str | None = None,
+        side: str = "buy",
+        size_lots: int = 50,
+        horizon_s: float = 60.0,
+        interval_s: float = 5.0,
+        warmup_s: float = 15.0,
+        latency_ms: float = 20.0,
+        parallel: bool = True,
+    ) -> ExecEnv: ...
+    def reset(self, seeds: list[int]) -> npt.NDArray[np.float64]: ...
+    def step(
+        self, actions: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_], dict[str, Any]]: ...
+    @property
+    def observation_names(self) -> list[str]: ...
+    @property
+    def action_names(self) -> list[str]: ...
+    @property
+    def n_envs(self) -> int: ...
+    @property
+    def steps(self) -> int: ...

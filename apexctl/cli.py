@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import causal, evolve, features, fetch, simulate
+from apexctl.commands import causal, evolve, features, fetch, simulate, train
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -29,6 +29,7 @@ app.command("features")(features.features)
 app.command("causal")(causal.causal)
 app.command("evolve")(evolve.evolve_command)
 app.command("simulate")(simulate.simulate)
+app.add_typer(train.train_app)
 
 
 def _version(value: bool) -> None:

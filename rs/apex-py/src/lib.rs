@@ -4,6 +4,7 @@ mod backtest;
 mod book;
 mod bybit;
 mod errors;
+mod execution;
 mod features;
 mod gp;
 mod sim;
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     features::register(m)?;
     gp::register(m)?;
     sim::register(m)?;
+    execution::register(m)?;
     vmd::register(m)?;
     bybit::register(m)?;
     Ok(())

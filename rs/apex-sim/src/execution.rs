@@ -33,7 +33,7 @@ pub const OBSERVATION_NAMES: [&str; OBSERVATION_LEN] = [
     "remaining_frac",
     "time_left_frac",
     "behind_schedule",
-    "log_spread_ticks",
+    "spread_10bps",
     "l1_imbalance_signed",
     "mid_move_10bps_signed",
     "resting_child",
@@ -92,10 +92,10 @@ pub struct ExecConfig {
 }
 
 impl ExecConfig {
-    /// A parent order with a 30 s warm-up and 20 ms latency.
+    /// A parent order with a 15 s warm-up and 20 ms latency.
     #[must_use]
     pub fn new(side: Side, size_lots: i64, horizon_s: f64, interval_s: f64) -> ExecConfig {
-        ExecConfig { side, size_lots, horizon_s, interval_s, warmup_s: 30.0, latency_ms: 20.0 }
+        ExecConfig { side, size_lots, horizon_s, interval_s, warmup_s: 15.0, latency_ms: 20.0 }
     }
 
     /// Decisions per episode.
@@ -251,7 +251,8 @@ impl ExecEnv {
                     let keep = resting.len() == 1 && resting[0].1 * market.engine().spec().tick == price;
                     if !keep {
                         market.cancel_strategy_orders();
-                        let order = NewOrder::limit(STRATEGY_ACCOUNT, side, price, remaining * lot, TimeInForce::PostOnly);
+                        let order =
+                            NewOrder::limit(STRATEGY_ACCOUNT, side, price, remaining * lot, TimeInForce::PostOnly);
                         market.submit_strategy_order(&order);
                     }
                 }
@@ -337,15 +338,15 @@ impl ExecEnv {
     fn observe(&self) -> Observation {
         let market = self.market.as_ref().expect("observed after reset");
         let engine = market.engine();
-        let tick = engine.spec().tick;
         let sign = f64::from(self.config.side.sign());
         let steps = self.config.steps();
         let remaining = self.info.remaining_lots;
         let remaining_frac = remaining as f64 / self.config.size_lots as f64;
         let time_left_frac = (steps - self.info.step) as f64 / steps as f64;
         let (bid, ask) = (engine.best_bid(), engine.best_ask());
-        let log_spread = match (bid, ask) {
-            (Some(b), Some(a)) => (((a.price - b.price) / tick).max(1) as f64).ln().min(5.0),
+        let mid = market.mid_price();
+        let spread = match (bid, ask) {
+            (Some(b), Some(a)) => (engine.spec().price_to_f64(a.price - b.price) / mid * 1e4 / 10.0).min(5.0),
             _ => 5.0,
         };
         let imbalance = match (bid, ask) {
@@ -353,7 +354,7 @@ impl ExecEnv {
             _ => 0.0,
         };
         let arrival = self.info.arrival_mid;
-        let mid_move = ((market.mid_price() - arrival) / arrival * 1e4 * sign / 10.0).clamp(-5.0, 5.0);
+        let mid_move = ((mid - arrival) / arrival * 1e4 * sign / 10.0).clamp(-5.0, 5.0);
         let resting = f64::from(u8::from(!market.strategy_orders().is_empty()));
         let vol = (market.recent_vol_bps().unwrap_or(0.0) / 10.0).clamp(0.0, 5.0);
         let opposite = if self.config.side == Side::Buy { ask } else { bid };
@@ -363,7 +364,7 @@ impl ExecEnv {
             remaining_frac,
             time_left_frac,
             remaining_frac - time_left_frac,
-            log_spread,
+            spread,
             imbalance,
             mid_move,
             resting,
@@ -484,7 +485,10 @@ impl ExecBatch {
             .iter()
             .map(|&a| {
                 Action::from_index(a).ok_or_else(|| {
-                    SimError::Config(format!("unknown action {a}; actions are 0..{}: {ACTION_NAMES:?}", ACTION_NAMES.len()))
+                    SimError::Config(format!(
+                        "unknown action {a}; actions are 0..{}: {ACTION_NAMES:?}",
+                        ACTION_NAMES.len()
+                    ))
                 })
             })
             .collect::<Result<Vec<Action>, SimError>>()?;

@@ -460,7 +460,9 @@ impl Market {
 
     /// The strategy account's resting orders as (order id, price in ticks, open lots).
     pub(crate) fn strategy_orders(&self) -> Vec<(u64, i64, i64)> {
-        self.own_orders.get(&STRATEGY_ACCOUNT).map_or_else(Vec::new, |o| o.iter().map(|o| (o.id, o.price, o.qty)).collect())
+        self.own_orders
+            .get(&STRATEGY_ACCOUNT)
+            .map_or_else(Vec::new, |o| o.iter().map(|o| (o.id, o.price, o.qty)).collect())
     }
 
     /// A market opens with resting liquidity: a few levels each side from noise traders around the start price.
