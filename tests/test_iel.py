@@ -114,7 +114,7 @@ def test_cli_writes_a_loadable_model_and_report(tmp_path) -> None:
     assert card.outputs == ["aggressive", "passive_touch", "passive_inside", "wait"]
     assert net(torch.zeros(3, len(card.features))).shape == (3, 4)
     report = json.loads((tmp_path / "iel" / "model.report.json").read_text())
-    assert set(report["policies"]) == {"iel", "always_aggressive", "always_passive"}
+    assert set(report["policies"]) == {"iel", "always_aggressive", "always_passive", "always_passive_inside"}
     assert report["settings"]["size_lots"] == 300
     assert "train iel" in card.command
 

@@ -31,6 +31,9 @@ from apexctl.forge.sim import INSTRUMENTS
 #: Evaluation seeds start here, far from the training seeds (which count up from seed × 1_000_003).
 HELD_OUT_OFFSET = 7_000_000_000_000
 BASELINES = {"always_aggressive": 0, "always_passive": 1}
+#: Evaluated and reported beside the baselines, not part of the comparison the issue asks for: the best constant
+#: tactic here, so a reader sees how much of the IEL's gain a fixed rule already gets.
+REFERENCES = {"always_passive_inside": 2}
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ def train(config: IelConfig, on_iteration: Callable[[int, int, float], None] | N
     seeds = held_out_seeds(config)
     results = {
         "iel": evaluate(eval_env, greedy(policy), seeds),
-        **{name: evaluate(eval_env, constant(action), seeds) for name, action in BASELINES.items()},
+        **{name: evaluate(eval_env, constant(action), seeds) for name, action in {**BASELINES, **REFERENCES}.items()},
     }
     report = evaluation_report(results, actions)
     report["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}

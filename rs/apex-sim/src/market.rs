@@ -935,3 +935,32 @@ fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &m
     }
     path
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::preset;
+    use crate::strategy::MovingAverageCrossover;
+
+    #[test]
+    fn advancing_in_pieces_equals_one_run() {
+        let (spec, start) = preset("BTCUSDT").unwrap();
+        let mut config = SimConfig::new(spec, start, 3);
+        config.horizon_s = 240.0;
+        config.bar_s = 10;
+        let mut whole_strategy = MovingAverageCrossover { fast: 2, slow: 4 };
+        let whole = run(&Dsg::default(), &config, Some(&mut whole_strategy)).unwrap();
+        let mut pieces_strategy = MovingAverageCrossover { fast: 2, slow: 4 };
+        let mut market = Market::new(&Dsg::default(), &config).unwrap();
+        market.start(Some(pieces_strategy.name()));
+        let mut until = 0;
+        while until < market.horizon_us() {
+            until += 7_300_001;
+            assert!(market.advance_until(until, Some(&mut pieces_strategy)));
+            assert_eq!(market.now_us(), until.min(market.horizon_us()));
+        }
+        let pieces = market.finish();
+        assert!(whole.strategy.as_ref().is_some_and(|s| s.n_fills > 0), "the strategy traded");
+        assert_eq!(whole, pieces);
+    }
+}
