@@ -25,6 +25,9 @@ rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns 
 "$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --pop "${APEX_POP:-2000}" --gens "${APEX_GENS:-5}" \
     --seed "$seed" -o "$out/evolve"
 
+step "train iel: PPO execution policy for BTCUSDT parent orders in the simulator, vs always-aggressive/passive"
+"$apexctl" train iel --symbol BTCUSDT --episodes "${APEX_IEL_EPISODES:-1024}" --seed "$seed" -o "$out/models/iel/model.pt"
+
 step "simulate: a moving-average crossover trading \$200 inside the same market"
 "$apexctl" simulate --strategy ma_crossover --seed "$seed" --hours "$hours" -o "$out/simulate"
 

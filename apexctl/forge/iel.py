@@ -59,6 +59,8 @@ class IelConfig:
     entropy: float = 0.01
     #: Rewards are divided by this many bps so returns are O(1) for the value net.
     reward_scale_bps: float = 10.0
+    #: Also evaluate the REFERENCES policies (the report only; the comparison uses BASELINES).
+    references: bool = True
 
     def validate(self) -> None:
         if self.symbol not in INSTRUMENTS:
@@ -239,7 +241,10 @@ def train(config: IelConfig, on_iteration: Callable[[int, int, float], None] | N
     seeds = held_out_seeds(config)
     results = {
         "iel": evaluate(eval_env, greedy(policy), seeds),
-        **{name: evaluate(eval_env, constant(action), seeds) for name, action in {**BASELINES, **REFERENCES}.items()},
+        **{
+            name: evaluate(eval_env, constant(action), seeds)
+            for name, action in {**BASELINES, **(REFERENCES if config.references else {})}.items()
+        },
     }
     report = evaluation_report(results, actions)
     report["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
