@@ -32,7 +32,7 @@ fn observations<'py>(py: Python<'py>, rows: &[Observation]) -> Bound<'py, PyArra
 #[pymethods]
 impl ExecEnv {
     #[new]
-    #[pyo3(signature = (symbol="BTCUSDT", n_envs=1, *, dsg_json=None, side="buy", size_lots=50, horizon_s=60.0, interval_s=5.0, warmup_s=15.0, latency_ms=20.0, parallel=true))]
+    #[pyo3(signature = (symbol="BTCUSDT", n_envs=1, *, dsg_json=None, side="buy", size_lots=2000, horizon_s=30.0, interval_s=3.0, warmup_s=15.0, latency_ms=20.0, parallel=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
