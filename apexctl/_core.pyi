@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension apexctl._core (checked against the built module by mypy stubtest)."""
 
 import os
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -212,3 +212,34 @@ def policy_latency(
 ) -> npt.NDArray[np.float64]: ...
 def onnx_run(path: str | os.PathLike[str], inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 def bundle_schema() -> str: ...
+
+@final
+class ExecEnv:
+    """`n_envs` IEL execution environments of one market and parent order, stepped in parallel."""
+
+    def __new__(
+        cls,
+        symbol: str = "BTCUSDT",
+        n_envs: int = 1,
+        *,
+        dsg_json: str | None = None,
+        side: str = "buy",
+        size_lots: int = 2000,
+        horizon_s: float = 30.0,
+        interval_s: float = 3.0,
+        warmup_s: float = 15.0,
+        latency_ms: float = 20.0,
+        parallel: bool = True,
+    ) -> ExecEnv: ...
+    def reset(self, seeds: list[int]) -> npt.NDArray[np.float64]: ...
+    def step(
+        self, actions: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_], dict[str, Any]]: ...
+    @property
+    def observation_names(self) -> list[str]: ...
+    @property
+    def action_names(self) -> list[str]: ...
+    @property
+    def n_envs(self) -> int: ...
+    @property
+    def steps(self) -> int: ...

@@ -34,11 +34,12 @@ step "train maml: sign/size return model meta-trained over (symbol, 20-bar windo
 "$apexctl" train maml --features "$out/features/bars_1m.parquet" --task-bars 20 --steps "${APEX_MAML_STEPS:-100}" \
     --hidden 16,16 --seed "$seed" -o "$out/maml/model.pt"
 
-step "export: the best tree (and the trained networks, when present) as a bundle verified by the Rust engine"
-nets=()
-[ -f "$out/maml/model.pt" ] && nets+=(--maml "$out/maml/model.pt")
-[ -f "$out/iel/model.pt" ] && nets+=(--iel "$out/iel/model.pt")
-"$apexctl" export --hall-of-fame "$out/evolve/hall_of_fame" "${nets[@]}" -o "$out/bundles/BTCUSDT/a" --force
+step "train iel: PPO execution policy for BTCUSDT parent orders in the simulator, vs always-aggressive/passive"
+"$apexctl" train iel --dsg "$out/chimera/dsg.json" --symbol BTCUSDT --episodes "${APEX_IEL_EPISODES:-1024}" --seed "$seed" -o "$out/iel/model.pt"
+
+step "export: the best tree and both trained networks as a bundle verified by the Rust engine"
+"$apexctl" export --hall-of-fame "$out/evolve/hall_of_fame" --maml "$out/maml/model.pt" --iel "$out/iel/model.pt" \
+    -o "$out/bundles/BTCUSDT/a" --force
 "$apexctl" export --check "$out/bundles/BTCUSDT/a"
 
 step "simulate: a moving-average crossover trading \$200 inside the market chimera fitted"

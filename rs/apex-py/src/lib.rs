@@ -4,6 +4,7 @@ mod backtest;
 mod book;
 mod bybit;
 mod errors;
+mod execution;
 mod features;
 mod gp;
 mod infer;
@@ -22,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     gp::register(m)?;
     infer::register(m)?;
     sim::register(m)?;
+    execution::register(m)?;
     vmd::register(m)?;
     bybit::register(m)?;
     Ok(())

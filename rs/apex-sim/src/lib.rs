@@ -25,6 +25,7 @@
 pub mod agents;
 pub mod batch;
 pub mod dsg;
+pub mod execution;
 pub mod market;
 pub mod strategy;
 

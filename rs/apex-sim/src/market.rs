@@ -186,12 +186,18 @@ struct Pending {
 /// # Errors
 /// `SimError` for an invalid instrument spec or configuration.
 pub fn run(dsg: &Dsg, config: &SimConfig, strategy: Option<&mut dyn Strategy>) -> Result<SimOutput, SimError> {
-    Market::new(dsg, config)?.run(strategy)
+    let mut market = Market::new(dsg, config)?;
+    market.start(strategy.as_deref().map(Strategy::name));
+    let horizon_us = market.horizon_us();
+    market.advance_until(horizon_us, strategy);
+    Ok(market.finish())
 }
 
-struct Market<'a> {
-    dsg: &'a Dsg,
-    config: &'a SimConfig,
+/// The market's whole state between events, so a caller can advance it in time piece by piece (`run` is one
+/// `advance_until(horizon)`; the execution environment interleaves its own orders between advances).
+pub(crate) struct Market {
+    dsg: Dsg,
+    config: SimConfig,
     engine: MatchingEngine,
     publisher: BookPublisher,
     rng: Xoshiro256PlusPlus,
@@ -215,10 +221,16 @@ struct Market<'a> {
     bar: Option<Bar>,
     /// Traded quantity per account (index = account id).
     volume: Vec<f64>,
+    /// Accounting of the strategy slot while a strategy trades.
+    driver: Option<StrategyDriver>,
+    /// Events processed so far (the `max_events` cap counts these).
+    processed: u64,
+    /// Time of the last processed event, or the last `advance_until` target if later.
+    now_us: i64,
 }
 
-impl<'a> Market<'a> {
-    fn new(dsg: &'a Dsg, config: &'a SimConfig) -> Result<Market<'a>, SimError> {
+impl Market {
+    pub(crate) fn new(dsg: &Dsg, config: &SimConfig) -> Result<Market, SimError> {
         let engine = MatchingEngine::new(config.spec.clone())?;
         let publisher = BookPublisher::new(config.book_depth)?;
         if !(config.horizon_s.is_finite() && config.horizon_s > 0.0) {
@@ -271,8 +283,8 @@ impl<'a> Market<'a> {
 
         let lot = config.spec.lot.max(config.spec.min_qty);
         Ok(Market {
-            dsg,
-            config,
+            dsg: dsg.clone(),
+            config: config.clone(),
             engine,
             publisher,
             rng,
@@ -303,6 +315,9 @@ impl<'a> Market<'a> {
             },
             bar: None,
             volume: vec![0.0; next_account as usize],
+            driver: None,
+            processed: 0,
+            now_us: 0,
         })
     }
 
@@ -320,8 +335,14 @@ impl<'a> Market<'a> {
         Some(((gap_s * 1e6).ceil().min(1e15) as i64).max(1))
     }
 
-    fn run(mut self, mut strategy: Option<&mut dyn Strategy>) -> Result<SimOutput, SimError> {
-        let horizon_us = (self.config.horizon_s * 1e6) as i64;
+    /// Simulated time at which the run ends.
+    pub(crate) fn horizon_us(&self) -> i64 {
+        (self.config.horizon_s * 1e6) as i64
+    }
+
+    /// Opens the market at time 0: the seeded book and the first task of every population, the L2 stream and the
+    /// bar clock. `strategy_name` starts the strategy slot's accounting.
+    pub(crate) fn start(&mut self, strategy_name: Option<String>) {
         self.seed_book();
         for index in 0..self.groups.len() {
             let group = &self.groups[index];
@@ -336,18 +357,29 @@ impl<'a> Market<'a> {
         self.schedule(0, Task::Publish);
         let bar_us = self.config.bar_s * US_PER_S;
         self.schedule(bar_us, Task::BarClose);
+        self.driver = strategy_name.map(|name| StrategyDriver::new(name, &self.config));
+    }
 
-        let mut driver = strategy.as_ref().map(|s| StrategyDriver::new(s.name(), self.config));
-        let mut processed = 0u64;
-        while let Some(Reverse((ts, _, task))) = self.queue.pop() {
-            if ts > horizon_us {
+    /// Processes every event due at or before `until_us` (never past the horizon). Returns false once the event cap
+    /// is reached (the run is then truncated and stays where it stopped).
+    pub(crate) fn advance_until(&mut self, until_us: i64, mut strategy: Option<&mut dyn Strategy>) -> bool {
+        if self.out.truncated {
+            return false;
+        }
+        let until_us = until_us.min(self.horizon_us());
+        let bar_us = self.config.bar_s * US_PER_S;
+        let mut driver = self.driver.take();
+        while let Some(&Reverse((ts, _, task))) = self.queue.peek() {
+            if ts > until_us {
                 break;
             }
-            processed += 1;
-            if processed > self.config.max_events {
+            self.queue.pop();
+            self.processed += 1;
+            if self.processed > self.config.max_events {
                 self.out.truncated = true;
                 break;
             }
+            self.now_us = ts;
             match task {
                 Task::Wake(index) => self.wake(ts, index),
                 Task::Requote(account) => self.requote(ts, account),
@@ -370,11 +402,67 @@ impl<'a> Market<'a> {
                 }
             }
         }
-        self.out.events = processed;
+        self.driver = driver;
+        if !self.out.truncated {
+            self.now_us = self.now_us.max(until_us);
+        }
+        !self.out.truncated
+    }
+
+    /// Ends the run: per-population PnL and the strategy's report, marked to the last mid.
+    pub(crate) fn finish(mut self) -> SimOutput {
+        self.out.events = self.processed;
         let last_mid = self.current_mid_price();
         self.out.populations = self.population_pnl(last_mid);
-        self.out.strategy = driver.map(|d| d.finish(&self.engine, self.config, last_mid));
-        Ok(self.out)
+        self.out.strategy = self.driver.take().map(|d| d.finish(&self.engine, &self.config, last_mid));
+        self.out
+    }
+
+    /// The matching engine as it is now.
+    pub(crate) fn engine(&self) -> &MatchingEngine {
+        &self.engine
+    }
+
+    /// Simulated time reached by the last `advance_until`.
+    pub(crate) fn now_us(&self) -> i64 {
+        self.now_us
+    }
+
+    /// The strategy slot's fills so far (always recorded, whatever `record_all_fills` says).
+    pub(crate) fn strategy_fills(&self) -> &FillRows {
+        &self.out.fills
+    }
+
+    /// The latest volatility estimate of the mid (basis points per sqrt(minute)), once enough samples exist.
+    pub(crate) fn recent_vol_bps(&self) -> Option<f64> {
+        self.vols.last().copied().flatten()
+    }
+
+    /// The mid in quote units (the last known mid while a side of the book is empty).
+    pub(crate) fn mid_price(&self) -> f64 {
+        self.current_mid_price()
+    }
+
+    /// An order of the strategy account reaching the engine now (the caller has applied the latency); its events
+    /// are booked like everyone else's.
+    pub(crate) fn submit_strategy_order(&mut self, order: &NewOrder) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.engine.submit(self.now_us, order, &mut events);
+        self.absorb(self.now_us, &events, None);
+        self.events = events;
+    }
+
+    /// Cancels every resting order of the strategy account now.
+    pub(crate) fn cancel_strategy_orders(&mut self) {
+        self.submit(self.now_us, STRATEGY_ACCOUNT, Intent::CancelAll, None);
+    }
+
+    /// The strategy account's resting orders as (order id, price in ticks, open lots).
+    pub(crate) fn strategy_orders(&self) -> Vec<(u64, i64, i64)> {
+        self.own_orders
+            .get(&STRATEGY_ACCOUNT)
+            .map_or_else(Vec::new, |o| o.iter().map(|o| (o.id, o.price, o.qty)).collect())
     }
 
     /// A market opens with resting liquidity: a few levels each side from noise traders around the start price.
@@ -409,7 +497,7 @@ impl<'a> Market<'a> {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, population);
-            let dsg = self.dsg;
+            let dsg = &self.dsg;
             let rng = &mut self.rng;
             match population {
                 Population::Noise => agents::noise(dsg, &view, rng),
@@ -430,7 +518,7 @@ impl<'a> Market<'a> {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, Population::MarketMaker);
-            agents::market_maker(self.dsg, &view)
+            agents::market_maker(&self.dsg, &view)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -540,10 +628,10 @@ impl<'a> Market<'a> {
                         qty: qty / self.lot,
                     });
                 }
-                Event::Cancelled { order_id, account, .. } => self.forget(account, order_id),
+                Event::Cancelled { order_id, account, .. } => forget(&mut self.own_orders, account, order_id),
                 Event::Fill { order_id, account, side, price, qty, fee, liquidity, leaves_qty, ts_us, .. } => {
                     if leaves_qty == 0 {
-                        self.forget(account, order_id);
+                        forget(&mut self.own_orders, account, order_id);
                     }
                     if let Some(volume) = self.volume.get_mut(account as usize) {
                         *volume += spec.qty_to_f64(qty);
@@ -604,12 +692,6 @@ impl<'a> Market<'a> {
             (self.engine.best_bid().map(|l| l.price / self.tick), self.engine.best_ask().map(|l| l.price / self.tick));
         if self.top_history.last().is_none_or(|last| (last.1, last.2) != top) {
             self.top_history.push((ts, top.0, top.1));
-        }
-    }
-
-    fn forget(&mut self, account: AccountId, order_id: u64) {
-        if let Some(orders) = self.own_orders.get_mut(&account) {
-            orders.retain(|o| o.id != order_id);
         }
     }
 
@@ -682,8 +764,8 @@ impl<'a> Market<'a> {
     fn decide(&mut self, ts: i64, strategy: &mut dyn Strategy, driver: &mut StrategyDriver) {
         let latency_us = self.latency_of[&STRATEGY_ACCOUNT];
         let mid = self.current_mid_price();
-        let equity = driver.equity(&self.engine, self.config, mid);
-        driver.record(ts, equity, self.config);
+        let equity = driver.equity(&self.engine, &self.config, mid);
+        driver.record(ts, equity, &self.config);
         if driver.ruined {
             return;
         }
@@ -691,7 +773,7 @@ impl<'a> Market<'a> {
         // latency again is equivalent to deciding at ts + latency for a strategy that only looks at bars.
         // (`record` has flagged ruin at equity <= 0, so equity is positive here.)
         let position_lots = self.engine.account(STRATEGY_ACCOUNT).position / self.lot;
-        let capacity_lots = driver.capacity_lots(self.config, mid, self.lot);
+        let capacity_lots = driver.capacity_lots(&self.config, mid, self.lot);
         let position = if capacity_lots > 0 { position_lots as f64 / capacity_lots as f64 } else { 0.0 };
         let raw = strategy.target(&Context { bars: &self.out.bars, position, equity });
         let target = if raw.is_nan() { 0.0 } else { raw.clamp(-1.0, 1.0) };
@@ -803,6 +885,12 @@ impl StrategyDriver {
     }
 }
 
+fn forget(own_orders: &mut BTreeMap<AccountId, Vec<OwnOrder>>, account: AccountId, order_id: u64) {
+    if let Some(orders) = own_orders.get_mut(&account) {
+        orders.retain(|o| o.id != order_id);
+    }
+}
+
 /// Volatility of the sampled mid in basis points per sqrt(minute), from the last `VOL_WINDOW_SAMPLES` samples.
 fn realized_vol_bps(mids: &[f64]) -> Option<f64> {
     let window = &mids[mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..];
@@ -846,4 +934,33 @@ fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &m
         log_value += step;
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::preset;
+    use crate::strategy::MovingAverageCrossover;
+
+    #[test]
+    fn advancing_in_pieces_equals_one_run() {
+        let (spec, start) = preset("BTCUSDT").unwrap();
+        let mut config = SimConfig::new(spec, start, 3);
+        config.horizon_s = 240.0;
+        config.bar_s = 10;
+        let mut whole_strategy = MovingAverageCrossover { fast: 2, slow: 4 };
+        let whole = run(&Dsg::default(), &config, Some(&mut whole_strategy)).unwrap();
+        let mut pieces_strategy = MovingAverageCrossover { fast: 2, slow: 4 };
+        let mut market = Market::new(&Dsg::default(), &config).unwrap();
+        market.start(Some(pieces_strategy.name()));
+        let mut until = 0;
+        while until < market.horizon_us() {
+            until += 7_300_001;
+            assert!(market.advance_until(until, Some(&mut pieces_strategy)));
+            assert_eq!(market.now_us(), until.min(market.horizon_us()));
+        }
+        let pieces = market.finish();
+        assert!(whole.strategy.as_ref().is_some_and(|s| s.n_fills > 0), "the strategy traded");
+        assert_eq!(whole, pieces);
+    }
 }
