@@ -8,7 +8,9 @@ use apex_core::{Scale, Side, decimals_in};
 use serde_json::Value;
 
 fn data(path: &str) -> Value {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/bybit").join(path);
+    let file = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/bybit")
+        .join(path);
     serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
 }
 

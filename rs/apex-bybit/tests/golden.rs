@@ -9,7 +9,9 @@ use apex_bybit::{
 use serde_json::Value;
 
 fn data_text(path: &str) -> String {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/bybit").join(path);
+    let file = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/bybit")
+        .join(path);
     std::fs::read_to_string(&file).unwrap()
 }
 

@@ -532,11 +532,13 @@ mod tests {
 
     #[test]
     fn committed_schema_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../apexctl/schemas/gp_tree.schema.json");
-        let committed = std::fs::read_to_string(path).expect("apexctl/schemas/gp_tree.schema.json exists");
+        // The runtime variable, not env!(): a build cache shared by clones at other paths must not point elsewhere.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        let path = std::path::Path::new(&manifest_dir).join("../../apexctl/schemas/gp_tree.schema.json");
+        let committed = std::fs::read_to_string(&path).expect("apexctl/schemas/gp_tree.schema.json exists");
         let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
         if std::env::var_os("APEX_BLESS").is_some() {
-            std::fs::write(path, &generated).unwrap();
+            std::fs::write(&path, &generated).unwrap();
         }
         assert!(committed == generated, "stale schema: rerun with APEX_BLESS=1 cargo test -p apex-gp");
     }

@@ -48,7 +48,8 @@ fn bench(c: &mut Criterion) {
     if let Err(e) = apex_infer::runtime_path() {
         panic!("the ONNX benches need the ONNX Runtime library (run them through `scripts/just bench`): {e}");
     }
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixtures = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures");
     let features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
     for (name, window) in [("mlp", 1), ("gru", 4)] {
         let model = OnnxModel::load(name, &fixtures.join(format!("{name}.onnx"))).expect("fixture loads");

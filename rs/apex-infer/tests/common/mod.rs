@@ -10,7 +10,7 @@ use apex_infer::{CreatedBy, MANIFEST, Manifest, ModelEntry, ModelKind, TensorSpe
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// Fails loudly (never skips) when the ONNX Runtime library is not configured.
