@@ -10,7 +10,7 @@ import pytest
 
 from apexctl import _core
 from apexctl.errors import DataError, InputError
-from apexctl.forge.dual import adversarial_fitness, sim_feature_names
+from apexctl.forge.dual import adversarial_fitness, sim_feature_names, sim_feature_warmup
 
 SYMBOL = "SOLUSDT"
 HOURS = 0.2
@@ -88,3 +88,12 @@ def test_bad_tree_names_its_index_and_feature():
         adversarial_fitness([FLAT], '{"schema": "nope"}', [0], HOURS, SYMBOL)
     assert "turnover" not in sim_feature_names()
     assert "rv_1h" in sim_feature_names()
+
+
+def test_warmup_covers_every_feature():
+    warmup = sim_feature_warmup()
+    assert list(warmup) == sim_feature_names()
+    assert warmup["close"] == 0
+    assert warmup["rv"] == 30
+    assert warmup["ret_5m"] == 9
+    assert warmup["rv_1h"] == 31 * 60 - 1

@@ -25,6 +25,8 @@ class AdversarialFitness:
     trades: npt.NDArray[np.uint64]
     ruined: npt.NDArray[np.bool_]
     truncated: npt.NDArray[np.bool_]
+    #: False where the tree was flat on every bar of the seed's market, so it was not simulated (PnL exactly 0).
+    simulated: npt.NDArray[np.bool_]
 
 
 def sim_feature_names(bar_seconds: int = 60) -> list[str]:
@@ -70,3 +72,9 @@ def adversarial_fitness(
         list(trees_json), dsg_text(dsg), list(seeds), symbol, hours, bar_seconds=bar_seconds, capital=capital
     )
     return AdversarialFitness(**out)
+
+
+def sim_feature_warmup(bar_seconds: int = 60) -> dict[str, int]:
+    """Bars from a simulation's start until each simulator feature is first defined (NaN before): a tree reading
+    a feature whose warm-up exceeds the simulated span is flat there (e.g. `rv_1h` needs 31 hours)."""
+    return dict(_core.sim_feature_warmup(bar_seconds))

@@ -14,12 +14,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_gp_fitness, m)?)?;
     m.add_function(wrap_pyfunction!(sim_gp_run, m)?)?;
     m.add_function(wrap_pyfunction!(sim_feature_names, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_feature_warmup, m)?)?;
     Ok(())
 }
 
 /// Runs every GP tree (JSON text) as the strategy in the market of the DSG (`None`: the default DSG) for every seed,
 /// in parallel, and returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`,
-/// `truncated` as NumPy arrays of shape (trees, seeds).
+/// `truncated`, `simulated` as NumPy arrays of shape (trees, seeds).
 #[pyfunction]
 #[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, capital=200.0, max_events=200_000_000))]
 #[allow(clippy::too_many_arguments)]
@@ -39,7 +40,8 @@ fn sim_gp_fitness<'py>(
         let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
         adversarial_fitness(&trees, &dsg, &seeds, &template, &Limits::default())
     })?;
-    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated } = fit;
+    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
+        fit;
     let shape = [trees, seeds];
     let out = PyDict::new(py);
     out.set_item("mean_pnl", PyArray1::from_vec(py, mean_pnl))?;
@@ -49,6 +51,7 @@ fn sim_gp_fitness<'py>(
     out.set_item("trades", PyArray1::from_vec(py, trades).reshape(shape)?)?;
     out.set_item("ruined", PyArray1::from_vec(py, ruined).reshape(shape)?)?;
     out.set_item("truncated", PyArray1::from_vec(py, truncated).reshape(shape)?)?;
+    out.set_item("simulated", PyArray1::from_vec(py, simulated).reshape(shape)?)?;
     Ok(out)
 }
 
@@ -84,4 +87,11 @@ fn sim_gp_run<'py>(
 #[pyo3(signature = (bar_seconds=60))]
 fn sim_feature_names(bar_seconds: i64) -> Vec<String> {
     gp_strategy::sim_feature_names(bar_seconds)
+}
+
+/// For each of `sim_feature_names(bar_seconds)`, the bars from a simulation's start before it is first defined.
+#[pyfunction]
+#[pyo3(signature = (bar_seconds=60))]
+fn sim_feature_warmup(bar_seconds: i64) -> Vec<(String, usize)> {
+    gp_strategy::sim_feature_warmup(bar_seconds)
 }

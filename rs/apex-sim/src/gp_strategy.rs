@@ -12,7 +12,7 @@ use apex_features::bars_stream::{Kline, StreamingBarFeatures};
 use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 
 use crate::SimError;
-use crate::strategy::{Context, Strategy};
+use crate::strategy::{Bar, Context, Strategy};
 
 /// Bar columns the simulator cannot compute: its bars have no turnover, and klines carry no trade counts.
 pub const SIM_MISSING_COLUMNS: [&str; 3] = ["turnover", "n_trades", "buy_volume"];
@@ -34,6 +34,40 @@ pub fn sim_feature_names(bar_s: i64) -> Vec<String> {
         .collect()
 }
 
+/// For each of [`sim_feature_names`] (same order), the number of bars from the start of a simulation before the
+/// feature is first defined (not NaN): 0 for OHLCV/CLV, 1 for `ret`, the rv window for `rv`, and for a higher
+/// timeframe of `h` bars: `h - 1` (its first close), `2h - 1` for its `ret`, `(rv window + 1) h - 1` for its `rv`.
+/// A tree reading a feature whose warm-up exceeds the simulated span sees only NaN there.
+#[must_use]
+pub fn sim_feature_warmup(bar_s: i64) -> Vec<(String, usize)> {
+    let params = sim_bar_params(bar_s);
+    let windows = params.rv_window;
+    sim_feature_names(bar_s)
+        .into_iter()
+        .map(|name| {
+            let (base, suffix) = name.rsplit_once('_').unwrap_or((name.as_str(), ""));
+            let higher = params.higher.iter().find(|&&h| apex_features::duration_label(h) == suffix);
+            let bars = match higher {
+                Some(&h) => {
+                    let per = usize::try_from(h / params.interval).unwrap_or(usize::MAX);
+                    let closes = match base {
+                        "ret" => 2,
+                        "rv" => windows + 1,
+                        _ => 1,
+                    };
+                    per.saturating_mul(closes) - 1
+                }
+                None => match name.as_str() {
+                    "ret" => 1,
+                    "rv" => windows,
+                    _ => 0,
+                },
+            };
+            (name, bars)
+        })
+        .collect()
+}
+
 /// Compiles a JSON tree against the simulator's features for bars of `bar_s` seconds.
 ///
 /// # Errors
@@ -41,6 +75,40 @@ pub fn sim_feature_names(bar_s: i64) -> Vec<String> {
 /// the simulator does not compute.
 pub fn compile_for_sim(text: &str, bar_s: i64, limits: &Limits) -> Result<Program, GpError> {
     Program::from_json(text, &sim_feature_names(bar_s), limits)
+}
+
+/// The [`sim_feature_names`] columns of `bars` (a simulation's closed bars), computed by the streaming features
+/// the strategy uses: one row per bar (plus flat rows for missing bars, which a simulation never has).
+///
+/// # Errors
+/// `Features` for `bar_s <= 0` or an unusable bar.
+pub fn sim_feature_columns(bars: &[Bar], bar_s: i64) -> Result<Vec<Vec<f64>>, SimError> {
+    let mut features = StreamingBarFeatures::new(sim_bar_params(bar_s))?;
+    let names = sim_feature_names(bar_s);
+    let select: Vec<usize> =
+        names.iter().map(|n| features.names().iter().position(|f| f == n).expect("a subset")).collect();
+    let mut columns = vec![Vec::with_capacity(bars.len()); names.len()];
+    for bar in bars {
+        features.push(&kline_of(bar), |_, row| {
+            for (column, &index) in columns.iter_mut().zip(&select) {
+                column.push(row[index]);
+            }
+        })?;
+    }
+    Ok(columns)
+}
+
+/// A simulator bar as a kline (no turnover: the simulator does not track it; nanosecond time).
+fn kline_of(bar: &Bar) -> Kline {
+    Kline {
+        ts: bar.ts_us.saturating_mul(1_000),
+        open: bar.open,
+        high: bar.high,
+        low: bar.low,
+        close: bar.close,
+        volume: bar.volume,
+        turnover: 0.0,
+    }
 }
 
 /// A compiled GP tree driving the simulator's strategy slot.
@@ -121,16 +189,7 @@ impl Strategy for GpStrategy {
             return 0.0;
         }
         for bar in ctx.bars.get(*seen..).unwrap_or_default() {
-            let kline = Kline {
-                ts: bar.ts_us.saturating_mul(1_000),
-                open: bar.open,
-                high: bar.high,
-                low: bar.low,
-                close: bar.close,
-                volume: bar.volume,
-                turnover: 0.0,
-            };
-            let pushed = features.push(&kline, |_, row| {
+            let pushed = features.push(&kline_of(bar), |_, row| {
                 for (value, &index) in input.iter_mut().zip(select.iter()) {
                     *value = row[index];
                 }
@@ -199,6 +258,43 @@ mod tests {
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
         assert_eq!(bits(strategy.signals()), bits(&batch));
         assert!(batch.iter().any(|&s| s != 0.0), "the tree trades, so the parity is not trivially all flat");
+    }
+
+    #[test]
+    fn warmup_is_the_first_defined_row_of_each_feature() {
+        let bar_s = 300;
+        let params = sim_bar_params(bar_s);
+        let mut stream = StreamingBarFeatures::new(params).unwrap();
+        let names = stream.names().to_vec();
+        let mut first_defined = vec![None; names.len()];
+        for i in 0..400_i64 {
+            let close = 100.0 + (i % 7) as f64;
+            let kline = Kline {
+                ts: i * bar_s * SECOND,
+                open: close,
+                high: close + 1.0,
+                low: close - 1.0,
+                close,
+                volume: 1.0,
+                turnover: 0.0,
+            };
+            let row_index = i as usize;
+            stream
+                .push(&kline, |_, row| {
+                    for (first, value) in first_defined.iter_mut().zip(row) {
+                        if first.is_none() && !value.is_nan() {
+                            *first = Some(row_index);
+                        }
+                    }
+                })
+                .unwrap();
+        }
+        let warmup = sim_feature_warmup(bar_s);
+        assert_eq!(warmup.len(), sim_feature_names(bar_s).len());
+        for (name, bars) in warmup {
+            let column = names.iter().position(|n| *n == name).unwrap();
+            assert_eq!(first_defined[column], Some(bars), "{name}");
+        }
     }
 
     #[test]
