@@ -45,8 +45,8 @@ struct RunSummary {
 }
 
 /// Runs every tree (GP JSON documents) as the strategy in the market of `dsg` for every seed, on `template`
-/// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded). Results do not
-/// depend on the number of threads.
+/// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded), the trees' `rv`
+/// features over `rv_window` returns. Results do not depend on the number of threads.
 ///
 /// A tree whose signal is exactly 0 on every bar of a seed's market run with a flat strategy is not simulated for
 /// that seed: it would send no order, so the market, its bars and its zero signals would be the same, and its
@@ -60,6 +60,7 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     dsg: &Dsg,
     seeds: &[u64],
     template: &SimConfig,
+    rv_window: usize,
     limits: &Limits,
 ) -> Result<AdversarialFitness, SimError> {
     let names = sim_feature_names(template.bar_s);
@@ -71,8 +72,10 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
                 .map_err(|e| GpError::InTree { index, source: Box::new(e) })
         })
         .collect::<Result<Vec<Program>, GpError>>()?;
-    let strategies =
-        programs.iter().map(|p| GpStrategy::new(p, template.bar_s)).collect::<Result<Vec<GpStrategy>, SimError>>()?;
+    let strategies = programs
+        .iter()
+        .map(|p| GpStrategy::new(p, template.bar_s, rv_window))
+        .collect::<Result<Vec<GpStrategy>, SimError>>()?;
     let mut config = template.clone();
     config.record_market = false;
     config.record_all_fills = false;
@@ -85,7 +88,7 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
         .par_iter()
         .map(|&seed| {
             let output = run(dsg, &config_for(seed), Some(&mut AlwaysFlat))?;
-            let columns = sim_feature_columns(&output.bars, template.bar_s)?;
+            let columns = sim_feature_columns(&output.bars, template.bar_s, rv_window)?;
             let report = output.strategy.expect("the flat run has a strategy");
             let summary = RunSummary {
                 pnl: report.pnl,
@@ -148,13 +151,13 @@ pub struct GpRun {
     pub signals: Vec<f64>,
 }
 
-/// Runs `tree` (GP JSON) as the strategy in the market of `dsg` with `config` as given.
+/// Runs `tree` (GP JSON) as the strategy in the market of `dsg` with `config` as given (rv over `rv_window`).
 ///
 /// # Errors
 /// `Gp` for a tree that does not load or uses a feature outside [`sim_feature_names`]; `Config`/`Features` for an
 /// invalid configuration.
-pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, limits: &Limits) -> Result<GpRun, SimError> {
-    let mut strategy = GpStrategy::from_json(tree, config.bar_s, limits)?;
+pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, rv_window: usize, limits: &Limits) -> Result<GpRun, SimError> {
+    let mut strategy = GpStrategy::from_json(tree, config.bar_s, rv_window, limits)?;
     let output = run(dsg, config, Some(&mut strategy))?;
     Ok(GpRun { output, signals: strategy.signals().to_vec() })
 }
@@ -186,7 +189,7 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
         let seeds = [3, 4];
-        let fit = adversarial_fitness(&trees, &dsg, &seeds, &config, &Limits::default()).unwrap();
+        let fit = adversarial_fitness(&trees, &dsg, &seeds, &config, 30, &Limits::default()).unwrap();
         assert_eq!((fit.trees, fit.seeds, fit.pnl.len(), fit.mean_pnl.len()), (3, 2, 6, 3));
         assert_eq!(&fit.pnl[..2], &[0.0, 0.0], "a flat tree never trades");
         assert_eq!(&fit.trades[..2], &[0, 0]);
@@ -202,7 +205,7 @@ mod tests {
         }
         assert_eq!(fit.mean_pnl[1], (fit.pnl[2] + fit.pnl[3]) / 2.0);
         assert!(fit.trades[4] > 0, "the clv tree trades");
-        let again = adversarial_fitness(&trees[2..], &dsg, &seeds, &config, &Limits::default()).unwrap();
+        let again = adversarial_fitness(&trees[2..], &dsg, &seeds, &config, 30, &Limits::default()).unwrap();
         assert_eq!(again.pnl, fit.pnl[4..], "same seed, same result, whatever else is in the batch");
     }
 
@@ -215,13 +218,13 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"rv_1h"}]}"#, r#""rv_1h""#),
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
-        let fit = adversarial_fitness(&trees, &dsg, &[8], &config, &Limits::default()).unwrap();
+        let fit = adversarial_fitness(&trees, &dsg, &[8], &config, 30, &Limits::default()).unwrap();
         assert_eq!(fit.simulated, [false, true]);
         let mut c = config.clone();
         c.seed = 8;
         c.record_market = false;
         for (t, text) in trees.iter().enumerate() {
-            let full = gp_run(text, &dsg, &c, &Limits::default()).unwrap().output.strategy.unwrap();
+            let full = gp_run(text, &dsg, &c, 30, &Limits::default()).unwrap().output.strategy.unwrap();
             assert_eq!(fit.pnl[t].to_bits(), full.pnl.to_bits());
             assert_eq!(fit.max_drawdown[t].to_bits(), full.max_drawdown.to_bits());
             assert_eq!(fit.trades[t], full.n_fills as u64);
@@ -231,7 +234,7 @@ mod tests {
     #[test]
     fn a_bad_tree_is_named_by_index_and_feature() {
         let trees = [tree(r#"{"const":0.0}"#, ""), tree(r#"{"feature":"ofi_l1_sum"}"#, r#""ofi_l1_sum""#)];
-        let err = adversarial_fitness(&trees, &Dsg::default(), &[1], &template(), &Limits::default()).unwrap_err();
+        let err = adversarial_fitness(&trees, &Dsg::default(), &[1], &template(), 30, &Limits::default()).unwrap_err();
         assert!(matches!(&err, SimError::Gp(GpError::InTree { index: 1, .. })), "{err:?}");
         let message = err.to_string();
         assert!(message.starts_with("trees[1]") && message.contains("ofi_l1_sum"), "{message}");
