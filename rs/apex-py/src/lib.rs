@@ -3,6 +3,7 @@
 mod backtest;
 mod book;
 mod bybit;
+mod dual;
 mod errors;
 mod execution;
 mod features;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     infer::register(m)?;
     sim::register(m)?;
     execution::register(m)?;
+    dual::register(m)?;
     vmd::register(m)?;
     bybit::register(m)?;
     Ok(())
