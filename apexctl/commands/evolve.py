@@ -9,22 +9,38 @@ import typer
 from rich.table import Table
 
 from apexctl.console import err, progress, wrote
-from apexctl.forge.evolve import EvolveConfig, evolve, write
+from apexctl.errors import UsageError
+from apexctl.forge.evolve import EvolveConfig, evolve, load_checkpoint_config, write
+
+DEFAULT_GENS = 10
 
 
 def evolve_command(
-    features: Annotated[
-        str,
-        typer.Option("--features", help="Bar-grain 'features' table (apexctl features ... --grain 1m); '-' = stdin."),
-    ],
     output: Annotated[
         Path,
         typer.Option(
-            "-o", "--output", help="Output folder (must not exist or be empty): hall_of_fame/, generations.parquet."
+            "-o",
+            "--output",
+            help="Output folder (new or empty, unless --resume): hall_of_fame/, generations.parquet, checkpoint/.",
         ),
     ],
+    features: Annotated[
+        str | None,
+        typer.Option(
+            "--features",
+            help="Bar-grain 'features' table (apexctl features ... --grain 1m); '-' = stdin. Required unless "
+            "--resume (which reuses the checkpointed run's).",
+        ),
+    ] = None,
     pop: Annotated[int, typer.Option("--pop", help="Population size.")] = 500,
-    gens: Annotated[int, typer.Option("--gens", help="Generations after the initial population.")] = 10,
+    gens: Annotated[
+        int | None,
+        typer.Option(
+            "--gens",
+            help=f"Generations after the initial population (default {DEFAULT_GENS}). With --resume: the total to "
+            "reach, counting the generations already run.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same hall of fame.")] = 1,
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Symbol to evolve on when the table holds several.")
@@ -43,32 +59,111 @@ def evolve_command(
     max_depth: Annotated[
         int, typer.Option("--max-depth", help="Tree height limit after variation (bloat control).")
     ] = 10,
-    hall_of_fame: Annotated[int, typer.Option("--hall-of-fame", help="Trees kept in the hall of fame.")] = 20,
+    hall_of_fame: Annotated[
+        int,
+        typer.Option(
+            "--hall-of-fame",
+            help="Distinct behaviours kept in the hall of fame (trees with equal training-span signals count once, "
+            "the smallest kept).",
+        ),
+    ] = 20,
+    surrogate: Annotated[
+        bool,
+        typer.Option(
+            "--surrogate/--no-surrogate",
+            help="Surrogate-assisted evolution: a LightGBM model ranks each generation's new trees from cheap "
+            "features (shape, primitive and feature counts, signal on a short training slice) and only the top "
+            "--eval-fraction plus a random holdout get the true fitness; the rest keep the estimate and never "
+            "enter the hall of fame. Off by default: the backtest fitness costs about as much per tree as the "
+            "surrogate's own features, so screening saves little; it is meant for the expensive simulator fitness.",
+        ),
+    ] = False,
+    eval_fraction: Annotated[
+        float,
+        typer.Option(
+            "--eval-fraction",
+            help="With --surrogate: share of the new trees (best predicted first) given the true evaluation.",
+        ),
+    ] = 0.02,
+    surrogate_min_corr: Annotated[
+        float,
+        typer.Option(
+            "--surrogate-min-corr",
+            help="With --surrogate: when the model's Spearman correlation on the holdout falls under this, the "
+            "evaluated share doubles (up to 1.0) each generation; it halves back to --eval-fraction once the "
+            "correlation recovers.",
+        ),
+    ] = 0.3,
+    seed_dna: Annotated[
+        str | None,
+        typer.Option(
+            "--seed-dna",
+            help="A GP JSON tree (apex.gp_tree) or a hall_of_fame/ folder: the initial population starts from these "
+            "trees and mutated copies of them (--seed-share of it), the rest random.",
+        ),
+    ] = None,
+    seed_share: Annotated[
+        float, typer.Option("--seed-share", help="Share of the initial population made from --seed-dna/--causal.")
+    ] = 0.25,
+    causal: Annotated[
+        str | None,
+        typer.Option(
+            "--causal",
+            help="An apex.causal document (apexctl causal): GP terminals are restricted to its parents' features, "
+            "their lags become window lengths, and lag(feature, lag) trees seed the initial population.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run checkpointed in OUT/checkpoint/ (its settings and data; --gens may raise the "
+            "total) exactly as if it had not stopped.",
+        ),
+    ] = False,
 ) -> None:
     """Evolve GP trading strategies (DEAP) with TTT fitness from the Rust backtester; writes the hall of fame."""
-    config = EvolveConfig(
-        features=features,
-        output=output,
-        pop=pop,
-        gens=gens,
-        seed=seed,
-        symbol=symbol,
-        train_fraction=train_fraction,
-        tournament=tournament,
-        cx_prob=cx_prob,
-        mut_prob=mut_prob,
-        max_depth=max_depth,
-        hall_size=hall_of_fame,
-    )
+    if resume:
+        config = load_checkpoint_config(output, gens)
+    else:
+        if features is None:
+            raise UsageError("--features is required (unless --resume continues a checkpointed run)")
+        config = EvolveConfig(
+            features=features,
+            output=output,
+            pop=pop,
+            gens=DEFAULT_GENS if gens is None else gens,
+            seed=seed,
+            symbol=symbol,
+            train_fraction=train_fraction,
+            tournament=tournament,
+            cx_prob=cx_prob,
+            mut_prob=mut_prob,
+            max_depth=max_depth,
+            hall_size=hall_of_fame,
+            surrogate=surrogate,
+            eval_fraction=eval_fraction,
+            surrogate_min_corr=surrogate_min_corr,
+            seed_dna=seed_dna,
+            seed_share=seed_share,
+            causal=causal,
+        )
     with progress(transient=True) as bar:
-        task = bar.add_task("generation 0", total=gens + 1)
+        task = bar.add_task("generation 0", total=config.gens + 1)
 
         def on_generation(row: dict) -> None:
-            bar.update(task, advance=1, description=f"generation {row['generation']}: best {row['best']:.3f}")
+            note = f", surrogate rho {row['surrogate_spearman']:.2f}" if row["surrogate_spearman"] is not None else ""
+            bar.update(
+                task,
+                completed=row["generation"] + 1,
+                description=f"generation {row['generation']}: best {row['best']:.3f}, "
+                f"{row['evaluations']:,} evaluated{note}",
+            )
 
-        result = evolve(config, on_generation)
+        result = evolve(config, on_generation, resume=resume)
     write(result, config)
-    table = Table(title=f"hall of fame: {result.market.symbol}, pop {pop}, {gens} generations, seed {seed}")
+    title = f"hall of fame: {result.market.symbol}, pop {config.pop}, {config.gens} generations, seed {config.seed}"
+    table = Table(title=title)
     for column in ("rank", "size", "train fitness", "train PnL", "held-out fitness", "held-out PnL", "trades"):
         table.add_column(column, justify="right")
     for entry in result.hall_of_fame[:10]:
@@ -83,6 +178,6 @@ def evolve_command(
             f"{int(train['trades'])}/{int(held['trades'])}",
         )
     err.print(table)
-    err.print(f"{result.evaluations:,} trees evaluated in Rust in {result.seconds:.1f} s")
+    err.print(f"{result.evaluations:,} true evaluations (Rust) in {result.seconds:.1f} s")
     wrote(str(output / "hall_of_fame"), f"{len(result.hall_of_fame)} trees with train and held-out scores")
-    wrote(str(output / "generations.parquet"), f"{gens + 1} generation rows")
+    wrote(str(output / "generations.parquet"), f"{result.generations.height} generation rows")

@@ -1,12 +1,19 @@
 """`apexctl evolve` logic: DEAP selection and variation in Python, every fitness evaluation in Rust.
 
 Each generation the new individuals are converted to GP JSON, evaluated as signals by `apex-gp` (batch, parallel) and
-backtested by `apex-backtest` on the training span; the fitness is the backtester's TTT-based fitness. The hall of
-fame is re-scored on the held-out span, and both scores are written so overfitting is visible.
+backtested by `apex-backtest` on the training span; the fitness is the backtester's TTT-based fitness. With the
+surrogate on (`apexctl.forge.surrogate`), only the trees the LightGBM model ranks highest, plus a random holdout that
+measures the model, get that true evaluation; the rest carry the model's estimate and are flagged as estimated (they
+may breed but never enter the hall of fame). The hall of fame holds distinct behaviours (trees whose training-span
+signals are equal are one entry, the smaller tree kept) and is re-scored on the held-out span, and both scores are
+written so overfitting is visible. Every generation is checkpointed under OUT/checkpoint/ so `--resume` continues a
+stopped run exactly as if it had not stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -14,7 +21,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +32,12 @@ from deap import base, creator, tools
 from deap import gp as deap_gp
 
 from apexctl import _core
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import io
+from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
-from apexctl.forge.gp import gen_grow, gen_half_and_half, primitive_set, to_json
+from apexctl.forge.gp import SCHEMA as GP_SCHEMA
+from apexctl.forge.gp import Window, from_json, gen_grow, gen_half_and_half, primitive_set, to_json
 from apexctl.schemas.tables import FEATURES, GENERATIONS
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -37,6 +46,11 @@ NOT_FEATURES = {"ts", "symbol", "interval"}
 #: Trees evaluated per Rust call: bounds the signal matrix (trees x rows) kept in memory at once.
 BATCH = 2_000
 METRICS = ("fitness", "pnl", "sharpe", "max_drawdown", "trades", "win_rate", "reached", "ttt_seconds", "ruined")
+CHECKPOINT = "checkpoint"
+CHECKPOINT_SCHEMA = "apex.evolve_checkpoint"
+CHECKPOINT_VERSION = 1
+#: Trees whose training-span signal fingerprints are computed per Rust call while filling the hall of fame.
+FINGERPRINT_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,12 @@ class EvolveConfig:
     max_depth: int = 10
     hall_size: int = 20
     backtest: BacktestParams = field(default_factory=BacktestParams)
+    surrogate: bool = False
+    eval_fraction: float = 0.02
+    surrogate_min_corr: float = 0.3
+    seed_dna: str | None = None
+    seed_share: float = 0.25
+    causal: str | None = None
 
     def validate(self) -> None:
         if self.pop < 2:
@@ -69,6 +89,24 @@ class EvolveConfig:
             raise UsageError(f"--hall-of-fame must be at least 1, got {self.hall_size}")
         if not 2 <= self.max_depth <= 17:
             raise UsageError(f"--max-depth must be in [2, 17] (the GP loader's limit), got {self.max_depth}")
+        if not 0.0 < self.eval_fraction <= 1.0:
+            raise UsageError(f"--eval-fraction must be in (0, 1], got {self.eval_fraction}")
+        if not -1.0 <= self.surrogate_min_corr <= 1.0:
+            raise UsageError(f"--surrogate-min-corr must be in [-1, 1], got {self.surrogate_min_corr}")
+        if not 0.0 < self.seed_share <= 1.0:
+            raise UsageError(f"--seed-share must be in (0, 1], got {self.seed_share}")
+
+    def to_params(self) -> dict[str, Any]:
+        """JSON-ready parameters (recorded in the outputs and the checkpoint)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> EvolveConfig:
+        values = dict(params)
+        values["output"] = Path(values["output"])
+        values["init_depth"] = tuple(values["init_depth"])
+        values["backtest"] = BacktestParams(**values["backtest"])
+        return cls(**values)
 
 
 @dataclass
@@ -121,7 +159,10 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
 
 
 class Evaluator:
-    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text."""
+    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text.
+
+    `score(trees, span)` (GP JSON texts and a row range -> one metric dict per tree, same order) is the whole
+    interface the evolution loop uses, so another evaluator (e.g. one spreading batches over Ray) can replace it."""
 
     def __init__(self, market: Market, params: BacktestParams) -> None:
         self.market = market
@@ -143,6 +184,115 @@ class Evaluator:
         return [self.cache[(t, *span)] for t in trees]
 
 
+# ----------------------------------------------------------------------------------------------------- seeding
+
+
+def _tree_files(path: Path) -> list[Path]:
+    """A tree file, or the trees of a hall_of_fame/ folder (or of an evolve output folder holding one)."""
+    if path.is_dir():
+        folder = path / "hall_of_fame" if (path / "hall_of_fame").is_dir() else path
+        files = sorted(p for p in folder.glob("*.json") if p.name != "index.json")
+        if not files:
+            raise InputError(f"{path}: --seed-dna folder holds no GP JSON trees")
+        return files
+    if not path.exists():
+        raise InputError(f"{path}: --seed-dna file does not exist")
+    return [path]
+
+
+def load_seed_trees(path: str | Path, terminals: Sequence[str]) -> list[str]:
+    """The normalized GP JSON texts of a --seed-dna file or folder, checked against the allowed feature terminals."""
+    texts = []
+    for file in _tree_files(Path(path)):
+        try:
+            text = file.read_text()
+            doc = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{file}: --seed-dna: not a readable JSON tree ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("schema") != GP_SCHEMA:
+            found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+            raise SchemaError(f"{file}: --seed-dna: not an '{GP_SCHEMA}' document (schema: {found!r})")
+        unknown = sorted(set(_features_of(doc.get("root", {}))) - set(terminals))
+        if unknown:
+            raise InputError(
+                f"{file}: --seed-dna tree uses features not available here: {', '.join(unknown)} "
+                f"(available: {', '.join(terminals)})"
+            )
+        try:
+            texts.append(_core.gp_validate(text, list(terminals)))
+        except DataError as exc:
+            raise InputError(f"{file}: --seed-dna: {' '.join(str(exc).split())}") from exc
+    return texts
+
+
+def _features_of(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        if "feature" in node:
+            yield str(node["feature"])
+        for arg in node.get("args", ()):
+            yield from _features_of(arg)
+
+
+@dataclass(frozen=True)
+class Terminals:
+    """The feature terminals GP may use, extra window lengths, and trees the initial population starts from."""
+
+    features: list[str]
+    windows: list[int]
+    seeds: list[str]
+
+
+def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
+    """All features, or the causal parents' (--causal) with their lags as windows and lag(feature, k) seed trees."""
+    features = list(market.names)
+    windows: list[int] = []
+    seeds: list[str] = []
+    if config.causal is not None:
+        from apexctl.forge.causal import load_causal
+
+        doc = load_causal(config.causal)
+        parents = [p for p in doc.parents if p.feature in market.names]
+        if not parents:
+            listed = ", ".join(sorted({p.feature for p in doc.parents})) or "none"
+            raise InputError(
+                f"{io.describe(config.causal)}: none of its causal parents ({listed}) is a column of "
+                f"{io.describe(config.features)}; run `apexctl causal` on this features table"
+            )
+        features = list(dict.fromkeys(p.feature for p in parents))
+        windows = sorted({p.lag for p in parents if p.lag > 0})
+        for parent in parents:
+            leaf: dict[str, Any] = {"feature": parent.feature}
+            root = {"op": "lag", "args": [leaf, {"window": parent.lag}]} if parent.lag > 0 else leaf
+            doc_json = json.dumps({"schema": GP_SCHEMA, "version": 1, "features": [parent.feature], "root": root})
+            seeds.append(_core.gp_validate(doc_json, features))
+    if config.seed_dna is not None:
+        seeds = load_seed_trees(config.seed_dna, features) + seeds
+    return Terminals(features, windows, list(dict.fromkeys(seeds)))
+
+
+# ----------------------------------------------------------------------------------------------------- DEAP
+
+
+def cx_one_point(ind1: Any, ind2: Any) -> tuple[Any, Any]:
+    """DEAP's typed `cxOnePoint`, except that the common node type is drawn from a list sorted by name: DEAP draws
+    from a set of types, whose order follows their addresses and so may differ between processes."""
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    types1: dict[type, list[int]] = {}
+    types2: dict[type, list[int]] = {}
+    for idx, node in enumerate(ind1[1:], 1):
+        types1.setdefault(node.ret, []).append(idx)
+    for idx, node in enumerate(ind2[1:], 1):
+        types2.setdefault(node.ret, []).append(idx)
+    common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
+    if common:
+        type_ = random.choice(common)
+        slice1 = ind1.searchSubtree(random.choice(types1[type_]))
+        slice2 = ind2.searchSubtree(random.choice(types2[type_]))
+        ind1[slice1], ind2[slice2] = ind2[slice2], ind1[slice1]
+    return ind1, ind2
+
+
 def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
     if not hasattr(creator, "ApexFitness"):
         creator.create("ApexFitness", base.Fitness, weights=(1.0,))
@@ -153,13 +303,88 @@ def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Tool
     toolbox.register("individual", tools.initIterate, creator.ApexTree, toolbox.expr)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("select", tools.selTournament, tournsize=config.tournament)
-    toolbox.register("mate", deap_gp.cxOnePoint)
+    toolbox.register("mate", cx_one_point)
     toolbox.register("expr_mut", gen_grow, min_=0, max_=2)
     toolbox.register("mutate", deap_gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     limit = deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth)
     toolbox.decorate("mate", limit)
     toolbox.decorate("mutate", limit)
     return toolbox
+
+
+def _individual(text: str, pset: deap_gp.PrimitiveSetTyped) -> Any:
+    ind = creator.ApexTree(from_json(text, pset))
+    ind.json = to_json(ind)
+    ind.estimated = False
+    return ind
+
+
+def initial_population(toolbox: base.Toolbox, pset: Any, config: EvolveConfig, seeds: Sequence[str]) -> list[Any]:
+    """Seed trees once each, mutated copies of them (round robin) up to `seed_share` of the population, the rest
+    random. Without seeds: all random."""
+    if not seeds:
+        return toolbox.population(n=config.pop)
+    share = min(config.pop, max(len(seeds), round(config.seed_share * config.pop)))
+    population = [_individual(text, pset) for text in seeds[:share]]
+    while len(population) < share:
+        (child,) = toolbox.mutate(toolbox.clone(population[len(population) % len(seeds)]))
+        population.append(child)
+    return population + toolbox.population(n=config.pop - share)
+
+
+# ----------------------------------------------------------------------------------------------------- hall of fame
+
+
+@dataclass
+class Entry:
+    """A truly evaluated tree in the hall of fame."""
+
+    text: str
+    fitness: float
+    size: int
+    height: int
+
+
+class Hall:
+    """The best truly evaluated behaviours: trees whose training-span signals are bit-equal count once (the
+    smallest kept), since they trade identically; ordered by fitness, then size, then text (deterministic)."""
+
+    def __init__(self, size: int, market: Market, terminals: Sequence[str]) -> None:
+        self.size = size
+        self.entries: list[Entry] = []
+        self._names = list(terminals)
+        index = {n: i for i, n in enumerate(market.names)}
+        self._columns = [np.ascontiguousarray(market.columns[index[n]][: market.train_end]) for n in self._names]
+        self._fingerprints: dict[str, bytes] = {}
+
+    def _fingerprint(self, texts: Sequence[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._fingerprints]
+        if todo:
+            signals = _core.gp_evaluate(todo, self._names, self._columns)
+            for text, row in zip(todo, signals, strict=True):
+                self._fingerprints[text] = hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest()
+
+    def update(self, candidates: Iterable[Entry]) -> None:
+        pool = {e.text: e for e in [*self.entries, *candidates]}
+        ordered = sorted(pool.values(), key=lambda e: (-e.fitness, e.size, e.text))
+        kept: list[Entry] = []
+        seen: set[bytes] = set()
+        for first in range(0, len(ordered), FINGERPRINT_CHUNK):
+            chunk = ordered[first : first + FINGERPRINT_CHUNK]
+            self._fingerprint([e.text for e in chunk])
+            for entry in chunk:
+                mark = self._fingerprints[entry.text]
+                if mark not in seen:
+                    seen.add(mark)
+                    kept.append(entry)
+                    if len(kept) == self.size:
+                        break
+            if len(kept) == self.size:
+                break
+        self.entries = kept
+
+
+# ----------------------------------------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -171,30 +396,181 @@ class Result:
     seconds: float
 
 
-def evolve(config: EvolveConfig, on_generation: Callable[[dict[str, Any]], None] | None = None) -> Result:
-    """Runs the evolution; deterministic for a given seed (Python's and NumPy's generators are seeded here)."""
+@dataclass
+class State:
+    """Everything a generation boundary needs to continue identically (what the checkpoint holds)."""
+
+    generation: int
+    population: list[Any]
+    log: list[dict[str, Any]]
+    hall: Hall
+    fraction: float
+    surrogate: sae.Surrogate | None
+
+
+def prepare_output(out: Path, resume: bool) -> None:
+    """OUT must be new or empty (or hold a checkpoint when resuming); it is created before the first generation so
+    the checkpoint has a home."""
+    if resume:
+        if not (out / CHECKPOINT / "state.json").exists():
+            raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: exists and is not empty; remove it, choose another -o, or add --resume")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def load_checkpoint_config(out: Path, gens: int | None = None) -> EvolveConfig:
+    """The configuration a checkpointed run was started with (`gens` replaces its generation count when given)."""
+    state = _read_checkpoint(out)
+    config = EvolveConfig.from_params(state["config"] | {"output": str(out)})
+    return config if gens is None else dataclasses.replace(config, gens=gens)
+
+
+def _read_checkpoint(out: Path) -> dict[str, Any]:
+    path = out / CHECKPOINT / "state.json"
+    if not path.exists():
+        raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
+    if state.get("schema") != CHECKPOINT_SCHEMA or state.get("version") != CHECKPOINT_VERSION:
+        raise SchemaError(
+            f"{path}: not an '{CHECKPOINT_SCHEMA}' version {CHECKPOINT_VERSION} checkpoint "
+            f"(found {state.get('schema')!r} version {state.get('version')!r})"
+        )
+    return state
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> None:
+    """Writes OUT/checkpoint/: the surrogate's rows (a file per generation) first, then state.json naming it, each
+    renamed into place, so the checkpoint on disk is always one complete generation."""
+    folder = config.output / CHECKPOINT
+    folder.mkdir(exist_ok=True)
+    rows_file = None
+    if state.surrogate is not None and state.surrogate.x is not None:
+        rows_file = f"surrogate-{state.generation:05d}.npz"
+        buffer = _npz_bytes(x=state.surrogate.x, y=state.surrogate.y)
+        _write_atomic(folder / rows_file, buffer)
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    doc = {
+        "schema": CHECKPOINT_SCHEMA,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_params(),
+        "features_sha256": features_sha,
+        "generation": state.generation,
+        "population": [[ind.json, list(ind.fitness.values), ind.estimated] for ind in state.population],
+        "random_state": [version, list(internal), gauss],
+        "numpy_state": [np_state[0], np_state[1].tolist(), *[float(v) for v in np_state[2:]]],
+        "log": state.log,
+        "hall": [asdict(e) for e in state.hall.entries],
+        "fraction": state.fraction,
+        "surrogate_rows": rows_file,
+    }
+    _write_atomic(folder / "state.json", json.dumps(doc).encode())
+    for old in folder.glob("surrogate-*.npz"):
+        if old.name != rows_file:
+            old.unlink(missing_ok=True)
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import io as stdio
+
+    buffer = stdio.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _restore(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Market, terminals: Terminals) -> State:
+    population = []
+    for text, values, estimated in doc["population"]:
+        ind = _individual(text, pset)
+        ind.fitness.values = tuple(values)
+        ind.estimated = bool(estimated)
+        population.append(ind)
+    version, internal, gauss = doc["random_state"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = doc["numpy_state"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    hall = Hall(config.hall_size, market, terminals.features)
+    hall.entries = [Entry(**e) for e in doc["hall"]]
+    model = None
+    if config.surrogate:
+        model = sae.Surrogate(config.seed)
+        if doc["surrogate_rows"]:
+            with np.load(config.output / CHECKPOINT / doc["surrogate_rows"]) as rows:
+                model.add(rows["x"], rows["y"])
+        model.fit()
+    return State(doc["generation"], population, doc["log"], hall, doc["fraction"], model)
+
+
+EvaluatorFactory = Callable[[Market, BacktestParams], Evaluator]
+
+
+def evolve(
+    config: EvolveConfig,
+    on_generation: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    resume: bool = False,
+    make_evaluator: EvaluatorFactory = Evaluator,
+) -> Result:
+    """Runs the evolution (or continues a checkpointed one with `resume`); deterministic for a given seed (Python's
+    and NumPy's generators are seeded here, LightGBM is seeded and single-configuration)."""
     config.validate()
+    if resume and config.features == io.STDIO:
+        raise UsageError("--resume needs the features as a file; the run read them from stdin")
     market = load_market(config.features, config.symbol, config.train_fraction)
-    random.seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    pset = primitive_set(market.names)
+    terminals = terminals_for(config, market)
+    checkpoint = _read_checkpoint(config.output) if resume else None
+    features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
+    if checkpoint is not None and checkpoint["features_sha256"] != features_sha:
+        raise InputError(f"{config.features}: changed since the checkpointed run started; --resume needs the same data")
+    prepare_output(config.output, resume)
+    pset = primitive_set(terminals.features)
+    for k in terminals.windows:
+        if k not in pset.terminals[Window] and all(t.value != k for t in pset.terminals[Window]):
+            pset.addTerminal(k, Window)
     toolbox = _toolbox(pset, config)
-    evaluator = Evaluator(market, config.backtest)
+    evaluator = make_evaluator(market, config.backtest)
+    featurizer = (
+        sae.Featurizer(terminals.features, _columns_of(market, terminals.features), _close(market), market.train_end)
+        if config.surrogate
+        else None
+    )
     train = (0, market.train_end)
     started = time.perf_counter()
+    evaluations = 0
 
-    def assign(individuals: list[Any]) -> None:
-        texts = [to_json(ind) for ind in individuals]
-        for ind, text, scores in zip(individuals, texts, evaluator.score(texts, train), strict=True):
-            ind.fitness.values = (scores["fitness"],)
-            ind.json = text
+    if checkpoint is not None:
+        state = _restore(checkpoint, config, pset, market, terminals)
+    else:
+        random.seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        state = State(
+            generation=-1,
+            population=initial_population(toolbox, pset, config, terminals.seeds),
+            log=[],
+            hall=Hall(config.hall_size, market, terminals.features),
+            fraction=config.eval_fraction,
+            surrogate=sae.Surrogate(config.seed) if config.surrogate else None,
+        )
 
-    population = toolbox.population(n=config.pop)
-    hall = tools.HallOfFame(config.hall_size, similar=lambda a, b: a.json == b.json)
-    log: list[dict[str, Any]] = []
-    for generation in range(config.gens + 1):
+    for generation in range(state.generation + 1, config.gens + 1):
         tick = time.perf_counter()
-        before = evaluator.evaluations
+        population = state.population
         if generation > 0:
             offspring = [toolbox.clone(ind) for ind in toolbox.select(population, len(population))]
             for a, b in zip(offspring[::2], offspring[1::2], strict=False):
@@ -207,39 +583,93 @@ def evolve(config: EvolveConfig, on_generation: Callable[[dict[str, Any]], None]
                     del offspring[i].fitness.values
             population = offspring
         invalid = [ind for ind in population if not ind.fitness.valid]
-        assign(invalid)
-        hall.update(population)
-        fitness = [ind.fitness.values[0] for ind in population]
+        for ind in invalid:
+            ind.json = to_json(ind)
+        # One representative per distinct text: the surrogate ranks texts, the evaluator scores texts.
+        unique: dict[str, Any] = {}
+        for ind in invalid:
+            unique.setdefault(ind.json, ind)
+        texts = list(unique)
+        position = {t: i for i, t in enumerate(texts)}
+        used_fraction, corr = 1.0, None
+        model = state.surrogate
+        if model is not None and featurizer is not None:
+            features = featurizer.rows([unique[t] for t in texts], texts)
+            if model.ready and texts:
+                used_fraction = state.fraction
+                predicted = model.predict(features)
+                chosen = sae.screen(predicted.tolist(), used_fraction, random)
+                picked = chosen.evaluate
+            else:
+                predicted, chosen, picked = None, None, list(range(len(texts)))
+        else:
+            features, predicted, chosen, picked = None, None, None, list(range(len(texts)))
+        scores = evaluator.score([texts[i] for i in picked], train)
+        truth = {texts[i]: s["fitness"] for i, s in zip(picked, scores, strict=True)}
+        if predicted is not None and chosen is not None:
+            corr = sae.spearman(predicted[chosen.holdout].tolist(), [truth[texts[i]] for i in chosen.holdout])
+        for ind in invalid:
+            if ind.json in truth:
+                ind.fitness.values = (truth[ind.json],)
+                ind.estimated = False
+            else:
+                assert predicted is not None
+                ind.fitness.values = (float(predicted[position[ind.json]]),)
+                ind.estimated = True
+        if model is not None and features is not None:
+            model.add(features[picked], [truth[texts[i]] for i in picked])
+            model.fit()
+            if predicted is not None:
+                state.fraction = sae.next_fraction(
+                    state.fraction, corr, config.eval_fraction, config.surrogate_min_corr
+                )
+        state.hall.update(Entry(t, truth[t], len(unique[t]), unique[t].height) for t in truth)
+        evaluations += len(picked)
+        true_fitness = [ind.fitness.values[0] for ind in population if not ind.estimated]
         row = {
             "generation": generation,
-            "best": max(fitness),
-            "median": statistics.median(fitness),
+            "best": max(true_fitness) if true_fitness else float("nan"),
+            "median": statistics.median(true_fitness) if true_fitness else float("nan"),
             "diversity": len({ind.json for ind in population}) / len(population),
-            "evaluations": evaluator.evaluations - before,
+            "evaluations": len(picked),
+            "estimated": len(texts) - len(picked),
+            "eval_fraction": used_fraction,
+            "surrogate_spearman": corr,
             "seconds": time.perf_counter() - tick,
         }
-        log.append(row)
+        state.log.append(row)
+        state.population = population
+        state.generation = generation
+        save_checkpoint(config, state, features_sha)
         if on_generation is not None:
             on_generation(row)
 
-    texts = [ind.json for ind in hall]
+    texts = [e.text for e in state.hall.entries]
     train_scores = evaluator.score(texts, train)
     held_out = evaluator.score(texts, (market.train_end, market.rows))
     fame = [
-        {"rank": i + 1, "tree": json.loads(text), "size": len(ind), "height": ind.height, "train": tr, "held_out": ho}
-        for i, (ind, text, tr, ho) in enumerate(zip(hall, texts, train_scores, held_out, strict=True))
+        {"rank": i + 1, "tree": json.loads(e.text), "size": e.size, "height": e.height, "train": tr, "held_out": ho}
+        for i, (e, tr, ho) in enumerate(zip(state.hall.entries, train_scores, held_out, strict=True))
     ]
-    return Result(market, pl.DataFrame(log), fame, evaluator.evaluations, time.perf_counter() - started)
+    generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
+    return Result(market, generations, fame, evaluations, time.perf_counter() - started)
+
+
+def _columns_of(market: Market, names: Sequence[str]) -> list[np.ndarray]:
+    index = {n: i for i, n in enumerate(market.names)}
+    return [market.columns[index[n]] for n in names]
+
+
+def _close(market: Market) -> np.ndarray:
+    return market.frame["close"].cast(pl.Float64).to_numpy()
 
 
 def write(result: Result, config: EvolveConfig) -> None:
-    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores) and generations.parquet,
-    into a temporary folder renamed into place at the end, so a killed run leaves nothing under OUT."""
+    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores) and generations.parquet into
+    a staging folder inside OUT, then renames each into place, so no final artifact is ever half-written."""
     out = config.output
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out}: exists and is not empty; remove it or choose another -o")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=out))
     try:
         fame_dir = staging / "hall_of_fame"
         fame_dir.mkdir()
@@ -248,7 +678,7 @@ def write(result: Result, config: EvolveConfig) -> None:
             name = f"{entry['rank']:03d}.json"
             io.write_json(entry["tree"], fame_dir / name)
             index.append({k: v for k, v in entry.items() if k != "tree"} | {"file": name})
-        params = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+        params = config.to_params()
         io.write_json(
             {
                 "schema": "apex.hall_of_fame",
@@ -270,9 +700,10 @@ def write(result: Result, config: EvolveConfig) -> None:
             inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
             params=params,
         )
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
+        old_fame = out / "hall_of_fame"
+        if old_fame.exists():  # a resumed run replaces the earlier one's (a folder cannot be renamed over another)
+            os.replace(old_fame, staging / "hall_of_fame.old")
+        os.replace(fame_dir, old_fame)
+        os.replace(staging / "generations.parquet", out / "generations.parquet")
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise

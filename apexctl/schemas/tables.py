@@ -108,13 +108,21 @@ EQUITY = TableSchema(
 
 GENERATIONS = TableSchema(
     "generations",
-    1,
+    2,
     (
         Column("generation", pl.Int64, "0 = the initial population"),
         Column("best", pl.Float64, "best training fitness in the population"),
         Column("median", pl.Float64, "median training fitness"),
         Column("diversity", pl.Float64, "distinct trees / population size"),
-        Column("evaluations", pl.Int64, "trees evaluated in Rust this generation (cache misses)"),
+        Column("evaluations", pl.Int64, "distinct new trees given the true (expensive) evaluation this generation"),
+        Column("estimated", pl.Int64, "distinct new trees that kept the surrogate's estimate instead"),
+        Column("eval_fraction", pl.Float64, "share of the surrogate's ranking evaluated (1.0 when all were)"),
+        Column(
+            "surrogate_spearman",
+            pl.Float64,
+            "rank correlation predicted vs true fitness on the random holdout (null when not measured)",
+            nullable=True,
+        ),
         Column("seconds", pl.Float64, "wall time of the generation"),
     ),
 )
