@@ -118,6 +118,29 @@ def sim_batch(
     capital: float = 200.0,
     max_events: int = 200000000,
 ) -> dict[str, Any]: ...
+def sim_gp_fitness(
+    trees: list[str],
+    dsg_json: str | None,
+    seeds: list[int],
+    symbol: str = "BTCUSDT",
+    hours: float = 1.0,
+    *,
+    bar_seconds: int = 60,
+    capital: float = 200.0,
+    max_events: int = 200000000,
+) -> dict[str, npt.NDArray[Any]]: ...
+def sim_gp_run(
+    tree: str,
+    dsg_json: str | None,
+    seed: int,
+    symbol: str = "BTCUSDT",
+    hours: float = 1.0,
+    *,
+    bar_seconds: int = 60,
+    capital: float = 200.0,
+    max_events: int = 200000000,
+) -> dict[str, Any]: ...
+def sim_feature_names(bar_seconds: int = 60) -> list[str]: ...
 def dsg_params() -> list[tuple[str, float, float, float, bool, str]]: ...
 def dsg_json_schema() -> str: ...
 def dsg_normalize(text: str | None = None) -> str: ...

@@ -97,7 +97,7 @@ impl BarParams {
         }
     }
 
-    fn check(&self) -> Result<(), FeatureError> {
+    pub(crate) fn check(&self) -> Result<(), FeatureError> {
         if self.interval <= 0 {
             return Err(FeatureError::Params(format!("bar interval must be positive, got {} ns", self.interval)));
         }
@@ -141,37 +141,51 @@ impl BarTable {
     }
 }
 
+/// The float column names [`bar_features`] outputs for `params`, in order: [`BAR_COLUMNS`], the MTFA columns of each
+/// higher interval, then [`BOOK_COLUMNS`] when `with_book`.
+#[must_use]
+pub fn column_names(params: &BarParams, with_book: bool) -> Vec<String> {
+    let mut names: Vec<String> = BAR_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
+    for &h in &params.higher {
+        names.extend(MTFA_COLUMNS.iter().map(|name| format!("{name}_{}", duration_label(h))));
+    }
+    if with_book {
+        names.extend(BOOK_COLUMNS.iter().map(|s| (*s).to_owned()));
+    }
+    names
+}
+
 /// One input unit: a trade (OHLC all equal to its price) or a kline.
 #[derive(Debug, Clone, Copy)]
-struct Atom {
-    ts: i64,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-    turnover: f64,
-    n_trades: f64,
-    buy_volume: f64,
+pub(crate) struct Atom {
+    pub(crate) ts: i64,
+    pub(crate) open: f64,
+    pub(crate) high: f64,
+    pub(crate) low: f64,
+    pub(crate) close: f64,
+    pub(crate) volume: f64,
+    pub(crate) turnover: f64,
+    pub(crate) n_trades: f64,
+    pub(crate) buy_volume: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Bar {
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-    turnover: f64,
-    n_trades: f64,
-    buy_volume: f64,
-    clv: f64,
-    ret: f64,
-    rv: f64,
+pub(crate) struct Bar {
+    pub(crate) open: f64,
+    pub(crate) high: f64,
+    pub(crate) low: f64,
+    pub(crate) close: f64,
+    pub(crate) volume: f64,
+    pub(crate) turnover: f64,
+    pub(crate) n_trades: f64,
+    pub(crate) buy_volume: f64,
+    pub(crate) clv: f64,
+    pub(crate) ret: f64,
+    pub(crate) rv: f64,
 }
 
 impl Bar {
-    fn from_atom(a: &Atom) -> Bar {
+    pub(crate) fn from_atom(a: &Atom) -> Bar {
         Bar {
             open: a.open,
             high: a.high,
@@ -188,7 +202,7 @@ impl Bar {
     }
 
     /// An empty bar after `previous`: flat at its close, nothing traded (counts unknown stay unknown).
-    fn empty_after(previous: &Bar) -> Bar {
+    pub(crate) fn empty_after(previous: &Bar) -> Bar {
         let zero_or_unknown = |v: f64| if v.is_nan() { f64::NAN } else { 0.0 };
         let c = previous.close;
         Bar {
@@ -206,7 +220,7 @@ impl Bar {
         }
     }
 
-    fn merge(&mut self, a: &Atom) {
+    pub(crate) fn merge(&mut self, a: &Atom) {
         self.high = self.high.max(a.high);
         self.low = self.low.min(a.low);
         self.close = a.close;
@@ -216,7 +230,7 @@ impl Bar {
         self.buy_volume += a.buy_volume;
     }
 
-    fn get(&self, name: &str) -> f64 {
+    pub(crate) fn get(&self, name: &str) -> f64 {
         match name {
             "open" => self.open,
             "high" => self.high,
@@ -443,13 +457,7 @@ pub fn bar_features(
         updates.check()?;
     }
     let atoms = atoms_by_symbol(source, params.interval)?;
-    let mut names: Vec<String> = BAR_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
-    for &h in &params.higher {
-        names.extend(MTFA_COLUMNS.iter().map(|name| format!("{name}_{}", duration_label(h))));
-    }
-    if updates.is_some() {
-        names.extend(BOOK_COLUMNS.iter().map(|s| (*s).to_owned()));
-    }
+    let names = column_names(params, updates.is_some());
     let mut table = BarTable { columns: names.into_iter().map(|n| (n, Vec::new())).collect(), ..BarTable::default() };
     for (&symbol, atoms) in &atoms {
         let base = Series::build(atoms, params.interval, params.rv_window);

@@ -3,6 +3,7 @@
 pub mod vmd;
 
 pub mod bars;
+pub mod bars_stream;
 mod error;
 pub mod trades;
 pub mod update;

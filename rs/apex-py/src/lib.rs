@@ -3,6 +3,7 @@
 mod backtest;
 mod book;
 mod bybit;
+mod dual;
 mod errors;
 mod features;
 mod gp;
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     features::register(m)?;
     gp::register(m)?;
     sim::register(m)?;
+    dual::register(m)?;
     vmd::register(m)?;
     bybit::register(m)?;
     Ok(())

@@ -31,12 +31,12 @@ impl IntoPyErr for DsgError {
     }
 }
 
-fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
+pub(crate) fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
     Ok(text.map(Dsg::from_json_str).transpose()?.unwrap_or_default())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn config_for(
+pub(crate) fn config_for(
     symbol: &str,
     seed: u64,
     hours: f64,
@@ -65,7 +65,7 @@ fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyRes
     Ok(out)
 }
 
-fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bound<'py, PyDict>> {
     let SimOutput { trades, book, bars, fills, populations, strategy, events, trade_count, truncated } = out;
     let result = PyDict::new(py);
     let trade_ids: Vec<u64> = trades.trade_id;

@@ -26,4 +26,9 @@ pub enum SimError {
     Config(String),
     #[error(transparent)]
     Dsg(#[from] crate::dsg::DsgError),
+    /// A GP tree that cannot run in the simulator (bad document, or a feature the simulator does not compute).
+    #[error(transparent)]
+    Gp(#[from] apex_gp::GpError),
+    #[error(transparent)]
+    Features(#[from] apex_features::FeatureError),
 }

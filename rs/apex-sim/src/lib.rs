@@ -22,9 +22,11 @@
 //! # Ok::<(), apex_sim::SimError>(())
 //! ```
 
+pub mod adversarial;
 pub mod agents;
 pub mod batch;
 pub mod dsg;
+pub mod gp_strategy;
 pub mod market;
 pub mod strategy;
 

@@ -1,0 +1,87 @@
+//! Bindings of the simulator's GP strategy slot: adversarial fitness of many trees over seeds, and its feature set.
+
+use apex_gp::Limits;
+use apex_sim::adversarial::{AdversarialFitness, adversarial_fitness, gp_run};
+use apex_sim::gp_strategy;
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::run_detached;
+use crate::sim::{config_for, dsg_from, output_to_py};
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(sim_gp_fitness, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_gp_run, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_feature_names, m)?)?;
+    Ok(())
+}
+
+/// Runs every GP tree (JSON text) as the strategy in the market of the DSG (`None`: the default DSG) for every seed,
+/// in parallel, and returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`,
+/// `truncated` as NumPy arrays of shape (trees, seeds).
+#[pyfunction]
+#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, capital=200.0, max_events=200_000_000))]
+#[allow(clippy::too_many_arguments)]
+fn sim_gp_fitness<'py>(
+    py: Python<'py>,
+    trees: Vec<String>,
+    dsg_json: Option<&str>,
+    seeds: Vec<u64>,
+    symbol: &str,
+    hours: f64,
+    bar_seconds: i64,
+    capital: f64,
+    max_events: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let fit = run_detached(py, || {
+        let dsg = dsg_from(dsg_json)?;
+        let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
+        adversarial_fitness(&trees, &dsg, &seeds, &template, &Limits::default())
+    })?;
+    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated } = fit;
+    let shape = [trees, seeds];
+    let out = PyDict::new(py);
+    out.set_item("mean_pnl", PyArray1::from_vec(py, mean_pnl))?;
+    out.set_item("pnl", PyArray1::from_vec(py, pnl).reshape(shape)?)?;
+    out.set_item("fees", PyArray1::from_vec(py, fees).reshape(shape)?)?;
+    out.set_item("max_drawdown", PyArray1::from_vec(py, max_drawdown).reshape(shape)?)?;
+    out.set_item("trades", PyArray1::from_vec(py, trades).reshape(shape)?)?;
+    out.set_item("ruined", PyArray1::from_vec(py, ruined).reshape(shape)?)?;
+    out.set_item("truncated", PyArray1::from_vec(py, truncated).reshape(shape)?)?;
+    Ok(out)
+}
+
+/// Runs one GP tree as the strategy for one seed and returns `sim_run`'s dict (bars, fills, strategy report; the
+/// trades and book tables are not recorded) plus `signals`: the tree's signal on every bar it saw.
+#[pyfunction]
+#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, capital=200.0, max_events=200_000_000))]
+#[allow(clippy::too_many_arguments)]
+fn sim_gp_run<'py>(
+    py: Python<'py>,
+    tree: &str,
+    dsg_json: Option<&str>,
+    seed: u64,
+    symbol: &str,
+    hours: f64,
+    bar_seconds: i64,
+    capital: f64,
+    max_events: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let result = run_detached(py, || {
+        let dsg = dsg_from(dsg_json)?;
+        let mut config = config_for(symbol, seed, hours, 50, 100, bar_seconds, capital, max_events)?;
+        config.record_market = false;
+        gp_run(tree, &dsg, &config, &Limits::default())
+    })?;
+    let out = output_to_py(py, result.output)?;
+    out.set_item("signals", PyArray1::from_vec(py, result.signals))?;
+    Ok(out)
+}
+
+/// The features a GP tree may use in the simulator with bars of `bar_seconds`, in row order.
+#[pyfunction]
+#[pyo3(signature = (bar_seconds=60))]
+fn sim_feature_names(bar_seconds: i64) -> Vec<String> {
+    gp_strategy::sim_feature_names(bar_seconds)
+}

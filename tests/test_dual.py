@@ -1,0 +1,90 @@
+"""Adversarial fitness: flat and constant-long trees against the built-in strategies, determinism, and the parity of
+GP signals inside the simulator with batch evaluation over the bar features of the simulator's own bars."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from apexctl import _core
+from apexctl.errors import DataError, InputError
+from apexctl.forge.dual import adversarial_fitness, sim_feature_names
+
+SYMBOL = "SOLUSDT"
+HOURS = 0.2
+
+
+def tree(root: dict, features: list[str] | None = None) -> str:
+    return json.dumps({"schema": "apex.gp_tree", "version": 1, "features": features or [], "root": root})
+
+
+FLAT = tree({"const": 0.0})
+LONG = tree({"const": 1.0})
+CLV = tree(
+    {
+        "op": "tanh",
+        "args": [
+            {"op": "div", "args": [{"feature": "clv"}, {"op": "ts_std", "args": [{"feature": "ret"}, {"window": 5}]}]}
+        ],
+    },
+    ["clv", "ret"],
+)
+
+
+def test_flat_tree_earns_exactly_zero_and_long_tree_is_buy_and_hold():
+    seeds = [1, 2]
+    fit = adversarial_fitness([FLAT, LONG], None, seeds, HOURS, SYMBOL)
+    assert fit.pnl.shape == (2, 2)
+    assert fit.mean_pnl.shape == (2,)
+    assert np.all(fit.pnl[0] == 0.0)
+    assert np.all(fit.trades[0] == 0)
+    for s, seed in enumerate(seeds):
+        hold = _core.sim_run(SYMBOL, seed=seed, hours=HOURS, strategy="buy_and_hold")["strategy"]
+        assert fit.pnl[1, s] == hold["pnl"]
+        assert fit.max_drawdown[1, s] == hold["max_drawdown"]
+        assert fit.trades[1, s] == hold["n_fills"]
+    assert fit.mean_pnl[1] == fit.pnl[1].mean()
+
+
+def test_same_seed_same_result_and_seeds_differ():
+    a = adversarial_fitness([CLV], None, [5, 6], HOURS, SYMBOL)
+    b = adversarial_fitness([FLAT, CLV], None, [5, 6], HOURS, SYMBOL)
+    assert np.array_equal(a.pnl[0], b.pnl[1])
+    assert a.trades[0, 0] > 0, "the CLV tree trades"
+    assert a.pnl[0, 0] != a.pnl[0, 1]
+
+
+def test_signals_in_the_simulator_equal_batch_evaluation_of_its_bars():
+    run = _core.sim_gp_run(CLV, None, 9, SYMBOL, HOURS)
+    bars = run["bars"]
+    n = len(bars["ts_us"])
+    table = _core.features_bars_from_klines(
+        bars["ts_us"] * 1000,
+        np.zeros(n, dtype=np.uint32),
+        bars["open"],
+        bars["high"],
+        bars["low"],
+        bars["close"],
+        bars["volume"],
+        np.zeros(n),
+        kline_interval_ns=60 * 10**9,
+        interval_ns=60 * 10**9,
+        higher_ns=[300 * 10**9, 900 * 10**9, 3600 * 10**9],
+    )
+    names = sim_feature_names()
+    batch = _core.gp_evaluate([CLV], names, [table[name] for name in names])[0]
+    assert run["signals"].shape == (n,)
+    assert np.array_equal(run["signals"], batch)
+    assert np.any(batch != 0.0)
+
+
+def test_bad_tree_names_its_index_and_feature():
+    bad = tree({"feature": "ofi_l1_sum"}, ["ofi_l1_sum"])
+    with pytest.raises(DataError, match=r"trees\[1\].*ofi_l1_sum"):
+        adversarial_fitness([FLAT, bad], None, [0], HOURS, SYMBOL)
+    with pytest.raises(InputError, match="DSG"):
+        adversarial_fitness([FLAT], '{"schema": "nope"}', [0], HOURS, SYMBOL)
+    assert "turnover" not in sim_feature_names()
+    assert "rv_1h" in sim_feature_names()
