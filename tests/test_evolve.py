@@ -13,8 +13,18 @@ from conftest import run_cli
 
 from apexctl.forge import io
 from apexctl.forge.backtest import BacktestParams
-from apexctl.forge.evolve import Entry, Evaluator, EvolveConfig, Hall, evolve, load_market, terminals_for, write
-from apexctl.schemas import FEATURES, GENERATIONS
+from apexctl.forge.evolve import (
+    Entry,
+    Evaluator,
+    EvolveConfig,
+    Hall,
+    evolve,
+    load_market,
+    pareto_front,
+    terminals_for,
+    write,
+)
+from apexctl.schemas import FEATURES, GENERATIONS, PARETO
 
 MINUTE = 60 * 10**9
 
@@ -268,3 +278,39 @@ def test_resume_gives_the_same_hall_of_fame_as_an_uninterrupted_run(tmp_path):
     refused = run_cli("evolve", "--features", features, "--gens", "1", "-o", str(tmp_path / "parts"))
     assert refused.returncode == 2
     assert b"--resume" in refused.stderr
+
+
+def test_dual_fitness_screens_the_simulator_and_writes_the_pareto_front(tmp_path):
+    from apexctl.forge.dual import sim_feature_names
+
+    frame = bars_with_signal(300, edge=0.004, seed=8).rename({"sig": "clv", "noise_a": "ret"})
+    features = write_features(tmp_path, frame)
+    out = tmp_path / "dual"
+    config = EvolveConfig(
+        features=features, output=out, pop=80, gens=2, seed=3, surrogate=True, dsg="default",
+        sim_seeds=(1,), sim_hours=0.2, sim_symbol="SOLUSDT", hall_size=8,
+    )  # fmt: skip
+    result = evolve(config)
+    write(result, config)
+    log = result.generations
+    assert log["best_adversarial"].null_count() == 0
+    assert log["estimated"][1:].sum() > 0, "the surrogate kept most new trees away from the simulator"
+    assert (log["evaluations"][1:] < 80).all()
+    allowed = set(sim_feature_names())
+    for entry in result.hall_of_fame:
+        assert set(entry["tree"]["features"]) <= allowed
+        assert "mean_pnl" in entry["adversarial"]
+    pareto = io.read_table(out / "pareto.parquet", PARETO).frame
+    assert pareto.height >= 1
+    points = list(zip(pareto["train_fitness"], pareto["adversarial_pnl"], strict=True))
+    for i, (f, a) in enumerate(points):
+        for j, (g, b) in enumerate(points):
+            assert i == j or not (g >= f and b >= a and (g > f or b > a)), "a front member is dominated"
+    index = json.loads((out / "hall_of_fame" / "index.json").read_text())
+    assert all("adversarial" in e for e in index["entries"])
+
+
+def test_pareto_front_keeps_only_non_dominated_entries():
+    points = [(1, 5), (2, 4), (2, 3), (0, 6), (0.5, 4), (3, 1)]
+    entries = [Entry(f"t{i}", f, 1, 0, a) for i, (f, a) in enumerate(points)]
+    assert [e.text for e in pareto_front(entries)] == ["t5", "t1", "t0", "t3"]

@@ -1,4 +1,4 @@
-"""`apexctl evolve`: evolve GP strategies on bar features; fitness (TTT) from the Rust backtester."""
+"""`apexctl evolve`: evolve GP strategies on bar features; TTT fitness from the Rust backtester (+ simulator PnL)."""
 
 from __future__ import annotations
 
@@ -68,16 +68,17 @@ def evolve_command(
         ),
     ] = 20,
     surrogate: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--surrogate/--no-surrogate",
             help="Surrogate-assisted evolution: a LightGBM model ranks each generation's new trees from cheap "
-            "features (shape, primitive and feature counts, signal on a short training slice) and only the top "
-            "--eval-fraction plus a random holdout get the true fitness; the rest keep the estimate and never "
-            "enter the hall of fame. Off by default: the backtest fitness costs about as much per tree as the "
-            "surrogate's own features, so screening saves little; it is meant for the expensive simulator fitness.",
+            "features (shape, primitive and feature counts, signal on a short training slice; with --dsg also the "
+            "backtest metrics) and only the top --eval-fraction plus a random holdout get the expensive fitness; "
+            "the rest keep the estimate, flagged, and never enter the hall of fame. Default: on with --dsg (the "
+            "simulator fitness is the expensive one), off otherwise (a backtest costs about as much per tree as the "
+            "surrogate's own features, so screening it saves little).",
         ),
-    ] = False,
+    ] = None,
     eval_fraction: Annotated[
         float,
         typer.Option(
@@ -113,6 +114,28 @@ def evolve_command(
             "their lags become window lengths, and lag(feature, lag) trees seed the initial population.",
         ),
     ] = None,
+    dsg: Annotated[
+        str | None,
+        typer.Option(
+            "--dsg",
+            help="Dual fitness: an apex.dsg document (apexctl chimera), or 'default' for the built-in DSG. Each tree "
+            "is also traded in the simulator populated by it (adversarial fitness: PnL, mean over --sim-seeds) next "
+            "to its backtest TTT fitness (causal fitness); NSGA-II selects on both; terminals are restricted to "
+            "features the simulator computes; OUT/pareto.parquet gets the Pareto front. --pop must be a multiple "
+            "of 4.",
+        ),
+    ] = None,
+    sim_seeds: Annotated[
+        str, typer.Option("--sim-seeds", help="With --dsg: comma-separated simulator seeds the PnL is averaged over.")
+    ] = "1,2",
+    sim_hours: Annotated[float, typer.Option("--sim-hours", help="With --dsg: simulated hours per seed.")] = 1.0,
+    sim_symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--sim-symbol",
+            help="With --dsg: simulator instrument preset (default: the evolved symbol when it has one, else BTCUSDT).",
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -141,12 +164,16 @@ def evolve_command(
             mut_prob=mut_prob,
             max_depth=max_depth,
             hall_size=hall_of_fame,
-            surrogate=surrogate,
+            surrogate=dsg is not None if surrogate is None else surrogate,
             eval_fraction=eval_fraction,
             surrogate_min_corr=surrogate_min_corr,
             seed_dna=seed_dna,
             seed_share=seed_share,
             causal=causal,
+            dsg=dsg,
+            sim_seeds=_seeds(sim_seeds),
+            sim_hours=sim_hours,
+            sim_symbol=sim_symbol,
         )
     with progress(transient=True) as bar:
         task = bar.add_task("generation 0", total=config.gens + 1)
@@ -164,11 +191,12 @@ def evolve_command(
     write(result, config)
     title = f"hall of fame: {result.market.symbol}, pop {config.pop}, {config.gens} generations, seed {config.seed}"
     table = Table(title=title)
-    for column in ("rank", "size", "train fitness", "train PnL", "held-out fitness", "held-out PnL", "trades"):
+    columns = ["rank", "size", "train fitness", "train PnL", "held-out fitness", "held-out PnL", "trades"]
+    for column in columns + (["sim PnL"] if config.dual else []):
         table.add_column(column, justify="right")
     for entry in result.hall_of_fame[:10]:
         train, held = entry["train"], entry["held_out"]
-        table.add_row(
+        cells = [
             str(entry["rank"]),
             str(entry["size"]),
             f"{train['fitness']:.3f}",
@@ -176,8 +204,20 @@ def evolve_command(
             f"{held['fitness']:.3f}",
             f"{held['pnl']:+.2f}",
             f"{int(train['trades'])}/{int(held['trades'])}",
-        )
+        ]
+        if config.dual:
+            cells.append(f"{entry['adversarial']['mean_pnl']:+.2f}")
+        table.add_row(*cells)
     err.print(table)
     err.print(f"{result.evaluations:,} true evaluations (Rust) in {result.seconds:.1f} s")
     wrote(str(output / "hall_of_fame"), f"{len(result.hall_of_fame)} trees with train and held-out scores")
     wrote(str(output / "generations.parquet"), f"{result.generations.height} generation rows")
+    if config.dual:
+        wrote(str(output / "pareto.parquet"), f"{len(result.pareto)} trees on the (backtest, simulator) Pareto front")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--sim-seeds: comma-separated integers expected, got {text!r}") from None

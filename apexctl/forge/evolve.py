@@ -38,7 +38,7 @@ from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
 from apexctl.forge.gp import SCHEMA as GP_SCHEMA
 from apexctl.forge.gp import Window, from_json, gen_grow, gen_half_and_half, primitive_set, to_json
-from apexctl.schemas.tables import FEATURES, GENERATIONS
+from apexctl.schemas.tables import FEATURES, GENERATIONS, PARETO
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 #: Columns that are not strategy inputs.
@@ -77,6 +77,15 @@ class EvolveConfig:
     seed_dna: str | None = None
     seed_share: float = 0.25
     causal: str | None = None
+    dsg: str | None = None
+    sim_seeds: tuple[int, ...] = (1, 2)
+    sim_hours: float = 1.0
+    sim_symbol: str | None = None
+
+    @property
+    def dual(self) -> bool:
+        """Dual fitness (--dsg): backtest TTT fitness and simulator PnL, NSGA-II selection."""
+        return self.dsg is not None
 
     def validate(self) -> None:
         if self.pop < 2:
@@ -95,6 +104,13 @@ class EvolveConfig:
             raise UsageError(f"--surrogate-min-corr must be in [-1, 1], got {self.surrogate_min_corr}")
         if not 0.0 < self.seed_share <= 1.0:
             raise UsageError(f"--seed-share must be in (0, 1], got {self.seed_share}")
+        if self.dual:
+            if self.pop % 4:
+                raise UsageError(f"--pop must be a multiple of 4 with --dsg (NSGA-II's tournament), got {self.pop}")
+            if not self.sim_seeds or min(self.sim_seeds) < 0:
+                raise UsageError(f"--sim-seeds: give non-negative seeds, got {list(self.sim_seeds)}")
+            if not 0.0 < self.sim_hours <= 168.0:
+                raise UsageError(f"--sim-hours must be in (0, 168], got {self.sim_hours}")
 
     def to_params(self) -> dict[str, Any]:
         """JSON-ready parameters (recorded in the outputs and the checkpoint)."""
@@ -106,6 +122,7 @@ class EvolveConfig:
         values["output"] = Path(values["output"])
         values["init_depth"] = tuple(values["init_depth"])
         values["backtest"] = BacktestParams(**values["backtest"])
+        values["sim_seeds"] = tuple(values["sim_seeds"])
         return cls(**values)
 
 
@@ -247,16 +264,27 @@ def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
     features = list(market.names)
     windows: list[int] = []
     seeds: list[str] = []
+    if config.dual:
+        from apexctl.forge.dual import sim_feature_names
+
+        computed = set(sim_feature_names())
+        features = [n for n in features if n in computed]
+        if not features:
+            raise InputError(
+                f"{io.describe(config.features)}: none of its columns is a feature the simulator computes "
+                f"({', '.join(sorted(computed))}); --dsg needs bar features from `apexctl features --grain 1m`"
+            )
     if config.causal is not None:
         from apexctl.forge.causal import load_causal
 
         doc = load_causal(config.causal)
-        parents = [p for p in doc.parents if p.feature in market.names]
+        parents = [p for p in doc.parents if p.feature in features]
         if not parents:
             listed = ", ".join(sorted({p.feature for p in doc.parents})) or "none"
+            where = "a feature the simulator computes (--dsg)" if config.dual else f"a column of {config.features}"
             raise InputError(
-                f"{io.describe(config.causal)}: none of its causal parents ({listed}) is a column of "
-                f"{io.describe(config.features)}; run `apexctl causal` on this features table"
+                f"{io.describe(config.causal)}: none of its causal parents ({listed}) is {where}; "
+                "run `apexctl causal` on this features table"
             )
         features = list(dict.fromkeys(p.feature for p in parents))
         windows = sorted({p.lag for p in parents if p.lag > 0})
@@ -293,14 +321,22 @@ def cx_one_point(ind1: Any, ind2: Any) -> tuple[Any, Any]:
     return ind1, ind2
 
 
-def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
+def _tree_class(dual: bool) -> Any:
+    """DEAP individual class: one maximized objective, or two (backtest fitness, simulator PnL) with --dsg."""
     if not hasattr(creator, "ApexFitness"):
         creator.create("ApexFitness", base.Fitness, weights=(1.0,))
         creator.create("ApexTree", deap_gp.PrimitiveTree, fitness=creator.ApexFitness)
+        creator.create("ApexDualFitness", base.Fitness, weights=(1.0, 1.0))
+        creator.create("ApexDualTree", deap_gp.PrimitiveTree, fitness=creator.ApexDualFitness)
+    return creator.ApexDualTree if dual else creator.ApexTree
+
+
+def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
+    tree_class = _tree_class(config.dual)
     toolbox = base.Toolbox()
     low, high = config.init_depth
     toolbox.register("expr", gen_half_and_half, pset=pset, min_=low, max_=high)
-    toolbox.register("individual", tools.initIterate, creator.ApexTree, toolbox.expr)
+    toolbox.register("individual", tools.initIterate, tree_class, toolbox.expr)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("select", tools.selTournament, tournsize=config.tournament)
     toolbox.register("mate", cx_one_point)
@@ -312,8 +348,8 @@ def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Tool
     return toolbox
 
 
-def _individual(text: str, pset: deap_gp.PrimitiveSetTyped) -> Any:
-    ind = creator.ApexTree(from_json(text, pset))
+def _individual(text: str, pset: deap_gp.PrimitiveSetTyped, dual: bool) -> Any:
+    ind = _tree_class(dual)(from_json(text, pset))
     ind.json = to_json(ind)
     ind.estimated = False
     return ind
@@ -325,7 +361,7 @@ def initial_population(toolbox: base.Toolbox, pset: Any, config: EvolveConfig, s
     if not seeds:
         return toolbox.population(n=config.pop)
     share = min(config.pop, max(len(seeds), round(config.seed_share * config.pop)))
-    population = [_individual(text, pset) for text in seeds[:share]]
+    population = [_individual(text, pset, config.dual) for text in seeds[:share]]
     while len(population) < share:
         (child,) = toolbox.mutate(toolbox.clone(population[len(population) % len(seeds)]))
         population.append(child)
@@ -337,17 +373,37 @@ def initial_population(toolbox: base.Toolbox, pset: Any, config: EvolveConfig, s
 
 @dataclass
 class Entry:
-    """A truly evaluated tree in the hall of fame."""
+    """A truly evaluated tree: its backtest fitness and, with --dsg, its simulator PnL (mean over seeds)."""
 
     text: str
     fitness: float
     size: int
     height: int
+    adversarial: float | None = None
+
+    @property
+    def objectives(self) -> tuple[float, ...]:
+        return (self.fitness,) if self.adversarial is None else (self.fitness, self.adversarial)
+
+
+def pareto_front(entries: Iterable[Entry]) -> list[Entry]:
+    """The non-dominated entries on (fitness, adversarial), one per objective pair (the smallest tree), ordered by
+    fitness: a sweep over entries sorted by fitness keeps each one whose adversarial value beats all before it."""
+    ordered = sorted(entries, key=lambda e: (-e.fitness, -(e.adversarial or 0.0), e.size, e.text))
+    front: list[Entry] = []
+    best = float("-inf")
+    for entry in ordered:
+        value = entry.adversarial if entry.adversarial is not None else float("-inf")
+        if value > best:
+            front.append(entry)
+            best = value
+    return front
 
 
 class Hall:
     """The best truly evaluated behaviours: trees whose training-span signals are bit-equal count once (the
-    smallest kept), since they trade identically; ordered by fitness, then size, then text (deterministic)."""
+    smallest kept), since they trade identically; ordered by fitness, then size, then text (deterministic). With
+    two objectives, by Pareto rank first (the pool's fronts peeled), then the same keys."""
 
     def __init__(self, size: int, market: Market, terminals: Sequence[str]) -> None:
         self.size = size
@@ -365,8 +421,20 @@ class Hall:
                 self._fingerprints[text] = hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest()
 
     def update(self, candidates: Iterable[Entry]) -> None:
-        pool = {e.text: e for e in [*self.entries, *candidates]}
-        ordered = sorted(pool.values(), key=lambda e: (-e.fitness, e.size, e.text))
+        pool = list({e.text: e for e in [*self.entries, *candidates]}.values())
+        if any(e.adversarial is not None for e in pool):
+            # Peel fronts (one sort each) until there are enough candidates; the rest cannot rank before them.
+            ranks: dict[str, int] = {}
+            left, rank = pool, 0
+            while left and len(ranks) < 4 * self.size:
+                for entry in pareto_front(left):
+                    ranks[entry.text] = rank
+                left = [e for e in left if e.text not in ranks]
+                rank += 1
+            pool = [e for e in pool if e.text in ranks]
+        else:
+            ranks = dict.fromkeys((e.text for e in pool), 0)
+        ordered = sorted(pool, key=lambda e: (ranks[e.text], -e.fitness, -(e.adversarial or 0.0), e.size, e.text))
         kept: list[Entry] = []
         seen: set[bytes] = set()
         for first in range(0, len(ordered), FINGERPRINT_CHUNK):
@@ -394,6 +462,7 @@ class Result:
     hall_of_fame: list[dict[str, Any]]
     evaluations: int
     seconds: float
+    pareto: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -406,6 +475,7 @@ class State:
     hall: Hall
     fraction: float
     surrogate: sae.Surrogate | None
+    archive: list[Entry] = field(default_factory=list)
 
 
 def prepare_output(out: Path, resume: bool) -> None:
@@ -472,11 +542,15 @@ def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> No
         "config": config.to_params(),
         "features_sha256": features_sha,
         "generation": state.generation,
-        "population": [[ind.json, list(ind.fitness.values), ind.estimated] for ind in state.population],
+        "population": [
+            [ind.json, list(ind.fitness.values), ind.estimated, getattr(ind.fitness, "crowding_dist", None)]
+            for ind in state.population
+        ],
         "random_state": [version, list(internal), gauss],
         "numpy_state": [np_state[0], np_state[1].tolist(), *[float(v) for v in np_state[2:]]],
         "log": state.log,
         "hall": [asdict(e) for e in state.hall.entries],
+        "archive": [asdict(e) for e in state.archive],
         "fraction": state.fraction,
         "surrogate_rows": rows_file,
     }
@@ -496,10 +570,12 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
 
 def _restore(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Market, terminals: Terminals) -> State:
     population = []
-    for text, values, estimated in doc["population"]:
-        ind = _individual(text, pset)
+    for text, values, estimated, crowding in doc["population"]:
+        ind = _individual(text, pset, config.dual)
         ind.fitness.values = tuple(values)
         ind.estimated = bool(estimated)
+        if crowding is not None:  # NSGA-II's tournament reads it; it depends on the pool it was computed in
+            ind.fitness.crowding_dist = crowding
         population.append(ind)
     version, internal, gauss = doc["random_state"]
     random.setstate((version, tuple(internal), gauss))
@@ -514,10 +590,52 @@ def _restore(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Marke
             with np.load(config.output / CHECKPOINT / doc["surrogate_rows"]) as rows:
                 model.add(rows["x"], rows["y"])
         model.fit()
-    return State(doc["generation"], population, doc["log"], hall, doc["fraction"], model)
+    archive = [Entry(**e) for e in doc["archive"]]
+    return State(doc["generation"], population, doc["log"], hall, doc["fraction"], model, archive)
 
 
 EvaluatorFactory = Callable[[Market, BacktestParams], Evaluator]
+
+
+class Adversary:
+    """Adversarial fitness (--dsg): each tree traded in the DSG-populated simulator, mean PnL over the seeds."""
+
+    def __init__(self, config: EvolveConfig, market_symbol: str) -> None:
+        from apexctl.forge.dual import dsg_text
+        from apexctl.forge.sim import INSTRUMENTS
+
+        self.dsg = None if config.dsg in (None, "default") else dsg_text(config.dsg)
+        self.seeds = list(config.sim_seeds)
+        self.hours = config.sim_hours
+        self.symbol = config.sim_symbol or (market_symbol if market_symbol in INSTRUMENTS else "BTCUSDT")
+        if self.symbol not in INSTRUMENTS:
+            raise UsageError(f"--sim-symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
+        self.cache: dict[str, float] = {}
+
+    def score(self, trees: Sequence[str]) -> list[float]:
+        from apexctl.forge.dual import adversarial_fitness
+
+        todo = list(dict.fromkeys(t for t in trees if t not in self.cache))
+        for first in range(0, len(todo), BATCH):
+            chunk = todo[first : first + BATCH]
+            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol)
+            self.cache.update(zip(chunk, (float(v) for v in result.mean_pnl), strict=True))
+        return [self.cache[t] for t in trees]
+
+
+def _vary(population: list[Any], toolbox: base.Toolbox, config: EvolveConfig) -> list[Any]:
+    """Parents (tournament, or NSGA-II's dominance/crowding tournament with --dsg), crossover, mutation."""
+    select = tools.selTournamentDCD if config.dual else toolbox.select
+    offspring = [toolbox.clone(ind) for ind in select(population, len(population))]
+    for a, b in zip(offspring[::2], offspring[1::2], strict=False):
+        if random.random() < config.cx_prob:
+            toolbox.mate(a, b)
+            del a.fitness.values, b.fitness.values
+    for i, ind in enumerate(offspring):
+        if random.random() < config.mut_prob:
+            (offspring[i],) = toolbox.mutate(ind)
+            del offspring[i].fitness.values
+    return offspring
 
 
 def evolve(
@@ -528,12 +646,16 @@ def evolve(
     make_evaluator: EvaluatorFactory = Evaluator,
 ) -> Result:
     """Runs the evolution (or continues a checkpointed one with `resume`); deterministic for a given seed (Python's
-    and NumPy's generators are seeded here, LightGBM is seeded and single-configuration)."""
+    and NumPy's generators are seeded here, LightGBM is seeded, single-threaded and leaves them untouched).
+
+    The expensive objective is screened by the surrogate when it is on: the backtest fitness alone, or with --dsg
+    the simulator PnL (then every new tree is backtested, and its backtest metrics are surrogate features too)."""
     config.validate()
     if resume and config.features == io.STDIO:
         raise UsageError("--resume needs the features as a file; the run read them from stdin")
     market = load_market(config.features, config.symbol, config.train_fraction)
     terminals = terminals_for(config, market)
+    adversary = Adversary(config, market.symbol) if config.dual else None
     checkpoint = _read_checkpoint(config.output) if resume else None
     features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
     if checkpoint is not None and checkpoint["features_sha256"] != features_sha:
@@ -541,7 +663,7 @@ def evolve(
     prepare_output(config.output, resume)
     pset = primitive_set(terminals.features)
     for k in terminals.windows:
-        if k not in pset.terminals[Window] and all(t.value != k for t in pset.terminals[Window]):
+        if all(t.value != k for t in pset.terminals[Window]):
             pset.addTerminal(k, Window)
     toolbox = _toolbox(pset, config)
     evaluator = make_evaluator(market, config.backtest)
@@ -570,52 +692,52 @@ def evolve(
 
     for generation in range(state.generation + 1, config.gens + 1):
         tick = time.perf_counter()
-        population = state.population
-        if generation > 0:
-            offspring = [toolbox.clone(ind) for ind in toolbox.select(population, len(population))]
-            for a, b in zip(offspring[::2], offspring[1::2], strict=False):
-                if random.random() < config.cx_prob:
-                    toolbox.mate(a, b)
-                    del a.fitness.values, b.fitness.values
-            for i, ind in enumerate(offspring):
-                if random.random() < config.mut_prob:
-                    (offspring[i],) = toolbox.mutate(ind)
-                    del offspring[i].fitness.values
-            population = offspring
+        parents = state.population
+        population = _vary(parents, toolbox, config) if generation > 0 else parents
         invalid = [ind for ind in population if not ind.fitness.valid]
         for ind in invalid:
             ind.json = to_json(ind)
-        # One representative per distinct text: the surrogate ranks texts, the evaluator scores texts.
+        # One representative per distinct text: the surrogate ranks texts, the evaluators score texts.
         unique: dict[str, Any] = {}
         for ind in invalid:
             unique.setdefault(ind.json, ind)
         texts = list(unique)
         position = {t: i for i, t in enumerate(texts)}
+        causal: dict[str, float] = {}
+        extra = None
+        if adversary is not None:  # the backtest is the cheap objective: every new tree gets it
+            metrics = evaluator.score(texts, train)
+            causal = {t: m["fitness"] for t, m in zip(texts, metrics, strict=True)}
+            extra = np.array([[m[k] for k in METRICS] for m in metrics], dtype=np.float64).reshape(len(texts), -1)
+
+        def expensive(picked: list[str]) -> list[float]:
+            if adversary is not None:
+                return adversary.score(picked)
+            return [m["fitness"] for m in evaluator.score(picked, train)]
+
         used_fraction, corr = 1.0, None
         model = state.surrogate
+        features = predicted = chosen = None
+        picked = list(range(len(texts)))
         if model is not None and featurizer is not None:
             features = featurizer.rows([unique[t] for t in texts], texts)
+            if extra is not None:
+                features = np.hstack([features, extra])
             if model.ready and texts:
                 used_fraction = state.fraction
                 predicted = model.predict(features)
                 chosen = sae.screen(predicted.tolist(), used_fraction, random)
                 picked = chosen.evaluate
-            else:
-                predicted, chosen, picked = None, None, list(range(len(texts)))
-        else:
-            features, predicted, chosen, picked = None, None, None, list(range(len(texts)))
-        scores = evaluator.score([texts[i] for i in picked], train)
-        truth = {texts[i]: s["fitness"] for i, s in zip(picked, scores, strict=True)}
+        truth = dict(zip((texts[i] for i in picked), expensive([texts[i] for i in picked]), strict=True))
         if predicted is not None and chosen is not None:
             corr = sae.spearman(predicted[chosen.holdout].tolist(), [truth[texts[i]] for i in chosen.holdout])
         for ind in invalid:
-            if ind.json in truth:
-                ind.fitness.values = (truth[ind.json],)
-                ind.estimated = False
-            else:
+            value = truth.get(ind.json)
+            ind.estimated = value is None
+            if value is None:
                 assert predicted is not None
-                ind.fitness.values = (float(predicted[position[ind.json]]),)
-                ind.estimated = True
+                value = float(predicted[position[ind.json]])
+            ind.fitness.values = (causal[ind.json], value) if adversary is not None else (value,)
         if model is not None and features is not None:
             model.add(features[picked], [truth[texts[i]] for i in picked])
             model.fit()
@@ -623,36 +745,62 @@ def evolve(
                 state.fraction = sae.next_fraction(
                     state.fraction, corr, config.eval_fraction, config.surrogate_min_corr
                 )
-        state.hall.update(Entry(t, truth[t], len(unique[t]), unique[t].height) for t in truth)
+        if adversary is not None:
+            population = tools.selNSGA2(parents + population if generation > 0 else population, config.pop)
+            fresh = [Entry(t, causal[t], len(unique[t]), unique[t].height, truth[t]) for t in truth]
+            state.archive = pareto_front([*state.archive, *fresh])
+        else:
+            fresh = [Entry(t, truth[t], len(unique[t]), unique[t].height) for t in truth]
+        state.hall.update(fresh)
         evaluations += len(picked)
-        true_fitness = [ind.fitness.values[0] for ind in population if not ind.estimated]
-        row = {
-            "generation": generation,
-            "best": max(true_fitness) if true_fitness else float("nan"),
-            "median": statistics.median(true_fitness) if true_fitness else float("nan"),
-            "diversity": len({ind.json for ind in population}) / len(population),
-            "evaluations": len(picked),
-            "estimated": len(texts) - len(picked),
-            "eval_fraction": used_fraction,
-            "surrogate_spearman": corr,
-            "seconds": time.perf_counter() - tick,
-        }
-        state.log.append(row)
+        state.log.append(_log_row(generation, population, len(picked), len(texts) - len(picked), used_fraction, corr))
+        state.log[-1]["seconds"] = time.perf_counter() - tick
         state.population = population
         state.generation = generation
         save_checkpoint(config, state, features_sha)
         if on_generation is not None:
-            on_generation(row)
+            on_generation(state.log[-1])
 
-    texts = [e.text for e in state.hall.entries]
-    train_scores = evaluator.score(texts, train)
-    held_out = evaluator.score(texts, (market.train_end, market.rows))
-    fame = [
-        {"rank": i + 1, "tree": json.loads(e.text), "size": e.size, "height": e.height, "train": tr, "held_out": ho}
-        for i, (e, tr, ho) in enumerate(zip(state.hall.entries, train_scores, held_out, strict=True))
-    ]
+    fame = _rescore(state.hall.entries, evaluator, market)
+    pareto = _rescore(state.archive, evaluator, market) if adversary is not None else []
     generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
-    return Result(market, generations, fame, evaluations, time.perf_counter() - started)
+    return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto)
+
+
+def _log_row(
+    generation: int, population: list[Any], evaluated: int, estimated: int, fraction: float, corr: float | None
+) -> dict[str, Any]:
+    """One generations.parquet row: fitness statistics over the truly evaluated members of the population."""
+    causal = [ind.fitness.values[0] for ind in population if not ind.estimated or len(ind.fitness.values) > 1]
+    adversarial = [ind.fitness.values[1] for ind in population if len(ind.fitness.values) > 1 and not ind.estimated]
+    return {
+        "generation": generation,
+        "best": max(causal) if causal else float("nan"),
+        "median": statistics.median(causal) if causal else float("nan"),
+        "best_adversarial": max(adversarial) if adversarial else None,
+        "median_adversarial": statistics.median(adversarial) if adversarial else None,
+        "diversity": len({ind.json for ind in population}) / len(population),
+        "evaluations": evaluated,
+        "estimated": estimated,
+        "eval_fraction": fraction,
+        "surrogate_spearman": corr,
+        "seconds": 0.0,
+    }
+
+
+def _rescore(entries: Sequence[Entry], evaluator: Evaluator, market: Market) -> list[dict[str, Any]]:
+    """Entries with their training and held-out backtest metrics (and simulator PnL with --dsg), ranked."""
+    texts = [e.text for e in entries]
+    train_scores = evaluator.score(texts, (0, market.train_end))
+    held_out = evaluator.score(texts, (market.train_end, market.rows))
+    out = []
+    for i, (e, tr, ho) in enumerate(zip(entries, train_scores, held_out, strict=True)):
+        row = {"rank": i + 1, "tree": json.loads(e.text), "size": e.size, "height": e.height, "train": tr}
+        row["held_out"] = ho
+        if e.adversarial is not None:
+            row["adversarial"] = {"mean_pnl": e.adversarial}
+        out.append(row)
+    return out
 
 
 def _columns_of(market: Market, names: Sequence[str]) -> list[np.ndarray]:
@@ -662,6 +810,25 @@ def _columns_of(market: Market, names: Sequence[str]) -> list[np.ndarray]:
 
 def _close(market: Market) -> np.ndarray:
     return market.frame["close"].cast(pl.Float64).to_numpy()
+
+
+def _pareto_frame(front: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    rows = [
+        {
+            "rank": e["rank"],
+            "tree": json.dumps(e["tree"]),
+            "size": e["size"],
+            "height": e["height"],
+            "train_fitness": e["train"]["fitness"],
+            "adversarial_pnl": e["adversarial"]["mean_pnl"],
+            "train_pnl": e["train"]["pnl"],
+            "held_out_fitness": e["held_out"]["fitness"],
+            "held_out_pnl": e["held_out"]["pnl"],
+            "held_out_trades": e["held_out"]["trades"],
+        }
+        for e in front
+    ]
+    return pl.DataFrame(rows, schema=PARETO.polars_schema())
 
 
 def write(result: Result, config: EvolveConfig) -> None:
@@ -700,6 +867,16 @@ def write(result: Result, config: EvolveConfig) -> None:
             inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
             params=params,
         )
+        if config.dual:
+            io.write_table(
+                _pareto_frame(result.pareto),
+                staging / "pareto.parquet",
+                schema=PARETO,
+                producer="evolve",
+                inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
+                params=params,
+            )
+            os.replace(staging / "pareto.parquet", out / "pareto.parquet")
         old_fame = out / "hall_of_fame"
         if old_fame.exists():  # a resumed run replaces the earlier one's (a folder cannot be renamed over another)
             os.replace(old_fame, staging / "hall_of_fame.old")
