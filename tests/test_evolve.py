@@ -19,6 +19,7 @@ from apexctl.forge.evolve import (
     EvolveConfig,
     Hall,
     evolve,
+    load_checkpoint_config,
     load_market,
     pareto_front,
     terminals_for,
@@ -288,7 +289,7 @@ def test_dual_fitness_screens_the_simulator_and_writes_the_pareto_front(tmp_path
     out = tmp_path / "dual"
     config = EvolveConfig(
         features=features, output=out, pop=80, gens=2, seed=3, surrogate=True, dsg="default",
-        sim_seeds=(1,), sim_hours=0.2, sim_symbol="SOLUSDT", hall_size=8,
+        sim_seeds=(1,), sim_hours=0.1, sim_symbol="SOLUSDT", hall_size=8,
     )  # fmt: skip
     result = evolve(config)
     write(result, config)
@@ -308,6 +309,12 @@ def test_dual_fitness_screens_the_simulator_and_writes_the_pareto_front(tmp_path
             assert i == j or not (g >= f and b >= a and (g > f or b > a)), "a front member is dominated"
     index = json.loads((out / "hall_of_fame" / "index.json").read_text())
     assert all("adversarial" in e for e in index["entries"])
+    # NSGA-II's crowding distances travel in the checkpoint: a resumed dual run continues identically.
+    first = dataclasses.replace(config, output=tmp_path / "parts", gens=1)
+    evolve(first)
+    resumed = evolve(load_checkpoint_config(tmp_path / "parts", 2), resume=True)
+    assert [e["tree"] for e in resumed.hall_of_fame] == [e["tree"] for e in result.hall_of_fame]
+    assert [e["tree"] for e in resumed.pareto] == [e["tree"] for e in result.pareto]
 
 
 def test_pareto_front_keeps_only_non_dominated_entries():
