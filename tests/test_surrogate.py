@@ -110,6 +110,11 @@ def test_surrogate_is_deterministic_and_learns():
 
 def test_training_window_keeps_the_most_recent_rows():
     model = sae.Surrogate(seed=1, window=5, min_rows=1)
+    model.add(np.arange(14.0).reshape(7, 2), list(range(7)))
+    assert model.x is not None
+    assert model.x.shape == (5, 2), "a first batch larger than the window is trimmed too"
+    assert model.y.tolist() == [2, 3, 4, 5, 6]
+    model = sae.Surrogate(seed=1, window=5, min_rows=1)
     model.add(np.arange(8.0).reshape(4, 2), [0, 1, 2, 3])
     model.add(np.arange(6.0).reshape(3, 2) + 100, [4, 5, 6])
     assert model.y.tolist() == [2, 3, 4, 5, 6]

@@ -167,7 +167,7 @@ class Surrogate:
         if len(y) == 0:
             return
         x = np.asarray(x, dtype=np.float64)
-        self.x = x if self.x is None else np.vstack([self.x, x])[-self.window :]
+        self.x = (x if self.x is None else np.vstack([self.x, x]))[-self.window :]
         self.y = np.concatenate([self.y, np.asarray(y, dtype=np.float64)])[-self.window :]
 
     def fit(self) -> None:

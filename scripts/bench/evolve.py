@@ -14,7 +14,9 @@ import polars as pl
 
 
 def apexctl(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "apexctl", *args], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "apexctl", *args], capture_output=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"apexctl {' '.join(args)} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
 
 
 def run(root: Path, name: str, features: Path, pop: int, gens: int, *extra: str) -> tuple[float, pl.DataFrame]:
