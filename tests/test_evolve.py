@@ -12,6 +12,7 @@ import pytest
 from conftest import run_cli
 
 from apexctl.forge import io
+from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
 from apexctl.forge.evolve import (
     Entry,
@@ -321,3 +322,14 @@ def test_pareto_front_keeps_only_non_dominated_entries():
     points = [(1, 5), (2, 4), (2, 3), (0, 6), (0.5, 4), (3, 1)]
     entries = [Entry(f"t{i}", f, 1, 0, a) for i, (f, a) in enumerate(points)]
     assert [e.text for e in pareto_front(entries)] == ["t5", "t1", "t0", "t3"]
+
+
+def test_a_large_first_generation_is_screened_after_a_random_warm_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(sae, "WARMUP_ROWS", 120)
+    features = write_features(tmp_path, bars_with_signal(500, edge=0.004, seed=10))
+    config = EvolveConfig(features=features, output=tmp_path / "warm", pop=400, gens=1, seed=2, surrogate=True)
+    log = evolve(config).generations
+    first = log.row(0, named=True)
+    assert first["estimated"] > 0, "the model fitted on the warm-up sample screened the rest of generation 0"
+    assert 120 < first["evaluations"] < 400
+    assert first["surrogate_spearman"] is not None

@@ -718,17 +718,28 @@ def evolve(
         used_fraction, corr = 1.0, None
         model = state.surrogate
         features = predicted = chosen = None
+        truth: dict[str, float] = {}
+        trained: list[int] = []  # rows the model has already been given this generation (the warm-up sample)
         picked = list(range(len(texts)))
         if model is not None and featurizer is not None:
             features = featurizer.rows([unique[t] for t in texts], texts)
             if extra is not None:
                 features = np.hstack([features, extra])
+            if not model.ready and len(texts) > sae.WARMUP_ROWS:
+                # No model yet and many trees: fit one on a random sample first, so it screens the rest already.
+                trained = sorted(random.sample(range(len(texts)), sae.WARMUP_ROWS))
+                truth.update(zip((texts[i] for i in trained), expensive([texts[i] for i in trained]), strict=True))
+                model.add(features[trained], [truth[texts[i]] for i in trained])
+                model.fit()
             if model.ready and texts:
                 used_fraction = state.fraction
+                rest = [i for i in range(len(texts)) if texts[i] not in truth]
                 predicted = model.predict(features)
-                chosen = sae.screen(predicted.tolist(), used_fraction, random)
-                picked = chosen.evaluate
-        truth = dict(zip((texts[i] for i in picked), expensive([texts[i] for i in picked]), strict=True))
+                screened = sae.screen(predicted[rest].tolist(), used_fraction, random)
+                chosen = sae.Screen([rest[i] for i in screened.evaluate], [rest[i] for i in screened.holdout])
+                picked = sorted([*trained, *chosen.evaluate])
+        todo = [i for i in picked if texts[i] not in truth]
+        truth.update(zip((texts[i] for i in todo), expensive([texts[i] for i in todo]), strict=True))
         if predicted is not None and chosen is not None:
             corr = sae.spearman(predicted[chosen.holdout].tolist(), [truth[texts[i]] for i in chosen.holdout])
         for ind in invalid:
@@ -739,7 +750,9 @@ def evolve(
                 value = float(predicted[position[ind.json]])
             ind.fitness.values = (causal[ind.json], value) if adversary is not None else (value,)
         if model is not None and features is not None:
-            model.add(features[picked], [truth[texts[i]] for i in picked])
+            warmed = set(trained)
+            fresh_rows = [i for i in picked if i not in warmed]
+            model.add(features[fresh_rows], [truth[texts[i]] for i in fresh_rows])
             model.fit()
             if predicted is not None:
                 state.fraction = sae.next_fraction(

@@ -34,6 +34,9 @@ SLICE_ROWS = 256
 SLICE_WARMUP = 100
 #: Fewest truly evaluated rows before the model is trusted at all (before that every tree is evaluated).
 MIN_TRAIN_ROWS = 100
+#: With no model yet and more new trees than this, a random sample this large is truly evaluated first and the model
+#: fitted on it screens the rest (a first generation of 50,000 simulator runs would take hours).
+WARMUP_ROWS = 1_000
 #: Most recent truly evaluated rows the model is fitted on (older fitness landscapes matter less, fitting stays cheap).
 TRAIN_WINDOW = 20_000
 #: Holdout: at least this many trees, or this share of the new ones, whichever is larger.

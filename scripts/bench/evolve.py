@@ -48,7 +48,7 @@ def main() -> None:
                 "--grain", "1m")  # fmt: skip
         features = root / "f.parquet"
         bars = int(args.hours * 60)
-        print(f"evolve --pop {args.pop:,} on {bars} one-minute bars; generation 0 is always fully evaluated")
+        print(f"evolve --pop {args.pop:,} on {bars} one-minute bars")
         show("--no-surrogate", *run(root, "plain", features, args.pop, args.gens, "--no-surrogate"))
         show("--surrogate", *run(root, "sae", features, args.pop, args.gens, "--surrogate"))
         if args.dual_pop:
