@@ -10,7 +10,7 @@ import pytest
 
 from apexctl import _core
 from apexctl.errors import DataError, InputError
-from apexctl.forge.dual import adversarial_fitness, sim_feature_names
+from apexctl.forge.dual import adversarial_fitness, sim_feature_names, sim_feature_warmup
 
 SYMBOL = "SOLUSDT"
 HOURS = 0.2
@@ -56,8 +56,20 @@ def test_same_seed_same_result_and_seeds_differ():
     assert a.pnl[0, 0] != a.pnl[0, 1]
 
 
-def test_signals_in_the_simulator_equal_batch_evaluation_of_its_bars():
-    run = _core.sim_gp_run(CLV, None, 9, SYMBOL, HOURS)
+CLV_RV = tree(
+    {
+        "op": "tanh",
+        "args": [
+            {"op": "div", "args": [{"feature": "clv"}, {"op": "lag", "args": [{"feature": "rv"}, {"window": 1}]}]}
+        ],
+    },
+    ["clv", "rv"],
+)
+
+
+@pytest.mark.parametrize("text", [CLV, CLV_RV])
+def test_signals_in_the_simulator_equal_batch_evaluation_of_its_bars(text):
+    run = _core.sim_gp_run(text, None, 9, SYMBOL, HOURS, rv_bars=3)
     bars = run["bars"]
     n = len(bars["ts_us"])
     table = _core.features_bars_from_klines(
@@ -71,10 +83,11 @@ def test_signals_in_the_simulator_equal_batch_evaluation_of_its_bars():
         np.zeros(n),
         kline_interval_ns=60 * 10**9,
         interval_ns=60 * 10**9,
+        rv_window=3,
         higher_ns=[300 * 10**9, 900 * 10**9, 3600 * 10**9],
     )
     names = sim_feature_names()
-    batch = _core.gp_evaluate([CLV], names, [table[name] for name in names])[0]
+    batch = _core.gp_evaluate([text], names, [table[name] for name in names])[0]
     assert run["signals"].shape == (n,)
     assert np.array_equal(run["signals"], batch)
     assert np.any(batch != 0.0)
@@ -88,3 +101,13 @@ def test_bad_tree_names_its_index_and_feature():
         adversarial_fitness([FLAT], '{"schema": "nope"}', [0], HOURS, SYMBOL)
     assert "turnover" not in sim_feature_names()
     assert "rv_1h" in sim_feature_names()
+
+
+def test_warmup_covers_every_feature():
+    warmup = sim_feature_warmup()
+    assert list(warmup) == sim_feature_names()
+    assert warmup["close"] == 0
+    assert warmup["rv"] == 30
+    assert warmup["ret_5m"] == 9
+    assert warmup["rv_1h"] == 31 * 60 - 1
+    assert sim_feature_warmup(rv_bars=5)["rv_5m"] == 6 * 5 - 1

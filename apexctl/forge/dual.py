@@ -25,6 +25,8 @@ class AdversarialFitness:
     trades: npt.NDArray[np.uint64]
     ruined: npt.NDArray[np.bool_]
     truncated: npt.NDArray[np.bool_]
+    #: False where the tree was flat on every bar of the seed's market, so it was not simulated (PnL exactly 0).
+    simulated: npt.NDArray[np.bool_]
 
 
 def sim_feature_names(bar_seconds: int = 60) -> list[str]:
@@ -54,19 +56,36 @@ def adversarial_fitness(
     symbol: str = "BTCUSDT",
     *,
     bar_seconds: int = 60,
+    rv_bars: int = 30,
     capital: float = 200.0,
 ) -> AdversarialFitness:
     """Trades every tree in the market of every seed (all pairs in parallel in Rust, GIL released).
 
     A tree using a feature outside `sim_feature_names()` raises `DataError` naming its index and the feature.
+    `rv_bars` must be the `--rv-bars` of the feature table the trees were evolved on, so `rv` means the same.
     """
     if symbol not in INSTRUMENTS:
         raise UsageError(f"symbol: no simulator preset for {symbol}; known: {', '.join(INSTRUMENTS)}")
     if not (0 < hours <= 24 * 7):
         raise UsageError(f"hours must be in (0, 168], got {hours}")
+    if rv_bars < 1:
+        raise UsageError(f"rv_bars must be at least 1, got {rv_bars}")
     if not seeds or min(seeds) < 0:
         raise UsageError(f"seeds: give at least one non-negative seed, got {list(seeds)}")
     out = _core.sim_gp_fitness(
-        list(trees_json), dsg_text(dsg), list(seeds), symbol, hours, bar_seconds=bar_seconds, capital=capital
+        list(trees_json),
+        dsg_text(dsg),
+        list(seeds),
+        symbol,
+        hours,
+        bar_seconds=bar_seconds,
+        rv_bars=rv_bars,
+        capital=capital,
     )
     return AdversarialFitness(**out)
+
+
+def sim_feature_warmup(bar_seconds: int = 60, rv_bars: int = 30) -> dict[str, int]:
+    """Bars from a simulation's start until each simulator feature is first defined (NaN before): a tree reading
+    a feature whose warm-up exceeds the simulated span is flat there (e.g. `rv_1h` needs 31 hours)."""
+    return dict(_core.sim_feature_warmup(bar_seconds, rv_bars))

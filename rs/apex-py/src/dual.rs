@@ -14,14 +14,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_gp_fitness, m)?)?;
     m.add_function(wrap_pyfunction!(sim_gp_run, m)?)?;
     m.add_function(wrap_pyfunction!(sim_feature_names, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_feature_warmup, m)?)?;
     Ok(())
 }
 
 /// Runs every GP tree (JSON text) as the strategy in the market of the DSG (`None`: the default DSG) for every seed,
-/// in parallel, and returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`,
-/// `truncated` as NumPy arrays of shape (trees, seeds).
+/// in parallel (`rv` features over `rv_bars` returns, as `features --rv-bars`), and returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`,
+/// `truncated`, `simulated` as NumPy arrays of shape (trees, seeds).
 #[pyfunction]
-#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, capital=200.0, max_events=200_000_000))]
+#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, capital=200.0, max_events=200_000_000))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_fitness<'py>(
     py: Python<'py>,
@@ -31,15 +32,17 @@ fn sim_gp_fitness<'py>(
     symbol: &str,
     hours: f64,
     bar_seconds: i64,
+    rv_bars: usize,
     capital: f64,
     max_events: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let fit = run_detached(py, || {
         let dsg = dsg_from(dsg_json)?;
         let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
-        adversarial_fitness(&trees, &dsg, &seeds, &template, &Limits::default())
+        adversarial_fitness(&trees, &dsg, &seeds, &template, rv_bars, &Limits::default())
     })?;
-    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated } = fit;
+    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
+        fit;
     let shape = [trees, seeds];
     let out = PyDict::new(py);
     out.set_item("mean_pnl", PyArray1::from_vec(py, mean_pnl))?;
@@ -49,13 +52,14 @@ fn sim_gp_fitness<'py>(
     out.set_item("trades", PyArray1::from_vec(py, trades).reshape(shape)?)?;
     out.set_item("ruined", PyArray1::from_vec(py, ruined).reshape(shape)?)?;
     out.set_item("truncated", PyArray1::from_vec(py, truncated).reshape(shape)?)?;
+    out.set_item("simulated", PyArray1::from_vec(py, simulated).reshape(shape)?)?;
     Ok(out)
 }
 
 /// Runs one GP tree as the strategy for one seed and returns `sim_run`'s dict (bars, fills, strategy report; the
 /// trades and book tables are not recorded) plus `signals`: the tree's signal on every bar it saw.
 #[pyfunction]
-#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, capital=200.0, max_events=200_000_000))]
+#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, capital=200.0, max_events=200_000_000))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_run<'py>(
     py: Python<'py>,
@@ -65,6 +69,7 @@ fn sim_gp_run<'py>(
     symbol: &str,
     hours: f64,
     bar_seconds: i64,
+    rv_bars: usize,
     capital: f64,
     max_events: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -72,7 +77,7 @@ fn sim_gp_run<'py>(
         let dsg = dsg_from(dsg_json)?;
         let mut config = config_for(symbol, seed, hours, 50, 100, bar_seconds, capital, max_events)?;
         config.record_market = false;
-        gp_run(tree, &dsg, &config, &Limits::default())
+        gp_run(tree, &dsg, &config, rv_bars, &Limits::default())
     })?;
     let out = output_to_py(py, result.output)?;
     out.set_item("signals", PyArray1::from_vec(py, result.signals))?;
@@ -84,4 +89,11 @@ fn sim_gp_run<'py>(
 #[pyo3(signature = (bar_seconds=60))]
 fn sim_feature_names(bar_seconds: i64) -> Vec<String> {
     gp_strategy::sim_feature_names(bar_seconds)
+}
+
+/// For each of `sim_feature_names(bar_seconds)`, the bars from a simulation's start before it is first defined.
+#[pyfunction]
+#[pyo3(signature = (bar_seconds=60, rv_bars=30))]
+fn sim_feature_warmup(bar_seconds: i64, rv_bars: usize) -> Vec<(String, usize)> {
+    gp_strategy::sim_feature_warmup(bar_seconds, rv_bars)
 }

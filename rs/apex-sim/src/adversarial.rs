@@ -6,8 +6,9 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::dsg::Dsg;
-use crate::gp_strategy::{GpStrategy, sim_feature_names};
+use crate::gp_strategy::{GpStrategy, sim_feature_columns, sim_feature_names};
 use crate::market::{SimConfig, SimOutput, run};
+use crate::strategy::AlwaysFlat;
 
 /// Per (tree, seed) results, row-major `trees x seeds`, plus the mean PnL of each tree over the seeds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,11 +28,29 @@ pub struct AdversarialFitness {
     pub ruined: Vec<bool>,
     /// The run hit `max_events` and stopped early.
     pub truncated: Vec<bool>,
+    /// The pair ran in the simulator (false: the tree was flat on the seed's market, its result is the flat run's).
+    pub simulated: Vec<bool>,
+}
+
+/// What one (tree, seed) pair contributes.
+#[derive(Debug, Clone)]
+struct RunSummary {
+    pnl: f64,
+    fees: f64,
+    max_drawdown: f64,
+    trades: u64,
+    ruined: bool,
+    truncated: bool,
+    simulated: bool,
 }
 
 /// Runs every tree (GP JSON documents) as the strategy in the market of `dsg` for every seed, on `template`
-/// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded). Results do not
-/// depend on the number of threads.
+/// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded), the trees' `rv`
+/// features over `rv_window` returns. Results do not depend on the number of threads.
+///
+/// A tree whose signal is exactly 0 on every bar of a seed's market run with a flat strategy is not simulated for
+/// that seed: it would send no order, so the market, its bars and its zero signals would be the same, and its
+/// result is the flat run's (exactly PnL 0). Only the other (tree, seed) pairs run the simulator (`simulated`).
 ///
 /// # Errors
 /// `Gp(InTree { index, .. })` for the first tree (by index) that does not load or uses a feature outside
@@ -41,6 +60,7 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     dsg: &Dsg,
     seeds: &[u64],
     template: &SimConfig,
+    rv_window: usize,
     limits: &Limits,
 ) -> Result<AdversarialFitness, SimError> {
     let names = sim_feature_names(template.bar_s);
@@ -52,30 +72,68 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
                 .map_err(|e| GpError::InTree { index, source: Box::new(e) })
         })
         .collect::<Result<Vec<Program>, GpError>>()?;
-    let strategies =
-        programs.iter().map(|p| GpStrategy::new(p, template.bar_s)).collect::<Result<Vec<GpStrategy>, SimError>>()?;
+    let strategies = programs
+        .iter()
+        .map(|p| GpStrategy::new(p, template.bar_s, rv_window))
+        .collect::<Result<Vec<GpStrategy>, SimError>>()?;
     let mut config = template.clone();
     config.record_market = false;
     config.record_all_fills = false;
+    let config_for = |seed: u64| {
+        let mut config = config.clone();
+        config.seed = seed;
+        config
+    };
+    let flat_runs = seeds
+        .par_iter()
+        .map(|&seed| {
+            let output = run(dsg, &config_for(seed), Some(&mut AlwaysFlat))?;
+            let columns = sim_feature_columns(&output.bars, template.bar_s, rv_window)?;
+            let report = output.strategy.expect("the flat run has a strategy");
+            let summary = RunSummary {
+                pnl: report.pnl,
+                fees: report.fees,
+                max_drawdown: report.max_drawdown,
+                trades: report.n_fills as u64,
+                ruined: report.ruined,
+                truncated: output.truncated,
+                simulated: false,
+            };
+            Ok((summary, columns))
+        })
+        .collect::<Result<Vec<_>, SimError>>()?;
     let runs = (0..strategies.len() * seeds.len())
         .into_par_iter()
         .map(|job| {
-            let mut strategy = strategies[job / seeds.len()].clone();
-            let mut config = config.clone();
-            config.seed = seeds[job % seeds.len()];
-            let output = run(dsg, &config, Some(&mut strategy))?;
+            let (tree, seed) = (job / seeds.len(), job % seeds.len());
+            let (flat, columns) = &flat_runs[seed];
+            let columns: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+            if apex_gp::batch::evaluate(&programs[tree], &columns)?.iter().all(|&s| s == 0.0) {
+                return Ok(flat.clone());
+            }
+            let mut strategy = strategies[tree].clone();
+            let output = run(dsg, &config_for(seeds[seed]), Some(&mut strategy))?;
             let report = output.strategy.expect("every run has the GP strategy");
-            Ok((report.pnl, report.fees, report.max_drawdown, report.n_fills as u64, report.ruined, output.truncated))
+            Ok(RunSummary {
+                pnl: report.pnl,
+                fees: report.fees,
+                max_drawdown: report.max_drawdown,
+                trades: report.n_fills as u64,
+                ruined: report.ruined,
+                truncated: output.truncated,
+                simulated: true,
+            })
         })
-        .collect::<Result<Vec<_>, SimError>>()?;
+        .collect::<Result<Vec<RunSummary>, SimError>>()?;
     let mut out = AdversarialFitness { trees: trees.len(), seeds: seeds.len(), ..AdversarialFitness::default() };
-    for (pnl, fees, max_drawdown, trades, ruined, truncated) in runs {
-        out.pnl.push(pnl);
-        out.fees.push(fees);
-        out.max_drawdown.push(max_drawdown);
-        out.trades.push(trades);
-        out.ruined.push(ruined);
-        out.truncated.push(truncated);
+    for r in runs {
+        out.pnl.push(r.pnl);
+        out.fees.push(r.fees);
+        out.max_drawdown.push(r.max_drawdown);
+        out.trades.push(r.trades);
+        out.ruined.push(r.ruined);
+        out.truncated.push(r.truncated);
+        out.simulated.push(r.simulated);
     }
     out.mean_pnl = if seeds.is_empty() {
         vec![f64::NAN; trees.len()]
@@ -93,13 +151,13 @@ pub struct GpRun {
     pub signals: Vec<f64>,
 }
 
-/// Runs `tree` (GP JSON) as the strategy in the market of `dsg` with `config` as given.
+/// Runs `tree` (GP JSON) as the strategy in the market of `dsg` with `config` as given (rv over `rv_window`).
 ///
 /// # Errors
 /// `Gp` for a tree that does not load or uses a feature outside [`sim_feature_names`]; `Config`/`Features` for an
 /// invalid configuration.
-pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, limits: &Limits) -> Result<GpRun, SimError> {
-    let mut strategy = GpStrategy::from_json(tree, config.bar_s, limits)?;
+pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, rv_window: usize, limits: &Limits) -> Result<GpRun, SimError> {
+    let mut strategy = GpStrategy::from_json(tree, config.bar_s, rv_window, limits)?;
     let output = run(dsg, config, Some(&mut strategy))?;
     Ok(GpRun { output, signals: strategy.signals().to_vec() })
 }
@@ -108,7 +166,7 @@ pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, limits: &Limits) -> Res
 mod tests {
     use super::*;
     use crate::batch::preset;
-    use crate::strategy::{AlwaysFlat, BuyAndHold};
+    use crate::strategy::BuyAndHold;
 
     fn tree(root: &str, features: &str) -> String {
         format!(r#"{{"schema":"apex.gp_tree","version":1,"features":[{features}],"root":{root}}}"#)
@@ -131,7 +189,7 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
         let seeds = [3, 4];
-        let fit = adversarial_fitness(&trees, &dsg, &seeds, &config, &Limits::default()).unwrap();
+        let fit = adversarial_fitness(&trees, &dsg, &seeds, &config, 30, &Limits::default()).unwrap();
         assert_eq!((fit.trees, fit.seeds, fit.pnl.len(), fit.mean_pnl.len()), (3, 2, 6, 3));
         assert_eq!(&fit.pnl[..2], &[0.0, 0.0], "a flat tree never trades");
         assert_eq!(&fit.trades[..2], &[0, 0]);
@@ -147,14 +205,36 @@ mod tests {
         }
         assert_eq!(fit.mean_pnl[1], (fit.pnl[2] + fit.pnl[3]) / 2.0);
         assert!(fit.trades[4] > 0, "the clv tree trades");
-        let again = adversarial_fitness(&trees[2..], &dsg, &seeds, &config, &Limits::default()).unwrap();
+        let again = adversarial_fitness(&trees[2..], &dsg, &seeds, &config, 30, &Limits::default()).unwrap();
         assert_eq!(again.pnl, fit.pnl[4..], "same seed, same result, whatever else is in the batch");
+    }
+
+    #[test]
+    fn trees_flat_on_the_market_are_not_simulated_and_match_a_full_run() {
+        let config = template();
+        let dsg = Dsg::default();
+        // rv_1h is NaN for 31 hours, so this tree is flat in a 10-minute market; the clv tree is not.
+        let trees = [
+            tree(r#"{"op":"sign","args":[{"feature":"rv_1h"}]}"#, r#""rv_1h""#),
+            tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
+        ];
+        let fit = adversarial_fitness(&trees, &dsg, &[8], &config, 30, &Limits::default()).unwrap();
+        assert_eq!(fit.simulated, [false, true]);
+        let mut c = config.clone();
+        c.seed = 8;
+        c.record_market = false;
+        for (t, text) in trees.iter().enumerate() {
+            let full = gp_run(text, &dsg, &c, 30, &Limits::default()).unwrap().output.strategy.unwrap();
+            assert_eq!(fit.pnl[t].to_bits(), full.pnl.to_bits());
+            assert_eq!(fit.max_drawdown[t].to_bits(), full.max_drawdown.to_bits());
+            assert_eq!(fit.trades[t], full.n_fills as u64);
+        }
     }
 
     #[test]
     fn a_bad_tree_is_named_by_index_and_feature() {
         let trees = [tree(r#"{"const":0.0}"#, ""), tree(r#"{"feature":"ofi_l1_sum"}"#, r#""ofi_l1_sum""#)];
-        let err = adversarial_fitness(&trees, &Dsg::default(), &[1], &template(), &Limits::default()).unwrap_err();
+        let err = adversarial_fitness(&trees, &Dsg::default(), &[1], &template(), 30, &Limits::default()).unwrap_err();
         assert!(matches!(&err, SimError::Gp(GpError::InTree { index: 1, .. })), "{err:?}");
         let message = err.to_string();
         assert!(message.starts_with("trees[1]") && message.contains("ofi_l1_sum"), "{message}");

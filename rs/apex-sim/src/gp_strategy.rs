@@ -12,25 +12,60 @@ use apex_features::bars_stream::{Kline, StreamingBarFeatures};
 use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 
 use crate::SimError;
-use crate::strategy::{Context, Strategy};
+use crate::strategy::{Bar, Context, Strategy};
 
 /// Bar columns the simulator cannot compute: its bars have no turnover, and klines carry no trade counts.
 pub const SIM_MISSING_COLUMNS: [&str; 3] = ["turnover", "n_trades", "buy_volume"];
 
-/// The bar-feature parameters the simulator streams for bars of `bar_s` seconds: the batch defaults
-/// ([`BarParams::new`]: rv over 30 returns, every standard interval above the bar as MTFA).
+/// The bar-feature parameters the simulator streams for bars of `bar_s` seconds and realized volatility over
+/// `rv_window` returns (`features --rv-bars`, 30 by default): every standard interval above the bar as MTFA, as
+/// [`BarParams::new`] and the `features` command choose them.
 #[must_use]
-pub fn sim_bar_params(bar_s: i64) -> BarParams {
-    BarParams::new(bar_s.saturating_mul(SECOND))
+pub fn sim_bar_params(bar_s: i64, rv_window: usize) -> BarParams {
+    BarParams { rv_window, ..BarParams::new(bar_s.saturating_mul(SECOND)) }
 }
 
 /// The features a GP tree may use in the simulator with bars of `bar_s` seconds, in row order: the kline bar
 /// features minus [`SIM_MISSING_COLUMNS`] (e.g. `open … rv`, then `close_5m … rv_1h` for 1-minute bars).
 #[must_use]
 pub fn sim_feature_names(bar_s: i64) -> Vec<String> {
-    column_names(&sim_bar_params(bar_s), false)
+    column_names(&sim_bar_params(bar_s, 1), false)
         .into_iter()
         .filter(|n| !SIM_MISSING_COLUMNS.contains(&n.as_str()))
+        .collect()
+}
+
+/// For each of [`sim_feature_names`] (same order), the number of bars from the start of a simulation before the
+/// feature is first defined (not NaN): 0 for OHLCV/CLV, 1 for `ret`, the rv window for `rv`, and for a higher
+/// timeframe of `h` bars: `h - 1` (its first close), `2h - 1` for its `ret`, `(rv window + 1) h - 1` for its `rv`.
+/// A tree reading a feature whose warm-up exceeds the simulated span sees only NaN there.
+#[must_use]
+pub fn sim_feature_warmup(bar_s: i64, rv_window: usize) -> Vec<(String, usize)> {
+    let params = sim_bar_params(bar_s, rv_window);
+    let windows = params.rv_window;
+    sim_feature_names(bar_s)
+        .into_iter()
+        .map(|name| {
+            let (base, suffix) = name.rsplit_once('_').unwrap_or((name.as_str(), ""));
+            let higher = params.higher.iter().find(|&&h| apex_features::duration_label(h) == suffix);
+            let bars = match higher {
+                Some(&h) => {
+                    let per = usize::try_from(h / params.interval).unwrap_or(usize::MAX);
+                    let closes = match base {
+                        "ret" => 2,
+                        "rv" => windows + 1,
+                        _ => 1,
+                    };
+                    per.saturating_mul(closes) - 1
+                }
+                None => match name.as_str() {
+                    "ret" => 1,
+                    "rv" => windows,
+                    _ => 0,
+                },
+            };
+            (name, bars)
+        })
         .collect()
 }
 
@@ -41,6 +76,40 @@ pub fn sim_feature_names(bar_s: i64) -> Vec<String> {
 /// the simulator does not compute.
 pub fn compile_for_sim(text: &str, bar_s: i64, limits: &Limits) -> Result<Program, GpError> {
     Program::from_json(text, &sim_feature_names(bar_s), limits)
+}
+
+/// The [`sim_feature_names`] columns of `bars` (a simulation's closed bars), computed by the streaming features
+/// the strategy uses: one row per bar (plus flat rows for missing bars, which a simulation never has).
+///
+/// # Errors
+/// `Features` for `bar_s <= 0`, `rv_window == 0` or an unusable bar.
+pub fn sim_feature_columns(bars: &[Bar], bar_s: i64, rv_window: usize) -> Result<Vec<Vec<f64>>, SimError> {
+    let mut features = StreamingBarFeatures::new(sim_bar_params(bar_s, rv_window))?;
+    let names = sim_feature_names(bar_s);
+    let select: Vec<usize> =
+        names.iter().map(|n| features.names().iter().position(|f| f == n).expect("a subset")).collect();
+    let mut columns = vec![Vec::with_capacity(bars.len()); names.len()];
+    for bar in bars {
+        features.push(&kline_of(bar), |_, row| {
+            for (column, &index) in columns.iter_mut().zip(&select) {
+                column.push(row[index]);
+            }
+        })?;
+    }
+    Ok(columns)
+}
+
+/// A simulator bar as a kline (no turnover: the simulator does not track it; nanosecond time).
+fn kline_of(bar: &Bar) -> Kline {
+    Kline {
+        ts: bar.ts_us.saturating_mul(1_000),
+        open: bar.open,
+        high: bar.high,
+        low: bar.low,
+        close: bar.close,
+        volume: bar.volume,
+        turnover: 0.0,
+    }
 }
 
 /// A compiled GP tree driving the simulator's strategy slot.
@@ -59,12 +128,13 @@ pub struct GpStrategy {
 }
 
 impl GpStrategy {
-    /// A strategy running `program` on bars of `bar_s` seconds.
+    /// A strategy running `program` on bars of `bar_s` seconds, rv over `rv_window` returns.
     ///
     /// # Errors
-    /// `Config` when the program reads an input that is not in [`sim_feature_names`]; `Features` for `bar_s <= 0`.
-    pub fn new(program: &Program, bar_s: i64) -> Result<GpStrategy, SimError> {
-        let features = StreamingBarFeatures::new(sim_bar_params(bar_s))?;
+    /// `Config` when the program reads an input that is not in [`sim_feature_names`]; `Features` for `bar_s <= 0`
+    /// or `rv_window == 0`.
+    pub fn new(program: &Program, bar_s: i64, rv_window: usize) -> Result<GpStrategy, SimError> {
+        let features = StreamingBarFeatures::new(sim_bar_params(bar_s, rv_window))?;
         let available = sim_feature_names(bar_s);
         let select = program
             .inputs()
@@ -95,8 +165,8 @@ impl GpStrategy {
     ///
     /// # Errors
     /// As [`compile_for_sim`] and [`GpStrategy::new`].
-    pub fn from_json(text: &str, bar_s: i64, limits: &Limits) -> Result<GpStrategy, SimError> {
-        GpStrategy::new(&compile_for_sim(text, bar_s, limits)?, bar_s)
+    pub fn from_json(text: &str, bar_s: i64, rv_window: usize, limits: &Limits) -> Result<GpStrategy, SimError> {
+        GpStrategy::new(&compile_for_sim(text, bar_s, limits)?, bar_s, rv_window)
     }
 
     /// The signal of every feature row so far, one per bar the strategy has seen (the parity record).
@@ -121,16 +191,7 @@ impl Strategy for GpStrategy {
             return 0.0;
         }
         for bar in ctx.bars.get(*seen..).unwrap_or_default() {
-            let kline = Kline {
-                ts: bar.ts_us.saturating_mul(1_000),
-                open: bar.open,
-                high: bar.high,
-                low: bar.low,
-                close: bar.close,
-                volume: bar.volume,
-                turnover: 0.0,
-            };
-            let pushed = features.push(&kline, |_, row| {
+            let pushed = features.push(&kline_of(bar), |_, row| {
                 for (value, &index) in input.iter_mut().zip(select.iter()) {
                     *value = row[index];
                 }
@@ -167,7 +228,7 @@ mod tests {
         let mut config = SimConfig::new(spec, start, 11);
         config.horizon_s = 1800.0;
         config.record_market = false;
-        let mut strategy = GpStrategy::from_json(TREE, config.bar_s, &Limits::default()).unwrap();
+        let mut strategy = GpStrategy::from_json(TREE, config.bar_s, 7, &Limits::default()).unwrap();
         let out = run(&Dsg::default(), &config, Some(&mut strategy)).unwrap();
         assert!(strategy.error().is_none());
         let bars = &out.bars;
@@ -191,7 +252,7 @@ mod tests {
             turnover: &zeros,
             interval: config.bar_s * SECOND,
         };
-        let table = bar_features(&BarSource::Klines(klines), None, &sim_bar_params(config.bar_s)).unwrap();
+        let table = bar_features(&BarSource::Klines(klines), None, &sim_bar_params(config.bar_s, 7)).unwrap();
         let names = sim_feature_names(config.bar_s);
         let columns: Vec<&[f64]> = names.iter().map(|n| table.column(n).unwrap()).collect();
         let program = compile_for_sim(TREE, config.bar_s, &Limits::default()).unwrap();
@@ -202,9 +263,46 @@ mod tests {
     }
 
     #[test]
+    fn warmup_is_the_first_defined_row_of_each_feature() {
+        let bar_s = 300;
+        let params = sim_bar_params(bar_s, 30);
+        let mut stream = StreamingBarFeatures::new(params).unwrap();
+        let names = stream.names().to_vec();
+        let mut first_defined = vec![None; names.len()];
+        for i in 0..400_i64 {
+            let close = 100.0 + (i % 7) as f64;
+            let kline = Kline {
+                ts: i * bar_s * SECOND,
+                open: close,
+                high: close + 1.0,
+                low: close - 1.0,
+                close,
+                volume: 1.0,
+                turnover: 0.0,
+            };
+            let row_index = i as usize;
+            stream
+                .push(&kline, |_, row| {
+                    for (first, value) in first_defined.iter_mut().zip(row) {
+                        if first.is_none() && !value.is_nan() {
+                            *first = Some(row_index);
+                        }
+                    }
+                })
+                .unwrap();
+        }
+        let warmup = sim_feature_warmup(bar_s, 30);
+        assert_eq!(warmup.len(), sim_feature_names(bar_s).len());
+        for (name, bars) in warmup {
+            let column = names.iter().position(|n| *n == name).unwrap();
+            assert_eq!(first_defined[column], Some(bars), "{name}");
+        }
+    }
+
+    #[test]
     fn unknown_features_fail_at_load_naming_the_feature() {
         let tree = r#"{"schema":"apex.gp_tree","version":1,"features":["ofi_l1_sum"],"root":{"feature":"ofi_l1_sum"}}"#;
-        let err = GpStrategy::from_json(tree, 60, &Limits::default()).unwrap_err().to_string();
+        let err = GpStrategy::from_json(tree, 60, 30, &Limits::default()).unwrap_err().to_string();
         assert!(err.contains("ofi_l1_sum") && err.contains("clv_5m"), "{err}");
         let turnover = Program::from_json(
             r#"{"schema":"apex.gp_tree","version":1,"features":["turnover"],"root":{"feature":"turnover"}}"#,
@@ -212,7 +310,7 @@ mod tests {
             &Limits::default(),
         )
         .unwrap();
-        assert!(matches!(GpStrategy::new(&turnover, 60), Err(SimError::Config(m)) if m.contains("\"turnover\"")));
+        assert!(matches!(GpStrategy::new(&turnover, 60, 30), Err(SimError::Config(m)) if m.contains("\"turnover\"")));
         assert!(sim_feature_names(60).iter().any(|n| n == "rv_1h"));
         assert!(!sim_feature_names(60).iter().any(|n| SIM_MISSING_COLUMNS.contains(&n.as_str())));
     }
