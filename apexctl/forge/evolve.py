@@ -135,6 +135,8 @@ class Market:
     names: list[str]
     columns: list[np.ndarray]
     train_end: int
+    #: The `--rv-bars` the features were made with (the simulator must compute `rv` the same way for --dsg).
+    rv_bars: int = 30
 
     @property
     def rows(self) -> int:
@@ -172,7 +174,9 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"{io.describe(path)}: {frame.height} bars of {symbol} are too few to evolve on "
             f"(need >= 30 training and >= 10 held-out bars at --train-fraction {train_fraction})"
         )
-    return Market(symbol, frame, names, columns, train_end)
+    params = table.metadata.get(io.META_PARAMS)
+    rv_bars = params.get("rv_bars", 30) if isinstance(params, dict) else 30
+    return Market(symbol, frame, names, columns, train_end, int(rv_bars))
 
 
 class Evaluator:
@@ -600,7 +604,7 @@ EvaluatorFactory = Callable[[Market, BacktestParams], Evaluator]
 class Adversary:
     """Adversarial fitness (--dsg): each tree traded in the DSG-populated simulator, mean PnL over the seeds."""
 
-    def __init__(self, config: EvolveConfig, market_symbol: str) -> None:
+    def __init__(self, config: EvolveConfig, market_symbol: str, rv_bars: int) -> None:
         from apexctl.forge.dual import dsg_text
         from apexctl.forge.sim import INSTRUMENTS
 
@@ -610,6 +614,7 @@ class Adversary:
         self.symbol = config.sim_symbol or (market_symbol if market_symbol in INSTRUMENTS else "BTCUSDT")
         if self.symbol not in INSTRUMENTS:
             raise UsageError(f"--sim-symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
+        self.rv_bars = rv_bars
         self.cache: dict[str, float] = {}
 
     def score(self, trees: Sequence[str]) -> list[float]:
@@ -618,7 +623,7 @@ class Adversary:
         todo = list(dict.fromkeys(t for t in trees if t not in self.cache))
         for first in range(0, len(todo), BATCH):
             chunk = todo[first : first + BATCH]
-            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol)
+            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol, rv_bars=self.rv_bars)
             self.cache.update(zip(chunk, (float(v) for v in result.mean_pnl), strict=True))
         return [self.cache[t] for t in trees]
 
@@ -655,7 +660,7 @@ def evolve(
         raise UsageError("--resume needs the features as a file; the run read them from stdin")
     market = load_market(config.features, config.symbol, config.train_fraction)
     terminals = terminals_for(config, market)
-    adversary = Adversary(config, market.symbol) if config.dual else None
+    adversary = Adversary(config, market.symbol, market.rv_bars) if config.dual else None
     checkpoint = _read_checkpoint(config.output) if resume else None
     features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
     if checkpoint is not None and checkpoint["features_sha256"] != features_sha:
