@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -10,7 +12,21 @@ import pytest
 from conftest import run_cli
 
 from apexctl.forge import io
-from apexctl.schemas import FEATURES, GENERATIONS
+from apexctl.forge import surrogate as sae
+from apexctl.forge.backtest import BacktestParams
+from apexctl.forge.evolve import (
+    Entry,
+    Evaluator,
+    EvolveConfig,
+    Hall,
+    evolve,
+    load_checkpoint_config,
+    load_market,
+    pareto_front,
+    terminals_for,
+    write,
+)
+from apexctl.schemas import FEATURES, GENERATIONS, PARETO
 
 MINUTE = 60 * 10**9
 
@@ -91,3 +107,229 @@ def test_bad_input_is_one_line_exit_2(tmp_path, mutate, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------- surrogate, seeds, hall, causal, resume
+
+
+def write_features(tmp_path, frame: pl.DataFrame, name: str = "feats") -> str:
+    path = tmp_path / f"{name}.parquet"
+    io.write_table(frame, path, schema=FEATURES, producer="test")
+    return str(path)
+
+
+def tree_text(root: dict) -> str:
+    features = sorted(set(re.findall(r'"feature": "(\w+)"', json.dumps(root))))
+    return json.dumps({"schema": "apex.gp_tree", "version": 1, "features": features, "root": root})
+
+
+def hall_texts(out) -> list[str]:
+    return [p.read_text() for p in sorted((out / "hall_of_fame").glob("0*.json"))]
+
+
+class RecordingEvaluator(Evaluator):
+    """The real evaluator, remembering every tree it truly scored."""
+
+    def __init__(self, market, params):
+        super().__init__(market, params)
+        self.seen: set[str] = set()
+
+    def score(self, trees, span):
+        self.seen.update(trees)
+        return super().score(trees, span)
+
+
+def test_surrogate_ranks_honestly_and_still_finds_the_edge(tmp_path):
+    features = write_features(tmp_path, bars_with_signal(900, edge=0.004, seed=1))
+    config = EvolveConfig(features=features, output=tmp_path / "sae", pop=300, gens=5, seed=2, surrogate=True)
+    evaluators = []
+
+    def make(market, params):
+        evaluators.append(RecordingEvaluator(market, params))
+        return evaluators[0]
+
+    result = evolve(config, make_evaluator=make)
+    log = result.generations
+    assert log["eval_fraction"][0] == 1.0, "generation 0 is fully evaluated"
+    assert log["estimated"][0] == 0
+    later = log.filter(pl.col("generation") > 0)
+    assert later["surrogate_spearman"].null_count() == 0
+    assert later["surrogate_spearman"].mean() > 0.3, later
+    assert (later["estimated"] > later["evaluations"]).all(), "most new trees kept the surrogate's estimate"
+    best = result.hall_of_fame[0]
+    assert "sig" in json.dumps(best["tree"])
+    assert best["held_out"]["pnl"] > 0, best
+    seen = {json.dumps(json.loads(t), sort_keys=True) for t in evaluators[0].seen}
+    for entry in result.hall_of_fame:
+        assert json.dumps(entry["tree"], sort_keys=True) in seen, "the hall of fame takes truly evaluated trees only"
+
+
+def test_fraction_widens_when_the_surrogate_is_poor(tmp_path):
+    # No edge: fitness is noise, the model cannot rank it, so the evaluated share must grow from the base.
+    features = write_features(tmp_path, bars_with_signal(500, edge=0.0, seed=9))
+    config = EvolveConfig(
+        features=features, output=tmp_path / "w", pop=200, gens=4, seed=1, surrogate=True, surrogate_min_corr=0.95
+    )
+    log = evolve(config).generations
+    assert log["eval_fraction"].to_list()[:2] == [1.0, 0.02]
+    assert log["eval_fraction"][-1] > 0.02
+
+
+def test_seed_dna_starts_from_the_tree_and_rejects_unknown_features(tmp_path):
+    features = write_features(tmp_path, bars_with_signal(600, edge=0.004, seed=4))
+    good = tmp_path / "good.json"
+    good.write_text(tree_text({"op": "tanh", "args": [{"op": "mul", "args": [{"feature": "sig"}, {"const": 3.0}]}]}))
+    out = tmp_path / "seeded"
+    result = run_cli("evolve", "--features", features, "-o", str(out), "--pop", "40", "--gens", "1",
+                     "--seed-dna", str(good))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    log = io.read_table(out / "generations.parquet", GENERATIONS).frame
+    index = json.loads((out / "hall_of_fame" / "index.json").read_text())
+    seed_fitness = Evaluator(load_market(features, None, 0.7), BacktestParams()).score([good.read_text()], (0, 420))
+    assert log["best"][0] >= seed_fitness[0]["fitness"] > 0.5
+    assert index["entries"][0]["train"]["fitness"] >= seed_fitness[0]["fitness"]
+    # A hall_of_fame/ folder seeds too.
+    again = run_cli("evolve", "--features", features, "-o", str(tmp_path / "again"), "--pop", "40", "--gens", "1",
+                    "--seed-dna", str(out / "hall_of_fame"))  # fmt: skip
+    assert again.returncode == 0, again.stderr.decode()
+    bad = tmp_path / "bad.json"
+    bad.write_text(tree_text({"op": "neg", "args": [{"feature": "ofi_l9"}]}))
+    failed = run_cli("evolve", "--features", features, "-o", str(tmp_path / "x"), "--pop", "10", "--gens", "1",
+                     "--seed-dna", str(bad))  # fmt: skip
+    assert failed.returncode == 2
+    message = failed.stderr.decode().strip()
+    assert str(bad) in message
+    assert "ofi_l9" in message
+    assert "\n" not in message, message
+    assert not (tmp_path / "x").exists()
+
+
+def test_hall_of_fame_dedups_by_signal_keeping_the_smaller_tree(tmp_path):
+    market = load_market(write_features(tmp_path, bars_with_signal(200, edge=0.0, seed=5)), None, 0.7)
+    sig = {"feature": "sig"}
+    plain = tree_text(sig)
+    same = [
+        tree_text({"op": "neg", "args": [{"op": "neg", "args": [sig]}]}),
+        tree_text({"op": "max", "args": [sig, sig]}),
+    ]
+    other = tree_text({"op": "tanh", "args": [sig]})
+    hall = Hall(5, market, market.names)
+    hall.update([Entry(same[0], 0.9, 3, 2), Entry(other, 0.7, 2, 1)])
+    hall.update([Entry(same[1], 0.9, 3, 1), Entry(plain, 0.9, 1, 0)])
+    assert [e.text for e in hall.entries] == [plain, other]
+    small = Hall(1, market, market.names)
+    small.update([Entry(other, 0.95, 2, 1), Entry(plain, 0.9, 1, 0)])
+    assert [e.text for e in small.entries] == [other]
+
+
+def causal_doc(parents: list[tuple[str, int]]) -> dict:
+    settings = {
+        "target": "fwd_return_1m", "target_source": "close over 1 rows", "tau_min": 0, "tau_max": 5,
+        "test": "parcorr", "pc_alpha": 0.05, "alpha": 0.01, "fdr": "none", "features": [f for f, _ in parents],
+        "symbols": ["SYNUSDT"], "seed": 1, "jobs": 1, "samples_used": 800, "min_samples": 200,
+        "candidate_links": 10, "link_assumptions": "parents of the target", "tigramite_version": "5",
+        "input": "feats.parquet", "input_sha256": "0" * 64,
+    }  # fmt: skip
+    links = [{"feature": f, "lag": lag, "p_value": 0.001, "value": 0.3} for f, lag in parents]
+    return {"schema": "apex.causal", "version": 1, "target": "fwd_return_1m", "parents": links, "settings": settings}
+
+
+def test_causal_restricts_terminals_to_the_parents(tmp_path):
+    features = write_features(tmp_path, bars_with_signal(600, edge=0.004, seed=6))
+    causal = tmp_path / "causal.json"
+    causal.write_text(json.dumps(causal_doc([("sig", 0), ("noise_a", 7), ("not_here", 2)])))
+    config = EvolveConfig(features=features, output=tmp_path / "c", pop=120, gens=2, seed=3, causal=str(causal))
+    result = evolve(config)
+    used = set()
+    for entry in result.hall_of_fame:
+        used |= set(entry["tree"]["features"])
+    assert used <= {"sig", "noise_a"}, used
+    assert "sig" in used
+    seeds = terminals_for(config, load_market(features, None, 0.7)).seeds
+    assert [json.loads(s)["root"] for s in seeds] == [
+        {"feature": "sig"},
+        {"op": "lag", "args": [{"feature": "noise_a"}, {"window": 7}]},
+    ]
+    causal.write_text(json.dumps(causal_doc([("not_here", 1)])))
+    failed = run_cli("evolve", "--features", features, "-o", str(tmp_path / "x"), "--causal", str(causal),
+                     "--pop", "10", "--gens", "1")  # fmt: skip
+    assert failed.returncode == 2
+    assert b"not_here" in failed.stderr
+    assert str(causal).encode() in failed.stderr
+
+
+def test_resume_gives_the_same_hall_of_fame_as_an_uninterrupted_run(tmp_path):
+    features = write_features(tmp_path, bars_with_signal(500, edge=0.003, seed=7))
+    whole = EvolveConfig(features=features, output=tmp_path / "whole", pop=120, gens=4, seed=4, surrogate=True)
+    write(evolve(whole), whole)
+    first = dataclasses.replace(whole, output=tmp_path / "parts", gens=2)
+    write(evolve(first), first)
+    assert json.loads((tmp_path / "parts" / "checkpoint" / "state.json").read_text())["generation"] == 2
+    # The rest in another process: the checkpoint alone carries the run over.
+    rest = run_cli("evolve", "--resume", "--gens", "4", "-o", str(tmp_path / "parts"))
+    assert rest.returncode == 0, rest.stderr.decode()
+    assert hall_texts(tmp_path / "whole") == hall_texts(tmp_path / "parts")
+    a = json.loads((tmp_path / "whole" / "hall_of_fame" / "index.json").read_text())["entries"]
+    b = json.loads((tmp_path / "parts" / "hall_of_fame" / "index.json").read_text())["entries"]
+    assert a == b
+    logs = [io.read_table(tmp_path / d / "generations.parquet", GENERATIONS).frame for d in ("whole", "parts")]
+    assert logs[0].drop("seconds").equals(logs[1].drop("seconds"))
+    assert logs[0]["estimated"].sum() > 0, "the surrogate took part, so its rows were carried over too"
+    names = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    assert names == ["checkpoint", "generations.parquet", "hall_of_fame"]
+    refused = run_cli("evolve", "--features", features, "--gens", "1", "-o", str(tmp_path / "parts"))
+    assert refused.returncode == 2
+    assert b"--resume" in refused.stderr
+
+
+def test_dual_fitness_screens_the_simulator_and_writes_the_pareto_front(tmp_path):
+    from apexctl.forge.dual import sim_feature_names
+
+    frame = bars_with_signal(300, edge=0.004, seed=8).rename({"sig": "clv", "noise_a": "ret"})
+    features = write_features(tmp_path, frame)
+    out = tmp_path / "dual"
+    config = EvolveConfig(
+        features=features, output=out, pop=80, gens=2, seed=3, surrogate=True, dsg="default",
+        sim_seeds=(1,), sim_hours=0.1, sim_symbol="SOLUSDT", hall_size=8,
+    )  # fmt: skip
+    result = evolve(config)
+    write(result, config)
+    log = result.generations
+    assert log["best_adversarial"].null_count() == 0
+    assert log["estimated"][1:].sum() > 0, "the surrogate kept most new trees away from the simulator"
+    assert (log["evaluations"][1:] < 80).all()
+    allowed = set(sim_feature_names())
+    for entry in result.hall_of_fame:
+        assert set(entry["tree"]["features"]) <= allowed
+        assert "mean_pnl" in entry["adversarial"]
+    pareto = io.read_table(out / "pareto.parquet", PARETO).frame
+    assert pareto.height >= 1
+    points = list(zip(pareto["train_fitness"], pareto["adversarial_pnl"], strict=True))
+    for i, (f, a) in enumerate(points):
+        for j, (g, b) in enumerate(points):
+            assert i == j or not (g >= f and b >= a and (g > f or b > a)), "a front member is dominated"
+    index = json.loads((out / "hall_of_fame" / "index.json").read_text())
+    assert all("adversarial" in e for e in index["entries"])
+    # NSGA-II's crowding distances travel in the checkpoint: a resumed dual run continues identically.
+    first = dataclasses.replace(config, output=tmp_path / "parts", gens=1)
+    evolve(first)
+    resumed = evolve(load_checkpoint_config(tmp_path / "parts", 2), resume=True)
+    assert [e["tree"] for e in resumed.hall_of_fame] == [e["tree"] for e in result.hall_of_fame]
+    assert [e["tree"] for e in resumed.pareto] == [e["tree"] for e in result.pareto]
+
+
+def test_pareto_front_keeps_only_non_dominated_entries():
+    points = [(1, 5), (2, 4), (2, 3), (0, 6), (0.5, 4), (3, 1)]
+    entries = [Entry(f"t{i}", f, 1, 0, a) for i, (f, a) in enumerate(points)]
+    assert [e.text for e in pareto_front(entries)] == ["t5", "t1", "t0", "t3"]
+
+
+def test_a_large_first_generation_is_screened_after_a_random_warm_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(sae, "WARMUP_ROWS", 120)
+    features = write_features(tmp_path, bars_with_signal(500, edge=0.004, seed=10))
+    config = EvolveConfig(features=features, output=tmp_path / "warm", pop=400, gens=1, seed=2, surrogate=True)
+    log = evolve(config).generations
+    first = log.row(0, named=True)
+    assert first["estimated"] > 0, "the model fitted on the warm-up sample screened the rest of generation 0"
+    assert 120 < first["evaluations"] < 400
+    assert first["surrogate_spearman"] is not None

@@ -1,4 +1,4 @@
-"""`apexctl evolve`: evolve GP strategies on bar features; fitness (TTT) from the Rust backtester."""
+"""`apexctl evolve`: evolve GP strategies on bar features; TTT fitness from the Rust backtester (+ simulator PnL)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,38 @@ import typer
 from rich.table import Table
 
 from apexctl.console import err, progress, wrote
-from apexctl.forge.evolve import EvolveConfig, evolve, write
+from apexctl.errors import UsageError
+from apexctl.forge.evolve import EvolveConfig, evolve, load_checkpoint_config, write
+
+DEFAULT_GENS = 10
 
 
 def evolve_command(
-    features: Annotated[
-        str,
-        typer.Option("--features", help="Bar-grain 'features' table (apexctl features ... --grain 1m); '-' = stdin."),
-    ],
     output: Annotated[
         Path,
         typer.Option(
-            "-o", "--output", help="Output folder (must not exist or be empty): hall_of_fame/, generations.parquet."
+            "-o",
+            "--output",
+            help="Output folder (new or empty, unless --resume): hall_of_fame/, generations.parquet, checkpoint/.",
         ),
     ],
+    features: Annotated[
+        str | None,
+        typer.Option(
+            "--features",
+            help="Bar-grain 'features' table (apexctl features ... --grain 1m); '-' = stdin. Required unless "
+            "--resume (which reuses the checkpointed run's).",
+        ),
+    ] = None,
     pop: Annotated[int, typer.Option("--pop", help="Population size.")] = 500,
-    gens: Annotated[int, typer.Option("--gens", help="Generations after the initial population.")] = 10,
+    gens: Annotated[
+        int | None,
+        typer.Option(
+            "--gens",
+            help=f"Generations after the initial population (default {DEFAULT_GENS}). With --resume: the total to "
+            "reach, counting the generations already run.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same hall of fame.")] = 1,
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Symbol to evolve on when the table holds several.")
@@ -43,7 +59,91 @@ def evolve_command(
     max_depth: Annotated[
         int, typer.Option("--max-depth", help="Tree height limit after variation (bloat control).")
     ] = 10,
-    hall_of_fame: Annotated[int, typer.Option("--hall-of-fame", help="Trees kept in the hall of fame.")] = 20,
+    hall_of_fame: Annotated[
+        int,
+        typer.Option(
+            "--hall-of-fame",
+            help="Distinct behaviours kept in the hall of fame (trees with equal training-span signals count once, "
+            "the smallest kept).",
+        ),
+    ] = 20,
+    surrogate: Annotated[
+        bool | None,
+        typer.Option(
+            "--surrogate/--no-surrogate",
+            help="Surrogate-assisted evolution: a LightGBM model ranks each generation's new trees from cheap "
+            "features (shape, primitive and feature counts, signal on a short training slice; with --dsg also the "
+            "backtest metrics) and only the top --eval-fraction plus a random holdout get the expensive fitness; "
+            "the rest keep the estimate, flagged, and never enter the hall of fame. Default: on with --dsg (the "
+            "simulator fitness is the expensive one), off otherwise (a backtest costs about as much per tree as the "
+            "surrogate's own features, so screening it saves little).",
+        ),
+    ] = None,
+    eval_fraction: Annotated[
+        float,
+        typer.Option(
+            "--eval-fraction",
+            help="With --surrogate: share of the new trees (best predicted first) given the true evaluation.",
+        ),
+    ] = 0.02,
+    surrogate_min_corr: Annotated[
+        float,
+        typer.Option(
+            "--surrogate-min-corr",
+            help="With --surrogate: when the model's Spearman correlation on the holdout falls under this, the "
+            "evaluated share doubles (up to 1.0) each generation; it halves back to --eval-fraction once the "
+            "correlation recovers.",
+        ),
+    ] = 0.3,
+    seed_dna: Annotated[
+        str | None,
+        typer.Option(
+            "--seed-dna",
+            help="A GP JSON tree (apex.gp_tree) or a hall_of_fame/ folder: the initial population starts from these "
+            "trees and mutated copies of them (--seed-share of it), the rest random.",
+        ),
+    ] = None,
+    seed_share: Annotated[
+        float, typer.Option("--seed-share", help="Share of the initial population made from --seed-dna/--causal.")
+    ] = 0.25,
+    causal: Annotated[
+        str | None,
+        typer.Option(
+            "--causal",
+            help="An apex.causal document (apexctl causal): GP terminals are restricted to its parents' features, "
+            "their lags become window lengths, and lag(feature, lag) trees seed the initial population.",
+        ),
+    ] = None,
+    dsg: Annotated[
+        str | None,
+        typer.Option(
+            "--dsg",
+            help="Dual fitness: an apex.dsg document (apexctl chimera), or 'default' for the built-in DSG. Each tree "
+            "is also traded in the simulator populated by it (adversarial fitness: PnL, mean over --sim-seeds) next "
+            "to its backtest TTT fitness (causal fitness); NSGA-II selects on both; terminals are restricted to "
+            "features the simulator computes; OUT/pareto.parquet gets the Pareto front. --pop must be a multiple "
+            "of 4.",
+        ),
+    ] = None,
+    sim_seeds: Annotated[
+        str, typer.Option("--sim-seeds", help="With --dsg: comma-separated simulator seeds the PnL is averaged over.")
+    ] = "1,2",
+    sim_hours: Annotated[float, typer.Option("--sim-hours", help="With --dsg: simulated hours per seed.")] = 1.0,
+    sim_symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--sim-symbol",
+            help="With --dsg: simulator instrument preset (default: the evolved symbol when it has one, else BTCUSDT).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run checkpointed in OUT/checkpoint/ (its settings and data; --gens may raise the "
+            "total) exactly as if it had not stopped.",
+        ),
+    ] = False,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -54,35 +154,58 @@ def evolve_command(
     ] = None,
 ) -> None:
     """Evolve GP trading strategies (DEAP) with TTT fitness from the Rust backtester; writes the hall of fame."""
-    config = EvolveConfig(
-        features=features,
-        output=output,
-        pop=pop,
-        gens=gens,
-        seed=seed,
-        symbol=symbol,
-        train_fraction=train_fraction,
-        tournament=tournament,
-        cx_prob=cx_prob,
-        mut_prob=mut_prob,
-        max_depth=max_depth,
-        hall_size=hall_of_fame,
-        ray=ray,
-    )
+    if resume:
+        config = load_checkpoint_config(output, gens)
+    else:
+        if features is None:
+            raise UsageError("--features is required (unless --resume continues a checkpointed run)")
+        config = EvolveConfig(
+            features=features,
+            output=output,
+            pop=pop,
+            gens=DEFAULT_GENS if gens is None else gens,
+            seed=seed,
+            symbol=symbol,
+            train_fraction=train_fraction,
+            tournament=tournament,
+            cx_prob=cx_prob,
+            mut_prob=mut_prob,
+            max_depth=max_depth,
+            hall_size=hall_of_fame,
+            surrogate=dsg is not None if surrogate is None else surrogate,
+            eval_fraction=eval_fraction,
+            surrogate_min_corr=surrogate_min_corr,
+            seed_dna=seed_dna,
+            seed_share=seed_share,
+            causal=causal,
+            dsg=dsg,
+            sim_seeds=_seeds(sim_seeds),
+            sim_hours=sim_hours,
+            sim_symbol=sim_symbol,
+            ray=ray,
+        )
     with progress(transient=True) as bar:
-        task = bar.add_task("generation 0", total=gens + 1)
+        task = bar.add_task("generation 0", total=config.gens + 1)
 
         def on_generation(row: dict) -> None:
-            bar.update(task, advance=1, description=f"generation {row['generation']}: best {row['best']:.3f}")
+            note = f", surrogate rho {row['surrogate_spearman']:.2f}" if row["surrogate_spearman"] is not None else ""
+            bar.update(
+                task,
+                completed=row["generation"] + 1,
+                description=f"generation {row['generation']}: best {row['best']:.3f}, "
+                f"{row['evaluations']:,} evaluated{note}",
+            )
 
-        result = evolve(config, on_generation)
+        result = evolve(config, on_generation, resume=resume)
     write(result, config)
-    table = Table(title=f"hall of fame: {result.market.symbol}, pop {pop}, {gens} generations, seed {seed}")
-    for column in ("rank", "size", "train fitness", "train PnL", "held-out fitness", "held-out PnL", "trades"):
+    title = f"hall of fame: {result.market.symbol}, pop {config.pop}, {config.gens} generations, seed {config.seed}"
+    table = Table(title=title)
+    columns = ["rank", "size", "train fitness", "train PnL", "held-out fitness", "held-out PnL", "trades"]
+    for column in columns + (["sim PnL"] if config.dual else []):
         table.add_column(column, justify="right")
     for entry in result.hall_of_fame[:10]:
         train, held = entry["train"], entry["held_out"]
-        table.add_row(
+        cells = [
             str(entry["rank"]),
             str(entry["size"]),
             f"{train['fitness']:.3f}",
@@ -90,8 +213,20 @@ def evolve_command(
             f"{held['fitness']:.3f}",
             f"{held['pnl']:+.2f}",
             f"{int(train['trades'])}/{int(held['trades'])}",
-        )
+        ]
+        if config.dual:
+            cells.append(f"{entry['adversarial']['mean_pnl']:+.2f}")
+        table.add_row(*cells)
     err.print(table)
-    err.print(f"{result.evaluations:,} trees evaluated in Rust in {result.seconds:.1f} s")
+    err.print(f"{result.evaluations:,} true evaluations (Rust) in {result.seconds:.1f} s")
     wrote(str(output / "hall_of_fame"), f"{len(result.hall_of_fame)} trees with train and held-out scores")
-    wrote(str(output / "generations.parquet"), f"{gens + 1} generation rows")
+    wrote(str(output / "generations.parquet"), f"{result.generations.height} generation rows")
+    if config.dual:
+        wrote(str(output / "pareto.parquet"), f"{len(result.pareto)} trees on the (backtest, simulator) Pareto front")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--sim-seeds: comma-separated integers expected, got {text!r}") from None

@@ -1,12 +1,19 @@
 """`apexctl evolve` logic: DEAP selection and variation in Python, every fitness evaluation in Rust.
 
 Each generation the new individuals are converted to GP JSON, evaluated as signals by `apex-gp` (batch, parallel) and
-backtested by `apex-backtest` on the training span; the fitness is the backtester's TTT-based fitness. The hall of
-fame is re-scored on the held-out span, and both scores are written so overfitting is visible.
+backtested by `apex-backtest` on the training span; the fitness is the backtester's TTT-based fitness. With the
+surrogate on (`apexctl.forge.surrogate`), only the trees the LightGBM model ranks highest, plus a random holdout that
+measures the model, get that true evaluation; the rest carry the model's estimate and are flagged as estimated (they
+may breed but never enter the hall of fame). The hall of fame holds distinct behaviours (trees whose training-span
+signals are equal are one entry, the smaller tree kept) and is re-scored on the held-out span, and both scores are
+written so overfitting is visible. Every generation is checkpointed under OUT/checkpoint/ so `--resume` continues a
+stopped run exactly as if it had not stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -14,7 +21,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +32,14 @@ from deap import base, creator, tools
 from deap import gp as deap_gp
 
 from apexctl import _core
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import io
+from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
 from apexctl.forge.cluster import Cluster
-from apexctl.forge.gp import gen_grow, gen_half_and_half, primitive_set, to_json
-from apexctl.schemas.tables import FEATURES, GENERATIONS
+from apexctl.forge.gp import SCHEMA as GP_SCHEMA
+from apexctl.forge.gp import Window, from_json, gen_grow, gen_half_and_half, primitive_set, to_json
+from apexctl.schemas.tables import FEATURES, GENERATIONS, PARETO
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 #: Columns that are not strategy inputs.
@@ -38,6 +47,11 @@ NOT_FEATURES = {"ts", "symbol", "interval"}
 #: Trees evaluated per Rust call: bounds the signal matrix (trees x rows) kept in memory at once.
 BATCH = 2_000
 METRICS = ("fitness", "pnl", "sharpe", "max_drawdown", "trades", "win_rate", "reached", "ttt_seconds", "ruined")
+CHECKPOINT = "checkpoint"
+CHECKPOINT_SCHEMA = "apex.evolve_checkpoint"
+CHECKPOINT_VERSION = 1
+#: Trees whose training-span signal fingerprints are computed per Rust call while filling the hall of fame.
+FINGERPRINT_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -58,8 +72,23 @@ class EvolveConfig:
     max_depth: int = 10
     hall_size: int = 20
     backtest: BacktestParams = field(default_factory=BacktestParams)
+    surrogate: bool = False
+    eval_fraction: float = 0.02
+    surrogate_min_corr: float = 0.3
+    seed_dna: str | None = None
+    seed_share: float = 0.25
+    causal: str | None = None
+    dsg: str | None = None
+    sim_seeds: tuple[int, ...] = (1, 2)
+    sim_hours: float = 1.0
+    sim_symbol: str | None = None
     #: Ray cluster address or "auto" to spread the tree batches over (None = this machine only).
     ray: str | None = None
+
+    @property
+    def dual(self) -> bool:
+        """Dual fitness (--dsg): backtest TTT fitness and simulator PnL, NSGA-II selection."""
+        return self.dsg is not None
 
     def validate(self) -> None:
         if self.pop < 2:
@@ -72,6 +101,32 @@ class EvolveConfig:
             raise UsageError(f"--hall-of-fame must be at least 1, got {self.hall_size}")
         if not 2 <= self.max_depth <= 17:
             raise UsageError(f"--max-depth must be in [2, 17] (the GP loader's limit), got {self.max_depth}")
+        if not 0.0 < self.eval_fraction <= 1.0:
+            raise UsageError(f"--eval-fraction must be in (0, 1], got {self.eval_fraction}")
+        if not -1.0 <= self.surrogate_min_corr <= 1.0:
+            raise UsageError(f"--surrogate-min-corr must be in [-1, 1], got {self.surrogate_min_corr}")
+        if not 0.0 < self.seed_share <= 1.0:
+            raise UsageError(f"--seed-share must be in (0, 1], got {self.seed_share}")
+        if self.dual:
+            if self.pop % 4:
+                raise UsageError(f"--pop must be a multiple of 4 with --dsg (NSGA-II's tournament), got {self.pop}")
+            if not self.sim_seeds or min(self.sim_seeds) < 0:
+                raise UsageError(f"--sim-seeds: give non-negative seeds, got {list(self.sim_seeds)}")
+            if not 0.0 < self.sim_hours <= 168.0:
+                raise UsageError(f"--sim-hours must be in (0, 168], got {self.sim_hours}")
+
+    def to_params(self) -> dict[str, Any]:
+        """JSON-ready parameters (recorded in the outputs and the checkpoint)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> EvolveConfig:
+        values = dict(params)
+        values["output"] = Path(values["output"])
+        values["init_depth"] = tuple(values["init_depth"])
+        values["backtest"] = BacktestParams(**values["backtest"])
+        values["sim_seeds"] = tuple(values["sim_seeds"])
+        return cls(**values)
 
 
 @dataclass
@@ -83,6 +138,8 @@ class Market:
     names: list[str]
     columns: list[np.ndarray]
     train_end: int
+    #: The `--rv-bars` the features were made with (the simulator must compute `rv` the same way for --dsg).
+    rv_bars: int = 30
 
     @property
     def rows(self) -> int:
@@ -120,11 +177,16 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"{io.describe(path)}: {frame.height} bars of {symbol} are too few to evolve on "
             f"(need >= 30 training and >= 10 held-out bars at --train-fraction {train_fraction})"
         )
-    return Market(symbol, frame, names, columns, train_end)
+    params = table.metadata.get(io.META_PARAMS)
+    rv_bars = params.get("rv_bars", 30) if isinstance(params, dict) else 30
+    return Market(symbol, frame, names, columns, train_end, int(rv_bars))
 
 
 class Evaluator:
-    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text."""
+    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text.
+
+    `score(trees, span)` (GP JSON texts and a row range -> one metric dict per tree, same order) is the whole
+    interface the evolution loop uses, so another evaluator (e.g. one spreading batches over Ray) can replace it."""
 
     def __init__(self, market: Market, params: BacktestParams, ray: str | None = None) -> None:
         self.market = market
@@ -168,23 +230,258 @@ def _score_chunk(shared: tuple, batch: Sequence[tuple[str, tuple[int, int]]]) ->
     return [{m: float(metrics[m][i]) for m in METRICS} for i in range(len(chunk))]
 
 
-def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
+# ----------------------------------------------------------------------------------------------------- seeding
+
+
+def _tree_files(path: Path) -> list[Path]:
+    """A tree file, or the trees of a hall_of_fame/ folder (or of an evolve output folder holding one)."""
+    if path.is_dir():
+        folder = path / "hall_of_fame" if (path / "hall_of_fame").is_dir() else path
+        files = sorted(p for p in folder.glob("*.json") if p.name != "index.json")
+        if not files:
+            raise InputError(f"{path}: --seed-dna folder holds no GP JSON trees")
+        return files
+    if not path.exists():
+        raise InputError(f"{path}: --seed-dna file does not exist")
+    return [path]
+
+
+def load_seed_trees(path: str | Path, terminals: Sequence[str]) -> list[str]:
+    """The normalized GP JSON texts of a --seed-dna file or folder, checked against the allowed feature terminals."""
+    texts = []
+    for file in _tree_files(Path(path)):
+        try:
+            text = file.read_text()
+            doc = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{file}: --seed-dna: not a readable JSON tree ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("schema") != GP_SCHEMA:
+            found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+            raise SchemaError(f"{file}: --seed-dna: not an '{GP_SCHEMA}' document (schema: {found!r})")
+        unknown = sorted(set(_features_of(doc.get("root", {}))) - set(terminals))
+        if unknown:
+            raise InputError(
+                f"{file}: --seed-dna tree uses features not available here: {', '.join(unknown)} "
+                f"(available: {', '.join(terminals)})"
+            )
+        try:
+            texts.append(_core.gp_validate(text, list(terminals)))
+        except DataError as exc:
+            raise InputError(f"{file}: --seed-dna: {' '.join(str(exc).split())}") from exc
+    return texts
+
+
+def _features_of(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        if "feature" in node:
+            yield str(node["feature"])
+        for arg in node.get("args", ()):
+            yield from _features_of(arg)
+
+
+@dataclass(frozen=True)
+class Terminals:
+    """The feature terminals GP may use, extra window lengths, and trees the initial population starts from."""
+
+    features: list[str]
+    windows: list[int]
+    seeds: list[str]
+
+
+def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
+    """All features, or the causal parents' (--causal) with their lags as windows and lag(feature, k) seed trees."""
+    features = list(market.names)
+    windows: list[int] = []
+    seeds: list[str] = []
+    if config.dual:
+        from apexctl.forge.dual import sim_feature_names
+
+        computed = set(sim_feature_names())
+        features = [n for n in features if n in computed]
+        if not features:
+            raise InputError(
+                f"{io.describe(config.features)}: none of its columns is a feature the simulator computes "
+                f"({', '.join(sorted(computed))}); --dsg needs bar features from `apexctl features --grain 1m`"
+            )
+    if config.causal is not None:
+        from apexctl.forge.causal import load_causal
+
+        doc = load_causal(config.causal)
+        parents = [p for p in doc.parents if p.feature in features]
+        if not parents:
+            listed = ", ".join(sorted({p.feature for p in doc.parents})) or "none"
+            where = "a feature the simulator computes (--dsg)" if config.dual else f"a column of {config.features}"
+            raise InputError(
+                f"{io.describe(config.causal)}: none of its causal parents ({listed}) is {where}; "
+                "run `apexctl causal` on this features table"
+            )
+        features = list(dict.fromkeys(p.feature for p in parents))
+        windows = sorted({p.lag for p in parents if p.lag > 0})
+        for parent in parents:
+            leaf: dict[str, Any] = {"feature": parent.feature}
+            root = {"op": "lag", "args": [leaf, {"window": parent.lag}]} if parent.lag > 0 else leaf
+            doc_json = json.dumps({"schema": GP_SCHEMA, "version": 1, "features": [parent.feature], "root": root})
+            seeds.append(_core.gp_validate(doc_json, features))
+    if config.seed_dna is not None:
+        seeds = load_seed_trees(config.seed_dna, features) + seeds
+    return Terminals(features, windows, list(dict.fromkeys(seeds)))
+
+
+# ----------------------------------------------------------------------------------------------------- DEAP
+
+
+def cx_one_point(ind1: Any, ind2: Any) -> tuple[Any, Any]:
+    """DEAP's typed `cxOnePoint`, except that the common node type is drawn from a list sorted by name: DEAP draws
+    from a set of types, whose order follows their addresses and so may differ between processes."""
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    types1: dict[type, list[int]] = {}
+    types2: dict[type, list[int]] = {}
+    for idx, node in enumerate(ind1[1:], 1):
+        types1.setdefault(node.ret, []).append(idx)
+    for idx, node in enumerate(ind2[1:], 1):
+        types2.setdefault(node.ret, []).append(idx)
+    common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
+    if common:
+        type_ = random.choice(common)
+        slice1 = ind1.searchSubtree(random.choice(types1[type_]))
+        slice2 = ind2.searchSubtree(random.choice(types2[type_]))
+        ind1[slice1], ind2[slice2] = ind2[slice2], ind1[slice1]
+    return ind1, ind2
+
+
+def _tree_class(dual: bool) -> Any:
+    """DEAP individual class: one maximized objective, or two (backtest fitness, simulator PnL) with --dsg."""
     if not hasattr(creator, "ApexFitness"):
         creator.create("ApexFitness", base.Fitness, weights=(1.0,))
         creator.create("ApexTree", deap_gp.PrimitiveTree, fitness=creator.ApexFitness)
+        creator.create("ApexDualFitness", base.Fitness, weights=(1.0, 1.0))
+        creator.create("ApexDualTree", deap_gp.PrimitiveTree, fitness=creator.ApexDualFitness)
+    return creator.ApexDualTree if dual else creator.ApexTree
+
+
+def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
+    tree_class = _tree_class(config.dual)
     toolbox = base.Toolbox()
     low, high = config.init_depth
     toolbox.register("expr", gen_half_and_half, pset=pset, min_=low, max_=high)
-    toolbox.register("individual", tools.initIterate, creator.ApexTree, toolbox.expr)
+    toolbox.register("individual", tools.initIterate, tree_class, toolbox.expr)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("select", tools.selTournament, tournsize=config.tournament)
-    toolbox.register("mate", deap_gp.cxOnePoint)
+    toolbox.register("mate", cx_one_point)
     toolbox.register("expr_mut", gen_grow, min_=0, max_=2)
     toolbox.register("mutate", deap_gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     limit = deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth)
     toolbox.decorate("mate", limit)
     toolbox.decorate("mutate", limit)
     return toolbox
+
+
+def _individual(text: str, pset: deap_gp.PrimitiveSetTyped, dual: bool) -> Any:
+    ind = _tree_class(dual)(from_json(text, pset))
+    ind.json = to_json(ind)
+    ind.estimated = False
+    return ind
+
+
+def initial_population(toolbox: base.Toolbox, pset: Any, config: EvolveConfig, seeds: Sequence[str]) -> list[Any]:
+    """Seed trees once each, mutated copies of them (round robin) up to `seed_share` of the population, the rest
+    random. Without seeds: all random."""
+    if not seeds:
+        return toolbox.population(n=config.pop)
+    share = min(config.pop, max(len(seeds), round(config.seed_share * config.pop)))
+    population = [_individual(text, pset, config.dual) for text in seeds[:share]]
+    while len(population) < share:
+        (child,) = toolbox.mutate(toolbox.clone(population[len(population) % len(seeds)]))
+        population.append(child)
+    return population + toolbox.population(n=config.pop - share)
+
+
+# ----------------------------------------------------------------------------------------------------- hall of fame
+
+
+@dataclass
+class Entry:
+    """A truly evaluated tree: its backtest fitness and, with --dsg, its simulator PnL (mean over seeds)."""
+
+    text: str
+    fitness: float
+    size: int
+    height: int
+    adversarial: float | None = None
+
+    @property
+    def objectives(self) -> tuple[float, ...]:
+        return (self.fitness,) if self.adversarial is None else (self.fitness, self.adversarial)
+
+
+def pareto_front(entries: Iterable[Entry]) -> list[Entry]:
+    """The non-dominated entries on (fitness, adversarial), one per objective pair (the smallest tree), ordered by
+    fitness: a sweep over entries sorted by fitness keeps each one whose adversarial value beats all before it."""
+    ordered = sorted(entries, key=lambda e: (-e.fitness, -(e.adversarial or 0.0), e.size, e.text))
+    front: list[Entry] = []
+    best = float("-inf")
+    for entry in ordered:
+        value = entry.adversarial if entry.adversarial is not None else float("-inf")
+        if value > best:
+            front.append(entry)
+            best = value
+    return front
+
+
+class Hall:
+    """The best truly evaluated behaviours: trees whose training-span signals are bit-equal count once (the
+    smallest kept), since they trade identically; ordered by fitness, then size, then text (deterministic). With
+    two objectives, by Pareto rank first (the pool's fronts peeled), then the same keys."""
+
+    def __init__(self, size: int, market: Market, terminals: Sequence[str]) -> None:
+        self.size = size
+        self.entries: list[Entry] = []
+        self._names = list(terminals)
+        index = {n: i for i, n in enumerate(market.names)}
+        self._columns = [np.ascontiguousarray(market.columns[index[n]][: market.train_end]) for n in self._names]
+        self._fingerprints: dict[str, bytes] = {}
+
+    def _fingerprint(self, texts: Sequence[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._fingerprints]
+        if todo:
+            signals = _core.gp_evaluate(todo, self._names, self._columns)
+            for text, row in zip(todo, signals, strict=True):
+                self._fingerprints[text] = hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest()
+
+    def update(self, candidates: Iterable[Entry]) -> None:
+        pool = list({e.text: e for e in [*self.entries, *candidates]}.values())
+        if any(e.adversarial is not None for e in pool):
+            # Peel fronts (one sort each) until there are enough candidates; the rest cannot rank before them.
+            ranks: dict[str, int] = {}
+            left, rank = pool, 0
+            while left and len(ranks) < 4 * self.size:
+                for entry in pareto_front(left):
+                    ranks[entry.text] = rank
+                left = [e for e in left if e.text not in ranks]
+                rank += 1
+            pool = [e for e in pool if e.text in ranks]
+        else:
+            ranks = dict.fromkeys((e.text for e in pool), 0)
+        ordered = sorted(pool, key=lambda e: (ranks[e.text], -e.fitness, -(e.adversarial or 0.0), e.size, e.text))
+        kept: list[Entry] = []
+        seen: set[bytes] = set()
+        for first in range(0, len(ordered), FINGERPRINT_CHUNK):
+            chunk = ordered[first : first + FINGERPRINT_CHUNK]
+            self._fingerprint([e.text for e in chunk])
+            for entry in chunk:
+                mark = self._fingerprints[entry.text]
+                if mark not in seen:
+                    seen.add(mark)
+                    kept.append(entry)
+                    if len(kept) == self.size:
+                        break
+            if len(kept) == self.size:
+                break
+        self.entries = kept
+
+
+# ----------------------------------------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -194,77 +491,399 @@ class Result:
     hall_of_fame: list[dict[str, Any]]
     evaluations: int
     seconds: float
+    pareto: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evolve(config: EvolveConfig, on_generation: Callable[[dict[str, Any]], None] | None = None) -> Result:
-    """Runs the evolution; deterministic for a given seed (Python's and NumPy's generators are seeded here)."""
+@dataclass
+class State:
+    """Everything a generation boundary needs to continue identically (what the checkpoint holds)."""
+
+    generation: int
+    population: list[Any]
+    log: list[dict[str, Any]]
+    hall: Hall
+    fraction: float
+    surrogate: sae.Surrogate | None
+    archive: list[Entry] = field(default_factory=list)
+
+
+def prepare_output(out: Path, resume: bool) -> None:
+    """OUT must be new or empty (or hold a checkpoint when resuming); it is created before the first generation so
+    the checkpoint has a home."""
+    if resume:
+        if not (out / CHECKPOINT / "state.json").exists():
+            raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: exists and is not empty; remove it, choose another -o, or add --resume")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def load_checkpoint_config(out: Path, gens: int | None = None) -> EvolveConfig:
+    """The configuration a checkpointed run was started with (`gens` replaces its generation count when given)."""
+    state = _read_checkpoint(out)
+    config = EvolveConfig.from_params(state["config"] | {"output": str(out)})
+    return config if gens is None else dataclasses.replace(config, gens=gens)
+
+
+def _read_checkpoint(out: Path) -> dict[str, Any]:
+    path = out / CHECKPOINT / "state.json"
+    if not path.exists():
+        raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
+    if state.get("schema") != CHECKPOINT_SCHEMA or state.get("version") != CHECKPOINT_VERSION:
+        raise SchemaError(
+            f"{path}: not an '{CHECKPOINT_SCHEMA}' version {CHECKPOINT_VERSION} checkpoint "
+            f"(found {state.get('schema')!r} version {state.get('version')!r})"
+        )
+    return state
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> None:
+    """Writes OUT/checkpoint/: the surrogate's rows (a file per generation) first, then state.json naming it, each
+    renamed into place, so the checkpoint on disk is always one complete generation."""
+    folder = config.output / CHECKPOINT
+    folder.mkdir(exist_ok=True)
+    rows_file = None
+    if state.surrogate is not None and state.surrogate.x is not None:
+        rows_file = f"surrogate-{state.generation:05d}.npz"
+        buffer = _npz_bytes(x=state.surrogate.x, y=state.surrogate.y)
+        _write_atomic(folder / rows_file, buffer)
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    doc = {
+        "schema": CHECKPOINT_SCHEMA,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_params(),
+        "features_sha256": features_sha,
+        "generation": state.generation,
+        "population": [
+            [ind.json, list(ind.fitness.values), ind.estimated, getattr(ind.fitness, "crowding_dist", None)]
+            for ind in state.population
+        ],
+        "random_state": [version, list(internal), gauss],
+        "numpy_state": [np_state[0], np_state[1].tolist(), *[float(v) for v in np_state[2:]]],
+        "log": state.log,
+        "hall": [asdict(e) for e in state.hall.entries],
+        "archive": [asdict(e) for e in state.archive],
+        "fraction": state.fraction,
+        "surrogate_rows": rows_file,
+    }
+    _write_atomic(folder / "state.json", json.dumps(doc).encode())
+    for old in folder.glob("surrogate-*.npz"):
+        if old.name != rows_file:
+            old.unlink(missing_ok=True)
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import io as stdio
+
+    buffer = stdio.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _restore(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Market, terminals: Terminals) -> State:
+    population = []
+    for text, values, estimated, crowding in doc["population"]:
+        ind = _individual(text, pset, config.dual)
+        ind.fitness.values = tuple(values)
+        ind.estimated = bool(estimated)
+        if crowding is not None:  # NSGA-II's tournament reads it; it depends on the pool it was computed in
+            ind.fitness.crowding_dist = crowding
+        population.append(ind)
+    version, internal, gauss = doc["random_state"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = doc["numpy_state"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    hall = Hall(config.hall_size, market, terminals.features)
+    hall.entries = [Entry(**e) for e in doc["hall"]]
+    model = None
+    if config.surrogate:
+        model = sae.Surrogate(config.seed)
+        if doc["surrogate_rows"]:
+            with np.load(config.output / CHECKPOINT / doc["surrogate_rows"]) as rows:
+                model.add(rows["x"], rows["y"])
+        model.fit()
+    archive = [Entry(**e) for e in doc["archive"]]
+    return State(doc["generation"], population, doc["log"], hall, doc["fraction"], model, archive)
+
+
+EvaluatorFactory = Callable[[Market, BacktestParams], Evaluator]
+
+
+class Adversary:
+    """Adversarial fitness (--dsg): each tree traded in the DSG-populated simulator, mean PnL over the seeds."""
+
+    def __init__(self, config: EvolveConfig, market_symbol: str, rv_bars: int) -> None:
+        from apexctl.forge.dual import dsg_text
+        from apexctl.forge.sim import INSTRUMENTS
+
+        self.dsg = None if config.dsg in (None, "default") else dsg_text(config.dsg)
+        self.seeds = list(config.sim_seeds)
+        self.hours = config.sim_hours
+        self.symbol = config.sim_symbol or (market_symbol if market_symbol in INSTRUMENTS else "BTCUSDT")
+        if self.symbol not in INSTRUMENTS:
+            raise UsageError(f"--sim-symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
+        self.rv_bars = rv_bars
+        self.cache: dict[str, float] = {}
+
+    def score(self, trees: Sequence[str]) -> list[float]:
+        from apexctl.forge.dual import adversarial_fitness
+
+        todo = list(dict.fromkeys(t for t in trees if t not in self.cache))
+        for first in range(0, len(todo), BATCH):
+            chunk = todo[first : first + BATCH]
+            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol, rv_bars=self.rv_bars)
+            self.cache.update(zip(chunk, (float(v) for v in result.mean_pnl), strict=True))
+        return [self.cache[t] for t in trees]
+
+
+def _vary(population: list[Any], toolbox: base.Toolbox, config: EvolveConfig) -> list[Any]:
+    """Parents (tournament, or NSGA-II's dominance/crowding tournament with --dsg), crossover, mutation."""
+    select = tools.selTournamentDCD if config.dual else toolbox.select
+    offspring = [toolbox.clone(ind) for ind in select(population, len(population))]
+    for a, b in zip(offspring[::2], offspring[1::2], strict=False):
+        if random.random() < config.cx_prob:
+            toolbox.mate(a, b)
+            del a.fitness.values, b.fitness.values
+    for i, ind in enumerate(offspring):
+        if random.random() < config.mut_prob:
+            (offspring[i],) = toolbox.mutate(ind)
+            del offspring[i].fitness.values
+    return offspring
+
+
+def evolve(
+    config: EvolveConfig,
+    on_generation: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    resume: bool = False,
+    make_evaluator: EvaluatorFactory | None = None,
+) -> Result:
+    """Runs the evolution (or continues a checkpointed one with `resume`); deterministic for a given seed (Python's
+    and NumPy's generators are seeded here, LightGBM is seeded, single-threaded and leaves them untouched).
+
+    The expensive objective is screened by the surrogate when it is on: the backtest fitness alone, or with --dsg
+    the simulator PnL (then every new tree is backtested, and its backtest metrics are surrogate features too)."""
     config.validate()
+    if resume and config.features == io.STDIO:
+        raise UsageError("--resume needs the features as a file; the run read them from stdin")
     market = load_market(config.features, config.symbol, config.train_fraction)
-    random.seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    pset = primitive_set(market.names)
+    terminals = terminals_for(config, market)
+    adversary = Adversary(config, market.symbol, market.rv_bars) if config.dual else None
+    checkpoint = _read_checkpoint(config.output) if resume else None
+    features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
+    if checkpoint is not None and checkpoint["features_sha256"] != features_sha:
+        raise InputError(f"{config.features}: changed since the checkpointed run started; --resume needs the same data")
+    prepare_output(config.output, resume)
+    pset = primitive_set(terminals.features)
+    for k in terminals.windows:
+        if all(t.value != k for t in pset.terminals[Window]):
+            pset.addTerminal(k, Window)
     toolbox = _toolbox(pset, config)
-    evaluator = Evaluator(market, config.backtest, ray=config.ray)
+    evaluator = (
+        Evaluator(market, config.backtest, ray=config.ray)
+        if make_evaluator is None
+        else make_evaluator(market, config.backtest)
+    )
+    featurizer = (
+        sae.Featurizer(terminals.features, _columns_of(market, terminals.features), _close(market), market.train_end)
+        if config.surrogate
+        else None
+    )
     train = (0, market.train_end)
     started = time.perf_counter()
+    evaluations = 0
 
-    def assign(individuals: list[Any]) -> None:
-        texts = [to_json(ind) for ind in individuals]
-        for ind, text, scores in zip(individuals, texts, evaluator.score(texts, train), strict=True):
-            ind.fitness.values = (scores["fitness"],)
-            ind.json = text
+    if checkpoint is not None:
+        state = _restore(checkpoint, config, pset, market, terminals)
+    else:
+        random.seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        state = State(
+            generation=-1,
+            population=initial_population(toolbox, pset, config, terminals.seeds),
+            log=[],
+            hall=Hall(config.hall_size, market, terminals.features),
+            fraction=config.eval_fraction,
+            surrogate=sae.Surrogate(config.seed) if config.surrogate else None,
+        )
 
-    population = toolbox.population(n=config.pop)
-    hall = tools.HallOfFame(config.hall_size, similar=lambda a, b: a.json == b.json)
-    log: list[dict[str, Any]] = []
-    for generation in range(config.gens + 1):
+    for generation in range(state.generation + 1, config.gens + 1):
         tick = time.perf_counter()
-        before = evaluator.evaluations
-        if generation > 0:
-            offspring = [toolbox.clone(ind) for ind in toolbox.select(population, len(population))]
-            for a, b in zip(offspring[::2], offspring[1::2], strict=False):
-                if random.random() < config.cx_prob:
-                    toolbox.mate(a, b)
-                    del a.fitness.values, b.fitness.values
-            for i, ind in enumerate(offspring):
-                if random.random() < config.mut_prob:
-                    (offspring[i],) = toolbox.mutate(ind)
-                    del offspring[i].fitness.values
-            population = offspring
+        parents = state.population
+        population = _vary(parents, toolbox, config) if generation > 0 else parents
         invalid = [ind for ind in population if not ind.fitness.valid]
-        assign(invalid)
-        hall.update(population)
-        fitness = [ind.fitness.values[0] for ind in population]
-        row = {
-            "generation": generation,
-            "best": max(fitness),
-            "median": statistics.median(fitness),
-            "diversity": len({ind.json for ind in population}) / len(population),
-            "evaluations": evaluator.evaluations - before,
-            "seconds": time.perf_counter() - tick,
-        }
-        log.append(row)
-        if on_generation is not None:
-            on_generation(row)
+        for ind in invalid:
+            ind.json = to_json(ind)
+        # One representative per distinct text: the surrogate ranks texts, the evaluators score texts.
+        unique: dict[str, Any] = {}
+        for ind in invalid:
+            unique.setdefault(ind.json, ind)
+        texts = list(unique)
+        position = {t: i for i, t in enumerate(texts)}
+        causal: dict[str, float] = {}
+        extra = None
+        if adversary is not None:  # the backtest is the cheap objective: every new tree gets it
+            metrics = evaluator.score(texts, train)
+            causal = {t: m["fitness"] for t, m in zip(texts, metrics, strict=True)}
+            extra = np.array([[m[k] for k in METRICS] for m in metrics], dtype=np.float64).reshape(len(texts), -1)
 
-    texts = [ind.json for ind in hall]
-    train_scores = evaluator.score(texts, train)
+        def expensive(picked: list[str]) -> list[float]:
+            if adversary is not None:
+                return adversary.score(picked)
+            return [m["fitness"] for m in evaluator.score(picked, train)]
+
+        used_fraction, corr = 1.0, None
+        model = state.surrogate
+        features = predicted = chosen = None
+        truth: dict[str, float] = {}
+        trained: list[int] = []  # rows the model has already been given this generation (the warm-up sample)
+        picked = list(range(len(texts)))
+        if model is not None and featurizer is not None:
+            features = featurizer.rows([unique[t] for t in texts], texts)
+            if extra is not None:
+                features = np.hstack([features, extra])
+            if not model.ready and len(texts) > sae.WARMUP_ROWS:
+                # No model yet and many trees: fit one on a random sample first, so it screens the rest already.
+                trained = sorted(random.sample(range(len(texts)), sae.WARMUP_ROWS))
+                truth.update(zip((texts[i] for i in trained), expensive([texts[i] for i in trained]), strict=True))
+                model.add(features[trained], [truth[texts[i]] for i in trained])
+                model.fit()
+            if model.ready and texts:
+                used_fraction = state.fraction
+                rest = [i for i in range(len(texts)) if texts[i] not in truth]
+                predicted = model.predict(features)
+                screened = sae.screen(predicted[rest].tolist(), used_fraction, random)
+                chosen = sae.Screen([rest[i] for i in screened.evaluate], [rest[i] for i in screened.holdout])
+                picked = sorted([*trained, *chosen.evaluate])
+        todo = [i for i in picked if texts[i] not in truth]
+        truth.update(zip((texts[i] for i in todo), expensive([texts[i] for i in todo]), strict=True))
+        if predicted is not None and chosen is not None:
+            corr = sae.spearman(predicted[chosen.holdout].tolist(), [truth[texts[i]] for i in chosen.holdout])
+        for ind in invalid:
+            value = truth.get(ind.json)
+            ind.estimated = value is None
+            if value is None:
+                assert predicted is not None
+                value = float(predicted[position[ind.json]])
+            ind.fitness.values = (causal[ind.json], value) if adversary is not None else (value,)
+        if model is not None and features is not None:
+            warmed = set(trained)
+            fresh_rows = [i for i in picked if i not in warmed]
+            model.add(features[fresh_rows], [truth[texts[i]] for i in fresh_rows])
+            model.fit()
+            if predicted is not None:
+                state.fraction = sae.next_fraction(
+                    state.fraction, corr, config.eval_fraction, config.surrogate_min_corr
+                )
+        if adversary is not None:
+            population = tools.selNSGA2(parents + population if generation > 0 else population, config.pop)
+            fresh = [Entry(t, causal[t], len(unique[t]), unique[t].height, truth[t]) for t in truth]
+            state.archive = pareto_front([*state.archive, *fresh])
+        else:
+            fresh = [Entry(t, truth[t], len(unique[t]), unique[t].height) for t in truth]
+        state.hall.update(fresh)
+        evaluations += len(picked)
+        state.log.append(_log_row(generation, population, len(picked), len(texts) - len(picked), used_fraction, corr))
+        state.log[-1]["seconds"] = time.perf_counter() - tick
+        state.population = population
+        state.generation = generation
+        save_checkpoint(config, state, features_sha)
+        if on_generation is not None:
+            on_generation(state.log[-1])
+
+    fame = _rescore(state.hall.entries, evaluator, market)
+    pareto = _rescore(state.archive, evaluator, market) if adversary is not None else []
+    generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
+    return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto)
+
+
+def _log_row(
+    generation: int, population: list[Any], evaluated: int, estimated: int, fraction: float, corr: float | None
+) -> dict[str, Any]:
+    """One generations.parquet row: fitness statistics over the truly evaluated members of the population."""
+    causal = [ind.fitness.values[0] for ind in population if not ind.estimated or len(ind.fitness.values) > 1]
+    adversarial = [ind.fitness.values[1] for ind in population if len(ind.fitness.values) > 1 and not ind.estimated]
+    return {
+        "generation": generation,
+        "best": max(causal) if causal else float("nan"),
+        "median": statistics.median(causal) if causal else float("nan"),
+        "best_adversarial": max(adversarial) if adversarial else None,
+        "median_adversarial": statistics.median(adversarial) if adversarial else None,
+        "diversity": len({ind.json for ind in population}) / len(population),
+        "evaluations": evaluated,
+        "estimated": estimated,
+        "eval_fraction": fraction,
+        "surrogate_spearman": corr,
+        "seconds": 0.0,
+    }
+
+
+def _rescore(entries: Sequence[Entry], evaluator: Evaluator, market: Market) -> list[dict[str, Any]]:
+    """Entries with their training and held-out backtest metrics (and simulator PnL with --dsg), ranked."""
+    texts = [e.text for e in entries]
+    train_scores = evaluator.score(texts, (0, market.train_end))
     held_out = evaluator.score(texts, (market.train_end, market.rows))
-    fame = [
-        {"rank": i + 1, "tree": json.loads(text), "size": len(ind), "height": ind.height, "train": tr, "held_out": ho}
-        for i, (ind, text, tr, ho) in enumerate(zip(hall, texts, train_scores, held_out, strict=True))
+    out = []
+    for i, (e, tr, ho) in enumerate(zip(entries, train_scores, held_out, strict=True)):
+        row = {"rank": i + 1, "tree": json.loads(e.text), "size": e.size, "height": e.height, "train": tr}
+        row["held_out"] = ho
+        if e.adversarial is not None:
+            row["adversarial"] = {"mean_pnl": e.adversarial}
+        out.append(row)
+    return out
+
+
+def _columns_of(market: Market, names: Sequence[str]) -> list[np.ndarray]:
+    index = {n: i for i, n in enumerate(market.names)}
+    return [market.columns[index[n]] for n in names]
+
+
+def _close(market: Market) -> np.ndarray:
+    return market.frame["close"].cast(pl.Float64).to_numpy()
+
+
+def _pareto_frame(front: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    rows = [
+        {
+            "rank": e["rank"],
+            "tree": json.dumps(e["tree"]),
+            "size": e["size"],
+            "height": e["height"],
+            "train_fitness": e["train"]["fitness"],
+            "adversarial_pnl": e["adversarial"]["mean_pnl"],
+            "train_pnl": e["train"]["pnl"],
+            "held_out_fitness": e["held_out"]["fitness"],
+            "held_out_pnl": e["held_out"]["pnl"],
+            "held_out_trades": e["held_out"]["trades"],
+        }
+        for e in front
     ]
-    return Result(market, pl.DataFrame(log), fame, evaluator.evaluations, time.perf_counter() - started)
+    return pl.DataFrame(rows, schema=PARETO.polars_schema())
 
 
 def write(result: Result, config: EvolveConfig) -> None:
-    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores) and generations.parquet,
-    into a temporary folder renamed into place at the end, so a killed run leaves nothing under OUT."""
+    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores) and generations.parquet into
+    a staging folder inside OUT, then renames each into place, so no final artifact is ever half-written."""
     out = config.output
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out}: exists and is not empty; remove it or choose another -o")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=out))
     try:
         fame_dir = staging / "hall_of_fame"
         fame_dir.mkdir()
@@ -273,7 +892,7 @@ def write(result: Result, config: EvolveConfig) -> None:
             name = f"{entry['rank']:03d}.json"
             io.write_json(entry["tree"], fame_dir / name)
             index.append({k: v for k, v in entry.items() if k != "tree"} | {"file": name})
-        params = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+        params = config.to_params()
         io.write_json(
             {
                 "schema": "apex.hall_of_fame",
@@ -295,9 +914,20 @@ def write(result: Result, config: EvolveConfig) -> None:
             inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
             params=params,
         )
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
+        if config.dual:
+            io.write_table(
+                _pareto_frame(result.pareto),
+                staging / "pareto.parquet",
+                schema=PARETO,
+                producer="evolve",
+                inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
+                params=params,
+            )
+            os.replace(staging / "pareto.parquet", out / "pareto.parquet")
+        old_fame = out / "hall_of_fame"
+        if old_fame.exists():  # a resumed run replaces the earlier one's (a folder cannot be renamed over another)
+            os.replace(old_fame, staging / "hall_of_fame.old")
+        os.replace(fame_dir, old_fame)
+        os.replace(staging / "generations.parquet", out / "generations.parquet")
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise

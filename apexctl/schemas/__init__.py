@@ -7,10 +7,23 @@ from apexctl.schemas.tables import (
     FEATURES,
     FILLS,
     GENERATIONS,
+    PARETO,
     TABLES,
     TRADES,
     Column,
     TableSchema,
 )
 
-__all__ = ["BARS", "BOOK", "EQUITY", "FEATURES", "FILLS", "GENERATIONS", "TABLES", "TRADES", "Column", "TableSchema"]
+__all__ = [
+    "BARS",
+    "BOOK",
+    "EQUITY",
+    "FEATURES",
+    "FILLS",
+    "GENERATIONS",
+    "PARETO",
+    "TABLES",
+    "TRADES",
+    "Column",
+    "TableSchema",
+]

@@ -108,13 +108,28 @@ EQUITY = TableSchema(
 
 GENERATIONS = TableSchema(
     "generations",
-    1,
+    2,
     (
         Column("generation", pl.Int64, "0 = the initial population"),
         Column("best", pl.Float64, "best training fitness in the population"),
         Column("median", pl.Float64, "median training fitness"),
+        Column(
+            "best_adversarial",
+            pl.Float64,
+            "--dsg: best simulator PnL (mean over seeds) among truly simulated members (null without --dsg)",
+            nullable=True,
+        ),
+        Column("median_adversarial", pl.Float64, "--dsg: median of the same (null without --dsg)", nullable=True),
         Column("diversity", pl.Float64, "distinct trees / population size"),
-        Column("evaluations", pl.Int64, "trees evaluated in Rust this generation (cache misses)"),
+        Column("evaluations", pl.Int64, "distinct new trees given the true (expensive) evaluation this generation"),
+        Column("estimated", pl.Int64, "distinct new trees that kept the surrogate's estimate instead"),
+        Column("eval_fraction", pl.Float64, "share of the surrogate's ranking evaluated (1.0 when all were)"),
+        Column(
+            "surrogate_spearman",
+            pl.Float64,
+            "rank correlation predicted vs true fitness on the random holdout (null when not measured)",
+            nullable=True,
+        ),
         Column("seconds", pl.Float64, "wall time of the generation"),
     ),
 )
@@ -134,6 +149,23 @@ CHIMERA_GENERATIONS = TableSchema(
     ),
 )
 
+PARETO = TableSchema(
+    "pareto",
+    1,
+    (
+        Column("rank", pl.Int64, "1 = best backtest fitness; ordered along the front"),
+        Column("tree", pl.String, "the GP JSON tree (apex.gp_tree)"),
+        Column("size", pl.Int64, "nodes"),
+        Column("height", pl.Int64, "tree height"),
+        Column("train_fitness", pl.Float64, "causal fitness: backtest TTT fitness on the training span"),
+        Column("adversarial_pnl", pl.Float64, "adversarial fitness: simulator PnL in USDT, mean over the seeds"),
+        Column("train_pnl", pl.Float64, "backtest PnL on the training span"),
+        Column("held_out_fitness", pl.Float64, "backtest TTT fitness on the held-out span"),
+        Column("held_out_pnl", pl.Float64, "backtest PnL on the held-out span"),
+        Column("held_out_trades", pl.Float64, "trades on the held-out span"),
+    ),
+)
+
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY, GENERATIONS, CHIMERA_GENERATIONS)
+    t.name: t for t in (TRADES, BOOK, BARS, FEATURES, FILLS, EQUITY, GENERATIONS, CHIMERA_GENERATIONS, PARETO)
 }
