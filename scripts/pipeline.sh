@@ -20,14 +20,19 @@ step "features --grain update: one row per book message (OFI, book pressure, mic
 step "features --grain 1m: bars from trades + book aggregates + higher-timeframe context + VMD"
 "$apexctl" features "$out/data/trades.parquet" "$out/data/book.parquet" -o "$out/features/bars_1m.parquet" --grain 1m
 
+step "causal: PCMCI parents (feature, lag) of the 5-minute forward return among bar features the simulator also computes"
+"$apexctl" causal "$out/features/bars_1m.parquet" --target fwd_return_5m --tau-max 3 \
+    --features volume,clv,ret,rv,clv_5m,ret_5m -o "$out/causal.json"
+
 step "chimera: CMA-ES fits the simulator's DSG (noise traders, fundamentalists) to BTCUSDT's market statistics"
 "$apexctl" chimera --target "$out/data" --symbol BTCUSDT --params noise.market_rate,noise.size_lots,fundamentalist.rate \
     --budget "${APEX_CHIMERA_BUDGET:-14}" --popsize 7 --seeds 2 --hours 0.1 --seed "$seed" --no-sensitivity \
     -o "$out/chimera/dsg.json"
 
-step "evolve: GP strategies on BTCUSDT 1-minute features, TTT fitness from the Rust backtester, held-out re-scoring"
+step "evolve (dual fitness): GP on BTCUSDT's causal parents; backtest TTT + PnL against the chimera's market, NSGA-II"
 rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns this one, so a rerun replaces it
-"$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --pop "${APEX_POP:-2000}" --gens "${APEX_GENS:-5}" \
+"$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --causal "$out/causal.json" \
+    --dsg "$out/chimera/dsg.json" --sim-seeds 1,2 --sim-hours 0.5 --pop "${APEX_POP:-300}" --gens "${APEX_GENS:-3}" \
     --seed "$seed" -o "$out/evolve"
 
 step "train maml: sign/size return model meta-trained over (symbol, 20-bar window) tasks, vs a pooled baseline"
