@@ -5,10 +5,11 @@ Regenerate the committed JSON Schema with `python -m apexctl.schemas.causal > ap
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from apexctl.schemas.documents import document_json_schema, schema_text
 
 CAUSAL_SCHEMA = "apex.causal"
 CAUSAL_VERSION = 1
@@ -78,13 +79,11 @@ class CausalDoc(BaseModel):
 
 def causal_json_schema() -> dict[str, Any]:
     """The JSON Schema of the document, as committed in causal.schema.json."""
-    schema = CausalDoc.model_json_schema(by_alias=True)
-    schema["$id"] = f"https://apexctl/schemas/{CAUSAL_SCHEMA}/v{CAUSAL_VERSION}"
-    return schema
+    return document_json_schema(CausalDoc, CAUSAL_SCHEMA, CAUSAL_VERSION)
 
 
 def causal_json_schema_text() -> str:
-    return json.dumps(causal_json_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_text(causal_json_schema())
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ Regenerate the committed JSON Schema with
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from apexctl.schemas.documents import document_json_schema, schema_text
 
 REPORT_SCHEMA = "apex.chimera_report"
 REPORT_VERSION = 1
@@ -94,13 +95,11 @@ class ChimeraReport(BaseModel):
 
 def chimera_report_json_schema() -> dict[str, Any]:
     """The JSON Schema of the document, as committed in chimera_report.schema.json."""
-    schema = ChimeraReport.model_json_schema(by_alias=True)
-    schema["$id"] = f"https://apexctl/schemas/{REPORT_SCHEMA}/v{REPORT_VERSION}"
-    return schema
+    return document_json_schema(ChimeraReport, REPORT_SCHEMA, REPORT_VERSION)
 
 
 def chimera_report_json_schema_text() -> str:
-    return json.dumps(chimera_report_json_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_text(chimera_report_json_schema())
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ Regenerate the committed JSON Schema with
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from apexctl.schemas.documents import document_json_schema, schema_text
 
 MAML_REPORT_SCHEMA = "apex.maml_report"
 MAML_REPORT_VERSION = 1
@@ -79,13 +80,11 @@ class MamlReport(_Strict):
 
 def maml_report_json_schema() -> dict[str, Any]:
     """The JSON Schema of the document, as committed in maml_report.schema.json."""
-    schema = MamlReport.model_json_schema(by_alias=True)
-    schema["$id"] = f"https://apexctl/schemas/{MAML_REPORT_SCHEMA}/v{MAML_REPORT_VERSION}"
-    return schema
+    return document_json_schema(MamlReport, MAML_REPORT_SCHEMA, MAML_REPORT_VERSION)
 
 
 def maml_report_json_schema_text() -> str:
-    return json.dumps(maml_report_json_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_text(maml_report_json_schema())
 
 
 if __name__ == "__main__":
