@@ -261,7 +261,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
     assert card.training_data == {str(feats): sha256_file(feats)}
     assert card.command.startswith("apexctl train maml --features")
     assert net(torch.zeros(5, 3)).shape == (5, 2)
-    report = json.loads((tmp_path / "out" / "model.pt.report.json").read_text())
+    report = json.loads((tmp_path / "out" / "model.report.json").read_text())
     assert report["schema"] == "apex.maml_report"
     MamlReport.model_validate(report)
     assert len(report["held_out"]["meta"]["loss"]) == len(report["held_out"]["baseline"]["loss"]) == 3

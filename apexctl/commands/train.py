@@ -34,7 +34,9 @@ def maml(
     ],
     output: Annotated[
         str,
-        typer.Option("-o", "--output", help="Output checkpoint (model.pt); the report goes to OUTPUT.report.json."),
+        typer.Option(
+            "-o", "--output", help="Output checkpoint (model.pt); the report goes beside it (model.report.json)."
+        ),
     ],
     arch: Annotated[
         str, typer.Option("--arch", help="mlp (over the current feature row) or gru (over a window of rows).")
@@ -91,7 +93,7 @@ def maml(
 ) -> None:
     """Meta-train a sign/size return model with MAML over (symbol, time window) tasks; compare with a baseline.
 
-    Writes the meta-trained network (model.pt, for `apexctl export`) and OUTPUT.report.json.
+    Writes the meta-trained network (model.pt, for `apexctl export`) and its report (model.report.json).
     The report gives the held-out loss after 0..k adaptation steps, meta-trained vs trained on the pooled tasks.
     """
     try:
@@ -144,7 +146,10 @@ def maml(
 @train_app.command("iel")
 def iel(
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="The policy checkpoint (model.pt); OUTPUT.report.json beside it.")
+        Path,
+        typer.Option(
+            "-o", "--output", help="The policy checkpoint (model.pt); its report beside it (model.report.json)."
+        ),
     ],
     dsg: Annotated[
         str | None, typer.Option("--dsg", help="DSG JSON document of the market (default: the built-in DSG).")

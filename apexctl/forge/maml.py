@@ -401,7 +401,7 @@ def run(
     command: str = "",
     on_step: Callable[[str, int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains from a features file, writes `output` (model.pt) and `output`.report.json; returns the report."""
+    """Trains from a features file, writes `output` (model.pt) and model.report.json beside it; returns the report."""
     return train(prepare(features_path, output, config), output, config, command, on_step)
 
 
@@ -475,8 +475,9 @@ def train(
 
 
 def report_path(output: str | Path) -> str:
-    """The report written next to the model: OUT.report.json."""
-    return f"{output}.report.json"
+    """The report written next to the model: its suffix replaced by .report.json (model.pt -> model.report.json),
+    as `train iel` and `chimera` name theirs."""
+    return str(Path(output).with_suffix(".report.json"))
 
 
 def _tail_mean(values: Sequence[float], share: float = 0.1) -> float:
