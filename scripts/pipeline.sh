@@ -47,7 +47,8 @@ step "export: the best tree and both trained networks as a bundle verified by th
     -o "$out/bundles/BTCUSDT/a" --force
 "$apexctl" export --check "$out/bundles/BTCUSDT/a"
 
-step "simulate: a moving-average crossover trading \$200 inside the market chimera fitted"
-"$apexctl" simulate --strategy ma_crossover --dsg "$out/chimera/dsg.json" --seed "$seed" --hours "$hours" -o "$out/simulate"
+step "simulate: the evolved best tree trading \$200 inside the market chimera fitted (the GP strategy in apex-sim)"
+"$apexctl" simulate --tree "$out/evolve/hall_of_fame/001.json" --dsg "$out/chimera/dsg.json" --seed "$seed" \
+    --hours "$hours" -o "$out/simulate"
 
 step "pipeline finished in $(($(date +%s) - start)) s: outputs under ${out#"$root"/}"

@@ -173,3 +173,38 @@ def test_simulate_a_strategy_that_never_trades(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["pnl"], summary["fees"], summary["fills"]) == (0.0, 0.0, 0)
     assert io.read_table(out / "fills.parquet", FILLS).frame.height == 0
+
+
+def _tree_file(tmp_path, root, features, name="tree.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"schema": "apex.gp_tree", "version": 1, "features": features, "root": root}))
+    return path
+
+
+def test_simulate_tree_trades_the_gp_strategy_like_the_builtin_it_equals(tmp_path):
+    long_tree = _tree_file(tmp_path, {"const": 1.0}, [])
+    common = ["--hours", "0.1", "--seed", "2"]
+    gp = run_cli("simulate", "--tree", str(long_tree), *common, "-o", str(tmp_path / "gp"))
+    assert gp.returncode == 0, gp.stderr.decode()
+    builtin = run_cli("simulate", "--strategy", "buy_and_hold", *common, "-o", str(tmp_path / "bh"))
+    assert builtin.returncode == 0, builtin.stderr.decode()
+    gp_summary = json.loads((tmp_path / "gp" / "summary.json").read_text())
+    bh_summary = json.loads((tmp_path / "bh" / "summary.json").read_text())
+    assert gp_summary["strategy"] == "gp"
+    for key in ("pnl", "fees", "fills", "max_drawdown"):
+        assert gp_summary[key] == bh_summary[key], key
+    gp_fills = io.read_table(tmp_path / "gp" / "fills.parquet", FILLS).frame
+    bh_fills = io.read_table(tmp_path / "bh" / "fills.parquet", FILLS).frame
+    assert gp_fills.drop("model_id").equals(bh_fills.drop("model_id"))
+
+
+def test_simulate_tree_with_a_feature_the_simulator_lacks_names_the_file(tmp_path):
+    tree = _tree_file(tmp_path, {"feature": "ofi_l1"}, ["ofi_l1"], name="ofi.json")
+    result = run_cli("simulate", "--tree", str(tree), "--hours", "0.01", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert b"ofi.json" in result.stderr
+    assert b"ofi_l1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    missing = run_cli("simulate", "--tree", str(tmp_path / "none.json"), "--hours", "0.01", "-o", str(tmp_path / "o"))
+    assert missing.returncode == 2
+    assert b"none.json: --tree: cannot read" in missing.stderr

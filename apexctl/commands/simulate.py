@@ -34,12 +34,34 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and DSG give identical results.")] = 0,
     hours: Annotated[float, typer.Option("--hours", help="Simulated time in hours.")] = 1.0,
     capital: Annotated[float, typer.Option("--capital", help="Starting capital of the strategy, USDT.")] = 200.0,
+    tree: Annotated[
+        str | None,
+        typer.Option(
+            "--tree",
+            help="Trade a GP tree (apex.gp_tree JSON, e.g. evolve's hall_of_fame/001.json) instead of --strategy: "
+            "the simulator computes its bar features as it streams (the features `evolve --dsg` trees use).",
+        ),
+    ] = None,
+    rv_bars: Annotated[
+        int, typer.Option("--rv-bars", help="With --tree: rv window in bars, as the tree's features table used.")
+    ] = 30,
 ) -> None:
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
-    config = StrategySim(strategy=strategy, symbol=symbol, dsg_path=dsg, seed=seed, hours=hours, capital=capital)
+    config = StrategySim(
+        strategy=strategy,
+        symbol=symbol,
+        dsg_path=dsg,
+        seed=seed,
+        hours=hours,
+        capital=capital,
+        tree=tree,
+        rv_bars=rv_bars,
+    )
     frames, summary = simulate_strategy(config)
     params = {"strategy": strategy, "symbol": symbol, "seed": seed, "hours": hours, "capital": capital, "dsg": dsg}
-    inputs = {dsg: io.sha256_file(dsg)} if dsg else {}
+    if tree is not None:
+        params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars}
+    inputs = {path: io.sha256_file(path) for path in (dsg, tree) if path}
     fills_path, equity_path, summary_path = output / "fills.parquet", output / "equity.parquet", output / "summary.json"
     io.write_table(frames["fills"], fills_path, schema=FILLS, producer="simulate", inputs=inputs, params=params)
     io.write_table(frames["equity"], equity_path, schema=EQUITY, producer="simulate", inputs=inputs, params=params)

@@ -186,6 +186,17 @@ class StrategySim:
     hours: float = 1.0
     capital: float = 200.0
     start: dt.datetime = DEFAULT_START
+    #: A GP JSON tree file (e.g. hall_of_fame/001.json) traded instead of `strategy`, on the simulator's bar features.
+    tree: str | None = None
+    #: The rv window (bars) of the features table the tree was evolved on (`apexctl features --rv-bars`).
+    rv_bars: int = 30
+
+
+def _read_tree(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: --tree: cannot read the GP tree ({exc.strerror})") from None
 
 
 def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -197,17 +208,32 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
     if not config.capital > 0:
         raise UsageError(f"--capital must be positive, got {config.capital}")
     dsg_text, dsg_normalized = load_dsg(config.dsg_path)
-    try:
-        out = _core.sim_run(
-            config.symbol,
-            dsg_json=dsg_text,
-            seed=config.seed,
-            hours=config.hours,
-            strategy=config.strategy,
-            capital=config.capital,
-        )
-    except _core.DataError as exc:
-        raise UsageError(f"--strategy: {exc}") from exc
+    if config.tree is not None:
+        text = _read_tree(config.tree)
+        try:
+            out = _core.sim_gp_run(
+                text,
+                dsg_text,
+                config.seed,
+                config.symbol,
+                config.hours,
+                rv_bars=config.rv_bars,
+                capital=config.capital,
+            )
+        except _core.DataError as exc:
+            raise InputError(f"{config.tree}: {' '.join(str(exc).split())}") from None
+    else:
+        try:
+            out = _core.sim_run(
+                config.symbol,
+                dsg_json=dsg_text,
+                seed=config.seed,
+                hours=config.hours,
+                strategy=config.strategy,
+                capital=config.capital,
+            )
+        except _core.DataError as exc:
+            raise UsageError(f"--strategy: {exc}") from exc
     epoch = _epoch_ns(config.start)
     report = out["strategy"]
     f = out["fills"]
