@@ -123,7 +123,7 @@ pub fn run(
 ) -> Result<Vec<Metrics>, BacktestError> {
     let context = engine::Context::new(bars, params, span)?;
     let rows = bars.len();
-    if signals.len() % rows != 0 {
+    if !signals.len().is_multiple_of(rows) {
         return Err(BacktestError::SignalShape { len: signals.len(), rows });
     }
     Ok(signals.par_chunks(rows).map(|signal| context.simulate(signal, None)).collect())

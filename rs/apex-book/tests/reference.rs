@@ -100,7 +100,7 @@ fn message_stream() -> impl Strategy<Value = Vec<Msg>> {
                     1 => (false, u + 2),
                     2 => (false, u),
                     3 => (true, u + 1),
-                    _ => (true, if u % 2 == 0 { 1 } else { u.saturating_sub(10).max(1) }),
+                    _ => (true, if u.is_multiple_of(2) { 1 } else { u.saturating_sub(10).max(1) }),
                 };
                 if what != 2 {
                     u = next;
