@@ -219,6 +219,12 @@ class Evaluator:
             self.evaluations += len(chunk)
         return [self.cache[(t, *span)] for t in trees]
 
+    def close(self) -> None:
+        """Leaves the Ray cluster this evaluator joined or started (nothing to do for a local one)."""
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
 
 def _score_chunk(shared: tuple, batch: Sequence[tuple[str, tuple[int, int]]]) -> list[dict[str, float]]:
     """Scores one batch of (tree, span) on a Ray worker, exactly as `Evaluator.score` does locally."""
@@ -811,6 +817,8 @@ def evolve(
     fame = _rescore(state.hall.entries, evaluator, market)
     pareto = _rescore(state.archive, evaluator, market) if adversary is not None else []
     generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
+    if isinstance(evaluator, Evaluator):
+        evaluator.close()
     return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto)
 
 
