@@ -31,10 +31,12 @@ pub mod gp_strategy;
 pub mod market;
 pub mod strategy;
 
+/// The order types live in `apex-core` (the live engine shares them); `crate::order` keeps naming them here.
+use apex_core::order;
+
 mod clock;
 mod engine;
 mod error;
-mod order;
 mod publish;
 mod spec;
 
@@ -43,7 +45,7 @@ pub use dsg::{Dsg, DsgError};
 pub use engine::{Account, MatchingEngine, RestingOrder};
 pub use error::SimError;
 pub use market::{SimConfig, SimOutput, run};
-pub use order::{
+pub use apex_core::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
     TradeId,
 };

@@ -1,6 +1,7 @@
-//! Order requests and the events the engine answers with.
+//! Orders and what a matching engine answers with: the order and fill types the simulator, the venue and the live
+//! engine share (so the live side never links the simulator).
 
-use apex_core::Side;
+use crate::Side;
 
 /// Order ids are assigned by the engine, increasing from 1, one per submission (rejected ones included).
 pub type OrderId = u64;
@@ -140,7 +141,7 @@ pub enum Liquidity {
 }
 
 /// Everything the engine reports, in the order it happened. Quantities are the instrument's units; fees are cash
-/// units (see [`crate::Account`]).
+/// units (10^-(price decimals + qty decimals + 8) quote, see `apex_sim::Account`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// The order passed every check; fills, a resting level or a cancellation of the remainder follow. `price` is
