@@ -4,9 +4,9 @@ pub mod order;
 mod scale;
 mod side;
 
-pub use scale::{Scale, ScaleError, decimals_in, infer_decimals};
 pub use order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
     TradeId,
 };
+pub use scale::{Scale, ScaleError, decimals_in, infer_decimals};
 pub use side::Side;

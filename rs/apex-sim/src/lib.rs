@@ -37,18 +37,19 @@ use apex_core::order;
 mod clock;
 mod engine;
 mod error;
+mod fair_value;
 mod publish;
 mod spec;
 
-pub use clock::{Request, TimedQueue};
-pub use dsg::{Dsg, DsgError};
-pub use engine::{Account, MatchingEngine, RestingOrder};
-pub use error::SimError;
-pub use market::{SimConfig, SimOutput, run};
 pub use apex_core::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
     TradeId,
 };
+pub use clock::{Request, TimedQueue};
+pub use dsg::{Dsg, DsgError};
+pub use engine::{Account, MatchingEngine, RestingOrder};
+pub use error::SimError;
+pub use market::{Market, SimConfig, SimOutput, run};
 pub use publish::{BookPublisher, L2Update};
 pub use spec::{
     BAND_DECIMALS, BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE, DEFAULT_MARKET_BAND, DEFAULT_MAX_QTY_UNITS, ExactRates,

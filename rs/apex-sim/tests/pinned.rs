@@ -91,10 +91,7 @@ fn a_run_with_every_table_recorded_is_pinned() {
 
 #[test]
 fn a_run_of_another_dsg_and_instrument_is_pinned() {
-    let mut dsg = Dsg::default();
-    dsg.noise_agents = 30.0;
-    dsg.inf_agents = 6.0;
-    dsg.fv_vol_bps = 25.0;
+    let dsg = Dsg { noise_agents: 30.0, inf_agents: 6.0, fv_vol_bps: 25.0, ..Dsg::default() };
     let mut config = config("SOLUSDT", 3, 15.0);
     config.bar_s = 30;
     config.book_depth = 200;
