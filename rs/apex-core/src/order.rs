@@ -116,6 +116,8 @@ pub enum RejectReason {
     NothingToAmend,
     /// An amend whose new total quantity is not above the quantity already filled.
     AmendBelowFilled,
+    /// Take-profit/stop-loss for a position that is flat.
+    NoPosition,
 }
 
 /// Why a resting order or the remainder of an incoming one was cancelled.

@@ -49,7 +49,10 @@ pub use clock::{Request, TimedQueue};
 pub use dsg::{Dsg, DsgError};
 pub use engine::{Account, MatchingEngine, RestingOrder};
 pub use error::SimError;
-pub use market::{Market, SimConfig, SimOutput, run};
+pub use market::{
+    AccountEvent, AccountEventKind, BookMessage, ExternalRequest, Market, PublicTrade, SimConfig, SimOutput, StopKind,
+    StopSpec, Stops, Tag, run,
+};
 pub use publish::{BookPublisher, L2Update};
 pub use spec::{
     BAND_DECIMALS, BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE, DEFAULT_MARKET_BAND, DEFAULT_MAX_QTY_UNITS, ExactRates,

@@ -18,6 +18,13 @@ use crate::fair_value::{FAIR_VALUE_STEP_US, FairValue};
 use crate::strategy::{Bar, Context, Strategy};
 use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
 
+mod external;
+
+use external::Outside;
+pub use external::{
+    AccountEvent, AccountEventKind, BookMessage, ExternalRequest, PublicTrade, StopKind, StopSpec, Stops, Tag,
+};
+
 const US_PER_S: i64 = 1_000_000;
 /// Resolution of the mid history agents read trends and volatility from.
 const MID_SAMPLE_US: i64 = US_PER_S;
@@ -167,6 +174,10 @@ enum Task {
     Publish,
     /// A bar closes; the strategy decides.
     BarClose,
+    /// A request of an outside account reaching the engine (index into its pending store).
+    ArriveOutside(usize),
+    /// Publish one of the added L2 streams.
+    Stream(usize),
 }
 
 /// A population's members (account ids) and latency.
@@ -230,6 +241,8 @@ pub struct Market {
     fair_value: FairValue,
     /// End of simulated time (`None`: open-ended).
     horizon: Option<i64>,
+    /// Outside accounts and the public streams.
+    outside: Outside,
     tick: i64,
     lot: i64,
     events: Vec<Event>,
@@ -354,6 +367,7 @@ impl Market {
             max_agent_latency_us,
             fair_value,
             horizon,
+            outside: Outside::new(next_account),
             tick,
             lot,
             events: Vec::new(),
@@ -456,6 +470,8 @@ impl Market {
                     }
                     self.schedule(ts + bar_us, Task::BarClose);
                 }
+                Task::ArriveOutside(slot) => self.arrive_outside(ts, slot),
+                Task::Stream(index) => self.publish_stream(ts, index),
             }
         }
         self.driver = driver;
@@ -761,6 +777,9 @@ impl Market {
         }
         let top =
             (self.engine.best_bid().map(|l| l.price / self.tick), self.engine.best_ask().map(|l| l.price / self.tick));
+        if self.outside.active() {
+            self.route_outside(ts, events);
+        }
         if self.top_history.back().is_none_or(|last| (last.1, last.2) != top) {
             self.top_history.push_back((ts, top.0, top.1));
             // Changes older than the one an agent with the longest latency sees are never looked at again.
