@@ -5,8 +5,8 @@ mod scale;
 mod side;
 
 pub use order::{
-    AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
-    TradeId,
+    AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, OrderStatus, RejectReason, StpMode,
+    TimeInForce, TradeId,
 };
 pub use scale::{Scale, ScaleError, decimals_in, infer_decimals};
 pub use side::Side;

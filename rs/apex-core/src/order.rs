@@ -182,3 +182,35 @@ pub enum Event {
     /// The total resting quantity at one price changed; 0 means the level is gone.
     BookLevel { side: Side, price: i64, qty: i64 },
 }
+
+/// Where an order stands, in Bybit's terms (`orderStatus`): the state the live engine tracks and the venue reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Resting, nothing filled yet.
+    New,
+    /// Resting, partly filled.
+    PartiallyFilled,
+    Filled,
+    Cancelled,
+    /// An IOC/market remainder cancelled after a partial fill.
+    PartiallyFilledCanceled,
+    /// Refused on arrival; nothing happened.
+    Rejected,
+    /// A conditional order (take-profit, stop-loss) waiting for its trigger.
+    Untriggered,
+    /// A conditional order whose trigger fired; its market order is on its way.
+    Triggered,
+    /// A conditional order removed without firing.
+    Deactivated,
+}
+
+impl OrderStatus {
+    /// True while the order can still trade or trigger.
+    #[must_use]
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::Untriggered | OrderStatus::Triggered
+        )
+    }
+}

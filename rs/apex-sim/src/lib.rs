@@ -26,6 +26,7 @@ pub mod adversarial;
 pub mod agents;
 pub mod batch;
 pub mod dsg;
+pub mod exchange;
 pub mod execution;
 pub mod gp_strategy;
 pub mod market;
