@@ -1,7 +1,7 @@
 """A plain-Python reference of the apex-backtest model (one strategy, one loop), for tests and the benchmark baseline.
 
-It follows the model as documented in rs/apex-backtest/src/lib.rs, written the obvious way, and returns the same
-metrics as `_core.backtest_run` for one strategy.
+It follows the model as documented in rs/apex-backtest/src/lib.rs (and the trading rule of rs/apex-rule/src/lib.rs),
+written the obvious way, and returns the same metrics as `_core.backtest_run` for one strategy.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "reward_risk": 3.0,
     "kelly_scale": 0.5,
     "kelly_window": 20,
-    "kelly_min_trades": 5,
-    "prior_fraction": 0.02,
+    "prior_win_rate": 0.3,
+    "prior_trades": 10.0,
     "min_fraction": 0.005,
     "max_fraction": 0.25,
     "max_leverage": 10.0,
@@ -47,6 +47,7 @@ def backtest(signal, ts, o, h, lo, c, start=0, end=None, spread=None, depth=None
     curve: list[float] = []
     fees = 0.0
     ruin_bar = None
+    pending: dict[str, Any] = {"close": False, "enter": None}
 
     for i in range(start, end):
         if ruin_bar is not None:
@@ -67,59 +68,24 @@ def backtest(signal, ts, o, h, lo, c, start=0, end=None, spread=None, depth=None
             fees += fee
             returns.append((gross - pos["entry_fee"] - fee) / (pos["qty"] * pos["entry"]))
 
-        want, strength = 0.0, 0.0
-        if i > start:
-            s = signal[i - 1]
-            s = 0.0 if math.isnan(s) else min(1.0, max(-1.0, s))
-            if s != 0.0 and abs(s) >= p["entry_threshold"]:
-                want, strength = math.copysign(1.0, s), abs(s)
+        # At the open: the previous close's decision, then an open beyond a bracket level exits there.
+        if pending["close"] and pos is not None:
+            close_trade(pos, o[i])
+            pos = None
+        if pending["enter"] is not None:
+            want, qty, stop, take = pending["enter"]
+            entry = fill(o[i], want, qty)
+            fee = p["fee"] * qty * entry
+            cash -= fee
+            fees += fee
+            pos = {"dir": want, "qty": qty, "entry": entry, "entry_fee": fee, "stop": stop, "take": take}
         if pos is not None:
             long = pos["dir"] > 0
             gap = (o[i] <= pos["stop"] or o[i] >= pos["take"]) if long else (o[i] >= pos["stop"] or o[i] <= pos["take"])
-            if gap or want != pos["dir"]:
+            if gap:
                 close_trade(pos, o[i])
                 pos = None
         ruined = _value(cash, pos, o[i]) <= 0.0
-        if not ruined and pos is None and want != 0.0:
-            first = max(start, i - p["atr_window"])
-            total = 0.0
-            for j in range(first, i):
-                tr = h[j] - lo[j]
-                if j > start:
-                    tr = max(tr, abs(h[j] - c[j - 1]), abs(lo[j] - c[j - 1]))
-                total += tr
-            atr = total / (i - first) if i > first else 0.0
-            stop = max(p["stop_atr_mult"] * atr, p["stop_min_bps"] * o[i] / 1e4)
-            if len(returns) < p["kelly_min_trades"]:
-                f = p["prior_fraction"]
-            else:
-                recent = returns[-p["kelly_window"] :]
-                wins = [r for r in recent if r > 0.0]
-                losses = [-r for r in recent if r <= 0.0]
-                w = len(wins) / len(recent)
-                if not wins:
-                    kelly = -math.inf
-                elif not losses or sum(losses) <= 0.0:
-                    kelly = w
-                else:
-                    kelly = w - (1.0 - w) / ((sum(wins) / len(wins)) / (sum(losses) / len(losses)))
-                f = min(p["max_fraction"], max(p["min_fraction"], p["kelly_scale"] * kelly))
-            notional = min(strength * f * cash * o[i] / stop, p["max_leverage"] * cash)
-            if notional > 0.0:
-                qty = notional / o[i]
-                entry = fill(o[i], want, qty)
-                fee = p["fee"] * qty * entry
-                cash -= fee
-                fees += fee
-                pos = {
-                    "dir": want,
-                    "qty": qty,
-                    "entry": entry,
-                    "entry_fee": fee,
-                    "stop": entry - want * stop,
-                    "take": entry + want * p["reward_risk"] * stop,
-                }
-            ruined = _value(cash, pos, o[i]) <= 0.0
         if not ruined and pos is not None:
             long = pos["dir"] > 0
             adverse = lo[i] if long else h[i]
@@ -131,9 +97,40 @@ def backtest(signal, ts, o, h, lo, c, start=0, end=None, spread=None, depth=None
                 pos = None
             ruined = _value(cash, pos, adverse) <= 0.0
         e = _value(cash, pos, c[i])
+        pending = {"close": False, "enter": None}
         if ruined or e <= 0.0:
             ruin_bar, pos, e = i - start, None, 0.0
+            curve.append(e)
+            continue
         curve.append(e)
+
+        # The rule at this close: direction, then half-Kelly size and the 3:1 bracket from the close.
+        s = signal[i]
+        s = 0.0 if math.isnan(s) else min(1.0, max(-1.0, s))
+        want = math.copysign(1.0, s) if s != 0.0 and abs(s) >= p["entry_threshold"] else 0.0
+        held = 0.0 if pos is None else pos["dir"]
+        if want == held:
+            continue
+        pending["close"] = held != 0.0
+        if want == 0.0:
+            continue
+        first = max(start, i + 1 - p["atr_window"])
+        total = 0.0
+        for j in range(first, i + 1):
+            tr = h[j] - lo[j]
+            if j > start:
+                tr = max(tr, abs(h[j] - c[j - 1]), abs(lo[j] - c[j - 1]))
+            total += tr
+        atr = total / (i + 1 - first)
+        stop = max(p["stop_atr_mult"] * atr, p["stop_min_bps"] * c[i] / 1e4)
+        recent = returns[-p["kelly_window"] :]
+        wins = sum(1 for r in recent if r > 0.0)
+        win_p = (wins + p["prior_win_rate"] * p["prior_trades"]) / (len(recent) + p["prior_trades"])
+        b = p["reward_risk"]
+        f = min(p["max_fraction"], max(p["min_fraction"], p["kelly_scale"] * (win_p * b - (1.0 - win_p)) / b))
+        qty = min(abs(s) * f * e / stop, p["max_leverage"] * e / c[i])
+        if qty > 0.0 and c[i] - want * stop > 0.0:
+            pending["enter"] = (want, qty, c[i] - want * stop, c[i] + want * b * stop)
 
     target = p["target_multiple"] * p["capital"]
     ttt = next((k + 1 for k, e in enumerate(curve) if e >= target), None)

@@ -59,9 +59,9 @@ def assert_matches(ours: dict, ref: dict) -> None:
     fee=st.floats(0, 0.002),
     stop_atr_mult=st.one_of(st.just(0.0), st.floats(0, 3)),
     stop_min_bps=st.floats(5, 300),
-    prior_fraction=st.floats(0.01, 1.0),
+    prior_win_rate=st.floats(0.0, 1.0),
     max_leverage=st.floats(1, 60),
-    kelly_min_trades=st.integers(1, 5),
+    prior_trades=st.floats(0.5, 20.0),
     per_bar_costs=st.booleans(),
 )
 def test_rust_equals_python_reference(
@@ -72,9 +72,9 @@ def test_rust_equals_python_reference(
     fee,
     stop_atr_mult,
     stop_min_bps,
-    prior_fraction,
+    prior_win_rate,
     max_leverage,
-    kelly_min_trades,
+    prior_trades,
     per_bar_costs,
 ):
     bars = random_bars(seed, n, gaps=0.03)
@@ -89,11 +89,11 @@ def test_rust_equals_python_reference(
         fee=fee,
         stop_atr_mult=stop_atr_mult,
         stop_min_bps=stop_min_bps,
-        prior_fraction=prior_fraction,
+        prior_win_rate=prior_win_rate,
         max_fraction=0.5,
         max_leverage=max_leverage,
         kelly_window=6,
-        kelly_min_trades=kelly_min_trades,
+        prior_trades=prior_trades,
         target_multiple=1.3,
     )
     table = backtest.run(signals, bars, params, span=(start, end))
@@ -154,7 +154,7 @@ def test_walk_forward_spans_score_independently():
 def test_datetime_ts_in_any_unit_gives_the_same_seconds():
     bars = random_bars(5, 300)
     signals = np.sin(np.arange(300) * 0.05)[None, :]
-    params = backtest.BacktestParams(target_multiple=1.05, prior_fraction=0.25, max_fraction=0.5)
+    params = backtest.BacktestParams(target_multiple=1.05, min_fraction=0.25, max_fraction=0.5)
     by_int = backtest.run(signals, bars, params)
     as_us = bars.with_columns(pl.from_epoch(pl.col("ts"), time_unit="ns").dt.cast_time_unit("us"))
     assert backtest.run(signals, as_us, params).equals(by_int)

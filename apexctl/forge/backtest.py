@@ -1,6 +1,7 @@
 """Backtests of signal columns over bars through apex-backtest: the parameters, many strategies per call, metrics.
 
-The model (sizing, stop/target, costs, ruin, fitness) is documented once, in rs/apex-backtest/src/lib.rs. Signals
+The model (costs, ruin, fitness) is documented once, in rs/apex-backtest/src/lib.rs; the trading rule it applies
+(direction, half-Kelly sizing, 3:1 ATR bracket) in rs/apex-rule/src/lib.rs. Signals
 outside [-1, 1] are clipped and NaN signals mean "flat" (GP trees yield NaN while their rolling windows warm up);
 bad bars (NaN or non-positive prices, lengths that differ, a span outside the data) raise DataError.
 """
@@ -41,7 +42,12 @@ METRICS = (
 
 @dataclass(frozen=True)
 class BacktestParams:
-    """Every parameter of the Rust backtester, with its defaults ($200 Bybit VIP0 taker account, half-Kelly, 3:1)."""
+    """Every parameter of the Rust backtester, with its defaults ($200 Bybit VIP0 taker account, half-Kelly, 3:1).
+
+    From `entry_threshold` on they are the shared trading rule's (rs/apex-rule), the one the simulator and the live
+    engine trade by: f = kelly_scale * (p * reward_risk - (1 - p)) / reward_risk with p the strategy's own win rate
+    over its last `kelly_window` trades and a prior of `prior_win_rate` weighing `prior_trades` trades.
+    """
 
     capital: float = 200.0
     target_multiple: float = 2.0
@@ -56,8 +62,8 @@ class BacktestParams:
     reward_risk: float = 3.0
     kelly_scale: float = 0.5
     kelly_window: int = 20
-    kelly_min_trades: int = 5
-    prior_fraction: float = 0.02
+    prior_win_rate: float = 0.3
+    prior_trades: float = 10.0
     min_fraction: float = 0.005
     max_fraction: float = 0.25
     max_leverage: float = 10.0

@@ -1,7 +1,9 @@
 //! The per-strategy loop over one span, with the columns every strategy shares computed once per call.
 
-use std::collections::VecDeque;
 use std::ops::Range;
+
+use apex_core::Side;
+use apex_rule::{Bar, Decision, Entry, TradeRule};
 
 use crate::{BacktestError, BacktestParams, Bars, Metrics};
 
@@ -12,8 +14,6 @@ pub(crate) struct Context<'a> {
     bars: &'a Bars<'a>,
     params: &'a BacktestParams,
     span: Range<usize>,
-    /// Stop distance for an entry at each span bar (index relative to the span start).
-    stop_distance: Vec<f64>,
     /// Half spread as a fraction, per span bar.
     half_spread: Vec<f64>,
     /// Depth in quote currency, per span bar.
@@ -90,39 +90,12 @@ impl<'a> Context<'a> {
         }
 
         let n = span.len();
-        let true_range: Vec<f64> = span
-            .clone()
-            .map(|row| {
-                let range = bars.high[row] - bars.low[row];
-                if row == span.start {
-                    range
-                } else {
-                    let previous = bars.close[row - 1];
-                    range.max((bars.high[row] - previous).abs()).max((bars.low[row] - previous).abs())
-                }
-            })
-            .collect();
-        let stop_distance = (0..n)
-            .map(|k| {
-                let first = k.saturating_sub(params.atr_window);
-                let window = &true_range[first..k];
-                let atr = if window.is_empty() { 0.0 } else { window.iter().sum::<f64>() / window.len() as f64 };
-                let open = bars.open[span.start + k];
-                (params.stop_atr_mult * atr).max(params.stop_min_bps * open / 1e4)
-            })
-            .collect();
         let half_spread =
             span.clone().map(|row| bars.spread_bps.map_or(params.spread_bps, |s| s[row]) / 2.0 / 1e4).collect();
         let depth = span.clone().map(|row| bars.depth.map_or(params.depth, |d| d[row])).collect();
         let bar_seconds =
             if n >= 2 { (bars.ts[span.end - 1] - bars.ts[span.start]) as f64 / 1e9 / (n - 1) as f64 } else { 0.0 };
-        Ok(Self { bars, params, span, stop_distance, half_spread, depth, bar_seconds })
-    }
-
-    /// Direction a signal value asks for: +1, -1 or 0 (flat).
-    fn direction(&self, signal: f64) -> f64 {
-        let signal = if signal.is_nan() { 0.0 } else { signal.clamp(-1.0, 1.0) };
-        if signal.abs() >= self.params.entry_threshold && signal != 0.0 { signal.signum() } else { 0.0 }
+        Ok(Self { bars, params, span, half_spread, depth, bar_seconds })
     }
 
     /// Price paid (`side` +1) or received (`side` -1) for `qty` at `price` in span bar `k`.
@@ -131,8 +104,14 @@ impl<'a> Context<'a> {
         price * (1.0 + side * slip)
     }
 
-    /// Runs one strategy; `signal` holds one value per bar of the whole data, only the span's are read.
-    pub(crate) fn simulate(&self, signal: &[f64], mut curve: Option<&mut Vec<f64>>) -> Metrics {
+    /// Runs one strategy; `signal` holds one value per bar of the whole data, only the span's are read. `curve`
+    /// receives the equity at each span bar's close, `decisions` the rule's decision at each span bar's close.
+    pub(crate) fn simulate(
+        &self,
+        signal: &[f64],
+        mut curve: Option<&mut Vec<f64>>,
+        mut decisions: Option<&mut Vec<Decision>>,
+    ) -> Metrics {
         let params = self.params;
         let bars = self.bars;
         let n = self.span.len();
@@ -141,6 +120,7 @@ impl<'a> Context<'a> {
         let mut stats = CurveStats::new(params.capital);
         let mut ttt_bars = None;
         let mut ruin_bar = None;
+        let mut pending = Decision::Hold;
 
         for k in 0..n {
             let row = self.span.start + k;
@@ -149,44 +129,53 @@ impl<'a> Context<'a> {
                 if let Some(curve) = curve.as_deref_mut() {
                     curve.push(0.0);
                 }
+                if let Some(decisions) = decisions.as_deref_mut() {
+                    decisions.push(Decision::Hold);
+                }
                 continue;
             }
-            let wanted = if k == 0 { 0.0 } else { self.direction(signal[row - 1]) };
-            let strength = if k == 0 { 0.0 } else { signal[row - 1].clamp(-1.0, 1.0).abs() };
-            let open = bars.open[row];
+            let (open, high, low, close) = (bars.open[row], bars.high[row], bars.low[row], bars.close[row]);
 
+            // At the open: the previous close's decision, then the bracket (an open beyond a level exits there).
+            if pending.closes() {
+                account.exit(self, open, k);
+            }
+            if let Some(entry) = pending.entry() {
+                account.enter(self, entry, open, k);
+            }
+            let beyond = |price: f64, level: f64, above: bool| if above { price >= level } else { price <= level };
             if let Some(position) = account.position {
                 let long = position.direction > 0.0;
-                let gapped_stop = if long { open <= position.stop } else { open >= position.stop };
-                let gapped_take = if long { open >= position.take } else { open <= position.take };
-                if gapped_stop || gapped_take || wanted != position.direction {
+                if beyond(open, position.stop, !long) || beyond(open, position.take, long) {
                     account.exit(self, open, k);
                 }
             }
             let mut ruined = account.equity_at(open) <= 0.0;
-            if !ruined && account.position.is_none() && wanted != 0.0 {
-                account.enter(self, wanted, strength, k);
-                ruined = account.equity_at(open) <= 0.0;
-            }
             if !ruined && let Some(position) = account.position {
-                let (high, low) = (bars.high[row], bars.low[row]);
                 let long = position.direction > 0.0;
-                if if long { low <= position.stop } else { high >= position.stop } {
+                let (adverse, favourable) = if long { (low, high) } else { (high, low) };
+                if beyond(adverse, position.stop, !long) {
                     account.exit(self, position.stop, k);
-                } else if if long { high >= position.take } else { low <= position.take } {
+                } else if beyond(favourable, position.take, long) {
                     account.exit(self, position.take, k);
                 }
-                ruined = account.equity_at(if long { low } else { high }) <= 0.0;
+                ruined = account.equity_at(adverse) <= 0.0;
             }
-            let mut equity = account.equity_at(bars.close[row]);
+            let mut equity = account.equity_at(close);
             if ruined || equity <= 0.0 {
                 ruin_bar = Some(k);
                 account.position = None;
                 equity = 0.0;
+                pending = Decision::Hold;
+            } else {
+                pending = account.rule.on_bar(&Bar { open, high, low, close }, signal[row], equity, None);
             }
             stats.push(equity);
             if let Some(curve) = curve.as_deref_mut() {
                 curve.push(equity);
+            }
+            if let Some(decisions) = decisions.as_deref_mut() {
+                decisions.push(pending);
             }
             if ttt_bars.is_none() && equity >= target_equity {
                 ttt_bars = Some(k + 1);
@@ -203,6 +192,7 @@ impl<'a> Context<'a> {
             (bars.ts[self.span.start + bars_taken - 1] - bars.ts[self.span.start]) as f64 / 1e9 + self.bar_seconds
         });
         let periods_per_year = if self.bar_seconds > 0.0 { SECONDS_PER_YEAR / self.bar_seconds } else { 1.0 };
+        let (trades, wins) = account.rule.trades();
         Metrics {
             fitness,
             reached: ttt_bars.is_some(),
@@ -215,134 +205,63 @@ impl<'a> Context<'a> {
             max_equity: stats.max_equity,
             sharpe: stats.sharpe(periods_per_year),
             max_drawdown: stats.max_drawdown,
-            trades: account.trades,
-            wins: account.wins,
-            win_rate: if account.trades == 0 { 0.0 } else { account.wins as f64 / account.trades as f64 },
+            trades,
+            wins,
+            win_rate: if trades == 0 { 0.0 } else { wins as f64 / trades as f64 },
             fees: account.fees,
         }
     }
 }
 
+/// The open position with the bracket levels its entry decision set.
 #[derive(Debug, Clone, Copy)]
 struct Position {
     direction: f64,
     qty: f64,
     entry: f64,
-    entry_fee: f64,
     stop: f64,
     take: f64,
 }
 
-/// Cash, the open position and the closed-trade record the Kelly estimate reads.
-struct Account<'p> {
-    params: &'p BacktestParams,
+/// Cash, the open position, and the rule the fills are reported to.
+struct Account {
+    fee: f64,
     cash: f64,
     position: Option<Position>,
-    recent_returns: VecDeque<f64>,
-    trades: usize,
-    wins: usize,
+    rule: TradeRule,
     fees: f64,
 }
 
-impl<'p> Account<'p> {
-    fn new(params: &'p BacktestParams) -> Self {
-        Self {
-            params,
-            cash: params.capital,
-            position: None,
-            recent_returns: VecDeque::with_capacity(params.kelly_window),
-            trades: 0,
-            wins: 0,
-            fees: 0.0,
-        }
+impl Account {
+    fn new(params: &BacktestParams) -> Self {
+        let rule = TradeRule::new(params.rule.clone(), params.instrument).expect("validated with the params");
+        Self { fee: params.fee, cash: params.capital, position: None, rule, fees: 0.0 }
     }
 
     fn equity_at(&self, price: f64) -> f64 {
         self.position.map_or(self.cash, |p| self.cash + p.qty * (price - p.entry) * p.direction)
     }
 
-    /// Risk fraction: scaled Kelly from the recent closed trades, or the prior before enough of them.
-    fn risk_fraction(&self) -> f64 {
-        let params = self.params;
-        let count = self.recent_returns.len();
-        if count < params.kelly_min_trades {
-            return params.prior_fraction;
-        }
-        let (mut win_sum, mut win_count, mut loss_sum) = (0.0, 0usize, 0.0);
-        for &trade_return in &self.recent_returns {
-            if trade_return > 0.0 {
-                win_sum += trade_return;
-                win_count += 1;
-            } else {
-                loss_sum -= trade_return;
-            }
-        }
-        let loss_count = count - win_count;
-        kelly_fraction(win_count, win_sum, loss_count, loss_sum, params)
-    }
-
-    fn enter(&mut self, context: &Context<'_>, direction: f64, strength: f64, k: usize) {
-        let open = context.bars.open[context.span.start + k];
-        let stop_distance = context.stop_distance[k];
-        let equity = self.cash;
-        let notional =
-            (strength * self.risk_fraction() * equity * open / stop_distance).min(self.params.max_leverage * equity);
-        if notional <= 0.0 {
-            return;
-        }
-        let qty = notional / open;
-        let entry = context.fill_price(open, direction, qty, k);
-        let fee = self.params.fee * qty * entry;
+    fn enter(&mut self, context: &Context<'_>, entry: &Entry, open: f64, k: usize) {
+        let direction = f64::from(entry.side.sign());
+        let qty = entry.qty;
+        let price = context.fill_price(open, direction, qty, k);
+        let fee = self.fee * qty * price;
         self.cash -= fee;
         self.fees += fee;
-        self.position = Some(Position {
-            direction,
-            qty,
-            entry,
-            entry_fee: fee,
-            stop: entry - direction * stop_distance,
-            take: entry + direction * self.params.reward_risk * stop_distance,
-        });
+        self.position = Some(Position { direction, qty, entry: price, stop: entry.stop, take: entry.take });
+        self.rule.on_fill(entry.side, qty, price, fee);
     }
 
     fn exit(&mut self, context: &Context<'_>, price: f64, k: usize) {
         let Some(position) = self.position.take() else { return };
         let fill = context.fill_price(price, -position.direction, position.qty, k);
-        let fee = self.params.fee * position.qty * fill;
-        let gross = position.qty * (fill - position.entry) * position.direction;
-        self.cash += gross - fee;
+        let fee = self.fee * position.qty * fill;
+        self.cash += position.qty * (fill - position.entry) * position.direction - fee;
         self.fees += fee;
-        let trade_return = (gross - position.entry_fee - fee) / (position.qty * position.entry);
-        if self.recent_returns.len() == self.params.kelly_window {
-            self.recent_returns.pop_front();
-        }
-        self.recent_returns.push_back(trade_return);
-        self.trades += 1;
-        if trade_return > 0.0 {
-            self.wins += 1;
-        }
+        let side = if position.direction > 0.0 { Side::Sell } else { Side::Buy };
+        self.rule.on_fill(side, position.qty, fill, fee);
     }
-}
-
-/// `clamp(kelly_scale * (W - (1 - W) / R), min_fraction, max_fraction)` from window sums of wins and |losses|.
-pub(crate) fn kelly_fraction(
-    win_count: usize,
-    win_sum: f64,
-    loss_count: usize,
-    loss_sum: f64,
-    params: &BacktestParams,
-) -> f64 {
-    let trades = (win_count + loss_count) as f64;
-    let win_rate = win_count as f64 / trades;
-    let kelly = if win_count == 0 {
-        f64::NEG_INFINITY
-    } else if loss_count == 0 || loss_sum <= 0.0 {
-        win_rate
-    } else {
-        let payoff = (win_sum / win_count as f64) / (loss_sum / loss_count as f64);
-        win_rate - (1.0 - win_rate) / payoff
-    };
-    (params.kelly_scale * kelly).clamp(params.min_fraction, params.max_fraction)
 }
 
 /// Running statistics of the bar-close equity curve.
@@ -390,23 +309,5 @@ impl CurveStats {
         }
         let std = (self.m2 / (self.count - 1) as f64).sqrt();
         if std > 0.0 { self.mean / std * periods_per_year.sqrt() } else { 0.0 }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kelly_from_a_known_history() {
-        let params = BacktestParams::default();
-        // 12 wins of +3%, 8 losses of -1%: W = 0.6, R = 3, f* = 0.6 - 0.4 / 3 = 0.4667, half = 0.2333.
-        let fraction = kelly_fraction(12, 12.0 * 0.03, 8, 8.0 * 0.01, &params);
-        assert!((fraction - 0.5 * (0.6 - 0.4 / 3.0)).abs() < 1e-12, "{fraction}");
-        // A losing record floors at min_fraction, a perfect one caps at max_fraction.
-        assert_eq!(kelly_fraction(0, 0.0, 20, 0.2, &params), params.min_fraction);
-        assert_eq!(kelly_fraction(20, 0.2, 0, 0.0, &params), params.max_fraction);
-        // W = 0.5, R = 1: no edge, f* = 0, floor.
-        assert_eq!(kelly_fraction(10, 0.1, 10, 0.1, &params), params.min_fraction);
     }
 }

@@ -27,3 +27,11 @@ pub enum BacktestError {
     #[error("parameter `{name}` = {value} is invalid: {why}")]
     BadParam { name: &'static str, value: f64, why: &'static str },
 }
+
+impl From<apex_rule::RuleError> for BacktestError {
+    fn from(error: apex_rule::RuleError) -> Self {
+        match error {
+            apex_rule::RuleError::BadParam { name, value, why } => BacktestError::BadParam { name, value, why },
+        }
+    }
+}

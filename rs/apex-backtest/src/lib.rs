@@ -1,36 +1,30 @@
-//! Vectorized backtester: many signal columns over shared bars to half-Kelly positions, costs, ruin and TTT fitness.
+//! Vectorized backtester: many signal columns over shared bars, each traded by the shared rule (`apex-rule`: half-Kelly,
+//! 3:1 ATR bracket), with costs, ruin and TTT fitness.
 //!
 //! # Model (one strategy; each strategy is independent, so many run in parallel with identical results)
 //!
-//! - **Timing.** The signal of bar `t` (clipped to [-1, 1], NaN read as 0) is acted on at the open of bar `t + 1`;
-//!   the first bar of a span has no decision. The wanted direction is `sign(s)` when `|s| >= entry_threshold`,
-//!   else flat. A position is held while the wanted direction stays the same (it is not resized); it is closed at
-//!   the open when the direction changes, and a new one is opened at the same open when the new direction is not
-//!   flat.
-//! - **Sizing (half-Kelly, risk based).** From the last `kelly_window` closed trades of this strategy (net return on
-//!   entry notional, win when > 0): `W` = wins / trades, `R` = mean win / mean |loss|, `f* = W - (1 - W) / R`
-//!   (`f* = W` when there is no loss, `f* = -inf` when there is no win). The risk fraction is
-//!   `f = clamp(kelly_scale * f*, min_fraction, max_fraction)`, or `prior_fraction` until `kelly_min_trades` trades
-//!   have closed. `f` is the share of equity lost if the stop is hit, so the entry notional is
-//!   `N = min(|s| * f * equity / (stop / open), max_leverage * equity)`, `qty = N / open`.
-//! - **Stop and target.** `stop = max(stop_atr_mult * ATR, stop_min_bps * open / 1e4)` where ATR is the mean true
-//!   range of the up to `atr_window` span bars before the entry bar (the first span bar's true range is high - low).
-//!   Stop level = entry fill -/+ stop, take-profit = entry fill +/- `reward_risk * stop` (3:1). Every bar, after the
-//!   open: if the low (long) / high (short) touches the stop the trade exits at the stop level, else if the bar
-//!   touches the target it exits at the target; stop first when both are in one bar (conservative). An open beyond
-//!   the stop or the target exits at the open.
+//! - **The rule.** At the close of every span bar `t` the strategy's [`apex_rule::TradeRule`] is told the bar, the
+//!   signal of `t` and the equity marked at the close, and decides (hold, exit, enter, or exit and enter the other
+//!   way; see the `apex-rule` crate for direction, sizing and the bracket). The decision is acted on at the open of
+//!   `t + 1`: the position is closed first, then the entry opened with the decision's quantity and bracket levels
+//!   (set from the close of `t`). The last span bar's decision is never acted on. Every fill is reported back to
+//!   the rule, which keeps the trade record its win rate comes from.
+//! - **The bracket.** After the open's fills, if the open is at or beyond the stop or the take-profit the position
+//!   exits at the open; else if the low (long) / high (short) touches the stop it exits at the stop level, else if
+//!   the bar touches the take-profit it exits there; stop first when both are in one bar (conservative).
 //! - **Costs.** Each fill pays `fee * qty * fill_price`. Fill price = `price * (1 ± slip)` against the trader,
 //!   `slip = spread_bps / 2 / 1e4 + impact * qty * price / depth` (half spread plus impact linear in order notional
 //!   over depth; per-bar columns when given, else the parameters).
-//! - **Margin and ruin.** Initial margin is `notional / max_leverage`, which the leverage cap keeps within equity.
-//!   Equity = cash + open position marked at the close. The strategy is liquidated and stops for good (equity 0,
-//!   `ruined`) when equity after a fill, at the bar's adverse extreme, or at the close is <= 0.
+//! - **Margin and ruin.** Initial margin is `notional / max_leverage`, which the rule's leverage cap keeps within
+//!   equity. Equity = cash + open position marked at the close. The strategy is liquidated and stops for good
+//!   (equity 0, `ruined`) when equity after the open's fills, at the bar's adverse extreme, or at the close is <= 0.
 //! - **Metrics.** TTT is the first bar whose closing equity is >= `target_multiple * capital`: `ttt_bars` counts the
 //!   span bars up to and including it, `ttt_seconds = (ts[bar] - ts[start]) / 1e9 + mean bar length`. Fitness ranks
 //!   all strategies on one axis: reached target -> `2 + (n - ttt_bars) / n` in [2, 3); never reached ->
 //!   `max_equity / target_equity` in [0.5, 1); ruined (even after reaching) -> `-1 + ruin_bar / n` in [-1, 0).
-//!   Sharpe: mean / sample std of per-bar equity returns times `sqrt(bars per year)` (0 when undefined). A position
-//!   still open at the end of the span is marked, not closed, and not counted as a trade.
+//!   Sharpe: mean / sample std of per-bar equity returns times `sqrt(bars per year)` (0 when undefined). A trade
+//!   (entry to flat) wins when its return net of both fees is > 0. A position still open at the end of the span is
+//!   marked, not closed, and not counted as a trade.
 
 mod engine;
 mod error;
@@ -40,6 +34,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+pub use apex_rule::{Decision, Instrument, RuleParams};
 pub use error::BacktestError;
 pub use params::BacktestParams;
 
@@ -126,7 +121,7 @@ pub fn run(
     if !signals.len().is_multiple_of(rows) {
         return Err(BacktestError::SignalShape { len: signals.len(), rows });
     }
-    Ok(signals.par_chunks(rows).map(|signal| context.simulate(signal, None)).collect())
+    Ok(signals.par_chunks(rows).map(|signal| context.simulate(signal, None, None)).collect())
 }
 
 /// Equity at each bar close of `span` for one strategy (`signal` has one value per bar), for reports.
@@ -144,6 +139,26 @@ pub fn equity_curve(
         return Err(BacktestError::LengthMismatch { column: "signal", len: signal.len(), expected: bars.len() });
     }
     let mut curve = Vec::with_capacity(span.len());
-    context.simulate(signal, Some(&mut curve));
+    context.simulate(signal, Some(&mut curve), None);
     Ok(curve)
+}
+
+/// The rule's decision at each bar close of `span` for one strategy (acted on at the next bar's open), for reports
+/// and for comparing the backtest's decisions with the simulator's and the live engine's.
+///
+/// # Errors
+/// As [`equity_curve`].
+pub fn decisions(
+    bars: &Bars<'_>,
+    signal: &[f64],
+    params: &BacktestParams,
+    span: Range<usize>,
+) -> Result<Vec<Decision>, BacktestError> {
+    let context = engine::Context::new(bars, params, span.clone())?;
+    if signal.len() != bars.len() {
+        return Err(BacktestError::LengthMismatch { column: "signal", len: signal.len(), expected: bars.len() });
+    }
+    let mut decisions = Vec::with_capacity(span.len());
+    context.simulate(signal, None, Some(&mut decisions));
+    Ok(decisions)
 }

@@ -1,8 +1,10 @@
 //! Backtest parameters with their defaults, and their validation.
 
+use apex_rule::{Instrument, RuleParams};
+
 use crate::BacktestError;
 
-/// Every knob of the backtest. Defaults model a $200 Bybit VIP0 taker account.
+/// Every knob of the backtest. Defaults model a $200 Bybit VIP0 taker account trading the shared rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BacktestParams {
     /// Starting equity in quote currency.
@@ -17,30 +19,10 @@ pub struct BacktestParams {
     pub depth: f64,
     /// Impact coefficient: slippage fraction added per unit of order notional over depth.
     pub impact: f64,
-    /// Minimum |signal| for a position; below it the strategy wants to be flat.
-    pub entry_threshold: f64,
-    /// Stop distance in multiples of the average true range of the bars before the entry.
-    pub stop_atr_mult: f64,
-    /// Bars in the average true range window.
-    pub atr_window: usize,
-    /// Floor of the stop distance in basis points of the entry bar's open (keeps it positive on flat bars).
-    pub stop_min_bps: f64,
-    /// Take-profit distance over stop distance (3 = the 3:1 reward-to-risk rule).
-    pub reward_risk: f64,
-    /// Multiplier of the Kelly fraction (0.5 = half-Kelly).
-    pub kelly_scale: f64,
-    /// Number of most recent closed trades the win rate and payoff ratio are estimated from.
-    pub kelly_window: usize,
-    /// Closed trades needed before the Kelly estimate replaces `prior_fraction`.
-    pub kelly_min_trades: usize,
-    /// Risk fraction used until `kelly_min_trades` trades have closed.
-    pub prior_fraction: f64,
-    /// Floor of the risk fraction, so a strategy with a bad record keeps probing instead of freezing.
-    pub min_fraction: f64,
-    /// Cap of the risk fraction (share of equity lost if the stop is hit).
-    pub max_fraction: f64,
-    /// Cap of position notional over equity; also the margin rule (initial margin = notional / max_leverage).
-    pub max_leverage: f64,
+    /// The trading rule: direction threshold, ATR stop, 3:1 bracket, half-Kelly sizing, leverage cap.
+    pub rule: RuleParams,
+    /// Order limits the rule sizes within (continuous by default).
+    pub instrument: Instrument,
 }
 
 impl Default for BacktestParams {
@@ -52,18 +34,8 @@ impl Default for BacktestParams {
             spread_bps: 1.0,
             depth: 1_000_000.0,
             impact: 1.0,
-            entry_threshold: 0.05,
-            stop_atr_mult: 2.0,
-            atr_window: 14,
-            stop_min_bps: 10.0,
-            reward_risk: 3.0,
-            kelly_scale: 0.5,
-            kelly_window: 20,
-            kelly_min_trades: 5,
-            prior_fraction: 0.02,
-            min_fraction: 0.005,
-            max_fraction: 0.25,
-            max_leverage: 10.0,
+            rule: RuleParams::default(),
+            instrument: Instrument::CONTINUOUS,
         }
     }
 }
@@ -76,7 +48,7 @@ impl BacktestParams {
     /// Checks every parameter against its domain.
     ///
     /// # Errors
-    /// [`BacktestError::BadParam`] naming the first parameter out of range.
+    /// [`BacktestError::BadParam`] naming the first parameter out of range (the rule's included).
     pub fn validate(&self) -> Result<(), BacktestError> {
         check("capital", self.capital, self.capital > 0.0, "must be positive")?;
         check("target_multiple", self.target_multiple, self.target_multiple > 1.0, "must exceed 1")?;
@@ -84,38 +56,8 @@ impl BacktestParams {
         check("spread_bps", self.spread_bps, self.spread_bps >= 0.0, "must be >= 0")?;
         check("depth", self.depth, self.depth > 0.0, "must be positive")?;
         check("impact", self.impact, self.impact >= 0.0, "must be >= 0")?;
-        check(
-            "entry_threshold",
-            self.entry_threshold,
-            (0.0..=1.0).contains(&self.entry_threshold),
-            "must be in [0, 1]",
-        )?;
-        check("stop_atr_mult", self.stop_atr_mult, self.stop_atr_mult >= 0.0, "must be >= 0")?;
-        check("atr_window", self.atr_window as f64, self.atr_window >= 1, "must be >= 1")?;
-        check(
-            "stop_min_bps",
-            self.stop_min_bps,
-            self.stop_min_bps > 0.0 && self.stop_min_bps < 10_000.0,
-            "must be in (0, 10000)",
-        )?;
-        check("reward_risk", self.reward_risk, self.reward_risk > 0.0, "must be positive")?;
-        check("kelly_scale", self.kelly_scale, self.kelly_scale > 0.0, "must be positive")?;
-        check("kelly_window", self.kelly_window as f64, self.kelly_window >= 1, "must be >= 1")?;
-        check(
-            "kelly_min_trades",
-            self.kelly_min_trades as f64,
-            (1..=self.kelly_window).contains(&self.kelly_min_trades),
-            "must be in [1, kelly_window]",
-        )?;
-        for (name, value) in [
-            ("prior_fraction", self.prior_fraction),
-            ("min_fraction", self.min_fraction),
-            ("max_fraction", self.max_fraction),
-        ] {
-            check(name, value, (0.0..=1.0).contains(&value), "must be in [0, 1]")?;
-        }
-        check("max_fraction", self.max_fraction, self.min_fraction <= self.max_fraction, "must be >= min_fraction")?;
-        check("max_leverage", self.max_leverage, self.max_leverage > 0.0, "must be positive")?;
+        self.rule.validate()?;
+        self.instrument.validate()?;
         Ok(())
     }
 }

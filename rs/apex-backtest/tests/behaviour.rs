@@ -2,17 +2,21 @@
 
 mod naive;
 
-use apex_backtest::{BacktestParams, Metrics, equity_curve, run};
+use apex_backtest::{BacktestParams, Decision, Metrics, RuleParams, decisions, equity_curve, run};
 use naive::OwnedBars;
 
-/// Costless slippage and a fixed 1% stop, so a trade's numbers can be computed by hand.
+/// Costless slippage, a fixed 1% stop and a fixed 2% risk, so a trade's numbers can be computed by hand.
 fn plain_params() -> BacktestParams {
-    BacktestParams {
-        spread_bps: 0.0,
-        impact: 0.0,
+    BacktestParams { spread_bps: 0.0, impact: 0.0, rule: plain_rule(0.02), ..BacktestParams::default() }
+}
+
+fn plain_rule(fraction: f64) -> RuleParams {
+    RuleParams {
         stop_atr_mult: 0.0,
         stop_min_bps: 100.0,
-        ..BacktestParams::default()
+        min_fraction: fraction,
+        max_fraction: fraction,
+        ..RuleParams::default()
     }
 }
 
@@ -55,7 +59,7 @@ fn a_round_trip_at_a_flat_price_costs_exactly_the_two_taker_fees() {
         impact: 1.0,
         depth: 40_000.0,
         fee: 0.0,
-        stop_min_bps: 300.0,
+        rule: RuleParams { stop_min_bps: 300.0, ..plain_rule(0.02) },
         ..plain_params()
     };
     let metrics = one(&bars, &[1.0, 0.0, 0.0, 0.0], &params);
@@ -72,7 +76,7 @@ fn a_gap_through_the_stop_liquidates_and_the_strategy_stops() {
     let mut rows = vec![(100.0, 100.0, 100.0, 100.0), (100.0, 100.2, 99.8, 100.0), (80.0, 81.0, 79.0, 80.0)];
     rows.extend([(80.0, 90.0, 70.0, 85.0); 5]);
     let bars = OwnedBars::from_ohlc(&rows);
-    let params = BacktestParams { prior_fraction: 1.0, max_fraction: 1.0, ..plain_params() };
+    let params = BacktestParams { rule: plain_rule(1.0), ..plain_params() };
     let metrics = one(&bars, &[1.0; 8], &params);
     assert!(metrics.ruined && metrics.ruin_bar == Some(2), "{metrics:?}");
     assert_eq!((metrics.final_equity, metrics.trades), (0.0, 1));
@@ -112,22 +116,26 @@ fn a_signal_changes_nothing_before_the_next_bar() {
 
 #[test]
 fn kelly_sizing_follows_the_trade_record() {
-    // Five winning trades (each hits its 3% target), then the sixth trade is sized by the record: all wins, so the
-    // Kelly fraction is W = 1, halved to 0.5, capped at max_fraction 0.25 instead of the prior 0.02 (leverage cap
-    // lifted so it does not bind: 25% risk on a 1% stop is 25x).
+    // Every trade hits its 3% target. Before the first, p is the prior 0.3 (weight 10 trades); after k wins it is
+    // (k + 3) / (k + 10), and the risk is half-Kelly with b = 3: f = 0.5 (4p - 1) / 3. Each trade multiplies equity
+    // by 1 + 3 f (leverage cap lifted so it does not bind).
     let mut rows = vec![(100.0, 100.0, 100.0, 100.0)];
     for _ in 0..6 {
         rows.push((100.0, 103.5, 99.5, 100.0));
     }
     let bars = OwnedBars::from_ohlc(&rows);
-    let params = BacktestParams { fee: 0.0, max_leverage: 50.0, ..plain_params() };
+    let rule = RuleParams { min_fraction: 0.0, max_fraction: 1.0, max_leverage: 50.0, ..plain_rule(0.0) };
+    let params = BacktestParams { fee: 0.0, rule, ..plain_params() };
     let curve = equity_curve(&bars.view(), &[1.0; 7], &params, 0..7).unwrap();
     let mut equity = 200.0;
     for (bar, observed) in curve.iter().enumerate().skip(1) {
-        let fraction = if bar <= 5 { 0.02 } else { 0.25 };
-        equity += 3.0 * fraction * equity;
+        let wins = (bar - 1) as f64;
+        let p = (wins + 3.0) / (wins + 10.0);
+        equity += 3.0 * 0.5 * (4.0 * p - 1.0) / 3.0 * equity;
         assert!((observed - equity).abs() < 1e-9, "bar {bar}: {observed} vs {equity}");
     }
+    let rule = decisions(&bars.view(), &[1.0; 7], &params, 0..7).unwrap();
+    assert!(rule.iter().all(|d| matches!(d, Decision::Enter(_))), "flat after every take-profit: {rule:?}");
 }
 
 #[test]
@@ -141,7 +149,7 @@ fn fitness_orders_fast_slow_close_far_ruined() {
         price = next;
     }
     let bars = OwnedBars::from_ohlc(&rows);
-    let params = BacktestParams { prior_fraction: 0.25, ..plain_params() };
+    let params = BacktestParams { rule: plain_rule(0.25), ..plain_params() };
     let always = vec![1.0; 200];
     let late: Vec<f64> = (0..200).map(|i| if i < 100 { 0.0 } else { 1.0 }).collect();
     let close: Vec<f64> = (0..200).map(|i| if i < 192 { 0.0 } else { 1.0 }).collect();
@@ -157,7 +165,7 @@ fn fitness_orders_fast_slow_close_far_ruined() {
 
     let gap =
         OwnedBars::from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 100.2, 99.8, 100.0), (80.0, 80.0, 80.0, 80.0)]);
-    let ruin_params = BacktestParams { prior_fraction: 1.0, max_fraction: 1.0, ..plain_params() };
+    let ruin_params = BacktestParams { rule: plain_rule(1.0), ..plain_params() };
     let ruined = one(&gap, &[1.0; 3], &ruin_params);
     assert!(ruined.ruined);
 

@@ -2,7 +2,7 @@
 
 mod naive;
 
-use apex_backtest::{BacktestParams, Metrics, run};
+use apex_backtest::{BacktestParams, Metrics, RuleParams, run};
 use naive::{NaiveResult, OwnedBars, naive_backtest};
 use proptest::prelude::*;
 
@@ -37,24 +37,28 @@ fn params_strategy() -> impl Strategy<Value = BacktestParams> {
         0.0f64..3.0,
         1usize..20,
         5.0f64..300.0,
-        1usize..6,
-        0.01f64..1.0,
+        (0.0f64..1.0, 0.5f64..20.0),
+        0.0f64..0.2,
         1.0f64..60.0,
     )
-        .prop_map(|(fee, impact, threshold, atr_mult, atr_window, min_bps, min_trades, prior, leverage)| {
+        .prop_map(|(fee, impact, threshold, atr_mult, atr_window, min_bps, prior, min_fraction, leverage)| {
             BacktestParams {
                 fee,
                 impact,
-                entry_threshold: threshold,
-                stop_atr_mult: atr_mult,
-                atr_window,
-                stop_min_bps: min_bps,
-                kelly_window: 6,
-                kelly_min_trades: min_trades,
-                prior_fraction: prior,
-                max_fraction: 0.5,
-                max_leverage: leverage,
                 target_multiple: 1.3,
+                rule: RuleParams {
+                    entry_threshold: threshold,
+                    stop_atr_mult: atr_mult,
+                    atr_window,
+                    stop_min_bps: min_bps,
+                    kelly_window: 6,
+                    prior_win_rate: prior.0,
+                    prior_trades: prior.1,
+                    min_fraction,
+                    max_fraction: 0.5,
+                    max_leverage: leverage,
+                    ..RuleParams::default()
+                },
                 ..BacktestParams::default()
             }
         })

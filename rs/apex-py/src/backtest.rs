@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use apex_backtest::{BacktestError, BacktestParams, Bars, Metrics, equity_curve, run};
+use apex_backtest::{BacktestError, BacktestParams, Bars, Metrics, RuleParams, equity_curve, run};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -71,8 +71,8 @@ struct ParamsArg {
     reward_risk: f64,
     kelly_scale: f64,
     kelly_window: usize,
-    kelly_min_trades: usize,
-    prior_fraction: f64,
+    prior_win_rate: f64,
+    prior_trades: f64,
     min_fraction: f64,
     max_fraction: f64,
     max_leverage: f64,
@@ -83,7 +83,7 @@ fn params_from(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<BacktestParams> {
     let Some(kwargs) = kwargs else { return Ok(defaults) };
     let py = kwargs.py();
     let merged = PyDict::new(py);
-    let d = &defaults;
+    let (d, r) = (&defaults, &defaults.rule);
     for (name, value) in [
         ("capital", d.capital),
         ("target_multiple", d.target_multiple),
@@ -91,21 +91,20 @@ fn params_from(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<BacktestParams> {
         ("spread_bps", d.spread_bps),
         ("depth", d.depth),
         ("impact", d.impact),
-        ("entry_threshold", d.entry_threshold),
-        ("stop_atr_mult", d.stop_atr_mult),
-        ("stop_min_bps", d.stop_min_bps),
-        ("reward_risk", d.reward_risk),
-        ("kelly_scale", d.kelly_scale),
-        ("prior_fraction", d.prior_fraction),
-        ("min_fraction", d.min_fraction),
-        ("max_fraction", d.max_fraction),
-        ("max_leverage", d.max_leverage),
+        ("entry_threshold", r.entry_threshold),
+        ("stop_atr_mult", r.stop_atr_mult),
+        ("stop_min_bps", r.stop_min_bps),
+        ("reward_risk", r.reward_risk),
+        ("kelly_scale", r.kelly_scale),
+        ("prior_win_rate", r.prior_win_rate),
+        ("prior_trades", r.prior_trades),
+        ("min_fraction", r.min_fraction),
+        ("max_fraction", r.max_fraction),
+        ("max_leverage", r.max_leverage),
     ] {
         merged.set_item(name, value)?;
     }
-    for (name, value) in
-        [("atr_window", d.atr_window), ("kelly_window", d.kelly_window), ("kelly_min_trades", d.kelly_min_trades)]
-    {
+    for (name, value) in [("atr_window", r.atr_window), ("kelly_window", r.kelly_window)] {
         merged.set_item(name, value)?;
     }
     for (key, value) in kwargs.iter() {
@@ -123,18 +122,21 @@ fn params_from(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<BacktestParams> {
         spread_bps: p.spread_bps,
         depth: p.depth,
         impact: p.impact,
-        entry_threshold: p.entry_threshold,
-        stop_atr_mult: p.stop_atr_mult,
-        atr_window: p.atr_window,
-        stop_min_bps: p.stop_min_bps,
-        reward_risk: p.reward_risk,
-        kelly_scale: p.kelly_scale,
-        kelly_window: p.kelly_window,
-        kelly_min_trades: p.kelly_min_trades,
-        prior_fraction: p.prior_fraction,
-        min_fraction: p.min_fraction,
-        max_fraction: p.max_fraction,
-        max_leverage: p.max_leverage,
+        rule: RuleParams {
+            entry_threshold: p.entry_threshold,
+            stop_atr_mult: p.stop_atr_mult,
+            atr_window: p.atr_window,
+            stop_min_bps: p.stop_min_bps,
+            reward_risk: p.reward_risk,
+            kelly_scale: p.kelly_scale,
+            kelly_window: p.kelly_window,
+            prior_win_rate: p.prior_win_rate,
+            prior_trades: p.prior_trades,
+            min_fraction: p.min_fraction,
+            max_fraction: p.max_fraction,
+            max_leverage: p.max_leverage,
+        },
+        instrument: defaults.instrument,
     })
 }
 

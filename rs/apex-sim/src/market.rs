@@ -8,6 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use apex_core::Side;
+use apex_rule::{Decision, RuleParams};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -15,15 +16,18 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::agents::{self, Intent, OwnOrder, Population, View};
 use crate::dsg::Dsg;
 use crate::fair_value::{FAIR_VALUE_STEP_US, FairValue};
-use crate::strategy::{Bar, Context, Strategy};
+use crate::strategy::{Bar, Strategy};
 use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
 
 mod external;
+mod slot;
 
 use external::Outside;
 pub use external::{
     AccountEvent, AccountEventKind, BookMessage, ExternalRequest, PublicTrade, StopKind, StopSpec, Stops, Tag,
 };
+use slot::StrategyDriver;
+pub use slot::{RuleSlot, rule_instrument};
 
 const US_PER_S: i64 = 1_000_000;
 /// Resolution of the mid history agents read trends and volatility from.
@@ -55,15 +59,17 @@ pub struct SimConfig {
     pub record_market: bool,
     /// Hard cap on processed events: a run that reaches it stops early and says so (`SimOutput::truncated`).
     pub max_events: u64,
-    /// The strategy's capital in quote units, leverage cap, latency, and the equity multiple that counts as the target.
+    /// The strategy's capital in quote units, latency, and the equity multiple that counts as the target.
     pub capital: f64,
-    pub leverage: f64,
     pub strategy_latency_ms: f64,
     pub target_multiple: f64,
+    /// The trading rule the strategy slot trades its signal by (sizing, bracket, leverage cap).
+    pub rule: RuleParams,
 }
 
 impl SimConfig {
-    /// Defaults: 1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital at up to 5x, 20 ms latency, target 2x.
+    /// Defaults: 1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital, 20 ms latency, target 2x, the shared
+    /// rule's defaults (half-Kelly, 3:1 ATR bracket, up to 10x).
     pub fn new(spec: InstrumentSpec, start_price: f64, seed: u64) -> SimConfig {
         SimConfig {
             spec,
@@ -77,9 +83,9 @@ impl SimConfig {
             record_market: true,
             max_events: 200_000_000,
             capital: 200.0,
-            leverage: 5.0,
             strategy_latency_ms: 20.0,
             target_multiple: 2.0,
+            rule: RuleParams::default(),
         }
     }
 }
@@ -143,6 +149,8 @@ pub struct StrategyReport {
     /// Equity after each decision: (ts_us, equity).
     pub equity_ts_us: Vec<i64>,
     pub equity: Vec<f64>,
+    /// Every decision of the rule other than "hold", with the close time of its bar.
+    pub decisions: Vec<(i64, Decision)>,
 }
 
 /// Everything a run produced.
@@ -252,6 +260,9 @@ pub struct Market {
     volume: Vec<f64>,
     /// Accounting of the strategy slot while a strategy trades.
     driver: Option<StrategyDriver>,
+    /// The account whose fills the `fills` table always records: the strategy slot's (or the execution
+    /// environment's [`STRATEGY_ACCOUNT`]).
+    strategy_account: AccountId,
     /// Events processed so far (the `max_events` cap counts these).
     processed: u64,
     /// Time of the last processed event, or the last `advance_until` target if later.
@@ -289,6 +300,7 @@ impl Market {
         if config.book_cadence_ms <= 0 || config.bar_s <= 0 {
             return Err(SimError::Config("book cadence and bar length must be positive".to_owned()));
         }
+        config.rule.validate().map_err(|e| SimError::Config(format!("trading rule: {e}")))?;
         let tick = config.spec.tick;
         let tick_price = config.spec.price_to_f64(tick);
         if !(config.start_price.is_finite() && config.start_price > tick_price) {
@@ -385,6 +397,7 @@ impl Market {
             bar: None,
             volume: vec![0.0; next_account as usize],
             driver: None,
+            strategy_account: STRATEGY_ACCOUNT,
             processed: 0,
             now_us: 0,
         })
@@ -427,7 +440,8 @@ impl Market {
         self.schedule(0, Task::Publish);
         let bar_us = self.config.bar_s * US_PER_S;
         self.schedule(bar_us, Task::BarClose);
-        self.driver = strategy_name.map(|name| StrategyDriver::new(name, &self.config));
+        let driver = strategy_name.map(|name| self.open_slot(name));
+        self.driver = driver;
     }
 
     /// Processes every event due at or before `until_us` (never past the horizon). Returns false once the event cap
@@ -453,10 +467,10 @@ impl Market {
             match task {
                 Task::Wake(index) => self.wake(ts, index),
                 Task::Requote(account) => self.requote(ts, account),
-                Task::Arrive(slot) => self.arrive(ts, slot, driver.as_mut()),
+                Task::Arrive(slot) => self.arrive(ts, slot),
                 Task::Expire(account, order_id) => {
                     if self.own_orders.get(&account).is_some_and(|own| own.iter().any(|o| o.id == order_id)) {
-                        self.submit(ts, account, Intent::Cancel { order_id }, None);
+                        self.submit(ts, account, Intent::Cancel { order_id });
                     }
                 }
                 Task::Publish => {
@@ -487,7 +501,7 @@ impl Market {
         self.out.events = self.processed;
         let last_mid = self.current_mid_price();
         self.out.populations = self.population_pnl(last_mid);
-        self.out.strategy = self.driver.take().map(|d| d.finish(&self.engine, &self.config, last_mid));
+        self.out.strategy = self.driver.take().map(|d| d.finish(&self, last_mid));
         self.out
     }
 
@@ -526,13 +540,13 @@ impl Market {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         self.engine.submit(self.now_us, order, &mut events);
-        self.absorb(self.now_us, &events, None);
+        self.absorb(self.now_us, &events);
         self.events = events;
     }
 
     /// Cancels every resting order of the strategy account now.
     pub(crate) fn cancel_strategy_orders(&mut self) {
-        self.submit(self.now_us, STRATEGY_ACCOUNT, Intent::CancelAll, None);
+        self.submit(self.now_us, STRATEGY_ACCOUNT, Intent::CancelAll);
     }
 
     /// The strategy account's resting orders as (order id, price in ticks, open lots).
@@ -552,7 +566,7 @@ impl Market {
                 let owner = owners[(level as usize * 2 + usize::from(side == Side::Sell)) % owners.len()];
                 let price = if side == Side::Buy { start - level } else { start + level };
                 let qty = agents::order_size(&mut self.rng, self.dsg.noise_size_lots, self.dsg.noise_size_tail);
-                self.submit(0, owner, Intent::Limit { side, price, qty, post_only: true }, None);
+                self.submit(0, owner, Intent::Limit { side, price, qty, post_only: true });
             }
         }
     }
@@ -664,13 +678,13 @@ impl Market {
         (now, self.fair_value.at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64))
     }
 
-    fn arrive(&mut self, ts: i64, slot: usize, driver: Option<&mut StrategyDriver>) {
+    fn arrive(&mut self, ts: i64, slot: usize) {
         let Some(Pending { account, intent }) = self.pending[slot].take() else { return };
         self.free_slots.push(slot);
-        self.submit(ts, account, intent, driver);
+        self.submit(ts, account, intent);
     }
 
-    fn submit(&mut self, ts: i64, account: AccountId, intent: Intent, driver: Option<&mut StrategyDriver>) {
+    fn submit(&mut self, ts: i64, account: AccountId, intent: Intent) {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         match intent {
@@ -698,12 +712,12 @@ impl Market {
                 }
             }
         }
-        self.absorb(ts, &events, driver);
+        self.absorb(ts, &events);
         self.events = events;
     }
 
     /// Books the engine's events: own-order lists, trades and fills tables, the top-of-book history, the bar.
-    fn absorb(&mut self, ts: i64, events: &[Event], mut driver: Option<&mut StrategyDriver>) {
+    fn absorb(&mut self, ts: i64, events: &[Event]) {
         let spec = &self.config.spec;
         for event in events {
             match *event {
@@ -723,12 +737,7 @@ impl Market {
                     if let Some(volume) = self.volume.get_mut(account as usize) {
                         *volume += spec.qty_to_f64(qty);
                     }
-                    if account == STRATEGY_ACCOUNT
-                        && let Some(driver) = driver.as_deref_mut()
-                    {
-                        driver.fills += 1;
-                    }
-                    if self.config.record_all_fills || account == STRATEGY_ACCOUNT {
+                    if self.config.record_all_fills || account == self.strategy_account {
                         let fills = &mut self.out.fills;
                         fills.ts_us.push(ts_us);
                         fills.account.push(account);
@@ -864,30 +873,6 @@ impl Market {
         }
     }
 
-    fn decide(&mut self, ts: i64, strategy: &mut dyn Strategy, driver: &mut StrategyDriver) {
-        let latency_us = self.latency_of[&STRATEGY_ACCOUNT];
-        let mid = self.current_mid_price();
-        let equity = driver.equity(&self.engine, &self.config, mid);
-        driver.record(ts, equity, &self.config);
-        if driver.ruined {
-            return;
-        }
-        // The bar that closed at `ts` reaches the strategy after its latency; deciding now on it and sending with the
-        // latency again is equivalent to deciding at ts + latency for a strategy that only looks at bars.
-        // (`record` has flagged ruin at equity <= 0, so equity is positive here.)
-        let position_lots = self.engine.account(STRATEGY_ACCOUNT).position / self.lot;
-        let capacity_lots = driver.capacity_lots(&self.config, mid, self.lot);
-        let position = if capacity_lots > 0 { position_lots as f64 / capacity_lots as f64 } else { 0.0 };
-        let raw = strategy.target(&Context { bars: &self.out.bars, position, equity });
-        let target = if raw.is_nan() { 0.0 } else { raw.clamp(-1.0, 1.0) };
-        let wanted = (target * capacity_lots as f64).round() as i64;
-        let change = wanted - position_lots;
-        if change != 0 {
-            let side = if change > 0 { Side::Buy } else { Side::Sell };
-            self.send(ts + 2 * latency_us, STRATEGY_ACCOUNT, vec![Intent::Market { side, qty: change.abs() }]);
-        }
-    }
-
     fn population_pnl(&self, last_mid: f64) -> Vec<PopulationPnl> {
         let spec = &self.config.spec;
         let mut by_population: BTreeMap<Population, PopulationPnl> = BTreeMap::new();
@@ -914,77 +899,6 @@ impl Market {
             entry.volume += self.volume.get(account as usize).copied().unwrap_or(0.0);
         }
         by_population.into_values().collect()
-    }
-}
-
-/// Accounting of the strategy slot: capital, equity curve, drawdown, time to target, ruin.
-struct StrategyDriver {
-    name: String,
-    peak: f64,
-    max_drawdown: f64,
-    time_to_target_s: Option<f64>,
-    ruined: bool,
-    fills: usize,
-    equity_ts_us: Vec<i64>,
-    equity: Vec<f64>,
-}
-
-impl StrategyDriver {
-    fn new(name: String, config: &SimConfig) -> StrategyDriver {
-        StrategyDriver {
-            name,
-            peak: config.capital,
-            max_drawdown: 0.0,
-            time_to_target_s: None,
-            ruined: false,
-            fills: 0,
-            equity_ts_us: Vec::new(),
-            equity: Vec::new(),
-        }
-    }
-
-    fn equity(&self, engine: &MatchingEngine, config: &SimConfig, mid: f64) -> f64 {
-        let account = engine.account(STRATEGY_ACCOUNT);
-        config.capital + config.spec.cash_to_f64(account.cash) + config.spec.qty_to_f64(account.position) * mid
-    }
-
-    fn capacity_lots(&self, config: &SimConfig, mid: f64, lot: i64) -> i64 {
-        let lot_qty = config.spec.qty_to_f64(lot);
-        if !(mid.is_finite() && mid > 0.0 && lot_qty > 0.0) {
-            return 0;
-        }
-        (config.capital * config.leverage / mid / lot_qty).floor() as i64
-    }
-
-    fn record(&mut self, ts: i64, equity: f64, config: &SimConfig) {
-        self.equity_ts_us.push(ts);
-        self.equity.push(equity);
-        self.peak = self.peak.max(equity);
-        if self.peak > 0.0 {
-            self.max_drawdown = self.max_drawdown.max((self.peak - equity) / self.peak);
-        }
-        if self.time_to_target_s.is_none() && equity >= config.capital * config.target_multiple {
-            self.time_to_target_s = Some(ts as f64 / 1e6);
-        }
-        if equity <= 0.0 {
-            self.ruined = true;
-        }
-    }
-
-    fn finish(self, engine: &MatchingEngine, config: &SimConfig, last_mid: f64) -> StrategyReport {
-        let account = engine.account(STRATEGY_ACCOUNT);
-        let equity = self.equity(engine, config, last_mid);
-        StrategyReport {
-            name: self.name,
-            pnl: equity - config.capital,
-            fees: config.spec.cash_to_f64(account.fees),
-            max_drawdown: self.max_drawdown,
-            time_to_target_s: self.time_to_target_s,
-            ruined: self.ruined,
-            n_fills: self.fills,
-            equity_ts_us: self.equity_ts_us,
-            equity: self.equity,
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The strategy slot: how an outside strategy trades inside the simulation, and the reference strategies used in tests.
 //!
-//! A strategy sees closed bars (after its market-data latency) and answers with a target position as a fraction of
-//! its capacity in [-1, 1]; the driver turns the change of target into orders. GP trees and ONNX policies plug in here.
+//! A strategy sees closed bars (after its market-data latency) and answers with a signal in [-1, 1]; the slot trades
+//! it by the shared rule (`apex-rule`: direction from the sign, half-Kelly size, 3:1 ATR bracket as the position's
+//! take-profit and stop-loss). GP trees and ONNX policies plug in here.
 
 /// One closed bar as a strategy sees it (prices in quote units).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,7 +21,7 @@ pub struct Bar {
 pub struct Context<'a> {
     /// Every bar closed so far that the strategy's latency lets it see, oldest first; the last is the newest.
     pub bars: &'a [Bar],
-    /// The strategy's current position as a fraction of its capacity (what its last target became after rounding).
+    /// The direction of the slot's current position: +1 long, -1 short, 0 flat.
     pub position: f64,
     /// Equity in quote units (capital + realized and unrealized PnL - fees).
     pub equity: f64,
@@ -30,7 +31,8 @@ pub struct Context<'a> {
 pub trait Strategy: Send {
     /// Short name for reports.
     fn name(&self) -> String;
-    /// The target position in [-1, 1] (fraction of capacity; values outside are clipped, NaN means flat).
+    /// The signal in [-1, 1] the rule trades (its sign is the wanted direction, its size scales the risk; values
+    /// outside are clipped, NaN means flat).
     fn target(&mut self, ctx: &Context<'_>) -> f64;
 }
 

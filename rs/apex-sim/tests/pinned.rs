@@ -1,6 +1,7 @@
 //! Pins the Forge's batch runs bit for bit: SHA-256 of the tables and summaries of seeded runs, computed before the
 //! market was made open-ended and multi-account. A change that moves any of these hashes changes what the Forge
-//! evolves against; it must be deliberate (re-pin with the new values and say why in the commit).
+//! evolves against; it must be deliberate (re-pin with the new values and say why in the commit). The runs with a
+//! strategy were re-pinned when the slot started trading the shared rule (apex-rule) instead of a clamped target.
 
 use apex_core::Side;
 use apex_sim::batch::{Job, preset, run_batch};
@@ -67,6 +68,14 @@ fn output_hash(out: &SimOutput) -> String {
         i64s(&mut h, [i64::from(s.ruined), s.n_fills as i64]);
         i64s(&mut h, s.equity_ts_us.iter().copied());
         f64s(&mut h, &s.equity);
+        for (ts, decision) in &s.decisions {
+            i64s(&mut h, [*ts]);
+            h.update(decision.kind().as_bytes());
+            if let Some(e) = decision.entry() {
+                i64s(&mut h, [i64::from(e.side.sign())]);
+                f64s(&mut h, &[e.qty, e.stop, e.take, e.win_probability]);
+            }
+        }
     }
     i64s(&mut h, [out.events as i64, out.trade_count as i64, i64::from(out.truncated)]);
     hex(h.finalize())
@@ -86,7 +95,7 @@ fn a_run_with_every_table_recorded_is_pinned() {
     let mut strategy = MovingAverageCrossover { fast: 3, slow: 8 };
     let out = run(&Dsg::default(), &config, Some(&mut strategy)).unwrap();
     assert!(out.trades.ts_us.len() > 1000 && out.strategy.as_ref().is_some_and(|s| s.n_fills > 0));
-    assert_eq!(output_hash(&out), "6dde7e151979aa38efdb6967a8b02423ebcf1d93b69e0baed91ba2471d4cf04f");
+    assert_eq!(output_hash(&out), "52edd3b4074656a26cc871bf82b8369b083e27847f9d27b46c4edd921d5c6f55");
 }
 
 #[test]
@@ -115,7 +124,7 @@ fn batch_summaries_are_pinned() {
         f64s(&mut h, &[s.pnl, s.fees, s.max_drawdown, s.time_to_target_s]);
         i64s(&mut h, [i64::from(s.ruined), s.n_fills as i64, s.events as i64, s.trades as i64, i64::from(s.truncated)]);
     }
-    assert_eq!(hex(h.finalize()), "02bf54bf96790ca465e86c6d7e57d7268652cdb6d9f436488413a977b2b110c5");
+    assert_eq!(hex(h.finalize()), "0b353ea63b0fad4fc3a15bc7ae8a1d1ff6493dab637e31c19ffd315f5e0c6db9");
 }
 
 #[test]

@@ -64,19 +64,34 @@ struct Open {
     dir: f64,
     qty: f64,
     entry: f64,
-    entry_fee: f64,
     stop: f64,
     take: f64,
 }
 
+/// A decision made at a bar close: direction of the new position (0: none), its size and levels, and whether the
+/// position is closed first.
+#[derive(Clone, Copy)]
+struct Pending {
+    close_first: bool,
+    dir: f64,
+    qty: f64,
+    stop: f64,
+    take: f64,
+}
+
+const NONE: Pending = Pending { close_first: false, dir: 0.0, qty: 0.0, stop: 0.0, take: 0.0 };
+
 pub fn naive_backtest(bars: &OwnedBars, signal: &[f64], p: &BacktestParams, start: usize, end: usize) -> NaiveResult {
+    let r = &p.rule;
     let n = end - start;
     let mut cash = p.capital;
     let mut position: Option<Open> = None;
-    let mut trade_returns: Vec<f64> = Vec::new();
+    // Every fill as (signed qty, price, fee): the trade record is rebuilt from all of them at every decision.
+    let mut fills: Vec<(f64, f64, f64)> = Vec::new();
     let mut equity: Vec<f64> = Vec::new();
     let mut fees = 0.0;
     let mut ruin_bar = None;
+    let mut pending = NONE;
 
     for i in start..end {
         if ruin_bar.is_some() {
@@ -89,126 +104,112 @@ pub fn naive_backtest(bars: &OwnedBars, signal: &[f64], p: &BacktestParams, star
             let slip = spread / 2.0 / 1e4 + p.impact * qty * price / depth;
             price * (1.0 + side * slip)
         };
-        let mut want = 0.0;
-        let mut strength = 0.0;
-        if i > start {
-            let mut s = signal[i - 1];
-            if s.is_nan() {
-                s = 0.0;
-            }
-            s = s.clamp(-1.0, 1.0);
-            if s != 0.0 && s.abs() >= p.entry_threshold {
-                want = s.signum();
-                strength = s.abs();
-            }
-        }
-        let close_trade = |pos: Open, price: f64, cash: &mut f64, fees: &mut f64, trade_returns: &mut Vec<f64>| {
-            let exit = fill(price, -pos.dir, pos.qty);
-            let fee = p.fee * pos.qty * exit;
-            let gross = pos.qty * (exit - pos.entry) * pos.dir;
-            *cash += gross - fee;
+        let exit = |pos: Open, price: f64, cash: &mut f64, fees: &mut f64, fills: &mut Vec<(f64, f64, f64)>| {
+            let px = fill(price, -pos.dir, pos.qty);
+            let fee = p.fee * pos.qty * px;
+            *cash += pos.qty * (px - pos.entry) * pos.dir - fee;
             *fees += fee;
-            trade_returns.push((gross - pos.entry_fee - fee) / (pos.qty * pos.entry));
+            fills.push((-pos.dir * pos.qty, px, fee));
         };
-        let o = bars.open[i];
-        if let Some(pos) = position.take() {
-            let gap_stop = if pos.dir > 0.0 { o <= pos.stop } else { o >= pos.stop };
-            let gap_take = if pos.dir > 0.0 { o >= pos.take } else { o <= pos.take };
-            if gap_stop || gap_take || want != pos.dir {
-                close_trade(pos, o, &mut cash, &mut fees, &mut trade_returns);
-            } else {
-                position = Some(pos);
-            }
-        }
         let value = |pos: &Option<Open>, cash: f64, price: f64| match pos {
             Some(x) => cash + x.qty * (price - x.entry) * x.dir,
             None => cash,
         };
-        let mut ruined = value(&position, cash, o) <= 0.0;
-        if !ruined && position.is_none() && want != 0.0 {
-            // Average true range of the bars before this one, inside the span.
-            let first = if i - start > p.atr_window { i - p.atr_window } else { start };
-            let mut sum = 0.0;
-            for j in first..i {
-                let mut tr = bars.high[j] - bars.low[j];
-                if j > start {
-                    let pc = bars.close[j - 1];
-                    tr = tr.max((bars.high[j] - pc).abs()).max((bars.low[j] - pc).abs());
-                }
-                sum += tr;
-            }
-            let atr = if i > first { sum / (i - first) as f64 } else { 0.0 };
-            let stop = (p.stop_atr_mult * atr).max(p.stop_min_bps * o / 1e4);
-            // Kelly from the last trades.
-            let f = if trade_returns.len() < p.kelly_min_trades {
-                p.prior_fraction
-            } else {
-                let recent = &trade_returns[trade_returns.len().saturating_sub(p.kelly_window)..];
-                let wins: Vec<f64> = recent.iter().copied().filter(|r| *r > 0.0).collect();
-                let mut loss_sum = 0.0;
-                for r in recent {
-                    if *r <= 0.0 {
-                        loss_sum -= r;
-                    }
-                }
-                let nw = wins.len();
-                let nl = recent.len() - nw;
-                let mut win_sum = 0.0;
-                for w in &wins {
-                    win_sum += w;
-                }
-                let w = nw as f64 / recent.len() as f64;
-                let kelly = if nw == 0 {
-                    f64::NEG_INFINITY
-                } else if nl == 0 || loss_sum <= 0.0 {
-                    w
-                } else {
-                    w - (1.0 - w) / ((win_sum / nw as f64) / (loss_sum / nl as f64))
-                };
-                (p.kelly_scale * kelly).clamp(p.min_fraction, p.max_fraction)
-            };
-            let notional = (strength * f * cash * o / stop).min(p.max_leverage * cash);
-            if notional > 0.0 {
-                let qty = notional / o;
-                let entry = fill(o, want, qty);
-                let fee = p.fee * qty * entry;
-                cash -= fee;
-                fees += fee;
-                position = Some(Open {
-                    dir: want,
-                    qty,
-                    entry,
-                    entry_fee: fee,
-                    stop: entry - want * stop,
-                    take: entry + want * p.reward_risk * stop,
-                });
-            }
-            ruined = value(&position, cash, o) <= 0.0;
+        let (o, h, l, c) = (bars.open[i], bars.high[i], bars.low[i], bars.close[i]);
+        if pending.close_first
+            && let Some(pos) = position.take()
+        {
+            exit(pos, o, &mut cash, &mut fees, &mut fills);
         }
-        if !ruined && let Some(pos) = position.take() {
-            let (h, l) = (bars.high[i], bars.low[i]);
-            let long = pos.dir > 0.0;
-            let adverse = if long { l } else { h };
-            let stopped = if long { l <= pos.stop } else { h >= pos.stop };
-            let took = if long { h >= pos.take } else { l <= pos.take };
-            if stopped {
-                let price = pos.stop;
-                close_trade(pos, price, &mut cash, &mut fees, &mut trade_returns);
-            } else if took {
-                let price = pos.take;
-                close_trade(pos, price, &mut cash, &mut fees, &mut trade_returns);
+        if pending.dir != 0.0 {
+            let px = fill(o, pending.dir, pending.qty);
+            let fee = p.fee * pending.qty * px;
+            cash -= fee;
+            fees += fee;
+            fills.push((pending.dir * pending.qty, px, fee));
+            position =
+                Some(Open { dir: pending.dir, qty: pending.qty, entry: px, stop: pending.stop, take: pending.take });
+        }
+        if let Some(pos) = position.take() {
+            let gapped = if pos.dir > 0.0 { o <= pos.stop || o >= pos.take } else { o >= pos.stop || o <= pos.take };
+            if gapped {
+                exit(pos, o, &mut cash, &mut fees, &mut fills);
             } else {
                 position = Some(pos);
             }
+        }
+        let mut ruined = value(&position, cash, o) <= 0.0;
+        if !ruined && let Some(pos) = position.take() {
+            let long = pos.dir > 0.0;
+            let adverse = if long { l } else { h };
+            let price = if (long && l <= pos.stop) || (!long && h >= pos.stop) {
+                Some(pos.stop)
+            } else if (long && h >= pos.take) || (!long && l <= pos.take) {
+                Some(pos.take)
+            } else {
+                None
+            };
+            match price {
+                Some(price) => exit(pos, price, &mut cash, &mut fees, &mut fills),
+                None => position = Some(pos),
+            }
             ruined = value(&position, cash, adverse) <= 0.0;
         }
-        let mut e = value(&position, cash, bars.close[i]);
+        let mut e = value(&position, cash, c);
         if ruined || e <= 0.0 {
             ruin_bar = Some(i - start);
             position = None;
             e = 0.0;
         }
         equity.push(e);
+        pending = NONE;
+        if ruin_bar.is_some() {
+            continue;
+        }
+
+        // The decision at this close, from the whole history.
+        let mut s = signal[i];
+        if s.is_nan() {
+            s = 0.0;
+        }
+        s = s.clamp(-1.0, 1.0);
+        let want = if s != 0.0 && s.abs() >= r.entry_threshold { s.signum() } else { 0.0 };
+        let held = position.as_ref().map_or(0.0, |x| x.dir);
+        if want == held {
+            continue;
+        }
+        pending.close_first = held != 0.0;
+        if want == 0.0 {
+            continue;
+        }
+        let first = if i + 1 - start > r.atr_window { i + 1 - r.atr_window } else { start };
+        let mut sum = 0.0;
+        for j in first..=i {
+            let mut tr = bars.high[j] - bars.low[j];
+            if j > start {
+                let pc = bars.close[j - 1];
+                tr = tr.max((bars.high[j] - pc).abs()).max((bars.low[j] - pc).abs());
+            }
+            sum += tr;
+        }
+        let atr = sum / (i + 1 - first) as f64;
+        let stop = (r.stop_atr_mult * atr).max(r.stop_min_bps * c / 1e4);
+        let returns = trade_returns(&fills);
+        let recent = &returns[returns.len().saturating_sub(r.kelly_window)..];
+        let wins = recent.iter().filter(|x| **x > 0.0).count() as f64;
+        let win_p = (wins + r.prior_win_rate * r.prior_trades) / (recent.len() as f64 + r.prior_trades);
+        let b = r.reward_risk;
+        let f = (r.kelly_scale * (win_p * b - (1.0 - win_p)) / b).clamp(r.min_fraction, r.max_fraction);
+        let qty = (s.abs() * f * e / stop).min(r.max_leverage * e / c);
+        if qty > 0.0 && c - want * stop > 0.0 {
+            pending = Pending {
+                close_first: pending.close_first,
+                dir: want,
+                qty,
+                stop: c - want * stop,
+                take: c + want * b * stop,
+            };
+        }
     }
 
     let target = p.target_multiple * p.capital;
@@ -247,7 +248,7 @@ pub fn naive_backtest(bars: &OwnedBars, signal: &[f64], p: &BacktestParams, star
     NaiveResult {
         final_equity: *equity.last().unwrap(),
         equity,
-        trade_returns,
+        trade_returns: trade_returns(&fills),
         fees,
         ruin_bar,
         ttt_bars,
@@ -257,4 +258,21 @@ pub fn naive_backtest(bars: &OwnedBars, signal: &[f64], p: &BacktestParams, star
         sharpe,
         max_drawdown,
     }
+}
+
+/// Net return of every closed trade (entry to flat) over its entry notional, from the fills in order. Every fill of
+/// this backtest opens or closes a whole position, so a closing fill ends the trade the previous fill opened.
+fn trade_returns(fills: &[(f64, f64, f64)]) -> Vec<f64> {
+    let mut returns = Vec::new();
+    let mut open: Option<(f64, f64, f64)> = None;
+    for &(qty, price, fee) in fills {
+        match open.take() {
+            None => open = Some((qty, price, fee)),
+            Some((q, entry, entry_fee)) => {
+                let gross = q.abs() * (price - entry) * q.signum();
+                returns.push((gross - entry_fee - fee) / (q.abs() * entry));
+            }
+        }
+    }
+    returns
 }

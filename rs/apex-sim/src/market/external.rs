@@ -198,6 +198,13 @@ impl Outside {
         Outside { first, next: first, ..Outside::default() }
     }
 
+    /// Removes and returns the events of `account`, keeping the other accounts' in order.
+    pub(super) fn take_events_of(&mut self, account: AccountId) -> Vec<AccountEvent> {
+        let (mine, others) = std::mem::take(&mut self.events).into_iter().partition(|e| e.account == account);
+        self.events = others;
+        mine
+    }
+
     /// Whether any engine event needs routing here.
     pub(super) fn active(&self) -> bool {
         self.next > self.first || self.public_trades || !self.books.is_empty()
@@ -355,7 +362,7 @@ impl Market {
                 let order_id = self.engine.submit(ts, &order, &mut events);
                 self.outside.orders.insert(order_id, Resting { account, tag, attach });
                 self.outside.tags.insert((account, tag), order_id);
-                self.absorb(ts, &events, None);
+                self.absorb(ts, &events);
                 if self.engine.order(order_id).is_none() {
                     self.forget_outside(order_id);
                 }
@@ -374,7 +381,7 @@ impl Market {
                         } else {
                             self.engine.cancel(ts, account, order_id, &mut events);
                         }
-                        self.absorb(ts, &events, None);
+                        self.absorb(ts, &events);
                     }
                 }
             }

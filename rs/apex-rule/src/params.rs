@@ -1,0 +1,159 @@
+//! The rule's parameters and the instrument limits it sizes within, with their defaults and validation.
+
+use crate::RuleError;
+
+/// Every knob of the trading rule. The defaults are the ones the backtester, the simulator and the live engine share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleParams {
+    /// Minimum |signal| for a position; below it the rule wants to be flat.
+    pub entry_threshold: f64,
+    /// Stop distance in multiples of the average true range of the bars up to the decision.
+    pub stop_atr_mult: f64,
+    /// Bars in the average true range window.
+    pub atr_window: usize,
+    /// Floor of the stop distance in basis points of the reference price (keeps it positive on flat bars).
+    pub stop_min_bps: f64,
+    /// `b`: take-profit distance over stop distance (3 = the 3:1 bracket), also the payoff the Kelly fraction uses.
+    pub reward_risk: f64,
+    /// Multiplier of the Kelly fraction (0.5 = half-Kelly).
+    pub kelly_scale: f64,
+    /// Number of most recent closed trades the win rate is estimated from.
+    pub kelly_window: usize,
+    /// Prior win rate `p0` of the record-based estimate (its weight is `prior_trades`).
+    pub prior_win_rate: f64,
+    /// Weight of the prior, in trades: `p = (wins + p0 * prior_trades) / (trades + prior_trades)`.
+    pub prior_trades: f64,
+    /// Floor of the risk fraction, so a strategy with a bad record keeps probing (and its record keeps updating).
+    pub min_fraction: f64,
+    /// Cap of the risk fraction (share of equity lost if the stop is hit).
+    pub max_fraction: f64,
+    /// Cap of position notional over equity (the slot's leverage).
+    pub max_leverage: f64,
+}
+
+impl Default for RuleParams {
+    fn default() -> Self {
+        Self {
+            entry_threshold: 0.05,
+            stop_atr_mult: 2.0,
+            atr_window: 14,
+            stop_min_bps: 10.0,
+            reward_risk: 3.0,
+            kelly_scale: 0.5,
+            kelly_window: 20,
+            prior_win_rate: 0.3,
+            prior_trades: 10.0,
+            min_fraction: 0.005,
+            max_fraction: 0.25,
+            max_leverage: 10.0,
+        }
+    }
+}
+
+fn check(name: &'static str, value: f64, ok: bool, why: &'static str) -> Result<(), RuleError> {
+    if ok && value.is_finite() { Ok(()) } else { Err(RuleError::BadParam { name, value, why }) }
+}
+
+impl RuleParams {
+    /// Checks every parameter against its domain.
+    ///
+    /// # Errors
+    /// [`RuleError::BadParam`] naming the first parameter out of range.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        check(
+            "entry_threshold",
+            self.entry_threshold,
+            (0.0..=1.0).contains(&self.entry_threshold),
+            "must be in [0, 1]",
+        )?;
+        check("stop_atr_mult", self.stop_atr_mult, self.stop_atr_mult >= 0.0, "must be >= 0")?;
+        check("atr_window", self.atr_window as f64, self.atr_window >= 1, "must be >= 1")?;
+        check(
+            "stop_min_bps",
+            self.stop_min_bps,
+            self.stop_min_bps > 0.0 && self.stop_min_bps < 10_000.0,
+            "must be in (0, 10000)",
+        )?;
+        check("reward_risk", self.reward_risk, self.reward_risk > 0.0, "must be positive")?;
+        check("kelly_scale", self.kelly_scale, self.kelly_scale > 0.0, "must be positive")?;
+        check("kelly_window", self.kelly_window as f64, self.kelly_window >= 1, "must be >= 1")?;
+        check("prior_win_rate", self.prior_win_rate, (0.0..=1.0).contains(&self.prior_win_rate), "must be in [0, 1]")?;
+        check("prior_trades", self.prior_trades, self.prior_trades > 0.0, "must be positive")?;
+        for (name, value) in [("min_fraction", self.min_fraction), ("max_fraction", self.max_fraction)] {
+            check(name, value, (0.0..=1.0).contains(&value), "must be in [0, 1]")?;
+        }
+        check("max_fraction", self.max_fraction, self.min_fraction <= self.max_fraction, "must be >= min_fraction")?;
+        check("max_leverage", self.max_leverage, self.max_leverage > 0.0, "must be positive")?;
+        Ok(())
+    }
+}
+
+/// What the instrument allows an order to be (Bybit's `priceFilter` and `lotSizeFilter`), in quote and base units.
+/// Zero means "no such limit": [`Instrument::CONTINUOUS`] sizes and prices exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Instrument {
+    /// Price step; bracket levels are rounded to it.
+    pub tick: f64,
+    /// Quantity step; sizes are rounded down to it.
+    pub qty_step: f64,
+    /// Smallest order quantity; a smaller size is no entry.
+    pub min_qty: f64,
+    /// Largest order quantity; a larger size is capped to it.
+    pub max_qty: f64,
+    /// Smallest order notional in quote units; a smaller entry is no entry.
+    pub min_notional: f64,
+}
+
+impl Instrument {
+    /// No limits: exact sizes and levels (the backtester's default).
+    pub const CONTINUOUS: Instrument =
+        Instrument { tick: 0.0, qty_step: 0.0, min_qty: 0.0, max_qty: 0.0, min_notional: 0.0 };
+
+    /// Checks every limit is finite and not negative.
+    ///
+    /// # Errors
+    /// [`RuleError::BadParam`] naming the first limit out of range.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        for (name, value) in [
+            ("tick", self.tick),
+            ("qty_step", self.qty_step),
+            ("min_qty", self.min_qty),
+            ("max_qty", self.max_qty),
+            ("min_notional", self.min_notional),
+        ] {
+            check(name, value, value >= 0.0, "must be >= 0 (0: no limit)")?;
+        }
+        check(
+            "max_qty",
+            self.max_qty,
+            self.max_qty == 0.0 || self.max_qty >= self.min_qty,
+            "must be >= min_qty (or 0: no limit)",
+        )?;
+        Ok(())
+    }
+
+    /// `qty` rounded down to the quantity step and capped to the largest order; 0 when below the smallest.
+    #[must_use]
+    pub fn round_qty(&self, qty: f64) -> f64 {
+        if !(qty.is_finite() && qty > 0.0) {
+            return 0.0;
+        }
+        let capped = if self.max_qty > 0.0 { qty.min(self.max_qty) } else { qty };
+        // The relative nudge keeps a quantity that is a whole number of steps in decimal (0.3 / 0.1) whole here.
+        let stepped =
+            if self.qty_step > 0.0 { (capped / self.qty_step * (1.0 + 1e-12)).floor() * self.qty_step } else { capped };
+        if stepped < self.min_qty || stepped <= 0.0 { 0.0 } else { stepped }
+    }
+
+    /// `price` rounded to the nearest tick.
+    #[must_use]
+    pub fn round_price(&self, price: f64) -> f64 {
+        if self.tick > 0.0 { (price / self.tick).round() * self.tick } else { price }
+    }
+}
+
+impl Default for Instrument {
+    fn default() -> Self {
+        Instrument::CONTINUOUS
+    }
+}
