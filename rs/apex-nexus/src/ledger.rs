@@ -1,0 +1,863 @@
+//! The ledger: one SQLite file per run folder (WAL, `synchronous=FULL`) holding every decision, order intent
+//! (written before the order is sent), ack, fill, position, equity snapshot and capital weight, each with the
+//! exchange's and the local timestamp (UTC nanoseconds). Fills are unique by the exchange's `execId`, so a fill seen
+//! twice (the private stream, then the reconciliation after a restart) is booked once. The schema is documented in
+//! `apexctl/schemas/ledger.md`; tables may gain columns and new tables may appear, existing ones keep their meaning.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::NexusError;
+
+/// The `schema` value in the `meta` table.
+pub const SCHEMA: &str = "apex.ledger";
+/// The schema version this build writes (and the newest it reads).
+pub const VERSION: i64 = 1;
+
+const DDL: &str = r"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    venue TEXT NOT NULL,
+    config_sha256 TEXT NOT NULL,
+    started_local INTEGER NOT NULL,
+    ended_local INTEGER,
+    exit TEXT
+);
+CREATE TABLE IF NOT EXISTS slots (
+    slot TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    account TEXT NOT NULL,
+    capital REAL NOT NULL,
+    bundle TEXT NOT NULL,
+    bundle_sha256 TEXT NOT NULL,
+    model TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bars (
+    symbol TEXT NOT NULL,
+    ts_exchange INTEGER NOT NULL,
+    open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL,
+    features TEXT NOT NULL,
+    ts_local INTEGER NOT NULL,
+    PRIMARY KEY (symbol, ts_exchange)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    slot TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    bar_ts INTEGER NOT NULL,
+    signal REAL,
+    p_up REAL,
+    kind TEXT NOT NULL,
+    side TEXT,
+    qty REAL,
+    stop REAL,
+    take REAL,
+    win_probability REAL,
+    equity REAL NOT NULL,
+    ts_exchange INTEGER NOT NULL,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orders (
+    order_link_id TEXT NOT NULL UNIQUE,
+    slot TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty REAL NOT NULL,
+    price REAL,
+    tactic TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    reduce_only INTEGER NOT NULL,
+    decision_id INTEGER,
+    stop REAL,
+    take REAL,
+    status TEXT NOT NULL,
+    order_id TEXT,
+    cum_qty REAL NOT NULL DEFAULT 0,
+    detail TEXT,
+    ts_intent_local INTEGER NOT NULL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL,
+    UNIQUE (slot, seq)
+);
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY,
+    order_link_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT,
+    detail TEXT,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fills (
+    exec_id TEXT NOT NULL UNIQUE,
+    order_link_id TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    price REAL NOT NULL,
+    qty REAL NOT NULL,
+    fee REAL NOT NULL,
+    is_maker INTEGER,
+    order_id TEXT,
+    source TEXT NOT NULL,
+    ts_exchange INTEGER NOT NULL,
+    ts_local INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fills_by_slot ON fills (slot, ts_exchange);
+CREATE TABLE IF NOT EXISTS positions (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    qty REAL NOT NULL,
+    avg_price REAL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS equity (
+    id INTEGER PRIMARY KEY,
+    slot TEXT NOT NULL,
+    equity REAL NOT NULL,
+    cash REAL NOT NULL,
+    unrealized REAL NOT NULL,
+    position REAL NOT NULL,
+    mark REAL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS weights (
+    id INTEGER PRIMARY KEY,
+    slot TEXT NOT NULL,
+    weight REAL NOT NULL,
+    capital REAL NOT NULL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+";
+
+/// Wall-clock time now, UTC nanoseconds.
+#[must_use]
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A slot as the ledger records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotRow {
+    pub slot: String,
+    pub symbol: String,
+    pub account: String,
+    pub capital: f64,
+    pub bundle: String,
+    pub bundle_sha256: String,
+    pub model: String,
+}
+
+/// One decision of a slot's rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    pub slot: String,
+    pub symbol: String,
+    /// Open time of the bar decided on.
+    pub bar_ts: i64,
+    pub signal: f64,
+    pub p_up: Option<f64>,
+    /// "hold", "exit", "enter", "reverse", or why nothing could be done ("blind: ...").
+    pub kind: String,
+    pub side: Option<String>,
+    pub qty: Option<f64>,
+    pub stop: Option<f64>,
+    pub take: Option<f64>,
+    pub win_probability: Option<f64>,
+    pub equity: f64,
+    pub ts_exchange: i64,
+}
+
+/// An order the engine is about to send (written before it is sent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderIntent {
+    pub order_link_id: String,
+    pub slot: String,
+    pub seq: i64,
+    pub symbol: String,
+    /// "Buy" or "Sell".
+    pub side: String,
+    pub qty: f64,
+    /// Limit price; `None` for a market order.
+    pub price: Option<f64>,
+    /// "aggressive" or "passive".
+    pub tactic: String,
+    /// "entry", "exit", "stop", "take", "flatten".
+    pub purpose: String,
+    pub reduce_only: bool,
+    pub decision_id: Option<i64>,
+    /// The bracket an entry opens.
+    pub stop: Option<f64>,
+    pub take: Option<f64>,
+}
+
+/// An order as the ledger knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRow {
+    pub intent: OrderIntent,
+    pub status: String,
+    pub order_id: Option<String>,
+    pub cum_qty: f64,
+}
+
+/// One execution of one of the engine's orders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FillRow {
+    pub exec_id: String,
+    pub order_link_id: String,
+    pub slot: String,
+    pub symbol: String,
+    /// "Buy" or "Sell".
+    pub side: String,
+    pub price: f64,
+    pub qty: f64,
+    pub fee: f64,
+    pub is_maker: Option<bool>,
+    pub order_id: Option<String>,
+    /// Where it was learnt: "ws" (private stream) or "reconcile" (REST, at start).
+    pub source: String,
+    pub ts_exchange: i64,
+}
+
+/// A stored bar: open time (exchange, ns), OHLCV, and the feature row (NaN where the value was missing).
+pub type BarRow = (i64, [f64; 5], Vec<f64>);
+
+/// Statuses of an order that may still trade or whose outcome is not known yet.
+pub const LIVE_STATUSES: [&str; 4] = ["intent", "sent", "New", "PartiallyFilled"];
+
+/// The ledger of one run folder.
+pub struct Ledger {
+    path: PathBuf,
+    conn: Connection,
+    run_id: i64,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger at `path` and starts a run row.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] when the file cannot be opened, is not a ledger, or is of a newer version.
+    pub fn open(path: &Path, venue: &str, config_sha256: &str) -> Result<Ledger, NexusError> {
+        let fail = |message: String| NexusError::Ledger { path: path.to_owned(), message };
+        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(format!("journal_mode=WAL: {e}")))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| fail(format!("synchronous=FULL: {e}")))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch(DDL).map_err(|e| fail(format!("schema: {e}")))?;
+        let schema: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| fail(e.to_string()))?;
+        match schema.as_deref() {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('version', ?2)",
+                    params![SCHEMA, VERSION.to_string()],
+                )
+                .map_err(|e| fail(e.to_string()))?;
+            }
+            Some(SCHEMA) => {
+                let version: String = conn
+                    .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| r.get(0))
+                    .map_err(|e| fail(e.to_string()))?;
+                if version.parse::<i64>().map_or(true, |v| v > VERSION) {
+                    return Err(fail(format!(
+                        "{SCHEMA} version {version} is newer than this engine reads ({VERSION})"
+                    )));
+                }
+            }
+            Some(other) => return Err(fail(format!("not a ledger (meta schema {other:?})"))),
+        }
+        conn.execute(
+            "INSERT INTO runs (pid, venue, config_sha256, started_local) VALUES (?1, ?2, ?3, ?4)",
+            params![std::process::id(), venue, config_sha256, now_ns()],
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let run_id = conn.last_insert_rowid();
+        Ok(Ledger { path: path.to_owned(), conn, run_id })
+    }
+
+    /// The run row of this process.
+    #[must_use]
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self, error: &rusqlite::Error) -> NexusError {
+        NexusError::Ledger { path: self.path.clone(), message: error.to_string() }
+    }
+
+    /// Records how the run ended.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn end_run(&self, exit: &str) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET ended_local = ?1, exit = ?2 WHERE run_id = ?3",
+                params![now_ns(), exit, self.run_id],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// Records (or updates) a slot.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn upsert_slot(&self, row: &SlotRow) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "INSERT INTO slots (slot, symbol, account, capital, bundle, bundle_sha256, model)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (slot) DO UPDATE SET symbol = ?2, account = ?3, capital = ?4, bundle = ?5,
+                     bundle_sha256 = ?6, model = ?7",
+                params![row.slot, row.symbol, row.account, row.capital, row.bundle, row.bundle_sha256, row.model],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// Records a closed bar and its feature row (kept to warm the slots up after a restart).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_bar(&self, symbol: &str, ts: i64, ohlcv: [f64; 5], features: &[f64]) -> Result<(), NexusError> {
+        let features = serde_json::to_string(&features.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>())
+            .expect("numbers serialize");
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO bars (symbol, ts_exchange, open, high, low, close, volume, features, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![symbol, ts, ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4], features, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// The last `limit` bars of `symbol`, oldest first: (open time, OHLCV, feature row with NaN for nulls).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn recent_bars(&self, symbol: &str, limit: usize) -> Result<Vec<BarRow>, NexusError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT ts_exchange, open, high, low, close, volume, features FROM bars WHERE symbol = ?1
+                 ORDER BY ts_exchange DESC LIMIT ?2",
+            )
+            .map_err(|e| self.fail(&e))?;
+        let rows = statement
+            .query_map(params![symbol, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                let features: String = r.get(6)?;
+                Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?], features))
+            })
+            .map_err(|e| self.fail(&e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ts, ohlcv, features) = row.map_err(|e| self.fail(&e))?;
+            let values: Vec<Option<f64>> = serde_json::from_str(&features).unwrap_or_default();
+            out.push((ts, ohlcv, values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect()));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Records a decision; returns its id.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_decision(&self, row: &DecisionRow) -> Result<i64, NexusError> {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        self.conn
+            .execute(
+                "INSERT INTO decisions (run_id, slot, symbol, bar_ts, signal, p_up, kind, side, qty, stop, take,
+                     win_probability, equity, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    self.run_id,
+                    row.slot,
+                    row.symbol,
+                    row.bar_ts,
+                    finite(row.signal),
+                    row.p_up,
+                    row.kind,
+                    row.side,
+                    row.qty,
+                    row.stop,
+                    row.take,
+                    row.win_probability,
+                    row.equity,
+                    row.ts_exchange,
+                    now_ns()
+                ],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records an order before it is sent (status "intent").
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure, including an orderLinkId used before.
+    pub fn record_intent(&self, intent: &OrderIntent) -> Result<(), NexusError> {
+        let now = now_ns();
+        self.conn
+            .execute(
+                "INSERT INTO orders (order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only,
+                     decision_id, stop, take, status, ts_intent_local, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'intent', ?14, ?14)",
+                params![
+                    intent.order_link_id,
+                    intent.slot,
+                    intent.seq,
+                    intent.symbol,
+                    intent.side,
+                    intent.qty,
+                    intent.price,
+                    intent.tactic,
+                    intent.purpose,
+                    intent.reduce_only,
+                    intent.decision_id,
+                    intent.stop,
+                    intent.take,
+                    now
+                ],
+            )
+            .map_err(|e| self.fail(&e))?;
+        self.order_event(&intent.order_link_id, "intent", Some("intent"), None, None)?;
+        Ok(())
+    }
+
+    /// Sets an order's status (and the exchange's order id and filled quantity when known), with an event row.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn update_order(
+        &self,
+        order_link_id: &str,
+        status: &str,
+        order_id: Option<&str>,
+        cum_qty: Option<f64>,
+        detail: Option<&str>,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "UPDATE orders SET status = ?2, order_id = COALESCE(?3, order_id), cum_qty = COALESCE(?4, cum_qty),
+                     detail = COALESCE(?5, detail), ts_exchange = COALESCE(?6, ts_exchange), ts_local = ?7
+                 WHERE order_link_id = ?1",
+                params![order_link_id, status, order_id, cum_qty, detail, ts_exchange, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        self.order_event(order_link_id, "status", Some(status), detail, ts_exchange)
+    }
+
+    /// Appends an order event (an ack, a status change, a refusal).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn order_event(
+        &self,
+        order_link_id: &str,
+        event: &str,
+        status: Option<&str>,
+        detail: Option<&str>,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "INSERT INTO order_events (order_link_id, event, status, detail, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![order_link_id, event, status, detail, ts_exchange, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// The order named `order_link_id`, if the engine ever intended it.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn order(&self, order_link_id: &str) -> Result<Option<OrderRow>, NexusError> {
+        self.orders_where("order_link_id = ?1", params![order_link_id]).map(|mut v| v.pop())
+    }
+
+    /// Orders that may still trade or whose outcome is unknown (see [`LIVE_STATUSES`]).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn live_orders(&self) -> Result<Vec<OrderRow>, NexusError> {
+        self.orders_where("status IN ('intent', 'sent', 'New', 'PartiallyFilled')", params![])
+    }
+
+    /// Every order of `slot`, oldest first.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn orders_of(&self, slot: &str) -> Result<Vec<OrderRow>, NexusError> {
+        self.orders_where("slot = ?1", params![slot])
+    }
+
+    fn orders_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<OrderRow>, NexusError> {
+        let sql = format!(
+            "SELECT order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only, decision_id,
+                 stop, take, status, order_id, cum_qty FROM orders WHERE {filter} ORDER BY ts_intent_local, rowid"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(|e| self.fail(&e))?;
+        let rows = statement
+            .query_map(args, |r| {
+                Ok(OrderRow {
+                    intent: OrderIntent {
+                        order_link_id: r.get(0)?,
+                        slot: r.get(1)?,
+                        seq: r.get(2)?,
+                        symbol: r.get(3)?,
+                        side: r.get(4)?,
+                        qty: r.get(5)?,
+                        price: r.get(6)?,
+                        tactic: r.get(7)?,
+                        purpose: r.get(8)?,
+                        reduce_only: r.get(9)?,
+                        decision_id: r.get(10)?,
+                        stop: r.get(11)?,
+                        take: r.get(12)?,
+                    },
+                    status: r.get(13)?,
+                    order_id: r.get(14)?,
+                    cum_qty: r.get(15)?,
+                })
+            })
+            .map_err(|e| self.fail(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.fail(&e))
+    }
+
+    /// The next order sequence number of `slot` (one past every number it ever used).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn next_seq(&self, slot: &str) -> Result<i64, NexusError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(seq) FROM orders WHERE slot = ?1", params![slot], |r| r.get(0))
+            .map_err(|e| self.fail(&e))?;
+        Ok(max.map_or(1, |m| m + 1))
+    }
+
+    /// Books a fill unless its `exec_id` is booked already; true when it is new.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_fill(&self, fill: &FillRow) -> Result<bool, NexusError> {
+        let inserted = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO fills (exec_id, order_link_id, slot, symbol, side, price, qty, fee, is_maker,
+                     order_id, source, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    fill.exec_id,
+                    fill.order_link_id,
+                    fill.slot,
+                    fill.symbol,
+                    fill.side,
+                    fill.price,
+                    fill.qty,
+                    fill.fee,
+                    fill.is_maker,
+                    fill.order_id,
+                    fill.source,
+                    fill.ts_exchange,
+                    now_ns()
+                ],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(inserted == 1)
+    }
+
+    /// Every fill of `slot` in booking order.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn fills_of(&self, slot: &str) -> Result<Vec<FillRow>, NexusError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT exec_id, order_link_id, slot, symbol, side, price, qty, fee, is_maker, order_id, source,
+                     ts_exchange FROM fills WHERE slot = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| self.fail(&e))?;
+        let rows = statement
+            .query_map(params![slot], |r| {
+                Ok(FillRow {
+                    exec_id: r.get(0)?,
+                    order_link_id: r.get(1)?,
+                    slot: r.get(2)?,
+                    symbol: r.get(3)?,
+                    side: r.get(4)?,
+                    price: r.get(5)?,
+                    qty: r.get(6)?,
+                    fee: r.get(7)?,
+                    is_maker: r.get(8)?,
+                    order_id: r.get(9)?,
+                    source: r.get(10)?,
+                    ts_exchange: r.get(11)?,
+                })
+            })
+            .map_err(|e| self.fail(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.fail(&e))
+    }
+
+    /// Exchange time of the newest fill of any slot trading from `account` (`None` before the first).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn last_fill_ts(&self, account: &str) -> Result<Option<i64>, NexusError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(f.ts_exchange) FROM fills f JOIN slots s ON s.slot = f.slot WHERE s.account = ?1",
+                params![account],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// Records a position snapshot: `scope` "slot" (a slot's virtual position) or "account" (the exchange's).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_position(
+        &self,
+        scope: &str,
+        name: &str,
+        symbol: &str,
+        qty: f64,
+        avg_price: Option<f64>,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "INSERT INTO positions (scope, name, symbol, qty, avg_price, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![scope, name, symbol, qty, avg_price, ts_exchange, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// Records a slot's equity snapshot.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_equity(
+        &self,
+        slot: &str,
+        equity: f64,
+        cash: f64,
+        unrealized: f64,
+        position: f64,
+        mark: Option<f64>,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "INSERT INTO equity (slot, equity, cash, unrealized, position, mark, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![slot, equity, cash, unrealized, position, mark, ts_exchange, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// Records a slot's capital weight.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_weight(
+        &self,
+        slot: &str,
+        weight: f64,
+        capital: f64,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "INSERT INTO weights (slot, weight, capital, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![slot, weight, capital, ts_exchange, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// Records an engine event (connections, book sync changes, reconciliation results, refusals).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_event(&self, kind: &str, detail: &str, ts_exchange: Option<i64>) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "INSERT INTO events (kind, detail, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4)",
+                params![kind, detail, ts_exchange, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    /// The underlying connection, for reports and tests that query the tables directly.
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("apex-nexus-ledger-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("ledger.sqlite")
+    }
+
+    fn intent(link: &str, seq: i64) -> OrderIntent {
+        OrderIntent {
+            order_link_id: link.into(),
+            slot: "btc-a".into(),
+            seq,
+            symbol: "BTCUSDT".into(),
+            side: "Buy".into(),
+            qty: 0.002,
+            price: None,
+            tactic: "aggressive".into(),
+            purpose: "entry".into(),
+            reduce_only: false,
+            decision_id: None,
+            stop: Some(99_000.0),
+            take: Some(105_000.0),
+        }
+    }
+
+    fn fill(exec: &str) -> FillRow {
+        FillRow {
+            exec_id: exec.into(),
+            order_link_id: "btc-a-1".into(),
+            slot: "btc-a".into(),
+            symbol: "BTCUSDT".into(),
+            side: "Buy".into(),
+            price: 100_000.0,
+            qty: 0.001,
+            fee: 0.055,
+            is_maker: Some(false),
+            order_id: Some("1".into()),
+            source: "ws".into(),
+            ts_exchange: 1_000,
+        }
+    }
+
+    #[test]
+    fn wal_full_and_the_two_documented_tables() {
+        let path = temp("pragmas");
+        let ledger = Ledger::open(&path, "local", "abc").unwrap();
+        let mode: String = ledger.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = ledger.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+        for (table, columns) in [
+            ("fills", "exec_id order_link_id slot symbol side price qty fee ts_exchange ts_local"),
+            ("orders", "order_link_id slot symbol side qty price tactic status"),
+        ] {
+            let mut statement = ledger.connection().prepare(&format!("PRAGMA table_info({table})")).unwrap();
+            let names: Vec<String> =
+                statement.query_map([], |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect();
+            for column in columns.split(' ') {
+                assert!(names.iter().any(|n| n == column), "{table} lacks {column}");
+            }
+        }
+    }
+
+    #[test]
+    fn fills_are_booked_once_and_orders_keep_their_history() {
+        let path = temp("fills");
+        let ledger = Ledger::open(&path, "local", "abc").unwrap();
+        ledger
+            .upsert_slot(&SlotRow {
+                slot: "btc-a".into(),
+                symbol: "BTCUSDT".into(),
+                account: "main".into(),
+                capital: 200.0,
+                bundle: "b".into(),
+                bundle_sha256: "0".repeat(64),
+                model: "signal".into(),
+            })
+            .unwrap();
+        assert_eq!(ledger.next_seq("btc-a").unwrap(), 1);
+        ledger.record_intent(&intent("btc-a-1", 1)).unwrap();
+        assert!(ledger.record_intent(&intent("btc-a-1", 2)).is_err(), "an orderLinkId is used once");
+        assert_eq!(ledger.next_seq("btc-a").unwrap(), 2);
+        assert_eq!(ledger.live_orders().unwrap().len(), 1);
+        ledger.update_order("btc-a-1", "Filled", Some("1"), Some(0.002), None, Some(900)).unwrap();
+        assert!(ledger.live_orders().unwrap().is_empty());
+        assert!(ledger.record_fill(&fill("e1")).unwrap());
+        assert!(!ledger.record_fill(&fill("e1")).unwrap(), "the same execId is not booked twice");
+        assert!(ledger.record_fill(&fill("e2")).unwrap());
+        assert_eq!(ledger.fills_of("btc-a").unwrap().len(), 2);
+        assert_eq!(ledger.last_fill_ts("main").unwrap(), Some(1_000));
+        assert_eq!(ledger.last_fill_ts("other").unwrap(), None);
+        drop(ledger);
+        // Reopened: the same rows, a new run.
+        let again = Ledger::open(&path, "local", "abc").unwrap();
+        assert_eq!(again.run_id(), 2);
+        assert_eq!(again.order("btc-a-1").unwrap().unwrap().status, "Filled");
+        assert_eq!(again.fills_of("btc-a").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bars_round_trip_with_nan_as_null() {
+        let ledger = Ledger::open(&temp("bars"), "local", "abc").unwrap();
+        ledger.record_bar("ETHUSDT", 60, [1.0, 2.0, 0.5, 1.5, 10.0], &[f64::NAN, 3.0]).unwrap();
+        ledger.record_bar("ETHUSDT", 120, [1.5, 2.0, 1.0, 1.2, 5.0], &[0.1, 0.2]).unwrap();
+        let bars = ledger.recent_bars("ETHUSDT", 10).unwrap();
+        assert_eq!(bars.len(), 2);
+        assert_eq!(bars[0].0, 60);
+        assert!(bars[0].2[0].is_nan() && bars[0].2[1] == 3.0);
+        assert_eq!(ledger.recent_bars("ETHUSDT", 1).unwrap()[0].0, 120);
+    }
+
+    #[test]
+    fn a_foreign_database_is_refused() {
+        let path = temp("foreign");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema', 'x');",
+        )
+        .unwrap();
+        drop(conn);
+        let error = Ledger::open(&path, "local", "abc").err().unwrap().to_string();
+        assert!(error.contains("not a ledger"), "{error}");
+    }
+}

@@ -1,0 +1,8 @@
+//! apex-nexus: the live engine. It trades the bundles `apexctl export` writes, one slot per bundle, on the local
+//! venue, Bybit's testnet or (with an explicit opt-in) mainnet, and books everything in a crash-safe SQLite ledger.
+
+pub mod config;
+mod error;
+pub mod ledger;
+
+pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};
