@@ -4,5 +4,6 @@
 pub mod config;
 mod error;
 pub mod ledger;
+pub mod slot;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};
