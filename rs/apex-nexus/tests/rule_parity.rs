@@ -208,10 +208,10 @@ fn simulator_decisions(f: &Fixture) -> Vec<Decision> {
 fn engine_decisions(f: &Fixture) -> Vec<Decision> {
     let mut slot = SlotCore::new("btc-a", CAPITAL, RuleParams::default(), rule_instrument(&spec())).unwrap();
     let mut harness = Harness::default();
-    let mut pending = Vec::new();
+    let mut pending: Vec<apex_nexus::slot::Leg> = Vec::new();
     let mut out = Vec::new();
     for k in 0..f.ts.len() {
-        for leg in pending.drain(..).collect::<Vec<apex_nexus::slot::Leg>>() {
+        for leg in std::mem::take(&mut pending) {
             let signed = leg.qty * f64::from(leg.side.sign());
             let fee = harness.fill(signed, f.open[k]);
             if leg.purpose == Purpose::Entry {
