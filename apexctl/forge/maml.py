@@ -435,6 +435,10 @@ def train(
         "inner_steps": float(config.inner_steps),
         "inner_lr": config.inner_lr,
         "size_scale": data.size_scale,
+        # What the live engine needs to adapt as training did (rs/apex-infer/src/maml.rs).
+        "size_weight": config.size_weight,
+        "horizon": float(config.horizon),
+        "support_rows": float(config.split_rows()[0]),
     }
     save_model(output, result.meta, card)
     report = {

@@ -18,6 +18,7 @@
 mod bundle;
 mod error;
 mod gp;
+pub mod maml;
 mod onnx;
 
 pub use bundle::{
