@@ -56,6 +56,9 @@ mod proto {
     }
 }
 
+/// An initializer's dims and values.
+type Initializer = (Vec<i64>, Vec<f64>);
+
 /// ONNX's element type number of float32.
 const FLOAT: i32 = 1;
 
@@ -112,7 +115,7 @@ impl Mlp {
         if let Some(node) = graph.node.iter().find(|n| !allowed.contains(&n.op_type.as_str())) {
             return Err(model_error(name, format!("operator {} is not part of an MLP", node.op_type)));
         }
-        let tensor = |wanted: &str| -> Result<Option<(Vec<i64>, Vec<f64>)>, InferError> {
+        let tensor = |wanted: &str| -> Result<Option<Initializer>, InferError> {
             let Some(t) = graph.initializer.iter().find(|t| t.name == wanted) else { return Ok(None) };
             if t.data_type != FLOAT {
                 return Err(model_error(name, format!("initializer {wanted} is not float32")));
@@ -453,7 +456,7 @@ mod tests {
         let targets = [[1.0, 0.2], [0.0, 3.5], [0.5, 0.0]];
         let (_, grads) = mlp.loss_and_gradient(&rows, &targets, 0.7);
         let h = 1e-6;
-        for k in 0..mlp.layers.len() {
+        for (k, grad) in grads.iter().enumerate() {
             for i in 0..mlp.layers[k].weight.len() {
                 let mut up = mlp.clone();
                 up.layers[k].weight[i] += h;
@@ -476,7 +479,7 @@ mod tests {
                 let numeric = (up.loss_and_gradient(&rows, &targets, 0.7).0
                     - down.loss_and_gradient(&rows, &targets, 0.7).0)
                     / (2.0 * h);
-                assert!((numeric - grads[k].bias[i]).abs() < 1e-7, "layer {k} bias {i}");
+                assert!((numeric - grad.bias[i]).abs() < 1e-7, "layer {k} bias {i}");
             }
         }
     }
