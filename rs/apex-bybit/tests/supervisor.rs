@@ -405,3 +405,34 @@ async fn private_stream_auth_topics_and_reauth() {
     assert!(feed.is_up());
     feed.shutdown().await;
 }
+
+/// With tokio's clock paused, the reconnect schedule is exactly the seeded backoff: each failed connection waits
+/// the next jittered delay, doubling up to the cap.
+#[tokio::test(start_paused = true)]
+async fn reconnects_follow_the_jittered_exponential_backoff() {
+    use apex_bybit::client::backoff::Backoff;
+    // A server that accepts TCP and hangs up at once: every WebSocket handshake fails.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v5/public/linear", listener.local_addr().unwrap());
+    let mut config = public_config(&url);
+    config.timing.backoff_base = Duration::from_millis(500);
+    config.timing.backoff_max = Duration::from_secs(8);
+    config.seed = 42;
+    let feed = PublicFeed::start(config.clone(), 16).unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        let (stream, _) = listener.accept().await.unwrap();
+        accepted.push(tokio::time::Instant::now());
+        drop(stream);
+    }
+    let mut expected = Backoff::new(config.timing.backoff_base, config.timing.backoff_max, 42);
+    for pair in accepted.windows(2) {
+        let gap = pair[1] - pair[0];
+        let delay = expected.next_delay();
+        let diff = gap.abs_diff(delay);
+        assert!(diff < Duration::from_millis(5), "gap {gap:?}, backoff {delay:?}");
+    }
+    assert_eq!(expected.ceiling(), Duration::from_secs(8), "the schedule reached its cap");
+    assert!(feed.status().borrow().last_error.as_deref().is_some_and(|e| e.starts_with("connect:")));
+    feed.shutdown().await;
+}
