@@ -201,6 +201,8 @@ enum Create {
     DropUnrecorded,
     /// Record the order, answer after 2 s.
     RecordAndAnswerLate,
+    /// Answer 10016 "Server error" without recording the order.
+    ServerError,
 }
 
 async fn exchange(script: Vec<Create>) -> (HttpMock, Arc<Mutex<Exchange>>) {
@@ -221,8 +223,8 @@ async fn exchange(script: Vec<Create>) -> (HttpMock, Arc<Mutex<Exchange>>) {
                 let answer = ok(json!({"orderId": order_id, "orderLinkId": link}));
                 match step {
                     Create::DropUnrecorded => return HttpAction::Drop,
-                    Create::Answer => {}
-                    Create::RecordAndDrop | Create::RecordAndAnswerLate => {}
+                    Create::ServerError => return HttpAction::Json(error(10016, "Server error"), vec![]),
+                    Create::Answer | Create::RecordAndDrop | Create::RecordAndAnswerLate => {}
                 }
                 ex.orders.insert(link, order_id);
                 match step {
@@ -295,6 +297,15 @@ async fn create_that_never_arrived_is_sent_again_once() {
     let requests = mock.requests();
     let link = |r: &HttpRequest| serde_json::from_str::<Value>(&r.body).unwrap()["orderLinkId"].clone();
     assert_eq!(link(&requests[0]), link(&requests[3]), "the retry reuses the orderLinkId");
+    assert_eq!(state.lock().unwrap().orders.len(), 1);
+}
+
+#[tokio::test]
+async fn server_error_is_looked_up_then_sent_again() {
+    let (mock, state) = exchange(vec![Create::ServerError, Create::Answer]).await;
+    let client = client(&mock.base, quick());
+    assert_eq!(client.create_order(&order()).await.unwrap().order_id, "order-1");
+    assert_eq!(mock.paths(), ["/v5/order/create", "/v5/order/realtime", "/v5/order/history", "/v5/order/create"]);
     assert_eq!(state.lock().unwrap().orders.len(), 1);
 }
 
