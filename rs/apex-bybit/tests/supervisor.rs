@@ -211,6 +211,7 @@ async fn reconnect_resubscribes_each_topic_exactly_once() {
             up: true,
             connections: 2,
             last_error: Some("closed by the server".into()),
+            events_dropped: 0,
         }
     );
     assert_eq!(feed.stats().topics_subscribed, 10);
@@ -300,6 +301,28 @@ async fn silent_stream_is_dead_and_pongs_keep_it_alive() {
     assert!(!feed.is_synced("BTCUSDT"));
     let mut conn = mock.accept().await;
     conn.ack_subscribe().await;
+    feed.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_consumer_that_does_not_read_events_never_stalls_the_books() {
+    let mut mock = WsMock::start("/v5/public/linear").await;
+    // Room for one event, and nobody reads them.
+    let feed = PublicFeed::start(public_config(&mock.url), 1).unwrap();
+    let mut book = feed.book("BTCUSDT").unwrap();
+    let mut conn = mock.accept().await;
+    conn.ack_subscribe().await;
+    conn.send(&book_message(BOOK, "snapshot", 1, &[("1.00", "1.000")], &[("2.00", "1.000")])).await;
+    for u in 2..=50 {
+        let trade = json!({"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":u,"data":[
+            {"T":u,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"2.00","i":format!("t{u}"),"BT":false}]});
+        conn.send(&trade).await;
+        conn.send(&book_message(BOOK, "delta", u, &[("1.00", &format!("{u}.000"))], &[])).await;
+    }
+    let snap = wait_book(&mut book, "all deltas applied", |b| b.update_id == 50).await;
+    assert_eq!((snap.synced, snap.bids[0]), (true, Level::new(100, 50_000)));
+    let dropped = feed.status().borrow().events_dropped;
+    assert!(dropped >= 48, "{dropped} events dropped");
     feed.shutdown().await;
 }
 

@@ -549,8 +549,8 @@ pub struct PublicFeed {
 }
 
 impl PublicFeed {
-    /// Starts the supervisor on the current tokio runtime. `events` holds up to `event_capacity` events; a consumer
-    /// that stops reading (without dropping the receiver) eventually pauses the socket.
+    /// Starts the supervisor on the current tokio runtime. The event channel holds up to `event_capacity` events;
+    /// when it is full, new events are dropped and counted in [`LinkStatus::events_dropped`].
     ///
     /// # Errors
     /// `Config` for a topic the stream does not serve.
