@@ -47,6 +47,7 @@ pub struct OrderbookData<'a> {
 }
 
 /// An `orderbook.{depth}.{symbol}` message (snapshot or delta).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderbookMessage<'a> {
     #[serde(borrow)]
@@ -58,7 +59,6 @@ pub struct OrderbookMessage<'a> {
     #[serde(borrow)]
     pub data: OrderbookData<'a>,
     /// Matching-engine time of this book state (ms); absent in older captures.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cts: Option<i64>,
 }
 
@@ -81,6 +81,7 @@ impl TakerSide {
 }
 
 /// One item of a `publicTrade.{symbol}` message.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(non_snake_case)]
 pub struct PublicTrade<'a> {
@@ -102,13 +103,10 @@ pub struct PublicTrade<'a> {
     #[serde(borrow)]
     pub i: Cow<'a, str>,
     /// Block trade.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub BT: Option<bool>,
     /// Retail-price-improvement trade.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub RPI: Option<bool>,
     /// Cross sequence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
 }
 
@@ -240,74 +238,44 @@ impl fmt::Display for PublicTopic {
 
 /// A `tickers.{symbol}` item (also a `/v5/market/tickers` list item). Every field but `symbol` is optional: a linear
 /// or inverse `delta` carries only what changed ([`Ticker::merge`]), and spot tickers have fewer fields.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ticker {
     pub symbol: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_direction: Option<TickDirection>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price24h_pcnt: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_price24h: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub high_price24h: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low_price24h: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_price1h: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_interest: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_interest_value: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turnover24h: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume24h: Option<Dec>,
     /// Ms, as a string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_funding_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding_rate: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bid1_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bid1_size: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask1_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask1_size: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basis_rate: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_fee_rate: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted_delivery_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basis: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basis_rate_year: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_open_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cur_pre_listing_phase: Option<String>,
     /// Hours, as a string (`"8"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding_interval_hour: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding_cap: Option<Dec>,
     /// Spot only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usd_index_price: Option<Dec>,
 }
 
@@ -355,6 +323,7 @@ impl Ticker {
 }
 
 /// A `tickers.{symbol}` message.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TickerMessage {
     pub topic: String,
@@ -362,11 +331,9 @@ pub struct TickerMessage {
     pub kind: MessageKind,
     pub data: Ticker,
     /// Cross sequence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cs: Option<i64>,
     pub ts: i64,
     /// Option tickers only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
 
@@ -402,9 +369,9 @@ pub struct KlineMessage {
 
 /// A request on any socket: `{"op":"subscribe","args":[topics]}`, `unsubscribe`, `ping`, or
 /// `auth` (`args` = `[api_key, expires_ms, signature]`, mixed types, hence JSON values).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req_id: Option<String>,
     pub op: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -461,31 +428,25 @@ impl OpRequest {
 /// and only the ones present are written back: linear/spot acks (`success`, `ret_msg`, `conn_id`, `req_id`, `op`),
 /// option/private pongs (`op":"pong"`, `args`), the private `auth` ack with camelCase `retCode`/`retMsg`/`connId`
 /// (seen in captures), option acks with `data.successTopics` and `type: COMMAND_RESP`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpResponse {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ret_msg: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub req_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
-    #[serde(default, rename = "retCode", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "retCode")]
     pub ret_code: Option<i64>,
-    #[serde(default, rename = "retMsg", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "retMsg")]
     pub ret_msg_camel: Option<String>,
-    #[serde(default, rename = "connId", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "connId")]
     pub conn_id_camel: Option<String>,
-    #[serde(default, rename = "reqId", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "reqId")]
     pub req_id_camel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
 }
 

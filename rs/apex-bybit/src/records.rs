@@ -12,11 +12,11 @@ use crate::enums::{
 use crate::wire::{opt_str_i64, str_i64, string_or_null};
 
 /// An order: the private `order` topic's items and `/v5/order/realtime` / `history` list items.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     /// WebSocket items only (REST gives it once, beside the list).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub symbol: String,
     pub order_id: String,
@@ -24,7 +24,6 @@ pub struct Order {
     #[serde(default, deserialize_with = "string_or_null")]
     pub block_trade_id: String,
     /// `"0"`/`"1"`: spot margin; REST only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_leverage: Option<String>,
     pub side: Side,
     pub order_type: OrderType,
@@ -35,7 +34,6 @@ pub struct Order {
     pub order_status: OrderStatus,
     pub position_idx: i32,
     /// WebSocket only (REST answers carry it too on newer accounts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_type: Option<CreateType>,
     pub cancel_type: CancelType,
     pub reject_reason: RejectReason,
@@ -46,7 +44,6 @@ pub struct Order {
     pub cum_exec_value: Dec,
     pub cum_exec_fee: Dec,
     /// WebSocket only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_currency: Option<String>,
     pub stop_order_type: StopOrderType,
     #[serde(default)]
@@ -77,11 +74,11 @@ pub struct Order {
 }
 
 /// A fill (or funding, ADL, delivery): the private `execution` topic's items and `/v5/execution/list` items.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     /// WebSocket items only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub symbol: String,
     pub order_id: String,
@@ -90,7 +87,6 @@ pub struct Execution {
     pub order_price: Dec,
     pub order_qty: Dec,
     pub leaves_qty: Dec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_type: Option<CreateType>,
     pub order_type: OrderType,
     pub stop_order_type: StopOrderType,
@@ -103,7 +99,6 @@ pub struct Execution {
     #[serde(with = "str_i64")]
     pub exec_time: i64,
     /// REST only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_currency: Option<String>,
     pub is_maker: bool,
     pub fee_rate: Dec,
@@ -120,10 +115,8 @@ pub struct Execution {
     pub block_trade_id: String,
     pub closed_size: Dec,
     /// WebSocket only (`"0"`/`"1"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_leverage: Option<String>,
     /// Realised PnL of this fill (newer answers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_pnl: Option<Dec>,
     pub seq: i64,
 }
@@ -148,29 +141,24 @@ pub struct FastExecution {
 
 /// A position: the private `position` topic's items and `/v5/position/list` items. The entry price is `avgPrice`
 /// in REST and `entryPrice` on the WebSocket; each side fills its own field.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Position {
     /// WebSocket items only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub symbol: String,
     /// 0 one-way, 1 hedge buy side, 2 hedge sell side.
     pub position_idx: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_limit_value: Option<Dec>,
     pub side: PositionSide,
     /// Always positive; the direction is `side`.
     pub size: Dec,
     /// REST only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_price: Option<Dec>,
     /// WebSocket only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_avg_price: Option<Dec>,
     pub position_value: Dec,
     /// 0 cross margin, 1 isolated.
@@ -187,9 +175,9 @@ pub struct Position {
     pub position_im: Dec,
     #[serde(rename = "positionMM")]
     pub position_mm: Dec,
-    #[serde(default, rename = "positionIMByMp", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "positionIMByMp")]
     pub position_im_by_mp: Option<Dec>,
-    #[serde(default, rename = "positionMMByMp", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "positionMMByMp")]
     pub position_mm_by_mp: Option<Dec>,
     pub tpsl_mode: TpslMode,
     pub take_profit: Dec,
@@ -198,76 +186,62 @@ pub struct Position {
     pub unrealised_pnl: Dec,
     pub cur_realised_pnl: Dec,
     pub cum_realised_pnl: Dec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_reduce_only: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmr_sys_updated_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leverage_sys_updated_time: Option<String>,
+    /// `""` when unknown, written back as `""`.
+    #[serialize_always]
     #[serde(with = "opt_str_i64")]
     pub created_time: Option<i64>,
+    #[serialize_always]
     #[serde(with = "opt_str_i64")]
     pub updated_time: Option<i64>,
     /// Ms when the position was opened (newer answers; a number, not a string).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_time: Option<i64>,
 }
 
 /// One coin of a wallet.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletCoin {
     pub coin: String,
     pub equity: Dec,
     pub wallet_balance: Dec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usd_value: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borrow_amount: Option<Dec>,
     /// Deprecated by Bybit since 2025-01-09; still sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_to_withdraw: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_to_borrow: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accrued_interest: Option<Dec>,
-    #[serde(default, rename = "totalOrderIM", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalOrderIM")]
     pub total_order_im: Option<Dec>,
-    #[serde(default, rename = "totalPositionIM", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalPositionIM")]
     pub total_position_im: Option<Dec>,
-    #[serde(default, rename = "totalPositionMM", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "totalPositionMM")]
     pub total_position_mm: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unrealised_pnl: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cum_realised_pnl: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bonus: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collateral_switch: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin_collateral: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spot_hedging_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spot_borrow: Option<Dec>,
 }
 
 /// A wallet: the private `wallet` topic's items and `/v5/account/wallet-balance` list items.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Wallet {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
     #[serde(rename = "accountIMRate")]
     pub account_im_rate: Dec,
     #[serde(rename = "accountMMRate")]
     pub account_mm_rate: Dec,
-    #[serde(default, rename = "accountLTV", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "accountLTV")]
     pub account_ltv: Option<Dec>,
     pub total_equity: Dec,
     pub total_wallet_balance: Dec,

@@ -211,6 +211,7 @@ async fn reconnect_resubscribes_each_topic_exactly_once() {
             up: true,
             connections: 2,
             last_error: Some("closed by the server".into()),
+            events_dropped: 0,
         }
     );
     assert_eq!(feed.stats().topics_subscribed, 10);
@@ -300,6 +301,28 @@ async fn silent_stream_is_dead_and_pongs_keep_it_alive() {
     assert!(!feed.is_synced("BTCUSDT"));
     let mut conn = mock.accept().await;
     conn.ack_subscribe().await;
+    feed.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_consumer_that_does_not_read_events_never_stalls_the_books() {
+    let mut mock = WsMock::start("/v5/public/linear").await;
+    // Room for one event, and nobody reads them.
+    let feed = PublicFeed::start(public_config(&mock.url), 1).unwrap();
+    let mut book = feed.book("BTCUSDT").unwrap();
+    let mut conn = mock.accept().await;
+    conn.ack_subscribe().await;
+    conn.send(&book_message(BOOK, "snapshot", 1, &[("1.00", "1.000")], &[("2.00", "1.000")])).await;
+    for u in 2..=50 {
+        let trade = json!({"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":u,"data":[
+            {"T":u,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"2.00","i":format!("t{u}"),"BT":false}]});
+        conn.send(&trade).await;
+        conn.send(&book_message(BOOK, "delta", u, &[("1.00", &format!("{u}.000"))], &[])).await;
+    }
+    let snap = wait_book(&mut book, "all deltas applied", |b| b.update_id == 50).await;
+    assert_eq!((snap.synced, snap.bids[0]), (true, Level::new(100, 50_000)));
+    let dropped = feed.status().borrow().events_dropped;
+    assert!(dropped >= 48, "{dropped} events dropped");
     feed.shutdown().await;
 }
 
@@ -403,5 +426,36 @@ async fn private_stream_auth_topics_and_reauth() {
     assert_eq!(topics(&subscribe).len(), 4);
     next_event(&mut events, "up again", |e| matches!(e, PrivateEvent::Up { connection: 3 })).await;
     assert!(feed.is_up());
+    feed.shutdown().await;
+}
+
+/// With tokio's clock paused, the reconnect schedule is exactly the seeded backoff: each failed connection waits
+/// the next jittered delay, doubling up to the cap.
+#[tokio::test(start_paused = true)]
+async fn reconnects_follow_the_jittered_exponential_backoff() {
+    use apex_bybit::client::backoff::Backoff;
+    // A server that accepts TCP and hangs up at once: every WebSocket handshake fails.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v5/public/linear", listener.local_addr().unwrap());
+    let mut config = public_config(&url);
+    config.timing.backoff_base = Duration::from_millis(500);
+    config.timing.backoff_max = Duration::from_secs(8);
+    config.seed = 42;
+    let feed = PublicFeed::start(config.clone(), 16).unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        let (stream, _) = listener.accept().await.unwrap();
+        accepted.push(tokio::time::Instant::now());
+        drop(stream);
+    }
+    let mut expected = Backoff::new(config.timing.backoff_base, config.timing.backoff_max, 42);
+    for pair in accepted.windows(2) {
+        let gap = pair[1] - pair[0];
+        let delay = expected.next_delay();
+        let diff = gap.abs_diff(delay);
+        assert!(diff < Duration::from_millis(5), "gap {gap:?}, backoff {delay:?}");
+    }
+    assert_eq!(expected.ceiling(), Duration::from_secs(8), "the schedule reached its cap");
+    assert!(feed.status().borrow().last_error.as_deref().is_some_and(|e| e.starts_with("connect:")));
     feed.shutdown().await;
 }

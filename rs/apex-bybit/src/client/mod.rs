@@ -63,11 +63,13 @@ impl ClientError {
     }
 
     /// True when the request may have been executed although no answer says so: a timeout, a connection lost after
-    /// sending, or a server error (5xx). A create in this state must be looked up before it is retried.
+    /// sending, a server error (HTTP 5xx, or retCode 10016 "Server error", which pybit also retries), or a success
+    /// status whose body cannot be read. A create in this state must be looked up before it is retried.
     #[must_use]
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            ClientError::Timeout { .. } => true,
+            ClientError::Timeout { .. } | ClientError::Decode { .. } => true,
+            ClientError::Api { code, .. } => *code == RetCode::ServerError.code(),
             ClientError::Transport { sent, .. } => *sent,
             ClientError::Http { status, .. } => *status >= 500,
             _ => false,

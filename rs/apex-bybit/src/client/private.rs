@@ -212,7 +212,9 @@ pub struct PrivateFeed {
 
 impl PrivateFeed {
     /// Starts the supervisor on the current tokio runtime; `clock` should be the REST client's, synced with
-    /// `/v5/market/time`, so the `auth` expiry is right on the exchange's clock.
+    /// `/v5/market/time`, so the `auth` expiry is right on the exchange's clock. The event channel holds up to
+    /// `event_capacity` events; when it is full, new events are dropped and counted in
+    /// [`LinkStatus::events_dropped`] (re-read the account over REST then).
     ///
     /// # Errors
     /// `Config` for an unknown topic.

@@ -152,6 +152,78 @@ impl BookSnapshot {
     }
 }
 
+/// Why a message could not be applied to a [`BookTracker`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError {
+    /// A level that does not fit the spec's scales (not a decimal, too many decimals).
+    #[error("{side} level: {detail}")]
+    Level { side: &'static str, detail: String },
+    /// Refused or suspect by apex-book's sequencing rules (gap, awaiting a snapshot, crossed, negative size).
+    #[error(transparent)]
+    Book(#[from] BookError),
+}
+
+/// One book fed with raw `orderbook.*` messages: levels parsed through the spec's scales (exact decimals, no float),
+/// then applied with apex-book's snapshot/delta rules. What the supervisor runs per book, usable on its own.
+#[derive(Debug, Clone)]
+pub struct BookTracker {
+    spec: BookSpec,
+    book: L2Book,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
+}
+
+impl BookTracker {
+    #[must_use]
+    pub fn new(spec: BookSpec) -> BookTracker {
+        BookTracker { book: L2Book::new(spec.price_scale, spec.qty_scale), spec, bids: Vec::new(), asks: Vec::new() }
+    }
+
+    #[must_use]
+    pub fn spec(&self) -> &BookSpec {
+        &self.spec
+    }
+
+    #[must_use]
+    pub fn book(&self) -> &L2Book {
+        &self.book
+    }
+
+    /// Forgets the book: deltas are dropped until the next snapshot (a new connection).
+    pub fn reset(&mut self) {
+        self.book = L2Book::new(self.spec.price_scale, self.spec.qty_scale);
+    }
+
+    /// Applies one message.
+    ///
+    /// # Errors
+    /// `Level` for an unparsable level (nothing applied); `Book` as [`L2Book::apply`].
+    pub fn apply(&mut self, message: &OrderbookMessage<'_>) -> Result<Applied, TrackError> {
+        fn parse(
+            levels: &[crate::messages::Level<'_>],
+            (ps, qs): (Scale, Scale),
+            side: &'static str,
+            out: &mut Vec<Level>,
+        ) -> Result<(), TrackError> {
+            out.clear();
+            for crate::messages::Level(price, size) in levels {
+                let bad = |e: apex_core::ScaleError| TrackError::Level { side, detail: e.to_string() };
+                out.push(Level { price: ps.parse(price).map_err(bad)?, qty: qs.parse(size).map_err(bad)? });
+            }
+            Ok(())
+        }
+        let scales = (self.spec.price_scale, self.spec.qty_scale);
+        parse(&message.data.b, scales, "bid", &mut self.bids)?;
+        parse(&message.data.a, scales, "ask", &mut self.asks)?;
+        let kind = match message.kind {
+            MessageKind::Snapshot => UpdateKind::Snapshot,
+            MessageKind::Delta => UpdateKind::Delta,
+        };
+        let d = &message.data;
+        Ok(self.book.apply(kind, d.u, d.seq, message.ts, &self.bids, &self.asks)?)
+    }
+}
+
 /// What the public supervisor reports besides book state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PublicEvent {
@@ -188,8 +260,7 @@ pub enum PublicEvent {
 }
 
 struct BookState {
-    spec: BookSpec,
-    book: L2Book,
+    tracker: BookTracker,
     tx: watch::Sender<BookSnapshot>,
     /// Set while a snapshot is awaited (after subscribe or a resync), with the instant the wait began.
     awaiting_since: Option<Instant>,
@@ -224,8 +295,6 @@ struct PublicSession {
     failed: BTreeSet<String>,
     next_req: u64,
     events: Vec<PublicEvent>,
-    bids: Vec<Level>,
-    asks: Vec<Level>,
     stats: watch::Sender<PublicStats>,
 }
 
@@ -254,8 +323,8 @@ impl PublicSession {
     }
 
     fn publish(state: &mut BookState, levels: usize, msg_cts: Option<i64>) {
-        let synced = state.book.is_synced() && state.awaiting_since.is_none();
-        let (book, cts) = (&state.book, msg_cts);
+        let synced = state.tracker.book().is_synced() && state.awaiting_since.is_none();
+        let (book, cts) = (state.tracker.book(), msg_cts);
         state.tx.send_modify(|snap| {
             snap.synced = synced;
             snap.update_id = match book.state() {
@@ -281,7 +350,7 @@ impl PublicSession {
         let Some(state) = self.books.get_mut(topic) else { return Vec::new() };
         Self::mark_unsynced(state);
         self.stats.send_modify(|s| s.resyncs += 1);
-        self.events.push(PublicEvent::BookResync { symbol: state.spec.symbol.clone(), reason });
+        self.events.push(PublicEvent::BookResync { symbol: state.tracker.spec().symbol.clone(), reason });
         if state.awaiting_since.is_some() {
             return Vec::new();
         }
@@ -295,34 +364,15 @@ impl PublicSession {
             serde_json::from_str(text).map_err(|e| format!("orderbook message: {e}"))?;
         let topic = message.topic.as_ref();
         let Some(state) = self.books.get_mut(topic) else { return Ok(Vec::new()) };
-        let (ps, qs) = (state.spec.price_scale, state.spec.qty_scale);
-        let parse = |levels: &[crate::messages::Level<'_>], out: &mut Vec<Level>| -> Result<(), String> {
-            out.clear();
-            for crate::messages::Level(price, size) in levels {
-                let price = ps.parse(price).map_err(|e| format!("price: {e}"))?;
-                let qty = qs.parse(size).map_err(|e| format!("size: {e}"))?;
-                out.push(Level { price, qty });
-            }
-            Ok(())
-        };
-        let parsed = parse(&message.data.b, &mut self.bids).and_then(|()| parse(&message.data.a, &mut self.asks));
-        if let Err(reason) = parsed {
-            let topic = topic.to_owned();
-            return Ok(self.resync(&topic, reason, now));
-        }
-        let kind = match message.kind {
-            MessageKind::Snapshot => UpdateKind::Snapshot,
-            MessageKind::Delta => UpdateKind::Delta,
-        };
         let d = &message.data;
-        let result = state.book.apply(kind, d.u, d.seq, message.ts, &self.bids, &self.asks);
+        let result = state.tracker.apply(&message);
         match result {
             Ok(Applied::Snapshot { rebased }) => {
                 let was_waiting = state.awaiting_since.take().is_some();
                 state.tx.send_modify(|s| s.applied += 1);
                 Self::publish(state, self.snapshot_levels, message.cts);
                 if was_waiting || rebased {
-                    let symbol = state.spec.symbol.clone();
+                    let symbol = state.tracker.spec().symbol.clone();
                     self.events.push(PublicEvent::BookSynced { symbol, update_id: d.u, rebased });
                 }
                 Ok(Vec::new())
@@ -332,9 +382,11 @@ impl PublicSession {
                 Self::publish(state, self.snapshot_levels, message.cts);
                 Ok(Vec::new())
             }
-            Ok(Applied::DroppedBeforeSnapshot) | Err(BookError::AwaitingSnapshot { .. }) => Ok(Vec::new()),
+            Ok(Applied::DroppedBeforeSnapshot) | Err(TrackError::Book(BookError::AwaitingSnapshot { .. })) => {
+                Ok(Vec::new())
+            }
             Err(error) => {
-                if matches!(error, BookError::Gap { .. }) {
+                if matches!(error, TrackError::Book(BookError::Gap { .. })) {
                     self.stats.send_modify(|s| s.gaps += 1);
                 }
                 let topic = topic.to_owned();
@@ -391,7 +443,7 @@ impl Session for PublicSession {
         self.tickers.clear();
         for state in self.books.values_mut() {
             // Deltas of the new connection wait for its snapshot.
-            state.book = L2Book::new(state.spec.price_scale, state.spec.qty_scale);
+            state.tracker.reset();
             state.awaiting_since = Some(now);
             Self::mark_unsynced(state);
         }
@@ -497,8 +549,8 @@ pub struct PublicFeed {
 }
 
 impl PublicFeed {
-    /// Starts the supervisor on the current tokio runtime. `events` holds up to `event_capacity` events; a consumer
-    /// that stops reading (without dropping the receiver) eventually pauses the socket.
+    /// Starts the supervisor on the current tokio runtime. The event channel holds up to `event_capacity` events;
+    /// when it is full, new events are dropped and counted in [`LinkStatus::events_dropped`].
     ///
     /// # Errors
     /// `Config` for a topic the stream does not serve.
@@ -509,12 +561,7 @@ impl PublicFeed {
         for spec in &config.books {
             let (tx, rx) = watch::channel(BookSnapshot::empty(spec));
             receivers.insert(spec.symbol.clone(), rx);
-            let state = BookState {
-                book: L2Book::new(spec.price_scale, spec.qty_scale),
-                spec: spec.clone(),
-                tx,
-                awaiting_since: None,
-            };
+            let state = BookState { tracker: BookTracker::new(spec.clone()), tx, awaiting_since: None };
             books.insert(format!("orderbook.{}.{}", spec.depth, spec.symbol), state);
         }
         let (stats_tx, stats) = watch::channel(PublicStats::default());
@@ -529,8 +576,6 @@ impl PublicFeed {
             failed: BTreeSet::new(),
             next_req: 0,
             events: Vec::new(),
-            bids: Vec::new(),
-            asks: Vec::new(),
             stats: stats_tx,
         };
         let (events_tx, events) = mpsc::channel(event_capacity.max(1));

@@ -55,13 +55,17 @@ pub struct LinkStatus {
     pub connections: u64,
     /// Why the last connection ended or failed.
     pub last_error: Option<String>,
+    /// Events dropped because the consumer did not keep up (the channel was full). Book and up/down state never
+    /// depend on events; a consumer that sees this grow should re-read the account state over REST.
+    pub events_dropped: u64,
 }
 
 /// What to do after a frame or a deadline: frames to send, or a reason to drop the connection.
 pub(crate) type Step = Result<Vec<String>, String>;
 
 /// The protocol of one socket. Methods are synchronous; the events they produce are collected with
-/// [`Session::take_events`] and delivered by the loop (awaiting the channel, so a slow consumer slows the reader).
+/// [`Session::take_events`] and delivered by the loop without waiting: a full channel drops the event (counted in
+/// [`LinkStatus::events_dropped`]) rather than stall the socket, its pings and the books.
 pub(crate) trait Session {
     type Event;
     /// A new connection is open: reset per-connection state and return the first frames (subscribe, auth).
@@ -119,7 +123,7 @@ pub(crate) async fn supervise<S: Session>(
             }
         };
         session.on_disconnect(&reason);
-        deliver(&mut session, &events).await;
+        deliver(&mut session, &events, &status);
         tracing::info!(url, reason, "websocket down");
         status.send_modify(|s| {
             s.up = false;
@@ -137,10 +141,18 @@ pub(crate) async fn supervise<S: Session>(
     status.send_modify(|s| s.up = false);
 }
 
-async fn deliver<S: Session>(session: &mut S, events: &mpsc::Sender<S::Event>) {
+fn deliver<S: Session>(session: &mut S, events: &mpsc::Sender<S::Event>, status: &watch::Sender<LinkStatus>) {
+    let mut dropped = 0;
     for event in session.take_events() {
-        // A dropped receiver means nobody listens: the watch channels still carry the state.
-        let _ = events.send(event).await;
+        match events.try_send(event) {
+            // A closed channel means nobody listens: the watch channels still carry the state.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(dropped, "event consumer too slow: events dropped");
+        status.send_modify(|s| s.events_dropped += dropped);
     }
 }
 
@@ -163,7 +175,7 @@ async fn run<S: Session>(
 ) -> String {
     let mut last_rx = Instant::now();
     let first = session.on_connect(connection, last_rx);
-    deliver(session, events).await;
+    deliver(session, events, status);
     if let Err(reason) = send_all(socket, first).await {
         return reason;
     }
@@ -209,7 +221,7 @@ async fn run<S: Session>(
         if status.borrow().up != up {
             status.send_modify(|s| s.up = up);
         }
-        deliver(session, events).await;
+        deliver(session, events, status);
         match step {
             Ok(frames) if frames.is_empty() => {
                 // Answer protocol pings promptly even when nothing else is sent.

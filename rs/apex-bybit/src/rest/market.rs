@@ -20,20 +20,16 @@ pub struct ServerTime {
 }
 
 /// Query of `GET /v5/market/instruments-info`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstrumentsInfoRequest {
     pub category: Category,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<InstrumentStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_coin: Option<String>,
     /// [1, 1000], default 500.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
 }
 
@@ -46,97 +42,70 @@ pub struct LeverageFilter {
 }
 
 /// `priceFilter`: spot instruments carry only `tickSize`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_price: Option<Dec>,
     pub tick_size: Dec,
 }
 
 /// `lotSizeFilter`: derivatives use `qtyStep`/`minOrderQty`/`minNotionalValue`, spot `basePrecision`/`minOrderAmt`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LotSizeFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_order_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_order_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qty_step: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_only_max_order_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_mkt_order_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_notional_value: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_precision: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote_precision: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_order_amt: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_order_amt: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_limit_order_qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_market_order_qty: Option<Dec>,
 }
 
 /// An item of `instruments-info`. Fields only some categories send are `Option`s.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Instrument {
     pub symbol: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract_type: Option<ContractType>,
     pub status: InstrumentStatus,
     pub base_coin: String,
     pub quote_coin: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle_coin: Option<String>,
-    #[serde(default, with = "opt_str_i64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "opt_str_i64")]
     pub launch_time: Option<i64>,
-    #[serde(default, with = "opt_str_i64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "opt_str_i64")]
     pub delivery_time: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_fee_rate: Option<Dec>,
     /// Decimals of the price, as a string (`"2"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_scale: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leverage_filter: Option<LeverageFilter>,
     pub price_filter: PriceFilter,
     pub lot_size_filter: LotSizeFilter,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unified_margin_trade: Option<bool>,
     /// Minutes (480 = 8 h).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding_interval: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upper_funding_rate: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lower_funding_rate: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_trading: Option<String>,
     /// Spot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub innovation: Option<String>,
     /// Spot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin_trading: Option<String>,
     /// Options: `Call` or `Put`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol_id: Option<i64>,
     /// Spot tokenised stocks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xstock_multiplier: Option<Dec>,
 }
 
@@ -167,17 +136,18 @@ impl Instrument {
 pub type InstrumentsInfoResult = ListResult<Instrument>;
 
 /// Query of `GET /v5/market/orderbook`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderbookRequest {
     pub category: Category,
     pub symbol: String,
     /// Linear/inverse [1, 1000] default 25; spot [1, 1000] default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
 
 /// `result` of `/v5/market/orderbook`: a snapshot; `u` matches the 1000-level WebSocket stream.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderbookResult {
     pub s: String,
@@ -188,26 +158,22 @@ pub struct OrderbookResult {
     pub ts: i64,
     pub u: u64,
     pub seq: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cts: Option<i64>,
 }
 
 /// Query of `GET /v5/market/kline`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KlineRequest {
     /// Linear when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub symbol: String,
     /// One of [`crate::KLINE_INTERVALS`].
     pub interval: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<i64>,
     /// [1, 1000], default 200.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
 
@@ -248,32 +214,30 @@ impl KlineRow {
 }
 
 /// `result` of `/v5/market/kline`: newest candle first, the forming candle included.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KlineResult {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub symbol: String,
     pub list: Vec<KlineRow>,
 }
 
 /// Query of `GET /v5/market/recent-trade`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentTradeRequest {
     pub category: Category,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_coin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub option_type: Option<String>,
     /// Spot [1, 60] default 60; others [1, 1000] default 500.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
 
 /// An item of `/v5/market/recent-trade`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentTrade {
@@ -286,25 +250,22 @@ pub struct RecentTrade {
     #[serde(with = "str_i64")]
     pub time: i64,
     pub is_block_trade: bool,
-    #[serde(default, rename = "isRPITrade", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "isRPITrade")]
     pub is_rpi_trade: Option<bool>,
     /// Cross sequence, as a string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<String>,
 }
 
 pub type RecentTradeResult = ListResult<RecentTrade>;
 
 /// Query of `GET /v5/market/tickers`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TickersRequest {
     pub category: Category,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_coin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp_date: Option<String>,
 }
 

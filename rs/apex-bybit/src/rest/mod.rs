@@ -81,14 +81,13 @@ impl Response<Empty> {
 pub struct Empty {}
 
 /// A paged list: `{"category","list":[…],"nextPageCursor"}` (`category` and the cursor absent on some endpoints).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResult<T> {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub list: Vec<T>,
     /// `""` (or null) on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_cursor: Option<String>,
 }
 

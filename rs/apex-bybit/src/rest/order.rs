@@ -21,6 +21,7 @@ pub fn is_valid_order_link_id(id: &str) -> bool {
 }
 
 /// Body of `POST /v5/order/create`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrderRequest {
@@ -30,57 +31,35 @@ pub struct CreateOrderRequest {
     pub order_type: OrderType,
     pub qty: Dec,
     /// Required for `Limit`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Dec>,
     /// GTC when absent; market orders are always IOC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_in_force: Option<TimeInForce>,
     /// The client's id, unique per account: what makes a retried create safe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_link_id: Option<String>,
     /// 0 one-way (default), 1/2 hedge mode sides.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position_idx: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reduce_only: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_on_trigger: Option<bool>,
     /// Makes the order conditional.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_price: Option<Dec>,
     /// 1 rise to `triggerPrice`, 2 fall to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_direction: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_by: Option<TriggerBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub take_profit: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_loss: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tp_trigger_by: Option<TriggerBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sl_trigger_by: Option<TriggerBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpsl_mode: Option<TpslMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tp_limit_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sl_limit_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tp_order_type: Option<OrderType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sl_order_type: Option<OrderType>,
     /// Spot margin: 0/1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_leverage: Option<i32>,
     /// Spot: `Order`, `tpslOrder`, `StopOrder`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_filter: Option<String>,
     /// Spot market orders: `baseCoin` or `quoteCoin`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market_unit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smp_type: Option<SmpType>,
 }
 
@@ -130,50 +109,36 @@ impl CreateOrderRequest {
 }
 
 /// Body of `POST /v5/order/amend`: `orderId` or `orderLinkId`, and what changes.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AmendOrderRequest {
     pub category: Category,
     pub symbol: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_link_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qty: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_by: Option<TriggerBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub take_profit: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_loss: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tp_trigger_by: Option<TriggerBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sl_trigger_by: Option<TriggerBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tp_limit_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sl_limit_price: Option<Dec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpsl_mode: Option<TpslMode>,
 }
 
 /// Body of `POST /v5/order/cancel`: `orderId` or `orderLinkId` (when both, `orderId` wins).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelOrderRequest {
     pub category: Category,
     pub symbol: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_link_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_filter: Option<String>,
 }
 
@@ -186,64 +151,49 @@ pub struct OrderIdResult {
 }
 
 /// Body of `POST /v5/order/cancel-all`: linear needs `symbol`, `baseCoin` or `settleCoin`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelAllRequest {
     pub category: Category,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_coin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle_coin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_filter: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_order_type: Option<StopOrderType>,
 }
 
 /// `result` of cancel-all: the cancelled orders, and `success` `"1"`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelAllResult {
     pub list: Vec<OrderIdResult>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success: Option<String>,
 }
 
 /// Query of `GET /v5/order/realtime` (open orders, and recently closed ones with `openOnly=1`) and of
 /// `GET /v5/order/history` (which also takes `orderStatus`, `startTime`, `endTime`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderQuery {
     pub category: Category,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_coin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle_coin: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_link_id: Option<String>,
     /// Realtime only: 0 open orders (default), 1 also recently closed ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_only: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_filter: Option<String>,
     /// History only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_status: Option<OrderStatus>,
     /// History only, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<i64>,
     /// History only, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<i64>,
     /// [1, 50], default 20.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
 }
 
