@@ -41,7 +41,7 @@ use crate::sim::{Answer, Command, Query};
 /// A REST answer in Bybit's envelope.
 struct Reply {
     status: StatusCode,
-    body: Value,
+    body: apex_bybit::rest::Response<Value>,
     limit: Option<LimitStatus>,
 }
 
@@ -63,7 +63,13 @@ impl Reply {
     }
 
     fn envelope(code: i64, message: &str, result: Value) -> Reply {
-        let body = json!({"retCode": code, "retMsg": message, "result": result, "retExtInfo": {}, "time": wall_ms()});
+        let body = apex_bybit::rest::Response {
+            ret_code: code,
+            ret_msg: message.to_owned(),
+            result,
+            ret_ext_info: Map::new(),
+            time: wall_ms(),
+        };
         Reply { status: StatusCode::OK, body, limit: None }
     }
 }

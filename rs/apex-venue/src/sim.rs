@@ -389,14 +389,16 @@ impl Sim {
             let mut book = data.books[depth].lock().expect("book state");
             book.apply(snapshot, &update.bids, &update.asks);
             (book.u, book.seq, book.ts_ms, book.cts_ms) = (u, update.seq, ts, cts);
+            // A restart starts `u` again at 1: older checksums would name other books.
+            if book.checksums.back().is_some_and(|&(last, _)| u <= last) {
+                book.checksums.clear();
+            }
             if subscribed {
                 let checksum = book.checksum(&data.units);
                 book.checksums.push_back((u, checksum));
                 if book.checksums.len() > crate::shared::CHECKSUM_HISTORY {
                     book.checksums.pop_front();
                 }
-            } else {
-                book.checksums.clear();
             }
         }
         if !subscribed {

@@ -31,6 +31,10 @@ pub const MAX_FRAME: usize = 1 << 20;
 pub const IDLE: Duration = Duration::from_secs(600);
 /// Longest `args` of one public request, in characters (reference §1).
 const MAX_ARGS_CHARS: usize = 21_000;
+/// Subscribe, unsubscribe and auth are answered after this long: about the best round trip to Bybit. On loopback an
+/// answer could otherwise beat the client's own bookkeeping (pybit records a subscription's `req_id` and callback
+/// only after sending it, and drops the connection on an answer it cannot match).
+pub const OP_REPLY_DELAY: Duration = Duration::from_millis(5);
 
 /// The WebSocket paths.
 pub fn router() -> Router<Arc<Shared>> {
@@ -187,6 +191,9 @@ impl Connection {
             }
         };
         let req_id = request.req_id.clone();
+        if matches!(request.op.as_str(), "subscribe" | "unsubscribe" | "auth") {
+            tokio::time::sleep(OP_REPLY_DELAY).await;
+        }
         let reply = match request.op.as_str() {
             "ping" => {
                 if self.private {
