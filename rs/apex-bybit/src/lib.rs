@@ -3,6 +3,7 @@
 //!
 //! Prices and quantities stay decimal strings ([`Dec`]) until `apex_core::Scale` turns them into fixed point.
 
+pub mod client;
 mod columns;
 pub mod decimal;
 pub mod enums;

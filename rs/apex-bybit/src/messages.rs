@@ -124,6 +124,35 @@ pub struct PublicTradeMessage<'a> {
     pub data: Vec<PublicTrade<'a>>,
 }
 
+impl PublicTradeMessage<'_> {
+    /// The same message owning its strings, to outlive the frame it was parsed from.
+    #[must_use]
+    pub fn into_owned(self) -> PublicTradeMessage<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        PublicTradeMessage {
+            topic: own(self.topic),
+            kind: self.kind,
+            ts: self.ts,
+            data: self
+                .data
+                .into_iter()
+                .map(|t| PublicTrade {
+                    T: t.T,
+                    s: own(t.s),
+                    S: t.S,
+                    v: own(t.v),
+                    p: own(t.p),
+                    L: t.L.map(own),
+                    i: own(t.i),
+                    BT: t.BT,
+                    RPI: t.RPI,
+                    seq: t.seq,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Any public-socket message before its topic is known: data messages carry `topic`, op replies carry `op`.
 #[derive(Debug, Deserialize)]
 pub struct Envelope<'a> {
