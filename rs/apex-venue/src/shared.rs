@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::clock::VenueClock;
 use crate::config::AccountSpec;
 use crate::faults::{FaultLog, FaultPlan};
-use crate::wire::{Units, book_checksum};
+use crate::wire::Units;
 
 /// Messages a slow public subscriber may fall behind before it is resynchronised with fresh snapshots.
 pub const PUBLIC_BUFFER: usize = 65_536;
@@ -210,11 +210,18 @@ impl BookState {
         (self.bids.iter().rev().take(n).map(level).collect(), self.asks.iter().take(n).map(level).collect())
     }
 
-    /// Checksum of the top 50 now.
+    /// Checksum of the top 50 now: apex-book's (`bid1p:bid1q:ask1p:ask1q:...`, OKX's layout), the one a client
+    /// computes on its rebuilt book.
     #[must_use]
     pub fn checksum(&self, units: &Units) -> u32 {
-        let (bids, asks) = self.top(units, 50);
-        book_checksum(&bids, &asks)
+        let top = |levels: Box<dyn Iterator<Item = (&i64, &i64)> + '_>| {
+            levels.take(50).map(|(&price, &qty)| apex_book::Level::new(price, qty)).collect::<Vec<_>>()
+        };
+        let mut book = apex_book::L2Book::new(units.price, units.qty);
+        let (bids, asks) = (top(Box::new(self.bids.iter().rev())), top(Box::new(self.asks.iter())));
+        // A crossed book cannot come from the engine; the checksum is computed all the same.
+        let _ = book.apply(apex_book::UpdateKind::Snapshot, self.u.max(1), 0, 0, &bids, &asks);
+        book.checksum(50)
     }
 
     /// A snapshot message of the top `depth` levels at the current `u`.

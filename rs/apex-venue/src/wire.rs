@@ -373,26 +373,6 @@ pub fn wallet(w: &WalletSnapshot) -> Wallet {
     }
 }
 
-/// CRC-32 of the top 50 levels of a book as written on the wire: `bid1p:bid1q:ask1p:ask1q:bid2p:...`, levels
-/// interleaved (OKX's checksum layout), missing levels skipped. Both sides of a comparison hash the same strings.
-#[must_use]
-pub fn book_checksum<S: AsRef<str>>(bids: &[(S, S)], asks: &[(S, S)]) -> u32 {
-    let mut text = String::with_capacity(50 * 40);
-    for i in 0..50 {
-        for side in [bids, asks] {
-            if let Some((p, q)) = side.get(i) {
-                if !text.is_empty() {
-                    text.push(':');
-                }
-                text.push_str(p.as_ref());
-                text.push(':');
-                text.push_str(q.as_ref());
-            }
-        }
-    }
-    crc32fast::hash(text.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,13 +391,5 @@ mod tests {
         assert_eq!(units.average(value, 3).as_str(), "100000.33333");
         assert_eq!(units.value(value).as_str(), "300.001");
         assert_eq!(rate(1, 3).as_str(), "0.3333");
-    }
-
-    #[test]
-    fn checksum_interleaves_levels() {
-        let bids = [("2", "1"), ("1", "5")];
-        let asks = [("3", "2")];
-        assert_eq!(book_checksum(&bids, &asks), crc32fast::hash(b"2:1:3:2:1:5"));
-        assert_ne!(book_checksum(&bids, &asks), book_checksum(&asks, &bids));
     }
 }
