@@ -168,6 +168,17 @@ impl Venue {
         format!("ws://{}/v5/private", self.address)
     }
 
+    /// Sends `text` to the subscribers of a public topic as the simulation thread does (serialized once, shared by
+    /// every subscriber); benchmarks use it to load the fan-out beyond what the market produces. Returns how many
+    /// connections the message reached (0 without any), or `None` for an unknown topic.
+    #[must_use]
+    pub fn publish_raw(&self, topic: &str, text: String) -> Option<usize> {
+        let topic = self.shared.topics.id(topic)?;
+        let message =
+            shared::PublicMsg { topic, u: 0, snapshot: false, text: axum::extract::ws::Utf8Bytes::from(text) };
+        Some(self.shared.public.send(message).unwrap_or(0))
+    }
+
     /// Faults injected so far, by kind.
     #[must_use]
     pub fn fault_counts(&self) -> std::collections::BTreeMap<String, u64> {

@@ -16,8 +16,9 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::any;
+use futures_util::SinkExt;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -27,6 +28,8 @@ use crate::shared::{Control, PrivateMsg, PublicMsg, Shared, TopicId, TopicKind};
 
 /// Largest frame or message a client may send.
 pub const MAX_FRAME: usize = 1 << 20;
+/// Public frames queued before one flush.
+const MAX_BATCH: usize = 256;
 /// A connection that sends nothing for this long is closed (Bybit: 10 minutes without ping or data).
 pub const IDLE: Duration = Duration::from_secs(600);
 /// Longest `args` of one public request, in characters (reference §1).
@@ -117,7 +120,7 @@ impl Connection {
                     idle = Instant::now() + IDLE;
                     self.on_incoming(incoming, &mut socket, &mut private_rx).await
                 }
-                message = recv_public(&mut public_rx) => self.on_public(message, &mut socket).await,
+                message = recv_public(&mut public_rx) => self.on_public(message, &mut public_rx, &mut socket).await,
                 message = recv_private(&mut private_rx) => self.on_private(message, &mut socket).await,
                 () = tokio::time::sleep_until(idle) => Err(End::Close(1000, "idle: no message for 10 minutes")),
             };
@@ -289,7 +292,37 @@ impl Connection {
         self.send(socket, text).await
     }
 
-    async fn on_public(&mut self, message: Result<PublicMsg, RecvError>, socket: &mut WebSocket) -> Result<(), End> {
+    /// Forwards a public message and whatever else is already waiting (up to `MAX_BATCH`), then flushes once: one
+    /// write per batch instead of one per message.
+    async fn on_public(
+        &mut self,
+        first: Result<PublicMsg, RecvError>,
+        rx: &mut Option<broadcast::Receiver<PublicMsg>>,
+        socket: &mut WebSocket,
+    ) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut fed = 0;
+        while let Some(message) = next.take() {
+            fed += self.forward_public(message, socket).await?;
+            if fed >= MAX_BATCH {
+                break;
+            }
+            next = match rx.as_mut().map(broadcast::Receiver::try_recv) {
+                Some(Ok(message)) => Some(Ok(message)),
+                Some(Err(TryRecvError::Lagged(missed))) => Some(Err(RecvError::Lagged(missed))),
+                Some(Err(TryRecvError::Closed)) => Some(Err(RecvError::Closed)),
+                Some(Err(TryRecvError::Empty)) | None => None,
+            };
+        }
+        socket.flush().await.map_err(|_| End::Gone)
+    }
+
+    /// Queues one public message for the socket (not flushed); returns how many frames it queued.
+    async fn forward_public(
+        &mut self,
+        message: Result<PublicMsg, RecvError>,
+        socket: &mut WebSocket,
+    ) -> Result<usize, End> {
         let message = match message {
             Ok(message) => message,
             Err(RecvError::Closed) => return Err(End::Close(1001, "venue shutting down")),
@@ -304,17 +337,17 @@ impl Connection {
                 for id in books {
                     self.snapshot(id, socket).await?;
                 }
-                return Ok(());
+                return Ok(0);
             }
         };
         if !self.subscribed[message.topic as usize] {
-            return Ok(());
+            return Ok(0);
         }
         if message.snapshot {
             self.floors.remove(&message.topic);
         } else if let Some(&floor) = self.floors.get(&message.topic) {
             if message.u <= floor {
-                return Ok(());
+                return Ok(0);
             }
             self.floors.remove(&message.topic);
         }
@@ -324,17 +357,18 @@ impl Connection {
             let details =
                 json!({"conn": self.conn_id, "topic": self.shared.topics.name(message.topic), "u": message.u});
             self.shared.fault_log.record(wall_ms(), "drop", details);
-            return Ok(());
+            return Ok(0);
         }
         let duplicate = self.dice.hit(faults.duplicate.map(|c| c.probability));
-        self.send(socket, message.text.clone()).await?;
+        socket.feed(Message::Text(message.text.clone())).await.map_err(|_| End::Gone)?;
         if duplicate {
             let details =
                 json!({"conn": self.conn_id, "topic": self.shared.topics.name(message.topic), "u": message.u});
             self.shared.fault_log.record(wall_ms(), "duplicate", details);
-            self.send(socket, message.text).await?;
+            socket.feed(Message::Text(message.text)).await.map_err(|_| End::Gone)?;
+            return Ok(2);
         }
-        Ok(())
+        Ok(1)
     }
 
     async fn on_private(&mut self, message: Result<PrivateMsg, RecvError>, socket: &mut WebSocket) -> Result<(), End> {
