@@ -9,9 +9,11 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from conftest import DATA as DATA_DIR
 from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from market_fixture import synthetic_market
 
 from apexctl import _core
 from apexctl.errors import DataError
@@ -432,3 +434,45 @@ def test_vmd_columns_are_rolling_vmd_of_each_symbols_closes(tmp_path):
     bad = run_cli(*args, "--vmd-modes", "3", "--vmd-window", "4")
     assert bad.returncode == 2
     assert b"--vmd-window" in bad.stderr
+
+
+PINNED = DATA_DIR / "features_pinned"
+#: name -> (input tables of the synthetic market, options); the expected outputs were written by `apexctl features`
+#: when VMD was still joined in Python, so this pins that computing everything in Rust changed no value.
+PINNED_CASES = {
+    "trades_book_1m": (
+        ("trades", "book"),
+        ("--grain", "1m", "--rv-bars", "5", "--vmd-modes", "2", "--vmd-window", "8"),
+    ),
+    "trades_book_15m": (("trades", "book"), ("--grain", "15m", "--vmd-modes", "2", "--vmd-window", "4")),
+    "trades_1m_no_mtfa": (("trades",), ("--grain", "1m", "--no-mtfa")),
+    "klines_5m": (("klines",), ("--grain", "5m", "--rv-bars", "3", "--vmd-modes", "1", "--vmd-window", "4")),
+}
+
+
+def _bits(frame: pl.DataFrame) -> dict[str, list]:
+    """Every column as exact values: floats by their bit patterns, so NaN == NaN and -0.0 != 0.0."""
+    return {
+        name: (
+            frame[name].to_numpy().view(np.int64).tolist() if frame[name].dtype == pl.Float64 else frame[name].to_list()
+        )
+        for name in frame.columns
+    }
+
+
+@pytest.mark.parametrize("case", sorted(PINNED_CASES))
+def test_bar_features_are_bit_identical_to_the_pinned_output(tmp_path, case):
+    trades, book, klines = synthetic_market()
+    tables = {"trades": (trades, TRADES), "book": (book, BOOK), "klines": (klines, BARS)}
+    inputs, options = PINNED_CASES[case]
+    paths = []
+    for name in inputs:
+        frame, schema = tables[name]
+        io.write_table(frame, tmp_path / f"{name}.parquet", schema=schema, producer="test")
+        paths.append(str(tmp_path / f"{name}.parquet"))
+    result = run_cli("features", *paths, "-o", str(tmp_path / "out.parquet"), *options)
+    assert result.returncode == 0, result.stderr.decode()
+    got = io.read_table(tmp_path / "out.parquet", FEATURES).frame
+    expected = pl.read_parquet(PINNED / f"{case}.parquet")
+    assert got.schema == expected.schema
+    assert _bits(got) == _bits(expected)
