@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::dsg::Dsg;
-use crate::gp_strategy::{FeatureOptions, FeatureRecorder, GpStrategy, sim_feature_names};
+use crate::gp_strategy::{FeatureOptions, FeatureRecorder, GpStrategy, needed, sim_feature_names, used_only, uses_book};
 use crate::market::{SimConfig, SimOutput, run};
 
 /// Per (tree, seed) results, row-major `trees x seeds`, plus the mean PnL of each tree over the seeds.
@@ -75,8 +75,15 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
         .iter()
         .map(|p| GpStrategy::new(p, template, options))
         .collect::<Result<Vec<GpStrategy>, SimError>>()?;
-    // The flat runs record what any tree reads: the book only if a tree needs it (the L2 stream costs time).
-    let book = strategies.iter().any(|s| crate::Strategy::feed(s) == crate::strategy::Feed::TradesAndBook);
+    // The flat runs record what any tree reads: the book and VMD only if a tree needs them (both cost time); the
+    // trees are evaluated on those columns.
+    let used: Vec<String> = programs.iter().flat_map(|p| used_only(p).inputs().to_vec()).collect();
+    let (recorded, book) = (needed(&used, options), uses_book(&used));
+    let recorded_names = FeatureRecorder::new(template, &recorded, book)?.names().to_vec();
+    let programs: Vec<Program> = programs
+        .iter()
+        .map(|p| Program::compile(p.tree(), &recorded_names).expect("the recorder has every feature a tree uses"))
+        .collect();
     let mut config = template.clone();
     config.record_market = false;
     config.record_all_fills = false;
@@ -88,7 +95,7 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     let flat_runs = seeds
         .par_iter()
         .map(|&seed| {
-            let mut recorder = FeatureRecorder::new(template, options, book)?;
+            let mut recorder = FeatureRecorder::new(template, &recorded, book)?;
             let output = run(dsg, &config_for(seed), Some(&mut recorder))?;
             let report = output.strategy.expect("the flat run has a strategy");
             let summary = RunSummary {
@@ -108,11 +115,7 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
         .map(|job| {
             let (tree, seed) = (job / seeds.len(), job % seeds.len());
             let (flat, recorder) = &flat_runs[seed];
-            let columns: Vec<&[f64]> = programs[tree]
-                .inputs()
-                .iter()
-                .map(|n| recorder.column(n).expect("the recorder has every simulator feature"))
-                .collect();
+            let columns: Vec<&[f64]> = recorder.columns();
             if apex_gp::batch::evaluate(&programs[tree], &columns)?.iter().all(|&s| s == 0.0) {
                 return Ok(flat.clone());
             }

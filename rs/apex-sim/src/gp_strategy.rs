@@ -185,7 +185,7 @@ pub struct GpStrategy {
 
 impl GpStrategy {
     /// A strategy running `program` in the market `config` describes, on features made with `options`. The L2 stream
-    /// is read only when the program uses a book aggregate, VMD computed only when it uses a VMD column.
+    /// is read only when the tree uses a book aggregate, VMD computed only when it uses a VMD column.
     ///
     /// # Errors
     /// `Config` when the program reads an input that is not in [`sim_feature_names`]; `Features` for `bar_s <= 0`,
@@ -198,7 +198,11 @@ impl GpStrategy {
                 available.join(", ")
             )));
         }
-        let features = SimFeatures::new(config, &needed(program.inputs(), options), uses_book(program.inputs()))?;
+        // Bound to the features the tree reads (not every input it was compiled against): the same signals, and the
+        // engine computes only what they need.
+        let program = used_only(program);
+        let used = program.inputs();
+        let features = SimFeatures::new(config, &needed(used, options), uses_book(used))?;
         let select = program
             .inputs()
             .iter()
@@ -206,7 +210,7 @@ impl GpStrategy {
             .collect::<Vec<usize>>();
         Ok(GpStrategy {
             name: "gp".to_owned(),
-            evaluator: StreamingEvaluator::new(program),
+            evaluator: StreamingEvaluator::new(&program),
             input: vec![0.0; select.len()],
             select,
             features,
@@ -253,13 +257,23 @@ impl GpStrategy {
     }
 }
 
+/// `program` compiled against only the features its tree uses (the same tree, so the same signal on the same values).
+///
+/// # Panics
+/// Never: a tree compiles against its own feature list.
+#[must_use]
+pub fn used_only(program: &Program) -> Program {
+    let tree = program.tree();
+    Program::compile(tree, tree.features()).expect("a tree compiles against its own features")
+}
+
 /// The options restricted to what `inputs` read: VMD only when a VMD column is among them.
-fn needed(inputs: &[String], options: &FeatureOptions) -> FeatureOptions {
+pub(crate) fn needed(inputs: &[String], options: &FeatureOptions) -> FeatureOptions {
     let vmd = options.vmd.clone().filter(|_| inputs.iter().any(|i| i.starts_with("vmd_")));
     FeatureOptions { rv_window: options.rv_window, vmd }
 }
 
-fn uses_book(inputs: &[String]) -> bool {
+pub(crate) fn uses_book(inputs: &[String]) -> bool {
     inputs.iter().any(|i| BOOK_COLUMNS.contains(&i.as_str()))
 }
 
@@ -314,6 +328,11 @@ impl FeatureRecorder {
     /// The names of the recorded columns.
     pub fn names(&self) -> &[String] {
         self.features.names()
+    }
+
+    /// Every recorded column, in [`FeatureRecorder::names`] order.
+    pub fn columns(&self) -> Vec<&[f64]> {
+        self.columns.iter().map(Vec::as_slice).collect()
     }
 
     /// The recorded column called `name`.
@@ -483,5 +502,10 @@ mod tests {
             assert!(names.iter().any(|n| n == name), "{name}");
         }
         assert!(GpStrategy::new(&vmd, &config, &options).unwrap().feed() == Feed::Trades, "VMD needs no book");
+        // Compiled against every simulator feature, a tree still makes the engine compute only what it reads.
+        let clv = r#"{"schema":"apex.gp_tree","version":1,"features":["clv"],"root":{"feature":"clv"}}"#;
+        let strategy = GpStrategy::from_json(clv, &config, &options, &Limits::default()).unwrap();
+        assert_eq!(strategy.feed(), Feed::Trades, "no L2 stream for a tree without book features");
+        assert!(!strategy.features.names().iter().any(|n| n.starts_with("vmd_")), "no VMD either");
     }
 }
