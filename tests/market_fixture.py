@@ -138,8 +138,14 @@ def synthetic_market(seed: int = 11) -> tuple[pl.DataFrame, pl.DataFrame, pl.Dat
         book += _book(symbol, rng, path, offset=i * 3_000_000)
     trades_frame = pl.DataFrame(trades, schema=TRADES.polars_schema()).sort("ts", maintain_order=True)
     book_frame = pl.DataFrame(book, schema=BOOK.polars_schema()).sort("ts", maintain_order=True)
-    klines = (
-        trades_frame.with_columns(ts=pl.col("ts") - pl.col("ts") % MINUTE)
+    klines = minute_bars(trades_frame).with_columns(interval=pl.lit("1")).select(BARS.column_names).sort("symbol", "ts")
+    return trades_frame, book_frame, pl.DataFrame(klines, schema=BARS.polars_schema())
+
+
+def minute_bars(trades: pl.DataFrame) -> pl.DataFrame:
+    """1-minute OHLCV, turnover and trade count of a trades table, per symbol, for the minutes that have trades."""
+    return (
+        trades.with_columns(ts=pl.col("ts") - pl.col("ts") % MINUTE)
         .group_by("symbol", "ts", maintain_order=True)
         .agg(
             pl.col("price").first().alias("open"),
@@ -148,9 +154,6 @@ def synthetic_market(seed: int = 11) -> tuple[pl.DataFrame, pl.DataFrame, pl.Dat
             pl.col("price").last().alias("close"),
             pl.col("size").sum().alias("volume"),
             (pl.col("price") * pl.col("size")).sum().alias("turnover"),
+            pl.len().alias("n"),
         )
-        .with_columns(interval=pl.lit("1"))
-        .select(BARS.column_names)
-        .sort("symbol", "ts")
     )
-    return trades_frame, book_frame, pl.DataFrame(klines, schema=BARS.polars_schema())

@@ -13,7 +13,7 @@ from conftest import DATA as DATA_DIR
 from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from market_fixture import synthetic_market
+from market_fixture import minute_bars, synthetic_market
 
 from apexctl import _core
 from apexctl.errors import DataError
@@ -266,18 +266,7 @@ def test_bar_grain_from_trades_with_book_and_mtfa(tmp_path, spot):
     assert frame.columns[:3] == ["ts", "symbol", "interval"]
     assert {"clv_5m", "ret_5m", "rv_5m", "close_15m", "rv_1h"} <= set(frame.columns)
     assert (frame["ts"] % MINUTE == 0).all()
-    reference = (
-        trades.with_columns(bar=pl.col("ts") - pl.col("ts") % MINUTE)
-        .group_by("symbol", "bar", maintain_order=True)
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            pl.len().alias("n"),
-        )
-    )
+    reference = minute_bars(trades).rename({"ts": "bar"})
     joined = reference.join(frame, left_on=["symbol", "bar"], right_on=["symbol", "ts"], suffix="_got")
     assert joined.height == reference.height
     for c in ("open", "high", "low", "close", "volume"):
