@@ -78,6 +78,9 @@ pub struct ParentState {
 /// - `resting_child`: 1 when a child rests, else 0;
 /// - `vol_10bps`: the volatility in units of 10 bps, clamped to [0, 5] (0 while unknown);
 /// - `log_opposite_depth_ratio`: `ln(1 + lots at the opposite touch / remaining lots)`, capped at 5.
+///
+/// # Panics
+/// In debug builds, when `parent.step` exceeds `parent.steps`.
 #[must_use]
 pub fn observation(parent: &ParentState, top: &TopOfBook, mid: f64, vol_bps: Option<f64>) -> Observation {
     let sign = f64::from(parent.side.sign());
@@ -191,6 +194,11 @@ mod tests {
         assert!((o[5] - 10.0 / 10_010.0 * 1e3).abs() < 1e-12, "the mid fell: against a seller, positive");
         assert_eq!((o[6], o[7]), (1.0, 1.2));
         assert_eq!(o[8], (6.0_f64 / 10.0).ln_1p(), "30 units at the bid = 6 lots against 10 remaining");
+        // The live engine reads the same touch from its L2 book.
+        let mut book = L2Book::new(Scale::new(1).unwrap(), Scale::new(0).unwrap());
+        let (bids, asks) = ([Level::new(99_990, 30), Level::new(99_980, 7)], [Level::new(100_010, 10)]);
+        book.apply(apex_book::UpdateKind::Snapshot, 1, 1, 0, &bids, &asks).unwrap();
+        assert_eq!(TopOfBook::of(&book), top);
         let empty = TopOfBook { bid: None, ask: None, ..top };
         let o = observation(&parent, &empty, 10_000.0, None);
         assert_eq!((o[3], o[4], o[7], o[8]), (5.0, 0.0, 0.0, 0.0));

@@ -6,7 +6,9 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::dsg::Dsg;
-use crate::gp_strategy::{FeatureOptions, FeatureRecorder, GpStrategy, needed, sim_feature_names, used_only, uses_book};
+use crate::gp_strategy::{
+    FeatureOptions, FeatureRecorder, GpStrategy, needed, sim_feature_names, used_only, uses_book,
+};
 use crate::market::{SimConfig, SimOutput, run};
 
 /// Per (tree, seed) results, row-major `trees x seeds`, plus the mean PnL of each tree over the seeds.
