@@ -53,6 +53,9 @@ pub struct PublicConfig {
     pub timing: Timing,
     /// Seed of the reconnect jitter.
     pub seed: u64,
+    /// Forward every parsed `orderbook` message as a [`PublicEvent::Book`], for a consumer that keeps its own book
+    /// (the live engine's feature engine). Off by default.
+    pub forward_books: bool,
 }
 
 impl PublicConfig {
@@ -68,6 +71,7 @@ impl PublicConfig {
             batch_size: 10,
             timing: Timing::default(),
             seed: 0,
+            forward_books: false,
         }
     }
 
@@ -189,6 +193,12 @@ impl BookTracker {
         &self.book
     }
 
+    /// The levels of the last message applied or refused (empty after a level that did not parse).
+    #[must_use]
+    pub fn last_levels(&self) -> (&[Level], &[Level]) {
+        (&self.bids, &self.asks)
+    }
+
     /// Forgets the book: deltas are dropped until the next snapshot (a new connection).
     pub fn reset(&mut self) {
         self.book = L2Book::new(self.spec.price_scale, self.spec.qty_scale);
@@ -257,6 +267,24 @@ pub enum PublicEvent {
         topic: String,
         kline: Kline,
     },
+    /// With [`PublicConfig::forward_books`]: one parsed `orderbook` message, in arrival order, whatever the book
+    /// made of it (a consumer applying it to its own book with apex-book reaches the same verdict).
+    Book(Box<BookMessage>),
+}
+
+/// One `orderbook` message as parsed (levels in the book spec's units), and when its frame was received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookMessage {
+    pub symbol: String,
+    pub kind: UpdateKind,
+    pub update_id: u64,
+    pub seq: i64,
+    /// `ts` (ms) and `cts` (ms, when sent) of the message.
+    pub ts: i64,
+    pub cts: Option<i64>,
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+    pub received: Instant,
 }
 
 struct BookState {
@@ -296,6 +324,7 @@ struct PublicSession {
     next_req: u64,
     events: Vec<PublicEvent>,
     stats: watch::Sender<PublicStats>,
+    forward_books: bool,
 }
 
 impl PublicSession {
@@ -366,6 +395,23 @@ impl PublicSession {
         let Some(state) = self.books.get_mut(topic) else { return Ok(Vec::new()) };
         let d = &message.data;
         let result = state.tracker.apply(&message);
+        if self.forward_books && !matches!(result, Err(TrackError::Level { .. })) {
+            let (bids, asks) = state.tracker.last_levels();
+            self.events.push(PublicEvent::Book(Box::new(BookMessage {
+                symbol: state.tracker.spec().symbol.clone(),
+                kind: match message.kind {
+                    MessageKind::Snapshot => UpdateKind::Snapshot,
+                    MessageKind::Delta => UpdateKind::Delta,
+                },
+                update_id: d.u,
+                seq: d.seq,
+                ts: message.ts,
+                cts: message.cts,
+                bids: bids.to_vec(),
+                asks: asks.to_vec(),
+                received: now,
+            })));
+        }
         match result {
             Ok(Applied::Snapshot { rebased }) => {
                 let was_waiting = state.awaiting_since.take().is_some();
@@ -577,6 +623,7 @@ impl PublicFeed {
             next_req: 0,
             events: Vec::new(),
             stats: stats_tx,
+            forward_books: config.forward_books,
         };
         let (events_tx, events) = mpsc::channel(event_capacity.max(1));
         let (status_tx, status) = watch::channel(LinkStatus::default());
