@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, train, venue
+from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, trade, train, venue
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -32,6 +32,7 @@ app.command("evolve")(evolve.evolve_command)
 app.command("simulate")(simulate.simulate)
 app.command("export")(export.export_command)
 app.command("venue")(venue.venue)
+app.command("trade")(trade.trade)
 app.add_typer(train.train_app, name="train")
 
 

@@ -42,13 +42,24 @@ step "train maml: sign/size return model meta-trained over (symbol, 20-bar windo
 step "train iel: PPO execution policy for BTCUSDT parent orders in the simulator, vs always-aggressive/passive"
 "$apexctl" train iel --dsg "$out/chimera/dsg.json" --symbol BTCUSDT --episodes "${APEX_IEL_EPISODES:-1024}" --seed "$seed" -o "$out/iel/model.pt"
 
-step "export: the best tree and both trained networks as a bundle verified by the Rust engine"
-"$apexctl" export --hall-of-fame "$out/evolve/hall_of_fame" --maml "$out/maml/model.pt" --iel "$out/iel/model.pt" \
-    -o "$out/bundles/BTCUSDT/a" --force
-"$apexctl" export --check "$out/bundles/BTCUSDT/a"
+step "export: six bundles (two slots per symbol: hall-of-fame ranks 1 and 2, with both trained networks), each verified by the Rust engine"
+# evolve runs on BTCUSDT only: the ETHUSDT and SOLUSDT slots trade the same trees on their own bars (the features are
+# scale-free apart from volume); the MAML model was meta-trained over all three symbols.
+for symbol in BTCUSDT ETHUSDT SOLUSDT; do
+    for slot in a b; do
+        rank=$([ "$slot" = a ] && echo 1 || echo 2)
+        "$apexctl" export --hall-of-fame "$out/evolve/hall_of_fame" --rank "$rank" --maml "$out/maml/model.pt" \
+            --iel "$out/iel/model.pt" --symbol "$symbol" --slot "$slot" -o "$out/bundles/$symbol/$slot" --force
+        "$apexctl" export --check "$out/bundles/$symbol/$slot"
+    done
+done
 
 step "simulate: the evolved best tree trading \$200 inside the market chimera fitted (the GP strategy in apex-sim)"
 "$apexctl" simulate --tree "$out/evolve/hall_of_fame/001.json" --dsg "$out/chimera/dsg.json" --seed "$seed" \
     --hours "$hours" -o "$out/simulate"
+
+step "trade: the live engine trades the six bundles on the local venue (60x accelerated) for ${APEX_TRADE_SECONDS:-30} s"
+sed "s#../../runs/pipeline/bundles#$out/bundles#" "$root/examples/nexus/local.toml" > "$out/nexus.toml"
+"$apexctl" trade --config "$out/nexus.toml" --out "$out/trade" --duration "${APEX_TRADE_SECONDS:-30}s"
 
 step "pipeline finished in $(($(date +%s) - start)) s: outputs under ${out#"$root"/}"

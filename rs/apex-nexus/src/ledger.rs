@@ -295,6 +295,51 @@ impl Ledger {
         Ok(Ledger { path: path.to_owned(), conn, run_id })
     }
 
+    /// Starts a transaction: the writes up to [`Ledger::commit`] reach the disk together, with one sync (a bar's
+    /// row, decisions and equity snapshots). Order intents are committed before their order is sent.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] when a transaction is already open or the write fails.
+    pub fn begin(&self) -> Result<(), NexusError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.fail(&e))
+    }
+
+    /// Commits the transaction [`Ledger::begin`] opened.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] when the commit fails.
+    pub fn commit(&self) -> Result<(), NexusError> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.fail(&e))
+    }
+
+    /// This ledger's short id (6 characters of `[a-z0-9]`, made once when the ledger is created): part of every
+    /// orderLinkId, so two run folders trading one account never reuse an id.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read or write failure.
+    pub fn instance(&self) -> Result<String, NexusError> {
+        let found: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'instance'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.fail(&e))?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let mut n = (now_ns() as u64) ^ (u64::from(std::process::id()) << 40);
+        let id: String = (0..6)
+            .map(|_| {
+                let c = b"abcdefghijklmnopqrstuvwxyz0123456789"[(n % 36) as usize];
+                n /= 36;
+                c as char
+            })
+            .collect();
+        self.conn
+            .execute("INSERT INTO meta (key, value) VALUES ('instance', ?1)", params![id])
+            .map_err(|e| self.fail(&e))?;
+        Ok(id)
+    }
+
     /// The run row of this process.
     #[must_use]
     pub fn run_id(&self) -> i64 {

@@ -2,8 +2,12 @@
 //! venue, Bybit's testnet or (with an explicit opt-in) mainnet, and books everything in a crash-safe SQLite ledger.
 
 pub mod config;
+pub mod engine;
 mod error;
 pub mod ledger;
+pub mod metrics;
+pub mod models;
 pub mod slot;
+pub mod status;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};

@@ -1,0 +1,1119 @@
+//! The running engine: checks everything offline (config, bundles, keys, run folder), connects one public stream per
+//! venue and one private stream and REST client per account, reconciles the ledger with the exchange, then turns
+//! each closed bar into per-slot decisions and orders, books every fill, and stops cleanly on a signal.
+//!
+//! One task owns all mutable state (books for features, slots, ledger), so the ledger's order is the order of
+//! events; the supervisors keep their own books and publish immutable snapshots (`watch`) that the blind check reads.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apex_book::MessageHeader;
+use apex_bybit::client::ClientError;
+use apex_bybit::client::clock::{ClockSync, SystemClock};
+use apex_bybit::client::private::{PrivateConfig, PrivateEvent, PrivateFeed};
+use apex_bybit::client::public::{BookMessage, BookSpec, PublicConfig, PublicEvent, PublicFeed};
+use apex_bybit::client::rest::{RestClient, RestConfig};
+use apex_bybit::client::target::{MainnetOptIn, Target, VenueReady};
+use apex_bybit::rest::account::{ExecutionListRequest, PositionListRequest};
+use apex_bybit::rest::market::InstrumentsInfoRequest;
+use apex_bybit::rest::order::{CancelOrderRequest, CreateOrderRequest};
+use apex_bybit::sign::Credentials;
+use apex_bybit::{Category, Dec, ExecType, Execution, TimeInForce};
+use apex_core::{Scale, Side};
+use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
+use apex_features::execution::{MidVolatility, ParentState, TopOfBook, observation};
+use apex_rule::{Bar, Instrument};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, VenueKind};
+use crate::ledger::{DecisionRow, FillRow, Ledger, OrderIntent, SlotRow};
+use crate::metrics::Metrics;
+use crate::models::{SlotModels, Tactic, bar_params};
+use crate::slot::{Leg, Purpose, SlotCore};
+use crate::{NexusError, status};
+
+/// What the command line adds to the config.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: Config,
+    /// The run folder: ledger, pid file, status, logs.
+    pub out: PathBuf,
+    /// Stop after this long (wall clock).
+    pub duration: Option<Duration>,
+    /// Mainnet was confirmed on the command line.
+    pub mainnet_confirmed: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub bars: u64,
+    pub orders: u64,
+    pub fills: u64,
+    pub withheld: u64,
+}
+
+/// One account: its REST client and the private stream's events.
+struct Account {
+    rest: Arc<RestClient>,
+    private: Option<PrivateFeed>,
+    up: bool,
+}
+
+/// One symbol's market state.
+struct Market {
+    features: BarFeatureEngine,
+    price_scale: Scale,
+    qty_scale: Scale,
+    instrument: Instrument,
+    /// Wall-clock receipt of the last book message, and of the frame that closed the last bar.
+    last_book: Option<Instant>,
+    bar_frame: Option<Instant>,
+    mid_vol: MidVolatility,
+    last_mid: f64,
+    last_price: f64,
+    last_row: Vec<f64>,
+    /// Exchange time (ns) of the last event.
+    now_ns: i64,
+}
+
+/// One slot at run time.
+struct Slot {
+    name: String,
+    symbol: String,
+    account: String,
+    core: SlotCore,
+    models: SlotModels,
+    sent: VecDeque<Instant>,
+    last_decision: String,
+    /// orderLinkIds of this slot's resting passive orders (cancelled at the next bar).
+    resting: Vec<String>,
+    /// When an order of the slot was last withheld, and why: a triggered bracket is retried no faster than every
+    /// 250 ms and a repeated reason is not logged again, so a blind spell does not flood the ledger.
+    withheld: Option<(Instant, String)>,
+}
+
+/// Everything checked and opened before the first connection.
+pub struct Prepared {
+    options: Options,
+    target: Target,
+    credentials: BTreeMap<String, Credentials>,
+    slots: Vec<(crate::config::SlotConfig, SlotModels)>,
+    ledger: Ledger,
+    pid_file: PathBuf,
+    engine_names: Vec<String>,
+}
+
+/// The run folder's pid file: refuses a folder whose pid file names a live process, and removes itself on drop.
+fn lock(out: &Path) -> Result<PathBuf, NexusError> {
+    let path = out.join("nexus.pid");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(pid) = text.trim().parse::<u32>()
+        && pid != std::process::id()
+        && Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(NexusError::Locked { path, pid });
+    }
+    let tmp = out.join("nexus.pid.tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| NexusError::Runtime(format!("{}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn env_credentials(account: &str) -> Result<Credentials, NexusError> {
+    let (key_var, secret_var) = if account == "main" {
+        ("BYBIT_API_KEY".to_owned(), "BYBIT_API_SECRET".to_owned())
+    } else {
+        let upper = account.to_ascii_uppercase().replace('-', "_");
+        (format!("BYBIT_API_KEY_{upper}"), format!("BYBIT_API_SECRET_{upper}"))
+    };
+    match (std::env::var(&key_var), std::env::var(&secret_var)) {
+        (Ok(key), Ok(secret)) if !key.is_empty() && !secret.is_empty() => Ok(Credentials::new(key, secret)),
+        _ => Err(NexusError::Keys(format!("account {account}: {key_var} and {secret_var} must both be set"))),
+    }
+}
+
+impl Prepared {
+    /// Where `/metrics` is to be served.
+    #[must_use]
+    pub fn metrics_address(&self) -> std::net::SocketAddr {
+        self.options.config.metrics
+    }
+
+    /// Checks the bundles and keys and takes the run folder, without connecting anything.
+    ///
+    /// # Errors
+    /// `Config`/`Bundle`/`Keys` (exit 2) for bad input, `Locked` for a folder in use, `Ledger` for a ledger that
+    /// cannot be opened.
+    pub fn new(options: Options) -> Result<Prepared, NexusError> {
+        let config = &options.config;
+        let bad = |message: String| NexusError::Config { path: config.path.clone(), message };
+        let bar_ns = i64::try_from(config.bar.as_nanos()).map_err(|_| bad("engine.bar too long".into()))?;
+        let mut slots = Vec::new();
+        let mut engine_names = Vec::new();
+        for slot in &config.slots {
+            let manifest_features = std::fs::read_to_string(slot.bundle.join(apex_infer::MANIFEST))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| {
+                    v["features"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                })
+                .unwrap_or_else(Vec::new);
+            let params = bar_params(bar_ns, &manifest_features);
+            let names = apex_features::bars::column_names(&params, true);
+            let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names)?;
+            if names.len() > engine_names.len() {
+                engine_names = names;
+            }
+            slots.push((slot.clone(), models));
+        }
+        let (target, credentials) = match config.venue.kind {
+            VenueKind::Local => {
+                let ready_path = config.venue.ready.clone().ok_or_else(|| {
+                    NexusError::Keys("a local venue needs its ready file (--venue-ready or venue.ready)".into())
+                })?;
+                let ready = VenueReady::read(&ready_path).map_err(|e| NexusError::Keys(e.to_string()))?;
+                let mut credentials = BTreeMap::new();
+                for account in config.accounts() {
+                    let found =
+                        ready.account(&account).or(if account == "main" { ready.accounts.first() } else { None });
+                    let found = found.ok_or_else(|| {
+                        NexusError::Keys(format!("{}: no account {account:?} in the ready file", ready_path.display()))
+                    })?;
+                    credentials.insert(account, found.credentials());
+                }
+                (Target::local(&ready), credentials)
+            }
+            VenueKind::Testnet | VenueKind::Mainnet => {
+                let mut credentials = BTreeMap::new();
+                for account in config.accounts() {
+                    credentials.insert(account.clone(), env_credentials(&account)?);
+                }
+                let target = if config.venue.kind == VenueKind::Mainnet {
+                    if !options.mainnet_confirmed {
+                        return Err(bad("venue mainnet needs --i-understand-mainnet (real money)".into()));
+                    }
+                    Target::mainnet(MainnetOptIn::REAL_MONEY)
+                } else {
+                    Target::testnet()
+                };
+                (target, credentials)
+            }
+        };
+        std::fs::create_dir_all(&options.out)
+            .map_err(|e| NexusError::Runtime(format!("{}: {e}", options.out.display())))?;
+        let pid_file = lock(&options.out)?;
+        let ledger = Ledger::open(&options.out.join("ledger.sqlite"), config.venue.kind.as_str(), &config.sha256)?;
+        Ok(Prepared { options, target, credentials, slots, ledger, pid_file, engine_names })
+    }
+}
+
+fn dec(value: &Dec) -> f64 {
+    value.as_str().parse().unwrap_or(f64::NAN)
+}
+
+fn side_name(side: Side) -> &'static str {
+    if side == Side::Buy { "Buy" } else { "Sell" }
+}
+
+fn parse_side(text: &str) -> Side {
+    if text == "Buy" { Side::Buy } else { Side::Sell }
+}
+
+/// Rounds `value` down to a multiple of `step` (a quantity) as a decimal string of `scale`.
+fn qty_dec(value: f64, scale: Scale) -> Dec {
+    let units = (value * scale.factor() as f64 + 1e-9).floor() as i64;
+    Dec::from_units(units, scale)
+}
+
+/// The running engine.
+pub struct Engine {
+    options: Options,
+    ledger: Ledger,
+    accounts: BTreeMap<String, Account>,
+    public: PublicFeed,
+    markets: BTreeMap<String, Market>,
+    slots: Vec<Slot>,
+    metrics: Arc<Metrics>,
+    summary: Summary,
+    _pid: PidGuard,
+    /// orderLinkId -> slot index, for the engine's orders.
+    links: HashMap<String, usize>,
+    instance: String,
+}
+
+/// Removes the run folder's pid file when the engine goes away (also on an error).
+struct PidGuard(PathBuf);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Events of the private streams, tagged by account.
+type PrivateRx = mpsc::Receiver<(String, PrivateEvent)>;
+
+impl Engine {
+    /// Connects: REST per account (clock sync, instruments), the public stream, the private streams.
+    ///
+    /// # Errors
+    /// `Venue` when the venue cannot be reached or refuses the keys.
+    pub async fn connect(prepared: Prepared) -> Result<(Engine, PrivateRx, mpsc::Receiver<PublicEvent>), NexusError> {
+        let Prepared { options, target, credentials, slots: loaded, ledger, pid_file, engine_names } = prepared;
+        let config = &options.config;
+        let venue = |e: ClientError| NexusError::Venue(e.to_string());
+        let clock = Arc::new(ClockSync::new(Arc::new(SystemClock)));
+        let mut accounts = BTreeMap::new();
+        let (private_tx, private_rx) = mpsc::channel(4096);
+        for (name, creds) in &credentials {
+            let rest =
+                RestClient::new(&target, Some(creds.clone()), clock.clone(), RestConfig::default()).map_err(venue)?;
+            rest.sync_clock().await.map_err(venue)?;
+            let mut feed =
+                PrivateFeed::start(PrivateConfig::new(&target.ws_private, creds.clone()), clock.clone(), 4096)
+                    .map_err(venue)?;
+            let mut events = feed.take_events().expect("fresh feed");
+            let tx = private_tx.clone();
+            let tag = name.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if tx.send((tag.clone(), event)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            accounts.insert(name.clone(), Account { rest: Arc::new(rest), private: Some(feed), up: false });
+        }
+        let any = accounts.values().next().expect("at least one account").rest.clone();
+        let bar_ns = i64::try_from(config.bar.as_nanos()).unwrap_or(i64::MAX);
+        let mut markets = BTreeMap::new();
+        let mut books = Vec::new();
+        for symbol in config.symbols() {
+            let request = InstrumentsInfoRequest {
+                category: Category::Linear,
+                symbol: Some(symbol.clone()),
+                status: None,
+                base_coin: None,
+                limit: None,
+                cursor: None,
+            };
+            let info = any.instruments(&request).await.map_err(venue)?;
+            let info = info
+                .list
+                .into_iter()
+                .find(|i| i.symbol == symbol)
+                .ok_or_else(|| NexusError::Venue(format!("the venue does not list {symbol}")))?;
+            let price_scale = info.price_scale().map_err(|e| NexusError::Venue(format!("{symbol}: {e}")))?;
+            let qty_scale = info.qty_scale().map_err(|e| NexusError::Venue(format!("{symbol}: {e}")))?;
+            let lots = &info.lot_size_filter;
+            let instrument = Instrument {
+                tick: dec(&info.price_filter.tick_size),
+                qty_step: info.qty_step().map_or(0.0, dec),
+                min_qty: lots.min_order_qty.as_ref().map_or(0.0, dec),
+                max_qty: lots.max_order_qty.as_ref().map_or(f64::INFINITY, dec),
+                min_notional: lots.min_notional_value.as_ref().map_or(0.0, dec),
+            };
+            let features = BarFeatureEngine::new(EngineConfig {
+                bars: bar_params(bar_ns, &engine_names),
+                price_scale,
+                qty_scale,
+                book_columns: true,
+            })
+            .map_err(|e| NexusError::Runtime(format!("feature engine: {e}")))?;
+            books.push(BookSpec { symbol: symbol.clone(), depth: config.book_depth, price_scale, qty_scale });
+            markets.insert(
+                symbol,
+                Market {
+                    features,
+                    price_scale,
+                    qty_scale,
+                    instrument,
+                    last_book: None,
+                    bar_frame: None,
+                    mid_vol: MidVolatility::new(1_000_000_000),
+                    last_mid: f64::NAN,
+                    last_price: f64::NAN,
+                    last_row: Vec::new(),
+                    now_ns: 0,
+                },
+            );
+        }
+        let mut public_config = PublicConfig::new(&target.ws_public);
+        public_config.trades = config.symbols();
+        public_config.books = books;
+        public_config.forward_books = true;
+        let mut public = PublicFeed::start(public_config, 16_384).map_err(venue)?;
+        let public_rx = public.take_events().expect("fresh feed");
+        let instance = ledger.instance()?;
+        let mut slots = Vec::new();
+        for (slot, models) in loaded {
+            let market = &markets[&slot.symbol];
+            let core =
+                SlotCore::new(&slot.name, slot.capital, config.rule.clone(), market.instrument).map_err(|e| {
+                    NexusError::Config { path: config.path.clone(), message: format!("slot {}: {e}", slot.name) }
+                })?;
+            ledger.upsert_slot(&SlotRow {
+                slot: slot.name.clone(),
+                symbol: slot.symbol.clone(),
+                account: slot.account.clone(),
+                capital: slot.capital,
+                bundle: slot.bundle.display().to_string(),
+                bundle_sha256: models.sha256.clone(),
+                model: models.label.clone(),
+            })?;
+            let total: f64 = config.slots.iter().map(|s| s.capital).sum();
+            ledger.record_weight(&slot.name, slot.capital / total, slot.capital, None)?;
+            slots.push(Slot {
+                name: slot.name,
+                symbol: slot.symbol,
+                account: slot.account,
+                core,
+                models,
+                sent: VecDeque::new(),
+                last_decision: "-".into(),
+                resting: Vec::new(),
+                withheld: None,
+            });
+        }
+        let metrics = Arc::new(Metrics::new(&slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()));
+        let engine = Engine {
+            options,
+            ledger,
+            accounts,
+            public,
+            markets,
+            slots,
+            metrics,
+            summary: Summary { bars: 0, orders: 0, fills: 0, withheld: 0 },
+            _pid: PidGuard(pid_file),
+            links: HashMap::new(),
+            instance,
+        };
+        Ok((engine, private_rx, public_rx))
+    }
+
+    /// The metrics the `/metrics` endpoint serves.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Rebuilds every slot from the ledger's fills, then catches up with the exchange: executions of the engine's
+    /// orders since the last booked fill, and the outcome of every order the ledger still holds as live (orders of
+    /// a previous run still open are cancelled: their decision is stale).
+    ///
+    /// # Errors
+    /// `Ledger` or `Venue` failures.
+    pub async fn reconcile(&mut self) -> Result<(), NexusError> {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let orders = self.ledger.orders_of(&slot.name)?;
+            let brackets: HashMap<String, (Option<f64>, Option<f64>, String)> = orders
+                .iter()
+                .map(|o| (o.intent.order_link_id.clone(), (o.intent.stop, o.intent.take, o.intent.purpose.clone())))
+                .collect();
+            for order in &orders {
+                self.links.insert(order.intent.order_link_id.clone(), index);
+            }
+            for fill in self.ledger.fills_of(&slot.name)? {
+                let bracket = brackets
+                    .get(&fill.order_link_id)
+                    .and_then(|(stop, take, purpose)| if purpose == "entry" { stop.zip(*take) } else { None });
+                slot.core.on_fill(parse_side(&fill.side), fill.qty, fill.price, fill.fee, bracket);
+            }
+        }
+        let names: Vec<String> = self.accounts.keys().cloned().collect();
+        for account in &names {
+            self.catch_up_executions(account).await?;
+        }
+        for order in self.ledger.live_orders()? {
+            let Some(&index) = self.links.get(&order.intent.order_link_id) else { continue };
+            let account = self.slots[index].account.clone();
+            let rest = self.accounts[&account].rest.clone();
+            let link = &order.intent.order_link_id;
+            match rest.find_order(&Category::Linear, &order.intent.symbol, link).await {
+                Ok(Some(found)) => {
+                    let status = format!("{:?}", found.order_status);
+                    let open = matches!(status.as_str(), "New" | "PartiallyFilled" | "Untriggered");
+                    self.ledger.update_order(
+                        link,
+                        &status,
+                        Some(&found.order_id),
+                        Some(dec(&found.cum_exec_qty)),
+                        Some("reconcile"),
+                        None,
+                    )?;
+                    if open {
+                        let cancel = CancelOrderRequest {
+                            category: Category::Linear,
+                            symbol: order.intent.symbol.clone(),
+                            order_id: None,
+                            order_link_id: Some(link.clone()),
+                            order_filter: None,
+                        };
+                        let outcome = rest.cancel_order(&cancel).await;
+                        let status = if outcome.is_ok() { "Cancelled" } else { "cancel_failed" };
+                        self.ledger.update_order(
+                            link,
+                            status,
+                            None,
+                            None,
+                            Some("reconcile: stale order of a previous run"),
+                            None,
+                        )?;
+                    }
+                }
+                Ok(None) => self.ledger.update_order(
+                    link,
+                    "never_sent",
+                    None,
+                    None,
+                    Some("reconcile: unknown to the exchange"),
+                    None,
+                )?,
+                Err(e) => tracing::warn!(order = %link, error = %e, "reconcile: order lookup failed"),
+            }
+        }
+        // Again: a cancelled order may have filled before its cancel.
+        for account in &names {
+            self.catch_up_executions(account).await?;
+        }
+        self.ledger.record_event("reconciled", &format!("{} fills booked", self.summary.fills), None)?;
+        Ok(())
+    }
+
+    /// Books every execution of the engine's orders on `account` since the last booked fill (minus a margin; the
+    /// ledger's unique exec_id keeps each once).
+    async fn catch_up_executions(&mut self, account: &str) -> Result<(), NexusError> {
+        let rest = self.accounts[account].rest.clone();
+        let since_ms = self.ledger.last_fill_ts(account)?.map(|ns| ns / 1_000_000 - 60_000);
+        let mut cursor = None;
+        for _page in 0..100 {
+            let request = ExecutionListRequest {
+                category: Category::Linear,
+                symbol: None,
+                order_id: None,
+                order_link_id: None,
+                base_coin: None,
+                start_time: since_ms,
+                end_time: None,
+                exec_type: None,
+                limit: Some(100),
+                cursor: cursor.take(),
+            };
+            let page = rest.executions(&request).await.map_err(|e| NexusError::Venue(e.to_string()))?;
+            let list = page.list;
+            for execution in &list {
+                self.on_execution(account, execution, "reconcile")?;
+            }
+            match page.next_page_cursor {
+                Some(next) if !next.is_empty() && !list.is_empty() => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Books one execution if it is one of the engine's and new; updates the slot.
+    fn on_execution(&mut self, account: &str, execution: &Execution, source: &str) -> Result<(), NexusError> {
+        if execution.exec_type != ExecType::Trade {
+            return Ok(());
+        }
+        let link = &execution.order_link_id;
+        let index = match self.links.get(link) {
+            Some(&i) => i,
+            None => match self.ledger.order(link)? {
+                Some(order) => match self.slots.iter().position(|s| s.name == order.intent.slot) {
+                    Some(i) => {
+                        self.links.insert(link.clone(), i);
+                        i
+                    }
+                    None => return Ok(()),
+                },
+                None => return Ok(()),
+            },
+        };
+        if self.slots[index].account != account {
+            return Ok(());
+        }
+        let (qty, price, fee) = (dec(&execution.exec_qty), dec(&execution.exec_price), dec(&execution.exec_fee));
+        let fill = FillRow {
+            exec_id: execution.exec_id.clone(),
+            order_link_id: link.clone(),
+            slot: self.slots[index].name.clone(),
+            symbol: execution.symbol.clone(),
+            side: side_name(execution.side).into(),
+            price,
+            qty,
+            fee,
+            is_maker: Some(execution.is_maker),
+            order_id: Some(execution.order_id.clone()),
+            source: source.into(),
+            ts_exchange: execution.exec_time.saturating_mul(1_000_000),
+        };
+        if !self.ledger.record_fill(&fill)? {
+            return Ok(());
+        }
+        self.summary.fills += 1;
+        let order = self.ledger.order(link)?;
+        let bracket = order
+            .as_ref()
+            .and_then(|o| if o.intent.purpose == "entry" { o.intent.stop.zip(o.intent.take) } else { None });
+        let slot = &mut self.slots[index];
+        slot.core.on_fill(execution.side, qty, price, fee, bracket);
+        let book = slot.core.book();
+        self.metrics.set_slot(
+            &slot.name,
+            book.equity(self.markets[&slot.symbol].last_price),
+            book.position,
+            book.capital,
+        );
+        if let Some(order) = order {
+            let cum = order.cum_qty + qty;
+            let status = if cum + 1e-12 >= order.intent.qty { "Filled" } else { "PartiallyFilled" };
+            self.ledger.update_order(link, status, None, Some(cum), None, Some(fill.ts_exchange))?;
+        }
+        Ok(())
+    }
+
+    /// Why an order on `symbol` for `account` may not be sent now, if it may not.
+    fn blind(&self, symbol: &str, account: &str) -> Option<String> {
+        if !self.accounts.get(account).is_some_and(|a| a.up) {
+            return Some("private stream down".into());
+        }
+        let Some(snapshot) = self.public.book(symbol) else { return Some("no book".into()) };
+        let snapshot = snapshot.borrow();
+        if !snapshot.synced {
+            return Some("book unsynced".into());
+        }
+        match (snapshot.bids.first(), snapshot.asks.first()) {
+            (Some(b), Some(a)) if b.price < a.price => {}
+            (Some(_), Some(_)) => return Some("book crossed".into()),
+            _ => return Some("book one-sided".into()),
+        }
+        let market = &self.markets[symbol];
+        if market.last_book.is_none_or(|t| t.elapsed() > self.options.config.stale_after) {
+            return Some("book stale".into());
+        }
+        None
+    }
+
+    /// Sends one leg of a slot: checks (blind, rate, notional), picks the tactic, writes the intent, sends it.
+    async fn send(&mut self, index: usize, leg: Leg, decision_id: Option<i64>) -> Result<(), NexusError> {
+        let (symbol, account, name) = {
+            let s = &self.slots[index];
+            (s.symbol.clone(), s.account.clone(), s.name.clone())
+        };
+        if let Some(reason) = self.blind(&symbol, &account) {
+            self.summary.withheld += 1;
+            self.metrics.withheld.inc();
+            let slot = &mut self.slots[index];
+            if slot.withheld.as_ref().is_none_or(|(_, last)| *last != reason) {
+                let detail = format!("{name} {} {}: {reason}", leg.purpose.as_str(), side_name(leg.side));
+                self.ledger.record_event("withheld", &detail, None)?;
+            }
+            slot.withheld = Some((Instant::now(), reason));
+            if matches!(leg.purpose, Purpose::Stop | Purpose::Take) {
+                slot.core.rearm_bracket();
+            }
+            return Ok(());
+        }
+        self.slots[index].withheld = None;
+        let limits = self.options.config.limits.clone();
+        let slot = &mut self.slots[index];
+        while slot.sent.front().is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
+            slot.sent.pop_front();
+        }
+        if slot.sent.len() >= limits.max_orders_per_minute as usize {
+            self.ledger.record_event(
+                "refused",
+                &format!("{name}: more than {} orders a minute", limits.max_orders_per_minute),
+                None,
+            )?;
+            return Ok(());
+        }
+        let market = &self.markets[&symbol];
+        let snapshot = self.public.book(&symbol).expect("configured").borrow().clone();
+        let (bid, ask) = (snapshot.bids[0], snapshot.asks[0]);
+        let mid = (market.price_scale.to_f64(bid.price) + market.price_scale.to_f64(ask.price)) / 2.0;
+        let mut qty = leg.qty;
+        if qty * mid > limits.max_order_notional {
+            qty = limits.max_order_notional / mid;
+        }
+        let qty_text = qty_dec(qty, market.qty_scale);
+        let qty = dec(&qty_text);
+        if qty <= 0.0 {
+            return Ok(());
+        }
+        let tactic = if leg.purpose == Purpose::Entry {
+            let lot_units = ((market.instrument.qty_step * market.qty_scale.factor() as f64).round() as i64).max(1);
+            let size = ((qty * market.qty_scale.factor() as f64).round() as i64 / lot_units).max(1);
+            let parent = ParentState {
+                side: leg.side,
+                size_lots: size,
+                remaining_lots: size,
+                steps: 1,
+                step: 0,
+                arrival_mid: mid,
+                resting_child: false,
+                lot_units,
+            };
+            let top = TopOfBook { bid: Some(bid), ask: Some(ask), price_scale: market.price_scale };
+            let mut vol = market.mid_vol.clone();
+            let obs = observation(&parent, &top, mid, vol.vol_bps());
+            let row = market.last_row.clone();
+            slot.models.tactic(&row, &obs)?
+        } else {
+            Tactic::Aggressive
+        };
+        let tick_units = 1_i64;
+        let price = match (tactic, leg.side) {
+            (Tactic::Aggressive, _) => None,
+            (Tactic::PassiveTouch, Side::Buy) => Some(bid.price),
+            (Tactic::PassiveTouch, Side::Sell) => Some(ask.price),
+            (Tactic::PassiveInside, Side::Buy) => {
+                Some(if ask.price - bid.price > tick_units { bid.price + tick_units } else { bid.price })
+            }
+            (Tactic::PassiveInside, Side::Sell) => {
+                Some(if ask.price - bid.price > tick_units { ask.price - tick_units } else { ask.price })
+            }
+        };
+        let seq = self.ledger.next_seq(&name)?;
+        let link = format!("{name}-{}-{seq}", self.instance);
+        let intent = OrderIntent {
+            order_link_id: link.clone(),
+            slot: name.clone(),
+            seq,
+            symbol: symbol.clone(),
+            side: side_name(leg.side).into(),
+            qty,
+            price: price.map(|p| market.price_scale.to_f64(p)),
+            tactic: tactic.as_str().into(),
+            purpose: leg.purpose.as_str().into(),
+            reduce_only: false,
+            decision_id,
+            stop: leg.stop,
+            take: leg.take,
+        };
+        // Written (synchronous=FULL) before the order leaves: a crash after this line leaves an intent that the
+        // next start looks up by orderLinkId, never a sent order the ledger does not know.
+        self.ledger.record_intent(&intent)?;
+        self.links.insert(link.clone(), index);
+        let mut request = match price {
+            None => CreateOrderRequest::market(Category::Linear, &symbol, leg.side, qty_text),
+            Some(p) => {
+                let mut r = CreateOrderRequest::limit(
+                    Category::Linear,
+                    &symbol,
+                    leg.side,
+                    qty_text,
+                    Dec::from_units(p, market.price_scale),
+                );
+                r.time_in_force = Some(TimeInForce::PostOnly);
+                r
+            }
+        };
+        request.order_link_id = Some(link.clone());
+        if let Some(frame) = market.bar_frame {
+            self.metrics.record_latency(frame.elapsed());
+        }
+        slot.sent.push_back(Instant::now());
+        let rest = self.accounts[&account].rest.clone();
+        self.summary.orders += 1;
+        self.metrics.orders.inc();
+        match rest.create_order(&request).await {
+            Ok(ack) => {
+                self.ledger.update_order(&link, "sent", Some(&ack.order_id), None, None, None)?;
+                if price.is_some() {
+                    self.slots[index].resting.push(link);
+                }
+            }
+            Err(e) if e.outcome_unknown() || matches!(e, ClientError::UnknownOutcome { .. }) => {
+                self.ledger.update_order(&link, "unknown", None, None, Some(&e.to_string()), None)?;
+            }
+            Err(e) => {
+                self.ledger.update_order(&link, "Rejected", None, None, Some(&e.to_string()), None)?;
+                if matches!(leg.purpose, Purpose::Stop | Purpose::Take) {
+                    self.slots[index].core.rearm_bracket();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A bar of `symbol` closed: book it, then every slot on the symbol decides.
+    async fn on_bar(&mut self, symbol: &str, open_ts: i64, row: Vec<f64>) -> Result<(), NexusError> {
+        self.summary.bars += 1;
+        let names = self.markets[symbol].features.names();
+        let at = |name: &str| names.iter().position(|n| n == name).map_or(f64::NAN, |i| row[i]);
+        let bar = Bar { open: at("open"), high: at("high"), low: at("low"), close: at("close") };
+        let volume = at("volume");
+        self.markets.get_mut(symbol).expect("known").last_row = row.clone();
+        if !bar.close.is_finite() {
+            return Ok(());
+        }
+        let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].symbol == symbol).collect();
+        // A passive order not filled within its bar is cancelled: its decision is one bar old.
+        for &index in &indices {
+            let resting = std::mem::take(&mut self.slots[index].resting);
+            let account = self.slots[index].account.clone();
+            for link in resting {
+                let cancel = CancelOrderRequest {
+                    category: Category::Linear,
+                    symbol: symbol.to_owned(),
+                    order_id: None,
+                    order_link_id: Some(link.clone()),
+                    order_filter: None,
+                };
+                if self.accounts[&account].rest.cancel_order(&cancel).await.is_ok() {
+                    self.ledger.order_event(&link, "cancel", None, Some("unfilled at the next bar"), None)?;
+                }
+            }
+        }
+        // The bar, every decision and equity snapshot in one transaction (one sync), then the orders.
+        let mut planned = Vec::new();
+        self.ledger.begin()?;
+        let written = self.decide(symbol, open_ts, &row, &bar, volume, &indices, &mut planned);
+        if written.is_err() {
+            let _ = self.ledger.connection().execute_batch("ROLLBACK");
+            return written;
+        }
+        self.ledger.commit()?;
+        for (index, leg, decision_id) in planned {
+            self.send(index, leg, Some(decision_id)).await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        symbol: &str,
+        open_ts: i64,
+        row: &[f64],
+        bar: &Bar,
+        volume: f64,
+        indices: &[usize],
+        planned: &mut Vec<(usize, Leg, i64)>,
+    ) -> Result<(), NexusError> {
+        self.ledger.record_bar(symbol, open_ts, [bar.open, bar.high, bar.low, bar.close, volume], row)?;
+        for &index in indices {
+            let slot = &mut self.slots[index];
+            let (signal, p_up) = slot.models.on_bar(row, bar.close)?;
+            let (decision, legs) = slot.core.on_bar(bar, signal, p_up);
+            let equity = slot.core.book().equity(bar.close);
+            let entry = decision.entry();
+            let decision_id = self.ledger.record_decision(&DecisionRow {
+                slot: slot.name.clone(),
+                symbol: symbol.to_owned(),
+                bar_ts: open_ts,
+                signal,
+                p_up,
+                kind: decision.kind().into(),
+                side: entry.map(|e| side_name(e.side).to_owned()),
+                qty: entry.map(|e| e.qty),
+                stop: entry.map(|e| e.stop),
+                take: entry.map(|e| e.take),
+                win_probability: p_up,
+                equity,
+                ts_exchange: open_ts,
+            })?;
+            slot.last_decision = decision.kind().into();
+            let book = *slot.core.book();
+            self.ledger.record_equity(
+                &slot.name,
+                equity,
+                book.cash(),
+                book.unrealized(bar.close),
+                book.position,
+                Some(bar.close),
+                Some(open_ts),
+            )?;
+            self.metrics.set_slot(&slot.name, equity, book.position, book.capital);
+            planned.extend(legs.into_iter().map(|leg| (index, leg, decision_id)));
+        }
+        Ok(())
+    }
+
+    fn book_header(message: &BookMessage) -> MessageHeader {
+        MessageHeader {
+            first_row: 0,
+            symbol: 0,
+            kind: message.kind,
+            update_id: message.update_id,
+            seq: message.seq,
+            ts: message.ts.saturating_mul(1_000_000),
+        }
+    }
+
+    async fn on_public(&mut self, event: PublicEvent) -> Result<(), NexusError> {
+        let mut closed: Vec<(String, i64, Vec<f64>)> = Vec::new();
+        match event {
+            PublicEvent::Book(message) => {
+                let Some(market) = self.markets.get_mut(&message.symbol) else { return Ok(()) };
+                market.last_book = Some(message.received.into_std());
+                let header = Self::book_header(&message);
+                market.now_ns = market.now_ns.max(header.ts);
+                let symbol = message.symbol.clone();
+                let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec()));
+                let _verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
+                if !closed.is_empty() {
+                    market.bar_frame = Some(message.received.into_std());
+                }
+                let top = market.features.book();
+                if let (Some(b), Some(a)) = (top.best_bid(), top.best_ask()) {
+                    let mid = (market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0;
+                    market.last_mid = mid;
+                    market.mid_vol.on_mid(header.ts, mid);
+                }
+            }
+            PublicEvent::Trades(message) => {
+                let mut prints = Vec::new();
+                for trade in &message.data {
+                    let Some(market) = self.markets.get_mut(trade.s.as_ref()) else { continue };
+                    let (Ok(price), Ok(size)) = (trade.p.parse::<f64>(), trade.v.parse::<f64>()) else { continue };
+                    let side = if format!("{:?}", trade.S) == "Buy" { 1 } else { -1 };
+                    let ts = trade.T.saturating_mul(1_000_000);
+                    let symbol = trade.s.to_string();
+                    let mut emit = |t: i64, row: &[f64]| closed.push((symbol.clone(), t, row.to_vec()));
+                    if market.features.on_trade(&Trade { ts, side, price, size }, &mut emit).is_ok() {
+                        market.last_price = price;
+                        market.now_ns = market.now_ns.max(ts);
+                        prints.push((symbol, price));
+                    }
+                }
+                for (symbol, price) in prints {
+                    for index in 0..self.slots.len() {
+                        let retry_wait = self.slots[index]
+                            .withheld
+                            .as_ref()
+                            .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(250));
+                        if self.slots[index].symbol == symbol
+                            && !retry_wait
+                            && let Some(leg) = self.slots[index].core.check_bracket(price)
+                        {
+                            self.send(index, leg, None).await?;
+                        }
+                    }
+                }
+            }
+            PublicEvent::Connected { .. } => {
+                self.metrics.reconnects.inc();
+            }
+            PublicEvent::BookResync { .. } | PublicEvent::Disconnected { .. } => {
+                self.ledger.record_event(
+                    "public",
+                    &format!("{event:?}").chars().take(200).collect::<String>(),
+                    None,
+                )?;
+            }
+            _ => {}
+        }
+        for (symbol, ts, row) in closed {
+            self.on_bar(&symbol, ts, row).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_private(&mut self, account: &str, event: PrivateEvent) -> Result<(), NexusError> {
+        match event {
+            PrivateEvent::Up { .. } => {
+                if let Some(a) = self.accounts.get_mut(account) {
+                    a.up = true;
+                }
+                // Whatever happened while the stream was down is in the REST history.
+                self.catch_up_executions(account).await?;
+            }
+            PrivateEvent::Down { .. } | PrivateEvent::AuthFailed { .. } => {
+                if let Some(a) = self.accounts.get_mut(account) {
+                    a.up = false;
+                }
+                self.ledger.record_event(
+                    "private",
+                    &format!("{account}: {event:?}").chars().take(200).collect::<String>(),
+                    None,
+                )?;
+            }
+            PrivateEvent::Executions(list) => {
+                for execution in &list {
+                    self.on_execution(account, execution, "ws")?;
+                }
+            }
+            PrivateEvent::Orders(list) => {
+                for order in list {
+                    if self.links.contains_key(&order.order_link_id) {
+                        let status = format!("{:?}", order.order_status);
+                        if !matches!(status.as_str(), "Filled" | "PartiallyFilled") {
+                            self.ledger.update_order(
+                                &order.order_link_id,
+                                &status,
+                                Some(&order.order_id),
+                                None,
+                                None,
+                                None,
+                            )?;
+                        }
+                    }
+                }
+            }
+            PrivateEvent::Positions(list) => {
+                for p in list {
+                    let signed = if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) };
+                    self.ledger.record_position(
+                        "account",
+                        account,
+                        &p.symbol,
+                        signed,
+                        p.avg_price.as_ref().map(dec),
+                        None,
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes `status.json` (atomically) for `apexctl trade`'s table.
+    fn write_status(&self, state: &str) {
+        let slots: Vec<serde_json::Value> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let market = &self.markets[&s.symbol];
+                let book = s.core.book();
+                let synced = self.public.book(&s.symbol).is_some_and(|b| b.borrow().synced);
+                serde_json::json!({
+                    "slot": s.name, "symbol": s.symbol, "model": s.models.label,
+                    "equity": book.equity(market.last_price), "position": book.position, "capital": book.capital,
+                    "last_decision": s.last_decision, "book": if synced { "synced" } else { "unsynced" },
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "state": state, "pid": std::process::id(), "metrics": self.metrics.address(),
+            "latency_p99_us": self.metrics.latency_p99_us(), "bars": self.summary.bars, "orders": self.summary.orders,
+            "fills": self.summary.fills, "withheld": self.summary.withheld, "slots": slots,
+        });
+        let _ = status::write_json(&self.options.out.join("status.json"), &value);
+    }
+
+    /// Runs until the duration passes or a signal comes; then stops sending, cancels open orders (if configured),
+    /// books the last fills and flushes the ledger.
+    ///
+    /// # Errors
+    /// `Ledger`/`Venue`/`Runtime` failures while running.
+    pub async fn run(
+        mut self,
+        mut private: PrivateRx,
+        mut public: mpsc::Receiver<PublicEvent>,
+    ) -> Result<Summary, NexusError> {
+        let deadline = self.options.duration.map(|d| tokio::time::Instant::now() + d);
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| NexusError::Runtime(format!("signal handler: {e}")))?;
+        let mut status_every = tokio::time::interval(self.options.config.status_every);
+        let mut stopped = "duration";
+        loop {
+            let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = tokio::signal::ctrl_c() => { stopped = "SIGINT"; break; }
+                _ = sigterm.recv() => { stopped = "SIGTERM"; break; }
+                () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => break,
+                Some((account, event)) = private.recv() => self.on_private(&account, event).await?,
+                Some(event) = public.recv() => self.on_public(event).await?,
+                _ = status_every.tick() => {
+                    self.write_status("running");
+                    self.metrics.set_synced(self.markets.keys().filter(|s| self.public.book(s).is_some_and(|b| b.borrow().synced)).count());
+                }
+            }
+        }
+        tracing::info!(reason = stopped, "stopping: no new orders");
+        self.ledger.record_event("stop", stopped, None)?;
+        if self.options.config.cancel_on_exit {
+            let names: Vec<String> = self.accounts.keys().cloned().collect();
+            for account in names {
+                let rest = self.accounts[&account].rest.clone();
+                for order in self.ledger.live_orders()? {
+                    let Some(&index) = self.links.get(&order.intent.order_link_id) else { continue };
+                    if self.slots[index].account != account || order.intent.price.is_none() {
+                        continue;
+                    }
+                    let cancel = CancelOrderRequest {
+                        category: Category::Linear,
+                        symbol: order.intent.symbol.clone(),
+                        order_id: None,
+                        order_link_id: Some(order.intent.order_link_id.clone()),
+                        order_filter: None,
+                    };
+                    if rest.cancel_order(&cancel).await.is_ok() {
+                        self.ledger.update_order(
+                            &order.intent.order_link_id,
+                            "Cancelled",
+                            None,
+                            None,
+                            Some("stop"),
+                            None,
+                        )?;
+                    }
+                }
+                // A fill that raced the stop is booked before the ledger closes (else at the next start).
+                if let Err(e) = self.catch_up_executions(&account).await {
+                    tracing::warn!(account = %account, error = %e, "final catch-up failed; the next start reconciles");
+                    self.ledger.record_event("catch_up_failed", &format!("{account}: {e}"), None)?;
+                }
+            }
+        }
+        for slot in &self.slots {
+            let book = slot.core.book();
+            let mark = self.markets[&slot.symbol].last_price;
+            self.ledger.record_equity(
+                &slot.name,
+                book.equity(mark),
+                book.cash(),
+                book.unrealized(mark),
+                book.position,
+                Some(mark),
+                None,
+            )?;
+        }
+        for (name, account) in &mut self.accounts {
+            let positions = account
+                .rest
+                .positions(&PositionListRequest {
+                    category: Category::Linear,
+                    symbol: None,
+                    base_coin: None,
+                    settle_coin: Some("USDT".into()),
+                    limit: Some(200),
+                    cursor: None,
+                })
+                .await;
+            if let Ok(positions) = positions {
+                for p in positions.list {
+                    let signed = if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) };
+                    self.ledger.record_position(
+                        "account",
+                        name,
+                        &p.symbol,
+                        signed,
+                        p.avg_price.as_ref().map(dec),
+                        None,
+                    )?;
+                }
+            }
+            if let Some(feed) = account.private.take() {
+                feed.shutdown().await;
+            }
+        }
+        self.write_status("stopped");
+        self.ledger.end_run(stopped)?;
+        let summary = self.summary.clone();
+        self.public.shutdown().await;
+        Ok(summary)
+    }
+}

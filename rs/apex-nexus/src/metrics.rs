@@ -1,0 +1,166 @@
+//! Prometheus metrics of the engine (per-slot equity, position and capital weight; book sync, reconnects, orders,
+//! withheld orders; the tick-to-order latency as a Prometheus histogram and an HDR histogram for exact
+//! percentiles), served as text on a loopback `/metrics` endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The engine's metrics.
+pub struct Metrics {
+    registry: Registry,
+    equity: Family<Labels, FloatGauge>,
+    position: Family<Labels, FloatGauge>,
+    weight: Family<Labels, FloatGauge>,
+    synced: Gauge,
+    pub reconnects: Counter,
+    pub orders: Counter,
+    pub withheld: Counter,
+    latency: Histogram,
+    hdr: Mutex<hdrhistogram::Histogram<u64>>,
+    address: Mutex<Option<SocketAddr>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Metrics for the slots named `slots`.
+    ///
+    /// # Panics
+    /// Never: the HDR histogram's bounds are constants.
+    #[must_use]
+    pub fn new(slots: &[String]) -> Metrics {
+        let mut registry = Registry::with_prefix("apex_nexus");
+        let equity = Family::<Labels, FloatGauge>::default();
+        let position = Family::<Labels, FloatGauge>::default();
+        let weight = Family::<Labels, FloatGauge>::default();
+        let synced = Gauge::default();
+        let (reconnects, orders, withheld) = (Counter::default(), Counter::default(), Counter::default());
+        let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 24));
+        registry.register("slot_equity", "Slot equity in quote currency", equity.clone());
+        registry.register("slot_position", "Slot virtual position in base units", position.clone());
+        registry.register("slot_weight", "Slot capital weight", weight.clone());
+        registry.register("books_synced", "Symbols whose book is synced", synced.clone());
+        registry.register("public_reconnects", "Public stream connections made", reconnects.clone());
+        registry.register("orders", "Orders sent", orders.clone());
+        registry.register(
+            "orders_withheld",
+            "Orders withheld (blind: book or private stream not usable)",
+            withheld.clone(),
+        );
+        registry.register(
+            "tick_to_order_seconds",
+            "WebSocket frame that closed the bar received to order handed to the HTTP client",
+            latency.clone(),
+        );
+        for slot in slots {
+            let _ = equity.get_or_create(&vec![("slot".into(), slot.clone())]);
+        }
+        Metrics {
+            registry,
+            equity,
+            position,
+            weight,
+            synced,
+            reconnects,
+            orders,
+            withheld,
+            latency,
+            hdr: Mutex::new(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds")),
+            address: Mutex::new(None),
+        }
+    }
+
+    /// Sets a slot's equity, position and capital (its weight is its share of the sum of capitals).
+    pub fn set_slot(&self, slot: &str, equity: f64, position: f64, capital: f64) {
+        let labels = vec![("slot".to_owned(), slot.to_owned())];
+        if equity.is_finite() {
+            self.equity.get_or_create(&labels).set(equity);
+        }
+        self.position.get_or_create(&labels).set(position);
+        self.weight.get_or_create(&labels).set(capital);
+    }
+
+    pub fn set_synced(&self, count: usize) {
+        self.synced.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Records one tick-to-order latency.
+    pub fn record_latency(&self, latency: Duration) {
+        self.latency.observe(latency.as_secs_f64());
+        if let Ok(mut hdr) = self.hdr.lock() {
+            let _ = hdr.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
+        }
+    }
+
+    /// The p99 tick-to-order latency in microseconds (0 before any order).
+    #[must_use]
+    pub fn latency_p99_us(&self) -> f64 {
+        self.hdr.lock().map_or(0.0, |h| if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e3 })
+    }
+
+    /// The address `/metrics` is served on, once bound.
+    #[must_use]
+    pub fn address(&self) -> Option<String> {
+        self.address.lock().ok().and_then(|a| a.map(|a| a.to_string()))
+    }
+
+    /// The metrics in Prometheus' text format.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Serves `GET /metrics` on `address` (loopback) until the task is dropped; returns the bound address.
+    ///
+    /// # Errors
+    /// The bind failure.
+    pub async fn serve(self: std::sync::Arc<Self>, address: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(address).await?;
+        let bound = listener.local_addr()?;
+        if let Ok(mut a) = self.address.lock() {
+            *a = Some(bound);
+        }
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let metrics = self.clone();
+                tokio::spawn(async move {
+                    let mut buffer = [0_u8; 2048];
+                    let n = stream.read(&mut buffer).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buffer[..n]);
+                    let (status, body) = if request.starts_with("GET /metrics") {
+                        ("200 OK", metrics.render())
+                    } else {
+                        ("404 Not Found", "not found\n".to_owned())
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+        Ok(bound)
+    }
+}

@@ -1,0 +1,240 @@
+"""`apexctl trade` end to end: six slots (two per symbol, two accounts) trade exported bundles on the local venue for a
+bounded accelerated run; the ledger's fills equal the venue's executions per account, every slot's virtual position
+sums to the account's position; kill -9 at random moments and restarts lose and duplicate nothing; bad input is one
+line and exit 2 before anything connects."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pybit import unified_trading
+
+from apexctl.forge.export import ExportConfig, export
+from apexctl.forge.nets import ModelCard, build, save_model
+from apexctl.forge.trade import find_binary
+from tests.conftest import run_cli
+from tests.venue_helpers import running_venue
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+OBSERVATION = [
+    "remaining_frac",
+    "time_left_frac",
+    "behind_schedule",
+    "spread_10bps",
+    "l1_imbalance_signed",
+    "mid_move_10bps_signed",
+    "resting_child",
+    "vol_10bps",
+    "log_opposite_depth_ratio",
+]
+# Two trees per symbol that take positions often: the bar's close location and its opposite.
+TREES = {
+    "a": {"op": "mul", "args": [{"feature": "clv"}, {"const": 3.0}]},
+    "b": {"op": "mul", "args": [{"feature": "clv"}, {"const": -3.0}]},
+}
+ACCOUNTS = [
+    {"name": "main", "api_key": "mainKEY00000000001", "api_secret": "mainSECRET0000000000000000000000001"},
+    {"name": "second", "api_key": "secondKEY000000002", "api_secret": "secondSECRET00000000000000000000002"},
+]
+CAPITAL = 3000.0
+
+
+def make_bundle(root: Path, symbol: str, slot: str, seed: int) -> Path:
+    tree = {"schema": "apex.gp_tree", "version": 1, "features": ["clv"], "root": TREES[slot]}
+    hof = root / f"hof-{symbol}-{slot}"
+    hof.mkdir(parents=True)
+    (hof / "001.json").write_text(json.dumps(tree))
+    entry = {"rank": 1, "file": "001.json", "size": 3, "height": 2, "train": {}, "held_out": {}}
+    index = {"schema": "apex.hall_of_fame", "version": 1, "symbol": symbol, "features": ["clv"], "entries": [entry]}
+    (hof / "index.json").write_text(json.dumps(index))
+    card = ModelCard("mlp", {"inputs": len(OBSERVATION), "hidden": [8], "outputs": 4}, OBSERVATION, "iel")
+    torch.manual_seed(seed)
+    iel = root / f"iel-{symbol}-{slot}.pt"
+    save_model(iel, build(card), card)
+    output = root / "bundles" / symbol / slot
+    export(ExportConfig(output=output, hall_of_fame=hof, iel=iel, symbol=symbol, slot=slot, command="test"))
+    return output
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    root = tmp_path_factory.mktemp("trade-bundles")
+    return {
+        (symbol, slot): make_bundle(root, symbol, slot, seed)
+        for seed, (symbol, slot) in enumerate((s, k) for s in SYMBOLS for k in ("a", "b"))
+    }
+
+
+def write_config(path: Path, bundles: dict, **engine: str) -> Path:
+    lines = ['[venue]\nkind = "local"\n', '[engine]\nbar = "1m"\nstale_after = "5s"\nstatus_every = "500ms"']
+    lines += [f'{k} = "{v}"' for k, v in engine.items()]
+    lines.append("\n[rule]\nentry_threshold = 0.3\n")
+    for i, ((symbol, slot), bundle) in enumerate(sorted(bundles.items())):
+        account = ACCOUNTS[i % 2]["name"]
+        lines.append(
+            f'[[slot]]\nname = "{symbol[:3].lower()}-{slot}"\nsymbol = "{symbol}"\ncapital = {CAPITAL}\n'
+            f'bundle = "{bundle}"\naccount = "{account}"\n'
+        )
+    path.write_text("\n".join(lines))
+    return path
+
+
+def venue_accounts() -> list[dict]:
+    return [{**a, "balance": str(CAPITAL * 3)} for a in ACCOUNTS]
+
+
+def http(venue: dict, account: dict) -> unified_trading.HTTP:
+    session = unified_trading.HTTP(testnet=False, api_key=account["api_key"], api_secret=account["api_secret"])
+    session.endpoint = venue["rest"]
+    return session
+
+
+def venue_executions(session: unified_trading.HTTP) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    cursor = None
+    for _ in range(200):
+        page = session.get_executions(category="linear", limit=100, **({"cursor": cursor} if cursor else {}))["result"]
+        for item in page["list"]:
+            if item.get("execType", "Trade") == "Trade":
+                found[item["execId"]] = item
+        cursor = page.get("nextPageCursor")
+        if not cursor or not page["list"]:
+            break
+    return found
+
+
+def check_books(ledger: Path, venue: dict) -> dict:
+    """Ledger fills == venue executions per account; sum of slot positions == account position per symbol."""
+    db = sqlite3.connect(ledger)
+    slots = {name: (symbol, account) for name, symbol, account in db.execute("SELECT slot, symbol, account FROM slots")}
+    fills = list(db.execute("SELECT exec_id, slot, side, qty FROM fills"))
+    links = [row[0] for row in db.execute("SELECT order_link_id FROM orders")]
+    assert len(links) == len(set(links))
+    totals = {"fills": len(fills), "orders": len(links)}
+    for account in ACCOUNTS:
+        session = http(venue, account)
+        executions = venue_executions(session)
+        mine = {e for e, slot, _, _ in fills if slots[slot][1] == account["name"]}
+        assert mine == set(executions), f"{account['name']}: ledger {len(mine)} vs venue {len(executions)} fills"
+        positions = session.get_positions(category="linear", settleCoin="USDT")["result"]["list"]
+        for symbol in SYMBOLS:
+            venue_qty = sum(
+                float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions if p["symbol"] == symbol
+            )
+            slot_qty = sum(
+                float(qty) * (1 if side == "Buy" else -1)
+                for _, slot, side, qty in fills
+                if slots[slot] == (symbol, account["name"])
+            )
+            assert abs(venue_qty - slot_qty) < 1e-6, f"{account['name']} {symbol}: {venue_qty} vs slots {slot_qty}"
+    db.close()
+    return totals
+
+
+@pytest.mark.slow
+def test_six_slots_trade_and_the_ledger_equals_the_venue(bundles, tmp_path):
+    config = write_config(tmp_path / "nexus.toml", bundles)
+    with running_venue(tmp_path, "--speed", "60", "--seed", "4", accounts=venue_accounts()) as venue:
+        ready = tmp_path / "ready.json"
+        out = tmp_path / "run"
+        result = run_cli(
+            "trade", "--config", str(config), "--venue-ready", str(ready), "--out", str(out), "--duration", "25s"
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert not (out / "nexus.pid").exists()
+        status = json.loads((out / "status.json").read_text())
+        assert status["state"] == "stopped"
+        assert status["bars"] >= 3 * 15
+        totals = check_books(out / "ledger.sqlite", venue)
+        assert totals["fills"] > 0, totals
+        db = sqlite3.connect(out / "ledger.sqlite")
+        decisions = dict(db.execute("SELECT slot, COUNT(*) FROM decisions GROUP BY slot"))
+        assert len(decisions) == 6
+        assert min(decisions.values()) >= 15
+        # Every order's intent was written before it was acknowledged (its first event is the intent).
+        first = db.execute(
+            "SELECT COUNT(*) FROM orders o WHERE (SELECT event FROM order_events e WHERE e.order_link_id = "
+            "o.order_link_id ORDER BY e.rowid LIMIT 1) != 'intent'"
+        ).fetchone()[0]
+        assert first == 0
+
+
+@pytest.mark.slow
+def test_kill_9_and_restart_lose_and_duplicate_nothing(bundles, tmp_path):
+    iterations = int(os.environ.get("NEXUS_CRASHES", "4"))
+    config = write_config(tmp_path / "nexus.toml", bundles)
+    rng = random.Random(12)
+    binary = str(find_binary())
+    env = {**os.environ}
+    from apexctl import _ort
+
+    _ort.use_wheel_library()
+    env.update(os.environ)
+    with running_venue(tmp_path, "--speed", "60", "--seed", "5", accounts=venue_accounts()) as venue:
+        out = tmp_path / "run"
+        args = [binary, "--config", str(config), "--venue-ready", str(tmp_path / "ready.json"), "--out", str(out)]
+        for _ in range(iterations):
+            engine = subprocess.Popen(args, stderr=subprocess.DEVNULL, env=env)
+            time.sleep(rng.uniform(3.0, 8.0))
+            engine.send_signal(signal.SIGKILL)
+            engine.wait()
+        # The last run stops cleanly after reconciling what the killed ones left.
+        result = subprocess.run([*args, "--duration", "6s"], capture_output=True, env=env, check=False)
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        totals = check_books(out / "ledger.sqlite", venue)
+        assert totals["fills"] > 0
+        db = sqlite3.connect(out / "ledger.sqlite")
+        runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        assert runs == iterations + 1
+
+
+def test_bad_input_is_one_line_and_exit_2_before_any_connection(bundles, tmp_path):
+    good = write_config(tmp_path / "good.toml", bundles)
+    ready = tmp_path / "ready.json"
+    ready.write_text(
+        json.dumps(
+            {
+                "rest": "http://127.0.0.1:9",
+                "ws_public": "ws://127.0.0.1:9/v5/public/linear",
+                "ws_private": "ws://127.0.0.1:9/v5/private",
+                "accounts": [],
+            }
+        )
+    )
+    tampered = tmp_path / "tampered"
+    source = bundles[("BTCUSDT", "a")]
+    tampered.mkdir()
+    for f in source.iterdir():
+        (tampered / f.name).write_bytes(f.read_bytes())
+    (tampered / "signal.gp.json").write_text((tampered / "signal.gp.json").read_text().replace("3.0", "4.0"))
+    text = good.read_text()
+    cases = {
+        "field": text.replace("stale_after", "stale_aftr"),
+        "missing bundle": text.replace(str(source), str(tmp_path / "nowhere")),
+        "tampered": text.replace(str(source), str(tampered)),
+        "keys": text,
+    }
+    for name, body in cases.items():
+        config = tmp_path / f"{name.replace(' ', '-')}.toml"
+        config.write_text(body)
+        out = tmp_path / f"out-{name.replace(' ', '-')}"
+        result = run_cli("trade", "--config", str(config), "--venue-ready", str(ready), "--out", str(out))
+        stderr = result.stderr.decode().strip()
+        assert result.returncode == 2, (name, stderr)
+        assert len(stderr.splitlines()) == 1, (name, stderr)
+        assert "Traceback" not in stderr, (name, stderr)
+        assert not (out / "ledger.sqlite").exists(), name
+    refused = run_cli("trade", "--config", str(good), "--venue", "mainnet", "--out", str(tmp_path / "m"))
+    assert refused.returncode == 2
+    assert "mainnet" in refused.stderr.decode()
+    assert sys.executable
