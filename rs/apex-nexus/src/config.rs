@@ -447,6 +447,17 @@ account = "second"
     }
 
     #[test]
+    fn the_example_configs_are_valid() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nexus");
+        for name in ["local.toml", "testnet.toml"] {
+            let config = Config::read(&examples.join(name)).unwrap();
+            assert_eq!(config.slots.len(), 6, "{name}");
+            assert_eq!(config.symbols(), ["BTCUSDT", "ETHUSDT", "SOLUSDT"]);
+            assert!(config.slots[0].bundle.ends_with("runs/pipeline/bundles/BTCUSDT/a"), "{name}");
+        }
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apex_book::MessageHeader;
+use apex_book::{MessageHeader, UpdateKind};
 use apex_bybit::client::ClientError;
 use apex_bybit::client::clock::{ClockSync, SystemClock};
 use apex_bybit::client::private::{PrivateConfig, PrivateEvent, PrivateFeed};
@@ -860,7 +860,24 @@ impl Engine {
                 market.now_ns = market.now_ns.max(header.ts);
                 let symbol = message.symbol.clone();
                 let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec()));
-                let _verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
+                let verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
+                // The supervisor's book is the reference: when the feature engine's copy refuses a message (a gap
+                // after a dropped event), it restarts from the supervisor's current snapshot.
+                if verdict.is_err()
+                    && let Some(reference) = self.public.book(&message.symbol)
+                {
+                    let reference = reference.borrow().clone();
+                    if reference.synced {
+                        let snapshot = MessageHeader {
+                            kind: UpdateKind::Snapshot,
+                            update_id: reference.update_id,
+                            seq: reference.seq,
+                            ts: header.ts.max(reference.ts.saturating_mul(1_000_000)),
+                            ..header
+                        };
+                        let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
+                    }
+                }
                 if !closed.is_empty() {
                     market.bar_frame = Some(message.received.into_std());
                 }
