@@ -213,6 +213,17 @@ def run_facts(out: Mapping, *, jump_margin_min: int = JUMP_MARGIN_MIN) -> dict[s
     facts["spread_bps"] = float(np.nanmean(sampled(touch_ts, spread, seconds)))
     facts["trades_per_min"] = len(signs) / (horizon_us / 60 / US_PER_S)
     facts["vol_1m_bps"] = float(np.nanstd(r_mid) * BPS)
+    r_fv = log_returns(fv_1s[::60])
+    facts["vol_fv_1m_bps"] = float(np.nanstd(r_fv) * BPS)
+    gap = (log_mid - log_fv) * BPS
+    facts["gap_sd_bps"] = float(np.nanstd(gap))
+    facts["gap_acf_10s"] = autocorrelation(gap, 10)
+    facts["gap_acf_60s"] = autocorrelation(gap, 60)
+    # The mid's 1-minute return regressed on the fair value's in the same and the previous minute.
+    both = np.isfinite(r_mid[1:]) & np.isfinite(r_fv[1:]) & np.isfinite(r_fv[:-1])
+    design = np.column_stack([r_fv[1:][both], r_fv[:-1][both], np.ones(both.sum())])
+    beta = np.linalg.lstsq(design, r_mid[1:][both], rcond=None)[0] if both.sum() > 3 else [np.nan, np.nan]
+    facts["beta_fv_same_min"], facts["beta_fv_prev_min"] = float(beta[0]), float(beta[1])
     return facts
 
 

@@ -44,6 +44,12 @@ SHOWN = (
     "spread_bps",
     "trades_per_min",
     "vol_1m_bps",
+    "vol_fv_1m_bps",
+    "gap_sd_bps",
+    "gap_acf_10s",
+    "gap_acf_60s",
+    "beta_fv_same_min",
+    "beta_fv_prev_min",
 )
 
 

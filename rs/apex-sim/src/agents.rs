@@ -47,6 +47,8 @@ pub enum Intent {
     Limit { side: Side, price: i64, qty: i64, post_only: bool },
     /// A market order (the venue turns it into an IOC at a protective band).
     Market { side: Side, qty: i64 },
+    /// An IOC limit order: take whatever rests at `price` or better, cancel the rest.
+    Take { side: Side, price: i64, qty: i64 },
     /// Cancel one of the agent's own resting orders.
     Cancel { order_id: u64 },
     /// Cancel every resting order of the agent.
@@ -72,6 +74,8 @@ pub struct View<'a> {
     pub past_mid: Option<f64>,
     /// Estimated volatility of the mid in basis points per sqrt(minute) (from the agent's view of history).
     pub vol_bps: Option<f64>,
+    /// The latest once-a-second mid sample the agent can see: a reference one stray order cannot drag far.
+    pub sampled_mid: Option<f64>,
     /// The latent fair value now, and `informed.lookahead_s` ahead; only fundamentalists and informed traders use them.
     pub fair_value: f64,
     pub fair_value_ahead: f64,
@@ -107,54 +111,145 @@ fn bps(from: f64, to: f64) -> f64 {
     if from.abs() < f64::EPSILON { 0.0 } else { (to / from - 1.0) * 1e4 }
 }
 
+/// Longest metaorder in child orders (about ten minutes of the default flow), so one draw from the power law cannot
+/// fix the flow's sign for a whole session or outgrow every maker's inventory.
+pub const MAX_METAORDER_CHILDREN: f64 = 2_000.0;
+
+/// The noise traders' market-order flow as metaorders being split (Lillo, Mike & Farmer 2005): a few large orders
+/// are worked at once, each a run of child market orders of one sign whose length is Pareto with tail index
+/// `noise.metaorder_tail`. Each child comes from a uniformly chosen open metaorder, so the sign of the flow has long
+/// memory, its autocorrelation decaying like lag^(1 - tail), while every metaorder's sign is a coin flip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metaorders {
+    /// (sign, child orders still to send) of each open metaorder.
+    open: Vec<(Side, u32)>,
+}
+
+impl Metaorders {
+    /// The side of the next noise market order (a coin flip when the DSG has no metaorders).
+    pub fn next_side<R: Rng + ?Sized>(&mut self, dsg: &Dsg, rng: &mut R) -> Side {
+        let count = Dsg::count(dsg.noise_metaorders);
+        if count == 0 {
+            return random_side(rng);
+        }
+        while self.open.len() < count {
+            let fresh = Metaorders::fresh(dsg, rng);
+            self.open.push(fresh);
+        }
+        self.open.truncate(count);
+        let pick = rng.random_range(0..count);
+        let (side, left) = self.open[pick];
+        if left <= 1 {
+            self.open[pick] = Metaorders::fresh(dsg, rng);
+        } else {
+            self.open[pick].1 = left - 1;
+        }
+        side
+    }
+
+    fn fresh<R: Rng + ?Sized>(dsg: &Dsg, rng: &mut R) -> (Side, u32) {
+        let length = Pareto::new(1.0, dsg.noise_metaorder_tail.max(1.01)).map_or(1.0, |d| d.sample(rng));
+        (random_side(rng), length.min(MAX_METAORDER_CHILDREN).floor().max(1.0) as u32)
+    }
+}
+
+/// `price` moved at most `clip_bps` away from `anchor` (both in ticks).
+fn clipped(price: f64, anchor: f64, clip_bps: f64) -> f64 {
+    let clip = (clip_bps * anchor / 1e4).max(1.0);
+    price.clamp(anchor - clip, anchor + clip)
+}
+
 /// Zero-intelligence noise trader (Farmer, Patelli & Zovko 2005): Poisson limit and market flow; limit prices an
 /// exponential distance behind the opposite best, so some improve the spread and most rest deeper. Each resting order
 /// is cancelled after an exponential lifetime (the market loop schedules it), as in the model.
-pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
+///
+/// The opposite best is first clipped to within `noise.reference_clip_bps` of the last mid sample, so a stray order
+/// left alone on a thinned side cannot drag new orders with it. Market orders take their side from the metaorders
+/// being split (`flow`), which gives order flow its long memory.
+pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, flow: &mut Metaorders, rng: &mut R) -> Vec<Intent> {
     let total = dsg.noise_limit_rate + dsg.noise_market_rate;
     if total <= 0.0 {
         return Vec::new();
     }
-    let side = random_side(rng);
     let qty = order_size(rng, dsg.noise_size_lots, dsg.noise_size_tail);
     if rng.random::<f64>() * total < dsg.noise_market_rate {
-        return vec![Intent::Market { side, qty }];
+        return vec![Intent::Market { side: flow.next_side(dsg, rng), qty }];
     }
+    let side = random_side(rng);
     let mid = view.reference_mid();
-    let mean_ticks = (dsg.noise_offset_bps * mid / 1e4).max(0.5);
+    let anchor = view.sampled_mid.unwrap_or(mid);
+    let mean_ticks = (dsg.noise_offset_bps * anchor / 1e4).max(0.5);
     let offset = Exp::new(1.0 / mean_ticks).map_or(1.0, |d| d.sample(rng)).floor() as i64 + 1;
+    let opposite = match side {
+        Side::Buy => view.best_ask.map_or(anchor.floor(), |a| a as f64),
+        Side::Sell => view.best_bid.map_or(anchor.ceil(), |b| b as f64),
+    };
+    let reference = clipped(opposite, anchor, dsg.noise_clip_bps);
     let price = match side {
-        Side::Buy => view.best_ask.map_or(mid.floor() as i64, |a| a - offset),
-        Side::Sell => view.best_bid.map_or(mid.ceil() as i64, |b| b + offset),
+        Side::Buy => reference.floor() as i64 - offset,
+        Side::Sell => reference.ceil() as i64 + offset,
     };
     vec![Intent::Limit { side, price: price.max(1), qty, post_only: false }]
 }
 
-/// Avellaneda–Stoikov market maker, with prices in basis points of the mid: reservation price
-/// r = s - q·γ·σ²·τ and total spread γ·σ²·τ + (2/γ)·ln(1 + γ/κ), where q is inventory in quote sizes, σ in bps per
-/// sqrt(minute) and τ the horizon in minutes. Requotes replace every resting quote; past the inventory limit only the
-/// reducing side is quoted.
-pub fn market_maker(dsg: &Dsg, view: &View<'_>) -> Vec<Intent> {
-    let mid = view.reference_mid();
-    if mid <= 0.0 {
+/// Avellaneda–Stoikov market maker around a fair-value estimate, with prices in basis points: reservation price
+/// r = c - q·γ·σ²·τ and total spread γ·σ²·τ + (2/γ)·ln(1 + γ/κ), where c is the maker's estimate of value, q its
+/// inventory in quote sizes, σ in bps per sqrt(minute) (its estimate of the mid's, capped at `vol_cap` times the
+/// fair value's) and τ the horizon in minutes.
+///
+/// The estimate c blends the fair value, seen with `value_noise_bps` of independent error at each requote, with the
+/// book mid (`value_weight` on the value): makers who price off the book alone let value reach the price only through
+/// takers, a minute late. The inventory skew is at most one half-spread, so a maker never quotes through its value.
+/// A quote the maker sees beyond c ± half-spread is stale: an IOC leg of `take_lots` takes it (within the inventory
+/// limit, without skew), and the new quote on that side stays behind the IOC's price so it cannot be refused as
+/// crossing. Requotes replace every resting quote; past the inventory limit only the reducing side is quoted.
+pub fn market_maker<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
+    let book_mid = view.reference_mid();
+    let error = Normal::new(0.0, dsg.mm_value_noise_bps.max(0.0)).map_or(0.0, |d| d.sample(rng));
+    let weight = dsg.mm_value_weight.clamp(0.0, 1.0);
+    let center = weight * view.fair_value * (1.0 + error / 1e4) + (1.0 - weight) * book_mid;
+    if !(center.is_finite() && center > 0.0) {
         return vec![Intent::CancelAll];
     }
-    let sigma = view.vol_bps.filter(|v| v.is_finite() && *v > 0.0).unwrap_or(dsg.fv_vol_bps);
+    let vol_cap = dsg.mm_vol_cap * dsg.fv_vol_bps;
+    let sigma = view.vol_bps.filter(|v| v.is_finite() && *v > 0.0).map_or(dsg.fv_vol_bps, |v| v.min(vol_cap));
     let tau = dsg.mm_horizon_s / 60.0;
     let gamma = dsg.mm_gamma;
     let q = view.position as f64 / dsg.mm_quote_lots.max(1.0);
     let risk = gamma * sigma * sigma * tau;
     // Extreme corners of the DSG can ask for absurd quotes; keep them within half the price either way.
-    let reservation_bps = (-q * risk).clamp(-5_000.0, 5_000.0);
     let half_spread_bps = (0.5 * (risk + (2.0 / gamma) * (1.0 + gamma / dsg.mm_kappa).ln())).min(5_000.0);
-    let to_ticks = mid / 1e4;
-    let bid = (mid + (reservation_bps - half_spread_bps) * to_ticks).floor() as i64;
-    let mut ask = (mid + (reservation_bps + half_spread_bps) * to_ticks).ceil() as i64;
+    let skew_bps = (-q * risk).clamp(-half_spread_bps, half_spread_bps);
+    let to_ticks = center / 1e4;
+    let mut bid = (center + (skew_bps - half_spread_bps) * to_ticks).floor() as i64;
+    let mut ask = (center + (skew_bps + half_spread_bps) * to_ticks).ceil() as i64;
+    let edge = half_spread_bps * to_ticks;
+    let take_lots = dsg.mm_take_lots.round() as i64;
+    let room_long = (dsg.mm_max_inventory - view.position as f64).floor() as i64;
+    let room_short = (dsg.mm_max_inventory + view.position as f64).floor() as i64;
+    let mut intents = vec![Intent::CancelAll];
+    match view.best_ask {
+        Some(seen) if (seen as f64) < center - edge && take_lots > 0 && room_long > 0 => {
+            let price = (center - edge).floor() as i64;
+            intents.push(Intent::Take { side: Side::Buy, price, qty: take_lots.min(room_long) });
+            bid = bid.min(price);
+        }
+        Some(seen) => bid = bid.min(seen - 1),
+        None => {}
+    }
+    match view.best_bid {
+        Some(seen) if (seen as f64) > center + edge && take_lots > 0 && room_short > 0 => {
+            let price = (center + edge).ceil() as i64;
+            intents.push(Intent::Take { side: Side::Sell, price, qty: take_lots.min(room_short) });
+            ask = ask.max(price);
+        }
+        Some(seen) => ask = ask.max(seen + 1),
+        None => {}
+    }
     if ask <= bid {
         ask = bid + 1;
     }
     let qty = (dsg.mm_quote_lots.round() as i64).max(1);
-    let mut intents = vec![Intent::CancelAll];
     let long_limit = view.position as f64 >= dsg.mm_max_inventory;
     let short_limit = -(view.position as f64) >= dsg.mm_max_inventory;
     if !long_limit && bid > 0 {
@@ -164,6 +259,23 @@ pub fn market_maker(dsg: &Dsg, view: &View<'_>) -> Vec<Intent> {
         intents.push(Intent::Limit { side: Side::Sell, price: ask, qty, post_only: true });
     }
     intents
+}
+
+/// What an agent of `population` does when it wakes (market makers: when their requote timer fires).
+pub fn decide<R: Rng + ?Sized>(
+    population: Population,
+    dsg: &Dsg,
+    view: &View<'_>,
+    flow: &mut Metaorders,
+    rng: &mut R,
+) -> Vec<Intent> {
+    match population {
+        Population::Noise => noise(dsg, view, flow, rng),
+        Population::MarketMaker => market_maker(dsg, view, rng),
+        Population::Momentum => momentum(dsg, view, rng),
+        Population::Fundamentalist => fundamentalist(dsg, view, rng),
+        Population::Informed => informed(dsg, view, rng),
+    }
 }
 
 /// Momentum trader: buys after a rise and sells after a fall over its lookback, if the move exceeds its threshold.
@@ -211,6 +323,7 @@ mod tests {
             best_ask: Some(100_010),
             past_mid: Some(99_000.0),
             vol_bps: Some(8.0),
+            sampled_mid: Some(100_000.0),
             fair_value: 100_000.0,
             fair_value_ahead: 101_000.0,
             position,
@@ -222,7 +335,7 @@ mod tests {
     fn market_maker_skews_quotes_against_inventory() {
         let dsg = Dsg::default();
         let quotes = |position| {
-            let intents = market_maker(&dsg, &view(position));
+            let intents = market_maker(&dsg, &view(position), &mut Xoshiro256PlusPlus::seed_from_u64(3));
             let price = |s| {
                 intents.iter().find_map(|i| match i {
                     Intent::Limit { side, price, .. } if *side == s => Some(*price),
@@ -254,9 +367,10 @@ mod tests {
     fn noise_limits_rest_behind_the_opposite_best_and_sizes_are_heavy_tailed() {
         let dsg = Dsg::default();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut flow = Metaorders::default();
         let mut sizes = Vec::new();
         for _ in 0..20_000 {
-            for intent in noise(&dsg, &view(0), &mut rng) {
+            for intent in noise(&dsg, &view(0), &mut flow, &mut rng) {
                 match intent {
                     Intent::Limit { side: Side::Buy, price, qty, .. } => {
                         assert!(price < 100_010);

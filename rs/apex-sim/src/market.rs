@@ -12,7 +12,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::agents::{self, Intent, OwnOrder, Population, View};
+use crate::agents::{self, Intent, Metaorders, OwnOrder, Population, View};
 use crate::dsg::Dsg;
 use crate::strategy::{Bar, Context, Strategy};
 use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
@@ -24,6 +24,8 @@ const FAIR_VALUE_STEP_US: i64 = 100_000;
 const MID_SAMPLE_US: i64 = US_PER_S;
 /// Window of the volatility estimate market makers quote with.
 const VOL_WINDOW_SAMPLES: usize = 60;
+/// How far back (in mid samples) an agent looks for the last sample taken while both sides of the book existed.
+const SAMPLED_MID_LOOKBACK: usize = 60;
 /// The strategy account; agents are numbered from 1.
 pub const STRATEGY_ACCOUNT: AccountId = 0;
 
@@ -218,6 +220,8 @@ pub(crate) struct Market {
     latency_of: BTreeMap<AccountId, i64>,
     population_of: Vec<Population>,
     own_orders: BTreeMap<AccountId, Vec<OwnOrder>>,
+    /// The metaorders the noise market flow is splitting.
+    metaorders: Metaorders,
     pending: Vec<Option<Pending>>,
     /// (ts_us, best bid, best ask) in ticks after every change of the top of book.
     top_history: Vec<(i64, Option<i64>, Option<i64>)>,
@@ -308,6 +312,7 @@ impl Market {
             latency_of,
             population_of,
             own_orders: BTreeMap::new(),
+            metaorders: Metaorders::default(),
             pending: Vec::new(),
             top_history: Vec::new(),
             mids: Vec::new(),
@@ -531,15 +536,7 @@ impl Market {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, population);
-            let dsg = &self.dsg;
-            let rng = &mut self.rng;
-            match population {
-                Population::Noise => agents::noise(dsg, &view, rng),
-                Population::Momentum => agents::momentum(dsg, &view, rng),
-                Population::Fundamentalist => agents::fundamentalist(dsg, &view, rng),
-                Population::Informed => agents::informed(dsg, &view, rng),
-                Population::MarketMaker => agents::market_maker(dsg, &view),
-            }
+            agents::decide(population, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -552,7 +549,7 @@ impl Market {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, Population::MarketMaker);
-            agents::market_maker(&self.dsg, &view)
+            agents::decide(Population::MarketMaker, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -589,11 +586,13 @@ impl Market {
             .and_then(|k| visible_samples.checked_sub(k as usize + 1))
             .map(|i| mids[i])
             .filter(|m| m.is_finite());
+        let sampled_mid = mids.iter().rev().take(SAMPLED_MID_LOOKBACK).copied().find(|m| m.is_finite());
         View {
             best_bid,
             best_ask,
             past_mid,
             vol_bps: visible_samples.checked_sub(1).and_then(|i| self.vols[i]),
+            sampled_mid,
             fair_value: self.fair_value_at(ts),
             fair_value_ahead: self.fair_value_at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64),
             position: self.engine.account(account).position / self.lot,
@@ -633,6 +632,10 @@ impl Market {
             }
             Intent::Market { side, qty } => {
                 self.engine.submit(ts, &NewOrder::market(account, side, qty * self.lot), &mut events);
+            }
+            Intent::Take { side, price, qty } => {
+                let order = NewOrder::limit(account, side, price * self.tick, qty * self.lot, TimeInForce::Ioc);
+                self.engine.submit(ts, &order, &mut events);
             }
             Intent::Cancel { order_id } => {
                 self.engine.cancel(ts, account, order_id, &mut events);
