@@ -314,6 +314,7 @@ pub fn informed<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -350,6 +351,171 @@ mod tests {
         assert!(long_bid.unwrap() < flat_bid.unwrap() && long_ask.unwrap() < flat_ask.unwrap());
         let (limit_bid, limit_ask) = quotes(dsg.mm_max_inventory as i64);
         assert!(limit_bid.is_none() && limit_ask.is_some(), "a full maker only quotes the reducing side");
+    }
+
+    /// The quotes and IOC legs of one requote: (bid, ask, takes as (side, price, qty)).
+    type Quotes = (Option<i64>, Option<i64>, Vec<(Side, i64, i64)>);
+
+    fn quotes_of(intents: &[Intent]) -> Quotes {
+        let limit = |s| {
+            intents.iter().find_map(|i| match i {
+                Intent::Limit { side, price, post_only: true, .. } if *side == s => Some(*price),
+                _ => None,
+            })
+        };
+        let takes = intents
+            .iter()
+            .filter_map(|i| match *i {
+                Intent::Take { side, price, qty } => Some((side, price, qty)),
+                _ => None,
+            })
+            .collect();
+        (limit(Side::Buy), limit(Side::Sell), takes)
+    }
+
+    proptest! {
+        /// Whatever the book and the maker's inventory: quotes never cross, a post-only quote never reaches the
+        /// opposite best the maker saw (or the price its own IOC leg cleared to), the IOC legs go exactly at quotes
+        /// beyond value ± half-spread and stay within the inventory limit, and the skew never puts the quotes' middle
+        /// more than one half-spread from value.
+        #[test]
+        fn maker_quotes_around_value_and_takes_only_stale_quotes(
+            bid_off in -300i64..300,
+            width in 1i64..200,
+            position in -60_000i64..60_000,
+            vol in 0.1f64..500.0,
+            gamma in 0.0001f64..0.2,
+            kappa in 0.05f64..50.0,
+        ) {
+            let dsg = Dsg { mm_value_noise_bps: 0.0, mm_gamma: gamma, mm_kappa: kappa, ..Dsg::default() };
+            let value = 100_000.0;
+            let seen_bid = 100_000 + bid_off;
+            let seen_ask = seen_bid + width;
+            let v = View { best_bid: Some(seen_bid), best_ask: Some(seen_ask), vol_bps: Some(vol), ..view(position) };
+            let intents = market_maker(&dsg, &v, &mut Xoshiro256PlusPlus::seed_from_u64(1));
+            prop_assert_eq!(intents[0], Intent::CancelAll);
+            let (bid, ask, takes) = quotes_of(&intents);
+            let sigma = vol.min(dsg.mm_vol_cap * dsg.fv_vol_bps);
+            let risk = gamma * sigma * sigma * dsg.mm_horizon_s / 60.0;
+            let half = (0.5 * (risk + (2.0 / gamma) * (1.0 + gamma / kappa).ln())).min(5_000.0) * value / 1e4;
+            let room = dsg.mm_max_inventory as i64;
+            let stale_ask = (seen_ask as f64) < value - half && position < room;
+            let stale_bid = (seen_bid as f64) > value + half && position > -room;
+            prop_assert_eq!(takes.iter().any(|t| t.0 == Side::Buy), stale_ask);
+            prop_assert_eq!(takes.iter().any(|t| t.0 == Side::Sell), stale_bid);
+            for &(side, price, qty) in &takes {
+                let reach = if side == Side::Buy { room - position } else { room + position };
+                prop_assert!(qty > 0 && qty <= reach && qty <= dsg.mm_take_lots as i64);
+                match side {
+                    Side::Buy => prop_assert!(price as f64 <= value - half + 1.0 && price >= seen_ask),
+                    Side::Sell => prop_assert!(price as f64 >= value + half - 1.0 && price <= seen_bid),
+                }
+            }
+            if let Some(b) = bid {
+                let cleared = takes.iter().find(|t| t.0 == Side::Buy).map_or(seen_ask - 1, |t| t.1);
+                prop_assert!(b <= cleared, "bid {} reaches what it saw offered", b);
+            }
+            if let Some(a) = ask {
+                let cleared = takes.iter().find(|t| t.0 == Side::Sell).map_or(seen_bid + 1, |t| t.1);
+                prop_assert!(a >= cleared, "ask {} reaches what it saw bid", a);
+            }
+            if let (Some(b), Some(a)) = (bid, ask) {
+                prop_assert!(b < a);
+                let unclamped = !stale_ask && !stale_bid && (b as f64) < seen_ask as f64 - 2.0
+                    && (a as f64) > seen_bid as f64 + 2.0;
+                if unclamped {
+                    prop_assert!(((b + a) as f64 / 2.0 - value).abs() <= half + 1.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn maker_volatility_input_is_capped() {
+        let dsg = Dsg::default();
+        let quoted = |vol| {
+            let v = View { vol_bps: Some(vol), best_bid: None, best_ask: None, ..view(0) };
+            quotes_of(&market_maker(&dsg, &v, &mut Xoshiro256PlusPlus::seed_from_u64(2)))
+        };
+        let cap = dsg.mm_vol_cap * dsg.fv_vol_bps;
+        assert_eq!(quoted(cap * 10.0), quoted(cap), "a volatility spike beyond the cap must not widen the quotes");
+        assert_ne!(quoted(cap / 2.0), quoted(cap));
+    }
+
+    #[test]
+    fn book_priced_makers_ignore_value() {
+        let dsg = Dsg { mm_value_weight: 0.0, mm_value_noise_bps: 0.0, ..Dsg::default() };
+        let far = View { fair_value: 90_000.0, ..view(0) };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        assert_eq!(quotes_of(&market_maker(&dsg, &far, &mut rng)), quotes_of(&market_maker(&dsg, &view(0), &mut rng)));
+        let (bid, ask, takes) = quotes_of(&market_maker(&Dsg::default(), &far, &mut rng));
+        assert!(bid.unwrap() < 90_100 && ask.unwrap() < 90_100, "value-priced makers quote around value");
+        assert!(takes.iter().any(|t| t.0 == Side::Sell), "and sell to a bid far above it");
+    }
+
+    #[test]
+    fn a_stray_quote_cannot_drag_noise_limit_prices() {
+        let dsg = Dsg { noise_market_rate: 0.0, ..Dsg::default() };
+        // The ask side has thinned to one order 10% above the market; the last mid sample is 100,000.
+        let stray = View { best_ask: Some(110_000), ..view(0) };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut flow = Metaorders::default();
+        let ceiling = 100_000.0 * (1.0 + dsg.noise_clip_bps / 1e4);
+        let mut buys = 0;
+        for _ in 0..2_000 {
+            if let [Intent::Limit { side: Side::Buy, price, .. }] = noise(&dsg, &stray, &mut flow, &mut rng)[..] {
+                assert!((price as f64) < ceiling, "buy at {price} priced off the stray ask");
+                buys += 1;
+            }
+        }
+        assert!(buys > 500);
+    }
+
+    fn sign_acf(signs: &[f64], lag: usize) -> f64 {
+        let n = signs.len() as f64;
+        let mean = signs.iter().sum::<f64>() / n;
+        let var: f64 = signs.iter().map(|s| (s - mean).powi(2)).sum();
+        (lag..signs.len()).map(|i| (signs[i] - mean) * (signs[i - lag] - mean)).sum::<f64>() / var
+    }
+
+    fn flow_signs(metaorders: f64, tail: f64, n: usize) -> Vec<f64> {
+        let dsg = Dsg { noise_metaorders: metaorders, noise_metaorder_tail: tail, ..Dsg::default() };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
+        let mut flow = Metaorders::default();
+        (0..n).map(|_| f64::from(flow.next_side(&dsg, &mut rng).sign())).collect()
+    }
+
+    #[test]
+    fn metaorder_lengths_follow_the_capped_power_law() {
+        let dsg = Dsg { noise_metaorder_tail: 1.3, ..Dsg::default() };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let n = 400_000;
+        let lengths: Vec<u32> = (0..n).map(|_| Metaorders::fresh(&dsg, &mut rng).1).collect();
+        for k in [1u32, 2, 5, 20, 100, 500] {
+            let share = lengths.iter().filter(|&&l| l >= k).count() as f64 / n as f64;
+            let law = f64::from(k).powf(-1.3);
+            assert!((share / law - 1.0).abs() < 0.1, "P(L >= {k}) = {share:.5}, the law says {law:.5}");
+        }
+        assert_eq!(lengths.iter().max(), Some(&(MAX_METAORDER_CHILDREN as u32)));
+    }
+
+    #[test]
+    fn metaorders_give_the_flow_sign_memory_and_none_without_them() {
+        let n = 400_000;
+        let independent = flow_signs(0.0, 1.3, n);
+        for lag in [1, 10, 100] {
+            assert!(sign_acf(&independent, lag).abs() < 0.01, "no metaorders: lag {lag}");
+        }
+        // One metaorder at a time: C(lag) = sum over k > lag of P(L >= k) / E[L], about 0.71 at lag 1 and 0.11 at
+        // lag 100 for tail 1.3 (a power law, where an exponential with the lag-1 value would be 1e-15).
+        let split = flow_signs(1.0, 1.3, n);
+        let (a1, a100) = (sign_acf(&split, 1), sign_acf(&split, 100));
+        assert!((0.65..0.78).contains(&a1) && a100 > 0.05, "lag 1 {a1:.3}, lag 100 {a100:.3}");
+        // Several metaorders at once dilute the memory.
+        let shared = flow_signs(4.0, 1.3, n);
+        assert!(sign_acf(&shared, 1) < a1 / 2.0 && sign_acf(&shared, 100) > 0.0);
+        let buys = split.iter().filter(|s| **s > 0.0).count() as f64 / n as f64;
+        assert!((buys - 0.5).abs() < 0.1, "metaorder signs are coin flips, buys {buys:.2}");
     }
 
     #[test]
