@@ -1,8 +1,9 @@
 //! The agent populations of the simulated market and the decision each makes when it wakes.
 //!
-//! Agents are pure decision rules: given what they can see (a market view delayed by their own latency) and a random
-//! stream, they return intents (orders and cancels). Scheduling, latency and matching live in the market loop, so the
-//! same rules can be tested on hand-made views.
+//! Agents are decision rules: given what they can see (a market view delayed by their own latency) and a random
+//! stream, they return intents (orders, IOC takes and cancels). The one state a rule keeps between decisions is the
+//! noise flow's open metaorders, which the market loop holds and passes in. Scheduling, latency and matching live in
+//! the market loop, so the same rules can be tested on hand-made views.
 
 use apex_core::Side;
 use rand::{Rng, RngExt};
