@@ -56,17 +56,6 @@ def test_market_orders_group_runs_of_one_timestamp_and_side(rows):
         assert np.allclose(column, values)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(st.lists(st.integers(0, 100), min_size=1, max_size=30, unique=True), st.lists(st.integers(-5, 105), max_size=30))
-def test_sampled_takes_the_last_value_at_or_before(times, grid):
-    ts = np.array(sorted(times), dtype=np.int64)
-    values = np.arange(len(ts), dtype=np.float64)
-    got = mf.sampled(ts, values, np.array(grid, dtype=np.int64))
-    for g, v in zip(grid, got, strict=True):
-        before = [i for i, t in enumerate(ts) if t <= g]
-        assert (np.isnan(v) and not before) or v == before[-1]
-
-
 def test_shock_response_sees_how_late_the_price_follows_value():
     rng = np.random.default_rng(1)
     fv = np.cumsum(rng.normal(size=200_000))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from apexctl import _core
-from apexctl.forge.moments import autocorrelation, excess_kurtosis
+from apexctl.forge.moments import autocorrelation, excess_kurtosis, last_at_or_before
 
 US_PER_S = 1_000_000
 BPS = 1e4
@@ -68,15 +68,6 @@ def log_returns(values: np.ndarray) -> np.ndarray:
     return np.diff(logs)
 
 
-def sampled(ts: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """The value of the last `ts` (sorted) at or before each grid time; NaN before the first."""
-    index = np.searchsorted(ts, grid, side="right") - 1
-    out = np.full(len(grid), np.nan)
-    ok = index >= 0
-    out[ok] = values[index[ok]]
-    return out
-
-
 def shock_response(log_mid: np.ndarray, log_fv: np.ndarray, lead: int, after: int) -> float:
     """Share of a fair-value shock found in the mid `after` steps later, counted from `lead` steps before it.
 
@@ -118,8 +109,8 @@ def impact_concavity(
     Returns (impact of the smallest quintile, of the largest, concavity): concavity is the ratio of the impacts
     divided by the ratio of the mean sizes, below 1 when impact grows less than proportionally with size.
     """
-    before = sampled(mid_ts, mid, order_ts - 1)
-    after = sampled(mid_ts, mid, order_ts + horizon_us)
+    before = last_at_or_before(mid_ts, mid, order_ts - 1)
+    after = last_at_or_before(mid_ts, mid, order_ts + horizon_us)
     ok = np.isfinite(before) & np.isfinite(after) & (order_ts + horizon_us <= mid_ts[-1])
     if ok.sum() < buckets * 10:
         return float("nan"), float("nan"), float("nan")
@@ -163,8 +154,8 @@ def run_facts(out: Mapping, *, jump_margin_min: int = JUMP_MARGIN_MIN) -> dict[s
     fv = out["fair_value"]
     horizon_us = int(fv["ts_us"][-1])
     seconds = np.arange(0, horizon_us + 1, US_PER_S, dtype=np.int64)
-    mid_1s = sampled(touch_ts, mid, seconds)
-    fv_1s = sampled(fv["ts_us"], fv["value"], seconds)
+    mid_1s = last_at_or_before(touch_ts, mid, seconds)
+    fv_1s = last_at_or_before(fv["ts_us"], fv["value"], seconds)
 
     r_close = log_returns(out["bars"]["close"])
     r_mid = log_returns(mid_1s[::60])
@@ -210,7 +201,7 @@ def run_facts(out: Mapping, *, jump_margin_min: int = JUMP_MARGIN_MIN) -> dict[s
     small, large, concavity = impact_concavity(order_ts, order_side, order_size, touch_ts, mid)
     facts |= {"impact_small_bps": small, "impact_large_bps": large, "impact_concavity": concavity}
     spread = (ask - bid) / mid * BPS
-    facts["spread_bps"] = float(np.nanmean(sampled(touch_ts, spread, seconds)))
+    facts["spread_bps"] = float(np.nanmean(last_at_or_before(touch_ts, spread, seconds)))
     facts["trades_per_min"] = len(signs) / (horizon_us / 60 / US_PER_S)
     facts["vol_1m_bps"] = float(np.nanstd(r_mid) * BPS)
     r_fv = log_returns(fv_1s[::60])
