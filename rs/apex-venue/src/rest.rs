@@ -41,7 +41,7 @@ use crate::sim::{Answer, Command, Query};
 /// A REST answer in Bybit's envelope.
 struct Reply {
     status: StatusCode,
-    body: apex_bybit::rest::Response<Value>,
+    body: Box<apex_bybit::rest::Response<Value>>,
     limit: Option<LimitStatus>,
 }
 
@@ -63,13 +63,13 @@ impl Reply {
     }
 
     fn envelope(code: i64, message: &str, result: Value) -> Reply {
-        let body = apex_bybit::rest::Response {
+        let body = Box::new(apex_bybit::rest::Response {
             ret_code: code,
             ret_msg: message.to_owned(),
             result,
             ret_ext_info: Map::new(),
             time: wall_ms(),
-        };
+        });
         Reply { status: StatusCode::OK, body, limit: None }
     }
 }
