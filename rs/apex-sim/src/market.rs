@@ -15,8 +15,10 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::agents::{self, Intent, Metaorders, OwnOrder, Population, View};
 use crate::dsg::Dsg;
 use crate::fair_value::{FAIR_VALUE_STEP_US, FairValue};
-use crate::strategy::{Bar, Context, Strategy};
-use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
+use crate::strategy::{Bar, Context, Feed, PublicTrade as FeedTrade, Strategy};
+use crate::{
+    AccountId, BookPublisher, Event, InstrumentSpec, L2Update, MatchingEngine, NewOrder, SimError, TimeInForce,
+};
 
 mod external;
 
@@ -28,8 +30,10 @@ pub use external::{
 const US_PER_S: i64 = 1_000_000;
 /// Resolution of the mid history agents read trends and volatility from.
 const MID_SAMPLE_US: i64 = US_PER_S;
-/// Window of the volatility estimate market makers quote with.
-const VOL_WINDOW_SAMPLES: usize = 60;
+/// Window of the volatility estimate market makers quote with (apex-features' execution module).
+const VOL_WINDOW_SAMPLES: usize = apex_features::execution::VOL_WINDOW_SAMPLES;
+/// Mid samples per minute, for that volatility estimate.
+const SAMPLES_PER_MINUTE: f64 = 60.0 * US_PER_S as f64 / MID_SAMPLE_US as f64;
 /// How far back (in mid samples) an agent looks for the last sample taken while both sides of the book existed.
 const SAMPLED_MID_LOOKBACK: usize = 60;
 /// Bars an open-ended market keeps for its strategy slot (two days of minutes); a bounded run keeps them all.
@@ -267,6 +271,9 @@ pub struct Market {
     volume: Vec<f64>,
     /// Accounting of the strategy slot while a strategy trades.
     driver: Option<StrategyDriver>,
+    /// What the strategy of the current `advance_until` receives, and its public trades not yet handed over.
+    feed: Feed,
+    trade_feed: Vec<FeedTrade>,
     /// Events processed so far (the `max_events` cap counts these).
     processed: u64,
     /// Time of the last processed event, or the last `advance_until` target if later.
@@ -406,6 +413,8 @@ impl Market {
             bar: None,
             volume: vec![0.0; next_account as usize],
             driver: None,
+            feed: Feed::Bars,
+            trade_feed: Vec::new(),
             processed: 0,
             now_us: 0,
         })
@@ -460,7 +469,10 @@ impl Market {
         let until_us = until_us.min(self.horizon_us());
         let bar_us = self.config.bar_s * US_PER_S;
         let mut driver = self.driver.take();
+        self.feed = strategy.as_deref().map_or(Feed::Bars, Strategy::feed);
         while let Some(&Reverse((ts, _, task))) = self.queue.peek() {
+            // Trades of the previous task (or of orders placed between advances) reach the strategy first.
+            self.deliver_trades(strategy.as_deref_mut());
             if ts > until_us {
                 break;
             }
@@ -481,7 +493,11 @@ impl Market {
                     }
                 }
                 Task::Publish => {
-                    self.publish(ts);
+                    if let (Some(update), Some(strategy)) = (self.publish(ts), strategy.as_deref_mut())
+                        && self.feed == Feed::TradesAndBook
+                    {
+                        strategy.on_book(&update);
+                    }
                     self.schedule(ts + self.config.book_cadence_ms * 1000, Task::Publish);
                 }
                 Task::BarClose => {
@@ -495,11 +511,22 @@ impl Market {
                 Task::Stream(index) => self.publish_stream(ts, index),
             }
         }
+        self.deliver_trades(strategy);
         self.driver = driver;
         if !self.out.truncated {
             self.now_us = self.now_us.max(until_us);
         }
         !self.out.truncated
+    }
+
+    /// Hands the buffered public trades to the strategy, in order (or drops them when there is none).
+    fn deliver_trades(&mut self, strategy: Option<&mut (dyn Strategy + '_)>) {
+        if let Some(strategy) = strategy {
+            for trade in &self.trade_feed {
+                strategy.on_trade(trade);
+            }
+        }
+        self.trade_feed.clear();
     }
 
     /// Ends the run: per-population PnL and the strategy's report, marked to the last mid.
@@ -785,6 +812,9 @@ impl Market {
                 Event::Trade { trade_id, ts_us, taker_side, price, qty, .. } => {
                     let (price_f, qty_f) = (spec.price_to_f64(price), spec.qty_to_f64(qty));
                     self.out.trade_count += 1;
+                    if self.feed != Feed::Bars {
+                        self.trade_feed.push(FeedTrade { ts_us, side: taker_side.sign(), price: price_f, size: qty_f });
+                    }
                     if self.config.record_market {
                         let trades = &mut self.out.trades;
                         trades.ts_us.push(ts_us);
@@ -845,25 +875,31 @@ impl Market {
         mid * self.config.spec.price_to_f64(self.tick)
     }
 
-    fn publish(&mut self, ts: i64) {
+    /// Samples the mid, and publishes the L2 message of this tick when the market is recorded or the strategy reads
+    /// the book.
+    fn publish(&mut self, ts: i64) -> Option<L2Update> {
         while ((self.mids_first + self.mids.len()) as i64) * MID_SAMPLE_US <= ts {
             let mid = self.current_mid_ticks();
             self.mids.push_back(mid);
             if mid.is_finite() {
                 self.last_finite_mid = Some(mid);
             }
-            let recent = self.mids.range(self.mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..);
-            self.vols.push_back(realized_vol_bps(&recent.copied().collect::<Vec<f64>>()));
+            let recent: Vec<f64> =
+                self.mids.range(self.mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..).copied().collect();
+            self.vols.push_back(apex_features::execution::realized_vol_bps(&recent, SAMPLES_PER_MINUTE));
             if self.mids.len() > self.mids_window {
                 self.mids.pop_front();
                 self.vols.pop_front();
                 self.mids_first += 1;
             }
         }
-        if !self.config.record_market {
-            return;
+        if !(self.config.record_market || self.feed == Feed::TradesAndBook) {
+            return None;
         }
-        let Some(update) = self.publisher.publish(&self.engine, ts) else { return };
+        let update = self.publisher.publish(&self.engine, ts)?;
+        if !self.config.record_market {
+            return Some(update);
+        }
         let spec = &self.config.spec;
         let kind = u8::from(update.kind != apex_book::UpdateKind::Snapshot);
         let book = &mut self.out.book;
@@ -885,6 +921,7 @@ impl Market {
         for level in &update.asks {
             push(-1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
         }
+        Some(update)
     }
 
     /// Closes the bar that ended at `ts` (an interval without trades repeats the last close with zero volume).
@@ -1034,24 +1071,6 @@ fn forget(own_orders: &mut BTreeMap<AccountId, Vec<OwnOrder>>, account: AccountI
     if let Some(orders) = own_orders.get_mut(&account) {
         orders.retain(|o| o.id != order_id);
     }
-}
-
-/// Volatility of the sampled mid in basis points per sqrt(minute), from the last `VOL_WINDOW_SAMPLES` samples.
-fn realized_vol_bps(mids: &[f64]) -> Option<f64> {
-    let window = &mids[mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..];
-    let returns: Vec<f64> = window
-        .windows(2)
-        .filter(|w| w[0].is_finite() && w[1].is_finite() && w[0] > 0.0)
-        .map(|w| (w[1] / w[0]).ln())
-        .collect();
-    if returns.len() < 10 {
-        return None;
-    }
-    let n = returns.len() as f64;
-    let mean = returns.iter().sum::<f64>() / n;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let per_minute = (var * (60.0 * US_PER_S as f64 / MID_SAMPLE_US as f64)).sqrt();
-    Some(per_minute * 1e4)
 }
 
 #[cfg(test)]
