@@ -43,17 +43,19 @@ impl StepLaw {
         }
     }
 
-    /// Advances `(log_value, log_vol)` by one step.
-    fn step<R: Rng + ?Sized>(&self, log_value: &mut f64, log_vol: &mut f64, rng: &mut R) {
+    /// Advances `(log_value, log_vol)` by one step; true when the step includes a jump.
+    fn step<R: Rng + ?Sized>(&self, log_value: &mut f64, log_vol: &mut f64, rng: &mut R) -> bool {
         let normal = Normal::new(0.0, 1.0).expect("unit normal");
         *log_vol = self.persistence * *log_vol + self.vol_shock * normal.sample(rng);
         // exp(h - v²/2) has mean 1 under the stationary law, so `fv_vol_bps` stays the average volatility.
         let sigma = self.base_sigma * (*log_vol - 0.5 * self.vol_of_vol * self.vol_of_vol).exp();
         let mut step = sigma * normal.sample(rng) - 0.5 * sigma * sigma;
-        if self.jump_p > 0.0 && rng.random_bool(self.jump_p.min(1.0)) {
+        let jumped = self.jump_p > 0.0 && rng.random_bool(self.jump_p.min(1.0));
+        if jumped {
             step += self.jump_bps / 1e4 * normal.sample(rng);
         }
         *log_value += step;
+        jumped
     }
 }
 
@@ -70,12 +72,17 @@ pub(crate) struct FairValue {
     /// Last step index of a bounded path: later times read this step's value (a run with a horizon).
     last: Option<usize>,
     start: f64,
+    /// Whether the step into the next value to be generated included a jump.
+    next_jumps: bool,
+    /// Every value generated and whether a jump led to it, kept for the run's fair-value table (bounded runs only).
+    record: Option<(Vec<f64>, Vec<bool>)>,
 }
 
 impl FairValue {
     /// A path starting at `start` ticks drawn from `rng`; `span_us` bounds it (times past the span read its last
     /// value), `None` leaves it open-ended.
-    pub(crate) fn new(dsg: &Dsg, start: f64, span_us: Option<i64>, rng: Xoshiro256PlusPlus) -> FairValue {
+    /// With `record`, every value generated is also kept (see [`FairValue::recorded`]).
+    pub(crate) fn new(dsg: &Dsg, start: f64, span_us: Option<i64>, rng: Xoshiro256PlusPlus, record: bool) -> FairValue {
         FairValue {
             law: StepLaw::new(dsg),
             rng,
@@ -85,6 +92,8 @@ impl FairValue {
             first: 0,
             last: span_us.map(|span| (span / FAIR_VALUE_STEP_US).max(1) as usize),
             start,
+            next_jumps: false,
+            record: record.then(Default::default),
         }
     }
 
@@ -117,8 +126,13 @@ impl FairValue {
         }
         assert!(index >= self.first, "fair value of step {index} asked after step {} was forgotten", self.first);
         while self.first + self.window.len() <= index {
-            self.window.push_back(self.log_value.exp());
-            self.law.step(&mut self.log_value, &mut self.log_vol, &mut self.rng);
+            let value = self.log_value.exp();
+            self.window.push_back(value);
+            if let Some((values, jumps)) = &mut self.record {
+                values.push(value);
+                jumps.push(self.next_jumps);
+            }
+            self.next_jumps = self.law.step(&mut self.log_value, &mut self.log_vol, &mut self.rng);
         }
         self.value(index)
     }
@@ -133,6 +147,15 @@ impl FairValue {
             self.window.pop_front();
             self.first += 1;
         }
+    }
+
+    /// The first `steps` values generated and their jump flags (fewer if fewer were generated; empty without
+    /// recording).
+    pub(crate) fn recorded(&self, steps: usize) -> (&[f64], &[bool]) {
+        self.record.as_ref().map_or((&[][..], &[][..]), |(values, jumps)| {
+            let n = steps.min(values.len());
+            (&values[..n], &jumps[..n])
+        })
     }
 
     fn value(&self, index: usize) -> f64 {
@@ -172,7 +195,7 @@ mod tests {
         let path = whole_path(&dsg, 1e6, span, &mut whole_rng);
         let after = FairValue::rng_after(&dsg, 1e6, span, Xoshiro256PlusPlus::seed_from_u64(9));
         assert_eq!(after, whole_rng, "the agents' generator continues where the whole path left it");
-        let mut lazy = FairValue::new(&dsg, 1e6, Some(span), Xoshiro256PlusPlus::seed_from_u64(9));
+        let mut lazy = FairValue::new(&dsg, 1e6, Some(span), Xoshiro256PlusPlus::seed_from_u64(9), false);
         let lookahead = 30 * US_PER_S;
         let mut ts = 0;
         while ts < span + 2 * lookahead {
@@ -187,7 +210,7 @@ mod tests {
 
     #[test]
     fn an_open_path_goes_on() {
-        let mut open = FairValue::new(&Dsg::default(), 1e5, None, Xoshiro256PlusPlus::seed_from_u64(1));
+        let mut open = FairValue::new(&Dsg::default(), 1e5, None, Xoshiro256PlusPlus::seed_from_u64(1), false);
         let far = 10 * 24 * 3_600 * US_PER_S;
         let (a, b) = (open.at(far), open.at(far + US_PER_S));
         assert!(a.is_finite() && b.is_finite() && a != b);

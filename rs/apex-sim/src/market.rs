@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::agents::{self, Intent, OwnOrder, Population, View};
+use crate::agents::{self, Intent, Metaorders, OwnOrder, Population, View};
 use crate::dsg::Dsg;
 use crate::fair_value::{FAIR_VALUE_STEP_US, FairValue};
 use crate::strategy::{Bar, Feed, PublicTrade as FeedTrade, Strategy};
@@ -34,10 +34,12 @@ pub use slot::{RuleSlot, rule_instrument};
 const US_PER_S: i64 = 1_000_000;
 /// Resolution of the mid history agents read trends and volatility from.
 const MID_SAMPLE_US: i64 = US_PER_S;
-/// Window of the volatility estimate market makers quote with.
+/// Window of the volatility estimate market makers quote with (apex-features' execution module).
 const VOL_WINDOW_SAMPLES: usize = apex_features::execution::VOL_WINDOW_SAMPLES;
-/// Mid samples per minute, for the volatility estimate market makers quote with (apex-features' execution module).
+/// Mid samples per minute, for that volatility estimate.
 const SAMPLES_PER_MINUTE: f64 = 60.0 * US_PER_S as f64 / MID_SAMPLE_US as f64;
+/// How far back (in mid samples) an agent looks for the last sample taken while both sides of the book existed.
+const SAMPLED_MID_LOOKBACK: usize = 60;
 /// Bars an open-ended market keeps for its strategy slot (two days of minutes); a bounded run keeps them all.
 const OPEN_BAR_WINDOW: usize = 2 * 1440;
 /// The strategy account; agents are numbered from 1.
@@ -129,6 +131,15 @@ pub struct FillRows {
     pub maker: Vec<bool>,
 }
 
+/// The latent fair value on its own grid (`FAIR_VALUE_STEP_US`) over the run, for diagnostics: how fast prices
+/// follow value. `jump` flags the steps that ended with a Poisson jump.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FairValueRows {
+    pub ts_us: Vec<i64>,
+    pub value: Vec<f64>,
+    pub jump: Vec<bool>,
+}
+
 /// What one population made or lost, marked to the final mid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PopulationPnl {
@@ -164,6 +175,8 @@ pub struct SimOutput {
     pub book: BookRows,
     pub bars: Vec<Bar>,
     pub fills: FillRows,
+    /// The latent fair value (recorded with the market tables).
+    pub fair_value: FairValueRows,
     pub populations: Vec<PopulationPnl>,
     pub strategy: Option<StrategyReport>,
     pub events: u64,
@@ -235,6 +248,8 @@ pub struct Market {
     latency_of: BTreeMap<AccountId, i64>,
     population_of: Vec<Population>,
     own_orders: BTreeMap<AccountId, Vec<OwnOrder>>,
+    /// The metaorders the noise market flow is splitting.
+    metaorders: Metaorders,
     pending: Vec<Option<Pending>>,
     /// Indices of `pending` whose intent has arrived, reused before the store grows.
     free_slots: Vec<usize>,
@@ -321,12 +336,12 @@ impl Market {
             Some(horizon_us) => {
                 let span = horizon_us + lookahead_us + FAIR_VALUE_STEP_US;
                 let agents = FairValue::rng_after(dsg, start_ticks, span, seeded.clone());
-                (FairValue::new(dsg, start_ticks, Some(span), seeded), agents)
+                (FairValue::new(dsg, start_ticks, Some(span), seeded, config.record_market), agents)
             }
             None => {
                 let mut agents = seeded.clone();
                 agents.jump();
-                (FairValue::new(dsg, start_ticks, None, seeded), agents)
+                (FairValue::new(dsg, start_ticks, None, seeded, false), agents)
             }
         };
 
@@ -358,9 +373,13 @@ impl Market {
         }
         let max_agent_latency_us = groups.iter().map(|g| g.latency_us).max().unwrap_or(1);
         latency_of.insert(STRATEGY_ACCOUNT, ((config.strategy_latency_ms * 1e3).round() as i64).max(1));
-        // Samples an agent can reach back to: its latency, the momentum lookback, the volatility window, and slack.
+        // Samples an agent can reach back to: its latency, the momentum lookback, the volatility window or the
+        // sampled-mid lookback, and slack.
         let lookback_samples = ((dsg.mom_lookback_s * 1e6) as i64 / MID_SAMPLE_US).max(0) as usize;
-        let mids_window = lookback_samples + VOL_WINDOW_SAMPLES + (max_agent_latency_us / MID_SAMPLE_US) as usize + 8;
+        let mids_window = lookback_samples
+            + VOL_WINDOW_SAMPLES.max(SAMPLED_MID_LOOKBACK)
+            + (max_agent_latency_us / MID_SAMPLE_US) as usize
+            + 8;
 
         let lot = config.spec.lot.max(config.spec.min_qty);
         Ok(Market {
@@ -375,6 +394,7 @@ impl Market {
             latency_of,
             population_of,
             own_orders: BTreeMap::new(),
+            metaorders: Metaorders::default(),
             pending: Vec::new(),
             free_slots: Vec::new(),
             top_history: VecDeque::new(),
@@ -395,6 +415,7 @@ impl Market {
                 book: BookRows::default(),
                 bars: Vec::new(),
                 fills: FillRows::default(),
+                fair_value: FairValueRows::default(),
                 populations: Vec::new(),
                 strategy: None,
                 events: 0,
@@ -528,8 +549,25 @@ impl Market {
         self.out.events = self.processed;
         let last_mid = self.current_mid_price();
         self.out.populations = self.population_pnl(last_mid);
+        if self.config.record_market && self.horizon.is_some() {
+            self.out.fair_value = self.fair_value_rows();
+        }
         self.out.strategy = self.driver.take().map(|d| d.finish(&self, last_mid));
         self.out
+    }
+
+    /// The fair-value path up to the horizon in quote units, with its jump flags.
+    fn fair_value_rows(&mut self) -> FairValueRows {
+        let horizon_us = self.horizon_us();
+        let steps = (horizon_us / FAIR_VALUE_STEP_US) as usize + 1;
+        self.fair_value.at(horizon_us);
+        let tick_price = self.config.spec.price_to_f64(self.tick);
+        let (values, jump) = self.fair_value.recorded(steps);
+        FairValueRows {
+            ts_us: (0..values.len() as i64).map(|i| i * FAIR_VALUE_STEP_US).collect(),
+            value: values.iter().map(|v| v * tick_price).collect(),
+            jump: jump.to_vec(),
+        }
     }
 
     /// The matching engine as it is now.
@@ -616,15 +654,7 @@ impl Market {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, population, fair_values);
-            let dsg = &self.dsg;
-            let rng = &mut self.rng;
-            match population {
-                Population::Noise => agents::noise(dsg, &view, rng),
-                Population::Momentum => agents::momentum(dsg, &view, rng),
-                Population::Fundamentalist => agents::fundamentalist(dsg, &view, rng),
-                Population::Informed => agents::informed(dsg, &view, rng),
-                Population::MarketMaker => agents::market_maker(dsg, &view),
-            }
+            agents::decide(population, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -638,7 +668,7 @@ impl Market {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, Population::MarketMaker, fair_values);
-            agents::market_maker(&self.dsg, &view)
+            agents::decide(Population::MarketMaker, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -686,11 +716,19 @@ impl Market {
             .and_then(|k| visible_samples.checked_sub(k as usize + 1))
             .map(|i| self.mids[i - self.mids_first])
             .filter(|m| m.is_finite());
+        let sampled_mid = self
+            .mids
+            .range(..visible_samples - self.mids_first)
+            .rev()
+            .take(SAMPLED_MID_LOOKBACK)
+            .copied()
+            .find(|m| m.is_finite());
         View {
             best_bid,
             best_ask,
             past_mid,
             vol_bps: visible_samples.checked_sub(1).and_then(|i| self.vols[i - self.mids_first]),
+            sampled_mid,
             fair_value,
             fair_value_ahead,
             position: self.engine.account(account).position / self.lot,
@@ -727,6 +765,10 @@ impl Market {
             }
             Intent::Market { side, qty } => {
                 self.engine.submit(ts, &NewOrder::market(account, side, qty * self.lot), &mut events);
+            }
+            Intent::Take { side, price, qty } => {
+                let order = NewOrder::limit(account, side, price * self.tick, qty * self.lot, TimeInForce::Ioc);
+                self.engine.submit(ts, &order, &mut events);
             }
             Intent::Cancel { order_id } => {
                 self.engine.cancel(ts, account, order_id, &mut events);

@@ -95,7 +95,7 @@ fn a_run_with_every_table_recorded_is_pinned() {
     let mut strategy = MovingAverageCrossover { fast: 3, slow: 8 };
     let out = run(&Dsg::default(), &config, Some(&mut strategy)).unwrap();
     assert!(out.trades.ts_us.len() > 1000 && out.strategy.as_ref().is_some_and(|s| s.n_fills > 0));
-    assert_eq!(output_hash(&out), "52edd3b4074656a26cc871bf82b8369b083e27847f9d27b46c4edd921d5c6f55");
+    assert_eq!(output_hash(&out), "94099f8c03e6ac013812a36b88f50b39e6ebd5393107fdee89dd4ec496fdf07b");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn a_run_of_another_dsg_and_instrument_is_pinned() {
     config.bar_s = 30;
     config.book_depth = 200;
     let out = run(&dsg, &config, None).unwrap();
-    assert_eq!(output_hash(&out), "5613e7f13ce13d83931552712923f1682c6a02ffbcf33ffb48b038bb09deaa30");
+    assert_eq!(output_hash(&out), "b4640c49933cd478135dee9db0d0246feef12aaf37a6668ea816dc2d86ead4e6");
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn batch_summaries_are_pinned() {
         f64s(&mut h, &[s.pnl, s.fees, s.max_drawdown, s.time_to_target_s]);
         i64s(&mut h, [i64::from(s.ruined), s.n_fills as i64, s.events as i64, s.trades as i64, i64::from(s.truncated)]);
     }
-    assert_eq!(hex(h.finalize()), "0b353ea63b0fad4fc3a15bc7ae8a1d1ff6493dab637e31c19ffd315f5e0c6db9");
+    assert_eq!(hex(h.finalize()), "ddb31520f775843d2fac0060118f1fa259266c2bf428f8b80559ac8d393e3b81");
 }
 
 #[test]
@@ -143,5 +143,5 @@ fn an_execution_episode_is_pinned() {
             break;
         }
     }
-    assert_eq!(hex(h.finalize()), "5078b1bb28bb10e313d2dedfaf873b4c5c47b27ef4fd9a32c143dc898b976f25");
+    assert_eq!(hex(h.finalize()), "c0fc84d228774d3a7c10c5c19d3aa53233c9d6f3bbd7c073212cebfbcfb9fafd");
 }

@@ -25,7 +25,7 @@ fn trade_message(i: u64) -> PublicTradeMessage<'static> {
         data: vec![PublicTrade {
             T: 1_700_000_000_000 + i as i64,
             s: "BTCUSDT".into(),
-            S: if i % 2 == 0 { TakerSide::Buy } else { TakerSide::Sell },
+            S: if i.is_multiple_of(2) { TakerSide::Buy } else { TakerSide::Sell },
             v: "0.013".into(),
             p: format!("108{:03}.5", i % 1000).into(),
             L: Some("PlusTick".into()),

@@ -41,7 +41,7 @@ use crate::sim::{Answer, Command, Query};
 /// A REST answer in Bybit's envelope.
 struct Reply {
     status: StatusCode,
-    body: apex_bybit::rest::Response<Value>,
+    body: Box<apex_bybit::rest::Response<Value>>,
     limit: Option<LimitStatus>,
 }
 
@@ -63,13 +63,13 @@ impl Reply {
     }
 
     fn envelope(code: i64, message: &str, result: Value) -> Reply {
-        let body = apex_bybit::rest::Response {
+        let body = Box::new(apex_bybit::rest::Response {
             ret_code: code,
             ret_msg: message.to_owned(),
             result,
             ret_ext_info: Map::new(),
             time: wall_ms(),
-        };
+        });
         Reply { status: StatusCode::OK, body, limit: None }
     }
 }
@@ -425,17 +425,18 @@ fn get_request<T: DeserializeOwned>(
     Ok((caller, request))
 }
 
-/// Runs a private handler: stalls on a latency spike, and puts the caller's rate-limit headers on the answer.
-async fn private<F, Fut>(shared: &Shared, parsed: Result<(Caller, F), Reply>) -> Reply
+/// Runs a private handler on an authenticated, parsed request: waits out a latency spike, calls
+/// `handler(shared, account, request)`, and puts the caller's rate-limit headers on the answer.
+async fn private<T, F, Fut>(shared: Arc<Shared>, parsed: Result<(Caller, T), Reply>, handler: F) -> Reply
 where
-    F: FnOnce(usize) -> Fut,
+    F: FnOnce(Arc<Shared>, usize, T) -> Fut,
     Fut: std::future::Future<Output = Result<Reply, Reply>>,
 {
-    stall(shared).await;
+    stall(&shared).await;
     match parsed {
         Err(reply) => reply,
-        Ok((caller, handler)) => {
-            let reply = handler(caller.account).await.unwrap_or_else(|e| e);
+        Ok((caller, request)) => {
+            let reply = handler(shared, caller.account, request).await.unwrap_or_else(|e| e);
             Reply { limit: Some(caller.limit), ..reply }
         }
     }
@@ -448,22 +449,24 @@ fn ack(ack: OrderAck) -> Reply {
 async fn order_create(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
     let at = Instant::now();
     let parsed = post_request::<CreateOrderRequest>(&shared, &headers, path::ORDER_CREATE, &body);
-    let s = shared.clone();
-    private(&shared, parsed.map(|(caller, request)| {
-        (caller, move |account: usize| async move {
-            let order = order_request(&s, &request)?;
-            if let Some(reject) = s.faults.reject {
-                let hit = s.dice.lock().expect("dice").hit(Some(reject.probability));
-                if hit {
-                    let message = RetCode::from_code(reject.ret_code).map_or("rejected by fault injection", |c| c.message());
-                    s.fault_log.record(wall_ms(), "reject", json!({"account": account, "ret_code": reject.ret_code, "orderLinkId": request.order_link_id}));
-                    return Err(Reply::error(reject.ret_code, message));
-                }
+    private(shared, parsed, |s, account, request| async move {
+        let order = order_request(&s, &request)?;
+        if let Some(reject) = s.faults.reject {
+            let hit = s.dice.lock().expect("dice").hit(Some(reject.probability));
+            if hit {
+                let message =
+                    RetCode::from_code(reject.ret_code).map_or("rejected by fault injection", |c| c.message());
+                s.fault_log.record(
+                    wall_ms(),
+                    "reject",
+                    json!({"account": account, "ret_code": reject.ret_code, "orderLinkId": request.order_link_id}),
+                );
+                return Err(Reply::error(reject.ret_code, message));
             }
-            let result = ask(&s, |reply| Command::Create { account, request: order, at, reply }).await?;
-            Ok(result.map_or_else(exchange_error, ack))
-        })
-    }))
+        }
+        let result = ask(&s, |reply| Command::Create { account, request: order, at, reply }).await?;
+        Ok(result.map_or_else(exchange_error, ack))
+    })
     .await
 }
 
@@ -525,70 +528,48 @@ fn order_request(shared: &Shared, request: &CreateOrderRequest) -> Result<OrderR
 async fn order_amend(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
     let at = Instant::now();
     let parsed = post_request::<AmendOrderRequest>(&shared, &headers, path::ORDER_AMEND, &body);
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = symbol_index(&s, &request.symbol)?;
-                let data = &s.symbols[symbol];
-                let qty = request.qty.as_ref().map(|q| units(q, data.units.qty, "qty")).transpose()?;
-                let price = request.price.as_ref().map(|p| units(p, data.units.price, "price")).transpose()?;
-                let (order_id, order_link_id) = (request.order_id.clone(), request.order_link_id.clone());
-                let result =
-                    ask(&s, |reply| Command::Amend { account, symbol, order_id, order_link_id, qty, price, at, reply })
-                        .await?;
-                Ok(result.map_or_else(exchange_error, ack))
-            })
-        }),
-    )
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = symbol_index(&s, &request.symbol)?;
+        let data = &s.symbols[symbol];
+        let qty = request.qty.as_ref().map(|q| units(q, data.units.qty, "qty")).transpose()?;
+        let price = request.price.as_ref().map(|p| units(p, data.units.price, "price")).transpose()?;
+        let (order_id, order_link_id) = (request.order_id.clone(), request.order_link_id.clone());
+        let result =
+            ask(&s, |reply| Command::Amend { account, symbol, order_id, order_link_id, qty, price, at, reply }).await?;
+        Ok(result.map_or_else(exchange_error, ack))
+    })
     .await
 }
 
 async fn order_cancel(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
     let at = Instant::now();
     let parsed = post_request::<CancelOrderRequest>(&shared, &headers, path::ORDER_CANCEL, &body);
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = symbol_index(&s, &request.symbol)?;
-                let (order_id, order_link_id) = (request.order_id.clone(), request.order_link_id.clone());
-                let result =
-                    ask(&s, |reply| Command::Cancel { account, symbol, order_id, order_link_id, at, reply }).await?;
-                Ok(result.map_or_else(exchange_error, ack))
-            })
-        }),
-    )
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = symbol_index(&s, &request.symbol)?;
+        let (order_id, order_link_id) = (request.order_id.clone(), request.order_link_id.clone());
+        let result = ask(&s, |reply| Command::Cancel { account, symbol, order_id, order_link_id, at, reply }).await?;
+        Ok(result.map_or_else(exchange_error, ack))
+    })
     .await
 }
 
 async fn order_cancel_all(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
     let at = Instant::now();
     let parsed = post_request::<CancelAllRequest>(&shared, &headers, path::ORDER_CANCEL_ALL, &body);
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = match &request.symbol {
-                    Some(symbol) => Some(symbol_index(&s, symbol)?),
-                    None if request.settle_coin.as_deref() == Some("USDT") || request.base_coin.is_some() => None,
-                    None => return Err(Reply::param("symbol, baseCoin or settleCoin is required")),
-                };
-                let acks = ask(&s, |reply| Command::CancelAll { account, symbol, at, reply }).await?;
-                let list = acks
-                    .into_iter()
-                    .map(|a| OrderIdResult { order_id: a.order_id, order_link_id: a.order_link_id })
-                    .collect();
-                Ok(Reply::ok(CancelAllResult { list, success: Some("1".into()) }))
-            })
-        }),
-    )
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = match &request.symbol {
+            Some(symbol) => Some(symbol_index(&s, symbol)?),
+            None if request.settle_coin.as_deref() == Some("USDT") || request.base_coin.is_some() => None,
+            None => return Err(Reply::param("symbol, baseCoin or settleCoin is required")),
+        };
+        let acks = ask(&s, |reply| Command::CancelAll { account, symbol, at, reply }).await?;
+        let list =
+            acks.into_iter().map(|a| OrderIdResult { order_id: a.order_id, order_link_id: a.order_link_id }).collect();
+        Ok(Reply::ok(CancelAllResult { list, success: Some("1".into()) }))
+    })
     .await
 }
 
@@ -622,32 +603,26 @@ async fn orders(
     query: Query,
 ) -> Reply {
     let parsed = get_request::<OrderQuery>(&shared, &headers, endpoint, q.as_deref());
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = request.symbol.as_deref().map(|name| symbol_index(&s, name)).transpose()?;
-                let Answer::Orders(list) = ask(&s, |reply| Command::Query { account, query, reply }).await? else {
-                    return Err(Reply::code(RetCode::ServerError));
-                };
-                let list: Vec<_> = list
-                    .into_iter()
-                    .filter(|(sym, o)| {
-                        symbol.is_none_or(|w| w == *sym)
-                            && request.order_id.as_ref().is_none_or(|id| *id == o.order_id)
-                            && request.order_link_id.as_ref().is_none_or(|id| *id == o.order_link_id)
-                            && request.order_status.as_ref().is_none_or(|st| *st == o.order_status)
-                            && request.start_time.is_none_or(|t| o.created_time >= t)
-                            && request.end_time.is_none_or(|t| o.created_time <= t)
-                    })
-                    .map(|(_, o)| o)
-                    .collect();
-                page(list, request.limit, 50, 20, request.cursor.as_deref())
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = request.symbol.as_deref().map(|name| symbol_index(&s, name)).transpose()?;
+        let Answer::Orders(list) = ask(&s, |reply| Command::Query { account, query, reply }).await? else {
+            return Err(Reply::code(RetCode::ServerError));
+        };
+        let list: Vec<_> = list
+            .into_iter()
+            .filter(|(sym, o)| {
+                symbol.is_none_or(|w| w == *sym)
+                    && request.order_id.as_ref().is_none_or(|id| *id == o.order_id)
+                    && request.order_link_id.as_ref().is_none_or(|id| *id == o.order_link_id)
+                    && request.order_status.as_ref().is_none_or(|st| *st == o.order_status)
+                    && request.start_time.is_none_or(|t| o.created_time >= t)
+                    && request.end_time.is_none_or(|t| o.created_time <= t)
             })
-        }),
-    )
+            .map(|(_, o)| o)
+            .collect();
+        page(list, request.limit, 50, 20, request.cursor.as_deref())
+    })
     .await
 }
 
@@ -661,148 +636,113 @@ async fn order_history(state: Shr, headers: HeaderMap, RawQuery(q): RawQuery) ->
 
 async fn position_list(State(shared): Shr, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
     let parsed = get_request::<PositionListRequest>(&shared, &headers, path::POSITION_LIST, q.as_deref());
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = match (&request.symbol, request.settle_coin.as_deref()) {
-                    (Some(name), _) => Some(symbol_index(&s, name)?),
-                    (None, Some("USDT")) => None,
-                    (None, Some(other)) => {
-                        return Err(Reply::param(format!("settleCoin {other} is not served (USDT only)")));
-                    }
-                    (None, None) => return Err(Reply::param("symbol or settleCoin is required")),
-                };
-                let Answer::Positions(list) =
-                    ask(&s, |reply| Command::Query { account, query: Query::Positions, reply }).await?
-                else {
-                    return Err(Reply::code(RetCode::ServerError));
-                };
-                // With a symbol the row comes even for a flat position; with only settleCoin, open positions only.
-                let list: Vec<_> = list
-                    .into_iter()
-                    .filter(|(sym, p)| match symbol {
-                        Some(w) => w == *sym,
-                        None => !p.size.is_zero(),
-                    })
-                    .map(|(_, p)| p)
-                    .collect();
-                page(list, request.limit, 200, 20, request.cursor.as_deref())
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = match (&request.symbol, request.settle_coin.as_deref()) {
+            (Some(name), _) => Some(symbol_index(&s, name)?),
+            (None, Some("USDT")) => None,
+            (None, Some(other)) => {
+                return Err(Reply::param(format!("settleCoin {other} is not served (USDT only)")));
+            }
+            (None, None) => return Err(Reply::param("symbol or settleCoin is required")),
+        };
+        let Answer::Positions(list) =
+            ask(&s, |reply| Command::Query { account, query: Query::Positions, reply }).await?
+        else {
+            return Err(Reply::code(RetCode::ServerError));
+        };
+        // With a symbol the row comes even for a flat position; with only settleCoin, open positions only.
+        let list: Vec<_> = list
+            .into_iter()
+            .filter(|(sym, p)| match symbol {
+                Some(w) => w == *sym,
+                None => !p.size.is_zero(),
             })
-        }),
-    )
+            .map(|(_, p)| p)
+            .collect();
+        page(list, request.limit, 200, 20, request.cursor.as_deref())
+    })
     .await
 }
 
 async fn execution_list(State(shared): Shr, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
     let parsed = get_request::<ExecutionListRequest>(&shared, &headers, path::EXECUTION_LIST, q.as_deref());
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = request.symbol.as_deref().map(|name| symbol_index(&s, name)).transpose()?;
-                let Answer::Executions(list) =
-                    ask(&s, |reply| Command::Query { account, query: Query::Executions, reply }).await?
-                else {
-                    return Err(Reply::code(RetCode::ServerError));
-                };
-                let list: Vec<_> = list
-                    .into_iter()
-                    .filter(|(sym, e)| {
-                        symbol.is_none_or(|w| w == *sym)
-                            && request.order_id.as_ref().is_none_or(|id| *id == e.order_id)
-                            && request.order_link_id.as_ref().is_none_or(|id| *id == e.order_link_id)
-                            && request.start_time.is_none_or(|t| e.exec_time >= t)
-                            && request.end_time.is_none_or(|t| e.exec_time <= t)
-                    })
-                    .map(|(_, e)| e)
-                    .collect();
-                page(list, request.limit, 100, 50, request.cursor.as_deref())
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = request.symbol.as_deref().map(|name| symbol_index(&s, name)).transpose()?;
+        let Answer::Executions(list) =
+            ask(&s, |reply| Command::Query { account, query: Query::Executions, reply }).await?
+        else {
+            return Err(Reply::code(RetCode::ServerError));
+        };
+        let list: Vec<_> = list
+            .into_iter()
+            .filter(|(sym, e)| {
+                symbol.is_none_or(|w| w == *sym)
+                    && request.order_id.as_ref().is_none_or(|id| *id == e.order_id)
+                    && request.order_link_id.as_ref().is_none_or(|id| *id == e.order_link_id)
+                    && request.start_time.is_none_or(|t| e.exec_time >= t)
+                    && request.end_time.is_none_or(|t| e.exec_time <= t)
             })
-        }),
-    )
+            .map(|(_, e)| e)
+            .collect();
+        page(list, request.limit, 100, 50, request.cursor.as_deref())
+    })
     .await
 }
 
 async fn wallet_balance(State(shared): Shr, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
     let parsed = get_request::<WalletBalanceRequest>(&shared, &headers, path::WALLET_BALANCE, q.as_deref());
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                if request.account_type != AccountType::Unified {
-                    return Err(Reply::param(format!(
-                        "accountType only support UNIFIED, got {}",
-                        request.account_type
-                    )));
-                }
-                let Answer::Wallet(wallet) =
-                    ask(&s, |reply| Command::Query { account, query: Query::Wallet, reply }).await?
-                else {
-                    return Err(Reply::code(RetCode::ServerError));
-                };
-                Ok(Reply::ok(apex_bybit::rest::account::WalletBalanceResult { list: vec![*wallet] }))
-            })
-        }),
-    )
+    private(shared, parsed, |s, account, request| async move {
+        if request.account_type != AccountType::Unified {
+            return Err(Reply::param(format!("accountType only support UNIFIED, got {}", request.account_type)));
+        }
+        let Answer::Wallet(wallet) = ask(&s, |reply| Command::Query { account, query: Query::Wallet, reply }).await?
+        else {
+            return Err(Reply::code(RetCode::ServerError));
+        };
+        Ok(Reply::ok(apex_bybit::rest::account::WalletBalanceResult { list: vec![*wallet] }))
+    })
     .await
 }
 
 async fn set_leverage(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
     let parsed = post_request::<SetLeverageRequest>(&shared, &headers, path::SET_LEVERAGE, &body);
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = symbol_index(&s, &request.symbol)?;
-                if request.buy_leverage != request.sell_leverage {
-                    return Err(Reply::param("buyLeverage must equal sellLeverage in one-way mode"));
-                }
-                let leverage_x100 = units(&request.buy_leverage, Scale::new(2).expect("2 decimals"), "buyLeverage")?;
-                let result = ask(&s, |reply| Command::SetLeverage { account, symbol, leverage_x100, reply }).await?;
-                Ok(result.map_or_else(exchange_error, |()| Reply::ok(Map::new())))
-            })
-        }),
-    )
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = symbol_index(&s, &request.symbol)?;
+        if request.buy_leverage != request.sell_leverage {
+            return Err(Reply::param("buyLeverage must equal sellLeverage in one-way mode"));
+        }
+        let leverage_x100 = units(&request.buy_leverage, Scale::new(2).expect("2 decimals"), "buyLeverage")?;
+        let result = ask(&s, |reply| Command::SetLeverage { account, symbol, leverage_x100, reply }).await?;
+        Ok(result.map_or_else(exchange_error, |()| Reply::ok(Map::new())))
+    })
     .await
 }
 
 async fn trading_stop(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
     let at = Instant::now();
     let parsed = post_request::<TradingStopRequest>(&shared, &headers, path::TRADING_STOP, &body);
-    let s = shared.clone();
-    private(
-        &shared,
-        parsed.map(|(caller, request)| {
-            (caller, move |account: usize| async move {
-                linear(Some(&request.category))?;
-                let symbol = symbol_index(&s, &request.symbol)?;
-                let scale = s.symbols[symbol].units.price;
-                // Absent: unchanged; "0": cancel; a price: set.
-                let trigger = |field: &str, value: &Option<Dec>| -> Result<Option<Option<i64>>, Reply> {
-                    match value {
-                        None => Ok(None),
-                        Some(v) if v.is_empty() => Ok(None),
-                        Some(v) if v.is_zero() => Ok(Some(None)),
-                        Some(v) => units(v, scale, field).map(|u| Some(Some(u))),
-                    }
-                };
-                let take_profit = trigger("takeProfit", &request.take_profit)?;
-                let stop_loss = trigger("stopLoss", &request.stop_loss)?;
-                let result =
-                    ask(&s, |reply| Command::TradingStop { account, symbol, take_profit, stop_loss, at, reply })
-                        .await?;
-                Ok(result.map_or_else(exchange_error, |()| Reply::ok(Map::new())))
-            })
-        }),
-    )
+    private(shared, parsed, |s, account, request| async move {
+        linear(Some(&request.category))?;
+        let symbol = symbol_index(&s, &request.symbol)?;
+        let scale = s.symbols[symbol].units.price;
+        // Absent: unchanged; "0": cancel; a price: set.
+        let trigger = |field: &str, value: &Option<Dec>| -> Result<Option<Option<i64>>, Reply> {
+            match value {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) if v.is_zero() => Ok(Some(None)),
+                Some(v) => units(v, scale, field).map(|u| Some(Some(u))),
+            }
+        };
+        let take_profit = trigger("takeProfit", &request.take_profit)?;
+        let stop_loss = trigger("stopLoss", &request.stop_loss)?;
+        let result =
+            ask(&s, |reply| Command::TradingStop { account, symbol, take_profit, stop_loss, at, reply }).await?;
+        Ok(result.map_or_else(exchange_error, |()| Reply::ok(Map::new())))
+    })
     .await
 }
 

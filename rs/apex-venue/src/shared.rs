@@ -154,6 +154,9 @@ impl TopicTable {
     }
 }
 
+/// A `[price, size]` level as the decimal strings on the wire.
+pub type WireLevel = (String, String);
+
 /// One public message, serialized once.
 #[derive(Debug, Clone)]
 pub struct PublicMsg {
@@ -203,9 +206,9 @@ impl BookState {
         }
     }
 
-    /// The top `n` levels as wire strings, best first.
+    /// The top `n` levels as wire strings, best first: (bids, asks).
     #[must_use]
-    pub fn top(&self, units: &Units, n: usize) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub fn top(&self, units: &Units, n: usize) -> (Vec<WireLevel>, Vec<WireLevel>) {
         let level = |(&p, &q): (&i64, &i64)| (units.price(p).to_string(), units.qty(q).to_string());
         (self.bids.iter().rev().take(n).map(level).collect(), self.asks.iter().take(n).map(level).collect())
     }
@@ -214,11 +217,10 @@ impl BookState {
     /// computes on its rebuilt book.
     #[must_use]
     pub fn checksum(&self, units: &Units) -> u32 {
-        let top = |levels: Box<dyn Iterator<Item = (&i64, &i64)> + '_>| {
-            levels.take(50).map(|(&price, &qty)| apex_book::Level::new(price, qty)).collect::<Vec<_>>()
-        };
+        let level = |(&price, &qty): (&i64, &i64)| apex_book::Level::new(price, qty);
+        let bids: Vec<_> = self.bids.iter().rev().take(50).map(level).collect();
+        let asks: Vec<_> = self.asks.iter().take(50).map(level).collect();
         let mut book = apex_book::L2Book::new(units.price, units.qty);
-        let (bids, asks) = (top(Box::new(self.bids.iter().rev())), top(Box::new(self.asks.iter())));
         // A crossed book cannot come from the engine; the checksum is computed all the same.
         let _ = book.apply(apex_book::UpdateKind::Snapshot, self.u.max(1), 0, 0, &bids, &asks);
         book.checksum(50)

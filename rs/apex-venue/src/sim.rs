@@ -431,33 +431,17 @@ impl Sim {
     fn publish_ticker(&mut self, symbol: usize, now_us: i64) {
         let ticker = self.ticker(symbol, now_us);
         let topic = self.shared.topics.ticker(symbol);
-        let last = &self.last_ticker[symbol];
-        let mut delta = Ticker { symbol: ticker.symbol.clone(), ..Ticker::default() };
-        macro_rules! changed {
-            ($($field:ident),+) => { $( if ticker.$field != last.$field { delta.$field.clone_from(&ticker.$field); } )+ };
-        }
-        changed!(
-            tick_direction,
-            price24h_pcnt,
-            last_price,
-            prev_price24h,
-            high_price24h,
-            low_price24h,
-            prev_price1h,
-            mark_price,
-            index_price,
-            open_interest,
-            open_interest_value,
-            turnover24h,
-            volume24h,
-            next_funding_time,
-            funding_rate,
-            bid1_price,
-            bid1_size,
-            ask1_price,
-            ask1_size
-        );
-        let unchanged = delta == Ticker { symbol: ticker.symbol.clone(), ..Ticker::default() };
+        // A linear ticker delta carries only the fields that changed (and the symbol); its reader merges it.
+        let as_map = |t: &Ticker| match serde_json::to_value(t).expect("tickers serialize") {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("a ticker is an object"),
+        };
+        let (old, new) = (as_map(&self.last_ticker[symbol]), as_map(&ticker));
+        let mut changed: serde_json::Map<String, serde_json::Value> =
+            new.into_iter().filter(|(key, value)| key != "symbol" && old.get(key) != Some(value)).collect();
+        let unchanged = changed.is_empty();
+        changed.insert("symbol".into(), serde_json::Value::String(ticker.symbol.clone()));
+        let delta: Ticker = serde_json::from_value(serde_json::Value::Object(changed)).expect("a ticker's own fields");
         *self.shared.symbols[symbol].ticker.lock().expect("ticker") = ticker.clone();
         self.last_ticker[symbol] = ticker;
         if unchanged || !self.shared.topics.has_subscribers(topic) {

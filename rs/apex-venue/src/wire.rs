@@ -290,7 +290,6 @@ pub fn position(units: &Units, clock: &VenueClock, p: &PositionSnapshot) -> Posi
     };
     let entry =
         dec(trim(fixed(i128::from(p.entry_price_e4), units.price.decimals() + 4), units.price.decimals() as usize));
-    let has_tpsl = p.take_profit.is_some() || p.stop_loss.is_some();
     Position {
         category: Some(Category::Linear),
         symbol: units.symbol.clone(),
@@ -316,7 +315,7 @@ pub fn position(units: &Units, clock: &VenueClock, p: &PositionSnapshot) -> Posi
         position_mm: usdt(p.maintenance_margin),
         position_im_by_mp: None,
         position_mm_by_mp: None,
-        tpsl_mode: if has_tpsl { TpslMode::Full } else { TpslMode::Full },
+        tpsl_mode: TpslMode::Full,
         take_profit: units.price_or_zero(p.take_profit),
         stop_loss: units.price_or_zero(p.stop_loss),
         trailing_stop: Dec::new("0").expect("decimal"),
@@ -387,7 +386,7 @@ mod tests {
         let units = Units::new(&InstrumentSpec::bybit_linear("BTCUSDT", "0.1", "0.001", "0.001").unwrap());
         assert_eq!(units.price(1_080_005).as_str(), "108000.5");
         // (100000.0 * 0.001 + 100000.5 * 0.002) / 0.003 = 100000.3333...
-        let value = 1_000_000 * 1 + 1_000_005 * 2;
+        let value = 1_000_000 + 1_000_005 * 2;
         assert_eq!(units.average(value, 3).as_str(), "100000.33333");
         assert_eq!(units.value(value).as_str(), "300.001");
         assert_eq!(rate(1, 3).as_str(), "0.3333");

@@ -233,7 +233,7 @@ async fn soak_with_every_fault() {
             }
             let book = feed.book(symbol).unwrap().borrow().clone();
             let (price_scale, _) = &scales[symbol];
-            let side = if order % 2 == 0 { Side::Buy } else { Side::Sell };
+            let side = if order.is_multiple_of(2) { Side::Buy } else { Side::Sell };
             let Some(touch) = (if side == Side::Buy { book.bids.first() } else { book.asks.first() }) else { continue };
             let lot = match symbol {
                 "BTCUSDT" => "0.001",
