@@ -61,23 +61,8 @@ class TradeOptions:
 
 
 def find_binary() -> Path:
-    """`apex-nexus`: $APEX_NEXUS_BIN, else beside this Python (the venv's bin, where `just setup` links it), else on
-    PATH."""
-    explicit = os.environ.get("APEX_NEXUS_BIN")
-    if explicit:
-        path = Path(explicit)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise UsageError(f"APEX_NEXUS_BIN={explicit} is not an executable file")
-        return path
-    beside = Path(sys.executable).parent / BINARY
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    from shutil import which
-
-    found = which(BINARY)
-    if found:
-        return Path(found)
-    raise UsageError(f"the {BINARY} binary was not found beside {sys.executable} or on PATH; run `just setup`")
+    """The `apex-nexus` binary ($APEX_NEXUS_BIN overrides)."""
+    return venue_runner.find_executable(BINARY, "APEX_NEXUS_BIN")
 
 
 def _accounts_file(document: dict, out: Path) -> Path:

@@ -67,22 +67,27 @@ class VenueOptions:
         return args
 
 
-def find_binary() -> Path:
-    """The `apex-venue` binary: $APEX_VENUE_BIN, else beside this Python (the venv's bin, where `just setup` links
-    it), else on PATH."""
-    explicit = os.environ.get("APEX_VENUE_BIN")
+def find_executable(name: str, variable: str) -> Path:
+    """The Rust binary `name`: $`variable`, else beside this Python (the venv's bin, where `just setup` links it), else
+    on PATH."""
+    explicit = os.environ.get(variable)
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise UsageError(f"APEX_VENUE_BIN={explicit} is not an executable file")
+            raise UsageError(f"{variable}={explicit} is not an executable file")
         return path
-    beside = Path(sys.executable).parent / BINARY
+    beside = Path(sys.executable).parent / name
     if beside.is_file() and os.access(beside, os.X_OK):
         return beside
-    found = shutil.which(BINARY)
+    found = shutil.which(name)
     if found:
         return Path(found)
-    raise UsageError(f"the {BINARY} binary was not found beside {sys.executable} or on PATH; run `just setup`")
+    raise UsageError(f"the {name} binary was not found beside {sys.executable} or on PATH; run `just setup`")
+
+
+def find_binary() -> Path:
+    """The `apex-venue` binary ($APEX_VENUE_BIN overrides)."""
+    return find_executable(BINARY, "APEX_VENUE_BIN")
 
 
 def run(options: VenueOptions) -> int:
