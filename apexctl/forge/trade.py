@@ -159,7 +159,7 @@ def run(options: TradeOptions) -> int:
     _ort.use_wheel_library()
     env = dict(os.environ)
     log = open(options.out / "nexus.log", "ab")  # noqa: SIM115 - the child owns it while it runs
-    engine = subprocess.Popen(args, stdout=log, stderr=subprocess.PIPE, env=env)
+    engine = subprocess.Popen(args, stdout=log, stderr=log, env=env)
 
     def forward(signum: int, _frame: object) -> None:
         if engine.poll() is None:
@@ -182,22 +182,8 @@ def run(options: TradeOptions) -> int:
 
 
 def _watch(engine: subprocess.Popen, options: TradeOptions, log) -> int:
-    """Copies the engine's log to nexus.log, shows the status table on a terminal, and relays the engine's one-line
-    error (exit 2: bad config, bundle, keys) to stderr."""
-    import threading
-
-    last_line: list[bytes] = []
-
-    def pump() -> None:
-        assert engine.stderr is not None
-        for line in engine.stderr:
-            log.write(line)
-            log.flush()
-            if line.startswith(b"apex-nexus: "):
-                last_line[:] = [line]
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
+    """Shows the status table on a terminal while the engine runs (its log goes straight to nexus.log), then relays
+    its one-line error (exit 2: bad config, bundle, keys) to stderr."""
     if options.table and sys.stdout.isatty():
         from rich.live import Live
 
@@ -208,7 +194,10 @@ def _watch(engine: subprocess.Popen, options: TradeOptions, log) -> int:
                     live.update(_table(json.loads(status_path.read_text())))
                 time.sleep(0.5)
     code = engine.wait()
-    thread.join(timeout=5)
-    if code != 0 and last_line:
-        sys.stderr.write(last_line[0].decode(errors="replace"))
+    log.close()
+    if code != 0:
+        lines = (options.out / "nexus.log").read_bytes().splitlines()
+        last = next((line for line in reversed(lines) if line.startswith(b"apex-nexus: ")), None)
+        if last is not None:
+            sys.stderr.write(last.decode(errors="replace") + "\n")
     return code

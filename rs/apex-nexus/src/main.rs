@@ -59,10 +59,14 @@ async fn run(prepared: Prepared) -> Result<(), NexusError> {
     Ok(())
 }
 
+/// Log filter without `APEX_NEXUS_LOG`: the supervisors' per-event "consumer too slow" warnings are counted in the
+/// feed's stats instead of written one line each (a flood of them is itself what slows the consumer).
+const DEFAULT_LOG: &str = "info,apex_bybit::client::ws=error";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("APEX_NEXUS_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("APEX_NEXUS_LOG").unwrap_or_else(|_| DEFAULT_LOG.into()),
         )
         .with_writer(std::io::stderr)
         .init();
