@@ -20,15 +20,18 @@
 //! - `sign` of either zero is 0.0. The signal is `clip(value, -1, 1)`, with NaN mapped to 0.0 and -0.0 to 0.0.
 
 pub mod batch;
+mod block;
 mod compile;
 mod error;
 mod kernels;
 pub mod naive;
+mod plan;
 mod stream;
 mod tree;
 
 pub use compile::Program;
 pub use error::GpError;
+pub use kernels::tanh;
 pub use stream::{StreamingEvaluator, stream_columns};
 pub use tree::{Limits, MAX_WINDOW, Node, Op, SCHEMA, Tree, Type, VERSION, WINDOWS, json_schema};
 
