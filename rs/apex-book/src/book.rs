@@ -1,7 +1,5 @@
 //! The L2 book itself: two sorted sides, the V5 snapshot/delta rules, and the depth queries features need.
 
-use std::collections::BTreeMap;
-
 use apex_core::{Scale, Side};
 use thiserror::Error;
 
@@ -78,16 +76,91 @@ pub struct BookStats {
     pub crossed: u64,
 }
 
-/// An L2 book for one symbol. Bids and asks are sorted maps from price units to quantity units; the best level of
-/// each side is cached after every update so reading it is O(1).
+/// One side of the book: its levels in one contiguous array sorted so that the best level is the last one (bids by
+/// ascending price, asks by descending price). Updates cluster at the touch, so finding a level usually takes a few
+/// comparisons from the end and inserting or deleting one moves only the few levels above it; reading the best level
+/// is a load, and walking the side from the best outwards reads consecutive memory.
+#[derive(Debug, Clone, Default)]
+struct Ladder<const BID: bool> {
+    levels: Vec<Level>,
+}
+
+impl<const BID: bool> Ladder<BID> {
+    /// Levels checked one by one from the touch before a binary search of the rest.
+    const NEAR: usize = 8;
+
+    /// The sort key: ascending keys put the best level last on both sides.
+    #[inline]
+    fn key(price: i64) -> i64 {
+        if BID { price } else { -price }
+    }
+
+    /// The index of `price`, or where it would be inserted.
+    #[inline]
+    fn find(&self, price: i64) -> Result<usize, usize> {
+        let key = Self::key(price);
+        let n = self.levels.len();
+        let far = n.saturating_sub(Self::NEAR);
+        for i in (far..n).rev() {
+            let here = Self::key(self.levels[i].price);
+            if here == key {
+                return Ok(i);
+            }
+            if here < key {
+                return Err(i + 1);
+            }
+        }
+        self.levels[..far].binary_search_by(|level| Self::key(level.price).cmp(&key))
+    }
+
+    /// Sets the quantity at `price` (absolute size; 0 deletes the level).
+    #[inline]
+    fn set(&mut self, level: Level) {
+        match (self.find(level.price), level.qty) {
+            (Ok(i), 0) => {
+                self.levels.remove(i);
+            }
+            (Ok(i), _) => self.levels[i].qty = level.qty,
+            (Err(_), 0) => {}
+            (Err(i), _) => self.levels.insert(i, level),
+        }
+    }
+
+    /// Replaces every level: the positive ones, sorted; a price given twice keeps its last quantity, as successive
+    /// inserts would.
+    fn replace(&mut self, levels: &[Level]) {
+        self.levels.clear();
+        self.levels.extend(levels.iter().filter(|l| l.qty > 0));
+        // A stable sort keeps the input order of equal prices; the dedup then copies the later one over the earlier.
+        self.levels.sort_by_key(|level| Self::key(level.price));
+        self.levels.dedup_by(|later, kept| {
+            let same = later.price == kept.price;
+            if same {
+                kept.qty = later.qty;
+            }
+            same
+        });
+    }
+
+    #[inline]
+    fn best(&self) -> Option<Level> {
+        self.levels.last().copied()
+    }
+
+    /// Levels from the best outwards.
+    fn from_best(&self) -> impl Iterator<Item = Level> + '_ {
+        self.levels.iter().rev().copied()
+    }
+}
+
+/// An L2 book for one symbol: bids and asks in integer price and quantity units, each side a sorted array with its
+/// best level last, so reading the best level is O(1) and an update near the touch costs a few comparisons.
 #[derive(Debug, Clone)]
 pub struct L2Book {
     price_scale: Scale,
     qty_scale: Scale,
-    bids: BTreeMap<i64, i64>,
-    asks: BTreeMap<i64, i64>,
-    best_bid: Option<Level>,
-    best_ask: Option<Level>,
+    bids: Ladder<true>,
+    asks: Ladder<false>,
     state: SyncState,
     last_seq: i64,
     last_ts: i64,
@@ -100,10 +173,8 @@ impl L2Book {
         L2Book {
             price_scale,
             qty_scale,
-            bids: BTreeMap::new(),
-            asks: BTreeMap::new(),
-            best_bid: None,
-            best_ask: None,
+            bids: Ladder::default(),
+            asks: Ladder::default(),
             state: SyncState::AwaitingFirstSnapshot,
             last_seq: 0,
             last_ts: 0,
@@ -136,14 +207,8 @@ impl L2Book {
                         update_id < last_update_id || update_id == 1
                     }
                 };
-                self.bids.clear();
-                self.asks.clear();
-                for level in bids.iter().filter(|l| l.qty > 0) {
-                    self.bids.insert(level.price, level.qty);
-                }
-                for level in asks.iter().filter(|l| l.qty > 0) {
-                    self.asks.insert(level.price, level.qty);
-                }
+                self.bids.replace(bids);
+                self.asks.replace(asks);
                 self.stats.snapshots += 1;
                 self.stats.rebases += u64::from(rebased);
                 Applied::Snapshot { rebased }
@@ -164,8 +229,12 @@ impl L2Book {
                         self.state = SyncState::Stale { last_update_id };
                         return Err(BookError::Gap { expected, got: update_id });
                     }
-                    apply_levels(&mut self.bids, bids);
-                    apply_levels(&mut self.asks, asks);
+                    for &level in bids {
+                        self.bids.set(level);
+                    }
+                    for &level in asks {
+                        self.asks.set(level);
+                    }
                     self.stats.deltas += 1;
                     Applied::Delta
                 }
@@ -174,9 +243,7 @@ impl L2Book {
         self.state = SyncState::Synced { last_update_id: update_id };
         self.last_seq = seq;
         self.last_ts = ts;
-        self.best_bid = self.bids.last_key_value().map(|(&price, &qty)| Level { price, qty });
-        self.best_ask = self.asks.first_key_value().map(|(&price, &qty)| Level { price, qty });
-        if let (Some(bid), Some(ask)) = (self.best_bid, self.best_ask)
+        if let (Some(bid), Some(ask)) = (self.bids.best(), self.asks.best())
             && bid.price >= ask.price
         {
             self.stats.crossed += 1;
@@ -223,19 +290,19 @@ impl L2Book {
 
     #[must_use]
     pub fn best_bid(&self) -> Option<Level> {
-        self.best_bid
+        self.bids.best()
     }
 
     #[must_use]
     pub fn best_ask(&self) -> Option<Level> {
-        self.best_ask
+        self.asks.best()
     }
 
     #[must_use]
     pub fn best(&self, side: Side) -> Option<Level> {
         match side {
-            Side::Buy => self.best_bid,
-            Side::Sell => self.best_ask,
+            Side::Buy => self.bids.best(),
+            Side::Sell => self.asks.best(),
         }
     }
 
@@ -243,21 +310,21 @@ impl L2Book {
     #[must_use]
     pub fn len(&self, side: Side) -> usize {
         match side {
-            Side::Buy => self.bids.len(),
-            Side::Sell => self.asks.len(),
+            Side::Buy => self.bids.levels.len(),
+            Side::Sell => self.asks.levels.len(),
         }
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.bids.is_empty() && self.asks.is_empty()
+        self.bids.levels.is_empty() && self.asks.levels.is_empty()
     }
 
     /// Levels of one side from the best outwards.
     pub fn levels(&self, side: Side) -> Box<dyn Iterator<Item = Level> + '_> {
         match side {
-            Side::Buy => Box::new(self.bids.iter().rev().map(|(&price, &qty)| Level { price, qty })),
-            Side::Sell => Box::new(self.asks.iter().map(|(&price, &qty)| Level { price, qty })),
+            Side::Buy => Box::new(self.bids.from_best()),
+            Side::Sell => Box::new(self.asks.from_best()),
         }
     }
 
@@ -265,8 +332,8 @@ impl L2Book {
     pub fn top_n_into(&self, side: Side, n: usize, out: &mut Vec<Level>) {
         out.clear();
         match side {
-            Side::Buy => out.extend(self.bids.iter().rev().take(n).map(|(&price, &qty)| Level { price, qty })),
-            Side::Sell => out.extend(self.asks.iter().take(n).map(|(&price, &qty)| Level { price, qty })),
+            Side::Buy => out.extend(self.bids.from_best().take(n)),
+            Side::Sell => out.extend(self.asks.from_best().take(n)),
         }
     }
 
@@ -281,13 +348,16 @@ impl L2Book {
     /// Total quantity units over the best `n` levels of one side.
     #[must_use]
     pub fn depth_levels(&self, side: Side, n: usize) -> i64 {
-        self.levels(side).take(n).map(|l| l.qty).sum()
+        match side {
+            Side::Buy => self.bids.from_best().take(n).map(|l| l.qty).sum(),
+            Side::Sell => self.asks.from_best().take(n).map(|l| l.qty).sum(),
+        }
     }
 
     /// Mid price in price units (half-units possible), when both sides exist.
     #[must_use]
     pub fn mid_units(&self) -> Option<f64> {
-        match (self.best_bid, self.best_ask) {
+        match (self.bids.best(), self.asks.best()) {
             (Some(bid), Some(ask)) => Some((bid.price as f64 + ask.price as f64) / 2.0),
             _ => None,
         }
@@ -302,11 +372,11 @@ impl L2Book {
         match side {
             Side::Buy => {
                 let floor = mid - band;
-                self.bids.iter().rev().take_while(|&(&p, _)| p as f64 >= floor).map(|(_, &q)| q).sum()
+                self.bids.from_best().take_while(|l| l.price as f64 >= floor).map(|l| l.qty).sum()
             }
             Side::Sell => {
                 let ceiling = mid + band;
-                self.asks.iter().take_while(|&(&p, _)| p as f64 <= ceiling).map(|(_, &q)| q).sum()
+                self.asks.from_best().take_while(|l| l.price as f64 <= ceiling).map(|l| l.qty).sum()
             }
         }
     }
@@ -330,16 +400,6 @@ impl L2Book {
             }
         }
         crc32fast::hash(text.as_bytes())
-    }
-}
-
-fn apply_levels(side: &mut BTreeMap<i64, i64>, levels: &[Level]) {
-    for level in levels {
-        if level.qty == 0 {
-            side.remove(&level.price);
-        } else {
-            side.insert(level.price, level.qty);
-        }
     }
 }
 
@@ -403,6 +463,28 @@ mod tests {
         );
         assert_eq!(b.apply(UpdateKind::Delta, 91, 0, 0, &[lv(50, 0)], &[]), Ok(Applied::Delta));
         assert_eq!(b.len(Side::Buy), 1);
+    }
+
+    #[test]
+    fn snapshot_in_any_order_keeps_the_last_positive_quantity_of_a_price() {
+        let mut b = book();
+        let bids = [lv(98, 1), lv(100, 5), lv(99, 2), lv(100, 6), lv(97, 0), lv(99, 0)];
+        let asks = [lv(104, 1), lv(101, 3), lv(103, 2), lv(101, 4)];
+        b.apply(UpdateKind::Snapshot, 1, 0, 0, &bids, &asks).unwrap();
+        // A zero in a snapshot is no level (it does not delete the earlier 99 either), as inserting the positive
+        // levels one by one would give.
+        assert_eq!(b.top_n(Side::Buy, 10), vec![lv(100, 6), lv(99, 2), lv(98, 1)]);
+        assert_eq!(b.top_n(Side::Sell, 10), vec![lv(101, 4), lv(103, 2), lv(104, 1)]);
+        // Deltas far from the touch go through the binary search, near ones through the scan from the best.
+        let far: Vec<Level> = (0..40).map(|i| lv(50 + i, 1)).collect();
+        b.apply(UpdateKind::Delta, 2, 0, 0, &far, &[]).unwrap();
+        b.apply(UpdateKind::Delta, 3, 0, 0, &[lv(55, 0), lv(60, 9), lv(99, 0), lv(70, 0), lv(70, 3)], &[]).unwrap();
+        let bids: Vec<i64> = b.levels(Side::Buy).map(|l| l.price).collect();
+        let mut expected: Vec<i64> = (50..90).filter(|&p| p != 55).chain([98, 100]).collect();
+        expected.reverse();
+        assert_eq!(bids, expected);
+        assert_eq!(b.levels(Side::Buy).find(|l| l.price == 60), Some(lv(60, 9)));
+        assert_eq!(b.levels(Side::Buy).find(|l| l.price == 70), Some(lv(70, 3)));
     }
 
     #[test]
