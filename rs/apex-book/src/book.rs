@@ -148,7 +148,7 @@ impl<const BID: bool> Ladder<BID> {
     }
 
     /// Levels from the best outwards.
-    fn from_best(&self) -> impl Iterator<Item = Level> + '_ {
+    fn best_first(&self) -> impl Iterator<Item = Level> + '_ {
         self.levels.iter().rev().copied()
     }
 }
@@ -323,8 +323,8 @@ impl L2Book {
     /// Levels of one side from the best outwards.
     pub fn levels(&self, side: Side) -> Box<dyn Iterator<Item = Level> + '_> {
         match side {
-            Side::Buy => Box::new(self.bids.from_best()),
-            Side::Sell => Box::new(self.asks.from_best()),
+            Side::Buy => Box::new(self.bids.best_first()),
+            Side::Sell => Box::new(self.asks.best_first()),
         }
     }
 
@@ -332,8 +332,8 @@ impl L2Book {
     pub fn top_n_into(&self, side: Side, n: usize, out: &mut Vec<Level>) {
         out.clear();
         match side {
-            Side::Buy => out.extend(self.bids.from_best().take(n)),
-            Side::Sell => out.extend(self.asks.from_best().take(n)),
+            Side::Buy => out.extend(self.bids.best_first().take(n)),
+            Side::Sell => out.extend(self.asks.best_first().take(n)),
         }
     }
 
@@ -349,8 +349,8 @@ impl L2Book {
     #[must_use]
     pub fn depth_levels(&self, side: Side, n: usize) -> i64 {
         match side {
-            Side::Buy => self.bids.from_best().take(n).map(|l| l.qty).sum(),
-            Side::Sell => self.asks.from_best().take(n).map(|l| l.qty).sum(),
+            Side::Buy => self.bids.best_first().take(n).map(|l| l.qty).sum(),
+            Side::Sell => self.asks.best_first().take(n).map(|l| l.qty).sum(),
         }
     }
 
@@ -372,11 +372,11 @@ impl L2Book {
         match side {
             Side::Buy => {
                 let floor = mid - band;
-                self.bids.from_best().take_while(|l| l.price as f64 >= floor).map(|l| l.qty).sum()
+                self.bids.best_first().take_while(|l| l.price as f64 >= floor).map(|l| l.qty).sum()
             }
             Side::Sell => {
                 let ceiling = mid + band;
-                self.asks.from_best().take_while(|l| l.price as f64 <= ceiling).map(|l| l.qty).sum()
+                self.asks.best_first().take_while(|l| l.price as f64 <= ceiling).map(|l| l.qty).sum()
             }
         }
     }
