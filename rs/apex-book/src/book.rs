@@ -1,4 +1,6 @@
-//! The L2 book itself: two sorted sides, the V5 snapshot/delta rules, and the depth queries features need.
+//! The L2 book itself: two sides indexed by price, the V5 snapshot/delta rules, and the depth queries features need.
+
+use std::collections::BTreeMap;
 
 use apex_core::{Scale, Side};
 use thiserror::Error;
@@ -76,85 +78,189 @@ pub struct BookStats {
     pub crossed: u64,
 }
 
-/// One side of the book: its levels in one contiguous array sorted so that the best level is the last one (bids by
-/// ascending price, asks by descending price). Updates cluster at the touch, so finding a level usually takes a few
-/// comparisons from the end and inserting or deleting one moves only the few levels above it; reading the best level
-/// is a load, and walking the side from the best outwards reads consecutive memory.
+/// Levels of one stretch of a side, in order.
+type Levels<'a> = Box<dyn Iterator<Item = Level> + 'a>;
+
+/// Price units the dense window of a side covers at least, and at most.
+const MIN_WINDOW: usize = 1024;
+const MAX_WINDOW: usize = 1 << 16;
+/// Levels from the touch whose spread sizes the window (four times their span, within the bounds above).
+const SIZING_LEVELS: usize = 64;
+
+/// One side of the book. The prices around the touch live in a dense window indexed by price (`qty[i]` is the size at
+/// `lo + i` units, 0 for no level), with the count of its levels and the index of its best one; the rare levels
+/// beyond it (a deep level, a stray quote) live in a sorted map. Setting a level in the window is an index and a
+/// store, and when the best level goes, the next one is found by scanning a few slots; nothing is ever shifted. When
+/// the touch leaves the window, the window is rebuilt around it, so a drifting price keeps the fast path.
 #[derive(Debug, Clone, Default)]
 struct Ladder<const BID: bool> {
-    levels: Vec<Level>,
+    qty: Vec<i64>,
+    lo: i64,
+    count: usize,
+    best: usize,
+    outside: BTreeMap<i64, i64>,
 }
 
 impl<const BID: bool> Ladder<BID> {
-    /// Levels checked one by one from the touch before a binary search of the rest.
-    const NEAR: usize = 8;
-
-    /// The sort key: ascending keys put the best level last on both sides.
+    /// Whether price `a` is better than price `b` on this side.
     #[inline]
-    fn key(price: i64) -> i64 {
-        if BID { price } else { -price }
+    fn better(a: i64, b: i64) -> bool {
+        if BID { a > b } else { a < b }
     }
 
-    /// The index of `price`, or where it would be inserted.
     #[inline]
-    fn find(&self, price: i64) -> Result<usize, usize> {
-        let key = Self::key(price);
-        let n = self.levels.len();
-        let far = n.saturating_sub(Self::NEAR);
-        for i in (far..n).rev() {
-            let here = Self::key(self.levels[i].price);
-            if here == key {
-                return Ok(i);
+    fn index(&self, price: i64) -> Option<usize> {
+        let offset = usize::try_from(price.checked_sub(self.lo)?).ok()?;
+        (offset < self.qty.len()).then_some(offset)
+    }
+
+    /// The best level of the window.
+    #[inline]
+    fn window_best(&self) -> Option<Level> {
+        (self.count > 0).then(|| Level { price: self.lo + self.best as i64, qty: self.qty[self.best] })
+    }
+
+    /// The best level outside the window.
+    #[inline]
+    fn outside_best(&self) -> Option<Level> {
+        let entry = if BID { self.outside.last_key_value() } else { self.outside.first_key_value() };
+        entry.map(|(&price, &qty)| Level { price, qty })
+    }
+
+    #[inline]
+    fn best(&self) -> Option<Level> {
+        match (self.window_best(), self.outside_best()) {
+            (Some(inside), Some(outside)) => {
+                Some(if Self::better(outside.price, inside.price) { outside } else { inside })
             }
-            if here < key {
-                return Err(i + 1);
-            }
+            (inside, outside) => inside.or(outside),
         }
-        self.levels[..far].binary_search_by(|level| Self::key(level.price).cmp(&key))
     }
 
-    /// Sets the quantity at `price` (absolute size; 0 deletes the level).
+    fn len(&self) -> usize {
+        self.count + self.outside.len()
+    }
+
+    /// Sets the size at `price` (absolute; 0 deletes the level).
     #[inline]
     fn set(&mut self, level: Level) {
-        match (self.find(level.price), level.qty) {
-            (Ok(i), 0) => {
-                self.levels.remove(i);
+        let Some(i) = self.index(level.price) else {
+            if level.qty == 0 {
+                self.outside.remove(&level.price);
+                return;
             }
-            (Ok(i), _) => self.levels[i].qty = level.qty,
-            (Err(_), 0) => {}
-            (Err(i), _) => self.levels.insert(i, level),
+            self.outside.insert(level.price, level.qty);
+            // The touch left the window: move the window to it.
+            if self.window_best().is_none_or(|inside| Self::better(level.price, inside.price)) {
+                self.recenter();
+            }
+            return;
+        };
+        let old = std::mem::replace(&mut self.qty[i], level.qty);
+        match (old > 0, level.qty > 0) {
+            (false, true) => {
+                self.count += 1;
+                if self.count == 1 || Self::better(i as i64, self.best as i64) {
+                    self.best = i;
+                }
+            }
+            (true, false) => {
+                self.count -= 1;
+                if i == self.best && self.count > 0 {
+                    // The next level is a few slots away near the touch; the count guarantees there is one.
+                    self.best = if BID {
+                        self.qty[..i].iter().rposition(|&q| q > 0).expect("a level below the old best")
+                    } else {
+                        i + 1 + self.qty[i + 1..].iter().position(|&q| q > 0).expect("a level above the old best")
+                    };
+                }
+            }
+            _ => {}
         }
     }
 
-    /// Replaces every level: the positive ones, sorted; a price given twice keeps its last quantity, as successive
-    /// inserts would.
+    /// Rebuilds the window around the current best level, four times as wide as the span of the levels nearest the
+    /// touch (within bounds), with a quarter of it on the far side of the touch for the price to move into.
+    fn recenter(&mut self) {
+        let levels: Vec<Level> = self.best_first().collect();
+        self.place(&levels);
+    }
+
+    /// Empties the side and puts `levels` (best first, positive sizes, distinct prices) back, the window placed
+    /// around the first.
+    fn place(&mut self, levels: &[Level]) {
+        self.outside.clear();
+        self.count = 0;
+        let Some(touch) = levels.first() else {
+            self.qty.clear();
+            return;
+        };
+        let span = levels.iter().take(SIZING_LEVELS).map(|l| l.price.abs_diff(touch.price)).max().unwrap_or(0);
+        let width = usize::try_from(span.saturating_mul(4)).unwrap_or(MAX_WINDOW).clamp(MIN_WINDOW, MAX_WINDOW);
+        let width = width.next_power_of_two().min(MAX_WINDOW);
+        let room = (width / 4) as i64;
+        self.lo = if BID { touch.price.saturating_sub(width as i64 - room) } else { touch.price.saturating_sub(room) };
+        self.qty.clear();
+        self.qty.resize(width, 0);
+        for &level in levels {
+            match self.index(level.price) {
+                Some(i) => {
+                    self.qty[i] = level.qty;
+                    self.count += 1;
+                }
+                None => {
+                    self.outside.insert(level.price, level.qty);
+                }
+            }
+        }
+        if let Some(i) = self.index(touch.price) {
+            self.best = i;
+        }
+    }
+
+    /// Replaces every level: the positive ones; a price given twice keeps its last quantity, as successive inserts
+    /// would.
     fn replace(&mut self, levels: &[Level]) {
-        self.levels.clear();
-        self.levels.extend(levels.iter().filter(|l| l.qty > 0));
-        // A stable sort keeps the input order of equal prices; the dedup then copies the later one over the earlier.
-        self.levels.sort_by_key(|level| Self::key(level.price));
-        self.levels.dedup_by(|later, kept| {
+        let mut sorted: Vec<Level> = levels.iter().filter(|l| l.qty > 0).copied().collect();
+        // Best first; the stable sort keeps the input order of equal prices, and the dedup keeps the later one.
+        sorted.sort_by_key(|level| if BID { -level.price } else { level.price });
+        sorted.dedup_by(|later, kept| {
             let same = later.price == kept.price;
             if same {
                 kept.qty = later.qty;
             }
             same
         });
+        self.place(&sorted);
     }
 
-    #[inline]
-    fn best(&self) -> Option<Level> {
-        self.levels.last().copied()
-    }
-
-    /// Levels from the best outwards.
+    /// Levels from the best outwards: the outside ones beyond the window on the touch's side, the window's, then the
+    /// outside ones beyond it on the far side.
     fn best_first(&self) -> impl Iterator<Item = Level> + '_ {
-        self.levels.iter().rev().copied()
+        let hi = self.lo.saturating_add(self.qty.len() as i64);
+        let window = self.qty.iter().enumerate().filter(|(_, q)| **q > 0);
+        let window = window.map(|(i, &qty)| Level { price: self.lo + i as i64, qty });
+        let level = |(&price, &qty): (&i64, &i64)| Level { price, qty };
+        let (near, inside, far): (Levels<'_>, Levels<'_>, Levels<'_>) = if BID {
+            (
+                Box::new(self.outside.range(hi..).rev().map(level)),
+                Box::new(window.rev()),
+                Box::new(self.outside.range(..self.lo).rev().map(level)),
+            )
+        } else {
+            (
+                Box::new(self.outside.range(..self.lo).map(level)),
+                Box::new(window),
+                Box::new(self.outside.range(hi..).map(level)),
+            )
+        };
+        near.chain(inside).chain(far)
     }
 }
 
-/// An L2 book for one symbol: bids and asks in integer price and quantity units, each side a sorted array with its
-/// best level last, so reading the best level is O(1) and an update near the touch costs a few comparisons.
+/// An L2 book for one symbol: bids and asks in integer price and quantity units, each side a dense price-indexed
+/// window around the touch (plus a map for the levels beyond it), so an update is an index and a store and reading
+/// the best level is O(1).
 #[derive(Debug, Clone)]
 pub struct L2Book {
     price_scale: Scale,
@@ -310,14 +416,14 @@ impl L2Book {
     #[must_use]
     pub fn len(&self, side: Side) -> usize {
         match side {
-            Side::Buy => self.bids.levels.len(),
-            Side::Sell => self.asks.levels.len(),
+            Side::Buy => self.bids.len(),
+            Side::Sell => self.asks.len(),
         }
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.bids.levels.is_empty() && self.asks.levels.is_empty()
+        self.bids.len() == 0 && self.asks.len() == 0
     }
 
     /// Levels of one side from the best outwards.
