@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import run_cli
+from planted_var import planted_parents
+from planted_var import var_frame as planted_var_frame
 
 from apexctl.errors import InputError, SchemaError
 from apexctl.forge.causal import (
@@ -204,22 +206,12 @@ def test_no_close_and_no_numeric_features() -> None:
 
 
 #: The planted VAR's parents of y: y(t) = 0.3 f0(t-1) + 0.3 f3(t-2) - 0.3 f7(t-1) + e.
-VAR_PARENTS = {("f0", 1), ("f3", 2), ("f7", 1)}
+VAR_PARENTS = planted_parents()
 
 
 def var_frame(rows: int, seed: int, drivers: int = 10) -> pl.DataFrame:
     """Autocorrelated AR(1) drivers (0.5) with a few driver -> driver links, and y with the three VAR_PARENTS."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((rows, drivers + 1))
-    data = np.zeros((rows, drivers + 1))
-    for t in range(2, rows):
-        data[t, :drivers] = 0.5 * data[t - 1, :drivers] + noise[t, :drivers]
-        data[t, 1:drivers:4] += 0.3 * data[t - 1, 0 : drivers - 1 : 4]
-        data[t, drivers] = 0.3 * data[t - 1, 0] + 0.3 * data[t - 2, 3] - 0.3 * data[t - 1, 7] + noise[t, drivers]
-    columns = {f"f{k}": data[:, k] for k in range(drivers)}
-    return pl.DataFrame(
-        {"ts": np.arange(rows, dtype=np.int64) * MINUTE, "symbol": ["SIM"] * rows, **columns, "y": data[:, drivers]}
-    )
+    return planted_var_frame(rows, drivers, seed, ar=0.5, link_every=4)
 
 
 def plain_run_pcmci_parents(frame: pl.DataFrame, tau_max: int) -> set[tuple[str, int]]:

@@ -5,32 +5,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from apexctl.forge.causal import CausalConfig, benjamini_hochberg, discover, prepare
 
-MINUTE = 60_000_000_000
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from planted_var import planted_parents
+from planted_var import var_frame as planted_var_frame
+
 #: The links var_frame plants into y.
-PLANTED = {("f00", 1), ("f03", 2), ("f07", 1)}
+PLANTED = planted_parents(width=2)
 
 
 def var_frame(rows: int, features: int, seed: int) -> pl.DataFrame:
-    """A stable VAR(2) of `features` AR(1) drivers with sparse cross links, and a target y with 3 planted parents."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((rows, features + 1))
-    data = np.zeros((rows, features + 1))
-    for t in range(2, rows):
-        data[t, :features] = 0.3 * data[t - 1, :features] + noise[t, :features]
-        # A few driver -> driver links, so the plain run has real structure to find too.
-        data[t, 1:features:5] += 0.3 * data[t - 1, 0 : features - 1 : 5]
-        data[t, features] = 0.3 * data[t - 1, 0] + 0.3 * data[t - 2, 3] - 0.3 * data[t - 1, 7] + noise[t, features]
-    columns = {f"f{k:02d}": data[:, k] for k in range(features)}
-    return pl.DataFrame(
-        {"ts": np.arange(rows, dtype=np.int64) * MINUTE, "symbol": ["SIM"] * rows, **columns, "y": data[:, features]}
-    )
+    """A stable VAR(2) of `features` AR(1) drivers (0.3) with sparse cross links, and a target y with 3 planted
+    parents."""
+    return planted_var_frame(rows, features, seed, ar=0.3, link_every=5, width=2)
 
 
 def ours(frame: pl.DataFrame, tau_max: int, pc_alpha: float, jobs: int) -> tuple[float, set[tuple[str, int]]]:
