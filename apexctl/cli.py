@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from apexctl import __version__
-from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, train
+from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, train, venue
 from apexctl.console import err
 from apexctl.errors import ApexError
 
@@ -31,6 +31,7 @@ app.command("chimera")(chimera.chimera)
 app.command("evolve")(evolve.evolve_command)
 app.command("simulate")(simulate.simulate)
 app.command("export")(export.export_command)
+app.command("venue")(venue.venue)
 app.add_typer(train.train_app, name="train")
 
 

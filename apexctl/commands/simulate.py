@@ -45,6 +45,12 @@ def simulate(
     rv_bars: Annotated[
         int, typer.Option("--rv-bars", help="With --tree: rv window in bars, as the tree's features table used.")
     ] = 30,
+    vmd_modes: Annotated[
+        int, typer.Option("--vmd-modes", help="With --tree: VMD modes, as the tree's features table used.")
+    ] = 3,
+    vmd_window: Annotated[
+        int, typer.Option("--vmd-window", help="With --tree: VMD window in bars, as the tree's features table used.")
+    ] = 64,
 ) -> None:
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
     config = StrategySim(
@@ -56,11 +62,13 @@ def simulate(
         capital=capital,
         tree=tree,
         rv_bars=rv_bars,
+        vmd_modes=vmd_modes,
+        vmd_window=vmd_window,
     )
     frames, summary = simulate_strategy(config)
     params = {"strategy": strategy, "symbol": symbol, "seed": seed, "hours": hours, "capital": capital, "dsg": dsg}
     if tree is not None:
-        params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars}
+        params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars, "vmd_modes": vmd_modes, "vmd_window": vmd_window}
     inputs = {path: io.sha256_file(path) for path in (dsg, tree) if path}
     fills_path, equity_path, summary_path = output / "fills.parquet", output / "equity.parquet", output / "summary.json"
     io.write_table(frames["fills"], fills_path, schema=FILLS, producer="simulate", inputs=inputs, params=params)

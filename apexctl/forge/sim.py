@@ -188,8 +188,11 @@ class StrategySim:
     start: dt.datetime = DEFAULT_START
     #: A GP JSON tree file (e.g. hall_of_fame/001.json) traded instead of `strategy`, on the simulator's bar features.
     tree: str | None = None
-    #: The rv window (bars) of the features table the tree was evolved on (`apexctl features --rv-bars`).
+    #: The rv window (bars) and VMD modes and window of the features table the tree was evolved on (`apexctl
+    #: features --rv-bars --vmd-modes --vmd-window`): the simulator computes the tree's features the same way.
     rv_bars: int = 30
+    vmd_modes: int = 3
+    vmd_window: int = 64
 
 
 def _read_tree(path: str) -> str:
@@ -209,6 +212,13 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
         raise UsageError(f"--capital must be positive, got {config.capital}")
     dsg_text, dsg_normalized = load_dsg(config.dsg_path)
     if config.tree is not None:
+        if config.rv_bars < 1:
+            raise UsageError(f"--rv-bars must be at least 1, got {config.rv_bars}")
+        modes, window = config.vmd_modes, config.vmd_window
+        if modes < 0 or (modes > 0 and window < max(2 * modes, 4)):
+            raise UsageError(
+                f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes"
+            )
         text = _read_tree(config.tree)
         try:
             out = _core.sim_gp_run(
@@ -218,6 +228,8 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
                 config.symbol,
                 config.hours,
                 rv_bars=config.rv_bars,
+                vmd_modes=config.vmd_modes,
+                vmd_window=config.vmd_window,
                 capital=config.capital,
             )
         except _core.DataError as exc:
