@@ -231,7 +231,11 @@ def gp_evaluate(
     columns: npt.NDArray[np.float64] | list[npt.NDArray[np.float64]],
     max_depth: int = 17,
     max_nodes: int = 4096,
+    share: bool = True,
 ) -> npt.NDArray[np.float64]: ...
+def gp_sharing(
+    trees_json: list[str], names: list[str], max_depth: int = 17, max_nodes: int = 4096
+) -> dict[str, int]: ...
 def gp_stream(
     tree_json: str,
     names: list[str],

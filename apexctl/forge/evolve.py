@@ -44,8 +44,11 @@ from apexctl.schemas.tables import FEATURES, GENERATIONS, PARETO
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 #: Columns that are not strategy inputs.
 NOT_FEATURES = {"ts", "symbol", "interval"}
-#: Trees evaluated per Rust call: bounds the signal matrix (trees x rows) kept in memory at once.
+#: Trees per Ray task, and the fewest trees per local Rust call.
 BATCH = 2_000
+#: Signal cells (trees x rows) per local Rust call: bounds the signal matrix kept in memory at once (256 MB). On short
+#: spans a call takes many more than BATCH trees, so the subtrees a whole generation shares are evaluated once.
+SIGNAL_CELLS = 32_000_000
 METRICS = ("fitness", "pnl", "sharpe", "max_drawdown", "trades", "win_rate", "reached", "ttt_seconds", "ruined")
 CHECKPOINT = "checkpoint"
 CHECKPOINT_SCHEMA = "apex.evolve_checkpoint"
@@ -195,7 +198,8 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
 
 
 class Evaluator:
-    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text.
+    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text; each call
+    evaluates the subtrees its trees share once (after crossover, most of a generation's).
 
     `score(trees, span)` (GP JSON texts and a row range -> one metric dict per tree, same order) is the whole
     interface the evolution loop uses, so another evaluator (e.g. one spreading batches over Ray) can replace it."""
@@ -222,8 +226,9 @@ class Evaluator:
                 self.cache[(tree, *span)] = row
             self.evaluations += len(todo)
             todo = []
-        for first in range(0, len(todo), BATCH):
-            chunk = todo[first : first + BATCH]
+        step = max(BATCH, SIGNAL_CELLS // max(self.market.rows, 1))
+        for first in range(0, len(todo), step):
+            chunk = todo[first : first + step]
             signals = _core.gp_evaluate(chunk, self.market.names, self.market.columns)
             metrics = _core.backtest_run(signals, **self.bars, start=span[0], end=span[1], **self.params)
             for i, tree in enumerate(chunk):
