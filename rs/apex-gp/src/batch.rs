@@ -44,6 +44,7 @@ pub fn evaluate_many(programs: &[Program], columns: &[&[f64]]) -> Result<Vec<f64
     let mut out = vec![0.0; programs.len() * rows];
     if rows > 0 {
         out.par_chunks_mut(rows).zip(programs.par_iter()).for_each_init(Workspace::default, |work, (dst, program)| {
+            apex_cancel::checkpoint(); // an interrupted caller stops between programs
             run(program, columns, work, dst);
         });
     }
