@@ -163,6 +163,19 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"internal: {type(value).__name__} is not JSON data")
 
 
+def first_non_finite(value: Any, where: str = "") -> str | None:
+    """The path (`held_out.meta.loss[3]`) of the first NaN or infinite number in nested JSON-like data, or None."""
+    if isinstance(value, float | np.floating):
+        return None if math.isfinite(float(value)) else (where or "a value")
+    if isinstance(value, Mapping):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for path, v in items if (found := first_non_finite(v, path)) is not None), None)
+
+
 def dumps(doc: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
     """Strict JSON text of `doc` (see `jsonable`): never a NaN or Infinity token."""
     return json.dumps(jsonable(doc), indent=indent, sort_keys=sort_keys, allow_nan=False)
@@ -350,7 +363,18 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
                 f"versions 1 to {schema.version} (upgrade apexctl or re-create the file)"
             )
     else:
-        fits = [s for s in expected if all(c in frame.columns for c in s.column_names)]
+        # Without provenance the columns are all there is to go by: a closed table (trades, book, bars ...) must have
+        # exactly its columns, or a features table (which holds the bars' columns and more) would pass for bars.
+        complete = [s for s in expected if all(c in frame.columns for c in s.column_names)]
+        fits = [s for s in complete if s.open or set(frame.columns) == set(s.column_names)]
+        if complete and not fits:
+            schema = complete[0]
+            extra = [c for c in frame.columns if c not in schema.column_names]
+            raise SchemaError(
+                f"{safe(name)}: has no apexctl metadata (apex.schema) and columns a '{schema.name}' table does not "
+                f"have ({', '.join(map(safe, extra[:8]))}{', ...' if len(extra) > 8 else ''}), so what it holds is "
+                "unknown; re-create it with apexctl, or keep only the table's columns"
+            )
         schema = fits[0] if fits else expected[0]
         version = schema.version
     frame = _conform(frame, schema, name)

@@ -115,3 +115,14 @@ BUDGET = IntRange(1, 10_000_000)
 LAGS = IntRange(0, 1_000)
 WINDOW = IntRange(1, 10_000)
 RANK = IntRange(1, 100_000)
+
+# ---------------------------------------------------------------------------------------------------- train iel
+# Here rather than beside IelConfig: `apexctl train` parses them before importing torch (which forge/iel.py needs).
+
+IEL_EPISODES = IntRange(1, 10_000_000)
+IEL_ENVS = IntRange(1, 4_096)
+IEL_EVAL_EPISODES = IntRange(2, 1_000_000)
+#: Parent order size, lots.
+IEL_SIZE_LOTS = IntRange(1, 1_000_000_000)
+IEL_HORIZON_S = FloatRange(0.0, 3_600.0, low_open=True)
+IEL_INTERVAL_S = FloatRange(0.1, 3_600.0)

@@ -60,7 +60,7 @@ def check_strategy(name: str) -> str:
     if name in ("always_flat", "flat", "buy_and_hold", "ma_crossover"):
         return name
     if not name.startswith("ma_crossover:"):
-        raise UsageError(f"--strategy {safe(name)!r}: unknown strategy; one of {', '.join(STRATEGIES)}")
+        raise UsageError(f"--strategy: unknown strategy {safe(name)!r}; one of {', '.join(STRATEGIES)}")
     parts = name.split(":")
     if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
         raise UsageError(f"--strategy {safe(name)!r}: write ma_crossover:FAST:SLOW with FAST and SLOW whole bar counts")
@@ -77,7 +77,7 @@ def check_symbol(symbol: str, option: str = "--symbol") -> str:
     """`symbol` (any case) as the simulator preset's name, else a UsageError listing the presets."""
     name = symbol.strip().upper()
     if name not in INSTRUMENTS:
-        raise UsageError(f"{option}: no simulator preset for {safe(symbol)!r}; known: {', '.join(INSTRUMENTS)}")
+        raise UsageError(f"{option}: no simulator preset for {safe(symbol)}; known: {', '.join(INSTRUMENTS)}")
     return name
 
 
@@ -148,7 +148,8 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
                     "price": t["price"],
                     "size": t["size"],
                     "trade_id": t["trade_id"].astype(str),
-                }
+                },
+                schema=TRADES.polars_schema(),
             )
         )
         book.append(
@@ -168,14 +169,16 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
         bar_frame = pl.DataFrame(
             {
                 "ts": epoch + k["ts_us"] * 1000,
-                "symbol": symbol,
-                "interval": "1m",
+                "symbol": pl.Series([symbol] * len(k["ts_us"]), dtype=pl.String),
+                "interval": pl.Series(["1m"] * len(k["ts_us"]), dtype=pl.String),
                 "open": k["open"],
                 "high": k["high"],
                 "low": k["low"],
                 "close": k["close"],
                 "volume": k["volume"],
-            }
+            },
+            # Explicit types: a span shorter than one bar gives empty columns, which must still join and concatenate.
+            schema={c: t for c, t in BARS.polars_schema().items() if c != "turnover"},
         )
         turnover = (
             trades[-1]
