@@ -4,6 +4,7 @@ exit status (0 done, 2 a user mistake or an unusable input, 130/143 interrupted 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Sequence
 
@@ -58,7 +59,13 @@ def root(
     """apexctl: the Forge (offline) and the Nexus (live)."""
 
 
+#: Longest message printed: an error quoting a whole input (a huge JSON node) is cut, not dumped.
+MAX_MESSAGE = 2_000
+
+
 def _error(message: str) -> int:
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters)"
     say(("apexctl: error: ", "bold red"), message)
     return EXIT_ERROR
 
@@ -71,6 +78,12 @@ def _usage(exc: click_errors.UsageError) -> str:
     return f"{name + ': ' if name else ''}{message} (see '{command} --help')"
 
 
+@functools.cache
+def _command() -> typer.core.TyperGroup:
+    """The click command tree of the app, built once per process (typer builds it on every call otherwise)."""
+    return typer.main.get_command(app)
+
+
 def run(argv: Sequence[str]) -> int:
     """Runs the CLI on `argv` in this process and returns the exit status; every message is one line on stderr.
 
@@ -79,7 +92,7 @@ def run(argv: Sequence[str]) -> int:
     """
     debug = os.environ.get("APEX_DEBUG") == "1"
     try:
-        status = app(args=list(argv), prog_name="apexctl", standalone_mode=False)
+        status = _command().main(args=list(argv), prog_name="apexctl", standalone_mode=False)
     except click_errors.NoArgsIsHelpError:
         return EXIT_ERROR  # typer printed the help while making the exception
     except click_errors.UsageError as exc:

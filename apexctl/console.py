@@ -19,7 +19,8 @@ def safe(text: object) -> str:
 
 
 def progress(transient: bool = False) -> Progress:
-    """A progress display on stderr; rich shows it only when stderr is a terminal."""
+    """A progress display on stderr when it is a terminal; elsewhere nothing at all (rich would still end a
+    transient display with an empty line, which then stands before the next message)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -28,6 +29,7 @@ def progress(transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=transient,
+        disable=not err.is_terminal,
     )
 
 

@@ -110,9 +110,10 @@ def chimera(
     ] = None,
 ) -> None:
     """Infer the DSG: CMA-ES fits the simulator's agent populations to the target market's statistics."""
+    inputs = [*target_files(target), init]
+    outputs.check([outputs.OutFile(output)], inputs)  # first: the names of the others derive from it
     report_path, log_path = report_paths(output)
-    written = [outputs.OutFile(output), outputs.OutFile(report_path), outputs.OutFile(log_path)]
-    outputs.check(written, [*target_files(target), init])
+    outputs.check([outputs.OutFile(report_path), outputs.OutFile(log_path)], inputs)
     config = ChimeraConfig(
         target=target,
         output=output,

@@ -158,7 +158,8 @@ def maml(
     from apexctl.forge.maml_data import report_path
 
     if output != "-":
-        outputs.check([outputs.OutFile(output), outputs.OutFile(report_path(output))], [features])
+        outputs.check([outputs.OutFile(output)], [features])  # first: the report's name derives from it
+        outputs.check([outputs.OutFile(report_path(output))], [features])
     prepared = prepare(features, output, config)
     from apexctl.forge.maml import train  # torch: only once the input is known to be usable
 
@@ -226,7 +227,8 @@ def iel(
 
     from apexctl.forge.sim import check_symbol, load_dsg
 
-    outputs.check([outputs.OutFile(output), outputs.OutFile(output.with_suffix(".report.json"))], [dsg])
+    outputs.check([outputs.OutFile(output)], [dsg])  # first: the report's name derives from it
+    outputs.check([outputs.OutFile(output.with_suffix(".report.json"))], [dsg])
     symbol = check_symbol(symbol)
     dsg_text, _ = load_dsg(dsg)
     from apexctl.forge.iel import IelConfig, save, train

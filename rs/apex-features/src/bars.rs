@@ -306,6 +306,9 @@ fn atoms_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32
         BarSource::Trades(t) => {
             t.validate()?;
             for row in 0..t.len() {
+                if row & 0xFFFF == 0 {
+                    apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
+                }
                 let (price, size) = (t.price[row], t.size[row]);
                 out.entry(t.symbol[row]).or_default().push(Atom {
                     ts: t.ts[row],
@@ -419,6 +422,9 @@ fn aggregate_book(updates: &UpdateSeries<'_>, symbol: u32, series: &Series) -> V
     let mut out = vec![BookAggregate::EMPTY; series.bars.len()];
     let UpdateSeries { ofi_l1, ofi_l5, pressure_5, spread_bps, .. } = *updates;
     for row in 0..updates.ts.len() {
+        if row & 0xFFFF == 0 {
+            apex_cancel::checkpoint(); // an interrupted caller stops a long book aggregation within milliseconds
+        }
         if updates.symbol[row] != symbol {
             continue;
         }
