@@ -26,6 +26,8 @@ def main() -> None:
     """Runs `apexctl` with the process's arguments and exits with its status (never returns)."""
     signals.install()
     try:
+        with signals.deferred():
+            import apexctl._core  # noqa: F401  (its initialization loads numpy's C API, which must not be cut)
         from apexctl.cli import run
 
         code = run(sys.argv[1:])

@@ -5,15 +5,19 @@ anything heavy is imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from types import FrameType
 
 #: Exit status of an interrupted run: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _received: list[int] = []
+#: While positive, a signal is only recorded; `deferred()` raises it when the protected section ends.
+_deferring = [0]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -30,21 +34,36 @@ class Interrupted(KeyboardInterrupt):
 
 
 def request_cancel() -> None:
-    """Asks every running Rust computation to stop (they poll a process-wide flag); harmless before `_core` loads."""
-    core = sys.modules.get("apexctl._core")
-    if core is not None:
-        core.cancel_request()
+    """Asks every running Rust computation to stop (they poll a process-wide flag); harmless before `_core` loads
+    (or while it loads: the module is then in sys.modules without its functions yet)."""
+    cancel = getattr(sys.modules.get("apexctl._core"), "cancel_request", None)
+    if cancel is not None:
+        cancel()
 
 
 def _handle(signum: int, _frame: FrameType | None) -> None:
     _received.append(signum)
     request_cancel()
-    if len(_received) == 1:
+    if len(_received) == 1 and not _deferring[0]:
         raise Interrupted(signum)
     if len(_received) >= 3:
         # A third signal while the first one's cleanup runs: the user wants out now, cleanup or not.
         os._exit(128 + signum)
     # The second signal is ignored so the cleanup the first one started (temporary files, workers) can finish.
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Holds back the interruption until the block has ended: for sections that must not be cut in the middle, like
+    the Rust extension's initialization (the numpy crate aborts the import with a panic if an exception enters the
+    numpy import it runs)."""
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+    if _received and not _deferring[0]:
+        raise Interrupted(_received[0])
 
 
 def install() -> None:
