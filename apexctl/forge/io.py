@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from apexctl import __version__
+from apexctl import __version__, signals
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError
 from apexctl.schemas.tables import TableSchema
@@ -101,8 +101,10 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    tmp_name = None
     try:
+        with signals.deferred():  # an interrupt between creating the file and knowing its name would leak it
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes it private; the output gets the mode a plain open() gives
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -114,8 +116,9 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         else:
             pending.append((tmp_name, target))
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+        if tmp_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
         raise
 
 
@@ -136,8 +139,9 @@ def publish_together() -> Iterator[None]:
     finally:
         _PENDING.reset(token)
     try:
-        for tmp_name, target in pending:
-            os.replace(tmp_name, target)
+        with signals.deferred():  # all renames or, if one fails, the rest removed; never half of them on Ctrl-C
+            for tmp_name, target in pending:
+                os.replace(tmp_name, target)
     finally:
         for tmp_name, _ in pending:
             with contextlib.suppress(FileNotFoundError):

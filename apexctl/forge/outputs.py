@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from apexctl import signals
 from apexctl.errors import UsageError
 from apexctl.forge.io import umask
 
@@ -121,25 +122,29 @@ def lock(out: Path) -> Iterator[None]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}{LOCK}"
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UsageError(
-                f"{out}: another apexctl run is writing this folder; wait for it or choose another -o"
-            ) from None
-        # The previous holder removes the file before letting go; a lock taken on that removed file is no lock.
-        if _identity(path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
-            break
-        os.close(fd)
+    fd = None
     try:
+        with signals.deferred():  # taken whole or not at all: an interrupt in between would leave the file
+            while fd is None:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    fd = None
+                    raise UsageError(
+                        f"{out}: another apexctl run is writing this folder; wait for it or choose another -o"
+                    ) from None
+                # The previous holder removes the file before letting go; a lock on that removed file is no lock.
+                if _identity(path) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                    os.close(fd)
+                    fd = None
         yield
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        os.close(fd)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------------- publishing
@@ -181,6 +186,11 @@ def publish(staging: Path, out: Path, *, replace: bool, keep: bool = False) -> N
     """Puts the finished staging folder in place as `out` in one rename: onto a new or empty `out` directly, over a
     non-empty one (`replace`) by an atomic exchange, the old content then deleted. With `keep`, the old entries
     the staging folder does not replace are carried over first."""
+    with signals.deferred():  # the swap is quick and must not stop half way (the old folder set aside, say)
+        _publish(staging, out, replace, keep)
+
+
+def _publish(staging: Path, out: Path, replace: bool, keep: bool) -> None:
     if keep and out.is_dir():
         _carry(out, staging)
     try:
@@ -216,10 +226,13 @@ def staged_folder(
     with contextlib.nullcontext() if locked else lock(out):
         if not replace and not keep and out.is_dir() and any(out.iterdir()):
             raise UsageError(f"{out}: exists and is not empty; choose another folder or add --force")
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}", dir=out.parent))
+        staging = None
         try:
+            with signals.deferred():  # an interrupt between creating the folder and knowing its name would leak it
+                staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}", dir=out.parent))
             staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; the output gets a plain mkdir's mode
             yield staging
             publish(staging, out, replace=replace, keep=keep)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
