@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -41,11 +42,28 @@ def request_cancel() -> None:
         cancel()
 
 
+#: Seconds the cleanup of an interrupted run may take before the process leaves anyway: a cleanup stuck on a wedged
+#: worker or lock must not keep a terminated process alive (a supervisor's SIGTERM has to end it).
+GRACE_SECONDS = 30.0
+
+
+def _leave(signum: int) -> None:
+    """Ends the process now with the interrupted status, temporary files or not."""
+    with contextlib.suppress(OSError):
+        os.write(2, b"apexctl: interrupted (cleanup cut short)\n")
+    os._exit(128 + signum)
+
+
 def _handle(signum: int, _frame: FrameType | None) -> None:
     _received.append(signum)
     request_cancel()
-    if len(_received) == 1 and not _deferring[0]:
-        raise Interrupted(signum)
+    if len(_received) == 1:
+        # A watchdog, not a promise: a healthy cleanup ends long before it fires (the process exits with it).
+        watchdog = threading.Timer(GRACE_SECONDS, _leave, args=(signum,))
+        watchdog.daemon = True
+        watchdog.start()
+        if not _deferring[0]:
+            raise Interrupted(signum)
     if len(_received) >= 3:
         # A third signal while the first one's cleanup runs: the user wants out now, cleanup or not.
         os._exit(128 + signum)
@@ -67,9 +85,13 @@ def deferred() -> Iterator[None]:
 
 
 def install() -> None:
-    """Makes SIGINT and SIGTERM raise `Interrupted` in the main thread (call once, from the entry point)."""
+    """Makes SIGINT and SIGTERM raise `Interrupted` in the main thread (call once, from the entry point); every process
+    forked from here on (a worker pool) gets the worker's defaults."""
     for signum in SIGNALS:
         signal.signal(signum, _handle)
+    if not _forker:
+        _forker.append(os.getpid())
+        os.register_at_fork(before=lambda: _forker.__setitem__(0, os.getpid()), after_in_child=worker_defaults)
 
 
 def received() -> int | None:
@@ -83,8 +105,23 @@ def exit_code(default: int = 130) -> int:
     return 128 + first if first is not None else default
 
 
+#: prctl(2) option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+#: The process that forked last (set just before each fork): a worker checks it is still its parent.
+_forker: list[int] = []
+
+
 def worker_defaults() -> None:
     """For forked worker processes: the parent handles Ctrl-C (and terminates its workers), so a worker ignores
-    SIGINT and dies quietly on SIGTERM instead of printing a traceback."""
+    SIGINT, dies quietly on SIGTERM instead of printing a traceback, and on Linux is killed by the kernel when its
+    parent dies, however the parent ends (even SIGKILL): no worker outlives the run."""
+    _received.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if _forker and os.getppid() != _forker[0]:  # the parent died before the request took effect
+            os._exit(128 + signal.SIGKILL)

@@ -531,9 +531,25 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-def test_item_16_sigterm_stops_the_causal_workers_too(tmp_path):
-    # 12 noise features at lags 0..6: a quick PC1 (nothing passes alpha 1e-6), then ~90 MCI tests on two workers.
+def _stop(pids: list[int]) -> None:
+    """Kills what a test started, whatever state it is in (bounded: SIGKILL cannot be ignored)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """A process that still runs (a zombie has ended: only its parent's wait is missing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def wide_features(tmp_path_factory) -> Path:
+    """12 noise features at lags 0..6: a quick PC1 (nothing passes alpha 1e-6), then ~90 MCI tests on two workers."""
     rng = np.random.default_rng(0)
     rows = 1200
     frame = pl.DataFrame(
@@ -545,19 +561,68 @@ def test_item_16_sigterm_stops_the_causal_workers_too(tmp_path):
             **{f"x{i}": rng.normal(size=rows) for i in range(12)},
         }
     )
-    features = tmp_path / "wide.parquet"
+    features = tmp_path_factory.mktemp("wide") / "wide.parquet"
     io.write_table(frame, features, schema=FEATURES, producer="test")
-    out = tmp_path / "out"
-    out.mkdir()
+    return features
+
+
+def _causal_with_workers(features: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
     child = apexctl("causal", str(features), "--tau-max", "6", "--pc-alpha", "0.000001", "--jobs", "2", "-o",
                     str(out / "c.json"))  # fmt: skip
-    assert wait_for(lambda: len(_children(child.pid)) >= 2, 300, step=0.02), "the MCI workers started"
-    workers = _children(child.pid)
-    child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=120)
-    assert child.returncode == 143, err
-    assert wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 10), "no orphaned worker"
-    assert list(out.iterdir()) == []
+    wait_for(lambda: len(_children(child.pid)) >= 2 or child.poll() is not None, 300, step=0.02)
+    return child, _children(child.pid)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_item_16_no_causal_worker_outlives_its_run(wide_features, tmp_path, how):
+    # SIGTERM: the run cleans up (workers terminated, nothing written) and exits 143. SIGKILL of the parent, which
+    # can clean up nothing: the kernel kills the workers (their parent-death signal), so none is left orphaned.
+    out = tmp_path / "out"
+    out.mkdir()
+    child, workers = _causal_with_workers(wide_features, out)
+    try:
+        assert len(workers) >= 2, "the MCI workers started"
+        child.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        _, err = child.communicate(timeout=60)
+        assert wait_for(lambda: not any(_alive(w) for w in workers), 10), "no orphaned worker"
+        if how == "sigterm":
+            assert child.returncode == 143, err
+            assert err.decode().splitlines()[-1] == "apexctl: interrupted", "one line, after the progress notes"
+            assert list(out.iterdir()) == []
+    finally:
+        _stop([child.pid, *workers])
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.communicate(timeout=10)
+
+
+WEDGED_CLEANUP = """
+import os, signal, sys, time
+from apexctl import signals
+signals.GRACE_SECONDS = 1.0
+signals.install()
+try:
+    print("ready", flush=True)
+    time.sleep(60)
+finally:
+    time.sleep(60)  # a cleanup that never ends (a wedged worker, a lock)
+"""
+
+
+def test_item_16_a_cleanup_that_hangs_cannot_keep_a_terminated_run_alive():
+    child = subprocess.Popen([sys.executable, "-c", WEDGED_CLEANUP], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        started = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+        assert child.returncode == 143
+        assert err.decode() == "apexctl: interrupted (cleanup cut short)\n"
+        assert time.monotonic() - started < allowance(10)
+    finally:
+        _stop([child.pid])
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.communicate(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------------------- item 17

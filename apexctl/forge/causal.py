@@ -408,9 +408,10 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         process.terminate()
     for process in processes:
-        process.join(timeout=5)
+        process.join(timeout=2)
         if process.is_alive():
             process.kill()
+            process.join(timeout=2)
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
@@ -472,10 +473,12 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
                         results[link] = (value, p_value)
                     bar.advance(task, len(chunk))
             except BaseException:
-                _terminate(pool)  # interrupted or failed: no worker outlives this process
+                # Interrupted or failed: the workers are killed, and the pool's own shutdown is not waited for (its
+                # manager thread can block on a queue the dead workers left; the process exits without it).
+                _terminate(pool)
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
     ordered = [link for link in links if link in results]
     p_values = [results[link][1] for link in ordered]
     if config.fdr is Fdr.fdr_bh:
