@@ -39,12 +39,35 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_RANGE = "expected a whole number from 0 to 4294967295"
 
 
+#: Every process a test of this module started: the `reap` fixture kills what is left of them after each test.
+_STARTED: list[subprocess.Popen] = []
+
+
+def start(argv: list[str], **kwargs) -> subprocess.Popen:
+    """A subprocess with its pipes, killed (with its children) after the test whatever the test's outcome."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    child = subprocess.Popen(argv, **kwargs)
+    _STARTED.append(child)
+    return child
+
+
 def apexctl(*args: str, **kwargs) -> subprocess.Popen:
     """`apexctl ARGS` as a user starts it (the console entry point), in a subprocess with its pipes."""
     env = {k: v for k, v in os.environ.items() if k != "APEX_DEBUG"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "apexctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kwargs
-    )
+    return start([sys.executable, "-m", "apexctl", *args], env=env, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def reap():
+    """No test leaves a process behind: a failed assertion or a timeout in the middle of a signal test included."""
+    yield
+    while _STARTED:
+        child = _STARTED.pop()
+        if child.poll() is None:
+            _stop([*_children(child.pid), child.pid])
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.communicate(timeout=10)
 
 
 def one_error(ran) -> str:
@@ -148,8 +171,7 @@ def test_item_02_every_long_rust_call_stops_within_a_second_of_ctrl_c():
     environment and features (VMD) all poll the interrupt; the call ends in KeyboardInterrupt, never a panic."""
     names = ["sim_run", "sim_batch", "sim_gp_fitness", "gp_evaluate", "exec_env", "vmd_rolling"]
     script = Path(__file__).with_name("interrupt_child.py")
-    child = subprocess.Popen([sys.executable, str(script), *names], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    child = start([sys.executable, str(script), *names], text=True)
     try:
         for name in names:
             assert child.stdout.readline().split() == ["go", name]
@@ -591,9 +613,7 @@ def test_item_16_no_causal_worker_outlives_its_run(wide_features, tmp_path, how)
             assert err.decode().splitlines()[-1] == "apexctl: interrupted", "one line, after the progress notes"
             assert list(out.iterdir()) == []
     finally:
-        _stop([child.pid, *workers])
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.communicate(timeout=10)
+        _stop(workers)  # `reap` stops the run itself; its workers, if the fix failed, are no longer its children
 
 
 WEDGED_CLEANUP = """
@@ -610,19 +630,14 @@ finally:
 
 
 def test_item_16_a_cleanup_that_hangs_cannot_keep_a_terminated_run_alive():
-    child = subprocess.Popen([sys.executable, "-c", WEDGED_CLEANUP], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert child.stdout.readline() == b"ready\n"
-        started = time.monotonic()
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=30)
-        assert child.returncode == 143
-        assert err.decode() == "apexctl: interrupted (cleanup cut short)\n"
-        assert time.monotonic() - started < allowance(10)
-    finally:
-        _stop([child.pid])
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.communicate(timeout=10)
+    child = start([sys.executable, "-c", WEDGED_CLEANUP])
+    assert child.stdout.readline() == b"ready\n"
+    started = time.monotonic()
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 143
+    assert err.decode() == "apexctl: interrupted (cleanup cut short)\n"
+    assert time.monotonic() - started < allowance(10)
 
 
 # ---------------------------------------------------------------------------------------------------------- item 17
