@@ -161,6 +161,38 @@ def _toy_market(seconds: int = 600):
     return trades, book
 
 
+def test_return_acf_of_a_mid_that_trends_is_its_autoregression():
+    """A mid whose 10-s log returns are AR(1) with coefficient 0.4, one snapshot per second: ret_acf_1 and _5 are
+    0.4 and 0.4^5 (the moments a fitted DSG must match, so it cannot trend where the target does not)."""
+    rng = np.random.default_rng(4)
+    steps = 20_000
+    returns = np.empty(steps)
+    previous = 0.0
+    for i, shock in enumerate(rng.normal(0, 1e-4, steps)):
+        previous = 0.4 * previous + shock
+        returns[i] = previous
+    # Each 10-s return happens at the start of its block, so any 10-s grid sees exactly one of them per step.
+    mid = 1000.0 * np.exp(np.repeat(np.cumsum(returns), 10))
+    n = len(mid)
+    ts = np.repeat(np.arange(n, dtype=np.int64) * NS + 1, 2)
+    bid, ask = np.round(mid - 0.05, 2), np.round(mid + 0.05, 2)
+    book = pl.DataFrame(
+        {
+            "ts": ts,
+            "kind": ["snapshot"] * (2 * n),
+            "side": np.tile([1, -1], n).astype(np.int8),
+            "price": np.column_stack([bid, ask]).ravel(),
+            "size": np.ones(2 * n),
+            "update_id": np.repeat(np.arange(1, n + 1), 2),
+            "seq": np.repeat(np.arange(1, n + 1), 2),
+        }
+    )
+    trades = pl.DataFrame({"ts": [1], "side": [1], "price": [1000.0], "size": [1.0]})
+    m = mom.compute(trades, book, None)
+    assert abs(m["ret_acf_1"] - 0.4) < 0.03
+    assert abs(m["ret_acf_5"] - 0.4**5) < 0.03
+
+
 def test_toy_market_has_the_known_moments():
     trades, book = _toy_market()
     m = mom.compute(trades, book, None, mom.MomentConfig(depth_levels=(1, 2, 20)))

@@ -31,6 +31,9 @@ class MomentConfig:
     #: |return| autocorrelation is measured on returns of this horizon at these lags (in returns).
     acf_horizon_s: float = 10.0
     acf_lags: tuple[int, ...] = (1, 3, 10)
+    #: Return autocorrelation (same horizon) at these lags: a market where value reaches the price late trends, and a
+    #: fitted DSG must not bring that back.
+    ret_acf_lags: tuple[int, ...] = (1, 5)
     #: Trade-sign autocorrelation lags (in trades).
     sign_lags: tuple[int, ...] = (1, 5, 20)
     #: Cumulative depth over the best k levels of each side.
@@ -47,6 +50,7 @@ class MomentConfig:
         for h in self.return_horizons_s:
             names += [f"vol_{_label(h)}_bps", f"kurt_{_label(h)}"]
         names += [f"absret_acf_{lag}" for lag in self.acf_lags]
+        names += [f"ret_acf_{lag}" for lag in self.ret_acf_lags]
         names += [f"sign_acf_{lag}" for lag in self.sign_lags]
         names += ["trades_per_min_log", "size_log_mean", "size_log_q50", "size_log_q90", "size_log_std"]
         names += [f"depth_l{k}_log" for k in self.depth_levels]
@@ -263,7 +267,7 @@ def compute(
         q10, q50, q90 = lattice_quantiles(spread_price[ok], [0.1, 0.5, 0.9]) / np.median(mid_grid_price[ok]) * BPS
         result |= {"spread_q10_bps": float(q10), "spread_q50_bps": float(q50), "spread_q90_bps": float(q90)}
 
-    # Returns of the sampled mid: volatility and excess kurtosis per horizon, |return| ACF.
+    # Returns of the sampled mid: volatility and excess kurtosis per horizon, |return| and return ACF.
     mid_grid = last_at_or_before(touch_ts, log_mid, grid)
     for h in config.return_horizons_s:
         returns = horizon_returns(mid_grid, max(1, round(h / config.sample_s)))
@@ -274,6 +278,8 @@ def compute(
     acf_returns = horizon_returns(mid_grid, max(1, round(config.acf_horizon_s / config.sample_s)))
     for lag in config.acf_lags:
         result[f"absret_acf_{lag}"] = autocorrelation(np.abs(acf_returns), lag)
+    for lag in config.ret_acf_lags:
+        result[f"ret_acf_{lag}"] = autocorrelation(acf_returns, lag)
 
     # Trades: sign persistence, arrival rate, size distribution, impact.
     if trades.height:

@@ -1,4 +1,7 @@
-//! Bindings of `apex-bybit`: lines of V5 messages (order-book archives, WebSocket recordings) into table columns.
+//! Bindings of `apex-bybit`: lines of V5 messages (order-book archives, WebSocket recordings) into table columns,
+//! and REST request signing.
+
+use std::convert::Infallible;
 
 use apex_bybit::{LineParser, ParseError};
 use numpy::IntoPyArray;
@@ -10,7 +13,37 @@ use crate::errors::{DataError, IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bybit_parse_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(bybit_sign, m)?)?;
     Ok(())
+}
+
+impl IntoPyErr for Infallible {
+    fn into_py_err(self) -> PyErr {
+        match self {}
+    }
+}
+
+/// `X-BAPI-SIGN` of a V5 REST request: lowercase hex HMAC-SHA256 under `api_secret` of
+/// `timestamp_ms + api_key + recv_window_ms + payload`, where `payload` is the exact query string (GET) or raw JSON
+/// body (POST) sent.
+#[pyfunction]
+fn bybit_sign(
+    py: Python<'_>,
+    api_secret: &str,
+    api_key: &str,
+    timestamp_ms: i64,
+    recv_window_ms: i64,
+    payload: &str,
+) -> PyResult<String> {
+    run_detached(py, || {
+        Ok::<_, Infallible>(apex_bybit::sign::rest_signature(
+            api_secret,
+            api_key,
+            timestamp_ms,
+            recv_window_ms,
+            payload,
+        ))
+    })
 }
 
 impl IntoPyErr for ParseError {

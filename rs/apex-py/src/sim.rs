@@ -66,7 +66,8 @@ fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyRes
 }
 
 pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bound<'py, PyDict>> {
-    let SimOutput { trades, book, bars, fills, populations, strategy, events, trade_count, truncated } = out;
+    let SimOutput { trades, book, bars, fills, fair_value, populations, strategy, events, trade_count, truncated } =
+        out;
     let result = PyDict::new(py);
     let trade_ids: Vec<u64> = trades.trade_id;
     result.set_item(
@@ -128,6 +129,17 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
             ],
         )?,
     )?;
+    result.set_item(
+        "fair_value",
+        columns(
+            py,
+            vec![
+                ("ts_us", PyArray1::from_vec(py, fair_value.ts_us).into_any()),
+                ("value", PyArray1::from_vec(py, fair_value.value).into_any()),
+                ("jump", PyArray1::from_vec(py, fair_value.jump).into_any()),
+            ],
+        )?,
+    )?;
     let pops = PyDict::new(py);
     for p in &populations {
         pops.set_item(
@@ -167,7 +179,8 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
 }
 
 /// Runs one simulation of `symbol` (a preset instrument) and returns its tables as NumPy columns (time in
-/// microseconds since the simulation start), per-population PnL and the strategy's report.
+/// microseconds since the simulation start), the latent fair value (`fair_value`: ts_us, value, jump), per-population
+/// PnL and the strategy's report.
 #[pyfunction]
 #[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=50, book_cadence_ms=100, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000))]
 #[allow(clippy::too_many_arguments)]

@@ -80,7 +80,7 @@ dsg! {
         "number of zero-intelligence noise traders";
     noise_limit_rate: "noise.limit_rate", 0.01, 5.0, 0.5, false,
         "limit orders per agent per second";
-    noise_market_rate: "noise.market_rate", 0.0, 2.0, 0.05, false,
+    noise_market_rate: "noise.market_rate", 0.0, 2.0, 0.1, false,
         "market orders per agent per second";
     noise_cancel_rate: "noise.cancel_rate", 0.001, 10.0, 0.2, false,
         "cancellation hazard of each resting noise order per second (mean lifetime 1/rate)";
@@ -92,8 +92,18 @@ dsg! {
         "Pareto tail index of order sizes (smaller = heavier tail)";
     noise_latency_ms: "noise.latency_ms", 0.1, 1000.0, 60.0, false,
         "market-data and order-entry latency of noise traders, milliseconds each way";
+    noise_clip_bps: "noise.reference_clip_bps", 0.5, 200.0, 10.0, false,
+        "the opposite best a noise limit price is set from is clipped to within this many basis points of the last mid sample";
+    noise_metaorders: "noise.metaorders", 0.0, 50.0, 2.0, true,
+        "metaorders the noise market flow splits at once (0 = independent signs); fewer = stronger sign memory";
+    noise_metaorder_tail: "noise.metaorder_tail", 1.05, 3.0, 1.3, false,
+        "Pareto tail index of metaorder lengths in child orders: the sign ACF decays like lag^(1 - tail)";
     mm_agents: "market_maker.agents", 0.0, 40.0, 3.0, true,
         "number of Avellaneda-Stoikov market makers";
+    mm_value_weight: "market_maker.value_weight", 0.0, 1.0, 1.0, false,
+        "weight of the fair value (vs the book mid) in the price makers quote around";
+    mm_value_noise_bps: "market_maker.value_noise_bps", 0.0, 50.0, 0.5, false,
+        "error of a maker's fair-value estimate at each requote, basis points";
     mm_gamma: "market_maker.gamma", 0.0001, 1.0, 0.01, false,
         "risk aversion per basis point squared: inventory skew and spread widening";
     mm_kappa: "market_maker.kappa", 0.05, 50.0, 1.0, false,
@@ -104,10 +114,14 @@ dsg! {
         "size of each quote in lots";
     mm_refresh_ms: "market_maker.refresh_ms", 10.0, 10000.0, 300.0, false,
         "mean time between requotes, milliseconds";
-    mm_max_inventory: "market_maker.max_inventory_lots", 1.0, 100000.0, 400.0, false,
+    mm_max_inventory: "market_maker.max_inventory_lots", 1.0, 100000.0, 50000.0, false,
         "inventory beyond which a maker only quotes the reducing side";
     mm_latency_ms: "market_maker.latency_ms", 0.05, 200.0, 2.0, false,
         "latency of market makers, milliseconds each way";
+    mm_take_lots: "market_maker.take_lots", 0.0, 100000.0, 2000.0, false,
+        "size of the IOC a maker sends at a quote it sees beyond value ± its half-spread (0 = never takes)";
+    mm_vol_cap: "market_maker.vol_cap", 1.0, 20.0, 4.0, false,
+        "cap of the volatility makers quote with, as a multiple of the fair value's";
     mom_agents: "momentum.agents", 0.0, 200.0, 12.0, true,
         "number of momentum (trend-following) traders";
     mom_rate: "momentum.rate", 0.001, 2.0, 0.05, false,

@@ -12,7 +12,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::agents::{self, Intent, OwnOrder, Population, View};
+use crate::agents::{self, Intent, Metaorders, OwnOrder, Population, View};
 use crate::dsg::Dsg;
 use crate::strategy::{Bar, Context, Strategy};
 use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
@@ -24,6 +24,8 @@ const FAIR_VALUE_STEP_US: i64 = 100_000;
 const MID_SAMPLE_US: i64 = US_PER_S;
 /// Window of the volatility estimate market makers quote with.
 const VOL_WINDOW_SAMPLES: usize = 60;
+/// How far back (in mid samples) an agent looks for the last sample taken while both sides of the book existed.
+const SAMPLED_MID_LOOKBACK: usize = 60;
 /// The strategy account; agents are numbered from 1.
 pub const STRATEGY_ACCOUNT: AccountId = 0;
 
@@ -111,6 +113,15 @@ pub struct FillRows {
     pub maker: Vec<bool>,
 }
 
+/// The latent fair value on its own grid (`FAIR_VALUE_STEP_US`) over the run, for diagnostics: how fast prices
+/// follow value. `jump` flags the steps that ended with a Poisson jump.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FairValueRows {
+    pub ts_us: Vec<i64>,
+    pub value: Vec<f64>,
+    pub jump: Vec<bool>,
+}
+
 /// What one population made or lost, marked to the final mid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PopulationPnl {
@@ -144,6 +155,8 @@ pub struct SimOutput {
     pub book: BookRows,
     pub bars: Vec<Bar>,
     pub fills: FillRows,
+    /// The latent fair value (recorded with the market tables).
+    pub fair_value: FairValueRows,
     pub populations: Vec<PopulationPnl>,
     pub strategy: Option<StrategyReport>,
     pub events: u64,
@@ -207,6 +220,8 @@ pub(crate) struct Market {
     latency_of: BTreeMap<AccountId, i64>,
     population_of: Vec<Population>,
     own_orders: BTreeMap<AccountId, Vec<OwnOrder>>,
+    /// The metaorders the noise market flow is splitting.
+    metaorders: Metaorders,
     pending: Vec<Option<Pending>>,
     /// (ts_us, best bid, best ask) in ticks after every change of the top of book.
     top_history: Vec<(i64, Option<i64>, Option<i64>)>,
@@ -214,6 +229,8 @@ pub(crate) struct Market {
     mids: Vec<f64>,
     vols: Vec<Option<f64>>,
     fair_value: Vec<f64>,
+    /// Steps of `fair_value` that end with a jump (ascending).
+    fair_value_jumps: Vec<usize>,
     tick: i64,
     lot: i64,
     events: Vec<Event>,
@@ -251,7 +268,8 @@ impl Market {
         let start_ticks = (config.start_price / tick_price).round();
         let horizon_us = (config.horizon_s * 1e6) as i64;
         let lookahead_us = (dsg.inf_lookahead_s * 1e6) as i64;
-        let fair_value = fair_value_path(dsg, start_ticks, horizon_us + lookahead_us + FAIR_VALUE_STEP_US, &mut rng);
+        let (fair_value, fair_value_jumps) =
+            fair_value_path(dsg, start_ticks, horizon_us + lookahead_us + FAIR_VALUE_STEP_US, &mut rng);
 
         let mut groups = Vec::new();
         let mut latency_of = BTreeMap::new();
@@ -294,11 +312,13 @@ impl Market {
             latency_of,
             population_of,
             own_orders: BTreeMap::new(),
+            metaorders: Metaorders::default(),
             pending: Vec::new(),
             top_history: Vec::new(),
             mids: Vec::new(),
             vols: Vec::new(),
             fair_value,
+            fair_value_jumps,
             tick,
             lot,
             events: Vec::new(),
@@ -307,6 +327,7 @@ impl Market {
                 book: BookRows::default(),
                 bars: Vec::new(),
                 fills: FillRows::default(),
+                fair_value: FairValueRows::default(),
                 populations: Vec::new(),
                 strategy: None,
                 events: 0,
@@ -417,8 +438,26 @@ impl Market {
         self.out.events = self.processed;
         let last_mid = self.current_mid_price();
         self.out.populations = self.population_pnl(last_mid);
+        if self.config.record_market {
+            self.out.fair_value = self.fair_value_rows();
+        }
         self.out.strategy = self.driver.take().map(|d| d.finish(&self.engine, &self.config, last_mid));
         self.out
+    }
+
+    /// The fair-value path up to the horizon in quote units, with its jump flags.
+    fn fair_value_rows(&self) -> FairValueRows {
+        let steps = (self.horizon_us() / FAIR_VALUE_STEP_US) as usize + 1;
+        let tick_price = self.config.spec.price_to_f64(self.tick);
+        let mut jump = vec![false; steps];
+        for &step in self.fair_value_jumps.iter().take_while(|&&s| s < steps) {
+            jump[step] = true;
+        }
+        FairValueRows {
+            ts_us: (0..steps as i64).map(|i| i * FAIR_VALUE_STEP_US).collect(),
+            value: self.fair_value[..steps].iter().map(|v| v * tick_price).collect(),
+            jump,
+        }
     }
 
     /// The matching engine as it is now.
@@ -500,15 +539,7 @@ impl Market {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, population);
-            let dsg = &self.dsg;
-            let rng = &mut self.rng;
-            match population {
-                Population::Noise => agents::noise(dsg, &view, rng),
-                Population::Momentum => agents::momentum(dsg, &view, rng),
-                Population::Fundamentalist => agents::fundamentalist(dsg, &view, rng),
-                Population::Informed => agents::informed(dsg, &view, rng),
-                Population::MarketMaker => agents::market_maker(dsg, &view),
-            }
+            agents::decide(population, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -521,7 +552,7 @@ impl Market {
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, Population::MarketMaker);
-            agents::market_maker(&self.dsg, &view)
+            agents::decide(Population::MarketMaker, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
     }
@@ -558,11 +589,13 @@ impl Market {
             .and_then(|k| visible_samples.checked_sub(k as usize + 1))
             .map(|i| mids[i])
             .filter(|m| m.is_finite());
+        let sampled_mid = mids.iter().rev().take(SAMPLED_MID_LOOKBACK).copied().find(|m| m.is_finite());
         View {
             best_bid,
             best_ask,
             past_mid,
             vol_bps: visible_samples.checked_sub(1).and_then(|i| self.vols[i]),
+            sampled_mid,
             fair_value: self.fair_value_at(ts),
             fair_value_ahead: self.fair_value_at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64),
             position: self.engine.account(account).position / self.lot,
@@ -602,6 +635,10 @@ impl Market {
             }
             Intent::Market { side, qty } => {
                 self.engine.submit(ts, &NewOrder::market(account, side, qty * self.lot), &mut events);
+            }
+            Intent::Take { side, price, qty } => {
+                let order = NewOrder::limit(account, side, price * self.tick, qty * self.lot, TimeInForce::Ioc);
+                self.engine.submit(ts, &order, &mut events);
             }
             Intent::Cancel { order_id } => {
                 self.engine.cancel(ts, account, order_id, &mut events);
@@ -913,8 +950,9 @@ fn realized_vol_bps(mids: &[f64]) -> Option<f64> {
 }
 
 /// The latent fair value in ticks on a `FAIR_VALUE_STEP_US` grid: geometric Brownian motion whose volatility follows
-/// a log-Ornstein-Uhlenbeck process (volatility clustering), plus Poisson jumps (fat tails).
-fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &mut R) -> Vec<f64> {
+/// a log-Ornstein-Uhlenbeck process (volatility clustering), plus Poisson jumps (fat tails). Also returns the steps
+/// whose value includes a jump that the previous step's does not.
+fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &mut R) -> (Vec<f64>, Vec<usize>) {
     let steps = (span_us / FAIR_VALUE_STEP_US).max(1) as usize + 1;
     let step_minutes = FAIR_VALUE_STEP_US as f64 / (60.0 * US_PER_S as f64);
     let base_sigma = dsg.fv_vol_bps / 1e4 * step_minutes.sqrt();
@@ -925,7 +963,8 @@ fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &m
     let mut path = Vec::with_capacity(steps);
     let mut log_value = start.ln();
     let mut log_vol = 0.0;
-    for _ in 0..steps {
+    let mut jumps = Vec::new();
+    for index in 0..steps {
         path.push(log_value.exp());
         log_vol = persistence * log_vol + vol_shock * normal.sample(rng);
         // exp(h - v²/2) has mean 1 under the stationary law, so `fv_vol_bps` stays the average volatility.
@@ -933,10 +972,11 @@ fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &m
         let mut step = sigma * normal.sample(rng) - 0.5 * sigma * sigma;
         if jump_p > 0.0 && rng.random_bool(jump_p.min(1.0)) {
             step += dsg.fv_jump_bps / 1e4 * normal.sample(rng);
+            jumps.push(index + 1);
         }
         log_value += step;
     }
-    path
+    (path, jumps)
 }
 
 #[cfg(test)]
