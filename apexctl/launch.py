@@ -24,8 +24,8 @@ def _flush() -> None:
 
 def main() -> None:
     """Runs `apexctl` with the process's arguments and exits with its status (never returns)."""
-    signals.install()
     try:
+        signals.install()
         with signals.deferred():
             import apexctl._core  # noqa: F401  (its initialization loads numpy's C API, which must not be cut)
         from apexctl.cli import run

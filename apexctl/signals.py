@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 #: Exit status of an interrupted run: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -91,6 +92,7 @@ def install() -> None:
         signal.signal(signum, _handle)
     if not _forker:
         _forker.append(os.getpid())
+        _prctl.append(_find_prctl())
         os.register_at_fork(before=lambda: _forker.__setitem__(0, os.getpid()), after_in_child=worker_defaults)
 
 
@@ -109,6 +111,20 @@ def exit_code(default: int = 130) -> int:
 _PR_SET_PDEATHSIG = 1
 #: The process that forked last (set just before each fork): a worker checks it is still its parent.
 _forker: list[int] = []
+#: libc's prctl, looked up once in the parent: a forked child then neither imports nor calls dlopen (whose locks
+#: another thread of the parent may have held at the fork).
+_prctl: list[Any] = []
+
+
+def _find_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def worker_defaults() -> None:
@@ -118,10 +134,9 @@ def worker_defaults() -> None:
     _received.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if not _prctl:
+        _prctl.append(_find_prctl())
+    if _prctl[0] is not None:
+        _prctl[0](_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if _forker and os.getppid() != _forker[0]:  # the parent died before the request took effect
             os._exit(128 + signal.SIGKILL)
