@@ -48,6 +48,10 @@ fmt:
     ruff format .
     ruff check --fix .
 
+# The venue soak: 10 minutes of accelerated market with every fault, the apex-bybit client rebuilding books (CI runs 30 s)
+soak SECONDS="600":
+    SOAK_SECONDS={{SECONDS}} cargo test --locked --release -p apex-venue --test soak -- --nocapture
+
 # Side-by-side benchmarks (Rust criterion + Python peers); prints the ratios
 bench: setup
     @scripts/bench/run.sh

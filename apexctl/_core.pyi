@@ -63,6 +63,8 @@ def features_bars_from_trades(
     rv_window: int = 30,
     higher_ns: list[int] = ...,
     updates: dict[str, npt.NDArray[Any]] | None = None,
+    vmd_modes: int = 0,
+    vmd_window: int = 64,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def features_bars_from_klines(
     ts: npt.NDArray[np.int64],
@@ -79,6 +81,8 @@ def features_bars_from_klines(
     rv_window: int = 30,
     higher_ns: list[int] = ...,
     updates: dict[str, npt.NDArray[Any]] | None = None,
+    vmd_modes: int = 0,
+    vmd_window: int = 64,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def vmd(
     signal: npt.NDArray[np.float64],
@@ -131,6 +135,8 @@ def sim_gp_fitness(
     *,
     bar_seconds: int = 60,
     rv_bars: int = 30,
+    vmd_modes: int = 3,
+    vmd_window: int = 64,
     capital: float = 200.0,
     max_events: int = 200000000,
 ) -> dict[str, npt.NDArray[Any]]: ...
@@ -143,11 +149,16 @@ def sim_gp_run(
     *,
     bar_seconds: int = 60,
     rv_bars: int = 30,
+    vmd_modes: int = 3,
+    vmd_window: int = 64,
     capital: float = 200.0,
     max_events: int = 200000000,
+    record_market: bool = False,
 ) -> dict[str, Any]: ...
-def sim_feature_names(bar_seconds: int = 60) -> list[str]: ...
-def sim_feature_warmup(bar_seconds: int = 60, rv_bars: int = 30) -> list[tuple[str, int]]: ...
+def sim_feature_names(bar_seconds: int = 60, vmd_modes: int = 3) -> list[str]: ...
+def sim_feature_warmup(
+    bar_seconds: int = 60, rv_bars: int = 30, vmd_modes: int = 3, vmd_window: int = 64
+) -> list[tuple[str, int]]: ...
 def dsg_params() -> list[tuple[str, float, float, float, bool, str]]: ...
 def dsg_json_schema() -> str: ...
 def dsg_normalize(text: str | None = None) -> str: ...
@@ -242,6 +253,41 @@ def policy_latency(
 ) -> npt.NDArray[np.float64]: ...
 def onnx_run(path: str | os.PathLike[str], inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 def bundle_schema() -> str: ...
+
+@final
+class BarFeatureEngine:
+    """The streaming bar features of one symbol: book messages, trades and the clock in, `features` rows out."""
+
+    def __new__(
+        cls,
+        interval_ns: int,
+        *,
+        price_decimals: int,
+        qty_decimals: int,
+        rv_window: int = 30,
+        higher_ns: list[int] = ...,
+        vmd_modes: int = 0,
+        vmd_window: int = 64,
+        book_columns: bool = True,
+    ) -> BarFeatureEngine: ...
+    @property
+    def names(self) -> list[str]: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def late_events(self) -> int: ...
+    def on_trade(self, ts: int, side: int, price: float, size: float) -> list[tuple[int, list[float]]]: ...
+    def on_book(
+        self,
+        ts: int,
+        kind: str,
+        update_id: int,
+        seq: int,
+        bids: list[tuple[float, float]],
+        asks: list[tuple[float, float]],
+    ) -> list[tuple[int, list[float]]]: ...
+    def on_clock(self, ts: int) -> list[tuple[int, list[float]]]: ...
+    def update(self) -> dict[str, float] | None: ...
 
 @final
 class ExecEnv:

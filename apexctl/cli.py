@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from apexctl import __version__, signals
-from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, train
+from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, train, venue
 from apexctl.console import err, say
 from apexctl.errors import ApexError, first_line
 
@@ -38,6 +38,7 @@ app.command("chimera")(chimera.chimera)
 app.command("evolve")(evolve.evolve_command)
 app.command("simulate")(simulate.simulate)
 app.command("export")(export.export_command)
+app.command("venue")(venue.venue)
 app.add_typer(train.train_app, name="train")
 
 #: Exit status of a run stopped by a user mistake or an unusable input (and of a usage error, as click has it).

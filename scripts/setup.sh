@@ -43,5 +43,10 @@ fi
 if grep -qs '^\[\[bin\]\]\|^\[\[bin\]\]' rs/*/Cargo.toml || ls rs/*/src/main.rs >/dev/null 2>&1; then
     say "building Rust binaries (release)"
     cargo build --release --locked --workspace --bins --quiet
+    # Linked into the venv, so `apexctl venue` (and anything on the venv's PATH) finds the binaries.
+    for main in rs/*/src/main.rs; do
+        bin=$(basename "$(dirname "$(dirname "$main")")")
+        ln -sf "${CARGO_TARGET_DIR:-$root/target}/release/$bin" "$venv/bin/$bin"
+    done
 fi
 say "ready: $("$venv/bin/apexctl" --version)"

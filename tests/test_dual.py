@@ -1,5 +1,6 @@
 """Adversarial fitness: flat and constant-long trees against the built-in strategies, determinism, and the parity of
-GP signals inside the simulator with batch evaluation over the bar features of the simulator's own bars."""
+GP signals inside the simulator with batch evaluation over the `features` of the simulator's recorded trades and
+book."""
 
 from __future__ import annotations
 
@@ -67,40 +68,76 @@ CLV_RV = tree(
 )
 
 
-@pytest.mark.parametrize("text", [CLV, CLV_RV])
-def test_signals_in_the_simulator_equal_batch_evaluation_of_its_bars(text):
-    run = _core.sim_gp_run(text, None, 9, SYMBOL, HOURS, rv_bars=3)
-    bars = run["bars"]
-    n = len(bars["ts_us"])
-    table = _core.features_bars_from_klines(
-        bars["ts_us"] * 1000,
-        np.zeros(n, dtype=np.uint32),
-        bars["open"],
-        bars["high"],
-        bars["low"],
-        bars["close"],
-        bars["volume"],
-        np.zeros(n),
-        kline_interval_ns=60 * 10**9,
+#: Book aggregates and trade counts: the simulator streams its L2 messages and trades into the feature engine.
+FLOW = tree(
+    {
+        "op": "tanh",
+        "args": [
+            {
+                "op": "add",
+                "args": [
+                    {"op": "ts_zscore", "args": [{"feature": "ofi_l5_sum"}, {"window": 4}]},
+                    {
+                        "op": "sub",
+                        "args": [
+                            {"op": "div", "args": [{"feature": "buy_volume"}, {"feature": "volume"}]},
+                            {"const": 0.5},
+                        ],
+                    },
+                ],
+            }
+        ],
+    },
+    ["ofi_l5_sum", "buy_volume", "volume"],
+)
+
+
+@pytest.mark.parametrize("text", [CLV, CLV_RV, FLOW])
+def test_signals_in_the_simulator_equal_batch_evaluation_of_its_recorded_features(text):
+    run = _core.sim_gp_run(text, None, 9, SYMBOL, HOURS, rv_bars=3, record_market=True)
+    t, b = run["trades"], run["book"]
+    updates = _core.features_update(
+        b["ts_us"] * 1000,
+        np.zeros(len(b["ts_us"]), dtype=np.uint32),
+        b["kind"],
+        b["side"],
+        b["price"],
+        b["size"],
+        b["update_id"],
+        b["seq"],
+    )
+    updates.pop("incident_row")
+    table = _core.features_bars_from_trades(
+        t["ts_us"] * 1000,
+        np.zeros(len(t["ts_us"]), dtype=np.uint32),
+        t["side"],
+        t["price"],
+        t["size"],
         interval_ns=60 * 10**9,
         rv_window=3,
         higher_ns=[300 * 10**9, 900 * 10**9, 3600 * 10**9],
+        updates=updates,
+        vmd_modes=3,
     )
     names = sim_feature_names()
     batch = _core.gp_evaluate([text], names, [table[name] for name in names])[0]
-    assert run["signals"].shape == (n,)
+    assert run["signals"].shape == (len(table["ts"]),)
     assert np.array_equal(run["signals"], batch)
     assert np.any(batch != 0.0)
 
 
 def test_bad_tree_names_its_index_and_feature():
-    bad = tree({"feature": "ofi_l1_sum"}, ["ofi_l1_sum"])
-    with pytest.raises(DataError, match=r"trees\[1\].*ofi_l1_sum"):
+    bad = tree({"feature": "tfi_1s"}, ["tfi_1s"])
+    with pytest.raises(DataError, match=r"trees\[1\].*tfi_1s"):
         adversarial_fitness([FLAT, bad], None, [0], HOURS, SYMBOL)
+    with pytest.raises(DataError, match=r"trees\[0\].*vmd_3"):
+        adversarial_fitness([tree({"feature": "vmd_3"}, ["vmd_3"])], None, [0], HOURS, SYMBOL, vmd_modes=2)
     with pytest.raises(InputError, match="DSG"):
         adversarial_fitness([FLAT], '{"schema": "nope"}', [0], HOURS, SYMBOL)
-    assert "turnover" not in sim_feature_names()
-    assert "rv_1h" in sim_feature_names()
+    names = sim_feature_names()
+    for name in ("rv_1h", "turnover", "n_trades", "buy_volume", "ofi_l1_sum", "spread_bps_mean", "vmd_3"):
+        assert name in names
+    assert sim_feature_names(vmd_modes=0)[-1] == "spread_bps_mean"
 
 
 def test_warmup_covers_every_feature():
@@ -111,3 +148,6 @@ def test_warmup_covers_every_feature():
     assert warmup["ret_5m"] == 9
     assert warmup["rv_1h"] == 31 * 60 - 1
     assert sim_feature_warmup(rv_bars=5)["rv_5m"] == 6 * 5 - 1
+    assert warmup["ofi_l1_sum"] == warmup["n_trades"] == 0
+    assert warmup["vmd_1"] == 63
+    assert sim_feature_warmup(vmd_modes=2, vmd_window=8)["vmd_2"] == 7

@@ -9,9 +9,11 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from conftest import DATA as DATA_DIR
 from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from market_fixture import minute_bars, synthetic_market
 
 from apexctl import _core
 from apexctl.errors import DataError
@@ -264,18 +266,7 @@ def test_bar_grain_from_trades_with_book_and_mtfa(tmp_path, spot):
     assert frame.columns[:3] == ["ts", "symbol", "interval"]
     assert {"clv_5m", "ret_5m", "rv_5m", "close_15m", "rv_1h"} <= set(frame.columns)
     assert (frame["ts"] % MINUTE == 0).all()
-    reference = (
-        trades.with_columns(bar=pl.col("ts") - pl.col("ts") % MINUTE)
-        .group_by("symbol", "bar", maintain_order=True)
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            pl.len().alias("n"),
-        )
-    )
+    reference = minute_bars(trades).rename({"ts": "bar"})
     joined = reference.join(frame, left_on=["symbol", "bar"], right_on=["symbol", "ts"], suffix="_got")
     assert joined.height == reference.height
     for c in ("open", "high", "low", "close", "volume"):
@@ -432,3 +423,45 @@ def test_vmd_columns_are_rolling_vmd_of_each_symbols_closes(tmp_path):
     bad = run_cli(*args, "--vmd-modes", "3", "--vmd-window", "4")
     assert bad.returncode == 2
     assert b"--vmd-window" in bad.stderr
+
+
+PINNED = DATA_DIR / "features_pinned"
+#: name -> (input tables of the synthetic market, options); the expected outputs were written by `apexctl features`
+#: when VMD was still joined in Python, so this pins that computing everything in Rust changed no value.
+PINNED_CASES = {
+    "trades_book_1m": (
+        ("trades", "book"),
+        ("--grain", "1m", "--rv-bars", "5", "--vmd-modes", "2", "--vmd-window", "8"),
+    ),
+    "trades_book_15m": (("trades", "book"), ("--grain", "15m", "--vmd-modes", "2", "--vmd-window", "4")),
+    "trades_1m_no_mtfa": (("trades",), ("--grain", "1m", "--no-mtfa")),
+    "klines_5m": (("klines",), ("--grain", "5m", "--rv-bars", "3", "--vmd-modes", "1", "--vmd-window", "4")),
+}
+
+
+def _bits(frame: pl.DataFrame) -> dict[str, list]:
+    """Every column as exact values: floats by their bit patterns, so NaN == NaN and -0.0 != 0.0."""
+    return {
+        name: (
+            frame[name].to_numpy().view(np.int64).tolist() if frame[name].dtype == pl.Float64 else frame[name].to_list()
+        )
+        for name in frame.columns
+    }
+
+
+@pytest.mark.parametrize("case", sorted(PINNED_CASES))
+def test_bar_features_are_bit_identical_to_the_pinned_output(tmp_path, case):
+    trades, book, klines = synthetic_market()
+    tables = {"trades": (trades, TRADES), "book": (book, BOOK), "klines": (klines, BARS)}
+    inputs, options = PINNED_CASES[case]
+    paths = []
+    for name in inputs:
+        frame, schema = tables[name]
+        io.write_table(frame, tmp_path / f"{name}.parquet", schema=schema, producer="test")
+        paths.append(str(tmp_path / f"{name}.parquet"))
+    result = run_cli("features", *paths, "-o", str(tmp_path / "out.parquet"), *options)
+    assert result.returncode == 0, result.stderr.decode()
+    got = io.read_table(tmp_path / "out.parquet", FEATURES).frame
+    expected = pl.read_parquet(PINNED / f"{case}.parquet")
+    assert got.schema == expected.schema
+    assert _bits(got) == _bits(expected)

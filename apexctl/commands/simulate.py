@@ -57,6 +57,20 @@ def simulate(
             ranges.RV_BARS, "--rv-bars", help="With --tree: rv window in bars, as the tree's features table used."
         ),
     ] = 30,
+    vmd_modes: Annotated[
+        int,
+        _options.ranged(
+            ranges.VMD_MODES, "--vmd-modes", help="With --tree: VMD modes, as the tree's features table used."
+        ),
+    ] = 3,
+    vmd_window: Annotated[
+        int,
+        _options.ranged(
+            ranges.VMD_WINDOW,
+            "--vmd-window",
+            help="With --tree: VMD window in bars, as the tree's features table used.",
+        ),
+    ] = 64,
     force: Annotated[bool, _options.force()] = False,
 ) -> None:
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
@@ -71,11 +85,13 @@ def simulate(
         capital=capital,
         tree=tree,
         rv_bars=rv_bars,
+        vmd_modes=vmd_modes,
+        vmd_window=vmd_window,
     )
     frames, summary = simulate_strategy(config)
     params = {"strategy": strategy, "symbol": symbol, "seed": seed, "hours": hours, "capital": capital, "dsg": dsg}
     if tree is not None:
-        params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars}
+        params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars, "vmd_modes": vmd_modes, "vmd_window": vmd_window}
     inputs = {path: io.sha256_file(path) for path in (dsg, tree) if path}
     with outputs.staged_folder(output, replace=force) as staging:
         io.write_table(

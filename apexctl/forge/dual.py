@@ -29,9 +29,10 @@ class AdversarialFitness:
     simulated: npt.NDArray[np.bool_]
 
 
-def sim_feature_names(bar_seconds: int = 60) -> list[str]:
-    """The features a GP tree may use in the simulator (restrict the primitive set to these for `--dsg`)."""
-    return _core.sim_feature_names(bar_seconds)
+def sim_feature_names(bar_seconds: int = 60, vmd_modes: int = 3) -> list[str]:
+    """The features a GP tree may use in the simulator (restrict the primitive set to these for `--dsg`): every bar
+    column of `features --grain 1m` over trades and book, with `vmd_modes` VMD columns (the table's --vmd-modes)."""
+    return _core.sim_feature_names(bar_seconds, vmd_modes)
 
 
 def dsg_text(dsg: str | Path | None) -> str | None:
@@ -57,12 +58,15 @@ def adversarial_fitness(
     *,
     bar_seconds: int = 60,
     rv_bars: int = 30,
+    vmd_modes: int = 3,
+    vmd_window: int = 64,
     capital: float = 200.0,
 ) -> AdversarialFitness:
     """Trades every tree in the market of every seed (all pairs in parallel in Rust, GIL released).
 
     A tree using a feature outside `sim_feature_names()` raises `DataError` naming its index and the feature.
-    `rv_bars` must be the `--rv-bars` of the feature table the trees were evolved on, so `rv` means the same.
+    `rv_bars`, `vmd_modes` and `vmd_window` must be the `--rv-bars`, `--vmd-modes` and `--vmd-window` of the feature
+    table the trees were evolved on, so `rv` and `vmd_k` mean the same.
     """
     if symbol not in INSTRUMENTS:
         raise UsageError(f"symbol: no simulator preset for {symbol}; known: {', '.join(INSTRUMENTS)}")
@@ -80,12 +84,16 @@ def adversarial_fitness(
         hours,
         bar_seconds=bar_seconds,
         rv_bars=rv_bars,
+        vmd_modes=vmd_modes,
+        vmd_window=vmd_window,
         capital=capital,
     )
     return AdversarialFitness(**out)
 
 
-def sim_feature_warmup(bar_seconds: int = 60, rv_bars: int = 30) -> dict[str, int]:
+def sim_feature_warmup(
+    bar_seconds: int = 60, rv_bars: int = 30, vmd_modes: int = 3, vmd_window: int = 64
+) -> dict[str, int]:
     """Bars from a simulation's start until each simulator feature is first defined (NaN before): a tree reading
     a feature whose warm-up exceeds the simulated span is flat there (e.g. `rv_1h` needs 31 hours)."""
-    return dict(_core.sim_feature_warmup(bar_seconds, rv_bars))
+    return dict(_core.sim_feature_warmup(bar_seconds, rv_bars, vmd_modes, vmd_window))

@@ -156,8 +156,11 @@ class Market:
     names: list[str]
     columns: list[np.ndarray]
     train_end: int
-    #: The `--rv-bars` the features were made with (the simulator must compute `rv` the same way for --dsg).
+    #: The `--rv-bars`, `--vmd-modes` and `--vmd-window` the features were made with (the simulator must compute
+    #: `rv` and `vmd_k` the same way for --dsg).
     rv_bars: int = 30
+    vmd_modes: int = 3
+    vmd_window: int = 64
 
     @property
     def rows(self) -> int:
@@ -196,8 +199,17 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"(need >= 30 training and >= 10 held-out bars at --train-fraction {train_fraction})"
         )
     params = table.metadata.get(io.META_PARAMS)
-    rv_bars = params.get("rv_bars", 30) if isinstance(params, dict) else 30
-    return Market(symbol, frame, names, columns, train_end, int(rv_bars))
+    made = params if isinstance(params, dict) else {}
+    return Market(
+        symbol,
+        frame,
+        names,
+        columns,
+        train_end,
+        rv_bars=int(made.get("rv_bars", 30)),
+        vmd_modes=int(made.get("vmd_modes", 3)),
+        vmd_window=int(made.get("vmd_window", 64)),
+    )
 
 
 class Evaluator:
@@ -305,7 +317,7 @@ def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
     if config.dual:
         from apexctl.forge.dual import sim_feature_names
 
-        computed = set(sim_feature_names())
+        computed = set(sim_feature_names(vmd_modes=market.vmd_modes))
         features = [n for n in features if n in computed]
         if not features:
             raise InputError(
@@ -750,17 +762,17 @@ EvaluatorFactory = Callable[[Market, BacktestParams], Evaluator]
 class Adversary:
     """Adversarial fitness (--dsg): each tree traded in the DSG-populated simulator, mean PnL over the seeds."""
 
-    def __init__(self, config: EvolveConfig, market_symbol: str, rv_bars: int) -> None:
+    def __init__(self, config: EvolveConfig, market: Market) -> None:
         from apexctl.forge.dual import dsg_text
         from apexctl.forge.sim import INSTRUMENTS
 
         self.dsg = None if config.dsg in (None, "default") else dsg_text(config.dsg)
         self.seeds = list(config.sim_seeds)
         self.hours = config.sim_hours
-        self.symbol = config.sim_symbol or (market_symbol if market_symbol in INSTRUMENTS else "BTCUSDT")
+        self.symbol = config.sim_symbol or (market.symbol if market.symbol in INSTRUMENTS else "BTCUSDT")
         if self.symbol not in INSTRUMENTS:
             raise UsageError(f"--sim-symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
-        self.rv_bars = rv_bars
+        self.features = {"rv_bars": market.rv_bars, "vmd_modes": market.vmd_modes, "vmd_window": market.vmd_window}
         self.cache: dict[str, float] = {}
 
     def score(self, trees: Sequence[str]) -> list[float]:
@@ -769,7 +781,7 @@ class Adversary:
         todo = list(dict.fromkeys(t for t in trees if t not in self.cache))
         for first in range(0, len(todo), BATCH):
             chunk = todo[first : first + BATCH]
-            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol, rv_bars=self.rv_bars)
+            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol, **self.features)
             self.cache.update(zip(chunk, (float(v) for v in result.mean_pnl), strict=True))
         return [self.cache[t] for t in trees]
 
@@ -810,7 +822,7 @@ def evolve(
         raise UsageError("--resume needs the features as a file; the run read them from stdin")
     market = load_market(config.features, config.symbol, config.train_fraction)
     terminals = terminals_for(config, market)
-    adversary = Adversary(config, market.symbol, market.rv_bars) if config.dual else None
+    adversary = Adversary(config, market) if config.dual else None
     checkpoint = _read_checkpoint(config.output) if resume else None
     features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
     if checkpoint is not None and checkpoint["features_sha256"] != features_sha:

@@ -38,6 +38,9 @@ empty bars filled flat at the previous close with volume 0):
 VMD columns hold the last value of each mode of the window ending at the row (so they are causal); NaN until the
 first full window.
 
+Every bar column is computed in Rust by the streaming feature engine of apex-features run over the tables, so the
+simulator's strategy slot and the live engine, fed the same trades and book message by message, get the same rows.
+
 MTFA uses the higher bar [H, H+h) on the row opening at ts only if H + h <= ts + interval (the row's close), so no
 column of a row depends on data after its close; NaN before the first closed higher bar.
 """
@@ -110,8 +113,19 @@ _DURATION = re.compile(r"^(\d{1,12})(ns|ms|s|m|h|d)$")
 MAX_DURATION_NS = 7 * 24 * HOUR
 #: Most TFI windows in one run (a column each).
 MAX_TFI_WINDOWS = 32
-VMD_MODES = ranges.IntRange(0, 16)
-VMD_WINDOW = ranges.IntRange(4, 4096)
+VMD_MODES = ranges.VMD_MODES
+VMD_WINDOW = ranges.VMD_WINDOW
+
+
+def check_vmd(modes: int, window: int) -> tuple[int, int]:
+    """The VMD settings if each is in range and the window holds the modes; UsageError naming the options if not."""
+    VMD_MODES.check(modes, "--vmd-modes")
+    VMD_WINDOW.check(window, "--vmd-window")
+    if modes != 0 and window < max(2 * modes, 4):
+        raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
+    return modes, window
+
+
 _UNIT_NS = {"ns": 1, "ms": 1_000_000, "s": SECOND, "m": MINUTE, "h": HOUR, "d": 24 * HOUR}
 # Bybit kline intervals as they appear in the V5 API ("1" = 1 minute, "D" = day).
 _BYBIT_INTERVALS = {"D": 24 * HOUR, "W": 7 * 24 * HOUR}
@@ -276,8 +290,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     grain = config.grain
     _require(inputs, grain)
     ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
-    VMD_MODES.check(config.vmd_modes, "--vmd-modes")
-    VMD_WINDOW.check(config.vmd_window, "--vmd-window")
+    modes, window = check_vmd(config.vmd_modes, config.vmd_window)
     if grain == Grain.update:
         return _frame(update_arrays(inputs), inputs.symbols, UPDATE_LEADING + UPDATE_REST)
     if grain == Grain.trade:
@@ -298,7 +311,13 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     interval = BAR_GRAINS[grain]
     higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
     updates = update_arrays(inputs) if inputs.book is not None else None
-    options: dict[str, Any] = {"interval_ns": interval, "rv_window": config.rv_bars, "higher_ns": higher}
+    options: dict[str, Any] = {
+        "interval_ns": interval,
+        "rv_window": config.rv_bars,
+        "higher_ns": higher,
+        "vmd_modes": modes,
+        "vmd_window": window,
+    }
     if inputs.trades is not None:
         t = inputs.trades
         arrays = _core.features_bars_from_trades(
@@ -326,27 +345,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
             **options,
         )
     frame = _frame(arrays, inputs.symbols)
-    frame = frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
-    return with_vmd(frame, config.vmd_modes, config.vmd_window)
-
-
-def with_vmd(frame: pl.DataFrame, modes: int, window: int) -> pl.DataFrame:
-    """Appends vmd_1..vmd_K: rolling VMD of each symbol's closes (rows with a NaN close are skipped and get NaN)."""
-    if modes == 0:
-        return frame
-    if modes < 0 or window < max(2 * modes, 4):
-        raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
-    values = np.full((frame.height, modes), np.nan)
-    symbols = frame["symbol"].to_numpy()
-    ts = frame["ts"].to_numpy()
-    close = frame["close"].to_numpy()
-    for symbol in dict.fromkeys(symbols.tolist()):
-        rows = np.flatnonzero(symbols == symbol)
-        rows = rows[np.argsort(ts[rows], kind="stable")]
-        rows = rows[np.isfinite(close[rows])]
-        if rows.size:
-            values[rows] = _core.vmd_rolling(np.ascontiguousarray(close[rows]), modes=modes, window=window)
-    return frame.with_columns(pl.Series(f"vmd_{k + 1}", values[:, k]) for k in range(modes))
+    return frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
 
 
 def run(paths: Sequence[str], output: str, config: FeatureConfig) -> pl.DataFrame:

@@ -347,8 +347,10 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
     name = describe(path)
     data = _read_bytes(path)
     try:
-        parquet = pq.ParquetFile(io.BytesIO(data))
-        arrow = parquet.read()
+        # No Arrow I/O or CPU threads: with polars loaded, a parquet read on Arrow's thread pools sometimes aborts the
+        # interpreter at exit ("terminate called without an active exception", apache/arrow#34314), ~1 run in 4.
+        parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False)
+        arrow = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from exc
     metadata = _decode_metadata(arrow.schema.metadata)

@@ -115,6 +115,14 @@ BUDGET = IntRange(1, 10_000_000)
 LAGS = IntRange(0, 1_000)
 WINDOW = IntRange(1, 10_000)
 RANK = IntRange(1, 100_000)
+#: VMD of the close (features --vmd-modes/--vmd-window, and simulate's the same for a tree's features); 0 modes = off.
+VMD_MODES = IntRange(0, 16)
+VMD_WINDOW = IntRange(4, 4096)
+#: The local venue (apexctl venue): simulated seconds per wall-clock second, its loopback port (0 picks one), and how
+#: long it runs.
+VENUE_SPEED = FloatRange(0.0, 10_000.0, low_open=True)
+PORT = IntRange(0, 65_535)
+RUN_SECONDS = FloatRange(0.0, 1e9, low_open=True)
 
 # ---------------------------------------------------------------------------------------------------- train iel
 # Here rather than beside IelConfig: `apexctl train` parses them before importing torch (which forge/iel.py needs).

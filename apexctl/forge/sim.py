@@ -226,8 +226,11 @@ class StrategySim:
     start: dt.datetime = DEFAULT_START
     #: A GP JSON tree file (e.g. hall_of_fame/001.json) traded instead of `strategy`, on the simulator's bar features.
     tree: str | None = None
-    #: The rv window (bars) of the features table the tree was evolved on (`apexctl features --rv-bars`).
+    #: The rv window (bars) and VMD modes and window of the features table the tree was evolved on (`apexctl
+    #: features --rv-bars --vmd-modes --vmd-window`): the simulator computes the tree's features the same way.
     rv_bars: int = 30
+    vmd_modes: int = 3
+    vmd_window: int = 64
 
 
 def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -241,8 +244,10 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
         check_strategy(config.strategy)
     dsg_text, dsg_normalized = load_dsg(config.dsg_path)
     if config.tree is not None:
+        from apexctl.forge.features import check_vmd
         from apexctl.forge.gp import read_tree_text
 
+        check_vmd(config.vmd_modes, config.vmd_window)
         text = read_tree_text(config.tree, "--tree")
         try:
             out = _core.sim_gp_run(
@@ -252,6 +257,8 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
                 config.symbol,
                 config.hours,
                 rv_bars=config.rv_bars,
+                vmd_modes=config.vmd_modes,
+                vmd_window=config.vmd_window,
                 capital=config.capital,
             )
         except _core.DataError as exc:

@@ -32,11 +32,17 @@ def main() -> None:
     parser.add_argument("--gen-seeds", type=int, default=3, help="seeds per tree in the extrapolated generation")
     parser.add_argument("--gen-hours", type=float, default=1.0, help="simulated hours per run in that generation")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--features",
+        help="comma-separated terminals (default: every simulator feature defined within the first third of the span)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     random.seed(args.seed)
     # Only features defined within the first third of the span, so the random trees trade instead of reading NaN.
     usable = [name for name, bars in sim_feature_warmup().items() if bars <= args.hours * 60 / 3]
+    if args.features:
+        usable = [name for name in args.features.split(",") if name in usable]
     pset = forge_gp.primitive_set(usable)
     texts = [forge_gp.to_json(gp.PrimitiveTree(forge_gp.gen_half_and_half(pset, 2, 5))) for _ in range(args.trees)]
     seeds = list(range(args.seeds))

@@ -4,11 +4,17 @@
 //! Empty bars between a symbol's first and last bar are filled (OHLC = previous close, volume 0), so every series
 //! is regular. Higher-timeframe (MTFA) columns on a base row come from the **last closed** higher bar only: the
 //! higher bar `[H, H + h)` is used on the base row opening at `ts` only if `H + h <= ts + interval` (the base row's
-//! close), so no value on a row depends on anything after that row's close.
+//! close), so no value on a row depends on anything after that row's close. VMD columns decompose the closes of the
+//! window of bars ending at the row.
+//!
+//! The batch [`bar_features`] runs the streaming engine's bar builder ([`crate::bar_stream`]) over the tables, so a
+//! live [`crate::engine::BarFeatureEngine`] fed the same trades and book produces the same rows.
 
 use std::collections::BTreeMap;
 
+use crate::bar_stream::{Atom, BarStream, UpdateValues};
 use crate::trades::TradeColumns;
+use crate::vmd::{VmdParams, rolling_vmd};
 use crate::{FeatureError, HOUR, MINUTE, duration_label};
 
 /// The bar intervals the CLI offers.
@@ -73,6 +79,15 @@ impl UpdateSeries<'_> {
         }
         Ok(())
     }
+
+    pub(crate) fn values(&self, row: usize) -> UpdateValues {
+        UpdateValues {
+            ofi_l1: self.ofi_l1[row],
+            ofi_l5: self.ofi_l5[row],
+            pressure_5: self.pressure_5[row],
+            spread_bps: self.spread_bps[row],
+        }
+    }
 }
 
 /// Options of [`bar_features`].
@@ -84,16 +99,20 @@ pub struct BarParams {
     pub rv_window: usize,
     /// Higher timeframes (nanoseconds, multiples of `interval`) whose last closed bar is joined onto each row.
     pub higher: Vec<i64>,
+    /// Rolling VMD of the close (`vmd_1..K`, `window` bars), or none.
+    pub vmd: Option<VmdParams>,
 }
 
 impl BarParams {
-    /// `interval` with rv over 30 returns and every standard interval above it as MTFA.
+    /// `interval` with the `features` command's defaults: rv over 30 returns, every standard interval above it as
+    /// MTFA, and VMD of 3 modes over 64 bars.
     #[must_use]
     pub fn new(interval: i64) -> BarParams {
         BarParams {
             interval,
             rv_window: 30,
             higher: STANDARD_INTERVALS.iter().copied().filter(|&h| h > interval && h % interval == 0).collect(),
+            vmd: Some(VmdParams::default()),
         }
     }
 
@@ -111,6 +130,9 @@ impl BarParams {
                 duration_label(self.interval)
             )));
         }
+        if let Some(vmd) = &self.vmd {
+            vmd.validate(vmd.window)?;
+        }
         Ok(())
     }
 }
@@ -120,7 +142,8 @@ impl BarParams {
 pub struct BarTable {
     pub ts: Vec<i64>,
     pub symbol: Vec<u32>,
-    /// `(name, values)` in output order: [`BAR_COLUMNS`], MTFA columns per higher interval, [`BOOK_COLUMNS`].
+    /// `(name, values)` in output order: [`BAR_COLUMNS`], MTFA columns per higher interval, [`BOOK_COLUMNS`],
+    /// `vmd_1..K`.
     pub columns: Vec<(String, Vec<f64>)>,
 }
 
@@ -142,7 +165,7 @@ impl BarTable {
 }
 
 /// The float column names [`bar_features`] outputs for `params`, in order: [`BAR_COLUMNS`], the MTFA columns of each
-/// higher interval, then [`BOOK_COLUMNS`] when `with_book`.
+/// higher interval, [`BOOK_COLUMNS`] when `with_book`, then `vmd_1..K` when `params.vmd` is set.
 #[must_use]
 pub fn column_names(params: &BarParams, with_book: bool) -> Vec<String> {
     let mut names: Vec<String> = BAR_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
@@ -152,152 +175,10 @@ pub fn column_names(params: &BarParams, with_book: bool) -> Vec<String> {
     if with_book {
         names.extend(BOOK_COLUMNS.iter().map(|s| (*s).to_owned()));
     }
+    if let Some(vmd) = &params.vmd {
+        names.extend((1..=vmd.modes).map(|k| format!("vmd_{k}")));
+    }
     names
-}
-
-/// One input unit: a trade (OHLC all equal to its price) or a kline.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Atom {
-    pub(crate) ts: i64,
-    pub(crate) open: f64,
-    pub(crate) high: f64,
-    pub(crate) low: f64,
-    pub(crate) close: f64,
-    pub(crate) volume: f64,
-    pub(crate) turnover: f64,
-    pub(crate) n_trades: f64,
-    pub(crate) buy_volume: f64,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bar {
-    pub(crate) open: f64,
-    pub(crate) high: f64,
-    pub(crate) low: f64,
-    pub(crate) close: f64,
-    pub(crate) volume: f64,
-    pub(crate) turnover: f64,
-    pub(crate) n_trades: f64,
-    pub(crate) buy_volume: f64,
-    pub(crate) clv: f64,
-    pub(crate) ret: f64,
-    pub(crate) rv: f64,
-}
-
-impl Bar {
-    pub(crate) fn from_atom(a: &Atom) -> Bar {
-        Bar {
-            open: a.open,
-            high: a.high,
-            low: a.low,
-            close: a.close,
-            volume: a.volume,
-            turnover: a.turnover,
-            n_trades: a.n_trades,
-            buy_volume: a.buy_volume,
-            clv: f64::NAN,
-            ret: f64::NAN,
-            rv: f64::NAN,
-        }
-    }
-
-    /// An empty bar after `previous`: flat at its close, nothing traded (counts unknown stay unknown).
-    pub(crate) fn empty_after(previous: &Bar) -> Bar {
-        let zero_or_unknown = |v: f64| if v.is_nan() { f64::NAN } else { 0.0 };
-        let c = previous.close;
-        Bar {
-            open: c,
-            high: c,
-            low: c,
-            close: c,
-            volume: 0.0,
-            turnover: 0.0,
-            n_trades: zero_or_unknown(previous.n_trades),
-            buy_volume: zero_or_unknown(previous.buy_volume),
-            clv: f64::NAN,
-            ret: f64::NAN,
-            rv: f64::NAN,
-        }
-    }
-
-    pub(crate) fn merge(&mut self, a: &Atom) {
-        self.high = self.high.max(a.high);
-        self.low = self.low.min(a.low);
-        self.close = a.close;
-        self.volume += a.volume;
-        self.turnover += a.turnover;
-        self.n_trades += a.n_trades;
-        self.buy_volume += a.buy_volume;
-    }
-
-    pub(crate) fn get(&self, name: &str) -> f64 {
-        match name {
-            "open" => self.open,
-            "high" => self.high,
-            "low" => self.low,
-            "close" => self.close,
-            "volume" => self.volume,
-            "turnover" => self.turnover,
-            "n_trades" => self.n_trades,
-            "buy_volume" => self.buy_volume,
-            "clv" => self.clv,
-            "ret" => self.ret,
-            "rv" => self.rv,
-            _ => unreachable!("unknown bar column {name}"),
-        }
-    }
-}
-
-/// A regular (gap-filled) bar series of one symbol.
-#[derive(Debug, Clone)]
-struct Series {
-    start: i64,
-    interval: i64,
-    bars: Vec<Bar>,
-}
-
-impl Series {
-    fn build(atoms: &[Atom], interval: i64, rv_window: usize) -> Series {
-        let mut bars: Vec<Bar> = Vec::new();
-        let start = atoms.first().map_or(0, |a| a.ts.div_euclid(interval) * interval);
-        for atom in atoms {
-            let index = ((atom.ts.div_euclid(interval) * interval - start) / interval) as usize;
-            if index + 1 == bars.len() {
-                bars.last_mut().expect("index + 1 == len > 0").merge(atom);
-                continue;
-            }
-            while bars.len() < index {
-                let filler = Bar::empty_after(bars.last().expect("the first atom opens the series"));
-                bars.push(filler);
-            }
-            bars.push(Bar::from_atom(atom));
-        }
-        for i in 0..bars.len() {
-            let b = &mut bars[i];
-            let range = b.high - b.low;
-            b.clv = if range > 0.0 { ((b.close - b.low) - (b.high - b.close)) / range } else { 0.0 };
-            if i > 0 {
-                bars[i].ret = (bars[i].close / bars[i - 1].close).ln();
-            }
-            if i >= rv_window {
-                bars[i].rv = bars[i + 1 - rv_window..=i].iter().map(|b| b.ret * b.ret).sum::<f64>().sqrt();
-            }
-        }
-        Series { start, interval, bars }
-    }
-
-    fn ts(&self, index: usize) -> i64 {
-        self.start + index as i64 * self.interval
-    }
-
-    /// Index of the bar opening at `open`, if the series has one.
-    fn index_of(&self, open: i64) -> Option<usize> {
-        if open < self.start {
-            return None;
-        }
-        let index = ((open - self.start) / self.interval) as usize;
-        (index < self.bars.len()).then_some(index)
-    }
 }
 
 fn atoms_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32, Vec<Atom>>, FeatureError> {
@@ -309,18 +190,12 @@ fn atoms_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32
                 if row & 0xFFFF == 0 {
                     apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
                 }
-                let (price, size) = (t.price[row], t.size[row]);
-                out.entry(t.symbol[row]).or_default().push(Atom {
-                    ts: t.ts[row],
-                    open: price,
-                    high: price,
-                    low: price,
-                    close: price,
-                    volume: size,
-                    turnover: price * size,
-                    n_trades: 1.0,
-                    buy_volume: if t.side[row] > 0 { size } else { 0.0 },
-                });
+                out.entry(t.symbol[row]).or_default().push(Atom::trade(
+                    t.ts[row],
+                    t.side[row],
+                    t.price[row],
+                    t.size[row],
+                ));
             }
         }
         BarSource::Klines(k) => {
@@ -392,102 +267,99 @@ fn check_klines(k: &KlineColumns<'_>, interval: i64) -> Result<(), FeatureError>
     Ok(())
 }
 
-/// Book aggregates of one bar.
-#[derive(Debug, Clone, Copy)]
-struct BookAggregate {
-    ofi_l1: f64,
-    ofi_l5: f64,
-    pressure_5: f64,
-    spread_sum: f64,
-    spread_count: u32,
-}
-
-impl BookAggregate {
-    const EMPTY: BookAggregate =
-        BookAggregate { ofi_l1: f64::NAN, ofi_l5: f64::NAN, pressure_5: f64::NAN, spread_sum: 0.0, spread_count: 0 };
-
-    fn values(&self) -> [f64; 4] {
-        let mean = if self.spread_count > 0 { self.spread_sum / f64::from(self.spread_count) } else { f64::NAN };
-        [self.ofi_l1, self.ofi_l5, self.pressure_5, mean]
-    }
-}
-
-fn add_defined(sum: &mut f64, value: f64) {
-    if !value.is_nan() {
-        *sum = if sum.is_nan() { value } else { *sum + value };
-    }
-}
-
-fn aggregate_book(updates: &UpdateSeries<'_>, symbol: u32, series: &Series) -> Vec<BookAggregate> {
-    let mut out = vec![BookAggregate::EMPTY; series.bars.len()];
-    let UpdateSeries { ofi_l1, ofi_l5, pressure_5, spread_bps, .. } = *updates;
+/// Row indices of `updates` per symbol code, each in table order; checks that time never goes back per symbol.
+fn updates_by_symbol(updates: &UpdateSeries<'_>) -> Result<BTreeMap<u32, Vec<usize>>, FeatureError> {
+    let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for row in 0..updates.ts.len() {
         if row & 0xFFFF == 0 {
-            apex_cancel::checkpoint(); // an interrupted caller stops a long book aggregation within milliseconds
+            apex_cancel::checkpoint(); // an interrupted caller stops a long book pass within milliseconds
         }
-        if updates.symbol[row] != symbol {
-            continue;
+        let rows = out.entry(updates.symbol[row]).or_default();
+        if let Some(&previous) = rows.last().map(|&r| &updates.ts[r])
+            && updates.ts[row] < previous
+        {
+            return Err(FeatureError::Unsorted { table: "update features", row, ts: updates.ts[row], previous });
         }
-        let open = updates.ts[row].div_euclid(series.interval) * series.interval;
-        let Some(index) = series.index_of(open) else { continue };
-        let agg = &mut out[index];
-        add_defined(&mut agg.ofi_l1, ofi_l1[row]);
-        add_defined(&mut agg.ofi_l5, ofi_l5[row]);
-        if !pressure_5[row].is_nan() {
-            agg.pressure_5 = pressure_5[row];
-        }
-        if !spread_bps[row].is_nan() {
-            agg.spread_sum += spread_bps[row];
-            agg.spread_count += 1;
-        }
+        rows.push(row);
     }
-    out
+    Ok(out)
 }
 
 /// Bars of `params.interval` from trades or klines, with CLV, log return, realized volatility, MTFA columns of the
 /// last closed higher bars, and, when `updates` is given, the update features aggregated per bar: sums of the
 /// defined `ofi_l1`/`ofi_l5`, the last defined `pressure_5` and the mean defined `spread_bps` (NaN when the bar
-/// has none). Symbol codes of `updates` must mean the same symbols as the source's.
+/// has none); then, when `params.vmd` is set, `vmd_1..K`: the rolling VMD of each symbol's closes. Symbol codes of
+/// `updates` must mean the same symbols as the source's.
 ///
-/// `ret` is NaN on a symbol's first bar; `rv` is NaN until `rv_window` returns exist.
+/// `ret` is NaN on a symbol's first bar; `rv` is NaN until `rv_window` returns exist; VMD until a full window.
+///
+/// This is the streaming [`BarFeatureEngine`](crate::engine::BarFeatureEngine)'s bar builder run over the tables:
+/// per symbol, the atoms and the update rows merged in time order, then the last bar closed at the table's end.
+/// Updates after a symbol's last bar change nothing, as they would not in a stream that stopped there.
 ///
 /// # Errors
-/// `Params` for bad intervals or windows, `Value`/`Length`/`Unsorted`/`Unaligned` for malformed input rows.
+/// `Params`/`Vmd` for bad intervals, windows or VMD settings, `Value`/`Length`/`Unsorted`/`Unaligned` for malformed
+/// input rows (update rows must not go back in time per symbol).
 pub fn bar_features(
     source: &BarSource<'_>,
     updates: Option<&UpdateSeries<'_>>,
     params: &BarParams,
 ) -> Result<BarTable, FeatureError> {
     params.check()?;
-    if let Some(updates) = updates {
-        updates.check()?;
-    }
+    let updates_of = match updates {
+        Some(u) => {
+            u.check()?;
+            updates_by_symbol(u)?
+        }
+        None => BTreeMap::new(),
+    };
     let atoms = atoms_by_symbol(source, params.interval)?;
     let names = column_names(params, updates.is_some());
     let mut table = BarTable { columns: names.into_iter().map(|n| (n, Vec::new())).collect(), ..BarTable::default() };
+    let close_column = BAR_COLUMNS.iter().position(|&n| n == "close").expect("close is a bar column");
     for (&symbol, atoms) in &atoms {
-        let base = Series::build(atoms, params.interval, params.rv_window);
-        let higher: Vec<Series> = params.higher.iter().map(|&h| Series::build(atoms, h, params.rv_window)).collect();
-        let book = updates.map(|u| aggregate_book(u, symbol, &base));
-        for (index, bar) in base.bars.iter().enumerate() {
-            let open = base.ts(index);
+        let first_row = table.ts.len();
+        let mut stream = BarStream::new(params, updates.is_some(), 0);
+        let width = stream.width();
+        let mut emit = |open: i64, row: &mut [f64]| {
             table.ts.push(open);
             table.symbol.push(symbol);
-            let mut values = table.columns.iter_mut().map(|(_, v)| v);
-            for name in BAR_COLUMNS {
-                values.next().expect("one column per name").push(bar.get(name));
+            for ((_, column), &value) in table.columns[..width].iter_mut().zip(row.iter()) {
+                column.push(value);
             }
-            let close = open + params.interval;
-            for series in &higher {
-                let last_closed = close.div_euclid(series.interval) * series.interval - series.interval;
-                let bar = series.index_of(last_closed).map(|i| series.bars[i]);
-                for name in MTFA_COLUMNS {
-                    values.next().expect("one column per name").push(bar.map_or(f64::NAN, |b| b.get(name)));
-                }
+        };
+        let last = atoms.last().expect("a symbol has atoms").ts;
+        let end = last.div_euclid(params.interval) * params.interval + params.interval;
+        let mut pending = match (updates, updates_of.get(&symbol)) {
+            (Some(u), Some(rows)) => rows.iter().filter(|&&r| u.ts[r] < end).map(|&r| (u.ts[r], u.values(r))).collect(),
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .peekable();
+        for (n, atom) in atoms.into_iter().enumerate() {
+            if n & 0xFFFF == 0 {
+                apex_cancel::checkpoint(); // an interrupted caller stops a long bar build within milliseconds
             }
-            if let Some(book) = &book {
-                for value in book[index].values() {
-                    values.next().expect("one column per name").push(value);
+            while let Some((ts, values)) = pending.next_if(|(ts, _)| *ts <= atom.ts) {
+                stream.on_update(ts, &values, &mut emit);
+            }
+            stream.on_atom(atom, &mut emit);
+        }
+        for (ts, values) in pending {
+            stream.on_update(ts, &values, &mut emit);
+        }
+        stream.finish(&mut emit);
+        if let Some(vmd) = &params.vmd {
+            let rows = first_row..table.ts.len();
+            let closes = &table.columns[close_column].1[rows.clone()];
+            let finite: Vec<usize> = (0..closes.len()).filter(|&i| closes[i].is_finite()).collect();
+            let series: Vec<f64> = finite.iter().map(|&i| closes[i]).collect();
+            let modes = rolling_vmd(&series, vmd)?;
+            for (k, mode) in modes.iter().enumerate() {
+                let column = &mut table.columns[width + k].1;
+                column.resize(rows.end, f64::NAN);
+                for (&i, &value) in finite.iter().zip(mode) {
+                    column[rows.start + i] = value;
                 }
             }
         }
@@ -503,7 +375,7 @@ mod tests {
     fn trades(ts: &[i64], price: &[f64], size: &[f64], side: &[i8]) -> BarTable {
         let symbol = vec![0; ts.len()];
         let cols = TradeColumns { ts, symbol: &symbol, side, price, size };
-        let params = BarParams { interval: MINUTE, rv_window: 2, higher: vec![2 * MINUTE] };
+        let params = BarParams { interval: MINUTE, rv_window: 2, higher: vec![2 * MINUTE], vmd: None };
         bar_features(&BarSource::Trades(cols), None, &params).unwrap()
     }
 
@@ -551,7 +423,7 @@ mod tests {
             turnover: &[10.0, 20.0, 30.0],
             interval: m,
         };
-        let params = BarParams { interval: 2 * m, rv_window: 30, higher: vec![] };
+        let params = BarParams { interval: 2 * m, rv_window: 30, higher: vec![], vmd: None };
         let t = bar_features(&BarSource::Klines(k), None, &params).unwrap();
         assert_eq!(t.ts, vec![0, 2 * m]);
         assert_eq!(t.symbol, vec![3, 3]);

@@ -4,6 +4,8 @@ use apex_book::ColumnError;
 use apex_core::ScaleError;
 use thiserror::Error;
 
+use crate::vmd::VmdError;
+
 /// Why features could not be computed. Rows are 0-based indices into the input table.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum FeatureError {
@@ -26,4 +28,11 @@ pub enum FeatureError {
     /// A parameter outside what the computation accepts (e.g. a window of 0, an interval that does not divide).
     #[error("{0}")]
     Params(String),
+    #[error(transparent)]
+    Vmd(#[from] VmdError),
+    /// A streamed event for a bar that was already emitted (events must come in exchange-time order).
+    #[error(
+        "{what} at ts {ts} is earlier than the bar in progress (open at {open}): that bar's row was already emitted"
+    )]
+    Late { what: &'static str, ts: i64, open: i64 },
 }

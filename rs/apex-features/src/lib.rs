@@ -2,9 +2,11 @@
 
 pub mod vmd;
 
+mod bar_stream;
 pub mod bars;
-pub mod bars_stream;
+pub mod engine;
 mod error;
+pub mod execution;
 pub mod trades;
 pub mod update;
 

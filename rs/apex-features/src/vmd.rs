@@ -159,6 +159,7 @@ pub fn rolling_vmd(series: &[f64], params: &VmdParams) -> Result<Vec<Vec<f64>>, 
 }
 
 /// Streaming rolling VMD: push one value at a time and get the row [`rolling_vmd`] gives at that position.
+#[derive(Clone)]
 pub struct RollingVmd {
     params: VmdParams,
     solver: Solver,
@@ -180,16 +181,38 @@ impl RollingVmd {
     /// `None` until `window` values have been pushed, and while the window holds a non-finite value (where
     /// [`rolling_vmd`] refuses the whole series, a stream cannot, so it skips those rows instead).
     pub fn push(&mut self, x: f64) -> Option<Vec<f64>> {
+        let mut row = vec![0.0; self.params.modes];
+        self.push_into(x, &mut row).then_some(row)
+    }
+
+    /// [`RollingVmd::push`] without allocating: writes the row into `out` (K values) and returns true, or returns
+    /// false (leaving `out` as it was) while no full finite window exists.
+    ///
+    /// # Panics
+    /// When `out` does not hold exactly `modes` values.
+    pub fn push_into(&mut self, x: f64, out: &mut [f64]) -> bool {
+        assert_eq!(out.len(), self.params.modes, "one output per mode");
         if self.recent.len() == self.params.window {
             self.recent.pop_front();
         }
         self.recent.push_back(x);
         if self.recent.len() < self.params.window || !self.recent.iter().all(|v| v.is_finite()) {
-            return None;
+            return false;
         }
-        let mut row = vec![0.0; self.params.modes];
-        self.solver.last_values(self.recent.make_contiguous(), &self.params, &mut row);
-        Some(row)
+        self.solver.last_values(self.recent.make_contiguous(), &self.params, out);
+        true
+    }
+
+    /// The parameters the stream was made with.
+    #[must_use]
+    pub fn params(&self) -> &VmdParams {
+        &self.params
+    }
+}
+
+impl std::fmt::Debug for RollingVmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollingVmd").field("params", &self.params).field("filled", &self.recent.len()).finish()
     }
 }
 
@@ -201,6 +224,8 @@ fn check_finite(values: &[f64], offset: usize) -> Result<(), VmdError> {
 }
 
 /// FFT plans and every buffer one decomposition of a fixed length needs, reused across windows (the hot path).
+/// A clone shares the (immutable) plans and copies the buffers.
+#[derive(Clone)]
 struct Solver {
     len: usize,
     modes: usize,

@@ -70,7 +70,7 @@ proptest! {
 
     #[test]
     fn bars_match_bucket_reference(t in trades(40 * SECOND, 150)) {
-        let params = BarParams { interval: MINUTE, rv_window: 3, higher: vec![5 * MINUTE] };
+        let params = BarParams { interval: MINUTE, rv_window: 3, higher: vec![5 * MINUTE], vmd: None };
         let got = bar_features(&BarSource::Trades(t.cols()), None, &params).unwrap();
         for row in 0..got.len() {
             let (open, symbol) = (got.ts[row], got.symbol[row]);
@@ -100,7 +100,7 @@ proptest! {
         shift in 1_u32..50,
         extra in 0_usize..20,
     ) {
-        let params = BarParams { interval: MINUTE, rv_window: 4, higher: vec![5 * MINUTE, 15 * MINUTE] };
+        let params = BarParams { interval: MINUTE, rv_window: 4, higher: vec![5 * MINUTE, 15 * MINUTE], vmd: None };
         let first = t.ts[0];
         let last = *t.ts.last().unwrap();
         let cutoff = first + ((last - first) as f64 * cut) as i64;

@@ -2,7 +2,7 @@
 
 use apex_gp::Limits;
 use apex_sim::adversarial::{AdversarialFitness, adversarial_fitness, gp_run};
-use apex_sim::gp_strategy;
+use apex_sim::gp_strategy::{self, FeatureOptions};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -19,10 +19,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Runs every GP tree (JSON text) as the strategy in the market of the DSG (`None`: the default DSG) for every seed,
-/// in parallel (`rv` features over `rv_bars` returns, as `features --rv-bars`), and returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`,
-/// `truncated`, `simulated` as NumPy arrays of shape (trees, seeds).
+/// in parallel (features made as `features --rv-bars rv_bars --vmd-modes vmd_modes --vmd-window vmd_window`), and
+/// returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`, `truncated`, `simulated`
+/// as NumPy arrays of shape (trees, seeds).
 #[pyfunction]
-#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, capital=200.0, max_events=200_000_000))]
+#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64, capital=200.0, max_events=200_000_000))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_fitness<'py>(
     py: Python<'py>,
@@ -33,13 +34,16 @@ fn sim_gp_fitness<'py>(
     hours: f64,
     bar_seconds: i64,
     rv_bars: usize,
+    vmd_modes: usize,
+    vmd_window: usize,
     capital: f64,
     max_events: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let fit = run_detached(py, || {
         let dsg = dsg_from(dsg_json)?;
         let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
-        adversarial_fitness(&trees, &dsg, &seeds, &template, rv_bars, &Limits::default())
+        let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
+        adversarial_fitness(&trees, &dsg, &seeds, &template, &options, &Limits::default())
     })?;
     let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
         fit;
@@ -57,9 +61,9 @@ fn sim_gp_fitness<'py>(
 }
 
 /// Runs one GP tree as the strategy for one seed and returns `sim_run`'s dict (bars, fills, strategy report; the
-/// trades and book tables are not recorded) plus `signals`: the tree's signal on every bar it saw.
+/// trades and book tables only with `record_market`) plus `signals`: the tree's signal on every bar it saw.
 #[pyfunction]
-#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, capital=200.0, max_events=200_000_000))]
+#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64, capital=200.0, max_events=200_000_000, record_market=false))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_run<'py>(
     py: Python<'py>,
@@ -70,30 +74,36 @@ fn sim_gp_run<'py>(
     hours: f64,
     bar_seconds: i64,
     rv_bars: usize,
+    vmd_modes: usize,
+    vmd_window: usize,
     capital: f64,
     max_events: u64,
+    record_market: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let result = run_detached(py, || {
         let dsg = dsg_from(dsg_json)?;
         let mut config = config_for(symbol, seed, hours, 50, 100, bar_seconds, capital, max_events)?;
-        config.record_market = false;
-        gp_run(tree, &dsg, &config, rv_bars, &Limits::default())
+        config.record_market = record_market;
+        let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
+        gp_run(tree, &dsg, &config, &options, &Limits::default())
     })?;
     let out = output_to_py(py, result.output)?;
     out.set_item("signals", PyArray1::from_vec(py, result.signals))?;
     Ok(out)
 }
 
-/// The features a GP tree may use in the simulator with bars of `bar_seconds`, in row order.
+/// The features a GP tree may use in the simulator with bars of `bar_seconds` (and `vmd_modes` VMD columns), in
+/// row order.
 #[pyfunction]
-#[pyo3(signature = (bar_seconds=60))]
-fn sim_feature_names(bar_seconds: i64) -> Vec<String> {
-    gp_strategy::sim_feature_names(bar_seconds)
+#[pyo3(signature = (bar_seconds=60, vmd_modes=3))]
+fn sim_feature_names(bar_seconds: i64, vmd_modes: usize) -> Vec<String> {
+    gp_strategy::sim_feature_names(bar_seconds, &FeatureOptions::new(30, vmd_modes, 64))
 }
 
-/// For each of `sim_feature_names(bar_seconds)`, the bars from a simulation's start before it is first defined.
+/// For each of `sim_feature_names(bar_seconds, vmd_modes)`, the bars from a simulation's start before it is first
+/// defined.
 #[pyfunction]
-#[pyo3(signature = (bar_seconds=60, rv_bars=30))]
-fn sim_feature_warmup(bar_seconds: i64, rv_bars: usize) -> Vec<(String, usize)> {
-    gp_strategy::sim_feature_warmup(bar_seconds, rv_bars)
+#[pyo3(signature = (bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64))]
+fn sim_feature_warmup(bar_seconds: i64, rv_bars: usize, vmd_modes: usize, vmd_window: usize) -> Vec<(String, usize)> {
+    gp_strategy::sim_feature_warmup(bar_seconds, &FeatureOptions::new(rv_bars, vmd_modes, vmd_window))
 }

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use apex_book::BookColumns;
+use apex_book::{BookColumns, Level, MessageHeader, UpdateKind};
+use apex_core::Scale;
 use apex_features::FeatureError;
 use apex_features::bars::{BarParams, BarSource, BarTable, KlineColumns, UpdateSeries, bar_features};
+use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::trades::{TradeColumns, trade_features};
 use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateParams, update_features};
+use apex_features::vmd::VmdParams;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -19,6 +22,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(features_trade, m)?)?;
     m.add_function(wrap_pyfunction!(features_bars_from_trades, m)?)?;
     m.add_function(wrap_pyfunction!(features_bars_from_klines, m)?)?;
+    m.add_class::<PyBarFeatureEngine>()?;
     Ok(())
 }
 
@@ -151,11 +155,18 @@ fn bar_table_to_dict<'py>(py: Python<'py>, table: BarTable) -> PyResult<Bound<'p
     Ok(out)
 }
 
+/// The bar parameters of the bindings' options (`vmd_modes` 0: no VMD columns).
+fn bar_params(interval: i64, rv_window: usize, higher: Vec<i64>, vmd_modes: usize, vmd_window: usize) -> BarParams {
+    let vmd = (vmd_modes > 0).then(|| VmdParams { modes: vmd_modes, window: vmd_window, ..VmdParams::default() });
+    BarParams { interval, rv_window, higher, vmd }
+}
+
 /// Bars of `interval_ns` from a `trades` table with CLV, returns, realized volatility over `rv_window` returns,
-/// the last closed bar of each `higher_ns` interval, and the per-bar aggregates of `updates` (the dict returned by
-/// `features_update`) when given.
+/// the last closed bar of each `higher_ns` interval, the per-bar aggregates of `updates` (the dict returned by
+/// `features_update`) when given, and `vmd_1..vmd_modes`: the rolling VMD of each symbol's closes over `vmd_window`
+/// bars (none when `vmd_modes` is 0).
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, side, price, size, *, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None))]
+#[pyo3(signature = (ts, symbol, side, price, size, *, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
 #[allow(clippy::too_many_arguments)]
 fn features_bars_from_trades<'py>(
     py: Python<'py>,
@@ -168,6 +179,8 @@ fn features_bars_from_trades<'py>(
     rv_window: usize,
     higher_ns: Vec<i64>,
     updates: Option<Bound<'py, PyDict>>,
+    vmd_modes: usize,
+    vmd_window: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let source = BarSource::Trades(TradeColumns {
         ts: ts.as_slice()?,
@@ -178,7 +191,7 @@ fn features_bars_from_trades<'py>(
     });
     let arrays = updates.as_ref().map(UpdateArrays::from_dict).transpose()?;
     let series = arrays.as_ref().map(UpdateArrays::series).transpose()?;
-    let params = BarParams { interval: interval_ns, rv_window, higher: higher_ns };
+    let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
     let table = run_detached(py, || bar_features(&source, series.as_ref(), &params))?;
     bar_table_to_dict(py, table)
 }
@@ -186,7 +199,7 @@ fn features_bars_from_trades<'py>(
 /// Bars of `interval_ns` from a klines (`bars`) table of `kline_interval_ns`, otherwise as
 /// `features_bars_from_trades` (`n_trades` and `buy_volume` are NaN: klines do not carry them).
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, open, high, low, close, volume, turnover, *, kline_interval_ns, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None))]
+#[pyo3(signature = (ts, symbol, open, high, low, close, volume, turnover, *, kline_interval_ns, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
 #[allow(clippy::too_many_arguments)]
 fn features_bars_from_klines<'py>(
     py: Python<'py>,
@@ -203,6 +216,8 @@ fn features_bars_from_klines<'py>(
     rv_window: usize,
     higher_ns: Vec<i64>,
     updates: Option<Bound<'py, PyDict>>,
+    vmd_modes: usize,
+    vmd_window: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let source = BarSource::Klines(KlineColumns {
         ts: ts.as_slice()?,
@@ -217,7 +232,138 @@ fn features_bars_from_klines<'py>(
     });
     let arrays = updates.as_ref().map(UpdateArrays::from_dict).transpose()?;
     let series = arrays.as_ref().map(UpdateArrays::series).transpose()?;
-    let params = BarParams { interval: interval_ns, rv_window, higher: higher_ns };
+    let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
     let table = run_detached(py, || bar_features(&source, series.as_ref(), &params))?;
     bar_table_to_dict(py, table)
+}
+
+/// Rows a streaming call completed: `(bar open ts, values in `names` order)`, oldest first.
+type Rows = Vec<(i64, Vec<f64>)>;
+
+/// The streaming feature engine of one symbol (`apex_features::engine::BarFeatureEngine`): book messages, trades and
+/// the exchange clock in, the rows of `features --grain <bar>` out as bars close. Book levels are given in quote and
+/// base units and kept in integer units of `price_decimals` / `qty_decimals`.
+#[pyclass(module = "apexctl._core", name = "BarFeatureEngine")]
+pub struct PyBarFeatureEngine {
+    engine: BarFeatureEngine,
+}
+
+impl PyBarFeatureEngine {
+    fn levels(&self, levels: &[(f64, f64)], out: &mut Vec<Level>) -> Result<(), FeatureError> {
+        let config = self.engine.config();
+        for &(price, size) in levels {
+            let scale = |column, value, scale: Scale| {
+                scale.from_f64(value).map_err(|source| FeatureError::Scale { table: "book", row: 0, column, source })
+            };
+            out.push(Level::new(scale("price", price, config.price_scale)?, scale("size", size, config.qty_scale)?));
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl PyBarFeatureEngine {
+    #[new]
+    #[pyo3(signature = (interval_ns, *, price_decimals, qty_decimals, rv_window=30, higher_ns=Vec::new(), vmd_modes=0, vmd_window=64, book_columns=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        interval_ns: i64,
+        price_decimals: u32,
+        qty_decimals: u32,
+        rv_window: usize,
+        higher_ns: Vec<i64>,
+        vmd_modes: usize,
+        vmd_window: usize,
+        book_columns: bool,
+    ) -> PyResult<PyBarFeatureEngine> {
+        let engine = run_detached(py, || {
+            let scale = |d| Scale::new(d).map_err(|e| FeatureError::Params(e.to_string()));
+            let bars = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
+            let config = EngineConfig {
+                bars,
+                price_scale: scale(price_decimals)?,
+                qty_scale: scale(qty_decimals)?,
+                book_columns,
+            };
+            BarFeatureEngine::new(config)
+        })?;
+        Ok(PyBarFeatureEngine { engine })
+    }
+
+    /// The names of a row's values, in order.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        self.engine.names().to_vec()
+    }
+
+    /// Rows emitted so far.
+    #[getter]
+    fn rows(&self) -> u64 {
+        self.engine.rows()
+    }
+
+    /// Events that came after their bar was emitted.
+    #[getter]
+    fn late_events(&self) -> u64 {
+        self.engine.late_events()
+    }
+
+    /// One trade (taker `side` +1/-1); returns the rows its time closed.
+    fn on_trade(&mut self, py: Python<'_>, ts: i64, side: i8, price: f64, size: f64) -> PyResult<Rows> {
+        let engine = &mut self.engine;
+        run_detached(py, || {
+            let mut rows = Rows::new();
+            engine.on_trade(&Trade { ts, side, price, size }, |open, row| rows.push((open, row.to_vec())))?;
+            Ok::<_, FeatureError>(rows)
+        })
+    }
+
+    /// One book message (`kind` 'snapshot' or 'delta'; levels as (price, size), size 0 deleting a level); returns the
+    /// rows its time closed. Gaps and crossed books are not errors: the message's update features are NaN.
+    #[pyo3(signature = (ts, kind, update_id, seq, bids, asks))]
+    #[allow(clippy::too_many_arguments)]
+    fn on_book(
+        &mut self,
+        py: Python<'_>,
+        ts: i64,
+        kind: &str,
+        update_id: u64,
+        seq: i64,
+        bids: Vec<(f64, f64)>,
+        asks: Vec<(f64, f64)>,
+    ) -> PyResult<Rows> {
+        let kind = match kind {
+            "snapshot" => UpdateKind::Snapshot,
+            "delta" => UpdateKind::Delta,
+            other => return Err(DataError::new_err(format!("book kind '{other}' is neither 'snapshot' nor 'delta'"))),
+        };
+        let this = &mut *self;
+        run_detached(py, || {
+            let (mut b, mut a) = (Vec::with_capacity(bids.len()), Vec::with_capacity(asks.len()));
+            this.levels(&bids, &mut b)?;
+            this.levels(&asks, &mut a)?;
+            let header = MessageHeader { first_row: 0, symbol: 0, kind, update_id, seq, ts };
+            let mut rows = Rows::new();
+            let _verdict = this.engine.on_book(&header, &b, &a, |open, row| rows.push((open, row.to_vec())));
+            Ok::<_, FeatureError>(rows)
+        })
+    }
+
+    /// Exchange time is now `ts`; returns the rows of the bars that closed at or before it.
+    fn on_clock(&mut self, ts: i64) -> Rows {
+        let mut rows = Rows::new();
+        self.engine.on_clock(ts, |open, row| rows.push((open, row.to_vec())));
+        rows
+    }
+
+    /// The update features after the last book message (names as at grain `update`), `None` before the first.
+    fn update<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(row) = self.engine.update() else { return Ok(None) };
+        let out = PyDict::new(py);
+        for (name, value) in UPDATE_FLOAT_COLUMNS.iter().zip(row.values()) {
+            out.set_item(*name, value)?;
+        }
+        Ok(Some(out))
+    }
 }

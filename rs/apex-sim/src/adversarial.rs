@@ -6,9 +6,10 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::dsg::Dsg;
-use crate::gp_strategy::{GpStrategy, sim_feature_columns, sim_feature_names};
+use crate::gp_strategy::{
+    FeatureOptions, FeatureRecorder, GpStrategy, needed, sim_feature_names, used_only, uses_book,
+};
 use crate::market::{SimConfig, SimOutput, run};
-use crate::strategy::AlwaysFlat;
 
 /// Per (tree, seed) results, row-major `trees x seeds`, plus the mean PnL of each tree over the seeds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,12 +46,12 @@ struct RunSummary {
 }
 
 /// Runs every tree (GP JSON documents) as the strategy in the market of `dsg` for every seed, on `template`
-/// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded), the trees' `rv`
-/// features over `rv_window` returns. Results do not depend on the number of threads.
+/// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded), the trees'
+/// features made with `options`. Results do not depend on the number of threads.
 ///
 /// A tree whose signal is exactly 0 on every bar of a seed's market run with a flat strategy is not simulated for
-/// that seed: it would send no order, so the market, its bars and its zero signals would be the same, and its
-/// result is the flat run's (exactly PnL 0). Only the other (tree, seed) pairs run the simulator (`simulated`).
+/// that seed: it would send no order, so the market, its feature rows and its zero signals would be the same, and
+/// its result is the flat run's (exactly PnL 0). Only the other (tree, seed) pairs run the simulator (`simulated`).
 ///
 /// # Errors
 /// `Gp(InTree { index, .. })` for the first tree (by index) that does not load or uses a feature outside
@@ -60,10 +61,10 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     dsg: &Dsg,
     seeds: &[u64],
     template: &SimConfig,
-    rv_window: usize,
+    options: &FeatureOptions,
     limits: &Limits,
 ) -> Result<AdversarialFitness, SimError> {
-    let names = sim_feature_names(template.bar_s);
+    let names = sim_feature_names(template.bar_s, options);
     let programs = trees
         .par_iter()
         .enumerate()
@@ -74,8 +75,17 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
         .collect::<Result<Vec<Program>, GpError>>()?;
     let strategies = programs
         .iter()
-        .map(|p| GpStrategy::new(p, template.bar_s, rv_window))
+        .map(|p| GpStrategy::new(p, template, options))
         .collect::<Result<Vec<GpStrategy>, SimError>>()?;
+    // The flat runs record what any tree reads: the book and VMD only if a tree needs them (both cost time); the
+    // trees are evaluated on those columns.
+    let used: Vec<String> = programs.iter().flat_map(|p| used_only(p).inputs().to_vec()).collect();
+    let (recorded, book) = (needed(&used, options), uses_book(&used));
+    let recorded_names = FeatureRecorder::new(template, &recorded, book)?.names().to_vec();
+    let programs: Vec<Program> = programs
+        .iter()
+        .map(|p| Program::compile(p.tree(), &recorded_names).expect("the recorder has every feature a tree uses"))
+        .collect();
     let mut config = template.clone();
     config.record_market = false;
     config.record_all_fills = false;
@@ -87,8 +97,8 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     let flat_runs = seeds
         .par_iter()
         .map(|&seed| {
-            let output = run(dsg, &config_for(seed), Some(&mut AlwaysFlat))?;
-            let columns = sim_feature_columns(&output.bars, template.bar_s, rv_window)?;
+            let mut recorder = FeatureRecorder::new(template, &recorded, book)?;
+            let output = run(dsg, &config_for(seed), Some(&mut recorder))?;
             let report = output.strategy.expect("the flat run has a strategy");
             let summary = RunSummary {
                 pnl: report.pnl,
@@ -99,15 +109,15 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
                 truncated: output.truncated,
                 simulated: false,
             };
-            Ok((summary, columns))
+            Ok((summary, recorder))
         })
         .collect::<Result<Vec<_>, SimError>>()?;
     let runs = (0..strategies.len() * seeds.len())
         .into_par_iter()
         .map(|job| {
             let (tree, seed) = (job / seeds.len(), job % seeds.len());
-            let (flat, columns) = &flat_runs[seed];
-            let columns: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+            let (flat, recorder) = &flat_runs[seed];
+            let columns: Vec<&[f64]> = recorder.columns();
             if apex_gp::batch::evaluate(&programs[tree], &columns)?.iter().all(|&s| s == 0.0) {
                 return Ok(flat.clone());
             }
@@ -147,17 +157,24 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpRun {
     pub output: SimOutput,
-    /// One signal per bar in `output.bars` that the strategy saw (all of them unless it was ruined).
+    /// One signal per feature row the strategy saw: one per bar from the bar of the market's first trade.
     pub signals: Vec<f64>,
 }
 
-/// Runs `tree` (GP JSON) as the strategy in the market of `dsg` with `config` as given (rv over `rv_window`).
+/// Runs `tree` (GP JSON) as the strategy in the market of `dsg` with `config` as given, its features made with
+/// `options`.
 ///
 /// # Errors
 /// `Gp` for a tree that does not load or uses a feature outside [`sim_feature_names`]; `Config`/`Features` for an
 /// invalid configuration.
-pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, rv_window: usize, limits: &Limits) -> Result<GpRun, SimError> {
-    let mut strategy = GpStrategy::from_json(tree, config.bar_s, rv_window, limits)?;
+pub fn gp_run(
+    tree: &str,
+    dsg: &Dsg,
+    config: &SimConfig,
+    options: &FeatureOptions,
+    limits: &Limits,
+) -> Result<GpRun, SimError> {
+    let mut strategy = GpStrategy::from_json(tree, config, options, limits)?;
     let output = run(dsg, config, Some(&mut strategy))?;
     Ok(GpRun { output, signals: strategy.signals().to_vec() })
 }
@@ -166,7 +183,7 @@ pub fn gp_run(tree: &str, dsg: &Dsg, config: &SimConfig, rv_window: usize, limit
 mod tests {
     use super::*;
     use crate::batch::preset;
-    use crate::strategy::BuyAndHold;
+    use crate::strategy::{AlwaysFlat, BuyAndHold};
 
     fn tree(root: &str, features: &str) -> String {
         format!(r#"{{"schema":"apex.gp_tree","version":1,"features":[{features}],"root":{root}}}"#)
@@ -189,7 +206,8 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
         let seeds = [3, 4];
-        let fit = adversarial_fitness(&trees, &dsg, &seeds, &config, 30, &Limits::default()).unwrap();
+        let fit =
+            adversarial_fitness(&trees, &dsg, &seeds, &config, &FeatureOptions::default(), &Limits::default()).unwrap();
         assert_eq!((fit.trees, fit.seeds, fit.pnl.len(), fit.mean_pnl.len()), (3, 2, 6, 3));
         assert_eq!(&fit.pnl[..2], &[0.0, 0.0], "a flat tree never trades");
         assert_eq!(&fit.trades[..2], &[0, 0]);
@@ -205,7 +223,9 @@ mod tests {
         }
         assert_eq!(fit.mean_pnl[1], (fit.pnl[2] + fit.pnl[3]) / 2.0);
         assert!(fit.trades[4] > 0, "the clv tree trades");
-        let again = adversarial_fitness(&trees[2..], &dsg, &seeds, &config, 30, &Limits::default()).unwrap();
+        let again =
+            adversarial_fitness(&trees[2..], &dsg, &seeds, &config, &FeatureOptions::default(), &Limits::default())
+                .unwrap();
         assert_eq!(again.pnl, fit.pnl[4..], "same seed, same result, whatever else is in the batch");
     }
 
@@ -218,13 +238,18 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"rv_1h"}]}"#, r#""rv_1h""#),
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
-        let fit = adversarial_fitness(&trees, &dsg, &[8], &config, 30, &Limits::default()).unwrap();
+        let fit =
+            adversarial_fitness(&trees, &dsg, &[8], &config, &FeatureOptions::default(), &Limits::default()).unwrap();
         assert_eq!(fit.simulated, [false, true]);
         let mut c = config.clone();
         c.seed = 8;
         c.record_market = false;
         for (t, text) in trees.iter().enumerate() {
-            let full = gp_run(text, &dsg, &c, 30, &Limits::default()).unwrap().output.strategy.unwrap();
+            let full = gp_run(text, &dsg, &c, &FeatureOptions::default(), &Limits::default())
+                .unwrap()
+                .output
+                .strategy
+                .unwrap();
             assert_eq!(fit.pnl[t].to_bits(), full.pnl.to_bits());
             assert_eq!(fit.max_drawdown[t].to_bits(), full.max_drawdown.to_bits());
             assert_eq!(fit.trades[t], full.n_fills as u64);
@@ -233,10 +258,18 @@ mod tests {
 
     #[test]
     fn a_bad_tree_is_named_by_index_and_feature() {
-        let trees = [tree(r#"{"const":0.0}"#, ""), tree(r#"{"feature":"ofi_l1_sum"}"#, r#""ofi_l1_sum""#)];
-        let err = adversarial_fitness(&trees, &Dsg::default(), &[1], &template(), 30, &Limits::default()).unwrap_err();
+        let trees = [tree(r#"{"const":0.0}"#, ""), tree(r#"{"feature":"tfi_1s"}"#, r#""tfi_1s""#)];
+        let err = adversarial_fitness(
+            &trees,
+            &Dsg::default(),
+            &[1],
+            &template(),
+            &FeatureOptions::default(),
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert!(matches!(&err, SimError::Gp(GpError::InTree { index: 1, .. })), "{err:?}");
         let message = err.to_string();
-        assert!(message.starts_with("trees[1]") && message.contains("ofi_l1_sum"), "{message}");
+        assert!(message.starts_with("trees[1]") && message.contains("tfi_1s"), "{message}");
     }
 }

@@ -24,6 +24,8 @@ pub enum SimError {
     ZeroDepth,
     #[error("simulation config: {0}")]
     Config(String),
+    #[error("account {0} is not an outside account of this market")]
+    UnknownAccount(apex_core::AccountId),
     #[error(transparent)]
     Dsg(#[from] crate::dsg::DsgError),
     /// A GP tree that cannot run in the simulator (bad document, or a feature the simulator does not compute).

@@ -20,33 +20,23 @@
 //! arrival_mid) × 1e4` over the strategy account, whose cash already has the engine's maker and taker fees deducted;
 //! positive is a cost, for either side. The reward of a step is minus its increment, so an episode's rewards sum to
 //! minus its shortfall.
+//!
+//! The observation is apex-features' execution observation ([`apex_features::execution::observation`]) of the
+//! matching engine's touch, the market's mid and its mid volatility: the live engine builds the same vector from its
+//! book.
 
 use apex_core::Side;
+use apex_features::execution::{ParentState, TopOfBook, observation};
 use rayon::prelude::*;
 
 use crate::dsg::Dsg;
 use crate::market::{Market, STRATEGY_ACCOUNT, SimConfig};
 use crate::{NewOrder, SimError, TimeInForce};
 
-/// Names of the observation vector, in order (all scaled to a few units so a small network needs no normalization).
-pub const OBSERVATION_NAMES: [&str; OBSERVATION_LEN] = [
-    "remaining_frac",
-    "time_left_frac",
-    "behind_schedule",
-    "spread_10bps",
-    "l1_imbalance_signed",
-    "mid_move_10bps_signed",
-    "resting_child",
-    "vol_10bps",
-    "log_opposite_depth_ratio",
-];
-/// Length of the observation vector.
-pub const OBSERVATION_LEN: usize = 9;
+pub use apex_features::execution::{OBSERVATION_LEN, OBSERVATION_NAMES, Observation};
+
 /// Names of the actions, by index.
 pub const ACTION_NAMES: [&str; 4] = ["aggressive", "passive_touch", "passive_inside", "wait"];
-
-/// One observation.
-pub type Observation = [f64; OBSERVATION_LEN];
 
 /// Forced finish: market orders retried this many times, this far apart, while the other side of the book is empty.
 const FORCED_ATTEMPTS: i64 = 20;
@@ -338,39 +328,18 @@ impl ExecEnv {
     fn observe(&self) -> Observation {
         let market = self.market.as_ref().expect("observed after reset");
         let engine = market.engine();
-        let sign = f64::from(self.config.side.sign());
-        let steps = self.config.steps();
-        let remaining = self.info.remaining_lots;
-        let remaining_frac = remaining as f64 / self.config.size_lots as f64;
-        let time_left_frac = (steps - self.info.step) as f64 / steps as f64;
-        let (bid, ask) = (engine.best_bid(), engine.best_ask());
-        let mid = market.mid_price();
-        let spread = match (bid, ask) {
-            (Some(b), Some(a)) => (engine.spec().price_to_f64(a.price - b.price) / mid * 1e4 / 10.0).min(5.0),
-            _ => 5.0,
+        let top = TopOfBook { bid: engine.best_bid(), ask: engine.best_ask(), price_scale: engine.spec().price_scale };
+        let parent = ParentState {
+            side: self.config.side,
+            size_lots: self.config.size_lots,
+            remaining_lots: self.info.remaining_lots,
+            steps: self.config.steps(),
+            step: self.info.step,
+            arrival_mid: self.info.arrival_mid,
+            resting_child: !market.strategy_orders().is_empty(),
+            lot_units: self.lot(),
         };
-        let imbalance = match (bid, ask) {
-            (Some(b), Some(a)) if b.qty + a.qty > 0 => (b.qty - a.qty) as f64 / (b.qty + a.qty) as f64 * sign,
-            _ => 0.0,
-        };
-        let arrival = self.info.arrival_mid;
-        let mid_move = ((mid - arrival) / arrival * 1e4 * sign / 10.0).clamp(-5.0, 5.0);
-        let resting = f64::from(u8::from(!market.strategy_orders().is_empty()));
-        let vol = (market.recent_vol_bps().unwrap_or(0.0) / 10.0).clamp(0.0, 5.0);
-        let opposite = if self.config.side == Side::Buy { ask } else { bid };
-        let opposite_lots = opposite.map_or(0, |l| l.qty / self.lot()) as f64;
-        let depth = (opposite_lots / remaining.max(1) as f64).ln_1p().min(5.0);
-        [
-            remaining_frac,
-            time_left_frac,
-            remaining_frac - time_left_frac,
-            spread,
-            imbalance,
-            mid_move,
-            resting,
-            vol,
-            depth,
-        ]
+        observation(&parent, &top, market.mid_price(), market.recent_vol_bps())
     }
 
     fn lot(&self) -> i64 {
@@ -599,6 +568,67 @@ mod tests {
         assert_eq!(column, a);
         assert!(matches!(batch.step(&[9, 0, 0]), Err(SimError::Config(_))));
         assert!(matches!(batch.reset(&[1]), Err(SimError::Config(_))));
+    }
+
+    /// The observation as the environment computed it from the matching engine before it came from apex-features.
+    fn observation_from_the_engine(env: &ExecEnv) -> Observation {
+        let market = env.market.as_ref().unwrap();
+        let engine = market.engine();
+        let sign = f64::from(env.config.side.sign());
+        let steps = env.config.steps();
+        let remaining = env.info.remaining_lots;
+        let remaining_frac = remaining as f64 / env.config.size_lots as f64;
+        let time_left_frac = (steps - env.info.step) as f64 / steps as f64;
+        let (bid, ask) = (engine.best_bid(), engine.best_ask());
+        let mid = market.mid_price();
+        let spread = match (bid, ask) {
+            (Some(b), Some(a)) => (engine.spec().price_to_f64(a.price - b.price) / mid * 1e4 / 10.0).min(5.0),
+            _ => 5.0,
+        };
+        let imbalance = match (bid, ask) {
+            (Some(b), Some(a)) if b.qty + a.qty > 0 => (b.qty - a.qty) as f64 / (b.qty + a.qty) as f64 * sign,
+            _ => 0.0,
+        };
+        let arrival = env.info.arrival_mid;
+        let mid_move = ((mid - arrival) / arrival * 1e4 * sign / 10.0).clamp(-5.0, 5.0);
+        let resting = f64::from(u8::from(!market.strategy_orders().is_empty()));
+        let vol = (market.recent_vol_bps().unwrap_or(0.0) / 10.0).clamp(0.0, 5.0);
+        let opposite = if env.config.side == Side::Buy { ask } else { bid };
+        let opposite_lots = opposite.map_or(0, |l| l.qty / env.lot()) as f64;
+        let depth = (opposite_lots / remaining.max(1) as f64).ln_1p().min(5.0);
+        [
+            remaining_frac,
+            time_left_frac,
+            remaining_frac - time_left_frac,
+            spread,
+            imbalance,
+            mid_move,
+            resting,
+            vol,
+            depth,
+        ]
+    }
+
+    #[test]
+    fn the_observation_from_apex_features_equals_the_engines_bit_for_bit() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
+        let mut resting = 0;
+        for (seed, side, size) in [(1, Side::Buy, 40), (2, Side::Sell, 25), (3, Side::Buy, 400), (4, Side::Sell, 3)] {
+            let mut env = env(side, size);
+            let first = env.reset(seed).unwrap();
+            let bits = |o: &Observation| o.map(f64::to_bits);
+            assert_eq!(bits(&first), bits(&observation_from_the_engine(&env)));
+            loop {
+                let step = env.step(Action::from_index(rng.random_range(0..4)).unwrap()).unwrap();
+                assert_eq!(bits(&step.observation), bits(&observation_from_the_engine(&env)), "seed {seed}");
+                resting += usize::from(step.observation[6] == 1.0);
+                if step.done {
+                    break;
+                }
+            }
+            assert!(first[7] > 0.0, "the volatility estimate is warm at arrival");
+        }
+        assert!(resting > 0, "some decisions saw a resting child");
     }
 
     #[test]

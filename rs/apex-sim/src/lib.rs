@@ -26,26 +26,33 @@ pub mod adversarial;
 pub mod agents;
 pub mod batch;
 pub mod dsg;
+pub mod exchange;
 pub mod execution;
 pub mod gp_strategy;
 pub mod market;
 pub mod strategy;
 
+/// The order types live in `apex-core` (the live engine shares them); `crate::order` keeps naming them here.
+use apex_core::order;
+
 mod clock;
 mod engine;
 mod error;
-mod order;
+mod fair_value;
 mod publish;
 mod spec;
 
+pub use apex_core::order::{
+    AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
+    TradeId,
+};
 pub use clock::{Request, TimedQueue};
 pub use dsg::{Dsg, DsgError};
 pub use engine::{Account, MatchingEngine, RestingOrder};
 pub use error::SimError;
-pub use market::{SimConfig, SimOutput, run};
-pub use order::{
-    AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
-    TradeId,
+pub use market::{
+    AccountEvent, AccountEventKind, BookMessage, ExternalRequest, Market, PublicTrade, SimConfig, SimOutput, StopKind,
+    StopSpec, Stops, Tag, run,
 };
 pub use publish::{BookPublisher, L2Update};
 pub use spec::{

@@ -5,27 +5,39 @@
 //! reaction always trades against a state that has moved on, as in a real venue.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use apex_core::Side;
-use rand::{Rng, RngExt, SeedableRng};
-use rand_distr::{Distribution, Exp, Normal};
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Exp};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::agents::{self, Intent, Metaorders, OwnOrder, Population, View};
 use crate::dsg::Dsg;
-use crate::strategy::{Bar, Context, Strategy};
-use crate::{AccountId, BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, SimError, TimeInForce};
+use crate::fair_value::{FAIR_VALUE_STEP_US, FairValue};
+use crate::strategy::{Bar, Context, Feed, PublicTrade as FeedTrade, Strategy};
+use crate::{
+    AccountId, BookPublisher, Event, InstrumentSpec, L2Update, MatchingEngine, NewOrder, SimError, TimeInForce,
+};
+
+mod external;
+
+use external::Outside;
+pub use external::{
+    AccountEvent, AccountEventKind, BookMessage, ExternalRequest, PublicTrade, StopKind, StopSpec, Stops, Tag,
+};
 
 const US_PER_S: i64 = 1_000_000;
-/// Resolution of the latent fair-value path.
-const FAIR_VALUE_STEP_US: i64 = 100_000;
 /// Resolution of the mid history agents read trends and volatility from.
 const MID_SAMPLE_US: i64 = US_PER_S;
-/// Window of the volatility estimate market makers quote with.
-const VOL_WINDOW_SAMPLES: usize = 60;
+/// Window of the volatility estimate market makers quote with (apex-features' execution module).
+const VOL_WINDOW_SAMPLES: usize = apex_features::execution::VOL_WINDOW_SAMPLES;
+/// Mid samples per minute, for that volatility estimate.
+const SAMPLES_PER_MINUTE: f64 = 60.0 * US_PER_S as f64 / MID_SAMPLE_US as f64;
 /// How far back (in mid samples) an agent looks for the last sample taken while both sides of the book existed.
 const SAMPLED_MID_LOOKBACK: usize = 60;
+/// Bars an open-ended market keeps for its strategy slot (two days of minutes); a bounded run keeps them all.
+const OPEN_BAR_WINDOW: usize = 2 * 1440;
 /// The strategy account; agents are numbered from 1.
 pub const STRATEGY_ACCOUNT: AccountId = 0;
 
@@ -179,6 +191,10 @@ enum Task {
     Publish,
     /// A bar closes; the strategy decides.
     BarClose,
+    /// A request of an outside account reaching the engine (index into its pending store).
+    ArriveOutside(usize),
+    /// Publish one of the added L2 streams.
+    Stream(usize),
 }
 
 /// A population's members (account ids) and latency.
@@ -208,7 +224,11 @@ pub fn run(dsg: &Dsg, config: &SimConfig, strategy: Option<&mut dyn Strategy>) -
 
 /// The market's whole state between events, so a caller can advance it in time piece by piece (`run` is one
 /// `advance_until(horizon)`; the execution environment interleaves its own orders between advances).
-pub(crate) struct Market {
+///
+/// A market built with [`Market::open_ended`] has no horizon: its fair value is generated as time needs it and every
+/// history it keeps (fair value, top of book, mid samples, bars) is a window that slides with the clock, so it runs
+/// for as long as its caller advances it in bounded memory.
+pub struct Market {
     dsg: Dsg,
     config: SimConfig,
     engine: MatchingEngine,
@@ -223,14 +243,25 @@ pub(crate) struct Market {
     /// The metaorders the noise market flow is splitting.
     metaorders: Metaorders,
     pending: Vec<Option<Pending>>,
-    /// (ts_us, best bid, best ask) in ticks after every change of the top of book.
-    top_history: Vec<(i64, Option<i64>, Option<i64>)>,
-    /// Mid in ticks every `MID_SAMPLE_US` (NaN while a side is empty), and the volatility estimate at each sample.
-    mids: Vec<f64>,
-    vols: Vec<Option<f64>>,
-    fair_value: Vec<f64>,
-    /// Steps of `fair_value` that end with a jump (ascending).
-    fair_value_jumps: Vec<usize>,
+    /// Indices of `pending` whose intent has arrived, reused before the store grows.
+    free_slots: Vec<usize>,
+    /// (ts_us, best bid, best ask) in ticks after every change of the top of book, from the last change an agent
+    /// can still see (its latency ago) on.
+    top_history: VecDeque<(i64, Option<i64>, Option<i64>)>,
+    /// Mid in ticks every `MID_SAMPLE_US` (NaN while a side is empty), and the volatility estimate at each sample;
+    /// the window starts at sample number `mids_first` and is as long as the agents look back.
+    mids: VecDeque<f64>,
+    vols: VecDeque<Option<f64>>,
+    mids_first: usize,
+    mids_window: usize,
+    last_finite_mid: Option<f64>,
+    /// The longest latency of an agent: how far back in time any agent looks at the book.
+    max_agent_latency_us: i64,
+    fair_value: FairValue,
+    /// End of simulated time (`None`: open-ended).
+    horizon: Option<i64>,
+    /// Outside accounts and the public streams.
+    outside: Outside,
     tick: i64,
     lot: i64,
     events: Vec<Event>,
@@ -240,6 +271,9 @@ pub(crate) struct Market {
     volume: Vec<f64>,
     /// Accounting of the strategy slot while a strategy trades.
     driver: Option<StrategyDriver>,
+    /// What the strategy of the current `advance_until` receives, and its public trades not yet handed over.
+    feed: Feed,
+    trade_feed: Vec<FeedTrade>,
     /// Events processed so far (the `max_events` cap counts these).
     processed: u64,
     /// Time of the last processed event, or the last `advance_until` target if later.
@@ -247,15 +281,33 @@ pub(crate) struct Market {
 }
 
 impl Market {
-    pub(crate) fn new(dsg: &Dsg, config: &SimConfig) -> Result<Market, SimError> {
-        let engine = MatchingEngine::new(config.spec.clone())?;
-        let publisher = BookPublisher::new(config.book_depth)?;
+    /// A market that ends at `config.horizon_s` (the Forge's runs).
+    ///
+    /// # Errors
+    /// `SimError` for an invalid instrument spec or configuration.
+    pub fn new(dsg: &Dsg, config: &SimConfig) -> Result<Market, SimError> {
         if !(config.horizon_s.is_finite() && config.horizon_s > 0.0) {
             return Err(SimError::Config(format!(
                 "horizon must be a positive number of seconds, got {}",
                 config.horizon_s
             )));
         }
+        Market::build(dsg, config, Some((config.horizon_s * 1e6) as i64))
+    }
+
+    /// A market without a horizon (`config.horizon_s` is ignored): it runs as long as it is advanced, in bounded
+    /// memory. Its fair value draws from the seed's generator and its agents from an independent one (the seed's,
+    /// jumped 2^128 draws ahead), so the same seed gives the same market whatever the caller's horizon.
+    ///
+    /// # Errors
+    /// `SimError` for an invalid instrument spec or configuration.
+    pub fn open_ended(dsg: &Dsg, config: &SimConfig) -> Result<Market, SimError> {
+        Market::build(dsg, config, None)
+    }
+
+    fn build(dsg: &Dsg, config: &SimConfig, horizon: Option<i64>) -> Result<Market, SimError> {
+        let engine = MatchingEngine::new(config.spec.clone())?;
+        let publisher = BookPublisher::new(config.book_depth)?;
         if config.book_cadence_ms <= 0 || config.bar_s <= 0 {
             return Err(SimError::Config("book cadence and bar length must be positive".to_owned()));
         }
@@ -264,12 +316,22 @@ impl Market {
         if !(config.start_price.is_finite() && config.start_price > tick_price) {
             return Err(SimError::Config(format!("start price {} must exceed one tick", config.start_price)));
         }
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+        let seeded = Xoshiro256PlusPlus::seed_from_u64(config.seed);
         let start_ticks = (config.start_price / tick_price).round();
-        let horizon_us = (config.horizon_s * 1e6) as i64;
         let lookahead_us = (dsg.inf_lookahead_s * 1e6) as i64;
-        let (fair_value, fair_value_jumps) =
-            fair_value_path(dsg, start_ticks, horizon_us + lookahead_us + FAIR_VALUE_STEP_US, &mut rng);
+        // A bounded run precomputed its whole path before the agents drew anything; its agents continue from there.
+        let (fair_value, rng) = match horizon {
+            Some(horizon_us) => {
+                let span = horizon_us + lookahead_us + FAIR_VALUE_STEP_US;
+                let agents = FairValue::rng_after(dsg, start_ticks, span, seeded.clone());
+                (FairValue::new(dsg, start_ticks, Some(span), seeded, config.record_market), agents)
+            }
+            None => {
+                let mut agents = seeded.clone();
+                agents.jump();
+                (FairValue::new(dsg, start_ticks, None, seeded, false), agents)
+            }
+        };
 
         let mut groups = Vec::new();
         let mut latency_of = BTreeMap::new();
@@ -297,7 +359,15 @@ impl Market {
                 .collect();
             groups.push(Group { population, accounts, rate_per_agent: rate, latency_us });
         }
+        let max_agent_latency_us = groups.iter().map(|g| g.latency_us).max().unwrap_or(1);
         latency_of.insert(STRATEGY_ACCOUNT, ((config.strategy_latency_ms * 1e3).round() as i64).max(1));
+        // Samples an agent can reach back to: its latency, the momentum lookback, the volatility window or the
+        // sampled-mid lookback, and slack.
+        let lookback_samples = ((dsg.mom_lookback_s * 1e6) as i64 / MID_SAMPLE_US).max(0) as usize;
+        let mids_window = lookback_samples
+            + VOL_WINDOW_SAMPLES.max(SAMPLED_MID_LOOKBACK)
+            + (max_agent_latency_us / MID_SAMPLE_US) as usize
+            + 8;
 
         let lot = config.spec.lot.max(config.spec.min_qty);
         Ok(Market {
@@ -314,11 +384,17 @@ impl Market {
             own_orders: BTreeMap::new(),
             metaorders: Metaorders::default(),
             pending: Vec::new(),
-            top_history: Vec::new(),
-            mids: Vec::new(),
-            vols: Vec::new(),
+            free_slots: Vec::new(),
+            top_history: VecDeque::new(),
+            mids: VecDeque::new(),
+            vols: VecDeque::new(),
+            mids_first: 0,
+            mids_window,
+            last_finite_mid: None,
+            max_agent_latency_us,
             fair_value,
-            fair_value_jumps,
+            horizon,
+            outside: Outside::new(next_account),
             tick,
             lot,
             events: Vec::new(),
@@ -337,6 +413,8 @@ impl Market {
             bar: None,
             volume: vec![0.0; next_account as usize],
             driver: None,
+            feed: Feed::Bars,
+            trade_feed: Vec::new(),
             processed: 0,
             now_us: 0,
         })
@@ -356,14 +434,15 @@ impl Market {
         Some(((gap_s * 1e6).ceil().min(1e15) as i64).max(1))
     }
 
-    /// Simulated time at which the run ends.
-    pub(crate) fn horizon_us(&self) -> i64 {
-        (self.config.horizon_s * 1e6) as i64
+    /// Simulated time at which the run ends (`i64::MAX` for an open-ended market).
+    #[must_use]
+    pub fn horizon_us(&self) -> i64 {
+        self.horizon.unwrap_or(i64::MAX)
     }
 
     /// Opens the market at time 0: the seeded book and the first task of every population, the L2 stream and the
     /// bar clock. `strategy_name` starts the strategy slot's accounting.
-    pub(crate) fn start(&mut self, strategy_name: Option<String>) {
+    pub fn start(&mut self, strategy_name: Option<String>) {
         self.seed_book();
         for index in 0..self.groups.len() {
             let group = &self.groups[index];
@@ -383,14 +462,17 @@ impl Market {
 
     /// Processes every event due at or before `until_us` (never past the horizon). Returns false once the event cap
     /// is reached (the run is then truncated and stays where it stopped).
-    pub(crate) fn advance_until(&mut self, until_us: i64, mut strategy: Option<&mut dyn Strategy>) -> bool {
+    pub fn advance_until(&mut self, until_us: i64, mut strategy: Option<&mut dyn Strategy>) -> bool {
         if self.out.truncated {
             return false;
         }
         let until_us = until_us.min(self.horizon_us());
         let bar_us = self.config.bar_s * US_PER_S;
         let mut driver = self.driver.take();
+        self.feed = strategy.as_deref().map_or(Feed::Bars, Strategy::feed);
         while let Some(&Reverse((ts, _, task))) = self.queue.peek() {
+            // Trades of the previous task (or of orders placed between advances) reach the strategy first.
+            self.deliver_trades(strategy.as_deref_mut());
             if ts > until_us {
                 break;
             }
@@ -414,7 +496,11 @@ impl Market {
                     }
                 }
                 Task::Publish => {
-                    self.publish(ts);
+                    if let (Some(update), Some(strategy)) = (self.publish(ts), strategy.as_deref_mut())
+                        && self.feed == Feed::TradesAndBook
+                    {
+                        strategy.on_book(&update);
+                    }
                     self.schedule(ts + self.config.book_cadence_ms * 1000, Task::Publish);
                 }
                 Task::BarClose => {
@@ -424,8 +510,11 @@ impl Market {
                     }
                     self.schedule(ts + bar_us, Task::BarClose);
                 }
+                Task::ArriveOutside(slot) => self.arrive_outside(ts, slot),
+                Task::Stream(index) => self.publish_stream(ts, index),
             }
         }
+        self.deliver_trades(strategy);
         self.driver = driver;
         if !self.out.truncated {
             self.now_us = self.now_us.max(until_us);
@@ -433,12 +522,23 @@ impl Market {
         !self.out.truncated
     }
 
+    /// Hands the buffered public trades to the strategy, in order (or drops them when there is none).
+    fn deliver_trades(&mut self, strategy: Option<&mut (dyn Strategy + '_)>) {
+        if let Some(strategy) = strategy {
+            for trade in &self.trade_feed {
+                strategy.on_trade(trade);
+            }
+        }
+        self.trade_feed.clear();
+    }
+
     /// Ends the run: per-population PnL and the strategy's report, marked to the last mid.
-    pub(crate) fn finish(mut self) -> SimOutput {
+    #[must_use]
+    pub fn finish(mut self) -> SimOutput {
         self.out.events = self.processed;
         let last_mid = self.current_mid_price();
         self.out.populations = self.population_pnl(last_mid);
-        if self.config.record_market {
+        if self.config.record_market && self.horizon.is_some() {
             self.out.fair_value = self.fair_value_rows();
         }
         self.out.strategy = self.driver.take().map(|d| d.finish(&self.engine, &self.config, last_mid));
@@ -446,27 +546,28 @@ impl Market {
     }
 
     /// The fair-value path up to the horizon in quote units, with its jump flags.
-    fn fair_value_rows(&self) -> FairValueRows {
-        let steps = (self.horizon_us() / FAIR_VALUE_STEP_US) as usize + 1;
+    fn fair_value_rows(&mut self) -> FairValueRows {
+        let horizon_us = self.horizon_us();
+        let steps = (horizon_us / FAIR_VALUE_STEP_US) as usize + 1;
+        self.fair_value.at(horizon_us);
         let tick_price = self.config.spec.price_to_f64(self.tick);
-        let mut jump = vec![false; steps];
-        for &step in self.fair_value_jumps.iter().take_while(|&&s| s < steps) {
-            jump[step] = true;
-        }
+        let (values, jump) = self.fair_value.recorded(steps);
         FairValueRows {
-            ts_us: (0..steps as i64).map(|i| i * FAIR_VALUE_STEP_US).collect(),
-            value: self.fair_value[..steps].iter().map(|v| v * tick_price).collect(),
-            jump,
+            ts_us: (0..values.len() as i64).map(|i| i * FAIR_VALUE_STEP_US).collect(),
+            value: values.iter().map(|v| v * tick_price).collect(),
+            jump: jump.to_vec(),
         }
     }
 
     /// The matching engine as it is now.
-    pub(crate) fn engine(&self) -> &MatchingEngine {
+    #[must_use]
+    pub fn engine(&self) -> &MatchingEngine {
         &self.engine
     }
 
     /// Simulated time reached by the last `advance_until`.
-    pub(crate) fn now_us(&self) -> i64 {
+    #[must_use]
+    pub fn now_us(&self) -> i64 {
         self.now_us
     }
 
@@ -476,12 +577,14 @@ impl Market {
     }
 
     /// The latest volatility estimate of the mid (basis points per sqrt(minute)), once enough samples exist.
-    pub(crate) fn recent_vol_bps(&self) -> Option<f64> {
-        self.vols.last().copied().flatten()
+    #[must_use]
+    pub fn recent_vol_bps(&self) -> Option<f64> {
+        self.vols.back().copied().flatten()
     }
 
     /// The mid in quote units (the last known mid while a side of the book is empty).
-    pub(crate) fn mid_price(&self) -> f64 {
+    #[must_use]
+    pub fn mid_price(&self) -> f64 {
         self.current_mid_price()
     }
 
@@ -509,7 +612,7 @@ impl Market {
 
     /// A market opens with resting liquidity: a few levels each side from noise traders around the start price.
     fn seed_book(&mut self) {
-        let start = self.fair_value[0].round() as i64;
+        let start = self.fair_value.start().round() as i64;
         let Some(group) = self.groups.iter().find(|g| g.population == Population::Noise) else { return };
         let owners = group.accounts.clone();
         for level in 1..=20i64 {
@@ -536,9 +639,10 @@ impl Market {
         if let Some(gap) = self.next_gap_us(rate) {
             self.schedule(ts + gap, Task::Wake(index));
         }
+        let fair_values = self.fair_values(ts);
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
-            let view = self.view(ts, latency_us, account, own, population);
+            let view = self.view(ts, latency_us, account, own, population, fair_values);
             agents::decide(population, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
@@ -549,9 +653,10 @@ impl Market {
         if let Some(gap) = self.next_gap_us(1e3 / self.dsg.mm_refresh_ms) {
             self.schedule(ts + gap, Task::Requote(account));
         }
+        let fair_values = self.fair_values(ts);
         let intents = {
             let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
-            let view = self.view(ts, latency_us, account, own, Population::MarketMaker);
+            let view = self.view(ts, latency_us, account, own, Population::MarketMaker, fair_values);
             agents::decide(Population::MarketMaker, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
         self.send(ts + latency_us, account, intents);
@@ -559,8 +664,17 @@ impl Market {
 
     fn send(&mut self, arrival: i64, account: AccountId, intents: Vec<Intent>) {
         for intent in intents {
-            self.pending.push(Some(Pending { account, intent }));
-            let slot = self.pending.len() - 1;
+            let pending = Some(Pending { account, intent });
+            let slot = match self.free_slots.pop() {
+                Some(slot) => {
+                    self.pending[slot] = pending;
+                    slot
+                }
+                None => {
+                    self.pending.push(pending);
+                    self.pending.len() - 1
+                }
+            };
             self.schedule(arrival, Task::Arrive(slot));
         }
     }
@@ -574,48 +688,53 @@ impl Market {
         account: AccountId,
         own: &'o [OwnOrder],
         population: Population,
+        (fair_value, fair_value_ahead): (f64, f64),
     ) -> View<'o> {
         let seen = ts - latency_us;
         let at = self.top_history.partition_point(|entry| entry.0 <= seen);
         let (best_bid, best_ask) =
             if at == 0 { (None, None) } else { (self.top_history[at - 1].1, self.top_history[at - 1].2) };
-        let visible_samples = ((seen.max(0) / MID_SAMPLE_US) as usize + 1).min(self.mids.len());
-        let mids = &self.mids[..visible_samples];
+        // Sample numbers are absolute; the window holds those from `mids_first` on, which covers every sample an
+        // agent can see (see `mids_window`).
+        let visible_samples = ((seen.max(0) / MID_SAMPLE_US) as usize + 1).min(self.mids_first + self.mids.len());
         let lookback = match population {
             Population::Momentum => Some((self.dsg.mom_lookback_s * 1e6) as i64 / MID_SAMPLE_US),
             _ => None,
         };
         let past_mid = lookback
             .and_then(|k| visible_samples.checked_sub(k as usize + 1))
-            .map(|i| mids[i])
+            .map(|i| self.mids[i - self.mids_first])
             .filter(|m| m.is_finite());
-        let sampled_mid = mids.iter().rev().take(SAMPLED_MID_LOOKBACK).copied().find(|m| m.is_finite());
+        let sampled_mid = self
+            .mids
+            .range(..visible_samples - self.mids_first)
+            .rev()
+            .take(SAMPLED_MID_LOOKBACK)
+            .copied()
+            .find(|m| m.is_finite());
         View {
             best_bid,
             best_ask,
             past_mid,
-            vol_bps: visible_samples.checked_sub(1).and_then(|i| self.vols[i]),
+            vol_bps: visible_samples.checked_sub(1).and_then(|i| self.vols[i - self.mids_first]),
             sampled_mid,
-            fair_value: self.fair_value_at(ts),
-            fair_value_ahead: self.fair_value_at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64),
+            fair_value,
+            fair_value_ahead,
             position: self.engine.account(account).position / self.lot,
             own_orders: own,
         }
     }
 
-    fn fair_value_at(&self, ts: i64) -> f64 {
-        let index = (ts.max(0) / FAIR_VALUE_STEP_US) as usize;
-        self.fair_value[index.min(self.fair_value.len() - 1)]
+    /// The fair value now and `inf_lookahead_s` ahead; steps before now are forgotten (the clock never goes back).
+    fn fair_values(&mut self, ts: i64) -> (f64, f64) {
+        self.fair_value.forget_before(ts);
+        let now = self.fair_value.at(ts);
+        (now, self.fair_value.at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64))
     }
 
     fn arrive(&mut self, ts: i64, slot: usize, driver: Option<&mut StrategyDriver>) {
         let Some(Pending { account, intent }) = self.pending[slot].take() else { return };
-        if slot + 1 == self.pending.len() {
-            // Keep the store from growing without bound: trailing empty slots are dropped.
-            while self.pending.last().is_some_and(Option::is_none) {
-                self.pending.pop();
-            }
-        }
+        self.free_slots.push(slot);
         self.submit(ts, account, intent, driver);
     }
 
@@ -696,6 +815,9 @@ impl Market {
                 Event::Trade { trade_id, ts_us, taker_side, price, qty, .. } => {
                     let (price_f, qty_f) = (spec.price_to_f64(price), spec.qty_to_f64(qty));
                     self.out.trade_count += 1;
+                    if self.feed != Feed::Bars {
+                        self.trade_feed.push(FeedTrade { ts_us, side: taker_side.sign(), price: price_f, size: qty_f });
+                    }
                     if self.config.record_market {
                         let trades = &mut self.out.trades;
                         trades.ts_us.push(ts_us);
@@ -730,8 +852,16 @@ impl Market {
         }
         let top =
             (self.engine.best_bid().map(|l| l.price / self.tick), self.engine.best_ask().map(|l| l.price / self.tick));
-        if self.top_history.last().is_none_or(|last| (last.1, last.2) != top) {
-            self.top_history.push((ts, top.0, top.1));
+        if self.outside.active() {
+            self.route_outside(ts, events);
+        }
+        if self.top_history.back().is_none_or(|last| (last.1, last.2) != top) {
+            self.top_history.push_back((ts, top.0, top.1));
+            // Changes older than the one an agent with the longest latency sees are never looked at again.
+            let oldest_seen = ts - self.max_agent_latency_us;
+            while self.top_history.len() > 1 && self.top_history[1].0 <= oldest_seen {
+                self.top_history.pop_front();
+            }
         }
     }
 
@@ -744,24 +874,35 @@ impl Market {
 
     fn current_mid_price(&self) -> f64 {
         let mid = self.current_mid_ticks();
-        let mid = if mid.is_finite() {
-            mid
-        } else {
-            self.mids.iter().rev().copied().find(|m| m.is_finite()).unwrap_or(self.fair_value[0])
-        };
+        let mid = if mid.is_finite() { mid } else { self.last_finite_mid.unwrap_or(self.fair_value.start()) };
         mid * self.config.spec.price_to_f64(self.tick)
     }
 
-    fn publish(&mut self, ts: i64) {
-        while (self.mids.len() as i64) * MID_SAMPLE_US <= ts {
+    /// Samples the mid, and publishes the L2 message of this tick when the market is recorded or the strategy reads
+    /// the book.
+    fn publish(&mut self, ts: i64) -> Option<L2Update> {
+        while ((self.mids_first + self.mids.len()) as i64) * MID_SAMPLE_US <= ts {
             let mid = self.current_mid_ticks();
-            self.mids.push(mid);
-            self.vols.push(realized_vol_bps(&self.mids));
+            self.mids.push_back(mid);
+            if mid.is_finite() {
+                self.last_finite_mid = Some(mid);
+            }
+            let recent: Vec<f64> =
+                self.mids.range(self.mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..).copied().collect();
+            self.vols.push_back(apex_features::execution::realized_vol_bps(&recent, SAMPLES_PER_MINUTE));
+            if self.mids.len() > self.mids_window {
+                self.mids.pop_front();
+                self.vols.pop_front();
+                self.mids_first += 1;
+            }
         }
+        if !(self.config.record_market || self.feed == Feed::TradesAndBook) {
+            return None;
+        }
+        let update = self.publisher.publish(&self.engine, ts)?;
         if !self.config.record_market {
-            return;
+            return Some(update);
         }
-        let Some(update) = self.publisher.publish(&self.engine, ts) else { return };
         let spec = &self.config.spec;
         let kind = u8::from(update.kind != apex_book::UpdateKind::Snapshot);
         let book = &mut self.out.book;
@@ -783,6 +924,7 @@ impl Market {
         for level in &update.asks {
             push(-1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
         }
+        Some(update)
     }
 
     /// Closes the bar that ended at `ts` (an interval without trades repeats the last close with zero volume).
@@ -799,6 +941,9 @@ impl Market {
             }
         };
         self.out.bars.push(bar);
+        if self.horizon.is_none() && self.out.bars.len() > 2 * OPEN_BAR_WINDOW {
+            self.out.bars.drain(..OPEN_BAR_WINDOW);
+        }
     }
 
     fn decide(&mut self, ts: i64, strategy: &mut dyn Strategy, driver: &mut StrategyDriver) {
@@ -931,54 +1076,6 @@ fn forget(own_orders: &mut BTreeMap<AccountId, Vec<OwnOrder>>, account: AccountI
     }
 }
 
-/// Volatility of the sampled mid in basis points per sqrt(minute), from the last `VOL_WINDOW_SAMPLES` samples.
-fn realized_vol_bps(mids: &[f64]) -> Option<f64> {
-    let window = &mids[mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..];
-    let returns: Vec<f64> = window
-        .windows(2)
-        .filter(|w| w[0].is_finite() && w[1].is_finite() && w[0] > 0.0)
-        .map(|w| (w[1] / w[0]).ln())
-        .collect();
-    if returns.len() < 10 {
-        return None;
-    }
-    let n = returns.len() as f64;
-    let mean = returns.iter().sum::<f64>() / n;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let per_minute = (var * (60.0 * US_PER_S as f64 / MID_SAMPLE_US as f64)).sqrt();
-    Some(per_minute * 1e4)
-}
-
-/// The latent fair value in ticks on a `FAIR_VALUE_STEP_US` grid: geometric Brownian motion whose volatility follows
-/// a log-Ornstein-Uhlenbeck process (volatility clustering), plus Poisson jumps (fat tails). Also returns the steps
-/// whose value includes a jump that the previous step's does not.
-fn fair_value_path<R: Rng + ?Sized>(dsg: &Dsg, start: f64, span_us: i64, rng: &mut R) -> (Vec<f64>, Vec<usize>) {
-    let steps = (span_us / FAIR_VALUE_STEP_US).max(1) as usize + 1;
-    let step_minutes = FAIR_VALUE_STEP_US as f64 / (60.0 * US_PER_S as f64);
-    let base_sigma = dsg.fv_vol_bps / 1e4 * step_minutes.sqrt();
-    let persistence = 0.5f64.powf(step_minutes / dsg.fv_vol_halflife_min);
-    let vol_shock = dsg.fv_vol_of_vol * (1.0 - persistence * persistence).sqrt();
-    let jump_p = dsg.fv_jump_rate / 3600.0 * (FAIR_VALUE_STEP_US as f64 / US_PER_S as f64);
-    let normal = Normal::new(0.0, 1.0).expect("unit normal");
-    let mut path = Vec::with_capacity(steps);
-    let mut log_value = start.ln();
-    let mut log_vol = 0.0;
-    let mut jumps = Vec::new();
-    for index in 0..steps {
-        path.push(log_value.exp());
-        log_vol = persistence * log_vol + vol_shock * normal.sample(rng);
-        // exp(h - v²/2) has mean 1 under the stationary law, so `fv_vol_bps` stays the average volatility.
-        let sigma = base_sigma * (log_vol - 0.5 * dsg.fv_vol_of_vol * dsg.fv_vol_of_vol).exp();
-        let mut step = sigma * normal.sample(rng) - 0.5 * sigma * sigma;
-        if jump_p > 0.0 && rng.random_bool(jump_p.min(1.0)) {
-            step += dsg.fv_jump_bps / 1e4 * normal.sample(rng);
-            jumps.push(index + 1);
-        }
-        log_value += step;
-    }
-    (path, jumps)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1005,5 +1102,53 @@ mod tests {
         let pieces = market.finish();
         assert!(whole.strategy.as_ref().is_some_and(|s| s.n_fills > 0), "the strategy traded");
         assert_eq!(whole, pieces);
+    }
+
+    #[test]
+    fn an_open_ended_market_runs_in_bounded_memory() {
+        let (spec, start) = preset("SOLUSDT").unwrap();
+        let mut config = SimConfig::new(spec, start, 5);
+        config.record_market = false;
+        let mut market = Market::open_ended(&Dsg::default(), &config).unwrap();
+        assert_eq!(market.horizon_us(), i64::MAX);
+        market.start(None);
+        let mut held = Vec::new();
+        for hour in 1..=4 {
+            assert!(market.advance_until(hour * 3_600 * US_PER_S, None));
+            held.push((
+                market.top_history.len(),
+                market.mids.len(),
+                market.pending.len(),
+                market.fair_value.held(),
+                market.queue.len(),
+            ));
+        }
+        let (_, mids, _, fair, _) = held[3];
+        assert!(mids <= market.mids_window && fair <= 1_000, "windows stay small: {held:?}");
+        // The later hours hold no more than the first one did (with slack for what is pending at the instant).
+        for later in &held[1..] {
+            assert!(later.0 <= held[0].0 * 4 + 64 && later.2 <= held[0].2 * 4 + 64 && later.4 <= held[0].4 * 4 + 64);
+        }
+        let mid = market.mid_price();
+        assert!(mid > start * 0.5 && mid < start * 2.0, "a sane market after 4 hours: mid {mid}");
+        let out = market.finish();
+        assert!(out.trade_count > 10_000 && out.bars.len() == 4 * 60);
+    }
+
+    #[test]
+    fn an_open_ended_market_depends_only_on_its_seed() {
+        let (spec, start) = preset("BTCUSDT").unwrap();
+        let config = SimConfig::new(spec, start, 8);
+        let top = |until: i64| {
+            let mut market = Market::open_ended(&Dsg::default(), &config).unwrap();
+            market.start(None);
+            market.advance_until(until, None);
+            (market.engine().top_n(Side::Buy, 5), market.engine().top_n(Side::Sell, 5), market.engine().sequence())
+        };
+        assert_eq!(top(300 * US_PER_S), top(300 * US_PER_S));
+        let mut bounded = Market::new(&Dsg::default(), &config).unwrap();
+        bounded.start(None);
+        bounded.advance_until(300 * US_PER_S, None);
+        assert_ne!(top(300 * US_PER_S).2, bounded.engine().sequence(), "agents draw from another generator");
     }
 }

@@ -2,6 +2,11 @@
 //!
 //! A strategy sees closed bars (after its market-data latency) and answers with a target position as a fraction of
 //! its capacity in [-1, 1]; the driver turns the change of target into orders. GP trees and ONNX policies plug in here.
+//! A strategy that computes its own features from the public streams asks for them with [`Strategy::feed`]: the
+//! market then hands it every public trade and, if asked, every L2 message it publishes, in time order, before each
+//! decision.
+
+use crate::L2Update;
 
 /// One closed bar as a strategy sees it (prices in quote units).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,12 +31,40 @@ pub struct Context<'a> {
     pub equity: f64,
 }
 
+/// One public trade as the trade stream shows it (time in microseconds since the simulation epoch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PublicTrade {
+    pub ts_us: i64,
+    /// +1 buy taker, -1 sell taker.
+    pub side: i8,
+    pub price: f64,
+    pub size: f64,
+}
+
+/// The public market data a strategy receives besides the bars of its decision context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Feed {
+    #[default]
+    Bars,
+    Trades,
+    /// Trades and the L2 stream (`orderbook.{depth}` at the market's cadence, recorded or not).
+    TradesAndBook,
+}
+
 /// A trading strategy driven by bars. The same trait is implemented by the GP interpreter and ONNX policies.
 pub trait Strategy: Send {
     /// Short name for reports.
     fn name(&self) -> String;
     /// The target position in [-1, 1] (fraction of capacity; values outside are clipped, NaN means flat).
     fn target(&mut self, ctx: &Context<'_>) -> f64;
+    /// What the strategy receives between decisions (bars only, by default).
+    fn feed(&self) -> Feed {
+        Feed::Bars
+    }
+    /// A public trade, in time order (only with a [`Feed`] that includes trades).
+    fn on_trade(&mut self, _trade: &PublicTrade) {}
+    /// A published L2 message, in time order with the trades (only with [`Feed::TradesAndBook`]).
+    fn on_book(&mut self, _update: &L2Update) {}
 }
 
 /// Never trades: the baseline whose PnL must be exactly zero.

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod market;
 pub mod order;
+pub mod position;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +31,8 @@ pub mod path {
     pub const POSITION_LIST: &str = "/v5/position/list";
     pub const EXECUTION_LIST: &str = "/v5/execution/list";
     pub const WALLET_BALANCE: &str = "/v5/account/wallet-balance";
+    pub const SET_LEVERAGE: &str = "/v5/position/set-leverage";
+    pub const TRADING_STOP: &str = "/v5/position/trading-stop";
 }
 
 /// Every REST answer: `{"retCode","retMsg","result","retExtInfo","time"}`. On an error `result` is `{}`

@@ -1,6 +1,7 @@
-//! Order requests and the events the engine answers with.
+//! Orders and what a matching engine answers with: the order and fill types the simulator, the venue and the live
+//! engine share (so the live side never links the simulator).
 
-use apex_core::Side;
+use crate::Side;
 
 /// Order ids are assigned by the engine, increasing from 1, one per submission (rejected ones included).
 pub type OrderId = u64;
@@ -115,6 +116,8 @@ pub enum RejectReason {
     NothingToAmend,
     /// An amend whose new total quantity is not above the quantity already filled.
     AmendBelowFilled,
+    /// Take-profit/stop-loss for a position that is flat.
+    NoPosition,
 }
 
 /// Why a resting order or the remainder of an incoming one was cancelled.
@@ -140,7 +143,7 @@ pub enum Liquidity {
 }
 
 /// Everything the engine reports, in the order it happened. Quantities are the instrument's units; fees are cash
-/// units (see [`crate::Account`]).
+/// units (10^-(price decimals + qty decimals + 8) quote, see `apex_sim::Account`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// The order passed every check; fills, a resting level or a cancellation of the remainder follow. `price` is
@@ -178,4 +181,36 @@ pub enum Event {
     Amended { order_id: OrderId, account: AccountId, price: i64, leaves_qty: i64, kept_priority: bool },
     /// The total resting quantity at one price changed; 0 means the level is gone.
     BookLevel { side: Side, price: i64, qty: i64 },
+}
+
+/// Where an order stands, in Bybit's terms (`orderStatus`): the state the live engine tracks and the venue reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Resting, nothing filled yet.
+    New,
+    /// Resting, partly filled.
+    PartiallyFilled,
+    Filled,
+    Cancelled,
+    /// An IOC/market remainder cancelled after a partial fill.
+    PartiallyFilledCanceled,
+    /// Refused on arrival; nothing happened.
+    Rejected,
+    /// A conditional order (take-profit, stop-loss) waiting for its trigger.
+    Untriggered,
+    /// A conditional order whose trigger fired; its market order is on its way.
+    Triggered,
+    /// A conditional order removed without firing.
+    Deactivated,
+}
+
+impl OrderStatus {
+    /// True while the order can still trade or trigger.
+    #[must_use]
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::Untriggered | OrderStatus::Triggered
+        )
+    }
 }

@@ -1,0 +1,85 @@
+"""`apexctl venue`: run the local Bybit-V5-compatible exchange (the simulated market on loopback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from apexctl.commands import _options
+from apexctl.forge import outputs, ranges
+from apexctl.forge.venue import DEFAULT_SYMBOLS, VenueOptions, run
+
+
+def venue(
+    symbols: Annotated[
+        str, typer.Option("--symbols", help="Comma-separated symbols to trade (instrument presets).")
+    ] = ",".join(DEFAULT_SYMBOLS),
+    seed: Annotated[
+        int, _options.seed("Market seed; the same seed, speed and external orders replay the same market.")
+    ] = 0,
+    dsg: Annotated[
+        Path | None, typer.Option("--dsg", help="DSG JSON of the agent populations (default: the built-in DSG).")
+    ] = None,
+    speed: Annotated[
+        float, _options.ranged(ranges.VENUE_SPEED, "--speed", help="Simulated seconds per wall-clock second.")
+    ] = 1.0,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            "--accounts",
+            help='Accounts file: JSON array of {"name", "api_key", "api_secret", "balance"?, "latency_ms"?}. '
+            "Without it one account is generated and printed.",
+        ),
+    ] = None,
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            "--faults",
+            help="Fault plan (TOML): drops, u skips, duplicates, disconnects, restarts, "
+            "latency spikes, rejects, 10006 bursts; see examples/venue/faults.toml.",
+        ),
+    ] = None,
+    fault_log: Annotated[
+        Path | None, typer.Option("--fault-log", help="Log each injected fault here (JSON lines with its time).")
+    ] = None,
+    port: Annotated[
+        int, _options.ranged(ranges.PORT, "--port", help="Loopback port for REST and both WebSockets; 0 picks one.")
+    ] = 0,
+    ready: Annotated[
+        Path | None,
+        typer.Option(
+            "--ready",
+            help='Write {"rest", "ws_public", "ws_private", "accounts": [{"name", "api_key", "api_secret"}]} here '
+            "once listening (atomically, owner-only).",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        _options.ranged(
+            ranges.RUN_SECONDS, "--duration", help="Stop after this many seconds (default: until SIGINT/SIGTERM)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the simulated market over Bybit's V5 protocol on 127.0.0.1: REST (market, orders, positions, executions,
+    wallet), public WS /v5/public/linear (orderbook.1/50/200/1000, publicTrade, tickers, kline) and private WS
+    /v5/private (order, execution, position, wallet). Point any Bybit client (pybit, the Nexus) at its URLs."""
+    inputs = [dsg, accounts, faults]
+    outputs.check([outputs.OutFile(ready)] if ready is not None else [], inputs, option="--ready")
+    outputs.check([outputs.OutFile(fault_log)] if fault_log is not None else [], inputs, option="--fault-log")
+    options = VenueOptions(
+        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
+        seed=seed,
+        dsg=dsg,
+        speed=speed,
+        accounts=accounts,
+        faults=faults,
+        fault_log=fault_log,
+        port=port,
+        ready=ready,
+        duration=duration,
+    )
+    code = run(options)
+    if code != 0:
+        raise typer.Exit(code)

@@ -1,0 +1,101 @@
+"""Runs the `apex-venue` binary (the local Bybit-V5 exchange): finds it, turns a typed config into its arguments,
+forwards SIGINT/SIGTERM to it and returns its exit code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from apexctl.errors import UsageError
+from apexctl.forge import ranges
+
+BINARY = "apex-venue"
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+@dataclass(frozen=True)
+class VenueOptions:
+    """What `apexctl venue` forwards to the binary."""
+
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    seed: int = 0
+    dsg: Path | None = None
+    speed: float = 1.0
+    accounts: Path | None = None
+    faults: Path | None = None
+    fault_log: Path | None = None
+    port: int = 0
+    ready: Path | None = None
+    duration: float | None = None
+
+    def validate(self) -> None:
+        """Catches what is wrong before the binary starts (it checks again, naming the same field)."""
+        if not self.symbols or any(not s or not s.isalnum() for s in self.symbols):
+            raise UsageError(
+                f"--symbols must be comma-separated symbols such as BTCUSDT, got {','.join(self.symbols)!r}"
+            )
+        ranges.VENUE_SPEED.check(self.speed, "--speed")
+        ranges.PORT.check(self.port, "--port")
+        if self.duration is not None:
+            ranges.RUN_SECONDS.check(self.duration, "--duration")
+        ranges.SEED.check(self.seed, "--seed")
+        for name, path in (("--dsg", self.dsg), ("--accounts", self.accounts), ("--faults", self.faults)):
+            if path is not None and not path.is_file():
+                raise UsageError(f"{name}: {path} is not a file")
+
+    def arguments(self) -> list[str]:
+        """The binary's command line (without the program)."""
+        args = ["--symbols", ",".join(self.symbols), "--seed", str(self.seed), "--speed", repr(self.speed)]
+        args += ["--port", str(self.port)]
+        for name, value in (
+            ("--dsg", self.dsg),
+            ("--accounts", self.accounts),
+            ("--faults", self.faults),
+            ("--fault-log", self.fault_log),
+            ("--ready", self.ready),
+            ("--duration", self.duration),
+        ):
+            if value is not None:
+                args += [name, str(value)]
+        return args
+
+
+def find_binary() -> Path:
+    """The `apex-venue` binary: $APEX_VENUE_BIN, else beside this Python (the venv's bin, where `just setup` links
+    it), else on PATH."""
+    explicit = os.environ.get("APEX_VENUE_BIN")
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise UsageError(f"APEX_VENUE_BIN={explicit} is not an executable file")
+        return path
+    beside = Path(sys.executable).parent / BINARY
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(BINARY)
+    if found:
+        return Path(found)
+    raise UsageError(f"the {BINARY} binary was not found beside {sys.executable} or on PATH; run `just setup`")
+
+
+def run(options: VenueOptions) -> int:
+    """Runs the venue in the foreground until it stops; SIGINT/SIGTERM reach it and it shuts down cleanly."""
+    options.validate()
+    binary = find_binary()
+    child = subprocess.Popen([str(binary), *options.arguments()])
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
