@@ -950,7 +950,8 @@ SHARED = {
     "--seed": [["simulate", "--dsg", "/nonexistent"], ["fetch", "--source", "sim", "--dsg", "/nonexistent"],
                ["chimera", "--target", "/nonexistent"],
                ["evolve", "--features", "/nonexistent.parquet"], ["causal", "/nonexistent.parquet"],
-               ["train", "maml", "--features", "/nonexistent.parquet"], ["train", "iel", "--dsg", "/nonexistent"]],
+               ["train", "maml", "--features", "/nonexistent.parquet"], ["train", "iel", "--dsg", "/nonexistent"],
+               ["venue", "--dsg", "/nonexistent"]],
     "--rv-bars": [["simulate", "--dsg", "/nonexistent"], ["features", "/nonexistent.parquet"]],
 }  # fmt: skip
 LIMITS = {"--hours": ("168", "168.5"), "--sim-hours": ("168", "169"), "--seed": ("4294967295", "4294967296"),

@@ -53,6 +53,8 @@ BASE: dict[str, list[str]] = {
     ],
     "evolve": ["evolve", "--features", "{features}", "--pop", "8", "--gens", "1", "-o", "{out}/e"],
     "simulate": ["simulate", "--hours", "0.01", "-o", "{out}/s"],
+    # A run of a fraction of a second on a port the system picks (the binary: what `just setup` built).
+    "venue": ["venue", "--duration", "0.2", "--port", "0", "--ready", "{out}/ready.json"],
     "export": ["export", "--hall-of-fame", "{hall}", "-o", "{out}/bundle"],
     "export-check": ["export", "--check", "{bundle}"],
     "train maml": [
@@ -248,9 +250,9 @@ def test_every_option_edge_exits_0_or_2_cleanly(tiny, tmp_path, case: Case) -> N
 
 def test_the_sweep_covers_every_command_and_option() -> None:
     """The sweep's options come from the app itself; this pins that every command is there with its options."""
-    assert {"fetch", "features", "causal", "chimera", "evolve", "simulate", "export", "train maml", "train iel"} <= set(
-        COMMANDS
-    )
+    assert {
+        "fetch", "features", "causal", "chimera", "evolve", "simulate", "export", "train maml", "train iel", "venue"
+    } <= set(COMMANDS)  # fmt: skip
     flags = {flag for option in COMMANDS["evolve"] for flag in option.flags}
     assert {"--pop", "--seed", "--cx-prob", "--tournament", "--max-depth", "-o"} <= flags
     assert len(_every_edge()) > 500
