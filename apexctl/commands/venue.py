@@ -68,6 +68,9 @@ def venue(
     inputs = [dsg, accounts, faults]
     outputs.check([outputs.OutFile(ready)] if ready is not None else [], inputs, option="--ready")
     outputs.check([outputs.OutFile(fault_log)] if fault_log is not None else [], inputs, option="--fault-log")
+    for path in (ready, fault_log):
+        if path is not None:  # as for every output, its folders are created (the binary only writes the file)
+            path.parent.mkdir(parents=True, exist_ok=True)
     options = VenueOptions(
         symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
         seed=seed,
