@@ -336,7 +336,7 @@ pub fn bar_features(
         }
         .into_iter()
         .peekable();
-        for (n, atom) in atoms.into_iter().enumerate() {
+        for (n, atom) in atoms.iter().enumerate() {
             if n & 0xFFFF == 0 {
                 apex_cancel::checkpoint(); // an interrupted caller stops a long bar build within milliseconds
             }
