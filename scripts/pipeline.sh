@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 start=$(date +%s)
 
 step "fetch --source sim: ${hours} h of BTCUSDT, ETHUSDT, SOLUSDT from the agent-based market (seed ${seed})"
-"$apexctl" fetch --source sim --seed "$seed" --hours "$hours" -o "$out/data"
+"$apexctl" fetch --source sim --seed "$seed" --hours "$hours" -o "$out/data" --force
 
 step "features --grain update: one row per book message (OFI, book pressure, microprice, spread)"
 "$apexctl" features "$out/data/book.parquet" -o "$out/features/update.parquet" --grain update
@@ -49,6 +49,6 @@ step "export: the best tree and both trained networks as a bundle verified by th
 
 step "simulate: the evolved best tree trading \$200 inside the market chimera fitted (the GP strategy in apex-sim)"
 "$apexctl" simulate --tree "$out/evolve/hall_of_fame/001.json" --dsg "$out/chimera/dsg.json" --seed "$seed" \
-    --hours "$hours" -o "$out/simulate"
+    --hours "$hours" -o "$out/simulate" --force
 
 step "pipeline finished in $(($(date +%s) - start)) s: outputs under ${out#"$root"/}"

@@ -289,5 +289,5 @@ def test_load_causal_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"bad\.json: invalid 'apex.causal' document at parents\.0\.lag"):
         load_causal(bad)
     bad.write_text("{")
-    with pytest.raises(InputError, match=r"bad\.json: not JSON"):
+    with pytest.raises(InputError, match=r"bad\.json: not valid JSON"):
         load_causal(bad)

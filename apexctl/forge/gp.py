@@ -20,6 +20,7 @@ import math
 import random
 import struct
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,9 @@ import polars as pl
 from deap import gp
 
 from apexctl import _core
-from apexctl.errors import DataError
+from apexctl.console import safe
+from apexctl.errors import DataError, InputError
+from apexctl.forge.io import describe, read_bounded
 
 SCHEMA = "apex.gp_tree"
 VERSION = 1
@@ -36,6 +39,12 @@ VERSION = 1
 WINDOWS = (1, 2, 3, 5, 10, 20, 50)
 #: Divisors and standard deviations below this make `div` and `ts_zscore` return 0.0.
 PROTECT_EPS = 1e-12
+#: The Rust loader's limits (apex-gp `Limits::default()`): height 17 (DEAP's customary bloat limit), 4096 nodes.
+MAX_HEIGHT = 17
+MAX_NODES = 4096
+#: Largest GP tree file read: a tree within MAX_NODES, pretty-printed at MAX_HEIGHT, is well under 1 MB, so a larger
+#: file is refused after reading this much instead of being parsed whole.
+TREE_MAX_BYTES = 4 << 20
 
 Column = npt.NDArray[np.float64]
 
@@ -364,6 +373,15 @@ def _node_from_json(node: dict[str, Any], pset: gp.PrimitiveSetTyped, out: list[
     else:
         k = int(node["window"])
         out.append(next((t for t in pset.terminals[Window] if t.value == k), None) or gp.Terminal(k, False, Window))
+
+
+def read_tree_text(path: str | Path, option: str) -> str:
+    """The text of a GP tree file, read with a size bound (TREE_MAX_BYTES); errors name the file and the option."""
+    data = read_bounded(path, f"a GP tree ({SCHEMA} JSON) for {option}", TREE_MAX_BYTES)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{safe(describe(path))}: {option}: not UTF-8 text; expected a GP tree") from None
 
 
 def from_json(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:

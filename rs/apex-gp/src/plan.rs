@@ -342,6 +342,7 @@ impl Schedule {
         let mut scratch = block::Scratch::new(self.max_window);
         let mut start = 0;
         while start < rows {
+            apex_cancel::checkpoint(); // an interrupted caller stops within a block
             let len = block::ROWS.min(rows - start);
             for &(program, operand) in &self.direct {
                 block::signal(
