@@ -30,8 +30,15 @@ step "chimera: CMA-ES fits the simulator's DSG (noise traders, fundamentalists) 
     -o "$out/chimera/dsg.json"
 
 step "evolve (dual fitness): GP on BTCUSDT's causal parents; backtest TTT + PnL against the chimera's market, NSGA-II"
+# With false-discovery control a short span may show no parent at all; then every simulator feature is a terminal.
+causal=(--causal "$out/causal.json")
+if ! "$root/.venv/bin/python" -c 'import json, sys; sys.exit(not json.load(open(sys.argv[1]))["parents"])' \
+    "$out/causal.json"; then
+    echo "causal.json lists no parent at the default false-discovery control: evolving on every simulator feature" >&2
+    causal=()
+fi
 rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns this one, so a rerun replaces it
-"$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --causal "$out/causal.json" \
+"$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT "${causal[@]}" \
     --dsg "$out/chimera/dsg.json" --sim-seeds 1,2 --sim-hours 0.5 --pop "${APEX_POP:-300}" --gens "${APEX_GENS:-3}" \
     --seed "$seed" -o "$out/evolve"
 
