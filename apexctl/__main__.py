@@ -1,5 +1,5 @@
 """`python -m apexctl` runs the CLI."""
 
-from apexctl.cli import main
+from apexctl.launch import main
 
 main()

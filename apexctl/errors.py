@@ -1,15 +1,18 @@
 """Every error apexctl raises on purpose: the Rust core's exceptions re-exported, plus the Python-side ones."""
 
 from apexctl._core import ApexError, DataError, InternalError
+from apexctl.signals import Interrupted
 
 __all__ = [
     "ApexError",
     "DataError",
     "InputError",
     "InternalError",
+    "Interrupted",
     "NetworkError",
     "SchemaError",
     "UsageError",
+    "first_line",
 ]
 
 
@@ -27,3 +30,12 @@ class SchemaError(InputError):
 
 class NetworkError(ApexError):
     """A remote service that failed after the retries: the message says which endpoint and what it answered."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of a foreign exception's message (libraries add advice over several lines), or its
+    type name when it has no message: what to quote inside one of our one-line errors."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 start=$(date +%s)
 
 step "fetch --source sim: ${hours} h of BTCUSDT, ETHUSDT, SOLUSDT from the agent-based market (seed ${seed})"
-"$apexctl" fetch --source sim --seed "$seed" --hours "$hours" -o "$out/data"
+"$apexctl" fetch --source sim --seed "$seed" --hours "$hours" -o "$out/data" --force
 
 step "features --grain update: one row per book message (OFI, book pressure, microprice, spread)"
 "$apexctl" features "$out/data/book.parquet" -o "$out/features/update.parquet" --grain update
@@ -30,8 +30,15 @@ step "chimera: CMA-ES fits the simulator's DSG (noise traders, fundamentalists) 
     -o "$out/chimera/dsg.json"
 
 step "evolve (dual fitness): GP on BTCUSDT's causal parents; backtest TTT + PnL against the chimera's market, NSGA-II"
+# With false-discovery control a short span may show no parent at all; then every simulator feature is a terminal.
+causal=(--causal "$out/causal.json")
+if ! "$root/.venv/bin/python" -c 'import json, sys; sys.exit(not json.load(open(sys.argv[1]))["parents"])' \
+    "$out/causal.json"; then
+    echo "causal.json lists no parent at the default false-discovery control: evolving on every simulator feature" >&2
+    causal=()
+fi
 rm -rf "$out/evolve"  # evolve refuses to overwrite a folder; the pipeline owns this one, so a rerun replaces it
-"$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT --causal "$out/causal.json" \
+"$apexctl" evolve --features "$out/features/bars_1m.parquet" --symbol BTCUSDT "${causal[@]}" \
     --dsg "$out/chimera/dsg.json" --sim-seeds 1,2 --sim-hours 0.5 --pop "${APEX_POP:-300}" --gens "${APEX_GENS:-3}" \
     --seed "$seed" -o "$out/evolve"
 
@@ -56,7 +63,7 @@ done
 
 step "simulate: the evolved best tree trading \$200 inside the market chimera fitted (the GP strategy in apex-sim)"
 "$apexctl" simulate --tree "$out/evolve/hall_of_fame/001.json" --dsg "$out/chimera/dsg.json" --seed "$seed" \
-    --hours "$hours" -o "$out/simulate"
+    --hours "$hours" -o "$out/simulate" --force
 
 step "trade: the live engine trades the six bundles on the local venue (60x accelerated) for ${APEX_TRADE_SECONDS:-30} s"
 sed "s#../../runs/pipeline/bundles#$out/bundles#" "$root/examples/nexus/local.toml" > "$out/nexus.toml"

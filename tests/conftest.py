@@ -1,10 +1,14 @@
-"""Shared test fixtures: paths to the real Bybit messages kept under tests/data, and CLI runners."""
+"""Shared test fixtures: paths to the real Bybit messages kept under tests/data, tiny inputs of every command, and
+CLI runners (a subprocess, as a user runs it; in this process, for the option sweep)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,37 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, che
     if check and result.returncode != 0:
         raise AssertionError(f"apexctl {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}")
     return result
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Tiny inputs of every subcommand (see tests/artifacts.py), built once."""
+    from artifacts import build
+
+    return build(tmp_path_factory.mktemp("tiny"))
+
+
+@dataclass
+class Ran:
+    """The outcome of an in-process CLI run."""
+
+    code: int
+    stderr: str
+    stdout: bytes
+
+
+def run_here(*args: str) -> Ran:
+    """Runs `apexctl ARGS` in this process through the CLI's own entry (`apexctl.cli.run`: errors mapped to one line
+    and an exit status, as the console script does); captures stderr and stdout. Interrupt handling and the exit
+    through os._exit are the launcher's, tested with real subprocesses."""
+    from apexctl.cli import run
+
+    err = io.StringIO()
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = run(list(args))
+        out.flush()
+    return Ran(code, err.getvalue(), out.buffer.getvalue())  # type: ignore[attr-defined]
 
 
 def replay_book(frame):

@@ -30,15 +30,21 @@ def exported(tmp_path_factory) -> dict:
     run_cli("evolve", "--features", str(features), "-o", str(run), "--pop", "40", "--gens", "1", check=True)
     torch.manual_seed(0)
     maml = ModelCard(
-        "mlp",
-        {"inputs": 2, "hidden": [4], "outputs": 2},
-        ["noise_a", "sig"],
+        "gru",
+        {"inputs": 2, "hidden": 3, "outputs": 2},
+        ["sig", "volume"],
         "maml",
+        window=4,
         outputs=["sign_logit", "size"],
         training_data={"data/maml.parquet": "ab" * 32},
     )
     save_model(root / "maml.pt", build(maml), maml)
-    iel = ModelCard("gru", {"inputs": 2, "hidden": 3, "outputs": 2}, ["sig", "volume"], "iel", window=4)
+    # What `train iel` makes: an MLP from the environment's observation to one logit per action.
+    env = _core.ExecEnv("BTCUSDT", 1, parallel=False)
+    observation, actions = list(env.observation_names), list(env.action_names)
+    iel = ModelCard(
+        "mlp", {"inputs": len(observation), "hidden": [4], "outputs": len(actions)}, observation, "iel", outputs=actions
+    )
     save_model(root / "iel.pt", build(iel), iel)
     out = root / "bundles" / "SYNUSDT" / "a"
     result = run_cli(
@@ -70,12 +76,14 @@ def test_export_writes_a_complete_manifest(exported):
     gp, maml, iel = manifest["models"]
     assert (gp["kind"], maml["kind"], iel["kind"]) == ("gp", "onnx", "onnx")
     assert maml["opset"] == iel["opset"] == 17
-    assert maml["inputs"] == [{"name": "features", "shape": [-1, 2]}]
+    assert maml["window"] == 4
+    assert maml["inputs"] == [{"name": "features", "shape": [-1, 4, 2]}]
     assert maml["outputs"] == [{"name": "output", "shape": [-1, 2], "meaning": ["sign_logit", "size"]}]
-    assert iel["window"] == 4
-    assert iel["inputs"] == [{"name": "features", "shape": [-1, 4, 2]}]
+    observation = list(_core.ExecEnv("BTCUSDT", 1).observation_names)
+    assert iel["inputs"] == [{"name": "features", "shape": [-1, len(observation)]}]
+    assert iel["outputs"][0]["meaning"] == list(_core.ExecEnv("BTCUSDT", 1).action_names)
     assert manifest["features"][: len(gp["features"])] == gp["features"]
-    assert set(manifest["features"]) == {*gp["features"], "noise_a", "sig", "volume"}
+    assert set(manifest["features"]) == {*gp["features"], "sig", "volume", *observation}
     assert manifest["training_data"][str(exported["features"])] == io.sha256_file(exported["features"])
     assert manifest["training_data"]["data/maml.parquet"] == "ab" * 32
     index = json.loads((exported["run"] / "hall_of_fame" / "index.json").read_text())
@@ -89,7 +97,9 @@ def test_exported_gp_equals_the_streaming_evaluator_on_the_training_table(export
     out: Path = exported["out"]
     manifest = json.loads((out / "manifest.json").read_text())
     frame = exported["frame"]
-    rows = np.column_stack([frame[name].to_numpy() for name in manifest["features"]]).astype(np.float64)
+    # The signal tree reads only its own features; the networks' columns (IEL observations) can be anything here.
+    columns = [frame[n].to_numpy() if n in frame.columns else np.zeros(frame.height) for n in manifest["features"]]
+    rows = np.column_stack(columns).astype(np.float64)
     got = _core.policy_run(str(out), "signal", rows)[:, 0]
     gp_features = manifest["models"][0]["features"]
     want = _core.gp_stream(
@@ -124,7 +134,7 @@ def test_existing_output_is_refused_unless_forced(exported):
     out: Path = exported["out"]
     hof = exported["run"] / "hall_of_fame"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(UsageError, match="exists and is not empty; pass --force"):
+    with pytest.raises(UsageError, match="exists and is not empty; choose another folder or add --force"):
         export(ExportConfig(output=out, hall_of_fame=hof, command="test"))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     result = export(ExportConfig(output=out, hall_of_fame=hof, rank=2, force=True, command="test"))

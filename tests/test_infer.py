@@ -36,8 +36,13 @@ TREE = {
         ],
     },
 }
-MLP = ModelCard("mlp", {"inputs": 3, "hidden": [8, 8], "outputs": 2}, ["clv", "ofi_l1", "book_pressure"], "maml")
-GRU = ModelCard("gru", {"inputs": 2, "hidden": 6, "outputs": 3}, ["rv", "ofi_l1"], "iel", window=5)
+# Each network in the slot whose role it has (export checks the task and the outputs): the IEL an MLP over one row,
+# with one logit per action; the MAML model here a GRU over a window, with its two heads.
+ACTIONS = ["aggressive", "passive_touch", "passive_inside", "wait"]
+MLP = ModelCard("mlp", {"inputs": 3, "hidden": [8, 8], "outputs": 4}, ["clv", "ofi_l1", "book_pressure"], "iel",
+                outputs=ACTIONS)  # fmt: skip
+GRU = ModelCard("gru", {"inputs": 2, "hidden": 6, "outputs": 2}, ["rv", "ofi_l1"], "maml", window=5,
+                outputs=["sign_logit", "size"])  # fmt: skip
 
 
 def hall_of_fame(folder: Path, tree: dict = TREE, names: list[str] = NAMES) -> Path:
@@ -62,8 +67,8 @@ def bundle(tmp_path_factory) -> Path:
     config = ExportConfig(
         output=root / "bundles" / "SOLUSDT" / "a",
         hall_of_fame=hall_of_fame(root / "hall_of_fame"),
-        maml=checkpoint(root / "maml.pt", MLP, 1),
-        iel=checkpoint(root / "iel.pt", GRU, 2),
+        maml=checkpoint(root / "maml.pt", GRU, 2),
+        iel=checkpoint(root / "iel.pt", MLP, 1),
         command="test",
     )
     return export(config).output
@@ -78,7 +83,7 @@ def ort_session(path: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize(("file", "shape"), [("maml.onnx", (7, 3)), ("iel.onnx", (7, 5, 2))])
+@pytest.mark.parametrize(("file", "shape"), [("iel.onnx", (7, 3)), ("maml.onnx", (7, 5, 2))])
 def test_onnx_batch_call_matches_onnxruntime(bundle, file, shape):
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
     want = ort_session(bundle / file).run(None, {"features": x})[0]
@@ -92,24 +97,24 @@ def test_mlp_policy_streams_rows_like_onnxruntime(bundle):
     features, rows = bundle_rows(bundle, 40, seed=4)
     columns = [features.index(f) for f in MLP.features]
     x = rows[:, columns].astype(np.float32)
-    session = ort_session(bundle / "maml.onnx")
+    session = ort_session(bundle / "iel.onnx")
     want = np.vstack([session.run(None, {"features": x[t : t + 1]})[0] for t in range(len(x))])
-    got = _core.policy_run(str(bundle), "maml", rows)
-    assert got.shape == (40, 2)
+    got = _core.policy_run(str(bundle), "iel", rows)
+    assert got.shape == (40, 4)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
 def test_gru_policy_feeds_a_sliding_window_and_is_nan_until_full(bundle):
     features, rows = bundle_rows(bundle, 30, seed=5)
     x = rows[:, [features.index(f) for f in GRU.features]].astype(np.float32)
-    session = ort_session(bundle / "iel.onnx")
+    session = ort_session(bundle / "maml.onnx")
     w = GRU.window
-    got = _core.policy_run(str(bundle), "iel", rows)
-    assert got.shape == (30, 3)
+    got = _core.policy_run(str(bundle), "maml", rows)
+    assert got.shape == (30, 2)
     assert np.isnan(got[: w - 1]).all(), "not ready until the window holds `window` rows"
     want = np.vstack([session.run(None, {"features": x[None, t + 1 - w : t + 1]})[0] for t in range(w - 1, len(x))])
     np.testing.assert_allclose(got[w - 1 :], want, rtol=0, atol=1e-5)
-    again = _core.policy_run(str(bundle), "iel", rows)
+    again = _core.policy_run(str(bundle), "maml", rows)
     np.testing.assert_array_equal(got, again)
 
 
@@ -136,8 +141,8 @@ def test_check_reports_what_it_verified(bundle):
     assert sorted(report["files"]) == ["iel.onnx", "maml.onnx", "signal.gp.json"]
     assert [(m["name"], m["kind"], m["outputs"], m["window"]) for m in report["models"]] == [
         ("signal", "gp", 1, 1),
-        ("maml", "onnx", 2, 1),
-        ("iel", "onnx", 3, 5),
+        ("maml", "onnx", 2, 5),
+        ("iel", "onnx", 4, 1),
     ]
     assert all(np.isfinite(m["last_output"]).all() for m in report["models"])
     same = _core.bundle_check(str(bundle), report["features"])

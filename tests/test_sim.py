@@ -126,7 +126,7 @@ def test_simulate_cli_writes_fills_equity_and_summary(tmp_path):
         (["--strategy", "moon"], b"unknown strategy 'moon'"),
         (["--symbol", "DOGEUSDT"], b"no simulator preset for DOGEUSDT"),
         (["--dsg", "missing.json"], b"missing.json: no such DSG file"),
-        (["--hours", "0"], b"--hours must be in"),
+        (["--hours", "0"], b"'--hours': 0 is out of range: expected a finite number in (0, 168]"),
     ],
 )
 def test_simulate_bad_input_is_one_line_exit_2(tmp_path, args, message):
@@ -207,4 +207,4 @@ def test_simulate_tree_with_a_feature_the_simulator_lacks_names_the_file(tmp_pat
     assert len(result.stderr.strip().splitlines()) == 1
     missing = run_cli("simulate", "--tree", str(tmp_path / "none.json"), "--hours", "0.01", "-o", str(tmp_path / "o"))
     assert missing.returncode == 2
-    assert b"none.json: --tree: cannot read" in missing.stderr
+    assert b"none.json: no such file (expected a GP tree (apex.gp_tree JSON) for --tree)" in missing.stderr

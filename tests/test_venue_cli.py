@@ -39,10 +39,15 @@ def test_help_documents_every_option():
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--speed", "0"], "--speed must be in (0, 10000]"),
+        (["--speed", "0"], "'--speed': 0 is out of range: expected a finite number in (0, 10000]"),
+        (["--speed", "nan"], "'--speed': nan is not a finite number"),
+        (["--seed", "-1"], "'--seed': -1 is out of range: expected a whole number from 0 to 4294967295"),
+        (["--port", "65536"], "'--port': 65536 is out of range"),
         (["--symbols", "DOGEUSDT"], "no instrument preset for DOGEUSDT"),
         (["--accounts", "/nonexistent/accounts.json"], "--accounts"),
-        (["--duration", "-1"], "--duration must be a positive"),
+        (["--duration", "-1"], "'--duration': -1 is out of range"),
+        (["--duration", "inf"], "'--duration': inf is not a finite number"),
+        (["--ready", "/"], "--ready /: is a folder; give a file name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle):

@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
 from apexctl.console import wrote
-from apexctl.forge.causal import CausalConfig, CondTest, Fdr, run
+from apexctl.forge import outputs, ranges
+from apexctl.forge.causal import SHUFFLES, CausalConfig, CondTest, Fdr, run
 
 
 def causal(
@@ -24,10 +26,11 @@ def causal(
             "computed from close when absent (h a multiple of the table's bar interval).",
         ),
     ] = "fwd_return_5m",
-    tau_max: Annotated[int, typer.Option("--tau-max", help="Largest lag (rows) searched.")] = 10,
+    tau_max: Annotated[int, _options.ranged(ranges.LAGS, "--tau-max", help="Largest lag (rows) searched.")] = 10,
     tau_min: Annotated[
         int,
-        typer.Option(
+        _options.ranged(
+            ranges.LAGS,
             "--tau-min",
             help="Smallest lag searched; 0 by default because a row's features are known at its close, when the "
             "forward return from that row starts.",
@@ -37,12 +40,21 @@ def causal(
         CondTest, typer.Option("--test", help="Conditional independence test: parcorr (linear), cmiknn, gpdc.")
     ] = CondTest.parcorr,
     pc_alpha: Annotated[
-        float, typer.Option("--pc-alpha", help="Significance level of the PC1 parent pre-selection.")
+        float,
+        _options.ranged(ranges.OPEN_SHARE, "--pc-alpha", help="Significance level of the PC1 parent pre-selection."),
     ] = 0.2,
-    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the reported parents (MCI).")] = 0.05,
+    alpha: Annotated[
+        float,
+        _options.ranged(ranges.OPEN_SHARE, "--alpha", help="Significance level of the reported parents (MCI)."),
+    ] = 0.05,
     fdr: Annotated[
-        Fdr, typer.Option("--fdr", help="False-discovery-rate correction over all tested links.")
-    ] = Fdr.none,
+        Fdr,
+        typer.Option(
+            "--fdr",
+            help="False-discovery-rate correction over all tested links: fdr_bh (Benjamini-Hochberg, the default) or "
+            "none (raw p-values: about 5% of the noise links then pass --alpha 0.05).",
+        ),
+    ] = Fdr.fdr_bh,
     features: Annotated[
         str | None,
         typer.Option("--features", help="Comma-separated feature columns (default: every numeric feature column)."),
@@ -52,17 +64,22 @@ def causal(
         typer.Option("--symbol", help="Use one symbol (default: every symbol, as datasets of the same process)."),
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", help="Worker processes for the MCI tests (default: CPU count).")
+        int | None,
+        _options.ranged(ranges.WORKERS, "--jobs", help="Worker processes for the MCI tests (default: CPU count)."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the randomized tests (cmiknn, gpdc).")] = 0,
+    seed: Annotated[int, _options.seed("Seed of the randomized tests (cmiknn, gpdc).")] = 0,
     shuffles: Annotated[
-        int, typer.Option("--shuffles", help="Permutations of the cmiknn shuffle test (tigramite's default 500).")
+        int,
+        _options.ranged(
+            SHUFFLES, "--shuffles", help="Permutations of the cmiknn shuffle test (tigramite's default 500)."
+        ),
     ] = 500,
 ) -> None:
     """Find the causal parents of a target (PCMCI restricted to the target, parallel MCI), with data hygiene.
 
     Dropped columns (constant, near-duplicate, missing) are listed on stderr and in the JSON with their reason.
     """
+    outputs.check([outputs.OutFile(output)], [input_path])
     config = CausalConfig(
         target=target,
         tau_max=tau_max,

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from apexctl.commands import _options
 from apexctl.console import err, progress, wrote
-from apexctl.forge import io
-from apexctl.forge.cmaes import ChimeraConfig, fit
+from apexctl.forge import io, outputs, ranges
+from apexctl.forge.cmaes import POPSIZE, SEEDS, SIGMA, ChimeraConfig, fit, target_files
 from apexctl.schemas.tables import CHIMERA_GENERATIONS
 
 
@@ -41,7 +42,8 @@ def chimera(
     ],
     budget: Annotated[
         int,
-        typer.Option(
+        _options.ranged(
+            ranges.BUDGET,
             "--budget",
             help="Candidate DSGs CMA-ES may evaluate (each simulated on --seeds seeds); at least one generation "
             "(--popsize). On top: the initial DSG on 6+ calibration seeds, CMA-ES's final mean, and --sensitivity.",
@@ -56,18 +58,17 @@ def chimera(
     ] = None,
     seeds: Annotated[
         int,
-        typer.Option(
+        _options.ranged(
+            SEEDS,
             "--seeds",
             help="Simulated markets per candidate; every candidate uses the same seeds (common random numbers) and "
             "its moments are their mean.",
         ),
     ] = 4,
     hours: Annotated[
-        float, typer.Option("--hours", help="Simulated time per market in hours (short spans keep the fit fast).")
+        float, _options.hours("Simulated time per market in hours (short spans keep the fit fast).")
     ] = 0.25,
-    seed: Annotated[
-        int, typer.Option("--seed", help="Random seed of CMA-ES and of the simulations; same seed, same DSG.")
-    ] = 0,
+    seed: Annotated[int, _options.seed("Random seed of CMA-ES and of the simulations; same seed, same DSG.")] = 0,
     params: Annotated[
         str | None,
         typer.Option(
@@ -82,11 +83,14 @@ def chimera(
         typer.Option("--symbol", help="Symbol of the target data to fit (default: the first in name order)."),
     ] = None,
     popsize: Annotated[
-        int | None, typer.Option("--popsize", help="CMA-ES population per generation (default 4 + 3 ln(dimension)).")
+        int | None,
+        _options.ranged(POPSIZE, "--popsize", help="CMA-ES population per generation (default 4 + 3 ln(dimension))."),
     ] = None,
     sigma: Annotated[
         float,
-        typer.Option("--sigma", help="Initial CMA-ES step size in normalized coordinates (each bound range = 1)."),
+        _options.ranged(
+            SIGMA, "--sigma", help="Initial CMA-ES step size in normalized coordinates (each bound range = 1)."
+        ),
     ] = 0.3,
     sensitivity: Annotated[
         bool,
@@ -106,6 +110,10 @@ def chimera(
     ] = None,
 ) -> None:
     """Infer the DSG: CMA-ES fits the simulator's agent populations to the target market's statistics."""
+    inputs = [*target_files(target), init]
+    outputs.check([outputs.OutFile(output)], inputs)  # first: the names of the others derive from it
+    report_path, log_path = report_paths(output)
+    outputs.check([outputs.OutFile(report_path), outputs.OutFile(log_path)], inputs)
     config = ChimeraConfig(
         target=target,
         output=output,
@@ -135,17 +143,17 @@ def chimera(
             )
 
         result = fit(config, on_generation, on_phase)
-    report_path, log_path = report_paths(output)
-    io.write_json(result.dsg, output)
-    io.write_json(result.report, report_path)
-    io.write_table(
-        result.generations,
-        log_path,
-        schema=CHIMERA_GENERATIONS,
-        producer="chimera",
-        inputs=result.report["target"]["inputs"],
-        params=result.report["settings"],
-    )
+    with io.publish_together():  # the DSG, its report and its log appear together or not at all
+        io.write_table(
+            result.generations,
+            log_path,
+            schema=CHIMERA_GENERATIONS,
+            producer="chimera",
+            inputs=result.report["target"]["inputs"],
+            params=result.report["settings"],
+        )
+        io.write_json(result.report, report_path)
+        io.write_json(result.dsg, output)
     table = Table(title=f"chimera fit of {result.symbol}: objective per moment (z = error / scale)")
     for column in ("moment", "target", "initial", "fitted", "z"):
         table.add_column(column, justify="right")

@@ -8,9 +8,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from apexctl.commands import _options
 from apexctl.console import err, progress, wrote
 from apexctl.errors import UsageError
-from apexctl.forge.evolve import EvolveConfig, evolve, load_checkpoint_config, write
+from apexctl.forge import outputs, ranges
+from apexctl.forge.evolve import (
+    HALL_SIZE,
+    MAX_DEPTH,
+    TOURNAMENT,
+    TRAIN_FRACTION,
+    EvolveConfig,
+    evolve,
+    load_checkpoint_config,
+    write,
+)
 
 DEFAULT_GENS = 10
 
@@ -32,36 +43,49 @@ def evolve_command(
             "--resume (which reuses the checkpointed run's).",
         ),
     ] = None,
-    pop: Annotated[int, typer.Option("--pop", help="Population size.")] = 500,
+    pop: Annotated[int, _options.ranged(ranges.POPULATION, "--pop", help="Population size.")] = 500,
     gens: Annotated[
         int | None,
-        typer.Option(
+        _options.ranged(
+            ranges.GENERATIONS,
             "--gens",
             help=f"Generations after the initial population (default {DEFAULT_GENS}). With --resume: the total to "
             "reach, counting the generations already run.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same hall of fame.")] = 1,
+    seed: Annotated[int, _options.seed("Random seed; the same seed gives the same hall of fame.")] = 1,
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Symbol to evolve on when the table holds several.")
     ] = None,
     train_fraction: Annotated[
         float,
-        typer.Option(
+        _options.ranged(
+            TRAIN_FRACTION,
             "--train-fraction",
             help="Share of the bars (the earliest) used for fitness; the rest is the held-out span the hall of "
             "fame is re-scored on.",
         ),
     ] = 0.7,
-    tournament: Annotated[int, typer.Option("--tournament", help="Tournament size of selection.")] = 3,
-    cx_prob: Annotated[float, typer.Option("--cx-prob", help="Probability of crossover per pair.")] = 0.6,
-    mut_prob: Annotated[float, typer.Option("--mut-prob", help="Probability of mutation per individual.")] = 0.3,
+    tournament: Annotated[int, _options.ranged(TOURNAMENT, "--tournament", help="Tournament size of selection.")] = 3,
+    cx_prob: Annotated[
+        float, _options.ranged(ranges.PROBABILITY, "--cx-prob", help="Probability of crossover per pair.")
+    ] = 0.6,
+    mut_prob: Annotated[
+        float, _options.ranged(ranges.PROBABILITY, "--mut-prob", help="Probability of mutation per individual.")
+    ] = 0.3,
     max_depth: Annotated[
-        int, typer.Option("--max-depth", help="Tree height limit after variation (bloat control).")
+        int,
+        _options.ranged(
+            MAX_DEPTH,
+            "--max-depth",
+            help="Tree height limit (a leaf is 0) of every tree variation makes (bloat control); trees also stay "
+            "within the loader's 4096 nodes.",
+        ),
     ] = 10,
     hall_of_fame: Annotated[
         int,
-        typer.Option(
+        _options.ranged(
+            HALL_SIZE,
             "--hall-of-fame",
             help="Distinct behaviours kept in the hall of fame (trees with equal training-span signals count once, "
             "the smallest kept).",
@@ -81,14 +105,16 @@ def evolve_command(
     ] = None,
     eval_fraction: Annotated[
         float,
-        typer.Option(
+        _options.ranged(
+            ranges.SHARE,
             "--eval-fraction",
             help="With --surrogate: share of the new trees (best predicted first) given the true evaluation.",
         ),
     ] = 0.02,
     surrogate_min_corr: Annotated[
         float,
-        typer.Option(
+        _options.ranged(
+            ranges.CORRELATION,
             "--surrogate-min-corr",
             help="With --surrogate: when the model's Spearman correlation on the holdout falls under this, the "
             "evaluated share doubles (up to 1.0) each generation; it halves back to --eval-fraction once the "
@@ -104,7 +130,10 @@ def evolve_command(
         ),
     ] = None,
     seed_share: Annotated[
-        float, typer.Option("--seed-share", help="Share of the initial population made from --seed-dna/--causal.")
+        float,
+        _options.ranged(
+            ranges.SHARE, "--seed-share", help="Share of the initial population made from --seed-dna/--causal."
+        ),
     ] = 0.25,
     causal: Annotated[
         str | None,
@@ -128,7 +157,7 @@ def evolve_command(
     sim_seeds: Annotated[
         str, typer.Option("--sim-seeds", help="With --dsg: comma-separated simulator seeds the PnL is averaged over.")
     ] = "1,2",
-    sim_hours: Annotated[float, typer.Option("--sim-hours", help="With --dsg: simulated hours per seed.")] = 1.0,
+    sim_hours: Annotated[float, _options.hours("With --dsg: simulated hours per seed.", "--sim-hours")] = 1.0,
     sim_symbol: Annotated[
         str | None,
         typer.Option(
@@ -154,8 +183,11 @@ def evolve_command(
     ] = None,
 ) -> None:
     """Evolve GP trading strategies (DEAP) with TTT fitness from the Rust backtester; writes the hall of fame."""
+    inputs = [features, seed_dna, causal, None if dsg == "default" else dsg]
+    outputs.check([outputs.OutFolder(output, keep=resume, hint="add --resume to continue its run")], inputs)
     if resume:
         config = load_checkpoint_config(output, gens)
+        outputs.check([outputs.OutFolder(output, keep=True)], [config.features, config.seed_dna, config.causal])
     else:
         if features is None:
             raise UsageError("--features is required (unless --resume continues a checkpointed run)")
@@ -196,8 +228,10 @@ def evolve_command(
                 f"{row['evaluations']:,} evaluated{note}",
             )
 
-        result = evolve(config, on_generation, resume=resume)
-    write(result, config)
+        # One run per folder at a time: its checkpoint is rewritten every generation.
+        with outputs.lock(output):
+            result = evolve(config, on_generation, resume=resume)
+            write(result, config, locked=True)
     title = f"hall of fame: {result.market.symbol}, pop {config.pop}, {config.gens} generations, seed {config.seed}"
     table = Table(title=title)
     columns = ["rank", "size", "train fitness", "train PnL", "held-out fitness", "held-out PnL", "trades"]
@@ -226,7 +260,7 @@ def evolve_command(
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(f"--sim-seeds: comma-separated integers expected, got {text!r}") from None
+    seeds = tuple(ranges.SEED.check(part, "--sim-seeds") for part in text.split(",") if part.strip())
+    if not seeds:
+        raise UsageError("--sim-seeds: give at least one seed (comma-separated)")
+    return seeds

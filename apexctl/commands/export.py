@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from apexctl.console import err, wrote
+from apexctl.commands import _options
+from apexctl.console import err, safe, wrote
 from apexctl.errors import UsageError
+from apexctl.forge import ranges
 from apexctl.forge.export import ExportConfig, check, export
 
 
@@ -21,9 +23,9 @@ def _summary(report: dict, title: str) -> Table:
         table.add_column(column, justify="right" if column in {"features", "window", "outputs"} else "left")
     for model in report["models"]:
         table.add_row(
-            model["name"],
+            safe(model["name"]),
             model["kind"],
-            model["file"],
+            safe(model["file"]),
             str(model["features"]),
             str(model["window"]),
             str(model["outputs"]),
@@ -40,7 +42,7 @@ def export_command(
     hall_of_fame: Annotated[
         Path | None, typer.Option("--hall-of-fame", help="hall_of_fame/ folder written by `apexctl evolve`.")
     ] = None,
-    rank: Annotated[int, typer.Option("--rank", help="Rank of the hall-of-fame tree to export.")] = 1,
+    rank: Annotated[int, _options.ranged(ranges.RANK, "--rank", help="Rank of the hall-of-fame tree to export.")] = 1,
     maml: Annotated[Path | None, typer.Option("--maml", help="model.pt of `apexctl train maml`.")] = None,
     iel: Annotated[Path | None, typer.Option("--iel", help="model.pt of `apexctl train iel`.")] = None,
     symbol: Annotated[
@@ -63,7 +65,8 @@ def export_command(
             raise UsageError("--check takes only a bundle folder (and --engine-features); drop the export options")
         names = [n.strip() for n in engine_features.split(",")] if engine_features is not None else None
         report = check(check_dir, names)
-        err.print(_summary(report, f"bundle {check_dir}: {report['symbol']} slot {report['slot']}, OK"))
+        title = safe(f"bundle {check_dir}: {report['symbol']} slot {report['slot']}, OK")
+        err.print(_summary(report, title), markup=False)
         err.print(f"verified {len(report['files'])} file hashes and {len(report['models'])} model(s) on sample rows")
         return
     if output is None:
@@ -82,7 +85,8 @@ def export_command(
         command=shlex.join(["apexctl", *sys.argv[1:]]),
     )
     result = export(config)
-    err.print(_summary(result.report, f"bundle {result.manifest['symbol']} slot {result.manifest['slot']}"))
+    title = safe(f"bundle {result.manifest['symbol']} slot {result.manifest['slot']}")
+    err.print(_summary(result.report, title), markup=False)
     for name, diff in result.parity.items():
         err.print(f"{name}: onnxruntime vs PyTorch max |diff| {diff:.2e} on sample inputs")
     wrote(str(output), f"bundle of {len(result.manifest['models'])} model(s), verified by the Rust engine")

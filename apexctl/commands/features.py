@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
 from apexctl.console import wrote
-from apexctl.forge.features import FeatureConfig, Grain, run
+from apexctl.forge import outputs, ranges
+from apexctl.forge.features import VMD_MODES, VMD_WINDOW, FeatureConfig, Grain, run
 
 
 def features(
@@ -39,8 +41,10 @@ def features(
     ] = "1s,10s,60s",
     rv_bars: Annotated[
         int,
-        typer.Option(
-            "--rv-bars", help="Bar grains: realized volatility rv = sqrt(sum of the last N squared log returns)."
+        _options.ranged(
+            ranges.RV_BARS,
+            "--rv-bars",
+            help="Bar grains: realized volatility rv = sqrt(sum of the last N squared log returns).",
         ),
     ] = 30,
     mtfa: Annotated[
@@ -53,7 +57,8 @@ def features(
     ] = True,
     vmd_modes: Annotated[
         int,
-        typer.Option(
+        _options.ranged(
+            VMD_MODES,
             "--vmd-modes",
             help="Bar grains: number K of variational-mode-decomposition modes of the close (columns vmd_1..vmd_K, "
             "lowest frequency first); 0 turns VMD off.",
@@ -61,7 +66,8 @@ def features(
     ] = 3,
     vmd_window: Annotated[
         int,
-        typer.Option(
+        _options.ranged(
+            VMD_WINDOW,
             "--vmd-window",
             help="Bar grains: bars in the rolling VMD window; each row decomposes only the window ending at it.",
         ),
@@ -71,6 +77,7 @@ def features(
 
     Columns are listed in the apexctl.forge.features module docstring and the README section "Features".
     """
+    outputs.check([outputs.OutFile(output)], inputs)
     config = FeatureConfig(
         grain=grain,
         tfi_windows=tuple(w for w in tfi_windows.split(",") if w.strip()),

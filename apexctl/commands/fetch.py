@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
 from apexctl.errors import UsageError
-from apexctl.forge import bybit_api
+from apexctl.forge import bybit_api, outputs
 from apexctl.forge.fetch import BybitFetch, FileFetch, fetch_bybit, fetch_files, fetch_sim
-from apexctl.forge.sim import DEFAULT_SYMBOLS, MarketSim
+from apexctl.forge.sim import CADENCE_MS, DEFAULT_SYMBOLS, MarketSim
 
 
 class Source(StrEnum):
@@ -66,7 +67,8 @@ def fetch(
         bool, typer.Option("--record-ws", help="bybit: record the public order book and trades.")
     ] = False,
     duration: Annotated[
-        float, typer.Option("--duration", min=0.0, help="bybit --record-ws: seconds to record.")
+        float,
+        _options.ranged(bybit_api.RECORD_SECONDS, "--duration", help="bybit --record-ws: seconds to record."),
     ] = 60.0,
     depth: Annotated[
         int, typer.Option("--depth", help="bybit --record-ws and sim: order-book depth (1, 50, 200, 1000).")
@@ -76,40 +78,53 @@ def fetch(
         str | None, typer.Option("--base-url", help="bybit: REST host, e.g. https://api.bytick.com.")
     ] = None,
     ws_url: Annotated[str | None, typer.Option("--ws-url", help="bybit: full public WebSocket URL.")] = None,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="bybit: attempts per REST call.")] = 5,
+    max_attempts: Annotated[
+        int, _options.ranged(bybit_api.ATTEMPTS, "--max-attempts", help="bybit: attempts per REST call.")
+    ] = 5,
     dsg: Annotated[
         str | None, typer.Option("--dsg", help="sim: DSG JSON document of the agent populations (default built in).")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="sim: random seed; same seed and DSG, same tables.")] = 0,
-    hours: Annotated[float, typer.Option("--hours", help="sim: simulated hours per symbol.")] = 1.0,
+    seed: Annotated[int, _options.seed("sim: random seed; same seed and DSG, same tables.")] = 0,
+    hours: Annotated[float, _options.hours("sim: simulated hours per symbol.")] = 1.0,
     cadence_ms: Annotated[
-        int, typer.Option("--cadence-ms", help="sim: order-book publication interval, milliseconds.")
+        int, _options.ranged(CADENCE_MS, "--cadence-ms", help="sim: order-book publication interval, milliseconds.")
     ] = 100,
+    force: Annotated[bool, _options.force("bybit and sim sources: replace a non-empty output folder.")] = False,
 ) -> None:
     """Market data into tables: Bybit archive files, the Bybit V5 API, or the simulator (the pipeline's default)."""
     if source is Source.sim:
         if paths or start or end or record_ws or testnet or base_url or ws_url:
             raise UsageError("--source sim takes no PATH and none of the bybit options; see --dsg/--seed/--hours")
+        if output == "-":
+            raise UsageError("-o -: --source sim writes a folder of tables (book, trades, bars); give a folder")
+        outputs.check([outputs.OutFolder(output, replace=force)], [dsg])
         symbols = [s.strip().upper() for s in (symbol or ",".join(DEFAULT_SYMBOLS)).split(",") if s.strip()]
-        fetch_sim(
-            MarketSim(symbols=symbols, dsg_path=dsg, seed=seed, hours=hours, depth=depth, cadence_ms=cadence_ms), output
-        )
+        config = MarketSim(symbols=symbols, dsg_path=dsg, seed=seed, hours=hours, depth=depth, cadence_ms=cadence_ms)
+        fetch_sim(config, output, force=force)
         return
     if source is Source.file:
         if start or end or record_ws or testnet or base_url or ws_url:
             raise UsageError("--start/--end/--record-ws/--testnet/--base-url/--ws-url apply to --source bybit only")
+        if force:
+            raise UsageError("--force applies to the folder outputs of --source bybit/sim; a file is replaced anyway")
+        outputs.check([outputs.OutFile(output)], list(paths or []))
         fetch_files(FileFetch(list(paths or []), output, kind.value if kind else None, symbol))
         return
     if paths:
         raise UsageError(f"--source bybit takes no PATH arguments (got {', '.join(paths)})")
-    if not symbol:
+    if not symbol or not [s for s in symbol.split(",") if s.strip()]:
         raise UsageError("--source bybit needs --symbol (e.g. BTCUSDT or BTCUSDT,ETHUSDT)")
     if category not in bybit_api.CATEGORIES:
         raise UsageError(f"--category '{category}': expected one of {', '.join(bybit_api.CATEGORIES)}")
     if depth not in bybit_api.DEPTHS:
         raise UsageError(f"--depth {depth}: Bybit serves {', '.join(map(str, bybit_api.DEPTHS))} for {category}")
-    rest = base_url or (bybit_api.TESTNET_REST if testnet else bybit_api.MAINNET_REST)
-    socket = ws_url or f"{bybit_api.TESTNET_WS if testnet else bybit_api.MAINNET_WS}/v5/public/{category}"
+    if output == "-":
+        raise UsageError("-o -: --source bybit writes a folder of tables (bars, book, trades); give a folder")
+    outputs.check([outputs.OutFolder(output, replace=force)], [])
+    rest = bybit_api.check_url(base_url, "--base-url", ("http", "https")) if base_url else None
+    rest = rest or (bybit_api.TESTNET_REST if testnet else bybit_api.MAINNET_REST)
+    socket = bybit_api.check_url(ws_url, "--ws-url", ("ws", "wss")) if ws_url else None
+    socket = socket or f"{bybit_api.TESTNET_WS if testnet else bybit_api.MAINNET_WS}/v5/public/{category}"
     fetch_bybit(
         BybitFetch(
             symbols=[s.strip().upper() for s in symbol.split(",") if s.strip()],
@@ -124,5 +139,6 @@ def fetch(
             base_url=rest,
             ws_url=socket,
             max_attempts=max_attempts,
-        )
+        ),
+        force=force,
     )

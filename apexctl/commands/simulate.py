@@ -9,15 +9,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from apexctl.commands import _options
 from apexctl.console import err, wrote
-from apexctl.forge import io
-from apexctl.forge.sim import INSTRUMENTS, STRATEGIES, StrategySim, simulate_strategy
+from apexctl.forge import io, outputs, ranges
+from apexctl.forge.sim import INSTRUMENTS, STRATEGIES, StrategySim, check_symbol, simulate_strategy
 from apexctl.schemas.tables import EQUITY, FILLS
 
 
 def simulate(
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output folder: fills.parquet, equity.parquet, summary.json.")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output folder (new or empty, or --force): fills.parquet, equity.parquet, summary.json, published "
+            "together when all are written.",
+        ),
     ],
     strategy: Annotated[
         str,
@@ -31,9 +38,11 @@ def simulate(
         typer.Option("--dsg", help="DSG JSON document of the market's populations (default: the built-in DSG)."),
     ] = None,
     symbol: Annotated[str, typer.Option("--symbol", help=f"Instrument preset: {', '.join(INSTRUMENTS)}.")] = "BTCUSDT",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and DSG give identical results.")] = 0,
-    hours: Annotated[float, typer.Option("--hours", help="Simulated time in hours.")] = 1.0,
-    capital: Annotated[float, typer.Option("--capital", help="Starting capital of the strategy, USDT.")] = 200.0,
+    seed: Annotated[int, _options.seed("Random seed; the same seed and DSG give identical results.")] = 0,
+    hours: Annotated[float, _options.hours("Simulated time in hours.")] = 1.0,
+    capital: Annotated[
+        float, _options.ranged(ranges.CAPITAL, "--capital", help="Starting capital of the strategy, USDT.")
+    ] = 200.0,
     tree: Annotated[
         str | None,
         typer.Option(
@@ -43,16 +52,30 @@ def simulate(
         ),
     ] = None,
     rv_bars: Annotated[
-        int, typer.Option("--rv-bars", help="With --tree: rv window in bars, as the tree's features table used.")
+        int,
+        _options.ranged(
+            ranges.RV_BARS, "--rv-bars", help="With --tree: rv window in bars, as the tree's features table used."
+        ),
     ] = 30,
     vmd_modes: Annotated[
-        int, typer.Option("--vmd-modes", help="With --tree: VMD modes, as the tree's features table used.")
+        int,
+        _options.ranged(
+            ranges.VMD_MODES, "--vmd-modes", help="With --tree: VMD modes, as the tree's features table used."
+        ),
     ] = 3,
     vmd_window: Annotated[
-        int, typer.Option("--vmd-window", help="With --tree: VMD window in bars, as the tree's features table used.")
+        int,
+        _options.ranged(
+            ranges.VMD_WINDOW,
+            "--vmd-window",
+            help="With --tree: VMD window in bars, as the tree's features table used.",
+        ),
     ] = 64,
+    force: Annotated[bool, _options.force()] = False,
 ) -> None:
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
+    outputs.check([outputs.OutFolder(output, replace=force)], [dsg, tree])
+    symbol = check_symbol(symbol)
     config = StrategySim(
         strategy=strategy,
         symbol=symbol,
@@ -70,17 +93,27 @@ def simulate(
     if tree is not None:
         params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars, "vmd_modes": vmd_modes, "vmd_window": vmd_window}
     inputs = {path: io.sha256_file(path) for path in (dsg, tree) if path}
+    with outputs.staged_folder(output, replace=force) as staging:
+        io.write_table(
+            frames["fills"], staging / "fills.parquet", schema=FILLS, producer="simulate", inputs=inputs, params=params
+        )
+        io.write_table(
+            frames["equity"],
+            staging / "equity.parquet",
+            schema=EQUITY,
+            producer="simulate",
+            inputs=inputs,
+            params=params,
+        )
+        io.write_json(summary, staging / "summary.json")
     fills_path, equity_path, summary_path = output / "fills.parquet", output / "equity.parquet", output / "summary.json"
-    io.write_table(frames["fills"], fills_path, schema=FILLS, producer="simulate", inputs=inputs, params=params)
-    io.write_table(frames["equity"], equity_path, schema=EQUITY, producer="simulate", inputs=inputs, params=params)
-    io.write_json(summary, summary_path)
     table = Table(title=f"{summary['strategy']} on {symbol}, {hours:g} h, seed {seed}", show_header=False)
     ttt = summary["time_to_target_s"]
     for name, value in (
         ("PnL", f"{summary['pnl']:+.4f} USDT ({summary['return']:+.2%})"),
         ("fees", f"{summary['fees']:.4f} USDT"),
         ("max drawdown", f"{summary['max_drawdown']:.2%}"),
-        ("time to 2x", "not reached" if ttt is None or math.isnan(ttt) else f"{ttt / 60:.1f} min"),
+        ("time to 2x", "not reached" if ttt is None or not math.isfinite(ttt) else f"{ttt / 60:.1f} min"),
         ("ruined", "yes" if summary["ruined"] else "no"),
         ("fills", f"{summary['fills']:,}"),
         ("market", f"{summary['market']['trades']:,} trades, {summary['market']['events']:,} events"),

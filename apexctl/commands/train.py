@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
 from apexctl.console import err, progress, wrote
-from apexctl.errors import UsageError
+from apexctl.forge import maml_data, outputs, ranges
 from apexctl.forge.maml_data import MamlConfig, prepare
 
 train_app = typer.Typer(
@@ -42,7 +43,8 @@ def maml(
         str, typer.Option("--arch", help="mlp (over the current feature row) or gru (over a window of rows).")
     ] = "mlp",
     window: Annotated[
-        int | None, typer.Option("--window", help="Rows per GRU input (default 16); the MLP always reads 1 row.")
+        int | None,
+        _options.ranged(ranges.WINDOW, "--window", help="Rows per GRU input (default 16); the MLP always reads 1 row."),
     ] = None,
     hidden: Annotated[
         str,
@@ -51,32 +53,66 @@ def maml(
         ),
     ] = "32,32",
     horizon: Annotated[
-        int, typer.Option("--horizon", help="Bars ahead of the predicted return log(close[t+h]/close[t]).")
+        int,
+        _options.ranged(
+            ranges.WINDOW, "--horizon", help="Bars ahead of the predicted return log(close[t+h]/close[t])."
+        ),
     ] = 5,
     task_bars: Annotated[
-        int, typer.Option("--task-bars", help="Consecutive bars per task (one symbol, one time window).")
+        int,
+        _options.ranged(
+            maml_data.TASK_BARS, "--task-bars", help="Consecutive bars per task (one symbol, one time window)."
+        ),
     ] = 60,
     support: Annotated[
-        float, typer.Option("--support", help="Share of a task's bars (the first) in its support set.")
+        float,
+        _options.ranged(ranges.OPEN_SHARE, "--support", help="Share of a task's bars (the first) in its support set."),
     ] = 0.5,
     holdout: Annotated[
-        float, typer.Option("--holdout", help="Share of each symbol's tasks (the latest) held out for evaluation.")
+        float,
+        _options.ranged(
+            ranges.OPEN_SHARE, "--holdout", help="Share of each symbol's tasks (the latest) held out for evaluation."
+        ),
     ] = 0.25,
-    tasks_per_batch: Annotated[int, typer.Option("--tasks-per-batch", help="Tasks per meta-step.")] = 8,
+    tasks_per_batch: Annotated[
+        int, _options.ranged(maml_data.TASKS_PER_BATCH, "--tasks-per-batch", help="Tasks per meta-step.")
+    ] = 8,
     inner_steps: Annotated[
-        int, typer.Option("--inner-steps", help="k: SGD steps on a task's support set (training and evaluation).")
+        int,
+        _options.ranged(
+            maml_data.INNER_STEPS,
+            "--inner-steps",
+            help="k: SGD steps on a task's support set (training and evaluation).",
+        ),
     ] = 3,
-    inner_lr: Annotated[float, typer.Option("--inner-lr", help="Learning rate of the inner SGD steps.")] = 0.1,
+    inner_lr: Annotated[
+        float, _options.ranged(ranges.LEARNING_RATE, "--inner-lr", help="Learning rate of the inner SGD steps.")
+    ] = 0.1,
     meta_lr: Annotated[
-        float, typer.Option("--meta-lr", help="Adam learning rate of the outer loop (and of the baseline).")
+        float,
+        _options.ranged(
+            ranges.LEARNING_RATE, "--meta-lr", help="Adam learning rate of the outer loop (and of the baseline)."
+        ),
     ] = 1e-3,
-    steps: Annotated[int, typer.Option("--steps", help="Meta-steps (the baseline gets the same number).")] = 300,
+    steps: Annotated[
+        int,
+        _options.ranged(maml_data.STEPS, "--steps", help="Meta-steps (the baseline gets the same number)."),
+    ] = 300,
     order: Annotated[
         int,
-        typer.Option("--order", help="2 = differentiate through the inner steps; 1 = first-order MAML (cheaper)."),
+        _options.ranged(
+            maml_data.ORDER,
+            "--order",
+            help="2 = differentiate through the inner steps; 1 = first-order MAML (cheaper).",
+        ),
     ] = 2,
     size_weight: Annotated[
-        float, typer.Option("--size-weight", help="Weight of the size (Huber) loss next to the sign (BCE) loss.")
+        float,
+        _options.ranged(
+            maml_data.SIZE_WEIGHT,
+            "--size-weight",
+            help="Weight of the size (Huber) loss next to the sign (BCE) loss.",
+        ),
     ] = 1.0,
     inputs: Annotated[
         str | None,
@@ -86,9 +122,12 @@ def maml(
             "open/high/low/close, close_<h>, vmd_<k>).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the initial weights and the task batches.")] = 0,
+    seed: Annotated[int, _options.seed("Seed of the initial weights and the task batches.")] = 0,
     threads: Annotated[
-        int, typer.Option("--threads", help="torch CPU threads (results are reproducible for a given count).")
+        int,
+        _options.ranged(
+            ranges.WORKERS, "--threads", help="torch CPU threads (results are reproducible for a given count)."
+        ),
     ] = 1,
 ) -> None:
     """Meta-train a sign/size return model with MAML over (symbol, time window) tasks; compare with a baseline.
@@ -96,10 +135,7 @@ def maml(
     Writes the meta-trained network (model.pt, for `apexctl export`) and its report (model.report.json).
     The report gives the held-out loss after 0..k adaptation steps, meta-trained vs trained on the pooled tasks.
     """
-    try:
-        widths = tuple(int(w) for w in hidden.split(",") if w.strip())
-    except ValueError:
-        raise UsageError(f"--hidden takes comma-separated integers (e.g. 32,32), got {hidden!r}") from None
+    widths = tuple(maml_data.WIDTH.check(w, "--hidden") for w in hidden.split(",") if w.strip())
     config = MamlConfig(
         arch=arch,
         hidden=widths,
@@ -119,8 +155,13 @@ def maml(
         threads=threads,
         inputs=tuple(c.strip() for c in inputs.split(",") if c.strip()) if inputs else None,
     )
+    from apexctl.forge.maml_data import report_path
+
+    if output != "-":
+        outputs.check([outputs.OutFile(output)], [features])  # first: the report's name derives from it
+        outputs.check([outputs.OutFile(report_path(output))], [features])
     prepared = prepare(features, output, config)
-    from apexctl.forge.maml import report_path, train  # torch: only once the input is known to be usable
+    from apexctl.forge.maml import train  # torch: only once the input is known to be usable
 
     with progress(transient=True) as bar:
         task = bar.add_task("meta-training", total=2 * steps)
@@ -155,23 +196,40 @@ def iel(
         str | None, typer.Option("--dsg", help="DSG JSON document of the market (default: the built-in DSG).")
     ] = None,
     symbol: Annotated[str, typer.Option("--symbol", help="Instrument preset of the simulated market.")] = "BTCUSDT",
-    episodes: Annotated[int, typer.Option("--episodes", help="Training episodes (simulated parent orders).")] = 2048,
-    envs: Annotated[int, typer.Option("--envs", help="Environments stepped in parallel per PPO batch.")] = 64,
+    episodes: Annotated[
+        int, _options.ranged(ranges.IEL_EPISODES, "--episodes", help="Training episodes (simulated parent orders).")
+    ] = 2048,
+    envs: Annotated[
+        int, _options.ranged(ranges.IEL_ENVS, "--envs", help="Environments stepped in parallel per PPO batch.")
+    ] = 64,
     eval_episodes: Annotated[
-        int, typer.Option("--eval-episodes", help="Held-out episodes each policy is evaluated on.")
+        int,
+        _options.ranged(
+            ranges.IEL_EVAL_EPISODES, "--eval-episodes", help="Held-out episodes each policy is evaluated on."
+        ),
     ] = 256,
     side: Annotated[str, typer.Option("--side", help="Side of the parent order: buy or sell.")] = "buy",
-    size: Annotated[int, typer.Option("--size", help="Parent order size in lots of the instrument.")] = 2000,
-    horizon_s: Annotated[float, typer.Option("--horizon-s", help="Time allowed to complete the parent, s.")] = 30.0,
-    interval_s: Annotated[float, typer.Option("--interval-s", help="Time between decisions, s.")] = 3.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same model.")] = 0,
+    size: Annotated[
+        int, _options.ranged(ranges.IEL_SIZE_LOTS, "--size", help="Parent order size in lots of the instrument.")
+    ] = 2000,
+    horizon_s: Annotated[
+        float, _options.ranged(ranges.IEL_HORIZON_S, "--horizon-s", help="Time allowed to complete the parent, s.")
+    ] = 30.0,
+    interval_s: Annotated[
+        float,
+        _options.ranged(ranges.IEL_INTERVAL_S, "--interval-s", help="Time between decisions, s (at most --horizon-s)."),
+    ] = 3.0,
+    seed: Annotated[int, _options.seed("Random seed; the same seed gives the same model.")] = 0,
 ) -> None:
     """Train the IEL execution policy (PPO in apex-sim) and compare it with always-aggressive/always-passive."""
     # Imported here, not at the top: torch takes seconds to import and every other apexctl command would pay for it.
     from rich.table import Table
 
-    from apexctl.forge.sim import load_dsg
+    from apexctl.forge.sim import check_symbol, load_dsg
 
+    outputs.check([outputs.OutFile(output)], [dsg])  # first: the report's name derives from it
+    outputs.check([outputs.OutFile(output.with_suffix(".report.json"))], [dsg])
+    symbol = check_symbol(symbol)
     dsg_text, _ = load_dsg(dsg)
     from apexctl.forge.iel import IelConfig, save, train
 

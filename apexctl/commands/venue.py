@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
+from apexctl.forge import outputs, ranges
 from apexctl.forge.venue import DEFAULT_SYMBOLS, VenueOptions, run
 
 
@@ -15,13 +17,14 @@ def venue(
         str, typer.Option("--symbols", help="Comma-separated symbols to trade (instrument presets).")
     ] = ",".join(DEFAULT_SYMBOLS),
     seed: Annotated[
-        int,
-        typer.Option("--seed", help="Market seed; the same seed, speed and external orders replay the same market."),
+        int, _options.seed("Market seed; the same seed, speed and external orders replay the same market.")
     ] = 0,
     dsg: Annotated[
         Path | None, typer.Option("--dsg", help="DSG JSON of the agent populations (default: the built-in DSG).")
     ] = None,
-    speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall-clock second.")] = 1.0,
+    speed: Annotated[
+        float, _options.ranged(ranges.VENUE_SPEED, "--speed", help="Simulated seconds per wall-clock second.")
+    ] = 1.0,
     accounts: Annotated[
         Path | None,
         typer.Option(
@@ -41,7 +44,9 @@ def venue(
     fault_log: Annotated[
         Path | None, typer.Option("--fault-log", help="Log each injected fault here (JSON lines with its time).")
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Loopback port for REST and both WebSockets; 0 picks one.")] = 0,
+    port: Annotated[
+        int, _options.ranged(ranges.PORT, "--port", help="Loopback port for REST and both WebSockets; 0 picks one.")
+    ] = 0,
     ready: Annotated[
         Path | None,
         typer.Option(
@@ -51,12 +56,21 @@ def venue(
         ),
     ] = None,
     duration: Annotated[
-        float | None, typer.Option("--duration", help="Stop after this many seconds (default: until SIGINT/SIGTERM).")
+        float | None,
+        _options.ranged(
+            ranges.RUN_SECONDS, "--duration", help="Stop after this many seconds (default: until SIGINT/SIGTERM)."
+        ),
     ] = None,
 ) -> None:
     """Serve the simulated market over Bybit's V5 protocol on 127.0.0.1: REST (market, orders, positions, executions,
     wallet), public WS /v5/public/linear (orderbook.1/50/200/1000, publicTrade, tickers, kline) and private WS
     /v5/private (order, execution, position, wallet). Point any Bybit client (pybit, the Nexus) at its URLs."""
+    inputs = [dsg, accounts, faults]
+    outputs.check([outputs.OutFile(ready)] if ready is not None else [], inputs, option="--ready")
+    outputs.check([outputs.OutFile(fault_log)] if fault_log is not None else [], inputs, option="--fault-log")
+    for path in (ready, fault_log):
+        if path is not None:  # as for every output, its folders are created (the binary only writes the file)
+            path.parent.mkdir(parents=True, exist_ok=True)
     options = VenueOptions(
         symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
         seed=seed,

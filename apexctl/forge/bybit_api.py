@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from apexctl.console import safe
 from apexctl.errors import NetworkError, UsageError
+from apexctl.forge import ranges
 
 MAINNET_REST = "https://api.bybit.com"
 TESTNET_REST = "https://api-testnet.bybit.com"
@@ -23,6 +25,13 @@ TESTNET_WS = "wss://stream-testnet.bybit.com"
 
 CATEGORIES = ("spot", "linear", "inverse")
 DEPTHS = (1, 50, 200, 1000)
+#: --record-ws --duration: up to a day.
+RECORD_SECONDS = ranges.FloatRange(0.0, 86_400.0, low_open=True)
+#: --max-attempts per REST call.
+ATTEMPTS = ranges.IntRange(1, 100)
+#: Earliest and latest times accepted for --start/--end (Bybit's data starts in 2018; nothing comes from 2100).
+EARLIEST_MS = 946_684_800_000  # 2000-01-01
+LATEST_MS = 4_102_444_800_000  # 2100-01-01
 # retCodes worth retrying (bybit-v5.md §4.8): 10006 too many visits, 10016 server error.
 RETRY_CODES = {10006, 10016}
 PING_SECONDS = 20.0
@@ -44,19 +53,32 @@ def now_ms() -> int:
 
 
 def parse_time_ms(text: str, option: str) -> int:
-    """Milliseconds since the epoch from an integer or an ISO 8601 time (UTC when no offset is given)."""
+    """Milliseconds since the epoch from an integer or an ISO 8601 time (UTC when no offset is given), between
+    2000 and 2100."""
     value = text.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{option} '{text}': expected epoch milliseconds or an ISO time like 2024-12-01T00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    if value.isdigit() and len(value) <= 15:
+        ms = int(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(
+                f"{option} {safe(text)!r}: expected epoch milliseconds or an ISO time like 2024-12-01T00:00Z"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ms = int(moment.timestamp() * 1000)
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise UsageError(f"{option} {safe(text)!r}: outside 2000-01-01 .. 2100-01-01")
+    return ms
+
+
+def check_url(url: str, option: str, schemes: Sequence[str]) -> str:
+    """`url` when it is an absolute URL of one of `schemes` with a host (no file://, no bare host name)."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in schemes or not parsed.hostname:
+        raise UsageError(f"{option} {safe(url)!r}: expected a {' or '.join(schemes)} URL with a host")
+    return url.strip()
 
 
 def public_ws_url(rest_base: str, category: str) -> str:

@@ -17,9 +17,15 @@ import polars as pl
 import pyarrow as pa
 
 from apexctl import _core
+from apexctl.console import safe
 from apexctl.errors import DataError, InputError
 
 CHUNK_BYTES = 8 << 20
+#: Longest line accepted while streaming: a V5 order-book snapshot line is tens of kB, a trade CSV line ~200 bytes, so
+#: a longer "line" is not one of ours, and checking while reading keeps a small gzip that inflates to one huge line
+#: from ever being held in memory whole.
+MAX_JSON_LINE_BYTES = 16 << 20
+MAX_CSV_LINE_BYTES = 64 << 10
 
 DERIVATIVES_HEADER = (
     "timestamp",
@@ -120,6 +126,11 @@ def parse_lines_stream(stream: BinaryIO, name: str, advance: Advance | None = No
         if chunk:
             cut = data.rfind(b"\n") + 1
             data, rest = data[:cut], data[cut:]
+            if len(rest) > MAX_JSON_LINE_BYTES:
+                at = line + data.count(b"\n")
+                raise InputError(
+                    f"{safe(name)}: line {at} is longer than {MAX_JSON_LINE_BYTES >> 20} MB; not a Bybit archive"
+                )
         else:
             rest = b""
         if data:
@@ -237,7 +248,7 @@ def _csv_kind(header: str, name: str) -> str:
     if columns[: len(SPOT_HEADER)] == SPOT_HEADER:
         return "spot"
     raise InputError(
-        f"{name}: unknown CSV header '{header.strip()[:120]}'; expected Bybit derivatives trades "
+        f"{safe(name)}: unknown CSV header '{safe(header.strip()[:120])}'; expected Bybit derivatives trades "
         f"({','.join(DERIVATIVES_HEADER)}[,RPI]) or spot trades ({','.join(SPOT_HEADER)}[,rpi])"
     )
 
@@ -278,14 +289,41 @@ def parse_input(
         try:
             if _peek_line(gz, name).startswith(b"{"):
                 return parse_lines_stream(gz, name)
-            data = gz.read()
+            data = _read_csv_bytes(gz, name)
         except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"{name}: corrupt gzip data ({exc})") from None
+            raise InputError(f"{safe(name)}: corrupt gzip data ({safe(exc)})") from None
         return _parse_csv(data, name, symbol)
     first = _peek_line(counted, name)
     if first.lstrip().startswith(b"{"):
         return parse_lines_stream(counted, name)
-    return _parse_csv(counted.read(), name, symbol)
+    return _parse_csv(_read_csv_bytes(counted, name), name, symbol)
+
+
+def _read_csv_bytes(stream: BinaryIO, name: str) -> bytes:
+    """A trade CSV's bytes, read in chunks: the header is checked as soon as its line is in, and every line must
+    stay under MAX_CSV_LINE_BYTES, so a wrong or inflated input is refused after one chunk, not once all is read."""
+    header = stream.readline(MAX_CSV_LINE_BYTES + 1)
+    if len(header) > MAX_CSV_LINE_BYTES:
+        raise InputError(
+            f"{safe(name)}: the first line is longer than {MAX_CSV_LINE_BYTES >> 10} kB; not a Bybit trade CSV"
+        )
+    text = header.decode("utf-8", "replace").strip()
+    if text:  # an empty first line is reported by the parser ("empty input")
+        _csv_kind(text, name)
+    chunks = [header]
+    pending = 0  # bytes of the line still open at the end of the previous chunk
+    while chunk := stream.read(CHUNK_BYTES):
+        lines = chunk.split(b"\n")
+        longest = max(pending + len(lines[0]), *(len(line) for line in lines[1:]))
+        if longest > MAX_CSV_LINE_BYTES:
+            line_no = sum(c.count(b"\n") for c in chunks) + 1
+            raise InputError(
+                f"{safe(name)}: a line after line {line_no} is longer than {MAX_CSV_LINE_BYTES >> 10} kB; "
+                "not a Bybit trade CSV"
+            )
+        pending = pending + len(chunk) if len(lines) == 1 else len(lines[-1])
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _scaled(tick: Advance, raw_size: int, inner_size: int) -> Advance:

@@ -18,7 +18,6 @@ Rules chosen (also in the README section of the command):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -36,9 +35,11 @@ import numpy as np
 import polars as pl
 from pydantic import ValidationError
 
-from apexctl.console import err, progress
+from apexctl import signals
+from apexctl.console import progress, safe, say
 from apexctl.errors import InputError, SchemaError, UsageError
-from apexctl.forge.io import STDIO, describe, read_table, write_json
+from apexctl.forge import ranges
+from apexctl.forge.io import describe, read_json, read_table, write_json
 from apexctl.schemas.causal import CAUSAL_SCHEMA, CAUSAL_VERSION, CausalDoc
 from apexctl.schemas.tables import FEATURES
 
@@ -51,7 +52,8 @@ MIN_SAMPLES_FLOOR = 200
 MISSING_SENTINEL = -9.87654321e30
 NON_FEATURES = ("ts", "symbol", "interval", "update_id")
 UNIT_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
-FWD_RETURN = re.compile(r"^fwd_return_(\d+)([smhd])$")
+FWD_RETURN = re.compile(r"^fwd_return_(\d{1,9})([smhd])$")
+SHUFFLES = ranges.IntRange(1, 100_000)
 INTERVAL = re.compile(r"^(\d+)([smhd])$")
 
 
@@ -64,6 +66,8 @@ class CondTest(StrEnum):
 
 
 class Fdr(StrEnum):
+    """False-discovery control over the tested links: Benjamini-Hochberg (the default), or none (raw p-values)."""
+
     none = "none"
     fdr_bh = "fdr_bh"
 
@@ -78,7 +82,8 @@ class CausalConfig:
     test: CondTest = CondTest.parcorr
     pc_alpha: float = 0.2
     alpha: float = 0.05
-    fdr: Fdr = Fdr.none
+    #: Without it, the hundreds of links tested at --alpha 0.05 report about 5% of the noise links as parents.
+    fdr: Fdr = Fdr.fdr_bh
     features: tuple[str, ...] | None = None
     symbol: str | None = None
     jobs: int | None = None
@@ -217,7 +222,7 @@ def prepare(frame: pl.DataFrame, config: CausalConfig, source: str) -> Prepared:
 
     def drop(name: str, reason: str) -> None:
         dropped.append({"feature": name, "reason": reason})
-        err.print(f"[yellow]causal:[/] dropped '{name}': {reason}")
+        say(("causal:", "yellow"), f" dropped '{name}': {reason}")
 
     for name in [*names, config.target]:
         raw = [part[name].cast(pl.Float64).fill_null(float("nan")).to_numpy().copy() for part in parts]
@@ -227,11 +232,11 @@ def prepare(frame: pl.DataFrame, config: CausalConfig, source: str) -> Prepared:
         is_target = name == config.target
         if missing == 1.0:
             if is_target:
-                raise InputError(f"{source}: target '{name}' has no finite values")
-            drop(name, "all values missing")
+                raise InputError(f"{source}: target '{name}' has no finite values (all missing, NaN or infinite)")
+            drop(name, "no finite values (all missing, NaN or infinite)")
             continue
         if missing > MAX_MISSING_FRACTION and not is_target:
-            drop(name, f"{missing:.0%} of the values missing (more than {MAX_MISSING_FRACTION:.0%})")
+            drop(name, f"{missing:.0%} of the values missing or not finite (more than {MAX_MISSING_FRACTION:.0%})")
             continue
         standardized = []
         constant_in = None
@@ -364,7 +369,8 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(prepared: Prepared, config: CausalConfig, single_thread: bool = False) -> None:
-    if single_thread:
+    if single_thread:  # a pool worker: the parent handles interrupts and terminates it
+        signals.worker_defaults()
         # The pool already uses every core; BLAS threads inside each worker would only fight over them.
         from threadpoolctl import threadpool_limits
 
@@ -394,6 +400,23 @@ def _mci_chunk(
     return out
 
 
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stops every worker of the pool now (Python 3.14 has `terminate_workers`; before it, the processes are only
+    reachable through the pool's `_processes`)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=2)
+
+
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """BH-adjusted p-values (step-up, monotone, capped at 1), in the input order."""
     count = len(p_values)
@@ -419,7 +442,7 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
     links = target_links(prepared, config.tau_min, config.tau_max)
     assumptions = link_assumptions(len(prepared.var_names), target, links)
     pcmci = _pcmci(prepared, config)
-    err.print(f"causal: PC1 over {len(links)} candidate links of '{config.target}' ({config.test.value})")
+    say(f"causal: PC1 over {len(links)} candidate links of '{config.target}' ({config.test.value})")
     pcmci.run_pc_stable(
         link_assumptions=assumptions, tau_min=config.tau_min, tau_max=config.tau_max, pc_alpha=config.pc_alpha
     )
@@ -437,12 +460,13 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
                 bar.advance(task, len(chunk))
         else:
             context = get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            with ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 max_workers=min(jobs, len(chunks)),
                 mp_context=context,
                 initializer=_worker_init,
                 initargs=(prepared, config, True),
-            ) as pool:
+            )
+            try:
                 futures = [
                     pool.submit(_mci_chunk, chunk, parents, config.tau_min, config.tau_max, config.seed)
                     for chunk in chunks
@@ -451,6 +475,13 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
                     for link, value, p_value in future.result():
                         results[link] = (value, p_value)
                     bar.advance(task, len(chunk))
+            except BaseException:
+                # Interrupted or failed: the workers are killed, and the pool's own shutdown is not waited for (its
+                # manager thread can block on a queue the dead workers left; the process exits without it).
+                _terminate(pool)
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
     ordered = [link for link in links if link in results]
     p_values = [results[link][1] for link in ordered]
     if config.fdr is Fdr.fdr_bh:
@@ -473,21 +504,30 @@ def min_samples(candidate_links: int) -> int:
 
 
 def _check_config(config: CausalConfig) -> None:
-    if config.tau_min < 0 or config.tau_max < config.tau_min:
-        raise UsageError(f"--tau-min {config.tau_min} / --tau-max {config.tau_max}: need 0 <= tau-min <= tau-max")
-    for name, value in (("--pc-alpha", config.pc_alpha), ("--alpha", config.alpha)):
-        if not 0 < value < 1:
-            raise UsageError(f"{name} {value}: must be between 0 and 1")
-    if config.shuffles < 1:
-        raise UsageError(f"--shuffles {config.shuffles}: must be at least 1")
-    if config.jobs is not None and config.jobs < 1:
-        raise UsageError(f"--jobs {config.jobs}: must be at least 1")
+    ranges.LAGS.check(config.tau_min, "--tau-min")
+    ranges.LAGS.check(config.tau_max, "--tau-max")
+    if config.tau_max < config.tau_min:
+        raise UsageError(f"--tau-min {config.tau_min} / --tau-max {config.tau_max}: need tau-min <= tau-max")
+    ranges.OPEN_SHARE.check(config.pc_alpha, "--pc-alpha")
+    ranges.OPEN_SHARE.check(config.alpha, "--alpha")
+    SHUFFLES.check(config.shuffles, "--shuffles")
+    if config.jobs is not None:
+        ranges.WORKERS.check(config.jobs, "--jobs")
+    ranges.SEED.check(config.seed, "--seed")
 
 
 def discover(frame: pl.DataFrame, config: CausalConfig, source: str = "input", sha256: str = "") -> dict[str, Any]:
     """Runs the whole search on a features frame and returns the `apex.causal` document."""
     _check_config(config)
     prepared = prepare(frame, config, source)
+    short = [(s, a.shape[0]) for s, a in zip(prepared.symbols, prepared.arrays.values(), strict=True)]
+    short = [(s, rows) for s, rows in short if rows <= config.tau_max + 1]
+    if short:
+        symbol, rows = short[0]
+        raise InputError(
+            f"{source}: --tau-max {config.tau_max} needs more than {config.tau_max + 1} rows per symbol; "
+            f"{safe(symbol)} has {rows} (use a smaller --tau-max, more rows, or --symbol)"
+        )
     links = target_links(prepared, config.tau_min, config.tau_max)
     samples = count_samples(prepared, config.tau_max)
     needed = min_samples(len(links))
@@ -549,19 +589,12 @@ def run(input_path: str, output: str, config: CausalConfig) -> dict[str, Any]:
 
 
 def load_causal(path: str | Path) -> CausalDoc:
-    """Reads and validates an `apex.causal` document; every error names the file."""
-    name = describe(path)
-    try:
-        text = sys.stdin.read() if str(path) == STDIO else Path(path).read_text()
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"{name}: not JSON ({exc})") from exc
+    """Reads and validates an `apex.causal` document (strict JSON, size-bounded); every error names the file."""
+    name = safe(describe(path))
+    raw = read_json(path, f"an '{CAUSAL_SCHEMA}' document")
     if not isinstance(raw, dict) or raw.get("schema") != CAUSAL_SCHEMA:
         found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
-        raise SchemaError(f"{name}: not an '{CAUSAL_SCHEMA}' document (schema: {found!r})")
+        raise SchemaError(f"{name}: not an '{CAUSAL_SCHEMA}' document (schema: {safe(found)!r})")
     version = raw.get("version")
     if not isinstance(version, int) or not 1 <= version <= CAUSAL_VERSION:
         raise SchemaError(

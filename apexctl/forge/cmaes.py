@@ -30,6 +30,7 @@ import polars as pl
 from apexctl import _core
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import moments as mom
+from apexctl.forge import ranges
 from apexctl.forge.cluster import Cluster
 from apexctl.forge.io import read_table, sha256_file
 from apexctl.forge.sim import INSTRUMENTS
@@ -50,6 +51,11 @@ IDENTIFIED_RATIO = 3.0
 SENSITIVITY_CAP = 10.0
 #: Extra seed sets the optimum is re-simulated on to measure the seed noise of the sensitivity check.
 NOISE_SEED_SETS = 2
+SEEDS = ranges.IntRange(1, 1_000)
+POPSIZE = ranges.IntRange(2, 10_000)
+SIGMA = ranges.FloatRange(0.0, 0.5, low_open=True)
+#: The tables of a target folder (`fetch -o DIR`); bars are optional.
+TARGET_TABLES = ("trades", "book", "bars")
 
 
 @dataclass(frozen=True)
@@ -168,14 +174,13 @@ class ChimeraConfig:
     moments: mom.MomentConfig = field(default_factory=mom.MomentConfig)
 
     def validate(self) -> None:
-        if self.seeds < 1:
-            raise UsageError(f"--seeds must be at least 1, got {self.seeds}")
-        if not 0 < self.hours <= 24:
-            raise UsageError(f"--hours must be in (0, 24], got {self.hours}")
-        if not 0 < self.sigma0 <= 0.5:
-            raise UsageError(f"--sigma must be in (0, 0.5] (normalized coordinates), got {self.sigma0}")
-        if self.popsize is not None and self.popsize < 2:
-            raise UsageError(f"--popsize must be at least 2, got {self.popsize}")
+        ranges.BUDGET.check(self.budget, "--budget")
+        SEEDS.check(self.seeds, "--seeds")
+        ranges.HOURS.check(self.hours, "--hours")
+        ranges.SEED.check(self.seed, "--seed")
+        SIGMA.check(self.sigma0, "--sigma")
+        if self.popsize is not None:
+            POPSIZE.check(self.popsize, "--popsize")
 
 
 @dataclass(frozen=True)
@@ -186,12 +191,17 @@ class TargetData:
     span_hours: float
 
 
+def target_files(directory: str | Path) -> list[Path]:
+    """The tables a target folder may hold (what chimera reads from it)."""
+    return [Path(directory) / f"{name}.parquet" for name in TARGET_TABLES]
+
+
 def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) -> TargetData:
     """Reads DATA_DIR/{trades,book,bars}.parquet (bars optional) and computes the target moments of one symbol."""
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"--target {directory}: not a folder (give the folder `apexctl fetch -o` wrote)")
-    paths = {name: root / f"{name}.parquet" for name in ("trades", "book", "bars")}
+    paths = dict(zip(TARGET_TABLES, target_files(root), strict=True))
     for name in ("trades", "book"):
         if not paths[name].exists():
             raise InputError(f"--target {directory}: no {name}.parquet (run apexctl fetch ... -o {directory} first)")
@@ -358,8 +368,9 @@ def fit(
         options = {
             "bounds": [0.0, 1.0],
             "popsize": popsize,
-            # pycma treats seed 0 as "from the clock"; shift so every --seed is reproducible.
-            "seed": config.seed + 1,
+            # pycma treats seed 0 as "from the clock" and seeds NumPy with it (below 2^32): shift into 1..2^32-1, so
+            # every --seed is reproducible (only 2^32-1 shares its CMA-ES seed with 0; its simulation seeds differ).
+            "seed": config.seed % (ranges.SEED_MAX) + 1,
             "verbose": -9,
             "maxfevals": config.budget,
             "tolfun": 1e-12,

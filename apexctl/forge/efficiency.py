@@ -82,7 +82,8 @@ class TwoFold:
 
 
 def bar_features(bars: Bars) -> dict[str, np.ndarray]:
-    """The simulator's feature columns (`_core.sim_feature_names`) of 1-minute bars (ts in ns, OHLCV)."""
+    """The simulator's feature columns (`_core.sim_feature_names`) that 1-minute bars alone give (ts in ns, OHLCV):
+    the book and trade-flow features need the simulator's L2 and trade streams, which a bar table does not have."""
     n = len(bars["ts"])
     columns = _core.features_bars_from_klines(
         np.asarray(bars["ts"], dtype=np.int64),
@@ -93,7 +94,7 @@ def bar_features(bars: Bars) -> dict[str, np.ndarray]:
         interval_ns=MINUTE_NS,
         higher_ns=list(HIGHER_NS),
     )
-    return {name: columns[name] for name in _core.sim_feature_names()}
+    return {name: columns[name] for name in _core.sim_feature_names() if name in columns}
 
 
 def random_trees(names: Sequence[str], count: int, seed: int, depth: tuple[int, int] = (1, 4)) -> list[str]:

@@ -12,46 +12,68 @@ stopped run exactly as if it had not stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-import os
+import math
 import random
 import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pydantic
 from deap import base, creator, tools
 from deap import gp as deap_gp
 
 from apexctl import _core
+from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
-from apexctl.forge import io
+from apexctl.forge import io, outputs, ranges
 from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
 from apexctl.forge.cluster import Cluster
+from apexctl.forge.gp import (
+    MAX_HEIGHT,
+    MAX_NODES,
+    Window,
+    from_json,
+    gen_grow,
+    gen_half_and_half,
+    primitive_set,
+    read_tree_text,
+    to_json,
+)
 from apexctl.forge.gp import SCHEMA as GP_SCHEMA
-from apexctl.forge.gp import Window, from_json, gen_grow, gen_half_and_half, primitive_set, to_json
 from apexctl.schemas.tables import FEATURES, GENERATIONS, PARETO
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+#: Longest window (lag) a GP tree may use (apex-gp's MAX_WINDOW).
+MAX_WINDOW = 1000
 #: Columns that are not strategy inputs.
 NOT_FEATURES = {"ts", "symbol", "interval"}
-#: Trees evaluated per Rust call: bounds the signal matrix (trees x rows) kept in memory at once.
+#: Trees per Ray task, and the fewest trees per local Rust call.
 BATCH = 2_000
+#: Signal cells (trees x rows) per local Rust call: bounds the signal matrix kept in memory at once (256 MB). On short
+#: spans a call takes many more than BATCH trees, so the subtrees a whole generation shares are evaluated once.
+SIGNAL_CELLS = 32_000_000
 METRICS = ("fitness", "pnl", "sharpe", "max_drawdown", "trades", "win_rate", "reached", "ttt_seconds", "ruined")
 CHECKPOINT = "checkpoint"
 CHECKPOINT_SCHEMA = "apex.evolve_checkpoint"
 CHECKPOINT_VERSION = 1
 #: Trees whose training-span signal fingerprints are computed per Rust call while filling the hall of fame.
 FINGERPRINT_CHUNK = 64
+TRAIN_FRACTION = ranges.FloatRange(0.1, 0.95)
+TOURNAMENT = ranges.IntRange(1, 1_000)
+HALL_SIZE = ranges.IntRange(1, 10_000)
+#: --max-depth: the Rust loader accepts trees up to height MAX_HEIGHT.
+MAX_DEPTH = ranges.IntRange(2, MAX_HEIGHT)
 
 
 @dataclass(frozen=True)
@@ -91,29 +113,28 @@ class EvolveConfig:
         return self.dsg is not None
 
     def validate(self) -> None:
-        if self.pop < 2:
-            raise UsageError(f"--pop must be at least 2, got {self.pop}")
-        if self.gens < 1:
-            raise UsageError(f"--gens must be at least 1, got {self.gens}")
-        if not 0.1 <= self.train_fraction <= 0.95:
-            raise UsageError(f"--train-fraction must be in [0.1, 0.95], got {self.train_fraction}")
-        if self.hall_size < 1:
-            raise UsageError(f"--hall-of-fame must be at least 1, got {self.hall_size}")
-        if not 2 <= self.max_depth <= 17:
-            raise UsageError(f"--max-depth must be in [2, 17] (the GP loader's limit), got {self.max_depth}")
-        if not 0.0 < self.eval_fraction <= 1.0:
-            raise UsageError(f"--eval-fraction must be in (0, 1], got {self.eval_fraction}")
-        if not -1.0 <= self.surrogate_min_corr <= 1.0:
-            raise UsageError(f"--surrogate-min-corr must be in [-1, 1], got {self.surrogate_min_corr}")
-        if not 0.0 < self.seed_share <= 1.0:
-            raise UsageError(f"--seed-share must be in (0, 1], got {self.seed_share}")
+        ranges.POPULATION.check(self.pop, "--pop")
+        ranges.GENERATIONS.check(self.gens, "--gens")
+        ranges.SEED.check(self.seed, "--seed")
+        TRAIN_FRACTION.check(self.train_fraction, "--train-fraction")
+        TOURNAMENT.check(self.tournament, "--tournament")
+        ranges.PROBABILITY.check(self.cx_prob, "--cx-prob")
+        ranges.PROBABILITY.check(self.mut_prob, "--mut-prob")
+        HALL_SIZE.check(self.hall_size, "--hall-of-fame")
+        MAX_DEPTH.check(self.max_depth, "--max-depth")
+        ranges.SHARE.check(self.eval_fraction, "--eval-fraction")
+        ranges.CORRELATION.check(self.surrogate_min_corr, "--surrogate-min-corr")
+        ranges.SHARE.check(self.seed_share, "--seed-share")
+        if not 0 <= self.init_depth[0] <= self.init_depth[1] <= MAX_HEIGHT:
+            raise UsageError(f"init_depth must be 0 <= low <= high <= {MAX_HEIGHT}, got {self.init_depth}")
         if self.dual:
             if self.pop % 4:
                 raise UsageError(f"--pop must be a multiple of 4 with --dsg (NSGA-II's tournament), got {self.pop}")
-            if not self.sim_seeds or min(self.sim_seeds) < 0:
-                raise UsageError(f"--sim-seeds: give non-negative seeds, got {list(self.sim_seeds)}")
-            if not 0.0 < self.sim_hours <= 168.0:
-                raise UsageError(f"--sim-hours must be in (0, 168], got {self.sim_hours}")
+            if not self.sim_seeds:
+                raise UsageError("--sim-seeds: give at least one seed")
+            for sim_seed in self.sim_seeds:
+                ranges.SEED.check(sim_seed, "--sim-seeds")
+            ranges.HOURS.check(self.sim_hours, "--sim-hours")
 
     def to_params(self) -> dict[str, Any]:
         """JSON-ready parameters (recorded in the outputs and the checkpoint)."""
@@ -121,12 +142,12 @@ class EvolveConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> EvolveConfig:
-        values = dict(params)
-        values["output"] = Path(values["output"])
-        values["init_depth"] = tuple(values["init_depth"])
-        values["backtest"] = BacktestParams(**values["backtest"])
-        values["sim_seeds"] = tuple(values["sim_seeds"])
-        return cls(**values)
+        """The config `to_params` described, type-checked (ValueError, a pydantic.ValidationError for a value of the
+        wrong type, when the parameters do not fit)."""
+        unknown = sorted(set(params) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(map(safe, unknown))}")
+        return pydantic.TypeAdapter(cls).validate_python(params)
 
 
 @dataclass
@@ -195,7 +216,8 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
 
 
 class Evaluator:
-    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text.
+    """Scores GP JSON trees on a span of the market through the Rust batch calls, caching by tree text; each call
+    evaluates the subtrees its trees share once (after crossover, most of a generation's).
 
     `score(trees, span)` (GP JSON texts and a row range -> one metric dict per tree, same order) is the whole
     interface the evolution loop uses, so another evaluator (e.g. one spreading batches over Ray) can replace it."""
@@ -222,8 +244,9 @@ class Evaluator:
                 self.cache[(tree, *span)] = row
             self.evaluations += len(todo)
             todo = []
-        for first in range(0, len(todo), BATCH):
-            chunk = todo[first : first + BATCH]
+        step = max(BATCH, SIGNAL_CELLS // max(self.market.rows, 1))
+        for first in range(0, len(todo), step):
+            chunk = todo[first : first + step]
             signals = _core.gp_evaluate(chunk, self.market.names, self.market.columns)
             metrics = _core.backtest_run(signals, **self.bars, start=span[0], end=span[1], **self.params)
             for i, tree in enumerate(chunk):
@@ -265,36 +288,21 @@ def _tree_files(path: Path) -> list[Path]:
 
 
 def load_seed_trees(path: str | Path, terminals: Sequence[str]) -> list[str]:
-    """The normalized GP JSON texts of a --seed-dna file or folder, checked against the allowed feature terminals."""
+    """The normalized GP JSON texts of a --seed-dna file or folder, checked against the allowed feature terminals
+    (each file read with a size bound, strictly parsed, then validated by the Rust loader, whose errors name the
+    node)."""
     texts = []
     for file in _tree_files(Path(path)):
-        try:
-            text = file.read_text()
-            doc = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{file}: --seed-dna: not a readable JSON tree ({exc})") from exc
+        text = read_tree_text(file, "--seed-dna")
+        doc = io.parse_json(text, str(file), f"an '{GP_SCHEMA}' document for --seed-dna")
         if not isinstance(doc, dict) or doc.get("schema") != GP_SCHEMA:
             found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-            raise SchemaError(f"{file}: --seed-dna: not an '{GP_SCHEMA}' document (schema: {found!r})")
-        unknown = sorted(set(_features_of(doc.get("root", {}))) - set(terminals))
-        if unknown:
-            raise InputError(
-                f"{file}: --seed-dna tree uses features not available here: {', '.join(unknown)} "
-                f"(available: {', '.join(terminals)})"
-            )
+            raise SchemaError(f"{safe(file)}: --seed-dna: not an '{GP_SCHEMA}' document (schema: {safe(found)!r})")
         try:
             texts.append(_core.gp_validate(text, list(terminals)))
         except DataError as exc:
-            raise InputError(f"{file}: --seed-dna: {' '.join(str(exc).split())}") from exc
+            raise InputError(f"{safe(file)}: --seed-dna: {' '.join(str(exc).split())}") from None
     return texts
-
-
-def _features_of(node: Any) -> Iterable[str]:
-    if isinstance(node, dict):
-        if "feature" in node:
-            yield str(node["feature"])
-        for arg in node.get("args", ()):
-            yield from _features_of(arg)
 
 
 @dataclass(frozen=True)
@@ -325,14 +333,28 @@ def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
         from apexctl.forge.causal import load_causal
 
         doc = load_causal(config.causal)
-        parents = [p for p in doc.parents if p.feature in features]
-        if not parents:
-            listed = ", ".join(sorted({p.feature for p in doc.parents})) or "none"
-            where = "a feature the simulator computes (--dsg)" if config.dual else f"a column of {config.features}"
+        name = safe(io.describe(config.causal))
+        if not doc.parents:
+            raise InputError(f"{name}: lists no causal parents; evolve without --causal, or rerun `apexctl causal`")
+        missing = sorted({p.feature for p in doc.parents if p.feature not in market.names})
+        if missing:
             raise InputError(
-                f"{io.describe(config.causal)}: none of its causal parents ({listed}) is {where}; "
-                "run `apexctl causal` on this features table"
+                f"{name}: causal parent(s) {', '.join(map(safe, missing))} are not columns of "
+                f"{safe(io.describe(config.features))}; run `apexctl causal` on this features table"
             )
+        outside = sorted({p.feature for p in doc.parents if p.feature not in features})
+        if outside:
+            raise InputError(
+                f"{name}: causal parent(s) {', '.join(map(safe, outside))} are not features the simulator computes "
+                "(--dsg trades the trees there); give `apexctl causal` --features the simulator computes"
+            )
+        too_long = sorted({p.lag for p in doc.parents if p.lag > MAX_WINDOW})
+        if too_long:
+            raise InputError(
+                f"{name}: causal lag(s) {', '.join(map(str, too_long))} exceed {MAX_WINDOW} rows, the longest window "
+                "a GP tree may use; rerun `apexctl causal` with a smaller --tau-max"
+            )
+        parents = list(doc.parents)
         features = list(dict.fromkeys(p.feature for p in parents))
         windows = sorted({p.lag for p in parents if p.lag > 0})
         for parent in parents:
@@ -381,7 +403,8 @@ def _tree_class(dual: bool) -> Any:
 def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
     tree_class = _tree_class(config.dual)
     toolbox = base.Toolbox()
-    low, high = config.init_depth
+    high = min(config.init_depth[1], config.max_depth)
+    low = min(config.init_depth[0], high)
     toolbox.register("expr", gen_half_and_half, pset=pset, min_=low, max_=high)
     toolbox.register("individual", tools.initIterate, tree_class, toolbox.expr)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
@@ -389,9 +412,14 @@ def _toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Tool
     toolbox.register("mate", cx_one_point)
     toolbox.register("expr_mut", gen_grow, min_=0, max_=2)
     toolbox.register("mutate", deap_gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
-    limit = deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth)
-    toolbox.decorate("mate", limit)
-    toolbox.decorate("mutate", limit)
+    # DEAP's height is apex-gp's depth (a leaf is 0); a child over either limit is replaced by one of its parents, so
+    # a tree variation returns always loads (the limits hold only if callers use the returned trees, see _vary).
+    for limit in (
+        deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth),
+        deap_gp.staticLimit(key=len, max_value=MAX_NODES),
+    ):
+        toolbox.decorate("mate", limit)
+        toolbox.decorate("mutate", limit)
     return toolbox
 
 
@@ -525,50 +553,126 @@ class State:
     archive: list[Entry] = field(default_factory=list)
 
 
-def prepare_output(out: Path, resume: bool) -> None:
+def prepare_output(out: Path, resume: bool) -> bool:
     """OUT must be new or empty (or hold a checkpoint when resuming); it is created before the first generation so
-    the checkpoint has a home."""
+    the checkpoint has a home. Returns whether OUT was new or empty (this run then owns all of it)."""
     if resume:
         if not (out / CHECKPOINT / "state.json").exists():
             raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
-        return
+        return False
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out}: exists and is not empty; remove it, choose another -o, or add --resume")
     out.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def _discard_on_failure(out: Path, resume: bool, owned: bool) -> Iterator[None]:
+    """A fresh run that fails removes its checkpoint (and OUT, when it made it), so the same command can run again
+    at once: what failed cannot be resumed into anything better. An interrupted run (Ctrl-C, SIGTERM) keeps its
+    checkpoint for --resume; a resumed run leaves the checkpoint it continued from."""
+    try:
+        yield
+    except Exception:
+        if not resume and owned:
+            shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if nothing else is in it
+        raise
 
 
 def load_checkpoint_config(out: Path, gens: int | None = None) -> EvolveConfig:
-    """The configuration a checkpointed run was started with (`gens` replaces its generation count when given)."""
+    """The configuration a checkpointed run was started with (`gens` replaces its generation count when given);
+    a checkpoint whose settings are damaged or out of range is a SchemaError naming it."""
     state = _read_checkpoint(out)
-    config = EvolveConfig.from_params(state["config"] | {"output": str(out)})
-    return config if gens is None else dataclasses.replace(config, gens=gens)
+    path = out / CHECKPOINT / "state.json"
+    try:
+        config = EvolveConfig.from_params(state["config"] | {"output": str(out)})
+        config.validate()
+    except pydantic.ValidationError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: config.{_first_problem(exc)}") from None
+    except ValueError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: config: {exc}") from None
+    except UsageError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: its settings are invalid ({exc})") from None
+    if gens is not None:
+        config = dataclasses.replace(config, gens=ranges.GENERATIONS.check(gens, "--gens"))
+    return config
+
+
+def _first_problem(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"
+
+
+#: A float of a checkpoint: a number, or one of the names of _NON_FINITE.
+_Number = float | Literal["nan", "inf", "-inf"]
+
+
+class _EntryDoc(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    text: str
+    fitness: _Number
+    size: int
+    height: int
+    adversarial: _Number | None = None
+
+
+class _CheckpointDoc(pydantic.BaseModel):
+    """The shape of checkpoint/state.json, checked before anything is restored from it."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    schema_: str = pydantic.Field(alias="schema")
+    version: int
+    config: dict[str, Any]
+    features_sha256: str
+    generation: int = pydantic.Field(ge=-1)
+    population: list[tuple[str, list[_Number], bool, _Number | None]] = pydantic.Field(min_length=2)
+    random_state: tuple[int, list[int], float | None]
+    numpy_state: tuple[str, list[int], int, int, float]
+    log: list[dict[str, Any]]
+    hall: list[_EntryDoc]
+    archive: list[_EntryDoc]
+    fraction: float = pydantic.Field(gt=0.0, le=1.0)
+    surrogate_rows: str | None
 
 
 def _read_checkpoint(out: Path) -> dict[str, Any]:
+    """checkpoint/state.json, strictly read and shape-checked: every problem is one SchemaError naming the file."""
     path = out / CHECKPOINT / "state.json"
     if not path.exists():
         raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
-    if state.get("schema") != CHECKPOINT_SCHEMA or state.get("version") != CHECKPOINT_VERSION:
+    # A population of trees is large; the bound only keeps a damaged file from being read without end.
+    state = io.read_json(path, f"an '{CHECKPOINT_SCHEMA}' checkpoint", max_bytes=4 << 30)
+    if not isinstance(state, dict) or state.get("schema") != CHECKPOINT_SCHEMA or state.get("version") != 1:
+        found = (state.get("schema"), state.get("version")) if isinstance(state, dict) else type(state).__name__
         raise SchemaError(
-            f"{path}: not an '{CHECKPOINT_SCHEMA}' version {CHECKPOINT_VERSION} checkpoint "
-            f"(found {state.get('schema')!r} version {state.get('version')!r})"
+            f"{path}: not an '{CHECKPOINT_SCHEMA}' version {CHECKPOINT_VERSION} checkpoint (found {safe(found)})"
         )
+    try:
+        _CheckpointDoc.model_validate(state)
+    except pydantic.ValidationError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: {_first_problem(exc)}") from None
+    rows = state["surrogate_rows"]
+    if rows is not None and (Path(rows).name != rows or not (out / CHECKPOINT / rows).is_file()):
+        raise SchemaError(f"{path}: damaged checkpoint: surrogate_rows {safe(rows)!r} is not a file beside it")
     return state
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+#: How a checkpoint writes the floats JSON has no numbers for (NSGA-II's boundary crowding distance is infinite,
+#: a generation without true evaluations has a NaN best): resuming must see exactly the values it stopped with.
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _decode(value: Any) -> Any:
+    return _NON_FINITE[value] if isinstance(value, str) and value in _NON_FINITE else value
 
 
 def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> None:
@@ -579,8 +683,8 @@ def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> No
     rows_file = None
     if state.surrogate is not None and state.surrogate.x is not None:
         rows_file = f"surrogate-{state.generation:05d}.npz"
-        buffer = _npz_bytes(x=state.surrogate.x, y=state.surrogate.y)
-        _write_atomic(folder / rows_file, buffer)
+        with io.atomic_output(folder / rows_file) as handle:
+            handle.write(_npz_bytes(x=state.surrogate.x, y=state.surrogate.y))
     version, internal, gauss = random.getstate()
     np_state = np.random.get_state()
     doc = {
@@ -590,18 +694,24 @@ def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> No
         "features_sha256": features_sha,
         "generation": state.generation,
         "population": [
-            [ind.json, list(ind.fitness.values), ind.estimated, getattr(ind.fitness, "crowding_dist", None)]
+            [
+                ind.json,
+                [_encode(v) for v in ind.fitness.values],
+                ind.estimated,
+                _encode(getattr(ind.fitness, "crowding_dist", None)),
+            ]
             for ind in state.population
         ],
         "random_state": [version, list(internal), gauss],
         "numpy_state": [np_state[0], np_state[1].tolist(), *[float(v) for v in np_state[2:]]],
-        "log": state.log,
-        "hall": [asdict(e) for e in state.hall.entries],
-        "archive": [asdict(e) for e in state.archive],
+        "log": [{k: _encode(v) for k, v in row.items()} for row in state.log],
+        "hall": [{k: _encode(v) for k, v in asdict(e).items()} for e in state.hall.entries],
+        "archive": [{k: _encode(v) for k, v in asdict(e).items()} for e in state.archive],
         "fraction": state.fraction,
         "surrogate_rows": rows_file,
     }
-    _write_atomic(folder / "state.json", json.dumps(doc).encode())
+    with io.atomic_output(folder / "state.json") as handle:
+        handle.write(io.dumps(doc).encode())
     for old in folder.glob("surrogate-*.npz"):
         if old.name != rows_file:
             old.unlink(missing_ok=True)
@@ -617,19 +727,28 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
 
 def _restore(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Market, terminals: Terminals) -> State:
     population = []
+    where = config.output / CHECKPOINT / "state.json"
     for text, values, estimated, crowding in doc["population"]:
-        ind = _individual(text, pset, config.dual)
-        ind.fitness.values = tuple(values)
+        try:
+            ind = _individual(text, pset, config.dual)
+        except DataError as exc:
+            raise SchemaError(f"{where}: damaged checkpoint: a population tree: {' '.join(str(exc).split())}") from None
+        if len(values) != (2 if config.dual else 1):
+            raise SchemaError(f"{where}: damaged checkpoint: a fitness has {len(values)} values")
+        ind.fitness.values = tuple(float(_decode(v)) for v in values)
         ind.estimated = bool(estimated)
         if crowding is not None:  # NSGA-II's tournament reads it; it depends on the pool it was computed in
-            ind.fitness.crowding_dist = crowding
+            ind.fitness.crowding_dist = _decode(crowding)
         population.append(ind)
-    version, internal, gauss = doc["random_state"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = doc["numpy_state"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    try:
+        version, internal, gauss = doc["random_state"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = doc["numpy_state"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SchemaError(f"{where}: damaged checkpoint: random generator state ({exc})") from None
     hall = Hall(config.hall_size, market, terminals.features)
-    hall.entries = [Entry(**e) for e in doc["hall"]]
+    hall.entries = [Entry(**{k: _decode(v) for k, v in e.items()}) for e in doc["hall"]]
     model = None
     if config.surrogate:
         model = sae.Surrogate(config.seed)
@@ -637,8 +756,9 @@ def _restore(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Marke
             with np.load(config.output / CHECKPOINT / doc["surrogate_rows"]) as rows:
                 model.add(rows["x"], rows["y"])
         model.fit()
-    archive = [Entry(**e) for e in doc["archive"]]
-    return State(doc["generation"], population, doc["log"], hall, doc["fraction"], model, archive)
+    archive = [Entry(**{k: _decode(v) for k, v in e.items()}) for e in doc["archive"]]
+    log = [{k: _decode(v) for k, v in row.items()} for row in doc["log"]]
+    return State(doc["generation"], population, log, hall, doc["fraction"], model, archive)
 
 
 EvaluatorFactory = Callable[[Market, BacktestParams], Evaluator]
@@ -675,10 +795,14 @@ def _vary(population: list[Any], toolbox: base.Toolbox, config: EvolveConfig) ->
     """Parents (tournament, or NSGA-II's dominance/crowding tournament with --dsg), crossover, mutation."""
     select = tools.selTournamentDCD if config.dual else toolbox.select
     offspring = [toolbox.clone(ind) for ind in select(population, len(population))]
-    for a, b in zip(offspring[::2], offspring[1::2], strict=False):
+    for i in range(1, len(offspring), 2):
         if random.random() < config.cx_prob:
-            toolbox.mate(a, b)
-            del a.fitness.values, b.fitness.values
+            # The returned children, not the arguments: the size limits replace an oversized child by a parent in
+            # what they return, while the crossover has already grown the arguments in place.
+            offspring[i - 1], offspring[i] = toolbox.mate(offspring[i - 1], offspring[i])
+            if offspring[i] is offspring[i - 1]:  # both children replaced by the same kept parent
+                offspring[i] = toolbox.clone(offspring[i])
+            del offspring[i - 1].fitness.values, offspring[i].fitness.values
     for i, ind in enumerate(offspring):
         if random.random() < config.mut_prob:
             (offspring[i],) = toolbox.mutate(ind)
@@ -708,130 +832,134 @@ def evolve(
     features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
     if checkpoint is not None and checkpoint["features_sha256"] != features_sha:
         raise InputError(f"{config.features}: changed since the checkpointed run started; --resume needs the same data")
-    prepare_output(config.output, resume)
-    pset = primitive_set(terminals.features)
-    for k in terminals.windows:
-        if all(t.value != k for t in pset.terminals[Window]):
-            pset.addTerminal(k, Window)
-    toolbox = _toolbox(pset, config)
-    evaluator = (
-        Evaluator(market, config.backtest, ray=config.ray)
-        if make_evaluator is None
-        else make_evaluator(market, config.backtest)
-    )
-    featurizer = (
-        sae.Featurizer(terminals.features, _columns_of(market, terminals.features), _close(market), market.train_end)
-        if config.surrogate
-        else None
-    )
-    train = (0, market.train_end)
-    started = time.perf_counter()
-    evaluations = 0
-
-    if checkpoint is not None:
-        state = _restore(checkpoint, config, pset, market, terminals)
-    else:
-        random.seed(config.seed)
-        np.random.seed(config.seed % 2**32)
-        state = State(
-            generation=-1,
-            population=initial_population(toolbox, pset, config, terminals.seeds),
-            log=[],
-            hall=Hall(config.hall_size, market, terminals.features),
-            fraction=config.eval_fraction,
-            surrogate=sae.Surrogate(config.seed) if config.surrogate else None,
+    created = prepare_output(config.output, resume)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(_discard_on_failure(config.output, resume, created))
+        pset = primitive_set(terminals.features)
+        for k in terminals.windows:
+            if all(t.value != k for t in pset.terminals[Window]):
+                pset.addTerminal(k, Window)
+        toolbox = _toolbox(pset, config)
+        evaluator = (
+            Evaluator(market, config.backtest, ray=config.ray)
+            if make_evaluator is None
+            else make_evaluator(market, config.backtest)
         )
+        featurizer = (
+            sae.Featurizer(
+                terminals.features, _columns_of(market, terminals.features), _close(market), market.train_end
+            )
+            if config.surrogate
+            else None
+        )
+        train = (0, market.train_end)
+        started = time.perf_counter()
+        evaluations = 0
 
-    for generation in range(state.generation + 1, config.gens + 1):
-        tick = time.perf_counter()
-        parents = state.population
-        population = _vary(parents, toolbox, config) if generation > 0 else parents
-        invalid = [ind for ind in population if not ind.fitness.valid]
-        for ind in invalid:
-            ind.json = to_json(ind)
-        # One representative per distinct text: the surrogate ranks texts, the evaluators score texts.
-        unique: dict[str, Any] = {}
-        for ind in invalid:
-            unique.setdefault(ind.json, ind)
-        texts = list(unique)
-        position = {t: i for i, t in enumerate(texts)}
-        causal: dict[str, float] = {}
-        extra = None
-        if adversary is not None:  # the backtest is the cheap objective: every new tree gets it
-            metrics = evaluator.score(texts, train)
-            causal = {t: m["fitness"] for t, m in zip(texts, metrics, strict=True)}
-            extra = np.array([[m[k] for k in METRICS] for m in metrics], dtype=np.float64).reshape(len(texts), -1)
-
-        def expensive(picked: list[str]) -> list[float]:
-            if adversary is not None:
-                return adversary.score(picked)
-            return [m["fitness"] for m in evaluator.score(picked, train)]
-
-        used_fraction, corr = 1.0, None
-        model = state.surrogate
-        features = predicted = chosen = None
-        truth: dict[str, float] = {}
-        trained: list[int] = []  # rows the model has already been given this generation (the warm-up sample)
-        picked = list(range(len(texts)))
-        if model is not None and featurizer is not None:
-            features = featurizer.rows([unique[t] for t in texts], texts)
-            if extra is not None:
-                features = np.hstack([features, extra])
-            if not model.ready and len(texts) > sae.WARMUP_ROWS:
-                # No model yet and many trees: fit one on a random sample first, so it screens the rest already.
-                trained = sorted(random.sample(range(len(texts)), sae.WARMUP_ROWS))
-                truth.update(zip((texts[i] for i in trained), expensive([texts[i] for i in trained]), strict=True))
-                model.add(features[trained], [truth[texts[i]] for i in trained])
-                model.fit()
-            if model.ready and texts:
-                used_fraction = state.fraction
-                rest = [i for i in range(len(texts)) if texts[i] not in truth]
-                predicted = model.predict(features)
-                screened = sae.screen(predicted[rest].tolist(), used_fraction, random)
-                chosen = sae.Screen([rest[i] for i in screened.evaluate], [rest[i] for i in screened.holdout])
-                picked = sorted([*trained, *chosen.evaluate])
-        todo = [i for i in picked if texts[i] not in truth]
-        truth.update(zip((texts[i] for i in todo), expensive([texts[i] for i in todo]), strict=True))
-        if predicted is not None and chosen is not None:
-            corr = sae.spearman(predicted[chosen.holdout].tolist(), [truth[texts[i]] for i in chosen.holdout])
-        for ind in invalid:
-            value = truth.get(ind.json)
-            ind.estimated = value is None
-            if value is None:
-                assert predicted is not None
-                value = float(predicted[position[ind.json]])
-            ind.fitness.values = (causal[ind.json], value) if adversary is not None else (value,)
-        if model is not None and features is not None:
-            warmed = set(trained)
-            fresh_rows = [i for i in picked if i not in warmed]
-            model.add(features[fresh_rows], [truth[texts[i]] for i in fresh_rows])
-            model.fit()
-            if predicted is not None:
-                state.fraction = sae.next_fraction(
-                    state.fraction, corr, config.eval_fraction, config.surrogate_min_corr
-                )
-        if adversary is not None:
-            population = tools.selNSGA2(parents + population if generation > 0 else population, config.pop)
-            fresh = [Entry(t, causal[t], len(unique[t]), unique[t].height, truth[t]) for t in truth]
-            state.archive = pareto_front([*state.archive, *fresh])
+        if checkpoint is not None:
+            state = _restore(checkpoint, config, pset, market, terminals)
         else:
-            fresh = [Entry(t, truth[t], len(unique[t]), unique[t].height) for t in truth]
-        state.hall.update(fresh)
-        evaluations += len(picked)
-        state.log.append(_log_row(generation, population, len(picked), len(texts) - len(picked), used_fraction, corr))
-        state.log[-1]["seconds"] = time.perf_counter() - tick
-        state.population = population
-        state.generation = generation
-        save_checkpoint(config, state, features_sha)
-        if on_generation is not None:
-            on_generation(state.log[-1])
+            random.seed(config.seed)
+            np.random.seed(config.seed % 2**32)
+            state = State(
+                generation=-1,
+                population=initial_population(toolbox, pset, config, terminals.seeds),
+                log=[],
+                hall=Hall(config.hall_size, market, terminals.features),
+                fraction=config.eval_fraction,
+                surrogate=sae.Surrogate(config.seed) if config.surrogate else None,
+            )
 
-    fame = _rescore(state.hall.entries, evaluator, market)
-    pareto = _rescore(state.archive, evaluator, market) if adversary is not None else []
-    generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
-    if isinstance(evaluator, Evaluator):
-        evaluator.close()
-    return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto)
+        for generation in range(state.generation + 1, config.gens + 1):
+            tick = time.perf_counter()
+            parents = state.population
+            population = _vary(parents, toolbox, config) if generation > 0 else parents
+            invalid = [ind for ind in population if not ind.fitness.valid]
+            for ind in invalid:
+                ind.json = to_json(ind)
+            # One representative per distinct text: the surrogate ranks texts, the evaluators score texts.
+            unique: dict[str, Any] = {}
+            for ind in invalid:
+                unique.setdefault(ind.json, ind)
+            texts = list(unique)
+            position = {t: i for i, t in enumerate(texts)}
+            causal: dict[str, float] = {}
+            extra = None
+            if adversary is not None:  # the backtest is the cheap objective: every new tree gets it
+                metrics = evaluator.score(texts, train)
+                causal = {t: m["fitness"] for t, m in zip(texts, metrics, strict=True)}
+                extra = np.array([[m[k] for k in METRICS] for m in metrics], dtype=np.float64).reshape(len(texts), -1)
+
+            def expensive(picked: list[str]) -> list[float]:
+                if adversary is not None:
+                    return adversary.score(picked)
+                return [m["fitness"] for m in evaluator.score(picked, train)]
+
+            used_fraction, corr = 1.0, None
+            model = state.surrogate
+            features = predicted = chosen = None
+            truth: dict[str, float] = {}
+            trained: list[int] = []  # rows the model has already been given this generation (the warm-up sample)
+            picked = list(range(len(texts)))
+            if model is not None and featurizer is not None:
+                features = featurizer.rows([unique[t] for t in texts], texts)
+                if extra is not None:
+                    features = np.hstack([features, extra])
+                if not model.ready and len(texts) > sae.WARMUP_ROWS:
+                    # No model yet and many trees: fit one on a random sample first, so it screens the rest already.
+                    trained = sorted(random.sample(range(len(texts)), sae.WARMUP_ROWS))
+                    truth.update(zip((texts[i] for i in trained), expensive([texts[i] for i in trained]), strict=True))
+                    model.add(features[trained], [truth[texts[i]] for i in trained])
+                    model.fit()
+                if model.ready and texts:
+                    used_fraction = state.fraction
+                    rest = [i for i in range(len(texts)) if texts[i] not in truth]
+                    predicted = model.predict(features)
+                    screened = sae.screen(predicted[rest].tolist(), used_fraction, random)
+                    chosen = sae.Screen([rest[i] for i in screened.evaluate], [rest[i] for i in screened.holdout])
+                    picked = sorted([*trained, *chosen.evaluate])
+            todo = [i for i in picked if texts[i] not in truth]
+            truth.update(zip((texts[i] for i in todo), expensive([texts[i] for i in todo]), strict=True))
+            if predicted is not None and chosen is not None:
+                corr = sae.spearman(predicted[chosen.holdout].tolist(), [truth[texts[i]] for i in chosen.holdout])
+            for ind in invalid:
+                value = truth.get(ind.json)
+                ind.estimated = value is None
+                if value is None:
+                    assert predicted is not None
+                    value = float(predicted[position[ind.json]])
+                ind.fitness.values = (causal[ind.json], value) if adversary is not None else (value,)
+            if model is not None and features is not None:
+                warmed = set(trained)
+                fresh_rows = [i for i in picked if i not in warmed]
+                model.add(features[fresh_rows], [truth[texts[i]] for i in fresh_rows])
+                model.fit()
+                if predicted is not None:
+                    state.fraction = sae.next_fraction(
+                        state.fraction, corr, config.eval_fraction, config.surrogate_min_corr
+                    )
+            if adversary is not None:
+                population = tools.selNSGA2(parents + population if generation > 0 else population, config.pop)
+                fresh = [Entry(t, causal[t], len(unique[t]), unique[t].height, truth[t]) for t in truth]
+                state.archive = pareto_front([*state.archive, *fresh])
+            else:
+                fresh = [Entry(t, truth[t], len(unique[t]), unique[t].height) for t in truth]
+            state.hall.update(fresh)
+            evaluations += len(picked)
+            state.log.append(
+                _log_row(generation, population, len(picked), len(texts) - len(picked), used_fraction, corr)
+            )
+            state.log[-1]["seconds"] = time.perf_counter() - tick
+            state.population = population
+            state.generation = generation
+            save_checkpoint(config, state, features_sha)
+            if on_generation is not None:
+                on_generation(state.log[-1])
+
+        fame = _rescore(state.hall.entries, evaluator, market)
+        pareto = _rescore(state.archive, evaluator, market) if adversary is not None else []
+        generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
+        return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto)
 
 
 def _log_row(
@@ -898,13 +1026,12 @@ def _pareto_frame(front: Sequence[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=PARETO.polars_schema())
 
 
-def write(result: Result, config: EvolveConfig) -> None:
-    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores) and generations.parquet into
-    a staging folder inside OUT, then renames each into place, so no final artifact is ever half-written."""
-    out = config.output
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=out))
-    try:
+def write(result: Result, config: EvolveConfig, *, locked: bool = False) -> None:
+    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores), generations.parquet (and
+    pareto.parquet) into a staging folder beside OUT and publishes it as OUT in one atomic exchange, carrying over
+    OUT's checkpoint/, so readers see the previous results or the new ones, never a mix. `locked`: the caller holds
+    OUT's lock (see `outputs.lock`)."""
+    with outputs.staged_folder(config.output, replace=True, keep=True, locked=locked) as staging:
         fame_dir = staging / "hall_of_fame"
         fame_dir.mkdir()
         index = []
@@ -926,12 +1053,13 @@ def write(result: Result, config: EvolveConfig) -> None:
             },
             fame_dir / "index.json",
         )
+        inputs = {config.features: io.sha256_file(config.features)} if config.features != "-" else {}
         io.write_table(
             result.generations,
             staging / "generations.parquet",
             schema=GENERATIONS,
             producer="evolve",
-            inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
+            inputs=inputs,
             params=params,
         )
         if config.dual:
@@ -940,14 +1068,6 @@ def write(result: Result, config: EvolveConfig) -> None:
                 staging / "pareto.parquet",
                 schema=PARETO,
                 producer="evolve",
-                inputs={config.features: io.sha256_file(config.features)} if config.features != "-" else {},
+                inputs=inputs,
                 params=params,
             )
-            os.replace(staging / "pareto.parquet", out / "pareto.parquet")
-        old_fame = out / "hall_of_fame"
-        if old_fame.exists():  # a resumed run replaces the earlier one's (a folder cannot be renamed over another)
-            os.replace(old_fame, staging / "hall_of_fame.old")
-        os.replace(fame_dir, old_fame)
-        os.replace(staging / "generations.parquet", out / "generations.parquet")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

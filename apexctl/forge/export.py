@@ -10,9 +10,6 @@ the published one (`_core.bundle_check`). The staging folder is renamed into pla
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from apexctl import __version__, _core
-from apexctl.errors import InputError, SchemaError, UsageError
-from apexctl.forge import io
+from apexctl.console import safe
+from apexctl.errors import DataError, InputError, SchemaError, UsageError
+from apexctl.forge import io, outputs, ranges
+from apexctl.forge.gp import read_tree_text
+from apexctl.forge.maml_data import OUTPUTS as MAML_OUTPUTS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,6 +44,32 @@ SAMPLE_ROWS = 16
 HALL_OF_FAME = "apex.hall_of_fame"
 GP_FILE = "signal.gp.json"
 GP_MODEL = "signal"
+#: The network slots of a bundle: the `apexctl train` task each must come from (the checkpoint's card says it).
+ROLES = ("maml", "iel")
+#: Largest hall-of-fame index read (20 entries are a few kB; a hall of thousands stays well under this).
+INDEX_MAX_BYTES = 64 << 20
+
+
+def role_outputs(role: str) -> list[str]:
+    """The outputs a network of `role` must declare, in order: the MAML model's two heads, the IEL's actions."""
+    if role == "maml":
+        return list(MAML_OUTPUTS)
+    return list(_core.ExecEnv("BTCUSDT", 1, parallel=False).action_names)
+
+
+def check_role(role: str, task: str, outputs_: list[str], where: str) -> None:
+    """A network exported or checked as `role` must be one `apexctl train {role}` made: its task and its outputs
+    (what the live engine reads from each output index) must be that role's; SchemaError naming `where` if not."""
+    if task != role:
+        raise SchemaError(
+            f"{where}: given as --{role}, but it is a '{safe(task)}' model (from `apexctl train {safe(task)}`); "
+            f"give the model.pt of `apexctl train {role}`"
+        )
+    expected = role_outputs(role)
+    if list(outputs_) != expected:
+        raise SchemaError(
+            f"{where}: a {role} model must have the outputs {expected}, it declares {safe(list(outputs_))}"
+        )
 
 
 @dataclass
@@ -63,15 +89,11 @@ class ExportConfig:
     def validate(self) -> None:
         if self.hall_of_fame is None and self.maml is None and self.iel is None:
             raise UsageError("nothing to export: give --hall-of-fame and/or --maml / --iel")
-        if self.rank < 1:
-            raise UsageError(f"--rank must be 1 or more, got {self.rank}")
+        ranges.RANK.check(self.rank, "--rank")
         if self.hall_of_fame is None and not self.symbol:
             raise UsageError("--symbol is required when there is no --hall-of-fame to take it from")
-        out = self.output
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"{out}: exists and is not a folder; choose another -o")
-        if out.exists() and any(out.iterdir()) and not self.force:
-            raise UsageError(f"{out}: exists and is not empty; pass --force to replace it or choose another -o")
+        inputs = [self.hall_of_fame, self.maml, self.iel]
+        outputs.check([outputs.OutFolder(self.output, replace=self.force)], inputs)
 
 
 @dataclass
@@ -92,29 +114,49 @@ class _Model:
     data: bytes
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """The hall of fame index, the entry of `rank`, and that tree's JSON text."""
+    """The hall of fame index, the entry of `rank`, and that tree's JSON text. The index is read strictly and its
+    shape checked; an entry's file must be a plain file name inside the folder (never a path or a link out)."""
     index_path = folder / "index.json"
     if not index_path.is_file():
         raise InputError(f"{index_path}: no such file (give the hall_of_fame/ folder `apexctl evolve` wrote)")
-    try:
-        index = json.loads(index_path.read_text())
-    except ValueError as exc:
-        raise InputError(f"{index_path}: not valid JSON: {exc}") from None
+    index = io.read_json(index_path, f"an {HALL_OF_FAME} index", max_bytes=INDEX_MAX_BYTES, max_depth=16)
     if not isinstance(index, dict) or index.get("schema") != HALL_OF_FAME:
         raise SchemaError(f"{index_path}: not an {HALL_OF_FAME} index (write it with `apexctl evolve`)")
-    if not isinstance(index.get("version"), int) or index["version"] > 1:
-        raise SchemaError(
-            f"{index_path}: {HALL_OF_FAME} version {index.get('version')} is newer than this apexctl reads"
-        )
-    entries = {e.get("rank"): e for e in index.get("entries", [])}
+    version = index.get("version")
+    if not _whole(version) or not 1 <= version <= 1:
+        raise SchemaError(f"{index_path}: {HALL_OF_FAME} version {safe(version)!r}; this apexctl reads version 1")
+    listed = index.get("entries")
+    if not isinstance(listed, list) or not all(isinstance(e, dict) for e in listed):
+        raise SchemaError(f'{index_path}: "entries" must be a list of objects')
+    names = index.get("features", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SchemaError(f'{index_path}: "features" must be a list of feature names')
+    entries: dict[int, dict[str, Any]] = {}
+    for position, item in enumerate(listed):
+        at = f"{index_path}: entries[{position}]"
+        if not _whole(item.get("rank")) or item["rank"] < 1:
+            raise SchemaError(f'{at}: "rank" must be a whole number from 1, found {safe(item.get("rank"))!r}')
+        name = item.get("file")
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise SchemaError(f'{at}: "file" must be a file name inside {folder}, found {safe(name)!r}')
+        if item["rank"] in entries:
+            raise SchemaError(f"{at}: rank {item['rank']} appears twice")
+        entries[item["rank"]] = item
     if rank not in entries:
         raise UsageError(f"{index_path}: no entry of rank {rank} (ranks 1..{len(entries)})")
     entry = entries[rank]
     tree_path = folder / entry["file"]
-    if not tree_path.is_file():
-        raise InputError(f"{tree_path}: no such file (listed for rank {rank} in {index_path})")
-    return index, entry, tree_path.read_text()
+    if tree_path.is_symlink() or not tree_path.is_file():
+        raise InputError(
+            f"{tree_path}: not a file inside {folder} (listed for rank {rank} in {index_path}; a symbolic link "
+            "is not followed)"
+        )
+    return index, entry, read_tree_text(tree_path, "--hall-of-fame")
 
 
 def _hall_training_data(folder: Path, index: dict[str, Any]) -> dict[str, str]:
@@ -139,7 +181,11 @@ def gp_model(folder: Path, rank: int) -> tuple[_Model, dict[str, Any], dict[str,
     """The GP tree of `rank` as a bundle model (features = those it uses, in the index's order)."""
     index, entry, text = read_hall_of_fame(folder, rank)
     names = [str(n) for n in index.get("features", [])]
-    normalized = _core.gp_validate(text, names)
+    try:
+        normalized = _core.gp_validate(text, names)
+    except DataError as exc:
+        where = folder / str(entry["file"])
+        raise InputError(f"{where}: rank {rank} of {folder}: {' '.join(str(exc).split())}") from None
     used = set(json.loads(normalized)["features"])
     features = [n for n in names if n in used]
     info = {k: entry[k] for k in ("rank", "size", "height", "train", "held_out") if k in entry}
@@ -215,6 +261,7 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
     from apexctl.forge.nets import load_model
 
     net, card = load_model(checkpoint)
+    check_role(name, card.task, list(card.outputs), str(checkpoint))
     file = f"{name}.onnx"
     path = staging / file
     export_onnx(net, card, path)
@@ -245,17 +292,6 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
     return _Model(entry, path.read_bytes()), diff, dict(card.training_data)
 
 
-def _strict_json(value: Any) -> Any:
-    """`value` with NaN and infinities as null: the manifest is strict JSON (the Rust engine refuses NaN literals)."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict_json(v) for v in value]
-    return value
-
-
 def _union(lists: list[list[str]]) -> list[str]:
     seen: dict[str, None] = {}
     for names in lists:
@@ -268,9 +304,7 @@ def export(config: ExportConfig) -> ExportResult:
     """Builds, validates and publishes the bundle (atomically, at the folder level)."""
     config.validate()
     out = config.output
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with outputs.staged_folder(out, replace=config.force) as staging:
         models: list[_Model] = []
         training: dict[str, str] = {}
         parity: dict[str, float] = {}
@@ -298,35 +332,26 @@ def export(config: ExportConfig) -> ExportResult:
             "files": {m.entry["file"]: io.sha256_bytes(m.data) for m in models},
             "training_data": dict(sorted(training.items())),
         }
-        manifest = _strict_json(manifest)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+        manifest = io.jsonable(manifest)
+        (staging / MANIFEST).write_text(io.dumps(manifest, indent=2) + "\n")
         report = check(staging)
-        _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     report["path"] = str(out)
     return ExportResult(out, manifest, report, parity)
 
 
-def _publish(staging: Path, out: Path) -> None:
-    """Renames the staging folder to `out`; a replaced bundle (--force) is moved aside first, then deleted."""
-    if out.exists():
-        if any(out.iterdir()):
-            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, aside / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(aside, ignore_errors=True)
-            return
-        out.rmdir()
-    os.replace(staging, out)
-
-
 def check(bundle: Path, engine_features: list[str] | None = None) -> dict[str, Any]:
-    """Verifies a bundle folder with the Rust engine (hashes, schema, feature order, every model run on samples)."""
+    """Verifies a bundle folder with the Rust engine (hashes, schema, feature order, no file a symbolic link, every
+    model run on samples), then each network's role: the `maml` and `iel` slots hold what that trainer made."""
     if not (bundle / MANIFEST).is_file():
         raise InputError(f"{bundle}: no {MANIFEST} (not a bundle folder written by `apexctl export`)")
-    return _core.bundle_check(str(bundle), engine_features)
+    report = _core.bundle_check(str(bundle), engine_features)
+    manifest = io.read_json(bundle / MANIFEST, "a bundle manifest")
+    for model in manifest["models"]:
+        if model["name"] in ROLES:
+            task = model.get("info", {}).get("task", "unknown")
+            meaning = model["outputs"][0].get("meaning", []) if model["outputs"] else []
+            check_role(model["name"], str(task), meaning, f"{bundle}: model {model['name']!r}")
+    return report
 
 
 def bundle_schema() -> dict[str, Any]:

@@ -58,8 +58,9 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
-from apexctl.console import err
+from apexctl.console import err, safe
 from apexctl.errors import InputError, UsageError
+from apexctl.forge import ranges
 from apexctl.forge.io import Table, read_tables, write_table
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
@@ -107,7 +108,24 @@ UPDATE_REST = [
     "pressure_10",
 ]
 
-_DURATION = re.compile(r"^(\d+)(ns|ms|s|m|h|d)$")
+_DURATION = re.compile(r"^(\d{1,12})(ns|ms|s|m|h|d)$")
+#: Longest duration accepted (TFI windows, bar intervals): a week.
+MAX_DURATION_NS = 7 * 24 * HOUR
+#: Most TFI windows in one run (a column each).
+MAX_TFI_WINDOWS = 32
+VMD_MODES = ranges.VMD_MODES
+VMD_WINDOW = ranges.VMD_WINDOW
+
+
+def check_vmd(modes: int, window: int) -> tuple[int, int]:
+    """The VMD settings if each is in range and the window holds the modes; UsageError naming the options if not."""
+    VMD_MODES.check(modes, "--vmd-modes")
+    VMD_WINDOW.check(window, "--vmd-window")
+    if modes != 0 and window < max(2 * modes, 4):
+        raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
+    return modes, window
+
+
 _UNIT_NS = {"ns": 1, "ms": 1_000_000, "s": SECOND, "m": MINUTE, "h": HOUR, "d": 24 * HOUR}
 # Bybit kline intervals as they appear in the V5 API ("1" = 1 minute, "D" = day).
 _BYBIT_INTERVALS = {"D": 24 * HOUR, "W": 7 * 24 * HOUR}
@@ -118,12 +136,13 @@ def parse_duration(text: str, what: str = "duration") -> int:
     value = text.strip()
     if value in _BYBIT_INTERVALS:
         return _BYBIT_INTERVALS[value]
-    if value.isdigit() and int(value) > 0:
-        return int(value) * MINUTE
-    match = _DURATION.match(value)
+    match = _DURATION.match(value if not value.isdigit() else f"{value}m")
     if not match or int(match.group(1)) == 0:
-        raise UsageError(f"{what} '{text}' is not a positive duration such as 500ms, 1s, 10s, 5m, 1h")
-    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+        raise UsageError(f"{what} {safe(text)!r} is not a positive duration such as 500ms, 1s, 10s, 5m, 1h")
+    duration = int(match.group(1)) * _UNIT_NS[match.group(2)]
+    if duration > MAX_DURATION_NS:
+        raise UsageError(f"{what} {safe(text)!r} is longer than the longest accepted duration, 7d")
+    return duration
 
 
 @dataclass(frozen=True)
@@ -270,13 +289,15 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     """The `features` table for the inputs at the configured grain."""
     grain = config.grain
     _require(inputs, grain)
-    if config.rv_bars < 1:
-        raise UsageError(f"--rv-bars must be at least 1, got {config.rv_bars}")
+    ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
+    modes, window = check_vmd(config.vmd_modes, config.vmd_window)
     if grain == Grain.update:
         return _frame(update_arrays(inputs), inputs.symbols, UPDATE_LEADING + UPDATE_REST)
     if grain == Grain.trade:
         trades = inputs.trades
         assert trades is not None
+        if not 1 <= len(config.tfi_windows) <= MAX_TFI_WINDOWS:
+            raise UsageError(f"--tfi-windows: give 1 to {MAX_TFI_WINDOWS} windows, got {len(config.tfi_windows)}")
         windows = [parse_duration(w, "TFI window") for w in config.tfi_windows]
         arrays = _core.features_trade(
             trades["ts"].to_numpy(),
@@ -289,9 +310,6 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         return _frame(arrays, inputs.symbols)
     interval = BAR_GRAINS[grain]
     higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
-    modes, window = config.vmd_modes, config.vmd_window
-    if modes != 0 and (modes < 0 or window < max(2 * modes, 4)):
-        raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
     updates = update_arrays(inputs) if inputs.book is not None else None
     options: dict[str, Any] = {
         "interval_ns": interval,
@@ -333,6 +351,9 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
 def run(paths: Sequence[str], output: str, config: FeatureConfig) -> pl.DataFrame:
     """Reads the inputs, computes the features and writes them atomically to `output` (`-` = stdout)."""
     tables = read_tables(paths, [BOOK, TRADES, BARS])
+    for table in tables:
+        if table.frame.is_empty():
+            raise InputError(f"{safe(table.source)}: the '{table.schema_name}' table has no rows; nothing to compute")
     frame = compute(gather(tables), config)
     write_table(
         frame,

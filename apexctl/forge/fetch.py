@@ -11,9 +11,9 @@ from pathlib import Path
 
 import polars as pl
 
-from apexctl.console import progress, wrote
+from apexctl.console import progress, safe, wrote
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import bybit_api
+from apexctl.forge import bybit_api, outputs
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.io import STDIO, describe, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import INSTRUMENTS, MarketSim, market_tables
@@ -140,10 +140,22 @@ def frames_from_lines(lines: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFram
     return _sort(book), _sort(trades)
 
 
-def fetch_bybit(config: BybitFetch) -> dict[str, int]:
-    """Klines (when a start is given) and a WebSocket recording (when asked) into DIR/{bars,book,trades}.parquet."""
+def fetch_bybit(config: BybitFetch, *, force: bool = False) -> dict[str, int]:
+    """Klines (when a start is given) and a WebSocket recording (when asked) into DIR/{bars,book,trades}.parquet,
+    published together (`force` replaces a non-empty DIR). Every option is checked before the first request."""
     if config.start_ms is None and not config.record_ws:
         raise UsageError("fetch --source bybit needs --start/--end (klines) and/or --record-ws (order book + trades)")
+    if config.start_ms is None and config.end_ms is not None:
+        raise UsageError("--end needs --start (the klines' range)")
+    if config.interval not in bybit_api.INTERVALS:
+        raise UsageError(f"--interval {safe(config.interval)!r}: expected one of {', '.join(bybit_api.INTERVALS)}")
+    end_ms = config.end_ms if config.end_ms is not None else bybit_api.now_ms()
+    if config.start_ms is not None and end_ms <= config.start_ms:
+        raise UsageError(f"--end ({end_ms}) must be after --start ({config.start_ms})")
+    bybit_api.RECORD_SECONDS.check(config.duration, "--duration")
+    bybit_api.ATTEMPTS.check(config.max_attempts, "--max-attempts")
+    out = Path(config.output)
+    outputs.check([outputs.OutFolder(out, replace=force)], [])
     client = bybit_api.RestClient(config.base_url, max_attempts=config.max_attempts, backoff=config.backoff)
     instruments = client.instruments(config.category, config.symbols)
     extra = {"apex.instruments": instruments}
@@ -154,25 +166,17 @@ def fetch_bybit(config: BybitFetch) -> dict[str, int]:
         "base_url": config.base_url,
         **config.params,
     }
-    out = Path(config.output)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; --source bybit writes a folder of tables")
     counts: dict[str, int] = {}
+    tables: list[tuple[str, pl.DataFrame, TableSchema, dict, str]] = []
     if config.start_ms is not None:
-        end_ms = config.end_ms if config.end_ms is not None else bybit_api.now_ms()
-        if end_ms <= config.start_ms:
-            raise UsageError(f"--end ({end_ms}) must be after --start ({config.start_ms})")
         bars = pl.concat(
             [
                 client.klines(config.category, s, config.interval, config.start_ms, end_ms, limit=config.limit)
                 for s in config.symbols
             ]
         )
-        target = str(out / "bars.parquet")
         kline_params = {**params, "interval": config.interval, "start_ms": config.start_ms, "end_ms": end_ms}
-        write_table(bars, target, schema=BARS, producer=PRODUCER, params=kline_params, extra=extra)
-        wrote(target, f"{bars.height:,} bars")
-        counts["bars"] = bars.height
+        tables.append(("bars", bars, BARS, kline_params, f"{bars.height:,} bars"))
     if config.record_ws:
         ws_url = config.ws_url or bybit_api.public_ws_url(config.base_url, config.category)
         recording = bybit_api.record_public(
@@ -185,19 +189,27 @@ def fetch_bybit(config: BybitFetch) -> dict[str, int]:
         book, trades = frames_from_lines(recording.lines)
         ws_params = {**params, "ws_url": ws_url, "depth": config.depth, "duration_s": config.duration}
         for name, frame, schema in (("book", book, BOOK), ("trades", trades, TRADES)):
-            target = str(out / f"{name}.parquet")
-            write_table(frame, target, schema=schema, producer=PRODUCER, params=ws_params, extra=extra)
-            wrote(target, f"{frame.height:,} {name} rows ({recording.messages:,} messages recorded)")
-            counts[name] = frame.height
+            what = f"{frame.height:,} {name} rows ({recording.messages:,} messages recorded)"
+            tables.append((name, frame, schema, ws_params, what))
+    with outputs.staged_folder(out, replace=force) as staging:
+        for name, frame, schema, table_params, _ in tables:
+            write_table(frame, staging / f"{name}.parquet", schema=schema, producer=PRODUCER, params=table_params,
+                        extra=extra)  # fmt: skip
+    for name, frame, _, _, what in tables:
+        wrote(str(out / f"{name}.parquet"), what)
+        counts[name] = frame.height
     return counts
 
 
-def fetch_sim(config: MarketSim, output: str) -> dict[str, int]:
+def fetch_sim(config: MarketSim, output: str, *, force: bool = False) -> dict[str, int]:
     """Runs the simulated market and writes book.parquet, trades.parquet and bars.parquet into the `output` folder,
-    with the same schemas and metadata as real data (tick size and qty step in apex.instruments)."""
+    with the same schemas and metadata as real data (tick size and qty step in apex.instruments), published
+    together (`force` replaces a non-empty folder)."""
     out = Path(output)
-    if output == STDIO or (out.exists() and not out.is_dir()):
+    if output == STDIO:
         raise UsageError(f"{output}: --source sim writes a folder of tables (book, trades, bars); give a folder")
+    outputs.check([outputs.OutFolder(out, replace=force)], [config.dsg_path])
+    config.validate()
     with progress(transient=True) as bar:
         task = bar.add_task("simulating", total=len(config.symbols))
 
@@ -208,9 +220,11 @@ def fetch_sim(config: MarketSim, output: str) -> dict[str, int]:
     extra = {"apex.instruments": {s: INSTRUMENTS[s] for s in config.symbols}}
     inputs = {config.dsg_path: sha256_file(config.dsg_path)} if config.dsg_path else {}
     counts = {}
-    for name, schema in (("book", BOOK), ("trades", TRADES), ("bars", BARS)):
-        target = str(out / f"{name}.parquet")
-        write_table(frames[name], target, schema=schema, producer=PRODUCER, inputs=inputs, params=params, extra=extra)
-        counts[name] = frames[name].height
-        wrote(target, f"{frames[name].height:,} {name} rows")
+    with outputs.staged_folder(out, replace=force) as staging:
+        for name, schema in (("book", BOOK), ("trades", TRADES), ("bars", BARS)):
+            write_table(frames[name], staging / f"{name}.parquet", schema=schema, producer=PRODUCER, inputs=inputs,
+                        params=params, extra=extra)  # fmt: skip
+            counts[name] = frames[name].height
+    for name in ("book", "trades", "bars"):
+        wrote(str(out / f"{name}.parquet"), f"{frames[name].height:,} {name} rows")
     return counts

@@ -1,8 +1,9 @@
 """GP strategies in DEAP: the typed primitive set (the reference semantics on NumPy columns), JSON I/O, Rust evaluation.
 
 The functions of the primitive set ARE the reference semantics of `apex-gp` (see rs/apex-gp/src/lib.rs): they work on
-whole NumPy columns, and the rolling ops add each window from oldest to newest starting at 0.0, like the Rust
-evaluators, so results agree exactly except where NumPy's `tanh` differs from the C library's by an ulp.
+whole NumPy columns, the rolling ops add each window from oldest to newest starting at 0.0, and `tanh` is the
+contract's own (`apex_gp::tanh`, not the C library's, which differs between platforms), computed with the same float
+operations in the same order as the Rust evaluators, so results agree bit for bit.
 
 DEAP cannot call a primitive named after a Python keyword, so `and`, `or`, `not` are `and_`, `or_`, `not_` inside DEAP
 and keep their contract names in JSON. Window arguments are a type of their own with terminals only; DEAP's
@@ -17,7 +18,9 @@ import json
 import keyword
 import math
 import random
+import struct
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,9 @@ import polars as pl
 from deap import gp
 
 from apexctl import _core
-from apexctl.errors import DataError
+from apexctl.console import safe
+from apexctl.errors import DataError, InputError
+from apexctl.forge.io import describe, read_bounded
 
 SCHEMA = "apex.gp_tree"
 VERSION = 1
@@ -34,8 +39,12 @@ VERSION = 1
 WINDOWS = (1, 2, 3, 5, 10, 20, 50)
 #: Divisors and standard deviations below this make `div` and `ts_zscore` return 0.0.
 PROTECT_EPS = 1e-12
-#: Relative and absolute tolerance of Rust against this reference (NumPy's tanh may differ from libm by an ulp).
-RTOL, ATOL = 1e-9, 1e-12
+#: The Rust loader's limits (apex-gp `Limits::default()`): height 17 (DEAP's customary bloat limit), 4096 nodes.
+MAX_HEIGHT = 17
+MAX_NODES = 4096
+#: Largest GP tree file read: a tree within MAX_NODES, pretty-printed at MAX_HEIGHT, is well under 1 MB, so a larger
+#: file is refused after reading this much instead of being parsed whole.
+TREE_MAX_BYTES = 4 << 20
 
 Column = npt.NDArray[np.float64]
 
@@ -140,6 +149,70 @@ def _ts_rank(x: Any, k: int) -> Column:
     return np.where(has_nan, np.nan, rank)
 
 
+def _f64(bits: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+# The constants of `apex_gp::tanh` (rs/apex-gp/src/kernels.rs), which documents the method.
+_LN2_HI, _LN2_LO = _f64(0x3FE62E42FEE00000), _f64(0x3DEA39EF35793C76)
+_LOG2_E = 1.4426950408889634
+_ROUNDER = 6755399441055744.0
+_ROUNDER_BITS = np.int64(0x4338000000000000)
+_EXPM1 = (
+    0.5,
+    0.16666666666666666,
+    0.041666666666666664,
+    0.008333333333333333,
+    0.001388888888888889,
+    0.0001984126984126984,
+    2.48015873015873e-05,
+    2.7557319223985893e-06,
+    2.755731922398589e-07,
+    2.505210838544172e-08,
+    2.08767569878681e-09,
+    1.6059043836821613e-10,
+)
+_TANH_SMALL = (
+    -0.333333333333333,
+    0.13333333333326833,
+    -0.05396825396387826,
+    0.021869488389093708,
+    -0.008863232652639582,
+    0.003592092531111528,
+    -0.0014555459753001745,
+    0.000588457014460456,
+    -0.00023341264379724913,
+    8.335995224389472e-05,
+    -1.9520957823074092e-05,
+)
+
+
+def _horner(x: Any, coefficients: Sequence[float]) -> Any:
+    acc = np.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        acc = acc * x + c
+    return acc
+
+
+def _tanh(x: Any) -> Any:
+    """The contract's tanh: `apex_gp::tanh`'s float operations, one NumPy operation each (NumPy fuses none)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        a = np.where(a > 22.0, 22.0, a)
+        y = 2.0 * a
+        shifted = y * _LOG2_E + _ROUNDER
+        kf = shifted - _ROUNDER
+        k = shifted.view(np.int64) - _ROUNDER_BITS
+        r = (y - kf * _LN2_HI) - kf * _LN2_LO
+        s = r + (r * r) * _horner(r, _EXPM1)
+        scale = ((k + 1023).astype(np.uint64) << np.uint64(52)).view(np.float64)
+        t = scale * s + (scale - 1.0)
+        u = a * a
+        small = a + a * (u * _horner(u, _TANH_SMALL))
+        return np.copysign(np.where(a > 0.55, 1.0 - 2.0 / (t + 2.0), small), x)
+
+
 def _ema(x: Any, k: int) -> Column:
     col = _column(x)
     alpha = 2.0 / (k + 1.0)
@@ -164,7 +237,7 @@ PRIMITIVES: tuple[tuple[str, str, Callable[..., Any], list[type], type], ...] = 
     ("neg", "neg", np.negative, [F], F),
     ("abs", "abs", np.abs, [F], F),
     ("sign", "sign", np.sign, [F], F),
-    ("tanh", "tanh", np.tanh, [F], F),
+    ("tanh", "tanh", _tanh, [F], F),
     ("min", "min", np.minimum, [F, F], F),
     ("max", "max", np.maximum, [F, F], F),
     ("gt", "gt", np.greater, [F, F], B),
@@ -300,6 +373,15 @@ def _node_from_json(node: dict[str, Any], pset: gp.PrimitiveSetTyped, out: list[
     else:
         k = int(node["window"])
         out.append(next((t for t in pset.terminals[Window] if t.value == k), None) or gp.Terminal(k, False, Window))
+
+
+def read_tree_text(path: str | Path, option: str) -> str:
+    """The text of a GP tree file, read with a size bound (TREE_MAX_BYTES); errors name the file and the option."""
+    data = read_bounded(path, f"a GP tree ({SCHEMA} JSON) for {option}", TREE_MAX_BYTES)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{safe(describe(path))}: {option}: not UTF-8 text; expected a GP tree") from None
 
 
 def from_json(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:

@@ -25,7 +25,7 @@ from torch import nn
 
 from apexctl import _core
 from apexctl.errors import UsageError
-from apexctl.forge import nets
+from apexctl.forge import nets, ranges
 from apexctl.forge.sim import INSTRUMENTS
 
 #: Evaluation seeds start here, far from the training seeds (which count up from seed × 1_000_003).
@@ -67,18 +67,17 @@ class IelConfig:
             raise UsageError(f"--symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
         if self.side not in ("buy", "sell"):
             raise UsageError(f"--side must be buy or sell, got {self.side!r}")
-        if self.size_lots <= 0:
-            raise UsageError(f"--size must be a positive number of lots, got {self.size_lots}")
-        if not (0 < self.horizon_s <= 3600):
-            raise UsageError(f"--horizon-s must be in (0, 3600], got {self.horizon_s}")
-        if not (0.1 <= self.interval_s <= self.horizon_s):
-            raise UsageError(f"--interval-s must be in [0.1, horizon = {self.horizon_s}], got {self.interval_s}")
-        if self.envs < 1 or self.episodes < self.envs:
-            raise UsageError(f"--episodes ({self.episodes}) must be at least --envs ({self.envs}) and --envs >= 1")
-        if self.eval_episodes < 2:
-            raise UsageError(f"--eval-episodes must be at least 2, got {self.eval_episodes}")
-        if self.seed < 0:
-            raise UsageError(f"--seed must be non-negative, got {self.seed}")
+        ranges.IEL_SIZE_LOTS.check(self.size_lots, "--size")
+        ranges.IEL_HORIZON_S.check(self.horizon_s, "--horizon-s")
+        ranges.IEL_INTERVAL_S.check(self.interval_s, "--interval-s")
+        if self.interval_s > self.horizon_s:
+            raise UsageError(f"--interval-s {self.interval_s} is longer than --horizon-s {self.horizon_s}")
+        ranges.IEL_ENVS.check(self.envs, "--envs")
+        ranges.IEL_EPISODES.check(self.episodes, "--episodes")
+        if self.episodes < self.envs:
+            raise UsageError(f"--episodes ({self.episodes}) must be at least --envs ({self.envs})")
+        ranges.IEL_EVAL_EPISODES.check(self.eval_episodes, "--eval-episodes")
+        ranges.SEED.check(self.seed, "--seed")
 
 
 def make_env(config: IelConfig, n_envs: int, parallel: bool = True) -> _core.ExecEnv:
@@ -297,11 +296,17 @@ def evaluation_report(results: dict[str, dict[str, np.ndarray]], actions: list[s
 
 
 def save(result: IelResult, output: Path, command: str = "") -> Path:
-    """Writes model.pt and its report (OUTPUT with `.report.json` for the suffix)."""
+    """Writes model.pt and its report (OUTPUT with `.report.json` for the suffix), together or not at all."""
     from apexctl.forge import io
 
+    bad = io.first_non_finite(result.report) or next(
+        (f"weight {name}" for name, p in result.policy.state_dict().items() if not torch.isfinite(p).all()), None
+    )
+    if bad is not None:
+        raise UsageError(f"training diverged ({bad} is not a finite number); nothing written")
     result.card.command = command
-    nets.save_model(output, result.policy, result.card)
     report_path = output.with_suffix(".report.json")
-    io.write_json(result.report, report_path)
+    with io.publish_together():
+        nets.save_model(output, result.policy, result.card)
+        io.write_json(result.report, report_path)
     return report_path

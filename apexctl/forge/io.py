@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import hashlib
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -14,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from apexctl import __version__
+from apexctl import __version__, signals
+from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError
 from apexctl.schemas.tables import TableSchema
 
@@ -29,6 +34,15 @@ META_PARAMS = "apex.params"
 META_INSTRUMENTS = "apex.instruments"
 
 STDIO = "-"
+#: Suffix of the temporary files outputs are written to before their rename (hidden: they start with a dot).
+TMP_SUFFIX = ".tmp"
+#: Largest JSON document read by default (a GP tree of 4096 nodes is well under 1 MB, a DSG a few kB).
+JSON_MAX_BYTES = 16 << 20
+#: Deepest nesting of objects and lists read by default (a GP tree of height 17 nests 36 deep).
+JSON_MAX_DEPTH = 64
+
+# The renames of the files written inside `publish_together()`, done once every file of the set is complete.
+_PENDING: contextvars.ContextVar[list[tuple[str, Path]] | None] = contextvars.ContextVar("apex_pending", default=None)
 
 
 @dataclass
@@ -46,6 +60,14 @@ class Table:
         """Instrument info per symbol (tick_size, qty_step as decimal strings) when the producer recorded it."""
         value = self.metadata.get(META_INSTRUMENTS)
         return value if isinstance(value, dict) else {}
+
+
+@functools.cache
+def umask() -> int:
+    """The process's file-creation mask (read once: reading it means setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def describe(path: str | Path) -> str:
@@ -79,23 +101,171 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp_name = None
     try:
+        with signals.deferred():  # an interrupt between creating the file and knowing its name would leak it
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes it private; the output gets the mode a plain open() gives
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
+        pending = _PENDING.get()
+        if pending is None:
+            os.replace(tmp_name, target)
+        else:
+            pending.append((tmp_name, target))
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+        if tmp_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
         raise
 
 
+@contextlib.contextmanager
+def publish_together() -> Iterator[None]:
+    """Files written (through `atomic_output`) inside the block appear under their names only once all of them are
+    complete, renamed one after the other at the end; if the block fails, none appears and no temporary file is
+    left. For outputs that sit side by side (a model and its report) rather than in a folder of their own."""
+    pending: list[tuple[str, Path]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp_name, _ in pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+        raise
+    finally:
+        _PENDING.reset(token)
+    try:
+        with signals.deferred():  # all renames or, if one fails, the rest removed; never half of them on Ctrl-C
+            for tmp_name, target in pending:
+                os.replace(tmp_name, target)
+    finally:
+        for tmp_name, _ in pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as strict JSON data: NaN and infinities become null (JSON has no such numbers), NumPy scalars and
+    arrays plain numbers and lists, tuples lists, paths strings. Anything else that JSON cannot hold is a bug."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"internal: {type(value).__name__} is not JSON data")
+
+
+def first_non_finite(value: Any, where: str = "") -> str | None:
+    """The path (`held_out.meta.loss[3]`) of the first NaN or infinite number in nested JSON-like data, or None."""
+    if isinstance(value, float | np.floating):
+        return None if math.isfinite(float(value)) else (where or "a value")
+    if isinstance(value, Mapping):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for path, v in items if (found := first_non_finite(v, path)) is not None), None)
+
+
+def dumps(doc: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
+    """Strict JSON text of `doc` (see `jsonable`): never a NaN or Infinity token."""
+    return json.dumps(jsonable(doc), indent=indent, sort_keys=sort_keys, allow_nan=False)
+
+
 def write_json(doc: Mapping[str, Any], path: str | Path) -> None:
-    """Writes a JSON document (with its "schema" field) atomically; `-` = stdout."""
+    """Writes a JSON document (with its "schema" field) as strict JSON, atomically; `-` = stdout."""
     with atomic_output(path) as handle:
-        handle.write((json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n").encode())
+        handle.write((dumps(doc, indent=2) + "\n").encode())
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, stopping past `limit` (iterative: a deep document must not blow the stack)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_bounded(path: str | Path, what: str, max_bytes: int = JSON_MAX_BYTES) -> bytes:
+    """The bytes of a file (or of stdin for `-`), refusing more than `max_bytes` while reading: an oversized input
+    is rejected after reading `max_bytes`, never loaded whole."""
+    name = describe(path)
+    try:
+        if str(path) == STDIO:
+            data = sys.stdin.buffer.read(max_bytes + 1)
+        else:
+            p = Path(path)
+            if p.is_dir():
+                raise InputError(f"{name}: is a folder, expected {what}")
+            with open(p, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file (expected {what})") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{name}: larger than {max_bytes >> 20} MB, too large for {what}")
+    return data
+
+
+def parse_json(data: bytes | str, name: str, what: str = "a JSON document", *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity tokens, no repeated keys, at most `max_depth` levels; errors name the
+    source (`name`) and say what was expected."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{safe(name)}: not UTF-8 text (byte {exc.start}), expected {what}") from None
+    except RecursionError:
+        raise InputError(f"{safe(name)}: nested deeper than {max_depth} levels; not {what}") from None
+    except ValueError as exc:
+        raise InputError(f"{safe(name)}: not valid JSON ({safe(exc)}); expected {what}") from None
+    if _depth(value, max_depth) > max_depth:
+        raise InputError(f"{safe(name)}: nested deeper than {max_depth} levels; not {what}")
+    return value
+
+
+def read_json(
+    path: str | Path,
+    what: str = "a JSON document",
+    *,
+    max_bytes: int = JSON_MAX_BYTES,
+    max_depth: int = JSON_MAX_DEPTH,
+) -> Any:
+    """A strict JSON file (`-` = stdin) read with a size bound: see `read_bounded` and `parse_json`."""
+    return parse_json(read_bounded(path, what, max_bytes), describe(path), what, max_depth=max_depth)
 
 
 def provenance(
@@ -107,13 +277,13 @@ def provenance(
 ) -> dict[str, str]:
     """The file-level key-value metadata every table carries (values are JSON)."""
     meta = {
-        META_SCHEMA: json.dumps({"name": schema.name, "version": schema.version}),
-        META_PRODUCER: json.dumps({"command": producer, "version": __version__}),
-        META_INPUTS: json.dumps(dict(inputs or {}), sort_keys=True),
-        META_PARAMS: json.dumps(dict(params or {}), sort_keys=True, default=str),
+        META_SCHEMA: dumps({"name": schema.name, "version": schema.version}),
+        META_PRODUCER: dumps({"command": producer, "version": __version__}),
+        META_INPUTS: dumps(dict(inputs or {}), sort_keys=True),
+        META_PARAMS: dumps(dict(params or {}), sort_keys=True),
     }
     for key, value in (extra or {}).items():
-        meta[key] = json.dumps(value, sort_keys=True)
+        meta[key] = dumps(value, sort_keys=True)
     return meta
 
 
@@ -199,7 +369,18 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
                 f"versions 1 to {schema.version} (upgrade apexctl or re-create the file)"
             )
     else:
-        fits = [s for s in expected if all(c in frame.columns for c in s.column_names)]
+        # Without provenance the columns are all there is to go by: a closed table (trades, book, bars ...) must have
+        # exactly its columns, or a features table (which holds the bars' columns and more) would pass for bars.
+        complete = [s for s in expected if all(c in frame.columns for c in s.column_names)]
+        fits = [s for s in complete if s.open or set(frame.columns) == set(s.column_names)]
+        if complete and not fits:
+            schema = complete[0]
+            extra = [c for c in frame.columns if c not in schema.column_names]
+            raise SchemaError(
+                f"{safe(name)}: has no apexctl metadata (apex.schema) and columns a '{schema.name}' table does not "
+                f"have ({', '.join(map(safe, extra[:8]))}{', ...' if len(extra) > 8 else ''}), so what it holds is "
+                "unknown; re-create it with apexctl, or keep only the table's columns"
+            )
         schema = fits[0] if fits else expected[0]
         version = schema.version
     frame = _conform(frame, schema, name)

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,16 +31,15 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 from apexctl import __version__
-from apexctl.forge.io import write_json
-from apexctl.forge.maml_data import ArrayTasks, MamlConfig, Prepared, build_tasks, prepare
+from apexctl.errors import UsageError
+from apexctl.forge.io import first_non_finite, publish_together, write_json
+from apexctl.forge.maml_data import OUTPUTS, ArrayTasks, MamlConfig, Prepared, build_tasks, prepare, report_path
 from apexctl.forge.nets import GRUNet, ModelCard, build, save_model
 from apexctl.schemas.maml_report import MAML_REPORT_SCHEMA, MAML_REPORT_VERSION, MamlReport
 
-__all__ = ["MamlConfig", "Prepared", "TaskSet", "build_tasks", "prepare", "run", "train"]
+__all__ = ["MamlConfig", "Prepared", "TaskSet", "build_tasks", "prepare", "report_path", "run", "train"]
 
 Params = dict[str, torch.Tensor]
-
-OUTPUTS = ["sign_logit", "size"]
 
 
 @dataclass
@@ -440,7 +438,6 @@ def train(
         "horizon": float(config.horizon),
         "support_rows": float(config.split_rows()[0]),
     }
-    save_model(output, result.meta, card)
     report = {
         "schema": MAML_REPORT_SCHEMA,
         "version": MAML_REPORT_VERSION,
@@ -474,14 +471,17 @@ def train(
         "seconds": round(time.perf_counter() - started, 3),
     }
     MamlReport.model_validate(report)  # the committed JSON Schema describes exactly what is written
-    write_json(report, report_path(output))
+    bad = first_non_finite(report) or next(
+        (f"weight {name}" for name, p in result.meta.state_dict().items() if not torch.isfinite(p).all()), None
+    )
+    if bad is not None:
+        raise UsageError(
+            f"training diverged ({bad} is not a finite number); nothing written: lower --meta-lr or --inner-lr"
+        )
+    with publish_together():  # the model and its report appear together
+        save_model(output, result.meta, card)
+        write_json(report, report_path(output))
     return report
-
-
-def report_path(output: str | Path) -> str:
-    """The report written next to the model: its suffix replaced by .report.json (model.pt -> model.report.json),
-    as `train iel` and `chimera` name theirs."""
-    return str(Path(output).with_suffix(".report.json"))
 
 
 def _tail_mean(values: Sequence[float], share: float = 0.1) -> float:

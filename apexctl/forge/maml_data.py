@@ -7,13 +7,34 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from apexctl.errors import InputError, SchemaError, UsageError
+from apexctl.forge import ranges
 from apexctl.forge.io import read_table, sha256_file
 from apexctl.schemas.tables import FEATURES
+
+#: The model's outputs, in order (what `apexctl export` checks a --maml checkpoint declares).
+OUTPUTS = ["sign_logit", "size"]
+TASK_BARS = ranges.IntRange(2, 100_000)
+TASKS_PER_BATCH = ranges.IntRange(1, 10_000)
+INNER_STEPS = ranges.IntRange(0, 100)
+STEPS = ranges.IntRange(1, 1_000_000)
+ORDER = ranges.IntRange(1, 2)
+SIZE_WEIGHT = ranges.FloatRange(0.0, 1_000.0)
+#: Width of a hidden layer (--hidden) and their count.
+WIDTH = ranges.IntRange(1, 4_096)
+MAX_LAYERS = 16
+
+
+def report_path(output: str | Path) -> str:
+    """The report written next to the model: its suffix replaced by .report.json (model.pt -> model.report.json),
+    as `train iel` and `chimera` name theirs."""
+    return str(Path(output).with_suffix(".report.json"))
+
 
 #: Columns that are never inputs: identity, and price levels (not comparable across symbols or over time).
 _NOT_INPUTS = {"ts", "symbol", "interval", "open", "high", "low", "close"}
@@ -46,22 +67,32 @@ class MamlConfig:
 
     def validate(self) -> None:
         """Raises UsageError for settings outside what the trainer accepts."""
+        for kind, value, option in (
+            (ranges.WINDOW, self.window, "--window"),
+            (ranges.WINDOW, self.horizon, "--horizon"),
+            (TASK_BARS, self.task_bars, "--task-bars"),
+            (ranges.OPEN_SHARE, self.support_fraction, "--support"),
+            (ranges.OPEN_SHARE, self.holdout, "--holdout"),
+            (TASKS_PER_BATCH, self.tasks_per_batch, "--tasks-per-batch"),
+            (INNER_STEPS, self.inner_steps, "--inner-steps"),
+            (ranges.LEARNING_RATE, self.inner_lr, "--inner-lr"),
+            (ranges.LEARNING_RATE, self.meta_lr, "--meta-lr"),
+            (STEPS, self.steps, "--steps"),
+            (ORDER, self.order, "--order"),
+            (SIZE_WEIGHT, self.size_weight, "--size-weight"),
+            (ranges.SEED, self.seed, "--seed"),
+            (ranges.WORKERS, self.threads, "--threads"),
+        ):
+            kind.check(value, option)
+        for width in self.hidden:
+            WIDTH.check(width, "--hidden")
         checks = [
             (self.arch in ("mlp", "gru"), f"--arch must be mlp or gru, got {self.arch!r}"),
             (self.arch == "gru" or self.window == 1, "--window applies to --arch gru only (the MLP reads one row)"),
-            (self.window >= 1, f"--window must be at least 1, got {self.window}"),
-            (self.horizon >= 1, f"--horizon must be at least 1 bar, got {self.horizon}"),
-            (0.0 < self.support_fraction < 1.0, f"--support must be in (0, 1), got {self.support_fraction}"),
-            (0.0 < self.holdout < 1.0, f"--holdout must be in (0, 1), got {self.holdout}"),
-            (self.tasks_per_batch >= 1, f"--tasks-per-batch must be at least 1, got {self.tasks_per_batch}"),
-            (self.inner_steps >= 0, f"--inner-steps must be at least 0, got {self.inner_steps}"),
-            (self.inner_lr > 0.0, f"--inner-lr must be positive, got {self.inner_lr}"),
-            (self.meta_lr > 0.0, f"--meta-lr must be positive, got {self.meta_lr}"),
-            (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
-            (self.order in (1, 2), f"--order must be 1 or 2, got {self.order}"),
-            (self.size_weight >= 0.0, f"--size-weight must be at least 0, got {self.size_weight}"),
-            (self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
-            (bool(self.hidden) and min(self.hidden) >= 1, f"--hidden needs positive widths, got {self.hidden}"),
+            (
+                1 <= len(self.hidden) <= MAX_LAYERS,
+                f"--hidden: give 1 to {MAX_LAYERS} layer widths, got {len(self.hidden)}",
+            ),
             (
                 self.arch != "gru" or len(set(self.hidden)) <= 1,
                 f"--arch gru stacks GRU layers of one size: give equal widths (e.g. 16 or 16,16), got {self.hidden}",

@@ -7,8 +7,6 @@ rebuilds the module from the card with `build`, so a checkpoint never depends on
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from apexctl.errors import SchemaError
+from apexctl.errors import SchemaError, first_line
+from apexctl.forge.io import atomic_output
 
 SCHEMA = "apex.torch_model"
 VERSION = 1
@@ -124,17 +123,9 @@ def build(card: ModelCard) -> nn.Module:
 
 def save_model(path: str | Path, net: nn.Module, card: ModelCard) -> None:
     """Writes the checkpoint atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"schema": SCHEMA, "version": VERSION, "card": asdict(card), "state_dict": state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as handle:
+        torch.save({"schema": SCHEMA, "version": VERSION, "card": asdict(card), "state_dict": state}, handle)
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
@@ -144,7 +135,11 @@ def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
     except FileNotFoundError:
         raise SchemaError(f"{path}: no such model file") from None
     except Exception as exc:
-        raise SchemaError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+        # torch's own message runs over several lines of advice (weights_only=False, which would run pickled code):
+        # its first line says what is wrong.
+        raise SchemaError(
+            f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {first_line(exc)})"
+        ) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise SchemaError(f"{path}: not an {SCHEMA} checkpoint (write it with `apexctl train`)")
     if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
@@ -153,7 +148,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
         card = ModelCard(**doc["card"])
         net = build(card)
         net.load_state_dict(doc["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise SchemaError(f"{path}: checkpoint does not match its model card: {exc}") from None
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise SchemaError(f"{path}: checkpoint does not match its model card: {first_line(exc)}") from None
     net.eval()
     return net, card

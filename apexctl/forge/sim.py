@@ -13,8 +13,10 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
+from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
-from apexctl.forge.io import sha256_bytes
+from apexctl.forge import ranges
+from apexctl.forge.io import describe, read_bounded, sha256_bytes
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
 
 #: Instruments the simulator has presets for (Bybit linear tick size and qty step).
@@ -24,25 +26,59 @@ INSTRUMENTS: dict[str, dict[str, str]] = {
     "SOLUSDT": {"tick_size": "0.010", "qty_step": "0.1"},
 }
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+#: Order-book depths Bybit publishes (and the simulator records).
+BOOK_DEPTHS = (1, 50, 200, 1000)
+#: Interval between published book snapshots/deltas, ms.
+CADENCE_MS = ranges.IntRange(1, 60_000)
 #: Simulated markets start at this UTC time unless told otherwise, so the same seed gives the same timestamps.
 DEFAULT_START = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
 STRATEGIES = ("always_flat", "buy_and_hold", "ma_crossover", "ma_crossover:FAST:SLOW")
+#: Largest DSG document read (a complete one is a few kB).
+DSG_MAX_BYTES = 1 << 20
+#: Longest moving average of `ma_crossover:FAST:SLOW`, in bars.
+MA_MAX_BARS = 100_000
 
 
 def load_dsg(path: str | None) -> tuple[str | None, str]:
     """The DSG document text (None = the default DSG) and its normalized JSON; errors name the file."""
     if path is None:
         return None, _core.dsg_normalize(None)
+    if str(path) != "-" and not Path(path).exists():
+        raise InputError(f"{safe(path)}: no such DSG file (omit --dsg to use the built-in DSG)")
+    data = read_bounded(path, "a DSG document (apex.dsg JSON)", DSG_MAX_BYTES)
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such DSG file (omit --dsg to use the built-in DSG)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the DSG file: {exc.strerror}") from exc
-    try:
+        text = data.decode("utf-8")
         return text, _core.dsg_normalize(text)
+    except UnicodeDecodeError:
+        raise InputError(f"{safe(describe(path))}: not UTF-8 text; expected a DSG document") from None
     except _core.DataError as exc:
-        raise InputError(f"{path}: {exc}") from exc
+        raise InputError(f"{safe(describe(path))}: {exc}") from None
+
+
+def check_strategy(name: str) -> str:
+    """`name` if it is a built-in strategy (see STRATEGIES), else a UsageError saying what is wrong with it."""
+    if name in ("always_flat", "flat", "buy_and_hold", "ma_crossover"):
+        return name
+    if not name.startswith("ma_crossover:"):
+        raise UsageError(f"--strategy: unknown strategy {safe(name)!r}; one of {', '.join(STRATEGIES)}")
+    parts = name.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
+        raise UsageError(f"--strategy {safe(name)!r}: write ma_crossover:FAST:SLOW with FAST and SLOW whole bar counts")
+    fast, slow = int(parts[1]), int(parts[2])
+    if not 1 <= fast < slow <= MA_MAX_BARS:
+        raise UsageError(
+            f"--strategy {name}: FAST ({fast}) must be at least 1 and smaller than SLOW ({slow}), "
+            f"at most {MA_MAX_BARS} bars (the fast mean crosses the slow one)"
+        )
+    return name
+
+
+def check_symbol(symbol: str, option: str = "--symbol") -> str:
+    """`symbol` (any case) as the simulator preset's name, else a UsageError listing the presets."""
+    name = symbol.strip().upper()
+    if name not in INSTRUMENTS:
+        raise UsageError(f"{option}: no simulator preset for {safe(symbol)}; known: {', '.join(INSTRUMENTS)}")
+    return name
 
 
 def dsg_schema() -> dict[str, Any]:
@@ -69,19 +105,18 @@ class MarketSim:
     extra_params: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        unknown = [s for s in self.symbols if s not in INSTRUMENTS]
-        if unknown:
-            raise UsageError(
-                f"--symbols: no simulator preset for {', '.join(unknown)}; known: {', '.join(INSTRUMENTS)}"
-            )
         if not self.symbols:
             raise UsageError("--symbols: give at least one symbol")
-        if not (0 < self.hours <= 24 * 7):
-            raise UsageError(f"--hours must be in (0, 168], got {self.hours}")
-        if self.depth not in (1, 50, 200, 1000):
+        if len(set(self.symbols)) != len(self.symbols):
+            raise UsageError(f"--symbols: a symbol is listed twice ({', '.join(map(safe, self.symbols))})")
+        for symbol in self.symbols:
+            if symbol not in INSTRUMENTS:
+                check_symbol(symbol, "--symbols")
+        ranges.SEED.check(self.seed, "--seed")
+        ranges.HOURS.check(self.hours, "--hours")
+        if self.depth not in BOOK_DEPTHS:
             raise UsageError(f"--depth must be one of 1, 50, 200, 1000 (Bybit's depths), got {self.depth}")
-        if self.cadence_ms < 1:
-            raise UsageError(f"--cadence-ms must be positive, got {self.cadence_ms}")
+        CADENCE_MS.check(self.cadence_ms, "--cadence-ms")
 
 
 def _epoch_ns(start: dt.datetime) -> int:
@@ -113,7 +148,8 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
                     "price": t["price"],
                     "size": t["size"],
                     "trade_id": t["trade_id"].astype(str),
-                }
+                },
+                schema=TRADES.polars_schema(),
             )
         )
         book.append(
@@ -133,14 +169,16 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
         bar_frame = pl.DataFrame(
             {
                 "ts": epoch + k["ts_us"] * 1000,
-                "symbol": symbol,
-                "interval": "1m",
+                "symbol": pl.Series([symbol] * len(k["ts_us"]), dtype=pl.String),
+                "interval": pl.Series(["1m"] * len(k["ts_us"]), dtype=pl.String),
                 "open": k["open"],
                 "high": k["high"],
                 "low": k["low"],
                 "close": k["close"],
                 "volume": k["volume"],
-            }
+            },
+            # Explicit types: a span shorter than one bar gives empty columns, which must still join and concatenate.
+            schema={c: t for c, t in BARS.polars_schema().items() if c != "turnover"},
         )
         turnover = (
             trades[-1]
@@ -195,31 +233,22 @@ class StrategySim:
     vmd_window: int = 64
 
 
-def _read_tree(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: --tree: cannot read the GP tree ({exc.strerror})") from None
-
-
 def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
     """Runs the strategy; returns the `fills` and `equity` frames and the summary document."""
-    if config.symbol not in INSTRUMENTS:
-        raise UsageError(f"--symbol: no simulator preset for {config.symbol}; known: {', '.join(INSTRUMENTS)}")
-    if not (0 < config.hours <= 24 * 7):
-        raise UsageError(f"--hours must be in (0, 168], got {config.hours}")
-    if not config.capital > 0:
-        raise UsageError(f"--capital must be positive, got {config.capital}")
+    check_symbol(config.symbol)
+    ranges.SEED.check(config.seed, "--seed")
+    ranges.HOURS.check(config.hours, "--hours")
+    ranges.CAPITAL.check(config.capital, "--capital")
+    ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
+    if config.tree is None:
+        check_strategy(config.strategy)
     dsg_text, dsg_normalized = load_dsg(config.dsg_path)
     if config.tree is not None:
-        if config.rv_bars < 1:
-            raise UsageError(f"--rv-bars must be at least 1, got {config.rv_bars}")
-        modes, window = config.vmd_modes, config.vmd_window
-        if modes < 0 or (modes > 0 and window < max(2 * modes, 4)):
-            raise UsageError(
-                f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes"
-            )
-        text = _read_tree(config.tree)
+        from apexctl.forge.features import check_vmd
+        from apexctl.forge.gp import read_tree_text
+
+        check_vmd(config.vmd_modes, config.vmd_window)
+        text = read_tree_text(config.tree, "--tree")
         try:
             out = _core.sim_gp_run(
                 text,
@@ -233,7 +262,7 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
                 capital=config.capital,
             )
         except _core.DataError as exc:
-            raise InputError(f"{config.tree}: {' '.join(str(exc).split())}") from None
+            raise InputError(f"{safe(config.tree)}: --tree: {' '.join(str(exc).split())}") from None
     else:
         try:
             out = _core.sim_run(

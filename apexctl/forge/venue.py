@@ -8,10 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from apexctl.console import safe, say
 from apexctl.errors import UsageError
+from apexctl.forge import ranges
 
 BINARY = "apex-venue"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -38,14 +41,11 @@ class VenueOptions:
             raise UsageError(
                 f"--symbols must be comma-separated symbols such as BTCUSDT, got {','.join(self.symbols)!r}"
             )
-        if not (0 < self.speed <= 10_000):
-            raise UsageError(f"--speed must be in (0, 10000], got {self.speed}")
-        if not (0 <= self.port <= 65_535):
-            raise UsageError(f"--port must be in [0, 65535], got {self.port}")
-        if self.duration is not None and not self.duration > 0:
-            raise UsageError(f"--duration must be a positive number of seconds, got {self.duration}")
-        if self.seed < 0:
-            raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
+        ranges.VENUE_SPEED.check(self.speed, "--speed")
+        ranges.PORT.check(self.port, "--port")
+        if self.duration is not None:
+            ranges.RUN_SECONDS.check(self.duration, "--duration")
+        ranges.SEED.check(self.seed, "--seed")
         for name, path in (("--dsg", self.dsg), ("--accounts", self.accounts), ("--faults", self.faults)):
             if path is not None and not path.is_file():
                 raise UsageError(f"{name}: {path} is not a file")
@@ -90,11 +90,31 @@ def find_binary() -> Path:
     return find_executable(BINARY, "APEX_VENUE_BIN")
 
 
+#: How the binary starts its error line; `run` reports it as apexctl's own one-line error.
+BINARY_ERROR = f"{BINARY}: error: "
+
+
 def run(options: VenueOptions) -> int:
-    """Runs the venue in the foreground until it stops; SIGINT/SIGTERM reach it and it shuts down cleanly."""
+    """Runs the venue in the foreground until it stops; SIGINT/SIGTERM reach it and it shuts down cleanly. The
+    binary's stderr is relayed line by line (control characters escaped); its error line becomes apexctl's (exit 2
+    for a bad input, as from any other command)."""
     options.validate()
     binary = find_binary()
-    child = subprocess.Popen([str(binary), *options.arguments()])
+    child = subprocess.Popen([str(binary), *options.arguments()], stderr=subprocess.PIPE)
+    errors: list[str] = []
+
+    def relay() -> None:
+        assert child.stderr is not None
+        for raw in child.stderr:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            if line.startswith(BINARY_ERROR):
+                errors.append(line.removeprefix(BINARY_ERROR))
+            else:
+                sys.stderr.write(safe(line) + "\n")
+                sys.stderr.flush()
+
+    relaying = threading.Thread(target=relay, name="venue-stderr", daemon=True)
+    relaying.start()
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -102,7 +122,13 @@ def run(options: VenueOptions) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return child.wait()
+        code = child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        relaying.join(timeout=5)
+    if errors and code == 2:
+        raise UsageError(errors[-1])
+    if errors:  # a failure of the venue itself (exit 1): the same one line, with the binary's status
+        say(("apexctl: error: ", "bold red"), errors[-1])
+    return code

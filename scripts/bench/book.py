@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 from common import best_of, report
@@ -83,8 +84,16 @@ def main() -> None:
     assert not summary["incidents"], summary["incidents"][:3]
     assert python_dict_book(cols) == (book["best_bid"][0], book["best_ask"][0])
     ours = best_of(lambda: _core.book_replay(**cols))
+    cpu = time.process_time()
+    _core.book_replay(**cols)
+    cpu = time.process_time() - cpu
     peer = best_of(lambda: python_dict_book(cols), repeats=1)
+    levels = int(np.count_nonzero(cols["side"][400:]))
     report(f"book: {args.messages:,} deltas (ob200-like) applied", "msgs", args.messages, ours, peer, "python dict")
+    print(
+        f"  per core    : {args.messages / cpu:14,.0f} msgs per CPU-second, {levels / cpu:,.0f} level updates per "
+        f"CPU-second ({levels:,} level updates; process CPU {cpu * 1e3:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Benchmark: GP node evaluations per second, Rust batch (apex-gp through apexctl._core) vs DEAP gp.compile on NumPy."""
+"""Benchmark: GP node evaluations per second, Rust batch (apex-gp through apexctl._core) vs DEAP gp.compile on NumPy:
+random trees, then an evolved population whose shared subtrees the batch evaluates once."""
 
 from __future__ import annotations
 
 import argparse
 import random
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from common import best_of, report
@@ -11,14 +15,88 @@ from deap import gp
 
 from apexctl import _core
 from apexctl.forge import gp as forge_gp
+from apexctl.forge.evolve import EvolveConfig, _toolbox, _vary
 
 NAMES = ["ofi_l1", "pressure", "ret_1", "ret_5", "spread", "vol"]
+
+
+def cpu_of(fn: Callable[[], object], repeats: int = 3) -> tuple[float, float]:
+    """(best wall seconds, process CPU seconds of that run): node evaluations per CPU second is the rate per core,
+    whatever else the machine runs."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+    return best
+
+
+def evolved(pset: gp.PrimitiveSetTyped, pop: int, gens: int, rows: int, seed: int) -> list[str]:
+    """The distinct trees of a population after `gens` generations of `apexctl evolve`'s selection and variation
+    (its toolbox and `_vary`), scored by |correlation| of the signal with a planted next-row target."""
+    random.seed(seed)
+    rng = np.random.default_rng(seed)
+    columns = [rng.standard_normal(rows) for _ in NAMES]
+    target = np.roll(np.tanh(columns[2] - 0.5 * columns[3]) + 0.3 * rng.standard_normal(rows), -1)
+    config = EvolveConfig(features="-", output=Path("-"), pop=pop, gens=gens, seed=seed)
+    toolbox = _toolbox(pset, config)
+    population = toolbox.population(n=pop)
+
+    def score(individuals: list) -> None:
+        texts = [forge_gp.to_json(ind) for ind in individuals]
+        signals = _core.gp_evaluate(texts, NAMES, columns)
+        for ind, signal in zip(individuals, signals, strict=True):
+            spread = signal[:-1].std()
+            corr = 0.0 if spread == 0 else abs(float(np.corrcoef(signal[:-1], target[:-1])[0, 1]))
+            ind.fitness.values = (corr if np.isfinite(corr) else 0.0,)
+
+    score(population)
+    for _ in range(gens):
+        population = _vary(population, toolbox, config)
+        score([ind for ind in population if not ind.fitness.valid])
+    return list(dict.fromkeys(forge_gp.to_json(ind) for ind in population))
+
+
+def compare(title: str, texts: list[str], trees: list, pset: gp.PrimitiveSetTyped, columns: list[np.ndarray]) -> None:
+    rows = len(columns[0])
+    sharing = _core.gp_sharing(texts, NAMES)
+    node_evals = sharing["tree_nodes"] * rows
+
+    def ours() -> np.ndarray:
+        return _core.gp_evaluate(texts, NAMES, columns)
+
+    def unshared() -> np.ndarray:
+        return _core.gp_evaluate(texts, NAMES, columns, share=False)
+
+    def peer() -> list[np.ndarray]:
+        return [forge_gp.reference_evaluate(tree, pset, columns) for tree in trees]
+
+    got = ours()
+    assert np.array_equal(got.view(np.uint64), np.stack(peer()).view(np.uint64)), "Rust and DEAP disagree"
+    assert np.array_equal(got.view(np.uint64), unshared().view(np.uint64))
+    ours_s, ours_cpu = cpu_of(ours)
+    unshared_s, unshared_cpu = cpu_of(unshared)
+    peer_s = best_of(peer, repeats=1)
+    name = (
+        f"{title}: {len(texts)} trees x {rows:,} rows, {sharing['tree_nodes']:,} tree nodes, "
+        f"{sharing['distinct_operations']:,} distinct operations once shared ({node_evals:,} node evaluations), "
+        "checked bit-equal to DEAP"
+    )
+    report(name, "node-evals", node_evals, ours_s, peer_s, "deap+numpy")
+    per_core = node_evals / ours_cpu
+    print(f"  per core    : {per_core:14,.0f} node-evals per CPU-second (process CPU {ours_cpu * 1e3:.1f} ms)")
+    print(
+        f"  not shared  : {node_evals / unshared_s:14,.0f} node-evals/s  ({unshared_s * 1e3:9.1f} ms), "
+        f"{node_evals / unshared_cpu:,.0f} per CPU-second; sharing {unshared_s / ours_s:.2f}x faster"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trees", type=int, default=200, help="random trees (genHalfAndHalf, height 2..6)")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of each feature column")
+    parser.add_argument("--pop", type=int, default=2_000, help="population of the evolved scenario (0: skip it)")
+    parser.add_argument("--gens", type=int, default=10, help="generations evolved before the evolved scenario")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     random.seed(args.seed)
@@ -26,20 +104,17 @@ def main() -> None:
     columns = [rng.standard_normal(args.rows) for _ in NAMES]
     pset = forge_gp.primitive_set(NAMES)
     trees = [gp.PrimitiveTree(forge_gp.gen_half_and_half(pset, 2, 6)) for _ in range(args.trees)]
-    texts = [forge_gp.to_json(tree) for tree in trees]
-    node_evals = sum(len(tree) for tree in trees) * args.rows
-
-    def ours() -> np.ndarray:
-        return _core.gp_evaluate(texts, NAMES, columns)
-
-    def peer() -> list[np.ndarray]:
-        return [forge_gp.reference_evaluate(tree, pset, columns) for tree in trees]
-
-    np.testing.assert_allclose(ours(), np.stack(peer()), rtol=forge_gp.RTOL, atol=forge_gp.ATOL)
-    ours_s = best_of(ours)
-    peer_s = best_of(peer, repeats=1)
-    title = f"gp: {args.trees} random trees x {args.rows:,} rows ({node_evals:,} node evaluations), checked equal"
-    report(title, "node-evals", node_evals, ours_s, peer_s, "deap+numpy")
+    compare("gp random trees", [forge_gp.to_json(tree) for tree in trees], trees, pset, columns)
+    if args.pop:
+        texts = evolved(pset, args.pop, args.gens, 2_000, args.seed)
+        print()
+        compare(
+            f"gp evolved population (--pop {args.pop}, {args.gens} generations of evolve's variation)",
+            texts,
+            [forge_gp.from_json(text, pset) for text in texts],
+            pset,
+            columns,
+        )
 
 
 if __name__ == "__main__":

@@ -121,7 +121,13 @@ pub fn run(
     if !signals.len().is_multiple_of(rows) {
         return Err(BacktestError::SignalShape { len: signals.len(), rows });
     }
-    Ok(signals.par_chunks(rows).map(|signal| context.simulate(signal, None, None)).collect())
+    Ok(signals
+        .par_chunks(rows)
+        .map(|signal| {
+            apex_cancel::checkpoint(); // an interrupted caller stops between strategies
+            context.simulate(signal, None, None)
+        })
+        .collect())
 }
 
 /// Equity at each bar close of `span` for one strategy (`signal` has one value per bar), for reports.

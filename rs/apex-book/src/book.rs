@@ -1,4 +1,4 @@
-//! The L2 book itself: two sorted sides, the V5 snapshot/delta rules, and the depth queries features need.
+//! The L2 book itself: two sides indexed by price, the V5 snapshot/delta rules, and the depth queries features need.
 
 use std::collections::BTreeMap;
 
@@ -78,16 +78,195 @@ pub struct BookStats {
     pub crossed: u64,
 }
 
-/// An L2 book for one symbol. Bids and asks are sorted maps from price units to quantity units; the best level of
-/// each side is cached after every update so reading it is O(1).
+/// Levels of one stretch of a side, in order.
+type Levels<'a> = Box<dyn Iterator<Item = Level> + 'a>;
+
+/// Price units the dense window of a side covers at least, and at most.
+const MIN_WINDOW: usize = 1024;
+const MAX_WINDOW: usize = 1 << 16;
+/// Levels from the touch whose spread sizes the window (four times their span, within the bounds above).
+const SIZING_LEVELS: usize = 64;
+
+/// One side of the book. The prices around the touch live in a dense window indexed by price (`qty[i]` is the size at
+/// `lo + i` units, 0 for no level), with the count of its levels and the index of its best one; the rare levels
+/// beyond it (a deep level, a stray quote) live in a sorted map. Setting a level in the window is an index and a
+/// store, and when the best level goes, the next one is found by scanning a few slots; nothing is ever shifted. When
+/// the touch leaves the window, the window is rebuilt around it, so a drifting price keeps the fast path.
+#[derive(Debug, Clone, Default)]
+struct Ladder<const BID: bool> {
+    qty: Vec<i64>,
+    lo: i64,
+    count: usize,
+    best: usize,
+    outside: BTreeMap<i64, i64>,
+}
+
+impl<const BID: bool> Ladder<BID> {
+    /// Whether price `a` is better than price `b` on this side.
+    #[inline]
+    fn better(a: i64, b: i64) -> bool {
+        if BID { a > b } else { a < b }
+    }
+
+    #[inline]
+    fn index(&self, price: i64) -> Option<usize> {
+        let offset = usize::try_from(price.checked_sub(self.lo)?).ok()?;
+        (offset < self.qty.len()).then_some(offset)
+    }
+
+    /// The best level of the window.
+    #[inline]
+    fn window_best(&self) -> Option<Level> {
+        (self.count > 0).then(|| Level { price: self.lo + self.best as i64, qty: self.qty[self.best] })
+    }
+
+    /// The best level outside the window.
+    #[inline]
+    fn outside_best(&self) -> Option<Level> {
+        let entry = if BID { self.outside.last_key_value() } else { self.outside.first_key_value() };
+        entry.map(|(&price, &qty)| Level { price, qty })
+    }
+
+    #[inline]
+    fn best(&self) -> Option<Level> {
+        match (self.window_best(), self.outside_best()) {
+            (Some(inside), Some(outside)) => {
+                Some(if Self::better(outside.price, inside.price) { outside } else { inside })
+            }
+            (inside, outside) => inside.or(outside),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count + self.outside.len()
+    }
+
+    /// Sets the size at `price` (absolute; 0 deletes the level).
+    #[inline]
+    fn set(&mut self, level: Level) {
+        let Some(i) = self.index(level.price) else {
+            if level.qty == 0 {
+                self.outside.remove(&level.price);
+                return;
+            }
+            self.outside.insert(level.price, level.qty);
+            // The touch left the window: move the window to it.
+            if self.window_best().is_none_or(|inside| Self::better(level.price, inside.price)) {
+                self.recenter();
+            }
+            return;
+        };
+        let old = std::mem::replace(&mut self.qty[i], level.qty);
+        match (old > 0, level.qty > 0) {
+            (false, true) => {
+                self.count += 1;
+                if self.count == 1 || Self::better(i as i64, self.best as i64) {
+                    self.best = i;
+                }
+            }
+            (true, false) => {
+                self.count -= 1;
+                if i == self.best && self.count > 0 {
+                    // The next level is a few slots away near the touch; the count guarantees there is one.
+                    self.best = if BID {
+                        self.qty[..i].iter().rposition(|&q| q > 0).expect("a level below the old best")
+                    } else {
+                        i + 1 + self.qty[i + 1..].iter().position(|&q| q > 0).expect("a level above the old best")
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Rebuilds the window around the current best level, four times as wide as the span of the levels nearest the
+    /// touch (within bounds), with a quarter of it on the far side of the touch for the price to move into.
+    fn recenter(&mut self) {
+        let levels: Vec<Level> = self.best_first().collect();
+        self.place(&levels);
+    }
+
+    /// Empties the side and puts `levels` (best first, positive sizes, distinct prices) back, the window placed
+    /// around the first.
+    fn place(&mut self, levels: &[Level]) {
+        self.outside.clear();
+        self.count = 0;
+        let Some(touch) = levels.first() else {
+            self.qty.clear();
+            return;
+        };
+        let span = levels.iter().take(SIZING_LEVELS).map(|l| l.price.abs_diff(touch.price)).max().unwrap_or(0);
+        let width = usize::try_from(span.saturating_mul(4)).unwrap_or(MAX_WINDOW).clamp(MIN_WINDOW, MAX_WINDOW);
+        let width = width.next_power_of_two().min(MAX_WINDOW);
+        let room = (width / 4) as i64;
+        self.lo = if BID { touch.price.saturating_sub(width as i64 - room) } else { touch.price.saturating_sub(room) };
+        self.qty.clear();
+        self.qty.resize(width, 0);
+        for &level in levels {
+            match self.index(level.price) {
+                Some(i) => {
+                    self.qty[i] = level.qty;
+                    self.count += 1;
+                }
+                None => {
+                    self.outside.insert(level.price, level.qty);
+                }
+            }
+        }
+        if let Some(i) = self.index(touch.price) {
+            self.best = i;
+        }
+    }
+
+    /// Replaces every level: the positive ones; a price given twice keeps its last quantity, as successive inserts
+    /// would.
+    fn replace(&mut self, levels: &[Level]) {
+        let mut sorted: Vec<Level> = levels.iter().filter(|l| l.qty > 0).copied().collect();
+        // Best first; the stable sort keeps the input order of equal prices, and the dedup keeps the later one.
+        sorted.sort_by_key(|level| if BID { -level.price } else { level.price });
+        sorted.dedup_by(|later, kept| {
+            let same = later.price == kept.price;
+            if same {
+                kept.qty = later.qty;
+            }
+            same
+        });
+        self.place(&sorted);
+    }
+
+    /// Levels from the best outwards: the outside ones beyond the window on the touch's side, the window's, then the
+    /// outside ones beyond it on the far side.
+    fn best_first(&self) -> impl Iterator<Item = Level> + '_ {
+        let hi = self.lo.saturating_add(self.qty.len() as i64);
+        let window = self.qty.iter().enumerate().filter(|(_, q)| **q > 0);
+        let window = window.map(|(i, &qty)| Level { price: self.lo + i as i64, qty });
+        let level = |(&price, &qty): (&i64, &i64)| Level { price, qty };
+        let (near, inside, far): (Levels<'_>, Levels<'_>, Levels<'_>) = if BID {
+            (
+                Box::new(self.outside.range(hi..).rev().map(level)),
+                Box::new(window.rev()),
+                Box::new(self.outside.range(..self.lo).rev().map(level)),
+            )
+        } else {
+            (
+                Box::new(self.outside.range(..self.lo).map(level)),
+                Box::new(window),
+                Box::new(self.outside.range(hi..).map(level)),
+            )
+        };
+        near.chain(inside).chain(far)
+    }
+}
+
+/// An L2 book for one symbol: bids and asks in integer price and quantity units, each side a dense price-indexed
+/// window around the touch (plus a map for the levels beyond it), so an update is an index and a store and reading
+/// the best level is O(1).
 #[derive(Debug, Clone)]
 pub struct L2Book {
     price_scale: Scale,
     qty_scale: Scale,
-    bids: BTreeMap<i64, i64>,
-    asks: BTreeMap<i64, i64>,
-    best_bid: Option<Level>,
-    best_ask: Option<Level>,
+    bids: Ladder<true>,
+    asks: Ladder<false>,
     state: SyncState,
     last_seq: i64,
     last_ts: i64,
@@ -100,10 +279,8 @@ impl L2Book {
         L2Book {
             price_scale,
             qty_scale,
-            bids: BTreeMap::new(),
-            asks: BTreeMap::new(),
-            best_bid: None,
-            best_ask: None,
+            bids: Ladder::default(),
+            asks: Ladder::default(),
             state: SyncState::AwaitingFirstSnapshot,
             last_seq: 0,
             last_ts: 0,
@@ -136,14 +313,8 @@ impl L2Book {
                         update_id < last_update_id || update_id == 1
                     }
                 };
-                self.bids.clear();
-                self.asks.clear();
-                for level in bids.iter().filter(|l| l.qty > 0) {
-                    self.bids.insert(level.price, level.qty);
-                }
-                for level in asks.iter().filter(|l| l.qty > 0) {
-                    self.asks.insert(level.price, level.qty);
-                }
+                self.bids.replace(bids);
+                self.asks.replace(asks);
                 self.stats.snapshots += 1;
                 self.stats.rebases += u64::from(rebased);
                 Applied::Snapshot { rebased }
@@ -164,8 +335,12 @@ impl L2Book {
                         self.state = SyncState::Stale { last_update_id };
                         return Err(BookError::Gap { expected, got: update_id });
                     }
-                    apply_levels(&mut self.bids, bids);
-                    apply_levels(&mut self.asks, asks);
+                    for &level in bids {
+                        self.bids.set(level);
+                    }
+                    for &level in asks {
+                        self.asks.set(level);
+                    }
                     self.stats.deltas += 1;
                     Applied::Delta
                 }
@@ -174,9 +349,7 @@ impl L2Book {
         self.state = SyncState::Synced { last_update_id: update_id };
         self.last_seq = seq;
         self.last_ts = ts;
-        self.best_bid = self.bids.last_key_value().map(|(&price, &qty)| Level { price, qty });
-        self.best_ask = self.asks.first_key_value().map(|(&price, &qty)| Level { price, qty });
-        if let (Some(bid), Some(ask)) = (self.best_bid, self.best_ask)
+        if let (Some(bid), Some(ask)) = (self.bids.best(), self.asks.best())
             && bid.price >= ask.price
         {
             self.stats.crossed += 1;
@@ -223,19 +396,19 @@ impl L2Book {
 
     #[must_use]
     pub fn best_bid(&self) -> Option<Level> {
-        self.best_bid
+        self.bids.best()
     }
 
     #[must_use]
     pub fn best_ask(&self) -> Option<Level> {
-        self.best_ask
+        self.asks.best()
     }
 
     #[must_use]
     pub fn best(&self, side: Side) -> Option<Level> {
         match side {
-            Side::Buy => self.best_bid,
-            Side::Sell => self.best_ask,
+            Side::Buy => self.bids.best(),
+            Side::Sell => self.asks.best(),
         }
     }
 
@@ -250,14 +423,14 @@ impl L2Book {
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.bids.is_empty() && self.asks.is_empty()
+        self.bids.len() == 0 && self.asks.len() == 0
     }
 
     /// Levels of one side from the best outwards.
     pub fn levels(&self, side: Side) -> Box<dyn Iterator<Item = Level> + '_> {
         match side {
-            Side::Buy => Box::new(self.bids.iter().rev().map(|(&price, &qty)| Level { price, qty })),
-            Side::Sell => Box::new(self.asks.iter().map(|(&price, &qty)| Level { price, qty })),
+            Side::Buy => Box::new(self.bids.best_first()),
+            Side::Sell => Box::new(self.asks.best_first()),
         }
     }
 
@@ -265,8 +438,8 @@ impl L2Book {
     pub fn top_n_into(&self, side: Side, n: usize, out: &mut Vec<Level>) {
         out.clear();
         match side {
-            Side::Buy => out.extend(self.bids.iter().rev().take(n).map(|(&price, &qty)| Level { price, qty })),
-            Side::Sell => out.extend(self.asks.iter().take(n).map(|(&price, &qty)| Level { price, qty })),
+            Side::Buy => out.extend(self.bids.best_first().take(n)),
+            Side::Sell => out.extend(self.asks.best_first().take(n)),
         }
     }
 
@@ -281,13 +454,16 @@ impl L2Book {
     /// Total quantity units over the best `n` levels of one side.
     #[must_use]
     pub fn depth_levels(&self, side: Side, n: usize) -> i64 {
-        self.levels(side).take(n).map(|l| l.qty).sum()
+        match side {
+            Side::Buy => self.bids.best_first().take(n).map(|l| l.qty).sum(),
+            Side::Sell => self.asks.best_first().take(n).map(|l| l.qty).sum(),
+        }
     }
 
     /// Mid price in price units (half-units possible), when both sides exist.
     #[must_use]
     pub fn mid_units(&self) -> Option<f64> {
-        match (self.best_bid, self.best_ask) {
+        match (self.bids.best(), self.asks.best()) {
             (Some(bid), Some(ask)) => Some((bid.price as f64 + ask.price as f64) / 2.0),
             _ => None,
         }
@@ -302,11 +478,11 @@ impl L2Book {
         match side {
             Side::Buy => {
                 let floor = mid - band;
-                self.bids.iter().rev().take_while(|&(&p, _)| p as f64 >= floor).map(|(_, &q)| q).sum()
+                self.bids.best_first().take_while(|l| l.price as f64 >= floor).map(|l| l.qty).sum()
             }
             Side::Sell => {
                 let ceiling = mid + band;
-                self.asks.iter().take_while(|&(&p, _)| p as f64 <= ceiling).map(|(_, &q)| q).sum()
+                self.asks.best_first().take_while(|l| l.price as f64 <= ceiling).map(|l| l.qty).sum()
             }
         }
     }
@@ -330,16 +506,6 @@ impl L2Book {
             }
         }
         crc32fast::hash(text.as_bytes())
-    }
-}
-
-fn apply_levels(side: &mut BTreeMap<i64, i64>, levels: &[Level]) {
-    for level in levels {
-        if level.qty == 0 {
-            side.remove(&level.price);
-        } else {
-            side.insert(level.price, level.qty);
-        }
     }
 }
 
@@ -403,6 +569,28 @@ mod tests {
         );
         assert_eq!(b.apply(UpdateKind::Delta, 91, 0, 0, &[lv(50, 0)], &[]), Ok(Applied::Delta));
         assert_eq!(b.len(Side::Buy), 1);
+    }
+
+    #[test]
+    fn snapshot_in_any_order_keeps_the_last_positive_quantity_of_a_price() {
+        let mut b = book();
+        let bids = [lv(98, 1), lv(100, 5), lv(99, 2), lv(100, 6), lv(97, 0), lv(99, 0)];
+        let asks = [lv(104, 1), lv(101, 3), lv(103, 2), lv(101, 4)];
+        b.apply(UpdateKind::Snapshot, 1, 0, 0, &bids, &asks).unwrap();
+        // A zero in a snapshot is no level (it does not delete the earlier 99 either), as inserting the positive
+        // levels one by one would give.
+        assert_eq!(b.top_n(Side::Buy, 10), vec![lv(100, 6), lv(99, 2), lv(98, 1)]);
+        assert_eq!(b.top_n(Side::Sell, 10), vec![lv(101, 4), lv(103, 2), lv(104, 1)]);
+        // Deltas far from the touch go through the binary search, near ones through the scan from the best.
+        let far: Vec<Level> = (0..40).map(|i| lv(50 + i, 1)).collect();
+        b.apply(UpdateKind::Delta, 2, 0, 0, &far, &[]).unwrap();
+        b.apply(UpdateKind::Delta, 3, 0, 0, &[lv(55, 0), lv(60, 9), lv(99, 0), lv(70, 0), lv(70, 3)], &[]).unwrap();
+        let bids: Vec<i64> = b.levels(Side::Buy).map(|l| l.price).collect();
+        let mut expected: Vec<i64> = (50..90).filter(|&p| p != 55).chain([98, 100]).collect();
+        expected.reverse();
+        assert_eq!(bids, expected);
+        assert_eq!(b.levels(Side::Buy).find(|l| l.price == 60), Some(lv(60, 9)));
+        assert_eq!(b.levels(Side::Buy).find(|l| l.price == 70), Some(lv(70, 3)));
     }
 
     #[test]

@@ -84,11 +84,24 @@ fn side_levels(low: i64, high: i64) -> impl Strategy<Value = Vec<(i64, i64)>> {
 }
 
 fn message_stream() -> impl Strategy<Value = Vec<Msg>> {
-    let step = (
-        prop_oneof![6 => Just(0_u8), 1 => Just(1), 1 => Just(2), 1 => Just(3), 1 => Just(4)],
-        side_levels(950, 1000),
-        side_levels(1001, 1050),
-    );
+    message_stream_of(side_levels(950, 1000).boxed(), side_levels(1001, 1050).boxed())
+}
+
+/// Levels near a touch at 20,000 mixed with levels up to 3,000 units away (deep levels, and touches that jump): the
+/// book's dense window around the touch (1,024 units at least), the map beyond it and the window's moves all get
+/// exercised.
+fn wide_message_stream() -> impl Strategy<Value = Vec<Msg>> {
+    message_stream_of(
+        prop_oneof![2 => side_levels(19_950, 20_000), 1 => side_levels(17_000, 20_000)].boxed(),
+        prop_oneof![2 => side_levels(20_001, 20_050), 1 => side_levels(20_001, 23_000)].boxed(),
+    )
+}
+
+fn message_stream_of(
+    bids: BoxedStrategy<Vec<(i64, i64)>>,
+    asks: BoxedStrategy<Vec<(i64, i64)>>,
+) -> impl Strategy<Value = Vec<Msg>> {
+    let step = (prop_oneof![6 => Just(0_u8), 1 => Just(1), 1 => Just(2), 1 => Just(3), 1 => Just(4)], bids, asks);
     prop::collection::vec(step, 1..120).prop_map(|steps| {
         let mut u = 50_u64;
         steps
@@ -116,37 +129,12 @@ proptest! {
 
     #[test]
     fn matches_naive_reference(stream in message_stream()) {
-        let mut book = L2Book::new(Scale::new(1).unwrap(), Scale::new(3).unwrap());
-        let mut naive = NaiveBook::default();
-        for msg in &stream {
-            let bids: Vec<Level> = msg.bids.iter().map(|&(p, q)| Level::new(p, q)).collect();
-            let asks: Vec<Level> = msg.asks.iter().map(|&(p, q)| Level::new(p, q)).collect();
-            let kind = if msg.snapshot { UpdateKind::Snapshot } else { UpdateKind::Delta };
-            let got = book.apply(kind, msg.u, 0, 0, &bids, &asks);
-            let want = naive.apply(msg);
-            match (want, &got) {
-                ("applied", Ok(Applied::Snapshot { .. } | Applied::Delta)) => {}
-                ("dropped", Ok(Applied::DroppedBeforeSnapshot)) => {}
-                ("gap", Err(BookError::Gap { .. })) => {}
-                ("stale", Err(BookError::AwaitingSnapshot { .. })) => {}
-                _ => prop_assert!(false, "message {:?}: reference says {}, book says {:?}", msg, want, got),
-            }
-            let bids_now = book.top_n(Side::Buy, usize::MAX);
-            let asks_now = book.top_n(Side::Sell, usize::MAX);
-            prop_assert_eq!(&bids_now, &naive.sorted_bids());
-            prop_assert_eq!(&asks_now, &naive.sorted_asks());
-            prop_assert_eq!(book.best_bid(), naive.sorted_bids().first().copied());
-            prop_assert_eq!(book.best_ask(), naive.sorted_asks().first().copied());
-            for n in [1_usize, 3, 10] {
-                let naive_depth: i64 = naive.sorted_bids().iter().take(n).map(|l| l.qty).sum();
-                prop_assert_eq!(book.depth_levels(Side::Buy, n), naive_depth);
-            }
-            if let Some(mid) = book.mid_units() {
-                let floor = mid - mid * 25.0 / 10_000.0;
-                let naive_band: i64 = naive.bids.iter().filter(|&&(p, _)| p as f64 >= floor).map(|&(_, q)| q).sum();
-                prop_assert_eq!(book.depth_within_bps(Side::Buy, 25.0), naive_band);
-            }
-        }
+        check_against_naive(&stream)?;
+    }
+
+    #[test]
+    fn matches_naive_reference_with_far_levels_and_jumping_touches(stream in wide_message_stream()) {
+        check_against_naive(&stream)?;
     }
 
     #[test]
@@ -163,4 +151,40 @@ proptest! {
         let depth = one.len(Side::Buy);
         prop_assert_eq!(one.checksum(depth), two.checksum(depth));
     }
+}
+
+/// Replays `stream` through the book and the naive reference, comparing outcomes, levels and depth queries.
+fn check_against_naive(stream: &[Msg]) -> Result<(), TestCaseError> {
+    let mut book = L2Book::new(Scale::new(1).unwrap(), Scale::new(3).unwrap());
+    let mut naive = NaiveBook::default();
+    for msg in stream {
+        let bids: Vec<Level> = msg.bids.iter().map(|&(p, q)| Level::new(p, q)).collect();
+        let asks: Vec<Level> = msg.asks.iter().map(|&(p, q)| Level::new(p, q)).collect();
+        let kind = if msg.snapshot { UpdateKind::Snapshot } else { UpdateKind::Delta };
+        let got = book.apply(kind, msg.u, 0, 0, &bids, &asks);
+        let want = naive.apply(msg);
+        match (want, &got) {
+            ("applied", Ok(Applied::Snapshot { .. } | Applied::Delta)) => {}
+            ("dropped", Ok(Applied::DroppedBeforeSnapshot)) => {}
+            ("gap", Err(BookError::Gap { .. })) => {}
+            ("stale", Err(BookError::AwaitingSnapshot { .. })) => {}
+            _ => prop_assert!(false, "message {:?}: reference says {}, book says {:?}", msg, want, got),
+        }
+        let bids_now = book.top_n(Side::Buy, usize::MAX);
+        let asks_now = book.top_n(Side::Sell, usize::MAX);
+        prop_assert_eq!(&bids_now, &naive.sorted_bids());
+        prop_assert_eq!(&asks_now, &naive.sorted_asks());
+        prop_assert_eq!(book.best_bid(), naive.sorted_bids().first().copied());
+        prop_assert_eq!(book.best_ask(), naive.sorted_asks().first().copied());
+        for n in [1_usize, 3, 10] {
+            let naive_depth: i64 = naive.sorted_bids().iter().take(n).map(|l| l.qty).sum();
+            prop_assert_eq!(book.depth_levels(Side::Buy, n), naive_depth);
+        }
+        if let Some(mid) = book.mid_units() {
+            let floor = mid - mid * 25.0 / 10_000.0;
+            let naive_band: i64 = naive.bids.iter().filter(|&&(p, _)| p as f64 >= floor).map(|&(_, q)| q).sum();
+            prop_assert_eq!(book.depth_within_bps(Side::Buy, 25.0), naive_band);
+        }
+    }
+    Ok(())
 }

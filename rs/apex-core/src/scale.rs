@@ -102,13 +102,17 @@ impl Scale {
         if scaled.abs() >= 9.0e18 {
             return Err(ScaleError::OutOfRange { value, decimals: self.decimals });
         }
-        let rounded = scaled.round();
+        // f64::round (half away from zero), without its libm call on baseline x86-64: book replays round every price
+        // and size. Below 2^52 the truncation and the fraction are exact; above it the value is already whole.
+        let truncated = scaled as i64;
+        let fraction = scaled - truncated as f64;
+        let rounded = truncated + i64::from(fraction >= 0.5) - i64::from(fraction <= -0.5);
         // Floats carry ~16 significant digits; allow that much relative error before calling a value off-grid.
         let tolerance = (scaled.abs() * 4.0 * f64::EPSILON).max(1e-6);
-        if (scaled - rounded).abs() > tolerance {
+        if (scaled - rounded as f64).abs() > tolerance {
             return Err(ScaleError::OffGrid { value, decimals: self.decimals });
         }
-        Ok(rounded as i64)
+        Ok(rounded)
     }
 
     #[must_use]
@@ -144,16 +148,14 @@ pub fn decimals_in(text: &str) -> u32 {
 #[must_use]
 pub fn infer_decimals(values: impl IntoIterator<Item = f64>) -> u32 {
     let mut needed = 0;
+    let mut scale = Scale::new(needed).expect("0 decimals");
     for value in values {
         if !value.is_finite() {
             continue;
         }
-        while needed < MAX_DECIMALS {
-            let scale = Scale::new(needed).expect("needed stays within MAX_DECIMALS");
-            if scale.from_f64(value).is_ok() {
-                break;
-            }
+        while needed < MAX_DECIMALS && scale.from_f64(value).is_err() {
             needed += 1;
+            scale = Scale::new(needed).expect("needed stays within MAX_DECIMALS");
         }
     }
     needed
@@ -192,7 +194,39 @@ mod tests {
         assert!(matches!(s.from_f64(1.25), Err(ScaleError::OffGrid { .. })));
     }
 
+    /// `from_f64` as written with `f64::round`: the reference for the inlined rounding.
+    fn from_f64_with_round(scale: Scale, value: f64) -> Result<i64, ScaleError> {
+        if !value.is_finite() {
+            return Err(ScaleError::NotFinite { value });
+        }
+        let scaled = value * scale.factor as f64;
+        if scaled.abs() >= 9.0e18 {
+            return Err(ScaleError::OutOfRange { value, decimals: scale.decimals });
+        }
+        let rounded = scaled.round();
+        let tolerance = (scaled.abs() * 4.0 * f64::EPSILON).max(1e-6);
+        if (scaled - rounded).abs() > tolerance {
+            return Err(ScaleError::OffGrid { value, decimals: scale.decimals });
+        }
+        Ok(rounded as i64)
+    }
+
     proptest! {
+        #[test]
+        fn from_f64_rounds_like_f64_round(
+            value in prop_oneof![
+                any::<f64>(),
+                -1e6..1e6f64,
+                (-1_000_000_i64..1_000_000, 0u32..4).prop_map(|(n, k)| n as f64 / 10f64.powi(k as i32)),
+                (-1_000_000_i64..1_000_000).prop_map(|n| n as f64 + 0.5),
+                -1e19..1e19f64,
+            ],
+            decimals in 0u32..9,
+        ) {
+            let scale = Scale::new(decimals).unwrap();
+            prop_assert_eq!(scale.from_f64(value), from_f64_with_round(scale, value));
+        }
+
         #[test]
         fn format_parse_roundtrip(units in -1_000_000_000_000_i64..1_000_000_000_000, decimals in 0u32..9) {
             let s = Scale::new(decimals).unwrap();

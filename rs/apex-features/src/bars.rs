@@ -187,6 +187,9 @@ fn atoms_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32
         BarSource::Trades(t) => {
             t.validate()?;
             for row in 0..t.len() {
+                if row & 0xFFFF == 0 {
+                    apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
+                }
                 out.entry(t.symbol[row]).or_default().push(Atom::trade(
                     t.ts[row],
                     t.side[row],
@@ -268,6 +271,9 @@ fn check_klines(k: &KlineColumns<'_>, interval: i64) -> Result<(), FeatureError>
 fn updates_by_symbol(updates: &UpdateSeries<'_>) -> Result<BTreeMap<u32, Vec<usize>>, FeatureError> {
     let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for row in 0..updates.ts.len() {
+        if row & 0xFFFF == 0 {
+            apex_cancel::checkpoint(); // an interrupted caller stops a long book pass within milliseconds
+        }
         let rows = out.entry(updates.symbol[row]).or_default();
         if let Some(&previous) = rows.last().map(|&r| &updates.ts[r])
             && updates.ts[row] < previous
@@ -330,7 +336,10 @@ pub fn bar_features(
         }
         .into_iter()
         .peekable();
-        for atom in atoms {
+        for (n, atom) in atoms.iter().enumerate() {
+            if n & 0xFFFF == 0 {
+                apex_cancel::checkpoint(); // an interrupted caller stops a long bar build within milliseconds
+            }
             while let Some((ts, values)) = pending.next_if(|(ts, _)| *ts <= atom.ts) {
                 stream.on_update(ts, &values, &mut emit);
             }

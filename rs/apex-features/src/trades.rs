@@ -209,6 +209,9 @@ pub fn trade_features(cols: &TradeColumns<'_>, windows: &[i64]) -> Result<TradeF
         tfi: windows.iter().map(|&w| (format!("tfi_{}", duration_label(w)), Vec::with_capacity(n))).collect(),
     };
     for row in 0..n {
+        if row & 0xFFFF == 0 {
+            apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
+        }
         let units = scale.from_f64(cols.size[row]).map_err(|source| FeatureError::Scale {
             table: "trades",
             row,

@@ -350,7 +350,10 @@ pub fn update_features(
     let mut engines: BTreeMap<u32, UpdateEngine> = BTreeMap::new();
     let mut out = UpdateColumns::with_capacity(cols.len() / 2);
     let (mut bids, mut asks) = (Vec::new(), Vec::new());
-    for rows in cols.messages() {
+    for (message, rows) in cols.messages().enumerate() {
+        if message & 0xFFFF == 0 {
+            apex_cancel::checkpoint(); // an interrupted caller stops a long replay within milliseconds
+        }
         let header = cols.decode(rows, price_scale, qty_scale, &mut bids, &mut asks)?;
         let engine = engines.entry(header.symbol).or_insert_with(|| {
             let tick = params.tick_units.get(&header.symbol).copied().unwrap_or(1);

@@ -147,6 +147,7 @@ pub fn rolling_vmd(series: &[f64], params: &VmdParams) -> Result<Vec<Vec<f64>>, 
         rows[first * params.modes..].par_chunks_mut(ROWS_PER_TASK * params.modes).enumerate().for_each_init(
             || Solver::new(window, params.modes),
             |solver, (chunk, out)| {
+                apex_cancel::checkpoint(); // an interrupted caller stops between chunks of windows
                 for (j, row) in out.chunks_exact_mut(params.modes).enumerate() {
                     let end = first + chunk * ROWS_PER_TASK + j;
                     solver.last_values(&series[end + 1 - window..=end], params, row);

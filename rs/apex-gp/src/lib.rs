@@ -4,7 +4,8 @@
 //! [-1, 1] per row. Trees travel as versioned JSON (`{"schema": "apex.gp_tree", "version": 1, ...}`), are validated
 //! completely when loaded ([`Tree::from_json`], [`Program::compile`]), and compile to flat postfix bytecode
 //! ([`Program`]) run by two evaluators that give bit-identical results: [`batch`] (whole columns, many trees in
-//! parallel) and [`StreamingEvaluator`] (one row at a time with ring buffers).
+//! parallel: the subtrees the trees share evaluated once, block by block of rows with vectorized kernels) and
+//! [`StreamingEvaluator`] (one row at a time with ring buffers).
 //!
 //! # Semantics (the contract the DEAP reference in `apexctl/forge/gp.py` implements too)
 //! - Types: `Float` (a column of f64), `Bool` (stored as 0.0/1.0), `Window` (a compile-time integer 1..=1000).
@@ -18,17 +19,22 @@
 //! - Rolling sums add the window from oldest to newest starting at 0.0 (no running sums), so every evaluator and the
 //!   NumPy reference perform the same float operations in the same order.
 //! - `sign` of either zero is 0.0. The signal is `clip(value, -1, 1)`, with NaN mapped to 0.0 and -0.0 to 0.0.
+//! - `tanh` is [`tanh`], this crate's own (the C library's differs between platforms): the same bits on every machine,
+//!   within 2 ulp of glibc's.
 
 pub mod batch;
+mod block;
 mod compile;
 mod error;
 mod kernels;
 pub mod naive;
+mod plan;
 mod stream;
 mod tree;
 
 pub use compile::Program;
 pub use error::GpError;
+pub use kernels::tanh;
 pub use stream::{StreamingEvaluator, stream_columns};
 pub use tree::{Limits, MAX_WINDOW, Node, Op, SCHEMA, Tree, Type, VERSION, WINDOWS, json_schema};
 

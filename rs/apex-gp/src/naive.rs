@@ -101,7 +101,7 @@ fn eval<S: AsRef<str>>(
                 p.signum()
             }
         }),
-        Op::Tanh => map(f64::tanh),
+        Op::Tanh => map(crate::tanh),
         Op::Not => map(|p| b(p == 0.0)),
         Op::IfThenElse => {
             let (y, z) = (other(1)?, other(2)?);

@@ -109,7 +109,7 @@ impl StreamingEvaluator {
                 Code::Neg => -regs[s],
                 Code::Abs => regs[s].abs(),
                 Code::Sign => kernels::sign(regs[s]),
-                Code::Tanh => regs[s].tanh(),
+                Code::Tanh => kernels::tanh(regs[s]),
                 Code::Not => kernels::truth(regs[s] == 0.0),
                 Code::IfThenElse => {
                     if regs[s] != 0.0 {

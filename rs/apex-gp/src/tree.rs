@@ -228,10 +228,9 @@ impl Tree {
         let object = doc.as_object().ok_or_else(|| GpError::Document("the document must be a JSON object".into()))?;
         let schema = object.get("schema").and_then(Value::as_str);
         if schema != Some(SCHEMA) {
-            return Err(GpError::Document(format!(
-                "expected \"schema\": \"{SCHEMA}\", found {:?}",
-                object.get("schema")
-            )));
+            // The value as JSON text (`"apex.dsg"`), never Rust's debug form of it.
+            let found = object.get("schema").map_or_else(|| "no \"schema\" field".to_owned(), Value::to_string);
+            return Err(GpError::Document(format!("expected \"schema\": \"{SCHEMA}\", found {found}")));
         }
         match object.get("version").and_then(Value::as_u64) {
             Some(VERSION) => {}

@@ -1,5 +1,7 @@
-//! Property tests: on random typed trees and random data with NaN, batch == streaming == the naive interpreter, bit for bit.
+//! Property tests: on random typed trees and random data with NaN and infinities, batch (blocked, shared subtrees) ==
+//! streaming == the naive interpreter, bit for bit.
 
+use apex_gp::batch::Subtrees;
 use apex_gp::{Limits, Node, Op, Program, StreamingEvaluator, Tree, Type, WINDOWS, batch, naive};
 use proptest::prelude::*;
 
@@ -13,9 +15,14 @@ fn leaf(ty: Type) -> BoxedStrategy<Node> {
         ]
         .boxed(),
         Type::Bool => any::<bool>().prop_map(Node::Bool).boxed(),
-        Type::Window => {
-            prop_oneof![(0..WINDOWS.len()).prop_map(|i| WINDOWS[i]), 1..8u32].prop_map(Node::Window).boxed()
-        }
+        // Windows longer than a block of rows (256) make the rolling state cross several blocks.
+        Type::Window => prop_oneof![
+            6 => (0..WINDOWS.len()).prop_map(|i| WINDOWS[i]),
+            3 => 1..8u32,
+            1 => prop_oneof![Just(255u32), Just(256), Just(300), Just(600)],
+        ]
+        .prop_map(Node::Window)
+        .boxed(),
     }
 }
 
@@ -36,15 +43,46 @@ fn node(ty: Type, depth: u32) -> BoxedStrategy<Node> {
 
 fn value() -> impl Strategy<Value = f64> {
     prop_oneof![
-        6 => -3.0..3.0f64,
-        1 => Just(f64::NAN),
-        1 => (-2..3i32).prop_map(f64::from),
-        1 => Just(1e-13),
+        12 => -3.0..3.0f64,
+        2 => Just(f64::NAN),
+        2 => (-2..3i32).prop_map(f64::from),
+        2 => Just(1e-13),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        1 => Just(-0.0),
     ]
 }
 
+/// Columns of 0..70 rows (one block), or of up to 900 rows (several blocks of 256, with a partial last one).
 fn data() -> impl Strategy<Value = Vec<Vec<f64>>> {
-    (0..70usize).prop_flat_map(|rows| proptest::collection::vec(proptest::collection::vec(value(), rows), NAMES.len()))
+    prop_oneof![3 => 0..70usize, 1 => 200..900usize]
+        .prop_flat_map(|rows| proptest::collection::vec(proptest::collection::vec(value(), rows), NAMES.len()))
+}
+
+/// Trees that share subtrees the way a population after crossover does: the originals, copies, pairs joined by
+/// an operation (both argument orders of commutative ones, `gt(a, b)` beside `lt(b, a)`), and each inside a rolling op.
+fn population(parts: &[Node]) -> Vec<Node> {
+    let apply = |op: Op, args: Vec<Node>| Node::Apply { op, args };
+    let mut trees = parts.to_vec();
+    for (i, a) in parts.iter().enumerate() {
+        let b = &parts[(i + 1) % parts.len()];
+        trees.push(a.clone());
+        trees.push(apply(Op::Add, vec![a.clone(), b.clone()]));
+        trees.push(apply(Op::Add, vec![b.clone(), a.clone()]));
+        trees.push(apply(Op::Min, vec![b.clone(), a.clone()]));
+        trees.push(apply(Op::Max, vec![a.clone(), b.clone()]));
+        trees.push(apply(
+            Op::IfThenElse,
+            vec![apply(Op::Gt, vec![a.clone(), b.clone()]), a.clone(), apply(Op::Tanh, vec![b.clone()])],
+        ));
+        trees.push(apply(
+            Op::IfThenElse,
+            vec![apply(Op::Lt, vec![b.clone(), a.clone()]), apply(Op::Neg, vec![b.clone()]), a.clone()],
+        ));
+        trees.push(apply(Op::TsZscore, vec![apply(Op::Mul, vec![a.clone(), b.clone()]), Node::Window(5)]));
+        trees.push(apply(Op::Mul, vec![b.clone(), apply(Op::Ema, vec![a.clone(), Node::Window(3)])]));
+    }
+    trees
 }
 
 fn bits(values: &[f64]) -> Vec<u64> {
@@ -69,6 +107,32 @@ proptest! {
         prop_assert!(batched.iter().all(|v| (-1.0..=1.0).contains(v)));
         let again = Tree::from_json(&tree.to_json(), &Limits::default()).unwrap();
         prop_assert_eq!(again, tree);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_population_evaluated_with_shared_subtrees_equals_each_tree_alone(
+        parts in proptest::collection::vec(node(Type::Float, 4), 1..5),
+        columns in data(),
+    ) {
+        let trees: Vec<Tree> =
+            population(&parts).into_iter().map(|root| Tree::new(root, &Limits::default()).unwrap()).collect();
+        let programs: Vec<Program> = trees.iter().map(|t| Program::compile(t, &NAMES).unwrap()).collect();
+        let cols: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+        let rows = cols[0].len();
+        let shared = batch::evaluate_many(&programs, &cols).unwrap();
+        let alone = batch::evaluate_many_with(&programs, &cols, Subtrees::PerProgram).unwrap();
+        prop_assert_eq!(bits(&shared), bits(&alone));
+        for (i, tree) in trees.iter().enumerate() {
+            let reference = naive::evaluate(tree, &NAMES, &cols).unwrap();
+            prop_assert_eq!(bits(&shared[i * rows..(i + 1) * rows]), bits(&reference), "tree {}", i);
+        }
+        let sharing = batch::sharing(&programs);
+        prop_assert_eq!(sharing.programs, programs.len());
+        prop_assert!(sharing.distinct_operations <= programs.iter().map(Program::instruction_count).sum::<usize>());
     }
 }
 

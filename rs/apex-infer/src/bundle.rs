@@ -134,10 +134,9 @@ impl Manifest {
         let doc: Value = serde_json::from_str(text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
         let object = doc.as_object().ok_or_else(|| fail("the manifest must be a JSON object".into()))?;
         if object.get("schema").and_then(Value::as_str) != Some(SCHEMA) {
-            return Err(fail(format!(
-                "expected \"schema\": \"{SCHEMA}\", found {:?} (not a bundle manifest)",
-                object.get("schema")
-            )));
+            // The value as JSON text (`"apex.dsg"`), never Rust's debug form of it.
+            let found = object.get("schema").map_or_else(|| "no \"schema\" field".to_owned(), Value::to_string);
+            return Err(fail(format!("expected \"schema\": \"{SCHEMA}\", found {found} (not a bundle manifest)")));
         }
         match object.get("version").and_then(Value::as_u64) {
             Some(v) if (1..=VERSION).contains(&v) => {}
@@ -324,10 +323,12 @@ impl Bundle {
     /// extra), checks the bundle's feature row against `engine_features` when given, and loads every model.
     ///
     /// # Errors
-    /// `Io` (no manifest), `Manifest`, `Version`, `MissingFile`, `ExtraFile`, `Hash`, `Features`, then the load
-    /// errors of each model (`Gp`, `Runtime`, `Onnx`, `Model`) — the first problem found, in that order.
+    /// `Io` (no manifest), `NotRegular` (a symlink), `Manifest`, `Version`, `MissingFile`, `ExtraFile`, `Hash`,
+    /// `Features`, then the load errors of each model (`Gp`, `Runtime`, `Onnx`, `Model`) — the first problem found,
+    /// in that order.
     pub fn load(dir: &Path, engine_features: Option<&[String]>) -> Result<Bundle, InferError> {
         let manifest_path = dir.join(MANIFEST);
+        regular_file(dir, MANIFEST)?;
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|source| InferError::Io { path: manifest_path.clone(), source })?;
         let manifest = Manifest::from_json(&text, &manifest_path)?;
@@ -480,11 +481,22 @@ impl Bundle {
     }
 }
 
+/// Refuses a bundle entry that is a symbolic link or not a regular file: whatever it points to is outside what the
+/// bundle's hashes vouch for when the bundle is copied or the target changes. A missing file passes (reported later).
+fn regular_file(dir: &Path, file: &str) -> Result<(), InferError> {
+    match std::fs::symlink_metadata(dir.join(file)) {
+        Ok(meta) if meta.file_type().is_file() => Ok(()),
+        Ok(_) => Err(InferError::NotRegular { dir: dir.to_owned(), file: file.to_owned() }),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Reads every listed file once, checking its hash, and refuses files the manifest does not list.
 fn read_verified(dir: &Path, manifest: &Manifest) -> Result<BTreeMap<String, Vec<u8>>, InferError> {
     let mut contents = BTreeMap::new();
     for (file, expected) in &manifest.files {
         let path = dir.join(file);
+        regular_file(dir, file)?;
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -23,6 +23,9 @@ pub enum InferError {
     /// A file in the bundle folder is not listed in the manifest.
     #[error("bundle {dir}: file {file:?} is not listed in manifest.json (remove it or re-export)")]
     ExtraFile { dir: PathBuf, file: String },
+    /// A file of the bundle that is a symbolic link (it may point anywhere) or not a regular file.
+    #[error("bundle {dir}: {file:?} is a symbolic link or not a regular file; a bundle holds its files itself")]
+    NotRegular { dir: PathBuf, file: String },
     /// A file's SHA-256 differs from the manifest's.
     #[error("bundle {dir}: file {file:?} has SHA-256 {found}, manifest.json says {expected} (the file was changed)")]
     Hash { dir: PathBuf, file: String, expected: String, found: String },

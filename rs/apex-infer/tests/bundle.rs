@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use apex_infer::{Bundle, InferError, MANIFEST, check_bundle, stream_bundle};
-use common::{features, require_runtime, rows, write_bundle};
+use common::{features, require_runtime, rows, temp_dir, write_bundle};
 
 fn load(dir: &Path, engine: Option<&[String]>) -> Result<Bundle, InferError> {
     require_runtime();
@@ -66,6 +66,23 @@ fn missing_and_extra_files_are_named() {
     let dir = write_bundle("extra");
     std::fs::write(dir.join("notes.txt"), "hello").unwrap();
     assert!(error(&dir, None).contains("\"notes.txt\" is not listed in manifest.json"));
+}
+
+#[test]
+fn a_model_or_manifest_that_is_a_symlink_is_refused_even_with_the_right_hash() {
+    // The link points at the very same bytes, so the hash matches: only the link itself is wrong.
+    let elsewhere = temp_dir("symlink-targets");
+    let dir = write_bundle("symlink");
+    let outside = elsewhere.join("mlp.onnx");
+    std::fs::rename(dir.join("mlp.onnx"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("mlp.onnx")).unwrap();
+    let err = error(&dir, None);
+    assert!(err.contains("\"mlp.onnx\" is a symbolic link or not a regular file"), "{err}");
+    let dir = write_bundle("symlink-manifest");
+    let outside = elsewhere.join(MANIFEST);
+    std::fs::rename(dir.join(MANIFEST), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(MANIFEST)).unwrap();
+    assert!(error(&dir, None).contains("\"manifest.json\" is a symbolic link"));
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Python exceptions for every library error type, and the one helper every binding runs its work through.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
 use pyo3::prelude::*;
 
 create_exception!(_core, ApexError, PyException, "Base class of every error apexctl raises on purpose.");
@@ -15,12 +17,39 @@ create_exception!(
 );
 create_exception!(_core, InternalError, ApexError, "A bug: a panic inside the Rust core. Please report it.");
 
+/// How often the waiting thread runs Python's signal handlers while the work runs (so Ctrl-C is seen at once).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// Stack of the thread the work runs on: a main thread's size, since the work used to run on the caller's thread.
+const WORKER_STACK: usize = 8 << 20;
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ApexError", py.get_type::<ApexError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_clear, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_requested, m)?)?;
     Ok(())
+}
+
+/// Asks every running Rust computation to stop at its next checkpoint (what a SIGINT/SIGTERM handler calls);
+/// returns whether it was already requested. Computations started afterwards stop at once until `cancel_clear`.
+#[pyfunction]
+fn cancel_request() -> bool {
+    apex_cancel::request()
+}
+
+/// Withdraws a cancellation request, so Rust computations run normally again.
+#[pyfunction]
+fn cancel_clear() {
+    apex_cancel::clear();
+}
+
+/// Whether cancellation is requested.
+#[pyfunction]
+fn cancel_requested() -> bool {
+    apex_cancel::is_requested()
 }
 
 /// Maps a library error to its Python exception.
@@ -42,15 +71,26 @@ impl IntoPyErr for apex_core::ScaleError {
 
 /// Runs `work` with the GIL released, turning a library error into its Python exception and a panic into
 /// `InternalError`, so no Rust failure ever aborts the interpreter.
+///
+/// The work runs on a thread of its own while the calling thread runs Python's signal handlers every
+/// [`SIGNAL_POLL`]: when one raises (Ctrl-C's KeyboardInterrupt, apexctl's SIGTERM handler), cancellation is
+/// requested, the work stops at its next `apex_cancel::checkpoint`, and that exception is raised here.
 pub fn run_detached<T, E, F>(py: Python<'_>, work: F) -> PyResult<T>
 where
     T: Send,
     E: IntoPyErr + Send,
     F: FnOnce() -> Result<T, E> + Send,
 {
-    match py.detach(|| catch_unwind(AssertUnwindSafe(work))) {
+    let (outcome, interrupt) = py.detach(|| watched(work)).map_err(InternalError::new_err)?;
+    if let Some(interrupt) = interrupt {
+        return Err(interrupt); // even if the work finished meanwhile: the interrupt must reach the caller
+    }
+    match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(error.into_py_err()),
+        Err(payload) if apex_cancel::is_cancelled(payload.as_ref()) => {
+            Err(PyKeyboardInterrupt::new_err("interrupted: cancellation was requested"))
+        }
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
@@ -60,4 +100,43 @@ where
             Err(InternalError::new_err(format!("internal error in the Rust core: {message}")))
         }
     }
+}
+
+type Outcome<T, E> = std::thread::Result<Result<T, E>>;
+
+/// Runs `work` on a scoped thread and polls for Python signals until it ends (called without the GIL); the error is
+/// a thread that could not be started.
+fn watched<T, E, F>(work: F) -> Result<(Outcome<T, E>, Option<PyErr>), String>
+where
+    T: Send,
+    E: Send,
+    F: FnOnce() -> Result<T, E> + Send,
+{
+    std::thread::scope(|scope| {
+        let (done, finished) = mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new().name("apex-core".into()).stack_size(WORKER_STACK).spawn_scoped(
+            scope,
+            move || {
+                let outcome = catch_unwind(AssertUnwindSafe(work));
+                drop(done); // disconnecting wakes the watcher at once
+                outcome
+            },
+        );
+        let handle = spawned.map_err(|error| format!("cannot start a worker thread: {error}"))?;
+        let mut interrupt = None;
+        let mut requested_here = false;
+        while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(SIGNAL_POLL) {
+            if interrupt.is_none()
+                && let Err(raised) = Python::attach(|py| py.check_signals())
+            {
+                requested_here = !apex_cancel::request();
+                interrupt = Some(raised);
+            }
+        }
+        let outcome = handle.join().unwrap_or_else(Err);
+        if requested_here {
+            apex_cancel::clear(); // a handler that requested it itself (apexctl's) keeps it requested
+        }
+        Ok((outcome, interrupt))
+    })
 }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use apex_gp::batch::Subtrees;
 use apex_gp::{GpError, Limits, Program, batch, json_schema, normalize, stream_columns};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
@@ -12,6 +13,7 @@ use crate::errors::{DataError, IntoPyErr, run_detached};
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gp_evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(gp_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(gp_sharing, m)?)?;
     m.add_function(wrap_pyfunction!(gp_validate, m)?)?;
     m.add_function(wrap_pyfunction!(gp_tree_schema, m)?)?;
     Ok(())
@@ -51,9 +53,10 @@ impl<'py> Columns<'py> {
     }
 }
 
-/// Signals (trees x rows) of every JSON tree over the columns named `names`, evaluated in parallel.
+/// Signals (trees x rows) of every JSON tree over the columns named `names`, evaluated in parallel; with `share`, the
+/// subtrees the trees have in common are evaluated once (the signals are the same either way).
 #[pyfunction]
-#[pyo3(signature = (trees_json, names, columns, max_depth=17, max_nodes=4096))]
+#[pyo3(signature = (trees_json, names, columns, max_depth=17, max_nodes=4096, share=true))]
 fn gp_evaluate<'py>(
     py: Python<'py>,
     trees_json: Vec<String>,
@@ -61,6 +64,7 @@ fn gp_evaluate<'py>(
     columns: &Bound<'py, PyAny>,
     max_depth: usize,
     max_nodes: usize,
+    share: bool,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let columns = Columns::extract(columns)?;
     let owned = columns.slices();
@@ -69,8 +73,32 @@ fn gp_evaluate<'py>(
     let limits = Limits { max_depth, max_nodes };
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let trees: Vec<&str> = trees_json.iter().map(String::as_str).collect();
-    let flat = run_detached(py, || batch::evaluate_json(&trees, &names, &slices, &limits))?;
+    let subtrees = if share { Subtrees::Shared } else { Subtrees::PerProgram };
+    let flat = run_detached(py, || batch::evaluate_json_with(&trees, &names, &slices, &limits, subtrees))?;
     Ok(Array2::from_shape_vec((trees.len(), rows), flat).expect("trees x rows signals").into_pyarray(py))
+}
+
+/// How much the JSON trees share: {"programs", "tree_nodes", "distinct_operations"} (the operations one shared
+/// evaluation computes per row, after folding constants and merging equal subtrees).
+#[pyfunction]
+#[pyo3(signature = (trees_json, names, max_depth=17, max_nodes=4096))]
+fn gp_sharing(
+    py: Python<'_>,
+    trees_json: Vec<String>,
+    names: Vec<String>,
+    max_depth: usize,
+    max_nodes: usize,
+) -> PyResult<std::collections::BTreeMap<&'static str, usize>> {
+    let limits = Limits { max_depth, max_nodes };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let trees: Vec<&str> = trees_json.iter().map(String::as_str).collect();
+    let sharing = run_detached(py, || batch::sharing_json(&trees, &names, &limits))?;
+    Ok([
+        ("programs", sharing.programs),
+        ("tree_nodes", sharing.tree_nodes),
+        ("distinct_operations", sharing.distinct_operations),
+    ]
+    .into())
 }
 
 /// The streaming evaluator's signal of one JSON tree, row by row over the columns (for parity checks).

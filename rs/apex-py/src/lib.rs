@@ -17,6 +17,9 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Load NumPy's C API now: loaded lazily, its import could run (and fail in) a Ctrl-C handler while a result is
+    // converted, and the numpy crate panics when that import fails.
+    numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
     errors::register(m)?;
     backtest::register(m)?;
     book::register(m)?;

@@ -492,6 +492,9 @@ impl Market {
             }
             self.queue.pop();
             self.processed += 1;
+            if self.processed & 0xFFFF == 0 {
+                apex_cancel::checkpoint(); // an interrupted caller stops a long run within milliseconds
+            }
             if self.processed > self.config.max_events {
                 self.out.truncated = true;
                 break;

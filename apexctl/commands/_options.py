@@ -1,0 +1,32 @@
+"""Typer options several commands share, defined once: each parses its value through a range of
+`apexctl.forge.ranges` (so NaN, infinities, huge numbers and wrong types stop at parse time with one line) and says
+that range in its help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from apexctl.forge import ranges
+from apexctl.forge.ranges import FloatRange, IntRange
+
+
+def ranged(kind: IntRange | FloatRange, *decls: str, help: str) -> Any:
+    """A Typer option whose value must lie in `kind` (its range is appended to the help)."""
+    return typer.Option(*decls, parser=kind.parse, help=f"{help} Accepts {kind.describe()}.")
+
+
+def seed(help: str = "Random seed; the same seed gives the same result.", *decls: str) -> Any:
+    """Every command's seed: 0 to 2^32-1."""
+    return ranged(ranges.SEED, *(decls or ("--seed",)), help=help)
+
+
+def hours(help: str, *decls: str) -> Any:
+    """Simulated hours of one market: (0, 168]."""
+    return ranged(ranges.HOURS, *(decls or ("--hours",)), help=help)
+
+
+def force(help: str = "Replace a non-empty output folder (all at once, when the new one is complete).") -> Any:
+    """--force: the one way to replace a non-empty output folder."""
+    return typer.Option("--force", help=help)

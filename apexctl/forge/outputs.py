@@ -1,0 +1,238 @@
+"""Where a command may write: one check of its output paths against what it reads, folders staged beside their final
+place and published with one rename, and a lock so that two runs never write the same folder.
+
+Rules (README "Outputs"): `-` is stdout and always allowed. A file output must not be a folder, a device or any other
+non-regular file, and must not be (by path, symlink or hard link) one of the command's inputs. A folder output must
+be new or empty unless the command replaces it (`--force`), and a folder that would be replaced must not hold an
+input. The nearest existing folder above an output must be a writable folder. Everything is checked before any work
+starts, so a bad `-o` costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from apexctl import signals
+from apexctl.errors import UsageError
+from apexctl.forge.io import umask
+
+STDIO = "-"
+#: Prefix of the staging folders and of the lock files, next to the output they belong to (hidden, removed at exit).
+STAGING = ".staging-"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class OutFile:
+    """A file the command writes (replaced when it exists)."""
+
+    path: str | Path
+
+
+@dataclass(frozen=True)
+class OutFolder:
+    """A folder the command writes as a whole; `replace` (--force) allows a non-empty one, `keep` means its other
+    entries are carried over (evolve's run folder with its checkpoint) instead of replaced."""
+
+    path: str | Path
+    replace: bool = False
+    keep: bool = False
+    #: What the user may do about a non-empty folder, besides choosing another one.
+    hint: str = "add --force"
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _writable_ancestor(path: Path, option: str) -> None:
+    """The nearest existing folder above `path` must be a folder we may create entries in."""
+    ancestor = path.parent
+    while not ancestor.exists():
+        if ancestor.is_symlink():  # a dangling symlink in the way: mkdir would fail on it
+            raise UsageError(f"{option} {path}: {ancestor} is a broken symbolic link")
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{option} {path}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot create files in {ancestor} (permission denied)")
+
+
+def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | None], option: str = "-o") -> None:
+    """Raises UsageError (one line naming the path) when an output cannot be written or would destroy an input.
+
+    `inputs` are every file and folder the command reads (None and `-` are skipped); `option` names the output
+    option in messages.
+    """
+    sources = [Path(p) for p in inputs if p is not None and str(p) != STDIO]
+    resolved = [p.resolve() for p in sources]
+    identities = {i for i in (_identity(p) for p in sources) if i is not None}
+    for output in outputs:
+        if str(output.path) == STDIO:
+            continue
+        path = Path(output.path)
+        real = path.resolve()
+        _writable_ancestor(path, option)
+        if isinstance(output, OutFile):
+            if str(output.path).endswith(os.sep) or path.is_dir():
+                raise UsageError(f"{option} {path}: is a folder; give a file name")
+            if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+                raise UsageError(f"{option} {path}: exists and is not a regular file (use '-' for stdout)")
+            if real in resolved or (_identity(path) is not None and _identity(path) in identities):
+                raise UsageError(f"{option} {path}: is also an input of this command; writing it would destroy it")
+            continue
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path}: exists and is not a folder")
+        if path.is_dir() and not output.keep and any(path.iterdir()):
+            if not output.replace:
+                raise UsageError(f"{option} {path}: exists and is not empty; choose another folder or {output.hint}")
+            held = next((s for s, r in zip(sources, resolved, strict=True) if _within(r, real)), None)
+            if held is not None:
+                raise UsageError(f"{option} {path}: holds the input {held}; replacing the folder would destroy it")
+        elif any(_within(r, real) for r in resolved) and not output.keep:
+            held = next(s for s, r in zip(sources, resolved, strict=True) if _within(r, real))
+            raise UsageError(f"{option} {path}: is the input {held} or holds it; choose another folder")
+
+
+# ---------------------------------------------------------------------------------------------------- the lock
+
+
+@contextlib.contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Holds an exclusive lock on output folder `out` (a hidden `.NAME.lock` file beside it, removed at the end);
+    a second run wanting the same folder stops at once with a UsageError instead of mixing its files in."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}{LOCK}"
+    fd = None
+    try:
+        with signals.deferred():  # taken whole or not at all: an interrupt in between would leave the file
+            while fd is None:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    fd = None
+                    raise UsageError(
+                        f"{out}: another apexctl run is writing this folder; wait for it or choose another -o"
+                    ) from None
+                # The previous holder removes the file before letting go; a lock on that removed file is no lock.
+                if _identity(path) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                    os.close(fd)
+                    fd = None
+        yield
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------------- publishing
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _carry(out: Path, staging: Path) -> None:
+    """Hard-links every entry of `out` the staging folder does not replace into it (instant, no copy)."""
+    for entry in out.iterdir():
+        target = staging / entry.name
+        if target.exists() or target.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True, copy_function=os.link)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        else:
+            os.link(entry, target)
+
+
+def publish(staging: Path, out: Path, *, replace: bool, keep: bool = False) -> None:
+    """Puts the finished staging folder in place as `out` in one rename: onto a new or empty `out` directly, over a
+    non-empty one (`replace`) by an atomic exchange, the old content then deleted. With `keep`, the old entries
+    the staging folder does not replace are carried over first."""
+    with signals.deferred():  # the swap is quick and must not stop half way (the old folder set aside, say)
+        _publish(staging, out, replace, keep)
+
+
+def _publish(staging: Path, out: Path, replace: bool, keep: bool) -> None:
+    if keep and out.is_dir():
+        _carry(out, staging)
+    try:
+        os.rename(staging, out)  # onto a missing or empty folder
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        if not replace:
+            raise UsageError(
+                f"{out}: another run wrote this folder while this one ran; choose another -o or add --force"
+            ) from None
+    if not _exchange(staging, out):
+        # No atomic exchange here: move the old folder aside, put the new one in place, then delete the old one.
+        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}old-", dir=out.parent))
+        os.replace(out, aside / out.name)
+        os.rename(staging, out)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    shutil.rmtree(staging, ignore_errors=True)  # the exchange left the old folder under the staging name
+
+
+@contextlib.contextmanager
+def staged_folder(
+    out: str | Path, *, replace: bool = False, keep: bool = False, locked: bool = False
+) -> Iterator[Path]:
+    """Yields an empty staging folder beside `out`; when the block ends normally it is published as `out` in one
+    rename (see `publish`), when it raises (or the run is interrupted) it is removed, so `out` is all or nothing.
+
+    The output folder is locked for the duration unless the caller already holds the lock (`locked`).
+    """
+    out = Path(out)
+    with contextlib.nullcontext() if locked else lock(out):
+        if not replace and not keep and out.is_dir() and any(out.iterdir()):
+            raise UsageError(f"{out}: exists and is not empty; choose another folder or add --force")
+        staging = None
+        try:
+            with signals.deferred():  # an interrupt between creating the folder and knowing its name would leak it
+                staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}", dir=out.parent))
+            staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; the output gets a plain mkdir's mode
+            yield staging
+            publish(staging, out, replace=replace, keep=keep)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)

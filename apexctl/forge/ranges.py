@@ -1,0 +1,136 @@
+"""The accepted range of every kind of value an option takes (seed, hours, probability, counts ...), defined once.
+
+The CLI parses options through these (`apexctl/commands/_options.py`), and the Forge's configs check the same ranges,
+so a value is refused with the same one-line message whether it comes from the command line or from Python.
+Floats must be finite everywhere: NaN and infinities are never a meaningful setting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from apexctl.errors import UsageError
+
+#: Largest seed: NumPy's legacy seeding, LightGBM and pycma take 32-bit seeds, so every command takes 0..2^32-1.
+SEED_MAX = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Whole numbers in [low, high]."""
+
+    low: int
+    high: int
+
+    def describe(self) -> str:
+        return f"a whole number from {self.low} to {self.high}"
+
+    def parse(self, text: str | int) -> int:
+        """The integer `text` stands for; ValueError (saying what is expected) otherwise."""
+        if isinstance(text, bool):
+            raise ValueError(f"expected {self.describe()}, got {text}")
+        if isinstance(text, int):
+            value = text
+        else:
+            stripped = str(text).strip()
+            digits = stripped[1:] if stripped[:1] in "+-" else stripped
+            if not digits.isdigit() or len(digits) > 30:
+                raise ValueError(f"expected {self.describe()}, got {str(text)!r}")
+            value = int(stripped)
+        if not self.low <= value <= self.high:
+            raise ValueError(f"{value} is out of range: expected {self.describe()}")
+        return value
+
+    def check(self, value: int, option: str) -> int:
+        """`value` if in range, else UsageError naming `option`."""
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """Finite numbers between low and high; an open end excludes the bound itself."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        return f"a finite number in {left}{self.low:g}, {self.high:g}{right}"
+
+    def parse(self, text: str | float) -> float:
+        """The finite number `text` stands for, in range; ValueError (saying what is expected) otherwise."""
+        if isinstance(text, bool):
+            raise ValueError(f"expected {self.describe()}, got {text}")
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {self.describe()}, got {str(text)!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number: expected {self.describe()}")
+        below = value <= self.low if self.low_open else value < self.low
+        above = value >= self.high if self.high_open else value > self.high
+        if below or above:
+            raise ValueError(f"{value:g} is out of range: expected {self.describe()}")
+        return value
+
+    def check(self, value: float, option: str) -> float:
+        """`value` if finite and in range, else UsageError naming `option`."""
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------- shared kinds
+
+SEED = IntRange(0, SEED_MAX)
+#: Simulated time of one market (simulate, fetch --source sim, chimera --hours, evolve --sim-hours): up to a week.
+HOURS = FloatRange(0.0, 168.0, low_open=True)
+PROBABILITY = FloatRange(0.0, 1.0)
+#: A share that must leave something on both sides (support, holdout, significance levels).
+OPEN_SHARE = FloatRange(0.0, 1.0, low_open=True, high_open=True)
+#: A share that may be the whole (eval fraction, seed share).
+SHARE = FloatRange(0.0, 1.0, low_open=True)
+CORRELATION = FloatRange(-1.0, 1.0)
+#: Starting capital of a simulated strategy, USDT.
+CAPITAL = FloatRange(0.0, 1e9, low_open=True)
+LEARNING_RATE = FloatRange(0.0, 10.0, low_open=True)
+#: Bars in the realized-volatility window (features --rv-bars, simulate --rv-bars).
+RV_BARS = IntRange(1, 10_000)
+#: Worker processes or threads.
+WORKERS = IntRange(1, 1024)
+#: Members of an evolved population.
+POPULATION = IntRange(2, 1_000_000)
+GENERATIONS = IntRange(1, 100_000)
+#: Candidate, episode and step budgets.
+BUDGET = IntRange(1, 10_000_000)
+#: Rows of a lag or window (causal lags, GRU windows, horizons in bars).
+LAGS = IntRange(0, 1_000)
+WINDOW = IntRange(1, 10_000)
+RANK = IntRange(1, 100_000)
+#: VMD of the close (features --vmd-modes/--vmd-window, and simulate's the same for a tree's features); 0 modes = off.
+VMD_MODES = IntRange(0, 16)
+VMD_WINDOW = IntRange(4, 4096)
+#: The local venue (apexctl venue): simulated seconds per wall-clock second, its loopback port (0 picks one), and how
+#: long it runs.
+VENUE_SPEED = FloatRange(0.0, 10_000.0, low_open=True)
+PORT = IntRange(0, 65_535)
+RUN_SECONDS = FloatRange(0.0, 1e9, low_open=True)
+
+# ---------------------------------------------------------------------------------------------------- train iel
+# Here rather than beside IelConfig: `apexctl train` parses them before importing torch (which forge/iel.py needs).
+
+IEL_EPISODES = IntRange(1, 10_000_000)
+IEL_ENVS = IntRange(1, 4_096)
+IEL_EVAL_EPISODES = IntRange(2, 1_000_000)
+#: Parent order size, lots.
+IEL_SIZE_LOTS = IntRange(1, 1_000_000_000)
+IEL_HORIZON_S = FloatRange(0.0, 3_600.0, low_open=True)
+IEL_INTERVAL_S = FloatRange(0.1, 3_600.0)

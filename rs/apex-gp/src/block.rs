@@ -1,0 +1,508 @@
+//! Kernels of the blocked evaluator: one operation over one block of rows, written so that the compiler vectorizes
+//! them, with the rolling state (history, EMA) carried from one block to the next.
+//!
+//! Each row goes through exactly the float operations of the scalar kernels in [`crate::kernels`] and in the same
+//! order (rolling sums still add a window from its oldest member, starting at 0.0); the vectorization is across
+//! rows, which are independent.
+
+use std::sync::LazyLock;
+
+use crate::kernels::{self, Stat, window_stat};
+use crate::{PROTECT_EPS, signal as clip};
+
+/// The widest vector instruction set of this CPU (AVX-512, AVX2 or the x86-64 baseline), detected once.
+static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+
+/// Implements `pulp::WithSimd` for a kernel struct whose `run` does the work: `ARCH.dispatch(kernel)` inlines `run`
+/// into one copy per instruction set and calls the copy for this CPU, so the loops vectorize as wide as the CPU allows
+/// without a build flag. The float operations per row do not depend on the width (no fused multiply-add is ever
+/// formed), so every copy gives the same bits.
+macro_rules! dispatched {
+    ($kernel:ident) => {
+        impl pulp::WithSimd for $kernel<'_> {
+            type Output = ();
+
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, _: S) {
+                self.run();
+            }
+        }
+    };
+}
+
+/// Rows per block: a block of every live intermediate stays in the L1 cache.
+pub(crate) const ROWS: usize = 256;
+/// Rows a rolling kernel handles at once, each with its own accumulator held in a register lane.
+const LANES: usize = 16;
+
+/// The rows of an operand in a block: a slice, or one value for every row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Src<'a> {
+    Slice(&'a [f64]),
+    Scalar(f64),
+}
+
+impl Src<'_> {
+    fn copy_into(self, out: &mut Vec<f64>, len: usize) {
+        match self {
+            Src::Slice(x) => out.extend_from_slice(&x[..len]),
+            Src::Scalar(v) => out.resize(out.len() + len, v),
+        }
+    }
+}
+
+/// Operations of one argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum UnaryOp {
+    Neg,
+    Abs,
+    Sign,
+    Tanh,
+    Not,
+}
+
+/// Operations of two arguments (`gt(a, b)` is `Lt` of `(b, a)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Min,
+    Max,
+    Lt,
+    And,
+    Or,
+}
+
+impl BinaryOp {
+    /// Whether swapping the arguments leaves the value unchanged (up to the sign of a zero or a NaN's payload).
+    pub(crate) fn commutes(self) -> bool {
+        matches!(self, BinaryOp::Add | BinaryOp::Mul | BinaryOp::Min | BinaryOp::Max | BinaryOp::And | BinaryOp::Or)
+    }
+}
+
+#[inline(always)]
+fn map(x: Src<'_>, out: &mut [f64], f: impl Fn(f64) -> f64) {
+    match x {
+        Src::Slice(x) => {
+            for (o, &x) in out.iter_mut().zip(x) {
+                *o = f(x);
+            }
+        }
+        Src::Scalar(x) => out.fill(f(x)),
+    }
+}
+
+#[inline(always)]
+fn zip(a: Src<'_>, b: Src<'_>, out: &mut [f64], f: impl Fn(f64, f64) -> f64) {
+    match (a, b) {
+        (Src::Slice(a), Src::Slice(b)) => {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        }
+        (Src::Slice(a), Src::Scalar(b)) => {
+            for (o, &a) in out.iter_mut().zip(a) {
+                *o = f(a, b);
+            }
+        }
+        (Src::Scalar(a), Src::Slice(b)) => {
+            for (o, &b) in out.iter_mut().zip(b) {
+                *o = f(a, b);
+            }
+        }
+        (Src::Scalar(a), Src::Scalar(b)) => out.fill(f(a, b)),
+    }
+}
+
+pub(crate) fn unary(op: UnaryOp, x: Src<'_>, out: &mut [f64]) {
+    ARCH.dispatch(Unary { op, x, out });
+}
+
+struct Unary<'a> {
+    op: UnaryOp,
+    x: Src<'a>,
+    out: &'a mut [f64],
+}
+
+dispatched!(Unary);
+
+impl Unary<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let Unary { op, x, out } = self;
+        match op {
+            UnaryOp::Neg => map(x, out, |a| -a),
+            UnaryOp::Abs => map(x, out, f64::abs),
+            UnaryOp::Sign => map(x, out, kernels::sign),
+            UnaryOp::Tanh => map(x, out, kernels::tanh),
+            UnaryOp::Not => map(x, out, |a| kernels::truth(a == 0.0)),
+        }
+    }
+}
+
+pub(crate) fn binary(op: BinaryOp, a: Src<'_>, b: Src<'_>, out: &mut [f64]) {
+    ARCH.dispatch(Binary { op, a, b, out });
+}
+
+struct Binary<'a> {
+    op: BinaryOp,
+    a: Src<'a>,
+    b: Src<'a>,
+    out: &'a mut [f64],
+}
+
+dispatched!(Binary);
+
+impl Binary<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let Binary { op, a, b, out } = self;
+        match op {
+            BinaryOp::Add => zip(a, b, out, |a, b| a + b),
+            BinaryOp::Sub => zip(a, b, out, |a, b| a - b),
+            BinaryOp::Mul => zip(a, b, out, |a, b| a * b),
+            BinaryOp::Div => zip(a, b, out, kernels::div),
+            BinaryOp::Min => zip(a, b, out, kernels::min),
+            BinaryOp::Max => zip(a, b, out, kernels::max),
+            BinaryOp::Lt => zip(a, b, out, |a, b| kernels::truth(a < b)),
+            BinaryOp::And => zip(a, b, out, |a, b| kernels::truth((a != 0.0) & (b != 0.0))),
+            BinaryOp::Or => zip(a, b, out, |a, b| kernels::truth((a != 0.0) | (b != 0.0))),
+        }
+    }
+}
+
+/// `if cond != 0 { a } else { b }` per row.
+pub(crate) fn select(cond: Src<'_>, a: Src<'_>, b: Src<'_>, out: &mut [f64]) {
+    let Src::Slice(cond) = cond else {
+        // A constant condition was folded away when the DAG was built; keep the general case correct anyway.
+        let Src::Scalar(c) = cond else { unreachable!() };
+        return map(if c != 0.0 { a } else { b }, out, |v| v);
+    };
+    match (a, b) {
+        (Src::Slice(a), Src::Slice(b)) => {
+            for (((o, &c), &a), &b) in out.iter_mut().zip(cond).zip(a).zip(b) {
+                *o = if c != 0.0 { a } else { b };
+            }
+        }
+        (Src::Slice(a), Src::Scalar(b)) => {
+            for ((o, &c), &a) in out.iter_mut().zip(cond).zip(a) {
+                *o = if c != 0.0 { a } else { b };
+            }
+        }
+        (Src::Scalar(a), Src::Slice(b)) => {
+            for ((o, &c), &b) in out.iter_mut().zip(cond).zip(b) {
+                *o = if c != 0.0 { a } else { b };
+            }
+        }
+        (Src::Scalar(a), Src::Scalar(b)) => {
+            for (o, &c) in out.iter_mut().zip(cond) {
+                *o = if c != 0.0 { a } else { b };
+            }
+        }
+    }
+}
+
+/// The program's signal of a block of root values.
+pub(crate) fn signal(x: Src<'_>, out: &mut [f64]) {
+    map(x, out, clip);
+}
+
+/// What a stateful node carries from one block to the next.
+#[derive(Clone, Debug)]
+pub(crate) enum State {
+    /// The inputs of the rows before the block: the last k for `lag` (NaN before the first row), the last k - 1
+    /// (fewer at the start) for a rolling statistic.
+    History(Vec<f64>),
+    /// The EMA so far (None before the first non-NaN input).
+    Ema(Option<f64>),
+}
+
+impl State {
+    pub(crate) fn lag(k: usize) -> State {
+        State::History(vec![f64::NAN; k])
+    }
+
+    pub(crate) fn rolling(k: usize) -> State {
+        State::History(Vec::with_capacity(k.saturating_sub(1)))
+    }
+
+    pub(crate) fn ema() -> State {
+        State::Ema(None)
+    }
+}
+
+/// Buffers the rolling kernels reuse from block to block.
+pub(crate) struct Scratch {
+    /// The history followed by the block's inputs.
+    window: Vec<f64>,
+    /// Per-row window means (std and z-score).
+    means: Vec<f64>,
+    /// Levels of the min/max doubling.
+    table: Vec<f64>,
+    spare: Vec<f64>,
+    /// Running NaN counts of ranks.
+    nans: Vec<u32>,
+}
+
+impl Scratch {
+    pub(crate) fn new(max_window: usize) -> Scratch {
+        let capacity = max_window + ROWS + 1;
+        Scratch {
+            window: Vec::with_capacity(capacity),
+            means: vec![0.0; ROWS],
+            table: Vec::with_capacity(capacity),
+            spare: Vec::with_capacity(capacity),
+            nans: Vec::with_capacity(capacity),
+        }
+    }
+}
+
+fn history(state: &mut State) -> &mut Vec<f64> {
+    match state {
+        State::History(history) => history,
+        State::Ema(_) => unreachable!("a window op owns a history"),
+    }
+}
+
+/// `x` k rows ago, NaN before the first row (the history starts as k NaNs).
+pub(crate) fn lag(x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
+    let history = history(state);
+    let (k, len) = (history.len(), out.len());
+    let window = &mut scratch.window;
+    window.clear();
+    window.extend_from_slice(history);
+    x.copy_into(window, len);
+    out.copy_from_slice(&window[..len]);
+    history.copy_from_slice(&window[len..len + k]);
+}
+
+/// The EMA of the block, continuing from the state.
+pub(crate) fn ema(alpha: f64, x: Src<'_>, state: &mut State, out: &mut [f64]) {
+    let State::Ema(average) = state else { unreachable!("ema owns an average") };
+    match x {
+        Src::Slice(x) => {
+            for (o, &x) in out.iter_mut().zip(x) {
+                *o = kernels::ema_step(average, alpha, x);
+            }
+        }
+        Src::Scalar(x) => {
+            for o in out.iter_mut() {
+                *o = kernels::ema_step(average, alpha, x);
+            }
+        }
+    }
+}
+
+/// A rolling statistic over windows of `k` rows: the rows with fewer than k rows before them (the warm-up at the start
+/// of the data) one at a time with [`window_stat`], the others with the vectorized kernels below.
+pub(crate) fn rolling(stat: Stat, k: usize, x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
+    let history = history(state);
+    let (seen, len) = (history.len(), out.len());
+    let Scratch { window, means: mu, table, spare, nans } = scratch;
+    window.clear();
+    window.extend_from_slice(history);
+    x.copy_into(window, len);
+    let warm_up = (k - 1).saturating_sub(seen).min(len);
+    for (i, o) in out[..warm_up].iter_mut().enumerate() {
+        *o = window_stat(stat, &[], &window[..=seen + i]);
+    }
+    if warm_up < len {
+        // Row i's window is window[seen + i + 1 - k ..= seen + i]; `members` starts at the first full row's.
+        let members = &window[seen + warm_up + 1 - k..];
+        let out = &mut out[warm_up..];
+        ARCH.dispatch(Windows { stat, k, members, out, mu, table, spare, nans });
+    }
+    let keep = (k - 1).min(window.len());
+    history.clear();
+    history.extend_from_slice(&window[window.len() - keep..]);
+}
+
+/// The full windows of a block (row r's window is `members[r..r + k]`) and the scratch their kernel needs.
+struct Windows<'a> {
+    stat: Stat,
+    k: usize,
+    members: &'a [f64],
+    out: &'a mut [f64],
+    mu: &'a mut [f64],
+    table: &'a mut Vec<f64>,
+    spare: &'a mut Vec<f64>,
+    nans: &'a mut Vec<u32>,
+}
+
+dispatched!(Windows);
+
+impl Windows<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let Windows { stat, k, members, out, mu, table, spare, nans } = self;
+        match stat {
+            Stat::Mean => means(members, k, out),
+            Stat::Std | Stat::Zscore => {
+                let mu = &mut mu[..out.len()];
+                means(members, k, mu);
+                deviations(members, k, mu, out, stat == Stat::Zscore);
+            }
+            Stat::Min => extremes(members, k, out, table, spare, kernels::min),
+            Stat::Max => extremes(members, k, out, table, spare, kernels::max),
+            Stat::Rank => ranks(members, k, out, nans),
+        }
+    }
+}
+
+/// The `LANES` values of `x` from `start`.
+#[inline(always)]
+fn lanes(x: &[f64], start: usize) -> &[f64; LANES] {
+    x[start..start + LANES].try_into().expect("LANES values")
+}
+
+/// The rows handled `LANES` at a time: (first row, its `LANES` outputs); the rest is left for a scalar loop.
+#[inline(always)]
+fn strips(out: &mut [f64]) -> (impl Iterator<Item = (usize, &mut [f64])>, usize) {
+    let full = out.len() - out.len() % LANES;
+    ((0..full).step_by(LANES).zip(out[..full].chunks_exact_mut(LANES)), full)
+}
+
+/// Window means, each window `members[r..r + k]` summed from its oldest member starting at 0.0. Each of the `LANES`
+/// rows of a strip has its own accumulator, so the loop over the window runs on vectors.
+#[inline(always)]
+fn means(members: &[f64], k: usize, out: &mut [f64]) {
+    let m = k as f64;
+    let rows = out.len();
+    let (strips, done) = strips(out);
+    for (r, out) in strips {
+        let mut acc = [0.0; LANES];
+        for j in 0..k {
+            for (a, v) in acc.iter_mut().zip(lanes(members, r + j)) {
+                *a += v;
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a / m;
+        }
+    }
+    for r in done..rows {
+        let mut acc = 0.0;
+        for v in &members[r..r + k] {
+            acc += v;
+        }
+        out[r] = acc / m;
+    }
+}
+
+/// Population standard deviations around the window means `mu` (or z-scores of each window's newest member).
+#[inline(always)]
+fn deviations(members: &[f64], k: usize, mu: &[f64], out: &mut [f64], zscore: bool) {
+    let m = k as f64;
+    let rows = out.len();
+    let (strips, done) = strips(out);
+    for (r, out) in strips {
+        let mean = lanes(mu, r);
+        let mut acc = [0.0; LANES];
+        for j in 0..k {
+            for ((a, v), mean) in acc.iter_mut().zip(lanes(members, r + j)).zip(mean) {
+                let d = v - mean;
+                *a += d * d;
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = (a / m).sqrt();
+        }
+    }
+    for r in done..rows {
+        let mut acc = 0.0;
+        for v in &members[r..r + k] {
+            let d = v - mu[r];
+            acc += d * d;
+        }
+        out[r] = (acc / m).sqrt();
+    }
+    if zscore {
+        for ((o, &x), &mu) in out.iter_mut().zip(&members[k - 1..]).zip(mu) {
+            let sd = *o;
+            *o = if sd < PROTECT_EPS { 0.0 } else { (x - mu) / sd };
+        }
+    }
+}
+
+/// Window minima (or maxima) by doubling: after level p, `table[i]` is the extreme of `members[i..i + 2^p]`, and a
+/// window of k is two overlapping windows of the largest 2^p <= k. O(log k) per row instead of O(k); min and max
+/// round nothing, so the order in which a window's members meet does not change the value (up to the sign of a zero,
+/// which nothing can observe).
+#[inline(always)]
+fn extremes(
+    members: &[f64],
+    k: usize,
+    out: &mut [f64],
+    table: &mut Vec<f64>,
+    spare: &mut Vec<f64>,
+    pick: fn(f64, f64) -> f64,
+) {
+    table.clear();
+    table.extend_from_slice(members);
+    let mut width = 1;
+    while 2 * width <= k {
+        let n = table.len() - width;
+        spare.clear();
+        spare.resize(n, 0.0);
+        for ((s, &a), &b) in spare.iter_mut().zip(&table[..n]).zip(&table[width..]) {
+            *s = pick(a, b);
+        }
+        std::mem::swap(table, spare);
+        width *= 2;
+    }
+    for ((o, &a), &b) in out.iter_mut().zip(table.iter()).zip(&table[k - width..]) {
+        *o = pick(a, b);
+    }
+}
+
+/// `(#below + (#equal - 1) / 2) / (k - 1)` of each window's newest member, NaN when the window holds a NaN (found from
+/// a running count of NaNs, not per member). The counts are whole numbers in f64, exactly [`window_stat`]'s integer
+/// counts converted.
+#[inline(always)]
+fn ranks(members: &[f64], k: usize, out: &mut [f64], nans: &mut Vec<u32>) {
+    let rows = out.len();
+    let (strips, done) = strips(out);
+    for (r, out) in strips {
+        let current = lanes(members, r + k - 1);
+        let mut below = [0.0; LANES];
+        let mut equal = [0.0; LANES];
+        for j in 0..k {
+            for (((b, e), v), x) in below.iter_mut().zip(equal.iter_mut()).zip(lanes(members, r + j)).zip(current) {
+                *b += kernels::truth(v < x);
+                *e += kernels::truth(v == x);
+            }
+        }
+        for ((o, b), e) in out.iter_mut().zip(below).zip(equal) {
+            *o = b + 0.5 * (e - 1.0);
+        }
+    }
+    for r in done..rows {
+        let x = members[r + k - 1];
+        let (mut below, mut equal) = (0.0, 0.0);
+        for &v in &members[r..r + k] {
+            below += kernels::truth(v < x);
+            equal += kernels::truth(v == x);
+        }
+        out[r] = below + 0.5 * (equal - 1.0);
+    }
+    // nans[i] = NaNs among members[..i] (an integer running sum: one cycle per member, not a float add's four).
+    nans.clear();
+    nans.push(0);
+    let mut count = 0;
+    nans.extend(members.iter().map(|v| {
+        count += u32::from(v.is_nan());
+        count
+    }));
+    let m = k as f64;
+    for ((o, before), after) in out.iter_mut().zip(nans.iter()).zip(&nans[k..]) {
+        *o = if after > before {
+            f64::NAN
+        } else if k == 1 {
+            0.5
+        } else {
+            *o / (m - 1.0)
+        };
+    }
+}

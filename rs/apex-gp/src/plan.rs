@@ -1,0 +1,407 @@
+//! Many compiled programs hash-consed into one DAG of distinct subtrees, scheduled for blocked evaluation.
+//!
+//! Every subtree the programs share (the same operation over the same children) becomes one node, evaluated once per
+//! row block however many trees hold it; after crossover most of a population's subtrees are shared. Nodes whose
+//! inputs are all constants are folded, `gt(a, b)` is stored as `lt(b, a)`, and the arguments of the commutative
+//! operations are put in a fixed order, so more subtrees meet. None of this changes a signal: folding runs the
+//! block kernels themselves, `a > b` is `b < a` for every pair, and swapping the arguments of `add`, `mul`, `and`,
+//! `or`, `min` and `max` can change only the sign of a zero or the payload of a NaN, which no operation and no
+//! signal can tell apart (division is protected, comparisons see -0.0 = 0.0, and the signal maps both to 0.0).
+
+use std::collections::HashMap;
+
+use crate::block::{self, BinaryOp, Src, UnaryOp};
+use crate::compile::{Code, Program};
+use crate::kernels::Stat;
+
+/// Index of a node in a [`Dag`].
+type Id = u32;
+
+/// A distinct subtree: an operation over earlier nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Node {
+    Feature(usize),
+    /// A constant by its bits (so that the node can be hashed).
+    Const(u64),
+    Unary(UnaryOp, Id),
+    Binary(BinaryOp, Id, Id),
+    Select(Id, Id, Id),
+    Lag(usize, Id),
+    Rolling(Stat, usize, Id),
+    /// The EMA's alpha by its bits.
+    Ema(u64, Id),
+}
+
+impl Node {
+    fn children(self) -> impl Iterator<Item = Id> {
+        let (n, ids) = match self {
+            Node::Feature(_) | Node::Const(_) => (0, [0; 3]),
+            Node::Unary(_, a) | Node::Lag(_, a) | Node::Rolling(_, _, a) | Node::Ema(_, a) => (1, [a, 0, 0]),
+            Node::Binary(_, a, b) => (2, [a, b, 0]),
+            Node::Select(c, a, b) => (3, [c, a, b]),
+        };
+        ids.into_iter().take(n)
+    }
+}
+
+/// The distinct subtrees of some programs, children before parents, and each program's root.
+#[derive(Default)]
+pub(crate) struct Dag {
+    nodes: Vec<Node>,
+    index: HashMap<Node, Id>,
+    roots: Vec<Id>,
+    /// Tree nodes over all programs (window leaves included), for the sharing statistics.
+    tree_nodes: usize,
+}
+
+impl Dag {
+    pub(crate) fn new(programs: &[Program]) -> Dag {
+        let mut dag = Dag::default();
+        for program in programs {
+            dag.add(program);
+        }
+        dag
+    }
+
+    /// Adds a program: replays its postfix code on a stack of node ids.
+    fn add(&mut self, program: &Program) {
+        let mut slots: Vec<Id> = vec![0; program.slots.max(1)];
+        for ins in &program.code {
+            let s = ins.slot;
+            let arg = |i: usize| slots[s + i];
+            let node = match ins.code {
+                Code::Feature(i) => Node::Feature(i),
+                Code::Const(v) => Node::Const(v.to_bits()),
+                Code::Neg => Node::Unary(UnaryOp::Neg, arg(0)),
+                Code::Abs => Node::Unary(UnaryOp::Abs, arg(0)),
+                Code::Sign => Node::Unary(UnaryOp::Sign, arg(0)),
+                Code::Tanh => Node::Unary(UnaryOp::Tanh, arg(0)),
+                Code::Not => Node::Unary(UnaryOp::Not, arg(0)),
+                Code::Add => Node::Binary(BinaryOp::Add, arg(0), arg(1)),
+                Code::Sub => Node::Binary(BinaryOp::Sub, arg(0), arg(1)),
+                Code::Mul => Node::Binary(BinaryOp::Mul, arg(0), arg(1)),
+                Code::Div => Node::Binary(BinaryOp::Div, arg(0), arg(1)),
+                Code::Min => Node::Binary(BinaryOp::Min, arg(0), arg(1)),
+                Code::Max => Node::Binary(BinaryOp::Max, arg(0), arg(1)),
+                Code::Gt => Node::Binary(BinaryOp::Lt, arg(1), arg(0)),
+                Code::Lt => Node::Binary(BinaryOp::Lt, arg(0), arg(1)),
+                Code::And => Node::Binary(BinaryOp::And, arg(0), arg(1)),
+                Code::Or => Node::Binary(BinaryOp::Or, arg(0), arg(1)),
+                Code::IfThenElse => Node::Select(arg(0), arg(1), arg(2)),
+                Code::Lag { window, .. } => Node::Lag(window, arg(0)),
+                Code::Rolling { stat, window, .. } => Node::Rolling(stat, window, arg(0)),
+                Code::Ema { alpha, .. } => Node::Ema(alpha.to_bits(), arg(0)),
+            };
+            slots[s] = self.intern(node);
+        }
+        self.roots.push(slots[0]);
+        self.tree_nodes += program.node_count();
+    }
+
+    fn constant(&self, id: Id) -> Option<f64> {
+        match self.nodes[id as usize] {
+            Node::Const(bits) => Some(f64::from_bits(bits)),
+            _ => None,
+        }
+    }
+
+    /// The id of `node`, after folding and canonical ordering; a new node only when no equal one exists.
+    fn intern(&mut self, node: Node) -> Id {
+        let folded = match node {
+            Node::Unary(op, a) => self.constant(a).map(|a| {
+                let mut out = [0.0];
+                block::unary(op, Src::Scalar(a), &mut out);
+                out[0]
+            }),
+            Node::Binary(op, a, b) => self.constant(a).zip(self.constant(b)).map(|(a, b)| {
+                let mut out = [0.0];
+                block::binary(op, Src::Scalar(a), Src::Scalar(b), &mut out);
+                out[0]
+            }),
+            Node::Select(c, a, b) => {
+                if a == b {
+                    return a;
+                }
+                if let Some(c) = self.constant(c) {
+                    return if c != 0.0 { a } else { b };
+                }
+                None
+            }
+            _ => None,
+        };
+        let node = match (folded, node) {
+            (Some(value), _) => Node::Const(value.to_bits()),
+            (None, Node::Binary(op, a, b)) if op.commutes() && b < a => Node::Binary(op, b, a),
+            (None, node) => node,
+        };
+        if let Some(&id) = self.index.get(&node) {
+            return id;
+        }
+        let id = Id::try_from(self.nodes.len()).expect("fewer than 2^32 distinct subtrees");
+        self.nodes.push(node);
+        self.index.insert(node, id);
+        id
+    }
+
+    /// Which nodes some root needs.
+    fn live(&self) -> Vec<bool> {
+        let mut live = vec![false; self.nodes.len()];
+        for &root in &self.roots {
+            live[root as usize] = true;
+        }
+        for i in (0..self.nodes.len()).rev() {
+            if live[i] {
+                for child in self.nodes[i].children() {
+                    live[child as usize] = true;
+                }
+            }
+        }
+        live
+    }
+
+    /// How many operations one evaluation performs per row with and without sharing.
+    pub(crate) fn sharing(&self) -> Sharing {
+        let live = self.live();
+        let distinct = self
+            .nodes
+            .iter()
+            .zip(&live)
+            .filter(|(node, live)| **live && !matches!(node, Node::Feature(_) | Node::Const(_)))
+            .count();
+        Sharing { programs: self.roots.len(), tree_nodes: self.tree_nodes, distinct_operations: distinct }
+    }
+}
+
+/// How much a set of programs shares: the work per row of evaluating them one by one versus as one DAG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sharing {
+    /// Number of programs.
+    pub programs: usize,
+    /// Tree nodes over all programs (window and constant leaves included): the unit of "node evaluations".
+    pub tree_nodes: usize,
+    /// Distinct operations (inner nodes after folding and hash-consing) the shared evaluation computes per row.
+    pub distinct_operations: usize,
+}
+
+/// Where a step reads an argument.
+#[derive(Clone, Copy, Debug)]
+enum Operand {
+    Column(usize),
+    Scalar(f64),
+    Buffer(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum StepOp {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Select,
+    Lag(usize),
+    Rolling(Stat, usize),
+    Ema(f64),
+}
+
+/// One node's evaluation over a block: reads `args`, writes buffer `out`, then the signal of every program whose
+/// root this is (`roots` indexes [`Schedule::root_programs`]).
+#[derive(Clone, Debug)]
+struct Step {
+    op: StepOp,
+    args: [Operand; 3],
+    out: usize,
+    state: usize,
+    roots: (usize, usize),
+}
+
+/// A DAG in evaluation order with its buffers allocated: a buffer is reused as soon as the last step reading it ran.
+pub(crate) struct Schedule {
+    steps: Vec<Step>,
+    buffers: usize,
+    root_programs: Vec<usize>,
+    /// Programs whose root is a feature or a constant: (program, operand).
+    direct: Vec<(usize, Operand)>,
+    /// Per stateful step: the lag window, the rolling window, or 0 for an EMA.
+    states: Vec<(StepOp, usize)>,
+    /// The largest window, for the scratch the rolling kernels use.
+    max_window: usize,
+}
+
+impl Schedule {
+    pub(crate) fn new(dag: &Dag) -> Schedule {
+        let live = dag.live();
+        // Last step that reads each node; roots with no reader are read by their own step (the signal).
+        let mut step_of = vec![usize::MAX; dag.nodes.len()];
+        let mut computed = Vec::new();
+        for (id, node) in dag.nodes.iter().enumerate() {
+            if live[id] && !matches!(node, Node::Feature(_) | Node::Const(_)) {
+                step_of[id] = computed.len();
+                computed.push(id);
+            }
+        }
+        let mut last_read = vec![0usize; dag.nodes.len()];
+        for (step, &id) in computed.iter().enumerate() {
+            last_read[id] = step;
+            for child in dag.nodes[id].children() {
+                last_read[child as usize] = step;
+            }
+        }
+        let mut programs_of: HashMap<Id, Vec<usize>> = HashMap::new();
+        for (program, &root) in dag.roots.iter().enumerate() {
+            programs_of.entry(root).or_default().push(program);
+        }
+
+        let mut schedule = Schedule {
+            steps: Vec::with_capacity(computed.len()),
+            buffers: 0,
+            root_programs: Vec::new(),
+            direct: Vec::new(),
+            states: Vec::new(),
+            max_window: 0,
+        };
+        let mut buffer_of = vec![usize::MAX; dag.nodes.len()];
+        let mut free: Vec<usize> = Vec::new();
+        let operand = |id: Id, buffer_of: &[usize]| match dag.nodes[id as usize] {
+            Node::Feature(i) => Operand::Column(i),
+            Node::Const(bits) => Operand::Scalar(f64::from_bits(bits)),
+            _ => Operand::Buffer(buffer_of[id as usize]),
+        };
+        for (program, &root) in dag.roots.iter().enumerate() {
+            if step_of[root as usize] == usize::MAX {
+                schedule.direct.push((program, operand(root, &buffer_of)));
+            }
+        }
+        for (step, &id) in computed.iter().enumerate() {
+            let node = dag.nodes[id];
+            let mut args = [Operand::Scalar(0.0); 3];
+            for (slot, child) in node.children().enumerate() {
+                args[slot] = operand(child, &buffer_of);
+            }
+            let op = match node {
+                Node::Unary(op, _) => StepOp::Unary(op),
+                Node::Binary(op, ..) => StepOp::Binary(op),
+                Node::Select(..) => StepOp::Select,
+                Node::Lag(k, _) => StepOp::Lag(k),
+                Node::Rolling(stat, k, _) => StepOp::Rolling(stat, k),
+                Node::Ema(alpha, _) => StepOp::Ema(f64::from_bits(alpha)),
+                Node::Feature(_) | Node::Const(_) => unreachable!("leaves are operands, not steps"),
+            };
+            let state = match op {
+                StepOp::Lag(k) | StepOp::Rolling(_, k) => {
+                    schedule.max_window = schedule.max_window.max(k);
+                    schedule.states.push((op, k));
+                    schedule.states.len() - 1
+                }
+                StepOp::Ema(_) => {
+                    schedule.states.push((op, 0));
+                    schedule.states.len() - 1
+                }
+                _ => usize::MAX,
+            };
+            // The output buffer is taken before the arguments' buffers are released: a step never writes what it
+            // reads.
+            let out = free.pop().unwrap_or_else(|| {
+                schedule.buffers += 1;
+                schedule.buffers - 1
+            });
+            buffer_of[id] = out;
+            let start = schedule.root_programs.len();
+            if let Some(programs) = programs_of.get(&(id as Id)) {
+                schedule.root_programs.extend(programs);
+            }
+            schedule.steps.push(Step { op, args, out, state, roots: (start, schedule.root_programs.len()) });
+            let mut released: Vec<usize> = node
+                .children()
+                .filter(|&child| last_read[child as usize] == step)
+                .filter_map(|child| match operand(child, &buffer_of) {
+                    Operand::Buffer(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            if last_read[id] == step {
+                released.push(out);
+            }
+            released.sort_unstable();
+            released.dedup();
+            free.extend(released);
+        }
+        schedule
+    }
+
+    /// Evaluates every program of the DAG over `columns` (all `rows` long), block by block, writing each program's
+    /// signal into its row of `out` (`programs x rows`, row-major).
+    pub(crate) fn run(&self, columns: &[&[f64]], rows: usize, out: &mut [f64]) {
+        let mut buffers: Vec<Vec<f64>> = (0..self.buffers).map(|_| vec![0.0; block::ROWS]).collect();
+        let mut states: Vec<block::State> = self
+            .states
+            .iter()
+            .map(|&(op, k)| match op {
+                StepOp::Lag(_) => block::State::lag(k),
+                StepOp::Rolling(..) => block::State::rolling(k),
+                _ => block::State::ema(),
+            })
+            .collect();
+        let mut scratch = block::Scratch::new(self.max_window);
+        let mut start = 0;
+        while start < rows {
+            apex_cancel::checkpoint(); // an interrupted caller stops within a block
+            let len = block::ROWS.min(rows - start);
+            for &(program, operand) in &self.direct {
+                block::signal(
+                    block_rows(operand, columns, &buffers, start, len),
+                    &mut out[program * rows + start..][..len],
+                );
+            }
+            for step in &self.steps {
+                let mut dst = std::mem::take(&mut buffers[step.out]);
+                let value = &mut dst[..len];
+                let arg = |i: usize| block_rows(step.args[i], columns, &buffers, start, len);
+                match step.op {
+                    StepOp::Unary(op) => block::unary(op, arg(0), value),
+                    StepOp::Binary(op) => block::binary(op, arg(0), arg(1), value),
+                    StepOp::Select => block::select(arg(0), arg(1), arg(2), value),
+                    StepOp::Lag(_) | StepOp::Rolling(..) | StepOp::Ema(_) => {
+                        let state = &mut states[step.state];
+                        match step.op {
+                            StepOp::Lag(_) => block::lag(arg(0), state, &mut scratch, value),
+                            StepOp::Rolling(stat, k) => block::rolling(stat, k, arg(0), state, &mut scratch, value),
+                            StepOp::Ema(alpha) => block::ema(alpha, arg(0), state, value),
+                            _ => unreachable!(),
+                        }
+                    }
+                }
+                for &program in &self.root_programs[step.roots.0..step.roots.1] {
+                    block::signal(Src::Slice(value), &mut out[program * rows + start..][..len]);
+                }
+                buffers[step.out] = dst;
+            }
+            start += len;
+        }
+    }
+}
+
+/// The rows `start..start + len` of an operand.
+fn block_rows<'a>(
+    operand: Operand,
+    columns: &[&'a [f64]],
+    buffers: &'a [Vec<f64>],
+    start: usize,
+    len: usize,
+) -> Src<'a> {
+    match operand {
+        Operand::Column(i) => Src::Slice(&columns[i][start..start + len]),
+        Operand::Scalar(v) => Src::Scalar(v),
+        Operand::Buffer(b) => Src::Slice(&buffers[b][..len]),
+    }
+}
+
+/// A rough per-row cost of each program evaluated alone, used only to cut a batch into parts of similar work.
+pub(crate) fn costs(programs: &[Program]) -> Vec<usize> {
+    let cost = |code: &Code| match *code {
+        Code::Feature(_) | Code::Const(_) => 0,
+        Code::Tanh => 8,
+        Code::Ema { .. } => 4,
+        Code::Rolling { stat: Stat::Mean | Stat::Min | Stat::Max, window, .. } => 1 + window / 2,
+        Code::Rolling { window, .. } => 2 + window,
+        _ => 1,
+    };
+    programs.iter().map(|p| 1 + p.code.iter().map(|ins| cost(&ins.code)).sum::<usize>()).collect()
+}
