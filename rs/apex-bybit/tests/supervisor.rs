@@ -113,8 +113,8 @@ async fn snapshot_deltas_gap_resubscribe() {
     let trade = json!({"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[
         {"T":1,"s":"BTCUSDT","S":"Sell","v":"0.010","p":"101.00","L":"MinusTick","i":"t-1","BT":false}]});
     conn.send(&trade).await;
-    let event = next_event(&mut events, "trade", |e| matches!(e, PublicEvent::Trades(_))).await;
-    let PublicEvent::Trades(message) = event else { unreachable!() };
+    let event = next_event(&mut events, "trade", |e| matches!(e, PublicEvent::Trades { .. })).await;
+    let PublicEvent::Trades { message, .. } = event else { unreachable!() };
     assert_eq!(message.data[0].i, "t-1");
     feed.shutdown().await;
 }

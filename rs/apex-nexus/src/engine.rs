@@ -69,15 +69,18 @@ struct Market {
     price_scale: Scale,
     qty_scale: Scale,
     instrument: Instrument,
-    /// Wall-clock receipt of the last book message, and of the frame that closed the last bar.
+    /// Wall-clock receipt of the last book message.
     last_book: Option<Instant>,
-    bar_frame: Option<Instant>,
     mid_vol: MidVolatility,
     last_mid: f64,
     last_price: f64,
     last_row: Vec<f64>,
     /// Exchange time (ns) of the last event.
     now_ns: i64,
+    /// The engine's view of the book stream, in the order of its events: synced from a snapshot's `BookSynced`
+    /// until a resync or disconnect. The ledger's `book_synced`/`book_unsynced` events record each change, so the
+    /// ledger alone shows that no order was priced off an unsynced book.
+    synced: bool,
 }
 
 /// One slot at run time.
@@ -244,6 +247,45 @@ pub struct Engine {
     /// orderLinkId -> slot index, for the engine's orders.
     links: HashMap<String, usize>,
     instance: String,
+    /// Orders staged in the open ledger transaction, sent when it commits.
+    outbox: Vec<Outgoing>,
+    acks_tx: mpsc::UnboundedSender<Ack>,
+    acks_rx: Option<mpsc::UnboundedReceiver<Ack>>,
+    /// Requests sent whose answer has not come back yet.
+    in_flight: usize,
+}
+
+/// The frame an order answers: when the supervisor received it, and when the engine took it off the queue.
+#[derive(Debug, Clone, Copy)]
+struct Trigger {
+    received: Instant,
+    handled: Instant,
+}
+
+/// An order whose intent is written, waiting for its transaction to commit.
+struct Outgoing {
+    index: usize,
+    account: String,
+    link: String,
+    purpose: Purpose,
+    resting: bool,
+    request: Box<CreateOrderRequest>,
+    trigger: Option<Trigger>,
+}
+
+/// The answer to a request sent from its own task.
+enum Ack {
+    Create {
+        index: usize,
+        link: String,
+        purpose: Purpose,
+        resting: bool,
+        result: Result<apex_bybit::rest::order::OrderIdResult, ClientError>,
+    },
+    Cancel {
+        link: String,
+        ok: bool,
+    },
 }
 
 /// Removes the run folder's pid file when the engine goes away (also on an error).
@@ -334,12 +376,12 @@ impl Engine {
                     qty_scale,
                     instrument,
                     last_book: None,
-                    bar_frame: None,
                     mid_vol: MidVolatility::new(1_000_000_000),
                     last_mid: f64::NAN,
                     last_price: f64::NAN,
                     last_row: Vec::new(),
                     now_ns: 0,
+                    synced: false,
                 },
             );
         }
@@ -381,6 +423,7 @@ impl Engine {
             });
         }
         let metrics = Arc::new(Metrics::new(&slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()));
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let engine = Engine {
             options,
             ledger,
@@ -393,6 +436,10 @@ impl Engine {
             _pid: PidGuard(pid_file),
             links: HashMap::new(),
             instance,
+            outbox: Vec::new(),
+            acks_tx,
+            acks_rx: Some(acks_rx),
+            in_flight: 0,
         };
         Ok((engine, private_rx, public_rx))
     }
@@ -587,7 +634,7 @@ impl Engine {
         }
         let Some(snapshot) = self.public.book(symbol) else { return Some("no book".into()) };
         let snapshot = snapshot.borrow();
-        if !snapshot.synced {
+        if !snapshot.synced || !self.markets[symbol].synced {
             return Some("book unsynced".into());
         }
         match (snapshot.bids.first(), snapshot.asks.first()) {
@@ -602,8 +649,17 @@ impl Engine {
         None
     }
 
-    /// Sends one leg of a slot: checks (blind, rate, notional), picks the tactic, writes the intent, sends it.
-    async fn send(&mut self, index: usize, leg: Leg, decision_id: Option<i64>) -> Result<(), NexusError> {
+    /// Stages one leg of a slot: checks (blind, rate, notional), picks the tactic, writes the intent into the open
+    /// ledger transaction and queues the request; [`Engine::dispatch`] sends the queue once the transaction is on
+    /// disk. `trigger` is when the frame that caused it (a bar's closing message, a trade through the bracket)
+    /// arrived.
+    fn stage(
+        &mut self,
+        index: usize,
+        leg: Leg,
+        decision_id: Option<i64>,
+        trigger: Option<Trigger>,
+    ) -> Result<(), NexusError> {
         let (symbol, account, name) = {
             let s = &self.slots[index];
             (s.symbol.clone(), s.account.clone(), s.name.clone())
@@ -698,8 +754,9 @@ impl Engine {
             decision_id,
             stop: leg.stop,
             take: leg.take,
+            book_update_id: i64::try_from(snapshot.update_id).ok(),
         };
-        // Written (synchronous=FULL) before the order leaves: a crash after this line leaves an intent that the
+        // Committed (synchronous=FULL) before the order leaves: a crash after the commit leaves an intent that the
         // next start looks up by orderLinkId, never a sent order the ledger does not know.
         self.ledger.record_intent(&intent)?;
         self.links.insert(link.clone(), index);
@@ -718,35 +775,114 @@ impl Engine {
             }
         };
         request.order_link_id = Some(link.clone());
-        if let Some(frame) = market.bar_frame {
-            self.metrics.record_latency(frame.elapsed());
+        if let Some(frame) = trigger {
+            self.metrics.record_decision(frame.handled.elapsed());
         }
         slot.sent.push_back(Instant::now());
-        let rest = self.accounts[&account].rest.clone();
         self.summary.orders += 1;
         self.metrics.orders.inc();
-        match rest.create_order(&request).await {
-            Ok(ack) => {
-                self.ledger.update_order(&link, "sent", Some(&ack.order_id), None, None, None)?;
-                if price.is_some() {
-                    self.slots[index].resting.push(link);
-                }
-            }
-            Err(e) if e.outcome_unknown() || matches!(e, ClientError::UnknownOutcome { .. }) => {
-                self.ledger.update_order(&link, "unknown", None, None, Some(&e.to_string()), None)?;
+        self.outbox.push(Outgoing {
+            index,
+            account,
+            link,
+            purpose: leg.purpose,
+            resting: price.is_some(),
+            request: Box::new(request),
+            trigger,
+        });
+        Ok(())
+    }
+
+    /// Runs `write` in one ledger transaction (one sync), then sends the orders it staged: every intent is on disk
+    /// before its request leaves.
+    fn durably<T>(&mut self, write: impl FnOnce(&mut Engine) -> Result<T, NexusError>) -> Result<T, NexusError> {
+        self.ledger.begin()?;
+        let written = write(self);
+        match written {
+            Ok(value) => {
+                self.ledger.commit()?;
+                self.dispatch();
+                Ok(value)
             }
             Err(e) => {
-                self.ledger.update_order(&link, "Rejected", None, None, Some(&e.to_string()), None)?;
-                if matches!(leg.purpose, Purpose::Stop | Purpose::Take) {
-                    self.slots[index].core.rearm_bracket();
+                let _ = self.ledger.connection().execute_batch("ROLLBACK");
+                for order in std::mem::take(&mut self.outbox) {
+                    self.links.remove(&order.link);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends the staged orders, each from its own task: the loop never waits on the network, and the answers come
+    /// back through the ack channel in any order.
+    fn dispatch(&mut self) {
+        for order in std::mem::take(&mut self.outbox) {
+            let rest = self.accounts[&order.account].rest.clone();
+            let acks = self.acks_tx.clone();
+            let metrics = self.metrics.clone();
+            self.in_flight += 1;
+            tokio::spawn(async move {
+                if let Some(frame) = order.trigger {
+                    metrics.record_latency(frame.received.elapsed());
+                }
+                let result = rest.create_order(&order.request).await;
+                let _ = acks.send(Ack::Create {
+                    index: order.index,
+                    link: order.link,
+                    purpose: order.purpose,
+                    resting: order.resting,
+                    result,
+                });
+            });
+        }
+    }
+
+    /// A request's answer: the order's status in the ledger, a resting order remembered, a refused bracket rearmed.
+    fn on_ack(&mut self, ack: Ack) -> Result<(), NexusError> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match ack {
+            Ack::Create { index, link, purpose, resting, result } => match result {
+                Ok(ack) => {
+                    self.ledger.acknowledge(&link, &ack.order_id)?;
+                    if resting {
+                        self.slots[index].resting.push(link);
+                    }
+                }
+                Err(e) if e.outcome_unknown() || matches!(e, ClientError::UnknownOutcome { .. }) => {
+                    self.ledger.update_order(&link, "unknown", None, None, Some(&e.to_string()), None)?;
+                }
+                Err(e) => {
+                    self.ledger.update_order(&link, "Rejected", None, None, Some(&e.to_string()), None)?;
+                    if matches!(purpose, Purpose::Stop | Purpose::Take) {
+                        self.slots[index].core.rearm_bracket();
+                    }
+                }
+            },
+            Ack::Cancel { link, ok } => {
+                if ok {
+                    self.ledger.order_event(&link, "cancel", None, Some("unfilled at the next bar"), None)?;
                 }
             }
         }
         Ok(())
     }
 
+    /// Waits (bounded) for the answers of the requests in flight, so the stop books what they did.
+    async fn drain(&mut self, acks: &mut mpsc::UnboundedReceiver<Ack>) -> Result<(), NexusError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(deadline, acks.recv()).await {
+                Ok(Some(ack)) => self.on_ack(ack)?,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
     /// A bar of `symbol` closed: book it, then every slot on the symbol decides.
-    async fn on_bar(&mut self, symbol: &str, open_ts: i64, row: Vec<f64>) -> Result<(), NexusError> {
+    /// `trigger` is when the frame that closed the bar arrived.
+    async fn on_bar(&mut self, symbol: &str, open_ts: i64, row: Vec<f64>, trigger: Trigger) -> Result<(), NexusError> {
         self.summary.bars += 1;
         let names = self.markets[symbol].features.names();
         let at = |name: &str| names.iter().position(|n| n == name).map_or(f64::NAN, |i| row[i]);
@@ -760,7 +896,7 @@ impl Engine {
         // A passive order not filled within its bar is cancelled: its decision is one bar old.
         for &index in &indices {
             let resting = std::mem::take(&mut self.slots[index].resting);
-            let account = self.slots[index].account.clone();
+            let rest = self.accounts[&self.slots[index].account].rest.clone();
             for link in resting {
                 let cancel = CancelOrderRequest {
                     category: Category::Linear,
@@ -769,24 +905,23 @@ impl Engine {
                     order_link_id: Some(link.clone()),
                     order_filter: None,
                 };
-                if self.accounts[&account].rest.cancel_order(&cancel).await.is_ok() {
-                    self.ledger.order_event(&link, "cancel", None, Some("unfilled at the next bar"), None)?;
-                }
+                let (rest, acks) = (rest.clone(), self.acks_tx.clone());
+                self.in_flight += 1;
+                tokio::spawn(async move {
+                    let ok = rest.cancel_order(&cancel).await.is_ok();
+                    let _ = acks.send(Ack::Cancel { link, ok });
+                });
             }
         }
-        // The bar, every decision and equity snapshot in one transaction (one sync), then the orders.
-        let mut planned = Vec::new();
-        self.ledger.begin()?;
-        let written = self.decide(symbol, open_ts, &row, &bar, volume, &indices, &mut planned);
-        if written.is_err() {
-            let _ = self.ledger.connection().execute_batch("ROLLBACK");
-            return written;
-        }
-        self.ledger.commit()?;
-        for (index, leg, decision_id) in planned {
-            self.send(index, leg, Some(decision_id)).await?;
-        }
-        Ok(())
+        // The bar, every decision, equity snapshot and order intent in one transaction (one sync), then the orders.
+        self.durably(|engine| {
+            let mut planned = Vec::new();
+            engine.decide(symbol, open_ts, &row, &bar, volume, &indices, &mut planned)?;
+            for (index, leg, decision_id) in planned {
+                engine.stage(index, leg, Some(decision_id), Some(trigger))?;
+            }
+            Ok(())
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -851,15 +986,18 @@ impl Engine {
     }
 
     async fn on_public(&mut self, event: PublicEvent) -> Result<(), NexusError> {
-        let mut closed: Vec<(String, i64, Vec<f64>)> = Vec::new();
+        let handled = Instant::now();
+        let mut closed: Vec<(String, i64, Vec<f64>, Trigger)> = Vec::new();
         match event {
             PublicEvent::Book(message) => {
                 let Some(market) = self.markets.get_mut(&message.symbol) else { return Ok(()) };
-                market.last_book = Some(message.received.into_std());
+                let received = message.received.into_std();
+                market.last_book = Some(received);
+                let trigger = Trigger { received, handled };
                 let header = Self::book_header(&message);
                 market.now_ns = market.now_ns.max(header.ts);
                 let symbol = message.symbol.clone();
-                let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec()));
+                let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec(), trigger));
                 let verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
                 // The supervisor's book is the reference: when the feature engine's copy refuses a message (a gap
                 // after a dropped event), it restarts from the supervisor's current snapshot.
@@ -878,9 +1016,6 @@ impl Engine {
                         let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
                     }
                 }
-                if !closed.is_empty() {
-                    market.bar_frame = Some(message.received.into_std());
-                }
                 let top = market.features.book();
                 if let (Some(b), Some(a)) = (top.best_bid(), top.best_ask()) {
                     let mid = (market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0;
@@ -888,7 +1023,8 @@ impl Engine {
                     market.mid_vol.on_mid(header.ts, mid);
                 }
             }
-            PublicEvent::Trades(message) => {
+            PublicEvent::Trades { message, received } => {
+                let trigger = Trigger { received: received.into_std(), handled };
                 let mut prints = Vec::new();
                 for trade in &message.data {
                     let Some(market) = self.markets.get_mut(trade.s.as_ref()) else { continue };
@@ -896,7 +1032,7 @@ impl Engine {
                     let side = if format!("{:?}", trade.S) == "Buy" { 1 } else { -1 };
                     let ts = trade.T.saturating_mul(1_000_000);
                     let symbol = trade.s.to_string();
-                    let mut emit = |t: i64, row: &[f64]| closed.push((symbol.clone(), t, row.to_vec()));
+                    let mut emit = |t: i64, row: &[f64]| closed.push((symbol.clone(), t, row.to_vec(), trigger));
                     if market.features.on_trade(&Trade { ts, side, price, size }, &mut emit).is_ok() {
                         market.last_price = price;
                         market.now_ns = market.now_ns.max(ts);
@@ -913,27 +1049,43 @@ impl Engine {
                             && !retry_wait
                             && let Some(leg) = self.slots[index].core.check_bracket(price)
                         {
-                            self.send(index, leg, None).await?;
+                            self.durably(|engine| engine.stage(index, leg, None, Some(trigger)))?;
                         }
                     }
                 }
             }
-            PublicEvent::Connected { .. } => {
-                self.metrics.reconnects.inc();
+            PublicEvent::Connected { .. } | PublicEvent::Disconnected { .. } => {
+                if matches!(event, PublicEvent::Connected { .. }) {
+                    self.metrics.reconnects.inc();
+                }
+                // A new connection's books wait for their snapshots; a lost one's are stale.
+                let reason = format!("{event:?}").chars().take(160).collect::<String>();
+                let symbols: Vec<String> = self.markets.keys().cloned().collect();
+                for symbol in symbols {
+                    self.set_synced(&symbol, false, &reason)?;
+                }
             }
-            PublicEvent::BookResync { .. } | PublicEvent::Disconnected { .. } => {
-                self.ledger.record_event(
-                    "public",
-                    &format!("{event:?}").chars().take(200).collect::<String>(),
-                    None,
-                )?;
+            PublicEvent::BookResync { symbol, reason } => self.set_synced(&symbol, false, &reason)?,
+            PublicEvent::BookSynced { symbol, update_id, rebased } => {
+                self.set_synced(&symbol, true, &format!("u={update_id} rebased={rebased}"))?;
             }
             _ => {}
         }
-        for (symbol, ts, row) in closed {
-            self.on_bar(&symbol, ts, row).await?;
+        for (symbol, ts, row, trigger) in closed {
+            self.on_bar(&symbol, ts, row, trigger).await?;
         }
         Ok(())
+    }
+
+    /// The engine's view of a symbol's book stream changed: noted in the ledger (with why) before anything acts on it.
+    fn set_synced(&mut self, symbol: &str, synced: bool, why: &str) -> Result<(), NexusError> {
+        let Some(market) = self.markets.get_mut(symbol) else { return Ok(()) };
+        if market.synced == synced {
+            return Ok(());
+        }
+        market.synced = synced;
+        let kind = if synced { "book_synced" } else { "book_unsynced" };
+        self.ledger.record_event(kind, &format!("{symbol}: {why}"), None)
     }
 
     async fn on_private(&mut self, account: &str, event: PrivateEvent) -> Result<(), NexusError> {
@@ -942,6 +1094,7 @@ impl Engine {
                 if let Some(a) = self.accounts.get_mut(account) {
                     a.up = true;
                 }
+                self.ledger.record_event("private_up", account, None)?;
                 // Whatever happened while the stream was down is in the REST history.
                 self.catch_up_executions(account).await?;
             }
@@ -950,7 +1103,7 @@ impl Engine {
                     a.up = false;
                 }
                 self.ledger.record_event(
-                    "private",
+                    "private_down",
                     &format!("{account}: {event:?}").chars().take(200).collect::<String>(),
                     None,
                 )?;
@@ -1013,7 +1166,9 @@ impl Engine {
             .collect();
         let value = serde_json::json!({
             "state": state, "pid": std::process::id(), "metrics": self.metrics.address(),
-            "latency_p99_us": self.metrics.latency_p99_us(), "bars": self.summary.bars, "orders": self.summary.orders,
+                        "latency_p99_us": self.metrics.latency_p99_us(), "latency_us": self.metrics.latency_summary_us(),
+            "decision_us": self.metrics.decision_summary_us(),
+            "bars": self.summary.bars, "orders": self.summary.orders,
             "fills": self.summary.fills, "withheld": self.summary.withheld, "slots": slots,
         });
         let _ = status::write_json(&self.options.out.join("status.json"), &value);
@@ -1034,6 +1189,7 @@ impl Engine {
             .map_err(|e| NexusError::Runtime(format!("signal handler: {e}")))?;
         let mut status_every = tokio::time::interval(self.options.config.status_every);
         let mut stopped = "duration";
+        let mut acks = self.acks_rx.take().expect("run once");
         loop {
             let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -1042,6 +1198,7 @@ impl Engine {
                 _ = sigterm.recv() => { stopped = "SIGTERM"; break; }
                 () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => break,
                 Some((account, event)) = private.recv() => self.on_private(&account, event).await?,
+                Some(ack) = acks.recv() => self.on_ack(ack)?,
                 Some(event) = public.recv() => self.on_public(event).await?,
                 _ = status_every.tick() => {
                     self.write_status("running");
@@ -1051,6 +1208,7 @@ impl Engine {
         }
         tracing::info!(reason = stopped, "stopping: no new orders");
         self.ledger.record_event("stop", stopped, None)?;
+        self.drain(&mut acks).await?;
         if self.options.config.cancel_on_exit {
             let names: Vec<String> = self.accounts.keys().cloned().collect();
             for account in names {

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS orders (
     stop REAL,
     take REAL,
     status TEXT NOT NULL,
+    book_update_id INTEGER,
     order_id TEXT,
     cum_qty REAL NOT NULL DEFAULT 0,
     detail TEXT,
@@ -207,6 +208,8 @@ pub struct OrderIntent {
     /// The bracket an entry opens.
     pub stop: Option<f64>,
     pub take: Option<f64>,
+    /// The update id (`u`) of the book the order was priced off (None for an order read back without one).
+    pub book_update_id: Option<i64>,
 }
 
 /// An order as the ledger knows it.
@@ -473,8 +476,8 @@ impl Ledger {
         self.conn
             .execute(
                 "INSERT INTO orders (order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only,
-                     decision_id, stop, take, status, ts_intent_local, ts_local)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'intent', ?14, ?14)",
+                     decision_id, stop, take, book_update_id, status, ts_intent_local, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, 'intent', ?14, ?14)",
                 params![
                     intent.order_link_id,
                     intent.slot,
@@ -489,7 +492,8 @@ impl Ledger {
                     intent.decision_id,
                     intent.stop,
                     intent.take,
-                    now
+                    now,
+                    intent.book_update_id
                 ],
             )
             .map_err(|e| self.fail(&e))?;
@@ -519,6 +523,23 @@ impl Ledger {
             )
             .map_err(|e| self.fail(&e))?;
         self.order_event(order_link_id, "status", Some(status), detail, ts_exchange)
+    }
+
+    /// The exchange accepted an order: its order id, and status `sent` unless the private stream already moved it on
+    /// (a fill can overtake the REST answer).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn acknowledge(&self, order_link_id: &str, order_id: &str) -> Result<(), NexusError> {
+        self.conn
+            .execute(
+                "UPDATE orders SET order_id = ?2, ts_local = ?3,
+                     status = CASE WHEN status IN ('intent', 'unknown') THEN 'sent' ELSE status END
+                 WHERE order_link_id = ?1",
+                params![order_link_id, order_id, now_ns()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        self.order_event(order_link_id, "ack", Some("sent"), None, None)
     }
 
     /// Appends an order event (an ack, a status change, a refusal).
@@ -570,7 +591,8 @@ impl Ledger {
     fn orders_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<OrderRow>, NexusError> {
         let sql = format!(
             "SELECT order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only, decision_id,
-                 stop, take, status, order_id, cum_qty FROM orders WHERE {filter} ORDER BY ts_intent_local, rowid"
+                 stop, take, status, order_id, cum_qty, book_update_id FROM orders WHERE {filter}
+                 ORDER BY ts_intent_local, rowid"
         );
         let mut statement = self.conn.prepare(&sql).map_err(|e| self.fail(&e))?;
         let rows = statement
@@ -590,6 +612,7 @@ impl Ledger {
                         decision_id: r.get(10)?,
                         stop: r.get(11)?,
                         take: r.get(12)?,
+                        book_update_id: r.get(16)?,
                     },
                     status: r.get(13)?,
                     order_id: r.get(14)?,
@@ -805,6 +828,7 @@ mod tests {
             decision_id: None,
             stop: Some(99_000.0),
             take: Some(105_000.0),
+            book_update_id: Some(7),
         }
     }
 

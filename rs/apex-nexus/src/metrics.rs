@@ -31,6 +31,9 @@ pub struct Metrics {
     pub withheld: Counter,
     latency: Histogram,
     hdr: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Frame taken off the queue to order staged: the engine's own work (book, features, models, rule, tactic),
+    /// without the wait in the queue, the ledger's sync and the network.
+    decision: Mutex<hdrhistogram::Histogram<u64>>,
     address: Mutex<Option<SocketAddr>>,
 }
 
@@ -84,6 +87,9 @@ impl Metrics {
             withheld,
             latency,
             hdr: Mutex::new(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds")),
+            decision: Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds"),
+            ),
             address: Mutex::new(None),
         }
     }
@@ -110,10 +116,30 @@ impl Metrics {
         }
     }
 
+    /// Records one frame-to-staged-order latency (the engine's work alone).
+    pub fn record_decision(&self, latency: Duration) {
+        if let Ok(mut hdr) = self.decision.lock() {
+            let _ = hdr.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
+        }
+    }
+
     /// The p99 tick-to-order latency in microseconds (0 before any order).
     #[must_use]
     pub fn latency_p99_us(&self) -> f64 {
         self.hdr.lock().map_or(0.0, |h| if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e3 })
+    }
+
+    /// Tick-to-order latency quantiles in microseconds (count, p50, p90, p99, max), for the status file and the
+    /// benchmark.
+    #[must_use]
+    pub fn latency_summary_us(&self) -> serde_json::Value {
+        summary_us(&self.hdr)
+    }
+
+    /// The same quantiles of frame-handled-to-order-staged (the engine's work without queueing, sync and network).
+    #[must_use]
+    pub fn decision_summary_us(&self) -> serde_json::Value {
+        summary_us(&self.decision)
     }
 
     /// The address `/metrics` is served on, once bound.
@@ -163,4 +189,13 @@ impl Metrics {
         });
         Ok(bound)
     }
+}
+
+/// Count, p50, p90, p99 and max of a nanosecond histogram, in microseconds.
+fn summary_us(histogram: &Mutex<hdrhistogram::Histogram<u64>>) -> serde_json::Value {
+    let Ok(h) = histogram.lock() else { return serde_json::Value::Null };
+    let q = |x: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(x) as f64 / 1e3 };
+    serde_json::json!({
+        "count": h.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": h.max() as f64 / 1e3,
+    })
 }

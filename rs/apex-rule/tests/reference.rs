@@ -80,10 +80,12 @@ impl Naive {
         let d = (self.params.stop_atr_mult * self.atr()).max(self.params.stop_min_bps * bar.close / 1e4);
         let qty = (f * s.abs() * equity / d).min(self.params.max_leverage * equity / bar.close);
         let lots = (qty / STEP + 1e-9).floor();
-        let entry = (wanted != 0 && lots >= 1.0).then(|| {
+        let w = wanted as f64;
+        // A bracket with a price at or below zero (a stop distance over a third of the price, for a short) is no trade.
+        let (stop, take) = (bar.close - w * d, bar.close + w * b * d);
+        let entry = (wanted != 0 && lots >= 1.0 && stop > 0.0 && take > 0.0).then(|| {
             let side = if wanted > 0 { Side::Buy } else { Side::Sell };
-            let w = wanted as f64;
-            (side, lots * STEP, bar.close - w * d, bar.close + w * b * d, p)
+            (side, lots * STEP, stop, take, p)
         });
         match (position, entry) {
             (0, None) => Decision::Hold,

@@ -270,7 +270,10 @@ fn trade_returns(fills: &[(f64, f64, f64)]) -> Vec<f64> {
             None => open = Some((qty, price, fee)),
             Some((q, entry, entry_fee)) => {
                 let gross = q.abs() * (price - entry) * q.signum();
-                returns.push((gross - entry_fee - fee) / (q.abs() * entry));
+                // As apex-rule books it: a trade whose entry value is not positive (a sale whose impact took the fill
+                // price below zero) returns 0, it does not win.
+                let basis = q.abs() * entry;
+                returns.push(if basis > 0.0 { (gross - entry_fee - fee) / basis } else { 0.0 });
             }
         }
     }

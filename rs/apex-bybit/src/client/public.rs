@@ -260,7 +260,11 @@ pub enum PublicEvent {
         update_id: u64,
         rebased: bool,
     },
-    Trades(PublicTradeMessage<'static>),
+    /// Trade prints, with when their frame arrived (the clock a tick-to-order latency starts from).
+    Trades {
+        message: PublicTradeMessage<'static>,
+        received: Instant,
+    },
     /// The full ticker after this message (deltas merged).
     Ticker(Box<Ticker>),
     Kline {
@@ -517,7 +521,7 @@ impl Session for PublicSession {
             self.on_book(text, now)
         } else if topic.starts_with("publicTrade.") {
             let message: PublicTradeMessage<'_> = serde_json::from_str(text).map_err(|e| format!("{topic}: {e}"))?;
-            self.events.push(PublicEvent::Trades(message.into_owned()));
+            self.events.push(PublicEvent::Trades { message: message.into_owned(), received: now });
             Ok(Vec::new())
         } else if topic.starts_with("tickers.") {
             let message: TickerMessage = serde_json::from_str(text).map_err(|e| format!("{topic}: {e}"))?;
