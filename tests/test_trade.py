@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 import torch
 from pybit import unified_trading
@@ -282,6 +284,48 @@ def test_under_the_venues_faults_no_order_is_sent_blind_and_the_engine_recovers(
         assert (last_bar[symbol] - first_bar[symbol]) / 60e9 >= 15, symbol
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "stopped"
+
+
+@pytest.mark.slow
+def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundles, tmp_path):
+    """The public frames the engine received, recorded as they came, give through `apexctl fetch` + `apexctl
+    features` exactly the feature rows the engine booked for each closed bar (bit for bit, every column)."""
+    btc = {key: path for key, path in bundles.items() if key[0] == "BTCUSDT"}
+    config = write_config(tmp_path / "nexus.toml", btc, record_public="true")
+    config.write_text(config.read_text().replace('record_public = "true"', "record_public = true"))
+    with running_venue(tmp_path, "--speed", "60", "--seed", "8", accounts=venue_accounts()):
+        out = tmp_path / "run"
+        ready = str(tmp_path / "ready.json")
+        result = run_cli(
+            "trade", "--config", str(config), "--venue-ready", ready, "--out", str(out), "--duration", "12s"
+        )
+        assert result.returncode == 0, result.stderr.decode()
+    recording = out / "public.jsonl"
+    for kind in ("book", "trades"):
+        fetched = run_cli("fetch", str(recording), "--kind", kind, "-o", str(tmp_path / f"{kind}.parquet"))
+        assert fetched.returncode == 0, fetched.stderr.decode()
+    bars = tmp_path / "bars.parquet"
+    made = run_cli(
+        "features", str(tmp_path / "trades.parquet"), str(tmp_path / "book.parquet"), "--grain", "1m", "-o", str(bars)
+    )
+    assert made.returncode == 0, made.stderr.decode()
+    batch = pl.read_parquet(bars)
+    db = sqlite3.connect(out / "ledger.sqlite")
+    names = json.loads(db.execute("SELECT value FROM meta WHERE key = 'bar_columns.BTCUSDT'").fetchone()[0])
+    live = list(db.execute("SELECT ts_exchange, features FROM bars WHERE symbol = 'BTCUSDT' ORDER BY ts_exchange"))
+    assert len(live) >= 6, len(live)
+    ts_column = batch["ts"].cast(pl.Int64) if batch["ts"].dtype != pl.Int64 else batch["ts"]
+    by_ts = {int(ts): i for i, ts in enumerate(ts_column.to_list())}
+    compared = 0
+    for ts, features in live:
+        row = by_ts.get(ts)
+        assert row is not None, f"bar {ts} is not in the batch features"
+        for name, value in zip(names, json.loads(features), strict=True):
+            expected = batch[name][row]
+            expected = None if expected is None or not np.isfinite(expected) else float(expected)
+            assert value == expected, (ts, name, value, expected)
+            compared += 1
+    assert compared >= 6 * 20
 
 
 def test_bad_input_is_one_line_and_exit_2_before_any_connection(bundles, tmp_path):

@@ -34,12 +34,14 @@ HIGHER_NS = (5 * MINUTE_NS, 15 * MINUTE_NS, 60 * MINUTE_NS)
 SIGNIFICANT_T = 2.33
 #: A tree must trade this often on the training span to be chosen (one lucky position is not a strategy).
 MIN_TRADES = 5
-#: Fixed-fraction sizing: half the equity at risk against a 50% stop is a 1x position, the target is never reached.
+#: Fixed-fraction sizing: half the equity at risk against a 50% stop is a 1x position (scaled by |signal|, as the
+#: shared rule scales risk), the target is never reached; any non-zero signal trades (random trees' values can be
+#: tiny, and the rule's default entry threshold would leave them flat).
 FIXED_SIZE = BacktestParams(
+    entry_threshold=0.0,
     stop_atr_mult=0.0,
     stop_min_bps=5_000.0,
     reward_risk=10.0,
-    prior_fraction=0.5,
     min_fraction=0.5,
     max_fraction=0.5,
 )

@@ -85,6 +85,13 @@ pub struct EngineSection {
     pub metrics: String,
     /// How often `status.json` is rewritten.
     pub status_every: String,
+    /// Record every public frame as received to `OUT/public.jsonl` (what `apexctl fetch` and `apexctl features`
+    /// read: the feature rows the engine booked can be recomputed from it).
+    pub record_public: bool,
+    /// Exchange time a book message or trade is held before the feature engine sees it, so the two streams reach it
+    /// in exchange-time order whatever order they arrived in (bars then equal `apexctl features` on a recording).
+    /// Bars close this much later; trades act on brackets at once.
+    pub reorder_window: String,
 }
 
 impl Default for EngineSection {
@@ -96,6 +103,8 @@ impl Default for EngineSection {
             cancel_on_exit: true,
             metrics: "127.0.0.1:0".into(),
             status_every: "1s".into(),
+            record_public: false,
+            reorder_window: "1s".into(),
         }
     }
 }
@@ -193,6 +202,8 @@ pub struct Config {
     pub cancel_on_exit: bool,
     pub metrics: std::net::SocketAddr,
     pub status_every: Duration,
+    pub record_public: bool,
+    pub reorder_window: Duration,
     pub limits: LimitsSection,
     /// The rule every slot trades by (defaults, the `[rule]` overrides, `limits.max_leverage`).
     pub rule: RuleParams,
@@ -325,6 +336,8 @@ impl Config {
             cancel_on_exit: engine.cancel_on_exit,
             metrics,
             status_every: duration("status_every", &engine.status_every)?,
+            record_public: engine.record_public,
+            reorder_window: duration("reorder_window", &engine.reorder_window)?,
             limits,
             rule,
             slots,

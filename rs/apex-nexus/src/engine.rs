@@ -81,6 +81,61 @@ struct Market {
     /// until a resync or disconnect. The ledger's `book_synced`/`book_unsynced` events record each change, so the
     /// ledger alone shows that no order was priced off an unsynced book.
     synced: bool,
+    /// Book messages and trades held for the reorder window, released in exchange-time order (a book message before
+    /// a trade at the same time, arrival order otherwise): the order `apexctl features` reads a recording in.
+    held: std::collections::BinaryHeap<std::cmp::Reverse<HeldEvent>>,
+    /// Exchange time (ns) events are held for after the latest one seen.
+    reorder_ns: i64,
+    latest_ns: i64,
+    arrivals: u64,
+}
+
+/// An event waiting in a market's reorder window.
+enum Held {
+    Book(Box<BookMessage>),
+    Trade(Trade),
+}
+
+struct HeldEvent {
+    /// (exchange time, 0 for a book message and 1 for a trade, arrival number)
+    key: (i64, u8, u64),
+    event: Held,
+    trigger: Trigger,
+}
+
+impl PartialEq for HeldEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for HeldEvent {}
+
+impl PartialOrd for HeldEvent {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HeldEvent {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl Market {
+    fn hold(&mut self, ts: i64, event: Held, trigger: Trigger) {
+        self.arrivals += 1;
+        self.latest_ns = self.latest_ns.max(ts);
+        let kind = u8::from(matches!(event, Held::Trade(_)));
+        self.held.push(std::cmp::Reverse(HeldEvent { key: (ts, kind, self.arrivals), event, trigger }));
+    }
+
+    /// The oldest held event once the window has passed it (the trigger is the frame that moved the window).
+    fn next_due(&mut self) -> Option<(Held, Trigger)> {
+        let due = self.held.peek().is_some_and(|e| e.0.key.0 <= self.latest_ns.saturating_sub(self.reorder_ns));
+        due.then(|| self.held.pop().map(|e| (e.0.event, e.0.trigger))).flatten()
+    }
 }
 
 /// One slot at run time.
@@ -247,12 +302,51 @@ pub struct Engine {
     /// orderLinkId -> slot index, for the engine's orders.
     links: HashMap<String, usize>,
     instance: String,
-    /// Orders staged in the open ledger transaction, sent when it commits.
+    /// Orders staged while deciding, sent once their intents are committed.
     outbox: Vec<Outgoing>,
+    /// Ledger rows staged while deciding.
+    writes: Vec<Write>,
+    /// The last orderLinkId sequence number of each slot (read from the ledger at its first order).
+    seqs: HashMap<String, i64>,
     acks_tx: mpsc::UnboundedSender<Ack>,
     acks_rx: Option<mpsc::UnboundedReceiver<Ack>>,
     /// Requests sent whose answer has not come back yet.
     in_flight: usize,
+}
+
+/// A ledger row staged while deciding, written by [`Engine::persist`].
+enum Write {
+    Event {
+        kind: &'static str,
+        detail: String,
+    },
+    /// An order intent; `decision` indexes the bar's decisions (its id is known once that row is written).
+    Intent {
+        intent: Box<OrderIntent>,
+        decision: Option<usize>,
+    },
+}
+
+/// A closed bar as the ledger records it.
+struct BarWrite<'a> {
+    symbol: &'a str,
+    open_ts: i64,
+    ohlcv: [f64; 5],
+    row: &'a [f64],
+}
+
+/// One slot's decision on a bar and its equity snapshot, to be written.
+struct Decided {
+    row: DecisionRow,
+    equity: EquityWrite,
+}
+
+struct EquityWrite {
+    equity: f64,
+    cash: f64,
+    unrealized: f64,
+    position: f64,
+    mark: f64,
 }
 
 /// The frame an order answers: when the supervisor received it, and when the engine took it off the queue.
@@ -367,6 +461,8 @@ impl Engine {
                 book_columns: true,
             })
             .map_err(|e| NexusError::Runtime(format!("feature engine: {e}")))?;
+            let columns = serde_json::to_string(&features.names()).expect("names serialize");
+            ledger.set_meta(&format!("bar_columns.{symbol}"), &columns)?;
             books.push(BookSpec { symbol: symbol.clone(), depth: config.book_depth, price_scale, qty_scale });
             markets.insert(
                 symbol,
@@ -382,6 +478,10 @@ impl Engine {
                     last_row: Vec::new(),
                     now_ns: 0,
                     synced: false,
+                    held: std::collections::BinaryHeap::new(),
+                    reorder_ns: i64::try_from(config.reorder_window.as_nanos()).unwrap_or(i64::MAX),
+                    latest_ns: i64::MIN,
+                    arrivals: 0,
                 },
             );
         }
@@ -389,6 +489,9 @@ impl Engine {
         public_config.trades = config.symbols();
         public_config.books = books;
         public_config.forward_books = true;
+        if config.record_public {
+            public_config.record = Some(options.out.join("public.jsonl"));
+        }
         let mut public = PublicFeed::start(public_config, 16_384).map_err(venue)?;
         let public_rx = public.take_events().expect("fresh feed");
         let instance = ledger.instance()?;
@@ -437,6 +540,8 @@ impl Engine {
             links: HashMap::new(),
             instance,
             outbox: Vec::new(),
+            writes: Vec::new(),
+            seqs: HashMap::new(),
             acks_tx,
             acks_rx: Some(acks_rx),
             in_flight: 0,
@@ -657,7 +762,7 @@ impl Engine {
         &mut self,
         index: usize,
         leg: Leg,
-        decision_id: Option<i64>,
+        decision: Option<usize>,
         trigger: Option<Trigger>,
     ) -> Result<(), NexusError> {
         let (symbol, account, name) = {
@@ -670,7 +775,7 @@ impl Engine {
             let slot = &mut self.slots[index];
             if slot.withheld.as_ref().is_none_or(|(_, last)| *last != reason) {
                 let detail = format!("{name} {} {}: {reason}", leg.purpose.as_str(), side_name(leg.side));
-                self.ledger.record_event("withheld", &detail, None)?;
+                self.writes.push(Write::Event { kind: "withheld", detail });
             }
             slot.withheld = Some((Instant::now(), reason));
             if matches!(leg.purpose, Purpose::Stop | Purpose::Take) {
@@ -685,11 +790,8 @@ impl Engine {
             slot.sent.pop_front();
         }
         if slot.sent.len() >= limits.max_orders_per_minute as usize {
-            self.ledger.record_event(
-                "refused",
-                &format!("{name}: more than {} orders a minute", limits.max_orders_per_minute),
-                None,
-            )?;
+            let detail = format!("{name}: more than {} orders a minute", limits.max_orders_per_minute);
+            self.writes.push(Write::Event { kind: "refused", detail });
             return Ok(());
         }
         let market = &self.markets[&symbol];
@@ -738,7 +840,17 @@ impl Engine {
                 Some(if ask.price - bid.price > tick_units { ask.price - tick_units } else { ask.price })
             }
         };
-        let seq = self.ledger.next_seq(&name)?;
+        let seq = match self.seqs.get_mut(&name) {
+            Some(seq) => {
+                *seq += 1;
+                *seq
+            }
+            None => {
+                let seq = self.ledger.next_seq(&name)?;
+                self.seqs.insert(name.clone(), seq);
+                seq
+            }
+        };
         let link = format!("{name}-{}-{seq}", self.instance);
         let intent = OrderIntent {
             order_link_id: link.clone(),
@@ -751,14 +863,14 @@ impl Engine {
             tactic: tactic.as_str().into(),
             purpose: leg.purpose.as_str().into(),
             reduce_only: false,
-            decision_id,
+            decision_id: None,
             stop: leg.stop,
             take: leg.take,
             book_update_id: i64::try_from(snapshot.update_id).ok(),
         };
-        // Committed (synchronous=FULL) before the order leaves: a crash after the commit leaves an intent that the
-        // next start looks up by orderLinkId, never a sent order the ledger does not know.
-        self.ledger.record_intent(&intent)?;
+        // Committed (synchronous=FULL) by `persist` before the order leaves: a crash after the commit leaves an
+        // intent that the next start looks up by orderLinkId, never a sent order the ledger does not know.
+        self.writes.push(Write::Intent { intent: Box::new(intent), decision });
         self.links.insert(link.clone(), index);
         let mut request = match price {
             None => CreateOrderRequest::market(Category::Linear, &symbol, leg.side, qty_text),
@@ -793,16 +905,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs `write` in one ledger transaction (one sync), then sends the orders it staged: every intent is on disk
-    /// before its request leaves.
-    fn durably<T>(&mut self, write: impl FnOnce(&mut Engine) -> Result<T, NexusError>) -> Result<T, NexusError> {
+    /// Writes what the decisions produced (the bar, each slot's decision and equity, the staged events and intents)
+    /// in one ledger transaction (one sync), then sends the staged orders: every intent is on disk before its
+    /// request leaves. Nothing is written while deciding, so the time from a frame to its orders being ready is the
+    /// engine's computation alone.
+    fn persist(&mut self, bar: Option<&BarWrite<'_>>, decisions: &[Decided]) -> Result<(), NexusError> {
+        if bar.is_none() && decisions.is_empty() && self.writes.is_empty() && self.outbox.is_empty() {
+            return Ok(());
+        }
         self.ledger.begin()?;
-        let written = write(self);
+        let written = self.write_all(bar, decisions);
         match written {
-            Ok(value) => {
+            Ok(()) => {
                 self.ledger.commit()?;
                 self.dispatch();
-                Ok(value)
+                Ok(())
             }
             Err(e) => {
                 let _ = self.ledger.connection().execute_batch("ROLLBACK");
@@ -812,6 +929,36 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    fn write_all(&mut self, bar: Option<&BarWrite<'_>>, decisions: &[Decided]) -> Result<(), NexusError> {
+        if let Some(bar) = bar {
+            self.ledger.record_bar(bar.symbol, bar.open_ts, bar.ohlcv, bar.row)?;
+        }
+        let mut ids = Vec::with_capacity(decisions.len());
+        for decided in decisions {
+            ids.push(self.ledger.record_decision(&decided.row)?);
+            let e = &decided.equity;
+            self.ledger.record_equity(
+                &decided.row.slot,
+                e.equity,
+                e.cash,
+                e.unrealized,
+                e.position,
+                Some(e.mark),
+                Some(decided.row.bar_ts),
+            )?;
+        }
+        for write in std::mem::take(&mut self.writes) {
+            match write {
+                Write::Event { kind, detail } => self.ledger.record_event(kind, &detail, None)?,
+                Write::Intent { mut intent, decision } => {
+                    intent.decision_id = decision.map(|d| ids[d]);
+                    self.ledger.record_intent(&intent)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends the staged orders, each from its own task: the loop never waits on the network, and the answers come
@@ -913,36 +1060,36 @@ impl Engine {
                 });
             }
         }
-        // The bar, every decision, equity snapshot and order intent in one transaction (one sync), then the orders.
-        self.durably(|engine| {
-            let mut planned = Vec::new();
-            engine.decide(symbol, open_ts, &row, &bar, volume, &indices, &mut planned)?;
-            for (index, leg, decision_id) in planned {
-                engine.stage(index, leg, Some(decision_id), Some(trigger))?;
-            }
-            Ok(())
-        })
+        // Decide and stage every order first (computation only), then the bar, decisions, equity snapshots and
+        // intents in one transaction (one sync), then the orders.
+        let mut planned = Vec::new();
+        let decisions = self.decide(symbol, open_ts, &row, &bar, &indices, &mut planned)?;
+        for (index, leg, decision) in planned {
+            self.stage(index, leg, Some(decision), Some(trigger))?;
+        }
+        let ohlcv = [bar.open, bar.high, bar.low, bar.close, volume];
+        self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Every slot on the symbol decides on the closed bar; the legs to send go to `planned` with the index of their
+    /// decision in the returned list. Nothing is written here.
     fn decide(
         &mut self,
         symbol: &str,
         open_ts: i64,
         row: &[f64],
         bar: &Bar,
-        volume: f64,
         indices: &[usize],
-        planned: &mut Vec<(usize, Leg, i64)>,
-    ) -> Result<(), NexusError> {
-        self.ledger.record_bar(symbol, open_ts, [bar.open, bar.high, bar.low, bar.close, volume], row)?;
+        planned: &mut Vec<(usize, Leg, usize)>,
+    ) -> Result<Vec<Decided>, NexusError> {
+        let mut decided = Vec::with_capacity(indices.len());
         for &index in indices {
             let slot = &mut self.slots[index];
             let (signal, p_up) = slot.models.on_bar(row, bar.close)?;
             let (decision, legs) = slot.core.on_bar(bar, signal, p_up);
             let equity = slot.core.book().equity(bar.close);
             let entry = decision.entry();
-            let decision_id = self.ledger.record_decision(&DecisionRow {
+            let row = DecisionRow {
                 slot: slot.name.clone(),
                 symbol: symbol.to_owned(),
                 bar_ts: open_ts,
@@ -956,22 +1103,21 @@ impl Engine {
                 win_probability: p_up,
                 equity,
                 ts_exchange: open_ts,
-            })?;
+            };
             slot.last_decision = decision.kind().into();
             let book = *slot.core.book();
-            self.ledger.record_equity(
-                &slot.name,
+            let snapshot = EquityWrite {
                 equity,
-                book.cash(),
-                book.unrealized(bar.close),
-                book.position,
-                Some(bar.close),
-                Some(open_ts),
-            )?;
+                cash: book.cash(),
+                unrealized: book.unrealized(bar.close),
+                position: book.position,
+                mark: bar.close,
+            };
             self.metrics.set_slot(&slot.name, equity, book.position, book.capital);
-            planned.extend(legs.into_iter().map(|leg| (index, leg, decision_id)));
+            planned.extend(legs.into_iter().map(|leg| (index, leg, decided.len())));
+            decided.push(Decided { row, equity: snapshot });
         }
-        Ok(())
+        Ok(decided)
     }
 
     fn book_header(message: &BookMessage) -> MessageHeader {
@@ -985,6 +1131,49 @@ impl Engine {
         }
     }
 
+    /// Feeds the feature engines every held event the reorder window has passed, in exchange-time order.
+    fn release(&mut self, closed: &mut Vec<(String, i64, Vec<f64>, Trigger)>) {
+        for (symbol, market) in &mut self.markets {
+            while let Some((held, trigger)) = market.next_due() {
+                let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec(), trigger));
+                match held {
+                    Held::Book(message) => {
+                        let header = Self::book_header(&message);
+                        market.now_ns = market.now_ns.max(header.ts);
+                        let verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
+                        // The supervisor's book is the reference: when the feature engine's copy refuses a message
+                        // (a gap after a dropped event), it restarts from the supervisor's current snapshot.
+                        if verdict.is_err()
+                            && let Some(reference) = self.public.book(&message.symbol)
+                        {
+                            let reference = reference.borrow().clone();
+                            if reference.synced {
+                                let snapshot = MessageHeader {
+                                    kind: UpdateKind::Snapshot,
+                                    update_id: reference.update_id,
+                                    seq: reference.seq,
+                                    ts: header.ts.max(reference.ts.saturating_mul(1_000_000)),
+                                    ..header
+                                };
+                                let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
+                            }
+                        }
+                        let top = market.features.book();
+                        if let (Some(b), Some(a)) = (top.best_bid(), top.best_ask()) {
+                            let mid = (market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0;
+                            market.last_mid = mid;
+                            market.mid_vol.on_mid(header.ts, mid);
+                        }
+                    }
+                    Held::Trade(trade) => {
+                        market.now_ns = market.now_ns.max(trade.ts);
+                        let _ = market.features.on_trade(&trade, &mut emit);
+                    }
+                }
+            }
+        }
+    }
+
     async fn on_public(&mut self, event: PublicEvent) -> Result<(), NexusError> {
         let handled = Instant::now();
         let mut closed: Vec<(String, i64, Vec<f64>, Trigger)> = Vec::new();
@@ -994,34 +1183,8 @@ impl Engine {
                 let received = message.received.into_std();
                 market.last_book = Some(received);
                 let trigger = Trigger { received, handled };
-                let header = Self::book_header(&message);
-                market.now_ns = market.now_ns.max(header.ts);
-                let symbol = message.symbol.clone();
-                let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec(), trigger));
-                let verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
-                // The supervisor's book is the reference: when the feature engine's copy refuses a message (a gap
-                // after a dropped event), it restarts from the supervisor's current snapshot.
-                if verdict.is_err()
-                    && let Some(reference) = self.public.book(&message.symbol)
-                {
-                    let reference = reference.borrow().clone();
-                    if reference.synced {
-                        let snapshot = MessageHeader {
-                            kind: UpdateKind::Snapshot,
-                            update_id: reference.update_id,
-                            seq: reference.seq,
-                            ts: header.ts.max(reference.ts.saturating_mul(1_000_000)),
-                            ..header
-                        };
-                        let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
-                    }
-                }
-                let top = market.features.book();
-                if let (Some(b), Some(a)) = (top.best_bid(), top.best_ask()) {
-                    let mid = (market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0;
-                    market.last_mid = mid;
-                    market.mid_vol.on_mid(header.ts, mid);
-                }
+                market.hold(message.ts.saturating_mul(1_000_000), Held::Book(message), trigger);
+                self.release(&mut closed);
             }
             PublicEvent::Trades { message, received } => {
                 let trigger = Trigger { received: received.into_std(), handled };
@@ -1031,14 +1194,12 @@ impl Engine {
                     let (Ok(price), Ok(size)) = (trade.p.parse::<f64>(), trade.v.parse::<f64>()) else { continue };
                     let side = if format!("{:?}", trade.S) == "Buy" { 1 } else { -1 };
                     let ts = trade.T.saturating_mul(1_000_000);
-                    let symbol = trade.s.to_string();
-                    let mut emit = |t: i64, row: &[f64]| closed.push((symbol.clone(), t, row.to_vec(), trigger));
-                    if market.features.on_trade(&Trade { ts, side, price, size }, &mut emit).is_ok() {
-                        market.last_price = price;
-                        market.now_ns = market.now_ns.max(ts);
-                        prints.push((symbol, price));
-                    }
+                    market.hold(ts, Held::Trade(Trade { ts, side, price, size }), trigger);
+                    // Brackets act on the print at once; only the features wait for the stream's order.
+                    market.last_price = price;
+                    prints.push((trade.s.to_string(), price));
                 }
+                self.release(&mut closed);
                 for (symbol, price) in prints {
                     for index in 0..self.slots.len() {
                         let retry_wait = self.slots[index]
@@ -1049,7 +1210,8 @@ impl Engine {
                             && !retry_wait
                             && let Some(leg) = self.slots[index].core.check_bracket(price)
                         {
-                            self.durably(|engine| engine.stage(index, leg, None, Some(trigger)))?;
+                            self.stage(index, leg, None, Some(trigger))?;
+                            self.persist(None, &[])?;
                         }
                     }
                 }

@@ -467,6 +467,17 @@ impl Ledger {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Sets a `meta` entry (e.g. `bar_columns.BTCUSDT`: the names of the `bars.features` array, as JSON).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), NexusError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
     /// Records an order before it is sent (status "intent").
     ///
     /// # Errors

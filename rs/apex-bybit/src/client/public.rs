@@ -56,6 +56,9 @@ pub struct PublicConfig {
     /// Forward every parsed `orderbook` message as a [`PublicEvent::Book`], for a consumer that keeps its own book
     /// (the live engine's feature engine). Off by default.
     pub forward_books: bool,
+    /// Append every frame received, as received, one per line, to this file: a recording `apexctl fetch` reads
+    /// (order-book and trade messages in Bybit's archive line format). Off by default.
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl PublicConfig {
@@ -72,6 +75,7 @@ impl PublicConfig {
             timing: Timing::default(),
             seed: 0,
             forward_books: false,
+            record: None,
         }
     }
 
@@ -329,6 +333,8 @@ struct PublicSession {
     events: Vec<PublicEvent>,
     stats: watch::Sender<PublicStats>,
     forward_books: bool,
+    /// [`PublicConfig::record`]'s file (flushed when the supervisor ends).
+    recorder: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl PublicSession {
@@ -509,6 +515,13 @@ impl Session for PublicSession {
 
     fn on_text(&mut self, text: &str, now: Instant) -> Step {
         self.stats.send_modify(|s| s.messages += 1);
+        if let Some(recorder) = &mut self.recorder {
+            use std::io::Write as _;
+            // A recording that cannot be written stops recording; it never stops the feed.
+            if writeln!(recorder, "{text}").is_err() {
+                self.recorder = None;
+            }
+        }
         let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| format!("unreadable frame: {e}"))?;
         let Some(topic) = envelope.topic.as_deref() else {
             let reply: OpResponse = serde_json::from_str(text).map_err(|e| format!("unreadable reply: {e}"))?;
@@ -603,9 +616,15 @@ impl PublicFeed {
     /// when it is full, new events are dropped and counted in [`LinkStatus::events_dropped`].
     ///
     /// # Errors
-    /// `Config` for a topic the stream does not serve.
+    /// `Config` for a topic the stream does not serve, or a recording file that cannot be created.
     pub fn start(config: PublicConfig, event_capacity: usize) -> Result<PublicFeed, ClientError> {
         let topics: Vec<String> = config.topics()?.iter().map(ToString::to_string).collect();
+        let recorder = match &config.record {
+            Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
+                ClientError::Config { detail: format!("{}: cannot record the public stream: {e}", path.display()) }
+            })?)),
+            None => None,
+        };
         let mut books = BTreeMap::new();
         let mut receivers = BTreeMap::new();
         for spec in &config.books {
@@ -628,6 +647,7 @@ impl PublicFeed {
             events: Vec::new(),
             stats: stats_tx,
             forward_books: config.forward_books,
+            recorder,
         };
         let (events_tx, events) = mpsc::channel(event_capacity.max(1));
         let (status_tx, status) = watch::channel(LinkStatus::default());
