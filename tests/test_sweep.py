@@ -66,6 +66,12 @@ BASE: dict[str, list[str]] = {
         "--interval-s", "3", "-o", "{out}/i.pt",
     ],
 }  # fmt: skip
+#: Commands the sweep does not run yet, and why (their bad input is tested where they are).
+UNSWEPT = {
+    # A valid tiny run is a venue plus the engine for seconds; its bad configs, bundles, keys and the mainnet
+    # refusal are tests/test_trade.py::test_bad_input_is_one_line_and_exit_2_before_any_connection.
+    "trade": "needs a tradable bundle and a launched venue per run",
+}
 #: The input an output edge value "{self}" names: writing over it must be refused.
 SELF = {"fetch": "{csv}", "features": "{trades}", "causal": "{features}", "chimera": "{data}/trades.parquet",
         "evolve": "{features}", "export": "{hall}", "train maml": "{features}"}  # fmt: skip
@@ -115,7 +121,7 @@ def _commands() -> dict[str, list[Option]]:
     callbacks = {c.name: c.callback for c in app.registered_commands}
     for group in app.registered_groups:
         callbacks |= {f"{group.name} {c.name}": c.callback for c in group.typer_instance.registered_commands}
-    options = {name: _options(callback) for name, callback in callbacks.items()}
+    options = {name: _options(callback) for name, callback in callbacks.items() if name not in UNSWEPT}
     # Each source of fetch and each mode of export runs its own checks: sweep every option in each of them.
     options |= {"fetch-sim": options["fetch"], "fetch-bybit": options["fetch"], "export-check": options["export"]}
     return options
