@@ -100,7 +100,6 @@ struct HeldEvent {
     /// (exchange time, 0 for a book message and 1 for a trade, arrival number)
     key: (i64, u8, u64),
     event: Held,
-    trigger: Trigger,
 }
 
 impl PartialEq for HeldEvent {
@@ -124,17 +123,17 @@ impl Ord for HeldEvent {
 }
 
 impl Market {
-    fn hold(&mut self, ts: i64, event: Held, trigger: Trigger) {
+    fn hold(&mut self, ts: i64, event: Held) {
         self.arrivals += 1;
         self.latest_ns = self.latest_ns.max(ts);
         let kind = u8::from(matches!(event, Held::Trade(_)));
-        self.held.push(std::cmp::Reverse(HeldEvent { key: (ts, kind, self.arrivals), event, trigger }));
+        self.held.push(std::cmp::Reverse(HeldEvent { key: (ts, kind, self.arrivals), event }));
     }
 
-    /// The oldest held event once the window has passed it (the trigger is the frame that moved the window).
-    fn next_due(&mut self) -> Option<(Held, Trigger)> {
+    /// The oldest held event once the window has passed it.
+    fn next_due(&mut self) -> Option<Held> {
         let due = self.held.peek().is_some_and(|e| e.0.key.0 <= self.latest_ns.saturating_sub(self.reorder_ns));
-        due.then(|| self.held.pop().map(|e| (e.0.event, e.0.trigger))).flatten()
+        due.then(|| self.held.pop().map(|e| e.0.event)).flatten()
     }
 }
 
@@ -1131,10 +1130,11 @@ impl Engine {
         }
     }
 
-    /// Feeds the feature engines every held event the reorder window has passed, in exchange-time order.
-    fn release(&mut self, closed: &mut Vec<(String, i64, Vec<f64>, Trigger)>) {
+    /// Feeds the feature engines every held event the reorder window has passed, in exchange-time order. `trigger`
+    /// is the frame that moved the window: the bars it closes are decided in answer to it.
+    fn release(&mut self, closed: &mut Vec<(String, i64, Vec<f64>, Trigger)>, trigger: Trigger) {
         for (symbol, market) in &mut self.markets {
-            while let Some((held, trigger)) = market.next_due() {
+            while let Some(held) = market.next_due() {
                 let mut emit = |ts: i64, row: &[f64]| closed.push((symbol.clone(), ts, row.to_vec(), trigger));
                 match held {
                     Held::Book(message) => {
@@ -1183,8 +1183,8 @@ impl Engine {
                 let received = message.received.into_std();
                 market.last_book = Some(received);
                 let trigger = Trigger { received, handled };
-                market.hold(message.ts.saturating_mul(1_000_000), Held::Book(message), trigger);
-                self.release(&mut closed);
+                market.hold(message.ts.saturating_mul(1_000_000), Held::Book(message));
+                self.release(&mut closed, trigger);
             }
             PublicEvent::Trades { message, received } => {
                 let trigger = Trigger { received: received.into_std(), handled };
@@ -1194,12 +1194,12 @@ impl Engine {
                     let (Ok(price), Ok(size)) = (trade.p.parse::<f64>(), trade.v.parse::<f64>()) else { continue };
                     let side = if format!("{:?}", trade.S) == "Buy" { 1 } else { -1 };
                     let ts = trade.T.saturating_mul(1_000_000);
-                    market.hold(ts, Held::Trade(Trade { ts, side, price, size }), trigger);
+                    market.hold(ts, Held::Trade(Trade { ts, side, price, size }));
                     // Brackets act on the print at once; only the features wait for the stream's order.
                     market.last_price = price;
                     prints.push((trade.s.to_string(), price));
                 }
-                self.release(&mut closed);
+                self.release(&mut closed, trigger);
                 for (symbol, price) in prints {
                     for index in 0..self.slots.len() {
                         let retry_wait = self.slots[index]
