@@ -238,8 +238,15 @@ impl<const BID: bool> Ladder<BID> {
     /// outside ones beyond it on the far side.
     fn best_first(&self) -> impl Iterator<Item = Level> + '_ {
         let hi = self.lo.saturating_add(self.qty.len() as i64);
-        let window = self.qty.iter().enumerate().filter(|(_, q)| **q > 0);
-        let window = window.map(|(i, &qty)| Level { price: self.lo + i as i64, qty });
+        // The window's scan starts at its best level: the slots on the far side of the touch are empty by
+        // definition, and there can be thousands of them.
+        let (start, end) = match (self.count > 0, BID) {
+            (false, _) => (0, 0),
+            (true, true) => (0, self.best + 1),
+            (true, false) => (self.best, self.qty.len()),
+        };
+        let window = self.qty[start..end].iter().enumerate().filter(|(_, q)| **q > 0);
+        let window = window.map(move |(i, &qty)| Level { price: self.lo + (start + i) as i64, qty });
         let level = |(&price, &qty): (&i64, &i64)| Level { price, qty };
         let (near, inside, far): (Levels<'_>, Levels<'_>, Levels<'_>) = if BID {
             (
