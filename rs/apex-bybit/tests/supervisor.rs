@@ -10,13 +10,13 @@ use std::time::Duration;
 use apex_book::{L2Book, Level, UpdateKind};
 use apex_bybit::client::clock::{ClockSync, ManualClock};
 use apex_bybit::client::private::{PrivateConfig, PrivateEvent, PrivateFeed};
-use apex_bybit::client::public::{BookSnapshot, BookSpec, PublicConfig, PublicEvent, PublicFeed};
+use apex_bybit::client::public::{BookSnapshot, BookSpec, BookView, PublicConfig, PublicEvent, PublicFeed};
 use apex_bybit::client::ws::Timing;
 use apex_bybit::sign::{Credentials, verify, ws_auth_prehash};
 use apex_core::{Scale, Side};
 use mock::{MockConn, WAIT, WsMock, book_message, topics};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 const BOOK: &str = "orderbook.50.BTCUSDT";
 
@@ -44,13 +44,9 @@ fn public_config(url: &str) -> PublicConfig {
     config
 }
 
-async fn wait_book(
-    rx: &mut watch::Receiver<BookSnapshot>,
-    what: &str,
-    pred: impl Fn(&BookSnapshot) -> bool,
-) -> BookSnapshot {
-    let result = tokio::time::timeout(WAIT, rx.wait_for(|b| pred(b))).await.map(|r| r.unwrap().clone());
-    result.unwrap_or_else(|_| panic!("book never reached: {what}; last {:?}", rx.borrow()))
+async fn wait_book(view: &mut BookView, what: &str, pred: impl Fn(&BookSnapshot) -> bool) -> BookSnapshot {
+    let result = tokio::time::timeout(WAIT, view.wait_for(|b| pred(b))).await.map(|r| (*r.unwrap()).clone());
+    result.unwrap_or_else(|_| panic!("book never reached: {what}; last {:?}", view.snapshot()))
 }
 
 async fn next_event<E: std::fmt::Debug>(events: &mut mpsc::Receiver<E>, what: &str, pred: impl Fn(&E) -> bool) -> E {

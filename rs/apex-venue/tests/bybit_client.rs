@@ -2,11 +2,6 @@
 //! venue's (checksum of the top 50 levels at every synced update it checks), recovers from gaps, duplicates,
 //! restarts and disconnects, the private stream follows an order's life, and order creation survives rejects,
 //! 10006 bursts and latency spikes without ever making a second order.
-//
-// Not compiled here: it needs apex-venue, which depends on this crate. Once feat/bybit and feat/venue are merged it
-// belongs in rs/apex-venue/tests/bybit_client.rs (no other change). Run on a merge of feat/bybit 02496a1 with
-// feat/venue fe08c4a, three times: 392-398 synced book states compared with the venue's checksum, 0 divergences,
-// 74-80 resyncs, 8-14 orders each open exactly once after 4-7 injected rejects, 16 s each.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -120,11 +115,11 @@ async fn client_against_the_venue_with_every_fault() {
     while tokio::time::Instant::now() < deadline {
         tokio::select! {
             _ = btc.changed() => {
-                let b = btc.borrow_and_update().clone();
+                let b = btc.snapshot();
                 if b.synced { checks.entry(b.symbol.clone()).or_default().push((b.update_id, b.checksum(50))); }
             }
             _ = eth.changed() => {
-                let b = eth.borrow_and_update().clone();
+                let b = eth.snapshot();
                 if b.synced { checks.entry(b.symbol.clone()).or_default().push((b.update_id, b.checksum(50))); }
             }
             Some(event) = public_events.recv() => {
@@ -137,7 +132,7 @@ async fn client_against_the_venue_with_every_fault() {
             }
             () = tokio::time::sleep_until(next_order) => {
                 next_order += Duration::from_millis(700);
-                let book = feed.book("BTCUSDT").unwrap().borrow().clone();
+                let book = feed.book("BTCUSDT").unwrap().snapshot();
                 // The engine's rule: never price an order off an unsynced book.
                 if !book.synced || book.bids.is_empty() { continue; }
                 let price = book.price_scale.format(book.bids[0].price * 9 / 10);

@@ -9,6 +9,9 @@
 //! connection.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use apex_book::{Applied, BookError, L2Book, Level, UpdateKind};
 use apex_core::{Scale, Side};
@@ -295,9 +298,59 @@ pub struct BookMessage {
     pub received: Instant,
 }
 
+/// One book's published snapshots: readers load the newest without a lock (arc-swap); `changed` waits for the next.
+#[derive(Debug, Clone)]
+pub struct BookView {
+    current: Arc<ArcSwap<BookSnapshot>>,
+    updates: watch::Receiver<u64>,
+}
+
+impl BookView {
+    /// The newest snapshot (an atomic load; the supervisor never waits for a reader, nor a reader for it).
+    #[must_use]
+    pub fn snapshot(&self) -> Arc<BookSnapshot> {
+        self.current.load_full()
+    }
+
+    /// Whether the newest snapshot mirrors the exchange.
+    #[must_use]
+    pub fn synced(&self) -> bool {
+        self.current.load().synced
+    }
+
+    /// Waits until a snapshot newer than the last one this view saw is published.
+    ///
+    /// # Errors
+    /// When the supervisor has ended.
+    pub async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        self.updates.changed().await
+    }
+
+    /// Waits for the first snapshot (the newest one included) that satisfies `condition`.
+    ///
+    /// # Errors
+    /// When the supervisor ends first.
+    pub async fn wait_for(
+        &mut self,
+        condition: impl Fn(&BookSnapshot) -> bool,
+    ) -> Result<Arc<BookSnapshot>, watch::error::RecvError> {
+        loop {
+            // Marked seen before the load: a snapshot stored after it bumps the counter again, so none is missed.
+            self.updates.borrow_and_update();
+            let snapshot = self.snapshot();
+            if condition(&snapshot) {
+                return Ok(snapshot);
+            }
+            self.changed().await?;
+        }
+    }
+}
+
 struct BookState {
     tracker: BookTracker,
-    tx: watch::Sender<BookSnapshot>,
+    current: Arc<ArcSwap<BookSnapshot>>,
+    /// Counts publications, for readers that wait for the next one.
+    updates: watch::Sender<u64>,
     /// Set while a snapshot is awaited (after subscribe or a resync), with the instant the wait began.
     awaiting_since: Option<Instant>,
 }
@@ -361,27 +414,40 @@ impl PublicSession {
         chunks.into_iter().map(|chunk| self.request("subscribe", chunk, now)).collect()
     }
 
-    fn publish(state: &mut BookState, levels: usize, msg_cts: Option<i64>) {
-        let synced = state.tracker.book().is_synced() && state.awaiting_since.is_none();
-        let (book, cts) = (state.tracker.book(), msg_cts);
-        state.tx.send_modify(|snap| {
-            snap.synced = synced;
-            snap.update_id = match book.state() {
+    fn publish(state: &mut BookState, levels: usize, msg_cts: Option<i64>, applied: u64) {
+        let book = state.tracker.book();
+        let previous = state.current.load();
+        let mut next = BookSnapshot {
+            symbol: previous.symbol.clone(),
+            synced: book.is_synced() && state.awaiting_since.is_none(),
+            update_id: match book.state() {
                 apex_book::SyncState::Synced { last_update_id } | apex_book::SyncState::Stale { last_update_id } => {
                     last_update_id
                 }
                 apex_book::SyncState::AwaitingFirstSnapshot => 0,
-            };
-            snap.seq = book.last_seq();
-            snap.ts = book.last_ts();
-            snap.cts = cts.or(snap.cts);
-            book.top_n_into(Side::Buy, levels, &mut snap.bids);
-            book.top_n_into(Side::Sell, levels, &mut snap.asks);
-        });
+            },
+            seq: book.last_seq(),
+            ts: book.last_ts(),
+            cts: msg_cts.or(previous.cts),
+            bids: Vec::with_capacity(levels),
+            asks: Vec::with_capacity(levels),
+            price_scale: previous.price_scale,
+            qty_scale: previous.qty_scale,
+            applied: previous.applied + applied,
+        };
+        book.top_n_into(Side::Buy, levels, &mut next.bids);
+        book.top_n_into(Side::Sell, levels, &mut next.asks);
+        drop(previous);
+        state.current.store(Arc::new(next));
+        state.updates.send_modify(|n| *n += 1);
     }
 
     fn mark_unsynced(state: &BookState) {
-        state.tx.send_if_modified(|snap| std::mem::replace(&mut snap.synced, false));
+        let previous = state.current.load_full();
+        if previous.synced {
+            state.current.store(Arc::new(BookSnapshot { synced: false, ..(*previous).clone() }));
+            state.updates.send_modify(|n| *n += 1);
+        }
     }
 
     /// A book lost sync: unsynced now, and one unsubscribe + subscribe unless a snapshot is already awaited.
@@ -425,8 +491,7 @@ impl PublicSession {
         match result {
             Ok(Applied::Snapshot { rebased }) => {
                 let was_waiting = state.awaiting_since.take().is_some();
-                state.tx.send_modify(|s| s.applied += 1);
-                Self::publish(state, self.snapshot_levels, message.cts);
+                Self::publish(state, self.snapshot_levels, message.cts, 1);
                 if was_waiting || rebased {
                     let symbol = state.tracker.spec().symbol.clone();
                     self.events.push(PublicEvent::BookSynced { symbol, update_id: d.u, rebased });
@@ -434,8 +499,7 @@ impl PublicSession {
                 Ok(Vec::new())
             }
             Ok(Applied::Delta) => {
-                state.tx.send_modify(|s| s.applied += 1);
-                Self::publish(state, self.snapshot_levels, message.cts);
+                Self::publish(state, self.snapshot_levels, message.cts, 1);
                 Ok(Vec::new())
             }
             Ok(Applied::DroppedBeforeSnapshot) | Err(TrackError::Book(BookError::AwaitingSnapshot { .. })) => {
@@ -603,7 +667,7 @@ impl Session for PublicSession {
 
 /// A running public supervisor: book state on watch channels, everything else as [`PublicEvent`]s.
 pub struct PublicFeed {
-    books: BTreeMap<String, watch::Receiver<BookSnapshot>>,
+    books: BTreeMap<String, BookView>,
     events: Option<mpsc::Receiver<PublicEvent>>,
     status: watch::Receiver<LinkStatus>,
     stats: watch::Receiver<PublicStats>,
@@ -628,9 +692,10 @@ impl PublicFeed {
         let mut books = BTreeMap::new();
         let mut receivers = BTreeMap::new();
         for spec in &config.books {
-            let (tx, rx) = watch::channel(BookSnapshot::empty(spec));
-            receivers.insert(spec.symbol.clone(), rx);
-            let state = BookState { tracker: BookTracker::new(spec.clone()), tx, awaiting_since: None };
+            let current = Arc::new(ArcSwap::from_pointee(BookSnapshot::empty(spec)));
+            let (updates, seen) = watch::channel(0);
+            receivers.insert(spec.symbol.clone(), BookView { current: current.clone(), updates: seen });
+            let state = BookState { tracker: BookTracker::new(spec.clone()), current, updates, awaiting_since: None };
             books.insert(format!("orderbook.{}.{}", spec.depth, spec.symbol), state);
         }
         let (stats_tx, stats) = watch::channel(PublicStats::default());
@@ -657,16 +722,16 @@ impl PublicFeed {
         Ok(PublicFeed { books: receivers, events: Some(events), status, stats, shutdown, task })
     }
 
-    /// The book of `symbol`, as a watch channel (await `changed()` for each update).
+    /// The book of `symbol`: its newest snapshot, lock-free, and `changed()` to wait for the next.
     #[must_use]
-    pub fn book(&self, symbol: &str) -> Option<watch::Receiver<BookSnapshot>> {
+    pub fn book(&self, symbol: &str) -> Option<BookView> {
         self.books.get(symbol).cloned()
     }
 
     /// True when the book of `symbol` mirrors the exchange right now: no order should be priced off it otherwise.
     #[must_use]
     pub fn is_synced(&self, symbol: &str) -> bool {
-        self.books.get(symbol).is_some_and(|rx| rx.borrow().synced)
+        self.books.get(symbol).is_some_and(BookView::synced)
     }
 
     /// The event stream; `None` after the first call.
