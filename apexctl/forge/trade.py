@@ -116,9 +116,9 @@ def _table(status: dict):
     table = Table(
         title=f"apex-nexus {status.get('state', '?')}: {status.get('bars', 0)} bars, "
         f"{status.get('orders', 0)} orders, {status.get('fills', 0)} fills, "
-        f"p99 tick-to-order {status.get('latency_p99_us', 0):.0f} us"
+        f"tick-to-order p99 {(status.get('latency_us') or {}).get('p99', 0):.0f} us"
     )
-    for column in ("slot", "model", "equity", "position", "weight", "last decision", "book"):
+    for column in ("slot", "model", "equity", "position", "weight", "last decision", "p99 latency", "book"):
         table.add_column(column)
     slots = status.get("slots", [])
     total = sum(s.get("capital", 0.0) for s in slots) or 1.0
@@ -130,6 +130,7 @@ def _table(status: dict):
             f"{s['position']:g}",
             f"{s['capital'] / total:.2f}",
             s["last_decision"],
+            "-" if s.get("latency_p99_us") is None else f"{s['latency_p99_us']:.0f} us",
             s["book"],
         )
     return table

@@ -348,14 +348,13 @@ struct EquityWrite {
     mark: f64,
 }
 
-/// The frame an order answers: when the supervisor received it, and when the engine took it off the queue.
+/// The frame an order answers: when the supervisor received it (both latency figures start there).
 #[derive(Debug, Clone, Copy)]
 struct Trigger {
     received: Instant,
-    handled: Instant,
 }
 
-/// An order whose intent is written, waiting for its transaction to commit.
+/// An order whose intent is written, waiting for its transaction to commit and reach the disk.
 struct Outgoing {
     index: usize,
     account: String,
@@ -379,6 +378,8 @@ enum Ack {
         link: String,
         ok: bool,
     },
+    /// An order was not sent: the ledger could not make its intent durable.
+    Unsent,
 }
 
 /// Removes the run folder's pid file when the engine goes away (also on an error).
@@ -736,8 +737,8 @@ impl Engine {
         if !self.accounts.get(account).is_some_and(|a| a.up) {
             return Some("private stream down".into());
         }
-        let Some(snapshot) = self.public.book(symbol) else { return Some("no book".into()) };
-        let snapshot = snapshot.borrow();
+        let Some(view) = self.public.book(symbol) else { return Some("no book".into()) };
+        let snapshot = view.snapshot();
         if !snapshot.synced || !self.markets[symbol].synced {
             return Some("book unsynced".into());
         }
@@ -794,7 +795,7 @@ impl Engine {
             return Ok(());
         }
         let market = &self.markets[&symbol];
-        let snapshot = self.public.book(&symbol).expect("configured").borrow().clone();
+        let snapshot = self.public.book(&symbol).expect("configured").snapshot();
         let (bid, ask) = (snapshot.bids[0], snapshot.asks[0]);
         let mid = (market.price_scale.to_f64(bid.price) + market.price_scale.to_f64(ask.price)) / 2.0;
         let mut qty = leg.qty;
@@ -867,7 +868,7 @@ impl Engine {
             take: leg.take,
             book_update_id: i64::try_from(snapshot.update_id).ok(),
         };
-        // Committed (synchronous=FULL) by `persist` before the order leaves: a crash after the commit leaves an
+        // Committed by `persist` and synced to disk before the order leaves: a crash after the commit leaves an
         // intent that the next start looks up by orderLinkId, never a sent order the ledger does not know.
         self.writes.push(Write::Intent { intent: Box::new(intent), decision });
         self.links.insert(link.clone(), index);
@@ -887,7 +888,7 @@ impl Engine {
         };
         request.order_link_id = Some(link.clone());
         if let Some(frame) = trigger {
-            self.metrics.record_decision(frame.handled.elapsed());
+            self.metrics.record_decision(frame.received.elapsed());
         }
         slot.sent.push_back(Instant::now());
         self.summary.orders += 1;
@@ -917,7 +918,8 @@ impl Engine {
         match written {
             Ok(()) => {
                 self.ledger.commit()?;
-                self.dispatch();
+                let durable = self.ledger.request_sync();
+                self.dispatch(durable);
                 Ok(())
             }
             Err(e) => {
@@ -960,17 +962,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Sends the staged orders, each from its own task: the loop never waits on the network, and the answers come
-    /// back through the ack channel in any order.
-    fn dispatch(&mut self) {
+    /// Sends the staged orders, each from its own task once the ledger's sync `durable` (which covers their intents)
+    /// is done: the loop never waits on the disk or the network, and the answers come back through the ack channel
+    /// in any order.
+    fn dispatch(&mut self, durable: u64) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let progress = self.ledger.sync_progress();
         for order in std::mem::take(&mut self.outbox) {
             let rest = self.accounts[&order.account].rest.clone();
             let acks = self.acks_tx.clone();
             let metrics = self.metrics.clone();
+            let slot = self.slots[order.index].name.clone();
+            let mut progress = progress.clone();
             self.in_flight += 1;
             tokio::spawn(async move {
+                let synced = progress.wait_for(|s| s.failed || s.generation >= durable).await.is_ok_and(|s| !s.failed);
+                if !synced {
+                    let _ = acks.send(Ack::Unsent);
+                    return;
+                }
                 if let Some(frame) = order.trigger {
-                    metrics.record_latency(frame.received.elapsed());
+                    metrics.record_latency(&slot, frame.received.elapsed());
                 }
                 let result = rest.create_order(&order.request).await;
                 let _ = acks.send(Ack::Create {
@@ -1005,6 +1019,12 @@ impl Engine {
                     }
                 }
             },
+            Ack::Unsent => {
+                return Err(NexusError::Ledger {
+                    path: self.ledger.path().to_owned(),
+                    message: crate::durable::SYNC_FAILED.into(),
+                });
+            }
             Ack::Cancel { link, ok } => {
                 if ok {
                     self.ledger.order_event(&link, "cancel", None, Some("unfilled at the next bar"), None)?;
@@ -1146,7 +1166,7 @@ impl Engine {
                         if verdict.is_err()
                             && let Some(reference) = self.public.book(&message.symbol)
                         {
-                            let reference = reference.borrow().clone();
+                            let reference = reference.snapshot();
                             if reference.synced {
                                 let snapshot = MessageHeader {
                                     kind: UpdateKind::Snapshot,
@@ -1175,19 +1195,18 @@ impl Engine {
     }
 
     async fn on_public(&mut self, event: PublicEvent) -> Result<(), NexusError> {
-        let handled = Instant::now();
         let mut closed: Vec<(String, i64, Vec<f64>, Trigger)> = Vec::new();
         match event {
             PublicEvent::Book(message) => {
                 let Some(market) = self.markets.get_mut(&message.symbol) else { return Ok(()) };
                 let received = message.received.into_std();
                 market.last_book = Some(received);
-                let trigger = Trigger { received, handled };
+                let trigger = Trigger { received };
                 market.hold(message.ts.saturating_mul(1_000_000), Held::Book(message));
                 self.release(&mut closed, trigger);
             }
             PublicEvent::Trades { message, received } => {
-                let trigger = Trigger { received: received.into_std(), handled };
+                let trigger = Trigger { received: received.into_std() };
                 let mut prints = Vec::new();
                 for trade in &message.data {
                     let Some(market) = self.markets.get_mut(trade.s.as_ref()) else { continue };
@@ -1318,17 +1337,18 @@ impl Engine {
             .map(|s| {
                 let market = &self.markets[&s.symbol];
                 let book = s.core.book();
-                let synced = self.public.book(&s.symbol).is_some_and(|b| b.borrow().synced);
+                let synced = self.public.book(&s.symbol).is_some_and(|b| b.synced());
                 serde_json::json!({
                     "slot": s.name, "symbol": s.symbol, "model": s.models.label,
                     "equity": book.equity(market.last_price), "position": book.position, "capital": book.capital,
                     "last_decision": s.last_decision, "book": if synced { "synced" } else { "unsynced" },
+                    "latency_p99_us": self.metrics.slot_p99_us(&s.name),
                 })
             })
             .collect();
         let value = serde_json::json!({
             "state": state, "pid": std::process::id(), "metrics": self.metrics.address(),
-                        "latency_p99_us": self.metrics.latency_p99_us(), "latency_us": self.metrics.latency_summary_us(),
+            "latency_us": self.metrics.latency_summary_us(),
             "decision_us": self.metrics.decision_summary_us(),
             "bars": self.summary.bars, "orders": self.summary.orders,
             "fills": self.summary.fills, "withheld": self.summary.withheld, "slots": slots,
@@ -1359,12 +1379,19 @@ impl Engine {
                 _ = tokio::signal::ctrl_c() => { stopped = "SIGINT"; break; }
                 _ = sigterm.recv() => { stopped = "SIGTERM"; break; }
                 () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => break,
-                Some((account, event)) = private.recv() => self.on_private(&account, event).await?,
-                Some(ack) = acks.recv() => self.on_ack(ack)?,
+                // Fills and acks are written at once and synced by the ledger's thread; the next order waits for it.
+                Some((account, event)) = private.recv() => {
+                    self.on_private(&account, event).await?;
+                    let _ = self.ledger.request_sync();
+                }
+                Some(ack) = acks.recv() => {
+                    self.on_ack(ack)?;
+                    let _ = self.ledger.request_sync();
+                }
                 Some(event) = public.recv() => self.on_public(event).await?,
                 _ = status_every.tick() => {
                     self.write_status("running");
-                    self.metrics.set_synced(self.markets.keys().filter(|s| self.public.book(s).is_some_and(|b| b.borrow().synced)).count());
+                    self.metrics.set_synced(self.markets.keys().filter(|s| self.public.book(s).is_some_and(|b| b.synced())).count());
                 }
             }
         }
@@ -1449,6 +1476,7 @@ impl Engine {
         }
         self.write_status("stopped");
         self.ledger.end_run(stopped)?;
+        self.ledger.sync_now()?;
         let summary = self.summary.clone();
         self.public.shutdown().await;
         Ok(summary)

@@ -1,5 +1,5 @@
-//! The ledger: one SQLite file per run folder (WAL, `synchronous=FULL`) holding every decision, order intent
-//! (written before the order is sent), ack, fill, position, equity snapshot and capital weight, each with the
+//! The ledger: one SQLite file per run folder (WAL; every commit synced to disk by [`crate::durable`] before an
+//! order that follows it is sent) holding every decision, order intent (on disk before the order is sent), ack, fill, position, equity snapshot and capital weight, each with the
 //! exchange's and the local timestamp (UTC nanoseconds). Fills are unique by the exchange's `execId`, so a fill seen
 //! twice (the private stream, then the reconciliation after a restart) is booked once. The schema is documented in
 //! `apexctl/schemas/ledger.md`; tables may gain columns and new tables may appear, existing ones keep their meaning.
@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::NexusError;
+use crate::durable::{Durability, Synced};
 
 /// The `schema` value in the `meta` table.
 pub const SCHEMA: &str = "apex.ledger";
@@ -251,6 +252,7 @@ pub struct Ledger {
     path: PathBuf,
     conn: Connection,
     run_id: i64,
+    durability: Durability,
 }
 
 impl Ledger {
@@ -262,7 +264,10 @@ impl Ledger {
         let fail = |message: String| NexusError::Ledger { path: path.to_owned(), message };
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(format!("journal_mode=WAL: {e}")))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| fail(format!("synchronous=FULL: {e}")))?;
+        // Commits are writes into the WAL (safe from a killed process at once); `Durability` syncs them to disk off
+        // the loop, and every order waits for the sync that covers it. Checkpoints run on its thread too.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| fail(format!("synchronous=NORMAL: {e}")))?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|e| fail(format!("wal_autocheckpoint: {e}")))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| fail(e.to_string()))?;
         conn.execute_batch(DDL).map_err(|e| fail(format!("schema: {e}")))?;
         let schema: Option<String> = conn
@@ -295,7 +300,30 @@ impl Ledger {
         )
         .map_err(|e| fail(e.to_string()))?;
         let run_id = conn.last_insert_rowid();
-        Ok(Ledger { path: path.to_owned(), conn, run_id })
+        let durability = Durability::start(path)?;
+        let ledger = Ledger { path: path.to_owned(), conn, run_id, durability };
+        ledger.sync_now()?;
+        Ok(ledger)
+    }
+
+    /// Asks for every commit so far to reach the disk; returns the [`Synced::generation`] that will say it has.
+    #[must_use]
+    pub fn request_sync(&self) -> u64 {
+        self.durability.request()
+    }
+
+    /// The sync progress, for the tasks that send orders once their intents are on disk.
+    #[must_use]
+    pub fn sync_progress(&self) -> tokio::sync::watch::Receiver<Synced> {
+        self.durability.progress()
+    }
+
+    /// Syncs every commit so far to disk and waits for it.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] when the sync fails.
+    pub fn sync_now(&self) -> Result<(), NexusError> {
+        self.durability.sync_now().map_err(|e| NexusError::Ledger { path: self.path.clone(), message: e.into() })
     }
 
     /// Starts a transaction: the writes up to [`Ledger::commit`] reach the disk together, with one sync (a bar's
@@ -337,9 +365,7 @@ impl Ledger {
                 c as char
             })
             .collect();
-        self.conn
-            .execute("INSERT INTO meta (key, value) VALUES ('instance', ?1)", params![id])
-            .map_err(|e| self.fail(&e))?;
+        self.run("INSERT INTO meta (key, value) VALUES ('instance', ?1)", params![id])?;
         Ok(id)
     }
 
@@ -354,6 +380,12 @@ impl Ledger {
         &self.path
     }
 
+    /// Runs one statement through the connection's statement cache (the engine writes the same few statements on
+    /// every bar, so each is compiled once).
+    fn run(&self, sql: &str, values: impl rusqlite::Params) -> Result<usize, NexusError> {
+        self.conn.prepare_cached(sql).and_then(|mut statement| statement.execute(values)).map_err(|e| self.fail(&e))
+    }
+
     fn fail(&self, error: &rusqlite::Error) -> NexusError {
         NexusError::Ledger { path: self.path.clone(), message: error.to_string() }
     }
@@ -363,12 +395,10 @@ impl Ledger {
     /// # Errors
     /// [`NexusError::Ledger`] on a write failure.
     pub fn end_run(&self, exit: &str) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET ended_local = ?1, exit = ?2 WHERE run_id = ?3",
-                params![now_ns(), exit, self.run_id],
-            )
-            .map_err(|e| self.fail(&e))?;
+        self.run(
+            "UPDATE runs SET ended_local = ?1, exit = ?2 WHERE run_id = ?3",
+            params![now_ns(), exit, self.run_id],
+        )?;
         Ok(())
     }
 
@@ -377,15 +407,13 @@ impl Ledger {
     /// # Errors
     /// [`NexusError::Ledger`] on a write failure.
     pub fn upsert_slot(&self, row: &SlotRow) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "INSERT INTO slots (slot, symbol, account, capital, bundle, bundle_sha256, model)
+        self.run(
+            "INSERT INTO slots (slot, symbol, account, capital, bundle, bundle_sha256, model)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (slot) DO UPDATE SET symbol = ?2, account = ?3, capital = ?4, bundle = ?5,
                      bundle_sha256 = ?6, model = ?7",
-                params![row.slot, row.symbol, row.account, row.capital, row.bundle, row.bundle_sha256, row.model],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![row.slot, row.symbol, row.account, row.capital, row.bundle, row.bundle_sha256, row.model],
+        )?;
         Ok(())
     }
 
@@ -396,13 +424,11 @@ impl Ledger {
     pub fn record_bar(&self, symbol: &str, ts: i64, ohlcv: [f64; 5], features: &[f64]) -> Result<(), NexusError> {
         let features = serde_json::to_string(&features.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>())
             .expect("numbers serialize");
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO bars (symbol, ts_exchange, open, high, low, close, volume, features, ts_local)
+        self.run(
+            "INSERT OR REPLACE INTO bars (symbol, ts_exchange, open, high, low, close, volume, features, ts_local)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![symbol, ts, ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4], features, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![symbol, ts, ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4], features, now_ns()],
+        )?;
         Ok(())
     }
 
@@ -440,30 +466,28 @@ impl Ledger {
     /// [`NexusError::Ledger`] on a write failure.
     pub fn record_decision(&self, row: &DecisionRow) -> Result<i64, NexusError> {
         let finite = |v: f64| v.is_finite().then_some(v);
-        self.conn
-            .execute(
-                "INSERT INTO decisions (run_id, slot, symbol, bar_ts, signal, p_up, kind, side, qty, stop, take,
+        self.run(
+            "INSERT INTO decisions (run_id, slot, symbol, bar_ts, signal, p_up, kind, side, qty, stop, take,
                      win_probability, equity, ts_exchange, ts_local)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    self.run_id,
-                    row.slot,
-                    row.symbol,
-                    row.bar_ts,
-                    finite(row.signal),
-                    row.p_up,
-                    row.kind,
-                    row.side,
-                    row.qty,
-                    row.stop,
-                    row.take,
-                    row.win_probability,
-                    row.equity,
-                    row.ts_exchange,
-                    now_ns()
-                ],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![
+                self.run_id,
+                row.slot,
+                row.symbol,
+                row.bar_ts,
+                finite(row.signal),
+                row.p_up,
+                row.kind,
+                row.side,
+                row.qty,
+                row.stop,
+                row.take,
+                row.win_probability,
+                row.equity,
+                row.ts_exchange,
+                now_ns()
+            ],
+        )?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -472,9 +496,7 @@ impl Ledger {
     /// # Errors
     /// [`NexusError::Ledger`] on a write failure.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), NexusError> {
-        self.conn
-            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])
-            .map_err(|e| self.fail(&e))?;
+        self.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
         Ok(())
     }
 
@@ -484,30 +506,28 @@ impl Ledger {
     /// [`NexusError::Ledger`] on a write failure, including an orderLinkId used before.
     pub fn record_intent(&self, intent: &OrderIntent) -> Result<(), NexusError> {
         let now = now_ns();
-        self.conn
-            .execute(
-                "INSERT INTO orders (order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only,
+        self.run(
+            "INSERT INTO orders (order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only,
                      decision_id, stop, take, book_update_id, status, ts_intent_local, ts_local)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, 'intent', ?14, ?14)",
-                params![
-                    intent.order_link_id,
-                    intent.slot,
-                    intent.seq,
-                    intent.symbol,
-                    intent.side,
-                    intent.qty,
-                    intent.price,
-                    intent.tactic,
-                    intent.purpose,
-                    intent.reduce_only,
-                    intent.decision_id,
-                    intent.stop,
-                    intent.take,
-                    now,
-                    intent.book_update_id
-                ],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![
+                intent.order_link_id,
+                intent.slot,
+                intent.seq,
+                intent.symbol,
+                intent.side,
+                intent.qty,
+                intent.price,
+                intent.tactic,
+                intent.purpose,
+                intent.reduce_only,
+                intent.decision_id,
+                intent.stop,
+                intent.take,
+                now,
+                intent.book_update_id
+            ],
+        )?;
         self.order_event(&intent.order_link_id, "intent", Some("intent"), None, None)?;
         Ok(())
     }
@@ -525,14 +545,12 @@ impl Ledger {
         detail: Option<&str>,
         ts_exchange: Option<i64>,
     ) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "UPDATE orders SET status = ?2, order_id = COALESCE(?3, order_id), cum_qty = COALESCE(?4, cum_qty),
+        self.run(
+            "UPDATE orders SET status = ?2, order_id = COALESCE(?3, order_id), cum_qty = COALESCE(?4, cum_qty),
                      detail = COALESCE(?5, detail), ts_exchange = COALESCE(?6, ts_exchange), ts_local = ?7
                  WHERE order_link_id = ?1",
-                params![order_link_id, status, order_id, cum_qty, detail, ts_exchange, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![order_link_id, status, order_id, cum_qty, detail, ts_exchange, now_ns()],
+        )?;
         self.order_event(order_link_id, "status", Some(status), detail, ts_exchange)
     }
 
@@ -542,14 +560,12 @@ impl Ledger {
     /// # Errors
     /// [`NexusError::Ledger`] on a write failure.
     pub fn acknowledge(&self, order_link_id: &str, order_id: &str) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "UPDATE orders SET order_id = ?2, ts_local = ?3,
+        self.run(
+            "UPDATE orders SET order_id = ?2, ts_local = ?3,
                      status = CASE WHEN status IN ('intent', 'unknown') THEN 'sent' ELSE status END
                  WHERE order_link_id = ?1",
-                params![order_link_id, order_id, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![order_link_id, order_id, now_ns()],
+        )?;
         self.order_event(order_link_id, "ack", Some("sent"), None, None)
     }
 
@@ -565,13 +581,11 @@ impl Ledger {
         detail: Option<&str>,
         ts_exchange: Option<i64>,
     ) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "INSERT INTO order_events (order_link_id, event, status, detail, ts_exchange, ts_local)
+        self.run(
+            "INSERT INTO order_events (order_link_id, event, status, detail, ts_exchange, ts_local)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![order_link_id, event, status, detail, ts_exchange, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![order_link_id, event, status, detail, ts_exchange, now_ns()],
+        )?;
         Ok(())
     }
 
@@ -737,13 +751,11 @@ impl Ledger {
         avg_price: Option<f64>,
         ts_exchange: Option<i64>,
     ) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "INSERT INTO positions (scope, name, symbol, qty, avg_price, ts_exchange, ts_local)
+        self.run(
+            "INSERT INTO positions (scope, name, symbol, qty, avg_price, ts_exchange, ts_local)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![scope, name, symbol, qty, avg_price, ts_exchange, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![scope, name, symbol, qty, avg_price, ts_exchange, now_ns()],
+        )?;
         Ok(())
     }
 
@@ -762,13 +774,11 @@ impl Ledger {
         mark: Option<f64>,
         ts_exchange: Option<i64>,
     ) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "INSERT INTO equity (slot, equity, cash, unrealized, position, mark, ts_exchange, ts_local)
+        self.run(
+            "INSERT INTO equity (slot, equity, cash, unrealized, position, mark, ts_exchange, ts_local)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![slot, equity, cash, unrealized, position, mark, ts_exchange, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+            params![slot, equity, cash, unrealized, position, mark, ts_exchange, now_ns()],
+        )?;
         Ok(())
     }
 
@@ -783,12 +793,10 @@ impl Ledger {
         capital: f64,
         ts_exchange: Option<i64>,
     ) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "INSERT INTO weights (slot, weight, capital, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![slot, weight, capital, ts_exchange, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+        self.run(
+            "INSERT INTO weights (slot, weight, capital, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![slot, weight, capital, ts_exchange, now_ns()],
+        )?;
         Ok(())
     }
 
@@ -797,12 +805,10 @@ impl Ledger {
     /// # Errors
     /// [`NexusError::Ledger`] on a write failure.
     pub fn record_event(&self, kind: &str, detail: &str, ts_exchange: Option<i64>) -> Result<(), NexusError> {
-        self.conn
-            .execute(
-                "INSERT INTO events (kind, detail, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4)",
-                params![kind, detail, ts_exchange, now_ns()],
-            )
-            .map_err(|e| self.fail(&e))?;
+        self.run(
+            "INSERT INTO events (kind, detail, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4)",
+            params![kind, detail, ts_exchange, now_ns()],
+        )?;
         Ok(())
     }
 
@@ -866,7 +872,11 @@ mod tests {
         let ledger = Ledger::open(&path, "local", "abc").unwrap();
         let mode: String = ledger.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         let sync: i64 = ledger.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        assert_eq!((mode.as_str(), sync), ("wal", 2));
+        // NORMAL: a commit is a write into the WAL; the sync thread makes it durable (and orders wait for it).
+        assert_eq!((mode.as_str(), sync), ("wal", 1));
+        let wanted = ledger.request_sync();
+        ledger.sync_now().unwrap();
+        assert!(ledger.sync_progress().borrow().generation >= wanted);
         for (table, columns) in [
             ("fills", "exec_id order_link_id slot symbol side price qty fee ts_exchange ts_local"),
             ("orders", "order_link_id slot symbol side qty price tactic status"),

@@ -2,6 +2,7 @@
 //! venue, Bybit's testnet or (with an explicit opt-in) mainnet, and books everything in a crash-safe SQLite ledger.
 
 pub mod config;
+pub mod durable;
 pub mod engine;
 mod error;
 pub mod ledger;

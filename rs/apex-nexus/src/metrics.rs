@@ -31,8 +31,10 @@ pub struct Metrics {
     pub withheld: Counter,
     latency: Histogram,
     hdr: Mutex<hdrhistogram::Histogram<u64>>,
-    /// Frame taken off the queue to order staged: the engine's own work (book, features, models, rule, tactic),
-    /// without the wait in the queue, the ledger's sync and the network.
+    /// Tick-to-order per slot, for the status table.
+    per_slot: Mutex<std::collections::BTreeMap<String, hdrhistogram::Histogram<u64>>>,
+    /// Frame received to order staged: the engine's own path (queue, book, features, models, rule, tactic), without
+    /// the ledger's sync to disk and the network.
     decision: Mutex<hdrhistogram::Histogram<u64>>,
     address: Mutex<Option<SocketAddr>>,
 }
@@ -86,10 +88,9 @@ impl Metrics {
             orders,
             withheld,
             latency,
-            hdr: Mutex::new(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds")),
-            decision: Mutex::new(
-                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds"),
-            ),
+            hdr: Mutex::new(new_hdr()),
+            per_slot: Mutex::new(slots.iter().map(|slot| (slot.clone(), new_hdr())).collect()),
+            decision: Mutex::new(new_hdr()),
             address: Mutex::new(None),
         }
     }
@@ -108,25 +109,33 @@ impl Metrics {
         self.synced.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    /// Records one tick-to-order latency.
-    pub fn record_latency(&self, latency: Duration) {
+    /// Records one tick-to-order latency of `slot`'s order.
+    pub fn record_latency(&self, slot: &str, latency: Duration) {
         self.latency.observe(latency.as_secs_f64());
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
         if let Ok(mut hdr) = self.hdr.lock() {
-            let _ = hdr.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
+            let _ = hdr.record(nanos);
+        }
+        if let Ok(mut per_slot) = self.per_slot.lock()
+            && let Some(hdr) = per_slot.get_mut(slot)
+        {
+            let _ = hdr.record(nanos);
         }
     }
 
-    /// Records one frame-to-staged-order latency (the engine's work alone).
+    /// Records one frame-to-staged-order latency (the engine's path without the disk and the network).
     pub fn record_decision(&self, latency: Duration) {
         if let Ok(mut hdr) = self.decision.lock() {
             let _ = hdr.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
         }
     }
 
-    /// The p99 tick-to-order latency in microseconds (0 before any order).
+    /// `slot`'s p99 tick-to-order latency in microseconds (`None` before its first order).
     #[must_use]
-    pub fn latency_p99_us(&self) -> f64 {
-        self.hdr.lock().map_or(0.0, |h| if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e3 })
+    pub fn slot_p99_us(&self, slot: &str) -> Option<f64> {
+        let per_slot = self.per_slot.lock().ok()?;
+        let hdr = per_slot.get(slot)?;
+        (!hdr.is_empty()).then(|| hdr.value_at_quantile(0.99) as f64 / 1e3)
     }
 
     /// Tick-to-order latency quantiles in microseconds (count, p50, p90, p99, max), for the status file and the
@@ -136,7 +145,7 @@ impl Metrics {
         summary_us(&self.hdr)
     }
 
-    /// The same quantiles of frame-handled-to-order-staged (the engine's work without queueing, sync and network).
+    /// The same quantiles of frame-received-to-order-staged (the engine's path without the disk sync and network).
     #[must_use]
     pub fn decision_summary_us(&self) -> serde_json::Value {
         summary_us(&self.decision)
@@ -192,6 +201,10 @@ impl Metrics {
 }
 
 /// Count, p50, p90, p99 and max of a nanosecond histogram, in microseconds.
+fn new_hdr() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds")
+}
+
 fn summary_us(histogram: &Mutex<hdrhistogram::Histogram<u64>>) -> serde_json::Value {
     let Ok(h) = histogram.lock() else { return serde_json::Value::Null };
     let q = |x: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(x) as f64 / 1e3 };
