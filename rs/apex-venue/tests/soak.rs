@@ -90,7 +90,7 @@ struct Tally {
 
 /// Compares the client's book of `symbol` with the venue's at the same `u`; returns whether it was synced.
 async fn check_book(feed: &PublicFeed, rest: &RestClient, symbol: &str, tally: &mut Tally) -> bool {
-    let snapshot = feed.book(symbol).expect("a configured book").borrow().clone();
+    let snapshot = feed.book(symbol).expect("a configured book").snapshot();
     if !snapshot.synced || snapshot.update_id == 0 {
         return false;
     }
@@ -231,7 +231,7 @@ async fn soak_with_every_fault() {
                 tally.orders_withheld += 1;
                 continue;
             }
-            let book = feed.book(symbol).unwrap().borrow().clone();
+            let book = feed.book(symbol).unwrap().snapshot();
             let (price_scale, _) = &scales[symbol];
             let side = if order.is_multiple_of(2) { Side::Buy } else { Side::Sell };
             let Some(touch) = (if side == Side::Buy { book.bids.first() } else { book.asks.first() }) else { continue };
