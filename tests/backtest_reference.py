@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+# apex-backtest's MAX_SLIPPAGE: the largest slippage a fill pays, as a fraction of the price.
+MAX_SLIPPAGE = 0.5
+
 DEFAULTS: dict[str, Any] = {
     "capital": 200.0,
     "target_multiple": 2.0,
@@ -57,7 +60,7 @@ def backtest(signal, ts, o, h, lo, c, start=0, end=None, spread=None, depth=None
         dep = p["depth"] if depth is None else depth[i]
 
         def fill(price, side, qty, half=half, dep=dep):
-            return price * (1.0 + side * (half + p["impact"] * qty * price / dep))
+            return price * (1.0 + side * min(half + p["impact"] * qty * price / dep, MAX_SLIPPAGE))
 
         def close_trade(pos, price, fill=fill):
             nonlocal cash, fees

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 from backtest_reference import backtest as reference
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from apexctl import _core
@@ -63,6 +63,21 @@ def assert_matches(ours: dict, ref: dict) -> None:
     max_leverage=st.floats(1, 60),
     prior_trades=st.floats(0.5, 20.0),
     per_bar_costs=st.booleans(),
+)
+# An order many times the bar's depth: uncapped, its linear impact priced the fill below zero and turned the
+# loss into a "win"; apex-backtest's MAX_SLIPPAGE keeps every fill price positive.
+@example(
+    seed=1,
+    n=44,
+    strategies=1,
+    span=(0.0, 1.0),
+    fee=0.0,
+    stop_atr_mult=0.0,
+    stop_min_bps=5.0,
+    prior_win_rate=1.0,
+    max_leverage=16.0,
+    prior_trades=1.0,
+    per_bar_costs=True,
 )
 def test_rust_equals_python_reference(
     seed,

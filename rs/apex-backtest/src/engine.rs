@@ -100,7 +100,7 @@ impl<'a> Context<'a> {
 
     /// Price paid (`side` +1) or received (`side` -1) for `qty` at `price` in span bar `k`.
     fn fill_price(&self, price: f64, side: f64, qty: f64, k: usize) -> f64 {
-        let slip = self.half_spread[k] + self.params.impact * qty * price / self.depth[k];
+        let slip = (self.half_spread[k] + self.params.impact * qty * price / self.depth[k]).min(crate::MAX_SLIPPAGE);
         price * (1.0 + side * slip)
     }
 

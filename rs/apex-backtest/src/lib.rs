@@ -13,8 +13,10 @@
 //!   exits at the open; else if the low (long) / high (short) touches the stop it exits at the stop level, else if
 //!   the bar touches the take-profit it exits there; stop first when both are in one bar (conservative).
 //! - **Costs.** Each fill pays `fee * qty * fill_price`. Fill price = `price * (1 ± slip)` against the trader,
-//!   `slip = spread_bps / 2 / 1e4 + impact * qty * price / depth` (half spread plus impact linear in order notional
-//!   over depth; per-bar columns when given, else the parameters).
+//!   `slip = min(spread_bps / 2 / 1e4 + impact * qty * price / depth, MAX_SLIPPAGE)` (half spread plus impact linear
+//!   in order notional over depth; per-bar columns when given, else the parameters). The cap keeps a fill price
+//!   positive: an order many times the book's depth fills at half (sell) or 1.5 times (buy) the price, a ruinous
+//!   cost rather than a negative price that would turn the loss into a gain.
 //! - **Margin and ruin.** Initial margin is `notional / max_leverage`, which the rule's leverage cap keeps within
 //!   equity. Equity = cash + open position marked at the close. The strategy is liquidated and stops for good
 //!   (equity 0, `ruined`) when equity after the open's fills, at the bar's adverse extreme, or at the close is <= 0.
@@ -37,6 +39,9 @@ use rayon::prelude::*;
 pub use apex_rule::{Decision, Instrument, RuleParams};
 pub use error::BacktestError;
 pub use params::BacktestParams;
+
+/// The largest slippage a fill pays, as a fraction of the price (see the costs above).
+pub const MAX_SLIPPAGE: f64 = 0.5;
 
 /// Bars as borrowed columns of equal length; `ts` is the bar open in UTC nanoseconds.
 #[derive(Debug, Clone, Copy)]

@@ -101,7 +101,7 @@ pub fn naive_backtest(bars: &OwnedBars, signal: &[f64], p: &BacktestParams, star
         let spread = bars.spread_bps.as_ref().map_or(p.spread_bps, |s| s[i]);
         let depth = bars.depth.as_ref().map_or(p.depth, |d| d[i]);
         let fill = |price: f64, side: f64, qty: f64| {
-            let slip = spread / 2.0 / 1e4 + p.impact * qty * price / depth;
+            let slip = (spread / 2.0 / 1e4 + p.impact * qty * price / depth).min(apex_backtest::MAX_SLIPPAGE);
             price * (1.0 + side * slip)
         };
         let exit = |pos: Open, price: f64, cash: &mut f64, fees: &mut f64, fills: &mut Vec<(f64, f64, f64)>| {
