@@ -46,6 +46,7 @@ class Tiny:
     maml: Path
     iel: Path
     bundle: Path
+    nexus: Path  # an engine config trading one slot (BTCUSDT) on a launched local venue, its bundle beside it
 
     def files(self) -> list[Path]:
         """Every input file, for hashing before and after a command."""
@@ -90,5 +91,25 @@ def build(root: Path) -> Tiny:
     export(ExportConfig(output=bundle, hall_of_fame=run / "hall_of_fame", maml=root / "maml.pt", iel=root / "iel.pt"))
     return Tiny(
         root, data, features, csv, csv_gz, causal, tree, dsg, run, run / "hall_of_fame", root / "maml.pt",
-        root / "iel.pt", bundle,
+        root / "iel.pt", bundle, _tradable(root, tree),
     )  # fmt: skip
+
+
+def _tradable(root: Path, tree: Path) -> Path:
+    """A bundle the live engine can feed (its tree reads `clv`, which the streaming features compute) and a config
+    trading it on a local venue that `apexctl trade` launches."""
+    hall = root / "trade-hall"
+    hall.mkdir()
+    (hall / "001.json").write_text(tree.read_text())
+    entry = {"rank": 1, "file": "001.json", "size": 4, "height": 3, "train": {}, "held_out": {}}
+    index = {"schema": "apex.hall_of_fame", "version": 1, "symbol": "BTCUSDT", "features": ["clv"], "entries": [entry]}
+    (hall / "index.json").write_text(json.dumps(index))
+    export(
+        ExportConfig(output=root / "trade-bundle", hall_of_fame=hall, iel=root / "iel.pt", symbol="BTCUSDT", slot="a")
+    )
+    config = root / "nexus.toml"
+    config.write_text(
+        '[venue]\nkind = "local"\n\n[engine]\nbar = "1m"\nstatus_every = "200ms"\n\n'
+        '[[slot]]\nname = "btc-a"\nsymbol = "BTCUSDT"\ncapital = 200\nbundle = "trade-bundle"\n'
+    )
+    return config

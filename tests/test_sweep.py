@@ -29,10 +29,12 @@ pytestmark = pytest.mark.slow
 INT = ("0", "-1", "1" + "0" * 30, "1e23", "nan", "abc")
 FLOAT = ("0", "-1", "1e308", "nan", "inf", "-inf", "abc")
 # No NUL: a real argv cannot hold one (C strings), so no user can pass it.
-TEXT = ("", "\x1b]0;title\x07\x1b[2J\x7f\u202e", "x" * 3000, "/nonexistent/x", "{full}")
+# "{missing}/x": a folder that does not exist, inside the run's sandbox (an output written there by a command that
+# creates parent folders is removed with the sandbox, and never seen by a later run).
+TEXT = ("", "\x1b]0;title\x07\x1b[2J\x7f\u202e", "x" * 3000, "{missing}/x", "{full}")
 CHOICE = ("", "bogus")
 OUTPUT = ("-", "", "{self}", "{full}", "{notdir}/x", "{fifo}")
-ARGUMENT = ("{full}", "/nonexistent/x", "{notdir}")
+ARGUMENT = ("{full}", "{missing}/x", "{notdir}")
 
 #: A valid tiny run of each command ({name} = a file of the per-run sandbox, {out} = where it may write).
 BASE: dict[str, list[str]] = {
@@ -65,16 +67,12 @@ BASE: dict[str, list[str]] = {
         "train", "iel", "--episodes", "4", "--envs", "4", "--eval-episodes", "2", "--horizon-s", "6",
         "--interval-s", "3", "-o", "{out}/i.pt",
     ],
+    # One slot for a second on a local venue the command launches (the venue and engine binaries `just setup` built).
+    "trade": ["trade", "--config", "{nexus}", "--out", "{out}/t", "--duration", "1s"],
 }  # fmt: skip
-#: Commands the sweep does not run yet, and why (their bad input is tested where they are).
-UNSWEPT = {
-    # A valid tiny run is a venue plus the engine for seconds; its bad configs, bundles, keys and the mainnet
-    # refusal are tests/test_trade.py::test_bad_input_is_one_line_and_exit_2_before_any_connection.
-    "trade": "needs a tradable bundle and a launched venue per run",
-}
 #: The input an output edge value "{self}" names: writing over it must be refused.
 SELF = {"fetch": "{csv}", "features": "{trades}", "causal": "{features}", "chimera": "{data}/trades.parquet",
-        "evolve": "{features}", "export": "{hall}", "train maml": "{features}"}  # fmt: skip
+        "evolve": "{features}", "export": "{hall}", "train maml": "{features}", "trade": "{nexus}"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ def _commands() -> dict[str, list[Option]]:
     callbacks = {c.name: c.callback for c in app.registered_commands}
     for group in app.registered_groups:
         callbacks |= {f"{group.name} {c.name}": c.callback for c in group.typer_instance.registered_commands}
-    options = {name: _options(callback) for name, callback in callbacks.items() if name not in UNSWEPT}
+    options = {name: _options(callback) for name, callback in callbacks.items()}
     # Each source of fetch and each mode of export runs its own checks: sweep every option in each of them.
     options |= {"fetch-sim": options["fetch"], "fetch-bybit": options["fetch"], "export-check": options["export"]}
     return options
@@ -161,10 +159,11 @@ def _sandbox(tiny: typing.Any, work: Path) -> dict[str, str]:
     (work / "notdir").write_text("a file")
     os.mkfifo(work / "fifo")
     names = {
-        "out": work / "out", "full": work / "full", "notdir": work / "notdir", "fifo": work / "fifo",
+        "out": work / "out", "full": work / "full", "missing": work / "missing", "notdir": work / "notdir",
+        "fifo": work / "fifo",
         "csv": inputs / tiny.csv.name, "trades": inputs / "data" / "trades.parquet", "data": inputs / "data",
         "features": inputs / tiny.features.name, "hall": inputs / "evolve" / "hall_of_fame",
-        "bundle": inputs / "bundle",
+        "bundle": inputs / "bundle", "nexus": inputs / tiny.nexus.name,
     }  # fmt: skip
     return {k: str(v) for k, v in names.items()}
 
@@ -257,7 +256,8 @@ def test_every_option_edge_exits_0_or_2_cleanly(tiny, tmp_path, case: Case) -> N
 def test_the_sweep_covers_every_command_and_option() -> None:
     """The sweep's options come from the app itself; this pins that every command is there with its options."""
     assert {
-        "fetch", "features", "causal", "chimera", "evolve", "simulate", "export", "train maml", "train iel", "venue"
+        "fetch", "features", "causal", "chimera", "evolve", "simulate", "export", "train maml", "train iel", "venue",
+        "trade",
     } <= set(COMMANDS)  # fmt: skip
     flags = {flag for option in COMMANDS["evolve"] for flag in option.flags}
     assert {"--pop", "--seed", "--cx-prob", "--tournament", "--max-depth", "-o"} <= flags

@@ -17,8 +17,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from apexctl.console import safe
 from apexctl.errors import UsageError
 from apexctl.forge import venue as venue_runner
+from apexctl.forge.features import parse_duration
 
 BINARY = "apex-nexus"
 VENUES = ("local", "testnet", "mainnet")
@@ -45,7 +47,7 @@ class TradeOptions:
             document = tomllib.loads(self.config.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UsageError(f"{self.config}: {error}") from None
-        kind = self.venue or document.get("venue", {}).get("kind")
+        kind = self.venue if self.venue is not None else document.get("venue", {}).get("kind")
         if kind not in VENUES:
             raise UsageError(f"--venue must be one of {', '.join(VENUES)}, got {kind!r}")
         if kind == "mainnet":
@@ -57,6 +59,11 @@ class TradeOptions:
             raise UsageError(f"--venue-ready: {self.venue_ready} is not a file")
         if self.out.exists() and not self.out.is_dir():
             raise UsageError(f"--out: {self.out} exists and is not a folder")
+        if self.duration is not None:
+            # The engine's units (a bare number would be minutes to `parse_duration` and seconds to the engine).
+            if not self.duration.strip().endswith(("ms", "s", "m", "h")):
+                raise UsageError(f"--duration {safe(self.duration)!r} needs a unit: ms, s, m or h (e.g. 90s, 10m)")
+            parse_duration(self.duration, "--duration")
         return document
 
 
@@ -151,7 +158,7 @@ def run(options: TradeOptions) -> int:
         args += ["--venue", options.venue]
     if ready is not None:
         args += ["--venue-ready", str(ready)]
-    if options.duration:
+    if options.duration is not None:
         args += ["--duration", options.duration]
     if options.confirm_mainnet:
         args.append("--i-understand-mainnet")
