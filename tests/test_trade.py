@@ -21,6 +21,7 @@ import pytest
 import torch
 from pybit import unified_trading
 
+from apexctl import _core
 from apexctl.forge.export import ExportConfig, export
 from apexctl.forge.nets import ModelCard, build, save_model
 from apexctl.forge.trade import find_binary
@@ -28,18 +29,10 @@ from tests.conftest import run_cli
 from tests.venue_helpers import running_venue
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-OBSERVATION = [
-    "remaining_frac",
-    "time_left_frac",
-    "behind_schedule",
-    "spread_10bps",
-    "l1_imbalance_signed",
-    "mid_move_10bps_signed",
-    "resting_child",
-    "vol_10bps",
-    "log_opposite_depth_ratio",
-]
-IEL_ACTIONS = ["aggressive", "passive_touch", "passive_inside", "wait"]
+# The execution environment's observation and actions: what the engine's IEL step feeds and reads.
+_ENV = _core.ExecEnv("BTCUSDT", 1, parallel=False)
+OBSERVATION = list(_ENV.observation_names)
+IEL_ACTIONS = list(_ENV.action_names)
 # Two trees per symbol that take positions often: the bar's close location and its opposite.
 TREES = {
     "a": {"op": "mul", "args": [{"feature": "clv"}, {"const": 3.0}]},
