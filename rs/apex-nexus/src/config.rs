@@ -92,6 +92,9 @@ pub struct EngineSection {
     /// in exchange-time order whatever order they arrived in (bars then equal `apexctl features` on a recording).
     /// Bars close this much later; trades act on brackets at once.
     pub reorder_window: String,
+    /// Bybit's disconnection protection: once every private connection of an account is lost for this long (whole
+    /// seconds, 3 to 300), the exchange cancels the account's open orders; "off" leaves it unset.
+    pub disconnect_protection: String,
 }
 
 impl Default for EngineSection {
@@ -105,6 +108,7 @@ impl Default for EngineSection {
             status_every: "1s".into(),
             record_public: false,
             reorder_window: "1s".into(),
+            disconnect_protection: crate::protection::DEFAULT_WINDOW.into(),
         }
     }
 }
@@ -204,6 +208,8 @@ pub struct Config {
     pub status_every: Duration,
     pub record_public: bool,
     pub reorder_window: Duration,
+    /// The disconnection-protection window, seconds (`None`: off).
+    pub disconnect_protection: Option<u32>,
     pub limits: LimitsSection,
     /// The rule every slot trades by (defaults, the `[rule]` overrides, `limits.max_leverage`).
     pub rule: RuleParams,
@@ -338,6 +344,8 @@ impl Config {
             status_every: duration("status_every", &engine.status_every)?,
             record_public: engine.record_public,
             reorder_window: duration("reorder_window", &engine.reorder_window)?,
+            disconnect_protection: crate::protection::parse_window(&engine.disconnect_protection)
+                .map_err(|e| format!("engine.disconnect_protection: {e}"))?,
             limits,
             rule,
             slots,
@@ -431,6 +439,9 @@ account = "second"
         assert_eq!(config.accounts(), ["main", "second"]);
         assert_eq!(config.symbols(), ["BTCUSDT"]);
         assert_eq!(config.sha256.len(), 64);
+        assert_eq!(config.disconnect_protection, Some(10), "on with 10 s unless told otherwise");
+        let off = Config::read(&write(&dir, &GOOD.replace("bar = \"1m\"", "disconnect_protection = \"off\""))).unwrap();
+        assert_eq!(off.disconnect_protection, None);
     }
 
     #[test]
@@ -444,6 +455,14 @@ account = "second"
             (GOOD.replace("bar = \"1m\"", "bar = \"7s\""), "engine.bar"),
             (GOOD.replace("bar = \"1m\"", "bar = \"1m\"\nbook_depth = 500"), "book_depth"),
             (GOOD.replace("bar = \"1m\"", "bar = \"1m\"\nmetrics = \"0.0.0.0:9000\""), "loopback"),
+            (
+                GOOD.replace("bar = \"1m\"", "bar = \"1m\"\ndisconnect_protection = \"2s\""),
+                "engine.disconnect_protection",
+            ),
+            (
+                GOOD.replace("bar = \"1m\"", "bar = \"1m\"\ndisconnect_protection = \"no\""),
+                "engine.disconnect_protection",
+            ),
             (GOOD.replace("[rule]", "[rule]\nmax_fraction = 2"), "rule:"),
             (GOOD.replace("speed = 20", "speed = 20\ncolour = 1"), "unknown field"),
             (GOOD.replace("[venue]", "[venue"), "line 2"),
