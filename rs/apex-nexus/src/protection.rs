@@ -111,4 +111,77 @@ mod tests {
         assert_eq!(config.protection, Some(DcpProduct::Derivatives));
         assert_eq!(private_config("ws://x", &Credentials::new("k", "s"), None).protection, None);
     }
+
+    /// Answers every HTTP request on a loopback port with `body` (what a venue says to the set call).
+    async fn venue_answering(body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = vec![0; 4096];
+                let _ = stream.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        base
+    }
+
+    fn details(ledger: &Ledger) -> Vec<String> {
+        let mut statement =
+            ledger.connection().prepare("SELECT detail FROM events WHERE kind = 'protection' ORDER BY id").unwrap();
+        statement.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// A venue that refuses DCP costs the engine nothing but a ledger event; one that accepts is recorded too.
+    #[tokio::test]
+    async fn refusals_and_successes_are_recorded_and_never_fail_the_start() {
+        use std::sync::Arc;
+
+        use apex_bybit::client::clock::{ClockSync, SystemClock};
+        use apex_bybit::client::rest::RestConfig;
+        use apex_bybit::client::target::{Network, Target};
+
+        let dir = std::env::temp_dir().join(format!("apex-nexus-protection-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ledger = Ledger::open(&dir.join("ledger.sqlite"), "local", "0").unwrap();
+        let answers = [
+            r#"{"retCode":10001,"retMsg":"DCP is not enabled for this account","result":{},"retExtInfo":{},"time":1}"#,
+            r#"{"retCode":0,"retMsg":"success","result":{},"retExtInfo":{},"time":1}"#,
+        ];
+        for (account, body) in ["refused", "accepted"].into_iter().zip(answers) {
+            let rest = venue_answering(body).await;
+            let target = Target { network: Network::Local, rest, ws_public: String::new(), ws_private: String::new() };
+            let clock = Arc::new(ClockSync::new(Arc::new(SystemClock)));
+            let credentials = Some(Credentials::new("key", "secret"));
+            let client = RestClient::new(&target, credentials, clock, RestConfig::default()).unwrap();
+            arm(&client, &ledger, account, Some(10)).await.unwrap();
+            if account == "accepted" {
+                // Off: nothing is sent, the choice is recorded.
+                arm(&client, &ledger, "unset", None).await.unwrap();
+            }
+        }
+        on_subscribed(&ledger, "accepted", 1, "dcp.future", None).unwrap();
+        on_subscribed(&ledger, "refused", 1, "dcp.future", Some("error:handler not found,topic:dcp.future")).unwrap();
+        let recorded = details(&ledger);
+        assert!(
+            recorded[0].starts_with("refused: refused: /v5/order/disconnected-cancel-all: retCode 10001"),
+            "{recorded:?}"
+        );
+        assert_eq!(
+            recorded[1],
+            "accepted: on, DERIVATIVES orders cancelled 10 s after the last dcp connection is lost"
+        );
+        assert_eq!(recorded[2], "unset: off");
+        assert_eq!(recorded[3], "accepted: dcp.future subscribed on connection 1");
+        assert_eq!(
+            recorded[4],
+            "refused: dcp.future refused on connection 1: error:handler not found,topic:dcp.future"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
