@@ -93,7 +93,8 @@ pub struct EngineSection {
     /// Bars close this much later; trades act on brackets at once.
     pub reorder_window: String,
     /// Bybit's disconnection protection: once every private connection of an account is lost for this long (whole
-    /// seconds, 3 to 300), the exchange cancels the account's open orders; "off" leaves it unset.
+    /// seconds, 3 to 300), the exchange cancels the account's open orders; "off" leaves it unset. A clean stop
+    /// loses the connections too: with it on, `cancel_on_exit = false` keeps orders only for the window.
     pub disconnect_protection: String,
 }
 
