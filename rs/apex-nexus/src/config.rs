@@ -396,8 +396,9 @@ mod tests {
         path
     }
 
-    fn temp() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("apex-nexus-config-{}", std::process::id()));
+    /// A folder per test: tests run concurrently and each rewrites its `nexus.toml`.
+    fn temp(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("apex-nexus-config-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -429,7 +430,7 @@ account = "second"
 
     #[test]
     fn a_good_config_resolves_paths_and_defaults() {
-        let dir = temp();
+        let dir = temp("good");
         let config = Config::read(&write(&dir, GOOD)).unwrap();
         assert_eq!(config.venue.kind, VenueKind::Local);
         assert_eq!(config.bar, Duration::from_secs(60));
@@ -447,7 +448,7 @@ account = "second"
 
     #[test]
     fn every_problem_is_one_line_naming_the_file_and_field() {
-        let dir = temp();
+        let dir = temp("problems");
         let cases = [
             (GOOD.replace("kind = \"local\"", "kind = \"moon\""), "unknown variant"),
             (GOOD.replace("capital = 200\nbundle = \"b", "capital = -1\nbundle = \"b"), "slot[0].capital"),
