@@ -343,6 +343,7 @@ def test_bad_input_is_one_line_and_exit_2_before_any_connection(bundles, tmp_pat
     text = good.read_text()
     cases = {
         "field": text.replace("stale_after", "stale_aftr"),
+        "protection window": text.replace('stale_after = "5s"', 'stale_after = "5s"\ndisconnect_protection = "2s"'),
         "missing bundle": text.replace(str(source), str(tmp_path / "nowhere")),
         "tampered": text.replace(str(source), str(tampered)),
         "keys": text,

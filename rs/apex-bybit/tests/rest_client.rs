@@ -13,6 +13,7 @@ use apex_bybit::client::rest::{RestClient, RestConfig};
 use apex_bybit::client::target::{Network, Target};
 use apex_bybit::rest::account::{PositionListRequest, WalletBalanceRequest};
 use apex_bybit::rest::order::{CreateOrderRequest, OrderQuery};
+use apex_bybit::rest::protection::DcpProduct;
 use apex_bybit::sign::{Credentials, rest_prehash, verify};
 use apex_bybit::{Category, Dec, RetCode};
 use apex_core::Side;
@@ -332,4 +333,52 @@ async fn unknown_outcome_is_reported_after_the_retries() {
     let mut bad = order();
     bad.order_link_id = Some("has space".into());
     assert!(matches!(client.create_order(&bad).await, Err(ClientError::Config { .. })));
+}
+
+/// Disconnection protection: the set body is Bybit's exact JSON, signed over those bytes; the query reads the
+/// documented answer; a window outside [3, 300] s is refused before anything is sent; an account without DCP gets
+/// the exchange's refusal as `Api` (the code here stands in for whatever non-zero code Bybit sends).
+#[tokio::test]
+async fn disconnect_protection_set_and_query() {
+    let enabled = Arc::new(Mutex::new(true));
+    let state = enabled.clone();
+    let mock = HttpMock::start(Arc::new(move |request: &HttpRequest| match request.path.as_str() {
+        _ if !signature_ok(request) => HttpAction::Json(error(10004, "Error sign"), vec![]),
+        "/v5/order/disconnected-cancel-all" if *state.lock().unwrap() => HttpAction::Json(
+            json!({"retCode":0,"retMsg":"success","result":{},"retExtInfo":{},"time":1_717_065_530_867_i64}),
+            vec![],
+        ),
+        "/v5/order/disconnected-cancel-all" => {
+            HttpAction::Json(error(10001, "DCP is not enabled for this account"), vec![])
+        }
+        "/v5/account/query-dcp-info" => HttpAction::Json(
+            json!({"retCode":0,"retMsg":"success","result":{"dcpInfos":[
+                {"product":"SPOT","dcpStatus":"ON","timeWindow":"10"},
+                {"product":"DERIVATIVES","dcpStatus":"ON","timeWindow":"10"}]},"retExtInfo":{},"time":1}),
+            vec![],
+        ),
+        _ => HttpAction::Json(error(10017, "Route not found"), vec![]),
+    }))
+    .await;
+    let client = client(&mock.base, RestConfig::default());
+    client.set_disconnect_protection(DcpProduct::Derivatives, 10).await.unwrap();
+    let sent = mock.requests().pop().unwrap();
+    assert_eq!((sent.method.as_str(), sent.body.as_str()), ("POST", r#"{"product":"DERIVATIVES","timeWindow":10}"#));
+    let info = client.disconnect_protection().await.unwrap();
+    let derivatives = info.product(&DcpProduct::Derivatives).unwrap();
+    assert!(derivatives.is_on());
+    assert_eq!(derivatives.window_s(), Some(10));
+    assert_eq!(mock.requests().last().unwrap().query, "");
+
+    let before = mock.requests().len();
+    for bad in [0, 2, 301] {
+        let error = client.set_disconnect_protection(DcpProduct::Derivatives, bad).await.unwrap_err();
+        assert!(matches!(error, ClientError::Config { .. }), "{bad}: {error}");
+    }
+    assert_eq!(mock.requests().len(), before, "a bad window is never sent");
+
+    *enabled.lock().unwrap() = false;
+    let refused = client.set_disconnect_protection(DcpProduct::Derivatives, 3).await.unwrap_err();
+    assert_eq!(refused.ret_code(), Some(10001), "{refused}");
+    assert!(refused.to_string().contains("/v5/order/disconnected-cancel-all"), "{refused}");
 }

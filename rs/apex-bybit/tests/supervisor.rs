@@ -12,6 +12,7 @@ use apex_bybit::client::clock::{ClockSync, ManualClock};
 use apex_bybit::client::private::{PrivateConfig, PrivateEvent, PrivateFeed};
 use apex_bybit::client::public::{BookSnapshot, BookSpec, BookView, PublicConfig, PublicEvent, PublicFeed};
 use apex_bybit::client::ws::Timing;
+use apex_bybit::rest::protection::DcpProduct;
 use apex_bybit::sign::{Credentials, verify, ws_auth_prehash};
 use apex_core::{Scale, Side};
 use mock::{MockConn, WAIT, WsMock, book_message, topics};
@@ -422,6 +423,60 @@ async fn private_stream_auth_topics_and_reauth() {
     assert_eq!(topics(&subscribe).len(), 4);
     next_event(&mut events, "up again", |e| matches!(e, PrivateEvent::Up { connection: 3 })).await;
     assert!(feed.is_up());
+    feed.shutdown().await;
+}
+
+/// With disconnection protection the `dcp.*` topic goes in a subscribe of its own once the account topics are up;
+/// a refusal (`handler not found`, an account without DCP) is reported and the stream stays up; a `dcp` push does
+/// not upset the parser; every reconnect subscribes it again.
+#[tokio::test]
+async fn private_stream_subscribes_dcp_on_its_own_and_survives_a_refusal() {
+    let mut mock = WsMock::start("/v5/private").await;
+    let clock = Arc::new(ClockSync::new(Arc::new(ManualClock::new(1_700_000_000_000))));
+    let mut config = PrivateConfig::new(&mock.url, Credentials::new("key-1", "secret-1"));
+    config.timing = timing();
+    config.protection = Some(DcpProduct::Derivatives);
+    let mut feed = PrivateFeed::start(config, clock, 1024).unwrap();
+    let mut events = feed.take_events().unwrap();
+
+    let mut conn = mock.accept().await;
+    assert_eq!(conn.recv_op().await["op"], "auth");
+    conn.send(&json!({"success":true,"ret_msg":"","op":"auth","conn_id":"c1"})).await;
+    assert_eq!(conn.ack_subscribe().await, ["order", "execution", "position", "wallet"]);
+    next_event(&mut events, "up", |e| matches!(e, PrivateEvent::Up { connection: 1 })).await;
+    let dcp = conn.recv_op().await;
+    assert_eq!((dcp["op"].as_str(), topics(&dcp)), (Some("subscribe"), vec!["dcp.future".to_owned()]));
+    // Bybit's refusal, without a req_id.
+    conn.send(
+        &json!({"success":false,"ret_msg":"error:handler not found,topic:dcp.future","conn_id":"c1","op":"subscribe"}),
+    )
+    .await;
+    let refused = next_event(&mut events, "refused", |e| matches!(e, PrivateEvent::Protection { .. })).await;
+    assert_eq!(
+        refused,
+        PrivateEvent::Protection {
+            connection: 1,
+            topic: "dcp.future".into(),
+            refused: Some("error:handler not found,topic:dcp.future".into())
+        }
+    );
+    assert!(feed.is_up());
+    conn.send(
+        &json!({"topic":"dcp.future","creationTime":1_700_000_000_000_i64,"data":[{"dcpStatus":"ON","timeWindow":10}]}),
+    )
+    .await;
+    conn.send(&fixture("ws_account_order_filled.json")).await;
+    next_event(&mut events, "orders after a dcp push", |e| matches!(e, PrivateEvent::Orders(_))).await;
+    assert!(feed.is_up());
+
+    conn.close().await;
+    let mut conn = mock.accept().await;
+    assert_eq!(conn.recv_op().await["op"], "auth");
+    conn.send(&json!({"success":true,"ret_msg":"","op":"auth","conn_id":"c2"})).await;
+    conn.ack_subscribe().await;
+    assert_eq!(conn.ack_subscribe().await, ["dcp.future"]);
+    let accepted = next_event(&mut events, "accepted", |e| matches!(e, PrivateEvent::Protection { .. })).await;
+    assert_eq!(accepted, PrivateEvent::Protection { connection: 2, topic: "dcp.future".into(), refused: None });
     feed.shutdown().await;
 }
 

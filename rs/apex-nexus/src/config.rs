@@ -92,6 +92,10 @@ pub struct EngineSection {
     /// in exchange-time order whatever order they arrived in (bars then equal `apexctl features` on a recording).
     /// Bars close this much later; trades act on brackets at once.
     pub reorder_window: String,
+    /// Bybit's disconnection protection: once every private connection of an account is lost for this long (whole
+    /// seconds, 3 to 300), the exchange cancels the account's open orders; "off" leaves it unset. A clean stop
+    /// loses the connections too: with it on, `cancel_on_exit = false` keeps orders only for the window.
+    pub disconnect_protection: String,
 }
 
 impl Default for EngineSection {
@@ -105,6 +109,7 @@ impl Default for EngineSection {
             status_every: "1s".into(),
             record_public: false,
             reorder_window: "1s".into(),
+            disconnect_protection: crate::protection::DEFAULT_WINDOW.into(),
         }
     }
 }
@@ -204,6 +209,8 @@ pub struct Config {
     pub status_every: Duration,
     pub record_public: bool,
     pub reorder_window: Duration,
+    /// The disconnection-protection window, seconds (`None`: off).
+    pub disconnect_protection: Option<u32>,
     pub limits: LimitsSection,
     /// The rule every slot trades by (defaults, the `[rule]` overrides, `limits.max_leverage`).
     pub rule: RuleParams,
@@ -338,6 +345,8 @@ impl Config {
             status_every: duration("status_every", &engine.status_every)?,
             record_public: engine.record_public,
             reorder_window: duration("reorder_window", &engine.reorder_window)?,
+            disconnect_protection: crate::protection::parse_window(&engine.disconnect_protection)
+                .map_err(|e| format!("engine.disconnect_protection: {e}"))?,
             limits,
             rule,
             slots,
@@ -387,8 +396,9 @@ mod tests {
         path
     }
 
-    fn temp() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("apex-nexus-config-{}", std::process::id()));
+    /// A folder per test: tests run concurrently and each rewrites its `nexus.toml`.
+    fn temp(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("apex-nexus-config-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -420,7 +430,7 @@ account = "second"
 
     #[test]
     fn a_good_config_resolves_paths_and_defaults() {
-        let dir = temp();
+        let dir = temp("good");
         let config = Config::read(&write(&dir, GOOD)).unwrap();
         assert_eq!(config.venue.kind, VenueKind::Local);
         assert_eq!(config.bar, Duration::from_secs(60));
@@ -431,11 +441,14 @@ account = "second"
         assert_eq!(config.accounts(), ["main", "second"]);
         assert_eq!(config.symbols(), ["BTCUSDT"]);
         assert_eq!(config.sha256.len(), 64);
+        assert_eq!(config.disconnect_protection, Some(10), "on with 10 s unless told otherwise");
+        let off = Config::read(&write(&dir, &GOOD.replace("bar = \"1m\"", "disconnect_protection = \"off\""))).unwrap();
+        assert_eq!(off.disconnect_protection, None);
     }
 
     #[test]
     fn every_problem_is_one_line_naming_the_file_and_field() {
-        let dir = temp();
+        let dir = temp("problems");
         let cases = [
             (GOOD.replace("kind = \"local\"", "kind = \"moon\""), "unknown variant"),
             (GOOD.replace("capital = 200\nbundle = \"b", "capital = -1\nbundle = \"b"), "slot[0].capital"),
@@ -444,6 +457,14 @@ account = "second"
             (GOOD.replace("bar = \"1m\"", "bar = \"7s\""), "engine.bar"),
             (GOOD.replace("bar = \"1m\"", "bar = \"1m\"\nbook_depth = 500"), "book_depth"),
             (GOOD.replace("bar = \"1m\"", "bar = \"1m\"\nmetrics = \"0.0.0.0:9000\""), "loopback"),
+            (
+                GOOD.replace("bar = \"1m\"", "bar = \"1m\"\ndisconnect_protection = \"2s\""),
+                "engine.disconnect_protection",
+            ),
+            (
+                GOOD.replace("bar = \"1m\"", "bar = \"1m\"\ndisconnect_protection = \"no\""),
+                "engine.disconnect_protection",
+            ),
             (GOOD.replace("[rule]", "[rule]\nmax_fraction = 2"), "rule:"),
             (GOOD.replace("speed = 20", "speed = 20\ncolour = 1"), "unknown field"),
             (GOOD.replace("[venue]", "[venue"), "line 2"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use apex_book::{MessageHeader, UpdateKind};
 use apex_bybit::client::ClientError;
 use apex_bybit::client::clock::{ClockSync, SystemClock};
-use apex_bybit::client::private::{PrivateConfig, PrivateEvent, PrivateFeed};
+use apex_bybit::client::private::{PrivateEvent, PrivateFeed};
 use apex_bybit::client::public::{BookMessage, BookSpec, PublicConfig, PublicEvent, PublicFeed};
 use apex_bybit::client::rest::{RestClient, RestConfig};
 use apex_bybit::client::target::{MainnetOptIn, Target, VenueReady};
@@ -410,9 +410,10 @@ impl Engine {
             let rest =
                 RestClient::new(&target, Some(creds.clone()), clock.clone(), RestConfig::default()).map_err(venue)?;
             rest.sync_clock().await.map_err(venue)?;
-            let mut feed =
-                PrivateFeed::start(PrivateConfig::new(&target.ws_private, creds.clone()), clock.clone(), 4096)
-                    .map_err(venue)?;
+            crate::protection::arm(&rest, &ledger, name, config.disconnect_protection).await?;
+            let private_config =
+                crate::protection::private_config(&target.ws_private, creds, config.disconnect_protection);
+            let mut feed = PrivateFeed::start(private_config, clock.clone(), 4096).map_err(venue)?;
             let mut events = feed.take_events().expect("fresh feed");
             let tx = private_tx.clone();
             let tag = name.clone();
@@ -1310,6 +1311,9 @@ impl Engine {
                         }
                     }
                 }
+            }
+            PrivateEvent::Protection { connection, topic, refused } => {
+                crate::protection::on_subscribed(&self.ledger, account, connection, &topic, refused.as_deref())?;
             }
             PrivateEvent::Positions(list) => {
                 for p in list {

@@ -8,6 +8,7 @@ mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod models;
+pub mod protection;
 pub mod slot;
 pub mod status;
 

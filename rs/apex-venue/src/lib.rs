@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod config;
 pub mod faults;
+pub mod protection;
 pub mod rest;
 pub mod shared;
 pub mod sim;
@@ -110,6 +111,7 @@ impl Venue {
             limits: Mutex::new(shared::RateLimits::default()),
             faults: config.faults.clone(),
             fault_log: FaultLog::create(config.fault_log.as_deref())?,
+            protection: protection::Protection::new(config.accounts.len()),
             switches: FaultSwitches::default(),
             dice: Mutex::new(rest::rest_dice(config.faults.seed)),
             connections: Mutex::new(std::collections::BTreeMap::new()),

@@ -1,4 +1,5 @@
-//! The REST API: Bybit's market, order, position, execution and wallet endpoints, with HMAC authentication over the
+//! The REST API: Bybit's market, order, position, execution, wallet and disconnection-protection endpoints, with
+//! HMAC authentication over the
 //! exact query string or body, the recv_window rule, per-key rate limits with their `X-Bapi-Limit-*` headers, and
 //! Bybit's retCodes; plus two diagnostics under `/apex/v1/` (book checksums, fault counts).
 
@@ -17,6 +18,7 @@ use apex_bybit::rest::order::{
     OrderQuery, is_valid_order_link_id,
 };
 use apex_bybit::rest::position::{SetLeverageRequest, TradingStopRequest};
+use apex_bybit::rest::protection::{DcpInfo, DcpInfoResult, DcpProduct, SetDcpRequest, check_window};
 use apex_bybit::rest::{ListResult, path};
 use apex_bybit::sign::{HEADER_API_KEY, HEADER_RECV_WINDOW, HEADER_SIGN, HEADER_TIMESTAMP, rest_prehash, verify};
 use apex_bybit::{AccountType, Category, ContractType, Dec, InstrumentStatus, OrderType, TimeInForce};
@@ -223,6 +225,8 @@ pub fn router() -> Router<Arc<Shared>> {
         .route(path::TRADING_STOP, post(trading_stop))
         .route(path::EXECUTION_LIST, get(execution_list))
         .route(path::WALLET_BALANCE, get(wallet_balance))
+        .route(path::DCP_SET, post(dcp_set))
+        .route(path::DCP_INFO, get(dcp_info))
         .route("/apex/v1/book-checksum", get(book_checksum))
         .route("/apex/v1/faults", get(fault_counts))
         .fallback(not_found)
@@ -742,6 +746,38 @@ async fn trading_stop(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Re
         let result =
             ask(&s, |reply| Command::TradingStop { account, symbol, take_profit, stop_loss, at, reply }).await?;
         Ok(result.map_or_else(exchange_error, |()| Reply::ok(Map::new())))
+    })
+    .await
+}
+
+/// `POST /v5/order/disconnected-cancel-all`: the account's window for `DERIVATIVES` (the only product served; Bybit's
+/// default product, `OPTIONS`, must therefore be named away), from the next loss of its `dcp.future` connections on.
+async fn dcp_set(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Reply {
+    let parsed = post_request::<SetDcpRequest>(&shared, &headers, path::DCP_SET, &body);
+    private(shared, parsed, |s, account, request| async move {
+        let product = request.product.unwrap_or(DcpProduct::Options);
+        if product != DcpProduct::Derivatives {
+            return Err(Reply::param(format!("product {product} is not served by this venue (DERIVATIVES only)")));
+        }
+        let window = check_window(request.time_window).map_err(Reply::param)?;
+        s.protection.set_window(account, window);
+        // Bybit answers this endpoint with `retMsg` "success" and an empty result.
+        Ok(Reply::envelope(0, "success", json!({})))
+    })
+    .await
+}
+
+/// `GET /v5/account/query-dcp-info`: the account's setting (none until one is set).
+async fn dcp_info(State(shared): Shr, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
+    let parsed = get_request::<Map<String, Value>>(&shared, &headers, path::DCP_INFO, q.as_deref());
+    private(shared, parsed, |s, account, _| async move {
+        let dcp_infos = s
+            .protection
+            .window(account)
+            .map(|w| DcpInfo { product: DcpProduct::Derivatives, dcp_status: "ON".into(), time_window: w.to_string() })
+            .into_iter()
+            .collect();
+        Ok(Reply::ok(DcpInfoResult { dcp_infos }))
     })
     .await
 }

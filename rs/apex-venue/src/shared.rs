@@ -530,7 +530,10 @@ pub struct Shared {
     pub keys: HashMap<String, usize>,
     pub limits: Mutex<RateLimits>,
     pub faults: FaultPlan,
+    /// The fault log, which also records the venue's own events (disconnection-protection cancels).
     pub fault_log: FaultLog,
+    /// Disconnection protection per account.
+    pub protection: crate::protection::Protection,
     pub switches: FaultSwitches,
     /// Seeded draws of the REST gateway's faults (order rejects).
     pub dice: Mutex<crate::faults::Dice>,

@@ -95,6 +95,12 @@ pub enum Command {
     Restart {
         symbol: usize,
     },
+    /// Disconnection protection fired: cancel every open order of the account (cancelType `CancelByDCP`) and log it.
+    DisconnectCancel {
+        account: usize,
+        window_s: u32,
+        down_since_ms: i64,
+    },
     Stop,
 }
 
@@ -134,6 +140,8 @@ struct Sim {
     /// Per symbol and interval: start of the candle last pushed.
     kline_start: Vec<Vec<i64>>,
     private_seq: u64,
+    /// Orders cancelled by disconnection protection: the exchange books them as user cancels, the wire says DCP.
+    dcp_cancelled: std::collections::HashSet<String>,
 }
 
 /// Builds the exchange (markets started, book streams added) and runs the thread until `Stop` or until every
@@ -170,6 +178,7 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>)
         next_kline_us: 0,
         kline_start: vec![vec![i64::MIN; KLINE_INTERVALS.len()]; symbols],
         private_seq: 0,
+        dcp_cancelled: std::collections::HashSet::new(),
         shared,
     };
     loop {
@@ -233,6 +242,14 @@ impl Sim {
                     self.u_offset[symbol] = [0; 4];
                 }
             }
+            Command::DisconnectCancel { account, window_s, down_since_ms } => {
+                let acks = self.exchange.cancel_all(self.clock.sim_now_us(), account as u32, None);
+                let links: Vec<String> = acks.iter().map(|a| a.order_link_id.clone()).collect();
+                self.dcp_cancelled.extend(acks.into_iter().map(|a| a.order_id));
+                let name = &self.shared.accounts[account].spec.name;
+                let details = crate::protection::log_details(name, window_s, down_since_ms, &links);
+                self.shared.fault_log.record(wall_ms(), "dcp_cancel", details);
+            }
             Command::Stop => return false,
         }
         true
@@ -250,9 +267,7 @@ impl Sim {
                 } else {
                     self.exchange.order_history(account)
                 };
-                Answer::Orders(
-                    orders.into_iter().map(|o| (o.symbol, wire::order(units(o.symbol), &self.clock, o))).collect(),
-                )
+                Answer::Orders(orders.into_iter().map(|o| (o.symbol, self.wire_order(o))).collect())
             }
             Query::Executions => Answer::Executions(
                 self.exchange
@@ -268,6 +283,15 @@ impl Sim {
             ),
             Query::Wallet => Answer::Wallet(Box::new(wire::wallet(&self.exchange.wallet_snapshot(account)))),
         }
+    }
+
+    /// An order in wire shape, its cancel labelled `CancelByDCP` when disconnection protection sent it.
+    fn wire_order(&self, order: &apex_sim::exchange::OrderState) -> Order {
+        let mut wire = wire::order(&self.shared.symbols[order.symbol].units, &self.clock, order);
+        if wire.cancel_type == apex_bybit::CancelType::CancelByUser && self.dcp_cancelled.contains(&wire.order_id) {
+            wire.cancel_type = apex_bybit::CancelType::CancelByDcp;
+        }
+        wire
     }
 
     fn broadcast(&self, topic: u16, u: u64, snapshot: bool, text: Utf8Bytes) {
@@ -566,9 +590,7 @@ impl Sim {
         for update in &updates {
             let account = update.account() as usize;
             match update {
-                AccountUpdate::Order(_, o) => {
-                    orders[account].push(wire::order(&self.shared.symbols[o.symbol].units, &self.clock, o));
-                }
+                AccountUpdate::Order(_, o) => orders[account].push(self.wire_order(o)),
                 AccountUpdate::Execution(_, e) => {
                     executions[account].push(wire::execution(&self.shared.symbols[e.symbol].units, &self.clock, e));
                 }

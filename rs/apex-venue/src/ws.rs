@@ -1,5 +1,6 @@
 //! The WebSockets: public `/v5/public/linear` (order books as a snapshot then deltas, trades, tickers, klines) and
-//! private `/v5/private` (auth, then order/execution/position/wallet), with Bybit's op replies, pongs and errors.
+//! private `/v5/private` (auth, then order/execution/position/wallet, and `dcp.future` for disconnection
+//! protection), with Bybit's op replies, pongs and errors.
 //!
 //! One task per connection: it reads the client's ops, forwards the broadcast messages of its topics (shared bytes,
 //! never re-serialized), applies the per-connection faults, and closes with a reason on shutdown, idleness, a frame
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apex_bybit::messages::TopicError;
+use apex_bybit::rest::protection::DcpProduct;
 use apex_bybit::{Category, OpRequest, OpResponse, PrivateStream, PrivateTopic, sign};
 use axum::Router;
 use axum::extract::State;
@@ -80,6 +82,8 @@ struct Connection {
     account: Option<usize>,
     private_topics: BTreeSet<String>,
     streams: BTreeSet<PrivateStream>,
+    /// Subscribed to `dcp.future`: the account's disconnection protection counts this connection as alive.
+    dcp: bool,
     dice: Dice,
 }
 
@@ -97,6 +101,7 @@ impl Connection {
             account: None,
             private_topics: BTreeSet::new(),
             streams: BTreeSet::new(),
+            dcp: false,
             dice: Dice::new(seed, 0),
         }
     }
@@ -139,6 +144,9 @@ impl Connection {
             }
         }
         self.shared.unregister(id);
+        if let (true, Some(account)) = (self.dcp, self.account) {
+            crate::protection::on_disconnect(&self.shared, account);
+        }
         tracing::debug!(conn = %self.conn_id, "disconnected");
     }
 
@@ -407,7 +415,7 @@ impl Connection {
     }
 
     /// Subscribe or unsubscribe private topics (after auth). All-in-one and per-category topics cannot share a
-    /// request; one unknown or already-subscribed topic fails the whole batch.
+    /// request; one unknown or already-subscribed topic fails the whole batch. `dcp.future` may go with either.
     fn private_subscribe(
         &mut self,
         request: &OpRequest,
@@ -425,7 +433,15 @@ impl Connection {
             return self.error(op, req_id, "error:args is empty");
         }
         let mut parsed = Vec::new();
+        let mut dcp = false;
         for name in &names {
+            if DcpProduct::of_topic(name) == Some(DcpProduct::Derivatives) {
+                if op == "subscribe" && (dcp || self.dcp) {
+                    return self.error(op, req_id, &format!("error:already subscribed,topic:{name}"));
+                }
+                dcp = true;
+                continue;
+            }
             let topic = match PrivateTopic::parse(name) {
                 Ok(topic)
                     if topic.stream != PrivateStream::ExecutionFast
@@ -442,6 +458,13 @@ impl Connection {
         }
         if parsed.iter().any(|(_, t)| t.category.is_some()) && parsed.iter().any(|(_, t)| t.category.is_none()) {
             return self.error(op, req_id, "error:all-in-one and categorised topics cannot be in one request");
+        }
+        if dcp && op == "subscribe" && !self.dcp {
+            self.dcp = true;
+            self.shared.protection.connected(account);
+        } else if dcp && op == "unsubscribe" && self.dcp {
+            self.dcp = false;
+            crate::protection::on_disconnect(&self.shared, account);
         }
         for (name, topic) in parsed {
             if op == "subscribe" {

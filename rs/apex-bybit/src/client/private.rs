@@ -1,6 +1,7 @@
 //! The private-stream supervisor: authenticates (`auth` signed with an expiry a few seconds ahead on the exchange's
 //! clock), subscribes to the account topics, and forwards orders, executions, positions and wallets; reconnects and
-//! re-authenticates after any loss, and publishes whether the stream is up.
+//! re-authenticates after any loss, and publishes whether the stream is up. With disconnection protection it also
+//! subscribes the product's `dcp.*` topic, on its own, once the account topics are up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::client::ws::{LinkStatus, Session, Step, Timing, supervise};
 use crate::messages::{Envelope, OpRequest, OpResponse};
 use crate::private::{PrivateMessage, PrivateStream, PrivateTopic};
 use crate::records::{Execution, FastExecution, Order, Position, Wallet};
+use crate::rest::protection::DcpProduct;
 use crate::sign::Credentials;
 
 /// What the private supervisor connects with.
@@ -29,6 +31,9 @@ pub struct PrivateConfig {
     pub auth_expiry: Duration,
     pub timing: Timing,
     pub seed: u64,
+    /// Subscribe this product's `dcp.*` topic on every connection (after the account topics, in a request of its
+    /// own: a refusal then costs nothing else), so the exchange's disconnection protection counts the connection.
+    pub protection: Option<DcpProduct>,
 }
 
 impl PrivateConfig {
@@ -44,6 +49,7 @@ impl PrivateConfig {
             auth_expiry: Duration::from_secs(10),
             timing: Timing::default(),
             seed: 1,
+            protection: None,
         }
     }
 }
@@ -61,6 +67,13 @@ pub enum PrivateEvent {
     },
     AuthFailed {
         message: String,
+    },
+    /// The answer to the `dcp.*` subscribe of a connection: `refused` holds the exchange's message when it refused
+    /// (an account without disconnection protection gets `handler not found`). The stream stays up either way.
+    Protection {
+        connection: u64,
+        topic: String,
+        refused: Option<String>,
     },
     Orders(Vec<Order>),
     Executions(Vec<Execution>),
@@ -81,6 +94,9 @@ struct PrivateSession {
     credentials: Credentials,
     clock: Arc<ClockSync>,
     topics: Vec<String>,
+    /// The `dcp.*` topic, and whether its subscribe awaits an answer on this connection.
+    protection: Option<String>,
+    protection_pending: bool,
     auth_expiry: Duration,
     reply_timeout: Duration,
     phase: Phase,
@@ -116,6 +132,19 @@ impl PrivateSession {
                 self.phase = Phase::Up;
                 self.up.send_replace(true);
                 self.events.push(PrivateEvent::Up { connection: self.connection });
+                let Some(topic) = self.protection.clone() else { return Ok(Vec::new()) };
+                // Bybit's private acks may carry no req_id: the one subscribe in flight once up is this one.
+                self.protection_pending = true;
+                let req_id = self.req_id("d");
+                let frame = OpRequest::subscribe(&[topic], Some(req_id));
+                Ok(vec![serde_json::to_string(&frame).expect("op requests serialize")])
+            }
+            (Some("subscribe"), Phase::Up) if self.protection_pending => {
+                self.protection_pending = false;
+                let refused = (!reply.is_success() && !reply.message().contains("already subscribed"))
+                    .then(|| reply.message().to_owned());
+                let topic = self.protection.clone().unwrap_or_default();
+                self.events.push(PrivateEvent::Protection { connection: self.connection, topic, refused });
                 Ok(Vec::new())
             }
             _ => Ok(Vec::new()),
@@ -126,6 +155,7 @@ impl PrivateSession {
         fn parse<T: serde::de::DeserializeOwned>(text: &str, topic: &str) -> Result<Vec<T>, String> {
             serde_json::from_str::<PrivateMessage<T>>(text).map(|m| m.data).map_err(|e| format!("{topic}: {e}"))
         }
+        // Anything else (a `dcp.*` push among them) carries nothing the engine books.
         let Ok(parsed) = PrivateTopic::parse(topic) else { return Ok(Vec::new()) };
         let event = match parsed.stream {
             PrivateStream::Order => PrivateEvent::Orders(parse(text, topic)?),
@@ -145,6 +175,7 @@ impl Session for PrivateSession {
     fn on_connect(&mut self, connection: u64, now: Instant) -> Vec<String> {
         self.connection = connection;
         self.phase = Phase::Authenticating { since: now };
+        self.protection_pending = false;
         let expires = self.clock.server_now_ms() + i64::try_from(self.auth_expiry.as_millis()).unwrap_or(i64::MAX);
         let signature = self.credentials.ws_auth_signature(expires);
         let req_id = self.req_id("a");
@@ -227,11 +258,19 @@ impl PrivateFeed {
         for topic in &topics {
             PrivateTopic::parse(topic).map_err(|e| ClientError::Config { detail: e.to_string() })?;
         }
+        let protection = match &config.protection {
+            None => None,
+            Some(product) => Some(product.topic().ok_or_else(|| ClientError::Config {
+                detail: format!("no dcp topic for the disconnection-protection product {product}"),
+            })?),
+        };
         let (up_tx, up) = watch::channel(false);
         let session = PrivateSession {
             credentials: config.credentials,
             clock,
             topics,
+            protection: protection.map(str::to_owned),
+            protection_pending: false,
             auth_expiry: config.auth_expiry,
             reply_timeout: config.timing.reply_timeout,
             phase: Phase::Closed,

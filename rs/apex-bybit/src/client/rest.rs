@@ -30,7 +30,8 @@ use crate::rest::order::{
     AmendOrderRequest, CancelAllRequest, CancelAllResult, CancelOrderRequest, CreateOrderRequest, OrderIdResult,
     OrderListResult, OrderQuery, is_valid_order_link_id,
 };
-use crate::rest::{Response, path, to_query};
+use crate::rest::protection::{DcpInfoResult, DcpProduct, SetDcpRequest, check_window};
+use crate::rest::{Empty, Response, path, to_query};
 use crate::sign::{Credentials, DEFAULT_RECV_WINDOW_MS};
 
 /// Settings of a [`RestClient`].
@@ -456,6 +457,29 @@ impl RestClient {
     /// As any request.
     pub async fn wallet_balance(&self, request: &WalletBalanceRequest) -> Result<WalletBalanceResult, ClientError> {
         self.get(path::WALLET_BALANCE, request, true).await
+    }
+
+    // Disconnection protection (signed).
+
+    /// Sets the disconnection-protection window of `product`: once every private connection that subscribed the
+    /// product's `dcp.*` topic has been gone for `window_s` seconds, the exchange cancels the account's active
+    /// orders of that product. Bybit refuses it (a non-zero retCode) for an account it has not enabled DCP on.
+    ///
+    /// # Errors
+    /// `Config` for a window outside [3, 300] seconds (nothing is sent); `Api` when the exchange refuses; else as
+    /// any request.
+    pub async fn set_disconnect_protection(&self, product: DcpProduct, window_s: u32) -> Result<(), ClientError> {
+        let time_window = check_window(window_s).map_err(|detail| ClientError::Config { detail })?;
+        let request = SetDcpRequest { product: Some(product), time_window };
+        self.post::<_, Empty>(path::DCP_SET, &request).await.map(|_| ())
+    }
+
+    /// The account's disconnection-protection settings (empty when none is configured).
+    ///
+    /// # Errors
+    /// As any request.
+    pub async fn disconnect_protection(&self) -> Result<DcpInfoResult, ClientError> {
+        self.call(Method::Get, path::DCP_INFO, String::new(), true).await
     }
 }
 

@@ -7,6 +7,7 @@ pub mod account;
 pub mod market;
 pub mod order;
 pub mod position;
+pub mod protection;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,6 +34,8 @@ pub mod path {
     pub const WALLET_BALANCE: &str = "/v5/account/wallet-balance";
     pub const SET_LEVERAGE: &str = "/v5/position/set-leverage";
     pub const TRADING_STOP: &str = "/v5/position/trading-stop";
+    pub const DCP_SET: &str = "/v5/order/disconnected-cancel-all";
+    pub const DCP_INFO: &str = "/v5/account/query-dcp-info";
 }
 
 /// Every REST answer: `{"retCode","retMsg","result","retExtInfo","time"}`. On an error `result` is `{}`
