@@ -2,10 +2,10 @@
 
 apex-nexus trades six slots (the end-to-end test's bundles) for `--seconds`; its status file gives two histograms:
 tick-to-order (frame received by the WebSocket supervisor -> the order request handed to the REST client, including
-the queue, the ledger's synchronous commit of the intent and the task hand-off) and the engine's own work (frame taken
-off the queue -> order staged: book, features, GP, IEL, rule). The baseline is the leanest Python client a user could
-write: websocket-client on the same venue, at each bar boundary one pybit market order, timed from the frame's
-callback to the moment pybit hands the signed request to `requests` (no features, no model, no ledger).
+the queue, the sync of the intent to disk and the task hand-off) and the engine's own path (frame received -> order
+staged: queue, book, features, GP, IEL, rule; no disk, no network). The baseline is the leanest Python client a
+user could write: websocket-client on the same venue, at each bar boundary one pybit market order, timed from the
+frame's callback to the moment pybit hands the signed request to `requests` (no features, no model, no ledger).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def main() -> None:
         f"  apex-nexus, frame -> order request : p50 {total['p50']:9.1f} us  p99 {total['p99']:9.1f} us  "
         f"({total['count']} orders)"
     )
-    print(f"  apex-nexus, engine work only       : p50 {work['p50']:9.1f} us  p99 {work['p99']:9.1f} us")
+    print(f"  apex-nexus, frame -> order staged  : p50 {work['p50']:9.1f} us  p99 {work['p99']:9.1f} us")
     print(f"  pybit client, frame -> request     : {quantiles(baseline)}")
     if baseline and total["count"]:
         ordered = sorted(baseline)
