@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -29,6 +30,13 @@ from apexctl.forge.evolve import (
 from apexctl.schemas import FEATURES, GENERATIONS, PARETO
 
 MINUTE = 60 * 10**9
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header (IHDR), after checking the signature: the chart is a real image."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def bars_with_signal(n: int, edge: float, seed: int) -> pl.DataFrame:
@@ -75,6 +83,7 @@ def test_planted_edge_is_found_and_holds_out_of_sample(tmp_path):
     generations = io.read_table(tmp_path / "planted" / "generations.parquet", GENERATIONS).frame
     assert generations.height == 5
     assert generations["best"].is_sorted(), "the best training fitness never gets worse (the best survive)"
+    assert png_size(tmp_path / "planted" / "generations.png") == (800, 450)
 
 
 def test_no_edge_is_claimed_on_noise(tmp_path):
@@ -277,7 +286,7 @@ def test_resume_gives_the_same_hall_of_fame_as_an_uninterrupted_run(tmp_path):
     assert logs[0].drop("seconds").equals(logs[1].drop("seconds"))
     assert logs[0]["estimated"].sum() > 0, "the surrogate took part, so its rows were carried over too"
     names = sorted(p.name for p in (tmp_path / "parts").iterdir())
-    assert names == ["checkpoint", "generations.parquet", "hall_of_fame"]
+    assert names == ["checkpoint", "generations.parquet", "generations.png", "hall_of_fame"]
     refused = run_cli("evolve", "--features", features, "--gens", "1", "-o", str(tmp_path / "parts"))
     assert refused.returncode == 2
     assert b"--resume" in refused.stderr
@@ -305,6 +314,8 @@ def test_dual_fitness_screens_the_simulator_and_writes_the_pareto_front(tmp_path
         assert "mean_pnl" in entry["adversarial"]
     pareto = io.read_table(out / "pareto.parquet", PARETO).frame
     assert pareto.height >= 1
+    assert png_size(out / "pareto.png") == (650, 500)
+    assert png_size(out / "generations.png") == (800, 450)
     points = list(zip(pareto["train_fitness"], pareto["adversarial_pnl"], strict=True))
     for i, (f, a) in enumerate(points):
         for j, (g, b) in enumerate(points):

@@ -35,7 +35,7 @@ from deap import gp as deap_gp
 from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
-from apexctl.forge import io, outputs, ranges
+from apexctl.forge import io, outputs, plots, ranges
 from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
 from apexctl.forge.cluster import Cluster
@@ -1027,10 +1027,10 @@ def _pareto_frame(front: Sequence[dict[str, Any]]) -> pl.DataFrame:
 
 
 def write(result: Result, config: EvolveConfig, *, locked: bool = False) -> None:
-    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores), generations.parquet (and
-    pareto.parquet) into a staging folder beside OUT and publishes it as OUT in one atomic exchange, carrying over
-    OUT's checkpoint/, so readers see the previous results or the new ones, never a mix. `locked`: the caller holds
-    OUT's lock (see `outputs.lock`)."""
+    """Writes hall_of_fame/ (one GP JSON tree per rank + index.json with both scores), generations.parquet and its
+    chart generations.png (and pareto.parquet with pareto.png) into a staging folder beside OUT and publishes it as
+    OUT in one atomic exchange, carrying over OUT's checkpoint/, so readers see the previous results or the new ones,
+    never a mix. `locked`: the caller holds OUT's lock (see `outputs.lock`)."""
     with outputs.staged_folder(config.output, replace=True, keep=True, locked=locked) as staging:
         fame_dir = staging / "hall_of_fame"
         fame_dir.mkdir()
@@ -1062,12 +1062,15 @@ def write(result: Result, config: EvolveConfig, *, locked: bool = False) -> None
             inputs=inputs,
             params=params,
         )
+        plots.generations_png(result.generations, staging / "generations.png")
         if config.dual:
+            front = _pareto_frame(result.pareto)
             io.write_table(
-                _pareto_frame(result.pareto),
+                front,
                 staging / "pareto.parquet",
                 schema=PARETO,
                 producer="evolve",
                 inputs=inputs,
                 params=params,
             )
+            plots.pareto_png(front, staging / "pareto.png")
