@@ -431,14 +431,7 @@ impl Engine {
         let mut markets = BTreeMap::new();
         let mut books = Vec::new();
         for symbol in config.symbols() {
-            let request = InstrumentsInfoRequest {
-                category: Category::Linear,
-                symbol: Some(symbol.clone()),
-                status: None,
-                base_coin: None,
-                limit: None,
-                cursor: None,
-            };
+            let request = InstrumentsInfoRequest::of(Category::Linear, Some(&symbol));
             let info = any.instruments(&request).await.map_err(venue)?;
             let info = info
                 .list
@@ -738,8 +731,7 @@ impl Engine {
         if !self.accounts.get(account).is_some_and(|a| a.up) {
             return Some("private stream down".into());
         }
-        let Some(view) = self.public.book(symbol) else { return Some("no book".into()) };
-        let snapshot = view.snapshot();
+        let Some(snapshot) = self.public.snapshot(symbol) else { return Some("no book".into()) };
         if !snapshot.synced || !self.markets[symbol].synced {
             return Some("book unsynced".into());
         }
@@ -796,7 +788,7 @@ impl Engine {
             return Ok(());
         }
         let market = &self.markets[&symbol];
-        let snapshot = self.public.book(&symbol).expect("configured").snapshot();
+        let snapshot = self.public.snapshot(&symbol).expect("configured");
         let (bid, ask) = (snapshot.bids[0], snapshot.asks[0]);
         let mid = (market.price_scale.to_f64(bid.price) + market.price_scale.to_f64(ask.price)) / 2.0;
         let mut qty = leg.qty;
@@ -1165,19 +1157,17 @@ impl Engine {
                         // The supervisor's book is the reference: when the feature engine's copy refuses a message
                         // (a gap after a dropped event), it restarts from the supervisor's current snapshot.
                         if verdict.is_err()
-                            && let Some(reference) = self.public.book(&message.symbol)
+                            && let Some(reference) = self.public.snapshot(&message.symbol)
+                            && reference.synced
                         {
-                            let reference = reference.snapshot();
-                            if reference.synced {
-                                let snapshot = MessageHeader {
-                                    kind: UpdateKind::Snapshot,
-                                    update_id: reference.update_id,
-                                    seq: reference.seq,
-                                    ts: header.ts.max(reference.ts.saturating_mul(1_000_000)),
-                                    ..header
-                                };
-                                let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
-                            }
+                            let snapshot = MessageHeader {
+                                kind: UpdateKind::Snapshot,
+                                update_id: reference.update_id,
+                                seq: reference.seq,
+                                ts: header.ts.max(reference.ts.saturating_mul(1_000_000)),
+                                ..header
+                            };
+                            let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
                         }
                         let top = market.features.book();
                         if let (Some(b), Some(a)) = (top.best_bid(), top.best_ask()) {
@@ -1341,7 +1331,7 @@ impl Engine {
             .map(|s| {
                 let market = &self.markets[&s.symbol];
                 let book = s.core.book();
-                let synced = self.public.book(&s.symbol).is_some_and(|b| b.synced());
+                let synced = self.public.is_synced(&s.symbol);
                 serde_json::json!({
                     "slot": s.name, "symbol": s.symbol, "model": s.models.label,
                     "equity": book.equity(market.last_price), "position": book.position, "capital": book.capital,
@@ -1395,7 +1385,7 @@ impl Engine {
                 Some(event) = public.recv() => self.on_public(event).await?,
                 _ = status_every.tick() => {
                     self.write_status("running");
-                    self.metrics.set_synced(self.markets.keys().filter(|s| self.public.book(s).is_some_and(|b| b.synced())).count());
+                    self.metrics.set_synced(self.markets.keys().filter(|s| self.public.is_synced(s)).count());
                 }
             }
         }

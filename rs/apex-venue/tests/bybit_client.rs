@@ -73,17 +73,7 @@ async fn client_against_the_venue_with_every_fault() {
     let clock = Arc::new(ClockSync::new(Arc::new(SystemClock)));
     let rest = RestClient::new(&target, Some(credentials.clone()), clock.clone(), RestConfig::default()).unwrap();
     rest.sync_clock().await.unwrap();
-    let instruments = rest
-        .instruments(&InstrumentsInfoRequest {
-            category: Category::Linear,
-            symbol: None,
-            status: None,
-            base_coin: None,
-            limit: None,
-            cursor: None,
-        })
-        .await
-        .unwrap();
+    let instruments = rest.instruments(&InstrumentsInfoRequest::of(Category::Linear, None)).await.unwrap();
     let mut public = PublicConfig::new(&target.ws_public);
     for symbol in SYMBOLS {
         let instrument = instruments.list.iter().find(|i| i.symbol == symbol).unwrap();

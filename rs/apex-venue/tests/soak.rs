@@ -147,17 +147,7 @@ async fn soak_with_every_fault() {
     let rest = RestClient::new(&target, Some(credentials.clone()), clock.clone(), RestConfig::default()).unwrap();
     rest.sync_clock().await.unwrap();
 
-    let instruments = rest
-        .instruments(&InstrumentsInfoRequest {
-            category: Category::Linear,
-            symbol: None,
-            status: None,
-            base_coin: None,
-            limit: None,
-            cursor: None,
-        })
-        .await
-        .unwrap();
+    let instruments = rest.instruments(&InstrumentsInfoRequest::of(Category::Linear, None)).await.unwrap();
     let mut scales = BTreeMap::new();
     for i in &instruments.list {
         assert_eq!(i.status, InstrumentStatus::Trading);

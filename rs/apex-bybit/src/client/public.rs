@@ -728,6 +728,12 @@ impl PublicFeed {
         self.books.get(symbol).cloned()
     }
 
+    /// The newest snapshot of `symbol`'s book (an atomic load, without cloning the view).
+    #[must_use]
+    pub fn snapshot(&self, symbol: &str) -> Option<Arc<BookSnapshot>> {
+        self.books.get(symbol).map(BookView::snapshot)
+    }
+
     /// True when the book of `symbol` mirrors the exchange right now: no order should be priced off it otherwise.
     #[must_use]
     pub fn is_synced(&self, symbol: &str) -> bool {

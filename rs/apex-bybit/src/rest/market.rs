@@ -33,6 +33,21 @@ pub struct InstrumentsInfoRequest {
     pub cursor: Option<String>,
 }
 
+impl InstrumentsInfoRequest {
+    /// The first page of `category`'s instruments, or only `symbol`'s, with no other filter.
+    #[must_use]
+    pub fn of(category: Category, symbol: Option<&str>) -> InstrumentsInfoRequest {
+        InstrumentsInfoRequest {
+            category,
+            symbol: symbol.map(str::to_owned),
+            status: None,
+            base_coin: None,
+            limit: None,
+            cursor: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeverageFilter {
