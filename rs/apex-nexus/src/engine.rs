@@ -29,7 +29,7 @@ use apex_rule::{Bar, Instrument};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, VenueKind};
-use crate::ledger::{DecisionRow, FillRow, Ledger, OrderIntent, SlotRow};
+use crate::ledger::{DecisionRow, FillRow, Ledger, ModelRow, OrderIntent, SlotRow};
 use crate::metrics::Metrics;
 use crate::models::{SlotModels, Tactic, bar_params};
 use crate::slot::{Leg, Purpose, SlotCore};
@@ -504,6 +504,16 @@ impl Engine {
                 bundle: slot.bundle.display().to_string(),
                 bundle_sha256: models.sha256.clone(),
                 model: models.label.clone(),
+            })?;
+            ledger.record_model(&ModelRow {
+                slot: slot.name.clone(),
+                model_id: models.sha256.clone(),
+                bundle: slot.bundle.display().to_string(),
+                label: models.label.clone(),
+                gp_tree: models.gp_tree.clone(),
+                role: "champion".into(),
+                detail: None,
+                ts_exchange: None,
             })?;
             let total: f64 = config.slots.iter().map(|s| s.capital).sum();
             ledger.record_weight(&slot.name, slot.capital / total, slot.capital, None)?;
@@ -1115,6 +1125,7 @@ impl Engine {
                 win_probability: p_up,
                 equity,
                 ts_exchange: open_ts,
+                model_id: slot.models.sha256.clone(),
             };
             slot.last_decision = decision.kind().into();
             let book = *slot.core.book();

@@ -15,7 +15,7 @@ use crate::durable::{Durability, Synced};
 /// The `schema` value in the `meta` table.
 pub const SCHEMA: &str = "apex.ledger";
 /// The schema version this build writes (and the newest it reads).
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const DDL: &str = r"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS slots (
     capital REAL NOT NULL,
     bundle TEXT NOT NULL,
     bundle_sha256 TEXT NOT NULL,
-    model TEXT NOT NULL
+    model TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'live'
 );
 CREATE TABLE IF NOT EXISTS bars (
     symbol TEXT NOT NULL,
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     win_probability REAL,
     equity REAL NOT NULL,
     ts_exchange INTEGER NOT NULL,
-    ts_local INTEGER NOT NULL
+    ts_local INTEGER NOT NULL,
+    model_id TEXT
 );
 CREATE TABLE IF NOT EXISTS orders (
     order_link_id TEXT NOT NULL UNIQUE,
@@ -141,6 +143,50 @@ CREATE TABLE IF NOT EXISTS weights (
     ts_exchange INTEGER,
     ts_local INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS models (
+    slot TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    bundle TEXT NOT NULL,
+    label TEXT NOT NULL,
+    gp_tree TEXT,
+    role TEXT NOT NULL,
+    detail TEXT,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL,
+    PRIMARY KEY (slot, model_id)
+);
+CREATE TABLE IF NOT EXISTS shadow_equity (
+    id INTEGER PRIMARY KEY,
+    slot TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    equity REAL NOT NULL,
+    position REAL NOT NULL,
+    decisions INTEGER NOT NULL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS swaps (
+    id INTEGER PRIMARY KEY,
+    slot TEXT NOT NULL,
+    from_model TEXT,
+    to_model TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    position TEXT NOT NULL,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deaths (
+    id INTEGER PRIMARY KEY,
+    slot TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    model_id TEXT,
+    reason TEXT NOT NULL,
+    equity REAL NOT NULL,
+    threshold REAL NOT NULL,
+    request TEXT,
+    ts_exchange INTEGER,
+    ts_local INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -149,6 +195,30 @@ CREATE TABLE IF NOT EXISTS events (
     ts_local INTEGER NOT NULL
 );
 ";
+
+/// Columns version 2 added to version-1 tables (new tables come from the DDL itself).
+const ADDED_COLUMNS: [(&str, &str, &str); 2] =
+    [("decisions", "model_id", "TEXT"), ("slots", "state", "TEXT NOT NULL DEFAULT 'live'")];
+
+/// Brings the tables of an older ledger up to this version (a no-op on a new or current file).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let exists: bool = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            params![table],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        if !exists {
+            continue;
+        }
+        let mut statement = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        if !names.iter().any(|n| n == column) {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// Wall-clock time now, UTC nanoseconds.
 #[must_use]
@@ -186,6 +256,42 @@ pub struct DecisionRow {
     pub win_probability: Option<f64>,
     pub equity: f64,
     pub ts_exchange: i64,
+    /// The model (its manifest's SHA-256) that made the decision.
+    pub model_id: String,
+}
+
+/// A model a slot has loaded, as the ledger records it: its DNA (the signal's GP tree) and its role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRow {
+    pub slot: String,
+    /// SHA-256 of the bundle's manifest.
+    pub model_id: String,
+    /// The folder the engine loaded it from.
+    pub bundle: String,
+    /// "signal", "signal+maml", ... (what the bundle holds).
+    pub label: String,
+    /// The signal model's GP tree (apex.gp_tree JSON), when the bundle holds one.
+    pub gp_tree: Option<String>,
+    /// "champion", "challenger", "fallback", "retired".
+    pub role: String,
+    pub detail: Option<String>,
+    pub ts_exchange: Option<i64>,
+}
+
+/// A slot's death, as the Watchtower records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeathRow {
+    pub slot: String,
+    pub symbol: String,
+    pub model_id: Option<String>,
+    pub reason: String,
+    /// The equity (cash plus position at mid) that killed it.
+    pub equity: f64,
+    /// The least equity the instrument's minimum order needs.
+    pub threshold: f64,
+    /// The recycling request written to the outbox.
+    pub request: Option<String>,
+    pub ts_exchange: Option<i64>,
 }
 
 /// An order the engine is about to send (written before it is sent).
@@ -269,6 +375,7 @@ impl Ledger {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| fail(format!("synchronous=NORMAL: {e}")))?;
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|e| fail(format!("wal_autocheckpoint: {e}")))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| fail(e.to_string()))?;
+        migrate(&conn).map_err(|e| fail(format!("schema migration: {e}")))?;
         conn.execute_batch(DDL).map_err(|e| fail(format!("schema: {e}")))?;
         let schema: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
@@ -291,6 +398,8 @@ impl Ledger {
                         "{SCHEMA} version {version} is newer than this engine reads ({VERSION})"
                     )));
                 }
+                conn.execute("UPDATE meta SET value = ?1 WHERE key = 'version'", params![VERSION.to_string()])
+                    .map_err(|e| fail(e.to_string()))?;
             }
             Some(other) => return Err(fail(format!("not a ledger (meta schema {other:?})"))),
         }
@@ -468,8 +577,8 @@ impl Ledger {
         let finite = |v: f64| v.is_finite().then_some(v);
         self.run(
             "INSERT INTO decisions (run_id, slot, symbol, bar_ts, signal, p_up, kind, side, qty, stop, take,
-                     win_probability, equity, ts_exchange, ts_local)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     win_probability, equity, ts_exchange, ts_local, model_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 self.run_id,
                 row.slot,
@@ -485,7 +594,8 @@ impl Ledger {
                 row.win_probability,
                 row.equity,
                 row.ts_exchange,
-                now_ns()
+                now_ns(),
+                row.model_id
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -812,6 +922,137 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records a model a slot loaded (or changes its role: the row of a (slot, model) is kept, its role updated).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_model(&self, row: &ModelRow) -> Result<(), NexusError> {
+        self.run(
+            "INSERT INTO models (slot, model_id, bundle, label, gp_tree, role, detail, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (slot, model_id) DO UPDATE SET bundle = ?3, label = ?4, gp_tree = ?5, role = ?6,
+                     detail = ?7, ts_exchange = ?8, ts_local = ?9",
+            params![
+                row.slot,
+                row.model_id,
+                row.bundle,
+                row.label,
+                row.gp_tree,
+                row.role,
+                row.detail,
+                row.ts_exchange,
+                now_ns()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sets the role of a model already recorded (promotion, retirement).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn set_model_role(
+        &self,
+        slot: &str,
+        model_id: &str,
+        role: &str,
+        detail: Option<&str>,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.run(
+            "UPDATE models SET role = ?3, detail = coalesce(?4, detail), ts_exchange = ?5, ts_local = ?6
+                 WHERE slot = ?1 AND model_id = ?2",
+            params![slot, model_id, role, detail, ts_exchange, now_ns()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a challenger's shadow equity (paper fills against the live book and tape) after `decisions` decisions.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_shadow_equity(
+        &self,
+        slot: &str,
+        model_id: &str,
+        equity: f64,
+        position: f64,
+        decisions: i64,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.run(
+            "INSERT INTO shadow_equity (slot, model_id, equity, position, decisions, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![slot, model_id, equity, position, decisions, ts_exchange, now_ns()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a swap of a slot's champion: `position` says what happened to the open position ("handed_over",
+    /// "flattened", "flat").
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_swap(
+        &self,
+        slot: &str,
+        from_model: Option<&str>,
+        to_model: &str,
+        reason: &str,
+        position: &str,
+        ts_exchange: Option<i64>,
+    ) -> Result<(), NexusError> {
+        self.run(
+            "INSERT INTO swaps (slot, from_model, to_model, reason, position, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![slot, from_model, to_model, reason, position, ts_exchange, now_ns()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a slot's death and marks the slot dead.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn record_death(&self, row: &DeathRow) -> Result<(), NexusError> {
+        self.run(
+            "INSERT INTO deaths (slot, symbol, model_id, reason, equity, threshold, request, ts_exchange, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                row.slot,
+                row.symbol,
+                row.model_id,
+                row.reason,
+                row.equity,
+                row.threshold,
+                row.request,
+                row.ts_exchange,
+                now_ns()
+            ],
+        )?;
+        self.set_slot_state(&row.slot, "dead")
+    }
+
+    /// Sets a slot's state: "live" or "dead" (a dead slot trades nothing until a new bundle refills it).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a write failure.
+    pub fn set_slot_state(&self, slot: &str, state: &str) -> Result<(), NexusError> {
+        self.run("UPDATE slots SET state = ?2 WHERE slot = ?1", params![slot, state])?;
+        Ok(())
+    }
+
+    /// The state ("live" or "dead") a slot was left in, if the ledger knows the slot.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn slot_state(&self, slot: &str) -> Result<Option<String>, NexusError> {
+        self.conn
+            .query_row("SELECT state FROM slots WHERE slot = ?1", params![slot], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.fail(&e))
+    }
+
     /// The underlying connection, for reports and tests that query the tables directly.
     #[must_use]
     pub fn connection(&self) -> &Connection {
@@ -949,5 +1190,48 @@ mod tests {
         drop(conn);
         let error = Ledger::open(&path, "local", "abc").err().unwrap().to_string();
         assert!(error.contains("not a ledger"), "{error}");
+    }
+
+    #[test]
+    fn a_version_1_ledger_gains_the_version_2_columns_and_keeps_its_rows() {
+        let path = temp("migrate");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema', 'apex.ledger'), ('version', '1');
+                 CREATE TABLE slots (slot TEXT PRIMARY KEY, symbol TEXT NOT NULL, account TEXT NOT NULL,
+                     capital REAL NOT NULL, bundle TEXT NOT NULL, bundle_sha256 TEXT NOT NULL, model TEXT NOT NULL);
+                 INSERT INTO slots VALUES ('btc-a', 'BTCUSDT', 'main', 200, 'b', 'h', 'signal');
+                 CREATE TABLE decisions (decision_id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL,
+                     slot TEXT NOT NULL, symbol TEXT NOT NULL, bar_ts INTEGER NOT NULL, signal REAL, p_up REAL,
+                     kind TEXT NOT NULL, side TEXT, qty REAL, stop REAL, take REAL, win_probability REAL,
+                     equity REAL NOT NULL, ts_exchange INTEGER NOT NULL, ts_local INTEGER NOT NULL);",
+            )
+            .unwrap();
+        }
+        let ledger = Ledger::open(&path, "local", "abc").unwrap();
+        assert_eq!(ledger.slot_state("btc-a").unwrap().as_deref(), Some("live"));
+        let version: String =
+            ledger.connection().query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, VERSION.to_string());
+        ledger
+            .record_death(&DeathRow {
+                slot: "btc-a".into(),
+                symbol: "BTCUSDT".into(),
+                model_id: Some("h".into()),
+                reason: "equity 0".into(),
+                equity: 0.0,
+                threshold: 5.0,
+                request: None,
+                ts_exchange: Some(1),
+            })
+            .unwrap();
+        assert_eq!(ledger.slot_state("btc-a").unwrap().as_deref(), Some("dead"));
+        let columns: i64 = ledger
+            .connection()
+            .query_row("SELECT count(*) FROM pragma_table_info('decisions') WHERE name = 'model_id'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(columns, 1);
     }
 }

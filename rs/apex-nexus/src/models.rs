@@ -53,6 +53,8 @@ pub struct SlotModels {
     pub sha256: String,
     /// "signal" plus "+maml", "+iel" when present: what the status table shows.
     pub label: String,
+    /// The signal model's GP tree (apex.gp_tree JSON): the DNA a recycling request carries.
+    pub gp_tree: Option<String>,
 }
 
 impl std::fmt::Debug for SlotModels {
@@ -118,7 +120,13 @@ impl SlotModels {
             label.push_str("+iel");
         }
         let row = vec![f64::NAN; sources.len()];
-        Ok(SlotModels { bundle, sources, row, maml, has_iel, sha256: apex_infer::sha256_hex(&manifest), label })
+        let gp_tree = bundle
+            .models()
+            .iter()
+            .find(|m| m.entry().name == "signal" && m.entry().kind == apex_infer::ModelKind::Gp)
+            .and_then(|m| std::fs::read_to_string(dir.join(&m.entry().file)).ok());
+        let sha256 = apex_infer::sha256_hex(&manifest);
+        Ok(SlotModels { bundle, sources, row, maml, has_iel, sha256, label, gp_tree })
     }
 
     fn fill_row(&mut self, bar: &[f64], observation: Option<&Observation>) {
