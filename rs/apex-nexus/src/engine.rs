@@ -870,6 +870,7 @@ impl Engine {
             stop: leg.stop,
             take: leg.take,
             book_update_id: i64::try_from(snapshot.update_id).ok(),
+            mid: Some(mid),
         };
         // Committed by `persist` and synced to disk before the order leaves: a crash after the commit leaves an
         // intent that the next start looks up by orderLinkId, never a sent order the ledger does not know.

@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS orders (
     take REAL,
     status TEXT NOT NULL,
     book_update_id INTEGER,
+    mid REAL,
     order_id TEXT,
     cum_qty REAL NOT NULL DEFAULT 0,
     detail TEXT,
@@ -197,8 +198,8 @@ CREATE TABLE IF NOT EXISTS events (
 ";
 
 /// Columns version 2 added to version-1 tables (new tables come from the DDL itself).
-const ADDED_COLUMNS: [(&str, &str, &str); 2] =
-    [("decisions", "model_id", "TEXT"), ("slots", "state", "TEXT NOT NULL DEFAULT 'live'")];
+const ADDED_COLUMNS: [(&str, &str, &str); 3] =
+    [("decisions", "model_id", "TEXT"), ("slots", "state", "TEXT NOT NULL DEFAULT 'live'"), ("orders", "mid", "REAL")];
 
 /// Brings the tables of an older ledger up to this version (a no-op on a new or current file).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -317,6 +318,8 @@ pub struct OrderIntent {
     pub take: Option<f64>,
     /// The update id (`u`) of the book the order was priced off (None for an order read back without one).
     pub book_update_id: Option<i64>,
+    /// The book's mid when the order was priced (what realized slippage is measured from).
+    pub mid: Option<f64>,
 }
 
 /// An order as the ledger knows it.
@@ -618,8 +621,8 @@ impl Ledger {
         let now = now_ns();
         self.run(
             "INSERT INTO orders (order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only,
-                     decision_id, stop, take, book_update_id, status, ts_intent_local, ts_local)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, 'intent', ?14, ?14)",
+                     decision_id, stop, take, book_update_id, mid, status, ts_intent_local, ts_local)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16, 'intent', ?14, ?14)",
             params![
                 intent.order_link_id,
                 intent.slot,
@@ -635,7 +638,8 @@ impl Ledger {
                 intent.stop,
                 intent.take,
                 now,
-                intent.book_update_id
+                intent.book_update_id,
+                intent.mid
             ],
         )?;
         self.order_event(&intent.order_link_id, "intent", Some("intent"), None, None)?;
@@ -726,7 +730,7 @@ impl Ledger {
     fn orders_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<OrderRow>, NexusError> {
         let sql = format!(
             "SELECT order_link_id, slot, seq, symbol, side, qty, price, tactic, purpose, reduce_only, decision_id,
-                 stop, take, status, order_id, cum_qty, book_update_id FROM orders WHERE {filter}
+                 stop, take, status, order_id, cum_qty, book_update_id, mid FROM orders WHERE {filter}
                  ORDER BY ts_intent_local, rowid"
         );
         let mut statement = self.conn.prepare(&sql).map_err(|e| self.fail(&e))?;
@@ -748,6 +752,7 @@ impl Ledger {
                         stop: r.get(11)?,
                         take: r.get(12)?,
                         book_update_id: r.get(16)?,
+                        mid: r.get(17)?,
                     },
                     status: r.get(13)?,
                     order_id: r.get(14)?,
@@ -1087,6 +1092,7 @@ mod tests {
             stop: Some(99_000.0),
             take: Some(105_000.0),
             book_update_id: Some(7),
+            mid: Some(100_000.0),
         }
     }
 
