@@ -10,6 +10,7 @@ use apex_rule::RuleParams;
 use serde::Deserialize;
 
 use crate::NexusError;
+use crate::cwo::CwoParams;
 
 /// Where the engine trades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,6 +149,41 @@ pub struct RuleSection {
     pub max_fraction: Option<f64>,
 }
 
+/// `[cwo]`: the continuous weight optimization (see `crate::cwo` for the rule).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CwoSection {
+    /// false: every slot keeps its configured capital (plus its own PnL).
+    pub enabled: bool,
+    /// Market (exchange) time between reweights.
+    pub every: String,
+    /// Per-bar returns a slot's score looks at.
+    pub lookback: usize,
+    /// Prior strength, in bars, pulling a short record's score to 0.
+    pub shrink: f64,
+    /// How far a score moves a share from equal, 0 to 1.
+    pub tilt: f64,
+    /// Least share of its account's capital a live slot gets.
+    pub floor: f64,
+    /// Largest share of its account's capital a slot gets.
+    pub cap: f64,
+}
+
+impl Default for CwoSection {
+    fn default() -> Self {
+        let params = CwoParams::default();
+        CwoSection {
+            enabled: true,
+            every: "60s".into(),
+            lookback: params.lookback,
+            shrink: params.shrink,
+            tilt: params.tilt,
+            floor: params.floor,
+            cap: params.cap,
+        }
+    }
+}
+
 /// One `[[slot]]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +215,8 @@ struct RawConfig {
     limits: LimitsSection,
     #[serde(default)]
     rule: RuleSection,
+    #[serde(default)]
+    cwo: CwoSection,
     #[serde(rename = "slot", default)]
     slots: Vec<SlotSection>,
 }
@@ -214,6 +252,8 @@ pub struct Config {
     pub limits: LimitsSection,
     /// The rule every slot trades by (defaults, the `[rule]` overrides, `limits.max_leverage`).
     pub rule: RuleParams,
+    /// The CWO's parameters (`None`: disabled).
+    pub cwo: Option<CwoParams>,
     pub slots: Vec<SlotConfig>,
 }
 
@@ -301,6 +341,21 @@ impl Config {
         if raw.slots.is_empty() {
             return Err("no [[slot]]: the engine needs at least one slot".into());
         }
+        let cwo = if raw.cwo.enabled {
+            let section = &raw.cwo;
+            let params = CwoParams {
+                every: parse_duration(&section.every).map_err(|e| format!("cwo.every: {e}"))?,
+                lookback: section.lookback,
+                shrink: section.shrink,
+                tilt: section.tilt,
+                floor: section.floor,
+                cap: section.cap,
+            };
+            params.validate()?;
+            Some(params)
+        } else {
+            None
+        };
         let mut names = BTreeSet::new();
         let mut slots = Vec::new();
         for (i, slot) in raw.slots.into_iter().enumerate() {
@@ -349,6 +404,7 @@ impl Config {
                 .map_err(|e| format!("engine.disconnect_protection: {e}"))?,
             limits,
             rule,
+            cwo,
             slots,
         })
     }

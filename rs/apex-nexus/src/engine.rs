@@ -151,6 +151,14 @@ struct Slot {
     /// When an order of the slot was last withheld, and why: a triggered bracket is retried no faster than every
     /// 250 ms and a repeated reason is not logged again, so a blind spell does not flood the ledger.
     withheld: Option<(Instant, String)>,
+    /// Killed by the Watchtower: it decides nothing until a new bundle refills it.
+    dead: bool,
+    /// When the Watchtower last sent (or tried) the order that flattens a dead slot.
+    flattened_at: Option<Instant>,
+    /// The slot's recent per-bar log returns (capital transfers excluded): the CWO's input.
+    returns: VecDeque<f64>,
+    /// Equity at the last bar (after any transfer), the base of the next return.
+    last_equity: f64,
 }
 
 /// Everything checked and opened before the first connection.
@@ -311,6 +319,8 @@ pub struct Engine {
     acks_rx: Option<mpsc::UnboundedReceiver<Ack>>,
     /// Requests sent whose answer has not come back yet.
     in_flight: usize,
+    /// Market time (ns) of the CWO's last reweight.
+    last_reweight_ns: Option<i64>,
 }
 
 /// A ledger row staged while deciding, written by [`Engine::persist`].
@@ -377,6 +387,7 @@ enum Ack {
     Cancel {
         link: String,
         ok: bool,
+        why: &'static str,
     },
     /// An order was not sent: the ledger could not make its intent durable.
     Unsent,
@@ -496,6 +507,9 @@ impl Engine {
                 SlotCore::new(&slot.name, slot.capital, config.rule.clone(), market.instrument).map_err(|e| {
                     NexusError::Config { path: config.path.clone(), message: format!("slot {}: {e}", slot.name) }
                 })?;
+            // The configured capital is the slot's base unless the ledger has moved it since (the CWO); a capital
+            // changed in the config starts the slot afresh from it.
+            let reconfigured = ledger.slot_capital(&slot.name)?.is_some_and(|c| c != slot.capital);
             ledger.upsert_slot(&SlotRow {
                 slot: slot.name.clone(),
                 symbol: slot.symbol.clone(),
@@ -515,8 +529,18 @@ impl Engine {
                 detail: None,
                 ts_exchange: None,
             })?;
-            let total: f64 = config.slots.iter().map(|s| s.capital).sum();
-            ledger.record_weight(&slot.name, slot.capital / total, slot.capital, None)?;
+            // A slot the Watchtower killed stays dead while the folder still holds the model it died with; another
+            // bundle refills it.
+            let mut dead = ledger.slot_state(&slot.name)?.as_deref() == Some("dead");
+            if dead && ledger.last_death_model(&slot.name)?.as_deref() != Some(models.sha256.as_str()) {
+                ledger.record_swap(&slot.name, None, &models.sha256, "refill", "flat", None)?;
+                dead = false;
+            }
+            ledger.set_slot_state(&slot.name, if dead { "dead" } else { "live" })?;
+            if reconfigured || ledger.last_base(&slot.name)?.is_none() {
+                let total: f64 = config.slots.iter().map(|s| s.capital).sum();
+                ledger.record_weight(&slot.name, slot.capital / total, slot.capital, slot.capital, None)?;
+            }
             slots.push(Slot {
                 name: slot.name,
                 symbol: slot.symbol,
@@ -527,6 +551,10 @@ impl Engine {
                 last_decision: "-".into(),
                 resting: Vec::new(),
                 withheld: None,
+                dead,
+                flattened_at: None,
+                returns: VecDeque::new(),
+                last_equity: f64::NAN,
             });
         }
         let metrics = Arc::new(Metrics::new(&slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()));
@@ -549,6 +577,7 @@ impl Engine {
             acks_tx,
             acks_rx: Some(acks_rx),
             in_flight: 0,
+            last_reweight_ns: None,
         };
         Ok((engine, private_rx, public_rx))
     }
@@ -580,6 +609,9 @@ impl Engine {
                     .get(&fill.order_link_id)
                     .and_then(|(stop, take, purpose)| if purpose == "entry" { stop.zip(*take) } else { None });
                 slot.core.on_fill(parse_side(&fill.side), fill.qty, fill.price, fill.fee, bracket);
+            }
+            if let Some(base) = self.ledger.last_base(&slot.name)? {
+                slot.core.set_capital(base);
             }
         }
         let names: Vec<String> = self.accounts.keys().cloned().collect();
@@ -1029,9 +1061,9 @@ impl Engine {
                     message: crate::durable::SYNC_FAILED.into(),
                 });
             }
-            Ack::Cancel { link, ok } => {
+            Ack::Cancel { link, ok, why } => {
                 if ok {
-                    self.ledger.order_event(&link, "cancel", None, Some("unfilled at the next bar"), None)?;
+                    self.ledger.order_event(&link, "cancel", None, Some(why), None)?;
                 }
             }
         }
@@ -1062,26 +1094,13 @@ impl Engine {
         if !bar.close.is_finite() {
             return Ok(());
         }
-        let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].symbol == symbol).collect();
+        let close_ts = open_ts.saturating_add(i64::try_from(self.options.config.bar.as_nanos()).unwrap_or(0));
+        self.maybe_reweight(close_ts)?;
+        let indices: Vec<usize> =
+            (0..self.slots.len()).filter(|&i| self.slots[i].symbol == symbol && !self.slots[i].dead).collect();
         // A passive order not filled within its bar is cancelled: its decision is one bar old.
         for &index in &indices {
-            let resting = std::mem::take(&mut self.slots[index].resting);
-            let rest = self.accounts[&self.slots[index].account].rest.clone();
-            for link in resting {
-                let cancel = CancelOrderRequest {
-                    category: Category::Linear,
-                    symbol: symbol.to_owned(),
-                    order_id: None,
-                    order_link_id: Some(link.clone()),
-                    order_filter: None,
-                };
-                let (rest, acks) = (rest.clone(), self.acks_tx.clone());
-                self.in_flight += 1;
-                tokio::spawn(async move {
-                    let ok = rest.cancel_order(&cancel).await.is_ok();
-                    let _ = acks.send(Ack::Cancel { link, ok });
-                });
-            }
+            self.cancel_resting(index, "unfilled at the next bar");
         }
         // Decide and stage every order first (computation only), then the bar, decisions, equity snapshots and
         // intents in one transaction (one sync), then the orders.
@@ -1092,6 +1111,189 @@ impl Engine {
         }
         let ohlcv = [bar.open, bar.high, bar.low, bar.close, volume];
         self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)
+    }
+
+    /// Cancels the slot's resting passive orders, each from its own task (the answer comes back as an ack).
+    fn cancel_resting(&mut self, index: usize, why: &'static str) {
+        let resting = std::mem::take(&mut self.slots[index].resting);
+        let rest = self.accounts[&self.slots[index].account].rest.clone();
+        let symbol = self.slots[index].symbol.clone();
+        for link in resting {
+            let cancel = CancelOrderRequest {
+                category: Category::Linear,
+                symbol: symbol.clone(),
+                order_id: None,
+                order_link_id: Some(link.clone()),
+                order_filter: None,
+            };
+            let (rest, acks) = (rest.clone(), self.acks_tx.clone());
+            self.in_flight += 1;
+            tokio::spawn(async move {
+                let ok = rest.cancel_order(&cancel).await.is_ok();
+                let _ = acks.send(Ack::Cancel { link, ok, why });
+            });
+        }
+    }
+
+    /// A slot's equity marked at its symbol's mid (the supervisor's book; the last trade while it has none).
+    fn mark(&self, symbol: &str) -> f64 {
+        let market = &self.markets[symbol];
+        if let Some(book) = self.public.snapshot(symbol)
+            && book.synced
+            && let (Some(b), Some(a)) = (book.bids.first(), book.asks.first())
+        {
+            return (market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0;
+        }
+        market.last_price
+    }
+
+    /// The Watchtower, on every tick of `symbol` (a book message or a trade): kills each live slot on it whose
+    /// equity at mid fell to $0 or below what the minimum order needs, and keeps flattening the dead ones.
+    fn watch(&mut self, symbol: &str, ts_exchange: i64, trigger: Trigger) -> Result<(), NexusError> {
+        let mid = self.mark(symbol);
+        if !mid.is_finite() {
+            return Ok(());
+        }
+        let market = &self.markets[symbol];
+        let threshold = crate::watchtower::threshold(&market.instrument, mid, self.options.config.rule.max_leverage);
+        for index in 0..self.slots.len() {
+            if self.slots[index].symbol != symbol {
+                continue;
+            }
+            if self.slots[index].dead {
+                self.keep_flattening(index, trigger)?;
+                continue;
+            }
+            let equity = self.slots[index].core.book().equity(mid);
+            if let Some(reason) = crate::watchtower::verdict(equity, threshold) {
+                self.kill(index, &reason, equity, threshold, ts_exchange, trigger)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A dead slot's position is closed by a market order, retried while it is withheld (blind) or did not fill.
+    fn keep_flattening(&mut self, index: usize, trigger: Trigger) -> Result<(), NexusError> {
+        let slot = &self.slots[index];
+        let Some(leg) = slot.core.flatten() else { return Ok(()) };
+        let retry_after = if slot.withheld.is_some() { Duration::from_millis(250) } else { Duration::from_secs(5) };
+        if slot.flattened_at.is_some_and(|at| at.elapsed() < retry_after) {
+            return Ok(());
+        }
+        self.slots[index].flattened_at = Some(Instant::now());
+        self.stage(index, leg, None, Some(trigger))?;
+        self.persist(None, &[])
+    }
+
+    /// The Watchtower's verdict: the death and the recycling request are on disk before anything acts on them; then
+    /// the slot's orders are cancelled, its position flattened, its capital released (weight 0: its leftover equity
+    /// goes back to its account at the CWO's next pass).
+    fn kill(
+        &mut self,
+        index: usize,
+        reason: &str,
+        equity: f64,
+        threshold: f64,
+        ts_exchange: i64,
+        trigger: Trigger,
+    ) -> Result<(), NexusError> {
+        let (name, symbol) = (self.slots[index].name.clone(), self.slots[index].symbol.clone());
+        let ledger_path = self.ledger.path().to_owned();
+        let dna = crate::watchtower::best_dna(self.ledger.connection(), &symbol)
+            .map_err(|e| NexusError::Ledger { path: ledger_path.clone(), message: format!("best model: {e}") })?;
+        let death = crate::watchtower::Death {
+            slot: &name,
+            symbol: &symbol,
+            reason,
+            ts_exchange,
+            equity,
+            threshold,
+            ledger: &ledger_path,
+            run_id: self.ledger.run_id(),
+        };
+        let request = match &dna {
+            Some(dna) => {
+                let document = crate::watchtower::request(&death, dna);
+                let outbox = self.options.out.join("outbox");
+                let path = crate::watchtower::write_request(&outbox, &name, ts_exchange, &document)
+                    .map_err(|e| NexusError::Runtime(format!("{}: recycling request: {e}", outbox.display())))?;
+                Some(path.display().to_string())
+            }
+            None => None,
+        };
+        self.ledger.record_death(&crate::ledger::DeathRow {
+            slot: name.clone(),
+            symbol: symbol.clone(),
+            model_id: Some(self.slots[index].models.sha256.clone()),
+            reason: reason.to_owned(),
+            equity,
+            threshold,
+            request,
+            ts_exchange: Some(ts_exchange),
+        })?;
+        let base = self.slots[index].core.book().capital;
+        self.ledger.record_weight(&name, 0.0, 0.0, base, Some(ts_exchange))?;
+        tracing::warn!(slot = %name, reason, "the Watchtower killed the slot");
+        let slot = &mut self.slots[index];
+        slot.dead = true;
+        slot.last_decision = "dead".into();
+        self.metrics.set_slot(&name, equity, slot.core.book().position, 0.0);
+        self.cancel_resting(index, "the slot died");
+        self.keep_flattening(index, trigger)
+    }
+
+    /// The CWO: when `every` of market time has passed since the last reweight, splits each account's capital among
+    /// its live slots (see `crate::cwo`) and moves each slot's accounting capital so its equity is its share; every
+    /// weight goes to the ledger before the next order is sized on it.
+    fn maybe_reweight(&mut self, now_ns: i64) -> Result<(), NexusError> {
+        let Some(params) = self.options.config.cwo.clone() else { return Ok(()) };
+        let every = i64::try_from(params.every.as_nanos()).unwrap_or(i64::MAX);
+        match self.last_reweight_ns {
+            None => {
+                self.last_reweight_ns = Some(now_ns);
+                return Ok(());
+            }
+            Some(last) if now_ns.saturating_sub(last) < every => return Ok(()),
+            Some(_) => self.last_reweight_ns = Some(now_ns),
+        }
+        let marks: Vec<f64> = self.slots.iter().map(|s| self.markets[&s.symbol].last_price).collect();
+        if marks.iter().any(|m| !m.is_finite()) {
+            return Ok(());
+        }
+        let equities: Vec<f64> = self.slots.iter().zip(&marks).map(|(s, &m)| s.core.book().equity(m)).collect();
+        // A dead slot still holding a position keeps its equity until it is flat; a flat one gives it back.
+        let pooled: Vec<bool> = self.slots.iter().map(|s| !s.dead || s.core.book().position == 0.0).collect();
+        let live_capital: f64 = (0..self.slots.len()).filter(|&i| pooled[i]).map(|i| equities[i]).sum();
+        let accounts: Vec<String> = self.accounts.keys().cloned().collect();
+        let mut rows = Vec::new();
+        for account in accounts {
+            let members: Vec<usize> =
+                (0..self.slots.len()).filter(|&i| self.slots[i].account == account && pooled[i]).collect();
+            let pool: f64 = members.iter().map(|&i| equities[i]).sum();
+            let scores: Vec<Option<f64>> = members
+                .iter()
+                .map(|&i| {
+                    let slot = &self.slots[i];
+                    let recent: Vec<f64> = slot.returns.iter().rev().take(params.lookback).copied().collect();
+                    (!slot.dead).then(|| crate::cwo::score(&recent, params.shrink))
+                })
+                .collect();
+            let shares = crate::cwo::shares(&scores, &params);
+            for (k, &i) in members.iter().enumerate() {
+                let target = shares[k] * pool.max(0.0);
+                let slot = &mut self.slots[i];
+                let capital = slot.core.book().capital + (target - equities[i]);
+                slot.core.set_capital(capital);
+                slot.last_equity = target;
+                let weight = if live_capital > 0.0 { target / live_capital } else { 0.0 };
+                rows.push((slot.name.clone(), weight, target, capital));
+            }
+        }
+        for (name, weight, target, base) in &rows {
+            self.ledger.record_weight(name, *weight, *target, *base, Some(now_ns))?;
+        }
+        let detail = serde_json::json!({"live_capital": live_capital, "slots": rows.len()}).to_string();
+        self.ledger.record_event("reweight", &detail, Some(now_ns))
     }
 
     /// Every slot on the symbol decides on the closed bar; the legs to send go to `planned` with the index of their
@@ -1111,6 +1313,13 @@ impl Engine {
             let (signal, p_up) = slot.models.on_bar(row, bar.close)?;
             let (decision, legs) = slot.core.on_bar(bar, signal, p_up);
             let equity = slot.core.book().equity(bar.close);
+            if slot.last_equity > 0.0 && equity > 0.0 {
+                slot.returns.push_back((equity / slot.last_equity).ln());
+                if slot.returns.len() > 1_000 {
+                    slot.returns.pop_front();
+                }
+            }
+            slot.last_equity = equity;
             let entry = decision.entry();
             let row = DecisionRow {
                 slot: slot.name.clone(),
@@ -1205,8 +1414,10 @@ impl Engine {
                 let received = message.received.into_std();
                 market.last_book = Some(received);
                 let trigger = Trigger { received };
-                market.hold(message.ts.saturating_mul(1_000_000), Held::Book(message));
+                let (symbol, ts) = (message.symbol.clone(), message.ts.saturating_mul(1_000_000));
+                market.hold(ts, Held::Book(message));
                 self.release(&mut closed, trigger);
+                self.watch(&symbol, ts, trigger)?;
             }
             PublicEvent::Trades { message, received } => {
                 let trigger = Trigger { received: received.into_std() };
@@ -1219,16 +1430,18 @@ impl Engine {
                     market.hold(ts, Held::Trade(Trade { ts, side, price, size }));
                     // Brackets act on the print at once; only the features wait for the stream's order.
                     market.last_price = price;
-                    prints.push((trade.s.to_string(), price));
+                    prints.push((trade.s.to_string(), price, ts));
                 }
                 self.release(&mut closed, trigger);
-                for (symbol, price) in prints {
+                for (symbol, price, ts) in prints {
+                    self.watch(&symbol, ts, trigger)?;
                     for index in 0..self.slots.len() {
                         let retry_wait = self.slots[index]
                             .withheld
                             .as_ref()
                             .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(250));
                         if self.slots[index].symbol == symbol
+                            && !self.slots[index].dead
                             && !retry_wait
                             && let Some(leg) = self.slots[index].core.check_bracket(price)
                         {
@@ -1348,6 +1561,7 @@ impl Engine {
                     "slot": s.name, "symbol": s.symbol, "model": s.models.label,
                     "equity": book.equity(market.last_price), "position": book.position, "capital": book.capital,
                     "last_decision": s.last_decision, "book": if synced { "synced" } else { "unsynced" },
+                    "state": if s.dead { "dead" } else { "live" },
                     "latency_p99_us": self.metrics.slot_p99_us(&s.name),
                 })
             })

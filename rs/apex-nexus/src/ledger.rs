@@ -141,6 +141,7 @@ CREATE TABLE IF NOT EXISTS weights (
     slot TEXT NOT NULL,
     weight REAL NOT NULL,
     capital REAL NOT NULL,
+    base REAL,
     ts_exchange INTEGER,
     ts_local INTEGER NOT NULL
 );
@@ -906,13 +907,57 @@ impl Ledger {
         slot: &str,
         weight: f64,
         capital: f64,
+        base: f64,
         ts_exchange: Option<i64>,
     ) -> Result<(), NexusError> {
         self.run(
-            "INSERT INTO weights (slot, weight, capital, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![slot, weight, capital, ts_exchange, now_ns()],
+            "INSERT INTO weights (slot, weight, capital, base, ts_exchange, ts_local) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![slot, weight, capital, base, ts_exchange, now_ns()],
         )?;
         Ok(())
+    }
+
+    /// The slot's accounting base after its last reweight (`weights.base`), if the ledger has one: a restart replays
+    /// the fills on it, so the capital the CWO moved survives.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn last_base(&self, slot: &str) -> Result<Option<f64>, NexusError> {
+        self.conn
+            .query_row(
+                "SELECT base FROM weights WHERE slot = ?1 AND base IS NOT NULL ORDER BY id DESC LIMIT 1",
+                params![slot],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// The capital the slot was last configured with, if the ledger knows the slot.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn slot_capital(&self, slot: &str) -> Result<Option<f64>, NexusError> {
+        self.conn
+            .query_row("SELECT capital FROM slots WHERE slot = ?1", params![slot], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.fail(&e))
+    }
+
+    /// The model of the slot's last death, if it died.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn last_death_model(&self, slot: &str) -> Result<Option<String>, NexusError> {
+        self.conn
+            .query_row(
+                "SELECT model_id FROM deaths WHERE slot = ?1 ORDER BY id DESC LIMIT 1",
+                params![slot],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.fail(&e))
     }
 
     /// Records an engine event (connections, book sync changes, reconciliation results, refusals).

@@ -2,6 +2,7 @@
 //! venue, Bybit's testnet or (with an explicit opt-in) mainnet, and books everything in a crash-safe SQLite ledger.
 
 pub mod config;
+pub mod cwo;
 pub mod durable;
 pub mod engine;
 mod error;
@@ -11,5 +12,6 @@ pub mod models;
 pub mod protection;
 pub mod slot;
 pub mod status;
+pub mod watchtower;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};

@@ -1,0 +1,170 @@
+"""The Watchtower and the CWO on the local venue: a slot whose equity falls below what the minimum order needs dies
+within one tick (orders cancelled, position flattened, capital released, an `apex.recycle` request in the outbox
+that validates against its schema), and every CWO reweight splits exactly the live capital, giving the dead slot
+nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import jsonschema
+import pytest
+from pybit import unified_trading
+
+from apexctl.forge.export import ExportConfig, export
+from tests.conftest import run_cli
+from tests.venue_helpers import running_venue
+
+ACCOUNTS = [
+    {"name": "main", "api_key": "mainKEY00000000001", "api_secret": "mainSECRET0000000000000000000000001"},
+    {"name": "second", "api_key": "secondKEY000000002", "api_secret": "secondSECRET00000000000000000000002"},
+]
+CAPITAL = 3000.0
+# Always long (a constant signal), and a tree that follows the bar's close location.
+TREES = {
+    "long": {"const": 3.0},
+    "clv": {"op": "mul", "args": [{"feature": "clv"}, {"const": 3.0}]},
+}
+SCHEMA = json.loads((Path(__file__).parents[1] / "apexctl" / "schemas" / "recycle.schema.json").read_text())
+
+
+def gp_bundle(root: Path, name: str, symbol: str = "BTCUSDT") -> Path:
+    """A bundle with only a GP signal (market orders: every order fills)."""
+    features = ["clv"]
+    tree = {"schema": "apex.gp_tree", "version": 1, "features": features, "root": TREES[name]}
+    hof = root / f"hof-{name}"
+    hof.mkdir(parents=True)
+    (hof / "001.json").write_text(json.dumps(tree))
+    entry = {"rank": 1, "file": "001.json", "size": 1, "height": 1, "train": {}, "held_out": {}}
+    index = {"schema": "apex.hall_of_fame", "version": 1, "symbol": symbol, "features": features, "entries": [entry]}
+    (hof / "index.json").write_text(json.dumps(index))
+    output = root / "bundles" / name
+    export(ExportConfig(output=output, hall_of_fame=hof, symbol=symbol, slot=name, command="test"))
+    return output
+
+
+def write_config(path: Path, slots: list[tuple[str, Path, float, str]]) -> Path:
+    lines = [
+        '[venue]\nkind = "local"\n',
+        '[engine]\nbar = "1m"\nstale_after = "5s"\nstatus_every = "500ms"\n',
+        # Leverage 1: the minimum order needs a whole minimum lot of equity, which makes the threshold wide.
+        "[limits]\nmax_leverage = 1\nmax_order_notional = 100000\n",
+        '[cwo]\nevery = "120s"\nlookback = 20\n',
+        # Stops 30% away: no bracket closes the always-long position during the test.
+        "[rule]\nentry_threshold = 0.3\nstop_min_bps = 3000\nstop_atr_mult = 0\n",
+    ]
+    for name, bundle, capital, account in slots:
+        lines.append(
+            f'[[slot]]\nname = "{name}"\nsymbol = "BTCUSDT"\ncapital = {capital}\nbundle = "{bundle}"\n'
+            f'account = "{account}"\n'
+        )
+    path.write_text("\n".join(lines))
+    return path
+
+
+def http(venue: dict, account: dict) -> unified_trading.HTTP:
+    session = unified_trading.HTTP(testnet=False, api_key=account["api_key"], api_secret=account["api_secret"])
+    session.endpoint = venue["rest"]
+    return session
+
+
+def trade(config: Path, ready: Path, out: Path, duration: str) -> None:
+    result = run_cli(
+        "trade", "--config", str(config), "--venue-ready", str(ready), "--out", str(out), "--duration", duration
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+
+
+@pytest.mark.slow
+def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_nothing(tmp_path):
+    long, clv = gp_bundle(tmp_path, "long"), gp_bundle(tmp_path, "clv")
+    accounts = [{**a, "balance": str(CAPITAL * 4)} for a in ACCOUNTS]
+    with running_venue(tmp_path, "--speed", "60", "--seed", "6", accounts=accounts) as venue:
+        ready, out = tmp_path / "ready.json", tmp_path / "run"
+        healthy = [
+            ("btc-long", long, CAPITAL, "main"),
+            ("btc-clv", clv, CAPITAL, "main"),
+            ("btc-b", clv, CAPITAL, "second"),
+        ]
+        trade(write_config(tmp_path / "first.toml", healthy), ready, out, "8s")
+        db = sqlite3.connect(out / "ledger.sqlite")
+        realized = db.execute(
+            "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN -price * qty ELSE price * qty END - fee), 0), "
+            "COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-long'"
+        ).fetchone()
+        db.close()
+        cash_flow, position = realized
+        assert position > 0, "the always-long slot holds a position after the first run"
+        main = http(venue, ACCOUNTS[0])
+        ticker = main.get_tickers(category="linear", symbol="BTCUSDT")["result"]["list"][0]
+        mid = (float(ticker["bid1Price"]) + float(ticker["ask1Price"])) / 2
+        instrument = main.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"][0]
+        threshold = float(instrument["lotSizeFilter"]["minOrderQty"]) * mid  # leverage 1
+        # Second run: the always-long slot's capital leaves it at half its threshold once its fills are replayed.
+        capital = threshold / 2 - (cash_flow + position * mid)
+        assert capital > 0, (capital, threshold, cash_flow, position, mid)
+        doomed = [("btc-long", long, capital, "main"), *healthy[1:]]
+        trade(write_config(tmp_path / "second.toml", doomed), ready, out, "8s")
+
+        db = sqlite3.connect(out / "ledger.sqlite")
+        second_run = db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
+        deaths = db.execute("SELECT slot, reason, equity, threshold, request, ts_exchange FROM deaths").fetchall()
+        assert [d[0] for d in deaths] == ["btc-long"], deaths
+        _, reason, equity, died_threshold, request, died_at = deaths[0]
+        assert equity < died_threshold
+        assert "minimum order" in reason
+        # Within one tick: it died before the first bar of the run closed (no decision of it in this run).
+        assert (
+            db.execute(
+                "SELECT COUNT(*) FROM decisions WHERE slot = 'btc-long' AND run_id = ?", (second_run,)
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            db.execute(
+                "SELECT COUNT(*) FROM decisions WHERE slot = 'btc-clv' AND run_id = ?", (second_run,)
+            ).fetchone()[0]
+            > 0
+        )
+        assert db.execute("SELECT state FROM slots WHERE slot = 'btc-long'").fetchone()[0] == "dead"
+        # Flattened: its fills net to zero, and so does the venue's position of the account's other BTC slot plus it.
+        net = db.execute(
+            "SELECT SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END) FROM fills WHERE slot = 'btc-long'"
+        ).fetchone()[0]
+        assert abs(net) < 1e-9, net
+        flatten = db.execute("SELECT COUNT(*) FROM orders WHERE slot = 'btc-long' AND purpose = 'flatten'").fetchone()[
+            0
+        ]
+        assert flatten >= 1
+        clv_net = db.execute(
+            "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-clv'"
+        ).fetchone()[0]
+        positions = main.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+        venue_qty = sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
+        assert abs(venue_qty - clv_net) < 1e-9, (venue_qty, clv_net)
+        open_orders = main.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]
+        assert not [o for o in open_orders if o["orderLinkId"].startswith("btc-long-")]
+
+        # The recycling request: on disk, valid, carrying the DNA of one of the models the ledger has a record of.
+        document = json.loads(Path(request).read_text())
+        jsonschema.validate(document, SCHEMA)
+        assert Path(request).parent == out / "outbox"
+        assert (document["slot"], document["symbol"], document["ts_exchange"]) == ("btc-long", "BTCUSDT", died_at)
+        assert document["dna"]["gp_tree"]["root"] in TREES.values()
+        models = {m for (m,) in db.execute("SELECT model_id FROM models")}
+        assert document["dna"]["model_id"] in models
+
+        # CWO: at every reweight the shares of the slots sum to 1, their capitals to the live capital, the dead one 0.
+        reweights = db.execute("SELECT ts_exchange, detail FROM events WHERE kind = 'reweight'").fetchall()
+        assert reweights, "the CWO reweighted"
+        for ts, detail in reweights:
+            rows = db.execute("SELECT slot, weight, capital FROM weights WHERE ts_exchange = ?", (ts,)).fetchall()
+            assert sum(w for _, w, _ in rows) == pytest.approx(1.0, abs=1e-9)
+            assert sum(c for _, _, c in rows) == pytest.approx(json.loads(detail)["live_capital"], rel=1e-9)
+            if ts > died_at:
+                assert dict((s, w) for s, w, _ in rows).get("btc-long", 0.0) == 0.0
+        db.close()
+        status = json.loads((out / "status.json").read_text())
+        assert {s["slot"]: s["state"] for s in status["slots"]}["btc-long"] == "dead"
