@@ -53,7 +53,10 @@ impl CwoParams {
         if !(0.0..=1.0).contains(&self.tilt) {
             return Err("cwo.tilt: must be in [0, 1]".into());
         }
-        if !(0.0..=1.0).contains(&self.floor) || !(0.0..=1.0).contains(&self.cap) || self.floor > self.cap || self.cap == 0.0
+        if !(0.0..=1.0).contains(&self.floor)
+            || !(0.0..=1.0).contains(&self.cap)
+            || self.floor > self.cap
+            || self.cap == 0.0
         {
             return Err("cwo.floor, cwo.cap: need 0 <= floor <= cap <= 1 and cap > 0".into());
         }

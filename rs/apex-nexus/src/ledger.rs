@@ -950,11 +950,9 @@ impl Ledger {
     /// [`NexusError::Ledger`] on a read failure.
     pub fn last_death_model(&self, slot: &str) -> Result<Option<String>, NexusError> {
         self.conn
-            .query_row(
-                "SELECT model_id FROM deaths WHERE slot = ?1 ORDER BY id DESC LIMIT 1",
-                params![slot],
-                |r| r.get::<_, Option<String>>(0),
-            )
+            .query_row("SELECT model_id FROM deaths WHERE slot = ?1 ORDER BY id DESC LIMIT 1", params![slot], |r| {
+                r.get::<_, Option<String>>(0)
+            })
             .optional()
             .map(Option::flatten)
             .map_err(|e| self.fail(&e))

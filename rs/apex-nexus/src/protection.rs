@@ -3,6 +3,8 @@
 //! connect. A venue that refuses either (Bybit enables DCP only on some accounts) is recorded in the ledger
 //! (`events.kind = 'protection'`) and logged, and the engine trades on: it is a safety net, not a precondition.
 
+use std::time::Duration;
+
 use apex_bybit::client::private::PrivateConfig;
 use apex_bybit::client::rest::RestClient;
 use apex_bybit::rest::protection::{DcpProduct, check_window};
@@ -41,6 +43,12 @@ pub fn parse_window(text: &str) -> Result<Option<u32>, String> {
 pub fn private_config(url: &str, credentials: &Credentials, window_s: Option<u32>) -> PrivateConfig {
     let mut config = PrivateConfig::new(url, credentials.clone());
     config.protection = window_s.map(|_| product());
+    // A reconnect must come back well inside the window, or the exchange cancels the orders of an engine that is
+    // alive: the backoff never waits more than a third of it.
+    if let Some(window_s) = window_s {
+        let ceiling = Duration::from_secs(u64::from(window_s)) / 3;
+        config.timing.backoff_max = config.timing.backoff_max.min(ceiling).max(config.timing.backoff_base);
+    }
     config
 }
 
@@ -110,6 +118,13 @@ mod tests {
         let config = private_config("ws://x", &Credentials::new("k", "s"), Some(10));
         assert_eq!(config.protection, Some(DcpProduct::Derivatives));
         assert_eq!(private_config("ws://x", &Credentials::new("k", "s"), None).protection, None);
+        // Reconnects come back within a third of the window; without protection the default backoff stands.
+        assert_eq!(config.timing.backoff_max, Duration::from_secs(10) / 3);
+        let unprotected = private_config("ws://x", &Credentials::new("k", "s"), None);
+        assert_eq!(
+            unprotected.timing.backoff_max,
+            PrivateConfig::new("ws://x", Credentials::new("k", "s")).timing.backoff_max
+        );
     }
 
     /// Answers every HTTP request on a loopback port with `body` (what a venue says to the set call).

@@ -152,8 +152,8 @@ pub struct Death<'a> {
 /// The `apex.recycle` document for `death`, carrying `dna`.
 #[must_use]
 pub fn request(death: &Death<'_>, dna: &Dna) -> Value {
-    let time = chrono::DateTime::from_timestamp_nanos(death.ts_exchange)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let time =
+        chrono::DateTime::from_timestamp_nanos(death.ts_exchange).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     json!({
         "schema": RECYCLE_SCHEMA,
         "version": RECYCLE_VERSION,
@@ -199,7 +199,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const BTC: Instrument = Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001, max_qty: 100.0, min_notional: 5.0 };
+    const BTC: Instrument =
+        Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001, max_qty: 100.0, min_notional: 5.0 };
 
     #[test]
     fn the_threshold_is_the_minimum_order_at_the_largest_leverage() {
