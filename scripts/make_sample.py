@@ -2,8 +2,8 @@
 
 The files are byte-for-byte in the shapes `apexctl fetch --source file` reads from public.bybit.com and
 quote-saver.bycsi.com, so the pipeline runs end to end with no network. The market is a simple stochastic model
-(volatility-clustered mid, lognormal level sizes, Poisson trades that consume the touch); the simulator of issue 3
-replaces it as the embedded default.
+(volatility-clustered mid, lognormal level sizes, Poisson trades that consume the touch): it exercises the archive
+readers; realistic simulated markets come from the agent-based simulator (`apexctl fetch --source sim`).
 
     python scripts/make_sample.py -o runs/sample [--hours 2] [--cadence-ms 500] [--seed 7] [--symbols BTCUSDT,ETHUSDT]
 """

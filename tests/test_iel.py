@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -125,3 +127,22 @@ def test_cli_writes_a_loadable_model_and_report(tmp_path) -> None:
     missing = run_cli("train", "iel", "--dsg", str(tmp_path / "nope.json"), "-o", str(tmp_path / "x.pt"))
     assert missing.returncode == 2
     assert "nope.json" in missing.stderr.decode()
+
+
+def test_a_bad_configuration_is_refused_before_torch_is_imported() -> None:
+    # torch takes seconds to import: `train iel` with a bad option must fail at once.
+    code = (
+        "import sys\n"
+        "from apexctl.errors import UsageError\n"
+        "from apexctl.forge.iel import IelConfig\n"
+        "config = IelConfig(symbol='NOPE', dsg_json='{}', side='buy', size_lots=10, horizon_s=30, interval_s=3,\n"
+        "                   episodes=64, envs=64, eval_episodes=8, seed=0)\n"
+        "try:\n"
+        "    config.validate()\n"
+        "except UsageError as error:\n"
+        "    print(error)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "no simulator preset for NOPE" in result.stdout

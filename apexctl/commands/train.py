@@ -222,17 +222,16 @@ def iel(
     seed: Annotated[int, _options.seed("Random seed; the same seed gives the same model.")] = 0,
 ) -> None:
     """Train the IEL execution policy (PPO in apex-sim) and compare it with always-aggressive/always-passive."""
-    # Imported here, not at the top: torch takes seconds to import and every other apexctl command would pay for it.
+    # forge.iel imports torch (seconds) only once training starts; rich's table only here.
     from rich.table import Table
 
+    from apexctl.forge.iel import IelConfig, save, train
     from apexctl.forge.sim import check_symbol, load_dsg
 
     outputs.check([outputs.OutFile(output)], [dsg])  # first: the report's name derives from it
     outputs.check([outputs.OutFile(output.with_suffix(".report.json"))], [dsg])
     symbol = check_symbol(symbol)
     dsg_text, _ = load_dsg(dsg)
-    from apexctl.forge.iel import IelConfig, save, train
-
     config = IelConfig(
         symbol=symbol,
         dsg_json=dsg_text,

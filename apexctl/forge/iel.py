@@ -17,16 +17,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from apexctl import _core
 from apexctl.errors import UsageError
-from apexctl.forge import nets, ranges
+from apexctl.forge import ranges
 from apexctl.forge.sim import INSTRUMENTS
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from apexctl.forge import nets
 
 #: Evaluation seeds start here, far from the training seeds (which count up from seed × 1_000_003).
 HELD_OUT_OFFSET = 7_000_000_000_000
@@ -108,6 +111,7 @@ Policy = Callable[[np.ndarray], np.ndarray]
 
 def greedy(net: nn.Module) -> Policy:
     """Acts with the most likely action of a policy network."""
+    import torch
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -164,6 +168,12 @@ class IelResult:
 def train(config: IelConfig, on_iteration: Callable[[int, int, float], None] | None = None) -> IelResult:
     """PPO on training seeds, then evaluation of the greedy policy and the baselines on held-out seeds."""
     config.validate()
+    # torch (seconds to import) only once the configuration is known to be good.
+    import torch
+    from torch import nn
+
+    from apexctl.forge import nets
+
     torch.manual_seed(config.seed)
     torch.set_num_threads(1)
     rng = np.random.default_rng(config.seed)
@@ -297,7 +307,9 @@ def evaluation_report(results: dict[str, dict[str, np.ndarray]], actions: list[s
 
 def save(result: IelResult, output: Path, command: str = "") -> Path:
     """Writes model.pt and its report (OUTPUT with `.report.json` for the suffix), together or not at all."""
-    from apexctl.forge import io
+    import torch
+
+    from apexctl.forge import io, nets
 
     bad = io.first_non_finite(result.report) or next(
         (f"weight {name}" for name, p in result.policy.state_dict().items() if not torch.isfinite(p).all()), None

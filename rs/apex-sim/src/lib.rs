@@ -2,7 +2,8 @@
 //! agent populations parameterized by the DSG, and a strategy slot.
 //!
 //! Prices and quantities are integers in the instrument's units (see [`InstrumentSpec`]); time is microseconds
-//! (`ts_us`) given by the caller on every call, so an event-driven clock can drive the engine later.
+//! (`ts_us`) given by the caller on every call: the agent-based market ([`market`]) and the local venue each drive it
+//! with their own clock.
 //!
 //! ```
 //! use apex_core::Side;
@@ -35,7 +36,6 @@ pub mod strategy;
 /// The order types live in `apex-core` (the live engine shares them); `crate::order` keeps naming them here.
 use apex_core::order;
 
-mod clock;
 mod engine;
 mod error;
 mod fair_value;
@@ -46,7 +46,6 @@ pub use apex_core::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
     TradeId,
 };
-pub use clock::{Request, TimedQueue};
 pub use dsg::{Dsg, DsgError};
 pub use engine::{Account, MatchingEngine, RestingOrder};
 pub use error::SimError;
