@@ -293,6 +293,9 @@ class BarFeatureEngine:
     def on_clock(self, ts: int) -> list[tuple[int, list[float]]]: ...
     def update(self) -> dict[str, float] | None: ...
 
+EXEC_MAX_HORIZON_S: float
+EXEC_MIN_INTERVAL_S: float
+
 @final
 class ExecEnv:
     """`n_envs` IEL execution environments of one market and parent order, stepped in parallel."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from apexctl import _core
 from apexctl.errors import UsageError
 
 #: Largest seed: NumPy's legacy seeding, LightGBM and pycma take 32-bit seeds, so every command takes 0..2^32-1.
@@ -132,5 +133,6 @@ IEL_ENVS = IntRange(1, 4_096)
 IEL_EVAL_EPISODES = IntRange(2, 1_000_000)
 #: Parent order size, lots.
 IEL_SIZE_LOTS = IntRange(1, 1_000_000_000)
-IEL_HORIZON_S = FloatRange(0.0, 3_600.0, low_open=True)
-IEL_INTERVAL_S = FloatRange(0.1, 3_600.0)
+# The execution environment's own bounds (apex-sim), so the CLI and the environment never disagree.
+IEL_HORIZON_S = FloatRange(0.0, _core.EXEC_MAX_HORIZON_S, low_open=True)
+IEL_INTERVAL_S = FloatRange(_core.EXEC_MIN_INTERVAL_S, _core.EXEC_MAX_HORIZON_S)

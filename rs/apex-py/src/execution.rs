@@ -14,6 +14,8 @@ use pyo3::types::PyDict;
 use crate::errors::run_detached;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("EXEC_MAX_HORIZON_S", apex_sim::execution::MAX_HORIZON_S)?;
+    m.add("EXEC_MIN_INTERVAL_S", apex_sim::execution::MIN_INTERVAL_S)?;
     m.add_class::<ExecEnv>()
 }
 

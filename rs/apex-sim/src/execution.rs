@@ -65,6 +65,11 @@ impl Action {
     }
 }
 
+/// The longest execution horizon of an episode, seconds (the one bound `apexctl train iel` reads too).
+pub const MAX_HORIZON_S: f64 = 3_600.0;
+/// The shortest time between two decisions of an episode, seconds.
+pub const MIN_INTERVAL_S: f64 = 0.1;
+
 /// The parent order and the decision grid of every episode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecConfig {
@@ -99,12 +104,12 @@ impl ExecConfig {
         if self.size_lots <= 0 {
             return bad(format!("parent size must be a positive number of lots, got {}", self.size_lots));
         }
-        if !(self.horizon_s.is_finite() && self.horizon_s > 0.0 && self.horizon_s <= 86_400.0) {
-            return bad(format!("execution horizon must be in (0, 86400] seconds, got {}", self.horizon_s));
+        if !(self.horizon_s.is_finite() && self.horizon_s > 0.0 && self.horizon_s <= MAX_HORIZON_S) {
+            return bad(format!("execution horizon must be in (0, {MAX_HORIZON_S}] seconds, got {}", self.horizon_s));
         }
-        if !(self.interval_s.is_finite() && self.interval_s >= 0.01 && self.interval_s <= self.horizon_s) {
+        if !(self.interval_s.is_finite() && self.interval_s >= MIN_INTERVAL_S && self.interval_s <= self.horizon_s) {
             return bad(format!(
-                "decision interval must be in [0.01, horizon = {}] seconds, got {}",
+                "decision interval must be in [{MIN_INTERVAL_S}, horizon = {}] seconds, got {}",
                 self.horizon_s, self.interval_s
             ));
         }
