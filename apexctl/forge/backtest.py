@@ -9,7 +9,6 @@ bad bars (NaN or non-positive prices, lengths that differ, a span outside the da
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -40,33 +39,19 @@ METRICS = (
 )
 
 
-@dataclass(frozen=True)
-class BacktestParams:
-    """Every parameter of the Rust backtester, with its defaults ($200 Bybit VIP0 taker account, half-Kelly, 3:1).
+BacktestParams = dataclasses.make_dataclass(
+    "BacktestParams",
+    [(name, type(value), dataclasses.field(default=value)) for name, value in _core.backtest_defaults().items()],
+    frozen=True,
+)
+BacktestParams.__module__ = __name__
+BacktestParams.__doc__ = """Every parameter of the Rust backtester with its default, read from apex-backtest.
 
-    From `entry_threshold` on they are the shared trading rule's (rs/apex-rule), the one the simulator and the live
-    engine trade by: f = kelly_scale * (p * reward_risk - (1 - p)) / reward_risk with p the strategy's own win rate
-    over its last `kelly_window` trades and a prior of `prior_win_rate` weighing `prior_trades` trades.
-    """
-
-    capital: float = 200.0
-    target_multiple: float = 2.0
-    fee: float = 0.00055
-    spread_bps: float = 1.0
-    depth: float = 1_000_000.0
-    impact: float = 1.0
-    entry_threshold: float = 0.05
-    stop_atr_mult: float = 2.0
-    atr_window: int = 14
-    stop_min_bps: float = 10.0
-    reward_risk: float = 3.0
-    kelly_scale: float = 0.5
-    kelly_window: int = 20
-    prior_win_rate: float = 0.3
-    prior_trades: float = 10.0
-    min_fraction: float = 0.005
-    max_fraction: float = 0.25
-    max_leverage: float = 10.0
+Its `BacktestParams` is the one definition (defaults: a $200 Bybit VIP0 taker account, half-Kelly, 3:1): `capital`,
+`target_multiple`, `fee`, `spread_bps`, `depth`, `impact`, then the shared trading rule's (rs/apex-rule, the one the
+simulator and the live engine trade by): f = kelly_scale * (p * reward_risk - (1 - p)) / reward_risk with p the
+strategy's own win rate over its last `kelly_window` trades and a prior of `prior_win_rate` weighing `prior_trades`.
+"""
 
 
 def _bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:

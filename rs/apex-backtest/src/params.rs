@@ -1,11 +1,17 @@
 //! Backtest parameters with their defaults, and their validation.
 
 use apex_rule::{Instrument, RuleParams};
+use serde::{Deserialize, Serialize};
 
 use crate::BacktestError;
 
 /// Every knob of the backtest. Defaults model a $200 Bybit VIP0 taker account trading the shared rule.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// This struct is the one definition of the parameters: its serde form is flat (the rule's keys beside the cost
+/// model's; absent keys keep their defaults), and `_core.backtest_defaults()` hands it to Python, whose
+/// `forge.backtest.BacktestParams` and keyword arguments are built from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BacktestParams {
     /// Starting equity in quote currency.
     pub capital: f64,
@@ -20,8 +26,10 @@ pub struct BacktestParams {
     /// Impact coefficient: slippage fraction added per unit of order notional over depth.
     pub impact: f64,
     /// The trading rule: direction threshold, ATR stop, 3:1 bracket, half-Kelly sizing, leverage cap.
+    #[serde(flatten)]
     pub rule: RuleParams,
-    /// Order limits the rule sizes within (continuous by default).
+    /// Order limits the rule sizes within (continuous by default; not a keyword of the Python binding).
+    #[serde(skip, default = "continuous")]
     pub instrument: Instrument,
 }
 
@@ -30,7 +38,7 @@ impl Default for BacktestParams {
         Self {
             capital: 200.0,
             target_multiple: 2.0,
-            fee: 0.00055,
+            fee: apex_core::BYBIT_VIP0_TAKER_FEE,
             spread_bps: 1.0,
             depth: 1_000_000.0,
             impact: 1.0,
@@ -38,6 +46,10 @@ impl Default for BacktestParams {
             instrument: Instrument::CONTINUOUS,
         }
     }
+}
+
+fn continuous() -> Instrument {
+    Instrument::CONTINUOUS
 }
 
 fn check(name: &'static str, value: f64, ok: bool, why: &'static str) -> Result<(), BacktestError> {

@@ -1,9 +1,11 @@
 //! Shared market types: sides, orders and fills, fixed-point scales for prices and quantities, exact decimal parsing.
 
+mod fees;
 pub mod order;
 mod scale;
 mod side;
 
+pub use fees::{BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE};
 pub use order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, OrderStatus, RejectReason, StpMode,
     TimeInForce, TradeId,

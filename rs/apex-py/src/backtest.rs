@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use apex_backtest::{BacktestError, BacktestParams, Bars, Metrics, RuleParams, equity_curve, run};
+use apex_backtest::{BacktestError, BacktestParams, Bars, Metrics, equity_curve, run};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -13,6 +13,7 @@ use crate::errors::{DataError, IntoPyErr, run_detached};
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest_run, m)?)?;
     m.add_function(wrap_pyfunction!(backtest_equity, m)?)?;
+    m.add_function(wrap_pyfunction!(backtest_defaults, m)?)?;
     Ok(())
 }
 
@@ -54,90 +55,46 @@ impl Columns<'_> {
     }
 }
 
-/// Backtest parameters as keyword arguments, shared by both functions.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct ParamsArg {
-    capital: f64,
-    target_multiple: f64,
-    fee: f64,
-    spread_bps: f64,
-    depth: f64,
-    impact: f64,
-    entry_threshold: f64,
-    stop_atr_mult: f64,
-    atr_window: usize,
-    stop_min_bps: f64,
-    reward_risk: f64,
-    kelly_scale: f64,
-    kelly_window: usize,
-    prior_win_rate: f64,
-    prior_trades: f64,
-    min_fraction: f64,
-    max_fraction: f64,
-    max_leverage: f64,
+/// The backtest's parameters and their defaults (apex-backtest's `BacktestParams`, flat: the rule's keys beside the
+/// cost model's), as `{name: value}`.
+#[pyfunction]
+fn backtest_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    for (name, value) in defaults() {
+        match value.as_u64() {
+            Some(count) if !value.is_f64() => out.set_item(name, count)?,
+            _ => out.set_item(name, value.as_f64().unwrap_or(f64::NAN))?,
+        }
+    }
+    Ok(out)
 }
 
+fn defaults() -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(BacktestParams::default()) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => unreachable!("BacktestParams serializes to a map"),
+    }
+}
+
+/// Keyword arguments over the defaults: an unknown name is a TypeError, a value of the wrong kind names its key.
 fn params_from(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<BacktestParams> {
-    let defaults = BacktestParams::default();
-    let Some(kwargs) = kwargs else { return Ok(defaults) };
-    let py = kwargs.py();
-    let merged = PyDict::new(py);
-    let (d, r) = (&defaults, &defaults.rule);
-    for (name, value) in [
-        ("capital", d.capital),
-        ("target_multiple", d.target_multiple),
-        ("fee", d.fee),
-        ("spread_bps", d.spread_bps),
-        ("depth", d.depth),
-        ("impact", d.impact),
-        ("entry_threshold", r.entry_threshold),
-        ("stop_atr_mult", r.stop_atr_mult),
-        ("stop_min_bps", r.stop_min_bps),
-        ("reward_risk", r.reward_risk),
-        ("kelly_scale", r.kelly_scale),
-        ("prior_win_rate", r.prior_win_rate),
-        ("prior_trades", r.prior_trades),
-        ("min_fraction", r.min_fraction),
-        ("max_fraction", r.max_fraction),
-        ("max_leverage", r.max_leverage),
-    ] {
-        merged.set_item(name, value)?;
-    }
-    for (name, value) in [("atr_window", r.atr_window), ("kelly_window", r.kelly_window)] {
-        merged.set_item(name, value)?;
-    }
+    let Some(kwargs) = kwargs else { return Ok(BacktestParams::default()) };
+    let mut merged = defaults();
     for (key, value) in kwargs.iter() {
         let name: String = key.extract()?;
-        if !merged.contains(&name)? {
+        let Some(default) = merged.get(&name) else {
             return Err(PyTypeError::new_err(format!("unknown backtest parameter `{name}`")));
-        }
-        merged.set_item(name, value)?;
+        };
+        let kind = |e: PyErr| PyTypeError::new_err(format!("backtest parameter `{name}`: {e}"));
+        let given = if default.is_f64() {
+            serde_json::Value::from(value.extract::<f64>().map_err(kind)?)
+        } else {
+            serde_json::Value::from(value.extract::<u64>().map_err(kind)?)
+        };
+        merged.insert(name, given);
     }
-    let p: ParamsArg = merged.extract()?;
-    Ok(BacktestParams {
-        capital: p.capital,
-        target_multiple: p.target_multiple,
-        fee: p.fee,
-        spread_bps: p.spread_bps,
-        depth: p.depth,
-        impact: p.impact,
-        rule: RuleParams {
-            entry_threshold: p.entry_threshold,
-            stop_atr_mult: p.stop_atr_mult,
-            atr_window: p.atr_window,
-            stop_min_bps: p.stop_min_bps,
-            reward_risk: p.reward_risk,
-            kelly_scale: p.kelly_scale,
-            kelly_window: p.kelly_window,
-            prior_win_rate: p.prior_win_rate,
-            prior_trades: p.prior_trades,
-            min_fraction: p.min_fraction,
-            max_fraction: p.max_fraction,
-            max_leverage: p.max_leverage,
-        },
-        instrument: defaults.instrument,
-    })
+    serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| PyTypeError::new_err(format!("backtest parameters: {e}")))
 }
 
 fn float_column<'py>(py: Python<'py>, metrics: &[Metrics], field: fn(&Metrics) -> f64) -> Bound<'py, PyAny> {

@@ -1,9 +1,13 @@
 //! The rule's parameters and the instrument limits it sizes within, with their defaults and validation.
 
+use serde::{Deserialize, Serialize};
+
 use crate::RuleError;
 
 /// Every knob of the trading rule. The defaults are the ones the backtester, the simulator and the live engine share.
-#[derive(Debug, Clone, PartialEq)]
+/// Its serde form (one key per field, absent keys keep their defaults) is what Python reads through `_core`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RuleParams {
     /// Minimum |signal| for a position; below it the rule wants to be flat.
     pub entry_threshold: f64,

@@ -9,10 +9,7 @@ pub const FEE_RATE_DECIMALS: u32 = 8;
 /// Decimals of the market price band: a band is an integer number of parts per million of the best price.
 pub const BAND_DECIMALS: u32 = 6;
 
-/// Bybit linear perpetual VIP0 maker fee rate (0.02 %).
-pub const BYBIT_VIP0_MAKER_FEE: f64 = 0.0002;
-/// Bybit linear perpetual VIP0 taker fee rate (0.055 %).
-pub const BYBIT_VIP0_TAKER_FEE: f64 = 0.00055;
+pub use apex_core::{BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE};
 /// Default largest order quantity in quantity units; with [`MAX_PRICE_UNITS`] it keeps one trade's notional far
 /// inside the engine's `i128` cash.
 pub const DEFAULT_MAX_QTY_UNITS: i64 = 1_000_000_000_000;
