@@ -11,7 +11,8 @@ import numpy.typing as npt
 
 from apexctl import _core
 from apexctl.errors import InputError, UsageError
-from apexctl.forge.sim import INSTRUMENTS, load_dsg
+from apexctl.forge import ranges
+from apexctl.forge.sim import check_symbol, load_dsg
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,8 @@ def adversarial_fitness(
     `rv_bars`, `vmd_modes` and `vmd_window` must be the `--rv-bars`, `--vmd-modes` and `--vmd-window` of the feature
     table the trees were evolved on, so `rv` and `vmd_k` mean the same.
     """
-    if symbol not in INSTRUMENTS:
-        raise UsageError(f"symbol: no simulator preset for {symbol}; known: {', '.join(INSTRUMENTS)}")
-    if not (0 < hours <= 24 * 7):
-        raise UsageError(f"hours must be in (0, 168], got {hours}")
+    check_symbol(symbol, "symbol")
+    ranges.HOURS.check(hours, "hours")
     if rv_bars < 1:
         raise UsageError(f"rv_bars must be at least 1, got {rv_bars}")
     if not seeds or min(seeds) < 0:

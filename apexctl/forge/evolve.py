@@ -769,14 +769,13 @@ class Adversary:
 
     def __init__(self, config: EvolveConfig, market: Market) -> None:
         from apexctl.forge.dual import dsg_text
-        from apexctl.forge.sim import INSTRUMENTS
+        from apexctl.forge.sim import INSTRUMENTS, check_symbol
 
         self.dsg = None if config.dsg in (None, "default") else dsg_text(config.dsg)
         self.seeds = list(config.sim_seeds)
         self.hours = config.sim_hours
         self.symbol = config.sim_symbol or (market.symbol if market.symbol in INSTRUMENTS else "BTCUSDT")
-        if self.symbol not in INSTRUMENTS:
-            raise UsageError(f"--sim-symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
+        check_symbol(self.symbol, "--sim-symbol")
         self.features = {"rv_bars": market.rv_bars, "vmd_modes": market.vmd_modes, "vmd_window": market.vmd_window}
         self.cache: dict[str, float] = {}
 

@@ -24,7 +24,7 @@ import numpy as np
 from apexctl import _core
 from apexctl.errors import UsageError
 from apexctl.forge import ranges
-from apexctl.forge.sim import INSTRUMENTS
+from apexctl.forge.sim import check_symbol
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,8 +66,7 @@ class IelConfig:
     references: bool = True
 
     def validate(self) -> None:
-        if self.symbol not in INSTRUMENTS:
-            raise UsageError(f"--symbol: no simulator preset for {self.symbol}; known: {', '.join(INSTRUMENTS)}")
+        check_symbol(self.symbol, "--symbol")
         if self.side not in ("buy", "sell"):
             raise UsageError(f"--side must be buy or sell, got {self.side!r}")
         ranges.IEL_SIZE_LOTS.check(self.size_lots, "--size")

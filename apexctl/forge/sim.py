@@ -19,13 +19,11 @@ from apexctl.forge import ranges
 from apexctl.forge.io import describe, read_bounded, sha256_bytes
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
 
-#: Instruments the simulator has presets for (Bybit linear tick size and qty step).
+#: Instruments the simulator has presets for (Bybit linear tick size and qty step): apex-sim's list.
 INSTRUMENTS: dict[str, dict[str, str]] = {
-    "BTCUSDT": {"tick_size": "0.10", "qty_step": "0.001"},
-    "ETHUSDT": {"tick_size": "0.01", "qty_step": "0.01"},
-    "SOLUSDT": {"tick_size": "0.010", "qty_step": "0.1"},
+    symbol: {"tick_size": tick, "qty_step": step} for symbol, tick, step, _ in _core.sim_presets()
 }
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+DEFAULT_SYMBOLS = tuple(INSTRUMENTS)
 #: Order-book depths Bybit publishes (and the simulator records).
 BOOK_DEPTHS = (1, 50, 200, 1000)
 #: Interval between published book snapshots/deltas, ms.
@@ -110,8 +108,7 @@ class MarketSim:
         if len(set(self.symbols)) != len(self.symbols):
             raise UsageError(f"--symbols: a symbol is listed twice ({', '.join(map(safe, self.symbols))})")
         for symbol in self.symbols:
-            if symbol not in INSTRUMENTS:
-                check_symbol(symbol, "--symbols")
+            check_symbol(symbol, "--symbols")
         ranges.SEED.check(self.seed, "--seed")
         ranges.HOURS.check(self.hours, "--hours")
         if self.depth not in BOOK_DEPTHS:

@@ -16,7 +16,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsg_params, m)?)?;
     m.add_function(wrap_pyfunction!(dsg_json_schema, m)?)?;
     m.add_function(wrap_pyfunction!(dsg_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_presets, m)?)?;
     Ok(())
+}
+
+/// The simulator's instrument presets (apex-sim's `PRESETS`): `(symbol, tick size, qty step, start price)`.
+#[pyfunction]
+fn sim_presets() -> Vec<(&'static str, &'static str, &'static str, f64)> {
+    apex_sim::batch::PRESETS.to_vec()
 }
 
 impl IntoPyErr for SimError {

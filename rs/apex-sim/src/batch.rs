@@ -31,20 +31,24 @@ pub struct JobSummary {
     pub truncated: bool,
 }
 
-/// Instrument presets for the symbols the pipeline simulates by default: Bybit linear tick/lot and a start price.
+/// The instruments the simulator has presets for: (symbol, Bybit linear tick size, qty step, start price). The one
+/// list the venue, the Python bindings (`_core.sim_presets()`) and every CLI check read.
+pub const PRESETS: [(&str, &str, &str, f64); 3] =
+    [("BTCUSDT", "0.10", "0.001", 108_000.0), ("ETHUSDT", "0.01", "0.01", 4_300.0), ("SOLUSDT", "0.010", "0.1", 200.0)];
+
+/// The preset symbols, comma-separated (for error messages).
+#[must_use]
+pub fn preset_names() -> String {
+    PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+}
+
+/// The instrument preset of `symbol` and its start price.
 ///
 /// # Errors
-/// `SimError::Config` for a symbol without a preset.
+/// `SimError::Config` for a symbol without a preset (the message lists the presets).
 pub fn preset(symbol: &str) -> Result<(InstrumentSpec, f64), SimError> {
-    let (tick, lot, start) = match symbol {
-        "BTCUSDT" => ("0.10", "0.001", 108_000.0),
-        "ETHUSDT" => ("0.01", "0.01", 4_300.0),
-        "SOLUSDT" => ("0.010", "0.1", 200.0),
-        other => {
-            return Err(SimError::Config(format!(
-                "no instrument preset for {other}; known: BTCUSDT, ETHUSDT, SOLUSDT"
-            )));
-        }
+    let Some(&(_, tick, lot, start)) = PRESETS.iter().find(|p| p.0 == symbol) else {
+        return Err(SimError::Config(format!("no instrument preset for {symbol}; known: {}", preset_names())));
     };
     Ok((InstrumentSpec::bybit_linear(symbol, tick, lot, lot)?, start))
 }

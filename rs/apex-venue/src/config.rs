@@ -164,11 +164,10 @@ impl VenueConfig {
             return Err(VenueError::Input("--symbols: give at least one symbol".into()));
         }
         for (i, symbol) in self.symbols.iter().enumerate() {
-            apex_sim::batch::preset(symbol).map_err(|_| {
-                VenueError::Input(format!(
-                    "--symbols: no instrument preset for {symbol}; known: BTCUSDT, ETHUSDT, SOLUSDT"
-                ))
-            })?;
+            if apex_sim::batch::PRESETS.iter().all(|p| p.0 != symbol) {
+                let known = apex_sim::batch::preset_names();
+                return Err(VenueError::Input(format!("--symbols: no instrument preset for {symbol}; known: {known}")));
+            }
             if self.symbols[..i].contains(symbol) {
                 return Err(VenueError::Input(format!("--symbols: {symbol} is given twice")));
             }
