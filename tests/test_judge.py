@@ -9,7 +9,6 @@ import base64
 import json
 import math
 import re
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -156,6 +155,8 @@ def add_crucible_rows(ledger: Path, outbox: Path) -> dict[str, Path]:
 def test_deaths_swaps_weights_and_pending_requests(traded, tmp_path):
     run = tmp_path / "run"
     ledger = copy_ledger(traded / "ledger.sqlite", run / "ledger.sqlite")
+    with sqlite3.connect(ledger) as db:  # the engine records each slot's starting weight
+        weights = dict(db.execute("SELECT slot, COUNT(*) FROM weights GROUP BY slot").fetchall())
     files = add_crucible_rows(ledger, run / "outbox")
     report = tmp_path / "report"
     code, err = judge_cli(str(ledger), "-o", str(tmp_path / "j.json"), "--report", str(report))
@@ -169,7 +170,7 @@ def test_deaths_swaps_weights_and_pending_requests(traded, tmp_path):
     assert [d["pending"] for d in b["deaths"]] == [True, True]
     assert b["state"] == "dead"
     assert [s["reason"] for s in a["swaps"]] == ["refill"]
-    assert a["weights"]["count"] == 2
+    assert a["weights"]["count"] == weights.get("btc-a", 0) + 2
     assert a["weights"]["last"] == {"weight": 0.6, "capital": 3600.0}
     challenger = next(m for m in a["models"] if m["model_id"] == SHA)
     assert challenger["role"] == "challenger"
@@ -311,11 +312,9 @@ def test_slippage_is_positive_when_the_price_is_worse(side, mid, move):
     assert abs(bps) == pytest.approx(abs(price - mid) / mid * 1e4, rel=1e-9, abs=1e-9)
 
 
-def test_a_second_copy_of_the_report_replaces_the_first(tmp_path):
-    """The report folder is replaced as a whole (a request no longer pending is not left in recycle/)."""
-    report = tmp_path / "report"
-    (report / "recycle").mkdir(parents=True)
-    (report / "recycle" / "old.json").write_text("{}")
+def test_an_earlier_report_is_replaced_whole_and_any_other_folder_refused(tmp_path):
+    """A rerun replaces its report folder as a whole (a request no longer pending is not left in recycle/); a
+    folder that is not an earlier report is never replaced."""
     ledger = tmp_path / "l.sqlite"
     with sqlite3.connect(ledger) as db:
         db.executescript(
@@ -331,8 +330,16 @@ def test_a_second_copy_of_the_report_replaces_the_first(tmp_path):
                 is_maker INTEGER);
             """
         )
-    code, err = judge_cli(str(ledger), "-o", "-", "--report", str(report))
-    assert code == 0, err
-    assert not list((report / "recycle").iterdir())
-    assert (report / "report.html").is_file()
-    shutil.rmtree(report)
+    report = tmp_path / "report"
+    for _ in range(2):
+        code, err = judge_cli(str(ledger), "-o", str(tmp_path / "j.json"), "--report", str(report))
+        assert code == 0, err
+        assert not list((report / "recycle").iterdir())
+        (report / "recycle" / "answered-long-ago.json").write_text("{}")
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_text("meow")
+    code, err = judge_cli(str(ledger), "-o", str(tmp_path / "j.json"), "--report", str(other))
+    assert code == 2
+    assert "an earlier judge report" in err
+    assert [p.name for p in other.iterdir()] == ["cat.jpg"]

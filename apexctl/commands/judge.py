@@ -33,9 +33,9 @@ def judge(
         Path | None,
         typer.Option(
             "--report",
-            help="Report folder, replaced as a whole each run: report.html (self-contained, the PNGs embedded), "
-            "equity-SLOT.png, weights.png, slippage.png, judgment.json, and recycle/ with a copy of every pending "
-            "recycling request (feed them to `apexctl evolve --seed-dna`).",
+            help="Report folder: new, empty or an earlier report, replaced as a whole each run. It gets report.html "
+            "(self-contained, the PNGs embedded), equity-SLOT.png, weights.png, slippage.png, judgment.json, and "
+            "recycle/ with a copy of every pending recycling request (feed them to `apexctl evolve --seed-dna`).",
         ),
     ] = None,
 ) -> None:
@@ -48,10 +48,11 @@ def judge(
     one line naming the file; nothing written); 3 another judge holds the lock of REPORT (or of -o without
     --report): this run did nothing. Everything is written atomically."""
     options = judging.JudgeOptions(tuple(ledgers), output, report)
-    outputs.check(
-        [outputs.OutFile(output), *([outputs.OutFolder(report, replace=True)] if report is not None else [])],
-        list(ledgers),
-    )
+    folders = []
+    if report is not None:
+        hint = "an earlier judge report (it holds report.html and judgment.json)"
+        folders.append(outputs.OutFolder(report, replace=judging.is_report(report), hint=hint))
+    outputs.check([outputs.OutFile(output), *folders], list(ledgers), option="-o/--report")
     with judging.locked(options):
         with progress(transient=True) as bar:
             task = bar.add_task("reading ledgers", total=len(ledgers))

@@ -573,6 +573,14 @@ def judge(
 # ------------------------------------------------------------------------------------------------- writing
 
 
+def is_report(folder: Path) -> bool:
+    """Whether `folder` is one a judge may replace: missing, empty, or an earlier report (it holds report.html and
+    judgment.json). Any other folder is refused, so a mistyped --report never replaces someone's files."""
+    if not folder.is_dir():
+        return True
+    return not any(folder.iterdir()) or all((folder / n).is_file() for n in ("report.html", "judgment.json"))
+
+
 @contextlib.contextmanager
 def locked(options: JudgeOptions) -> Iterator[None]:
     """The judge's lock (non-blocking): on the report folder, else on the -o file. A second judge on the same
