@@ -87,7 +87,11 @@ def equity_png(times: list[int], equity: list[float], capital: float, target: fl
     when = _times(times)
     top.plot(when, equity, color="tab:blue", label="equity")
     top.axhline(capital, color="grey", linestyle=":", label=f"start {capital:,.2f}")
-    top.axhline(target, color="tab:green", linestyle="--", label=f"target {target:,.2f}")
+    low, high = min([capital, *equity]), max([capital, *equity])
+    if target <= high + (high - low):
+        top.axhline(target, color="tab:green", linestyle="--", label=f"target {target:,.2f}")
+    else:  # far above the curve: a line there would flatten the curve into the floor
+        top.plot([], [], color="tab:green", linestyle="--", label=f"target {target:,.2f} (off the chart)")
     top.set_ylabel("equity (USDT)")
     top.grid(alpha=0.3)
     top.legend(loc="best")
