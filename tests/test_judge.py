@@ -236,9 +236,8 @@ def test_a_held_lock_is_exit_3_and_bad_ledgers_are_exit_2(traded, tmp_path):
         assert not report.exists()
 
 
-def test_a_version_1_ledger_reports_empty_crucible_tables(tmp_path):
-    """The version-1 DDL (no Crucible tables, no model_id/state/mid): judged with empty deaths, swaps, weights."""
-    ledger = tmp_path / "v1.sqlite"
+def version_1_ledger(ledger: Path) -> Path:
+    """A ledger in the version-1 DDL (no Crucible tables, no model_id/state/mid) with one slot and four bars."""
     with sqlite3.connect(ledger) as db:
         db.executescript(
             """
@@ -267,6 +266,11 @@ def test_a_version_1_ledger_reports_empty_crucible_tables(tmp_path):
         for i, value in enumerate((100, 150, 210, 90)):
             db.execute("INSERT INTO decisions VALUES (NULL, 1, 's', 'BTCUSDT', ?, ?, ?, 1)", (i * minute, value, i))
             db.execute("INSERT INTO equity VALUES (NULL, 's', ?, 0, 0, 0, 0, ?, 1)", (value, i * minute))
+    return ledger
+
+
+def test_a_version_1_ledger_reports_empty_crucible_tables(tmp_path):
+    ledger = version_1_ledger(tmp_path / "v1.sqlite")
     result = judging.judge([ledger])
     assert validation_error(result.document, "judgment") is None
     (slot,) = result.document["ledgers"][0]["slots"]
@@ -343,3 +347,57 @@ def test_an_earlier_report_is_replaced_whole_and_any_other_folder_refused(tmp_pa
     assert code == 2
     assert "an earlier judge report" in err
     assert [p.name for p in other.iterdir()] == ["cat.jpg"]
+
+
+def test_the_judgment_schema_is_a_valid_schema():
+    import jsonschema
+
+    from apexctl.schemas.json_schema import schema
+
+    for name in ("judgment", "recycle"):
+        jsonschema.Draft202012Validator.check_schema(schema(name))
+
+
+def test_the_forge_estimate_is_the_models_own_manifests_held_out_ttt(tmp_path):
+    from apexctl.forge import io
+
+    bundle = tmp_path / "run" / "bundles" / "a"
+    bundle.mkdir(parents=True)
+    ledger = tmp_path / "run" / "ledger.sqlite"
+
+    def manifest(held_out: dict) -> str:
+        info = {"rank": 1, "held_out": held_out}
+        models = [{"name": "iel", "info": {}}, {"name": "signal", "info": info}]
+        (bundle / "manifest.json").write_text(json.dumps({"schema": "apex.bundle", "models": models}))
+        return io.sha256_file(bundle / "manifest.json")
+
+    model = manifest({"ttt_seconds": 5400.0, "reached": 1.0, "fitness": 2.4})
+    # The engine records the folder as configured: relative paths are resolved against the run folder.
+    found = judging.forge_estimate("bundles/a", model, ledger)
+    assert (found["seconds"], found["reached"], found["fitness"], found["note"]) == (5400.0, True, 2.4, None)
+    assert "models[name=signal].info.held_out" in found["source"]
+    refilled = judging.forge_estimate(str(bundle), "0" * 64, ledger)
+    assert refilled["seconds"] is None
+    assert "now holds another model" in refilled["note"]
+    never = manifest({"ttt_seconds": None, "reached": 0.0, "fitness": 0.7})
+    found = judging.forge_estimate(str(bundle), never, ledger)
+    assert (found["seconds"], found["reached"]) == (None, False)
+    assert found["note"] == "the held-out backtest never reached the target"
+    assert "no bundle manifest" in judging.forge_estimate(str(tmp_path / "gone"), never, ledger)["note"]
+
+
+def test_a_ledger_being_written_is_read_at_its_last_commit(tmp_path):
+    """WAL: the engine holds a write transaction open; the judge reads the last committed state, never waits."""
+    ledger = version_1_ledger(tmp_path / "v1.sqlite")
+    writer = sqlite3.connect(ledger, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO equity VALUES (NULL, 's', 1000, 0, 0, 0, 0, ?, 1)", (4 * 60_000_000_000,))
+    try:
+        (slot,) = judging.judge([ledger]).document["ledgers"][0]["slots"]
+        assert slot["equity"]["final"] == 90
+        writer.execute("COMMIT")
+        (slot,) = judging.judge([ledger]).document["ledgers"][0]["slots"]
+        assert slot["equity"]["final"] == 1000
+    finally:
+        writer.close()

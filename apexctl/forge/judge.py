@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import functools
 import html
 import itertools
 import math
@@ -65,9 +66,22 @@ class Ledger:
     slots: list[dict[str, Any]]
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    _by_slot: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for table, rows in self.tables.items():
+            for row in rows:
+                if "slot" in row:
+                    self._by_slot.setdefault((table, row["slot"]), []).append(row)
+
     def rows(self, table: str, slot: str | None = None) -> list[dict[str, Any]]:
-        found = self.tables.get(table, [])
-        return found if slot is None else [r for r in found if r["slot"] == slot]
+        """A table's rows in their order, all or one slot's."""
+        return self.tables.get(table, []) if slot is None else self._by_slot.get((table, slot), [])
+
+    @functools.cached_property
+    def orders(self) -> dict[str, dict[str, Any]]:
+        """The orders by orderLinkId."""
+        return {o["order_link_id"]: o for o in self.rows("orders")}
 
 
 #: Columns read per table, in order; a column a version-1 ledger lacks reads as NULL, a table it lacks as empty.
@@ -263,7 +277,7 @@ def _cost_group(rows: list[tuple[float, float, float]]) -> dict[str, Any]:
 
 def costs(ledger: Ledger, slot: str, assume: Assumptions) -> tuple[dict[str, Any], dict[str, Any]]:
     """Realized slippage (by tactic and by purpose) and fees (maker vs taker) of a slot's fills."""
-    orders = {o["order_link_id"]: o for o in ledger.rows("orders")}
+    orders = ledger.orders
     by_tactic: dict[str, list[tuple[float, float, float]]] = {}
     by_purpose: dict[str, list[tuple[float, float, float]]] = {}
     fees: dict[str, list[float]] = {"maker": [0, 0.0, 0.0], "taker": [0, 0.0, 0.0], "unknown": [0, 0.0, 0.0]}
@@ -314,9 +328,10 @@ def _resolve(text: str, ledger: Path) -> Path:
     return beside if beside.exists() else path
 
 
-def forge_estimate(bundle: str | None, ledger: Path) -> dict[str, Any]:
+def forge_estimate(bundle: str | None, model_id: str, ledger: Path) -> dict[str, Any]:
     """The held-out backtest TTT export recorded in the bundle's manifest (the signal model's
-    `info.held_out.ttt_seconds`), or null with the reason."""
+    `info.held_out.ttt_seconds`), or null with the reason. The manifest must still be the model's (its SHA-256 is
+    the model id): a slot's folder refilled with a new bundle no longer describes the model it replaced."""
     from apexctl.forge.export import GP_MODEL, MANIFEST
 
     empty = {"seconds": None, "reached": None, "fitness": None, "source": None}
@@ -325,6 +340,8 @@ def forge_estimate(bundle: str | None, ledger: Path) -> dict[str, Any]:
     manifest_path = _resolve(bundle, ledger) / MANIFEST
     if not manifest_path.is_file():
         return empty | {"note": f"no bundle manifest at {manifest_path}"}
+    if io.sha256_file(manifest_path) != model_id:
+        return empty | {"note": f"{manifest_path} now holds another model (its SHA-256 is not the model id)"}
     try:
         manifest = io.read_json(manifest_path, "an apex.bundle manifest")
     except InputError as exc:
@@ -414,7 +431,7 @@ def judge_models(ledger: Ledger, slot: dict[str, Any], target: float, bar: float
                 "bundle": bundle,
                 "live": live,
                 "shadow": shadow,
-                "forge_estimate": forge_estimate(bundle, ledger.path),
+                "forge_estimate": forge_estimate(bundle, model_id, ledger.path),
             }
         )
     return judged
