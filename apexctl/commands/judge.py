@@ -18,6 +18,7 @@ def judge(
         typer.Argument(
             help="Ledgers (OUT/ledger.sqlite of `apexctl trade`, version 1 or 2), read-only: a ledger an engine is "
             "still writing is fine.",
+            metavar="LEDGER",
             show_default=False,
         ),
     ],
