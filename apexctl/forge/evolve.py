@@ -337,11 +337,6 @@ def load_seeds(path: str | Path, terminals: Sequence[str]) -> tuple[list[str], l
     return texts, requests
 
 
-def load_seed_trees(path: str | Path, terminals: Sequence[str]) -> list[str]:
-    """The normalized GP JSON texts of a --seed-dna file or folder (see `load_seeds`)."""
-    return load_seeds(path, terminals)[0]
-
-
 @dataclass(frozen=True)
 class Terminals:
     """The feature terminals GP may use, extra window lengths, and trees the initial population starts from."""
