@@ -316,6 +316,7 @@ def test_slippage_is_positive_when_the_price_is_worse(side, mid, move):
     assert abs(bps) == pytest.approx(abs(price - mid) / mid * 1e4, rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_an_earlier_report_is_replaced_whole_and_any_other_folder_refused(tmp_path):
     """A rerun replaces its report folder as a whole (a request no longer pending is not left in recycle/); a
     folder that is not an earlier report is never replaced."""
