@@ -22,6 +22,15 @@ setup:
 pipeline OUT="runs/pipeline": setup
     @scripts/pipeline.sh "{{OUT}}"
 
+# The loop on the local venue from the pipeline's bundles: trade for DURATION -> judge -> evolve --seed-dna on each
+# pending recycling request -> export into the dead slot's bundle folder
+loop RUN="runs/loop" CONFIG="examples/nexus/local.toml" DURATION="60s": setup
+    @scripts/loop.sh "{{RUN}}" "{{CONFIG}}" "{{DURATION}}"
+
+# judge a ledger, then evolve and export a replacement for every pending recycling request (cron-safe: see README)
+recycle LEDGER REPORT="": setup
+    @scripts/recycle.sh "{{LEDGER}}" "{{REPORT}}"
+
 # All tests, Rust and Python, plus lint: what CI runs
 test: setup lint test-rust test-python
 

@@ -1,5 +1,6 @@
 """The `apexctl` Typer app: registers one command per subcommand module and maps every outcome to one line and an
-exit status (0 done, 2 a user mistake or an unusable input, 130/143 interrupted by SIGINT/SIGTERM)."""
+exit status (0 done, 2 a user mistake or an unusable input, 3 another run holds the outputs' lock (`Busy`), 130/143
+interrupted by SIGINT/SIGTERM)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from apexctl import __version__, signals
-from apexctl.commands import causal, chimera, evolve, export, features, fetch, simulate, trade, train, venue
+from apexctl.commands import causal, chimera, evolve, export, features, fetch, judge, simulate, trade, train, venue
 from apexctl.console import err, say
-from apexctl.errors import ApexError, first_line
+from apexctl.errors import ApexError, Busy, first_line
 
 app = typer.Typer(
     name="apexctl",
@@ -40,6 +41,7 @@ app.command("simulate")(simulate.simulate)
 app.command("export")(export.export_command)
 app.command("venue")(venue.venue)
 app.command("trade")(trade.trade)
+app.command("judge")(judge.judge)
 app.add_typer(train.train_app, name="train")
 
 #: Exit status of a run stopped by a user mistake or an unusable input (and of a usage error, as click has it).
@@ -101,6 +103,9 @@ def run(argv: Sequence[str]) -> int:
         return _error(_usage(exc))
     except typer.Abort:
         return _error("aborted")
+    except Busy as exc:
+        _error(str(exc))
+        return Busy.exit_code
     except ApexError as exc:
         if debug:
             raise

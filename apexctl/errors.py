@@ -5,6 +5,7 @@ from apexctl.signals import Interrupted
 
 __all__ = [
     "ApexError",
+    "Busy",
     "DataError",
     "InputError",
     "InternalError",
@@ -26,6 +27,12 @@ class InputError(ApexError):
 
 class SchemaError(InputError):
     """An artifact of the wrong kind, of an unknown or newer schema version, or with missing or mistyped columns."""
+
+
+class Busy(ApexError):
+    """Another run holds the lock of this command's outputs (exit 3: nothing was done; try again later)."""
+
+    exit_code = 3
 
 
 class NetworkError(ApexError):

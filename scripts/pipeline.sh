@@ -65,8 +65,14 @@ step "simulate: the evolved best tree trading \$200 inside the market chimera fi
 "$apexctl" simulate --tree "$out/evolve/hall_of_fame/001.json" --dsg "$out/chimera/dsg.json" --seed "$seed" \
     --hours "$hours" -o "$out/simulate" --force
 
-step "trade: the live engine trades the six bundles on the local venue (60x accelerated) for ${APEX_TRADE_SECONDS:-30} s"
+step "trade: the live engine trades the six bundles on the local venue (60x accelerated) for ${APEX_TRADE_SECONDS:-27} s"
 sed "s#../../runs/pipeline/bundles#$out/bundles#" "$root/examples/nexus/local.toml" > "$out/nexus.toml"
-"$apexctl" trade --config "$out/nexus.toml" --out "$out/trade" --duration "${APEX_TRADE_SECONDS:-30}s"
+"$apexctl" trade --config "$out/nexus.toml" --out "$out/trade" --duration "${APEX_TRADE_SECONDS:-27}s"
+
+step "judge: the trade's ledger per slot and model against the backtest (equity, TTT, costs); report.html + PNGs"
+# Exit 4 means recycling requests are pending (a slot died): judged all the same; `just loop` evolves replacements.
+status=0
+"$apexctl" judge "$out/trade/ledger.sqlite" -o "$out/judgment.json" --report "$out/judge" || status=$?
+[ "$status" -eq 0 ] || [ "$status" -eq 4 ] || exit "$status"
 
 step "pipeline finished in $(($(date +%s) - start)) s: outputs under ${out#"$root"/}"

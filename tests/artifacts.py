@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +50,7 @@ class Tiny:
     iel: Path
     bundle: Path
     nexus: Path  # an engine config trading one slot (BTCUSDT) on a launched local venue, its bundle beside it
+    ledger: Path  # a ledger `apexctl trade` wrote trading that config for 3 s of a 60x venue (rollback journal)
 
     def files(self) -> list[Path]:
         """Every input file, for hashing before and after a command."""
@@ -89,9 +93,10 @@ def build(root: Path) -> Tiny:
     nets.save_model(root / "iel.pt", nets.build(iel_card), iel_card)
     bundle = root / "bundle"
     export(ExportConfig(output=bundle, hall_of_fame=run / "hall_of_fame", maml=root / "maml.pt", iel=root / "iel.pt"))
+    nexus = _tradable(root, tree)
     return Tiny(
         root, data, features, csv, csv_gz, causal, tree, dsg, run, run / "hall_of_fame", root / "maml.pt",
-        root / "iel.pt", bundle, _tradable(root, tree),
+        root / "iel.pt", bundle, nexus, _ledger(root, nexus),
     )  # fmt: skip
 
 
@@ -113,3 +118,21 @@ def _tradable(root: Path, tree: Path) -> Path:
         '[[slot]]\nname = "btc-a"\nsymbol = "BTCUSDT"\ncapital = 200\nbundle = "trade-bundle"\n'
     )
     return config
+
+
+def _ledger(root: Path, nexus: Path) -> Path:
+    """A real ledger: the tradable config run for 3 s on a 60x local venue, copied (SQLite backup) into a file in
+    rollback-journal mode, so that reading it creates no -wal/-shm file beside it (the sweep checks that no input
+    changes)."""
+    config = root / "ledger-run.toml"
+    config.write_text(nexus.read_text().replace('kind = "local"', 'kind = "local"\nspeed = 60\nseed = 2'))
+    run = root.parent / f"{root.name}-trade"  # outside the inputs: the sweep copies only the ledger
+    command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config), "--out", str(run), "--duration", "3s"]
+    result = subprocess.run(command, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    ledger = root / "ledger.sqlite"
+    with sqlite3.connect(run / "ledger.sqlite") as source, sqlite3.connect(ledger) as copy:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")
+    config.unlink()
+    return ledger

@@ -345,3 +345,80 @@ def test_a_large_first_generation_is_screened_after_a_random_warm_up(tmp_path, m
     assert first["estimated"] > 0, "the model fitted on the warm-up sample screened the rest of generation 0"
     assert 120 < first["evaluations"] < 400
     assert first["surrogate_spearman"] is not None
+
+
+def recycle_request(tree: dict) -> dict:
+    """An apex.recycle request as the Watchtower writes one (made by hand; it validates against its schema)."""
+    return {
+        "schema": "apex.recycle",
+        "version": 1,
+        "slot": "btc-a",
+        "symbol": "BTCUSDT",
+        "reason": "equity 3.10 below the minimum order's 5.00",
+        "time": "2026-11-30T08:00:00Z",
+        "ts_exchange": 1_796_025_600_000_000_000,
+        "ledger": "runs/trade/ledger.sqlite",
+        "run_id": 1,
+        "equity": 3.1,
+        "threshold": 5.0,
+        "dna": {
+            "model_id": "0123456789abcdef" * 4,
+            "bundle": "runs/pipeline/bundles/BTCUSDT/a",
+            "label": "rank 1",
+            "gp_tree": tree,
+            "record": {"growth": 0.12, "decisions": 340, "source": "live"},
+        },
+    }
+
+
+def test_seed_dna_takes_a_recycling_request_and_records_it(tmp_path):
+    features = write_features(tmp_path, bars_with_signal(600, edge=0.004, seed=4))
+    tree = json.loads(tree_text({"op": "tanh", "args": [{"op": "mul", "args": [{"feature": "sig"}, {"const": 3.0}]}]}))
+    request = tmp_path / "recycle-btc-a-1.json"
+    request.write_text(json.dumps(recycle_request(tree)))
+    config = EvolveConfig(features=features, output=tmp_path / "unused", pop=40, gens=1, seed_dna=str(request))
+    terminals = terminals_for(config, load_market(features, None, 0.7))
+    # The initial population starts with the seeds (initial_population), and the request's tree is the seed.
+    assert [json.loads(t)["root"] for t in terminals.seeds] == [tree["root"]]
+    assert terminals.requests[0]["slot"] == "btc-a"
+    out = tmp_path / "seeded"
+    result = run_cli("evolve", "--features", features, "-o", str(out), "--pop", "40", "--gens", "1",
+                     "--seed-dna", str(request))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    index = json.loads((out / "hall_of_fame" / "index.json").read_text())
+    (recorded,) = index["seed_requests"]
+    assert recorded["file"] == str(request)
+    assert recorded["sha256"] == io.sha256_file(request)
+    assert recorded["model_id"] == "0123456789abcdef" * 4
+    assert (recorded["slot"], recorded["symbol"], recorded["run_id"]) == ("btc-a", "BTCUSDT", 1)
+    assert index["params"]["seed_dna"] == str(request)
+    provenance = io.read_table(out / "generations.parquet", GENERATIONS).metadata[io.META_INPUTS]
+    assert provenance[str(request)] == recorded["sha256"]
+    log = io.read_table(out / "generations.parquet", GENERATIONS).frame
+    seed_fitness = Evaluator(load_market(features, None, 0.7), BacktestParams()).score([json.dumps(tree)], (0, 420))
+    assert log["best"][0] >= seed_fitness[0]["fitness"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r["dna"].pop("gp_tree"), "at dna: 'gp_tree' is a required property"),
+        (lambda r: r.update(slot=""), "at slot:"),
+        (lambda r: r["dna"].update(model_id="XYZ"), "at dna/model_id:"),
+        (lambda r: r["dna"].update(gp_tree={"schema": "apex.gp_tree", "version": 1}), "--seed-dna"),
+    ],
+)
+def test_a_broken_recycling_request_is_exit_2_naming_the_file_and_field(tmp_path, change, field):
+    features = write_features(tmp_path, bars_with_signal(200, edge=0.004, seed=4))
+    request = recycle_request(json.loads(tree_text({"feature": "sig"})))
+    change(request)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(request))
+    failed = run_cli("evolve", "--features", features, "-o", str(tmp_path / "x"), "--pop", "8", "--gens", "1",
+                     "--seed-dna", str(path))  # fmt: skip
+    assert failed.returncode == 2
+    message = failed.stderr.decode().strip()
+    assert "\n" not in message, message
+    assert str(path) in message
+    assert field in message, message
+    assert not (tmp_path / "x").exists()

@@ -69,10 +69,13 @@ BASE: dict[str, list[str]] = {
     ],
     # One slot for a second on a local venue the command launches (the venue and engine binaries `just setup` built).
     "trade": ["trade", "--config", "{nexus}", "--out", "{out}/t", "--duration", "1s"],
+    # A real ledger (a 3-second trade run), judged into a JSON document and a report folder.
+    "judge": ["judge", "{ledger}", "-o", "{out}/judgment.json", "--report", "{out}/report"],
 }  # fmt: skip
 #: The input an output edge value "{self}" names: writing over it must be refused.
 SELF = {"fetch": "{csv}", "features": "{trades}", "causal": "{features}", "chimera": "{data}/trades.parquet",
-        "evolve": "{features}", "export": "{hall}", "train maml": "{features}", "trade": "{nexus}"}  # fmt: skip
+        "evolve": "{features}", "export": "{hall}", "train maml": "{features}", "trade": "{nexus}",
+        "judge": "{ledger}"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def _sandbox(tiny: typing.Any, work: Path) -> dict[str, str]:
         "fifo": work / "fifo",
         "csv": inputs / tiny.csv.name, "trades": inputs / "data" / "trades.parquet", "data": inputs / "data",
         "features": inputs / tiny.features.name, "hall": inputs / "evolve" / "hall_of_fame",
-        "bundle": inputs / "bundle", "nexus": inputs / tiny.nexus.name,
+        "bundle": inputs / "bundle", "nexus": inputs / tiny.nexus.name, "ledger": inputs / tiny.ledger.name,
     }  # fmt: skip
     return {k: str(v) for k, v in names.items()}
 
@@ -257,7 +260,7 @@ def test_the_sweep_covers_every_command_and_option() -> None:
     """The sweep's options come from the app itself; this pins that every command is there with its options."""
     assert {
         "fetch", "features", "causal", "chimera", "evolve", "simulate", "export", "train maml", "train iel", "venue",
-        "trade",
+        "trade", "judge",
     } <= set(COMMANDS)  # fmt: skip
     flags = {flag for option in COMMANDS["evolve"] for flag in option.flags}
     assert {"--pop", "--seed", "--cx-prob", "--tournament", "--max-depth", "-o"} <= flags

@@ -125,8 +125,11 @@ def evolve_command(
         str | None,
         typer.Option(
             "--seed-dna",
-            help="A GP JSON tree (apex.gp_tree) or a hall_of_fame/ folder: the initial population starts from these "
-            "trees and mutated copies of them (--seed-share of it), the rest random.",
+            help="A GP JSON tree (apex.gp_tree), a hall_of_fame/ folder, or a recycling request (apex.recycle, "
+            "written by the live engine when a slot dies; `apexctl judge --report DIR` copies the pending ones to "
+            "DIR/recycle/): the initial population starts from these trees (a request's dna.gp_tree) and mutated "
+            "copies of them (--seed-share of it), the rest random. A request is validated against its schema and "
+            "recorded in hall_of_fame/index.json (seed_requests) and the tables' provenance.",
         ),
     ] = None,
     seed_share: Annotated[

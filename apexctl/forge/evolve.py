@@ -53,6 +53,8 @@ from apexctl.forge.gp import (
 from apexctl.forge.gp import SCHEMA as GP_SCHEMA
 from apexctl.schemas.tables import FEATURES, GENERATIONS, PARETO
 
+RECYCLE_SCHEMA = "apex.recycle"
+
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 #: Longest window (lag) a GP tree may use (apex-gp's MAX_WINDOW).
 MAX_WINDOW = 1000
@@ -287,22 +289,52 @@ def _tree_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_seed_trees(path: str | Path, terminals: Sequence[str]) -> list[str]:
+def recycle_tree(doc: dict[str, Any], file: Path) -> tuple[str, dict[str, Any]]:
+    """The GP tree of an apex.recycle request (the Watchtower's, for a slot that died) and what provenance keeps of
+    it; a request that does not validate against apexctl/schemas/recycle.schema.json is a SchemaError naming the
+    file and the field."""
+    from apexctl.schemas.json_schema import validation_error
+
+    problem = validation_error(doc, "recycle")
+    if problem is not None:
+        raise SchemaError(f"{safe(file)}: --seed-dna: not a valid {RECYCLE_SCHEMA} request ({safe(problem)})")
+    dna = doc["dna"]
+    provenance = {
+        "file": str(file),
+        "sha256": io.sha256_file(file),
+        **{k: doc[k] for k in ("slot", "symbol", "reason", "time", "ledger", "run_id")},
+        "model_id": dna["model_id"],
+        "bundle": dna["bundle"],
+        "record": dna["record"],
+    }
+    return json.dumps(dna["gp_tree"]), provenance
+
+
+def load_seeds(path: str | Path, terminals: Sequence[str]) -> tuple[list[str], list[dict[str, Any]]]:
     """The normalized GP JSON texts of a --seed-dna file or folder, checked against the allowed feature terminals
     (each file read with a size bound, strictly parsed, then validated by the Rust loader, whose errors name the
-    node)."""
+    node), and the apex.recycle requests among them (their tree is the DNA; what they were is kept as provenance)."""
     texts = []
+    requests = []
     for file in _tree_files(Path(path)):
         text = read_tree_text(file, "--seed-dna")
-        doc = io.parse_json(text, str(file), f"an '{GP_SCHEMA}' document for --seed-dna")
+        what = f"an '{GP_SCHEMA}' document or an '{RECYCLE_SCHEMA}' request for --seed-dna"
+        doc = io.parse_json(text, str(file), what)
+        if isinstance(doc, dict) and doc.get("schema") == RECYCLE_SCHEMA:
+            text, provenance = recycle_tree(doc, file)
+            requests.append(provenance)
+            doc = doc["dna"]["gp_tree"]
         if not isinstance(doc, dict) or doc.get("schema") != GP_SCHEMA:
             found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-            raise SchemaError(f"{safe(file)}: --seed-dna: not an '{GP_SCHEMA}' document (schema: {safe(found)!r})")
+            raise SchemaError(
+                f"{safe(file)}: --seed-dna: not an '{GP_SCHEMA}' document or an '{RECYCLE_SCHEMA}' request "
+                f"(schema: {safe(found)!r})"
+            )
         try:
             texts.append(_core.gp_validate(text, list(terminals)))
         except DataError as exc:
             raise InputError(f"{safe(file)}: --seed-dna: {' '.join(str(exc).split())}") from None
-    return texts
+    return texts, requests
 
 
 @dataclass(frozen=True)
@@ -312,6 +344,8 @@ class Terminals:
     features: list[str]
     windows: list[int]
     seeds: list[str]
+    #: The apex.recycle requests --seed-dna named (provenance: which death the run answers).
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
@@ -362,9 +396,11 @@ def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
             root = {"op": "lag", "args": [leaf, {"window": parent.lag}]} if parent.lag > 0 else leaf
             doc_json = json.dumps({"schema": GP_SCHEMA, "version": 1, "features": [parent.feature], "root": root})
             seeds.append(_core.gp_validate(doc_json, features))
+    requests: list[dict[str, Any]] = []
     if config.seed_dna is not None:
-        seeds = load_seed_trees(config.seed_dna, features) + seeds
-    return Terminals(features, windows, list(dict.fromkeys(seeds)))
+        dna, requests = load_seeds(config.seed_dna, features)
+        seeds = dna + seeds
+    return Terminals(features, windows, list(dict.fromkeys(seeds)), requests)
 
 
 # ----------------------------------------------------------------------------------------------------- DEAP
@@ -538,6 +574,8 @@ class Result:
     evaluations: int
     seconds: float
     pareto: list[dict[str, Any]] = field(default_factory=list)
+    #: The apex.recycle requests the initial population was seeded from (recorded in hall_of_fame/index.json).
+    seed_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -958,7 +996,7 @@ def evolve(
         fame = _rescore(state.hall.entries, evaluator, market)
         pareto = _rescore(state.archive, evaluator, market) if adversary is not None else []
         generations = pl.DataFrame(state.log, schema=GENERATIONS.polars_schema())
-        return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto)
+        return Result(market, generations, fame, evaluations, time.perf_counter() - started, pareto, terminals.requests)
 
 
 def _log_row(
@@ -1048,11 +1086,13 @@ def write(result: Result, config: EvolveConfig, *, locked: bool = False) -> None
                 "held_out_rows": [result.market.train_end, result.market.rows],
                 "features": result.market.names,
                 "params": params,
+                "seed_requests": result.seed_requests,
                 "entries": index,
             },
             fame_dir / "index.json",
         )
         inputs = {config.features: io.sha256_file(config.features)} if config.features != "-" else {}
+        inputs |= {r["file"]: r["sha256"] for r in result.seed_requests}
         io.write_table(
             result.generations,
             staging / "generations.parquet",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apexctl import signals
-from apexctl.errors import UsageError
+from apexctl.errors import Busy, UsageError
 from apexctl.forge.io import umask
 
 STDIO = "-"
@@ -116,9 +116,10 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
 
 
 @contextlib.contextmanager
-def lock(out: Path) -> Iterator[None]:
+def lock(out: Path, *, busy: bool = False) -> Iterator[None]:
     """Holds an exclusive lock on output folder `out` (a hidden `.NAME.lock` file beside it, removed at the end);
-    a second run wanting the same folder stops at once with a UsageError instead of mixing its files in."""
+    a second run wanting the same folder stops at once with a UsageError instead of mixing its files in (with
+    `busy`, a `Busy` error: exit 3, for commands run from cron that must tell "another run" from a mistake)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}{LOCK}"
@@ -132,6 +133,8 @@ def lock(out: Path) -> Iterator[None]:
                 except BlockingIOError:
                     os.close(fd)
                     fd = None
+                    if busy:
+                        raise Busy(f"{out}: another apexctl run holds its lock ({path}); did nothing") from None
                     raise UsageError(
                         f"{out}: another apexctl run is writing this folder; wait for it or choose another -o"
                     ) from None

@@ -69,3 +69,89 @@ def pareto_png(front: pl.DataFrame, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, format="png")
     plt.close(figure)
+
+
+def _times(ns: list[int]) -> list:
+    import datetime as dt
+
+    return [dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC) for t in ns]
+
+
+def equity_png(times: list[int], equity: list[float], capital: float, target: float, title: str, path: Path) -> None:
+    """`judge`'s equity curve of one slot (with its starting capital and target) over its drawdown from the running
+    peak, written to `path`."""
+    plt = _pyplot()
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 5.5), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    when = _times(times)
+    top.plot(when, equity, color="tab:blue", label="equity")
+    top.axhline(capital, color="grey", linestyle=":", label=f"start {capital:,.2f}")
+    low, high = min([capital, *equity]), max([capital, *equity])
+    if target <= high + (high - low):
+        top.axhline(target, color="tab:green", linestyle="--", label=f"target {target:,.2f}")
+    else:  # far above the curve: a line there would flatten the curve into the floor
+        top.plot([], [], color="tab:green", linestyle="--", label=f"target {target:,.2f} (off the chart)")
+    top.set_ylabel("equity (USDT)")
+    top.grid(alpha=0.3)
+    top.legend(loc="best")
+    top.set_title(title)
+    peak, drawdown = capital, []
+    for value in equity:
+        peak = max(peak, value)
+        drawdown.append(-100.0 * (1.0 - value / peak) if peak > 0 else 0.0)
+    bottom.fill_between(when, drawdown, 0.0, color="tab:red", alpha=0.4, step="post")
+    bottom.set_ylabel("drawdown (%)")
+    bottom.grid(alpha=0.3)
+    bottom.set_xlabel("exchange time (UTC)")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+
+def weights_png(series: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    """`judge`'s capital weights over time, one step line per slot (the CWO's reweights), written to `path`."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for name, points in sorted(series.items()):
+        if points:
+            axis.step(_times([t for t, _ in points]), [w for _, w in points], where="post", label=name)
+    axis.set_ylabel("weight (share of the live capital)")
+    axis.set_xlabel("exchange time (UTC)")
+    axis.set_ylim(bottom=0.0)
+    axis.grid(alpha=0.3)
+    if any(series.values()):
+        axis.legend(loc="best", fontsize=8)
+    else:
+        axis.text(0.5, 0.5, "no reweight recorded", ha="center", va="center", transform=axis.transAxes)
+    axis.set_title("judge: capital weights over time")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+
+def slippage_png(rows: list[tuple[str, float | None, float | None]], path: Path) -> None:
+    """`judge`'s realized against assumed slippage (bps, worse is positive), one pair of bars per (slot, tactic)
+    label, written to `path`."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5), dpi=100)
+    labels = [label for label, _, _ in rows]
+    positions = list(range(len(rows)))
+    realized = [r if r is not None else 0.0 for _, r, _ in rows]
+    assumed = [a if a is not None else 0.0 for _, _, a in rows]
+    axis.bar([p - 0.2 for p in positions], realized, width=0.4, color="tab:orange", label="realized (vs mid)")
+    axis.bar([p + 0.2 for p in positions], assumed, width=0.4, color="tab:grey", label="backtest assumption")
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel("slippage (bps, worse is positive)")
+    axis.grid(alpha=0.3, axis="y")
+    if rows:
+        axis.legend(loc="best")
+    else:
+        axis.text(0.5, 0.5, "no fill with a recorded mid", ha="center", va="center", transform=axis.transAxes)
+    axis.set_title("judge: realized slippage by slot and tactic")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
