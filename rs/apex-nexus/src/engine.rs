@@ -151,6 +151,8 @@ struct Slot {
     /// When an order of the slot was last withheld, and why: a triggered bracket is retried no faster than every
     /// 250 ms and a repeated reason is not logged again, so a blind spell does not flood the ledger.
     withheld: Option<(Instant, String)>,
+    /// The Watchtower killed it; a new bundle (through the Pit Crew) makes it live again.
+    dead: bool,
 }
 
 /// Everything checked and opened before the first connection.
@@ -287,6 +289,33 @@ fn qty_dec(value: f64, scale: Scale) -> Dec {
     Dec::from_units(units, scale)
 }
 
+/// The execution observation of an entry of `qty` on `side` against the touch `bid`/`ask` (mid `mid`): what the IEL
+/// policy picks the tactic from.
+fn entry_observation(
+    market: &Market,
+    side: Side,
+    qty: f64,
+    bid: apex_book::Level,
+    ask: apex_book::Level,
+    mid: f64,
+) -> apex_features::execution::Observation {
+    let lot_units = ((market.instrument.qty_step * market.qty_scale.factor() as f64).round() as i64).max(1);
+    let size = ((qty * market.qty_scale.factor() as f64).round() as i64 / lot_units).max(1);
+    let parent = ParentState {
+        side,
+        size_lots: size,
+        remaining_lots: size,
+        steps: 1,
+        step: 0,
+        arrival_mid: mid,
+        resting_child: false,
+        lot_units,
+    };
+    let top = TopOfBook { bid: Some(bid), ask: Some(ask), price_scale: market.price_scale };
+    let mut vol = market.mid_vol.clone();
+    observation(&parent, &top, mid, vol.vol_bps())
+}
+
 /// The running engine.
 pub struct Engine {
     options: Options,
@@ -311,7 +340,15 @@ pub struct Engine {
     acks_rx: Option<mpsc::UnboundedReceiver<Ack>>,
     /// Requests sent whose answer has not come back yet.
     in_flight: usize,
+    /// The Pit Crew: challenger benches and fallbacks (hooks in `engine/crew.rs`).
+    pitcrew: crate::pitcrew::PitCrew,
+    /// The watcher of the slots' bundle folders, while running.
+    watcher: Option<crate::watch::Watcher>,
+    /// The feature engine's row names (what a new bundle's features are checked against).
+    engine_names: Vec<String>,
 }
+
+mod crew;
 
 /// A ledger row staged while deciding, written by [`Engine::persist`].
 enum Write {
@@ -527,10 +564,12 @@ impl Engine {
                 last_decision: "-".into(),
                 resting: Vec::new(),
                 withheld: None,
+                dead: false,
             });
         }
         let metrics = Arc::new(Metrics::new(&slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()));
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let pitcrew = crate::pitcrew::PitCrew::new(options.config.pitcrew.clone());
         let engine = Engine {
             options,
             ledger,
@@ -549,6 +588,9 @@ impl Engine {
             acks_tx,
             acks_rx: Some(acks_rx),
             in_flight: 0,
+            pitcrew,
+            watcher: None,
+            engine_names,
         };
         Ok((engine, private_rx, public_rx))
     }
@@ -811,38 +853,13 @@ impl Engine {
             return Ok(());
         }
         let tactic = if leg.purpose == Purpose::Entry {
-            let lot_units = ((market.instrument.qty_step * market.qty_scale.factor() as f64).round() as i64).max(1);
-            let size = ((qty * market.qty_scale.factor() as f64).round() as i64 / lot_units).max(1);
-            let parent = ParentState {
-                side: leg.side,
-                size_lots: size,
-                remaining_lots: size,
-                steps: 1,
-                step: 0,
-                arrival_mid: mid,
-                resting_child: false,
-                lot_units,
-            };
-            let top = TopOfBook { bid: Some(bid), ask: Some(ask), price_scale: market.price_scale };
-            let mut vol = market.mid_vol.clone();
-            let obs = observation(&parent, &top, mid, vol.vol_bps());
+            let obs = entry_observation(market, leg.side, qty, bid, ask, mid);
             let row = market.last_row.clone();
             slot.models.tactic(&row, &obs)?
         } else {
             Tactic::Aggressive
         };
-        let tick_units = 1_i64;
-        let price = match (tactic, leg.side) {
-            (Tactic::Aggressive, _) => None,
-            (Tactic::PassiveTouch, Side::Buy) => Some(bid.price),
-            (Tactic::PassiveTouch, Side::Sell) => Some(ask.price),
-            (Tactic::PassiveInside, Side::Buy) => {
-                Some(if ask.price - bid.price > tick_units { bid.price + tick_units } else { bid.price })
-            }
-            (Tactic::PassiveInside, Side::Sell) => {
-                Some(if ask.price - bid.price > tick_units { ask.price - tick_units } else { ask.price })
-            }
-        };
+        let price = crate::pitcrew::limit_price(tactic, leg.side, bid.price, ask.price);
         let seq = match self.seqs.get_mut(&name) {
             Some(seq) => {
                 *seq += 1;
@@ -1091,7 +1108,9 @@ impl Engine {
             self.stage(index, leg, Some(decision), Some(trigger))?;
         }
         let ohlcv = [bar.open, bar.high, bar.low, bar.close, volume];
-        self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)
+        self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)?;
+        // The bench decides on the same bar, then a promotion swaps models before the next bar's decisions.
+        self.pitcrew_after_bar(symbol, open_ts, &row, &bar, &decisions)
     }
 
     /// Every slot on the symbol decides on the closed bar; the legs to send go to `planned` with the index of their
@@ -1107,8 +1126,11 @@ impl Engine {
     ) -> Result<Vec<Decided>, NexusError> {
         let mut decided = Vec::with_capacity(indices.len());
         for &index in indices {
+            let (signal, p_up) = match self.slots[index].models.on_bar(row, bar.close) {
+                Ok(output) => output,
+                Err(error) => self.fall_back(index, &error, row, bar.close)?,
+            };
             let slot = &mut self.slots[index];
-            let (signal, p_up) = slot.models.on_bar(row, bar.close)?;
             let (decision, legs) = slot.core.on_bar(bar, signal, p_up);
             let equity = slot.core.book().equity(bar.close);
             let entry = decision.entry();
@@ -1236,6 +1258,7 @@ impl Engine {
                             self.persist(None, &[])?;
                         }
                     }
+                    self.pitcrew_on_trade(&symbol, price);
                 }
             }
             PublicEvent::Connected { .. } | PublicEvent::Disconnected { .. } => {
@@ -1378,6 +1401,7 @@ impl Engine {
         let mut status_every = tokio::time::interval(self.options.config.status_every);
         let mut stopped = "duration";
         let mut acks = self.acks_rx.take().expect("run once");
+        let mut found = self.start_pitcrew()?;
         loop {
             let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -1395,12 +1419,15 @@ impl Engine {
                     let _ = self.ledger.request_sync();
                 }
                 Some(event) = public.recv() => self.on_public(event).await?,
+                // A new bundle verified (or refused) by the Pit Crew's watcher, taken between two bars.
+                Some(bundle) = async { found.as_mut()?.recv().await }, if found.is_some() => self.on_bundle(bundle)?,
                 _ = status_every.tick() => {
                     self.write_status("running");
                     self.metrics.set_synced(self.markets.keys().filter(|s| self.public.is_synced(s)).count());
                 }
             }
         }
+        self.watcher = None;
         tracing::info!(reason = stopped, "stopping: no new orders");
         self.ledger.record_event("stop", stopped, None)?;
         self.drain(&mut acks).await?;

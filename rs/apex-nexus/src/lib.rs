@@ -8,8 +8,10 @@ mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod models;
+pub mod pitcrew;
 pub mod protection;
 pub mod slot;
 pub mod status;
+pub mod watch;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};
