@@ -449,3 +449,234 @@ pub fn limit_price(tactic: Tactic, side: Side, bid: i64, ask: i64) -> Option<i64
         (Tactic::PassiveInside, Side::Sell) => Some(if wide { ask - 1 } else { ask }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use apex_infer::{CreatedBy, MANIFEST, Manifest, ModelEntry, ModelKind, sha256_hex};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A GP-only bundle trading BTCUSDT on feature `clv` with `root` as its tree, in a fresh folder.
+    pub(crate) fn gp_bundle(tag: &str, root: &str) -> PathBuf {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("apex-nexus-pitcrew-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tree = format!(r#"{{"schema": "apex.gp_tree", "version": 1, "features": ["clv"], "root": {root}}}"#);
+        std::fs::write(dir.join("signal.gp.json"), &tree).unwrap();
+        let manifest = Manifest {
+            schema: apex_infer::SCHEMA.into(),
+            version: apex_infer::VERSION,
+            symbol: "BTCUSDT".into(),
+            slot: "a".into(),
+            created_by: CreatedBy { command: "test".into(), apexctl_version: "0.1.0".into() },
+            features: vec!["clv".into()],
+            models: vec![ModelEntry {
+                name: "signal".into(),
+                kind: ModelKind::Gp,
+                file: "signal.gp.json".into(),
+                features: vec!["clv".into()],
+                opset: None,
+                window: 1,
+                inputs: vec![],
+                outputs: vec![],
+                info: serde_json::Map::new(),
+            }],
+            files: [("signal.gp.json".to_owned(), sha256_hex(tree.as_bytes()))].into(),
+            training_data: BTreeMap::new(),
+        };
+        std::fs::write(dir.join(MANIFEST), manifest.to_json()).unwrap();
+        dir
+    }
+
+    /// Signal `value` whatever the bar.
+    fn constant(value: f64) -> String {
+        format!(r#"{{"op": "add", "args": [{{"op": "mul", "args": [{{"feature": "clv"}}, {{"const": 0.0}}]}}, {{"const": {value:?}}}]}}"#)
+    }
+
+    const LOTS: Instrument = Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001, max_qty: 100.0, min_notional: 0.0 };
+
+    fn challenger(signal: f64, capital: f64) -> Challenger {
+        let dir = gp_bundle("challenger", &constant(signal));
+        let models = SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()]).unwrap();
+        Challenger::new("btc-a", models, dir, capital, RuleParams::default(), LOTS).unwrap()
+    }
+
+    fn bar(close: f64) -> Bar {
+        Bar { open: close, high: close + 50.0, low: close - 50.0, close }
+    }
+
+    const FEES: Fees = Fees { taker: 0.00055, maker: 0.0002 };
+    const TOUCH: Touch = Touch { bid: 99_999.0, ask: 100_001.0 };
+
+    #[test]
+    fn the_t_test_matches_a_worked_example() {
+        let rule = Promotion { min_decisions: 5, alpha: 0.05 };
+        let v = judge(&[1.0, 2.0, 3.0, 4.0, 5.0], &rule);
+        // mean 3, sd √2.5, t = 3 / (√2.5 / √5) = 4.2426; t_{0.95, 4} = 2.1318 (tables).
+        assert!((v.t - 4.242_640_687).abs() < 1e-6, "{v:?}");
+        assert!((v.critical - 2.131_846_786).abs() < 1e-6, "{v:?}");
+        assert!(v.promote);
+        assert!(!judge(&[1.0, 2.0, 3.0, 4.0], &rule).promote, "fewer than min_decisions");
+        // t = 0.2 / (1.0954 / √5) = 0.408 < 2.13: a positive mean that is noise is not enough.
+        assert!(!judge(&[1.0, -1.0, 1.0, -1.0, 1.0], &rule).promote);
+        assert!(judge(&[0.5; 5], &rule).promote, "always better by the same amount");
+        assert!(!judge(&[0.0; 5], &rule).promote && !judge(&[-0.5; 5], &rule).promote);
+        assert!(!judge(&[1.0, f64::NAN, 1.0, 1.0, 1.0], &rule).promote);
+    }
+
+    proptest! {
+        #[test]
+        fn a_challenger_never_better_on_any_bar_is_never_promoted(
+            diffs in prop::collection::vec(-1.0f64..=0.0, 0..200),
+            min in 2usize..50,
+            alpha in 0.001f64..0.49,
+        ) {
+            let rule = Promotion { min_decisions: min, alpha };
+            prop_assert!(!judge(&diffs, &rule).promote);
+        }
+
+        #[test]
+        fn a_clearly_better_challenger_is_promoted(
+            noise in prop::collection::vec(-1.0f64..1.0, 60..200),
+            edge in 0.5f64..5.0,
+        ) {
+            // Better by `edge` on every bar, up to noise of at most 1: every difference is positive.
+            let diffs: Vec<f64> = noise.iter().map(|e| (edge + e) * 1e-3).collect();
+            prop_assert!(judge(&diffs, &Promotion::default()).promote);
+        }
+
+        #[test]
+        fn the_verdict_ignores_the_scale_and_needs_min_decisions(
+            diffs in prop::collection::vec(-1.0f64..1.0, 2..100),
+            scale in 1e-6f64..1e3,
+            min in 2usize..100,
+        ) {
+            let rule = Promotion { min_decisions: min, alpha: 0.05 };
+            let v = judge(&diffs, &rule);
+            let scaled: Vec<f64> = diffs.iter().map(|d| d * scale).collect();
+            let w = judge(&scaled, &rule);
+            prop_assert!((v.t - w.t).abs() <= 1e-6 * v.t.abs().max(1.0) || v.t == w.t, "{:?} {:?}", v, w);
+            if v.promote {
+                prop_assert!(diffs.len() >= min && v.mean > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn an_aggressive_leg_fills_at_the_touch_with_the_taker_fee() {
+        let mut c = challenger(1.0, 1_000.0);
+        let (equity, legs) = c.on_bar(&[0.5], &bar(100_000.0), 1_000.0, 1_000.0).unwrap();
+        assert_eq!(equity, 1_000.0);
+        let leg = legs[0];
+        assert_eq!((leg.purpose, leg.side), (Purpose::Entry, Side::Buy));
+        c.execute(leg, Execution::Aggressive, Some(TOUCH), &FEES);
+        let book = c.core().book();
+        assert_eq!(book.position, leg.qty);
+        assert!((book.avg_price - TOUCH.ask).abs() < 1e-6, "bought at the ask");
+        assert!((book.cash() - (1_000.0 - FEES.taker * leg.qty * TOUCH.ask)).abs() < 1e-9);
+        // Its bracket acts on the tape: a print through the stop sells at the bid.
+        let stop = c.core().bracket().unwrap().stop;
+        c.on_trade(stop + 1.0, Some(TOUCH), &FEES);
+        assert_eq!(c.core().book().position, leg.qty);
+        c.on_trade(stop - 1.0, Some(TOUCH), &FEES);
+        let book = c.core().book();
+        assert_eq!(book.position, 0.0);
+        let fees = FEES.taker * leg.qty * (TOUCH.ask + TOUCH.bid);
+        assert!((book.cash() - (1_000.0 + leg.qty * (TOUCH.bid - TOUCH.ask) - fees)).abs() < 1e-9);
+        // Blind (no touch): nothing fills.
+        let mut blind = challenger(-1.0, 1_000.0);
+        let (_, legs) = blind.on_bar(&[0.5], &bar(100_000.0), 1_000.0, 1_000.0).unwrap();
+        blind.execute(legs[0], Execution::Aggressive, None, &FEES);
+        assert_eq!(blind.core().book().position, 0.0);
+    }
+
+    #[test]
+    fn a_passive_leg_fills_only_when_a_print_trades_through_and_is_cancelled_at_the_next_bar() {
+        let mut c = challenger(1.0, 1_000.0);
+        let (_, legs) = c.on_bar(&[0.5], &bar(100_000.0), 1_000.0, 1_000.0).unwrap();
+        let leg = legs[0];
+        c.execute(leg, Execution::Limit(99_999.0), Some(TOUCH), &FEES);
+        c.on_trade(99_999.0, Some(TOUCH), &FEES);
+        c.on_trade(100_050.0, Some(TOUCH), &FEES);
+        assert_eq!((c.core().book().position, c.resting()), (0.0, 1), "a print at the price is not through it");
+        c.on_trade(99_998.9, Some(TOUCH), &FEES);
+        let book = c.core().book();
+        assert_eq!((book.position, c.resting()), (leg.qty, 0));
+        assert!((book.avg_price - 99_999.0).abs() < 1e-6, "filled at its limit price");
+        assert!((book.cash() - (1_000.0 - FEES.maker * leg.qty * 99_999.0)).abs() < 1e-9);
+        // A sell rests above and is cancelled unfilled by the next bar.
+        let mut s = challenger(-1.0, 1_000.0);
+        let (_, legs) = s.on_bar(&[0.5], &bar(100_000.0), 1_000.0, 1_000.0).unwrap();
+        s.execute(legs[0], Execution::Limit(100_001.0), Some(TOUCH), &FEES);
+        s.on_trade(100_001.0, Some(TOUCH), &FEES);
+        assert_eq!(s.resting(), 1);
+        let _ = s.on_bar(&[0.5], &bar(100_000.0), 1_000.0, 1_000.0).unwrap();
+        s.on_trade(200_000.0, Some(TOUCH), &FEES);
+        assert_eq!(s.core().book().position, 0.0, "cancelled at the next bar");
+    }
+
+    #[test]
+    fn the_record_pairs_log_growth_and_leaves_out_capital_the_cwo_moved() {
+        let mut c = challenger(0.0, 1_000.0);
+        let closes = [100.0, 101.0, 102.0];
+        // The champion grows 1 % a bar; on the third bar the CWO also adds 500 of capital.
+        let champion = [(1_000.0, 1_000.0), (1_010.0, 1_000.0), (1_520.1, 1_500.0)];
+        for (close, (equity, capital)) in closes.iter().zip(champion) {
+            c.on_bar(&[0.5], &bar(*close), equity, capital).unwrap();
+        }
+        assert_eq!(c.decisions(), 3);
+        let expected = -(1.01_f64.ln());
+        assert_eq!(c.diffs().len(), 2);
+        for d in c.diffs() {
+            assert!((d - expected).abs() < 1e-12, "{:?}", c.diffs());
+        }
+    }
+
+    #[test]
+    fn a_full_bench_retires_its_weakest_and_the_best_passing_challenger_is_promoted() {
+        let mut crew = PitCrew::new(Settings {
+            bench: 2,
+            promotion: Promotion { min_decisions: 3, alpha: 0.05 },
+            ..Settings::default()
+        });
+        let mut strong = challenger(0.0, 1_000.0);
+        let mut weak = challenger(0.0, 1_000.0);
+        // The champion loses 1 % a bar: a flat challenger gains on every bar.
+        for (i, equity) in [1_000.0, 990.0, 980.1, 970.3].iter().enumerate() {
+            strong.on_bar(&[0.5], &bar(100.0), *equity, 1_000.0).unwrap();
+            if i < 2 {
+                weak.on_bar(&[0.5], &bar(100.0), *equity, 1_000.0).unwrap();
+            }
+        }
+        assert!(strong.verdict(&crew.settings.promotion).promote);
+        assert!(!weak.verdict(&crew.settings.promotion).promote, "too few decisions");
+        let strong_id = strong.models.sha256.clone();
+        assert_eq!(crew.join(0, weak), None);
+        assert_eq!(crew.join(0, strong), None);
+        assert!(crew.holds(0, &strong_id));
+        let third = challenger(0.0, 1_000.0);
+        let retired = crew.join(0, third).expect("the bench was full");
+        assert_eq!(crew.benches[&0].len(), 2);
+        assert!(crew.holds(0, &strong_id), "the weakest went, not {retired}");
+        let (promoted, verdict) = crew.promotable(0).expect("one passes");
+        assert_eq!(promoted.models.sha256, strong_id);
+        assert!(verdict.promote && verdict.n == 3);
+        assert!(crew.promotable(0).is_none());
+        assert_eq!(crew.benches[&0].len(), 1);
+    }
+
+    #[test]
+    fn limit_prices_are_the_engines() {
+        assert_eq!(limit_price(Tactic::Aggressive, Side::Buy, 10, 14), None);
+        assert_eq!(limit_price(Tactic::PassiveTouch, Side::Buy, 10, 14), Some(10));
+        assert_eq!(limit_price(Tactic::PassiveTouch, Side::Sell, 10, 14), Some(14));
+        assert_eq!(limit_price(Tactic::PassiveInside, Side::Buy, 10, 14), Some(11));
+        assert_eq!(limit_price(Tactic::PassiveInside, Side::Sell, 10, 14), Some(13));
+        assert_eq!(limit_price(Tactic::PassiveInside, Side::Sell, 10, 11), Some(11));
+    }
+}
