@@ -154,7 +154,7 @@ pub struct RuleSection {
 pub struct PitcrewSection {
     /// Watch the slots' bundle folders for new bundles.
     pub enabled: bool,
-    /// Fewest bars a challenger decides on before it may be promoted (2 to 100000).
+    /// Fewest paired differences (bars after the one a challenger joined on) before a promotion (2 to 100000).
     pub min_decisions: u32,
     /// Level of the one-sided t-test on the paired log-growth differences, in (0, 0.5).
     pub alpha: f64,

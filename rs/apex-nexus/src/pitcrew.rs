@@ -21,8 +21,9 @@
 //! # Promotion rule
 //! Over the bars since the challenger joined, the paired per-bar differences of log growth are
 //! `d_t = Δlog(challenger shadow equity) − Δlog(champion live equity)`, where the champion's growth leaves out any
-//! capital the CWO added or removed on that bar. Once the challenger has decided on at least `min_decisions` bars
-//! (default 60), it is promoted when `mean(d) > 0` and a one-sided t-test rejects `mean(d) ≤ 0` at level `alpha`
+//! capital the CWO added or removed on that bar (one difference per bar after the one it joined on). Once there are
+//! at least `min_decisions` differences (default 60), it is promoted when `mean(d) > 0` and a one-sided t-test
+//! rejects `mean(d) ≤ 0` at level `alpha`
 //! (default 0.05): `t = mean(d) / (sd(d) / √n) > t_{1−alpha, n−1}` (Student's t quantile, `statrs`). Every bar's
 //! rows count, so a challenger that holds flat while the champion pays spread and fees gains on every bar the
 //! champion trades. The check runs every bar; of several challengers that pass, the one with the largest `t` wins.
@@ -59,7 +60,7 @@ pub enum WatchMode {
 /// The promotion rule's parameters (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Promotion {
-    /// Fewest bars a challenger decides on before it may be promoted (at least 2).
+    /// Fewest paired differences (bars after the one a challenger joined on) before it may be promoted (at least 2).
     pub min_decisions: usize,
     /// Level of the one-sided t-test, in (0, 0.5).
     pub alpha: f64,
@@ -361,12 +362,35 @@ pub struct PitCrew {
 /// Ledger rows the Pit Crew produced, written by the engine in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Row {
-    Event { kind: &'static str, detail: String },
-    Role { slot: String, model_id: String, role: &'static str, detail: Option<String> },
-    Shadow { slot: String, model_id: String, equity: f64, position: f64, decisions: i64 },
-    Swap { slot: String, from: Option<String>, to: String, reason: String, position: &'static str },
+    Event {
+        kind: &'static str,
+        detail: String,
+    },
+    Role {
+        slot: String,
+        model_id: String,
+        role: &'static str,
+        detail: Option<String>,
+    },
+    Shadow {
+        slot: String,
+        model_id: String,
+        equity: f64,
+        position: f64,
+        decisions: i64,
+    },
+    Swap {
+        slot: String,
+        from: Option<String>,
+        to: String,
+        reason: String,
+        position: &'static str,
+    },
     /// The slot's row in `slots` names its new champion (bundle, label).
-    Slot { index: usize, folder: String },
+    Slot {
+        index: usize,
+        folder: String,
+    },
 }
 
 impl PitCrew {
@@ -495,10 +519,13 @@ mod tests {
 
     /// Signal `value` whatever the bar.
     fn constant(value: f64) -> String {
-        format!(r#"{{"op": "add", "args": [{{"op": "mul", "args": [{{"feature": "clv"}}, {{"const": 0.0}}]}}, {{"const": {value:?}}}]}}"#)
+        format!(
+            r#"{{"op": "add", "args": [{{"op": "mul", "args": [{{"feature": "clv"}}, {{"const": 0.0}}]}}, {{"const": {value:?}}}]}}"#
+        )
     }
 
-    const LOTS: Instrument = Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001, max_qty: 100.0, min_notional: 0.0 };
+    const LOTS: Instrument =
+        Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001, max_qty: 100.0, min_notional: 0.0 };
 
     fn challenger(signal: f64, capital: f64) -> Challenger {
         let dir = gp_bundle("challenger", &constant(signal));

@@ -68,9 +68,12 @@ impl Drop for Watcher {
 /// most this long).
 const RESCAN_POLLS: u32 = 30;
 
-/// What a folder looks like without reading it: its inode and each entry's name, size, modification time and inode.
+/// One entry of a folder: name, size, modification time (s, ns) and inode.
+type Entry = (String, u64, i64, i64, u64);
+
+/// What a folder looks like without reading it: its inode and its entries (`None`: no readable folder).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint(Option<(u64, Vec<(String, u64, i64, i64, u64)>)>);
+struct Fingerprint(Option<(u64, Vec<Entry>)>);
 
 fn fingerprint(folder: &Path) -> Fingerprint {
     let Ok(meta) = std::fs::metadata(folder) else { return Fingerprint(None) };
@@ -126,9 +129,7 @@ fn native_watcher(targets: &[Target], wake: std_mpsc::Sender<Wake>) -> Result<no
     let parents: HashSet<PathBuf> =
         targets.iter().map(|t| t.folder.parent().map_or_else(|| t.folder.clone(), Path::to_path_buf)).collect();
     for parent in parents {
-        watcher
-            .watch(&parent, notify::RecursiveMode::Recursive)
-            .map_err(|e| format!("{}: {e}", parent.display()))?;
+        watcher.watch(&parent, notify::RecursiveMode::Recursive).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     Ok(watcher)
 }

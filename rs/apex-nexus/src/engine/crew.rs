@@ -20,8 +20,13 @@ pub(super) type FoundRx = mpsc::UnboundedReceiver<Found<SlotModels>>;
 /// Loads and checks a new bundle for a slot: what `SlotModels::load` verifies (hashes, features the engine
 /// computes, symbol, a signal model) and apex-infer's sample rows.
 fn verify(slot: &str, dir: &std::path::Path, symbol: &str, names: &[String]) -> Result<SlotModels, String> {
-    let mut models = SlotModels::load(slot, dir, symbol, names).map_err(|e| e.to_string())?;
-    models.check(slot).map_err(|e| e.to_string())?;
+    // The event names the slot and folder already: the reason is the bundle error's own message.
+    let reason = |e: NexusError| match e {
+        NexusError::Bundle { message, .. } => message,
+        other => other.to_string(),
+    };
+    let mut models = SlotModels::load(slot, dir, symbol, names).map_err(reason)?;
+    models.check(slot).map_err(reason)?;
     Ok(models)
 }
 
@@ -225,7 +230,8 @@ impl Engine {
                     }
                     let execution = match touch {
                         Some((bid, ask, t)) if leg.purpose == Purpose::Entry => {
-                            let obs = super::entry_observation(market, leg.side, leg.qty, bid, ask, (t.bid + t.ask) / 2.0);
+                            let obs =
+                                super::entry_observation(market, leg.side, leg.qty, bid, ask, (t.bid + t.ask) / 2.0);
                             let tactic = challenger.models.tactic(row, &obs).unwrap_or(Tactic::Aggressive);
                             PitCrew::execution(tactic, leg.side, bid.price, ask.price, |u| market.price_scale.to_f64(u))
                         }
@@ -253,7 +259,12 @@ impl Engine {
         let old = std::mem::replace(&mut slot.models, challenger.models);
         let (name, to) = (slot.name.clone(), slot.models.sha256.clone());
         tracing::info!(slot = %name, from = %short(&old.sha256), to = %short(&to), %reason, "challenger promoted");
-        rows.push(Row::Role { slot: name.clone(), model_id: to.clone(), role: "champion", detail: Some(reason.clone()) });
+        rows.push(Row::Role {
+            slot: name.clone(),
+            model_id: to.clone(),
+            role: "champion",
+            detail: Some(reason.clone()),
+        });
         rows.push(Row::Role {
             slot: name.clone(),
             model_id: old.sha256.clone(),
