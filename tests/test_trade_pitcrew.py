@@ -19,7 +19,7 @@ import pytest
 from apexctl.forge import outputs
 from apexctl.forge.export import ExportConfig, export
 from tests.conftest import run_cli
-from tests.venue_helpers import running_venue
+from tests.venue_helpers import running_venue, unreachable_ready
 
 # Always long: a position on every bar that the tight bracket below closes within seconds (entry and exit at the touch,
 # taker fee twice), re-entered at the next bar: a certain loss of spread and fees on nearly every bar.
@@ -185,25 +185,14 @@ def _decisions(ledger: Path) -> int:
 
 
 def test_pitcrew_values_out_of_range_are_one_line_and_exit_2(tmp_path):
+    """Through the whole CLI for three keys; the config module's unit test covers every key and bound."""
     folder = tmp_path / "bundles" / "BTCUSDT" / "a"
     publish(tmp_path / "forge", folder, "a", FLAT)
-    ready = tmp_path / "ready.json"
-    ready.write_text(
-        json.dumps(
-            {
-                "rest": "http://127.0.0.1:9",
-                "ws_public": "ws://127.0.0.1:9/v5/public/linear",
-                "ws_private": "ws://127.0.0.1:9/v5/private",
-                "accounts": [],
-            }
-        )
-    )
+    ready = unreachable_ready(tmp_path / "ready.json")
     for setting, key in [
         ("min_decisions = 1", "pitcrew.min_decisions"),
         ("alpha = 0.5", "pitcrew.alpha"),
-        ("bench = 17", "pitcrew.bench"),
         ('watch = "fsevents"', "pitcrew.watch"),
-        ("maker_fee = 0.2", "pitcrew.maker_fee"),
     ]:
         config = tmp_path / "nexus.toml"
         config.write_text(config_text({"btc-a": folder}, pitcrew=setting + "\n"))
