@@ -26,7 +26,7 @@ from apexctl.forge.export import ExportConfig, export
 from apexctl.forge.nets import ModelCard, build, save_model
 from apexctl.forge.trade import find_binary
 from tests.conftest import run_cli
-from tests.venue_helpers import running_venue
+from tests.venue_helpers import running_venue, unreachable_ready
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 # The execution environment's observation and actions: what the engine's IEL step feeds and reads.
@@ -323,17 +323,7 @@ def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundle
 
 def test_bad_input_is_one_line_and_exit_2_before_any_connection(bundles, tmp_path):
     good = write_config(tmp_path / "good.toml", bundles)
-    ready = tmp_path / "ready.json"
-    ready.write_text(
-        json.dumps(
-            {
-                "rest": "http://127.0.0.1:9",
-                "ws_public": "ws://127.0.0.1:9/v5/public/linear",
-                "ws_private": "ws://127.0.0.1:9/v5/private",
-                "accounts": [],
-            }
-        )
-    )
+    ready = unreachable_ready(tmp_path / "ready.json")
     tampered = tmp_path / "tampered"
     source = bundles[("BTCUSDT", "a")]
     tampered.mkdir()

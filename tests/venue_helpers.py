@@ -73,6 +73,18 @@ def venue_checksum(rest: str, symbol: str, depth: int, u: int) -> int | None:
     return response.json()["result"]["checksum"]
 
 
+def unreachable_ready(path: Path) -> Path:
+    """A venue ready file naming a port nothing listens on: for runs that must stop before they connect."""
+    document = {
+        "rest": "http://127.0.0.1:9",
+        "ws_public": "ws://127.0.0.1:9/v5/public/linear",
+        "ws_private": "ws://127.0.0.1:9/v5/private",
+        "accounts": [],
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
     """Polls until `predicate()` is truthy; returns its value or raises TimeoutError."""
     deadline = time.monotonic() + timeout

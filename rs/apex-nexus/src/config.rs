@@ -184,6 +184,80 @@ impl Default for CwoSection {
     }
 }
 
+/// `[pitcrew]`: the challenger bench and its promotion rule (see `pitcrew.rs`; durations as in `[engine]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PitcrewSection {
+    /// Watch the slots' bundle folders for new bundles.
+    pub enabled: bool,
+    /// Fewest paired differences (bars after the one a challenger joined on) before a promotion (2 to 100000).
+    pub min_decisions: u32,
+    /// Level of the one-sided t-test on the paired log-growth differences, in (0, 0.5).
+    pub alpha: f64,
+    /// Most challengers per slot (1 to 16): a full bench retires its weakest for a new one.
+    pub bench: u32,
+    /// "notify" (file notifications, polling when they cannot start) or "poll".
+    pub watch: String,
+    /// Polling interval.
+    pub poll: String,
+    /// A changed folder is read once it has not changed for this long.
+    pub settle: String,
+    /// Fee rates of the challengers' paper fills (fraction of notional), in [-0.01, 0.1); the local venue's rates
+    /// unless set.
+    pub taker_fee: f64,
+    pub maker_fee: f64,
+}
+
+impl Default for PitcrewSection {
+    fn default() -> Self {
+        let d = crate::pitcrew::Settings::default();
+        PitcrewSection {
+            enabled: d.enabled,
+            min_decisions: u32::try_from(d.promotion.min_decisions).unwrap_or(u32::MAX),
+            alpha: d.promotion.alpha,
+            bench: u32::try_from(d.bench).unwrap_or(u32::MAX),
+            watch: "notify".into(),
+            poll: "2s".into(),
+            settle: "500ms".into(),
+            taker_fee: d.fees.taker,
+            maker_fee: d.fees.maker,
+        }
+    }
+}
+
+fn pitcrew_settings(section: PitcrewSection) -> Result<crate::pitcrew::Settings, String> {
+    use crate::pitcrew::{Fees, Promotion, Settings, WatchMode};
+    if !(2..=100_000).contains(&section.min_decisions) {
+        return Err(format!("pitcrew.min_decisions must be 2 to 100000, got {}", section.min_decisions));
+    }
+    if !(section.alpha.is_finite() && section.alpha > 0.0 && section.alpha < 0.5) {
+        return Err(format!("pitcrew.alpha must be in (0, 0.5), got {}", section.alpha));
+    }
+    if !(1..=16).contains(&section.bench) {
+        return Err(format!("pitcrew.bench must be 1 to 16, got {}", section.bench));
+    }
+    let watch = match section.watch.as_str() {
+        "notify" => WatchMode::Notify,
+        "poll" => WatchMode::Poll,
+        other => return Err(format!("pitcrew.watch must be \"notify\" or \"poll\", got {other:?}")),
+    };
+    for (field, value) in [("taker_fee", section.taker_fee), ("maker_fee", section.maker_fee)] {
+        if !(value.is_finite() && (-0.01..0.1).contains(&value)) {
+            return Err(format!("pitcrew.{field} must be in [-0.01, 0.1), got {value}"));
+        }
+    }
+    let duration = |field: &str, text: &str| parse_duration(text).map_err(|e| format!("pitcrew.{field}: {e}"));
+    Ok(Settings {
+        enabled: section.enabled,
+        promotion: Promotion { min_decisions: section.min_decisions as usize, alpha: section.alpha },
+        bench: section.bench as usize,
+        watch,
+        poll: duration("poll", &section.poll)?,
+        settle: duration("settle", &section.settle)?,
+        fees: Fees { taker: section.taker_fee, maker: section.maker_fee },
+    })
+}
+
 /// One `[[slot]]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,6 +291,7 @@ struct RawConfig {
     rule: RuleSection,
     #[serde(default)]
     cwo: CwoSection,
+    pitcrew: PitcrewSection,
     #[serde(rename = "slot", default)]
     slots: Vec<SlotSection>,
 }
@@ -254,6 +329,8 @@ pub struct Config {
     pub rule: RuleParams,
     /// The CWO's parameters (`None`: disabled).
     pub cwo: Option<CwoParams>,
+    /// The Pit Crew's settings (`[pitcrew]`).
+    pub pitcrew: crate::pitcrew::Settings,
     pub slots: Vec<SlotConfig>,
 }
 
@@ -338,6 +415,7 @@ impl Config {
             return Err("limits.max_orders_per_minute must be at least 1".into());
         }
         let rule = rule_params(&raw.rule, limits.max_leverage)?;
+        let pitcrew = pitcrew_settings(raw.pitcrew)?;
         if raw.slots.is_empty() {
             return Err("no [[slot]]: the engine needs at least one slot".into());
         }
@@ -405,6 +483,7 @@ impl Config {
             limits,
             rule,
             cwo,
+            pitcrew,
             slots,
         })
     }
@@ -522,6 +601,13 @@ account = "second"
                 "engine.disconnect_protection",
             ),
             (GOOD.replace("[rule]", "[rule]\nmax_fraction = 2"), "rule:"),
+            (GOOD.replace("[rule]", "[pitcrew]\nmin_decisions = 1\n[rule]"), "pitcrew.min_decisions"),
+            (GOOD.replace("[rule]", "[pitcrew]\nalpha = 0.7\n[rule]"), "pitcrew.alpha"),
+            (GOOD.replace("[rule]", "[pitcrew]\nbench = 0\n[rule]"), "pitcrew.bench"),
+            (GOOD.replace("[rule]", "[pitcrew]\nwatch = \"inotify\"\n[rule]"), "pitcrew.watch"),
+            (GOOD.replace("[rule]", "[pitcrew]\npoll = \"0s\"\n[rule]"), "pitcrew.poll"),
+            (GOOD.replace("[rule]", "[pitcrew]\ntaker_fee = 0.5\n[rule]"), "pitcrew.taker_fee"),
+            (GOOD.replace("[rule]", "[pitcrew]\nmin_decisons = 10\n[rule]"), "unknown field"),
             (GOOD.replace("speed = 20", "speed = 20\ncolour = 1"), "unknown field"),
             (GOOD.replace("[venue]", "[venue"), "line 2"),
             ("[venue]\nkind = \"local\"\n".into(), "no [[slot]]"),

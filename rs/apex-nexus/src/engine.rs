@@ -295,6 +295,33 @@ fn qty_dec(value: f64, scale: Scale) -> Dec {
     Dec::from_units(units, scale)
 }
 
+/// The execution observation of an entry of `qty` on `side` against the touch `bid`/`ask` (mid `mid`): what the IEL
+/// policy picks the tactic from.
+fn entry_observation(
+    market: &Market,
+    side: Side,
+    qty: f64,
+    bid: apex_book::Level,
+    ask: apex_book::Level,
+    mid: f64,
+) -> apex_features::execution::Observation {
+    let lot_units = ((market.instrument.qty_step * market.qty_scale.factor() as f64).round() as i64).max(1);
+    let size = ((qty * market.qty_scale.factor() as f64).round() as i64 / lot_units).max(1);
+    let parent = ParentState {
+        side,
+        size_lots: size,
+        remaining_lots: size,
+        steps: 1,
+        step: 0,
+        arrival_mid: mid,
+        resting_child: false,
+        lot_units,
+    };
+    let top = TopOfBook { bid: Some(bid), ask: Some(ask), price_scale: market.price_scale };
+    let mut vol = market.mid_vol.clone();
+    observation(&parent, &top, mid, vol.vol_bps())
+}
+
 /// The running engine.
 pub struct Engine {
     options: Options,
@@ -321,7 +348,15 @@ pub struct Engine {
     in_flight: usize,
     /// Market time (ns) of the CWO's last reweight.
     last_reweight_ns: Option<i64>,
+    /// The Pit Crew: challenger benches and fallbacks (hooks in `engine/crew.rs`).
+    pitcrew: crate::pitcrew::PitCrew,
+    /// The watcher of the slots' bundle folders, while running.
+    watcher: Option<crate::watch::Watcher>,
+    /// The feature engine's row names (what a new bundle's features are checked against).
+    engine_names: Vec<String>,
 }
+
+mod crew;
 
 /// A ledger row staged while deciding, written by [`Engine::persist`].
 enum Write {
@@ -559,6 +594,7 @@ impl Engine {
         }
         let metrics = Arc::new(Metrics::new(&slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()));
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let pitcrew = crate::pitcrew::PitCrew::new(options.config.pitcrew.clone());
         let engine = Engine {
             options,
             ledger,
@@ -578,6 +614,9 @@ impl Engine {
             acks_rx: Some(acks_rx),
             in_flight: 0,
             last_reweight_ns: None,
+            pitcrew,
+            watcher: None,
+            engine_names,
         };
         Ok((engine, private_rx, public_rx))
     }
@@ -843,38 +882,13 @@ impl Engine {
             return Ok(());
         }
         let tactic = if leg.purpose == Purpose::Entry {
-            let lot_units = ((market.instrument.qty_step * market.qty_scale.factor() as f64).round() as i64).max(1);
-            let size = ((qty * market.qty_scale.factor() as f64).round() as i64 / lot_units).max(1);
-            let parent = ParentState {
-                side: leg.side,
-                size_lots: size,
-                remaining_lots: size,
-                steps: 1,
-                step: 0,
-                arrival_mid: mid,
-                resting_child: false,
-                lot_units,
-            };
-            let top = TopOfBook { bid: Some(bid), ask: Some(ask), price_scale: market.price_scale };
-            let mut vol = market.mid_vol.clone();
-            let obs = observation(&parent, &top, mid, vol.vol_bps());
+            let obs = entry_observation(market, leg.side, qty, bid, ask, mid);
             let row = market.last_row.clone();
             slot.models.tactic(&row, &obs)?
         } else {
             Tactic::Aggressive
         };
-        let tick_units = 1_i64;
-        let price = match (tactic, leg.side) {
-            (Tactic::Aggressive, _) => None,
-            (Tactic::PassiveTouch, Side::Buy) => Some(bid.price),
-            (Tactic::PassiveTouch, Side::Sell) => Some(ask.price),
-            (Tactic::PassiveInside, Side::Buy) => {
-                Some(if ask.price - bid.price > tick_units { bid.price + tick_units } else { bid.price })
-            }
-            (Tactic::PassiveInside, Side::Sell) => {
-                Some(if ask.price - bid.price > tick_units { ask.price - tick_units } else { ask.price })
-            }
-        };
+        let price = crate::pitcrew::limit_price(tactic, leg.side, bid.price, ask.price);
         let seq = match self.seqs.get_mut(&name) {
             Some(seq) => {
                 *seq += 1;
@@ -1110,7 +1124,9 @@ impl Engine {
             self.stage(index, leg, Some(decision), Some(trigger))?;
         }
         let ohlcv = [bar.open, bar.high, bar.low, bar.close, volume];
-        self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)
+        self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)?;
+        // The bench decides on the same bar, then a promotion swaps models before the next bar's decisions.
+        self.pitcrew_after_bar(symbol, open_ts, &row, &bar, &decisions)
     }
 
     /// Cancels the slot's resting passive orders, each from its own task (the answer comes back as an ack).
@@ -1256,6 +1272,12 @@ impl Engine {
             Some(last) if now_ns.saturating_sub(last) < every => return Ok(()),
             Some(_) => self.last_reweight_ns = Some(now_ns),
         }
+        self.reweight(now_ns, &params)
+    }
+
+    /// One CWO pass at market time `now_ns` (see [`Engine::maybe_reweight`]); also run at once when a dead slot is
+    /// refilled, so it trades on its share rather than on what it died with.
+    fn reweight(&mut self, now_ns: i64, params: &crate::cwo::CwoParams) -> Result<(), NexusError> {
         let marks: Vec<f64> = self.slots.iter().map(|s| self.markets[&s.symbol].last_price).collect();
         if marks.iter().any(|m| !m.is_finite()) {
             return Ok(());
@@ -1278,7 +1300,7 @@ impl Engine {
                     (!slot.dead).then(|| crate::cwo::score(&recent, params.shrink))
                 })
                 .collect();
-            let shares = crate::cwo::shares(&scores, &params);
+            let shares = crate::cwo::shares(&scores, params);
             for (k, &i) in members.iter().enumerate() {
                 let target = shares[k] * pool.max(0.0);
                 let slot = &mut self.slots[i];
@@ -1309,8 +1331,11 @@ impl Engine {
     ) -> Result<Vec<Decided>, NexusError> {
         let mut decided = Vec::with_capacity(indices.len());
         for &index in indices {
+            let (signal, p_up) = match self.slots[index].models.on_bar(row, bar.close) {
+                Ok(output) => output,
+                Err(error) => self.fall_back(index, &error, row, bar.close)?,
+            };
             let slot = &mut self.slots[index];
-            let (signal, p_up) = slot.models.on_bar(row, bar.close)?;
             let (decision, legs) = slot.core.on_bar(bar, signal, p_up);
             let equity = slot.core.book().equity(bar.close);
             if slot.last_equity > 0.0 && equity > 0.0 {
@@ -1449,6 +1474,7 @@ impl Engine {
                             self.persist(None, &[])?;
                         }
                     }
+                    self.pitcrew_on_trade(&symbol, price);
                 }
             }
             PublicEvent::Connected { .. } | PublicEvent::Disconnected { .. } => {
@@ -1592,6 +1618,7 @@ impl Engine {
         let mut status_every = tokio::time::interval(self.options.config.status_every);
         let mut stopped = "duration";
         let mut acks = self.acks_rx.take().expect("run once");
+        let mut found = self.start_pitcrew()?;
         loop {
             let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -1609,12 +1636,15 @@ impl Engine {
                     let _ = self.ledger.request_sync();
                 }
                 Some(event) = public.recv() => self.on_public(event).await?,
+                // A new bundle verified (or refused) by the Pit Crew's watcher, taken between two bars.
+                Some(bundle) = async { found.as_mut()?.recv().await }, if found.is_some() => self.on_bundle(bundle)?,
                 _ = status_every.tick() => {
                     self.write_status("running");
                     self.metrics.set_synced(self.markets.keys().filter(|s| self.public.is_synced(s)).count());
                 }
             }
         }
+        self.watcher = None;
         tracing::info!(reason = stopped, "stopping: no new orders");
         self.ledger.record_event("stop", stopped, None)?;
         self.drain(&mut acks).await?;

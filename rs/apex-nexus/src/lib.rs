@@ -9,9 +9,11 @@ mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod models;
+pub mod pitcrew;
 pub mod protection;
 pub mod slot;
 pub mod status;
+pub mod watch;
 pub mod watchtower;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};

@@ -129,6 +129,20 @@ impl SlotModels {
         Ok(SlotModels { bundle, sources, row, maml, has_iel, sha256, label, gp_tree })
     }
 
+    /// Runs apex-infer's sample rows through every model of the bundle (shapes, finite decisions); the models are
+    /// reset afterwards, so a checked bundle starts as a fresh one.
+    ///
+    /// # Errors
+    /// [`NexusError::Bundle`] naming the model and row that failed.
+    pub fn check(&mut self, slot: &str) -> Result<(), NexusError> {
+        let dir = self.bundle.dir().to_owned();
+        self.bundle.check().map(|_| ()).map_err(|e| NexusError::Bundle {
+            slot: slot.into(),
+            path: dir,
+            message: e.to_string().replace('\n', " "),
+        })
+    }
+
     fn fill_row(&mut self, bar: &[f64], observation: Option<&Observation>) {
         for (value, source) in self.row.iter_mut().zip(&self.sources) {
             *value = match source {
