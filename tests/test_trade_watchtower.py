@@ -78,7 +78,7 @@ def trade(config: Path, ready: Path, out: Path, duration: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_nothing(tmp_path):
+def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_nothing(tmp_path, tiny):
     long, clv = gp_bundle(tmp_path, "long"), gp_bundle(tmp_path, "clv")
     accounts = [{**a, "balance": str(CAPITAL * 4)} for a in ACCOUNTS]
     with running_venue(tmp_path, "--speed", "60", "--seed", "6", accounts=accounts) as venue:
@@ -155,6 +155,13 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
         assert document["dna"]["gp_tree"]["root"] in TREES.values()
         models = {m for (m,) in db.execute("SELECT model_id FROM models")}
         assert document["dna"]["model_id"] in models
+        # ... and the Forge takes it: evolve starts from its tree and records the request.
+        evolved = tmp_path / "evolved"
+        result = run_cli("evolve", "--features", str(tiny.features), "-o", str(evolved), "--pop", "16", "--gens", "1",
+                         "--seed-dna", request)  # fmt: skip
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        (recorded,) = json.loads((evolved / "hall_of_fame" / "index.json").read_text())["seed_requests"]
+        assert (recorded["slot"], recorded["model_id"]) == ("btc-long", document["dna"]["model_id"])
 
         # CWO: at every reweight the shares of the slots sum to 1, their capitals to the live capital, the dead one 0.
         reweights = db.execute("SELECT ts_exchange, detail FROM events WHERE kind = 'reweight'").fetchall()

@@ -291,6 +291,7 @@ struct RawConfig {
     rule: RuleSection,
     #[serde(default)]
     cwo: CwoSection,
+    #[serde(default)]
     pitcrew: PitcrewSection,
     #[serde(rename = "slot", default)]
     slots: Vec<SlotSection>,
