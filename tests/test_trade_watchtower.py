@@ -5,8 +5,12 @@ nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -30,8 +34,9 @@ TREES = {
 SCHEMA = json.loads((Path(__file__).parents[1] / "apexctl" / "schemas" / "recycle.schema.json").read_text())
 
 
-def gp_bundle(root: Path, name: str, symbol: str = "BTCUSDT") -> Path:
-    """A bundle with only a GP signal (market orders: every order fills)."""
+def gp_bundle(root: Path, name: str, symbol: str = "BTCUSDT", folder: Path | None = None) -> Path | str:
+    """A bundle with only a GP signal (market orders: every order fills) in `root/bundles/name`; published over
+    `folder` instead (as `apexctl export --force` does), its model id."""
     features = ["clv"]
     tree = {"schema": "apex.gp_tree", "version": 1, "features": features, "root": TREES[name]}
     hof = root / f"hof-{name}"
@@ -40,9 +45,28 @@ def gp_bundle(root: Path, name: str, symbol: str = "BTCUSDT") -> Path:
     entry = {"rank": 1, "file": "001.json", "size": 1, "height": 1, "train": {}, "held_out": {}}
     index = {"schema": "apex.hall_of_fame", "version": 1, "symbol": symbol, "features": features, "entries": [entry]}
     (hof / "index.json").write_text(json.dumps(index))
-    output = root / "bundles" / name
-    export(ExportConfig(output=output, hall_of_fame=hof, symbol=symbol, slot=name, command="test"))
+    output = folder or root / "bundles" / name
+    export(ExportConfig(output=output, hall_of_fame=hof, symbol=symbol, slot=name, command="test", force=True))
+    if folder is not None:
+        return hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     return output
+
+
+def flat(ledger: Path, slot: str) -> bool:
+    """The slot died and its fills net to zero (its position is closed)."""
+    if not ledger.exists():
+        return False
+    db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    try:
+        dead = db.execute("SELECT COUNT(*) FROM deaths WHERE slot = ?", (slot,)).fetchone()[0]
+        net = db.execute(
+            "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = ?", (slot,)
+        ).fetchone()[0]
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+    return dead > 0 and abs(net) < 1e-9
 
 
 def write_config(path: Path, slots: list[tuple[str, Path, float, str]]) -> Path:
@@ -106,46 +130,73 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
         capital = threshold / 2 - (cash_flow + position * mid)
         assert capital > 0, (capital, threshold, cash_flow, position, mid)
         doomed = [("btc-long", long, capital, "main"), *healthy[1:]]
-        trade(write_config(tmp_path / "second.toml", doomed), ready, out, "8s")
+        command = [
+            sys.executable,
+            "-m",
+            "apexctl",
+            "trade",
+            "--config",
+            str(write_config(tmp_path / "second.toml", doomed)),
+        ]
+        command += ["--venue-ready", str(ready), "--out", str(out), "--duration", "14s"]
+        engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            ledger = out / "ledger.sqlite"
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline and not flat(ledger, "btc-long"):
+                time.sleep(0.2)
+            assert flat(ledger, "btc-long"), "the dead slot was flattened"
+            died = time.time_ns()
+            db = sqlite3.connect(ledger)
+            second_run = db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
+            deaths = db.execute("SELECT slot, reason, equity, threshold, request, ts_exchange FROM deaths").fetchall()
+            assert [d[0] for d in deaths] == ["btc-long"], deaths
+            _, reason, equity, died_threshold, request, died_at = deaths[0]
+            assert equity < died_threshold
+            assert "minimum order" in reason
+            # Within one tick: it died before the first bar of the run closed (no decision of it in this run).
+            decided = "SELECT COUNT(*) FROM decisions WHERE slot = ? AND run_id = ?"
+            assert db.execute(decided, ("btc-long", second_run)).fetchone()[0] == 0
+            assert db.execute("SELECT state FROM slots WHERE slot = 'btc-long'").fetchone()[0] == "dead"
+            flatten = "SELECT COUNT(*) FROM orders WHERE slot = 'btc-long' AND purpose = 'flatten'"
+            assert db.execute(flatten).fetchone()[0] >= 1
+            clv_net = db.execute(
+                "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-clv'"
+            ).fetchone()[0]
+            db.close()
+            positions = main.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+            venue_qty = sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
+            assert abs(venue_qty - clv_net) < 1e-9, (venue_qty, clv_net)
+            open_orders = main.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]
+            assert not [o for o in open_orders if o["orderLinkId"].startswith("btc-long-")]
+            # A new bundle in the dead slot's folder refills it through the Pit Crew, and the CWO gives it capital.
+            refill = gp_bundle(tmp_path / "refill", "clv", folder=long)
+            _, stderr = engine.communicate(timeout=60)
+        finally:
+            if engine.poll() is None:
+                engine.kill()
+                engine.wait()
+        assert engine.returncode == 0, stderr.decode()[-3000:]
 
         db = sqlite3.connect(out / "ledger.sqlite")
-        second_run = db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
-        deaths = db.execute("SELECT slot, reason, equity, threshold, request, ts_exchange FROM deaths").fetchall()
-        assert [d[0] for d in deaths] == ["btc-long"], deaths
-        _, reason, equity, died_threshold, request, died_at = deaths[0]
-        assert equity < died_threshold
-        assert "minimum order" in reason
-        # Within one tick: it died before the first bar of the run closed (no decision of it in this run).
-        assert (
-            db.execute(
-                "SELECT COUNT(*) FROM decisions WHERE slot = 'btc-long' AND run_id = ?", (second_run,)
-            ).fetchone()[0]
-            == 0
+        swaps = db.execute(
+            "SELECT from_model, to_model, reason, position, ts_local, ts_exchange FROM swaps WHERE slot = 'btc-long'"
         )
-        assert (
-            db.execute(
-                "SELECT COUNT(*) FROM decisions WHERE slot = 'btc-clv' AND run_id = ?", (second_run,)
-            ).fetchone()[0]
-            > 0
+        (swap,) = swaps.fetchall()
+        assert swap[1:4] == (refill, "refill", "flat")
+        refilled_at = swap[5]
+        assert swap[4] > died
+        assert db.execute("SELECT state FROM slots WHERE slot = 'btc-long'").fetchone()[0] == "live"
+        after = db.execute(
+            "SELECT weight, capital FROM weights WHERE slot = 'btc-long' AND ts_local > ? ORDER BY id", (swap[4],)
+        ).fetchall()
+        assert after, "the CWO reweighted at the refill"
+        assert after[0][0] > 0
+        assert after[0][1] > died_threshold
+        models = db.execute(
+            "SELECT DISTINCT model_id FROM decisions WHERE slot = 'btc-long' AND run_id = ?", (second_run,)
         )
-        assert db.execute("SELECT state FROM slots WHERE slot = 'btc-long'").fetchone()[0] == "dead"
-        # Flattened: its fills net to zero, and so does the venue's position of the account's other BTC slot plus it.
-        net = db.execute(
-            "SELECT SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END) FROM fills WHERE slot = 'btc-long'"
-        ).fetchone()[0]
-        assert abs(net) < 1e-9, net
-        flatten = db.execute("SELECT COUNT(*) FROM orders WHERE slot = 'btc-long' AND purpose = 'flatten'").fetchone()[
-            0
-        ]
-        assert flatten >= 1
-        clv_net = db.execute(
-            "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-clv'"
-        ).fetchone()[0]
-        positions = main.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
-        venue_qty = sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
-        assert abs(venue_qty - clv_net) < 1e-9, (venue_qty, clv_net)
-        open_orders = main.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]
-        assert not [o for o in open_orders if o["orderLinkId"].startswith("btc-long-")]
+        assert [m for (m,) in models] == [refill], "after the refill it decides with the new model only"
 
         # The recycling request: on disk, valid, carrying the DNA of one of the models the ledger has a record of.
         document = json.loads(Path(request).read_text())
@@ -163,15 +214,15 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
         (recorded,) = json.loads((evolved / "hall_of_fame" / "index.json").read_text())["seed_requests"]
         assert (recorded["slot"], recorded["model_id"]) == ("btc-long", document["dna"]["model_id"])
 
-        # CWO: at every reweight the shares of the slots sum to 1, their capitals to the live capital, the dead one 0.
+        # CWO: at every reweight the shares sum to 1 and the capitals to the live capital; the dead slot gets 0.
         reweights = db.execute("SELECT ts_exchange, detail FROM events WHERE kind = 'reweight'").fetchall()
         assert reweights, "the CWO reweighted"
         for ts, detail in reweights:
             rows = db.execute("SELECT slot, weight, capital FROM weights WHERE ts_exchange = ?", (ts,)).fetchall()
             assert sum(w for _, w, _ in rows) == pytest.approx(1.0, abs=1e-9)
             assert sum(c for _, _, c in rows) == pytest.approx(json.loads(detail)["live_capital"], rel=1e-9)
-            if ts > died_at:
+            if died_at < ts < refilled_at:
                 assert dict((s, w) for s, w, _ in rows).get("btc-long", 0.0) == 0.0
         db.close()
         status = json.loads((out / "status.json").read_text())
-        assert {s["slot"]: s["state"] for s in status["slots"]}["btc-long"] == "dead"
+        assert {s["slot"]: s["state"] for s in status["slots"]}["btc-long"] == "live"
