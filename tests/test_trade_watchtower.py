@@ -18,6 +18,7 @@ import pytest
 from pybit import unified_trading
 
 from apexctl.forge.export import ExportConfig, export
+from apexctl.schemas.json_schema import validation_error
 from tests.conftest import run_cli
 from tests.venue_helpers import running_venue
 
@@ -226,3 +227,15 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
         db.close()
         status = json.loads((out / "status.json").read_text())
         assert {s["slot"]: s["state"] for s in status["slots"]}["btc-long"] == "live"
+
+    # judge on this real ledger: the death and the refill are in the judgment, nothing is pending (exit 0).
+    judgment, report = tmp_path / "judgment.json", tmp_path / "report"
+    result = run_cli("judge", str(out / "ledger.sqlite"), "-o", str(judgment), "--report", str(report))
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    document = json.loads(judgment.read_text())
+    assert validation_error(document, "judgment") is None
+    (slot,) = [s for s in document["ledgers"][0]["slots"] if s["slot"] == "btc-long"]
+    assert [(d["pending"], d["request"]) for d in slot["deaths"]] == [(False, request)]
+    assert [w["reason"] for w in slot["swaps"]] == ["refill"]
+    assert document["pending_recycle"] == []
+    assert (report / "report.html").exists()

@@ -199,8 +199,12 @@ CREATE TABLE IF NOT EXISTS events (
 ";
 
 /// Columns version 2 added to version-1 tables (new tables come from the DDL itself).
-const ADDED_COLUMNS: [(&str, &str, &str); 3] =
-    [("decisions", "model_id", "TEXT"), ("slots", "state", "TEXT NOT NULL DEFAULT 'live'"), ("orders", "mid", "REAL")];
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("decisions", "model_id", "TEXT"),
+    ("slots", "state", "TEXT NOT NULL DEFAULT 'live'"),
+    ("orders", "mid", "REAL"),
+    ("weights", "base", "REAL"),
+];
 
 /// Brings the tables of an older ledger up to this version (a no-op on a new or current file).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -1255,12 +1259,19 @@ mod tests {
                  CREATE TABLE decisions (decision_id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL,
                      slot TEXT NOT NULL, symbol TEXT NOT NULL, bar_ts INTEGER NOT NULL, signal REAL, p_up REAL,
                      kind TEXT NOT NULL, side TEXT, qty REAL, stop REAL, take REAL, win_probability REAL,
-                     equity REAL NOT NULL, ts_exchange INTEGER NOT NULL, ts_local INTEGER NOT NULL);",
+                     equity REAL NOT NULL, ts_exchange INTEGER NOT NULL, ts_local INTEGER NOT NULL);
+                 CREATE TABLE weights (id INTEGER PRIMARY KEY, slot TEXT NOT NULL, weight REAL NOT NULL,
+                     capital REAL NOT NULL, ts_exchange INTEGER, ts_local INTEGER NOT NULL);
+                 INSERT INTO weights (slot, weight, capital, ts_local) VALUES ('btc-a', 1, 200, 1);",
             )
             .unwrap();
         }
         let ledger = Ledger::open(&path, "local", "abc").unwrap();
         assert_eq!(ledger.slot_state("btc-a").unwrap().as_deref(), Some("live"));
+        // A weight of version 1 has no base; the next one written has.
+        assert_eq!(ledger.last_base("btc-a").unwrap(), None);
+        ledger.record_weight("btc-a", 1.0, 210.0, 190.0, Some(5)).unwrap();
+        assert_eq!(ledger.last_base("btc-a").unwrap(), Some(190.0));
         let version: String =
             ledger.connection().query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| r.get(0)).unwrap();
         assert_eq!(version, VERSION.to_string());
