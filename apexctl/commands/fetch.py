@@ -11,7 +11,7 @@ from apexctl.commands import _options
 from apexctl.errors import UsageError
 from apexctl.forge import bybit_api, outputs
 from apexctl.forge.fetch import BybitFetch, FileFetch, fetch_bybit, fetch_files, fetch_sim
-from apexctl.forge.sim import CADENCE_MS, DEFAULT_SYMBOLS, MarketSim
+from apexctl.forge.sim import CADENCE_MS, DEFAULT_CADENCE_MS, DEFAULT_DEPTH, DEFAULT_SYMBOLS, MarketSim
 
 
 class Source(StrEnum):
@@ -72,7 +72,7 @@ def fetch(
     ] = 60.0,
     depth: Annotated[
         int, typer.Option("--depth", help="bybit --record-ws and sim: order-book depth (1, 50, 200, 1000).")
-    ] = 50,
+    ] = DEFAULT_DEPTH,
     testnet: Annotated[bool, typer.Option("--testnet", help="bybit: use the testnet hosts.")] = False,
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="bybit: REST host, e.g. https://api.bytick.com.")
@@ -88,7 +88,7 @@ def fetch(
     hours: Annotated[float, _options.hours("sim: simulated hours per symbol.")] = 1.0,
     cadence_ms: Annotated[
         int, _options.ranged(CADENCE_MS, "--cadence-ms", help="sim: order-book publication interval, milliseconds.")
-    ] = 100,
+    ] = DEFAULT_CADENCE_MS,
     force: Annotated[bool, _options.force("bybit and sim sources: replace a non-empty output folder.")] = False,
 ) -> None:
     """Market data into tables: Bybit archive files, the Bybit V5 API, or the simulator (the pipeline's default)."""

@@ -33,7 +33,7 @@ from apexctl.forge import moments as mom
 from apexctl.forge import ranges
 from apexctl.forge.cluster import Cluster
 from apexctl.forge.io import read_table, sha256_file
-from apexctl.forge.sim import INSTRUMENTS
+from apexctl.forge.sim import DEFAULT_CADENCE_MS, DEFAULT_DEPTH, INSTRUMENTS
 from apexctl.schemas.chimera import REPORT_SCHEMA, REPORT_VERSION, ChimeraReport
 from apexctl.schemas.tables import BARS, BOOK, TRADES
 
@@ -119,8 +119,8 @@ class SimTemplate:
 
     symbol: str
     hours: float
-    book_depth: int = 50
-    cadence_ms: int = 100
+    book_depth: int = DEFAULT_DEPTH
+    cadence_ms: int = DEFAULT_CADENCE_MS
     moments: mom.MomentConfig = field(default_factory=mom.MomentConfig)
     #: Threads per batch (None = all cores); each runs one Rust simulation with the GIL released.
     threads: int | None = None

@@ -16,7 +16,7 @@ from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.io import STDIO, describe, sha256_bytes, sha256_file, write_table
-from apexctl.forge.sim import INSTRUMENTS, MarketSim, market_tables
+from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
@@ -45,7 +45,7 @@ class BybitFetch:
     interval: str = "1"
     record_ws: bool = False
     duration: float = 60.0
-    depth: int = 50
+    depth: int = DEFAULT_DEPTH
     base_url: str = bybit_api.MAINNET_REST
     ws_url: str | None = None
     max_attempts: int = 5

@@ -28,6 +28,9 @@ DEFAULT_SYMBOLS = tuple(INSTRUMENTS)
 BOOK_DEPTHS = (1, 50, 200, 1000)
 #: Interval between published book snapshots/deltas, ms.
 CADENCE_MS = ranges.IntRange(1, 60_000)
+#: The simulator's default book stream (apex-sim's): depth and publication interval, ms.
+DEFAULT_DEPTH: int = _core.SIM_BOOK_DEPTH
+DEFAULT_CADENCE_MS: int = _core.SIM_BOOK_CADENCE_MS
 #: Simulated markets start at this UTC time unless told otherwise, so the same seed gives the same timestamps.
 DEFAULT_START = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
 STRATEGIES = ("always_flat", "buy_and_hold", "ma_crossover", "ma_crossover:FAST:SLOW")
@@ -97,8 +100,8 @@ class MarketSim:
     dsg_path: str | None = None
     seed: int = 0
     hours: float = 1.0
-    depth: int = 50
-    cadence_ms: int = 100
+    depth: int = DEFAULT_DEPTH
+    cadence_ms: int = DEFAULT_CADENCE_MS
     start: dt.datetime = DEFAULT_START
     extra_params: dict[str, Any] = field(default_factory=dict)
 

@@ -17,6 +17,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsg_json_schema, m)?)?;
     m.add_function(wrap_pyfunction!(dsg_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(sim_presets, m)?)?;
+    m.add("SIM_BOOK_DEPTH", apex_sim::market::DEFAULT_BOOK_DEPTH)?;
+    m.add("SIM_BOOK_CADENCE_MS", apex_sim::market::DEFAULT_BOOK_CADENCE_MS)?;
     Ok(())
 }
 
@@ -189,7 +191,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
 /// microseconds since the simulation start), the latent fair value (`fair_value`: ts_us, value, jump), per-population
 /// PnL and the strategy's report.
 #[pyfunction]
-#[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=50, book_cadence_ms=100, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000))]
+#[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=apex_sim::market::DEFAULT_BOOK_DEPTH, book_cadence_ms=apex_sim::market::DEFAULT_BOOK_CADENCE_MS, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000))]
 #[allow(clippy::too_many_arguments)]
 fn sim_run<'py>(
     py: Python<'py>,

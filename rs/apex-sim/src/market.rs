@@ -73,6 +73,12 @@ pub struct SimConfig {
     pub rule: RuleParams,
 }
 
+/// Depth of the simulated order-book stream by default (Bybit's level-50 stream): the one default every caller
+/// (`_core`, `apexctl fetch --source sim`, the chimera) reads.
+pub const DEFAULT_BOOK_DEPTH: usize = 50;
+/// Interval of the simulated order-book stream by default, ms (Bybit's level-50 push interval).
+pub const DEFAULT_BOOK_CADENCE_MS: i64 = 100;
+
 impl SimConfig {
     /// Defaults: 1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital, 20 ms latency, target 2x, the shared
     /// rule's defaults (half-Kelly, 3:1 ATR bracket, up to 10x).
@@ -82,8 +88,8 @@ impl SimConfig {
             start_price,
             horizon_s: 3600.0,
             seed,
-            book_depth: 50,
-            book_cadence_ms: 100,
+            book_depth: DEFAULT_BOOK_DEPTH,
+            book_cadence_ms: DEFAULT_BOOK_CADENCE_MS,
             bar_s: 60,
             record_all_fills: false,
             record_market: true,
