@@ -108,8 +108,8 @@ def sim_run(
     seed: int = 0,
     hours: float = 1.0,
     strategy: str | None = None,
-    book_depth: int = 50,
-    book_cadence_ms: int = 100,
+    book_depth: int = ...,  # SIM_BOOK_DEPTH
+    book_cadence_ms: int = ...,  # SIM_BOOK_CADENCE_MS
     bar_seconds: int = 60,
     capital: float = 200.0,
     record_all_fills: bool = False,
