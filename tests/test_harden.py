@@ -31,7 +31,7 @@ from test_evolve import bars_with_signal, causal_doc
 
 from apexctl import _core
 from apexctl.forge import io, outputs
-from apexctl.forge.evolve import EvolveConfig, _toolbox, _vary, evolve
+from apexctl.forge.evolve import EvolveConfig, evolve, make_toolbox, vary
 from apexctl.forge.gp import primitive_set, to_json
 from apexctl.schemas import BARS, FEATURES
 
@@ -118,13 +118,13 @@ def test_item_01_variation_always_stays_within_the_limits_apex_gp_measures(seed,
     names = ["a", "b", "c"]
     config = EvolveConfig(features="-", output=Path("unused"), pop=24, max_depth=max_depth, cx_prob=0.9, mut_prob=0.9)
     pset = primitive_set(names)
-    toolbox = _toolbox(pset, config)
+    toolbox = make_toolbox(pset, config)
     random.seed(seed)
     population = toolbox.population(n=config.pop)
     for ind in population:
         ind.fitness.values = (random.random(),)
     for _ in range(generations):
-        population = _vary(population, toolbox, config)
+        population = vary(population, toolbox, config)
         for ind in population:
             _core.gp_validate(to_json(ind), names, max_depth=max_depth, max_nodes=4096)  # raises if not
             ind.fitness.values = (random.random(),)

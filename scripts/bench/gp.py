@@ -15,7 +15,7 @@ from deap import gp
 
 from apexctl import _core
 from apexctl.forge import gp as forge_gp
-from apexctl.forge.evolve import EvolveConfig, _toolbox, _vary
+from apexctl.forge.evolve import EvolveConfig, make_toolbox, vary
 
 NAMES = ["ofi_l1", "pressure", "ret_1", "ret_5", "spread", "vol"]
 
@@ -33,13 +33,13 @@ def cpu_of(fn: Callable[[], object], repeats: int = 3) -> tuple[float, float]:
 
 def evolved(pset: gp.PrimitiveSetTyped, pop: int, gens: int, rows: int, seed: int) -> list[str]:
     """The distinct trees of a population after `gens` generations of `apexctl evolve`'s selection and variation
-    (its toolbox and `_vary`), scored by |correlation| of the signal with a planted next-row target."""
+    (its toolbox and `vary`), scored by |correlation| of the signal with a planted next-row target."""
     random.seed(seed)
     rng = np.random.default_rng(seed)
     columns = [rng.standard_normal(rows) for _ in NAMES]
     target = np.roll(np.tanh(columns[2] - 0.5 * columns[3]) + 0.3 * rng.standard_normal(rows), -1)
     config = EvolveConfig(features="-", output=Path("-"), pop=pop, gens=gens, seed=seed)
-    toolbox = _toolbox(pset, config)
+    toolbox = make_toolbox(pset, config)
     population = toolbox.population(n=pop)
 
     def score(individuals: list) -> None:
@@ -52,7 +52,7 @@ def evolved(pset: gp.PrimitiveSetTyped, pop: int, gens: int, rows: int, seed: in
 
     score(population)
     for _ in range(gens):
-        population = _vary(population, toolbox, config)
+        population = vary(population, toolbox, config)
         score([ind for ind in population if not ind.fitness.valid])
     return list(dict.fromkeys(forge_gp.to_json(ind) for ind in population))
 

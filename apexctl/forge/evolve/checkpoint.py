@@ -1,0 +1,247 @@
+"""The checkpoint under OUT/checkpoint/: what a generation boundary needs to continue identically."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pydantic
+
+from apexctl.console import safe
+from apexctl.errors import DataError, SchemaError, UsageError
+from apexctl.forge import io, ranges
+from apexctl.forge import surrogate as sae
+from apexctl.forge.evolve.config import CHECKPOINT, CHECKPOINT_SCHEMA, CHECKPOINT_VERSION, EvolveConfig
+from apexctl.forge.evolve.hall import Entry, Hall
+from apexctl.forge.evolve.market import Market
+from apexctl.forge.evolve.seeding import Terminals
+from apexctl.forge.evolve.variation import individual
+
+
+@dataclass
+class State:
+    """Everything a generation boundary needs to continue identically (what the checkpoint holds)."""
+
+    generation: int
+    population: list[Any]
+    log: list[dict[str, Any]]
+    hall: Hall
+    fraction: float
+    surrogate: sae.Surrogate | None
+    archive: list[Entry] = field(default_factory=list)
+
+
+def prepare_output(out: Path, resume: bool) -> bool:
+    """OUT must be new or empty (or hold a checkpoint when resuming); it is created before the first generation so
+    the checkpoint has a home. Returns whether OUT was new or empty (this run then owns all of it)."""
+    if resume:
+        if not (out / CHECKPOINT / "state.json").exists():
+            raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
+        return False
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: exists and is not empty; remove it, choose another -o, or add --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def discard_on_failure(out: Path, resume: bool, owned: bool) -> Iterator[None]:
+    """A fresh run that fails removes its checkpoint (and OUT, when it made it), so the same command can run again
+    at once: what failed cannot be resumed into anything better. An interrupted run (Ctrl-C, SIGTERM) keeps its
+    checkpoint for --resume; a resumed run leaves the checkpoint it continued from."""
+    try:
+        yield
+    except Exception:
+        if not resume and owned:
+            shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if nothing else is in it
+        raise
+
+
+def load_checkpoint_config(out: Path, gens: int | None = None) -> EvolveConfig:
+    """The configuration a checkpointed run was started with (`gens` replaces its generation count when given);
+    a checkpoint whose settings are damaged or out of range is a SchemaError naming it."""
+    state = read_checkpoint(out)
+    path = out / CHECKPOINT / "state.json"
+    try:
+        config = EvolveConfig.from_params(state["config"] | {"output": str(out)})
+        config.validate()
+    except pydantic.ValidationError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: config.{_first_problem(exc)}") from None
+    except ValueError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: config: {exc}") from None
+    except UsageError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: its settings are invalid ({exc})") from None
+    if gens is not None:
+        config = dataclasses.replace(config, gens=ranges.GENERATIONS.check(gens, "--gens"))
+    return config
+
+
+def _first_problem(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"
+
+
+#: A float of a checkpoint: a number, or one of the names of _NON_FINITE.
+_Number = float | Literal["nan", "inf", "-inf"]
+
+
+class _EntryDoc(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    text: str
+    fitness: _Number
+    size: int
+    height: int
+    adversarial: _Number | None = None
+
+
+class _CheckpointDoc(pydantic.BaseModel):
+    """The shape of checkpoint/state.json, checked before anything is restored from it."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    schema_: str = pydantic.Field(alias="schema")
+    version: int
+    config: dict[str, Any]
+    features_sha256: str
+    generation: int = pydantic.Field(ge=-1)
+    population: list[tuple[str, list[_Number], bool, _Number | None]] = pydantic.Field(min_length=2)
+    random_state: tuple[int, list[int], float | None]
+    numpy_state: tuple[str, list[int], int, int, float]
+    log: list[dict[str, Any]]
+    hall: list[_EntryDoc]
+    archive: list[_EntryDoc]
+    fraction: float = pydantic.Field(gt=0.0, le=1.0)
+    surrogate_rows: str | None
+
+
+def read_checkpoint(out: Path) -> dict[str, Any]:
+    """checkpoint/state.json, strictly read and shape-checked: every problem is one SchemaError naming the file."""
+    path = out / CHECKPOINT / "state.json"
+    if not path.exists():
+        raise UsageError(f"{out}: no {CHECKPOINT}/state.json to --resume from (start without --resume)")
+    # A population of trees is large; the bound only keeps a damaged file from being read without end.
+    state = io.read_json(path, f"an '{CHECKPOINT_SCHEMA}' checkpoint", max_bytes=4 << 30)
+    if not isinstance(state, dict) or state.get("schema") != CHECKPOINT_SCHEMA or state.get("version") != 1:
+        found = (state.get("schema"), state.get("version")) if isinstance(state, dict) else type(state).__name__
+        raise SchemaError(
+            f"{path}: not an '{CHECKPOINT_SCHEMA}' version {CHECKPOINT_VERSION} checkpoint (found {safe(found)})"
+        )
+    try:
+        _CheckpointDoc.model_validate(state)
+    except pydantic.ValidationError as exc:
+        raise SchemaError(f"{path}: damaged checkpoint: {_first_problem(exc)}") from None
+    rows = state["surrogate_rows"]
+    if rows is not None and (Path(rows).name != rows or not (out / CHECKPOINT / rows).is_file()):
+        raise SchemaError(f"{path}: damaged checkpoint: surrogate_rows {safe(rows)!r} is not a file beside it")
+    return state
+
+
+#: How a checkpoint writes the floats JSON has no numbers for (NSGA-II's boundary crowding distance is infinite,
+#: a generation without true evaluations has a NaN best): resuming must see exactly the values it stopped with.
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _decode(value: Any) -> Any:
+    return _NON_FINITE[value] if isinstance(value, str) and value in _NON_FINITE else value
+
+
+def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> None:
+    """Writes OUT/checkpoint/: the surrogate's rows (a file per generation) first, then state.json naming it, each
+    renamed into place, so the checkpoint on disk is always one complete generation."""
+    folder = config.output / CHECKPOINT
+    folder.mkdir(exist_ok=True)
+    rows_file = None
+    if state.surrogate is not None and state.surrogate.x is not None:
+        rows_file = f"surrogate-{state.generation:05d}.npz"
+        with io.atomic_output(folder / rows_file) as handle:
+            handle.write(_npz_bytes(x=state.surrogate.x, y=state.surrogate.y))
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    doc = {
+        "schema": CHECKPOINT_SCHEMA,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_params(),
+        "features_sha256": features_sha,
+        "generation": state.generation,
+        "population": [
+            [
+                ind.json,
+                [_encode(v) for v in ind.fitness.values],
+                ind.estimated,
+                _encode(getattr(ind.fitness, "crowding_dist", None)),
+            ]
+            for ind in state.population
+        ],
+        "random_state": [version, list(internal), gauss],
+        "numpy_state": [np_state[0], np_state[1].tolist(), *[float(v) for v in np_state[2:]]],
+        "log": [{k: _encode(v) for k, v in row.items()} for row in state.log],
+        "hall": [{k: _encode(v) for k, v in asdict(e).items()} for e in state.hall.entries],
+        "archive": [{k: _encode(v) for k, v in asdict(e).items()} for e in state.archive],
+        "fraction": state.fraction,
+        "surrogate_rows": rows_file,
+    }
+    with io.atomic_output(folder / "state.json") as handle:
+        handle.write(io.dumps(doc).encode())
+    for old in folder.glob("surrogate-*.npz"):
+        if old.name != rows_file:
+            old.unlink(missing_ok=True)
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import io as stdio
+
+    buffer = stdio.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def restore_state(doc: dict[str, Any], config: EvolveConfig, pset: Any, market: Market, terminals: Terminals) -> State:
+    population = []
+    where = config.output / CHECKPOINT / "state.json"
+    for text, values, estimated, crowding in doc["population"]:
+        try:
+            ind = individual(text, pset, config.dual)
+        except DataError as exc:
+            raise SchemaError(f"{where}: damaged checkpoint: a population tree: {' '.join(str(exc).split())}") from None
+        if len(values) != (2 if config.dual else 1):
+            raise SchemaError(f"{where}: damaged checkpoint: a fitness has {len(values)} values")
+        ind.fitness.values = tuple(float(_decode(v)) for v in values)
+        ind.estimated = bool(estimated)
+        if crowding is not None:  # NSGA-II's tournament reads it; it depends on the pool it was computed in
+            ind.fitness.crowding_dist = _decode(crowding)
+        population.append(ind)
+    try:
+        version, internal, gauss = doc["random_state"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = doc["numpy_state"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SchemaError(f"{where}: damaged checkpoint: random generator state ({exc})") from None
+    hall = Hall(config.hall_size, market, terminals.features)
+    hall.entries = [Entry(**{k: _decode(v) for k, v in e.items()}) for e in doc["hall"]]
+    model = None
+    if config.surrogate:
+        model = sae.Surrogate(config.seed)
+        if doc["surrogate_rows"]:
+            with np.load(config.output / CHECKPOINT / doc["surrogate_rows"]) as rows:
+                model.add(rows["x"], rows["y"])
+        model.fit()
+    archive = [Entry(**{k: _decode(v) for k, v in e.items()}) for e in doc["archive"]]
+    log = [{k: _decode(v) for k, v in row.items()} for row in doc["log"]]
+    return State(doc["generation"], population, log, hall, doc["fraction"], model, archive)

@@ -1,0 +1,111 @@
+"""DEAP's toolbox for GP trees: the typed primitive set's generators, crossover, mutation and selection."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from deap import base, creator, tools
+from deap import gp as deap_gp
+
+from apexctl.forge.evolve.config import EvolveConfig
+from apexctl.forge.gp import (
+    MAX_NODES,
+    from_json,
+    gen_grow,
+    gen_half_and_half,
+    to_json,
+)
+
+
+def cx_one_point(ind1: Any, ind2: Any) -> tuple[Any, Any]:
+    """DEAP's typed `cxOnePoint`, except that the common node type is drawn from a list sorted by name: DEAP draws
+    from a set of types, whose order follows their addresses and so may differ between processes."""
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    types1: dict[type, list[int]] = {}
+    types2: dict[type, list[int]] = {}
+    for idx, node in enumerate(ind1[1:], 1):
+        types1.setdefault(node.ret, []).append(idx)
+    for idx, node in enumerate(ind2[1:], 1):
+        types2.setdefault(node.ret, []).append(idx)
+    common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
+    if common:
+        type_ = random.choice(common)
+        slice1 = ind1.searchSubtree(random.choice(types1[type_]))
+        slice2 = ind2.searchSubtree(random.choice(types2[type_]))
+        ind1[slice1], ind2[slice2] = ind2[slice2], ind1[slice1]
+    return ind1, ind2
+
+
+def _tree_class(dual: bool) -> Any:
+    """DEAP individual class: one maximized objective, or two (backtest fitness, simulator PnL) with --dsg."""
+    if not hasattr(creator, "ApexFitness"):
+        creator.create("ApexFitness", base.Fitness, weights=(1.0,))
+        creator.create("ApexTree", deap_gp.PrimitiveTree, fitness=creator.ApexFitness)
+        creator.create("ApexDualFitness", base.Fitness, weights=(1.0, 1.0))
+        creator.create("ApexDualTree", deap_gp.PrimitiveTree, fitness=creator.ApexDualFitness)
+    return creator.ApexDualTree if dual else creator.ApexTree
+
+
+def make_toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.Toolbox:
+    tree_class = _tree_class(config.dual)
+    toolbox = base.Toolbox()
+    high = min(config.init_depth[1], config.max_depth)
+    low = min(config.init_depth[0], high)
+    toolbox.register("expr", gen_half_and_half, pset=pset, min_=low, max_=high)
+    toolbox.register("individual", tools.initIterate, tree_class, toolbox.expr)
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("select", tools.selTournament, tournsize=config.tournament)
+    toolbox.register("mate", cx_one_point)
+    toolbox.register("expr_mut", gen_grow, min_=0, max_=2)
+    toolbox.register("mutate", deap_gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
+    # DEAP's height is apex-gp's depth (a leaf is 0); a child over either limit is replaced by one of its parents, so
+    # a tree variation returns always loads (the limits hold only if callers use the returned trees, see vary).
+    for limit in (
+        deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth),
+        deap_gp.staticLimit(key=len, max_value=MAX_NODES),
+    ):
+        toolbox.decorate("mate", limit)
+        toolbox.decorate("mutate", limit)
+    return toolbox
+
+
+def individual(text: str, pset: deap_gp.PrimitiveSetTyped, dual: bool) -> Any:
+    ind = _tree_class(dual)(from_json(text, pset))
+    ind.json = to_json(ind)
+    ind.estimated = False
+    return ind
+
+
+def initial_population(toolbox: base.Toolbox, pset: Any, config: EvolveConfig, seeds: Sequence[str]) -> list[Any]:
+    """Seed trees once each, mutated copies of them (round robin) up to `seed_share` of the population, the rest
+    random. Without seeds: all random."""
+    if not seeds:
+        return toolbox.population(n=config.pop)
+    share = min(config.pop, max(len(seeds), round(config.seed_share * config.pop)))
+    population = [individual(text, pset, config.dual) for text in seeds[:share]]
+    while len(population) < share:
+        (child,) = toolbox.mutate(toolbox.clone(population[len(population) % len(seeds)]))
+        population.append(child)
+    return population + toolbox.population(n=config.pop - share)
+
+
+def vary(population: list[Any], toolbox: base.Toolbox, config: EvolveConfig) -> list[Any]:
+    """Parents (tournament, or NSGA-II's dominance/crowding tournament with --dsg), crossover, mutation."""
+    select = tools.selTournamentDCD if config.dual else toolbox.select
+    offspring = [toolbox.clone(ind) for ind in select(population, len(population))]
+    for i in range(1, len(offspring), 2):
+        if random.random() < config.cx_prob:
+            # The returned children, not the arguments: the size limits replace an oversized child by a parent in
+            # what they return, while the crossover has already grown the arguments in place.
+            offspring[i - 1], offspring[i] = toolbox.mate(offspring[i - 1], offspring[i])
+            if offspring[i] is offspring[i - 1]:  # both children replaced by the same kept parent
+                offspring[i] = toolbox.clone(offspring[i])
+            del offspring[i - 1].fitness.values, offspring[i].fitness.values
+    for i, ind in enumerate(offspring):
+        if random.random() < config.mut_prob:
+            (offspring[i],) = toolbox.mutate(ind)
+            del offspring[i].fitness.values
+    return offspring
