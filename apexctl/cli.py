@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from apexctl import __version__, signals
 from apexctl.commands import causal, chimera, evolve, export, features, fetch, judge, simulate, trade, train, venue
-from apexctl.console import err, say
+from apexctl.console import err, say, show_feedback
 from apexctl.errors import ApexError, Busy, first_line
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """apexctl: the Forge (offline) and the Nexus (live)."""
+    show_feedback()
 
 
 #: Longest message printed: an error quoting a whole input (a huge JSON node) is cut, not dumped.

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 err = Console(stderr=True, highlight=False)
@@ -44,3 +56,38 @@ def wrote(path: str, what: str) -> None:
     """The one line each stage prints per output it wrote."""
     where = "stdout" if path == "-" else path
     say(("wrote", "green"), f" {what} to {where}")
+
+
+class _SayHandler(logging.Handler):
+    """Shows the Forge's notes (`apexctl.forge.feedback`) as `say` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(*getattr(record, "parts", (record.getMessage(),)))
+
+
+class _Bar:
+    def __init__(self, bar: Progress, task: TaskID) -> None:
+        self.bar, self.task = bar, task
+
+    def advance(self, amount: float = 1, description: str | None = None) -> None:
+        if description is None:
+            self.bar.advance(self.task, amount)
+        else:
+            self.bar.update(self.task, advance=amount, description=description)
+
+
+@contextlib.contextmanager
+def _progress_steps(description: str, total: float | None) -> Iterator[_Bar]:
+    with progress(transient=True) as bar:
+        yield _Bar(bar, bar.add_task(description, total=total))
+
+
+def show_feedback() -> None:
+    """Shows the Forge's notes and progress on stderr (what every command wants; once per process)."""
+    from apexctl.forge import feedback
+
+    if not any(isinstance(h, _SayHandler) for h in feedback.log.handlers):
+        feedback.log.addHandler(_SayHandler())
+        feedback.log.setLevel(logging.INFO)
+        feedback.log.propagate = False
+    feedback.set_display(_progress_steps)

@@ -10,15 +10,8 @@ from rich.table import Table
 
 from apexctl.commands import _options
 from apexctl.console import err, progress, wrote
-from apexctl.forge import io, outputs, ranges
-from apexctl.forge.cmaes import POPSIZE, SEEDS, SIGMA, ChimeraConfig, fit, target_files
-from apexctl.schemas.tables import CHIMERA_GENERATIONS
-
-
-def report_paths(output: Path) -> tuple[Path, Path]:
-    """The fit report and generation log sit next to the DSG: dsg.json -> dsg.report.json, dsg.generations.parquet."""
-    stem = output.name[: -len(".json")] if output.name.endswith(".json") else output.name
-    return output.with_name(f"{stem}.report.json"), output.with_name(f"{stem}.generations.parquet")
+from apexctl.forge import outputs, ranges
+from apexctl.forge.cmaes import POPSIZE, SEEDS, SIGMA, ChimeraConfig, fit, report_paths, target_files, write_fit
 
 
 def chimera(
@@ -143,17 +136,7 @@ def chimera(
             )
 
         result = fit(config, on_generation, on_phase)
-    with io.publish_together():  # the DSG, its report and its log appear together or not at all
-        io.write_table(
-            result.generations,
-            log_path,
-            schema=CHIMERA_GENERATIONS,
-            producer="chimera",
-            inputs=result.report["target"]["inputs"],
-            params=result.report["settings"],
-        )
-        io.write_json(result.report, report_path)
-        io.write_json(result.dsg, output)
+    write_fit(result, output)
     table = Table(title=f"chimera fit of {result.symbol}: objective per moment (z = error / scale)")
     for column in ("moment", "target", "initial", "fitted", "z"):
         table.add_column(column, justify="right")

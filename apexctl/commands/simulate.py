@@ -11,9 +11,15 @@ from rich.table import Table
 
 from apexctl.commands import _options
 from apexctl.console import err, wrote
-from apexctl.forge import io, outputs, ranges
-from apexctl.forge.sim import INSTRUMENTS, STRATEGIES, StrategySim, check_symbol, simulate_strategy
-from apexctl.schemas.tables import EQUITY, FILLS
+from apexctl.forge import outputs, ranges
+from apexctl.forge.sim import (
+    INSTRUMENTS,
+    STRATEGIES,
+    StrategySim,
+    check_symbol,
+    simulate_strategy,
+    write_simulation,
+)
 
 
 def simulate(
@@ -89,24 +95,7 @@ def simulate(
         vmd_window=vmd_window,
     )
     frames, summary = simulate_strategy(config)
-    params = {"strategy": strategy, "symbol": symbol, "seed": seed, "hours": hours, "capital": capital, "dsg": dsg}
-    if tree is not None:
-        params |= {"strategy": "gp", "tree": tree, "rv_bars": rv_bars, "vmd_modes": vmd_modes, "vmd_window": vmd_window}
-    inputs = {path: io.sha256_file(path) for path in (dsg, tree) if path}
-    with outputs.staged_folder(output, replace=force) as staging:
-        io.write_table(
-            frames["fills"], staging / "fills.parquet", schema=FILLS, producer="simulate", inputs=inputs, params=params
-        )
-        io.write_table(
-            frames["equity"],
-            staging / "equity.parquet",
-            schema=EQUITY,
-            producer="simulate",
-            inputs=inputs,
-            params=params,
-        )
-        io.write_json(summary, staging / "summary.json")
-    fills_path, equity_path, summary_path = output / "fills.parquet", output / "equity.parquet", output / "summary.json"
+    fills_path, equity_path, summary_path = write_simulation(config, frames, summary, output, force=force)
     table = Table(title=f"{summary['strategy']} on {symbol}, {hours:g} h, seed {seed}", show_header=False)
     ttt = summary["time_to_target_s"]
     for name, value in (

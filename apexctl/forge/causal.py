@@ -36,9 +36,10 @@ import polars as pl
 from pydantic import ValidationError
 
 from apexctl import signals
-from apexctl.console import progress, safe, say
+from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.feedback import note, steps
 from apexctl.forge.io import describe, read_json, read_table, write_json
 from apexctl.schemas.causal import CAUSAL_SCHEMA, CAUSAL_VERSION, CausalDoc
 from apexctl.schemas.tables import FEATURES
@@ -222,7 +223,7 @@ def prepare(frame: pl.DataFrame, config: CausalConfig, source: str) -> Prepared:
 
     def drop(name: str, reason: str) -> None:
         dropped.append({"feature": name, "reason": reason})
-        say(("causal:", "yellow"), f" dropped '{name}': {reason}")
+        note(("causal:", "yellow"), f" dropped '{name}': {reason}")
 
     for name in [*names, config.target]:
         raw = [part[name].cast(pl.Float64).fill_null(float("nan")).to_numpy().copy() for part in parts]
@@ -442,7 +443,7 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
     links = target_links(prepared, config.tau_min, config.tau_max)
     assumptions = link_assumptions(len(prepared.var_names), target, links)
     pcmci = _pcmci(prepared, config)
-    say(f"causal: PC1 over {len(links)} candidate links of '{config.target}' ({config.test.value})")
+    note(f"causal: PC1 over {len(links)} candidate links of '{config.target}' ({config.test.value})")
     pcmci.run_pc_stable(
         link_assumptions=assumptions, tau_min=config.tau_min, tau_max=config.tau_max, pc_alpha=config.pc_alpha
     )
@@ -450,14 +451,13 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
     jobs = max(1, config.jobs or os.cpu_count() or 1)
     chunks = _chunks(links, jobs)
     results: dict[Link, tuple[float, float]] = {}
-    with progress(transient=True) as bar:
-        task = bar.add_task("MCI", total=len(links))
+    with steps("MCI", len(links)) as bar:
         if jobs == 1:
             _worker_init(prepared, config)
             for chunk in chunks:
                 for link, value, p_value in _mci_chunk(chunk, parents, config.tau_min, config.tau_max, config.seed):
                     results[link] = (value, p_value)
-                bar.advance(task, len(chunk))
+                bar.advance(len(chunk))
         else:
             context = get_context("fork" if sys.platform.startswith("linux") else "spawn")
             pool = ProcessPoolExecutor(
@@ -474,7 +474,7 @@ def search(prepared: Prepared, config: CausalConfig) -> dict[str, Any]:
                 for future, chunk in zip(futures, chunks, strict=True):
                     for link, value, p_value in future.result():
                         results[link] = (value, p_value)
-                    bar.advance(task, len(chunk))
+                    bar.advance(len(chunk))
             except BaseException:
                 # Interrupted or failed: the workers are killed, and the pool's own shutdown is not waited for (its
                 # manager thread can block on a queue the dead workers left; the process exits without it).

@@ -29,13 +29,13 @@ import polars as pl
 
 from apexctl import _core
 from apexctl.errors import InputError, UsageError
+from apexctl.forge import io, ranges
 from apexctl.forge import moments as mom
-from apexctl.forge import ranges
 from apexctl.forge.cluster import Cluster
 from apexctl.forge.io import read_table, sha256_file
 from apexctl.forge.sim import DEFAULT_CADENCE_MS, DEFAULT_DEPTH, INSTRUMENTS
 from apexctl.schemas.chimera import REPORT_SCHEMA, REPORT_VERSION, ChimeraReport
-from apexctl.schemas.tables import BARS, BOOK, TRADES
+from apexctl.schemas.tables import BARS, BOOK, CHIMERA_GENERATIONS, TRADES
 
 #: A candidate whose market lacks a moment the target has (no trades, an empty book) pays this per missing moment.
 MISSING_PENALTY = 100.0
@@ -191,6 +191,12 @@ class TargetData:
     span_hours: float
 
 
+def report_paths(output: Path) -> tuple[Path, Path]:
+    """The fit report and generation log sit next to the DSG: dsg.json -> dsg.report.json, dsg.generations.parquet."""
+    stem = output.name[: -len(".json")] if output.name.endswith(".json") else output.name
+    return output.with_name(f"{stem}.report.json"), output.with_name(f"{stem}.generations.parquet")
+
+
 def target_files(directory: str | Path) -> list[Path]:
     """The tables a target folder may hold (what chimera reads from it)."""
     return [Path(directory) / f"{name}.parquet" for name in TARGET_TABLES]
@@ -291,20 +297,30 @@ def _seed_list(seed: int, count: int, salt: int) -> list[int]:
     return [int(s) for s in rng.integers(0, 2**62, size=count)]
 
 
-def fit(
-    config: ChimeraConfig,
-    on_generation: Callable[[dict[str, Any]], None] | None = None,
-    on_phase: Callable[[str], None] | None = None,
-) -> FitResult:
-    """Runs the fit; deterministic for a given config (seeds, CMA-ES's generator and the simulations are seeded)."""
-    with warnings.catch_warnings():
-        # pycma warns at import that it cannot plot without matplotlib; it never needs to here.
-        warnings.simplefilter("ignore", UserWarning)
-        import cma
+@dataclass(frozen=True)
+class SearchSpace:
+    """The DSG parameters CMA-ES moves (indices into `params`), the rest held at the initial DSG."""
 
-    config.validate()
-    phase = on_phase or (lambda _text: None)
-    started = time.perf_counter()
+    params: list[Param]
+    searched: list[int]
+    popsize: int
+    initial: np.ndarray
+
+    def to_vector(self, unit: np.ndarray) -> np.ndarray:
+        """The DSG vector of a point of [0, 1]^n (the searched parameters mapped onto their bounds)."""
+        vector = self.initial.copy()
+        for index, u in zip(self.searched, unit, strict=True):
+            vector[index] = self.params[index].from_unit(float(u))
+        return vector
+
+    def to_unit(self) -> np.ndarray:
+        """The initial DSG as a point of [0, 1]^n: CMA-ES's starting mean."""
+        return np.array([self.params[i].to_unit(self.initial[i]) for i in self.searched])
+
+
+def search_space(config: ChimeraConfig, initial: np.ndarray) -> SearchSpace:
+    """The searched parameters (--params, or every one with a range) and the population size; UsageError when the
+    names are unknown, fewer than 2, or the budget is less than one generation."""
     all_params = dsg_params()
     by_name = {p.name: p for p in all_params}
     searched_names = list(config.params) if config.params else [p.name for p in all_params if p.hi > p.lo]
@@ -312,117 +328,158 @@ def fit(
     if unknown:
         raise UsageError(f"--params: unknown DSG parameter(s) {', '.join(unknown)}; see `apexctl chimera --help`")
     searched = [all_params.index(by_name[n]) for n in dict.fromkeys(searched_names)]
-    dim = len(searched)
-    popsize = config.popsize or 4 + int(3 * math.log(dim))
-    if dim < 2:
+    popsize = config.popsize or 4 + int(3 * math.log(len(searched)))
+    if len(searched) < 2:
         raise UsageError("--params: search at least 2 parameters (CMA-ES needs a dimension of 2 or more)")
     if config.budget < popsize:
         raise UsageError(f"--budget {config.budget} is less than one generation ({popsize} candidates); raise it")
+    return SearchSpace(all_params, searched, popsize, initial)
 
-    phase("reading the target market")
-    target = load_target(config.target, config.symbol, config.moments)
-    names = config.moments.names()
+
+class Simulations:
+    """Mean moments of DSG vectors over seeds, run locally or on a Ray cluster (one template shared by the tasks)."""
+
+    def __init__(self, cluster: Cluster, template: SimTemplate, names: list[str]) -> None:
+        self.cluster = cluster
+        self.shared = cluster.put(template)
+        self.names = names
+
+    def _batch_size(self, items: int, on_cluster: int) -> int:
+        # Here: one batch, so every core has a simulation. On a cluster a simulation is long enough (~0.1-1 s)
+        # to be worth a task of its own: one candidate's seeds per task spreads a generation over the nodes.
+        return on_cluster if self.cluster.distributed else max(items, 1)
+
+    def per_seed(self, vector: np.ndarray, seeds: Sequence[int]) -> list[dict[str, float]]:
+        """The moments of one DSG on each seed."""
+        text = json.dumps(dsg_document(vector))
+        return self.cluster.map(
+            simulate_items, self.shared, [(text, s) for s in seeds], batch_size=self._batch_size(len(seeds), 1)
+        )
+
+    def __call__(self, vectors: Sequence[np.ndarray], seeds: Sequence[int]) -> list[np.ndarray]:
+        """The moments of each DSG, averaged over the seeds (the same seeds for every DSG)."""
+        texts = [json.dumps(dsg_document(v)) for v in vectors]
+        items = [(text, s) for text in texts for s in seeds]
+        rows = self.cluster.map(simulate_items, self.shared, items, batch_size=self._batch_size(len(items), len(seeds)))
+        k = len(seeds)
+        return [_mean_moments(rows[i * k : (i + 1) * k], self.names) for i in range(len(vectors))]
+
+
+@dataclass
+class Search:
+    """What the CMA-ES loop found: the best (objective, vector, moments), its log and the candidates it paid for."""
+
+    best: tuple[float, np.ndarray, np.ndarray]
+    log: list[dict[str, Any]]
+    evaluations: int
+    generations: int
+
+
+def cma_search(
+    config: ChimeraConfig,
+    space: SearchSpace,
+    simulate: Simulations,
+    objective: Objective,
+    start: tuple[float, np.ndarray, np.ndarray],
+    seeds: list[int],
+    on_generation: Callable[[dict[str, Any]], None] | None,
+) -> Search:
+    """CMA-ES over the searched parameters until the budget or its own stop, then the distribution's mean."""
+    with warnings.catch_warnings():
+        # pycma warns at import that it cannot plot without matplotlib; it never needs to here.
+        warnings.simplefilter("ignore", UserWarning)
+        import cma
+
+    options = {
+        "bounds": [0.0, 1.0],
+        "popsize": space.popsize,
+        # pycma treats seed 0 as "from the clock" and seeds NumPy with it (below 2^32): shift into 1..2^32-1, so
+        # every --seed is reproducible (only 2^32-1 shares its CMA-ES seed with 0; its simulation seeds differ).
+        "seed": config.seed % (ranges.SEED_MAX) + 1,
+        "verbose": -9,
+        "maxfevals": config.budget,
+        "tolfun": 1e-12,
+        "tolx": 1e-6,
+    }
+    es = cma.CMAEvolutionStrategy(space.to_unit(), config.sigma0, options)
+    search = Search(start, [], 0, 0)
+    while search.evaluations + space.popsize <= config.budget and not es.stop():
+        tick = time.perf_counter()
+        units = es.ask()
+        vectors = [space.to_vector(np.asarray(u)) for u in units]
+        simulated = simulate(vectors, seeds)
+        values = [objective(m) for m in simulated]
+        es.tell(units, values)
+        search.evaluations += len(units)
+        for value, vector, moments in zip(values, vectors, simulated, strict=True):
+            if value < search.best[0]:
+                search.best = (value, vector, moments)
+        search.generations += 1
+        row = {
+            "generation": search.generations,
+            "best": float(min(values)),
+            "median": float(np.median(values)),
+            "best_so_far": float(search.best[0]),
+            "sigma": float(es.sigma),
+            "evaluations": len(units),
+            "simulations": len(units) * len(seeds),
+            "seconds": time.perf_counter() - tick,
+        }
+        search.log.append(row)
+        if on_generation is not None:
+            on_generation(row)
+    if search.generations > 0:
+        # The distribution's mean is the search's own estimate and often better than any single sample.
+        mean_vector = space.to_vector(np.clip(np.asarray(es.mean), 0.0, 1.0))
+        mean_moments = simulate([mean_vector], seeds)[0]
+        mean_objective = objective(mean_moments)
+        search.evaluations += 1
+        if mean_objective < search.best[0]:
+            search.best = (mean_objective, mean_vector, mean_moments)
+    return search
+
+
+def fit(
+    config: ChimeraConfig,
+    on_generation: Callable[[dict[str, Any]], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Runs the fit; deterministic for a given config (seeds, CMA-ES's generator and the simulations are seeded)."""
+    config.validate()
+    phase = on_phase or (lambda _text: None)
+    started = time.perf_counter()
     init_text = None
     if config.init is not None:
         from apexctl.forge.sim import load_dsg
 
         init_text = load_dsg(config.init)[1]
-    initial = dsg_vector(init_text or _core.dsg_normalize(None))
+    space = search_space(config, dsg_vector(init_text or _core.dsg_normalize(None)))
+
+    phase("reading the target market")
+    target = load_target(config.target, config.symbol, config.moments)
+    names = config.moments.names()
     template = SimTemplate(target.symbol, config.hours, moments=config.moments)
     seeds = _seed_list(config.seed, max(config.seeds, MIN_CALIBRATION_SEEDS), salt=1)
     fit_seeds = seeds[: config.seeds]
 
     with Cluster(config.ray) as cluster:
-        shared = cluster.put(template)
-
-        def per_task(items: int, on_cluster: int) -> int:
-            # Here: one batch, so every core has a simulation. On a cluster a simulation is long enough (~0.1-1 s)
-            # to be worth a task of its own: one candidate's seeds per task spreads a generation over the nodes.
-            return on_cluster if cluster.distributed else max(items, 1)
-
-        def simulate(vectors: Sequence[np.ndarray], seed_list: Sequence[int]) -> list[np.ndarray]:
-            texts = [json.dumps(dsg_document(v)) for v in vectors]
-            items = [(text, s) for text in texts for s in seed_list]
-            rows = cluster.map(simulate_items, shared, items, batch_size=per_task(len(items), len(seed_list)))
-            k = len(seed_list)
-            return [_mean_moments(rows[i * k : (i + 1) * k], names) for i in range(len(vectors))]
-
+        simulate = Simulations(cluster, template, names)
         phase(f"measuring the moments' spread over {len(seeds)} seeds at the initial DSG")
-        calibration_rows = cluster.map(
-            simulate_items,
-            shared,
-            [(json.dumps(dsg_document(initial)), s) for s in seeds],
-            batch_size=per_task(len(seeds), 1),
-        )
+        calibration_rows = simulate.per_seed(space.initial, seeds)
         objective = make_objective(names, target.moments, calibration_rows)
         initial_moments = _mean_moments(calibration_rows[: config.seeds], names)
         initial_objective = objective(initial_moments)
-
-        def to_vector(unit: np.ndarray) -> np.ndarray:
-            vector = initial.copy()
-            for index, u in zip(searched, unit, strict=True):
-                vector[index] = all_params[index].from_unit(float(u))
-            return vector
-
-        x0 = np.array([all_params[i].to_unit(initial[i]) for i in searched])
-        options = {
-            "bounds": [0.0, 1.0],
-            "popsize": popsize,
-            # pycma treats seed 0 as "from the clock" and seeds NumPy with it (below 2^32): shift into 1..2^32-1, so
-            # every --seed is reproducible (only 2^32-1 shares its CMA-ES seed with 0; its simulation seeds differ).
-            "seed": config.seed % (ranges.SEED_MAX) + 1,
-            "verbose": -9,
-            "maxfevals": config.budget,
-            "tolfun": 1e-12,
-            "tolx": 1e-6,
-        }
-        es = cma.CMAEvolutionStrategy(x0, config.sigma0, options)
-        best = (initial_objective, initial, initial_moments)
-        log: list[dict[str, Any]] = []
-        evaluations = 0
-        generation = 0
-        phase(f"fitting {dim} parameters: popsize {popsize}, budget {config.budget}, {config.seeds} seeds")
-        while evaluations + popsize <= config.budget and not es.stop():
-            tick = time.perf_counter()
-            units = es.ask()
-            vectors = [to_vector(np.asarray(u)) for u in units]
-            simulated = simulate(vectors, fit_seeds)
-            values = [objective(m) for m in simulated]
-            es.tell(units, values)
-            evaluations += len(units)
-            for value, vector, moments in zip(values, vectors, simulated, strict=True):
-                if value < best[0]:
-                    best = (value, vector, moments)
-            generation += 1
-            row = {
-                "generation": generation,
-                "best": float(min(values)),
-                "median": float(np.median(values)),
-                "best_so_far": float(best[0]),
-                "sigma": float(es.sigma),
-                "evaluations": len(units),
-                "simulations": len(units) * len(fit_seeds),
-                "seconds": time.perf_counter() - tick,
-            }
-            log.append(row)
-            if on_generation is not None:
-                on_generation(row)
-
-        if generation > 0:
-            # The distribution's mean is the search's own estimate and often better than any single sample.
-            mean_vector = to_vector(np.clip(np.asarray(es.mean), 0.0, 1.0))
-            mean_moments = simulate([mean_vector], fit_seeds)[0]
-            mean_objective = objective(mean_moments)
-            evaluations += 1
-            if mean_objective < best[0]:
-                best = (mean_objective, mean_vector, mean_moments)
-        final_objective, final_vector, final_moments = best
+        dim = len(space.searched)
+        phase(f"fitting {dim} parameters: popsize {space.popsize}, budget {config.budget}, {config.seeds} seeds")
+        start = (initial_objective, space.initial, initial_moments)
+        search = cma_search(config, space, simulate, objective, start, fit_seeds, on_generation)
+        final_objective, final_vector, final_moments = search.best
         identifiability: list[dict[str, Any]] = []
         if config.sensitivity:
             phase(f"sensitivity of the moments to each of the {dim} parameters at the optimum")
             noise_seeds = [_seed_list(config.seed, config.seeds, salt=2 + i) for i in range(NOISE_SEED_SETS)]
             identifiability = _sensitivity(
-                simulate, objective, final_vector, final_moments, searched, all_params, fit_seeds, noise_seeds
+                simulate, objective, final_vector, final_moments, space.searched, space.params, fit_seeds, noise_seeds
             )
 
     dsg = dsg_document(final_vector)
@@ -432,10 +489,10 @@ def fit(
         "version": REPORT_VERSION,
         "symbol": target.symbol,
         "target": {"folder": str(config.target), "span_hours": target.span_hours, "inputs": target.inputs},
-        "settings": _settings(config, popsize, searched, all_params),
+        "settings": _settings(config, space.popsize, space.searched, space.params),
         "objective": {"initial": initial_objective, "final": final_objective},
-        "evaluations": evaluations,
-        "generations": generation,
+        "evaluations": search.evaluations,
+        "generations": search.generations,
         "seconds": time.perf_counter() - started,
         "moments": [
             {
@@ -453,33 +510,37 @@ def fit(
         "params": [
             {
                 "name": p.name,
-                "initial": float(initial[i]),
+                "initial": float(space.initial[i]),
                 "final": float(dsg["params"][p.name]),
                 "lo": p.lo,
                 "hi": p.hi,
-                "searched": i in searched,
+                "searched": i in space.searched,
                 "log_scale": p.log_scale,
             }
-            for i, p in enumerate(all_params)
+            for i, p in enumerate(space.params)
         ],
         "identifiability": identifiability,
     }
     # The document must match its committed schema before anyone reads it.
     ChimeraReport.model_validate(report)
-    generations = pl.DataFrame(
-        log,
-        schema={
-            "generation": pl.Int64,
-            "best": pl.Float64,
-            "median": pl.Float64,
-            "best_so_far": pl.Float64,
-            "sigma": pl.Float64,
-            "evaluations": pl.Int64,
-            "simulations": pl.Int64,
-            "seconds": pl.Float64,
-        },
-    )
-    return FitResult(target.symbol, dsg, report, generations, evaluations, time.perf_counter() - started)
+    generations = pl.DataFrame(search.log, schema=CHIMERA_GENERATIONS.polars_schema())
+    return FitResult(target.symbol, dsg, report, generations, search.evaluations, time.perf_counter() - started)
+
+
+def write_fit(result: FitResult, output: Path) -> None:
+    """The fitted DSG at `output`, its report and its generation log beside it, published together."""
+    report_path, log_path = report_paths(output)
+    with io.publish_together():  # the DSG, its report and its log appear together or not at all
+        io.write_table(
+            result.generations,
+            log_path,
+            schema=CHIMERA_GENERATIONS,
+            producer="chimera",
+            inputs=result.report["target"]["inputs"],
+            params=result.report["settings"],
+        )
+        io.write_json(result.report, report_path)
+        io.write_json(result.dsg, output)
 
 
 def _sensitivity(

@@ -58,9 +58,10 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
-from apexctl.console import err, safe
+from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.feedback import note
 from apexctl.forge.io import Table, read_tables, write_table
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
@@ -252,7 +253,7 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
     )
     incidents = arrays.pop("incident_row")
     if len(incidents):
-        err.print(
+        note(
             f"note: {len(incidents):,} book messages were out of sequence or left a crossed book (first at book row "
             f"{int(incidents[0])}); their update features are NaN until the next snapshot"
         )

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import polars as pl
 
-from apexctl.console import progress, safe, wrote
+from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
+from apexctl.forge.feedback import steps, wrote
 from apexctl.forge.io import STDIO, describe, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
@@ -93,11 +94,10 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
     kinds_of: dict[str, list[str]] = {}
     inputs: dict[str, str] = {}
     total = sum(os.path.getsize(p) for p in config.paths if p != STDIO and os.path.isfile(p))
-    with progress(transient=True) as bar:
-        task = bar.add_task("fetch", total=total or None)
+    with steps("fetch", total or None) as bar:
         for path in config.paths:
-            bar.update(task, description=f"reading {Path(path).name if path != STDIO else 'stdin'}")
-            parsed, digest = _read_input(path, config.symbol, lambda n: bar.advance(task, n))
+            bar.advance(0, f"reading {Path(path).name if path != STDIO else 'stdin'}")
+            parsed, digest = _read_input(path, config.symbol, bar.advance)
             inputs[describe(path)] = digest
             held = [k for k in TABLE_KINDS if getattr(parsed, k) is not None]
             if not held:
@@ -210,11 +210,10 @@ def fetch_sim(config: MarketSim, output: str, *, force: bool = False) -> dict[st
         raise UsageError(f"{output}: --source sim writes a folder of tables (book, trades, bars); give a folder")
     outputs.check([outputs.OutFolder(out, replace=force)], [config.dsg_path])
     config.validate()
-    with progress(transient=True) as bar:
-        task = bar.add_task("simulating", total=len(config.symbols))
+    with steps("simulating", len(config.symbols)) as bar:
 
         def advance(symbol: str, result: dict) -> None:
-            bar.update(task, advance=1, description=f"simulated {symbol}")
+            bar.advance(1, f"simulated {symbol}")
 
         frames, params = market_tables(config, progress=advance)
     extra = {"apex.instruments": {s: INSTRUMENTS[s] for s in config.symbols}}

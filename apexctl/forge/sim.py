@@ -15,7 +15,7 @@ import polars as pl
 from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import ranges
+from apexctl.forge import io, outputs, ranges
 from apexctl.forge.io import describe, read_bounded, sha256_bytes
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
 
@@ -323,3 +323,39 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
         "dsg": json.loads(dsg_normalized),
     }
     return {"fills": fills, "equity": equity}, summary
+
+
+#: The files `apexctl simulate` writes into its output folder.
+SIMULATION_FILES = ("fills.parquet", "equity.parquet", "summary.json")
+
+
+def write_simulation(
+    config: StrategySim, frames: dict[str, pl.DataFrame], summary: dict[str, Any], output: Path, *, force: bool
+) -> list[Path]:
+    """`simulate_strategy`'s fills, equity and summary in `output` (with their provenance), published together;
+    returns the paths written, in SIMULATION_FILES order."""
+    params: dict[str, Any] = {
+        "strategy": config.strategy,
+        "symbol": config.symbol,
+        "seed": config.seed,
+        "hours": config.hours,
+        "capital": config.capital,
+        "dsg": config.dsg_path,
+    }
+    if config.tree is not None:
+        params |= {
+            "strategy": "gp",
+            "tree": config.tree,
+            "rv_bars": config.rv_bars,
+            "vmd_modes": config.vmd_modes,
+            "vmd_window": config.vmd_window,
+        }
+    inputs = {path: io.sha256_file(path) for path in (config.dsg_path, config.tree) if path}
+    fills_name, equity_name, summary_name = SIMULATION_FILES
+    with outputs.staged_folder(output, replace=force) as staging:
+        for name, schema in ((fills_name, FILLS), (equity_name, EQUITY)):
+            io.write_table(
+                frames[schema.name], staging / name, schema=schema, producer="simulate", inputs=inputs, params=params
+            )
+        io.write_json(summary, staging / summary_name)
+    return [output / name for name in SIMULATION_FILES]

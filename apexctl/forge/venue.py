@@ -12,9 +12,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from apexctl.console import safe, say
+from apexctl.console import safe
 from apexctl.errors import UsageError
 from apexctl.forge import ranges
+from apexctl.forge.feedback import note
 
 BINARY = "apex-venue"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -130,5 +131,5 @@ def run(options: VenueOptions) -> int:
     if errors and code == 2:
         raise UsageError(errors[-1])
     if errors:  # a failure of the venue itself (exit 1): the same one line, with the binary's status
-        say(("apexctl: error: ", "bold red"), errors[-1])
+        note(("apexctl: error: ", "bold red"), errors[-1])
     return code
