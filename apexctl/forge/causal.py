@@ -39,10 +39,11 @@ from apexctl import signals
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.durations import duration_ns
 from apexctl.forge.feedback import note, steps
 from apexctl.forge.io import describe, read_json, read_table, write_json
 from apexctl.schemas.causal import CAUSAL_SCHEMA, CAUSAL_VERSION, CausalDoc
-from apexctl.schemas.tables import FEATURES
+from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
 DUPLICATE_CORR = 0.98
 MAX_MISSING_FRACTION = 0.5
@@ -51,11 +52,8 @@ MIN_SAMPLES_FLOOR = 200
 # Standardized data never comes near this value, so it can mark missing samples (tigramite compares for equality,
 # so NaN itself cannot be the flag).
 MISSING_SENTINEL = -9.87654321e30
-NON_FEATURES = ("ts", "symbol", "interval", "update_id")
-UNIT_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 FWD_RETURN = re.compile(r"^fwd_return_(\d{1,9})([smhd])$")
 SHUFFLES = ranges.IntRange(1, 100_000)
-INTERVAL = re.compile(r"^(\d+)([smhd])$")
 
 
 class CondTest(StrEnum):
@@ -111,14 +109,9 @@ class Prepared:
 # ---------------------------------------------------------------------------------------------------------- target
 
 
-def _duration_ns(text: str, pattern: re.Pattern[str]) -> int | None:
-    match = pattern.match(text)
-    return int(match.group(1)) * UNIT_NS[match.group(2)] if match else None
-
-
 def forward_return(frame: pl.DataFrame, target: str, source: str) -> tuple[pl.DataFrame, int]:
     """Adds `target` = log(close[t+h] / close[t]) per symbol (rows sorted by ts); returns the frame and h in rows."""
-    horizon = _duration_ns(target, FWD_RETURN)
+    horizon = duration_ns(target.removeprefix("fwd_return_"))
     assert horizon is not None
     if "close" not in frame.columns:
         raise InputError(
@@ -134,7 +127,7 @@ def forward_return(frame: pl.DataFrame, target: str, source: str) -> tuple[pl.Da
         raise InputError(
             f"{source}: target '{target}' needs one bar interval, the table has {sorted(map(str, intervals))}"
         )
-    interval_ns = _duration_ns(str(intervals[0]), INTERVAL)
+    interval_ns = duration_ns(str(intervals[0]))
     if not interval_ns:
         raise InputError(f"{source}: interval '{intervals[0]}' is not a bar length like 1m, 5m, 1h")
     if horizon % interval_ns or horizon < interval_ns:
@@ -186,7 +179,7 @@ def candidate_features(frame: pl.DataFrame, config: CausalConfig, source: str) -
         names = [
             name
             for name, dtype in frame.schema.items()
-            if dtype.is_numeric() and name not in NON_FEATURES and name != config.target
+            if dtype.is_numeric() and name not in FEATURE_KEYS and name != config.target
         ]
     if not names:
         raise InputError(f"{source}: no numeric feature columns besides the target '{config.target}'")

@@ -47,7 +47,6 @@ column of a row depends on data after its close; NaN before the first closed hig
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -61,13 +60,10 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.durations import HOUR, MINUTE, parse_duration
 from apexctl.forge.feedback import note
 from apexctl.forge.io import Table, read_tables, write_table
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
-
-SECOND = 1_000_000_000
-MINUTE = 60 * SECOND
-HOUR = 60 * MINUTE
 
 
 class Grain(StrEnum):
@@ -109,9 +105,6 @@ UPDATE_REST = [
     "pressure_10",
 ]
 
-_DURATION = re.compile(r"^(\d{1,12})(ns|ms|s|m|h|d)$")
-#: Longest duration accepted (TFI windows, bar intervals): a week.
-MAX_DURATION_NS = 7 * 24 * HOUR
 #: Most TFI windows in one run (a column each).
 MAX_TFI_WINDOWS = 32
 VMD_MODES = ranges.VMD_MODES
@@ -125,25 +118,6 @@ def check_vmd(modes: int, window: int) -> tuple[int, int]:
     if modes != 0 and window < max(2 * modes, 4):
         raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
     return modes, window
-
-
-_UNIT_NS = {"ns": 1, "ms": 1_000_000, "s": SECOND, "m": MINUTE, "h": HOUR, "d": 24 * HOUR}
-# Bybit kline intervals as they appear in the V5 API ("1" = 1 minute, "D" = day).
-_BYBIT_INTERVALS = {"D": 24 * HOUR, "W": 7 * 24 * HOUR}
-
-
-def parse_duration(text: str, what: str = "duration") -> int:
-    """`500ms`, `1s`, `5m`, `1h`, `1d` (or a Bybit kline interval: minutes as a bare number, `D`, `W`) in ns."""
-    value = text.strip()
-    if value in _BYBIT_INTERVALS:
-        return _BYBIT_INTERVALS[value]
-    match = _DURATION.match(value if not value.isdigit() else f"{value}m")
-    if not match or int(match.group(1)) == 0:
-        raise UsageError(f"{what} {safe(text)!r} is not a positive duration such as 500ms, 1s, 10s, 5m, 1h")
-    duration = int(match.group(1)) * _UNIT_NS[match.group(2)]
-    if duration > MAX_DURATION_NS:
-        raise UsageError(f"{what} {safe(text)!r} is longer than the longest accepted duration, 7d")
-    return duration
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import polars as pl
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.io import read_table, sha256_file
-from apexctl.schemas.tables import FEATURES
+from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
 #: The model's outputs, in order (what `apexctl export` checks a --maml checkpoint declares).
 OUTPUTS = ["sign_logit", "size"]
@@ -37,7 +37,7 @@ def report_path(output: str | Path) -> str:
 
 
 #: Columns that are never inputs: identity, and price levels (not comparable across symbols or over time).
-_NOT_INPUTS = {"ts", "symbol", "interval", "open", "high", "low", "close"}
+_NOT_INPUTS = FEATURE_KEYS | {"open", "high", "low", "close"}
 _PRICE_LEVEL = re.compile(r"^(close_\w+|vmd_\d+)$")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from apexctl.console import safe
 from apexctl.errors import UsageError
 from apexctl.forge import venue as venue_runner
-from apexctl.forge.features import parse_duration
+from apexctl.forge.durations import parse_duration
 
 BINARY = "apex-nexus"
 VENUES = ("local", "testnet", "mainnet")

@@ -80,6 +80,8 @@ BARS = TableSchema(
 )
 
 FEATURES = TableSchema("features", 1, (TS, SYMBOL), open=True)
+#: The columns of a features table that say where a row stands, not what the market did: never a model's input.
+FEATURE_KEYS = frozenset({"ts", "symbol", "interval", "update_id"})
 
 MODEL_ID = Column("model_id", pl.String, "the strategy or model slot that traded")
 

@@ -27,10 +27,6 @@ BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 MAX_WINDOW = 1000
 
 
-#: Columns that are not strategy inputs.
-NOT_FEATURES = {"ts", "symbol", "interval"}
-
-
 #: Trees per Ray task, and the fewest trees per local Rust call.
 BATCH = 2_000
 

@@ -10,8 +10,8 @@ import polars as pl
 
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io
-from apexctl.forge.evolve.config import BAR_COLUMNS, NOT_FEATURES
-from apexctl.schemas.tables import FEATURES
+from apexctl.forge.evolve.config import BAR_COLUMNS
+from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
 
 @dataclass
@@ -54,7 +54,7 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
     frame = frame.filter(pl.col("symbol") == symbol).sort("ts")
     if frame["close"].is_nan().any() or frame["close"].is_null().any():
         frame = frame.filter(pl.col("close").is_not_nan() & pl.col("close").is_not_null())
-    names = [n for n, dtype in frame.schema.items() if dtype.is_numeric() and n not in NOT_FEATURES]
+    names = [n for n, dtype in frame.schema.items() if dtype.is_numeric() and n not in FEATURE_KEYS]
     bad = [n for n in names if not n.isidentifier()]
     if bad:
         raise InputError(f"{io.describe(path)}: feature names must be identifiers to become GP terminals: {bad}")
