@@ -30,3 +30,21 @@ def hours(help: str, *decls: str) -> Any:
 def force(help: str = "Replace a non-empty output folder (all at once, when the new one is complete).") -> Any:
     """--force: the one way to replace a non-empty output folder."""
     return typer.Option("--force", help=help)
+
+
+#: Every command's default --seed.
+SEED_DEFAULT = 0
+
+
+def output(help: str) -> Any:
+    """-o/--output: where a command writes (checked by `forge.outputs` before any work starts)."""
+    return typer.Option("-o", "--output", help=help)
+
+
+def ray(work: str, same: str) -> Any:
+    """--ray: spread `work` over a Ray cluster; `same` says what stays identical without it."""
+    return typer.Option(
+        "--ray",
+        help=f"Spread {work} over a Ray cluster: an address (ray://host:10001) or 'auto' (join the local cluster, or "
+        f"start one). {same}",
+    )

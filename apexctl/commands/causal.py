@@ -17,7 +17,7 @@ def causal(
         str,
         typer.Argument(metavar="FEATURES", help="A 'features' Parquet table (from `apexctl features`); '-' = stdin."),
     ],
-    output: Annotated[str, typer.Option("-o", "--output", help="Output 'apex.causal' JSON file; '-' = stdout.")],
+    output: Annotated[str, _options.output("Output 'apex.causal' JSON file; '-' = stdout.")],
     target: Annotated[
         str,
         typer.Option(
@@ -67,7 +67,7 @@ def causal(
         int | None,
         _options.ranged(ranges.WORKERS, "--jobs", help="Worker processes for the MCI tests (default: CPU count)."),
     ] = None,
-    seed: Annotated[int, _options.seed("Seed of the randomized tests (cmiknn, gpdc).")] = 0,
+    seed: Annotated[int, _options.seed("Seed of the randomized tests (cmiknn, gpdc).")] = _options.SEED_DEFAULT,
     shuffles: Annotated[
         int,
         _options.ranged(

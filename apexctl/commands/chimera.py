@@ -25,10 +25,8 @@ def chimera(
     ],
     output: Annotated[
         Path,
-        typer.Option(
-            "-o",
-            "--output",
-            help="DSG JSON to write (apex.dsg). The fit report (NAME.report.json: each moment's target, simulated "
+        _options.output(
+            "DSG JSON to write (apex.dsg). The fit report (NAME.report.json: each moment's target, simulated "
             "value, error and weight; each parameter's initial and final value and bounds; which parameters the "
             "moments identify) and the generation log (NAME.generations.parquet) are written next to it.",
         ),
@@ -61,7 +59,9 @@ def chimera(
     hours: Annotated[
         float, _options.hours("Simulated time per market in hours (short spans keep the fit fast).")
     ] = 0.25,
-    seed: Annotated[int, _options.seed("Random seed of CMA-ES and of the simulations; same seed, same DSG.")] = 0,
+    seed: Annotated[
+        int, _options.seed("Random seed of CMA-ES and of the simulations; same seed, same DSG.")
+    ] = _options.SEED_DEFAULT,
     params: Annotated[
         str | None,
         typer.Option(
@@ -95,11 +95,7 @@ def chimera(
     ] = True,
     ray: Annotated[
         str | None,
-        typer.Option(
-            "--ray",
-            help="Spread the simulations over a Ray cluster: an address (ray://host:10001) or 'auto' (join the "
-            "local cluster, or start one). Same results as without.",
-        ),
+        _options.ray("the simulations", "Same results as without."),
     ] = None,
 ) -> None:
     """Infer the DSG: CMA-ES fits the simulator's agent populations to the target market's statistics."""

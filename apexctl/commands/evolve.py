@@ -29,10 +29,8 @@ DEFAULT_GENS = 10
 def evolve_command(
     output: Annotated[
         Path,
-        typer.Option(
-            "-o",
-            "--output",
-            help="Output folder (new or empty, unless --resume): hall_of_fame/, generations.parquet, checkpoint/.",
+        _options.output(
+            "Output folder (new or empty, unless --resume): hall_of_fame/, generations.parquet, checkpoint/.",
         ),
     ],
     features: Annotated[
@@ -53,7 +51,9 @@ def evolve_command(
             "reach, counting the generations already run.",
         ),
     ] = None,
-    seed: Annotated[int, _options.seed("Random seed; the same seed gives the same hall of fame.")] = 1,
+    seed: Annotated[
+        int, _options.seed("Random seed; the same seed gives the same hall of fame.")
+    ] = _options.SEED_DEFAULT,
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Symbol to evolve on when the table holds several.")
     ] = None,
@@ -178,11 +178,7 @@ def evolve_command(
     ] = False,
     ray: Annotated[
         str | None,
-        typer.Option(
-            "--ray",
-            help="Spread the tree batches over a Ray cluster: an address (ray://host:10001) or 'auto' (join the "
-            "local cluster, or start one). Same hall of fame as without.",
-        ),
+        _options.ray("the tree batches", "Same hall of fame as without."),
     ] = None,
 ) -> None:
     """Evolve GP trading strategies (DEAP) with TTT fitness from the Rust backtester; writes the hall of fame."""

@@ -37,7 +37,7 @@ def _summary(report: dict, title: str) -> Table:
 def export_command(
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Bundle folder to write, e.g. bundles/BTCUSDT/a/ (must be empty or new)."),
+        _options.output("Bundle folder to write, e.g. bundles/BTCUSDT/a/ (must be empty or new)."),
     ] = None,
     hall_of_fame: Annotated[
         Path | None, typer.Option("--hall-of-fame", help="hall_of_fame/ folder written by `apexctl evolve`.")

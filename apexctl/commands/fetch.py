@@ -28,10 +28,8 @@ class Kind(StrEnum):
 def fetch(
     output: Annotated[
         str,
-        typer.Option(
-            "-o",
-            "--output",
-            help="file source: the Parquet table ('-' = stdout); bybit and sim sources: a folder of tables.",
+        _options.output(
+            "file source: the Parquet table ('-' = stdout); bybit and sim sources: a folder of tables.",
         ),
     ],
     paths: Annotated[
@@ -84,7 +82,7 @@ def fetch(
     dsg: Annotated[
         str | None, typer.Option("--dsg", help="sim: DSG JSON document of the agent populations (default built in).")
     ] = None,
-    seed: Annotated[int, _options.seed("sim: random seed; same seed and DSG, same tables.")] = 0,
+    seed: Annotated[int, _options.seed("sim: random seed; same seed and DSG, same tables.")] = _options.SEED_DEFAULT,
     hours: Annotated[float, _options.hours("sim: simulated hours per symbol.")] = 1.0,
     cadence_ms: Annotated[
         int, _options.ranged(CADENCE_MS, "--cadence-ms", help="sim: order-book publication interval, milliseconds.")

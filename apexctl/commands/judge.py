@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
 from apexctl.console import progress, say, wrote
 from apexctl.forge import judge as judging
 from apexctl.forge import outputs
@@ -24,10 +25,8 @@ def judge(
     ],
     output: Annotated[
         str,
-        typer.Option(
-            "-o",
-            "--output",
-            help="The apex.judgment JSON document (apexctl/schemas/judgment.schema.json); '-' = stdout.",
+        _options.output(
+            "The apex.judgment JSON document (apexctl/schemas/judgment.schema.json); '-' = stdout.",
         ),
     ],
     report: Annotated[

@@ -25,10 +25,8 @@ from apexctl.forge.sim import (
 def simulate(
     output: Annotated[
         Path,
-        typer.Option(
-            "-o",
-            "--output",
-            help="Output folder (new or empty, or --force): fills.parquet, equity.parquet, summary.json, published "
+        _options.output(
+            "Output folder (new or empty, or --force): fills.parquet, equity.parquet, summary.json, published "
             "together when all are written.",
         ),
     ],
@@ -44,7 +42,9 @@ def simulate(
         typer.Option("--dsg", help="DSG JSON document of the market's populations (default: the built-in DSG)."),
     ] = None,
     symbol: Annotated[str, typer.Option("--symbol", help=f"Instrument preset: {', '.join(INSTRUMENTS)}.")] = "BTCUSDT",
-    seed: Annotated[int, _options.seed("Random seed; the same seed and DSG give identical results.")] = 0,
+    seed: Annotated[
+        int, _options.seed("Random seed; the same seed and DSG give identical results.")
+    ] = _options.SEED_DEFAULT,
     hours: Annotated[float, _options.hours("Simulated time in hours.")] = 1.0,
     capital: Annotated[
         float, _options.ranged(ranges.CAPITAL, "--capital", help="Starting capital of the strategy, USDT.")

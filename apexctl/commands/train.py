@@ -35,9 +35,7 @@ def maml(
     ],
     output: Annotated[
         str,
-        typer.Option(
-            "-o", "--output", help="Output checkpoint (model.pt); the report goes beside it (model.report.json)."
-        ),
+        _options.output("Output checkpoint (model.pt); the report goes beside it (model.report.json)."),
     ],
     arch: Annotated[
         str, typer.Option("--arch", help="mlp (over the current feature row) or gru (over a window of rows).")
@@ -122,7 +120,7 @@ def maml(
             "open/high/low/close, close_<h>, vmd_<k>).",
         ),
     ] = None,
-    seed: Annotated[int, _options.seed("Seed of the initial weights and the task batches.")] = 0,
+    seed: Annotated[int, _options.seed("Seed of the initial weights and the task batches.")] = _options.SEED_DEFAULT,
     threads: Annotated[
         int,
         _options.ranged(
@@ -188,9 +186,7 @@ def maml(
 def iel(
     output: Annotated[
         Path,
-        typer.Option(
-            "-o", "--output", help="The policy checkpoint (model.pt); its report beside it (model.report.json)."
-        ),
+        _options.output("The policy checkpoint (model.pt); its report beside it (model.report.json)."),
     ],
     dsg: Annotated[
         str | None, typer.Option("--dsg", help="DSG JSON document of the market (default: the built-in DSG).")
@@ -219,7 +215,7 @@ def iel(
         float,
         _options.ranged(ranges.IEL_INTERVAL_S, "--interval-s", help="Time between decisions, s (at most --horizon-s)."),
     ] = 3.0,
-    seed: Annotated[int, _options.seed("Random seed; the same seed gives the same model.")] = 0,
+    seed: Annotated[int, _options.seed("Random seed; the same seed gives the same model.")] = _options.SEED_DEFAULT,
 ) -> None:
     """Train the IEL execution policy (PPO in apex-sim) and compare it with always-aggressive/always-passive."""
     # forge.iel imports torch (seconds) only once training starts; rich's table only here.

@@ -18,7 +18,7 @@ def venue(
     ] = ",".join(DEFAULT_SYMBOLS),
     seed: Annotated[
         int, _options.seed("Market seed; the same seed, speed and external orders replay the same market.")
-    ] = 0,
+    ] = _options.SEED_DEFAULT,
     dsg: Annotated[
         Path | None, typer.Option("--dsg", help="DSG JSON of the agent populations (default: the built-in DSG).")
     ] = None,

@@ -73,7 +73,7 @@ class EvolveConfig:
     output: Path
     pop: int = 500
     gens: int = 10
-    seed: int = 1
+    seed: int = 0
     symbol: str | None = None
     train_fraction: float = 0.7
     tournament: int = 3
