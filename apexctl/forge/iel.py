@@ -24,7 +24,9 @@ import numpy as np
 from apexctl import _core
 from apexctl.errors import UsageError
 from apexctl.forge import ranges
+from apexctl.forge.io import jsonable
 from apexctl.forge.sim import check_symbol
+from apexctl.schemas.reports import IEL_REPORT_SCHEMA, IEL_REPORT_VERSION, IelReport
 
 if TYPE_CHECKING:
     from torch import nn
@@ -295,13 +297,15 @@ def evaluation_report(results: dict[str, dict[str, np.ndarray]], actions: list[s
     best = min(BASELINES, key=lambda name: policies[name]["mean_is_bps"])
     diff = results["iel"]["shortfall_bps"] - results[best]["shortfall_bps"]
     paired = summarize(diff)
-    return {
-        "schema": "apex.iel_report",
-        "version": 1,
+    report = {
+        "schema": IEL_REPORT_SCHEMA,
+        "version": IEL_REPORT_VERSION,
         "policies": policies,
         "best_baseline": best,
         "iel_minus_best_baseline": {"mean_bps": paired["mean_is_bps"], "se_bps": paired["se_bps"]},
     }
+    IelReport.model_validate(jsonable(report))  # the document matches its committed schema
+    return report
 
 
 def save(result: IelResult, output: Path, command: str = "") -> Path:

@@ -17,6 +17,7 @@ from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io, outputs, ranges
 from apexctl.forge.io import describe, read_bounded, sha256_bytes
+from apexctl.schemas.reports import SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION, SimSummary
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
 
 #: Instruments the simulator has presets for (Bybit linear tick size and qty step): apex-sim's list.
@@ -300,8 +301,8 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
     fills = fills.sort("ts").join_asof(equity.select("ts", pl.col("equity").alias("equity_after")), on="ts")
     fills = fills.with_columns(pl.col("equity_after").fill_null(config.capital))
     summary = {
-        "schema": "apex.sim_summary",
-        "version": 1,
+        "schema": SIM_SUMMARY_SCHEMA,
+        "version": SIM_SUMMARY_VERSION,
         "strategy": report["name"],
         "symbol": config.symbol,
         "seed": config.seed,
@@ -322,6 +323,7 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
         },
         "dsg": json.loads(dsg_normalized),
     }
+    SimSummary.model_validate(io.jsonable(summary))  # the document matches its committed schema
     return {"fills": fills, "equity": equity}, summary
 
 

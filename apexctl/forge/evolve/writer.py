@@ -11,6 +11,7 @@ import polars as pl
 from apexctl.forge import io, outputs, plots
 from apexctl.forge.evolve.config import EvolveConfig
 from apexctl.forge.evolve.loop import Result
+from apexctl.schemas.reports import HALL_OF_FAME_SCHEMA, HALL_OF_FAME_VERSION, HallOfFame
 from apexctl.schemas.tables import GENERATIONS, PARETO
 
 
@@ -47,20 +48,19 @@ def write(result: Result, config: EvolveConfig, *, locked: bool = False) -> None
             io.write_json(entry["tree"], fame_dir / name)
             index.append({k: v for k, v in entry.items() if k != "tree"} | {"file": name})
         params = config.to_params()
-        io.write_json(
-            {
-                "schema": "apex.hall_of_fame",
-                "version": 1,
-                "symbol": result.market.symbol,
-                "train_rows": [0, result.market.train_end],
-                "held_out_rows": [result.market.train_end, result.market.rows],
-                "features": result.market.names,
-                "params": params,
-                "seed_requests": result.seed_requests,
-                "entries": index,
-            },
-            fame_dir / "index.json",
-        )
+        index_doc = {
+            "schema": HALL_OF_FAME_SCHEMA,
+            "version": HALL_OF_FAME_VERSION,
+            "symbol": result.market.symbol,
+            "train_rows": [0, result.market.train_end],
+            "held_out_rows": [result.market.train_end, result.market.rows],
+            "features": result.market.names,
+            "params": params,
+            "seed_requests": result.seed_requests,
+            "entries": index,
+        }
+        HallOfFame.model_validate(io.jsonable(index_doc))  # the document matches its committed schema
+        io.write_json(index_doc, fame_dir / "index.json")
         inputs = {config.features: io.sha256_file(config.features)} if config.features != "-" else {}
         inputs |= {r["file"]: r["sha256"] for r in result.seed_requests}
         io.write_table(

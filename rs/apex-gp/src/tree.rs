@@ -457,7 +457,7 @@ pub fn json_schema() -> Value {
     ));
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "apex.gp_tree/1",
+        "$id": "https://apexctl.dev/schemas/gp_tree.schema.json",
         "title": "GP strategy tree",
         "description": "A typed expression over feature columns; the root is Float and the signal is clip(value, -1, 1) with NaN -> 0. Types and limits (depth, node count, features present in the data) are checked on load.",
         "type": "object",

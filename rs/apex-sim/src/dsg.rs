@@ -264,7 +264,7 @@ impl Dsg {
             .collect();
         json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "apex.dsg/1",
+            "$id": "https://apexctl.dev/schemas/dsg.schema.json",
             "title": "Dominant Strategy Genome",
             "description": "Parameters of the agent populations of the apex-sim market; missing parameters take their defaults.",
             "type": "object",

@@ -1,0 +1,144 @@
+"""The Forge's small JSON documents, modelled once: `apex.sim_summary` (simulate's summary.json), `apex.iel_report`
+(train iel's report) and `apex.hall_of_fame` (evolve's hall_of_fame/index.json). Each is validated before it is
+written, and its committed JSON Schema (NAME.schema.json) is generated from the model here
+(`python -m apexctl.schemas.documents` rewrites them all)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION = "apex.sim_summary", 1
+IEL_REPORT_SCHEMA, IEL_REPORT_VERSION = "apex.iel_report", 1
+HALL_OF_FAME_SCHEMA, HALL_OF_FAME_VERSION = "apex.hall_of_fame", 1
+
+#: A number that may be missing: JSON has no NaN or infinity, so the writer stores those as null.
+Number = float | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------------- sim_summary
+
+
+class SimMarket(_Strict):
+    events: int = Field(ge=0, description="events the simulated market processed")
+    trades: int = Field(ge=0, description="trades printed in the market (every agent's)")
+    truncated: bool = Field(description="the run stopped at its event cap before the requested time")
+    populations: dict[str, Any] = Field(description="agents per population, as the DSG resolved them")
+
+
+class SimSummary(_Strict):
+    """`apexctl simulate`'s summary.json: one strategy traded in the simulated market."""
+
+    schema_: Literal["apex.sim_summary"] = Field(alias="schema")
+    version: Literal[1]
+    strategy: str = Field(description="the strategy's name (gp for a --tree)")
+    symbol: str
+    seed: int = Field(ge=0)
+    hours: float = Field(gt=0, description="simulated hours")
+    capital: float = Field(gt=0, description="starting capital, USDT")
+    pnl: Number = Field(description="profit and loss, USDT, after fees")
+    return_: Number = Field(alias="return", description="pnl / capital")
+    fees: Number = Field(description="fees paid, USDT")
+    max_drawdown: Number = Field(description="largest peak-to-trough fall of equity, a fraction")
+    time_to_target_s: Number = Field(description="seconds until equity doubled; null when never")
+    ruined: bool = Field(description="equity fell below what the minimum order needs")
+    fills: int = Field(ge=0)
+    market: SimMarket
+    dsg: dict[str, Any] = Field(description="the DSG the market ran (apex.dsg, normalized)")
+
+
+# ------------------------------------------------------------------------------------------------------ iel_report
+
+
+class Shortfall(_Strict):
+    mean_is_bps: Number = Field(description="mean implementation shortfall, bps")
+    se_bps: Number = Field(description="its standard error, bps")
+    std_bps: Number
+    episodes: int = Field(ge=0)
+
+
+class PolicyResult(Shortfall):
+    maker_fraction: Number = Field(description="share of the executed lots filled passively")
+    forced_fraction: Number = Field(description="share of the lots forced at the horizon")
+    action_share: dict[str, Number] = Field(description="share of decisions per action")
+
+
+class PairedDifference(_Strict):
+    mean_bps: Number
+    se_bps: Number
+
+
+class IelReport(_Strict):
+    """`apexctl train iel`'s held-out comparison of the learned execution policy against the baselines."""
+
+    schema_: Literal["apex.iel_report"] = Field(alias="schema")
+    version: Literal[1]
+    policies: dict[str, PolicyResult] = Field(description="the IEL and each baseline, on the same episodes")
+    best_baseline: str
+    iel_minus_best_baseline: PairedDifference = Field(description="paired per-episode difference (negative: better)")
+
+
+# ---------------------------------------------------------------------------------------------------- hall_of_fame
+
+
+class Metrics(_Strict):
+    """A tree's backtest on one span (apex-backtest's metrics)."""
+
+    fitness: Number
+    pnl: Number
+    sharpe: Number
+    max_drawdown: Number
+    trades: Number
+    win_rate: Number
+    reached: Number
+    ttt_seconds: Number
+    ruined: Number
+
+
+class Adversarial(_Strict):
+    mean_pnl: Number = Field(description="simulator PnL, USDT, mean over the seeds (--dsg)")
+
+
+class HallEntry(_Strict):
+    rank: int = Field(ge=1)
+    file: str = Field(description="the tree's apex.gp_tree file in hall_of_fame/")
+    size: int = Field(ge=1, description="nodes")
+    height: int = Field(ge=0)
+    train: Metrics
+    held_out: Metrics
+    adversarial: Adversarial | None = None
+
+
+class SeedRequest(_Strict):
+    """An apex.recycle request the initial population was seeded from."""
+
+    file: str
+    sha256: str
+    slot: str
+    symbol: str
+    reason: str
+    time: str
+    ledger: str
+    run_id: int = Field(ge=1)
+    model_id: str
+    bundle: str
+    record: dict[str, Any] = Field(description="the model's record on the ledger (growth, decisions, source)")
+
+
+class HallOfFame(_Strict):
+    """`apexctl evolve`'s hall_of_fame/index.json."""
+
+    schema_: Literal["apex.hall_of_fame"] = Field(alias="schema")
+    version: Literal[1]
+    symbol: str
+    train_rows: list[int] = Field(min_length=2, max_length=2, description="[first, end) rows of the training span")
+    held_out_rows: list[int] = Field(min_length=2, max_length=2, description="[first, end) rows held out")
+    features: list[str] = Field(description="the feature columns the trees may read")
+    params: dict[str, Any] = Field(description="the run's settings (evolve's options)")
+    seed_requests: list[SeedRequest] = Field(default_factory=list)
+    entries: list[HallEntry]
