@@ -45,8 +45,8 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, che
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """Tiny inputs of every subcommand (see tests/artifacts.py), built once."""
-    from artifacts import build
+    """Tiny inputs of every subcommand (see tests/support/artifacts.py), built once."""
+    from tests.support.artifacts import build
 
     return build(tmp_path_factory.mktemp("tiny"))
 
@@ -86,3 +86,13 @@ def replay_book(frame):
         update_id=frame["update_id"].to_numpy(),
         seq=frame["seq"].to_numpy(),
     )
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test (tests/e2e/: venue, engine, pipeline, long simulations) is `slow`."""
+    for item in items:
+        if E2E in item.path.resolve().parents:
+            item.add_marker(pytest.mark.slow)

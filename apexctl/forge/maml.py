@@ -81,7 +81,7 @@ class Functional:
 
     The MLP goes through `functional_call`. torch's fused GRU kernel has no vmap batching rule, so the GRU is
     evaluated by the same equations written out (gates r, z, n in nn.GRU's layout), from the same parameter names;
-    `tests/test_maml.py` checks both against the module itself.
+    `tests/cli/test_maml.py` checks both against the module itself.
     """
 
     def __init__(self, net: nn.Module) -> None:

@@ -12,7 +12,7 @@ from common import best_of, report
 from apexctl import _core
 
 # The peer is the test suite's reference implementation, so the two sides are known to agree (checked below too).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "reference"))
 from backtest_reference import backtest as python_backtest
 
 

@@ -13,7 +13,7 @@ import polars as pl
 
 from apexctl.forge.causal import CausalConfig, benjamini_hochberg, discover, prepare
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "support"))
 from planted_var import planted_parents
 from planted_var import var_frame as planted_var_frame
 

@@ -12,7 +12,7 @@ from common import best_of, report
 from apexctl import _core
 
 # The NumPy peer is the test suite's reference implementation, so the two sides are known to agree.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "reference"))
 from vmd_reference import vmd_rolling as numpy_rolling
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_cli
 
 from apexctl.forge import io
 from apexctl.forge import surrogate as sae
@@ -28,6 +27,7 @@ from apexctl.forge.evolve import (
     write,
 )
 from apexctl.schemas import FEATURES, GENERATIONS, PARETO
+from tests.conftest import run_cli
 
 MINUTE = 60 * 10**9
 

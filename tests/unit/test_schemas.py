@@ -9,7 +9,7 @@ import pytest
 
 from apexctl.schemas.documents import committed_text, documents, schema_id
 
-SCHEMAS = Path(__file__).parent.parent / "apexctl" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "apexctl" / "schemas"
 
 
 @pytest.mark.parametrize("stem", sorted(documents()))

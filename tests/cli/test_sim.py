@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +15,9 @@ from apexctl.errors import DataError
 from apexctl.forge import io
 from apexctl.forge.sim import MarketSim, dsg_schema, market_tables
 from apexctl.schemas import BOOK, EQUITY, FILLS
+from tests.conftest import run_cli
 
-SCHEMA_FILE = Path(__file__).parent.parent / "apexctl" / "schemas" / "dsg.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "dsg.schema.json"
 
 
 def test_same_seed_is_bit_identical_and_the_book_replays_cleanly():

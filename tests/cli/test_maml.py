@@ -280,7 +280,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
 
 
 def test_report_schema_file_is_current():
-    path = Path(__file__).parent.parent / "apexctl" / "schemas" / "maml_report.schema.json"
+    path = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "maml_report.schema.json"
     assert path.read_text() == maml_report_json_schema_text(), (
         "apexctl/schemas/maml_report.schema.json is stale: run "
         "`python -m apexctl.schemas.maml_report > apexctl/schemas/maml_report.schema.json`"

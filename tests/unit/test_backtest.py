@@ -7,13 +7,13 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from backtest_reference import backtest as reference
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from apexctl import _core
 from apexctl.errors import DataError
 from apexctl.forge import backtest
+from tests.reference.backtest_reference import backtest as reference
 
 METRICS = backtest.METRICS
 

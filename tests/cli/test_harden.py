@@ -24,18 +24,18 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_here
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_evolve import bars_with_signal, causal_doc
 
 from apexctl import _core
 from apexctl.forge import io, outputs
 from apexctl.forge.evolve import EvolveConfig, evolve, make_toolbox, vary
 from apexctl.forge.gp import primitive_set, to_json
 from apexctl.schemas import BARS, FEATURES
+from tests.cli.test_evolve import bars_with_signal, causal_doc
+from tests.conftest import run_here
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED_RANGE = "expected a whole number from 0 to 4294967295"
 
 
@@ -170,7 +170,7 @@ def test_item_02_every_long_rust_call_stops_within_a_second_of_ctrl_c():
     """simulate, sim batches, evolve's evaluation and the dual fitness, chimera's simulations (sim_run), the IEL
     environment and features (VMD) all poll the interrupt; the call ends in KeyboardInterrupt, never a panic."""
     names = ["sim_run", "sim_batch", "sim_gp_fitness", "gp_evaluate", "exec_env", "vmd_rolling"]
-    script = Path(__file__).with_name("interrupt_child.py")
+    script = Path(__file__).resolve().parents[1] / "support" / "interrupt_child.py"
     child = start([sys.executable, str(script), *names], text=True)
     try:
         for name in names:

@@ -6,12 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import replay_book, run_cli
-
 from apexctl.forge import io
 from apexctl.schemas import BARS, BOOK, FEATURES, TRADES
+from tests.conftest import replay_book, run_cli
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_archive_sample_through_fetch_file_and_features(tmp_path):

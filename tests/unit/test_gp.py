@@ -19,7 +19,7 @@ from apexctl.errors import DataError
 from apexctl.forge import gp as forge_gp
 
 NAMES = ["ofi_l1", "ret_1", "spread"]
-SCHEMA_FILE = Path(__file__).parent.parent / "apexctl" / "schemas" / "gp_tree.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "gp_tree.schema.json"
 
 
 def random_columns(rng: np.random.Generator, rows: int) -> list[np.ndarray]:

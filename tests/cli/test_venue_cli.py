@@ -11,9 +11,9 @@ import time
 
 import pytest
 import requests
-from conftest import run_cli
 
-from tests.venue_helpers import wait_for
+from tests.conftest import run_cli
+from tests.support.venue_helpers import wait_for
 
 
 def test_help_documents_every_option():

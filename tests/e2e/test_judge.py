@@ -13,7 +13,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from apexctl.forge import judge as judging
 from apexctl.forge import outputs
 from apexctl.forge.backtest import BacktestParams
 from apexctl.schemas.json_schema import validation_error
+from tests.conftest import run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SHA = "ab" * 32
@@ -30,7 +30,7 @@ TREE = {"schema": "apex.gp_tree", "version": 1, "features": ["clv"], "root": {"f
 @pytest.fixture(scope="module")
 def traded(tmp_path_factory) -> Path:
     """A run folder of `apexctl trade`: two BTCUSDT slots for 10 s of a 60x local venue (about 10 bars each)."""
-    from test_trade import make_bundle
+    from tests.e2e.test_trade import make_bundle
 
     root = tmp_path_factory.mktemp("judge-trade")
     bundles = {slot: make_bundle(root, "BTCUSDT", slot, seed) for seed, slot in enumerate(("a", "b"))}

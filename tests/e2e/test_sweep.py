@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import run_here
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from apexctl.cli import app
+from tests.conftest import run_here
 
 pytestmark = pytest.mark.slow
 

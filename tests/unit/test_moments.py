@@ -18,7 +18,7 @@ from apexctl.forge.io import read_table
 from apexctl.schemas import BOOK, TRADES
 
 NS = 1_000_000_000
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kurtosis_of_iid_normal_is_zero_and_of_laplace_is_three():
@@ -255,7 +255,7 @@ def test_archive_format_tables_give_the_moments_and_the_replay_agrees_with_the_r
     """The real-data path: Bybit archive files (ob200 snapshot + deltas, trade CSV) through `fetch --source file`."""
     from pathlib import Path
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).resolve().parents[2]
     raw = tmp_path / "raw"
     cmd = [
         sys.executable,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from test_evolve import bars_with_signal, causal_doc
 
 from apexctl import _core
 from apexctl.forge import io, nets
@@ -22,6 +21,7 @@ from apexctl.forge.fetch import fetch_sim
 from apexctl.forge.maml_data import OUTPUTS as MAML_OUTPUTS
 from apexctl.forge.sim import MarketSim
 from apexctl.schemas import FEATURES
+from tests.cli.test_evolve import bars_with_signal, causal_doc
 
 DERIV_HEADER = "timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,foreignNotional"
 TREE = {

@@ -11,7 +11,7 @@ import pytest
 from pybit import unified_trading
 from pybit.exceptions import InvalidRequestError
 
-from tests.venue_helpers import ACCOUNTS, book_checksum, running_venue, venue_checksum, wait_for
+from tests.support.venue_helpers import ACCOUNTS, book_checksum, running_venue, venue_checksum, wait_for
 
 
 @pytest.fixture(scope="module")

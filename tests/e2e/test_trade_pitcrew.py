@@ -19,7 +19,7 @@ import pytest
 from apexctl.forge import outputs
 from apexctl.forge.export import ExportConfig, export
 from tests.conftest import run_cli
-from tests.venue_helpers import running_venue, unreachable_ready
+from tests.support.venue_helpers import running_venue, unreachable_ready
 
 # Always long: a position on every bar that the tight bracket below closes within seconds (entry and exit at the touch,
 # taker fee twice), re-entered at the next bar: a certain loss of spread and fees on nearly every bar.

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
-from test_evolve import bars_with_signal
 
 from apexctl import _core
 from apexctl.errors import DataError, InputError, UsageError
@@ -17,6 +15,8 @@ from apexctl.forge import io
 from apexctl.forge.export import ExportConfig, check, export
 from apexctl.forge.nets import ModelCard, build, save_model
 from apexctl.schemas import FEATURES
+from tests.cli.test_evolve import bars_with_signal
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")

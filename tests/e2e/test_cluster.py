@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from test_evolve import bars_with_signal
 
 from apexctl.forge import io
 from apexctl.forge.cluster import Cluster
@@ -19,6 +18,7 @@ from apexctl.forge.evolve import EvolveConfig, evolve
 from apexctl.forge.fetch import fetch_sim
 from apexctl.forge.sim import MarketSim
 from apexctl.schemas import FEATURES
+from tests.cli.test_evolve import bars_with_signal
 
 
 def _scaled(shared: dict, batch: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -29,7 +29,7 @@ def _scaled(shared: dict, batch: Sequence[tuple[int, int]]) -> list[tuple[int, i
 def ray_local():
     ray = pytest.importorskip("ray")
     # Workers import this test module (for `_scaled`) and apexctl from the checkout.
-    paths = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent)])
+    paths = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).resolve().parents[2])])
     options = {
         "num_cpus": 2,
         "include_dashboard": False,

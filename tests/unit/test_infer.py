@@ -21,7 +21,7 @@ from apexctl.errors import DataError
 from apexctl.forge.export import ExportConfig, bundle_schema, export
 from apexctl.forge.nets import ModelCard, build, save_model
 
-SCHEMA_FILE = Path(__file__).parent.parent / "apexctl" / "schemas" / "bundle.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "bundle.schema.json"
 NAMES = ["ofi_l1", "book_pressure", "clv", "rv"]
 TREE = {
     "schema": "apex.gp_tree",

@@ -1,4 +1,4 @@
-"""VMD through apexctl._core against the plain NumPy reference in tests/vmd_reference.py, plus parameter errors.
+"""VMD through apexctl._core against the NumPy reference in tests/reference/vmd_reference.py, plus parameter errors.
 
 Tolerance: both sides run the same sweeps in the same order with the same stopping rule, so they differ only by
 rounding (a different FFT, summation order and complex division), about 1e-15 of the window's magnitude and damped,
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vmd_reference import vmd as reference_vmd
-from vmd_reference import vmd_rolling as reference_rolling
 
 from apexctl import _core
 from apexctl.errors import ApexError, DataError
+from tests.reference.vmd_reference import vmd as reference_vmd
+from tests.reference.vmd_reference import vmd_rolling as reference_rolling
 
 RTOL_OF_SCALE = 1e-8
 

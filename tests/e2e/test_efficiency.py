@@ -12,7 +12,7 @@ import pytest
 from apexctl.forge import efficiency as ef
 from apexctl.forge.moments import autocorrelation
 
-BOOK_PRICED = Path(__file__).parent.parent / "examples" / "dsg" / "book-priced-makers.json"
+BOOK_PRICED = Path(__file__).resolve().parents[2] / "examples" / "dsg" / "book-priced-makers.json"
 #: Two spans of 1-minute bars, each chosen on once and held out once.
 HOURS = 12
 SPAN_SEEDS = (1000, 1001)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from apexctl.forge import market_facts as mf
 
-BOOK_PRICED = Path(__file__).parent.parent / "examples" / "dsg" / "book-priced-makers.json"
+BOOK_PRICED = Path(__file__).resolve().parents[2] / "examples" / "dsg" / "book-priced-makers.json"
 
 floats = st.floats(-5.0, 5.0, allow_nan=False)
 

@@ -9,17 +9,17 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import DATA as DATA_DIR
-from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from market_fixture import minute_bars, synthetic_market
 
 from apexctl import _core
 from apexctl.errors import DataError
 from apexctl.forge import io
 from apexctl.forge.features import UPDATE_LEADING
 from apexctl.schemas import BARS, BOOK, FEATURES, TRADES
+from tests.conftest import DATA as DATA_DIR
+from tests.conftest import run_cli
+from tests.support.market_fixture import minute_bars, synthetic_market
 
 MINUTE = 60 * 10**9
 

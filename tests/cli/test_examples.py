@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import run_cli
 
 from apexctl import _core
+from tests.conftest import run_cli
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def spread_and_volatility(dsg: Path) -> tuple[float, float]:

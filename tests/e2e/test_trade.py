@@ -26,7 +26,7 @@ from apexctl.forge.export import ExportConfig, export
 from apexctl.forge.nets import ModelCard, build, save_model
 from apexctl.forge.trade import find_binary
 from tests.conftest import run_cli
-from tests.venue_helpers import running_venue, unreachable_ready
+from tests.support.venue_helpers import running_venue, unreachable_ready
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 # The execution environment's observation and actions: what the engine's IEL step feeds and reads.

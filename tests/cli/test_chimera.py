@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_cli
 
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io
@@ -18,6 +17,7 @@ from apexctl.forge.fetch import fetch_sim
 from apexctl.forge.sim import MarketSim
 from apexctl.schemas.chimera import ChimeraReport, chimera_report_json_schema_text
 from apexctl.schemas.tables import BOOK, CHIMERA_GENERATIONS, TRADES
+from tests.conftest import run_cli
 
 #: The market the chimera must find: two parameters the moments identify (trade sizes, fundamentalist activity)
 #: moved away from their defaults (8 lots, 0.2 per second).
@@ -128,7 +128,7 @@ def test_normalized_coordinates_round_trip_and_respect_bounds():
 
 
 def test_report_schema_file_is_current():
-    committed = (Path(__file__).parent.parent / "apexctl" / "schemas" / "chimera_report.schema.json").read_text()
+    committed = (Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "chimera_report.schema.json").read_text()
     assert committed == chimera_report_json_schema_text(), (
         "apexctl/schemas/chimera_report.schema.json is stale: run "
         "`python -m apexctl.schemas.chimera > apexctl/schemas/chimera_report.schema.json`"

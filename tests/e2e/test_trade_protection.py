@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from apexctl.forge.trade import find_binary
-from tests.test_trade import ACCOUNTS, http, make_bundle, venue_accounts
-from tests.venue_helpers import running_venue, wait_for
+from tests.e2e.test_trade import ACCOUNTS, http, make_bundle, venue_accounts
+from tests.support.venue_helpers import running_venue, wait_for
 
 WINDOW_S = 3
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_cli
-from planted_var import planted_parents
-from planted_var import var_frame as planted_var_frame
 
 from apexctl.errors import InputError, SchemaError
 from apexctl.forge.causal import (
@@ -26,8 +23,11 @@ from apexctl.forge.causal import (
 from apexctl.forge.io import write_table
 from apexctl.schemas.causal import causal_json_schema_text
 from apexctl.schemas.tables import FEATURES
+from tests.conftest import run_cli
+from tests.support.planted_var import planted_parents
+from tests.support.planted_var import var_frame as planted_var_frame
 
-SCHEMA_FILE = Path(__file__).parent.parent / "apexctl" / "schemas" / "causal.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "causal.schema.json"
 MINUTE = 60_000_000_000
 
 

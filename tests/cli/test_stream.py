@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_cli
 
 from apexctl import _core
 from apexctl.forge import io
 from apexctl.schemas import BOOK, FEATURES, TRADES
+from tests.conftest import run_cli
 
 MINUTE = 60 * 10**9
 HIGHER = [5 * MINUTE, 15 * MINUTE, 60 * MINUTE]

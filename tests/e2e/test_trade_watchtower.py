@@ -20,7 +20,7 @@ from pybit import unified_trading
 from apexctl.forge.export import ExportConfig, export
 from apexctl.schemas.json_schema import validation_error
 from tests.conftest import run_cli
-from tests.venue_helpers import running_venue
+from tests.support.venue_helpers import running_venue
 
 ACCOUNTS = [
     {"name": "main", "api_key": "mainKEY00000000001", "api_secret": "mainSECRET0000000000000000000000001"},
@@ -32,7 +32,7 @@ TREES = {
     "long": {"const": 3.0},
     "clv": {"op": "mul", "args": [{"feature": "clv"}, {"const": 3.0}]},
 }
-SCHEMA = json.loads((Path(__file__).parents[1] / "apexctl" / "schemas" / "recycle.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "recycle.schema.json").read_text())
 
 
 def gp_bundle(root: Path, name: str, symbol: str = "BTCUSDT", folder: Path | None = None) -> Path | str:
