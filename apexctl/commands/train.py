@@ -153,11 +153,9 @@ def maml(
         threads=threads,
         inputs=tuple(c.strip() for c in inputs.split(",") if c.strip()) if inputs else None,
     )
-    from apexctl.forge.maml_data import report_path
-
     if output != "-":
         outputs.check([outputs.OutFile(output)], [features])  # first: the report's name derives from it
-        outputs.check([outputs.OutFile(report_path(output))], [features])
+        outputs.check([outputs.OutFile(outputs.report_beside(output))], [features])
     prepared = prepare(features, output, config)
     from apexctl.forge.maml import train  # torch: only once the input is known to be usable
 
@@ -176,7 +174,7 @@ def maml(
         f"baseline {base_curve[0]:.4f})"
     )
     wrote(output, f"MAML {arch} model over {len(report['features'])} features")
-    wrote(report_path(output), "training report")
+    wrote(outputs.report_beside(output), "training report")
 
 
 # --- apexctl train iel ---------------------------------------------------------------------------------------------
@@ -225,7 +223,7 @@ def iel(
     from apexctl.forge.sim import check_symbol, load_dsg
 
     outputs.check([outputs.OutFile(output)], [dsg])  # first: the report's name derives from it
-    outputs.check([outputs.OutFile(output.with_suffix(".report.json"))], [dsg])
+    outputs.check([outputs.OutFile(outputs.report_beside(output))], [dsg])
     symbol = check_symbol(symbol)
     dsg_text, _ = load_dsg(dsg)
     config = IelConfig(
@@ -248,11 +246,7 @@ def iel(
             bar.update(task, completed=done, description=f"PPO (batch IS {mean_is:5.2f} bps)")
 
         result = train(config, on_iteration=advance)
-    if dsg is not None:
-        from apexctl.forge.io import sha256_file
-
-        result.card.training_data = {dsg: sha256_file(dsg)}
-    report_path = save(result, output, command=shlex.join(["apexctl", *sys.argv[1:]]))
+    report_path = save(result, output, command=shlex.join(["apexctl", *sys.argv[1:]]), dsg=dsg)
     table = Table(title=f"held-out implementation shortfall, {config.eval_episodes} episodes", show_header=True)
     for column in ("policy", "IS bps", "s.e.", "maker share"):
         table.add_column(column)

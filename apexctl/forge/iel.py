@@ -308,11 +308,12 @@ def evaluation_report(results: dict[str, dict[str, np.ndarray]], actions: list[s
     return report
 
 
-def save(result: IelResult, output: Path, command: str = "") -> Path:
-    """Writes model.pt and its report (OUTPUT with `.report.json` for the suffix), together or not at all."""
+def save(result: IelResult, output: Path, command: str = "", dsg: str | None = None) -> Path:
+    """Writes model.pt and its report (OUTPUT with `.report.json` for the suffix), together or not at all; the card
+    records the command and the DSG file trained on (with its hash)."""
     import torch
 
-    from apexctl.forge import io, nets
+    from apexctl.forge import io, nets, outputs
 
     bad = io.first_non_finite(result.report) or next(
         (f"weight {name}" for name, p in result.policy.state_dict().items() if not torch.isfinite(p).all()), None
@@ -320,7 +321,9 @@ def save(result: IelResult, output: Path, command: str = "") -> Path:
     if bad is not None:
         raise UsageError(f"training diverged ({bad} is not a finite number); nothing written")
     result.card.command = command
-    report_path = output.with_suffix(".report.json")
+    if dsg is not None:
+        result.card.training_data = {dsg: io.sha256_file(dsg)}
+    report_path = Path(outputs.report_beside(output))
     with io.publish_together():
         nets.save_model(output, result.policy, result.card)
         io.write_json(result.report, report_path)

@@ -33,11 +33,12 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from apexctl import __version__
 from apexctl.errors import UsageError
 from apexctl.forge.io import first_non_finite, publish_together, write_json
-from apexctl.forge.maml_data import OUTPUTS, ArrayTasks, MamlConfig, Prepared, build_tasks, prepare, report_path
+from apexctl.forge.maml_data import OUTPUTS, ArrayTasks, MamlConfig, Prepared, build_tasks, prepare
 from apexctl.forge.nets import GRUNet, ModelCard, build, save_model
+from apexctl.forge.outputs import report_beside
 from apexctl.schemas.maml_report import MAML_REPORT_SCHEMA, MAML_REPORT_VERSION, MamlReport
 
-__all__ = ["MamlConfig", "Prepared", "TaskSet", "build_tasks", "prepare", "report_path", "run", "train"]
+__all__ = ["MamlConfig", "Prepared", "TaskSet", "build_tasks", "prepare", "run", "train"]
 
 Params = dict[str, torch.Tensor]
 
@@ -480,7 +481,7 @@ def train(
         )
     with publish_together():  # the model and its report appear together
         save_model(output, result.meta, card)
-        write_json(report, report_path(output))
+        write_json(report, report_beside(output))
     return report
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -28,12 +27,6 @@ SIZE_WEIGHT = ranges.FloatRange(0.0, 1_000.0)
 #: Width of a hidden layer (--hidden) and their count.
 WIDTH = ranges.IntRange(1, 4_096)
 MAX_LAYERS = 16
-
-
-def report_path(output: str | Path) -> str:
-    """The report written next to the model: its suffix replaced by .report.json (model.pt -> model.report.json),
-    as `train iel` and `chimera` name theirs."""
-    return str(Path(output).with_suffix(".report.json"))
 
 
 #: Columns that are never inputs: identity, and price levels (not comparable across symbols or over time).

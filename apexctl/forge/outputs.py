@@ -239,3 +239,9 @@ def staged_folder(
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
+
+
+def report_beside(output: str | Path) -> str:
+    """The report written next to a model or document: its suffix replaced by .report.json (model.pt ->
+    model.report.json), as `train maml`, `train iel` and `chimera` name theirs."""
+    return str(Path(output).with_suffix(".report.json"))
