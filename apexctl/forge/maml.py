@@ -258,6 +258,26 @@ def _batches(tasks: int, per_batch: int, steps: int, seed: int) -> list[torch.Te
     return [torch.randperm(tasks, generator=generator)[:take] for _ in range(steps)]
 
 
+def _adam_steps(
+    params: Params,
+    train: TaskSet,
+    config: MamlConfig,
+    gradient: Callable[[TaskSet], tuple[Any, Any]],
+    on_step: Callable[[int, float], None] | None,
+) -> list[float]:
+    """Adam on `params` in place over the task batches every trainer shares (same data budget); `gradient` turns a
+    batch into (gradients, loss). Returns the loss of every step."""
+    optimizer = _optimizer(params, config.meta_lr)
+    history = []
+    for step, index in enumerate(_batches(len(train), config.tasks_per_batch, config.steps, config.seed)):
+        grads, loss = gradient(train.take(index))
+        _step(optimizer, params, grads)
+        history.append(float(loss))
+        if on_step is not None:
+            on_step(step, history[-1])
+    return history
+
+
 def meta_train(
     fn: Functional,
     params: Params,
@@ -266,23 +286,19 @@ def meta_train(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Meta-trains `params` in place with Adam on the MAML objective; returns the meta-loss of every step."""
-    optimizer = _optimizer(params, config.meta_lr)
-    history = []
-    for step, index in enumerate(_batches(len(train), config.tasks_per_batch, config.steps, config.seed)):
-        grads, loss = meta_gradient(
+
+    def gradient(batch: TaskSet) -> tuple[Any, Any]:
+        return meta_gradient(
             fn,
             params,
-            train.take(index),
+            batch,
             steps=config.inner_steps,
             lr=config.inner_lr,
             size_weight=config.size_weight,
             order=config.order,
         )
-        _step(optimizer, params, grads)
-        history.append(float(loss))
-        if on_step is not None:
-            on_step(step, history[-1])
-    return history
+
+    return _adam_steps(params, train, config, gradient, on_step)
 
 
 def pooled_train(
@@ -293,18 +309,13 @@ def pooled_train(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """The baseline: trains `params` in place with Adam on all rows of the same task batches, pooled."""
-    optimizer = _optimizer(params, config.meta_lr)
-    history = []
-    for step, index in enumerate(_batches(len(train), config.tasks_per_batch, config.steps, config.seed)):
-        batch = train.take(index)
+
+    def gradient(batch: TaskSet) -> tuple[Any, Any]:
         x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
         y = torch.cat([batch.support_y.flatten(0, 1), batch.query_y.flatten(0, 1)])
-        grads, loss = grad_and_value(lambda p, x=x, y=y: loss_of(fn(p, x), y, config.size_weight))(params)
-        _step(optimizer, params, grads)
-        history.append(float(loss))
-        if on_step is not None:
-            on_step(step, history[-1])
-    return history
+        return grad_and_value(lambda p: loss_of(fn(p, x), y, config.size_weight))(params)
+
+    return _adam_steps(params, train, config, gradient, on_step)
 
 
 def new_net(config: MamlConfig, inputs: int, standardize: bool) -> nn.Module:
