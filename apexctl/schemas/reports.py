@@ -24,11 +24,18 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------------------------------------------- sim_summary
 
 
+class Population(_Strict):
+    agents: int = Field(ge=0)
+    pnl: Number = Field(description="the population's profit and loss, USDT, after fees")
+    fees: Number = Field(description="fees it paid, USDT")
+    volume: Number = Field(description="quantity it traded, base units")
+
+
 class SimMarket(_Strict):
     events: int = Field(ge=0, description="events the simulated market processed")
     trades: int = Field(ge=0, description="trades printed in the market (every agent's)")
     truncated: bool = Field(description="the run stopped at its event cap before the requested time")
-    populations: dict[str, Any] = Field(description="agents per population, as the DSG resolved them")
+    populations: dict[str, Population] = Field(description="each agent population's size and results")
 
 
 class SimSummary(_Strict):
