@@ -48,3 +48,28 @@ def ray(work: str, same: str) -> Any:
         help=f"Spread {work} over a Ray cluster: an address (ray://host:10001) or 'auto' (join the local cluster, or "
         f"start one). {same}",
     )
+
+
+def symbol(help: str) -> Any:
+    """--symbol: which instrument (its meaning per command is in `help`)."""
+    return typer.Option("--symbol", help=help)
+
+
+def dsg(help: str = "DSG JSON document of the market's agent populations (default: the built-in DSG).") -> Any:
+    """--dsg: the simulated market's populations (apex.dsg)."""
+    return typer.Option("--dsg", help=help)
+
+
+def rv_bars(help: str) -> Any:
+    """--rv-bars: the realized-volatility window of the bar features, in bars."""
+    return ranged(ranges.RV_BARS, "--rv-bars", help=help)
+
+
+def vmd_modes(help: str) -> Any:
+    """--vmd-modes: VMD modes of the bar features (0 = none)."""
+    return ranged(ranges.VMD_MODES, "--vmd-modes", help=help)
+
+
+def vmd_window(help: str) -> Any:
+    """--vmd-window: the VMD window of the bar features, in bars."""
+    return ranged(ranges.VMD_WINDOW, "--vmd-window", help=help)

@@ -61,7 +61,7 @@ def causal(
     ] = None,
     symbol: Annotated[
         str | None,
-        typer.Option("--symbol", help="Use one symbol (default: every symbol, as datasets of the same process)."),
+        _options.symbol("Use one symbol (default: every symbol, as datasets of the same process)."),
     ] = None,
     jobs: Annotated[
         int | None,

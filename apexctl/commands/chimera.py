@@ -73,7 +73,7 @@ def chimera(
     ] = None,
     symbol: Annotated[
         str | None,
-        typer.Option("--symbol", help="Symbol of the target data to fit (default: the first in name order)."),
+        _options.symbol("Symbol of the target data to fit (default: the first in name order)."),
     ] = None,
     popsize: Annotated[
         int | None,

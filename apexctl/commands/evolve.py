@@ -54,9 +54,7 @@ def evolve_command(
     seed: Annotated[
         int, _options.seed("Random seed; the same seed gives the same hall of fame.")
     ] = _options.SEED_DEFAULT,
-    symbol: Annotated[
-        str | None, typer.Option("--symbol", help="Symbol to evolve on when the table holds several.")
-    ] = None,
+    symbol: Annotated[str | None, _options.symbol("Symbol to evolve on when the table holds several.")] = None,
     train_fraction: Annotated[
         float,
         _options.ranged(
@@ -148,9 +146,8 @@ def evolve_command(
     ] = None,
     dsg: Annotated[
         str | None,
-        typer.Option(
-            "--dsg",
-            help="Dual fitness: an apex.dsg document (apexctl chimera), or 'default' for the built-in DSG. Each tree "
+        _options.dsg(
+            "Dual fitness: an apex.dsg document (apexctl chimera), or 'default' for the built-in DSG. Each tree "
             "is also traded in the simulator populated by it (adversarial fitness: PnL, mean over --sim-seeds) next "
             "to its backtest TTT fitness (causal fitness); NSGA-II selects on both; terminals are restricted to "
             "features the simulator computes; OUT/pareto.parquet gets the Pareto front. --pop must be a multiple "

@@ -45,11 +45,9 @@ def export_command(
     rank: Annotated[int, _options.ranged(ranges.RANK, "--rank", help="Rank of the hall-of-fame tree to export.")] = 1,
     maml: Annotated[Path | None, typer.Option("--maml", help="model.pt of `apexctl train maml`.")] = None,
     iel: Annotated[Path | None, typer.Option("--iel", help="model.pt of `apexctl train iel`.")] = None,
-    symbol: Annotated[
-        str | None, typer.Option("--symbol", help="Symbol of the bundle (default: the hall of fame's).")
-    ] = None,
+    symbol: Annotated[str | None, _options.symbol("Symbol of the bundle (default: the hall of fame's).")] = None,
     slot: Annotated[str | None, typer.Option("--slot", help="Slot name (default: the output folder's name).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    force: Annotated[bool, _options.force("Replace a non-empty output folder.")] = False,
     check_dir: Annotated[
         Path | None,
         typer.Option("--check", help="Verify this existing bundle like the live engine does; exit 2 on a problem."),

@@ -8,8 +8,8 @@ import typer
 
 from apexctl.commands import _options
 from apexctl.console import wrote
-from apexctl.forge import outputs, ranges
-from apexctl.forge.features import VMD_MODES, VMD_WINDOW, FeatureConfig, Grain, run
+from apexctl.forge import outputs
+from apexctl.forge.features import FeatureConfig, Grain, run
 
 
 def features(
@@ -41,10 +41,8 @@ def features(
     ] = "1s,10s,60s",
     rv_bars: Annotated[
         int,
-        _options.ranged(
-            ranges.RV_BARS,
-            "--rv-bars",
-            help="Bar grains: realized volatility rv = sqrt(sum of the last N squared log returns).",
+        _options.rv_bars(
+            "Bar grains: realized volatility rv = sqrt(sum of the last N squared log returns).",
         ),
     ] = 30,
     mtfa: Annotated[
@@ -57,19 +55,15 @@ def features(
     ] = True,
     vmd_modes: Annotated[
         int,
-        _options.ranged(
-            VMD_MODES,
-            "--vmd-modes",
-            help="Bar grains: number K of variational-mode-decomposition modes of the close (columns vmd_1..vmd_K, "
+        _options.vmd_modes(
+            "Bar grains: number K of variational-mode-decomposition modes of the close (columns vmd_1..vmd_K, "
             "lowest frequency first); 0 turns VMD off.",
         ),
     ] = 3,
     vmd_window: Annotated[
         int,
-        _options.ranged(
-            VMD_WINDOW,
-            "--vmd-window",
-            help="Bar grains: bars in the rolling VMD window; each row decomposes only the window ending at it.",
+        _options.vmd_window(
+            "Bar grains: bars in the rolling VMD window; each row decomposes only the window ending at it.",
         ),
     ] = 64,
 ) -> None:

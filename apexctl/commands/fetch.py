@@ -80,7 +80,7 @@ def fetch(
         int, _options.ranged(bybit_api.ATTEMPTS, "--max-attempts", help="bybit: attempts per REST call.")
     ] = 5,
     dsg: Annotated[
-        str | None, typer.Option("--dsg", help="sim: DSG JSON document of the agent populations (default built in).")
+        str | None, _options.dsg("sim: DSG JSON document of the agent populations (default built in).")
     ] = None,
     seed: Annotated[int, _options.seed("sim: random seed; same seed and DSG, same tables.")] = _options.SEED_DEFAULT,
     hours: Annotated[float, _options.hours("sim: simulated hours per symbol.")] = 1.0,

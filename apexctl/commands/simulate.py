@@ -39,9 +39,9 @@ def simulate(
     ] = "ma_crossover",
     dsg: Annotated[
         str | None,
-        typer.Option("--dsg", help="DSG JSON document of the market's populations (default: the built-in DSG)."),
+        _options.dsg("DSG JSON document of the market's populations (default: the built-in DSG)."),
     ] = None,
-    symbol: Annotated[str, typer.Option("--symbol", help=f"Instrument preset: {', '.join(INSTRUMENTS)}.")] = "BTCUSDT",
+    symbol: Annotated[str, _options.symbol(f"Instrument preset: {', '.join(INSTRUMENTS)}.")] = "BTCUSDT",
     seed: Annotated[
         int, _options.seed("Random seed; the same seed and DSG give identical results.")
     ] = _options.SEED_DEFAULT,
@@ -59,22 +59,16 @@ def simulate(
     ] = None,
     rv_bars: Annotated[
         int,
-        _options.ranged(
-            ranges.RV_BARS, "--rv-bars", help="With --tree: rv window in bars, as the tree's features table used."
-        ),
+        _options.rv_bars("With --tree: rv window in bars, as the tree's features table used."),
     ] = 30,
     vmd_modes: Annotated[
         int,
-        _options.ranged(
-            ranges.VMD_MODES, "--vmd-modes", help="With --tree: VMD modes, as the tree's features table used."
-        ),
+        _options.vmd_modes("With --tree: VMD modes, as the tree's features table used."),
     ] = 3,
     vmd_window: Annotated[
         int,
-        _options.ranged(
-            ranges.VMD_WINDOW,
-            "--vmd-window",
-            help="With --tree: VMD window in bars, as the tree's features table used.",
+        _options.vmd_window(
+            "With --tree: VMD window in bars, as the tree's features table used.",
         ),
     ] = 64,
     force: Annotated[bool, _options.force()] = False,

@@ -186,10 +186,8 @@ def iel(
         Path,
         _options.output("The policy checkpoint (model.pt); its report beside it (model.report.json)."),
     ],
-    dsg: Annotated[
-        str | None, typer.Option("--dsg", help="DSG JSON document of the market (default: the built-in DSG).")
-    ] = None,
-    symbol: Annotated[str, typer.Option("--symbol", help="Instrument preset of the simulated market.")] = "BTCUSDT",
+    dsg: Annotated[str | None, _options.dsg("DSG JSON document of the market (default: the built-in DSG).")] = None,
+    symbol: Annotated[str, _options.symbol("Instrument preset of the simulated market.")] = "BTCUSDT",
     episodes: Annotated[
         int, _options.ranged(ranges.IEL_EPISODES, "--episodes", help="Training episodes (simulated parent orders).")
     ] = 2048,

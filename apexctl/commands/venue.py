@@ -19,9 +19,7 @@ def venue(
     seed: Annotated[
         int, _options.seed("Market seed; the same seed, speed and external orders replay the same market.")
     ] = _options.SEED_DEFAULT,
-    dsg: Annotated[
-        Path | None, typer.Option("--dsg", help="DSG JSON of the agent populations (default: the built-in DSG).")
-    ] = None,
+    dsg: Annotated[Path | None, _options.dsg("DSG JSON of the agent populations (default: the built-in DSG).")] = None,
     speed: Annotated[
         float, _options.ranged(ranges.VENUE_SPEED, "--speed", help="Simulated seconds per wall-clock second.")
     ] = 1.0,
