@@ -25,7 +25,7 @@ pub enum BacktestError {
     BadSpan { start: usize, end: usize, rows: usize },
     /// A parameter outside its documented domain.
     #[error("parameter `{name}` = {value} is invalid: {why}")]
-    BadParam { name: &'static str, value: f64, why: &'static str },
+    BadParam { name: &'static str, value: f64, why: String },
 }
 
 impl From<apex_rule::RuleError> for BacktestError {

@@ -1,50 +1,41 @@
 //! Backtest parameters with their defaults, and their validation.
 
+use apex_core::{Bounds, ParamSpec};
 use apex_rule::{Instrument, RuleParams};
 use serde::{Deserialize, Serialize};
 
 use crate::BacktestError;
 
-/// Every knob of the backtest. Defaults model a $200 Bybit VIP0 taker account trading the shared rule.
-///
-/// This struct is the one definition of the parameters: its serde form is flat (the rule's keys beside the cost
-/// model's; absent keys keep their defaults), and `_core.backtest_defaults()` hands it to Python, whose
-/// `forge.backtest.BacktestParams` and keyword arguments are built from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BacktestParams {
-    /// Starting equity in quote currency.
-    pub capital: f64,
-    /// Target equity as a multiple of `capital`; time-to-target measures when equity first reaches it.
-    pub target_multiple: f64,
-    /// Taker fee rate charged on the notional of every fill (Bybit VIP0 perpetuals: 0.055%).
-    pub fee: f64,
-    /// Bid-ask spread in basis points, used when the bars carry no per-bar spread column.
-    pub spread_bps: f64,
-    /// Book depth in quote currency that absorbs an order, used when the bars carry no per-bar depth column.
-    pub depth: f64,
-    /// Impact coefficient: slippage fraction added per unit of order notional over depth.
-    pub impact: f64,
-    /// The trading rule: direction threshold, ATR stop, 3:1 bracket, half-Kelly sizing, leverage cap.
-    #[serde(flatten)]
-    pub rule: RuleParams,
-    /// Order limits the rule sizes within (continuous by default; not a keyword of the Python binding).
-    #[serde(skip, default = "continuous")]
-    pub instrument: Instrument,
-}
-
-impl Default for BacktestParams {
-    fn default() -> Self {
-        Self {
-            capital: 200.0,
-            target_multiple: 2.0,
-            fee: apex_core::BYBIT_VIP0_TAKER_FEE,
-            spread_bps: 1.0,
-            depth: 1_000_000.0,
-            impact: 1.0,
-            rule: RuleParams::default(),
-            instrument: Instrument::CONTINUOUS,
-        }
+apex_core::param_table! {
+    /// Every knob of the backtest. Defaults model a $200 Bybit VIP0 taker account trading the shared rule.
+    ///
+    /// This struct is the one definition of the parameters: its serde form is flat (the rule's keys beside the cost
+    /// model's; absent keys keep their defaults), `_core.backtest_defaults()` hands it to Python, whose
+    /// `forge.backtest.BacktestParams` and keyword arguments are built from it, and [`BacktestParams::specs`] (the
+    /// cost model's rows, then the rule's) is what the committed `backtest_params.schema.json` is made from.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct BacktestParams {
+        capital: f64 = 200.0, Bounds::above(0.0),
+            "Starting equity in quote currency.";
+        target_multiple: f64 = 2.0, Bounds::above(1.0),
+            "Target equity as a multiple of `capital`; time-to-target measures when equity first reaches it.";
+        fee: f64 = apex_core::BYBIT_VIP0_TAKER_FEE, Bounds::closed_open(0.0, 0.1),
+            "Taker fee rate charged on the notional of every fill (Bybit VIP0 perpetuals: 0.055%).";
+        spread_bps: f64 = 1.0, Bounds::at_least(0.0),
+            "Bid-ask spread in basis points, used when the bars carry no per-bar spread column.";
+        depth: f64 = 1_000_000.0, Bounds::above(0.0),
+            "Book depth in quote currency that absorbs an order, used when the bars carry no per-bar depth column.";
+        impact: f64 = 1.0, Bounds::at_least(0.0),
+            "Impact coefficient: slippage fraction added per unit of order notional over depth.";
+    }
+    extra {
+        #[serde(flatten)]
+        rule: RuleParams = RuleParams::default(),
+            "The trading rule: direction threshold, ATR stop, 3:1 bracket, half-Kelly sizing, leverage cap.";
+        #[serde(skip, default = "continuous")]
+        instrument: Instrument = Instrument::CONTINUOUS,
+            "Order limits the rule sizes within (continuous by default; not a keyword of the Python binding).";
     }
 }
 
@@ -52,24 +43,77 @@ fn continuous() -> Instrument {
     Instrument::CONTINUOUS
 }
 
-fn check(name: &'static str, value: f64, ok: bool, why: &'static str) -> Result<(), BacktestError> {
-    if ok && value.is_finite() { Ok(()) } else { Err(BacktestError::BadParam { name, value, why }) }
-}
-
 impl BacktestParams {
-    /// Checks every parameter against its domain.
+    /// Checks every parameter against its bounds (`PARAMS`, then the rule's and the instrument's).
     ///
     /// # Errors
     /// [`BacktestError::BadParam`] naming the first parameter out of range (the rule's included).
     pub fn validate(&self) -> Result<(), BacktestError> {
-        check("capital", self.capital, self.capital > 0.0, "must be positive")?;
-        check("target_multiple", self.target_multiple, self.target_multiple > 1.0, "must exceed 1")?;
-        check("fee", self.fee, (0.0..0.1).contains(&self.fee), "must be in [0, 0.1)")?;
-        check("spread_bps", self.spread_bps, self.spread_bps >= 0.0, "must be >= 0")?;
-        check("depth", self.depth, self.depth > 0.0, "must be positive")?;
-        check("impact", self.impact, self.impact >= 0.0, "must be >= 0")?;
+        if let Some((name, value, why)) = self.out_of_bounds() {
+            return Err(BacktestError::BadParam { name, value, why });
+        }
         self.rule.validate()?;
         self.instrument.validate()?;
         Ok(())
+    }
+
+    /// Every scalar parameter of the flat serde form: the cost model's rows, then the rule's.
+    #[must_use]
+    pub fn specs() -> Vec<ParamSpec> {
+        Self::PARAMS.iter().chain(RuleParams::PARAMS).copied().collect()
+    }
+
+    /// The JSON Schema of the flat parameter object, as committed in `apexctl/schemas/backtest_params.schema.json`.
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        apex_core::params::json_schema(
+            "https://apexctl.dev/schemas/backtest_params.schema.json",
+            "Backtest parameters",
+            "The backtester's cost model and the shared trading rule (apex-backtest BacktestParams, flat); absent keys \
+             keep their defaults.",
+            &Self::specs(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_schema_is_generated_from_the_table() {
+        // The runtime variable, not env!(): a build cache shared by clones at other paths must not point elsewhere.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        let path = std::path::Path::new(&manifest_dir).join("../../apexctl/schemas/backtest_params.schema.json");
+        let generated = serde_json::to_string_pretty(&BacktestParams::json_schema()).unwrap() + "\n";
+        if std::env::var_os("APEX_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(committed == generated, "stale schema: rerun with APEX_BLESS=1 cargo test -p apex-backtest");
+    }
+
+    #[test]
+    fn defaults_lie_inside_their_bounds_and_every_serde_key_has_a_row() {
+        assert!(BacktestParams::default().validate().is_ok());
+        let keys: Vec<String> = match serde_json::to_value(BacktestParams::default()).unwrap() {
+            serde_json::Value::Object(map) => map.keys().cloned().collect(),
+            other => panic!("not an object: {other}"),
+        };
+        let mut rows: Vec<String> = BacktestParams::specs().iter().map(|s| s.name.to_owned()).collect();
+        let mut keys = keys;
+        keys.sort();
+        rows.sort();
+        assert_eq!(keys, rows);
+    }
+
+    #[test]
+    fn a_value_outside_its_bounds_is_named() {
+        let params = BacktestParams { fee: 0.1, ..BacktestParams::default() };
+        let error = params.validate().unwrap_err().to_string();
+        assert!(error.contains("`fee`") && error.contains("must be in [0, 0.1)"), "{error}");
+        let rule = RuleParams { stop_min_bps: 0.0, ..RuleParams::default() };
+        let error = BacktestParams { rule, ..BacktestParams::default() }.validate().unwrap_err().to_string();
+        assert!(error.contains("`stop_min_bps`") && error.contains("must be in (0, 10000)"), "{error}");
     }
 }

@@ -2,6 +2,7 @@
 
 mod fees;
 pub mod order;
+pub mod params;
 mod scale;
 mod side;
 
@@ -10,5 +11,6 @@ pub use order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, OrderStatus, RejectReason, StpMode,
     TimeInForce, TradeId,
 };
+pub use params::{Bounds, ParamSpec, ParamValue};
 pub use scale::{Scale, ScaleError, decimals_in, infer_decimals};
 pub use side::Side;

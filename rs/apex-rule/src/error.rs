@@ -7,5 +7,5 @@ use thiserror::Error;
 pub enum RuleError {
     /// A parameter outside its documented domain.
     #[error("parameter `{name}` = {value} is invalid: {why}")]
-    BadParam { name: &'static str, value: f64, why: &'static str },
+    BadParam { name: &'static str, value: f64, why: String },
 }

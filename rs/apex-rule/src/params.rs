@@ -1,94 +1,58 @@
 //! The rule's parameters and the instrument limits it sizes within, with their defaults and validation.
 
+use apex_core::Bounds;
 use serde::{Deserialize, Serialize};
 
 use crate::RuleError;
 
-/// Every knob of the trading rule. The defaults are the ones the backtester, the simulator and the live engine share.
-/// Its serde form (one key per field, absent keys keep their defaults) is what Python reads through `_core`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RuleParams {
-    /// Minimum |signal| for a position; below it the rule wants to be flat.
-    pub entry_threshold: f64,
-    /// Stop distance in multiples of the average true range of the bars up to the decision.
-    pub stop_atr_mult: f64,
-    /// Bars in the average true range window.
-    pub atr_window: usize,
-    /// Floor of the stop distance in basis points of the reference price (keeps it positive on flat bars).
-    pub stop_min_bps: f64,
-    /// `b`: take-profit distance over stop distance (3 = the 3:1 bracket), also the payoff the Kelly fraction uses.
-    pub reward_risk: f64,
-    /// Multiplier of the Kelly fraction (0.5 = half-Kelly).
-    pub kelly_scale: f64,
-    /// Number of most recent closed trades the win rate is estimated from.
-    pub kelly_window: usize,
-    /// Prior win rate `p0` of the record-based estimate (its weight is `prior_trades`).
-    pub prior_win_rate: f64,
-    /// Weight of the prior, in trades: `p = (wins + p0 * prior_trades) / (trades + prior_trades)`.
-    pub prior_trades: f64,
-    /// Floor of the risk fraction, so a strategy with a bad record keeps probing (and its record keeps updating).
-    pub min_fraction: f64,
-    /// Cap of the risk fraction (share of equity lost if the stop is hit).
-    pub max_fraction: f64,
-    /// Cap of position notional over equity (the slot's leverage).
-    pub max_leverage: f64,
-}
-
-impl Default for RuleParams {
-    fn default() -> Self {
-        Self {
-            entry_threshold: 0.05,
-            stop_atr_mult: 2.0,
-            atr_window: 14,
-            stop_min_bps: 10.0,
-            reward_risk: 3.0,
-            kelly_scale: 0.5,
-            kelly_window: 20,
-            prior_win_rate: 0.3,
-            prior_trades: 10.0,
-            min_fraction: 0.005,
-            max_fraction: 0.25,
-            max_leverage: 10.0,
-        }
+apex_core::param_table! {
+    /// Every knob of the trading rule. The defaults are the ones the backtester, the simulator and the live engine
+    /// share. Its serde form (one key per field, absent keys keep their defaults) is what Python reads through
+    /// `_core`; `PARAMS` holds each knob's bounds and doc (the committed `backtest_params.schema.json` is made from it).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct RuleParams {
+        entry_threshold: f64 = 0.05, Bounds::closed(0.0, 1.0),
+            "Minimum |signal| for a position; below it the rule wants to be flat.";
+        stop_atr_mult: f64 = 2.0, Bounds::at_least(0.0),
+            "Stop distance in multiples of the average true range of the bars up to the decision.";
+        atr_window: usize = 14, Bounds::at_least(1.0),
+            "Bars in the average true range window.";
+        stop_min_bps: f64 = 10.0, Bounds::open(0.0, 10_000.0),
+            "Floor of the stop distance in basis points of the reference price (keeps it positive on flat bars).";
+        reward_risk: f64 = 3.0, Bounds::above(0.0),
+            "`b`: take-profit distance over stop distance (3 = the 3:1 bracket), also the payoff the Kelly fraction uses.";
+        kelly_scale: f64 = 0.5, Bounds::above(0.0),
+            "Multiplier of the Kelly fraction (0.5 = half-Kelly).";
+        kelly_window: usize = 20, Bounds::at_least(1.0),
+            "Number of most recent closed trades the win rate is estimated from.";
+        prior_win_rate: f64 = 0.3, Bounds::closed(0.0, 1.0),
+            "Prior win rate `p0` of the record-based estimate (its weight is `prior_trades`).";
+        prior_trades: f64 = 10.0, Bounds::above(0.0),
+            "Weight of the prior, in trades: `p = (wins + p0 * prior_trades) / (trades + prior_trades)`.";
+        min_fraction: f64 = 0.005, Bounds::closed(0.0, 1.0),
+            "Floor of the risk fraction, so a strategy with a bad record keeps probing (and its record keeps updating).";
+        max_fraction: f64 = 0.25, Bounds::closed(0.0, 1.0),
+            "Cap of the risk fraction (share of equity lost if the stop is hit).";
+        max_leverage: f64 = 10.0, Bounds::above(0.0),
+            "Cap of position notional over equity (the slot's leverage).";
     }
 }
 
-fn check(name: &'static str, value: f64, ok: bool, why: &'static str) -> Result<(), RuleError> {
-    if ok && value.is_finite() { Ok(()) } else { Err(RuleError::BadParam { name, value, why }) }
+fn check(name: &'static str, value: f64, ok: bool, why: &str) -> Result<(), RuleError> {
+    if ok && value.is_finite() { Ok(()) } else { Err(RuleError::BadParam { name, value, why: why.to_owned() }) }
 }
 
 impl RuleParams {
-    /// Checks every parameter against its domain.
+    /// Checks every parameter against its bounds (`PARAMS`), and the fraction floor against its cap.
     ///
     /// # Errors
     /// [`RuleError::BadParam`] naming the first parameter out of range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        check(
-            "entry_threshold",
-            self.entry_threshold,
-            (0.0..=1.0).contains(&self.entry_threshold),
-            "must be in [0, 1]",
-        )?;
-        check("stop_atr_mult", self.stop_atr_mult, self.stop_atr_mult >= 0.0, "must be >= 0")?;
-        check("atr_window", self.atr_window as f64, self.atr_window >= 1, "must be >= 1")?;
-        check(
-            "stop_min_bps",
-            self.stop_min_bps,
-            self.stop_min_bps > 0.0 && self.stop_min_bps < 10_000.0,
-            "must be in (0, 10000)",
-        )?;
-        check("reward_risk", self.reward_risk, self.reward_risk > 0.0, "must be positive")?;
-        check("kelly_scale", self.kelly_scale, self.kelly_scale > 0.0, "must be positive")?;
-        check("kelly_window", self.kelly_window as f64, self.kelly_window >= 1, "must be >= 1")?;
-        check("prior_win_rate", self.prior_win_rate, (0.0..=1.0).contains(&self.prior_win_rate), "must be in [0, 1]")?;
-        check("prior_trades", self.prior_trades, self.prior_trades > 0.0, "must be positive")?;
-        for (name, value) in [("min_fraction", self.min_fraction), ("max_fraction", self.max_fraction)] {
-            check(name, value, (0.0..=1.0).contains(&value), "must be in [0, 1]")?;
+        if let Some((name, value, why)) = self.out_of_bounds() {
+            return Err(RuleError::BadParam { name, value, why });
         }
-        check("max_fraction", self.max_fraction, self.min_fraction <= self.max_fraction, "must be >= min_fraction")?;
-        check("max_leverage", self.max_leverage, self.max_leverage > 0.0, "must be positive")?;
-        Ok(())
+        check("max_fraction", self.max_fraction, self.min_fraction <= self.max_fraction, "must be >= min_fraction")
     }
 }
 
