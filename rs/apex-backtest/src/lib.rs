@@ -59,19 +59,7 @@ pub struct Bars<'a> {
     pub depth: Option<&'a [f64]>,
 }
 
-impl Bars<'_> {
-    /// Number of bars.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    /// Whether there are no bars.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-}
+apex_core::row_count!(Bars<'_>);
 
 /// The scores of one strategy over one span.
 #[derive(Debug, Clone, PartialEq)]

@@ -26,6 +26,8 @@ pub struct BookColumns<'a> {
     pub seq: &'a [i64],
 }
 
+apex_core::row_count!(BookColumns<'_>);
+
 /// A row that cannot be turned into a book update; `row` is the 0-based row index in the table.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ColumnError {
@@ -42,16 +44,6 @@ pub enum ColumnError {
 }
 
 impl<'a> BookColumns<'a> {
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-
     /// Checks lengths and the codes of `kind`, `side` and `update_id`; values are checked when decoded.
     ///
     /// # Errors

@@ -47,19 +47,7 @@ pub struct BookRows {
     pub seq: Vec<i64>,
 }
 
-impl BookRows {
-    /// Number of rows.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    /// True when no row was pushed.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-}
+apex_core::row_count!(BookRows);
 
 /// The `trades` table's columns, owned. Trade ids are stored Arrow-style: one UTF-8 buffer plus `len + 1` offsets.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +60,8 @@ pub struct TradeRows {
     pub trade_id_data: String,
     pub trade_id_offsets: Vec<i64>,
 }
+
+apex_core::row_count!(TradeRows);
 
 impl Default for TradeRows {
     fn default() -> Self {
@@ -88,18 +78,6 @@ impl Default for TradeRows {
 }
 
 impl TradeRows {
-    /// Number of rows.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    /// True when no row was pushed.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-
     /// The trade id of row `row`.
     ///
     /// # Panics

@@ -5,6 +5,7 @@ pub mod order;
 pub mod params;
 mod scale;
 mod side;
+mod table;
 
 pub use fees::{BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE};
 pub use order::{

@@ -147,17 +147,9 @@ pub struct BarTable {
     pub columns: Vec<(String, Vec<f64>)>,
 }
 
+apex_core::row_count!(BarTable);
+
 impl BarTable {
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-
     #[must_use]
     pub fn column(&self, name: &str) -> Option<&[f64]> {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())

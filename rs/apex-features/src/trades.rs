@@ -23,17 +23,9 @@ pub struct TradeColumns<'a> {
     pub size: &'a [f64],
 }
 
+apex_core::row_count!(TradeColumns<'_>);
+
 impl TradeColumns<'_> {
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-
     /// Checks lengths, sides, finite positive prices and sizes, and time order within each symbol.
     ///
     /// # Errors

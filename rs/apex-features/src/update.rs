@@ -270,6 +270,8 @@ pub struct UpdateColumns {
     pub incidents: Vec<(usize, BookError)>,
 }
 
+apex_core::row_count!(UpdateColumns);
+
 impl UpdateColumns {
     fn with_capacity(n: usize) -> UpdateColumns {
         UpdateColumns {
@@ -289,16 +291,6 @@ impl UpdateColumns {
         for (column, value) in self.values.iter_mut().zip(row.values()) {
             column.push(value);
         }
-    }
-
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
     }
 
     /// The columns bar aggregation needs, borrowed.
