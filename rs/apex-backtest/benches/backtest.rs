@@ -15,13 +15,8 @@ const STRATEGIES: usize = 64;
 fn fixture() -> (OwnedBars, Vec<f64>) {
     let mut rows = Vec::with_capacity(BARS);
     let mut price = 100.0_f64;
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = apex_core::XorShift64::new(0x2545_f491_4f6c_dd1d_u64);
+    let mut uniform = move || rng.uniform();
     for _ in 0..BARS {
         let next = price * (1.0 + 0.004 * (uniform() - 0.5));
         rows.push((

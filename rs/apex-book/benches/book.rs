@@ -5,44 +5,12 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
+use apex_book::synthetic::{Sides, ob200_stream};
 use apex_book::{L2Book, Level, UpdateKind};
 use apex_core::Scale;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-/// Bid and ask levels of one message.
-type Sides = (Vec<Level>, Vec<Level>);
-
 const DELTAS: usize = 100_000;
-
-/// A deterministic stream shaped like an ob200 archive: a snapshot, then deltas touching a few levels near the touch.
-fn stream(count: usize) -> (Sides, Vec<Sides>) {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let snap_bids: Vec<Level> = (0..200).map(|i| Level::new(100_000 - i, 1 + (i % 17))).collect();
-    let snap_asks: Vec<Level> = (0..200).map(|i| Level::new(100_001 + i, 1 + (i % 13))).collect();
-    let deltas = (0..count)
-        .map(|_| {
-            let mut bids = Vec::new();
-            let mut asks = Vec::new();
-            for _ in 0..(1 + next() % 6) {
-                let offset = (next() % 220) as i64;
-                let qty = if next() % 4 == 0 { 0 } else { 1 + (next() % 500) as i64 };
-                if next() % 2 == 0 {
-                    bids.push(Level::new(100_000 - offset, qty));
-                } else {
-                    asks.push(Level::new(100_001 + offset, qty));
-                }
-            }
-            (bids, asks)
-        })
-        .collect();
-    ((snap_bids, snap_asks), deltas)
-}
 
 /// The obvious book: a sorted map per side, the best bid and ask read from the maps after every message.
 #[derive(Default)]
@@ -108,7 +76,7 @@ fn best_of<S, R>(repeats: usize, setup: impl Fn() -> S, run: impl Fn(S) -> R) ->
 }
 
 fn bench_apply(c: &mut Criterion) {
-    let ((snap_bids, snap_asks), deltas) = stream(DELTAS);
+    let ((snap_bids, snap_asks), deltas) = ob200_stream(DELTAS);
     let updates = deltas.iter().map(|(b, a)| b.len() + a.len()).sum::<usize>() as f64;
     let ours = best_of(5, || fresh_book(&snap_bids, &snap_asks), |book| run_book(book, &deltas));
     let naive = best_of(5, || NaiveBook::snapshot(&snap_bids, &snap_asks), |book| run_naive(book, &deltas));

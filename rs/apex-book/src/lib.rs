@@ -2,6 +2,7 @@
 
 mod book;
 pub mod columns;
+pub mod synthetic;
 
 pub use book::{Applied, BookError, BookStats, L2Book, Level, SyncState, UpdateKind};
 pub use columns::{BookColumns, ColumnError, MessageHeader, Replay, replay};

@@ -22,13 +22,8 @@ fn scales() -> (Scale, Scale) {
 
 /// An ob200-like stream as WebSocket text frames: a 200-level snapshot, then deltas touching 1-6 levels.
 fn frames() -> Vec<String> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = apex_core::XorShift64::new(0x9E37_79B9_7F4A_7C15_u64);
+    let mut next = move || rng.next_u64();
     let (ps, qs) = scales();
     let level = |price: i64, qty: i64| format!("[\"{}\",\"{}\"]", ps.format(price), qs.format(qty));
     let frame = |kind: &str, u: usize, bids: &[String], asks: &[String]| {

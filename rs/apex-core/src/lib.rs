@@ -6,6 +6,7 @@ pub mod params;
 mod scale;
 mod side;
 mod table;
+mod xorshift;
 
 pub use fees::{BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE};
 pub use order::{
@@ -15,3 +16,4 @@ pub use order::{
 pub use params::{Bounds, ParamSpec, ParamValue};
 pub use scale::{Scale, ScaleError, decimals_in, infer_decimals};
 pub use side::Side;
+pub use xorshift::XorShift64;

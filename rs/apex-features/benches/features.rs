@@ -2,6 +2,7 @@
 //! baseline; and the streaming bar engine per event (trades + L2 messages of 6 hours, rows with MTFA, book
 //! aggregates and VMD) against recomputing the batch bar features over the last 64 bars at every bar close.
 
+use apex_book::synthetic::{Sides, ob200_stream};
 use apex_book::{Level, MessageHeader, UpdateKind};
 use apex_core::Scale;
 use apex_features::bars::{BarParams, BarSource, UpdateSeries, bar_features};
@@ -10,39 +11,6 @@ use apex_features::trades::TradeColumns;
 use apex_features::update::UpdateEngine;
 use apex_features::{MINUTE, SECOND};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-/// Bid and ask levels of one message.
-type Sides = (Vec<Level>, Vec<Level>);
-
-/// A deterministic ob200-like stream: a snapshot, then deltas touching a few levels near the touch.
-fn stream(count: usize) -> (Sides, Vec<Sides>) {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let snap_bids: Vec<Level> = (0..200).map(|i| Level::new(100_000 - i, 1 + (i % 17))).collect();
-    let snap_asks: Vec<Level> = (0..200).map(|i| Level::new(100_001 + i, 1 + (i % 13))).collect();
-    let deltas = (0..count)
-        .map(|_| {
-            let mut bids = Vec::new();
-            let mut asks = Vec::new();
-            for _ in 0..(1 + next() % 6) {
-                let offset = (next() % 220) as i64;
-                let qty = if next() % 4 == 0 { 0 } else { 1 + (next() % 500) as i64 };
-                if next() % 2 == 0 {
-                    bids.push(Level::new(100_000 - offset, qty));
-                } else {
-                    asks.push(Level::new(100_001 + offset, qty));
-                }
-            }
-            (bids, asks)
-        })
-        .collect();
-    ((snap_bids, snap_asks), deltas)
-}
 
 fn header(kind: UpdateKind, update_id: u64) -> MessageHeader {
     MessageHeader { first_row: 0, symbol: 0, kind, update_id, seq: update_id as i64, ts: update_id as i64 }
@@ -96,7 +64,7 @@ fn naive(snapshot: &Sides, deltas: &[Sides]) -> f64 {
 }
 
 fn bench_update_features(c: &mut Criterion) {
-    let (snapshot, deltas) = stream(100_000);
+    let (snapshot, deltas) = ob200_stream(100_000);
     let scales = (Scale::new(1).unwrap(), Scale::new(3).unwrap());
     let mut group = c.benchmark_group("update_features_100k_deltas");
     group.throughput(Throughput::Elements(deltas.len() as u64));
@@ -130,13 +98,8 @@ const WINDOW_BARS: i64 = 64;
 /// 6 hours of a BTCUSDT-like market: an L2 message every 200 ms (a snapshot, then deltas of a few levels near a
 /// random-walk mid), a trade every 2 s at the touch.
 fn market() -> Vec<Event> {
-    let mut state = 0x2545_F491_4F6C_DD1D_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = apex_core::XorShift64::new(0x2545_F491_4F6C_DD1D_u64);
+    let mut next = move || rng.next_u64();
     let mut mid = 1_000_000_i64;
     let mut events = Vec::new();
     let step = 200_000_000;

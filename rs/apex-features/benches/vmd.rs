@@ -5,14 +5,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// A deterministic random walk around 100 (xorshift increments), shaped like a close series.
 fn random_walk(count: usize) -> Vec<f64> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut rng = apex_core::XorShift64::new(0x9E37_79B9_7F4A_7C15_u64);
     let mut level = 100.0;
     (0..count)
         .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            level += (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            level += rng.uniform() - 0.5;
             level
         })
         .collect()

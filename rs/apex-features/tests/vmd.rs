@@ -8,15 +8,8 @@ use proptest::prelude::*;
 
 /// Deterministic noise in [-0.5, 0.5) (xorshift), so the tests need no RNG crate.
 fn noise(count: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed | 1;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect()
+    let mut rng = apex_core::XorShift64::new(seed | 1);
+    (0..count).map(|_| rng.uniform() - 0.5).collect()
 }
 
 fn tone(count: usize, freq: f64, amplitude: f64) -> Vec<f64> {

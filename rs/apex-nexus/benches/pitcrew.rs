@@ -59,13 +59,8 @@ fn bundle() -> PathBuf {
 
 /// Bars of a random walk with their feature rows (the engine's column order).
 fn bars(names: &[String], count: usize) -> Vec<(Bar, Vec<f64>)> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = apex_core::XorShift64::new(0x9E37_79B9_7F4A_7C15_u64);
+    let mut next = move || rng.uniform();
     let mut close = 100_000.0;
     (0..count)
         .map(|_| {

@@ -32,13 +32,8 @@ enum Event {
 /// BTCUSDT-like streams in the instrument's units: a trade every 2 s, an L2 message every second (the touch and a
 /// few levels behind it change), prices following a random walk.
 fn market() -> Vec<Event> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = apex_core::XorShift64::new(0x9E37_79B9_7F4A_7C15_u64);
+    let mut next = move || rng.next_u64();
     let mut mid: i64 = 1_080_000;
     let mut events = Vec::new();
     let span_us = BARS as i64 * 60_000_000;

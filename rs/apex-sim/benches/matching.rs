@@ -27,13 +27,8 @@ enum Op {
 /// A stream shaped like a busy perpetual: a drifting mid, mostly passive limits within 50 ticks, some aggressive
 /// limits and market orders, cancels and amends of recent orders, 50 accounts.
 fn stream(count: usize) -> Vec<Op> {
-    let mut state = 0x2545_F491_4F6C_DD1D_u64;
-    let mut next = move |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut rng = apex_core::XorShift64::new(0x2545_F491_4F6C_DD1D_u64);
+    let mut next = move |bound: u64| rng.next_u64() % bound;
     let mut mid: i64 = 500_000;
     let mut owners: Vec<u32> = Vec::new();
     let mut ops = Vec::with_capacity(count);
