@@ -41,17 +41,16 @@ class _BookReplay(TypedDict):
     books: dict[int, _BookStats]
     incidents: list[tuple[int, str]]
 
-class _SimTrades(TypedDict):
-    ts: _I64
-    ts_us: _I64
+class _SimTime(TypedDict):
+    ts: _I64  # UTC ns
+    ts_us: _I64  # µs since the run's start
+
+class _Trade(TypedDict):
     side: npt.NDArray[np.int8]
     price: _F64
     size: _F64
-    trade_id: npt.NDArray[np.uint64]
 
-class _SimBook(TypedDict):
-    ts: _I64
-    ts_us: _I64
+class _L2(TypedDict):
     kind: npt.NDArray[np.uint8]
     side: npt.NDArray[np.int8]
     price: _F64
@@ -59,9 +58,12 @@ class _SimBook(TypedDict):
     update_id: _I64
     seq: _I64
 
-class _SimBars(TypedDict):
-    ts: _I64
-    ts_us: _I64
+class _SimTrades(_SimTime, _Trade):
+    trade_id: npt.NDArray[np.uint64]
+
+class _SimBook(_SimTime, _L2): ...
+
+class _SimBars(_SimTime):
     open: _F64
     high: _F64
     low: _F64
@@ -69,9 +71,7 @@ class _SimBars(TypedDict):
     volume: _F64
     turnover: _F64
 
-class _SimFills(TypedDict):
-    ts: _I64
-    ts_us: _I64
+class _SimFills(_SimTime):
     account: npt.NDArray[np.uint32]
     side: npt.NDArray[np.int8]
     price: _F64
@@ -80,9 +80,7 @@ class _SimFills(TypedDict):
     order_id: npt.NDArray[np.uint64]
     maker: npt.NDArray[np.bool_]
 
-class _SimFairValue(TypedDict):
-    ts: _I64
-    ts_us: _I64
+class _SimFairValue(_SimTime):
     value: _F64
     jump: npt.NDArray[np.bool_]
 
@@ -130,22 +128,13 @@ class _SimBatch(TypedDict):
     trades: npt.NDArray[np.uint64]
     truncated: npt.NDArray[np.bool_]
 
-class _BybitBook(TypedDict):
+class _BybitRow(TypedDict):
     ts: _I64
     symbol: npt.NDArray[np.uint32]
-    kind: npt.NDArray[np.uint8]
-    side: npt.NDArray[np.int8]
-    price: _F64
-    size: _F64
-    update_id: _I64
-    seq: _I64
 
-class _BybitTrades(TypedDict):
-    ts: _I64
-    symbol: npt.NDArray[np.uint32]
-    side: npt.NDArray[np.int8]
-    price: _F64
-    size: _F64
+class _BybitBook(_BybitRow, _L2): ...
+
+class _BybitTrades(_BybitRow, _Trade):
     trade_id_data: bytes
     trade_id_offsets: npt.NDArray[Any]
 
