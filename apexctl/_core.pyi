@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension apexctl._core (checked against the built module by mypy stubtest)."""
 
 import os
-from typing import Any, final
+from typing import Any, TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,8 +9,171 @@ import numpy.typing as npt
 __version__: str
 
 class ApexError(Exception): ...
-class DataError(ApexError): ...
+class UsageError(ApexError): ...
+class InputError(ApexError): ...
+class SchemaError(InputError): ...
+class DataError(InputError): ...
+class IoError(InputError): ...
+class ConfigError(UsageError, DataError): ...
 class InternalError(ApexError): ...
+
+_F64 = npt.NDArray[np.float64]
+_I64 = npt.NDArray[np.int64]
+
+# The dict results, by key (private: they exist only in this stub).
+class _BookStats(TypedDict):
+    snapshots: int
+    deltas: int
+    rebases: int
+    dropped_before_snapshot: int
+    gaps: int
+    refused_while_stale: int
+    crossed: int
+    synced: bool
+    best_bid: tuple[float, float] | None
+    best_ask: tuple[float, float] | None
+    bid_levels: int
+    ask_levels: int
+    checksum: int
+
+class _BookReplay(TypedDict):
+    messages: int
+    books: dict[int, _BookStats]
+    incidents: list[tuple[int, str]]
+
+class _SimTime(TypedDict):
+    ts: _I64  # UTC ns
+    ts_us: _I64  # µs since the run's start
+
+class _Trade(TypedDict):
+    side: npt.NDArray[np.int8]
+    price: _F64
+    size: _F64
+
+class _L2(TypedDict):
+    kind: npt.NDArray[np.uint8]
+    side: npt.NDArray[np.int8]
+    price: _F64
+    size: _F64
+    update_id: _I64
+    seq: _I64
+
+class _SimTrades(_SimTime, _Trade):
+    trade_id: npt.NDArray[np.uint64]
+
+class _SimBook(_SimTime, _L2): ...
+
+class _SimBars(_SimTime):
+    open: _F64
+    high: _F64
+    low: _F64
+    close: _F64
+    volume: _F64
+    turnover: _F64
+
+class _SimFills(_SimTime):
+    account: npt.NDArray[np.uint32]
+    side: npt.NDArray[np.int8]
+    price: _F64
+    size: _F64
+    fee: _F64
+    order_id: npt.NDArray[np.uint64]
+    maker: npt.NDArray[np.bool_]
+
+class _SimFairValue(_SimTime):
+    value: _F64
+    jump: npt.NDArray[np.bool_]
+
+class _SimPopulation(TypedDict):
+    agents: int
+    pnl: float
+    fees: float
+    volume: float
+
+class _SimStrategy(TypedDict):
+    name: str
+    pnl: float
+    fees: float
+    max_drawdown: float
+    time_to_target_s: float | None
+    ruined: bool
+    n_fills: int
+    equity_ts: _I64
+    equity_ts_us: _I64
+    equity: _F64
+
+class _SimRun(TypedDict):
+    trades: _SimTrades
+    book: _SimBook
+    bars: _SimBars
+    fills: _SimFills
+    fair_value: _SimFairValue
+    populations: dict[str, _SimPopulation]
+    strategy: _SimStrategy | None
+    events: int
+    trade_count: int
+    truncated: bool
+
+class _SimGpRun(_SimRun):
+    signals: _F64
+
+class _SimBatch(TypedDict):
+    pnl: _F64
+    fees: _F64
+    max_drawdown: _F64
+    time_to_target_s: _F64
+    ruined: npt.NDArray[np.bool_]
+    n_fills: npt.NDArray[np.uint64]
+    events: npt.NDArray[np.uint64]
+    trades: npt.NDArray[np.uint64]
+    truncated: npt.NDArray[np.bool_]
+
+class _BybitRow(TypedDict):
+    ts: _I64
+    symbol: npt.NDArray[np.uint32]
+
+class _BybitBook(_BybitRow, _L2): ...
+
+class _BybitTrades(_BybitRow, _Trade):
+    trade_id_data: bytes
+    trade_id_offsets: npt.NDArray[Any]
+
+class _BybitLines(TypedDict):
+    book: _BybitBook
+    trades: _BybitTrades
+    symbols: list[str]
+    lines: int
+    skipped: int
+
+class _BundleModel(TypedDict):
+    name: str
+    kind: str
+    file: str
+    features: int
+    window: int
+    outputs: int
+    rows: int
+    last_output: list[float]
+
+class _BundleCheck(TypedDict):
+    path: str
+    symbol: str
+    slot: str
+    version: int
+    features: list[str]
+    files: dict[str, str]
+    models: list[_BundleModel]
+
+class _ExecInfo(TypedDict):
+    shortfall_bps: _F64
+    fees: _F64
+    arrival_mid: _F64
+    executed_lots: _I64
+    remaining_lots: _I64
+    maker_lots: _I64
+    taker_lots: _I64
+    forced_lots: _I64
+    unfilled_lots: _I64
 
 def cancel_request() -> bool: ...
 def cancel_clear() -> None: ...
@@ -28,7 +191,7 @@ def book_replay(
     price_decimals: int | None = None,
     qty_decimals: int | None = None,
     checksum_depth: int = 25,
-) -> dict[str, Any]: ...
+) -> _BookReplay: ...
 def features_update(
     ts: npt.NDArray[np.int64],
     symbol: npt.NDArray[np.uint32],
@@ -114,7 +277,8 @@ def sim_run(
     capital: float = 200.0,
     record_all_fills: bool = False,
     max_events: int = 200000000,
-) -> dict[str, Any]: ...
+    epoch_ns: int = ...,  # SIM_EPOCH_NS
+) -> _SimRun: ...
 def sim_batch(
     symbol: str,
     dsg_vectors: npt.NDArray[np.float64],
@@ -125,7 +289,7 @@ def sim_batch(
     bar_seconds: int = 60,
     capital: float = 200.0,
     max_events: int = 200000000,
-) -> dict[str, Any]: ...
+) -> _SimBatch: ...
 def sim_gp_fitness(
     trees: list[str],
     dsg_json: str | None,
@@ -154,7 +318,7 @@ def sim_gp_run(
     capital: float = 200.0,
     max_events: int = 200000000,
     record_market: bool = False,
-) -> dict[str, Any]: ...
+) -> _SimGpRun: ...
 def sim_feature_names(bar_seconds: int = 60, vmd_modes: int = 3) -> list[str]: ...
 def sim_feature_warmup(
     bar_seconds: int = 60, rv_bars: int = 30, vmd_modes: int = 3, vmd_window: int = 64
@@ -163,11 +327,15 @@ def dsg_params() -> list[tuple[str, float, float, float, bool, str]]: ...
 def dsg_json_schema() -> str: ...
 def dsg_normalize(text: str | None = None) -> str: ...
 def sim_presets() -> list[tuple[str, str, str, float]]: ...
+def sim_strategies() -> list[tuple[str, str]]: ...
+def sim_strategy_check(name: str) -> str: ...
 
 SIM_BOOK_DEPTH: int
 SIM_BOOK_CADENCE_MS: int
+SIM_EPOCH_NS: int
+SIM_MA_MAX_BARS: int
 
-def bybit_parse_lines(data: bytes, first_line: int = 1) -> dict[str, Any]: ...
+def bybit_parse_lines(data: bytes, first_line: int = 1) -> _BybitLines: ...
 def bybit_sign(api_secret: str, api_key: str, timestamp_ms: int, recv_window_ms: int, payload: str) -> str: ...
 def backtest_defaults() -> dict[str, float | int]: ...
 def backtest_run(
@@ -254,7 +422,7 @@ def gp_stream(
 ) -> npt.NDArray[np.float64]: ...
 def gp_validate(tree_json: str, names: list[str], max_depth: int = 17, max_nodes: int = 4096) -> str: ...
 def gp_tree_schema() -> str: ...
-def bundle_check(path: str | os.PathLike[str], engine_features: list[str] | None = None) -> dict[str, Any]: ...
+def bundle_check(path: str | os.PathLike[str], engine_features: list[str] | None = None) -> _BundleCheck: ...
 def policy_run(
     bundle: str | os.PathLike[str], model: str, rows: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]: ...
@@ -323,7 +491,7 @@ class ExecEnv:
     def reset(self, seeds: list[int]) -> npt.NDArray[np.float64]: ...
     def step(
         self, actions: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_], dict[str, Any]]: ...
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_], _ExecInfo]: ...
     @property
     def observation_names(self) -> list[str]: ...
     @property

@@ -1,32 +1,37 @@
-"""Every error apexctl raises on purpose: the Rust core's exceptions re-exported, plus the Python-side ones."""
+"""Every error apexctl raises on purpose: the Rust core's exceptions re-exported, plus the Python-side ones.
 
-from apexctl._core import ApexError, DataError, InternalError
+One hierarchy, defined in the Rust core so that its errors and Python's are the same classes: ApexError >
+UsageError (a bad option value), InputError > {SchemaError, DataError (malformed input data), IoError},
+ConfigError (a setting the core refuses: both a UsageError and a DataError), InternalError; plus Busy and
+NetworkError here. The CLI prints any of them as one line (exit 2; Busy 3).
+"""
+
+from apexctl._core import (
+    ApexError,
+    ConfigError,
+    DataError,
+    InputError,
+    InternalError,
+    IoError,
+    SchemaError,
+    UsageError,
+)
 from apexctl.signals import Interrupted
 
 __all__ = [
     "ApexError",
     "Busy",
+    "ConfigError",
     "DataError",
     "InputError",
     "InternalError",
     "Interrupted",
+    "IoError",
     "NetworkError",
     "SchemaError",
     "UsageError",
     "first_line",
 ]
-
-
-class UsageError(ApexError):
-    """Options that do not make sense together, or a value outside what an option accepts."""
-
-
-class InputError(ApexError):
-    """An input that cannot be read: missing, unreadable, corrupt, or malformed (the message names file and place)."""
-
-
-class SchemaError(InputError):
-    """An artifact of the wrong kind, of an unknown or newer schema version, or with missing or mistyped columns."""
 
 
 class Busy(ApexError):

@@ -165,7 +165,7 @@ def sim_bars(symbol: str, seed: int, hours: float, dsg_json: str | None = None) 
     """The 1-minute bars of one simulated market (the book stream is kept minimal: only bars are used)."""
     out = _core.sim_run(symbol, dsg_json=dsg_json, seed=seed, hours=hours, book_depth=1, book_cadence_ms=60_000)
     bars = out["bars"]
-    return {"ts": bars["ts_us"].astype(np.int64) * 1000} | {c: bars[c] for c in BAR_COLUMNS}
+    return {"ts": bars["ts"]} | {c: bars[c] for c in BAR_COLUMNS}
 
 
 def ar1_bars(n: int, phi: float, sigma_bps: float, seed: int) -> dict[str, np.ndarray]:

@@ -389,14 +389,14 @@ def for_symbol(
 
 
 def from_sim_output(out: Mapping, config: MomentConfig | None = None) -> dict[str, float]:
-    """Moments of one `_core.sim_run` result (its NumPy columns, time in microseconds), without building tables."""
+    """Moments of one `_core.sim_run` result (its NumPy columns, time in UTC ns), without building tables."""
     t, b, k = out["trades"], out["book"], out["bars"]
     trades = pl.DataFrame(
-        {"ts": t["ts_us"] * 1000, "side": t["side"], "price": t["price"], "size": t["size"]},
+        {"ts": t["ts"], "side": t["side"], "price": t["price"], "size": t["size"]},
     )
     book = pl.DataFrame(
         {
-            "ts": b["ts_us"] * 1000,
+            "ts": b["ts"],
             "kind": b["kind"],
             "side": b["side"],
             "price": b["price"],

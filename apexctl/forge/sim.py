@@ -14,7 +14,7 @@ import polars as pl
 
 from apexctl import _core
 from apexctl.console import safe
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import ConfigError, DataError, InputError, UsageError
 from apexctl.forge import io, outputs, ranges
 from apexctl.forge.io import describe, read_bounded, sha256_bytes
 from apexctl.schemas.reports import SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION, SimSummary
@@ -32,13 +32,13 @@ CADENCE_MS = ranges.IntRange(1, 60_000)
 #: The simulator's default book stream (apex-sim's): depth and publication interval, ms.
 DEFAULT_DEPTH: int = _core.SIM_BOOK_DEPTH
 DEFAULT_CADENCE_MS: int = _core.SIM_BOOK_CADENCE_MS
-#: Simulated markets start at this UTC time unless told otherwise, so the same seed gives the same timestamps.
-DEFAULT_START = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
-STRATEGIES = ("always_flat", "buy_and_hold", "ma_crossover", "ma_crossover:FAST:SLOW")
+#: Simulated markets start at this UTC time unless told otherwise (apex-sim's), so the same seed gives the same
+#: timestamps.
+DEFAULT_START = dt.datetime.fromtimestamp(_core.SIM_EPOCH_NS // 1_000_000_000, dt.UTC)
+#: The built-in strategies (apex-sim's list).
+STRATEGIES = tuple(name for name, _ in _core.sim_strategies())
 #: Largest DSG document read (a complete one is a few kB).
 DSG_MAX_BYTES = 1 << 20
-#: Longest moving average of `ma_crossover:FAST:SLOW`, in bars.
-MA_MAX_BARS = 100_000
 
 
 def load_dsg(path: str | None) -> tuple[str | None, str]:
@@ -53,26 +53,16 @@ def load_dsg(path: str | None) -> tuple[str | None, str]:
         return text, _core.dsg_normalize(text)
     except UnicodeDecodeError:
         raise InputError(f"{safe(describe(path))}: not UTF-8 text; expected a DSG document") from None
-    except _core.DataError as exc:
+    except ConfigError as exc:
         raise InputError(f"{safe(describe(path))}: {exc}") from None
 
 
 def check_strategy(name: str) -> str:
     """`name` if it is a built-in strategy (see STRATEGIES), else a UsageError saying what is wrong with it."""
-    if name in ("always_flat", "flat", "buy_and_hold", "ma_crossover"):
-        return name
-    if not name.startswith("ma_crossover:"):
-        raise UsageError(f"--strategy: unknown strategy {safe(name)!r}; one of {', '.join(STRATEGIES)}")
-    parts = name.split(":")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
-        raise UsageError(f"--strategy {safe(name)!r}: write ma_crossover:FAST:SLOW with FAST and SLOW whole bar counts")
-    fast, slow = int(parts[1]), int(parts[2])
-    if not 1 <= fast < slow <= MA_MAX_BARS:
-        raise UsageError(
-            f"--strategy {name}: FAST ({fast}) must be at least 1 and smaller than SLOW ({slow}), "
-            f"at most {MA_MAX_BARS} bars (the fast mean crosses the slow one)"
-        )
-    return name
+    try:
+        return _core.sim_strategy_check(name)
+    except ConfigError as exc:
+        raise UsageError(f"--strategy: {safe(exc)}") from None
 
 
 def check_symbol(symbol: str, option: str = "--symbol") -> str:
@@ -120,15 +110,10 @@ class MarketSim:
         CADENCE_MS.check(self.cadence_ms, "--cadence-ms")
 
 
-def _epoch_ns(start: dt.datetime) -> int:
-    return int(start.timestamp()) * 1_000_000_000
-
-
 def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
     """Runs the market of every symbol and returns the `trades`, `book` and `bars` frames plus the run's params."""
     config.validate()
     dsg_text, dsg_normalized = load_dsg(config.dsg_path)
-    epoch = _epoch_ns(config.start)
     trades, book, bars = [], [], []
     for index, symbol in enumerate(config.symbols):
         out = _core.sim_run(
@@ -138,12 +123,13 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
             hours=config.hours,
             book_depth=config.depth,
             book_cadence_ms=config.cadence_ms,
+            epoch_ns=int(config.start.timestamp()) * 1_000_000_000,
         )
         t, b, k = out["trades"], out["book"], out["bars"]
         trades.append(
             pl.DataFrame(
                 {
-                    "ts": epoch + t["ts_us"] * 1000,
+                    "ts": t["ts"],
                     "symbol": symbol,
                     "side": t["side"],
                     "price": t["price"],
@@ -156,7 +142,7 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
         book.append(
             pl.DataFrame(
                 {
-                    "ts": epoch + b["ts_us"] * 1000,
+                    "ts": b["ts"],
                     "symbol": symbol,
                     "kind": np.where(b["kind"] == 0, "snapshot", "delta"),
                     "side": b["side"],
@@ -169,7 +155,7 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
         )
         bar_frame = pl.DataFrame(
             {
-                "ts": epoch + k["ts_us"] * 1000,
+                "ts": k["ts"],
                 "symbol": pl.Series([symbol] * len(k["ts_us"]), dtype=pl.String),
                 "interval": pl.Series(["1m"] * len(k["ts_us"]), dtype=pl.String),
                 "open": k["open"],
@@ -177,21 +163,12 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
                 "low": k["low"],
                 "close": k["close"],
                 "volume": k["volume"],
+                "turnover": k["turnover"],
             },
-            # Explicit types: a span shorter than one bar gives empty columns, which must still join and concatenate.
-            schema={c: t for c, t in BARS.polars_schema().items() if c != "turnover"},
+            # Explicit types: a span shorter than one bar gives empty columns, which must still concatenate.
+            schema=BARS.polars_schema(),
         )
-        turnover = (
-            trades[-1]
-            .with_columns(bucket=pl.col("ts") - pl.col("ts") % 60_000_000_000)
-            .group_by("bucket")
-            .agg((pl.col("price") * pl.col("size")).sum().alias("turnover"))
-        )
-        bars.append(
-            bar_frame.join(turnover, left_on="ts", right_on="bucket", how="left").with_columns(
-                pl.col("turnover").fill_null(0.0)
-            )
-        )
+        bars.append(bar_frame)
         if progress is not None:
             progress(symbol, out)
     frames = {
@@ -224,7 +201,6 @@ class StrategySim:
     seed: int = 0
     hours: float = 1.0
     capital: float = 200.0
-    start: dt.datetime = DEFAULT_START
     #: A GP JSON tree file (e.g. hall_of_fame/001.json) traded instead of `strategy`, on the simulator's bar features.
     tree: str | None = None
     #: The rv window (bars) and VMD modes and window of the features table the tree was evolved on (`apexctl
@@ -262,26 +238,24 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
                 vmd_window=config.vmd_window,
                 capital=config.capital,
             )
-        except _core.DataError as exc:
+        except ConfigError:
+            raise
+        except DataError as exc:  # the tree document is what is malformed
             raise InputError(f"{safe(config.tree)}: --tree: {' '.join(str(exc).split())}") from None
     else:
-        try:
-            out = _core.sim_run(
-                config.symbol,
-                dsg_json=dsg_text,
-                seed=config.seed,
-                hours=config.hours,
-                strategy=config.strategy,
-                capital=config.capital,
-            )
-        except _core.DataError as exc:
-            raise UsageError(f"--strategy: {exc}") from exc
-    epoch = _epoch_ns(config.start)
+        out = _core.sim_run(
+            config.symbol,
+            dsg_json=dsg_text,
+            seed=config.seed,
+            hours=config.hours,
+            strategy=config.strategy,
+            capital=config.capital,
+        )
     report = out["strategy"]
     f = out["fills"]
     fills = pl.DataFrame(
         {
-            "ts": epoch + f["ts_us"] * 1000,
+            "ts": f["ts"],
             "model_id": report["name"],
             "symbol": config.symbol,
             "side": f["side"],
@@ -294,7 +268,7 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
         schema={c: t for c, t in FILLS.polars_schema().items() if c != "equity_after"},
     )
     equity = pl.DataFrame(
-        {"ts": epoch + report["equity_ts_us"] * 1000, "model_id": report["name"], "equity": report["equity"]},
+        {"ts": report["equity_ts"], "model_id": report["name"], "equity": report["equity"]},
         schema=EQUITY.polars_schema(),
     )
     # Equity after each fill: the equity curve as of the decision that sent it (fills land within the latency).

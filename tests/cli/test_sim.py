@@ -208,3 +208,65 @@ def test_simulate_tree_with_a_feature_the_simulator_lacks_names_the_file(tmp_pat
     missing = run_cli("simulate", "--tree", str(tmp_path / "none.json"), "--hours", "0.01", "-o", str(tmp_path / "o"))
     assert missing.returncode == 2
     assert b"none.json: no such file (expected a GP tree (apex.gp_tree JSON) for --tree)" in missing.stderr
+
+
+def test_strategy_names_come_from_apex_sim():
+    from apexctl.errors import UsageError
+    from apexctl.forge.sim import STRATEGIES, check_strategy
+
+    assert STRATEGIES == ("always_flat", "buy_and_hold", "ma_crossover", "ma_crossover:FAST:SLOW")
+    assert tuple(name for name, _ in _core.sim_strategies()) == STRATEGIES
+    for good in ("always_flat", "flat", "buy_and_hold", "ma_crossover", "ma_crossover:1:100000"):
+        assert check_strategy(good) == good
+    cases = {
+        "moon": "--strategy: unknown strategy 'moon'; one of always_flat, buy_and_hold, ma_crossover, "
+        "ma_crossover:FAST:SLOW",
+        "ma_crossover:fast": "--strategy: 'ma_crossover:fast': write ma_crossover:FAST:SLOW with FAST and SLOW whole "
+        "bar counts",
+        "ma_crossover:20:5": "--strategy: ma_crossover:20:5: FAST (20) must be at least 1 and smaller than SLOW (5), "
+        "at most 100000 bars (the fast mean crosses the slow one)",
+        "ma_crossover:1:100001": "--strategy: ma_crossover:1:100001: FAST (1) must be at least 1 and smaller than "
+        "SLOW (100001), at most 100000 bars (the fast mean crosses the slow one)",
+        "ma\x1b:1": "--strategy: unknown strategy 'ma\\x1b:1'; one of always_flat, buy_and_hold, ma_crossover, "
+        "ma_crossover:FAST:SLOW",
+    }
+    for name, message in cases.items():
+        with pytest.raises(UsageError) as info:
+            check_strategy(name)
+        assert str(info.value) == message
+
+
+def test_tables_carry_utc_time_from_the_run_epoch():
+    out = _core.sim_run("SOLUSDT", seed=2, hours=0.05, strategy="buy_and_hold")
+    for table in ("trades", "book", "bars", "fills", "fair_value"):
+        columns = out[table]
+        assert len(columns["ts"]) > 0, table
+        assert np.array_equal(columns["ts"], _core.SIM_EPOCH_NS + columns["ts_us"] * 1000), table
+    report = out["strategy"]
+    assert np.array_equal(report["equity_ts"], _core.SIM_EPOCH_NS + report["equity_ts_us"] * 1000)
+    shifted = _core.sim_run("SOLUSDT", seed=2, hours=0.05, strategy="buy_and_hold", epoch_ns=7_000_000_000)
+    assert np.array_equal(shifted["trades"]["ts"], 7_000_000_000 + out["trades"]["ts_us"] * 1000)
+    assert np.array_equal(shifted["trades"]["price"], out["trades"]["price"]), "the epoch only labels time"
+
+
+@pytest.mark.parametrize("bar_seconds", [60, 20])
+def test_bar_turnover_is_the_sum_of_price_times_size_per_bar(bar_seconds):
+    """Against the Python computation it replaced (trades bucketed by bar open, price * size summed)."""
+    import polars as pl
+
+    out = _core.sim_run("ETHUSDT", seed=9, hours=0.1, bar_seconds=bar_seconds)
+    t, k = out["trades"], out["bars"]
+    bucket_ns = bar_seconds * 1_000_000_000
+    trades = pl.DataFrame({"ts": t["ts"], "price": t["price"], "size": t["size"]})
+    old = (
+        trades.with_columns(bucket=pl.col("ts") - pl.col("ts") % bucket_ns)
+        .group_by("bucket")
+        .agg((pl.col("price") * pl.col("size")).sum().alias("turnover"))
+    )
+    bars = pl.DataFrame({"ts": k["ts"], "turnover": k["turnover"]})
+    joined = bars.join(old, left_on="ts", right_on="bucket", how="left", suffix="_old").with_columns(
+        pl.col("turnover_old").fill_null(0.0)
+    )
+    assert joined.height == round(0.1 * 3600 / bar_seconds)
+    assert (joined["turnover"] > 0).sum() > joined.height // 2
+    np.testing.assert_allclose(joined["turnover"], joined["turnover_old"], rtol=1e-12, atol=0)

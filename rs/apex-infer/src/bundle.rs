@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use apex_gp::Limits;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{GpPolicy, InferError, OnnxModel, OnnxPolicy, Policy};
@@ -19,13 +20,19 @@ pub const VERSION: u64 = 1;
 /// The manifest's file name inside the bundle folder.
 pub const MANIFEST: &str = "manifest.json";
 
-/// The bundle's `manifest.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The bundle's `manifest.json` (its JSON Schema, [`json_schema`], is derived from this type).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "apex.bundle manifest",
+    description = "manifest.json of a model bundle written by `apexctl export` and loaded by the live engine"
+)]
 pub struct Manifest {
     /// Always [`SCHEMA`].
+    #[schemars(extend("const" = SCHEMA))]
     pub schema: String,
     /// The manifest version, at most [`VERSION`].
+    #[schemars(range(min = 1, max = VERSION))]
     pub version: u64,
     /// The instrument the bundle trades, e.g. "BTCUSDT".
     pub symbol: String,
@@ -34,18 +41,33 @@ pub struct Manifest {
     /// The command and apexctl version that wrote it.
     pub created_by: CreatedBy,
     /// The feature row the engine must supply, in order; every model reads a subset of it.
+    #[schemars(with = "Names")]
     pub features: Vec<String>,
     /// The models, each reading its own features from the row.
+    #[schemars(length(min = 1))]
     pub models: Vec<ModelEntry>,
     /// SHA-256 (lowercase hex) of every file in the folder besides the manifest, by file name.
+    #[schemars(with = "BTreeMap<String, Sha256Hex>")]
     pub files: BTreeMap<String, String>,
     /// SHA-256 of the data the models were trained on, by path.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Sha256Hex>")]
     pub training_data: BTreeMap<String, String>,
 }
 
+/// Lowercase hex SHA-256 (the schema of a hash; the manifest holds it as a `String`).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // a schema only
+struct Sha256Hex(#[schemars(regex(pattern = r"^[0-9a-f]{64}$"))] String);
+
+/// Feature names: non-empty, each once (the schema of a feature list; the manifest holds a `Vec<String>`).
+#[derive(JsonSchema)]
+#[schemars(extend("uniqueItems" = true))]
+#[allow(dead_code)] // a schema only
+struct Names(#[schemars(inner(length(min = 1)))] Vec<String>);
+
 /// What produced a bundle.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatedBy {
     /// The command line.
@@ -55,7 +77,7 @@ pub struct CreatedBy {
 }
 
 /// How a model file is run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// A GP tree document (`apex.gp_tree`), output: the signal in [-1, 1].
@@ -75,11 +97,15 @@ impl ModelKind {
 }
 
 /// A named tensor of a model: shape with -1 for dynamic axes, and the meaning of each value of the last axis.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
+    #[schemars(length(min = 1))]
     pub name: String,
+    /// -1 marks a dynamic axis (the batch).
+    #[schemars(inner(range(min = -1)))]
     pub shape: Vec<i64>,
+    /// What each value of the last axis means.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub meaning: Vec<String>,
 }
@@ -89,21 +115,26 @@ fn one() -> usize {
 }
 
 /// One model of a bundle.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     /// Unique within the bundle: "signal", "maml", "iel".
+    #[schemars(length(min = 1))]
     pub name: String,
     pub kind: ModelKind,
     /// The file name inside the bundle folder.
+    #[schemars(length(min = 1))]
     pub file: String,
     /// The model's input features, in input order (a subset of the bundle's features).
+    #[schemars(with = "Names")]
     pub features: Vec<String>,
     /// The ONNX opset the file was exported with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub opset: Option<u32>,
     /// Rows per input: 1 for a model over the current row, the window length for a sequence model.
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub window: usize,
     #[serde(default)]
     pub inputs: Vec<TensorSpec>,
@@ -581,65 +612,15 @@ fn load_model(entry: &ModelEntry, bundle_features: &[String], bytes: &[u8]) -> R
     Ok(BundleModel { entry: entry.clone(), row: vec![0.0; entry.features.len()], policy, columns })
 }
 
-/// The JSON Schema of `manifest.json` (the committed copy is apexctl/schemas/bundle.schema.json).
+/// The JSON Schema of `manifest.json`, derived from [`Manifest`] (the committed copy is
+/// apexctl/schemas/bundle.schema.json; a test fails when it is stale).
+///
+/// # Panics
+/// Never: a derived root schema is a JSON object.
+#[must_use]
 pub fn json_schema() -> Value {
-    let names = json!({"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": true});
-    let sha256 = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
-    let tensor = json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["name", "shape"],
-        "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "shape": {"type": "array", "items": {"type": "integer", "minimum": -1},
-                      "description": "-1 marks a dynamic axis (the batch)"},
-            "meaning": {"type": "array", "items": {"type": "string"},
-                        "description": "what each value of the last axis means"}
-        }
-    });
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://apexctl.dev/schemas/bundle.schema.json",
-        "title": "apex.bundle manifest",
-        "description": "manifest.json of a model bundle written by `apexctl export` and loaded by the live engine",
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["schema", "version", "symbol", "slot", "created_by", "features", "models", "files"],
-        "properties": {
-            "schema": {"const": SCHEMA},
-            "version": {"type": "integer", "minimum": 1, "maximum": VERSION},
-            "symbol": {"type": "string"},
-            "slot": {"type": "string"},
-            "created_by": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["command", "apexctl_version"],
-                "properties": {"command": {"type": "string"}, "apexctl_version": {"type": "string"}}
-            },
-            "features": names,
-            "models": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/model"}},
-            "files": {"type": "object", "additionalProperties": sha256,
-                      "description": "SHA-256 of every file in the folder besides manifest.json"},
-            "training_data": {"type": "object", "additionalProperties": sha256}
-        },
-        "$defs": {
-            "tensor": tensor,
-            "model": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["name", "kind", "file", "features"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "kind": {"enum": ["gp", "onnx"]},
-                    "file": {"type": "string", "minLength": 1},
-                    "features": names,
-                    "opset": {"type": "integer", "minimum": 1},
-                    "window": {"type": "integer", "minimum": 1, "default": 1},
-                    "inputs": {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
-                    "outputs": {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
-                    "info": {"type": "object", "description": "free-form provenance: scores, task, metrics"}
-                }
-            }
-        }
-    })
+    let mut schema = schemars::schema_for!(Manifest).to_value();
+    let object = schema.as_object_mut().expect("a root schema is an object");
+    object.insert("$id".to_owned(), Value::from("https://apexctl.dev/schemas/bundle.schema.json"));
+    schema
 }

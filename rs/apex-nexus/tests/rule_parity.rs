@@ -196,7 +196,15 @@ fn simulator_decisions(f: &Fixture) -> Vec<Decision> {
         for event in &events {
             slot.on_event(event);
         }
-        let bar = SimBar { ts_us: 0, open: f.open[k], high: f.high[k], low: f.low[k], close: f.close[k], volume: 0.0 };
+        let bar = SimBar {
+            ts_us: 0,
+            open: f.open[k],
+            high: f.high[k],
+            low: f.low[k],
+            close: f.close[k],
+            volume: 0.0,
+            turnover: 0.0,
+        };
         let held_units = (harness.held.qty / spec.qty_to_f64(1)).round() as i64;
         let (decision, requests) = slot.on_bar_close(&bar, f.signal[k], harness.equity(f.close[k]), held_units);
         out.push(decision);

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{DataError, IntoPyErr, run_detached};
+use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest_run, m)?)?;
@@ -19,7 +19,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 impl IntoPyErr for BacktestError {
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        match self {
+            BacktestError::BadSpan { .. } | BacktestError::BadParam { .. } => config_error(self.to_string()),
+            BacktestError::LengthMismatch { .. }
+            | BacktestError::SignalShape { .. }
+            | BacktestError::BadValue { .. }
+            | BacktestError::BadBar { .. }
+            | BacktestError::NotIncreasing { .. } => DataError::new_err(self.to_string()),
+        }
     }
 }
 

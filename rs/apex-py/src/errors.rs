@@ -1,4 +1,9 @@
 //! Python exceptions for every library error type, and the one helper every binding runs its work through.
+//!
+//! The classes form apexctl's one hierarchy (`apexctl.errors` re-exports them): `ApexError` > `UsageError` (a bad
+//! option value), `InputError` > {`SchemaError`, `DataError` (malformed input data), `IoError`}, `ConfigError`
+//! (`UsageError` and `DataError`: a setting the core refuses), `InternalError` (a panic). Each binding maps each
+//! variant of its crate's error to one of them.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -7,15 +12,63 @@ use std::time::Duration;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 create_exception!(_core, ApexError, PyException, "Base class of every error apexctl raises on purpose.");
 create_exception!(
     _core,
-    DataError,
+    UsageError,
     ApexError,
+    "Options that do not make sense together, or a value outside what an option accepts."
+);
+create_exception!(
+    _core,
+    InputError,
+    ApexError,
+    "An input that cannot be read: missing, unreadable, corrupt, or malformed (the message names file and place)."
+);
+create_exception!(
+    _core,
+    SchemaError,
+    InputError,
+    "An artifact of the wrong kind, of an unknown or newer schema version, or with missing or mistyped columns."
+);
+create_exception!(
+    _core,
+    DataError,
+    InputError,
     "Input data that cannot be used: malformed rows, NaN prices, bad codes."
 );
+create_exception!(_core, IoError, InputError, "A file the Rust core could not read or write (the message names it).");
 create_exception!(_core, InternalError, ApexError, "A bug: a panic inside the Rust core. Please report it.");
+
+/// `ConfigError(UsageError, DataError)`: made at import (an exception class with two bases cannot be declared with
+/// `create_exception!`).
+static CONFIG_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+const CONFIG_ERROR_DOC: &str = "A setting the Rust core refuses: a DSG parameter, a strategy name, an instrument \
+    preset, a parameter outside its bounds. A UsageError; also a DataError, the class the core raised for it before.";
+
+fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let ty = CONFIG_ERROR.get_or_try_init(py, || {
+        let bases = PyTuple::new(py, [py.get_type::<UsageError>(), py.get_type::<DataError>()])?;
+        let namespace = PyDict::new(py);
+        namespace.set_item("__doc__", CONFIG_ERROR_DOC)?;
+        namespace.set_item("__module__", "_core")?; // as `create_exception!` names the others
+        let made = py.get_type::<PyType>().call1(("ConfigError", bases, namespace))?;
+        Ok::<_, PyErr>(made.cast_into::<PyType>()?.unbind())
+    })?;
+    Ok(ty.bind(py))
+}
+
+/// A `ConfigError` with `message`: a setting the core refuses (see [`CONFIG_ERROR_DOC`]).
+pub fn config_error(message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    Python::attach(|py| match config_error_type(py) {
+        Ok(ty) => PyErr::from_type(ty.clone(), message),
+        Err(error) => error,
+    })
+}
 
 /// How often the waiting thread runs Python's signal handlers while the work runs (so Ctrl-C is seen at once).
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -25,7 +78,12 @@ const WORKER_STACK: usize = 8 << 20;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ApexError", py.get_type::<ApexError>())?;
+    m.add("UsageError", py.get_type::<UsageError>())?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add("SchemaError", py.get_type::<SchemaError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
+    m.add("IoError", py.get_type::<IoError>())?;
+    m.add("ConfigError", config_error_type(py)?)?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_clear, m)?)?;
@@ -64,8 +122,12 @@ impl IntoPyErr for apex_book::ColumnError {
 }
 
 impl IntoPyErr for apex_core::ScaleError {
+    /// A scale of too many decimals is a setting; every other variant is a value of the data.
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        match self {
+            apex_core::ScaleError::BadDecimals { .. } => config_error(self.to_string()),
+            _ => DataError::new_err(self.to_string()),
+        }
     }
 }
 

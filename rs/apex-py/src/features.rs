@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::book::scales_for;
-use crate::errors::{DataError, IntoPyErr, run_detached};
+use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(features_update, m)?)?;
@@ -28,7 +28,17 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 impl IntoPyErr for FeatureError {
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        match self {
+            FeatureError::Book(error) => error.into_py_err(),
+            FeatureError::Vmd(error) => error.into_py_err(),
+            FeatureError::Params(_) => config_error(self.to_string()),
+            FeatureError::Length { .. }
+            | FeatureError::Value { .. }
+            | FeatureError::Scale { .. }
+            | FeatureError::Unsorted { .. }
+            | FeatureError::Unaligned { .. }
+            | FeatureError::Late { .. } => DataError::new_err(self.to_string()),
+        }
     }
 }
 

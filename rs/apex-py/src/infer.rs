@@ -9,7 +9,7 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyReadonlyArray2, PyRea
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::{DataError, IntoPyErr, run_detached};
+use crate::errors::{DataError, IntoPyErr, IoError, SchemaError, UsageError, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bundle_check, m)?)?;
@@ -22,7 +22,23 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 impl IntoPyErr for InferError {
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        let message = self.to_string();
+        match self {
+            InferError::Io { .. } => IoError::new_err(message),
+            // The ONNX Runtime library is a setting of the environment (the message says which variable).
+            InferError::Runtime(_) => UsageError::new_err(message),
+            InferError::Manifest { .. } | InferError::Version { .. } => SchemaError::new_err(message),
+            InferError::UnknownModel { .. } => config_error(message),
+            InferError::MissingFile { .. }
+            | InferError::ExtraFile { .. }
+            | InferError::NotRegular { .. }
+            | InferError::Hash { .. }
+            | InferError::Features(_)
+            | InferError::Onnx { .. }
+            | InferError::Gp { .. }
+            | InferError::Model { .. }
+            | InferError::Shape(_) => DataError::new_err(message),
+        }
     }
 }
 

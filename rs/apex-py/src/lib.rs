@@ -5,12 +5,12 @@ mod book;
 mod bybit;
 mod dual;
 mod errors;
-mod execution;
 mod features;
+mod features_vmd;
 mod gp;
 mod infer;
 mod sim;
-mod vmd;
+mod sim_execution;
 
 use pyo3::prelude::*;
 
@@ -27,9 +27,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     gp::register(m)?;
     infer::register(m)?;
     sim::register(m)?;
-    execution::register(m)?;
+    sim_execution::register(m)?;
     dual::register(m)?;
-    vmd::register(m)?;
+    features_vmd::register(m)?;
     bybit::register(m)?;
     Ok(())
 }

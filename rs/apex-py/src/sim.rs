@@ -1,14 +1,16 @@
-//! Bindings of `apex-sim`: one simulation with its tables, a parallel batch of summaries, and the DSG's contract.
+//! Bindings of `apex-sim`: one simulation with its tables, a parallel batch of summaries, the built-in strategies and
+//! the DSG's contract.
 
-use apex_sim::batch::{Job, preset, run_batch};
+use apex_sim::SimError;
+use apex_sim::batch::{Job, RunOptions, config_for as sim_config_for, run_batch};
 use apex_sim::dsg::{Dsg, DsgError, PARAMS};
-use apex_sim::market::{SimConfig, SimOutput, run};
-use apex_sim::{SimError, strategy};
+use apex_sim::market::{SimConfig, SimOutput, run, utc_ns};
+use apex_sim::strategy::{self, StrategyError};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{DataError, IntoPyErr, run_detached};
+use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_run, m)?)?;
@@ -17,9 +19,25 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsg_json_schema, m)?)?;
     m.add_function(wrap_pyfunction!(dsg_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(sim_presets, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_strategies, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_strategy_check, m)?)?;
     m.add("SIM_BOOK_DEPTH", apex_sim::market::DEFAULT_BOOK_DEPTH)?;
     m.add("SIM_BOOK_CADENCE_MS", apex_sim::market::DEFAULT_BOOK_CADENCE_MS)?;
+    m.add("SIM_EPOCH_NS", apex_sim::market::DEFAULT_EPOCH_NS)?;
+    m.add("SIM_MA_MAX_BARS", strategy::MA_MAX_BARS)?;
     Ok(())
+}
+
+/// The built-in strategies (apex-sim's `BUILTINS`): `(name, what it does)`.
+#[pyfunction]
+fn sim_strategies() -> Vec<(&'static str, &'static str)> {
+    strategy::BUILTINS.to_vec()
+}
+
+/// `name` if it names a built-in strategy, else a `ConfigError` saying what is wrong with it.
+#[pyfunction]
+fn sim_strategy_check(name: &str) -> PyResult<&str> {
+    strategy::parse(name).map(|_| name).map_err(IntoPyErr::into_py_err)
 }
 
 /// The simulator's instrument presets (apex-sim's `PRESETS`): `(symbol, tick size, qty step, start price)`.
@@ -30,20 +48,41 @@ fn sim_presets() -> Vec<(&'static str, &'static str, &'static str, f64)> {
 
 impl IntoPyErr for SimError {
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        match self {
+            SimError::Gp(error) => error.into_py_err(),
+            SimError::Features(error) => error.into_py_err(),
+            SimError::BadDecimal { .. }
+            | SimError::NotPositive { .. }
+            | SimError::OffStep { .. }
+            | SimError::MaxQty { .. }
+            | SimError::BadFeeRate { .. }
+            | SimError::BadBand { .. }
+            | SimError::ZeroDepth
+            | SimError::Config(_)
+            | SimError::UnknownAccount(_)
+            | SimError::Dsg(_) => config_error(self.to_string()),
+        }
     }
 }
 
 impl IntoPyErr for DsgError {
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        config_error(self.to_string())
     }
 }
 
-pub(crate) fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
-    Ok(text.map(Dsg::from_json_str).transpose()?.unwrap_or_default())
+impl IntoPyErr for StrategyError {
+    fn into_py_err(self) -> PyErr {
+        config_error(self.to_string())
+    }
 }
 
+/// The DSG of an optional document (the signature `dual.rs` calls; apex-sim decides).
+pub(crate) fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
+    Ok(Dsg::from_json_or_default(text)?)
+}
+
+/// apex-sim's `config_for` with the binding's positional arguments (the signature `dual.rs` calls).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn config_for(
     symbol: &str,
@@ -51,19 +90,11 @@ pub(crate) fn config_for(
     hours: f64,
     book_depth: usize,
     book_cadence_ms: i64,
-    bar_seconds: i64,
+    bar_s: i64,
     capital: f64,
     max_events: u64,
 ) -> Result<SimConfig, SimError> {
-    let (spec, start) = preset(symbol)?;
-    let mut config = SimConfig::new(spec, start, seed);
-    config.horizon_s = hours * 3600.0;
-    config.book_depth = book_depth;
-    config.book_cadence_ms = book_cadence_ms;
-    config.bar_s = bar_seconds;
-    config.capital = capital;
-    config.max_events = max_events;
-    Ok(config)
+    sim_config_for(symbol, &RunOptions { seed, hours, book_depth, book_cadence_ms, bar_s, capital, max_events })
 }
 
 fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyResult<Bound<'py, PyDict>> {
@@ -75,8 +106,21 @@ fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyRes
 }
 
 pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bound<'py, PyDict>> {
-    let SimOutput { trades, book, bars, fills, fair_value, populations, strategy, events, trade_count, truncated } =
-        out;
+    let SimOutput {
+        trades,
+        book,
+        bars,
+        fills,
+        fair_value,
+        populations,
+        strategy,
+        events,
+        trade_count,
+        truncated,
+        epoch_ns,
+    } = out;
+    // Every table has `ts_us` (µs since the run's start) and `ts` (UTC ns, apex-sim's conversion).
+    let utc = |ts_us: &[i64]| PyArray1::from_vec(py, ts_us.iter().map(|&t| utc_ns(epoch_ns, t)).collect());
     let result = PyDict::new(py);
     let trade_ids: Vec<u64> = trades.trade_id;
     result.set_item(
@@ -84,6 +128,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         columns(
             py,
             vec![
+                ("ts", utc(&trades.ts_us).into_any()),
                 ("ts_us", PyArray1::from_vec(py, trades.ts_us).into_any()),
                 ("side", PyArray1::from_vec(py, trades.side).into_any()),
                 ("price", PyArray1::from_vec(py, trades.price).into_any()),
@@ -97,6 +142,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         columns(
             py,
             vec![
+                ("ts", utc(&book.ts_us).into_any()),
                 ("ts_us", PyArray1::from_vec(py, book.ts_us).into_any()),
                 ("kind", PyArray1::from_vec(py, book.kind).into_any()),
                 ("side", PyArray1::from_vec(py, book.side).into_any()),
@@ -113,12 +159,14 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         columns(
             py,
             vec![
+                ("ts", utc(&bars.iter().map(|b| b.ts_us).collect::<Vec<_>>()).into_any()),
                 ("ts_us", PyArray1::from_vec(py, bars.iter().map(|b| b.ts_us).collect()).into_any()),
                 ("open", bar_column(|b| b.open).into_any()),
                 ("high", bar_column(|b| b.high).into_any()),
                 ("low", bar_column(|b| b.low).into_any()),
                 ("close", bar_column(|b| b.close).into_any()),
                 ("volume", bar_column(|b| b.volume).into_any()),
+                ("turnover", bar_column(|b| b.turnover).into_any()),
             ],
         )?,
     )?;
@@ -127,6 +175,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         columns(
             py,
             vec![
+                ("ts", utc(&fills.ts_us).into_any()),
                 ("ts_us", PyArray1::from_vec(py, fills.ts_us).into_any()),
                 ("account", PyArray1::from_vec(py, fills.account).into_any()),
                 ("side", PyArray1::from_vec(py, fills.side).into_any()),
@@ -143,6 +192,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         columns(
             py,
             vec![
+                ("ts", utc(&fair_value.ts_us).into_any()),
                 ("ts_us", PyArray1::from_vec(py, fair_value.ts_us).into_any()),
                 ("value", PyArray1::from_vec(py, fair_value.value).into_any()),
                 ("jump", PyArray1::from_vec(py, fair_value.jump).into_any()),
@@ -176,6 +226,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
             report.set_item("time_to_target_s", r.time_to_target_s)?;
             report.set_item("ruined", r.ruined)?;
             report.set_item("n_fills", r.n_fills)?;
+            report.set_item("equity_ts", utc(&r.equity_ts_us))?;
             report.set_item("equity_ts_us", PyArray1::from_vec(py, r.equity_ts_us))?;
             report.set_item("equity", PyArray1::from_vec(py, r.equity))?;
             result.set_item("strategy", report)?;
@@ -187,11 +238,11 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
     Ok(result)
 }
 
-/// Runs one simulation of `symbol` (a preset instrument) and returns its tables as NumPy columns (time in
-/// microseconds since the simulation start), the latent fair value (`fair_value`: ts_us, value, jump), per-population
-/// PnL and the strategy's report.
+/// Runs one simulation of `symbol` (a preset instrument) starting at `epoch_ns` (UTC ns) and returns its tables as
+/// NumPy columns (time as `ts`, UTC ns, and `ts_us`, microseconds since the start), the latent fair value
+/// (`fair_value`: ts, ts_us, value, jump), per-population PnL and the strategy's report.
 #[pyfunction]
-#[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=apex_sim::market::DEFAULT_BOOK_DEPTH, book_cadence_ms=apex_sim::market::DEFAULT_BOOK_CADENCE_MS, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000))]
+#[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=apex_sim::market::DEFAULT_BOOK_DEPTH, book_cadence_ms=apex_sim::market::DEFAULT_BOOK_CADENCE_MS, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS))]
 #[allow(clippy::too_many_arguments)]
 fn sim_run<'py>(
     py: Python<'py>,
@@ -206,18 +257,15 @@ fn sim_run<'py>(
     capital: f64,
     record_all_fills: bool,
     max_events: u64,
+    epoch_ns: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let out = run_detached(py, || {
         let dsg = dsg_from(dsg_json)?;
         let mut config =
             config_for(symbol, seed, hours, book_depth, book_cadence_ms, bar_seconds, capital, max_events)?;
         config.record_all_fills = record_all_fills;
-        let mut chosen = strategy
-            .map(|name| {
-                strategy::builtin(name)
-                    .ok_or_else(|| SimError::Config(format!("unknown strategy '{name}'; {}", strategy::NAMES)))
-            })
-            .transpose()?;
+        config.epoch_ns = epoch_ns;
+        let mut chosen = strategy.map(strategy::parse).transpose().map_err(SimError::from)?;
         match chosen.as_mut() {
             Some(s) => run(&dsg, &config, Some(s.as_mut())),
             None => run(&dsg, &config, None),
@@ -266,7 +314,8 @@ fn sim_batch<'py>(
                 })
             })
             .collect::<Result<Vec<Job>, SimError>>()?;
-        let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
+        let options = RunOptions { bar_s: bar_seconds, capital, max_events, ..RunOptions::new(0, hours) };
+        let template = sim_config_for(symbol, &options)?;
         run_batch(&template, &jobs)
     })?;
     let column = |f: fn(&apex_sim::batch::JobSummary) -> f64| PyArray1::from_vec(py, summaries.iter().map(f).collect());

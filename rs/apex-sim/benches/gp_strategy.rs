@@ -62,7 +62,7 @@ fn config() -> SimConfig {
 /// The closed bars a decision sees (only their open times matter to the GP strategy).
 fn bars() -> Vec<Bar> {
     (0..BARS as i64)
-        .map(|i| Bar { ts_us: i * 60_000_000, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 })
+        .map(|i| Bar { ts_us: i * 60_000_000, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0, turnover: 0.0 })
         .collect()
 }
 

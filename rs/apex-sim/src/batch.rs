@@ -53,6 +53,58 @@ pub fn preset(symbol: &str) -> Result<(InstrumentSpec, f64), SimError> {
     Ok((InstrumentSpec::bybit_linear(symbol, tick, lot, lot)?, start))
 }
 
+/// The default configuration of a run of `symbol`'s preset with `seed` (see [`SimConfig::new`]).
+///
+/// # Errors
+/// As [`preset`].
+pub fn preset_config(symbol: &str, seed: u64) -> Result<SimConfig, SimError> {
+    let (spec, start) = preset(symbol)?;
+    Ok(SimConfig::new(spec, start, seed))
+}
+
+/// What a binding or a CLI sets of a run: [`preset_config`] with these fields replaced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub hours: f64,
+    pub book_depth: usize,
+    pub book_cadence_ms: i64,
+    pub bar_s: i64,
+    pub capital: f64,
+    pub max_events: u64,
+}
+
+impl RunOptions {
+    /// `SimConfig::new`'s defaults with `seed` and `hours` (what a batch, whose market tables are not recorded, uses).
+    #[must_use]
+    pub fn new(seed: u64, hours: f64) -> RunOptions {
+        RunOptions {
+            seed,
+            hours,
+            book_depth: crate::market::DEFAULT_BOOK_DEPTH,
+            book_cadence_ms: crate::market::DEFAULT_BOOK_CADENCE_MS,
+            bar_s: 60,
+            capital: 200.0,
+            max_events: 200_000_000,
+        }
+    }
+}
+
+/// The configuration of a run of `symbol`'s preset with `options`.
+///
+/// # Errors
+/// As [`preset`].
+pub fn config_for(symbol: &str, options: &RunOptions) -> Result<SimConfig, SimError> {
+    let mut config = preset_config(symbol, options.seed)?;
+    config.horizon_s = options.hours * 3600.0;
+    config.book_depth = options.book_depth;
+    config.book_cadence_ms = options.book_cadence_ms;
+    config.bar_s = options.bar_s;
+    config.capital = options.capital;
+    config.max_events = options.max_events;
+    Ok(config)
+}
+
 /// Runs every job on `template` (instrument, horizon, cadences; its seed is replaced by the job's) in parallel.
 /// Market tables are not recorded, only the summaries. Results are in job order and do not depend on the number of
 /// threads.
@@ -68,10 +120,7 @@ pub fn run_batch(template: &SimConfig, jobs: &[Job]) -> Result<Vec<JobSummary>, 
             config.record_all_fills = false;
             let mut chosen: Option<Box<dyn strategy::Strategy>> = match &job.strategy {
                 None => None,
-                Some(name) => Some(
-                    strategy::builtin(name)
-                        .ok_or_else(|| SimError::Config(format!("unknown strategy '{name}'; {}", strategy::NAMES)))?,
-                ),
+                Some(name) => Some(strategy::parse(name)?),
             };
             let out = match chosen.as_mut() {
                 Some(strategy) => run(&job.dsg, &config, Some(strategy.as_mut()))?,

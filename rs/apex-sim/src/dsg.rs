@@ -250,6 +250,14 @@ impl Dsg {
         Dsg::from_json(&doc)
     }
 
+    /// The DSG of an optional JSON document: `None` is the default DSG (what every binding taking a DSG reads).
+    ///
+    /// # Errors
+    /// As [`Dsg::from_json_str`].
+    pub fn from_json_or_default(text: Option<&str>) -> Result<Dsg, DsgError> {
+        text.map_or_else(|| Ok(Dsg::default()), Dsg::from_json_str)
+    }
+
     /// JSON Schema (draft 2020-12) of the document, generated from `PARAMS`.
     pub fn json_schema() -> Value {
         let properties: Map<String, Value> = PARAMS

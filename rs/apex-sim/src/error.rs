@@ -34,3 +34,10 @@ pub enum SimError {
     #[error(transparent)]
     Features(#[from] apex_features::FeatureError),
 }
+
+/// A bad strategy name is a configuration error of the run that names it.
+impl From<crate::strategy::StrategyError> for SimError {
+    fn from(error: crate::strategy::StrategyError) -> SimError {
+        SimError::Config(error.to_string())
+    }
+}

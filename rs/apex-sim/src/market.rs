@@ -71,6 +71,8 @@ pub struct SimConfig {
     pub target_multiple: f64,
     /// The trading rule the strategy slot trades its signal by (sizing, bracket, leverage cap).
     pub rule: RuleParams,
+    /// The UTC time of the run's start (its `ts_us` 0), ns since the Unix epoch: what [`utc_ns`] adds.
+    pub epoch_ns: i64,
 }
 
 /// Depth of the simulated order-book stream by default (Bybit's level-50 stream): the one default every caller
@@ -78,6 +80,8 @@ pub struct SimConfig {
 pub const DEFAULT_BOOK_DEPTH: usize = 50;
 /// Interval of the simulated order-book stream by default, ms (Bybit's level-50 push interval).
 pub const DEFAULT_BOOK_CADENCE_MS: i64 = 100;
+/// A run starts at 2025-09-01T00:00:00Z unless told otherwise, so the same seed gives the same timestamps.
+pub const DEFAULT_EPOCH_NS: i64 = 1_756_684_800_000_000_000;
 
 impl SimConfig {
     /// Defaults: 1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital, 20 ms latency, target 2x, the shared
@@ -98,8 +102,16 @@ impl SimConfig {
             strategy_latency_ms: 20.0,
             target_multiple: 2.0,
             rule: RuleParams::default(),
+            epoch_ns: DEFAULT_EPOCH_NS,
         }
     }
+}
+
+/// UTC ns since the Unix epoch of `ts_us` (µs since a run's start at `epoch_ns`): the one conversion from simulator
+/// time to the time of every table.
+#[must_use]
+pub fn utc_ns(epoch_ns: i64, ts_us: i64) -> i64 {
+    epoch_ns + ts_us * 1000
 }
 
 /// Columns of the `trades` table (time in microseconds since the simulation epoch).
@@ -189,6 +201,8 @@ pub struct SimOutput {
     /// Number of trades, counted even when the market tables are not recorded.
     pub trade_count: usize,
     pub truncated: bool,
+    /// The run's [`SimConfig::epoch_ns`]: [`utc_ns`] of a `ts_us` is its UTC time.
+    pub epoch_ns: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -427,6 +441,7 @@ impl Market {
                 events: 0,
                 trade_count: 0,
                 truncated: false,
+                epoch_ns: config.epoch_ns,
             },
             bar: None,
             volume: vec![0.0; next_account as usize],
@@ -849,6 +864,7 @@ impl Market {
                             bar.low = bar.low.min(price_f);
                             bar.close = price_f;
                             bar.volume += qty_f;
+                            bar.turnover += price_f * qty_f;
                         }
                         _ => {
                             self.bar = Some(Bar {
@@ -858,6 +874,7 @@ impl Market {
                                 low: price_f,
                                 close: price_f,
                                 volume: qty_f,
+                                turnover: price_f * qty_f,
                             });
                         }
                     }
@@ -952,7 +969,7 @@ impl Market {
                 // No trade in this interval (`other`, if any, belongs to the next one and is kept).
                 self.bar = other.filter(|b| b.ts_us > open_ts);
                 let close = self.out.bars.last().map_or_else(|| self.current_mid_price(), |b| b.close);
-                Bar { ts_us: open_ts, open: close, high: close, low: close, close, volume: 0.0 }
+                Bar { ts_us: open_ts, open: close, high: close, low: close, close, volume: 0.0, turnover: 0.0 }
             }
         };
         self.out.bars.push(bar);

@@ -19,6 +19,8 @@ pub struct Bar {
     pub low: f64,
     pub close: f64,
     pub volume: f64,
+    /// Sum of price * size over the bar's trades, in quote units.
+    pub turnover: f64,
 }
 
 /// What a strategy knows when it decides.
@@ -129,24 +131,72 @@ impl Strategy for MovingAverageCrossover {
     }
 }
 
-/// The names `builtin` accepts, for error messages and `--help`.
-pub const NAMES: &str = "strategies: always_flat, buy_and_hold, ma_crossover, ma_crossover:FAST:SLOW";
+/// The built-in strategies: (name as written on the command line, what it does). The one list the CLI's `--help`,
+/// its checks (`_core.sim_strategies()`, `_core.sim_strategy_check`) and [`parse`] read.
+pub const BUILTINS: [(&str, &str); 4] = [
+    ("always_flat", "never trades (alias: flat)"),
+    ("buy_and_hold", "goes fully long at the first decision and holds"),
+    ("ma_crossover", "long when the 5-bar mean of closes is above the 20-bar mean, short when below"),
+    ("ma_crossover:FAST:SLOW", "the same with FAST and SLOW bar counts"),
+];
 
-/// A reference strategy by name, for the CLI and the Python batch call.
+/// Longest moving average of `ma_crossover:FAST:SLOW`, in bars.
+pub const MA_MAX_BARS: usize = 100_000;
+
+/// Why a strategy name is not a built-in strategy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StrategyError {
+    #[error("unknown strategy '{name}'; one of {}", builtin_names())]
+    Unknown { name: String },
+    #[error("'{name}': write ma_crossover:FAST:SLOW with FAST and SLOW whole bar counts")]
+    Syntax { name: String },
+    #[error(
+        "{name}: FAST ({fast}) must be at least 1 and smaller than SLOW ({slow}), at most {MA_MAX_BARS} bars (the fast \
+         mean crosses the slow one)"
+    )]
+    Windows { name: String, fast: usize, slow: usize },
+}
+
+/// The built-in names, comma-separated (for messages and `--help`).
+#[must_use]
+pub fn builtin_names() -> String {
+    BUILTINS.iter().map(|b| b.0).collect::<Vec<_>>().join(", ")
+}
+
+/// The built-in strategy `name` names (see [`BUILTINS`]): `always_flat` (or `flat`), `buy_and_hold`, `ma_crossover`
+/// (5/20) or `ma_crossover:FAST:SLOW` with 1 <= FAST < SLOW <= [`MA_MAX_BARS`] written in ASCII digits.
 ///
-/// Names: `always_flat`, `buy_and_hold`, `ma_crossover` (5/20) or `ma_crossover:FAST:SLOW`.
-pub fn builtin(name: &str) -> Option<Box<dyn Strategy>> {
+/// # Errors
+/// [`StrategyError`] saying what is wrong with the name.
+pub fn parse(name: &str) -> Result<Box<dyn Strategy>, StrategyError> {
     match name {
-        "always_flat" | "flat" => Some(Box::new(AlwaysFlat)),
-        "buy_and_hold" => Some(Box::new(BuyAndHold)),
-        "ma_crossover" => Some(Box::new(MovingAverageCrossover::default())),
-        other => {
-            let rest = other.strip_prefix("ma_crossover:")?;
-            let (fast, slow) = rest.split_once(':')?;
-            let (fast, slow) = (fast.parse().ok()?, slow.parse().ok()?);
-            (fast > 0 && slow > fast).then(|| Box::new(MovingAverageCrossover { fast, slow }) as Box<dyn Strategy>)
-        }
+        "always_flat" | "flat" => return Ok(Box::new(AlwaysFlat)),
+        "buy_and_hold" => return Ok(Box::new(BuyAndHold)),
+        "ma_crossover" => return Ok(Box::new(MovingAverageCrossover::default())),
+        _ => {}
     }
+    let Some(rest) = name.strip_prefix("ma_crossover:") else {
+        return Err(StrategyError::Unknown { name: name.to_owned() });
+    };
+    let count = |text: &str| (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok());
+    let windows = rest.split_once(':').and_then(|(fast, slow)| Some((count(fast)?, count(slow)?)));
+    let Some((Some(fast), Some(slow))) = windows else {
+        // Digits too many for a usize are a count out of range, not a syntax error.
+        return match windows {
+            Some(_) => Err(StrategyError::Windows { name: name.to_owned(), fast: usize::MAX, slow: usize::MAX }),
+            None => Err(StrategyError::Syntax { name: name.to_owned() }),
+        };
+    };
+    if !(1 <= fast && fast < slow && slow <= MA_MAX_BARS) {
+        return Err(StrategyError::Windows { name: name.to_owned(), fast, slow });
+    }
+    Ok(Box::new(MovingAverageCrossover { fast, slow }))
+}
+
+/// A reference strategy by name (see [`parse`]), `None` for a name that is not one.
+#[must_use]
+pub fn builtin(name: &str) -> Option<Box<dyn Strategy>> {
+    parse(name).ok()
 }
 
 #[cfg(test)]
@@ -157,7 +207,7 @@ mod tests {
         closes
             .iter()
             .enumerate()
-            .map(|(i, &c)| Bar { ts_us: i as i64, open: c, high: c, low: c, close: c, volume: 1.0 })
+            .map(|(i, &c)| Bar { ts_us: i as i64, open: c, high: c, low: c, close: c, volume: 1.0, turnover: c })
             .collect()
     }
 
@@ -177,5 +227,24 @@ mod tests {
         assert_eq!(builtin("ma_crossover:3:9").unwrap().name(), "ma_crossover_3_9");
         assert!(builtin("ma_crossover:9:3").is_none());
         assert!(builtin("nope").is_none());
+    }
+
+    #[test]
+    fn parse_says_what_is_wrong() {
+        let err = |name: &str| parse(name).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(parse("flat").unwrap().name(), "always_flat");
+        assert_eq!(
+            err("moon"),
+            "unknown strategy 'moon'; one of always_flat, buy_and_hold, ma_crossover, ma_crossover:FAST:SLOW"
+        );
+        for bad in ["ma_crossover:fast", "ma_crossover:5", "ma_crossover:+5:9", "ma_crossover:5:9:1", "ma_crossover::9"]
+        {
+            assert!(matches!(parse(bad), Err(StrategyError::Syntax { .. })), "{bad}");
+        }
+        assert!(err("ma_crossover:20:5").contains("FAST (20) must be at least 1 and smaller than SLOW (5)"));
+        assert!(matches!(parse("ma_crossover:0:5"), Err(StrategyError::Windows { .. })));
+        assert!(matches!(parse("ma_crossover:1:100001"), Err(StrategyError::Windows { .. })));
+        assert!(matches!(parse("ma_crossover:1:99999999999999999999999"), Err(StrategyError::Windows { .. })));
+        assert_eq!(parse("ma_crossover:1:100000").unwrap().name(), "ma_crossover_1_100000");
     }
 }

@@ -7,7 +7,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use crate::errors::{DataError, IntoPyErr, run_detached};
+use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vmd, m)?)?;
@@ -17,7 +17,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 impl IntoPyErr for VmdError {
     fn into_py_err(self) -> PyErr {
-        DataError::new_err(self.to_string())
+        match self {
+            VmdError::NonFinite { .. } => DataError::new_err(self.to_string()),
+            VmdError::NoModes
+            | VmdError::TooShort { .. }
+            | VmdError::BadAlpha(_)
+            | VmdError::BadTau(_)
+            | VmdError::BadTol(_)
+            | VmdError::NoIterations => config_error(self.to_string()),
+        }
     }
 }
 

@@ -2,16 +2,15 @@
 
 use apex_core::Side;
 use apex_sim::SimError;
-use apex_sim::batch::preset;
-use apex_sim::dsg::Dsg;
+use apex_sim::batch::preset_config;
 use apex_sim::execution::{ACTION_NAMES, ExecBatch, ExecConfig, OBSERVATION_LEN, OBSERVATION_NAMES, Observation};
-use apex_sim::market::SimConfig;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::run_detached;
+use crate::sim::dsg_from;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EXEC_MAX_HORIZON_S", apex_sim::execution::MAX_HORIZON_S)?;
@@ -50,17 +49,16 @@ impl ExecEnv {
         parallel: bool,
     ) -> PyResult<ExecEnv> {
         let mut batch = run_detached(py, || {
-            let dsg = dsg_json.map(Dsg::from_json_str).transpose()?.unwrap_or_default();
+            let dsg = dsg_from(dsg_json)?;
             let side = match side {
                 "buy" => Side::Buy,
                 "sell" => Side::Sell,
                 other => return Err(SimError::Config(format!("side must be 'buy' or 'sell', got '{other}'"))),
             };
-            let (spec, start) = preset(symbol)?;
             let mut config = ExecConfig::new(side, size_lots, horizon_s, interval_s);
             config.warmup_s = warmup_s;
             config.latency_ms = latency_ms;
-            ExecBatch::new(&dsg, &SimConfig::new(spec, start, 0), &config, n_envs)
+            ExecBatch::new(&dsg, &preset_config(symbol, 0)?, &config, n_envs)
         })?;
         batch.parallel = parallel;
         Ok(ExecEnv { batch })
