@@ -1,7 +1,10 @@
 """Benchmark: adversarial evaluations (GP tree x seed x simulated hour in the DSG market) per second, all pairs in
 parallel through `_core.sim_gp_fitness` (rayon) vs the same call on one thread (RAYON_NUM_THREADS=1, a child
 process), and the wall time of one dual-fitness generation at --pop 50,000 when the surrogate sends 2% of it (1,000
-trees) to the simulator."""
+trees) to the simulator, extrapolated from that rate. `--generation` really runs that generation (1,000 random trees
+x 3 seeds x 1 h through `apexctl.forge.dual.adversarial_fitness`, the call `evolve --dsg` makes) and times it;
+`--baseline DIR` times the same trees, in the same run, with another build's `_core` (DIR holds an `apexctl` package
+with it, e.g. main's), results checked equal."""
 
 from __future__ import annotations
 
@@ -11,14 +14,60 @@ import os
 import random
 import subprocess
 import sys
+import time
 
 import numpy as np
 from common import best_of
 from deap import gp
 
 from apexctl import _core
+from apexctl.forge import dual
 from apexctl.forge import gp as forge_gp
-from apexctl.forge.dual import sim_feature_warmup
+
+
+def random_trees(count: int, hours: float, features: str | None) -> tuple[list[str], list[str]]:
+    """`count` random trees (genHalfAndHalf, height 2..5) over the simulator features defined within the first third
+    of the span (so the trees trade instead of reading NaN), and those features."""
+    usable = [name for name, bars in dual.sim_feature_warmup().items() if bars <= hours * 60 / 3]
+    if features:
+        usable = [name for name in features.split(",") if name in usable]
+    pset = forge_gp.primitive_set(usable)
+    return [forge_gp.to_json(gp.PrimitiveTree(forge_gp.gen_half_and_half(pset, 2, 5))) for _ in range(count)], usable
+
+
+def generation(args: argparse.Namespace) -> None:
+    """One dual-fitness generation, measured: the surrogate's share of --pop as random trees x --gen-seeds seeds x
+    --gen-hours through forge.dual (the same trees for a given --seed, so a --baseline child times the same work)."""
+    sent = int(args.pop * args.share)
+    texts, usable = random_trees(sent, args.gen_hours, args.features)
+    seeds = list(range(args.gen_seeds))
+    start = time.perf_counter()
+    fit = dual.adversarial_fitness(texts, None, seeds, args.gen_hours, args.symbol)
+    elapsed = time.perf_counter() - start
+    if args.child:
+        print(json.dumps({"seconds": elapsed, "pnl": fit.pnl.tolist(), "trades": fit.trades.tolist()}))
+        return
+    print(
+        f"dual generation: --pop {args.pop:,}, {args.share:.0%} sent = {sent:,} random trees x {args.gen_seeds} seeds "
+        f"x {args.gen_hours} h of {args.symbol} (default DSG, features {', '.join(usable)}) through "
+        f"apexctl.forge.dual.adversarial_fitness, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+        f"{int(fit.simulated.sum())} of {fit.simulated.size} pairs simulated, {int(fit.trades.sum())} strategy fills"
+    )
+    print(f"  this build  : {elapsed:7.1f} s  (measured; target under 60 s)")
+    if not args.baseline:
+        return
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", *sys.argv[1:]],
+        env={**os.environ, "PYTHONPATH": os.path.abspath(args.baseline)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    base = json.loads(child.stdout)
+    assert np.array_equal(fit.pnl, np.array(base["pnl"])), "this build and the baseline differ"
+    assert np.array_equal(fit.trades, np.array(base["trades"], dtype=np.uint64)), "fills differ from the baseline"
+    print(f"  baseline    : {base['seconds']:7.1f} s  ({args.baseline}, same trees, results checked equal)")
+    print(f"  ratio       : {base['seconds'] / elapsed:7.2f}x faster  (load average now {os.getloadavg()[0]:.1f})")
 
 
 def main() -> None:
@@ -36,15 +85,21 @@ def main() -> None:
         "--features",
         help="comma-separated terminals (default: every simulator feature defined within the first third of the span)",
     )
+    parser.add_argument(
+        "--generation", action="store_true", help="run and time one real generation at --pop instead of extrapolating"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="with --generation: also time the same trees with the apexctl package in DIR (another build)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     random.seed(args.seed)
-    # Only features defined within the first third of the span, so the random trees trade instead of reading NaN.
-    usable = [name for name, bars in sim_feature_warmup().items() if bars <= args.hours * 60 / 3]
-    if args.features:
-        usable = [name for name in args.features.split(",") if name in usable]
-    pset = forge_gp.primitive_set(usable)
-    texts = [forge_gp.to_json(gp.PrimitiveTree(forge_gp.gen_half_and_half(pset, 2, 5))) for _ in range(args.trees)]
+    if args.generation:
+        generation(args)
+        return
+    texts, usable = random_trees(args.trees, args.hours, args.features)
     seeds = list(range(args.seeds))
     units = args.trees * args.seeds * args.hours
 

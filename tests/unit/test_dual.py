@@ -4,6 +4,7 @@ book."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -90,6 +91,27 @@ FLOW = tree(
     },
     ["ofi_l5_sum", "buy_volume", "volume"],
 )
+
+
+#: SHA-256 of every result field of `sim_gp_fitness` for the trees below x seeds 1, 6, 9 (12 minutes of SOLUSDT),
+#: computed with the evaluation before the market loop was sped up for issue 14 part 3 (main at 97e00db): the
+#: faster market must give the same results bit for bit. Trees that never trade (flat, rv windows longer than the
+#: span), one that trades at the first bar (const 1), trees on trades, on the L2 stream and on VMD.
+PINNED_FITNESS = "8949c94c9b20ec5cb5a891a5586e1a97f2285fd12fe7ec0619f999ce4484665b"
+
+
+def test_fitness_is_pinned_bit_for_bit():
+    vmd = tree({"op": "sign", "args": [{"feature": "vmd_1"}]}, ["vmd_1"])
+    rv_1h = tree({"op": "sign", "args": [{"feature": "rv_1h"}]}, ["rv_1h"])
+    trees = [FLAT, LONG, CLV, CLV_RV, FLOW, vmd, rv_1h]
+    out = _core.sim_gp_fitness(trees, None, [1, 6, 9], SYMBOL, HOURS, vmd_window=8)
+    digest = hashlib.sha256()
+    for field in ("pnl", "fees", "max_drawdown", "trades", "ruined", "truncated", "simulated"):
+        digest.update(np.ascontiguousarray(out[field]).tobytes())
+    assert out["trades"][1].min() > 0, "const 1 trades from the first bar"
+    assert out["trades"][0].max() == 0
+    assert out["trades"][3].max() == 0
+    assert digest.hexdigest() == PINNED_FITNESS
 
 
 @pytest.mark.parametrize("text", [CLV, CLV_RV, FLOW])

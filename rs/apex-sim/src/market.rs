@@ -4,8 +4,7 @@
 //! Every agent acts on the market as it was `latency` ago and its orders reach the engine `latency` later, so a
 //! reaction always trades against a state that has moved on, as in a real venue.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use apex_core::Side;
 use apex_rule::{Decision, RuleParams};
@@ -22,12 +21,14 @@ use crate::{
 };
 
 mod external;
+mod queue;
 mod slot;
 
 use external::Outside;
 pub use external::{
     AccountEvent, AccountEventKind, BookMessage, ExternalRequest, PublicTrade, StopKind, StopSpec, Stops, Tag,
 };
+use queue::EventQueue;
 use slot::StrategyDriver;
 pub use slot::{RuleSlot, rule_instrument};
 
@@ -211,7 +212,7 @@ enum Task {
     Wake(usize),
     /// One market maker's requote timer.
     Requote(AccountId),
-    /// An intent reaching the engine; the index points into the pending-intent store.
+    /// The intents of one decision reaching the engine, in order; the index points into the pending-intent store.
     Arrive(usize),
     /// A noise order's lifetime ends: cancel it if it still rests.
     Expire(AccountId, u64),
@@ -233,9 +234,13 @@ struct Group {
     latency_us: i64,
 }
 
+/// One decision's intents on their way to the engine. A decision's intents arrive at the same instant, one after
+/// another, with nothing in between (they were scheduled together), so they travel as one task; the buffer is kept
+/// for reuse once they have arrived.
+#[derive(Default)]
 struct Pending {
     account: AccountId,
-    intent: Intent,
+    intents: Vec<Intent>,
 }
 
 /// Runs one simulation.
@@ -262,16 +267,18 @@ pub struct Market {
     engine: MatchingEngine,
     publisher: BookPublisher,
     rng: Xoshiro256PlusPlus,
-    queue: BinaryHeap<Reverse<(i64, u64, Task)>>,
+    queue: EventQueue<Task>,
     next_seq: u64,
     groups: Vec<Group>,
-    latency_of: BTreeMap<AccountId, i64>,
+    /// Order-entry latency of each account (index = account id).
+    latency_of: Vec<i64>,
     population_of: Vec<Population>,
-    own_orders: BTreeMap<AccountId, Vec<OwnOrder>>,
+    /// Each account's resting orders as it knows them (index = account id; grown as accounts appear).
+    own_orders: Vec<Vec<OwnOrder>>,
     /// The metaorders the noise market flow is splitting.
     metaorders: Metaorders,
-    pending: Vec<Option<Pending>>,
-    /// Indices of `pending` whose intent has arrived, reused before the store grows.
+    pending: Vec<Pending>,
+    /// Indices of `pending` whose intents have arrived, reused (with their buffers) before the store grows.
     free_slots: Vec<usize>,
     /// (ts_us, best bid, best ask) in ticks after every change of the top of book, from the last change an agent
     /// can still see (its latency ago) on.
@@ -366,7 +373,8 @@ impl Market {
         };
 
         let mut groups = Vec::new();
-        let mut latency_of = BTreeMap::new();
+        // Index 0 is the strategy account.
+        let mut latency_of = vec![0];
         let mut population_of = vec![Population::Noise]; // index 0 is the strategy account, never looked up
         let mut next_account: AccountId = 1;
         for population in Population::ALL {
@@ -384,7 +392,7 @@ impl Market {
                 .map(|_| {
                     let id = next_account;
                     next_account += 1;
-                    latency_of.insert(id, latency_us);
+                    latency_of.push(latency_us);
                     population_of.push(population);
                     id
                 })
@@ -392,7 +400,7 @@ impl Market {
             groups.push(Group { population, accounts, rate_per_agent: rate, latency_us });
         }
         let max_agent_latency_us = groups.iter().map(|g| g.latency_us).max().unwrap_or(1);
-        latency_of.insert(STRATEGY_ACCOUNT, ((config.strategy_latency_ms * 1e3).round() as i64).max(1));
+        latency_of[STRATEGY_ACCOUNT as usize] = ((config.strategy_latency_ms * 1e3).round() as i64).max(1);
         // Samples an agent can reach back to: its latency, the momentum lookback, the volatility window or the
         // sampled-mid lookback, and slack.
         let lookback_samples = ((dsg.mom_lookback_s * 1e6) as i64 / MID_SAMPLE_US).max(0) as usize;
@@ -408,12 +416,12 @@ impl Market {
             engine,
             publisher,
             rng,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             next_seq: 0,
             groups,
             latency_of,
             population_of,
-            own_orders: BTreeMap::new(),
+            own_orders: vec![Vec::new(); next_account as usize],
             metaorders: Metaorders::default(),
             pending: Vec::new(),
             free_slots: Vec::new(),
@@ -456,7 +464,7 @@ impl Market {
 
     fn schedule(&mut self, ts: i64, task: Task) {
         self.next_seq += 1;
-        self.queue.push(Reverse((ts, self.next_seq, task)));
+        self.queue.push(ts, self.next_seq, task);
     }
 
     fn next_gap_us(&mut self, rate_per_s: f64) -> Option<i64> {
@@ -505,7 +513,7 @@ impl Market {
         let bar_us = self.config.bar_s * US_PER_S;
         let mut driver = self.driver.take();
         self.feed = strategy.as_deref().map_or(Feed::Bars, Strategy::feed);
-        while let Some(&Reverse((ts, _, task))) = self.queue.peek() {
+        while let Some((ts, task)) = self.queue.peek() {
             // Trades of the previous task (or of orders placed between advances) reach the strategy first.
             self.deliver_trades(strategy.as_deref_mut());
             if ts > until_us {
@@ -524,9 +532,14 @@ impl Market {
             match task {
                 Task::Wake(index) => self.wake(ts, index),
                 Task::Requote(account) => self.requote(ts, account),
-                Task::Arrive(slot) => self.arrive(ts, slot),
+                Task::Arrive(slot) => {
+                    if !self.arrive(ts, slot) {
+                        self.out.truncated = true;
+                        break;
+                    }
+                }
                 Task::Expire(account, order_id) => {
-                    if self.own_orders.get(&account).is_some_and(|own| own.iter().any(|o| o.id == order_id)) {
+                    if self.own_orders_of(account).iter().any(|o| o.id == order_id) {
                         self.submit(ts, account, Intent::Cancel { order_id });
                     }
                 }
@@ -638,11 +651,13 @@ impl Market {
         self.submit(self.now_us, STRATEGY_ACCOUNT, Intent::CancelAll);
     }
 
+    fn own_orders_of(&self, account: AccountId) -> &[OwnOrder] {
+        self.own_orders.get(account as usize).map_or(&[][..], Vec::as_slice)
+    }
+
     /// The strategy account's resting orders as (order id, price in ticks, open lots).
     pub(crate) fn strategy_orders(&self) -> Vec<(u64, i64, i64)> {
-        self.own_orders
-            .get(&STRATEGY_ACCOUNT)
-            .map_or_else(Vec::new, |o| o.iter().map(|o| (o.id, o.price, o.qty)).collect())
+        self.own_orders_of(STRATEGY_ACCOUNT).iter().map(|o| (o.id, o.price, o.qty)).collect()
     }
 
     /// A market opens with resting liquidity: a few levels each side from noise traders around the start price.
@@ -676,40 +691,48 @@ impl Market {
         }
         let fair_values = self.fair_values(ts);
         let intents = {
-            let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
+            let own = self.own_orders.get(account as usize).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, population, fair_values);
             agents::decide(population, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
-        self.send(ts + latency_us, account, intents);
+        let slot = self.pending_slot(account);
+        self.pending[slot].intents.extend(intents);
+        self.send(ts + latency_us, slot);
     }
 
     fn requote(&mut self, ts: i64, account: AccountId) {
-        let latency_us = self.latency_of[&account];
+        let latency_us = self.latency_of[account as usize];
         if let Some(gap) = self.next_gap_us(1e3 / self.dsg.mm_refresh_ms) {
             self.schedule(ts + gap, Task::Requote(account));
         }
         let fair_values = self.fair_values(ts);
         let intents = {
-            let own = self.own_orders.get(&account).map_or(&[][..], Vec::as_slice);
+            let own = self.own_orders.get(account as usize).map_or(&[][..], Vec::as_slice);
             let view = self.view(ts, latency_us, account, own, Population::MarketMaker, fair_values);
             agents::decide(Population::MarketMaker, &self.dsg, &view, &mut self.metaorders, &mut self.rng)
         };
-        self.send(ts + latency_us, account, intents);
+        let slot = self.pending_slot(account);
+        self.pending[slot].intents.extend(intents);
+        self.send(ts + latency_us, slot);
     }
 
-    fn send(&mut self, arrival: i64, account: AccountId, intents: Vec<Intent>) {
-        for intent in intents {
-            let pending = Some(Pending { account, intent });
-            let slot = match self.free_slots.pop() {
-                Some(slot) => {
-                    self.pending[slot] = pending;
-                    slot
-                }
-                None => {
-                    self.pending.push(pending);
-                    self.pending.len() - 1
-                }
-            };
+    /// A pending slot with an empty intent buffer for `account`'s next decision.
+    fn pending_slot(&mut self, account: AccountId) -> usize {
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.pending.push(Pending::default());
+            self.pending.len() - 1
+        });
+        let pending = &mut self.pending[slot];
+        pending.account = account;
+        pending.intents.clear();
+        slot
+    }
+
+    /// Schedules the intents in pending `slot` to arrive at `arrival` (nothing to do for a decision without any).
+    fn send(&mut self, arrival: i64, slot: usize) {
+        if self.pending[slot].intents.is_empty() {
+            self.free_slots.push(slot);
+        } else {
             self.schedule(arrival, Task::Arrive(slot));
         }
     }
@@ -767,10 +790,28 @@ impl Market {
         (now, self.fair_value.at(ts + (self.dsg.inf_lookahead_s * 1e6) as i64))
     }
 
-    fn arrive(&mut self, ts: i64, slot: usize) {
-        let Some(Pending { account, intent }) = self.pending[slot].take() else { return };
+    /// The intents of pending `slot` reach the engine one after another, each counted as an event (as if each were
+    /// its own task: the cap may stop the run between two of them). Returns false when the cap was reached.
+    fn arrive(&mut self, ts: i64, slot: usize) -> bool {
+        let account = self.pending[slot].account;
+        let intents = std::mem::take(&mut self.pending[slot].intents);
+        let mut capped = false;
+        for (n, &intent) in intents.iter().enumerate() {
+            if n > 0 {
+                self.processed += 1;
+                if self.processed & 0xFFFF == 0 {
+                    apex_cancel::checkpoint();
+                }
+                if self.processed > self.config.max_events {
+                    capped = true;
+                    break;
+                }
+            }
+            self.submit(ts, account, intent);
+        }
+        self.pending[slot].intents = intents;
         self.free_slots.push(slot);
-        self.submit(ts, account, intent);
+        !capped
     }
 
     fn submit(&mut self, ts: i64, account: AccountId, intent: Intent) {
@@ -798,10 +839,9 @@ impl Market {
                 self.engine.cancel(ts, account, order_id, &mut events);
             }
             Intent::CancelAll => {
-                let ids: Vec<u64> =
-                    self.own_orders.get(&account).map(|o| o.iter().map(|o| o.id).collect()).unwrap_or_default();
-                for order_id in ids {
-                    self.engine.cancel(ts, account, order_id, &mut events);
+                // Cancelling only books events into `events`: the own-order list changes in `absorb` afterwards.
+                for order in self.own_orders.get(account as usize).map_or(&[][..], Vec::as_slice) {
+                    self.engine.cancel(ts, account, order.id, &mut events);
                 }
             }
         }
@@ -815,7 +855,11 @@ impl Market {
         for event in events {
             match *event {
                 Event::Accepted { order_id, account, side, price, qty } => {
-                    self.own_orders.entry(account).or_default().push(OwnOrder {
+                    let index = account as usize;
+                    if index >= self.own_orders.len() {
+                        self.own_orders.resize_with(index + 1, Vec::new);
+                    }
+                    self.own_orders[index].push(OwnOrder {
                         id: order_id,
                         side,
                         price: price / self.tick,
@@ -1007,8 +1051,8 @@ impl Market {
     }
 }
 
-fn forget(own_orders: &mut BTreeMap<AccountId, Vec<OwnOrder>>, account: AccountId, order_id: u64) {
-    if let Some(orders) = own_orders.get_mut(&account) {
+fn forget(own_orders: &mut [Vec<OwnOrder>], account: AccountId, order_id: u64) {
+    if let Some(orders) = own_orders.get_mut(account as usize) {
         orders.retain(|o| o.id != order_id);
     }
 }

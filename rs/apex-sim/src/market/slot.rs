@@ -209,7 +209,7 @@ impl Market {
         if decision != Decision::Hold {
             driver.decisions.push((ts, decision));
         }
-        let sent = ts + self.latency_of[&driver.account];
+        let sent = ts + self.latency_of[driver.account as usize];
         for request in requests {
             self.send_request(sent, driver.account, request).expect("the slot's account is an outside account");
         }
