@@ -3,13 +3,13 @@
 mod backtest;
 mod book;
 mod bybit;
-mod dual;
 mod errors;
 mod features;
 mod features_vmd;
 mod gp;
 mod infer;
 mod sim;
+mod sim_adversarial;
 mod sim_execution;
 
 use pyo3::prelude::*;
@@ -28,7 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     infer::register(m)?;
     sim::register(m)?;
     sim_execution::register(m)?;
-    dual::register(m)?;
+    sim_adversarial::register(m)?;
     features_vmd::register(m)?;
     bybit::register(m)?;
     Ok(())

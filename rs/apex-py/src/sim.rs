@@ -77,12 +77,12 @@ impl IntoPyErr for StrategyError {
     }
 }
 
-/// The DSG of an optional document (the signature `dual.rs` calls; apex-sim decides).
+/// The DSG of an optional document (apex-sim decides; the default DSG when there is none).
 pub(crate) fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
     Ok(Dsg::from_json_or_default(text)?)
 }
 
-/// apex-sim's `config_for` with the binding's positional arguments (the signature `dual.rs` calls).
+/// apex-sim's `config_for` with `sim_run`'s positional arguments.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn config_for(
     symbol: &str,

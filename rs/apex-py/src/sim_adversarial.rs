@@ -1,14 +1,17 @@
 //! Bindings of the simulator's GP strategy slot: adversarial fitness of many trees over seeds, and its feature set.
 
 use apex_gp::Limits;
+use apex_sim::SimError;
 use apex_sim::adversarial::{AdversarialFitness, adversarial_fitness, gp_run};
+use apex_sim::batch::{RunOptions, config_for};
+use apex_sim::dsg::Dsg;
 use apex_sim::gp_strategy::{self, FeatureOptions};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::run_detached;
-use crate::sim::{config_for, dsg_from, output_to_py};
+use crate::sim::output_to_py;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_gp_fitness, m)?)?;
@@ -40,8 +43,8 @@ fn sim_gp_fitness<'py>(
     max_events: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let fit = run_detached(py, || {
-        let dsg = dsg_from(dsg_json)?;
-        let template = config_for(symbol, 0, hours, 50, 100, bar_seconds, capital, max_events)?;
+        let dsg = Dsg::from_json_or_default(dsg_json).map_err(SimError::from)?;
+        let template = config_for(symbol, &options(0, hours, bar_seconds, capital, max_events))?;
         let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
         adversarial_fitness(&trees, &dsg, &seeds, &template, &options, &Limits::default())
     })?;
@@ -81,8 +84,8 @@ fn sim_gp_run<'py>(
     record_market: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let result = run_detached(py, || {
-        let dsg = dsg_from(dsg_json)?;
-        let mut config = config_for(symbol, seed, hours, 50, 100, bar_seconds, capital, max_events)?;
+        let dsg = Dsg::from_json_or_default(dsg_json).map_err(SimError::from)?;
+        let mut config = config_for(symbol, &options(seed, hours, bar_seconds, capital, max_events))?;
         config.record_market = record_market;
         let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
         gp_run(tree, &dsg, &config, &options, &Limits::default())
@@ -106,4 +109,9 @@ fn sim_feature_names(bar_seconds: i64, vmd_modes: usize) -> Vec<String> {
 #[pyo3(signature = (bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64))]
 fn sim_feature_warmup(bar_seconds: i64, rv_bars: usize, vmd_modes: usize, vmd_window: usize) -> Vec<(String, usize)> {
     gp_strategy::sim_feature_warmup(bar_seconds, &FeatureOptions::new(rv_bars, vmd_modes, vmd_window))
+}
+
+/// The run options of a fitness or GP run: the default book stream, the caller's bars, capital and event cap.
+fn options(seed: u64, hours: f64, bar_s: i64, capital: f64, max_events: u64) -> RunOptions {
+    RunOptions { bar_s, capital, max_events, ..RunOptions::new(seed, hours) }
 }
