@@ -84,7 +84,13 @@ def compare(title: str, texts: list[str], trees: list, pset: gp.PrimitiveSetType
     )
     report(name, "node-evals", node_evals, ours_s, peer_s, "deap+numpy")
     per_core = node_evals / ours_cpu
+    executed = sharing["distinct_operations"] * rows
     print(f"  per core    : {per_core:14,.0f} node-evals per CPU-second (process CPU {ours_cpu * 1e3:.1f} ms)")
+    print(
+        f"  executed    : {executed / ours_cpu:14,.0f} operations per CPU-second, {executed / ours_s:,.0f}/s wall "
+        f"({executed:,} = distinct operations x rows: shared subtrees once, leaves and folded constants not counted; "
+        "the node-evals above count every tree node of every tree, as DEAP evaluates them)"
+    )
     print(
         f"  not shared  : {node_evals / unshared_s:14,.0f} node-evals/s  ({unshared_s * 1e3:9.1f} ms), "
         f"{node_evals / unshared_cpu:,.0f} per CPU-second; sharing {unshared_s / ours_s:.2f}x faster"

@@ -4,36 +4,21 @@
 //! Each row goes through exactly the float operations of the scalar kernels in [`crate::kernels`] and in the same
 //! order (rolling sums still add a window from its oldest member, starting at 0.0); the vectorization is across
 //! rows, which are independent.
-
-use std::sync::LazyLock;
+//!
+//! Every kernel is `#[inline(always)]`: the scheduler's whole block loop is compiled once per instruction set
+//! (`pulp` dispatch in [`crate::plan`]), so a kernel call costs no dispatch and the loops vectorize as wide as the
+//! CPU allows without a build flag. The float operations per row do not depend on the width (the only fused
+//! multiply-adds are written out, in [`divide`], where they give the correctly rounded quotient), so every copy gives
+//! the same bits.
 
 use crate::kernels::{self, Stat, window_stat};
 use crate::{PROTECT_EPS, signal as clip};
 
-/// The widest vector instruction set of this CPU (AVX-512, AVX2 or the x86-64 baseline), detected once.
-static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
-
-/// Implements `pulp::WithSimd` for a kernel struct whose `run` does the work: `ARCH.dispatch(kernel)` inlines `run`
-/// into one copy per instruction set and calls the copy for this CPU, so the loops vectorize as wide as the CPU allows
-/// without a build flag. The float operations per row do not depend on the width (no fused multiply-add is ever
-/// formed), so every copy gives the same bits.
-macro_rules! dispatched {
-    ($kernel:ident) => {
-        impl pulp::WithSimd for $kernel<'_> {
-            type Output = ();
-
-            #[inline(always)]
-            fn with_simd<S: pulp::Simd>(self, _: S) {
-                self.run();
-            }
-        }
-    };
-}
-
-/// Rows per block: a block of every live intermediate stays in the L1 cache.
-pub(crate) const ROWS: usize = 256;
+/// Rows per block: a block of every live intermediate stays in the L1 cache (256 to 1,024 measured alike on
+/// `scripts/bench/gp.py`'s trees; fewer blocks mean fewer per-step overheads).
+pub(crate) const ROWS: usize = 512;
 /// Rows a rolling kernel handles at once, each with its own accumulator held in a register lane.
-const LANES: usize = 16;
+const LANES: usize = 32;
 
 /// The rows of an operand in a block: a slice, or one value for every row.
 #[derive(Clone, Copy, Debug)]
@@ -116,64 +101,34 @@ fn zip(a: Src<'_>, b: Src<'_>, out: &mut [f64], f: impl Fn(f64, f64) -> f64) {
     }
 }
 
+#[inline(always)]
 pub(crate) fn unary(op: UnaryOp, x: Src<'_>, out: &mut [f64]) {
-    ARCH.dispatch(Unary { op, x, out });
-}
-
-struct Unary<'a> {
-    op: UnaryOp,
-    x: Src<'a>,
-    out: &'a mut [f64],
-}
-
-dispatched!(Unary);
-
-impl Unary<'_> {
-    #[inline(always)]
-    fn run(self) {
-        let Unary { op, x, out } = self;
-        match op {
-            UnaryOp::Neg => map(x, out, |a| -a),
-            UnaryOp::Abs => map(x, out, f64::abs),
-            UnaryOp::Sign => map(x, out, kernels::sign),
-            UnaryOp::Tanh => map(x, out, kernels::tanh),
-            UnaryOp::Not => map(x, out, |a| kernels::truth(a == 0.0)),
-        }
+    match op {
+        UnaryOp::Neg => map(x, out, |a| -a),
+        UnaryOp::Abs => map(x, out, f64::abs),
+        UnaryOp::Sign => map(x, out, kernels::sign),
+        UnaryOp::Tanh => map(x, out, kernels::tanh),
+        UnaryOp::Not => map(x, out, |a| kernels::truth(a == 0.0)),
     }
 }
 
+#[inline(always)]
 pub(crate) fn binary(op: BinaryOp, a: Src<'_>, b: Src<'_>, out: &mut [f64]) {
-    ARCH.dispatch(Binary { op, a, b, out });
-}
-
-struct Binary<'a> {
-    op: BinaryOp,
-    a: Src<'a>,
-    b: Src<'a>,
-    out: &'a mut [f64],
-}
-
-dispatched!(Binary);
-
-impl Binary<'_> {
-    #[inline(always)]
-    fn run(self) {
-        let Binary { op, a, b, out } = self;
-        match op {
-            BinaryOp::Add => zip(a, b, out, |a, b| a + b),
-            BinaryOp::Sub => zip(a, b, out, |a, b| a - b),
-            BinaryOp::Mul => zip(a, b, out, |a, b| a * b),
-            BinaryOp::Div => zip(a, b, out, kernels::div),
-            BinaryOp::Min => zip(a, b, out, kernels::min),
-            BinaryOp::Max => zip(a, b, out, kernels::max),
-            BinaryOp::Lt => zip(a, b, out, |a, b| kernels::truth(a < b)),
-            BinaryOp::And => zip(a, b, out, |a, b| kernels::truth((a != 0.0) & (b != 0.0))),
-            BinaryOp::Or => zip(a, b, out, |a, b| kernels::truth((a != 0.0) | (b != 0.0))),
-        }
+    match op {
+        BinaryOp::Add => zip(a, b, out, |a, b| a + b),
+        BinaryOp::Sub => zip(a, b, out, |a, b| a - b),
+        BinaryOp::Mul => zip(a, b, out, |a, b| a * b),
+        BinaryOp::Div => zip(a, b, out, kernels::div),
+        BinaryOp::Min => zip(a, b, out, kernels::min),
+        BinaryOp::Max => zip(a, b, out, kernels::max),
+        BinaryOp::Lt => zip(a, b, out, |a, b| kernels::truth(a < b)),
+        BinaryOp::And => zip(a, b, out, |a, b| kernels::truth((a != 0.0) & (b != 0.0))),
+        BinaryOp::Or => zip(a, b, out, |a, b| kernels::truth((a != 0.0) | (b != 0.0))),
     }
 }
 
 /// `if cond != 0 { a } else { b }` per row.
+#[inline(always)]
 pub(crate) fn select(cond: Src<'_>, a: Src<'_>, b: Src<'_>, out: &mut [f64]) {
     let Src::Slice(cond) = cond else {
         // A constant condition was folded away when the DAG was built; keep the general case correct anyway.
@@ -205,6 +160,7 @@ pub(crate) fn select(cond: Src<'_>, a: Src<'_>, b: Src<'_>, out: &mut [f64]) {
 }
 
 /// The program's signal of a block of root values.
+#[inline(always)]
 pub(crate) fn signal(x: Src<'_>, out: &mut [f64]) {
     map(x, out, clip);
 }
@@ -267,6 +223,7 @@ fn history(state: &mut State) -> &mut Vec<f64> {
 }
 
 /// `x` k rows ago, NaN before the first row (the history starts as k NaNs).
+#[inline(always)]
 pub(crate) fn lag(x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
     let history = history(state);
     let (k, len) = (history.len(), out.len());
@@ -279,6 +236,7 @@ pub(crate) fn lag(x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mu
 }
 
 /// The EMA of the block, continuing from the state.
+#[inline(always)]
 pub(crate) fn ema(alpha: f64, x: Src<'_>, state: &mut State, out: &mut [f64]) {
     let State::Ema(average) = state else { unreachable!("ema owns an average") };
     match x {
@@ -295,8 +253,38 @@ pub(crate) fn ema(alpha: f64, x: Src<'_>, state: &mut State, out: &mut [f64]) {
     }
 }
 
+/// The average of an EMA's state.
+pub(crate) fn ema_average(state: &State) -> Option<f64> {
+    match state {
+        State::Ema(average) => *average,
+        State::History(_) => unreachable!("ema owns an average"),
+    }
+}
+
+/// `N` EMAs of independent inputs over one block, interleaved row by row: each is a chain of dependent operations
+/// (12 cycles a row), so one alone leaves the core idle; `N` chains at once fill it. Each member performs exactly
+/// [`ema`]'s operations.
+#[inline(always)]
+pub(crate) fn ema_group<const N: usize>(
+    alphas: [f64; N],
+    xs: [&[f64]; N],
+    averages: &mut [Option<f64>; N],
+    outs: &mut [Vec<f64>; N],
+    len: usize,
+) {
+    let xs = xs.map(|x| &x[..len]);
+    let mut local = *averages;
+    for t in 0..len {
+        for m in 0..N {
+            outs[m][t] = kernels::ema_step(&mut local[m], alphas[m], xs[m][t]);
+        }
+    }
+    *averages = local;
+}
+
 /// A rolling statistic over windows of `k` rows: the rows with fewer than k rows before them (the warm-up at the start
 /// of the data) one at a time with [`window_stat`], the others with the vectorized kernels below.
+#[inline(always)]
 pub(crate) fn rolling(stat: Stat, k: usize, x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
     let history = history(state);
     let (seen, len) = (history.len(), out.len());
@@ -312,42 +300,36 @@ pub(crate) fn rolling(stat: Stat, k: usize, x: Src<'_>, state: &mut State, scrat
         // Row i's window is window[seen + i + 1 - k ..= seen + i]; `members` starts at the first full row's.
         let members = &window[seen + warm_up + 1 - k..];
         let out = &mut out[warm_up..];
-        ARCH.dispatch(Windows { stat, k, members, out, mu, table, spare, nans });
+        windows(stat, k, members, out, mu, table, spare, nans);
     }
     let keep = (k - 1).min(window.len());
     history.clear();
     history.extend_from_slice(&window[window.len() - keep..]);
 }
 
-/// The full windows of a block (row r's window is `members[r..r + k]`) and the scratch their kernel needs.
-struct Windows<'a> {
+/// The full windows of a block: row r's window is `members[r..r + k]`; the rest is the scratch the kernels need.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn windows(
     stat: Stat,
     k: usize,
-    members: &'a [f64],
-    out: &'a mut [f64],
-    mu: &'a mut [f64],
-    table: &'a mut Vec<f64>,
-    spare: &'a mut Vec<f64>,
-    nans: &'a mut Vec<u32>,
-}
-
-dispatched!(Windows);
-
-impl Windows<'_> {
-    #[inline(always)]
-    fn run(self) {
-        let Windows { stat, k, members, out, mu, table, spare, nans } = self;
-        match stat {
-            Stat::Mean => means(members, k, out),
-            Stat::Std | Stat::Zscore => {
-                let mu = &mut mu[..out.len()];
-                means(members, k, mu);
-                deviations(members, k, mu, out, stat == Stat::Zscore);
-            }
-            Stat::Min => extremes(members, k, out, table, spare, kernels::min),
-            Stat::Max => extremes(members, k, out, table, spare, kernels::max),
-            Stat::Rank => ranks(members, k, out, nans),
+    members: &[f64],
+    out: &mut [f64],
+    mu: &mut [f64],
+    table: &mut Vec<f64>,
+    spare: &mut Vec<f64>,
+    nans: &mut Vec<u32>,
+) {
+    match stat {
+        Stat::Mean => means(members, k, out),
+        Stat::Std | Stat::Zscore => {
+            let mu = &mut mu[..out.len()];
+            means(members, k, mu);
+            deviations(members, k, mu, out, stat == Stat::Zscore);
         }
+        Stat::Min => extremes(members, k, out, table, spare, kernels::min),
+        Stat::Max => extremes(members, k, out, table, spare, kernels::max),
+        Stat::Rank => ranks(members, k, out, nans),
     }
 }
 
@@ -364,6 +346,36 @@ fn strips(out: &mut [f64]) -> (impl Iterator<Item = (usize, &mut [f64])>, usize)
     ((0..full).step_by(LANES).zip(out[..full].chunks_exact_mut(LANES)), full)
 }
 
+/// Below this magnitude a quotient by a window length may leave the normal range, where [`divide`]'s exactness
+/// argument does not hold; such values take the plain division.
+const TINY: f64 = 1e-270;
+
+/// `values[i] / m` in place for a window length `m` (1 <= m <= 1001), the same bits as the division without the
+/// divider's cost (about 2 cycles a value, the bottleneck of the rolling statistics): with y = RN(1/m) and the
+/// faithful q = RN(a * y), the remainder a - q * m is exact in one fused multiply-add and RN(q + remainder * y) is
+/// the correctly rounded a / m (Markstein's theorem; Handbook of Floating-Point Arithmetic, 2nd ed., section 4.7).
+/// The theorem needs every value and quotient normal and finite, so a strip holding a zero, a tiny value, an
+/// infinity or a NaN is divided plainly. `mul_add` is IEEE fused on every instruction set (a libm call where the CPU
+/// has no FMA), so every copy of the kernel gives the same bits.
+#[inline(always)]
+fn divide(values: &mut [f64], m: f64) {
+    let y = 1.0 / m;
+    for strip in values.chunks_mut(LANES) {
+        let normal = strip.iter().fold(true, |ok, &a| ok & (a.abs() >= TINY) & (a.abs() < f64::INFINITY));
+        if normal {
+            for a in strip.iter_mut() {
+                let q = *a * y;
+                let remainder = (-q).mul_add(m, *a);
+                *a = remainder.mul_add(y, q);
+            }
+        } else {
+            for a in strip.iter_mut() {
+                *a /= m;
+            }
+        }
+    }
+}
+
 /// Window means, each window `members[r..r + k]` summed from its oldest member starting at 0.0. Each of the `LANES`
 /// rows of a strip has its own accumulator, so the loop over the window runs on vectors.
 #[inline(always)]
@@ -378,17 +390,16 @@ fn means(members: &[f64], k: usize, out: &mut [f64]) {
                 *a += v;
             }
         }
-        for (o, a) in out.iter_mut().zip(acc) {
-            *o = a / m;
-        }
+        out.copy_from_slice(&acc);
     }
     for r in done..rows {
         let mut acc = 0.0;
         for v in &members[r..r + k] {
             acc += v;
         }
-        out[r] = acc / m;
+        out[r] = acc;
     }
+    divide(out, m);
 }
 
 /// Population standard deviations around the window means `mu` (or z-scores of each window's newest member).
@@ -406,9 +417,7 @@ fn deviations(members: &[f64], k: usize, mu: &[f64], out: &mut [f64], zscore: bo
                 *a += d * d;
             }
         }
-        for (o, a) in out.iter_mut().zip(acc) {
-            *o = (a / m).sqrt();
-        }
+        out.copy_from_slice(&acc);
     }
     for r in done..rows {
         let mut acc = 0.0;
@@ -416,7 +425,11 @@ fn deviations(members: &[f64], k: usize, mu: &[f64], out: &mut [f64], zscore: bo
             let d = v - mu[r];
             acc += d * d;
         }
-        out[r] = (acc / m).sqrt();
+        out[r] = acc;
+    }
+    divide(out, m);
+    for o in out.iter_mut() {
+        *o = o.sqrt();
     }
     if zscore {
         for ((o, &x), &mu) in out.iter_mut().zip(&members[k - 1..]).zip(mu) {
@@ -495,14 +508,53 @@ fn ranks(members: &[f64], k: usize, out: &mut [f64], nans: &mut Vec<u32>) {
         count += u32::from(v.is_nan());
         count
     }));
-    let m = k as f64;
+    if k > 1 {
+        divide(out, k as f64 - 1.0);
+    }
     for ((o, before), after) in out.iter_mut().zip(nans.iter()).zip(&nans[k..]) {
         *o = if after > before {
             f64::NAN
         } else if k == 1 {
             0.5
         } else {
-            *o / (m - 1.0)
+            *o
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divide_equals_the_division_bit_for_bit() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let special = [0.0, -0.0, 1e-300, -1e-280, 5e-324, f64::MAX, -f64::MAX, f64::INFINITY, f64::NAN, 1e-13];
+        for k in 1..=1001u64 {
+            let m = k as f64;
+            let mut values: Vec<f64> = (0..200)
+                .map(|i| match i % 4 {
+                    0 => f64::from_bits((next() & 0x800F_FFFF_FFFF_FFFF) | ((700 + next() % 600) << 52)),
+                    1 => (next() % 4001) as f64 * 0.25 - 500.0,
+                    2 => ((next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * m,
+                    _ => f64::from_bits(((next() % 2001) as f64 - 1000.0).to_bits().wrapping_add(next() % 5)),
+                })
+                .collect();
+            // One strip of normal values, then strips with a special value in them.
+            values.extend(special.iter().map(|&v| if k % 2 == 0 { v } else { -v }));
+            let want: Vec<u64> = values.iter().map(|a| (a / m).to_bits()).collect();
+            divide(&mut values, m);
+            let got: Vec<u64> = values.iter().map(|a| a.to_bits()).collect();
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                let (w, g) = (f64::from_bits(*w), f64::from_bits(*g));
+                assert!(w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()), "value {i} / {m}: {w:e} != {g:e}");
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! signal can tell apart (division is protected, comparisons see -0.0 = 0.0, and the signal maps both to 0.0).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use crate::block::{self, BinaryOp, Src, UnaryOp};
 use crate::compile::{Code, Program};
@@ -210,6 +211,8 @@ struct Step {
     out: usize,
     state: usize,
     roots: (usize, usize),
+    /// Steps run together from this one: more than 1 at the head of an EMA group, 0 at its other members, else 1.
+    group: usize,
 }
 
 /// A DAG in evaluation order with its buffers allocated: a buffer is reused as soon as the last step reading it ran.
@@ -230,12 +233,9 @@ impl Schedule {
         let live = dag.live();
         // Last step that reads each node; roots with no reader are read by their own step (the signal).
         let mut step_of = vec![usize::MAX; dag.nodes.len()];
-        let mut computed = Vec::new();
-        for (id, node) in dag.nodes.iter().enumerate() {
-            if live[id] && !matches!(node, Node::Feature(_) | Node::Const(_)) {
-                step_of[id] = computed.len();
-                computed.push(id);
-            }
+        let (computed, group) = order(dag, &live);
+        for (step, &id) in computed.iter().enumerate() {
+            step_of[id] = step;
         }
         let mut last_read = vec![0usize; dag.nodes.len()];
         for (step, &id) in computed.iter().enumerate() {
@@ -259,6 +259,14 @@ impl Schedule {
         };
         let mut buffer_of = vec![usize::MAX; dag.nodes.len()];
         let mut free: Vec<usize> = Vec::new();
+        let mut held: Vec<usize> = Vec::new();
+        // Whether the step is the last of its group (a step outside any group is a group of one).
+        let mut closes_group = vec![true; computed.len()];
+        for (step, &size) in group.iter().enumerate() {
+            if size > 1 {
+                closes_group[step..step + size - 1].fill(false);
+            }
+        }
         let operand = |id: Id, buffer_of: &[usize]| match dag.nodes[id as usize] {
             Node::Feature(i) => Operand::Column(i),
             Node::Const(bits) => Operand::Scalar(f64::from_bits(bits)),
@@ -307,21 +315,25 @@ impl Schedule {
             if let Some(programs) = programs_of.get(&(id as Id)) {
                 schedule.root_programs.extend(programs);
             }
-            schedule.steps.push(Step { op, args, out, state, roots: (start, schedule.root_programs.len()) });
-            let mut released: Vec<usize> = node
-                .children()
-                .filter(|&child| last_read[child as usize] == step)
-                .filter_map(|child| match operand(child, &buffer_of) {
+            let group = group[step];
+            schedule.steps.push(Step { op, args, out, state, roots: (start, schedule.root_programs.len()), group });
+            let released = node.children().filter(|&child| last_read[child as usize] == step).filter_map(|child| {
+                match operand(child, &buffer_of) {
                     Operand::Buffer(b) => Some(b),
                     _ => None,
-                })
-                .collect();
+                }
+            });
+            held.extend(released);
             if last_read[id] == step {
-                released.push(out);
+                held.push(out);
             }
-            released.sort_unstable();
-            released.dedup();
-            free.extend(released);
+            // The members of an EMA group run together, row by row: a buffer one member releases is reused only
+            // after the whole group, or a later member could overwrite what an earlier one still reads.
+            if closes_group[step] {
+                held.sort_unstable();
+                held.dedup();
+                free.append(&mut held);
+            }
         }
         schedule
     }
@@ -329,6 +341,13 @@ impl Schedule {
     /// Evaluates every program of the DAG over `columns` (all `rows` long), block by block, writing each program's
     /// signal into its row of `out` (`programs x rows`, row-major).
     pub(crate) fn run(&self, columns: &[&[f64]], rows: usize, out: &mut [f64]) {
+        ARCH.dispatch(Run { schedule: self, columns, rows, out });
+    }
+
+    /// [`Schedule::run`] for the instruction set `pulp` dispatched to: inlined, with every kernel, into one copy per
+    /// instruction set, so no step pays a dispatch.
+    #[inline(always)]
+    fn run_blocks(&self, columns: &[&[f64]], rows: usize, out: &mut [f64]) {
         let mut buffers: Vec<Vec<f64>> = (0..self.buffers).map(|_| vec![0.0; block::ROWS]).collect();
         let mut states: Vec<block::State> = self
             .states
@@ -350,7 +369,23 @@ impl Schedule {
                     &mut out[program * rows + start..][..len],
                 );
             }
-            for step in &self.steps {
+            let mut i = 0;
+            while i < self.steps.len() {
+                let step = &self.steps[i];
+                if step.group > 1 {
+                    let members = &self.steps[i..i + step.group];
+                    self.ema_group(members, columns, &mut buffers, &mut states, start, len);
+                    for member in members {
+                        for &program in &self.root_programs[member.roots.0..member.roots.1] {
+                            block::signal(
+                                Src::Slice(&buffers[member.out][..len]),
+                                &mut out[program * rows + start..][..len],
+                            );
+                        }
+                    }
+                    i += step.group;
+                    continue;
+                }
                 let mut dst = std::mem::take(&mut buffers[step.out]);
                 let value = &mut dst[..len];
                 let arg = |i: usize| block_rows(step.args[i], columns, &buffers, start, len);
@@ -372,13 +407,143 @@ impl Schedule {
                     block::signal(Src::Slice(value), &mut out[program * rows + start..][..len]);
                 }
                 buffers[step.out] = dst;
+                i += 1;
             }
             start += len;
         }
     }
 }
 
+impl Schedule {
+    /// The EMA steps of a group over rows `start..start + len`, interleaved row by row (see [`block::ema_group`]).
+    #[inline(always)]
+    fn ema_group(
+        &self,
+        members: &[Step],
+        columns: &[&[f64]],
+        buffers: &mut [Vec<f64>],
+        states: &mut [block::State],
+        start: usize,
+        len: usize,
+    ) {
+        macro_rules! group {
+            ($($n:literal)*) => {
+                match members.len() {
+                    $($n => {
+                        let member: [&Step; $n] = std::array::from_fn(|m| &members[m]);
+                        let mut outs: [Vec<f64>; $n] = member.map(|step| std::mem::take(&mut buffers[step.out]));
+                        let alphas = member.map(|step| match step.op {
+                            StepOp::Ema(alpha) => alpha,
+                            _ => unreachable!("a group holds EMAs only"),
+                        });
+                        let xs = member.map(|step| match block_rows(step.args[0], columns, buffers, start, len) {
+                            Src::Slice(x) => x,
+                            Src::Scalar(_) => unreachable!("an EMA of a constant is never grouped"),
+                        });
+                        let mut averages = member.map(|step| block::ema_average(&states[step.state]));
+                        block::ema_group(alphas, xs, &mut averages, &mut outs, len);
+                        for ((step, average), buffer) in member.iter().zip(averages).zip(outs) {
+                            states[step.state] = block::State::Ema(average);
+                            buffers[step.out] = buffer;
+                        }
+                    })*
+                    _ => unreachable!("groups hold 2..={EMA_GROUP} EMAs"),
+                }
+            };
+        }
+        group!(2 3 4 5 6 7 8);
+    }
+}
+
+/// The most EMAs evaluated together: each is a chain of dependent float operations (about 12 cycles a row), so
+/// several independent chains interleaved keep the core busy.
+const EMA_GROUP: usize = 8;
+
+/// The computed nodes in evaluation order, and the size of the group each step starts (see [`Step::group`]).
+///
+/// The DAG's own order (children before parents), except for the EMAs over a feature or a computed non-EMA node:
+/// those are taken out and put back in groups of up to [`EMA_GROUP`], each group just before the first step that
+/// reads one of its members (its anchor), holding only EMAs whose input is computed before the anchor. Greedily, the
+/// EMA read earliest anchors a group, filled with the ready EMAs read soonest after it.
+fn order(dag: &Dag, live: &[bool]) -> (Vec<usize>, Vec<usize>) {
+    let computed = |id: usize| live[id] && !matches!(dag.nodes[id], Node::Feature(_) | Node::Const(_));
+    let groupable = |id: usize| match dag.nodes[id] {
+        Node::Ema(_, x) => !matches!(dag.nodes[x as usize], Node::Const(_) | Node::Ema(..)),
+        _ => false,
+    };
+    // The other computed nodes keep their order; `position` is a node's index among them.
+    let base: Vec<usize> = (0..dag.nodes.len()).filter(|&id| computed(id) && !groupable(id)).collect();
+    let mut position = vec![usize::MAX; dag.nodes.len()];
+    for (p, &id) in base.iter().enumerate() {
+        position[id] = p;
+    }
+    // Per held-back EMA: (first reader's position or base.len(), first position its input is ready at, id).
+    let mut deadline = vec![base.len(); dag.nodes.len()];
+    for &id in &base {
+        for child in dag.nodes[id].children() {
+            deadline[child as usize] = deadline[child as usize].min(position[id]);
+        }
+    }
+    let mut held: Vec<(usize, usize, usize)> = (0..dag.nodes.len())
+        .filter(|&id| computed(id) && groupable(id))
+        .map(|id| {
+            let input = dag.nodes[id].children().next().expect("an EMA has an input") as usize;
+            let ready = if position[input] == usize::MAX { 0 } else { position[input] + 1 };
+            (deadline[id], ready, id)
+        })
+        .collect();
+    held.sort_unstable();
+    // Groups by anchor position.
+    let mut anchored: Vec<Vec<Vec<usize>>> = vec![Vec::new(); base.len() + 1];
+    while let Some(&(anchor, ..)) = held.first() {
+        let mut members = Vec::with_capacity(EMA_GROUP);
+        held.retain(|&(_, ready, id)| {
+            let take = members.len() < EMA_GROUP && ready <= anchor;
+            if take {
+                members.push(id);
+            }
+            !take
+        });
+        anchored[anchor].push(members);
+    }
+    let mut order = Vec::with_capacity(base.len());
+    let mut group = Vec::with_capacity(base.len());
+    for (p, groups) in anchored.into_iter().enumerate() {
+        for members in groups {
+            group.push(members.len());
+            group.extend(members.iter().skip(1).map(|_| 0));
+            order.extend(members);
+        }
+        if let Some(&id) = base.get(p) {
+            order.push(id);
+            group.push(1);
+        }
+    }
+    (order, group)
+}
+
+/// The widest vector instruction set of this CPU (AVX-512, AVX2 or the x86-64 baseline), detected once.
+static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+
+/// One part's evaluation, run by `ARCH.dispatch` in the copy compiled for this CPU's instruction set.
+struct Run<'a> {
+    schedule: &'a Schedule,
+    columns: &'a [&'a [f64]],
+    rows: usize,
+    out: &'a mut [f64],
+}
+
+impl pulp::WithSimd for Run<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.schedule.run_blocks(self.columns, self.rows, self.out);
+    }
+}
+
 /// The rows `start..start + len` of an operand.
+#[inline(always)]
 fn block_rows<'a>(
     operand: Operand,
     columns: &[&'a [f64]],

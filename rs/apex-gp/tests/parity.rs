@@ -81,6 +81,12 @@ fn population(parts: &[Node]) -> Vec<Node> {
         ));
         trees.push(apply(Op::TsZscore, vec![apply(Op::Mul, vec![a.clone(), b.clone()]), Node::Window(5)]));
         trees.push(apply(Op::Mul, vec![b.clone(), apply(Op::Ema, vec![a.clone(), Node::Window(3)])]));
+        // EMAs of several inputs side by side: the evaluator runs independent EMAs together, row by row.
+        trees.push(apply(
+            Op::Add,
+            vec![apply(Op::Ema, vec![a.clone(), Node::Window(2)]), apply(Op::Ema, vec![b.clone(), Node::Window(7)])],
+        ));
+        trees.push(apply(Op::Ema, vec![apply(Op::Ema, vec![a.clone(), Node::Window(5)]), Node::Window(300)]));
     }
     trees
 }
