@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from apexctl import _ort  # noqa: E402
 from apexctl.forge.trade import find_binary  # noqa: E402
-from tests import test_trade  # noqa: E402  (the end-to-end test's bundles and config)
-from tests.venue_helpers import running_venue  # noqa: E402
+from tests.e2e import test_trade  # noqa: E402  (the end-to-end test's bundles and config)
+from tests.support.venue_helpers import running_venue  # noqa: E402
 
 
 def quantiles(values_us: list[float]) -> str:
