@@ -2,12 +2,11 @@
 //! against a naive book of two `BTreeMap`s (best levels looked up after every message) in the same run.
 
 use std::collections::BTreeMap;
-use std::hint::black_box;
-use std::time::Instant;
 
 use apex_book::synthetic::{Sides, ob200_stream};
 use apex_book::{L2Book, Level, UpdateKind};
 use apex_core::Scale;
+use apex_core::timing::best_of;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const DELTAS: usize = 100_000;
@@ -61,18 +60,6 @@ fn run_naive(mut book: NaiveBook, deltas: &[Sides]) -> (i64, i64) {
         book.apply(bids, asks);
     }
     book.best
-}
-
-/// Best wall time of `repeats` runs of `run` on fresh state from `setup`, in seconds.
-fn best_of<S, R>(repeats: usize, setup: impl Fn() -> S, run: impl Fn(S) -> R) -> f64 {
-    (0..repeats)
-        .map(|_| {
-            let state = setup();
-            let start = Instant::now();
-            black_box(run(state));
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 fn bench_apply(c: &mut Criterion) {

@@ -3,13 +3,13 @@
 //! against RFC 2104 written out over plain SHA-256 with `format!` hex.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use apex_book::{L2Book, Level, UpdateKind};
 use apex_bybit::OrderbookMessage;
 use apex_bybit::client::public::{BookSpec, BookTracker};
 use apex_bybit::sign::rest_signature;
 use apex_core::Scale;
+use apex_core::timing::per_second;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -98,17 +98,6 @@ fn reference_sign(secret: &str, message: &str) -> String {
     outer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn per_second(run: impl Fn() -> u64, items: usize, repeats: usize) -> f64 {
-    let best = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(run());
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    items as f64 / best
-}
-
 fn bench_book(c: &mut Criterion) {
     let frames = frames();
     assert_eq!(run_typed(&frames), run_value(&frames), "both paths end on the same book");
@@ -136,7 +125,11 @@ fn bench_sign(c: &mut Criterion) {
     assert_eq!(rest_signature(secret, key, 1_700_000_000_000, recv, body), reference_sign(secret, &message));
     const N: usize = 20_000;
     let ours = per_second(
-        || (0..N as i64).map(|i| rest_signature(secret, key, 1_700_000_000_000 + i, recv, body).len() as u64).sum(),
+        || {
+            (0..N as i64)
+                .map(|i| rest_signature(secret, key, 1_700_000_000_000 + i, recv, body).len() as u64)
+                .sum::<u64>()
+        },
         N,
         5,
     );
@@ -144,7 +137,7 @@ fn bench_sign(c: &mut Criterion) {
         || {
             (0..N as i64)
                 .map(|i| reference_sign(secret, &format!("{}{key}{recv}{body}", 1_700_000_000_000 + i)).len() as u64)
-                .sum()
+                .sum::<u64>()
         },
         N,
         5,

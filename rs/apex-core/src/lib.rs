@@ -6,6 +6,7 @@ pub mod params;
 mod scale;
 mod side;
 mod table;
+pub mod timing;
 mod xorshift;
 
 pub use fees::{BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE};

@@ -145,6 +145,24 @@ pub struct ModelEntry {
     pub info: serde_json::Map<String, Value>,
 }
 
+impl ModelEntry {
+    /// A GP tree model: `file` holds an `apex.gp_tree` document reading `features`.
+    #[must_use]
+    pub fn gp(name: &str, file: &str, features: Vec<String>) -> ModelEntry {
+        ModelEntry {
+            name: name.to_owned(),
+            kind: ModelKind::Gp,
+            file: file.to_owned(),
+            features,
+            opset: None,
+            window: 1,
+            inputs: vec![],
+            outputs: vec![],
+            info: serde_json::Map::new(),
+        }
+    }
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -155,6 +173,37 @@ fn is_plain_file_name(name: &str) -> bool {
 }
 
 impl Manifest {
+    /// A manifest of this schema and version for `symbol`'s slot `slot`, written by `command`, with no models or
+    /// files yet.
+    #[must_use]
+    pub fn new(symbol: &str, slot: &str, command: &str) -> Manifest {
+        Manifest {
+            schema: SCHEMA.to_owned(),
+            version: VERSION,
+            symbol: symbol.to_owned(),
+            slot: slot.to_owned(),
+            created_by: CreatedBy {
+                command: command.to_owned(),
+                apexctl_version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            features: vec![],
+            models: vec![],
+            files: BTreeMap::new(),
+            training_data: BTreeMap::new(),
+        }
+    }
+
+    /// A bundle of one GP model named `signal`: the file `signal.gp.json` holding `tree` (an `apex.gp_tree`
+    /// document) that reads `features`.
+    #[must_use]
+    pub fn single_gp(symbol: &str, slot: &str, command: &str, features: Vec<String>, tree: &str) -> Manifest {
+        let mut manifest = Manifest::new(symbol, slot, command);
+        manifest.models.push(ModelEntry::gp("signal", "signal.gp.json", features.clone()));
+        manifest.features = features;
+        manifest.files.insert("signal.gp.json".to_owned(), sha256_hex(tree.as_bytes()));
+        manifest
+    }
+
     /// Parses and validates manifest text; `path` is only used in messages.
     ///
     /// # Errors

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use apex_features::bars::{BarParams, column_names};
-use apex_infer::{CreatedBy, MANIFEST, Manifest, ModelEntry, ModelKind, sha256_hex};
+use apex_infer::{MANIFEST, Manifest};
 use apex_nexus::models::SlotModels;
 use apex_nexus::pitcrew::{Challenger, Execution, Fees, Touch};
 use apex_nexus::slot::SlotCore;
@@ -32,27 +32,7 @@ fn bundle() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("signal.gp.json"), TREE).unwrap();
     let features: Vec<String> = FEATURES.iter().map(|s| (*s).to_owned()).collect();
-    let manifest = Manifest {
-        schema: apex_infer::SCHEMA.into(),
-        version: apex_infer::VERSION,
-        symbol: "BTCUSDT".into(),
-        slot: "a".into(),
-        created_by: CreatedBy { command: "bench".into(), apexctl_version: "0.1.0".into() },
-        features: features.clone(),
-        models: vec![ModelEntry {
-            name: "signal".into(),
-            kind: ModelKind::Gp,
-            file: "signal.gp.json".into(),
-            features,
-            opset: None,
-            window: 1,
-            inputs: vec![],
-            outputs: vec![],
-            info: serde_json::Map::new(),
-        }],
-        files: [("signal.gp.json".to_owned(), sha256_hex(TREE.as_bytes()))].into(),
-        training_data: std::collections::BTreeMap::new(),
-    };
+    let manifest = Manifest::single_gp("BTCUSDT", "a", "bench", features, TREE);
     std::fs::write(dir.join(MANIFEST), manifest.to_json()).unwrap();
     dir
 }

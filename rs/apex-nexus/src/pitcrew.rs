@@ -478,7 +478,7 @@ pub fn limit_price(tactic: Tactic, side: Side, bid: i64, ask: i64) -> Option<i64
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use apex_infer::{CreatedBy, MANIFEST, Manifest, ModelEntry, ModelKind, sha256_hex};
+    use apex_infer::{MANIFEST, Manifest};
     use proptest::prelude::*;
 
     use super::*;
@@ -492,27 +492,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let tree = format!(r#"{{"schema": "apex.gp_tree", "version": 1, "features": ["clv"], "root": {root}}}"#);
         std::fs::write(dir.join("signal.gp.json"), &tree).unwrap();
-        let manifest = Manifest {
-            schema: apex_infer::SCHEMA.into(),
-            version: apex_infer::VERSION,
-            symbol: "BTCUSDT".into(),
-            slot: "a".into(),
-            created_by: CreatedBy { command: "test".into(), apexctl_version: "0.1.0".into() },
-            features: vec!["clv".into()],
-            models: vec![ModelEntry {
-                name: "signal".into(),
-                kind: ModelKind::Gp,
-                file: "signal.gp.json".into(),
-                features: vec!["clv".into()],
-                opset: None,
-                window: 1,
-                inputs: vec![],
-                outputs: vec![],
-                info: serde_json::Map::new(),
-            }],
-            files: [("signal.gp.json".to_owned(), sha256_hex(tree.as_bytes()))].into(),
-            training_data: BTreeMap::new(),
-        };
+        let manifest = Manifest::single_gp("BTCUSDT", "a", "test", vec!["clv".into()], &tree);
         std::fs::write(dir.join(MANIFEST), manifest.to_json()).unwrap();
         dir
     }

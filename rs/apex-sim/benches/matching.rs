@@ -5,10 +5,8 @@
 #[path = "../tests/naive/mod.rs"]
 mod naive;
 
-use std::hint::black_box;
-use std::time::Instant;
-
 use apex_core::Side;
+use apex_core::timing::per_second;
 use apex_sim::{Event, InstrumentSpec, MatchingEngine, NewOrder, StpMode, TimeInForce};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use naive::NaiveMatcher;
@@ -119,21 +117,10 @@ fn run_naive(ops: &[Op]) -> usize {
     naive.orders.len()
 }
 
-fn ops_per_second(run: impl Fn() -> u64, ops: usize, repeats: usize) -> f64 {
-    let best = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(run());
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
-    ops as f64 / best
-}
-
 fn bench_matching(c: &mut Criterion) {
     let ops = stream(OPS);
-    let engine = ops_per_second(|| run_engine(&ops), ops.len(), 3);
-    let naive = ops_per_second(|| run_naive(&ops) as u64, ops.len(), 1);
+    let engine = per_second(|| run_engine(&ops), ops.len(), 3);
+    let naive = per_second(|| run_naive(&ops) as u64, ops.len(), 1);
     println!(
         "matching_{OPS}_ops thrpt: engine {:.2} M ops/s (best of 3), naive reference {:.4} M ops/s (one run), \
          ratio {:.0}x ({} trades)",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apex_infer::{CreatedBy, MANIFEST, Manifest, ModelEntry, ModelKind, TensorSpec, sha256_hex};
+use apex_infer::{MANIFEST, Manifest, ModelEntry, ModelKind, TensorSpec, sha256_hex};
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
@@ -100,29 +100,14 @@ pub fn write_bundle(tag: &str) -> TempDir {
         info: serde_json::Map::new(),
     };
     let manifest = Manifest {
-        schema: apex_infer::SCHEMA.into(),
-        version: apex_infer::VERSION,
-        symbol: "BTCUSDT".into(),
-        slot: "a".into(),
-        created_by: CreatedBy { command: "test".into(), apexctl_version: "0.1.0".into() },
         features: features.clone(),
         models: vec![
-            ModelEntry {
-                name: "signal".into(),
-                kind: ModelKind::Gp,
-                file: "signal.gp.json".into(),
-                features: vec!["ofi_l1".into(), "clv".into()],
-                opset: None,
-                window: 1,
-                inputs: vec![],
-                outputs: vec![],
-                info: serde_json::Map::new(),
-            },
+            ModelEntry::gp("signal", "signal.gp.json", vec!["ofi_l1".into(), "clv".into()]),
             onnx("mlp", 1),
             onnx("gru", 4),
         ],
         files,
-        training_data: BTreeMap::new(),
+        ..Manifest::new("BTCUSDT", "a", "test")
     };
     std::fs::write(dir.join(MANIFEST), manifest.to_json()).unwrap();
     dir
