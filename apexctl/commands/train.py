@@ -134,24 +134,13 @@ def maml(
     The report gives the held-out loss after 0..k adaptation steps, meta-trained vs trained on the pooled tasks.
     """
     widths = tuple(maml_data.WIDTH.check(w, "--hidden") for w in hidden.split(",") if w.strip())
-    config = MamlConfig(
-        arch=arch,
+    config = _options.config_from(
+        MamlConfig,
+        locals(),
         hidden=widths,
         window=window if window is not None else (16 if arch == "gru" else 1),
-        horizon=horizon,
-        task_bars=task_bars,
         support_fraction=support,
-        holdout=holdout,
-        tasks_per_batch=tasks_per_batch,
-        inner_steps=inner_steps,
-        inner_lr=inner_lr,
-        meta_lr=meta_lr,
-        steps=steps,
-        order=order,
-        size_weight=size_weight,
-        seed=seed,
-        threads=threads,
-        inputs=tuple(c.strip() for c in inputs.split(",") if c.strip()) if inputs else None,
+        inputs=_options.comma_list(inputs),
     )
     if output != "-":
         outputs.check([outputs.OutFile(output)], [features])  # first: the report's name derives from it
@@ -203,14 +192,14 @@ def iel(
     side: Annotated[str, typer.Option("--side", help="Side of the parent order: buy or sell.")] = "buy",
     size: Annotated[
         int, _options.ranged(ranges.IEL_SIZE_LOTS, "--size", help="Parent order size in lots of the instrument.")
-    ] = 2000,
+    ] = ranges.IEL_EXEC_DEFAULTS["size_lots"],
     horizon_s: Annotated[
         float, _options.ranged(ranges.IEL_HORIZON_S, "--horizon-s", help="Time allowed to complete the parent, s.")
-    ] = 30.0,
+    ] = ranges.IEL_EXEC_DEFAULTS["horizon_s"],
     interval_s: Annotated[
         float,
         _options.ranged(ranges.IEL_INTERVAL_S, "--interval-s", help="Time between decisions, s (at most --horizon-s)."),
-    ] = 3.0,
+    ] = ranges.IEL_EXEC_DEFAULTS["interval_s"],
     seed: Annotated[int, _options.seed("Random seed; the same seed gives the same model.")] = _options.SEED_DEFAULT,
 ) -> None:
     """Train the IEL execution policy (PPO in apex-sim) and compare it with always-aggressive/always-passive."""
@@ -224,18 +213,7 @@ def iel(
     outputs.check([outputs.OutFile(outputs.report_beside(output))], [dsg])
     symbol = check_symbol(symbol)
     dsg_text, _ = load_dsg(dsg)
-    config = IelConfig(
-        symbol=symbol,
-        dsg_json=dsg_text,
-        side=side,
-        size_lots=size,
-        horizon_s=horizon_s,
-        interval_s=interval_s,
-        episodes=episodes,
-        envs=envs,
-        eval_episodes=eval_episodes,
-        seed=seed,
-    )
+    config = _options.config_from(IelConfig, locals(), dsg_json=dsg_text, size_lots=size)
     config.validate()
     with progress() as bar:
         task = bar.add_task("PPO", total=config.episodes // config.envs)

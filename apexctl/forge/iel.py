@@ -48,9 +48,9 @@ class IelConfig:
     symbol: str = "BTCUSDT"
     dsg_json: str | None = None
     side: str = "buy"
-    size_lots: int = 2000
-    horizon_s: float = 30.0
-    interval_s: float = 3.0
+    size_lots: int = ranges.IEL_EXEC_DEFAULTS["size_lots"]
+    horizon_s: float = ranges.IEL_EXEC_DEFAULTS["horizon_s"]
+    interval_s: float = ranges.IEL_EXEC_DEFAULTS["interval_s"]
     episodes: int = 2048
     envs: int = 64
     eval_episodes: int = 256

@@ -89,19 +89,42 @@ class FloatRange:
             raise UsageError(f"{option}: {exc}") from None
 
 
+# ---------------------------------------------------------------------------------------------------- Rust tables
+
+
+def table_rows(table: str) -> dict[str, tuple]:
+    """The rows of the Rust parameter table `table` (`_core.param_table`): name -> (name, default, low, high,
+    low_open, high_open, integer, doc)."""
+    return {row[0]: row for row in _core.param_table(table)}
+
+
+def table_range(table: str, name: str) -> IntRange | FloatRange:
+    """The range of parameter `name` of a Rust parameter table, as the CLI parses it (one definition: the table)."""
+    _, _, low, high, low_open, high_open, integer, _ = table_rows(table)[name]
+    if integer:
+        return IntRange(int(low) + int(low_open), int(high) - int(high_open))
+    return FloatRange(low, high, low_open=low_open, high_open=high_open)
+
+
+def table_defaults(table: str) -> dict[str, int | float]:
+    """The defaults of a Rust parameter table's rows (counts as int)."""
+    return {name: int(row[1]) if row[6] else row[1] for name, row in table_rows(table).items()}
+
+
 # ---------------------------------------------------------------------------------------------------- shared kinds
 
 SEED = IntRange(0, SEED_MAX)
-#: Simulated time of one market (simulate, fetch --source sim, chimera --hours, evolve --sim-hours): up to a week.
-HOURS = FloatRange(0.0, 168.0, low_open=True)
+#: Simulated time of one market (simulate, fetch --source sim, chimera --hours, evolve --sim-hours): apex-sim's
+#: `RunOptions` table (up to a week).
+HOURS = table_range("sim_run", "hours")
 PROBABILITY = FloatRange(0.0, 1.0)
 #: A share that must leave something on both sides (support, holdout, significance levels).
 OPEN_SHARE = FloatRange(0.0, 1.0, low_open=True, high_open=True)
 #: A share that may be the whole (eval fraction, seed share).
 SHARE = FloatRange(0.0, 1.0, low_open=True)
 CORRELATION = FloatRange(-1.0, 1.0)
-#: Starting capital of a simulated strategy, USDT.
-CAPITAL = FloatRange(0.0, 1e9, low_open=True)
+#: Starting capital of a simulated strategy, USDT (apex-sim's `RunOptions` table).
+CAPITAL = table_range("sim_run", "capital")
 LEARNING_RATE = FloatRange(0.0, 10.0, low_open=True)
 #: Bars in the realized-volatility window (features --rv-bars, simulate --rv-bars).
 RV_BARS = IntRange(1, 10_000)
@@ -131,8 +154,8 @@ RUN_SECONDS = FloatRange(0.0, 1e9, low_open=True)
 IEL_EPISODES = IntRange(1, 10_000_000)
 IEL_ENVS = IntRange(1, 4_096)
 IEL_EVAL_EPISODES = IntRange(2, 1_000_000)
-#: Parent order size, lots.
-IEL_SIZE_LOTS = IntRange(1, 1_000_000_000)
-# The execution environment's own bounds (apex-sim), so the CLI and the environment never disagree.
-IEL_HORIZON_S = FloatRange(0.0, _core.EXEC_MAX_HORIZON_S, low_open=True)
-IEL_INTERVAL_S = FloatRange(_core.EXEC_MIN_INTERVAL_S, _core.EXEC_MAX_HORIZON_S)
+# The parent order and decision grid: apex-sim's `ExecConfig` table, so the CLI and the environment never disagree.
+IEL_EXEC_DEFAULTS = table_defaults("execution")
+IEL_SIZE_LOTS = table_range("execution", "size_lots")
+IEL_HORIZON_S = table_range("execution", "horizon_s")
+IEL_INTERVAL_S = table_range("execution", "interval_s")

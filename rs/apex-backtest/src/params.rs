@@ -82,15 +82,7 @@ mod tests {
 
     #[test]
     fn committed_schema_is_generated_from_the_table() {
-        // The runtime variable, not env!(): a build cache shared by clones at other paths must not point elsewhere.
-        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-        let path = std::path::Path::new(&manifest_dir).join("../../apexctl/schemas/backtest_params.schema.json");
-        let generated = serde_json::to_string_pretty(&BacktestParams::json_schema()).unwrap() + "\n";
-        if std::env::var_os("APEX_BLESS").is_some() {
-            std::fs::write(&path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == generated, "stale schema: rerun with APEX_BLESS=1 cargo test -p apex-backtest");
+        apex_core::params::assert_schema_committed("backtest_params", &BacktestParams::json_schema());
     }
 
     #[test]

@@ -32,6 +32,11 @@ impl Bounds {
     pub const fn closed_open(lo: f64, hi: f64) -> Bounds {
         Bounds { lo, hi, lo_open: false, hi_open: true }
     }
+    /// `(lo, hi]`.
+    #[must_use]
+    pub const fn open_closed(lo: f64, hi: f64) -> Bounds {
+        Bounds { lo, hi, lo_open: true, hi_open: false }
+    }
     /// `[lo, inf)`.
     #[must_use]
     pub const fn at_least(lo: f64) -> Bounds {
@@ -113,13 +118,18 @@ impl ParamValue for f64 {
     }
 }
 
-impl ParamValue for usize {
-    const INTEGER: bool = true;
-    #[allow(clippy::cast_precision_loss)] // counts in a parameter table are small
-    fn as_f64(self) -> f64 {
-        self as f64
-    }
+macro_rules! count_param_value {
+    ($($ty:ty),*) => {$(
+        impl ParamValue for $ty {
+            const INTEGER: bool = true;
+            #[allow(clippy::cast_precision_loss)] // counts in a parameter table are far below 2^53
+            fn as_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
 }
+count_param_value!(usize, i64, u64);
 
 /// The first `(spec, value)` whose value lies outside its bounds.
 #[must_use]
@@ -158,6 +168,27 @@ pub fn json_schema(id: &str, title: &str, description: &str, specs: &[ParamSpec]
         "additionalProperties": false,
         "properties": properties,
     })
+}
+
+/// Asserts that `apexctl/schemas/{stem}.schema.json` holds `schema` (pretty JSON and a newline); with `APEX_BLESS`
+/// set it first rewrites the file. For the test of each crate whose schema is generated from its definition.
+///
+/// # Panics
+/// When the committed file differs; the message names the file and the command that regenerates it.
+pub fn assert_schema_committed(stem: &str, schema: &serde_json::Value) {
+    // The runtime variable, not env!(): a build cache shared by clones at other paths must not point elsewhere.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let crate_name = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+    let path = std::path::Path::new(&manifest_dir).join(format!("../../apexctl/schemas/{stem}.schema.json"));
+    let generated = serde_json::to_string_pretty(schema).expect("a JSON value serializes") + "\n";
+    if std::env::var_os("APEX_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("the schemas folder is writable");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "stale apexctl/schemas/{stem}.schema.json: rerun with APEX_BLESS=1 cargo test -p {crate_name}"
+    );
 }
 
 /// Declares a parameter struct from a table of rows `field: type = default, bounds, "doc";`, then optional
@@ -226,6 +257,7 @@ mod tests {
         assert_eq!(Bounds::closed(0.0, 1.0).describe(), "must be in [0, 1]");
         assert_eq!(Bounds::closed_open(0.0, 0.1).describe(), "must be in [0, 0.1)");
         assert_eq!(Bounds::open(0.0, 10_000.0).describe(), "must be in (0, 10000)");
+        assert_eq!(Bounds::open_closed(0.0, 168.0).describe(), "must be in (0, 168]");
     }
 
     #[test]

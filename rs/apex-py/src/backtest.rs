@@ -4,11 +4,11 @@ use std::borrow::Cow;
 
 use apex_backtest::{BacktestError, BacktestParams, Bars, Metrics, equity_curve, run};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
+use crate::params::{defaults_dict, merged};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backtest_run, m)?)?;
@@ -47,7 +47,27 @@ struct Columns<'a> {
     depth: Option<Cow<'a, [f64]>>,
 }
 
-impl Columns<'_> {
+impl<'a> Columns<'a> {
+    /// The columns of the arrays `ts`, `[open, high, low, close, volume]` and the optional per-bar costs.
+    fn of(
+        ts: &'a PyReadonlyArray1<'_, i64>,
+        ohlcv: [&'a PyReadonlyArray1<'_, f64>; 5],
+        spread_bps: Option<&'a PyReadonlyArray1<'_, f64>>,
+        depth: Option<&'a PyReadonlyArray1<'_, f64>>,
+    ) -> Columns<'a> {
+        let [open, high, low, close, volume] = ohlcv.map(values);
+        Columns {
+            ts: values(ts),
+            open,
+            high,
+            low,
+            close,
+            volume,
+            spread_bps: spread_bps.map(values),
+            depth: depth.map(values),
+        }
+    }
+
     fn bars(&self) -> Bars<'_> {
         Bars {
             ts: &self.ts,
@@ -66,42 +86,12 @@ impl Columns<'_> {
 /// cost model's), as `{name: value}`.
 #[pyfunction]
 fn backtest_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let out = PyDict::new(py);
-    for (name, value) in defaults() {
-        match value.as_u64() {
-            Some(count) if !value.is_f64() => out.set_item(name, count)?,
-            _ => out.set_item(name, value.as_f64().unwrap_or(f64::NAN))?,
-        }
-    }
-    Ok(out)
+    defaults_dict(py, &BacktestParams::default())
 }
 
-fn defaults() -> serde_json::Map<String, serde_json::Value> {
-    match serde_json::to_value(BacktestParams::default()) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => unreachable!("BacktestParams serializes to a map"),
-    }
-}
-
-/// Keyword arguments over the defaults: an unknown name is a TypeError, a value of the wrong kind names its key.
+/// Keyword arguments over the defaults.
 fn params_from(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<BacktestParams> {
-    let Some(kwargs) = kwargs else { return Ok(BacktestParams::default()) };
-    let mut merged = defaults();
-    for (key, value) in kwargs.iter() {
-        let name: String = key.extract()?;
-        let Some(default) = merged.get(&name) else {
-            return Err(PyTypeError::new_err(format!("unknown backtest parameter `{name}`")));
-        };
-        let kind = |e: PyErr| PyTypeError::new_err(format!("backtest parameter `{name}`: {e}"));
-        let given = if default.is_f64() {
-            serde_json::Value::from(value.extract::<f64>().map_err(kind)?)
-        } else {
-            serde_json::Value::from(value.extract::<u64>().map_err(kind)?)
-        };
-        merged.insert(name, given);
-    }
-    serde_json::from_value(serde_json::Value::Object(merged))
-        .map_err(|e| PyTypeError::new_err(format!("backtest parameters: {e}")))
+    merged(BacktestParams::default(), kwargs, "backtest")
 }
 
 fn float_column<'py>(py: Python<'py>, metrics: &[Metrics], field: fn(&Metrics) -> f64) -> Bound<'py, PyAny> {
@@ -140,16 +130,7 @@ fn backtest_run<'py>(
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let params = params_from(params)?;
-    let columns = Columns {
-        ts: values(&ts),
-        open: values(&open),
-        high: values(&high),
-        low: values(&low),
-        close: values(&close),
-        volume: values(&volume),
-        spread_bps: bar_spread_bps.as_ref().map(values),
-        depth: bar_depth.as_ref().map(values),
-    };
+    let columns = Columns::of(&ts, [&open, &high, &low, &close, &volume], bar_spread_bps.as_ref(), bar_depth.as_ref());
     let rows = columns.ts.len();
     let (strategies, signal_rows) = signals.as_array().dim();
     if signal_rows != rows {
@@ -203,16 +184,7 @@ fn backtest_equity<'py>(
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let params = params_from(params)?;
-    let columns = Columns {
-        ts: values(&ts),
-        open: values(&open),
-        high: values(&high),
-        low: values(&low),
-        close: values(&close),
-        volume: values(&volume),
-        spread_bps: bar_spread_bps.as_ref().map(values),
-        depth: bar_depth.as_ref().map(values),
-    };
+    let columns = Columns::of(&ts, [&open, &high, &low, &close, &volume], bar_spread_bps.as_ref(), bar_depth.as_ref());
     let signal = values(&signal);
     let end = end.unwrap_or(columns.ts.len());
     let curve = run_detached(py, || equity_curve(&columns.bars(), &signal, &params, start..end))?;

@@ -3,11 +3,13 @@
 mod backtest;
 mod book;
 mod bybit;
+mod columns;
 mod errors;
 mod features;
 mod features_vmd;
 mod gp;
 mod infer;
+mod params;
 mod sim;
 mod sim_adversarial;
 mod sim_execution;
@@ -26,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     features::register(m)?;
     gp::register(m)?;
     infer::register(m)?;
+    params::register(m)?;
     sim::register(m)?;
     sim_execution::register(m)?;
     sim_adversarial::register(m)?;

@@ -4,13 +4,15 @@
 use apex_sim::SimError;
 use apex_sim::batch::{Job, RunOptions, config_for as sim_config_for, run_batch};
 use apex_sim::dsg::{Dsg, DsgError, PARAMS};
-use apex_sim::market::{SimConfig, SimOutput, run, utc_ns};
+use apex_sim::market::{SimOutput, run, utc_ns};
 use apex_sim::strategy::{self, StrategyError};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
+use crate::params::merged;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_run, m)?)?;
@@ -80,21 +82,6 @@ impl IntoPyErr for StrategyError {
 /// The DSG of an optional document (apex-sim decides; the default DSG when there is none).
 pub(crate) fn dsg_from(text: Option<&str>) -> Result<Dsg, SimError> {
     Ok(Dsg::from_json_or_default(text)?)
-}
-
-/// apex-sim's `config_for` with `sim_run`'s positional arguments.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn config_for(
-    symbol: &str,
-    seed: u64,
-    hours: f64,
-    book_depth: usize,
-    book_cadence_ms: i64,
-    bar_s: i64,
-    capital: f64,
-    max_events: u64,
-) -> Result<SimConfig, SimError> {
-    sim_config_for(symbol, &RunOptions { seed, hours, book_depth, book_cadence_ms, bar_s, capital, max_events })
 }
 
 fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyResult<Bound<'py, PyDict>> {
@@ -242,27 +229,20 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
 /// NumPy columns (time as `ts`, UTC ns, and `ts_us`, microseconds since the start), the latent fair value
 /// (`fair_value`: ts, ts_us, value, jump), per-population PnL and the strategy's report.
 #[pyfunction]
-#[pyo3(signature = (symbol, *, dsg_json=None, seed=0, hours=1.0, strategy=None, book_depth=apex_sim::market::DEFAULT_BOOK_DEPTH, book_cadence_ms=apex_sim::market::DEFAULT_BOOK_CADENCE_MS, bar_seconds=60, capital=200.0, record_all_fills=false, max_events=200_000_000, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (symbol, *, dsg_json=None, strategy=None, record_all_fills=false, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS, **options))]
 fn sim_run<'py>(
     py: Python<'py>,
     symbol: &str,
     dsg_json: Option<&str>,
-    seed: u64,
-    hours: f64,
     strategy: Option<&str>,
-    book_depth: usize,
-    book_cadence_ms: i64,
-    bar_seconds: i64,
-    capital: f64,
     record_all_fills: bool,
-    max_events: u64,
     epoch_ns: i64,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let options = merged(RunOptions::default(), options, "sim_run")?;
     let out = run_detached(py, || {
         let dsg = dsg_from(dsg_json)?;
-        let mut config =
-            config_for(symbol, seed, hours, book_depth, book_cadence_ms, bar_seconds, capital, max_events)?;
+        let mut config = sim_config_for(symbol, &options)?;
         config.record_all_fills = record_all_fills;
         config.epoch_ns = epoch_ns;
         let mut chosen = strategy.map(strategy::parse).transpose().map_err(SimError::from)?;
@@ -277,19 +257,19 @@ fn sim_run<'py>(
 /// Runs one job per row of `dsg_vectors` (flat DSG vectors, clipped into bounds) with its seed and strategy name
 /// ('' for none), in parallel on all cores, and returns one NumPy column per summary field.
 #[pyfunction]
-#[pyo3(signature = (symbol, dsg_vectors, seeds, strategies, *, hours=1.0, bar_seconds=60, capital=200.0, max_events=200_000_000))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (symbol, dsg_vectors, seeds, strategies, **options))]
 fn sim_batch<'py>(
     py: Python<'py>,
     symbol: &str,
     dsg_vectors: PyReadonlyArray2<'py, f64>,
     seeds: PyReadonlyArray1<'py, u64>,
     strategies: Vec<String>,
-    hours: f64,
-    bar_seconds: i64,
-    capital: f64,
-    max_events: u64,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    if options.is_some_and(|o| o.contains("seed").unwrap_or(false)) {
+        return Err(PyTypeError::new_err("sim_batch takes one seed per job (`seeds`), not `seed`"));
+    }
+    let options = merged(RunOptions::default(), options, "sim_run")?;
     let vectors = dsg_vectors.as_array();
     let seeds = seeds.as_slice()?;
     if vectors.nrows() != seeds.len() || seeds.len() != strategies.len() {
@@ -314,7 +294,6 @@ fn sim_batch<'py>(
                 })
             })
             .collect::<Result<Vec<Job>, SimError>>()?;
-        let options = RunOptions { bar_s: bar_seconds, capital, max_events, ..RunOptions::new(0, hours) };
         let template = sim_config_for(symbol, &options)?;
         run_batch(&template, &jobs)
     })?;

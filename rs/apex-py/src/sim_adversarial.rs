@@ -113,5 +113,5 @@ fn sim_feature_warmup(bar_seconds: i64, rv_bars: usize, vmd_modes: usize, vmd_wi
 
 /// The run options of a fitness or GP run: the default book stream, the caller's bars, capital and event cap.
 fn options(seed: u64, hours: f64, bar_s: i64, capital: f64, max_events: u64) -> RunOptions {
-    RunOptions { bar_s, capital, max_events, ..RunOptions::new(seed, hours) }
+    RunOptions { bar_seconds: bar_s, capital, max_events, ..RunOptions::new(seed, hours) }
 }

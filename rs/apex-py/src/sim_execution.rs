@@ -10,11 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::run_detached;
+use crate::params::merged;
 use crate::sim::dsg_from;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("EXEC_MAX_HORIZON_S", apex_sim::execution::MAX_HORIZON_S)?;
-    m.add("EXEC_MIN_INTERVAL_S", apex_sim::execution::MIN_INTERVAL_S)?;
     m.add_class::<ExecEnv>()
 }
 
@@ -33,31 +32,24 @@ fn observations<'py>(py: Python<'py>, rows: &[Observation]) -> Bound<'py, PyArra
 #[pymethods]
 impl ExecEnv {
     #[new]
-    #[pyo3(signature = (symbol="BTCUSDT", n_envs=1, *, dsg_json=None, side="buy", size_lots=2000, horizon_s=30.0, interval_s=3.0, warmup_s=15.0, latency_ms=20.0, parallel=true))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (symbol="BTCUSDT", n_envs=1, *, dsg_json=None, side="buy", parallel=true, **params))]
     fn new(
         py: Python<'_>,
         symbol: &str,
         n_envs: usize,
         dsg_json: Option<&str>,
         side: &str,
-        size_lots: i64,
-        horizon_s: f64,
-        interval_s: f64,
-        warmup_s: f64,
-        latency_ms: f64,
         parallel: bool,
+        params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<ExecEnv> {
+        let mut config = merged(ExecConfig::default(), params, "execution")?;
         let mut batch = run_detached(py, || {
             let dsg = dsg_from(dsg_json)?;
-            let side = match side {
+            config.side = match side {
                 "buy" => Side::Buy,
                 "sell" => Side::Sell,
                 other => return Err(SimError::Config(format!("side must be 'buy' or 'sell', got '{other}'"))),
             };
-            let mut config = ExecConfig::new(side, size_lots, horizon_s, interval_s);
-            config.warmup_s = warmup_s;
-            config.latency_ms = latency_ms;
             ExecBatch::new(&dsg, &preset_config(symbol, 0)?, &config, n_envs)
         })?;
         batch.parallel = parallel;

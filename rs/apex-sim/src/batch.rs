@@ -1,6 +1,8 @@
 //! Many simulations at once: (DSG, seed, strategy) jobs run in parallel with rayon, summarized per job.
 
+use apex_core::Bounds;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::dsg::Dsg;
 use crate::market::{SimConfig, run};
@@ -62,44 +64,73 @@ pub fn preset_config(symbol: &str, seed: u64) -> Result<SimConfig, SimError> {
     Ok(SimConfig::new(spec, start, seed))
 }
 
-/// What a binding or a CLI sets of a run: [`preset_config`] with these fields replaced.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RunOptions {
-    pub seed: u64,
-    pub hours: f64,
-    pub book_depth: usize,
-    pub book_cadence_ms: i64,
-    pub bar_s: i64,
-    pub capital: f64,
-    pub max_events: u64,
+apex_core::param_table! {
+    /// What a binding or a CLI sets of a run: [`preset_config`] with these fields replaced. The one definition of
+    /// their defaults and bounds: [`SimConfig::new`] starts from them, `_core.param_table("sim_run")` hands the table
+    /// to Python (whose `--hours` and `--capital` checks read it), and `apexctl/schemas/sim_run.schema.json` is
+    /// generated from it.
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct RunOptions {
+        hours: f64 = 1.0, Bounds::open_closed(0.0, 168.0),
+            "Simulated hours of the run (up to a week).";
+        book_depth: usize = crate::market::DEFAULT_BOOK_DEPTH, Bounds::closed(1.0, 1000.0),
+            "Levels per side of the published order-book stream (Bybit's level-50 stream by default).";
+        book_cadence_ms: i64 = crate::market::DEFAULT_BOOK_CADENCE_MS, Bounds::closed(1.0, 3_600_000.0),
+            "Milliseconds between two order-book snapshots (Bybit's level-50 push interval by default).";
+        bar_seconds: i64 = 60, Bounds::closed(1.0, 86_400.0),
+            "Bar length of the bars table and of the strategy's decisions, seconds.";
+        capital: f64 = 200.0, Bounds::open_closed(0.0, 1e9),
+            "The strategy's starting capital, quote currency (USDT).";
+        max_events: u64 = 200_000_000, Bounds::closed(1.0, 1e12),
+            "Hard cap on processed events: a run that reaches it stops early and says so.";
+        seed: u64 = 0, Bounds::at_least(0.0),
+            "Seed of the run's random generators (the same seed gives the same market).";
+    }
 }
 
 impl RunOptions {
-    /// `SimConfig::new`'s defaults with `seed` and `hours` (what a batch, whose market tables are not recorded, uses).
+    /// The defaults with `seed` and `hours` (what a batch, whose market tables are not recorded, uses).
     #[must_use]
     pub fn new(seed: u64, hours: f64) -> RunOptions {
-        RunOptions {
-            seed,
-            hours,
-            book_depth: crate::market::DEFAULT_BOOK_DEPTH,
-            book_cadence_ms: crate::market::DEFAULT_BOOK_CADENCE_MS,
-            bar_s: 60,
-            capital: 200.0,
-            max_events: 200_000_000,
+        RunOptions { seed, hours, ..RunOptions::default() }
+    }
+
+    /// Checks every field against its bounds.
+    ///
+    /// # Errors
+    /// `SimError::Config` naming the first field out of range.
+    pub fn validate(&self) -> Result<(), SimError> {
+        match self.out_of_bounds() {
+            Some((name, value, why)) => Err(SimError::Config(format!("{name} {why}, got {value}"))),
+            None => Ok(()),
         }
+    }
+
+    /// The JSON Schema of the options object, as committed in `apexctl/schemas/sim_run.schema.json`.
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        apex_core::params::json_schema(
+            "https://apexctl.dev/schemas/sim_run.schema.json",
+            "Simulator run options",
+            "What a run of an instrument preset sets besides the DSG (apex-sim RunOptions); absent keys keep their \
+             defaults.",
+            Self::PARAMS,
+        )
     }
 }
 
 /// The configuration of a run of `symbol`'s preset with `options`.
 ///
 /// # Errors
-/// As [`preset`].
+/// As [`preset`], and `SimError::Config` for options out of their bounds.
 pub fn config_for(symbol: &str, options: &RunOptions) -> Result<SimConfig, SimError> {
+    options.validate()?;
     let mut config = preset_config(symbol, options.seed)?;
     config.horizon_s = options.hours * 3600.0;
     config.book_depth = options.book_depth;
     config.book_cadence_ms = options.book_cadence_ms;
-    config.bar_s = options.bar_s;
+    config.bar_s = options.bar_seconds;
     config.capital = options.capital;
     config.max_events = options.max_events;
     Ok(config)
@@ -162,5 +193,25 @@ mod tests {
         assert_ne!(format!("{:?}", batch[0]), format!("{:?}", batch[1]), "different seeds give different markets");
         let bad = [Job { dsg: Dsg::default(), seed: 1, strategy: Some("nope".to_owned()) }];
         assert!(matches!(run_batch(&template, &bad), Err(SimError::Config(_))));
+    }
+
+    #[test]
+    fn committed_schema_is_generated_from_the_table() {
+        apex_core::params::assert_schema_committed("sim_run", &RunOptions::json_schema());
+    }
+
+    #[test]
+    fn options_out_of_bounds_are_refused_by_name() {
+        assert!(RunOptions::default().validate().is_ok());
+        for (options, name) in [
+            (RunOptions::new(0, 0.0), "hours"),
+            (RunOptions::new(0, 169.0), "hours"),
+            (RunOptions { book_depth: 0, ..RunOptions::default() }, "book_depth"),
+            (RunOptions { capital: f64::NAN, ..RunOptions::default() }, "capital"),
+            (RunOptions { bar_seconds: 0, ..RunOptions::default() }, "bar_seconds"),
+        ] {
+            let Err(SimError::Config(message)) = config_for("BTCUSDT", &options) else { panic!("{name} accepted") };
+            assert!(message.starts_with(name), "{message}");
+        }
     }
 }

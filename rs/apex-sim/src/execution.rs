@@ -25,9 +25,10 @@
 //! matching engine's touch, the market's mid and its mid volatility: the live engine builds the same vector from its
 //! book.
 
-use apex_core::Side;
+use apex_core::{Bounds, Side};
 use apex_features::execution::{ParentState, TopOfBook, observation};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::dsg::Dsg;
 use crate::market::{Market, STRATEGY_ACCOUNT, SimConfig};
@@ -65,32 +66,44 @@ impl Action {
     }
 }
 
-/// The longest execution horizon of an episode, seconds (the one bound `apexctl train iel` reads too).
+/// The longest execution horizon of an episode, seconds (its table row's upper bound).
 pub const MAX_HORIZON_S: f64 = 3_600.0;
-/// The shortest time between two decisions of an episode, seconds.
+/// The shortest time between two decisions of an episode, seconds (its table row's lower bound).
 pub const MIN_INTERVAL_S: f64 = 0.1;
 
-/// The parent order and the decision grid of every episode.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecConfig {
-    pub side: Side,
-    /// Parent size in lots of the instrument.
-    pub size_lots: i64,
-    /// Time allowed to complete the parent, seconds.
-    pub horizon_s: f64,
-    /// Time between decisions, seconds (the last interval is cut at the horizon).
-    pub interval_s: f64,
-    /// The market runs alone this long before the parent arrives (books fill, the volatility estimate warms up).
-    pub warmup_s: f64,
-    /// Order-entry latency of the execution agent, milliseconds.
-    pub latency_ms: f64,
+apex_core::param_table! {
+    /// The parent order and the decision grid of every episode. The one definition of their defaults and bounds:
+    /// `_core.ExecEnv` takes its keywords over these defaults, and `apexctl train iel` reads the table through
+    /// `_core.param_table("execution")` for its options' defaults and ranges.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub struct ExecConfig {
+        size_lots: i64 = 2000, Bounds::closed(1.0, 1e9),
+            "Parent size in lots of the instrument.";
+        horizon_s: f64 = 30.0, Bounds::open_closed(0.0, MAX_HORIZON_S),
+            "Time allowed to complete the parent, seconds.";
+        interval_s: f64 = 3.0, Bounds::closed(MIN_INTERVAL_S, MAX_HORIZON_S),
+            "Time between decisions, seconds (at most the horizon; the last interval is cut at the horizon).";
+        warmup_s: f64 = 15.0, Bounds::closed(0.0, 86_400.0),
+            "The market runs alone this long before the parent arrives (books fill, the volatility estimate warms up).";
+        latency_ms: f64 = 20.0, Bounds::closed(0.0, 10_000.0),
+            "Order-entry latency of the execution agent, milliseconds.";
+    }
+    extra {
+        #[serde(skip, default = "buy")]
+        side: Side = Side::Buy, "The parent's side.";
+    }
+}
+
+fn buy() -> Side {
+    Side::Buy
 }
 
 impl ExecConfig {
-    /// A parent order with a 15 s warm-up and 20 ms latency.
+    /// A parent order with the table's warm-up and latency.
     #[must_use]
     pub fn new(side: Side, size_lots: i64, horizon_s: f64, interval_s: f64) -> ExecConfig {
-        ExecConfig { side, size_lots, horizon_s, interval_s, warmup_s: 15.0, latency_ms: 20.0 }
+        ExecConfig { side, size_lots, horizon_s, interval_s, ..ExecConfig::default() }
     }
 
     /// Decisions per episode.
@@ -101,26 +114,17 @@ impl ExecConfig {
 
     fn validate(&self) -> Result<(), SimError> {
         let bad = |what: String| Err(SimError::Config(what));
-        if self.size_lots <= 0 {
-            return bad(format!("parent size must be a positive number of lots, got {}", self.size_lots));
+        if let Some((name, value, why)) = self.out_of_bounds() {
+            return bad(format!("{name} {why}, got {value}"));
         }
-        if !(self.horizon_s.is_finite() && self.horizon_s > 0.0 && self.horizon_s <= MAX_HORIZON_S) {
-            return bad(format!("execution horizon must be in (0, {MAX_HORIZON_S}] seconds, got {}", self.horizon_s));
-        }
-        if !(self.interval_s.is_finite() && self.interval_s >= MIN_INTERVAL_S && self.interval_s <= self.horizon_s) {
+        if self.interval_s > self.horizon_s {
             return bad(format!(
-                "decision interval must be in [{MIN_INTERVAL_S}, horizon = {}] seconds, got {}",
-                self.horizon_s, self.interval_s
+                "decision interval {} s is longer than the horizon {} s",
+                self.interval_s, self.horizon_s
             ));
         }
         if self.horizon_s / self.interval_s > 100_000.0 {
             return bad("more than 100000 decisions per episode; use a longer interval".to_owned());
-        }
-        if !(self.warmup_s.is_finite() && (0.0..=86_400.0).contains(&self.warmup_s)) {
-            return bad(format!("warm-up must be in [0, 86400] seconds, got {}", self.warmup_s));
-        }
-        if !(self.latency_ms.is_finite() && (0.0..=10_000.0).contains(&self.latency_ms)) {
-            return bad(format!("latency must be in [0, 10000] ms, got {}", self.latency_ms));
         }
         Ok(())
     }

@@ -85,21 +85,22 @@ pub const DEFAULT_BOOK_CADENCE_MS: i64 = 100;
 pub const DEFAULT_EPOCH_NS: i64 = 1_756_684_800_000_000_000;
 
 impl SimConfig {
-    /// Defaults: 1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital, 20 ms latency, target 2x, the shared
-    /// rule's defaults (half-Kelly, 3:1 ATR bracket, up to 10x).
+    /// Defaults: [`crate::batch::RunOptions`]' (1 hour, depth 50 every 100 ms, 1-minute bars, $200 capital), 20 ms
+    /// latency, target 2x, the shared rule's defaults (half-Kelly, 3:1 ATR bracket, up to 10x).
     pub fn new(spec: InstrumentSpec, start_price: f64, seed: u64) -> SimConfig {
+        let options = crate::batch::RunOptions::default();
         SimConfig {
             spec,
             start_price,
-            horizon_s: 3600.0,
+            horizon_s: options.hours * 3600.0,
             seed,
-            book_depth: DEFAULT_BOOK_DEPTH,
-            book_cadence_ms: DEFAULT_BOOK_CADENCE_MS,
-            bar_s: 60,
+            book_depth: options.book_depth,
+            book_cadence_ms: options.book_cadence_ms,
+            bar_s: options.bar_seconds,
             record_all_fills: false,
             record_market: true,
-            max_events: 200_000_000,
-            capital: 200.0,
+            max_events: options.max_events,
+            capital: options.capital,
             strategy_latency_ms: 20.0,
             target_multiple: 2.0,
             rule: RuleParams::default(),
