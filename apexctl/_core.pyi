@@ -1,7 +1,8 @@
 """Type stubs of the Rust extension apexctl._core (checked against the built module by mypy stubtest)."""
 
 import os
-from typing import Any, TypedDict, final
+from collections.abc import Mapping
+from typing import Any, TypedDict, Unpack, final
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,43 @@ class InternalError(ApexError): ...
 
 _F64 = npt.NDArray[np.float64]
 _I64 = npt.NDArray[np.int64]
+
+# The keyword arguments of the Rust parameter tables (`param_table(name)` lists their defaults, bounds and docs).
+class _RunOptions(TypedDict, total=False):
+    seed: int
+    hours: float
+    book_depth: int
+    book_cadence_ms: int
+    bar_seconds: int
+    capital: float
+    max_events: int
+
+class _ExecParams(TypedDict, total=False):
+    size_lots: int
+    horizon_s: float
+    interval_s: float
+    warmup_s: float
+    latency_ms: float
+
+class _BacktestParams(TypedDict, total=False):
+    capital: float
+    target_multiple: float
+    fee: float
+    spread_bps: float
+    depth: float
+    impact: float
+    entry_threshold: float
+    stop_atr_mult: float
+    atr_window: int
+    stop_min_bps: float
+    reward_risk: float
+    kelly_scale: float
+    kelly_window: int
+    prior_win_rate: float
+    prior_trades: float
+    min_fraction: float
+    max_fraction: float
+    max_leverage: float
 
 # The dict results, by key (private: they exist only in this stub).
 class _BookStats(TypedDict):
@@ -179,48 +217,26 @@ def cancel_request() -> bool: ...
 def cancel_clear() -> None: ...
 def cancel_requested() -> bool: ...
 def book_replay(
-    ts: npt.NDArray[np.int64],
-    symbol: npt.NDArray[np.uint32],
-    kind: npt.NDArray[np.uint8],
-    side: npt.NDArray[np.int8],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    update_id: npt.NDArray[np.int64],
-    seq: npt.NDArray[np.int64],
+    book: Mapping[str, npt.NDArray[Any]],
     *,
     price_decimals: int | None = None,
     qty_decimals: int | None = None,
     checksum_depth: int = 25,
 ) -> _BookReplay: ...
 def features_update(
-    ts: npt.NDArray[np.int64],
-    symbol: npt.NDArray[np.uint32],
-    kind: npt.NDArray[np.uint8],
-    side: npt.NDArray[np.int8],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    update_id: npt.NDArray[np.int64],
-    seq: npt.NDArray[np.int64],
+    book: Mapping[str, npt.NDArray[Any]],
     *,
     price_decimals: int | None = None,
     qty_decimals: int | None = None,
     tick_units: dict[int, int] | None = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def features_trade(
-    ts: npt.NDArray[np.int64],
-    symbol: npt.NDArray[np.uint32],
-    side: npt.NDArray[np.int8],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
+    trades: Mapping[str, npt.NDArray[Any]],
     *,
     windows_ns: list[int],
 ) -> dict[str, npt.NDArray[Any]]: ...
 def features_bars_from_trades(
-    ts: npt.NDArray[np.int64],
-    symbol: npt.NDArray[np.uint32],
-    side: npt.NDArray[np.int8],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
+    trades: Mapping[str, npt.NDArray[Any]],
     *,
     interval_ns: int,
     rv_window: int = 30,
@@ -230,14 +246,7 @@ def features_bars_from_trades(
     vmd_window: int = 64,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def features_bars_from_klines(
-    ts: npt.NDArray[np.int64],
-    symbol: npt.NDArray[np.uint32],
-    open: npt.NDArray[np.float64],
-    high: npt.NDArray[np.float64],
-    low: npt.NDArray[np.float64],
-    close: npt.NDArray[np.float64],
-    volume: npt.NDArray[np.float64],
-    turnover: npt.NDArray[np.float64],
+    klines: Mapping[str, npt.NDArray[Any]],
     *,
     kline_interval_ns: int,
     interval_ns: int,
@@ -268,27 +277,17 @@ def sim_run(
     symbol: str,
     *,
     dsg_json: str | None = None,
-    seed: int = 0,
-    hours: float = 1.0,
     strategy: str | None = None,
-    book_depth: int = ...,  # SIM_BOOK_DEPTH
-    book_cadence_ms: int = ...,  # SIM_BOOK_CADENCE_MS
-    bar_seconds: int = 60,
-    capital: float = 200.0,
     record_all_fills: bool = False,
-    max_events: int = 200000000,
     epoch_ns: int = ...,  # SIM_EPOCH_NS
+    **options: Unpack[_RunOptions],
 ) -> _SimRun: ...
 def sim_batch(
     symbol: str,
     dsg_vectors: npt.NDArray[np.float64],
     seeds: npt.NDArray[np.uint64],
     strategies: list[str],
-    *,
-    hours: float = 1.0,
-    bar_seconds: int = 60,
-    capital: float = 200.0,
-    max_events: int = 200000000,
+    **options: Unpack[_RunOptions],
 ) -> _SimBatch: ...
 def sim_gp_fitness(
     trees: list[str],
@@ -324,6 +323,7 @@ def sim_feature_warmup(
     bar_seconds: int = 60, rv_bars: int = 30, vmd_modes: int = 3, vmd_window: int = 64
 ) -> list[tuple[str, int]]: ...
 def dsg_params() -> list[tuple[str, float, float, float, bool, str]]: ...
+def param_table(name: str) -> list[tuple[str, float, float, float, bool, bool, bool, str]]: ...
 def dsg_json_schema() -> str: ...
 def dsg_normalize(text: str | None = None) -> str: ...
 def sim_presets() -> list[tuple[str, str, str, float]]: ...
@@ -351,24 +351,7 @@ def backtest_run(
     end: int | None = None,
     bar_spread_bps: npt.NDArray[np.float64] | None = None,
     bar_depth: npt.NDArray[np.float64] | None = None,
-    capital: float = 200.0,
-    target_multiple: float = 2.0,
-    fee: float = 0.00055,
-    spread_bps: float = 1.0,
-    depth: float = 1000000.0,
-    impact: float = 1.0,
-    entry_threshold: float = 0.05,
-    stop_atr_mult: float = 2.0,
-    atr_window: int = 14,
-    stop_min_bps: float = 10.0,
-    reward_risk: float = 3.0,
-    kelly_scale: float = 0.5,
-    kelly_window: int = 20,
-    prior_win_rate: float = 0.3,
-    prior_trades: float = 10.0,
-    min_fraction: float = 0.005,
-    max_fraction: float = 0.25,
-    max_leverage: float = 10.0,
+    **params: Unpack[_BacktestParams],
 ) -> dict[str, npt.NDArray[Any]]: ...
 def backtest_equity(
     signal: npt.NDArray[np.float64],
@@ -383,24 +366,7 @@ def backtest_equity(
     end: int | None = None,
     bar_spread_bps: npt.NDArray[np.float64] | None = None,
     bar_depth: npt.NDArray[np.float64] | None = None,
-    capital: float = 200.0,
-    target_multiple: float = 2.0,
-    fee: float = 0.00055,
-    spread_bps: float = 1.0,
-    depth: float = 1000000.0,
-    impact: float = 1.0,
-    entry_threshold: float = 0.05,
-    stop_atr_mult: float = 2.0,
-    atr_window: int = 14,
-    stop_min_bps: float = 10.0,
-    reward_risk: float = 3.0,
-    kelly_scale: float = 0.5,
-    kelly_window: int = 20,
-    prior_win_rate: float = 0.3,
-    prior_trades: float = 10.0,
-    min_fraction: float = 0.005,
-    max_fraction: float = 0.25,
-    max_leverage: float = 10.0,
+    **params: Unpack[_BacktestParams],
 ) -> npt.NDArray[np.float64]: ...
 def gp_evaluate(
     trees_json: list[str],
@@ -467,9 +433,6 @@ class BarFeatureEngine:
     def on_clock(self, ts: int) -> list[tuple[int, list[float]]]: ...
     def update(self) -> dict[str, float] | None: ...
 
-EXEC_MAX_HORIZON_S: float
-EXEC_MIN_INTERVAL_S: float
-
 @final
 class ExecEnv:
     """`n_envs` IEL execution environments of one market and parent order, stepped in parallel."""
@@ -481,12 +444,8 @@ class ExecEnv:
         *,
         dsg_json: str | None = None,
         side: str = "buy",
-        size_lots: int = 2000,
-        horizon_s: float = 30.0,
-        interval_s: float = 3.0,
-        warmup_s: float = 15.0,
-        latency_ms: float = 20.0,
         parallel: bool = True,
+        **params: Unpack[_ExecParams],
     ) -> ExecEnv: ...
     def reset(self, seeds: list[int]) -> npt.NDArray[np.float64]: ...
     def step(

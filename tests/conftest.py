@@ -11,11 +11,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
 from apexctl import _core
+from apexctl.forge.features import book_arrays
 
 DATA = Path(__file__).parent / "data"
 BYBIT = DATA / "bybit"
@@ -76,16 +76,8 @@ def run_here(*args: str) -> Ran:
 
 def replay_book(frame):
     """Replays a `book` table (polars frame) through `_core.book_replay`: counters per symbol code, incidents."""
-    return _core.book_replay(
-        ts=frame["ts"].to_numpy(),
-        symbol=frame["symbol"].cast(pl.Categorical).to_physical().cast(pl.UInt32).to_numpy(),
-        kind=(frame["kind"] == "delta").cast(pl.UInt8).to_numpy(),
-        side=frame["side"].to_numpy(),
-        price=frame["price"].fill_null(np.nan).to_numpy(),
-        size=frame["size"].fill_null(np.nan).to_numpy(),
-        update_id=frame["update_id"].to_numpy(),
-        seq=frame["seq"].to_numpy(),
-    )
+    codes = frame["symbol"].cast(pl.Categorical).to_physical().cast(pl.UInt32).to_numpy()
+    return _core.book_replay(book_arrays(frame, codes))
 
 
 E2E = Path(__file__).resolve().parent / "e2e"

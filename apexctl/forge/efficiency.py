@@ -87,11 +87,14 @@ def bar_features(bars: Bars) -> dict[str, np.ndarray]:
     """The simulator's feature columns (`_core.sim_feature_names`) that 1-minute bars alone give (ts in ns, OHLCV):
     the book and trade-flow features need the simulator's L2 and trade streams, which a bar table does not have."""
     n = len(bars["ts"])
+    klines = {c: np.asarray(bars[c], dtype=np.float64) for c in BAR_COLUMNS}
     columns = _core.features_bars_from_klines(
-        np.asarray(bars["ts"], dtype=np.int64),
-        np.zeros(n, dtype=np.uint32),
-        *(np.asarray(bars[c], dtype=np.float64) for c in BAR_COLUMNS),
-        np.asarray(bars["close"], dtype=np.float64) * np.asarray(bars["volume"], dtype=np.float64),
+        klines
+        | {
+            "ts": np.asarray(bars["ts"], dtype=np.int64),
+            "symbol": np.zeros(n, dtype=np.uint32),
+            "turnover": klines["close"] * klines["volume"],
+        },
         kline_interval_ns=MINUTE_NS,
         interval_ns=MINUTE_NS,
         higher_ns=list(HIGHER_NS),

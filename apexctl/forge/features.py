@@ -183,6 +183,25 @@ def _symbol_codes(frame: pl.DataFrame, codes: dict[str, int]) -> np.ndarray:
     return frame["symbol"].replace_strict(codes, return_dtype=pl.UInt32).to_numpy()
 
 
+def book_arrays(book: pl.DataFrame, symbol_codes: np.ndarray) -> dict[str, np.ndarray]:
+    """A `book` table as the Rust bindings take it: NumPy columns by name, kind 0 snapshot / 1 delta, missing prices
+    and sizes NaN."""
+    return {
+        "ts": book["ts"].to_numpy(),
+        "symbol": symbol_codes,
+        "kind": (book["kind"] == "delta").cast(pl.UInt8).to_numpy(),
+        "side": book["side"].to_numpy(),
+        "price": book["price"].fill_null(np.nan).to_numpy(),
+        "size": book["size"].fill_null(np.nan).to_numpy(),
+        "update_id": book["update_id"].to_numpy(),
+        "seq": book["seq"].to_numpy(),
+    }
+
+
+def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.ndarray]:
+    return {c: trades[c].to_numpy() for c in ("ts", "side", "price", "size")} | {"symbol": _symbol_codes(trades, codes)}
+
+
 def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
     """Price decimals and tick sizes per symbol code from the instrument info a producer recorded, if complete."""
     assert inputs.book is not None
@@ -214,16 +233,7 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
         raise InputError(f"book table, row {row}: kind '{kinds[row]}' is neither 'snapshot' nor 'delta'")
     price_decimals, tick_units = _tick_units(inputs)
     arrays = _core.features_update(
-        book["ts"].to_numpy(),
-        _symbol_codes(book, inputs.codes),
-        (kinds == "delta").cast(pl.UInt8).to_numpy(),
-        book["side"].to_numpy(),
-        book["price"].fill_null(np.nan).to_numpy(),
-        book["size"].fill_null(np.nan).to_numpy(),
-        book["update_id"].to_numpy(),
-        book["seq"].to_numpy(),
-        price_decimals=price_decimals,
-        tick_units=tick_units,
+        book_arrays(book, _symbol_codes(book, inputs.codes)), price_decimals=price_decimals, tick_units=tick_units
     )
     incidents = arrays.pop("incident_row")
     if len(incidents):
@@ -274,14 +284,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         if not 1 <= len(config.tfi_windows) <= MAX_TFI_WINDOWS:
             raise UsageError(f"--tfi-windows: give 1 to {MAX_TFI_WINDOWS} windows, got {len(config.tfi_windows)}")
         windows = [parse_duration(w, "TFI window") for w in config.tfi_windows]
-        arrays = _core.features_trade(
-            trades["ts"].to_numpy(),
-            _symbol_codes(trades, inputs.codes),
-            trades["side"].to_numpy(),
-            trades["price"].to_numpy(),
-            trades["size"].to_numpy(),
-            windows_ns=windows,
-        )
+        arrays = _core.features_trade(_trade_arrays(trades, inputs.codes), windows_ns=windows)
         return _frame(arrays, inputs.symbols)
     interval = BAR_GRAINS[grain]
     higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
@@ -294,16 +297,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         "vmd_window": window,
     }
     if inputs.trades is not None:
-        t = inputs.trades
-        arrays = _core.features_bars_from_trades(
-            t["ts"].to_numpy(),
-            _symbol_codes(t, inputs.codes),
-            t["side"].to_numpy(),
-            t["price"].to_numpy(),
-            t["size"].to_numpy(),
-            updates=updates,
-            **options,
-        )
+        arrays = _core.features_bars_from_trades(_trade_arrays(inputs.trades, inputs.codes), updates=updates, **options)
     else:
         k = inputs.bars
         assert k is not None
@@ -311,10 +305,9 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         if len(kline_intervals) > 1:
             raise InputError(f"bars table mixes intervals {sorted(kline_intervals)}; give one interval per run")
         kline_interval = parse_duration(kline_intervals[0], "bars interval") if kline_intervals else interval
+        klines = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
         arrays = _core.features_bars_from_klines(
-            k["ts"].to_numpy(),
-            _symbol_codes(k, inputs.codes),
-            *(k[c].to_numpy() for c in ("open", "high", "low", "close", "volume", "turnover")),
+            klines | {"symbol": _symbol_codes(k, inputs.codes)},
             kline_interval_ns=kline_interval,
             updates=updates,
             **options,

@@ -128,19 +128,9 @@ def impact_concavity(
 
 def book_touch(book: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Per published message: ts, best bid, best ask (the Rust L2 book replays the stream), and the crossed count."""
-    n = len(book["ts_us"])
-    args = (
-        book["ts_us"],
-        np.zeros(n, dtype=np.uint32),
-        book["kind"],
-        book["side"],
-        book["price"],
-        book["size"],
-        book["update_id"],
-        book["seq"],
-    )
-    touch = _core.features_update(*args)
-    replay = _core.book_replay(*args)
+    columns = {**book, "ts": book["ts_us"], "symbol": np.zeros(len(book["ts_us"]), dtype=np.uint32)}
+    touch = _core.features_update(columns)
+    replay = _core.book_replay(columns)
     crossed = int(replay["books"][0]["crossed"]) if replay["books"] else 0
     return touch["ts"], touch["best_bid"], touch["best_ask"], crossed
 

@@ -218,17 +218,7 @@ def _book_arrays(book: pl.DataFrame) -> dict[str, np.ndarray]:
 
 def _touch(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per message: ts, best bid, best ask, through the Rust L2 book (exact, handles gaps and resyncs)."""
-    n = len(arrays["ts"])
-    out = _core.features_update(
-        arrays["ts"],
-        np.zeros(n, dtype=np.uint32),
-        arrays["kind"],
-        arrays["side"],
-        arrays["price"],
-        arrays["size"],
-        arrays["update_id"],
-        arrays["seq"],
-    )
+    out = _core.features_update({**arrays, "symbol": np.zeros(len(arrays["ts"]), dtype=np.uint32)})
     return out["ts"], out["best_bid"], out["best_ask"]
 
 

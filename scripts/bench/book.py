@@ -6,7 +6,7 @@ import argparse
 import time
 
 import numpy as np
-from common import best_of, report
+from common import best_of, dict_book_states, report
 
 from apexctl import _core
 
@@ -49,24 +49,8 @@ def make_stream(messages: int, seed: int) -> dict[str, np.ndarray]:
 
 def python_dict_book(cols: dict[str, np.ndarray]) -> tuple[float, float]:
     """The naive book: a dict per side, best levels by max/min after every message."""
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
-    update_id = cols["update_id"].tolist()
-    side = cols["side"].tolist()
-    price = cols["price"].tolist()
-    size = cols["size"].tolist()
     best_bid = best_ask = float("nan")
-    i = 0
-    n = len(update_id)
-    while i < n:
-        u = update_id[i]
-        while i < n and update_id[i] == u:
-            book = bids if side[i] > 0 else asks
-            if size[i] == 0.0:
-                book.pop(price[i], None)
-            else:
-                book[price[i]] = size[i]
-            i += 1
+    for bids, asks in dict_book_states(cols):
         best_bid = max(bids) if bids else float("nan")
         best_ask = min(asks) if asks else float("nan")
     return best_bid, best_ask
@@ -78,14 +62,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     cols = make_stream(args.messages, args.seed)
-    summary = _core.book_replay(**cols)
+    summary = _core.book_replay(cols)
     book = summary["books"][0]
     assert summary["messages"] == args.messages + 1
     assert not summary["incidents"], summary["incidents"][:3]
     assert python_dict_book(cols) == (book["best_bid"][0], book["best_ask"][0])
-    ours = best_of(lambda: _core.book_replay(**cols))
+    ours = best_of(lambda: _core.book_replay(cols))
     cpu = time.process_time()
-    _core.book_replay(**cols)
+    _core.book_replay(cols)
     cpu = time.process_time() - cpu
     peer = best_of(lambda: python_dict_book(cols), repeats=1)
     levels = int(np.count_nonzero(cols["side"][400:]))

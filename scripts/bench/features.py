@@ -8,34 +8,16 @@ import math
 
 import numpy as np
 from book import make_stream
-from common import best_of, report
+from common import best_of, dict_book_states, report
 
 from apexctl import _core
 
 
 def python_features(cols: dict[str, np.ndarray]) -> dict[str, list[float]]:
     """The naive way: a dict per side, the top 10 levels by heapq after every message, the formulas in Python."""
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
     out: dict[str, list[float]] = {k: [] for k in ("mid", "spread", "microprice", "ofi_l1", "ofi_l5", "pressure_5")}
-    update_id = cols["update_id"].tolist()
-    kind = cols["kind"].tolist()
-    side = cols["side"].tolist()
-    price = cols["price"].tolist()
-    size = cols["size"].tolist()
     before = None
-    i, n = 0, len(update_id)
-    while i < n:
-        u = update_id[i]
-        if kind[i] == 0:
-            bids, asks = {}, {}
-        while i < n and update_id[i] == u:
-            book = bids if side[i] > 0 else asks
-            if size[i] == 0.0:
-                book.pop(price[i], None)
-            else:
-                book[price[i]] = size[i]
-            i += 1
+    for bids, asks in dict_book_states(cols):
         b = [(p, bids[p]) for p in heapq.nlargest(10, bids)]
         a = [(p, asks[p]) for p in heapq.nsmallest(10, asks)]
         (pb, qb), (pa, qa) = b[0], a[0]
@@ -71,11 +53,11 @@ def main() -> None:
     # The snapshot's prices come from arithmetic (10000.0 - i * 0.1) and are off the decimal grid by an ulp; a float
     # dict key would then split one level in two. Round once so both sides see the same grid prices.
     cols["price"] = np.round(cols["price"], 1)
-    ours = _core.features_update(**cols)
+    ours = _core.features_update(cols)
     theirs = python_features(cols)
     for name in theirs:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-9, atol=1e-9, err_msg=name)
-    ours_s = best_of(lambda: _core.features_update(**cols))
+    ours_s = best_of(lambda: _core.features_update(cols))
     peer_s = best_of(lambda: python_features(cols), repeats=1)
     msgs = args.messages + 1
     report(

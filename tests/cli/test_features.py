@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from apexctl import _core
 from apexctl.errors import DataError
 from apexctl.forge import io
-from apexctl.forge.features import UPDATE_LEADING
+from apexctl.forge.features import UPDATE_LEADING, book_arrays
 from apexctl.schemas import BARS, BOOK, FEATURES, TRADES
 from tests.conftest import DATA as DATA_DIR
 from tests.conftest import run_cli
@@ -110,21 +110,8 @@ def test_gap_is_noted_and_its_rows_are_nan(tmp_path, spot):
 
 def test_orderbook1_delta_ofi_is_the_bid_size_change(spot):
     book = book_from_messages([m for m in spot if m["topic"] == "orderbook.1.BTCUSDT"])
-    arrays = _core.features_update(*_book_args(book))
+    arrays = _core.features_update(book_arrays(book, np.zeros(book.height, dtype=np.uint32)))
     assert arrays["ofi_l1"][1] == pytest.approx(0.166754 - 0.175231)
-
-
-def _book_args(book: pl.DataFrame) -> list[np.ndarray]:
-    return [
-        book["ts"].to_numpy(),
-        np.zeros(book.height, dtype=np.uint32),
-        (book["kind"] == "delta").cast(pl.UInt8).to_numpy(),
-        book["side"].to_numpy(),
-        book["price"].fill_null(np.nan).to_numpy(),
-        book["size"].fill_null(np.nan).to_numpy(),
-        book["update_id"].to_numpy(),
-        book["seq"].to_numpy(),
-    ]
 
 
 @st.composite
@@ -187,28 +174,28 @@ def python_reference(messages):
     return out
 
 
-def stream_columns(messages) -> list[np.ndarray]:
+def stream_columns(messages) -> dict[str, np.ndarray]:
     rows = []
     for i, m in enumerate(messages):
         levels = [(1, p, q) for p, q in m["bids"].items()] + [(-1, p, q) for p, q in m["asks"].items()]
         for side, p, q in levels or [(0, None, None)]:
             rows.append((i, 0 if m["kind"] == "snapshot" else 1, side, p, q, m["u"]))
-    return [
-        np.array([r[0] for r in rows], dtype=np.int64),
-        np.zeros(len(rows), dtype=np.uint32),
-        np.array([r[1] for r in rows], dtype=np.uint8),
-        np.array([r[2] for r in rows], dtype=np.int8),
-        np.array([np.nan if r[3] is None else r[3] / 100 for r in rows]),
-        np.array([np.nan if r[4] is None else float(r[4]) for r in rows]),
-        np.array([r[5] for r in rows], dtype=np.int64),
-        np.array([r[0] for r in rows], dtype=np.int64),
-    ]
+    return {
+        "ts": np.array([r[0] for r in rows], dtype=np.int64),
+        "symbol": np.zeros(len(rows), dtype=np.uint32),
+        "kind": np.array([r[1] for r in rows], dtype=np.uint8),
+        "side": np.array([r[2] for r in rows], dtype=np.int8),
+        "price": np.array([np.nan if r[3] is None else r[3] / 100 for r in rows]),
+        "size": np.array([np.nan if r[4] is None else float(r[4]) for r in rows]),
+        "update_id": np.array([r[5] for r in rows], dtype=np.int64),
+        "seq": np.array([r[0] for r in rows], dtype=np.int64),
+    }
 
 
 @settings(max_examples=150, deadline=None)
 @given(book_streams())
 def test_ofi_and_pressure_match_python_reference(messages):
-    got = _core.features_update(*stream_columns(messages), price_decimals=2, qty_decimals=0)
+    got = _core.features_update(stream_columns(messages), price_decimals=2, qty_decimals=0)
     expected = python_reference(messages)
     for i, row in enumerate(expected):
         if row is None:
@@ -354,19 +341,13 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
 
 
 def test_binding_errors_are_data_errors():
-    args = stream_columns([{"kind": "snapshot", "u": 1, "bids": {100: 1}, "asks": {101: 1}}])
-    args[4][0] = np.nan
+    book = stream_columns([{"kind": "snapshot", "u": 1, "bids": {100: 1}, "asks": {101: 1}}])
+    book["price"][0] = np.nan
     with pytest.raises(DataError, match="row 0: column 'price'"):
-        _core.features_update(*args)
+        _core.features_update(book)
+    trades = {"ts": np.array([1]), "symbol": np.zeros(1, np.uint32), "side": np.ones(1, np.int8)}
     with pytest.raises(DataError, match="TFI windows must be positive"):
-        _core.features_trade(
-            np.array([1], dtype=np.int64),
-            np.zeros(1, dtype=np.uint32),
-            np.ones(1, dtype=np.int8),
-            np.ones(1),
-            np.ones(1),
-            windows_ns=[0],
-        )
+        _core.features_trade(trades | {"price": np.ones(1), "size": np.ones(1)}, windows_ns=[0])
 
 
 def test_tick_size_from_recorded_instrument_info(tmp_path, spot):

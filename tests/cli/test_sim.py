@@ -31,14 +31,7 @@ def test_same_seed_is_bit_identical_and_the_book_replays_cleanly():
     assert not np.array_equal(a["trades"]["price"][:100], c["trades"]["price"][:100])
     book = a["book"]
     replay = _core.book_replay(
-        book["ts_us"],
-        np.zeros(len(book["ts_us"]), dtype=np.uint32),
-        book["kind"],
-        book["side"],
-        book["price"],
-        book["size"],
-        book["update_id"],
-        book["seq"],
+        {**book, "ts": book["ts_us"], "symbol": np.zeros(len(book["ts_us"]), dtype=np.uint32)},
         price_decimals=3,
         qty_decimals=1,
     )

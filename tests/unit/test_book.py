@@ -88,7 +88,7 @@ def reference(messages):
 @settings(max_examples=200, deadline=None)
 @given(streams())
 def test_matches_decimal_reference(messages):
-    summary = _core.book_replay(**to_columns(messages), price_decimals=1, qty_decimals=3)
+    summary = _core.book_replay(to_columns(messages), price_decimals=1, qty_decimals=3)
     best_bid, best_ask, n_bids, n_asks, incidents, synced = reference(messages)
     assert len(summary["incidents"]) == incidents
     book = summary["books"].get(0)
@@ -104,7 +104,7 @@ def test_nan_price_is_a_data_error_naming_the_row():
     cols = to_columns([(0, 1, [(1, 5)], [(1, 5)])])
     cols["price"][1] = np.nan
     with pytest.raises(DataError, match="row 1: column 'price'"):
-        _core.book_replay(**cols)
+        _core.book_replay(cols)
     assert issubclass(DataError, ApexError)
 
 
@@ -112,4 +112,4 @@ def test_mismatched_lengths_are_rejected():
     cols = to_columns([(0, 1, [(1, 5)], [(1, 5)])])
     cols["seq"] = cols["seq"][:1]
     with pytest.raises(DataError, match="column 'seq' has 1 rows, expected 2"):
-        _core.book_replay(**cols)
+        _core.book_replay(cols)

@@ -118,23 +118,10 @@ def test_fitness_is_pinned_bit_for_bit():
 def test_signals_in_the_simulator_equal_batch_evaluation_of_its_recorded_features(text):
     run = _core.sim_gp_run(text, None, 9, SYMBOL, HOURS, rv_bars=3, record_market=True)
     t, b = run["trades"], run["book"]
-    updates = _core.features_update(
-        b["ts_us"] * 1000,
-        np.zeros(len(b["ts_us"]), dtype=np.uint32),
-        b["kind"],
-        b["side"],
-        b["price"],
-        b["size"],
-        b["update_id"],
-        b["seq"],
-    )
+    updates = _core.features_update({**b, "ts": b["ts_us"] * 1000, "symbol": np.zeros(len(b["ts_us"]), np.uint32)})
     updates.pop("incident_row")
     table = _core.features_bars_from_trades(
-        t["ts_us"] * 1000,
-        np.zeros(len(t["ts_us"]), dtype=np.uint32),
-        t["side"],
-        t["price"],
-        t["size"],
+        {**t, "ts": t["ts_us"] * 1000, "symbol": np.zeros(len(t["ts_us"]), np.uint32)},
         interval_ns=60 * 10**9,
         rv_window=3,
         higher_ns=[300 * 10**9, 900 * 10**9, 3600 * 10**9],

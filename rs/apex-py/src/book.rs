@@ -2,10 +2,10 @@
 
 use apex_book::{BookColumns, ColumnError, replay};
 use apex_core::Scale;
-use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::columns::BookArrays;
 use crate::errors::{IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -42,32 +42,15 @@ impl IntoPyErr for ReplayError {
 /// Replays a `book` table through one L2 book per symbol code and returns, per symbol code, the counters, best
 /// bid/ask and the top-`checksum_depth` checksum of the final book; plus the incidents (row, message).
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, kind, side, price, size, update_id, seq, *, price_decimals=None, qty_decimals=None, checksum_depth=25))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (book, *, price_decimals=None, qty_decimals=None, checksum_depth=25))]
 fn book_replay<'py>(
     py: Python<'py>,
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    kind: PyReadonlyArray1<'py, u8>,
-    side: PyReadonlyArray1<'py, i8>,
-    price: PyReadonlyArray1<'py, f64>,
-    size: PyReadonlyArray1<'py, f64>,
-    update_id: PyReadonlyArray1<'py, i64>,
-    seq: PyReadonlyArray1<'py, i64>,
+    book: BookArrays<'py>,
     price_decimals: Option<u32>,
     qty_decimals: Option<u32>,
     checksum_depth: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let cols = BookColumns {
-        ts: ts.as_slice()?,
-        symbol: symbol.as_slice()?,
-        kind: kind.as_slice()?,
-        side: side.as_slice()?,
-        price: price.as_slice()?,
-        size: size.as_slice()?,
-        update_id: update_id.as_slice()?,
-        seq: seq.as_slice()?,
-    };
+    let cols = book.columns()?;
     let result = run_detached(py, || {
         let scales = scales_for(&cols, price_decimals, qty_decimals).map_err(ReplayError::Scale)?;
         replay(&cols, scales, |_, _, _| {}).map_err(ReplayError::Column)

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use apex_book::{BookColumns, Level, MessageHeader, UpdateKind};
+use apex_book::{Level, MessageHeader, UpdateKind};
 use apex_core::Scale;
 use apex_features::FeatureError;
-use apex_features::bars::{BarParams, BarSource, BarTable, KlineColumns, UpdateSeries, bar_features};
+use apex_features::bars::{BarParams, BarSource, BarTable, UpdateSeries, bar_features};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
-use apex_features::trades::{TradeColumns, trade_features};
+use apex_features::trades::trade_features;
 use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateParams, update_features};
 use apex_features::vmd::VmdParams;
 use numpy::{IntoPyArray, PyReadonlyArray1};
@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::book::scales_for;
+use crate::columns::{BookArrays, KlineArrays, TradeArrays};
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -47,32 +48,15 @@ impl IntoPyErr for FeatureError {
 /// deltas while stale), whose feature rows are NaN. `tick_units` maps a symbol code to its tick size in units of
 /// the price scale.
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, kind, side, price, size, update_id, seq, *, price_decimals=None, qty_decimals=None, tick_units=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (book, *, price_decimals=None, qty_decimals=None, tick_units=None))]
 fn features_update<'py>(
     py: Python<'py>,
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    kind: PyReadonlyArray1<'py, u8>,
-    side: PyReadonlyArray1<'py, i8>,
-    price: PyReadonlyArray1<'py, f64>,
-    size: PyReadonlyArray1<'py, f64>,
-    update_id: PyReadonlyArray1<'py, i64>,
-    seq: PyReadonlyArray1<'py, i64>,
+    book: BookArrays<'py>,
     price_decimals: Option<u32>,
     qty_decimals: Option<u32>,
     tick_units: Option<BTreeMap<u32, i64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let cols = BookColumns {
-        ts: ts.as_slice()?,
-        symbol: symbol.as_slice()?,
-        kind: kind.as_slice()?,
-        side: side.as_slice()?,
-        price: price.as_slice()?,
-        size: size.as_slice()?,
-        update_id: update_id.as_slice()?,
-        seq: seq.as_slice()?,
-    };
+    let cols = book.columns()?;
     let params = UpdateParams { tick_units: tick_units.unwrap_or_default() };
     let result = run_detached(py, || {
         let scales =
@@ -94,23 +78,9 @@ fn features_update<'py>(
 /// Per-trade signed volume and trade flow imbalance over each window (nanoseconds): keys `ts`, `symbol`,
 /// `signed_volume`, `tfi_<window>`.
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, side, price, size, *, windows_ns))]
-fn features_trade<'py>(
-    py: Python<'py>,
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    side: PyReadonlyArray1<'py, i8>,
-    price: PyReadonlyArray1<'py, f64>,
-    size: PyReadonlyArray1<'py, f64>,
-    windows_ns: Vec<i64>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let cols = TradeColumns {
-        ts: ts.as_slice()?,
-        symbol: symbol.as_slice()?,
-        side: side.as_slice()?,
-        price: price.as_slice()?,
-        size: size.as_slice()?,
-    };
+#[pyo3(signature = (trades, *, windows_ns))]
+fn features_trade<'py>(py: Python<'py>, trades: TradeArrays<'py>, windows_ns: Vec<i64>) -> PyResult<Bound<'py, PyDict>> {
+    let cols = trades.columns()?;
     let result = run_detached(py, || trade_features(&cols, &windows_ns))?;
     let out = PyDict::new(py);
     out.set_item("ts", result.ts.into_pyarray(py))?;
@@ -176,15 +146,11 @@ fn bar_params(interval: i64, rv_window: usize, higher: Vec<i64>, vmd_modes: usiz
 /// `features_update`) when given, and `vmd_1..vmd_modes`: the rolling VMD of each symbol's closes over `vmd_window`
 /// bars (none when `vmd_modes` is 0).
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, side, price, size, *, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
+#[pyo3(signature = (trades, *, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
 #[allow(clippy::too_many_arguments)]
 fn features_bars_from_trades<'py>(
     py: Python<'py>,
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    side: PyReadonlyArray1<'py, i8>,
-    price: PyReadonlyArray1<'py, f64>,
-    size: PyReadonlyArray1<'py, f64>,
+    trades: TradeArrays<'py>,
     interval_ns: i64,
     rv_window: usize,
     higher_ns: Vec<i64>,
@@ -192,13 +158,7 @@ fn features_bars_from_trades<'py>(
     vmd_modes: usize,
     vmd_window: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let source = BarSource::Trades(TradeColumns {
-        ts: ts.as_slice()?,
-        symbol: symbol.as_slice()?,
-        side: side.as_slice()?,
-        price: price.as_slice()?,
-        size: size.as_slice()?,
-    });
+    let source = BarSource::Trades(trades.columns()?);
     let arrays = updates.as_ref().map(UpdateArrays::from_dict).transpose()?;
     let series = arrays.as_ref().map(UpdateArrays::series).transpose()?;
     let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
@@ -209,18 +169,11 @@ fn features_bars_from_trades<'py>(
 /// Bars of `interval_ns` from a klines (`bars`) table of `kline_interval_ns`, otherwise as
 /// `features_bars_from_trades` (`n_trades` and `buy_volume` are NaN: klines do not carry them).
 #[pyfunction]
-#[pyo3(signature = (ts, symbol, open, high, low, close, volume, turnover, *, kline_interval_ns, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
+#[pyo3(signature = (klines, *, kline_interval_ns, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
 #[allow(clippy::too_many_arguments)]
 fn features_bars_from_klines<'py>(
     py: Python<'py>,
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    open: PyReadonlyArray1<'py, f64>,
-    high: PyReadonlyArray1<'py, f64>,
-    low: PyReadonlyArray1<'py, f64>,
-    close: PyReadonlyArray1<'py, f64>,
-    volume: PyReadonlyArray1<'py, f64>,
-    turnover: PyReadonlyArray1<'py, f64>,
+    klines: KlineArrays<'py>,
     kline_interval_ns: i64,
     interval_ns: i64,
     rv_window: usize,
@@ -229,17 +182,7 @@ fn features_bars_from_klines<'py>(
     vmd_modes: usize,
     vmd_window: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let source = BarSource::Klines(KlineColumns {
-        ts: ts.as_slice()?,
-        symbol: symbol.as_slice()?,
-        open: open.as_slice()?,
-        high: high.as_slice()?,
-        low: low.as_slice()?,
-        close: close.as_slice()?,
-        volume: volume.as_slice()?,
-        turnover: turnover.as_slice()?,
-        interval: kline_interval_ns,
-    });
+    let source = BarSource::Klines(klines.columns(kline_interval_ns)?);
     let arrays = updates.as_ref().map(UpdateArrays::from_dict).transpose()?;
     let series = arrays.as_ref().map(UpdateArrays::series).transpose()?;
     let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
