@@ -4,12 +4,32 @@ that range in its help."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import typer
 
 from apexctl.forge import ranges
 from apexctl.forge.ranges import FloatRange, IntRange
+
+Config = TypeVar("Config")
+
+
+def config_from(cls: type[Config], options: Mapping[str, Any], **computed: Any) -> Config:
+    """The config dataclass `cls` filled from a command's options of the same names (pass `locals()`), with
+    `computed` (renamed or parsed values) on top: the command's signature stays the one list of its options."""
+    names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if stray := set(computed) - names:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(stray)}")
+    return cls(**{name: options[name] for name in names if name in options} | computed)
+
+
+def comma_list(text: str | None) -> tuple[str, ...] | None:
+    """The items of a comma-separated option, blanks dropped; None when the option is not given."""
+    if not text:
+        return None
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def ranged(kind: IntRange | FloatRange, *decls: str, help: str) -> Any:

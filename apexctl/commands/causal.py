@@ -80,19 +80,6 @@ def causal(
     Dropped columns (constant, near-duplicate, missing) are listed on stderr and in the JSON with their reason.
     """
     outputs.check([outputs.OutFile(output)], [input_path])
-    config = CausalConfig(
-        target=target,
-        tau_max=tau_max,
-        tau_min=tau_min,
-        test=test,
-        pc_alpha=pc_alpha,
-        alpha=alpha,
-        fdr=fdr,
-        features=tuple(f.strip() for f in features.split(",") if f.strip()) if features else None,
-        symbol=symbol,
-        jobs=jobs,
-        seed=seed,
-        shuffles=shuffles,
-    )
+    config = _options.config_from(CausalConfig, locals(), features=_options.comma_list(features))
     doc = run(input_path, output, config)
     wrote(output, f"{len(doc['parents'])} causal parents of {target} ({doc['settings']['samples_used']:,} samples)")

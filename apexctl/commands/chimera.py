@@ -103,21 +103,7 @@ def chimera(
     outputs.check([outputs.OutFile(output)], inputs)  # first: the names of the others derive from it
     report_path, log_path = report_paths(output)
     outputs.check([outputs.OutFile(report_path), outputs.OutFile(log_path)], inputs)
-    config = ChimeraConfig(
-        target=target,
-        output=output,
-        init=init,
-        budget=budget,
-        seeds=seeds,
-        hours=hours,
-        seed=seed,
-        popsize=popsize,
-        sigma0=sigma,
-        params=tuple(p.strip() for p in params.split(",") if p.strip()) if params else None,
-        symbol=symbol,
-        ray=ray,
-        sensitivity=sensitivity,
-    )
+    config = _options.config_from(ChimeraConfig, locals(), sigma0=sigma, params=_options.comma_list(params))
     with progress(transient=True) as bar:
         task = bar.add_task("starting", total=budget)
 

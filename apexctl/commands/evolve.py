@@ -187,30 +187,13 @@ def evolve_command(
     else:
         if features is None:
             raise UsageError("--features is required (unless --resume continues a checkpointed run)")
-        config = EvolveConfig(
-            features=features,
-            output=output,
-            pop=pop,
+        config = _options.config_from(
+            EvolveConfig,
+            locals(),
             gens=DEFAULT_GENS if gens is None else gens,
-            seed=seed,
-            symbol=symbol,
-            train_fraction=train_fraction,
-            tournament=tournament,
-            cx_prob=cx_prob,
-            mut_prob=mut_prob,
-            max_depth=max_depth,
             hall_size=hall_of_fame,
             surrogate=dsg is not None if surrogate is None else surrogate,
-            eval_fraction=eval_fraction,
-            surrogate_min_corr=surrogate_min_corr,
-            seed_dna=seed_dna,
-            seed_share=seed_share,
-            causal=causal,
-            dsg=dsg,
             sim_seeds=_seeds(sim_seeds),
-            sim_hours=sim_hours,
-            sim_symbol=sim_symbol,
-            ray=ray,
         )
     with progress(transient=True) as bar:
         task = bar.add_task("generation 0", total=config.gens + 1)

@@ -71,17 +71,7 @@ def export_command(
         raise UsageError("missing -o/--output (the bundle folder to write), or use --check BUNDLE")
     if engine_features is not None:
         raise UsageError("--engine-features goes with --check")
-    config = ExportConfig(
-        output=output,
-        hall_of_fame=hall_of_fame,
-        rank=rank,
-        maml=maml,
-        iel=iel,
-        symbol=symbol,
-        slot=slot,
-        force=force,
-        command=shlex.join(["apexctl", *sys.argv[1:]]),
-    )
+    config = _options.config_from(ExportConfig, locals(), command=shlex.join(["apexctl", *sys.argv[1:]]))
     result = export(config)
     title = safe(f"bundle {result.manifest['symbol']} slot {result.manifest['slot']}")
     err.print(_summary(result.report, title), markup=False)

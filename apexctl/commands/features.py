@@ -72,13 +72,8 @@ def features(
     Columns are listed in the apexctl.forge.features module docstring and the README section "Features".
     """
     outputs.check([outputs.OutFile(output)], inputs)
-    config = FeatureConfig(
-        grain=grain,
-        tfi_windows=tuple(w for w in tfi_windows.split(",") if w.strip()),
-        rv_bars=rv_bars,
-        mtfa=mtfa,
-        vmd_modes=vmd_modes,
-        vmd_window=vmd_window,
+    config = _options.config_from(
+        FeatureConfig, locals(), tfi_windows=tuple(w for w in tfi_windows.split(",") if w.strip())
     )
     frame = run(inputs, output, config)
     wrote(output, f"{frame.height:,} feature rows ({config.grain.value}, {frame.width} columns)")

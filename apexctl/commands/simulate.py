@@ -76,18 +76,7 @@ def simulate(
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
     outputs.check([outputs.OutFolder(output, replace=force)], [dsg, tree])
     symbol = check_symbol(symbol)
-    config = StrategySim(
-        strategy=strategy,
-        symbol=symbol,
-        dsg_path=dsg,
-        seed=seed,
-        hours=hours,
-        capital=capital,
-        tree=tree,
-        rv_bars=rv_bars,
-        vmd_modes=vmd_modes,
-        vmd_window=vmd_window,
-    )
+    config = _options.config_from(StrategySim, locals(), dsg_path=dsg)
     frames, summary = simulate_strategy(config)
     fills_path, equity_path, summary_path = write_simulation(config, frames, summary, output, force=force)
     table = Table(title=f"{summary['strategy']} on {symbol}, {hours:g} h, seed {seed}", show_header=False)

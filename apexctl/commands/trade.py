@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from apexctl.commands import _options
 from apexctl.forge.trade import TradeOptions, run
 
 
@@ -33,14 +34,7 @@ def trade(
     by orderLinkId, every intent, fill, position and equity in OUT/ledger.sqlite; restart with the same --out to
     resume and reconcile. Exit codes: 0 stopped as asked, 1 runtime failure, 2 bad input (nothing was connected),
     3 another engine holds OUT."""
-    options = TradeOptions(
-        config=config,
-        out=out,
-        venue=venue,
-        venue_ready=venue_ready,
-        duration=duration,
-        confirm_mainnet=i_understand_mainnet,
-    )
+    options = _options.config_from(TradeOptions, locals(), confirm_mainnet=i_understand_mainnet)
     code = run(options)
     if code != 0:
         raise typer.Exit(code)

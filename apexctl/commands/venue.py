@@ -69,18 +69,7 @@ def venue(
     for path in (ready, fault_log):
         if path is not None:  # as for every output, its folders are created (the binary only writes the file)
             path.parent.mkdir(parents=True, exist_ok=True)
-    options = VenueOptions(
-        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
-        seed=seed,
-        dsg=dsg,
-        speed=speed,
-        accounts=accounts,
-        faults=faults,
-        fault_log=fault_log,
-        port=port,
-        ready=ready,
-        duration=duration,
-    )
+    options = _options.config_from(VenueOptions, locals(), symbols=_options.comma_list(symbols) or ())
     code = run(options)
     if code != 0:
         raise typer.Exit(code)

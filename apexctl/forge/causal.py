@@ -41,7 +41,7 @@ from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.durations import duration_ns
 from apexctl.forge.feedback import note, steps
-from apexctl.forge.io import describe, read_json, read_table, write_json
+from apexctl.forge.io import check_numeric_columns, describe, read_json, read_table, write_json
 from apexctl.schemas.causal import CAUSAL_SCHEMA, CAUSAL_VERSION, CausalDoc
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
@@ -168,12 +168,7 @@ def _abs_corr(a: np.ndarray, b: np.ndarray) -> float:
 def candidate_features(frame: pl.DataFrame, config: CausalConfig, source: str) -> list[str]:
     """The requested feature columns, or every numeric column that is not an id, the time, or the target."""
     if config.features is not None:
-        unknown = [f for f in config.features if f not in frame.columns]
-        if unknown:
-            raise InputError(f"{source}: --features names unknown columns {unknown} (has: {', '.join(frame.columns)})")
-        not_numeric = [f for f in config.features if not frame.schema[f].is_numeric()]
-        if not_numeric:
-            raise InputError(f"{source}: --features names non-numeric columns {not_numeric}")
+        check_numeric_columns(frame, config.features, source, "--features")
         names = [f for f in dict.fromkeys(config.features) if f != config.target]
     else:
         names = [

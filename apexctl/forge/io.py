@@ -418,6 +418,17 @@ def _conform(frame: pl.DataFrame, schema: TableSchema, name: str) -> pl.DataFram
     return frame
 
 
+def check_numeric_columns(frame: pl.DataFrame, names: Sequence[str], source: str, option: str) -> None:
+    """SchemaError naming `source` and `option` unless every column of `names` is in `frame` and numeric."""
+    absent = [name for name in names if name not in frame.columns]
+    if absent:
+        has = ", ".join(frame.columns)
+        raise SchemaError(f"{source}: {option} names columns the table lacks: {absent} (has: {has})")
+    wrong = [name for name in names if not frame.schema[name].is_numeric()]
+    if wrong:
+        raise SchemaError(f"{source}: {option} names non-numeric columns {wrong}")
+
+
 def read_tables(paths: Sequence[str | Path], expect: TableSchema | Sequence[TableSchema]) -> list[Table]:
     if sum(1 for p in paths if str(p) == STDIO) > 1:
         raise InputError("stdin ('-') can be given only once")

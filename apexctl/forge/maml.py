@@ -196,22 +196,10 @@ def meta_loss(
     return losses.mean()
 
 
-def meta_gradient(
-    fn: Functional,
-    params: Params,
-    tasks: TaskSet,
-    *,
-    steps: int,
-    lr: float,
-    size_weight: float,
-    order: int = 2,
-    vectorize: bool = True,
-) -> tuple[Params, torch.Tensor]:
-    """(gradient of `meta_loss` with respect to the initial parameters, its value)."""
-    objective = partial(
-        meta_loss, fn, tasks=tasks, steps=steps, lr=lr, size_weight=size_weight, order=order, vectorize=vectorize
-    )
-    return grad_and_value(objective)(params)
+def meta_gradient(fn: Functional, params: Params, tasks: TaskSet, **settings: Any) -> tuple[Params, torch.Tensor]:
+    """(gradient of `meta_loss` with respect to the initial parameters, its value); `settings` are `meta_loss`'s
+    keywords."""
+    return grad_and_value(partial(meta_loss, fn, tasks=tasks, **settings))(params)
 
 
 def adaptation_curve(

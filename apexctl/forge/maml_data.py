@@ -13,7 +13,7 @@ import polars as pl
 
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
-from apexctl.forge.io import read_table, sha256_file
+from apexctl.forge.io import check_numeric_columns, read_table, sha256_file
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
 #: The model's outputs, in order (what `apexctl export` checks a --maml checkpoint declares).
@@ -155,12 +155,7 @@ def build_tasks(frame: pl.DataFrame, source: str, config: MamlConfig) -> Dataset
     if missing:
         raise SchemaError(f"{source}: features table lacks columns {missing} (make it with `apexctl features`)")
     if config.inputs is not None:
-        absent = [c for c in config.inputs if c not in frame.columns]
-        if absent:
-            raise SchemaError(f"{source}: --inputs names columns the table lacks: {absent}")
-        wrong = [c for c in config.inputs if not frame.schema[c].is_numeric()]
-        if wrong:
-            raise SchemaError(f"{source}: --inputs must be numeric columns; not numeric: {wrong}")
+        check_numeric_columns(frame, config.inputs, source, "--inputs")
         candidates = list(config.inputs)
     else:
         candidates = _default_inputs(frame)

@@ -1,24 +1,22 @@
 """The `apex.causal` JSON document (causal parents of a target, written by `apexctl causal`): pydantic model + schema.
 
-Regenerate the committed JSON Schema with `python -m apexctl.schemas.causal > apexctl/schemas/causal.schema.json`.
+Its committed JSON Schema is generated from the model (`python -m apexctl.schemas.documents` rewrites it).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from apexctl.schemas.documents import document_json_schema, schema_text
+from apexctl.schemas.documents import StrictDocument, StrictModel, committed_text
 
 CAUSAL_SCHEMA = "apex.causal"
 CAUSAL_VERSION = 1
 
 
-class CausalLink(BaseModel):
+class CausalLink(StrictModel):
     """One significant link `feature(t - lag) -> target(t)` found by the MCI step."""
-
-    model_config = ConfigDict(extra="forbid")
 
     feature: str = Field(description="feature column (or the target itself for an autoregressive link)")
     lag: int = Field(ge=0, description="the feature's value at t - lag drives the target at t")
@@ -26,10 +24,8 @@ class CausalLink(BaseModel):
     value: float = Field(description="MCI test statistic (partial correlation for parcorr, CMI for cmiknn, ...)")
 
 
-class DroppedFeature(BaseModel):
+class DroppedFeature(StrictModel):
     """A candidate column removed before the search, and why."""
-
-    model_config = ConfigDict(extra="forbid")
 
     feature: str
     reason: str
@@ -61,10 +57,8 @@ class CausalSettings(BaseModel):
     input_sha256: str
 
 
-class CausalDoc(BaseModel):
+class CausalDoc(StrictDocument):
     """The causal parents of one target column."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     schema_: Literal["apex.causal"] = Field(alias="schema")
     version: Literal[1]
@@ -77,14 +71,6 @@ class CausalDoc(BaseModel):
     dropped: list[DroppedFeature] = Field(default_factory=list)
 
 
-def causal_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the document, as committed in causal.schema.json."""
-    return document_json_schema(CausalDoc, CAUSAL_SCHEMA, CAUSAL_VERSION)
-
-
 def causal_json_schema_text() -> str:
-    return schema_text(causal_json_schema())
-
-
-if __name__ == "__main__":
-    print(causal_json_schema_text(), end="")
+    """What apexctl/schemas/causal.schema.json must hold."""
+    return committed_text("causal")

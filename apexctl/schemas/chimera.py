@@ -1,25 +1,22 @@
 """The `apex.chimera_report` JSON document (the fit report `apexctl chimera` writes next to the DSG): model + schema.
 
-Regenerate the committed JSON Schema with
-`python -m apexctl.schemas.chimera > apexctl/schemas/chimera_report.schema.json`.
+Its committed JSON Schema is generated from the model (`python -m apexctl.schemas.documents` rewrites it).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from apexctl.schemas.documents import document_json_schema, schema_text
+from apexctl.schemas.documents import StrictDocument, StrictModel, committed_text
 
 REPORT_SCHEMA = "apex.chimera_report"
 REPORT_VERSION = 1
 
 
-class MomentFit(BaseModel):
+class MomentFit(StrictModel):
     """One market statistic: the target's value, the simulated one at the start and at the fit, and its weight."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str
     target: float | None = Field(description="the target market's value (null: the data cannot show it)")
@@ -31,10 +28,8 @@ class MomentFit(BaseModel):
     weight: float = Field(ge=0, description="1 / scale^2 in the objective; 0 = not used")
 
 
-class ParamFit(BaseModel):
+class ParamFit(StrictModel):
     """One DSG parameter before and after the fit."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str
     initial: float
@@ -45,10 +40,8 @@ class ParamFit(BaseModel):
     log_scale: bool = Field(description="searched on a log scale (bounds span two decades or more)")
 
 
-class Identifiability(BaseModel):
+class Identifiability(StrictModel):
     """Whether the moments notice a move of one searched parameter, against the seed noise."""
-
-    model_config = ConfigDict(extra="forbid")
 
     param: str
     step: float = Field(description="the move in normalized coordinates")
@@ -59,25 +52,19 @@ class Identifiability(BaseModel):
     most_moved: list[str] = Field(description="the moments that moved most")
 
 
-class Objective(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Objective(StrictModel):
     initial: float
     final: float
 
 
-class Target(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Target(StrictModel):
     folder: str
     span_hours: float
     inputs: dict[str, str] = Field(description="SHA-256 of each table read")
 
 
-class ChimeraReport(BaseModel):
+class ChimeraReport(StrictDocument):
     """How well the fitted DSG reproduces the target market, and what the moments can tell apart."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     schema_: Literal["apex.chimera_report"] = Field(alias="schema")
     version: Literal[1]
@@ -93,14 +80,6 @@ class ChimeraReport(BaseModel):
     identifiability: list[Identifiability] = Field(description="empty with --no-sensitivity")
 
 
-def chimera_report_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the document, as committed in chimera_report.schema.json."""
-    return document_json_schema(ChimeraReport, REPORT_SCHEMA, REPORT_VERSION)
-
-
 def chimera_report_json_schema_text() -> str:
-    return schema_text(chimera_report_json_schema())
-
-
-if __name__ == "__main__":
-    print(chimera_report_json_schema_text(), end="")
+    """What apexctl/schemas/chimera_report.schema.json must hold."""
+    return committed_text("chimera_report")

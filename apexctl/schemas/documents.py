@@ -9,9 +9,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 HERE = Path(__file__).resolve().parent
+
+
+class StrictModel(BaseModel):
+    """A part of a document that refuses keys it does not define (a typo in a key is an error, not a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StrictDocument(BaseModel):
+    """A whole document: strict, and filled by field name as well as by alias (`schema`, `version`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def schema_id(stem: str) -> str:

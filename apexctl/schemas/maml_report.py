@@ -1,36 +1,31 @@
 """The `apex.maml_report` JSON document (held-out comparison written by `apexctl train maml`): pydantic model + schema.
 
-Regenerate the committed JSON Schema with
-`python -m apexctl.schemas.maml_report > apexctl/schemas/maml_report.schema.json`.
+Its committed JSON Schema is generated from the model (`python -m apexctl.schemas.documents` rewrites it).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from apexctl.schemas.documents import document_json_schema, schema_text
+from apexctl.schemas.documents import StrictDocument, StrictModel, committed_text
 
 MAML_REPORT_SCHEMA = "apex.maml_report"
 MAML_REPORT_VERSION = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Producer(_Strict):
+class Producer(StrictModel):
     command: str = Field(description="the command line that produced the model and this report")
     version: str = Field(description="apexctl version")
 
 
-class FeaturesFile(_Strict):
+class FeaturesFile(StrictModel):
     path: str
     sha256: str
 
 
-class Tasks(_Strict):
+class Tasks(StrictModel):
     train: int = Field(ge=1, description="training tasks (symbol, time window)")
     held_out: int = Field(ge=1, description="held-out tasks: the latest windows of each symbol")
     support_rows: int = Field(ge=1)
@@ -39,29 +34,27 @@ class Tasks(_Strict):
     held_out_names: list[str] = Field(description="SYMBOL@first bar time of each held-out task")
 
 
-class Curve(_Strict):
+class Curve(StrictModel):
     loss: list[float] = Field(description="mean held-out query loss after 0, 1, ..., k adaptation steps")
     sign_accuracy: list[float] = Field(description="share of directional query rows whose sign is predicted")
 
 
-class HeldOut(_Strict):
+class HeldOut(StrictModel):
     steps: list[int]
     meta: Curve = Field(description="the meta-trained network (the checkpoint)")
     baseline: Curve = Field(description="the same network trained on the pooled tasks, same budget")
     meta_minus_baseline_after_k: float = Field(description="negative = meta-training wins after k steps")
 
 
-class Training(_Strict):
+class Training(StrictModel):
     meta_loss_first: float
     meta_loss_last: float = Field(description="mean over the last 10% of meta-steps")
     baseline_loss_first: float
     baseline_loss_last: float = Field(description="mean over the last 10% of steps")
 
 
-class MamlReport(_Strict):
+class MamlReport(StrictDocument):
     """What `apexctl train maml` measured: held-out loss after 0..k steps, meta-trained vs pooled baseline."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     schema_: Literal["apex.maml_report"] = Field(alias="schema")
     version: Literal[1]
@@ -78,14 +71,6 @@ class MamlReport(_Strict):
     seconds: float = Field(ge=0)
 
 
-def maml_report_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the document, as committed in maml_report.schema.json."""
-    return document_json_schema(MamlReport, MAML_REPORT_SCHEMA, MAML_REPORT_VERSION)
-
-
 def maml_report_json_schema_text() -> str:
-    return schema_text(maml_report_json_schema())
-
-
-if __name__ == "__main__":
-    print(maml_report_json_schema_text(), end="")
+    """What apexctl/schemas/maml_report.schema.json must hold."""
+    return committed_text("maml_report")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from apexctl.schemas.documents import StrictModel
 
 SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION = "apex.sim_summary", 1
 IEL_REPORT_SCHEMA, IEL_REPORT_VERSION = "apex.iel_report", 1
@@ -17,28 +19,24 @@ HALL_OF_FAME_SCHEMA, HALL_OF_FAME_VERSION = "apex.hall_of_fame", 1
 Number = float | None
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # ---------------------------------------------------------------------------------------------------- sim_summary
 
 
-class Population(_Strict):
+class Population(StrictModel):
     agents: int = Field(ge=0)
     pnl: Number = Field(description="the population's profit and loss, USDT, after fees")
     fees: Number = Field(description="fees it paid, USDT")
     volume: Number = Field(description="quantity it traded, base units")
 
 
-class SimMarket(_Strict):
+class SimMarket(StrictModel):
     events: int = Field(ge=0, description="events the simulated market processed")
     trades: int = Field(ge=0, description="trades printed in the market (every agent's)")
     truncated: bool = Field(description="the run stopped at its event cap before the requested time")
     populations: dict[str, Population] = Field(description="each agent population's size and results")
 
 
-class SimSummary(_Strict):
+class SimSummary(StrictModel):
     """`apexctl simulate`'s summary.json: one strategy traded in the simulated market."""
 
     schema_: Literal["apex.sim_summary"] = Field(alias="schema")
@@ -62,7 +60,7 @@ class SimSummary(_Strict):
 # ------------------------------------------------------------------------------------------------------ iel_report
 
 
-class Shortfall(_Strict):
+class Shortfall(StrictModel):
     mean_is_bps: Number = Field(description="mean implementation shortfall, bps")
     se_bps: Number = Field(description="its standard error, bps")
     std_bps: Number
@@ -75,12 +73,12 @@ class PolicyResult(Shortfall):
     action_share: dict[str, Number] = Field(description="share of decisions per action")
 
 
-class PairedDifference(_Strict):
+class PairedDifference(StrictModel):
     mean_bps: Number
     se_bps: Number
 
 
-class IelReport(_Strict):
+class IelReport(StrictModel):
     """`apexctl train iel`'s held-out comparison of the learned execution policy against the baselines."""
 
     schema_: Literal["apex.iel_report"] = Field(alias="schema")
@@ -93,7 +91,7 @@ class IelReport(_Strict):
 # ---------------------------------------------------------------------------------------------------- hall_of_fame
 
 
-class Metrics(_Strict):
+class Metrics(StrictModel):
     """A tree's backtest on one span (apex-backtest's metrics)."""
 
     fitness: Number
@@ -107,11 +105,11 @@ class Metrics(_Strict):
     ruined: Number
 
 
-class Adversarial(_Strict):
+class Adversarial(StrictModel):
     mean_pnl: Number = Field(description="simulator PnL, USDT, mean over the seeds (--dsg)")
 
 
-class HallEntry(_Strict):
+class HallEntry(StrictModel):
     rank: int = Field(ge=1)
     file: str = Field(description="the tree's apex.gp_tree file in hall_of_fame/")
     size: int = Field(ge=1, description="nodes")
@@ -121,7 +119,7 @@ class HallEntry(_Strict):
     adversarial: Adversarial | None = None
 
 
-class SeedRequest(_Strict):
+class SeedRequest(StrictModel):
     """An apex.recycle request the initial population was seeded from."""
 
     file: str
@@ -137,7 +135,7 @@ class SeedRequest(_Strict):
     record: dict[str, Any] = Field(description="the model's record on the ledger (growth, decisions, source)")
 
 
-class HallOfFame(_Strict):
+class HallOfFame(StrictModel):
     """`apexctl evolve`'s hall_of_fame/index.json."""
 
     schema_: Literal["apex.hall_of_fame"] = Field(alias="schema")

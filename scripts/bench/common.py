@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import numpy as np
 
 
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -22,3 +24,28 @@ def report(name: str, unit: str, count: float, ours: float, peer: float, peer_na
     print(f"  apexctl     : {count / ours:14,.0f} {unit}/s  ({ours * 1e3:9.1f} ms)")
     print(f"  {peer_name:<12}: {count / peer:14,.0f} {unit}/s  ({peer * 1e3:9.1f} ms)")
     print(f"  ratio       : {peer / ours:14.1f}x faster")
+
+
+def dict_book_states(cols: dict[str, np.ndarray]) -> Iterator[tuple[dict[float, float], dict[float, float]]]:
+    """The naive L2 book the benchmarks race: a dict per side, applied message by message (rows sharing an
+    `update_id`; a snapshot, kind 0, starts both sides afresh). Yields (bids, asks) after each message."""
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    update_id = cols["update_id"].tolist()
+    kind = cols["kind"].tolist()
+    side = cols["side"].tolist()
+    price = cols["price"].tolist()
+    size = cols["size"].tolist()
+    i, n = 0, len(update_id)
+    while i < n:
+        u = update_id[i]
+        if kind[i] == 0:
+            bids, asks = {}, {}
+        while i < n and update_id[i] == u:
+            book = bids if side[i] > 0 else asks
+            if size[i] == 0.0:
+                book.pop(price[i], None)
+            else:
+                book[price[i]] = size[i]
+            i += 1
+        yield bids, asks
