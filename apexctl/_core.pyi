@@ -235,21 +235,11 @@ def features_trade(
     *,
     windows_ns: list[int],
 ) -> dict[str, npt.NDArray[Any]]: ...
-def features_bars_from_trades(
-    trades: Mapping[str, npt.NDArray[Any]],
+def features_bars(
+    table: Mapping[str, npt.NDArray[Any]],
     *,
     interval_ns: int,
-    rv_window: int = 30,
-    higher_ns: list[int] = ...,
-    updates: dict[str, npt.NDArray[Any]] | None = None,
-    vmd_modes: int = 0,
-    vmd_window: int = 64,
-) -> dict[str, npt.NDArray[Any]]: ...
-def features_bars_from_klines(
-    klines: Mapping[str, npt.NDArray[Any]],
-    *,
-    kline_interval_ns: int,
-    interval_ns: int,
+    kline_interval_ns: int | None = None,
     rv_window: int = 30,
     higher_ns: list[int] = ...,
     updates: dict[str, npt.NDArray[Any]] | None = None,

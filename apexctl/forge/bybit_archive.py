@@ -19,6 +19,7 @@ import pyarrow as pa
 from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError
+from apexctl.forge.features import book_frame
 
 CHUNK_BYTES = 8 << 20
 #: Longest line accepted while streaming: a V5 order-book snapshot line is tens of kB, a trade CSV line ~200 bytes, so
@@ -81,18 +82,11 @@ def lines_to_frames(result: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Turns one `_core.bybit_parse_lines` result into `book` and `trades` frames (symbol codes to names)."""
     names = pl.Series("symbol", result["symbols"], dtype=pl.String)
     b = result["book"]
-    book = pl.DataFrame(
-        {
-            "ts": b["ts"],
-            "symbol": names.gather(b["symbol"]) if len(b["ts"]) else pl.Series("symbol", [], dtype=pl.String),
-            "kind": KINDS.gather(b["kind"]) if len(b["ts"]) else pl.Series("kind", [], dtype=pl.String),
-            "side": b["side"],
-            "price": b["price"],
-            "size": b["size"],
-            "update_id": b["update_id"],
-            "seq": b["seq"],
-        }
-    ).with_columns(pl.col("price").fill_nan(None), pl.col("size").fill_nan(None))
+    book = book_frame(
+        b,
+        names.gather(b["symbol"]) if len(b["ts"]) else pl.Series("symbol", [], dtype=pl.String),
+        KINDS.gather(b["kind"]) if len(b["ts"]) else pl.Series("kind", [], dtype=pl.String),
+    )
     t = result["trades"]
     n = len(t["ts"])
     ids = pa.LargeStringArray.from_buffers(n, pa.py_buffer(t["trade_id_offsets"]), pa.py_buffer(t["trade_id_data"]))

@@ -88,7 +88,7 @@ def bar_features(bars: Bars) -> dict[str, np.ndarray]:
     the book and trade-flow features need the simulator's L2 and trade streams, which a bar table does not have."""
     n = len(bars["ts"])
     klines = {c: np.asarray(bars[c], dtype=np.float64) for c in BAR_COLUMNS}
-    columns = _core.features_bars_from_klines(
+    columns = _core.features_bars(
         klines
         | {
             "ts": np.asarray(bars["ts"], dtype=np.int64),

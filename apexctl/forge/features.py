@@ -47,7 +47,7 @@ column of a row depends on data after its close; NaN before the first closed hig
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -198,6 +198,15 @@ def book_arrays(book: pl.DataFrame, symbol_codes: np.ndarray) -> dict[str, np.nd
     }
 
 
+def book_frame(columns: Mapping[str, np.ndarray], symbol: Any, kind: Any) -> pl.DataFrame:
+    """The inverse: a `book` table from a binding's NumPy columns, with its `symbol` and `kind` columns given as names
+    (a series, or one value for every row); NaN prices and sizes (a message without levels) become nulls."""
+    levels = {c: columns[c] for c in ("side", "price", "size", "update_id", "seq")}
+    return pl.DataFrame({"ts": columns["ts"], "symbol": symbol, "kind": kind, **levels}).with_columns(
+        pl.col("price").fill_nan(None), pl.col("size").fill_nan(None)
+    )
+
+
 def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.ndarray]:
     return {c: trades[c].to_numpy() for c in ("ts", "side", "price", "size")} | {"symbol": _symbol_codes(trades, codes)}
 
@@ -297,7 +306,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         "vmd_window": window,
     }
     if inputs.trades is not None:
-        arrays = _core.features_bars_from_trades(_trade_arrays(inputs.trades, inputs.codes), updates=updates, **options)
+        arrays = _core.features_bars(_trade_arrays(inputs.trades, inputs.codes), updates=updates, **options)
     else:
         k = inputs.bars
         assert k is not None
@@ -306,7 +315,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
             raise InputError(f"bars table mixes intervals {sorted(kline_intervals)}; give one interval per run")
         kline_interval = parse_duration(kline_intervals[0], "bars interval") if kline_intervals else interval
         klines = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
-        arrays = _core.features_bars_from_klines(
+        arrays = _core.features_bars(
             klines | {"symbol": _symbol_codes(k, inputs.codes)},
             kline_interval_ns=kline_interval,
             updates=updates,

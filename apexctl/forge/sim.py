@@ -16,6 +16,7 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import ConfigError, DataError, InputError, UsageError
 from apexctl.forge import io, outputs, ranges
+from apexctl.forge.features import book_frame
 from apexctl.forge.io import describe, read_bounded, sha256_bytes
 from apexctl.schemas.reports import SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION, SimSummary
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
@@ -139,20 +140,7 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
                 schema=TRADES.polars_schema(),
             )
         )
-        book.append(
-            pl.DataFrame(
-                {
-                    "ts": b["ts"],
-                    "symbol": symbol,
-                    "kind": np.where(b["kind"] == 0, "snapshot", "delta"),
-                    "side": b["side"],
-                    "price": b["price"],
-                    "size": b["size"],
-                    "update_id": b["update_id"],
-                    "seq": b["seq"],
-                }
-            ).with_columns(pl.col("price").fill_nan(None), pl.col("size").fill_nan(None))
-        )
+        book.append(book_frame(b, symbol, np.where(b["kind"] == 0, "snapshot", "delta")))
         bar_frame = pl.DataFrame(
             {
                 "ts": k["ts"],

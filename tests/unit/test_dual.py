@@ -120,7 +120,7 @@ def test_signals_in_the_simulator_equal_batch_evaluation_of_its_recorded_feature
     t, b = run["trades"], run["book"]
     updates = _core.features_update({**b, "ts": b["ts_us"] * 1000, "symbol": np.zeros(len(b["ts_us"]), np.uint32)})
     updates.pop("incident_row")
-    table = _core.features_bars_from_trades(
+    table = _core.features_bars(
         {**t, "ts": t["ts_us"] * 1000, "symbol": np.zeros(len(t["ts_us"]), np.uint32)},
         interval_ns=60 * 10**9,
         rv_window=3,

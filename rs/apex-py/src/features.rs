@@ -21,8 +21,7 @@ use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(features_update, m)?)?;
     m.add_function(wrap_pyfunction!(features_trade, m)?)?;
-    m.add_function(wrap_pyfunction!(features_bars_from_trades, m)?)?;
-    m.add_function(wrap_pyfunction!(features_bars_from_klines, m)?)?;
+    m.add_function(wrap_pyfunction!(features_bars, m)?)?;
     m.add_class::<PyBarFeatureEngine>()?;
     Ok(())
 }
@@ -79,7 +78,11 @@ fn features_update<'py>(
 /// `signed_volume`, `tfi_<window>`.
 #[pyfunction]
 #[pyo3(signature = (trades, *, windows_ns))]
-fn features_trade<'py>(py: Python<'py>, trades: TradeArrays<'py>, windows_ns: Vec<i64>) -> PyResult<Bound<'py, PyDict>> {
+fn features_trade<'py>(
+    py: Python<'py>,
+    trades: TradeArrays<'py>,
+    windows_ns: Vec<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
     let cols = trades.columns()?;
     let result = run_detached(py, || trade_features(&cols, &windows_ns))?;
     let out = PyDict::new(py);
@@ -141,48 +144,36 @@ fn bar_params(interval: i64, rv_window: usize, higher: Vec<i64>, vmd_modes: usiz
     BarParams { interval, rv_window, higher, vmd }
 }
 
-/// Bars of `interval_ns` from a `trades` table with CLV, returns, realized volatility over `rv_window` returns,
-/// the last closed bar of each `higher_ns` interval, the per-bar aggregates of `updates` (the dict returned by
-/// `features_update`) when given, and `vmd_1..vmd_modes`: the rolling VMD of each symbol's closes over `vmd_window`
-/// bars (none when `vmd_modes` is 0).
+/// Bars of `interval_ns` with CLV, returns, realized volatility over `rv_window` returns, the last closed bar of each
+/// `higher_ns` interval, the per-bar aggregates of `updates` (the dict returned by `features_update`) when given, and
+/// `vmd_1..vmd_modes`: the rolling VMD of each symbol's closes over `vmd_window` bars (none when `vmd_modes` is 0).
+/// `table` is a `trades` table, or a klines (`bars`) table of `kline_interval_ns` when that is given (then
+/// `n_trades` and `buy_volume` are NaN: klines do not carry them).
 #[pyfunction]
-#[pyo3(signature = (trades, *, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
+#[pyo3(signature = (table, *, interval_ns, kline_interval_ns=None, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
 #[allow(clippy::too_many_arguments)]
-fn features_bars_from_trades<'py>(
+fn features_bars<'py>(
     py: Python<'py>,
-    trades: TradeArrays<'py>,
+    table: &Bound<'py, PyAny>,
     interval_ns: i64,
+    kline_interval_ns: Option<i64>,
     rv_window: usize,
     higher_ns: Vec<i64>,
     updates: Option<Bound<'py, PyDict>>,
     vmd_modes: usize,
     vmd_window: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let source = BarSource::Trades(trades.columns()?);
-    let arrays = updates.as_ref().map(UpdateArrays::from_dict).transpose()?;
-    let series = arrays.as_ref().map(UpdateArrays::series).transpose()?;
-    let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
-    let table = run_detached(py, || bar_features(&source, series.as_ref(), &params))?;
-    bar_table_to_dict(py, table)
-}
-
-/// Bars of `interval_ns` from a klines (`bars`) table of `kline_interval_ns`, otherwise as
-/// `features_bars_from_trades` (`n_trades` and `buy_volume` are NaN: klines do not carry them).
-#[pyfunction]
-#[pyo3(signature = (klines, *, kline_interval_ns, interval_ns, rv_window=30, higher_ns=Vec::new(), updates=None, vmd_modes=0, vmd_window=64))]
-#[allow(clippy::too_many_arguments)]
-fn features_bars_from_klines<'py>(
-    py: Python<'py>,
-    klines: KlineArrays<'py>,
-    kline_interval_ns: i64,
-    interval_ns: i64,
-    rv_window: usize,
-    higher_ns: Vec<i64>,
-    updates: Option<Bound<'py, PyDict>>,
-    vmd_modes: usize,
-    vmd_window: usize,
-) -> PyResult<Bound<'py, PyDict>> {
-    let source = BarSource::Klines(klines.columns(kline_interval_ns)?);
+    let (klines, trades): (KlineArrays<'py>, TradeArrays<'py>);
+    let source = match kline_interval_ns {
+        Some(kline_interval) => {
+            klines = table.extract()?;
+            BarSource::Klines(klines.columns(kline_interval)?)
+        }
+        None => {
+            trades = table.extract()?;
+            BarSource::Trades(trades.columns()?)
+        }
+    };
     let arrays = updates.as_ref().map(UpdateArrays::from_dict).transpose()?;
     let series = arrays.as_ref().map(UpdateArrays::series).transpose()?;
     let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
