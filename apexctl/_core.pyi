@@ -330,12 +330,7 @@ def bybit_sign(api_secret: str, api_key: str, timestamp_ms: int, recv_window_ms:
 def backtest_defaults() -> dict[str, float | int]: ...
 def backtest_run(
     signals: npt.NDArray[np.float64],
-    ts: npt.NDArray[np.int64],
-    open: npt.NDArray[np.float64],
-    high: npt.NDArray[np.float64],
-    low: npt.NDArray[np.float64],
-    close: npt.NDArray[np.float64],
-    volume: npt.NDArray[np.float64],
+    bars: Mapping[str, npt.NDArray[Any]],
     *,
     start: int = 0,
     end: int | None = None,
@@ -345,12 +340,7 @@ def backtest_run(
 ) -> dict[str, npt.NDArray[Any]]: ...
 def backtest_equity(
     signal: npt.NDArray[np.float64],
-    ts: npt.NDArray[np.int64],
-    open: npt.NDArray[np.float64],
-    high: npt.NDArray[np.float64],
-    low: npt.NDArray[np.float64],
-    close: npt.NDArray[np.float64],
-    volume: npt.NDArray[np.float64],
+    bars: Mapping[str, npt.NDArray[Any]],
     *,
     start: int = 0,
     end: int | None = None,

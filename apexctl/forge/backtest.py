@@ -16,7 +16,9 @@ import polars as pl
 from apexctl import _core
 from apexctl.errors import SchemaError
 
-BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+#: The price and volume columns of a bar, after its `ts` key (the one list the Forge checks bars against).
+OHLCV = ("open", "high", "low", "close", "volume")
+BAR_COLUMNS = ("ts", *OHLCV)
 #: Optional per-bar cost columns; without them the scalar `spread_bps` / `depth` parameters apply to every bar.
 COST_COLUMNS = ("spread_bps", "depth")
 #: Metric columns of `run`, in order (after `strategy`).
@@ -54,7 +56,8 @@ strategy's own win rate over its last `kelly_window` trades and a prior of `prio
 """
 
 
-def _bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+def bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The bar columns as the backtester binding takes them (ts in UTC ns, prices and volume as floats)."""
     missing = [name for name in BAR_COLUMNS if name not in bars.columns]
     if missing:
         raise SchemaError(f"bars: missing column(s) {', '.join(missing)} (need {', '.join(BAR_COLUMNS)})")
@@ -62,7 +65,7 @@ def _bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
     if isinstance(ts.dtype, pl.Datetime):
         ts = ts.dt.cast_time_unit("ns")  # the bars schema stores UTC nanoseconds; a Datetime column may be in us or ms
     arrays: dict[str, np.ndarray] = {"ts": ts.cast(pl.Int64).to_numpy()}
-    for name in BAR_COLUMNS[1:]:
+    for name in OHLCV:
         arrays[name] = bars[name].cast(pl.Float64).to_numpy()
     return arrays
 
@@ -80,7 +83,7 @@ def run(
     """Metrics of each strategy (row of `signals`, strategies x bars; 1-D = one strategy) over bar rows `span`."""
     matrix = np.ascontiguousarray(np.atleast_2d(np.asarray(signals, dtype=np.float64)))
     kwargs = dataclasses.asdict(params or BacktestParams())
-    result = _core.backtest_run(matrix, **_bar_arrays(bars), start=span[0], end=span[1], **_cost_arrays(bars), **kwargs)
+    result = _core.backtest_run(matrix, bar_arrays(bars), start=span[0], end=span[1], **_cost_arrays(bars), **kwargs)
     return pl.DataFrame({"strategy": np.arange(matrix.shape[0], dtype=np.int64), **{m: result[m] for m in METRICS}})
 
 
@@ -94,7 +97,7 @@ def equity(
     kwargs = dataclasses.asdict(params or BacktestParams())
     return _core.backtest_equity(
         np.asarray(signal, dtype=np.float64),
-        **_bar_arrays(bars),
+        bar_arrays(bars),
         start=span[0],
         end=span[1],
         **_cost_arrays(bars),

@@ -25,7 +25,7 @@ from deap import gp as deap_gp
 
 from apexctl import _core
 from apexctl.forge import gp
-from apexctl.forge.backtest import BacktestParams
+from apexctl.forge.backtest import OHLCV, BacktestParams
 
 MINUTE_NS = 60_000_000_000
 #: Higher intervals of the multi-timeframe features (the simulator's strategy slot computes the same).
@@ -45,7 +45,6 @@ FIXED_SIZE = BacktestParams(
     min_fraction=0.5,
     max_fraction=0.5,
 )
-BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 
 Bars = Mapping[str, np.ndarray]
 
@@ -87,7 +86,7 @@ def bar_features(bars: Bars) -> dict[str, np.ndarray]:
     """The simulator's feature columns (`_core.sim_feature_names`) that 1-minute bars alone give (ts in ns, OHLCV):
     the book and trade-flow features need the simulator's L2 and trade streams, which a bar table does not have."""
     n = len(bars["ts"])
-    klines = {c: np.asarray(bars[c], dtype=np.float64) for c in BAR_COLUMNS}
+    klines = {c: np.asarray(bars[c], dtype=np.float64) for c in OHLCV}
     columns = _core.features_bars(
         klines
         | {
@@ -117,10 +116,8 @@ def random_trees(names: Sequence[str], count: int, seed: int, depth: tuple[int, 
     return list(dict.fromkeys(texts))
 
 
-def _backtest_kwargs(bars: Bars, params: BacktestParams) -> dict:
-    arrays = {"ts": np.asarray(bars["ts"], dtype=np.int64)}
-    arrays |= {c: np.asarray(bars[c], dtype=np.float64) for c in BAR_COLUMNS}
-    return arrays | dataclasses.asdict(params)
+def _bar_arrays(bars: Bars) -> dict[str, np.ndarray]:
+    return {"ts": np.asarray(bars["ts"], dtype=np.int64)} | {c: np.asarray(bars[c], dtype=np.float64) for c in OHLCV}
 
 
 def held_out_edge(
@@ -134,13 +131,14 @@ def held_out_edge(
     names = list(train_features)
     texts = random_trees(names, trees, seed)
     signals = _core.gp_evaluate(texts, names, [train_features[n] for n in names])
-    metrics = _core.backtest_run(signals, start=0, end=None, **_backtest_kwargs(train, params))
+    kwargs = dataclasses.asdict(params)
+    metrics = _core.backtest_run(signals, _bar_arrays(train), start=0, end=None, **kwargs)
     score = np.where(metrics["trades"] >= MIN_TRADES, metrics["sharpe"], -np.inf)
     best = int(np.argmax(score))
     signal = _core.gp_evaluate([texts[best]], names, [test_features[n] for n in names])[0]
-    kwargs = _backtest_kwargs(test, params)
-    equity = _core.backtest_equity(signal, start=0, end=None, **kwargs)
-    held = _core.backtest_run(signal[None, :], start=0, end=None, **kwargs)
+    test_bars = _bar_arrays(test)
+    equity = _core.backtest_equity(signal, test_bars, start=0, end=None, **kwargs)
+    held = _core.backtest_run(signal[None, :], test_bars, start=0, end=None, **kwargs)
     returns = np.diff(np.log(np.r_[params.capital, equity]))
     spread = returns.std(ddof=1)
     t = float(returns.mean() / spread * np.sqrt(len(returns))) if spread > 0 else 0.0
@@ -168,7 +166,7 @@ def sim_bars(symbol: str, seed: int, hours: float, dsg_json: str | None = None) 
     """The 1-minute bars of one simulated market (the book stream is kept minimal: only bars are used)."""
     out = _core.sim_run(symbol, dsg_json=dsg_json, seed=seed, hours=hours, book_depth=1, book_cadence_ms=60_000)
     bars = out["bars"]
-    return {"ts": bars["ts"]} | {c: bars[c] for c in BAR_COLUMNS}
+    return {"ts": bars["ts"]} | {c: bars[c] for c in OHLCV}
 
 
 def ar1_bars(n: int, phi: float, sigma_bps: float, seed: int) -> dict[str, np.ndarray]:

@@ -41,11 +41,11 @@ def main() -> None:
     speeds = rng.uniform(0.001, 0.2, (args.strategies, 1))
     signals = np.tanh(3 * np.sin(np.arange(n) * speeds) + rng.normal(0, 0.5, (args.strategies, n)))
 
-    ours_result = _core.backtest_run(signals, **bars)
+    ours_result = _core.backtest_run(signals, bars)
     for s in range(min(args.subset, 2)):
         peer = python_backtest(signals[s], bars["ts"], bars["open"], bars["high"], bars["low"], bars["close"])
         assert np.isclose(ours_result["final_equity"][s], peer["final_equity"], rtol=1e-9), s
-    ours = best_of(lambda: _core.backtest_run(signals, **bars))
+    ours = best_of(lambda: _core.backtest_run(signals, bars))
     subset = signals[: args.subset]
     peer = best_of(
         lambda: [

@@ -194,21 +194,21 @@ def test_bad_bars_raise_data_error(mutate, message):
     arrays = {k: v.copy() for k, v in bar_arrays(random_bars(1, 10)).items()}
     mutate(arrays)
     with pytest.raises(DataError, match=message):
-        _core.backtest_run(np.zeros((2, 10)), **arrays)
+        _core.backtest_run(np.zeros((2, 10)), arrays)
 
 
 def test_bad_shapes_spans_and_params_raise_data_error():
     arrays = bar_arrays(random_bars(1, 10))
     with pytest.raises(DataError, match="signals have 9 columns but there are 10 bars"):
-        _core.backtest_run(np.zeros((2, 9)), **arrays)
+        _core.backtest_run(np.zeros((2, 9)), arrays)
     with pytest.raises(DataError, match=r"span \[5, 3\)"):
-        _core.backtest_run(np.zeros((2, 10)), **arrays, start=5, end=3)
+        _core.backtest_run(np.zeros((2, 10)), arrays, start=5, end=3)
     with pytest.raises(DataError, match="`fee`"):
-        _core.backtest_run(np.zeros((2, 10)), **arrays, fee=-0.1)
+        _core.backtest_run(np.zeros((2, 10)), arrays, fee=-0.1)
     with pytest.raises(DataError, match="`signal` has 3 values"):
-        _core.backtest_equity(np.zeros(3), **arrays)
+        _core.backtest_equity(np.zeros(3), arrays)
     with pytest.raises(TypeError, match="unknown backtest parameter `capitol`"):
-        _core.backtest_run(np.zeros((2, 10)), **arrays, capitol=100.0)
+        _core.backtest_run(np.zeros((2, 10)), arrays, capitol=100.0)
 
 
 def test_missing_bar_column_names_it():

@@ -62,13 +62,13 @@ NAN_CLOSE = np.array([100.0, np.nan, 100.0, 100.0])
         ),
         (lambda: _core.sim_strategy_check("moon"), ConfigError),
         (lambda: _core.sim_run("BTCUSDT", hours=0.01, strategy="ma_crossover:9:3"), ConfigError),
-        (lambda: _core.backtest_run(np.zeros((1, 4)), **BARS, fee=0.5), ConfigError),
-        (lambda: _core.backtest_run(np.zeros((1, 4)), **BARS, start=3, end=2), ConfigError),
+        (lambda: _core.backtest_run(np.zeros((1, 4)), BARS, fee=0.5), ConfigError),
+        (lambda: _core.backtest_run(np.zeros((1, 4)), BARS, start=3, end=2), ConfigError),
         (lambda: _core.ExecEnv("BTCUSDT", side="up"), ConfigError),
         (lambda: _core.vmd(np.zeros(64), modes=0), ConfigError),
         # Malformed input data.
         (
-            lambda: _core.backtest_run(np.zeros((1, 4)), **(BARS | {"close": np.array([100.0, np.nan, 100, 100])})),
+            lambda: _core.backtest_run(np.zeros((1, 4)), BARS | {"close": np.array([100.0, np.nan, 100, 100])}),
             DataError,
         ),
         (lambda: _core.vmd(np.array([0.0] * 63 + [np.nan])), DataError),

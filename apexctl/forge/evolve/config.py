@@ -20,9 +20,6 @@ from apexctl.forge.gp import (
 RECYCLE_SCHEMA = "apex.recycle"
 
 
-BAR_COLUMNS = ("open", "high", "low", "close", "volume")
-
-
 #: Longest window (lag) a GP tree may use (apex-gp's MAX_WINDOW).
 MAX_WINDOW = 1000
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-import polars as pl
-
 from apexctl import _core
-from apexctl.forge.backtest import BacktestParams
+from apexctl.forge.backtest import BacktestParams, bar_arrays
 from apexctl.forge.cluster import Cluster
-from apexctl.forge.evolve.config import BAR_COLUMNS, BATCH, METRICS, SIGNAL_CELLS
+from apexctl.forge.evolve.config import BATCH, METRICS, SIGNAL_CELLS
 from apexctl.forge.evolve.market import Market
 
 
@@ -25,7 +23,7 @@ class Evaluator:
         self.market = market
         self.params = asdict(params)
         frame = market.frame
-        self.bars = {"ts": frame["ts"].to_numpy()} | {c: frame[c].cast(pl.Float64).to_numpy() for c in BAR_COLUMNS}
+        self.bars = bar_arrays(frame)
         self.cache: dict[tuple[str, int, int], dict[str, float]] = {}
         self.evaluations = 0
         self.ray = ray
@@ -47,7 +45,7 @@ class Evaluator:
         for first in range(0, len(todo), step):
             chunk = todo[first : first + step]
             signals = _core.gp_evaluate(chunk, self.market.names, self.market.columns)
-            metrics = _core.backtest_run(signals, **self.bars, start=span[0], end=span[1], **self.params)
+            metrics = _core.backtest_run(signals, self.bars, start=span[0], end=span[1], **self.params)
             for i, tree in enumerate(chunk):
                 self.cache[(tree, *span)] = {m: float(metrics[m][i]) for m in METRICS}
             self.evaluations += len(chunk)
@@ -66,7 +64,7 @@ def _score_chunk(shared: tuple, batch: Sequence[tuple[str, tuple[int, int]]]) ->
     chunk = [tree for tree, _ in batch]
     start, end = batch[0][1]
     signals = _core.gp_evaluate(chunk, names, columns)
-    metrics = _core.backtest_run(signals, **bars, start=start, end=end, **params)
+    metrics = _core.backtest_run(signals, bars, start=start, end=end, **params)
     return [{m: float(metrics[m][i]) for m in METRICS} for i in range(len(chunk))]
 
 

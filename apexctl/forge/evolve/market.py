@@ -10,7 +10,7 @@ import polars as pl
 
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io
-from apexctl.forge.evolve.config import BAR_COLUMNS
+from apexctl.forge.backtest import OHLCV
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
 
@@ -38,7 +38,7 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
     """Reads a bar-grain features table and keeps one symbol, time-ordered."""
     table = io.read_table(path, FEATURES)
     frame = table.frame
-    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+    missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
         raise InputError(
             f"{io.describe(path)}: evolve needs bar-grain features (missing {', '.join(missing)}); "

@@ -47,22 +47,32 @@ struct Columns<'a> {
     depth: Option<Cow<'a, [f64]>>,
 }
 
+/// The bar columns as Python hands them over: a mapping of NumPy arrays by name.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct BarArrays<'py> {
+    ts: PyReadonlyArray1<'py, i64>,
+    open: PyReadonlyArray1<'py, f64>,
+    high: PyReadonlyArray1<'py, f64>,
+    low: PyReadonlyArray1<'py, f64>,
+    close: PyReadonlyArray1<'py, f64>,
+    volume: PyReadonlyArray1<'py, f64>,
+}
+
 impl<'a> Columns<'a> {
-    /// The columns of the arrays `ts`, `[open, high, low, close, volume]` and the optional per-bar costs.
+    /// The columns of `bars` and the optional per-bar costs.
     fn of(
-        ts: &'a PyReadonlyArray1<'_, i64>,
-        ohlcv: [&'a PyReadonlyArray1<'_, f64>; 5],
+        bars: &'a BarArrays<'_>,
         spread_bps: Option<&'a PyReadonlyArray1<'_, f64>>,
         depth: Option<&'a PyReadonlyArray1<'_, f64>>,
     ) -> Columns<'a> {
-        let [open, high, low, close, volume] = ohlcv.map(values);
         Columns {
-            ts: values(ts),
-            open,
-            high,
-            low,
-            close,
-            volume,
+            ts: values(&bars.ts),
+            open: values(&bars.open),
+            high: values(&bars.high),
+            low: values(&bars.low),
+            close: values(&bars.close),
+            volume: values(&bars.volume),
             spread_bps: spread_bps.map(values),
             depth: depth.map(values),
         }
@@ -110,19 +120,15 @@ fn as_i64(value: Option<usize>) -> i64 {
     value.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// Metrics of every row of `signals` (strategies x bars) over bars `[start, end)`: a dict of arrays, one per metric.
+/// Metrics of every row of `signals` (strategies x bars) over `bars` (ts, open, high, low, close, volume) rows
+/// `[start, end)`: a dict of arrays, one per metric.
 #[pyfunction]
-#[pyo3(signature = (signals, ts, open, high, low, close, volume, *, start=0, end=None, bar_spread_bps=None, bar_depth=None, **params))]
+#[pyo3(signature = (signals, bars, *, start=0, end=None, bar_spread_bps=None, bar_depth=None, **params))]
 #[allow(clippy::too_many_arguments)]
 fn backtest_run<'py>(
     py: Python<'py>,
     signals: PyReadonlyArray2<'py, f64>,
-    ts: PyReadonlyArray1<'py, i64>,
-    open: PyReadonlyArray1<'py, f64>,
-    high: PyReadonlyArray1<'py, f64>,
-    low: PyReadonlyArray1<'py, f64>,
-    close: PyReadonlyArray1<'py, f64>,
-    volume: PyReadonlyArray1<'py, f64>,
+    bars: BarArrays<'py>,
     start: usize,
     end: Option<usize>,
     bar_spread_bps: Option<PyReadonlyArray1<'py, f64>>,
@@ -130,7 +136,7 @@ fn backtest_run<'py>(
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let params = params_from(params)?;
-    let columns = Columns::of(&ts, [&open, &high, &low, &close, &volume], bar_spread_bps.as_ref(), bar_depth.as_ref());
+    let columns = Columns::of(&bars, bar_spread_bps.as_ref(), bar_depth.as_ref());
     let rows = columns.ts.len();
     let (strategies, signal_rows) = signals.as_array().dim();
     if signal_rows != rows {
@@ -166,17 +172,12 @@ fn backtest_run<'py>(
 
 /// Equity at each bar close of `[start, end)` for one strategy's `signal` (one value per bar).
 #[pyfunction]
-#[pyo3(signature = (signal, ts, open, high, low, close, volume, *, start=0, end=None, bar_spread_bps=None, bar_depth=None, **params))]
+#[pyo3(signature = (signal, bars, *, start=0, end=None, bar_spread_bps=None, bar_depth=None, **params))]
 #[allow(clippy::too_many_arguments)]
 fn backtest_equity<'py>(
     py: Python<'py>,
     signal: PyReadonlyArray1<'py, f64>,
-    ts: PyReadonlyArray1<'py, i64>,
-    open: PyReadonlyArray1<'py, f64>,
-    high: PyReadonlyArray1<'py, f64>,
-    low: PyReadonlyArray1<'py, f64>,
-    close: PyReadonlyArray1<'py, f64>,
-    volume: PyReadonlyArray1<'py, f64>,
+    bars: BarArrays<'py>,
     start: usize,
     end: Option<usize>,
     bar_spread_bps: Option<PyReadonlyArray1<'py, f64>>,
@@ -184,7 +185,7 @@ fn backtest_equity<'py>(
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let params = params_from(params)?;
-    let columns = Columns::of(&ts, [&open, &high, &low, &close, &volume], bar_spread_bps.as_ref(), bar_depth.as_ref());
+    let columns = Columns::of(&bars, bar_spread_bps.as_ref(), bar_depth.as_ref());
     let signal = values(&signal);
     let end = end.unwrap_or(columns.ts.len());
     let curve = run_detached(py, || equity_curve(&columns.bars(), &signal, &params, start..end))?;
