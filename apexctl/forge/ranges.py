@@ -102,7 +102,10 @@ def table_range(table: str, name: str) -> IntRange | FloatRange:
     """The range of parameter `name` of a Rust parameter table, as the CLI parses it (one definition: the table)."""
     _, _, low, high, low_open, high_open, integer, _ = table_rows(table)[name]
     if integer:
-        return IntRange(int(low) + int(low_open), int(high) - int(high_open))
+        # An unbounded count end is the largest 64-bit count either way (the Rust field's own limit).
+        low_int = int(low) + int(low_open) if math.isfinite(low) else -(2**63)
+        high_int = int(high) - int(high_open) if math.isfinite(high) else 2**63 - 1
+        return IntRange(low_int, high_int)
     return FloatRange(low, high, low_open=low_open, high_open=high_open)
 
 

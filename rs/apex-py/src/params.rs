@@ -11,6 +11,8 @@ use pyo3::types::PyDict;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::errors::config_error;
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(param_table, m)?)?;
     Ok(())
@@ -60,7 +62,7 @@ pub(crate) fn defaults_dict<'py, T: Serialize>(py: Python<'py>, defaults: &T) ->
 }
 
 /// Keyword arguments over `defaults`: an unknown name is a TypeError naming `what`, a value of the wrong kind names
-/// its key. Bounds are the table's `validate`'s business, so they fail the same way from Rust and from Python.
+/// its key, a NaN or infinite real is a ConfigError naming it. Bounds are the table's `validate`'s business, so they fail the same way from Rust and from Python.
 pub(crate) fn merged<T: Serialize + DeserializeOwned>(
     defaults: T,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -75,7 +77,12 @@ pub(crate) fn merged<T: Serialize + DeserializeOwned>(
         };
         let kind = |e: PyErr| PyTypeError::new_err(format!("{what} parameter `{name}`: {e}"));
         let given = if default.is_f64() {
-            serde_json::Value::from(value.extract::<f64>().map_err(kind)?)
+            let real = value.extract::<f64>().map_err(kind)?;
+            // JSON, the table's carrier, has no NaN or infinity: refuse them here, as the bounds would.
+            if !real.is_finite() {
+                return Err(config_error(format!("{name} must be a finite number, got {real}")));
+            }
+            serde_json::Value::from(real)
         } else {
             // A count: whole numbers of either sign (the table's deserialization refuses a negative unsigned one).
             match value.extract::<i64>() {
