@@ -292,6 +292,7 @@ def sim_gp_fitness(
     vmd_window: int = 64,
     capital: float = 200.0,
     max_events: int = 200000000,
+    shared: bool = True,
 ) -> dict[str, npt.NDArray[Any]]: ...
 def sim_gp_run(
     tree: str,

@@ -1,10 +1,12 @@
 """Benchmark: adversarial evaluations (GP tree x seed x simulated hour in the DSG market) per second, all pairs in
-parallel through `_core.sim_gp_fitness` (rayon) vs the same call on one thread (RAYON_NUM_THREADS=1, a child
-process), and the wall time of one dual-fitness generation at --pop 50,000 when the surrogate sends 2% of it (1,000
-trees) to the simulator, extrapolated from that rate. `--generation` really runs that generation (1,000 random trees
-x 3 seeds x 1 h through `apexctl.forge.dual.adversarial_fitness`, the call `evolve --dsg` makes) and times it;
-`--baseline DIR` times the same trees, in the same run, with another build's `_core` (DIR holds an `apexctl` package
-with it, e.g. main's), results checked equal."""
+parallel through `_core.sim_gp_fitness` (rayon), vs the same call on one thread (RAYON_NUM_THREADS=1, a child
+process) and vs every trading (tree, seed) pair in a market of its own (`shared=False`: the evaluation before each
+seed's market was shared up to every tree's first order), results checked equal; and the wall time of one
+dual-fitness generation at --pop 50,000 when the surrogate sends 2% of it (1,000 trees) to the simulator,
+extrapolated from that rate. `--generation` really runs that generation (1,000 random trees x 3 seeds x 1 h through
+`apexctl.forge.dual.adversarial_fitness`, the call `evolve --dsg` makes) and times it; `--independent` times the same
+trees with `shared=False` in the same run, `--baseline DIR` with another build's `_core` (DIR holds an `apexctl`
+package with it, e.g. main's), results checked equal."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from deap import gp
 from apexctl import _core
 from apexctl.forge import dual
 from apexctl.forge import gp as forge_gp
+
+FIELDS = ("pnl", "fees", "max_drawdown", "trades", "ruined", "truncated")
 
 
 def random_trees(count: int, hours: float, features: str | None) -> tuple[list[str], list[str]]:
@@ -54,6 +58,14 @@ def generation(args: argparse.Namespace) -> None:
         f"{int(fit.simulated.sum())} of {fit.simulated.size} pairs simulated, {int(fit.trades.sum())} strategy fills"
     )
     print(f"  this build  : {elapsed:7.1f} s  (measured; target under 60 s)")
+    if args.independent:
+        start = time.perf_counter()
+        alone = _core.sim_gp_fitness(texts, None, seeds, args.symbol, args.gen_hours, shared=False)
+        alone_s = time.perf_counter() - start
+        for field in FIELDS:
+            assert np.array_equal(getattr(fit, field), alone[field]), f"shared and independent {field} differ"
+        print(f"  independent : {alone_s:7.1f} s  (this build, shared=False: no market sharing; results checked equal)")
+        print(f"  sharing     : {alone_s / elapsed:7.2f}x faster  (load average now {os.getloadavg()[0]:.1f})")
     if not args.baseline:
         return
     child = subprocess.run(
@@ -93,6 +105,11 @@ def main() -> None:
         metavar="DIR",
         help="with --generation: also time the same trees with the apexctl package in DIR (another build)",
     )
+    parser.add_argument(
+        "--independent",
+        action="store_true",
+        help="with --generation: also time the same trees with shared=False (each trading pair in its own market)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     random.seed(args.seed)
@@ -103,18 +120,21 @@ def main() -> None:
     seeds = list(range(args.seeds))
     units = args.trees * args.seeds * args.hours
 
-    results = []
+    results: dict[bool, dict] = {}
 
-    def batch() -> None:
-        results.append(_core.sim_gp_fitness(texts, None, seeds, args.symbol, args.hours))
+    def batch(shared: bool) -> None:
+        results[shared] = _core.sim_gp_fitness(texts, None, seeds, args.symbol, args.hours, shared=shared)
 
     # Best of 2: the machine is shared, the least disturbed run is the closest to the code's own speed.
-    elapsed = best_of(batch, repeats=2)
-    together = results[-1]
+    elapsed = best_of(lambda: batch(True), repeats=2)
+    together = results[True]
     if args.child:
         print(json.dumps({"seconds": elapsed, "pnl": together["pnl"].tolist()}))
         return
     parallel_s = elapsed
+    independent_s = best_of(lambda: batch(False), repeats=2)
+    for field in FIELDS:
+        assert np.array_equal(together[field], results[False][field]), f"shared and independent {field} differ"
     child = subprocess.run(
         [sys.executable, __file__, "--child", *sys.argv[1:]],
         env={**os.environ, "RAYON_NUM_THREADS": "1"},
@@ -136,6 +156,11 @@ def main() -> None:
     print(f"  parallel    : {parallel_rate:8.2f} tree-seed-hours/s  ({parallel_s:7.1f} s)")
     print(f"  one thread  : {sequential_rate:8.2f} tree-seed-hours/s  ({sequential_s:7.1f} s)")
     print(f"  ratio       : {sequential_s / parallel_s:8.2f}x faster")
+    print(
+        f"  independent : {units / independent_s:8.2f} tree-seed-hours/s  ({independent_s:7.1f} s; parallel, every "
+        f"trading pair in a market of its own from time 0, shared=False)"
+    )
+    print(f"  sharing     : {independent_s / parallel_s:8.2f}x faster  (markets shared up to each tree's first order)")
     sent = int(args.pop * args.share)
     gen_units = sent * args.gen_seeds * args.gen_hours
     print(

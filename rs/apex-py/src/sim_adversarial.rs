@@ -2,7 +2,7 @@
 
 use apex_gp::Limits;
 use apex_sim::SimError;
-use apex_sim::adversarial::{AdversarialFitness, adversarial_fitness, gp_run};
+use apex_sim::adversarial::{AdversarialFitness, adversarial_fitness, adversarial_fitness_independent, gp_run};
 use apex_sim::batch::{RunOptions, config_for};
 use apex_sim::dsg::Dsg;
 use apex_sim::gp_strategy::{self, FeatureOptions};
@@ -24,9 +24,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Runs every GP tree (JSON text) as the strategy in the market of the DSG (`None`: the default DSG) for every seed,
 /// in parallel (features made as `features --rv-bars rv_bars --vmd-modes vmd_modes --vmd-window vmd_window`), and
 /// returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`, `truncated`, `simulated`
-/// as NumPy arrays of shape (trees, seeds).
+/// as NumPy arrays of shape (trees, seeds). `shared=False` runs every pair that trades in a market of its own from
+/// time 0 (the evaluation before markets were shared; same results, the benchmark's baseline).
 #[pyfunction]
-#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64, capital=200.0, max_events=200_000_000))]
+#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64, capital=200.0, max_events=200_000_000, shared=true))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_fitness<'py>(
     py: Python<'py>,
@@ -41,12 +42,14 @@ fn sim_gp_fitness<'py>(
     vmd_window: usize,
     capital: f64,
     max_events: u64,
+    shared: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let evaluate = if shared { adversarial_fitness::<String> } else { adversarial_fitness_independent::<String> };
     let fit = run_detached(py, || {
         let dsg = Dsg::from_json_or_default(dsg_json).map_err(SimError::from)?;
         let template = config_for(symbol, &options(0, hours, bar_seconds, capital, max_events))?;
         let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
-        adversarial_fitness(&trees, &dsg, &seeds, &template, &options, &Limits::default())
+        evaluate(&trees, &dsg, &seeds, &template, &options, &Limits::default())
     })?;
     let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
         fit;

@@ -1,15 +1,19 @@
 //! Adversarial fitness: every GP tree trades in the DSG-populated market of every seed, all (tree, seed) runs in
 //! parallel with rayon; the PnL there is the second objective of dual-fitness evolution.
 
-use apex_gp::{GpError, Limits, Program};
+use std::sync::{Arc, Mutex};
+
+use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 use rayon::prelude::*;
 
-use crate::SimError;
 use crate::dsg::Dsg;
 use crate::gp_strategy::{
-    FeatureOptions, FeatureRecorder, GpStrategy, needed, sim_feature_names, used_only, uses_book,
+    FeatureOptions, FeatureRecorder, GpStrategy, SimFeatures, feature_key, needed, sim_feature_names, used_only,
+    uses_book,
 };
-use crate::market::{SimConfig, SimOutput, run};
+use crate::market::{Market, SimConfig, SimOutput, run};
+use crate::strategy::{Context, Feed, PublicTrade, Strategy};
+use crate::{L2Update, SimError};
 
 /// Per (tree, seed) results, row-major `trees x seeds`, plus the mean PnL of each tree over the seeds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,11 +51,14 @@ struct RunSummary {
 
 /// Runs every tree (GP JSON documents) as the strategy in the market of `dsg` for every seed, on `template`
 /// (instrument, horizon, bar length, capital; its seed is replaced, market tables are not recorded), the trees'
-/// features made with `options`. Results do not depend on the number of threads.
+/// features made with `options`. Results do not depend on the number of threads, and each pair's equals a run of
+/// its own ([`gp_run`]) bit for bit.
 ///
-/// A tree whose signal is exactly 0 on every bar of a seed's market run with a flat strategy is not simulated for
-/// that seed: it would send no order, so the market, its feature rows and its zero signals would be the same, and
-/// its result is the flat run's (exactly PnL 0). Only the other (tree, seed) pairs run the simulator (`simulated`).
+/// Every tree is flat until its signal first asks for a position, and a flat strategy moves nothing: so each seed's
+/// market runs once with a flat strategy that follows every tree's signal on the shared feature rows (one feature
+/// engine per distinct need of book and VMD columns), and the market is forked (cloned) at the bar where a tree
+/// first asks for a position; only that tree's run from there is simulated (`simulated`). A tree that never asks
+/// on a seed's market gets the flat run's result (exactly PnL 0).
 ///
 /// # Errors
 /// `Gp(InTree { index, .. })` for the first tree (by index) that does not load or uses a feature outside
@@ -64,6 +71,96 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     options: &FeatureOptions,
     limits: &Limits,
 ) -> Result<AdversarialFitness, SimError> {
+    let programs = load(trees, template, options, limits)?;
+    let config = fitness_config(template);
+    let shared = Shared { dsg, config: &config, options, programs: &programs };
+    let results: Mutex<Vec<Option<Result<RunSummary, SimError>>>> =
+        Mutex::new(vec![None; programs.len() * seeds.len()]);
+    let store = |index: usize, result: Result<RunSummary, SimError>| {
+        results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
+    };
+    rayon::scope(|scope| {
+        for (column, &seed) in seeds.iter().enumerate() {
+            let (shared, store) = (&shared, &store);
+            scope.spawn(move |scope| {
+                let fill = move |tree: usize, result: Result<RunSummary, SimError>| {
+                    store(tree * seeds.len() + column, result);
+                };
+                let fork = move |tree: usize, snapshot: Arc<Snapshot>| {
+                    scope.spawn(move |_| fill(tree, shared.forked_run(tree, &snapshot)));
+                };
+                match shared.scout(seed, fork) {
+                    Ok((flat, unforked)) => unforked.into_iter().for_each(|tree| fill(tree, Ok(flat.clone()))),
+                    Err(error) => (0..shared.programs.len()).for_each(|tree| fill(tree, Err(error.clone()))),
+                }
+            });
+        }
+    });
+    let runs = results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .map(|r| r.expect("every (tree, seed) pair is filled"))
+        .collect::<Result<Vec<RunSummary>, SimError>>()?;
+    Ok(assemble(trees.len(), seeds.len(), runs))
+}
+
+/// The same results as [`adversarial_fitness`], the way it ran before it shared markets: each seed's market once with
+/// a flat feature recorder, every tree batch-evaluated on the recorded rows, and every (tree, seed) pair whose
+/// signal is not 0 on every row run in a market of its own from time 0. Kept as the reference the shared evaluation
+/// is checked and benchmarked against.
+///
+/// # Errors
+/// As [`adversarial_fitness`].
+pub fn adversarial_fitness_independent<S: AsRef<str> + Sync>(
+    trees: &[S],
+    dsg: &Dsg,
+    seeds: &[u64],
+    template: &SimConfig,
+    options: &FeatureOptions,
+    limits: &Limits,
+) -> Result<AdversarialFitness, SimError> {
+    let programs = load(trees, template, options, limits)?;
+    let config = fitness_config(template);
+    let config_for = |seed: u64| SimConfig { seed, ..config.clone() };
+    let used: Vec<String> = programs.iter().flat_map(|p| p.inputs().to_vec()).collect();
+    let (recorded, book) = (needed(&used, options), uses_book(&used));
+    let recorded_names = FeatureRecorder::new(&config, &recorded, book)?.names().to_vec();
+    let on_recorded: Vec<Program> = programs
+        .iter()
+        .map(|p| Program::compile(p.tree(), &recorded_names).expect("the recorder has every feature a tree uses"))
+        .collect();
+    let flat_runs = seeds
+        .par_iter()
+        .map(|&seed| {
+            let mut recorder = FeatureRecorder::new(&config, &recorded, book)?;
+            let output = run(dsg, &config_for(seed), Some(&mut recorder))?;
+            Ok((summary(output, false), recorder))
+        })
+        .collect::<Result<Vec<_>, SimError>>()?;
+    let runs = (0..programs.len() * seeds.len())
+        .into_par_iter()
+        .map(|job| {
+            let (tree, seed) = (job / seeds.len(), job % seeds.len());
+            let (flat, recorder) = &flat_runs[seed];
+            if apex_gp::batch::evaluate(&on_recorded[tree], &recorder.columns())?.iter().all(|&s| s == 0.0) {
+                return Ok(flat.clone());
+            }
+            let mut strategy = GpStrategy::new(&programs[tree], &config, options)?;
+            Ok(summary(run(dsg, &config_for(seeds[seed]), Some(&mut strategy))?, true))
+        })
+        .collect::<Result<Vec<RunSummary>, SimError>>()?;
+    Ok(assemble(programs.len(), seeds.len(), runs))
+}
+
+/// Loads every tree against the simulator's features and checks its strategy can be made; each compiled against
+/// only the features it reads.
+fn load<S: AsRef<str> + Sync>(
+    trees: &[S],
+    template: &SimConfig,
+    options: &FeatureOptions,
+    limits: &Limits,
+) -> Result<Vec<Program>, SimError> {
     let names = sim_feature_names(template.bar_s, options);
     let programs = trees
         .par_iter()
@@ -73,69 +170,34 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
                 .map_err(|e| GpError::InTree { index, source: Box::new(e) })
         })
         .collect::<Result<Vec<Program>, GpError>>()?;
-    let strategies = programs
-        .iter()
-        .map(|p| GpStrategy::new(p, template, options))
-        .collect::<Result<Vec<GpStrategy>, SimError>>()?;
-    // The flat runs record what any tree reads: the book and VMD only if a tree needs them (both cost time); the
-    // trees are evaluated on those columns.
-    let used: Vec<String> = programs.iter().flat_map(|p| used_only(p).inputs().to_vec()).collect();
-    let (recorded, book) = (needed(&used, options), uses_book(&used));
-    let recorded_names = FeatureRecorder::new(template, &recorded, book)?.names().to_vec();
-    let programs: Vec<Program> = programs
-        .iter()
-        .map(|p| Program::compile(p.tree(), &recorded_names).expect("the recorder has every feature a tree uses"))
-        .collect();
-    let mut config = template.clone();
-    config.record_market = false;
-    config.record_all_fills = false;
-    let config_for = |seed: u64| {
-        let mut config = config.clone();
-        config.seed = seed;
-        config
-    };
-    let flat_runs = seeds
-        .par_iter()
-        .map(|&seed| {
-            let mut recorder = FeatureRecorder::new(template, &recorded, book)?;
-            let output = run(dsg, &config_for(seed), Some(&mut recorder))?;
-            let report = output.strategy.expect("the flat run has a strategy");
-            let summary = RunSummary {
-                pnl: report.pnl,
-                fees: report.fees,
-                max_drawdown: report.max_drawdown,
-                trades: report.n_fills as u64,
-                ruined: report.ruined,
-                truncated: output.truncated,
-                simulated: false,
-            };
-            Ok((summary, recorder))
-        })
-        .collect::<Result<Vec<_>, SimError>>()?;
-    let runs = (0..strategies.len() * seeds.len())
-        .into_par_iter()
-        .map(|job| {
-            let (tree, seed) = (job / seeds.len(), job % seeds.len());
-            let (flat, recorder) = &flat_runs[seed];
-            let columns: Vec<&[f64]> = recorder.columns();
-            if apex_gp::batch::evaluate(&programs[tree], &columns)?.iter().all(|&s| s == 0.0) {
-                return Ok(flat.clone());
-            }
-            let mut strategy = strategies[tree].clone();
-            let output = run(dsg, &config_for(seeds[seed]), Some(&mut strategy))?;
-            let report = output.strategy.expect("every run has the GP strategy");
-            Ok(RunSummary {
-                pnl: report.pnl,
-                fees: report.fees,
-                max_drawdown: report.max_drawdown,
-                trades: report.n_fills as u64,
-                ruined: report.ruined,
-                truncated: output.truncated,
-                simulated: true,
-            })
-        })
-        .collect::<Result<Vec<RunSummary>, SimError>>()?;
-    let mut out = AdversarialFitness { trees: trees.len(), seeds: seeds.len(), ..AdversarialFitness::default() };
+    // Each tree's own strategy checks its inputs against the simulator's features (and VMD modes).
+    for program in &programs {
+        GpStrategy::new(program, template, options)?;
+    }
+    Ok(programs.iter().map(used_only).collect())
+}
+
+/// The template without market tables or other accounts' fills (only the strategy report counts).
+fn fitness_config(template: &SimConfig) -> SimConfig {
+    SimConfig { record_market: false, record_all_fills: false, ..template.clone() }
+}
+
+fn summary(output: SimOutput, simulated: bool) -> RunSummary {
+    let report = output.strategy.expect("every fitness run has a strategy");
+    RunSummary {
+        pnl: report.pnl,
+        fees: report.fees,
+        max_drawdown: report.max_drawdown,
+        trades: report.n_fills as u64,
+        ruined: report.ruined,
+        truncated: output.truncated,
+        simulated,
+    }
+}
+
+/// The per-pair results (row-major trees x seeds) as the fitness table, with each tree's mean PnL.
+fn assemble(trees: usize, seeds: usize, runs: Vec<RunSummary>) -> AdversarialFitness {
+    let mut out = AdversarialFitness { trees, seeds, ..AdversarialFitness::default() };
     for r in runs {
         out.pnl.push(r.pnl);
         out.fees.push(r.fees);
@@ -145,12 +207,225 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
         out.truncated.push(r.truncated);
         out.simulated.push(r.simulated);
     }
-    out.mean_pnl = if seeds.is_empty() {
-        vec![f64::NAN; trees.len()]
+    out.mean_pnl = if seeds == 0 {
+        vec![f64::NAN; trees]
     } else {
-        out.pnl.chunks(seeds.len()).map(|pnl| pnl.iter().sum::<f64>() / pnl.len() as f64).collect()
+        out.pnl.chunks(seeds).map(|pnl| pnl.iter().sum::<f64>() / pnl.len() as f64).collect()
     };
-    Ok(out)
+    out
+}
+
+/// What every run of one batch shares.
+struct Shared<'a> {
+    dsg: &'a Dsg,
+    config: &'a SimConfig,
+    options: &'a FeatureOptions,
+    /// Each tree compiled against only the features it reads.
+    programs: &'a [Program],
+}
+
+/// One seed's flat market just before a bar's decision, with the feature engines' state and rows at that instant.
+struct Snapshot {
+    market: Market,
+    /// Per feature key of the scout: the engine, and its columns up to the instant.
+    engines: Vec<(SimFeatures, Vec<Vec<f64>>)>,
+    /// The engine (index into `engines`) of each tree.
+    engine_of: Arc<Vec<usize>>,
+}
+
+impl Shared<'_> {
+    /// Runs seed `seed`'s market with the flat [`Scout`], hands `fork` each tree with the snapshot taken just before
+    /// the decision where its signal first asks for a position, and returns the flat run's summary with the trees
+    /// that never asked. The flat run stops early once every tree has forked (its summary is then unused).
+    fn scout(&self, seed: u64, fork: impl Fn(usize, Arc<Snapshot>)) -> Result<(RunSummary, Vec<usize>), SimError> {
+        let mut config = self.config.clone();
+        config.seed = seed;
+        let mut scout = Scout::new(self.programs, &config, self.options)?;
+        let mut market = Market::new(self.dsg, &config)?;
+        market.start(Some(scout.name()));
+        let horizon = market.horizon_us();
+        let bar_us = config.bar_s.saturating_mul(1_000_000);
+        let mut close = bar_us;
+        while close <= horizon && scout.following() > 0 {
+            // The state just before the decision: a tree that first asks there runs from this instant on.
+            market.advance_until(close - 1, Some(&mut scout));
+            let before = (market.clone(), scout.engines());
+            let running = market.advance_until(close, Some(&mut scout));
+            let wanting = scout.take_wanting();
+            if !wanting.is_empty() {
+                let (market, engines) = before;
+                let snapshot = Arc::new(Snapshot { market, engines, engine_of: Arc::clone(&scout.engine_of) });
+                for tree in wanting {
+                    fork(tree, Arc::clone(&snapshot));
+                }
+            }
+            if !running {
+                break;
+            }
+            close = close.saturating_add(bar_us);
+        }
+        let unforked = scout.following_trees();
+        if !unforked.is_empty() {
+            market.advance_until(horizon, Some(&mut scout));
+        }
+        Ok((summary(market.finish(), false), unforked))
+    }
+
+    /// Tree `tree`'s run from `snapshot` on: its strategy resumed on the snapshot's rows, the market forked.
+    fn forked_run(&self, tree: usize, snapshot: &Snapshot) -> Result<RunSummary, SimError> {
+        let (features, columns) = &snapshot.engines[snapshot.engine_of[tree]];
+        let columns: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+        let mut strategy = GpStrategy::resumed(&self.programs[tree], self.config, self.options, features, &columns)?;
+        let mut market = snapshot.market.fork(&strategy.name());
+        market.advance_until(market.horizon_us(), Some(&mut strategy));
+        Ok(summary(market.finish(), true))
+    }
+}
+
+/// A flat strategy that follows many trees on one market: one feature engine per distinct [`feature_key`] (the
+/// engine each tree's own strategy would run), whose rows feed the streaming evaluator of every tree still flat.
+struct Scout {
+    recordings: Vec<Recording>,
+    followers: Vec<Follower>,
+    engine_of: Arc<Vec<usize>>,
+    /// Trees whose signal asked for a position at the latest decision.
+    wanting: Vec<usize>,
+    feed: Feed,
+}
+
+/// One feature engine, the rows it emitted so far, and the trees reading it.
+struct Recording {
+    features: SimFeatures,
+    columns: Vec<Vec<f64>>,
+    trees: Vec<usize>,
+}
+
+/// One tree's evaluation while it is flat.
+struct Follower {
+    evaluator: StreamingEvaluator,
+    /// For each program input, its index in the engine's row.
+    select: Vec<usize>,
+    input: Vec<f64>,
+    /// The newest signal (what the tree's strategy would answer now).
+    signal: f64,
+    following: bool,
+}
+
+impl Scout {
+    fn new(programs: &[Program], config: &SimConfig, options: &FeatureOptions) -> Result<Scout, SimError> {
+        let mut keys: Vec<(bool, bool)> = Vec::new();
+        let mut recordings: Vec<Recording> = Vec::new();
+        let mut engine_of = Vec::with_capacity(programs.len());
+        let mut followers = Vec::with_capacity(programs.len());
+        for (tree, program) in programs.iter().enumerate() {
+            let key = feature_key(program.inputs(), options);
+            let engine = match keys.iter().position(|&k| k == key) {
+                Some(engine) => engine,
+                None => {
+                    let features = SimFeatures::new(config, &needed(program.inputs(), options), key.0)?;
+                    let columns = vec![Vec::new(); features.names().len()];
+                    recordings.push(Recording { features, columns, trees: Vec::new() });
+                    keys.push(key);
+                    keys.len() - 1
+                }
+            };
+            let names = recordings[engine].features.names();
+            let select = program
+                .inputs()
+                .iter()
+                .map(|input| names.iter().position(|n| n == input).expect("the engine has the tree's inputs"))
+                .collect::<Vec<usize>>();
+            recordings[engine].trees.push(tree);
+            engine_of.push(engine);
+            followers.push(Follower {
+                evaluator: StreamingEvaluator::new(program),
+                input: vec![0.0; select.len()],
+                select,
+                signal: 0.0,
+                following: true,
+            });
+        }
+        let feed = if keys.iter().any(|k| k.0) { Feed::TradesAndBook } else { Feed::Trades };
+        Ok(Scout { recordings, followers, engine_of: Arc::new(engine_of), wanting: Vec::new(), feed })
+    }
+
+    /// How many trees are still flat.
+    fn following(&self) -> usize {
+        self.followers.iter().filter(|f| f.following).count()
+    }
+
+    fn following_trees(&self) -> Vec<usize> {
+        (0..self.followers.len()).filter(|&t| self.followers[t].following).collect()
+    }
+
+    fn take_wanting(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.wanting)
+    }
+
+    /// Every engine as it is now, with its rows so far.
+    fn engines(&self) -> Vec<(SimFeatures, Vec<Vec<f64>>)> {
+        self.recordings.iter().map(|r| (r.features.clone(), r.columns.clone())).collect()
+    }
+
+    fn sink<'a>(
+        columns: &'a mut [Vec<f64>],
+        trees: &'a [usize],
+        followers: &'a mut [Follower],
+    ) -> impl FnMut(i64, &[f64]) + 'a {
+        move |_, row| {
+            for (column, &value) in columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+            for &tree in trees {
+                let Follower { evaluator, select, input, signal, following } = &mut followers[tree];
+                if *following {
+                    for (value, &index) in input.iter_mut().zip(select.iter()) {
+                        *value = row[index];
+                    }
+                    *signal = evaluator.push(input);
+                }
+            }
+        }
+    }
+}
+
+impl Strategy for Scout {
+    fn name(&self) -> String {
+        "flat_scout".to_owned()
+    }
+
+    fn feed(&self) -> Feed {
+        self.feed
+    }
+
+    fn on_trade(&mut self, trade: &PublicTrade) {
+        for Recording { features, columns, trees } in &mut self.recordings {
+            features.on_trade(trade, Self::sink(columns, trees, &mut self.followers));
+        }
+    }
+
+    fn on_book(&mut self, update: &L2Update) {
+        for Recording { features, columns, trees } in &mut self.recordings {
+            if features.feed() == Feed::TradesAndBook {
+                features.on_book(update, Self::sink(columns, trees, &mut self.followers));
+            }
+        }
+    }
+
+    fn target(&mut self, ctx: &Context<'_>) -> f64 {
+        for Recording { features, columns, trees } in &mut self.recordings {
+            features.on_decision(ctx, Self::sink(columns, trees, &mut self.followers));
+        }
+        // A tree's strategy answers its newest signal (NaN and 0 mean flat): any other value may trade, so the tree
+        // forks here. (Rounding to whole lots may still leave it flat; its own run from here says so exactly.)
+        for (tree, follower) in self.followers.iter_mut().enumerate() {
+            if follower.following && follower.signal != 0.0 && !follower.signal.is_nan() {
+                follower.following = false;
+                self.wanting.push(tree);
+            }
+        }
+        0.0
+    }
 }
 
 /// One simulation of one tree, with the signal of every bar the tree saw (inspection and parity checks).
@@ -254,6 +529,66 @@ mod tests {
             assert_eq!(fit.max_drawdown[t].to_bits(), full.max_drawdown.to_bits());
             assert_eq!(fit.trades[t], full.n_fills as u64);
         }
+    }
+
+    /// Every field but `simulated` (which says how a pair was computed), bit for bit.
+    fn same_results(a: &AdversarialFitness, b: &AdversarialFitness) {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        assert_eq!(bits(&a.pnl), bits(&b.pnl));
+        assert_eq!(bits(&a.fees), bits(&b.fees));
+        assert_eq!(bits(&a.max_drawdown), bits(&b.max_drawdown));
+        assert_eq!(bits(&a.mean_pnl), bits(&b.mean_pnl));
+        assert_eq!((&a.trades, &a.ruined, &a.truncated), (&b.trades, &b.ruined, &b.truncated));
+    }
+
+    #[test]
+    fn forked_markets_equal_runs_of_their_own_bit_for_bit() {
+        let mut config = template();
+        config.horizon_s = 900.0;
+        let dsg = Dsg::default();
+        // rv over 5 bars and VMD over 8, so trees on them start trading a few bars in; one tree per feature engine
+        // (trades only, book, VMD, both).
+        let options = FeatureOptions::new(5, 2, 8);
+        let trees = [
+            tree(r#"{"const":0.0}"#, ""),
+            tree(r#"{"const":1.0}"#, ""),
+            tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
+            tree(r#"{"op":"sign","args":[{"feature":"rv_1h"}]}"#, r#""rv_1h""#),
+            tree(r#"{"op":"neg","args":[{"op":"sign","args":[{"feature":"rv"}]}]}"#, r#""rv""#),
+            tree(r#"{"op":"sign","args":[{"feature":"ofi_l1_sum"}]}"#, r#""ofi_l1_sum""#),
+            tree(r#"{"op":"sign","args":[{"feature":"vmd_1"}]}"#, r#""vmd_1""#),
+            tree(
+                r#"{"op":"sub","args":[{"op":"sign","args":[{"feature":"vmd_2"}]},{"op":"sign","args":[{"feature":"spread_bps_mean"}]}]}"#,
+                r#""vmd_2","spread_bps_mean""#,
+            ),
+            // Asks for a position far below one lot: forks at the first bar, never trades.
+            tree(r#"{"op":"mul","args":[{"const":1e-12},{"op":"sign","args":[{"feature":"clv"}]}]}"#, r#""clv""#),
+        ];
+        let seeds = [1, 6, 9];
+        let limits = Limits::default();
+        let shared = adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits).unwrap();
+        let independent = adversarial_fitness_independent(&trees, &dsg, &seeds, &config, &options, &limits).unwrap();
+        same_results(&shared, &independent);
+        let (rows, n) = (|t: usize| t * seeds.len()..(t + 1) * seeds.len(), seeds.len());
+        assert_eq!(&shared.simulated[rows(0)], &[false; 3][..n], "const 0 never forks");
+        assert_eq!(&shared.simulated[rows(3)], &[false; 3][..n], "rv_1h is NaN for 31 hours");
+        assert!(shared.trades[rows(1)].iter().all(|&t| t > 0), "const 1 trades from the first bar");
+        assert!(shared.simulated[rows(8)].iter().all(|&s| s) && shared.trades[rows(8)].iter().all(|&t| t == 0));
+        for t in [2, 4, 5, 6, 7] {
+            assert!(shared.trades[rows(t)].iter().any(|&f| f > 0), "tree {t} trades");
+        }
+        for (t, text) in trees.iter().enumerate() {
+            for (s, &seed) in seeds.iter().enumerate() {
+                let c = SimConfig { seed, record_market: false, ..config.clone() };
+                let own = gp_run(text, &dsg, &c, &options, &limits).unwrap().output.strategy.unwrap();
+                let i = t * seeds.len() + s;
+                assert_eq!(shared.pnl[i].to_bits(), own.pnl.to_bits(), "tree {t} seed {seed}");
+                assert_eq!(shared.max_drawdown[i].to_bits(), own.max_drawdown.to_bits(), "tree {t} seed {seed}");
+                assert_eq!((shared.trades[i], shared.ruined[i]), (own.n_fills as u64, own.ruined));
+            }
+        }
+        let one = adversarial_fitness(&trees[5..6], &dsg, &seeds[1..2], &config, &options, &limits).unwrap();
+        assert_eq!(one.pnl[0].to_bits(), shared.pnl[5 * seeds.len() + 1].to_bits(), "whatever else is in the batch");
     }
 
     #[test]

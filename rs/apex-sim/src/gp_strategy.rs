@@ -137,12 +137,17 @@ impl SimFeatures {
         self.engine.names()
     }
 
+    /// What the engine reads from the market: trades, and the L2 stream when it computes book columns.
+    pub(crate) fn feed(&self) -> Feed {
+        self.feed
+    }
+
     /// The first trade the engine refused, if any (the simulator never sends one; rows stop being trusted after it).
     pub fn error(&self) -> Option<&FeatureError> {
         self.error.as_ref()
     }
 
-    fn on_trade(&mut self, trade: &PublicTrade, emit: impl FnMut(i64, &[f64])) {
+    pub(crate) fn on_trade(&mut self, trade: &PublicTrade, emit: impl FnMut(i64, &[f64])) {
         let trade =
             Trade { ts: trade.ts_us.saturating_mul(1_000), side: trade.side, price: trade.price, size: trade.size };
         if let Err(failure) = self.engine.on_trade(&trade, emit) {
@@ -150,7 +155,7 @@ impl SimFeatures {
         }
     }
 
-    fn on_book(&mut self, update: &L2Update, emit: impl FnMut(i64, &[f64])) {
+    pub(crate) fn on_book(&mut self, update: &L2Update, emit: impl FnMut(i64, &[f64])) {
         let header = MessageHeader {
             first_row: 0,
             symbol: 0,
@@ -164,7 +169,7 @@ impl SimFeatures {
     }
 
     /// Closes the bar the decision in `ctx` follows (its close is the decision time).
-    fn on_decision(&mut self, ctx: &Context<'_>, emit: impl FnMut(i64, &[f64])) {
+    pub(crate) fn on_decision(&mut self, ctx: &Context<'_>, emit: impl FnMut(i64, &[f64])) {
         if let Some(last) = ctx.bars.last() {
             self.engine.on_clock((last.ts_us + self.bar_us).saturating_mul(1_000), emit);
         }
@@ -216,6 +221,37 @@ impl GpStrategy {
             features,
             signals: Vec::new(),
         })
+    }
+
+    /// The strategy as it would be after its own run up to now, given `features`: an engine made for the features
+    /// this program reads (the one [`GpStrategy::new`] makes, as [`feature_key`] names it) that has seen the same
+    /// streams, and `columns`, the rows it emitted so far (one column per name of `features`).
+    ///
+    /// # Errors
+    /// As [`GpStrategy::new`]; `Config` when `features` is not the engine this program's strategy makes.
+    pub(crate) fn resumed(
+        program: &Program,
+        config: &SimConfig,
+        options: &FeatureOptions,
+        features: &SimFeatures,
+        columns: &[&[f64]],
+    ) -> Result<GpStrategy, SimError> {
+        let mut strategy = GpStrategy::new(program, config, options)?;
+        if strategy.features.names() != features.names() || strategy.features.feed != features.feed {
+            return Err(SimError::Config(
+                "a resumed GP strategy needs the feature engine its program reads".to_owned(),
+            ));
+        }
+        strategy.features = features.clone();
+        let rows = columns.first().map_or(0, |c| c.len());
+        let Self { evaluator, select, input, signals, .. } = &mut strategy;
+        (0..rows).for_each(|row| {
+            for (value, &index) in input.iter_mut().zip(select.iter()) {
+                *value = columns[index][row];
+            }
+            signals.push(evaluator.push(input));
+        });
+        Ok(strategy)
     }
 
     /// Loads and compiles a JSON tree (see [`compile_for_sim`]) and makes the strategy.
@@ -275,6 +311,12 @@ pub(crate) fn needed(inputs: &[String], options: &FeatureOptions) -> FeatureOpti
 
 pub(crate) fn uses_book(inputs: &[String]) -> bool {
     inputs.iter().any(|i| BOOK_COLUMNS.contains(&i.as_str()))
+}
+
+/// Which feature engine a strategy reading `inputs` runs: (book columns, VMD). Strategies with the same key run the
+/// same engine on the same streams, so they see the same rows.
+pub(crate) fn feature_key(inputs: &[String], options: &FeatureOptions) -> (bool, bool) {
+    (uses_book(inputs), needed(inputs, options).vmd.is_some())
 }
 
 impl Strategy for GpStrategy {

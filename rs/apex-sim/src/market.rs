@@ -228,6 +228,7 @@ enum Task {
 }
 
 /// A population's members (account ids) and latency.
+#[derive(Clone)]
 struct Group {
     population: Population,
     accounts: Vec<AccountId>,
@@ -238,7 +239,7 @@ struct Group {
 /// One decision's intents on their way to the engine. A decision's intents arrive at the same instant, one after
 /// another, with nothing in between (they were scheduled together), so they travel as one task; the buffer is kept
 /// for reuse once they have arrived.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Pending {
     account: AccountId,
     intents: Vec<Intent>,
@@ -262,6 +263,10 @@ pub fn run(dsg: &Dsg, config: &SimConfig, strategy: Option<&mut dyn Strategy>) -
 /// A market built with [`Market::open_ended`] has no horizon: its fair value is generated as time needs it and every
 /// history it keeps (fair value, top of book, mid samples, bars) is a window that slides with the clock, so it runs
 /// for as long as its caller advances it in bounded memory.
+///
+/// A clone is the same market at the same instant: advanced with the same strategy, it does exactly what the original
+/// would ([`Market::fork`] hands it to another strategy).
+#[derive(Clone)]
 pub struct Market {
     dsg: Dsg,
     config: SimConfig,
@@ -569,6 +574,19 @@ impl Market {
             self.now_us = self.now_us.max(until_us);
         }
         !self.out.truncated
+    }
+
+    /// This market as it is now, its strategy slot's accounting (equity curve, fills, drawdown) carried on under
+    /// `strategy_name`: a strategy that saw the same streams as the one driving this market so far and never traded
+    /// continues from here exactly as a run of its own from time 0 would (the adversarial fitness forks one market
+    /// per seed at each tree's first order instead of simulating every tree's flat prefix again).
+    #[must_use]
+    pub fn fork(&self, strategy_name: &str) -> Market {
+        let mut market = self.clone();
+        if let Some(driver) = market.driver.as_mut() {
+            driver.rename(strategy_name);
+        }
+        market
     }
 
     /// Hands the buffered public trades to the strategy, in order (or drops them when there is none).
@@ -1084,6 +1102,28 @@ mod tests {
         let pieces = market.finish();
         assert!(whole.strategy.as_ref().is_some_and(|s| s.n_fills > 0), "the strategy traded");
         assert_eq!(whole, pieces);
+    }
+
+    #[test]
+    fn a_fork_continues_exactly_as_the_market_it_was_cloned_from() {
+        let (spec, start) = preset("ETHUSDT").unwrap();
+        let mut config = SimConfig::new(spec, start, 12);
+        config.horizon_s = 240.0;
+        config.bar_s = 10;
+        let mut strategy = MovingAverageCrossover { fast: 2, slow: 4 };
+        let mut market = Market::new(&Dsg::default(), &config).unwrap();
+        market.start(Some(strategy.name()));
+        market.advance_until(95_000_003, Some(&mut strategy));
+        let mut forked_strategy = strategy.clone();
+        let mut fork = market.fork("copy");
+        market.advance_until(market.horizon_us(), Some(&mut strategy));
+        fork.advance_until(fork.horizon_us(), Some(&mut forked_strategy));
+        let (original, mut forked) = (market.finish(), fork.finish());
+        let report = forked.strategy.as_mut().unwrap();
+        assert_eq!(report.name, "copy");
+        report.name = strategy.name();
+        assert!(original.strategy.as_ref().is_some_and(|s| s.n_fills > 0), "the strategy traded after the fork");
+        assert_eq!(original, forked);
     }
 
     #[test]

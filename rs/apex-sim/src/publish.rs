@@ -29,6 +29,8 @@ pub struct BookPublisher {
     depth: usize,
     update_id: u64,
     published: Option<(Vec<Level>, Vec<Level>)>,
+    /// The top N levels of each side now, kept between calls so a tick that changes nothing allocates nothing.
+    current: (Vec<Level>, Vec<Level>),
 }
 
 impl BookPublisher {
@@ -38,7 +40,7 @@ impl BookPublisher {
         if depth == 0 {
             return Err(SimError::ZeroDepth);
         }
-        Ok(BookPublisher { depth, update_id: 0, published: None })
+        Ok(BookPublisher { depth, update_id: 0, published: None, current: (Vec::new(), Vec::new()) })
     }
 
     /// Number of levels per side the messages cover.
@@ -67,21 +69,24 @@ impl BookPublisher {
     /// The message for this tick: a snapshot the first time (and always at depth 1, which Bybit sends as snapshots
     /// only), afterwards a delta of the levels that changed since the last message, or `None` when nothing did.
     pub fn publish(&mut self, engine: &MatchingEngine, ts_us: i64) -> Option<L2Update> {
-        let Some((old_bids, old_asks)) = &self.published else {
+        let Some((old_bids, old_asks)) = &mut self.published else {
             return Some(self.snapshot(engine, ts_us));
         };
-        let bids = engine.top_n(Side::Buy, self.depth);
-        let asks = engine.top_n(Side::Sell, self.depth);
-        if &bids == old_bids && &asks == old_asks {
+        let (bids, asks) = &mut self.current;
+        engine.top_n_into(Side::Buy, self.depth, bids);
+        engine.top_n_into(Side::Sell, self.depth, asks);
+        if bids == old_bids && asks == old_asks {
             return None;
         }
         if self.depth == 1 {
             return Some(self.snapshot(engine, ts_us));
         }
-        let bid_changes = diff(old_bids, &bids, |a, b| a > b);
-        let ask_changes = diff(old_asks, &asks, |a, b| a < b);
+        let bid_changes = diff(old_bids, bids, |a, b| a > b);
+        let ask_changes = diff(old_asks, asks, |a, b| a < b);
+        // What is published now becomes the reference; the old lists are the next call's buffers.
+        std::mem::swap(old_bids, bids);
+        std::mem::swap(old_asks, asks);
         self.update_id += 1;
-        self.published = Some((bids, asks));
         Some(L2Update {
             kind: UpdateKind::Delta,
             ts_us,

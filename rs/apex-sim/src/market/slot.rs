@@ -94,6 +94,7 @@ impl RuleSlot {
 }
 
 /// Accounting of the strategy slot: its account and rule, capital, equity curve, drawdown, time to target, ruin.
+#[derive(Clone)]
 pub(super) struct StrategyDriver {
     name: String,
     /// The market account the slot trades from (an outside account, so it has an event stream and position stops).
@@ -121,6 +122,11 @@ pub fn rule_instrument(spec: &crate::InstrumentSpec) -> Instrument {
 }
 
 impl StrategyDriver {
+    /// Reports under `name` from now on (a forked market's strategy).
+    pub(super) fn rename(&mut self, name: &str) {
+        name.clone_into(&mut self.name);
+    }
+
     pub(super) fn new(name: String, account: AccountId, config: &SimConfig) -> StrategyDriver {
         // The market checked the rule's parameters when it was built.
         let slot = RuleSlot::new(account, &config.spec, config.rule.clone()).expect("validated with the market");
