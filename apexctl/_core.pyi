@@ -357,6 +357,15 @@ def gp_evaluate(
     max_nodes: int = 4096,
     share: bool = True,
 ) -> npt.NDArray[np.float64]: ...
+def gp_evaluate_into(
+    trees_json: list[str],
+    names: list[str],
+    columns: npt.NDArray[np.float64] | list[npt.NDArray[np.float64]],
+    out: npt.NDArray[np.float64],
+    max_depth: int = 17,
+    max_nodes: int = 4096,
+    share: bool = True,
+) -> None: ...
 def gp_sharing(
     trees_json: list[str], names: list[str], max_depth: int = 17, max_nodes: int = 4096
 ) -> dict[str, int]: ...

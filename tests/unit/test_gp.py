@@ -54,6 +54,9 @@ def test_rust_batch_equals_the_deap_reference_and_streaming(seed, rows):
     texts = [forge_gp.to_json(tree) for tree in trees]
     batch = _core.gp_evaluate(texts, NAMES, np.column_stack(columns) if rows else columns)
     assert batch.shape == (len(trees), rows)
+    into = np.full((len(trees), rows), 7.0)  # every value must be overwritten
+    _core.gp_evaluate_into(texts, NAMES, columns, into)
+    assert same_bits(into, batch)
     for tree, text, ours in zip(trees, texts, batch, strict=True):
         assert same_bits(ours, forge_gp.reference_evaluate(tree, pset, columns)), str(tree)
         assert same_bits(ours, _core.gp_stream(text, NAMES, columns)), str(tree)
@@ -158,6 +161,15 @@ def test_bad_trees_are_rejected_with_the_node_path(root, message):
         forge_gp.from_json(doc(root), forge_gp.primitive_set(NAMES))
     with pytest.raises(DataError, match=r"^trees\[1\]: "):
         _core.gp_evaluate([doc({"const": 1.0}), doc(root)], NAMES, np.zeros((4, 3)))
+
+
+def test_evaluate_into_refuses_an_output_of_the_wrong_shape_or_layout():
+    text = json.dumps({"schema": "apex.gp_tree", "version": 1, "features": ["ret_1"], "root": {"feature": "ret_1"}})
+    texts, columns = [text, text], np.zeros((4, 3))
+    with pytest.raises(DataError, match=r"out has shape \[3, 4\], not \(2, 4\)"):
+        _core.gp_evaluate_into(texts, NAMES, columns, np.empty((3, 4)))
+    with pytest.raises(DataError, match="C-contiguous"):
+        _core.gp_evaluate_into(texts, NAMES, columns, np.empty((4, 2)).T)
 
 
 def test_too_deep_trees_are_rejected():

@@ -61,20 +61,50 @@ pub fn evaluate_many(programs: &[Program], columns: &[&[f64]]) -> Result<Vec<f64
 /// As [`evaluate_many`].
 pub fn evaluate_many_with(programs: &[Program], columns: &[&[f64]], subtrees: Subtrees) -> Result<Vec<f64>, GpError> {
     let Some(first) = programs.first() else { return Ok(Vec::new()) };
+    let rows = check_columns(first.inputs().len(), columns)?;
+    let mut out = vec![0.0; programs.len() * rows];
+    evaluate_many_into(programs, columns, subtrees, &mut out)?;
+    Ok(out)
+}
+
+/// [`evaluate_many_with`] writing the signals into `out` (`programs x rows`, row-major), every value of which is
+/// overwritten: a caller that evaluates batch after batch reuses one buffer instead of allocating (and the OS
+/// zeroing) a new one each time.
+///
+/// # Errors
+/// As [`evaluate_many`], and `Shape` when `out` does not hold exactly `programs x rows` values.
+pub fn evaluate_many_into(
+    programs: &[Program],
+    columns: &[&[f64]],
+    subtrees: Subtrees,
+    out: &mut [f64],
+) -> Result<(), GpError> {
+    let Some(first) = programs.first() else {
+        return match out.len() {
+            0 => Ok(()),
+            n => Err(GpError::Shape(format!("the output holds {n} values, not 0 programs x rows"))),
+        };
+    };
     if let Some(i) = programs.iter().position(|p| p.inputs() != first.inputs()) {
         return Err(GpError::Shape(format!("program {i} was compiled for other inputs than program 0")));
     }
     let rows = check_columns(first.inputs().len(), columns)?;
-    let mut out = vec![0.0; programs.len() * rows];
+    if out.len() != programs.len() * rows {
+        return Err(GpError::Shape(format!(
+            "the output holds {} values, not {} programs x {rows} rows",
+            out.len(),
+            programs.len()
+        )));
+    }
     if rows == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let ranges = match subtrees {
         Subtrees::Shared => parts(programs, rayon::current_num_threads() * PARTS_PER_THREAD),
         Subtrees::PerProgram => (0..programs.len()).map(|i| i..i + 1).collect(),
     };
     let mut jobs = Vec::with_capacity(ranges.len());
-    let mut rest = out.as_mut_slice();
+    let mut rest = out;
     for range in ranges {
         let (dst, tail) = rest.split_at_mut(range.len() * rows);
         jobs.push((range, dst));
@@ -83,7 +113,7 @@ pub fn evaluate_many_with(programs: &[Program], columns: &[&[f64]], subtrees: Su
     jobs.into_par_iter().for_each(|(range, dst)| {
         Schedule::new(&Dag::new(&programs[range])).run(columns, rows, dst);
     });
-    Ok(out)
+    Ok(())
 }
 
 /// How much `programs` share when evaluated together as one part.
@@ -138,6 +168,23 @@ pub fn evaluate_json_with<S: AsRef<str> + Sync>(
     let programs = compile_all(trees, names, limits)?;
     check_columns(names.len(), columns)?;
     evaluate_many_with(&programs, columns, subtrees)
+}
+
+/// [`evaluate_json_with`] writing the signals into `out` (`trees x rows`, row-major), as [`evaluate_many_into`].
+///
+/// # Errors
+/// As [`evaluate_json`], and `Shape` when `out` does not hold exactly `trees x rows` values.
+pub fn evaluate_json_into<S: AsRef<str> + Sync>(
+    trees: &[S],
+    names: &[S],
+    columns: &[&[f64]],
+    limits: &Limits,
+    subtrees: Subtrees,
+    out: &mut [f64],
+) -> Result<(), GpError> {
+    let programs = compile_all(trees, names, limits)?;
+    check_columns(names.len(), columns)?;
+    evaluate_many_into(&programs, columns, subtrees, out)
 }
 
 /// How much the JSON trees share, loaded and compiled against `names`.

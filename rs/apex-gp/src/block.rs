@@ -36,6 +36,15 @@ impl Src<'_> {
     }
 }
 
+/// The input of a window op over a block: a feature column, read in place together with the rows before the block,
+/// or the block's rows of a computed node or a constant, which the op's state remembers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Input<'a> {
+    /// The whole column and the block's first row.
+    Column(&'a [f64], usize),
+    Block(Src<'a>),
+}
+
 /// Operations of one argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum UnaryOp {
@@ -177,11 +186,13 @@ pub(crate) enum State {
 
 impl State {
     pub(crate) fn lag(k: usize) -> State {
-        State::History(vec![f64::NAN; k])
+        let mut history = Vec::with_capacity(k + ROWS);
+        history.resize(k, f64::NAN);
+        State::History(history)
     }
 
     pub(crate) fn rolling(k: usize) -> State {
-        State::History(Vec::with_capacity(k.saturating_sub(1)))
+        State::History(Vec::with_capacity(k - 1 + ROWS))
     }
 
     pub(crate) fn ema() -> State {
@@ -191,8 +202,6 @@ impl State {
 
 /// Buffers the rolling kernels reuse from block to block.
 pub(crate) struct Scratch {
-    /// The history followed by the block's inputs.
-    window: Vec<f64>,
     /// Per-row window means (std and z-score).
     means: Vec<f64>,
     /// Levels of the min/max doubling.
@@ -206,7 +215,6 @@ impl Scratch {
     pub(crate) fn new(max_window: usize) -> Scratch {
         let capacity = max_window + ROWS + 1;
         Scratch {
-            window: Vec::with_capacity(capacity),
             means: vec![0.0; ROWS],
             table: Vec::with_capacity(capacity),
             spare: Vec::with_capacity(capacity),
@@ -222,17 +230,27 @@ fn history(state: &mut State) -> &mut Vec<f64> {
     }
 }
 
-/// `x` k rows ago, NaN before the first row (the history starts as k NaNs).
+/// `x` k rows ago, NaN before the first row (a block input's history starts as k NaNs).
 #[inline(always)]
-pub(crate) fn lag(x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
-    let history = history(state);
-    let (k, len) = (history.len(), out.len());
-    let window = &mut scratch.window;
-    window.clear();
-    window.extend_from_slice(history);
-    x.copy_into(window, len);
-    out.copy_from_slice(&window[..len]);
-    history.copy_from_slice(&window[len..len + k]);
+pub(crate) fn lag(k: usize, x: Input<'_>, state: &mut State, out: &mut [f64]) {
+    let len = out.len();
+    match x {
+        Input::Column(column, start) => {
+            let missing = k.saturating_sub(start).min(len);
+            out[..missing].fill(f64::NAN);
+            if missing < len {
+                out[missing..].copy_from_slice(&column[start + missing - k..start + len - k]);
+            }
+        }
+        Input::Block(x) => {
+            // The history holds the k inputs before the block; the block's own follow, and the first len are the
+            // output.
+            let history = history(state);
+            x.copy_into(history, len);
+            out.copy_from_slice(&history[..len]);
+            history.drain(..len);
+        }
+    }
 }
 
 /// The EMA of the block, continuing from the state.
@@ -285,13 +303,31 @@ pub(crate) fn ema_group<const N: usize>(
 /// A rolling statistic over windows of `k` rows: the rows with fewer than k rows before them (the warm-up at the start
 /// of the data) one at a time with [`window_stat`], the others with the vectorized kernels below.
 #[inline(always)]
-pub(crate) fn rolling(stat: Stat, k: usize, x: Src<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
-    let history = history(state);
-    let (seen, len) = (history.len(), out.len());
-    let Scratch { window, means: mu, table, spare, nans } = scratch;
-    window.clear();
-    window.extend_from_slice(history);
-    x.copy_into(window, len);
+pub(crate) fn rolling(stat: Stat, k: usize, x: Input<'_>, state: &mut State, scratch: &mut Scratch, out: &mut [f64]) {
+    let len = out.len();
+    match x {
+        Input::Column(column, start) => {
+            let seen = start.min(k - 1);
+            rolling_over(stat, k, &column[start - seen..start + len], seen, scratch, out);
+        }
+        Input::Block(x) => {
+            // The history holds the (up to) k - 1 inputs before the block; the block's own are appended, and the
+            // last k - 1 kept for the next block.
+            let history = history(state);
+            let seen = history.len();
+            x.copy_into(history, len);
+            rolling_over(stat, k, history, seen, scratch, out);
+            let keep = (k - 1).min(history.len());
+            history.drain(..history.len() - keep);
+        }
+    }
+}
+
+/// The rolling statistic of the block's rows, the last `out.len()` of `window`, with the `seen` rows before them.
+#[inline(always)]
+fn rolling_over(stat: Stat, k: usize, window: &[f64], seen: usize, scratch: &mut Scratch, out: &mut [f64]) {
+    let len = out.len();
+    let Scratch { means: mu, table, spare, nans } = scratch;
     let warm_up = (k - 1).saturating_sub(seen).min(len);
     for (i, o) in out[..warm_up].iter_mut().enumerate() {
         *o = window_stat(stat, &[], &window[..=seen + i]);
@@ -302,9 +338,6 @@ pub(crate) fn rolling(stat: Stat, k: usize, x: Src<'_>, state: &mut State, scrat
         let out = &mut out[warm_up..];
         windows(stat, k, members, out, mu, table, spare, nans);
     }
-    let keep = (k - 1).min(window.len());
-    history.clear();
-    history.extend_from_slice(&window[window.len() - keep..]);
 }
 
 /// The full windows of a block: row r's window is `members[r..r + k]`; the rest is the scratch the kernels need.
@@ -452,53 +485,52 @@ fn extremes(
     spare: &mut Vec<f64>,
     pick: fn(f64, f64) -> f64,
 ) {
-    table.clear();
-    table.extend_from_slice(members);
+    // Level 0 is `members` itself, read in place.
     let mut width = 1;
     while 2 * width <= k {
-        let n = table.len() - width;
+        let level: &[f64] = if width == 1 { members } else { table };
+        let n = level.len() - width;
         spare.clear();
         spare.resize(n, 0.0);
-        for ((s, &a), &b) in spare.iter_mut().zip(&table[..n]).zip(&table[width..]) {
+        for ((s, &a), &b) in spare.iter_mut().zip(&level[..n]).zip(&level[width..]) {
             *s = pick(a, b);
         }
         std::mem::swap(table, spare);
         width *= 2;
     }
-    for ((o, &a), &b) in out.iter_mut().zip(table.iter()).zip(&table[k - width..]) {
+    let level: &[f64] = if width == 1 { members } else { table };
+    for ((o, &a), &b) in out.iter_mut().zip(level).zip(&level[k - width..]) {
         *o = pick(a, b);
     }
 }
 
 /// `(#below + (#equal - 1) / 2) / (k - 1)` of each window's newest member, NaN when the window holds a NaN (found from
-/// a running count of NaNs, not per member). The counts are whole numbers in f64, exactly [`window_stat`]'s integer
-/// counts converted.
+/// a running count of NaNs, not per member). The counts are integers: `#below + #at_most = 2 #below + #equal` per
+/// member, one integer add each (a cycle, not a float add's four), and `(that - 1) * 0.5` is exactly
+/// [`window_stat`]'s `#below + 0.5 * (#equal - 1)` (whole and half numbers far below 2^53 round nothing).
 #[inline(always)]
 fn ranks(members: &[f64], k: usize, out: &mut [f64], nans: &mut Vec<u32>) {
     let rows = out.len();
     let (strips, done) = strips(out);
     for (r, out) in strips {
         let current = lanes(members, r + k - 1);
-        let mut below = [0.0; LANES];
-        let mut equal = [0.0; LANES];
+        let mut count = [0i64; LANES];
         for j in 0..k {
-            for (((b, e), v), x) in below.iter_mut().zip(equal.iter_mut()).zip(lanes(members, r + j)).zip(current) {
-                *b += kernels::truth(v < x);
-                *e += kernels::truth(v == x);
+            for ((c, v), x) in count.iter_mut().zip(lanes(members, r + j)).zip(current) {
+                *c += i64::from(v < x) + i64::from(v <= x);
             }
         }
-        for ((o, b), e) in out.iter_mut().zip(below).zip(equal) {
-            *o = b + 0.5 * (e - 1.0);
+        for (o, c) in out.iter_mut().zip(count) {
+            *o = (c as f64 - 1.0) * 0.5;
         }
     }
     for r in done..rows {
         let x = members[r + k - 1];
-        let (mut below, mut equal) = (0.0, 0.0);
+        let mut count = 0i64;
         for &v in &members[r..r + k] {
-            below += kernels::truth(v < x);
-            equal += kernels::truth(v == x);
+            count += i64::from(v < x) + i64::from(v <= x);
         }
-        out[r] = below + 0.5 * (equal - 1.0);
+        out[r] = (count as f64 - 1.0) * 0.5;
     }
     // nans[i] = NaNs among members[..i] (an integer running sum: one cycle per member, not a float add's four).
     nans.clear();

@@ -119,6 +119,9 @@ impl Dag {
                 block::binary(op, Src::Scalar(a), Src::Scalar(b), &mut out);
                 out[0]
             }),
+            // A window of one row is the row itself: its mean (0.0 + x, divided by 1), minimum and maximum are x (up
+            // to the sign of a zero).
+            Node::Rolling(Stat::Mean | Stat::Min | Stat::Max, 1, x) => return x,
             Node::Select(c, a, b) => {
                 if a == b {
                     return a;
@@ -395,9 +398,13 @@ impl Schedule {
                     StepOp::Select => block::select(arg(0), arg(1), arg(2), value),
                     StepOp::Lag(_) | StepOp::Rolling(..) | StepOp::Ema(_) => {
                         let state = &mut states[step.state];
+                        let input = match step.args[0] {
+                            Operand::Column(i) => block::Input::Column(columns[i], start),
+                            _ => block::Input::Block(arg(0)),
+                        };
                         match step.op {
-                            StepOp::Lag(_) => block::lag(arg(0), state, &mut scratch, value),
-                            StepOp::Rolling(stat, k) => block::rolling(stat, k, arg(0), state, &mut scratch, value),
+                            StepOp::Lag(k) => block::lag(k, input, state, value),
+                            StepOp::Rolling(stat, k) => block::rolling(stat, k, input, state, &mut scratch, value),
                             StepOp::Ema(alpha) => block::ema(alpha, arg(0), state, value),
                             _ => unreachable!(),
                         }

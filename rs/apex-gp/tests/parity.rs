@@ -132,6 +132,10 @@ proptest! {
         let shared = batch::evaluate_many(&programs, &cols).unwrap();
         let alone = batch::evaluate_many_with(&programs, &cols, Subtrees::PerProgram).unwrap();
         prop_assert_eq!(bits(&shared), bits(&alone));
+        // Into a buffer holding garbage: every value is overwritten.
+        let mut into = vec![7.5; programs.len() * rows];
+        batch::evaluate_many_into(&programs, &cols, Subtrees::Shared, &mut into).unwrap();
+        prop_assert_eq!(bits(&shared), bits(&into));
         for (i, tree) in trees.iter().enumerate() {
             let reference = naive::evaluate(tree, &NAMES, &cols).unwrap();
             prop_assert_eq!(bits(&shared[i * rows..(i + 1) * rows]), bits(&reference), "tree {}", i);
@@ -159,6 +163,11 @@ fn many_trees_in_parallel_equal_one_at_a_time() {
         assert_eq!(&all[i * 50..(i + 1) * 50], one.as_slice());
     }
     assert!(all[100..].iter().all(|&v| v == 0.5));
+    let mut into = vec![f64::NAN; 3 * 50];
+    batch::evaluate_json_into(&trees, &names, &cols, &Limits::default(), Subtrees::Shared, &mut into).unwrap();
+    assert_eq!(into, all);
+    let short = batch::evaluate_json_into(&trees, &names, &cols, &Limits::default(), Subtrees::Shared, &mut [0.0; 149]);
+    assert_eq!(short.unwrap_err().to_string(), "GP data: the output holds 149 values, not 3 programs x 50 rows");
     let bad = ["{}", trees[0]];
     let err = batch::evaluate_json(&bad, &["a", "b"], &cols, &Limits::default()).unwrap_err();
     assert!(err.to_string().starts_with("trees[0]: GP tree"), "{err}");

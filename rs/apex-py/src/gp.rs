@@ -5,13 +5,16 @@ use std::borrow::Cow;
 use apex_gp::batch::Subtrees;
 use apex_gp::{GpError, Limits, Program, batch, json_schema, normalize, stream_columns};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 use crate::errors::{DataError, IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gp_evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(gp_evaluate_into, m)?)?;
     m.add_function(wrap_pyfunction!(gp_stream, m)?)?;
     m.add_function(wrap_pyfunction!(gp_sharing, m)?)?;
     m.add_function(wrap_pyfunction!(gp_validate, m)?)?;
@@ -76,6 +79,43 @@ fn gp_evaluate<'py>(
     let subtrees = if share { Subtrees::Shared } else { Subtrees::PerProgram };
     let flat = run_detached(py, || batch::evaluate_json_with(&trees, &names, &slices, &limits, subtrees))?;
     Ok(Array2::from_shape_vec((trees.len(), rows), flat).expect("trees x rows signals").into_pyarray(py))
+}
+
+/// `gp_evaluate` writing the signals into `out`, a C-contiguous float64 array of shape (trees, rows) whose every value
+/// is overwritten: `numpy.empty` will do, and a caller evaluating batch after batch reuses one array.
+#[pyfunction]
+#[pyo3(signature = (trees_json, names, columns, out, max_depth=17, max_nodes=4096, share=true))]
+#[allow(clippy::too_many_arguments)]
+fn gp_evaluate_into<'py>(
+    py: Python<'py>,
+    trees_json: Vec<String>,
+    names: Vec<String>,
+    columns: &Bound<'py, PyAny>,
+    mut out: PyReadwriteArray2<'py, f64>,
+    max_depth: usize,
+    max_nodes: usize,
+    share: bool,
+) -> PyResult<()> {
+    let columns = Columns::extract(columns)?;
+    let owned = columns.slices();
+    let slices: Vec<&[f64]> = owned.iter().map(AsRef::as_ref).collect();
+    let rows = slices.first().map_or(0, |c| c.len());
+    if out.shape() != [trees_json.len(), rows] {
+        return Err(DataError::new_err(format!(
+            "out has shape {:?}, not ({}, {rows}) (trees, rows)",
+            out.shape(),
+            trees_json.len()
+        )));
+    }
+    // as_slice_mut takes a Fortran-ordered array too, whose rows are not contiguous: only C order is written.
+    let c_order = out.is_c_contiguous();
+    let out = out.as_slice_mut().ok().filter(|_| c_order);
+    let out = out.ok_or_else(|| DataError::new_err("out must be a C-contiguous float64 array"))?;
+    let limits = Limits { max_depth, max_nodes };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let trees: Vec<&str> = trees_json.iter().map(String::as_str).collect();
+    let subtrees = if share { Subtrees::Shared } else { Subtrees::PerProgram };
+    run_detached(py, || batch::evaluate_json_into(&trees, &names, &slices, &limits, subtrees, out))
 }
 
 /// How much the JSON trees share: {"programs", "tree_nodes", "distinct_operations"} (the operations one shared
