@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
+import numpy as np
+
 from apexctl import _core
 from apexctl.forge.backtest import BacktestParams, bar_arrays
 from apexctl.forge.cluster import Cluster
@@ -28,6 +30,8 @@ class Evaluator:
         self.evaluations = 0
         self.ray = ray
         self.cluster: Cluster | None = None
+        # Signals are written into one reused buffer (no fresh, zero-filled strategies x bars array per chunk).
+        self.signals = np.empty((0, market.rows))
 
     def score(self, trees: Sequence[str], span: tuple[int, int]) -> list[dict[str, float]]:
         todo = list(dict.fromkeys(t for t in trees if (t, *span) not in self.cache))
@@ -44,7 +48,10 @@ class Evaluator:
         step = max(BATCH, SIGNAL_CELLS // max(self.market.rows, 1))
         for first in range(0, len(todo), step):
             chunk = todo[first : first + step]
-            signals = _core.gp_evaluate(chunk, self.market.names, self.market.columns)
+            if self.signals.shape[0] < len(chunk):
+                self.signals = np.empty((len(chunk), self.market.rows))
+            signals = self.signals[: len(chunk)]
+            _core.gp_evaluate_into(chunk, self.market.names, self.market.columns, signals)
             metrics = _core.backtest_run(signals, self.bars, start=span[0], end=span[1], **self.params)
             for i, tree in enumerate(chunk):
                 self.cache[(tree, *span)] = {m: float(metrics[m][i]) for m in METRICS}
