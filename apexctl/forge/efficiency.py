@@ -85,15 +85,10 @@ class TwoFold:
 def bar_features(bars: Bars) -> dict[str, np.ndarray]:
     """The simulator's feature columns (`_core.sim_feature_names`) that 1-minute bars alone give (ts in ns, OHLCV):
     the book and trade-flow features need the simulator's L2 and trade streams, which a bar table does not have."""
-    n = len(bars["ts"])
-    klines = {c: np.asarray(bars[c], dtype=np.float64) for c in OHLCV}
+    klines = _bar_arrays(bars)
     columns = _core.features_bars(
         klines
-        | {
-            "ts": np.asarray(bars["ts"], dtype=np.int64),
-            "symbol": np.zeros(n, dtype=np.uint32),
-            "turnover": klines["close"] * klines["volume"],
-        },
+        | {"symbol": np.zeros(len(klines["ts"]), dtype=np.uint32), "turnover": klines["close"] * klines["volume"]},
         kline_interval_ns=MINUTE_NS,
         interval_ns=MINUTE_NS,
         higher_ns=list(HIGHER_NS),

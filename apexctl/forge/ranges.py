@@ -7,6 +7,7 @@ Floats must be finite everywhere: NaN and infinities are never a meaningful sett
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -92,6 +93,7 @@ class FloatRange:
 # ---------------------------------------------------------------------------------------------------- Rust tables
 
 
+@functools.cache
 def table_rows(table: str) -> dict[str, tuple]:
     """The rows of the Rust parameter table `table` (`_core.param_table`): name -> (name, default, low, high,
     low_open, high_open, integer, doc)."""

@@ -7,6 +7,7 @@ use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::columns::{BarArrays, values};
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 use crate::params::{defaults_dict, merged};
 
@@ -30,11 +31,6 @@ impl IntoPyErr for BacktestError {
     }
 }
 
-/// Borrows a contiguous array, copies a strided one.
-fn values<'a, T: numpy::Element + Copy>(array: &'a PyReadonlyArray1<'_, T>) -> Cow<'a, [T]> {
-    array.as_slice().map_or_else(|_| Cow::Owned(array.as_array().to_vec()), Cow::Borrowed)
-}
-
 /// The bar columns of one call, borrowed (or copied when strided).
 struct Columns<'a> {
     ts: Cow<'a, [i64]>,
@@ -45,18 +41,6 @@ struct Columns<'a> {
     volume: Cow<'a, [f64]>,
     spread_bps: Option<Cow<'a, [f64]>>,
     depth: Option<Cow<'a, [f64]>>,
-}
-
-/// The bar columns as Python hands them over: a mapping of NumPy arrays by name.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct BarArrays<'py> {
-    ts: PyReadonlyArray1<'py, i64>,
-    open: PyReadonlyArray1<'py, f64>,
-    high: PyReadonlyArray1<'py, f64>,
-    low: PyReadonlyArray1<'py, f64>,
-    close: PyReadonlyArray1<'py, f64>,
-    volume: PyReadonlyArray1<'py, f64>,
 }
 
 impl<'a> Columns<'a> {

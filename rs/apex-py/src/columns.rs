@@ -1,93 +1,62 @@
 //! Tables handed over from Python: a mapping of NumPy columns by name (a dict, or anything indexable by column name),
 //! borrowed as the crates' column structs without copying.
 
+use std::borrow::Cow;
+
 use apex_book::BookColumns;
 use apex_features::bars::KlineColumns;
 use apex_features::trades::TradeColumns;
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 
-/// The columns of a `book` table (kind 0 snapshot, 1 delta; side +1 bid, -1 ask).
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub struct BookArrays<'py> {
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    kind: PyReadonlyArray1<'py, u8>,
-    side: PyReadonlyArray1<'py, i8>,
-    price: PyReadonlyArray1<'py, f64>,
-    size: PyReadonlyArray1<'py, f64>,
-    update_id: PyReadonlyArray1<'py, i64>,
-    seq: PyReadonlyArray1<'py, i64>,
+/// Borrows a contiguous array, copies a strided one (e.g. `close[::2]`).
+pub fn values<'a, T: numpy::Element + Copy>(array: &'a PyReadonlyArray1<'_, T>) -> Cow<'a, [T]> {
+    array.as_slice().map_or_else(|_| Cow::Owned(array.as_array().to_vec()), Cow::Borrowed)
 }
 
-impl BookArrays<'_> {
-    /// The columns, borrowed (a non-contiguous array is an error).
-    pub fn columns(&self) -> PyResult<BookColumns<'_>> {
-        Ok(BookColumns {
-            ts: self.ts.as_slice()?,
-            symbol: self.symbol.as_slice()?,
-            kind: self.kind.as_slice()?,
-            side: self.side.as_slice()?,
-            price: self.price.as_slice()?,
-            size: self.size.as_slice()?,
-            update_id: self.update_id.as_slice()?,
-            seq: self.seq.as_slice()?,
-        })
+/// Declares a mapping of named NumPy columns (extracted from a dict of arrays) and, given a crate's column struct with
+/// the same field names (plus `with` arguments), `columns()`: its borrow, where a non-contiguous array is an error.
+macro_rules! column_mapping {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(FromPyObject)]
+        #[pyo3(from_item_all)]
+        pub struct $name<'py> {
+            $(pub $field: PyReadonlyArray1<'py, $ty>,)*
+        }
+    };
+    ($(#[$meta:meta])* $name:ident -> $columns:ident { $($field:ident: $ty:ty),* $(,)? } $(with $($extra:ident: $xty:ty),*)?) => {
+        column_mapping!($(#[$meta])* $name { $($field: $ty),* });
+
+        impl $name<'_> {
+            /// The columns, borrowed (a non-contiguous array is an error).
+            pub fn columns(&self $($(, $extra: $xty)*)?) -> PyResult<$columns<'_>> {
+                Ok($columns { $($field: self.$field.as_slice()?,)* $($($extra,)*)? })
+            }
+        }
+    };
+}
+
+column_mapping! {
+    /// The columns of a `book` table (kind 0 snapshot, 1 delta; side +1 bid, -1 ask).
+    BookArrays -> BookColumns {
+        ts: i64, symbol: u32, kind: u8, side: i8, price: f64, size: f64, update_id: i64, seq: i64,
     }
 }
 
-/// The columns of a `trades` table (side +1 buy, -1 sell).
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub struct TradeArrays<'py> {
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    side: PyReadonlyArray1<'py, i8>,
-    price: PyReadonlyArray1<'py, f64>,
-    size: PyReadonlyArray1<'py, f64>,
+column_mapping! {
+    /// The columns of a `trades` table (side +1 buy, -1 sell).
+    TradeArrays -> TradeColumns { ts: i64, symbol: u32, side: i8, price: f64, size: f64 }
 }
 
-impl TradeArrays<'_> {
-    /// The columns, borrowed (a non-contiguous array is an error).
-    pub fn columns(&self) -> PyResult<TradeColumns<'_>> {
-        Ok(TradeColumns {
-            ts: self.ts.as_slice()?,
-            symbol: self.symbol.as_slice()?,
-            side: self.side.as_slice()?,
-            price: self.price.as_slice()?,
-            size: self.size.as_slice()?,
-        })
-    }
+column_mapping! {
+    /// The columns of a klines (`bars`) table of klines `interval` ns long.
+    KlineArrays -> KlineColumns {
+        ts: i64, symbol: u32, open: f64, high: f64, low: f64, close: f64, volume: f64, turnover: f64,
+    } with interval: i64
 }
 
-/// The columns of a klines (`bars`) table.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub struct KlineArrays<'py> {
-    ts: PyReadonlyArray1<'py, i64>,
-    symbol: PyReadonlyArray1<'py, u32>,
-    open: PyReadonlyArray1<'py, f64>,
-    high: PyReadonlyArray1<'py, f64>,
-    low: PyReadonlyArray1<'py, f64>,
-    close: PyReadonlyArray1<'py, f64>,
-    volume: PyReadonlyArray1<'py, f64>,
-    turnover: PyReadonlyArray1<'py, f64>,
-}
-
-impl KlineArrays<'_> {
-    /// The columns of klines `interval_ns` long, borrowed (a non-contiguous array is an error).
-    pub fn columns(&self, interval_ns: i64) -> PyResult<KlineColumns<'_>> {
-        Ok(KlineColumns {
-            ts: self.ts.as_slice()?,
-            symbol: self.symbol.as_slice()?,
-            open: self.open.as_slice()?,
-            high: self.high.as_slice()?,
-            low: self.low.as_slice()?,
-            close: self.close.as_slice()?,
-            volume: self.volume.as_slice()?,
-            turnover: self.turnover.as_slice()?,
-            interval: interval_ns,
-        })
-    }
+column_mapping! {
+    /// The bar columns a backtest reads (it copies strided ones, see [`values`]).
+    BarArrays { ts: i64, open: f64, high: f64, low: f64, close: f64, volume: f64 }
 }

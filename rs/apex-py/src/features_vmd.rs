@@ -1,12 +1,11 @@
 //! Bindings of `apex_features::vmd`: whole-signal and rolling variational mode decomposition of NumPy arrays.
 
-use std::borrow::Cow;
-
 use apex_features::vmd::{VmdError, VmdParams, rolling_vmd, vmd as decompose};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
 
+use crate::columns::values;
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -27,11 +26,6 @@ impl IntoPyErr for VmdError {
             | VmdError::NoIterations => config_error(self.to_string()),
         }
     }
-}
-
-/// Borrows a contiguous array, copies a strided one (e.g. `close[::2]`).
-fn values<'a>(array: &'a PyReadonlyArray1<'_, f64>) -> Cow<'a, [f64]> {
-    array.as_slice().map_or_else(|_| Cow::Owned(array.as_array().to_vec()), Cow::Borrowed)
 }
 
 /// Modes (K x N, ascending centre frequency) of the whole `signal`.

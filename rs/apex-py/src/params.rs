@@ -62,7 +62,8 @@ pub(crate) fn defaults_dict<'py, T: Serialize>(py: Python<'py>, defaults: &T) ->
 }
 
 /// Keyword arguments over `defaults`: an unknown name is a TypeError naming `what`, a value of the wrong kind names
-/// its key, a NaN or infinite real is a ConfigError naming it. Bounds are the table's `validate`'s business, so they fail the same way from Rust and from Python.
+/// its key, a NaN or infinite real is a ConfigError naming it. Bounds are the table's `validate`'s business, so they
+/// fail the same way from Rust and from Python.
 pub(crate) fn merged<T: Serialize + DeserializeOwned>(
     defaults: T,
     kwargs: Option<&Bound<'_, PyDict>>,
