@@ -335,8 +335,6 @@ def backtest_run(
     *,
     start: int = 0,
     end: int | None = None,
-    bar_spread_bps: npt.NDArray[np.float64] | None = None,
-    bar_depth: npt.NDArray[np.float64] | None = None,
     **params: Unpack[_BacktestParams],
 ) -> dict[str, npt.NDArray[Any]]: ...
 def backtest_equity(
@@ -345,8 +343,6 @@ def backtest_equity(
     *,
     start: int = 0,
     end: int | None = None,
-    bar_spread_bps: npt.NDArray[np.float64] | None = None,
-    bar_depth: npt.NDArray[np.float64] | None = None,
     **params: Unpack[_BacktestParams],
 ) -> npt.NDArray[np.float64]: ...
 def gp_evaluate(

@@ -56,8 +56,9 @@ strategy's own win rate over its last `kelly_window` trades and a prior of `prio
 """
 
 
-def bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
-    """The bar columns as the backtester binding takes them (ts in UTC ns, prices and volume as floats)."""
+def bar_arrays(bars: pl.DataFrame, costs: bool = False) -> dict[str, np.ndarray]:
+    """The bar columns as the backtester binding takes them (ts in UTC ns, prices and volume as floats); with `costs`,
+    also the per-bar costs (`COST_COLUMNS`) the frame has."""
     missing = [name for name in BAR_COLUMNS if name not in bars.columns]
     if missing:
         raise SchemaError(f"bars: missing column(s) {', '.join(missing)} (need {', '.join(BAR_COLUMNS)})")
@@ -65,13 +66,10 @@ def bar_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
     if isinstance(ts.dtype, pl.Datetime):
         ts = ts.dt.cast_time_unit("ns")  # the bars schema stores UTC nanoseconds; a Datetime column may be in us or ms
     arrays: dict[str, np.ndarray] = {"ts": ts.cast(pl.Int64).to_numpy()}
-    for name in OHLCV:
+    extra = [name for name in COST_COLUMNS if name in bars.columns] if costs else []
+    for name in (*OHLCV, *extra):
         arrays[name] = bars[name].cast(pl.Float64).to_numpy()
     return arrays
-
-
-def _cost_arrays(bars: pl.DataFrame) -> dict[str, np.ndarray]:
-    return {f"bar_{name}": bars[name].cast(pl.Float64).to_numpy() for name in COST_COLUMNS if name in bars.columns}
 
 
 def run(
@@ -83,7 +81,7 @@ def run(
     """Metrics of each strategy (row of `signals`, strategies x bars; 1-D = one strategy) over bar rows `span`."""
     matrix = np.ascontiguousarray(np.atleast_2d(np.asarray(signals, dtype=np.float64)))
     kwargs = dataclasses.asdict(params or BacktestParams())
-    result = _core.backtest_run(matrix, bar_arrays(bars), start=span[0], end=span[1], **_cost_arrays(bars), **kwargs)
+    result = _core.backtest_run(matrix, bar_arrays(bars, costs=True), start=span[0], end=span[1], **kwargs)
     return pl.DataFrame({"strategy": np.arange(matrix.shape[0], dtype=np.int64), **{m: result[m] for m in METRICS}})
 
 
@@ -95,11 +93,5 @@ def equity(
 ) -> np.ndarray:
     """Equity at each bar close of `span` for one strategy, for reports."""
     kwargs = dataclasses.asdict(params or BacktestParams())
-    return _core.backtest_equity(
-        np.asarray(signal, dtype=np.float64),
-        bar_arrays(bars),
-        start=span[0],
-        end=span[1],
-        **_cost_arrays(bars),
-        **kwargs,
-    )
+    signal = np.asarray(signal, dtype=np.float64)
+    return _core.backtest_equity(signal, bar_arrays(bars, costs=True), start=span[0], end=span[1], **kwargs)

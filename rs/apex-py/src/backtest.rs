@@ -44,12 +44,8 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    /// The columns of `bars` and the optional per-bar costs.
-    fn of(
-        bars: &'a BarArrays<'_>,
-        spread_bps: Option<&'a PyReadonlyArray1<'_, f64>>,
-        depth: Option<&'a PyReadonlyArray1<'_, f64>>,
-    ) -> Columns<'a> {
+    /// The columns of `bars`, with its per-bar costs where present.
+    fn of(bars: &'a BarArrays<'_>) -> Columns<'a> {
         Columns {
             ts: values(&bars.ts),
             open: values(&bars.open),
@@ -57,8 +53,8 @@ impl<'a> Columns<'a> {
             low: values(&bars.low),
             close: values(&bars.close),
             volume: values(&bars.volume),
-            spread_bps: spread_bps.map(values),
-            depth: depth.map(values),
+            spread_bps: bars.spread_bps.as_ref().map(values),
+            depth: bars.depth.as_ref().map(values),
         }
     }
 
@@ -104,23 +100,20 @@ fn as_i64(value: Option<usize>) -> i64 {
     value.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// Metrics of every row of `signals` (strategies x bars) over `bars` (ts, open, high, low, close, volume) rows
-/// `[start, end)`: a dict of arrays, one per metric.
+/// Metrics of every row of `signals` (strategies x bars) over `bars` (ts, open, high, low, close, volume, and
+/// optionally spread_bps and depth) rows `[start, end)`: a dict of arrays, one per metric.
 #[pyfunction]
-#[pyo3(signature = (signals, bars, *, start=0, end=None, bar_spread_bps=None, bar_depth=None, **params))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (signals, bars, *, start=0, end=None, **params))]
 fn backtest_run<'py>(
     py: Python<'py>,
     signals: PyReadonlyArray2<'py, f64>,
     bars: BarArrays<'py>,
     start: usize,
     end: Option<usize>,
-    bar_spread_bps: Option<PyReadonlyArray1<'py, f64>>,
-    bar_depth: Option<PyReadonlyArray1<'py, f64>>,
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let params = params_from(params)?;
-    let columns = Columns::of(&bars, bar_spread_bps.as_ref(), bar_depth.as_ref());
+    let columns = Columns::of(&bars);
     let rows = columns.ts.len();
     let (strategies, signal_rows) = signals.as_array().dim();
     if signal_rows != rows {
@@ -156,20 +149,17 @@ fn backtest_run<'py>(
 
 /// Equity at each bar close of `[start, end)` for one strategy's `signal` (one value per bar).
 #[pyfunction]
-#[pyo3(signature = (signal, bars, *, start=0, end=None, bar_spread_bps=None, bar_depth=None, **params))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (signal, bars, *, start=0, end=None, **params))]
 fn backtest_equity<'py>(
     py: Python<'py>,
     signal: PyReadonlyArray1<'py, f64>,
     bars: BarArrays<'py>,
     start: usize,
     end: Option<usize>,
-    bar_spread_bps: Option<PyReadonlyArray1<'py, f64>>,
-    bar_depth: Option<PyReadonlyArray1<'py, f64>>,
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let params = params_from(params)?;
-    let columns = Columns::of(&bars, bar_spread_bps.as_ref(), bar_depth.as_ref());
+    let columns = Columns::of(&bars);
     let signal = values(&signal);
     let end = end.unwrap_or(columns.ts.len());
     let curve = run_detached(py, || equity_curve(&columns.bars(), &signal, &params, start..end))?;

@@ -14,15 +14,17 @@ pub fn values<'a, T: numpy::Element + Copy>(array: &'a PyReadonlyArray1<'_, T>) 
     array.as_slice().map_or_else(|_| Cow::Owned(array.as_array().to_vec()), Cow::Borrowed)
 }
 
-/// Declares a mapping of named NumPy columns (extracted from a dict of arrays) and, given a crate's column struct with
-/// the same field names (plus `with` arguments), `columns()`: its borrow, where a non-contiguous array is an error.
+/// Declares a mapping of named NumPy columns (extracted from a dict of arrays; `optional` columns may be absent) and,
+/// given a crate's column struct with the same field names (plus `with` arguments), `columns()`: its borrow, where a
+/// non-contiguous array is an error.
 macro_rules! column_mapping {
-    ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? } $(optional { $($opt:ident: $oty:ty),* })?) => {
         $(#[$meta])*
         #[derive(FromPyObject)]
         #[pyo3(from_item_all)]
         pub struct $name<'py> {
             $(pub $field: PyReadonlyArray1<'py, $ty>,)*
+            $($(#[pyo3(default)] pub $opt: Option<PyReadonlyArray1<'py, $oty>>,)*)?
         }
     };
     ($(#[$meta:meta])* $name:ident -> $columns:ident { $($field:ident: $ty:ty),* $(,)? } $(with $($extra:ident: $xty:ty),*)?) => {
@@ -57,6 +59,7 @@ column_mapping! {
 }
 
 column_mapping! {
-    /// The bar columns a backtest reads (it copies strided ones, see [`values`]).
-    BarArrays { ts: i64, open: f64, high: f64, low: f64, close: f64, volume: f64 }
+    /// The bar columns a backtest reads (it copies strided ones, see [`values`]); the per-bar costs `spread_bps` and
+    /// `depth` (quote currency), where present, replace the parameters' constants bar by bar.
+    BarArrays { ts: i64, open: f64, high: f64, low: f64, close: f64, volume: f64 } optional { spread_bps: f64, depth: f64 }
 }
