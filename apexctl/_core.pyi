@@ -31,6 +31,18 @@ class _RunOptions(TypedDict, total=False):
     capital: float
     max_events: int
 
+class _FeatureOptions(TypedDict, total=False):
+    rv_bars: int
+    vmd_modes: int
+    vmd_window: int
+
+class _GpRunOptions(_FeatureOptions, total=False):
+    book_depth: int
+    book_cadence_ms: int
+    bar_seconds: int
+    capital: float
+    max_events: int
+
 class _ExecParams(TypedDict, total=False):
     size_lots: int
     horizon_s: float
@@ -284,34 +296,24 @@ def sim_gp_fitness(
     dsg_json: str | None,
     seeds: list[int],
     symbol: str = "BTCUSDT",
-    hours: float = 1.0,
+    hours: float | None = None,
     *,
-    bar_seconds: int = 60,
-    rv_bars: int = 30,
-    vmd_modes: int = 3,
-    vmd_window: int = 64,
-    capital: float = 200.0,
-    max_events: int = 200000000,
     shared: bool = True,
+    **options: Unpack[_GpRunOptions],
 ) -> dict[str, npt.NDArray[Any]]: ...
 def sim_gp_run(
     tree: str,
     dsg_json: str | None,
     seed: int,
     symbol: str = "BTCUSDT",
-    hours: float = 1.0,
+    hours: float | None = None,
     *,
-    bar_seconds: int = 60,
-    rv_bars: int = 30,
-    vmd_modes: int = 3,
-    vmd_window: int = 64,
-    capital: float = 200.0,
-    max_events: int = 200000000,
     record_market: bool = False,
+    **options: Unpack[_GpRunOptions],
 ) -> _SimGpRun: ...
-def sim_feature_names(bar_seconds: int = 60, vmd_modes: int = 3) -> list[str]: ...
+def sim_feature_names(bar_seconds: int | None = None, **features: Unpack[_FeatureOptions]) -> list[str]: ...
 def sim_feature_warmup(
-    bar_seconds: int = 60, rv_bars: int = 30, vmd_modes: int = 3, vmd_window: int = 64
+    bar_seconds: int | None = None, **features: Unpack[_FeatureOptions]
 ) -> list[tuple[str, int]]: ...
 def dsg_params() -> list[tuple[str, float, float, float, bool, str]]: ...
 def param_table(name: str) -> list[tuple[str, float, float, float, bool, bool, bool, str]]: ...

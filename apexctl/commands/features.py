@@ -8,7 +8,7 @@ import typer
 
 from apexctl.commands import _options
 from apexctl.console import wrote
-from apexctl.forge import outputs
+from apexctl.forge import outputs, ranges
 from apexctl.forge.features import FeatureConfig, Grain, run
 
 
@@ -44,7 +44,7 @@ def features(
         _options.rv_bars(
             "Bar grains: realized volatility rv = sqrt(sum of the last N squared log returns).",
         ),
-    ] = 30,
+    ] = ranges.FEATURE_DEFAULTS["rv_bars"],
     mtfa: Annotated[
         bool,
         typer.Option(
@@ -59,13 +59,13 @@ def features(
             "Bar grains: number K of variational-mode-decomposition modes of the close (columns vmd_1..vmd_K, "
             "lowest frequency first); 0 turns VMD off.",
         ),
-    ] = 3,
+    ] = ranges.FEATURE_DEFAULTS["vmd_modes"],
     vmd_window: Annotated[
         int,
         _options.vmd_window(
             "Bar grains: bars in the rolling VMD window; each row decomposes only the window ending at it.",
         ),
-    ] = 64,
+    ] = ranges.FEATURE_DEFAULTS["vmd_window"],
 ) -> None:
     """Compute microstructure features (OFI, book pressure, microprice, TFI, CLV, returns, rv, MTFA, VMD).
 

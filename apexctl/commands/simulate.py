@@ -60,17 +60,17 @@ def simulate(
     rv_bars: Annotated[
         int,
         _options.rv_bars("With --tree: rv window in bars, as the tree's features table used."),
-    ] = 30,
+    ] = ranges.FEATURE_DEFAULTS["rv_bars"],
     vmd_modes: Annotated[
         int,
         _options.vmd_modes("With --tree: VMD modes, as the tree's features table used."),
-    ] = 3,
+    ] = ranges.FEATURE_DEFAULTS["vmd_modes"],
     vmd_window: Annotated[
         int,
         _options.vmd_window(
             "With --tree: VMD window in bars, as the tree's features table used.",
         ),
-    ] = 64,
+    ] = ranges.FEATURE_DEFAULTS["vmd_window"],
     force: Annotated[bool, _options.force()] = False,
 ) -> None:
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""

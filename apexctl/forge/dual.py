@@ -11,7 +11,6 @@ import numpy.typing as npt
 
 from apexctl import _core
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import ranges
 from apexctl.forge.sim import check_symbol, load_dsg
 
 
@@ -30,10 +29,11 @@ class AdversarialFitness:
     simulated: npt.NDArray[np.bool_]
 
 
-def sim_feature_names(bar_seconds: int = 60, vmd_modes: int = 3) -> list[str]:
+def sim_feature_names(bar_seconds: int | None = None, **features: int) -> list[str]:
     """The features a GP tree may use in the simulator (restrict the primitive set to these for `--dsg`): every bar
-    column of `features --grain 1m` over trades and book, with `vmd_modes` VMD columns (the table's --vmd-modes)."""
-    return _core.sim_feature_names(bar_seconds, vmd_modes)
+    column of `features --grain 1m` over trades and book, with the feature table's options (`--vmd-modes` decides
+    the VMD columns; `ranges.FEATURE_DEFAULTS` by default)."""
+    return _core.sim_feature_names(bar_seconds, **features)
 
 
 def dsg_text(dsg: str | Path | None) -> str | None:
@@ -54,45 +54,25 @@ def adversarial_fitness(
     trees_json: Sequence[str],
     dsg: str | Path | None,
     seeds: Sequence[int],
-    hours: float = 1.0,
+    hours: float | None = None,
     symbol: str = "BTCUSDT",
-    *,
-    bar_seconds: int = 60,
-    rv_bars: int = 30,
-    vmd_modes: int = 3,
-    vmd_window: int = 64,
-    capital: float = 200.0,
+    **options: float,
 ) -> AdversarialFitness:
     """Trades every tree in the market of every seed (all pairs in parallel in Rust, GIL released).
 
     A tree using a feature outside `sim_feature_names()` raises `DataError` naming its index and the feature.
-    `rv_bars`, `vmd_modes` and `vmd_window` must be the `--rv-bars`, `--vmd-modes` and `--vmd-window` of the feature
-    table the trees were evolved on, so `rv` and `vmd_k` mean the same.
+    `options` are the simulator's run options (`bar_seconds`, `capital`, ...: `_core.param_table("sim_run")`) and the
+    feature options of the table the trees were evolved on (`rv_bars`, `vmd_modes`, `vmd_window`:
+    `_core.param_table("features")`), so `rv` and `vmd_k` mean the same; a value out of range is a `ConfigError`.
     """
     check_symbol(symbol, "symbol")
-    ranges.HOURS.check(hours, "hours")
-    if rv_bars < 1:
-        raise UsageError(f"rv_bars must be at least 1, got {rv_bars}")
     if not seeds or min(seeds) < 0:
         raise UsageError(f"seeds: give at least one non-negative seed, got {list(seeds)}")
-    out = _core.sim_gp_fitness(
-        list(trees_json),
-        dsg_text(dsg),
-        list(seeds),
-        symbol,
-        hours,
-        bar_seconds=bar_seconds,
-        rv_bars=rv_bars,
-        vmd_modes=vmd_modes,
-        vmd_window=vmd_window,
-        capital=capital,
-    )
+    out = _core.sim_gp_fitness(list(trees_json), dsg_text(dsg), list(seeds), symbol, hours, **options)
     return AdversarialFitness(**out)
 
 
-def sim_feature_warmup(
-    bar_seconds: int = 60, rv_bars: int = 30, vmd_modes: int = 3, vmd_window: int = 64
-) -> dict[str, int]:
+def sim_feature_warmup(bar_seconds: int | None = None, **features: int) -> dict[str, int]:
     """Bars from a simulation's start until each simulator feature is first defined (NaN before): a tree reading
     a feature whose warm-up exceeds the simulated span is flat there (e.g. `rv_1h` needs 31 hours)."""
-    return dict(_core.sim_feature_warmup(bar_seconds, rv_bars, vmd_modes, vmd_window))
+    return dict(_core.sim_feature_warmup(bar_seconds, **features))

@@ -126,10 +126,10 @@ class FeatureConfig:
 
     grain: Grain = Grain.update
     tfi_windows: tuple[str, ...] = ("1s", "10s", "60s")
-    rv_bars: int = 30
+    rv_bars: int = ranges.FEATURE_DEFAULTS["rv_bars"]
     mtfa: bool = True
-    vmd_modes: int = 3
-    vmd_window: int = 64
+    vmd_modes: int = ranges.FEATURE_DEFAULTS["vmd_modes"]
+    vmd_window: int = ranges.FEATURE_DEFAULTS["vmd_window"]
 
     def as_params(self) -> dict[str, Any]:
         return {

@@ -131,8 +131,12 @@ CORRELATION = FloatRange(-1.0, 1.0)
 #: Starting capital of a simulated strategy, USDT (apex-sim's `RunOptions` table).
 CAPITAL = table_range("sim_run", "capital")
 LEARNING_RATE = FloatRange(0.0, 10.0, low_open=True)
-#: Bars in the realized-volatility window (features --rv-bars, simulate --rv-bars).
-RV_BARS = IntRange(1, 10_000)
+#: The bar-feature options (features --rv-bars/--vmd-modes/--vmd-window, and simulate's and evolve --dsg's the same
+#: for a tree's features; 0 VMD modes = off): apex-features' `FeatureOptions` table.
+FEATURE_DEFAULTS = table_defaults("features")
+RV_BARS = table_range("features", "rv_bars")
+VMD_MODES = table_range("features", "vmd_modes")
+VMD_WINDOW = table_range("features", "vmd_window")
 #: Worker processes or threads.
 WORKERS = IntRange(1, 1024)
 #: Members of an evolved population.
@@ -144,9 +148,6 @@ BUDGET = IntRange(1, 10_000_000)
 LAGS = IntRange(0, 1_000)
 WINDOW = IntRange(1, 10_000)
 RANK = IntRange(1, 100_000)
-#: VMD of the close (features --vmd-modes/--vmd-window, and simulate's the same for a tree's features); 0 modes = off.
-VMD_MODES = IntRange(0, 16)
-VMD_WINDOW = IntRange(4, 4096)
 #: The local venue (apexctl venue): simulated seconds per wall-clock second, its loopback port (0 picks one), and how
 #: long it runs.
 VENUE_SPEED = FloatRange(0.0, 10_000.0, low_open=True)

@@ -193,9 +193,13 @@ class StrategySim:
     tree: str | None = None
     #: The rv window (bars) and VMD modes and window of the features table the tree was evolved on (`apexctl
     #: features --rv-bars --vmd-modes --vmd-window`): the simulator computes the tree's features the same way.
-    rv_bars: int = 30
-    vmd_modes: int = 3
-    vmd_window: int = 64
+    rv_bars: int = ranges.FEATURE_DEFAULTS["rv_bars"]
+    vmd_modes: int = ranges.FEATURE_DEFAULTS["vmd_modes"]
+    vmd_window: int = ranges.FEATURE_DEFAULTS["vmd_window"]
+
+    def features(self) -> dict[str, int]:
+        """The feature options, as the simulator's GP bindings take them."""
+        return {name: getattr(self, name) for name in ranges.FEATURE_DEFAULTS}
 
 
 def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -221,10 +225,8 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
                 config.seed,
                 config.symbol,
                 config.hours,
-                rv_bars=config.rv_bars,
-                vmd_modes=config.vmd_modes,
-                vmd_window=config.vmd_window,
                 capital=config.capital,
+                **config.features(),
             )
         except ConfigError:
             raise
@@ -307,13 +309,7 @@ def write_simulation(
         "dsg": config.dsg_path,
     }
     if config.tree is not None:
-        params |= {
-            "strategy": "gp",
-            "tree": config.tree,
-            "rv_bars": config.rv_bars,
-            "vmd_modes": config.vmd_modes,
-            "vmd_window": config.vmd_window,
-        }
+        params |= {"strategy": "gp", "tree": config.tree, **config.features()}
     inputs = {path: io.sha256_file(path) for path in (config.dsg_path, config.tree) if path}
     fills_name, equity_name, summary_name = SIMULATION_FILES
     with outputs.staged_folder(output, replace=force) as staging:

@@ -10,7 +10,8 @@ from apexctl import _core
 from apexctl.errors import ConfigError
 from apexctl.forge import ranges
 
-TABLES = ("backtest", "sim_run", "execution")
+TABLES = ("backtest", "sim_run", "execution", "features")
+TREE = '{"schema": "apex.gp_tree", "version": 1, "features": ["close"], "root": {"feature": "close"}}'
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -28,6 +29,8 @@ def test_the_cli_ranges_are_the_tables() -> None:
     assert ranges.IEL_HORIZON_S.high == 3600
     assert ranges.IEL_SIZE_LOTS.low == 1
     assert _core.backtest_defaults() == ranges.table_defaults("backtest")
+    assert ranges.FEATURE_DEFAULTS == {"rv_bars": 30, "vmd_modes": 3, "vmd_window": 64}
+    assert (ranges.RV_BARS.low, ranges.VMD_MODES.high, ranges.VMD_WINDOW.low) == (1, 16, 4)
 
 
 def test_unknown_tables_and_keywords_are_refused_by_name() -> None:
@@ -41,6 +44,12 @@ def test_unknown_tables_and_keywords_are_refused_by_name() -> None:
         _core.sim_batch("BTCUSDT", np.zeros((1, len(_core.dsg_params()))), np.zeros(1, np.uint64), [""], seed=1)
     with pytest.raises(TypeError, match="sim_run parameter `hours`"):
         _core.sim_run("BTCUSDT", hours="long")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unknown simulator GP run parameter `rv_window`"):
+        _core.sim_gp_fitness([TREE], None, [1], hours=0.01, rv_window=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="takes its seeds as `seeds`"):
+        _core.sim_gp_fitness([TREE], None, [1], hours=0.01, seed=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unknown features parameter `modes`"):
+        _core.sim_feature_names(modes=2)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -51,6 +60,11 @@ def test_unknown_tables_and_keywords_are_refused_by_name() -> None:
         (lambda: _core.sim_run("BTCUSDT", hours=0.01, capital=float("nan")), "capital"),
         (lambda: _core.ExecEnv("BTCUSDT", 1, latency_ms=-1.0), "latency_ms"),
         (lambda: _core.ExecEnv("BTCUSDT", 1, size_lots=0), "size_lots"),
+        (lambda: _core.sim_gp_fitness([TREE], None, [1], hours=0.01, rv_bars=0), "rv_bars"),
+        (lambda: _core.sim_gp_run(TREE, None, 1, hours=0.01, vmd_modes=17), "vmd_modes"),
+        (lambda: _core.sim_gp_run(TREE, None, 1, hours=0.01, vmd_modes=8, vmd_window=10), "vmd_window"),
+        (lambda: _core.sim_gp_fitness([TREE], None, [1], hours=500.0), "hours"),
+        (lambda: _core.sim_feature_warmup(vmd_window=2), "vmd_window"),
     ],
 )
 def test_a_value_outside_its_bounds_is_a_config_error_naming_it(call, name: str) -> None:

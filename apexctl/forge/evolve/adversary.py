@@ -20,7 +20,7 @@ class Adversary:
         self.hours = config.sim_hours
         self.symbol = config.sim_symbol or (market.symbol if market.symbol in INSTRUMENTS else "BTCUSDT")
         check_symbol(self.symbol, "--sim-symbol")
-        self.features = {"rv_bars": market.rv_bars, "vmd_modes": market.vmd_modes, "vmd_window": market.vmd_window}
+        self.features = market.features
         self.cache: dict[str, float] = {}
 
     def score(self, trees: Sequence[str]) -> list[float]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import io
+from apexctl.forge import io, ranges
 from apexctl.forge.backtest import OHLCV
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
@@ -24,10 +24,8 @@ class Market:
     columns: list[np.ndarray]
     train_end: int
     #: The `--rv-bars`, `--vmd-modes` and `--vmd-window` the features were made with (the simulator must compute
-    #: `rv` and `vmd_k` the same way for --dsg).
-    rv_bars: int = 30
-    vmd_modes: int = 3
-    vmd_window: int = 64
+    #: `rv` and `vmd_k` the same way for --dsg), by option name.
+    features: dict[str, int] = field(default_factory=lambda: dict(ranges.FEATURE_DEFAULTS))
 
     @property
     def rows(self) -> int:
@@ -73,9 +71,7 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
         names,
         columns,
         train_end,
-        rv_bars=int(made.get("rv_bars", 30)),
-        vmd_modes=int(made.get("vmd_modes", 3)),
-        vmd_window=int(made.get("vmd_window", 64)),
+        features={name: int(made.get(name, default)) for name, default in ranges.FEATURE_DEFAULTS.items()},
     )
 
 

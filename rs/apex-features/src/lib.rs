@@ -7,10 +7,12 @@ pub mod bars;
 pub mod engine;
 mod error;
 pub mod execution;
+pub mod options;
 pub mod trades;
 pub mod update;
 
 pub use error::FeatureError;
+pub use options::FeatureOptions;
 
 /// Nanoseconds per second, minute and hour: every time in the feature tables is UTC nanoseconds.
 pub const SECOND: i64 = 1_000_000_000;

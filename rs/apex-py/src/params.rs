@@ -3,6 +3,7 @@
 
 use apex_backtest::BacktestParams;
 use apex_core::ParamSpec;
+use apex_features::FeatureOptions;
 use apex_sim::batch::RunOptions;
 use apex_sim::execution::ExecConfig;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -21,7 +22,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// One row of a table as Python sees it: (name, default, low, high, low open, high open, is a count, meaning).
 type Row = (&'static str, f64, f64, f64, bool, bool, bool, &'static str);
 
-/// The rows of the parameter table `name` (`backtest`, `sim_run` or `execution`), in declaration order:
+/// The rows of the parameter table `name` (`backtest`, `sim_run`, `execution` or `features`), in declaration order:
 /// (name, default, low, high, low_open, high_open, integer, doc).
 #[pyfunction]
 fn param_table(name: &str) -> PyResult<Vec<Row>> {
@@ -29,9 +30,10 @@ fn param_table(name: &str) -> PyResult<Vec<Row>> {
         "backtest" => BacktestParams::specs(),
         "sim_run" => RunOptions::PARAMS.to_vec(),
         "execution" => ExecConfig::PARAMS.to_vec(),
+        "features" => FeatureOptions::PARAMS.to_vec(),
         other => {
             return Err(PyValueError::new_err(format!(
-                "no parameter table `{other}`; known: backtest, sim_run, execution"
+                "no parameter table `{other}`; known: backtest, sim_run, execution, features"
             )));
         }
     };
@@ -95,4 +97,31 @@ pub(crate) fn merged<T: Serialize + DeserializeOwned>(
     }
     serde_json::from_value(serde_json::Value::Object(merged))
         .map_err(|e| PyTypeError::new_err(format!("{what} parameters: {e}")))
+}
+
+/// Keyword arguments over two tables' defaults at once: each key goes to the table that has it, then as [`merged`]
+/// (an unknown name is a TypeError naming `what`); `refused` names a key the caller sets itself, with the reason.
+pub(crate) fn merged_pair<A, B>(
+    first: A,
+    second: B,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    what: &str,
+    refused: (&str, &str),
+) -> PyResult<(A, B)>
+where
+    A: Serialize + DeserializeOwned,
+    B: Serialize + DeserializeOwned,
+{
+    let Some(kwargs) = kwargs else { return Ok((first, second)) };
+    let (key, why) = refused;
+    if kwargs.contains(key)? {
+        return Err(PyTypeError::new_err(format!("{what}: {why}")));
+    }
+    let second_names = fields(&second);
+    let (to_first, to_second) = (PyDict::new(kwargs.py()), PyDict::new(kwargs.py()));
+    for (name, value) in kwargs.iter() {
+        let owner = if second_names.contains_key(&name.extract::<String>()?) { &to_second } else { &to_first };
+        owner.set_item(name, value)?;
+    }
+    Ok((merged(first, Some(&to_first), what)?, merged(second, Some(&to_second), what)?))
 }

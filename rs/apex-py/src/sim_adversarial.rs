@@ -10,7 +10,8 @@ use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::run_detached;
+use crate::errors::{IntoPyErr, run_detached};
+use crate::params::{merged, merged_pair};
 use crate::sim::output_to_py;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,12 +23,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Runs every GP tree (JSON text) as the strategy in the market of the DSG (`None`: the default DSG) for every seed,
-/// in parallel (features made as `features --rv-bars rv_bars --vmd-modes vmd_modes --vmd-window vmd_window`), and
-/// returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`, `truncated`, `simulated`
-/// as NumPy arrays of shape (trees, seeds). `shared=False` runs every pair that trades in a market of its own from
-/// time 0 (the evaluation before markets were shared; same results, the benchmark's baseline).
+/// in parallel, and returns `mean_pnl` (one per tree) and `pnl`, `fees`, `max_drawdown`, `trades`, `ruined`,
+/// `truncated`, `simulated` as NumPy arrays of shape (trees, seeds). `options` are `sim_run`'s (`hours` and the rest
+/// of `param_table("sim_run")` but `seed`) and the features' the trees were evolved with (`param_table("features")`:
+/// `features --rv-bars/--vmd-modes/--vmd-window`). `shared=False` runs every pair that trades in a market of its own
+/// from time 0 (the evaluation before markets were shared; same results, the benchmark's baseline).
 #[pyfunction]
-#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64, capital=200.0, max_events=200_000_000, shared=true))]
+#[pyo3(signature = (trees, dsg_json, seeds, symbol="BTCUSDT", hours=None, *, shared=true, **options))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_fitness<'py>(
     py: Python<'py>,
@@ -35,21 +37,17 @@ fn sim_gp_fitness<'py>(
     dsg_json: Option<&str>,
     seeds: Vec<u64>,
     symbol: &str,
-    hours: f64,
-    bar_seconds: i64,
-    rv_bars: usize,
-    vmd_modes: usize,
-    vmd_window: usize,
-    capital: f64,
-    max_events: u64,
+    hours: Option<f64>,
     shared: bool,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let refused = ("seed", "sim_gp_fitness takes its seeds as `seeds`, not `seed`");
+    let (run, features) = gp_options(options, hours, refused)?;
     let evaluate = if shared { adversarial_fitness::<String> } else { adversarial_fitness_independent::<String> };
     let fit = run_detached(py, || {
         let dsg = Dsg::from_json_or_default(dsg_json).map_err(SimError::from)?;
-        let template = config_for(symbol, &options(0, hours, bar_seconds, capital, max_events))?;
-        let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
-        evaluate(&trees, &dsg, &seeds, &template, &options, &Limits::default())
+        let template = config_for(symbol, &run)?;
+        evaluate(&trees, &dsg, &seeds, &template, &features, &Limits::default())
     })?;
     let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
         fit;
@@ -68,8 +66,9 @@ fn sim_gp_fitness<'py>(
 
 /// Runs one GP tree as the strategy for one seed and returns `sim_run`'s dict (bars, fills, strategy report; the
 /// trades and book tables only with `record_market`) plus `signals`: the tree's signal on every bar it saw.
+/// `options` as [`sim_gp_fitness`]'s.
 #[pyfunction]
-#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=1.0, *, bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64, capital=200.0, max_events=200_000_000, record_market=false))]
+#[pyo3(signature = (tree, dsg_json, seed, symbol="BTCUSDT", hours=None, *, record_market=false, **options))]
 #[allow(clippy::too_many_arguments)]
 fn sim_gp_run<'py>(
     py: Python<'py>,
@@ -77,44 +76,59 @@ fn sim_gp_run<'py>(
     dsg_json: Option<&str>,
     seed: u64,
     symbol: &str,
-    hours: f64,
-    bar_seconds: i64,
-    rv_bars: usize,
-    vmd_modes: usize,
-    vmd_window: usize,
-    capital: f64,
-    max_events: u64,
+    hours: Option<f64>,
     record_market: bool,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let refused = ("seed", "sim_gp_run takes its seed as the `seed` argument");
+    let (run, features) = gp_options(options, hours, refused)?;
     let result = run_detached(py, || {
         let dsg = Dsg::from_json_or_default(dsg_json).map_err(SimError::from)?;
-        let mut config = config_for(symbol, &options(seed, hours, bar_seconds, capital, max_events))?;
+        let mut config = config_for(symbol, &RunOptions { seed, ..run })?;
         config.record_market = record_market;
-        let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
-        gp_run(tree, &dsg, &config, &options, &Limits::default())
+        gp_run(tree, &dsg, &config, &features, &Limits::default())
     })?;
     let out = output_to_py(py, result.output)?;
     out.set_item("signals", PyArray1::from_vec(py, result.signals))?;
     Ok(out)
 }
 
-/// The features a GP tree may use in the simulator with bars of `bar_seconds` (and `vmd_modes` VMD columns), in
-/// row order.
+/// The features a GP tree may use in the simulator with bars of `bar_seconds`, in row order; `features` are
+/// `param_table("features")`'s (only `vmd_modes` changes the names).
 #[pyfunction]
-#[pyo3(signature = (bar_seconds=60, vmd_modes=3))]
-fn sim_feature_names(bar_seconds: i64, vmd_modes: usize) -> Vec<String> {
-    gp_strategy::sim_feature_names(bar_seconds, &FeatureOptions::new(30, vmd_modes, 64))
+#[pyo3(signature = (bar_seconds=None, **features))]
+fn sim_feature_names(bar_seconds: Option<i64>, features: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<String>> {
+    let (bar_seconds, features) = feature_options(bar_seconds, features)?;
+    Ok(gp_strategy::sim_feature_names(bar_seconds, &features))
 }
 
-/// For each of `sim_feature_names(bar_seconds, vmd_modes)`, the bars from a simulation's start before it is first
+/// For each of `sim_feature_names(bar_seconds, **features)`, the bars from a simulation's start before it is first
 /// defined.
 #[pyfunction]
-#[pyo3(signature = (bar_seconds=60, rv_bars=30, vmd_modes=3, vmd_window=64))]
-fn sim_feature_warmup(bar_seconds: i64, rv_bars: usize, vmd_modes: usize, vmd_window: usize) -> Vec<(String, usize)> {
-    gp_strategy::sim_feature_warmup(bar_seconds, &FeatureOptions::new(rv_bars, vmd_modes, vmd_window))
+#[pyo3(signature = (bar_seconds=None, **features))]
+fn sim_feature_warmup(
+    bar_seconds: Option<i64>,
+    features: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Vec<(String, usize)>> {
+    let (bar_seconds, features) = feature_options(bar_seconds, features)?;
+    Ok(gp_strategy::sim_feature_warmup(bar_seconds, &features))
 }
 
-/// The run options of a fitness or GP run: the default book stream, the caller's bars, capital and event cap.
-fn options(seed: u64, hours: f64, bar_s: i64, capital: f64, max_events: u64) -> RunOptions {
-    RunOptions { bar_seconds: bar_s, capital, max_events, ..RunOptions::new(seed, hours) }
+/// A GP run's keywords over the run and feature tables' defaults (`hours` given apart, positionally).
+fn gp_options(
+    options: Option<&Bound<'_, PyDict>>,
+    hours: Option<f64>,
+    refused: (&str, &str),
+) -> PyResult<(RunOptions, FeatureOptions)> {
+    let (run, features) =
+        merged_pair(RunOptions::default(), FeatureOptions::default(), options, "simulator GP run", refused)?;
+    features.validate().map_err(IntoPyErr::into_py_err)?;
+    Ok((RunOptions { hours: hours.unwrap_or(run.hours), ..run }, features))
+}
+
+/// The bar length (the run table's default when `None`) and the feature options over their defaults, checked.
+fn feature_options(bar_seconds: Option<i64>, features: Option<&Bound<'_, PyDict>>) -> PyResult<(i64, FeatureOptions)> {
+    let features = merged(FeatureOptions::default(), features, "features")?;
+    features.validate().map_err(IntoPyErr::into_py_err)?;
+    Ok((bar_seconds.unwrap_or(RunOptions::default().bar_seconds), features))
 }

@@ -9,7 +9,6 @@
 use apex_book::MessageHeader;
 use apex_features::bars::{BOOK_COLUMNS, BarParams, column_names};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
-use apex_features::vmd::VmdParams;
 use apex_features::{FeatureError, SECOND, duration_label};
 use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 
@@ -19,34 +18,13 @@ use crate::{L2Update, SimError};
 
 /// The `apexctl features` options that shape a tree's inputs (`--rv-bars`, `--vmd-modes`, `--vmd-window`); the
 /// simulator must compute its features with those of the table the tree was evolved on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureOptions {
-    pub rv_window: usize,
-    /// `None` when the table has no VMD columns (`--vmd-modes 0`).
-    pub vmd: Option<VmdParams>,
-}
-
-impl Default for FeatureOptions {
-    /// The `features` command's defaults: rv over 30 returns, VMD of 3 modes over 64 bars.
-    fn default() -> FeatureOptions {
-        FeatureOptions { rv_window: 30, vmd: Some(VmdParams::default()) }
-    }
-}
-
-impl FeatureOptions {
-    /// rv over `rv_window` returns and VMD of `vmd_modes` modes (0: none) over `vmd_window` bars.
-    #[must_use]
-    pub fn new(rv_window: usize, vmd_modes: usize, vmd_window: usize) -> FeatureOptions {
-        let vmd = (vmd_modes > 0).then(|| VmdParams { modes: vmd_modes, window: vmd_window, ..VmdParams::default() });
-        FeatureOptions { rv_window, vmd }
-    }
-}
+pub use apex_features::FeatureOptions;
 
 /// The bar-feature parameters the simulator streams for bars of `bar_s` seconds: every standard interval above the
 /// bar as MTFA, as [`BarParams::new`] and the `features` command choose them, with `options`.
 #[must_use]
 pub fn sim_bar_params(bar_s: i64, options: &FeatureOptions) -> BarParams {
-    BarParams { rv_window: options.rv_window, vmd: options.vmd.clone(), ..BarParams::new(bar_s.saturating_mul(SECOND)) }
+    BarParams { rv_window: options.rv_bars, vmd: options.vmd(), ..BarParams::new(bar_s.saturating_mul(SECOND)) }
 }
 
 /// The features a GP tree may use in the simulator with bars of `bar_s` seconds, in row order: every column of
@@ -116,7 +94,7 @@ impl SimFeatures {
     /// are computed (and the L2 stream asked for) only when `book` is set, and VMD only when `options` has it.
     ///
     /// # Errors
-    /// `Features` for `bar_s <= 0`, `rv_window == 0` or bad VMD settings.
+    /// `Features` for `bar_s <= 0`, `rv_bars == 0` or bad VMD settings.
     pub fn new(config: &SimConfig, options: &FeatureOptions, book: bool) -> Result<SimFeatures, SimError> {
         let engine = BarFeatureEngine::new(EngineConfig {
             bars: sim_bar_params(config.bar_s, options),
@@ -194,7 +172,7 @@ impl GpStrategy {
     ///
     /// # Errors
     /// `Config` when the program reads an input that is not in [`sim_feature_names`]; `Features` for `bar_s <= 0`,
-    /// `rv_window == 0` or bad VMD settings.
+    /// `rv_bars == 0` or bad VMD settings.
     pub fn new(program: &Program, config: &SimConfig, options: &FeatureOptions) -> Result<GpStrategy, SimError> {
         let available = sim_feature_names(config.bar_s, options);
         if let Some(unknown) = program.inputs().iter().find(|input| !available.contains(input)) {
@@ -305,8 +283,8 @@ pub fn used_only(program: &Program) -> Program {
 
 /// The options restricted to what `inputs` read: VMD only when a VMD column is among them.
 pub(crate) fn needed(inputs: &[String], options: &FeatureOptions) -> FeatureOptions {
-    let vmd = options.vmd.clone().filter(|_| inputs.iter().any(|i| i.starts_with("vmd_")));
-    FeatureOptions { rv_window: options.rv_window, vmd }
+    let vmd = inputs.iter().any(|i| i.starts_with("vmd_"));
+    FeatureOptions { vmd_modes: if vmd { options.vmd_modes } else { 0 }, ..*options }
 }
 
 pub(crate) fn uses_book(inputs: &[String]) -> bool {
@@ -316,7 +294,7 @@ pub(crate) fn uses_book(inputs: &[String]) -> bool {
 /// Which feature engine a strategy reading `inputs` runs: (book columns, VMD). Strategies with the same key run the
 /// same engine on the same streams, so they see the same rows.
 pub(crate) fn feature_key(inputs: &[String], options: &FeatureOptions) -> (bool, bool) {
-    (uses_book(inputs), needed(inputs, options).vmd.is_some())
+    (uses_book(inputs), needed(inputs, options).vmd().is_some())
 }
 
 impl Strategy for GpStrategy {
