@@ -79,7 +79,8 @@ class Grain(StrEnum):
 
 BAR_GRAINS = {Grain.m1: MINUTE, Grain.m5: 5 * MINUTE, Grain.m15: 15 * MINUTE, Grain.h1: HOUR}
 
-#: The first columns at grain `update`, in this order (fixed by the issue); the other update columns follow.
+#: The first columns at grain `update`, in this order (fixed by the issue); the other update columns follow in the
+#: order apex-features computes them (its `UPDATE_FLOAT_COLUMNS`).
 UPDATE_LEADING = [
     "ts",
     "symbol",
@@ -92,17 +93,6 @@ UPDATE_LEADING = [
     "ofi_l1",
     "ofi_l5",
     "pressure_5",
-]
-UPDATE_REST = [
-    "spread_ticks",
-    "spread_bps",
-    "ofi_1",
-    "ofi_2",
-    "ofi_3",
-    "ofi_4",
-    "ofi_5",
-    "pressure_1",
-    "pressure_10",
 ]
 
 #: Most TFI windows in one run (a column each).
@@ -286,7 +276,9 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
     modes, window = check_vmd(config.vmd_modes, config.vmd_window)
     if grain == Grain.update:
-        return _frame(update_arrays(inputs), inputs.symbols, UPDATE_LEADING + UPDATE_REST)
+        arrays = update_arrays(inputs)
+        order = UPDATE_LEADING + [name for name in arrays if name not in UPDATE_LEADING]
+        return _frame(arrays, inputs.symbols, order)
     if grain == Grain.trade:
         trades = inputs.trades
         assert trades is not None
