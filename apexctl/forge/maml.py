@@ -20,7 +20,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,7 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from apexctl import __version__
 from apexctl.errors import UsageError
 from apexctl.forge.io import first_non_finite, publish_together, write_json
-from apexctl.forge.maml_data import OUTPUTS, ArrayTasks, MamlConfig, Prepared, build_tasks, prepare
+from apexctl.forge.maml_data import OUTPUTS, ArrayTasks, MamlConfig, Prepared, Tasks, build_tasks, prepare
 from apexctl.forge.nets import GRUNet, ModelCard, build, save_model
 from apexctl.forge.outputs import report_beside
 from apexctl.schemas.maml_report import MAML_REPORT_SCHEMA, MAML_REPORT_VERSION, MamlReport
@@ -43,29 +43,19 @@ __all__ = ["MamlConfig", "Prepared", "TaskSet", "build_tasks", "prepare", "run",
 Params = dict[str, torch.Tensor]
 
 
-@dataclass
-class TaskSet:
-    """Tasks of equal shape: inputs `[tasks, rows, *input]`, targets `[tasks, rows, 2]` = (sign label, size)."""
-
-    support_x: torch.Tensor
-    support_y: torch.Tensor
-    query_x: torch.Tensor
-    query_y: torch.Tensor
-    names: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return self.support_x.shape[0]
+class TaskSet(Tasks[torch.Tensor]):
+    """Tasks as float32 tensors (see `Tasks`)."""
 
     @classmethod
     def from_arrays(cls, tasks: ArrayTasks) -> TaskSet:
         """The tasks as float32 tensors."""
-        arrays = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
-        return cls(*(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays), list(tasks.names))
+        tensors = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in tasks.arrays())
+        return cls(*tensors, list(tasks.names))
 
     def take(self, index: torch.Tensor) -> TaskSet:
         """The tasks at `index` (in that order)."""
         picked = [self.names[i] for i in index.tolist()] if self.names else []
-        return TaskSet(self.support_x[index], self.support_y[index], self.query_x[index], self.query_y[index], picked)
+        return TaskSet(*(a[index] for a in self.arrays()), picked)
 
 
 # ---------------------------------------------------------------------------------------------------------- kernel
@@ -183,16 +173,9 @@ def meta_loss(
     """
     one = partial(_query_loss_after_adaptation, fn, steps=steps, lr=lr, size_weight=size_weight, first_order=order == 1)
     if vectorize:
-        losses = vmap(one, in_dims=(None, 0, 0, 0, 0))(
-            params, tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y
-        )
+        losses = vmap(one, in_dims=(None, 0, 0, 0, 0))(params, *tasks.arrays())
     else:
-        losses = torch.stack(
-            [
-                one(params, tasks.support_x[i], tasks.support_y[i], tasks.query_x[i], tasks.query_y[i])
-                for i in range(len(tasks))
-            ]
-        )
+        losses = torch.stack([one(params, *(a[i] for a in tasks.arrays())) for i in range(len(tasks))])
     return losses.mean()
 
 
@@ -220,9 +203,7 @@ def adaptation_curve(
             rows.append(torch.stack([loss_of(out, qy, size_weight), accuracy]))
         return torch.stack(rows)
 
-    curves = vmap(one, in_dims=(None, 0, 0, 0, 0))(
-        params, tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y
-    ).mean(dim=0)
+    curves = vmap(one, in_dims=(None, 0, 0, 0, 0))(params, *tasks.arrays()).mean(dim=0)
     return {"loss": curves[:, 0].tolist(), "sign_accuracy": curves[:, 1].tolist()}
 
 

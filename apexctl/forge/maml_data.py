@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -107,18 +108,29 @@ class MamlConfig:
         return support, self.task_bars - support - self.horizon
 
 
-@dataclass
-class ArrayTasks:
-    """Tasks of equal shape as float32 arrays: inputs `[tasks, rows, *input]`, targets `[tasks, rows, 2]`."""
+ArrayT = TypeVar("ArrayT")
 
-    support_x: np.ndarray
-    support_y: np.ndarray
-    query_x: np.ndarray
-    query_y: np.ndarray
+
+@dataclass
+class Tasks(Generic[ArrayT]):
+    """Tasks of equal shape: inputs `[tasks, rows, *input]`, targets `[tasks, rows, 2]` = (sign label, size), as
+    float32 arrays or tensors."""
+
+    support_x: ArrayT
+    support_y: ArrayT
+    query_x: ArrayT
+    query_y: ArrayT
     names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.support_x.shape[0]
+
+    def arrays(self) -> tuple[ArrayT, ArrayT, ArrayT, ArrayT]:
+        return self.support_x, self.support_y, self.query_x, self.query_y
+
+
+class ArrayTasks(Tasks[np.ndarray]):
+    """Tasks as float32 NumPy arrays (what `build_tasks` makes, before torch is loaded)."""
 
 
 @dataclass
