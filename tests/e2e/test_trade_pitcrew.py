@@ -176,6 +176,51 @@ def test_the_pit_crew_rejects_a_tampered_bundle_promotes_a_better_challenger_and
             assert len(orders) >= MIN_DECISIONS, "the churning champion traded"
 
 
+@pytest.mark.slow
+def test_a_restart_keeps_the_ledgers_champion_and_benches_the_challenger_left_in_the_folder(tmp_path):
+    root = tmp_path / "forge"
+    folder = tmp_path / "bundles" / "BTCUSDT" / "a"
+    champion = publish(root, folder, "a0", FLAT)
+    config = tmp_path / "nexus.toml"
+    # No promotion within the runs: the challenger stays a challenger.
+    config.write_text(config_text({"btc-a": folder}, 'min_decisions = 100000\nsettle = "200ms"\n'))
+    accounts = [{**a, "balance": str(CAPITAL * 3)} for a in ACCOUNTS]
+    out = tmp_path / "run"
+    ledger = out / "ledger.sqlite"
+    with running_venue(tmp_path, "--speed", "60", "--seed", "5", accounts=accounts):
+        command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config)]
+        command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out)]
+        engine = subprocess.Popen([*command, "--duration", "10s"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while not (ledger.exists() and _decisions(ledger) >= 2) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            challenger = publish(root, folder, "a1", CHURN)
+            _, stderr = engine.communicate(timeout=60)
+        finally:
+            if engine.poll() is None:
+                engine.kill()
+                engine.wait()
+        assert engine.returncode == 0, stderr.decode()[-2000:]
+        with sqlite3.connect(ledger) as db:
+            roles = dict(db.execute("SELECT model_id, role FROM models WHERE slot = 'btc-a'").fetchall())
+            first_run = db.execute("SELECT MAX(decision_id) FROM decisions").fetchone()[0]
+        assert roles == {champion: "champion", challenger: "challenger"}, roles
+        assert (out / "models" / champion / "manifest.json").is_file(), "a copy of the champion is kept"
+        assert (out / "models" / challenger / "manifest.json").is_file(), "and of the challenger"
+        # The folder now holds the challenger; the restarted engine trades the ledger's champion from its copy.
+        restarted = subprocess.run([*command, "--duration", "6s"], check=False, capture_output=True, timeout=60)
+        assert restarted.returncode == 0, restarted.stderr.decode()[-2000:]
+    with sqlite3.connect(ledger) as db:
+        after = db.execute("SELECT DISTINCT model_id FROM decisions WHERE decision_id > ?", (first_run,)).fetchall()
+        roles = dict(db.execute("SELECT model_id, role FROM models WHERE slot = 'btc-a'").fetchall())
+        restored = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'champion_restored'")]
+    assert after == [(champion,)], after
+    assert roles == {champion: "champion", challenger: "challenger"}, roles
+    assert len(restored) == 1, restored
+    assert restored[0].startswith(f"btc-a {champion[:12]}"), restored
+
+
 def _decisions(ledger: Path) -> int:
     try:
         with sqlite3.connect(ledger, timeout=1) as db:

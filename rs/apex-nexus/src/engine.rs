@@ -170,6 +170,20 @@ pub struct Prepared {
     ledger: Ledger,
     pid_file: PathBuf,
     engine_names: Vec<String>,
+    /// (slot, model id) of the bundles found in a slot's folder at start that are not the ledger's champion (a
+    /// challenger published before the restart): they join the bench once the Pit Crew starts.
+    benched: Vec<(usize, String)>,
+}
+
+/// The feature columns the engine computes for a bundle in `dir` on bars of `bar_ns` (what its manifest asks for;
+/// the defaults when it cannot be read, and loading the bundle then says why).
+fn names_for(bar_ns: i64, dir: &Path) -> Vec<String> {
+    let manifest_features: Vec<String> = std::fs::read_to_string(dir.join(apex_infer::MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["features"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()))
+        .unwrap_or_default();
+    apex_features::bars::column_names(&bar_params(bar_ns, &manifest_features), true)
 }
 
 /// The run folder's pid file: refuses a folder whose pid file names a live process, and removes itself on drop.
@@ -221,15 +235,7 @@ impl Prepared {
         let mut slots = Vec::new();
         let mut engine_names = Vec::new();
         for slot in &config.slots {
-            let manifest_features = std::fs::read_to_string(slot.bundle.join(apex_infer::MANIFEST))
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| {
-                    v["features"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-                })
-                .unwrap_or_else(Vec::new);
-            let params = bar_params(bar_ns, &manifest_features);
-            let names = apex_features::bars::column_names(&params, true);
+            let names = names_for(bar_ns, &slot.bundle);
             let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names)?;
             if names.len() > engine_names.len() {
                 engine_names = names;
@@ -273,8 +279,71 @@ impl Prepared {
             .map_err(|e| NexusError::Runtime(format!("{}: {e}", options.out.display())))?;
         let pid_file = lock(&options.out)?;
         let ledger = Ledger::open(&options.out.join("ledger.sqlite"), config.venue.kind.as_str(), &config.sha256)?;
-        Ok(Prepared { options, target, credentials, slots, ledger, pid_file, engine_names })
+        let mut benched = Vec::new();
+        for (index, (slot, models)) in slots.iter_mut().enumerate() {
+            if let Some(champion) = restore_champion(&options.out, &ledger, config, bar_ns, slot, models)? {
+                let names = names_for(bar_ns, &crate::kept::kept_dir(&options.out, &champion.sha256));
+                if names.len() > engine_names.len() {
+                    engine_names = names;
+                }
+                benched.push((index, std::mem::replace(models, champion).sha256));
+            }
+        }
+        Ok(Prepared { options, target, credentials, slots, ledger, pid_file, engine_names, benched })
     }
+}
+
+/// The ledger's champion of `slot` when it is not the bundle in the slot's folder (a challenger was published and
+/// not promoted before the restart), loaded from its kept copy; `None` keeps the folder's bundle as champion (and
+/// keeps a copy of it). Restoring needs the Pit Crew (which benches the folder's bundle) and the same folder as
+/// the run that promoted it: pointing a slot at another folder deploys that folder's bundle outright.
+fn restore_champion(
+    out: &Path,
+    ledger: &Ledger,
+    config: &crate::config::Config,
+    bar_ns: i64,
+    slot: &crate::config::SlotConfig,
+    folder_models: &SlotModels,
+) -> Result<Option<SlotModels>, NexusError> {
+    let folder = slot.bundle.display().to_string();
+    let restorable = match ledger.champion(&slot.name)? {
+        Some((id, bundle)) if config.pitcrew.enabled && bundle == folder && id != folder_models.sha256 => Some(id),
+        _ => None,
+    };
+    let Some(id) = restorable else {
+        if let Err(why) = crate::kept::keep(out, &slot.bundle) {
+            tracing::warn!(slot = %slot.name, %why, "no copy of the champion kept");
+        }
+        return Ok(None);
+    };
+    let dir = crate::kept::kept_dir(out, &id);
+    let loaded = if dir.is_dir() {
+        SlotModels::load(&slot.name, &dir, &slot.symbol, &names_for(bar_ns, &dir)).and_then(|mut models| {
+            models.check(&slot.name)?;
+            Ok(models)
+        })
+    } else {
+        Err(NexusError::Runtime(format!("no kept copy in {}", dir.display())))
+    };
+    match loaded {
+        Ok(champion) => {
+            let detail = format!("{} {}: the ledger's champion, from its kept copy", slot.name, short(&id));
+            ledger.record_event("champion_restored", &detail, None)?;
+            tracing::info!(slot = %slot.name, model = %short(&id), "champion restored from its kept copy");
+            Ok(Some(champion))
+        }
+        Err(error) => {
+            let detail = format!("{} {}: {error}; the folder's bundle is the champion", slot.name, short(&id));
+            ledger.record_event("champion_not_restored", &detail, None)?;
+            tracing::warn!(slot = %slot.name, %error, "the ledger's champion could not be restored");
+            Ok(None)
+        }
+    }
+}
+
+/// The first 12 characters of a model id, for the log.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 fn dec(value: &Dec) -> f64 {
@@ -354,6 +423,8 @@ pub struct Engine {
     watcher: Option<crate::watch::Watcher>,
     /// The feature engine's row names (what a new bundle's features are checked against).
     engine_names: Vec<String>,
+    /// See [`Prepared`]: bundles to bench when the Pit Crew starts.
+    benched: Vec<(usize, String)>,
 }
 
 mod crew;
@@ -446,7 +517,8 @@ impl Engine {
     /// # Errors
     /// `Venue` when the venue cannot be reached or refuses the keys.
     pub async fn connect(prepared: Prepared) -> Result<(Engine, PrivateRx, mpsc::Receiver<PublicEvent>), NexusError> {
-        let Prepared { options, target, credentials, slots: loaded, ledger, pid_file, engine_names } = prepared;
+        let Prepared { options, target, credentials, slots: loaded, ledger, pid_file, engine_names, benched } =
+            prepared;
         let config = &options.config;
         let venue = |e: ClientError| NexusError::Venue(e.to_string());
         let clock = Arc::new(ClockSync::new(Arc::new(SystemClock)));
@@ -617,6 +689,7 @@ impl Engine {
             pitcrew,
             watcher: None,
             engine_names,
+            benched,
         };
         Ok((engine, private_rx, public_rx))
     }

@@ -962,6 +962,22 @@ impl Ledger {
             .map_err(|e| self.fail(&e))
     }
 
+    /// The slot's champion by the ledger: (model id, bundle folder) of its latest model in the role `champion`.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn champion(&self, slot: &str) -> Result<Option<(String, String)>, NexusError> {
+        self.conn
+            .query_row(
+                "SELECT model_id, bundle FROM models WHERE slot = ?1 AND role = 'champion'
+                     ORDER BY ts_local DESC LIMIT 1",
+                params![slot],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.fail(&e))
+    }
+
     /// Records an engine event (connections, book sync changes, reconciliation results, refusals).
     ///
     /// # Errors

@@ -6,6 +6,7 @@ pub mod cwo;
 pub mod durable;
 pub mod engine;
 mod error;
+pub mod kept;
 pub mod ledger;
 pub mod metrics;
 pub mod models;

@@ -2,10 +2,11 @@
 //! (or refilling a dead slot), the bench's decisions and paper fills on each bar and print, the promotion swap
 //! between two bars, and the fall back to the previous champion when a model fails.
 
-use std::collections::HashSet;
+use std::path::Path;
 
-use super::{Engine, dec, qty_dec};
+use super::{Engine, dec, qty_dec, short};
 use crate::NexusError;
+use crate::kept;
 use crate::ledger::{ModelRow, SlotRow};
 use crate::models::{SlotModels, Tactic};
 use crate::pitcrew::{Challenger, Execution, PitCrew, Row, Touch, Verdict};
@@ -17,17 +18,24 @@ use tokio::sync::mpsc;
 /// Bundles the watcher verified (or refused), for the engine's loop.
 pub(super) type FoundRx = mpsc::UnboundedReceiver<Found<SlotModels>>;
 
-/// Loads and checks a new bundle for a slot: what `SlotModels::load` verifies (hashes, features the engine
-/// computes, symbol, a signal model) and apex-infer's sample rows.
-fn verify(slot: &str, dir: &std::path::Path, symbol: &str, names: &[String]) -> Result<SlotModels, String> {
+/// Keeps a copy of a new bundle in the run folder `out` (see `kept`) and loads and checks it from there: what
+/// `SlotModels::load` verifies (hashes, features the engine computes, symbol, a signal model) and apex-infer's
+/// sample rows. A copy that fails is dropped.
+fn verify(out: &Path, slot: &str, dir: &Path, symbol: &str, names: &[String]) -> Result<SlotModels, String> {
     // The event names the slot and folder already: the reason is the bundle error's own message.
     let reason = |e: NexusError| match e {
         NexusError::Bundle { message, .. } => message,
         other => other.to_string(),
     };
-    let mut models = SlotModels::load(slot, dir, symbol, names).map_err(reason)?;
-    models.check(slot).map_err(reason)?;
-    Ok(models)
+    let kept = kept::keep(out, dir)?;
+    let loaded = SlotModels::load(slot, &kept, symbol, names).and_then(|mut models| {
+        models.check(slot)?;
+        Ok(models)
+    });
+    loaded.map_err(|e| {
+        kept::forget(&kept);
+        reason(e)
+    })
 }
 
 impl Engine {
@@ -41,15 +49,26 @@ impl Engine {
             .slots
             .iter()
             .enumerate()
-            .map(|(i, s)| Target {
-                slot: i,
-                folder: self.options.config.slots[i].bundle.clone(),
-                known: HashSet::from([s.models.sha256.clone()]),
+            .map(|(i, s)| {
+                // The folder's own bundle, when it is not the restored champion, is benched below.
+                let benched = self.benched.iter().filter(|(slot, _)| *slot == i).map(|(_, id)| id.clone());
+                Target {
+                    slot: i,
+                    folder: self.options.config.slots[i].bundle.clone(),
+                    known: benched.chain([s.models.sha256.clone()]).collect(),
+                }
             })
             .collect();
         let names = self.engine_names.clone();
         let slots: Vec<(String, String)> = self.slots.iter().map(|s| (s.name.clone(), s.symbol.clone())).collect();
-        let check = move |index: usize, dir: &std::path::Path| verify(&slots[index].0, dir, &slots[index].1, &names);
+        let out = self.options.out.clone();
+        let check = move |index: usize, dir: &Path| verify(&out, &slots[index].0, dir, &slots[index].1, &names);
+        // The folders' bundles that are not their slot's restored champion join the bench first, as if just found.
+        let mut start: Vec<Found<SlotModels>> = Vec::new();
+        for (slot, model_id) in std::mem::take(&mut self.benched) {
+            let folder = self.options.config.slots[slot].bundle.clone();
+            start.push(Found { slot, outcome: check(slot, &folder), folder, model_id });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = watch::start(targets, settings.watch, settings.poll, settings.settle, check, tx);
         let detail = match &watcher.fallback_reason {
@@ -60,6 +79,9 @@ impl Engine {
         tracing::info!(watch = %detail, "pit crew watching the bundle folders");
         self.ledger.record_event("bundle_watch", &detail, None)?;
         self.watcher = Some(watcher);
+        for found in start {
+            self.on_bundle(found)?;
+        }
         Ok(Some(rx))
     }
 
@@ -352,9 +374,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// The first 12 characters of a model id, for the log.
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }
