@@ -534,9 +534,7 @@ mod tests {
 
     /// A folder per test: tests run concurrently and each rewrites its `nexus.toml`.
     fn temp(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("apex-nexus-config-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::scratch(&format!("config-{test}"))
     }
 
     const GOOD: &str = r#"

@@ -88,8 +88,8 @@ mod tests {
 
     #[test]
     fn a_bundle_is_copied_once_under_its_model_id() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (out, folder) = (tmp.path().join("run"), tmp.path().join("slot"));
+        let tmp = crate::scratch("kept");
+        let (out, folder) = (tmp.join("run"), tmp.join("slot"));
         bundle(&folder, "{\"v\": 1}");
         let kept = keep(&out, &folder).unwrap();
         assert_eq!(kept, kept_dir(&out, &model_id(&folder).unwrap()));
@@ -105,6 +105,6 @@ mod tests {
         assert_eq!(names.len(), 2, "no staging folder is left behind: {names:?}");
         forget(&second);
         assert!(!second.exists());
-        assert!(keep(&out, &tmp.path().join("missing")).unwrap_err().contains(apex_infer::MANIFEST));
+        assert!(keep(&out, &tmp.join("missing")).unwrap_err().contains(apex_infer::MANIFEST));
     }
 }

@@ -1133,10 +1133,7 @@ mod tests {
     use super::*;
 
     fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("apex-nexus-ledger-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("ledger.sqlite")
+        crate::scratch(&format!("ledger-{name}")).join("ledger.sqlite")
     }
 
     fn intent(link: &str, seq: i64) -> OrderIntent {

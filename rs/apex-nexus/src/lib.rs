@@ -18,3 +18,12 @@ pub mod watch;
 pub mod watchtower;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};
+
+/// An empty folder for one test under the system's temp folder (tests run concurrently: each passes its own tag).
+#[cfg(test)]
+pub(crate) fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("apex-nexus-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

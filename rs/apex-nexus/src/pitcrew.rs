@@ -487,9 +487,7 @@ mod tests {
     pub(crate) fn gp_bundle(tag: &str, root: &str) -> PathBuf {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("apex-nexus-pitcrew-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch(&format!("pitcrew-{tag}-{n}"));
         let tree = format!(r#"{{"schema": "apex.gp_tree", "version": 1, "features": ["clv"], "root": {root}}}"#);
         std::fs::write(dir.join("signal.gp.json"), &tree).unwrap();
         let manifest = Manifest::single_gp("BTCUSDT", "a", "test", vec!["clv".into()], &tree);

@@ -161,8 +161,7 @@ mod tests {
         use apex_bybit::client::rest::RestConfig;
         use apex_bybit::client::target::{Network, Target};
 
-        let dir = std::env::temp_dir().join(format!("apex-nexus-protection-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch("protection");
         let ledger = Ledger::open(&dir.join("ledger.sqlite"), "local", "0").unwrap();
         let answers = [
             r#"{"retCode":10001,"retMsg":"DCP is not enabled for this account","result":{},"retExtInfo":{},"time":1}"#,

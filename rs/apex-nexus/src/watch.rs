@@ -207,10 +207,7 @@ mod tests {
     use super::*;
 
     fn temp(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("apex-nexus-watch-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::scratch(&format!("watch-{tag}"))
     }
 
     /// Publishes `manifest` as `folder` the way `apexctl export` does: a staging folder renamed over it.
