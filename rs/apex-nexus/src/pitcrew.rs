@@ -23,10 +23,13 @@
 //! `d_t = Δlog(challenger shadow equity) − Δlog(champion live equity)`, where the champion's growth leaves out any
 //! capital the CWO added or removed on that bar (one difference per bar after the one it joined on). Once there are
 //! at least `min_decisions` differences (default 60), it is promoted when `mean(d) > 0` and a one-sided t-test
-//! rejects `mean(d) ≤ 0` at level `alpha`
-//! (default 0.05): `t = mean(d) / (sd(d) / √n) > t_{1−alpha, n−1}` (Student's t quantile, `statrs`). Every bar's
-//! rows count, so a challenger that holds flat while the champion pays spread and fees gains on every bar the
-//! champion trades. The check runs every bar; of several challengers that pass, the one with the largest `t` wins.
+//! rejects `mean(d) ≤ 0`: `t = mean(d) / (sd(d) / √n) > t_{1−alpha_k, n−1}` (Student's t quantile, `statrs`).
+//! The test is repeated every bar, and every look is another chance for noise to pass, so the level is spent over
+//! the looks: look `k` (k = 1 at `n = min_decisions`) tests at `alpha_k = alpha / (k (k + 1))`, which sum to `alpha`
+//! (default 0.05), so a challenger no better than the champion is promoted with probability at most `alpha` however
+//! long it sits on the bench. Every bar's rows count, so a challenger that holds flat while the champion pays spread
+//! and fees gains on every bar the champion trades. Of several challengers that pass, the one with the largest `t`
+//! wins.
 //!
 //! # Swap
 //! The swap happens in the engine's loop after a bar's decisions are written and before the next bar's: no decision
@@ -62,13 +65,23 @@ pub enum WatchMode {
 pub struct Promotion {
     /// Fewest paired differences (bars after the one a challenger joined on) before it may be promoted (at least 2).
     pub min_decisions: usize,
-    /// Level of the one-sided t-test, in (0, 0.5).
+    /// Chance of promoting a challenger no better than the champion, over all the looks, in (0, 0.5).
     pub alpha: f64,
 }
 
 impl Default for Promotion {
     fn default() -> Self {
         Promotion { min_decisions: 60, alpha: 0.05 }
+    }
+}
+
+impl Promotion {
+    /// The level spent on the look at `n` differences: `alpha / (k (k + 1))` at look `k = n − min_decisions + 1`
+    /// (the first look's level before `min_decisions`).
+    #[must_use]
+    pub fn level_at(&self, n: usize) -> f64 {
+        let look = (n.saturating_sub(self.min_decisions) + 1) as f64;
+        self.alpha / (look * (look + 1.0))
     }
 }
 
@@ -125,7 +138,7 @@ pub struct Verdict {
     pub sd: f64,
     /// The t statistic (infinite when every difference is the same positive number).
     pub t: f64,
-    /// The one-sided critical value `t_{1−alpha, n−1}` (NaN below two differences).
+    /// The one-sided critical value `t_{1−alpha_k, n−1}` of this look (NaN below two differences).
     pub critical: f64,
     pub promote: bool,
 }
@@ -135,15 +148,22 @@ impl Verdict {
     #[must_use]
     pub fn describe(&self, rule: &Promotion) -> String {
         format!(
-            "n={} mean_dlog={:.3e} sd={:.3e} t={:.3} > t_crit={:.3} (alpha={}, min_decisions={})",
-            self.n, self.mean, self.sd, self.t, self.critical, rule.alpha, rule.min_decisions
+            "n={} mean_dlog={:.3e} sd={:.3e} t={:.3} > t_crit={:.3} (alpha_k={:.3e} of alpha={}, min_decisions={})",
+            self.n,
+            self.mean,
+            self.sd,
+            self.t,
+            self.critical,
+            rule.level_at(self.n),
+            rule.alpha,
+            rule.min_decisions
         )
     }
 }
 
 /// The promotion rule on the paired per-bar log-growth differences `diffs` (challenger minus champion): promote when
 /// there are at least `min_decisions` of them, their mean is positive, and a one-sided t-test rejects a mean ≤ 0 at
-/// level `alpha`. Non-finite differences never promote.
+/// this look's level ([`Promotion::level_at`]). Non-finite differences never promote.
 #[must_use]
 pub fn judge(diffs: &[f64], rule: &Promotion) -> Verdict {
     let n = diffs.len();
@@ -167,7 +187,8 @@ pub fn judge(diffs: &[f64], rule: &Promotion) -> Verdict {
     } else {
         mean / (sd / count.sqrt())
     };
-    let critical = StudentsT::new(0.0, 1.0, count - 1.0).map_or(f64::NAN, |d| d.inverse_cdf(1.0 - rule.alpha));
+    let level = rule.level_at(n);
+    let critical = StudentsT::new(0.0, 1.0, count - 1.0).map_or(f64::NAN, |d| d.inverse_cdf(1.0 - level));
     let promote = n >= rule.min_decisions && mean > 0.0 && critical.is_finite() && t > critical;
     Verdict { n, mean, sd, t, critical, promote }
 }
@@ -522,9 +543,13 @@ mod tests {
     fn the_t_test_matches_a_worked_example() {
         let rule = Promotion { min_decisions: 5, alpha: 0.05 };
         let v = judge(&[1.0, 2.0, 3.0, 4.0, 5.0], &rule);
-        // mean 3, sd √2.5, t = 3 / (√2.5 / √5) = 4.2426; t_{0.95, 4} = 2.1318 (tables).
+        // mean 3, sd √2.5, t = 3 / (√2.5 / √5) = 4.2426; the first look spends alpha / 2: t_{0.975, 4} = 2.7764
+        // (tables).
         assert!((v.t - 4.242_640_687).abs() < 1e-6, "{v:?}");
-        assert!((v.critical - 2.131_846_786).abs() < 1e-6, "{v:?}");
+        assert!((v.critical - 2.776_445_105).abs() < 1e-6, "{v:?}");
+        // The third look (n = 7) spends alpha / 12: t_{1 - 0.05/12, 6} = 3.862990615 (scipy.stats.t.ppf).
+        let third = judge(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], &rule);
+        assert!((third.critical - 3.862_990_615).abs() < 1e-6, "{third:?}");
         assert!(v.promote);
         assert!(!judge(&[1.0, 2.0, 3.0, 4.0], &rule).promote, "fewer than min_decisions");
         // t = 0.2 / (1.0954 / √5) = 0.408 < 2.13: a positive mean that is noise is not enough.
@@ -532,6 +557,35 @@ mod tests {
         assert!(judge(&[0.5; 5], &rule).promote, "always better by the same amount");
         assert!(!judge(&[0.0; 5], &rule).promote && !judge(&[-0.5; 5], &rule).promote);
         assert!(!judge(&[1.0, f64::NAN, 1.0, 1.0, 1.0], &rule).promote);
+    }
+
+    /// The share of `runs` challengers no better than the champion (differences i.i.d. normal, mean 0) promoted at
+    /// some look within `bars` bars, by `judge` or, for `naive`, by the same t-test at the full `alpha` every look.
+    fn null_promotions(runs: u64, bars: usize, rule: &Promotion, naive: bool) -> f64 {
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
+        let mut promoted = 0;
+        for seed in 0..runs {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let diffs: Vec<f64> = (0..bars).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
+            let passes = |n: usize| {
+                let v = judge(&diffs[..n], rule);
+                let critical = StudentsT::new(0.0, 1.0, n as f64 - 1.0).unwrap().inverse_cdf(1.0 - rule.alpha);
+                if naive { n >= rule.min_decisions && v.mean > 0.0 && v.t > critical } else { v.promote }
+            };
+            promoted += u32::from((rule.min_decisions..=bars).any(passes));
+        }
+        f64::from(promoted) / runs as f64
+    }
+
+    #[test]
+    fn looking_every_bar_keeps_the_false_promotion_rate_within_alpha() {
+        let rule = Promotion { min_decisions: 10, alpha: 0.05 };
+        let spent = null_promotions(400, 150, &rule, false);
+        let naive = null_promotions(400, 150, &rule, true);
+        // 400 runs: a rate of 0.05 has a standard error of 0.011.
+        assert!(spent <= 0.075, "alpha spending: {spent}");
+        assert!(naive >= 0.2, "the same test at the full alpha on every look: {naive}");
     }
 
     proptest! {
