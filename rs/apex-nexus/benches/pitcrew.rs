@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
     let mut challenger = Challenger::new("btc-a", load(), dir.clone(), 1_000.0, RuleParams::default(), LOTS).unwrap();
     let mut challenger_bar = |i: usize| {
         let (bar, row) = &series[i % series.len()];
-        let touch = Touch { bid: bar.close - 0.05, ask: bar.close + 0.05 };
+        let touch = Touch::top(bar.close - 0.05, bar.close + 0.05);
         let (_, legs) = challenger.on_bar(row, bar, 1_000.0, 1_000.0).unwrap();
         for leg in legs {
             challenger.execute(leg, Execution::Aggressive, Some(touch), &fees);

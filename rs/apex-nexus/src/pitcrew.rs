@@ -12,8 +12,8 @@
 //! # Shadow trading
 //! On every closed bar of its symbol a challenger gets the champion's feature row and decides through its own
 //! [`SlotCore`] (the same rule parameters; its capital is the champion's equity when it joined) and its own models
-//! (its MAML adapts on its own). Its legs are paper-filled: an aggressive leg at the touch with the taker fee; a
-//! passive leg (the IEL tactic) only when a later trade prints strictly through its limit price, with the maker fee,
+//! (its MAML adapts on its own). Its legs are paper-filled: an aggressive leg takes the book's best levels from the
+//! touch outwards ([`Touch::sweep`]) with the taker fee; a passive leg (the IEL tactic) only when a later trade prints strictly through its limit price, with the maker fee,
 //! and cancelled unfilled at the next bar as the live ones are. Its bracket triggers on the tape as the champion's
 //! does. Its shadow equity (cash plus position at the bar's close, before that bar's orders) is written to
 //! `shadow_equity` every bar; the champion's equity in the comparison is taken at the same moment.
@@ -193,11 +193,58 @@ pub fn judge(diffs: &[f64], rule: &Promotion) -> Verdict {
     Verdict { n, mean, sd, t, critical, promote }
 }
 
-/// The touch a paper order fills against: best bid and best ask (quote per base).
+/// Levels per side of the book a paper market order can take.
+pub const PAPER_LEVELS: usize = 8;
+
+/// The book a paper order fills against: best bid and best ask (quote per base), and the best levels of each side
+/// as (price, quantity in base), best first; unused levels hold no quantity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Touch {
     pub bid: f64,
     pub ask: f64,
+    pub bids: [(f64, f64); PAPER_LEVELS],
+    pub asks: [(f64, f64); PAPER_LEVELS],
+}
+
+impl Touch {
+    /// A book whose depth is unknown: any quantity trades at the touch.
+    #[must_use]
+    pub const fn top(bid: f64, ask: f64) -> Touch {
+        let mut bids = [(0.0, 0.0); PAPER_LEVELS];
+        let mut asks = [(0.0, 0.0); PAPER_LEVELS];
+        bids[0] = (bid, f64::INFINITY);
+        asks[0] = (ask, f64::INFINITY);
+        Touch { bid, ask, bids, asks }
+    }
+
+    /// The book's best levels (best first; the first of each side is the touch), at most [`PAPER_LEVELS`] a side.
+    #[must_use]
+    pub fn from_levels(bids: &[(f64, f64)], asks: &[(f64, f64)]) -> Option<Touch> {
+        let (&(bid, _), &(ask, _)) = (bids.first()?, asks.first()?);
+        let mut touch = Touch { bid, ask, bids: [(0.0, 0.0); PAPER_LEVELS], asks: [(0.0, 0.0); PAPER_LEVELS] };
+        for (into, from) in [(&mut touch.bids, bids), (&mut touch.asks, asks)] {
+            for (slot, &level) in into.iter_mut().zip(from) {
+                *slot = level;
+            }
+        }
+        Some(touch)
+    }
+
+    /// The average price of a market order of `qty` on `side`: it takes the levels from the touch outwards, and
+    /// what they do not hold trades at the last one's price (the book beyond is not seen).
+    #[must_use]
+    pub fn sweep(&self, side: Side, qty: f64) -> f64 {
+        let (touch, levels) = if side == Side::Buy { (self.ask, &self.asks) } else { (self.bid, &self.bids) };
+        let (mut left, mut cost, mut last) = (qty, 0.0, touch);
+        for &(price, size) in levels.iter().take_while(|l| l.1 > 0.0) {
+            let take = left.min(size);
+            (cost, left, last) = (cost + take * price, left - take, price);
+            if left <= 0.0 {
+                break;
+            }
+        }
+        if qty > 0.0 { (cost + left.max(0.0) * last) / qty } else { touch }
+    }
 }
 
 /// A challenger's passive paper order, waiting for the tape to trade through its price.
@@ -210,7 +257,7 @@ struct Resting {
 /// How a paper leg is to be executed, as the engine would send it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Execution {
-    /// A market order: filled at once at the touch, taker fee.
+    /// A market order: filled at once against the book's best levels, taker fee.
     Aggressive,
     /// A post-only limit order at this price: filled when a later print trades strictly through it, maker fee.
     Limit(f64),
@@ -314,17 +361,15 @@ impl Challenger {
         Ok((equity, legs))
     }
 
-    /// Executes one leg of the bar on paper: aggressive at `touch` (buy at the ask, sell at the bid) with the taker
-    /// fee, or resting at a limit price until the tape trades through it. Without a touch (a blind book) the leg is
-    /// not filled, as the engine withholds the live order; a bracket may then trigger again.
+    /// Executes one leg of the bar on paper: aggressive against `touch` (a buy takes the asks from the best outwards,
+    /// a sell the bids, see [`Touch::sweep`]) with the taker fee, or resting at a limit price until the tape trades
+    /// through it. Without a touch (a blind book) the leg is not filled, as the engine withholds the live order; a
+    /// bracket may then trigger again.
     pub fn execute(&mut self, leg: Leg, execution: Execution, touch: Option<Touch>, fees: &Fees) {
         match execution {
             Execution::Limit(price) => self.resting.push(Resting { leg, price }),
             Execution::Aggressive => match touch {
-                Some(touch) => {
-                    let price = if leg.side == Side::Buy { touch.ask } else { touch.bid };
-                    self.fill(leg, price, fees.taker);
-                }
+                Some(touch) => self.fill(leg, touch.sweep(leg.side, leg.qty), fees.taker),
                 None if matches!(leg.purpose, Purpose::Stop | Purpose::Take) => self.core.rearm_bracket(),
                 None => {}
             },
@@ -537,7 +582,7 @@ mod tests {
     }
 
     const FEES: Fees = Fees { taker: 0.00055, maker: 0.0002 };
-    const TOUCH: Touch = Touch { bid: 99_999.0, ask: 100_001.0 };
+    const TOUCH: Touch = Touch::top(99_999.0, 100_001.0);
 
     #[test]
     fn the_t_test_matches_a_worked_example() {
@@ -652,6 +697,26 @@ mod tests {
         let (_, legs) = blind.on_bar(&[0.5], &bar(100_000.0), 1_000.0, 1_000.0).unwrap();
         blind.execute(legs[0], Execution::Aggressive, None, &FEES);
         assert_eq!(blind.core().book().position, 0.0);
+    }
+
+    #[test]
+    fn a_market_order_larger_than_the_touch_walks_the_book() {
+        let touch = Touch::from_levels(&[(99.0, 1.0), (98.0, 2.0)], &[(101.0, 1.0), (102.0, 2.0), (104.0, 1.0)]);
+        let touch = touch.unwrap();
+        assert_eq!((touch.bid, touch.ask), (99.0, 101.0));
+        assert_eq!(touch.sweep(Side::Buy, 0.5), 101.0);
+        assert!((touch.sweep(Side::Buy, 2.0) - 101.5).abs() < 1e-12, "1 at 101, 1 at 102");
+        assert!((touch.sweep(Side::Buy, 4.0) - (101.0 + 204.0 + 104.0) / 4.0).abs() < 1e-12);
+        // Beyond the levels seen, the rest trades at the last one's price.
+        assert!((touch.sweep(Side::Sell, 5.0) - (99.0 + 196.0 + 2.0 * 98.0) / 5.0).abs() < 1e-12);
+        assert_eq!(Touch::top(99.0, 101.0).sweep(Side::Sell, 1e9), 99.0, "unknown depth: all at the touch");
+        assert!(Touch::from_levels(&[], &[(101.0, 1.0)]).is_none());
+        // A challenger's fill pays it, fees on the average price.
+        let mut c = challenger(1.0, 1_000_000.0);
+        let leg = Leg { purpose: Purpose::Entry, side: Side::Buy, qty: 2.0, stop: None, take: None };
+        c.execute(leg, Execution::Aggressive, Some(touch), &FEES);
+        assert!((c.core().book().avg_price - 101.5).abs() < 1e-9);
+        assert!((c.core().book().cash() - (1_000_000.0 - FEES.taker * 2.0 * 101.5)).abs() < 1e-6);
     }
 
     #[test]

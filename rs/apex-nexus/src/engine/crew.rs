@@ -168,18 +168,23 @@ impl Engine {
         })
     }
 
-    /// The touch of `symbol` a paper order fills against, in price units and quote, when the book is usable.
+    /// The touch of `symbol` a paper order fills against, in price units and, with the best levels, in quote and
+    /// base, when the book is usable.
     fn touch(&self, symbol: &str) -> Option<(apex_book::Level, apex_book::Level, Touch)> {
         let snapshot = self.public.snapshot(symbol)?;
-        if !snapshot.synced || !self.markets[symbol].synced {
+        let market = &self.markets[symbol];
+        if !snapshot.synced || !market.synced {
             return None;
         }
         let (bid, ask) = (*snapshot.bids.first()?, *snapshot.asks.first()?);
         if bid.price >= ask.price {
             return None;
         }
-        let scale = self.markets[symbol].price_scale;
-        Some((bid, ask, Touch { bid: scale.to_f64(bid.price), ask: scale.to_f64(ask.price) }))
+        let quote = |levels: &[apex_book::Level]| -> Vec<(f64, f64)> {
+            let best = levels.iter().take(crate::pitcrew::PAPER_LEVELS);
+            best.map(|l| (market.price_scale.to_f64(l.price), market.qty_scale.to_f64(l.qty))).collect()
+        };
+        Some((bid, ask, Touch::from_levels(&quote(&snapshot.bids), &quote(&snapshot.asks))?))
     }
 
     /// A trade printed on `symbol`: the challengers' resting paper orders and brackets act on it.
