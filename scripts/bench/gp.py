@@ -1,13 +1,17 @@
 """Benchmark: GP node evaluations per second, Rust batch (apex-gp through apexctl._core) vs DEAP gp.compile on NumPy:
-random trees, then an evolved population whose shared subtrees the batch evaluates once."""
+random trees, then an evolved population whose shared subtrees the batch evaluates once. `--baseline FILE` loads
+another build's `_core` library (e.g. main's `apexctl/_core.abi3.so`, copied aside) into the same process and times it
+interleaved with this build's, results checked bit-equal."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from common import best_of, report
@@ -57,7 +61,41 @@ def evolved(pset: gp.PrimitiveSetTyped, pop: int, gens: int, rows: int, seed: in
     return list(dict.fromkeys(forge_gp.to_json(ind) for ind in population))
 
 
-def compare(title: str, texts: list[str], trees: list, pset: gp.PrimitiveSetTyped, columns: list[np.ndarray]) -> None:
+def load_baseline(path: str) -> ModuleType:
+    """Another build's `_core` extension from its library file, as a module of its own beside this build's."""
+    spec = importlib.util.spec_from_file_location("apexctl._core", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline {path}: not a Python extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def interleaved(texts: list[str], columns: list[np.ndarray], baseline: ModuleType, repeats: int = 7) -> tuple:
+    """Best process-CPU seconds of this build's and the baseline's `gp_evaluate_into`, run turn about, so that both
+    see the same machine load."""
+    out = np.empty((len(texts), len(columns[0])))
+    theirs = np.empty_like(out)
+    _core.gp_evaluate_into(texts, NAMES, columns, out)
+    baseline.gp_evaluate_into(texts, NAMES, columns, theirs)
+    assert np.array_equal(out.view(np.uint64), theirs.view(np.uint64)), "this build and the baseline disagree"
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        for i, (core, dst) in enumerate(((_core, out), (baseline, theirs))):
+            cpu = time.process_time()
+            core.gp_evaluate_into(texts, NAMES, columns, dst)
+            best[i] = min(best[i], time.process_time() - cpu)
+    return best[0], best[1]
+
+
+def compare(
+    title: str,
+    texts: list[str],
+    trees: list,
+    pset: gp.PrimitiveSetTyped,
+    columns: list[np.ndarray],
+    baseline: ModuleType | None = None,
+) -> None:
     rows = len(columns[0])
     sharing = _core.gp_sharing(texts, NAMES)
     node_evals = sharing["tree_nodes"] * rows
@@ -112,6 +150,12 @@ def compare(title: str, texts: list[str], trees: list, pset: gp.PrimitiveSetType
         f"  not shared  : {node_evals / unshared_s:14,.0f} node-evals/s  ({unshared_s * 1e3:9.1f} ms), "
         f"{node_evals / unshared_cpu:,.0f} per CPU-second; sharing {unshared_s / ours_s:.2f}x faster"
     )
+    if baseline is not None:
+        mine, theirs = interleaved(texts, columns, baseline)
+        print(
+            f"  baseline    : {node_evals / theirs:14,.0f} node-evals per CPU-second (--baseline), this build "
+            f"{node_evals / mine:,.0f}: {theirs / mine:.2f}x (turn about, best of 7, results bit-equal)"
+        )
 
 
 def main() -> None:
@@ -121,13 +165,15 @@ def main() -> None:
     parser.add_argument("--pop", type=int, default=2_000, help="population of the evolved scenario (0: skip it)")
     parser.add_argument("--gens", type=int, default=10, help="generations evolved before the evolved scenario")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--baseline", metavar="FILE", help="another build's _core library, timed turn about")
     args = parser.parse_args()
+    baseline = load_baseline(args.baseline) if args.baseline else None
     random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
     columns = [rng.standard_normal(args.rows) for _ in NAMES]
     pset = forge_gp.primitive_set(NAMES)
     trees = [gp.PrimitiveTree(forge_gp.gen_half_and_half(pset, 2, 6)) for _ in range(args.trees)]
-    compare("gp random trees", [forge_gp.to_json(tree) for tree in trees], trees, pset, columns)
+    compare("gp random trees", [forge_gp.to_json(tree) for tree in trees], trees, pset, columns, baseline)
     if args.pop:
         texts = evolved(pset, args.pop, args.gens, 2_000, args.seed)
         print()
@@ -137,6 +183,7 @@ def main() -> None:
             [forge_gp.from_json(text, pset) for text in texts],
             pset,
             columns,
+            baseline,
         )
 
 

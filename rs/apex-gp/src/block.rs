@@ -19,6 +19,9 @@ use crate::{PROTECT_EPS, signal as clip};
 pub(crate) const ROWS: usize = 512;
 /// Rows a rolling kernel handles at once, each with its own accumulator held in a register lane.
 const LANES: usize = 32;
+/// Rows the window sums of [`means`] handle at once: a sum is one add per member, so with `LANES` rows the adds wait
+/// on each other's latency; twice as many independent accumulators keep the adder busy.
+const MEAN_LANES: usize = 64;
 
 /// The rows of an operand in a block: a slice, or one value for every row.
 #[derive(Clone, Copy, Debug)]
@@ -164,6 +167,19 @@ pub(crate) fn select(cond: Src<'_>, a: Src<'_>, b: Src<'_>, out: &mut [f64]) {
             for (o, &c) in out.iter_mut().zip(cond) {
                 *o = if c != 0.0 { a } else { b };
             }
+        }
+    }
+}
+
+/// Rows `start..start + out.len()` of a value known row by row up to its last entry, which repeats ever after.
+#[inline(always)]
+pub(crate) fn ramp(values: &[f64], start: usize, out: &mut [f64]) {
+    let last = values.len() - 1;
+    if start >= last {
+        out.fill(values[last]);
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = values[(start + i).min(last)];
         }
     }
 }
@@ -355,6 +371,13 @@ fn windows(
 ) {
     match stat {
         Stat::Mean => means(members, k, out),
+        // A window of one row deviates by x - x from its mean: 0.0, or NaN for an infinite or NaN x (and a z-score
+        // of a zero deviation is 0.0).
+        Stat::Std | Stat::Zscore if k == 1 => {
+            for (o, &x) in out.iter_mut().zip(members) {
+                *o = if x.is_finite() { 0.0 } else { f64::NAN };
+            }
+        }
         Stat::Std | Stat::Zscore => {
             let mu = &mut mu[..out.len()];
             means(members, k, mu);
@@ -366,17 +389,17 @@ fn windows(
     }
 }
 
-/// The `LANES` values of `x` from `start`.
+/// The `L` values of `x` from `start`.
 #[inline(always)]
-fn lanes(x: &[f64], start: usize) -> &[f64; LANES] {
-    x[start..start + LANES].try_into().expect("LANES values")
+fn lanes<const L: usize>(x: &[f64], start: usize) -> &[f64; L] {
+    x[start..start + L].try_into().expect("L values")
 }
 
-/// The rows handled `LANES` at a time: (first row, its `LANES` outputs); the rest is left for a scalar loop.
+/// The rows handled `L` at a time: (first row, its `L` outputs); the rest is left for a scalar loop.
 #[inline(always)]
-fn strips(out: &mut [f64]) -> (impl Iterator<Item = (usize, &mut [f64])>, usize) {
-    let full = out.len() - out.len() % LANES;
-    ((0..full).step_by(LANES).zip(out[..full].chunks_exact_mut(LANES)), full)
+fn strips<const L: usize>(out: &mut [f64]) -> (impl Iterator<Item = (usize, &mut [f64])>, usize) {
+    let full = out.len() - out.len() % L;
+    ((0..full).step_by(L).zip(out[..full].chunks_exact_mut(L)), full)
 }
 
 /// Below this magnitude a quotient by a window length may leave the normal range, where [`divide`]'s exactness
@@ -409,58 +432,73 @@ fn divide(values: &mut [f64], m: f64) {
     }
 }
 
-/// Window means, each window `members[r..r + k]` summed from its oldest member starting at 0.0. Each of the `LANES`
-/// rows of a strip has its own accumulator, so the loop over the window runs on vectors.
+/// Window means, each window `members[r..r + k]` summed from its oldest member starting at 0.0, `MEAN_LANES` rows
+/// at a time, then `LANES`, then the last few one by one.
 #[inline(always)]
 fn means(members: &[f64], k: usize, out: &mut [f64]) {
-    let m = k as f64;
-    let rows = out.len();
-    let (strips, done) = strips(out);
+    let wide = sums::<MEAN_LANES>(members, k, out);
+    let done = wide + sums::<LANES>(&members[wide..], k, &mut out[wide..]);
+    for (r, o) in out.iter_mut().enumerate().skip(done) {
+        let mut acc = 0.0;
+        for v in &members[r..r + k] {
+            acc += v;
+        }
+        *o = acc;
+    }
+    divide(out, k as f64);
+}
+
+/// The window sums of the first rows of `out`, a multiple of `L`: each of a strip's `L` rows has its own accumulator,
+/// so the loop over the window runs on vectors. Returns how many rows it did.
+#[inline(always)]
+fn sums<const L: usize>(members: &[f64], k: usize, out: &mut [f64]) -> usize {
+    let (strips, done) = strips::<L>(out);
     for (r, out) in strips {
-        let mut acc = [0.0; LANES];
+        let mut acc = [0.0; L];
         for j in 0..k {
-            for (a, v) in acc.iter_mut().zip(lanes(members, r + j)) {
+            for (a, v) in acc.iter_mut().zip(lanes::<L>(members, r + j)) {
                 *a += v;
             }
         }
         out.copy_from_slice(&acc);
     }
-    for r in done..rows {
-        let mut acc = 0.0;
-        for v in &members[r..r + k] {
-            acc += v;
-        }
-        out[r] = acc;
-    }
-    divide(out, m);
+    done
 }
 
-/// Population standard deviations around the window means `mu` (or z-scores of each window's newest member).
+/// The sums of squared deviations from `mu` of the windows of the first rows of `out`, a multiple of `L`, as
+/// [`sums`]. Returns how many rows it did.
 #[inline(always)]
-fn deviations(members: &[f64], k: usize, mu: &[f64], out: &mut [f64], zscore: bool) {
-    let m = k as f64;
-    let rows = out.len();
-    let (strips, done) = strips(out);
+fn squares<const L: usize>(members: &[f64], k: usize, mu: &[f64], out: &mut [f64]) -> usize {
+    let (strips, done) = strips::<L>(out);
     for (r, out) in strips {
-        let mean = lanes(mu, r);
-        let mut acc = [0.0; LANES];
+        let mean = lanes::<L>(mu, r);
+        let mut acc = [0.0; L];
         for j in 0..k {
-            for ((a, v), mean) in acc.iter_mut().zip(lanes(members, r + j)).zip(mean) {
+            for ((a, v), mean) in acc.iter_mut().zip(lanes::<L>(members, r + j)).zip(mean) {
                 let d = v - mean;
                 *a += d * d;
             }
         }
         out.copy_from_slice(&acc);
     }
-    for r in done..rows {
+    done
+}
+
+/// Population standard deviations around the window means `mu` (or z-scores of each window's newest member).
+#[inline(always)]
+fn deviations(members: &[f64], k: usize, mu: &[f64], out: &mut [f64], zscore: bool) {
+    // Three float operations per member keep the vector units busy at `LANES` rows already (measured: no faster at
+    // `MEAN_LANES`).
+    let done = squares::<LANES>(members, k, mu, out);
+    for (r, o) in out.iter_mut().enumerate().skip(done) {
         let mut acc = 0.0;
         for v in &members[r..r + k] {
             let d = v - mu[r];
             acc += d * d;
         }
-        out[r] = acc;
+        *o = acc;
     }
-    divide(out, m);
+    divide(out, k as f64);
     for o in out.iter_mut() {
         *o = o.sqrt();
     }
@@ -485,20 +523,24 @@ fn extremes(
     spare: &mut Vec<f64>,
     pick: fn(f64, f64) -> f64,
 ) {
-    // Level 0 is `members` itself, read in place.
+    // Level 0 is `members` itself, read in place; `len` is the current level's length. The scratch keeps its size
+    // from block to block, so it is zero-filled only when it grows.
     let mut width = 1;
+    let mut len = members.len();
     while 2 * width <= k {
-        let level: &[f64] = if width == 1 { members } else { table };
-        let n = level.len() - width;
-        spare.clear();
-        spare.resize(n, 0.0);
-        for ((s, &a), &b) in spare.iter_mut().zip(&level[..n]).zip(&level[width..]) {
+        let n = len - width;
+        if spare.len() < n {
+            spare.resize(n, 0.0);
+        }
+        let level: &[f64] = if width == 1 { members } else { &table[..len] };
+        for ((s, &a), &b) in spare[..n].iter_mut().zip(&level[..n]).zip(&level[width..]) {
             *s = pick(a, b);
         }
         std::mem::swap(table, spare);
+        len = n;
         width *= 2;
     }
-    let level: &[f64] = if width == 1 { members } else { table };
+    let level: &[f64] = if width == 1 { members } else { &table[..len] };
     for ((o, &a), &b) in out.iter_mut().zip(level).zip(&level[k - width..]) {
         *o = pick(a, b);
     }
@@ -511,12 +553,12 @@ fn extremes(
 #[inline(always)]
 fn ranks(members: &[f64], k: usize, out: &mut [f64], nans: &mut Vec<u32>) {
     let rows = out.len();
-    let (strips, done) = strips(out);
+    let (strips, done) = strips::<LANES>(out);
     for (r, out) in strips {
-        let current = lanes(members, r + k - 1);
+        let current = lanes::<LANES>(members, r + k - 1);
         let mut count = [0i64; LANES];
         for j in 0..k {
-            for ((c, v), x) in count.iter_mut().zip(lanes(members, r + j)).zip(current) {
+            for ((c, v), x) in count.iter_mut().zip(lanes::<LANES>(members, r + j)).zip(current) {
                 *c += i64::from(v < x) + i64::from(v <= x);
             }
         }
@@ -532,7 +574,17 @@ fn ranks(members: &[f64], k: usize, out: &mut [f64], nans: &mut Vec<u32>) {
         }
         out[r] = (count as f64 - 1.0) * 0.5;
     }
-    // nans[i] = NaNs among members[..i] (an integer running sum: one cycle per member, not a float add's four).
+    if k > 1 {
+        divide(out, k as f64 - 1.0);
+    }
+    // Most blocks hold no NaN (one vectorized pass to know); otherwise nans[i] = NaNs among members[..i] (an integer
+    // running sum: one cycle per member, not a float add's four) marks the windows holding one.
+    if !members.iter().fold(false, |any, v| any | v.is_nan()) {
+        if k == 1 {
+            out.fill(0.5);
+        }
+        return;
+    }
     nans.clear();
     nans.push(0);
     let mut count = 0;
@@ -540,9 +592,6 @@ fn ranks(members: &[f64], k: usize, out: &mut [f64], nans: &mut Vec<u32>) {
         count += u32::from(v.is_nan());
         count
     }));
-    if k > 1 {
-        divide(out, k as f64 - 1.0);
-    }
     for ((o, before), after) in out.iter_mut().zip(nans.iter()).zip(&nans[k..]) {
         *o = if after > before {
             f64::NAN

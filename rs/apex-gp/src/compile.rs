@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::GpError;
 use crate::kernels::{Stat, ema_alpha};
-use crate::tree::{Limits, Node, Op, Tree};
+use crate::tree::{Limits, Node, NodePath, Op, Tree};
 
 /// What one instruction computes; operands are the slots `slot`, `slot + 1`, `slot + 2`, the result goes to `slot`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,7 +88,7 @@ impl Program {
             }
         }
         let mut compiler = Compiler { index: &index, inputs, code: Vec::new(), states: Vec::new(), slots: 0 };
-        compiler.emit(tree.root(), 0, "root")?;
+        compiler.emit(tree.root(), 0, &NodePath::Root)?;
         Ok(Program {
             slots: compiler.slots,
             code: compiler.code,
@@ -147,13 +147,13 @@ impl<S: AsRef<str>> Compiler<'_, S> {
         self.states.len() - 1
     }
 
-    fn emit(&mut self, node: &Node, slot: usize, path: &str) -> Result<(), GpError> {
+    fn emit(&mut self, node: &Node, slot: usize, path: &NodePath<'_>) -> Result<(), GpError> {
         match node {
             Node::Feature(name) => {
                 let Some(&i) = self.index.get(name.as_str()) else {
                     let available: Vec<&str> = self.inputs.iter().map(AsRef::as_ref).collect();
                     return Err(GpError::UnknownFeature {
-                        path: path.to_owned(),
+                        path: path.to_string(),
                         name: name.clone(),
                         available: available.join(", "),
                     });
@@ -170,7 +170,7 @@ impl<S: AsRef<str>> Compiler<'_, S> {
                 };
                 let value_args = if window > 0 { &args[..1] } else { &args[..] };
                 for (i, arg) in value_args.iter().enumerate() {
-                    self.emit(arg, slot + i, &format!("{path}.args[{i}]"))?;
+                    self.emit(arg, slot + i, &path.arg(i))?;
                 }
                 let k = window as usize;
                 let code = match op {

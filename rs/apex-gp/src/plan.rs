@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use crate::block::{self, BinaryOp, Src, UnaryOp};
 use crate::compile::{Code, Program};
-use crate::kernels::Stat;
+use crate::kernels::{self, Stat};
 
 /// Index of a node in a [`Dag`].
 type Id = u32;
@@ -203,6 +203,44 @@ enum StepOp {
     Lag(usize),
     Rolling(Stat, usize),
     Ema(f64),
+    /// A window op over a constant: its values for the first rows, the last repeated ever after (an index into
+    /// [`Schedule::ramps`]).
+    Ramp(usize),
+}
+
+/// The values of a window op over the constant `c` row by row, up to the row from which the value never changes
+/// (the last one): for a rolling statistic the window of k copies, for `lag` `c` after k NaNs, for an EMA the fixed
+/// point its recurrence reaches (c, or NaN for an infinite c). Computed with the scalar kernels the blocks and the
+/// streaming evaluator agree with, so the values are theirs; `None` if the EMA's recurrence does not settle (it
+/// always does, but the claim is checked rather than assumed).
+fn ramp(op: StepOp, c: f64) -> Option<Vec<f64>> {
+    match op {
+        StepOp::Lag(k) => {
+            let mut values = vec![f64::NAN; k];
+            values.push(c);
+            Some(values)
+        }
+        StepOp::Rolling(stat, k) => {
+            let copies = vec![c; k];
+            Some((1..=k).map(|m| kernels::window_stat(stat, &[], &copies[..m])).collect())
+        }
+        StepOp::Ema(alpha) => {
+            let mut average = None;
+            let mut values: Vec<f64> = Vec::new();
+            for _ in 0..8 {
+                let value = kernels::ema_step(&mut average, alpha, c);
+                // Settled: the state maps to itself, so every later row repeats this value.
+                let settled = values.last().is_some_and(|last| last.to_bits() == value.to_bits())
+                    && average.is_some_and(|a| a.to_bits() == value.to_bits());
+                if settled {
+                    return Some(values);
+                }
+                values.push(value);
+            }
+            None
+        }
+        _ => None,
+    }
 }
 
 /// One node's evaluation over a block: reads `args`, writes buffer `out`, then the signal of every program whose
@@ -229,6 +267,8 @@ pub(crate) struct Schedule {
     states: Vec<(StepOp, usize)>,
     /// The largest window, for the scratch the rolling kernels use.
     max_window: usize,
+    /// The values of the window ops over constants (see [`ramp`]).
+    ramps: Vec<Vec<f64>>,
 }
 
 impl Schedule {
@@ -259,6 +299,7 @@ impl Schedule {
             direct: Vec::new(),
             states: Vec::new(),
             max_window: 0,
+            ramps: Vec::new(),
         };
         let mut buffer_of = vec![usize::MAX; dag.nodes.len()];
         let mut free: Vec<usize> = Vec::new();
@@ -294,6 +335,17 @@ impl Schedule {
                 Node::Rolling(stat, k, _) => StepOp::Rolling(stat, k),
                 Node::Ema(alpha, _) => StepOp::Ema(f64::from_bits(alpha)),
                 Node::Feature(_) | Node::Const(_) => unreachable!("leaves are operands, not steps"),
+            };
+            // A window op over a constant needs no state and no window pass: its values are known ahead.
+            let op = match (op, args[0]) {
+                (StepOp::Lag(_) | StepOp::Rolling(..) | StepOp::Ema(_), Operand::Scalar(c)) => match ramp(op, c) {
+                    Some(values) => {
+                        schedule.ramps.push(values);
+                        StepOp::Ramp(schedule.ramps.len() - 1)
+                    }
+                    None => op,
+                },
+                _ => op,
             };
             let state = match op {
                 StepOp::Lag(k) | StepOp::Rolling(_, k) => {
@@ -396,6 +448,7 @@ impl Schedule {
                     StepOp::Unary(op) => block::unary(op, arg(0), value),
                     StepOp::Binary(op) => block::binary(op, arg(0), arg(1), value),
                     StepOp::Select => block::select(arg(0), arg(1), arg(2), value),
+                    StepOp::Ramp(r) => block::ramp(&self.ramps[r], start, value),
                     StepOp::Lag(_) | StepOp::Rolling(..) | StepOp::Ema(_) => {
                         let state = &mut states[step.state];
                         let input = match step.args[0] {
@@ -468,63 +521,59 @@ const EMA_GROUP: usize = 8;
 
 /// The computed nodes in evaluation order, and the size of the group each step starts (see [`Step::group`]).
 ///
-/// The DAG's own order (children before parents), except for the EMAs over a feature or a computed non-EMA node:
-/// those are taken out and put back in groups of up to [`EMA_GROUP`], each group just before the first step that
-/// reads one of its members (its anchor), holding only EMAs whose input is computed before the anchor. Greedily, the
-/// EMA read earliest anchors a group, filled with the ready EMAs read soonest after it.
+/// An EMA is a chain of dependent operations row after row, so EMAs are run in groups of up to [`EMA_GROUP`]
+/// (independent chains interleaved). To make the groups large, the EMAs are ordered by level (an EMA's level is one
+/// more than the highest level of the EMAs below it): first everything the level-1 EMAs read, then those EMAs in
+/// groups, then what the level-2 EMAs still need, then them, and so on; the other nodes last. Each part keeps the
+/// DAG's own order (children before parents). An EMA of a constant is not grouped (its values are known ahead, see
+/// [`ramp`]).
 fn order(dag: &Dag, live: &[bool]) -> (Vec<usize>, Vec<usize>) {
+    let n = dag.nodes.len();
     let computed = |id: usize| live[id] && !matches!(dag.nodes[id], Node::Feature(_) | Node::Const(_));
     let groupable = |id: usize| match dag.nodes[id] {
-        Node::Ema(_, x) => !matches!(dag.nodes[x as usize], Node::Const(_) | Node::Ema(..)),
+        Node::Ema(_, x) => computed(id) && !matches!(dag.nodes[x as usize], Node::Const(_)),
         _ => false,
     };
-    // The other computed nodes keep their order; `position` is a node's index among them.
-    let base: Vec<usize> = (0..dag.nodes.len()).filter(|&id| computed(id) && !groupable(id)).collect();
-    let mut position = vec![usize::MAX; dag.nodes.len()];
-    for (p, &id) in base.iter().enumerate() {
-        position[id] = p;
+    // EMA levels below each node (children come before parents, so one pass in id order).
+    let mut below = vec![0usize; n];
+    for id in 0..n {
+        let inner = dag.nodes[id].children().map(|c| below[c as usize]).max().unwrap_or(0);
+        below[id] = inner + usize::from(groupable(id));
     }
-    // Per held-back EMA: (first reader's position or base.len(), first position its input is ready at, id).
-    let mut deadline = vec![base.len(); dag.nodes.len()];
-    for &id in &base {
+    // The phase a node is computed in: the lowest level of a grouped EMA that reads it (directly or not), or after
+    // all of them (usize::MAX). Parents come after children, so one pass from the last node down.
+    let mut phase = vec![usize::MAX; n];
+    for id in (0..n).rev() {
+        if !computed(id) {
+            continue;
+        }
+        let need = if groupable(id) { below[id] } else { phase[id] };
         for child in dag.nodes[id].children() {
-            deadline[child as usize] = deadline[child as usize].min(position[id]);
+            let child = child as usize;
+            // An EMA is computed at its own level, whatever reads it.
+            if !groupable(child) {
+                phase[child] = phase[child].min(need);
+            }
         }
     }
-    let mut held: Vec<(usize, usize, usize)> = (0..dag.nodes.len())
-        .filter(|&id| computed(id) && groupable(id))
-        .map(|id| {
-            let input = dag.nodes[id].children().next().expect("an EMA has an input") as usize;
-            let ready = if position[input] == usize::MAX { 0 } else { position[input] + 1 };
-            (deadline[id], ready, id)
-        })
-        .collect();
-    held.sort_unstable();
-    // Groups by anchor position.
-    let mut anchored: Vec<Vec<Vec<usize>>> = vec![Vec::new(); base.len() + 1];
-    while let Some(&(anchor, ..)) = held.first() {
-        let mut members = Vec::with_capacity(EMA_GROUP);
-        held.retain(|&(_, ready, id)| {
-            let take = members.len() < EMA_GROUP && ready <= anchor;
-            if take {
-                members.push(id);
-            }
-            !take
-        });
-        anchored[anchor].push(members);
-    }
-    let mut order = Vec::with_capacity(base.len());
-    let mut group = Vec::with_capacity(base.len());
-    for (p, groups) in anchored.into_iter().enumerate() {
-        for members in groups {
+    let levels = (0..n).filter(|&id| groupable(id)).map(|id| below[id]).max().unwrap_or(0);
+    let mut order = Vec::with_capacity(n);
+    let mut group = Vec::with_capacity(n);
+    for level in 1..=levels {
+        for id in (0..n).filter(|&id| computed(id) && !groupable(id) && phase[id] == level) {
+            order.push(id);
+            group.push(1);
+        }
+        let emas: Vec<usize> = (0..n).filter(|&id| groupable(id) && below[id] == level).collect();
+        for members in emas.chunks(EMA_GROUP) {
             group.push(members.len());
             group.extend(members.iter().skip(1).map(|_| 0));
             order.extend(members);
         }
-        if let Some(&id) = base.get(p) {
-            order.push(id);
-            group.push(1);
-        }
+    }
+    for id in (0..n).filter(|&id| computed(id) && !groupable(id) && phase[id] == usize::MAX) {
+        order.push(id);
+        group.push(1);
     }
     (order, group)
 }

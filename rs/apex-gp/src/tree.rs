@@ -201,8 +201,8 @@ impl Tree {
     /// `Type`, `Arity`, `Node`, `TooDeep`, `TooManyNodes` naming the offending node.
     pub fn new(root: Node, limits: &Limits) -> Result<Tree, GpError> {
         let mut count = 0;
-        check_node(&root, "root", 0, limits, &mut count)?;
-        expect_type(&root, Type::Float, "root")?;
+        check_node(&root, &NodePath::Root, 0, limits, &mut count)?;
+        expect_type(&root, Type::Float, &NodePath::Root)?;
         let mut used = BTreeSet::new();
         root.collect_features(&mut used);
         let features = used.into_iter().map(str::to_owned).collect();
@@ -255,8 +255,8 @@ impl Tree {
         };
         let root = object.get("root").ok_or_else(|| GpError::Document("missing \"root\"".into()))?;
         let mut count = 0;
-        let root = parse_node(root, "root", 0, limits, &mut count)?;
-        check_declared(&root, "root", &declared)?;
+        let root = parse_node(root, &NodePath::Root, 0, limits, &mut count)?;
+        check_declared(&root, &NodePath::Root, &declared)?;
         Tree::new(root, limits)
     }
 
@@ -281,19 +281,43 @@ impl Tree {
     }
 }
 
-fn check_declared(node: &Node, path: &str, declared: &BTreeSet<&str>) -> Result<(), GpError> {
+/// Where a node sits in its tree (`root.args[1].args[0]`), formatted only when an error names it: a tree is
+/// loaded far more often than it fails, and a string per node would cost more than the checks themselves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NodePath<'a> {
+    Root,
+    Arg(&'a NodePath<'a>, usize),
+}
+
+impl NodePath<'_> {
+    /// The path of argument `i` of this node.
+    pub(crate) fn arg(&self, i: usize) -> NodePath<'_> {
+        NodePath::Arg(self, i)
+    }
+}
+
+impl std::fmt::Display for NodePath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodePath::Root => f.write_str("root"),
+            NodePath::Arg(parent, i) => write!(f, "{parent}.args[{i}]"),
+        }
+    }
+}
+
+fn check_declared(node: &Node, path: &NodePath<'_>, declared: &BTreeSet<&str>) -> Result<(), GpError> {
     match node {
         Node::Feature(name) if !declared.contains(name.as_str()) => {
-            Err(GpError::UndeclaredFeature { path: path.to_owned(), name: name.clone() })
+            Err(GpError::UndeclaredFeature { path: path.to_string(), name: name.clone() })
         }
         Node::Apply { args, .. } => {
-            args.iter().enumerate().try_for_each(|(i, a)| check_declared(a, &format!("{path}.args[{i}]"), declared))
+            args.iter().enumerate().try_for_each(|(i, a)| check_declared(a, &path.arg(i), declared))
         }
         _ => Ok(()),
     }
 }
 
-fn expect_type(node: &Node, expected: Type, path: &str) -> Result<(), GpError> {
+fn expect_type(node: &Node, expected: Type, path: &NodePath<'_>) -> Result<(), GpError> {
     if node.ty() == expected {
         return Ok(());
     }
@@ -304,12 +328,12 @@ fn expect_type(node: &Node, expected: Type, path: &str) -> Result<(), GpError> {
         Node::Bool(v) => format!("Bool ({v})"),
         Node::Window(k) => format!("Window ({k})"),
     };
-    Err(GpError::Type { path: path.to_owned(), expected: expected.name(), found: what })
+    Err(GpError::Type { path: path.to_string(), expected: expected.name(), found: what })
 }
 
-fn count_node(path: &str, depth: usize, limits: &Limits, count: &mut usize) -> Result<(), GpError> {
+fn count_node(path: &NodePath<'_>, depth: usize, limits: &Limits, count: &mut usize) -> Result<(), GpError> {
     if depth > limits.max_depth {
-        return Err(GpError::TooDeep { path: path.to_owned(), depth, limit: limits.max_depth });
+        return Err(GpError::TooDeep { path: path.to_string(), depth, limit: limits.max_depth });
     }
     *count += 1;
     if *count > limits.max_nodes {
@@ -318,36 +342,42 @@ fn count_node(path: &str, depth: usize, limits: &Limits, count: &mut usize) -> R
     Ok(())
 }
 
-fn check_leaf(node: &Node, path: &str) -> Result<(), GpError> {
+fn check_leaf(node: &Node, path: &NodePath<'_>) -> Result<(), GpError> {
     match node {
         Node::Const(v) if !v.is_finite() => {
-            Err(GpError::Node { path: path.to_owned(), message: format!("const must be finite, found {v}") })
+            Err(GpError::Node { path: path.to_string(), message: format!("const must be finite, found {v}") })
         }
         Node::Window(k) if *k == 0 || *k > MAX_WINDOW => Err(GpError::Node {
-            path: path.to_owned(),
+            path: path.to_string(),
             message: format!("window must be a whole number in 1..={MAX_WINDOW}, found {k}"),
         }),
         Node::Feature(name) if name.is_empty() => {
-            Err(GpError::Node { path: path.to_owned(), message: "feature name is empty".into() })
+            Err(GpError::Node { path: path.to_string(), message: "feature name is empty".into() })
         }
         _ => Ok(()),
     }
 }
 
-fn check_node(node: &Node, path: &str, depth: usize, limits: &Limits, count: &mut usize) -> Result<(), GpError> {
+fn check_node(
+    node: &Node,
+    path: &NodePath<'_>,
+    depth: usize,
+    limits: &Limits,
+    count: &mut usize,
+) -> Result<(), GpError> {
     count_node(path, depth, limits, count)?;
     match node {
         Node::Apply { op, args } => {
             if args.len() != op.args().len() {
                 return Err(GpError::Arity {
-                    path: path.to_owned(),
+                    path: path.to_string(),
                     op: op.name(),
                     expected: op.args().len(),
                     found: args.len(),
                 });
             }
             for (i, (arg, ty)) in args.iter().zip(op.args()).enumerate() {
-                let child = format!("{path}.args[{i}]");
+                let child = path.arg(i);
                 check_node(arg, &child, depth + 1, limits, count)?;
                 expect_type(arg, *ty, &child)?;
             }
@@ -357,12 +387,18 @@ fn check_node(node: &Node, path: &str, depth: usize, limits: &Limits, count: &mu
     }
 }
 
-fn node_error(path: &str, message: impl Into<String>) -> GpError {
-    GpError::Node { path: path.to_owned(), message: message.into() }
+fn node_error(path: &NodePath<'_>, message: impl Into<String>) -> GpError {
+    GpError::Node { path: path.to_string(), message: message.into() }
 }
 
 /// Parses one node; checks shape, primitive names and limits (types are checked by [`Tree::new`]).
-fn parse_node(value: &Value, path: &str, depth: usize, limits: &Limits, count: &mut usize) -> Result<Node, GpError> {
+fn parse_node(
+    value: &Value,
+    path: &NodePath<'_>,
+    depth: usize,
+    limits: &Limits,
+    count: &mut usize,
+) -> Result<Node, GpError> {
     count_node(path, depth, limits, count)?;
     let object =
         value.as_object().ok_or_else(|| node_error(path, format!("a node must be an object, found {value}")))?;
@@ -383,7 +419,7 @@ fn parse_node(value: &Value, path: &str, depth: usize, limits: &Limits, count: &
         "op" => {
             let name = payload.as_str().ok_or_else(|| node_error(path, "\"op\" must be a string"))?;
             let op = Op::from_name(name).ok_or_else(|| GpError::UnknownPrimitive {
-                path: path.to_owned(),
+                path: path.to_string(),
                 name: name.to_owned(),
                 known: Op::ALL.iter().map(|op| op.name()).collect::<Vec<_>>().join(", "),
             })?;
@@ -393,7 +429,7 @@ fn parse_node(value: &Value, path: &str, depth: usize, limits: &Limits, count: &
             };
             if args.len() != op.args().len() {
                 return Err(GpError::Arity {
-                    path: path.to_owned(),
+                    path: path.to_string(),
                     op: op.name(),
                     expected: op.args().len(),
                     found: args.len(),
@@ -402,7 +438,7 @@ fn parse_node(value: &Value, path: &str, depth: usize, limits: &Limits, count: &
             let args = args
                 .iter()
                 .enumerate()
-                .map(|(i, a)| parse_node(a, &format!("{path}.args[{i}]"), depth + 1, limits, count))
+                .map(|(i, a)| parse_node(a, &path.arg(i), depth + 1, limits, count))
                 .collect::<Result<Vec<_>, _>>()?;
             Node::Apply { op, args }
         }

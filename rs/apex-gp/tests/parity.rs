@@ -15,11 +15,11 @@ fn leaf(ty: Type) -> BoxedStrategy<Node> {
         ]
         .boxed(),
         Type::Bool => any::<bool>().prop_map(Node::Bool).boxed(),
-        // Windows longer than a block of rows (256) make the rolling state cross several blocks.
+        // Windows around and beyond a block of rows (512) make the rolling state cross several blocks.
         Type::Window => prop_oneof![
             6 => (0..WINDOWS.len()).prop_map(|i| WINDOWS[i]),
             3 => 1..8u32,
-            1 => prop_oneof![Just(255u32), Just(256), Just(300), Just(600)],
+            1 => prop_oneof![Just(255u32), Just(300), Just(511), Just(512), Just(513), Just(600)],
         ]
         .prop_map(Node::Window)
         .boxed(),
@@ -53,10 +53,15 @@ fn value() -> impl Strategy<Value = f64> {
     ]
 }
 
-/// Columns of 0..70 rows (one block), or of up to 900 rows (several blocks of 256, with a partial last one).
+/// A column of `rows` random values, or one value repeated (a flat feature: zero deviations, ties in every rank).
+fn column(rows: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![4 => proptest::collection::vec(value(), rows), 1 => value().prop_map(move |v| vec![v; rows])]
+}
+
+/// Columns of 0..70 rows (one block), or of up to 1,800 rows (several blocks of 512, with a partial last one).
 fn data() -> impl Strategy<Value = Vec<Vec<f64>>> {
-    prop_oneof![3 => 0..70usize, 1 => 200..900usize]
-        .prop_flat_map(|rows| proptest::collection::vec(proptest::collection::vec(value(), rows), NAMES.len()))
+    prop_oneof![3 => 0..70usize, 1 => 200..1_800usize]
+        .prop_flat_map(|rows| proptest::collection::vec(column(rows), NAMES.len()))
 }
 
 /// Trees that share subtrees the way a population after crossover does: the originals, copies, pairs joined by
@@ -193,4 +198,53 @@ fn documented_warm_up_and_protection_rules() {
     assert_eq!(scaled("ema", 3), [0.25, 0.5, 0.0, 0.5, 0.25]);
     assert_eq!(run(r#"{"op":"div","args":[{"feature":"x"},{"const":1e-13}]}"#), [0.0; 5]);
     assert_eq!(run(r#"{"op":"ts_rank","args":[{"feature":"x"},{"window":2}]}"#), [0.5, 1.0, 0.0, 0.0, 0.0]);
+}
+
+/// Every window op over a feature, a constant (finite, zero, NaN, infinite) and a computed node, at windows of 1, 2,
+/// 3 and around a block of rows: batch == streaming == naive, on columns with NaN runs, a flat stretch, ties and a
+/// constant column.
+#[test]
+fn window_ops_at_the_edges_over_features_and_constants() {
+    let rows = 1_100;
+    let a: Vec<f64> = (0..rows)
+        .map(|i| match i {
+            40..=44 | 700 => f64::NAN,
+            100..=699 => 0.25,
+            _ => (f64::from(i as u32) * 0.37).sin().round() * 0.5,
+        })
+        .collect();
+    let b: Vec<f64> = (0..rows).map(|i| (f64::from(i as u32) * 0.11).cos() * 1e3).collect();
+    let c = vec![-1.5; rows];
+    let cols = [a.as_slice(), b.as_slice(), c.as_slice()];
+    let ops = [Op::Lag, Op::TsMean, Op::TsStd, Op::TsZscore, Op::TsMin, Op::TsMax, Op::TsRank, Op::Ema];
+    let feature = |name: &str| Node::Feature(name.to_owned());
+    let infinite = Node::Apply { op: Op::Mul, args: vec![Node::Const(1e300), Node::Const(1e300)] };
+    let inputs = [
+        feature("a"),
+        feature("b"),
+        feature("c"),
+        Node::Const(0.75),
+        Node::Const(-0.0),
+        // Constants are finite, but folding can make an infinite or NaN one.
+        infinite.clone(),
+        Node::Apply { op: Op::Sub, args: vec![infinite.clone(), infinite] },
+        Node::Apply { op: Op::Div, args: vec![feature("a"), feature("b")] },
+    ];
+    for op in ops {
+        for input in &inputs {
+            for k in [1, 2, 3, 5, 50, 511, 512, 513] {
+                let root = Node::Apply { op, args: vec![input.clone(), Node::Window(k)] };
+                // Scaled, so that values beyond [-1, 1] show in the signal too.
+                let root = Node::Apply { op: Op::Mul, args: vec![Node::Const(0.001), root] };
+                let tree = Tree::new(root, &Limits::default()).unwrap();
+                let program = Program::compile(&tree, &NAMES).unwrap();
+                let batched = batch::evaluate(&program, &cols).unwrap();
+                let mut stream = StreamingEvaluator::new(&program);
+                let streamed: Vec<f64> = (0..rows).map(|t| stream.push(&[a[t], b[t], c[t]])).collect();
+                let reference = naive::evaluate(&tree, &NAMES, &cols).unwrap();
+                assert_eq!(bits(&batched), bits(&reference), "{op:?} of {input:?} over {k}");
+                assert_eq!(bits(&streamed), bits(&reference), "{op:?} of {input:?} over {k} (streaming)");
+            }
+        }
+    }
 }
