@@ -51,8 +51,20 @@ fn sim_gp_fitness<'py>(
         let options = FeatureOptions::new(rv_bars, vmd_modes, vmd_window);
         evaluate(&trees, &dsg, &seeds, &template, &options, &Limits::default())
     })?;
-    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
-        fit;
+    // `markets` (per seed) stays in Rust: forge.dual's result type is these arrays.
+    let AdversarialFitness {
+        trees,
+        seeds,
+        mean_pnl,
+        pnl,
+        fees,
+        max_drawdown,
+        trades,
+        ruined,
+        truncated,
+        simulated,
+        markets: _,
+    } = fit;
     let shape = [trees, seeds];
     let out = PyDict::new(py);
     out.set_item("mean_pnl", PyArray1::from_vec(py, mean_pnl))?;
