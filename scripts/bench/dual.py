@@ -161,7 +161,7 @@ def main() -> None:
         f"  independent : {units / independent_s:8.2f} tree-seed-hours/s  ({independent_s:7.1f} s; parallel, every "
         f"trading pair in a market of its own from time 0, shared=False)"
     )
-    print(f"  sharing     : {independent_s / parallel_s:8.2f}x faster  (trees share a market while they send the same orders)")
+    print(f"  sharing     : {independent_s / parallel_s:8.2f}x faster  (markets shared while trees send alike)")
     sent = int(args.pop * args.share)
     gen_units = sent * args.gen_seeds * args.gen_hours
     print(
