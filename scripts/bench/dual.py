@@ -1,7 +1,8 @@
 """Benchmark: adversarial evaluations (GP tree x seed x simulated hour in the DSG market) per second, all pairs in
 parallel through `_core.sim_gp_fitness` (rayon), vs the same call on one thread (RAYON_NUM_THREADS=1, a child
-process) and vs every trading (tree, seed) pair in a market of its own (`shared=False`: the evaluation before each
-seed's market was shared up to every tree's first order), results checked equal; and the wall time of one
+process) and vs every trading (tree, seed) pair in a market of its own (`shared=False`: the evaluation before trees
+shared markets; with sharing, each seed's market runs flat until a tree's rule enters, and trees share a forked market
+for as long as they send the same orders), results checked equal; and the wall time of one
 dual-fitness generation at --pop 50,000 when the surrogate sends 2% of it (1,000 trees) to the simulator,
 extrapolated from that rate. `--generation` really runs that generation (1,000 random trees x 3 seeds x 1 h through
 `apexctl.forge.dual.adversarial_fitness`, the call `evolve --dsg` makes) and times it; `--independent` times the same
@@ -160,7 +161,7 @@ def main() -> None:
         f"  independent : {units / independent_s:8.2f} tree-seed-hours/s  ({independent_s:7.1f} s; parallel, every "
         f"trading pair in a market of its own from time 0, shared=False)"
     )
-    print(f"  sharing     : {independent_s / parallel_s:8.2f}x faster  (markets shared up to each tree's first order)")
+    print(f"  sharing     : {independent_s / parallel_s:8.2f}x faster  (markets shared while trees send alike)")
     sent = int(args.pop * args.share)
     gen_units = sent * args.gen_seeds * args.gen_hours
     print(

@@ -49,8 +49,20 @@ fn sim_gp_fitness<'py>(
         let template = config_for(symbol, &run)?;
         evaluate(&trees, &dsg, &seeds, &template, &features, &Limits::default())
     })?;
-    let AdversarialFitness { trees, seeds, mean_pnl, pnl, fees, max_drawdown, trades, ruined, truncated, simulated } =
-        fit;
+    // `markets` (per seed) stays in Rust: forge.dual's result type is these arrays.
+    let AdversarialFitness {
+        trees,
+        seeds,
+        mean_pnl,
+        pnl,
+        fees,
+        max_drawdown,
+        trades,
+        ruined,
+        truncated,
+        simulated,
+        markets: _,
+    } = fit;
     let shape = [trees, seeds];
     let out = PyDict::new(py);
     out.set_item("mean_pnl", PyArray1::from_vec(py, mean_pnl))?;

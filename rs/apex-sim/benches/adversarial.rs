@@ -1,6 +1,7 @@
 //! Criterion benchmark: the adversarial fitness of a few GP trees x seeds x 15 simulated minutes, each seed's market
-//! shared up to every tree's first order (`adversarial_fitness`) against every trading pair in a market of its own
-//! from time 0 (`adversarial_fitness_independent`, the evaluation before), results checked equal first.
+//! shared by the trees for as long as they send the same orders (`adversarial_fitness`) against every trading pair in
+//! a market of its own from time 0 (`adversarial_fitness_independent`, the evaluation before), results checked equal
+//! first.
 //! `APEX_MARKET_PROFILE=<hours>` instead runs one market with a book-reading tree once (a profiler's target) and
 //! prints its events per second.
 

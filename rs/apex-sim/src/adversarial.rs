@@ -1,6 +1,7 @@
 //! Adversarial fitness: every GP tree trades in the DSG-populated market of every seed, all (tree, seed) runs in
 //! parallel with rayon; the PnL there is the second objective of dual-fitness evolution.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
@@ -11,7 +12,7 @@ use crate::gp_strategy::{
     FeatureOptions, FeatureRecorder, GpStrategy, SimFeatures, feature_key, needed, sim_feature_names, used_only,
     uses_book,
 };
-use crate::market::{Market, SimConfig, SimOutput, run};
+use crate::market::{DecisionRecord, ExternalRequest, Market, SimConfig, SimOutput, run};
 use crate::strategy::{Context, Feed, PublicTrade, Strategy};
 use crate::{L2Update, SimError};
 
@@ -35,6 +36,9 @@ pub struct AdversarialFitness {
     pub truncated: Vec<bool>,
     /// The pair ran in the simulator (false: the tree was flat on the seed's market, its result is the flat run's).
     pub simulated: Vec<bool>,
+    /// Per seed: the markets simulated past the flat run (forks, each shared by the trees that sent the same
+    /// requests; the independent evaluation runs one per simulated pair).
+    pub markets: Vec<u64>,
 }
 
 /// What one (tree, seed) pair contributes.
@@ -54,11 +58,15 @@ struct RunSummary {
 /// features made with `options`. Results do not depend on the number of threads, and each pair's equals a run of
 /// its own ([`gp_run`]) bit for bit.
 ///
-/// Every tree is flat until its signal first asks for a position, and a flat strategy moves nothing: so each seed's
-/// market runs once with a flat strategy that follows every tree's signal on the shared feature rows (one feature
-/// engine per distinct need of book and VMD columns), and the market is forked (cloned) at the bar where a tree
-/// first asks for a position; only that tree's run from there is simulated (`simulated`). A tree that never asks
-/// on a seed's market gets the flat run's result (exactly PnL 0).
+/// A strategy moves the market only through the requests its slot sends, so trees that send the same requests share
+/// one market: each seed's market runs once with a flat scout that follows every tree's signal on the shared feature
+/// rows (one feature engine per distinct need of book and VMD columns) and asks the slot's rule what each tree's
+/// signal would send at every bar. The trees whose requests differ from the scout's (an entry) leave it, grouped by
+/// the requests they send, each group on a fork (clone) of the market taken just before that decision, where its
+/// first tree's signal trades and the others follow; a group splits the same way at every later bar, recursively.
+/// So only the bars after a tree's first entry are simulated (`simulated`), once per distinct sequence of requests
+/// rather than once per tree. A tree whose rule never enters on a seed's market (its signal stays below the entry
+/// threshold, or its size rounds to no order) gets the flat run's result (exactly PnL 0).
 ///
 /// # Errors
 /// `Gp(InTree { index, .. })` for the first tree (by index) that does not load or uses a feature outside
@@ -73,36 +81,40 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
 ) -> Result<AdversarialFitness, SimError> {
     let programs = load(trees, template, options, limits)?;
     let config = fitness_config(template);
-    let shared = Shared { dsg, config: &config, options, programs: &programs };
+    let shared = &Shared { dsg, config: &config, options, programs: &programs };
     let results: Mutex<Vec<Option<Result<RunSummary, SimError>>>> =
         Mutex::new(vec![None; programs.len() * seeds.len()]);
     let store = |index: usize, result: Result<RunSummary, SimError>| {
         results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
     };
+    let columns: Vec<Column<_>> = (0..seeds.len())
+        .map(|index| Column { shared, index, seeds: seeds.len(), store: &store, markets: AtomicU64::new(0) })
+        .collect();
     rayon::scope(|scope| {
-        for (column, &seed) in seeds.iter().enumerate() {
-            let (shared, store) = (&shared, &store);
+        for (column, &seed) in columns.iter().zip(seeds) {
             scope.spawn(move |scope| {
-                let fill = move |tree: usize, result: Result<RunSummary, SimError>| {
-                    store(tree * seeds.len() + column, result);
-                };
-                let fork = move |tree: usize, snapshot: Arc<Snapshot>| {
-                    scope.spawn(move |_| fill(tree, shared.forked_run(tree, &snapshot)));
-                };
-                match shared.scout(seed, fork) {
-                    Ok((flat, unforked)) => unforked.into_iter().for_each(|tree| fill(tree, Ok(flat.clone()))),
-                    Err(error) => (0..shared.programs.len()).for_each(|tree| fill(tree, Err(error.clone()))),
+                let split = |snapshot: Arc<Snapshot>, class: Vec<usize>| column.spawn(scope, snapshot, class);
+                match shared.flat_market(seed) {
+                    Ok((market, scout)) => {
+                        let (flat, trees) = shared.run_group(market, scout, false, split);
+                        trees.into_iter().for_each(|tree| column.fill(tree, Ok(flat.clone())));
+                    }
+                    Err(error) => (0..shared.programs.len()).for_each(|tree| column.fill(tree, Err(error.clone()))),
                 }
             });
         }
     });
+    let markets = columns.iter().map(|c| c.markets.load(Ordering::Relaxed)).collect();
+    drop(columns);
     let runs = results
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .into_iter()
         .map(|r| r.expect("every (tree, seed) pair is filled"))
         .collect::<Result<Vec<RunSummary>, SimError>>()?;
-    Ok(assemble(trees.len(), seeds.len(), runs))
+    let mut fitness = assemble(trees.len(), seeds.len(), runs);
+    fitness.markets = markets;
+    Ok(fitness)
 }
 
 /// The same results as [`adversarial_fitness`], the way it ran before it shared markets: each seed's market once with
@@ -150,7 +162,11 @@ pub fn adversarial_fitness_independent<S: AsRef<str> + Sync>(
             Ok(summary(run(dsg, &config_for(seeds[seed]), Some(&mut strategy))?, true))
         })
         .collect::<Result<Vec<RunSummary>, SimError>>()?;
-    Ok(assemble(programs.len(), seeds.len(), runs))
+    let mut fitness = assemble(programs.len(), seeds.len(), runs);
+    fitness.markets = (0..seeds.len())
+        .map(|seed| fitness.simulated.iter().skip(seed).step_by(seeds.len()).filter(|&&s| s).count() as u64)
+        .collect();
+    Ok(fitness)
 }
 
 /// Loads every tree against the simulator's features and checks its strategy can be made; each compiled against
@@ -224,39 +240,77 @@ struct Shared<'a> {
     programs: &'a [Program],
 }
 
-/// One seed's flat market just before a bar's decision, with the feature engines' state and rows at that instant.
+/// A market just before a bar's decision, with its scout's feature engines and rows at that instant.
 struct Snapshot {
     market: Market,
-    /// Per feature key of the scout: the engine, and its columns up to the instant.
-    engines: Vec<(SimFeatures, Vec<Vec<f64>>)>,
-    /// The engine (index into `engines`) of each tree.
+    /// Per engine id: the engine and its columns up to the instant, for the engines the scout's members read.
+    engines: Vec<Option<(SimFeatures, Vec<Vec<f64>>)>>,
+    /// The engine id of each tree.
     engine_of: Arc<Vec<usize>>,
 }
 
+/// Where the results of one seed's trees go (row-major `trees x seeds` through `store`), and how a group split off
+/// one of its markets runs (a task of the rayon scope).
+struct Column<'s, S: Fn(usize, Result<RunSummary, SimError>) + Sync> {
+    shared: &'s Shared<'s>,
+    index: usize,
+    seeds: usize,
+    store: &'s S,
+    /// Markets forked so far.
+    markets: AtomicU64,
+}
+
+impl<'s, S: Fn(usize, Result<RunSummary, SimError>) + Sync> Column<'s, S> {
+    fn fill(&self, tree: usize, result: Result<RunSummary, SimError>) {
+        (self.store)(tree * self.seeds + self.index, result);
+    }
+
+    /// Runs `members` (trees that decided alike, and otherwise than their market's slot, at the snapshot's bar) on a
+    /// fork of `snapshot`, as a task of `scope`.
+    fn spawn<'scope>(&'scope self, scope: &rayon::Scope<'scope>, snapshot: Arc<Snapshot>, members: Vec<usize>)
+    where
+        's: 'scope,
+    {
+        self.markets.fetch_add(1, Ordering::Relaxed);
+        scope.spawn(move |scope| {
+            let split = |snapshot: Arc<Snapshot>, class: Vec<usize>| self.spawn(scope, snapshot, class);
+            let scout = Scout::resumed(self.shared.programs, &snapshot, &members);
+            let market = snapshot.market.fork("gp");
+            drop(snapshot);
+            let (summary, trees) = self.shared.run_group(market, scout, true, split);
+            trees.into_iter().for_each(|tree| self.fill(tree, Ok(summary.clone())));
+        });
+    }
+}
+
 impl Shared<'_> {
-    /// Runs seed `seed`'s market with the flat [`Scout`], hands `fork` each tree with the snapshot taken just before
-    /// the decision where its signal first asks for a position, and returns the flat run's summary with the trees
-    /// that never asked. The flat run stops early once every tree has forked (its summary is then unused).
-    fn scout(&self, seed: u64, fork: impl Fn(usize, Arc<Snapshot>)) -> Result<(RunSummary, Vec<usize>), SimError> {
-        let mut config = self.config.clone();
-        config.seed = seed;
-        let mut scout = Scout::new(self.programs, &config, self.options)?;
-        let mut market = Market::new(self.dsg, &config)?;
-        market.start(Some(scout.name()));
+    /// Runs `scout`'s market from its instant to the horizon, the market's slot trading the scout leader's signal
+    /// (none: flat). At every bar the members whose rule would send other requests than the market's slot sent are
+    /// handed to `split` (grouped by the requests they send, with the snapshot just before the decision) and leave
+    /// the scout; returns the run's summary (`simulated` when the scout has a leader) and the trees still members at
+    /// the end. A flat scout stops early once every tree has left (its summary is then unused).
+    fn run_group(
+        &self,
+        mut market: Market,
+        mut scout: Scout,
+        simulated: bool,
+        split: impl Fn(Arc<Snapshot>, Vec<usize>),
+    ) -> (RunSummary, Vec<usize>) {
         let horizon = market.horizon_us();
-        let bar_us = config.bar_s.saturating_mul(1_000_000);
-        let mut close = bar_us;
-        while close <= horizon && scout.following() > 0 {
-            // The state just before the decision: a tree that first asks there runs from this instant on.
+        let bar_us = self.config.bar_s.saturating_mul(1_000_000);
+        // The next bar close after now (a snapshot is taken 1 µs before one).
+        let mut close = (market.now_us() / bar_us).saturating_add(1).saturating_mul(bar_us);
+        while close <= horizon && scout.others() > 0 {
+            // The state just before the decision: a tree that decides otherwise there runs from this instant on.
             market.advance_until(close - 1, Some(&mut scout));
             let before = (market.clone(), scout.engines());
             let running = market.advance_until(close, Some(&mut scout));
-            let wanting = scout.take_wanting();
-            if !wanting.is_empty() {
+            let classes = market.last_decision().filter(|d| d.ts_us == close).map(|d| scout.split(d));
+            if let Some(classes) = classes.filter(|c| !c.is_empty()) {
                 let (market, engines) = before;
                 let snapshot = Arc::new(Snapshot { market, engines, engine_of: Arc::clone(&scout.engine_of) });
-                for tree in wanting {
-                    fork(tree, Arc::clone(&snapshot));
+                for class in classes {
+                    split(Arc::clone(&snapshot), class);
                 }
             }
             if !running {
@@ -264,57 +318,88 @@ impl Shared<'_> {
             }
             close = close.saturating_add(bar_us);
         }
-        let unforked = scout.following_trees();
-        if !unforked.is_empty() {
+        let members = scout.members();
+        if !members.is_empty() {
             market.advance_until(horizon, Some(&mut scout));
         }
-        Ok((summary(market.finish(), false), unforked))
+        (summary(market.finish(), simulated), members)
     }
 
-    /// Tree `tree`'s run from `snapshot` on: its strategy resumed on the snapshot's rows, the market forked.
-    fn forked_run(&self, tree: usize, snapshot: &Snapshot) -> Result<RunSummary, SimError> {
-        let (features, columns) = &snapshot.engines[snapshot.engine_of[tree]];
-        let columns: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
-        let mut strategy = GpStrategy::resumed(&self.programs[tree], self.config, self.options, features, &columns)?;
-        let mut market = snapshot.market.fork(&strategy.name());
-        market.advance_until(market.horizon_us(), Some(&mut strategy));
-        Ok(summary(market.finish(), true))
+    /// Seed `seed`'s market at its start with a flat scout following every tree.
+    fn flat_market(&self, seed: u64) -> Result<(Market, Scout), SimError> {
+        let config = SimConfig { seed, ..self.config.clone() };
+        let scout = Scout::new(self.programs, &config, self.options)?;
+        let mut market = Market::new(self.dsg, &config)?;
+        market.start(Some(scout.name()));
+        Ok((market, scout))
     }
 }
 
-/// A flat strategy that follows many trees on one market: one feature engine per distinct [`feature_key`] (the
-/// engine each tree's own strategy would run), whose rows feed the streaming evaluator of every tree still flat.
+/// A strategy that follows many trees on one market: one feature engine per distinct [`feature_key`] a member reads
+/// (the engine each tree's own strategy would run), whose rows feed the streaming evaluator of every member. The
+/// market's slot trades the leader's signal (none: flat); every member has sent the same requests as the slot so
+/// far, so the market is the one each member's own run would have made.
 struct Scout {
-    recordings: Vec<Recording>,
+    /// Per engine id (the same ids in every scout of a batch): the engine, if a member reads it.
+    recordings: Vec<Option<Recording>>,
     followers: Vec<Follower>,
     engine_of: Arc<Vec<usize>>,
-    /// Trees whose signal asked for a position at the latest decision.
-    wanting: Vec<usize>,
+    /// The follower whose signal the slot trades.
+    leader: Option<usize>,
     feed: Feed,
 }
 
-/// One feature engine, the rows it emitted so far, and the trees reading it.
+/// One feature engine, the rows it emitted so far, and the followers reading it.
 struct Recording {
     features: SimFeatures,
     columns: Vec<Vec<f64>>,
-    trees: Vec<usize>,
+    followers: Vec<usize>,
 }
 
-/// One tree's evaluation while it is flat.
+/// One tree's evaluation while it is a member.
 struct Follower {
+    tree: usize,
+    engine: usize,
     evaluator: StreamingEvaluator,
     /// For each program input, its index in the engine's row.
     select: Vec<usize>,
     input: Vec<f64>,
-    /// The newest signal (what the tree's strategy would answer now).
+    /// The newest signal (what the tree's strategy would answer now, unless its features failed).
     signal: f64,
     following: bool,
 }
 
+impl Follower {
+    fn new(tree: usize, engine: usize, program: &Program, names: &[String]) -> Follower {
+        let select = program
+            .inputs()
+            .iter()
+            .map(|input| names.iter().position(|n| n == input).expect("the engine has the tree's inputs"))
+            .collect::<Vec<usize>>();
+        Follower {
+            tree,
+            engine,
+            evaluator: StreamingEvaluator::new(program),
+            input: vec![0.0; select.len()],
+            select,
+            signal: 0.0,
+            following: true,
+        }
+    }
+
+    fn push(&mut self, row: &[f64]) {
+        for (value, &index) in self.input.iter_mut().zip(self.select.iter()) {
+            *value = row[index];
+        }
+        self.signal = self.evaluator.push(&self.input);
+    }
+}
+
 impl Scout {
+    /// A flat scout following every tree from the market's start.
     fn new(programs: &[Program], config: &SimConfig, options: &FeatureOptions) -> Result<Scout, SimError> {
         let mut keys: Vec<(bool, bool)> = Vec::new();
-        let mut recordings: Vec<Recording> = Vec::new();
+        let mut recordings: Vec<Option<Recording>> = Vec::new();
         let mut engine_of = Vec::with_capacity(programs.len());
         let mut followers = Vec::with_capacity(programs.len());
         for (tree, program) in programs.iter().enumerate() {
@@ -324,65 +409,108 @@ impl Scout {
                 None => {
                     let features = SimFeatures::new(config, &needed(program.inputs(), options), key.0)?;
                     let columns = vec![Vec::new(); features.names().len()];
-                    recordings.push(Recording { features, columns, trees: Vec::new() });
+                    recordings.push(Some(Recording { features, columns, followers: Vec::new() }));
                     keys.push(key);
                     keys.len() - 1
                 }
             };
-            let names = recordings[engine].features.names();
-            let select = program
-                .inputs()
-                .iter()
-                .map(|input| names.iter().position(|n| n == input).expect("the engine has the tree's inputs"))
-                .collect::<Vec<usize>>();
-            recordings[engine].trees.push(tree);
+            let recording = recordings[engine].as_mut().expect("made above");
+            recording.followers.push(tree);
+            followers.push(Follower::new(tree, engine, program, recording.features.names()));
             engine_of.push(engine);
-            followers.push(Follower {
-                evaluator: StreamingEvaluator::new(program),
-                input: vec![0.0; select.len()],
-                select,
-                signal: 0.0,
-                following: true,
-            });
         }
         let feed = if keys.iter().any(|k| k.0) { Feed::TradesAndBook } else { Feed::Trades };
-        Ok(Scout { recordings, followers, engine_of: Arc::new(engine_of), wanting: Vec::new(), feed })
+        Ok(Scout { recordings, followers, engine_of: Arc::new(engine_of), leader: None, feed })
     }
 
-    /// How many trees are still flat.
-    fn following(&self) -> usize {
-        self.followers.iter().filter(|f| f.following).count()
+    /// A scout of `members` (tree ids) led by the first, as their strategies would be at `snapshot`'s instant: the
+    /// snapshot's engines, each member's evaluator replayed over the rows so far.
+    fn resumed(programs: &[Program], snapshot: &Snapshot, members: &[usize]) -> Scout {
+        let mut recordings: Vec<Option<Recording>> = snapshot.engines.iter().map(|_| None).collect();
+        let mut followers = Vec::with_capacity(members.len());
+        for &tree in members {
+            let engine = snapshot.engine_of[tree];
+            let (features, columns) = snapshot.engines[engine].as_ref().expect("a member's engine is in its snapshot");
+            let recording = recordings[engine].get_or_insert_with(|| Recording {
+                features: features.clone(),
+                columns: columns.clone(),
+                followers: Vec::new(),
+            });
+            let mut follower = Follower::new(tree, engine, &programs[tree], features.names());
+            let mut row = vec![0.0; columns.len()];
+            for at in 0..columns.first().map_or(0, Vec::len) {
+                for (value, column) in row.iter_mut().zip(columns) {
+                    *value = column[at];
+                }
+                follower.push(&row);
+            }
+            recording.followers.push(followers.len());
+            followers.push(follower);
+        }
+        let book = recordings.iter().flatten().any(|r| r.features.feed() == Feed::TradesAndBook);
+        let feed = if book { Feed::TradesAndBook } else { Feed::Trades };
+        Scout { recordings, followers, engine_of: Arc::clone(&snapshot.engine_of), leader: Some(0), feed }
     }
 
-    fn following_trees(&self) -> Vec<usize> {
-        (0..self.followers.len()).filter(|&t| self.followers[t].following).collect()
+    /// What follower `index`'s strategy answers now: its newest signal, 0 once its features failed.
+    fn signal(&self, index: usize) -> f64 {
+        let follower = &self.followers[index];
+        let failed = self.recordings[follower.engine].as_ref().is_some_and(|r| r.features.error().is_some());
+        if failed { 0.0 } else { follower.signal }
     }
 
-    fn take_wanting(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.wanting)
+    /// How many members besides the leader.
+    fn others(&self) -> usize {
+        self.followers.iter().enumerate().filter(|&(i, f)| f.following && Some(i) != self.leader).count()
+    }
+
+    /// The trees still members.
+    fn members(&self) -> Vec<usize> {
+        self.followers.iter().filter(|f| f.following).map(|f| f.tree).collect()
+    }
+
+    /// The members whose rule would have sent other requests than the slot did at `decision`, grouped by those
+    /// requests (tree ids, in follower order); they leave the scout.
+    fn split(&mut self, decision: &DecisionRecord) -> Vec<Vec<usize>> {
+        let mut classes: Vec<(Vec<ExternalRequest>, Vec<usize>)> = Vec::new();
+        for index in 0..self.followers.len() {
+            let signal = self.signal(index);
+            // The same signal sends the same requests (bit for bit, so a NaN is asked about).
+            if !self.followers[index].following || signal.to_bits() == decision.signal.to_bits() {
+                continue;
+            }
+            let requests = decision.requests_for(signal);
+            if requests == decision.requests {
+                continue;
+            }
+            let follower = &mut self.followers[index];
+            follower.following = false;
+            match classes.iter_mut().find(|(r, _)| *r == requests) {
+                Some((_, trees)) => trees.push(follower.tree),
+                None => classes.push((requests, vec![follower.tree])),
+            }
+        }
+        classes.into_iter().map(|(_, trees)| trees).collect()
     }
 
     /// Every engine as it is now, with its rows so far.
-    fn engines(&self) -> Vec<(SimFeatures, Vec<Vec<f64>>)> {
-        self.recordings.iter().map(|r| (r.features.clone(), r.columns.clone())).collect()
+    fn engines(&self) -> Vec<Option<(SimFeatures, Vec<Vec<f64>>)>> {
+        self.recordings.iter().map(|r| r.as_ref().map(|r| (r.features.clone(), r.columns.clone()))).collect()
     }
 
     fn sink<'a>(
         columns: &'a mut [Vec<f64>],
-        trees: &'a [usize],
+        members: &'a [usize],
         followers: &'a mut [Follower],
     ) -> impl FnMut(i64, &[f64]) + 'a {
         move |_, row| {
             for (column, &value) in columns.iter_mut().zip(row) {
                 column.push(value);
             }
-            for &tree in trees {
-                let Follower { evaluator, select, input, signal, following } = &mut followers[tree];
-                if *following {
-                    for (value, &index) in input.iter_mut().zip(select.iter()) {
-                        *value = row[index];
-                    }
-                    *signal = evaluator.push(input);
+            for &index in members {
+                let follower = &mut followers[index];
+                if follower.following {
+                    follower.push(row);
                 }
             }
         }
@@ -399,32 +527,24 @@ impl Strategy for Scout {
     }
 
     fn on_trade(&mut self, trade: &PublicTrade) {
-        for Recording { features, columns, trees } in &mut self.recordings {
-            features.on_trade(trade, Self::sink(columns, trees, &mut self.followers));
+        for Recording { features, columns, followers } in self.recordings.iter_mut().flatten() {
+            features.on_trade(trade, Self::sink(columns, followers, &mut self.followers));
         }
     }
 
     fn on_book(&mut self, update: &L2Update) {
-        for Recording { features, columns, trees } in &mut self.recordings {
+        for Recording { features, columns, followers } in self.recordings.iter_mut().flatten() {
             if features.feed() == Feed::TradesAndBook {
-                features.on_book(update, Self::sink(columns, trees, &mut self.followers));
+                features.on_book(update, Self::sink(columns, followers, &mut self.followers));
             }
         }
     }
 
     fn target(&mut self, ctx: &Context<'_>) -> f64 {
-        for Recording { features, columns, trees } in &mut self.recordings {
-            features.on_decision(ctx, Self::sink(columns, trees, &mut self.followers));
+        for Recording { features, columns, followers } in self.recordings.iter_mut().flatten() {
+            features.on_decision(ctx, Self::sink(columns, followers, &mut self.followers));
         }
-        // A tree's strategy answers its newest signal (NaN and 0 mean flat): any other value may trade, so the tree
-        // forks here. (Rounding to whole lots may still leave it flat; its own run from here says so exactly.)
-        for (tree, follower) in self.followers.iter_mut().enumerate() {
-            if follower.following && follower.signal != 0.0 && !follower.signal.is_nan() {
-                follower.following = false;
-                self.wanting.push(tree);
-            }
-        }
-        0.0
+        self.leader.map_or(0.0, |leader| self.signal(leader))
     }
 }
 
@@ -561,8 +681,13 @@ mod tests {
                 r#"{"op":"sub","args":[{"op":"sign","args":[{"feature":"vmd_2"}]},{"op":"sign","args":[{"feature":"spread_bps_mean"}]}]}"#,
                 r#""vmd_2","spread_bps_mean""#,
             ),
-            // Asks for a position far below one lot: forks at the first bar, never trades.
+            // A signal far below the rule's entry threshold: the rule holds on it, so the tree never forks.
             tree(r#"{"op":"mul","args":[{"const":1e-12},{"op":"sign","args":[{"feature":"clv"}]}]}"#, r#""clv""#),
+            // The same requests as const 1 and sign(clv) (a signal is clamped to 1): they share those markets.
+            tree(r#"{"const":2.0}"#, ""),
+            tree(r#"{"op":"sign","args":[{"op":"mul","args":[{"const":3.0},{"feature":"clv"}]}]}"#, r#""clv""#),
+            // Half of sign(clv): the same directions, sizes that may differ.
+            tree(r#"{"op":"mul","args":[{"const":0.5},{"op":"sign","args":[{"feature":"clv"}]}]}"#, r#""clv""#),
         ];
         let seeds = [1, 6, 9];
         let limits = Limits::default();
@@ -573,7 +698,13 @@ mod tests {
         assert_eq!(&shared.simulated[rows(0)], &[false; 3][..n], "const 0 never forks");
         assert_eq!(&shared.simulated[rows(3)], &[false; 3][..n], "rv_1h is NaN for 31 hours");
         assert!(shared.trades[rows(1)].iter().all(|&t| t > 0), "const 1 trades from the first bar");
-        assert!(shared.simulated[rows(8)].iter().all(|&s| s) && shared.trades[rows(8)].iter().all(|&t| t == 0));
+        assert_eq!(&shared.simulated[rows(8)], &[false; 3][..n], "the rule never enters on a signal of 1e-12");
+        let simulated = shared.simulated.iter().filter(|&&s| s).count() as u64;
+        assert!(
+            shared.markets.iter().sum::<u64>() + 6 <= simulated,
+            "{:?} markets for {simulated} pairs",
+            shared.markets
+        );
         for t in [2, 4, 5, 6, 7] {
             assert!(shared.trades[rows(t)].iter().any(|&f| f > 0), "tree {t} trades");
         }

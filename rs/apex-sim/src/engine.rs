@@ -105,6 +105,41 @@ impl Hasher for IdHasher {
 
 type IdIndex = HashMap<OrderId, Location, BuildHasherDefault<IdHasher>>;
 
+/// Accounts that have traded, by id: the market numbers its agents from 1, so small ids sit in a vector indexed by id
+/// (a lookup per trade and per agent decision, where a map searched); any larger id in a map after them.
+#[derive(Debug, Clone, Default)]
+struct Accounts {
+    dense: Vec<Option<Account>>,
+    sparse: BTreeMap<AccountId, Account>,
+}
+
+/// Ids below this are [`Accounts::dense`].
+const DENSE_ACCOUNTS: AccountId = 1 << 16;
+
+impl Accounts {
+    fn get(&self, id: AccountId) -> Option<&Account> {
+        if id < DENSE_ACCOUNTS { self.dense.get(id as usize)?.as_ref() } else { self.sparse.get(&id) }
+    }
+
+    /// The account `id`, opened (all zero) if it never traded.
+    fn entry(&mut self, id: AccountId) -> &mut Account {
+        if id >= DENSE_ACCOUNTS {
+            return self.sparse.entry(id).or_default();
+        }
+        let index = id as usize;
+        if index >= self.dense.len() {
+            self.dense.resize(index + 1, None);
+        }
+        self.dense[index].get_or_insert_default()
+    }
+
+    /// Every account that has traded, by id.
+    fn iter(&self) -> impl Iterator<Item = (AccountId, &Account)> {
+        let dense = self.dense.iter().enumerate().filter_map(|(id, a)| a.as_ref().map(|a| (id as AccountId, a)));
+        dense.chain(self.sparse.iter().map(|(&id, account)| (id, account)))
+    }
+}
+
 /// Where an order rests: the key into its side, level and queue.
 #[derive(Debug, Clone, Copy)]
 struct Location {
@@ -170,7 +205,7 @@ pub struct MatchingEngine {
     bids: BTreeMap<i64, Queue>,
     asks: BTreeMap<i64, Queue>,
     index: IdIndex,
-    accounts: BTreeMap<AccountId, Account>,
+    accounts: Accounts,
     last_order_id: OrderId,
     last_trade_id: u64,
     next_priority: u64,
@@ -188,7 +223,7 @@ impl MatchingEngine {
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
             index: IdIndex::default(),
-            accounts: BTreeMap::new(),
+            accounts: Accounts::default(),
             last_order_id: 0,
             last_trade_id: 0,
             next_priority: 0,
@@ -398,12 +433,12 @@ impl MatchingEngine {
     /// An account's state (all zero for an account that never traded).
     #[must_use]
     pub fn account(&self, account: AccountId) -> Account {
-        self.accounts.get(&account).copied().unwrap_or_default()
+        self.accounts.get(account).copied().unwrap_or_default()
     }
 
     /// Every account that has traded, by id.
     pub fn accounts(&self) -> impl Iterator<Item = (AccountId, &Account)> {
-        self.accounts.iter().map(|(&id, account)| (id, account))
+        self.accounts.iter()
     }
 
     /// Id of the last trade (0 before the first).
@@ -603,7 +638,7 @@ impl MatchingEngine {
                     StpMode::CancelMaker | StpMode::CancelBoth => cancel_maker = Some(CancelReason::SelfTrade),
                 }
             } else if maker.reduce_only {
-                let position = self.accounts.get(&maker.account).map_or(0, |a| a.position);
+                let position = self.accounts.get(maker.account).map_or(0, |a| a.position);
                 qty = qty.min(reducible(position, maker_side));
                 if qty == 0 {
                     cancel_maker = Some(CancelReason::ReduceOnly);
@@ -629,7 +664,7 @@ impl MatchingEngine {
                 continue;
             }
             if taker.reduce_only {
-                let position = self.accounts.get(&taker.account).map_or(0, |a| a.position);
+                let position = self.accounts.get(taker.account).map_or(0, |a| a.position);
                 qty = qty.min(reducible(position, taker.side));
                 if qty == 0 {
                     return Stop::ReduceOnly;
@@ -659,7 +694,7 @@ impl MatchingEngine {
             taker.filled += qty;
             for (account, side, fee) in [(maker.account, maker_side, maker_fee), (taker.account, taker.side, taker_fee)]
             {
-                let state = self.accounts.entry(account).or_default();
+                let state = self.accounts.entry(account);
                 match side {
                     Side::Buy => {
                         state.position += qty;

@@ -201,37 +201,6 @@ impl GpStrategy {
         })
     }
 
-    /// The strategy as it would be after its own run up to now, given `features`: an engine made for the features
-    /// this program reads (the one [`GpStrategy::new`] makes, as [`feature_key`] names it) that has seen the same
-    /// streams, and `columns`, the rows it emitted so far (one column per name of `features`).
-    ///
-    /// # Errors
-    /// As [`GpStrategy::new`]; `Config` when `features` is not the engine this program's strategy makes.
-    pub(crate) fn resumed(
-        program: &Program,
-        config: &SimConfig,
-        options: &FeatureOptions,
-        features: &SimFeatures,
-        columns: &[&[f64]],
-    ) -> Result<GpStrategy, SimError> {
-        let mut strategy = GpStrategy::new(program, config, options)?;
-        if strategy.features.names() != features.names() || strategy.features.feed != features.feed {
-            return Err(SimError::Config(
-                "a resumed GP strategy needs the feature engine its program reads".to_owned(),
-            ));
-        }
-        strategy.features = features.clone();
-        let rows = columns.first().map_or(0, |c| c.len());
-        let Self { evaluator, select, input, signals, .. } = &mut strategy;
-        (0..rows).for_each(|row| {
-            for (value, &index) in input.iter_mut().zip(select.iter()) {
-                *value = columns[index][row];
-            }
-            signals.push(evaluator.push(input));
-        });
-        Ok(strategy)
-    }
-
     /// Loads and compiles a JSON tree (see [`compile_for_sim`]) and makes the strategy.
     ///
     /// # Errors

@@ -29,6 +29,7 @@ pub use external::{
     AccountEvent, AccountEventKind, BookMessage, ExternalRequest, PublicTrade, StopKind, StopSpec, Stops, Tag,
 };
 use queue::EventQueue;
+pub(crate) use slot::DecisionRecord;
 use slot::StrategyDriver;
 pub use slot::{RuleSlot, rule_instrument};
 

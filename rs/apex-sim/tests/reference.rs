@@ -64,18 +64,23 @@ fn price() -> impl Strategy<Value = i64> {
     prop_oneof![20 => (-15_i64..=15).prop_map(|t| MID + 5 * t), 1 => MID - 80..MID + 80]
 }
 
+/// Four accounts: three small ids and one far above them (the engine keeps small and large ids apart).
+fn account() -> impl Strategy<Value = u32> {
+    (0_u32..4).prop_map(|a| if a == 3 { 1 << 20 } else { a })
+}
+
 fn qty() -> impl Strategy<Value = i64> {
     prop_oneof![20 => (1_i64..=6).prop_map(|l| 2 * l), 1 => -1_i64..=13]
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let order = (0_u32..4, side(), qty(), price(), tif(), prop::bool::weighted(0.3), stp()).prop_map(
+    let order = (account(), side(), qty(), price(), tif(), prop::bool::weighted(0.3), stp()).prop_map(
         |(account, side, qty, price, tif, reduce_only, stp)| {
             let order = NewOrder::limit(account, side, price, qty, tif).with_stp(stp);
             Op::Order(if reduce_only { order.reduce_only() } else { order })
         },
     );
-    let market = (0_u32..4, side(), qty(), prop::bool::weighted(0.2), stp()).prop_map(
+    let market = (account(), side(), qty(), prop::bool::weighted(0.2), stp()).prop_map(
         |(account, side, qty, reduce_only, stp)| {
             let order = NewOrder::market(account, side, qty).with_stp(stp);
             Op::Order(if reduce_only { order.reduce_only() } else { order })

@@ -107,6 +107,32 @@ pub(super) struct StrategyDriver {
     equity_ts_us: Vec<i64>,
     equity: Vec<f64>,
     decisions: Vec<(i64, Decision)>,
+    /// The latest decision, with what the rule decided it from.
+    last: Option<DecisionRecord>,
+}
+
+/// One decision of the slot: the rule's state and inputs just before it, and the requests it sent. Another signal
+/// on the same market state would have sent [`DecisionRecord::requests_for`] instead: a strategy that sends the same
+/// requests at every decision moves the market exactly as this one did (the adversarial fitness runs such trees on
+/// one market).
+#[derive(Debug, Clone)]
+pub(crate) struct DecisionRecord {
+    /// The bar close the decision was made at.
+    pub(crate) ts_us: i64,
+    /// The signal the strategy answered, and the requests the slot sent for it.
+    pub(crate) signal: f64,
+    pub(crate) requests: Vec<ExternalRequest>,
+    slot: RuleSlot,
+    bar: StrategyBar,
+    equity: f64,
+    held: i64,
+}
+
+impl DecisionRecord {
+    /// The requests the slot would have sent at this decision for `signal`.
+    pub(crate) fn requests_for(&self, signal: f64) -> Vec<ExternalRequest> {
+        self.slot.clone().on_bar_close(&self.bar, signal, self.equity, self.held).1
+    }
 }
 
 /// The rule's view of an instrument spec: tick, lot and order size limits in quote and base units.
@@ -141,6 +167,7 @@ impl StrategyDriver {
             equity_ts_us: Vec::new(),
             equity: Vec::new(),
             decisions: Vec::new(),
+            last: None,
         }
     }
 
@@ -185,6 +212,11 @@ impl StrategyDriver {
 }
 
 impl Market {
+    /// The strategy slot's latest decision (none before the first, or without a strategy).
+    pub(crate) fn last_decision(&self) -> Option<&DecisionRecord> {
+        self.driver.as_ref()?.last.as_ref()
+    }
+
     /// Opens the slot's account (with the strategy's latency) and its driver.
     pub(super) fn open_slot(&mut self, name: String) -> StrategyDriver {
         let latency_us = ((self.config.strategy_latency_ms * 1e3).round() as i64).max(1);
@@ -211,7 +243,10 @@ impl Market {
         let signal = strategy.target(&Context { bars: &self.out.bars, position, equity });
         let Some(bar) = self.out.bars.last().copied() else { return };
         let held = self.engine.account(driver.account).position;
+        let before = driver.slot.clone();
         let (decision, requests) = driver.slot.on_bar_close(&bar, signal, equity, held);
+        driver.last =
+            Some(DecisionRecord { ts_us: ts, signal, requests: requests.clone(), slot: before, bar, equity, held });
         if decision != Decision::Hold {
             driver.decisions.push((ts, decision));
         }
