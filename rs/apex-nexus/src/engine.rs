@@ -281,8 +281,7 @@ impl Prepared {
         let ledger = Ledger::open(&options.out.join("ledger.sqlite"), config.venue.kind.as_str(), &config.sha256)?;
         let mut benched = Vec::new();
         for (index, (slot, models)) in slots.iter_mut().enumerate() {
-            if let Some(champion) = restore_champion(&options.out, &ledger, config, bar_ns, slot, models)? {
-                let names = names_for(bar_ns, &crate::kept::kept_dir(&options.out, &champion.sha256));
+            if let Some((champion, names)) = restore_champion(&options.out, &ledger, config, bar_ns, slot, models)? {
                 if names.len() > engine_names.len() {
                     engine_names = names;
                 }
@@ -294,7 +293,7 @@ impl Prepared {
 }
 
 /// The ledger's champion of `slot` when it is not the bundle in the slot's folder (a challenger was published and
-/// not promoted before the restart), loaded from its kept copy; `None` keeps the folder's bundle as champion (and
+/// not promoted before the restart), loaded from its kept copy, with the feature columns it needs; `None` keeps the folder's bundle as champion (and
 /// keeps a copy of it). Restoring needs the Pit Crew (which benches the folder's bundle) and the same folder as
 /// the run that promoted it: pointing a slot at another folder deploys that folder's bundle outright.
 fn restore_champion(
@@ -304,7 +303,7 @@ fn restore_champion(
     bar_ns: i64,
     slot: &crate::config::SlotConfig,
     folder_models: &SlotModels,
-) -> Result<Option<SlotModels>, NexusError> {
+) -> Result<Option<(SlotModels, Vec<String>)>, NexusError> {
     let folder = slot.bundle.display().to_string();
     let restorable = match ledger.champion(&slot.name)? {
         Some((id, bundle)) if config.pitcrew.enabled && bundle == folder && id != folder_models.sha256 => Some(id),
@@ -317,8 +316,9 @@ fn restore_champion(
         return Ok(None);
     };
     let dir = crate::kept::kept_dir(out, &id);
+    let names = names_for(bar_ns, &dir);
     let loaded = if dir.is_dir() {
-        SlotModels::load(&slot.name, &dir, &slot.symbol, &names_for(bar_ns, &dir)).and_then(|mut models| {
+        SlotModels::load(&slot.name, &dir, &slot.symbol, &names).and_then(|mut models| {
             models.check(&slot.name)?;
             Ok(models)
         })
@@ -330,7 +330,7 @@ fn restore_champion(
             let detail = format!("{} {}: the ledger's champion, from its kept copy", slot.name, short(&id));
             ledger.record_event("champion_restored", &detail, None)?;
             tracing::info!(slot = %slot.name, model = %short(&id), "champion restored from its kept copy");
-            Ok(Some(champion))
+            Ok(Some((champion, names)))
         }
         Err(error) => {
             let detail = format!("{} {}: {error}; the folder's bundle is the champion", slot.name, short(&id));
