@@ -1,6 +1,8 @@
 //! The matching engine: one instrument's book with price-time priority, per-account positions, cash and fees.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use ladder::Ladder;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use apex_book::Level;
@@ -11,6 +13,8 @@ use crate::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
 };
 use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec, MAX_PRICE_UNITS};
+
+mod ladder;
 
 /// What one account holds on this instrument.
 ///
@@ -202,8 +206,8 @@ fn crosses(side: Side, limit: i64, price: i64) -> bool {
 pub struct MatchingEngine {
     spec: InstrumentSpec,
     rates: ExactRates,
-    bids: BTreeMap<i64, Queue>,
-    asks: BTreeMap<i64, Queue>,
+    bids: Ladder,
+    asks: Ladder,
     index: IdIndex,
     accounts: Accounts,
     last_order_id: OrderId,
@@ -220,8 +224,8 @@ impl MatchingEngine {
         Ok(MatchingEngine {
             spec,
             rates,
-            bids: BTreeMap::new(),
-            asks: BTreeMap::new(),
+            bids: Ladder::new(Side::Buy),
+            asks: Ladder::new(Side::Sell),
             index: IdIndex::default(),
             accounts: Accounts::default(),
             last_order_id: 0,
@@ -352,7 +356,7 @@ impl MatchingEngine {
         self.sequence += 1;
         if price == old.price && leaves < old.leaves_qty {
             events.push(Event::Amended { order_id, account, price, leaves_qty: leaves, kept_priority: true });
-            let queue = self.side_mut(old.side).get_mut(&price).expect("a resting order has a level");
+            let queue = self.side_mut(old.side).get_mut(price).expect("a resting order has a level");
             let at = queue.orders.binary_search_by_key(&location.priority, |o| o.priority).expect("indexed");
             queue.orders[at].leaves_qty = leaves;
             queue.total -= old.leaves_qty - leaves;
@@ -379,23 +383,19 @@ impl MatchingEngine {
     /// Best bid level (price and total resting quantity).
     #[must_use]
     pub fn best_bid(&self) -> Option<Level> {
-        self.bids.last_key_value().map(|(&price, queue)| Level::new(price, queue.total))
+        self.bids.best().map(|(price, queue)| Level::new(price, queue.total))
     }
 
     /// Best ask level (price and total resting quantity).
     #[must_use]
     pub fn best_ask(&self) -> Option<Level> {
-        self.asks.first_key_value().map(|(&price, queue)| Level::new(price, queue.total))
+        self.asks.best().map(|(price, queue)| Level::new(price, queue.total))
     }
 
     /// The best `n` levels of a side, best first, into `out` (cleared first).
     pub fn top_n_into(&self, side: Side, n: usize, out: &mut Vec<Level>) {
         out.clear();
-        let level = |(&price, queue): (&i64, &Queue)| Level::new(price, queue.total);
-        match side {
-            Side::Buy => out.extend(self.bids.iter().rev().take(n).map(level)),
-            Side::Sell => out.extend(self.asks.iter().take(n).map(level)),
-        }
+        out.extend(self.side(side).best_first().take(n).map(|(price, queue)| Level::new(price, queue.total)));
     }
 
     /// The best `n` levels of a side, best first.
@@ -408,18 +408,14 @@ impl MatchingEngine {
 
     /// Resting orders of one side in matching priority (best price first, then oldest first).
     pub fn resting(&self, side: Side) -> Box<dyn Iterator<Item = &RestingOrder> + '_> {
-        let orders = match side {
-            Side::Buy => Box::new(self.bids.values().rev()) as Box<dyn Iterator<Item = &Queue>>,
-            Side::Sell => Box::new(self.asks.values()),
-        };
-        Box::new(orders.flat_map(|queue| queue.orders.iter()).filter(|o| o.leaves_qty > 0))
+        Box::new(self.side(side).best_first().flat_map(|(_, queue)| queue.orders.iter()).filter(|o| o.leaves_qty > 0))
     }
 
     /// A resting order by id.
     #[must_use]
     pub fn order(&self, order_id: OrderId) -> Option<&RestingOrder> {
         let location = self.index.get(&order_id)?;
-        let queue = self.side(location.side).get(&location.price)?;
+        let queue = self.side(location.side).get(location.price)?;
         let at = queue.orders.binary_search_by_key(&location.priority, |o| o.priority).ok()?;
         Some(&queue.orders[at])
     }
@@ -474,14 +470,14 @@ impl MatchingEngine {
         i64::try_from(price).unwrap_or(i64::MAX)
     }
 
-    fn side(&self, side: Side) -> &BTreeMap<i64, Queue> {
+    fn side(&self, side: Side) -> &Ladder {
         match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
         }
     }
 
-    fn side_mut(&mut self, side: Side) -> &mut BTreeMap<i64, Queue> {
+    fn side_mut(&mut self, side: Side) -> &mut Ladder {
         match side {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
@@ -489,10 +485,7 @@ impl MatchingEngine {
     }
 
     fn best_price(&self, side: Side) -> Option<i64> {
-        match side {
-            Side::Buy => self.bids.last_key_value().map(|(&p, _)| p),
-            Side::Sell => self.asks.first_key_value().map(|(&p, _)| p),
-        }
+        self.side(side).best().map(|(price, _)| price)
     }
 
     /// The location of `order_id` if it rests and belongs to `account`.
@@ -504,11 +497,11 @@ impl MatchingEngine {
     /// Takes a resting order out of the book, reporting the level change.
     fn remove(&mut self, location: Location, events: &mut Vec<Event>) -> RestingOrder {
         let book = self.side_mut(location.side);
-        let queue = book.get_mut(&location.price).expect("a resting order has a level");
+        let queue = book.get_mut(location.price).expect("a resting order has a level");
         let order = queue.remove(location.priority);
         let total = queue.total;
         if queue.live == 0 {
-            book.remove(&location.price);
+            book.remove(location.price);
         }
         self.index.remove(&order.order_id);
         events.push(Event::BookLevel { side: location.side, price: location.price, qty: total });
@@ -535,7 +528,7 @@ impl MatchingEngine {
                 stp: taker.stp,
                 priority: self.next_priority,
             };
-            let queue = self.side_mut(taker.side).entry(taker.limit).or_default();
+            let queue = self.side_mut(taker.side).entry(taker.limit);
             queue.orders.push_back(resting);
             queue.total += resting.leaves_qty;
             queue.live += 1;
@@ -562,12 +555,8 @@ impl MatchingEngine {
             self.account(account).position + moved
         };
         let signed = |side: Side, qty: i64| if side == Side::Buy { qty } else { -qty };
-        let levels: Box<dyn Iterator<Item = (&i64, &Queue)>> = match taker.side {
-            Side::Buy => Box::new(self.asks.iter()),
-            Side::Sell => Box::new(self.bids.iter().rev()),
-        };
         let mut filled = 0;
-        'levels: for (&price, queue) in levels {
+        'levels: for (price, queue) in self.side(taker.side.opposite()).best_first() {
             if !crosses(taker.side, taker.limit, price) {
                 break;
             }
@@ -617,18 +606,12 @@ impl MatchingEngine {
                 Side::Buy => &mut self.asks,
                 Side::Sell => &mut self.bids,
             };
-            let level = match taker.side {
-                Side::Buy => book.first_entry(),
-                Side::Sell => book.last_entry(),
-            };
-            let Some(mut level) = level else {
+            let Some((price, queue)) = book.best_mut() else {
                 return Stop::NoCross;
             };
-            let price = *level.key();
             if !crosses(taker.side, taker.limit, price) {
                 return Stop::NoCross;
             }
-            let queue = level.get_mut();
             let maker = *queue.orders.front().expect("a level's front order is live");
             let mut cancel_maker = None;
             let mut qty = taker.remaining.min(maker.leaves_qty);
@@ -648,7 +631,7 @@ impl MatchingEngine {
                 let order = queue.remove(maker.priority);
                 let total = queue.total;
                 if queue.live == 0 {
-                    level.remove();
+                    book.remove_best();
                 }
                 self.index.remove(&order.order_id);
                 events.push(Event::Cancelled {
@@ -688,7 +671,7 @@ impl MatchingEngine {
             }
             let total = queue.total;
             if queue.live == 0 {
-                level.remove();
+                book.remove_best();
             }
             taker.remaining -= qty;
             taker.filled += qty;

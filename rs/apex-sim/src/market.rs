@@ -28,7 +28,7 @@ use external::Outside;
 pub use external::{
     AccountEvent, AccountEventKind, BookMessage, ExternalRequest, PublicTrade, StopKind, StopSpec, Stops, Tag,
 };
-use queue::EventQueue;
+use queue::SplitQueue;
 pub(crate) use slot::DecisionRecord;
 use slot::StrategyDriver;
 pub use slot::{RuleSlot, rule_instrument};
@@ -274,7 +274,9 @@ pub struct Market {
     engine: MatchingEngine,
     publisher: BookPublisher,
     rng: Xoshiro256PlusPlus,
-    queue: EventQueue<Task>,
+    /// Every task; the noise orders' expiry timers (most of the queue, and mostly outliving their orders) wait in a
+    /// heap of their own.
+    queue: SplitQueue<Task>,
     next_seq: u64,
     groups: Vec<Group>,
     /// Order-entry latency of each account (index = account id).
@@ -423,7 +425,7 @@ impl Market {
             engine,
             publisher,
             rng,
-            queue: EventQueue::new(),
+            queue: SplitQueue::new(),
             next_seq: 0,
             groups,
             latency_of,
@@ -471,7 +473,7 @@ impl Market {
 
     fn schedule(&mut self, ts: i64, task: Task) {
         self.next_seq += 1;
-        self.queue.push(ts, self.next_seq, task);
+        self.queue.push(ts, self.next_seq, task, matches!(task, Task::Expire(..)));
     }
 
     fn next_gap_us(&mut self, rate_per_s: f64) -> Option<i64> {

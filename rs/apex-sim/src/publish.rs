@@ -23,7 +23,8 @@ pub struct L2Update {
 }
 
 /// Turns an engine's book into a stream of L2 messages for one depth. The caller decides the cadence by calling
-/// [`BookPublisher::publish`] (e.g. every 10 ms of simulated time for depth 50, as Bybit does).
+/// [`BookPublisher::publish`] (e.g. every 10 ms of simulated time for depth 50, as Bybit does). A publisher follows
+/// one engine (or its clones, cloned with it): it skips a tick at which the engine's sequence has not moved.
 #[derive(Debug, Clone)]
 pub struct BookPublisher {
     depth: usize,
@@ -31,6 +32,9 @@ pub struct BookPublisher {
     published: Option<(Vec<Level>, Vec<Level>)>,
     /// The top N levels of each side now, kept between calls so a tick that changes nothing allocates nothing.
     current: (Vec<Level>, Vec<Level>),
+    /// The engine's [`MatchingEngine::sequence`] when the book was last read: every call that changes the book
+    /// moves it, so a tick that finds it where it was has nothing to publish without reading the book.
+    read_at: Option<u64>,
 }
 
 impl BookPublisher {
@@ -40,7 +44,7 @@ impl BookPublisher {
         if depth == 0 {
             return Err(SimError::ZeroDepth);
         }
-        Ok(BookPublisher { depth, update_id: 0, published: None, current: (Vec::new(), Vec::new()) })
+        Ok(BookPublisher { depth, update_id: 0, published: None, current: (Vec::new(), Vec::new()), read_at: None })
     }
 
     /// Number of levels per side the messages cover.
@@ -63,6 +67,7 @@ impl BookPublisher {
             asks: asks.clone(),
         };
         self.published = Some((bids, asks));
+        self.read_at = Some(engine.sequence());
         update
     }
 
@@ -72,6 +77,10 @@ impl BookPublisher {
         let Some((old_bids, old_asks)) = &mut self.published else {
             return Some(self.snapshot(engine, ts_us));
         };
+        if self.read_at == Some(engine.sequence()) {
+            return None;
+        }
+        self.read_at = Some(engine.sequence());
         let (bids, asks) = &mut self.current;
         engine.top_n_into(Side::Buy, self.depth, bids);
         engine.top_n_into(Side::Sell, self.depth, asks);
