@@ -356,7 +356,8 @@ impl MatchingEngine {
         self.sequence += 1;
         if price == old.price && leaves < old.leaves_qty {
             events.push(Event::Amended { order_id, account, price, leaves_qty: leaves, kept_priority: true });
-            let queue = self.side_mut(old.side).get_mut(price).expect("a resting order has a level");
+            let book = self.side_mut(old.side);
+            let queue = book.at_mut(book.find(price).expect("a resting order has a level"));
             let at = queue.orders.binary_search_by_key(&location.priority, |o| o.priority).expect("indexed");
             queue.orders[at].leaves_qty = leaves;
             queue.total -= old.leaves_qty - leaves;
@@ -497,11 +498,12 @@ impl MatchingEngine {
     /// Takes a resting order out of the book, reporting the level change.
     fn remove(&mut self, location: Location, events: &mut Vec<Event>) -> RestingOrder {
         let book = self.side_mut(location.side);
-        let queue = book.get_mut(location.price).expect("a resting order has a level");
+        let at = book.find(location.price).expect("a resting order has a level");
+        let queue = book.at_mut(at);
         let order = queue.remove(location.priority);
         let total = queue.total;
         if queue.live == 0 {
-            book.remove(location.price);
+            book.remove_at(at);
         }
         self.index.remove(&order.order_id);
         events.push(Event::BookLevel { side: location.side, price: location.price, qty: total });

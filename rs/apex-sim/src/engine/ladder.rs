@@ -16,20 +16,23 @@ use super::{Queue, RestingOrder};
 /// Order buffers kept for reuse; beyond this many, a removed level's buffer is freed.
 const SPARE_BUFFERS: usize = 64;
 
-/// Price levels of one side, best last: ascending prices for bids, descending for asks (ordered by [`Ladder::key`]).
+/// Price levels of one side, best last: ascending prices for bids, descending for asks. The sort keys sit in a
+/// vector of their own, so a search reads 8 bytes a level, not a whole queue.
 #[derive(Debug, Clone)]
 pub(super) struct Ladder {
     side: Side,
-    levels: Vec<(i64, Queue)>,
+    /// Ascending; larger is better (see [`Ladder::key`]).
+    keys: Vec<i64>,
+    queues: Vec<Queue>,
     spare: Vec<VecDeque<RestingOrder>>,
 }
 
 impl Ladder {
     pub(super) fn new(side: Side) -> Ladder {
-        Ladder { side, levels: Vec::new(), spare: Vec::new() }
+        Ladder { side, keys: Vec::new(), queues: Vec::new(), spare: Vec::new() }
     }
 
-    /// The sort key of a price: larger is better.
+    /// The sort key of a price (and the price of a key): the price for bids, its negation for asks.
     fn key(&self, price: i64) -> i64 {
         match self.side {
             Side::Buy => price,
@@ -38,17 +41,13 @@ impl Ladder {
     }
 
     /// Where `price`'s level is (`Ok`) or would go (`Err`), searched from the best end, where most lookups land.
-    fn find(&self, price: i64) -> Result<usize, usize> {
+    pub(super) fn find(&self, price: i64) -> Result<usize, usize> {
         let key = self.key(price);
-        let side = self.side;
-        let key_of = |&(p, _): &(i64, Queue)| match side {
-            Side::Buy => p,
-            Side::Sell => -p,
-        };
         // A short scan covers the levels near the top; a binary search the rest.
-        let len = self.levels.len();
-        for at in (len.saturating_sub(4)..len).rev() {
-            let here = key_of(&self.levels[at]);
+        let len = self.keys.len();
+        let deep = len.saturating_sub(4);
+        for at in (deep..len).rev() {
+            let here = self.keys[at];
             if here == key {
                 return Ok(at);
             }
@@ -56,32 +55,35 @@ impl Ladder {
                 return Err(at + 1);
             }
         }
-        self.levels[..len.saturating_sub(4)].binary_search_by_key(&key, key_of)
+        self.keys[..deep].binary_search(&key)
     }
 
     /// The best level.
     pub(super) fn best(&self) -> Option<(i64, &Queue)> {
-        self.levels.last().map(|(price, queue)| (*price, queue))
+        Some((self.key(*self.keys.last()?), self.queues.last()?))
     }
 
     /// The best level, to change.
     pub(super) fn best_mut(&mut self) -> Option<(i64, &mut Queue)> {
-        self.levels.last_mut().map(|(price, queue)| (*price, queue))
+        let price = self.key(*self.keys.last()?);
+        Some((price, self.queues.last_mut()?))
     }
 
     /// Removes the best level.
     pub(super) fn remove_best(&mut self) {
-        if let Some((_, queue)) = self.levels.pop() {
+        self.keys.pop();
+        if let Some(queue) = self.queues.pop() {
             self.recycle(queue);
         }
     }
 
     pub(super) fn get(&self, price: i64) -> Option<&Queue> {
-        self.find(price).ok().map(|at| &self.levels[at].1)
+        self.find(price).ok().map(|at| &self.queues[at])
     }
 
-    pub(super) fn get_mut(&mut self, price: i64) -> Option<&mut Queue> {
-        self.find(price).ok().map(|at| &mut self.levels[at].1)
+    /// The level at position `at` (from [`Ladder::find`]).
+    pub(super) fn at_mut(&mut self, at: usize) -> &mut Queue {
+        &mut self.queues[at]
     }
 
     /// The level at `price`, made empty if there is none.
@@ -90,24 +92,26 @@ impl Ladder {
             Ok(at) => at,
             Err(at) => {
                 let orders = self.spare.pop().unwrap_or_default();
-                self.levels.insert(at, (price, Queue { orders, total: 0, live: 0 }));
+                self.keys.insert(at, self.key(price));
+                self.queues.insert(at, Queue { orders, total: 0, live: 0 });
                 at
             }
         };
-        &mut self.levels[at].1
+        &mut self.queues[at]
     }
 
-    /// Removes the level at `price` (nothing if there is none).
-    pub(super) fn remove(&mut self, price: i64) {
-        if let Ok(at) = self.find(price) {
-            let (_, queue) = self.levels.remove(at);
-            self.recycle(queue);
-        }
+    /// Removes the level at position `at` (from [`Ladder::find`]).
+    pub(super) fn remove_at(&mut self, at: usize) {
+        self.keys.remove(at);
+        let queue = self.queues.remove(at);
+        self.recycle(queue);
     }
 
     /// Every level, best first.
     pub(super) fn best_first(&self) -> impl Iterator<Item = (i64, &Queue)> {
-        self.levels.iter().rev().map(|(price, queue)| (*price, queue))
+        let side = self.side;
+        let price = move |key: i64| if side == Side::Buy { key } else { -key };
+        self.keys.iter().rev().zip(self.queues.iter().rev()).map(move |(&key, queue)| (price(key), queue))
     }
 
     fn recycle(&mut self, mut queue: Queue) {
@@ -141,7 +145,9 @@ mod tests {
                         *reference.entry(price).or_default() += 1;
                     }
                     2 => {
-                        ladder.remove(price);
+                        if let Ok(at) = ladder.find(price) {
+                            ladder.remove_at(at);
+                        }
                         reference.remove(&price);
                     }
                     _ => {
