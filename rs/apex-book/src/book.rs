@@ -263,6 +263,45 @@ impl<const BID: bool> Ladder<BID> {
         };
         near.chain(inside).chain(far)
     }
+
+    /// Hands `visit` the levels in [`Ladder::best_first`]'s order until it returns false. The top-of-book readers run
+    /// on every update and stop after a few levels: this path has none of the boxed iterators' allocations and
+    /// dynamic calls.
+    #[inline]
+    fn each_best_first(&self, mut visit: impl FnMut(Level) -> bool) {
+        let hi = self.lo.saturating_add(self.qty.len() as i64);
+        let level = |(&price, &qty): (&i64, &i64)| Level { price, qty };
+        let window = |i: usize| Level { price: self.lo + i as i64, qty: self.qty[i] };
+        if BID {
+            if !self.outside.range(hi..).rev().map(level).all(&mut visit) {
+                return;
+            }
+            if self.count > 0 && !(0..=self.best).rev().filter(|&i| self.qty[i] > 0).map(window).all(&mut visit) {
+                return;
+            }
+            self.outside.range(..self.lo).rev().map(level).all(&mut visit);
+        } else {
+            if !self.outside.range(..self.lo).map(level).all(&mut visit) {
+                return;
+            }
+            if self.count > 0 && !(self.best..self.qty.len()).filter(|&i| self.qty[i] > 0).map(window).all(&mut visit) {
+                return;
+            }
+            self.outside.range(hi..).map(level).all(&mut visit);
+        }
+    }
+
+    /// The best `n` levels, best first, appended to `out`.
+    fn top_into(&self, n: usize, out: &mut Vec<Level>) {
+        if n == 0 {
+            return;
+        }
+        let end = out.len().saturating_add(n);
+        self.each_best_first(|level| {
+            out.push(level);
+            out.len() < end
+        });
+    }
 }
 
 /// An L2 book for one symbol: bids and asks in integer price and quantity units, each side a dense price-indexed
@@ -445,8 +484,8 @@ impl L2Book {
     pub fn top_n_into(&self, side: Side, n: usize, out: &mut Vec<Level>) {
         out.clear();
         match side {
-            Side::Buy => out.extend(self.bids.best_first().take(n)),
-            Side::Sell => out.extend(self.asks.best_first().take(n)),
+            Side::Buy => self.bids.top_into(n, out),
+            Side::Sell => self.asks.top_into(n, out),
         }
     }
 
@@ -461,10 +500,20 @@ impl L2Book {
     /// Total quantity units over the best `n` levels of one side.
     #[must_use]
     pub fn depth_levels(&self, side: Side, n: usize) -> i64 {
+        let (mut total, mut left) = (0, n);
+        let mut add = |level: Level| {
+            if left == 0 {
+                return false;
+            }
+            total += level.qty;
+            left -= 1;
+            left > 0
+        };
         match side {
-            Side::Buy => self.bids.best_first().take(n).map(|l| l.qty).sum(),
-            Side::Sell => self.asks.best_first().take(n).map(|l| l.qty).sum(),
+            Side::Buy => self.bids.each_best_first(&mut add),
+            Side::Sell => self.asks.each_best_first(&mut add),
         }
+        total
     }
 
     /// Mid price in price units (half-units possible), when both sides exist.

@@ -176,9 +176,13 @@ fn check_against_naive(stream: &[Msg]) -> Result<(), TestCaseError> {
         prop_assert_eq!(&asks_now, &naive.sorted_asks());
         prop_assert_eq!(book.best_bid(), naive.sorted_bids().first().copied());
         prop_assert_eq!(book.best_ask(), naive.sorted_asks().first().copied());
-        for n in [1_usize, 3, 10] {
+        for n in [0_usize, 1, 3, 10] {
             let naive_depth: i64 = naive.sorted_bids().iter().take(n).map(|l| l.qty).sum();
             prop_assert_eq!(book.depth_levels(Side::Buy, n), naive_depth);
+            let naive_asks: i64 = naive.sorted_asks().iter().take(n).map(|l| l.qty).sum();
+            prop_assert_eq!(book.depth_levels(Side::Sell, n), naive_asks);
+            prop_assert_eq!(&book.top_n(Side::Buy, n)[..], &naive.sorted_bids()[..n.min(bids_now.len())]);
+            prop_assert_eq!(&book.top_n(Side::Sell, n)[..], &naive.sorted_asks()[..n.min(asks_now.len())]);
         }
         if let Some(mid) = book.mid_units() {
             let floor = mid - mid * 25.0 / 10_000.0;

@@ -396,7 +396,7 @@ impl MatchingEngine {
     /// The best `n` levels of a side, best first, into `out` (cleared first).
     pub fn top_n_into(&self, side: Side, n: usize, out: &mut Vec<Level>) {
         out.clear();
-        out.extend(self.side(side).best_first().take(n).map(|(price, queue)| Level::new(price, queue.total)));
+        self.side(side).top_into(n, out);
     }
 
     /// The best `n` levels of a side, best first.

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use apex_book::Level;
 use apex_core::Side;
 
 use super::{Queue, RestingOrder};
@@ -107,6 +108,22 @@ impl Ladder {
         self.recycle(queue);
     }
 
+    /// The best `n` levels (price and total quantity), best first, appended to `out`: one pass over the top of the
+    /// two vectors, which the L2 stream reads at every tick.
+    pub(super) fn top_into(&self, n: usize, out: &mut Vec<Level>) {
+        let len = self.keys.len();
+        let from = len.saturating_sub(n);
+        let side = self.side;
+        let price = move |key: i64| if side == Side::Buy { key } else { -key };
+        out.extend(
+            self.keys[from..]
+                .iter()
+                .rev()
+                .zip(self.queues[from..].iter().rev())
+                .map(|(&k, q)| Level::new(price(k), q.total)),
+        );
+    }
+
     /// Every level, best first.
     pub(super) fn best_first(&self) -> impl Iterator<Item = (i64, &Queue)> {
         let side = self.side;
@@ -165,6 +182,12 @@ mod tests {
                 };
                 prop_assert_eq!(&ours, &expected);
                 prop_assert_eq!(ladder.best().map(|(p, q)| (p, q.total)), expected.first().copied());
+                for n in [0, 1, 3, 50] {
+                    let mut top = Vec::new();
+                    ladder.top_into(n, &mut top);
+                    let top: Vec<(i64, i64)> = top.iter().map(|l| (l.price, l.qty)).collect();
+                    prop_assert_eq!(&top[..], &expected[..n.min(expected.len())]);
+                }
                 for probe in 0..40 {
                     prop_assert_eq!(ladder.get(probe).map(|q| q.total), reference.get(&probe).copied());
                 }
