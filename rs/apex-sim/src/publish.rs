@@ -110,7 +110,9 @@ impl BookPublisher {
 /// Levels that differ between two best-first lists, best first: new or changed sizes, and 0 for vanished prices.
 fn diff(old: &[Level], new: &[Level], better: impl Fn(i64, i64) -> bool) -> Vec<Level> {
     let mut changes = Vec::new();
-    let (mut i, mut j) = (0, 0);
+    // Equal leading levels change nothing: the merge starts at the first that differs.
+    let same = old.iter().zip(new).take_while(|(o, n)| o == n).count();
+    let (mut i, mut j) = (same, same);
     while i < old.len() || j < new.len() {
         match (old.get(i), new.get(j)) {
             (Some(o), Some(n)) if o.price == n.price => {
