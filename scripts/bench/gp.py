@@ -1,12 +1,14 @@
 """Benchmark: GP node evaluations per second, Rust batch (apex-gp through apexctl._core) vs DEAP gp.compile on NumPy:
 random trees, then an evolved population whose shared subtrees the batch evaluates once. `--baseline FILE` loads
 another build's `_core` library (e.g. main's `apexctl/_core.abi3.so`, copied aside) into the same process and times it
-interleaved with this build's, results checked bit-equal."""
+interleaved with this build's, results checked bit-equal. Each timed sample loops a call until it holds at least
+SAMPLE_CPU of process CPU, and the median and best of several samples are printed."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import random
 import time
 from collections.abc import Callable
@@ -24,15 +26,61 @@ from apexctl.forge.evolve import EvolveConfig, make_toolbox, vary
 NAMES = ["ofi_l1", "pressure", "ret_1", "ret_5", "spread", "vol"]
 
 
-def cpu_of(fn: Callable[[], object], repeats: int = 3) -> tuple[float, float]:
-    """(best wall seconds, process CPU seconds of that run): node evaluations per CPU second is the rate per core,
-    whatever else the machine runs."""
-    best = (float("inf"), float("inf"))
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
-    return best
+# Process CPU a timed sample spends at least: one call on the random trees is ~30 ms of CPU, too short to time alone
+# on a shared machine (a scheduler tick or another build's burst is a large part of it), so a sample loops the call.
+SAMPLE_CPU = 0.3
+
+
+class Timing:
+    """Per-call times of a call looped `loops` times inside each of several samples (each at least SAMPLE_CPU of
+    process CPU): process CPU over all threads (the rate per core, whatever else the machine runs) and wall."""
+
+    def __init__(self, loops: int, cpu: list[float], wall: list[float]) -> None:
+        self.loops, self.cpu, self.wall = loops, cpu, wall
+
+    @property
+    def best_cpu(self) -> float:
+        return min(self.cpu)
+
+    @property
+    def median_cpu(self) -> float:
+        return float(np.median(self.cpu))
+
+    @property
+    def best_wall(self) -> float:
+        return min(self.wall)
+
+    def rates(self, count: float) -> str:
+        """`count` per CPU-second at the median and best sample."""
+        return (
+            f"median {count / self.median_cpu:14,.0f}, best {count / self.best_cpu:,.0f} per CPU-second "
+            f"({len(self.cpu)} samples x {self.loops} calls, median {self.median_cpu * 1e3:.1f} ms CPU a call)"
+        )
+
+
+def loops_for(fn: Callable[[], object]) -> int:
+    """How many calls of `fn` make a sample of at least SAMPLE_CPU process CPU (after one warm-up call)."""
+    fn()
+    cpu = time.process_time()
+    fn()
+    one = max(time.process_time() - cpu, 1e-4)
+    return max(1, math.ceil(SAMPLE_CPU / one))
+
+
+def sampled(fns: list[Callable[[], object]], samples: int) -> list[Timing]:
+    """Timings of each of `fns`, their samples taken turn about (fn 0, fn 1, ..., fn 0, ...) so that all see the same
+    machine load."""
+    loops = [loops_for(fn) for fn in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    wall: list[list[float]] = [[] for _ in fns]
+    for _ in range(samples):
+        for i, fn in enumerate(fns):
+            w, c = time.perf_counter(), time.process_time()
+            for _ in range(loops[i]):
+                fn()
+            cpu[i].append((time.process_time() - c) / loops[i])
+            wall[i].append((time.perf_counter() - w) / loops[i])
+    return [Timing(n, c, w) for n, c, w in zip(loops, cpu, wall, strict=True)]
 
 
 def evolved(pset: gp.PrimitiveSetTyped, pop: int, gens: int, rows: int, seed: int) -> list[str]:
@@ -71,21 +119,21 @@ def load_baseline(path: str) -> ModuleType:
     return module
 
 
-def interleaved(texts: list[str], columns: list[np.ndarray], baseline: ModuleType, repeats: int = 7) -> tuple:
-    """Best process-CPU seconds of this build's and the baseline's `gp_evaluate_into`, run turn about, so that both
-    see the same machine load."""
+def interleaved(texts: list[str], columns: list[np.ndarray], baseline: ModuleType, samples: int = 7) -> list[Timing]:
+    """This build's and the baseline's `gp_evaluate_into`, sampled turn about (see `sampled`), results checked
+    bit-equal first."""
     out = np.empty((len(texts), len(columns[0])))
     theirs = np.empty_like(out)
     _core.gp_evaluate_into(texts, NAMES, columns, out)
     baseline.gp_evaluate_into(texts, NAMES, columns, theirs)
     assert np.array_equal(out.view(np.uint64), theirs.view(np.uint64)), "this build and the baseline disagree"
-    best = [float("inf"), float("inf")]
-    for _ in range(repeats):
-        for i, (core, dst) in enumerate(((_core, out), (baseline, theirs))):
-            cpu = time.process_time()
-            core.gp_evaluate_into(texts, NAMES, columns, dst)
-            best[i] = min(best[i], time.process_time() - cpu)
-    return best[0], best[1]
+    return sampled(
+        [
+            lambda: _core.gp_evaluate_into(texts, NAMES, columns, out),
+            lambda: baseline.gp_evaluate_into(texts, NAMES, columns, theirs),
+        ],
+        samples,
+    )
 
 
 def compare(
@@ -121,9 +169,12 @@ def compare(
     assert np.array_equal(got.view(np.uint64), np.stack(peer()).view(np.uint64)), "Rust and DEAP disagree"
     assert np.array_equal(got.view(np.uint64), unshared().view(np.uint64))
     assert np.array_equal(got.view(np.uint64), allocating().view(np.uint64))
-    ours_s, ours_cpu = cpu_of(ours)
-    allocating_s, allocating_cpu = cpu_of(allocating)
-    unshared_s, unshared_cpu = cpu_of(unshared)
+    # Ours, the allocating call and the unshared one sampled turn about; ours gets the most samples (its median and
+    # best are the headline figures).
+    timing, allocating_t, unshared_t = sampled([ours, allocating, unshared], samples=3)
+    more = sampled([ours], samples=4)[0]
+    timing = Timing(timing.loops, timing.cpu + more.cpu, timing.wall + more.wall)
+    ours_s = timing.best_wall
     peer_s = best_of(peer, repeats=1)
     name = (
         f"{title}: {len(texts)} trees x {rows:,} rows, {sharing['tree_nodes']:,} tree nodes, "
@@ -131,30 +182,25 @@ def compare(
         "checked bit-equal to DEAP"
     )
     report(name, "node-evals", node_evals, ours_s, peer_s, "deap+numpy")
-    per_core = node_evals / ours_cpu
     executed = sharing["distinct_operations"] * rows
+    print(f"  per core    : {timing.rates(node_evals)}; gp_evaluate_into a reused array")
+    print(f"  allocating  : {allocating_t.rates(node_evals)}; gp_evaluate, a new array per call")
     print(
-        f"  per core    : {per_core:14,.0f} node-evals per CPU-second (process CPU {ours_cpu * 1e3:.1f} ms; "
-        "gp_evaluate_into a reused array)"
+        f"  executed    : {executed / timing.median_cpu:14,.0f} operations per CPU-second at the median, "
+        f"{executed / ours_s:,.0f}/s wall ({executed:,} = distinct operations x rows: shared subtrees once, leaves "
+        "and folded constants not counted; the node-evals above count every tree node of every tree, as DEAP "
+        "evaluates them)"
     )
     print(
-        f"  allocating  : {node_evals / allocating_cpu:14,.0f} node-evals per CPU-second (process CPU "
-        f"{allocating_cpu * 1e3:.1f} ms; gp_evaluate, a new array per call), {node_evals / allocating_s:,.0f}/s wall"
-    )
-    print(
-        f"  executed    : {executed / ours_cpu:14,.0f} operations per CPU-second, {executed / ours_s:,.0f}/s wall "
-        f"({executed:,} = distinct operations x rows: shared subtrees once, leaves and folded constants not counted; "
-        "the node-evals above count every tree node of every tree, as DEAP evaluates them)"
-    )
-    print(
-        f"  not shared  : {node_evals / unshared_s:14,.0f} node-evals/s  ({unshared_s * 1e3:9.1f} ms), "
-        f"{node_evals / unshared_cpu:,.0f} per CPU-second; sharing {unshared_s / ours_s:.2f}x faster"
+        f"  not shared  : {unshared_t.rates(node_evals)}; sharing {unshared_t.median_cpu / timing.median_cpu:.2f}x "
+        "less CPU"
     )
     if baseline is not None:
         mine, theirs = interleaved(texts, columns, baseline)
+        print(f"  this build  : {mine.rates(node_evals)}, turn about with --baseline")
         print(
-            f"  baseline    : {node_evals / theirs:14,.0f} node-evals per CPU-second (--baseline), this build "
-            f"{node_evals / mine:,.0f}: {theirs / mine:.2f}x (turn about, best of 7, results bit-equal)"
+            f"  baseline    : {theirs.rates(node_evals)}; this build {theirs.median_cpu / mine.median_cpu:.2f}x at the "
+            f"median, {theirs.best_cpu / mine.best_cpu:.2f}x best (results bit-equal)"
         )
 
 
