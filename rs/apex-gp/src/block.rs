@@ -410,14 +410,17 @@ const TINY: f64 = 1e-270;
 /// divider's cost (about 2 cycles a value, the bottleneck of the rolling statistics): with y = RN(1/m) and the
 /// faithful q = RN(a * y), the remainder a - q * m is exact in one fused multiply-add and RN(q + remainder * y) is
 /// the correctly rounded a / m (Markstein's theorem; Handbook of Floating-Point Arithmetic, 2nd ed., section 4.7).
-/// The theorem needs every value and quotient normal and finite, so a strip holding a zero, a tiny value, an
-/// infinity or a NaN is divided plainly. `mul_add` is IEEE fused on every instruction set (a libm call where the CPU
-/// has no FMA), so every copy of the kernel gives the same bits.
+/// The theorem needs every value and quotient normal and finite, so a strip holding -0.0, a tiny value, an infinity
+/// or a NaN is divided plainly. +0.0 takes the fast path: q = +0.0, the remainder is -0.0 * m + 0.0 = +0.0 and the
+/// result +0.0 * y + 0.0 = +0.0, which is 0.0 / m (a rank is 0.0 whenever the newest member is the window's strict
+/// minimum, so most strips of ranks hold one: they all went to the divider). `mul_add` is IEEE fused on every
+/// instruction set (a libm call where the CPU has no FMA), so every copy of the kernel gives the same bits.
 #[inline(always)]
 fn divide(values: &mut [f64], m: f64) {
     let y = 1.0 / m;
     for strip in values.chunks_mut(LANES) {
-        let normal = strip.iter().fold(true, |ok, &a| ok & (a.abs() >= TINY) & (a.abs() < f64::INFINITY));
+        let normal =
+            strip.iter().fold(true, |ok, &a| ok & ((a.abs() >= TINY) | (a.to_bits() == 0)) & (a.abs() < f64::INFINITY));
         if normal {
             for a in strip.iter_mut() {
                 let q = *a * y;
@@ -627,6 +630,8 @@ mod tests {
                     _ => f64::from_bits(((next() % 2001) as f64 - 1000.0).to_bits().wrapping_add(next() % 5)),
                 })
                 .collect();
+            // Normal values with +0.0 among them (a whole strip of them on the fast path: ranks hold such zeros).
+            values.extend((0..2 * LANES).map(|i| if i % 7 == 0 { 0.0 } else { (i as f64 - 10.0) * 0.75 + 0.125 }));
             // One strip of normal values, then strips with a special value in them.
             values.extend(special.iter().map(|&v| if k % 2 == 0 { v } else { -v }));
             let want: Vec<u64> = values.iter().map(|a| (a / m).to_bits()).collect();
