@@ -140,31 +140,46 @@ mod tests {
     use std::collections::BinaryHeap;
 
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     use super::*;
+
+    /// Replays `ops` (pop, or push aside or not at a time; -50 and 49 stand for the extreme times) on a split queue
+    /// and on `BinaryHeap<Reverse<(ts, seq, task)>>` (the queue these replaced), comparing every pop, peek and length.
+    /// With nothing pushed aside, the split queue is its main `EventQueue` alone.
+    fn same_as_binary_heap(ops: Vec<(bool, bool, i64)>) -> Result<(), TestCaseError> {
+        let (mut ours, mut reference) = (SplitQueue::new(), BinaryHeap::new());
+        for (seq, (pop, aside, ts)) in ops.into_iter().enumerate() {
+            let seq = seq as u64;
+            if pop {
+                prop_assert_eq!(ours.pop(), reference.pop().map(|Reverse((t, _, x))| (t, x)));
+            } else {
+                let ts = if ts == -50 {
+                    i64::MIN
+                } else if ts == 49 {
+                    i64::MAX
+                } else {
+                    ts
+                };
+                ours.push(ts, seq, seq * 7, aside);
+                reference.push(Reverse((ts, seq, seq * 7)));
+            }
+            prop_assert_eq!(ours.peek(), reference.peek().map(|&Reverse((t, _, x))| (t, x)));
+            prop_assert_eq!(ours.len(), reference.len());
+        }
+        while let Some(Reverse((t, _, x))) = reference.pop() {
+            prop_assert_eq!(ours.pop(), Some((t, x)));
+        }
+        prop_assert_eq!(ours.pop(), None);
+        Ok(())
+    }
 
     proptest! {
         /// Any interleaving of pushes and pops gives what `BinaryHeap<Reverse<(ts, seq, task)>>` (the queue this one
         /// replaced) gives.
         #[test]
         fn pops_in_the_order_of_the_binary_heap(ops in prop::collection::vec((any::<bool>(), -50i64..50), 0..400)) {
-            let (mut ours, mut reference) = (EventQueue::new(), BinaryHeap::new());
-            for (seq, (pop, ts)) in ops.into_iter().enumerate() {
-                let seq = seq as u64;
-                if pop {
-                    prop_assert_eq!(ours.pop(), reference.pop().map(|Reverse((t, _, x))| (t, x)));
-                } else {
-                    let ts = if ts == -50 { i64::MIN } else if ts == 49 { i64::MAX } else { ts };
-                    ours.push(ts, seq, seq * 7);
-                    reference.push(Reverse((ts, seq, seq * 7)));
-                }
-                prop_assert_eq!(ours.peek(), reference.peek().map(|&Reverse((t, _, x))| (t, x)));
-                prop_assert_eq!(ours.len(), reference.len());
-            }
-            while let Some(Reverse((t, _, x))) = reference.pop() {
-                prop_assert_eq!(ours.pop(), Some((t, x)));
-            }
-            prop_assert_eq!(ours.pop(), None);
+            same_as_binary_heap(ops.into_iter().map(|(pop, ts)| (pop, false, ts)).collect())?;
         }
 
         /// The split queue pops what one heap pops, whichever heap each task waited in.
@@ -172,22 +187,7 @@ mod tests {
         fn a_split_queue_pops_in_the_order_of_one_heap(
             ops in prop::collection::vec((any::<bool>(), any::<bool>(), -50i64..50), 0..400),
         ) {
-            let (mut ours, mut reference) = (SplitQueue::new(), BinaryHeap::new());
-            for (seq, (pop, aside, ts)) in ops.into_iter().enumerate() {
-                let seq = seq as u64;
-                if pop {
-                    prop_assert_eq!(ours.pop(), reference.pop().map(|Reverse((t, _, x))| (t, x)));
-                } else {
-                    ours.push(ts, seq, seq * 7, aside);
-                    reference.push(Reverse((ts, seq, seq * 7)));
-                }
-                prop_assert_eq!(ours.peek(), reference.peek().map(|&Reverse((t, _, x))| (t, x)));
-                prop_assert_eq!(ours.len(), reference.len());
-            }
-            while let Some(Reverse((t, _, x))) = reference.pop() {
-                prop_assert_eq!(ours.pop(), Some((t, x)));
-            }
-            prop_assert_eq!(ours.pop(), None);
+            same_as_binary_heap(ops)?;
         }
     }
 }
