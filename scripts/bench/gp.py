@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -31,12 +32,14 @@ NAMES = ["ofi_l1", "pressure", "ret_1", "ret_5", "spread", "vol"]
 SAMPLE_CPU = 0.3
 
 
+@dataclass
 class Timing:
     """Per-call times of a call looped `loops` times inside each of several samples (each at least SAMPLE_CPU of
     process CPU): process CPU over all threads (the rate per core, whatever else the machine runs) and wall."""
 
-    def __init__(self, loops: int, cpu: list[float], wall: list[float]) -> None:
-        self.loops, self.cpu, self.wall = loops, cpu, wall
+    loops: int
+    cpu: list[float]
+    wall: list[float]
 
     @property
     def best_cpu(self) -> float:
@@ -67,14 +70,16 @@ def loops_for(fn: Callable[[], object]) -> int:
     return max(1, math.ceil(SAMPLE_CPU / one))
 
 
-def sampled(fns: list[Callable[[], object]], samples: int) -> list[Timing]:
-    """Timings of each of `fns`, their samples taken turn about (fn 0, fn 1, ..., fn 0, ...) so that all see the same
-    machine load."""
+def sampled(fns: list[Callable[[], object]], samples: list[int]) -> list[Timing]:
+    """Timings of each of `fns` over `samples[i]` samples, taken turn about (fn 0, fn 1, ..., fn 0, ...) so that all
+    see the same machine load; a function with fewer samples drops out of the later rounds."""
     loops = [loops_for(fn) for fn in fns]
     cpu: list[list[float]] = [[] for _ in fns]
     wall: list[list[float]] = [[] for _ in fns]
-    for _ in range(samples):
+    for round_ in range(max(samples)):
         for i, fn in enumerate(fns):
+            if round_ >= samples[i]:
+                continue
             w, c = time.perf_counter(), time.process_time()
             for _ in range(loops[i]):
                 fn()
@@ -132,7 +137,7 @@ def interleaved(texts: list[str], columns: list[np.ndarray], baseline: ModuleTyp
             lambda: _core.gp_evaluate_into(texts, NAMES, columns, out),
             lambda: baseline.gp_evaluate_into(texts, NAMES, columns, theirs),
         ],
-        samples,
+        [samples, samples],
     )
 
 
@@ -171,9 +176,7 @@ def compare(
     assert np.array_equal(got.view(np.uint64), allocating().view(np.uint64))
     # Ours, the allocating call and the unshared one sampled turn about; ours gets the most samples (its median and
     # best are the headline figures).
-    timing, allocating_t, unshared_t = sampled([ours, allocating, unshared], samples=3)
-    more = sampled([ours], samples=4)[0]
-    timing = Timing(timing.loops, timing.cpu + more.cpu, timing.wall + more.wall)
+    timing, allocating_t, unshared_t = sampled([ours, allocating, unshared], [7, 3, 3])
     ours_s = timing.best_wall
     peer_s = best_of(peer, repeats=1)
     name = (

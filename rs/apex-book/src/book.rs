@@ -501,17 +501,16 @@ impl L2Book {
     #[must_use]
     pub fn depth_levels(&self, side: Side, n: usize) -> i64 {
         let (mut total, mut left) = (0, n);
-        let mut add = |level: Level| {
-            if left == 0 {
-                return false;
-            }
+        let add = |level: Level| {
             total += level.qty;
             left -= 1;
             left > 0
         };
-        match side {
-            Side::Buy => self.bids.each_best_first(&mut add),
-            Side::Sell => self.asks.each_best_first(&mut add),
+        if n > 0 {
+            match side {
+                Side::Buy => self.bids.each_best_first(add),
+                Side::Sell => self.asks.each_best_first(add),
+            }
         }
         total
     }

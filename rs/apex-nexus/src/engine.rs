@@ -293,9 +293,10 @@ impl Prepared {
 }
 
 /// The ledger's champion of `slot` when it is not the bundle in the slot's folder (a challenger was published and
-/// not promoted before the restart), loaded from its kept copy, with the feature columns it needs; `None` keeps the folder's bundle as champion (and
-/// keeps a copy of it). Restoring needs the Pit Crew (which benches the folder's bundle) and the same folder as
-/// the run that promoted it: pointing a slot at another folder deploys that folder's bundle outright.
+/// not promoted before the restart), loaded from its kept copy, with the feature columns it needs; `None` keeps the
+/// folder's bundle as champion (and keeps a copy of it). Restoring needs the Pit Crew (which benches the folder's
+/// bundle) and the same folder as the run that promoted it: pointing a slot at another folder deploys that folder's
+/// bundle outright.
 fn restore_champion(
     out: &Path,
     ledger: &Ledger,

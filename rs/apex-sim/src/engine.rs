@@ -1,8 +1,6 @@
 //! The matching engine: one instrument's book with price-time priority, per-account positions, cash and fees.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-
-use ladder::Ladder;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use apex_book::Level;
@@ -13,6 +11,7 @@ use crate::order::{
     AccountId, CancelReason, Event, Liquidity, NewOrder, OrderId, OrderKind, RejectReason, StpMode, TimeInForce,
 };
 use crate::spec::{ExactRates, FEE_RATE_DECIMALS, InstrumentSpec, MAX_PRICE_UNITS};
+use ladder::Ladder;
 
 mod ladder;
 

@@ -17,12 +17,21 @@ use super::{Queue, RestingOrder};
 /// Order buffers kept for reuse; beyond this many, a removed level's buffer is freed.
 const SPARE_BUFFERS: usize = 64;
 
+/// The sort key of a price on `side`, and the price of a key: the price for bids, its negation for asks (so a larger
+/// key is a better price on both sides).
+fn key(side: Side, price: i64) -> i64 {
+    match side {
+        Side::Buy => price,
+        Side::Sell => -price,
+    }
+}
+
 /// Price levels of one side, best last: ascending prices for bids, descending for asks. The sort keys sit in a
 /// vector of their own, so a search reads 8 bytes a level, not a whole queue.
 #[derive(Debug, Clone)]
 pub(super) struct Ladder {
     side: Side,
-    /// Ascending; larger is better (see [`Ladder::key`]).
+    /// Ascending; larger is better (see [`key`]).
     keys: Vec<i64>,
     queues: Vec<Queue>,
     spare: Vec<VecDeque<RestingOrder>>,
@@ -33,12 +42,8 @@ impl Ladder {
         Ladder { side, keys: Vec::new(), queues: Vec::new(), spare: Vec::new() }
     }
 
-    /// The sort key of a price (and the price of a key): the price for bids, its negation for asks.
     fn key(&self, price: i64) -> i64 {
-        match self.side {
-            Side::Buy => price,
-            Side::Sell => -price,
-        }
+        key(self.side, price)
     }
 
     /// Where `price`'s level is (`Ok`) or would go (`Err`), searched from the best end, where most lookups land.
@@ -108,27 +113,21 @@ impl Ladder {
         self.recycle(queue);
     }
 
-    /// The best `n` levels (price and total quantity), best first, appended to `out`: one pass over the top of the
-    /// two vectors, which the L2 stream reads at every tick.
+    /// The best `n` levels (price and total quantity), best first, appended to `out`: the L2 stream reads them at every
+    /// tick, from the end of the two vectors.
     pub(super) fn top_into(&self, n: usize, out: &mut Vec<Level>) {
-        let len = self.keys.len();
-        let from = len.saturating_sub(n);
+        // Slices of the two vectors rather than `best_first().take(n)`: this runs every 100 ms of every market, and
+        // the bounded zip is the cheaper loop (1.6% of a market's instructions).
+        let from = self.keys.len().saturating_sub(n);
         let side = self.side;
-        let price = move |key: i64| if side == Side::Buy { key } else { -key };
-        out.extend(
-            self.keys[from..]
-                .iter()
-                .rev()
-                .zip(self.queues[from..].iter().rev())
-                .map(|(&k, q)| Level::new(price(k), q.total)),
-        );
+        let levels = self.keys[from..].iter().rev().zip(self.queues[from..].iter().rev());
+        out.extend(levels.map(|(&k, queue)| Level::new(key(side, k), queue.total)));
     }
 
     /// Every level, best first.
     pub(super) fn best_first(&self) -> impl Iterator<Item = (i64, &Queue)> {
         let side = self.side;
-        let price = move |key: i64| if side == Side::Buy { key } else { -key };
-        self.keys.iter().rev().zip(self.queues.iter().rev()).map(move |(&key, queue)| (price(key), queue))
+        self.keys.iter().rev().zip(self.queues.iter().rev()).map(move |(&k, queue)| (key(side, k), queue))
     }
 
     fn recycle(&mut self, mut queue: Queue) {
