@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use apex_core::{Scale, Side};
 use thiserror::Error;
 
+use crate::occupancy::Occupancy;
+
 /// One price level in integer units of the book's price and quantity scales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Level {
@@ -89,12 +91,15 @@ const SIZING_LEVELS: usize = 64;
 
 /// One side of the book. The prices around the touch live in a dense window indexed by price (`qty[i]` is the size at
 /// `lo + i` units, 0 for no level), with the count of its levels and the index of its best one; the rare levels
-/// beyond it (a deep level, a stray quote) live in a sorted map. Setting a level in the window is an index and a
-/// store, and when the best level goes, the next one is found by scanning a few slots; nothing is ever shifted. When
-/// the touch leaves the window, the window is rebuilt around it, so a drifting price keeps the fast path.
+/// beyond it (a deep level, a stray quote) live in a sorted map. Setting a level in the window is an index, a store
+/// and a bit of its occupancy; the next level from any slot (after the best one goes, or down the top N) is found by
+/// the occupancy's words, 64 slots at a time; nothing is ever shifted. When the touch leaves the window, the window is
+/// rebuilt around it, so a drifting price keeps the fast path.
 #[derive(Debug, Clone, Default)]
 struct Ladder<const BID: bool> {
     qty: Vec<i64>,
+    /// The slots of `qty` above 0.
+    occupied: Occupancy,
     lo: i64,
     count: usize,
     best: usize,
@@ -159,20 +164,18 @@ impl<const BID: bool> Ladder<BID> {
         let old = std::mem::replace(&mut self.qty[i], level.qty);
         match (old > 0, level.qty > 0) {
             (false, true) => {
+                self.occupied.insert(i);
                 self.count += 1;
                 if self.count == 1 || Self::better(i as i64, self.best as i64) {
                     self.best = i;
                 }
             }
             (true, false) => {
+                self.occupied.remove(i);
                 self.count -= 1;
                 if i == self.best && self.count > 0 {
-                    // The next level is a few slots away near the touch; the count guarantees there is one.
-                    self.best = if BID {
-                        self.qty[..i].iter().rposition(|&q| q > 0).expect("a level below the old best")
-                    } else {
-                        i + 1 + self.qty[i + 1..].iter().position(|&q| q > 0).expect("a level above the old best")
-                    };
+                    // The count guarantees a next level, and it is past the old best.
+                    self.best = self.next_level(i).expect("a level beyond the old best");
                 }
             }
             _ => {}
@@ -193,6 +196,7 @@ impl<const BID: bool> Ladder<BID> {
         self.count = 0;
         let Some(touch) = levels.first() else {
             self.qty.clear();
+            self.occupied.reset(0);
             return;
         };
         let span = levels.iter().take(SIZING_LEVELS).map(|l| l.price.abs_diff(touch.price)).max().unwrap_or(0);
@@ -202,10 +206,12 @@ impl<const BID: bool> Ladder<BID> {
         self.lo = if BID { touch.price.saturating_sub(width as i64 - room) } else { touch.price.saturating_sub(room) };
         self.qty.clear();
         self.qty.resize(width, 0);
+        self.occupied.reset(width);
         for &level in levels {
             match self.index(level.price) {
                 Some(i) => {
                     self.qty[i] = level.qty;
+                    self.occupied.insert(i);
                     self.count += 1;
                 }
                 None => {
@@ -232,6 +238,12 @@ impl<const BID: bool> Ladder<BID> {
             same
         });
         self.place(&sorted);
+    }
+
+    /// The window's next level after slot `i`, away from the touch.
+    #[inline]
+    fn next_level(&self, i: usize) -> Option<usize> {
+        if BID { self.occupied.prev_from(i.checked_sub(1)?) } else { self.occupied.next_from(i + 1) }
     }
 
     /// Levels from the best outwards: the outside ones beyond the window on the touch's side, the window's, then the
@@ -271,23 +283,30 @@ impl<const BID: bool> Ladder<BID> {
     fn each_best_first(&self, mut visit: impl FnMut(Level) -> bool) {
         let hi = self.lo.saturating_add(self.qty.len() as i64);
         let level = |(&price, &qty): (&i64, &i64)| Level { price, qty };
-        let window = |i: usize| Level { price: self.lo + i as i64, qty: self.qty[i] };
-        if BID {
-            if !self.outside.range(hi..).rev().map(level).all(&mut visit) {
+        // Most books have nothing outside the window: skip the map's range searches then.
+        let outside = !self.outside.is_empty();
+        let near = || if BID { self.outside.range(hi..) } else { self.outside.range(..self.lo) };
+        let far = || if BID { self.outside.range(..self.lo) } else { self.outside.range(hi..) };
+        if outside {
+            let stopped =
+                if BID { !near().rev().map(level).all(&mut visit) } else { !near().map(level).all(&mut visit) };
+            if stopped {
                 return;
             }
-            if self.count > 0 && !(0..=self.best).rev().filter(|&i| self.qty[i] > 0).map(window).all(&mut visit) {
+        }
+        let mut slot = (self.count > 0).then_some(self.best);
+        while let Some(i) = slot {
+            if !visit(Level { price: self.lo + i as i64, qty: self.qty[i] }) {
                 return;
             }
-            self.outside.range(..self.lo).rev().map(level).all(&mut visit);
-        } else {
-            if !self.outside.range(..self.lo).map(level).all(&mut visit) {
-                return;
+            slot = self.next_level(i);
+        }
+        if outside {
+            if BID {
+                far().rev().map(level).all(&mut visit);
+            } else {
+                far().map(level).all(&mut visit);
             }
-            if self.count > 0 && !(self.best..self.qty.len()).filter(|&i| self.qty[i] > 0).map(window).all(&mut visit) {
-                return;
-            }
-            self.outside.range(hi..).map(level).all(&mut visit);
         }
     }
 

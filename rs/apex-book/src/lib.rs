@@ -2,6 +2,7 @@
 
 mod book;
 pub mod columns;
+mod occupancy;
 pub mod synthetic;
 
 pub use book::{Applied, BookError, BookStats, L2Book, Level, SyncState, UpdateKind};
