@@ -84,14 +84,17 @@ impl BookPublisher {
         let (bids, asks) = &mut self.current;
         engine.top_n_into(Side::Buy, self.depth, bids);
         engine.top_n_into(Side::Sell, self.depth, asks);
-        if bids == old_bids && asks == old_asks {
+        // One pass finds both whether anything changed and where the delta's merge starts.
+        let (same_bids, same_asks) = (same_prefix(old_bids, bids), same_prefix(old_asks, asks));
+        let unchanged = |same: usize, old: &[Level], new: &[Level]| same == old.len() && same == new.len();
+        if unchanged(same_bids, old_bids, bids) && unchanged(same_asks, old_asks, asks) {
             return None;
         }
         if self.depth == 1 {
             return Some(self.snapshot(engine, ts_us));
         }
-        let bid_changes = diff(old_bids, bids, |a, b| a > b);
-        let ask_changes = diff(old_asks, asks, |a, b| a < b);
+        let bid_changes = diff(old_bids, bids, same_bids, |a, b| a > b);
+        let ask_changes = diff(old_asks, asks, same_asks, |a, b| a < b);
         // What is published now becomes the reference; the old lists are the next call's buffers.
         std::mem::swap(old_bids, bids);
         std::mem::swap(old_asks, asks);
@@ -107,11 +110,16 @@ impl BookPublisher {
     }
 }
 
-/// Levels that differ between two best-first lists, best first: new or changed sizes, and 0 for vanished prices.
-fn diff(old: &[Level], new: &[Level], better: impl Fn(i64, i64) -> bool) -> Vec<Level> {
-    let mut changes = Vec::new();
-    // Equal leading levels change nothing: the merge starts at the first that differs.
-    let same = old.iter().zip(new).take_while(|(o, n)| o == n).count();
+/// How many leading levels two lists share.
+fn same_prefix(old: &[Level], new: &[Level]) -> usize {
+    old.iter().zip(new).take_while(|(o, n)| o == n).count()
+}
+
+/// Levels that differ between two best-first lists whose first `same` levels are equal, best first: new or changed
+/// sizes, and 0 for vanished prices.
+fn diff(old: &[Level], new: &[Level], same: usize, better: impl Fn(i64, i64) -> bool) -> Vec<Level> {
+    // Most ticks change a level or two: room for a few saves the vector's first regrowths.
+    let mut changes = Vec::with_capacity(4);
     let (mut i, mut j) = (same, same);
     while i < old.len() || j < new.len() {
         match (old.get(i), new.get(j)) {
