@@ -15,6 +15,10 @@ use apex_sim::gp_strategy::{FeatureOptions, GpStrategy};
 use apex_sim::market::{SimConfig, run};
 use criterion::{Criterion, Throughput};
 
+// The allocator the extension (`apex-py`) ships with, so the profile is of what `evolve --dsg` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn tree(root: &str, features: &str) -> String {
     format!(r#"{{"schema":"apex.gp_tree","version":1,"features":[{features}],"root":{root}}}"#)
 }
