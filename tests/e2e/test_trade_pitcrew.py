@@ -19,6 +19,7 @@ import pytest
 from apexctl.forge import outputs
 from apexctl.forge.export import ExportConfig, export
 from tests.conftest import run_cli
+from tests.support.engine_run import running_engine
 from tests.support.venue_helpers import running_venue, unreachable_ready
 
 # Always long: a position on every bar that the tight bracket below closes within seconds (entry and exit at the touch,
@@ -105,8 +106,7 @@ def test_the_pit_crew_rejects_a_tampered_bundle_promotes_a_better_challenger_and
         out = tmp_path / "run"
         command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config)]
         command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out), "--duration", "25s"]
-        engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
+        with running_engine(command):
             ledger = out / "ledger.sqlite"
             deadline = time.monotonic() + 20
             while not (ledger.exists() and _decisions(ledger) >= 2) and time.monotonic() < deadline:
@@ -121,12 +121,6 @@ def test_the_pit_crew_rejects_a_tampered_bundle_promotes_a_better_challenger_and
             # (b) A flat challenger against the churning champion, and the reverse pairing on btc-b.
             better = publish(root, bundles["btc-a"], "a1", FLAT)
             worse = publish(root, bundles["btc-b"], "b1", CHURN)
-            _, stderr = engine.communicate(timeout=60)
-        finally:
-            if engine.poll() is None:
-                engine.kill()
-                engine.wait()
-        assert engine.returncode == 0, stderr.decode()[-2000:]
     db = sqlite3.connect(out / "ledger.sqlite")
     rejected = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'bundle_rejected'")]
     assert len(rejected) == 1, rejected
@@ -190,18 +184,11 @@ def test_a_restart_keeps_the_ledgers_champion_and_benches_the_challenger_left_in
     with running_venue(tmp_path, "--speed", "60", "--seed", "5", accounts=accounts):
         command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config)]
         command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out)]
-        engine = subprocess.Popen([*command, "--duration", "10s"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
+        with running_engine([*command, "--duration", "10s"]):
             deadline = time.monotonic() + 20
             while not (ledger.exists() and _decisions(ledger) >= 2) and time.monotonic() < deadline:
                 time.sleep(0.2)
             challenger = publish(root, folder, "a1", CHURN)
-            _, stderr = engine.communicate(timeout=60)
-        finally:
-            if engine.poll() is None:
-                engine.kill()
-                engine.wait()
-        assert engine.returncode == 0, stderr.decode()[-2000:]
         with sqlite3.connect(ledger) as db:
             roles = dict(db.execute("SELECT model_id, role FROM models WHERE slot = 'btc-a'").fetchall())
             first_run = db.execute("SELECT MAX(decision_id) FROM decisions").fetchone()[0]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pybit import unified_trading
 from apexctl.forge.export import ExportConfig, export
 from apexctl.schemas.json_schema import validation_error
 from tests.conftest import run_cli
+from tests.support.engine_run import running_engine
 from tests.support.venue_helpers import running_venue
 
 ACCOUNTS = [
@@ -140,8 +140,7 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
             str(write_config(tmp_path / "second.toml", doomed)),
         ]
         command += ["--venue-ready", str(ready), "--out", str(out), "--duration", "14s"]
-        engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
+        with running_engine(command, tail=3000):
             ledger = out / "ledger.sqlite"
             deadline = time.monotonic() + 12
             while time.monotonic() < deadline and not flat(ledger, "btc-long"):
@@ -172,12 +171,6 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
             assert not [o for o in open_orders if o["orderLinkId"].startswith("btc-long-")]
             # A new bundle in the dead slot's folder refills it through the Pit Crew, and the CWO gives it capital.
             refill = gp_bundle(tmp_path / "refill", "clv", folder=long)
-            _, stderr = engine.communicate(timeout=60)
-        finally:
-            if engine.poll() is None:
-                engine.kill()
-                engine.wait()
-        assert engine.returncode == 0, stderr.decode()[-3000:]
 
         db = sqlite3.connect(out / "ledger.sqlite")
         swaps = db.execute(

@@ -42,27 +42,12 @@ def test_http_place_amend_cancel_and_query(http):
     book = http.get_orderbook(category="linear", symbol="ETHUSDT", limit=5)["result"]
     best_bid = float(book["b"][0][0])
     price = f"{best_bid * 0.9:.2f}"
-    placed = http.place_order(
-        category="linear",
-        symbol="ETHUSDT",
-        side="Buy",
-        orderType="Limit",
-        qty="0.10",
-        price=price,
-        orderLinkId="pybit-1",
-    )
+    order = dict(category="linear", symbol="ETHUSDT", side="Buy", orderType="Limit", price=price, orderLinkId="pybit-1")
+    placed = http.place_order(**order, qty="0.10")
     order_id = placed["result"]["orderId"]
     assert placed["result"]["orderLinkId"] == "pybit-1"
     with pytest.raises(InvalidRequestError) as duplicate:
-        http.place_order(
-            category="linear",
-            symbol="ETHUSDT",
-            side="Buy",
-            orderType="Limit",
-            qty="0.1",
-            price=price,
-            orderLinkId="pybit-1",
-        )
+        http.place_order(**order, qty="0.1")
     assert duplicate.value.status_code == 110072
 
     def resting():
