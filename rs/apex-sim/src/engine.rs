@@ -143,9 +143,11 @@ impl Accounts {
     }
 }
 
-/// Where an order rests: the key into its side, level and queue.
+/// Where an order rests: the key into its side, level and queue, and its owner (a cancel or amend checks the owner
+/// without finding the order in its queue).
 #[derive(Debug, Clone, Copy)]
 struct Location {
+    account: AccountId,
     side: Side,
     price: i64,
     priority: u64,
@@ -491,7 +493,7 @@ impl MatchingEngine {
     /// The location of `order_id` if it rests and belongs to `account`.
     fn owned(&self, account: AccountId, order_id: OrderId) -> Option<Location> {
         let location = *self.index.get(&order_id)?;
-        (self.order(order_id)?.account == account).then_some(location)
+        (location.account == account).then_some(location)
     }
 
     /// Takes a resting order out of the book, reporting the level change.
@@ -534,8 +536,10 @@ impl MatchingEngine {
             queue.total += resting.leaves_qty;
             queue.live += 1;
             let total = queue.total;
-            self.index
-                .insert(taker.order_id, Location { side: taker.side, price: taker.limit, priority: resting.priority });
+            self.index.insert(
+                taker.order_id,
+                Location { account: taker.account, side: taker.side, price: taker.limit, priority: resting.priority },
+            );
             events.push(Event::BookLevel { side: taker.side, price: taker.limit, qty: total });
         } else {
             events.push(Event::Cancelled {

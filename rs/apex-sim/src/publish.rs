@@ -120,30 +120,24 @@ fn same_prefix(old: &[Level], new: &[Level]) -> usize {
 fn diff(old: &[Level], new: &[Level], same: usize, better: impl Fn(i64, i64) -> bool) -> Vec<Level> {
     // Most ticks change a level or two: room for a few saves the vector's first regrowths.
     let mut changes = Vec::with_capacity(4);
-    let (mut i, mut j) = (same, same);
-    while i < old.len() || j < new.len() {
-        match (old.get(i), new.get(j)) {
-            (Some(o), Some(n)) if o.price == n.price => {
-                if o.qty != n.qty {
-                    changes.push(*n);
-                }
-                i += 1;
-                j += 1;
-            }
-            (Some(o), Some(n)) if better(o.price, n.price) => {
-                changes.push(Level::new(o.price, 0));
-                i += 1;
-            }
-            (Some(_), Some(n)) | (None, Some(n)) => {
+    // The merge walks the two lists as slices, so no step checks an index.
+    let (mut old, mut new) = (&old[same..], &new[same..]);
+    while let ([o, old_rest @ ..], [n, new_rest @ ..]) = (old, new) {
+        if o.price == n.price {
+            if o.qty != n.qty {
                 changes.push(*n);
-                j += 1;
             }
-            (Some(o), None) => {
-                changes.push(Level::new(o.price, 0));
-                i += 1;
-            }
-            (None, None) => unreachable!("the loop condition holds"),
+            (old, new) = (old_rest, new_rest);
+        } else if better(o.price, n.price) {
+            changes.push(Level::new(o.price, 0));
+            old = old_rest;
+        } else {
+            changes.push(*n);
+            new = new_rest;
         }
     }
+    // One list is used up: what is left of the other vanished or is new.
+    changes.extend(old.iter().map(|o| Level::new(o.price, 0)));
+    changes.extend_from_slice(new);
     changes
 }
