@@ -1,4 +1,4 @@
-//! Which slots of a dense price window hold a level, one bit each, so a scan from the touch skips 64 empty slots a step.
+//! Which slots of a dense price window hold a level, one bit each: a scan from the touch skips 64 empty slots a step.
 
 /// A set of slot indexes below a fixed length: `next_from`/`prev_from` find the nearest member in either direction by
 /// word, where a scan of the quantities would read every empty slot between two levels.

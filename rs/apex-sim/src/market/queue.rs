@@ -218,8 +218,8 @@ mod tests {
     }
 
     proptest! {
-        /// Any interleaving of pushes and pops gives, in either queue alone, what `BinaryHeap<Reverse<(ts, seq, task)>>`
-        /// (the queue these replaced) gives.
+        /// Any interleaving of pushes and pops gives, in either queue alone, what
+        /// `BinaryHeap<Reverse<(ts, seq, task)>>` (the queue these replaced) gives.
         #[test]
         fn pops_in_the_order_of_the_binary_heap(ops in prop::collection::vec((any::<bool>(), -50i64..50), 0..400)) {
             same_as_binary_heap(ops.iter().map(|&(pop, ts)| (pop, false, ts)).collect())?;
