@@ -123,10 +123,12 @@ fn diff(old: &[Level], new: &[Level], same: usize, better: impl Fn(i64, i64) -> 
     // The merge walks the two lists as slices, so no step checks an index.
     let (mut old, mut new) = (&old[same..], &new[same..]);
     while let ([o, old_rest @ ..], [n, new_rest @ ..]) = (old, new) {
-        if o.price == n.price {
-            if o.qty != n.qty {
-                changes.push(*n);
-            }
+        if o == n {
+            // Past a change the lists mostly agree again: skip the whole equal run in one tight loop.
+            let run = same_prefix(old, new);
+            (old, new) = (&old[run..], &new[run..]);
+        } else if o.price == n.price {
+            changes.push(*n);
             (old, new) = (old_rest, new_rest);
         } else if better(o.price, n.price) {
             changes.push(Level::new(o.price, 0));
