@@ -8,6 +8,7 @@
 use apex_core::Side;
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Exp, Normal, Pareto};
+use smallvec::{SmallVec, smallvec};
 
 use crate::dsg::Dsg;
 
@@ -40,6 +41,10 @@ impl Population {
         }
     }
 }
+
+/// The intents of one decision, in order: at most five (a market maker's cancel, two IOC legs and two quotes), so
+/// they never leave the stack.
+pub type Intents = SmallVec<[Intent; 5]>;
 
 /// What an agent asks the venue to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,14 +172,14 @@ fn clipped(price: f64, anchor: f64, clip_bps: f64) -> f64 {
 /// The opposite best is first clipped to within `noise.reference_clip_bps` of the last mid sample, so a stray order
 /// left alone on a thinned side cannot drag new orders with it. Market orders take their side from the metaorders
 /// being split (`flow`), which gives order flow its long memory.
-pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, flow: &mut Metaorders, rng: &mut R) -> Vec<Intent> {
+pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, flow: &mut Metaorders, rng: &mut R) -> Intents {
     let total = dsg.noise_limit_rate + dsg.noise_market_rate;
     if total <= 0.0 {
-        return Vec::new();
+        return Intents::new();
     }
     let qty = order_size(rng, dsg.noise_size_lots, dsg.noise_size_tail);
     if rng.random::<f64>() * total < dsg.noise_market_rate {
-        return vec![Intent::Market { side: flow.next_side(dsg, rng), qty }];
+        return smallvec![Intent::Market { side: flow.next_side(dsg, rng), qty }];
     }
     let side = random_side(rng);
     let mid = view.reference_mid();
@@ -190,7 +195,7 @@ pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, flow: &mut Metaorders,
         Side::Buy => reference.floor() as i64 - offset,
         Side::Sell => reference.ceil() as i64 + offset,
     };
-    vec![Intent::Limit { side, price: price.max(1), qty, post_only: false }]
+    smallvec![Intent::Limit { side, price: price.max(1), qty, post_only: false }]
 }
 
 /// Avellaneda–Stoikov market maker around a fair-value estimate, with prices in basis points: reservation price
@@ -204,13 +209,13 @@ pub fn noise<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, flow: &mut Metaorders,
 /// A quote the maker sees beyond c ± half-spread is stale: an IOC leg of `take_lots` takes it (within the inventory
 /// limit, without skew), and the new quote on that side stays behind the IOC's price so it cannot be refused as
 /// crossing. Requotes replace every resting quote; past the inventory limit only the reducing side is quoted.
-pub fn market_maker<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
+pub fn market_maker<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Intents {
     let book_mid = view.reference_mid();
     let error = Normal::new(0.0, dsg.mm_value_noise_bps.max(0.0)).map_or(0.0, |d| d.sample(rng));
     let weight = dsg.mm_value_weight.clamp(0.0, 1.0);
     let center = weight * view.fair_value * (1.0 + error / 1e4) + (1.0 - weight) * book_mid;
     if !(center.is_finite() && center > 0.0) {
-        return vec![Intent::CancelAll];
+        return smallvec![Intent::CancelAll];
     }
     let vol_cap = dsg.mm_vol_cap * dsg.fv_vol_bps;
     let sigma = view.vol_bps.filter(|v| v.is_finite() && *v > 0.0).map_or(dsg.fv_vol_bps, |v| v.min(vol_cap));
@@ -228,7 +233,7 @@ pub fn market_maker<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) ->
     let take_lots = dsg.mm_take_lots.round() as i64;
     let room_long = (dsg.mm_max_inventory - view.position as f64).floor() as i64;
     let room_short = (dsg.mm_max_inventory + view.position as f64).floor() as i64;
-    let mut intents = vec![Intent::CancelAll];
+    let mut intents = smallvec![Intent::CancelAll];
     match view.best_ask {
         Some(seen) if (seen as f64) < center - edge && take_lots > 0 && room_long > 0 => {
             let price = (center - edge).floor() as i64;
@@ -269,7 +274,7 @@ pub fn decide<R: Rng + ?Sized>(
     view: &View<'_>,
     flow: &mut Metaorders,
     rng: &mut R,
-) -> Vec<Intent> {
+) -> Intents {
     match population {
         Population::Noise => noise(dsg, view, flow, rng),
         Population::MarketMaker => market_maker(dsg, view, rng),
@@ -280,36 +285,36 @@ pub fn decide<R: Rng + ?Sized>(
 }
 
 /// Momentum trader: buys after a rise and sells after a fall over its lookback, if the move exceeds its threshold.
-pub fn momentum<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
-    let Some(past) = view.past_mid else { return Vec::new() };
+pub fn momentum<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Intents {
+    let Some(past) = view.past_mid else { return Intents::new() };
     let trend = bps(past, view.reference_mid());
     if trend.abs() < dsg.mom_threshold_bps {
-        return Vec::new();
+        return Intents::new();
     }
     let side = if trend > 0.0 { Side::Buy } else { Side::Sell };
-    vec![Intent::Market { side, qty: order_size(rng, dsg.mom_size_lots, dsg.noise_size_tail) }]
+    smallvec![Intent::Market { side, qty: order_size(rng, dsg.mom_size_lots, dsg.noise_size_tail) }]
 }
 
 /// Fundamentalist: trades toward its noisy private estimate of the fair value when the mispricing is large enough.
-pub fn fundamentalist<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
+pub fn fundamentalist<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Intents {
     let noise = Normal::new(0.0, dsg.fund_noise_bps.max(0.0)).map_or(0.0, |d| d.sample(rng));
     let estimate = view.fair_value * (1.0 + noise / 1e4);
     let mispricing = bps(view.reference_mid(), estimate);
     if mispricing.abs() < dsg.fund_threshold_bps {
-        return Vec::new();
+        return Intents::new();
     }
     let side = if mispricing > 0.0 { Side::Buy } else { Side::Sell };
-    vec![Intent::Market { side, qty: order_size(rng, dsg.fund_size_lots, dsg.noise_size_tail) }]
+    smallvec![Intent::Market { side, qty: order_size(rng, dsg.fund_size_lots, dsg.noise_size_tail) }]
 }
 
 /// Informed trader: sees the fair value `lookahead` ahead and takes liquidity in the direction of the coming move.
-pub fn informed<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Vec<Intent> {
+pub fn informed<R: Rng + ?Sized>(dsg: &Dsg, view: &View<'_>, rng: &mut R) -> Intents {
     let expected = bps(view.reference_mid(), view.fair_value_ahead);
     if expected.abs() < dsg.inf_threshold_bps {
-        return Vec::new();
+        return Intents::new();
     }
     let side = if expected > 0.0 { Side::Buy } else { Side::Sell };
-    vec![Intent::Market { side, qty: order_size(rng, dsg.inf_size_lots, dsg.noise_size_tail) }]
+    smallvec![Intent::Market { side, qty: order_size(rng, dsg.inf_size_lots, dsg.noise_size_tail) }]
 }
 
 #[cfg(test)]
