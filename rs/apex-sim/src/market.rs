@@ -522,13 +522,10 @@ impl Market {
         let bar_us = self.config.bar_s * US_PER_S;
         let mut driver = self.driver.take();
         self.feed = strategy.as_deref().map_or(Feed::Bars, Strategy::feed);
-        while let Some((ts, task)) = self.queue.peek() {
+        loop {
             // Trades of the previous task (or of orders placed between advances) reach the strategy first.
             self.deliver_trades(strategy.as_deref_mut());
-            if ts > until_us {
-                break;
-            }
-            self.queue.pop();
+            let Some((ts, task)) = self.queue.pop_through(until_us) else { break };
             self.processed += 1;
             if self.processed & 0xFFFF == 0 {
                 apex_cancel::checkpoint(); // an interrupted caller stops a long run within milliseconds

@@ -174,13 +174,26 @@ impl<T: Copy> SplitQueue<T> {
     }
 
     /// The earliest task and its time.
+    #[cfg(test)]
     pub(super) fn peek(&self) -> Option<(i64, T)> {
         if self.aside_first() { self.aside.peek() } else { self.main.peek() }
     }
 
     /// Removes the earliest task.
+    #[cfg(test)]
     pub(super) fn pop(&mut self) -> Option<(i64, T)> {
-        if self.aside_first() { self.aside.pop() } else { self.main.pop() }
+        self.pop_through(i64::MAX)
+    }
+
+    /// Removes and returns the earliest task if it is due by `until` (the market's loop: one comparison of the two
+    /// heads where a peek and a pop made two).
+    pub(super) fn pop_through(&mut self, until: i64) -> Option<(i64, T)> {
+        let aside = self.aside_first();
+        let (ts, _) = if aside { self.aside.peek() } else { self.main.peek() }?;
+        if ts > until {
+            return None;
+        }
+        if aside { self.aside.pop() } else { self.main.pop() }
     }
 }
 
@@ -201,16 +214,19 @@ mod tests {
         let (mut ours, mut reference) = (SplitQueue::new(), BinaryHeap::new());
         for (seq, (pop, aside, ts)) in ops.into_iter().enumerate() {
             let seq = seq as u64;
-            if pop {
-                prop_assert_eq!(ours.pop(), reference.pop().map(|Reverse((t, _, x))| (t, x)));
+            let ts = if ts == -50 {
+                i64::MIN
+            } else if ts == 49 {
+                i64::MAX
             } else {
-                let ts = if ts == -50 {
-                    i64::MIN
-                } else if ts == 49 {
-                    i64::MAX
-                } else {
-                    ts
-                };
+                ts
+            };
+            if pop {
+                // `ts` is the bound: the earliest task comes out only if it is due by then.
+                let due = reference.peek().is_some_and(|&Reverse((t, _, _))| t <= ts);
+                let expected = if due { reference.pop().map(|Reverse((t, _, x))| (t, x)) } else { None };
+                prop_assert_eq!(ours.pop_through(ts), expected);
+            } else {
                 ours.push(ts, seq, seq * 7, aside);
                 reference.push(Reverse((ts, seq, seq * 7)));
             }
