@@ -325,9 +325,9 @@ async fn orderbook(State(shared): Shr, RawQuery(q): RawQuery) -> Reply {
             s: data.units.symbol.clone(),
             b: bids.into_iter().map(pair).collect(),
             a: asks.into_iter().map(pair).collect(),
-            ts: book.ts_ms,
+            ts: book.ts_ms(),
             u: book.u,
-            seq: book.seq as i64,
+            seq: book.seq(),
             cts: Some(book.cts_ms),
         }))
     })())

@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
+use apex_book::{Applied, BookError, L2Book};
 use apex_bybit::messages::{KLINE_INTERVALS, ORDERBOOK_DEPTHS};
 use apex_bybit::{Kline, KlineMessage, Level, MessageKind, OrderbookData, OrderbookMessage, PrivateStream, Ticker};
-use apex_sim::InstrumentSpec;
+use apex_core::Side;
+use apex_sim::{InstrumentSpec, L2Update};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, mpsc};
 
@@ -176,54 +178,68 @@ pub struct PrivateMsg {
 }
 
 /// The last published state of one order-book topic, to serve snapshots to new subscribers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BookState {
+    /// The wire's `u`: the engine's update id plus what the skip faults added, so not the book's own position.
     pub u: u64,
-    pub seq: u64,
-    pub ts_ms: i64,
     pub cts_ms: i64,
-    pub bids: BTreeMap<i64, i64>,
-    pub asks: BTreeMap<i64, i64>,
+    /// Sequenced by the engine's own update ids, which the skip faults leave contiguous.
+    book: L2Book,
     /// (u, checksum of the top 50) of recent messages, while the topic has subscribers.
     pub checksums: VecDeque<(u64, u32)>,
 }
 
 impl BookState {
-    /// Applies a published message (absolute sizes; 0 deletes; a snapshot replaces).
-    pub fn apply(&mut self, snapshot: bool, bids: &[apex_book::Level], asks: &[apex_book::Level]) {
-        if snapshot {
-            self.bids.clear();
-            self.asks.clear();
-        }
-        for (side, levels) in [(&mut self.bids, bids), (&mut self.asks, asks)] {
-            for level in levels {
-                if level.qty == 0 {
-                    side.remove(&level.price);
-                } else {
-                    side.insert(level.price, level.qty);
-                }
+    #[must_use]
+    pub fn new(units: &Units) -> BookState {
+        BookState { u: 0, cts_ms: 0, book: L2Book::new(units.price, units.qty), checksums: VecDeque::new() }
+    }
+
+    /// Applies a message of the engine's publisher, published as `u` at `ts_ms` (book time `cts_ms`).
+    ///
+    /// # Panics
+    /// When the engine's stream breaks its contract (a snapshot first, then contiguous ids, no negative size): the
+    /// book would silently stop following it.
+    pub fn apply(&mut self, update: &L2Update, u: u64, ts_ms: i64, cts_ms: i64) {
+        let id = update.update_id;
+        match self.book.apply(update.kind, id, update.seq as i64, ts_ms, &update.bids, &update.asks) {
+            // A crossed book cannot come from the engine; it is applied, and served, all the same.
+            Ok(Applied::Snapshot { .. } | Applied::Delta) | Err(BookError::Crossed { .. }) => {}
+            Ok(Applied::DroppedBeforeSnapshot) => {
+                panic!("the engine's book stream starts with a snapshot (update id {id})")
             }
+            Err(error) => panic!("the engine's book stream is contiguous and well formed: {error}"),
         }
+        (self.u, self.cts_ms) = (u, cts_ms);
+    }
+
+    /// Bybit's `seq` of the last message.
+    #[must_use]
+    pub fn seq(&self) -> i64 {
+        self.book.last_seq()
+    }
+
+    /// Publication time (market ms) of the last message.
+    #[must_use]
+    pub fn ts_ms(&self) -> i64 {
+        self.book.last_ts()
     }
 
     /// The top `n` levels as wire strings, best first: (bids, asks).
     #[must_use]
     pub fn top(&self, units: &Units, n: usize) -> (Vec<WireLevel>, Vec<WireLevel>) {
-        let level = |(&p, &q): (&i64, &i64)| (units.price(p).to_string(), units.qty(q).to_string());
-        (self.bids.iter().rev().take(n).map(level).collect(), self.asks.iter().take(n).map(level).collect())
+        let side = |side| {
+            let levels = self.book.top_n(side, n).into_iter();
+            levels.map(|l| (units.price(l.price).to_string(), units.qty(l.qty).to_string())).collect()
+        };
+        (side(Side::Buy), side(Side::Sell))
     }
 
     /// Checksum of the top 50 now: apex-book's (`bid1p:bid1q:ask1p:ask1q:...`, OKX's layout), the one a client
     /// computes on its rebuilt book.
     #[must_use]
-    pub fn checksum(&self, units: &Units) -> u32 {
-        let level = |(&price, &qty): (&i64, &i64)| apex_book::Level::new(price, qty);
-        let bids: Vec<_> = self.bids.iter().rev().take(50).map(level).collect();
-        let asks: Vec<_> = self.asks.iter().take(50).map(level).collect();
-        let mut book = apex_book::L2Book::new(units.price, units.qty);
-        // A crossed book cannot come from the engine; the checksum is computed all the same.
-        let _ = book.apply(apex_book::UpdateKind::Snapshot, self.u.max(1), 0, 0, &bids, &asks);
-        book.checksum(50)
+    pub fn checksum(&self) -> u32 {
+        self.book.checksum(50)
     }
 
     /// A snapshot message of the top `depth` levels at the current `u`.
@@ -233,13 +249,13 @@ impl BookState {
         let message = OrderbookMessage {
             topic: topic.into(),
             kind: MessageKind::Snapshot,
-            ts: self.ts_ms,
+            ts: self.ts_ms(),
             data: OrderbookData {
                 s: units.symbol.as_str().into(),
                 b: bids.into_iter().map(|(p, q)| Level(p.into(), q.into())).collect(),
                 a: asks.into_iter().map(|(p, q)| Level(p.into(), q.into())).collect(),
                 u: self.u,
-                seq: self.seq as i64,
+                seq: self.seq(),
             },
             cts: Some(self.cts_ms),
         };
@@ -454,10 +470,11 @@ pub struct SymbolData {
 impl SymbolData {
     #[must_use]
     pub fn new(spec: &InstrumentSpec) -> SymbolData {
+        let units = Units::new(spec);
         SymbolData {
-            units: Units::new(spec),
+            books: ORDERBOOK_DEPTHS.iter().map(|_| Mutex::new(BookState::new(&units))).collect(),
+            units,
             spec: spec.clone(),
-            books: ORDERBOOK_DEPTHS.iter().map(|_| Mutex::new(BookState::default())).collect(),
             ticker: Mutex::new(Ticker { symbol: spec.symbol.clone(), ..Ticker::default() }),
             trades: Mutex::new(VecDeque::new()),
             candles: Mutex::new(Candles::default()),

@@ -411,14 +411,13 @@ impl Sim {
         let (ts, cts) = (self.clock.market_ms(update.ts_us), self.clock.market_ms(message.book_ts_us));
         {
             let mut book = data.books[depth].lock().expect("book state");
-            book.apply(snapshot, &update.bids, &update.asks);
-            (book.u, book.seq, book.ts_ms, book.cts_ms) = (u, update.seq, ts, cts);
+            book.apply(update, u, ts, cts);
             // A restart starts `u` again at 1: older checksums would name other books.
             if book.checksums.back().is_some_and(|&(last, _)| u <= last) {
                 book.checksums.clear();
             }
             if subscribed {
-                let checksum = book.checksum(&data.units);
+                let checksum = book.checksum();
                 book.checksums.push_back((u, checksum));
                 if book.checksums.len() > crate::shared::CHECKSUM_HISTORY {
                     book.checksums.pop_front();
