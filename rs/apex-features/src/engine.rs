@@ -172,6 +172,26 @@ impl BarFeatureEngine {
         emit: impl FnMut(i64, &[f64]),
     ) -> Result<Applied, BookError> {
         let outcome = self.updates.push(header, bids, asks);
+        self.aggregate_update(header.ts, emit);
+        outcome
+    }
+
+    /// As [`BarFeatureEngine::on_book`], from the top levels of the book after the message (best first) rather than
+    /// the message: for a source that holds the book itself, in sequence and never crossed (see
+    /// [`crate::update::UpdateEngine::push_top`]).
+    pub fn on_book_top(
+        &mut self,
+        header: &MessageHeader,
+        bids: &[Level],
+        asks: &[Level],
+        emit: impl FnMut(i64, &[f64]),
+    ) {
+        self.updates.push_top(header, bids, asks);
+        self.aggregate_update(header.ts, emit);
+    }
+
+    /// Folds the row of the message just pushed into its bar.
+    fn aggregate_update(&mut self, ts: i64, emit: impl FnMut(i64, &[f64])) {
         let row = self.updates.row().expect("a row exists after a push");
         let values = UpdateValues {
             ofi_l1: row.ofi_l1,
@@ -180,10 +200,9 @@ impl BarFeatureEngine {
             spread_bps: row.spread_bps,
         };
         let Self { bars, vmd, rows, .. } = self;
-        if let Placed::Late { .. } = bars.on_update(header.ts, &values, &mut with_vmd(vmd, rows, emit)) {
+        if let Placed::Late { .. } = bars.on_update(ts, &values, &mut with_vmd(vmd, rows, emit)) {
             self.late += 1;
         }
-        outcome
     }
 
     /// Exchange time is now `ts` (e.g. a heartbeat or the venue's clock): calls `emit(open_ts, row)` for every bar

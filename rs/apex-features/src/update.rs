@@ -186,15 +186,38 @@ impl UpdateEngine {
     /// the caller decides whether to log, resubscribe or stop.
     pub fn push(&mut self, header: &MessageHeader, bids: &[Level], asks: &[Level]) -> Result<Applied, BookError> {
         let outcome = self.book.apply(header.kind, header.update_id, header.seq, header.ts, bids, asks);
-        let mut row = UpdateRow::empty(header);
         let applied = matches!(outcome, Ok(Applied::Snapshot { .. } | Applied::Delta));
         let usable =
             applied && self.book.is_synced() && self.book.best_bid().is_some() && self.book.best_ask().is_some();
         if usable {
             self.book.top_n_into(Side::Buy, TOP, &mut self.after.bids);
             self.book.top_n_into(Side::Sell, TOP, &mut self.after.asks);
+        }
+        let rebased = matches!(outcome, Ok(Applied::Snapshot { rebased: true }));
+        self.finish_row(header, usable, rebased);
+        outcome
+    }
+
+    /// The row [`UpdateEngine::push`] makes for a message, from the levels of the book after it (best first, at least
+    /// the best 10 where the book has them) instead of the message: for a source that holds the book itself, in
+    /// sequence and never crossed (the simulator's matching engine), so no copy of it is kept up to date here.
+    pub fn push_top(&mut self, header: &MessageHeader, bids: &[Level], asks: &[Level]) {
+        let usable = !bids.is_empty() && !asks.is_empty();
+        if usable {
+            for (after, levels) in [(&mut self.after.bids, bids), (&mut self.after.asks, asks)] {
+                after.clear();
+                after.extend_from_slice(&levels[..levels.len().min(TOP)]);
+            }
+        }
+        // Such a source never restarts its sequence: no snapshot rebases.
+        self.finish_row(header, usable, false);
+    }
+
+    /// The message's row from the top levels after it (`self.after`, when `usable`) and before it.
+    fn finish_row(&mut self, header: &MessageHeader, usable: bool, rebased: bool) {
+        let mut row = UpdateRow::empty(header);
+        if usable {
             self.fill_book_features(&mut row);
-            let rebased = matches!(outcome, Ok(Applied::Snapshot { rebased: true }));
             if self.before_usable && !rebased {
                 self.fill_ofi(&mut row);
             }
@@ -202,7 +225,6 @@ impl UpdateEngine {
         }
         self.before_usable = usable;
         self.row = Some(row);
-        outcome
     }
 
     fn fill_book_features(&self, row: &mut UpdateRow) {
@@ -421,6 +443,54 @@ mod tests {
         assert_eq!(e.row().unwrap().ofi_l1, 2.0, "a snapshot in sequence has an OFI");
         e.push(&header(UpdateKind::Snapshot, 3), &[lv(1000, 5)], &[lv(1001, 1)]).unwrap();
         assert!(e.row().unwrap().ofi_l1.is_nan(), "a rebasing snapshot has no OFI");
+    }
+
+    /// One side of a book state, best first, at most `depth` levels: distinct offsets from `mid` (away from it).
+    fn side(mid: i64, levels: &[(i64, i64)], sign: i64, depth: usize) -> Vec<Level> {
+        let by_offset: BTreeMap<i64, i64> = levels.iter().copied().collect();
+        by_offset.into_iter().take(depth).map(|(offset, qty)| lv(mid + sign * offset, qty)).collect()
+    }
+
+    /// The delta from `old` to `new` (best-first lists): changed or new levels, 0 for vanished ones.
+    fn delta(old: &[Level], new: &[Level]) -> Vec<Level> {
+        let mut changes: Vec<Level> = new.iter().filter(|n| !old.contains(n)).copied().collect();
+        changes.extend(old.iter().filter(|o| !new.iter().any(|n| n.price == o.price)).map(|o| lv(o.price, 0)));
+        changes
+    }
+
+    proptest::proptest! {
+        /// Fed the book's top levels after each message, the engine makes the rows it makes from the messages of a
+        /// depth-12 stream (snapshot, then deltas) of books that are never crossed, sides empty at times.
+        #[test]
+        fn rows_from_the_top_equal_rows_from_the_messages(
+            states in proptest::collection::vec(
+                (
+                    990i64..1010,
+                    proptest::collection::vec((1i64..30, 1i64..100), 0..16),
+                    proptest::collection::vec((1i64..30, 1i64..100), 0..16),
+                ),
+                1..40,
+            ),
+        ) {
+            const DEPTH: usize = 12;
+            let (mut messages, mut tops) = (engine(), engine());
+            let (mut old_bids, mut old_asks) = (Vec::new(), Vec::new());
+            for (n, (mid, bid_levels, ask_levels)) in states.iter().enumerate() {
+                let bids = side(*mid, bid_levels, -1, DEPTH);
+                let asks = side(*mid, ask_levels, 1, DEPTH);
+                let id = n as u64 + 1;
+                if n == 0 {
+                    let _ = messages.push(&header(UpdateKind::Snapshot, id), &bids, &asks);
+                } else {
+                    let (bid_delta, ask_delta) = (delta(&old_bids, &bids), delta(&old_asks, &asks));
+                    let _ = messages.push(&header(UpdateKind::Delta, id), &bid_delta, &ask_delta);
+                }
+                tops.push_top(&header(if n == 0 { UpdateKind::Snapshot } else { UpdateKind::Delta }, id), &bids, &asks);
+                let bits = |e: &UpdateEngine| e.row().unwrap().values().map(f64::to_bits);
+                proptest::prop_assert_eq!(bits(&messages), bits(&tops), "message {}", n);
+                (old_bids, old_asks) = (bids, asks);
+            }
+        }
     }
 
     #[test]

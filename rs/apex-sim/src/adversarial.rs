@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use apex_book::Level;
 use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 use rayon::prelude::*;
 
@@ -536,6 +537,14 @@ impl Strategy for Scout {
         for Recording { features, columns, followers } in self.recordings.iter_mut().flatten() {
             if features.feed() == Feed::TradesAndBook {
                 features.on_book(update, Self::sink(columns, followers, &mut self.followers));
+            }
+        }
+    }
+
+    fn on_engine_book(&mut self, update: &L2Update, bids: &[Level], asks: &[Level]) {
+        for Recording { features, columns, followers } in self.recordings.iter_mut().flatten() {
+            if features.feed() == Feed::TradesAndBook {
+                features.on_engine_book(update, bids, asks, Self::sink(columns, followers, &mut self.followers));
             }
         }
     }

@@ -6,7 +6,7 @@
 //! the simulator exactly as it did in the backtest on the features of the simulator's recorded trades and book: the
 //! full bar row (OHLCV, turnover, trade counts, CLV, returns, rv, MTFA, book aggregates, VMD) is available.
 
-use apex_book::MessageHeader;
+use apex_book::{Level, MessageHeader};
 use apex_features::bars::{BOOK_COLUMNS, BarParams, column_names};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::{FeatureError, SECOND, duration_label};
@@ -134,16 +134,20 @@ impl SimFeatures {
     }
 
     pub(crate) fn on_book(&mut self, update: &L2Update, emit: impl FnMut(i64, &[f64])) {
-        let header = MessageHeader {
-            first_row: 0,
-            symbol: 0,
-            kind: update.kind,
-            update_id: update.update_id,
-            seq: i64::try_from(update.seq).unwrap_or(i64::MAX),
-            ts: update.ts_us.saturating_mul(1_000),
-        };
         // The book's verdicts (a crossed book, never a gap here) are in the features as NaN, as in the batch.
-        let _verdict = self.engine.on_book(&header, &update.bids, &update.asks, emit);
+        let _verdict = self.engine.on_book(&header(update), &update.bids, &update.asks, emit);
+    }
+
+    /// A message of the simulator's publisher with the book's top levels after it: the same rows as
+    /// [`SimFeatures::on_book`] (the engine's book is in sequence and never crossed), without rebuilding that book.
+    pub(crate) fn on_engine_book(
+        &mut self,
+        update: &L2Update,
+        bids: &[Level],
+        asks: &[Level],
+        emit: impl FnMut(i64, &[f64]),
+    ) {
+        self.engine.on_book_top(&header(update), bids, asks, emit);
     }
 
     /// Closes the bar the decision in `ctx` follows (its close is the decision time).
@@ -151,6 +155,18 @@ impl SimFeatures {
         if let Some(last) = ctx.bars.last() {
             self.engine.on_clock((last.ts_us + self.bar_us).saturating_mul(1_000), emit);
         }
+    }
+}
+
+/// The feature engine's header of a published message (simulated µs to UTC ns).
+fn header(update: &L2Update) -> MessageHeader {
+    MessageHeader {
+        first_row: 0,
+        symbol: 0,
+        kind: update.kind,
+        update_id: update.update_id,
+        seq: i64::try_from(update.seq).unwrap_or(i64::MAX),
+        ts: update.ts_us.saturating_mul(1_000),
     }
 }
 
@@ -285,6 +301,11 @@ impl Strategy for GpStrategy {
         features.on_book(update, Self::sink(evaluator, select, input, signals));
     }
 
+    fn on_engine_book(&mut self, update: &L2Update, bids: &[Level], asks: &[Level]) {
+        let Self { evaluator, features, select, input, signals, .. } = self;
+        features.on_engine_book(update, bids, asks, Self::sink(evaluator, select, input, signals));
+    }
+
     fn target(&mut self, ctx: &Context<'_>) -> f64 {
         let Self { evaluator, features, select, input, signals, .. } = self;
         features.on_decision(ctx, Self::sink(evaluator, select, input, signals));
@@ -358,6 +379,10 @@ impl Strategy for FeatureRecorder {
 
     fn on_book(&mut self, update: &L2Update) {
         self.features.on_book(update, Self::sink(&mut self.columns));
+    }
+
+    fn on_engine_book(&mut self, update: &L2Update, bids: &[Level], asks: &[Level]) {
+        self.features.on_engine_book(update, bids, asks, Self::sink(&mut self.columns));
     }
 
     fn target(&mut self, ctx: &Context<'_>) -> f64 {

@@ -553,7 +553,8 @@ impl Market {
                     if let (Some(update), Some(strategy)) = (self.publish(ts), strategy.as_deref_mut())
                         && self.feed == Feed::TradesAndBook
                     {
-                        strategy.on_book(&update);
+                        let (bids, asks) = self.publisher.published();
+                        strategy.on_engine_book(&update, bids, asks);
                     }
                     self.schedule(ts + self.config.book_cadence_ms * 1000, Task::Publish);
                 }

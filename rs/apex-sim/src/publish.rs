@@ -47,6 +47,12 @@ impl BookPublisher {
         Ok(BookPublisher { depth, update_id: 0, published: None, current: (Vec::new(), Vec::new()), read_at: None })
     }
 
+    /// The top N levels of each side as of the last message (best first): the book a consumer of every message holds.
+    #[must_use]
+    pub fn published(&self) -> (&[Level], &[Level]) {
+        self.published.as_ref().map_or((&[][..], &[][..]), |(bids, asks)| (bids.as_slice(), asks.as_slice()))
+    }
+
     /// Number of levels per side the messages cover.
     #[must_use]
     pub fn depth(&self) -> usize {
