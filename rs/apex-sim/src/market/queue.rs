@@ -72,19 +72,13 @@ impl<T: Copy> EventQueue<T> {
                 if first >= len {
                     break;
                 }
+                // The smaller child is chosen without branching: the comparisons of a heap's keys are coin flips
+                // the branch predictor mostly misses. A full node compares pairs, then the two winners.
+                let smaller = |a: usize, b: usize| if self.heap[b].0 < self.heap[a].0 { b } else { a };
                 let best = if first + ARITY <= len {
-                    // A full node: the smaller of each pair, then of the two, chosen without branching (the
-                    // comparisons of a heap's keys are coin flips the branch predictor mostly misses).
-                    let smaller = |a: usize, b: usize| if self.heap[b].0 < self.heap[a].0 { b } else { a };
                     smaller(smaller(first, first + 1), smaller(first + 2, first + 3))
                 } else {
-                    let mut best = first;
-                    for child in first + 1..len {
-                        if self.heap[child].0 < self.heap[best].0 {
-                            best = child;
-                        }
-                    }
-                    best
+                    (first + 1..len).fold(first, smaller)
                 };
                 if self.heap[best].0 >= last.0 {
                     break;
