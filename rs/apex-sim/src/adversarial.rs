@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apex_book::Level;
 use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 use rayon::prelude::*;
 
@@ -15,7 +14,7 @@ use crate::gp_strategy::{
 };
 use crate::market::{DecisionRecord, ExternalRequest, Market, SimConfig, SimOutput, run};
 use crate::strategy::{Context, Feed, PublicTrade, Strategy};
-use crate::{L2Update, SimError};
+use crate::{EngineBook, L2Update, SimError};
 
 /// Per (tree, seed) results, row-major `trees x seeds`, plus the mean PnL of each tree over the seeds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -541,10 +540,10 @@ impl Strategy for Scout {
         }
     }
 
-    fn on_engine_book(&mut self, update: &L2Update, bids: &[Level], asks: &[Level]) {
+    fn on_engine_book(&mut self, book: &EngineBook<'_>) {
         for Recording { features, columns, followers } in self.recordings.iter_mut().flatten() {
             if features.feed() == Feed::TradesAndBook {
-                features.on_engine_book(update, bids, asks, Self::sink(columns, followers, &mut self.followers));
+                features.on_engine_book(book, Self::sink(columns, followers, &mut self.followers));
             }
         }
     }

@@ -6,7 +6,7 @@
 //! the simulator exactly as it did in the backtest on the features of the simulator's recorded trades and book: the
 //! full bar row (OHLCV, turnover, trade counts, CLV, returns, rv, MTFA, book aggregates, VMD) is available.
 
-use apex_book::{Level, MessageHeader};
+use apex_book::MessageHeader;
 use apex_features::bars::{BOOK_COLUMNS, BarParams, column_names};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::{FeatureError, SECOND, duration_label};
@@ -14,7 +14,7 @@ use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
 
 use crate::market::SimConfig;
 use crate::strategy::{Context, Feed, PublicTrade, Strategy};
-use crate::{L2Update, SimError};
+use crate::{BookTick, EngineBook, L2Update, SimError};
 
 /// The `apexctl features` options that shape a tree's inputs (`--rv-bars`, `--vmd-modes`, `--vmd-window`); the
 /// simulator must compute its features with those of the table the tree was evolved on.
@@ -134,20 +134,16 @@ impl SimFeatures {
     }
 
     pub(crate) fn on_book(&mut self, update: &L2Update, emit: impl FnMut(i64, &[f64])) {
+        let tick = BookTick { kind: update.kind, ts_us: update.ts_us, update_id: update.update_id, seq: update.seq };
         // The book's verdicts (a crossed book, never a gap here) are in the features as NaN, as in the batch.
-        let _verdict = self.engine.on_book(&header(update), &update.bids, &update.asks, emit);
+        let _verdict = self.engine.on_book(&header(&tick), &update.bids, &update.asks, emit);
     }
 
     /// A message of the simulator's publisher with the book's top levels after it: the same rows as
     /// [`SimFeatures::on_book`] (the engine's book is in sequence and never crossed), without rebuilding that book.
-    pub(crate) fn on_engine_book(
-        &mut self,
-        update: &L2Update,
-        bids: &[Level],
-        asks: &[Level],
-        emit: impl FnMut(i64, &[f64]),
-    ) {
-        self.engine.on_book_top(&header(update), bids, asks, emit);
+    pub(crate) fn on_engine_book(&mut self, book: &EngineBook<'_>, emit: impl FnMut(i64, &[f64])) {
+        let (bids, asks) = book.top();
+        self.engine.on_book_top(&header(book.tick()), bids, asks, emit);
     }
 
     /// Closes the bar the decision in `ctx` follows (its close is the decision time).
@@ -159,14 +155,14 @@ impl SimFeatures {
 }
 
 /// The feature engine's header of a published message (simulated µs to UTC ns).
-fn header(update: &L2Update) -> MessageHeader {
+fn header(tick: &BookTick) -> MessageHeader {
     MessageHeader {
         first_row: 0,
         symbol: 0,
-        kind: update.kind,
-        update_id: update.update_id,
-        seq: i64::try_from(update.seq).unwrap_or(i64::MAX),
-        ts: update.ts_us.saturating_mul(1_000),
+        kind: tick.kind,
+        update_id: tick.update_id,
+        seq: i64::try_from(tick.seq).unwrap_or(i64::MAX),
+        ts: tick.ts_us.saturating_mul(1_000),
     }
 }
 
@@ -301,9 +297,9 @@ impl Strategy for GpStrategy {
         features.on_book(update, Self::sink(evaluator, select, input, signals));
     }
 
-    fn on_engine_book(&mut self, update: &L2Update, bids: &[Level], asks: &[Level]) {
+    fn on_engine_book(&mut self, book: &EngineBook<'_>) {
         let Self { evaluator, features, select, input, signals, .. } = self;
-        features.on_engine_book(update, bids, asks, Self::sink(evaluator, select, input, signals));
+        features.on_engine_book(book, Self::sink(evaluator, select, input, signals));
     }
 
     fn target(&mut self, ctx: &Context<'_>) -> f64 {
@@ -381,8 +377,8 @@ impl Strategy for FeatureRecorder {
         self.features.on_book(update, Self::sink(&mut self.columns));
     }
 
-    fn on_engine_book(&mut self, update: &L2Update, bids: &[Level], asks: &[Level]) {
-        self.features.on_engine_book(update, bids, asks, Self::sink(&mut self.columns));
+    fn on_engine_book(&mut self, book: &EngineBook<'_>) {
+        self.features.on_engine_book(book, Self::sink(&mut self.columns));
     }
 
     fn target(&mut self, ctx: &Context<'_>) -> f64 {

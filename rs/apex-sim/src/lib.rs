@@ -53,7 +53,7 @@ pub use market::{
     AccountEvent, AccountEventKind, BookMessage, ExternalRequest, Market, PublicTrade, SimConfig, SimOutput, StopKind,
     StopSpec, Stops, Tag, run,
 };
-pub use publish::{BookPublisher, L2Update};
+pub use publish::{BookPublisher, BookTick, EngineBook, L2Update};
 pub use spec::{
     BAND_DECIMALS, BYBIT_VIP0_MAKER_FEE, BYBIT_VIP0_TAKER_FEE, DEFAULT_MARKET_BAND, DEFAULT_MAX_QTY_UNITS, ExactRates,
     FEE_RATE_DECIMALS, InstrumentSpec, MAX_PRICE_UNITS,

@@ -17,7 +17,8 @@ use crate::dsg::Dsg;
 use crate::fair_value::{FAIR_VALUE_STEP_US, FairValue};
 use crate::strategy::{Bar, Feed, PublicTrade as FeedTrade, Strategy};
 use crate::{
-    AccountId, BookPublisher, Event, InstrumentSpec, L2Update, MatchingEngine, NewOrder, SimError, TimeInForce,
+    AccountId, BookPublisher, BookTick, EngineBook, Event, InstrumentSpec, L2Update, MatchingEngine, NewOrder,
+    SimError, TimeInForce,
 };
 
 mod external;
@@ -550,11 +551,10 @@ impl Market {
                     }
                 }
                 Task::Publish => {
-                    if let (Some(update), Some(strategy)) = (self.publish(ts), strategy.as_deref_mut())
+                    if let (Some((tick, made)), Some(strategy)) = (self.publish(ts), strategy.as_deref_mut())
                         && self.feed == Feed::TradesAndBook
                     {
-                        let (bids, asks) = self.publisher.published();
-                        strategy.on_engine_book(&update, bids, asks);
+                        strategy.on_engine_book(&EngineBook::new(tick, &self.publisher, made.as_ref()));
                     }
                     self.schedule(ts + self.config.book_cadence_ms * 1000, Task::Publish);
                 }
@@ -975,8 +975,8 @@ impl Market {
     }
 
     /// Samples the mid, and publishes the L2 message of this tick when the market is recorded or the strategy reads
-    /// the book.
-    fn publish(&mut self, ts: i64) -> Option<L2Update> {
+    /// the book; the message is made (and returned) only when the market is recorded.
+    fn publish(&mut self, ts: i64) -> Option<(BookTick, Option<L2Update>)> {
         while ((self.mids_first + self.mids.len()) as i64) * MID_SAMPLE_US <= ts {
             let mid = self.current_mid_ticks();
             self.mids.push_back(mid);
@@ -995,10 +995,11 @@ impl Market {
         if !(self.config.record_market || self.feed == Feed::TradesAndBook) {
             return None;
         }
-        let update = self.publisher.publish(&self.engine, ts)?;
+        let tick = self.publisher.tick(&self.engine, ts)?;
         if !self.config.record_market {
-            return Some(update);
+            return Some((tick, None));
         }
+        let update = self.publisher.message(&tick);
         let spec = &self.config.spec;
         let kind = u8::from(update.kind != apex_book::UpdateKind::Snapshot);
         let book = &mut self.out.book;
@@ -1020,7 +1021,7 @@ impl Market {
         for level in &update.asks {
             push(-1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
         }
-        Some(update)
+        Some((tick, Some(update)))
     }
 
     /// Closes the bar that ended at `ts` (an interval without trades repeats the last close with zero volume).

@@ -7,9 +7,7 @@
 //! market then hands it every public trade and, if asked, every L2 message it publishes, in time order, before each
 //! decision.
 
-use apex_book::Level;
-
-use crate::L2Update;
+use crate::{EngineBook, L2Update};
 
 /// One closed bar as a strategy sees it (prices in quote units).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,11 +69,11 @@ pub trait Strategy: Send {
     fn on_trade(&mut self, _trade: &PublicTrade) {}
     /// A published L2 message, in time order with the trades (only with [`Feed::TradesAndBook`]).
     fn on_book(&mut self, _update: &L2Update) {}
-    /// A message of the simulator's own publisher, with the top levels of each side after it (best first, the
-    /// message's depth): what a copy of the book rebuilt from every message would hold, so a strategy may read it
-    /// instead of keeping that copy. By default the message alone goes to [`Strategy::on_book`].
-    fn on_engine_book(&mut self, update: &L2Update, _bids: &[Level], _asks: &[Level]) {
-        self.on_book(update);
+    /// A message of the simulator's own publisher, with the top levels of each side after it: what a copy of the
+    /// book rebuilt from every message would hold, so a strategy may read it instead of keeping that copy (and the
+    /// market need not make the message). By default the message goes to [`Strategy::on_book`].
+    fn on_engine_book(&mut self, book: &EngineBook<'_>) {
+        self.on_book(&book.message());
     }
 }
 

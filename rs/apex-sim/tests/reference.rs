@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use apex_book::{L2Book, UpdateKind};
 use apex_core::{Scale, Side};
-use apex_sim::{BookPublisher, Event, InstrumentSpec, MatchingEngine, NewOrder, StpMode, TimeInForce};
+use apex_sim::{BookPublisher, EngineBook, Event, InstrumentSpec, MatchingEngine, NewOrder, StpMode, TimeInForce};
 use naive::NaiveMatcher;
 use proptest::prelude::*;
 
@@ -112,6 +112,8 @@ fn check_stream(ops: &[Op]) -> Result<BTreeMap<String, usize>, TestCaseError> {
     let mut engine = MatchingEngine::new(spec.clone()).unwrap();
     let mut naive = NaiveMatcher::new(&spec);
     let mut publisher = BookPublisher::new(5).unwrap();
+    // Follows the same engine by ticks, making a message only when asked, as the market does for top-of-book readers.
+    let mut ticker = BookPublisher::new(5).unwrap();
     let mut mirror = L2Book::new(Scale::new(1).unwrap(), Scale::new(2).unwrap());
     let mut levels: BTreeMap<(i8, i64), i64> = BTreeMap::new();
     let mut owners: Vec<(u64, u32)> = Vec::new();
@@ -195,7 +197,16 @@ fn check_stream(ops: &[Op]) -> Result<BTreeMap<String, usize>, TestCaseError> {
         prop_assert_eq!(engine_accounts.iter().map(|a| a.1).sum::<i64>(), 0, "quantity not conserved");
         prop_assert_eq!(engine_accounts.iter().map(|a| a.2 + a.3).sum::<i128>(), 0, "cash not conserved");
 
-        if let Some(update) = publisher.publish(&engine, ts_us) {
+        let update = publisher.publish(&engine, ts_us);
+        let tick = ticker.tick(&engine, ts_us);
+        let header = |u: &apex_sim::L2Update| (u.kind, u.ts_us, u.update_id, u.seq);
+        prop_assert_eq!(tick.map(|t| (t.kind, t.ts_us, t.update_id, t.seq)), update.as_ref().map(header));
+        prop_assert_eq!(ticker.published(), publisher.published(), "published top after step {}", step);
+        if let (Some(tick), Some(update)) = (tick, &update) {
+            let book = EngineBook::new(tick, &ticker, None);
+            prop_assert_eq!(&*book.message(), update, "message made after the tick, step {}", step);
+        }
+        if let Some(update) = update {
             mirror
                 .apply(update.kind, update.update_id, update.seq as i64, update.ts_us, &update.bids, &update.asks)
                 .map_err(|e| TestCaseError::fail(format!("L2 message refused after step {step}: {e}")))?;

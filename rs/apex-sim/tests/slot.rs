@@ -1,11 +1,12 @@
 //! The strategy slot trades the shared rule in the market: entries and signal exits right after bar closes, the
 //! bracket as the position's take-profit and stop-loss triggered by trades in between, every fill read back.
 
-use apex_core::Side;
+use apex_book::{L2Book, UpdateKind};
+use apex_core::{Scale, Side};
 use apex_rule::{Decision, RuleParams};
 use apex_sim::market::{SimOutput, run};
-use apex_sim::strategy::{Context, MovingAverageCrossover, Strategy};
-use apex_sim::{Dsg, InstrumentSpec, SimConfig};
+use apex_sim::strategy::{Context, Feed, MovingAverageCrossover, Strategy};
+use apex_sim::{Dsg, InstrumentSpec, L2Update, SimConfig};
 
 fn config(seed: u64, minutes: f64) -> SimConfig {
     let spec = InstrumentSpec::bybit_linear("BTCUSDT", "0.10", "0.001", "0.001").unwrap();
@@ -80,4 +81,57 @@ fn a_flat_signal_sends_nothing() {
     let out = run(&Dsg::default(), &config(8, 20.0), Some(&mut apex_sim::strategy::AlwaysFlat)).unwrap();
     let report = out.strategy.unwrap();
     assert!(report.decisions.is_empty() && report.n_fills == 0 && report.pnl == 0.0);
+}
+
+/// Keeps every L2 message the market hands it (through the default `on_engine_book`), and never trades.
+#[derive(Default)]
+struct MessageLog(Vec<L2Update>);
+
+impl Strategy for MessageLog {
+    fn name(&self) -> String {
+        "message-log".into()
+    }
+    fn feed(&self) -> Feed {
+        Feed::TradesAndBook
+    }
+    fn on_book(&mut self, update: &L2Update) {
+        self.0.push(update.clone());
+    }
+    fn target(&mut self, _ctx: &Context<'_>) -> f64 {
+        0.0
+    }
+}
+
+#[test]
+fn a_message_reader_gets_the_recorded_messages_whether_or_not_the_market_records() {
+    let mut recorded_config = config(9, 3.0);
+    recorded_config.record_market = true;
+    let mut unrecorded_config = recorded_config.clone();
+    unrecorded_config.record_market = false;
+    let (mut recorded, mut unrecorded) = (MessageLog::default(), MessageLog::default());
+    let out = run(&Dsg::default(), &recorded_config, Some(&mut recorded)).unwrap();
+    run(&Dsg::default(), &unrecorded_config, Some(&mut unrecorded)).unwrap();
+    assert!(recorded.0.len() > 100, "only {} messages", recorded.0.len());
+    assert_eq!(recorded.0, unrecorded.0, "made only for the reader, the messages are the recorded ones");
+    // A book rebuilt from the messages takes every one of them and is never crossed.
+    let mut mirror = L2Book::new(Scale::new(1).unwrap(), Scale::new(3).unwrap());
+    for u in &recorded.0 {
+        if let Err(refused) = mirror.apply(u.kind, u.update_id, u.seq as i64, u.ts_us, &u.bids, &u.asks) {
+            panic!("message {} refused: {refused}", u.update_id);
+        }
+    }
+    assert_eq!(recorded.0[0].kind, UpdateKind::Snapshot);
+    // The book table holds the same messages, one row per level (one empty row for an empty message).
+    let rows: Vec<(i64, i8)> = recorded
+        .0
+        .iter()
+        .flat_map(|u| {
+            let id = u.update_id as i64;
+            let sides = u.bids.iter().map(|_| 1).chain(u.asks.iter().map(|_| -1));
+            let sides: Vec<i8> = if u.bids.is_empty() && u.asks.is_empty() { vec![0] } else { sides.collect() };
+            sides.into_iter().map(move |side| (id, side))
+        })
+        .collect();
+    let table: Vec<(i64, i8)> = out.book.update_id.iter().copied().zip(out.book.side.iter().copied()).collect();
+    assert_eq!(table, rows);
 }
