@@ -5,6 +5,8 @@ that range in its help."""
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -23,6 +25,11 @@ def config_from(cls: type[Config], options: Mapping[str, Any], **computed: Any) 
     if stray := set(computed) - names:
         raise TypeError(f"{cls.__name__} has no fields {sorted(stray)}")
     return cls(**{name: options[name] for name in names if name in options} | computed)
+
+
+def command_line() -> str:
+    """This run's command line, quoted as a shell takes it: what the reports record as the command that made them."""
+    return shlex.join(["apexctl", *sys.argv[1:]])
 
 
 def comma_list(text: str | None) -> tuple[str, ...] | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -71,7 +69,7 @@ def export_command(
         raise UsageError("missing -o/--output (the bundle folder to write), or use --check BUNDLE")
     if engine_features is not None:
         raise UsageError("--engine-features goes with --check")
-    config = _options.config_from(ExportConfig, locals(), command=shlex.join(["apexctl", *sys.argv[1:]]))
+    config = _options.config_from(ExportConfig, locals(), command=_options.command_line())
     result = export(config)
     title = safe(f"bundle {result.manifest['symbol']} slot {result.manifest['slot']}")
     err.print(_summary(result.report, title), markup=False)

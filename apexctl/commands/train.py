@@ -5,8 +5,6 @@ torch is imported inside each command, once its input is checked, so the rest of
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -21,10 +19,6 @@ train_app = typer.Typer(
     help="Train the small neural models the live engine runs (checkpoints for `apexctl export`).",
     no_args_is_help=True,
 )
-
-
-def _command_line() -> str:
-    return shlex.join(["apexctl", *sys.argv[1:]])
 
 
 @train_app.command("maml")
@@ -154,7 +148,7 @@ def maml(
         def on_step(phase: str, step: int, loss: float) -> None:
             bar.update(task, advance=1, description=f"{phase} step {step + 1}/{steps}: loss {loss:.4f}")
 
-        report = train(prepared, output, config, command=_command_line(), on_step=on_step)
+        report = train(prepared, output, config, command=_options.command_line(), on_step=on_step)
     held = report["held_out"]
     meta_curve, base_curve = held["meta"]["loss"], held["baseline"]["loss"]
     err.print(
@@ -222,7 +216,7 @@ def iel(
             bar.update(task, completed=done, description=f"PPO (batch IS {mean_is:5.2f} bps)")
 
         result = train(config, on_iteration=advance)
-    report_path = save(result, output, command=shlex.join(["apexctl", *sys.argv[1:]]), dsg=dsg)
+    report_path = save(result, output, command=_options.command_line(), dsg=dsg)
     table = Table(title=f"held-out implementation shortfall, {config.eval_episodes} episodes", show_header=True)
     for column in ("policy", "IS bps", "s.e.", "maker share"):
         table.add_column(column)

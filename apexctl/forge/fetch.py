@@ -16,7 +16,7 @@ from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import steps, wrote
-from apexctl.forge.io import STDIO, describe, sha256_bytes, sha256_file, write_table
+from apexctl.forge.io import STDIO, describe, existing_file, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
@@ -67,11 +67,7 @@ def _read_input(path: str, symbol: str | None, advance) -> tuple[Parsed, str]:
         if not data:
             raise InputError("stdin is empty: expected a Bybit trade CSV or order-book archive")
         return parse_input(io.BytesIO(data), name, len(data), symbol=symbol, advance=advance), sha256_bytes(data)
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a Bybit trade CSV(.gz) or order-book archive (.data.zip)")
+    p = existing_file(path, "a Bybit trade CSV(.gz) or order-book archive (.data.zip)")
     try:
         digest = sha256_file(p)
         with open(p, "rb") as handle:

@@ -308,17 +308,23 @@ def write_table(
         pq.write_table(arrow, handle, compression="zstd")
 
 
+def existing_file(path: str | Path, expected: str) -> Path:
+    """`path` once it names a file; InputError otherwise, saying what was `expected` where it names a folder."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected {expected}")
+    return p
+
+
 def _read_bytes(path: str | Path) -> bytes:
     if str(path) == STDIO:
         data = sys.stdin.buffer.read()
         if not data:
             raise InputError("stdin is empty: expected a Parquet table (pipe the output of another apexctl command)")
         return data
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a Parquet file")
+    p = existing_file(path, "a Parquet file")
     try:
         return p.read_bytes()
     except OSError as exc:

@@ -227,11 +227,15 @@ def _batches(tasks: int, per_batch: int, steps: int, seed: int) -> list[torch.Te
     return [torch.randperm(tasks, generator=generator)[:take] for _ in range(steps)]
 
 
+#: What a trainer minimizes: a task batch -> (gradients of `params`, loss).
+Objective = Callable[[TaskSet], tuple[Any, Any]]
+
+
 def _adam_steps(
     params: Params,
     train: TaskSet,
     config: MamlConfig,
-    gradient: Callable[[TaskSet], tuple[Any, Any]],
+    gradient: Objective,
     on_step: Callable[[int, float], None] | None,
 ) -> list[float]:
     """Adam on `params` in place over the task batches every trainer shares (same data budget); `gradient` turns a
@@ -247,14 +251,9 @@ def _adam_steps(
     return history
 
 
-def meta_train(
-    fn: Functional,
-    params: Params,
-    train: TaskSet,
-    config: MamlConfig,
-    on_step: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """Meta-trains `params` in place with Adam on the MAML objective; returns the meta-loss of every step."""
+def _maml_objective(fn: Functional, params: Params, config: MamlConfig) -> Objective:
+    """The MAML objective of a task batch: the loss on the query sets after `inner_steps` SGD steps on the support
+    sets, differentiated through those steps (`order` 2) or not (1)."""
 
     def gradient(batch: TaskSet) -> tuple[Any, Any]:
         return meta_gradient(
@@ -267,24 +266,18 @@ def meta_train(
             order=config.order,
         )
 
-    return _adam_steps(params, train, config, gradient, on_step)
+    return gradient
 
 
-def pooled_train(
-    fn: Functional,
-    params: Params,
-    train: TaskSet,
-    config: MamlConfig,
-    on_step: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """The baseline: trains `params` in place with Adam on all rows of the same task batches, pooled."""
+def _pooled_objective(fn: Functional, params: Params, config: MamlConfig) -> Objective:
+    """The baseline's objective: the plain loss on all rows of the batch's tasks, support and query pooled."""
 
     def gradient(batch: TaskSet) -> tuple[Any, Any]:
         x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
         y = torch.cat([batch.support_y.flatten(0, 1), batch.query_y.flatten(0, 1)])
         return grad_and_value(lambda p: loss_of(fn(p, x), y, config.size_weight))(params)
 
-    return _adam_steps(params, train, config, gradient, on_step)
+    return gradient
 
 
 def new_net(config: MamlConfig, inputs: int, standardize: bool) -> nn.Module:
@@ -346,8 +339,12 @@ def compare(
     def report(phase: str) -> Callable[[int, float], None] | None:
         return None if on_step is None else (lambda step, loss: on_step(phase, step, loss))
 
-    meta_history = meta_train(meta_fn, meta_params, train, config, report("meta"))
-    base_history = pooled_train(base_fn, base_params, train, config, report("baseline"))
+    meta_history = _adam_steps(
+        meta_params, train, config, _maml_objective(meta_fn, meta_params, config), report("meta")
+    )
+    base_history = _adam_steps(
+        base_params, train, config, _pooled_objective(base_fn, base_params, config), report("baseline")
+    )
     meta_fn.load(meta_params)
     base_fn.load(base_params)
     curve = partial(adaptation_curve, steps=config.inner_steps, lr=config.inner_lr, size_weight=config.size_weight)

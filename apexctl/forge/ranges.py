@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from apexctl import _core
 from apexctl.errors import UsageError
@@ -17,9 +18,26 @@ from apexctl.errors import UsageError
 #: Largest seed: NumPy's legacy seeding, LightGBM and pycma take 32-bit seeds, so every command takes 0..2^32-1.
 SEED_MAX = 2**32 - 1
 
+Value = TypeVar("Value", int, float)
+
+
+class _Range(Generic[Value]):
+    """What both kinds of range share: `check`, which turns `parse`'s ValueError into a UsageError naming the option
+    (so a Forge config refuses a value with the line the CLI would print)."""
+
+    def parse(self, text: Any) -> Value:
+        raise NotImplementedError
+
+    def check(self, value: Value, option: str) -> Value:
+        """`value` if `parse` accepts it (in range; finite, for floats), else UsageError naming `option`."""
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+
 
 @dataclass(frozen=True)
-class IntRange:
+class IntRange(_Range[int]):
     """Whole numbers in [low, high]."""
 
     low: int
@@ -44,16 +62,9 @@ class IntRange:
             raise ValueError(f"{value} is out of range: expected {self.describe()}")
         return value
 
-    def check(self, value: int, option: str) -> int:
-        """`value` if in range, else UsageError naming `option`."""
-        try:
-            return self.parse(value)
-        except ValueError as exc:
-            raise UsageError(f"{option}: {exc}") from None
-
 
 @dataclass(frozen=True)
-class FloatRange:
+class FloatRange(_Range[float]):
     """Finite numbers between low and high; an open end excludes the bound itself."""
 
     low: float
@@ -81,13 +92,6 @@ class FloatRange:
         if below or above:
             raise ValueError(f"{value:g} is out of range: expected {self.describe()}")
         return value
-
-    def check(self, value: float, option: str) -> float:
-        """`value` if finite and in range, else UsageError naming `option`."""
-        try:
-            return self.parse(value)
-        except ValueError as exc:
-            raise UsageError(f"{option}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------------- Rust tables

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
+from common import timed
 
 from apexctl.forge.causal import CausalConfig, benjamini_hochberg, discover, prepare
 
@@ -29,9 +29,8 @@ def var_frame(rows: int, features: int, seed: int) -> pl.DataFrame:
 
 def ours(frame: pl.DataFrame, tau_max: int, pc_alpha: float, jobs: int) -> tuple[float, set[tuple[str, int]]]:
     config = CausalConfig(target="y", tau_max=tau_max, pc_alpha=pc_alpha, jobs=jobs)
-    start = time.perf_counter()
-    doc = discover(frame, config)
-    return time.perf_counter() - start, {(p["feature"], p["lag"]) for p in doc["parents"]}
+    seconds, doc = timed(lambda: discover(frame, config))
+    return seconds, {(p["feature"], p["lag"]) for p in doc["parents"]}
 
 
 def plain(frame: pl.DataFrame, tau_max: int, pc_alpha: float, alpha: float) -> tuple[float, set[tuple[str, int]]]:
@@ -43,9 +42,7 @@ def plain(frame: pl.DataFrame, tau_max: int, pc_alpha: float, alpha: float) -> t
 
     prepared = prepare(frame, CausalConfig(target="y", tau_max=tau_max), "bench")
     pcmci = PCMCI(DataFrame(prepared.arrays[0].copy(), var_names=prepared.var_names), ParCorr(), verbosity=0)
-    start = time.perf_counter()
-    result = pcmci.run_pcmci(tau_min=0, tau_max=tau_max, pc_alpha=pc_alpha)
-    elapsed = time.perf_counter() - start
+    elapsed, result = timed(lambda: pcmci.run_pcmci(tau_min=0, tau_max=tau_max, pc_alpha=pc_alpha))
     target = prepared.target_index
     links = [(i, tau) for i in range(target + 1) for tau in range(tau_max + 1) if i < target or tau > 0]
     q = benjamini_hochberg([result["p_matrix"][i, target, tau] for i, tau in links])

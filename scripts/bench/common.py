@@ -1,11 +1,21 @@
-"""Shared helpers of the side-by-side benchmarks: timing with repeats and one formatted result line."""
+"""Shared helpers of the side-by-side benchmarks: timing (once, or best of repeats) and one formatted result line."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
+
+Result = TypeVar("Result")
+
+
+def timed(fn: Callable[[], Result]) -> tuple[float, Result]:
+    """Wall time in seconds of one call of `fn`, and what it returned."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
 
 
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:

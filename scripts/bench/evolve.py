@@ -7,10 +7,10 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import polars as pl
+from common import timed
 
 
 def apexctl(*args: str) -> None:
@@ -20,10 +20,9 @@ def apexctl(*args: str) -> None:
 
 
 def run(root: Path, name: str, features: Path, pop: int, gens: int, *extra: str) -> tuple[float, pl.DataFrame]:
-    start = time.perf_counter()
-    apexctl("evolve", "--features", str(features), "--pop", str(pop), "--gens", str(gens), "-o", str(root / name),
-            *extra)  # fmt: skip
-    return time.perf_counter() - start, pl.read_parquet(root / name / "generations.parquet")
+    command = ("evolve", "--features", str(features), "--pop", str(pop), "--gens", str(gens), "-o", str(root / name))
+    seconds, _ = timed(lambda: apexctl(*command, *extra))
+    return seconds, pl.read_parquet(root / name / "generations.parquet")
 
 
 def show(label: str, total: float, log: pl.DataFrame) -> None:

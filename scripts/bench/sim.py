@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+from common import timed
 
 from apexctl import _core
 
@@ -19,9 +19,7 @@ def main() -> None:
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")
     args = parser.parse_args()
 
-    start = time.perf_counter()
-    single = _core.sim_run(args.symbol, seed=1, hours=args.hours, strategy="ma_crossover")
-    elapsed = time.perf_counter() - start
+    elapsed, single = timed(lambda: _core.sim_run(args.symbol, seed=1, hours=args.hours, strategy="ma_crossover"))
     events = single["events"]
     print(f"one run, {args.hours:g} h of {args.symbol}, default DSG, tables recorded")
     print(
@@ -33,13 +31,14 @@ def main() -> None:
     vectors = np.tile(defaults, (args.jobs, 1))
     seeds = np.arange(1, args.jobs + 1, dtype=np.uint64)
     strategies = ["ma_crossover"] * args.jobs
-    start = time.perf_counter()
-    batch = _core.sim_batch(args.symbol, vectors, seeds, strategies, hours=args.hours)
-    parallel = time.perf_counter() - start
-    start = time.perf_counter()
-    for seed in seeds:
-        _core.sim_batch(args.symbol, vectors[:1], np.array([seed], dtype=np.uint64), strategies[:1], hours=args.hours)
-    sequential = time.perf_counter() - start
+    parallel, batch = timed(lambda: _core.sim_batch(args.symbol, vectors, seeds, strategies, hours=args.hours))
+
+    def one_by_one() -> None:
+        for seed in seeds:
+            one = np.array([seed], dtype=np.uint64)
+            _core.sim_batch(args.symbol, vectors[:1], one, strategies[:1], hours=args.hours)
+
+    sequential, _ = timed(one_by_one)
     total = int(batch["events"].sum())
     print(f"batch of {args.jobs} runs ({os.cpu_count()} cores), summaries only")
     print(f"  sim_batch   : {total / parallel:14,.0f} events/s  ({parallel:.2f} s)")
