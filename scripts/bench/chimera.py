@@ -14,7 +14,7 @@ from common import best_of
 
 from apexctl import _core
 from apexctl.forge import moments as mom
-from apexctl.forge.cmaes import SimTemplate, dsg_document, dsg_vector, simulate_items
+from apexctl.forge.cmaes import SimTemplate, dsg_document, dsg_params, dsg_vector, simulate_items
 
 
 def main() -> None:
@@ -28,7 +28,11 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     base = dsg_vector(_core.dsg_normalize(None))
-    vectors = [base * rng.uniform(0.8, 1.2, size=len(base)) for _ in range(args.candidates)]
+    # Candidates near the default, as a CMA-ES generation would send, kept inside each parameter's bounds (a default
+    # may sit on one).
+    params = dsg_params()
+    lo, hi = np.array([p.lo for p in params]), np.array([p.hi for p in params])
+    vectors = [np.clip(base * rng.uniform(0.8, 1.2, size=len(base)), lo, hi) for _ in range(args.candidates)]
     texts = [json.dumps(dsg_document(v)) for v in vectors]
     items = [(text, seed) for text in texts for seed in range(1, args.seeds + 1)]
     template = SimTemplate(args.symbol, args.hours)

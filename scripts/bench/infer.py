@@ -23,7 +23,7 @@ from deap import gp
 
 from apexctl import _core
 from apexctl.forge import gp as forge_gp
-from apexctl.forge.export import ExportConfig, export
+from apexctl.forge.export import ExportConfig, export, role_outputs
 from apexctl.forge.nets import ModelCard, build, save_model
 
 FEATURES = [f"f{i:02d}" for i in range(16)]
@@ -49,8 +49,12 @@ def make_bundle(folder: Path, args: argparse.Namespace) -> tuple[Path, gp.Primit
     (hof / "index.json").write_text(json.dumps(index))
     torch.manual_seed(args.seed)
     n = len(FEATURES)
-    mlp = ModelCard("mlp", {"inputs": n, "hidden": [64, 64], "outputs": 2}, FEATURES, "maml")
-    gru = ModelCard("gru", {"inputs": n, "hidden": 32, "outputs": 2}, FEATURES, "iel", window=args.window)
+    # Export takes only the outputs each role's trainer declares (the live engine reads them by index).
+    maml_outputs, iel_outputs = role_outputs("maml"), role_outputs("iel")
+    mlp_config = {"inputs": n, "hidden": [64, 64], "outputs": len(maml_outputs)}
+    gru_config = {"inputs": n, "hidden": 32, "outputs": len(iel_outputs)}
+    mlp = ModelCard("mlp", mlp_config, FEATURES, "maml", outputs=maml_outputs)
+    gru = ModelCard("gru", gru_config, FEATURES, "iel", window=args.window, outputs=iel_outputs)
     save_model(folder / "mlp.pt", build(mlp), mlp)
     save_model(folder / "gru.pt", build(gru), gru)
     config = ExportConfig(folder / "bundle", hall_of_fame=hof, maml=folder / "mlp.pt", iel=folder / "gru.pt")
@@ -117,16 +121,17 @@ def main() -> None:
             f"numpy@{args.history}rows",
         )
         x = rows.astype(np.float32)
+        outputs = {role: len(role_outputs(role)) for role in ("maml", "iel")}
         ours_mlp = _core.policy_latency(str(bundle), "maml", rows)
         line(
-            f"onnx mlp: one row [1, {len(FEATURES)}] -> 2, hidden 64x64",
+            f"onnx mlp: one row [1, {len(FEATURES)}] -> {outputs['maml']}, hidden 64x64",
             ours_mlp,
             python_onnx(bundle / "maml.onnx", x, 1),
             "onnxruntime-py",
         )
         ours_gru = _core.policy_latency(str(bundle), "iel", rows)[args.window - 1 :]
         line(
-            f"onnx gru: one row into a [1, {args.window}, {len(FEATURES)}] window -> 2, hidden 32",
+            f"onnx gru: one row into a [1, {args.window}, {len(FEATURES)}] window -> {outputs['iel']}, hidden 32",
             ours_gru,
             python_onnx(bundle / "iel.onnx", x, args.window),
             "onnxruntime-py",
