@@ -112,19 +112,54 @@ pub fn observation(parent: &ParentState, top: &TopOfBook, mid: f64, vol_bps: Opt
 #[must_use]
 pub fn realized_vol_bps(mids: &[f64], samples_per_minute: f64) -> Option<f64> {
     let window = &mids[mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..];
-    let returns: Vec<f64> = window
-        .windows(2)
-        .filter(|w| w[0].is_finite() && w[1].is_finite() && w[0] > 0.0)
-        .map(|w| (w[1] / w[0]).ln())
-        .collect();
-    if returns.len() < VOL_MIN_RETURNS {
+    let returns: Vec<f64> = window.windows(2).filter_map(|w| log_return(w[0], w[1])).collect();
+    vol_of_returns(returns.iter().copied(), samples_per_minute)
+}
+
+/// The log return from one sample to the next, when both are finite and the first positive.
+fn log_return(from: f64, to: f64) -> Option<f64> {
+    (from.is_finite() && to.is_finite() && from > 0.0).then(|| (to / from).ln())
+}
+
+/// The estimate of [`realized_vol_bps`] from the window's returns, in order.
+fn vol_of_returns(returns: impl Iterator<Item = f64> + Clone, samples_per_minute: f64) -> Option<f64> {
+    let count = returns.clone().count();
+    if count < VOL_MIN_RETURNS {
         return None;
     }
-    let n = returns.len() as f64;
-    let mean = returns.iter().sum::<f64>() / n;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let n = count as f64;
+    let mean = returns.clone().sum::<f64>() / n;
+    let var = returns.map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
     let per_minute = (var * samples_per_minute).sqrt();
     Some(per_minute * 1e4)
+}
+
+/// [`realized_vol_bps`] of a series that grows one sample at a time, bit for bit: each return is computed once,
+/// when its sample arrives, instead of once per estimate for every sample of the window.
+#[derive(Debug, Clone, Default)]
+pub struct RollingVolatility {
+    last: Option<f64>,
+    /// One entry per pair of consecutive samples in the window, `None` where the pair has no return.
+    returns: VecDeque<Option<f64>>,
+}
+
+impl RollingVolatility {
+    /// The next sample (NaN while a side is empty).
+    pub fn push(&mut self, mid: f64) {
+        if let Some(last) = self.last {
+            if self.returns.len() == VOL_WINDOW_SAMPLES {
+                self.returns.pop_front();
+            }
+            self.returns.push_back(log_return(last, mid));
+        }
+        self.last = Some(mid);
+    }
+
+    /// [`realized_vol_bps`] of every sample pushed so far.
+    #[must_use]
+    pub fn vol_bps(&self, samples_per_minute: f64) -> Option<f64> {
+        vol_of_returns(self.returns.iter().flatten().copied(), samples_per_minute)
+    }
 }
 
 /// [`realized_vol_bps`] of a mid sampled on exchange time: the mid current at each multiple of `sample_ns` is one
@@ -133,7 +168,7 @@ pub fn realized_vol_bps(mids: &[f64], samples_per_minute: f64) -> Option<f64> {
 pub struct MidVolatility {
     sample_ns: i64,
     next: Option<i64>,
-    samples: VecDeque<f64>,
+    samples: RollingVolatility,
 }
 
 impl MidVolatility {
@@ -142,26 +177,23 @@ impl MidVolatility {
     #[must_use]
     pub fn new(sample_ns: i64) -> MidVolatility {
         assert!(sample_ns > 0, "the mid sampling interval must be positive, got {sample_ns} ns");
-        MidVolatility { sample_ns, next: None, samples: VecDeque::with_capacity(VOL_WINDOW_SAMPLES + 2) }
+        MidVolatility { sample_ns, next: None, samples: RollingVolatility::default() }
     }
 
     /// The mid is `mid` (NaN while a side is empty) at exchange time `ts`.
     pub fn on_mid(&mut self, ts: i64, mid: f64) {
         let mut next = self.next.unwrap_or_else(|| ts.div_euclid(self.sample_ns) * self.sample_ns);
         while next <= ts {
-            if self.samples.len() == VOL_WINDOW_SAMPLES + 1 {
-                self.samples.pop_front();
-            }
-            self.samples.push_back(mid);
+            self.samples.push(mid);
             next += self.sample_ns;
         }
         self.next = Some(next);
     }
 
     /// The current estimate (see [`realized_vol_bps`]).
-    pub fn vol_bps(&mut self) -> Option<f64> {
-        let per_minute = (crate::MINUTE / self.sample_ns) as f64;
-        realized_vol_bps(self.samples.make_contiguous(), per_minute)
+    #[must_use]
+    pub fn vol_bps(&self) -> Option<f64> {
+        self.samples.vol_bps((crate::MINUTE / self.sample_ns) as f64)
     }
 }
 
@@ -222,5 +254,26 @@ mod tests {
             assert_eq!(stream.vol_bps().map(f64::to_bits), expected.map(f64::to_bits), "at {ts}");
         }
         assert!(stream.vol_bps().is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rolling_volatility_equals_the_kernel_bit_for_bit(
+            mids in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => 99.0..101.0_f64,
+                    1 => proptest::sample::select(vec![f64::NAN, 0.0, -1.0, f64::INFINITY]),
+                ],
+                0..200,
+            ),
+            samples_per_minute in 1.0..600.0_f64,
+        ) {
+            let mut rolling = RollingVolatility::default();
+            for (k, &mid) in mids.iter().enumerate() {
+                rolling.push(mid);
+                let expected = realized_vol_bps(&mids[..=k], samples_per_minute);
+                proptest::prop_assert_eq!(rolling.vol_bps(samples_per_minute).map(f64::to_bits), expected.map(f64::to_bits));
+            }
+        }
     }
 }

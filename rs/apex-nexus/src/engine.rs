@@ -388,8 +388,7 @@ fn entry_observation(
         lot_units,
     };
     let top = TopOfBook { bid: Some(bid), ask: Some(ask), price_scale: market.price_scale };
-    let mut vol = market.mid_vol.clone();
-    observation(&parent, &top, mid, vol.vol_bps())
+    observation(&parent, &top, mid, market.mid_vol.vol_bps())
 }
 
 /// The running engine.

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use apex_core::Side;
+use apex_features::execution::RollingVolatility;
 use apex_rule::{Decision, RuleParams};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp};
@@ -297,6 +298,8 @@ pub struct Market {
     /// the window starts at sample number `mids_first` and is as long as the agents look back.
     mids: VecDeque<f64>,
     vols: VecDeque<Option<f64>>,
+    /// The estimate's returns over the last window of samples, each computed once.
+    volatility: RollingVolatility,
     mids_first: usize,
     mids_window: usize,
     last_finite_mid: Option<f64>,
@@ -438,6 +441,7 @@ impl Market {
             top_history: VecDeque::new(),
             mids: VecDeque::new(),
             vols: VecDeque::new(),
+            volatility: RollingVolatility::default(),
             mids_first: 0,
             mids_window,
             last_finite_mid: None,
@@ -983,9 +987,8 @@ impl Market {
             if mid.is_finite() {
                 self.last_finite_mid = Some(mid);
             }
-            let recent: Vec<f64> =
-                self.mids.range(self.mids.len().saturating_sub(VOL_WINDOW_SAMPLES + 1)..).copied().collect();
-            self.vols.push_back(apex_features::execution::realized_vol_bps(&recent, SAMPLES_PER_MINUTE));
+            self.volatility.push(mid);
+            self.vols.push_back(self.volatility.vol_bps(SAMPLES_PER_MINUTE));
             if self.mids.len() > self.mids_window {
                 self.mids.pop_front();
                 self.vols.pop_front();
