@@ -9,7 +9,7 @@ use crate::columns::BookArrays;
 use crate::errors::{IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(book_replay, m)?)?;
+    add_functions!(m, book_replay);
     Ok(())
 }
 

@@ -12,8 +12,7 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::errors::{DataError, IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(bybit_parse_lines, m)?)?;
-    m.add_function(wrap_pyfunction!(bybit_sign, m)?)?;
+    add_functions!(m, bybit_parse_lines, bybit_sign);
     Ok(())
 }
 

@@ -15,14 +15,17 @@ use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 use crate::params::merged;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(sim_run, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(dsg_params, m)?)?;
-    m.add_function(wrap_pyfunction!(dsg_json_schema, m)?)?;
-    m.add_function(wrap_pyfunction!(dsg_normalize, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_presets, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_strategies, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_strategy_check, m)?)?;
+    add_functions!(
+        m,
+        sim_run,
+        sim_batch,
+        dsg_params,
+        dsg_json_schema,
+        dsg_normalize,
+        sim_presets,
+        sim_strategies,
+        sim_strategy_check
+    );
     m.add("SIM_BOOK_DEPTH", apex_sim::market::DEFAULT_BOOK_DEPTH)?;
     m.add("SIM_BOOK_CADENCE_MS", apex_sim::market::DEFAULT_BOOK_CADENCE_MS)?;
     m.add("SIM_EPOCH_NS", apex_sim::market::DEFAULT_EPOCH_NS)?;
