@@ -8,6 +8,14 @@ macro_rules! add_functions {
     };
 }
 
+/// Sets each named field of a Rust value as the dict item of the same name: the keys Python reads are the fields'
+/// names, written once.
+macro_rules! set_fields {
+    ($dict:expr, $value:expr; $($field:ident),+ $(,)?) => {
+        $($dict.set_item(stringify!($field), $value.$field)?;)+
+    };
+}
+
 mod backtest;
 mod book;
 mod bybit;
