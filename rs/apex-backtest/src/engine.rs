@@ -49,14 +49,8 @@ impl<'a> Context<'a> {
     ) -> Result<Self, BacktestError> {
         params.validate()?;
         let rows = bars.len();
-        for (column, len) in [
-            ("open", bars.open.len()),
-            ("high", bars.high.len()),
-            ("low", bars.low.len()),
-            ("close", bars.close.len()),
-            ("volume", bars.volume.len()),
-        ] {
-            check_length(column, len, rows)?;
+        if let Some((column, len)) = apex_core::short_column!(bars, rows; open, high, low, close, volume) {
+            return Err(BacktestError::LengthMismatch { column, len, expected: rows });
         }
         if let Some(spread) = bars.spread_bps {
             check_length("spread_bps", spread.len(), rows)?;

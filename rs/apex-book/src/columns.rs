@@ -50,18 +50,10 @@ impl<'a> BookColumns<'a> {
     /// The first problem found, naming the column and the row.
     pub fn validate(&self) -> Result<(), ColumnError> {
         let expected = self.ts.len();
-        for (column, got) in [
-            ("symbol", self.symbol.len()),
-            ("kind", self.kind.len()),
-            ("side", self.side.len()),
-            ("price", self.price.len()),
-            ("size", self.size.len()),
-            ("update_id", self.update_id.len()),
-            ("seq", self.seq.len()),
-        ] {
-            if got != expected {
-                return Err(ColumnError::Length { column, expected, got });
-            }
+        if let Some((column, got)) =
+            apex_core::short_column!(self, expected; symbol, kind, side, price, size, update_id, seq)
+        {
+            return Err(ColumnError::Length { column, expected, got });
         }
         for row in 0..expected {
             if self.kind[row] > KIND_DELTA {

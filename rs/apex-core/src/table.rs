@@ -22,3 +22,15 @@ macro_rules! row_count {
         )+
     };
 }
+
+/// The first of a table's columns whose length is not `expected`, as `Some((name, length))`: every table checks
+/// its columns against `ts` in the same order and names the first one that is off.
+///
+/// `apex_core::short_column!(table, expected; a, b, c)` looks at `table.a`, `table.b`, `table.c` (anything with a
+/// `len()`) and names each by its field name.
+#[macro_export]
+macro_rules! short_column {
+    ($table:expr, $expected:expr; $($column:ident),+ $(,)?) => {
+        [$((stringify!($column), $table.$column.len())),+].into_iter().find(|&(_, got)| got != $expected)
+    };
+}

@@ -66,16 +66,10 @@ pub struct UpdateSeries<'a> {
 impl UpdateSeries<'_> {
     fn check(&self) -> Result<(), FeatureError> {
         let expected = self.ts.len();
-        for (column, got) in [
-            ("symbol", self.symbol.len()),
-            ("ofi_l1", self.ofi_l1.len()),
-            ("ofi_l5", self.ofi_l5.len()),
-            ("pressure_5", self.pressure_5.len()),
-            ("spread_bps", self.spread_bps.len()),
-        ] {
-            if got != expected {
-                return Err(FeatureError::Length { table: "update features", column, expected, got });
-            }
+        if let Some((column, got)) =
+            apex_core::short_column!(self, expected; symbol, ofi_l1, ofi_l5, pressure_5, spread_bps)
+        {
+            return Err(FeatureError::Length { table: "update features", column, expected, got });
         }
         Ok(())
     }
@@ -220,13 +214,9 @@ fn check_klines(k: &KlineColumns<'_>, interval: i64) -> Result<(), FeatureError>
         ("volume", k.volume),
         ("turnover", k.turnover),
     ];
-    if k.symbol.len() != expected {
-        return Err(FeatureError::Length { table: "bars", column: "symbol", expected, got: k.symbol.len() });
-    }
-    for (column, values) in columns {
-        if values.len() != expected {
-            return Err(FeatureError::Length { table: "bars", column, expected, got: values.len() });
-        }
+    if let Some((column, got)) = apex_core::short_column!(k, expected; symbol, open, high, low, close, volume, turnover)
+    {
+        return Err(FeatureError::Length { table: "bars", column, expected, got });
     }
     if k.interval <= 0 || interval % k.interval != 0 {
         return Err(FeatureError::Params(format!(

@@ -32,15 +32,8 @@ impl TradeColumns<'_> {
     /// The first problem found, naming the column and the row.
     pub fn validate(&self) -> Result<(), FeatureError> {
         let expected = self.ts.len();
-        for (column, got) in [
-            ("symbol", self.symbol.len()),
-            ("side", self.side.len()),
-            ("price", self.price.len()),
-            ("size", self.size.len()),
-        ] {
-            if got != expected {
-                return Err(FeatureError::Length { table: "trades", column, expected, got });
-            }
+        if let Some((column, got)) = apex_core::short_column!(self, expected; symbol, side, price, size) {
+            return Err(FeatureError::Length { table: "trades", column, expected, got });
         }
         let mut last_ts: BTreeMap<u32, i64> = BTreeMap::new();
         for row in 0..expected {

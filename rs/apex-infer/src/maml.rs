@@ -456,15 +456,18 @@ mod tests {
         let targets = [[1.0, 0.2], [0.0, 3.5], [0.5, 0.0]];
         let (_, grads) = mlp.loss_and_gradient(&rows, &targets, 0.7);
         let h = 1e-6;
+        // The central difference of the loss along the one parameter `nudge` moves by its step.
+        let numeric = |nudge: &dyn Fn(&mut Mlp, f64)| {
+            let loss = |step: f64| {
+                let mut moved = mlp.clone();
+                nudge(&mut moved, step);
+                moved.loss_and_gradient(&rows, &targets, 0.7).0
+            };
+            (loss(h) - loss(-h)) / (2.0 * h)
+        };
         for (k, grad) in grads.iter().enumerate() {
             for i in 0..mlp.layers[k].weight.len() {
-                let mut up = mlp.clone();
-                up.layers[k].weight[i] += h;
-                let mut down = mlp.clone();
-                down.layers[k].weight[i] -= h;
-                let numeric = (up.loss_and_gradient(&rows, &targets, 0.7).0
-                    - down.loss_and_gradient(&rows, &targets, 0.7).0)
-                    / (2.0 * h);
+                let numeric = numeric(&|m, step| m.layers[k].weight[i] += step);
                 assert!(
                     (numeric - grads[k].weight[i]).abs() < 1e-7,
                     "layer {k} weight {i}: {numeric} vs {}",
@@ -472,13 +475,7 @@ mod tests {
                 );
             }
             for i in 0..mlp.layers[k].bias.len() {
-                let mut up = mlp.clone();
-                up.layers[k].bias[i] += h;
-                let mut down = mlp.clone();
-                down.layers[k].bias[i] -= h;
-                let numeric = (up.loss_and_gradient(&rows, &targets, 0.7).0
-                    - down.loss_and_gradient(&rows, &targets, 0.7).0)
-                    / (2.0 * h);
+                let numeric = numeric(&|m, step| m.layers[k].bias[i] += step);
                 assert!((numeric - grad.bias[i]).abs() < 1e-7, "layer {k} bias {i}");
             }
         }

@@ -12,9 +12,7 @@ use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 use crate::params::{defaults_dict, merged};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(backtest_run, m)?)?;
-    m.add_function(wrap_pyfunction!(backtest_equity, m)?)?;
-    m.add_function(wrap_pyfunction!(backtest_defaults, m)?)?;
+    add_functions!(m, backtest_run, backtest_equity, backtest_defaults);
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use crate::columns::BookArrays;
 use crate::errors::{IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(book_replay, m)?)?;
+    add_functions!(m, book_replay);
     Ok(())
 }
 
@@ -61,13 +61,10 @@ fn book_replay<'py>(
     for (code, book) in &result.books {
         let entry = PyDict::new(py);
         let stats = book.stats();
-        entry.set_item("snapshots", stats.snapshots)?;
-        entry.set_item("deltas", stats.deltas)?;
-        entry.set_item("rebases", stats.rebases)?;
-        entry.set_item("dropped_before_snapshot", stats.dropped_before_snapshot)?;
-        entry.set_item("gaps", stats.gaps)?;
-        entry.set_item("refused_while_stale", stats.refused_while_stale)?;
-        entry.set_item("crossed", stats.crossed)?;
+        set_fields!(
+            entry, stats;
+            snapshots, deltas, rebases, dropped_before_snapshot, gaps, refused_while_stale, crossed
+        );
         entry.set_item("synced", book.is_synced())?;
         let ps = book.price_scale();
         let qs = book.qty_scale();

@@ -12,8 +12,7 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::errors::{DataError, IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(bybit_parse_lines, m)?)?;
-    m.add_function(wrap_pyfunction!(bybit_sign, m)?)?;
+    add_functions!(m, bybit_parse_lines, bybit_sign);
     Ok(())
 }
 
@@ -63,22 +62,16 @@ fn bybit_parse_lines<'py>(py: Python<'py>, data: PyBackedBytes, first_line: u64)
     let parser = run_detached(py, || LineParser::parse_in_pieces(&data, first_line, pieces))?;
     let LineParser { symbols, book, trades, lines, skipped, .. } = parser;
     let out = PyDict::new(py);
-    let b = PyDict::new(py);
-    b.set_item("ts", book.ts.into_pyarray(py))?;
-    b.set_item("symbol", book.symbol.into_pyarray(py))?;
-    b.set_item("kind", book.kind.into_pyarray(py))?;
-    b.set_item("side", book.side.into_pyarray(py))?;
-    b.set_item("price", book.price.into_pyarray(py))?;
-    b.set_item("size", book.size.into_pyarray(py))?;
-    b.set_item("update_id", book.update_id.into_pyarray(py))?;
-    b.set_item("seq", book.seq.into_pyarray(py))?;
-    out.set_item("book", b)?;
-    let t = PyDict::new(py);
-    t.set_item("ts", trades.ts.into_pyarray(py))?;
-    t.set_item("symbol", trades.symbol.into_pyarray(py))?;
-    t.set_item("side", trades.side.into_pyarray(py))?;
-    t.set_item("price", trades.price.into_pyarray(py))?;
-    t.set_item("size", trades.size.into_pyarray(py))?;
+    // Each column moves into a NumPy array under its field's name.
+    macro_rules! arrays {
+        ($table:ident; $($column:ident),+) => {{
+            let dict = PyDict::new(py);
+            $(dict.set_item(stringify!($column), $table.$column.into_pyarray(py))?;)+
+            dict
+        }};
+    }
+    out.set_item("book", arrays!(book; ts, symbol, kind, side, price, size, update_id, seq))?;
+    let t = arrays!(trades; ts, symbol, side, price, size);
     t.set_item("trade_id_data", PyBytes::new(py, trades.trade_id_data.as_bytes()))?;
     t.set_item("trade_id_offsets", trades.trade_id_offsets.into_pyarray(py))?;
     out.set_item("trades", t)?;

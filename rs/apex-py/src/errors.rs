@@ -85,9 +85,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("IoError", py.get_type::<IoError>())?;
     m.add("ConfigError", config_error_type(py)?)?;
     m.add("InternalError", py.get_type::<InternalError>())?;
-    m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
-    m.add_function(wrap_pyfunction!(cancel_clear, m)?)?;
-    m.add_function(wrap_pyfunction!(cancel_requested, m)?)?;
+    add_functions!(m, cancel_request, cancel_clear, cancel_requested);
     Ok(())
 }
 

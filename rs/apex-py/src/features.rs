@@ -19,9 +19,7 @@ use crate::columns::{BookArrays, KlineArrays, TradeArrays};
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(features_update, m)?)?;
-    m.add_function(wrap_pyfunction!(features_trade, m)?)?;
-    m.add_function(wrap_pyfunction!(features_bars, m)?)?;
+    add_functions!(m, features_update, features_trade, features_bars);
     m.add_class::<PyBarFeatureEngine>()?;
     Ok(())
 }

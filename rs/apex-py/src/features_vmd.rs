@@ -9,8 +9,7 @@ use crate::columns::values;
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(vmd, m)?)?;
-    m.add_function(wrap_pyfunction!(vmd_rolling, m)?)?;
+    add_functions!(m, vmd, vmd_rolling);
     Ok(())
 }
 

@@ -13,12 +13,7 @@ use pyo3::prelude::*;
 use crate::errors::{DataError, IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(gp_evaluate, m)?)?;
-    m.add_function(wrap_pyfunction!(gp_evaluate_into, m)?)?;
-    m.add_function(wrap_pyfunction!(gp_stream, m)?)?;
-    m.add_function(wrap_pyfunction!(gp_sharing, m)?)?;
-    m.add_function(wrap_pyfunction!(gp_validate, m)?)?;
-    m.add_function(wrap_pyfunction!(gp_tree_schema, m)?)?;
+    add_functions!(m, gp_evaluate, gp_evaluate_into, gp_stream, gp_sharing, gp_validate, gp_tree_schema);
     Ok(())
 }
 

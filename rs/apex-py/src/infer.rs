@@ -12,11 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::errors::{DataError, IntoPyErr, IoError, SchemaError, UsageError, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(bundle_check, m)?)?;
-    m.add_function(wrap_pyfunction!(policy_run, m)?)?;
-    m.add_function(wrap_pyfunction!(policy_latency, m)?)?;
-    m.add_function(wrap_pyfunction!(onnx_run, m)?)?;
-    m.add_function(wrap_pyfunction!(bundle_schema, m)?)?;
+    add_functions!(m, bundle_check, policy_run, policy_latency, onnx_run, bundle_schema);
     Ok(())
 }
 

@@ -1,5 +1,21 @@
 //! The `apexctl._core` extension module: registers the exceptions and one submodule of functions per library crate.
 
+/// Adds `#[pyfunction]`s to the module under their own names, so each binding file's `register` is just the list
+/// of what it exports.
+macro_rules! add_functions {
+    ($m:expr, $($function:ident),+ $(,)?) => {
+        $($m.add_function(pyo3::wrap_pyfunction!($function, $m)?)?;)+
+    };
+}
+
+/// Sets each named field of a Rust value as the dict item of the same name: the keys Python reads are the fields'
+/// names, written once.
+macro_rules! set_fields {
+    ($dict:expr, $value:expr; $($field:ident),+ $(,)?) => {
+        $($dict.set_item(stringify!($field), $value.$field)?;)+
+    };
+}
+
 mod backtest;
 mod book;
 mod bybit;
@@ -27,17 +43,21 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Load NumPy's C API now: loaded lazily, its import could run (and fail in) a Ctrl-C handler while a result is
     // converted, and the numpy crate panics when that import fails.
     numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
-    errors::register(m)?;
-    backtest::register(m)?;
-    book::register(m)?;
-    features::register(m)?;
-    gp::register(m)?;
-    infer::register(m)?;
-    params::register(m)?;
-    sim::register(m)?;
-    sim_execution::register(m)?;
-    sim_adversarial::register(m)?;
-    features_vmd::register(m)?;
-    bybit::register(m)?;
+    for register in [
+        errors::register,
+        backtest::register,
+        book::register,
+        features::register,
+        gp::register,
+        infer::register,
+        params::register,
+        sim::register,
+        sim_execution::register,
+        sim_adversarial::register,
+        features_vmd::register,
+        bybit::register,
+    ] {
+        register(m)?;
+    }
     Ok(())
 }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::errors::config_error;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(param_table, m)?)?;
+    add_functions!(m, param_table);
     Ok(())
 }
 

@@ -15,14 +15,17 @@ use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 use crate::params::merged;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(sim_run, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(dsg_params, m)?)?;
-    m.add_function(wrap_pyfunction!(dsg_json_schema, m)?)?;
-    m.add_function(wrap_pyfunction!(dsg_normalize, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_presets, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_strategies, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_strategy_check, m)?)?;
+    add_functions!(
+        m,
+        sim_run,
+        sim_batch,
+        dsg_params,
+        dsg_json_schema,
+        dsg_normalize,
+        sim_presets,
+        sim_strategies,
+        sim_strategy_check
+    );
     m.add("SIM_BOOK_DEPTH", apex_sim::market::DEFAULT_BOOK_DEPTH)?;
     m.add("SIM_BOOK_CADENCE_MS", apex_sim::market::DEFAULT_BOOK_CADENCE_MS)?;
     m.add("SIM_EPOCH_NS", apex_sim::market::DEFAULT_EPOCH_NS)?;
@@ -109,37 +112,20 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
     // Every table has `ts_us` (µs since the run's start) and `ts` (UTC ns, apex-sim's conversion).
     let utc = |ts_us: &[i64]| PyArray1::from_vec(py, ts_us.iter().map(|&t| utc_ns(epoch_ns, t)).collect());
     let result = PyDict::new(py);
-    let trade_ids: Vec<u64> = trades.trade_id;
-    result.set_item(
-        "trades",
-        columns(
-            py,
-            vec![
-                ("ts", utc(&trades.ts_us).into_any()),
-                ("ts_us", PyArray1::from_vec(py, trades.ts_us).into_any()),
-                ("side", PyArray1::from_vec(py, trades.side).into_any()),
-                ("price", PyArray1::from_vec(py, trades.price).into_any()),
-                ("size", PyArray1::from_vec(py, trades.size).into_any()),
-                ("trade_id", PyArray1::from_vec(py, trade_ids).into_any()),
-            ],
-        )?,
-    )?;
-    result.set_item(
-        "book",
-        columns(
-            py,
-            vec![
-                ("ts", utc(&book.ts_us).into_any()),
-                ("ts_us", PyArray1::from_vec(py, book.ts_us).into_any()),
-                ("kind", PyArray1::from_vec(py, book.kind).into_any()),
-                ("side", PyArray1::from_vec(py, book.side).into_any()),
-                ("price", PyArray1::from_vec(py, book.price).into_any()),
-                ("size", PyArray1::from_vec(py, book.size).into_any()),
-                ("update_id", PyArray1::from_vec(py, book.update_id).into_any()),
-                ("seq", PyArray1::from_vec(py, book.seq).into_any()),
-            ],
-        )?,
-    )?;
+    macro_rules! timed_columns {
+        ($table:ident; $($column:ident),+) => {
+            columns(
+                py,
+                vec![
+                    ("ts", utc(&$table.ts_us).into_any()),
+                    ("ts_us", PyArray1::from_vec(py, $table.ts_us).into_any()),
+                    $((stringify!($column), PyArray1::from_vec(py, $table.$column).into_any()),)+
+                ],
+            )?
+        };
+    }
+    result.set_item("trades", timed_columns!(trades; side, price, size, trade_id))?;
+    result.set_item("book", timed_columns!(book; kind, side, price, size, update_id, seq))?;
     let bar_column = |f: fn(&apex_sim::strategy::Bar) -> f64| PyArray1::from_vec(py, bars.iter().map(f).collect());
     result.set_item(
         "bars",
@@ -157,35 +143,8 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
             ],
         )?,
     )?;
-    result.set_item(
-        "fills",
-        columns(
-            py,
-            vec![
-                ("ts", utc(&fills.ts_us).into_any()),
-                ("ts_us", PyArray1::from_vec(py, fills.ts_us).into_any()),
-                ("account", PyArray1::from_vec(py, fills.account).into_any()),
-                ("side", PyArray1::from_vec(py, fills.side).into_any()),
-                ("price", PyArray1::from_vec(py, fills.price).into_any()),
-                ("size", PyArray1::from_vec(py, fills.size).into_any()),
-                ("fee", PyArray1::from_vec(py, fills.fee).into_any()),
-                ("order_id", PyArray1::from_vec(py, fills.order_id).into_any()),
-                ("maker", PyArray1::from_vec(py, fills.maker).into_any()),
-            ],
-        )?,
-    )?;
-    result.set_item(
-        "fair_value",
-        columns(
-            py,
-            vec![
-                ("ts", utc(&fair_value.ts_us).into_any()),
-                ("ts_us", PyArray1::from_vec(py, fair_value.ts_us).into_any()),
-                ("value", PyArray1::from_vec(py, fair_value.value).into_any()),
-                ("jump", PyArray1::from_vec(py, fair_value.jump).into_any()),
-            ],
-        )?,
-    )?;
+    result.set_item("fills", timed_columns!(fills; account, side, price, size, fee, order_id, maker))?;
+    result.set_item("fair_value", timed_columns!(fair_value; value, jump))?;
     let pops = PyDict::new(py);
     for p in &populations {
         pops.set_item(
@@ -206,13 +165,7 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         None => result.set_item("strategy", py.None())?,
         Some(r) => {
             let report = PyDict::new(py);
-            report.set_item("name", r.name)?;
-            report.set_item("pnl", r.pnl)?;
-            report.set_item("fees", r.fees)?;
-            report.set_item("max_drawdown", r.max_drawdown)?;
-            report.set_item("time_to_target_s", r.time_to_target_s)?;
-            report.set_item("ruined", r.ruined)?;
-            report.set_item("n_fills", r.n_fills)?;
+            set_fields!(report, r; name, pnl, fees, max_drawdown, time_to_target_s, ruined, n_fills);
             report.set_item("equity_ts", utc(&r.equity_ts_us))?;
             report.set_item("equity_ts_us", PyArray1::from_vec(py, r.equity_ts_us))?;
             report.set_item("equity", PyArray1::from_vec(py, r.equity))?;

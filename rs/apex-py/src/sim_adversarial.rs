@@ -15,10 +15,7 @@ use crate::params::{merged, merged_pair};
 use crate::sim::output_to_py;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(sim_gp_fitness, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_gp_run, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_feature_names, m)?)?;
-    m.add_function(wrap_pyfunction!(sim_feature_warmup, m)?)?;
+    add_functions!(m, sim_gp_fitness, sim_gp_run, sim_feature_names, sim_feature_warmup);
     Ok(())
 }
 

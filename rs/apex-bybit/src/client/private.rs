@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::ClientError;
 use crate::client::clock::ClockSync;
-use crate::client::ws::{LinkStatus, Session, Step, Timing, supervise};
+use crate::client::ws::{LinkStatus, Session, Step, Supervisor, Timing, supervise};
 use crate::messages::{Envelope, OpRequest, OpResponse};
 use crate::private::{PrivateMessage, PrivateStream, PrivateTopic};
 use crate::records::{Execution, FastExecution, Order, Position, Wallet};
@@ -237,8 +236,7 @@ pub struct PrivateFeed {
     up: watch::Receiver<bool>,
     events: Option<mpsc::Receiver<PrivateEvent>>,
     status: watch::Receiver<LinkStatus>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    supervisor: Supervisor,
 }
 
 impl PrivateFeed {
@@ -281,10 +279,10 @@ impl PrivateFeed {
         };
         let (events_tx, events) = mpsc::channel(event_capacity.max(1));
         let (status_tx, status) = watch::channel(LinkStatus::default());
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let task =
-            tokio::spawn(supervise(config.url, config.timing, config.seed, session, events_tx, status_tx, shutdown_rx));
-        Ok(PrivateFeed { up, events: Some(events), status, shutdown, task })
+        let supervisor = Supervisor::spawn(|shutdown| {
+            supervise(config.url, config.timing, config.seed, session, events_tx, status_tx, shutdown)
+        });
+        Ok(PrivateFeed { up, events: Some(events), status, supervisor })
     }
 
     /// True while authenticated and subscribed.
@@ -310,14 +308,7 @@ impl PrivateFeed {
     }
 
     /// Closes the socket and waits for the supervisor to end.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for PrivateFeed {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+    pub async fn shutdown(self) {
+        self.supervisor.stop().await;
     }
 }

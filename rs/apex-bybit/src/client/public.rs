@@ -16,11 +16,10 @@ use arc_swap::ArcSwap;
 use apex_book::{Applied, BookError, L2Book, Level, UpdateKind};
 use apex_core::{Scale, Side};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::ClientError;
-use crate::client::ws::{LinkStatus, Session, Step, Timing, supervise};
+use crate::client::ws::{LinkStatus, Session, Step, Supervisor, Timing, supervise};
 use crate::messages::{
     Envelope, Kline, KlineMessage, MessageKind, OpRequest, OpResponse, OrderbookMessage, PublicTopic,
     PublicTradeMessage, Ticker, TickerMessage,
@@ -671,8 +670,7 @@ pub struct PublicFeed {
     events: Option<mpsc::Receiver<PublicEvent>>,
     status: watch::Receiver<LinkStatus>,
     stats: watch::Receiver<PublicStats>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    supervisor: Supervisor,
 }
 
 impl PublicFeed {
@@ -716,10 +714,10 @@ impl PublicFeed {
         };
         let (events_tx, events) = mpsc::channel(event_capacity.max(1));
         let (status_tx, status) = watch::channel(LinkStatus::default());
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let task =
-            tokio::spawn(supervise(config.url, config.timing, config.seed, session, events_tx, status_tx, shutdown_rx));
-        Ok(PublicFeed { books: receivers, events: Some(events), status, stats, shutdown, task })
+        let supervisor = Supervisor::spawn(|shutdown| {
+            supervise(config.url, config.timing, config.seed, session, events_tx, status_tx, shutdown)
+        });
+        Ok(PublicFeed { books: receivers, events: Some(events), status, stats, supervisor })
     }
 
     /// The book of `symbol`: its newest snapshot, lock-free, and `changed()` to wait for the next.
@@ -756,14 +754,7 @@ impl PublicFeed {
     }
 
     /// Closes the socket and waits for the supervisor to end.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for PublicFeed {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+    pub async fn shutdown(self) {
+        self.supervisor.stop().await;
     }
 }

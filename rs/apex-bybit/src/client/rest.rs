@@ -309,36 +309,6 @@ impl RestClient {
         self.call(Method::Get, path::MARKET_TIME, String::new(), false).await
     }
 
-    /// # Errors
-    /// As any request.
-    pub async fn instruments(&self, request: &InstrumentsInfoRequest) -> Result<InstrumentsInfoResult, ClientError> {
-        self.get(path::INSTRUMENTS_INFO, request, false).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn orderbook(&self, request: &OrderbookRequest) -> Result<OrderbookResult, ClientError> {
-        self.get(path::ORDERBOOK, request, false).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn kline(&self, request: &KlineRequest) -> Result<KlineResult, ClientError> {
-        self.get(path::KLINE, request, false).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn recent_trades(&self, request: &RecentTradeRequest) -> Result<RecentTradeResult, ClientError> {
-        self.get(path::RECENT_TRADE, request, false).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn tickers(&self, request: &TickersRequest) -> Result<TickersResult, ClientError> {
-        self.get(path::TICKERS, request, false).await
-    }
-
     // Orders (signed).
 
     /// Places an order at most once, whatever happens on the way: the request always carries an `orderLinkId`
@@ -409,56 +379,6 @@ impl RestClient {
         Ok(closed.list.into_iter().find(|o| o.order_link_id == order_link_id))
     }
 
-    /// # Errors
-    /// As any request.
-    pub async fn amend_order(&self, request: &AmendOrderRequest) -> Result<OrderIdResult, ClientError> {
-        self.post(path::ORDER_AMEND, request).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn cancel_order(&self, request: &CancelOrderRequest) -> Result<OrderIdResult, ClientError> {
-        self.post(path::ORDER_CANCEL, request).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn cancel_all(&self, request: &CancelAllRequest) -> Result<CancelAllResult, ClientError> {
-        self.post(path::ORDER_CANCEL_ALL, request).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn open_orders(&self, query: &OrderQuery) -> Result<OrderListResult, ClientError> {
-        self.get(path::ORDER_REALTIME, query, true).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn order_history(&self, query: &OrderQuery) -> Result<OrderListResult, ClientError> {
-        self.get(path::ORDER_HISTORY, query, true).await
-    }
-
-    // Account (signed).
-
-    /// # Errors
-    /// As any request.
-    pub async fn positions(&self, request: &PositionListRequest) -> Result<PositionListResult, ClientError> {
-        self.get(path::POSITION_LIST, request, true).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn executions(&self, request: &ExecutionListRequest) -> Result<ExecutionListResult, ClientError> {
-        self.get(path::EXECUTION_LIST, request, true).await
-    }
-
-    /// # Errors
-    /// As any request.
-    pub async fn wallet_balance(&self, request: &WalletBalanceRequest) -> Result<WalletBalanceResult, ClientError> {
-        self.get(path::WALLET_BALANCE, request, true).await
-    }
-
     // Disconnection protection (signed).
 
     /// Sets the disconnection-protection window of `product`: once every private connection that subscribed the
@@ -481,6 +401,42 @@ impl RestClient {
     pub async fn disconnect_protection(&self) -> Result<DcpInfoResult, ClientError> {
         self.call(Method::Get, path::DCP_INFO, String::new(), true).await
     }
+}
+
+/// Generates the endpoints that are one typed request and nothing more: `get` of a query (its flag says whether
+/// the request is signed) or signed `post` of a JSON body. One row a method keeps each path beside its request and
+/// result types, which is what tells these methods apart.
+macro_rules! endpoints {
+    ($($name:ident($request:ty) -> $result:ty = $verb:ident($path:ident $(, $signed:literal)?);)*) => {
+        impl RestClient {
+            $(
+                /// # Errors
+                /// As any request.
+                pub async fn $name(&self, request: &$request) -> Result<$result, ClientError> {
+                    self.$verb(path::$path, request $(, $signed)?).await
+                }
+            )*
+        }
+    };
+}
+
+endpoints! {
+    // Market data (public).
+    instruments(InstrumentsInfoRequest) -> InstrumentsInfoResult = get(INSTRUMENTS_INFO, false);
+    orderbook(OrderbookRequest) -> OrderbookResult = get(ORDERBOOK, false);
+    kline(KlineRequest) -> KlineResult = get(KLINE, false);
+    recent_trades(RecentTradeRequest) -> RecentTradeResult = get(RECENT_TRADE, false);
+    tickers(TickersRequest) -> TickersResult = get(TICKERS, false);
+    // Orders (signed).
+    amend_order(AmendOrderRequest) -> OrderIdResult = post(ORDER_AMEND);
+    cancel_order(CancelOrderRequest) -> OrderIdResult = post(ORDER_CANCEL);
+    cancel_all(CancelAllRequest) -> CancelAllResult = post(ORDER_CANCEL_ALL);
+    open_orders(OrderQuery) -> OrderListResult = get(ORDER_REALTIME, true);
+    order_history(OrderQuery) -> OrderListResult = get(ORDER_HISTORY, true);
+    // Account (signed).
+    positions(PositionListRequest) -> PositionListResult = get(POSITION_LIST, true);
+    executions(ExecutionListRequest) -> ExecutionListResult = get(EXECUTION_LIST, true);
+    wallet_balance(WalletBalanceRequest) -> WalletBalanceResult = get(WALLET_BALANCE, true);
 }
 
 /// A reqwest error with its causes (reqwest's own message is often just "error sending request").

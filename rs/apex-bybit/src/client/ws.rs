@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -83,6 +84,36 @@ pub(crate) trait Session {
     /// Whether the session counts as up for [`LinkStatus::up`].
     fn is_up(&self) -> bool;
     fn take_events(&mut self) -> Vec<Self::Event>;
+}
+
+/// A spawned supervisor and the switch that ends it. Dropping the handle flips the switch, so a feed dropped without
+/// `shutdown` does not leave its socket open and reconnecting.
+pub(crate) struct Supervisor {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Spawns `run(switch)` on the current tokio runtime.
+    pub(crate) fn spawn<F>(run: impl FnOnce(watch::Receiver<bool>) -> F) -> Supervisor
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (shutdown, switch) = watch::channel(false);
+        Supervisor { shutdown, task: tokio::spawn(run(switch)) }
+    }
+
+    /// Flips the switch and waits for the task to end.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
 }
 
 /// Runs `session` on `url` until `shutdown` turns true.
