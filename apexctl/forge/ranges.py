@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -21,12 +22,13 @@ SEED_MAX = 2**32 - 1
 Value = TypeVar("Value", int, float)
 
 
-class _Range(Generic[Value]):
+class _Range(ABC, Generic[Value]):
     """What both kinds of range share: `check`, which turns `parse`'s ValueError into a UsageError naming the option
     (so a Forge config refuses a value with the line the CLI would print)."""
 
+    @abstractmethod
     def parse(self, text: Any) -> Value:
-        raise NotImplementedError
+        """The value `text` stands for; ValueError saying why when it is not one of the range."""
 
     def check(self, value: Value, option: str) -> Value:
         """`value` if `parse` accepts it (in range; finite, for floats), else UsageError naming `option`."""

@@ -134,9 +134,8 @@ impl SimFeatures {
     }
 
     pub(crate) fn on_book(&mut self, update: &L2Update, emit: impl FnMut(i64, &[f64])) {
-        let tick = BookTick { kind: update.kind, ts_us: update.ts_us, update_id: update.update_id, seq: update.seq };
         // The book's verdicts (a crossed book, never a gap here) are in the features as NaN, as in the batch.
-        let _verdict = self.engine.on_book(&header(&tick), &update.bids, &update.asks, emit);
+        let _verdict = self.engine.on_book(&header(&update.tick()), &update.bids, &update.asks, emit);
     }
 
     /// A message of the simulator's publisher with the book's top levels after it: the same rows as

@@ -24,6 +24,14 @@ pub struct L2Update {
     pub asks: Vec<Level>,
 }
 
+impl L2Update {
+    /// The message's header.
+    #[must_use]
+    pub fn tick(&self) -> BookTick {
+        BookTick { kind: self.kind, ts_us: self.ts_us, update_id: self.update_id, seq: self.seq }
+    }
+}
+
 /// What a message of the stream says besides its levels: enough for a consumer that reads the publisher's top of
 /// book instead of the message's changes (see [`BookPublisher::tick`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -199,8 +199,7 @@ fn check_stream(ops: &[Op]) -> Result<BTreeMap<String, usize>, TestCaseError> {
 
         let update = publisher.publish(&engine, ts_us);
         let tick = ticker.tick(&engine, ts_us);
-        let header = |u: &apex_sim::L2Update| (u.kind, u.ts_us, u.update_id, u.seq);
-        prop_assert_eq!(tick.map(|t| (t.kind, t.ts_us, t.update_id, t.seq)), update.as_ref().map(header));
+        prop_assert_eq!(tick, update.as_ref().map(apex_sim::L2Update::tick));
         prop_assert_eq!(ticker.published(), publisher.published(), "published top after step {}", step);
         if let (Some(tick), Some(update)) = (tick, &update) {
             let book = EngineBook::new(tick, &ticker, None);
