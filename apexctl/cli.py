@@ -123,6 +123,12 @@ def run(argv: Sequence[str]) -> int:
         # The file system refused (disk full, permissions changed during the run): name the file, one line.
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(f"{where}{exc.strerror or first_line(exc)}")
+    except Exception:
+        if signals.received() is None:
+            raise
+        # A native call cut short by the signal fails in its own way (a half-converted value): what the user did was
+        # interrupt the run, so that is what is reported.
+        status = EXIT_INTERRUPTED
     if status == EXIT_INTERRUPTED:
         err.print("apexctl: interrupted")
         return signals.exit_code(EXIT_INTERRUPTED)

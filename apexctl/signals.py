@@ -5,11 +5,13 @@ anything heavy is imported.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -20,6 +22,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
 #: While positive, a signal is only recorded; `deferred()` raises it when the protected section ends.
 _deferring = [0]
+#: Interruptions that a native library's callback swallowed (it reports an exception it cannot pass on as
+#: "unraisable"); `_redeliverer` signals the main thread again and the handler raises them there.
+_swallowed: list[int] = []
+_redeliver = threading.Event()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -56,6 +62,10 @@ def _leave(signum: int) -> None:
 
 
 def _handle(signum: int, _frame: FrameType | None) -> None:
+    if _swallowed:
+        if not _deferring[0]:
+            raise Interrupted(_swallowed.pop())
+        return  # `deferred()` raises the interruption when its section ends
     _received.append(signum)
     request_cancel()
     if len(_received) == 1:
@@ -82,7 +92,34 @@ def deferred() -> Iterator[None]:
     finally:
         _deferring[0] -= 1
     if _received and not _deferring[0]:
+        _swallowed.clear()
         raise Interrupted(_received[0])
+
+
+def _unraisable(unraisable: Any) -> None:
+    """Python's report of an exception that could not propagate: an `Interrupted` raised while a native library
+    (polars converting a dtype, say) called back into Python goes to the main thread again, where it unwinds the run
+    as any interruption does, instead of being printed and lost. Kept to an append and a flag: any Python it ran
+    would run inside the same callback."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        _swallowed.append(unraisable.exc_value.signum)
+        _redeliver.set()
+        return
+    _python_unraisable[0](unraisable)
+
+
+_python_unraisable = [sys.unraisablehook]
+
+
+def _redeliverer() -> None:
+    """Signals the main thread again for each swallowed interruption, once the native call has had time to return
+    (delivered at once, the handler would run inside the same callback); should it land in another one, it repeats."""
+    while True:
+        _redeliver.wait()
+        _redeliver.clear()
+        time.sleep(0.01)
+        with contextlib.suppress(IndexError):  # the handler may have raised it meanwhile
+            _thread.interrupt_main(_swallowed[-1])
 
 
 def install() -> None:
@@ -90,7 +127,9 @@ def install() -> None:
     forked from here on (a worker pool) gets the worker's defaults."""
     for signum in SIGNALS:
         signal.signal(signum, _handle)
+    sys.unraisablehook = _unraisable
     if not _forker:
+        threading.Thread(target=_redeliverer, name="apexctl-redeliver", daemon=True).start()
         _forker.append(os.getpid())
         _prctl.append(_find_prctl())
         os.register_at_fork(before=lambda: _forker.__setitem__(0, os.getpid()), after_in_child=worker_defaults)
@@ -132,6 +171,7 @@ def worker_defaults() -> None:
     SIGINT, dies quietly on SIGTERM instead of printing a traceback, and on Linux is killed by the kernel when its
     parent dies, however the parent ends (even SIGKILL): no worker outlives the run."""
     _received.clear()
+    _swallowed.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not _prctl:

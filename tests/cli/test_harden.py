@@ -478,6 +478,52 @@ def test_item_14_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == [], "no staging folder, no temporary file, no half of the output"
 
 
+SWALLOWED_INTERRUPT = """
+import os, signal
+from apexctl import signals
+signals.install()
+
+
+class NativeCallback:
+    # A native library calling back into Python (polars asking a dtype for its name) cannot pass an exception on:
+    # Python reports it as unraisable. The signal arrives right there.
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+
+
+try:
+    NativeCallback()
+    for _ in range(10**7):
+        pass
+    print("ran on")
+except signals.Interrupted as exc:
+    print("interrupted", exc.signum)
+"""
+
+
+def test_item_14_an_interruption_inside_a_native_callback_still_unwinds_the_run():
+    child = start([sys.executable, "-c", SWALLOWED_INTERRUPT])
+    out, err = child.communicate(timeout=60)
+    assert (out, err) == (b"interrupted 15\n", b""), "delivered again, not printed and lost"
+
+
+def test_item_14_an_error_caused_by_the_interruption_is_reported_as_the_interruption(monkeypatch):
+    from apexctl import cli, signals
+
+    class CutShort:
+        def main(self, **_kwargs):
+            raise TypeError("'<unprintable str object>' is not a Polars data type")
+
+    monkeypatch.setattr(cli, "_command", CutShort)
+    with pytest.raises(TypeError):  # no signal: a bug, shown as one
+        run_here("fetch")
+    monkeypatch.setattr(signals, "_received", [signal.SIGTERM])
+    ran = run_here("fetch")
+    assert (ran.code, ran.stderr) == (143, "apexctl: interrupted\n")
+
+
 def test_item_14_a_set_of_outputs_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     real_json, real_table = io.write_json, io.write_table
 
