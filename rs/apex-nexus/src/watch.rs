@@ -112,9 +112,12 @@ where
         },
     };
     let idle = if mode == WatchMode::Notify { poll * RESCAN_POLLS } else { poll };
+    // Taken here, not on the thread: a bundle published right after `start` returns is then always a change (the
+    // thread, started late on a busy machine, would have taken it for the folder as it was).
+    let seen = targets.iter().map(|t| fingerprint(&t.folder)).collect();
     let thread = std::thread::Builder::new()
         .name("pitcrew-watch".into())
-        .spawn(move || run(targets, &events, idle, settle, &verify, &tx))
+        .spawn(move || run(targets, seen, &events, idle, settle, &verify, &tx))
         .expect("spawn the watcher thread");
     Watcher { wake, thread: Some(thread), mode, fallback_reason, _native: native }
 }
@@ -136,6 +139,7 @@ fn native_watcher(targets: &[Target], wake: std_mpsc::Sender<Wake>) -> Result<no
 
 fn run<T, F>(
     mut targets: Vec<Target>,
+    mut seen: Vec<Fingerprint>,
     events: &std_mpsc::Receiver<Wake>,
     idle: Duration,
     settle: Duration,
@@ -144,7 +148,6 @@ fn run<T, F>(
 ) where
     F: Fn(usize, &Path) -> Result<T, String>,
 {
-    let mut seen: Vec<Fingerprint> = targets.iter().map(|t| fingerprint(&t.folder)).collect();
     let mut changed: Vec<Option<Instant>> = vec![None; targets.len()];
     loop {
         let timeout = if changed.iter().any(Option::is_some) { settle } else { idle };
