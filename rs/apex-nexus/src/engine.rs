@@ -901,7 +901,8 @@ impl Engine {
         None
     }
 
-    /// Stages one leg of a slot: checks (blind, rate, notional), picks the tactic, writes the intent into the open
+    /// Stages one leg of a slot: checks (blind, rate, notional), picks the tactic (the champion's IEL policy for an
+    /// entry; when it fails, the slot falls back and the fallback picks it), writes the intent into the open
     /// ledger transaction and queues the request; [`Engine::dispatch`] sends the queue once the transaction is on
     /// disk. `trigger` is when the frame that caused it (a bar's closing message, a trade through the bracket)
     /// arrived.
@@ -957,10 +958,18 @@ impl Engine {
         let tactic = if leg.purpose == Purpose::Entry {
             let obs = entry_observation(market, leg.side, qty, bid, ask, mid);
             let row = market.last_row.clone();
-            slot.models.tactic(&row, &obs)?
+            match slot.models.tactic(&row, &obs) {
+                Ok(tactic) => tactic,
+                // The champion's IEL policy failed: its fallback takes over and picks this leg's tactic.
+                Err(error) => {
+                    self.fall_back(index, &error)?;
+                    self.slots[index].models.tactic(&row, &obs)?
+                }
+            }
         } else {
             Tactic::Aggressive
         };
+        let (market, slot) = (&self.markets[&symbol], &mut self.slots[index]);
         let price = crate::pitcrew::limit_price(tactic, leg.side, bid.price, ask.price);
         let seq = match self.seqs.get_mut(&name) {
             Some(seq) => {
@@ -1406,7 +1415,10 @@ impl Engine {
         for &index in indices {
             let (signal, p_up) = match self.slots[index].models.on_bar(row, bar.close) {
                 Ok(output) => output,
-                Err(error) => self.fall_back(index, &error, row, bar.close)?,
+                Err(error) => {
+                    self.fall_back(index, &error)?;
+                    self.slots[index].models.on_bar(row, bar.close)?
+                }
             };
             let slot = &mut self.slots[index];
             let (decision, legs) = slot.core.on_bar(bar, signal, p_up);

@@ -35,9 +35,12 @@
 //! The swap happens in the engine's loop after a bar's decisions are written and before the next bar's: no decision
 //! sees half a model. The challenger's models become the slot's champion; the open position, its bracket and the
 //! slot's book stay with the slot (`swaps.position` = `handed_over`, or `flat`). The old champion stays loaded as
-//! the `fallback`: if the new champion fails to run, the slot falls back to it (event `model_fallback`, a `swaps`
-//! row with reason `fallback`) instead of stopping the engine. A verified bundle for a dead slot is promoted at once
-//! (reason `refill`, position `flat`) and the slot is live again.
+//! the `fallback`: if the new champion fails to run (its signal on a bar, or its IEL policy picking an entry's
+//! tactic), the slot falls back to it (event `model_fallback`, the failed model `retired`, a `swaps` row with reason
+//! `fallback`) and the fallback decides that bar or picks that tactic, instead of stopping the engine; a champion
+//! without a fallback stops it with an error naming the slot and the model. A challenger whose signal or IEL policy
+//! fails to run is retired ("failed to run"). A verified bundle for a dead slot is promoted at once (reason
+//! `refill`, position `flat`) and the slot is live again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The engine's Pit Crew hooks (see `pitcrew.rs` for the rule): the watcher's start, a new bundle joining a bench
 //! (or refilling a dead slot), the bench's decisions and paper fills on each bar and print, the promotion swap
-//! between two bars, and the fall back to the previous champion when a model fails.
+//! between two bars, the fall back to the previous champion when a champion's signal or IEL policy fails, and the
+//! retirement of a challenger whose models fail.
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use super::{Engine, dec, qty_dec, short};
 use crate::NexusError;
 use crate::kept;
 use crate::ledger::{ModelRow, SlotRow};
-use crate::models::{SlotModels, Tactic};
+use crate::models::SlotModels;
 use crate::pitcrew::{Challenger, Execution, PitCrew, Row, Touch, Verdict};
 use crate::slot::Purpose;
 use crate::watch::{self, Found, Target};
@@ -36,6 +37,56 @@ fn verify(out: &Path, slot: &str, dir: &Path, symbol: &str, names: &[String]) ->
         kept::forget(&kept);
         reason(e)
     })
+}
+
+/// What a challenger decides on: the bar's feature row and bar, the champion's equity and capital at its close, the
+/// touch paper orders fill against, and the engine's notional cap.
+struct ShadowBar<'a> {
+    row: &'a [f64],
+    bar: &'a Bar,
+    champion_equity: f64,
+    champion_capital: f64,
+    touch: Option<(apex_book::Level, apex_book::Level, Touch)>,
+    max_notional: f64,
+}
+
+/// One bar of a challenger: it decides and executes its legs on paper, each entry with the tactic of its IEL policy.
+/// Its shadow equity and position at the close (before its orders).
+///
+/// # Errors
+/// [`NexusError::Runtime`] when its signal or its IEL policy fails to run: the caller retires it.
+fn shadow_bar(
+    challenger: &mut Challenger,
+    input: &ShadowBar<'_>,
+    market: &super::Market,
+    fees: &crate::pitcrew::Fees,
+) -> Result<(f64, f64), NexusError> {
+    let (equity, legs) = challenger.on_bar(input.row, input.bar, input.champion_equity, input.champion_capital)?;
+    let position = challenger.core().book().position;
+    let touch = input.touch;
+    for mut leg in legs {
+        // Sized as the engine sizes a live order: capped notional, rounded down to the quantity scale.
+        if let Some((_, _, t)) = touch {
+            let mid = (t.bid + t.ask) / 2.0;
+            if leg.qty * mid > input.max_notional {
+                leg.qty = input.max_notional / mid;
+            }
+        }
+        leg.qty = dec(&qty_dec(leg.qty, market.qty_scale));
+        if leg.qty <= 0.0 {
+            continue;
+        }
+        let execution = match touch {
+            Some((bid, ask, t)) if leg.purpose == Purpose::Entry => {
+                let obs = super::entry_observation(market, leg.side, leg.qty, bid, ask, (t.bid + t.ask) / 2.0);
+                let tactic = challenger.models.tactic(input.row, &obs)?;
+                PitCrew::execution(tactic, leg.side, bid.price, ask.price, |u| market.price_scale.to_f64(u))
+            }
+            _ => Execution::Aggressive,
+        };
+        challenger.execute(leg, execution, touch.map(|t| t.2), fees);
+    }
+    Ok((equity, position))
 }
 
 impl Engine {
@@ -230,52 +281,28 @@ impl Engine {
             let (champion_equity, champion_capital) = (decided.row.equity, self.slots[index].core.book().capital);
             let mut bench = std::mem::take(self.pitcrew.bench_mut(index));
             let market = &self.markets[symbol];
+            let input = ShadowBar { row, bar, champion_equity, champion_capital, touch, max_notional };
             let mut kept = Vec::with_capacity(bench.len());
             for mut challenger in bench.drain(..) {
-                let id = challenger.models.sha256.clone();
-                let (equity, legs) = match challenger.on_bar(row, bar, champion_equity, champion_capital) {
-                    Ok(out) => out,
-                    Err(e) => {
-                        rows.push(Row::Role {
+                match shadow_bar(&mut challenger, &input, market, &fees) {
+                    Ok((equity, position)) => {
+                        rows.push(Row::Shadow {
                             slot: name.clone(),
-                            model_id: id,
-                            role: "retired",
-                            detail: Some(format!("failed to run: {e}")),
+                            model_id: challenger.models.sha256.clone(),
+                            equity,
+                            position,
+                            decisions: i64::try_from(challenger.decisions()).unwrap_or(i64::MAX),
                         });
-                        continue;
+                        kept.push(challenger);
                     }
-                };
-                rows.push(Row::Shadow {
-                    slot: name.clone(),
-                    model_id: id,
-                    equity,
-                    position: challenger.core().book().position,
-                    decisions: i64::try_from(challenger.decisions()).unwrap_or(i64::MAX),
-                });
-                for mut leg in legs {
-                    // Sized as the engine sizes a live order: capped notional, rounded down to the quantity scale.
-                    if let Some((_, _, t)) = touch {
-                        let mid = (t.bid + t.ask) / 2.0;
-                        if leg.qty * mid > max_notional {
-                            leg.qty = max_notional / mid;
-                        }
-                    }
-                    leg.qty = dec(&qty_dec(leg.qty, market.qty_scale));
-                    if leg.qty <= 0.0 {
-                        continue;
-                    }
-                    let execution = match touch {
-                        Some((bid, ask, t)) if leg.purpose == Purpose::Entry => {
-                            let obs =
-                                super::entry_observation(market, leg.side, leg.qty, bid, ask, (t.bid + t.ask) / 2.0);
-                            let tactic = challenger.models.tactic(row, &obs).unwrap_or(Tactic::Aggressive);
-                            PitCrew::execution(tactic, leg.side, bid.price, ask.price, |u| market.price_scale.to_f64(u))
-                        }
-                        _ => Execution::Aggressive,
-                    };
-                    challenger.execute(leg, execution, touch.map(|t| t.2), &fees);
+                    // Its signal or its IEL policy failed: it leaves the bench (a champion would fall back).
+                    Err(e) => rows.push(Row::Role {
+                        slot: name.clone(),
+                        model_id: challenger.models.sha256.clone(),
+                        role: "retired",
+                        detail: Some(format!("failed to run: {e}")),
+                    }),
                 }
-                kept.push(challenger);
             }
             *self.pitcrew.bench_mut(index) = kept;
             if let Some((challenger, verdict)) = self.pitcrew.promotable(index) {
@@ -319,17 +346,17 @@ impl Engine {
         rows.push(Row::Slot { index, folder: challenger.folder.display().to_string() });
     }
 
-    /// The champion of slot `index` failed to run: the fallback (the champion it replaced) takes over and decides
-    /// this bar; without a fallback the error stops the engine as before.
-    pub(super) fn fall_back(
-        &mut self,
-        index: usize,
-        error: &NexusError,
-        row: &[f64],
-        close: f64,
-    ) -> Result<(f64, Option<f64>), NexusError> {
+    /// The champion of slot `index` failed to run (its signal on a bar, or its IEL policy on an entry): the fallback
+    /// (the champion it replaced) becomes the champion, and the caller runs it in the failed model's place. The rows
+    /// (`model_fallback`, the roles, the swap) are written with the bar's Pit Crew rows.
+    ///
+    /// # Errors
+    /// [`NexusError::Runtime`] naming the slot and the model when the slot has no fallback: the engine stops.
+    pub(super) fn fall_back(&mut self, index: usize, error: &NexusError) -> Result<(), NexusError> {
         let Some(fallback) = self.pitcrew.fallbacks.remove(&index) else {
-            return Err(NexusError::Runtime(error.to_string()));
+            let slot = &self.slots[index];
+            let model = short(&slot.models.sha256);
+            return Err(NexusError::Runtime(format!("slot {}: model {model} failed to run: {error}", slot.name)));
         };
         let slot = &mut self.slots[index];
         let failed = std::mem::replace(&mut slot.models, fallback);
@@ -349,7 +376,7 @@ impl Engine {
         });
         rows.push(Row::Role { slot: name.clone(), model_id: to.clone(), role: "champion", detail: None });
         rows.push(Row::Swap { slot: name, from: Some(failed.sha256), to, reason: "fallback".into(), position });
-        self.slots[index].models.on_bar(row, close)
+        Ok(())
     }
 
     /// Writes the Pit Crew's rows of a bar in one transaction.
