@@ -1420,6 +1420,8 @@ impl Engine {
                     self.slots[index].models.on_bar(row, bar.close)?
                 }
             };
+            let name = &self.slots[index].name;
+            self.pitcrew.warm_fallback(index, name, row, bar.close);
             let slot = &mut self.slots[index];
             let (decision, legs) = slot.core.on_bar(bar, signal, p_up);
             let equity = slot.core.book().equity(bar.close);

@@ -33,13 +33,14 @@
 //!
 //! # Swap
 //! The swap happens in the engine's loop after a bar's decisions are written and before the next bar's: no decision
-//! sees half a model. The challenger's models become the slot's champion; the open position, its bracket and the
-//! slot's book stay with the slot (`swaps.position` = `handed_over`, or `flat`). The old champion stays loaded as
-//! the `fallback`: if the new champion fails to run (its signal on a bar, or its IEL policy picking an entry's
-//! tactic), the slot falls back to it (event `model_fallback`, the failed model `retired`, a `swaps` row with reason
-//! `fallback`) and the fallback decides that bar or picks that tactic, instead of stopping the engine; a champion
-//! without a fallback stops it with an error naming the slot and the model. A challenger whose signal or IEL policy
-//! fails to run is retired ("failed to run"). A verified bundle for a dead slot is promoted at once (reason
+//! sees half a model. The challenger's models become the slot's champion; the open position, its bracket and the slot's
+//! book stay with the slot (`swaps.position` = `handed_over`, or `flat`). The old champion stays loaded as the
+//! `fallback` and runs on every bar as the champion does (it takes over with the current bars in its history; a
+//! fallback that fails to run is retired): if the new champion fails to run (its signal on a bar, or its IEL policy
+//! picking an entry's tactic), the slot falls back to it (event `model_fallback`, the failed model `retired`, a `swaps`
+//! row with reason `fallback`) and the fallback decides that bar or picks that tactic, instead of stopping the engine;
+//! a champion without a fallback stops it with an error naming the slot and the model. A challenger whose signal or IEL
+//! policy fails to run is retired ("failed to run"). A verified bundle for a dead slot is promoted at once (reason
 //! `refill`, position `flat`) and the slot is live again.
 
 use std::collections::BTreeMap;
@@ -507,6 +508,23 @@ impl PitCrew {
         Some((bench.remove(best.0), best.1))
     }
 
+    /// A bar closed for slot `index` (named `slot`): its fallback runs on it as the champion did, so the rows its
+    /// signal's history, a sequence model's window and the MAML model's support hold are those of the market it may
+    /// have to take over in, not of the bar it was replaced at. A fallback that fails to run is retired (a row in
+    /// `pending`): it could not take over.
+    pub fn warm_fallback(&mut self, index: usize, slot: &str, row: &[f64], close: f64) {
+        let Some(fallback) = self.fallbacks.get_mut(&index) else { return };
+        if let Err(error) = fallback.on_bar(row, close) {
+            let failed = self.fallbacks.remove(&index).expect("just run");
+            self.pending.push(Row::Role {
+                slot: slot.to_owned(),
+                model_id: failed.sha256,
+                role: "retired",
+                detail: Some(format!("failed to run: {error}")),
+            });
+        }
+    }
+
     /// Every challenger of slot `index`.
     pub fn bench_mut(&mut self, index: usize) -> &mut Vec<Challenger> {
         self.benches.entry(index).or_default()
@@ -672,6 +690,36 @@ mod tests {
                 prop_assert!(diffs.len() >= min && v.mean > 0.0);
             }
         }
+    }
+
+    #[test]
+    fn a_fallback_sees_every_bar_and_takes_over_as_if_it_had_decided_them() {
+        // A signal with history: the mean of clv over the last 3 bars.
+        let tree = r#"{"op": "ts_mean", "args": [{"feature": "clv"}, {"window": 3}]}"#;
+        let load = |tag: &str| {
+            let dir = gp_bundle(tag, tree);
+            SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()]).unwrap()
+        };
+        let (mut decided, mut crew) = (load("decided"), PitCrew::default());
+        crew.fallbacks.insert(0, load("fallback"));
+        let mut unfed = load("unfed");
+        let clv = [0.9, -0.4, 0.7, 0.1, -0.8, 0.3];
+        for (t, &value) in clv.iter().enumerate() {
+            let close = 100_000.0 + t as f64;
+            let expected = decided.on_bar(&[value], close).unwrap();
+            if t < 4 {
+                crew.warm_fallback(0, "btc-a", &[value], close);
+                crew.warm_fallback(1, "btc-b", &[value], close); // no fallback there: nothing happens
+                continue;
+            }
+            // From bar 4 it decides (it took over): the same signal as the model that decided every bar.
+            let fallback = crew.fallbacks.get_mut(&0).unwrap();
+            assert_eq!(fallback.on_bar(&[value], close).unwrap(), expected, "bar {t}");
+            if t == 4 {
+                assert_ne!(unfed.on_bar(&[value], close).unwrap(), expected, "the bars it missed change its signal");
+            }
+        }
+        assert!(crew.pending.is_empty() && crew.fallbacks.len() == 1);
     }
 
     #[test]
