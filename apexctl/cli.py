@@ -1,15 +1,22 @@
-"""The `apexctl` Typer app: registers one command per subcommand module and maps every outcome to one line and an
-exit status (0 done, 2 a user mistake or an unusable input, 3 another run holds the outputs' lock (`Busy`), 130/143
-interrupted by SIGINT/SIGTERM)."""
+"""The `apexctl` Typer app: one command per subcommand module, each imported only when it runs, and every outcome
+mapped to one line and an exit status (0 done, 2 a user mistake or an unusable input, 3 another run holds the outputs'
+lock (`Busy`), 130/143 interrupted by SIGINT/SIGTERM)."""
 
 from __future__ import annotations
 
+import ast
 import errno
 import functools
+import importlib
+import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import typer
+import typer.core
+import typer.main
 
 try:
     from typer._click import exceptions as click_errors  # typer vendors click since 0.2x
@@ -17,32 +24,139 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from apexctl import __version__, signals
-from apexctl.commands import causal, chimera, evolve, export, features, fetch, judge, simulate, trade, train, venue
 from apexctl.console import err, say, show_feedback
 from apexctl.errors import ApexError, Busy, first_line
 
+#: Each subcommand, in the order `apexctl --help` lists them: its module in `apexctl.commands` and the Typer callback
+#: (or, for a group of commands, the Typer app) it defines there. Together the modules import polars, DEAP, tigramite
+#: and the rest of the Forge, seconds of start-up that `apexctl --help`, `--version` and every single command would
+#: otherwise pay for all of them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fetch": ("fetch", "fetch"),
+    "features": ("features", "features"),
+    "causal": ("causal", "causal"),
+    "chimera": ("chimera", "chimera"),
+    "evolve": ("evolve", "evolve_command"),
+    "simulate": ("simulate", "simulate"),
+    "export": ("export", "export_command"),
+    "venue": ("venue", "venue"),
+    "trade": ("trade", "trade"),
+    "judge": ("judge", "judge"),
+    "train": ("train", "train_app"),
+}
+
+#: Settings every level of the command tree shares.
+TYPER_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": "rich",
+}
+
+
+def target(name: str) -> Callable[..., Any] | typer.Typer:
+    """What subcommand `name` runs: its callback, or its Typer app (importing its module)."""
+    module, attribute = COMMANDS[name]
+    return getattr(importlib.import_module(f"apexctl.commands.{module}"), attribute)
+
+
+def _no_options() -> None:
+    """The holder group's own callback: makes typer build a group, so the command inside keeps its name."""
+
+
+def _build(name: str) -> typer.core.TyperCommand | typer.core.TyperGroup:
+    """Subcommand `name` as click runs it, built as typer would build it inside the root app."""
+    holder = typer.Typer(**TYPER_SETTINGS)
+    holder.callback()(_no_options)
+    command = target(name)
+    if isinstance(command, typer.Typer):
+        holder.add_typer(command, name=name)
+    else:
+        holder.command(name)(command)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, typer.core.TyperGroup)
+    return group.commands[name]  # type: ignore[return-value]
+
+
+def _help_text(name: str) -> str | None:
+    """The help of subcommand `name` as typer takes it (the callback's docstring, or the `help=` of its Typer app),
+    read from its module's source without importing it; None where the source does not say it plainly."""
+    module, attribute = COMMANDS[name]
+    spec = importlib.util.find_spec(f"apexctl.commands.{module}")
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    for node in ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return ast.get_docstring(node)
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == attribute for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
+            for keyword in node.value.keywords:
+                if keyword.arg == "help" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+    return None
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The subcommands by name (what typer's group reads), each built on first use."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in COMMANDS:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = _build(name)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        raise TypeError(f"the subcommands are the ones apexctl.cli.COMMANDS names, not {name!r}")
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"the subcommands are the ones apexctl.cli.COMMANDS names, not {name!r}")
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    """The root group: builds a subcommand when it runs or shows its own help; the root's help lists every
+    subcommand from its help text alone, so no command module is imported to print it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = _Commands()
+        self._listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if self._listing and cmd_name in COMMANDS and (text := _help_text(cmd_name)) is not None:
+            return typer.core.TyperCommand(cmd_name, help=text)
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
 app = typer.Typer(
     name="apexctl",
+    cls=_LazyGroup,
     help="Evolve crypto trading strategies offline and run them live on Bybit. Stages read and write files "
     "(Parquet tables, JSON documents), so they compose in shells, cron jobs and the Justfile; '-' means stdin/stdout.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    **TYPER_SETTINGS,
 )
-
-
-app.command("fetch")(fetch.fetch)
-app.command("features")(features.features)
-app.command("causal")(causal.causal)
-app.command("chimera")(chimera.chimera)
-app.command("evolve")(evolve.evolve_command)
-app.command("simulate")(simulate.simulate)
-app.command("export")(export.export_command)
-app.command("venue")(venue.venue)
-app.command("trade")(trade.trade)
-app.command("judge")(judge.judge)
-app.add_typer(train.train_app, name="train")
 
 #: Exit status of a run stopped by a user mistake or an unusable input (and of a usage error, as click has it).
 EXIT_ERROR = 2

@@ -2,9 +2,9 @@
 control characters, unusable paths) on tiny inputs. Each run must exit 0 or 2, print no traceback or panic, leave
 no temporary file, staging folder or lock behind, and change no input.
 
-One hypothesis test: its explicit examples are every option of every command (found in the Typer app itself, so a
-new option is swept without editing this file) with every edge value of its type; then random combinations of a
-few options (APEX_SWEEP_EXAMPLES of them, 12 by default; CI runs the default).
+One hypothesis test: its explicit examples are every option of every command (read from each command's Typer
+signature, so a new option is swept without editing this file) with every edge value of its type; then random
+combinations of a few options (APEX_SWEEP_EXAMPLES of them, 12 by default; CI runs the default).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from apexctl.cli import app
+from apexctl import cli
 from tests.conftest import run_here
 
 pytestmark = pytest.mark.slow
@@ -119,9 +120,13 @@ def _options(callback: typing.Any) -> list[Option]:
 
 
 def _commands() -> dict[str, list[Option]]:
-    callbacks = {c.name: c.callback for c in app.registered_commands}
-    for group in app.registered_groups:
-        callbacks |= {f"{group.name} {c.name}": c.callback for c in group.typer_instance.registered_commands}
+    callbacks = {}
+    for name in cli.COMMANDS:
+        command = cli.target(name)
+        if isinstance(command, typer.Typer):
+            callbacks |= {f"{name} {c.name}": c.callback for c in command.registered_commands}
+        else:
+            callbacks[name] = command
     options = {name: _options(callback) for name, callback in callbacks.items()}
     # Each source of fetch and each mode of export runs its own checks: sweep every option in each of them.
     options |= {"fetch-sim": options["fetch"], "fetch-bybit": options["fetch"], "export-check": options["export"]}

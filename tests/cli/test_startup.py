@@ -1,0 +1,71 @@
+"""Start-up of the CLI: `apexctl --help` and `--version` import no command module, a command imports only its own,
+and the lazily built command tree prints and behaves as the tree of every command registered up front."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import typer
+from typer.testing import CliRunner
+
+from apexctl import cli
+
+#: Prints, after a CLI run in a fresh interpreter, the command modules and the heavy libraries it imported.
+IMPORTED = """
+import contextlib, io, json, sys
+from apexctl.cli import run
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    code = run(sys.argv[1:])
+heavy = ("apexctl.commands.", "apexctl.forge", "polars", "pyarrow", "deap", "torch", "tigramite", "sklearn")
+print(json.dumps([code, sorted(m for m in sys.modules if m.startswith(heavy))]))
+"""
+
+
+def imported_by(*args: str) -> tuple[int, list[str]]:
+    ran = subprocess.run([sys.executable, "-c", IMPORTED, *args], capture_output=True, text=True, check=True)
+    code, modules = json.loads(ran.stdout)
+    return code, modules
+
+
+def test_the_root_help_and_the_version_import_no_command_and_no_forge():
+    assert imported_by("--help") == (0, [])
+    assert imported_by("--version") == (0, [])
+
+
+def test_a_command_imports_its_own_module_only():
+    code, modules = imported_by("trade", "--help")
+    assert code == 0
+    commands = [m for m in modules if m.startswith("apexctl.commands.") and m != "apexctl.commands._options"]
+    assert commands == ["apexctl.commands.trade"], "the shared options aside"
+    assert "polars" not in modules
+
+
+def eager_app() -> typer.Typer:
+    """The same CLI with every command registered up front, as typer documents it."""
+    eager = typer.Typer(name="apexctl", help=cli.app.info.help, no_args_is_help=True, **cli.TYPER_SETTINGS)
+    eager.callback()(cli.root)
+    for name in cli.COMMANDS:
+        command = cli.target(name)
+        if isinstance(command, typer.Typer):
+            eager.add_typer(command, name=name)
+        else:
+            eager.command(name)(command)
+    return eager
+
+
+def test_the_lazy_tree_prints_every_help_as_the_eager_tree_does():
+    runner = CliRunner()
+    for args in (["--help"], [], *([name, "--help"] for name in cli.COMMANDS), ["train", "maml", "--help"]):
+        lazy, eager = runner.invoke(cli.app, args), runner.invoke(eager_app(), args)
+        assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output), args
+    listing = runner.invoke(cli.app, ["--help"]).output
+    assert all(name in listing for name in cli.COMMANDS)
+
+
+def test_a_mistyped_command_is_answered_with_the_closest_names():
+    runner = CliRunner()
+    lazy, eager = runner.invoke(cli.app, ["fech"]), runner.invoke(eager_app(), ["fech"])
+    assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output)
+    assert "Did you mean 'fetch'?" in lazy.output
