@@ -29,6 +29,7 @@ TINY: dict[str, list[str]] = {
     "market_facts.py": ["--seeds", "1", "--hours", "0.2", "--symbols", "BTCUSDT"],
     "nexus.py": ["--seconds", "2"],
     "sim.py": ["--hours", "0.05", "--jobs", "2"],
+    "startup.py": ["--repeats", "1"],
     "vmd.py": ["--rows", "300", "--window", "32"],
 }
 
