@@ -63,15 +63,20 @@ def _no_options() -> None:
     """The holder group's own callback: makes typer build a group, so the command inside keeps its name."""
 
 
+def register(into: typer.Typer, name: str) -> None:
+    """Registers subcommand `name` on the Typer app `into` (importing its module)."""
+    command = target(name)
+    if isinstance(command, typer.Typer):
+        into.add_typer(command, name=name)
+    else:
+        into.command(name)(command)
+
+
 def _build(name: str) -> typer.core.TyperCommand | typer.core.TyperGroup:
     """Subcommand `name` as click runs it, built as typer would build it inside the root app."""
     holder = typer.Typer(**TYPER_SETTINGS)
     holder.callback()(_no_options)
-    command = target(name)
-    if isinstance(command, typer.Typer):
-        holder.add_typer(command, name=name)
-    else:
-        holder.command(name)(command)
+    register(holder, name)
     group = typer.main.get_command(holder)
     assert isinstance(group, typer.core.TyperGroup)
     return group.commands[name]  # type: ignore[return-value]

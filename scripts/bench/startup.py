@@ -8,11 +8,11 @@ import argparse
 import os
 import subprocess
 import sys
-import time
+
+from common import best_of
 
 #: Runs the CLI as `python -m apexctl` does, after importing every command module (and so the whole Forge) first.
 EAGER = (
-    "import sys\n"
     "from apexctl import cli\n"
     "for name in cli.COMMANDS:\n"
     "    cli.target(name)\n"
@@ -26,12 +26,11 @@ COMMAND_LINES = (["--version"], ["--help"], ["trade", "--help"], ["simulate", "-
 def best_start(prefix: list[str], args: list[str], repeats: int) -> float:
     """Best wall time in seconds of `prefix + args` run to completion, output discarded."""
     env = {**os.environ, "COLUMNS": "120"}
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([*prefix, *args], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    argv = [*prefix, *args]
+    return best_of(
+        lambda: subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        repeats,
+    )
 
 
 def main() -> None:

@@ -47,11 +47,7 @@ def eager_app() -> typer.Typer:
     eager = typer.Typer(name="apexctl", help=cli.app.info.help, no_args_is_help=True, **cli.TYPER_SETTINGS)
     eager.callback()(cli.root)
     for name in cli.COMMANDS:
-        command = cli.target(name)
-        if isinstance(command, typer.Typer):
-            eager.add_typer(command, name=name)
-        else:
-            eager.command(name)(command)
+        cli.register(eager, name)
     return eager
 
 
