@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from deap import tools
 
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io
@@ -32,6 +31,7 @@ from apexctl.forge.evolve.evaluator import Evaluator, EvaluatorFactory
 from apexctl.forge.evolve.hall import Entry, Hall, pareto_front
 from apexctl.forge.evolve.market import Market, close_prices, columns_of, load_market
 from apexctl.forge.evolve.seeding import terminals_for
+from apexctl.forge.evolve.selection import select_nsga2
 from apexctl.forge.evolve.variation import initial_population, make_toolbox, vary
 from apexctl.forge.gp import (
     Window,
@@ -182,7 +182,7 @@ def evolve(
                         state.fraction, corr, config.eval_fraction, config.surrogate_min_corr
                     )
             if adversary is not None:
-                population = tools.selNSGA2(parents + population if generation > 0 else population, config.pop)
+                population = select_nsga2(parents + population if generation > 0 else population, config.pop)
                 fresh = [Entry(t, causal[t], len(unique[t]), unique[t].height, truth[t]) for t in truth]
                 state.archive = pareto_front([*state.archive, *fresh])
             else:

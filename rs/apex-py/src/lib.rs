@@ -26,6 +26,7 @@ mod features_vmd;
 mod gp;
 mod infer;
 mod params;
+mod pareto;
 mod sim;
 mod sim_adversarial;
 mod sim_execution;
@@ -51,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         gp::register,
         infer::register,
         params::register,
+        pareto::register,
         sim::register,
         sim_execution::register,
         sim_adversarial::register,
