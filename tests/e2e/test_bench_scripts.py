@@ -28,6 +28,7 @@ TINY: dict[str, list[str]] = {
     "maml.py": ["--tasks", "4", "--rows", "8", "--inputs", "4", "--inner-steps", "1", "--repeats", "1"],
     "market_facts.py": ["--seeds", "1", "--hours", "0.2", "--symbols", "BTCUSDT"],
     "nexus.py": ["--seconds", "2"],
+    "nsga2.py": ["--small", "300", "--large", "2000"],
     "sim.py": ["--hours", "0.05", "--jobs", "2"],
     "startup.py": ["--repeats", "1"],
     "vmd.py": ["--rows", "300", "--window", "32"],
