@@ -101,3 +101,12 @@ def test_object_labels_must_fit():
 def test_values_must_be_pairs():
     with pytest.raises(DataError, match="3 columns"):
         _core.pareto_select(np.zeros((4, 3)), [0, 1, 2, 3], 2)
+
+
+def test_a_population_without_two_values_each_goes_to_deap():
+    individuals = population([(1.0, 2.0), (0.5, 3.0)])
+    del individuals[1].fitness.values  # not evaluated: DEAP fails on it, and so does the selection, the same way
+    with pytest.raises(IndexError):
+        tools.selNSGA2(copy.deepcopy(individuals), 1)
+    with pytest.raises(IndexError):
+        select_nsga2(individuals, 1)

@@ -18,10 +18,11 @@ def select_nsga2(individuals: Sequence[Any], k: int) -> list[Any]:
 
     Populations apex-pareto does not cover go to DEAP: other than two objectives weighted 1.0, or values that are
     not finite (DEAP's order then depends on how Python sorts NaN)."""
-    if not individuals or k <= 0 or individuals[0].fitness.weights != (1.0, 1.0):
+    pairs = [ind.fitness.values for ind in individuals]
+    if k <= 0 or not pairs or individuals[0].fitness.weights != (1.0, 1.0) or any(len(p) != 2 for p in pairs):
         return tools.selNSGA2(list(individuals), k)
-    values = np.array([ind.fitness.values for ind in individuals], dtype=np.float64)
-    if values.shape != (len(individuals), 2) or not np.all(np.abs(values) <= _core.PARETO_MAX_ABS_VALUE):
+    values = np.array(pairs, dtype=np.float64)
+    if not np.all(np.abs(values) <= _core.PARETO_MAX_ABS_VALUE):
         return tools.selNSGA2(list(individuals), k)
     first: dict[int, int] = {}
     objects = [first.setdefault(id(ind), i) for i, ind in enumerate(individuals)]  # one label per object
