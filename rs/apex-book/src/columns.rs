@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use apex_core::{Scale, ScaleError, infer_decimals};
+use apex_core::{Scale, ScaleError, infer_decimals_where};
 use thiserror::Error;
 
 use crate::{Applied, BookError, BookStats, L2Book, Level, UpdateKind};
@@ -95,9 +95,9 @@ impl<'a> BookColumns<'a> {
     /// Never: inferred decimals stay within the supported maximum.
     #[must_use]
     pub fn infer_scales(&self) -> (Scale, Scale) {
-        let levels = || (0..self.len()).filter(|&row| self.side[row] != 0);
-        let price = infer_decimals(levels().map(|row| self.price[row]));
-        let size = infer_decimals(levels().map(|row| self.size[row]));
+        let level = |row: usize| self.side[row] != 0;
+        let price = infer_decimals_where(self.price, level);
+        let size = infer_decimals_where(self.size, level);
         (
             Scale::new(price).expect("inferred decimals are bounded"),
             Scale::new(size).expect("inferred decimals are bounded"),

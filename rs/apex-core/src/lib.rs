@@ -15,6 +15,6 @@ pub use order::{
     TimeInForce, TradeId,
 };
 pub use params::{Bounds, ParamSpec, ParamValue};
-pub use scale::{Scale, ScaleError, decimals_in, infer_decimals};
+pub use scale::{Scale, ScaleError, decimals_in, infer_decimals, infer_decimals_where};
 pub use side::Side;
 pub use xorshift::XorShift64;

@@ -161,6 +161,49 @@ pub fn infer_decimals(values: impl IntoIterator<Item = f64>) -> u32 {
     needed
 }
 
+/// [`infer_decimals`] of the entries of `values` that `include` keeps, eight at a time: a block whose every value is
+/// on the grid found so far (or not a number) passes in a few vector instructions, whatever `include` says of it,
+/// and only the other blocks are read value by value. Book replays infer their scales on every call.
+#[must_use]
+pub fn infer_decimals_where(values: &[f64], include: impl Fn(usize) -> bool) -> u32 {
+    const BLOCK: usize = 8;
+    let mut needed = 0;
+    let mut scale = Scale::new(needed).expect("0 decimals");
+    for (number, block) in values.chunks(BLOCK).enumerate() {
+        if block.len() == BLOCK && scale.all_on_grid(block) {
+            continue;
+        }
+        for (offset, &value) in block.iter().enumerate() {
+            if !value.is_finite() || !include(number * BLOCK + offset) {
+                continue;
+            }
+            while needed < MAX_DECIMALS && scale.from_f64(value).is_err() {
+                needed += 1;
+                scale = Scale::new(needed).expect("needed stays within MAX_DECIMALS");
+            }
+        }
+    }
+    needed
+}
+
+impl Scale {
+    /// Whether `from_f64` takes every value of `values` or it is NaN, without a branch a value (so the loop
+    /// vectorizes). The distance to the nearest integer is the same whichever way a tie rounds, so rounding ties to
+    /// even (one instruction) decides exactly as `from_f64`'s half-away rounding does.
+    fn all_on_grid(self, values: &[f64]) -> bool {
+        let factor = self.factor as f64;
+        values.iter().fold(true, |all, &value| {
+            let scaled = value * factor;
+            let off = (scaled - scaled.round_ties_even()).abs();
+            let tolerance = (scaled.abs() * 4.0 * f64::EPSILON).max(1e-6);
+            // NaN passes (`infer_decimals` skips it); an infinity fails the range test and is read one by one.
+            let near = off <= tolerance || off.is_nan();
+            let in_range = scaled.abs() < 9.0e18 || scaled.is_nan();
+            all & near & in_range
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +268,20 @@ mod tests {
         ) {
             let scale = Scale::new(decimals).unwrap();
             prop_assert_eq!(scale.from_f64(value), from_f64_with_round(scale, value));
+        }
+
+        #[test]
+        fn infer_where_is_infer_over_the_kept_values(
+            values in proptest::collection::vec(prop_oneof![
+                4 => (-1_000_000_i64..1_000_000, 0u32..3).prop_map(|(n, k)| n as f64 / 10f64.powi(k as i32)),
+                1 => (-1_000_000_i64..1_000_000, 0u32..13).prop_map(|(n, k)| n as f64 / 10f64.powi(k as i32)),
+                1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-f64::INFINITY), Just(0.5), Just(1e19)],
+                1 => any::<f64>(),
+            ], 0..70),
+            kept in proptest::collection::vec(any::<bool>(), 70),
+        ) {
+            let expected = infer_decimals(values.iter().zip(&kept).filter(|(_, k)| **k).map(|(v, _)| *v));
+            prop_assert_eq!(infer_decimals_where(&values, |i| kept[i]), expected);
         }
 
         #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use apex_core::{Scale, infer_decimals};
+use apex_core::{Scale, infer_decimals_where};
 
 use crate::{FeatureError, SECOND, duration_label};
 
@@ -65,7 +65,7 @@ impl TradeColumns<'_> {
     /// Never: inferred decimals stay within the supported maximum.
     #[must_use]
     pub fn infer_size_scale(&self) -> Scale {
-        Scale::new(infer_decimals(self.size.iter().copied())).expect("inferred decimals are bounded")
+        Scale::new(infer_decimals_where(self.size, |_| true)).expect("inferred decimals are bounded")
     }
 }
 

@@ -19,6 +19,9 @@ pub fn scales_for(
     price_decimals: Option<u32>,
     qty_decimals: Option<u32>,
 ) -> Result<(Scale, Scale), apex_core::ScaleError> {
+    if let (Some(price), Some(qty)) = (price_decimals, qty_decimals) {
+        return Ok((Scale::new(price)?, Scale::new(qty)?)); // nothing to infer
+    }
     let (inferred_price, inferred_qty) = cols.infer_scales();
     let price = price_decimals.map_or(Ok(inferred_price), Scale::new)?;
     let qty = qty_decimals.map_or(Ok(inferred_qty), Scale::new)?;
