@@ -3,6 +3,7 @@
 
 mod naive;
 
+use apex_core::XorShift64;
 use apex_pareto::{Selection, select};
 use proptest::prelude::*;
 
@@ -49,13 +50,8 @@ proptest! {
 #[test]
 fn large_random_population_matches() {
     // Deterministic pseudo-random values on a coarse grid: thousands of fitnesses, hundreds of fronts.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        f64::from((state % 200) as u32) / 10.0 - 10.0
-    };
+    let mut rng = XorShift64::new(0x2545_f491_4f6c_dd1d);
+    let mut next = || f64::from((rng.next_u64() % 200) as u32) / 10.0 - 10.0;
     let values: Vec<[f64; 2]> = (0..3000).map(|_| [next(), next()]).collect();
     let objects: Vec<usize> = (0..values.len()).collect();
     for k in [1, 700, 1500, 2999, 3000] {
