@@ -29,7 +29,7 @@ fn fixture() -> (OwnedBars, Vec<f64>) {
     }
     let signals =
         (0..STRATEGIES * BARS).map(|i| ((i % BARS) as f64 * (0.01 + 0.003 * (i / BARS) as f64)).sin()).collect();
-    (OwnedBars::from_ohlc(&rows), signals)
+    (naive::bars_from_ohlc(&rows), signals)
 }
 
 fn bench(c: &mut Criterion) {

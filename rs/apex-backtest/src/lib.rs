@@ -32,6 +32,7 @@ mod engine;
 mod error;
 mod params;
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -60,6 +61,37 @@ pub struct Bars<'a> {
 }
 
 apex_core::row_count!(Bars<'_>);
+
+/// [`Bars`]' columns, each held by value or borrowed on its own (a binding copies only the strided arrays, a test
+/// builds vectors); [`BarColumns::view`] lends them as [`Bars`].
+#[derive(Debug, Clone, Default)]
+pub struct BarColumns<'a> {
+    pub ts: Cow<'a, [i64]>,
+    pub open: Cow<'a, [f64]>,
+    pub high: Cow<'a, [f64]>,
+    pub low: Cow<'a, [f64]>,
+    pub close: Cow<'a, [f64]>,
+    pub volume: Cow<'a, [f64]>,
+    pub spread_bps: Option<Cow<'a, [f64]>>,
+    pub depth: Option<Cow<'a, [f64]>>,
+}
+
+impl BarColumns<'_> {
+    /// The columns as the backtester reads them.
+    #[must_use]
+    pub fn view(&self) -> Bars<'_> {
+        Bars {
+            ts: &self.ts,
+            open: &self.open,
+            high: &self.high,
+            low: &self.low,
+            close: &self.close,
+            volume: &self.volume,
+            spread_bps: self.spread_bps.as_deref(),
+            depth: self.depth.as_deref(),
+        }
+    }
+}
 
 /// The scores of one strategy over one span.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,7 +27,7 @@ fn one(bars: &OwnedBars, signal: &[f64], params: &BacktestParams) -> Metrics {
 #[test]
 fn stop_is_taken_before_target_when_a_bar_touches_both() {
     // Long at bar 1's open 100 with risk 2% of $200: notional 400, qty 4, stop 99, target 103.
-    let bars = OwnedBars::from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 105.0, 95.0, 100.0)]);
+    let bars = naive::bars_from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 105.0, 95.0, 100.0)]);
     let params = plain_params();
     let metrics = one(&bars, &[1.0, 0.0], &params);
     assert_eq!((metrics.trades, metrics.wins), (1, 0));
@@ -36,7 +36,7 @@ fn stop_is_taken_before_target_when_a_bar_touches_both() {
     assert!((metrics.fees - fees).abs() < 1e-12);
 
     // Only the high reaches the target: the trade wins 3 x the risk.
-    let bars = OwnedBars::from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 105.0, 99.5, 100.0)]);
+    let bars = naive::bars_from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 105.0, 99.5, 100.0)]);
     let metrics = one(&bars, &[1.0, 0.0], &params);
     assert_eq!((metrics.trades, metrics.wins), (1, 1));
     let fees = params.fee * (400.0 + 4.0 * 103.0);
@@ -45,7 +45,7 @@ fn stop_is_taken_before_target_when_a_bar_touches_both() {
 
 #[test]
 fn a_round_trip_at_a_flat_price_costs_exactly_the_two_taker_fees() {
-    let bars = OwnedBars::from_ohlc(&[(100.0, 100.5, 99.5, 100.0); 4]);
+    let bars = naive::bars_from_ohlc(&[(100.0, 100.5, 99.5, 100.0); 4]);
     let params = plain_params();
     let metrics = one(&bars, &[1.0, 0.0, 0.0, 0.0], &params);
     assert_eq!(metrics.trades, 1);
@@ -75,7 +75,7 @@ fn a_gap_through_the_stop_liquidates_and_the_strategy_stops() {
     // Full risk at 10x leverage: notional $2000; the next bar opens 20% lower, a $400 loss on $200.
     let mut rows = vec![(100.0, 100.0, 100.0, 100.0), (100.0, 100.2, 99.8, 100.0), (80.0, 81.0, 79.0, 80.0)];
     rows.extend([(80.0, 90.0, 70.0, 85.0); 5]);
-    let bars = OwnedBars::from_ohlc(&rows);
+    let bars = naive::bars_from_ohlc(&rows);
     let params = BacktestParams { rule: plain_rule(1.0), ..plain_params() };
     let metrics = one(&bars, &[1.0; 8], &params);
     assert!(metrics.ruined && metrics.ruin_bar == Some(2), "{metrics:?}");
@@ -94,7 +94,7 @@ fn a_signal_changes_nothing_before_the_next_bar() {
         rows.push((price, price.max(next) * 1.003, price.min(next) * 0.997, next));
         price = next;
     }
-    let bars = OwnedBars::from_ohlc(&rows);
+    let bars = naive::bars_from_ohlc(&rows);
     let signal: Vec<f64> = (0..120).map(|i| ((i as f64) * 0.61).sin()).collect();
     let params = BacktestParams::default();
     let base = equity_curve(&bars.view(), &signal, &params, 0..120).unwrap();
@@ -123,7 +123,7 @@ fn kelly_sizing_follows_the_trade_record() {
     for _ in 0..6 {
         rows.push((100.0, 103.5, 99.5, 100.0));
     }
-    let bars = OwnedBars::from_ohlc(&rows);
+    let bars = naive::bars_from_ohlc(&rows);
     let rule = RuleParams { min_fraction: 0.0, max_fraction: 1.0, max_leverage: 50.0, ..plain_rule(0.0) };
     let params = BacktestParams { fee: 0.0, rule, ..plain_params() };
     let curve = equity_curve(&bars.view(), &[1.0; 7], &params, 0..7).unwrap();
@@ -148,7 +148,7 @@ fn fitness_orders_fast_slow_close_far_ruined() {
         rows.push((price, next * 1.001, price * 0.999, next));
         price = next;
     }
-    let bars = OwnedBars::from_ohlc(&rows);
+    let bars = naive::bars_from_ohlc(&rows);
     let params = BacktestParams { rule: plain_rule(0.25), ..plain_params() };
     let always = vec![1.0; 200];
     let late: Vec<f64> = (0..200).map(|i| if i < 100 { 0.0 } else { 1.0 }).collect();
@@ -164,7 +164,7 @@ fn fitness_orders_fast_slow_close_far_ruined() {
     assert!(!metrics[3].reached && metrics[3].fitness == 0.5);
 
     let gap =
-        OwnedBars::from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 100.2, 99.8, 100.0), (80.0, 80.0, 80.0, 80.0)]);
+        naive::bars_from_ohlc(&[(100.0, 100.0, 100.0, 100.0), (100.0, 100.2, 99.8, 100.0), (80.0, 80.0, 80.0, 80.0)]);
     let ruin_params = BacktestParams { rule: plain_rule(1.0), ..plain_params() };
     let ruined = one(&gap, &[1.0; 3], &ruin_params);
     assert!(ruined.ruined);
@@ -175,19 +175,19 @@ fn fitness_orders_fast_slow_close_far_ruined() {
 
 #[test]
 fn bad_inputs_are_rejected_with_the_column_named() {
-    let mut bars = OwnedBars::from_ohlc(&[(100.0, 101.0, 99.0, 100.0); 5]);
+    let mut bars = naive::bars_from_ohlc(&[(100.0, 101.0, 99.0, 100.0); 5]);
     let params = BacktestParams::default();
-    bars.close[3] = f64::NAN;
+    bars.close.to_mut()[3] = f64::NAN;
     let error = run(&bars.view(), &[0.0; 5], &params, 0..5).unwrap_err().to_string();
     assert!(error.contains("`close` row 3"), "{error}");
     // Rows outside the span are not read.
     assert!(run(&bars.view(), &[0.0; 5], &params, 0..3).is_ok());
-    bars.close[3] = 100.0;
+    bars.close.to_mut()[3] = 100.0;
     assert!(run(&bars.view(), &[0.0; 7], &params, 0..5).unwrap_err().to_string().contains("multiple"));
     assert!(run(&bars.view(), &[0.0; 5], &params, 2..2).is_err());
-    bars.volume.pop();
+    bars.volume.to_mut().pop();
     assert!(run(&bars.view(), &[0.0; 5], &params, 0..5).unwrap_err().to_string().contains("`volume`"));
     let bad = BacktestParams { target_multiple: 1.0, ..params };
-    let bars = OwnedBars::from_ohlc(&[(100.0, 101.0, 99.0, 100.0); 5]);
+    let bars = naive::bars_from_ohlc(&[(100.0, 101.0, 99.0, 100.0); 5]);
     assert!(run(&bars.view(), &[0.0; 5], &bad, 0..5).unwrap_err().to_string().contains("target_multiple"));
 }

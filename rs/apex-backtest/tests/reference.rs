@@ -20,7 +20,7 @@ fn bars_strategy() -> impl Strategy<Value = OwnedBars> {
                 close = open * (1.0 + ret);
                 rows.push((open, open.max(close) * (1.0 + up), open.min(close) * (1.0 - down), close));
             }
-            let mut bars = OwnedBars::from_ohlc(&rows);
+            let mut bars = naive::bars_from_ohlc(&rows);
             if per_bar_costs {
                 bars.spread_bps = Some(moves.iter().map(|m| m.4).collect());
                 bars.depth = Some(moves.iter().map(|m| 1_000.0 + 1e4 * m.4).collect());
@@ -127,7 +127,7 @@ fn deterministic_across_thread_counts() {
         rows.push((price, price.max(next) * 1.002, price.min(next) * 0.998, next));
         price = next;
     }
-    let bars = OwnedBars::from_ohlc(&rows);
+    let bars = naive::bars_from_ohlc(&rows);
     let signals: Vec<f64> = (0..300 * 500).map(|i| ((i as f64) * 0.37).sin()).collect();
     let params = BacktestParams::default();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use apex_backtest::{BacktestError, BacktestParams, Bars, Metrics, equity_curve, run};
+use apex_backtest::{BacktestError, BacktestParams, BarColumns, Metrics, equity_curve, run};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -30,43 +30,16 @@ impl IntoPyErr for BacktestError {
 }
 
 /// The bar columns of one call, borrowed (or copied when strided).
-struct Columns<'a> {
-    ts: Cow<'a, [i64]>,
-    open: Cow<'a, [f64]>,
-    high: Cow<'a, [f64]>,
-    low: Cow<'a, [f64]>,
-    close: Cow<'a, [f64]>,
-    volume: Cow<'a, [f64]>,
-    spread_bps: Option<Cow<'a, [f64]>>,
-    depth: Option<Cow<'a, [f64]>>,
-}
-
-impl<'a> Columns<'a> {
-    /// The columns of `bars`, with its per-bar costs where present.
-    fn of(bars: &'a BarArrays<'_>) -> Columns<'a> {
-        Columns {
-            ts: values(&bars.ts),
-            open: values(&bars.open),
-            high: values(&bars.high),
-            low: values(&bars.low),
-            close: values(&bars.close),
-            volume: values(&bars.volume),
-            spread_bps: bars.spread_bps.as_ref().map(values),
-            depth: bars.depth.as_ref().map(values),
-        }
-    }
-
-    fn bars(&self) -> Bars<'_> {
-        Bars {
-            ts: &self.ts,
-            open: &self.open,
-            high: &self.high,
-            low: &self.low,
-            close: &self.close,
-            volume: &self.volume,
-            spread_bps: self.spread_bps.as_deref(),
-            depth: self.depth.as_deref(),
-        }
+fn columns_of<'a>(bars: &'a BarArrays<'_>) -> BarColumns<'a> {
+    BarColumns {
+        ts: values(&bars.ts),
+        open: values(&bars.open),
+        high: values(&bars.high),
+        low: values(&bars.low),
+        close: values(&bars.close),
+        volume: values(&bars.volume),
+        spread_bps: bars.spread_bps.as_ref().map(values),
+        depth: bars.depth.as_ref().map(values),
     }
 }
 
@@ -111,7 +84,7 @@ fn backtest_run<'py>(
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let params = params_from(params)?;
-    let columns = Columns::of(&bars);
+    let columns = columns_of(&bars);
     let rows = columns.ts.len();
     let (strategies, signal_rows) = signals.as_array().dim();
     if signal_rows != rows {
@@ -122,7 +95,7 @@ fn backtest_run<'py>(
     let signal_values: Cow<'_, [f64]> =
         signals.as_slice().map_or_else(|_| Cow::Owned(signals.as_array().iter().copied().collect()), Cow::Borrowed);
     let end = end.unwrap_or(rows);
-    let metrics = run_detached(py, || run(&columns.bars(), &signal_values, &params, start..end))?;
+    let metrics = run_detached(py, || run(&columns.view(), &signal_values, &params, start..end))?;
     debug_assert_eq!(metrics.len(), strategies);
 
     let out = PyDict::new(py);
@@ -157,9 +130,9 @@ fn backtest_equity<'py>(
     params: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let params = params_from(params)?;
-    let columns = Columns::of(&bars);
+    let columns = columns_of(&bars);
     let signal = values(&signal);
     let end = end.unwrap_or(columns.ts.len());
-    let curve = run_detached(py, || equity_curve(&columns.bars(), &signal, &params, start..end))?;
+    let curve = run_detached(py, || equity_curve(&columns.view(), &signal, &params, start..end))?;
     Ok(PyArray1::from_vec(py, curve))
 }

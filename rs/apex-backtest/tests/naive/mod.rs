@@ -1,47 +1,22 @@
 //! The naive reference backtester: one strategy, one plain loop over the bars, the whole record kept, metrics after.
 #![allow(dead_code, clippy::too_many_arguments, clippy::too_many_lines)]
 
-use apex_backtest::BacktestParams;
+use apex_backtest::{BacktestParams, BarColumns};
 
 /// Bars as owned columns, the way a test builds them.
-#[derive(Debug, Clone)]
-pub struct OwnedBars {
-    pub ts: Vec<i64>,
-    pub open: Vec<f64>,
-    pub high: Vec<f64>,
-    pub low: Vec<f64>,
-    pub close: Vec<f64>,
-    pub volume: Vec<f64>,
-    pub spread_bps: Option<Vec<f64>>,
-    pub depth: Option<Vec<f64>>,
-}
+pub type OwnedBars = BarColumns<'static>;
 
-impl OwnedBars {
-    pub fn view(&self) -> apex_backtest::Bars<'_> {
-        apex_backtest::Bars {
-            ts: &self.ts,
-            open: &self.open,
-            high: &self.high,
-            low: &self.low,
-            close: &self.close,
-            volume: &self.volume,
-            spread_bps: self.spread_bps.as_deref(),
-            depth: self.depth.as_deref(),
-        }
-    }
-
-    /// Bars from (open, high, low, close) tuples, one minute apart.
-    pub fn from_ohlc(rows: &[(f64, f64, f64, f64)]) -> Self {
-        Self {
-            ts: (0..rows.len() as i64).map(|i| i * 60_000_000_000).collect(),
-            open: rows.iter().map(|r| r.0).collect(),
-            high: rows.iter().map(|r| r.1).collect(),
-            low: rows.iter().map(|r| r.2).collect(),
-            close: rows.iter().map(|r| r.3).collect(),
-            volume: vec![1.0; rows.len()],
-            spread_bps: None,
-            depth: None,
-        }
+/// Bars from (open, high, low, close) tuples, one minute apart, volume 1.
+pub fn bars_from_ohlc(rows: &[(f64, f64, f64, f64)]) -> OwnedBars {
+    BarColumns {
+        ts: (0..rows.len() as i64).map(|i| i * 60_000_000_000).collect(),
+        open: rows.iter().map(|r| r.0).collect(),
+        high: rows.iter().map(|r| r.1).collect(),
+        low: rows.iter().map(|r| r.2).collect(),
+        close: rows.iter().map(|r| r.3).collect(),
+        volume: vec![1.0; rows.len()].into(),
+        spread_bps: None,
+        depth: None,
     }
 }
 
