@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import hashlib
 import io
 import json
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 from apexctl import __version__, signals
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError
+from apexctl.forge.outputs import umask
 from apexctl.schemas.tables import TableSchema
 
 META_SCHEMA = "apex.schema"
@@ -60,14 +60,6 @@ class Table:
         """Instrument info per symbol (tick_size, qty_step as decimal strings) when the producer recorded it."""
         value = self.metadata.get(META_INSTRUMENTS)
         return value if isinstance(value, dict) else {}
-
-
-@functools.cache
-def umask() -> int:
-    """The process's file-creation mask (read once: reading it means setting it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def describe(path: str | Path) -> str:

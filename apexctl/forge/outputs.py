@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import stat
@@ -24,12 +25,19 @@ from pathlib import Path
 
 from apexctl import signals
 from apexctl.errors import Busy, UsageError
-from apexctl.forge.io import umask
 
 STDIO = "-"
 #: Prefix of the staging folders and of the lock files, next to the output they belong to (hidden, removed at exit).
 STAGING = ".staging-"
 LOCK = ".lock"
+
+
+@functools.cache
+def umask() -> int:
+    """The process's file-creation mask (read once: reading it means setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @dataclass(frozen=True)
