@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apexctl.errors import InputError, SchemaError
 from apexctl.forge import io
@@ -98,3 +102,32 @@ def test_foreign_file_without_metadata_is_accepted_when_columns_fit(tmp_path):
     out = tmp_path / "t.parquet"
     pq.write_table(pa.table({c: trades_frame()[c].to_arrow() for c in trades_frame().columns}), out)
     assert io.read_table(out, [BOOK, TRADES]).schema_name == "trades"
+
+
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.floats(allow_nan=True, allow_infinity=True).map(np.float64),
+    st.floats(width=32, allow_nan=True, allow_infinity=True).map(np.float32),
+    st.integers(min_value=-(2**31), max_value=2**31).map(np.int64),
+    st.booleans().map(np.bool_),
+    st.text(max_size=3).map(lambda name: Path("/data") / name),
+)
+_documents = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _documents, max_size=4))
+def test_dumps_string_keyed_writes_what_dumps_writes(doc):
+    assert io.dumps_string_keyed(doc) == io.dumps(doc)

@@ -197,7 +197,7 @@ def save_checkpoint(config: EvolveConfig, state: State, features_sha: str) -> No
         "surrogate_rows": rows_file,
     }
     with io.atomic_output(folder / "state.json") as handle:
-        handle.write(io.dumps(doc).encode())
+        handle.write(io.dumps_string_keyed(doc).encode())
     for old in folder.glob("surrogate-*.npz"):
         if old.name != rows_file:
             old.unlink(missing_ok=True)

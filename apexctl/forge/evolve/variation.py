@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from deap import base, creator, tools
@@ -39,6 +41,46 @@ def cx_one_point(ind1: Any, ind2: Any) -> tuple[Any, Any]:
     return ind1, ind2
 
 
+#: What an individual carries besides its nodes and fitness, all immutable (`clone_tree` shares them).
+_PLAIN_ATTRIBUTES = frozenset({"fitness", "json", "estimated"})
+
+
+def clone_tree(ind: Any) -> Any:
+    """What `copy.deepcopy` makes of an individual, built directly: DEAP's deep copy of a tree shares its nodes, and
+    of its fitness keeps only the weighted values, but it pays for constructing both through `creator` and for the
+    generic copy of the attributes. At a population of 50,000 that was most of a generation's variation time."""
+    attributes = ind.__dict__
+    if not _PLAIN_ATTRIBUTES.issuperset(attributes):
+        return copy.deepcopy(ind)
+    tree_class = type(ind)
+    new = tree_class.__new__(tree_class)
+    list.extend(new, ind)
+    new.__dict__.update(attributes)
+    fitness = ind.fitness
+    new.fitness = fitness.__class__.__new__(fitness.__class__)
+    new.fitness.wvalues = fitness.wvalues
+    return new
+
+
+def static_limit(key: Callable[[Any], int], max_value: int) -> Callable[[Any], Any]:
+    """DEAP's `gp.staticLimit` (a child over the limit is replaced by a copy of one of its parents, drawn at random),
+    with the parents copied by `clone_tree`."""
+
+    def decorator(operator: Any) -> Any:
+        @functools.wraps(operator)
+        def limited(*parents: Any, **kwargs: Any) -> list[Any]:
+            kept = [clone_tree(ind) for ind in parents]
+            children = list(operator(*parents, **kwargs))
+            for i, child in enumerate(children):
+                if key(child) > max_value:
+                    children[i] = random.choice(kept)
+            return children
+
+        return limited
+
+    return decorator
+
+
 def _tree_class(dual: bool) -> Any:
     """DEAP individual class: one maximized objective, or two (backtest fitness, simulator PnL) with --dsg."""
     if not hasattr(creator, "ApexFitness"):
@@ -63,9 +105,10 @@ def make_toolbox(pset: deap_gp.PrimitiveSetTyped, config: EvolveConfig) -> base.
     toolbox.register("mutate", deap_gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     # DEAP's height is apex-gp's depth (a leaf is 0); a child over either limit is replaced by one of its parents, so
     # a tree variation returns always loads (the limits hold only if callers use the returned trees, see vary).
+    toolbox.register("clone", clone_tree)
     for limit in (
-        deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth),
-        deap_gp.staticLimit(key=len, max_value=MAX_NODES),
+        static_limit(key=lambda tree: tree.height, max_value=config.max_depth),
+        static_limit(key=len, max_value=MAX_NODES),
     ):
         toolbox.decorate("mate", limit)
         toolbox.decorate("mutate", limit)
