@@ -8,13 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
-from deap import gp as deap_gp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apexctl.forge.evolve import EvolveConfig, make_toolbox, vary
-from apexctl.forge.evolve.variation import clone_tree, cx_one_point, individual
-from apexctl.forge.gp import MAX_NODES, primitive_set, to_json
+from apexctl.forge.evolve.variation import clone_tree, individual
+from apexctl.forge.gp import primitive_set, to_json
+from tests.reference.variation_reference import deap_toolbox
 
 NAMES = ["a", "b", "c"]
 
@@ -25,21 +25,6 @@ def described(ind):
     fitness = ind.fitness
     others = {k: v for k, v in vars(ind).items() if k != "fitness"}
     return (type(ind), str(ind), type(fitness), fitness.wvalues, fitness.valid, sorted(vars(fitness)), others)
-
-
-def deap_toolbox(pset, config):
-    """The toolbox as it was before `clone_tree`: DEAP's deep copy, and its `staticLimit` (which deep-copies too)."""
-    toolbox = make_toolbox(pset, config)
-    toolbox.register("clone", copy.deepcopy)
-    toolbox.register("mate", cx_one_point)
-    toolbox.register("mutate", deap_gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
-    for limit in (
-        deap_gp.staticLimit(key=lambda tree: tree.height, max_value=config.max_depth),
-        deap_gp.staticLimit(key=len, max_value=MAX_NODES),
-    ):
-        toolbox.decorate("mate", limit)
-        toolbox.decorate("mutate", limit)
-    return toolbox
 
 
 @pytest.mark.parametrize("dual", [False, True])
