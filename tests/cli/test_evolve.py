@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import re
 from pathlib import Path
@@ -182,6 +183,24 @@ def test_fraction_widens_when_the_surrogate_is_poor(tmp_path):
     log = evolve(config).generations
     assert log["eval_fraction"].to_list()[:2] == [1.0, 0.02]
     assert log["eval_fraction"][-1] > 0.02
+
+
+def test_survivors_are_parked_outside_the_collector_only_while_the_run_lasts(tmp_path):
+    features = write_features(tmp_path, bars_with_signal(300, edge=0.0, seed=6))
+    frozen: list[int] = []
+    config = EvolveConfig(features=features, output=tmp_path / "gc", pop=60, gens=2, seed=1)
+    evolve(config, lambda row: frozen.append(gc.get_freeze_count()))
+    assert len(frozen) == 3
+    assert min(frozen) > 60, "each generation's survivors are frozen"
+    assert gc.get_freeze_count() == 0, "a finished run leaves the collector as it found it"
+
+    def fail_in_generation_1(row):
+        if row["generation"] == 1:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        evolve(dataclasses.replace(config, output=tmp_path / "gc2"), fail_in_generation_1)
+    assert gc.get_freeze_count() == 0, "a failed run leaves the collector as it found it"
 
 
 def test_seed_dna_starts_from_the_tree_and_rejects_unknown_features(tmp_path):
