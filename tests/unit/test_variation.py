@@ -1,18 +1,20 @@
 """Variation's copies: `clone_tree` makes what `copy.deepcopy` makes, and `vary` breeds the same offspring as with
-DEAP's own deep copies and `staticLimit`."""
+DEAP's own deep copies and `staticLimit`; `MaximizedFitness` reads back what DEAP's `Fitness` does."""
 
 from __future__ import annotations
 
 import copy
 import random
+import struct
 from pathlib import Path
 
 import pytest
+from deap import base
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apexctl.forge.evolve import EvolveConfig, make_toolbox, vary
-from apexctl.forge.evolve.variation import clone_tree, individual
+from apexctl.forge.evolve.variation import MaximizedFitness, clone_tree, individual
 from apexctl.forge.gp import primitive_set, to_json
 from tests.reference.variation_reference import deap_toolbox
 
@@ -81,3 +83,34 @@ def test_vary_breeds_what_deap_copies_breed(seed, max_depth, dual):
             if not ind.fitness.valid:
                 ind.fitness.values = (random.random(), random.random()) if dual else (random.random(),)
             ind.fitness.crowding_dist = float(i % 3)
+
+
+def bits(values) -> list[tuple[type, bytes]]:
+    """Each value's type and exact bits (so -0.0 differs from 0.0 and a NaN equals itself)."""
+    return [(type(v), struct.pack("<d", v)) for v in values]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**60), 2**60), st.booleans()),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_maximized_fitness_reads_back_what_deap_fitness_reads(values):
+    weights = (1.0,) * len(values)
+    ours = type("Ours", (MaximizedFitness,), {"weights": weights})()
+    deaps = type("Deaps", (base.Fitness,), {"weights": weights})()
+    ours.values, deaps.values = tuple(values), tuple(values)
+    assert bits(ours.values) == bits(deaps.values)
+    assert bits(ours.wvalues) == bits(deaps.wvalues)
+    assert ours.valid
+    del ours.values
+    assert ours.values == ()
+    assert not ours.valid
+
+
+def test_maximized_fitness_refuses_other_weights():
+    with pytest.raises(TypeError, match=r"weights of 1\.0 only"):
+        type("Minimized", (MaximizedFitness,), {"weights": (1.0, -1.0)})
