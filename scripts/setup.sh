@@ -31,7 +31,7 @@ fi
 
 # Bytecode, written once here: uv does not compile what it installs, and where PYTHONDONTWRITEBYTECODE is set (CI
 # machines) no process ever would, so every apexctl start compiled polars', scikit-learn's and the Forge's sources
-# again (`apexctl evolve --help` took 1.8 s instead of 0.5 s). A file another Python version's syntax (torch has a
+# again (`apexctl evolve --help` took 1.8 s instead of 0.5 s). A file in another Python version's syntax (torch has a
 # few) stays uncompiled; that is not an error.
 bytecode="$venv/.apexctl-bytecode"
 if [ ! -f "$bytecode" ] || [ "$stamp" -nt "$bytecode" ]; then

@@ -85,7 +85,7 @@ class MaximizedFitness(base.Fitness):
     """DEAP's `Fitness` for objectives that are all maximized with weight 1.0, whose `values` are its `wvalues`.
 
     DEAP's getter divides every weighted value by its weight on each read, building a tuple in Python; selection, the
-    generation log and the checkpoint read it several times per tree per generation (about 0.5 s a generation at
+    generation log and the checkpoint read it several times per tree per generation (about 0.2 s a generation at
     --pop 50000). Dividing a float by 1.0 leaves it as it is, so the stored tuple is the answer."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
