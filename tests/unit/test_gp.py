@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from apexctl import _core
 from apexctl.errors import DataError
 from apexctl.forge import gp as forge_gp
+from tests.reference import gp_json_reference
 
 NAMES = ["ofi_l1", "ret_1", "spread"]
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "gp_tree.schema.json"
@@ -103,6 +104,28 @@ def test_json_round_trip_is_lossless():
         assert str(back) == str(tree)
         assert json.loads(forge_gp.to_json(back)) == json.loads(text)
         assert json.loads(_core.gp_validate(text, NAMES)) == json.loads(text)
+
+
+CONSTANTS = [0.0, -0.0, 1e-320, -2.5e-308, 1e300, -1.7976931348623157e308, 0.1, 1 / 3, 7.0, -123456789.125]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    depth=st.integers(0, 7),
+    names=st.lists(st.sampled_from(["ofi_l1", "ret_1", "spread", "é_λ", "_x9", "Ωmega"]), min_size=1, unique=True),
+    constants=st.lists(st.one_of(st.sampled_from(CONSTANTS), st.floats(allow_nan=False, allow_infinity=False))),
+    window=st.integers(1, 10_000),
+)
+def test_to_json_writes_what_json_dumps_writes(seed, depth, names, constants, window):
+    pset = forge_gp.primitive_set(names)
+    pset.addTerminal(window, forge_gp.Window)
+    random.seed(seed)
+    tree = gp.PrimitiveTree(forge_gp.gen_half_and_half(pset, 0, depth))
+    ephemerals = [node for node in tree if isinstance(node, gp.Terminal) and node.ret is float and node.name == "const"]
+    for node, value in zip(ephemerals, constants, strict=False):
+        node.value = value
+    assert forge_gp.to_json(tree) == gp_json_reference.to_json(tree)
 
 
 def test_windows_outside_the_generator_set_and_constants_survive():
