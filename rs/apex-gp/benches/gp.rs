@@ -1,19 +1,24 @@
 //! Node evaluations per second: the blocked batch evaluator (shared subtrees, rayon) against the same evaluator one
 //! program at a time, the streaming evaluator and the naive recursive interpreter, on random trees and on a
-//! population bred by crossover (where subtrees repeat, as in evolution).
+//! population bred by crossover (where subtrees repeat, as in evolution). And trees loaded per second: the quick
+//! typed load with one index of the inputs (`batch::compile_all`) against the checked way of every tree through a
+//! JSON value, indexing the inputs for each.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use apex_gp::batch::Subtrees;
-use apex_gp::{Limits, Node, Op, Program, StreamingEvaluator, Tree, Type, WINDOWS, batch, naive};
+use apex_gp::{GpError, Limits, Node, Op, Program, StreamingEvaluator, Tree, Type, WINDOWS, batch, naive};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rayon::prelude::*;
 
 const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 const ROWS: usize = 20_000;
 const TREES: usize = 200;
 /// Generations of crossover that breed the shared population from random parents.
 const GENERATIONS: usize = 8;
+/// Tree documents loaded per run (evolution loads 40,000-50,000 new trees a generation at `--pop 50000`).
+const LOADED: usize = 20_000;
 
 /// A small deterministic generator (SplitMix64), so the benchmark needs no rand dependency.
 struct Rng(u64);
@@ -121,8 +126,48 @@ fn best_of(repeats: usize, mut run: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// Each document read through a JSON value and compiled against the inputs indexed for it alone: how
+/// `compile_all` loaded trees before the quick way.
+fn load_checked(texts: &[String], limits: &Limits) -> Result<Vec<Program>, GpError> {
+    texts
+        .par_iter()
+        .map(|text| {
+            let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| GpError::Json(e.to_string()))?;
+            Program::compile(&Tree::from_value(&doc, limits)?, &NAMES)
+        })
+        .collect()
+}
+
+fn bench_load(c: &mut Criterion, rng: &mut Rng) {
+    let limits = Limits::default();
+    let texts: Vec<String> =
+        (0..LOADED).map(|_| Tree::new(half_and_half(rng), &limits).expect("valid").to_json()).collect();
+    assert_eq!(batch::compile_all(&texts, &NAMES, &limits), load_checked(&texts, &limits), "the same programs");
+    let quick = best_of(5, || drop(black_box(batch::compile_all(&texts, &NAMES, &limits).expect("loads"))));
+    let checked = best_of(5, || drop(black_box(load_checked(&texts, &limits).expect("loads"))));
+    println!(
+        "gp_load_{LOADED}_trees ({} threads, programs equal): quick typed load + one input index {:.0} k trees/s, \
+         checked JSON value + index per tree {:.0} k trees/s; ratio {:.1}x",
+        rayon::current_num_threads(),
+        LOADED as f64 / quick / 1e3,
+        LOADED as f64 / checked / 1e3,
+        checked / quick,
+    );
+    let mut group = c.benchmark_group("gp_load");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(LOADED as u64));
+    group.bench_function(BenchmarkId::new("quick_compile_all", LOADED), |b| {
+        b.iter(|| batch::compile_all(&texts, &NAMES, &limits).expect("loads"));
+    });
+    group.bench_function(BenchmarkId::new("checked_value_per_tree", LOADED), |b| {
+        b.iter(|| load_checked(&texts, &limits).expect("loads"));
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let mut rng = Rng(7);
+    bench_load(c, &mut rng);
     let columns: Vec<Vec<f64>> = NAMES
         .iter()
         .map(|_| (0..ROWS).map(|_| if rng.below(50) == 0 { f64::NAN } else { rng.unit() * 2.0 - 1.0 }).collect())

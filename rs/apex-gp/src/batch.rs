@@ -6,9 +6,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::GpError;
-use crate::compile::Program;
+use crate::compile::{Inputs, Program};
 use crate::plan::{self, Dag, Schedule};
-use crate::tree::Limits;
+use crate::tree::{Limits, Tree};
 
 pub use crate::plan::Sharing;
 
@@ -85,7 +85,7 @@ pub fn evaluate_many_into(
             n => Err(GpError::Shape(format!("the output holds {n} values, not 0 programs x rows"))),
         };
     };
-    if let Some(i) = programs.iter().position(|p| p.inputs() != first.inputs()) {
+    if let Some(i) = programs.iter().position(|p| !p.same_inputs(first)) {
         return Err(GpError::Shape(format!("program {i} was compiled for other inputs than program 0")));
     }
     let rows = check_columns(first.inputs().len(), columns)?;
@@ -195,16 +195,24 @@ pub fn sharing_json<S: AsRef<str> + Sync>(trees: &[S], names: &[S], limits: &Lim
     compile_all(trees, names, limits).map(|programs| sharing(&programs))
 }
 
-/// Loads and compiles JSON trees in parallel.
+/// Loads and compiles JSON trees in parallel, against one index of `names`.
 ///
 /// # Errors
 /// `InTree { index, .. }` for the first tree (by index) that fails.
-pub fn compile_all<S: AsRef<str> + Sync>(trees: &[S], names: &[S], limits: &Limits) -> Result<Vec<Program>, GpError> {
+pub fn compile_all<S: AsRef<str> + Sync, N: AsRef<str>>(
+    trees: &[S],
+    names: &[N],
+    limits: &Limits,
+) -> Result<Vec<Program>, GpError> {
+    let inputs = Inputs::new(names);
     trees
         .par_iter()
         .enumerate()
         .map(|(index, text)| {
-            Program::from_json(text.as_ref(), names, limits).map_err(|e| GpError::InTree { index, source: Box::new(e) })
+            let tree = Tree::from_json(text.as_ref(), limits);
+            // The same errors in the same order as `Program::from_json` of each tree.
+            tree.and_then(|tree| Program::compile_owned(tree, inputs.as_ref().map_err(Clone::clone)?))
+                .map_err(|e| GpError::InTree { index, source: Box::new(e) })
         })
         .collect()
 }

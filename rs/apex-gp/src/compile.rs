@@ -1,6 +1,7 @@
 //! The compiler from a validated tree to flat postfix bytecode over stack slots, with per-node rolling-state slots.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::GpError;
 use crate::kernels::{Stat, ema_alpha};
@@ -63,13 +64,42 @@ pub(crate) enum StateSpec {
     Ema,
 }
 
+/// The ordered input feature names a batch of trees is compiled against, indexed once for all of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inputs {
+    names: Arc<[String]>,
+    index: HashMap<String, usize>,
+}
+
+impl Inputs {
+    /// The names of the columns (batch) or row values (streaming), in that order.
+    ///
+    /// # Errors
+    /// `Shape` when a name repeats.
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Result<Inputs, GpError> {
+        let mut index = HashMap::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            if index.insert(name.as_ref().to_owned(), i).is_some() {
+                return Err(GpError::Shape(format!("feature name {:?} appears twice", name.as_ref())));
+            }
+        }
+        Ok(Inputs { names: names.iter().map(|s| s.as_ref().to_owned()).collect(), index })
+    }
+
+    /// The names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
 /// A compiled tree: postfix instructions over `slots` stack slots, bound to an ordered list of input features.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Program {
     pub(crate) code: Vec<Instr>,
     pub(crate) slots: usize,
     pub(crate) states: Vec<StateSpec>,
-    inputs: Vec<String>,
+    /// Shared by every program compiled against the same [`Inputs`].
+    inputs: Arc<[String]>,
     nodes: usize,
     tree: Tree,
 }
@@ -81,21 +111,23 @@ impl Program {
     /// `UnknownFeature` (with the node path) when the tree uses a feature not in `inputs`; `Shape` when `inputs`
     /// repeats a name.
     pub fn compile<S: AsRef<str>>(tree: &Tree, inputs: &[S]) -> Result<Program, GpError> {
-        let mut index = BTreeMap::new();
-        for (i, name) in inputs.iter().enumerate() {
-            if index.insert(name.as_ref(), i).is_some() {
-                return Err(GpError::Shape(format!("feature name {:?} appears twice", name.as_ref())));
-            }
-        }
-        let mut compiler = Compiler { index: &index, inputs, code: Vec::new(), states: Vec::new(), slots: 0 };
+        Program::compile_owned(tree.clone(), &Inputs::new(inputs)?)
+    }
+
+    /// Compiles `tree` against inputs indexed beforehand (many trees, one index), keeping the tree.
+    ///
+    /// # Errors
+    /// `UnknownFeature` (with the node path) when the tree uses a feature not in `inputs`.
+    pub fn compile_owned(tree: Tree, inputs: &Inputs) -> Result<Program, GpError> {
+        let mut compiler = Compiler { inputs, code: Vec::new(), states: Vec::new(), slots: 0 };
         compiler.emit(tree.root(), 0, &NodePath::Root)?;
         Ok(Program {
             slots: compiler.slots,
             code: compiler.code,
             states: compiler.states,
-            inputs: inputs.iter().map(|s| s.as_ref().to_owned()).collect(),
+            inputs: Arc::clone(&inputs.names),
             nodes: tree.root().size(),
-            tree: tree.clone(),
+            tree,
         })
     }
 
@@ -104,7 +136,12 @@ impl Program {
     /// # Errors
     /// As [`Tree::from_json`] and [`Program::compile`].
     pub fn from_json<S: AsRef<str>>(text: &str, inputs: &[S], limits: &Limits) -> Result<Program, GpError> {
-        Program::compile(&Tree::from_json(text, limits)?, inputs)
+        Program::compile_owned(Tree::from_json(text, limits)?, &Inputs::new(inputs)?)
+    }
+
+    /// Whether both programs read the same inputs in the same order (cheap when compiled against one [`Inputs`]).
+    pub fn same_inputs(&self, other: &Program) -> bool {
+        Arc::ptr_eq(&self.inputs, &other.inputs) || self.inputs == other.inputs
     }
 
     /// The input feature names, in the order columns / row values are expected.
@@ -128,15 +165,14 @@ impl Program {
     }
 }
 
-struct Compiler<'a, S> {
-    index: &'a BTreeMap<&'a str, usize>,
-    inputs: &'a [S],
+struct Compiler<'a> {
+    inputs: &'a Inputs,
     code: Vec<Instr>,
     states: Vec<StateSpec>,
     slots: usize,
 }
 
-impl<S: AsRef<str>> Compiler<'_, S> {
+impl Compiler<'_> {
     fn push(&mut self, code: Code, slot: usize) {
         self.slots = self.slots.max(slot + 1);
         self.code.push(Instr { code, slot });
@@ -150,12 +186,11 @@ impl<S: AsRef<str>> Compiler<'_, S> {
     fn emit(&mut self, node: &Node, slot: usize, path: &NodePath<'_>) -> Result<(), GpError> {
         match node {
             Node::Feature(name) => {
-                let Some(&i) = self.index.get(name.as_str()) else {
-                    let available: Vec<&str> = self.inputs.iter().map(AsRef::as_ref).collect();
+                let Some(&i) = self.inputs.index.get(name.as_str()) else {
                     return Err(GpError::UnknownFeature {
                         path: path.to_string(),
                         name: name.clone(),
-                        available: available.join(", "),
+                        available: self.inputs.names.join(", "),
                     });
                 };
                 self.push(Code::Feature(i), slot);

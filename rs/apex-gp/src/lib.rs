@@ -27,12 +27,13 @@ mod block;
 mod compile;
 mod error;
 mod kernels;
+mod load;
 pub mod naive;
 mod plan;
 mod stream;
 mod tree;
 
-pub use compile::Program;
+pub use compile::{Inputs, Program};
 pub use error::GpError;
 pub use kernels::tanh;
 pub use stream::{StreamingEvaluator, stream_columns};

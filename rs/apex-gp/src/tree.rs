@@ -209,11 +209,15 @@ impl Tree {
         Ok(Tree { root, features })
     }
 
-    /// Reads a JSON document.
+    /// Reads a JSON document: the quick way (`load`) when it can, else the checked way of [`Tree::from_value`],
+    /// which accepts the same documents, builds the same trees and names what is wrong with the others.
     ///
     /// # Errors
     /// `Json` for text that is not JSON; otherwise as [`Tree::from_value`].
     pub fn from_json(text: &str, limits: &Limits) -> Result<Tree, GpError> {
+        if let Some(tree) = crate::load::quick(text, limits) {
+            return Ok(tree);
+        }
         let doc: Value = serde_json::from_str(text).map_err(|e| GpError::Json(e.to_string()))?;
         Tree::from_value(&doc, limits)
     }
@@ -305,7 +309,7 @@ impl std::fmt::Display for NodePath<'_> {
     }
 }
 
-fn check_declared(node: &Node, path: &NodePath<'_>, declared: &BTreeSet<&str>) -> Result<(), GpError> {
+pub(crate) fn check_declared(node: &Node, path: &NodePath<'_>, declared: &BTreeSet<&str>) -> Result<(), GpError> {
     match node {
         Node::Feature(name) if !declared.contains(name.as_str()) => {
             Err(GpError::UndeclaredFeature { path: path.to_string(), name: name.clone() })

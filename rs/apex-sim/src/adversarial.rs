@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apex_gp::{GpError, Limits, Program, StreamingEvaluator};
+use apex_gp::{Limits, Program, StreamingEvaluator};
 use rayon::prelude::*;
 
 use crate::dsg::Dsg;
@@ -178,14 +178,7 @@ fn load<S: AsRef<str> + Sync>(
     limits: &Limits,
 ) -> Result<Vec<Program>, SimError> {
     let names = sim_feature_names(template.bar_s, options);
-    let programs = trees
-        .par_iter()
-        .enumerate()
-        .map(|(index, text)| {
-            Program::from_json(text.as_ref(), &names, limits)
-                .map_err(|e| GpError::InTree { index, source: Box::new(e) })
-        })
-        .collect::<Result<Vec<Program>, GpError>>()?;
+    let programs = apex_gp::batch::compile_all(trees, &names, limits)?;
     // Each tree's own strategy checks its inputs against the simulator's features (and VMD modes).
     for program in &programs {
         GpStrategy::new(program, template, options)?;
@@ -587,6 +580,7 @@ mod tests {
     use super::*;
     use crate::batch::preset;
     use crate::strategy::{AlwaysFlat, BuyAndHold};
+    use apex_gp::GpError;
 
     fn tree(root: &str, features: &str) -> String {
         format!(r#"{{"schema":"apex.gp_tree","version":1,"features":[{features}],"root":{root}}}"#)
