@@ -367,6 +367,10 @@ def gp_evaluate_into(
 def gp_sharing(
     trees_json: list[str], names: list[str], max_depth: int = 17, max_nodes: int = 4096
 ) -> dict[str, int]: ...
+def gp_shapes(
+    trees_json: list[str], names: list[str], max_depth: int = 17, max_nodes: int = 4096
+) -> npt.NDArray[np.float64]: ...
+def gp_shape_columns(names: list[str]) -> list[str]: ...
 def gp_stream(
     tree_json: str,
     names: list[str],

@@ -24,10 +24,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from deap import gp as deap_gp
 
 from apexctl import _core
-from apexctl.forge.gp import PRIMITIVES, Window
 
 #: Bars of the signal slice, and the warm-up evaluated before it (nested rolling windows need history).
 SLICE_ROWS = 256
@@ -54,12 +52,10 @@ Matrix = npt.NDArray[np.float64]
 
 
 class Featurizer:
-    """Turns DEAP trees (and their JSON) into the surrogate's feature rows."""
+    """Turns GP trees (their JSON) into the surrogate's feature rows."""
 
     def __init__(self, names: Sequence[str], columns: Sequence[np.ndarray], close: np.ndarray, train_end: int) -> None:
         self.names = list(names)
-        self._feature_index = {n: i for i, n in enumerate(self.names)}
-        self._primitive_index = {deap_name: i for i, (_, deap_name, *_) in enumerate(PRIMITIVES)}
         end = train_end
         start = max(0, end - SLICE_ROWS)
         self._first = max(0, start - SLICE_WARMUP)
@@ -71,35 +67,12 @@ class Featurizer:
         moves = np.diff(np.log(slice_close))[: end - start]
         ret[: len(moves)] = moves
         self._ret = np.nan_to_num(ret, nan=0.0, posinf=0.0, neginf=0.0)
-        self.columns = (
-            ["size", "height", "constants", "windows_sum", "window_max"]
-            + [f"op_{name}" for name, *_ in PRIMITIVES]
-            + [f"feature_{n}" for n in self.names]
-            + [f"signal_{s}" for s in SIGNAL_STATS]
-        )
+        self.columns = _core.gp_shape_columns(self.names) + [f"signal_{s}" for s in SIGNAL_STATS]
 
-    def shape(self, trees: Sequence[deap_gp.PrimitiveTree]) -> Matrix:
-        """Shape features: size, height, constants, windows, primitive and feature-terminal counts."""
-        n_ops, n_features = len(PRIMITIVES), len(self.names)
-        out = np.zeros((len(trees), 5 + n_ops + n_features))
-        for row, tree in enumerate(trees):
-            values = out[row]
-            values[0] = len(tree)
-            values[1] = tree.height
-            window_max = 0
-            for node in tree:
-                if isinstance(node, deap_gp.Primitive):
-                    values[5 + self._primitive_index[node.name]] += 1
-                elif node.ret is Window:
-                    values[3] += node.value
-                    window_max = max(window_max, node.value)
-                elif node.ret is float:
-                    if isinstance(node.value, str):
-                        values[5 + n_ops + self._feature_index[node.value]] += 1
-                    else:
-                        values[2] += 1
-            values[4] = window_max
-        return out
+    def shape(self, texts: Sequence[str]) -> Matrix:
+        """Shape features of the trees (their GP JSON): size, height, constants, windows, primitive and feature-terminal
+        counts (one Rust batch call)."""
+        return _core.gp_shapes(list(texts), self.names)
 
     def signal_stats(self, texts: Sequence[str]) -> Matrix:
         """Statistics of each tree's signal on the training slice (one Rust batch call)."""
@@ -129,9 +102,9 @@ class Featurizer:
             ]
         )
 
-    def rows(self, trees: Sequence[deap_gp.PrimitiveTree], texts: Sequence[str]) -> Matrix:
-        """The full feature rows of the trees (texts = their GP JSON, same order)."""
-        return np.hstack([self.shape(trees), self.signal_stats(texts)])
+    def rows(self, texts: Sequence[str]) -> Matrix:
+        """The full feature rows of the trees (their GP JSON)."""
+        return np.hstack([self.shape(texts), self.signal_stats(texts)])
 
 
 @contextlib.contextmanager

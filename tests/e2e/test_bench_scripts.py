@@ -32,6 +32,7 @@ TINY: dict[str, list[str]] = {
     "sim.py": ["--hours", "0.05", "--jobs", "2"],
     "startup.py": ["--repeats", "1"],
     "tree_json.py": ["--trees", "200", "--repeats", "1"],
+    "tree_shape.py": ["--trees", "200", "--repeats", "1"],
     "vary.py": ["--pop", "200", "--repeats", "1"],
     "vmd.py": ["--rows", "300", "--window", "32"],
 }

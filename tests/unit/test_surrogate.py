@@ -7,12 +7,15 @@ import random
 
 import numpy as np
 import pytest
+from deap import gp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
+from apexctl import _core
 from apexctl.forge import surrogate as sae
-from apexctl.forge.gp import PRIMITIVES, from_json, primitive_set
+from apexctl.forge.gp import PRIMITIVES, gen_half_and_half, primitive_set, to_json
+from tests.reference import surrogate_shape_reference
 
 
 def test_fraction_widens_under_threshold_and_narrows_back():
@@ -67,11 +70,9 @@ def test_features_count_primitives_terminals_and_read_the_signal():
     close = 100 * np.exp(np.cumsum(np.concatenate([[0.0], 0.01 * sig[:-1]])))
     names = ["sig", "other"]
     featurizer = sae.Featurizer(names, [sig, rng.normal(size=n)], close, train_end=500)
-    pset = primitive_set(names)
     good = _tree({"op": "tanh", "args": [{"feature": "sig"}]}, ["sig"])
     bad = _tree({"op": "neg", "args": [{"op": "lag", "args": [{"feature": "sig"}, {"window": 5}]}]}, ["sig"])
-    trees = [from_json(t, pset) for t in (good, bad)]
-    rows = featurizer.rows(trees, [good, bad])
+    rows = featurizer.rows([good, bad])
     assert rows.shape == (2, len(featurizer.columns))
     col = {name: i for i, name in enumerate(featurizer.columns)}
     assert rows[0, col["size"]] == 2
@@ -86,6 +87,19 @@ def test_features_count_primitives_terminals_and_read_the_signal():
     # tanh(sig) predicts the next return on this market (it drives it); neg(lag(sig, 5)) does not.
     assert rows[0, col["signal_ret_corr"]] > 0.5
     assert abs(rows[1, col["signal_ret_corr"]]) < 0.2
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), depth=st.integers(0, 7), count=st.integers(1, 30))
+def test_shapes_count_what_the_python_walk_counts(seed, depth, count):
+    """The Rust shape rows of the trees' JSON equal the per-node Python count over the DEAP trees, bit for bit."""
+    names = ["ofi", "ret_1", "z\u00e9"]
+    pset = primitive_set(names)
+    random.seed(seed)
+    trees = [gp.PrimitiveTree(gen_half_and_half(pset, 0, depth)) for _ in range(count)]
+    ours = _core.gp_shapes([to_json(t) for t in trees], names)
+    assert np.array_equal(ours, surrogate_shape_reference.shapes(trees, names))
+    assert ours.shape[1] == len(_core.gp_shape_columns(names))
 
 
 def test_surrogate_is_deterministic_and_learns():

@@ -147,7 +147,7 @@ def evolve(
             trained: list[int] = []  # rows the model has already been given this generation (the warm-up sample)
             picked = list(range(len(texts)))
             if model is not None and featurizer is not None:
-                features = featurizer.rows([unique[t] for t in texts], texts)
+                features = featurizer.rows(texts)
                 if extra is not None:
                     features = np.hstack([features, extra])
                 if not model.ready and len(texts) > sae.WARMUP_ROWS:

@@ -90,6 +90,18 @@ impl Inputs {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+
+    /// The position of the feature `name` read at `path`.
+    ///
+    /// # Errors
+    /// `UnknownFeature` naming the feature, the node path and the names there are.
+    pub(crate) fn position(&self, name: &str, path: &NodePath<'_>) -> Result<usize, GpError> {
+        self.index.get(name).copied().ok_or_else(|| GpError::UnknownFeature {
+            path: path.to_string(),
+            name: name.to_owned(),
+            available: self.names.join(", "),
+        })
+    }
 }
 
 /// A compiled tree: postfix instructions over `slots` stack slots, bound to an ordered list of input features.
@@ -186,13 +198,7 @@ impl Compiler<'_> {
     fn emit(&mut self, node: &Node, slot: usize, path: &NodePath<'_>) -> Result<(), GpError> {
         match node {
             Node::Feature(name) => {
-                let Some(&i) = self.inputs.index.get(name.as_str()) else {
-                    return Err(GpError::UnknownFeature {
-                        path: path.to_string(),
-                        name: name.clone(),
-                        available: self.inputs.names.join(", "),
-                    });
-                };
+                let i = self.inputs.position(name, path)?;
                 self.push(Code::Feature(i), slot);
             }
             Node::Const(v) => self.push(Code::Const(*v), slot),

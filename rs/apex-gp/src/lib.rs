@@ -30,6 +30,7 @@ mod kernels;
 mod load;
 pub mod naive;
 mod plan;
+pub mod shape;
 mod stream;
 mod tree;
 

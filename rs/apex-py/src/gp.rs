@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use apex_gp::batch::Subtrees;
-use apex_gp::{GpError, Limits, Program, batch, json_schema, normalize, stream_columns};
+use apex_gp::{GpError, Limits, Program, batch, json_schema, normalize, shape, stream_columns};
 use numpy::ndarray::Array2;
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods,
@@ -13,7 +13,17 @@ use pyo3::prelude::*;
 use crate::errors::{DataError, IntoPyErr, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions!(m, gp_evaluate, gp_evaluate_into, gp_stream, gp_sharing, gp_validate, gp_tree_schema);
+    add_functions!(
+        m,
+        gp_evaluate,
+        gp_evaluate_into,
+        gp_stream,
+        gp_sharing,
+        gp_shapes,
+        gp_shape_columns,
+        gp_validate,
+        gp_tree_schema
+    );
     Ok(())
 }
 
@@ -134,6 +144,29 @@ fn gp_sharing(
         ("distinct_operations", sharing.distinct_operations),
     ]
     .into())
+}
+
+/// The shape of every JSON tree (trees x `gp_shape_columns(names)`): size, height, constants, window sum and
+/// largest window, then how many times each primitive and each feature of `names` appears; loaded in parallel.
+#[pyfunction]
+#[pyo3(signature = (trees_json, names, max_depth=17, max_nodes=4096))]
+fn gp_shapes<'py>(
+    py: Python<'py>,
+    trees_json: Vec<String>,
+    names: Vec<String>,
+    max_depth: usize,
+    max_nodes: usize,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let limits = Limits { max_depth, max_nodes };
+    let flat = run_detached(py, || shape::shapes_json(&trees_json, &names, &limits))?;
+    let width = shape::shape_width(names.len());
+    Ok(Array2::from_shape_vec((trees_json.len(), width), flat).expect("trees x columns").into_pyarray(py))
+}
+
+/// The names of `gp_shapes`'s columns over the features `names`.
+#[pyfunction]
+fn gp_shape_columns(names: Vec<String>) -> Vec<String> {
+    shape::shape_columns(&names)
 }
 
 /// The streaming evaluator's signal of one JSON tree, row by row over the columns (for parity checks).
