@@ -123,21 +123,24 @@ impl<'de> Visitor<'de> for NodeVisitor {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
     use serde_json::{Value, json};
 
     use super::*;
     use crate::{MAX_WINDOW, Type, WINDOWS};
 
-    /// SplitMix64: documents and their damage drawn from one seed that proptest picks.
-    struct Rng(u64);
+    /// Documents and their damage drawn from one seed that proptest picks.
+    struct Draws(TestRng);
 
-    impl Rng {
+    impl Draws {
+        fn new(seed: u64) -> Draws {
+            let mut key = [0; 32];
+            key[..8].copy_from_slice(&seed.to_le_bytes());
+            Draws(TestRng::from_seed(RngAlgorithm::ChaCha, &key))
+        }
+
         fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+            self.0.next_u64()
         }
 
         fn below(&mut self, n: usize) -> usize {
@@ -153,7 +156,7 @@ mod tests {
     const NAMES: [&str; 4] = ["x", "y", "z\u{e9}", "w\"q"];
 
     /// A random well-typed node of `ty` as JSON, its features drawn from `names`.
-    fn node(rng: &mut Rng, names: &[&str], ty: Type, depth: usize) -> Value {
+    fn node(rng: &mut Draws, names: &[&str], ty: Type, depth: usize) -> Value {
         match ty {
             Type::Window => json!({"window": rng.pick(&WINDOWS)}),
             Type::Bool if depth >= 3 || rng.below(3) == 0 => json!({"bool": rng.below(2) == 0}),
@@ -200,7 +203,7 @@ mod tests {
     }
 
     /// A value for `key` that is right or nearly right: the kind of damage a check has to notice.
-    fn plausible(rng: &mut Rng, key: &str) -> Value {
+    fn plausible(rng: &mut Draws, key: &str) -> Value {
         let choices = match key {
             "op" => vec![json!("add"), json!("neg"), json!("ts_mean"), json!("nope")],
             "args" => vec![json!([]), json!([{"feature": "x"}]), json!([{"feature": "x"}, {"window": 5}])],
@@ -219,7 +222,7 @@ mod tests {
 
     /// Damages one object of the document (the top one a third of the time): a key removed, a key set to a
     /// plausible or an arbitrary value, or a key of another node shape added.
-    fn damage(rng: &mut Rng, doc: &mut Value) {
+    fn damage(rng: &mut Draws, doc: &mut Value) {
         let keys = ["op", "args", "feature", "const", "bool", "window", "schema", "version", "features", "root", "x"];
         let values = [
             json!(null),
@@ -259,7 +262,7 @@ mod tests {
     }
 
     /// Text-level damage the JSON value cannot express: a key repeated, a string with escapes, a trailing byte.
-    fn garble(rng: &mut Rng, text: String) -> String {
+    fn garble(rng: &mut Draws, text: String) -> String {
         match rng.below(6) {
             0 => text.replacen("{\"op\":", "{\"op\":\"neg\",\"op\":", 1),
             1 => text.replacen("\"feature\":\"x\"", "\"feature\":\"\\u0078\"", 1),
@@ -282,7 +285,7 @@ mod tests {
         /// does, error messages included, on valid and damaged documents alike.
         #[test]
         fn quick_reads_only_what_the_checked_way_reads(seed in any::<u64>(), depth in 0usize..8, nodes in 1usize..40) {
-            let mut rng = Rng(seed);
+            let mut rng = Draws::new(seed);
             // A name written with an escape sends the document the checked way, so only one in ten has one.
             let names = if rng.below(10) == 0 { &NAMES[..] } else { &NAMES[..3] };
             let root = node(&mut rng, names, Type::Float, 0);
@@ -323,7 +326,7 @@ mod tests {
             ("bool", r#"{"op":"if_then_else","args":[{"bool":true,EXTRA},{"feature":"x"},{"feature":"x"}]}"#),
             ("window", r#"{"op":"lag","args":[{"feature":"x"},{"window":5,EXTRA}]}"#),
         ];
-        let mut rng = Rng(1);
+        let mut rng = Draws::new(1);
         for (own, template) in shapes {
             for key in keys.into_iter().filter(|k| *k != own && !(own == "op" && *k == "args")) {
                 for _ in 0..4 {
