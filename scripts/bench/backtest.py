@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import best_of, report
+from common import arguments, best_of, report
 
 from apexctl import _core
 
@@ -17,11 +16,10 @@ from backtest_reference import backtest as python_backtest
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--strategies", type=int, default=1_000, help="strategies in the Rust batch (default 1000)")
     parser.add_argument("--bars", type=int, default=10_000, help="bars per strategy (default 10000)")
     parser.add_argument("--subset", type=int, default=5, help="strategies the Python loop runs (default 5)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     n = args.bars

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from common import best_of, dict_book_states, report
+from common import arguments, best_of, dict_book_states, report
 
 from apexctl import _core
 
@@ -57,9 +56,8 @@ def python_dict_book(cols: dict[str, np.ndarray]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=500_000, help="number of delta messages (default 500000)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     cols = make_stream(args.messages, args.seed)
     summary = _core.book_replay(cols)

@@ -3,13 +3,12 @@ tigramite run_pcmci under the same correction; speed ratio measured where both r
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 import polars as pl
-from common import timed
+from common import arguments, timed
 
 from apexctl.forge.causal import CausalConfig, benjamini_hochberg, discover, prepare
 
@@ -55,7 +54,7 @@ def false_count(parents: set[tuple[str, int]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=11)
     parser.add_argument("--rows", type=int, default=20_000, help="rows of our run (default 20000)")
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--tau-max", type=int, default=5)
@@ -68,7 +67,6 @@ def main() -> None:
         "in rows; its time at --rows is then extrapolated linearly and labeled so)",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
     import tigramite.pcmci  # noqa: F401  (the import takes seconds; keep it out of the first timing)

@@ -5,12 +5,11 @@ reference, since it cannot return the market the moments need."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
-from common import best_of
+from common import arguments, best_of
 
 from apexctl import _core
 from apexctl.forge import moments as mom
@@ -18,12 +17,11 @@ from apexctl.forge.cmaes import SimTemplate, dsg_document, dsg_params, dsg_vecto
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None, repeats=2)
     parser.add_argument("--hours", type=float, default=0.1, help="simulated hours per market (default 0.1)")
     parser.add_argument("--candidates", type=int, default=4, help="candidate DSGs (default 4)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per candidate (default 2)")
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")
-    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs (default 2)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -9,6 +10,19 @@ from typing import TypeVar
 import numpy as np
 
 Result = TypeVar("Result")
+
+
+def arguments(description: str | None, *, seed: int | None = 7, repeats: int | None = None) -> argparse.ArgumentParser:
+    """A benchmark's command line with the options they share: the script's docstring as the description, `--seed`
+    (unless `seed` is None) and `--repeats` (when given a default). The script adds its own options."""
+    parser = argparse.ArgumentParser(description=description)
+    if seed is not None:
+        parser.add_argument("--seed", type=int, default=seed, help=f"seed of the generated inputs (default {seed})")
+    if repeats is not None:
+        parser.add_argument(
+            "--repeats", type=int, default=repeats, help=f"runs of each measurement, the best kept (default {repeats})"
+        )
+    return parser
 
 
 def timed(fn: Callable[[], Result]) -> tuple[float, Result]:

@@ -20,7 +20,7 @@ import sys
 import time
 
 import numpy as np
-from common import best_of
+from common import arguments, best_of
 from deap import gp
 
 from apexctl import _core
@@ -91,7 +91,7 @@ def generation(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--trees", type=int, default=8, help="random trees (genHalfAndHalf, height 2..5)")
     parser.add_argument("--seeds", type=int, default=2, help="market seeds per tree")
     parser.add_argument("--hours", type=float, default=0.5, help="simulated hours per run")
@@ -100,7 +100,6 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.02, help="share of the population the surrogate sends")
     parser.add_argument("--gen-seeds", type=int, default=3, help="seeds per tree in the extrapolated generation")
     parser.add_argument("--gen-hours", type=float, default=1.0, help="simulated hours per run in that generation")
-    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--features",
         help="comma-separated terminals (default: every simulator feature defined within the first third of the span)",

@@ -9,12 +9,12 @@ lag-1 autocorrelation (the check's power; 1-minute volatility 9 bps as in the si
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from common import arguments
 
 from apexctl.forge.efficiency import SIGNIFICANT_T, Bars, ar1_bars, sim_bars, two_fold_edge
 
@@ -23,7 +23,7 @@ BOOK_PRICED = ROOT / "examples" / "dsg" / "book-priced-makers.json"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None)
     parser.add_argument("--reps", type=int, default=5, help="replications per market (default 5)")
     parser.add_argument("--hours", type=float, default=12.0, help="hours per span (default 12)")
     parser.add_argument("--trees", type=int, default=1000, help="random trees per check (default 1000)")

@@ -3,14 +3,13 @@ without and with the LightGBM surrogate (SAE), side by side; optionally one dual
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
-from common import timed
+from common import arguments, timed
 
 
 def apexctl(*args: str) -> None:
@@ -34,7 +33,7 @@ def show(label: str, total: float, log: pl.DataFrame) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None)
     parser.add_argument("--pop", type=int, default=50_000, help="population size (default 50,000)")
     parser.add_argument("--gens", type=int, default=1, help="generations after the initial one (default 1)")
     parser.add_argument("--hours", type=float, default=4.0, help="simulated hours of BTCUSDT bars (default 4)")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import math
 
 import numpy as np
 from book import make_stream
-from common import best_of, dict_book_states, report
+from common import arguments, best_of, dict_book_states, report
 
 from apexctl import _core
 
@@ -45,9 +44,8 @@ def python_features(cols: dict[str, np.ndarray]) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=30_000, help="number of delta messages (default 30000)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     cols = make_stream(args.messages, args.seed)
     # The snapshot's prices come from arithmetic (10000.0 - i * 0.1) and are off the decimal grid by an ulp; a float

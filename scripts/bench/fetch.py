@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
-from common import best_of, report
+from common import arguments, best_of, report
 
 from apexctl import _core
 
@@ -77,9 +76,8 @@ def python_columns(data: bytes) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=200_000, help="lines (messages) to parse (default 200000)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     data = make_lines(args.messages, args.seed)
     ours_cols = _core.bybit_parse_lines(data)["book"]

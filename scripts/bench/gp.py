@@ -6,7 +6,6 @@ SAMPLE_CPU of process CPU, and the median and best of several samples are printe
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import math
 import random
@@ -17,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from common import best_of, report
+from common import arguments, best_of, report
 from deap import gp
 
 from apexctl import _core
@@ -208,12 +207,11 @@ def compare(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--trees", type=int, default=200, help="random trees (genHalfAndHalf, height 2..6)")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of each feature column")
     parser.add_argument("--pop", type=int, default=2_000, help="population of the evolved scenario (0: skip it)")
     parser.add_argument("--gens", type=int, default=10, help="generations evolved before the evolved scenario")
-    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--baseline", metavar="FILE", help="another build's _core library, timed turn about")
     args = parser.parse_args()
     baseline = load_baseline(args.baseline) if args.baseline else None

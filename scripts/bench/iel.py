@@ -3,22 +3,20 @@ a batch of N environments stepped in parallel (rayon, GIL released) against the 
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
-from common import best_of, report
+from common import arguments, best_of, report
 
 from apexctl import _core
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None, repeats=3)
     parser.add_argument("--envs", type=int, default=64, help="environments in the batch (default 64)")
     parser.add_argument("--size", type=int, default=2000, help="parent size in lots (default 2000)")
     parser.add_argument("--horizon-s", type=float, default=30.0, help="execution horizon, s (default 30)")
     parser.add_argument("--interval-s", type=float, default=3.0, help="decision interval, s (default 3)")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (default 3)")
     args = parser.parse_args()
     settings = {"size_lots": args.size, "horizon_s": args.horizon_s, "interval_s": args.interval_s}
     seeds = list(range(1, args.envs + 1))

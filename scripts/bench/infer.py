@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
+from common import arguments
 from deap import gp
 
 from apexctl import _core
@@ -89,12 +90,11 @@ def python_onnx(path: Path, x: np.ndarray, window: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=3)
     parser.add_argument("--rows", type=int, default=3000, help="decisions timed per model")
     parser.add_argument("--gp-nodes", type=int, default=50, help="size of the GP tree")
     parser.add_argument("--window", type=int, default=32, help="rows per GRU input")
     parser.add_argument("--history", type=int, default=64, help="rows the non-streaming GP baseline re-evaluates")
-    parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:

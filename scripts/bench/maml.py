@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from common import best_of, report
+from common import arguments, best_of, report
 
 from apexctl.forge.maml import Functional, MamlConfig, TaskSet, meta_gradient, new_net
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None, repeats=5)
     parser.add_argument("--tasks", type=int, default=16, help="tasks per meta-step (default 16)")
     parser.add_argument("--rows", type=int, default=30, help="support and query rows per task (default 30 each)")
     parser.add_argument("--inputs", type=int, default=20, help="features per row (default 20)")
@@ -19,7 +17,6 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=2, choices=(1, 2))
     parser.add_argument("--arch", default="mlp", choices=("mlp", "gru"))
     parser.add_argument("--window", type=int, default=8, help="GRU window (default 8)")
-    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -8,9 +8,10 @@ crossed books, each against its target (issue 14). The acceptance measurement is
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
+
+from common import arguments
 
 from apexctl import _core
 from apexctl.forge.market_facts import TARGETS, aggregate, failures, run_facts
@@ -54,7 +55,7 @@ SHOWN = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None)
     parser.add_argument("--seeds", type=int, default=8, help="seeds 1..N per symbol (default 8)")
     parser.add_argument("--hours", type=float, default=6.0, help="simulated hours per run (default 6)")
     parser.add_argument("--symbols", default=",".join(SYMBOLS), help="comma-separated preset symbols")

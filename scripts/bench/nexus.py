@@ -10,7 +10,6 @@ frame's callback to the moment pybit hands the signed request to `requests` (no 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import websocket
+from common import arguments
 from pybit import unified_trading
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +95,7 @@ def baseline_run(venue: dict, seconds: float) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None)
     parser.add_argument("--seconds", type=float, default=20.0, help="wall-clock seconds per side (default 20)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-nexus-") as tmp:

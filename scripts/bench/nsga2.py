@@ -4,11 +4,10 @@ offspring) against DEAP's `nd='log'` sort, the fastest DEAP offers."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import numpy as np
-from common import best_of, timed
+from common import arguments, best_of, timed
 from deap import base, creator, tools
 
 from apexctl.forge.evolve.selection import select_nsga2
@@ -38,10 +37,9 @@ def tags(chosen: list) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--small", type=int, default=4_000, help="population both selections run on (default 4,000)")
     parser.add_argument("--large", type=int, default=100_000, help="population of the --pop 50000 step (100,000)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
     small = population(args.small, args.seed)

@@ -3,17 +3,16 @@ through `_core.sim_batch` (rayon, all cores) against the same runs one after ano
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
-from common import timed
+from common import arguments, timed
 
 from apexctl import _core
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, seed=None)
     parser.add_argument("--hours", type=float, default=1.0, help="simulated hours per run (default 1)")
     parser.add_argument("--jobs", type=int, default=8, help="runs in the batch (default 8)")
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")

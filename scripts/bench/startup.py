@@ -4,12 +4,11 @@ every run paid before commands were loaded on demand). Best of --repeats wall ti
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 
-from common import best_of
+from common import arguments, best_of
 
 #: Runs the CLI as `python -m apexctl` does, after importing every command module (and so the whole Forge) first.
 EAGER = (
@@ -34,8 +33,7 @@ def best_start(prefix: list[str], args: list[str], repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=5, help="runs per command line; the best is kept")
+    parser = arguments(__doc__, seed=None, repeats=5)
     args = parser.parse_args()
     print(
         f"apexctl start-up: best of {args.repeats} fresh processes per command line, {os.cpu_count()} cores, "

@@ -4,12 +4,11 @@ equal."""
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
 
-from common import best_of, report
+from common import arguments, best_of, report
 from deap import gp
 
 from apexctl.forge.gp import gen_half_and_half, primitive_set, to_json
@@ -19,11 +18,9 @@ from tests.reference.gp_json_reference import to_json as dicts_to_json
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, repeats=3)
     parser.add_argument("--trees", type=int, default=50_000, help="trees to write (default 50,000)")
     parser.add_argument("--depth", type=int, default=6, help="greatest depth of the random trees (default 6)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each, best kept (default 3)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     pset = primitive_set([f"f{i}" for i in range(20)])
     random.seed(args.seed)

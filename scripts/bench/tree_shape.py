@@ -4,13 +4,12 @@ trees by default) against the per-node Python walk over the DEAP trees that it r
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import best_of, report
+from common import arguments, best_of, report
 from deap import gp
 
 from apexctl import _core
@@ -21,11 +20,9 @@ from tests.reference.surrogate_shape_reference import shapes as python_shapes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, repeats=3)
     parser.add_argument("--trees", type=int, default=50_000, help="trees to describe (default 50,000)")
     parser.add_argument("--features", type=int, default=20, help="feature terminals (default 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each, best kept (default 3)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     names = [f"f{i}" for i in range(args.features)]
     pset = primitive_set(names)

@@ -4,13 +4,12 @@ parents from the same random state (offspring checked equal)."""
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import timed
+from common import arguments, timed
 
 from apexctl.forge.evolve import EvolveConfig, make_toolbox, vary
 from apexctl.forge.evolve.selection import select_nsga2
@@ -25,11 +24,9 @@ def described(population: list) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, repeats=3)
     parser.add_argument("--pop", type=int, default=50_000, help="population size (default 50,000)")
     parser.add_argument("--features", type=int, default=20, help="feature terminals (default 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each, turn about (default 3)")
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     config = EvolveConfig("-", Path("unused"), pop=args.pop, dsg="default")
     pset = primitive_set([f"f{i}" for i in range(args.features)])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import best_of, report
+from common import arguments, best_of, report
 
 from apexctl import _core
 
@@ -17,11 +16,10 @@ from vmd_reference import vmd_rolling as numpy_rolling
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--rows", type=int, default=2_000, help="length of the close series (default 2000)")
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--modes", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     close = 30_000.0 + np.cumsum(rng.standard_normal(args.rows) * 15.0)
