@@ -1,4 +1,4 @@
-"""Shared helpers of the side-by-side benchmarks: timing (once, or best of repeats) and one formatted result line."""
+"""Shared helpers of the side-by-side benchmarks: the options they share, timing, one formatted result line."""
 
 from __future__ import annotations
 
