@@ -9,6 +9,7 @@ import errno
 import functools
 import importlib
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
@@ -69,7 +70,16 @@ def register(into: typer.Typer, name: str) -> None:
     if isinstance(command, typer.Typer):
         into.add_typer(command, name=name)
     else:
-        into.command(name)(command)
+        into.command(name, short_help=summary(inspect.getdoc(command)))(command)
+
+
+def summary(help_text: str | None) -> str | None:
+    """The first paragraph of a help text on one line: the root's command listing prints a command's short help
+    as written (typer's rich markup mode keeps its line breaks), so a docstring wrapped in the source would print
+    ragged."""
+    if help_text is None:
+        return None
+    return " ".join(inspect.cleandoc(help_text).split("\n\n")[0].split())
 
 
 def _build(name: str) -> typer.core.TyperCommand | typer.core.TyperGroup:
@@ -143,7 +153,7 @@ class _LazyGroup(typer.core.TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if self._listing and cmd_name in COMMANDS and (text := _help_text(cmd_name)) is not None:
-            return typer.core.TyperCommand(cmd_name, help=text)
+            return typer.core.TyperCommand(cmd_name, help=text, short_help=summary(text))
         return self.commands.get(cmd_name)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:

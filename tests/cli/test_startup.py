@@ -65,3 +65,16 @@ def test_a_mistyped_command_is_answered_with_the_closest_names():
     lazy, eager = runner.invoke(cli.app, ["fech"]), runner.invoke(eager_app(), ["fech"])
     assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output)
     assert "Did you mean 'fetch'?" in lazy.output
+
+
+def test_the_root_listing_prints_each_command_summary_as_one_flowing_paragraph():
+    """A docstring wrapped at the source's width must not print ragged in the listing (typer's rich mode keeps
+    the short help's line breaks)."""
+    runner = CliRunner()
+    for app in (cli.app, eager_app()):
+        listing = runner.invoke(app, ["--help"], env={"COLUMNS": "600"}).output
+        for name in cli.COMMANDS:
+            first_paragraph = " ".join(
+                typer.main.get_command(app).get_command(None, name).help.split("\n\n")[0].split()
+            )
+            assert first_paragraph in listing, name
