@@ -22,8 +22,7 @@ setup:
 pipeline OUT="runs/pipeline": setup
     @scripts/pipeline.sh "{{OUT}}"
 
-# The loop on the local venue from the pipeline's bundles: trade for DURATION -> judge -> evolve --seed-dna on each
-# pending recycling request -> export into the dead slot's bundle folder
+# The loop on the local venue from the pipeline's bundles: trade for DURATION -> judge -> evolve and export replacements
 loop RUN="runs/loop" CONFIG="examples/nexus/local.toml" DURATION="60s": setup
     @scripts/loop.sh "{{RUN}}" "{{CONFIG}}" "{{DURATION}}"
 
