@@ -8,7 +8,8 @@ use apex_infer::maml::{Activation, InnerLoop, Mlp};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/maml")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/maml")
 }
 
 fn floats(value: &Value) -> Vec<f64> {

@@ -29,7 +29,8 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../apex-rule/tests/data/fixture.csv");
+    let path = std::path::Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../apex-rule/tests/data/fixture.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut f =
         Fixture { ts: vec![], open: vec![], high: vec![], low: vec![], close: vec![], volume: vec![], signal: vec![] };

@@ -207,7 +207,8 @@ mod tests {
     fn the_example_plan_reads_and_bad_plans_say_why() {
         let dir = std::env::temp_dir().join(format!("apex-venue-faults-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/venue/faults.toml");
+        let example = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../../examples/venue/faults.toml");
         let plan = FaultPlan::read(&example).unwrap();
         assert!(plan.drop.is_some() && plan.restart.is_some() && plan.rate_limit_burst.is_some() && !plan.is_empty());
         for (text, expected) in [
