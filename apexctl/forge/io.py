@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from apexctl import __version__, signals
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError
-from apexctl.forge.outputs import umask
+from apexctl.forge.outputs import umask, written_path
 from apexctl.schemas.tables import TableSchema
 
 META_SCHEMA = "apex.schema"
@@ -91,7 +91,7 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
         sys.stdout.buffer.write(buffer.getvalue())
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
+    target = written_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = None
     try:

@@ -59,6 +59,14 @@ class OutFolder:
     hint: str = "add --force"
 
 
+def written_path(path: str | Path) -> Path:
+    """Where writing `path` lands: a symbolic link is written through to its target (as a shell's `>` does), so
+    the rename that publishes an output replaces the target, not the link (`-o /dev/stdout` must not turn the
+    system's link into a file; `-o runs/latest` keeps pointing where it pointed)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()
@@ -98,7 +106,7 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
             continue
         path = Path(output.path)
         real = path.resolve()
-        _writable_ancestor(path, option)
+        _writable_ancestor(written_path(path), option)
         if isinstance(output, OutFile):
             if str(output.path).endswith(os.sep) or path.is_dir():
                 raise UsageError(f"{option} {path}: is a folder; give a file name")
@@ -128,7 +136,7 @@ def lock(out: Path, *, busy: bool = False) -> Iterator[None]:
     """Holds an exclusive lock on output folder `out` (a hidden `.NAME.lock` file beside it, removed at the end);
     a second run wanting the same folder stops at once with a UsageError instead of mixing its files in (with
     `busy`, a `Busy` error: exit 3, for commands run from cron that must tell "another run" from a mistake)."""
-    out = Path(out)
+    out = written_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}{LOCK}"
     fd = None
@@ -233,7 +241,7 @@ def staged_folder(
 
     The output folder is locked for the duration unless the caller already holds the lock (`locked`).
     """
-    out = Path(out)
+    out = written_path(out)
     with contextlib.nullcontext() if locked else lock(out):
         if not replace and not keep and out.is_dir() and any(out.iterdir()):
             raise UsageError(f"{out}: exists and is not empty; choose another folder or add --force")
