@@ -39,7 +39,7 @@ from apexctl import signals
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
-from apexctl.forge.durations import duration_ns
+from apexctl.forge.durations import duration_ns, parse_duration
 from apexctl.forge.feedback import note, steps
 from apexctl.forge.io import check_numeric_columns, describe, read_json, read_table, write_json
 from apexctl.schemas.causal import CAUSAL_SCHEMA, CAUSAL_VERSION, CausalDoc
@@ -111,8 +111,7 @@ class Prepared:
 
 def forward_return(frame: pl.DataFrame, target: str, source: str) -> tuple[pl.DataFrame, int]:
     """Adds `target` = log(close[t+h] / close[t]) per symbol (rows sorted by ts); returns the frame and h in rows."""
-    horizon = duration_ns(target.removeprefix("fwd_return_"))
-    assert horizon is not None
+    horizon = parse_duration(target.removeprefix("fwd_return_"), f"--target {target}: the horizon")
     if "close" not in frame.columns:
         raise InputError(
             f"{source}: target '{target}' is not a column and there is no 'close' column to compute it from"

@@ -180,6 +180,8 @@ def test_forward_return_target_through_discover() -> None:
     [
         (("--target", "nope"), "no target column 'nope'"),
         (("--target", "fwd_return_90s"), "not a positive multiple"),
+        (("--target", "fwd_return_0m"), "--target fwd_return_0m: the horizon '0m' is not a positive duration"),
+        (("--target", "fwd_return_8d"), "--target fwd_return_8d: the horizon '8d' is longer than"),
         (("--target", "fwd_return_5m", "--tau-max", "40"), "usable samples after masking, need at least"),
         (("--target", "fwd_return_5m", "--features", "interval"), "non-numeric"),
         (("--test", "bogus"), "bogus"),
