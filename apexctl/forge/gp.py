@@ -32,7 +32,7 @@ from deap import gp
 from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError
-from apexctl.forge.io import describe, read_bounded
+from apexctl.forge.io import describe, parse_json, read_bounded
 
 SCHEMA = "apex.gp_tree"
 VERSION = 1
@@ -394,12 +394,15 @@ def _node_from_json(node: dict[str, Any], pset: gp.PrimitiveSetTyped, out: list[
 
 
 def read_tree_text(path: str | Path, option: str) -> str:
-    """The text of a GP tree file, read with a size bound (TREE_MAX_BYTES); errors name the file and the option."""
+    """The text of a GP tree file, read with a size bound (TREE_MAX_BYTES) and checked to be strict JSON (the Rust
+    loader would let a repeated key's last value win); errors name the file and the option."""
     data = read_bounded(path, f"a GP tree ({SCHEMA} JSON) for {option}", TREE_MAX_BYTES)
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{safe(describe(path))}: {option}: not UTF-8 text; expected a GP tree") from None
+    parse_json(text, f"{describe(path)}: {option}", f"a GP tree ({SCHEMA} JSON)")
+    return text
 
 
 def from_json(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:

@@ -17,7 +17,7 @@ from apexctl.console import safe
 from apexctl.errors import ConfigError, DataError, InputError, UsageError
 from apexctl.forge import io, outputs, ranges
 from apexctl.forge.features import book_frame
-from apexctl.forge.io import describe, read_bounded, sha256_bytes
+from apexctl.forge.io import describe, parse_json, read_bounded, sha256_bytes
 from apexctl.schemas.reports import SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION, SimSummary
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
 
@@ -48,12 +48,12 @@ def load_dsg(path: str | None) -> tuple[str | None, str]:
         return None, _core.dsg_normalize(None)
     if str(path) != "-" and not Path(path).exists():
         raise InputError(f"{safe(path)}: no such DSG file (omit --dsg to use the built-in DSG)")
-    data = read_bounded(path, "a DSG document (apex.dsg JSON)", DSG_MAX_BYTES)
+    what = "a DSG document (apex.dsg JSON)"
+    data = read_bounded(path, what, DSG_MAX_BYTES)
+    parse_json(data, describe(path), what)  # strict first: the Rust reader would let a repeated key's last value win
     try:
         text = data.decode("utf-8")
         return text, _core.dsg_normalize(text)
-    except UnicodeDecodeError:
-        raise InputError(f"{safe(describe(path))}: not UTF-8 text; expected a DSG document") from None
     except ConfigError as exc:
         raise InputError(f"{safe(describe(path))}: {exc}") from None
 

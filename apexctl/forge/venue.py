@@ -50,6 +50,10 @@ class VenueOptions:
         for name, path in (("--dsg", self.dsg), ("--accounts", self.accounts), ("--faults", self.faults)):
             if path is not None and not path.is_file():
                 raise UsageError(f"{name}: {path} is not a file")
+        if self.dsg is not None:  # strict here: the binary's JSON reader would let a repeated key's last value win
+            from apexctl.forge.sim import load_dsg
+
+            load_dsg(str(self.dsg))
 
     def arguments(self) -> list[str]:
         """The binary's command line (without the program)."""

@@ -139,6 +139,28 @@ def test_bad_dsg_document_names_the_file(tmp_path):
     assert b"informed.agents" in result.stderr
 
 
+def test_a_repeated_key_in_a_dsg_or_a_tree_is_refused_by_every_reader(tmp_path):
+    """JSON readers in Rust keep a repeated key's last value; the documents are strict (README "Inputs")."""
+    dsg = tmp_path / "dsg.json"
+    dsg.write_text('{"schema": "apex.dsg", "version": 1, "params": {"noise.agents": 5, "noise.agents": 300}}')
+    tree = tmp_path / "tree.json"
+    root = '{"op": "tanh", "args": [{"feature": "ret"}]}'
+    tree.write_text(f'{{"schema": "apex.gp_tree", "version": 1, "features": ["ret"], "root": {root}, "root": {root}}}')
+    for args in (
+        ["simulate", "--dsg", str(dsg), "--hours", "0.01", "-o", str(tmp_path / "out")],
+        ["fetch", "--source", "sim", "--dsg", str(dsg), "--hours", "0.01", "-o", str(tmp_path / "out")],
+        ["venue", "--dsg", str(dsg), "--duration", "1"],
+        ["simulate", "--tree", str(tree), "--hours", "0.01", "-o", str(tmp_path / "out")],
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        stderr = result.stderr.decode()
+        assert len(stderr.strip().splitlines()) == 1, stderr
+        assert "appears twice in one object" in stderr, stderr
+        assert str(tmp_path) in stderr, stderr
+    assert not (tmp_path / "out").exists()
+
+
 PARAMS = _core.dsg_params()
 
 
