@@ -149,7 +149,8 @@ def _standardize(values: np.ndarray) -> tuple[np.ndarray, float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return values, 0.0
-    std = float(finite.std())
+    with np.errstate(over="ignore", invalid="ignore"):  # values near the float limit: the std overflows, checked below
+        std = float(finite.std())
     if not std > 0 or not math.isfinite(std):
         return values, 0.0
     return (values - float(finite.mean())) / std, std
@@ -180,6 +181,21 @@ def candidate_features(frame: pl.DataFrame, config: CausalConfig, source: str) -
     return names
 
 
+def _refuse_repeated_bars(frame: pl.DataFrame, source: str) -> None:
+    """A bar-grain table holds each (symbol, ts) once: a repeated bar would enter the series twice, as if time had
+    moved on (update-grain rows may share a timestamp: several book messages in one millisecond)."""
+    if "interval" not in frame.columns:
+        return
+    repeated = frame.filter(pl.struct("symbol", "ts").is_duplicated())
+    if repeated.is_empty():
+        return
+    first = repeated.row(0, named=True)
+    raise InputError(
+        f"{source}: {repeated.height:,} rows repeat a bar (symbol {safe(first['symbol'])}, ts {first['ts']} "
+        "appears more than once); each bar must appear once: drop the duplicates"
+    )
+
+
 def prepare(frame: pl.DataFrame, config: CausalConfig, source: str) -> Prepared:
     """Target, candidate columns and hygiene; every dropped column gets a reason on stderr and in the result."""
     if config.symbol is not None:
@@ -189,6 +205,7 @@ def prepare(frame: pl.DataFrame, config: CausalConfig, source: str) -> Prepared:
     frame = frame.sort("symbol", "ts", maintain_order=True)
     if frame.is_empty():
         raise InputError(f"{source}: the features table has no rows")
+    _refuse_repeated_bars(frame, source)
     if config.target in frame.columns:
         if not frame.schema[config.target].is_numeric():
             raise InputError(f"{source}: target column '{config.target}' is not numeric")

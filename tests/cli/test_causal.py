@@ -199,6 +199,25 @@ def test_errors_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...], mess
     assert not (tmp_path / "c.json").exists()
 
 
+def test_a_repeated_bar_is_refused_and_a_huge_column_is_dropped_quietly(tmp_path: Path) -> None:
+    frame = bars_frame()
+    repeated = tmp_path / "repeated.parquet"
+    write_table(pl.concat([frame, frame.head(3)]), repeated, schema=FEATURES, producer="test")
+    result = run_cli("causal", str(repeated), "--jobs", "1", "-o", str(tmp_path / "c.json"))
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        f"apexctl: error: {repeated}: 6 rows repeat a bar (symbol BTCUSDT, ts 0 appears more than once); each bar "
+        "must appear once: drop the duplicates"
+    ]
+    assert not (tmp_path / "c.json").exists()
+    huge = tmp_path / "huge.parquet"
+    frame = frame.with_columns(big=pl.Series(np.full(frame.height, 1e308) * np.resize([1.0, -1.0], frame.height)))
+    write_table(frame, huge, schema=FEATURES, producer="test")
+    result = run_cli("causal", str(huge), "--jobs", "1", "--tau-max", "2", "-o", str(tmp_path / "c.json"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "Warning" not in result.stderr.decode()
+
+
 def test_no_close_and_no_numeric_features() -> None:
     frame = bars_frame().drop("close")
     with pytest.raises(InputError, match="no 'close' column"):
