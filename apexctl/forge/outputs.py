@@ -88,8 +88,15 @@ def _writable_ancestor(path: Path, option: str) -> None:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UsageError(f"{option} {path}: {ancestor} is not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: cannot create files in {ancestor} (permission denied)")
+    # Creating a file is the only sure test: access() says yes to root everywhere, and to anyone on /proc or /sys.
+    try:
+        with signals.deferred():  # the probe must not outlive an interrupt
+            fd, probe = tempfile.mkstemp(prefix=".apexctl-probe-", dir=ancestor)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        reason = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror or str(exc)
+        raise UsageError(f"{option} {path}: cannot create files in {ancestor} ({reason})") from None
 
 
 def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | None], option: str = "-o") -> None:

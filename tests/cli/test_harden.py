@@ -7,6 +7,7 @@ statuses, concurrency or memory are the point.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import json
 import os
@@ -68,6 +69,10 @@ def reap():
             _stop([*_children(child.pid), child.pid])
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.communicate(timeout=10)
+
+
+def _refused(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied")
 
 
 def one_error(ran) -> str:
@@ -254,8 +259,10 @@ def test_item_04_unusable_output_paths_are_one_line_errors(tiny, tmp_path, monke
     ]
     for args, message in cases:
         assert message in one_error(run_here(*args)), args
-    # Permissions do not stop root, so the unwritable folder is checked by what the check asks the system.
-    monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)
+    # A folder where no file can be made (/proc takes none, whatever access() says) is refused before any work.
+    assert "cannot create files in /proc" in one_error(run_here("causal", str(tiny.features), "-o", "/proc/x.json"))
+    # Permissions do not stop root, so the unwritable folder is what the system answers to the check's probe file.
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", _refused)
     assert "permission denied" in one_error(run_here("causal", str(tiny.features), "-o", str(tmp_path / "y.json")))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "file", "folder"], "nothing was written"
 
