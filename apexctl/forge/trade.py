@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -17,13 +18,21 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import UsageError
+from apexctl.forge import ranges
 from apexctl.forge import venue as venue_runner
 from apexctl.forge.durations import parse_duration
+from apexctl.forge.ranges import FloatRange, IntRange
 
 BINARY = "apex-nexus"
 VENUES = ("local", "testnet", "mainnet")
+#: The symbols a local venue can list: the simulator's instrument presets, the list apex-venue checks `--symbols`
+#: against (read from the core rather than `forge.sim.INSTRUMENTS`, which would import polars into every trade run).
+LOCAL_SYMBOLS = tuple(symbol for symbol, *_ in _core.sim_presets())
+#: An account name as the engine accepts it (apex-nexus's config check); a launched venue's accounts carry these names.
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,23 @@ class TradeOptions:
     table: bool = True
 
     def validate(self) -> dict:
-        """Checks what can be checked before anything starts; returns the parsed config (the engine checks it in
-        full again, naming the same fields)."""
+        """Checks what can be checked before anything starts (the options, and every config value this module reads
+        itself); returns the parsed config (the engine checks it in full again, naming the same fields)."""
         if not self.config.is_file():
             raise UsageError(f"--config: {self.config} is not a file")
         try:
             document = tomllib.loads(self.config.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UsageError(f"{self.config}: {error}") from None
-        kind = self.venue if self.venue is not None else document.get("venue", {}).get("kind")
-        if kind not in VENUES:
-            raise UsageError(f"--venue must be one of {', '.join(VENUES)}, got {kind!r}")
+        if self.venue is not None and self.venue not in VENUES:
+            raise UsageError(f"--venue must be one of {', '.join(VENUES)}, got {safe(self.venue)!r}")
+        # The engine parses the whole config whichever venue --venue picks, so the config's own kind must be valid.
+        checks = _ConfigChecks(safe(self.config))
+        section = checks.venue(document)
+        kind = self.venue if self.venue is not None else section["kind"]
+        checks.slots(document, local=kind == "local")
+        if kind == "local" and self.venue_ready is None and not section.get("ready"):
+            checks.faults(section, self.config.parent)
         if kind == "mainnet":
             if not self.confirm_mainnet:
                 raise UsageError("refusing mainnet (real money) without --i-understand-mainnet")
@@ -67,6 +82,101 @@ class TradeOptions:
         return document
 
 
+def _shown(value: object) -> str:
+    """A TOML value as an error message quotes it: a string in quotes (escaped), a table or an array by its kind,
+    a boolean as TOML spells it, a number or a date as it is."""
+    if isinstance(value, str):
+        return repr(safe(value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return safe(value)
+
+
+class _ConfigChecks:
+    """Checks every config value `apexctl trade` itself reads (the venue it launches and the accounts it funds), each
+    refusal one line naming the file and the key as the engine names it (venue.speed, slot[0].capital); the engine
+    checks the rest of the file before it connects."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def refuse(self, key: str, accepted: str, value: object) -> UsageError:
+        """The error for `value` of `key` (None: TOML has no null, so the key is absent)."""
+        if value is None:
+            return UsageError(f"{self.where}: {key} is missing: expected {accepted}")
+        return UsageError(f"{self.where}: {key}: expected {accepted}, got {_shown(value)}")
+
+    def number(self, value: object, kind: FloatRange, key: str) -> float:
+        """`value` if it is a number in `kind` (finite)."""
+        # TOML's integers are numbers too (capital = 200); a bool is not, nor a quoted number, which the engine refuses.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.refuse(key, kind.describe(), value)
+        return kind.check(value, f"{self.where}: {key}")
+
+    def whole(self, value: object, kind: IntRange, key: str) -> int:
+        """`value` if it is an integer in `kind` (the engine refuses 7.0 where it reads a count)."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.refuse(key, kind.describe(), value)
+        return kind.check(value, f"{self.where}: {key}")
+
+    def text(self, value: object, key: str, accepted: str) -> str:
+        """`value` if it is a string with more than blanks in it."""
+        if not isinstance(value, str) or not value.strip():
+            raise self.refuse(key, accepted, value)
+        return value
+
+    def venue(self, document: dict) -> dict:
+        """The `[venue]` table, its kind one of VENUES and the launched venue's settings in the venue's ranges."""
+        section = document.get("venue")
+        if not isinstance(section, dict):
+            raise self.refuse("venue", f"a [venue] table with kind = one of {', '.join(VENUES)}", section)
+        kind = section.get("kind")
+        if kind not in VENUES:
+            raise self.refuse("venue.kind", f"one of {', '.join(VENUES)}", kind)
+        if "speed" in section:
+            self.number(section["speed"], ranges.VENUE_SPEED, "venue.speed")
+        if "seed" in section:
+            self.whole(section["seed"], ranges.SEED, "venue.seed")
+        for key in ("ready", "faults"):
+            if key in section:
+                self.text(section[key], f"venue.{key}", "a file name (relative to the config file)")
+        return section
+
+    def faults(self, section: dict, base: Path) -> None:
+        """The fault plan a launched venue reads, when the config names one."""
+        if "faults" in section and not (base / section["faults"]).is_file():
+            path = base / section["faults"]
+            raise UsageError(f"{self.where}: venue.faults: {safe(path)} is not a file (a fault plan, TOML)")
+
+    def slots(self, document: dict, local: bool) -> None:
+        """Every `[[slot]]`: a name, a symbol (on a local venue, one it lists), a capital in the simulator's range and
+        an account name the engine accepts."""
+        slots = document.get("slot")
+        if not slots:
+            raise UsageError(f"{self.where}: no [[slot]]: the engine needs at least one slot to trade")
+        if not isinstance(slots, list):
+            raise self.refuse("slot", "an array of tables ([[slot]])", slots)
+        for index, slot in enumerate(slots):
+            if not isinstance(slot, dict):
+                raise self.refuse(f"slot[{index}]", "a table ([[slot]])", slot)
+            name = self.text(slot.get("name"), f"slot[{index}].name", "the slot's name")
+            # The engine's key (slot[0].capital), then the slot's name: what the user finds in the file.
+            named = f'("{safe(name)}")'
+            symbol = self.text(slot.get("symbol"), f"slot[{index}].symbol {named}", "a symbol such as BTCUSDT")
+            if local and symbol not in LOCAL_SYMBOLS:
+                listed = f"a symbol the local venue lists: {', '.join(LOCAL_SYMBOLS)}"
+                raise self.refuse(f"slot[{index}].symbol {named}", listed, symbol)
+            self.number(slot.get("capital"), ranges.CAPITAL, f"slot[{index}].capital {named}")
+            account = slot.get("account", "main")
+            if not isinstance(account, str) or not ACCOUNT_NAME.fullmatch(account):
+                accepted = "an account name of letters, digits, - and _"
+                raise self.refuse(f"slot[{index}].account {named}", accepted, account)
+
+
 def find_binary() -> Path:
     """The `apex-nexus` binary ($APEX_NEXUS_BIN overrides)."""
     return venue_runner.find_executable(BINARY, "APEX_NEXUS_BIN")
@@ -79,9 +189,10 @@ def _accounts_file(document: dict, out: Path) -> Path:
     for slot in document.get("slot", []):
         name = slot.get("account", "main")
         balances[name] = balances.get(name, 0.0) + float(slot.get("capital", 0.0))
+    # The venue reads a balance as a plain decimal of at most 8 places: str() would write 1e-05 for a small capital.
     accounts = [
-        {"name": name, "api_key": secrets.token_hex(9), "api_secret": secrets.token_hex(18), "balance": str(capital)}
-        for name, capital in sorted(balances.items())
+        {"name": name, "api_key": secrets.token_hex(9), "api_secret": secrets.token_hex(18), "balance": f"{total:.8f}"}
+        for name, total in sorted(balances.items())
     ]
     path = out / "venue-accounts.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,0 +1,156 @@
+"""`apexctl trade` on a bad config: every value it reads itself is checked before anything starts (one line naming the
+file and the key, exit 2, no run folder), and a good one-slot config still trades on the local venue it launches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, run_here
+
+#: One slot on a launched 60x local venue: each case below changes one thing of it.
+BASE = """[venue]
+kind = "local"
+speed = 60
+seed = 7
+
+[engine]
+bar = "1m"
+status_every = "200ms"
+
+[[slot]]
+name = "btc-a"
+symbol = "BTCUSDT"
+capital = 200
+bundle = "bundle"
+account = "main"
+"""
+SLOT = '("btc-a")'
+
+
+def edited(old: str, new: str) -> str:
+    assert old in BASE, old
+    return BASE.replace(old, new)
+
+
+def top_level(line: str) -> str:
+    """BASE with `line` before its first table, where a TOML key is top-level."""
+    return f"{line}\n{BASE}"
+
+
+def without_slots() -> str:
+    return BASE[: BASE.index("[[slot]]")]
+
+
+# (case, config text, extra options, what the one line says: the key and what it accepts)
+CASES = [
+    ("capital string", edited("capital = 200", 'capital = "lots"'), [], f"slot[0].capital {SLOT}: expected a finite"),
+    ("capital bool", edited("capital = 200", "capital = true"), [], f"slot[0].capital {SLOT}: expected a finite"),
+    ("capital table", edited("capital = 200", "capital = {}"), [], f"slot[0].capital {SLOT}: expected a finite"),
+    ("capital negative", edited("capital = 200", "capital = -200"), [], f"slot[0].capital {SLOT}: -200 is out of"),
+    ("capital zero", edited("capital = 200", "capital = 0"), [], f"slot[0].capital {SLOT}: 0 is out of range"),
+    ("capital nan", edited("capital = 200", "capital = nan"), [], f"slot[0].capital {SLOT}: nan is not a finite"),
+    ("capital inf", edited("capital = 200", "capital = inf"), [], f"slot[0].capital {SLOT}: inf is not a finite"),
+    ("capital huge", edited("capital = 200", "capital = 1e300"), [], f"slot[0].capital {SLOT}: 1e+300 is out of"),
+    ("capital missing", edited("capital = 200\n", ""), [], f"slot[0].capital {SLOT} is missing: expected a finite"),
+    ("symbol number", edited('symbol = "BTCUSDT"', "symbol = 5"), [], f"slot[0].symbol {SLOT}: expected a symbol"),
+    ("symbol empty", edited('symbol = "BTCUSDT"', 'symbol = ""'), [], f"slot[0].symbol {SLOT}: expected a symbol"),
+    ("symbol missing", edited('symbol = "BTCUSDT"\n', ""), [], f"slot[0].symbol {SLOT} is missing"),
+    (
+        "symbol unknown",
+        edited("BTCUSDT", "DOGEUSDT"),
+        [],
+        f"slot[0].symbol {SLOT}: expected a symbol the local venue lists: BTCUSDT",
+    ),
+    ("symbol lower case", edited("BTCUSDT", "btcusdt"), [], f"slot[0].symbol {SLOT}: expected a symbol the local"),
+    ("name number", edited('name = "btc-a"', "name = 1"), [], "slot[0].name: expected the slot's name, got 1"),
+    ("name missing", edited('name = "btc-a"\n', ""), [], "slot[0].name is missing"),
+    ("account number", edited('account = "main"', "account = 5"), [], f"slot[0].account {SLOT}: expected an account"),
+    ("account blank", edited('account = "main"', 'account = "a b"'), [], f"slot[0].account {SLOT}: expected an acc"),
+    ("slot strings", top_level('slot = ["a"]').replace("[[slot]]", "[[other]]"), [], "slot[0]: expected a table"),
+    ("slot table", edited("[[slot]]", "[slot]"), [], "slot: expected an array of tables ([[slot]]), got a table"),
+    ("no slot", without_slots(), [], "no [[slot]]: the engine needs at least one slot"),
+    ("empty slot array", "slot = []\n" + without_slots(), [], "no [[slot]]"),
+    ("venue number", top_level("venue = 5").replace("[venue]", "[other]"), [], "venue: expected a [venue] table"),
+    ("empty config", "", [], "venue is missing: expected a [venue] table with kind = one of local, testnet, mainnet"),
+    ("kind unknown", edited('kind = "local"', 'kind = "moon"'), [], "venue.kind: expected one of local, testnet, mai"),
+    ("kind number", edited('kind = "local"', "kind = 1"), [], "venue.kind: expected one of local, testnet, mainnet"),
+    ("kind missing", edited('kind = "local"\n', ""), [], "venue.kind is missing: expected one of local, testnet"),
+    ("speed string", edited("speed = 60", 'speed = "fast"'), [], "venue.speed: expected a finite number in (0, 1000"),
+    ("speed bool", edited("speed = 60", "speed = true"), [], "venue.speed: expected a finite number in (0, 10000]"),
+    ("speed zero", edited("speed = 60", "speed = 0"), [], "venue.speed: 0 is out of range: expected a finite number"),
+    ("speed nan", edited("speed = 60", "speed = nan"), [], "venue.speed: nan is not a finite number"),
+    ("speed too fast", edited("speed = 60", "speed = 1e6"), [], "venue.speed: 1e+06 is out of range"),
+    ("seed string", edited("seed = 7", 'seed = "abc"'), [], "venue.seed: expected a whole number from 0 to 4294967295"),
+    ("seed float", edited("seed = 7", "seed = 7.0"), [], "venue.seed: expected a whole number from 0 to 4294967295"),
+    ("seed negative", edited("seed = 7", "seed = -7"), [], "venue.seed: -7 is out of range: expected a whole number"),
+    ("seed huge", edited("seed = 7", "seed = 4294967296"), [], "venue.seed: 4294967296 is out of range"),
+    ("faults number", edited("seed = 7", "seed = 7\nfaults = 5"), [], "venue.faults: expected a file name"),
+    ("faults missing file", edited("seed = 7", 'seed = 7\nfaults = "no-plan.toml"'), [], "is not a file"),
+    ("ready number", edited("seed = 7", "seed = 7\nready = 5"), [], "venue.ready: expected a file name"),
+    # Wrong on any venue: the engine reads the whole config whichever one --venue picks.
+    ("capital on testnet", edited("capital = 200", 'capital = "lots"'), ["--venue", "testnet"], "slot[0].capital"),
+    ("kind under --venue", edited('kind = "local"', 'kind = "moon"'), ["--venue", "testnet"], "venue.kind"),
+]
+
+
+@pytest.fixture
+def no_binaries(tmp_path, monkeypatch):
+    """Neither the engine nor the venue can start: a case that got past the checks fails on another line."""
+    monkeypatch.setenv("APEX_NEXUS_BIN", str(tmp_path / "no-apex-nexus"))
+    monkeypatch.setenv("APEX_VENUE_BIN", str(tmp_path / "no-apex-venue"))
+
+
+def refused(config: Path, out: Path, *options: str) -> str:
+    """The one stderr line of a run refused as bad input before it started anything."""
+    result = run_here("trade", "--config", str(config), "--out", str(out), "--duration", "3s", *options)
+    stderr = result.stderr.strip()
+    assert result.code == 2, stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.startswith("apexctl: error: "), stderr
+    assert not out.exists(), sorted(p.name for p in out.iterdir())
+    return stderr
+
+
+@pytest.mark.parametrize(("text", "options", "needle"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_a_bad_config_value_is_one_line_naming_the_file_and_the_key(tmp_path, no_binaries, text, options, needle):
+    config = tmp_path / "nexus.toml"
+    config.write_text(text)
+    line = refused(config, tmp_path / "out", *options)
+    assert line.startswith(f"apexctl: error: {config}: "), line
+    assert needle in line, line
+
+
+def test_a_bad_venue_option_is_named_as_the_option(tmp_path, no_binaries):
+    config = tmp_path / "nexus.toml"
+    config.write_text(BASE)
+    line = refused(config, tmp_path / "out", "--venue", "moon")
+    assert "--venue must be one of local, testnet, mainnet, got 'moon'" in line
+
+
+def test_the_base_config_passes_every_check(tmp_path, no_binaries):
+    """The cases fail on their one change: BASE itself (and with a fault plan beside it) reaches the engine binary."""
+    for name, text in (("base", BASE), ("faults", edited("seed = 7", 'seed = 7\nfaults = "plan.toml"'))):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(text)
+        (tmp_path / "plan.toml").write_text("seed = 1\n")
+        line = refused(config, tmp_path / f"out-{name}")
+        assert f"APEX_NEXUS_BIN={tmp_path / 'no-apex-nexus'} is not an executable file" in line, line
+
+
+@pytest.mark.slow
+def test_a_good_config_trades_on_the_venue_it_launches(tmp_path):
+    from tests.e2e.test_trade import make_bundle
+
+    bundle = make_bundle(tmp_path, "BTCUSDT", "a", seed=0)
+    config = tmp_path / "nexus.toml"
+    config.write_text(edited('bundle = "bundle"', f"bundle = {json.dumps(str(bundle))}"))
+    out = tmp_path / "run"
+    result = run_cli("trade", "--config", str(config), "--out", str(out), "--duration", "3s")
+    assert result.returncode == 0, result.stderr.decode() + (out / "nexus.log").read_text(errors="replace")
+    assert (out / "ledger.sqlite").is_file()
+    accounts = json.loads((out / "venue-accounts.json").read_text())
+    assert [(a["name"], a["balance"]) for a in accounts] == [("main", "200.00000000")]
