@@ -7,6 +7,7 @@ rebuilds the module from the card with `build`, so a checkpoint never depends on
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ def save_model(path: str | Path, net: nn.Module, card: ModelCard) -> None:
 
 def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
     """Reads a checkpoint written by `save_model`; wrong kind, newer version or mismatched weights are SchemaError."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; torch.load would try anything else as a legacy pickle and fail cryptically.
+        raise SchemaError(f"{path}: not a readable torch checkpoint (not the zip archive torch.save writes)")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

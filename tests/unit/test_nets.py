@@ -41,6 +41,10 @@ def test_foreign_and_newer_files_are_schema_errors(tmp_path):
     garbage.write_bytes(b"not a zip")
     with pytest.raises(SchemaError, match="not a readable"):
         load_model(garbage)
+    text = tmp_path / "text.pt"
+    text.write_text("i am not a model\n")  # torch.load alone says "KeyError: 105" (a legacy pickle's first byte)
+    with pytest.raises(SchemaError, match=r"text\.pt: not a readable torch checkpoint \(not the zip archive"):
+        load_model(text)
     card = ModelCard("mlp", {"inputs": 3, "hidden": [8], "outputs": 2}, ["a", "b", "c"], "maml")
     wrong = tmp_path / "wrong.pt"
     save_model(wrong, build(ModelCard("mlp", {"inputs": 4, "hidden": [8], "outputs": 2}, list("abcd"), "maml")), card)
