@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,9 +44,11 @@ def judge(
     assumptions, and the recycling requests still pending (a death no swap has answered).
 
     Exit codes: 0 judged, nothing pending; 4 judged, and recycling requests are pending (listed in the JSON, copied
-    to REPORT/recycle/); 2 bad input (a ledger missing, not SQLite, not a ledger, corrupt or of a newer version:
-    one line naming the file; nothing written); 3 another judge holds the lock of REPORT (or of -o without
-    --report): this run did nothing. Everything is written atomically."""
+    to REPORT/recycle/); 2 bad input (a ledger missing, given twice, not SQLite, not a ledger, corrupt, holding a
+    value of the wrong type or not finite, or of a newer version: one line naming the file, and the table, row and
+    column of a bad value; nothing written); 3 another judge holds the lock of REPORT (or of -o without --report):
+    this run did nothing. Everything is written atomically, and only once every ledger is read and judged."""
+    judging.refuse_repeated(ledgers)
     options = judging.JudgeOptions(tuple(ledgers), output, report)
     folders = []
     if report is not None:
@@ -57,20 +59,10 @@ def judge(
         with progress(transient=True) as bar:
             task = bar.add_task("reading ledgers", total=len(ledgers))
             result = judging.judge(ledgers, on_ledger=lambda path: bar.update(task, advance=1, description=str(path)))
-        judging.write(result, options)
-    for ledger in result.document["ledgers"]:
-        for slot in ledger["slots"]:
-            ttt = slot["ttt"] or {}
-            reached = f"TTT {ttt['seconds']:.0f} s" if ttt.get("seconds") is not None else (
-                f"{100 * (ttt.get('fraction_reached') or 0.0):.0f} % of target"
-            )  # fmt: skip
-            growth = slot["equity"]["log_growth"]
-            say(
-                f"{slot['slot']} ({slot['symbol']}, {slot['state']}): equity {slot['equity']['final']:,.2f}, "
-                f"log growth {'-' if growth is None else f'{growth:+.4f}'}, "
-                f"max drawdown {100 * slot['equity']['max_drawdown']:.1f} %, {reached}, "
-                f"{len(slot['deaths'])} death(s), {len(slot['swaps'])} swap(s)"
-            )
+        lines = [_slot_line(slot) for ledger in result.document["ledgers"] for slot in ledger["slots"]]
+        judging.write(result, options)  # only once everything is computed: a failure before it writes nothing
+    for line in lines:
+        say(line)
     pending = result.pending
     if report is not None:
         wrote(str(report / "report.html"), "the report (PNGs embedded)")
@@ -83,3 +75,25 @@ def judge(
     code = judging.exit_code(result)
     if code:
         raise typer.Exit(code)
+
+
+def _fixed(value: float | None, digits: int, scale: float = 1.0, spec: str = "") -> str:
+    """A number of the judgment for the summary line; `-` for null (where a measure of extreme but finite ledger
+    values overflowed, a drawdown from a tiny peak say, the document holds null)."""
+    return "-" if value is None else f"{scale * value:{spec}.{digits}f}"
+
+
+def _slot_line(slot: dict[str, Any]) -> str:
+    """One slot's summary line (stderr)."""
+    ttt = slot["ttt"] or {}
+    if ttt.get("seconds") is not None:
+        reached = f"TTT {_fixed(ttt['seconds'], 0)} s"
+    else:
+        reached = f"{_fixed(ttt.get('fraction_reached') or 0.0, 0, 100)} % of target"
+    equity = slot["equity"]
+    return (
+        f"{slot['slot']} ({slot['symbol']}, {slot['state']}): equity {_fixed(equity['final'], 2, spec=',')}, "
+        f"log growth {_fixed(equity['log_growth'], 4, spec='+')}, "
+        f"max drawdown {_fixed(equity['max_drawdown'], 1, 100)} %, {reached}, "
+        f"{len(slot['deaths'])} death(s), {len(slot['swaps'])} swap(s)"
+    )

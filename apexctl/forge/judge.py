@@ -25,13 +25,13 @@ import sqlite3
 import statistics
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from apexctl import __version__
 from apexctl.console import safe
-from apexctl.errors import InputError, SchemaError, first_line
+from apexctl.errors import InputError, SchemaError, UsageError, first_line
 from apexctl.forge import io, outputs
 from apexctl.forge.backtest import BacktestParams
 from apexctl.schemas.json_schema import validation_error
@@ -84,21 +84,82 @@ class Ledger:
         return {o["order_link_id"]: o for o in self.rows("orders")}
 
 
-#: Columns read per table, in order; a column a version-1 ledger lacks reads as NULL, a table it lacks as empty.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "runs": ("run_id", "venue", "started_local", "ended_local", "exit"),
-    "slots": ("slot", "symbol", "account", "capital", "bundle", "bundle_sha256", "model", "state"),
-    "equity": ("slot", "equity", "position", "ts_exchange"),
-    "decisions": ("slot", "bar_ts", "equity", "model_id"),
-    "fills": ("slot", "order_link_id", "side", "price", "qty", "fee", "is_maker"),
-    "orders": ("order_link_id", "tactic", "purpose", "mid"),
-    "weights": ("slot", "weight", "capital", "ts_exchange"),
-    "models": ("slot", "model_id", "bundle", "label", "role", "detail", "ts_exchange"),
-    "shadow_equity": ("slot", "model_id", "equity", "decisions", "ts_exchange"),
-    "swaps": ("id", "slot", "from_model", "to_model", "reason", "position", "ts_exchange", "ts_local"),
-    "deaths": (
-        "id", "slot", "symbol", "model_id", "reason", "equity", "threshold", "request", "ts_exchange", "ts_local",
-    ),
+@dataclass(frozen=True)
+class Kind:
+    """What a ledger column must hold. SQLite is dynamically typed (a REAL column keeps text it cannot convert, any
+    column a blob, and a literal like 9e999 stores an infinity), so every value read is checked against its column's
+    kind: the measures then never meet a value they cannot compute with."""
+
+    what: str
+    types: tuple[type, ...]
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+    limit: float = math.inf
+
+    @property
+    def or_null(self) -> Kind:
+        return replace(self, nullable=True)
+
+    def of(self, *choices: str) -> Kind:
+        """The same kind restricted to these values (text the judge branches on, or the judgment's enums)."""
+        return replace(self, choices=choices)
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if type(value) not in self.types:  # type(), not isinstance(): a bool is no ledger integer
+            return False
+        if isinstance(value, int | float):
+            return abs(value) <= self.limit  # False for NaN, which compares false to everything
+        return not self.choices or value in self.choices
+
+    def describe(self) -> str:
+        what = f"one of {', '.join(repr(c) for c in self.choices)}" if self.choices else self.what
+        return f"{what} or NULL" if self.nullable else what
+
+
+TEXT = Kind("text", (str,))
+#: Timestamps (ns), ids and counts.
+INTEGER = Kind("an integer", (int,))
+#: Money, quantities, prices, weights: SQLite hands back an int for a whole number stored without REAL affinity. No
+#: amount, price or quantity comes near 1e30; a larger value is corrupt, and the measures and plots would overflow on
+#: it (matplotlib fails on an axis range near 1e308).
+NUMBER = Kind("a finite number between -1e30 and 1e30", (int, float), limit=1e30)
+
+#: Columns read per table, in order, with what each must hold (the types and NOT NULLs of the DDL in
+#: rs/apex-nexus/src/ledger.rs); a column a version-1 ledger lacks reads as NULL, a table it lacks as empty.
+COLUMNS: dict[str, dict[str, Kind]] = {
+    "runs": {
+        "run_id": INTEGER, "venue": TEXT, "started_local": INTEGER, "ended_local": INTEGER.or_null,
+        "exit": TEXT.or_null,
+    },
+    "slots": {
+        "slot": TEXT, "symbol": TEXT, "account": TEXT, "capital": NUMBER, "bundle": TEXT, "bundle_sha256": TEXT,
+        "model": TEXT, "state": TEXT.of("live", "dead").or_null,
+    },
+    "equity": {"slot": TEXT, "equity": NUMBER, "position": NUMBER, "ts_exchange": INTEGER.or_null},
+    "decisions": {"slot": TEXT, "bar_ts": INTEGER, "equity": NUMBER, "model_id": TEXT.or_null},
+    "fills": {
+        "slot": TEXT, "order_link_id": TEXT, "side": TEXT.of("Buy", "Sell"), "price": NUMBER, "qty": NUMBER,
+        "fee": NUMBER, "is_maker": INTEGER.or_null,
+    },
+    "orders": {"order_link_id": TEXT, "tactic": TEXT, "purpose": TEXT, "mid": NUMBER.or_null},
+    "weights": {"slot": TEXT, "weight": NUMBER, "capital": NUMBER, "ts_exchange": INTEGER.or_null},
+    "models": {
+        "slot": TEXT, "model_id": TEXT, "bundle": TEXT, "label": TEXT, "role": TEXT, "detail": TEXT.or_null,
+        "ts_exchange": INTEGER.or_null,
+    },
+    "shadow_equity": {
+        "slot": TEXT, "model_id": TEXT, "equity": NUMBER, "decisions": INTEGER, "ts_exchange": INTEGER.or_null,
+    },
+    "swaps": {
+        "id": INTEGER, "slot": TEXT, "from_model": TEXT.or_null, "to_model": TEXT, "reason": TEXT, "position": TEXT,
+        "ts_exchange": INTEGER.or_null, "ts_local": INTEGER,
+    },
+    "deaths": {
+        "id": INTEGER, "slot": TEXT, "symbol": TEXT, "model_id": TEXT.or_null, "reason": TEXT, "equity": NUMBER,
+        "threshold": NUMBER, "request": TEXT.or_null, "ts_exchange": INTEGER.or_null, "ts_local": INTEGER,
+    },
 }  # fmt: skip
 #: Row order of each table (its insertion order: ids, or rowid where the table has no id).
 ORDER = {"decisions": "decision_id", "equity": "id", "weights": "id", "shadow_equity": "id", "swaps": "id"}
@@ -144,10 +205,15 @@ def _read(db: sqlite3.Connection, path: Path, name: str) -> Ledger:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     if meta.get("schema") != LEDGER_SCHEMA:
         raise SchemaError(f"{name}: not an {LEDGER_SCHEMA} ledger (meta schema {safe(meta.get('schema'))!r})")
+    if "version" not in meta:
+        raise SchemaError(f"{name}: an {LEDGER_SCHEMA} ledger without a version (no version key in its meta table)")
+    raw = meta["version"]
     try:
-        version = int(meta.get("version", ""))
+        version = int(raw) if isinstance(raw, int | str) else None  # a REAL, a blob or NULL is no version
     except ValueError:
-        raise SchemaError(f"{name}: ledger version {safe(meta.get('version'))!r} is not a number") from None
+        version = None
+    if version is None:
+        raise SchemaError(f"{name}: ledger version {_shown(raw)} is not a number")
     if version not in LEDGER_VERSIONS:
         newer = " (newer than this apexctl; update it)" if version > max(LEDGER_VERSIONS) else ""
         raise SchemaError(
@@ -158,16 +224,44 @@ def _read(db: sqlite3.Connection, path: Path, name: str) -> Ledger:
         if required not in tables:
             raise SchemaError(f"{name}: {LEDGER_SCHEMA} version {version} without its {required} table")
     read: dict[str, list[dict[str, Any]]] = {}
-    for table, wanted in COLUMNS.items():
-        if table not in tables:
-            read[table] = []
-            continue
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        select = ", ".join(c if c in present else f"NULL AS {c}" for c in wanted)
-        order = ORDER.get(table, "rowid")
-        cursor = db.execute(f"SELECT {select} FROM {table} ORDER BY {order}")  # the names are ours, never input
-        read[table] = [dict(zip(wanted, row, strict=True)) for row in cursor]
+    for table, columns in COLUMNS.items():
+        read[table] = _rows(db, name, table, columns) if table in tables else []
     return Ledger(path, version, read.pop("runs"), read.pop("slots"), read)
+
+
+def _rows(db: sqlite3.Connection, name: str, table: str, columns: dict[str, Kind]) -> list[dict[str, Any]]:
+    """A table's rows in their order, every value checked against its column's kind: the one place ledger values
+    enter the judge, so a wrong one is a SchemaError naming the table, the row (its rowid) and the column, raised
+    before anything is computed or written."""
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    select = ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
+    order = ORDER.get(table, "rowid")
+    cursor = db.execute(f"SELECT rowid, {select} FROM {table} ORDER BY {order}")  # the names are ours, never input
+    checks = list(columns.items())
+    rows = []
+    for rowid, *values in cursor:
+        for (column, kind), value in zip(checks, values, strict=True):
+            if not kind.accepts(value):
+                if column not in present:
+                    raise SchemaError(f"{name}: table {table} has rows but no {column} column")
+                raise SchemaError(
+                    f"{name}: table {table}, row {rowid}: {column} must be {kind.describe()}, got {_shown(value)}"
+                )
+        rows.append(dict(zip(columns, values, strict=True)))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    """A ledger value as a message quotes it: NULL, a blob's size, a number, or text (escaped, cut at 40
+    characters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"a blob of {len(value)} byte(s)"
+    if isinstance(value, str):
+        text = safe(value)
+        return repr(text if len(text) <= 40 else text[:40] + "...")
+    return repr(value)
 
 
 # ------------------------------------------------------------------------------------------------- measures
@@ -193,8 +287,9 @@ def max_drawdown(values: Sequence[float], start: float | None = None) -> float:
 
 
 def log_growth(start: float, end: float) -> float | None:
-    """ln(end / start); None when either is not positive (a ruined slot has no finite growth)."""
-    return math.log(end / start) if start > 0 and end > 0 else None
+    """ln(end / start); None when either is not positive (a ruined slot has no finite growth). A difference of logs:
+    the quotient of a tiny and a huge amount would underflow to 0."""
+    return math.log(end) - math.log(start) if start > 0 and end > 0 else None
 
 
 def bar_seconds(times: Sequence[int]) -> float | None:
@@ -610,22 +705,44 @@ def locked(options: JudgeOptions) -> Iterator[None]:
         yield
 
 
+def refuse_repeated(ledgers: list[Path]) -> None:
+    """A ledger given twice (by the same path, or another path to the same file) would be judged twice and its
+    recycling requests listed twice: a usage error naming it."""
+    seen: dict[object, Path] = {}
+    for path in ledgers:
+        try:
+            info = path.stat()
+            identity: object = (info.st_dev, info.st_ino)
+        except OSError:  # missing or unreadable: reading it says why; here only its spelling can repeat
+            identity = path.resolve()
+        if identity in seen:
+            first = seen[identity]
+            also = "" if first == path else f" (the same file as {safe(first)})"
+            raise UsageError(f"{safe(path)}: ledger given twice{also}; give each ledger once")
+        seen[identity] = path
+
+
 def write(judgment: Judgment, options: JudgeOptions) -> None:
-    """The report folder (plots, report.html, judgment.json, recycle/) staged and published in one rename, then
-    the -o document (atomic; `-` = stdout). The caller holds the lock."""
-    if options.report is not None:
-        with outputs.staged_folder(options.report, replace=True, locked=True) as staging:
-            recycle = staging / "recycle"
-            recycle.mkdir()
-            for entry in judgment.pending:
-                if entry["status"] == "ok":
-                    name = Path(entry["path"]).name
-                    shutil.copyfile(entry["path"], recycle / name)
-                    entry["copied_to"] = str(options.report / "recycle" / name)
-            write_report(judgment, staging)
-            io.write_json(judgment.document, staging / "judgment.json")
-    if options.output is not None:
-        io.write_json(judgment.document, options.output)
+    """The report folder (plots, report.html, judgment.json, recycle/) staged, then the -o document (atomic; `-` =
+    stdout), then the folder published in one rename. The -o document comes after the folder's files (it records
+    where the requests were copied to) but before the folder is published, so a failure while building either (a
+    plot, a copy, a full disk) leaves neither in place. The caller holds the lock."""
+    if options.report is None:
+        if options.output is not None:
+            io.write_json(judgment.document, options.output)
+        return
+    with outputs.staged_folder(options.report, replace=True, locked=True) as staging:
+        recycle = staging / "recycle"
+        recycle.mkdir()
+        for entry in judgment.pending:
+            if entry["status"] == "ok":
+                name = Path(entry["path"]).name
+                shutil.copyfile(entry["path"], recycle / name)
+                entry["copied_to"] = str(options.report / "recycle" / name)
+        write_report(judgment, staging)
+        io.write_json(judgment.document, staging / "judgment.json")
+        if options.output is not None:
+            io.write_json(judgment.document, options.output)
 
 
 def exit_code(judgment: Judgment) -> int:
@@ -644,6 +761,12 @@ def _number(value: Any, digits: int = 2, suffix: str = "") -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}{suffix}"
     return f"{value}{suffix}"
+
+
+def _percent(share: float | None) -> str:
+    """A share as a percentage; `-` for null (a drawdown from a tiny peak can overflow, and the document holds null
+    for it)."""
+    return _number(None if share is None else 100 * share, 2, " %")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -735,7 +858,7 @@ def _slot_html(slot: dict[str, Any], label: str, png: Path) -> str:
         ["slot", "symbol", "state", "capital", "final", "log growth", "max drawdown", "TTT (s)", "target reached"],
         [[
             label, slot["symbol"], slot["state"], _number(slot["capital"]), _number(equity["final"]),
-            _number(equity["log_growth"], 4), _number(100 * equity["max_drawdown"], 2, " %"),
+            _number(equity["log_growth"], 4), _percent(equity["max_drawdown"]),
             _number(ttt.get("seconds"), 0), _number(100 * (ttt.get("fraction_reached") or 0.0), 1, " %"),
         ]],
     )  # fmt: skip
@@ -745,7 +868,7 @@ def _slot_html(slot: dict[str, Any], label: str, png: Path) -> str:
         [[
             m["model_id"][:12], m["label"] or "-", m["role"] or "-",
             (m["live"] or {}).get("decisions", 0), _number((m["live"] or {}).get("log_growth"), 4),
-            _number(100 * (m["live"] or {}).get("max_drawdown", 0.0), 2, " %"),
+            _percent((m["live"] or {}).get("max_drawdown", 0.0)),
             _number(((m["live"] or {}).get("ttt") or {}).get("seconds"), 0),
             _number(m["forge_estimate"]["seconds"], 0) if m["forge_estimate"]["seconds"] is not None
             else m["forge_estimate"]["note"] or "-",

@@ -402,3 +402,36 @@ def test_a_ledger_being_written_is_read_at_its_last_commit(tmp_path):
         assert slot["equity"]["final"] == 1000
     finally:
         writer.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "table", "column", "words"),
+    [
+        ("UPDATE equity SET equity = 'nan' WHERE id = 17", "equity", "equity", "row 17: equity must be a finite"),
+        ("UPDATE slots SET capital = 'lots'", "slots", "capital", "got 'lots'"),
+        ("UPDATE equity SET equity = 9e999", "equity", "equity", "got inf"),
+    ],
+)
+def test_a_wrong_value_in_a_real_ledger_is_exit_2_and_leaves_the_earlier_outputs(
+    traded, tmp_path, damage, table, column, words
+):
+    """The bad-input sweep's findings on a real ledger: one line naming the file, table, row and column; the JSON
+    and the report of an earlier run stay as they were (the infinity once crashed after publishing both)."""
+    ledger = copy_ledger(traded / "ledger.sqlite", tmp_path / "run" / "ledger.sqlite")
+    output, report = tmp_path / "j.json", tmp_path / "report"
+    code, err = judge_cli(str(ledger), "-o", str(output), "--report", str(report))
+    assert code == 0, err
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in [output, *report.rglob("*")] if p.is_file()}
+    with sqlite3.connect(ledger) as db:
+        assert db.execute(damage).rowcount >= 1
+    code, err = judge_cli(str(ledger), "-o", str(output), "--report", str(report))
+    assert code == 2, err
+    assert "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"apexctl: error: {ledger}: table {table}, row "), line
+    assert f": {column} must be " in line, line
+    assert words in line, line
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in [output, *report.rglob("*")] if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.json", "report", "run"]
