@@ -210,16 +210,20 @@ impl Dsg {
     /// # Errors
     /// `Document` for a wrong schema/version/shape, `UnknownParam`, `NotFinite`, `OutOfBounds`.
     pub fn from_json(doc: &Value) -> Result<Dsg, DsgError> {
-        let schema = doc.get("schema").and_then(Value::as_str);
-        if schema != Some(SCHEMA) {
-            return Err(DsgError::Document(format!("expected \"schema\": \"{SCHEMA}\", found {schema:?}")));
+        if doc.get("schema").and_then(Value::as_str) != Some(SCHEMA) {
+            // The value as JSON text (`"apex.causal"`), never Rust's debug form of it (`Some("apex.causal")`).
+            let found = doc.get("schema").map_or_else(|| "no \"schema\" field".to_owned(), Value::to_string);
+            return Err(DsgError::Document(format!("expected \"schema\": \"{SCHEMA}\", found {found}")));
         }
-        match doc.get("version").and_then(Value::as_u64) {
-            Some(VERSION) => {}
-            other => {
+        match doc.get("version") {
+            Some(version) if version.as_u64() == Some(VERSION) => {}
+            Some(version) => {
                 return Err(DsgError::Document(format!(
-                    "version {other:?} is not supported (this apexctl reads version {VERSION})"
+                    "version {version} is not supported (this apexctl reads version {VERSION})"
                 )));
+            }
+            None => {
+                return Err(DsgError::Document(format!("no \"version\" field (this apexctl reads version {VERSION})")));
             }
         }
         let params = doc
@@ -334,6 +338,13 @@ mod tests {
         let newer = json!({"schema": SCHEMA, "version": 2, "params": {}});
         assert!(matches!(Dsg::from_json(&newer), Err(DsgError::Document(_))));
         assert!(matches!(Dsg::from_vector(&[1.0]), Err(DsgError::VectorLength { got: 1, .. })));
+        // Messages quote the document's JSON, never Rust's debug form (`Some("apex.causal")`, `None`).
+        let message = |doc: Value| Dsg::from_json(&doc).unwrap_err().to_string();
+        assert!(message(json!({"schema": "apex.causal"})).ends_with("found \"apex.causal\""));
+        assert!(message(json!({"version": 1})).ends_with("found no \"schema\" field"));
+        assert!(message(newer).contains(": version 2 is not supported"));
+        assert!(message(json!({"schema": SCHEMA, "version": "1"})).contains("version \"1\" is not supported"));
+        assert!(message(json!({"schema": SCHEMA})).contains("no \"version\" field"));
     }
 
     #[test]

@@ -184,14 +184,13 @@ pub fn parse(name: &str) -> Result<Box<dyn Strategy>, StrategyError> {
     let Some(rest) = name.strip_prefix("ma_crossover:") else {
         return Err(StrategyError::Unknown { name: name.to_owned() });
     };
-    let count = |text: &str| (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok());
-    let windows = rest.split_once(':').and_then(|(fast, slow)| Some((count(fast)?, count(slow)?)));
-    let Some((Some(fast), Some(slow))) = windows else {
-        // Digits too many for a usize are a count out of range, not a syntax error.
-        return match windows {
-            Some(_) => Err(StrategyError::Windows { name: name.to_owned(), fast: usize::MAX, slow: usize::MAX }),
-            None => Err(StrategyError::Syntax { name: name.to_owned() }),
-        };
+    // Digits too many for a usize are a count out of range (usize::MAX), not a syntax error; the other count stays
+    // what was written, so the message does not misquote it.
+    let count = |text: &str| {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().unwrap_or(usize::MAX))
+    };
+    let Some((fast, slow)) = rest.split_once(':').and_then(|(fast, slow)| Some((count(fast)?, count(slow)?))) else {
+        return Err(StrategyError::Syntax { name: name.to_owned() });
     };
     if !(1 <= fast && fast < slow && slow <= MA_MAX_BARS) {
         return Err(StrategyError::Windows { name: name.to_owned(), fast, slow });
@@ -251,6 +250,8 @@ mod tests {
         assert!(matches!(parse("ma_crossover:0:5"), Err(StrategyError::Windows { .. })));
         assert!(matches!(parse("ma_crossover:1:100001"), Err(StrategyError::Windows { .. })));
         assert!(matches!(parse("ma_crossover:1:99999999999999999999999"), Err(StrategyError::Windows { .. })));
+        assert!(err("ma_crossover:99999999999999999999:1").contains(&format!("FAST ({}) must", usize::MAX)));
+        assert!(err("ma_crossover:99999999999999999999:1").contains("than SLOW (1)"));
         assert_eq!(parse("ma_crossover:1:100000").unwrap().name(), "ma_crossover_1_100000");
     }
 }
