@@ -20,6 +20,8 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError
 from apexctl.forge.features import book_frame
+from apexctl.forge.table_checks import unit_hint
+from apexctl.schemas.tables import MARKET_FIRST, MARKET_WINDOW_TEXT, TS_END
 
 CHUNK_BYTES = 8 << 20
 #: Longest line accepted while streaming: a V5 order-book snapshot line is tens of kB, a trade CSV line ~200 bytes, so
@@ -154,7 +156,7 @@ def _csv_error(name: str, frame: pl.DataFrame, bad: pl.Series, column: str, expe
     row = int(bad.arg_true()[0])
     value = frame[column][row]
     # Line numbers count the header as line 1.
-    return InputError(f"{name}: line {row + 2}: column '{column}' holds {value!r}, expected {expected}")
+    return InputError(f"{safe(name)}: line {row + 2}: column '{column}' holds {safe(repr(value))}, expected {expected}")
 
 
 def _to_float(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
@@ -173,6 +175,18 @@ def _read_csv(data: bytes, name: str) -> pl.DataFrame:
         raise InputError(f"{name}: malformed CSV: {first}") from None
 
 
+def _check_window(name: str, frame: pl.DataFrame, counts: pl.Series, unit_ns: int, unit: str) -> None:
+    """InputError naming the line unless every timestamp (`counts` of `unit`, null where too large for Int64) lies in
+    the window of market data: checked before the conversion to nanoseconds, which would wrap around past 2262."""
+    first, end = MARKET_FIRST // unit_ns, TS_END // unit_ns
+    bad = counts.is_null() | (counts < first) | (counts >= end)
+    if bad.any():
+        count = counts[int(bad.arg_true()[0])]
+        hint = unit_hint(count, unit_ns) if count is not None else ""
+        expected = f"{unit} since the epoch within {MARKET_WINDOW_TEXT} ({first} to {end - 1}){hint}"
+        raise _csv_error(name, frame, bad, "timestamp", expected)
+
+
 def decimal_seconds_to_ns(text: pl.Series, name: str, frame: pl.DataFrame) -> pl.Series:
     """'1585180700.0647' -> 1585180700064700000 exactly: integer and fraction parsed as integers, never via float."""
     stripped = text.str.strip_chars()
@@ -180,7 +194,8 @@ def decimal_seconds_to_ns(text: pl.Series, name: str, frame: pl.DataFrame) -> pl
     if not ok.all():
         raise _csv_error(name, frame, ~ok, "timestamp", "seconds as a decimal with at most 9 fraction digits")
     parts = stripped.str.split_exact(".", 1).struct.rename_fields(["int", "frac"]).struct.unnest()
-    whole = parts["int"].cast(pl.Int64)
+    whole = parts["int"].cast(pl.Int64, strict=False)  # null past Int64: outside the window below anyway
+    _check_window(name, frame, whole, 10**9, "seconds")
     frac = parts["frac"].fill_null("").str.pad_end(9, "0").cast(pl.Int64)
     return (whole * 1_000_000_000 + frac).alias("ts")
 
@@ -223,6 +238,7 @@ def parse_spot_csv(data: bytes, name: str, symbol: str | None) -> pl.DataFrame:
     ms = frame["timestamp"].str.strip_chars().cast(pl.Int64, strict=False)
     if ms.is_null().any():
         raise _csv_error(name, frame, ms.is_null(), "timestamp", "integer milliseconds")
+    _check_window(name, frame, ms, 10**6, "milliseconds")
     return pl.DataFrame(
         [
             (ms * 1_000_000).alias("ts"),

@@ -47,8 +47,9 @@ column of a row depends on data after its close; NaN before the first closed hig
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -58,11 +59,12 @@ import polars as pl
 
 from apexctl import _core
 from apexctl.console import safe
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import DataError, InputError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.durations import HOUR, MINUTE, parse_duration
 from apexctl.forge.feedback import note
 from apexctl.forge.io import Table, read_tables, write_table
+from apexctl.forge.table_checks import utc_text
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
 
@@ -99,6 +101,13 @@ UPDATE_LEADING = [
 MAX_TFI_WINDOWS = 32
 VMD_MODES = ranges.VMD_MODES
 VMD_WINDOW = ranges.VMD_WINDOW
+#: Most rows of a bar grain in one run, all symbols together (the grid runs from each symbol's first to its last bar,
+#: empty bars filled). A run peaks near 0.5 kB per bar row (measured: 576,000 1m rows of 32 columns, 480 MB), so this
+#: keeps a run around 1 GB, and one stray timestamp (decades of empty bars) is refused instead of allocated. It still
+#: holds 3.8 years of 1m bars of one symbol (Bybit's perpetuals began in 2018-2020), or 19 years of 5m bars.
+MAX_BAR_ROWS = 2_000_000
+#: A row number in the messages of the Rust feature calls: "trades table, row 12: ..." (book rows without the table).
+_ROW_MESSAGE = re.compile(r"^(?:(trades|bars|book) table, )?row (\d+): (.*)$", re.DOTALL)
 
 
 def check_vmd(modes: int, window: int) -> tuple[int, int]:
@@ -141,23 +150,49 @@ class Inputs:
     bars: pl.DataFrame | None
     symbols: list[str]
     tables: list[Table]
+    #: Per kind, the file (index into `tables`) and file row of each row of the combined frame: messages must name
+    #: those, not a row of the sorted concatenation.
+    origins: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def codes(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.symbols)}
 
+    def where(self, kind: str, row: int) -> str:
+        """'FILE row N': where row `row` of the combined `kind` frame came from."""
+        origin = self.origins[kind].row(row, named=True)
+        return f"{safe(self.tables[origin['_source']].source)} row {origin['_row']}"
+
+    def located(self, exc: DataError, kind: str) -> DataError:
+        """`exc` from a Rust call fed the combined `kind` frame, its row (if it names one) turned into the file and
+        the file's row (book rows are named without their table); other messages get the input files in front."""
+        match = _ROW_MESSAGE.match(str(exc))
+        table = (match.group(1) or kind) if match else None
+        if match is None or table not in self.origins:
+            return DataError(f"{', '.join(safe(t.source) for t in self.tables)}: {exc}")
+        origin = self.origins[table].row(int(match.group(2)), named=True)
+        source = safe(self.tables[origin["_source"]].source)
+        return DataError(f"{source}: {table} table, row {origin['_row']}: {match.group(3)}")
+
 
 def gather(tables: Sequence[Table]) -> Inputs:
     by_kind: dict[str, list[pl.DataFrame]] = {"book": [], "trades": [], "bars": []}
-    for table in tables:
-        by_kind[table.schema_name].append(table.frame)
+    for index, table in enumerate(tables):
+        origin = [
+            pl.lit(index, dtype=pl.UInt32).alias("_source"),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+        ]
+        by_kind[table.schema_name].append(table.frame.with_columns(origin))
+    origins: dict[str, pl.DataFrame] = {}
 
     def combined(kind: str, columns: list[str], sort_by: list[str]) -> pl.DataFrame | None:
-        frames = [f.select(columns) for f in by_kind[kind]]
+        frames = [f.select([*columns, "_source", "_row"]) for f in by_kind[kind]]
         if not frames:
             return None
         # A stable sort keeps the rows of one book message together and in order.
-        return pl.concat(frames).sort(sort_by, maintain_order=True)
+        frame = pl.concat(frames).sort(sort_by, maintain_order=True)
+        origins[kind] = frame.select("_source", "_row")
+        return frame.select(columns)
 
     book = combined("book", BOOK.column_names, ["ts"])
     trades = combined("trades", TRADES.column_names, ["ts"])
@@ -166,7 +201,60 @@ def gather(tables: Sequence[Table]) -> Inputs:
     for frame in (book, trades, bars):
         if frame is not None:
             symbols.update(frame["symbol"].unique().to_list())
-    return Inputs(book, trades, bars, sorted(symbols), list(tables))
+    return Inputs(book, trades, bars, sorted(symbols), list(tables), origins)
+
+
+def _check_repeated_bars(inputs: Inputs) -> None:
+    """InputError naming both rows when a symbol has two bars (klines) at one time: a sorted table still has them."""
+    bars = inputs.bars
+    assert bars is not None
+    repeated = (bars["symbol"] == bars["symbol"].shift(1)) & (bars["ts"] == bars["ts"].shift(1))
+    if repeated.any():
+        row = int(repeated.arg_true()[0])
+        ts = int(bars["ts"][row])
+        raise InputError(
+            f"{inputs.where('bars', row)}: repeated timestamp: symbol {safe(bars['symbol'][row])} has a bar at ts "
+            f"{ts} ({utc_text(ts)}) already (at {inputs.where('bars', row - 1)}); keep one bar per symbol and time"
+        )
+
+
+def _check_bar_grid(inputs: Inputs, kind: str, grain: Grain) -> None:
+    """InputError before any bar is built when the grid (each symbol from its first to its last bar) would hold
+    more than MAX_BAR_ROWS rows, naming the symbol of the longest span and the files of its ends."""
+    source = inputs.trades if kind == "trades" else inputs.bars
+    assert source is not None
+    interval = BAR_GRAINS[grain]
+    spans = (
+        source.with_row_index("_at")
+        .group_by("symbol")
+        .agg(
+            pl.col("_at").get(pl.col("ts").arg_min()).alias("first_at"),
+            pl.col("_at").get(pl.col("ts").arg_max()).alias("last_at"),
+            ((pl.col("ts").max() // interval) - (pl.col("ts").min() // interval) + 1).alias("bars"),
+        )
+        .sort("bars", "symbol", descending=[True, False])
+    )
+    total = int(spans["bars"].sum())
+    if total <= MAX_BAR_ROWS:
+        return
+    widest = spans.row(0, named=True)
+    first, last = (int(source["ts"][widest[at]]) for at in ("first_at", "last_at"))
+    raise InputError(
+        f"--grain {grain.value} would build {total:,} bars, more than the {MAX_BAR_ROWS:,} one run makes: symbol "
+        f"{safe(widest['symbol'])} alone spans {utc_text(first)} ({inputs.where(kind, widest['first_at'])}) to "
+        f"{utc_text(last)} ({inputs.where(kind, widest['last_at'])}); check those timestamps, or give less time or "
+        "fewer symbols per run, or a coarser --grain"
+    )
+
+
+def _calling(
+    inputs: Inputs, kind: str, call: Callable[..., dict[str, np.ndarray]], *args: Any, **kwargs: Any
+) -> dict[str, np.ndarray]:
+    """`call(*args, **kwargs)`, a Rust feature call fed the combined `kind` frame; its DataError names the file row."""
+    try:
+        return call(*args, **kwargs)
+    except DataError as exc:
+        raise inputs.located(exc, kind) from None
 
 
 def _symbol_codes(frame: pl.DataFrame, codes: dict[str, int]) -> np.ndarray:
@@ -229,10 +317,17 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
     bad = ~kinds.is_in(["snapshot", "delta"])
     if bad.any():
         row = int(bad.arg_true()[0])
-        raise InputError(f"book table, row {row}: kind '{kinds[row]}' is neither 'snapshot' nor 'delta'")
+        raise InputError(
+            f"{inputs.where('book', row)}: column 'kind' holds '{safe(kinds[row])}', expected 'snapshot' or 'delta'"
+        )
     price_decimals, tick_units = _tick_units(inputs)
-    arrays = _core.features_update(
-        book_arrays(book, _symbol_codes(book, inputs.codes)), price_decimals=price_decimals, tick_units=tick_units
+    arrays = _calling(
+        inputs,
+        "book",
+        _core.features_update,
+        book_arrays(book, _symbol_codes(book, inputs.codes)),
+        price_decimals=price_decimals,
+        tick_units=tick_units,
     )
     incidents = arrays.pop("incident_row")
     if len(incidents):
@@ -285,9 +380,14 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         if not 1 <= len(config.tfi_windows) <= MAX_TFI_WINDOWS:
             raise UsageError(f"--tfi-windows: give 1 to {MAX_TFI_WINDOWS} windows, got {len(config.tfi_windows)}")
         windows = [parse_duration(w, "TFI window") for w in config.tfi_windows]
-        arrays = _core.features_trade(_trade_arrays(trades, inputs.codes), windows_ns=windows)
+        arrays = _calling(
+            inputs, "trades", _core.features_trade, _trade_arrays(trades, inputs.codes), windows_ns=windows
+        )
         return _frame(arrays, inputs.symbols)
     interval = BAR_GRAINS[grain]
+    if inputs.bars is not None:
+        _check_repeated_bars(inputs)
+    _check_bar_grid(inputs, "trades" if inputs.trades is not None else "bars", grain)
     higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
     updates = update_arrays(inputs) if inputs.book is not None else None
     options: dict[str, Any] = {
@@ -298,7 +398,8 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         "vmd_window": window,
     }
     if inputs.trades is not None:
-        arrays = _core.features_bars(_trade_arrays(inputs.trades, inputs.codes), updates=updates, **options)
+        trade_arrays = _trade_arrays(inputs.trades, inputs.codes)
+        arrays = _calling(inputs, "trades", _core.features_bars, trade_arrays, updates=updates, **options)
     else:
         k = inputs.bars
         assert k is not None
@@ -307,7 +408,10 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
             raise InputError(f"bars table mixes intervals {sorted(kline_intervals)}; give one interval per run")
         kline_interval = parse_duration(kline_intervals[0], "bars interval") if kline_intervals else interval
         klines = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
-        arrays = _core.features_bars(
+        arrays = _calling(
+            inputs,
+            "bars",
+            _core.features_bars,
             klines | {"symbol": _symbol_codes(k, inputs.codes)},
             kline_interval_ns=kline_interval,
             updates=updates,

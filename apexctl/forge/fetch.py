@@ -18,6 +18,7 @@ from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import steps, wrote
 from apexctl.forge.io import STDIO, describe, existing_file, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
+from apexctl.forge.table_checks import check_timestamps
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
@@ -100,6 +101,8 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
                 raise InputError(f"{describe(path)}: holds no order-book or public-trade rows")
             kinds_of[describe(path)] = held
             for k in held:
+                # Trade CSVs were checked line by line; the rows of V5 message lines are checked here.
+                check_timestamps(getattr(parsed, k), f"{describe(path)} ({k} rows parsed from it)", market=True)
                 frames[k].append(getattr(parsed, k))
     kind = config.kind
     present = [k for k in TABLE_KINDS if frames[k]]

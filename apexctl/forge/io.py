@@ -25,6 +25,7 @@ from apexctl import __version__, signals
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError
 from apexctl.forge.outputs import umask, written_path
+from apexctl.forge.table_checks import check_timestamps
 from apexctl.schemas.tables import TableSchema
 
 META_SCHEMA = "apex.schema"
@@ -392,6 +393,8 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
         schema = fits[0] if fits else expected[0]
         version = schema.version
     frame = _conform(frame, schema, name)
+    if "ts" in frame.columns and frame.schema["ts"].is_integer():
+        check_timestamps(frame, name)
     return Table(frame, name, schema.name, int(version), metadata, sha256_bytes(data))
 
 

@@ -33,6 +33,16 @@ class TableSchema:
 
 
 TS = Column("ts", pl.Int64, "UTC nanoseconds since the epoch")
+#: The instants a `ts` of a table may hold, [TS_FIRST, TS_END) in UTC nanoseconds: from the epoch (synthetic and
+#: test tables count from 0) to 2100. A value outside is a damaged file or a wrong unit (a millisecond count taken for
+#: seconds lands past 2100), and one such row would make a bar grid span decades.
+TS_FIRST = 0
+TS_END = 4_102_444_800 * 10**9
+TS_WINDOW_TEXT = "1970-01-01 .. 2100-01-01 UTC"
+#: The narrower window of data recorded from a crypto venue (what `fetch` reads): not before the Bitcoin genesis
+#: block, 2009-01-03. A timestamp in another unit than the one expected almost never lands inside it.
+MARKET_FIRST = 1_230_940_800 * 10**9
+MARKET_WINDOW_TEXT = "2009-01-03 .. 2100-01-01 UTC"
 SYMBOL = Column("symbol", pl.String, "instrument symbol, e.g. BTCUSDT")
 
 TRADES = TableSchema(

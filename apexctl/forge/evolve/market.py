@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io, ranges
 from apexctl.forge.backtest import OHLCV
+from apexctl.forge.features import check_vmd
+from apexctl.forge.table_checks import utc_text
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
+
+#: A column added while loading: the file's row of each bar, for messages (dropped before the bars are used).
+_FILE_ROW = "_file_row"
 
 
 @dataclass
@@ -35,7 +42,9 @@ class Market:
 def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
     """Reads a bar-grain features table and keeps one symbol, time-ordered."""
     table = io.read_table(path, FEATURES)
-    frame = table.frame
+    feature_options = _feature_options(table)
+    # The file's own row numbers, for messages: the rows are filtered to one symbol and sorted below.
+    frame = table.frame.with_row_index(_FILE_ROW)
     missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
         raise InputError(
@@ -49,9 +58,11 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
         symbol = symbols[0]
     elif symbol not in symbols:
         raise UsageError(f"--symbol {symbol}: not in {io.describe(path)} (it holds {', '.join(symbols)})")
-    frame = frame.filter(pl.col("symbol") == symbol).sort("ts")
+    frame = frame.filter(pl.col("symbol") == symbol).sort("ts", maintain_order=True)
     if frame["close"].is_nan().any() or frame["close"].is_null().any():
         frame = frame.filter(pl.col("close").is_not_nan() & pl.col("close").is_not_null())
+    _check_bars(frame, io.describe(path), symbol)
+    frame = frame.drop(_FILE_ROW)
     names = [n for n, dtype in frame.schema.items() if dtype.is_numeric() and n not in FEATURE_KEYS]
     bad = [n for n in names if not n.isidentifier()]
     if bad:
@@ -63,16 +74,76 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"{io.describe(path)}: {frame.height} bars of {symbol} are too few to evolve on "
             f"(need >= 30 training and >= 10 held-out bars at --train-fraction {train_fraction})"
         )
+    return Market(symbol, frame, names, columns, train_end, features=feature_options)
+
+
+def _feature_options(table: io.Table) -> dict[str, int]:
+    """The `--rv-bars`, `--vmd-modes` and `--vmd-window` recorded in the table's `apex.params` metadata (defaults for
+    what is not recorded), each checked as the options are: they reach the simulator's Rust settings with --dsg."""
     params = table.metadata.get(io.META_PARAMS)
-    made = params if isinstance(params, dict) else {}
-    return Market(
-        symbol,
-        frame,
-        names,
-        columns,
-        train_end,
-        features={name: int(made.get(name, default)) for name, default in ranges.FEATURE_DEFAULTS.items()},
-    )
+    if params is None:
+        return dict(ranges.FEATURE_DEFAULTS)
+    where = f"{safe(table.source)}: metadata key '{io.META_PARAMS}'"
+    remedy = "re-create the table with `apexctl features`"
+    if not isinstance(params, dict):
+        raise InputError(f"{where} holds {_quoted(params)}, expected a JSON object; {remedy}")
+    options: dict[str, int] = {}
+    for name, default in ranges.FEATURE_DEFAULTS.items():
+        value = params.get(name, default)
+        accepted = ranges.table_range("features", name)
+        try:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"expected {accepted.describe()}, got {_quoted(value)}")
+            options[name] = accepted.parse(value)
+        except ValueError as exc:
+            raise InputError(f"{where}, entry '{name}': {exc} (the --{name.replace('_', '-')} of the table); "
+                             f"{remedy}") from None  # fmt: skip
+    try:
+        check_vmd(options["vmd_modes"], options["vmd_window"])
+    except UsageError as exc:
+        raise InputError(f"{where}, entries 'vmd_modes' and 'vmd_window': {exc}; {remedy}") from None
+    return options
+
+
+def _quoted(value: object) -> str:
+    """A metadata value as the JSON it was written in (null, "abc", Infinity), shortened, for a message."""
+    text = json.dumps(value)
+    return safe(text if len(text) <= 80 else f"{text[:80]}...")
+
+
+def _check_bars(frame: pl.DataFrame, name: str, symbol: str) -> None:
+    """InputError naming the file and its row unless the bars of `symbol` (sorted by time) are usable by the
+    backtester: one bar per time, prices finite and positive, volume finite and >= 0, high and low around the
+    open and close. The backtester refuses such bars too, but by a row of the filtered frame and without the file."""
+    where = f"{name}: row {{}} (symbol {safe(symbol)})"
+    rows = frame[_FILE_ROW]
+    ts = frame["ts"]
+    if (at := _first(ts == ts.shift(1))) is not None:
+        raise InputError(
+            f"{where.format(rows[at])}: column 'ts': repeated timestamp {ts[at]} ({utc_text(ts[at])}), also at row "
+            f"{rows[at - 1]}; a features table holds one row per bar and symbol"
+        )
+    prices = {column: frame[column].cast(pl.Float64) for column in OHLCV}
+    for column, values in prices.items():
+        ok = values >= 0.0 if column == "volume" else values > 0.0
+        if (at := _first(values.is_null() | ~(values.is_finite() & ok))) is not None:
+            expected = "a finite number >= 0" if column == "volume" else "a finite positive price"
+            raise InputError(f"{where.format(rows[at])}: column '{column}' holds {values[at]}, expected {expected}")
+    high, low = prices["high"], prices["low"]
+    outside = high < low
+    for body in (prices["open"], prices["close"]):
+        outside = outside | (body > high) | (body < low)
+    if (at := _first(outside)) is not None:
+        raise InputError(
+            f"{where.format(rows[at])}: high {high[at]} and low {low[at]} do not contain the open "
+            f"{prices['open'][at]} and close {prices['close'][at]}"
+        )
+
+
+def _first(bad: pl.Series) -> int | None:
+    """The index of the first true value of `bad` (a null is not true), or None."""
+    bad = bad.fill_null(False)
+    return int(bad.arg_true()[0]) if bad.any() else None
 
 
 def columns_of(market: Market, names: Sequence[str]) -> list[np.ndarray]:

@@ -1,0 +1,55 @@
+"""Checks of the rows of tables that their column types cannot express: timestamps in a sane window.
+
+A table whose `ts` holds -1 or 2^62 has the right types, and one such row makes a bar grid span decades (gigabytes
+allocated in Rust). `io.read_table` refuses such a file here, naming the row, the value and the accepted window;
+`fetch` checks what it parses from venue files against the narrower window of market data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from apexctl.console import safe
+from apexctl.errors import DataError
+from apexctl.schemas.tables import MARKET_FIRST, MARKET_WINDOW_TEXT, TS_END, TS_FIRST, TS_WINDOW_TEXT
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The units a wrong timestamp is usually counted in, with the nanoseconds in one of them.
+_UNITS = (("seconds", 10**9), ("milliseconds", 10**6), ("microseconds", 10**3))
+
+
+def utc_text(ns: int) -> str:
+    """`ns` (UTC nanoseconds since the epoch) as a date and time to the second."""
+    try:
+        return (_EPOCH + timedelta(microseconds=ns // 1000)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except OverflowError:
+        return "no calendar date"
+
+
+def unit_hint(value: int, unit_ns: int = 1) -> str:
+    """'; a count of milliseconds?' when `value`, taken in another unit than its `unit_ns`, falls in the window of
+    market data (the narrow one: small numbers fit the wide one in most units)."""
+    for name, ns in _UNITS:
+        if ns != unit_ns and MARKET_FIRST <= value * ns < TS_END:
+            return f"; a count of {name}?"
+    return ""
+
+
+def check_timestamps(frame: pl.DataFrame, source: str, column: str = "ts", *, market: bool = False) -> None:
+    """DataError naming `source`, the first row and its value unless every `column` value (UTC nanoseconds) lies in
+    the window [TS_FIRST, TS_END), or with `market` in the narrower one of data recorded from a venue."""
+    first, window = (MARKET_FIRST, MARKET_WINDOW_TEXT) if market else (TS_FIRST, TS_WINDOW_TEXT)
+    values = frame[column]
+    outside = (values < first) | (values >= TS_END)
+    count = int(outside.sum())
+    if not count:
+        return
+    row = int(outside.arg_true()[0])
+    value = int(values[row])
+    others = f" (and {count - 1:,} more rows)" if count > 1 else ""
+    raise DataError(
+        f"{safe(source)}: column '{column}' row {row}{others}: {value} ns is {utc_text(value)}{unit_hint(value)}, "
+        f"outside the accepted window {window} ('{column}' is UTC nanoseconds since the epoch)"
+    )
