@@ -96,7 +96,9 @@ def fetch(
         if output == "-":
             raise UsageError("-o -: --source sim writes a folder of tables (book, trades, bars); give a folder")
         outputs.check([outputs.OutFolder(output, replace=force)], [dsg])
-        symbols = [s.strip().upper() for s in (symbol or ",".join(DEFAULT_SYMBOLS)).split(",") if s.strip()]
+        symbols = [
+            s.strip().upper() for s in (",".join(DEFAULT_SYMBOLS) if symbol is None else symbol).split(",") if s.strip()
+        ]
         config = MarketSim(symbols=symbols, dsg_path=dsg, seed=seed, hours=hours, depth=depth, cadence_ms=cadence_ms)
         fetch_sim(config, output, force=force)
         return

@@ -159,11 +159,12 @@ def _csv_error(name: str, frame: pl.DataFrame, bad: pl.Series, column: str, expe
     return InputError(f"{safe(name)}: line {row + 2}: column '{column}' holds {safe(repr(value))}, expected {expected}")
 
 
-def _to_float(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
+def _to_positive(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
+    """A price or size column as floats; a trade at a price or of a size <= 0 is no trade (a damaged file)."""
     values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
-    bad = values.is_null() | values.is_nan() | values.is_infinite()
+    bad = values.is_null() | values.is_nan() | values.is_infinite() | (values <= 0.0)
     if bad.any():
-        raise _csv_error(name, frame, bad, column, "a decimal number")
+        raise _csv_error(name, frame, bad, column, "a positive decimal number")
     return values
 
 
@@ -216,8 +217,8 @@ def parse_derivatives_csv(data: bytes, name: str) -> pl.DataFrame:
             decimal_seconds_to_ns(frame["timestamp"], name, frame),
             frame["symbol"].str.strip_chars().alias("symbol"),
             _sides(frame, name, "Buy", "Sell"),
-            _to_float(frame, "price", name).alias("price"),
-            _to_float(frame, "size", name).alias("size"),
+            _to_positive(frame, "price", name).alias("price"),
+            _to_positive(frame, "size", name).alias("size"),
             frame["trdMatchID"].alias("trade_id"),
         ]
     )
@@ -244,8 +245,8 @@ def parse_spot_csv(data: bytes, name: str, symbol: str | None) -> pl.DataFrame:
             (ms * 1_000_000).alias("ts"),
             pl.Series("symbol", [symbol] * frame.height, dtype=pl.String),
             _sides(frame, name, "buy", "sell"),
-            _to_float(frame, "price", name).alias("price"),
-            _to_float(frame, "volume", name).alias("size"),
+            _to_positive(frame, "price", name).alias("price"),
+            _to_positive(frame, "volume", name).alias("size"),
             frame["id"].str.strip_chars().alias("trade_id"),
         ]
     )

@@ -194,6 +194,11 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path):
     csv.write_text(f"{DERIV_HEADER}\n1585180700.0647,BTCUSDT,Buy,0.5,abc,PlusTick,a1,1,0.5,1\n")
     message = one_error_line(run_cli("fetch", str(csv), "-o", str(out)))
     assert "line 2: column 'price' holds 'abc'" in message
+    for column, row in (("price", "0.5,-5"), ("size", "0,28555.3")):
+        csv.write_text(f"{DERIV_HEADER}\n1585180700.0647,BTCUSDT,Buy,{row},PlusTick,a1,1,0.5,1\n")
+        message = one_error_line(run_cli("fetch", str(csv), "-o", str(out)))
+        assert f"line 2: column '{column}' holds" in message
+        assert message.endswith("expected a positive decimal number")
 
     assert "is a folder" in one_error_line(run_cli("fetch", str(csv), "-o", str(tmp_path)))
 
@@ -233,3 +238,10 @@ def test_gzipped_lines_and_empty_input(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     assert one_error_line(run_cli("fetch", str(empty), "-o", str(out))).endswith("empty.csv: empty input")
+
+
+def test_an_empty_symbol_list_for_the_simulator_is_refused_not_defaulted(tmp_path):
+    out = tmp_path / "sim"
+    message = one_error_line(run_cli("fetch", "--source", "sim", "--symbols", "", "--hours", "0.01", "-o", str(out)))
+    assert message == "apexctl: error: --symbols: give at least one symbol"
+    assert not out.exists()
