@@ -159,9 +159,9 @@ class Inputs:
         return {s: i for i, s in enumerate(self.symbols)}
 
     def where(self, kind: str, row: int) -> str:
-        """'FILE row N': where row `row` of the combined `kind` frame came from."""
+        """'FILE: KIND table, row N': where row `row` of the combined `kind` frame came from (as `located` says it)."""
         origin = self.origins[kind].row(row, named=True)
-        return f"{safe(self.tables[origin['_source']].source)} row {origin['_row']}"
+        return f"{safe(self.tables[origin['_source']].source)}: {kind} table, row {origin['_row']}"
 
     def located(self, exc: DataError, kind: str) -> DataError:
         """`exc` from a Rust call fed the combined `kind` frame, its row (if it names one) turned into the file and
@@ -320,6 +320,19 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
         raise InputError(
             f"{inputs.where('book', row)}: column 'kind' holds '{safe(kinds[row])}', expected 'snapshot' or 'delta'"
         )
+    # A level (side +1/-1; 0 marks a message without levels) sits at a positive price with a size >= 0 (0 removes
+    # it). The book replay would take a negative price as a crossed level and flag the messages after it.
+    levels = book["side"] != 0
+    for column, usable, expected in (
+        ("price", book["price"] > 0.0, "a positive price"),
+        ("size", book["size"] >= 0.0, "a size >= 0"),
+    ):
+        bad = (levels & ~usable.fill_null(False)) & book[column].is_not_nan()  # NaN: the Rust check names it
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            raise InputError(
+                f"{inputs.where('book', row)}: column '{column}' holds {book[column][row]}, expected {expected}"
+            )
     price_decimals, tick_units = _tick_units(inputs)
     arrays = _calling(
         inputs,

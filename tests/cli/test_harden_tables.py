@@ -121,8 +121,8 @@ def test_a_bar_grid_larger_than_the_bound_is_refused_naming_the_ends(tmp_path):
     out = tmp_path / "f.parquet"
     message = one_error(run_here("features", str(first), str(last), "--grain", "1m", "-o", str(out)))
     assert "--grain 1m would build 2,628,001 bars, more than the 2,000,000 one run makes" in message
-    assert f"symbol BTCUSDT alone spans 2025-09-01 00:00:00 UTC ({first} row 0) to 2030-08-31" in message
-    assert f"({last} row 0)" in message
+    assert f"symbol BTCUSDT alone spans 2025-09-01 00:00:00 UTC ({first}: trades table, row 0) to 2030-08-31" in message
+    assert f"({last}: trades table, row 0)" in message
     assert not out.exists()
 
 
@@ -252,8 +252,8 @@ def test_features_says_repeated_for_two_klines_of_a_symbol_at_one_time(tmp_path)
     path = tmp_path / "k.parquet"
     io.write_table(bars, path, schema=BARS, producer="test")
     message = one_error(run_here("features", str(path), "--grain", "5m", "-o", str(tmp_path / "f.parquet")))
-    assert f"{path} row 3: repeated timestamp: symbol ETHUSDT has a bar at ts {START + MINUTE}" in message
-    assert f"already (at {path} row 2)" in message
+    assert f"{path}: bars table, row 3: repeated timestamp: symbol ETHUSDT has a bar at ts {START + MINUTE}" in message
+    assert f"already (at {path}: bars table, row 2)" in message
     assert "earlier" not in message
 
 
@@ -273,7 +273,13 @@ def test_features_names_the_file_and_row_of_a_book_kind_it_does_not_know(tmp_pat
     path = tmp_path / "b.parquet"
     io.write_table(book, path, schema=BOOK, producer="test")
     message = one_error(run_here("features", str(path), "-o", str(tmp_path / "f.parquet")))
-    assert f"{path} row 1: column 'kind' holds 'replace', expected 'snapshot' or 'delta'" in message
+    assert f"{path}: book table, row 1: column 'kind' holds 'replace', expected 'snapshot' or 'delta'" in message
+    # A level at a price <= 0 or of a negative size is damage, not a crossed book to flag as out of sequence.
+    for column, value, expected in (("price", -5.0, "a positive price"), ("size", -1.0, "a size >= 0")):
+        damaged = book.with_columns(kind=pl.lit("snapshot"), **{column: pl.Series([1.0, value])})
+        io.write_table(damaged, path, schema=BOOK, producer="test")
+        message = one_error(run_here("features", str(path), "-o", str(tmp_path / "f.parquet")))
+        assert f"{path}: book table, row 1: column '{column}' holds {value}, expected {expected}" in message
 
 
 def test_messages_quote_metadata_without_control_characters(bar_features, tmp_path):
