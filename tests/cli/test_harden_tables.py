@@ -209,6 +209,13 @@ def test_evolve_names_the_file_and_its_row_of_an_unusable_price(tmp_path):
     assert f"{path}: row 130 (symbol ETHUSDT): column 'close' holds inf, expected a finite positive price" in message
 
 
+def test_evolve_says_a_features_table_without_rows_has_none(tmp_path):
+    path = tmp_path / "empty.parquet"
+    io.write_table(bars_with_signal(120, edge=0.003, seed=1).clear(), path, schema=FEATURES, producer="test")
+    message = evolve_eth(path, tmp_path)
+    assert message == f"apexctl: error: {path}: the features table has no rows; evolve needs bars of one symbol"
+
+
 def test_evolve_says_repeated_for_two_bars_at_one_time(tmp_path):
     path = two_symbol_features(tmp_path, lambda f: set_row(f, "ts", 1, f["ts"][0]))
     message = evolve_eth(path, tmp_path)

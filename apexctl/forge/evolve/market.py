@@ -51,6 +51,8 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"{io.describe(path)}: evolve needs bar-grain features (missing {', '.join(missing)}); "
             "make them with `apexctl features TRADES [BOOK] --grain 1m`"
         )
+    if frame.is_empty():
+        raise InputError(f"{io.describe(path)}: the features table has no rows; evolve needs bars of one symbol")
     symbols = sorted(frame["symbol"].unique().to_list())
     if symbol is None:
         if len(symbols) != 1:
