@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apexctl import _core
 from apexctl.console import safe
-from apexctl.errors import UsageError
+from apexctl.errors import InternalError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge import venue as venue_runner
 from apexctl.forge.durations import parse_duration
@@ -258,6 +258,10 @@ def run(options: TradeOptions) -> int:
     """Runs the engine in the foreground until it stops; returns its exit code."""
     document = options.validate()
     binary = find_binary()
+    from apexctl import _ort
+
+    _ort.use_wheel_library()  # the engine loads the bundles' ONNX models, in the check below too
+    _engine_check(binary, options)
     options.out.mkdir(parents=True, exist_ok=True)
     kind = options.venue or document["venue"]["kind"]
     venue_child = None
@@ -273,9 +277,6 @@ def run(options: TradeOptions) -> int:
         args += ["--duration", options.duration]
     if options.confirm_mainnet:
         args.append("--i-understand-mainnet")
-    from apexctl import _ort
-
-    _ort.use_wheel_library()
     env = dict(os.environ)
     log = open(options.out / "nexus.log", "ab")  # noqa: SIM115 - the child owns it while it runs
     engine = subprocess.Popen(args, stdout=log, stderr=log, env=env)
@@ -298,6 +299,25 @@ def run(options: TradeOptions) -> int:
                 venue_child.kill()
                 venue_child.wait()
     return code
+
+
+def _engine_check(binary: Path, options: TradeOptions) -> None:
+    """The engine's own checks of the whole config, every bundle and the keys (`apex-nexus --check`), run before
+    OUT is made or a venue launched: a bad bundle path or engine setting is one line, and nothing is started."""
+    args = [str(binary), "--config", str(options.config), "--out", str(options.out), "--check"]
+    if options.venue:
+        args += ["--venue", options.venue]
+    if options.confirm_mainnet:
+        args.append("--i-understand-mainnet")
+    checked = subprocess.run(args, capture_output=True, check=False)
+    if checked.returncode == 0:
+        return
+    lines = checked.stderr.decode(errors="replace").splitlines()
+    last = next((line for line in reversed(lines) if line.startswith("apex-nexus: ")), None)
+    if checked.returncode == 2 and last is not None:
+        raise UsageError(last.removeprefix("apex-nexus: "))
+    said = last or (lines[-1] if lines else "no output")
+    raise InternalError(f"{binary} --check exited {checked.returncode}: {said}")
 
 
 def _watch(engine: subprocess.Popen, options: TradeOptions, log) -> int:

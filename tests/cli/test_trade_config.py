@@ -154,3 +154,15 @@ def test_a_good_config_trades_on_the_venue_it_launches(tmp_path):
     assert (out / "ledger.sqlite").is_file()
     accounts = json.loads((out / "venue-accounts.json").read_text())
     assert [(a["name"], a["balance"]) for a in accounts] == [("main", "200.00000000")]
+
+
+def test_what_only_the_engine_checks_is_refused_before_a_venue_starts(tmp_path):
+    """A missing bundle or an unknown engine key: `apex-nexus --check` runs before OUT is made or a venue launched."""
+    for name, text, needle in (
+        ("bundle", BASE, f"slot btc-a: bundle {tmp_path / 'bundle'}: "),
+        ("key", edited('bar = "1m"', 'bar = "1m"\nbogus = 1'), "unknown field `bogus`"),
+    ):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(text)
+        line = refused(config, tmp_path / f"out-{name}")
+        assert needle in line, line

@@ -166,7 +166,7 @@ pub struct Prepared {
     options: Options,
     target: Target,
     credentials: BTreeMap<String, Credentials>,
-    slots: Vec<(crate::config::SlotConfig, SlotModels)>,
+    slots: Vec<LoadedSlot>,
     ledger: Ledger,
     pid_file: PathBuf,
     engine_names: Vec<String>,
@@ -216,7 +216,54 @@ fn env_credentials(account: &str) -> Result<Credentials, NexusError> {
     }
 }
 
+/// A slot's config with its bundle's models.
+type LoadedSlot = (crate::config::SlotConfig, SlotModels);
+
+/// Why a mainnet config without the opt-in is refused.
+const MAINNET_OPT_IN: &str = "venue mainnet needs --i-understand-mainnet (real money)";
+
+/// `engine.bar` in nanoseconds.
+fn bar_nanos(config: &Config) -> Result<i64, NexusError> {
+    i64::try_from(config.bar.as_nanos())
+        .map_err(|_| NexusError::Config { path: config.path.clone(), message: "engine.bar too long".into() })
+}
+
+/// Every slot with its bundle's models loaded and checked, and the longest feature list among them.
+fn load_slots(config: &Config, bar_ns: i64) -> Result<(Vec<LoadedSlot>, Vec<String>), NexusError> {
+    let mut slots = Vec::new();
+    let mut engine_names = Vec::new();
+    for slot in &config.slots {
+        let names = names_for(bar_ns, &slot.bundle);
+        let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names)?;
+        if names.len() > engine_names.len() {
+            engine_names = names;
+        }
+        slots.push((slot.clone(), models));
+    }
+    Ok((slots, engine_names))
+}
+
 impl Prepared {
+    /// The checks of [`Prepared::new`] that need neither a venue nor the run folder: the config (read already),
+    /// every slot's bundle and, on testnet or mainnet, the keys and the mainnet opt-in. Nothing is created or
+    /// connected: `apexctl trade` runs them before it launches a local venue.
+    ///
+    /// # Errors
+    /// `Config`/`Bundle`/`Keys` (exit 2), as `new` names them.
+    pub fn check(options: &Options) -> Result<(), NexusError> {
+        let config = &options.config;
+        load_slots(config, bar_nanos(config)?)?;
+        if config.venue.kind != VenueKind::Local {
+            for account in config.accounts() {
+                env_credentials(&account)?;
+            }
+            if config.venue.kind == VenueKind::Mainnet && !options.mainnet_confirmed {
+                return Err(NexusError::Config { path: config.path.clone(), message: MAINNET_OPT_IN.into() });
+            }
+        }
+        Ok(())
+    }
+
     /// Where `/metrics` is to be served.
     #[must_use]
     pub fn metrics_address(&self) -> std::net::SocketAddr {
@@ -231,17 +278,8 @@ impl Prepared {
     pub fn new(options: Options) -> Result<Prepared, NexusError> {
         let config = &options.config;
         let bad = |message: String| NexusError::Config { path: config.path.clone(), message };
-        let bar_ns = i64::try_from(config.bar.as_nanos()).map_err(|_| bad("engine.bar too long".into()))?;
-        let mut slots = Vec::new();
-        let mut engine_names = Vec::new();
-        for slot in &config.slots {
-            let names = names_for(bar_ns, &slot.bundle);
-            let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names)?;
-            if names.len() > engine_names.len() {
-                engine_names = names;
-            }
-            slots.push((slot.clone(), models));
-        }
+        let bar_ns = bar_nanos(config)?;
+        let (mut slots, mut engine_names) = load_slots(config, bar_ns)?;
         let (target, credentials) = match config.venue.kind {
             VenueKind::Local => {
                 let ready_path = config.venue.ready.clone().ok_or_else(|| {
@@ -266,7 +304,7 @@ impl Prepared {
                 }
                 let target = if config.venue.kind == VenueKind::Mainnet {
                     if !options.mainnet_confirmed {
-                        return Err(bad("venue mainnet needs --i-understand-mainnet (real money)".into()));
+                        return Err(bad(MAINNET_OPT_IN.into()));
                     }
                     Target::mainnet(MainnetOptIn::REAL_MONEY)
                 } else {

@@ -32,6 +32,10 @@ struct Args {
     /// Required to trade on mainnet (real money).
     #[arg(long)]
     i_understand_mainnet: bool,
+    /// Check the config, every slot's bundle and (testnet/mainnet) the keys, then exit: nothing is created or
+    /// connected, and a local venue's ready file is not needed.
+    #[arg(long)]
+    check: bool,
 }
 
 fn options(args: Args) -> Result<Options, NexusError> {
@@ -82,6 +86,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if args.check {
+        return match options(args).and_then(|options| Prepared::check(&options)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("apex-nexus: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let outcome = options(args).and_then(Prepared::new).and_then(|prepared| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
