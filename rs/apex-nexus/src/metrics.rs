@@ -176,29 +176,54 @@ impl Metrics {
             *a = Some(bound);
         }
         tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
+            loop {
+                let mut stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, say: the listener stays; the next accept may succeed.
+                        tracing::warn!(error = %e, "metrics: accept failed");
+                        tokio::time::sleep(METRICS_ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                // A scraper needs one connection at a time: past the cap, idle or hostile clients are dropped at
+                // once instead of holding the engine's file descriptors.
+                let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
                 let metrics = self.clone();
                 tokio::spawn(async move {
-                    let mut buffer = [0_u8; 2048];
-                    let n = stream.read(&mut buffer).await.unwrap_or(0);
-                    let request = String::from_utf8_lossy(&buffer[..n]);
-                    let (status, body) = if request.starts_with("GET /metrics") {
-                        ("200 OK", metrics.render())
-                    } else {
-                        ("404 Not Found", "not found\n".to_owned())
+                    let _slot = slot;
+                    let answer = async {
+                        let mut buffer = [0_u8; 2048];
+                        let n = stream.read(&mut buffer).await.unwrap_or(0);
+                        let request = String::from_utf8_lossy(&buffer[..n]);
+                        let (status, body) = if request.starts_with("GET /metrics") {
+                            ("200 OK", metrics.render())
+                        } else {
+                            ("404 Not Found", "not found\n".to_owned())
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        let _ = stream.write_all(body.as_bytes()).await;
                     };
-                    let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(body.as_bytes()).await;
+                    // A client that sends nothing (or reads nothing) is cut off rather than kept forever.
+                    let _ = tokio::time::timeout(METRICS_CLIENT_TIMEOUT, answer).await;
                 });
             }
         });
         Ok(bound)
     }
 }
+
+/// Connections `/metrics` serves at once (a Prometheus scraper uses one).
+const METRICS_CONNECTIONS: usize = 16;
+/// How long one `/metrics` client may take to send its request and read the answer.
+const METRICS_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause after a failed accept (e.g. no file descriptor left) before the next one.
+const METRICS_ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Count, p50, p90, p99 and max of a nanosecond histogram, in microseconds.
 fn new_hdr() -> hdrhistogram::Histogram<u64> {
@@ -211,4 +236,46 @@ fn summary_us(histogram: &Mutex<hdrhistogram::Histogram<u64>>) -> serde_json::Va
     serde_json::json!({
         "count": h.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": h.max() as f64 / 1e3,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn scrape(address: SocketAddr) -> Option<String> {
+        let mut stream = TcpStream::connect(address).await.ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.ok()?;
+        Some(answer)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_clients_neither_block_the_scraper_for_long_nor_stay_open() {
+        let metrics = std::sync::Arc::new(Metrics::new(&["a".to_owned()]));
+        let address = metrics.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // More idle connections than the server serves at once, none sending anything.
+        let mut idle = Vec::new();
+        for _ in 0..METRICS_CONNECTIONS * 3 {
+            idle.push(TcpStream::connect(address).await.unwrap());
+        }
+        let start = Instant::now();
+        let answer = loop {
+            if let Some(answer) = scrape(address).await.filter(|a| a.starts_with("HTTP/1.1 200")) {
+                break answer;
+            }
+            assert!(start.elapsed() < METRICS_CLIENT_TIMEOUT * 3, "the scraper was shut out");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(answer.contains("apex_nexus_"), "{answer}");
+        // Each idle client is closed by the server: dropped past the cap at once, or after the client timeout.
+        for mut stream in idle {
+            let mut byte = [0_u8; 1];
+            let read = tokio::time::timeout(METRICS_CLIENT_TIMEOUT * 2, stream.read(&mut byte)).await;
+            assert!(matches!(read, Ok(Ok(0) | Err(_))), "an idle client was kept open: {read:?}");
+        }
+    }
 }
