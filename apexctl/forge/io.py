@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import hashlib
 import io
 import json
@@ -79,6 +80,19 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    """Writes every byte of `data`: a buffered write to a pipe whose reader left returns a short count instead of
+    raising (SIGPIPE is ignored), so one write call could lose the rest and still succeed; the next call raises the
+    broken pipe (exit 1, as `| head` expects)."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        if not written:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+        view = view[written:]
+    stream.flush()
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     """Yields a binary handle; on success the bytes appear under `path` in one rename (or go to stdout for `-`).
@@ -89,8 +103,7 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     if str(path) == STDIO:
         buffer = io.BytesIO()
         yield buffer
-        sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
+        _write_all(sys.stdout.buffer, buffer.getvalue())
         return
     target = written_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

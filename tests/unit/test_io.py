@@ -131,3 +131,30 @@ _documents = st.recursive(
 @given(st.dictionaries(st.text(max_size=4), _documents, max_size=4))
 def test_dumps_string_keyed_writes_what_dumps_writes(doc):
     assert io.dumps_string_keyed(doc) == io.dumps(doc)
+
+
+class _ShortWrites:
+    """A stream whose every write takes at most `chunk` bytes, and none once `closed_after` bytes are in (a pipe
+    whose reader left, as CPython's buffered writer reports it with SIGPIPE ignored: a short count, no error)."""
+
+    def __init__(self, chunk: int, closed_after: int | None = None) -> None:
+        self.chunk, self.closed_after, self.data, self.flushed = chunk, closed_after, bytearray(), False
+
+    def write(self, view) -> int:
+        room = len(view) if self.closed_after is None else max(0, self.closed_after - len(self.data))
+        taken = bytes(view[: min(self.chunk, room)])
+        self.data += taken
+        return len(taken)
+
+    def flush(self) -> None:
+        self.flushed = True
+
+
+def test_stdout_output_writes_every_byte_or_reports_the_broken_pipe():
+    data = bytes(range(256)) * 1000
+    stream = _ShortWrites(chunk=65536)
+    io._write_all(stream, data)
+    assert bytes(stream.data) == data
+    assert stream.flushed
+    with pytest.raises(BrokenPipeError):
+        io._write_all(_ShortWrites(chunk=65536, closed_after=65536), data)
