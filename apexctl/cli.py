@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import traceback
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,7 @@ def run(argv: Sequence[str]) -> int:
         return Busy.exit_code
     except ApexError as exc:
         if debug:
-            raise
+            traceback.print_exc()  # then the same line and status as without APEX_DEBUG
         return _error(str(exc))
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
@@ -248,7 +249,7 @@ def run(argv: Sequence[str]) -> int:
         if exc.errno == errno.EPIPE:
             return 1  # the reader of our output went away (e.g. `| head`); nothing left to say
         if debug:
-            raise
+            traceback.print_exc()
         # The file system refused (disk full, permissions changed during the run): name the file, one line.
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(f"{where}{exc.strerror or first_line(exc)}")

@@ -78,3 +78,13 @@ def test_the_root_listing_prints_each_command_summary_as_one_flowing_paragraph()
                 typer.main.get_command(app).get_command(None, name).help.split("\n\n")[0].split()
             )
             assert first_paragraph in listing, name
+
+
+def test_apex_debug_adds_the_traceback_and_keeps_the_line_and_the_status(tmp_path, monkeypatch):
+    from tests.conftest import run_here
+
+    monkeypatch.setenv("APEX_DEBUG", "1")
+    ran = run_here("judge", str(tmp_path / "nope.sqlite"), "-o", str(tmp_path / "j.json"))
+    assert ran.code == 2
+    assert "Traceback (most recent call last)" in ran.stderr
+    assert ran.stderr.rstrip().splitlines()[-1] == f"apexctl: error: {tmp_path / 'nope.sqlite'}: no such ledger file"
