@@ -338,5 +338,10 @@ def _watch(engine: subprocess.Popen, options: TradeOptions, log) -> int:
         lines = (options.out / "nexus.log").read_bytes().splitlines()
         last = next((line for line in reversed(lines) if line.startswith(b"apex-nexus: ")), None)
         if last is not None:
-            sys.stderr.write(last.decode(errors="replace") + "\n")
+            said = last.decode(errors="replace")
+            # Bad input (2) and a held folder (3) read as every apexctl refusal does; a runtime failure names the
+            # engine, whose log holds the rest.
+            if code in (2, 3):
+                said = "apexctl: error: " + said.removeprefix("apex-nexus: ")
+            sys.stderr.write(said + "\n")
     return code

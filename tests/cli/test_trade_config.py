@@ -166,3 +166,21 @@ def test_what_only_the_engine_checks_is_refused_before_a_venue_starts(tmp_path):
         config.write_text(text)
         line = refused(config, tmp_path / f"out-{name}")
         assert needle in line, line
+
+
+@pytest.mark.slow
+def test_an_engine_refusal_after_the_checks_reads_as_an_apexctl_error(tmp_path):
+    """A ready file the engine refuses (a venue off loopback) is found only when the engine starts: its line is
+    still `apexctl: error: ...`, exit 2, as every refusal."""
+    from tests.e2e.test_trade import make_bundle
+
+    bundle = make_bundle(tmp_path, "BTCUSDT", "a", seed=0)
+    config = tmp_path / "nexus.toml"
+    config.write_text(edited('bundle = "bundle"', f"bundle = {json.dumps(str(bundle))}"))
+    ready = tmp_path / "ready.json"
+    ready.write_text(json.dumps({"rest": "http://10.1.2.3:8600", "ws_public": "ws://10.1.2.3:8601", "accounts": []}))
+    result = run_here("trade", "--config", str(config), "--out", str(tmp_path / "run"), "--venue-ready", str(ready))
+    assert result.code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("apexctl: error: "), lines
