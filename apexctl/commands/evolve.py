@@ -155,7 +155,12 @@ def evolve_command(
         ),
     ] = None,
     sim_seeds: Annotated[
-        str, typer.Option("--sim-seeds", help="With --dsg: comma-separated simulator seeds the PnL is averaged over.")
+        str,
+        typer.Option(
+            "--sim-seeds",
+            help="With --dsg: comma-separated simulator seeds the PnL is averaged over, each a whole number from 0 to "
+            "4294967295.",
+        ),
     ] = "1,2",
     sim_hours: Annotated[float, _options.hours("With --dsg: simulated hours per seed.", "--sim-hours")] = 1.0,
     sim_symbol: Annotated[

@@ -36,7 +36,8 @@ def features(
         typer.Option(
             "--tfi-windows",
             help="Comma-separated windows of the trade flow imbalance at grain 'trade' (e.g. 500ms,1s,10s,5m): "
-            "TFI_w = sum(side*size)/sum(size) over the trades in (t-w, t].",
+            "TFI_w = sum(side*size)/sum(size) over the trades in (t-w, t]. Units ms, s, m, h, d; at most 32 "
+            "windows; each column is named in its largest whole unit (60s -> tfi_1m).",
         ),
     ] = "1s,10s,60s",
     rv_bars: Annotated[

@@ -69,7 +69,7 @@ def fetch(
         _options.ranged(bybit_api.RECORD_SECONDS, "--duration", help="bybit --record-ws: seconds to record."),
     ] = 60.0,
     depth: Annotated[
-        int, typer.Option("--depth", help="bybit --record-ws and sim: order-book depth (1, 50, 200, 1000).")
+        int, typer.Option("--depth", help="bybit --record-ws and sim: order-book depth. Accepts 1, 50, 200 or 1000.")
     ] = DEFAULT_DEPTH,
     testnet: Annotated[bool, typer.Option("--testnet", help="bybit: use the testnet hosts.")] = False,
     base_url: Annotated[

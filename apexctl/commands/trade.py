@@ -24,7 +24,12 @@ def trade(
         Path, typer.Option("--out", help="Run folder: ledger.sqlite, nexus.pid, status.json, logs. Reuse to resume.")
     ] = Path("runs/trade"),
     duration: Annotated[
-        str | None, typer.Option("--duration", help="Stop after this long, e.g. 90s or 10m (default: until a signal).")
+        str | None,
+        typer.Option(
+            "--duration",
+            help="Stop after this long: a number with a unit ms, s, m, h or d (e.g. 90s, 10m), at most 7d "
+            "(default: until SIGINT/SIGTERM).",
+        ),
     ] = None,
     i_understand_mainnet: Annotated[
         bool, typer.Option("--i-understand-mainnet", help="Required for --venue mainnet: orders trade real money.")
