@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::dsg::Dsg;
 use crate::market::{AccountEventKind, ExternalRequest, Market, SimConfig, StopKind, StopSpec, Stops};
+use crate::spec::MAX_ORDER_PRICE_UNITS;
 use crate::{InstrumentSpec, SimError};
 
 /// Decimals of wallet amounts (USDT): fine enough for every symbol's cash unit, so no fee or PnL ever rounds.
@@ -42,6 +43,10 @@ pub enum ExchangeError {
     DuplicateOrderLinkId(String),
     #[error("available balance is insufficient")]
     InsufficientBalance,
+    /// A limit price above the instrument's `maxPrice` or outside the order price limits around the mark price
+    /// (Bybit's 110003).
+    #[error("{0}")]
+    PriceOutOfRange(String),
     #[error("more than {MAX_OPEN_ORDERS} open orders")]
     TooManyOrders,
     #[error("can not set tp/sl for a zero position")]
@@ -384,8 +389,10 @@ impl Exchange {
     /// Places an order for `account` received at `now_us`: checked now, in the market after the account's latency.
     ///
     /// # Errors
-    /// `Param` for a quantity or price off the instrument's grid or a missing limit price, `DuplicateOrderLinkId`,
-    /// `TooManyOrders`, `InsufficientBalance` when the order's initial margin exceeds the available balance.
+    /// `Param` for a quantity off the instrument's grid or above `maxOrderQty` (`maxMktOrderQty` for a market order),
+    /// a price off the grid or a missing limit price; `PriceOutOfRange` for a limit price above `maxPrice` or outside
+    /// the price limits around the mark; `DuplicateOrderLinkId`, `TooManyOrders`, `InsufficientBalance` when the
+    /// order's initial margin exceeds the available balance.
     pub fn create_order(
         &mut self,
         now_us: i64,
@@ -395,18 +402,12 @@ impl Exchange {
         let symbol = request.symbol;
         let s = self.symbols.get(symbol).ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
         let spec = &s.spec;
-        if request.qty <= 0 || request.qty % spec.lot != 0 || request.qty < spec.min_qty || request.qty > spec.max_qty {
-            return Err(ExchangeError::Param(
-                "qty must be a positive multiple of the lot, at least the minimum".into(),
-            ));
-        }
+        check_qty(spec, request.order_type, request.qty)?;
         let price = match request.order_type {
             OrderType::Limit => {
                 let price =
                     request.price.ok_or_else(|| ExchangeError::Param("price is required for a limit order".into()))?;
-                if price <= 0 || price % spec.tick != 0 {
-                    return Err(ExchangeError::Param("price must be a positive multiple of the tick".into()));
-                }
+                check_limit_price(s, request.side, price)?;
                 Some(price)
             }
             OrderType::Market => None,
@@ -510,10 +511,13 @@ impl Exchange {
         Ok(OrderAck { order_id, order_link_id: request.order_link_id })
     }
 
-    /// Changes the price and/or total quantity of an open order named by `order_id` or `order_link_id`.
+    /// Changes the price and/or total quantity of an open order named by `order_id` or `order_link_id`. The order as
+    /// amended is checked as a new one would be: an amend must not reach what a create is refused.
     ///
     /// # Errors
-    /// `OrderNotFound` for an order that is not open, `Param` for values off the grid or nothing to change.
+    /// `OrderNotFound` for an order that is not open; `Param` for values off the grid, a quantity above
+    /// `maxOrderQty` or nothing to change; `PriceOutOfRange` as for [`Exchange::create_order`];
+    /// `InsufficientBalance` when the amended order needs more initial margin than is available.
     pub fn amend_order(
         &mut self,
         now_us: i64,
@@ -524,20 +528,33 @@ impl Exchange {
         price: Option<i64>,
     ) -> Result<OrderAck, ExchangeError> {
         let tag = self.find_open(account, symbol, order)?;
-        let spec = &self.symbols[symbol].spec;
-        if qty.is_some_and(|q| q <= 0 || q % spec.lot != 0 || q < spec.min_qty) {
-            return Err(ExchangeError::Param("qty must be a positive multiple of the lot".into()));
-        }
-        if price.is_some_and(|p| p <= 0 || p % spec.tick != 0) {
-            return Err(ExchangeError::Param("price must be a positive multiple of the tick".into()));
-        }
+        let s = &self.symbols[symbol];
         let open = &self.accounts[account as usize].open[&tag];
         if open.stop.is_some() || open.order_type == OrderType::Market {
             return Err(ExchangeError::Param("only open limit orders can be amended".into()));
         }
+        if let Some(qty) = qty {
+            check_qty(&s.spec, OrderType::Limit, qty)?;
+        }
+        if let Some(price) = price {
+            check_limit_price(s, open.side, price)?;
+        }
         if qty.is_none_or(|q| q == open.qty) && price.is_none_or(|p| Some(p) == open.price) {
             return Err(ExchangeError::Param("nothing to amend".into()));
         }
+        // The margin check of a create, with the order's old margin given back. An amend that lowers the margin is
+        // always allowed, even on an account already short of margin; a total at or below the filled quantity is
+        // the engine's to refuse.
+        let leaves = qty.map_or(open.leaves_qty, |q| q - open.cum_exec_qty);
+        if !open.reduce_only && !open.close_on_trigger && leaves > 0 {
+            let amended = (open.side, leaves, price.or(open.price).expect("an open limit order has a price"));
+            let extra = self.order_margin(account, symbol, Some(amended), Some(tag))
+                - self.order_margin(account, symbol, None, None);
+            if extra > 0 && extra > self.wallet_snapshot(account).available {
+                return Err(ExchangeError::InsufficientBalance);
+            }
+        }
+        let open = &self.accounts[account as usize].open[&tag];
         let ack = OrderAck { order_id: open.order_id.clone(), order_link_id: open.order_link_id.clone() };
         let market_account = self.symbols[symbol].market_account[account as usize];
         let request = ExternalRequest::Amend { tag, price, total_qty: qty };
@@ -721,7 +738,7 @@ impl Exchange {
             total_im += position_im(p, mark) * s.value_to_wallet;
             cum += p.cum_realised;
         }
-        let order_im: i128 = (0..self.symbols.len()).map(|symbol| self.order_margin(account, symbol, None)).sum();
+        let order_im: i128 = (0..self.symbols.len()).map(|symbol| self.order_margin(account, symbol, None, None)).sum();
         let equity = acc.wallet + upl;
         WalletSnapshot {
             wallet_balance: acc.wallet,
@@ -774,30 +791,33 @@ impl Exchange {
 
     /// Initial margin an order of `qty` on `side` at `price` adds to the account's orders on `symbol`.
     fn added_order_margin(&self, account: AccountId, symbol: usize, side: Side, qty: i64, price: i64) -> i128 {
-        self.order_margin(account, symbol, Some((side, qty, price))) - self.order_margin(account, symbol, None)
+        self.order_margin(account, symbol, Some((side, qty, price)), None)
+            - self.order_margin(account, symbol, None, None)
     }
 
-    /// Initial margin of the open orders on `symbol` (plus a hypothetical one): per side the part of the orders that
-    /// would increase the position, at the orders' prices, the larger side counting (as Bybit nets buy and sell
-    /// orders), divided by the leverage.
-    fn order_margin(&self, account: AccountId, symbol: usize, extra: Option<(Side, i64, i64)>) -> i128 {
+    /// Initial margin of the open orders on `symbol` (plus a hypothetical one, minus the order tagged `without`):
+    /// per side the part of the orders that would increase the position, valued by [`margin_price`], the larger side
+    /// counting (as Bybit nets buy and sell orders), divided by the leverage.
+    fn order_margin(
+        &self,
+        account: AccountId,
+        symbol: usize,
+        extra: Option<(Side, i64, i64)>,
+        without: Option<u64>,
+    ) -> i128 {
         let acc = &self.accounts[account as usize];
         let p = &acc.positions[symbol];
         let s = &self.symbols[symbol];
-        let mark = i128::from(mark_of(s));
+        let mark = mark_of(s);
         let mut qty = [0_i128; 2];
         let mut value = [0_i128; 2];
-        let orders = acc
-            .open
-            .values()
-            .filter(|o| o.symbol == symbol && o.stop.is_none() && !o.reduce_only && !o.close_on_trigger);
-        for (side, leaves, price) in orders
-            .map(|o| (o.side, o.leaves_qty, o.price.map_or(mark, i128::from)))
-            .chain(extra.map(|(s, q, p)| (s, q, i128::from(p))))
-        {
+        let orders = acc.open.iter().filter(|&(&tag, o)| {
+            o.symbol == symbol && o.stop.is_none() && !o.reduce_only && !o.close_on_trigger && Some(tag) != without
+        });
+        for (side, leaves, price) in orders.map(|(_, o)| (o.side, o.leaves_qty, o.price.unwrap_or(mark))).chain(extra) {
             let i = usize::from(side == Side::Sell);
             qty[i] += i128::from(leaves);
-            value[i] += i128::from(leaves) * price;
+            value[i] += i128::from(leaves) * i128::from(margin_price(side, price, mark));
         }
         let size = i128::from(p.size);
         let mut worst = 0;
@@ -1058,6 +1078,105 @@ impl Exchange {
     }
 }
 
+/// The price an order's initial margin is valued at. Bybit values an order at its own price ("Initial Margin = (Order
+/// Price × Order Quantity) / Leverage",
+/// https://bybitglobal.com/en/help-center/article/Order-Cost-USDT-Contract), but an order priced through the market
+/// trades at the market, and for such an order Bybit uses "the best available market price based on the order book"
+/// (https://bybits.org/pl-PL/help-center/article/Why-Is-Order-Cost-Different-for-Buy-and-Sell-Orders). A sell under
+/// the mark would open a short worth the market while posting margin on its own lower price (the sweep's $100 account
+/// selling 20 BTC at 0.1), so a sell counts at no less than the mark. A buy's own price already bounds what it can
+/// pay: above the mark it is the conservative value, and under the mark it only trades once the market comes down to
+/// it, so a buy counts at its price.
+fn margin_price(side: Side, price: i64, mark: i64) -> i64 {
+    match side {
+        Side::Buy => price,
+        Side::Sell => price.max(mark),
+    }
+}
+
+/// Refuses a quantity off the lot grid, under the minimum, or over `maxOrderQty` (`maxMktOrderQty` for a market
+/// order): the limits the venue advertises, tighter than the engine's `max_qty` so that one client order cannot
+/// dwarf the simulated book.
+fn check_qty(spec: &InstrumentSpec, order_type: OrderType, qty: i64) -> Result<(), ExchangeError> {
+    if qty <= 0 || qty % spec.lot != 0 || qty < spec.min_qty {
+        return Err(ExchangeError::Param("qty must be a positive multiple of the lot, at least the minimum".into()));
+    }
+    let (max, name) = match order_type {
+        OrderType::Limit => (spec.max_limit_order_qty(), "maxOrderQty"),
+        OrderType::Market => (spec.max_market_order_qty(), "maxMktOrderQty"),
+    };
+    if qty > max {
+        return Err(ExchangeError::Param(format!(
+            "The number of contracts exceeds maximum limit allowed: qty {} > {name} {}",
+            spec.qty_scale.format(qty),
+            spec.qty_scale.format(max)
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a limit price off the tick grid, above `maxPrice`, or beyond the order price limits around the mark (see
+/// [`price_limits`]). Bybit's futures clamp such a price to the limit by default and reject it when the account
+/// sets `modifyEnable=false`; the exchange rejects, so a client sees its mistake instead of a different order.
+fn check_limit_price(s: &Symbol, side: Side, price: i64) -> Result<(), ExchangeError> {
+    let spec = &s.spec;
+    if price <= 0 || price % spec.tick != 0 {
+        return Err(ExchangeError::Param("price must be a positive multiple of the tick".into()));
+    }
+    let format = |units: i64| spec.price_scale.format(units);
+    if price > MAX_ORDER_PRICE_UNITS {
+        return Err(ExchangeError::PriceOutOfRange(format!(
+            "Order price exceeds the allowable range: price {} > maxPrice {}",
+            format(price),
+            format(MAX_ORDER_PRICE_UNITS)
+        )));
+    }
+    let rates = spec.validate().expect("a validated spec");
+    let mark = mark_of(s);
+    // The simulator has no index price; the mark stands in for it.
+    let limits = price_limits(mark, mark, rates.price_limit_x_ppm, rates.price_limit_y_ppm, spec.tick);
+    let (beyond, relation, bound) = match side {
+        Side::Buy => (price > limits.highest_buy, "above the highest buy price", limits.highest_buy),
+        Side::Sell => (price < limits.lowest_sell, "below the lowest sell price", limits.lowest_sell),
+    };
+    if beyond {
+        return Err(ExchangeError::PriceOutOfRange(format!(
+            "Order price exceeds the allowable range: {side:?} price {} is {relation} {} (mark price {})",
+            format(price),
+            format(bound),
+            format(mark)
+        )));
+    }
+    Ok(())
+}
+
+/// The highest buy and lowest sell price a limit order may have, on the tick grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PriceLimits {
+    highest_buy: i64,
+    lowest_sell: i64,
+}
+
+/// Bybit's order price limits for futures (https://bybit-exchange.github.io/docs/v5/account/set-price-limit), with
+/// x = `priceLimitRatioX` and y = `priceLimitRatioY`:
+///   highest buy = min(max(index, mark × (1 + x)), mark × (1 + y))
+///   lowest sell = max(min(index, mark × (1 − x)), mark × (1 − y)).
+/// The page's newer form adds α × the 30-second average premium of the book mid over the mark to the x term; the
+/// exchange's mark is the book mid, so that premium is zero. The limits are rounded inwards to the tick.
+fn price_limits(mark: i64, index: i64, x_ppm: i64, y_ppm: i64, tick: i64) -> PriceLimits {
+    const PPM: i128 = 1_000_000;
+    let (mark, index) = (i128::from(mark), i128::from(index) * PPM);
+    let (x, y) = (i128::from(x_ppm), i128::from(y_ppm));
+    // In price units × 10^6, exact.
+    let highest_buy = index.max(mark * (PPM + x)).min(mark * (PPM + y));
+    let lowest_sell = index.min(mark * (PPM - x)).max(mark * (PPM - y));
+    let tick_ppm = i128::from(tick) * PPM;
+    PriceLimits {
+        highest_buy: (highest_buy / tick_ppm * i128::from(tick)) as i64,
+        lowest_sell: ((lowest_sell + tick_ppm - 1) / tick_ppm * i128::from(tick)) as i64,
+    }
+}
+
 /// The mark price of a symbol: the mid of the best bid and ask on the tick grid (the last mid while a side is empty).
 fn mark_of(s: &Symbol) -> i64 {
     let tick = s.spec.tick;
@@ -1138,4 +1257,40 @@ fn splitmix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// x = 5 %, y = 10 %, tick 1, mark 10 000.
+    fn limits_with_index(index: i64) -> PriceLimits {
+        price_limits(10_000, index, 50_000, 100_000, 1)
+    }
+
+    #[test]
+    fn price_limits_follow_bybits_futures_formula() {
+        // Index at the mark (the exchange's case): mark × (1 ± x).
+        assert_eq!(limits_with_index(10_000), PriceLimits { highest_buy: 10_500, lowest_sell: 9_500 });
+        // An index beyond mark × (1 ± x) widens the limit towards it, never past mark × (1 ± y).
+        assert_eq!(limits_with_index(10_700).highest_buy, 10_700);
+        assert_eq!(limits_with_index(12_000).highest_buy, 11_000);
+        assert_eq!(limits_with_index(9_300).lowest_sell, 9_300);
+        assert_eq!(limits_with_index(8_000).lowest_sell, 9_000);
+    }
+
+    #[test]
+    fn price_limits_round_inwards_to_the_tick() {
+        // mark × 1.05 = 10 521 and mark × 0.95 = 9 519, on a tick of 5.
+        let limits = price_limits(10_020, 10_020, 50_000, 100_000, 5);
+        assert_eq!(limits, PriceLimits { highest_buy: 10_520, lowest_sell: 9_520 });
+    }
+
+    #[test]
+    fn a_sell_is_margined_at_no_less_than_the_mark_and_a_buy_at_its_price() {
+        assert_eq!(margin_price(Side::Sell, 1, 10_000), 10_000);
+        assert_eq!(margin_price(Side::Sell, 12_000, 10_000), 12_000);
+        assert_eq!(margin_price(Side::Buy, 9_000, 10_000), 9_000);
+        assert_eq!(margin_price(Side::Buy, 10_400, 10_000), 10_400);
+    }
 }

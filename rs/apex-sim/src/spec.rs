@@ -18,6 +18,19 @@ pub const MAX_PRICE_UNITS: i64 = 1_000_000_000_000_000;
 /// Default protective band of market orders around the best opposite price. Bybit sets it per symbol; 5 % is a
 /// middle value for the large perpetuals, and it is a public field so callers override it.
 pub const DEFAULT_MARKET_BAND: f64 = 0.05;
+/// Largest limit order an API client may send, in lots (with `max_qty` it makes Bybit's `maxOrderQty`: 1000 BTC for
+/// a 0.001 lot).
+pub const MAX_LIMIT_ORDER_LOTS: i64 = 1_000_000;
+/// Largest market order an API client may send, in lots (Bybit's `maxMktOrderQty`, a tenth of `maxOrderQty`).
+pub const MAX_MARKET_ORDER_LOTS: i64 = 100_000;
+/// Largest limit price an API client may send, in price units (Bybit's `maxPrice`). Far below [`MAX_PRICE_UNITS`],
+/// the engine's own bound, so a client's price can never get near the engine's overflow guard.
+pub const MAX_ORDER_PRICE_UNITS: i64 = MAX_PRICE_UNITS / 1_000;
+/// Default `priceLimitRatioX` of Bybit's order price limits (see [`InstrumentSpec::price_limit_ratio_x`]): Bybit
+/// limits BTC contracts to ±5 % (https://help.bybit.com/hc/en-us/articles/900004317123-Contract-Price-Limits).
+pub const DEFAULT_PRICE_LIMIT_RATIO_X: f64 = 0.05;
+/// Default `priceLimitRatioY`: the outer bound, which only binds when the index price strays from the mark.
+pub const DEFAULT_PRICE_LIMIT_RATIO_Y: f64 = 0.10;
 
 /// What the engine needs to know about one instrument. Prices are integer units of `price_scale`
 /// (10^-decimals quote per base), quantities integer units of `qty_scale`; every order price must be a multiple of
@@ -41,6 +54,12 @@ pub struct InstrumentSpec {
     pub maker_fee: f64,
     /// Fee rate paid on the notional of taker fills.
     pub taker_fee: f64,
+    /// Bybit's `priceLimitRatioX`: API limit orders may buy at most this fraction above the mark price and sell at
+    /// most this fraction below it. Only the exchange's client orders are checked; the simulated agents are not.
+    pub price_limit_ratio_x: f64,
+    /// Bybit's `priceLimitRatioY` (at least `price_limit_ratio_x`): the bound around the mark when the index price
+    /// lies further out.
+    pub price_limit_ratio_y: f64,
 }
 
 impl InstrumentSpec {
@@ -89,6 +108,8 @@ impl InstrumentSpec {
             market_band: DEFAULT_MARKET_BAND,
             maker_fee: BYBIT_VIP0_MAKER_FEE,
             taker_fee: BYBIT_VIP0_TAKER_FEE,
+            price_limit_ratio_x: DEFAULT_PRICE_LIMIT_RATIO_X,
+            price_limit_ratio_y: DEFAULT_PRICE_LIMIT_RATIO_Y,
         };
         spec.validate()?;
         Ok(spec)
@@ -123,15 +144,34 @@ impl InstrumentSpec {
                 _ => Err(SimError::BadFeeRate { symbol: symbol(), field, value }),
             }
         };
-        let band = Scale::new(BAND_DECIMALS).expect("6 decimals is a valid scale").from_f64(self.market_band);
-        let band_ppm = match band {
-            Ok(ppm) if ppm > 0 && ppm < 1_000_000 => ppm,
-            _ => return Err(SimError::BadBand { symbol: symbol(), value: self.market_band }),
+        let ppm = |value: f64| match Scale::new(BAND_DECIMALS).expect("6 decimals is a valid scale").from_f64(value) {
+            Ok(ppm) if ppm > 0 && ppm < 1_000_000 => Some(ppm),
+            _ => None,
         };
+        let Some(band_ppm) = ppm(self.market_band) else {
+            return Err(SimError::BadBand { symbol: symbol(), value: self.market_band });
+        };
+        let (Some(price_limit_x_ppm), Some(price_limit_y_ppm)) =
+            (ppm(self.price_limit_ratio_x), ppm(self.price_limit_ratio_y))
+        else {
+            return Err(SimError::Config(format!(
+                "instrument {}: price limit ratios x = {} and y = {} must be fractions in (0, 1) with at most 6 \
+                 decimals",
+                self.symbol, self.price_limit_ratio_x, self.price_limit_ratio_y
+            )));
+        };
+        if price_limit_x_ppm > price_limit_y_ppm {
+            return Err(SimError::Config(format!(
+                "instrument {}: price limit ratio x = {} must not exceed y = {}",
+                self.symbol, self.price_limit_ratio_x, self.price_limit_ratio_y
+            )));
+        }
         Ok(ExactRates {
             maker_fee_e8: fee("maker_fee", self.maker_fee)?,
             taker_fee_e8: fee("taker_fee", self.taker_fee)?,
             band_ppm,
+            price_limit_x_ppm,
+            price_limit_y_ppm,
         })
     }
 
@@ -158,6 +198,18 @@ impl InstrumentSpec {
     pub fn qty_to_f64(&self, qty: i64) -> f64 {
         self.qty_scale.to_f64(qty)
     }
+
+    /// Largest limit order quantity an API client may send (Bybit's `maxOrderQty`), in quantity units.
+    #[must_use]
+    pub fn max_limit_order_qty(&self) -> i64 {
+        self.max_qty.min(MAX_LIMIT_ORDER_LOTS.saturating_mul(self.lot))
+    }
+
+    /// Largest market order quantity an API client may send (Bybit's `maxMktOrderQty`), in quantity units.
+    #[must_use]
+    pub fn max_market_order_qty(&self) -> i64 {
+        self.max_qty.min(MAX_MARKET_ORDER_LOTS.saturating_mul(self.lot))
+    }
 }
 
 /// The fractional fields of a spec as exact integers.
@@ -169,6 +221,10 @@ pub struct ExactRates {
     pub taker_fee_e8: i64,
     /// Market band in parts per million.
     pub band_ppm: i64,
+    /// `price_limit_ratio_x` in parts per million.
+    pub price_limit_x_ppm: i64,
+    /// `price_limit_ratio_y` in parts per million.
+    pub price_limit_y_ppm: i64,
 }
 
 #[cfg(test)]
@@ -206,5 +262,19 @@ mod tests {
         spec.max_qty = DEFAULT_MAX_QTY_UNITS;
         spec.market_band = 1.5;
         assert!(matches!(spec.validate(), Err(SimError::BadBand { .. })));
+    }
+
+    #[test]
+    fn api_order_limits_match_what_the_venue_advertises() {
+        let mut spec = InstrumentSpec::bybit_linear("BTCUSDT", "0.10", "0.001", "0.001").unwrap();
+        // maxOrderQty 1000 BTC, maxMktOrderQty 100 BTC, maxPrice 1e11 USDT.
+        assert_eq!((spec.max_limit_order_qty(), spec.max_market_order_qty()), (1_000_000, 100_000));
+        assert_eq!(spec.price_scale.format(MAX_ORDER_PRICE_UNITS), "100000000000.0");
+        let rates = spec.validate().unwrap();
+        assert_eq!((rates.price_limit_x_ppm, rates.price_limit_y_ppm), (50_000, 100_000));
+        spec.price_limit_ratio_x = 0.0;
+        assert!(matches!(spec.validate(), Err(SimError::Config(_))));
+        spec.price_limit_ratio_x = 0.2;
+        assert!(matches!(spec.validate(), Err(SimError::Config(_))), "x above y");
     }
 }

@@ -188,6 +188,7 @@ fn exchange_error(error: ExchangeError) -> Reply {
         ExchangeError::OrderNotFound => Reply::error(110_001, "order not exists or too late to cancel"),
         ExchangeError::DuplicateOrderLinkId(_) => Reply::code(RetCode::DuplicateOrderLinkId),
         ExchangeError::InsufficientBalance => Reply::error(110_007, "ab not enough for new order"),
+        ExchangeError::PriceOutOfRange(message) => Reply::error(RetCode::PriceOutOfRange.code(), message),
         ExchangeError::TooManyOrders => Reply::code(RetCode::TooManyActiveOrders),
         ExchangeError::NoPosition => Reply::param("can not set tp/sl/ts for zero position"),
         ExchangeError::LeverageNotModified => Reply::error(110_043, "leverage not modified"),
