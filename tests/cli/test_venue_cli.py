@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -108,3 +109,50 @@ def test_duration_ends_the_venue(tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert "--duration elapsed" in result.stdout.decode()
     assert time.monotonic() - started < 30
+
+
+def test_port_in_use_is_a_bad_option_naming_port():
+    # Any listener will do: the venue must refuse the port it cannot have as the user's mistake (exit 2), not as a
+    # failure of its own (exit 1).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("venue", "--port", str(port), "--duration", "2", "--symbols", "SOLUSDT")
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"apexctl: error: --port {port}: cannot listen on 127.0.0.1:{port}"), err
+
+
+def test_reject_with_ret_code_0_is_refused(tmp_path):
+    faults = tmp_path / "faults.toml"
+    faults.write_text("[reject]\nprobability = 0.5\nret_code = 0\n")
+    result = run_cli("venue", "--faults", str(faults), "--duration", "1")
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "faults.toml" in err
+    assert "[reject] ret_code must be a Bybit error code" in err
+
+
+def test_ready_and_fault_log_folders_are_created(tmp_path):
+    ready = tmp_path / "not" / "yet" / "ready.json"
+    fault_log = tmp_path / "also" / "missing" / "faults.jsonl"
+    result = run_cli(
+        "venue", "--ready", str(ready), "--fault-log", str(fault_log), "--duration", "1", "--symbols", "SOLUSDT"
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(ready.read_text())["rest"].startswith("http://127.0.0.1:")
+    assert fault_log.exists()
+
+
+@pytest.mark.parametrize("option", ["--ready", "--fault-log"])
+def test_an_output_whose_folder_cannot_be_made_is_exit_2_naming_it(tmp_path, option):
+    not_a_folder = tmp_path / "plain-file"
+    not_a_folder.write_text("")
+    result = run_cli("venue", option, str(not_a_folder / "out.json"), "--duration", "1")
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"apexctl: error: {option} "), err

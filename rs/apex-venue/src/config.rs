@@ -77,7 +77,8 @@ impl AccountSpec {
 ///
 /// # Errors
 /// `Input` naming the file and what is wrong (unreadable, not JSON of that shape, duplicate names or keys, empty
-/// fields, a balance that is not a non-negative decimal, a latency outside [0, 10000] ms).
+/// fields, a balance that is not a decimal from 0 to [`MAX_BALANCE`] with at most 8 decimals, a latency outside
+/// [0, 10000] ms).
 pub fn read_accounts(path: &Path) -> Result<Vec<AccountSpec>, VenueError> {
     let bad = |what: String| VenueError::Input(format!("{}: {what}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
@@ -98,17 +99,35 @@ pub fn read_accounts(path: &Path) -> Result<Vec<AccountSpec>, VenueError> {
         if accounts[..i].iter().any(|b| b.name == a.name || b.api_key == a.api_key) {
             return Err(bad(format!("account {i} ({}): its name or api_key is used twice", a.name)));
         }
-        if apex_core::Scale::new(8).and_then(|s| s.parse(&a.balance)).map_or(true, |units| units < 0) {
-            return Err(bad(format!(
-                "account {i} ({}): balance '{}' is not a non-negative decimal",
-                a.name, a.balance
-            )));
+        if let Err(why) = check_balance(&a.balance) {
+            return Err(bad(format!("account {i} ({}): balance '{}' {why}", a.name, a.balance)));
         }
         if !(a.latency_ms.is_finite() && (0.0..=10_000.0).contains(&a.latency_ms)) {
             return Err(bad(format!("account {i} ({}): latency_ms {} is outside [0, 10000]", a.name, a.latency_ms)));
         }
     }
     Ok(accounts)
+}
+
+/// Decimals of a balance: the wallet's wire precision (Bybit writes USDT with up to 8).
+pub const BALANCE_DECIMALS: u32 = 8;
+/// Largest balance, in USDT: what 8-decimal units fit in an `i64`.
+pub const MAX_BALANCE: &str = "92233720368.54775807";
+
+/// Why a balance string cannot be used, if it cannot: what it should be and, for a number out of bounds or too
+/// precise, the accepted range or decimals.
+fn check_balance(balance: &str) -> Result<(), String> {
+    let range = format!("from 0 to {MAX_BALANCE} USDT");
+    let scale = apex_core::Scale::new(BALANCE_DECIMALS).expect("8 decimals is a scale");
+    match scale.parse(balance) {
+        Ok(units) if units >= 0 => Ok(()),
+        Ok(_) => Err(format!("is negative: give a balance {range}")),
+        Err(apex_core::ScaleError::TooPrecise { .. }) => {
+            Err(format!("has more than {BALANCE_DECIMALS} decimals: give at most {BALANCE_DECIMALS}"))
+        }
+        Err(apex_core::ScaleError::OutOfRange { .. }) => Err(format!("is too large: give a balance {range}")),
+        Err(_) => Err(format!("is not a decimal number such as \"10000\" or \"2500.5\" ({range})")),
+    }
 }
 
 /// Everything a venue runs with.

@@ -78,7 +78,7 @@ impl FaultPlan {
     ///
     /// # Errors
     /// `Input` naming the file: unreadable, not TOML, an unknown section or key, a probability outside [0, 1], an
-    /// interval that is not positive.
+    /// interval that is not positive, a reject whose `ret_code` is 0.
     pub fn read(path: &Path) -> Result<FaultPlan, VenueError> {
         let bad = |what: String| VenueError::Input(format!("{}: {what}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
@@ -96,6 +96,11 @@ impl FaultPlan {
             {
                 return Err(format!("[{name}] probability must be in [0, 1], got {p}"));
             }
+        }
+        // A reject answered with 0 would tell the client its order was placed while nothing was: a reject must carry
+        // an error code.
+        if self.reject.is_some_and(|r| r.ret_code == 0) {
+            return Err("[reject] ret_code must be a Bybit error code such as 10016, not 0 (0 means success)".into());
         }
         let everys = [
             ("skip", self.skip.map(|e| e.every_s)),
@@ -167,13 +172,12 @@ impl FaultLog {
     /// # Errors
     /// `Input` when the file cannot be created.
     pub fn create(path: Option<&Path>) -> Result<FaultLog, VenueError> {
-        let file =
-            match path {
-                Some(path) => Some(Mutex::new(BufWriter::new(File::create(path).map_err(|e| {
-                    VenueError::Input(format!("{}: cannot create the fault log: {e}", path.display()))
-                })?))),
-                None => None,
-            };
+        let file = match path {
+            Some(path) => Some(Mutex::new(BufWriter::new(File::create(path).map_err(|e| {
+                VenueError::Input(format!("--fault-log {}: cannot create the fault log: {e}", path.display()))
+            })?))),
+            None => None,
+        };
         Ok(FaultLog { file, counts: Mutex::new(std::collections::BTreeMap::new()) })
     }
 
@@ -217,6 +221,7 @@ mod tests {
             ("[explode]\nevery_s = 1\n", "unknown field"),
             ("[latency_spike]\nevery_s = 1\nduration_ms = 0\n", "duration_ms"),
             ("drop = 3", "invalid type"),
+            ("[reject]\nprobability = 0.5\nret_code = 0\n", "[reject] ret_code must be a Bybit error code"),
         ] {
             let path = dir.join("bad.toml");
             std::fs::write(&path, text).unwrap();

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod envelope;
 pub mod faults;
 pub mod protection;
 pub mod rest;
@@ -66,8 +67,8 @@ impl Venue {
     /// writes the ready file.
     ///
     /// # Errors
-    /// `Input` for an invalid config, `Io` when the port cannot be bound or the ready file written, `Sim` for a market
-    /// that cannot be built.
+    /// `Input` for an invalid config, a `--port` that cannot be bound, a ready file or fault log that cannot be
+    /// written; `Io` when a system-picked port cannot be bound; `Sim` for a market that cannot be built.
     pub async fn start(config: VenueConfig) -> Result<Venue, VenueError> {
         config.validate()?;
         let clock = VenueClock::start(config.speed);
@@ -119,16 +120,26 @@ impl Venue {
             sim: Mutex::new(sim_tx),
             shutdown: shutdown_rx,
         });
-        let listener = tokio::net::TcpListener::bind(config.address())
-            .await
-            .map_err(|e| VenueError::Io(format!("cannot listen on {}: {e}", config.address())))?;
+        let listener = tokio::net::TcpListener::bind(config.address()).await.map_err(|e| {
+            // A port the user chose that is taken (or not theirs to use) is a bad option; with port 0 the system
+            // picks, so a failure there is the machine's.
+            if config.port == 0 {
+                VenueError::Io(format!("cannot listen on {}: {e}", config.address()))
+            } else {
+                VenueError::Input(format!("--port {}: cannot listen on {}: {e}", config.port, config.address()))
+            }
+        })?;
         let address = listener.local_addr().map_err(|e| VenueError::Io(e.to_string()))?;
         let sim_shared = shared.clone();
         let sim = std::thread::Builder::new()
             .name("apex-venue-sim".into())
             .spawn(move || sim::run(exchange, sim_shared, sim_rx))
             .map_err(|e| VenueError::Io(format!("cannot start the simulation thread: {e}")))?;
-        let app = rest::router().merge(ws::router()).with_state(shared.clone());
+        let app = rest::router()
+            .merge(ws::router())
+            .layer(axum::middleware::from_fn(envelope::errors_in_envelope))
+            .with_state(shared.clone());
+        let listener = envelope::EnvelopedListener(listener);
         let mut server_shutdown = shared.shutdown.clone();
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -142,8 +153,12 @@ impl Venue {
             tokio::spawn(schedule_faults(shared.clone()));
         }
         let venue = Venue { address, shared, shutdown, server, sim: Some(sim) };
-        if let Some(path) = &config.ready {
-            write_ready(path, &venue.ready_document(&config))?;
+        if let Some(path) = &config.ready
+            && let Err(error) = write_ready(path, &venue.ready_document(&config))
+        {
+            // Nobody can find a venue without its ready file: stop serving rather than run unseen.
+            venue.stop().await;
+            return Err(error);
         }
         tracing::info!(%address, symbols = ?config.symbols, speed = config.speed, seed = config.seed, "venue ready");
         Ok(venue)
@@ -218,7 +233,9 @@ impl Venue {
 fn write_ready(path: &Path, document: &serde_json::Value) -> Result<(), VenueError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let bad = |e: std::io::Error| VenueError::Io(format!("{}: cannot write the ready file: {e}", path.display()));
+    // The path is the user's option (a folder that does not exist, one they cannot write): exit 2 naming it.
+    let bad =
+        |e: std::io::Error| VenueError::Input(format!("--ready {}: cannot write the ready file: {e}", path.display()));
     let tmp = path.with_file_name(format!(
         ".{}.tmp{}",
         path.file_name().map_or_else(|| "ready".into(), |n| n.to_string_lossy()),

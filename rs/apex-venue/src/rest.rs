@@ -103,6 +103,25 @@ fn limit_of(path: &str) -> u32 {
     }
 }
 
+/// Longest `X-BAPI-RECV-WINDOW` accepted, in ms. Bybit documents no maximum, but without one a client could sign a
+/// request that stays valid for ever (a window of 2^63-1 puts the lower bound before the epoch), which defeats the
+/// replay protection the window exists for. The venue is on loopback, sharing the client's clock, so a minute leaves
+/// ample room for retries (pybit adds 2.5 s per 10002 retry) while a captured request goes stale within one minute.
+pub const MAX_RECV_WINDOW_MS: i64 = 60_000;
+
+/// Bybit's timestamp rule, `server_time - recv_window <= timestamp < server_time + 1000`, in wide arithmetic so no
+/// header value can wrap a bound around and switch the check off.
+fn within_recv_window(timestamp: i64, now: i64, recv_window: i64) -> bool {
+    let (timestamp, now, recv_window) = (i128::from(timestamp), i128::from(now), i128::from(recv_window));
+    now - recv_window <= timestamp && timestamp < now + 1_000
+}
+
+/// Bybit signs with lower-case hex (docs/v5/guide.mdx, reference §4.2); other spellings of the same bytes are
+/// refused, as a signature is an exact string, not a number.
+pub fn is_lowercase_hex(signature: &str) -> bool {
+    !signature.is_empty() && signature.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// An authenticated request: its account and the rate-limit status it consumed.
 struct Caller {
     account: usize,
@@ -123,12 +142,19 @@ fn authenticate(shared: &Shared, headers: &HeaderMap, endpoint: &'static str, pa
         None => apex_bybit::sign::DEFAULT_RECV_WINDOW_MS,
         Some(text) => text.parse().map_err(|_| Reply::param("X-BAPI-RECV-WINDOW is not an integer"))?,
     };
-    if !(now - recv_window <= timestamp && timestamp < now + 1_000) {
+    if !(1..=MAX_RECV_WINDOW_MS).contains(&recv_window) {
+        let message = format!(
+            "{}; recv_window must be from 1 to {MAX_RECV_WINDOW_MS} ms",
+            recv_window_message(timestamp, now, recv_window)
+        );
+        return Err(Reply::error(RetCode::RecvWindow.code(), message));
+    }
+    if !within_recv_window(timestamp, now, recv_window) {
         return Err(Reply::error(RetCode::RecvWindow.code(), recv_window_message(timestamp, now, recv_window)));
     }
     let signature = header(HEADER_SIGN).unwrap_or_default();
     let secret = &shared.accounts[account].spec.api_secret;
-    if !verify(secret, &rest_prehash(timestamp, key, recv_window, payload), signature) {
+    if !is_lowercase_hex(signature) || !verify(secret, &rest_prehash(timestamp, key, recv_window, payload), signature) {
         let origin = format!("{timestamp}***{recv_window}{payload}");
         return Err(Reply::error(RetCode::SignError.code(), sign_error_message(&origin)));
     }
@@ -154,12 +180,75 @@ async fn stall(shared: &Shared) {
     }
 }
 
+/// Parses a query string; an error names the parameter and what it should be.
 fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Reply> {
-    serde_urlencoded::from_str(query).map_err(|e| Reply::param(format!("Request parameter error: {e}")))
+    let parameters = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(parameters).map_err(|e| field_error(e.path(), &e.inner().to_string()))
 }
 
+/// Parses a JSON body, which must be one object; an error names the field and what it should be.
 fn parse_body<T: DeserializeOwned>(body: &str) -> Result<T, Reply> {
-    serde_json::from_str(body).map_err(|e| Reply::param(format!("Request parameter error: {e}")))
+    if !body.trim_start().starts_with('{') {
+        return Err(Reply::param("Request parameter error: the body must be a JSON object"));
+    }
+    // Syntax first, so that what the fields' types report below is always about a field.
+    serde_json::from_str::<serde::de::IgnoredAny>(body)
+        .map_err(|e| Reply::param(format!("Request parameter error: the body is not valid JSON: {e}")))?;
+    let mut json = serde_json::Deserializer::from_str(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| field_error(e.path(), &e.inner().to_string()))
+}
+
+/// A 10001 naming the bad field (unless the problem is the whole request, such as a missing field).
+fn field_error(path: &serde_path_to_error::Path, message: &str) -> Reply {
+    let message = protocol_terms(message);
+    match path.to_string().as_str() {
+        "." | "" => Reply::param(format!("Request parameter error: {message}")),
+        field => Reply::param(format!("Request parameter error: {field}: {message}")),
+    }
+}
+
+/// Rewrites serde's wording in the client's terms: JSON types instead of Rust ones (`struct CreateOrderRequest with
+/// 27 elements`, `u32`, `enum Side`, `sequence`), and no line/column of the parsed text.
+fn protocol_terms(message: &str) -> String {
+    let mut text = message.split(" at line ").next().unwrap_or(message).to_owned();
+    for (rust, json) in [("struct ", "a JSON object"), ("enum ", "a string"), ("tuple struct ", "an array")] {
+        text = replace_named(&text, &format!("expected {rust}"), &format!("expected {json}"));
+    }
+    for (rust, json) in [
+        ("u8", "a non-negative integer"),
+        ("u16", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("u64", "a non-negative integer"),
+        ("usize", "a non-negative integer"),
+        ("i8", "an integer"),
+        ("i16", "an integer"),
+        ("i32", "an integer"),
+        ("i64", "an integer"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+    ] {
+        if text.ends_with(&format!("expected {rust}")) {
+            text = format!("{}expected {json}", &text[..text.len() - rust.len() - "expected ".len()]);
+        }
+    }
+    text.replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: object")
+        .replace("invalid type: unit value", "invalid type: null")
+        .replace("invalid type: floating point", "invalid type: number")
+}
+
+/// Replaces `prefix` and the Rust type name after it (plus a `with N elements` tail) with `replacement`.
+fn replace_named(text: &str, prefix: &str, replacement: &str) -> String {
+    let Some(start) = text.find(prefix) else { return text.to_owned() };
+    let after = &text[start + prefix.len()..];
+    let name_len = after.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(after.len());
+    let mut rest = &after[name_len..];
+    if let Some(tail) = rest.strip_prefix(" with ")
+        && let Some(end) = tail.find(" element").map(|i| i + " element".len())
+    {
+        rest = tail[end..].strip_prefix('s').unwrap_or(&tail[end..]);
+    }
+    format!("{}{replacement}{rest}", &text[..start])
 }
 
 fn linear(category: Option<&Category>) -> Result<(), Reply> {
@@ -509,10 +598,16 @@ fn order_request(shared: &Shared, request: &CreateOrderRequest) -> Result<OrderR
     if request.trigger_price.as_ref().is_some_and(|p| !p.is_empty() && !p.is_zero()) {
         return Err(Reply::param("conditional orders (triggerPrice) are not supported by this venue"));
     }
+    // "None", "" and no smpType keep the simulation's default; Bybit refuses a value outside its list with 10001.
     let stp = match request.smp_type.as_ref().map(apex_bybit::SmpType::as_str) {
+        None | Some("" | "None" | "CancelTaker") => StpMode::CancelTaker,
         Some("CancelMaker") => StpMode::CancelMaker,
         Some("CancelBoth") => StpMode::CancelBoth,
-        _ => StpMode::CancelTaker,
+        Some(other) => {
+            return Err(Reply::param(format!(
+                "smpType '{other}' is invalid: expected None, CancelMaker, CancelTaker or CancelBoth"
+            )));
+        }
     };
     Ok(OrderRequest {
         symbol,

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use crate::clock::wall_ms;
 use crate::faults::Dice;
+use crate::rest::is_lowercase_hex;
 use crate::shared::{Control, PrivateMsg, PublicMsg, Shared, TopicId, TopicKind};
 
 /// Largest frame or message a client may send.
@@ -40,6 +41,12 @@ const MAX_ARGS_CHARS: usize = 21_000;
 /// answer could otherwise beat the client's own bookkeeping (pybit records a subscription's `req_id` and callback
 /// only after sending it, and drops the connection on an answer it cannot match).
 pub const OP_REPLY_DELAY: Duration = Duration::from_millis(5);
+
+/// How far ahead an auth's `expires` may be, in ms. Bybit asks only for a time in the future (docs/v5/ws/connect,
+/// reference §4.5); without a bound an `expires` of 2^63-1 makes a signed auth message that never expires, so anyone
+/// who sees it once can replay it. Clients sign `now + 1 s` (pybit) to `now + 10 s` (ccxt, pybit users with slow
+/// links); ten minutes leaves room for any of them and for clock skew while bounding how long a captured auth works.
+pub const MAX_AUTH_EXPIRES_AHEAD_MS: i64 = 600_000;
 
 /// The WebSocket paths.
 pub fn router() -> Router<Arc<Shared>> {
@@ -403,11 +410,16 @@ impl Connection {
         let Some(&account) = self.shared.keys.get(key) else {
             return self.error("auth", req_id, "Invalid apikey");
         };
-        if expires <= wall_ms() {
+        let now = wall_ms();
+        if expires <= now {
             return self.error("auth", req_id, "Params Error");
         }
+        if expires > now.saturating_add(MAX_AUTH_EXPIRES_AHEAD_MS) {
+            let message = format!("Params Error: expires must be at most {MAX_AUTH_EXPIRES_AHEAD_MS} ms from now");
+            return self.error("auth", req_id, &message);
+        }
         let secret = &self.shared.accounts[account].spec.api_secret;
-        if !sign::verify(secret, &sign::ws_auth_prehash(expires), signature) {
+        if !is_lowercase_hex(signature) || !sign::verify(secret, &sign::ws_auth_prehash(expires), signature) {
             return self.error("auth", req_id, "Invalid sign");
         }
         self.account = Some(account);
