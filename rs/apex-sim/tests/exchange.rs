@@ -1,18 +1,14 @@
 //! The perpetual exchange over the open-ended markets: order lifecycle by order id and orderLinkId, margin checks,
 //! position and wallet accounting against a cash-flow reference, take-profit/stop-loss as conditional orders.
 
-use apex_core::{OrderStatus, RejectReason, Side, StpMode, TimeInForce};
+mod client;
+
+use apex_core::{OrderStatus, RejectReason, Side, TimeInForce};
 use apex_sim::batch::preset;
-use apex_sim::exchange::{AccountUpdate, Exchange, ExchangeError, OrderRef, OrderRequest, OrderType, WALLET_DECIMALS};
+use apex_sim::exchange::{AccountUpdate, Exchange, ExchangeError, OrderRef, OrderType, WALLET_DECIMALS};
 use apex_sim::{Dsg, SimConfig, StopKind};
+use client::{MS, S, order, usdt};
 use proptest::prelude::*;
-
-const MS: i64 = 1_000;
-const S: i64 = 1_000_000;
-
-fn usdt(amount: i64) -> i128 {
-    i128::from(amount) * 10_i128.pow(WALLET_DECIMALS)
-}
 
 fn exchange(seed: u64) -> Exchange {
     let configs: Vec<SimConfig> = ["BTCUSDT", "SOLUSDT"]
@@ -28,23 +24,6 @@ fn exchange(seed: u64) -> Exchange {
     let mut ex = Exchange::new(&Dsg::default(), &configs).unwrap();
     ex.advance_until(20 * S);
     ex
-}
-
-fn order(symbol: usize, side: Side, order_type: OrderType, qty: i64, price: Option<i64>) -> OrderRequest {
-    OrderRequest {
-        symbol,
-        side,
-        order_type,
-        qty,
-        price,
-        tif: TimeInForce::Gtc,
-        order_link_id: String::new(),
-        reduce_only: false,
-        close_on_trigger: false,
-        take_profit: None,
-        stop_loss: None,
-        stp: StpMode::CancelTaker,
-    }
 }
 
 #[test]

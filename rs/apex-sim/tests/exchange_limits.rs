@@ -3,19 +3,16 @@
 //! price limits around the mark, margin the order cannot cover, and all of it again for an amend, which must never
 //! reach what a create is refused.
 
-use apex_core::{OrderStatus, Side, StpMode, TimeInForce};
+mod client;
+
+use apex_core::{OrderStatus, Side};
 use apex_sim::batch::preset;
 use apex_sim::exchange::{Exchange, ExchangeError, OrderRef, OrderRequest, OrderType, WALLET_DECIMALS};
 use apex_sim::{Dsg, SimConfig};
+use client::{MS, S, order, usdt};
 
-const MS: i64 = 1_000;
-const S: i64 = 1_000_000;
 /// One BTC in quantity units (lot 0.001).
 const BTC: i64 = 1_000;
-
-fn usdt(amount: i64) -> i128 {
-    i128::from(amount) * 10_i128.pow(WALLET_DECIMALS)
-}
 
 /// One BTCUSDT market (price units of 0.1 USDT, quantity units of 0.001 BTC) after 20 simulated seconds.
 fn exchange(seed: u64) -> Exchange {
@@ -28,24 +25,11 @@ fn exchange(seed: u64) -> Exchange {
 }
 
 fn limit(side: Side, qty: i64, price: i64) -> OrderRequest {
-    OrderRequest {
-        symbol: 0,
-        side,
-        order_type: OrderType::Limit,
-        qty,
-        price: Some(price),
-        tif: TimeInForce::Gtc,
-        order_link_id: String::new(),
-        reduce_only: false,
-        close_on_trigger: false,
-        take_profit: None,
-        stop_loss: None,
-        stp: StpMode::CancelTaker,
-    }
+    order(0, side, OrderType::Limit, qty, Some(price))
 }
 
 fn market(side: Side, qty: i64) -> OrderRequest {
-    OrderRequest { order_type: OrderType::Market, price: None, ..limit(side, qty, 0) }
+    order(0, side, OrderType::Market, qty, None)
 }
 
 /// The exchange's mark price (the book mid on the tick grid), as a position shows it.

@@ -132,15 +132,7 @@ async fn send_raw(venue: &Venue, bytes: &[u8]) -> HttpResponse {
         }
     };
     tokio::time::timeout(Duration::from_secs(10), read).await.expect("answered");
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    HttpResponse { status, headers, body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null) }
+    common::parse_response(&answer)
 }
 
 fn assert_envelope(reply: &HttpResponse, status: u16, code: i64, what: &str) {

@@ -60,7 +60,12 @@ pub async fn raw(venue: &Venue, request: &[u8]) -> std::io::Result<HttpResponse>
     stream.write_all(request).await?;
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes)).await.expect("no stuck request")?;
-    let text = String::from_utf8_lossy(&bytes).to_string();
+    Ok(parse_response(&bytes))
+}
+
+/// An HTTP/1.1 answer as read off the socket: status, headers (lower-case names), JSON body (null if none).
+pub fn parse_response(bytes: &[u8]) -> HttpResponse {
+    let text = String::from_utf8_lossy(bytes).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -69,7 +74,7 @@ pub async fn raw(venue: &Venue, request: &[u8]) -> std::io::Result<HttpResponse>
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let body = serde_json::from_str(body).unwrap_or(Value::Null);
-    Ok(HttpResponse { status, headers, body })
+    HttpResponse { status, headers, body }
 }
 
 fn request(method: &str, target: &str, headers: &[(String, String)], body: &str) -> Vec<u8> {
