@@ -7,7 +7,7 @@
 //! take effect in the market after the account's latency. Amounts are exact: prices and quantities in the symbol's
 //! integer units, cash in `WALLET_DECIMALS` fixed point.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use apex_core::{AccountId, CancelReason, Liquidity, NewOrder, OrderStatus, RejectReason, Side, StpMode, TimeInForce};
 use thiserror::Error;
@@ -269,6 +269,9 @@ struct Account {
     executions: VecDeque<ExecutionRecord>,
     /// Tags of the position stops waiting per symbol (take profit, stop loss).
     stop_tags: Vec<(Option<u64>, Option<u64>)>,
+    /// Open orders whose cancel is on its way to the market: a second cancel or an amend of one is answered as
+    /// Bybit answers it once the first cancel went through ("order not exists or too late to cancel").
+    cancels_sent: BTreeSet<u64>,
 }
 
 /// The exchange: its markets, its accounts, and the updates waiting to be drained.
@@ -325,6 +328,7 @@ impl Exchange {
             history: VecDeque::new(),
             executions: VecDeque::new(),
             stop_tags: vec![(None, None); self.symbols.len()],
+            cancels_sent: BTreeSet::new(),
         });
         id
     }
@@ -576,6 +580,10 @@ impl Exchange {
         let tag = self.find_open(account, symbol, order)?;
         let open = &self.accounts[account as usize].open[&tag];
         let ack = OrderAck { order_id: open.order_id.clone(), order_link_id: open.order_link_id.clone() };
+        if open.stop.is_none() {
+            self.accounts[account as usize].cancels_sent.insert(tag);
+        }
+        let open = &self.accounts[account as usize].open[&tag];
         let market_account = self.symbols[symbol].market_account[account as usize];
         let request = match open.stop {
             Some(kind) => {
@@ -786,7 +794,8 @@ impl Exchange {
             (None, Some(link)) => acc.links.get(link).copied(),
             (None, None) => return Err(ExchangeError::Param("orderId or orderLinkId is required".into())),
         };
-        tag.filter(|t| acc.open.get(t).is_some_and(|o| o.symbol == symbol)).ok_or(ExchangeError::OrderNotFound)
+        tag.filter(|t| acc.open.get(t).is_some_and(|o| o.symbol == symbol) && !acc.cancels_sent.contains(t))
+            .ok_or(ExchangeError::OrderNotFound)
     }
 
     /// Initial margin an order of `qty` on `side` at `price` adds to the account's orders on `symbol`.
@@ -1049,6 +1058,7 @@ impl Exchange {
             let order = order.clone();
             if !order.status.is_open() {
                 acc.open.remove(&tag);
+                acc.cancels_sent.remove(&tag);
                 acc.history.push_back(order.clone());
                 if acc.history.len() > ORDER_HISTORY
                     && let Some(old) = acc.history.pop_front()

@@ -65,6 +65,36 @@ fn a_limit_order_rests_amends_and_cancels_by_link_id() {
 }
 
 #[test]
+fn an_order_whose_cancel_is_on_its_way_is_not_cancelled_or_amended_again() {
+    let mut ex = exchange(2);
+    let a = ex.add_account(usdt(10_000), 5 * MS);
+    let tick = ex.spec(0).tick;
+    let far = ex.market(0).engine().best_bid().unwrap().price - 200 * tick;
+    let ack = ex.create_order(ex.now_us(), a, order(0, Side::Buy, OrderType::Limit, 5, Some(far))).unwrap();
+    ex.advance_until(ex.now_us() + 10 * MS);
+    ex.drain_updates().for_each(drop);
+    let now = ex.now_us();
+    ex.cancel_order(now, a, 0, OrderRef::id(&ack.order_id)).unwrap();
+    // Before the cancel reaches the market (5 ms of latency), the order still rests there, but it is as good as gone.
+    assert_eq!(ex.open_orders(a).len(), 1);
+    for _ in 0..3 {
+        assert_eq!(ex.cancel_order(now, a, 0, OrderRef::id(&ack.order_id)), Err(ExchangeError::OrderNotFound));
+    }
+    assert_eq!(
+        ex.amend_order(now, a, 0, OrderRef::id(&ack.order_id), Some(7), None),
+        Err(ExchangeError::OrderNotFound)
+    );
+    assert!(ex.cancel_all(now, a, Some(0)).is_empty());
+    ex.advance_until(now + 10 * MS);
+    let cancelled: Vec<_> = ex
+        .drain_updates()
+        .filter(|u| matches!(u, AccountUpdate::Order(_, o) if o.status == OrderStatus::Cancelled))
+        .collect();
+    assert_eq!(cancelled.len(), 1, "one cancel reached the market");
+    assert!(ex.open_orders(a).is_empty());
+}
+
+#[test]
 fn orders_beyond_the_available_balance_are_refused() {
     let mut ex = exchange(2);
     let a = ex.add_account(usdt(100), MS);
