@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.e2e.test_trade_pitcrew import ACCOUNTS, CAPITAL, CHURN, FLAT, config_text
-from tests.support.engine_run import running_engine
+from tests.support.engine_run import running_engine, stop, wait_for_count
 from tests.support.failing_bundle import gp_entry, onnx_bytes, onnx_entry, publish_bundle
 from tests.support.venue_helpers import running_venue
 
@@ -44,24 +44,6 @@ def failing_iel() -> tuple[dict, bytes]:
     return onnx_entry("iel", window=1, outputs_=4), onnx_bytes(window=1, outputs_=4, value=0.0, fails=True)
 
 
-def ledger_rows(ledger: Path, query: str, *args: object) -> list[tuple]:
-    try:
-        with sqlite3.connect(ledger, timeout=1) as db:
-            return db.execute(query, args).fetchall()
-    except sqlite3.Error:
-        return []
-
-
-def wait_for(ledger: Path, query: str, *args: object, count: int = 1, seconds: float = 30.0) -> None:
-    """Polls until `query` (a COUNT) reaches `count`, or `seconds` pass (the assertions then say what is missing)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        rows = ledger_rows(ledger, query, *args)
-        if rows and rows[0][0] >= count:
-            return
-        time.sleep(0.2)
-
-
 def trade_command(tmp_path: Path, config: Path, out: Path, duration: str) -> list[str]:
     command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config)]
     return [*command, "--venue-ready", str(tmp_path / "ready.json"), "--out", str(out), "--duration", duration]
@@ -74,30 +56,40 @@ def write_config(tmp_path: Path, bundles: dict[str, Path]) -> Path:
 
 
 @contextlib.contextmanager
-def trading(tmp_path: Path, bundles: dict[str, Path], *, seed: str, duration: str) -> Iterator[Path]:
-    """The engine trading `bundles` on the local venue for `duration`, from its second decision on: its ledger."""
+def trading(tmp_path: Path, bundles: dict[str, Path], *, seed: str) -> Iterator[Path]:
+    """The engine trading `bundles` on the local venue, from its second decision on: its ledger. The block waits for
+    what it needs; the engine is stopped (SIGTERM, its normal stop) when the block ends, or at a 120 s cap."""
     out = tmp_path / "run"
     ledger = out / "ledger.sqlite"
     with (
         running_venue(tmp_path, "--speed", SPEED, "--seed", seed, accounts=FUNDED),
-        running_engine(trade_command(tmp_path, write_config(tmp_path, bundles), out, duration)),
+        running_engine(trade_command(tmp_path, write_config(tmp_path, bundles), out, "120s")) as engine,
     ):
-        wait_for(ledger, "SELECT COUNT(*) FROM decisions", count=2)
+        wait_for_count(ledger, "SELECT COUNT(*) FROM decisions", count=2)
         yield ledger
+        stop(engine)
 
 
 @pytest.mark.slow
 def test_a_champion_whose_signal_or_iel_fails_falls_back_to_the_champion_it_replaced(tmp_path):
     bundles = {"btc-a": tmp_path / "bundles" / "BTCUSDT" / "a", "btc-b": tmp_path / "bundles" / "BTCUSDT" / "b"}
     churner = {slot: publish_bundle(folder, [gp_entry(CHURN)], tag=slot) for slot, folder in bundles.items()}
-    with trading(tmp_path, bundles, seed="11", duration="20s") as ledger:
+    with trading(tmp_path, bundles, seed="11") as ledger:
         # btc-a: flat until its signal first runs, then it fails. btc-b: flat, then always long, and its IEL
         # fails on its first entry.
         failing = {
             "btc-a": publish_bundle(bundles["btc-a"], [signal(value=0.0, fails=True)], tag="a-fails"),
             "btc-b": publish_bundle(bundles["btc-b"], [signal(value=1.0, fails=False), failing_iel()], tag="b"),
         }
-        wait_for(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'model_fallback'", count=2, seconds=25)
+        wait_for_count(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'model_fallback'", count=2, seconds=60)
+        # And the fallback has decided a bar after the failed model's last one, in both slots.
+        after = (
+            "SELECT COUNT(DISTINCT d.slot) FROM decisions d JOIN models m ON m.model_id = d.model_id "
+            "AND m.slot = d.slot WHERE m.role = 'champion' AND d.decision_id > (SELECT MAX(f.decision_id) "
+            "FROM decisions f JOIN models r ON r.model_id = f.model_id AND r.slot = f.slot WHERE r.role = 'retired' "
+            "AND f.slot = d.slot)"
+        )
+        wait_for_count(ledger, after, count=2, seconds=30)
     db = sqlite3.connect(ledger)
     fallbacks = {d.split(":")[0]: d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'model_fallback'")}
     roles = db.execute("SELECT slot, model_id, role, detail FROM models").fetchall()
@@ -145,10 +137,10 @@ def test_a_champion_whose_signal_or_iel_fails_falls_back_to_the_champion_it_repl
 def test_a_challenger_whose_iel_fails_is_retired(tmp_path):
     folder = tmp_path / "bundles" / "BTCUSDT" / "a"
     champion = publish_bundle(folder, [gp_entry(FLAT)], tag="flat")
-    with trading(tmp_path, {"btc-a": folder}, seed="5", duration="6s") as ledger:
+    with trading(tmp_path, {"btc-a": folder}, seed="5") as ledger:
         # Long on every bar: its first entry runs its IEL policy, which fails.
         challenger = publish_bundle(folder, [gp_entry(CHURN), failing_iel()], tag="churn-iel")
-        wait_for(ledger, "SELECT COUNT(*) FROM models WHERE role = 'retired'", seconds=5)
+        wait_for_count(ledger, "SELECT COUNT(*) FROM models WHERE role = 'retired'", seconds=30)
     db = sqlite3.connect(ledger)
     roles = {m: (r, d) for m, r, d in db.execute("SELECT model_id, role, detail FROM models WHERE slot = 'btc-a'")}
     assert roles[champion][0] == "champion", roles

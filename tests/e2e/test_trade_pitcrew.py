@@ -11,7 +11,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from apexctl.forge import outputs
 from apexctl.forge.export import ExportConfig, export
 from tests.conftest import run_cli
-from tests.support.engine_run import running_engine
+from tests.support.engine_run import running_engine, stop, wait_for_count
 from tests.support.venue_helpers import running_venue, unreachable_ready
 
 # Always long: a position on every bar that the tight bracket below closes within seconds (entry and exit at the touch,
@@ -105,22 +104,28 @@ def test_the_pit_crew_rejects_a_tampered_bundle_promotes_a_better_challenger_and
     with running_venue(tmp_path, "--speed", "60", "--seed", "11", accounts=accounts):
         out = tmp_path / "run"
         command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config)]
-        command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out), "--duration", "25s"]
-        with running_engine(command):
+        # The duration is a cap: the block stops the engine once the ledger holds what the assertions need, so a
+        # loaded machine (bars decided later in wall time) takes longer instead of failing.
+        command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out), "--duration", "120s"]
+        with running_engine(command) as engine:
             ledger = out / "ledger.sqlite"
-            deadline = time.monotonic() + 20
-            while not (ledger.exists() and _decisions(ledger) >= 2) and time.monotonic() < deadline:
-                time.sleep(0.2)
+            # The churning champion has traded before any challenger arrives.
+            churned = "SELECT COUNT(*) FROM orders WHERE slot = 'btc-a'"
+            wait_for_count(ledger, churned, count=MIN_DECISIONS, seconds=60)
             # (a) A bundle changed after its export, published into btc-a: its hash check fails.
             side = tmp_path / "side" / "a"
             other = publish(root, side, "tampered", OTHER)
             gp = side / "signal.gp.json"
             gp.write_text(gp.read_text().replace("0.5", "0.7"))
             outputs.publish(side, bundles["btc-a"], replace=True)
-            time.sleep(1.5)
+            wait_for_count(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'bundle_rejected'", seconds=20)
             # (b) A flat challenger against the churning champion, and the reverse pairing on btc-b.
             better = publish(root, bundles["btc-a"], "a1", FLAT)
             worse = publish(root, bundles["btc-b"], "b1", CHURN)
+            wait_for_count(ledger, "SELECT COUNT(*) FROM swaps WHERE slot = 'btc-a'", seconds=60)
+            benched = "SELECT COALESCE(MAX(decisions), 0) FROM shadow_equity WHERE slot = 'btc-b' AND model_id = ?"
+            wait_for_count(ledger, benched, worse, count=MIN_DECISIONS + 3, seconds=60)
+            stop(engine)
     db = sqlite3.connect(out / "ledger.sqlite")
     rejected = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'bundle_rejected'")]
     assert len(rejected) == 1, rejected
@@ -184,11 +189,11 @@ def test_a_restart_keeps_the_ledgers_champion_and_benches_the_challenger_left_in
     with running_venue(tmp_path, "--speed", "60", "--seed", "5", accounts=accounts):
         command = [sys.executable, "-m", "apexctl", "trade", "--config", str(config)]
         command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out)]
-        with running_engine([*command, "--duration", "10s"]):
-            deadline = time.monotonic() + 20
-            while not (ledger.exists() and _decisions(ledger) >= 2) and time.monotonic() < deadline:
-                time.sleep(0.2)
+        with running_engine([*command, "--duration", "60s"]) as engine:
+            wait_for_count(ledger, "SELECT COUNT(*) FROM decisions", count=2)
             challenger = publish(root, folder, "a1", CHURN)
+            wait_for_count(ledger, "SELECT COUNT(*) FROM models WHERE model_id = ?", challenger)
+            stop(engine)
         with sqlite3.connect(ledger) as db:
             roles = dict(db.execute("SELECT model_id, role FROM models WHERE slot = 'btc-a'").fetchall())
             first_run = db.execute("SELECT MAX(decision_id) FROM decisions").fetchone()[0]
@@ -206,14 +211,6 @@ def test_a_restart_keeps_the_ledgers_champion_and_benches_the_challenger_left_in
     assert roles == {champion: "champion", challenger: "challenger"}, roles
     assert len(restored) == 1, restored
     assert restored[0].startswith(f"btc-a {champion[:12]}"), restored
-
-
-def _decisions(ledger: Path) -> int:
-    try:
-        with sqlite3.connect(ledger, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def test_pitcrew_values_out_of_range_are_one_line_and_exit_2(tmp_path):

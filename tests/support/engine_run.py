@@ -1,10 +1,15 @@
-"""Runs `apexctl trade` as a child process while a test acts on it, then checks that it ended by itself with exit 0."""
+"""Runs `apexctl trade` as a child process while a test acts on it, then checks that it ended with exit 0; waits on
+its ledger by condition, so that a test waits for what it needs rather than for a span of wall time."""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -21,3 +26,29 @@ def running_engine(command: list[str], *, tail: int = 2000) -> Iterator[subproce
             engine.kill()
             engine.wait()
     assert engine.returncode == 0, stderr.decode()[-tail:]
+
+
+def stop(engine: subprocess.Popen) -> None:
+    """Asks the engine to stop as a user would (SIGTERM: its normal stop, exit 0); `running_engine` waits for it."""
+    if engine.poll() is None:
+        engine.send_signal(signal.SIGTERM)
+
+
+def ledger_count(ledger: Path, query: str, *args: object) -> int:
+    """The first value of `query` (a COUNT) on the ledger; 0 while the ledger is not there or is busy."""
+    try:
+        with sqlite3.connect(ledger, timeout=1) as db:
+            row = db.execute(query, args).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0) if row else 0
+
+
+def wait_for_count(ledger: Path, query: str, *args: object, count: int = 1, seconds: float = 30.0) -> bool:
+    """Polls until `query` (a COUNT) reaches `count`, or `seconds` pass (the assertions then say what is missing)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ledger_count(ledger, query, *args) >= count:
+            return True
+        time.sleep(0.2)
+    return False
