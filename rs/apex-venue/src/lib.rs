@@ -131,10 +131,14 @@ impl Venue {
         })?;
         let address = listener.local_addr().map_err(|e| VenueError::Io(e.to_string()))?;
         let sim_shared = shared.clone();
+        let (published_tx, published) = tokio::sync::oneshot::channel();
         let sim = std::thread::Builder::new()
             .name("apex-venue-sim".into())
-            .spawn(move || sim::run(exchange, sim_shared, sim_rx))
+            .spawn(move || sim::run(exchange, sim_shared, sim_rx, published_tx))
             .map_err(|e| VenueError::Io(format!("cannot start the simulation thread: {e}")))?;
+        if published.await.is_err() {
+            return Err(VenueError::Io("the simulation thread stopped before its first market data".into()));
+        }
         let app = rest::router()
             .merge(ws::router())
             .layer(axum::middleware::from_fn(envelope::errors_in_envelope))

@@ -11,7 +11,7 @@ use apex_bybit::messages::KLINE_INTERVALS;
 use apex_bybit::rest::account::{ExecutionListRequest, PositionListRequest, WalletBalanceRequest};
 use apex_bybit::rest::market::{
     Instrument, KlineRequest, KlineResult, KlineRow, LeverageFilter, LotSizeFilter, OrderbookRequest, OrderbookResult,
-    PriceFilter, RecentTradeRequest, ServerTime, TickersRequest,
+    PriceFilter, RecentTradeRequest, RiskParameters, ServerTime, TickersRequest,
 };
 use apex_bybit::rest::order::{
     AmendOrderRequest, CancelAllRequest, CancelAllResult, CancelOrderRequest, CreateOrderRequest, OrderIdResult,
@@ -387,6 +387,12 @@ fn instrument(spec: &apex_sim::InstrumentSpec) -> Instrument {
         funding_interval: Some(480),
         upper_funding_rate: Some(Dec::new("0.005").expect("decimal")),
         lower_funding_rate: Some(Dec::new("-0.005").expect("decimal")),
+        // The band the exchange enforces (apex-sim's price limits), advertised as Bybit does; the ratios are
+        // validated to 6 decimals, which a float's shortest form writes exactly.
+        risk_parameters: Some(RiskParameters {
+            price_limit_ratio_x: Dec::new(spec.price_limit_ratio_x.to_string()).expect("a validated ratio"),
+            price_limit_ratio_y: Dec::new(spec.price_limit_ratio_y.to_string()).expect("a validated ratio"),
+        }),
         copy_trading: Some("both".into()),
         innovation: None,
         margin_trading: None,

@@ -145,11 +145,12 @@ struct Sim {
 }
 
 /// Builds the exchange (markets started, book streams added) and runs the thread until `Stop` or until every
-/// sender is gone.
+/// sender is gone. `published` is told once the first books, trades and tickers are out, so that a venue is ready
+/// only when its market data answers (a ticker asked for before that held only the symbol).
 ///
 /// # Panics
 /// Never on a command; only if the exchange's invariants break.
-pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>) {
+pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>, published: oneshot::Sender<()>) {
     let mut exchange = exchange;
     let mut stream_depth = Vec::new();
     for symbol in 0..exchange.symbol_count() {
@@ -181,6 +182,11 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>)
         dcp_cancelled: std::collections::HashSet::new(),
         shared,
     };
+    let now = sim.clock.sim_now_us();
+    sim.exchange.advance_until(now);
+    sim.publish(now);
+    // Nobody waiting (a start that already failed) is not an error.
+    let _ = published.send(());
     loop {
         let mut pending = Vec::new();
         match commands.recv_timeout(TICK) {

@@ -314,3 +314,35 @@ fn balances_and_reject_codes_say_what_is_wrong() {
     assert!(FaultPlan::read(&plan).is_ok());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_price_band_advertised_in_instruments_info_is_the_one_enforced() {
+    let (venue, config) = venue(1.0).await;
+    let bob = &config.accounts[1];
+    let info = get(&venue, "/v5/market/instruments-info", "category=linear&symbol=SOLUSDT").await;
+    let instrument = &info.body["result"]["list"][0];
+    let ratio = |key: &str| instrument["riskParameters"][key].as_str().unwrap().parse::<f64>().unwrap();
+    let (x, y) = (ratio("priceLimitRatioX"), ratio("priceLimitRatioY"));
+    assert_eq!((x, y), (apex_sim::DEFAULT_PRICE_LIMIT_RATIO_X, apex_sim::DEFAULT_PRICE_LIMIT_RATIO_Y));
+    let tick_text = instrument["priceFilter"]["tickSize"].as_str().unwrap().to_owned();
+    let decimals = tick_text.split_once('.').map_or(0, |(_, d)| d.len());
+    let ticker = get(&venue, "/v5/market/tickers", "category=linear&symbol=SOLUSDT").await;
+    let mark: f64 = ticker.body["result"]["list"][0]["markPrice"].as_str().unwrap().parse().unwrap();
+    // With the index at the mark the band is mark * (1 ± x): three times x outside it, half of x inside it (PostOnly,
+    // on the passive side, so each rests). The margins leave room for the mark to move between requests.
+    let order = |side: &str, price: f64| {
+        format!(
+            r#"{{"category":"linear","symbol":"SOLUSDT","side":"{side}","orderType":"Limit","qty":"0.1","price":"{price:.decimals$}","timeInForce":"PostOnly"}}"#
+        )
+    };
+    for (side, factor, code) in [
+        ("Buy", 1.0 + 3.0 * x, 110_003),
+        ("Sell", 1.0 - 3.0 * x, 110_003),
+        ("Buy", 1.0 - x / 2.0, 0),
+        ("Sell", 1.0 + x / 2.0, 0),
+    ] {
+        let reply = signed_post(&venue, bob, "/v5/order/create", &order(side, mark * factor)).await;
+        assert_eq!(reply.code(), code, "{side} at {factor} x mark {mark}: {:?}", reply.body);
+    }
+    venue.stop().await;
+}

@@ -85,6 +85,15 @@ pub struct LotSizeFilter {
     pub max_market_order_qty: Option<Dec>,
 }
 
+/// `riskParameters`: the price band a limit order must stay in. For futures the highest buy is
+/// `min(max(index, mark * (1 + x)), mark * (1 + y))` and the lowest sell its mirror (Bybit's "Price Limit Mechanism").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskParameters {
+    pub price_limit_ratio_x: Dec,
+    pub price_limit_ratio_y: Dec,
+}
+
 /// An item of `instruments-info`. Fields only some categories send are `Option`s.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +120,7 @@ pub struct Instrument {
     pub funding_interval: Option<i64>,
     pub upper_funding_rate: Option<Dec>,
     pub lower_funding_rate: Option<Dec>,
+    pub risk_parameters: Option<RiskParameters>,
     pub copy_trading: Option<String>,
     /// Spot.
     pub innovation: Option<String>,
