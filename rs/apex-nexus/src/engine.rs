@@ -74,6 +74,9 @@ struct Market {
     mid_vol: MidVolatility,
     last_mid: f64,
     last_price: f64,
+    /// The exchange's mark price from its tickers, and when it last came (what the Watchtower values at).
+    mark_price: f64,
+    mark_at: Option<Instant>,
     last_row: Vec<f64>,
     /// Exchange time (ns) of the last event.
     now_ns: i64,
@@ -625,6 +628,8 @@ impl Engine {
                     mid_vol: MidVolatility::new(1_000_000_000),
                     last_mid: f64::NAN,
                     last_price: f64::NAN,
+                    mark_price: f64::NAN,
+                    mark_at: None,
                     last_row: Vec::new(),
                     now_ns: 0,
                     synced: false,
@@ -637,6 +642,7 @@ impl Engine {
         }
         let mut public_config = PublicConfig::new(&target.ws_public);
         public_config.trades = config.symbols();
+        public_config.tickers = config.symbols();
         public_config.books = books;
         public_config.forward_books = true;
         if config.record_public {
@@ -1271,27 +1277,29 @@ impl Engine {
         }
     }
 
-    /// A slot's equity marked at its symbol's mid (the supervisor's book; the last trade while it has none).
+    /// The price a slot's position is valued at by the Watchtower: the exchange's mark while its tickers are no
+    /// older than `stale_after`, else the mid of the supervisor's synced book, else the last trade.
     fn mark(&self, symbol: &str) -> f64 {
         let market = &self.markets[symbol];
-        if let Some(book) = self.public.snapshot(symbol)
-            && book.synced
-            && let (Some(b), Some(a)) = (book.bids.first(), book.asks.first())
-        {
-            return (market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0;
-        }
-        market.last_price
+        let fresh = market.mark_at.is_some_and(|at| at.elapsed() <= self.options.config.stale_after);
+        let mid = self.public.snapshot(symbol).and_then(|book| match (book.bids.first(), book.asks.first()) {
+            (Some(b), Some(a)) if book.synced => {
+                Some((market.price_scale.to_f64(b.price) + market.price_scale.to_f64(a.price)) / 2.0)
+            }
+            _ => None,
+        });
+        crate::watchtower::valuation_price(fresh.then_some(market.mark_price), mid, market.last_price)
     }
 
-    /// The Watchtower, on every tick of `symbol` (a book message or a trade): kills each live slot on it whose
-    /// equity at mid fell to $0 or below what the minimum order needs, and keeps flattening the dead ones.
+    /// The Watchtower, on every tick of `symbol` (a book message, a trade or a ticker): kills each live slot on it
+    /// whose equity at the mark fell to $0 or below what the minimum order needs, and keeps flattening the dead ones.
     fn watch(&mut self, symbol: &str, ts_exchange: i64, trigger: Trigger) -> Result<(), NexusError> {
-        let mid = self.mark(symbol);
-        if !mid.is_finite() {
+        let mark = self.mark(symbol);
+        if !mark.is_finite() {
             return Ok(());
         }
         let market = &self.markets[symbol];
-        let threshold = crate::watchtower::threshold(&market.instrument, mid, self.options.config.rule.max_leverage);
+        let threshold = crate::watchtower::threshold(&market.instrument, mark, self.options.config.rule.max_leverage);
         for index in 0..self.slots.len() {
             if self.slots[index].symbol != symbol {
                 continue;
@@ -1300,7 +1308,7 @@ impl Engine {
                 self.keep_flattening(index, trigger)?;
                 continue;
             }
-            let equity = self.slots[index].core.book().equity(mid);
+            let equity = self.slots[index].core.book().equity(mark);
             if let Some(reason) = crate::watchtower::verdict(equity, threshold) {
                 self.kill(index, &reason, equity, threshold, ts_exchange, trigger)?;
             }
@@ -1611,6 +1619,17 @@ impl Engine {
                 let symbols: Vec<String> = self.markets.keys().cloned().collect();
                 for symbol in symbols {
                     self.set_synced(&symbol, false, &reason)?;
+                }
+            }
+            PublicEvent::Ticker(ticker) => {
+                let Some(market) = self.markets.get_mut(&ticker.symbol) else { return Ok(()) };
+                let mark = ticker.mark_price.as_ref().and_then(|d| d.as_str().parse::<f64>().ok());
+                if let Some(mark) = mark.filter(|p| p.is_finite() && *p > 0.0) {
+                    market.mark_price = mark;
+                    let received = Instant::now();
+                    market.mark_at = Some(received);
+                    let ts = market.now_ns;
+                    self.watch(&ticker.symbol, ts, Trigger { received })?;
                 }
             }
             PublicEvent::BookResync { symbol, reason } => self.set_synced(&symbol, false, &reason)?,

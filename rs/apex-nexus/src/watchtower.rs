@@ -1,4 +1,5 @@
-//! The Watchtower: the $200 rule. A slot whose equity (cash plus position at mid) reaches $0, or falls below what the
+//! The Watchtower: the $200 rule. A slot whose equity (cash plus position at the mark, see [`valuation_price`])
+//! reaches $0, or falls below what the
 //! instrument's minimum order needs at the rule's largest leverage, dies: the engine cancels its orders, flattens
 //! it, marks it dead and releases its capital, and this module writes the recycling request (`apex.recycle`) that
 //! asks the Forge for a replacement seeded from the DNA of the historically best model the ledger has on record.
@@ -22,6 +23,16 @@ pub const RECYCLE_VERSION: i64 = 1;
 pub fn threshold(instrument: &Instrument, mid: f64, max_leverage: f64) -> f64 {
     let notional = (instrument.min_qty * mid).max(instrument.min_notional);
     if max_leverage > 0.0 && notional.is_finite() { notional / max_leverage } else { 0.0 }
+}
+
+/// The price the Watchtower values positions at: the exchange's mark price while its tickers are fresh (`mark`),
+/// else the mid of a synced book, else the last trade. Bybit values positions and liquidates at the mark, an
+/// index-based price a momentary void in one side of a thin book does not move; a mid taken from such a book could
+/// kill a slot for good that the exchange itself would not touch.
+#[must_use]
+pub fn valuation_price(mark: Option<f64>, mid: Option<f64>, last_trade: f64) -> f64 {
+    let usable = |p: &f64| p.is_finite() && *p > 0.0;
+    mark.filter(usable).or(mid.filter(usable)).unwrap_or(last_trade)
 }
 
 /// Why a slot with `equity` must die, given the `threshold` of [`threshold`]; `None` while it may live. A NaN equity
@@ -201,6 +212,16 @@ mod tests {
 
     const BTC: Instrument =
         Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001, max_qty: 100.0, min_notional: 5.0 };
+
+    #[test]
+    fn positions_are_valued_at_the_mark_then_the_mid_then_the_last_trade() {
+        assert_eq!(valuation_price(Some(100.0), Some(50.0), 70.0), 100.0);
+        assert_eq!(valuation_price(None, Some(50.0), 70.0), 50.0);
+        assert_eq!(valuation_price(Some(f64::NAN), Some(50.0), 70.0), 50.0);
+        assert_eq!(valuation_price(Some(0.0), None, 70.0), 70.0);
+        assert_eq!(valuation_price(None, Some(-1.0), 70.0), 70.0);
+        assert!(valuation_price(None, None, f64::NAN).is_nan());
+    }
 
     #[test]
     fn the_threshold_is_the_minimum_order_at_the_largest_leverage() {
