@@ -66,9 +66,9 @@ def chimera(
         str | None,
         typer.Option(
             "--params",
-            help="Comma-separated DSG parameter names to search (e.g. noise.market_rate,market_maker.agents); the "
-            "others keep their --init value. Default: every parameter. See the report's 'identifiability' for "
-            "which ones the moments pin down.",
+            help="Comma-separated DSG parameter names to search (e.g. noise.market_rate,market_maker.agents), at "
+            "least 2 (CMA-ES needs a dimension of 2 or more); the others keep their --init value. Default: every "
+            "parameter. See the report's 'identifiability' for which ones the moments pin down.",
         ),
     ] = None,
     symbol: Annotated[
@@ -132,6 +132,9 @@ def chimera(
         f"objective {objective['initial']:.3f} -> {objective['final']:.3f} after {result.evaluations} candidates "
         f"in {result.seconds:.1f} s"
     )
+    absent = [m["name"] for m in result.report["moments"] if m["target"] is None]
+    if absent:
+        err.print(f"not computable on the target, left out of the objective: {', '.join(absent)}")
     unidentified = [row["param"] for row in result.report["identifiability"] if not row["identified"]]
     if unidentified:
         err.print(f"not identified by the moments: {', '.join(unidentified)}")

@@ -122,6 +122,9 @@ class SimTemplate:
     book_depth: int = DEFAULT_DEPTH
     cadence_ms: int = DEFAULT_CADENCE_MS
     moments: mom.MomentConfig = field(default_factory=mom.MomentConfig)
+    #: Levels per side the target's book was recorded at: the candidates' depth moments count no more levels than
+    #: the target's can (None = the simulated book's own depth).
+    target_depth: int | None = None
     #: Threads per batch (None = all cores); each runs one Rust simulation with the GIL released.
     threads: int | None = None
 
@@ -142,7 +145,10 @@ def simulate_items(template: SimTemplate, items: Sequence[tuple[str, int]]) -> l
             book_depth=template.book_depth,
             book_cadence_ms=template.cadence_ms,
         )
-        return mom.from_sim_output(out, template.moments)
+        depth = (
+            template.book_depth if template.target_depth is None else min(template.book_depth, template.target_depth)
+        )
+        return mom.from_sim_output(out, template.moments, depth)
 
     workers = template.threads or os.cpu_count() or 1
     if workers == 1 or len(items) == 1:
@@ -189,6 +195,8 @@ class TargetData:
     moments: dict[str, float]
     inputs: dict[str, str]
     span_hours: float
+    #: Levels per side the target's book shows (`moments.recorded_depth`); deeper depth moments are NaN.
+    book_depth: int
 
 
 def report_paths(output: Path) -> tuple[Path, Path]:
@@ -212,9 +220,13 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
         if not paths[name].exists():
             raise InputError(f"--target {directory}: no {name}.parquet (run apexctl fetch ... -o {directory} first)")
     trades = read_table(paths["trades"], TRADES).frame
-    book = read_table(paths["book"], BOOK).frame
+    book_table = read_table(paths["book"], BOOK)
+    book = book_table.frame
     bars = read_table(paths["bars"], BARS).frame if paths["bars"].exists() else None
-    chosen, target = mom.for_symbol(trades, book, bars, symbol, config)
+    chosen = mom.pick_symbol(trades, book, symbol)
+    # A book recorded at depth 1 cannot show the depth over 5 levels: those moments are NaN, left out of the fit.
+    depth = mom.recorded_depth(book.filter(pl.col("symbol") == chosen), book_table.metadata, config)
+    chosen, target = mom.for_symbol(trades, book, bars, chosen, config, depth)
     if chosen not in INSTRUMENTS:
         raise InputError(
             f"--target {directory}: symbol {chosen} has no simulator preset (known: {', '.join(INSTRUMENTS)}); "
@@ -232,7 +244,7 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
     if len(usable) < 5:
         raise InputError(f"--target {directory}: only {len(usable)} market statistics are computable for {chosen}")
     inputs = {str(p): sha256_file(p) for p in paths.values() if p.exists()}
-    return TargetData(chosen, target, inputs, span_hours)
+    return TargetData(chosen, target, inputs, span_hours, depth)
 
 
 @dataclass
@@ -458,7 +470,7 @@ def fit(
     phase("reading the target market")
     target = load_target(config.target, config.symbol, config.moments)
     names = config.moments.names()
-    template = SimTemplate(target.symbol, config.hours, moments=config.moments)
+    template = SimTemplate(target.symbol, config.hours, moments=config.moments, target_depth=target.book_depth)
     seeds = _seed_list(config.seed, max(config.seeds, MIN_CALIBRATION_SEEDS), salt=1)
     fit_seeds = seeds[: config.seeds]
 

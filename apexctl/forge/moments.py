@@ -227,8 +227,14 @@ def compute(
     book: pl.DataFrame,
     bars: pl.DataFrame | None = None,
     config: MomentConfig | None = None,
+    book_depth: int | None = None,
 ) -> dict[str, float]:
-    """All moments of one symbol's tables (canonical schemas, any order); NaN for what the data cannot show."""
+    """All moments of one symbol's tables (canonical schemas, any order); NaN for what the data cannot show.
+
+    `book_depth` is the number of levels per side the book stream was recorded at (Bybit's depth 1, 50, 200...): a
+    depth moment over more levels than that is NaN, since the stream cannot show it. None: the book's levels are all
+    there are (a thin book's depth over more levels than it holds is everything it holds).
+    """
     config = config or MomentConfig()
     result = dict.fromkeys(config.names(), float("nan"))
     book = book.sort("ts", "update_id", maintain_order=True)
@@ -292,7 +298,7 @@ def compute(
             }
             result |= _impact(trade_ts, side, size, touch_ts, log_mid, config)
 
-    result |= _depth(arrays, config, start, end)
+    result |= _depth(arrays, config, start, end, book_depth)
     if bars is not None and bars.height:
         rng = ((bars["high"] - bars["low"]) / bars["open"] * BPS).cast(pl.Float64).to_numpy()
         rng = rng[np.isfinite(rng)]
@@ -331,14 +337,61 @@ def _impact(
     return out
 
 
-def _depth(arrays: Mapping[str, np.ndarray], config: MomentConfig, start: int, end: int) -> dict[str, float]:
-    """log of the mean cumulative size over the best k levels of a side, both sides pooled."""
-    out = {f"depth_l{k}_log": float("nan") for k in config.depth_levels}
+def _messages(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Numbers the book's messages in order (a message = the rows of one (ts, update_id))."""
+    ts, update_id = arrays["ts"], arrays["update_id"]
+    return np.cumsum(np.r_[True, (update_id[1:] != update_id[:-1]) | (ts[1:] != ts[:-1])])
+
+
+def _level_states(arrays: Mapping[str, np.ndarray], config: MomentConfig, start: int, end: int) -> pl.DataFrame:
+    """The resting levels on the depth grid (see `level_profile`)."""
     step = max(int(config.depth_sample_s * NS_PER_S), (end - start) // max(config.depth_max_samples, 1), 1)
     samples = np.arange(start - start % step + step, end + 1, step, dtype=np.int64)
-    ts, update_id = arrays["ts"], arrays["update_id"]
-    message = np.cumsum(np.r_[True, (update_id[1:] != update_id[:-1]) | (ts[1:] != ts[:-1])])
-    levels = level_profile(ts, message, arrays["kind"] == 0, arrays["side"], arrays["price"], arrays["size"], samples)
+    return level_profile(
+        arrays["ts"], _messages(arrays), arrays["kind"] == 0, arrays["side"], arrays["price"], arrays["size"], samples
+    )
+
+
+def held_levels(book: pl.DataFrame, config: MomentConfig | None = None) -> int:
+    """The most levels one side of the book holds at once: in any snapshot message or at any time of the depth grid.
+
+    The depth a book stream was recorded at, when the table does not say (see `recorded_depth`); 0 for no book.
+    """
+    config = config or MomentConfig()
+    if book.height == 0:
+        return 0
+    arrays = _book_arrays(book.sort("ts", "update_id", maintain_order=True))
+    live = np.isfinite(arrays["price"]) & np.isfinite(arrays["size"]) & (arrays["size"] > 0) & (arrays["side"] != 0)
+    snapshot = live & (arrays["kind"] == 0)
+    counts = pl.DataFrame({"message": _messages(arrays)[snapshot], "side": arrays["side"][snapshot]})
+    most = int(counts.group_by("message", "side").len()["len"].max() or 0) if counts.height else 0
+    states = _level_states(arrays, config, int(arrays["ts"][0]), int(arrays["ts"][-1]))
+    if states.height:
+        most = max(most, int(states.group_by("sample", "side").len()["len"].max()))
+    return most
+
+
+def recorded_depth(book: pl.DataFrame, metadata: Mapping | None = None, config: MomentConfig | None = None) -> int:
+    """Levels per side a book table was recorded at: the `depth` its provenance params state (`apexctl fetch`
+    writes it for simulated and WebSocket-recorded books), else the most levels a side ever holds (`held_levels`).
+
+    The stated depth wins: a thin book that never fills its depth still shows its whole depth. The inferred one can
+    only err towards too few levels, which leaves a depth moment out rather than compare it with a deeper book.
+    """
+    params = (metadata or {}).get("apex.params")
+    stated = params.get("depth") if isinstance(params, Mapping) else None
+    if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0:
+        return stated
+    return held_levels(book, config)
+
+
+def _depth(
+    arrays: Mapping[str, np.ndarray], config: MomentConfig, start: int, end: int, book_depth: int | None = None
+) -> dict[str, float]:
+    """log of the mean cumulative size over the best k levels of a side, both sides pooled; NaN for k above
+    `book_depth` (the stream does not show that many levels, so the sum would be over fewer than k)."""
+    out = {f"depth_l{k}_log": float("nan") for k in config.depth_levels}
+    levels = _level_states(arrays, config, start, end)
     if levels.height == 0:
         return out
     deepest = max(config.depth_levels)
@@ -351,10 +404,23 @@ def _depth(arrays: Mapping[str, np.ndarray], config: MomentConfig, start: int, e
     ).filter(pl.col("level") <= deepest)
     books = ranked.select(pl.col("sample"), pl.col("side")).unique().height
     for k in config.depth_levels:
+        if book_depth is not None and k > book_depth:
+            continue
         total = ranked.filter(pl.col("level") <= k)["size"].sum()
         mean = total / books if books else float("nan")
         out[f"depth_l{k}_log"] = float(np.log(mean)) if mean > 0 else float("nan")
     return out
+
+
+def pick_symbol(trades: pl.DataFrame, book: pl.DataFrame, symbol: str | None) -> str:
+    """`symbol` if both tables have it, or (None) the first symbol in name order that both have; InputError else."""
+    symbols = sorted(set(trades["symbol"].unique().to_list()) & set(book["symbol"].unique().to_list()))
+    if not symbols:
+        raise InputError("target data: no symbol has both trades and book rows")
+    chosen = symbol or symbols[0]
+    if chosen not in symbols:
+        raise InputError(f"--symbol {chosen}: not in the target data (it has {', '.join(symbols)})")
+    return chosen
 
 
 def for_symbol(
@@ -363,23 +429,23 @@ def for_symbol(
     bars: pl.DataFrame | None,
     symbol: str | None,
     config: MomentConfig | None = None,
+    book_depth: int | None = None,
 ) -> tuple[str, dict[str, float]]:
-    """The moments of one symbol of canonical tables (None = the only symbol, or the first in name order)."""
-    symbols = sorted(set(trades["symbol"].unique().to_list()) & set(book["symbol"].unique().to_list()))
-    if not symbols:
-        raise InputError("target data: no symbol has both trades and book rows")
-    chosen = symbol or symbols[0]
-    if chosen not in symbols:
-        raise InputError(f"--symbol {chosen}: not in the target data (it has {', '.join(symbols)})")
+    """The moments of one symbol of canonical tables (None = the only symbol, or the first in name order); see
+    `compute` for `book_depth`."""
+    chosen = pick_symbol(trades, book, symbol)
 
     def pick(frame: pl.DataFrame | None) -> pl.DataFrame | None:
         return None if frame is None else frame.filter(pl.col("symbol") == chosen)
 
-    return chosen, compute(pick(trades), pick(book), pick(bars), config)
+    return chosen, compute(pick(trades), pick(book), pick(bars), config, book_depth)
 
 
-def from_sim_output(out: Mapping, config: MomentConfig | None = None) -> dict[str, float]:
-    """Moments of one `_core.sim_run` result (its NumPy columns, time in UTC ns), without building tables."""
+def from_sim_output(
+    out: Mapping, config: MomentConfig | None = None, book_depth: int | None = None
+) -> dict[str, float]:
+    """Moments of one `_core.sim_run` result (its NumPy columns, time in UTC ns), without building tables; see
+    `compute` for `book_depth` (the simulation's own book depth, or less to match a shallower target)."""
     t, b, k = out["trades"], out["book"], out["bars"]
     trades = pl.DataFrame(
         {"ts": t["ts"], "side": t["side"], "price": t["price"], "size": t["size"]},
@@ -396,4 +462,4 @@ def from_sim_output(out: Mapping, config: MomentConfig | None = None) -> dict[st
         }
     )
     bars = pl.DataFrame({"open": k["open"], "high": k["high"], "low": k["low"]})
-    return compute(trades, book, bars, config)
+    return compute(trades, book, bars, config, book_depth)

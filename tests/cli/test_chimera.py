@@ -133,3 +133,15 @@ def test_report_schema_file_is_current():
         "apexctl/schemas/chimera_report.schema.json is stale: run "
         "`python -m apexctl.schemas.chimera > apexctl/schemas/chimera_report.schema.json`"
     )
+
+
+def test_one_searched_parameter_is_refused_and_help_says_at_least_2(tmp_path):
+    (tmp_path / "target").mkdir()
+    args = ("chimera", "--target", str(tmp_path / "target"), "--budget", "4", "--popsize", "4")
+    result = run_cli(*args, "--params", "noise.market_rate", "-o", str(tmp_path / "x.json"))
+    assert result.returncode == 2
+    assert b"search at least 2 parameters" in result.stderr
+    assert len(result.stderr.decode().strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+    help_text = " ".join(run_cli("chimera", "--help", check=True).stdout.decode().split())
+    assert "least 2" in help_text
