@@ -377,6 +377,19 @@ def _require(inputs: Inputs, grain: Grain) -> None:
             )
 
 
+def tfi_windows_ns(spellings: Sequence[str]) -> list[int]:
+    """The `--tfi-windows` in ns, in order; UsageError for a bad one or two spellings of one duration (each window is
+    one column, named by its duration)."""
+    windows: list[int] = []
+    for text in spellings:
+        ns = parse_duration(text, "TFI window")
+        if ns in windows:
+            first = spellings[windows.index(ns)]
+            raise UsageError(f"--tfi-windows: {safe(first.strip())} and {safe(text.strip())} are the same window")
+        windows.append(ns)
+    return windows
+
+
 def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     """The `features` table for the inputs at the configured grain."""
     grain = config.grain
@@ -392,7 +405,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         assert trades is not None
         if not 1 <= len(config.tfi_windows) <= MAX_TFI_WINDOWS:
             raise UsageError(f"--tfi-windows: give 1 to {MAX_TFI_WINDOWS} windows, got {len(config.tfi_windows)}")
-        windows = [parse_duration(w, "TFI window") for w in config.tfi_windows]
+        windows = tfi_windows_ns(config.tfi_windows)
         arrays = _calling(
             inputs, "trades", _core.features_trade, _trade_arrays(trades, inputs.codes), windows_ns=windows
         )

@@ -204,6 +204,8 @@ def build_tasks(frame: pl.DataFrame, source: str, config: MamlConfig) -> Dataset
         if config.window > 1:
             run = np.convolve(row_ok.astype(np.int64), np.ones(config.window, dtype=np.int64))[: row_ok.size]
             row_ok = run == config.window
+        # The GRU reads a sequence `[window, F]` per row, even a window of 1 row; the MLP reads the row `[F]`.
+        offsets = np.arange(1 - config.window, 1) if config.arch == "gru" else None
         usable = np.flatnonzero(row_ok & np.isfinite(r))
         usable_rows[str(symbol)] = int(usable.size)
         stride = config.task_bars + config.horizon
@@ -211,10 +213,7 @@ def build_tasks(frame: pl.DataFrame, source: str, config: MamlConfig) -> Dataset
         inputs, targets, task_ts = [], [], []
         for start in starts:
             rows = usable[start : start + config.task_bars]
-            if config.window > 1:
-                inputs.append(np.stack([x[row - config.window + 1 : row + 1] for row in rows]))
-            else:
-                inputs.append(x[rows])
+            inputs.append(x[rows] if offsets is None else x[rows[:, None] + offsets])
             targets.append(r[rows])
             task_ts.append(int(ts[rows[0]]))
         per_symbol.append((str(symbol), inputs, targets, task_ts))

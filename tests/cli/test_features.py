@@ -340,6 +340,36 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
         assert not list(tmp_path.glob(".out.parquet.*"))
 
 
+def test_two_spellings_of_one_tfi_window_exit_2_naming_both(tmp_path):
+    io.write_table(synthetic_trades(20), tmp_path / "t.parquet", schema=TRADES, producer="test")
+    out = tmp_path / "out.parquet"
+    for windows, message in (
+        ("500ms,90s,60s,1h,1d,3600s", "--tfi-windows: 1h and 3600s are the same window"),
+        ("1s, 1000ms", "--tfi-windows: 1s and 1000ms are the same window"),
+        ("1m,5s,60s", "--tfi-windows: 1m and 60s are the same window"),
+    ):
+        result = run_cli(
+            "features", str(tmp_path / "t.parquet"), "-o", str(out), "--grain", "trade", "--tfi-windows", windows
+        )
+        stderr = result.stderr.decode()
+        assert result.returncode == 2, stderr
+        assert stderr.strip().splitlines() == [f"apexctl: error: {message}"], stderr
+        assert not out.exists()
+    # Distinct durations keep one column each, in the order given.
+    result = run_cli(
+        "features",
+        str(tmp_path / "t.parquet"),
+        "-o",
+        str(out),
+        "--grain",
+        "trade",
+        "--tfi-windows",
+        "90s,500ms,1h,1d,36h",
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert io.read_table(out, FEATURES).frame.columns[3:] == ["tfi_90s", "tfi_500ms", "tfi_1h", "tfi_1d", "tfi_36h"]
+
+
 def test_binding_errors_are_data_errors():
     book = stream_columns([{"kind": "snapshot", "u": 1, "bids": {100: 1}, "asks": {101: 1}}])
     book["price"][0] = np.nan

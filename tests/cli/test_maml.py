@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apexctl import _core
 from apexctl.errors import InputError, SchemaError
 from apexctl.forge.io import sha256_file, write_table
 from apexctl.forge.maml import (
@@ -277,6 +278,39 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
     assert str(bad) in stderr
     assert "close" in stderr
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_gru_window_1_reads_sequences_of_one_row():
+    config = MamlConfig(task_bars=40, horizon=5, arch="gru", hidden=(4,), window=1)
+    data = build_tasks(features_frame(), "f.parquet", config)
+    # A GRU input is a sequence even of one row: [tasks, rows, window, features].
+    assert data.train.support_x.shape[1:] == (20, 1, 3)
+    assert data.held_out.query_x.shape[1:] == (15, 1, 3)
+    mlp = build_tasks(features_frame(), "f.parquet", MamlConfig(task_bars=40, horizon=5))
+    np.testing.assert_array_equal(data.train.support_x[:, :, 0], mlp.train.support_x)
+
+
+def test_cli_gru_window_1_trains_and_exports_a_sequence_model(tmp_path):
+    feats = tmp_path / "feats.parquet"
+    _write_features(feats, features_frame())
+    model = tmp_path / "mm" / "model.pt"
+    args = ["--arch", "gru", "--window", "1", "--hidden", "4", "--task-bars", "40", "--steps", "3"]
+    result = run_cli("train", "maml", "--features", str(feats), *args, "--inner-steps", "1", "-o", str(model))
+    assert result.returncode == 0, result.stderr.decode()
+    net, card = load_model(model)
+    assert (card.arch, card.window, card.input_shape()) == ("gru", 1, [-1, 1, 3])
+    bundle = tmp_path / "bundles" / "SYM0USDT" / "a"
+    result = run_cli("export", "--maml", str(model), "--symbol", "SYM0USDT", "-o", str(bundle))
+    assert result.returncode == 0, result.stderr.decode()
+    (entry,) = json.loads((bundle / "manifest.json").read_text())["models"]
+    assert entry["window"] == 1
+    assert entry["inputs"] == [{"name": "features", "shape": [-1, 1, 3]}]
+    # The Rust engine feeds each row as a window of one ([1, 1, n]) and is ready from the first row.
+    rows = np.random.default_rng(0).standard_normal((6, 3))
+    got = _core.policy_run(str(bundle), "maml", rows)
+    with torch.no_grad():
+        want = net(torch.tensor(rows, dtype=torch.float32)[:, None, :]).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
 def test_report_schema_file_is_current():
