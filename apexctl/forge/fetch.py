@@ -15,7 +15,7 @@ from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
-from apexctl.forge.feedback import steps, wrote
+from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import STDIO, describe, existing_file, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
 from apexctl.forge.table_checks import check_timestamps
@@ -95,6 +95,12 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
         for path in config.paths:
             bar.advance(0, f"reading {Path(path).name if path != STDIO else 'stdin'}")
             parsed, digest = _read_input(path, config.symbol, bar.advance)
+            # The same data twice would count every trade twice (volume, trade counts) and replay the book twice.
+            repeat = next((name for name, seen in inputs.items() if seen == digest), None)
+            if repeat is not None:
+                raise UsageError(
+                    f"{describe(path)}: the same data as {repeat} (sha256 {digest[:12]}); give each input once"
+                )
             inputs[describe(path)] = digest
             held = [k for k in TABLE_KINDS if getattr(parsed, k) is not None]
             if not held:
@@ -118,6 +124,8 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
         raise InputError(f"no input holds {kind} data (inputs hold: {', '.join(present)})")
     schema: TableSchema = BOOK if kind == "book" else TRADES
     table = _sort(pl.concat(frames[kind], rechunk=True))
+    if kind == "trades":
+        table = _drop_repeated_trades(table)
     write_table(
         table,
         config.output,
@@ -128,6 +136,18 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
     )
     wrote(config.output, f"{table.height:,} {kind} rows")
     return kind, table.height
+
+
+def _drop_repeated_trades(trades: pl.DataFrame) -> pl.DataFrame:
+    """Keeps the first row of each (symbol, trade_id): inputs that overlap in time (two daily files around midnight,
+    two recordings of one session) hold some trades twice, and a trade id names one trade. Rows without an id stay."""
+    identified = pl.col("trade_id").is_not_null() & (pl.col("trade_id") != "")
+    repeated = identified & ~pl.struct("symbol", "trade_id").is_first_distinct()
+    dropped = int(trades.select(repeated.sum()).item())
+    if not dropped:
+        return trades
+    note(("fetch:", "yellow"), f" dropped {dropped:,} trades repeated across the inputs (same symbol and trade_id)")
+    return trades.filter(~repeated)
 
 
 def frames_from_lines(lines: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -245,3 +245,34 @@ def test_an_empty_symbol_list_for_the_simulator_is_refused_not_defaulted(tmp_pat
     message = one_error_line(run_cli("fetch", "--source", "sim", "--symbols", "", "--hours", "0.01", "-o", str(out)))
     assert message == "apexctl: error: --symbols: give at least one symbol"
     assert not out.exists()
+
+
+def test_the_same_input_twice_is_refused_and_overlapping_trade_files_keep_each_trade_once(tmp_path):
+    rows = [
+        "1585180642,BTCUSDT,Buy,0.002,6630,PlusTick,a1,1326000000,0.002,13.26",
+        "1585180699.9,BTCUSDT,Sell,1.001,6633.5,ZeroMinusTick,a2,663682350000,1.001,6640.13",
+        "1585180700.0647,BTCUSDT,Buy,0.5,6634.5,PlusTick,a3,3317250000,0.5,3317.25",
+    ]
+
+    def csv(name: str, lines: list[str]) -> Path:
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(("\n".join([DERIV_HEADER, *lines]) + "\n").encode()))
+        return path
+
+    day = csv("BTCUSDT2020-03-25.csv.gz", rows)
+    copy = tmp_path / "copy.csv.gz"
+    copy.write_bytes(day.read_bytes())
+    out = tmp_path / "trades.parquet"
+    for twice in ([day, day], [day, copy]):
+        result = run_cli("fetch", *map(str, twice), "-o", str(out))
+        assert result.returncode == 2, result.stderr.decode()
+        line = one_error_line(result)
+        assert f"the same data as {day}" in line, line
+        assert "give each input once" in line, line
+        assert not out.exists()
+    # Two files that overlap by one trade (a2): every trade once, the first file's row kept.
+    overlap = csv("late.csv.gz", [rows[1].replace("ZeroMinusTick", "MinusTick"), rows[2]])
+    result = run_cli("fetch", str(day), str(overlap), "-o", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "dropped 2 trades repeated across the inputs" in result.stderr.decode()
+    assert read_table(out, TRADES).frame["trade_id"].to_list() == ["a1", "a2", "a3"]
