@@ -38,7 +38,9 @@ def evolve_command(
         typer.Option(
             "--features",
             help="Bar-grain 'features' table (apexctl features ... --grain 1m); '-' = stdin. Required unless "
-            "--resume (which reuses the checkpointed run's).",
+            "--resume: it then defaults to the path the checkpoint recorded (made absolute when the run started), "
+            "and when given must be the same table (its sha256 is checked against the checkpoint's), so a run that "
+            "read stdin or whose table moved can continue.",
         ),
     ] = None,
     pop: Annotated[int, _options.ranged(ranges.POPULATION, "--pop", help="Population size.")] = 500,
@@ -48,7 +50,7 @@ def evolve_command(
             ranges.GENERATIONS,
             "--gens",
             help=f"Generations after the initial population (default {DEFAULT_GENS}). With --resume: the total to "
-            "reach, counting the generations already run.",
+            "reach, counting the generations already run, so more than those.",
         ),
     ] = None,
     seed: Annotated[
@@ -174,8 +176,9 @@ def evolve_command(
         bool,
         typer.Option(
             "--resume",
-            help="Continue the run checkpointed in OUT/checkpoint/ (its settings and data; --gens may raise the "
-            "total) exactly as if it had not stopped.",
+            help="Continue the run checkpointed in OUT/checkpoint/ (its settings and data) exactly as if it had "
+            "not stopped. --gens raises the total (more than the generations already run); --features gives the "
+            "same table at another path (needed when the run read stdin).",
         ),
     ] = False,
     ray: Annotated[
@@ -187,7 +190,7 @@ def evolve_command(
     inputs = [features, seed_dna, causal, None if dsg == "default" else dsg]
     outputs.check([outputs.OutFolder(output, keep=resume, hint="add --resume to continue its run")], inputs)
     if resume:
-        config = load_checkpoint_config(output, gens)
+        config = load_checkpoint_config(output, gens, features)
         outputs.check([outputs.OutFolder(output, keep=True)], [config.features, config.seed_dna, config.causal])
     else:
         if features is None:

@@ -441,3 +441,22 @@ def test_a_broken_recycling_request_is_exit_2_naming_the_file_and_field(tmp_path
     assert str(path) in message
     assert field in message, message
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("surrogate", [True, False])
+def test_a_dual_generation_without_new_trees_goes_on(tmp_path, surrogate):
+    """With no crossover and no mutation a generation makes no new trees: nothing to backtest or simulate, and the
+    run carries on with the population it has (it crashed building the empty backtest-metrics matrix)."""
+    frame = bars_with_signal(300, edge=0.004, seed=8).rename({"sig": "clv", "noise_a": "ret"})
+    config = EvolveConfig(
+        features=write_features(tmp_path, frame), output=tmp_path / "out", pop=8, gens=2, seed=1, cx_prob=0.0,
+        mut_prob=0.0, surrogate=surrogate, dsg="default", sim_seeds=(0,), sim_hours=0.1,
+    )  # fmt: skip
+    result = evolve(config)
+    write(result, config)
+    log = result.generations
+    assert log["evaluations"].to_list()[1:] == [0, 0]
+    assert log["estimated"].to_list()[1:] == [0, 0]
+    assert log["best"].n_unique() == 1, "the same trees, the same best"
+    assert result.hall_of_fame
+    assert result.pareto

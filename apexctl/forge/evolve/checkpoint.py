@@ -16,7 +16,7 @@ import numpy as np
 import pydantic
 
 from apexctl.console import safe
-from apexctl.errors import DataError, SchemaError, UsageError
+from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import io, ranges
 from apexctl.forge import surrogate as sae
 from apexctl.forge.evolve.config import CHECKPOINT, CHECKPOINT_SCHEMA, CHECKPOINT_VERSION, EvolveConfig
@@ -67,9 +67,14 @@ def discard_on_failure(out: Path, resume: bool, owned: bool) -> Iterator[None]:
         raise
 
 
-def load_checkpoint_config(out: Path, gens: int | None = None) -> EvolveConfig:
-    """The configuration a checkpointed run was started with (`gens` replaces its generation count when given);
-    a checkpoint whose settings are damaged or out of range is a SchemaError naming it."""
+def load_checkpoint_config(out: Path, gens: int | None = None, features: str | None = None) -> EvolveConfig:
+    """The configuration a checkpointed run was started with, to continue it: a checkpoint whose settings are damaged
+    or out of range is a SchemaError naming it.
+
+    `gens` replaces its generation count when given: the total to reach, so it must exceed the generations the
+    checkpoint already holds (a UsageError otherwise). `features` (--features) replaces the table's path when given:
+    it must be the table the run started from (its sha256 is the checkpoint's `features_sha256`), which also lets a
+    run that read stdin, or whose table moved, continue. Without it the path the checkpoint recorded is used."""
     state = read_checkpoint(out)
     path = out / CHECKPOINT / "state.json"
     try:
@@ -82,8 +87,70 @@ def load_checkpoint_config(out: Path, gens: int | None = None) -> EvolveConfig:
     except UsageError as exc:
         raise SchemaError(f"{path}: damaged checkpoint: its settings are invalid ({exc})") from None
     if gens is not None:
-        config = dataclasses.replace(config, gens=ranges.GENERATIONS.check(gens, "--gens"))
-    return config
+        gens = ranges.GENERATIONS.check(gens, "--gens")
+        done = state["generation"]
+        if gens <= done:
+            raise UsageError(
+                f"--gens {gens}: the run in {out} already has {done} generation{'' if done == 1 else 's'}; --gens is "
+                f"the total to reach, give more than {done}"
+            )
+        config = dataclasses.replace(config, gens=gens)
+    return dataclasses.replace(config, features=_resumed_features(path, config.features, state, features))
+
+
+def _resumed_features(path: Path, recorded: str, state: dict[str, Any], given: str | None) -> str:
+    """The features table a resumed run reads: `given` (--features) when its sha256 is the checkpoint's, else the
+    path the checkpoint recorded; every way this cannot work is one error saying what to do."""
+    expected = state["features_sha256"]
+    if not expected:  # written by an apexctl that did not hash stdin
+        raise UsageError(
+            f"{path}: the run read its features from stdin and the checkpoint has no features_sha256 to check a "
+            "table against; it cannot be resumed (start it again)"
+        )
+    if given is None:
+        if recorded == io.STDIO:
+            raise UsageError(
+                "--resume: the run read its features from stdin; pass --features FILE (or -) with the same table"
+            )
+        if not Path(recorded).exists():
+            raise InputError(
+                f"{recorded}: no such file; it is the features path the checkpoint recorded ({path}): pass "
+                "--features with the same table"
+            )
+        if _sha256(recorded) != expected:
+            raise InputError(
+                f"{recorded}: changed since the checkpointed run started (its sha256 is not the checkpoint's "
+                "features_sha256); --resume needs the same table (pass --features with it)"
+            )
+        return recorded
+    if given == io.STDIO:
+        return given  # checked once read (evolve)
+    if _sha256(given) != expected:
+        raise InputError(
+            f"{given}: not the features table the run started from (its sha256 is not the checkpoint's "
+            f"features_sha256, {path}); --resume needs the same table"
+        )
+    return str(Path(given).resolve())
+
+
+def _sha256(path: str) -> str:
+    try:
+        return io.sha256_file(io.existing_file(path, "a Parquet file"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def absolute_inputs(config: EvolveConfig) -> EvolveConfig:
+    """`config` with its input paths made absolute (resolved against the working directory now): what the checkpoint
+    records, so --resume finds the inputs from any directory. stdin ('-') and --dsg default stay as they are."""
+
+    def absolute(value: str | None) -> str | None:
+        return value if value in (None, io.STDIO, "default") else str(Path(value).resolve())
+
+    features = absolute(config.features)
+    assert features is not None
+    paths = {"seed_dna": absolute(config.seed_dna), "causal": absolute(config.causal), "dsg": absolute(config.dsg)}
+    return dataclasses.replace(config, features=features, **paths)
 
 
 def _first_problem(exc: pydantic.ValidationError) -> str:

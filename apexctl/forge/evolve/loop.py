@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import InputError
 from apexctl.forge import io
 from apexctl.forge import surrogate as sae
 from apexctl.forge.evolve.adversary import Adversary
 from apexctl.forge.evolve.checkpoint import (
     State,
+    absolute_inputs,
     discard_on_failure,
     prepare_output,
     read_checkpoint,
@@ -67,15 +68,19 @@ def evolve(
     The expensive objective is screened by the surrogate when it is on: the backtest fitness alone, or with --dsg
     the simulator PnL (then every new tree is backtested, and its backtest metrics are surrogate features too)."""
     config.validate()
-    if resume and config.features == io.STDIO:
-        raise UsageError("--resume needs the features as a file; the run read them from stdin")
+    # What the checkpoint records: the inputs as absolute paths, so --resume finds them from any directory.
+    recorded = absolute_inputs(config)
     market = load_market(config.features, config.symbol, config.train_fraction)
     terminals = terminals_for(config, market)
     adversary = Adversary(config, market) if config.dual else None
     checkpoint = read_checkpoint(config.output) if resume else None
-    features_sha = io.sha256_file(config.features) if config.features != io.STDIO else ""
+    # The hash of the bytes actually read (stdin's too), so a resumed run can be given the same table as a file.
+    features_sha = market.sha256
     if checkpoint is not None and checkpoint["features_sha256"] != features_sha:
-        raise InputError(f"{config.features}: changed since the checkpointed run started; --resume needs the same data")
+        raise InputError(
+            f"{io.describe(config.features)}: not the features table the run started from (its sha256 is not the "
+            "checkpoint's features_sha256); --resume needs the same table"
+        )
     created = prepare_output(config.output, resume)
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(discard_on_failure(config.output, resume, created))
@@ -133,7 +138,10 @@ def evolve(
             if adversary is not None:  # the backtest is the cheap objective: every new tree gets it
                 metrics = evaluator.score(texts, train)
                 causal = {t: m["fitness"] for t, m in zip(texts, metrics, strict=True)}
-                extra = np.array([[m[k] for k in METRICS] for m in metrics], dtype=np.float64).reshape(len(texts), -1)
+                # Shaped explicitly: a generation without new trees (no crossover or mutation happened) has no rows.
+                extra = np.array([[m[k] for k in METRICS] for m in metrics], dtype=np.float64).reshape(
+                    len(texts), len(METRICS)
+                )
 
             def expensive(picked: list[str]) -> list[float]:
                 if adversary is not None:
@@ -197,7 +205,7 @@ def evolve(
             state.log[-1]["seconds"] = time.perf_counter() - tick
             state.population = population
             state.generation = generation
-            save_checkpoint(config, state, features_sha)
+            save_checkpoint(recorded, state, features_sha)
             # The survivors live on for generations and hold no reference cycles (a tree is a flat list of shared
             # nodes): parked outside the collector, a full collection no longer walks 100,000 of them several times
             # a generation. Anything frozen that dies later is still freed by its reference count.

@@ -33,6 +33,8 @@ class Market:
     #: The `--rv-bars`, `--vmd-modes` and `--vmd-window` the features were made with (the simulator must compute
     #: `rv` and `vmd_k` the same way for --dsg), by option name.
     features: dict[str, int] = field(default_factory=lambda: dict(ranges.FEATURE_DEFAULTS))
+    #: The sha256 of the table's bytes as read (a file's or stdin's): what a checkpoint checks a resumed run against.
+    sha256: str = ""
 
     @property
     def rows(self) -> int:
@@ -76,7 +78,7 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"{io.describe(path)}: {frame.height} bars of {symbol} are too few to evolve on "
             f"(need >= 30 training and >= 10 held-out bars at --train-fraction {train_fraction})"
         )
-    return Market(symbol, frame, names, columns, train_end, features=feature_options)
+    return Market(symbol, frame, names, columns, train_end, features=feature_options, sha256=table.sha256)
 
 
 def _feature_options(table: io.Table) -> dict[str, int]:

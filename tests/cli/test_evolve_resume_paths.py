@@ -1,0 +1,120 @@
+"""`apexctl evolve --resume`: finds its features from any directory, takes them at another path or after stdin when
+they are the same table, and refuses a --gens that is not more than the generations already run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from apexctl.forge import io
+from apexctl.schemas import FEATURES
+from tests.cli.test_evolve import bars_with_signal, causal_doc
+from tests.conftest import run_cli, run_here
+
+#: Small runs: the point is where the table comes from, not what evolves.
+RUN = ("--pop", "12", "--seed", "3")
+
+
+@pytest.fixture
+def table(tmp_path) -> Path:
+    path = tmp_path / "start" / "F.parquet"
+    path.parent.mkdir()
+    io.write_table(bars_with_signal(300, edge=0.003, seed=11), path, schema=FEATURES, producer="test")
+    return path
+
+
+def one_error(code: int, stderr: str) -> str:
+    """The run failed with exit 2, no traceback, and its stderr ends in one error line; that line."""
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("apexctl: error: "), stderr
+    return line
+
+
+def state(out: Path) -> dict:
+    return json.loads((out / "checkpoint" / "state.json").read_text())
+
+
+def results(out: Path) -> tuple[list[str], list[dict]]:
+    trees = [p.read_text() for p in sorted((out / "hall_of_fame").glob("0*.json"))]
+    return trees, json.loads((out / "hall_of_fame" / "index.json").read_text())["entries"]
+
+
+def test_a_relative_features_path_is_recorded_absolute_and_resumes_from_another_directory(table, tmp_path, monkeypatch):
+    # The other inputs a resumed run reads again (here --causal) are recorded absolute too.
+    (table.parent / "causal.json").write_text(json.dumps(causal_doc([("sig", 0), ("noise_a", 2)])))
+    monkeypatch.chdir(table.parent)
+    ran = run_here("evolve", "--features", "F.parquet", "--causal", "causal.json", *RUN, "--gens", "1", "-o", "../run")
+    assert ran.code == 0, ran.stderr
+    out = tmp_path / "run"
+    assert state(out)["config"]["features"] == str(table.resolve())
+    assert state(out)["config"]["causal"] == str((table.parent / "causal.json").resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ran = run_here("evolve", "--resume", "--gens", "2", "-o", "../run")
+    assert ran.code == 0, ran.stderr
+    assert state(out)["generation"] == 2
+
+
+def test_resume_takes_the_same_table_at_another_path_and_refuses_another_table(table, tmp_path):
+    whole = tmp_path / "whole"
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "2", "-o", str(whole)).code == 0
+    parts = tmp_path / "parts"
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "1", "-o", str(parts)).code == 0
+    moved = tmp_path / "moved.parquet"
+    shutil.move(table, moved)
+    # Without --features: the recorded path, said to be the checkpoint's, and what to do instead.
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", "2", "-o", str(parts))))
+    assert f"{table.resolve()}: no such file" in line
+    assert "the features path the checkpoint recorded" in line
+    assert "--features" in line
+    # Another table at --features: refused, naming it; the checkpoint is untouched.
+    other = tmp_path / "other.parquet"
+    io.write_table(bars_with_signal(300, edge=0.003, seed=12), other, schema=FEATURES, producer="test")
+    before = (parts / "checkpoint" / "state.json").read_bytes()
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", "2", "--features", str(other), "-o", str(parts))))
+    assert f"{other}: not the features table the run started from" in line
+    assert (parts / "checkpoint" / "state.json").read_bytes() == before
+    # The same table at its new path: used, and the run ends as the uninterrupted one did.
+    ran = run_here("evolve", "--resume", "--gens", "2", "--features", str(moved), "-o", str(parts))
+    assert ran.code == 0, ran.stderr
+    assert results(parts) == results(whole)
+    assert state(parts)["config"]["features"] == str(moved.resolve())
+
+
+def test_a_run_fed_from_stdin_resumes_with_the_same_table_as_a_file(table, tmp_path):
+    whole = tmp_path / "whole"
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "2", "-o", str(whole)).code == 0
+    parts = tmp_path / "parts"
+    ran = run_cli("evolve", "--features", "-", *RUN, "--gens", "1", "-o", str(parts), stdin=table.read_bytes())
+    assert ran.returncode == 0, ran.stderr.decode()
+    assert state(parts)["features_sha256"] == io.sha256_file(table)
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", "2", "-o", str(parts))))
+    assert "read its features from stdin" in line
+    assert "--features" in line
+    ran = run_here("evolve", "--resume", "--gens", "2", "--features", str(table), "-o", str(parts))
+    assert ran.code == 0, ran.stderr
+    assert results(parts) == results(whole)
+
+
+@pytest.mark.parametrize("gens", ["1", "2"])
+def test_resume_refuses_gens_not_above_the_generations_already_run(table, tmp_path, gens):
+    out = tmp_path / "run"
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "2", "-o", str(out)).code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", gens, "-o", str(out))))
+    assert f"--gens {gens}: the run in {out} already has 2 generations" in line
+    assert "--gens is the total to reach, give more than 2" in line
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before, "nothing was republished"
+    ran = run_here("evolve", "--resume", "--gens", "3", "-o", str(out))
+    assert ran.code == 0, ran.stderr
+    assert state(out)["generation"] == 3
+
+
+def _ran(ran) -> tuple[int, str]:
+    return ran.code, ran.stderr
