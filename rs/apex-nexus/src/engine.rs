@@ -1432,9 +1432,12 @@ impl Engine {
             for (k, &i) in members.iter().enumerate() {
                 let target = shares[k] * pool.max(0.0);
                 let slot = &mut self.slots[i];
-                let capital = slot.core.book().capital + (target - equities[i]);
+                let transfer = target - equities[i];
+                let capital = slot.core.book().capital + transfer;
                 slot.core.set_capital(capital);
-                slot.last_equity = target;
+                // The next per-bar return runs from the last bar's close, shifted by the transfer: the slot's trading
+                // since that close (fees, the bar's P&L) stays in its record and the moved capital does not.
+                slot.last_equity += transfer;
                 let weight = if live_capital > 0.0 { target / live_capital } else { 0.0 };
                 rows.push((slot.name.clone(), weight, target, capital));
             }
