@@ -151,6 +151,12 @@ struct Slot {
     last_decision: String,
     /// orderLinkIds of this slot's resting passive orders (cancelled at the next bar).
     resting: Vec<String>,
+    /// The slot's last entry order while it may still fill (sent, not yet known filled, cancelled or refused), and
+    /// when it was sent. A new entry waits for it: the rule sizes from the fills it knows, so an entry still on its
+    /// way would be sized again and the slot would hold twice its leverage.
+    open_entry: Option<(String, Instant)>,
+    /// Orders whose cancel was asked while their create was still on its way: cancelled as soon as it is acknowledged.
+    cancel_on_ack: Vec<String>,
     /// When an order of the slot was last withheld, and why: a triggered bracket is retried no faster than every
     /// 250 ms and a repeated reason is not logged again, so a blind spell does not flood the ledger.
     withheld: Option<(Instant, String)>,
@@ -223,6 +229,11 @@ fn env_credentials(account: &str) -> Result<Credentials, NexusError> {
 type LoadedSlot = (crate::config::SlotConfig, SlotModels);
 
 /// Why a mainnet config without the opt-in is refused.
+/// How long a slot's entry order with no word on how it ended holds back the slot's next entry (see
+/// `Slot::open_entry`): the private stream reports every end within a second or so; this only ends a wait for an
+/// update that was lost.
+const OPEN_ENTRY_LIMIT: Duration = Duration::from_secs(60);
+
 const MAINNET_OPT_IN: &str = "venue mainnet needs --i-understand-mainnet (real money)";
 
 /// `engine.bar` in nanoseconds.
@@ -701,6 +712,8 @@ impl Engine {
                 sent: VecDeque::new(),
                 last_decision: "-".into(),
                 resting: Vec::new(),
+                open_entry: None,
+                cancel_on_ack: Vec::new(),
                 withheld: None,
                 dead,
                 flattened_at: None,
@@ -976,6 +989,19 @@ impl Engine {
             return Ok(());
         }
         self.slots[index].withheld = None;
+        if leg.purpose == Purpose::Entry
+            && let Some((link, sent)) = &self.slots[index].open_entry
+        {
+            if sent.elapsed() < OPEN_ENTRY_LIMIT {
+                let detail = format!("{name} entry {}: entry {link} may still fill", side_name(leg.side));
+                self.writes.push(Write::Event { kind: "withheld", detail });
+                return Ok(());
+            }
+            // No word on it for this long (the private stream lost it): its fills, if any, still book when they come.
+            let detail = format!("{name}: entry {link} unresolved after {} s", OPEN_ENTRY_LIMIT.as_secs());
+            self.writes.push(Write::Event { kind: "open_entry_expired", detail });
+            self.slots[index].open_entry = None;
+        }
         let limits = self.options.config.limits.clone();
         let slot = &mut self.slots[index];
         while slot.sent.front().is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
@@ -1063,6 +1089,9 @@ impl Engine {
             }
         };
         request.order_link_id = Some(link.clone());
+        if leg.purpose == Purpose::Entry {
+            slot.open_entry = Some((link.clone(), Instant::now()));
+        }
         if let Some(frame) = trigger {
             self.metrics.record_decision(frame.received.elapsed());
         }
@@ -1182,13 +1211,21 @@ impl Engine {
                 Ok(ack) => {
                     self.ledger.acknowledge(&link, &ack.order_id)?;
                     if resting {
-                        self.slots[index].resting.push(link);
+                        let slot = &mut self.slots[index];
+                        let late = slot.cancel_on_ack.iter().position(|l| *l == link);
+                        slot.resting.push(link);
+                        if let Some(at) = late {
+                            // Its bar passed while the create was on its way: cancelled now, as it would have been.
+                            slot.cancel_on_ack.swap_remove(at);
+                            self.cancel_resting(index, "unfilled at the next bar");
+                        }
                     }
                 }
                 Err(e) if e.outcome_unknown() || matches!(e, ClientError::UnknownOutcome { .. }) => {
                     self.ledger.update_order(&link, "unknown", None, None, Some(&e.to_string()), None)?;
                 }
                 Err(e) => {
+                    self.settled(index, &link);
                     self.ledger.update_order(&link, "Rejected", None, None, Some(&e.to_string()), None)?;
                     if matches!(purpose, Purpose::Stop | Purpose::Take) {
                         self.slots[index].core.rearm_bracket();
@@ -1255,8 +1292,25 @@ impl Engine {
         self.pitcrew_after_bar(symbol, open_ts, &row, &bar, &decisions)
     }
 
+    /// The order `link` of slot `index` ended (filled, cancelled or refused): a new entry may go.
+    fn settled(&mut self, index: usize, link: &str) {
+        let slot = &mut self.slots[index];
+        if slot.open_entry.as_ref().is_some_and(|(open, _)| open == link) {
+            slot.open_entry = None;
+        }
+        slot.cancel_on_ack.retain(|l| l != link);
+    }
+
     /// Cancels the slot's resting passive orders, each from its own task (the answer comes back as an ack).
     fn cancel_resting(&mut self, index: usize, why: &'static str) {
+        let slot = &mut self.slots[index];
+        // A passive entry whose create is still on its way cannot be cancelled yet: it is, once acknowledged.
+        if let Some((link, _)) = &slot.open_entry
+            && !slot.resting.contains(link)
+            && !slot.cancel_on_ack.contains(link)
+        {
+            slot.cancel_on_ack.push(link.clone());
+        }
         let resting = std::mem::take(&mut self.slots[index].resting);
         let rest = self.accounts[&self.slots[index].account].rest.clone();
         let symbol = self.slots[index].symbol.clone();
@@ -1685,8 +1739,11 @@ impl Engine {
             }
             PrivateEvent::Orders(list) => {
                 for order in list {
-                    if self.links.contains_key(&order.order_link_id) {
+                    if let Some(&index) = self.links.get(&order.order_link_id) {
                         let status = format!("{:?}", order.order_status);
+                        if !order.order_status.is_open() {
+                            self.settled(index, &order.order_link_id);
+                        }
                         if !matches!(status.as_str(), "Filled" | "PartiallyFilled") {
                             self.ledger.update_order(
                                 &order.order_link_id,
