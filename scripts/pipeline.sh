@@ -8,6 +8,11 @@ case "$out" in /*) ;; *) out="$root/$out" ;; esac
 apexctl="$root/.venv/bin/apexctl"
 seed=${APEX_SEED:-7}
 hours=${APEX_HOURS:-2}
+# The causal step tests 24 (feature, lag) links and needs 10 samples a link: under 2 h of 1m bars it has too few.
+if ! awk -v h="$hours" 'BEGIN { exit !(h + 0 >= 2 && h + 0 <= 168) }'; then
+    echo "pipeline: error: APEX_HOURS=$hours: give 2 to 168 hours (the causal step needs 240 usable 1m bars)" >&2
+    exit 2
+fi
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 start=$(date +%s)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,21 @@ def test_pipeline_example_commands_run(tmp_path):
         str(tmp_path / "sim"),
         check=True,
     )
+
+
+def test_the_pipeline_script_refuses_a_span_its_causal_step_cannot_use(tmp_path):
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "pipeline.sh"
+    for hours in ("1", "abc", "169"):
+        result = subprocess.run(
+            ["bash", str(script), str(tmp_path / "out")],
+            env={"PATH": "/usr/bin:/bin", "APEX_HOURS": hours},
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        assert result.returncode == 2, result.stderr.decode()
+        assert result.stderr.decode().strip() == (
+            f"pipeline: error: APEX_HOURS={hours}: give 2 to 168 hours (the causal step needs 240 usable 1m bars)"
+        )
+        assert not (tmp_path / "out").exists()
