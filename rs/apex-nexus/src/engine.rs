@@ -839,7 +839,56 @@ impl Engine {
         for account in &names {
             self.catch_up_executions(account).await?;
         }
+        for account in &names {
+            self.check_positions(account).await?;
+        }
         self.ledger.record_event("reconciled", &format!("{} fills booked", self.summary.fills), None)?;
+        Ok(())
+    }
+
+    /// After the catch-up, the slots' positions on each of the account's symbols (from their fills in the ledger) must
+    /// sum to the account's position on the exchange: otherwise the ledger is not this account's record (a local
+    /// venue started afresh keeps nothing; someone traded the account by hand) and every exit would be sized wrong.
+    async fn check_positions(&self, account: &str) -> Result<(), NexusError> {
+        let request = PositionListRequest {
+            category: Category::Linear,
+            symbol: None,
+            base_coin: None,
+            settle_coin: Some("USDT".into()),
+            limit: Some(200),
+            cursor: None,
+        };
+        let positions =
+            self.accounts[account].rest.positions(&request).await.map_err(|e| NexusError::Venue(e.to_string()))?;
+        let held: HashMap<String, f64> = positions
+            .list
+            .iter()
+            .map(|p| (p.symbol.clone(), if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) }))
+            .collect();
+        let mut symbols: Vec<&str> =
+            self.slots.iter().filter(|s| s.account == account).map(|s| s.symbol.as_str()).collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        for symbol in symbols {
+            let slots: Vec<&Slot> = self.slots.iter().filter(|s| s.account == account && s.symbol == symbol).collect();
+            let ledger: f64 = slots.iter().map(|s| s.core.book().position).sum();
+            let exchange = held.get(symbol).copied().unwrap_or(0.0);
+            let step = self.markets[symbol].instrument.qty_step;
+            if (ledger - exchange).abs() > step.max(1e-12) / 2.0 {
+                let each: Vec<String> =
+                    slots.iter().map(|s| format!("{} {}", s.name, s.core.book().position)).collect();
+                return Err(NexusError::Config {
+                    path: self.ledger.path().to_owned(),
+                    message: format!(
+                        "account {account} holds {exchange} {symbol} on the exchange, but its slots' fills in this ledger \
+                         sum to {ledger} ({}): the ledger is not this account's record (a local venue started afresh \
+                         keeps no position; or the account was traded by hand). Use a new --out, or bring the \
+                         account's position to the ledger's",
+                        each.join(", ")
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
