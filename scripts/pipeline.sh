@@ -72,6 +72,9 @@ step "simulate: the evolved best tree trading \$200 inside the market chimera fi
 
 step "trade: the live engine trades the six bundles on the local venue (60x accelerated) for ${APEX_TRADE_SECONDS:-27} s"
 sed "s#../../runs/pipeline/bundles#$out/bundles#" "$root/examples/nexus/local.toml" > "$out/nexus.toml"
+# The local venue trade launches starts afresh each run, so a rerun's engine starts a new ledger too (a ledger whose
+# positions the venue does not hold is refused).
+rm -rf "$out/trade"
 "$apexctl" trade --config "$out/nexus.toml" --out "$out/trade" --duration "${APEX_TRADE_SECONDS:-27}s"
 
 step "judge: the trade's ledger per slot and model against the backtest (equity, TTT, costs); report.html + PNGs"
