@@ -229,6 +229,18 @@ fn env_credentials(account: &str) -> Result<Credentials, NexusError> {
 type LoadedSlot = (crate::config::SlotConfig, SlotModels);
 
 /// Why a mainnet config without the opt-in is refused.
+/// Every USDT-settled linear position of an account (one page: 200 symbols, more than an engine trades).
+fn usdt_positions() -> PositionListRequest {
+    PositionListRequest {
+        category: Category::Linear,
+        symbol: None,
+        base_coin: None,
+        settle_coin: Some("USDT".into()),
+        limit: Some(200),
+        cursor: None,
+    }
+}
+
 /// How long a slot's entry order with no word on how it ended holds back the slot's next entry (see
 /// `Slot::open_entry`): the private stream reports every end within a second or so; this only ends a wait for an
 /// update that was lost.
@@ -850,16 +862,11 @@ impl Engine {
     /// sum to the account's position on the exchange: otherwise the ledger is not this account's record (a local
     /// venue started afresh keeps nothing; someone traded the account by hand) and every exit would be sized wrong.
     async fn check_positions(&self, account: &str) -> Result<(), NexusError> {
-        let request = PositionListRequest {
-            category: Category::Linear,
-            symbol: None,
-            base_coin: None,
-            settle_coin: Some("USDT".into()),
-            limit: Some(200),
-            cursor: None,
-        };
-        let positions =
-            self.accounts[account].rest.positions(&request).await.map_err(|e| NexusError::Venue(e.to_string()))?;
+        let positions = self.accounts[account]
+            .rest
+            .positions(&usdt_positions())
+            .await
+            .map_err(|e| NexusError::Venue(e.to_string()))?;
         let held: HashMap<String, f64> = positions
             .list
             .iter()
@@ -1949,17 +1956,7 @@ impl Engine {
             )?;
         }
         for (name, account) in &mut self.accounts {
-            let positions = account
-                .rest
-                .positions(&PositionListRequest {
-                    category: Category::Linear,
-                    symbol: None,
-                    base_coin: None,
-                    settle_coin: Some("USDT".into()),
-                    limit: Some(200),
-                    cursor: None,
-                })
-                .await;
+            let positions = account.rest.positions(&usdt_positions()).await;
             if let Ok(positions) = positions {
                 for p in positions.list {
                     let signed = if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) };
