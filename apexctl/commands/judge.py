@@ -41,7 +41,8 @@ def judge(
 ) -> None:
     """Judge live ledgers per slot and model: equity and drawdown, time to target (live against the bundle's held-out
     backtest estimate), deaths, swaps, capital weights, realized slippage and fees against the backtest's
-    assumptions, and the recycling requests still pending (a death no swap has answered).
+    assumptions, and the recycling requests still pending (a death no swap has answered). Growth, drawdown and TTT
+    measure trading only: capital the CWO moved between slots is no growth and no loss.
 
     Exit codes: 0 judged, nothing pending; 4 judged, and recycling requests are pending (listed in the JSON, copied
     to REPORT/recycle/); 2 bad input (a ledger missing, given twice, not SQLite, not a ledger, corrupt, holding a
@@ -91,8 +92,10 @@ def _slot_line(slot: dict[str, Any]) -> str:
     else:
         reached = f"{_fixed(ttt.get('fraction_reached') or 0.0, 0, 100)} % of target"
     equity = slot["equity"]
+    # Growth, drawdown and TTT exclude the capital the CWO moved; the equity is the money held, so say what moved.
+    moved = f" ({_fixed(equity['transferred'], 2, spec='+,')} moved by the CWO)" if equity.get("transferred") else ""
     return (
-        f"{slot['slot']} ({slot['symbol']}, {slot['state']}): equity {_fixed(equity['final'], 2, spec=',')}, "
+        f"{slot['slot']} ({slot['symbol']}, {slot['state']}): equity {_fixed(equity['final'], 2, spec=',')}{moved}, "
         f"log growth {_fixed(equity['log_growth'], 4, spec='+')}, "
         f"max drawdown {_fixed(equity['max_drawdown'], 1, 100)} %, {reached}, "
         f"{len(slot['deaths'])} death(s), {len(slot['swaps'])} swap(s)"

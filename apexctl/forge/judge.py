@@ -137,14 +137,22 @@ COLUMNS: dict[str, dict[str, Kind]] = {
         "slot": TEXT, "symbol": TEXT, "account": TEXT, "capital": NUMBER, "bundle": TEXT, "bundle_sha256": TEXT,
         "model": TEXT, "state": TEXT.of("live", "dead").or_null,
     },
-    "equity": {"slot": TEXT, "equity": NUMBER, "position": NUMBER, "ts_exchange": INTEGER.or_null},
-    "decisions": {"slot": TEXT, "bar_ts": INTEGER, "equity": NUMBER, "model_id": TEXT.or_null},
+    "equity": {
+        "slot": TEXT, "equity": NUMBER, "position": NUMBER, "ts_exchange": INTEGER.or_null,
+        "ts_local": INTEGER.or_null,
+    },
+    "decisions": {
+        "slot": TEXT, "bar_ts": INTEGER, "equity": NUMBER, "model_id": TEXT.or_null, "ts_local": INTEGER.or_null,
+    },
     "fills": {
         "slot": TEXT, "order_link_id": TEXT, "side": TEXT.of("Buy", "Sell"), "price": NUMBER, "qty": NUMBER,
         "fee": NUMBER, "is_maker": INTEGER.or_null,
     },
     "orders": {"order_link_id": TEXT, "tactic": TEXT, "purpose": TEXT, "mid": NUMBER.or_null},
-    "weights": {"slot": TEXT, "weight": NUMBER, "capital": NUMBER, "ts_exchange": INTEGER.or_null},
+    "weights": {
+        "slot": TEXT, "weight": NUMBER, "capital": NUMBER, "base": NUMBER.or_null, "ts_exchange": INTEGER.or_null,
+        "ts_local": INTEGER.or_null,
+    },
     "models": {
         "slot": TEXT, "model_id": TEXT, "bundle": TEXT, "label": TEXT, "role": TEXT, "detail": TEXT.or_null,
         "ts_exchange": INTEGER.or_null,
@@ -310,20 +318,94 @@ def time_to_target(times: Sequence[int], values: Sequence[float], target: float,
     return {"reached": False, "seconds": None, "fraction_reached": fraction}
 
 
-def curve(times: Sequence[int], values: Sequence[float], start: float) -> dict[str, Any]:
-    """Summary of an equity curve that starts from `start`."""
-    final = values[-1] if values else start
+def curve(times: Sequence[int], values: Sequence[float], start: float, final: float | None = None) -> dict[str, Any]:
+    """Summary of an equity curve that starts from `start`. `final`, when given, is the money held at the end (the
+    raw equity) where `values` are the transfer-free equity (see `trading_equity`); growth, drawdown, max and min
+    are of `values`."""
+    last = values[-1] if values else start
     return {
         "start": start,
-        "final": final,
+        "final": last if final is None else final,
         "max": max([start, *values]),
         "min": min([start, *values]),
         "max_drawdown": max_drawdown(values, start),
-        "log_growth": log_growth(start, final),
+        "log_growth": log_growth(start, last),
         "points": len(values),
         "first": iso(times[0]) if times else None,
         "last": iso(times[-1]) if times else None,
     }
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Capital the CWO moved into a slot (negative: out of it), from a `weights` row."""
+
+    amount: float
+    ts_exchange: int | None
+    ts_local: int | None
+
+
+def transfers(ledger: Ledger, slot: dict[str, Any]) -> list[Transfer]:
+    """The capital moved into the slot by each `weights` row: the change of `base` (the slot's accounting capital
+    after the row) from the slot's previous row, the first row's against the configured capital. The engine moves
+    capital only so (a reweight, a restart's configured split), so this is every transfer; a row without `base` (a
+    version-1 ledger) moves nothing known, and is skipped."""
+    previous = float(slot["capital"])
+    moved = []
+    for row in ledger.rows("weights", slot["slot"]):
+        if row["base"] is None:
+            continue
+        amount, previous = row["base"] - previous, float(row["base"])
+        if amount != 0.0:
+            moved.append(Transfer(amount, row["ts_exchange"], row["ts_local"]))
+    return moved
+
+
+def _lands(move: Transfer, points: Sequence[tuple[int | None, int | None, float]], bar: float | None) -> int:
+    """The index of the first point (ts_exchange, ts_local, equity) whose equity includes the transfer (len(points)
+    when none does). By the engine's clock (ts_local) when the ledger has it: the reweight is written before the
+    bar's equity. Else by market time: a reweight at time R runs at the close of the bar that closes at R, and that
+    bar's point (its open R - bar) already holds the moved capital; a point with no bar time (the stop snapshot)
+    comes after every reweight; the start's configured split (no market time) before every point."""
+    step = (bar or 0.0) * 1e9
+    for index, (ts_exchange, ts_local, _) in enumerate(points):
+        if move.ts_local is not None and ts_local is not None:
+            if ts_local >= move.ts_local:
+                return index
+        elif move.ts_exchange is None or ts_exchange is None or ts_exchange + step >= move.ts_exchange:
+            return index
+    return len(points)
+
+
+def trading_equity(
+    points: Sequence[tuple[int | None, int | None, float]], moves: Sequence[Transfer], start: float, bar: float | None
+) -> list[float]:
+    """The slot's equity with the capital the CWO moved taken out (a time-weighted index in units of `start`, the
+    configured capital): each step's return is E_t / (E_t-1 + T), T the capital moved in between the two points (the
+    first point's step runs from `start`), so growth, drawdown and TTT measure trading only. Without a transfer the
+    values are the equity itself. A transfer that leaves the slot nothing to trade with (a dead slot giving its
+    equity back) freezes the record where it was: that equity left by transfer, not by a loss."""
+    incoming = [0.0] * (len(points) + 1)
+    for move in moves:
+        incoming[_lands(move, points, bar)] += move.amount
+    values: list[float] = []
+    anchor: tuple[float, float] | None = None  # (index, equity) at the last transfer: index = level * E / base
+    frozen = False
+    level, before = start, start
+    for (_, _, equity), moved in zip(points, incoming, strict=False):
+        if moved:
+            base = before + moved
+            frozen = base <= 0 or (moved < 0 and equity <= 1e-9 * -moved)
+            anchor = None if frozen else (level, base)
+        if frozen:
+            value = level
+        elif anchor is None:
+            value = equity
+        else:
+            value = anchor[0] * (equity / anchor[1])
+        values.append(value)
+        level, before = value, equity
+    return values
 
 
 @dataclass(frozen=True)
@@ -474,12 +556,18 @@ def _model_runs(decisions: list[dict[str, Any]], default: str) -> list[tuple[str
     return runs
 
 
-def judge_models(ledger: Ledger, slot: dict[str, Any], target: float, bar: float | None) -> list[dict[str, Any]]:
-    """Per model of a slot: its live tenures (equity from its decisions), TTT against the target, the Forge's
-    estimate, and its shadow record as a challenger."""
+def judge_models(
+    ledger: Ledger, slot: dict[str, Any], target: float, bar: float | None, moves: Sequence[Transfer] = ()
+) -> list[dict[str, Any]]:
+    """Per model of a slot: its live tenures (equity from its decisions, the capital the CWO moved taken out: see
+    `trading_equity`), TTT against the target, the Forge's estimate, and its shadow record as a challenger."""
     name = slot["slot"]
     registered = {m["model_id"]: m for m in ledger.rows("models", name)}
-    runs = _model_runs(ledger.rows("decisions", name), slot["bundle_sha256"])
+    decisions = ledger.rows("decisions", name)
+    points = [(r["bar_ts"], r["ts_local"], r["equity"]) for r in decisions]
+    trading = trading_equity(points, moves, float(slot["capital"]), bar)
+    decisions = [r | {"trading": t} for r, t in zip(decisions, trading, strict=True)]
+    runs = _model_runs(decisions, slot["bundle_sha256"])
     shadows: dict[str, list[dict[str, Any]]] = {}
     for row in ledger.rows("shadow_equity", name):
         shadows.setdefault(row["model_id"], []).append(row)
@@ -489,21 +577,23 @@ def judge_models(ledger: Ledger, slot: dict[str, Any], target: float, bar: float
         info = registered.get(model_id, {})
         times: list[int] = []
         values: list[float] = []
-        growth = 0.0
+        final = 0.0
+        growth: float | None = 0.0
         starts: list[float] = []
         previous = slot["capital"]
         for run_model, rows in runs:
             if run_model == model_id:
                 starts.append(previous)
                 times += [r["bar_ts"] for r in rows]
-                values += [r["equity"] for r in rows]
-                step = log_growth(previous, rows[-1]["equity"])
+                values += [r["trading"] for r in rows]
+                final = rows[-1]["equity"]
+                step = log_growth(previous, rows[-1]["trading"])
                 growth = growth + step if step is not None and growth is not None else None
-            previous = rows[-1]["equity"]
+            previous = rows[-1]["trading"]
         bundle = info.get("bundle") or (slot["bundle"] if model_id == slot["bundle_sha256"] else None)
         live = None
         if values:
-            live = curve(times, values, starts[0]) | {
+            live = curve(times, values, starts[0], final) | {
                 "decisions": len(values),
                 "tenures": len(starts),
                 "log_growth": growth,
@@ -545,12 +635,21 @@ def judge_slot(ledger: Ledger, slot: dict[str, Any], assume: Assumptions) -> dic
     target = assume.target_multiple * capital
     equity = ledger.rows("equity", name)
     timed = [r for r in equity if r["ts_exchange"] is not None]
-    times, values = [r["ts_exchange"] for r in timed], [r["equity"] for r in timed]
+    times = [r["ts_exchange"] for r in timed]
     bar = bar_seconds(times)
+    # Growth, drawdown and TTT measure trading: the capital the CWO moved in or out is taken out of the curve.
+    moves = transfers(ledger, slot)
+    trading = trading_equity([(r["ts_exchange"], r["ts_local"], r["equity"]) for r in equity], moves, capital, bar)
+    values = [t for r, t in zip(equity, trading, strict=True) if r["ts_exchange"] is not None]
     summary = curve(times, values, capital)
     if equity:  # the stop snapshot (no bar time) is the last word on the final equity
-        summary["final"] = equity[-1]["equity"]
-        summary["log_growth"] = log_growth(capital, summary["final"])
+        summary["final"] = equity[-1]["equity"]  # the money the slot holds, transfers included
+        summary["log_growth"] = log_growth(capital, trading[-1])
+    summary |= {
+        "trading_final": trading[-1] if equity else capital,
+        "transfers": len(moves),
+        "transferred": math.fsum(m.amount for m in moves),
+    }
     swaps = ledger.rows("swaps", name)
     deaths = [
         {k: v for k, v in d.items() if k != "ts_local"}
@@ -571,7 +670,7 @@ def judge_slot(ledger: Ledger, slot: dict[str, Any], assume: Assumptions) -> dic
         "equity": summary,
         "target": {"multiple": assume.target_multiple, "equity": target},
         "ttt": time_to_target(times, values, target, bar) if values else None,
-        "models": judge_models(ledger, slot, target, bar),
+        "models": judge_models(ledger, slot, target, bar, moves),
         "deaths": deaths,
         "swaps": [
             {k: v for k, v in s.items() if k not in ("ts_local", "slot")} | {"time": iso(s["ts_exchange"])}
@@ -802,7 +901,7 @@ def write_report(judgment: Judgment, folder: Path) -> list[Path]:
                 [r["equity"] for r in timed],
                 slot["capital"],
                 slot["target"]["equity"],
-                f"{label} ({slot['symbol']}): equity and drawdown",
+                f"{label} ({slot['symbol']}): equity held (CWO transfers included) and drawdown",
                 png,
             )
             pngs.append(png)
@@ -855,10 +954,11 @@ figure {{ margin: 1em 0; }}
 def _slot_html(slot: dict[str, Any], label: str, png: Path) -> str:
     equity, ttt = slot["equity"], slot["ttt"] or {}
     summary = _table(
-        ["slot", "symbol", "state", "capital", "final", "log growth", "max drawdown", "TTT (s)", "target reached"],
+        ["slot", "symbol", "state", "capital", "final", "moved by the CWO", "log growth (trading)",
+         "max drawdown (trading)", "TTT (s)", "target reached"],
         [[
             label, slot["symbol"], slot["state"], _number(slot["capital"]), _number(equity["final"]),
-            _number(equity["log_growth"], 4), _percent(equity["max_drawdown"]),
+            _number(equity.get("transferred", 0.0)), _number(equity["log_growth"], 4), _percent(equity["max_drawdown"]),
             _number(ttt.get("seconds"), 0), _number(100 * (ttt.get("fraction_reached") or 0.0), 1, " %"),
         ]],
     )  # fmt: skip
@@ -888,8 +988,9 @@ def _slot_html(slot: dict[str, Any], label: str, png: Path) -> str:
         ["swap", s["time"], f"{(s['from_model'] or '-')[:12]} -> {s['to_model'][:12]}: {s['reason']}", s["position"]]
         for s in slot["swaps"]
     ]
+    caption = f"{label}: equity held, capital moved by the CWO included (growth and drawdown above exclude it)"
     return (
-        f"<h3>{escape(label)}</h3>{summary}{_image(png, f'{label}: equity and drawdown')}<h4>Models</h4>{models}"
+        f"<h3>{escape(label)}</h3>{summary}{_image(png, caption)}<h4>Models</h4>{models}"
         f"<h4>Costs (bps)</h4>{_table(['', 'fills', 'realized', 'assumed'], costs_rows)}"
         + (f"<h4>Deaths and swaps</h4>{_table(['', 'time', 'what', ''], events)}" if events else "")
     )
