@@ -1453,7 +1453,7 @@ impl Engine {
     ) -> Result<(), NexusError> {
         let (name, symbol) = (self.slots[index].name.clone(), self.slots[index].symbol.clone());
         let ledger_path = self.ledger.path().to_owned();
-        let dna = crate::watchtower::best_dna(self.ledger.connection(), &symbol)
+        let dna = crate::watchtower::best_dna(self.ledger.connection(), &symbol, bar_nanos(&self.options.config)?)
             .map_err(|e| NexusError::Ledger { path: ledger_path.clone(), message: format!("best model: {e}") })?;
         let death = crate::watchtower::Death {
             slot: &name,

@@ -79,11 +79,13 @@ fn growth(points: &[(i64, f64)], transfers: &[i64]) -> f64 {
 }
 
 /// The historically best model on `symbol` by the ledger's record (champions' equity at their decisions, challengers'
-/// shadow equity), among the models whose DNA (GP tree) the ledger holds; ties go to the longer record.
+/// shadow equity), among the models whose DNA (GP tree) the ledger holds; ties go to the longer record. `bar_ns` is
+/// the engine's bar: a decision's equity is taken at its bar's close (`bar_ts + bar_ns`), where a reweight at that
+/// close (`weights.ts_exchange`) has already moved the capital.
 ///
 /// # Errors
 /// The SQLite error of a failed query.
-pub fn best_dna(conn: &Connection, symbol: &str) -> rusqlite::Result<Option<Dna>> {
+pub fn best_dna(conn: &Connection, symbol: &str, bar_ns: i64) -> rusqlite::Result<Option<Dna>> {
     let mut transfers: HashMap<String, Vec<i64>> = HashMap::new();
     let mut statement = conn.prepare_cached("SELECT slot, ts_exchange FROM weights WHERE ts_exchange IS NOT NULL")?;
     for row in statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
@@ -96,8 +98,9 @@ pub fn best_dna(conn: &Connection, symbol: &str) -> rusqlite::Result<Option<Dna>
              ORDER BY decision_id",
     )?;
     for row in live.query_map(params![symbol], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))? {
-        let (slot, model, ts, equity): (String, String, i64, f64) = row?;
-        records.entry((slot, model)).or_insert_with(|| (Vec::new(), "live")).0.push((ts, equity));
+        let (slot, model, bar_ts, equity): (String, String, i64, f64) = row?;
+        let closed = bar_ts.saturating_add(bar_ns);
+        records.entry((slot, model)).or_insert_with(|| (Vec::new(), "live")).0.push((closed, equity));
     }
     let mut shadow = conn.prepare_cached(
         "SELECT e.slot, e.model_id, coalesce(e.ts_exchange, e.ts_local), e.equity FROM shadow_equity e
@@ -261,6 +264,44 @@ mod tests {
         let points = [(0, 100.0), (1, 110.0), (2, 1_110.0), (3, 1_000.0)];
         let expected = (1.1f64).ln() + (1_000.0f64 / 1_110.0).ln();
         assert!((growth(&points, &[2]) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn capital_a_reweight_moved_at_a_bars_close_is_not_that_bars_growth() {
+        const BAR: i64 = 60_000_000_000;
+        let dir = std::env::temp_dir().join(format!("apex-nexus-dna-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ledger = crate::ledger::Ledger::open(&dir.join("ledger.sqlite"), "local", "abc").unwrap();
+        // Slot a never trades; the CWO moves +100 into it at the close of its second bar (time 2 BAR), which that
+        // bar's decision (bar_ts BAR) already holds. Slot b grows 1% by trading.
+        let tree = r#"{"schema":"apex.gp_tree","version":1,"features":["clv"],"root":{"const":1.0}}"#;
+        let conn = ledger.connection();
+        for (slot, equities) in [("a", [100.0, 200.0, 200.0]), ("b", [100.0, 100.5, 101.0])] {
+            conn.execute(
+                "INSERT INTO models (slot, model_id, bundle, label, gp_tree, role, ts_local)
+                 VALUES (?1, ?1, 'bundles/x', 'x', ?2, 'champion', 0)",
+                params![slot, tree],
+            )
+            .unwrap();
+            for (bar, equity) in equities.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO decisions (run_id, slot, symbol, bar_ts, kind, equity, ts_exchange, ts_local, model_id)
+                     VALUES (1, ?1, 'BTCUSDT', ?2, 'hold', ?3, ?2, 0, ?1)",
+                    params![slot, bar as i64 * BAR, equity],
+                )
+                .unwrap();
+            }
+        }
+        conn.execute(
+            "INSERT INTO weights (slot, weight, capital, base, ts_exchange, ts_local) VALUES ('a', 0.66, 200, 200, ?1, 0)",
+            params![2 * BAR],
+        )
+        .unwrap();
+        let best = best_dna(conn, "BTCUSDT", BAR).unwrap().unwrap();
+        assert_eq!(best.model_id, "b", "a's +100 was moved in, not earned ({})", best.growth);
+        assert!((best.growth - 1.01f64.ln()).abs() < 1e-12);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
