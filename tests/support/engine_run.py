@@ -6,10 +6,11 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.venue_helpers import wait_for
 
 
 @contextmanager
@@ -46,9 +47,7 @@ def ledger_count(ledger: Path, query: str, *args: object) -> int:
 
 def wait_for_count(ledger: Path, query: str, *args: object, count: int = 1, seconds: float = 30.0) -> bool:
     """Polls until `query` (a COUNT) reaches `count`, or `seconds` pass (the assertions then say what is missing)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if ledger_count(ledger, query, *args) >= count:
-            return True
-        time.sleep(0.2)
-    return False
+    try:
+        return bool(wait_for(lambda: ledger_count(ledger, query, *args) >= count, timeout=seconds, interval=0.2))
+    except TimeoutError:
+        return False

@@ -229,6 +229,12 @@ fn env_credentials(account: &str) -> Result<Credentials, NexusError> {
 type LoadedSlot = (crate::config::SlotConfig, SlotModels);
 
 /// Why a mainnet config without the opt-in is refused.
+/// A position's size with its direction: negative short.
+fn signed_size(position: &apex_bybit::Position) -> f64 {
+    let size = dec(&position.size);
+    if position.side == apex_bybit::PositionSide::Sell { -size } else { size }
+}
+
 /// Every USDT-settled linear position of an account (one page: 200 symbols, more than an engine trades).
 fn usdt_positions() -> PositionListRequest {
     PositionListRequest {
@@ -867,11 +873,7 @@ impl Engine {
             .positions(&usdt_positions())
             .await
             .map_err(|e| NexusError::Venue(e.to_string()))?;
-        let held: HashMap<String, f64> = positions
-            .list
-            .iter()
-            .map(|p| (p.symbol.clone(), if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) }))
-            .collect();
+        let held: HashMap<String, f64> = positions.list.iter().map(|p| (p.symbol.clone(), signed_size(p))).collect();
         let mut symbols: Vec<&str> =
             self.slots.iter().filter(|s| s.account == account).map(|s| s.symbol.as_str()).collect();
         symbols.sort_unstable();
@@ -1818,7 +1820,7 @@ impl Engine {
             }
             PrivateEvent::Positions(list) => {
                 for p in list {
-                    let signed = if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) };
+                    let signed = signed_size(&p);
                     self.ledger.record_position(
                         "account",
                         account,
@@ -1959,7 +1961,7 @@ impl Engine {
             let positions = account.rest.positions(&usdt_positions()).await;
             if let Ok(positions) = positions {
                 for p in positions.list {
-                    let signed = if format!("{:?}", p.side) == "Sell" { -dec(&p.size) } else { dec(&p.size) };
+                    let signed = signed_size(&p);
                     self.ledger.record_position(
                         "account",
                         name,
