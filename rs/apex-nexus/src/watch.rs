@@ -5,11 +5,15 @@
 //! `apexctl export` publishes a bundle by renaming a finished staging folder over the old one (an atomic exchange on
 //! Linux), so the slot's folder is replaced as a whole: the watcher watches the folder's parent (recursively, so a
 //! file changed in place is seen too) and recognises a change by the folder's fingerprint (the inode, names, sizes
-//! and modification times of its entries), never by one event.
+//! and modification times of its entries), never by one event. Reading a folder is no change: notify reports
+//! opens and reads too (inotify's `IN_OPEN`), and the watcher's own scan opens the folders it watches, so access
+//! events are dropped (taken as changes they kept the thread rescanning without pause, a core's worth of CPU).
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -47,6 +51,8 @@ pub struct Watcher {
     /// The mode it runs in, and why it fell back to polling, if it did.
     pub mode: WatchMode,
     pub fallback_reason: Option<String>,
+    /// Passes over the folders so far: a quiet folder costs one pass per rescan interval, no more.
+    pub scans: Arc<AtomicU64>,
     _native: Option<notify::RecommendedWatcher>,
 }
 
@@ -115,16 +121,18 @@ where
     // Taken here, not on the thread: a bundle published right after `start` returns is then always a change (the
     // thread, started late on a busy machine, would have taken it for the folder as it was).
     let seen = targets.iter().map(|t| fingerprint(&t.folder)).collect();
+    let scans = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&scans);
     let thread = std::thread::Builder::new()
         .name("pitcrew-watch".into())
-        .spawn(move || run(targets, seen, &events, idle, settle, &verify, &tx))
+        .spawn(move || run(targets, seen, &events, idle, settle, &verify, &tx, &counter))
         .expect("spawn the watcher thread");
-    Watcher { wake, thread: Some(thread), mode, fallback_reason, _native: native }
+    Watcher { wake, thread: Some(thread), mode, fallback_reason, scans, _native: native }
 }
 
 fn native_watcher(targets: &[Target], wake: std_mpsc::Sender<Wake>) -> Result<notify::RecommendedWatcher, String> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
             let _ = wake.send(Wake::Changed);
         }
     })
@@ -137,6 +145,7 @@ fn native_watcher(targets: &[Target], wake: std_mpsc::Sender<Wake>) -> Result<no
     Ok(watcher)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run<T, F>(
     mut targets: Vec<Target>,
     mut seen: Vec<Fingerprint>,
@@ -145,6 +154,7 @@ fn run<T, F>(
     settle: Duration,
     verify: &F,
     tx: &mpsc::UnboundedSender<Found<T>>,
+    scans: &AtomicU64,
 ) where
     F: Fn(usize, &Path) -> Result<T, String>,
 {
@@ -161,6 +171,7 @@ fn run<T, F>(
                 return;
             }
         }
+        scans.fetch_add(1, Ordering::Relaxed);
         for (i, target) in targets.iter_mut().enumerate() {
             let now = fingerprint(&target.folder);
             if now != seen[i] {
@@ -269,6 +280,31 @@ mod tests {
     #[test]
     fn the_notify_watcher_reports_each_new_bundle_once() {
         watch(WatchMode::Notify, "notify");
+    }
+
+    /// The engine reads its bundles and the watcher reads their folders: neither is a change, so a quiet folder is
+    /// scanned once per rescan interval (before access events were dropped, every scan's own open woke the next).
+    #[test]
+    fn reading_a_watched_bundle_does_not_wake_the_watcher() {
+        let root = temp("quiet");
+        let folder = root.join("bundles").join("a");
+        publish(&folder, "champion");
+        let known = HashSet::from([apex_infer::sha256_hex(b"champion")]);
+        let (tx, _rx) = mpsc::unbounded_channel::<Found<()>>();
+        let targets = vec![Target { slot: 0, folder: folder.clone(), known }];
+        let poll = Duration::from_millis(100);
+        let watcher = start(targets, WatchMode::Notify, poll, Duration::from_millis(50), |_, _| Ok(()), tx);
+        assert_eq!(watcher.mode, WatchMode::Notify, "{:?}", watcher.fallback_reason);
+        let until = Instant::now() + Duration::from_millis(600);
+        while Instant::now() < until {
+            std::fs::read(folder.join(apex_infer::MANIFEST)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The rescan interval is 30 polls (3 s): nothing at all is due in 0.6 s; allow one stray pass.
+        let scans = watcher.scans.load(Ordering::Relaxed);
+        assert!(scans <= 1, "{scans} scans of a folder that only was read");
+        drop(watcher);
+        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]
