@@ -29,6 +29,22 @@ from apexctl import __version__, signals
 from apexctl.console import err, say, show_feedback
 from apexctl.errors import ApexError, Busy, first_line
 
+
+def _flags_show_no_value() -> None:
+    """Typer 0.2x labels an on/off flag `<bool>` in --help (`--force <bool>`, `--help <bool>`), as if it took a
+    value, which it refuses; a flag is shown bare, as click shows it."""
+    shown = getattr(typer.core.TyperOption, "display_type_rich", None)
+    if shown is None:  # pragma: no cover - a typer without per-option type labels
+        return
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value()
+
 #: Each subcommand, in the order `apexctl --help` lists them: its module in `apexctl.commands` and the Typer callback
 #: (or, for a group of commands, the Typer app) it defines there. Together the modules import polars, DEAP, tigramite
 #: and the rest of the Forge, seconds of start-up that `apexctl --help`, `--version` and every single command would
@@ -205,10 +221,21 @@ def _error(message: str) -> int:
     return EXIT_ERROR
 
 
-def _usage(exc: click_errors.UsageError) -> str:
+def _named_command(argv: Sequence[str]) -> str:
+    """The command `argv` names (`apexctl export`, `apexctl train maml`), for an error raised before click knew it."""
+    words = ["apexctl"]
+    if argv and argv[0] in COMMANDS:
+        words.append(argv[0])
+        if isinstance(target(argv[0]), typer.Typer) and len(argv) > 1 and not argv[1].startswith("-"):
+            words.append(argv[1])
+    return " ".join(words)
+
+
+def _usage(exc: click_errors.UsageError, argv: Sequence[str]) -> str:
     """A click usage error as one line: the command, then its message without pydantic's "Value error, " prefix."""
     message = exc.format_message().replace("Value error, ", "")
-    command = exc.ctx.command_path if exc.ctx is not None else "apexctl"
+    # The option parser raises some errors (`--force=true`: a flag given a value) without a context.
+    command = exc.ctx.command_path if exc.ctx is not None else _named_command(argv)
     name = command.removeprefix("apexctl").strip()
     return f"{name + ': ' if name else ''}{message} (see '{command} --help')"
 
@@ -231,7 +258,7 @@ def run(argv: Sequence[str]) -> int:
     except click_errors.NoArgsIsHelpError:
         return EXIT_ERROR  # typer printed the help while making the exception
     except click_errors.UsageError as exc:
-        return _error(_usage(exc))
+        return _error(_usage(exc, argv))
     except typer.Abort:
         return _error("aborted")
     except Busy as exc:

@@ -4,6 +4,7 @@ and the lazily built command tree prints and behaves as the tree of every comman
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -88,3 +89,23 @@ def test_apex_debug_adds_the_traceback_and_keeps_the_line_and_the_status(tmp_pat
     assert ran.code == 2
     assert "Traceback (most recent call last)" in ran.stderr
     assert ran.stderr.rstrip().splitlines()[-1] == f"apexctl: error: {tmp_path / 'nope.sqlite'}: no such ledger file"
+
+
+def test_a_flag_is_shown_without_a_value_and_given_one_names_its_command():
+    """`--force` takes no value: --help shows it bare (not `--force <bool>`), and `--force=true` is refused with
+    the command's own help named (the option parser raises that error before click knows the command)."""
+    from tests.conftest import run_here
+
+    runner = CliRunner()
+    for args in (["export", "--help"], ["trade", "--help"], ["train", "maml", "--help"]):
+        shown = runner.invoke(cli.app, args, env={"COLUMNS": "200"}).output
+        assert "<bool>" not in shown, args
+    # An option that takes a value still shows its type.
+    assert re.search(r"--check\s+<path>", runner.invoke(cli.app, ["export", "--help"], env={"COLUMNS": "200"}).output)
+    ran = run_here("export", "--force=true")
+    assert ran.code == 2
+    assert ran.stderr.strip() == (
+        "apexctl: error: export: Option '--force' does not take a value. (see 'apexctl export --help')"
+    )
+    ran = run_here("train", "maml", "--force=true")
+    assert "(see 'apexctl train maml --help')" in ran.stderr, ran.stderr
