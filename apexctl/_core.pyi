@@ -382,6 +382,8 @@ def gp_validate(tree_json: str, names: list[str], max_depth: int = 17, max_nodes
 def gp_tree_schema() -> str: ...
 
 PARETO_MAX_ABS_VALUE: float
+#: The ONNX metadata key holding a network's input features in order (JSON list), checked against the manifest.
+ONNX_FEATURES_METADATA: str
 
 def pareto_select(
     values: _F64, objects: list[int], k: int

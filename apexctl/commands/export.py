@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 
 from apexctl.commands import _options
-from apexctl.console import err, safe, wrote
+from apexctl.console import err, safe, say, wrote
 from apexctl.errors import UsageError
 from apexctl.forge import ranges
-from apexctl.forge.export import ExportConfig, check, export
+from apexctl.forge.export import GP_MODEL, ExportConfig, check, export
 
 
 def _summary(report: dict, title: str) -> Table:
@@ -52,18 +52,43 @@ def export_command(
     ] = None,
     engine_features: Annotated[
         str | None,
-        typer.Option("--engine-features", help="With --check: the engine's feature names in order, comma-separated."),
+        typer.Option(
+            "--engine-features",
+            help="With --check: the feature row an engine computes, names in order, comma-separated; the bundle's "
+            "feature row must equal it position by position.",
+        ),
     ] = None,
 ) -> None:
     """Export the GP tree and ONNX networks as a bundle (validated before it is published), or --check a bundle."""
     if check_dir is not None:
-        if output is not None or hall_of_fame is not None or maml is not None or iel is not None:
-            raise UsageError("--check takes only a bundle folder (and --engine-features); drop the export options")
+        export_options = {
+            "-o": output,
+            "--hall-of-fame": hall_of_fame,
+            "--maml": maml,
+            "--iel": iel,
+            "--symbol": symbol,
+            "--slot": slot,
+            "--rank": rank if rank != 1 else None,
+            "--force": force or None,
+        }
+        given = [option for option, value in export_options.items() if value is not None]
+        if given:
+            raise UsageError(
+                "--check takes only a bundle folder (and --engine-features); drop the export options "
+                f"({', '.join(given)})"
+            )
         names = [n.strip() for n in engine_features.split(",")] if engine_features is not None else None
-        report = check(check_dir, names)
+        if names is not None and not all(names):
+            raise UsageError(
+                f"--engine-features: name {names.index('') + 1} of {len(names)} is empty (a doubled or trailing "
+                "comma?); give the engine's feature names in order, e.g. --engine-features ret_1,rv_20"
+            )
+        report = check(check_dir, names, live=True)
         title = safe(f"bundle {check_dir}: {report['symbol']} slot {report['slot']}, OK")
         err.print(_summary(report, title), markup=False)
-        err.print(f"verified {len(report['files'])} file hashes and {len(report['models'])} model(s) on sample rows")
+        files = len(report["files"])
+        hashes = "hash" if files == 1 else "hashes"
+        err.print(f"verified {files} file {hashes} and {len(report['models'])} model(s) on sample rows")
         return
     if output is None:
         raise UsageError("missing -o/--output (the bundle folder to write), or use --check BUNDLE")
@@ -75,4 +100,10 @@ def export_command(
     err.print(_summary(result.report, title), markup=False)
     for name, diff in result.parity.items():
         err.print(f"{name}: onnxruntime vs PyTorch max |diff| {diff:.2e} on sample inputs")
+    if not any(m["name"] == GP_MODEL for m in result.manifest["models"]):
+        say(
+            ("note:", "yellow"),
+            f" {output} has no {GP_MODEL!r} model (no --hall-of-fame): it can be inferred from, but the live engine "
+            "does not trade it",
+        )
     wrote(str(output), f"bundle of {len(result.manifest['models'])} model(s), verified by the Rust engine")

@@ -10,6 +10,7 @@ the published one (`_core.bundle_check`). The staging folder is renamed into pla
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ GP_FILE = "signal.gp.json"
 GP_MODEL = "signal"
 #: The network slots of a bundle: the `apexctl train` task each must come from (the checkpoint's card says it).
 ROLES = ("maml", "iel")
+#: A symbol as the live engine spells it (its config check, apex-nexus).
+SYMBOL = re.compile(r"[A-Z0-9]+")
 #: Largest hall-of-fame index read (20 entries are a few kB; a hall of thousands stays well under this).
 INDEX_MAX_BYTES = 64 << 20
 
@@ -92,8 +95,26 @@ class ExportConfig:
         ranges.RANK.check(self.rank, "--rank")
         if self.hall_of_fame is None and not self.symbol:
             raise UsageError("--symbol is required when there is no --hall-of-fame to take it from")
+        if self.symbol is not None:
+            check_symbol(self.symbol, "--symbol")
+        inside = next((p for p in self.output.absolute().parents if (p / MANIFEST).is_file()), None)
+        if inside is not None:
+            raise UsageError(
+                f"-o {self.output}: is inside the bundle {inside}, which its new files would break; "
+                "write a bundle beside it, not in it"
+            )
         inputs = [self.hall_of_fame, self.maml, self.iel]
         outputs.check([outputs.OutFolder(self.output, replace=self.force)], inputs)
+
+
+def check_symbol(symbol: str, where: str) -> None:
+    """A bundle's symbol as the live engine trades it (upper-case letters and digits, e.g. BTCUSDT): the engine
+    refuses any other, and compares it with the slot's to the letter."""
+    if not SYMBOL.fullmatch(symbol):
+        raise UsageError(
+            f"{where}: {safe(symbol)!r} is not a symbol the live engine trades: upper-case letters and "
+            "digits, e.g. BTCUSDT"
+        )
 
 
 @dataclass
@@ -189,7 +210,7 @@ def gp_model(folder: Path, rank: int) -> tuple[_Model, dict[str, Any], dict[str,
     used = set(json.loads(normalized)["features"])
     features = [n for n in names if n in used]
     info = {k: entry[k] for k in ("rank", "size", "height", "train", "held_out") if k in entry}
-    info["hall_of_fame"] = str(folder)
+    info["hall_of_fame"] = str(folder.absolute())
     model = {
         "name": GP_MODEL,
         "kind": "gp",
@@ -209,7 +230,8 @@ def sample_inputs(card: ModelCard, rows: int = SAMPLE_ROWS, seed: int = 0) -> np
 
 
 def export_onnx(net: nn.Module, card: ModelCard, path: Path, opset: int = OPSET) -> None:
-    """Writes `net` as ONNX: named input/output from the card, dynamic batch axis, opset `opset`."""
+    """Writes `net` as ONNX: named input/output from the card, dynamic batch axis, opset `opset`, and the card's
+    input features in order as the metadata `_core.ONNX_FEATURES_METADATA`."""
     import torch
 
     example = torch.from_numpy(sample_inputs(card, rows=2))
@@ -227,6 +249,13 @@ def export_onnx(net: nn.Module, card: ModelCard, path: Path, opset: int = OPSET)
             dynamic_axes={card.input_name: {0: "batch"}, card.output_name: {0: "batch"}},
             dynamo=False,
         )
+    # The input is one tensor: the order of its columns is recorded in the file too, where the hash covers it, so
+    # the engine refuses a manifest whose feature list was edited.
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {_core.ONNX_FEATURES_METADATA: json.dumps(list(card.features))})
+    onnx.save(model, str(path))
 
 
 def check_onnx(net: nn.Module, card: ModelCard, path: Path, name: str) -> float:
@@ -285,7 +314,7 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
             "config": card.config,
             "metrics": card.metrics,
             "command": card.command,
-            "checkpoint": str(checkpoint),
+            "checkpoint": str(checkpoint.absolute()),
             "checkpoint_sha256": io.sha256_file(checkpoint),
         },
     }
@@ -315,6 +344,7 @@ def export(config: ExportConfig) -> ExportResult:
             models.append(gp)
             training.update(hashes)
             symbol = symbol or str(index.get("symbol", ""))
+            check_symbol(symbol, f"{config.hall_of_fame / 'index.json'}: symbol (or give --symbol)")
         for name, checkpoint in (("maml", config.maml), ("iel", config.iel)):
             if checkpoint is not None:
                 model, diff, hashes = onnx_model(name, checkpoint, staging)
@@ -339,13 +369,21 @@ def export(config: ExportConfig) -> ExportResult:
     return ExportResult(out, manifest, report, parity)
 
 
-def check(bundle: Path, engine_features: list[str] | None = None) -> dict[str, Any]:
+def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool = False) -> dict[str, Any]:
     """Verifies a bundle folder with the Rust engine (hashes, schema, feature order, no file a symbolic link, every
-    model run on samples), then each network's role: the `maml` and `iel` slots hold what that trainer made."""
+    model run on samples), then each network's role: the `maml` and `iel` slots hold what that trainer made. `live`:
+    also what the live engine needs to trade it, a GP `signal` model and a symbol it trades."""
     if not (bundle / MANIFEST).is_file():
         raise InputError(f"{bundle}: no {MANIFEST} (not a bundle folder written by `apexctl export`)")
     report = _core.bundle_check(str(bundle), engine_features)
     manifest = io.read_json(bundle / MANIFEST, "a bundle manifest")
+    if live:
+        if not any(m.get("name") == GP_MODEL and m.get("kind") == "gp" for m in manifest["models"]):
+            raise SchemaError(
+                f"{bundle}: no GP model named {GP_MODEL!r}: the live engine trades a bundle's GP signal "
+                "(export it with --hall-of-fame)"
+            )
+        check_symbol(str(manifest.get("symbol", "")), f"{bundle}: symbol")
     for model in manifest["models"]:
         if model["name"] in ROLES:
             task = model.get("info", {}).get("task", "unknown")

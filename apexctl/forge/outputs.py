@@ -79,6 +79,14 @@ def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _cwd() -> Path | None:
+    """The current folder, resolved; None when it was deleted."""
+    try:
+        return Path.cwd().resolve()
+    except FileNotFoundError:
+        return None
+
+
 def _writable_ancestor(path: Path, option: str) -> None:
     """The nearest existing folder above `path` must be a folder we may create entries in."""
     ancestor = path.parent
@@ -124,6 +132,13 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
             continue
         if path.exists() and not path.is_dir():
             raise UsageError(f"{option} {path}: exists and is not a folder")
+        cwd = _cwd()
+        if cwd is not None and _within(cwd, real):
+            # The folder is published by renaming a new one onto it: not possible for '.', and a surprise for the
+            # shell sitting in the old one.
+            raise UsageError(
+                f"{option} {path}: is the current folder or holds it; give a new folder, e.g. {option} out"
+            )
         if path.is_dir() and not output.keep and any(path.iterdir()):
             if not output.replace:
                 raise UsageError(f"{option} {path}: exists and is not empty; choose another folder or {output.hint}")

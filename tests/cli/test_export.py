@@ -152,3 +152,90 @@ def test_user_mistakes_are_one_line_errors(exported, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "failed exports leave no staging"
     with pytest.raises(InputError, match=r"no manifest\.json"):
         check(tmp_path)
+
+
+def test_a_bundle_the_live_engine_cannot_trade_is_refused_by_check(exported, tmp_path):
+    """`--check` verifies as the live engine does: a bundle with no GP `signal` (only networks) is exported with a
+    note, and `--check` refuses it, as the engine would."""
+    from tests.conftest import run_here
+
+    nets = tmp_path / "nets"
+    result = run_here("export", "--maml", str(exported["root"] / "maml.pt"), "--symbol", "SYNUSDT", "-o", str(nets))
+    assert result.code == 0, result.stderr
+    assert "has no 'signal' model (no --hall-of-fame)" in result.stderr
+    refused = run_here("export", "--check", str(nets))
+    assert refused.code == 2, refused.stderr
+    assert "no GP model named 'signal': the live engine trades a bundle's GP signal" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+@pytest.mark.parametrize("symbol", ["btcusdt", "BTC USDT", "", "BTC-USDT"])
+def test_a_symbol_the_engine_cannot_trade_is_refused(exported, tmp_path, symbol):
+    hof = exported["run"] / "hall_of_fame"
+    with pytest.raises(UsageError, match="is not a symbol the live engine trades"):
+        export(ExportConfig(output=tmp_path / "x", hall_of_fame=hof, symbol=symbol))
+    assert not (tmp_path / "x").exists()
+
+
+def test_check_refuses_export_options_it_would_ignore(exported):
+    from tests.conftest import run_here
+
+    for extra in (["--symbol", "BTCUSDT"], ["--slot", "b"], ["--rank", "2"], ["--force"]):
+        result = run_here("export", "--check", str(exported["out"]), *extra)
+        assert result.code == 2, (extra, result.stderr)
+        assert f"drop the export options ({extra[0]})" in result.stderr, result.stderr
+
+
+def test_export_into_a_bundle_or_the_current_folder_is_refused(exported, tmp_path, monkeypatch):
+    out: Path = exported["out"]
+    hof = exported["run"] / "hall_of_fame"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(UsageError, match=f"is inside the bundle {out}"):
+        export(ExportConfig(output=out / "sub", hall_of_fame=hof))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for target, force in ((".", False), (".", True), (str(here), True), (str(tmp_path), True)):
+        with pytest.raises(UsageError, match="is the current folder or holds it"):
+            export(ExportConfig(output=Path(target), hall_of_fame=hof, force=force))
+    assert list(here.iterdir()) == []
+
+
+def full_bundle(exported, out: Path) -> Path:
+    """A bundle of all three models at `out`, exported with paths relative to the fixture's folder (the module's own
+    bundle is replaced by an earlier test)."""
+    from tests.conftest import run_here
+
+    root = exported["root"]
+    hof = exported["run"].relative_to(root) / "hall_of_fame"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        result = run_here("export", "--hall-of-fame", str(hof), "--maml", "maml.pt", "--iel", "iel.pt", "-o", str(out))
+    assert result.code == 0, result.stderr
+    return out
+
+
+def test_provenance_paths_are_absolute(exported, tmp_path):
+    """The manifest names where its models came from so they can be found again: from any folder."""
+    gp, maml, _ = json.loads((full_bundle(exported, tmp_path / "a") / "manifest.json").read_text())["models"]
+    assert gp["info"]["hall_of_fame"] == str(exported["run"] / "hall_of_fame")
+    assert maml["info"]["checkpoint"] == str(exported["root"] / "maml.pt")
+
+
+def test_an_edited_network_feature_order_is_refused(exported, tmp_path):
+    """A network's input is one tensor: swapping two names of its features in the manifest would feed it the wrong
+    columns. The order is also recorded in the ONNX file (whose hash the manifest holds), and the engine compares."""
+    from tests.conftest import run_here
+
+    copy = full_bundle(exported, tmp_path / "a")
+    assert run_here("export", "--check", str(copy)).code == 0
+    manifest = json.loads((copy / "manifest.json").read_text())
+    maml = manifest["models"][1]
+    assert maml["name"] == "maml"
+    assert maml["features"] == ["sig", "volume"]
+    maml["features"] = ["volume", "sig"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = run_here("export", "--check", str(copy))
+    assert result.code == 2, result.stderr
+    assert 'the ONNX file was exported with ["sig", "volume"]' in result.stderr, result.stderr

@@ -635,6 +635,15 @@ fn load_model(entry: &ModelEntry, bundle_features: &[String], bytes: &[u8]) -> R
                     model.input_shape()
                 )));
             }
+            if let Some(recorded) = model.features()
+                && recorded != entry.features.as_slice()
+            {
+                return Err(model_error(format!(
+                    "the manifest lists its input features as {:?}, the ONNX file was exported with {recorded:?} \
+                     (the manifest was edited: export the bundle again)",
+                    entry.features
+                )));
+            }
             let policy = OnnxPolicy::new(model, entry.features.clone(), entry.window)?;
             if output.shape.last().copied() != Some(policy.outputs() as i64) {
                 return Err(model_error(format!(

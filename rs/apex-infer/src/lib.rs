@@ -27,7 +27,7 @@ pub use bundle::{
 };
 pub use error::InferError;
 pub use gp::GpPolicy;
-pub use onnx::{OnnxModel, OnnxPolicy, Tensor, runtime_path};
+pub use onnx::{FEATURES_METADATA, OnnxModel, OnnxPolicy, Tensor, runtime_path};
 
 /// A trading decision maker fed one row of features at a time: the same trait in the simulator and the live engine.
 pub trait Policy: Send {

@@ -69,7 +69,13 @@ pub struct OnnxModel {
     input_shape: Vec<i64>,
     output_name: String,
     output_shape: Vec<i64>,
+    features: Option<Vec<String>>,
 }
+
+/// The ONNX metadata key under which `apexctl export` records a network's input features in order (a JSON list): an
+/// ONNX input is one tensor, so without it the order of its columns lives only in the manifest, where an edit goes
+/// unnoticed.
+pub const FEATURES_METADATA: &str = "apex.features";
 
 /// Maps an `ort` error (of any builder stage) to `Onnx` naming the model.
 fn onnx_error<R>(model: &str) -> impl Fn(ort::Error<R>) -> InferError + '_ {
@@ -124,7 +130,18 @@ impl OnnxModel {
         let (input_name, output_name) = (input.name().to_owned(), output.name().to_owned());
         let input_shape = float_shape(name, "the input", input.dtype())?;
         let output_shape = float_shape(name, "the output", output.dtype())?;
-        Ok(OnnxModel { name: name.to_owned(), session, input_name, input_shape, output_name, output_shape })
+        let features = match session.metadata().map_err(onnx_error(name))?.custom(FEATURES_METADATA) {
+            Some(text) => Some(serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+                model_error(format!("its {FEATURES_METADATA} metadata is not a JSON list of names: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(OnnxModel { name: name.to_owned(), session, input_name, input_shape, output_name, output_shape, features })
+    }
+
+    /// The input features in order, as recorded in the file at export (`None`: not recorded, an older export).
+    pub fn features(&self) -> Option<&[String]> {
+        self.features.as_deref()
     }
 
     /// The model's name.

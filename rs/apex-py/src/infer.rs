@@ -13,6 +13,7 @@ use crate::errors::{DataError, IntoPyErr, IoError, SchemaError, UsageError, conf
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_functions!(m, bundle_check, policy_run, policy_latency, onnx_run, bundle_schema);
+    m.add("ONNX_FEATURES_METADATA", apex_infer::FEATURES_METADATA)?;
     Ok(())
 }
 
