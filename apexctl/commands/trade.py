@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from apexctl.commands import _options
+from apexctl.console import wrote
 from apexctl.forge.trade import TradeOptions, run
 
 
@@ -43,3 +44,4 @@ def trade(
     code = run(options)
     if code != 0:
         raise typer.Exit(code)
+    wrote(str(options.out / "ledger.sqlite"), "the run's ledger (decisions, orders, fills, equity)")

@@ -65,19 +65,16 @@ class TradeOptions:
         checks.slots(document, local=kind == "local")
         if kind == "local" and self.venue_ready is None and not section.get("ready"):
             checks.faults(section, self.config.parent)
-        if kind == "mainnet":
-            if not self.confirm_mainnet:
-                raise UsageError("refusing mainnet (real money) without --i-understand-mainnet")
-            if not (os.environ.get("BYBIT_API_KEY") and os.environ.get("BYBIT_API_SECRET")):
-                raise UsageError("refusing mainnet: BYBIT_API_KEY and BYBIT_API_SECRET must be set")
+        if kind == "mainnet" and not self.confirm_mainnet:
+            raise UsageError("refusing mainnet (real money) without --i-understand-mainnet")
         if self.venue_ready is not None and not self.venue_ready.is_file():
             raise UsageError(f"--venue-ready: {self.venue_ready} is not a file")
         if self.out.exists() and not self.out.is_dir():
             raise UsageError(f"--out: {self.out} exists and is not a folder")
         if self.duration is not None:
             # The engine's units (a bare number would be minutes to `parse_duration` and seconds to the engine).
-            if not self.duration.strip().endswith(("ms", "s", "m", "h")):
-                raise UsageError(f"--duration {safe(self.duration)!r} needs a unit: ms, s, m or h (e.g. 90s, 10m)")
+            if not self.duration.strip().endswith(("ms", "s", "m", "h", "d")):
+                raise UsageError(f"--duration {safe(self.duration)!r} needs a unit: ms, s, m, h or d (e.g. 90s, 10m)")
             parse_duration(self.duration, "--duration")
         return document
 

@@ -152,6 +152,10 @@ def test_a_good_config_trades_on_the_venue_it_launches(tmp_path):
     result = run_cli("trade", "--config", str(config), "--out", str(out), "--duration", "3s")
     assert result.returncode == 0, result.stderr.decode() + (out / "nexus.log").read_text(errors="replace")
     assert (out / "ledger.sqlite").is_file()
+    assert (
+        f"wrote the run's ledger (decisions, orders, fills, equity) to {out / 'ledger.sqlite'}"
+        in result.stderr.decode()
+    )
     accounts = json.loads((out / "venue-accounts.json").read_text())
     assert [(a["name"], a["balance"]) for a in accounts] == [("main", "200.00000000")]
 
@@ -184,3 +188,54 @@ def test_an_engine_refusal_after_the_checks_reads_as_an_apexctl_error(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("apexctl: error: "), lines
+
+
+def test_mainnet_needs_only_the_keys_of_the_accounts_its_slots_use(tmp_path, no_binaries, monkeypatch):
+    """A mainnet config whose one slot trades account `desk` needs BYBIT_API_KEY_DESK, not `main`'s keys: the
+    engine's check names the variables per account, and apexctl does not ask for keys no slot uses."""
+    for variable in ("BYBIT_API_KEY", "BYBIT_API_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("BYBIT_API_KEY_DESK", "k")
+    monkeypatch.setenv("BYBIT_API_SECRET_DESK", "s")
+    config = tmp_path / "nexus.toml"
+    config.write_text(edited('kind = "local"', 'kind = "mainnet"').replace('account = "main"', 'account = "desk"'))
+    line = refused(config, tmp_path / "out", "--i-understand-mainnet")
+    assert f"APEX_NEXUS_BIN={tmp_path / 'no-apex-nexus'} is not an executable file" in line, line
+
+
+@pytest.mark.parametrize(("duration", "needle"), [("7d", None), ("1d", None), ("8d", "longer than"), ("5", "unit")])
+def test_duration_takes_days_up_to_a_week(tmp_path, no_binaries, duration, needle):
+    config = tmp_path / "nexus.toml"
+    config.write_text(BASE)
+    result = run_here("trade", "--config", str(config), "--out", str(tmp_path / "out"), "--duration", duration)
+    assert result.code == 2, result.stderr
+    expected = needle or f"APEX_NEXUS_BIN={tmp_path / 'no-apex-nexus'} is not an executable file"
+    assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_a_venue_that_cannot_be_reached_leaves_no_pid_file_and_closes_the_run(tmp_path):
+    """The engine took the run folder and opened its ledger, then found no venue: it exits 1 and leaves the folder
+    free (no nexus.pid) with its run row closed as `error` (NULL is kept for a crash)."""
+    import socket
+    import sqlite3
+
+    from tests.e2e.test_trade import make_bundle
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bundle = make_bundle(tmp_path, "BTCUSDT", "a", seed=0)
+    config = tmp_path / "nexus.toml"
+    config.write_text(edited('bundle = "bundle"', f"bundle = {json.dumps(str(bundle))}"))
+    ready = tmp_path / "ready.json"
+    urls = {"rest": f"http://127.0.0.1:{port}", "ws_public": f"ws://127.0.0.1:{port}/public"}
+    account = {"name": "main", "api_key": "k" * 18, "api_secret": "s" * 36}
+    ready.write_text(json.dumps({**urls, "ws_private": f"ws://127.0.0.1:{port}/private", "accounts": [account]}))
+    out = tmp_path / "run"
+    result = run_here("trade", "--config", str(config), "--out", str(out), "--venue-ready", str(ready))
+    assert result.code == 1, result.stderr
+    assert not (out / "nexus.pid").exists()
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        assert db.execute("SELECT exit FROM runs").fetchall() == [("error",)]
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE ended_local IS NULL").fetchone() == (0,)

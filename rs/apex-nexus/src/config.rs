@@ -2,7 +2,7 @@
 //! capital, bundle folder, account). Read and checked in full before anything connects; every problem is one line
 //! naming the file and the field.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -279,6 +279,19 @@ fn default_account() -> String {
     "main".into()
 }
 
+/// The environment variables holding `account`'s key pair on Bybit: `main` is `BYBIT_API_KEY`/`BYBIT_API_SECRET`,
+/// any other name `BYBIT_API_KEY_<NAME>`/`BYBIT_API_SECRET_<NAME>` (upper case, `-` as `_`, as shells name
+/// variables).
+#[must_use]
+pub fn key_variables(account: &str) -> (String, String) {
+    if account == "main" {
+        ("BYBIT_API_KEY".to_owned(), "BYBIT_API_SECRET".to_owned())
+    } else {
+        let upper = account.to_ascii_uppercase().replace('-', "_");
+        (format!("BYBIT_API_KEY_{upper}"), format!("BYBIT_API_SECRET_{upper}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -335,7 +348,7 @@ pub struct Config {
     pub slots: Vec<SlotConfig>,
 }
 
-/// Parses "250ms", "5s", "10m", "2h" or a bare number of seconds.
+/// Parses "250ms", "5s", "10m", "2h", "1d" or a bare number of seconds.
 ///
 /// # Errors
 /// A message naming what was expected.
@@ -343,13 +356,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 10m, 1h)"))?;
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 10m, 1h, 1d)"))?;
     let seconds = match unit {
         "ms" => value / 1e3,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
+        "d" => value * 86_400.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h or d)")),
     };
     if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
         return Err(format!("{text:?} must be a positive duration"));
@@ -436,6 +450,8 @@ impl Config {
             None
         };
         let mut names = BTreeSet::new();
+        // Account names are the venue's accounts, and on Bybit the variables their keys are read from.
+        let mut key_owners: BTreeMap<String, String> = BTreeMap::new();
         let mut slots = Vec::new();
         for (i, slot) in raw.slots.into_iter().enumerate() {
             let at = format!("slot[{i}]");
@@ -458,6 +474,19 @@ impl Config {
                 && slot.account.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !valid_account {
                 return Err(format!("{at}.account {:?} must be letters, digits, - or _", slot.account));
+            }
+            let (key_variable, _) = key_variables(&slot.account);
+            match key_owners.get(&key_variable) {
+                Some(other) if *other != slot.account => {
+                    return Err(format!(
+                        "{at}.account {:?} and account {other:?} would both trade with the keys in {key_variable}: \
+                         name accounts apart by more than case, - and _",
+                        slot.account
+                    ));
+                }
+                _ => {
+                    key_owners.insert(key_variable, slot.account.clone());
+                }
             }
             slots.push(SlotConfig {
                 name: slot.name,
@@ -619,6 +648,37 @@ account = "second"
         }
         let missing = Config::read(&dir.join("absent.toml")).unwrap_err().to_string();
         assert!(missing.contains("cannot read"), "{missing}");
+    }
+
+    /// A third slot on `account`, beside GOOD's `main` and `second`.
+    fn with_account(account: &str) -> String {
+        format!(
+            "{GOOD}\n[[slot]]\nname = \"btc-c\"\nsymbol = \"BTCUSDT\"\ncapital = 1\nbundle = \"c\"\naccount = \"{account}\"\n"
+        )
+    }
+
+    #[test]
+    fn accounts_that_would_share_key_variables_are_refused() {
+        let dir = temp("accounts");
+        for (account, variable) in [("SECOND", "BYBIT_API_KEY_SECOND"), ("Second", "BYBIT_API_KEY_SECOND")] {
+            let error = Config::read(&write(&dir, &with_account(account))).unwrap_err().to_string();
+            assert!(error.contains("slot[2].account") && error.contains(variable), "{error}");
+        }
+        let hyphen = with_account("a-b").replace("account = \"second\"", "account = \"a_b\"");
+        let error = Config::read(&write(&dir, &hyphen)).unwrap_err().to_string();
+        assert!(error.contains("BYBIT_API_KEY_A_B"), "{error}");
+        // The same name twice is one account; `MAIN` has its own variables (BYBIT_API_KEY_MAIN), apart from `main`'s.
+        for account in ["second", "MAIN", "third"] {
+            Config::read(&write(&dir, &with_account(account))).unwrap();
+        }
+        assert_eq!(key_variables("main").0, "BYBIT_API_KEY");
+        assert_eq!(key_variables("desk-2").1, "BYBIT_API_SECRET_DESK_2");
+    }
+
+    #[test]
+    fn a_run_of_days_parses() {
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert!(parse_duration("1w").is_err());
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub struct Prepared {
     credentials: BTreeMap<String, Credentials>,
     slots: Vec<LoadedSlot>,
     ledger: Ledger,
-    pid_file: PathBuf,
+    pid_file: PidGuard,
     engine_names: Vec<String>,
     /// (slot, model id) of the bundles found in a slot's folder at start that are not the ledger's champion (a
     /// challenger published before the restart): they join the bench once the Pit Crew starts.
@@ -213,12 +213,7 @@ fn lock(out: &Path) -> Result<PathBuf, NexusError> {
 }
 
 fn env_credentials(account: &str) -> Result<Credentials, NexusError> {
-    let (key_var, secret_var) = if account == "main" {
-        ("BYBIT_API_KEY".to_owned(), "BYBIT_API_SECRET".to_owned())
-    } else {
-        let upper = account.to_ascii_uppercase().replace('-', "_");
-        (format!("BYBIT_API_KEY_{upper}"), format!("BYBIT_API_SECRET_{upper}"))
-    };
+    let (key_var, secret_var) = crate::config::key_variables(account);
     match (std::env::var(&key_var), std::env::var(&secret_var)) {
         (Ok(key), Ok(secret)) if !key.is_empty() && !secret.is_empty() => Ok(Credentials::new(key, secret)),
         _ => Err(NexusError::Keys(format!("account {account}: {key_var} and {secret_var} must both be set"))),
@@ -347,7 +342,7 @@ impl Prepared {
         };
         std::fs::create_dir_all(&options.out)
             .map_err(|e| NexusError::Runtime(format!("{}: {e}", options.out.display())))?;
-        let pid_file = lock(&options.out)?;
+        let pid_file = PidGuard(lock(&options.out)?);
         let ledger = Ledger::open(&options.out.join("ledger.sqlite"), config.venue.kind.as_str(), &config.sha256)?;
         let mut benched = Vec::new();
         for (index, (slot, models)) in slots.iter_mut().enumerate() {
@@ -751,7 +746,7 @@ impl Engine {
             slots,
             metrics,
             summary: Summary { bars: 0, orders: 0, fills: 0, withheld: 0 },
-            _pid: PidGuard(pid_file),
+            _pid: pid_file,
             links: HashMap::new(),
             instance,
             outbox: Vec::new(),

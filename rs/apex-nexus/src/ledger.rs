@@ -369,6 +369,17 @@ pub struct Ledger {
     durability: Durability,
 }
 
+/// A run that ends without `end_run` (a failed start, a refused reconciliation, a runtime error) is closed as
+/// `error`; only a crash leaves its row open.
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        let _ = self.conn.execute(
+            "UPDATE runs SET ended_local = ?1, exit = 'error' WHERE run_id = ?2 AND ended_local IS NULL",
+            params![now_ns(), self.run_id],
+        );
+    }
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger at `path` and starts a run row.
     ///
