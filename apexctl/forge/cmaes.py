@@ -29,7 +29,7 @@ import polars as pl
 
 from apexctl import _core
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import io, ranges
+from apexctl.forge import io, outputs, ranges
 from apexctl.forge import moments as mom
 from apexctl.forge.cluster import Cluster
 from apexctl.forge.io import read_table, sha256_file
@@ -200,7 +200,9 @@ class TargetData:
 
 
 def report_paths(output: Path) -> tuple[Path, Path]:
-    """The fit report and generation log sit next to the DSG: dsg.json -> dsg.report.json, dsg.generations.parquet."""
+    """The fit report and generation log sit next to the DSG: dsg.json -> dsg.report.json, dsg.generations.parquet
+    (so the DSG is a file, not stdout)."""
+    outputs.refuse_stdout(output)
     stem = output.name[: -len(".json")] if output.name.endswith(".json") else output.name
     return output.with_name(f"{stem}.report.json"), output.with_name(f"{stem}.generations.parquet")
 

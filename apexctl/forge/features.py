@@ -63,7 +63,7 @@ from apexctl.errors import DataError, InputError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.durations import HOUR, MINUTE, parse_duration
 from apexctl.forge.feedback import note
-from apexctl.forge.io import Table, read_tables, write_table
+from apexctl.forge.io import Table, read_tables, refuse_same_data, write_table
 from apexctl.forge.table_checks import utc_text
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
@@ -450,7 +450,9 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
 def run(paths: Sequence[str], output: str, config: FeatureConfig) -> pl.DataFrame:
     """Reads the inputs, computes the features and writes them atomically to `output` (`-` = stdout)."""
     tables = read_tables(paths, [BOOK, TRADES, BARS])
+    digests: dict[str, str] = {}
     for table in tables:
+        refuse_same_data(digests, table.source, table.sha256)
         if table.frame.is_empty():
             raise InputError(f"{safe(table.source)}: the '{table.schema_name}' table has no rows; nothing to compute")
     frame = compute(gather(tables), config)

@@ -16,7 +16,7 @@ from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
-from apexctl.forge.io import STDIO, describe, existing_file, sha256_bytes, sha256_file, write_table
+from apexctl.forge.io import STDIO, describe, existing_file, refuse_same_data, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
 from apexctl.forge.table_checks import check_timestamps
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
@@ -95,13 +95,7 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
         for path in config.paths:
             bar.advance(0, f"reading {Path(path).name if path != STDIO else 'stdin'}")
             parsed, digest = _read_input(path, config.symbol, bar.advance)
-            # The same data twice would count every trade twice (volume, trade counts) and replay the book twice.
-            repeat = next((name for name, seen in inputs.items() if seen == digest), None)
-            if repeat is not None:
-                raise UsageError(
-                    f"{describe(path)}: the same data as {repeat} (sha256 {digest[:12]}); give each input once"
-                )
-            inputs[describe(path)] = digest
+            refuse_same_data(inputs, describe(path), digest)
             held = [k for k in TABLE_KINDS if getattr(parsed, k) is not None]
             if not held:
                 raise InputError(f"{describe(path)}: holds no order-book or public-trade rows")

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from apexctl import __version__, signals
 from apexctl.console import safe
-from apexctl.errors import InputError, SchemaError
+from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge.outputs import umask, written_path
 from apexctl.forge.table_checks import check_timestamps
 from apexctl.schemas.tables import TableSchema
@@ -70,6 +70,16 @@ def describe(path: str | Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def refuse_same_data(seen: dict[str, str], name: str, digest: str) -> None:
+    """UsageError when input `name` holds the same bytes (sha256 `digest`) as one already read; `seen` (name ->
+    digest) gains it. The same data twice, by one path given twice or a copy, would be counted twice: every trade's
+    volume and count, every book message replayed."""
+    repeat = next((other for other, known in seen.items() if known == digest), None)
+    if repeat is not None:
+        raise UsageError(f"{safe(name)}: the same data as {safe(repeat)} (sha256 {digest[:12]}); give each input once")
+    seen[name] = digest
 
 
 def sha256_file(path: str | Path) -> str:

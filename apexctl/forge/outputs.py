@@ -107,6 +107,31 @@ def _writable_ancestor(path: Path, option: str) -> None:
         raise UsageError(f"{option} {path}: cannot create files in {ancestor} ({reason})") from None
 
 
+def refuse_stdout(output: str | Path, option: str = "-o") -> None:
+    """UsageError for `-` where files are written beside the output (a report, a log): stdout has no folder."""
+    if str(output) == STDIO:
+        raise UsageError(f"{option} must be a file path, not '-' (stdout): files are written beside it")
+
+
+def _check_apart(outputs: Sequence[OutFile | OutFolder], option: str) -> None:
+    """A folder cannot go to stdout, and no output may lie inside a folder output written as a whole: publishing
+    the folder would replace it."""
+    for output in outputs:
+        if isinstance(output, OutFolder) and str(output.path) == STDIO:
+            raise UsageError(f"{option} -: this output is a folder and cannot go to stdout; give a folder path")
+    folders = [o for o in outputs if isinstance(o, OutFolder) and not o.keep]
+    for output in outputs:
+        if str(output.path) == STDIO:
+            continue
+        real = Path(output.path).resolve()
+        outer = next((f for f in folders if f is not output and _within(real, Path(f.path).resolve())), None)
+        if outer is not None:
+            raise UsageError(
+                f"{option} {output.path}: is inside {outer.path}, which is replaced as a whole when it is written; "
+                "give a path outside it"
+            )
+
+
 def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | None], option: str = "-o") -> None:
     """Raises UsageError (one line naming the path) when an output cannot be written or would destroy an input.
 
@@ -116,6 +141,7 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
     sources = [Path(p) for p in inputs if p is not None and str(p) != STDIO]
     resolved = [p.resolve() for p in sources]
     identities = {i for i in (_identity(p) for p in sources) if i is not None}
+    _check_apart(outputs, option)
     for output in outputs:
         if str(output.path) == STDIO:
             continue
@@ -281,5 +307,7 @@ def staged_folder(
 
 def report_beside(output: str | Path) -> str:
     """The report written next to a model or document: its suffix replaced by .report.json (model.pt ->
-    model.report.json), as `train maml`, `train iel` and `chimera` name theirs."""
+    model.report.json), as `train maml`, `train iel` and `chimera` name theirs. UsageError for `-`: stdout has no
+    beside."""
+    refuse_stdout(output)
     return str(Path(output).with_suffix(".report.json"))

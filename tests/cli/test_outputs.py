@@ -1,11 +1,15 @@
-"""Outputs behind symbolic links: a file or folder output that is a link is written through to its target (as a
-shell's `>` does); the link itself stays a link, so `-o /dev/stdout` never replaces the system's link."""
+"""Where outputs may go. Behind symbolic links: a file or folder output that is a link is written through to its
+target (as a shell's `>` does); the link itself stays a link, so `-o /dev/stdout` never replaces the system's link.
+Not inside another output that is replaced as a whole, not to stdout where files are written beside it, and the
+same input data is not read twice."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import polars as pl
+import pytest
 
 from apexctl.forge import io, outputs
 from tests.conftest import run_here
@@ -49,3 +53,55 @@ def test_written_path_follows_a_chain_of_links_and_leaves_plain_paths_alone(tmp_
     assert end.read_bytes() == b"{}"
     assert os.path.islink(tmp_path / "first.json")
     assert os.path.islink(tmp_path / "middle.json")
+
+
+def test_an_output_inside_a_folder_output_is_refused(tiny, tmp_path):
+    """judge's -o inside its --report folder: the folder is published by a rename over it, so the -o document
+    written just before would be lost while the run said it wrote it."""
+    report = tmp_path / "report"
+    for earlier in (False, True):
+        if earlier:
+            assert run_here("judge", str(tiny.ledger), "-o", "-", "--report", str(report)).code == 0
+        before = sorted(p.name for p in report.iterdir()) if earlier else None
+        ran = run_here("judge", str(tiny.ledger), "-o", str(report / "copy.json"), "--report", str(report))
+        assert ran.code == 2, ran.stderr
+        assert f"{report / 'copy.json'}: is inside {report}, which is replaced as a whole" in ran.stderr
+        assert (sorted(p.name for p in report.iterdir()) if earlier else None) == before
+        assert report.exists() == earlier
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("simulate", "--hours", "0.02"),
+        ("train", "iel", "--episodes", "4", "--envs", "2", "--eval-episodes", "2"),
+        ("chimera", "--target", "{data}", "--budget", "2", "--popsize", "2", "--hours", "0.02"),
+        ("train", "maml", "--features", "{features}"),
+    ],
+    ids=["simulate", "train-iel", "chimera", "train-maml"],
+)
+def test_stdout_is_refused_where_the_output_is_a_folder_or_has_files_beside_it(tiny, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    args = tuple(a.format(data=tiny.data, features=tiny.features) for a in args)
+    ran = run_here(*args, "-o", "-")
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert "-o" in ran.stderr
+    assert "stdout" in ran.stderr or "file path" in ran.stderr, ran.stderr
+    assert ran.stdout == b""
+    assert list(tmp_path.iterdir()) == [], "nothing written (no file or folder named '-', no report beside it)"
+
+
+def test_the_same_input_data_twice_is_refused(tiny, tmp_path):
+    """The same trades twice would double every bar's volume and trade count: by one path given twice or a copy."""
+    trades = tiny.data / "trades.parquet"
+    copy = tmp_path / "copy.parquet"
+    shutil.copyfile(trades, copy)
+    for second in (trades, copy):
+        ran = run_here("features", str(trades), str(second), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+        assert ran.code == 2, ran.stderr
+        assert f"{second}: the same data as {trades}" in ran.stderr
+        assert "give each input once" in ran.stderr
+    assert not (tmp_path / "f.parquet").exists()
+    ran = run_here("features", str(trades), str(tiny.data / "book.parquet"), "--grain", "1m", "-o", "-")
+    assert ran.code == 0, ran.stderr
