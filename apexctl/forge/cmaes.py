@@ -34,6 +34,7 @@ from apexctl.forge import moments as mom
 from apexctl.forge.cluster import Cluster
 from apexctl.forge.io import read_table, sha256_file
 from apexctl.forge.sim import DEFAULT_CADENCE_MS, DEFAULT_DEPTH, INSTRUMENTS
+from apexctl.forge.table_checks import check_market_values
 from apexctl.schemas.chimera import REPORT_SCHEMA, REPORT_VERSION, ChimeraReport
 from apexctl.schemas.tables import BARS, BOOK, CHIMERA_GENERATIONS, TRADES
 
@@ -225,6 +226,12 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
     book_table = read_table(paths["book"], BOOK)
     book = book_table.frame
     bars = read_table(paths["bars"], BARS).frame if paths["bars"].exists() else None
+    # The statistics are computed here, in Python: a NaN or negative price would pass into them unnoticed.
+    check_market_values(trades, str(paths["trades"]), {"price": False, "size": False})
+    check_market_values(book, str(paths["book"]), {"price": False, "size": True})
+    if bars is not None:
+        ohlcv = {"open": False, "high": False, "low": False, "close": False, "volume": True}
+        check_market_values(bars, str(paths["bars"]), ohlcv)
     chosen = mom.pick_symbol(trades, book, symbol)
     # A book recorded at depth 1 cannot show the depth over 5 levels: those moments are NaN, left out of the fit.
     depth = mom.recorded_depth(book.filter(pl.col("symbol") == chosen), book_table.metadata, config)
@@ -234,13 +241,22 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
             f"--target {directory}: symbol {chosen} has no simulator preset (known: {', '.join(INSTRUMENTS)}); "
             "pick one with --symbol"
         )
-    ts = book.filter(pl.col("symbol") == chosen)["ts"]
-    span_hours = (int(ts.max()) - int(ts.min())) / 3.6e12 if len(ts) else 0.0
+
+    def hours(frame: pl.DataFrame) -> float:
+        ts = frame.filter(pl.col("symbol") == chosen)["ts"]
+        return (int(ts.max()) - int(ts.min())) / 3.6e12 if len(ts) else 0.0
+
+    span_hours, trade_hours = hours(book), hours(trades)
     count = trades.filter(pl.col("symbol") == chosen).height
-    if count < 50 or span_hours < 1 / 12:
+    if count < 50 or trade_hours < 1 / 12:
         raise InputError(
-            f"--target {directory}: too little data for {chosen} ({count} trades over {span_hours * 60:.1f} "
+            f"--target {directory}: too little data for {chosen} ({count} trades over {trade_hours * 60:.1f} "
             "minutes); give at least 5 minutes and 50 trades"
+        )
+    if span_hours < 1 / 12:
+        raise InputError(
+            f"--target {directory}: too little data for {chosen} (book.parquet covers {span_hours * 60:.1f} "
+            "minutes); give at least 5 minutes of order book"
         )
     usable = {k: v for k, v in target.items() if np.isfinite(v)}
     if len(usable) < 5:

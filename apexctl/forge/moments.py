@@ -90,6 +90,8 @@ def autocorrelation(x: np.ndarray, lag: int) -> float:
         return float("nan")
     finite = np.isfinite(x)
     mean = x[finite].mean() if finite.any() else np.nan
+    if not finite.any():
+        return float("nan")
     d = np.where(finite, x - mean, np.nan)
     var = np.nanmean(d * d)
     if not np.isfinite(var) or var <= 0:

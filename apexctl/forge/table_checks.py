@@ -1,4 +1,5 @@
-"""Checks of the rows of tables that their column types cannot express: timestamps in a sane window.
+"""Checks of the rows of tables that their column types cannot express: timestamps in a sane window, prices and
+sizes finite and positive.
 
 A table whose `ts` holds -1 or 2^62 has the right types, and one such row makes a bar grid span decades (gigabytes
 allocated in Rust). `io.read_table` refuses such a file here, naming the row, the value and the accepted window;
@@ -53,3 +54,17 @@ def check_timestamps(frame: pl.DataFrame, source: str, column: str = "ts", *, ma
         f"{safe(source)}: column '{column}' row {row}{others}: {value} ns is {utc_text(value)}{unit_hint(value)}, "
         f"outside the accepted window {window} ('{column}' is UTC nanoseconds since the epoch)"
     )
+
+
+def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, bool]) -> None:
+    """DataError naming `source`, the first bad row and its value unless each of `columns` holds finite positive
+    numbers (finite and >= 0 where `columns[name]` allows zero: a book delta's size 0 removes its level). The Rust
+    kernels refuse such rows too, but some readers (chimera's target statistics) compute in Python first."""
+    for column, zero_ok in columns.items():
+        values = frame[column].cast(pl.Float64)
+        ok = values >= 0.0 if zero_ok else values > 0.0
+        bad = (values.is_null() | ~(values.is_finite() & ok)).fill_null(True)
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            expected = "a finite number >= 0" if zero_ok else "a finite positive number"
+            raise DataError(f"{safe(source)}: row {row}: column '{column}' holds {values[row]}, expected {expected}")

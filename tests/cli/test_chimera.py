@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import DataError, InputError, UsageError
 from apexctl.forge import io
 from apexctl.forge.cmaes import ChimeraConfig, Param, dsg_document, dsg_params, fit
 from apexctl.forge.fetch import fetch_sim
@@ -111,6 +111,36 @@ def test_user_mistakes_are_one_line_errors(hidden_market, tmp_path):
     result = run_cli("chimera", "--target", str(tmp_path / "nowhere"), "--budget", "99", "-o", str(tmp_path / "x.json"))
     assert result.returncode == 2
     assert b"not a folder" in result.stderr
+
+
+def test_a_target_with_bad_values_or_a_short_book_is_refused_naming_the_file(hidden_market, tmp_path):
+    """chimera computes the target's statistics in Python: a NaN or negative price must stop it as it stops
+    `features`, naming the file, the row and the column; a book shorter than the trades is named as the short one."""
+    cases = {
+        "trades": ("price", float("nan"), "expected a finite positive number"),
+        "book": ("price", -1.0, "expected a finite positive number"),
+    }
+    for table, (column, value, expected) in cases.items():
+        target = tmp_path / f"bad-{table}"
+        target.mkdir()
+        for name, schema in (("trades", TRADES), ("book", BOOK)):
+            frame = io.read_table(hidden_market / f"{name}.parquet", schema).frame
+            if name == table:
+                frame = frame.with_columns(
+                    pl.when(pl.int_range(pl.len()) == 5).then(value).otherwise(pl.col(column)).alias(column)
+                )
+            io.write_table(frame, target / f"{name}.parquet", schema=schema, producer="test")
+        with pytest.raises(DataError) as error:
+            fit(_config(target, tmp_path / "x.json"))
+        assert str(error.value).startswith(f"{target / (table + '.parquet')}: row 5: column '{column}' holds ")
+        assert expected in str(error.value)
+    short = tmp_path / "short-book"
+    short.mkdir()
+    (short / "trades.parquet").write_bytes((hidden_market / "trades.parquet").read_bytes())
+    book = io.read_table(hidden_market / "book.parquet", BOOK).frame
+    io.write_table(book.head(1), short / "book.parquet", schema=BOOK, producer="test")
+    with pytest.raises(InputError, match=r"book\.parquet covers 0\.0 minutes"):
+        fit(_config(short, tmp_path / "x.json"))
 
 
 def test_normalized_coordinates_round_trip_and_respect_bounds():
