@@ -100,3 +100,15 @@ def vmd_modes(help: str) -> Any:
 def vmd_window(help: str) -> Any:
     """--vmd-window: the VMD window of the bar features, in bars."""
     return ranged(ranges.VMD_WINDOW, "--vmd-window", help=help)
+
+
+def given(ctx: typer.Context, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The options of this command given on the command line (not defaulted), as spelled in --help (`--pop`),
+    except the parameters named in `exclude`."""
+    # Compared by name: typer carries its own copy of click, whose enum is not `click`'s.
+    return [
+        max(param.opts, key=len)
+        for param in ctx.command.params
+        if param.name not in exclude
+        and getattr(ctx.get_parameter_source(param.name or ""), "name", None) == "COMMANDLINE"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,12 @@ from apexctl.forge.evolve import (
 DEFAULT_GENS = 10
 
 
+#: What `--resume` takes besides the run folder: the rest are the checkpoint's settings.
+RESUME_OPTIONS = ("resume", "gens", "features", "ray")
+
+
 def evolve_command(
+    ctx: typer.Context,
     output: Annotated[
         Path,
         _options.output(
@@ -178,7 +184,8 @@ def evolve_command(
             "--resume",
             help="Continue the run checkpointed in OUT/checkpoint/ (its settings and data) exactly as if it had "
             "not stopped. --gens raises the total (more than the generations already run); --features gives the "
-            "same table at another path (needed when the run read stdin).",
+            "same table at another path (needed when the run read stdin); --ray runs it on another cluster (same "
+            "results). Any other option is refused: the run keeps the settings it started with.",
         ),
     ] = False,
     ray: Annotated[
@@ -190,7 +197,15 @@ def evolve_command(
     inputs = [features, seed_dna, causal, None if dsg == "default" else dsg]
     outputs.check([outputs.OutFolder(output, keep=resume, hint="add --resume to continue its run")], inputs)
     if resume:
+        ignored = _options.given(ctx, exclude=("output", *RESUME_OPTIONS))
+        if ignored:
+            raise UsageError(
+                f"--resume continues {output} with the settings it started with: drop {', '.join(ignored)} (only "
+                "--gens, --features and --ray may be given)"
+            )
         config = load_checkpoint_config(output, gens, features)
+        if ray is not None:
+            config = dataclasses.replace(config, ray=ray)
         outputs.check([outputs.OutFolder(output, keep=True)], [config.features, config.seed_dna, config.causal])
     else:
         if features is None:

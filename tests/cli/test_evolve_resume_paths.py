@@ -116,5 +116,19 @@ def test_resume_refuses_gens_not_above_the_generations_already_run(table, tmp_pa
     assert state(out)["generation"] == 3
 
 
+def test_resume_refuses_settings_it_would_ignore(table, tmp_path):
+    """A resumed run keeps the settings it started with: --pop 16 or --seed 4 given with --resume would otherwise
+    be dropped without a word, the run going on at pop 8."""
+    out = tmp_path / "run"
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "1", "-o", str(out)).code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", "2", "--pop", "16", "--seed", "4", "-o", str(out))))
+    assert line == (
+        f"apexctl: error: --resume continues {out} with the settings it started with: drop --pop, --seed (only "
+        "--gens, --features and --ray may be given)"
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before, "nothing was republished"
+
+
 def _ran(ran) -> tuple[int, str]:
     return ran.code, ran.stderr
