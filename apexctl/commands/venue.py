@@ -27,8 +27,9 @@ def venue(
         Path | None,
         typer.Option(
             "--accounts",
-            help='Accounts file: JSON array of {"name", "api_key", "api_secret", "balance"?, "latency_ms"?}. '
-            "Without it one account is generated and printed.",
+            help='Accounts file: JSON array of {"name", "api_key", "api_secret", "balance"?, "latency_ms"?}: '
+            'balance in USDT ("2500.5" or 2500.5, default 10000), latency_ms the order-entry delay in simulated ms '
+            "(0 to 10000, default 5). Without it one account is generated and printed.",
         ),
     ] = None,
     faults: Annotated[

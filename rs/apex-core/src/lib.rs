@@ -6,6 +6,7 @@ pub mod params;
 mod scale;
 mod side;
 mod table;
+pub mod text;
 pub mod timing;
 mod xorshift;
 

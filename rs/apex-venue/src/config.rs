@@ -26,8 +26,8 @@ pub struct AccountSpec {
     pub name: String,
     pub api_key: String,
     pub api_secret: String,
-    /// Starting wallet balance in USDT, a decimal string (default 10000).
-    #[serde(default = "default_balance")]
+    /// Starting wallet balance in USDT, a decimal string (default 10000); the file may give a JSON number.
+    #[serde(default = "default_balance", deserialize_with = "decimal_text")]
     pub balance: String,
     /// Simulated milliseconds between a request's arrival at the venue and its arrival at the matching engine.
     #[serde(default = "default_latency")]
@@ -36,6 +36,31 @@ pub struct AccountSpec {
 
 fn default_balance() -> String {
     DEFAULT_BALANCE.to_owned()
+}
+
+/// A decimal as its text: a JSON string as written, or a JSON number (`1000`, `2500.5`) as Rust prints it (the
+/// shortest text that reads back as the same number), so both spellings of a balance are checked the same way.
+fn decimal_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct DecimalText;
+    impl serde::de::Visitor<'_> for DecimalText {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a decimal number, as a string (\"2500.5\") or a number")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+            Ok(text.to_owned())
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+    }
+    deserializer.deserialize_any(DecimalText)
 }
 
 fn default_latency() -> f64 {

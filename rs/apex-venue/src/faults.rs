@@ -82,7 +82,8 @@ impl FaultPlan {
     pub fn read(path: &Path) -> Result<FaultPlan, VenueError> {
         let bad = |what: String| VenueError::Input(format!("{}: {what}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let plan: FaultPlan = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+        let plan: FaultPlan =
+            toml::from_str(&text).map_err(|e| bad(apex_core::text::at_line(&text, e.span(), e.message())))?;
         plan.validate().map_err(bad)?;
         Ok(plan)
     }

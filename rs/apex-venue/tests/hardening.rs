@@ -305,6 +305,18 @@ fn balances_and_reject_codes_say_what_is_wrong() {
     std::fs::write(&accounts, r#"[{"name":"a","api_key":"k","api_secret":"s","balance":"92233720368.54775807"}]"#)
         .unwrap();
     assert!(read_accounts(&accounts).is_ok(), "the largest balance is accepted");
+    // A JSON number is read as the decimal it spells, and checked the same way.
+    for (number, balance) in [("1000", "1000"), ("2500.5", "2500.5"), ("0", "0")] {
+        let text = format!(r#"[{{"name":"a","api_key":"k","api_secret":"s","balance":{number}}}]"#);
+        std::fs::write(&accounts, text).unwrap();
+        assert_eq!(read_accounts(&accounts).unwrap()[0].balance, balance);
+    }
+    for (number, reason) in [("-5", "balance '-5' is negative"), ("true", "a decimal number, as a string")] {
+        let text = format!(r#"[{{"name":"a","api_key":"k","api_secret":"s","balance":{number}}}]"#);
+        std::fs::write(&accounts, text).unwrap();
+        let message = read_accounts(&accounts).unwrap_err().to_string();
+        assert!(message.contains(reason), "{number}: {message}");
+    }
 
     let plan = dir.join("faults.toml");
     std::fs::write(&plan, "[reject]\nprobability = 1.0\nret_code = 0\n").unwrap();
@@ -312,6 +324,11 @@ fn balances_and_reject_codes_say_what_is_wrong() {
     assert!(message.contains("[reject] ret_code must be a Bybit error code"), "{message}");
     std::fs::write(&plan, "[reject]\nprobability = 1.0\nret_code = 10006\n").unwrap();
     assert!(FaultPlan::read(&plan).is_ok());
+    // A value of the wrong type is named by its line (the parser's message alone does not say which field).
+    std::fs::write(&plan, "[reject]\nprobability = 1.0\nret_code = \"abc\"\n").unwrap();
+    let message = FaultPlan::read(&plan).unwrap_err().to_string();
+    assert!(message.contains("faults.toml: line 3: invalid type: string \"abc\""), "{message}");
+    assert!(!message.contains('\n'), "{message}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
