@@ -482,7 +482,7 @@ def fit(
     if config.init is not None:
         from apexctl.forge.sim import load_dsg
 
-        init_text = load_dsg(config.init)[1]
+        init_text = load_dsg(config.init, "omit --init to start from the built-in DSG")[1]
     space = search_space(config, dsg_vector(init_text or _core.dsg_normalize(None)))
 
     phase("reading the target market")

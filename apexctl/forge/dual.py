@@ -46,7 +46,7 @@ def dsg_text(dsg: str | Path | None) -> str | None:
         except _core.DataError as exc:
             raise InputError(f"DSG document: {exc}") from exc
         return dsg
-    text, _ = load_dsg(str(dsg))
+    text, _ = load_dsg(str(dsg), "--dsg default uses the built-in DSG")
     return text
 
 

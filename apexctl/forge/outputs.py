@@ -152,7 +152,10 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
             if str(output.path).endswith(os.sep) or path.is_dir():
                 raise UsageError(f"{option} {path}: is a folder; give a file name")
             if path.exists() and not stat.S_ISREG(path.stat().st_mode):
-                raise UsageError(f"{option} {path}: exists and is not a regular file (use '-' for stdout)")
+                raise UsageError(
+                    f"{option} {path}: exists and is not a regular file (a device or a pipe); give a file path, or "
+                    "'-' where the command writes to stdout"
+                )
             if real in resolved or (_identity(path) is not None and _identity(path) in identities):
                 raise UsageError(f"{option} {path}: is also an input of this command; writing it would destroy it")
             continue

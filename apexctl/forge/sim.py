@@ -42,12 +42,13 @@ STRATEGIES = tuple(name for name, _ in _core.sim_strategies())
 DSG_MAX_BYTES = 1 << 20
 
 
-def load_dsg(path: str | None) -> tuple[str | None, str]:
-    """The DSG document text (None = the default DSG) and its normalized JSON; errors name the file."""
+def load_dsg(path: str | None, default: str = "omit --dsg to use the built-in DSG") -> tuple[str | None, str]:
+    """The DSG document text (None = the default DSG) and its normalized JSON; errors name the file. `default`
+    says how the command's user gets the built-in DSG instead."""
     if path is None:
         return None, _core.dsg_normalize(None)
     if str(path) != "-" and not Path(path).exists():
-        raise InputError(f"{safe(path)}: no such DSG file (omit --dsg to use the built-in DSG)")
+        raise InputError(f"{safe(path)}: no such DSG file ({default})")
     what = "a DSG document (apex.dsg JSON)"
     data = read_bounded(path, what, DSG_MAX_BYTES)
     parse_json(data, describe(path), what)  # strict first: the Rust reader would let a repeated key's last value win

@@ -285,3 +285,24 @@ def test_bar_turnover_is_the_sum_of_price_times_size_per_bar(bar_seconds):
     assert joined.height == round(0.1 * 3600 / bar_seconds)
     assert (joined["turnover"] > 0).sum() > joined.height // 2
     np.testing.assert_allclose(joined["turnover"], joined["turnover_old"], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["simulate", "--dsg", "{missing}"], "omit --dsg to use the built-in DSG"),
+        (["evolve", "--features", "{features}", "--dsg", "{missing}"], "--dsg default uses the built-in DSG"),
+        (["chimera", "--target", "{data}", "--init", "{missing}"], "omit --init to start from the built-in DSG"),
+    ],
+    ids=["simulate", "evolve", "chimera"],
+)
+def test_a_missing_dsg_file_says_how_that_command_gets_the_built_in_one(tiny, tmp_path, args, hint):
+    """Omitting evolve's --dsg turns dual fitness off rather than using the built-in DSG, and chimera's option is
+    --init: each command's hint is its own."""
+    from tests.conftest import run_here
+
+    missing = tmp_path / "nope.json"
+    filled = [a.format(missing=missing, features=tiny.features, data=tiny.data) for a in args]
+    ran = run_here(*filled, "-o", str(tmp_path / "out"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.strip().endswith(f"{missing}: no such DSG file ({hint})"), ran.stderr
