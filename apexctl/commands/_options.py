@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from apexctl.console import say
 from apexctl.forge import ranges
 from apexctl.forge.ranges import FloatRange, IntRange
 
@@ -112,3 +113,11 @@ def given(ctx: typer.Context, exclude: tuple[str, ...] = ()) -> list[str]:
         if param.name not in exclude
         and getattr(ctx.get_parameter_source(param.name or ""), "name", None) == "COMMANDLINE"
     ]
+
+
+def only_with(ctx: typer.Context, needed: str, present: bool, dependents: tuple[str, ...]) -> None:
+    """A note on stderr when options that only act with `needed` (their help says "With NEEDED:") were given
+    without it: they are ignored, and the user is told so rather than left to wonder."""
+    ignored = [option for option in given(ctx) if option in dependents] if not present else []
+    if ignored:
+        say(("note:", "yellow"), f" {', '.join(ignored)}: only used with {needed}, which is not given; ignored")

@@ -210,6 +210,7 @@ def evolve_command(
     else:
         if features is None:
             raise UsageError("--features is required (unless --resume continues a checkpointed run)")
+        _options.only_with(ctx, "--dsg", dsg is not None, ("--sim-seeds", "--sim-hours", "--sim-symbol"))
         config = _options.config_from(
             EvolveConfig,
             locals(),

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from apexctl.commands import _options
-from apexctl.console import err, wrote
+from apexctl.console import err, say, wrote
 from apexctl.forge import outputs, ranges
 from apexctl.forge.sim import (
     INSTRUMENTS,
@@ -23,6 +23,7 @@ from apexctl.forge.sim import (
 
 
 def simulate(
+    ctx: typer.Context,
     output: Annotated[
         Path,
         _options.output(
@@ -75,6 +76,9 @@ def simulate(
 ) -> None:
     """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
     outputs.check([outputs.OutFolder(output, replace=force)], [dsg, tree])
+    _options.only_with(ctx, "--tree", tree is not None, ("--rv-bars", "--vmd-modes", "--vmd-window"))
+    if tree is not None and "--strategy" in _options.given(ctx):
+        say(("note:", "yellow"), " --strategy is ignored: --tree trades the tree instead")
     symbol = check_symbol(symbol)
     config = _options.config_from(StrategySim, locals(), dsg_path=dsg)
     frames, summary = simulate_strategy(config)

@@ -306,3 +306,33 @@ def test_a_missing_dsg_file_says_how_that_command_gets_the_built_in_one(tiny, tm
     ran = run_here(*filled, "-o", str(tmp_path / "out"))
     assert ran.code == 2, ran.stderr
     assert ran.stderr.strip().endswith(f"{missing}: no such DSG file ({hint})"), ran.stderr
+
+
+def test_options_that_act_only_with_another_are_noted_when_ignored(tiny, tmp_path):
+    """`--rv-bars` without `--tree`, `--strategy` beside `--tree`, `--sim-seeds` without `--dsg`: the run goes on
+    (the option changes nothing) and says so, instead of ignoring it without a word."""
+    from tests.conftest import run_here
+
+    cases = [
+        (
+            ["simulate", "--hours", "0.02", "--rv-bars", "5"],
+            "note: --rv-bars: only used with --tree, which is not given",
+        ),
+        (
+            ["simulate", "--hours", "0.02", "--tree", str(tiny.tree), "--strategy", "buy_and_hold"],
+            "note: --strategy is ignored: --tree trades the tree instead",
+        ),
+        (
+            ["evolve", "--features", str(tiny.features), "--pop", "8", "--gens", "1", "--sim-seeds", "3"],
+            "note: --sim-seeds: only used with --dsg, which is not given; ignored",
+        ),
+    ]
+    for number, (args, note) in enumerate(cases):
+        ran = run_here(*args, "-o", str(tmp_path / str(number)))
+        assert ran.code == 0, ran.stderr
+        assert note in ran.stderr, ran.stderr
+    quiet = run_here(
+        "simulate", "--hours", "0.02", "--tree", str(tiny.tree), "--rv-bars", "5", "-o", str(tmp_path / "q")
+    )
+    assert quiet.code == 0, quiet.stderr
+    assert "note:" not in quiet.stderr
