@@ -10,7 +10,6 @@ the published one (`_core.bundle_check`). The staging folder is renamed into pla
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,6 @@ GP_FILE = "signal.gp.json"
 GP_MODEL = "signal"
 #: The network slots of a bundle: the `apexctl train` task each must come from (the checkpoint's card says it).
 ROLES = ("maml", "iel")
-#: A symbol as the live engine spells it (its config check, apex-nexus).
-SYMBOL = re.compile(r"[A-Z0-9]+")
 #: Largest hall-of-fame index read (20 entries are a few kB; a hall of thousands stays well under this).
 INDEX_MAX_BYTES = 64 << 20
 
@@ -96,7 +93,7 @@ class ExportConfig:
         if self.hall_of_fame is None and not self.symbol:
             raise UsageError("--symbol is required when there is no --hall-of-fame to take it from")
         if self.symbol is not None:
-            check_symbol(self.symbol, "--symbol")
+            ranges.check_symbol_name(self.symbol, "--symbol")
         inside = next((p for p in self.output.absolute().parents if (p / MANIFEST).is_file()), None)
         if inside is not None:
             raise UsageError(
@@ -105,16 +102,6 @@ class ExportConfig:
             )
         inputs = [self.hall_of_fame, self.maml, self.iel]
         outputs.check([outputs.OutFolder(self.output, replace=self.force)], inputs)
-
-
-def check_symbol(symbol: str, where: str) -> None:
-    """A bundle's symbol as the live engine trades it (upper-case letters and digits, e.g. BTCUSDT): the engine
-    refuses any other, and compares it with the slot's to the letter."""
-    if not SYMBOL.fullmatch(symbol):
-        raise UsageError(
-            f"{where}: {safe(symbol)!r} is not a symbol the live engine trades: upper-case letters and "
-            "digits, e.g. BTCUSDT"
-        )
 
 
 @dataclass
@@ -344,7 +331,7 @@ def export(config: ExportConfig) -> ExportResult:
             models.append(gp)
             training.update(hashes)
             symbol = symbol or str(index.get("symbol", ""))
-            check_symbol(symbol, f"{config.hall_of_fame / 'index.json'}: symbol (or give --symbol)")
+            ranges.check_symbol_name(symbol, f"{config.hall_of_fame / 'index.json'}: symbol (or give --symbol)")
         for name, checkpoint in (("maml", config.maml), ("iel", config.iel)):
             if checkpoint is not None:
                 model, diff, hashes = onnx_model(name, checkpoint, staging)
@@ -383,7 +370,7 @@ def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool 
                 f"{bundle}: no GP model named {GP_MODEL!r}: the live engine trades a bundle's GP signal "
                 "(export it with --hall-of-fame)"
             )
-        check_symbol(str(manifest.get("symbol", "")), f"{bundle}: symbol")
+        ranges.check_symbol_name(str(manifest.get("symbol", "")), f"{bundle}: symbol")
     for model in manifest["models"]:
         if model["name"] in ROLES:
             task = model.get("info", {}).get("task", "unknown")

@@ -13,7 +13,7 @@ import polars as pl
 
 from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import bybit_api, outputs
+from apexctl.forge import bybit_api, outputs, ranges
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import STDIO, describe, existing_file, refuse_same_data, sha256_bytes, sha256_file, write_table
@@ -81,6 +81,8 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
     """Reads every input, checks they hold one table kind, writes it sorted by time; returns (kind, rows)."""
     if not config.paths:
         raise UsageError("fetch --source file needs at least one PATH (a trade CSV, an ob .data.zip, or '-')")
+    if config.symbol is not None:
+        config.symbol = ranges.check_symbol_name(config.symbol.strip().upper(), "--symbol")
     if sum(1 for p in config.paths if p == STDIO) > 1:
         raise UsageError("stdin ('-') can be given only once")
     if config.output != STDIO and Path(config.output).is_dir():

@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from apexctl import _core
+from apexctl.console import safe
 from apexctl.errors import UsageError
+
+#: A symbol as Bybit and the live engine spell it: upper-case letters and digits (BTCUSDT).
+SYMBOL = re.compile(r"[A-Z0-9]+")
+
+
+def check_symbol_name(symbol: str, where: str) -> str:
+    """`symbol` unless it is not spelled as Bybit and the live engine spell one (the engine refuses any other, and
+    compares a bundle's with its slot's to the letter): UsageError naming `where`."""
+    if not SYMBOL.fullmatch(symbol):
+        raise UsageError(
+            f"{where}: {safe(symbol)!r} is not a symbol the live engine trades: upper-case letters and digits, "
+            "e.g. BTCUSDT"
+        )
+    return symbol
+
 
 #: Largest seed: NumPy's legacy seeding, LightGBM and pycma take 32-bit seeds, so every command takes 0..2^32-1.
 SEED_MAX = 2**32 - 1

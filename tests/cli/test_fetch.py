@@ -276,3 +276,17 @@ def test_the_same_input_twice_is_refused_and_overlapping_trade_files_keep_each_t
     assert result.returncode == 0, result.stderr.decode()
     assert "dropped 2 trades repeated across the inputs" in result.stderr.decode()
     assert read_table(out, TRADES).frame["trade_id"].to_list() == ["a1", "a2", "a3"]
+
+
+def test_a_symbol_outside_bybits_spelling_is_refused_and_lower_case_is_raised(tiny, tmp_path):
+    """A spot CSV holds no symbol: --symbol names it, and every later stage (and the live engine) expects Bybit's
+    spelling, so 'bad sym' is refused before anything is read; 'btcusdt' is BTCUSDT."""
+    from tests.conftest import run_here
+
+    ran = run_here("fetch", "--source", "file", str(tiny.csv), "--symbol", "bad sym", "-o", str(tmp_path / "t.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.strip() == (
+        "apexctl: error: --symbol: 'BAD SYM' is not a symbol the live engine trades: upper-case letters and digits, "
+        "e.g. BTCUSDT"
+    )
+    assert not (tmp_path / "t.parquet").exists()
