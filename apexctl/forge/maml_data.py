@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import polars as pl
 
+from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.io import check_numeric_columns, read_table, sha256_file
@@ -247,8 +248,16 @@ def build_tasks(frame: pl.DataFrame, source: str, config: MamlConfig) -> Dataset
 
     stacked_x = np.stack(train_x)
     flat = stacked_x.reshape(-1, len(features))
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = flat.mean(axis=0)
+        std = flat.std(axis=0)
+    # Finite values near 1e300 overflow the spread: training would only "diverge", with the cause unnamed.
+    overflow = next((name for name, m, s in zip(features, mean, std, strict=True) if not np.isfinite(m + s)), None)
+    if overflow is not None:
+        raise InputError(
+            f"{source}: column {safe(overflow)!r} holds values too large to standardize (its mean or spread "
+            "overflows float64); rescale it, or leave it out with --inputs"
+        )
     std[std == 0.0] = 1.0
     returns = np.concatenate(train_r)
     size_scale = float(returns.std()) or 1.0
