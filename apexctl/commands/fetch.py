@@ -26,6 +26,7 @@ class Kind(StrEnum):
 
 
 def fetch(
+    ctx: typer.Context,
     output: Annotated[
         str,
         _options.output(
@@ -107,6 +108,11 @@ def fetch(
             raise UsageError("--start/--end/--record-ws/--testnet/--base-url/--ws-url apply to --source bybit only")
         if force:
             raise UsageError("--force applies to the folder outputs of --source bybit/sim; a file is replaced anyway")
+        others = _options.given(ctx, exclude=("source", "paths", "output", "kind", "symbol"))
+        if others:
+            raise UsageError(
+                f"{', '.join(others)}: not used by --source file (it reads the files as they are); drop them"
+            )
         outputs.check([outputs.OutFile(output)], list(paths or []))
         fetch_files(FileFetch(list(paths or []), output, kind.value if kind else None, symbol))
         return

@@ -167,6 +167,8 @@ def build_tasks(frame: pl.DataFrame, source: str, config: MamlConfig) -> Dataset
     missing = [c for c in ("ts", "symbol", "close") if c not in frame.columns]
     if missing:
         raise SchemaError(f"{source}: features table lacks columns {missing} (make it with `apexctl features`)")
+    if frame.is_empty():
+        raise InputError(f"{source}: the features table has no rows; nothing to train on")
     if config.inputs is not None:
         check_numeric_columns(frame, config.inputs, source, "--inputs")
         candidates = list(config.inputs)
@@ -239,6 +241,11 @@ def build_tasks(frame: pl.DataFrame, source: str, config: MamlConfig) -> Dataset
                 train_x.append(inputs[i])
                 train_r.append(targets[i])
                 train_names.append(name)
+    if held_x and not train_x:
+        raise InputError(
+            f"{source}: --holdout {config.holdout:g} holds out every task (tasks per symbol {counts}): nothing is "
+            "left to train on; lower --holdout"
+        )
     if not train_x or not held_x:
         raise InputError(
             f"{source}: too few bars for the tasks: usable rows per symbol {usable_rows} give tasks {counts} of "

@@ -290,3 +290,15 @@ def test_a_symbol_outside_bybits_spelling_is_refused_and_lower_case_is_raised(ti
         "e.g. BTCUSDT"
     )
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_file_source_refuses_the_options_of_the_other_sources(tiny, tmp_path):
+    """--hours or --seed beside an archive file (the default source) changed nothing and said nothing."""
+    from tests.conftest import run_here
+
+    ran = run_here("fetch", str(tiny.csv), "--hours", "3", "--seed", "2", "-o", str(tmp_path / "t.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.strip() == (
+        "apexctl: error: --seed, --hours: not used by --source file (it reads the files as they are); drop them"
+    )
+    assert run_here("fetch", str(tiny.csv), "--symbol", "BTCUSDT", "-o", str(tmp_path / "t.parquet")).code == 0

@@ -216,6 +216,10 @@ def test_build_tasks_rejects_bad_tables():
         build_tasks(features_frame(bars=60), "f.parquet", config)
     with pytest.raises(SchemaError, match=r"--inputs names columns the table lacks: \['nope'\]"):
         build_tasks(features_frame(), "f.parquet", MamlConfig(inputs=("f1", "nope")))
+    with pytest.raises(InputError, match=r"f\.parquet: the features table has no rows"):
+        build_tasks(features_frame().clear(), "f.parquet", config)
+    with pytest.raises(InputError, match=r"--holdout 0\.99 holds out every task .*nothing is left to train on"):
+        build_tasks(features_frame(), "f.parquet", MamlConfig(task_bars=40, holdout=0.99))
     # Finite but near 1e300: the spread overflows, and training would only say it diverged.
     huge = features_frame().with_columns((pl.col("f2") * 1e300).alias("f2"))
     with pytest.raises(InputError, match=r"f\.parquet: column 'f2' holds values too large to standardize"):

@@ -95,7 +95,7 @@ def _options(callback: typing.Any) -> list[Option]:
     """Every parameter of a Typer command, with the edge values of its type."""
     found = []
     for name, hint in typing.get_type_hints(callback, include_extras=True).items():
-        if name == "return":
+        if name == "return" or hint is typer.Context:  # the context click passes in, not an option
             continue
         kind, info = typing.get_args(hint)[:2]
         kind = _base_type(kind)
