@@ -57,13 +57,19 @@ def role_outputs(role: str) -> list[str]:
     return list(_core.ExecEnv("BTCUSDT", 1, parallel=False).action_names)
 
 
-def check_role(role: str, task: str, outputs_: list[str], where: str) -> None:
+def check_role(role: str, task: str, outputs_: list[str], where: str, *, published: bool = False) -> None:
     """A network exported or checked as `role` must be one `apexctl train {role}` made: its task and its outputs
-    (what the live engine reads from each output index) must be that role's; SchemaError naming `where` if not."""
+    (what the live engine reads from each output index) must be that role's; SchemaError naming `where` if not.
+    `published`: the network is in a bundle already, so the remedy is a new export."""
     if task != role:
+        remedy = (
+            f"export the bundle again with --{role} set to the model.pt of `apexctl train {role}`"
+            if published
+            else f"give the model.pt of `apexctl train {role}`"
+        )
         raise SchemaError(
             f"{where}: given as --{role}, but it is a '{safe(task)}' model (from `apexctl train {safe(task)}`); "
-            f"give the model.pt of `apexctl train {role}`"
+            f"{remedy}"
         )
     expected = role_outputs(role)
     if list(outputs_) != expected:
@@ -375,7 +381,7 @@ def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool 
         if model["name"] in ROLES:
             task = model.get("info", {}).get("task", "unknown")
             meaning = model["outputs"][0].get("meaning", []) if model["outputs"] else []
-            check_role(model["name"], str(task), meaning, f"{bundle}: model {model['name']!r}")
+            check_role(model["name"], str(task), meaning, f"{bundle}: model {model['name']!r}", published=True)
     return report
 
 

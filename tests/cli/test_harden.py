@@ -710,7 +710,9 @@ def test_item_17_each_network_must_fill_its_own_slot(tiny, tmp_path):
     maml = next(m for m in manifest["models"] if m["name"] == "maml")
     maml["info"]["task"] = "iel"
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    assert "given as --maml, but it is a 'iel' model" in one_error(run_here("export", "--check", str(bundle)))
+    checked = one_error(run_here("export", "--check", str(bundle)))
+    assert "given as --maml, but it is a 'iel' model" in checked
+    assert checked.endswith("export the bundle again with --maml set to the model.pt of `apexctl train maml`")
 
 
 # ---------------------------------------------------------------------------------------------------------- item 18
