@@ -119,6 +119,9 @@ def main() -> None:
         f"({total['count']} orders)"
     )
     print(f"  apex-nexus, frame -> order staged  : p50 {work['p50']:9.1f} us  p99 {work['p99']:9.1f} us")
+    # The staged figure's first part: the bar-closing frame's wait behind the frames the engine took up before it.
+    queue = status["queue_us"]
+    print(f"    of which queued before taken up  : p50 {queue['p50']:9.1f} us  p99 {queue['p99']:9.1f} us")
     print(f"  apex-nexus, CPU time over its run  : {status['cpu_s']:9.2f} s  ({args.seconds:g} s wall)")
     print(f"  pybit client, frame -> request     : {quantiles(baseline)}")
     if baseline and total["count"]:

@@ -174,6 +174,10 @@ def test_six_slots_trade_and_the_ledger_equals_the_venue(bundles, tmp_path):
         status = json.loads((out / "status.json").read_text())
         assert status["state"] == "stopped"
         assert status["bars"] >= 3 * 15
+        # Each staged order's wait in the queue is one part of its frame-to-staged latency.
+        staged, queued = status["decision_us"], status["queue_us"]
+        assert queued["count"] == staged["count"] > 0
+        assert queued["max"] <= staged["max"]
         totals = check_books(out / "ledger.sqlite", venue)
         assert totals["fills"] > 0, totals
         db = sqlite3.connect(out / "ledger.sqlite")

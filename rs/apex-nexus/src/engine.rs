@@ -529,10 +529,12 @@ struct EquityWrite {
     mark: f64,
 }
 
-/// The frame an order answers: when the supervisor received it (both latency figures start there).
+/// The frame an order answers: when the supervisor received it (both latency figures start there), and when the
+/// engine took it up from its queue.
 #[derive(Debug, Clone, Copy)]
 struct Trigger {
     received: Instant,
+    taken: Instant,
 }
 
 /// An order whose intent is written, waiting for its transaction to commit and reach the disk.
@@ -1146,7 +1148,8 @@ impl Engine {
             slot.open_entry = Some((link.clone(), Instant::now()));
         }
         if let Some(frame) = trigger {
-            self.metrics.record_decision(frame.received.elapsed());
+            self.metrics
+                .record_decision(frame.received.elapsed(), frame.taken.saturating_duration_since(frame.received));
         }
         slot.sent.push_back(Instant::now());
         self.summary.orders += 1;
@@ -1675,20 +1678,21 @@ impl Engine {
     }
 
     async fn on_public(&mut self, event: PublicEvent) -> Result<(), NexusError> {
+        let taken = Instant::now();
         let mut closed: Vec<(String, i64, Vec<f64>, Trigger)> = Vec::new();
         match event {
             PublicEvent::Book(message) => {
                 let Some(market) = self.markets.get_mut(&message.symbol) else { return Ok(()) };
                 let received = message.received.into_std();
                 market.last_book = Some(received);
-                let trigger = Trigger { received };
+                let trigger = Trigger { received, taken };
                 let (symbol, ts) = (message.symbol.clone(), message.ts.saturating_mul(1_000_000));
                 market.hold(ts, Held::Book(message));
                 self.release(&mut closed, trigger);
                 self.watch(&symbol, ts, trigger)?;
             }
             PublicEvent::Trades { message, received } => {
-                let trigger = Trigger { received: received.into_std() };
+                let trigger = Trigger { received: received.into_std(), taken };
                 let mut prints = Vec::new();
                 for trade in &message.data {
                     let Some(market) = self.markets.get_mut(trade.s.as_ref()) else { continue };
@@ -1739,7 +1743,7 @@ impl Engine {
                     let received = Instant::now();
                     market.mark_at = Some(received);
                     let ts = market.now_ns;
-                    self.watch(&ticker.symbol, ts, Trigger { received })?;
+                    self.watch(&ticker.symbol, ts, Trigger { received, taken })?;
                 }
             }
             PublicEvent::BookResync { symbol, reason } => self.set_synced(&symbol, false, &reason)?,
@@ -1853,6 +1857,7 @@ impl Engine {
             "state": state, "pid": std::process::id(), "metrics": self.metrics.address(),
             "latency_us": self.metrics.latency_summary_us(),
             "decision_us": self.metrics.decision_summary_us(),
+            "queue_us": self.metrics.queue_summary_us(),
             "bars": self.summary.bars, "orders": self.summary.orders,
             "fills": self.summary.fills, "withheld": self.summary.withheld, "slots": slots,
         });

@@ -36,6 +36,8 @@ pub struct Metrics {
     /// Frame received to order staged: the engine's own path (queue, book, features, models, rule, tactic), without
     /// the ledger's sync to disk and the network.
     decision: Mutex<hdrhistogram::Histogram<u64>>,
+    /// The part of `decision` before the engine took the frame up: its wait in the queue behind earlier frames.
+    queue: Mutex<hdrhistogram::Histogram<u64>>,
     address: Mutex<Option<SocketAddr>>,
 }
 
@@ -91,6 +93,7 @@ impl Metrics {
             hdr: Mutex::new(new_hdr()),
             per_slot: Mutex::new(slots.iter().map(|slot| (slot.clone(), new_hdr())).collect()),
             decision: Mutex::new(new_hdr()),
+            queue: Mutex::new(new_hdr()),
             address: Mutex::new(None),
         }
     }
@@ -123,10 +126,13 @@ impl Metrics {
         }
     }
 
-    /// Records one frame-to-staged-order latency (the engine's path without the disk and the network).
-    pub fn record_decision(&self, latency: Duration) {
-        if let Ok(mut hdr) = self.decision.lock() {
-            let _ = hdr.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
+    /// Records one frame-to-staged-order latency (the engine's path without the disk and the network) and its part
+    /// `queued`: the frame's wait before the engine took it up.
+    pub fn record_decision(&self, latency: Duration, queued: Duration) {
+        for (histogram, value) in [(&self.decision, latency), (&self.queue, queued)] {
+            if let Ok(mut hdr) = histogram.lock() {
+                let _ = hdr.record(u64::try_from(value.as_nanos()).unwrap_or(u64::MAX).max(1));
+            }
         }
     }
 
@@ -149,6 +155,12 @@ impl Metrics {
     #[must_use]
     pub fn decision_summary_us(&self) -> serde_json::Value {
         summary_us(&self.decision)
+    }
+
+    /// The same quantiles of the frames' wait before the engine took them up (part of the decision figures).
+    #[must_use]
+    pub fn queue_summary_us(&self) -> serde_json::Value {
+        summary_us(&self.queue)
     }
 
     /// The address `/metrics` is served on, once bound.
@@ -244,6 +256,17 @@ mod tests {
     use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
+
+    #[test]
+    fn a_decision_records_its_queue_wait_beside_it() {
+        let metrics = Metrics::new(&["a".to_owned()]);
+        metrics.record_decision(Duration::from_micros(900), Duration::from_micros(600));
+        metrics.record_decision(Duration::from_micros(300), Duration::from_micros(0));
+        let (staged, queued) = (metrics.decision_summary_us(), metrics.queue_summary_us());
+        assert_eq!((staged["count"].as_u64(), queued["count"].as_u64()), (Some(2), Some(2)));
+        let max = |summary: &serde_json::Value| summary["max"].as_f64().unwrap();
+        assert!((max(&staged) - 900.0).abs() < 1.0 && (max(&queued) - 600.0).abs() < 1.0, "{staged} {queued}");
+    }
 
     async fn scrape(address: SocketAddr) -> Option<String> {
         let mut stream = TcpStream::connect(address).await.ok()?;
