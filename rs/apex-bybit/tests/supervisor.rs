@@ -324,6 +324,33 @@ async fn a_consumer_that_does_not_read_events_never_stalls_the_books() {
 }
 
 #[tokio::test]
+async fn a_consumer_on_the_same_thread_sees_each_frame_before_the_next_is_parsed() {
+    // One thread runs the supervisor and the consumer (as in apex-nexus): a burst of frames already in the socket
+    // must not all be parsed before the consumer sees the first, or the first waits for the whole burst.
+    let mut mock = WsMock::start("/v5/public/linear").await;
+    let mut feed = PublicFeed::start(public_config(&mock.url), 1024).unwrap();
+    let mut events = feed.take_events().expect("events taken once");
+    let mut conn = mock.accept().await;
+    conn.ack_subscribe().await;
+    let burst = 100;
+    for u in 1..=burst {
+        let trade = json!({"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":u,"data":[
+            {"T":u,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"2.00","i":format!("t{u}"),"BT":false}]});
+        conn.send(&trade).await;
+    }
+    let mut parsed_at = Vec::new();
+    while parsed_at.len() < burst {
+        next_event(&mut events, "a trade of the burst", |e| matches!(e, PublicEvent::Trades { .. })).await;
+        parsed_at.push(feed.stats().messages);
+    }
+    // Frames parsed when the k-th trade is seen, less k: the subscribe reply, the trade itself and at most one
+    // more. A supervisor that parsed the burst first would show the whole burst here.
+    let ahead = parsed_at.iter().enumerate().map(|(k, &m)| m - k as u64).max().unwrap();
+    assert!(ahead <= 3, "the supervisor ran ahead of its consumer: frames parsed at each trade {parsed_at:?}");
+    feed.shutdown().await;
+}
+
+#[tokio::test]
 async fn missing_snapshot_or_ack_drops_the_connection() {
     let mut mock = WsMock::start("/v5/public/linear").await;
     let mut config = public_config(&mock.url);

@@ -1,12 +1,15 @@
-//! Makes the ledger's commits durable away from the engine's loop: a sync thread fsyncs the write-ahead log for every
-//! commit the loop asks about (group commit), a checkpoint thread folds the log into the database file.
+//! Makes the ledger's commits durable: a sync thread fdatasyncs the write-ahead log for every commit the loop asks
+//! about (group commit), a checkpoint thread folds the log into the database file, and the loop syncs itself when
+//! orders wait on the sync.
 //!
 //! The loop's connection commits with `synchronous=NORMAL`: a commit is a `write` into the WAL, so it survives a
-//! killed process at once. Power-loss durability, what `synchronous=FULL` buys, comes from this thread's
-//! `fdatasync` of the same WAL file: every order waits for the sync that covers its intent (and every fill and ack
-//! before it) before it is sent. So an order never leaves before its intent is on disk, and the loop never waits on
-//! the disk. Checkpoints run on their own connection (the loop's has `wal_autocheckpoint=0`), so a checkpoint's
-//! syncs never stall a decision either.
+//! killed process at once. Power-loss durability, what `synchronous=FULL` buys, comes from an `fdatasync` of the same
+//! WAL file: every order waits for the sync that covers its intent (and every fill and ack before it) before it is
+//! sent. Fills, acks and bars without orders are synced by the thread, so the loop does not wait for them. A commit
+//! that stages orders is synced on the loop ([`Durability::sync_here`]): handing it to the thread and back cost two
+//! thread wake-ups, each waiting for a free core on a machine shared with the venue (about 1 ms of a 1.85 ms
+//! tick-to-order p50 on 2 cores, against about 0.2 ms for the `fdatasync` itself). Checkpoints run on their own
+//! connection (the loop's has `wal_autocheckpoint=0`), so a checkpoint's syncs never stall a decision.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -37,7 +40,11 @@ type Shared = Arc<(Mutex<Requests>, Condvar)>;
 /// The sync and checkpoint threads of one ledger file.
 pub struct Durability {
     shared: Shared,
+    wal: PathBuf,
+    publish: Arc<watch::Sender<Synced>>,
     synced: watch::Receiver<Synced>,
+    /// The loop's own handle on the WAL, for [`Durability::sync_here`].
+    here: Mutex<Option<File>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -63,12 +70,13 @@ impl Durability {
         let fail = |message: String| NexusError::Ledger { path: database.to_owned(), message };
         let shared: Shared = Arc::new((Mutex::new(Requests::default()), Condvar::new()));
         let (tx, synced) = watch::channel(Synced::default());
+        let publish = Arc::new(tx);
         let wal = PathBuf::from(format!("{}-wal", database.display()));
         let sync_thread = {
-            let shared = shared.clone();
+            let (shared, wal, publish) = (shared.clone(), wal.clone(), publish.clone());
             std::thread::Builder::new()
                 .name("ledger-sync".into())
-                .spawn(move || sync_loop(&wal, &shared, &tx))
+                .spawn(move || sync_loop(&wal, &shared, &publish))
                 .map_err(|e| fail(format!("sync thread: {e}")))?
         };
         let checkpoints = rusqlite::Connection::open(database).map_err(|e| fail(e.to_string()))?;
@@ -80,7 +88,14 @@ impl Durability {
                 .spawn(move || checkpoint_loop(&checkpoints, &shared))
                 .map_err(|e| fail(format!("checkpoint thread: {e}")))?
         };
-        Ok(Durability { shared, synced, threads: vec![sync_thread, checkpoint_thread] })
+        Ok(Durability {
+            shared,
+            wal,
+            publish,
+            synced,
+            here: Mutex::new(None),
+            threads: vec![sync_thread, checkpoint_thread],
+        })
     }
 
     /// Asks for every commit made so far to be synced; returns the generation that will say so.
@@ -91,6 +106,32 @@ impl Durability {
         requests.wanted += 1;
         wake.notify_all();
         requests.wanted
+    }
+
+    /// Syncs every commit made so far on the calling thread and returns the generation that says so (already
+    /// published when this returns). For the loop when orders wait on the sync: no thread hand-off.
+    ///
+    /// # Errors
+    /// A message when the sync failed; the failure is published as the thread's would be, and is final.
+    pub fn sync_here(&self) -> Result<u64, &'static str> {
+        if self.synced.borrow().failed {
+            return Err(SYNC_FAILED);
+        }
+        // A generation of its own: a request made after this point asks the thread for a later one.
+        let target = {
+            let (lock, _) = &*self.shared;
+            let mut requests = lock.lock().expect("ledger sync lock");
+            requests.wanted += 1;
+            requests.wanted
+        };
+        let synced = sync_wal(&self.wal, &mut self.here.lock().expect("ledger WAL handle"));
+        if let Err(e) = synced {
+            tracing::error!(wal = %self.wal.display(), error = %e, "ledger sync failed; no order is sent after this");
+            self.publish.send_modify(|s| s.failed = true);
+            return Err(SYNC_FAILED);
+        }
+        advance(&self.publish, target);
+        Ok(target)
     }
 
     /// A receiver of the sync progress, for tasks that wait on it.
@@ -154,15 +195,27 @@ fn sync_loop(wal: &Path, shared: &Shared, progress: &watch::Sender<Synced>) {
         match sync_wal(wal, &mut file) {
             Ok(()) => {
                 done = target;
-                progress.send_replace(Synced { generation: done, failed: false });
+                advance(progress, done);
             }
             Err(e) => {
                 tracing::error!(wal = %wal.display(), error = %e, "ledger sync failed; no order is sent after this");
-                progress.send_replace(Synced { generation: done, failed: true });
+                progress.send_modify(|s| s.failed = true);
                 return;
             }
         }
     }
+}
+
+/// Publishes that commits up to `generation` are on disk. Two syncers finish in either order, so the published
+/// generation only grows.
+fn advance(progress: &watch::Sender<Synced>, generation: u64) {
+    progress.send_if_modified(|s| {
+        let later = generation > s.generation;
+        if later {
+            s.generation = generation;
+        }
+        later
+    });
 }
 
 /// `fdatasync` of the WAL. The first time, also the folder's entry for it, so a new WAL's name survives power
@@ -232,6 +285,30 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_here_is_published_when_it_returns_and_the_generation_never_goes_back() {
+        let dir = folder("here");
+        let database = dir.join("ledger.sqlite");
+        let writer = rusqlite::Connection::open(&database).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let durability = Durability::start(&database).unwrap();
+        let progress = durability.progress();
+        let mut last = 0;
+        for x in 0..20 {
+            writer.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
+            // The thread's syncs run meanwhile; whichever finishes last, what is published only grows.
+            let asked = durability.request();
+            let here = durability.sync_here().unwrap();
+            assert!(here > asked, "a sync here has a generation of its own");
+            let published = progress.borrow().generation;
+            assert!(published >= here && published >= last, "published {published} after {here}, before {last}");
+            last = published;
+        }
+        durability.sync_now().unwrap();
+        assert!(progress.borrow().generation >= last);
+    }
+
+    #[test]
     fn a_failed_sync_is_reported_and_final() {
         let dir = folder("failed");
         let database = dir.join("ledger.sqlite");
@@ -241,5 +318,16 @@ mod tests {
         assert_eq!(durability.sync_now(), Err(SYNC_FAILED));
         assert!(durability.progress().borrow().failed);
         assert_eq!(durability.sync_now(), Err(SYNC_FAILED));
+        assert_eq!(durability.sync_here(), Err(SYNC_FAILED));
+    }
+
+    #[test]
+    fn a_failed_sync_here_is_published_for_the_order_tasks() {
+        let dir = folder("here-failed");
+        let database = dir.join("ledger.sqlite");
+        std::fs::create_dir_all(dir.join("ledger.sqlite-wal")).unwrap();
+        let durability = Durability::start(&database).unwrap();
+        assert_eq!(durability.sync_here(), Err(SYNC_FAILED));
+        assert!(durability.progress().borrow().failed);
     }
 }

@@ -480,6 +480,8 @@ pub struct Engine {
     acks_rx: Option<mpsc::UnboundedReceiver<Ack>>,
     /// Requests sent whose answer has not come back yet.
     in_flight: usize,
+    /// Order tasks were spawned since the loop last let them run ([`Engine::let_orders_go`]).
+    dispatched: bool,
     /// Market time (ns) of the CWO's last reweight.
     last_reweight_ns: Option<i64>,
     /// The Pit Crew: challenger benches and fallbacks (hooks in `engine/crew.rs`).
@@ -757,6 +759,7 @@ impl Engine {
             acks_tx,
             acks_rx: Some(acks_rx),
             in_flight: 0,
+            dispatched: false,
             last_reweight_ns: None,
             pitcrew,
             watcher: None,
@@ -1179,7 +1182,9 @@ impl Engine {
         match written {
             Ok(()) => {
                 self.ledger.commit()?;
-                let durable = self.ledger.request_sync();
+                // Orders wait on this sync: done here, not handed to the sync thread (see durable.rs for why).
+                let durable =
+                    if self.outbox.is_empty() { self.ledger.request_sync() } else { self.ledger.sync_here()? };
                 self.dispatch(durable);
                 Ok(())
             }
@@ -1224,8 +1229,7 @@ impl Engine {
     }
 
     /// Sends the staged orders, each from its own task once the ledger's sync `durable` (which covers their intents)
-    /// is done: the loop never waits on the disk or the network, and the answers come back through the ack channel
-    /// in any order.
+    /// is done: the loop never waits on the network, and the answers come back through the ack channel in any order.
     fn dispatch(&mut self, durable: u64) {
         if self.outbox.is_empty() {
             return;
@@ -1238,6 +1242,7 @@ impl Engine {
             let slot = self.slots[order.index].name.clone();
             let mut progress = progress.clone();
             self.in_flight += 1;
+            self.dispatched = true;
             tokio::spawn(async move {
                 let synced = progress.wait_for(|s| s.failed || s.generation >= durable).await.is_ok_and(|s| !s.failed);
                 if !synced {
@@ -1344,8 +1349,17 @@ impl Engine {
         }
         let ohlcv = [bar.open, bar.high, bar.low, bar.close, volume];
         self.persist(Some(&BarWrite { symbol, open_ts, ohlcv, row: &row }), &decisions)?;
+        self.let_orders_go().await;
         // The bench decides on the same bar, then a promotion swaps models before the next bar's decisions.
         self.pitcrew_after_bar(symbol, open_ts, &row, &bar, &decisions)
+    }
+
+    /// Lets the order tasks just spawned write their requests before the loop takes up more work: on the one-thread
+    /// runtime they would otherwise wait behind every frame already queued (and the rest of this bar's work).
+    async fn let_orders_go(&mut self) {
+        if std::mem::take(&mut self.dispatched) {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// The order `link` of slot `index` ended (filled, cancelled or refused): a new entry may go.
@@ -1380,6 +1394,7 @@ impl Engine {
             };
             let (rest, acks) = (rest.clone(), self.acks_tx.clone());
             self.in_flight += 1;
+            self.dispatched = true;
             tokio::spawn(async move {
                 let ok = rest.cancel_order(&cancel).await.is_ok();
                 let _ = acks.send(Ack::Cancel { link, ok, why });
@@ -1892,12 +1907,17 @@ impl Engine {
                 Some((account, event)) = private.recv() => {
                     self.on_private(&account, event).await?;
                     let _ = self.ledger.request_sync();
+                    self.let_orders_go().await;
                 }
                 Some(ack) = acks.recv() => {
                     self.on_ack(ack)?;
                     let _ = self.ledger.request_sync();
+                    self.let_orders_go().await;
                 }
-                Some(event) = public.recv() => self.on_public(event).await?,
+                Some(event) = public.recv() => {
+                    self.on_public(event).await?;
+                    self.let_orders_go().await;
+                }
                 // A new bundle verified (or refused) by the Pit Crew's watcher, taken between two bars.
                 Some(bundle) = async { found.as_mut()?.recv().await }, if found.is_some() => self.on_bundle(bundle)?,
                 _ = status_every.tick() => {

@@ -389,8 +389,8 @@ impl Ledger {
         let fail = |message: String| NexusError::Ledger { path: path.to_owned(), message };
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| fail(format!("journal_mode=WAL: {e}")))?;
-        // Commits are writes into the WAL (safe from a killed process at once); `Durability` syncs them to disk off
-        // the loop, and every order waits for the sync that covers it. Checkpoints run on its thread too.
+        // Commits are writes into the WAL (safe from a killed process at once); `Durability` syncs them to disk (on
+        // the loop when orders wait, else on its thread), and every order waits for the sync that covers it.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| fail(format!("synchronous=NORMAL: {e}")))?;
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|e| fail(format!("wal_autocheckpoint: {e}")))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| fail(e.to_string()))?;
@@ -438,6 +438,14 @@ impl Ledger {
     #[must_use]
     pub fn request_sync(&self) -> u64 {
         self.durability.request()
+    }
+
+    /// Syncs every commit so far on this thread; returns the generation that covers them (already published).
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] when the sync fails (final: nothing may be sent after it).
+    pub fn sync_here(&self) -> Result<u64, NexusError> {
+        self.durability.sync_here().map_err(|e| NexusError::Ledger { path: self.path.clone(), message: e.into() })
     }
 
     /// The sync progress, for the tasks that send orders once their intents are on disk.
@@ -1190,7 +1198,7 @@ mod tests {
         let ledger = Ledger::open(&path, "local", "abc").unwrap();
         let mode: String = ledger.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         let sync: i64 = ledger.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        // NORMAL: a commit is a write into the WAL; the sync thread makes it durable (and orders wait for it).
+        // NORMAL: a commit is a write into the WAL; `Durability` makes it durable (and orders wait for it).
         assert_eq!((mode.as_str(), sync), ("wal", 1));
         let wanted = ledger.request_sync();
         ledger.sync_now().unwrap();

@@ -154,7 +154,7 @@ pub(crate) async fn supervise<S: Session>(
             }
         };
         session.on_disconnect(&reason);
-        deliver(&mut session, &events, &status);
+        let _ = deliver(&mut session, &events, &status);
         tracing::info!(url, reason, "websocket down");
         status.send_modify(|s| {
             s.up = false;
@@ -172,12 +172,14 @@ pub(crate) async fn supervise<S: Session>(
     status.send_modify(|s| s.up = false);
 }
 
-fn deliver<S: Session>(session: &mut S, events: &mpsc::Sender<S::Event>, status: &watch::Sender<LinkStatus>) {
-    let mut dropped = 0;
+/// Hands the session's events to the consumer; returns how many it took.
+fn deliver<S: Session>(session: &mut S, events: &mpsc::Sender<S::Event>, status: &watch::Sender<LinkStatus>) -> usize {
+    let (mut delivered, mut dropped) = (0, 0);
     for event in session.take_events() {
         match events.try_send(event) {
+            Ok(()) => delivered += 1,
             // A closed channel means nobody listens: the watch channels still carry the state.
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
         }
     }
@@ -185,6 +187,7 @@ fn deliver<S: Session>(session: &mut S, events: &mpsc::Sender<S::Event>, status:
         tracing::warn!(dropped, "event consumer too slow: events dropped");
         status.send_modify(|s| s.events_dropped += dropped);
     }
+    delivered
 }
 
 async fn send_all(socket: &mut Socket, frames: Vec<String>) -> Result<(), String> {
@@ -206,7 +209,7 @@ async fn run<S: Session>(
 ) -> String {
     let mut last_rx = Instant::now();
     let first = session.on_connect(connection, last_rx);
-    deliver(session, events, status);
+    let _ = deliver(session, events, status);
     if let Err(reason) = send_all(socket, first).await {
         return reason;
     }
@@ -252,7 +255,11 @@ async fn run<S: Session>(
         if status.borrow().up != up {
             status.send_modify(|s| s.up = up);
         }
-        deliver(session, events, status);
+        // The consumer takes each frame's events before the next frame is read: on a one-thread runtime a burst of
+        // buffered frames would otherwise all be parsed (until tokio's budget runs out) before the first is seen.
+        if deliver(session, events, status) > 0 {
+            tokio::task::yield_now().await;
+        }
         match step {
             Ok(frames) if frames.is_empty() => {
                 // Answer protocol pings promptly even when nothing else is sent.
