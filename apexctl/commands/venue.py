@@ -51,7 +51,7 @@ def venue(
         typer.Option(
             "--ready",
             help='Write {"rest", "ws_public", "ws_private", "accounts": [{"name", "api_key", "api_secret"}]} here '
-            "once listening (atomically, owner-only).",
+            "once listening (atomically, owner-only); removed when the venue stops.",
         ),
     ] = None,
     duration: Annotated[

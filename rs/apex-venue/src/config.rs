@@ -169,6 +169,7 @@ pub struct VenueConfig {
     pub fault_log: Option<PathBuf>,
     /// Loopback port; 0 picks a free one.
     pub port: u16,
+    /// Where the ready file goes (see `Venue::ready_document`); removed at stop.
     pub ready: Option<PathBuf>,
     /// Stop after this long (wall clock); `None` runs until SIGINT/SIGTERM.
     pub duration: Option<Duration>,

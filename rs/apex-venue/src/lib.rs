@@ -19,7 +19,7 @@ pub mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -60,6 +60,8 @@ pub struct Venue {
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     sim: Option<std::thread::JoinHandle<()>>,
+    /// The ready file written at start, removed at stop: it holds the accounts' keys and names a port that closes.
+    ready: Option<PathBuf>,
 }
 
 impl Venue {
@@ -156,13 +158,14 @@ impl Venue {
         if !config.faults.is_empty() {
             tokio::spawn(schedule_faults(shared.clone()));
         }
-        let venue = Venue { address, shared, shutdown, server, sim: Some(sim) };
-        if let Some(path) = &config.ready
-            && let Err(error) = write_ready(path, &venue.ready_document(&config))
-        {
-            // Nobody can find a venue without its ready file: stop serving rather than run unseen.
-            venue.stop().await;
-            return Err(error);
+        let mut venue = Venue { address, shared, shutdown, server, sim: Some(sim), ready: None };
+        if let Some(path) = &config.ready {
+            if let Err(error) = write_ready(path, &venue.ready_document(&config)) {
+                // Nobody can find a venue without its ready file: stop serving rather than run unseen.
+                venue.stop().await;
+                return Err(error);
+            }
+            venue.ready = Some(path.clone());
         }
         tracing::info!(%address, symbols = ?config.symbols, speed = config.speed, seed = config.seed, "venue ready");
         Ok(venue)
@@ -221,8 +224,12 @@ impl Venue {
         })
     }
 
-    /// Stops serving: connections close with a reason, the simulation thread ends.
+    /// Stops serving: the ready file goes first (nobody finds a stopping venue), then connections close with a
+    /// reason and the simulation thread ends.
     pub async fn stop(mut self) {
+        if let Some(path) = self.ready.take() {
+            remove_ready(&path, &self.rest_url());
+        }
         let _ = self.shutdown.send(true);
         self.shared.command(sim::Command::Stop);
         let _ = (&mut self.server).await;
@@ -250,6 +257,27 @@ fn write_ready(path: &Path, document: &serde_json::Value) -> Result<(), VenueErr
     file.write_all(serde_json::to_string_pretty(document).expect("json").as_bytes()).map_err(bad)?;
     file.sync_all().map_err(bad)?;
     std::fs::rename(&tmp, path).map_err(bad)
+}
+
+impl Drop for Venue {
+    /// A venue dropped without [`Venue::stop`] (an error path, a test) takes its ready file with it too.
+    fn drop(&mut self) {
+        if let Some(path) = self.ready.take() {
+            remove_ready(&path, &self.rest_url());
+        }
+    }
+}
+
+/// Removes the ready file at `path` if it still names this venue (`rest`): a venue started since with the same
+/// `--ready` keeps its own.
+fn remove_ready(path: &Path, rest: &str) {
+    let ours = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|document| document["rest"] == rest && document["pid"] == std::process::id());
+    if ours && let Err(error) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), %error, "could not remove the ready file");
+    }
 }
 
 /// Injects the periodic faults of the plan, each on its own exponential schedule, until shutdown.

@@ -37,7 +37,8 @@ struct Args {
     /// Loopback port; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Write {"rest", "ws_public", "ws_private", "accounts": [...]} here once listening (atomically, mode 0600).
+    /// Write {"rest", "ws_public", "ws_private", "accounts": [...]} here once listening (atomically, mode 0600);
+    /// removed when the venue stops.
     #[arg(long)]
     ready: Option<PathBuf>,
     /// Stop after this many wall-clock seconds (default: run until SIGINT/SIGTERM).

@@ -363,3 +363,28 @@ async fn the_price_band_advertised_in_instruments_info_is_the_one_enforced() {
     }
     venue.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ready_file_goes_with_the_venue_unless_another_venue_wrote_it_since() {
+    let dir = temp_dir("ready");
+    let ready = dir.join("ready.json");
+    let mut config = VenueConfig::new(vec![account("carol")]);
+    config.ready = Some(ready.clone());
+    let venue = Venue::start(config.clone()).await.unwrap();
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    assert_eq!(written["rest"], venue.rest_url());
+    venue.stop().await;
+    assert!(!ready.exists(), "a stopped venue's ready file names a dead port and holds its keys");
+
+    // Dropped without stop (an error path): the same.
+    drop(Venue::start(config.clone()).await.unwrap());
+    assert!(!ready.exists());
+
+    // Another venue wrote the same path since: its file stays.
+    let venue = Venue::start(config).await.unwrap();
+    let other = r#"{"rest": "http://127.0.0.1:9", "pid": 1}"#;
+    std::fs::write(&ready, other).unwrap();
+    venue.stop().await;
+    assert_eq!(std::fs::read_to_string(&ready).unwrap(), other);
+    std::fs::remove_dir_all(dir).unwrap();
+}
