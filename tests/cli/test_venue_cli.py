@@ -145,7 +145,8 @@ def test_ready_and_fault_log_folders_are_created(tmp_path):
     )
     assert result.returncode == 0, result.stderr.decode()
     # The ready file was written there, and removed when the venue stopped.
-    assert ready.parent.is_dir() and not ready.exists()
+    assert ready.parent.is_dir()
+    assert not ready.exists()
     assert fault_log.exists()
 
 
