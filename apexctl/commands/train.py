@@ -183,7 +183,7 @@ def iel(
             ranges.IEL_EVAL_EPISODES, "--eval-episodes", help="Held-out episodes each policy is evaluated on."
         ),
     ] = 256,
-    side: Annotated[str, typer.Option("--side", help="Side of the parent order: buy or sell.")] = "buy",
+    side: Annotated[str, typer.Option("--side", help="Side of the parent order: buy or sell (any case).")] = "buy",
     size: Annotated[
         int, _options.ranged(ranges.IEL_SIZE_LOTS, "--size", help="Parent order size in lots of the instrument.")
     ] = ranges.IEL_EXEC_DEFAULTS["size_lots"],
@@ -206,6 +206,7 @@ def iel(
     outputs.check([outputs.OutFile(output)], [dsg])  # first: the report's name derives from it
     outputs.check([outputs.OutFile(outputs.report_beside(output))], [dsg])
     symbol = check_symbol(symbol)
+    side = side.strip().lower()  # as --symbol: any case
     dsg_text, _ = load_dsg(dsg)
     config = _options.config_from(IelConfig, locals(), dsg_json=dsg_text, size_lots=size)
     config.validate()

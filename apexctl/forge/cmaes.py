@@ -350,13 +350,16 @@ class SearchSpace:
 
 def search_space(config: ChimeraConfig, initial: np.ndarray) -> SearchSpace:
     """The searched parameters (--params, or every one with a range) and the population size; UsageError when the
-    names are unknown, fewer than 2, or the budget is less than one generation."""
+    names are unknown, repeated, fewer than 2, or the budget is less than one generation."""
     all_params = dsg_params()
     by_name = {p.name: p for p in all_params}
     searched_names = list(config.params) if config.params else [p.name for p in all_params if p.hi > p.lo]
     unknown = [n for n in searched_names if n not in by_name]
     if unknown:
         raise UsageError(f"--params: unknown DSG parameter(s) {', '.join(unknown)}; see `apexctl chimera --help`")
+    repeated = [n for n in dict.fromkeys(searched_names) if searched_names.count(n) > 1]
+    if repeated:
+        raise UsageError(f"--params: {', '.join(repeated)} given more than once; name each parameter once")
     searched = [all_params.index(by_name[n]) for n in dict.fromkeys(searched_names)]
     popsize = config.popsize or 4 + int(3 * math.log(len(searched)))
     if len(searched) < 2:

@@ -175,3 +175,8 @@ def test_one_searched_parameter_is_refused_and_help_says_at_least_2(tmp_path):
     assert not (tmp_path / "x.json").exists()
     help_text = " ".join(run_cli("chimera", "--help", check=True).stdout.decode().split())
     assert "least 2" in help_text
+    twice = run_cli(*args, "--params", "noise.market_rate,noise.market_rate", "-o", str(tmp_path / "x.json"))
+    assert twice.returncode == 2
+    assert twice.stderr.decode().strip() == (
+        "apexctl: error: --params: noise.market_rate given more than once; name each parameter once"
+    )

@@ -107,7 +107,7 @@ def test_training_is_deterministic_with_a_seed() -> None:
 def test_cli_writes_a_loadable_model_and_report(tmp_path) -> None:
     out = tmp_path / "iel" / "model.pt"
     args = ["train", "iel", "--episodes", "32", "--envs", "16", "--eval-episodes", "8", "--size", "300"]
-    result = run_cli(*args, "--horizon-s", "9", "--interval-s", "3", "--seed", "1", "-o", str(out))
+    result = run_cli(*args, "--horizon-s", "9", "--interval-s", "3", "--seed", "1", "--side", "Sell", "-o", str(out))
     assert result.returncode == 0, result.stderr.decode()
     net, card = nets.load_model(out)
     assert card.task == "iel"
@@ -118,6 +118,7 @@ def test_cli_writes_a_loadable_model_and_report(tmp_path) -> None:
     report = json.loads((tmp_path / "iel" / "model.report.json").read_text())
     assert set(report["policies"]) == {"iel", "always_aggressive", "always_passive", "always_passive_inside"}
     assert report["settings"]["size_lots"] == 300
+    assert report["settings"]["side"] == "sell", "--side takes any case, as --symbol does"
     assert "train iel" in card.command
 
     bad = run_cli("train", "iel", "--side", "hold", "-o", str(tmp_path / "x.pt"))
