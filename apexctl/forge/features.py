@@ -64,7 +64,7 @@ from apexctl.forge import ranges
 from apexctl.forge.durations import HOUR, MINUTE, parse_duration
 from apexctl.forge.feedback import note
 from apexctl.forge.io import Table, read_tables, refuse_same_data, write_table
-from apexctl.forge.table_checks import utc_text
+from apexctl.forge.table_checks import TRADE_IDENTITY, repeated_trades, utc_text
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
 
@@ -216,6 +216,25 @@ def _check_repeated_bars(inputs: Inputs) -> None:
             f"{inputs.where('bars', row)}: repeated timestamp: symbol {safe(bars['symbol'][row])} has a bar at ts "
             f"{ts} ({utc_text(ts)}) already (at {inputs.where('bars', row - 1)}); keep one bar per symbol and time"
         )
+
+
+def _check_repeated_trades(inputs: Inputs) -> None:
+    """InputError naming both rows when two inputs hold one trade (`repeated_trades`): overlapping files would count
+    it twice in volume, trade counts and flow. `fetch --source file` merges such files, dropping the repeats."""
+    trades = inputs.trades
+    assert trades is not None
+    repeated = repeated_trades(trades)
+    if not repeated.any():
+        return
+    row = int(repeated.arg_true()[0])
+    symbol, trade_id = trades["symbol"][row], trades["trade_id"][row]
+    same = pl.all_horizontal(pl.col(c) == trades[c][row] for c in TRADE_IDENTITY)
+    first = int(trades.select(same).to_series().arg_true()[0])
+    raise InputError(
+        f"{inputs.where('trades', row)}: trade {safe(trade_id)} of {safe(symbol)} is already at "
+        f"{inputs.where('trades', first)}; the inputs overlap. Merge them with `apexctl fetch --source file` "
+        "(it drops repeated trades), then compute features from its output"
+    )
 
 
 def _check_bar_grid(inputs: Inputs, kind: str, grain: Grain) -> None:
@@ -400,6 +419,8 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         arrays = update_arrays(inputs)
         order = UPDATE_LEADING + [name for name in arrays if name not in UPDATE_LEADING]
         return _frame(arrays, inputs.symbols, order)
+    if inputs.trades is not None and grain != Grain.update:
+        _check_repeated_trades(inputs)
     if grain == Grain.trade:
         trades = inputs.trades
         assert trades is not None

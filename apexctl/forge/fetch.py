@@ -18,7 +18,7 @@ from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import STDIO, describe, existing_file, refuse_same_data, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
-from apexctl.forge.table_checks import check_timestamps
+from apexctl.forge.table_checks import check_timestamps, repeated_trades
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
@@ -135,14 +135,13 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
 
 
 def _drop_repeated_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """Keeps the first row of each (symbol, trade_id): inputs that overlap in time (two daily files around midnight,
-    two recordings of one session) hold some trades twice, and a trade id names one trade. Rows without an id stay."""
-    identified = pl.col("trade_id").is_not_null() & (pl.col("trade_id") != "")
-    repeated = identified & ~pl.struct("symbol", "trade_id").is_first_distinct()
-    dropped = int(trades.select(repeated.sum()).item())
+    """Keeps the first row of each trade: inputs that overlap in time (two daily files around midnight, two
+    recordings of one session) hold some trades twice (`repeated_trades`). Rows without an id stay."""
+    repeated = repeated_trades(trades)
+    dropped = int(repeated.sum())
     if not dropped:
         return trades
-    note(("fetch:", "yellow"), f" dropped {dropped:,} trades repeated across the inputs (same symbol and trade_id)")
+    note(("fetch:", "yellow"), f" dropped {dropped:,} trades repeated across the inputs (same trade id, time and size)")
     return trades.filter(~repeated)
 
 

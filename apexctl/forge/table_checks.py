@@ -68,3 +68,14 @@ def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, boo
             row = int(bad.arg_true()[0])
             expected = "a finite number >= 0" if zero_ok else "a finite positive number"
             raise DataError(f"{safe(source)}: row {row}: column '{column}' holds {values[row]}, expected {expected}")
+
+
+#: The columns that make two trade rows one trade. The id alone does not: simulated runs number their trades from 1.
+TRADE_IDENTITY = ("symbol", "trade_id", "ts", "side", "price", "size")
+
+
+def repeated_trades(trades: pl.DataFrame) -> pl.Series:
+    """True on each row that repeats an earlier row's trade (every column of TRADE_IDENTITY equal); rows without a
+    trade id are never repeats."""
+    identified = pl.col("trade_id").is_not_null() & (pl.col("trade_id") != "")
+    return trades.select(identified & ~pl.struct(*TRADE_IDENTITY).is_first_distinct()).to_series()

@@ -276,6 +276,12 @@ def test_the_same_input_twice_is_refused_and_overlapping_trade_files_keep_each_t
     assert result.returncode == 0, result.stderr.decode()
     assert "dropped 2 trades repeated across the inputs" in result.stderr.decode()
     assert read_table(out, TRADES).frame["trade_id"].to_list() == ["a1", "a2", "a3"]
+    # An id used again for another trade (simulated runs number theirs from 1) is not a repeat: both are kept.
+    reused = csv("reused.csv.gz", [rows[2].replace("1585180700.0647", "1585180800").replace(",a3,", ",a1,")])
+    result = run_cli("fetch", str(day), str(reused), "-o", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "dropped" not in result.stderr.decode()
+    assert read_table(out, TRADES).frame["trade_id"].to_list() == ["a1", "a2", "a3", "a1"]
 
 
 def test_a_symbol_outside_bybits_spelling_is_refused_and_lower_case_is_raised(tiny, tmp_path):

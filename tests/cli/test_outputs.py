@@ -105,3 +105,26 @@ def test_the_same_input_data_twice_is_refused(tiny, tmp_path):
     assert not (tmp_path / "f.parquet").exists()
     ran = run_here("features", str(trades), str(tiny.data / "book.parquet"), "--grain", "1m", "-o", "-")
     assert ran.code == 0, ran.stderr
+
+
+def test_trades_files_that_overlap_are_refused_naming_both_rows(tiny, tmp_path):
+    """Two files that share some trades (two days around midnight, two recordings) would count those twice."""
+    from apexctl.schemas.tables import TRADES
+
+    trades = pl.read_parquet(tiny.data / "trades.parquet")
+    third = trades.height // 3
+    early, late = tmp_path / "early.parquet", tmp_path / "late.parquet"
+    io.write_table(trades.slice(0, 2 * third), early, schema=TRADES, producer="test")
+    io.write_table(trades.slice(third), late, schema=TRADES, producer="test")
+    ran = run_here("features", str(early), str(late), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    trade_id = trades["trade_id"][third]
+    assert f"{late}: trades table, row 0: trade {trade_id} of " in ran.stderr
+    assert f"is already at {early}: trades table, row {third}; the inputs overlap" in ran.stderr
+    assert "apexctl fetch --source file" in ran.stderr
+    assert not (tmp_path / "f.parquet").exists()
+    apart = tmp_path / "apart.parquet"
+    io.write_table(trades.slice(2 * third), apart, schema=TRADES, producer="test")
+    ran = run_here("features", str(early), str(apart), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+    assert ran.code == 0, ran.stderr
