@@ -264,14 +264,18 @@ mod tests {
         crate::scratch(&format!("durable-{name}"))
     }
 
-    #[test]
-    fn requests_made_while_a_sync_runs_are_answered_by_a_later_one() {
-        let dir = folder("generations");
-        let database = dir.join("ledger.sqlite");
+    /// A WAL database with one table in a fresh folder, its writer, and the durability threads of its file.
+    fn wal_database(name: &str) -> (rusqlite::Connection, Durability) {
+        let database = folder(name).join("ledger.sqlite");
         let writer = rusqlite::Connection::open(&database).unwrap();
         writer.pragma_update(None, "journal_mode", "WAL").unwrap();
         writer.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let durability = Durability::start(&database).unwrap();
+        (writer, Durability::start(&database).unwrap())
+    }
+
+    #[test]
+    fn requests_made_while_a_sync_runs_are_answered_by_a_later_one() {
+        let (writer, durability) = wal_database("generations");
         let mut last = 0;
         for x in 0..50 {
             writer.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
@@ -286,12 +290,7 @@ mod tests {
 
     #[test]
     fn a_sync_here_is_published_when_it_returns_and_the_generation_never_goes_back() {
-        let dir = folder("here");
-        let database = dir.join("ledger.sqlite");
-        let writer = rusqlite::Connection::open(&database).unwrap();
-        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
-        writer.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let durability = Durability::start(&database).unwrap();
+        let (writer, durability) = wal_database("here");
         let progress = durability.progress();
         let mut last = 0;
         for x in 0..20 {
