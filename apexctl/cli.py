@@ -1,6 +1,7 @@
 """The `apexctl` Typer app: one command per subcommand module, each imported only when it runs, and every outcome
-mapped to one line and an exit status (0 done, 2 a user mistake or an unusable input, 3 another run holds the outputs'
-lock (`Busy`), 130/143 interrupted by SIGINT/SIGTERM)."""
+mapped to one line and an exit status (0 done, 1 a remote service unreachable or failing (`NetworkError`: retry later),
+2 a user mistake or an unusable input, 3 another run holds the outputs' lock (`Busy`), 130/143 interrupted by
+SIGINT/SIGTERM)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from apexctl import __version__, signals
 from apexctl.console import err, say, show_feedback
-from apexctl.errors import ApexError, Busy, first_line
+from apexctl.errors import ApexError, first_line
 
 
 def _flags_show_no_value() -> None:
@@ -261,13 +262,12 @@ def run(argv: Sequence[str]) -> int:
         return _error(_usage(exc, argv))
     except typer.Abort:
         return _error("aborted")
-    except Busy as exc:
-        _error(str(exc))
-        return Busy.exit_code
     except ApexError as exc:
         if debug:
             traceback.print_exc()  # then the same line and status as without APEX_DEBUG
-        return _error(str(exc))
+        _error(str(exc))
+        # 2 unless the class says otherwise: Busy 3, NetworkError 1 (see apexctl.errors).
+        return getattr(exc, "exit_code", EXIT_ERROR)
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
     except SystemExit as exc:  # rich leaves this way when stdout is a closed pipe

@@ -2,8 +2,9 @@
 
 One hierarchy, defined in the Rust core so that its errors and Python's are the same classes: ApexError >
 UsageError (a bad option value), InputError > {SchemaError, DataError (malformed input data), IoError},
-ConfigError (a setting the core refuses: both a UsageError and a DataError), InternalError; plus Busy and
-NetworkError here. The CLI prints any of them as one line (exit 2; Busy 3).
+ConfigError (a setting the core refuses: both a UsageError and a DataError), InternalError; plus Busy,
+NetworkError and RequestRefused here. The CLI prints any of them as one line: exit 2 for what the user must change
+(RequestRefused too), 1 for a NetworkError (the service was unreachable or kept failing: retry later), 3 for Busy.
 """
 
 from apexctl._core import (
@@ -28,6 +29,7 @@ __all__ = [
     "Interrupted",
     "IoError",
     "NetworkError",
+    "RequestRefused",
     "SchemaError",
     "UsageError",
     "first_line",
@@ -41,7 +43,17 @@ class Busy(ApexError):
 
 
 class NetworkError(ApexError):
-    """A remote service that failed after the retries: the message says which endpoint and what it answered."""
+    """A remote service that could not be reached or kept failing after the retries (exit 1: nothing is wrong with
+    the request; a cron job retries later). The message says which endpoint and what it answered."""
+
+    exit_code = 1
+
+
+class RequestRefused(NetworkError):
+    """The service answered and refused what was asked (an unknown symbol, a parameter it rejects): exit 2, as for
+    any input the user must change; retrying the same request gets the same answer."""
+
+    exit_code = 2
 
 
 def first_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from apexctl.console import safe
-from apexctl.errors import NetworkError, UsageError
+from apexctl.errors import NetworkError, RequestRefused, UsageError
 from apexctl.forge import ranges
 
 MAINNET_REST = "https://api.bybit.com"
@@ -106,7 +106,8 @@ class RestClient:
         return fallback
 
     def get(self, path: str, params: dict[str, str | int]) -> dict:
-        """The `result` of a successful call; raises NetworkError naming the endpoint after the retries."""
+        """The `result` of a successful call; raises RequestRefused when the venue refuses the request, NetworkError
+        naming the endpoint when it cannot be reached or keeps failing after the retries."""
         query = urllib.parse.urlencode(params)
         url = f"{self.base_url.rstrip('/')}{path}?{query}"
         problem = ""
@@ -125,8 +126,10 @@ class RestClient:
                     if attempt < self.max_attempts:
                         self.sleep(self._wait_for_reset(exc.headers, delay))
                     continue
-                hint = " (IP rate limit, or a US/mainland-China IP: wait 10 minutes)" if exc.code == 403 else ""
-                raise NetworkError(f"GET {path}: HTTP {exc.code} {exc.reason}{hint}") from None
+                if exc.code == 403:  # Bybit's answer to an IP it limits or blocks: not the request's fault
+                    hint = " (IP rate limit, or a US/mainland-China IP: wait 10 minutes)"
+                    raise NetworkError(f"GET {path}: HTTP {exc.code} {exc.reason}{hint}") from None
+                raise RequestRefused(f"GET {path}?{query}: HTTP {exc.code} {exc.reason}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 problem = f"network error: {reason}"
@@ -144,7 +147,7 @@ class RestClient:
                     self.sleep(self._wait_for_reset(headers, delay))
                 continue
             if code != 0:
-                raise NetworkError(f"GET {path}?{query}: retCode {code}: {payload.get('retMsg')}")
+                raise RequestRefused(f"GET {path}?{query}: retCode {code}: {payload.get('retMsg')}")
             self._respect_limit(headers)
             result = payload.get("result") or {}
             result["_time"] = payload.get("time")
@@ -164,7 +167,7 @@ class RestClient:
             result = self.get("/v5/market/instruments-info", {"category": category, "symbol": symbol})
             items = [i for i in result.get("list") or [] if i.get("symbol") == symbol]
             if not items:
-                raise NetworkError(f"instruments-info: no {category} instrument named {symbol}")
+                raise RequestRefused(f"instruments-info: no {category} instrument named {symbol}")
             item = items[0]
             lot = item.get("lotSizeFilter") or {}
             out[symbol] = {
@@ -292,7 +295,7 @@ async def _session(
                     out.pongs += 1
                 elif reply.get("op") == "subscribe" or "success" in reply:
                     if reply.get("success") is False:
-                        raise NetworkError(f"{url}: subscribe to {', '.join(topics)} refused: {reply.get('ret_msg')}")
+                        raise RequestRefused(f"{url}: subscribe to {', '.join(topics)} refused: {reply.get('ret_msg')}")
                     out.acks += 1
         except ConnectionClosed as exc:
             raise _Dropped(str(exc)) from None
@@ -322,7 +325,7 @@ async def _record(
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             problem = f"cannot connect: {exc}"
         except InvalidURI as exc:
-            raise NetworkError(f"{url}: {exc}") from None
+            raise UsageError(f"{url}: {exc}") from None
         if out.reconnects >= max_reconnects or loop.time() >= deadline:
             raise NetworkError(f"{url}: {problem}; gave up after {out.reconnects} reconnects")
         out.reconnects += 1

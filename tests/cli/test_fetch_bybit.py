@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from websockets.asyncio.server import serve
 
-from apexctl.errors import NetworkError, UsageError
+from apexctl.errors import NetworkError, RequestRefused, UsageError
 from apexctl.forge import bybit_api
 from apexctl.forge.fetch import BybitFetch, fetch_bybit, frames_from_lines
 from apexctl.forge.io import read_table
@@ -138,17 +139,36 @@ def test_rate_limit_10006_waits_for_reset_then_succeeds(rest, tmp_path):
 
 def test_retcode_error_and_giving_up(rest, tmp_path):
     client = bybit_api.RestClient(rest.url, max_attempts=2, backoff=0.001)
-    with pytest.raises(NetworkError, match=r"retCode 10001: params error: symbol invalid"):
+    with pytest.raises(RequestRefused, match=r"retCode 10001: params error: symbol invalid"):
         client.klines("linear", "BADUSDT", "1", T0, T0 + MINUTE)
     rest.http_429 = 5
-    with pytest.raises(NetworkError, match=r"gave up after 2 attempts \(last: HTTP 429\)"):
+    with pytest.raises(NetworkError, match=r"gave up after 2 attempts \(last: HTTP 429\)") as failing:
         client.klines("linear", "BTCUSDT", "1", T0, T0 + MINUTE)
+    assert not isinstance(failing.value, RequestRefused), "a venue that keeps failing is not a refused request"
     result = run_cli(
         "fetch", "--source", "bybit", "--symbol", "BADUSDT", "--start", str(T0), "--end", str(T0 + MINUTE),
         "--base-url", rest.url, "-o", str(tmp_path / "bad"),
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.returncode == 2, "the venue refused the request: the user must change it"
     assert "no linear instrument named BADUSDT" in result.stderr.decode()
+
+
+def test_an_unreachable_venue_exits_1_for_a_retry_not_2(tmp_path):
+    """Cron tells a failure worth retrying (exit 1: nothing listens, the venue keeps failing) from a request to fix
+    (exit 2), as `apexctl trade` does."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = run_cli(
+        "fetch", "--source", "bybit", "--symbol", "BTCUSDT", "--start", str(T0), "--end", str(T0 + MINUTE),
+        "--base-url", closed, "--max-attempts", "1", "-o", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr.decode()
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("apexctl: error: GET /v5/market/"), lines
+    assert "gave up after 1 attempts (last: network error:" in lines[0], lines
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------------------------------- WebSocket

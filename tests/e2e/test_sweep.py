@@ -227,10 +227,12 @@ def _sweep(tiny: typing.Any, work: Path, case: Case) -> None:
     finally:
         os.chdir(cwd)
     shown = f"apexctl {' '.join(a if len(a) < 80 else a[:80] + '...' for a in argv)!r}\n{ran.stderr[-2000:]}"
-    assert ran.code in (0, 2), shown
+    # fetch-bybit's venue is a closed port: valid options reach it and fail as a network error does (exit 1).
+    unreachable = ran.code == 1 and case[0] == "fetch-bybit" and "gave up after 1 attempts" in ran.stderr
+    assert ran.code in (0, 2) or unreachable, shown
     for marker in ("Traceback", "panicked", "PanicException", "Usage:", "\u256d"):
         assert marker not in ran.stderr, shown
-    if ran.code == 2:
+    if ran.code in (1, 2):
         last = ran.stderr.strip().splitlines()[-1]
         assert last.startswith("apexctl: error: "), shown
         assert last.isprintable(), shown
