@@ -381,8 +381,7 @@ impl Config {
         let fail = |message: String| NexusError::Config { path: path.to_owned(), message };
         let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         let text = String::from_utf8(bytes.clone()).map_err(|_| fail("not UTF-8 text".into()))?;
-        let raw: RawConfig =
-            toml::from_str(&text).map_err(|e| fail(apex_core::text::at_line(&text, e.span(), e.message())))?;
+        let raw: RawConfig = apex_core::text::parse_toml(&text).map_err(fail)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::check(raw, path, &base, apex_infer::sha256_hex(&bytes)).map_err(fail)
     }

@@ -82,8 +82,7 @@ impl FaultPlan {
     pub fn read(path: &Path) -> Result<FaultPlan, VenueError> {
         let bad = |what: String| VenueError::Input(format!("{}: {what}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let plan: FaultPlan =
-            toml::from_str(&text).map_err(|e| bad(apex_core::text::at_line(&text, e.span(), e.message())))?;
+        let plan: FaultPlan = apex_core::text::parse_toml(&text).map_err(bad)?;
         plan.validate().map_err(bad)?;
         Ok(plan)
     }

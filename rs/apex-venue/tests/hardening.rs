@@ -324,10 +324,10 @@ fn balances_and_reject_codes_say_what_is_wrong() {
     assert!(message.contains("[reject] ret_code must be a Bybit error code"), "{message}");
     std::fs::write(&plan, "[reject]\nprobability = 1.0\nret_code = 10006\n").unwrap();
     assert!(FaultPlan::read(&plan).is_ok());
-    // A value of the wrong type is named by its line (the parser's message alone does not say which field).
+    // A value of the wrong type is named by its line and field (the parser's message alone says neither).
     std::fs::write(&plan, "[reject]\nprobability = 1.0\nret_code = \"abc\"\n").unwrap();
     let message = FaultPlan::read(&plan).unwrap_err().to_string();
-    assert!(message.contains("faults.toml: line 3: invalid type: string \"abc\""), "{message}");
+    assert!(message.contains("faults.toml: line 3: reject.ret_code: invalid type: string \"abc\""), "{message}");
     assert!(!message.contains('\n'), "{message}");
     std::fs::remove_dir_all(dir).unwrap();
 }
