@@ -307,13 +307,17 @@ mod tests {
         assert!(progress.borrow().generation >= last);
     }
 
+    /// Durability threads whose WAL cannot be synced: a folder where the WAL should be makes opening it for writing
+    /// fail, as a dying disk would.
+    fn failing(name: &str) -> Durability {
+        let dir = folder(name);
+        std::fs::create_dir_all(dir.join("ledger.sqlite-wal")).unwrap();
+        Durability::start(&dir.join("ledger.sqlite")).unwrap()
+    }
+
     #[test]
     fn a_failed_sync_is_reported_and_final() {
-        let dir = folder("failed");
-        let database = dir.join("ledger.sqlite");
-        // A folder where the WAL should be: opening it for writing fails, as a dying disk would.
-        std::fs::create_dir_all(dir.join("ledger.sqlite-wal")).unwrap();
-        let durability = Durability::start(&database).unwrap();
+        let durability = failing("failed");
         assert_eq!(durability.sync_now(), Err(SYNC_FAILED));
         assert!(durability.progress().borrow().failed);
         assert_eq!(durability.sync_now(), Err(SYNC_FAILED));
@@ -322,10 +326,7 @@ mod tests {
 
     #[test]
     fn a_failed_sync_here_is_published_for_the_order_tasks() {
-        let dir = folder("here-failed");
-        let database = dir.join("ledger.sqlite");
-        std::fs::create_dir_all(dir.join("ledger.sqlite-wal")).unwrap();
-        let durability = Durability::start(&database).unwrap();
+        let durability = failing("here-failed");
         assert_eq!(durability.sync_here(), Err(SYNC_FAILED));
         assert!(durability.progress().borrow().failed);
     }
