@@ -255,11 +255,7 @@ async fn run<S: Session>(
         if status.borrow().up != up {
             status.send_modify(|s| s.up = up);
         }
-        // The consumer takes each frame's events before the next frame is read: on a one-thread runtime a burst of
-        // buffered frames would otherwise all be parsed (until tokio's budget runs out) before the first is seen.
-        if deliver(session, events, status) > 0 {
-            tokio::task::yield_now().await;
-        }
+        let delivered = deliver(session, events, status);
         match step {
             Ok(frames) if frames.is_empty() => {
                 // Answer protocol pings promptly even when nothing else is sent.
@@ -276,6 +272,12 @@ async fn run<S: Session>(
                 let _ = socket.close(None).await;
                 return reason;
             }
+        }
+        // The consumer takes each frame's events before the next frame is read: on a one-thread runtime a burst of
+        // buffered frames would otherwise all be parsed (until tokio's budget runs out) before the first is seen.
+        // After the frame's own replies, so a resubscription does not wait for the consumer's work.
+        if delivered > 0 {
+            tokio::task::yield_now().await;
         }
     }
 }
