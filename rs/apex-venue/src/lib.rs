@@ -252,11 +252,17 @@ fn write_ready(path: &Path, document: &serde_json::Value) -> Result<(), VenueErr
         path.file_name().map_or_else(|| "ready".into(), |n| n.to_string_lossy()),
         std::process::id()
     ));
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(bad)?;
-    file.write_all(serde_json::to_string_pretty(document).expect("json").as_bytes()).map_err(bad)?;
-    file.sync_all().map_err(bad)?;
-    std::fs::rename(&tmp, path).map_err(bad)
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.write_all(serde_json::to_string_pretty(document).expect("json").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        // It holds the keys: none is left beside a ready file that was never written.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(bad)
 }
 
 impl Drop for Venue {

@@ -279,6 +279,15 @@ async fn bad_port_ready_and_fault_log_are_input_errors_naming_the_option() {
     config.ready = Some(dir.join("missing-folder").join("ready.json"));
     let message = input_error(Venue::start(config).await);
     assert!(message.starts_with("--ready ") && message.contains("missing-folder"), "{message}");
+    // A folder where the file should go: the write fails at the rename, and the temporary file (it holds the keys)
+    // goes too.
+    let mut config = VenueConfig::new(vec![account("carol")]);
+    std::fs::create_dir_all(dir.join("a-folder")).unwrap();
+    config.ready = Some(dir.join("a-folder"));
+    let message = input_error(Venue::start(config).await);
+    assert!(message.starts_with("--ready ") && message.contains("a-folder"), "{message}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["a-folder"], "only the folder is left");
 
     let mut config = VenueConfig::new(vec![account("carol")]);
     config.fault_log = Some(dir.join("missing-folder").join("faults.jsonl"));
