@@ -1895,7 +1895,7 @@ impl Engine {
         let mut status_every = tokio::time::interval(self.options.config.status_every);
         let mut stopped = "duration";
         let mut acks = self.acks_rx.take().expect("run once");
-        let mut found = self.start_pitcrew()?;
+        let mut found = self.start_pitcrew().await?;
         loop {
             let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {

@@ -91,7 +91,7 @@ fn shadow_bar(
 
 impl Engine {
     /// Starts watching every slot's bundle folder (unless `[pitcrew] enabled = false`).
-    pub(super) fn start_pitcrew(&mut self) -> Result<Option<FoundRx>, NexusError> {
+    pub(super) async fn start_pitcrew(&mut self) -> Result<Option<FoundRx>, NexusError> {
         let settings = self.pitcrew.settings.clone();
         if !settings.enabled {
             return Ok(None);
@@ -115,11 +115,28 @@ impl Engine {
         let out = self.options.out.clone();
         let check = move |index: usize, dir: &Path| verify(&out, &slots[index].0, dir, &slots[index].1, &names);
         // The folders' bundles that are not their slot's restored champion join the bench first, as if just found.
-        let mut start: Vec<Found<SlotModels>> = Vec::new();
-        for (slot, model_id) in std::mem::take(&mut self.benched) {
-            let folder = self.options.config.slots[slot].bundle.clone();
-            start.push(Found { slot, outcome: check(slot, &folder), folder, model_id });
-        }
+        // They load on the blocking pool: the WebSocket supervisors share the loop's one thread, and a load longer
+        // than their reply timeout would drop connections that are fine.
+        let benched: Vec<_> = std::mem::take(&mut self.benched)
+            .into_iter()
+            .map(|(slot, model_id)| (slot, self.options.config.slots[slot].bundle.clone(), model_id))
+            .collect();
+        let start = if benched.is_empty() {
+            Vec::new()
+        } else {
+            let check = check.clone();
+            tokio::task::spawn_blocking(move || {
+                let found = |(slot, folder, model_id): (usize, std::path::PathBuf, String)| Found {
+                    slot,
+                    outcome: check(slot, &folder),
+                    folder,
+                    model_id,
+                };
+                benched.into_iter().map(found).collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| NexusError::Runtime(format!("pit crew: checking the benched bundles: {e}")))?
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = watch::start(targets, settings.watch, settings.poll, settings.settle, check, tx);
         let detail = match &watcher.fallback_reason {
