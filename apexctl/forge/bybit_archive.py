@@ -287,6 +287,11 @@ def parse_input(
     tick: Advance = advance or (lambda _n: None)
     head = raw.read(4)
     raw.seek(0)
+    if head == b"PAR1":
+        raise InputError(
+            f"{safe(name)}: a Parquet table, not a Bybit file: fetch --source file reads Bybit's trade CSVs and "
+            "order-book archives; `apexctl features` reads tables"
+        )
     if head.startswith(b"PK\x03\x04") or name.endswith(".zip"):
         archive, member = _open_zip_member(raw, name)
         try:

@@ -230,10 +230,13 @@ def _check_repeated_trades(inputs: Inputs) -> None:
     symbol, trade_id = trades["symbol"][row], trades["trade_id"][row]
     same = pl.all_horizontal(pl.col(c) == trades[c][row] for c in TRADE_IDENTITY)
     first = int(trades.select(same).to_series().arg_true()[0])
+    sources = inputs.origins["trades"]["_source"]
+    overlap = "the file repeats it" if sources[row] == sources[first] else "the inputs overlap"
     raise InputError(
         f"{inputs.where('trades', row)}: trade {safe(trade_id)} of {safe(symbol)} is already at "
-        f"{inputs.where('trades', first)}; the inputs overlap. Merge them with `apexctl fetch --source file` "
-        "(it drops repeated trades), then compute features from its output"
+        f"{inputs.where('trades', first)}; {overlap}. Fetch the source "
+        "files in one run (`apexctl fetch --source file A B` keeps each trade once), then compute features from "
+        "its output"
     )
 
 

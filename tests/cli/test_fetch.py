@@ -161,6 +161,12 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path):
     corrupt.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     assert "zip" in one_error_line(run_cli("fetch", str(corrupt), "-o", str(out)))
 
+    table = tmp_path / "trades.parquet"  # a table fetch wrote: features reads it, fetch does not
+    pl.DataFrame({"ts": [1]}).write_parquet(table)
+    line = one_error_line(run_cli("fetch", str(table), "-o", str(out)))
+    assert line.endswith(f"{table}: a Parquet table, not a Bybit file: fetch --source file reads Bybit's trade CSVs "
+                         "and order-book archives; `apexctl features` reads tables"), line  # fmt: skip
+
     html = tmp_path / "2024-12-01_BTCUSDT_ob200.data.zip.html.zip"
     html.write_text("<html>Not Found</html>")
     assert "not a readable zip archive" in one_error_line(run_cli("fetch", str(html), "-o", str(out)))

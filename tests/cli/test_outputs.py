@@ -122,8 +122,14 @@ def test_trades_files_that_overlap_are_refused_naming_both_rows(tiny, tmp_path):
     trade_id = trades["trade_id"][third]
     assert f"{late}: trades table, row 0: trade {trade_id} of " in ran.stderr
     assert f"is already at {early}: trades table, row {third}; the inputs overlap" in ran.stderr
-    assert "apexctl fetch --source file" in ran.stderr
+    assert "Fetch the source files in one run (`apexctl fetch --source file A B` keeps each trade once)" in ran.stderr
     assert not (tmp_path / "f.parquet").exists()
+    # One file that holds a trade twice says so.
+    repeated = tmp_path / "repeated.parquet"
+    io.write_table(pl.concat([trades, trades.slice(third, 1)]), repeated, schema=TRADES, producer="test")
+    ran = run_here("features", str(repeated), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert f"is already at {repeated}: trades table, row {third}; the file repeats it" in ran.stderr
     apart = tmp_path / "apart.parquet"
     io.write_table(trades.slice(2 * third), apart, schema=TRADES, producer="test")
     ran = run_here("features", str(early), str(apart), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
