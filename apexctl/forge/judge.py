@@ -805,20 +805,32 @@ def locked(options: JudgeOptions) -> Iterator[None]:
 
 
 def refuse_repeated(ledgers: list[Path]) -> None:
-    """A ledger given twice (by the same path, or another path to the same file) would be judged twice and its
-    recycling requests listed twice: a usage error naming it."""
+    """A ledger given twice (by the same path, another path to the same file, or a copy: the same bytes in the
+    database and its write-ahead log) would be judged twice and its recycling requests listed twice: a usage error
+    naming it. Only ledgers of equal sizes are hashed."""
     seen: dict[object, Path] = {}
+    by_size: dict[tuple[int, int], list[Path]] = {}
     for path in ledgers:
         try:
             info = path.stat()
             identity: object = (info.st_dev, info.st_ino)
-        except OSError:  # missing or unreadable: reading it says why; here only its spelling can repeat
-            identity = path.resolve()
+        except OSError:  # missing, unreadable or a link loop: reading it says why; only its spelling can repeat
+            identity = str(path)
+            info = None
         if identity in seen:
             first = seen[identity]
             also = "" if first == path else f" (the same file as {safe(first)})"
             raise UsageError(f"{safe(path)}: ledger given twice{also}; give each ledger once")
         seen[identity] = path
+        if info is not None:
+            wal = Path(f"{path}-wal")
+            by_size.setdefault((info.st_size, wal.stat().st_size if wal.is_file() else -1), []).append(path)
+    for same_size in (group for group in by_size.values() if len(group) > 1):
+        digests: dict[str, str] = {}
+        for path in same_size:
+            wal = Path(f"{path}-wal")
+            digest = io.sha256_file(path) + (io.sha256_file(wal) if wal.is_file() else "")
+            io.refuse_same_data(digests, str(path), digest)
 
 
 def write(judgment: Judgment, options: JudgeOptions) -> None:

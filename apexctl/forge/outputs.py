@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apexctl import signals
-from apexctl.errors import Busy, UsageError
+from apexctl.console import safe
+from apexctl.errors import Busy, UsageError, first_line
 
 STDIO = "-"
 #: Prefix of the staging folders and of the lock files, next to the output they belong to (hidden, removed at exit).
@@ -75,6 +76,20 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+#: The longest output file name taken: the temporary and staging names beside it add up to about 40 bytes, and
+#: file systems stop at 255.
+MAX_NAME_BYTES = 200
+
+
+def resolved(path: str | Path, what: str) -> Path:
+    """`path` with every symbolic link followed; UsageError naming `what` (an option, or "input") when the links
+    loop, which Path.resolve reports as a bare RuntimeError."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        raise UsageError(f"{what} {path}: a loop of symbolic links ({first_line(exc)}); give a real path") from None
+
+
 def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -123,8 +138,8 @@ def _check_apart(outputs: Sequence[OutFile | OutFolder], option: str) -> None:
     for output in outputs:
         if str(output.path) == STDIO:
             continue
-        real = Path(output.path).resolve()
-        outer = next((f for f in folders if f is not output and _within(real, Path(f.path).resolve())), None)
+        real = resolved(output.path, option)
+        outer = next((f for f in folders if f is not output and _within(real, resolved(f.path, option))), None)
         if outer is not None:
             raise UsageError(
                 f"{option} {output.path}: is inside {outer.path}, which is replaced as a whole when it is written; "
@@ -139,14 +154,19 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
     option in messages.
     """
     sources = [Path(p) for p in inputs if p is not None and str(p) != STDIO]
-    resolved = [p.resolve() for p in sources]
+    inputs_real = [resolved(p, "input") for p in sources]
     identities = {i for i in (_identity(p) for p in sources) if i is not None}
     _check_apart(outputs, option)
     for output in outputs:
         if str(output.path) == STDIO:
             continue
         path = Path(output.path)
-        real = path.resolve()
+        real = resolved(path, option)
+        if len(path.name.encode()) > MAX_NAME_BYTES:
+            raise UsageError(
+                f"{option} {safe(path.name[:40])}...: the name is {len(path.name.encode())} bytes long; keep it "
+                f"under {MAX_NAME_BYTES} (temporary files beside it add to it, and file systems stop at 255)"
+            )
         _writable_ancestor(written_path(path), option)
         if isinstance(output, OutFile):
             if str(output.path).endswith(os.sep) or path.is_dir():
@@ -156,7 +176,7 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
                     f"{option} {path}: exists and is not a regular file (a device or a pipe); give a file path, or "
                     "'-' where the command writes to stdout"
                 )
-            if real in resolved or (_identity(path) is not None and _identity(path) in identities):
+            if real in inputs_real or (_identity(path) is not None and _identity(path) in identities):
                 raise UsageError(f"{option} {path}: is also an input of this command; writing it would destroy it")
             continue
         if path.exists() and not path.is_dir():
@@ -171,11 +191,11 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
         if path.is_dir() and not output.keep and any(path.iterdir()):
             if not output.replace:
                 raise UsageError(f"{option} {path}: exists and is not empty; choose another folder or {output.hint}")
-            held = next((s for s, r in zip(sources, resolved, strict=True) if _within(r, real)), None)
+            held = next((s for s, r in zip(sources, inputs_real, strict=True) if _within(r, real)), None)
             if held is not None:
                 raise UsageError(f"{option} {path}: holds the input {held}; replacing the folder would destroy it")
-        elif any(_within(r, real) for r in resolved) and not output.keep:
-            held = next(s for s, r in zip(sources, resolved, strict=True) if _within(r, real))
+        elif any(_within(r, real) for r in inputs_real) and not output.keep:
+            held = next(s for s, r in zip(sources, inputs_real, strict=True) if _within(r, real))
             raise UsageError(f"{option} {path}: is the input {held} or holds it; choose another folder")
 
 

@@ -134,3 +134,42 @@ def test_trades_files_that_overlap_are_refused_naming_both_rows(tiny, tmp_path):
     io.write_table(trades.slice(2 * third), apart, schema=TRADES, producer="test")
     ran = run_here("features", str(early), str(apart), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
     assert ran.code == 0, ran.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["causal", "{loop}", "-o", "{out}/c.json"],
+        ["causal", "{bars}", "-o", "{loop}"],
+        ["features", "{loop}", "-o", "{out}/f.parquet"],
+        ["judge", "{loop}", "-o", "{out}/j.json"],
+        ["venue", "--accounts", "{loop}", "--duration", "1"],
+    ],
+)
+def test_a_loop_of_symbolic_links_is_named_not_a_traceback(tiny, tmp_path, command):
+    """Path.resolve raises a bare RuntimeError on a link loop: every path a command checks names it instead."""
+    loop = tmp_path / "l1"
+    (tmp_path / "l2").symlink_to(loop)
+    loop.symlink_to(tmp_path / "l2")
+    names = {"{loop}": str(loop), "{out}": str(tmp_path), "{bars}": str(tiny.data / "bars.parquet")}
+    ran = run_here(*[names.get(a, a).replace("{out}", str(tmp_path)) for a in command])
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert f"{loop}: a loop of symbolic links" in ran.stderr
+
+
+def test_an_output_name_too_long_for_its_temporary_files_is_refused_before_any_work(tiny, tmp_path):
+    name = "z" * 245 + ".json"
+    ran = run_here("causal", str(tiny.data / "bars.parquet"), "-o", str(tmp_path / name))
+    assert ran.code == 2, ran.stderr
+    assert "the name is 250 bytes long; keep it under 200" in ran.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_of_a_ledger_is_the_same_ledger_given_twice(tiny, tmp_path):
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(tiny.ledger, copy)
+    ran = run_here("judge", str(tiny.ledger), str(copy), "-o", str(tmp_path / "j.json"))
+    assert ran.code == 2, ran.stderr
+    assert f"{copy}: the same data as {tiny.ledger}" in ran.stderr
+    assert not (tmp_path / "j.json").exists()
