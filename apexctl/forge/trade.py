@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apexctl import _core
 from apexctl.console import safe
-from apexctl.errors import InternalError, UsageError
+from apexctl.errors import Busy, InternalError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge import venue as venue_runner
 from apexctl.forge.durations import parse_duration
@@ -313,6 +313,8 @@ def _engine_check(binary: Path, options: TradeOptions) -> None:
     last = next((line for line in reversed(lines) if line.startswith("apex-nexus: ")), None)
     if checked.returncode == 2 and last is not None:
         raise UsageError(last.removeprefix("apex-nexus: "))
+    if checked.returncode == 3 and last is not None:  # another engine runs in OUT: nothing started, nothing written
+        raise Busy(last.removeprefix("apex-nexus: "))
     said = last or (lines[-1] if lines else "no output")
     raise InternalError(f"{binary} --check exited {checked.returncode}: {said}")
 

@@ -239,3 +239,33 @@ def test_a_venue_that_cannot_be_reached_leaves_no_pid_file_and_closes_the_run(tm
     with sqlite3.connect(out / "ledger.sqlite") as db:
         assert db.execute("SELECT exit FROM runs").fetchall() == [("error",)]
         assert db.execute("SELECT COUNT(*) FROM runs WHERE ended_local IS NULL").fetchone() == (0,)
+
+
+def test_a_run_folder_in_a_bundle_or_held_by_another_engine_is_refused_before_a_venue_starts(tmp_path):
+    """`--out` inside a slot's bundle would write logs and a ledger into an input (which then fails its manifest
+    check); a folder another engine runs in is exit 3. Both are found by `apex-nexus --check`, before a venue is
+    launched or anything written."""
+    import os
+
+    from tests.e2e.test_trade import make_bundle
+
+    bundle = make_bundle(tmp_path, "BTCUSDT", "a", seed=0)
+    config = tmp_path / "nexus.toml"
+    config.write_text(edited('bundle = "bundle"', f"bundle = {json.dumps(str(bundle))}"))
+    files = sorted(p.name for p in bundle.iterdir())
+    for out in (bundle, bundle / "run"):
+        result = run_here("trade", "--config", str(config), "--out", str(out), "--duration", "3s")
+        assert result.code == 2, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"--out {out} is inside slot btc-a's bundle folder {bundle}" in result.stderr
+        assert sorted(p.name for p in bundle.iterdir()) == files, "the bundle is an input: nothing is written in it"
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "nexus.pid").write_text(f"{os.getpid()}\n")  # a live process that is not the engine
+    result = run_here("trade", "--config", str(config), "--out", str(held), "--duration", "3s")
+    assert result.code == 3, result.stderr
+    assert (
+        result.stderr.strip()
+        == f"apexctl: error: {held / 'nexus.pid'}: another engine (pid {os.getpid()}) is running in this folder"
+    )
+    assert sorted(p.name for p in held.iterdir()) == ["nexus.pid"], "no venue launched, no keys or logs written"

@@ -196,7 +196,8 @@ fn names_for(bar_ns: i64, dir: &Path) -> Vec<String> {
 }
 
 /// The run folder's pid file: refuses a folder whose pid file names a live process, and removes itself on drop.
-fn lock(out: &Path) -> Result<PathBuf, NexusError> {
+/// `Locked` when another live engine's pid file is in `out`.
+fn refuse_held(out: &Path) -> Result<(), NexusError> {
     let path = out.join("nexus.pid");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(pid) = text.trim().parse::<u32>()
@@ -205,6 +206,52 @@ fn lock(out: &Path) -> Result<PathBuf, NexusError> {
     {
         return Err(NexusError::Locked { path, pid });
     }
+    Ok(())
+}
+
+/// `path` with its links followed, also when its last parts do not exist yet (the run folder is made later).
+fn real_path(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return missing.iter().rev().fold(real, |at, part| at.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+/// `Config` when the run folder is a slot's bundle folder or inside one: the engine's logs, ledger and kept models
+/// would be written into the bundle (an input, which then fails its manifest check).
+fn refuse_out_in_bundle(options: &Options) -> Result<(), NexusError> {
+    let out = real_path(&options.out);
+    for slot in &options.config.slots {
+        let bundle = real_path(&slot.bundle);
+        if out.starts_with(&bundle) {
+            return Err(NexusError::Config {
+                path: options.config.path.clone(),
+                message: format!(
+                    "--out {} is inside slot {}'s bundle folder {}: the run would write into the bundle; give a \
+                     folder outside it",
+                    options.out.display(),
+                    slot.name,
+                    slot.bundle.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn lock(out: &Path) -> Result<PathBuf, NexusError> {
+    refuse_held(out)?;
+    let path = out.join("nexus.pid");
     let tmp = out.join("nexus.pid.tmp");
     std::fs::write(&tmp, format!("{}\n", std::process::id()))
         .and_then(|()| std::fs::rename(&tmp, &path))
@@ -271,14 +318,16 @@ fn load_slots(config: &Config, bar_ns: i64) -> Result<(Vec<LoadedSlot>, Vec<Stri
 }
 
 impl Prepared {
-    /// The checks of [`Prepared::new`] that need neither a venue nor the run folder: the config (read already),
-    /// every slot's bundle and, on testnet or mainnet, the keys and the mainnet opt-in. Nothing is created or
-    /// connected: `apexctl trade` runs them before it launches a local venue.
+    /// The checks of [`Prepared::new`] that need no venue: the config (read already), a run folder outside the
+    /// bundles and not held by another engine, every slot's bundle and, on testnet or mainnet, the keys and the
+    /// mainnet opt-in. Nothing is created or connected: `apexctl trade` runs them before it launches a local venue.
     ///
     /// # Errors
-    /// `Config`/`Bundle`/`Keys` (exit 2), as `new` names them.
+    /// `Config`/`Bundle`/`Keys` (exit 2) and `Locked` (exit 3), as `new` names them.
     pub fn check(options: &Options) -> Result<(), NexusError> {
         let config = &options.config;
+        refuse_out_in_bundle(options)?;
+        refuse_held(&options.out)?;
         load_slots(config, bar_nanos(config)?)?;
         if config.venue.kind != VenueKind::Local {
             for account in config.accounts() {
@@ -305,6 +354,7 @@ impl Prepared {
     pub fn new(options: Options) -> Result<Prepared, NexusError> {
         let config = &options.config;
         let bad = |message: String| NexusError::Config { path: config.path.clone(), message };
+        refuse_out_in_bundle(&options)?;
         let bar_ns = bar_nanos(config)?;
         let (mut slots, mut engine_names) = load_slots(config, bar_ns)?;
         let (target, credentials) = match config.venue.kind {
