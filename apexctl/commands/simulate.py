@@ -81,8 +81,10 @@ def simulate(
         say(("note:", "yellow"), " --strategy is ignored: --tree trades the tree instead")
     symbol = check_symbol(symbol)
     config = _options.config_from(StrategySim, locals(), dsg_path=dsg)
-    frames, summary = simulate_strategy(config)
-    fills_path, equity_path, summary_path = write_simulation(config, frames, summary, output, force=force)
+    frames, summary, inputs = simulate_strategy(config)
+    fills_path, equity_path, summary_path = write_simulation(
+        config, frames, summary, output, inputs=inputs, force=force
+    )
     table = Table(title=f"{summary['strategy']} on {symbol}, {hours:g} h, seed {seed}", show_header=False)
     ttt = summary["time_to_target_s"]
     for name, value in (

@@ -203,8 +203,9 @@ class StrategySim:
         return {name: getattr(self, name) for name in ranges.FEATURE_DEFAULTS}
 
 
-def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
-    """Runs the strategy; returns the `fills` and `equity` frames and the summary document."""
+def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any], dict[str, str]]:
+    """Runs the strategy; returns the `fills` and `equity` frames, the summary document, and the sha256 of each
+    input document (DSG, tree) by its path, of the bytes read (`-` is stdin's, which cannot be read again)."""
     check_symbol(config.symbol)
     ranges.SEED.check(config.seed, "--seed")
     ranges.HOURS.check(config.hours, "--hours")
@@ -213,12 +214,14 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
     if config.tree is None:
         check_strategy(config.strategy)
     dsg_text, dsg_normalized = load_dsg(config.dsg_path)
+    digests = {config.dsg_path: io.sha256_bytes(dsg_text.encode())} if config.dsg_path and dsg_text else {}
     if config.tree is not None:
         from apexctl.forge.features import check_vmd
         from apexctl.forge.gp import read_tree_text
 
         check_vmd(config.vmd_modes, config.vmd_window)
         text = read_tree_text(config.tree, "--tree")
+        digests[config.tree] = io.sha256_bytes(text.encode())
         try:
             out = _core.sim_gp_run(
                 text,
@@ -289,7 +292,7 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
         "dsg": json.loads(dsg_normalized),
     }
     SimSummary.model_validate(io.jsonable(summary))  # the document matches its committed schema
-    return {"fills": fills, "equity": equity}, summary
+    return {"fills": fills, "equity": equity}, summary, digests
 
 
 #: The files `apexctl simulate` writes into its output folder.
@@ -297,7 +300,13 @@ SIMULATION_FILES = ("fills.parquet", "equity.parquet", "summary.json")
 
 
 def write_simulation(
-    config: StrategySim, frames: dict[str, pl.DataFrame], summary: dict[str, Any], output: Path, *, force: bool
+    config: StrategySim,
+    frames: dict[str, pl.DataFrame],
+    summary: dict[str, Any],
+    output: Path,
+    *,
+    inputs: dict[str, str],
+    force: bool,
 ) -> list[Path]:
     """`simulate_strategy`'s fills, equity and summary in `output` (with their provenance), published together;
     returns the paths written, in SIMULATION_FILES order."""
@@ -311,7 +320,6 @@ def write_simulation(
     }
     if config.tree is not None:
         params |= {"strategy": "gp", "tree": config.tree, **config.features()}
-    inputs = {path: io.sha256_file(path) for path in (config.dsg_path, config.tree) if path}
     fills_name, equity_name, summary_name = SIMULATION_FILES
     with outputs.staged_folder(output, replace=force) as staging:
         for name, schema in ((fills_name, FILLS), (equity_name, EQUITY)):

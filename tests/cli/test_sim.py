@@ -213,6 +213,24 @@ def test_simulate_tree_trades_the_gp_strategy_like_the_builtin_it_equals(tmp_pat
     assert gp_fills.drop("model_id").equals(bh_fills.drop("model_id"))
 
 
+def test_a_tree_from_stdin_is_recorded_by_the_bytes_read(tmp_path):
+    """`--tree -` reads stdin once: its provenance is the hash of what was read, not of a file named '-' (there
+    was none, and the run failed after the simulation; with one, its hash was recorded as the tree's)."""
+    tree = _tree_file(tmp_path, {"const": 1.0}, [])
+    (tmp_path / "-").write_text("not the tree")
+    args = ["simulate", "--hours", "0.1", "--seed", "2"]
+    piped = run_cli(*args, "--tree", "-", "-o", str(tmp_path / "piped"), stdin=tree.read_bytes(), cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr.decode()
+    named = run_cli(*args, "--tree", str(tree), "-o", str(tmp_path / "named"))
+    assert named.returncode == 0, named.stderr.decode()
+    inputs = {
+        name: io.read_table(tmp_path / name / "fills.parquet", FILLS).metadata[io.META_INPUTS]
+        for name in ("piped", "named")
+    }
+    assert inputs["piped"] == {"-": io.sha256_file(tree)}, inputs
+    assert inputs["named"] == {str(tree): io.sha256_file(tree)}, inputs
+
+
 def test_simulate_tree_with_a_feature_the_simulator_lacks_names_the_file(tmp_path):
     tree = _tree_file(tmp_path, {"feature": "ofi_l1"}, ["ofi_l1"], name="ofi.json")
     result = run_cli("simulate", "--tree", str(tree), "--hours", "0.01", "-o", str(tmp_path / "out"))
