@@ -215,7 +215,9 @@ def _launch_venue(document: dict, config: Path, out: Path) -> tuple[subprocess.P
     )
     options.validate()
     log = open(out / "venue.log", "ab")  # noqa: SIM115 - the child owns it while it runs
-    child = subprocess.Popen([str(venue_runner.find_binary()), *options.arguments()], stdout=log, stderr=log)
+    child = subprocess.Popen(
+        [str(venue_runner.find_binary()), *options.arguments()], stdout=log, stderr=log, env=venue_runner.launched_env()
+    )
     deadline = time.monotonic() + 60
     while not ready.exists():
         if child.poll() is not None or time.monotonic() > deadline:
@@ -274,7 +276,7 @@ def run(options: TradeOptions) -> int:
         args += ["--duration", options.duration]
     if options.confirm_mainnet:
         args.append("--i-understand-mainnet")
-    env = dict(os.environ)
+    env = venue_runner.launched_env()
     log = open(options.out / "nexus.log", "ab")  # noqa: SIM115 - the child owns it while it runs
     engine = subprocess.Popen(args, stdout=log, stderr=log, env=env)
 
@@ -343,4 +345,4 @@ def _watch(engine: subprocess.Popen, options: TradeOptions, log) -> int:
             if code in (2, 3):
                 said = "apexctl: error: " + said.removeprefix("apex-nexus: ")
             sys.stderr.write(said + "\n")
-    return code
+    return venue_runner.killed("apex-nexus", code, f"; its log is {options.out / 'nexus.log'}")

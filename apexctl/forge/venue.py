@@ -90,6 +90,29 @@ def find_executable(name: str, variable: str) -> Path:
     raise UsageError(f"the {name} binary was not found beside {sys.executable} or on PATH; run `just setup`")
 
 
+#: apexctl names itself (its pid) to the binaries it launches; they stop when it dies, even by SIGKILL
+#: (`apex_core::process::launcher_gone`).
+LAUNCHER_ENV = "APEX_LAUNCHER_PID"
+
+
+def launched_env() -> dict[str, str]:
+    """The environment of a binary this process launches: its own, plus LAUNCHER_ENV naming this process."""
+    return {**os.environ, LAUNCHER_ENV: str(os.getpid())}
+
+
+def killed(name: str, code: int, where: str = "") -> int:
+    """For a child that ended by a signal (Popen's negative status): one line naming it and the signal, and exit 1
+    (a runtime failure), instead of the shell's 256 - signal with nothing said. Other statuses pass through."""
+    if code >= 0:
+        return code
+    try:
+        what = signal.Signals(-code).name
+    except ValueError:
+        what = f"signal {-code}"
+    note(("apexctl: error: ", "bold red"), f"{name} was killed by {what}{where}")
+    return 1
+
+
 def find_binary() -> Path:
     """The `apex-venue` binary ($APEX_VENUE_BIN overrides)."""
     return find_executable(BINARY, "APEX_VENUE_BIN")
@@ -105,7 +128,7 @@ def run(options: VenueOptions) -> int:
     for a bad input, as from any other command)."""
     options.validate()
     binary = find_binary()
-    child = subprocess.Popen([str(binary), *options.arguments()], stderr=subprocess.PIPE)
+    child = subprocess.Popen([str(binary), *options.arguments()], stderr=subprocess.PIPE, env=launched_env())
     errors: list[str] = []
 
     def relay() -> None:
@@ -136,4 +159,4 @@ def run(options: VenueOptions) -> int:
         raise UsageError(errors[-1])
     if errors:  # a failure of the venue itself (exit 1): the same one line, with the binary's status
         note(("apexctl: error: ", "bold red"), errors[-1])
-    return code
+    return killed(BINARY, code)

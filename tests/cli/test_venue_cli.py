@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -159,3 +160,34 @@ def test_an_output_whose_folder_cannot_be_made_is_exit_2_naming_it(tmp_path, opt
     assert result.returncode == 2, err
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"apexctl: error: {option} "), err
+
+
+def test_the_venue_stops_when_apexctl_is_killed_and_a_killed_venue_is_named(tmp_path):
+    """SIGKILL of `apexctl venue` cannot be forwarded: the binary sees its launcher gone and stops as on SIGTERM
+    (its ready file goes with it). A venue killed under apexctl is one line and exit 1, not 247 and silence."""
+    ready = tmp_path / "ready.json"
+    command = [sys.executable, "-m", "apexctl", "venue", "--ready", str(ready), "--duration", "60"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(ready.exists, timeout=60)
+        rest = json.loads(ready.read_text())["rest"]
+        process.kill()
+        process.wait(timeout=10)
+        wait_for(lambda: not ready.exists(), timeout=10)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(rest + "/v5/market/time", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    ready.unlink(missing_ok=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(ready.exists, timeout=60)
+        child = json.loads(ready.read_text())["pid"]
+        os.kill(child, signal.SIGKILL)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, err
+    assert err.strip() == "apexctl: error: apex-venue was killed by SIGKILL", err

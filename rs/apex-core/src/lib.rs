@@ -3,6 +3,8 @@
 mod fees;
 pub mod order;
 pub mod params;
+#[cfg(feature = "process")]
+pub mod process;
 mod scale;
 mod side;
 mod table;

@@ -1946,12 +1946,16 @@ impl Engine {
         let mut stopped = "duration";
         let mut acks = self.acks_rx.take().expect("run once");
         let mut found = self.start_pitcrew().await?;
+        let launcher_gone = apex_core::process::launcher_gone();
+        tokio::pin!(launcher_gone);
         loop {
             let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
                 _ = tokio::signal::ctrl_c() => { stopped = "SIGINT"; break; }
                 _ = sigterm.recv() => { stopped = "SIGTERM"; break; }
+                // apexctl trade died (even by SIGKILL): stop as on SIGTERM rather than trade on unseen.
+                () = &mut launcher_gone => { stopped = "launcher"; break; }
                 () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => break,
                 // Fills and acks are written at once and synced by the ledger's thread; the next order waits for it.
                 Some((account, event)) = private.recv() => {

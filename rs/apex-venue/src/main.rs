@@ -97,6 +97,7 @@ async fn serve(config: VenueConfig, generated: bool) -> Result<(), VenueError> {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = terminate.recv() => "SIGTERM",
         () = until => "--duration elapsed",
+        () = apex_core::process::launcher_gone() => "apexctl, which launched it, is gone",
     };
     tracing::info!(reason, faults = ?venue.fault_counts(), "stopping");
     venue.stop().await;
