@@ -21,7 +21,7 @@ from pathlib import Path
 from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import Busy, InternalError, UsageError
-from apexctl.forge import ranges
+from apexctl.forge import outputs, ranges
 from apexctl.forge import venue as venue_runner
 from apexctl.forge.durations import parse_duration
 from apexctl.forge.ranges import FloatRange, IntRange
@@ -71,6 +71,8 @@ class TradeOptions:
             raise UsageError(f"--venue-ready: {self.venue_ready} is not a file")
         if self.out.exists() and not self.out.is_dir():
             raise UsageError(f"--out: {self.out} exists and is not a folder")
+        # The run writes its log, ledger and the venue's keys there: a folder it cannot write is named up front.
+        outputs.check([outputs.OutFile(self.out / "nexus.log")], [self.config], option="--out")
         if self.duration is not None:
             # The engine's units (a bare number would be minutes to `parse_duration` and seconds to the engine).
             if not self.duration.strip().endswith(("ms", "s", "m", "h", "d")):

@@ -269,3 +269,13 @@ def test_a_run_folder_in_a_bundle_or_held_by_another_engine_is_refused_before_a_
         == f"apexctl: error: {held / 'nexus.pid'}: another engine (pid {os.getpid()}) is running in this folder"
     )
     assert sorted(p.name for p in held.iterdir()) == ["nexus.pid"], "no venue launched, no keys or logs written"
+
+
+def test_a_run_folder_that_cannot_be_written_is_named_as_the_option(tmp_path, no_binaries):
+    """`--out` under a file: the option is named before anything runs, as every command's output is."""
+    config = tmp_path / "nexus.toml"
+    config.write_text(BASE)
+    (tmp_path / "file.json").write_text("{}")
+    out = tmp_path / "file.json" / "run"
+    line = refused(config, out)
+    assert line == f"apexctl: error: --out {out / 'nexus.log'}: {tmp_path / 'file.json'} is not a folder"
