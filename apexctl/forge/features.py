@@ -240,6 +240,36 @@ def _check_repeated_trades(inputs: Inputs) -> None:
     )
 
 
+def _check_book_meets_trades(inputs: Inputs, interval: int) -> None:
+    """InputError when no bar (of `interval` ns) of a symbol holds both its trades and its book messages: every
+    bar's book columns would be NaN (a book of another day, or trades shifted in time), which reads as a market
+    without a book."""
+    frames = {"trades": inputs.trades, "book": inputs.book}
+    spans = {}
+    for kind, frame in frames.items():
+        assert frame is not None
+        spans[kind] = frame.group_by("symbol").agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+    both = spans["trades"].join(spans["book"], on="symbol", suffix="_book")
+    bar = {c: pl.col(c) // interval for c in ("first", "last", "first_book", "last_book")}
+    apart = both.filter((bar["last"] < bar["first_book"]) | (bar["last_book"] < bar["first"]))
+    if not apart.height:
+        return
+    row = apart.sort("symbol").row(0, named=True)
+    symbol = row["symbol"]
+
+    def file_of(kind: str) -> str:  # the input that holds the symbol's first row of that kind
+        frame = frames[kind]
+        assert frame is not None
+        first = int(frame["symbol"].eq(symbol).arg_true()[0])
+        return safe(inputs.tables[inputs.origins[kind]["_source"][first]].source)
+
+    raise InputError(
+        f"{file_of('trades')}, {file_of('book')}: {safe(symbol)}'s trades ({utc_text(row['first'])} to "
+        f"{utc_text(row['last'])}) and its book ({utc_text(row['first_book'])} to {utc_text(row['last_book'])}) do "
+        "not overlap, so every bar would have no book; give the book of the same span (or only the trades)"
+    )
+
+
 def _check_bar_grid(inputs: Inputs, kind: str, grain: Grain) -> None:
     """InputError before any bar is built when the grid (each symbol from its first to its last bar) would hold
     more than MAX_BAR_ROWS rows, naming the symbol of the longest span and the files of its ends."""
@@ -435,6 +465,8 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         )
         return _frame(arrays, inputs.symbols)
     interval = BAR_GRAINS[grain]
+    if inputs.trades is not None and inputs.book is not None:
+        _check_book_meets_trades(inputs, interval)
     if inputs.bars is not None:
         _check_repeated_bars(inputs)
     _check_bar_grid(inputs, "trades" if inputs.trades is not None else "bars", grain)

@@ -173,3 +173,18 @@ def test_a_copy_of_a_ledger_is_the_same_ledger_given_twice(tiny, tmp_path):
     assert ran.code == 2, ran.stderr
     assert f"{copy}: the same data as {tiny.ledger}" in ran.stderr
     assert not (tmp_path / "j.json").exists()
+
+
+def test_trades_and_a_book_that_never_overlap_are_refused(tiny, tmp_path):
+    """A book of another day gave every bar NaN book columns and exit 0: it is refused naming both files."""
+    from apexctl.schemas.tables import TRADES
+
+    later = pl.read_parquet(tiny.data / "trades.parquet").with_columns(pl.col("ts") + 10 * 86_400 * 10**9)
+    shifted = tmp_path / "shifted.parquet"
+    io.write_table(later, shifted, schema=TRADES, producer="test")
+    book = tiny.data / "book.parquet"
+    ran = run_here("features", str(shifted), str(book), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.startswith(f"apexctl: error: {shifted}, {book}: "), ran.stderr
+    assert "do not overlap, so every bar would have no book" in ran.stderr
+    assert not (tmp_path / "f.parquet").exists()
