@@ -452,7 +452,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
         arrays = update_arrays(inputs)
         order = UPDATE_LEADING + [name for name in arrays if name not in UPDATE_LEADING]
         return _frame(arrays, inputs.symbols, order)
-    if inputs.trades is not None and grain != Grain.update:
+    if inputs.trades is not None:
         _check_repeated_trades(inputs)
     if grain == Grain.trade:
         trades = inputs.trades

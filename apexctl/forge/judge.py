@@ -809,7 +809,7 @@ def refuse_repeated(ledgers: list[Path]) -> None:
     database and its write-ahead log) would be judged twice and its recycling requests listed twice: a usage error
     naming it. Only ledgers of equal sizes are hashed."""
     seen: dict[object, Path] = {}
-    by_size: dict[tuple[int, int], list[Path]] = {}
+    by_size: dict[tuple[int, int], list[tuple[Path, Path | None]]] = {}
     for path in ledgers:
         try:
             info = path.stat()
@@ -824,12 +824,12 @@ def refuse_repeated(ledgers: list[Path]) -> None:
         seen[identity] = path
         if info is not None:
             wal = Path(f"{path}-wal")
-            by_size.setdefault((info.st_size, wal.stat().st_size if wal.is_file() else -1), []).append(path)
+            wal_size = wal.stat().st_size if wal.is_file() else -1
+            by_size.setdefault((info.st_size, wal_size), []).append((path, wal if wal_size >= 0 else None))
     for same_size in (group for group in by_size.values() if len(group) > 1):
         digests: dict[str, str] = {}
-        for path in same_size:
-            wal = Path(f"{path}-wal")
-            digest = io.sha256_file(path) + (io.sha256_file(wal) if wal.is_file() else "")
+        for path, wal in same_size:
+            digest = io.sha256_file(path) + (io.sha256_file(wal) if wal is not None else "")
             io.refuse_same_data(digests, str(path), digest)
 
 

@@ -86,8 +86,9 @@ def resolved(path: str | Path, what: str) -> Path:
     loop, which Path.resolve reports as a bare RuntimeError."""
     try:
         return Path(path).resolve()
-    except (RuntimeError, OSError) as exc:
-        raise UsageError(f"{what} {path}: a loop of symbolic links ({first_line(exc)}); give a real path") from None
+    except RuntimeError as exc:
+        loop = f"a loop of symbolic links ({first_line(exc)})"
+        raise UsageError(f"{what} {safe(path)}: {loop}; give a real path") from None
 
 
 def _within(path: Path, folder: Path) -> bool:
