@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use crate::bar_stream::{Atom, BarStream, UpdateValues};
 use crate::trades::TradeColumns;
 use crate::vmd::{VmdParams, rolling_vmd};
-use crate::{FeatureError, HOUR, MINUTE, duration_label};
+use crate::{FeatureError, FeatureOptions, HOUR, MINUTE, duration_label};
 
 /// The bar intervals the CLI offers.
 pub const STANDARD_INTERVALS: [i64; 4] = [MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR];
@@ -102,11 +102,18 @@ impl BarParams {
     /// MTFA, and VMD of 3 modes over 64 bars.
     #[must_use]
     pub fn new(interval: i64) -> BarParams {
+        BarParams::with_options(interval, &FeatureOptions::default())
+    }
+
+    /// `interval` with every standard interval above it as MTFA and the rv window and VMD of `options`: the bars of
+    /// a table `apexctl features` made with those options, as the simulator and the live engine stream them.
+    #[must_use]
+    pub fn with_options(interval: i64, options: &FeatureOptions) -> BarParams {
         BarParams {
             interval,
-            rv_window: 30,
+            rv_window: options.rv_bars,
             higher: STANDARD_INTERVALS.iter().copied().filter(|&h| h > interval && h % interval == 0).collect(),
-            vmd: Some(VmdParams::default()),
+            vmd: options.vmd(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use apex_features::FeatureOptions;
 use apex_gp::Limits;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,57 @@ pub struct Manifest {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Sha256Hex>")]
     pub training_data: BTreeMap<String, String>,
+    /// The bars the models learned from: absent in bundles of an apexctl that did not record them, which the engine
+    /// takes for its own bar and the default feature options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bars: Option<BarSpec>,
+}
+
+/// The bars of the features table a bundle's models were evolved or trained on: the engine must compute its rows
+/// on bars of the same length with the same options, or a feature such as `rv` means something else live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BarSpec {
+    /// The bar length in seconds (60 for `apexctl features --grain 1m`).
+    #[schemars(range(min = 1, max = 86_400))]
+    pub bar_seconds: u64,
+    /// The table's `--rv-bars`, `--vmd-modes` and `--vmd-window`.
+    #[schemars(schema_with = "feature_options_schema")]
+    pub options: FeatureOptions,
+}
+
+impl BarSpec {
+    /// The bars as a person reads them: `5m (rv_bars 30, vmd_modes 3, vmd_window 64)`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let seconds = i64::try_from(self.bar_seconds).unwrap_or(i64::MAX);
+        let options = &self.options;
+        format!(
+            "{} bars (rv_bars {}, vmd_modes {}, vmd_window {})",
+            apex_features::duration_label(seconds.saturating_mul(apex_features::SECOND)),
+            options.rv_bars,
+            options.vmd_modes,
+            options.vmd_window
+        )
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=86_400).contains(&self.bar_seconds) {
+            return Err(format!("\"bars\": bar_seconds must be in [1, 86400], got {}", self.bar_seconds));
+        }
+        self.options.validate().map_err(|e| format!("\"bars\": options: {e}"))
+    }
+}
+
+/// The schema of [`FeatureOptions`], from its parameter table (bounds, defaults, docs).
+fn feature_options_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = apex_core::params::json_schema("", "", "", FeatureOptions::PARAMS);
+    let object = schema.as_object_mut().expect("a parameter schema is an object");
+    for key in ["$schema", "$id", "title"] {
+        object.remove(key);
+    }
+    object.insert("description".to_owned(), Value::from("the features table's bar-feature options"));
+    schemars::Schema::try_from(schema).expect("a parameter schema is an object")
 }
 
 /// Lowercase hex SHA-256 (the schema of a hash; the manifest holds it as a `String`).
@@ -190,6 +242,7 @@ impl Manifest {
             models: vec![],
             files: BTreeMap::new(),
             training_data: BTreeMap::new(),
+            bars: None,
         }
     }
 
@@ -247,6 +300,9 @@ impl Manifest {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 return Err(format!("\"files\": the SHA-256 of {file:?} must be 64 lowercase hex digits"));
             }
+        }
+        if let Some(bars) = &self.bars {
+            bars.validate()?;
         }
         if self.models.is_empty() {
             return Err("\"models\" is empty: a bundle holds at least one model".into());

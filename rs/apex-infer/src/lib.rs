@@ -22,8 +22,8 @@ pub mod maml;
 mod onnx;
 
 pub use bundle::{
-    Bundle, BundleModel, CheckReport, CreatedBy, MANIFEST, Manifest, ModelCheck, ModelEntry, ModelKind, SCHEMA,
-    TensorSpec, VERSION, json_schema, sha256_hex,
+    BarSpec, Bundle, BundleModel, CheckReport, CreatedBy, MANIFEST, Manifest, ModelCheck, ModelEntry, ModelKind,
+    SCHEMA, TensorSpec, VERSION, json_schema, sha256_hex,
 };
 pub use error::InferError;
 pub use gp::GpPolicy;

@@ -126,3 +126,22 @@ fn newer_versions_and_bad_manifests_are_refused_clearly() {
     std::fs::remove_file(dir.join(MANIFEST)).unwrap();
     assert!(error(&dir, None).contains("manifest.json"));
 }
+
+#[test]
+fn recorded_bars_are_read_and_bad_ones_are_named() {
+    let dir = write_bundle("bars");
+    assert_eq!(load(&dir, None).unwrap().manifest().bars, None, "a bundle without a record still loads");
+    edit_manifest(&dir, |doc| {
+        doc["bars"] = serde_json::json!({"bar_seconds": 300, "options": {"rv_bars": 10, "vmd_modes": 0}});
+    });
+    let bars = load(&dir, None).unwrap().manifest().bars.clone().unwrap();
+    assert_eq!((bars.bar_seconds, bars.options.rv_bars, bars.options.vmd_window), (300, 10, 64));
+    assert_eq!(bars.describe(), "5m bars (rv_bars 10, vmd_modes 0, vmd_window 64)");
+    edit_manifest(&dir, |doc| doc["bars"]["options"]["rv_bars"] = 0.into());
+    let message = error(&dir, None);
+    assert!(message.contains("\"bars\": options: rv_bars must be in [1, 10000], got 0"), "{message}");
+    edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 0, "options": {}}));
+    assert!(error(&dir, None).contains("bar_seconds must be in [1, 86400], got 0"));
+    edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 60, "options": {"rv": 3}}));
+    assert!(error(&dir, None).contains("unknown field `rv`"));
+}

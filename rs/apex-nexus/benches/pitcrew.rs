@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use apex_features::bars::{BarParams, column_names};
 use apex_infer::{MANIFEST, Manifest};
-use apex_nexus::models::SlotModels;
+use apex_nexus::models::{EngineBars, SlotModels};
 use apex_nexus::pitcrew::{Challenger, Execution, Fees, Touch};
 use apex_nexus::slot::SlotCore;
 use apex_rule::{Bar, Instrument, RuleParams};
@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
     let names = column_names(&BarParams::new(60_000_000_000), true);
     let series = bars(&names, 512);
     let fees = Fees::default();
-    let load = || SlotModels::load("btc-a", &dir, "BTCUSDT", &names).unwrap();
+    let load = || SlotModels::load("btc-a", &dir, "BTCUSDT", &names, &EngineBars::default()).unwrap();
     let mut models = load();
     let mut core = SlotCore::new("btc-a", 1_000.0, RuleParams::default(), LOTS).unwrap();
     let mut champion_bar = |i: usize| {

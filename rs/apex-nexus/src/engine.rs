@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, VenueKind};
 use crate::ledger::{DecisionRow, FillRow, Ledger, ModelRow, OrderIntent, SlotRow};
 use crate::metrics::Metrics;
-use crate::models::{SlotModels, Tactic, bar_params};
+use crate::models::{EngineBars, SlotModels, Tactic};
 use crate::slot::{Leg, Purpose, SlotCore};
 use crate::{NexusError, status};
 
@@ -179,20 +179,23 @@ pub struct Prepared {
     ledger: Ledger,
     pid_file: PidGuard,
     engine_names: Vec<String>,
+    bars: EngineBars,
     /// (slot, model id) of the bundles found in a slot's folder at start that are not the ledger's champion (a
     /// challenger published before the restart): they join the bench once the Pit Crew starts.
     benched: Vec<(usize, String)>,
 }
 
-/// The feature columns the engine computes for a bundle in `dir` on bars of `bar_ns` (what its manifest asks for;
-/// the defaults when it cannot be read, and loading the bundle then says why).
-fn names_for(bar_ns: i64, dir: &Path) -> Vec<String> {
-    let manifest_features: Vec<String> = std::fs::read_to_string(dir.join(apex_infer::MANIFEST))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["features"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()))
-        .unwrap_or_default();
-    apex_features::bars::column_names(&bar_params(bar_ns, &manifest_features), true)
+/// The manifest of the bundle in `dir`, if it can be read (loading the bundle says why when it cannot).
+fn manifest_of(dir: &Path) -> Option<apex_infer::Manifest> {
+    let text = std::fs::read_to_string(dir.join(apex_infer::MANIFEST)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The feature columns the engine computes on `bars` for a bundle in `dir` (what its manifest asks for; the
+/// defaults when it cannot be read, and loading the bundle then says why).
+fn names_for(bars: &EngineBars, dir: &Path) -> Vec<String> {
+    let features = manifest_of(dir).map(|m| m.features).unwrap_or_default();
+    apex_features::bars::column_names(&bars.params(&features), true)
 }
 
 /// The run folder's pid file: refuses a folder whose pid file names a live process, and removes itself on drop.
@@ -302,19 +305,26 @@ fn bar_nanos(config: &Config) -> Result<i64, NexusError> {
         .map_err(|_| NexusError::Config { path: config.path.clone(), message: "engine.bar too long".into() })
 }
 
-/// Every slot with its bundle's models loaded and checked, and the longest feature list among them.
-fn load_slots(config: &Config, bar_ns: i64) -> Result<(Vec<LoadedSlot>, Vec<String>), NexusError> {
+/// Every slot with its bundle's models loaded and checked, the longest feature list among them, and the bars the
+/// engine computes: `engine.bar` with the feature options of the slots' bundles (the first one reading each).
+fn load_slots(config: &Config) -> Result<(Vec<LoadedSlot>, Vec<String>, EngineBars), NexusError> {
+    let manifests: Vec<(String, apex_infer::Manifest)> = config
+        .slots
+        .iter()
+        .filter_map(|slot| manifest_of(&slot.bundle).map(|m| (format!("slot {}'s bundle", slot.name), m)))
+        .collect();
+    let bars = EngineBars::of_bundles(config.bar.as_secs(), manifests.iter().map(|(name, m)| (name.as_str(), m)));
     let mut slots = Vec::new();
     let mut engine_names = Vec::new();
     for slot in &config.slots {
-        let names = names_for(bar_ns, &slot.bundle);
-        let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names)?;
+        let names = names_for(&bars, &slot.bundle);
+        let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names, &bars)?;
         if names.len() > engine_names.len() {
             engine_names = names;
         }
         slots.push((slot.clone(), models));
     }
-    Ok((slots, engine_names))
+    Ok((slots, engine_names, bars))
 }
 
 impl Prepared {
@@ -328,7 +338,8 @@ impl Prepared {
         let config = &options.config;
         refuse_out_in_bundle(options)?;
         refuse_held(&options.out)?;
-        load_slots(config, bar_nanos(config)?)?;
+        bar_nanos(config)?;
+        load_slots(config)?;
         if config.venue.kind != VenueKind::Local {
             for account in config.accounts() {
                 env_credentials(&account)?;
@@ -355,8 +366,8 @@ impl Prepared {
         let config = &options.config;
         let bad = |message: String| NexusError::Config { path: config.path.clone(), message };
         refuse_out_in_bundle(&options)?;
-        let bar_ns = bar_nanos(config)?;
-        let (mut slots, mut engine_names) = load_slots(config, bar_ns)?;
+        bar_nanos(config)?;
+        let (mut slots, mut engine_names, bars) = load_slots(config)?;
         let (target, credentials) = match config.venue.kind {
             VenueKind::Local => {
                 let ready_path = config.venue.ready.clone().ok_or_else(|| {
@@ -396,14 +407,14 @@ impl Prepared {
         let ledger = Ledger::open(&options.out.join("ledger.sqlite"), config.venue.kind.as_str(), &config.sha256)?;
         let mut benched = Vec::new();
         for (index, (slot, models)) in slots.iter_mut().enumerate() {
-            if let Some((champion, names)) = restore_champion(&options.out, &ledger, config, bar_ns, slot, models)? {
+            if let Some((champion, names)) = restore_champion(&options.out, &ledger, config, &bars, slot, models)? {
                 if names.len() > engine_names.len() {
                     engine_names = names;
                 }
                 benched.push((index, std::mem::replace(models, champion).sha256));
             }
         }
-        Ok(Prepared { options, target, credentials, slots, ledger, pid_file, engine_names, benched })
+        Ok(Prepared { options, target, credentials, slots, ledger, pid_file, engine_names, bars, benched })
     }
 }
 
@@ -416,7 +427,7 @@ fn restore_champion(
     out: &Path,
     ledger: &Ledger,
     config: &crate::config::Config,
-    bar_ns: i64,
+    bars: &EngineBars,
     slot: &crate::config::SlotConfig,
     folder_models: &SlotModels,
 ) -> Result<Option<(SlotModels, Vec<String>)>, NexusError> {
@@ -432,9 +443,9 @@ fn restore_champion(
         return Ok(None);
     };
     let dir = crate::kept::kept_dir(out, &id);
-    let names = names_for(bar_ns, &dir);
+    let names = names_for(bars, &dir);
     let loaded = if dir.is_dir() {
-        SlotModels::load(&slot.name, &dir, &slot.symbol, &names).and_then(|mut models| {
+        SlotModels::load(&slot.name, &dir, &slot.symbol, &names, bars).and_then(|mut models| {
             models.check(&slot.name)?;
             Ok(models)
         })
@@ -540,6 +551,8 @@ pub struct Engine {
     watcher: Option<crate::watch::Watcher>,
     /// The feature engine's row names (what a new bundle's features are checked against).
     engine_names: Vec<String>,
+    /// The bars those rows are computed on (what a new bundle must have been made on).
+    bars: EngineBars,
     /// See [`Prepared`]: bundles to bench when the Pit Crew starts.
     benched: Vec<(usize, String)>,
 }
@@ -636,7 +649,7 @@ impl Engine {
     /// # Errors
     /// `Venue` when the venue cannot be reached or refuses the keys.
     pub async fn connect(prepared: Prepared) -> Result<(Engine, PrivateRx, mpsc::Receiver<PublicEvent>), NexusError> {
-        let Prepared { options, target, credentials, slots: loaded, ledger, pid_file, engine_names, benched } =
+        let Prepared { options, target, credentials, slots: loaded, ledger, pid_file, engine_names, bars, benched } =
             prepared;
         let config = &options.config;
         let venue = |e: ClientError| NexusError::Venue(e.to_string());
@@ -664,7 +677,6 @@ impl Engine {
             accounts.insert(name.clone(), Account { rest: Arc::new(rest), private: Some(feed), up: false });
         }
         let any = accounts.values().next().expect("at least one account").rest.clone();
-        let bar_ns = i64::try_from(config.bar.as_nanos()).unwrap_or(i64::MAX);
         let mut markets = BTreeMap::new();
         let mut books = Vec::new();
         for symbol in config.symbols() {
@@ -686,7 +698,7 @@ impl Engine {
                 min_notional: lots.min_notional_value.as_ref().map_or(0.0, dec),
             };
             let features = BarFeatureEngine::new(EngineConfig {
-                bars: bar_params(bar_ns, &engine_names),
+                bars: bars.params(&engine_names),
                 price_scale,
                 qty_scale,
                 book_columns: true,
@@ -814,6 +826,7 @@ impl Engine {
             pitcrew,
             watcher: None,
             engine_names,
+            bars,
             benched,
         };
         Ok((engine, private_rx, public_rx))

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use apex_features::bars::BarParams;
 use apex_features::execution::{OBSERVATION_LEN, OBSERVATION_NAMES, Observation};
-use apex_infer::Bundle;
+use apex_features::{FeatureOptions, SECOND};
 use apex_infer::maml::MamlModel;
+use apex_infer::{BarSpec, Bundle, Manifest};
 
 use crate::NexusError;
 
@@ -63,28 +64,135 @@ impl std::fmt::Debug for SlotModels {
     }
 }
 
-/// The bar parameters the engine computes for a bundle: `bar` with the standard higher timeframes, and VMD only when
-/// the bundle reads a `vmd_*` column.
-#[must_use]
-pub fn bar_params(bar_ns: i64, features: &[String]) -> BarParams {
-    let mut params = BarParams::new(bar_ns);
-    if !features.iter().any(|f| f.starts_with("vmd_")) {
-        params.vmd = None;
+/// The bars the engine computes features on: its `engine.bar` and the feature options of the bundles it started with.
+/// Every bundle it loads must have been made on such bars, as far as its features read them (see [`EngineBars::refuse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineBars {
+    /// `engine.bar` in seconds.
+    pub bar_seconds: u64,
+    /// rv over `rv_bars` and VMD of `vmd_modes` over `vmd_window`: each set by the first starting bundle that reads it,
+    /// else the `features` defaults.
+    pub options: FeatureOptions,
+    /// Which bundle set `rv_bars` and the VMD options, for messages.
+    pub rv_from: Option<String>,
+    pub vmd_from: Option<String>,
+}
+
+impl Default for EngineBars {
+    /// One-minute bars (`engine.bar`'s default) with the `features` defaults.
+    fn default() -> EngineBars {
+        EngineBars { bar_seconds: 60, options: FeatureOptions::default(), rv_from: None, vmd_from: None }
     }
-    params
+}
+
+/// Whether `features` read a realized volatility (`rv` or a higher timeframe's `rv_5m`).
+fn reads_rv(features: &[String]) -> bool {
+    features.iter().any(|f| f == "rv" || f.starts_with("rv_"))
+}
+
+/// Whether `features` read a VMD mode (`vmd_1` ...).
+fn reads_vmd(features: &[String]) -> bool {
+    features.iter().any(|f| f.starts_with("vmd_"))
+}
+
+impl EngineBars {
+    /// `engine.bar` of `bar_seconds` with the options of the first bundle (by `(name, manifest)`) that reads rv, and of
+    /// the first that reads a VMD mode; a bundle that does not record its bars counts as made with the defaults.
+    #[must_use]
+    pub fn of_bundles<'a>(bar_seconds: u64, bundles: impl IntoIterator<Item = (&'a str, &'a Manifest)>) -> EngineBars {
+        let mut bars = EngineBars { bar_seconds, ..EngineBars::default() };
+        for (name, manifest) in bundles {
+            let made = manifest.bars.as_ref().map(|b| b.options).unwrap_or_default();
+            if bars.rv_from.is_none() && reads_rv(&manifest.features) {
+                bars.options.rv_bars = made.rv_bars;
+                bars.rv_from = Some(name.to_owned());
+            }
+            if bars.vmd_from.is_none() && reads_vmd(&manifest.features) {
+                bars.options.vmd_modes = made.vmd_modes;
+                bars.options.vmd_window = made.vmd_window;
+                bars.vmd_from = Some(name.to_owned());
+            }
+        }
+        bars
+    }
+
+    /// The bar parameters the engine computes for bundles reading `features`: these bars and options, with the
+    /// standard higher timeframes, and VMD only when a feature is a `vmd_*` column.
+    #[must_use]
+    pub fn params(&self, features: &[String]) -> BarParams {
+        let seconds = i64::try_from(self.bar_seconds).unwrap_or(i64::MAX);
+        let mut params = BarParams::with_options(seconds.saturating_mul(SECOND), &self.options);
+        if !reads_vmd(features) {
+            params.vmd = None;
+        }
+        params
+    }
+
+    /// Why a bundle made on `made` (`None`: not recorded) and reading `features` cannot run on these bars: another
+    /// bar length, or another rv window or VMD than it reads. `None` when it can.
+    #[must_use]
+    pub fn refuse(&self, made: Option<&BarSpec>, features: &[String]) -> Option<String> {
+        let seconds = i64::try_from(self.bar_seconds).unwrap_or(i64::MAX);
+        let engine_bar = apex_features::duration_label(seconds.saturating_mul(SECOND));
+        let set_by = |from: &Option<String>| {
+            from.as_ref().map_or_else(|| "the features default".to_owned(), |name| format!("set by {name}"))
+        };
+        let options = made.map(|b| b.options).unwrap_or_default();
+        let what = made.map_or_else(
+            || "made with the default feature options (it records none)".to_owned(),
+            |b| format!("made on {}", b.describe()),
+        );
+        if let Some(made) = made.filter(|b| b.bar_seconds != self.bar_seconds) {
+            let bar = apex_features::duration_label(i64::try_from(made.bar_seconds).unwrap_or(1) * SECOND);
+            return Some(format!(
+                "was {what}; engine.bar is {engine_bar}: set engine.bar = \"{bar}\" in the config, or give a bundle made \
+                 on {engine_bar} bars"
+            ));
+        }
+        let remedy = "export every slot's bundle from features made with the same --rv-bars, --vmd-modes and \
+                      --vmd-window";
+        if reads_rv(features) && options.rv_bars != self.options.rv_bars {
+            return Some(format!(
+                "was {what}; it reads rv, which the engine computes over {} bars ({}): {remedy}",
+                self.options.rv_bars,
+                set_by(&self.rv_from)
+            ));
+        }
+        if reads_vmd(features)
+            && (options.vmd_modes, options.vmd_window) != (self.options.vmd_modes, self.options.vmd_window)
+        {
+            return Some(format!(
+                "was {what}; it reads VMD modes, which the engine computes as {} modes over {} bars ({}): {remedy}",
+                self.options.vmd_modes,
+                self.options.vmd_window,
+                set_by(&self.vmd_from)
+            ));
+        }
+        None
+    }
 }
 
 impl SlotModels {
-    /// Loads and verifies the bundle in `dir` for slot `slot` on a feature engine whose rows are `engine_names`.
+    /// Loads and verifies the bundle in `dir` for slot `slot` on a feature engine whose rows are `engine_names`,
+    /// computed on `bars`.
     ///
     /// # Errors
-    /// [`NexusError::Bundle`]: a missing or tampered bundle, a feature neither the engine nor the observation gives,
-    /// no `signal` GP model, a MAML model that cannot be adapted.
-    pub fn load(slot: &str, dir: &Path, symbol: &str, engine_names: &[String]) -> Result<SlotModels, NexusError> {
+    /// [`NexusError::Bundle`]: a missing or tampered bundle, models made on other bars ([`EngineBars::refuse`]), a
+    /// feature neither the engine nor the observation gives, no `signal` GP model, a MAML model that cannot be adapted.
+    pub fn load(
+        slot: &str,
+        dir: &Path,
+        symbol: &str,
+        engine_names: &[String],
+        bars: &EngineBars,
+    ) -> Result<SlotModels, NexusError> {
         let fail = |message: String| NexusError::Bundle { slot: slot.into(), path: dir.to_owned(), message };
         let mut known: Vec<String> = engine_names.to_vec();
         known.extend(OBSERVATION_NAMES.iter().map(|s| (*s).to_owned()));
         let mut bundle = Bundle::load(dir, None).map_err(|e| fail(e.to_string().replace('\n', " ")))?;
+        if let Some(why) = bars.refuse(bundle.manifest().bars.as_ref(), bundle.features()) {
+            return Err(fail(why));
+        }
         if let Some(missing) = bundle.features().iter().find(|f| !known.contains(f)) {
             return Err(fail(format!("needs feature {missing:?}, which the engine does not compute")));
         }
@@ -197,5 +305,65 @@ impl SlotModels {
             2 => Tactic::PassiveInside,
             _ => Tactic::PassiveTouch,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(features: &[&str], bars: Option<(u64, FeatureOptions)>) -> Manifest {
+        let mut manifest = Manifest::new("BTCUSDT", "a", "test");
+        manifest.features = features.iter().map(|f| (*f).to_owned()).collect();
+        manifest.bars = bars.map(|(bar_seconds, options)| BarSpec { bar_seconds, options });
+        manifest
+    }
+
+    fn names(features: &[&str]) -> Vec<String> {
+        features.iter().map(|f| (*f).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_first_bundle_reading_rv_or_vmd_sets_those_options() {
+        let clv = manifest(&["clv"], Some((60, FeatureOptions::new(7, 5, 20))));
+        let rv = manifest(&["rv_5m"], Some((60, FeatureOptions::new(10, 0, 64))));
+        let vmd = manifest(&["vmd_2"], Some((60, FeatureOptions::new(99, 4, 32))));
+        let unrecorded = manifest(&["rv", "vmd_1"], None);
+        let bars = EngineBars::of_bundles(60, [("a", &clv), ("b", &rv), ("c", &vmd), ("d", &unrecorded)]);
+        assert_eq!(bars.options, FeatureOptions::new(10, 4, 32));
+        assert_eq!((bars.rv_from.as_deref(), bars.vmd_from.as_deref()), (Some("b"), Some("c")));
+        let defaults = EngineBars::of_bundles(300, [("d", &unrecorded)]);
+        assert_eq!((defaults.bar_seconds, defaults.options), (300, FeatureOptions::default()));
+        let params = bars.params(&names(&["clv"]));
+        assert_eq!((params.interval, params.rv_window, params.vmd), (60 * SECOND, 10, None));
+        assert_eq!(bars.params(&names(&["vmd_1"])).vmd.map(|v| (v.modes, v.window)), Some((4, 32)));
+    }
+
+    #[test]
+    fn a_bundle_is_refused_only_for_what_its_features_read() {
+        let bars = EngineBars {
+            bar_seconds: 60,
+            options: FeatureOptions::new(10, 3, 64),
+            rv_from: Some("slot a's bundle".into()),
+            vmd_from: None,
+        };
+        let made = |bar_seconds, rv, modes| BarSpec { bar_seconds, options: FeatureOptions::new(rv, modes, 64) };
+        assert_eq!(bars.refuse(Some(&made(60, 10, 3)), &names(&["rv", "vmd_1"])), None);
+        assert_eq!(bars.refuse(Some(&made(60, 30, 0)), &names(&["clv"])), None, "reads neither rv nor VMD");
+        let why = bars.refuse(Some(&made(300, 10, 3)), &names(&["clv"])).unwrap();
+        assert!(
+            why.starts_with(
+                "was made on 5m bars (rv_bars 10, vmd_modes 3, vmd_window 64); engine.bar is 1m: set \
+                             engine.bar = \"5m\" in the config"
+            ),
+            "{why}"
+        );
+        let why = bars.refuse(Some(&made(60, 30, 3)), &names(&["rv_1h"])).unwrap();
+        assert!(why.contains("it reads rv, which the engine computes over 10 bars (set by slot a's bundle)"), "{why}");
+        let why = bars.refuse(None, &names(&["rv"])).unwrap();
+        assert!(why.starts_with("was made with the default feature options (it records none)"), "{why}");
+        let why = bars.refuse(Some(&made(60, 10, 2)), &names(&["vmd_1"])).unwrap();
+        assert!(why.contains("as 3 modes over 64 bars (the features default)"), "{why}");
+        assert_eq!(bars.refuse(None, &names(&["clv", "vmd_1"])), None, "an unrecorded bundle is made on defaults");
     }
 }

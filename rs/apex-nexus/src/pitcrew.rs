@@ -594,7 +594,9 @@ mod tests {
 
     fn challenger(signal: f64, capital: f64) -> Challenger {
         let dir = gp_bundle("challenger", &constant(signal));
-        let models = SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()]).unwrap();
+        let models =
+            SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()], &crate::models::EngineBars::default())
+                .unwrap();
         Challenger::new("btc-a", models, dir, capital, RuleParams::default(), LOTS).unwrap()
     }
 
@@ -698,7 +700,8 @@ mod tests {
         let tree = r#"{"op": "ts_mean", "args": [{"feature": "clv"}, {"window": 3}]}"#;
         let load = |tag: &str| {
             let dir = gp_bundle(tag, tree);
-            SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()]).unwrap()
+            SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()], &crate::models::EngineBars::default())
+                .unwrap()
         };
         let (mut decided, mut crew) = (load("decided"), PitCrew::default());
         crew.fallbacks.insert(0, load("fallback"));

@@ -24,7 +24,7 @@ pub use apex_features::FeatureOptions;
 /// bar as MTFA, as [`BarParams::new`] and the `features` command choose them, with `options`.
 #[must_use]
 pub fn sim_bar_params(bar_s: i64, options: &FeatureOptions) -> BarParams {
-    BarParams { rv_window: options.rv_bars, vmd: options.vmd(), ..BarParams::new(bar_s.saturating_mul(SECOND)) }
+    BarParams::with_options(bar_s.saturating_mul(SECOND), options)
 }
 
 /// The features a GP tree may use in the simulator with bars of `bar_s` seconds, in row order: every column of

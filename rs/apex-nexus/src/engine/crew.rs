@@ -9,7 +9,7 @@ use super::{Engine, dec, qty_dec, short};
 use crate::NexusError;
 use crate::kept;
 use crate::ledger::{ModelRow, SlotRow};
-use crate::models::SlotModels;
+use crate::models::{EngineBars, SlotModels};
 use crate::pitcrew::{Challenger, Execution, PitCrew, Row, Touch, Verdict};
 use crate::slot::Purpose;
 use crate::watch::{self, Found, Target};
@@ -22,14 +22,21 @@ pub(super) type FoundRx = mpsc::UnboundedReceiver<Found<SlotModels>>;
 /// Keeps a copy of a new bundle in the run folder `out` (see `kept`) and loads and checks it from there: what
 /// `SlotModels::load` verifies (hashes, features the engine computes, symbol, a signal model) and apex-infer's
 /// sample rows. A copy that fails is dropped.
-fn verify(out: &Path, slot: &str, dir: &Path, symbol: &str, names: &[String]) -> Result<SlotModels, String> {
+fn verify(
+    out: &Path,
+    slot: &str,
+    dir: &Path,
+    symbol: &str,
+    names: &[String],
+    bars: &EngineBars,
+) -> Result<SlotModels, String> {
     // The event names the slot and folder already: the reason is the bundle error's own message.
     let reason = |e: NexusError| match e {
         NexusError::Bundle { message, .. } => message,
         other => other.to_string(),
     };
     let kept = kept::keep(out, dir)?;
-    let loaded = SlotModels::load(slot, &kept, symbol, names).and_then(|mut models| {
+    let loaded = SlotModels::load(slot, &kept, symbol, names, bars).and_then(|mut models| {
         models.check(slot)?;
         Ok(models)
     });
@@ -111,9 +118,10 @@ impl Engine {
             })
             .collect();
         let names = self.engine_names.clone();
+        let bars = self.bars.clone();
         let slots: Vec<(String, String)> = self.slots.iter().map(|s| (s.name.clone(), s.symbol.clone())).collect();
         let out = self.options.out.clone();
-        let check = move |index: usize, dir: &Path| verify(&out, &slots[index].0, dir, &slots[index].1, &names);
+        let check = move |index: usize, dir: &Path| verify(&out, &slots[index].0, dir, &slots[index].1, &names, &bars);
         // The folders' bundles that are not their slot's restored champion join the bench first, as if just found.
         // They load on the blocking pool: the WebSocket supervisors share the loop's one thread, and a load longer
         // than their reply timeout would drop connections that are fine.
