@@ -45,3 +45,9 @@ def parse_duration(text: str, what: str = "duration") -> int:
     if duration > MAX_DURATION_NS:
         raise UsageError(f"{what} {safe(text)!r} is longer than the longest accepted duration, 7d")
     return duration
+
+
+def label(ns: int) -> str:
+    """A duration in its largest whole unit, as apex-features names columns and the engine words bars: 5m, 1h, 90s."""
+    unit = next((u for u in ("d", "h", "m", "s", "ms") if ns % _UNIT_NS[u] == 0), "ns")
+    return f"{ns // _UNIT_NS[unit]}{unit}"

@@ -20,7 +20,7 @@ import numpy as np
 from apexctl import __version__, _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
-from apexctl.forge import io, outputs, ranges
+from apexctl.forge import durations, io, outputs, ranges
 from apexctl.forge.gp import read_tree_text
 from apexctl.forge.maml_data import OUTPUTS as MAML_OUTPUTS
 
@@ -118,6 +118,8 @@ class ExportResult:
     report: dict[str, Any]
     #: Largest |onnxruntime - PyTorch| per network on the sample inputs.
     parity: dict[str, float] = field(default_factory=dict)
+    #: The manifest's `bars`: the bars the models learned from (None: no model recorded them).
+    bars: dict[str, Any] | None = None
 
 
 @dataclass
@@ -126,6 +128,29 @@ class _Model:
 
     entry: dict[str, Any]
     data: bytes
+    #: The bars it learned from (`features.bars_made`), where its source recorded them; `source` names it.
+    bars: dict[str, Any] | None = None
+    source: str = ""
+
+
+def describe_bars(bars: dict[str, Any]) -> str:
+    """`5m bars (rv_bars 30, vmd_modes 3, vmd_window 64)`: a bundle's `bars` as the live engine words them."""
+    options = ", ".join(f"{name} {value}" for name, value in bars["options"].items())
+    return f"{durations.label(bars['bar_seconds'] * durations.SECOND)} bars ({options})"
+
+
+def _bars_of(models: list[_Model]) -> dict[str, Any] | None:
+    """The one record of the bars every model learned from: SchemaError naming two models whose records differ (the
+    live engine computes one set of bar features for the bundle)."""
+    recorded = [(m.source, m.bars) for m in models if m.bars is not None]
+    for source, bars in recorded[1:]:
+        first_source, first = recorded[0]
+        if bars != first:
+            raise SchemaError(
+                f"{source}: learned from {describe_bars(bars)}, but {first_source} from {describe_bars(first)}; the "
+                "engine computes one set of bar features for a bundle: export models made from the same features table"
+            )
+    return recorded[0][1] if recorded else None
 
 
 def _whole(value: Any) -> bool:
@@ -173,6 +198,34 @@ def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str
     return index, entry, read_tree_text(tree_path, "--hall-of-fame")
 
 
+def _recorded_bars(doc: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """The `bars` a hall-of-fame index or model card records (None when it predates them), shape-checked."""
+    from pydantic import ValidationError
+
+    from apexctl.schemas.reports import BarsMade
+
+    bars = doc.get("bars")
+    if bars is None:
+        return None
+    try:
+        made = BarsMade.model_validate(bars).model_dump()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        at = ".".join(str(p) for p in ("bars", *problem["loc"]))
+        raise SchemaError(f"{where}: {at}: {problem['msg']}") from None
+    unknown = sorted(set(made["options"]) - set(ranges.FEATURE_DEFAULTS))
+    if unknown:
+        known = ", ".join(ranges.FEATURE_DEFAULTS)
+        raise SchemaError(f"{where}: bars.options: unknown option {safe(unknown[0])!r} (known: {known})")
+    for name, value in made["options"].items():
+        try:
+            ranges.table_range("features", name).parse(value)
+        except ValueError as exc:
+            raise SchemaError(f"{where}: bars.options.{name}: {exc}") from None
+    made["options"] = ranges.FEATURE_DEFAULTS | made["options"]
+    return made
+
+
 def _hall_training_data(folder: Path, index: dict[str, Any]) -> dict[str, str]:
     """SHA-256 of the features table evolution ran on: from generations.parquet's provenance, else hashed now."""
     import pyarrow.parquet as pq
@@ -213,7 +266,10 @@ def gp_model(folder: Path, rank: int) -> tuple[_Model, dict[str, Any], dict[str,
         "outputs": [{"name": "signal", "shape": [1], "meaning": ["target position in [-1, 1]"]}],
         "info": info,
     }
-    return _Model(model, (normalized + "\n").encode()), index, _hall_training_data(folder, index)
+    index_path = folder / "index.json"
+    bars = _recorded_bars(index, str(index_path))
+    staged = _Model(model, (normalized + "\n").encode(), bars, f"--hall-of-fame {folder}")
+    return staged, index, _hall_training_data(folder, index)
 
 
 def sample_inputs(card: ModelCard, rows: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
@@ -311,7 +367,8 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
             "checkpoint_sha256": io.sha256_file(checkpoint),
         },
     }
-    return _Model(entry, path.read_bytes()), diff, dict(card.training_data)
+    bars = _recorded_bars({"bars": card.bars}, str(checkpoint))
+    return _Model(entry, path.read_bytes(), bars, f"--{name} {checkpoint}"), diff, dict(card.training_data)
 
 
 def _union(lists: list[list[str]]) -> list[str]:
@@ -344,6 +401,7 @@ def export(config: ExportConfig) -> ExportResult:
                 models.append(model)
                 parity[name] = diff
                 training.update(hashes)
+        bars = _bars_of(models)
         manifest = {
             "schema": SCHEMA,
             "version": VERSION,
@@ -355,11 +413,13 @@ def export(config: ExportConfig) -> ExportResult:
             "files": {m.entry["file"]: io.sha256_bytes(m.data) for m in models},
             "training_data": dict(sorted(training.items())),
         }
+        if bars is not None:
+            manifest["bars"] = bars
         manifest = io.jsonable(manifest)
         (staging / MANIFEST).write_text(io.dumps(manifest, indent=2) + "\n")
         report = check(staging)
     report["path"] = str(out)
-    return ExportResult(out, manifest, report, parity)
+    return ExportResult(out, manifest, report, parity, bars)
 
 
 def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool = False) -> dict[str, Any]:

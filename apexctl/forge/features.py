@@ -47,6 +47,7 @@ column of a row depends on data after its close; NaN before the first closed hig
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,9 +62,9 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, UsageError
 from apexctl.forge import ranges
-from apexctl.forge.durations import HOUR, MINUTE, parse_duration
+from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, parse_duration
 from apexctl.forge.feedback import note
-from apexctl.forge.io import Table, read_tables, refuse_same_data, write_table
+from apexctl.forge.io import META_PARAMS, Table, read_tables, refuse_same_data, write_table
 from apexctl.forge.table_checks import TRADE_IDENTITY, repeated_trades, utc_text
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
@@ -117,6 +118,66 @@ def check_vmd(modes: int, window: int) -> tuple[int, int]:
     if modes != 0 and window < max(2 * modes, 4):
         raise UsageError(f"--vmd-window must be at least max(2 * --vmd-modes, 4) bars; got {window} for {modes} modes")
     return modes, window
+
+
+def table_options(table: Table) -> dict[str, int]:
+    """The `--rv-bars`, `--vmd-modes` and `--vmd-window` recorded in a features table's `apex.params` metadata
+    (defaults for what is not recorded), each checked as the options are: they reach the simulator's Rust settings
+    with `evolve --dsg`, and a bundle's record of the bars the live engine must compute."""
+    params = table.metadata.get(META_PARAMS)
+    if params is None:
+        return dict(ranges.FEATURE_DEFAULTS)
+    where = f"{safe(table.source)}: metadata key '{META_PARAMS}'"
+    remedy = "re-create the table with `apexctl features`"
+    if not isinstance(params, dict):
+        raise InputError(f"{where} holds {_quoted(params)}, expected a JSON object; {remedy}")
+    options: dict[str, int] = {}
+    for name, default in ranges.FEATURE_DEFAULTS.items():
+        value = params.get(name, default)
+        accepted = ranges.table_range("features", name)
+        try:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"expected {accepted.describe()}, got {_quoted(value)}")
+            options[name] = accepted.parse(value)
+        except ValueError as exc:
+            raise InputError(f"{where}, entry '{name}': {exc} (the --{name.replace('_', '-')} of the table); "
+                             f"{remedy}") from None  # fmt: skip
+    try:
+        check_vmd(options["vmd_modes"], options["vmd_window"])
+    except UsageError as exc:
+        raise InputError(f"{where}, entries 'vmd_modes' and 'vmd_window': {exc}; {remedy}") from None
+    return options
+
+
+def bar_seconds_of(table: Table, ts: pl.Series) -> int:
+    """The bar length, in seconds, of a bar-grain features table whose bar open times are `ts`: its recorded
+    `--grain`, else (a table written by other means) the shortest step between its bars."""
+    params = table.metadata.get(META_PARAMS)
+    grain = params.get("grain") if isinstance(params, dict) else None
+    known = {g.value: ns for g, ns in BAR_GRAINS.items()}
+    if grain in known:
+        return known[grain] // SECOND
+    steps = ts.unique().sort().diff().drop_nulls()
+    step = steps.filter(steps > 0).min()
+    if not isinstance(step, int) or step % SECOND or not 1 <= step // SECOND <= DAY // SECOND:
+        found = f"grain {_quoted(grain)}" if grain is not None else "no grain"
+        raise InputError(
+            f"{safe(table.source)}: cannot tell its bar length ({found} in its '{META_PARAMS}' metadata, and its bar "
+            "times are not whole seconds apart, up to a day); make it with `apexctl features --grain 1m`"
+        )
+    return step // SECOND
+
+
+def bars_made(table: Table, ts: pl.Series, options: dict[str, int] | None = None) -> dict[str, Any]:
+    """What a bundle records of the bars its models learned from (the manifest's `bars`): the table's bar length
+    (see `bar_seconds_of`) and its feature `options` (see `table_options`, read when not given)."""
+    return {"bar_seconds": bar_seconds_of(table, ts), "options": options or table_options(table)}
+
+
+def _quoted(value: object) -> str:
+    """A metadata value as the JSON it was written in (null, "abc", Infinity), shortened, for a message."""
+    text = json.dumps(value)
+    return safe(text if len(text) <= 80 else f"{text[:80]}...")
 
 
 @dataclass(frozen=True)

@@ -403,6 +403,7 @@ def train(
     result = compare(net, TaskSet.from_arrays(data.train), TaskSet.from_arrays(data.held_out), config, on_step)
     meta_loss_k, base_loss_k = result.meta_curve["loss"][-1], result.baseline_curve["loss"][-1]
     card.training_data = {prepared.path: prepared.sha256}
+    card.bars = prepared.bars
     card.command = command
     card.metrics = {
         "heldout_loss_meta": meta_loss_k,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -15,6 +15,7 @@ import polars as pl
 from apexctl.console import safe
 from apexctl.errors import InputError, SchemaError, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.features import bars_made
 from apexctl.forge.io import check_numeric_columns, read_table, sha256_file
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
@@ -298,6 +299,8 @@ class Prepared:
     path: str
     sha256: str
     data: Dataset
+    #: The bars of the table (`features.bars_made`): the model card records them for the bundle.
+    bars: dict[str, Any] | None = None
 
 
 def prepare(features_path: str, output: str, config: MamlConfig) -> Prepared:
@@ -308,4 +311,4 @@ def prepare(features_path: str, output: str, config: MamlConfig) -> Prepared:
     table = read_table(features_path, FEATURES)
     data = build_tasks(table.frame, table.source, config)
     digest = table.sha256 or (sha256_file(features_path) if features_path != "-" else "")
-    return Prepared(features_path, digest, data)
+    return Prepared(features_path, digest, data, bars_made(table, table.frame["ts"]))

@@ -107,6 +107,9 @@ class ModelCard:
     command: str = ""
     #: Evaluation figures worth carrying into the bundle manifest.
     metrics: dict[str, float] = field(default_factory=dict)
+    #: The bars of the features table it learned from (`features.bars_made`), for the bundle's `bars`; None for a
+    #: network that reads no bar features (IEL) or a checkpoint of an apexctl that did not record them.
+    bars: dict[str, Any] | None = None
 
     def input_shape(self) -> list[int]:
         """Input shape with -1 for the batch axis."""

@@ -135,6 +135,13 @@ class SeedRequest(StrictModel):
     record: dict[str, Any] = Field(description="the model's record on the ledger (growth, decisions, source)")
 
 
+class BarsMade(StrictModel):
+    """The bars a model learned from, as a bundle manifest records them (its `bars`, checked by the live engine)."""
+
+    bar_seconds: int = Field(ge=1, le=86400, description="the features table's bar length in seconds (its --grain)")
+    options: dict[str, int] = Field(description="the table's rv_bars, vmd_modes and vmd_window")
+
+
 class HallOfFame(StrictModel):
     """`apexctl evolve`'s hall_of_fame/index.json."""
 
@@ -145,5 +152,6 @@ class HallOfFame(StrictModel):
     held_out_rows: list[int] = Field(min_length=2, max_length=2, description="[first, end) rows held out")
     features: list[str] = Field(description="the feature columns the trees may read")
     params: dict[str, Any] = Field(description="the run's settings (evolve's options)")
+    bars: BarsMade | None = Field(default=None, description="the bars of the features table the trees learned from")
     seed_requests: list[SeedRequest] = Field(default_factory=list)
     entries: list[HallEntry]

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from apexctl.errors import InputError
 from apexctl.forge import io
 from apexctl.forge import surrogate as sae
 from apexctl.forge.backtest import BacktestParams
@@ -77,6 +78,8 @@ def run_evolve(tmp_path, frame: pl.DataFrame, name: str, *extra: str) -> dict:
 
 def test_planted_edge_is_found_and_holds_out_of_sample(tmp_path):
     index = run_evolve(tmp_path, bars_with_signal(900, edge=0.004, seed=1), "planted")
+    # The table records no grain: its one-minute bars are read from their times; no options: the defaults.
+    assert index["bars"] == {"bar_seconds": 60, "options": {"rv_bars": 30, "vmd_modes": 3, "vmd_window": 64}}
     best = index["entries"][0]
     assert best["train"]["pnl"] > 0
     assert best["held_out"]["pnl"] > 0, best
@@ -460,3 +463,21 @@ def test_a_dual_generation_without_new_trees_goes_on(tmp_path, surrogate):
     assert log["best"].n_unique() == 1, "the same trees, the same best"
     assert result.hall_of_fame
     assert result.pareto
+
+
+def test_the_market_knows_the_bars_of_its_table_and_the_simulator_trades_on_them(tmp_path):
+    """A bundle records these bars and the live engine checks them; `--dsg` simulates on bars of the same length."""
+    five = bars_with_signal(120, edge=0.0, seed=3).with_columns(
+        (pl.col("ts") - pl.col("ts").min()) * 5 + pl.col("ts").min(), interval=pl.lit("5m")
+    )
+    recorded = tmp_path / "recorded.parquet"
+    io.write_table(five, recorded, schema=FEATURES, producer="test", params={"grain": "5m", "rv_bars": 12})
+    market = load_market(str(recorded), None, 0.7)
+    assert market.bars == {"bar_seconds": 300, "options": {"rv_bars": 12, "vmd_modes": 3, "vmd_window": 64}}
+    assert market.sim_options() == {"bar_seconds": 300, "rv_bars": 12, "vmd_modes": 3, "vmd_window": 64}
+    # Without a recorded grain the shortest step between bars is the bar, whatever gaps the table has.
+    gappy = load_market(write_features(tmp_path, five.filter(pl.int_range(pl.len()) % 7 != 3), "gappy"), None, 0.7)
+    assert gappy.bars["bar_seconds"] == 300
+    odd = five.with_columns(pl.col("ts") + pl.int_range(pl.len()) * 500_000_000)
+    with pytest.raises(InputError, match=r"odd.parquet: cannot tell its bar length \(no grain in its 'apex.params'"):
+        load_market(write_features(tmp_path, odd, "odd"), None, 0.7)

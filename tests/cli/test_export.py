@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from apexctl import _core
 from apexctl.errors import DataError, InputError, UsageError
 from apexctl.forge import io
 from apexctl.forge.export import ExportConfig, check, export
-from apexctl.forge.nets import ModelCard, build, save_model
+from apexctl.forge.nets import ModelCard, build, load_model, save_model
 from apexctl.schemas import FEATURES
 from tests.cli.test_evolve import bars_with_signal
 from tests.conftest import run_cli
@@ -239,3 +240,46 @@ def test_an_edited_network_feature_order_is_refused(exported, tmp_path):
     result = run_here("export", "--check", str(copy))
     assert result.code == 2, result.stderr
     assert 'the ONNX file was exported with ["sig", "volume"]' in result.stderr, result.stderr
+
+
+DEFAULT_OPTIONS = {"rv_bars": 30, "vmd_modes": 3, "vmd_window": 64}
+
+
+def test_the_bundle_records_the_bars_its_models_learned_from(exported, tmp_path):
+    """The live engine computes its features on these bars; a model made on others is refused at export."""
+    from tests.conftest import run_here
+
+    manifest = json.loads((exported["out"] / "manifest.json").read_text())
+    assert manifest["bars"] == {"bar_seconds": 60, "options": DEFAULT_OPTIONS}, "the hall's; the MAML card has none"
+    hall = tmp_path / "hall_of_fame"
+    shutil.copytree(exported["run"] / "hall_of_fame", hall)
+    net, card = load_model(exported["root"] / "maml.pt")
+    card.bars = {"bar_seconds": 300, "options": DEFAULT_OPTIONS}
+    save_model(tmp_path / "maml5.pt", net, card)
+    out = tmp_path / "bundle"
+    result = run_here("export", "--hall-of-fame", str(hall), "--maml", str(tmp_path / "maml5.pt"), "-o", str(out))
+    assert result.code == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"apexctl: error: --maml {tmp_path / 'maml5.pt'}: learned from 5m bars (rv_bars 30, vmd_modes 3, "
+        f"vmd_window 64), but --hall-of-fame {hall} from 1m bars (rv_bars 30, vmd_modes 3, vmd_window 64); the "
+        "engine computes one set of bar features for a bundle: export models made from the same features table"
+    )
+    assert not out.exists()
+    index = json.loads((hall / "index.json").read_text())
+    index["bars"]["options"] = {"rv_bars": "ten"}
+    (hall / "index.json").write_text(json.dumps(index))
+    result = run_here("export", "--hall-of-fame", str(hall), "-o", str(out))
+    assert result.code == 2, result.stderr
+    assert f"{hall / 'index.json'}: bars.options.rv_bars: Input should be a valid integer" in result.stderr
+    for options, needle in (({"rv": 3}, "unknown option 'rv' (known: rv_bars,"), ({"rv_bars": 0}, "0 is out of range")):
+        index["bars"]["options"] = options
+        (hall / "index.json").write_text(json.dumps(index))
+        result = run_here("export", "--hall-of-fame", str(hall), "-o", str(out))
+        assert result.code == 2, result.stderr
+        assert f"{hall / 'index.json'}: bars.options" in result.stderr
+        assert needle in result.stderr
+    assert not out.exists()
+    index["bars"]["options"] = {"rv_bars": 30}
+    (hall / "index.json").write_text(json.dumps(index))
+    assert run_here("export", "--hall-of-fame", str(hall), "-o", str(out)).code == 0
+    assert json.loads((out / "manifest.json").read_text())["bars"]["options"] == DEFAULT_OPTIONS, "defaults filled in"

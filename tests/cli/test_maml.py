@@ -269,6 +269,8 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
     assert card.features == ["f1", "f2", "volume"]
     assert card.training_data == {str(feats): sha256_file(feats)}
     assert card.command.startswith("apexctl train maml --features")
+    # What the bundle records of its bars: one-minute bars read from their times, the default options.
+    assert card.bars == {"bar_seconds": 60, "options": {"rv_bars": 30, "vmd_modes": 3, "vmd_window": 64}}
     assert net(torch.zeros(5, 3)).shape == (5, 2)
     report = json.loads((tmp_path / "out" / "model.report.json").read_text())
     assert report["schema"] == "apex.maml_report"

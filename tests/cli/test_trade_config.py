@@ -279,3 +279,55 @@ def test_a_run_folder_that_cannot_be_written_is_named_as_the_option(tmp_path, no
     out = tmp_path / "file.json" / "run"
     line = refused(config, out)
     assert line == f"apexctl: error: --out {out / 'nexus.log'}: {tmp_path / 'file.json'} is not a folder"
+
+
+def bundle_on(root: Path, name: str, feature: str, bars: dict) -> Path:
+    """A one-tree bundle reading `feature`, whose hall of fame says it learned from `bars`."""
+    from apexctl.forge.export import ExportConfig, export
+
+    hall = root / f"hall-{name}"
+    hall.mkdir()
+    tree = {"schema": "apex.gp_tree", "version": 1, "features": [feature], "root": {"feature": feature}}
+    (hall / "001.json").write_text(json.dumps(tree))
+    entry = {"rank": 1, "file": "001.json", "size": 1, "height": 1, "train": {}, "held_out": {}}
+    index = {"schema": "apex.hall_of_fame", "version": 1, "symbol": "BTCUSDT", "features": [feature], "bars": bars}
+    (hall / "index.json").write_text(json.dumps(index | {"entries": [entry]}))
+    out = root / "bundles" / name
+    export(ExportConfig(output=out, hall_of_fame=hall, slot=name, command="test"))
+    return out
+
+
+def test_a_bundle_made_on_other_bars_is_refused_before_a_venue_starts(tmp_path, monkeypatch):
+    """The engine computes one set of bar features: a tree evolved on 5m bars, or on rv over another window than
+    the other slots' trees, would read other numbers live than it learned from."""
+    options = {"rv_bars": 30, "vmd_modes": 3, "vmd_window": 64}
+    five = bundle_on(tmp_path, "five", "clv", {"bar_seconds": 300, "options": options})
+    config = tmp_path / "five.toml"
+    config.write_text(edited('bundle = "bundle"', f"bundle = {json.dumps(str(five))}"))
+    line = refused(config, tmp_path / "out-five")
+    assert line == (
+        f"apexctl: error: slot btc-a: bundle {five}: was made on 5m bars (rv_bars 30, vmd_modes 3, vmd_window 64); "
+        'engine.bar is 1m: set engine.bar = "5m" in the config, or give a bundle made on 1m bars'
+    )
+    rv10 = bundle_on(tmp_path, "rv10", "rv", {"bar_seconds": 60, "options": options | {"rv_bars": 10}})
+    rv30 = bundle_on(tmp_path, "rv30", "rv_5m", {"bar_seconds": 60, "options": options})
+    second = BASE.replace('name = "btc-a"', 'name = "btc-b"').split("[[slot]]")[1]
+    config = tmp_path / "rv.toml"
+    config.write_text(
+        edited('bundle = "bundle"', f"bundle = {json.dumps(str(rv10))}")
+        + "\n[[slot]]"
+        + second.replace('bundle = "bundle"', f"bundle = {json.dumps(str(rv30))}")
+    )
+    line = refused(config, tmp_path / "out-rv")
+    assert f"slot btc-b: bundle {rv30}: was made on 1m bars (rv_bars 30, " in line, line
+    assert (
+        "it reads rv, which the engine computes over 10 bars (set by slot btc-a's bundle): export every slot's" in line
+    )
+    # The same bundles pass the engine's checks where the bars agree: the next step, launching the venue, fails.
+    monkeypatch.setenv("APEX_VENUE_BIN", str(tmp_path / "no-apex-venue"))
+    config.write_text(
+        edited('bar = "1m"', 'bar = "5m"').replace('bundle = "bundle"', f"bundle = {json.dumps(str(five))}")
+    )
+    result = run_here("trade", "--config", str(config), "--out", str(tmp_path / "out-ok"), "--duration", "3s")
+    assert result.code == 2, result.stderr
+    assert f"APEX_VENUE_BIN={tmp_path / 'no-apex-venue'} is not an executable file" in result.stderr

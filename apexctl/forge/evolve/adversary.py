@@ -20,7 +20,7 @@ class Adversary:
         self.hours = config.sim_hours
         self.symbol = config.sim_symbol or (market.symbol if market.symbol in INSTRUMENTS else "BTCUSDT")
         check_symbol(self.symbol, "--sim-symbol")
-        self.features = market.features
+        self.options = market.sim_options()
         self.cache: dict[str, float] = {}
 
     def score(self, trees: Sequence[str]) -> list[float]:
@@ -29,6 +29,6 @@ class Adversary:
         todo = list(dict.fromkeys(t for t in trees if t not in self.cache))
         for first in range(0, len(todo), BATCH):
             chunk = todo[first : first + BATCH]
-            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol, **self.features)
+            result = adversarial_fitness(chunk, self.dsg, self.seeds, self.hours, self.symbol, **self.options)
             self.cache.update(zip(chunk, (float(v) for v in result.mean_pnl), strict=True))
         return [self.cache[t] for t in trees]

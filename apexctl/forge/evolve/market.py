@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -13,7 +13,7 @@ from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import io, ranges
 from apexctl.forge.backtest import OHLCV
-from apexctl.forge.features import check_vmd
+from apexctl.forge.features import bars_made, table_options
 from apexctl.forge.table_checks import utc_text
 from apexctl.schemas.tables import FEATURE_KEYS, FEATURES
 
@@ -33,6 +33,9 @@ class Market:
     #: The `--rv-bars`, `--vmd-modes` and `--vmd-window` the features were made with (the simulator must compute
     #: `rv` and `vmd_k` the same way for --dsg), by option name.
     features: dict[str, int] = field(default_factory=lambda: dict(ranges.FEATURE_DEFAULTS))
+    #: The bars the trees learn from, as a bundle records them (`features.bars_made`): the simulator trades --dsg
+    #: trees on bars of that length, and the live engine must compute the same.
+    bars: dict[str, Any] = field(default_factory=lambda: {"bar_seconds": 60, "options": dict(ranges.FEATURE_DEFAULTS)})
     #: The sha256 of the table's bytes as read (a file's or stdin's): what a checkpoint checks a resumed run against.
     sha256: str = ""
 
@@ -40,11 +43,15 @@ class Market:
     def rows(self) -> int:
         return self.frame.height
 
+    def sim_options(self) -> dict[str, int]:
+        """The simulator's bar length and feature options for trees evolved on this table (--dsg)."""
+        return {"bar_seconds": self.bars["bar_seconds"], **self.features}
+
 
 def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
     """Reads a bar-grain features table and keeps one symbol, time-ordered."""
     table = io.read_table(path, FEATURES)
-    feature_options = _feature_options(table)
+    feature_options = table_options(table)
     # The file's own row numbers, for messages: the rows are filtered to one symbol and sorted below.
     frame = table.frame.with_row_index(_FILE_ROW)
     missing = [c for c in OHLCV if c not in frame.columns]
@@ -78,41 +85,16 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
             f"{io.describe(path)}: {frame.height} bars of {symbol} are too few to evolve on "
             f"(need >= 30 training and >= 10 held-out bars at --train-fraction {train_fraction})"
         )
-    return Market(symbol, frame, names, columns, train_end, features=feature_options, sha256=table.sha256)
-
-
-def _feature_options(table: io.Table) -> dict[str, int]:
-    """The `--rv-bars`, `--vmd-modes` and `--vmd-window` recorded in the table's `apex.params` metadata (defaults for
-    what is not recorded), each checked as the options are: they reach the simulator's Rust settings with --dsg."""
-    params = table.metadata.get(io.META_PARAMS)
-    if params is None:
-        return dict(ranges.FEATURE_DEFAULTS)
-    where = f"{safe(table.source)}: metadata key '{io.META_PARAMS}'"
-    remedy = "re-create the table with `apexctl features`"
-    if not isinstance(params, dict):
-        raise InputError(f"{where} holds {_quoted(params)}, expected a JSON object; {remedy}")
-    options: dict[str, int] = {}
-    for name, default in ranges.FEATURE_DEFAULTS.items():
-        value = params.get(name, default)
-        accepted = ranges.table_range("features", name)
-        try:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"expected {accepted.describe()}, got {_quoted(value)}")
-            options[name] = accepted.parse(value)
-        except ValueError as exc:
-            raise InputError(f"{where}, entry '{name}': {exc} (the --{name.replace('_', '-')} of the table); "
-                             f"{remedy}") from None  # fmt: skip
-    try:
-        check_vmd(options["vmd_modes"], options["vmd_window"])
-    except UsageError as exc:
-        raise InputError(f"{where}, entries 'vmd_modes' and 'vmd_window': {exc}; {remedy}") from None
-    return options
-
-
-def _quoted(value: object) -> str:
-    """A metadata value as the JSON it was written in (null, "abc", Infinity), shortened, for a message."""
-    text = json.dumps(value)
-    return safe(text if len(text) <= 80 else f"{text[:80]}...")
+    return Market(
+        symbol,
+        frame,
+        names,
+        columns,
+        train_end,
+        features=feature_options,
+        bars=bars_made(table, frame["ts"], feature_options),
+        sha256=table.sha256,
+    )
 
 
 def _check_bars(frame: pl.DataFrame, name: str, symbol: str) -> None:

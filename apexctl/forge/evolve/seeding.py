@@ -100,7 +100,7 @@ def terminals_for(config: EvolveConfig, market: Market) -> Terminals:
     if config.dual:
         from apexctl.forge.dual import sim_feature_names
 
-        computed = set(sim_feature_names(**market.features))
+        computed = set(sim_feature_names(**market.sim_options()))
         features = [n for n in features if n in computed]
         if not features:
             raise InputError(

@@ -56,6 +56,7 @@ def write(result: Result, config: EvolveConfig, *, locked: bool = False) -> None
             "held_out_rows": [result.market.train_end, result.market.rows],
             "features": result.market.names,
             "params": params,
+            "bars": result.market.bars,
             "seed_requests": result.seed_requests,
             "entries": index,
         }
