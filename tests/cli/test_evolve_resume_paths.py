@@ -130,5 +130,54 @@ def test_resume_refuses_settings_it_would_ignore(table, tmp_path):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before, "nothing was republished"
 
 
+def _finished(table: Path, out: Path, *extra: str) -> None:
+    ran = run_here("evolve", "--features", str(table), *RUN, "--gens", "1", "-o", str(out), *extra)
+    assert ran.code == 0, ran.stderr
+
+
+@pytest.mark.parametrize("other", ["seed", "table"])
+def test_resume_refuses_a_checkpoint_copied_over_another_runs_results(table, tmp_path, other):
+    """A checkpoint copied from run B into run A's finished folder was resumed as B and replaced A's hall of fame."""
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    _finished(table, mine)
+    if other == "seed":  # the same table, another setting
+        _finished(table, theirs, "--seed", "4")
+    else:  # the same settings, another table (nothing in the settings tells them apart)
+        other_table = tmp_path / "other" / "F.parquet"
+        other_table.parent.mkdir()
+        io.write_table(bars_with_signal(300, edge=0.003, seed=12), other_table, schema=FEATURES, producer="test")
+        _finished(other_table, theirs)
+    shutil.rmtree(mine / "checkpoint")
+    shutil.copytree(theirs / "checkpoint", mine / "checkpoint")
+    before = {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", "2", "-o", str(mine))))
+    checkpoint = mine / "checkpoint" / "state.json"
+    assert line.startswith(f"apexctl: error: {checkpoint}: not of the run whose results {mine} holds"), line
+    assert f"it records output {theirs}" in line
+    assert ("seed 4 (the results: 3)" if other == "seed" else "another features table (sha256 ") in line
+    assert f"-o {theirs}" in line
+    assert "empty folder" in line
+    assert {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before, "the results were kept"
+
+
+def test_a_run_folder_moved_as_a_whole_still_resumes(table, tmp_path):
+    whole = tmp_path / "whole"
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "2", "-o", str(whole)).code == 0
+    _finished(table, tmp_path / "parts")
+    moved = tmp_path / "renamed"
+    shutil.move(tmp_path / "parts", moved)
+    assert state(moved)["config"]["output"] == str(tmp_path / "parts")
+    ran = run_here("evolve", "--resume", "--gens", "2", "-o", str(moved))
+    assert ran.code == 0, ran.stderr
+    assert results(moved) == results(whole)
+    # A checkpoint copied into an empty folder of its own replaces nothing: that run goes on there.
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    shutil.copytree(moved / "checkpoint", fork / "checkpoint")
+    ran = run_here("evolve", "--resume", "--gens", "3", "-o", str(fork))
+    assert ran.code == 0, ran.stderr
+    assert state(fork)["generation"] == 3
+
+
 def _ran(ran) -> tuple[int, str]:
     return ran.code, ran.stderr

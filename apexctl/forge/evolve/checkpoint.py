@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 import pydantic
 
 from apexctl.console import safe
@@ -74,7 +77,8 @@ def load_checkpoint_config(out: Path, gens: int | None = None, features: str | N
     `gens` replaces its generation count when given: the total to reach, so it must exceed the generations the
     checkpoint already holds (a UsageError otherwise). `features` (--features) replaces the table's path when given:
     it must be the table the run started from (its sha256 is the checkpoint's `features_sha256`), which also lets a
-    run that read stdin, or whose table moved, continue. Without it the path the checkpoint recorded is used."""
+    run that read stdin, or whose table moved, continue. Without it the path the checkpoint recorded is used. A
+    checkpoint copied over another run's results is refused (see `check_same_run`)."""
     state = read_checkpoint(out)
     path = out / CHECKPOINT / "state.json"
     try:
@@ -86,6 +90,7 @@ def load_checkpoint_config(out: Path, gens: int | None = None, features: str | N
         raise SchemaError(f"{path}: damaged checkpoint: config: {exc}") from None
     except UsageError as exc:
         raise SchemaError(f"{path}: damaged checkpoint: its settings are invalid ({exc})") from None
+    check_same_run(out, state)
     if gens is not None:
         gens = ranges.GENERATIONS.check(gens, "--gens")
         done = state["generation"]
@@ -96,6 +101,67 @@ def load_checkpoint_config(out: Path, gens: int | None = None, features: str | N
             )
         config = dataclasses.replace(config, gens=gens)
     return dataclasses.replace(config, features=_resumed_features(path, config.features, state, features))
+
+
+#: Settings a run keeps from start to end that its checkpoint and its results may still record differently: where
+#: OUT is (a folder moved as a whole), --gens and --ray (--resume may change them) and --features (recorded absolute
+#: in the checkpoint, as given in the results, at another path after --resume --features; its sha256 is compared).
+_VOLATILE = ("output", "gens", "ray", "features")
+
+
+#: Input paths: recorded absolute in the checkpoint, as given in the results; their file names are compared.
+_PATHS = ("seed_dna", "causal", "dsg")
+
+
+def check_same_run(out: Path, state: dict[str, Any]) -> None:
+    """A checkpoint not written in OUT (its recorded output is another folder: copied or moved in) may continue only
+    where it replaces nothing of another run: OUT holds no results, or the results of the checkpoint's run (its
+    settings and features table), as a folder moved or renamed as a whole does. Anything else is one UsageError
+    naming the checkpoint, what it records, what the results are, and what to do: resuming would publish that
+    run's hall of fame over OUT's finished one."""
+    recorded = str(state["config"].get("output", ""))
+    with contextlib.suppress(OSError, ValueError):  # a path that cannot be resolved is not this folder
+        if Path(recorded).is_absolute() and Path(recorded).resolve() == out.resolve():
+            return  # written here (checkpoints record OUT absolute; older ones as given, then the results decide)
+    index_path = out / "hall_of_fame" / "index.json"
+    if not index_path.is_file():
+        return
+    index = io.read_json(index_path, "a hall of fame index")
+    params = index.get("params") if isinstance(index, dict) else None
+    if not isinstance(params, dict):
+        raise SchemaError(f"{index_path}: damaged hall of fame index: no params object")
+    config = state["config"]
+    differences = []
+    for key in sorted(set(config) & set(params) - set(_VOLATILE)):
+        mine, theirs = config[key], params[key]
+        if key in _PATHS:
+            mine, theirs = (v if v in (None, io.STDIO, "default") else Path(str(v)).name for v in (mine, theirs))
+        if mine != theirs:
+            differences.append(f"{key} {safe(mine)} (the results: {safe(theirs)})")
+    inputs = _results_inputs(out / "generations.parquet")
+    if state["features_sha256"] and inputs and state["features_sha256"] not in inputs:
+        differences.append(f"another features table (sha256 {state['features_sha256'][:12]}...)")
+    if not differences:
+        return
+    path = out / CHECKPOINT / "state.json"
+    where = f"with -o {safe(recorded)}" if Path(recorded).is_absolute() else "in its own folder"
+    raise UsageError(
+        f"{path}: not of the run whose results {out} holds (it records output {safe(recorded)}; "
+        f"{', '.join(differences[:4])}{', ...' if len(differences) > 4 else ''}); resuming would replace those "
+        f"results: resume that run {where}, or move its checkpoint/ into an empty folder and resume there"
+    )
+
+
+def _results_inputs(generations: Path) -> set[str]:
+    """The sha256 of the inputs OUT's generations.parquet records (empty when it has none, or cannot be read)."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(generations).metadata or {}).get(io.META_INPUTS.encode())
+        inputs = json.loads(raw) if raw else {}
+    except (OSError, ValueError, pa.ArrowException):
+        return set()
+    return {v for v in inputs.values() if isinstance(v, str)} if isinstance(inputs, dict) else set()
 
 
 def _resumed_features(path: Path, recorded: str, state: dict[str, Any], given: str | None) -> str:
@@ -141,8 +207,9 @@ def _sha256(path: str) -> str:
 
 
 def absolute_inputs(config: EvolveConfig) -> EvolveConfig:
-    """`config` with its input paths made absolute (resolved against the working directory now): what the checkpoint
-    records, so --resume finds the inputs from any directory. stdin ('-') and --dsg default stay as they are."""
+    """`config` with its input paths and OUT made absolute (resolved against the working directory now): what the
+    checkpoint records, so --resume finds the inputs from any directory. stdin ('-') and --dsg default stay as they
+    are."""
 
     def absolute(value: str | None) -> str | None:
         return value if value in (None, io.STDIO, "default") else str(Path(value).resolve())
@@ -150,7 +217,9 @@ def absolute_inputs(config: EvolveConfig) -> EvolveConfig:
     features = absolute(config.features)
     assert features is not None
     paths = {"seed_dna": absolute(config.seed_dna), "causal": absolute(config.causal), "dsg": absolute(config.dsg)}
-    return dataclasses.replace(config, features=features, **paths)
+    # OUT too: --resume tells a checkpoint written in OUT from one copied or moved in (check_same_run).
+    output = Path(os.path.abspath(config.output))
+    return dataclasses.replace(config, features=features, output=output, **paths)
 
 
 def _first_problem(exc: pydantic.ValidationError) -> str:
