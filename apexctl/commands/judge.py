@@ -54,8 +54,8 @@ def judge(
     folders = []
     if report is not None:
         hint = "an earlier judge report (it holds report.html and judgment.json)"
-        folders.append(outputs.OutFolder(report, replace=judging.is_report(report), hint=hint))
-    outputs.check([outputs.OutFile(output), *folders], list(ledgers), option="-o/--report")
+        folders.append(outputs.OutFolder(report, replace=judging.is_report(report), hint=hint, option="--report"))
+    outputs.check([outputs.OutFile(output), *folders], list(ledgers))
     with judging.locked(options):
         with progress(transient=True) as bar:
             task = bar.add_task("reading ledgers", total=len(ledgers))

@@ -43,9 +43,11 @@ def umask() -> int:
 
 @dataclass(frozen=True)
 class OutFile:
-    """A file the command writes (replaced when it exists)."""
+    """A file the command writes (replaced when it exists); `option` names it in messages when `check`'s `option`
+    does not (one check of several options: judge's -o and --report)."""
 
     path: str | Path
+    option: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class OutFolder:
     keep: bool = False
     #: What the user may do about a non-empty folder, besides choosing another one.
     hint: str = "add --force"
+    #: The option naming it in messages, when not `check`'s `option` (see OutFile).
+    option: str | None = None
 
 
 def written_path(path: str | Path) -> Path:
@@ -134,17 +138,21 @@ def _check_apart(outputs: Sequence[OutFile | OutFolder], option: str) -> None:
     the folder would replace it."""
     for output in outputs:
         if isinstance(output, OutFolder) and str(output.path) == STDIO:
-            raise UsageError(f"{option} -: this output is a folder and cannot go to stdout; give a folder path")
+            raise UsageError(
+                f"{output.option or option} -: this output is a folder and cannot go to stdout; give a folder path"
+            )
     folders = [o for o in outputs if isinstance(o, OutFolder) and not o.keep]
     for output in outputs:
         if str(output.path) == STDIO:
             continue
-        real = resolved(output.path, option)
-        outer = next((f for f in folders if f is not output and _within(real, resolved(f.path, option))), None)
+        real = resolved(output.path, output.option or option)
+        outer = next(
+            (f for f in folders if f is not output and _within(real, resolved(f.path, f.option or option))), None
+        )
         if outer is not None:
             raise UsageError(
-                f"{option} {output.path}: is inside {outer.path}, which is replaced as a whole when it is written; "
-                "give a path outside it"
+                f"{output.option or option} {output.path}: is inside {outer.path}, which is replaced as a whole when "
+                "it is written; give a path outside it"
             )
 
 
@@ -152,7 +160,7 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
     """Raises UsageError (one line naming the path) when an output cannot be written or would destroy an input.
 
     `inputs` are every file and folder the command reads (None and `-` are skipped); `option` names the output
-    option in messages.
+    option in messages, unless an output carries its own.
     """
     sources = [Path(p) for p in inputs if p is not None and str(p) != STDIO]
     inputs_real = [resolved(p, "input") for p in sources]
@@ -161,43 +169,42 @@ def check(outputs: Sequence[OutFile | OutFolder], inputs: Sequence[str | Path | 
     for output in outputs:
         if str(output.path) == STDIO:
             continue
+        name = output.option or option
         path = Path(output.path)
-        real = resolved(path, option)
+        real = resolved(path, name)
         if len(path.name.encode()) > MAX_NAME_BYTES:
             raise UsageError(
-                f"{option} {safe(path.name[:40])}...: the name is {len(path.name.encode())} bytes long; keep it "
+                f"{name} {safe(path.name[:40])}...: the name is {len(path.name.encode())} bytes long; keep it "
                 f"under {MAX_NAME_BYTES} (temporary files beside it add to it, and file systems stop at 255)"
             )
-        _writable_ancestor(written_path(path), option)
+        _writable_ancestor(written_path(path), name)
         if isinstance(output, OutFile):
             if str(output.path).endswith(os.sep) or path.is_dir():
-                raise UsageError(f"{option} {path}: is a folder; give a file name")
+                raise UsageError(f"{name} {path}: is a folder; give a file name")
             if path.exists() and not stat.S_ISREG(path.stat().st_mode):
                 raise UsageError(
-                    f"{option} {path}: exists and is not a regular file (a device or a pipe); give a file path, or "
+                    f"{name} {path}: exists and is not a regular file (a device or a pipe); give a file path, or "
                     "'-' where the command writes to stdout"
                 )
             if real in inputs_real or (_identity(path) is not None and _identity(path) in identities):
-                raise UsageError(f"{option} {path}: is also an input of this command; writing it would destroy it")
+                raise UsageError(f"{name} {path}: is also an input of this command; writing it would destroy it")
             continue
         if path.exists() and not path.is_dir():
-            raise UsageError(f"{option} {path}: exists and is not a folder")
+            raise UsageError(f"{name} {path}: exists and is not a folder")
         cwd = _cwd()
         if cwd is not None and _within(cwd, real):
             # The folder is published by renaming a new one onto it: not possible for '.', and a surprise for the
             # shell sitting in the old one.
-            raise UsageError(
-                f"{option} {path}: is the current folder or holds it; give a new folder, e.g. {option} out"
-            )
+            raise UsageError(f"{name} {path}: is the current folder or holds it; give a new folder, e.g. {name} out")
         if path.is_dir() and not output.keep and any(path.iterdir()):
             if not output.replace:
-                raise UsageError(f"{option} {path}: exists and is not empty; choose another folder or {output.hint}")
+                raise UsageError(f"{name} {path}: exists and is not empty; choose another folder or {output.hint}")
             held = next((s for s, r in zip(sources, inputs_real, strict=True) if _within(r, real)), None)
             if held is not None:
-                raise UsageError(f"{option} {path}: holds the input {held}; replacing the folder would destroy it")
+                raise UsageError(f"{name} {path}: holds the input {held}; replacing the folder would destroy it")
         elif any(_within(r, real) for r in inputs_real) and not output.keep:
             held = next(s for s, r in zip(sources, inputs_real, strict=True) if _within(r, real))
-            raise UsageError(f"{option} {path}: is the input {held} or holds it; choose another folder")
+            raise UsageError(f"{name} {path}: is the input {held} or holds it; choose another folder")
 
 
 # ---------------------------------------------------------------------------------------------------- the lock

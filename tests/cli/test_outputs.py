@@ -70,6 +70,25 @@ def test_an_output_inside_a_folder_output_is_refused(tiny, tmp_path):
         assert report.exists() == earlier
 
 
+def test_judge_names_the_one_of_its_outputs_at_fault(tiny, tmp_path):
+    """judge checks -o and --report together: each error named "-o/--report", leaving the user to guess which."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (("-o", str(tmp_path / "folder"), "--report", str(tmp_path / "r")), f"-o {tmp_path / 'folder'}: is a folder"),
+        (("-o", str(tmp_path / "j.json"), "--report", str(tmp_path / "busy")), f"--report {tmp_path / 'busy'}: exists"),
+        (("-o", str(tmp_path / "j.json"), "--report", str(tmp_path / "file")), f"--report {tmp_path / 'file'}: exists"),
+        (("-o", str(tmp_path / "r" / "j.json"), "--report", str(tmp_path / "r")), f"-o {tmp_path / 'r' / 'j.json'}:"),
+    ]
+    for args, start in cases:
+        ran = run_here("judge", str(tiny.ledger), *args)
+        assert ran.code == 2, ran.stderr
+        assert ran.stderr.strip().splitlines()[-1].startswith(f"apexctl: error: {start}"), ran.stderr
+        assert "-o/--report" not in ran.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [
