@@ -232,7 +232,7 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
     if bars is not None:
         ohlcv = {"open": False, "high": False, "low": False, "close": False, "volume": True}
         check_market_values(bars, str(paths["bars"]), ohlcv)
-    chosen = mom.pick_symbol(trades, book, symbol)
+    chosen = mom.pick_symbol(trades, book, symbol, f"--target {directory}", (str(paths["trades"]), str(paths["book"])))
     # A book recorded at depth 1 cannot show the depth over 5 levels: those moments are NaN, left out of the fit.
     depth = mom.recorded_depth(book.filter(pl.col("symbol") == chosen), book_table.metadata, config)
     chosen, target = mom.for_symbol(trades, book, bars, chosen, config, depth)

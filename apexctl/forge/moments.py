@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
+from apexctl.console import safe
 from apexctl.errors import InputError
 
 NS_PER_S = 1_000_000_000
@@ -414,15 +415,34 @@ def _depth(
     return out
 
 
-def pick_symbol(trades: pl.DataFrame, book: pl.DataFrame, symbol: str | None) -> str:
-    """`symbol` if both tables have it, or (None) the first symbol in name order that both have; InputError else."""
-    symbols = sorted(set(trades["symbol"].unique().to_list()) & set(book["symbol"].unique().to_list()))
+def pick_symbol(
+    trades: pl.DataFrame,
+    book: pl.DataFrame,
+    symbol: str | None,
+    where: str = "the target data",
+    files: tuple[str, str] = ("trades", "book"),
+) -> str:
+    """`symbol` if both tables have it, or (None) the first symbol in name order that both have; InputError else,
+    naming `where` the tables come from (chimera: its --target folder) and, when they share no symbol, what each of
+    `files` (the two tables' names) holds."""
+    held = [sorted(set(frame["symbol"].unique().to_list())) for frame in (trades, book)]
+    symbols = sorted(set(held[0]) & set(held[1]))
     if not symbols:
-        raise InputError("target data: no symbol has both trades and book rows")
+        holds = "; ".join(
+            f"{safe(name)}: {_listed(found) if found else 'no rows'}" for name, found in zip(files, held, strict=True)
+        )
+        raise InputError(
+            f"{where}: no symbol has both trades and book rows ({holds}); give data with both for one symbol"
+        )
     chosen = symbol or symbols[0]
     if chosen not in symbols:
-        raise InputError(f"--symbol {chosen}: not in the target data (it has {', '.join(symbols)})")
+        raise InputError(f"--symbol {safe(chosen)}: not in {where} (it has {_listed(symbols)})")
     return chosen
+
+
+def _listed(symbols: Sequence[str], most: int = 8) -> str:
+    shown = ", ".join(safe(s) for s in symbols[:most])
+    return shown + (f" and {len(symbols) - most} more" if len(symbols) > most else "")
 
 
 def for_symbol(

@@ -143,6 +143,32 @@ def test_a_target_with_bad_values_or_a_short_book_is_refused_naming_the_file(hid
         fit(_config(short, tmp_path / "x.json"))
 
 
+def test_a_target_without_rows_of_a_symbol_is_refused_naming_the_folder(hidden_market, tmp_path):
+    """An empty target, or one whose trades and book share no symbol, said only 'target data: no symbol has both
+    trades and book rows', and a --symbol it lacks '--symbol X: not in the target data': which folder, which file?"""
+    # What each case keeps of each table: "no-trades" keeps the book (SOLUSDT) and no trade.
+    cases = {"empty": {"trades": 0, "book": 0}, "no-trades": {"trades": 0, "book": None}}
+    for case, keep in cases.items():
+        target = tmp_path / case
+        target.mkdir()
+        for name, schema in (("trades", TRADES), ("book", BOOK)):
+            frame = io.read_table(hidden_market / f"{name}.parquet", schema).frame
+            frame = frame if keep[name] is None else frame.head(keep[name])
+            io.write_table(frame, target / f"{name}.parquet", schema=schema, producer="test")
+        ran = run_cli("chimera", "--target", str(target), "--budget", "99", "-o", str(tmp_path / "x.json"))
+        assert ran.returncode == 2
+        line = ran.stderr.decode().strip()
+        assert len(line.splitlines()) == 1, line
+        assert line.startswith(f"apexctl: error: --target {target}: no symbol has both trades and book rows"), line
+        assert f"{target / 'trades.parquet'}: no rows" in line
+        assert ("book.parquet: no rows" in line) == (case == "empty")
+    args = ("--target", str(hidden_market), "--symbol", "ETHUSDT", "--budget", "99", "-o", str(tmp_path / "x.json"))
+    ran = run_cli("chimera", *args)
+    assert ran.returncode == 2
+    line = ran.stderr.decode().strip()
+    assert line == f"apexctl: error: --symbol ETHUSDT: not in --target {hidden_market} (it has SOLUSDT)", line
+
+
 def test_normalized_coordinates_round_trip_and_respect_bounds():
     for p in dsg_params():
         for u in (0.0, 0.25, 0.5, 1.0, -1.0, 2.0):
