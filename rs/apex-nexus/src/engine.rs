@@ -485,6 +485,30 @@ fn parse_side(text: &str) -> Side {
     if text == "Buy" { Side::Buy } else { Side::Sell }
 }
 
+/// Why the engine refuses to start on `account`: it holds `exchange` of `symbol`, but the positions of the ledger's
+/// slots trading it (`slots`: name, position) add up to something else. Quantities are written on the symbol's lot
+/// grid (`scale`), so a float sum's 0.30000000000000004 reads 0.3.
+fn position_mismatch(account: &str, symbol: &str, exchange: f64, slots: &[(&str, f64)], scale: Scale) -> String {
+    let ledger: f64 = slots.iter().map(|(_, position)| position).sum();
+    let each: Vec<String> =
+        slots.iter().map(|(name, position)| format!("{name} {}", qty_text(*position, scale))).collect();
+    format!(
+        "account {account} holds {} {symbol} on the exchange, but its slots' fills in this ledger sum to {} ({}): the \
+         ledger is not this account's record (a local venue started afresh keeps no position; or the account was \
+         traded by hand). Use a new --out, or bring the account's position to the ledger's",
+        qty_text(exchange, scale),
+        qty_text(ledger, scale),
+        each.join(", ")
+    )
+}
+
+/// A quantity for a message: on `scale`'s grid when it lies there (within float error), else to 12 decimals; without
+/// trailing zeros either way.
+fn qty_text(qty: f64, scale: Scale) -> String {
+    let text = scale.from_f64(qty).map_or_else(|_| format!("{qty:.12}"), |units| scale.format(units));
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
+}
+
 /// Rounds `value` down to a multiple of `step` (a quantity) as a decimal string of `scale`.
 fn qty_dec(value: f64, scale: Scale) -> Dec {
     let units = (value * scale.factor() as f64 + 1e-9).floor() as i64;
@@ -947,17 +971,11 @@ impl Engine {
             let exchange = held.get(symbol).copied().unwrap_or(0.0);
             let step = self.markets[symbol].instrument.qty_step;
             if (ledger - exchange).abs() > step.max(1e-12) / 2.0 {
-                let each: Vec<String> =
-                    slots.iter().map(|s| format!("{} {}", s.name, s.core.book().position)).collect();
+                let each: Vec<(&str, f64)> = slots.iter().map(|s| (s.name.as_str(), s.core.book().position)).collect();
+                let scale = self.markets[symbol].qty_scale;
                 return Err(NexusError::Config {
                     path: self.ledger.path().to_owned(),
-                    message: format!(
-                        "account {account} holds {exchange} {symbol} on the exchange, but its slots' fills in this ledger \
-                         sum to {ledger} ({}): the ledger is not this account's record (a local venue started afresh \
-                         keeps no position; or the account was traded by hand). Use a new --out, or bring the \
-                         account's position to the ledger's",
-                        each.join(", ")
-                    ),
+                    message: position_mismatch(account, symbol, exchange, &each, scale),
                 });
             }
         }
@@ -2069,5 +2087,24 @@ impl Engine {
         let summary = self.summary.clone();
         self.public.shutdown().await;
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_mismatch_shows_quantities_on_the_lot_grid() {
+        // Fills of 0.1 and 0.2 add up to 0.30000000000000004 in floats: the message said so.
+        let scale = Scale::new(3).unwrap();
+        let message = position_mismatch("main", "BTCUSDT", 0.0, &[("a", 0.1), ("b", 0.2)], scale);
+        let start = "account main holds 0 BTCUSDT on the exchange, but its slots' fills in this ledger sum to 0.3 \
+                     (a 0.1, b 0.2): ";
+        assert!(message.starts_with(start), "{message}");
+        let message = position_mismatch("main", "BTCUSDT", -1.5, &[("a", 0.7 + 0.6)], Scale::new(0).unwrap());
+        assert!(message.contains("holds -1.5 BTCUSDT") && message.contains("sum to 1.3 (a 1.3)"), "{message}");
+        let message = position_mismatch("main", "BTCUSDT", 20.0, &[("a", 10.0)], Scale::new(0).unwrap());
+        assert!(message.contains("holds 20 BTCUSDT") && message.contains("sum to 10 (a 10)"), "{message}");
     }
 }
