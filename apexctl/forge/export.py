@@ -426,6 +426,8 @@ def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool 
     """Verifies a bundle folder with the Rust engine (hashes, schema, feature order, no file a symbolic link, every
     model run on samples), then each network's role: the `maml` and `iel` slots hold what that trainer made. `live`:
     also what the live engine needs to trade it, a GP `signal` model and a symbol it trades."""
+    if bundle.name == MANIFEST and bundle.is_file():
+        raise UsageError(f"{bundle}: give the bundle folder, {bundle.parent}, not its {MANIFEST}")
     if not (bundle / MANIFEST).is_file():
         raise InputError(f"{bundle}: no {MANIFEST} (not a bundle folder written by `apexctl export`)")
     report = _core.bundle_check(str(bundle), engine_features)

@@ -283,3 +283,14 @@ def test_the_bundle_records_the_bars_its_models_learned_from(exported, tmp_path)
     (hall / "index.json").write_text(json.dumps(index))
     assert run_here("export", "--hall-of-fame", str(hall), "-o", str(out)).code == 0
     assert json.loads((out / "manifest.json").read_text())["bars"]["options"] == DEFAULT_OPTIONS, "defaults filled in"
+
+
+def test_check_of_a_manifest_names_its_folder(exported):
+    from tests.conftest import run_here
+
+    manifest = exported["out"] / "manifest.json"
+    result = run_here("export", "--check", str(manifest))
+    assert result.code == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"apexctl: error: {manifest}: give the bundle folder, {exported['out']}, not its manifest.json"
+    )
