@@ -198,32 +198,16 @@ def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str
     return index, entry, read_tree_text(tree_path, "--hall-of-fame")
 
 
-def _recorded_bars(doc: dict[str, Any], where: str) -> dict[str, Any] | None:
-    """The `bars` a hall-of-fame index or model card records (None when it predates them), shape-checked."""
-    from pydantic import ValidationError
-
-    from apexctl.schemas.reports import BarsMade
-
+def _recorded_bars(doc: dict[str, Any], where: str, features: list[str]) -> dict[str, Any] | None:
+    """The `bars` a hall-of-fame index or model card records (None when it predates them), checked by the engine's
+    own reading of a manifest's `bars` for models reading `features`, with every option filled in."""
     bars = doc.get("bars")
     if bars is None:
         return None
     try:
-        made = BarsMade.model_validate(bars).model_dump()
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        at = ".".join(str(p) for p in ("bars", *problem["loc"]))
-        raise SchemaError(f"{where}: {at}: {problem['msg']}") from None
-    unknown = sorted(set(made["options"]) - set(ranges.FEATURE_DEFAULTS))
-    if unknown:
-        known = ", ".join(ranges.FEATURE_DEFAULTS)
-        raise SchemaError(f"{where}: bars.options: unknown option {safe(unknown[0])!r} (known: {known})")
-    for name, value in made["options"].items():
-        try:
-            ranges.table_range("features", name).parse(value)
-        except ValueError as exc:
-            raise SchemaError(f"{where}: bars.options.{name}: {exc}") from None
-    made["options"] = ranges.FEATURE_DEFAULTS | made["options"]
-    return made
+        return json.loads(_core.bundle_bars(io.dumps(bars), features))
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
 
 
 def _hall_training_data(folder: Path, index: dict[str, Any]) -> dict[str, str]:
@@ -267,7 +251,7 @@ def gp_model(folder: Path, rank: int) -> tuple[_Model, dict[str, Any], dict[str,
         "info": info,
     }
     index_path = folder / "index.json"
-    bars = _recorded_bars(index, str(index_path))
+    bars = _recorded_bars(index, str(index_path), features)
     staged = _Model(model, (normalized + "\n").encode(), bars, f"--hall-of-fame {folder}")
     return staged, index, _hall_training_data(folder, index)
 
@@ -367,7 +351,7 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
             "checkpoint_sha256": io.sha256_file(checkpoint),
         },
     }
-    bars = _recorded_bars({"bars": card.bars}, str(checkpoint))
+    bars = _recorded_bars({"bars": card.bars}, str(checkpoint), list(card.features))
     return _Model(entry, path.read_bytes(), bars, f"--{name} {checkpoint}"), diff, dict(card.training_data)
 
 

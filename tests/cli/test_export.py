@@ -270,16 +270,24 @@ def test_the_bundle_records_the_bars_its_models_learned_from(exported, tmp_path)
     (hall / "index.json").write_text(json.dumps(index))
     result = run_here("export", "--hall-of-fame", str(hall), "-o", str(out))
     assert result.code == 2, result.stderr
-    assert f"{hall / 'index.json'}: bars.options.rv_bars: Input should be a valid integer" in result.stderr
-    for options, needle in (({"rv": 3}, "unknown option 'rv' (known: rv_bars,"), ({"rv_bars": 0}, "0 is out of range")):
+    assert f'{hall / "index.json"}: "bars": invalid type: string "ten", expected usize' in result.stderr
+    for options, needle in (
+        ({"rv": 3}, "unknown field `rv`, expected one of `rv_bars`"),
+        ({"rv_bars": 0}, "options: rv_bars must be in [1, 10000], got 0"),
+        ({"rv_bars": 10.0}, "invalid type: floating point `10.0`"),
+    ):
         index["bars"]["options"] = options
         (hall / "index.json").write_text(json.dumps(index))
         result = run_here("export", "--hall-of-fame", str(hall), "-o", str(out))
         assert result.code == 2, result.stderr
-        assert f"{hall / 'index.json'}: bars.options" in result.stderr
+        assert result.stderr.startswith(f'apexctl: error: {hall / "index.json"}: "bars": '), result.stderr
         assert needle in result.stderr
+    index["bars"] = {"bar_seconds": 7, "options": {}}
+    (hall / "index.json").write_text(json.dumps(index))
+    result = run_here("export", "--hall-of-fame", str(hall), "-o", str(out))
+    assert "bar_seconds must be a whole number of seconds dividing a day (the engine's bars), got 7" in result.stderr
     assert not out.exists()
-    index["bars"]["options"] = {"rv_bars": 30}
+    index["bars"] = {"bar_seconds": 60, "options": {"rv_bars": 30}}
     (hall / "index.json").write_text(json.dumps(index))
     assert run_here("export", "--hall-of-fame", str(hall), "-o", str(out)).code == 0
     assert json.loads((out / "manifest.json").read_text())["bars"]["options"] == DEFAULT_OPTIONS, "defaults filled in"

@@ -27,6 +27,16 @@ pub const BAR_COLUMNS: [&str; 11] =
 /// Bar columns repeated for each higher timeframe as `<name>_<interval label>` (e.g. `clv_5m`).
 pub const MTFA_COLUMNS: [&str; 5] = ["close", "volume", "clv", "ret", "rv"];
 
+/// The book levels a feature column reads (`ofi_l5_sum`, `pressure_5_last`, `pressure_10`: 5, 5, 10), `None` for
+/// a column that reads no levels beyond the touch or no book at all: a book kept to fewer levels gives such a column
+/// another meaning.
+#[must_use]
+pub fn book_levels_read(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("ofi_l").or_else(|| name.strip_prefix("pressure_"))?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&levels| levels > 1)
+}
+
 /// Update-level features aggregated into each bar when a book is given.
 pub const BOOK_COLUMNS: [&str; 4] = ["ofi_l1_sum", "ofi_l5_sum", "pressure_5_last", "spread_bps_mean"];
 
@@ -366,6 +376,16 @@ mod tests {
         let cols = TradeColumns { ts, symbol: &symbol, side, price, size };
         let params = BarParams { interval: MINUTE, rv_window: 2, higher: vec![2 * MINUTE], vmd: None };
         bar_features(&BarSource::Trades(cols), None, &params).unwrap()
+    }
+
+    #[test]
+    fn book_columns_name_the_levels_they_read() {
+        let read: Vec<_> =
+            ["ofi_l1_sum", "ofi_l5_sum", "pressure_5_last", "pressure_10", "pressure_1", "spread_bps_mean"]
+                .iter()
+                .map(|name| book_levels_read(name))
+                .collect();
+        assert_eq!(read, [None, Some(5), Some(5), Some(10), None, None]);
     }
 
     #[test]

@@ -88,11 +88,50 @@ impl BarSpec {
         )
     }
 
+    /// Reads a `bars` record (JSON text) and checks it for models reading `features`: what `apexctl export` checks
+    /// of the records it copies into a manifest, and the manifest's own check.
+    ///
+    /// # Errors
+    /// A message starting `"bars": ` naming what is wrong.
+    pub fn from_json(text: &str, features: &[String]) -> Result<BarSpec, String> {
+        let bars: BarSpec = serde_json::from_str(text).map_err(|e| format!("\"bars\": {e}"))?;
+        bars.check(features)?;
+        Ok(bars)
+    }
+
+    /// Checks the record, and that `features` are columns of features made on these bars.
+    ///
+    /// # Errors
+    /// A message starting `"bars": ` or naming the feature.
+    pub fn check(&self, features: &[String]) -> Result<(), String> {
+        self.validate()?;
+        if let Some(feature) = self.missing_feature(features) {
+            return Err(format!(
+                "feature {feature:?} is not a column of features made with vmd_modes {} (\"bars\"): the models \
+                 learned from other features than this record says",
+                self.options.vmd_modes
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), String> {
-        if !(1..=86_400).contains(&self.bar_seconds) {
-            return Err(format!("\"bars\": bar_seconds must be in [1, 86400], got {}", self.bar_seconds));
+        if !(1..=86_400).contains(&self.bar_seconds) || 86_400 % self.bar_seconds != 0 {
+            return Err(format!(
+                "\"bars\": bar_seconds must be a whole number of seconds dividing a day (the engine's bars), got {}",
+                self.bar_seconds
+            ));
         }
         self.options.validate().map_err(|e| format!("\"bars\": options: {e}"))
+    }
+
+    /// A feature of `features` these bars do not have: a VMD mode `vmd_k` beyond `vmd_modes`.
+    fn missing_feature<'a>(&self, features: &'a [String]) -> Option<&'a String> {
+        features.iter().find(|f| {
+            f.strip_prefix("vmd_")
+                .and_then(|k| k.parse::<usize>().ok())
+                .is_some_and(|k| k == 0 || k > self.options.vmd_modes)
+        })
     }
 }
 
@@ -302,7 +341,7 @@ impl Manifest {
             }
         }
         if let Some(bars) = &self.bars {
-            bars.validate()?;
+            bars.check(&self.features)?;
         }
         if self.models.is_empty() {
             return Err("\"models\" is empty: a bundle holds at least one model".into());

@@ -141,7 +141,21 @@ fn recorded_bars_are_read_and_bad_ones_are_named() {
     let message = error(&dir, None);
     assert!(message.contains("\"bars\": options: rv_bars must be in [1, 10000], got 0"), "{message}");
     edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 0, "options": {}}));
-    assert!(error(&dir, None).contains("bar_seconds must be in [1, 86400], got 0"));
+    assert!(error(&dir, None).contains("bar_seconds must be a whole number of seconds dividing a day"));
+    edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 7, "options": {}}));
+    assert!(error(&dir, None).contains("dividing a day (the engine's bars), got 7"));
+    edit_manifest(&dir, |doc| {
+        doc["bars"] = serde_json::json!({"bar_seconds": 60, "options": {"vmd_modes": 0}});
+        doc["features"].as_array_mut().unwrap().push("vmd_1".into());
+    });
+    assert!(error(&dir, None).contains("feature \"vmd_1\" is not a column of features made with vmd_modes 0"));
+    let features = ["vmd_3".to_owned()];
+    let read = apex_infer::BarSpec::from_json(r#"{"bar_seconds": 300, "options": {"vmd_modes": 2}}"#, &features);
+    assert!(read.unwrap_err().contains("\"vmd_3\" is not a column of features made with vmd_modes 2"));
+    let read = apex_infer::BarSpec::from_json(r#"{"bar_seconds": "300", "options": {}}"#, &[]);
+    assert!(read.unwrap_err().starts_with("\"bars\": invalid type: string \"300\""));
+    let read = apex_infer::BarSpec::from_json(r#"{"bar_seconds": 300.0, "options": {}}"#, &[]);
+    assert!(read.unwrap_err().starts_with("\"bars\": invalid type: floating point"));
     edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 60, "options": {"rv": 3}}));
     assert!(error(&dir, None).contains("unknown field `rv`"));
 }

@@ -313,7 +313,8 @@ fn load_slots(config: &Config) -> Result<(Vec<LoadedSlot>, Vec<String>, EngineBa
         .iter()
         .filter_map(|slot| manifest_of(&slot.bundle).map(|m| (format!("slot {}'s bundle", slot.name), m)))
         .collect();
-    let bars = EngineBars::of_bundles(config.bar.as_secs(), manifests.iter().map(|(name, m)| (name.as_str(), m)));
+    let named = manifests.iter().map(|(name, m)| (name.as_str(), m));
+    let bars = EngineBars::of_bundles(config.bar.as_secs(), config.book_depth, named);
     let mut slots = Vec::new();
     let mut engine_names = Vec::new();
     for slot in &config.slots {

@@ -71,17 +71,26 @@ pub struct EngineBars {
     /// `engine.bar` in seconds.
     pub bar_seconds: u64,
     /// rv over `rv_bars` and VMD of `vmd_modes` over `vmd_window`: each set by the first starting bundle that reads it,
-    /// else the `features` defaults.
+    /// else by the first that records its bars (a challenger made from the same features then fits), else the
+    /// `features` defaults.
     pub options: FeatureOptions,
     /// Which bundle set `rv_bars` and the VMD options, for messages.
     pub rv_from: Option<String>,
     pub vmd_from: Option<String>,
+    /// `engine.book_depth`: the levels of the book the engine keeps (a feature reading more means something else).
+    pub book_depth: u32,
 }
 
 impl Default for EngineBars {
     /// One-minute bars (`engine.bar`'s default) with the `features` defaults.
     fn default() -> EngineBars {
-        EngineBars { bar_seconds: 60, options: FeatureOptions::default(), rv_from: None, vmd_from: None }
+        EngineBars {
+            bar_seconds: 60,
+            options: FeatureOptions::default(),
+            rv_from: None,
+            vmd_from: None,
+            book_depth: 50,
+        }
     }
 }
 
@@ -96,12 +105,21 @@ fn reads_vmd(features: &[String]) -> bool {
 }
 
 impl EngineBars {
-    /// `engine.bar` of `bar_seconds` with the options of the first bundle (by `(name, manifest)`) that reads rv, and of
-    /// the first that reads a VMD mode; a bundle that does not record its bars counts as made with the defaults.
+    /// `engine.bar` of `bar_seconds` and a book of `book_depth` levels, with the options of the first bundle (by
+    /// `(name, manifest)`) that reads rv, and of the first that reads a VMD mode; a bundle that does not record its
+    /// bars counts as made with the defaults. Options no bundle reads come from the first bundle recording its bars.
     #[must_use]
-    pub fn of_bundles<'a>(bar_seconds: u64, bundles: impl IntoIterator<Item = (&'a str, &'a Manifest)>) -> EngineBars {
-        let mut bars = EngineBars { bar_seconds, ..EngineBars::default() };
+    pub fn of_bundles<'a>(
+        bar_seconds: u64,
+        book_depth: u32,
+        bundles: impl IntoIterator<Item = (&'a str, &'a Manifest)>,
+    ) -> EngineBars {
+        let mut bars = EngineBars { bar_seconds, book_depth, ..EngineBars::default() };
+        let mut first_recorded: Option<(&str, FeatureOptions)> = None;
         for (name, manifest) in bundles {
+            if first_recorded.is_none() {
+                first_recorded = manifest.bars.as_ref().map(|b| (name, b.options));
+            }
             let made = manifest.bars.as_ref().map(|b| b.options).unwrap_or_default();
             if bars.rv_from.is_none() && reads_rv(&manifest.features) {
                 bars.options.rv_bars = made.rv_bars;
@@ -110,6 +128,17 @@ impl EngineBars {
             if bars.vmd_from.is_none() && reads_vmd(&manifest.features) {
                 bars.options.vmd_modes = made.vmd_modes;
                 bars.options.vmd_window = made.vmd_window;
+                bars.vmd_from = Some(name.to_owned());
+            }
+        }
+        if let Some((name, recorded)) = first_recorded {
+            if bars.rv_from.is_none() {
+                bars.options.rv_bars = recorded.rv_bars;
+                bars.rv_from = Some(name.to_owned());
+            }
+            if bars.vmd_from.is_none() {
+                bars.options.vmd_modes = recorded.vmd_modes;
+                bars.options.vmd_window = recorded.vmd_window;
                 bars.vmd_from = Some(name.to_owned());
             }
         }
@@ -147,6 +176,14 @@ impl EngineBars {
             return Some(format!(
                 "was {what}; engine.bar is {engine_bar}: set engine.bar = \"{bar}\" in the config, or give a bundle made \
                  on {engine_bar} bars"
+            ));
+        }
+        let deepest = features.iter().filter_map(|f| apex_features::bars::book_levels_read(f).map(|n| (n, f))).max();
+        if let Some((levels, feature)) = deepest.filter(|(n, _)| *n > self.book_depth as usize) {
+            return Some(format!(
+                "reads {feature} ({levels} book levels), but engine.book_depth is {}: set engine.book_depth = 50 in \
+                 the config",
+                self.book_depth
             ));
         }
         let remedy = "export every slot's bundle from features made with the same --rv-bars, --vmd-modes and \
@@ -329,10 +366,14 @@ mod tests {
         let rv = manifest(&["rv_5m"], Some((60, FeatureOptions::new(10, 0, 64))));
         let vmd = manifest(&["vmd_2"], Some((60, FeatureOptions::new(99, 4, 32))));
         let unrecorded = manifest(&["rv", "vmd_1"], None);
-        let bars = EngineBars::of_bundles(60, [("a", &clv), ("b", &rv), ("c", &vmd), ("d", &unrecorded)]);
+        let bars = EngineBars::of_bundles(60, 50, [("a", &clv), ("b", &rv), ("c", &vmd), ("d", &unrecorded)]);
         assert_eq!(bars.options, FeatureOptions::new(10, 4, 32));
         assert_eq!((bars.rv_from.as_deref(), bars.vmd_from.as_deref()), (Some("b"), Some("c")));
-        let defaults = EngineBars::of_bundles(300, [("d", &unrecorded)]);
+        // What no bundle reads comes from the first that records its bars: a challenger from the same table fits.
+        let recorded = EngineBars::of_bundles(60, 50, [("a", &clv), ("b", &rv)]);
+        assert_eq!(recorded.options, FeatureOptions::new(10, 5, 20));
+        assert_eq!(recorded.vmd_from.as_deref(), Some("a"));
+        let defaults = EngineBars::of_bundles(300, 50, [("d", &unrecorded)]);
         assert_eq!((defaults.bar_seconds, defaults.options), (300, FeatureOptions::default()));
         let params = bars.params(&names(&["clv"]));
         assert_eq!((params.interval, params.rv_window, params.vmd), (60 * SECOND, 10, None));
@@ -346,6 +387,7 @@ mod tests {
             options: FeatureOptions::new(10, 3, 64),
             rv_from: Some("slot a's bundle".into()),
             vmd_from: None,
+            book_depth: 50,
         };
         let made = |bar_seconds, rv, modes| BarSpec { bar_seconds, options: FeatureOptions::new(rv, modes, 64) };
         assert_eq!(bars.refuse(Some(&made(60, 10, 3)), &names(&["rv", "vmd_1"])), None);
@@ -365,5 +407,9 @@ mod tests {
         let why = bars.refuse(Some(&made(60, 10, 2)), &names(&["vmd_1"])).unwrap();
         assert!(why.contains("as 3 modes over 64 bars (the features default)"), "{why}");
         assert_eq!(bars.refuse(None, &names(&["clv", "vmd_1"])), None, "an unrecorded bundle is made on defaults");
+        let shallow = EngineBars { book_depth: 1, ..bars.clone() };
+        assert_eq!(shallow.refuse(None, &names(&["ofi_l1_sum", "spread_bps_mean"])), None);
+        let why = shallow.refuse(None, &names(&["ofi_l1_sum", "pressure_5_last"])).unwrap();
+        assert!(why.starts_with("reads pressure_5_last (5 book levels), but engine.book_depth is 1"), "{why}");
     }
 }

@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::errors::{DataError, IntoPyErr, IoError, SchemaError, UsageError, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions!(m, bundle_check, policy_run, policy_latency, onnx_run, bundle_schema);
+    add_functions!(m, bundle_check, bundle_bars, policy_run, policy_latency, onnx_run, bundle_schema);
     m.add("ONNX_FEATURES_METADATA", apex_infer::FEATURES_METADATA)?;
     Ok(())
 }
@@ -124,6 +124,14 @@ fn onnx_run<'py>(
     let array = ArrayD::from_shape_vec(IxDyn(&tensor.shape), tensor.data)
         .map_err(|e| DataError::new_err(format!("ONNX output: {e}")))?;
     Ok(array.into_pyarray(py))
+}
+
+/// A manifest's `bars` record (JSON text) checked for models reading `features`, as JSON with every option filled
+/// in; `SchemaError` naming what is wrong.
+#[pyfunction]
+fn bundle_bars(bars: &str, features: Vec<String>) -> PyResult<String> {
+    let bars = apex_infer::BarSpec::from_json(bars, &features).map_err(SchemaError::new_err)?;
+    Ok(serde_json::to_string(&bars).expect("a bars record serializes"))
 }
 
 /// The JSON Schema of a bundle's manifest.json (the committed copy is apexctl/schemas/bundle.schema.json).
