@@ -106,8 +106,25 @@ class ExportConfig:
                 f"-o {self.output}: is inside the bundle {inside}, which its new files would break; "
                 "write a bundle beside it, not in it"
             )
+        if self.hall_of_fame is not None:
+            _refuse_inside_run(self.output, self.hall_of_fame)
         inputs = [self.hall_of_fame, self.maml, self.iel]
         outputs.check([outputs.OutFolder(self.output, replace=self.force)], inputs)
+
+
+def _refuse_inside_run(output: Path, hall_of_fame: Path) -> None:
+    """UsageError when the bundle folder would be inside the hall of fame or the `evolve` run folder holding it:
+    evolve publishes that folder as a whole, so a later `evolve --resume` would delete the bundle."""
+    hall = outputs.resolved(hall_of_fame, "--hall-of-fame")
+    run = hall.parent
+    folders = [hall] + ([run] if (run / "generations.parquet").exists() or (run / "checkpoint").is_dir() else [])
+    target = outputs.resolved(output, "-o")
+    inside = next((f for f in folders if target == f or f in target.parents), None)
+    if inside is not None:
+        raise UsageError(
+            f"-o {output}: is inside {inside}, which `apexctl evolve` replaces as a whole (its next run or --resume "
+            "would delete the bundle); write the bundle outside it, e.g. under bundles/"
+        )
 
 
 @dataclass
@@ -161,6 +178,8 @@ def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str
     """The hall of fame index, the entry of `rank`, and that tree's JSON text. The index is read strictly and its
     shape checked; an entry's file must be a plain file name inside the folder (never a path or a link out)."""
     index_path = folder / "index.json"
+    if folder.name == "index.json" and folder.is_file():
+        raise UsageError(f"--hall-of-fame {folder}: give the hall_of_fame folder, {folder.parent}, not its index.json")
     if not index_path.is_file():
         raise InputError(f"{index_path}: no such file (give the hall_of_fame/ folder `apexctl evolve` wrote)")
     index = io.read_json(index_path, f"an {HALL_OF_FAME} index", max_bytes=INDEX_MAX_BYTES, max_depth=16)

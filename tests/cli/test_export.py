@@ -302,3 +302,20 @@ def test_check_of_a_manifest_names_its_folder(exported):
     assert result.stderr.strip() == (
         f"apexctl: error: {manifest}: give the bundle folder, {exported['out']}, not its manifest.json"
     )
+
+
+def test_a_bundle_inside_the_evolve_run_or_an_index_for_the_hall_is_refused(exported, tmp_path):
+    """evolve publishes its run folder as a whole: a bundle written inside it would go at the next --resume."""
+    from tests.conftest import run_here
+
+    run = tmp_path / "run"
+    shutil.copytree(exported["run"], run)
+    for target in (run / "hall_of_fame" / "sub", run / "bundle"):
+        result = run_here("export", "--hall-of-fame", str(run / "hall_of_fame"), "-o", str(target))
+        assert result.code == 2, result.stderr
+        assert f"-o {target}: is inside {run if target.parent == run else run / 'hall_of_fame'}, which" in result.stderr
+        assert not target.exists()
+    index = run / "hall_of_fame" / "index.json"
+    result = run_here("export", "--hall-of-fame", str(index), "-o", str(tmp_path / "b"))
+    assert result.code == 2, result.stderr
+    assert f"--hall-of-fame {index}: give the hall_of_fame folder, {index.parent}, not its index.json" in result.stderr
