@@ -18,6 +18,7 @@ from apexctl.forge.sim import (
     StrategySim,
     check_symbol,
     simulate_strategy,
+    with_tree_bars,
     write_simulation,
 )
 
@@ -55,7 +56,9 @@ def simulate(
         typer.Option(
             "--tree",
             help="Trade a GP tree (apex.gp_tree JSON, e.g. evolve's hall_of_fame/001.json) instead of --strategy: "
-            "the simulator computes its bar features as it streams (the features `evolve --dsg` trees use).",
+            "the simulator computes its bar features as it streams (the features `evolve --dsg` trees use), on the "
+            "bars and with the options the hall of fame's index.json records for it (given options win, with a "
+            "note).",
         ),
     ] = None,
     rv_bars: Annotated[
@@ -74,13 +77,18 @@ def simulate(
     ] = ranges.FEATURE_DEFAULTS["vmd_window"],
     force: Annotated[bool, _options.force()] = False,
 ) -> None:
-    """Trade a strategy in the agent-based market (1-minute decisions, Bybit fees, latency) and report its PnL."""
+    """Trade a strategy in the agent-based market (1-minute decisions, a tree's on its bars; Bybit fees, latency) and
+    report its PnL."""
     outputs.check([outputs.OutFolder(output, replace=force)], [dsg, tree])
     _options.only_with(ctx, "--tree", tree is not None, ("--rv-bars", "--vmd-modes", "--vmd-window"))
     if tree is not None and "--strategy" in _options.given(ctx):
         say(("note:", "yellow"), " --strategy is ignored: --tree trades the tree instead")
     symbol = check_symbol(symbol)
     config = _options.config_from(StrategySim, locals(), dsg_path=dsg)
+    given = {option.removeprefix("--").replace("-", "_") for option in _options.given(ctx)}
+    config, notes = with_tree_bars(config, given)
+    for line in notes:
+        say(("note:", "yellow"), f" {line}")
     frames, summary, inputs = simulate_strategy(config)
     fills_path, equity_path, summary_path = write_simulation(
         config, frames, summary, output, inputs=inputs, force=force

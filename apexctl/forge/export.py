@@ -21,6 +21,7 @@ from apexctl import __version__, _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import durations, io, outputs, ranges
+from apexctl.forge.features import recorded_bars
 from apexctl.forge.gp import read_tree_text
 from apexctl.forge.maml_data import OUTPUTS as MAML_OUTPUTS
 
@@ -217,18 +218,6 @@ def read_hall_of_fame(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str
     return index, entry, read_tree_text(tree_path, "--hall-of-fame")
 
 
-def _recorded_bars(doc: dict[str, Any], where: str, features: list[str]) -> dict[str, Any] | None:
-    """The `bars` a hall-of-fame index or model card records (None when it predates them), checked by the engine's
-    own reading of a manifest's `bars` for models reading `features`, with every option filled in."""
-    bars = doc.get("bars")
-    if bars is None:
-        return None
-    try:
-        return json.loads(_core.bundle_bars(io.dumps(bars), features))
-    except SchemaError as exc:
-        raise SchemaError(f"{where}: {exc}") from None
-
-
 def _hall_training_data(folder: Path, index: dict[str, Any]) -> dict[str, str]:
     """SHA-256 of the features table evolution ran on: from generations.parquet's provenance, else hashed now."""
     import pyarrow.parquet as pq
@@ -270,7 +259,7 @@ def gp_model(folder: Path, rank: int) -> tuple[_Model, dict[str, Any], dict[str,
         "info": info,
     }
     index_path = folder / "index.json"
-    bars = _recorded_bars(index, str(index_path), features)
+    bars = recorded_bars(index, str(index_path), features)
     staged = _Model(model, (normalized + "\n").encode(), bars, f"--hall-of-fame {folder}")
     return staged, index, _hall_training_data(folder, index)
 
@@ -370,7 +359,7 @@ def onnx_model(name: str, checkpoint: Path, staging: Path) -> tuple[_Model, floa
             "checkpoint_sha256": io.sha256_file(checkpoint),
         },
     }
-    bars = _recorded_bars({"bars": card.bars}, str(checkpoint), list(card.features))
+    bars = recorded_bars({"bars": card.bars}, str(checkpoint), list(card.features))
     return _Model(entry, path.read_bytes(), bars, f"--{name} {checkpoint}"), diff, dict(card.training_data)
 
 

@@ -60,7 +60,7 @@ import polars as pl
 
 from apexctl import _core
 from apexctl.console import safe
-from apexctl.errors import DataError, InputError, UsageError
+from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, parse_duration
 from apexctl.forge.feedback import note
@@ -172,6 +172,19 @@ def bars_made(table: Table, ts: pl.Series, options: dict[str, int] | None = None
     """What a bundle records of the bars its models learned from (the manifest's `bars`): the table's bar length
     (see `bar_seconds_of`) and its feature `options` (see `table_options`, read when not given)."""
     return {"bar_seconds": bar_seconds_of(table, ts), "options": options or table_options(table)}
+
+
+def recorded_bars(doc: dict[str, Any], where: str, features: list[str]) -> dict[str, Any] | None:
+    """The `bars` a hall-of-fame index or model card records (None when it predates them), checked by the engine's
+    own reading of a manifest's `bars` for models reading `features`, with every option filled in; SchemaError
+    naming `where` if it is damaged."""
+    bars = doc.get("bars")
+    if bars is None:
+        return None
+    try:
+        return json.loads(_core.bundle_bars(json.dumps(bars, allow_nan=False), features))
+    except (SchemaError, ValueError) as exc:
+        raise SchemaError(f"{where}: {exc}") from None
 
 
 def _quoted(value: object) -> str:

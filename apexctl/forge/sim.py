@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -16,7 +17,8 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import ConfigError, DataError, InputError, UsageError
 from apexctl.forge import io, outputs, ranges
-from apexctl.forge.features import book_frame
+from apexctl.forge.durations import SECOND, label
+from apexctl.forge.features import book_frame, recorded_bars
 from apexctl.forge.io import describe, parse_json, read_bounded, sha256_bytes
 from apexctl.schemas.reports import SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION, SimSummary
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
@@ -197,10 +199,52 @@ class StrategySim:
     rv_bars: int = ranges.FEATURE_DEFAULTS["rv_bars"]
     vmd_modes: int = ranges.FEATURE_DEFAULTS["vmd_modes"]
     vmd_window: int = ranges.FEATURE_DEFAULTS["vmd_window"]
+    #: With `tree`: the bar length, seconds, the tree decides on (the bars of its features table).
+    bar_seconds: int = 60
 
     def features(self) -> dict[str, int]:
         """The feature options, as the simulator's GP bindings take them."""
         return {name: getattr(self, name) for name in ranges.FEATURE_DEFAULTS}
+
+
+def tree_bars(tree: str) -> tuple[dict[str, Any], Path] | None:
+    """The bars recorded for a hall-of-fame tree (`evolve` writes them in the `index.json` beside its trees), with
+    that index's path; None for a tree elsewhere or from an evolve that did not record them."""
+    if tree == io.STDIO:
+        return None
+    index_path = Path(tree).parent / "index.json"
+    if not index_path.is_file():
+        return None
+    index = io.read_json(index_path, "a hall of fame index", max_bytes=64 << 20, max_depth=16)
+    if not isinstance(index, dict) or index.get("schema") != "apex.hall_of_fame":
+        return None
+    names = index.get("features")
+    features = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    bars = recorded_bars(index, str(index_path), features)
+    return (bars, index_path) if bars is not None else None
+
+
+def with_tree_bars(config: StrategySim, given: set[str]) -> tuple[StrategySim, list[str]]:
+    """`config` trading its tree on the bars recorded for it (`tree_bars`): the bar length, and each feature option
+    not in `given` (set on the command line, e.g. "rv_bars"); with a note for each given option the record differs
+    from, and one saying what was taken."""
+    recorded = tree_bars(config.tree) if config.tree is not None else None
+    if recorded is None:
+        return config, []
+    bars, index_path = recorded
+    options = {name: value for name, value in bars["options"].items() if name not in given}
+    notes = [
+        f"--{name.replace('_', '-')} {getattr(config, name)} differs from the {value} the tree was evolved with "
+        f"({index_path})"
+        for name, value in bars["options"].items()
+        if name in given and getattr(config, name) != value
+    ]
+    config = dataclasses.replace(config, bar_seconds=bars["bar_seconds"], **options)
+    taken = ", ".join(f"{name} {getattr(config, name)}" for name in ranges.FEATURE_DEFAULTS)
+    notes.append(
+        f"the tree trades on {label(config.bar_seconds * SECOND)} bars, as {index_path} records; features with {taken}"
+    )
+    return config, notes
 
 
 def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dict[str, Any], dict[str, str]]:
@@ -230,6 +274,7 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
                 config.symbol,
                 config.hours,
                 capital=config.capital,
+                bar_seconds=config.bar_seconds,
                 **config.features(),
             )
         except ConfigError:
@@ -319,7 +364,7 @@ def write_simulation(
         "dsg": config.dsg_path,
     }
     if config.tree is not None:
-        params |= {"strategy": "gp", "tree": config.tree, **config.features()}
+        params |= {"strategy": "gp", "tree": config.tree, "bar_seconds": config.bar_seconds, **config.features()}
     fills_name, equity_name, summary_name = SIMULATION_FILES
     with outputs.staged_folder(output, replace=force) as staging:
         for name, schema in ((fills_name, FILLS), (equity_name, EQUITY)):

@@ -354,3 +354,35 @@ def test_options_that_act_only_with_another_are_noted_when_ignored(tiny, tmp_pat
     )
     assert quiet.code == 0, quiet.stderr
     assert "note:" not in quiet.stderr
+
+
+def test_a_hall_of_fame_tree_trades_on_the_bars_its_index_records(tmp_path):
+    """evolve records the bars of its table beside the trees; simulate --tree takes them (given options win, with a
+    note), so the tree reads rv as it learned it and decides once per bar of that length."""
+    from tests.conftest import run_here
+
+    hall = tmp_path / "hall_of_fame"
+    hall.mkdir()
+    tree = _tree_file(hall, {"feature": "rv"}, ["rv"], name="001.json")
+    bars = {"bar_seconds": 300, "options": {"rv_bars": 10, "vmd_modes": 3, "vmd_window": 16}}
+    index = {"schema": "apex.hall_of_fame", "version": 1, "symbol": "BTCUSDT", "features": ["rv"], "bars": bars}
+    (hall / "index.json").write_text(json.dumps(index | {"entries": []}))
+    ran = run_here("simulate", "--tree", str(tree), "--hours", "1", "-o", str(tmp_path / "five"))
+    assert ran.code == 0, ran.stderr
+    assert (
+        f"note: the tree trades on 5m bars, as {hall / 'index.json'} records; features with rv_bars 10, " in ran.stderr
+    )
+    equity = io.read_table(tmp_path / "five" / "equity.parquet", EQUITY)
+    assert equity.frame.height == 12, "one decision per 5m bar"
+    assert equity.metadata["apex.params"] | bars["options"] == equity.metadata["apex.params"]
+    assert equity.metadata["apex.params"]["bar_seconds"] == 300
+    ran = run_here("simulate", "--tree", str(tree), "--hours", "1", "--rv-bars", "20", "-o", str(tmp_path / "rv20"))
+    assert ran.code == 0, ran.stderr
+    assert f"note: --rv-bars 20 differs from the 10 the tree was evolved with ({hall / 'index.json'})" in ran.stderr
+    assert io.read_table(tmp_path / "rv20" / "fills.parquet", FILLS).metadata["apex.params"]["rv_bars"] == 20
+    index["bars"]["bar_seconds"] = 7
+    (hall / "index.json").write_text(json.dumps(index | {"entries": []}))
+    ran = run_here("simulate", "--tree", str(tree), "--hours", "1", "-o", str(tmp_path / "bad"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.startswith(f'apexctl: error: {hall / "index.json"}: "bars": bar_seconds must be'), ran.stderr
+    assert not (tmp_path / "bad").exists()
