@@ -107,10 +107,10 @@ class ExportConfig:
                 f"-o {self.output}: is inside the bundle {inside}, which its new files would break; "
                 "write a bundle beside it, not in it"
             )
-        if self.hall_of_fame is not None:
-            _refuse_inside_run(self.output, self.hall_of_fame)
         inputs = [self.hall_of_fame, self.maml, self.iel]
         outputs.check([outputs.OutFolder(self.output, replace=self.force)], inputs)
+        if self.hall_of_fame is not None:
+            _refuse_inside_run(self.output, self.hall_of_fame)
 
 
 def _refuse_inside_run(output: Path, hall_of_fame: Path) -> None:

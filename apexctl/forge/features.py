@@ -62,7 +62,7 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import ranges
-from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, parse_duration
+from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
 from apexctl.forge.feedback import note
 from apexctl.forge.io import META_PARAMS, Table, read_tables, refuse_same_data, write_table
 from apexctl.forge.table_checks import TRADE_IDENTITY, repeated_trades, utc_text
@@ -149,29 +149,53 @@ def table_options(table: Table) -> dict[str, int]:
     return options
 
 
-def bar_seconds_of(table: Table, ts: pl.Series) -> int:
-    """The bar length, in seconds, of a bar-grain features table whose bar open times are `ts`: its recorded
-    `--grain`, else (a table written by other means) the shortest step between its bars."""
+def bar_seconds_of(table: Table, frame: pl.DataFrame) -> int:
+    """The bar length, in seconds, of a bar-grain features table whose bars (rows `frame`, of one or more symbols)
+    are read: its recorded `--grain`, else its `interval` column, else the shortest step between its bars. The three
+    must agree (bars may be missing, never closer than the bar): InputError naming the file when they do not."""
+    where = safe(table.source)
+    remedy = "re-create it with `apexctl features --grain 1m` (or the grain it was made at)"
     params = table.metadata.get(META_PARAMS)
     grain = params.get("grain") if isinstance(params, dict) else None
     known = {g.value: ns for g, ns in BAR_GRAINS.items()}
-    if grain in known:
-        return known[grain] // SECOND
-    steps = ts.unique().sort().diff().drop_nulls()
-    step = steps.filter(steps > 0).min()
-    if not isinstance(step, int) or step % SECOND or not 1 <= step // SECOND <= DAY // SECOND:
-        found = f"grain {_quoted(grain)}" if grain is not None else "no grain"
+    if grain is not None and grain not in known:
         raise InputError(
-            f"{safe(table.source)}: cannot tell its bar length ({found} in its '{META_PARAMS}' metadata, and its bar "
-            "times are not whole seconds apart, up to a day); make it with `apexctl features --grain 1m`"
+            f"{where}: its '{META_PARAMS}' metadata says grain {_quoted(grain)}, not a bar grain "
+            f"({', '.join(known)}); {remedy}"
         )
-    return step // SECOND
+    bar = known[grain] if grain is not None else None
+    if "interval" in frame.columns:
+        intervals = frame["interval"].drop_nulls().unique().to_list()
+        if len(intervals) > 1:
+            raise InputError(f"{where}: column 'interval' mixes {sorted(map(str, intervals))[:4]}; {remedy}")
+        stated = duration_ns(str(intervals[0])) if intervals else None
+        if intervals and stated is None:
+            raise InputError(f"{where}: column 'interval' holds {_quoted(intervals[0])}, not a bar length; {remedy}")
+        if bar is not None and stated is not None and stated != bar:
+            raise InputError(
+                f"{where}: its '{META_PARAMS}' grain {_quoted(grain)} and its 'interval' column "
+                f"{_quoted(intervals[0])} disagree; {remedy}"
+            )
+        bar = bar if bar is not None else stated
+    steps = frame["ts"].unique().sort().diff().drop_nulls()
+    step = steps.filter(steps > 0).min()
+    if bar is None:
+        bar = step if isinstance(step, int) else None
+    elif isinstance(step, int) and step % bar:
+        raise InputError(f"{where}: bars {label(step)} apart, not a whole number of its {label(bar)} bars; {remedy}")
+    if bar is None or bar % SECOND or not 1 <= bar // SECOND <= DAY // SECOND:
+        raise InputError(
+            f"{where}: cannot tell its bar length (no grain in its '{META_PARAMS}' metadata, and its bar times are "
+            f"not whole seconds apart, up to a day); {remedy}"
+        )
+    return bar // SECOND
 
 
-def bars_made(table: Table, ts: pl.Series, options: dict[str, int] | None = None) -> dict[str, Any]:
+def bars_made(table: Table, frame: pl.DataFrame, options: dict[str, int] | None = None) -> dict[str, Any]:
     """What a bundle records of the bars its models learned from (the manifest's `bars`): the table's bar length
-    (see `bar_seconds_of`) and its feature `options` (see `table_options`, read when not given)."""
-    return {"bar_seconds": bar_seconds_of(table, ts), "options": options or table_options(table)}
+    (see `bar_seconds_of`, over its rows `frame`) and its feature `options` (see `table_options`, read when not
+    given)."""
+    return {"bar_seconds": bar_seconds_of(table, frame), "options": options or table_options(table)}
 
 
 def recorded_bars(doc: dict[str, Any], where: str, features: list[str]) -> dict[str, Any] | None:

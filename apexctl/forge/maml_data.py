@@ -311,4 +311,4 @@ def prepare(features_path: str, output: str, config: MamlConfig) -> Prepared:
     table = read_table(features_path, FEATURES)
     data = build_tasks(table.frame, table.source, config)
     digest = table.sha256 or (sha256_file(features_path) if features_path != "-" else "")
-    return Prepared(features_path, digest, data, bars_made(table, table.frame["ts"]))
+    return Prepared(features_path, digest, data, bars_made(table, table.frame))

@@ -478,6 +478,19 @@ def test_the_market_knows_the_bars_of_its_table_and_the_simulator_trades_on_them
     # Without a recorded grain the shortest step between bars is the bar, whatever gaps the table has.
     gappy = load_market(write_features(tmp_path, five.filter(pl.int_range(pl.len()) % 7 != 3), "gappy"), None, 0.7)
     assert gappy.bars["bar_seconds"] == 300
-    odd = five.with_columns(pl.col("ts") + pl.int_range(pl.len()) * 500_000_000)
+    # Without a grain or an interval column, bar times must be whole seconds apart.
+    odd = five.with_columns(pl.col("ts") + pl.int_range(pl.len()) * 500_000_000).drop("interval")
     with pytest.raises(InputError, match=r"odd.parquet: cannot tell its bar length \(no grain in its 'apex.params'"):
         load_market(write_features(tmp_path, odd, "odd"), None, 0.7)
+    # The grain, the interval column and the bar times must agree.
+    for name, frame, params, needle in (
+        ("relabelled", five, {"grain": "1m"}, "'apex.params' grain \"1m\" and its 'interval' column \"5m\" disagree"),
+        ("update", five, {"grain": "update"}, 'grain "update", not a bar grain (1m, 5m, 15m, 1h)'),
+        ("close", five.with_columns(interval=pl.lit("15m")), {}, "bars 5m apart, not a whole number of its 15m bars"),
+    ):
+        path = tmp_path / f"{name}.parquet"
+        io.write_table(frame, path, schema=FEATURES, producer="test", params=params)
+        with pytest.raises(InputError, match="re-create it with `apexctl features") as caught:
+            load_market(str(path), None, 0.7)
+        assert str(caught.value).startswith(f"{path}: "), caught.value
+        assert needle in str(caught.value), caught.value

@@ -92,7 +92,7 @@ def load_market(path: str, symbol: str | None, train_fraction: float) -> Market:
         columns,
         train_end,
         features=feature_options,
-        bars=bars_made(table, frame["ts"], feature_options),
+        bars=bars_made(table, frame, feature_options),
         sha256=table.sha256,
     )
 
