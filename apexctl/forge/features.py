@@ -65,7 +65,13 @@ from apexctl.forge import ranges
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
 from apexctl.forge.feedback import note
 from apexctl.forge.io import META_PARAMS, Table, read_tables, refuse_same_data, write_table
-from apexctl.forge.table_checks import TRADE_IDENTITY, repeated_trades, utc_text
+from apexctl.forge.table_checks import (
+    TRADE_IDENTITY,
+    conflicting_trades,
+    repeated_trades,
+    shared_id_rows,
+    utc_text,
+)
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
 
@@ -316,12 +322,12 @@ def _check_repeated_bars(inputs: Inputs) -> None:
         )
 
 
-def _check_repeated_trades(inputs: Inputs) -> None:
+def _check_repeated_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
     """InputError naming both rows when two inputs hold one trade (`repeated_trades`): overlapping files would count
     it twice in volume, trade counts and flow. `fetch --source file` merges such files, dropping the repeats."""
     trades = inputs.trades
     assert trades is not None
-    repeated = repeated_trades(trades)
+    repeated = repeated_trades(trades, candidates)
     if not repeated.any():
         return
     row = int(repeated.arg_true()[0])
@@ -335,6 +341,68 @@ def _check_repeated_trades(inputs: Inputs) -> None:
         f"{inputs.where('trades', first)}; {overlap}. Fetch the source "
         "files in one run (`apexctl fetch --source file A B` keeps each trade once), then compute features from "
         "its output"
+    )
+
+
+def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
+    """InputError naming both rows when one trade id of a symbol is held by two rows that differ in time, side,
+    price or size (`conflicting_trades`): two sources of one symbol, whose bars would mix two markets."""
+    trades = inputs.trades
+    assert trades is not None
+    found = conflicting_trades(trades, candidates)
+    if found is None:
+        return
+    first, row = found
+    differ = ", ".join(
+        f"{c} {_quoted(trades[c][first])} vs {_quoted(trades[c][row])}"
+        for c in TRADE_IDENTITY
+        if trades[c][first] != trades[c][row]
+    )
+    raise InputError(
+        f"{inputs.where('trades', first)} and {inputs.where('trades', row)}: trade {safe(trades['trade_id'][row])} "
+        f"of {safe(trades['symbol'][row])} twice with different content ({differ}); these look like two different "
+        "sources of one symbol (simulated runs number their trades from 1): give the trades of one source"
+    )
+
+
+def _check_conflicting_books(inputs: Inputs) -> None:
+    """InputError naming both rows when two book inputs hold a message of one symbol with the same update id at the
+    same time but different content (kind, seq or levels): two sources of one book (two simulated runs share their
+    clock and number updates from 1), whose interleaved messages the book engine would take for gaps. Only across
+    inputs and at one time: after a venue restart update ids start again at 1, so one id at two times is legitimate."""
+    book = inputs.book
+    assert book is not None
+    source = inputs.origins["book"]["_source"]
+    if source.n_unique() < 2:
+        return
+    key = ["symbol", "ts", "update_id"]
+    content = ["kind", "seq", "levels", "level_hash"]
+    messages = (
+        book.select(
+            *key,
+            "kind",
+            "seq",
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"),
+            pl.struct("side", "price", "size").hash(3).alias("level_hash"),
+        )
+        .with_columns(source)
+        .group_by(*key, "_source")
+        .agg(pl.col("_at").first(), pl.col("kind", "seq").first(), pl.len().alias("levels"), pl.col("level_hash").sum())
+    )
+    conflicts = messages.filter(pl.struct(*content).n_unique().over(key) > 1)
+    if not conflicts.height:
+        return
+    first = conflicts.sort("_at").row(0, named=True)
+    group = conflicts.filter(*(pl.col(c) == first[c] for c in key))
+    other = group.filter(~pl.all_horizontal(pl.col(c) == first[c] for c in content)).sort("_at").row(0, named=True)
+    differ = ", ".join(
+        f"{c} {_quoted(first[c])} vs {_quoted(other[c])}" for c in ("kind", "seq", "levels") if first[c] != other[c]
+    )
+    differ = differ or "the same number of levels at other prices or sizes"
+    raise InputError(
+        f"{inputs.where('book', first['_at'])} and {inputs.where('book', other['_at'])}: book message "
+        f"{first['update_id']} of {safe(first['symbol'])} at {utc_text(first['ts'])} twice with different content "
+        f"({differ}); these look like two different sources of one symbol's book: give the book of one source"
     )
 
 
@@ -546,12 +614,16 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     _require(inputs, grain)
     ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
     modes, window = check_vmd(config.vmd_modes, config.vmd_window)
+    if inputs.book is not None:
+        _check_conflicting_books(inputs)
     if grain == Grain.update:
         arrays = update_arrays(inputs)
         order = UPDATE_LEADING + [name for name in arrays if name not in UPDATE_LEADING]
         return _frame(arrays, inputs.symbols, order)
     if inputs.trades is not None:
-        _check_repeated_trades(inputs)
+        candidates = shared_id_rows(inputs.trades)  # the one pass over all ids both checks need
+        _check_conflicting_trades(inputs, candidates)
+        _check_repeated_trades(inputs, candidates)
     if grain == Grain.trade:
         trades = inputs.trades
         assert trades is not None

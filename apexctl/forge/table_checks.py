@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from apexctl.console import safe
@@ -71,11 +72,39 @@ def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, boo
 
 
 #: The columns that make two trade rows one trade. The id alone does not: simulated runs number their trades from 1.
+#: (A venue gives each trade of a symbol one id, so one id with two contents means two sources: `conflicting_trades`.)
 TRADE_IDENTITY = ("symbol", "trade_id", "ts", "side", "price", "size")
 
 
-def repeated_trades(trades: pl.DataFrame) -> pl.Series:
-    """True on each row that repeats an earlier row's trade (every column of TRADE_IDENTITY equal); rows without a
-    trade id are never repeats."""
+def shared_id_rows(trades: pl.DataFrame) -> pl.DataFrame:
+    """The TRADE_IDENTITY columns, with their row number `_row`, of the rows with a trade id whose symbol and id
+    (by hash: a collision only adds rows) another row holds too: the only rows that can repeat or contradict one.
+    Ids are unique in most tables, so the checks below compare few rows beyond this one pass over the ids."""
     identified = pl.col("trade_id").is_not_null() & (pl.col("trade_id") != "")
-    return trades.select(identified & ~pl.struct(*TRADE_IDENTITY).is_first_distinct()).to_series()
+    key = pl.col("symbol").hash(1) ^ pl.col("trade_id").hash(2)
+    return trades.select(*TRADE_IDENTITY).with_row_index("_row").filter(identified & key.is_duplicated())
+
+
+def repeated_trades(trades: pl.DataFrame, candidates: pl.DataFrame | None = None) -> pl.Series:
+    """True on each row that repeats an earlier row's trade (every column of TRADE_IDENTITY equal); rows without a
+    trade id are never repeats. `candidates`: `shared_id_rows(trades)` if already computed."""
+    candidates = shared_id_rows(trades) if candidates is None else candidates
+    rows = candidates.filter(~pl.struct(*TRADE_IDENTITY).is_first_distinct())["_row"]
+    repeated = np.zeros(trades.height, dtype=bool)
+    repeated[rows.to_numpy()] = True
+    return pl.Series("repeated", repeated)
+
+
+def conflicting_trades(trades: pl.DataFrame, candidates: pl.DataFrame | None = None) -> tuple[int, int] | None:
+    """(earlier row, later row) of the first trade id of a symbol that two rows hold with different content (time,
+    side, price or size), or None. A venue numbers one symbol's trades once, so such rows come from two sources (two
+    simulated runs both number their trades from 1); rows without a trade id are never compared. `candidates` as
+    for `repeated_trades`."""
+    candidates = shared_id_rows(trades) if candidates is None else candidates
+    distinct = candidates.filter(pl.struct(*TRADE_IDENTITY).is_first_distinct())
+    later = distinct.filter(~pl.struct("symbol", "trade_id").is_first_distinct())
+    if not later.height:
+        return None
+    row, symbol, trade_id = later.row(0)[:3]
+    same_id = (distinct["symbol"] == symbol) & (distinct["trade_id"] == trade_id)
+    return int(distinct["_row"].filter(same_id)[0]), int(row)

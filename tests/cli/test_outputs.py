@@ -207,3 +207,56 @@ def test_trades_and_a_book_that_never_overlap_are_refused(tiny, tmp_path):
     assert ran.stderr.startswith(f"apexctl: error: {shifted}, {book}: "), ran.stderr
     assert "do not overlap, so every bar would have no book" in ran.stderr
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_two_sources_of_one_symbol_are_refused_naming_both_rows(tmp_path):
+    """Two simulated runs share their clock and number trades and book updates from 1: given together, their trades
+    (and their books) were mixed into one bar series of two markets, exit 0."""
+    from apexctl.schemas.tables import BOOK, TRADES
+
+    for seed in ("1", "2"):
+        ran = run_here(
+            "fetch", "--source", "sim", "--symbols", "BTCUSDT", "--hours", "0.02", "--seed", seed,
+            "-o", str(tmp_path / seed),
+        )  # fmt: skip
+        assert ran.code == 0, ran.stderr
+    a, b = (tmp_path / s / "trades.parquet" for s in ("1", "2"))
+    ran = run_here("features", str(a), str(b), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert f"{a}: trades table, row 0" in ran.stderr
+    assert f"{b}: trades table, row 0" in ran.stderr
+    assert "trades table, row 0: trade 1 of BTCUSDT twice with different content (ts " in ran.stderr
+    assert "these look like two different sources of one symbol" in ran.stderr
+    # One file that holds an id twice with another price says the same.
+    trades = pl.read_parquet(a)
+    changed = tmp_path / "changed.parquet"
+    io.write_table(
+        pl.concat([trades, trades.slice(5, 1).with_columns(pl.col("price") + 1)]), changed, schema=TRADES,
+        producer="test",
+    )  # fmt: skip
+    ran = run_here("features", str(changed), "--grain", "1m", "-o", str(tmp_path / "f.parquet"))
+    assert ran.code == 2, ran.stderr
+    assert f"{changed}: trades table, row 5 and {changed}: trades table, row {trades.height}: trade " in ran.stderr
+    assert "(price " in ran.stderr
+    books = [str(tmp_path / s / "book.parquet") for s in ("1", "2")]
+    for grain, trades_of_one in (("update", []), ("1m", [str(a)])):
+        ran = run_here("features", *trades_of_one, *books, "--grain", grain, "-o", str(tmp_path / "f.parquet"))
+        assert ran.code == 2, ran.stderr
+        assert ran.stderr.count("\n") == 1, ran.stderr
+        assert (
+            f"{books[0]}: book table, row 0 and {books[1]}: book table, row 0: book message 1 of BTCUSDT" in ran.stderr
+        )
+        assert "two different sources of one symbol's book" in ran.stderr
+    assert not (tmp_path / "f.parquet").exists()
+    # Two overlapping pieces of one book are one source: not refused.
+    book = pl.read_parquet(books[0])
+
+    def message_start(row: int) -> int:
+        return int(book["ts"].search_sorted(book["ts"][row]))
+
+    early, late = tmp_path / "early.parquet", tmp_path / "late.parquet"
+    io.write_table(book.slice(0, message_start(book.height * 2 // 3)), early, schema=BOOK, producer="test")
+    io.write_table(book.slice(message_start(book.height // 3)), late, schema=BOOK, producer="test")
+    ran = run_here("features", str(early), str(late), "--grain", "update", "-o", str(tmp_path / "f.parquet"))
+    assert "two different sources" not in ran.stderr
