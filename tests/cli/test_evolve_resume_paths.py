@@ -135,12 +135,15 @@ def _finished(table: Path, out: Path, *extra: str) -> None:
     assert ran.code == 0, ran.stderr
 
 
-@pytest.mark.parametrize("other", ["seed", "table"])
+@pytest.mark.parametrize("other", ["seed", "table", "seed, no hall of fame"])
 def test_resume_refuses_a_checkpoint_copied_over_another_runs_results(table, tmp_path, other):
-    """A checkpoint copied from run B into run A's finished folder was resumed as B and replaced A's hall of fame."""
+    """A checkpoint copied from run B into run A's finished folder was resumed as B and replaced A's hall of fame.
+    Without A's hall_of_fame/ its generations.parquet (which records A's settings) was overwritten with B's rows."""
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     _finished(table, mine)
-    if other == "seed":  # the same table, another setting
+    if other == "seed, no hall of fame":
+        shutil.rmtree(mine / "hall_of_fame")
+    if other.startswith("seed"):  # the same table, another setting
         _finished(table, theirs, "--seed", "4")
     else:  # the same settings, another table (nothing in the settings tells them apart)
         other_table = tmp_path / "other" / "F.parquet"
@@ -154,10 +157,26 @@ def test_resume_refuses_a_checkpoint_copied_over_another_runs_results(table, tmp
     checkpoint = mine / "checkpoint" / "state.json"
     assert line.startswith(f"apexctl: error: {checkpoint}: not of the run whose results {mine} holds"), line
     assert f"it records output {theirs}" in line
-    assert ("seed 4 (the results: 3)" if other == "seed" else "another features table (sha256 ") in line
+    assert ("seed 4 (the results: 3)" if other.startswith("seed") else "another features table (sha256 ") in line
     assert f"-o {theirs}" in line
     assert "empty folder" in line
     assert {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before, "the results were kept"
+
+
+def test_resume_refuses_an_older_checkpoint_of_the_same_run(table, tmp_path):
+    """The checkpoint of a 1-generation run copied over a 3-generation run of the same settings was resumed: its
+    generations.parquet went from 4 rows to 3 and the hall of fame of 3 generations was replaced, exit 0."""
+    older, newer = tmp_path / "older", tmp_path / "newer"
+    _finished(table, older)
+    assert run_here("evolve", "--features", str(table), *RUN, "--gens", "3", "-o", str(newer)).code == 0
+    shutil.copyfile(older / "checkpoint" / "state.json", newer / "checkpoint" / "state.json")
+    before = {p: p.read_bytes() for p in newer.rglob("*") if p.is_file()}
+    line = one_error(*_ran(run_here("evolve", "--resume", "--gens", "2", "-o", str(newer))))
+    checkpoint = newer / "checkpoint" / "state.json"
+    assert line.startswith(f"apexctl: error: {checkpoint}: at generation 1, but "), line
+    assert f"{newer / 'generations.parquet'} already holds generation 3" in line
+    assert "replace those results with older ones" in line
+    assert {p: p.read_bytes() for p in newer.rglob("*") if p.is_file()} == before, "the results were kept"
 
 
 def test_a_run_folder_moved_as_a_whole_still_resumes(table, tmp_path):

@@ -114,22 +114,37 @@ _PATHS = ("seed_dna", "causal", "dsg")
 
 
 def check_same_run(out: Path, state: dict[str, Any]) -> None:
-    """A checkpoint not written in OUT (its recorded output is another folder: copied or moved in) may continue only
-    where it replaces nothing of another run: OUT holds no results, or the results of the checkpoint's run (its
-    settings and features table), as a folder moved or renamed as a whole does. Anything else is one UsageError
+    """A checkpoint may continue only where it replaces nothing newer or of another run. OUT's results
+    (generations.parquet) must not hold a later generation than the checkpoint: resuming would replace them with a
+    shorter run (an older checkpoint of the same run copied back in). And a checkpoint not written in OUT (its
+    recorded output is another folder: copied or moved in) needs OUT to hold no results, or the results of the
+    checkpoint's run (its settings and features table, as hall_of_fame/index.json or, without it,
+    generations.parquet records them), as a folder moved or renamed as a whole does. Anything else is one UsageError
     naming the checkpoint, what it records, what the results are, and what to do: resuming would publish that
     run's hall of fame over OUT's finished one."""
+    path = out / CHECKPOINT / "state.json"
+    generations = out / "generations.parquet"
+    done, last = state["generation"], _results_last_generation(generations)
+    if last is not None and last > done:
+        raise UsageError(
+            f"{path}: at generation {done}, but {generations} already holds generation {last}; resuming would "
+            f"replace those results with older ones: resume from the checkpoint that reached generation {last} (or "
+            "move this checkpoint/ into an empty folder and resume there)"
+        )
     recorded = str(state["config"].get("output", ""))
     with contextlib.suppress(OSError, ValueError):  # a path that cannot be resolved is not this folder
         if Path(recorded).is_absolute() and Path(recorded).resolve() == out.resolve():
             return  # written here (checkpoints record OUT absolute; older ones as given, then the results decide)
     index_path = out / "hall_of_fame" / "index.json"
-    if not index_path.is_file():
-        return
-    index = io.read_json(index_path, "a hall of fame index")
-    params = index.get("params") if isinstance(index, dict) else None
-    if not isinstance(params, dict):
-        raise SchemaError(f"{index_path}: damaged hall of fame index: no params object")
+    if index_path.is_file():
+        index = io.read_json(index_path, "a hall of fame index")
+        params = index.get("params") if isinstance(index, dict) else None
+        if not isinstance(params, dict):
+            raise SchemaError(f"{index_path}: damaged hall of fame index: no params object")
+    else:  # the hall of fame removed or lost: the log's own record of the run still says whose it is
+        params = _results_metadata(generations, io.META_PARAMS)
+        if not isinstance(params, dict):
+            return
     config = state["config"]
     differences = []
     for key in sorted(set(config) & set(params) - set(_VOLATILE)):
@@ -138,12 +153,11 @@ def check_same_run(out: Path, state: dict[str, Any]) -> None:
             mine, theirs = (v if v in (None, io.STDIO, "default") else Path(str(v)).name for v in (mine, theirs))
         if mine != theirs:
             differences.append(f"{key} {safe(mine)} (the results: {safe(theirs)})")
-    inputs = _results_inputs(out / "generations.parquet")
+    inputs = _results_inputs(generations)
     if state["features_sha256"] and inputs and state["features_sha256"] not in inputs:
         differences.append(f"another features table (sha256 {state['features_sha256'][:12]}...)")
     if not differences:
         return
-    path = out / CHECKPOINT / "state.json"
     where = f"with -o {safe(recorded)}" if Path(recorded).is_absolute() else "in its own folder"
     raise UsageError(
         f"{path}: not of the run whose results {out} holds (it records output {safe(recorded)}; "
@@ -152,16 +166,34 @@ def check_same_run(out: Path, state: dict[str, Any]) -> None:
     )
 
 
-def _results_inputs(generations: Path) -> set[str]:
-    """The sha256 of the inputs OUT's generations.parquet records (empty when it has none, or cannot be read)."""
+def _results_metadata(generations: Path, key: str) -> Any:
+    """The JSON value OUT's generations.parquet records under `key` (None when it has none, or cannot be read)."""
     import pyarrow.parquet as pq
 
     try:
-        raw = (pq.read_schema(generations).metadata or {}).get(io.META_INPUTS.encode())
-        inputs = json.loads(raw) if raw else {}
+        raw = (pq.read_schema(generations).metadata or {}).get(key.encode())
+        return json.loads(raw) if raw else None
     except (OSError, ValueError, pa.ArrowException):
-        return set()
+        return None
+
+
+def _results_inputs(generations: Path) -> set[str]:
+    """The sha256 of the inputs OUT's generations.parquet records (empty when it has none, or cannot be read)."""
+    inputs = _results_metadata(generations, io.META_INPUTS)
     return {v for v in inputs.values() if isinstance(v, str)} if isinstance(inputs, dict) else set()
+
+
+def _results_last_generation(generations: Path) -> int | None:
+    """The last generation OUT's generations.parquet logs (None when there is none, or it cannot be read)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        column = pq.read_table(generations, columns=["generation"])["generation"]
+        last = pc.max(column).as_py()
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
+    return last if isinstance(last, int) else None
 
 
 def _resumed_features(path: Path, recorded: str, state: dict[str, Any], given: str | None) -> str:
