@@ -32,7 +32,7 @@ def one_error(ran) -> str:
     return lines[0]
 
 
-def trades(ts: list[int] | np.ndarray, symbol: str = "BTCUSDT") -> pl.DataFrame:
+def trades(ts: list[int] | np.ndarray, symbol: str = "BTCUSDT", first_id: int = 0) -> pl.DataFrame:
     n = len(ts)
     return pl.DataFrame(
         {
@@ -41,7 +41,7 @@ def trades(ts: list[int] | np.ndarray, symbol: str = "BTCUSDT") -> pl.DataFrame:
             "side": np.where(np.arange(n) % 2 == 0, 1, -1).astype(np.int8),
             "price": 100.0 + np.arange(n, dtype=np.float64) % 7,
             "size": np.full(n, 0.5),
-            "trade_id": [f"t{i}" for i in range(n)],
+            "trade_id": [f"t{first_id + i}" for i in range(n)],
         }
     )
 
@@ -117,7 +117,7 @@ def test_a_bar_grid_larger_than_the_bound_is_refused_naming_the_ends(tmp_path):
     """Five years between two trades of one symbol are 2.6 million 1m bars: refused before Rust allocates them
     (a stray timestamp in the data made it allocate until killed)."""
     first = write_trades(tmp_path / "a.parquet", trades([START]))
-    last = write_trades(tmp_path / "b.parquet", trades([START + 5 * 365 * 1440 * MINUTE, START + 1]))
+    last = write_trades(tmp_path / "b.parquet", trades([START + 5 * 365 * 1440 * MINUTE, START + 1], first_id=1))
     out = tmp_path / "f.parquet"
     message = one_error(run_here("features", str(first), str(last), "--grain", "1m", "-o", str(out)))
     assert "--grain 1m would build 2,628,001 bars, more than the 2,000,000 one run makes" in message
@@ -233,7 +233,7 @@ def test_evolve_names_the_file_of_bars_whose_high_and_low_do_not_contain_the_clo
 def test_features_names_the_file_and_its_own_row_of_a_bad_value(tmp_path):
     """Two files interleaved in time: the row reported is the file's, not one of the sorted concatenation."""
     first = write_trades(tmp_path / "a.parquet", trades(START + np.arange(50, dtype=np.int64) * 2 * 10**9))
-    frame = trades(START + 10**9 + np.arange(50, dtype=np.int64) * 2 * 10**9)
+    frame = trades(START + 10**9 + np.arange(50, dtype=np.int64) * 2 * 10**9, first_id=50)
     second = write_trades(tmp_path / "b.parquet", set_row(frame, "price", 7, float("nan")))
     out = tmp_path / "f.parquet"
     message = one_error(run_here("features", str(first), str(second), "--grain", "1m", "-o", str(out)))
