@@ -386,6 +386,15 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from exc
     metadata = _decode_metadata(arrow.schema.metadata)
+    seen: set[str] = set()
+    for column in arrow.schema.names:  # polars refuses such a table with a DuplicateError traceback
+        if column in seen:
+            count = arrow.schema.names.count(column)
+            raise SchemaError(
+                f"{safe(name)}: column '{safe(column)}' appears {count} times; a table's column names must be unique "
+                "(re-write the file with one column of each name)"
+            )
+        seen.add(column)
     frame = pl.from_arrow(arrow)
     assert isinstance(frame, pl.DataFrame)
     declared = metadata.get(META_SCHEMA)

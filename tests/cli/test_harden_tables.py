@@ -294,3 +294,21 @@ def test_messages_quote_metadata_without_control_characters(bar_features, tmp_pa
     message = one_error(run_here("evolve", "--features", str(path), "-o", str(tmp_path / "e")))
     assert "\x1b" not in message
     assert 'got "\\u001b[2J"' in message
+
+
+@pytest.mark.parametrize("command", ["features", "evolve"])
+def test_a_table_with_a_repeated_column_name_is_one_line_naming_the_column(tmp_path, command):
+    """A Parquet file (written by pyarrow) with two 'close' columns gave polars' DuplicateError traceback, exit 1."""
+    frame = bars_with_signal(120, edge=0.003, seed=1)
+    if command == "features":  # a bars table
+        frame = frame.with_columns(turnover=pl.col("close") * pl.col("volume")).select(BARS.column_names)
+    arrow = frame.to_arrow()
+    path = tmp_path / "twice.parquet"
+    pq.write_table(arrow.append_column("close", arrow["close"]), path)
+    args = ["--grain", "1m"] if command == "features" else ["--pop", "8", "--gens", "1"]
+    first = "--features" if command == "evolve" else None
+    message = one_error(run_here(command, *([first] if first else []), str(path), *args, "-o", str(tmp_path / "o")))
+    assert message == (
+        f"apexctl: error: {path}: column 'close' appears 2 times; a table's column names must be unique (re-write the "
+        "file with one column of each name)"
+    )
