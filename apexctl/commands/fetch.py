@@ -25,6 +25,19 @@ class Kind(StrEnum):
     trades = "trades"
 
 
+def _one_symbol_option(values: list[str] | None) -> str | None:
+    """The value of --symbol/--symbols (one option, two spellings), refused when given more than once: the last one
+    was taken, so `--symbols BTCUSDT --symbol ETHUSDT` fetched ETHUSDT alone."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise UsageError(
+            f"--symbol/--symbols given {len(values)} times ({', '.join(map(repr, values))}): they are one option and "
+            f"only the last would count; give it once, comma separated (--symbols {','.join(values)})"
+        )
+    return values[0]
+
+
 def fetch(
     ctx: typer.Context,
     output: Annotated[
@@ -43,11 +56,13 @@ def fetch(
     kind: Annotated[
         Kind | None, typer.Option("--kind", help="file source: the table to keep when inputs hold both.")
     ] = None,
-    symbol: Annotated[
-        str | None,
+    symbol_given: Annotated[
+        list[str] | None,  # a list only to see it given twice (click keeps the last value silently)
         typer.Option(
             "--symbol",
             "--symbols",
+            metavar="<str>",
+            show_default=False,
             help="bybit/sim: symbols, comma separated (BTCUSDT,ETHUSDT); file: symbol of a spot CSV. "
             "sim default: BTCUSDT,ETHUSDT,SOLUSDT.",
         ),
@@ -91,6 +106,7 @@ def fetch(
     force: Annotated[bool, _options.force("bybit and sim sources: replace a non-empty output folder.")] = False,
 ) -> None:
     """Market data into tables: Bybit archive files, the Bybit V5 API, or the simulator (the pipeline's default)."""
+    symbol = _one_symbol_option(symbol_given)
     if source is Source.sim:
         if paths or start or end or record_ws or testnet or base_url or ws_url:
             raise UsageError("--source sim takes no PATH and none of the bybit options; see --dsg/--seed/--hours")
@@ -108,7 +124,7 @@ def fetch(
             raise UsageError("--start/--end/--record-ws/--testnet/--base-url/--ws-url apply to --source bybit only")
         if force:
             raise UsageError("--force applies to the folder outputs of --source bybit/sim; a file is replaced anyway")
-        others = _options.given(ctx, exclude=("source", "paths", "output", "kind", "symbol"))
+        others = _options.given(ctx, exclude=("source", "paths", "output", "kind", "symbol_given"))
         if others:
             raise UsageError(
                 f"{', '.join(others)}: not used by --source file (it reads the files as they are); drop them"

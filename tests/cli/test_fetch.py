@@ -314,3 +314,21 @@ def test_file_source_refuses_the_options_of_the_other_sources(tiny, tmp_path):
         "apexctl: error: --seed, --hours: not used by --source file (it reads the files as they are); drop them"
     )
     assert run_here("fetch", str(tiny.csv), "--symbol", "BTCUSDT", "-o", str(tmp_path / "t.parquet")).code == 0
+
+
+@pytest.mark.parametrize("source", ["sim", "bybit", "file"])
+def test_symbol_and_symbols_given_together_are_refused(tmp_path, source):
+    """--symbol and --symbols are one option: `--symbols BTCUSDT --symbol ETHUSDT` fetched ETHUSDT alone, exit 0."""
+    from tests.conftest import run_here
+
+    out = tmp_path / ("out.parquet" if source == "file" else "out")
+    ran = run_here("fetch", "--source", source, "--symbols", "BTCUSDT", "--symbol", "ETHUSDT", "-o", str(out))
+    assert ran.code == 2, ran.stderr
+    assert ran.stderr == (
+        "apexctl: error: --symbol/--symbols given 2 times ('BTCUSDT', 'ETHUSDT'): they are one option and only the "
+        "last would count; give it once, comma separated (--symbols BTCUSDT,ETHUSDT)\n"
+    )
+    assert not out.exists()
+    ran = run_here("fetch", "--source", "sim", "--symbol", "ETHUSDT", "--hours", "0.01", "-o", str(tmp_path / "one"))
+    assert ran.code == 0, ran.stderr
+    assert pl.read_parquet(tmp_path / "one" / "book.parquet")["symbol"].unique().to_list() == ["ETHUSDT"]
