@@ -215,7 +215,9 @@ def tree_bars(tree: str) -> tuple[dict[str, Any], Path] | None:
     index_path = Path(tree).parent / "index.json"
     if not index_path.is_file():
         return None
-    index = io.read_json(index_path, "a hall of fame index", max_bytes=64 << 20, max_depth=16)
+    from apexctl.forge.export import INDEX_MAX_BYTES
+
+    index = io.read_json(index_path, "a hall of fame index", max_bytes=INDEX_MAX_BYTES, max_depth=16)
     if not isinstance(index, dict) or index.get("schema") != "apex.hall_of_fame":
         return None
     names = index.get("features")

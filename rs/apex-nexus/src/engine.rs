@@ -194,8 +194,13 @@ fn manifest_of(dir: &Path) -> Option<apex_infer::Manifest> {
 /// The feature columns the engine computes on `bars` for a bundle in `dir` (what its manifest asks for; the
 /// defaults when it cannot be read, and loading the bundle then says why).
 fn names_for(bars: &EngineBars, dir: &Path) -> Vec<String> {
-    let features = manifest_of(dir).map(|m| m.features).unwrap_or_default();
-    apex_features::bars::column_names(&bars.params(&features), true)
+    names_of(bars, manifest_of(dir).as_ref())
+}
+
+/// [`names_for`] of a manifest already read.
+fn names_of(bars: &EngineBars, manifest: Option<&apex_infer::Manifest>) -> Vec<String> {
+    let features = manifest.map(|m| m.features.as_slice()).unwrap_or_default();
+    apex_features::bars::column_names(&bars.params(features), true)
 }
 
 /// The run folder's pid file: refuses a folder whose pid file names a live process, and removes itself on drop.
@@ -308,17 +313,14 @@ fn bar_nanos(config: &Config) -> Result<i64, NexusError> {
 /// Every slot with its bundle's models loaded and checked, the longest feature list among them, and the bars the
 /// engine computes: `engine.bar` with the feature options of the slots' bundles (the first one reading each).
 fn load_slots(config: &Config) -> Result<(Vec<LoadedSlot>, Vec<String>, EngineBars), NexusError> {
-    let manifests: Vec<(String, apex_infer::Manifest)> = config
-        .slots
-        .iter()
-        .filter_map(|slot| manifest_of(&slot.bundle).map(|m| (format!("slot {}'s bundle", slot.name), m)))
-        .collect();
-    let named = manifests.iter().map(|(name, m)| (name.as_str(), m));
+    let manifests: Vec<(String, Option<apex_infer::Manifest>)> =
+        config.slots.iter().map(|slot| (format!("slot {}'s bundle", slot.name), manifest_of(&slot.bundle))).collect();
+    let named = manifests.iter().filter_map(|(name, m)| Some((name.as_str(), m.as_ref()?)));
     let bars = EngineBars::of_bundles(config.bar.as_secs(), config.book_depth, named);
     let mut slots = Vec::new();
     let mut engine_names = Vec::new();
-    for slot in &config.slots {
-        let names = names_for(&bars, &slot.bundle);
+    for (slot, (_, manifest)) in config.slots.iter().zip(&manifests) {
+        let names = names_of(&bars, manifest.as_ref());
         let models = SlotModels::load(&slot.name, &slot.bundle, &slot.symbol, &names, &bars)?;
         if names.len() > engine_names.len() {
             engine_names = names;

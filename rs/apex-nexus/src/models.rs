@@ -94,6 +94,11 @@ impl Default for EngineBars {
     }
 }
 
+/// `seconds` in nanoseconds, as the feature engine counts time.
+fn nanos(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX).saturating_mul(SECOND)
+}
+
 /// Whether `features` read a realized volatility (`rv` or a higher timeframe's `rv_5m`).
 fn reads_rv(features: &[String]) -> bool {
     features.iter().any(|f| f == "rv" || f.starts_with("rv_"))
@@ -115,32 +120,22 @@ impl EngineBars {
         bundles: impl IntoIterator<Item = (&'a str, &'a Manifest)>,
     ) -> EngineBars {
         let mut bars = EngineBars { bar_seconds, book_depth, ..EngineBars::default() };
-        let mut first_recorded: Option<(&str, FeatureOptions)> = None;
+        let (mut recorded, mut rv, mut vmd) = (None, None, None);
         for (name, manifest) in bundles {
-            if first_recorded.is_none() {
-                first_recorded = manifest.bars.as_ref().map(|b| (name, b.options));
-            }
-            let made = manifest.bars.as_ref().map(|b| b.options).unwrap_or_default();
-            if bars.rv_from.is_none() && reads_rv(&manifest.features) {
-                bars.options.rv_bars = made.rv_bars;
-                bars.rv_from = Some(name.to_owned());
-            }
-            if bars.vmd_from.is_none() && reads_vmd(&manifest.features) {
-                bars.options.vmd_modes = made.vmd_modes;
-                bars.options.vmd_window = made.vmd_window;
-                bars.vmd_from = Some(name.to_owned());
-            }
+            let made = manifest.bars.as_ref().map(|b| b.options);
+            recorded = recorded.or(made.map(|options| (name, options)));
+            let made = (name, made.unwrap_or_default());
+            rv = rv.or(reads_rv(&manifest.features).then_some(made));
+            vmd = vmd.or(reads_vmd(&manifest.features).then_some(made));
         }
-        if let Some((name, recorded)) = first_recorded {
-            if bars.rv_from.is_none() {
-                bars.options.rv_bars = recorded.rv_bars;
-                bars.rv_from = Some(name.to_owned());
-            }
-            if bars.vmd_from.is_none() {
-                bars.options.vmd_modes = recorded.vmd_modes;
-                bars.options.vmd_window = recorded.vmd_window;
-                bars.vmd_from = Some(name.to_owned());
-            }
+        if let Some((name, options)) = rv.or(recorded) {
+            bars.options.rv_bars = options.rv_bars;
+            bars.rv_from = Some(name.to_owned());
+        }
+        if let Some((name, options)) = vmd.or(recorded) {
+            bars.options.vmd_modes = options.vmd_modes;
+            bars.options.vmd_window = options.vmd_window;
+            bars.vmd_from = Some(name.to_owned());
         }
         bars
     }
@@ -149,8 +144,7 @@ impl EngineBars {
     /// standard higher timeframes, and VMD only when a feature is a `vmd_*` column.
     #[must_use]
     pub fn params(&self, features: &[String]) -> BarParams {
-        let seconds = i64::try_from(self.bar_seconds).unwrap_or(i64::MAX);
-        let mut params = BarParams::with_options(seconds.saturating_mul(SECOND), &self.options);
+        let mut params = BarParams::with_options(nanos(self.bar_seconds), &self.options);
         if !reads_vmd(features) {
             params.vmd = None;
         }
@@ -161,8 +155,7 @@ impl EngineBars {
     /// bar length, or another rv window or VMD than it reads. `None` when it can.
     #[must_use]
     pub fn refuse(&self, made: Option<&BarSpec>, features: &[String]) -> Option<String> {
-        let seconds = i64::try_from(self.bar_seconds).unwrap_or(i64::MAX);
-        let engine_bar = apex_features::duration_label(seconds.saturating_mul(SECOND));
+        let engine_bar = apex_features::duration_label(nanos(self.bar_seconds));
         let set_by = |from: &Option<String>| {
             from.as_ref().map_or_else(|| "the features default".to_owned(), |name| format!("set by {name}"))
         };
@@ -172,7 +165,7 @@ impl EngineBars {
             |b| format!("made on {}", b.describe()),
         );
         if let Some(made) = made.filter(|b| b.bar_seconds != self.bar_seconds) {
-            let bar = apex_features::duration_label(i64::try_from(made.bar_seconds).unwrap_or(1) * SECOND);
+            let bar = apex_features::duration_label(nanos(made.bar_seconds));
             return Some(format!(
                 "was {what}; engine.bar is {engine_bar}: set engine.bar = \"{bar}\" in the config, or give a bundle made \
                  on {engine_bar} bars"
