@@ -68,8 +68,10 @@ from apexctl.forge.io import META_PARAMS, Table, read_tables, refuse_same_data, 
 from apexctl.forge.table_checks import (
     TRADE_IDENTITY,
     conflicting_trades,
+    quoted,
     repeated_trades,
     shared_id_rows,
+    trade_difference,
     utc_text,
 )
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
@@ -136,14 +138,14 @@ def table_options(table: Table) -> dict[str, int]:
     where = f"{safe(table.source)}: metadata key '{META_PARAMS}'"
     remedy = "re-create the table with `apexctl features`"
     if not isinstance(params, dict):
-        raise InputError(f"{where} holds {_quoted(params)}, expected a JSON object; {remedy}")
+        raise InputError(f"{where} holds {quoted(params)}, expected a JSON object; {remedy}")
     options: dict[str, int] = {}
     for name, default in ranges.FEATURE_DEFAULTS.items():
         value = params.get(name, default)
         accepted = ranges.table_range("features", name)
         try:
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"expected {accepted.describe()}, got {_quoted(value)}")
+                raise ValueError(f"expected {accepted.describe()}, got {quoted(value)}")
             options[name] = accepted.parse(value)
         except ValueError as exc:
             raise InputError(f"{where}, entry '{name}': {exc} (the --{name.replace('_', '-')} of the table); "
@@ -166,7 +168,7 @@ def bar_seconds_of(table: Table, frame: pl.DataFrame) -> int:
     known = {g.value: ns for g, ns in BAR_GRAINS.items()}
     if grain is not None and grain not in known:
         raise InputError(
-            f"{where}: its '{META_PARAMS}' metadata says grain {_quoted(grain)}, not a bar grain "
+            f"{where}: its '{META_PARAMS}' metadata says grain {quoted(grain)}, not a bar grain "
             f"({', '.join(known)}); {remedy}"
         )
     bar = known[grain] if grain is not None else None
@@ -176,11 +178,11 @@ def bar_seconds_of(table: Table, frame: pl.DataFrame) -> int:
             raise InputError(f"{where}: column 'interval' mixes {sorted(map(str, intervals))[:4]}; {remedy}")
         stated = duration_ns(str(intervals[0])) if intervals else None
         if intervals and stated is None:
-            raise InputError(f"{where}: column 'interval' holds {_quoted(intervals[0])}, not a bar length; {remedy}")
+            raise InputError(f"{where}: column 'interval' holds {quoted(intervals[0])}, not a bar length; {remedy}")
         if bar is not None and stated is not None and stated != bar:
             raise InputError(
-                f"{where}: its '{META_PARAMS}' grain {_quoted(grain)} and its 'interval' column "
-                f"{_quoted(intervals[0])} disagree; {remedy}"
+                f"{where}: its '{META_PARAMS}' grain {quoted(grain)} and its 'interval' column "
+                f"{quoted(intervals[0])} disagree; {remedy}"
             )
         bar = bar if bar is not None else stated
     steps = frame["ts"].unique().sort().diff().drop_nulls()
@@ -215,12 +217,6 @@ def recorded_bars(doc: dict[str, Any], where: str, features: list[str]) -> dict[
         return json.loads(_core.bundle_bars(json.dumps(bars, allow_nan=False), features))
     except (SchemaError, ValueError) as exc:
         raise SchemaError(f"{where}: {exc}") from None
-
-
-def _quoted(value: object) -> str:
-    """A metadata value as the JSON it was written in (null, "abc", Infinity), shortened, for a message."""
-    text = json.dumps(value)
-    return safe(text if len(text) <= 80 else f"{text[:80]}...")
 
 
 @dataclass(frozen=True)
@@ -353,15 +349,11 @@ def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
     if found is None:
         return
     first, row = found
-    differ = ", ".join(
-        f"{c} {_quoted(trades[c][first])} vs {_quoted(trades[c][row])}"
-        for c in TRADE_IDENTITY
-        if trades[c][first] != trades[c][row]
-    )
     raise InputError(
         f"{inputs.where('trades', first)} and {inputs.where('trades', row)}: trade {safe(trades['trade_id'][row])} "
-        f"of {safe(trades['symbol'][row])} twice with different content ({differ}); these look like two different "
-        "sources of one symbol (simulated runs number their trades from 1): give the trades of one source"
+        f"of {safe(trades['symbol'][row])} twice with different content ({trade_difference(trades, first, row)}); "
+        "these look like two different sources of one symbol (simulated runs number their trades from 1): give the "
+        "trades of one source"
     )
 
 
@@ -396,7 +388,7 @@ def _check_conflicting_books(inputs: Inputs) -> None:
     group = conflicts.filter(*(pl.col(c) == first[c] for c in key))
     other = group.filter(~pl.all_horizontal(pl.col(c) == first[c] for c in content)).sort("_at").row(0, named=True)
     differ = ", ".join(
-        f"{c} {_quoted(first[c])} vs {_quoted(other[c])}" for c in ("kind", "seq", "levels") if first[c] != other[c]
+        f"{c} {quoted(first[c])} vs {quoted(other[c])}" for c in ("kind", "seq", "levels") if first[c] != other[c]
     )
     differ = differ or "the same number of levels at other prices or sizes"
     raise InputError(

@@ -18,11 +18,13 @@ from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import STDIO, describe, existing_file, refuse_same_data, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
-from apexctl.forge.table_checks import check_timestamps, repeated_trades
+from apexctl.forge.table_checks import check_timestamps, conflicting_trades, repeated_trades, trade_difference
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
 TABLE_KINDS = ("book", "trades")
+#: The column, dropped before writing, that numbers the input each row of `fetch --source file` came from.
+_SOURCE = "_source"
 
 
 @dataclass
@@ -90,6 +92,8 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
             f"-o {config.output}: is a folder; --source file writes one Parquet table (e.g. -o book.parquet)"
         )
     frames: dict[str, list[pl.DataFrame]] = {"book": [], "trades": []}
+    # Which input each row came from (its index in `sources`), to name the files of two rows that disagree.
+    sources: list[str] = []
     kinds_of: dict[str, list[str]] = {}
     inputs: dict[str, str] = {}
     total = sum(os.path.getsize(p) for p in config.paths if p != STDIO and os.path.isfile(p))
@@ -105,7 +109,8 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
             for k in held:
                 # Trade CSVs were checked line by line; the rows of V5 message lines are checked here.
                 check_timestamps(getattr(parsed, k), f"{describe(path)} ({k} rows parsed from it)", market=True)
-                frames[k].append(getattr(parsed, k))
+                frames[k].append(getattr(parsed, k).with_columns(pl.lit(len(sources), pl.UInt32).alias(_SOURCE)))
+            sources.append(describe(path))
     kind = config.kind
     present = [k for k in TABLE_KINDS if frames[k]]
     if kind is None:
@@ -121,7 +126,9 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
     schema: TableSchema = BOOK if kind == "book" else TRADES
     table = _sort(pl.concat(frames[kind], rechunk=True))
     if kind == "trades":
+        _refuse_conflicting_trades(table, sources)
         table = _drop_repeated_trades(table)
+    table = table.drop(_SOURCE)
     write_table(
         table,
         config.output,
@@ -132,6 +139,23 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
     )
     wrote(config.output, f"{table.height:,} {kind} rows")
     return kind, table.height
+
+
+def _refuse_conflicting_trades(trades: pl.DataFrame, sources: list[str]) -> None:
+    """InputError naming both files when one trade id of a symbol comes with different time, side, price or size
+    (`conflicting_trades`): the inputs are two sources of one symbol (two simulated runs both number their trades
+    from 1), and one table of both would interleave two markets."""
+    found = conflicting_trades(trades)
+    if found is None:
+        return
+    first, row = found
+    files = [sources[trades[_SOURCE][r]] for r in (first, row)]
+    where = f"{files[0]} holds" if files[0] == files[1] else f"{files[0]} and {files[1]} hold"
+    raise InputError(
+        f"{where} trade {safe(trades['trade_id'][row])} of {safe(trades['symbol'][row])} twice with different "
+        f"content ({trade_difference(trades, first, row)}); these look like two different sources of one symbol: "
+        "fetch the files of one source into one table"
+    )
 
 
 def _drop_repeated_trades(trades: pl.DataFrame) -> pl.DataFrame:

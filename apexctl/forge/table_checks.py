@@ -8,6 +8,7 @@ allocated in Rust). `io.read_table` refuses such a file here, naming the row, th
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -108,3 +109,18 @@ def conflicting_trades(trades: pl.DataFrame, candidates: pl.DataFrame | None = N
     row, symbol, trade_id = later.row(0)[:3]
     same_id = (distinct["symbol"] == symbol) & (distinct["trade_id"] == trade_id)
     return int(distinct["_row"].filter(same_id)[0]), int(row)
+
+
+def quoted(value: object) -> str:
+    """A value as the JSON it was written in (null, "abc", Infinity), shortened, for a message."""
+    text = json.dumps(value)
+    return safe(text if len(text) <= 80 else f"{text[:80]}...")
+
+
+def trade_difference(trades: pl.DataFrame, first: int, row: int) -> str:
+    """How rows `first` and `row` (one trade id, as `conflicting_trades` finds them) differ: `ts 1 vs 2, ...`."""
+    return ", ".join(
+        f"{c} {quoted(trades[c][first])} vs {quoted(trades[c][row])}"
+        for c in TRADE_IDENTITY
+        if trades[c][first] != trades[c][row]
+    )

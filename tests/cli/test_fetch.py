@@ -282,12 +282,22 @@ def test_the_same_input_twice_is_refused_and_overlapping_trade_files_keep_each_t
     assert result.returncode == 0, result.stderr.decode()
     assert "dropped 2 trades repeated across the inputs" in result.stderr.decode()
     assert read_table(out, TRADES).frame["trade_id"].to_list() == ["a1", "a2", "a3"]
-    # An id used again for another trade (simulated runs number theirs from 1) is not a repeat: both are kept.
+    # An id used again for another trade is no repeat but a second source of the symbol (simulated runs number their
+    # trades from 1), which `features` refuses: fetch refuses it already, naming both files and what differs.
+    out.unlink()
     reused = csv("reused.csv.gz", [rows[2].replace("1585180700.0647", "1585180800").replace(",a3,", ",a1,")])
     result = run_cli("fetch", str(day), str(reused), "-o", str(out))
-    assert result.returncode == 0, result.stderr.decode()
-    assert "dropped" not in result.stderr.decode()
-    assert read_table(out, TRADES).frame["trade_id"].to_list() == ["a1", "a2", "a3", "a1"]
+    assert result.returncode == 2, result.stderr.decode()
+    assert one_error_line(result) == (
+        f"apexctl: error: {day} and {reused} hold trade a1 of BTCUSDT twice with different content (ts "
+        "1585180642000000000 vs 1585180800000000000, price 6630.0 vs 6634.5, size 0.002 vs 0.5); these look like two "
+        "different sources of one symbol: fetch the files of one source into one table"
+    )
+    assert not out.exists()
+    one_file = csv("one.csv.gz", [*rows, rows[2].replace("1585180700.0647", "1585180800").replace(",a3,", ",a1,")])
+    result = run_cli("fetch", str(one_file), "-o", str(out))
+    assert result.returncode == 2, result.stderr.decode()
+    assert f"{one_file} holds trade a1 of BTCUSDT twice with different content" in one_error_line(result)
 
 
 def test_a_symbol_outside_bybits_spelling_is_refused_and_lower_case_is_raised(tiny, tmp_path):
