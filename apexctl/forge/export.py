@@ -101,6 +101,12 @@ class ExportConfig:
             raise UsageError("--symbol is required when there is no --hall-of-fame to take it from")
         if self.symbol is not None:
             ranges.check_symbol_name(self.symbol, "--symbol")
+        if self.slot is not None and not self.slot.strip():
+            # An empty name fell back to the folder's name, as if --slot had not been given.
+            raise UsageError(
+                f"--slot {self.slot!r} is empty: give the slot a name, or leave --slot out to name it "
+                "after the output folder"
+            )
         inside = next((p for p in self.output.absolute().parents if (p / MANIFEST).is_file()), None)
         if inside is not None:
             raise UsageError(

@@ -336,6 +336,8 @@ def write_table(
 
 def existing_file(path: str | Path, expected: str) -> Path:
     """`path` once it names a file; InputError otherwise, saying what was `expected` where it names a folder."""
+    if str(path) == "":  # Path("") is the current folder, which would be reported as "." being a directory
+        raise InputError(f"an empty path was given where {expected} was expected; name the file")
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")

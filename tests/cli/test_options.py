@@ -1,4 +1,5 @@
-"""Options of every command: one that takes a single value is refused when given twice (click kept the last value)."""
+"""Options of every command: one that takes a single value is refused when given twice (click kept the last value),
+and empty values are named as such."""
 
 from __future__ import annotations
 
@@ -59,3 +60,22 @@ def test_a_flag_given_twice_is_still_a_flag():
     assert ran.code == 2
     assert "given" not in ran.stderr
     assert "missing -o/--output" in ran.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("features", "", "-o", "f.parquet"), ("causal", "", "-o", "c.json"), ("evolve", "-o", "ev", "--features", "")],
+)
+def test_an_empty_input_path_is_named_empty_not_the_current_folder(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ran = run_here(*args)
+    assert ran.code == 2
+    assert ran.stderr == ("apexctl: error: an empty path was given where a Parquet file was expected; name the file\n")
+
+
+@pytest.mark.parametrize("slot", ["", "  "])
+def test_an_empty_slot_name_is_refused_not_replaced_by_the_folder_name(slot, tmp_path):
+    ran = run_here("export", "--maml", "x", "--symbol", "BTCUSDT", "--slot", slot, "-o", str(tmp_path / "b"))
+    assert ran.code == 2
+    assert f"--slot {slot!r} is empty: give the slot a name, or leave --slot out" in ran.stderr
+    assert not (tmp_path / "b").exists()
