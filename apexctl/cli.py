@@ -13,7 +13,6 @@ import importlib.util
 import inspect
 import os
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,37 +45,6 @@ def _flags_show_no_value() -> None:
 
 
 _flags_show_no_value()
-
-
-def _options_given_once() -> None:
-    """Click keeps the last value of an option given twice (`evolve --seed 1 ... --seed 2`) without a word, so a
-    command line built by appending options ran with a value its author never read. A command refuses an option that
-    takes one value when it is given more than once; list options (`--features a --features b`) and flags are not
-    concerned."""
-    parse = typer.core.TyperCommand.parse_args
-
-    def parse_args(self: typer.core.TyperCommand, ctx: Any, args: list[str]) -> list[str]:
-        if not ctx.resilient_parsing:
-            # The option parser only splits the words (callbacks run later, in `parse`): splitting twice is harmless.
-            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
-            given = Counter(
-                param
-                for param in order
-                if isinstance(param, typer.core.TyperOption) and not (param.multiple or param.count or param.is_flag)
-            )
-            for param, times in given.items():
-                if times > 1:
-                    raise click_errors.UsageError(
-                        f"{'/'.join(param.opts)} is given {times} times, and only the last value would count; "
-                        "give it once",
-                        ctx,
-                    )
-        return parse(self, ctx, args)
-
-    typer.core.TyperCommand.parse_args = parse_args  # type: ignore[method-assign]
-
-
-_options_given_once()
 
 #: Each subcommand, in the order `apexctl --help` lists them: its module in `apexctl.commands` and the Typer callback
 #: (or, for a group of commands, the Typer app) it defines there. Together the modules import polars, DEAP, tigramite
