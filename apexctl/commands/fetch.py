@@ -10,6 +10,7 @@ import typer
 from apexctl.commands import _options
 from apexctl.errors import UsageError
 from apexctl.forge import bybit_api, outputs
+from apexctl.forge.durations import DAY, run_seconds
 from apexctl.forge.fetch import BybitFetch, FileFetch, fetch_bybit, fetch_files, fetch_sim
 from apexctl.forge.sim import CADENCE_MS, DEFAULT_CADENCE_MS, DEFAULT_DEPTH, DEFAULT_SYMBOLS, MarketSim
 
@@ -81,9 +82,13 @@ def fetch(
         bool, typer.Option("--record-ws", help="bybit: record the public order book and trades.")
     ] = False,
     duration: Annotated[
-        float,
-        _options.ranged(bybit_api.RECORD_SECONDS, "--duration", help="bybit --record-ws: seconds to record."),
-    ] = 60.0,
+        str,
+        typer.Option(
+            "--duration",
+            help="bybit --record-ws: how long to record, in seconds or with a unit ms, s, m, h or d (90, 1.5s, 10m), "
+            "at most 1d.",
+        ),
+    ] = "60s",
     depth: Annotated[
         int, typer.Option("--depth", help="bybit --record-ws and sim: order-book depth. Accepts 1, 50, 200 or 1000.")
     ] = DEFAULT_DEPTH,
@@ -156,7 +161,7 @@ def fetch(
             end_ms=bybit_api.parse_time_ms(end, "--end") if end else None,
             interval=interval,
             record_ws=record_ws,
-            duration=duration,
+            duration=run_seconds(duration, "--duration", DAY),
             depth=depth,
             base_url=rest,
             ws_url=socket,

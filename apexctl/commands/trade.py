@@ -28,8 +28,8 @@ def trade(
         str | None,
         typer.Option(
             "--duration",
-            help="Stop after this long: a number with a unit ms, s, m, h or d (e.g. 90s, 10m), at most 7d "
-            "(default: until SIGINT/SIGTERM).",
+            help="Stop after this long: seconds, or a number with a unit ms, s, m, h or d (90, 1.5s, 10m), at most "
+            "7d (default: until SIGINT/SIGTERM).",
         ),
     ] = None,
     i_understand_mainnet: Annotated[

@@ -55,9 +55,11 @@ def venue(
         ),
     ] = None,
     duration: Annotated[
-        float | None,
-        _options.ranged(
-            ranges.RUN_SECONDS, "--duration", help="Stop after this many seconds (default: until SIGINT/SIGTERM)."
+        str | None,
+        typer.Option(
+            "--duration",
+            help="Stop after this long: seconds, or a number with a unit ms, s, m, h or d (90, 1.5s, 10m); default: "
+            "until SIGINT/SIGTERM.",
         ),
     ] = None,
 ) -> None:

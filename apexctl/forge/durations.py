@@ -47,6 +47,21 @@ def parse_duration(text: str, what: str = "duration") -> int:
     return duration
 
 
+def run_seconds(text: str, option: str, longest_ns: int | None = None) -> float:
+    """A run length as every `--duration` spells it, in seconds: `90` (a bare number is seconds), `1.5s`, `500ms`,
+    `10m`, `2h`, `1d`. The engine's and the venue's own parser (`_core.duration_seconds`), so what passes here is what
+    the binaries read; a UsageError naming `option` otherwise, or when longer than `longest_ns`."""
+    from apexctl import _core
+
+    try:
+        seconds = _core.duration_seconds(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {safe(str(exc))}") from None
+    if longest_ns is not None and seconds * SECOND > longest_ns:
+        raise UsageError(f"{option} {safe(text)!r} is longer than the longest accepted run, {label(longest_ns)}")
+    return seconds
+
+
 def label(ns: int) -> str:
     """A duration in its largest whole unit, as apex-features names columns and the engine words bars: 5m, 1h, 90s."""
     unit = next((u for u in ("d", "h", "m", "s", "ms") if ns % _UNIT_NS[u] == 0), "ns")

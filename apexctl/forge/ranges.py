@@ -175,7 +175,6 @@ RANK = IntRange(1, 100_000)
 #: long it runs.
 VENUE_SPEED = FloatRange(0.0, 10_000.0, low_open=True)
 PORT = IntRange(0, 65_535)
-RUN_SECONDS = FloatRange(0.0, 1e9, low_open=True)
 
 # ---------------------------------------------------------------------------------------------------- train iel
 # Here rather than beside IelConfig: `apexctl train` parses them before importing torch (which forge/iel.py needs).

@@ -23,7 +23,7 @@ from apexctl.console import safe
 from apexctl.errors import Busy, InternalError, UsageError
 from apexctl.forge import outputs, ranges
 from apexctl.forge import venue as venue_runner
-from apexctl.forge.durations import parse_duration
+from apexctl.forge.durations import MAX_DURATION_NS, run_seconds
 from apexctl.forge.ranges import FloatRange, IntRange
 
 BINARY = "apex-nexus"
@@ -74,10 +74,7 @@ class TradeOptions:
         # The run writes its log, ledger and the venue's keys there: a folder it cannot write is named up front.
         outputs.check([outputs.OutFile(self.out / "nexus.log")], [self.config], option="--out")
         if self.duration is not None:
-            # The engine's units (a bare number would be minutes to `parse_duration` and seconds to the engine).
-            if not self.duration.strip().endswith(("ms", "s", "m", "h", "d")):
-                raise UsageError(f"--duration {safe(self.duration)!r} needs a unit: ms, s, m, h or d (e.g. 90s, 10m)")
-            parse_duration(self.duration, "--duration")
+            run_seconds(self.duration, "--duration", MAX_DURATION_NS)
         return document
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from apexctl.console import safe
 from apexctl.errors import UsageError
 from apexctl.forge import ranges
+from apexctl.forge.durations import run_seconds
 from apexctl.forge.feedback import note
 
 BINARY = "apex-venue"
@@ -34,7 +35,8 @@ class VenueOptions:
     fault_log: Path | None = None
     port: int = 0
     ready: Path | None = None
-    duration: float | None = None
+    #: As the command line spells it (`90`, `1.5s`, `10m`): the binary reads the same spelling.
+    duration: str | None = None
 
     def validate(self) -> None:
         """Catches what is wrong before the binary starts (it checks again, naming the same field)."""
@@ -45,7 +47,7 @@ class VenueOptions:
         ranges.VENUE_SPEED.check(self.speed, "--speed")
         ranges.PORT.check(self.port, "--port")
         if self.duration is not None:
-            ranges.RUN_SECONDS.check(self.duration, "--duration")
+            run_seconds(self.duration, "--duration")
         ranges.SEED.check(self.seed, "--seed")
         for name, path in (("--dsg", self.dsg), ("--accounts", self.accounts), ("--faults", self.faults)):
             if path is not None and not path.is_file():

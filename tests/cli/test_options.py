@@ -25,3 +25,14 @@ def test_an_empty_slot_name_is_refused_not_replaced_by_the_folder_name(slot, tmp
     assert f"--slot {slot!r} is empty: give the slot a name, or leave --slot out" in ran.stderr
     assert not (tmp_path / "b").exists()
 
+
+def test_fetch_records_for_at_most_a_day_spelled_as_every_duration(tmp_path):
+    out = tmp_path / "rec"
+    args = ("fetch", "--source", "bybit", "--symbol", "BTCUSDT", "--record-ws", "-o", str(out))
+    ran = run_here(*args, "--duration", "2d")
+    assert ran.code == 2
+    assert ran.stderr == "apexctl: error: --duration '2d' is longer than the longest accepted run, 1d\n"
+    ran = run_here(*args, "--duration", "5 minutes")
+    assert ran.code == 2
+    assert 'unknown unit " minutes"' in ran.stderr
+    assert not out.exists()

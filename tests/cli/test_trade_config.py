@@ -203,7 +203,18 @@ def test_mainnet_needs_only_the_keys_of_the_accounts_its_slots_use(tmp_path, no_
     assert f"APEX_NEXUS_BIN={tmp_path / 'no-apex-nexus'} is not an executable file" in line, line
 
 
-@pytest.mark.parametrize(("duration", "needle"), [("7d", None), ("1d", None), ("8d", "longer than"), ("5", "unit")])
+@pytest.mark.parametrize(
+    ("duration", "needle"),
+    [
+        ("7d", None),
+        ("1d", None),
+        ("5", None),
+        ("1.5s", None),
+        ("8d", "--duration '8d' is longer than the longest accepted run, 7d"),
+        ("-1", '--duration: "-1" is not a duration'),
+        ("5 weeks", "unknown unit"),
+    ],
+)
 def test_duration_takes_days_up_to_a_week(tmp_path, no_binaries, duration, needle):
     config = tmp_path / "nexus.toml"
     config.write_text(BASE)

@@ -47,8 +47,9 @@ def test_help_documents_every_option():
         (["--port", "65536"], "'--port': 65536 is out of range"),
         (["--symbols", "DOGEUSDT"], "no instrument preset for DOGEUSDT"),
         (["--accounts", "/nonexistent/accounts.json"], "--accounts"),
-        (["--duration", "-1"], "'--duration': -1 is out of range"),
-        (["--duration", "inf"], "'--duration': inf is not a finite number"),
+        (["--duration", "-1"], '--duration: "-1" is not a duration (e.g. 500ms, 5s, 10m, 1h, 1d)'),
+        (["--duration", "inf"], '--duration: "inf" is not a duration'),
+        (["--duration", "0s"], '--duration: "0s" must be a positive duration'),
         (["--ready", "/"], "--ready /: is a folder; give a file name"),
     ],
 )
@@ -107,7 +108,7 @@ def test_ready_file_duration_and_sigterm(tmp_path):
 
 def test_duration_ends_the_venue(tmp_path):
     started = time.monotonic()
-    result = run_cli("venue", "--duration", "1.5", "--symbols", "SOLUSDT", "--ready", str(tmp_path / "r.json"))
+    result = run_cli("venue", "--duration", "1500ms", "--symbols", "SOLUSDT", "--ready", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr.decode()
     assert "--duration elapsed" in result.stdout.decode()
     assert time.monotonic() - started < 30

@@ -1,6 +1,7 @@
 //! Where in a text document (a TOML config or fault plan) a parser's complaint points, as one line.
 
 use std::ops::Range;
+use std::time::Duration;
 
 /// `message` on one line, prefixed `line N: ` when the parser gave the byte `span` it points at in `text`, then
 /// `field: ` when the value's place in the document is known (`reject.ret_code`, `slots[1].capital`; "." is the
@@ -33,9 +34,41 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Strin
     serde_path_to_error::deserialize(document).map_err(|e| named(e.inner(), Some(&e.path().to_string())))
 }
 
+/// The longest duration accepted: `Duration::from_secs_f64` panics past u64 seconds, and no run is meant to outlast
+/// a decade.
+const LONGEST_SECONDS: f64 = 3650.0 * 86_400.0;
+
+/// A run length or time window as apexctl spells it on every command line and in configs: "250ms", "5s", "1.5s",
+/// "10m", "2h", "1d" or a bare number of seconds.
+///
+/// # Errors
+/// A message naming what was expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 10m, 1h, 1d)"))?;
+    let seconds = match unit {
+        "ms" => value / 1e3,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h or d)")),
+    };
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(format!("{text:?} must be a positive duration"));
+    }
+    if seconds >= LONGEST_SECONDS {
+        return Err(format!("{text:?} is longer than the longest duration, 3650d"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::at_line;
+    use super::{at_line, parse_duration};
+    use std::time::Duration;
 
     #[test]
     fn names_the_line_of_the_span_and_the_field_and_keeps_one_line() {
@@ -76,5 +109,31 @@ mod tests {
         let syntax = parse_toml::<Document>("[[slots]]\ncapital = = 1\n").unwrap_err();
         assert!(syntax.starts_with("line 2: ") && !syntax.contains('\n'), "{syntax}");
         assert!(parse_toml::<Document>("[[slots]]\ncapital = 2.5\n").is_ok());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(
+            parse_duration("10 parsecs").is_err() && parse_duration("-1s").is_err() && parse_duration("0s").is_err()
+        );
+    }
+
+    proptest::proptest! {
+        /// A whole number with a unit is that many of the unit (to the nanosecond: `ms` divides in floating point);
+        /// the bare number is seconds. Counts stay under the 3650d ceiling in every unit.
+        #[test]
+        fn a_number_with_a_unit_is_that_many_units(count in 1u64..3650, unit in 0usize..5) {
+            let (name, nanos) = [("ms", 1_000_000u128), ("s", 1_000_000_000), ("m", 60_000_000_000),
+                ("h", 3_600_000_000_000), ("d", 86_400_000_000_000)][unit];
+            let expected = u128::from(count) * nanos;
+            let parsed = parse_duration(&format!("{count}{name}")).unwrap().as_nanos();
+            proptest::prop_assert!(parsed.abs_diff(expected) <= 1, "{count}{name}: {parsed} ns, expected {expected}");
+            if name == "s" {
+                proptest::prop_assert_eq!(parse_duration(&count.to_string()).unwrap().as_nanos(), expected);
+            }
+        }
     }
 }

@@ -348,28 +348,8 @@ pub struct Config {
     pub slots: Vec<SlotConfig>,
 }
 
-/// Parses "250ms", "5s", "10m", "2h", "1d" or a bare number of seconds.
-///
-/// # Errors
-/// A message naming what was expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 10m, 1h, 1d)"))?;
-    let seconds = match unit {
-        "ms" => value / 1e3,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h or d)")),
-    };
-    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
-        return Err(format!("{text:?} must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
+/// Run lengths and protection windows are spelled as every apexctl `--duration` is: one definition in apex-core.
+pub use apex_core::text::parse_duration;
 
 impl Config {
     /// Reads and checks the config at `path`.
@@ -684,15 +664,5 @@ account = "second"
             assert_eq!(config.symbols(), ["BTCUSDT", "ETHUSDT", "SOLUSDT"]);
             assert!(config.slots[0].bundle.ends_with("runs/pipeline/bundles/BTCUSDT/a"), "{name}");
         }
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(
-            parse_duration("10 parsecs").is_err() && parse_duration("-1s").is_err() && parse_duration("0s").is_err()
-        );
     }
 }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::errors::config_error;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions!(m, param_table);
+    add_functions!(m, param_table, duration_seconds);
     Ok(())
 }
 
@@ -41,6 +41,13 @@ fn param_table(name: &str) -> PyResult<Vec<Row>> {
         .iter()
         .map(|s| (s.name, s.default, s.bounds.lo, s.bounds.hi, s.bounds.lo_open, s.bounds.hi_open, s.integer, s.doc))
         .collect())
+}
+
+/// `text` ("90", "1.5s", "500ms", "10m", "2h", "1d") in seconds, as the engine and the venue read their
+/// `--duration` (`apex_core::text::parse_duration`); ValueError naming what was expected.
+#[pyfunction]
+fn duration_seconds(text: &str) -> PyResult<f64> {
+    apex_core::text::parse_duration(text).map(|d| d.as_secs_f64()).map_err(PyValueError::new_err)
 }
 
 /// `defaults` as a flat JSON object.

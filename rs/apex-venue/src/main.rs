@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use apex_venue::{AccountSpec, FaultPlan, Venue, VenueConfig, VenueError, read_accounts};
 use clap::Parser;
@@ -41,9 +40,10 @@ struct Args {
     /// removed when the venue stops.
     #[arg(long)]
     ready: Option<PathBuf>,
-    /// Stop after this many wall-clock seconds (default: run until SIGINT/SIGTERM).
+    /// Stop after this long on the wall clock: seconds, or a number with a unit ms, s, m, h or d (90, 1.5s, 10m);
+    /// default: run until SIGINT/SIGTERM.
     #[arg(long)]
-    duration: Option<f64>,
+    duration: Option<String>,
 }
 
 fn config(args: Args) -> Result<(VenueConfig, bool), VenueError> {
@@ -67,11 +67,12 @@ fn config(args: Args) -> Result<(VenueConfig, bool), VenueError> {
     config.fault_log = args.fault_log;
     config.port = args.port;
     config.ready = args.ready;
-    config.duration = match args.duration {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => return Err(VenueError::Input(format!("--duration must be a positive number of seconds, got {s}"))),
-    };
+    config.duration = args
+        .duration
+        .as_deref()
+        .map(apex_core::text::parse_duration)
+        .transpose()
+        .map_err(|e| VenueError::Input(format!("--duration: {e}")))?;
     config.validate()?;
     Ok((config, generated))
 }
