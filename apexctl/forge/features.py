@@ -67,6 +67,8 @@ from apexctl.forge.feedback import note
 from apexctl.forge.io import META_PARAMS, Table, read_tables, refuse_same_data, write_table
 from apexctl.forge.table_checks import (
     TRADE_IDENTITY,
+    book_message_named,
+    conflicting_book_messages,
     conflicting_trades,
     quoted,
     repeated_trades,
@@ -358,43 +360,18 @@ def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
 
 
 def _check_conflicting_books(inputs: Inputs) -> None:
-    """InputError naming both rows when two book inputs hold a message of one symbol with the same update id at the
-    same time but different content (kind, seq or levels): two sources of one book (two simulated runs share their
-    clock and number updates from 1), whose interleaved messages the book engine would take for gaps. Only across
-    inputs and at one time: after a venue restart update ids start again at 1, so one id at two times is legitimate."""
+    """InputError naming both rows when two book inputs hold one message with different content
+    (`conflicting_book_messages`)."""
     book = inputs.book
     assert book is not None
-    source = inputs.origins["book"]["_source"]
-    if source.n_unique() < 2:
+    found = conflicting_book_messages(book, inputs.origins["book"]["_source"])
+    if found is None:
         return
-    key = ["symbol", "ts", "update_id"]
-    content = ["kind", "seq", "levels", "level_hash"]
-    messages = (
-        book.select(
-            *key,
-            "kind",
-            "seq",
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"),
-            pl.struct("side", "price", "size").hash(3).alias("level_hash"),
-        )
-        .with_columns(source)
-        .group_by(*key, "_source")
-        .agg(pl.col("_at").first(), pl.col("kind", "seq").first(), pl.len().alias("levels"), pl.col("level_hash").sum())
-    )
-    conflicts = messages.filter(pl.struct(*content).n_unique().over(key) > 1)
-    if not conflicts.height:
-        return
-    first = conflicts.sort("_at").row(0, named=True)
-    group = conflicts.filter(*(pl.col(c) == first[c] for c in key))
-    other = group.filter(~pl.all_horizontal(pl.col(c) == first[c] for c in content)).sort("_at").row(0, named=True)
-    differ = ", ".join(
-        f"{c} {quoted(first[c])} vs {quoted(other[c])}" for c in ("kind", "seq", "levels") if first[c] != other[c]
-    )
-    differ = differ or "the same number of levels at other prices or sizes"
+    first, other, differ = found
     raise InputError(
-        f"{inputs.where('book', first['_at'])} and {inputs.where('book', other['_at'])}: book message "
-        f"{first['update_id']} of {safe(first['symbol'])} at {utc_text(first['ts'])} twice with different content "
-        f"({differ}); these look like two different sources of one symbol's book: give the book of one source"
+        f"{inputs.where('book', first)} and {inputs.where('book', other)}: {book_message_named(book, first)} "
+        f"twice with different content ({differ}); these look like two different sources of one symbol's book: "
+        "give the book of one source"
     )
 
 

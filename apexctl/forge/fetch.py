@@ -18,7 +18,14 @@ from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import STDIO, describe, existing_file, refuse_same_data, sha256_bytes, sha256_file, write_table
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
-from apexctl.forge.table_checks import check_timestamps, conflicting_trades, repeated_trades, trade_difference
+from apexctl.forge.table_checks import (
+    book_message_named,
+    check_timestamps,
+    conflicting_book_messages,
+    conflicting_trades,
+    repeated_trades,
+    trade_difference,
+)
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
@@ -128,6 +135,8 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
     if kind == "trades":
         _refuse_conflicting_trades(table, sources)
         table = _drop_repeated_trades(table)
+    else:
+        _refuse_conflicting_books(table, sources)
     table = table.drop(_SOURCE)
     write_table(
         table,
@@ -154,6 +163,20 @@ def _refuse_conflicting_trades(trades: pl.DataFrame, sources: list[str]) -> None
     raise InputError(
         f"{where} trade {safe(trades['trade_id'][row])} of {safe(trades['symbol'][row])} twice with different "
         f"content ({trade_difference(trades, first, row)}); these look like two different sources of one symbol: "
+        "fetch the files of one source into one table"
+    )
+
+
+def _refuse_conflicting_books(book: pl.DataFrame, sources: list[str]) -> None:
+    """InputError naming both files when two of them hold one book message with different content
+    (`conflicting_book_messages`): two sources of one book, whose interleaved messages would read as gaps."""
+    found = conflicting_book_messages(book, book[_SOURCE])
+    if found is None:
+        return
+    first, other, differ = found
+    raise InputError(
+        f"{sources[book[_SOURCE][first]]} and {sources[book[_SOURCE][other]]} hold {book_message_named(book, first)} "
+        f"twice with different content ({differ}); these look like two different sources of one symbol's book: "
         "fetch the files of one source into one table"
     )
 

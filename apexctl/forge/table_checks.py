@@ -124,3 +124,42 @@ def trade_difference(trades: pl.DataFrame, first: int, row: int) -> str:
         for c in TRADE_IDENTITY
         if trades[c][first] != trades[c][row]
     )
+
+
+def conflicting_book_messages(book: pl.DataFrame, source: pl.Series) -> tuple[int, int, str] | None:
+    """(row of one message, row of the other, how they differ) for the first book message of a symbol that two
+    inputs (`source` numbers each row's input) hold with the same update id at the same time but different content
+    (kind, seq or levels), or None. That is two sources of one book (two simulated runs share their clock and number
+    updates from 1), whose interleaved messages the book engine would take for gaps. Only across inputs and at one
+    time: after a venue restart update ids start again at 1, so one id at two times is legitimate."""
+    if source.n_unique() < 2:
+        return None
+    key = ["symbol", "ts", "update_id"]
+    content = ["kind", "seq", "levels", "level_hash"]
+    messages = (
+        book.select(
+            *key,
+            "kind",
+            "seq",
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"),
+            pl.struct("side", "price", "size").hash(3).alias("level_hash"),
+        )
+        .with_columns(source.alias("_source"))
+        .group_by(*key, "_source")
+        .agg(pl.col("_at").first(), pl.col("kind", "seq").first(), pl.len().alias("levels"), pl.col("level_hash").sum())
+    )
+    conflicts = messages.filter(pl.struct(*content).n_unique().over(key) > 1)
+    if not conflicts.height:
+        return None
+    first = conflicts.sort("_at").row(0, named=True)
+    group = conflicts.filter(*(pl.col(c) == first[c] for c in key))
+    other = group.filter(~pl.all_horizontal(pl.col(c) == first[c] for c in content)).sort("_at").row(0, named=True)
+    differ = ", ".join(
+        f"{c} {quoted(first[c])} vs {quoted(other[c])}" for c in ("kind", "seq", "levels") if first[c] != other[c]
+    )
+    return first["_at"], other["_at"], differ or "the same number of levels at other prices or sizes"
+
+
+def book_message_named(book: pl.DataFrame, row: int) -> str:
+    """`book message 7 of BTCUSDT at 2024-12-01 00:00:00.000 UTC`: the message that row `row` belongs to."""
+    return f"book message {book['update_id'][row]} of {safe(book['symbol'][row])} at {utc_text(book['ts'][row])}"

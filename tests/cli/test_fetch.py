@@ -342,3 +342,35 @@ def test_symbol_and_symbols_given_together_are_refused(tmp_path, source):
     ran = run_here("fetch", "--source", "sim", "--symbol", "ETHUSDT", "--hours", "0.01", "-o", str(tmp_path / "one"))
     assert ran.code == 0, ran.stderr
     assert pl.read_parquet(tmp_path / "one" / "book.parquet")["symbol"].unique().to_list() == ["ETHUSDT"]
+
+
+def test_two_sources_of_one_book_are_refused_and_overlapping_pieces_of_one_are_kept(tmp_path):
+    """Book messages with one update id at one time but other levels in two inputs are two books of one symbol
+    (simulated runs share their clock and number updates from 1); `features` refuses such inputs, and a table
+    fetched from them would hide that behind one file."""
+    msgs = [m for m in tardis_messages() if m["topic"] == "orderbook.50.BTCPERP"]
+    assert len(msgs) >= 2
+
+    def lines(name: str, messages: list[dict]) -> Path:
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps(m) for m in messages) + "\n")
+        return path
+
+    out = tmp_path / "book.parquet"
+    early, late = lines("early.jsonl", msgs), lines("late.jsonl", msgs[1:])
+    result = run_cli("fetch", str(early), str(late), "-o", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    assert read_table(out, BOOK).frame["update_id"].n_unique() == len({m["data"]["u"] for m in msgs})
+    out.unlink()
+    other = json.loads(json.dumps(msgs[1]))
+    side = "b" if other["data"]["b"] else "a"
+    other["data"][side][0][1] = str(Decimal(other["data"][side][0][1]) + 1)
+    second = lines("second.jsonl", [other])
+    result = run_cli("fetch", str(early), str(second), "-o", str(out))
+    when = np.datetime64(msgs[1]["ts"] // 1000, "s").astype(str).replace("T", " ")
+    assert one_error_line(result) == (
+        f"apexctl: error: {early} and {second} hold book message {msgs[1]['data']['u']} of BTCPERP at {when} UTC "
+        "twice with different content (the same number of levels at other prices or sizes); these look like two "
+        "different sources of one symbol's book: fetch the files of one source into one table"
+    )
+    assert not out.exists()
