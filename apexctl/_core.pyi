@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+#: The environment variable in which apexctl names itself (its pid) to the binaries it launches.
+LAUNCHER_ENV: str
 
 class ApexError(Exception): ...
 class UsageError(ApexError): ...

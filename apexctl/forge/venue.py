@@ -92,14 +92,12 @@ def find_executable(name: str, variable: str) -> Path:
     raise UsageError(f"the {name} binary was not found beside {sys.executable} or on PATH; run `just setup`")
 
 
-#: apexctl names itself (its pid) to the binaries it launches; they stop when it dies, even by SIGKILL
-#: (`apex_core::process::launcher_gone`).
-LAUNCHER_ENV = "APEX_LAUNCHER_PID"
-
-
 def launched_env() -> dict[str, str]:
-    """The environment of a binary this process launches: its own, plus LAUNCHER_ENV naming this process."""
-    return {**os.environ, LAUNCHER_ENV: str(os.getpid())}
+    """The environment of a binary this process launches: its own, plus `_core.LAUNCHER_ENV` naming this process, so
+    it stops when apexctl dies, even by SIGKILL (`apex_core::process::launcher_gone`)."""
+    from apexctl import _core
+
+    return {**os.environ, _core.LAUNCHER_ENV: str(os.getpid())}
 
 
 def killed(name: str, code: int, where: str = "") -> int:

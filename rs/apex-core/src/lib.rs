@@ -3,7 +3,6 @@
 mod fees;
 pub mod order;
 pub mod params;
-#[cfg(feature = "process")]
 pub mod process;
 mod scale;
 mod side;

@@ -41,6 +41,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("LAUNCHER_ENV", apex_core::process::LAUNCHER_ENV)?;
     // Load NumPy's C API now: loaded lazily, its import could run (and fail in) a Ctrl-C handler while a result is
     // converted, and the numpy crate panics when that import fails.
     numpy::PyArray1::<f64>::zeros(m.py(), 0, false);
