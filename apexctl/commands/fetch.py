@@ -10,7 +10,7 @@ import typer
 from apexctl.commands import _options
 from apexctl.errors import UsageError
 from apexctl.forge import bybit_api, outputs
-from apexctl.forge.durations import DAY, run_seconds
+from apexctl.forge.durations import run_seconds
 from apexctl.forge.fetch import BybitFetch, FileFetch, fetch_bybit, fetch_files, fetch_sim
 from apexctl.forge.sim import CADENCE_MS, DEFAULT_CADENCE_MS, DEFAULT_DEPTH, DEFAULT_SYMBOLS, MarketSim
 
@@ -161,7 +161,7 @@ def fetch(
             end_ms=bybit_api.parse_time_ms(end, "--end") if end else None,
             interval=interval,
             record_ws=record_ws,
-            duration=run_seconds(duration, "--duration", DAY),
+            duration=run_seconds(duration, "--duration", bybit_api.LONGEST_RECORDING_NS),
             depth=depth,
             base_url=rest,
             ws_url=socket,

@@ -17,6 +17,7 @@ import polars as pl
 from apexctl.console import safe
 from apexctl.errors import NetworkError, RequestRefused, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.durations import DAY, SECOND
 
 MAINNET_REST = "https://api.bybit.com"
 TESTNET_REST = "https://api-testnet.bybit.com"
@@ -26,7 +27,8 @@ TESTNET_WS = "wss://stream-testnet.bybit.com"
 CATEGORIES = ("spot", "linear", "inverse")
 DEPTHS = (1, 50, 200, 1000)
 #: --record-ws --duration: up to a day.
-RECORD_SECONDS = ranges.FloatRange(0.0, 86_400.0, low_open=True)
+LONGEST_RECORDING_NS = DAY
+RECORD_SECONDS = ranges.FloatRange(0.0, LONGEST_RECORDING_NS / SECOND, low_open=True)
 #: --max-attempts per REST call.
 ATTEMPTS = ranges.IntRange(1, 100)
 #: Earliest and latest times accepted for --start/--end (Bybit's data starts in 2018; nothing comes from 2100).

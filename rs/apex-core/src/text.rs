@@ -1,4 +1,5 @@
-//! Where in a text document (a TOML config or fault plan) a parser's complaint points, as one line.
+//! Text as users write it: where in a document (a TOML config or fault plan) a parser's complaint points, as one
+//! line, and durations (`500ms`, `10m`) as every `--duration` and config spells them.
 
 use std::ops::Range;
 use std::time::Duration;
