@@ -69,6 +69,10 @@ pub struct FaultPlan {
     pub latency_spike: Option<Window>,
     /// Order creates are refused with `ret_code` (default 10016, "Server error").
     pub reject: Option<Reject>,
+    /// A market order is accepted and then cancelled without trading, as Bybit cancels one that finds nothing
+    /// inside its price band. The venue books it as an IOC limit at the touch of its own side, so it shows as a
+    /// cancelled `Limit` order.
+    pub unfilled: Option<Chance>,
     /// Every authenticated REST request is answered 10006 ("Too many visits!") for `duration_ms`.
     pub rate_limit_burst: Option<Window>,
 }
@@ -88,8 +92,11 @@ impl FaultPlan {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let chances =
-            [("drop", self.drop.map(|c| c.probability)), ("duplicate", self.duplicate.map(|c| c.probability))];
+        let chances = [
+            ("drop", self.drop.map(|c| c.probability)),
+            ("duplicate", self.duplicate.map(|c| c.probability)),
+            ("unfilled", self.unfilled.map(|c| c.probability)),
+        ];
         for (name, p) in chances.into_iter().chain([("reject", self.reject.map(|r| r.probability))]) {
             if let Some(p) = p
                 && !(0.0..=1.0).contains(&p)
@@ -214,9 +221,16 @@ mod tests {
         let example = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("../../examples/venue/faults.toml");
         let plan = FaultPlan::read(&example).unwrap();
-        assert!(plan.drop.is_some() && plan.restart.is_some() && plan.rate_limit_burst.is_some() && !plan.is_empty());
+        assert!(
+            plan.drop.is_some()
+                && plan.restart.is_some()
+                && plan.rate_limit_burst.is_some()
+                && plan.unfilled.is_some()
+                && !plan.is_empty()
+        );
         for (text, expected) in [
             ("[drop]\nprobability = 2.0\n", "probability must be in [0, 1]"),
+            ("[unfilled]\nprobability = -0.1\n", "[unfilled] probability must be in [0, 1]"),
             ("[restart]\nevery_s = 0\n", "every_s must be a positive"),
             ("[explode]\nevery_s = 1\n", "unknown field"),
             ("[latency_spike]\nevery_s = 1\nduration_ms = 0\n", "duration_ms"),

@@ -564,7 +564,13 @@ async fn order_create(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Re
                 return Err(Reply::error(reject.ret_code, message));
             }
         }
-        let result = ask(&s, |reply| Command::Create { account, request: order, at, reply }).await?;
+        let unfilled = order.order_type == ExOrderType::Market
+            && s.dice.lock().expect("dice").hit(s.faults.unfilled.map(|c| c.probability));
+        if unfilled {
+            let detail = json!({"account": account, "orderLinkId": request.order_link_id});
+            s.fault_log.record(wall_ms(), "unfilled", detail);
+        }
+        let result = ask(&s, |reply| Command::Create { account, request: order, unfilled, at, reply }).await?;
         Ok(result.map_or_else(exchange_error, ack))
     })
     .await

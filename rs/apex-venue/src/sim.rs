@@ -13,8 +13,8 @@ use apex_bybit::{
     PrivateStream, PublicTrade as WireTrade, PublicTradeMessage, TakerSide, TickDirection, Ticker, TickerMessage,
     Wallet,
 };
-use apex_core::Side;
-use apex_sim::exchange::{AccountUpdate, Exchange, ExchangeError, OrderAck, OrderRef, OrderRequest};
+use apex_core::{Side, TimeInForce};
+use apex_sim::exchange::{AccountUpdate, Exchange, ExchangeError, OrderAck, OrderRef, OrderRequest, OrderType};
 use apex_sim::{BookMessage, PublicTrade};
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
@@ -40,6 +40,8 @@ pub enum Command {
     Create {
         account: usize,
         request: OrderRequest,
+        /// The `unfilled` fault struck this market order: it goes to the book unable to trade.
+        unfilled: bool,
         at: Instant,
         reply: oneshot::Sender<Result<OrderAck, ExchangeError>>,
     },
@@ -207,11 +209,29 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
 }
 
 impl Sim {
+    /// Turns a market order into an IOC limit at the touch of its own side (a buy at the best bid, a sell at the
+    /// best ask): it cannot cross, so the book cancels it unfilled. Left as it is when that side is empty.
+    fn unfillable(&self, request: &mut OrderRequest) {
+        let engine = self.exchange.market(request.symbol).engine();
+        let own = match request.side {
+            Side::Buy => engine.best_bid(),
+            Side::Sell => engine.best_ask(),
+        };
+        if let Some(level) = own {
+            request.order_type = OrderType::Limit;
+            request.price = Some(level.price);
+            request.tif = TimeInForce::Ioc;
+        }
+    }
+
     /// Carries out one command; false for `Stop`.
     fn handle(&mut self, command: Command) -> bool {
         // A reply nobody waits for any more (the client went away) is simply dropped.
         match command {
-            Command::Create { account, request, at, reply } => {
+            Command::Create { account, mut request, unfilled, at, reply } => {
+                if unfilled {
+                    self.unfillable(&mut request);
+                }
                 let _ = reply.send(self.exchange.create_order(self.clock.sim_us(at), account as u32, request));
             }
             Command::Amend { account, symbol, order_id, order_link_id, qty, price, at, reply } => {
