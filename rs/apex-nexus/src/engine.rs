@@ -21,7 +21,7 @@ use apex_bybit::rest::account::{ExecutionListRequest, PositionListRequest};
 use apex_bybit::rest::market::InstrumentsInfoRequest;
 use apex_bybit::rest::order::{CancelOrderRequest, CreateOrderRequest};
 use apex_bybit::sign::Credentials;
-use apex_bybit::{Category, Dec, ExecType, Execution, TimeInForce};
+use apex_bybit::{Category, Dec, ExecType, Execution, OrderStatus, TimeInForce};
 use apex_core::{Scale, Side};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::execution::{MidVolatility, ParentState, TopOfBook, observation};
@@ -557,6 +557,9 @@ pub struct Engine {
     _pid: PidGuard,
     /// orderLinkId -> slot index, for the engine's orders.
     links: HashMap<String, usize>,
+    /// Bracket closes (stop or take) that ended unfilled or partly filled while some of their fills were not booked
+    /// yet: orderLinkId -> (slot index, the exchange's cumulative filled qty). The bracket re-arms once they are.
+    unbooked_closes: HashMap<String, (usize, f64)>,
     instance: String,
     /// Orders staged while deciding, sent once their intents are committed.
     outbox: Vec<Outgoing>,
@@ -841,6 +844,7 @@ impl Engine {
             summary: Summary { bars: 0, orders: 0, fills: 0, withheld: 0 },
             _pid: pid_file,
             links: HashMap::new(),
+            unbooked_closes: HashMap::new(),
             instance,
             outbox: Vec::new(),
             writes: Vec::new(),
@@ -1075,6 +1079,28 @@ impl Engine {
             let cum = order.cum_qty + qty;
             let status = if cum + 1e-12 >= order.intent.qty { "Filled" } else { "PartiallyFilled" };
             self.ledger.update_order(link, status, None, Some(cum), None, Some(fill.ts_exchange))?;
+            if self.unbooked_closes.get(link).is_some_and(|&(_, filled)| cum + 1e-12 >= filled) {
+                self.unbooked_closes.remove(link);
+                self.slots[index].core.rearm_bracket();
+            }
+        }
+        Ok(())
+    }
+
+    /// The order `link` of slot `index` ended with `filled` traded but not all of it (cancelled, refused, expired).
+    /// When it closed a bracket (stop or take) the bracket re-arms, so that the next print through it closes what is
+    /// left; without this a market close the exchange cancels (no liquidity within its price band) would leave the
+    /// position open and unguarded for good. Fills the exchange reports that are not booked yet are waited for: the
+    /// next close is sized from the booked position.
+    fn close_ended(&mut self, index: usize, link: &str, filled: f64) -> Result<(), NexusError> {
+        let Some(order) = self.ledger.order(link)? else { return Ok(()) };
+        if !matches!(order.intent.purpose.as_str(), "stop" | "take") {
+            return Ok(());
+        }
+        if order.cum_qty + 1e-12 >= filled {
+            self.slots[index].core.rearm_bracket();
+        } else {
+            self.unbooked_closes.insert(link.to_owned(), (index, filled));
         }
         Ok(())
     }
@@ -1897,18 +1923,26 @@ impl Engine {
                 for order in list {
                     if let Some(&index) = self.links.get(&order.order_link_id) {
                         let status = format!("{:?}", order.order_status);
-                        if !order.order_status.is_open() {
-                            self.settled(index, &order.order_link_id);
-                        }
+                        let open = order.order_status.is_open();
+                        // Ended without trading all of it: why, in Bybit's words, for whoever reads the ledger.
+                        let short = !open && order.order_status != OrderStatus::Filled;
+                        let why = short
+                            .then(|| format!("rejectReason={} cancelType={}", order.reject_reason, order.cancel_type));
                         if !matches!(status.as_str(), "Filled" | "PartiallyFilled") {
                             self.ledger.update_order(
                                 &order.order_link_id,
                                 &status,
                                 Some(&order.order_id),
                                 None,
-                                None,
+                                why.as_deref(),
                                 None,
                             )?;
+                        }
+                        if !open {
+                            self.settled(index, &order.order_link_id);
+                        }
+                        if short {
+                            self.close_ended(index, &order.order_link_id, dec(&order.cum_exec_qty))?;
                         }
                     }
                 }
