@@ -8,6 +8,7 @@ import dataclasses
 import shlex
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -64,9 +65,30 @@ def force(help: str = "Replace a non-empty output folder (all at once, when the 
 SEED_DEFAULT = 0
 
 
-def output(help: str) -> Any:
+def path_text(text: str | Path) -> str:
+    """Parser of a path option kept as text (where '-' means stdout): an empty value is refused by name, since the
+    checks after it would see the current folder (`Path("")` is `.`) and report that instead."""
+    if str(text) == "":
+        raise typer.BadParameter("the value is empty: give a file or folder name")
+    return str(text)
+
+
+def path(text: str | Path) -> Path:
+    """Parser of every `Path` option and argument: `path_text`'s check, then the path."""
+    return Path(path_text(text))
+
+
+def path_option(*decls: str, help: str, text: bool = False, **options: Any) -> Any:
+    """An option naming a file or folder: a `Path`, or with `text` the value as given (where '-' is stdout), never
+    empty."""
+    if text:
+        return typer.Option(*decls, parser=path_text, help=help, **options)
+    return typer.Option(*decls, parser=path, metavar="<path>", help=help, **options)
+
+
+def output(help: str, *, text: bool = False) -> Any:
     """-o/--output: where a command writes (checked by `forge.outputs` before any work starts)."""
-    return typer.Option("-o", "--output", help=help)
+    return path_option("-o", "--output", help=help, text=text)
 
 
 def ray(work: str, same: str) -> Any:
@@ -83,9 +105,11 @@ def symbol(help: str) -> Any:
     return typer.Option("--symbol", help=help)
 
 
-def dsg(help: str = "DSG JSON document of the market's agent populations (default: the built-in DSG).") -> Any:
-    """--dsg: the simulated market's populations (apex.dsg)."""
-    return typer.Option("--dsg", help=help)
+def dsg(
+    help: str = "DSG JSON document of the market's agent populations (default: the built-in DSG).", *, text: bool = True
+) -> Any:
+    """--dsg: the simulated market's populations (apex.dsg), as text or (`text=False`) a `Path`."""
+    return path_option("--dsg", help=help, text=text)
 
 
 def rv_bars(help: str) -> Any:

@@ -17,7 +17,7 @@ def causal(
         str,
         typer.Argument(metavar="FEATURES", help="A 'features' Parquet table (from `apexctl features`); '-' = stdin."),
     ],
-    output: Annotated[str, _options.output("Output 'apex.causal' JSON file; '-' = stdout.")],
+    output: Annotated[str, _options.output("Output 'apex.causal' JSON file; '-' = stdout.", text=True)],
     target: Annotated[
         str,
         typer.Option(

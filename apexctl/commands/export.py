@@ -38,17 +38,19 @@ def export_command(
         _options.output("Bundle folder to write, e.g. bundles/BTCUSDT/a/ (must be empty or new)."),
     ] = None,
     hall_of_fame: Annotated[
-        Path | None, typer.Option("--hall-of-fame", help="hall_of_fame/ folder written by `apexctl evolve`.")
+        Path | None, _options.path_option("--hall-of-fame", help="hall_of_fame/ folder written by `apexctl evolve`.")
     ] = None,
     rank: Annotated[int, _options.ranged(ranges.RANK, "--rank", help="Rank of the hall-of-fame tree to export.")] = 1,
-    maml: Annotated[Path | None, typer.Option("--maml", help="model.pt of `apexctl train maml`.")] = None,
-    iel: Annotated[Path | None, typer.Option("--iel", help="model.pt of `apexctl train iel`.")] = None,
+    maml: Annotated[Path | None, _options.path_option("--maml", help="model.pt of `apexctl train maml`.")] = None,
+    iel: Annotated[Path | None, _options.path_option("--iel", help="model.pt of `apexctl train iel`.")] = None,
     symbol: Annotated[str | None, _options.symbol("Symbol of the bundle (default: the hall of fame's).")] = None,
     slot: Annotated[str | None, typer.Option("--slot", help="Slot name (default: the output folder's name).")] = None,
     force: Annotated[bool, _options.force("Replace a non-empty output folder.")] = False,
     check_dir: Annotated[
         Path | None,
-        typer.Option("--check", help="Verify this existing bundle like the live engine does; exit 2 on a problem."),
+        _options.path_option(
+            "--check", help="Verify this existing bundle like the live engine does; exit 2 on a problem."
+        ),
     ] = None,
     engine_features: Annotated[
         str | None,

@@ -21,7 +21,7 @@ def features(
             "apex.schema metadata; several files allowed; '-' reads one from stdin.",
         ),
     ],
-    output: Annotated[str, _options.output("Output 'features' Parquet file; '-' = stdout.")],
+    output: Annotated[str, _options.output("Output 'features' Parquet file; '-' = stdout.", text=True)],
     grain: Annotated[
         Grain,
         typer.Option(

@@ -45,6 +45,7 @@ def fetch(
         str,
         _options.output(
             "file source: the Parquet table ('-' = stdout); bybit and sim sources: a folder of tables.",
+            text=True,
         ),
     ],
     paths: Annotated[

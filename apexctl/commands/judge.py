@@ -17,6 +17,7 @@ def judge(
     ledgers: Annotated[
         list[Path],
         typer.Argument(
+            parser=_options.path,
             help="Ledgers (OUT/ledger.sqlite of `apexctl trade`, version 1 or 2), read-only: a ledger an engine is "
             "still writing is fine.",
             metavar="LEDGER",
@@ -27,11 +28,12 @@ def judge(
         str,
         _options.output(
             "The apex.judgment JSON document (apexctl/schemas/judgment.schema.json); '-' = stdout.",
+            text=True,
         ),
     ],
     report: Annotated[
         Path | None,
-        typer.Option(
+        _options.path_option(
             "--report",
             help="Report folder: new, empty or an earlier report, replaced as a whole each run. It gets report.html "
             "(self-contained, the PNGs embedded), equity-SLOT.png, weights.png, slippage.png, judgment.json, and "

@@ -13,16 +13,19 @@ from apexctl.forge.trade import TradeOptions, run
 
 
 def trade(
-    config: Annotated[Path, typer.Option("--config", help="The engine's TOML config (see examples/nexus/).")],
+    config: Annotated[Path, _options.path_option("--config", help="The engine's TOML config (see examples/nexus/).")],
     venue: Annotated[
         str | None, typer.Option("--venue", help="Override the config's venue: local, testnet or mainnet.")
     ] = None,
     venue_ready: Annotated[
         Path | None,
-        typer.Option("--venue-ready", help="Ready file of a running local venue (else a local venue is launched)."),
+        _options.path_option(
+            "--venue-ready", help="Ready file of a running local venue (else a local venue is launched)."
+        ),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Run folder: ledger.sqlite, nexus.pid, status.json, logs. Reuse to resume.")
+        Path,
+        _options.path_option("--out", help="Run folder: ledger.sqlite, nexus.pid, status.json, logs. Reuse to resume."),
     ] = Path("runs/trade"),
     duration: Annotated[
         str | None,

@@ -29,7 +29,7 @@ def maml(
     ],
     output: Annotated[
         str,
-        _options.output("Output checkpoint (model.pt); the report goes beside it (model.report.json)."),
+        _options.output("Output checkpoint (model.pt); the report goes beside it (model.report.json).", text=True),
     ],
     arch: Annotated[
         str, typer.Option("--arch", help="mlp (over the current feature row) or gru (over a window of rows).")

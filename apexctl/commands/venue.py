@@ -19,13 +19,15 @@ def venue(
     seed: Annotated[
         int, _options.seed("Market seed; the same seed, speed and external orders replay the same market.")
     ] = _options.SEED_DEFAULT,
-    dsg: Annotated[Path | None, _options.dsg("DSG JSON of the agent populations (default: the built-in DSG).")] = None,
+    dsg: Annotated[
+        Path | None, _options.dsg("DSG JSON of the agent populations (default: the built-in DSG).", text=False)
+    ] = None,
     speed: Annotated[
         float, _options.ranged(ranges.VENUE_SPEED, "--speed", help="Simulated seconds per wall-clock second.")
     ] = 1.0,
     accounts: Annotated[
         Path | None,
-        typer.Option(
+        _options.path_option(
             "--accounts",
             help='Accounts file: JSON array of {"name", "api_key", "api_secret", "balance"?, "latency_ms"?}: '
             'balance in USDT ("2500.5" or 2500.5, default 10000), latency_ms the order-entry delay in simulated ms '
@@ -34,21 +36,22 @@ def venue(
     ] = None,
     faults: Annotated[
         Path | None,
-        typer.Option(
+        _options.path_option(
             "--faults",
             help="Fault plan (TOML): drops, u skips, duplicates, disconnects, restarts, "
             "latency spikes, rejects, 10006 bursts; see examples/venue/faults.toml.",
         ),
     ] = None,
     fault_log: Annotated[
-        Path | None, typer.Option("--fault-log", help="Log each injected fault here (JSON lines with its time).")
+        Path | None,
+        _options.path_option("--fault-log", help="Log each injected fault here (JSON lines with its time)."),
     ] = None,
     port: Annotated[
         int, _options.ranged(ranges.PORT, "--port", help="Loopback port for REST and both WebSockets; 0 picks one.")
     ] = 0,
     ready: Annotated[
         Path | None,
-        typer.Option(
+        _options.path_option(
             "--ready",
             help='Write {"rest", "ws_public", "ws_private", "accounts": [{"name", "api_key", "api_secret"}]} here '
             "once listening (atomically, owner-only); removed when the venue stops.",
