@@ -4,7 +4,6 @@
 //! already does for every slot. Prints the ratio.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use apex_features::bars::{BarParams, column_names};
@@ -26,15 +25,15 @@ const LOTS: Instrument = Instrument { tick: 0.1, qty_step: 0.001, min_qty: 0.001
 /// Prints per bar checked against the bench's resting orders and brackets.
 const PRINTS: usize = 30;
 
-fn bundle() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("apex-nexus-bench-pitcrew-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// The bench's bundle in a folder removed when the returned guard drops.
+fn bundle() -> tempfile::TempDir {
+    let temp = tempfile::Builder::new().prefix("apex-nexus-bench-pitcrew-").tempdir().unwrap();
+    let dir = temp.path();
     std::fs::write(dir.join("signal.gp.json"), TREE).unwrap();
     let features: Vec<String> = FEATURES.iter().map(|s| (*s).to_owned()).collect();
     let manifest = Manifest::single_gp("BTCUSDT", "a", "bench", features, TREE);
     std::fs::write(dir.join(MANIFEST), manifest.to_json()).unwrap();
-    dir
+    temp
 }
 
 /// Bars of a random walk with their feature rows (the engine's column order).
@@ -54,7 +53,8 @@ fn bars(names: &[String], count: usize) -> Vec<(Bar, Vec<f64>)> {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = bundle();
+    let temp = bundle();
+    let dir = temp.path().to_path_buf();
     let names = column_names(&BarParams::new(60_000_000_000), true);
     let series = bars(&names, 512);
     let fees = Fees::default();

@@ -535,7 +535,7 @@ mod tests {
     }
 
     /// A folder per test: tests run concurrently and each rewrites its `nexus.toml`.
-    fn temp(test: &str) -> PathBuf {
+    fn temp(test: &str) -> crate::Scratch {
         crate::scratch(&format!("config-{test}"))
     }
 

@@ -260,22 +260,23 @@ fn checkpoint_loop(connection: &rusqlite::Connection, shared: &Shared) {
 mod tests {
     use super::*;
 
-    fn folder(name: &str) -> PathBuf {
+    fn folder(name: &str) -> crate::Scratch {
         crate::scratch(&format!("durable-{name}"))
     }
 
     /// A WAL database with one table in a fresh folder, its writer, and the durability threads of its file.
-    fn wal_database(name: &str) -> (rusqlite::Connection, Durability) {
-        let database = folder(name).join("ledger.sqlite");
+    fn wal_database(name: &str) -> (crate::Scratch, rusqlite::Connection, Durability) {
+        let dir = folder(name);
+        let database = dir.join("ledger.sqlite");
         let writer = rusqlite::Connection::open(&database).unwrap();
         writer.pragma_update(None, "journal_mode", "WAL").unwrap();
         writer.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        (writer, Durability::start(&database).unwrap())
+        (dir, writer, Durability::start(&database).unwrap())
     }
 
     #[test]
     fn requests_made_while_a_sync_runs_are_answered_by_a_later_one() {
-        let (writer, durability) = wal_database("generations");
+        let (_dir, writer, durability) = wal_database("generations");
         let mut last = 0;
         for x in 0..50 {
             writer.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
@@ -290,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_sync_here_is_published_when_it_returns_and_the_generation_never_goes_back() {
-        let (writer, durability) = wal_database("here");
+        let (_dir, writer, durability) = wal_database("here");
         let progress = durability.progress();
         let mut last = 0;
         for x in 0..20 {
@@ -309,15 +310,16 @@ mod tests {
 
     /// Durability threads whose WAL cannot be synced: a folder where the WAL should be makes opening it for writing
     /// fail, as a dying disk would.
-    fn failing(name: &str) -> Durability {
+    fn failing(name: &str) -> (crate::Scratch, Durability) {
         let dir = folder(name);
         std::fs::create_dir_all(dir.join("ledger.sqlite-wal")).unwrap();
-        Durability::start(&dir.join("ledger.sqlite")).unwrap()
+        let durability = Durability::start(&dir.join("ledger.sqlite")).unwrap();
+        (dir, durability)
     }
 
     #[test]
     fn a_failed_sync_is_reported_and_final() {
-        let durability = failing("failed");
+        let (_dir, durability) = failing("failed");
         assert_eq!(durability.sync_now(), Err(SYNC_FAILED));
         assert!(durability.progress().borrow().failed);
         assert_eq!(durability.sync_now(), Err(SYNC_FAILED));
@@ -326,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_failed_sync_here_is_published_for_the_order_tasks() {
-        let durability = failing("here-failed");
+        let (_dir, durability) = failing("here-failed");
         assert_eq!(durability.sync_here(), Err(SYNC_FAILED));
         assert!(durability.progress().borrow().failed);
     }

@@ -1151,8 +1151,11 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        crate::scratch(&format!("ledger-{name}")).join("ledger.sqlite")
+    /// A ledger path in a fresh folder, and the folder (kept while the test runs).
+    fn temp(name: &str) -> (crate::Scratch, PathBuf) {
+        let dir = crate::scratch(&format!("ledger-{name}"));
+        let path = dir.join("ledger.sqlite");
+        (dir, path)
     }
 
     fn intent(link: &str, seq: i64) -> OrderIntent {
@@ -1194,7 +1197,7 @@ mod tests {
 
     #[test]
     fn wal_full_and_the_two_documented_tables() {
-        let path = temp("pragmas");
+        let (_dir, path) = temp("pragmas");
         let ledger = Ledger::open(&path, "local", "abc").unwrap();
         let mode: String = ledger.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         let sync: i64 = ledger.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
@@ -1218,7 +1221,7 @@ mod tests {
 
     #[test]
     fn fills_are_booked_once_and_orders_keep_their_history() {
-        let path = temp("fills");
+        let (_dir, path) = temp("fills");
         let ledger = Ledger::open(&path, "local", "abc").unwrap();
         ledger
             .upsert_slot(&SlotRow {
@@ -1254,7 +1257,8 @@ mod tests {
 
     #[test]
     fn bars_round_trip_with_nan_as_null() {
-        let ledger = Ledger::open(&temp("bars"), "local", "abc").unwrap();
+        let (_dir, path) = temp("bars");
+        let ledger = Ledger::open(&path, "local", "abc").unwrap();
         ledger.record_bar("ETHUSDT", 60, [1.0, 2.0, 0.5, 1.5, 10.0], &[f64::NAN, 3.0]).unwrap();
         ledger.record_bar("ETHUSDT", 120, [1.5, 2.0, 1.0, 1.2, 5.0], &[0.1, 0.2]).unwrap();
         let bars = ledger.recent_bars("ETHUSDT", 10).unwrap();
@@ -1266,7 +1270,7 @@ mod tests {
 
     #[test]
     fn a_foreign_database_is_refused() {
-        let path = temp("foreign");
+        let (_dir, path) = temp("foreign");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema', 'x');",
@@ -1279,7 +1283,7 @@ mod tests {
 
     #[test]
     fn a_version_1_ledger_gains_the_version_2_columns_and_keeps_its_rows() {
-        let path = temp("migrate");
+        let (_dir, path) = temp("migrate");
         {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(

@@ -19,11 +19,29 @@ pub mod watchtower;
 
 pub use error::{EXIT_INPUT, EXIT_LOCKED, EXIT_OK, EXIT_RUNTIME, NexusError};
 
-/// An empty folder for one test under the system's temp folder (tests run concurrently: each passes its own tag).
+/// An empty folder of one test under the system's temp folder, removed with its contents when dropped (runs of the
+/// suite used to leave one folder per test behind).
 #[cfg(test)]
-pub(crate) fn scratch(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("apex-nexus-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub(crate) struct Scratch(tempfile::TempDir);
+
+#[cfg(test)]
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+#[cfg(test)]
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+/// A new [`Scratch`] folder whose name starts with `tag` (for whoever looks while a test runs).
+#[cfg(test)]
+pub(crate) fn scratch(tag: &str) -> Scratch {
+    Scratch(tempfile::Builder::new().prefix(&format!("apex-nexus-{tag}-")).tempdir().expect("a temp folder"))
 }

@@ -571,7 +571,7 @@ mod tests {
     use super::*;
 
     /// A GP-only bundle trading BTCUSDT on feature `clv` with `root` as its tree, in a fresh folder.
-    pub(crate) fn gp_bundle(tag: &str, root: &str) -> PathBuf {
+    pub(crate) fn gp_bundle(tag: &str, root: &str) -> crate::Scratch {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = crate::scratch(&format!("pitcrew-{tag}-{n}"));
@@ -597,7 +597,7 @@ mod tests {
         let models =
             SlotModels::load("btc-a", &dir, "BTCUSDT", &["clv".to_owned()], &crate::models::EngineBars::default())
                 .unwrap();
-        Challenger::new("btc-a", models, dir, capital, RuleParams::default(), LOTS).unwrap()
+        Challenger::new("btc-a", models, dir.to_path_buf(), capital, RuleParams::default(), LOTS).unwrap()
     }
 
     fn bar(close: f64) -> Bar {

@@ -220,7 +220,7 @@ where
 mod tests {
     use super::*;
 
-    fn temp(tag: &str) -> PathBuf {
+    fn temp(tag: &str) -> crate::Scratch {
         crate::scratch(&format!("watch-{tag}"))
     }
 

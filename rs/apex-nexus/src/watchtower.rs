@@ -269,9 +269,7 @@ mod tests {
     #[test]
     fn capital_a_reweight_moved_at_a_bars_close_is_not_that_bars_growth() {
         const BAR: i64 = 60_000_000_000;
-        let dir = std::env::temp_dir().join(format!("apex-nexus-dna-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch("dna");
         let ledger = crate::ledger::Ledger::open(&dir.join("ledger.sqlite"), "local", "abc").unwrap();
         // Slot a never trades; the CWO moves +100 into it at the close of its second bar (time 2 BAR), which that
         // bar's decision (bar_ts BAR) already holds. Slot b grows 1% by trading.
@@ -306,8 +304,7 @@ mod tests {
 
     #[test]
     fn the_request_is_written_whole_and_names_the_dna() {
-        let dir = std::env::temp_dir().join(format!("apex-nexus-outbox-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch("outbox");
         let dna = Dna {
             model_id: "a".repeat(64),
             slot: "btc-a".into(),

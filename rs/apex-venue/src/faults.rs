@@ -216,8 +216,8 @@ mod tests {
 
     #[test]
     fn the_example_plan_reads_and_bad_plans_say_why() {
-        let dir = std::env::temp_dir().join(format!("apex-venue-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::Builder::new().prefix("apex-venue-faults-").tempdir().unwrap();
+        let dir = temp.path();
         let example = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
             .join("../../examples/venue/faults.toml");
         let plan = FaultPlan::read(&example).unwrap();

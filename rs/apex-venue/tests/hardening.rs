@@ -250,10 +250,9 @@ async fn unknown_smp_type_is_refused() {
     venue.stop().await;
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("apex-venue-hardening-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A folder of one test, removed with its contents when dropped.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("apex-venue-hardening-{name}-")).tempdir().unwrap()
 }
 
 fn input_error(result: Result<Venue, VenueError>) -> String {
@@ -274,7 +273,8 @@ async fn bad_port_ready_and_fault_log_are_input_errors_naming_the_option() {
     assert!(message.contains("in use"), "{message}");
     running.stop().await;
 
-    let dir = temp_dir("paths");
+    let temp = temp_dir("paths");
+    let dir = temp.path();
     let mut config = VenueConfig::new(vec![account("carol")]);
     config.ready = Some(dir.join("missing-folder").join("ready.json"));
     let message = input_error(Venue::start(config).await);
@@ -286,19 +286,19 @@ async fn bad_port_ready_and_fault_log_are_input_errors_naming_the_option() {
     config.ready = Some(dir.join("a-folder"));
     let message = input_error(Venue::start(config).await);
     assert!(message.starts_with("--ready ") && message.contains("a-folder"), "{message}");
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["a-folder"], "only the folder is left");
 
     let mut config = VenueConfig::new(vec![account("carol")]);
     config.fault_log = Some(dir.join("missing-folder").join("faults.jsonl"));
     let message = input_error(Venue::start(config).await);
     assert!(message.starts_with("--fault-log ") && message.contains("missing-folder"), "{message}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn balances_and_reject_codes_say_what_is_wrong() {
-    let dir = temp_dir("files");
+    let temp = temp_dir("files");
+    let dir = temp.path();
     let accounts = dir.join("accounts.json");
     for (balance, reason) in [
         ("99999999999.99", "is too large: give a balance from 0 to 92233720368.54775807 USDT"),
@@ -338,7 +338,6 @@ fn balances_and_reject_codes_say_what_is_wrong() {
     let message = FaultPlan::read(&plan).unwrap_err().to_string();
     assert!(message.contains("faults.toml: line 3: reject.ret_code: invalid type: string \"abc\""), "{message}");
     assert!(!message.contains('\n'), "{message}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +374,8 @@ async fn the_price_band_advertised_in_instruments_info_is_the_one_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ready_file_goes_with_the_venue_unless_another_venue_wrote_it_since() {
-    let dir = temp_dir("ready");
+    let temp = temp_dir("ready");
+    let dir = temp.path();
     let ready = dir.join("ready.json");
     let mut config = VenueConfig::new(vec![account("carol")]);
     config.ready = Some(ready.clone());
@@ -395,5 +395,4 @@ async fn the_ready_file_goes_with_the_venue_unless_another_venue_wrote_it_since(
     std::fs::write(&ready, other).unwrap();
     venue.stop().await;
     assert_eq!(std::fs::read_to_string(&ready).unwrap(), other);
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -117,8 +117,8 @@ async fn endpoints_are_signed_checked_and_per_account() {
 /// it again); carol subscribed `dcp.future` but never set a window and keeps hers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_are_cancelled_after_the_window_unless_a_connection_returns() {
-    let dir = std::env::temp_dir().join(format!("apex-venue-dcp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::Builder::new().prefix("apex-venue-dcp-").tempdir().unwrap();
+    let dir = temp.path();
     let log = dir.join("faults.jsonl");
     let mut config = VenueConfig::new(vec![account("alice"), account("bob"), account("carol")]);
     // The market runs 30 times faster; the window does not: it is wall-clock time.
@@ -182,5 +182,4 @@ async fn orders_are_cancelled_after_the_window_unless_a_connection_returns() {
         .map(|l| (l["account"].as_str().unwrap(), &l["cancelled"]))
         .collect();
     assert_eq!(triggers, [("alice", &serde_json::json!(["a-1"])), ("bob", &serde_json::json!(["b-1"]))]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -107,8 +107,8 @@ async fn check_book(feed: &PublicFeed, rest: &RestClient, symbol: &str, tally: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_every_fault() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let dir = std::env::temp_dir().join(format!("apex-venue-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::Builder::new().prefix("apex-venue-soak-").tempdir().unwrap();
+    let dir = temp.path();
     let (ready, faults, fault_log, accounts) =
         (dir.join("ready.json"), dir.join("faults.toml"), dir.join("faults.jsonl"), dir.join("accounts.json"));
     let _ = std::fs::remove_file(&ready);
