@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 
 import pytest
 
-from tests.e2e.test_trade_pitcrew import ACCOUNTS, CAPITAL, CHURN, config_text, publish
-from tests.support.engine_run import running_engine, stop, wait_for_count
-from tests.support.venue_helpers import running_venue
+from tests.support.churn import churning_slot
+from tests.support.engine_run import stop, wait_for_count
 
 UNFILLED = "seed = 5\n[unfilled]\nprobability = 0.5\n"
 CLOSES = "('stop', 'take')"
@@ -27,21 +25,10 @@ WANTED = 3
 
 @pytest.mark.slow
 def test_a_close_the_exchange_cancels_unfilled_rearms_the_bracket(tmp_path):
-    folder = tmp_path / "bundles" / "BTCUSDT" / "a"
-    publish(tmp_path / "forge", folder, "churn", CHURN)
-    (tmp_path / "nexus.toml").write_text(config_text({"btc-a": folder}, 'min_decisions = 100000\nsettle = "200ms"\n'))
-    (tmp_path / "faults.toml").write_text(UNFILLED)
-    accounts = [{**a, "balance": str(CAPITAL * 3)} for a in ACCOUNTS]
-    out = tmp_path / "run"
-    ledger = out / "ledger.sqlite"
-    args = ("--speed", "60", "--seed", "11", "--faults", str(tmp_path / "faults.toml"))
-    with running_venue(tmp_path, *args, accounts=accounts) as venue:
-        command = [sys.executable, "-m", "apexctl", "trade", "--config", str(tmp_path / "nexus.toml")]
-        command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out), "--duration", "120s"]
-        with running_engine(command) as engine:
-            wait_for_count(ledger, REARMED, count=WANTED, seconds=90)
-            stop(engine)
-        faults = [json.loads(line) for line in venue["fault_log"].read_text().splitlines()]
+    with churning_slot(tmp_path, UNFILLED) as (engine, ledger, venue):
+        wait_for_count(ledger, REARMED, count=WANTED, seconds=90)
+        stop(engine)
+    faults = [json.loads(line) for line in venue["fault_log"].read_text().splitlines()]
     struck = {f["orderLinkId"] for f in faults if f["fault"] == "unfilled"}
     db = sqlite3.connect(ledger)
     assert db.execute(REARMED).fetchone()[0] >= WANTED, "a cancelled close was never followed by another"

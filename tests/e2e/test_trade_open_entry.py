@@ -6,35 +6,22 @@ sent), and the held-back entries are in the ledger as `withheld` events."""
 from __future__ import annotations
 
 import sqlite3
-import sys
 
 import pytest
 
-from tests.e2e.test_trade_pitcrew import ACCOUNTS, CAPITAL, CHURN, config_text, publish
-from tests.support.engine_run import running_engine, stop, wait_for_count
-from tests.support.venue_helpers import running_venue
+from tests.support.churn import churning_slot
+from tests.support.engine_run import stop, wait_for_count
 
 SPIKES = "seed = 3\n[latency_spike]\nevery_s = 2.0\nduration_ms = 1500\n"
 
 
 @pytest.mark.slow
 def test_a_slot_never_holds_two_entries_while_the_first_is_unanswered(tmp_path):
-    folder = tmp_path / "bundles" / "BTCUSDT" / "a"
-    publish(tmp_path / "forge", folder, "churn", CHURN)
-    (tmp_path / "nexus.toml").write_text(config_text({"btc-a": folder}, 'min_decisions = 100000\nsettle = "200ms"\n'))
-    (tmp_path / "faults.toml").write_text(SPIKES)
-    accounts = [{**a, "balance": str(CAPITAL * 3)} for a in ACCOUNTS]
-    out = tmp_path / "run"
-    ledger = out / "ledger.sqlite"
-    args = ("--speed", "60", "--seed", "11", "--faults", str(tmp_path / "faults.toml"))
-    with running_venue(tmp_path, *args, accounts=accounts):
-        command = [sys.executable, "-m", "apexctl", "trade", "--config", str(tmp_path / "nexus.toml")]
-        command += ["--venue-ready", str(tmp_path / "ready.json"), "--out", str(out), "--duration", "120s"]
-        with running_engine(command) as engine:
-            held_back = "SELECT COUNT(*) FROM events WHERE kind = 'withheld' AND detail LIKE '%may still fill%'"
-            wait_for_count(ledger, held_back, count=3, seconds=60)
-            wait_for_count(ledger, "SELECT COUNT(*) FROM orders WHERE purpose = 'entry'", count=10, seconds=60)
-            stop(engine)
+    with churning_slot(tmp_path, SPIKES) as (engine, ledger, _):
+        held_back = "SELECT COUNT(*) FROM events WHERE kind = 'withheld' AND detail LIKE '%may still fill%'"
+        wait_for_count(ledger, held_back, count=3, seconds=60)
+        wait_for_count(ledger, "SELECT COUNT(*) FROM orders WHERE purpose = 'entry'", count=10, seconds=60)
+        stop(engine)
     db = sqlite3.connect(ledger)
     entries = [q for (q,) in db.execute("SELECT qty FROM orders WHERE slot = 'btc-a' AND purpose = 'entry'")]
     assert entries, "the slot entered"
