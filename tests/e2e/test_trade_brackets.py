@@ -1,7 +1,7 @@
 """A stop or take-profit the exchange cancels unfilled re-arms the bracket, end to end on the local venue: with the
 venue's `unfilled` fault cancelling half of the market orders without a trade, an always-long slot still closes each
 position at a later print through its bracket (before the fix, the first cancelled close left the position open and
-unguarded for the rest of the run), and the ledger says why each close was cancelled."""
+unguarded for the rest of the run), and the ledger says why each close was cancelled and that its bracket re-armed."""
 
 from __future__ import annotations
 
@@ -37,11 +37,13 @@ def test_a_close_the_exchange_cancels_unfilled_rearms_the_bracket(tmp_path):
         f"WHERE slot = 'btc-a' AND purpose IN {CLOSES} ORDER BY seq"
     ).fetchall()
     cancelled = [row for row in closes if row[2] == "Cancelled"]
+    rearmed = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'bracket_rearmed'")]
     for seq, qty, _, cum_qty, detail, link in cancelled:
         assert link in struck, f"{link} was cancelled without the fault"
         assert cum_qty == 0, (seq, cum_qty)
         assert "rejectReason=" in (detail or ""), (seq, detail)
         assert "cancelType=" in detail, (seq, detail)
+        assert [d for d in rearmed if d.startswith(f"btc-a {link} ended without closing the position")], (link, rearmed)
         # The next close of the slot, if the run went on long enough, closes the same whole position.
         later = [row for row in closes if row[0] > seq]
         if later:

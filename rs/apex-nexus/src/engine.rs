@@ -1081,7 +1081,7 @@ impl Engine {
             self.ledger.update_order(link, status, None, Some(cum), None, Some(fill.ts_exchange))?;
             if self.unbooked_closes.get(link).is_some_and(|&(_, filled)| cum + 1e-12 >= filled) {
                 self.unbooked_closes.remove(link);
-                self.slots[index].core.rearm_bracket();
+                self.rearm(index, link)?;
             }
         }
         Ok(())
@@ -1098,9 +1098,25 @@ impl Engine {
             return Ok(());
         }
         if order.cum_qty + 1e-12 >= filled {
-            self.slots[index].core.rearm_bracket();
+            self.rearm(index, link)?;
         } else {
             self.unbooked_closes.insert(link.to_owned(), (index, filled));
+        }
+        Ok(())
+    }
+
+    /// Re-arms slot `index`'s bracket after its close `link` ended short, with a `bracket_rearmed` event saying so
+    /// (nothing when the slot holds no position any more).
+    fn rearm(&mut self, index: usize, link: &str) -> Result<(), NexusError> {
+        let slot = &mut self.slots[index];
+        slot.core.rearm_bracket();
+        if let Some(bracket) = slot.core.bracket() {
+            let position = slot.core.book().position;
+            let detail = format!(
+                "{} {link} ended without closing the position ({position}): stop {} / take {} armed again",
+                slot.name, bracket.stop, bracket.take
+            );
+            self.ledger.record_event("bracket_rearmed", &detail, None)?;
         }
         Ok(())
     }
