@@ -1105,8 +1105,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Re-arms slot `index`'s bracket after its close `link` ended short, with a `bracket_rearmed` event saying so
-    /// (nothing when the slot holds no position any more).
+    /// Re-arms slot `index`'s bracket after its close `link` ended short (refused at create, or cancelled after it),
+    /// with a `bracket_rearmed` event saying so (nothing when the slot holds no position any more).
     fn rearm(&mut self, index: usize, link: &str) -> Result<(), NexusError> {
         let slot = &mut self.slots[index];
         slot.core.rearm_bracket();
@@ -1415,7 +1415,7 @@ impl Engine {
                     self.settled(index, &link);
                     self.ledger.update_order(&link, "Rejected", None, None, Some(&e.to_string()), None)?;
                     if matches!(purpose, Purpose::Stop | Purpose::Take) {
-                        self.slots[index].core.rearm_bracket();
+                        self.rearm(index, &link)?;
                     }
                 }
             },

@@ -70,8 +70,8 @@ pub struct FaultPlan {
     /// Order creates are refused with `ret_code` (default 10016, "Server error").
     pub reject: Option<Reject>,
     /// A market order is accepted and then cancelled without trading, as Bybit cancels one that finds nothing
-    /// inside its price band. The venue books it as an IOC limit at the touch of its own side, so it shows as a
-    /// cancelled `Limit` order.
+    /// inside its price band. The venue books it as an IOC limit a tick short of the opposite touch, so it shows as
+    /// a cancelled `Limit` order.
     pub unfilled: Option<Chance>,
     /// Every authenticated REST request is answered 10006 ("Too many visits!") for `duration_ms`.
     pub rate_limit_burst: Option<Window>,

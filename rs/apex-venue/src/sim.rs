@@ -209,17 +209,19 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
 }
 
 impl Sim {
-    /// Turns a market order into an IOC limit at the touch of its own side (a buy at the best bid, a sell at the
-    /// best ask): it cannot cross, so the book cancels it unfilled. Left as it is when that side is empty.
+    /// Turns a market order into an IOC limit one tick short of the opposite touch (a buy below the best ask, a sell
+    /// above the best bid): it cannot cross, so the book cancels it unfilled. With no opposite side it stays a market
+    /// order, which the book cancels for want of liquidity: either way nothing trades, as the fault log says.
     fn unfillable(&self, request: &mut OrderRequest) {
         let engine = self.exchange.market(request.symbol).engine();
-        let own = match request.side {
-            Side::Buy => engine.best_bid(),
-            Side::Sell => engine.best_ask(),
+        let tick = engine.spec().tick;
+        let price = match request.side {
+            Side::Buy => engine.best_ask().map(|level| level.price - tick),
+            Side::Sell => engine.best_bid().map(|level| level.price + tick),
         };
-        if let Some(level) = own {
+        if let Some(price) = price.filter(|&p| p > 0) {
             request.order_type = OrderType::Limit;
-            request.price = Some(level.price);
+            request.price = Some(price);
             request.tif = TimeInForce::Ioc;
         }
     }
