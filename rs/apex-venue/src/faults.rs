@@ -70,9 +70,13 @@ pub struct FaultPlan {
     /// Order creates are refused with `ret_code` (default 10016, "Server error").
     pub reject: Option<Reject>,
     /// A market order is accepted and then cancelled without trading, as Bybit cancels one that finds nothing
-    /// inside its price band. The venue books it as an IOC limit a tick short of the opposite touch, so it shows as
-    /// a cancelled `Limit` order.
+    /// inside its price band. The venue books it as an IOC limit 5 % short of the opposite touch, so it shows as a
+    /// cancelled `Limit` order.
     pub unfilled: Option<Chance>,
+    /// A market order trades only what rests at the opposite touch and the rest is cancelled, as Bybit cancels what
+    /// is left of one once its price band is reached. The venue books it as an IOC limit at the touch, so it shows as
+    /// a cancelled `Limit` order with part of its quantity traded (all of it when the touch holds enough).
+    pub partial: Option<Chance>,
     /// Every authenticated REST request is answered 10006 ("Too many visits!") for `duration_ms`.
     pub rate_limit_burst: Option<Window>,
 }
@@ -96,6 +100,7 @@ impl FaultPlan {
             ("drop", self.drop.map(|c| c.probability)),
             ("duplicate", self.duplicate.map(|c| c.probability)),
             ("unfilled", self.unfilled.map(|c| c.probability)),
+            ("partial", self.partial.map(|c| c.probability)),
         ];
         for (name, p) in chances.into_iter().chain([("reject", self.reject.map(|r| r.probability))]) {
             if let Some(p) = p
@@ -226,11 +231,13 @@ mod tests {
                 && plan.restart.is_some()
                 && plan.rate_limit_burst.is_some()
                 && plan.unfilled.is_some()
+                && plan.partial.is_some()
                 && !plan.is_empty()
         );
         for (text, expected) in [
             ("[drop]\nprobability = 2.0\n", "probability must be in [0, 1]"),
             ("[unfilled]\nprobability = -0.1\n", "[unfilled] probability must be in [0, 1]"),
+            ("[partial]\nprobability = 1.5\n", "[partial] probability must be in [0, 1]"),
             ("[restart]\nevery_s = 0\n", "every_s must be a positive"),
             ("[explode]\nevery_s = 1\n", "unknown field"),
             ("[latency_spike]\nevery_s = 1\nduration_ms = 0\n", "duration_ms"),

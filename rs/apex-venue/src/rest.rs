@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use crate::clock::wall_ms;
 use crate::faults::Dice;
 use crate::shared::{LimitStatus, Shared};
-use crate::sim::{Answer, Command, Query};
+use crate::sim::{Answer, Command, MarketFault, Query};
 
 /// A REST answer in Bybit's envelope.
 struct Reply {
@@ -564,16 +564,31 @@ async fn order_create(State(shared): Shr, headers: HeaderMap, body: Bytes) -> Re
                 return Err(Reply::error(reject.ret_code, message));
             }
         }
-        let unfilled = order.order_type == ExOrderType::Market
-            && s.dice.lock().expect("dice").hit(s.faults.unfilled.map(|c| c.probability));
-        if unfilled {
+        let fault = market_fault(&s, &order);
+        if let Some(fault) = fault {
             let detail = json!({"account": account, "orderLinkId": request.order_link_id});
-            s.fault_log.record(wall_ms(), "unfilled", detail);
+            s.fault_log.record(wall_ms(), fault.name(), detail);
         }
-        let result = ask(&s, |reply| Command::Create { account, request: order, unfilled, at, reply }).await?;
+        let result = ask(&s, |reply| Command::Create { account, request: order, fault, at, reply }).await?;
         Ok(result.map_or_else(exchange_error, ack))
     })
     .await
+}
+
+/// The fault, if any, that strikes market order `order`: `unfilled` is drawn first, then `partial` (a plan without a
+/// fault draws nothing for it, so adding one leaves the others' draws as they were).
+fn market_fault(shared: &Shared, order: &OrderRequest) -> Option<MarketFault> {
+    if order.order_type != ExOrderType::Market {
+        return None;
+    }
+    let mut dice = shared.dice.lock().expect("dice");
+    if dice.hit(shared.faults.unfilled.map(|c| c.probability)) {
+        Some(MarketFault::Unfilled)
+    } else if dice.hit(shared.faults.partial.map(|c| c.probability)) {
+        Some(MarketFault::Partial)
+    } else {
+        None
+    }
 }
 
 /// A create request in units, checked against the symbol.

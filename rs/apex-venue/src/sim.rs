@@ -34,14 +34,34 @@ const KLINE_CADENCE_US: i64 = 1_000_000;
 /// Bybit's largest number of trades in one `publicTrade` message.
 const TRADES_PER_MESSAGE: usize = 1_024;
 
+/// A fault plan's change to how a market order meets the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketFault {
+    /// It cannot trade: the book cancels it unfilled.
+    Unfilled,
+    /// It trades only what rests at the opposite touch: the book cancels the rest.
+    Partial,
+}
+
+impl MarketFault {
+    /// The fault's name in the plan and the fault log.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            MarketFault::Unfilled => "unfilled",
+            MarketFault::Partial => "partial",
+        }
+    }
+}
+
 /// What the network tasks ask of the simulation.
 #[derive(Debug)]
 pub enum Command {
     Create {
         account: usize,
         request: OrderRequest,
-        /// The `unfilled` fault struck this market order: it goes to the book unable to trade.
-        unfilled: bool,
+        /// A fault that struck this market order (`unfilled` or `partial`), changing how it meets the book.
+        fault: Option<MarketFault>,
         at: Instant,
         reply: oneshot::Sender<Result<OrderAck, ExchangeError>>,
     },
@@ -209,15 +229,21 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
 }
 
 impl Sim {
-    /// Turns a market order into an IOC limit one tick short of the opposite touch (a buy below the best ask, a sell
-    /// above the best bid): it cannot cross, so the book cancels it unfilled. With no opposite side it stays a market
-    /// order, which the book cancels for want of liquidity: either way nothing trades, as the fault log says.
-    fn unfillable(&self, request: &mut OrderRequest) {
+    /// Turns a market order into an IOC limit that `fault` says how far may trade. `Unfilled`: 5 % short of the
+    /// opposite touch (a buy below the best ask, a sell above the best bid), further than the book moves while the
+    /// order is on its way, so it cannot cross and the book cancels it unfilled. `Partial`: at the opposite touch, so it
+    /// takes what rests there when it arrives and the book cancels the rest. With no opposite side it stays a market
+    /// order, which the book cancels for want of liquidity: either way it trades no more than the fault log says.
+    fn faulted(&self, request: &mut OrderRequest, fault: MarketFault) {
         let engine = self.exchange.market(request.symbol).engine();
         let tick = engine.spec().tick;
+        let short = |touch: i64| match fault {
+            MarketFault::Unfilled => (touch / 20 / tick).max(1) * tick,
+            MarketFault::Partial => 0,
+        };
         let price = match request.side {
-            Side::Buy => engine.best_ask().map(|level| level.price - tick),
-            Side::Sell => engine.best_bid().map(|level| level.price + tick),
+            Side::Buy => engine.best_ask().map(|level| level.price - short(level.price)),
+            Side::Sell => engine.best_bid().map(|level| level.price + short(level.price)),
         };
         if let Some(price) = price.filter(|&p| p > 0) {
             request.order_type = OrderType::Limit;
@@ -230,9 +256,9 @@ impl Sim {
     fn handle(&mut self, command: Command) -> bool {
         // A reply nobody waits for any more (the client went away) is simply dropped.
         match command {
-            Command::Create { account, mut request, unfilled, at, reply } => {
-                if unfilled {
-                    self.unfillable(&mut request);
+            Command::Create { account, mut request, fault, at, reply } => {
+                if let Some(fault) = fault {
+                    self.faulted(&mut request, fault);
                 }
                 let _ = reply.send(self.exchange.create_order(self.clock.sim_us(at), account as u32, request));
             }

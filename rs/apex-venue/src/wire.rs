@@ -106,14 +106,15 @@ fn rate(numer: i128, denom: i128) -> Dec {
     dec(trim(fixed(numer * 10_000 / denom, 4), 0))
 }
 
+/// Bybit's `orderStatus` for linear contracts: `PartiallyFilledCanceled` is spot's; a derivatives order cancelled
+/// after it traded part of its quantity is `Cancelled` with a non-zero `cumExecQty`.
 fn status(status: apex_core::OrderStatus) -> OrderStatus {
     use apex_core::OrderStatus as S;
     match status {
         S::New => OrderStatus::New,
         S::PartiallyFilled => OrderStatus::PartiallyFilled,
         S::Filled => OrderStatus::Filled,
-        S::Cancelled => OrderStatus::Cancelled,
-        S::PartiallyFilledCanceled => OrderStatus::PartiallyFilledCanceled,
+        S::Cancelled | S::PartiallyFilledCanceled => OrderStatus::Cancelled,
         S::Rejected => OrderStatus::Rejected,
         S::Untriggered => OrderStatus::Untriggered,
         S::Triggered => OrderStatus::Triggered,
@@ -142,9 +143,6 @@ fn cancel_type(order: &OrderState) -> CancelType {
         (_, Some(CancelReason::SelfTrade), _) => CancelType::CancelBySmp,
         (_, Some(CancelReason::ReduceOnly), _) | (_, _, Some(apex_core::RejectReason::ReduceOnlyWouldIncrease)) => {
             CancelType::CancelByReduceOnly
-        }
-        (apex_core::OrderStatus::Cancelled | apex_core::OrderStatus::PartiallyFilledCanceled, _, _) => {
-            CancelType::Unknown
         }
         _ => CancelType::Unknown,
     }

@@ -39,6 +39,7 @@ fn faults() -> FaultPlan {
         rate_limit_burst: Some(Window { every_s: 4.0, duration_ms: 500 }),
         // Its cancelled orders are the engine's concern (tests/e2e/test_trade_brackets.py), not the client's.
         unfilled: None,
+        partial: None,
     }
 }
 
