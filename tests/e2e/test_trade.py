@@ -60,6 +60,10 @@ every_s = 7.0
 duration_ms = 300
 [reject]
 probability = 0.05
+[unfilled]
+probability = 0.05
+[partial]
+probability = 0.05
 [rate_limit_burst]
 every_s = 5.0
 duration_ms = 800

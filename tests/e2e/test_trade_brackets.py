@@ -1,12 +1,15 @@
-"""A stop or take-profit the exchange cancels unfilled re-arms the bracket, end to end on the local venue: with the
-venue's `unfilled` fault cancelling half of the market orders without a trade, an always-long slot still closes each
-position at a later print through its bracket (before the fix, the first cancelled close left the position open and
-unguarded for the rest of the run), and the ledger says why each close was cancelled and that its bracket re-armed."""
+"""A stop or take-profit the exchange ends short re-arms the bracket, end to end on the local venue. With the venue's
+`unfilled` fault cancelling half of the market orders without a trade, or its `partial` fault letting half of them
+trade only what rests at the touch, an always-long slot still closes each position at a later print through its
+bracket, for what is left of it (before the fix, the first cancelled close left the position open and unguarded for
+the rest of the run), and the ledger says why each close was cancelled, that its bracket re-armed, and (when fills came
+after the cancel) keeps it cancelled."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -14,43 +17,69 @@ from tests.support.churn import churning_slot
 from tests.support.engine_run import stop, wait_for_count
 
 UNFILLED = "seed = 5\n[unfilled]\nprobability = 0.5\n"
+PARTIAL = "seed = 5\n[partial]\nprobability = 0.5\n"
 CLOSES = "('stop', 'take')"
-# Closes cancelled unfilled and followed by another close of the slot: each one is a bracket that re-armed.
+# Closes cancelled (with `traded` of their quantity filled) and followed by another close of the slot: each one is a
+# bracket that re-armed.
 REARMED = (
-    f"SELECT COUNT(*) FROM orders c WHERE c.slot = 'btc-a' AND c.purpose IN {CLOSES} AND c.status = 'Cancelled' "
-    f"AND EXISTS (SELECT 1 FROM orders l WHERE l.slot = c.slot AND l.purpose IN {CLOSES} AND l.seq > c.seq)"
+    f"SELECT COUNT(*) FROM orders c WHERE c.slot = 'btc-a' AND c.purpose IN {CLOSES} AND c.status = 'Cancelled' AND "
+    "{traded} AND EXISTS (SELECT 1 FROM orders l WHERE l.slot = c.slot AND l.purpose IN "
+    f"{CLOSES} AND l.seq > c.seq)"
 )
+NONE_TRADED = REARMED.format(traded="c.cum_qty = 0")
+PART_TRADED = REARMED.format(traded="c.cum_qty > 0 AND c.cum_qty < c.qty")
 WANTED = 3
+
+
+def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
+    """Checks every close of the slot the venue cancelled and returns those the slot closed again after, as (seq, qty,
+    cum_qty, link): `fault`
+    struck it, the ledger says why, its booked fills add up to what it traded, a `bracket_rearmed` event names it,
+    and the slot's next close (if the run went on long enough) is for what it left open, with no entry between."""
+    struck = {f["orderLinkId"] for f in map(json.loads, fault_log.read_text().splitlines()) if f["fault"] == fault}
+    db = sqlite3.connect(ledger)
+    closes = db.execute(
+        "SELECT seq, qty, status, cum_qty, detail, order_link_id FROM orders "
+        f"WHERE slot = 'btc-a' AND purpose IN {CLOSES} ORDER BY seq"
+    ).fetchall()
+    entries = [s for (s,) in db.execute("SELECT seq FROM orders WHERE slot = 'btc-a' AND purpose = 'entry'")]
+    rearmed = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'bracket_rearmed'")]
+    cancelled = [row for row in closes if row[2] == "Cancelled"]
+    for seq, qty, _, cum_qty, detail, link in cancelled:
+        assert link in struck, f"{link} was cancelled without the {fault} fault"
+        assert "rejectReason=" in (detail or ""), (seq, detail)
+        assert "cancelType=" in detail, (seq, detail)
+        (booked,) = db.execute("SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_link_id = ?", (link,)).fetchone()
+        assert booked == pytest.approx(cum_qty), (link, booked, cum_qty)
+        assert [d for d in rearmed if d.startswith(f"btc-a {link} ended without closing the position")], (link, rearmed)
+        later = [row for row in closes if row[0] > seq]
+        if later:
+            assert later[0][1] == pytest.approx(qty - cum_qty), (seq, qty, cum_qty, later[0])
+            assert not [e for e in entries if seq < e < later[0][0]], (seq, later[0])
+    last = closes[-1][0] if closes else 0
+    return [(seq, qty, cum_qty, link) for seq, qty, _, cum_qty, _, link in cancelled if seq < last]
 
 
 @pytest.mark.slow
 def test_a_close_the_exchange_cancels_unfilled_rearms_the_bracket(tmp_path):
     with churning_slot(tmp_path, UNFILLED) as (engine, ledger, venue):
-        wait_for_count(ledger, REARMED, count=WANTED, seconds=90)
+        wait_for_count(ledger, NONE_TRADED, count=WANTED, seconds=90)
         stop(engine)
-    faults = [json.loads(line) for line in venue["fault_log"].read_text().splitlines()]
-    struck = {f["orderLinkId"] for f in faults if f["fault"] == "unfilled"}
+    cancelled = cancelled_closes(ledger, venue["fault_log"], "unfilled")
+    assert len(cancelled) >= WANTED, f"fewer than {WANTED} cancelled closes were followed by another: {cancelled}"
+    assert all(cum_qty == 0 for _, _, cum_qty, _ in cancelled), cancelled
+
+
+@pytest.mark.slow
+def test_a_close_cancelled_after_a_partial_fill_rearms_for_what_is_left(tmp_path):
+    # The venue sends the order's cancel before its fills, so the engine re-arms only once it has booked them.
+    with churning_slot(tmp_path, PARTIAL) as (engine, ledger, venue):
+        wait_for_count(ledger, PART_TRADED, count=WANTED, seconds=90)
+        stop(engine)
+    cancelled = cancelled_closes(ledger, venue["fault_log"], "partial")
+    partly = [row for row in cancelled if 0 < row[2] < row[1]]
+    assert len(partly) >= WANTED, f"fewer than {WANTED} closes traded part and were cancelled: {cancelled}"
+    # Fills that came after the cancel did not reopen any order in the ledger.
     db = sqlite3.connect(ledger)
-    assert db.execute(REARMED).fetchone()[0] >= WANTED, "a cancelled close was never followed by another"
-    closes = db.execute(
-        "SELECT seq, qty, status, cum_qty, detail, order_link_id FROM orders "
-        f"WHERE slot = 'btc-a' AND purpose IN {CLOSES} ORDER BY seq"
-    ).fetchall()
-    cancelled = [row for row in closes if row[2] == "Cancelled"]
-    rearmed = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'bracket_rearmed'")]
-    for seq, qty, _, cum_qty, detail, link in cancelled:
-        assert link in struck, f"{link} was cancelled without the fault"
-        assert cum_qty == 0, (seq, cum_qty)
-        assert "rejectReason=" in (detail or ""), (seq, detail)
-        assert "cancelType=" in detail, (seq, detail)
-        assert [d for d in rearmed if d.startswith(f"btc-a {link} ended without closing the position")], (link, rearmed)
-        # The next close of the slot, if the run went on long enough, closes the same whole position.
-        later = [row for row in closes if row[0] > seq]
-        if later:
-            assert later[0][1] == pytest.approx(qty), (seq, later[0])
-    # Between a cancelled close and the next one the slot entered nothing: the position it kept was closed first.
-    entries = [s for (s,) in db.execute("SELECT seq FROM orders WHERE slot = 'btc-a' AND purpose = 'entry'")]
-    for seq, *_ in cancelled:
-        later = [row[0] for row in closes if row[0] > seq]
-        if later:
-            assert not [e for e in entries if seq < e < later[0]], (seq, later[0])
+    reopened = db.execute("SELECT order_link_id FROM orders WHERE status = 'PartiallyFilled'").fetchall()
+    assert not reopened, reopened

@@ -1077,7 +1077,15 @@ impl Engine {
         );
         if let Some(order) = order {
             let cum = order.cum_qty + qty;
-            let status = if cum + 1e-12 >= order.intent.qty { "Filled" } else { "PartiallyFilled" };
+            let status = if cum + 1e-12 >= order.intent.qty {
+                "Filled"
+            } else if ended_short(&order.status) {
+                // The order and execution streams are separate: a fill reported after its order was cancelled adds
+                // to what the order traded but does not reopen it (as `PartiallyFilled` it would count as live).
+                order.status.as_str()
+            } else {
+                "PartiallyFilled"
+            };
             self.ledger.update_order(link, status, None, Some(cum), None, Some(fill.ts_exchange))?;
             if self.unbooked_closes.get(link).is_some_and(|&(_, filled)| cum + 1e-12 >= filled) {
                 self.unbooked_closes.remove(link);
@@ -1111,9 +1119,13 @@ impl Engine {
         let slot = &mut self.slots[index];
         slot.core.rearm_bracket();
         if let Some(bracket) = slot.core.bracket() {
-            let position = slot.core.book().position;
+            let market = &self.markets[&slot.symbol];
+            let position = qty_text(slot.core.book().position, market.qty_scale);
+            // Bracket prices come from the ATR, off the tick grid: two decimals past the tick are enough to read.
+            let digits = market.price_scale.decimals() as usize + 2;
             let detail = format!(
-                "{} {link} ended without closing the position ({position}): stop {} / take {} armed again",
+                "{} {link} ended without closing the position ({position}): stop {:.digits$} / take {:.digits$} armed \
+                 again",
                 slot.name, bracket.stop, bracket.take
             );
             self.ledger.record_event("bracket_rearmed", &detail, None)?;
@@ -2141,6 +2153,17 @@ impl Engine {
         self.public.shutdown().await;
         Ok(summary)
     }
+}
+
+/// True for a ledger status that says the exchange ended the order before it traded all of its quantity.
+fn ended_short(status: &str) -> bool {
+    matches!(
+        OrderStatus::from(status),
+        OrderStatus::Cancelled
+            | OrderStatus::Rejected
+            | OrderStatus::Deactivated
+            | OrderStatus::PartiallyFilledCanceled
+    )
 }
 
 #[cfg(test)]
