@@ -12,7 +12,7 @@ from apexctl.commands import _options
 from apexctl.console import err, safe, say, wrote
 from apexctl.errors import UsageError
 from apexctl.forge import ranges
-from apexctl.forge.export import GP_MODEL, ExportConfig, check, export
+from apexctl.forge.export import GP_MODEL, ExportConfig, check, describe_bars, export
 
 
 def _summary(report: dict, title: str) -> Table:
@@ -108,4 +108,12 @@ def export_command(
             f" {output} has no {GP_MODEL!r} model (no --hall-of-fame): it can be inferred from, but the live engine "
             "does not trade it",
         )
+    if result.bars is not None:
+        for source in result.unrecorded:
+            say(
+                ("note:", "yellow"),
+                f" {source} records no bars (it predates the record): the bundle says it learned from "
+                f"{describe_bars(result.bars)}, as {result.bars_source} records, and the live engine feeds it those; "
+                "if it was made from another features table, make it again to record its own",
+            )
     wrote(str(output), f"bundle of {len(result.manifest['models'])} model(s), verified by the Rust engine")

@@ -144,6 +144,10 @@ class ExportResult:
     parity: dict[str, float] = field(default_factory=dict)
     #: The manifest's `bars`: the bars the models learned from (None: no model recorded them).
     bars: dict[str, Any] | None = None
+    #: Where `bars` came from, and the sources of models that record no bars (written before apexctl recorded them),
+    #: which the bundle says learned from the same bars.
+    bars_source: str | None = None
+    unrecorded: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -417,7 +421,11 @@ def export(config: ExportConfig) -> ExportResult:
         (staging / MANIFEST).write_text(io.dumps(manifest, indent=2) + "\n")
         report = check(staging)
     report["path"] = str(out)
-    return ExportResult(out, manifest, report, parity, bars)
+    recorded = [m.source for m in models if m.bars is not None]
+    # The IEL network reads the execution environment's observation, no bar features: it has no bars to record.
+    legacy = [m.source for m in models if m.bars is None and m.entry["name"] != "iel"]
+    unrecorded = legacy if recorded else []
+    return ExportResult(out, manifest, report, parity, bars, recorded[0] if recorded else None, unrecorded)
 
 
 def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool = False) -> dict[str, Any]:

@@ -251,6 +251,14 @@ def test_the_bundle_records_the_bars_its_models_learned_from(exported, tmp_path)
 
     manifest = json.loads((exported["out"] / "manifest.json").read_text())
     assert manifest["bars"] == {"bar_seconds": 60, "options": DEFAULT_OPTIONS}, "the hall's; the MAML card has none"
+    # A model that predates the record is said to take the others' bars; the IEL network reads no bar features.
+    said = " ".join(exported["stderr"].decode().split())
+    assert (
+        f"note: --maml {exported['root'] / 'maml.pt'} records no bars (it predates the record): the bundle says it "
+        f"learned from 1m bars (rv_bars 30, vmd_modes 3, vmd_window 64), as --hall-of-fame "
+        f"{exported['run'] / 'hall_of_fame'} records" in said
+    ), said
+    assert "--iel" not in said, said
     hall = tmp_path / "hall_of_fame"
     shutil.copytree(exported["run"] / "hall_of_fame", hall)
     net, card = load_model(exported["root"] / "maml.pt")
@@ -291,6 +299,16 @@ def test_the_bundle_records_the_bars_its_models_learned_from(exported, tmp_path)
     (hall / "index.json").write_text(json.dumps(index))
     assert run_here("export", "--hall-of-fame", str(hall), "-o", str(out)).code == 0
     assert json.loads((out / "manifest.json").read_text())["bars"]["options"] == DEFAULT_OPTIONS, "defaults filled in"
+    # A hall of fame from before the record, with a 5m MAML: the bundle takes the MAML's bars for both, and says so.
+    del index["bars"]
+    (hall / "index.json").write_text(json.dumps(index))
+    legacy = tmp_path / "legacy"
+    result = run_here("export", "--hall-of-fame", str(hall), "--maml", str(tmp_path / "maml5.pt"), "-o", str(legacy))
+    assert result.code == 0, result.stderr
+    assert json.loads((legacy / "manifest.json").read_text())["bars"]["bar_seconds"] == 300
+    said = " ".join(result.stderr.split())
+    assert f"note: --hall-of-fame {hall} records no bars (it predates the record)" in said, said
+    assert "learned from 5m bars" in said, said
 
 
 def test_check_of_a_manifest_names_its_folder(exported):
