@@ -94,9 +94,33 @@ impl BarSpec {
     /// # Errors
     /// A message starting `"bars": ` naming what is wrong.
     pub fn from_json(text: &str, features: &[String]) -> Result<BarSpec, String> {
-        let bars: BarSpec = serde_json::from_str(text).map_err(|e| format!("\"bars\": {e}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("\"bars\": {e}"))?;
+        BarSpec::check_form(&value)?;
+        let bars: BarSpec = serde_json::from_value(value).map_err(|e| format!("\"bars\": {e}"))?;
         bars.check(features)?;
         Ok(bars)
+    }
+
+    /// Refuses a record that is not a JSON object, or whose `options` is not one: serde would read a struct from an
+    /// array of its fields in order (`[60, {...}]`), a form no writer uses and no reader can check by name.
+    fn check_form(value: &Value) -> Result<(), String> {
+        let kind = |v: &Value| match v {
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Null => "null",
+            Value::Object(_) => "an object",
+        };
+        let Some(record) = value.as_object() else {
+            return Err(format!("\"bars\": expected an object {{\"bar_seconds\", \"options\"}}, got {}", kind(value)));
+        };
+        match record.get("options") {
+            Some(options) if !options.is_object() => {
+                Err(format!("\"bars\": options: expected an object of feature options, got {}", kind(options)))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks the record, and that `features` are columns of features made on these bars.
@@ -316,6 +340,9 @@ impl Manifest {
                 return Err(InferError::Version { path: path.to_owned(), found: v, supported: VERSION });
             }
             _ => return Err(fail(format!("\"version\" must be a whole number 1..={VERSION}"))),
+        }
+        if let Some(bars) = object.get("bars").filter(|b| !b.is_null()) {
+            BarSpec::check_form(bars).map_err(fail)?;
         }
         let manifest: Manifest = serde_json::from_value(doc).map_err(|e| fail(e.to_string()))?;
         manifest.validate().map_err(fail)?;

@@ -158,4 +158,14 @@ fn recorded_bars_are_read_and_bad_ones_are_named() {
     assert!(read.unwrap_err().starts_with("\"bars\": invalid type: floating point"));
     edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 60, "options": {"rv": 3}}));
     assert!(error(&dir, None).contains("unknown field `rv`"));
+    // serde alone would read a struct from an array of its fields in order; a record is read by name only.
+    edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!([60, {"rv_bars": 30}]));
+    let message = error(&dir, None);
+    assert!(message.contains("\"bars\": expected an object {\"bar_seconds\", \"options\"}, got an array"), "{message}");
+    edit_manifest(&dir, |doc| doc["bars"] = serde_json::json!({"bar_seconds": 60, "options": [30, 3, 64]}));
+    assert!(error(&dir, None).contains("\"bars\": options: expected an object of feature options, got an array"));
+    let read = apex_infer::BarSpec::from_json("[60, {}]", &[]);
+    assert_eq!(read.unwrap_err(), "\"bars\": expected an object {\"bar_seconds\", \"options\"}, got an array");
+    edit_manifest(&dir, |doc| doc["bars"] = serde_json::Value::Null);
+    assert_eq!(load(&dir, None).unwrap().manifest().bars, None, "null is no record");
 }
