@@ -61,25 +61,22 @@ def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_a_close_the_exchange_cancels_unfilled_rearms_the_bracket(tmp_path):
-    with churning_slot(tmp_path, UNFILLED) as (engine, ledger, venue):
-        wait_for_count(ledger, NONE_TRADED, count=WANTED, seconds=90)
+@pytest.mark.parametrize(
+    ("plan", "fault", "wanted"),
+    [(UNFILLED, "unfilled", NONE_TRADED), (PARTIAL, "partial", PART_TRADED)],
+    ids=["cancelled-unfilled", "cancelled-after-a-partial-fill"],
+)
+def test_a_close_the_exchange_cancels_rearms_the_bracket_for_what_is_left(tmp_path, plan, fault, wanted):
+    # With `partial` the venue sends the order's cancel before its fills: the engine re-arms once it has booked them.
+    with churning_slot(tmp_path, plan) as (engine, ledger, venue):
+        wait_for_count(ledger, wanted, count=WANTED, seconds=90)
         stop(engine)
-    cancelled = cancelled_closes(ledger, venue["fault_log"], "unfilled")
-    assert len(cancelled) >= WANTED, f"fewer than {WANTED} cancelled closes were followed by another: {cancelled}"
-    assert all(cum_qty == 0 for _, _, cum_qty, _ in cancelled), cancelled
-
-
-@pytest.mark.slow
-def test_a_close_cancelled_after_a_partial_fill_rearms_for_what_is_left(tmp_path):
-    # The venue sends the order's cancel before its fills, so the engine re-arms only once it has booked them.
-    with churning_slot(tmp_path, PARTIAL) as (engine, ledger, venue):
-        wait_for_count(ledger, PART_TRADED, count=WANTED, seconds=90)
-        stop(engine)
-    cancelled = cancelled_closes(ledger, venue["fault_log"], "partial")
-    partly = [row for row in cancelled if 0 < row[2] < row[1]]
-    assert len(partly) >= WANTED, f"fewer than {WANTED} closes traded part and were cancelled: {cancelled}"
-    # Fills that came after the cancel did not reopen any order in the ledger.
-    db = sqlite3.connect(ledger)
-    reopened = db.execute("SELECT order_link_id FROM orders WHERE status = 'PartiallyFilled'").fetchall()
-    assert not reopened, reopened
+    cancelled = cancelled_closes(ledger, venue["fault_log"], fault)
+    if fault == "unfilled":
+        assert all(cum_qty == 0 for _, _, cum_qty, _ in cancelled), cancelled
+    else:
+        cancelled = [row for row in cancelled if 0 < row[2] < row[1]]
+    assert len(cancelled) >= WANTED, f"fewer than {WANTED} such closes were followed by another: {cancelled}"
+    # Fills that came after a cancel did not reopen the order in the ledger.
+    reopened = sqlite3.connect(ledger).execute("SELECT order_link_id FROM orders WHERE status = 'PartiallyFilled'")
+    assert not reopened.fetchall()
