@@ -81,6 +81,26 @@ pub struct FaultPlan {
     pub rate_limit_burst: Option<Window>,
 }
 
+/// A fault plan's change to how a market order meets the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketFault {
+    /// It cannot trade: the book cancels it unfilled.
+    Unfilled,
+    /// It trades only what rests at the opposite touch: the book cancels the rest.
+    Partial,
+}
+
+impl MarketFault {
+    /// The fault's name in the plan and the fault log.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            MarketFault::Unfilled => "unfilled",
+            MarketFault::Partial => "partial",
+        }
+    }
+}
+
 impl FaultPlan {
     /// Reads and checks a plan.
     ///

@@ -36,9 +36,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 use crate::clock::wall_ms;
-use crate::faults::Dice;
+use crate::faults::{Dice, MarketFault};
 use crate::shared::{LimitStatus, Shared};
-use crate::sim::{Answer, Command, MarketFault, Query};
+use crate::sim::{Answer, Command, Query};
 
 /// A REST answer in Bybit's envelope.
 struct Reply {

@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::clock::{VenueClock, wall_ms};
+use crate::faults::MarketFault;
 use crate::shared::{Candles, PublicMsg, Shared};
 use crate::wire;
 
@@ -33,26 +34,6 @@ const TICKER_CADENCE_US: i64 = 100_000;
 const KLINE_CADENCE_US: i64 = 1_000_000;
 /// Bybit's largest number of trades in one `publicTrade` message.
 const TRADES_PER_MESSAGE: usize = 1_024;
-
-/// A fault plan's change to how a market order meets the book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarketFault {
-    /// It cannot trade: the book cancels it unfilled.
-    Unfilled,
-    /// It trades only what rests at the opposite touch: the book cancels the rest.
-    Partial,
-}
-
-impl MarketFault {
-    /// The fault's name in the plan and the fault log.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            MarketFault::Unfilled => "unfilled",
-            MarketFault::Partial => "partial",
-        }
-    }
-}
 
 /// What the network tasks ask of the simulation.
 #[derive(Debug)]
