@@ -108,12 +108,11 @@ def export_command(
             f" {output} has no {GP_MODEL!r} model (no --hall-of-fame): it can be inferred from, but the live engine "
             "does not trade it",
         )
-    if result.bars is not None:
-        for source in result.unrecorded:
-            say(
-                ("note:", "yellow"),
-                f" {source} records no bars (it predates the record): the bundle says it learned from "
-                f"{describe_bars(result.bars)}, as {result.bars_source} records, and the live engine feeds it those; "
-                "if it was made from another features table, make it again to record its own",
-            )
+    for source in result.unrecorded:
+        say(
+            ("note:", "yellow"),
+            f" {source} records no bars (it predates the record): the bundle says it learned from "
+            f"{describe_bars(result.bars or {})}, as {result.bars_source} records, and the live engine feeds it those; "
+            "if it was made from another features table, make it again to record its own",
+        )
     wrote(str(output), f"bundle of {len(result.manifest['models'])} model(s), verified by the Rust engine")

@@ -144,8 +144,8 @@ class ExportResult:
     parity: dict[str, float] = field(default_factory=dict)
     #: The manifest's `bars`: the bars the models learned from (None: no model recorded them).
     bars: dict[str, Any] | None = None
-    #: Where `bars` came from, and the sources of models that record no bars (written before apexctl recorded them),
-    #: which the bundle says learned from the same bars.
+    #: Where `bars` came from, and (when it came from somewhere) the sources of models that record no bars (written
+    #: before apexctl recorded them), which the bundle says learned from the same bars.
     bars_source: str | None = None
     unrecorded: list[str] = field(default_factory=list)
 
@@ -167,9 +167,10 @@ def describe_bars(bars: dict[str, Any]) -> str:
     return f"{durations.label(bars['bar_seconds'] * durations.SECOND)} bars ({options})"
 
 
-def _bars_of(models: list[_Model]) -> dict[str, Any] | None:
-    """The one record of the bars every model learned from: SchemaError naming two models whose records differ (the
-    live engine computes one set of bar features for the bundle)."""
+def _bars_of(models: list[_Model]) -> tuple[dict[str, Any] | None, str | None]:
+    """The one record of the bars every model learned from, and the source of the first model recording it:
+    SchemaError naming two models whose records differ (the live engine computes one set of bar features for the
+    bundle)."""
     recorded = [(m.source, m.bars) for m in models if m.bars is not None]
     for source, bars in recorded[1:]:
         first_source, first = recorded[0]
@@ -178,7 +179,7 @@ def _bars_of(models: list[_Model]) -> dict[str, Any] | None:
                 f"{source}: learned from {describe_bars(bars)}, but {first_source} from {describe_bars(first)}; the "
                 "engine computes one set of bar features for a bundle: export models made from the same features table"
             )
-    return recorded[0][1] if recorded else None
+    return (recorded[0][1], recorded[0][0]) if recorded else (None, None)
 
 
 def _whole(value: Any) -> bool:
@@ -403,7 +404,7 @@ def export(config: ExportConfig) -> ExportResult:
                 models.append(model)
                 parity[name] = diff
                 training.update(hashes)
-        bars = _bars_of(models)
+        bars, bars_source = _bars_of(models)
         manifest = {
             "schema": SCHEMA,
             "version": VERSION,
@@ -421,11 +422,9 @@ def export(config: ExportConfig) -> ExportResult:
         (staging / MANIFEST).write_text(io.dumps(manifest, indent=2) + "\n")
         report = check(staging)
     report["path"] = str(out)
-    recorded = [m.source for m in models if m.bars is not None]
     # The IEL network reads the execution environment's observation, no bar features: it has no bars to record.
-    legacy = [m.source for m in models if m.bars is None and m.entry["name"] != "iel"]
-    unrecorded = legacy if recorded else []
-    return ExportResult(out, manifest, report, parity, bars, recorded[0] if recorded else None, unrecorded)
+    legacy = [m.source for m in models if m.bars is None and m.entry["name"] != "iel"] if bars is not None else []
+    return ExportResult(out, manifest, report, parity, bars, bars_source, legacy)
 
 
 def check(bundle: Path, engine_features: list[str] | None = None, *, live: bool = False) -> dict[str, Any]:

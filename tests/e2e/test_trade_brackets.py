@@ -33,9 +33,9 @@ WANTED = 3
 
 def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
     """Checks every close of the slot the venue cancelled and returns those the slot closed again after, as (seq, qty,
-    cum_qty, link): `fault`
-    struck it, the ledger says why, its booked fills add up to what it traded, a `bracket_rearmed` event names it,
-    and the slot's next close (if the run went on long enough) is for what it left open, with no entry between."""
+    cum_qty, link): `fault` struck it, the ledger says why, its booked fills add up to what it traded, a
+    `bracket_rearmed` event names it, and the slot's next close (if the run went on long enough) is for what it left
+    open, with no entry between."""
     struck = {f["orderLinkId"] for f in map(json.loads, fault_log.read_text().splitlines()) if f["fault"] == fault}
     db = sqlite3.connect(ledger)
     closes = db.execute(
