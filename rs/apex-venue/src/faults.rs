@@ -36,6 +36,13 @@ pub struct Window {
 }
 
 /// Order creates refused with a retCode.
+/// A stream held back by a fixed time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lag {
+    pub delay_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reject {
@@ -79,6 +86,10 @@ pub struct FaultPlan {
     pub partial: Option<Chance>,
     /// Every authenticated REST request is answered 10006 ("Too many visits!") for `duration_ms`.
     pub rate_limit_burst: Option<Window>,
+    /// Every private `execution` message reaches its subscribers `delay_ms` late, in order, while the `order`,
+    /// `position` and `wallet` streams are on time: Bybit's private topics are separate streams, so a client can
+    /// learn an order ended, with part of it traded, before it hears of those trades.
+    pub execution_lag: Option<Lag>,
 }
 
 /// A fault plan's change to how a market order meets the book.
@@ -152,6 +163,9 @@ impl FaultPlan {
             if window.is_some_and(|w| w.duration_ms == 0 || w.duration_ms > 600_000) {
                 return Err(format!("[{name}] duration_ms must be in [1, 600000]"));
             }
+        }
+        if self.execution_lag.is_some_and(|lag| lag.delay_ms == 0 || lag.delay_ms > 60_000) {
+            return Err("[execution_lag] delay_ms must be in [1, 60000]".into());
         }
         Ok(())
     }
@@ -252,6 +266,7 @@ mod tests {
                 && plan.rate_limit_burst.is_some()
                 && plan.unfilled.is_some()
                 && plan.partial.is_some()
+                && plan.execution_lag.is_some()
                 && !plan.is_empty()
         );
         for (text, expected) in [
@@ -261,6 +276,8 @@ mod tests {
             ("[restart]\nevery_s = 0\n", "every_s must be a positive"),
             ("[explode]\nevery_s = 1\n", "unknown field"),
             ("[latency_spike]\nevery_s = 1\nduration_ms = 0\n", "duration_ms"),
+            ("[execution_lag]\ndelay_ms = 0\n", "[execution_lag] delay_ms must be in [1, 60000]"),
+            ("[execution_lag]\ndelay = 5\n", "unknown field"),
             ("drop = 3", "invalid type"),
             ("[reject]\nprobability = 0.5\nret_code = 0\n", "[reject] ret_code must be a Bybit error code"),
         ] {

@@ -2,6 +2,7 @@
 //! time, carries out the commands of the network tasks, and publishes what happened: public messages serialized once
 //! into the shared broadcast, private messages per account, and the state new subscribers and REST queries read.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -18,11 +19,12 @@ use apex_sim::exchange::{AccountUpdate, Exchange, ExchangeError, OrderAck, Order
 use apex_sim::{BookMessage, PublicTrade};
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
+use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::clock::{VenueClock, wall_ms};
 use crate::faults::MarketFault;
-use crate::shared::{Candles, PublicMsg, Shared};
+use crate::shared::{Candles, PrivateMsg, PublicMsg, Shared};
 use crate::wire;
 
 /// Wall-clock time the thread sleeps between steps when no command arrives.
@@ -145,6 +147,8 @@ struct Sim {
     private_seq: u64,
     /// Orders cancelled by disconnection protection: the exchange books them as user cancels, the wire says DCP.
     dcp_cancelled: std::collections::HashSet<String>,
+    /// Execution messages the `execution_lag` fault holds back: (when due, account, message), due times in order.
+    lagging: VecDeque<(Instant, usize, PrivateMsg)>,
 }
 
 /// Builds the exchange (markets started, book streams added) and runs the thread until `Stop` or until every
@@ -183,6 +187,7 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
         kline_start: vec![vec![i64::MIN; KLINE_INTERVALS.len()]; symbols],
         private_seq: 0,
         dcp_cancelled: std::collections::HashSet::new(),
+        lagging: VecDeque::new(),
         shared,
     };
     let now = sim.clock.sim_now_us();
@@ -206,6 +211,7 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
         let target = sim.clock.sim_now_us();
         sim.exchange.advance_until(target);
         sim.publish(target);
+        sim.release_lagging(Instant::now());
     }
 }
 
@@ -673,6 +679,7 @@ impl Sim {
         if data.is_empty() {
             return;
         }
+        let message_len = data.len();
         self.private_seq += 1;
         let message = PrivateMessage {
             id: Some(format!("{account}-{}-{}", self.private_seq, wall_ms())),
@@ -681,7 +688,26 @@ impl Sim {
             data,
         };
         let text = Utf8Bytes::from(serde_json::to_string(&message).expect("private messages serialize"));
-        let _ = self.shared.accounts[account].private.send(crate::shared::PrivateMsg { stream, text });
+        let message = PrivateMsg { stream, text };
+        match self.shared.faults.execution_lag {
+            Some(lag) if stream == PrivateStream::Execution => {
+                let details = json!({"account": self.shared.accounts[account].spec.name, "executions": message_len,
+                    "delay_ms": lag.delay_ms});
+                self.shared.fault_log.record(wall_ms(), "execution_lag", details);
+                self.lagging.push_back((Instant::now() + Duration::from_millis(lag.delay_ms), account, message));
+            }
+            _ => {
+                let _ = self.shared.accounts[account].private.send(message);
+            }
+        }
+    }
+
+    /// Sends the held-back execution messages that are due by `now` (one delay for all keeps them in order).
+    fn release_lagging(&mut self, now: Instant) {
+        while self.lagging.front().is_some_and(|(due, _, _)| *due <= now) {
+            let (_, account, message) = self.lagging.pop_front().expect("a front was just seen");
+            let _ = self.shared.accounts[account].private.send(message);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use apex_bybit::rest::market::{InstrumentsInfoRequest, OrderbookRequest};
 use apex_bybit::rest::order::{CancelOrderRequest, CreateOrderRequest, OrderQuery};
 use apex_bybit::{Category, Dec, OrderStatus};
 use apex_core::Side;
-use apex_venue::faults::{Chance, Every, Reject, Window};
+use apex_venue::faults::{Chance, Every, Lag, Reject, Window};
 use apex_venue::{AccountSpec, FaultPlan, Venue, VenueConfig};
 use serde_json::Value;
 
@@ -40,6 +40,7 @@ fn faults() -> FaultPlan {
         // Its cancelled orders are the engine's concern (tests/e2e/test_trade_brackets.py), not the client's.
         unfilled: None,
         partial: None,
+        execution_lag: Some(Lag { delay_ms: 100 }),
     }
 }
 
