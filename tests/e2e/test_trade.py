@@ -64,6 +64,8 @@ probability = 0.05
 probability = 0.05
 [partial]
 probability = 0.05
+[execution_lag]
+delay_ms = 200
 [rate_limit_burst]
 every_s = 5.0
 duration_ms = 800

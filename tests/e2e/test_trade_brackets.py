@@ -3,7 +3,9 @@
 trade only what rests at the touch, an always-long slot still closes each position at a later print through its
 bracket, for what is left of it (before the fix, the first cancelled close left the position open and unguarded for
 the rest of the run), and the ledger says why each close was cancelled, that its bracket re-armed, and (when fills came
-after the cancel) keeps it cancelled."""
+after the cancel) keeps it cancelled. With the venue's `execution_lag` holding the fills back 1.5 s behind the cancel,
+the slot still waits for them before it closes again or enters (before the fix, the next close was sized from the
+position without them and overshot it, and an entry was sent while the last one's fills were on their way)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from tests.support.engine_run import stop, wait_for_count
 
 UNFILLED = "seed = 5\n[unfilled]\nprobability = 0.5\n"
 PARTIAL = "seed = 5\n[partial]\nprobability = 0.5\n"
+# Executions reach the engine 1.5 s (90 simulated seconds) after the order's cancel: prints through the bracket come
+# in between, and a close sized from the position before those fills were booked would overshoot it.
+PARTIAL_LATE_FILLS = PARTIAL + "[execution_lag]\ndelay_ms = 1500\n"
 CLOSES = "('stop', 'take')"
 # Closes cancelled (with `traded` of their quantity filled) and followed by another close of the slot: each one is a
 # bracket that re-armed.
@@ -63,8 +68,12 @@ def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("plan", "fault", "wanted"),
-    [(UNFILLED, "unfilled", NONE_TRADED), (PARTIAL, "partial", PART_TRADED)],
-    ids=["cancelled-unfilled", "cancelled-after-a-partial-fill"],
+    [
+        (UNFILLED, "unfilled", NONE_TRADED),
+        (PARTIAL, "partial", PART_TRADED),
+        (PARTIAL_LATE_FILLS, "partial", PART_TRADED),
+    ],
+    ids=["cancelled-unfilled", "cancelled-after-a-partial-fill", "fills-reported-after-the-cancel"],
 )
 def test_a_close_the_exchange_cancels_rearms_the_bracket_for_what_is_left(tmp_path, plan, fault, wanted):
     # With `partial` the venue sends the order's cancel before its fills: the engine re-arms once it has booked them.

@@ -298,8 +298,9 @@ fn usdt_positions() -> PositionListRequest {
 }
 
 /// How long a slot's entry order with no word on how it ended holds back the slot's next entry (see
-/// `Slot::open_entry`): the private stream reports every end within a second or so; this only ends a wait for an
-/// update that was lost.
+/// `Slot::open_entry`), and an order that ended with fills not booked its next entry or exit (`Engine::unbooked`):
+/// the private streams report every end and fill within a second or so; this only ends a wait for an update that was
+/// lost.
 const OPEN_ENTRY_LIMIT: Duration = Duration::from_secs(60);
 
 const MAINNET_OPT_IN: &str = "venue mainnet needs --i-understand-mainnet (real money)";
@@ -557,9 +558,10 @@ pub struct Engine {
     _pid: PidGuard,
     /// orderLinkId -> slot index, for the engine's orders.
     links: HashMap<String, usize>,
-    /// Bracket closes (stop or take) that ended unfilled or partly filled while some of their fills were not booked
-    /// yet: orderLinkId -> (slot index, the exchange's cumulative filled qty). The bracket re-arms once they are.
-    unbooked_closes: HashMap<String, (usize, f64)>,
+    /// Orders the order stream says ended while some of the fills it reports were not booked yet (the order and
+    /// execution streams are separate): orderLinkId -> what is waited for. Until they are, the slot sends no entry or
+    /// exit (each is sized from booked fills) and a short-ended bracket close does not re-arm.
+    unbooked: HashMap<String, Unbooked>,
     instance: String,
     /// Orders staged while deciding, sent once their intents are committed.
     outbox: Vec<Outgoing>,
@@ -588,6 +590,17 @@ pub struct Engine {
 }
 
 mod crew;
+
+/// An order that ended with fills the engine has not booked yet.
+#[derive(Debug, Clone, Copy)]
+struct Unbooked {
+    index: usize,
+    /// The exchange's cumulative filled quantity at the end.
+    filled: f64,
+    /// It ended without trading all of it (cancelled, rejected, deactivated).
+    short: bool,
+    since: Instant,
+}
 
 /// A ledger row staged while deciding, written by [`Engine::persist`].
 enum Write {
@@ -844,7 +857,7 @@ impl Engine {
             summary: Summary { bars: 0, orders: 0, fills: 0, withheld: 0 },
             _pid: pid_file,
             links: HashMap::new(),
-            unbooked_closes: HashMap::new(),
+            unbooked: HashMap::new(),
             instance,
             outbox: Vec::new(),
             writes: Vec::new(),
@@ -1087,30 +1100,50 @@ impl Engine {
                 "PartiallyFilled"
             };
             self.ledger.update_order(link, status, None, Some(cum), None, Some(fill.ts_exchange))?;
-            if self.unbooked_closes.get(link).is_some_and(|&(_, filled)| cum + 1e-12 >= filled) {
-                self.unbooked_closes.remove(link);
-                self.rearm(index, link)?;
+            if let Some(waited) = self.unbooked.get(link).copied()
+                && cum + 1e-12 >= waited.filled
+            {
+                self.unbooked.remove(link);
+                self.ended(waited.index, link, waited.short)?;
             }
         }
         Ok(())
     }
 
-    /// The order `link` of slot `index` ended with `filled` traded but not all of it (cancelled, refused, expired).
-    /// When it closed a bracket (stop or take) the bracket re-arms, so that the next print through it closes what is
+    /// The order stream says the order `link` of slot `index` ended with `filled` traded; `short` when not all of it
+    /// (cancelled, refused, expired). It counts as ended once the fills the exchange reports are booked: the slot's
+    /// next order is sized from its booked position, so one sized before them would be wrong by what they add.
+    fn order_ended(&mut self, index: usize, link: &str, filled: f64, short: bool) -> Result<(), NexusError> {
+        let booked = self.ledger.order(link)?.map_or(0.0, |order| order.cum_qty);
+        if booked + 1e-12 >= filled {
+            return self.ended(index, link, short);
+        }
+        self.unbooked.insert(link.to_owned(), Unbooked { index, filled, short, since: Instant::now() });
+        Ok(())
+    }
+
+    /// The order `link` of slot `index` ended and all its fills are booked: a new entry may go. When it was a bracket
+    /// close (stop or take) that ended short, the bracket re-arms, so that the next print through it closes what is
     /// left; without this a market close the exchange cancels (no liquidity within its price band) would leave the
-    /// position open and unguarded for good. Fills the exchange reports that are not booked yet are waited for: the
-    /// next close is sized from the booked position.
-    fn close_ended(&mut self, index: usize, link: &str, filled: f64) -> Result<(), NexusError> {
-        let Some(order) = self.ledger.order(link)? else { return Ok(()) };
-        if !matches!(order.intent.purpose.as_str(), "stop" | "take") {
+    /// position open and unguarded for good.
+    fn ended(&mut self, index: usize, link: &str, short: bool) -> Result<(), NexusError> {
+        self.settled(index, link);
+        if !short {
             return Ok(());
         }
-        if order.cum_qty + 1e-12 >= filled {
+        let Some(order) = self.ledger.order(link)? else { return Ok(()) };
+        if matches!(order.intent.purpose.as_str(), "stop" | "take") {
             self.rearm(index, link)?;
-        } else {
-            self.unbooked_closes.insert(link.to_owned(), (index, filled));
         }
         Ok(())
+    }
+
+    /// An order of slot `index` that ended with fills not booked yet, if any: (its orderLinkId, since when).
+    fn unbooked_of(&self, index: usize) -> Option<(String, Instant)> {
+        self.unbooked
+            .iter()
+            .find(|(_, waited)| waited.index == index)
+            .map(|(link, waited)| (link.clone(), waited.since))
     }
 
     /// Re-arms slot `index`'s bracket after its close `link` ended short (refused at create, or cancelled after it),
@@ -1185,6 +1218,21 @@ impl Engine {
             return Ok(());
         }
         self.slots[index].withheld = None;
+        if matches!(leg.purpose, Purpose::Entry | Purpose::Exit)
+            && let Some((link, since)) = self.unbooked_of(index)
+        {
+            if since.elapsed() < OPEN_ENTRY_LIMIT {
+                let detail =
+                    format!("{name} {} {}: fills of {link} not booked yet", leg.purpose.as_str(), side_name(leg.side));
+                self.writes.push(Write::Event { kind: "withheld", detail });
+                return Ok(());
+            }
+            // The execution stream lost them (a reconnect books them from the REST history): stop waiting.
+            let detail = format!("{name}: fills of {link} not booked after {} s", OPEN_ENTRY_LIMIT.as_secs());
+            self.writes.push(Write::Event { kind: "unbooked_expired", detail });
+            let waited = self.unbooked.remove(&link).expect("just found");
+            self.ended(index, &link, waited.short)?;
+        }
         if leg.purpose == Purpose::Entry
             && let Some((link, sent)) = &self.slots[index].open_entry
         {
@@ -1967,10 +2015,7 @@ impl Engine {
                             )?;
                         }
                         if !open {
-                            self.settled(index, &order.order_link_id);
-                        }
-                        if short {
-                            self.close_ended(index, &order.order_link_id, dec(&order.cum_exec_qty))?;
+                            self.order_ended(index, &order.order_link_id, dec(&order.cum_exec_qty), short)?;
                         }
                     }
                 }
