@@ -597,8 +597,8 @@ struct Unbooked {
     index: usize,
     /// The exchange's cumulative filled quantity at the end.
     filled: f64,
-    /// It ended without trading all of it (cancelled, rejected, deactivated).
-    short: bool,
+    /// A bracket close (stop or take) that ended without trading all of it: its bracket re-arms once booked.
+    rearms: bool,
     since: Instant,
 }
 
@@ -1104,7 +1104,7 @@ impl Engine {
                 && cum + 1e-12 >= waited.filled
             {
                 self.unbooked.remove(link);
-                self.ended(waited.index, link, waited.short)?;
+                self.ended(waited.index, link, waited.rearms)?;
             }
         }
         Ok(())
@@ -1114,28 +1114,25 @@ impl Engine {
     /// (cancelled, refused, expired). It counts as ended once the fills the exchange reports are booked: the slot's
     /// next order is sized from its booked position, so one sized before them would be wrong by what they add.
     fn order_ended(&mut self, index: usize, link: &str, filled: f64, short: bool) -> Result<(), NexusError> {
-        let booked = self.ledger.order(link)?.map_or(0.0, |order| order.cum_qty);
-        if booked + 1e-12 >= filled {
-            return self.ended(index, link, short);
+        let Some(order) = self.ledger.order(link)? else {
+            self.settled(index, link);
+            return Ok(());
+        };
+        let rearms = short && matches!(order.intent.purpose.as_str(), "stop" | "take");
+        if order.cum_qty + 1e-12 >= filled {
+            return self.ended(index, link, rearms);
         }
-        self.unbooked.insert(link.to_owned(), Unbooked { index, filled, short, since: Instant::now() });
+        self.unbooked.insert(link.to_owned(), Unbooked { index, filled, rearms, since: Instant::now() });
         Ok(())
     }
 
     /// The order `link` of slot `index` ended and all its fills are booked: a new entry may go. When it was a bracket
-    /// close (stop or take) that ended short, the bracket re-arms, so that the next print through it closes what is
+    /// close that ended short (`rearms`), the bracket re-arms, so that the next print through it closes what is
     /// left; without this a market close the exchange cancels (no liquidity within its price band) would leave the
     /// position open and unguarded for good.
-    fn ended(&mut self, index: usize, link: &str, short: bool) -> Result<(), NexusError> {
+    fn ended(&mut self, index: usize, link: &str, rearms: bool) -> Result<(), NexusError> {
         self.settled(index, link);
-        if !short {
-            return Ok(());
-        }
-        let Some(order) = self.ledger.order(link)? else { return Ok(()) };
-        if matches!(order.intent.purpose.as_str(), "stop" | "take") {
-            self.rearm(index, link)?;
-        }
-        Ok(())
+        if rearms { self.rearm(index, link) } else { Ok(()) }
     }
 
     /// An order of slot `index` that ended with fills not booked yet, if any: (its orderLinkId, since when).
@@ -1231,7 +1228,7 @@ impl Engine {
             let detail = format!("{name}: fills of {link} not booked after {} s", OPEN_ENTRY_LIMIT.as_secs());
             self.writes.push(Write::Event { kind: "unbooked_expired", detail });
             let waited = self.unbooked.remove(&link).expect("just found");
-            self.ended(index, &link, waited.short)?;
+            self.ended(index, &link, waited.rearms)?;
         }
         if leg.purpose == Purpose::Entry
             && let Some((link, sent)) = &self.slots[index].open_entry

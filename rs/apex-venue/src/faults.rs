@@ -35,7 +35,6 @@ pub struct Window {
     pub duration_ms: u64,
 }
 
-/// Order creates refused with a retCode.
 /// A stream held back by a fixed time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +42,7 @@ pub struct Lag {
     pub delay_ms: u64,
 }
 
+/// Order creates refused with a retCode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reject {

@@ -679,7 +679,7 @@ impl Sim {
         if data.is_empty() {
             return;
         }
-        let message_len = data.len();
+        let rows = data.len();
         self.private_seq += 1;
         let message = PrivateMessage {
             id: Some(format!("{account}-{}-{}", self.private_seq, wall_ms())),
@@ -691,7 +691,7 @@ impl Sim {
         let message = PrivateMsg { stream, text };
         match self.shared.faults.execution_lag {
             Some(lag) if stream == PrivateStream::Execution => {
-                let details = json!({"account": self.shared.accounts[account].spec.name, "executions": message_len,
+                let details = json!({"account": self.shared.accounts[account].spec.name, "executions": rows,
                     "delay_ms": lag.delay_ms});
                 self.shared.fault_log.record(wall_ms(), "execution_lag", details);
                 self.lagging.push_back((Instant::now() + Duration::from_millis(lag.delay_ms), account, message));
