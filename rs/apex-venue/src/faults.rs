@@ -90,6 +90,10 @@ pub struct FaultPlan {
     /// `position` and `wallet` streams are on time: Bybit's private topics are separate streams, so a client can
     /// learn an order ended, with part of it traded, before it hears of those trades.
     pub execution_lag: Option<Lag>,
+    /// Every public trade message reaches its subscribers `delay_ms` late, in order, while book messages are on time:
+    /// Bybit's public topics are separate streams too, so a client can see a book change before the trade that made
+    /// it, by as much as this.
+    pub trade_lag: Option<Lag>,
 }
 
 /// A fault plan's change to how a market order meets the book.
@@ -164,8 +168,10 @@ impl FaultPlan {
                 return Err(format!("[{name}] duration_ms must be in [1, 600000]"));
             }
         }
-        if self.execution_lag.is_some_and(|lag| lag.delay_ms == 0 || lag.delay_ms > 60_000) {
-            return Err("[execution_lag] delay_ms must be in [1, 60000]".into());
+        for (name, lag) in [("execution_lag", self.execution_lag), ("trade_lag", self.trade_lag)] {
+            if lag.is_some_and(|lag| lag.delay_ms == 0 || lag.delay_ms > 60_000) {
+                return Err(format!("[{name}] delay_ms must be in [1, 60000]"));
+            }
         }
         Ok(())
     }
@@ -267,6 +273,7 @@ mod tests {
                 && plan.unfilled.is_some()
                 && plan.partial.is_some()
                 && plan.execution_lag.is_some()
+                && plan.trade_lag.is_some()
                 && !plan.is_empty()
         );
         for (text, expected) in [
@@ -278,6 +285,7 @@ mod tests {
             ("[latency_spike]\nevery_s = 1\nduration_ms = 0\n", "duration_ms"),
             ("[execution_lag]\ndelay_ms = 0\n", "[execution_lag] delay_ms must be in [1, 60000]"),
             ("[execution_lag]\ndelay = 5\n", "unknown field"),
+            ("[trade_lag]\ndelay_ms = 60001\n", "[trade_lag] delay_ms must be in [1, 60000]"),
             ("drop = 3", "invalid type"),
             ("[reject]\nprobability = 0.5\nret_code = 0\n", "[reject] ret_code must be a Bybit error code"),
         ] {

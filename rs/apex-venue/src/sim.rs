@@ -149,6 +149,8 @@ struct Sim {
     dcp_cancelled: std::collections::HashSet<String>,
     /// Execution messages the `execution_lag` fault holds back: (when due, account, message), due times in order.
     lagging: VecDeque<(Instant, usize, PrivateMsg)>,
+    /// Public trade messages the `trade_lag` fault holds back: (when due, message), due times in order.
+    lagging_trades: VecDeque<(Instant, PublicMsg)>,
 }
 
 /// Builds the exchange (markets started, book streams added) and runs the thread until `Stop` or until every
@@ -188,6 +190,7 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
         private_seq: 0,
         dcp_cancelled: std::collections::HashSet::new(),
         lagging: VecDeque::new(),
+        lagging_trades: VecDeque::new(),
         shared,
     };
     let now = sim.clock.sim_now_us();
@@ -344,10 +347,16 @@ impl Sim {
         for symbol in 0..self.exchange.symbol_count() {
             let trades: Vec<PublicTrade> = self.exchange.market_mut(symbol).drain_public_trades().collect();
             let books: Vec<BookMessage> = self.exchange.market_mut(symbol).drain_book_messages().collect();
-            self.publish_trades(symbol, &trades);
+            // One exchange-time order across the symbol's trades and book messages (a book message first at the
+            // same time), however long the tick was: a loaded machine must not skew the streams further apart.
+            let mut rest = trades.as_slice();
             for message in &books {
+                let before = rest.iter().take_while(|t| t.ts_us < message.update.ts_us).count();
+                self.publish_trades(symbol, &rest[..before]);
+                rest = &rest[before..];
                 self.publish_book(symbol, message);
             }
+            self.publish_trades(symbol, rest);
         }
         if now_us >= self.next_ticker_us {
             for symbol in 0..self.exchange.symbol_count() {
@@ -432,12 +441,16 @@ impl Sim {
                     })
                     .collect(),
             };
-            self.broadcast(
-                topic,
-                0,
-                false,
-                Utf8Bytes::from(serde_json::to_string(&message).expect("trades serialize")),
-            );
+            let text = Utf8Bytes::from(serde_json::to_string(&message).expect("trades serialize"));
+            match self.shared.faults.trade_lag {
+                Some(lag) => {
+                    let details = json!({"symbol": units.symbol, "trades": chunk.len(), "delay_ms": lag.delay_ms});
+                    self.shared.fault_log.record(wall_ms(), "trade_lag", details);
+                    let message = PublicMsg { topic, u: 0, snapshot: false, text };
+                    self.lagging_trades.push_back((Instant::now() + Duration::from_millis(lag.delay_ms), message));
+                }
+                None => self.broadcast(topic, 0, false, text),
+            }
         }
     }
 
@@ -702,11 +715,16 @@ impl Sim {
         }
     }
 
-    /// Sends the held-back execution messages that are due by `now` (one delay for all keeps them in order).
+    /// Sends the held-back execution and trade messages that are due by `now` (one delay per stream keeps each in
+    /// order).
     fn release_lagging(&mut self, now: Instant) {
         while self.lagging.front().is_some_and(|(due, _, _)| *due <= now) {
             let (_, account, message) = self.lagging.pop_front().expect("a front was just seen");
             let _ = self.shared.accounts[account].private.send(message);
+        }
+        while self.lagging_trades.front().is_some_and(|(due, _)| *due <= now) {
+            let (_, message) = self.lagging_trades.pop_front().expect("a front was just seen");
+            let _ = self.shared.public.send(message);
         }
     }
 }

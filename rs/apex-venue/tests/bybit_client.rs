@@ -41,6 +41,7 @@ fn faults() -> FaultPlan {
         unfilled: None,
         partial: None,
         execution_lag: Some(Lag { delay_ms: 100 }),
+        trade_lag: Some(Lag { delay_ms: 20 }),
     }
 }
 
