@@ -66,6 +66,8 @@ probability = 0.05
 probability = 0.05
 [execution_lag]
 delay_ms = 200
+[trade_lag]
+delay_ms = 10
 [rate_limit_burst]
 every_s = 5.0
 duration_ms = 800
@@ -290,19 +292,36 @@ def test_under_the_venues_faults_no_order_is_sent_blind_and_the_engine_recovers(
 
 
 @pytest.mark.slow
-def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundles, tmp_path):
-    """The public frames the engine received, recorded as they came, give through `apexctl fetch` + `apexctl
-    features` exactly the feature rows the engine booked for each closed bar (bit for bit, every column)."""
+def run_recorded(bundles: dict, tmp_path: Path, trade_lag_ms: int | None, **engine: str) -> Path:
+    """The BTC slots trading 12 s at 60x with the public stream recorded (trades held back `trade_lag_ms` behind the
+    book stream when given): the run's folder."""
     btc = {key: path for key, path in bundles.items() if key[0] == "BTCUSDT"}
-    config = write_config(tmp_path / "nexus.toml", btc, record_public="true")
+    config = write_config(tmp_path / "nexus.toml", btc, record_public="true", **engine)
     config.write_text(config.read_text().replace('record_public = "true"', "record_public = true"))
-    with running_venue(tmp_path, "--speed", "60", "--seed", "8", accounts=venue_accounts()):
+    args = ["--speed", "60", "--seed", "8"]
+    if trade_lag_ms is not None:
+        (tmp_path / "faults.toml").write_text(f"[trade_lag]\ndelay_ms = {trade_lag_ms}\n")
+        args += ["--faults", str(tmp_path / "faults.toml")]
+    with running_venue(tmp_path, *args, accounts=venue_accounts()):
         out = tmp_path / "run"
         ready = str(tmp_path / "ready.json")
         result = run_cli(
             "trade", "--config", str(config), "--venue-ready", ready, "--out", str(out), "--duration", "12s"
         )
         assert result.returncode == 0, result.stderr.decode()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("trade_lag_ms", "engine"),
+    [(None, {}), (50, {"reorder_window": "8s"})],
+    ids=["in-order", "trades-3s-behind-the-book-within-the-window"],
+)
+def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundles, tmp_path, trade_lag_ms, engine):
+    """The public frames the engine received, recorded as they came, give through `apexctl fetch` + `apexctl
+    features` exactly the feature rows the engine booked for each closed bar (bit for bit, every column), also when
+    the trade stream runs behind the book stream by less than the reorder window."""
+    out = run_recorded(bundles, tmp_path, trade_lag_ms, **engine)
     recording = out / "public.jsonl"
     for kind in ("book", "trades"):
         fetched = run_cli("fetch", str(recording), "--kind", kind, "-o", str(tmp_path / f"{kind}.parquet"))
@@ -314,6 +333,8 @@ def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundle
     assert made.returncode == 0, made.stderr.decode()
     batch = pl.read_parquet(bars)
     db = sqlite3.connect(out / "ledger.sqlite")
+    late = list(db.execute("SELECT detail FROM events WHERE kind = 'late_public'"))
+    assert not late, f"the engine fed events after their bar closed: {late}"
     names = json.loads(db.execute("SELECT value FROM meta WHERE key = 'bar_columns.BTCUSDT'").fetchone()[0])
     live = list(db.execute("SELECT ts_exchange, features FROM bars WHERE symbol = 'BTCUSDT' ORDER BY ts_exchange"))
     assert len(live) >= 6, len(live)
@@ -329,6 +350,18 @@ def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundle
             assert value == expected, (ts, name, value, expected)
             compared += 1
     assert compared >= 6 * 20
+
+
+def test_trades_further_behind_than_the_reorder_window_are_reported_late(bundles, tmp_path):
+    """Trades 6 s of exchange time behind the book stream, against the default 1 s window: their bars have closed when
+    they come, and the ledger says so (a `late_public` event naming the window) rather than silently differing from
+    `apexctl features` on the recording."""
+    out = run_recorded(bundles, tmp_path, 100)
+    db = sqlite3.connect(out / "ledger.sqlite")
+    late = [detail for (detail,) in db.execute("SELECT detail FROM events WHERE kind = 'late_public'")]
+    assert late, "no late_public event"
+    assert all(d.startswith("BTCUSDT: ") and "engine.reorder_window 1000 ms" in d for d in late), late
+    assert db.execute("SELECT COUNT(*) FROM bars WHERE symbol = 'BTCUSDT'").fetchone()[0] >= 6
 
 
 def test_bad_input_is_one_line_and_exit_2_before_any_connection(bundles, tmp_path):

@@ -91,6 +91,8 @@ struct Market {
     reorder_ns: i64,
     latest_ns: i64,
     arrivals: u64,
+    /// The feature engine's count of late events (after their bar closed) the ledger has been told of.
+    late_noted: u64,
 }
 
 /// An event waiting in a market's reorder window.
@@ -770,6 +772,7 @@ impl Engine {
                     reorder_ns: i64::try_from(config.reorder_window.as_nanos()).unwrap_or(i64::MAX),
                     latest_ns: i64::MIN,
                     arrivals: 0,
+                    late_noted: 0,
                 },
             );
         }
@@ -1951,9 +1954,28 @@ impl Engine {
             _ => {}
         }
         for (symbol, ts, row, trigger) in closed {
+            self.note_late(&symbol, ts)?;
             self.on_bar(&symbol, ts, row, trigger).await?;
         }
         Ok(())
+    }
+
+    /// Events that came after their bar had closed changed no row, so rows since differ from `apexctl features` on
+    /// the recording: said once per bar that closes after them (a `late_public` event), with how to widen the window.
+    fn note_late(&mut self, symbol: &str, open_ns: i64) -> Result<(), NexusError> {
+        let Some(market) = self.markets.get_mut(symbol) else { return Ok(()) };
+        let late = market.features.late_events();
+        if late == market.late_noted {
+            return Ok(());
+        }
+        let detail = format!(
+            "{symbol}: {} book message(s) or trade(s) came after their bar had closed and count in no bar row \
+             (engine.reorder_window {} ms is shorter than this stream's skew)",
+            late - market.late_noted,
+            market.reorder_ns / 1_000_000
+        );
+        market.late_noted = late;
+        self.ledger.record_event("late_public", &detail, Some(open_ns))
     }
 
     /// The engine's view of a symbol's book stream changed: noted in the ledger (with why) before anything acts on it.
