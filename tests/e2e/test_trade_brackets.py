@@ -38,9 +38,10 @@ WANTED = 3
 
 def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
     """Checks every close of the slot the venue cancelled and returns those the slot closed again after, as (seq, qty,
-    cum_qty, link): `fault` struck it, the ledger says why, its booked fills add up to what it traded, a
-    `bracket_rearmed` event names it, and the slot's next close (if the run went on long enough) is for what it left
-    open, with no entry between."""
+    cum_qty, link, struck): the exchange ended it (`fault` struck it, or, unasked, the book held too little within the
+    price band, as after a stop on a falling market; never a reduce-only or user cancel), the ledger says why, its
+    booked fills add up to what it traded, a `bracket_rearmed` event names it, and the slot's next close (if the run
+    went on long enough) is for what it left open, with no entry between."""
     struck = {f["orderLinkId"] for f in map(json.loads, fault_log.read_text().splitlines()) if f["fault"] == fault}
     db = sqlite3.connect(ledger)
     closes = db.execute(
@@ -51,9 +52,8 @@ def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
     rearmed = [d for (d,) in db.execute("SELECT detail FROM events WHERE kind = 'bracket_rearmed'")]
     cancelled = [row for row in closes if row[2] == "Cancelled"]
     for seq, qty, _, cum_qty, detail, link in cancelled:
-        assert link in struck, f"{link} was cancelled without the {fault} fault"
         assert "rejectReason=" in (detail or ""), (seq, detail)
-        assert "cancelType=" in detail, (seq, detail)
+        assert "cancelType=UNKNOWN" in detail, f"{link} was cancelled by someone other than the exchange: {detail}"
         (booked,) = db.execute("SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_link_id = ?", (link,)).fetchone()
         assert booked == pytest.approx(cum_qty), (link, booked, cum_qty)
         assert [d for d in rearmed if d.startswith(f"btc-a {link} ended without closing the position")], (link, rearmed)
@@ -62,7 +62,7 @@ def cancelled_closes(ledger: Path, fault_log: Path, fault: str) -> list[tuple]:
             assert later[0][1] == pytest.approx(qty - cum_qty), (seq, qty, cum_qty, later[0])
             assert not [e for e in entries if seq < e < later[0][0]], (seq, later[0])
     last = closes[-1][0] if closes else 0
-    return [(seq, qty, cum_qty, link) for seq, qty, _, cum_qty, _, link in cancelled if seq < last]
+    return [(seq, qty, cum_qty, link, link in struck) for seq, qty, _, cum_qty, _, link in cancelled if seq < last]
 
 
 @pytest.mark.slow
@@ -81,8 +81,9 @@ def test_a_close_the_exchange_cancels_rearms_the_bracket_for_what_is_left(tmp_pa
         wait_for_count(ledger, wanted, count=WANTED, seconds=90)
         stop(engine)
     cancelled = cancelled_closes(ledger, venue["fault_log"], fault)
+    assert any(struck for *_, struck in cancelled), f"the {fault} fault struck none of {cancelled}"
     if fault == "unfilled":
-        assert all(cum_qty == 0 for _, _, cum_qty, _ in cancelled), cancelled
+        assert all(cum_qty == 0 for _, _, cum_qty, _, struck in cancelled if struck), cancelled
     else:
         cancelled = [row for row in cancelled if 0 < row[2] < row[1]]
     assert len(cancelled) >= WANTED, f"fewer than {WANTED} such closes were followed by another: {cancelled}"
