@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use apex_venue::{Venue, VenueConfig};
 use apex_venue::faults::Lag;
+use apex_venue::{Venue, VenueConfig};
 use common::*;
 use tokio::time::Instant;
 
