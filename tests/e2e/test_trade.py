@@ -291,7 +291,6 @@ def test_under_the_venues_faults_no_order_is_sent_blind_and_the_engine_recovers(
     assert status["state"] == "stopped"
 
 
-@pytest.mark.slow
 def run_recorded(bundles: dict, tmp_path: Path, trade_lag_ms: int | None, **engine: str) -> Path:
     """The BTC slots trading 12 s at 60x with the public stream recorded (trades held back `trade_lag_ms` behind the
     book stream when given): the run's folder."""
@@ -312,6 +311,7 @@ def run_recorded(bundles: dict, tmp_path: Path, trade_lag_ms: int | None, **engi
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("trade_lag_ms", "engine"),
     [(None, {}), (50, {"reorder_window": "8s"})],
@@ -352,6 +352,7 @@ def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundle
     assert compared >= 6 * 20
 
 
+@pytest.mark.slow
 def test_trades_further_behind_than_the_reorder_window_are_reported_late(bundles, tmp_path):
     """Trades 6 s of exchange time behind the book stream, against the default 1 s window: their bars have closed when
     they come, and the ledger says so (a `late_public` event naming the window) rather than silently differing from

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use apex_venue::Venue;
 use apex_venue::faults::Lag;
-use apex_venue::{Venue, VenueConfig};
 use common::*;
 use tokio::time::Instant;
 
@@ -17,10 +17,7 @@ const DELAY_MS: u64 = 600;
 async fn executions_arrive_the_delay_after_their_order() {
     let temp = tempfile::Builder::new().prefix("apex-venue-lag-").tempdir().unwrap();
     let log = temp.path().join("faults.jsonl");
-    let mut config = VenueConfig::new(vec![account("alice")]);
-    config.speed = 10.0;
-    config.seed = 4;
-    config.fault_log = Some(log.clone());
+    let mut config = logged_config(&["alice"], 10.0, 4, &log);
     config.faults.execution_lag = Some(Lag { delay_ms: DELAY_MS });
     let venue = Venue::start(config.clone()).await.expect("venue starts");
     let alice = &config.accounts[0];

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use apex_venue::{Venue, VenueConfig};
+use apex_venue::Venue;
 use common::*;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -120,11 +120,8 @@ async fn orders_are_cancelled_after_the_window_unless_a_connection_returns() {
     let temp = tempfile::Builder::new().prefix("apex-venue-dcp-").tempdir().unwrap();
     let dir = temp.path();
     let log = dir.join("faults.jsonl");
-    let mut config = VenueConfig::new(vec![account("alice"), account("bob"), account("carol")]);
     // The market runs 30 times faster; the window does not: it is wall-clock time.
-    config.speed = 30.0;
-    config.seed = 9;
-    config.fault_log = Some(log.clone());
+    let config = logged_config(&["alice", "bob", "carol"], 30.0, 9, &log);
     let venue = Venue::start(config.clone()).await.expect("venue starts");
     let [alice, bob, carol] = [&config.accounts[0], &config.accounts[1], &config.accounts[2]];
     let body = format!(r#"{{"product":"DERIVATIVES","timeWindow":{WINDOW_S}}}"#);

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use apex_venue::Venue;
 use apex_venue::faults::Lag;
-use apex_venue::{Venue, VenueConfig};
 use common::*;
 use tokio::time::Instant;
 
@@ -47,10 +47,7 @@ async fn trades_and_book_messages_arrive_in_exchange_time_order() {
 async fn the_trade_lag_fault_holds_trades_behind_the_book_stream() {
     let temp = tempfile::Builder::new().prefix("apex-venue-trade-lag-").tempdir().unwrap();
     let log = temp.path().join("faults.jsonl");
-    let mut config = VenueConfig::new(vec![account("alice")]);
-    config.speed = 60.0;
-    config.seed = 5;
-    config.fault_log = Some(log.clone());
+    let mut config = logged_config(&["alice"], 60.0, 5, &log);
     config.faults.trade_lag = Some(Lag { delay_ms: 300 });
     let venue = Venue::start(config).await.expect("venue starts");
     let mut ws = connect(&venue.public_url()).await;

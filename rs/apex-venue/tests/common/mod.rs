@@ -33,6 +33,15 @@ pub async fn venue(speed: f64) -> (Venue, VenueConfig) {
     (venue, config)
 }
 
+/// A venue's config for `accounts` at `speed` (market time per wall time) and `seed`, logging its faults to `log`.
+pub fn logged_config(accounts: &[&str], speed: f64, seed: u64, log: &std::path::Path) -> VenueConfig {
+    let mut config = VenueConfig::new(accounts.iter().map(|name| account(name)).collect());
+    config.speed = speed;
+    config.seed = seed;
+    config.fault_log = Some(log.to_path_buf());
+    config
+}
+
 pub fn now_ms() -> i64 {
     apex_venue::clock::wall_ms()
 }
