@@ -2,6 +2,7 @@
 
 mod book;
 pub mod columns;
+pub mod naive;
 mod occupancy;
 pub mod synthetic;
 

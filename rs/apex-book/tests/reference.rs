@@ -1,72 +1,10 @@
-//! Property test: the book against a naive reference (sorted vectors, linear scans) on random V5 message streams
+//! Property test: the book against the naive reference (`apex_book::naive`: unsorted vectors, linear scans) on random V5 message streams
 //! with gaps, repeats, rebasing snapshots and deltas before the first snapshot.
 
+use apex_book::naive::{NaiveBook, NaiveOutcome};
 use apex_book::{Applied, BookError, L2Book, Level, UpdateKind};
 use apex_core::{Scale, Side};
 use proptest::prelude::*;
-
-/// The simplest book that follows the protocol text literally.
-#[derive(Default)]
-struct NaiveBook {
-    bids: Vec<(i64, i64)>,
-    asks: Vec<(i64, i64)>,
-    last: Option<u64>,
-    stale: bool,
-}
-
-impl NaiveBook {
-    fn set(side: &mut Vec<(i64, i64)>, price: i64, qty: i64) {
-        side.retain(|&(p, _)| p != price);
-        if qty > 0 {
-            side.push((price, qty));
-        }
-    }
-
-    /// Returns "applied", "dropped", "gap", "stale".
-    fn apply(&mut self, msg: &Msg) -> &'static str {
-        if msg.snapshot {
-            self.bids.clear();
-            self.asks.clear();
-            for &(p, q) in &msg.bids {
-                Self::set(&mut self.bids, p, q);
-            }
-            for &(p, q) in &msg.asks {
-                Self::set(&mut self.asks, p, q);
-            }
-            self.last = Some(msg.u);
-            self.stale = false;
-            return "applied";
-        }
-        let Some(last) = self.last else { return "dropped" };
-        if self.stale {
-            return "stale";
-        }
-        if msg.u != last + 1 {
-            self.stale = true;
-            return "gap";
-        }
-        for &(p, q) in &msg.bids {
-            Self::set(&mut self.bids, p, q);
-        }
-        for &(p, q) in &msg.asks {
-            Self::set(&mut self.asks, p, q);
-        }
-        self.last = Some(msg.u);
-        "applied"
-    }
-
-    fn sorted_bids(&self) -> Vec<Level> {
-        let mut v: Vec<_> = self.bids.iter().map(|&(p, q)| Level::new(p, q)).collect();
-        v.sort_by_key(|l| std::cmp::Reverse(l.price));
-        v
-    }
-
-    fn sorted_asks(&self) -> Vec<Level> {
-        let mut v: Vec<_> = self.asks.iter().map(|&(p, q)| Level::new(p, q)).collect();
-        v.sort_by_key(|l| l.price);
-        v
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Msg {
@@ -162,27 +100,30 @@ fn check_against_naive(stream: &[Msg]) -> Result<(), TestCaseError> {
         let asks: Vec<Level> = msg.asks.iter().map(|&(p, q)| Level::new(p, q)).collect();
         let kind = if msg.snapshot { UpdateKind::Snapshot } else { UpdateKind::Delta };
         let got = book.apply(kind, msg.u, 0, 0, &bids, &asks);
-        let want = naive.apply(msg);
+        let want = naive.apply(msg.snapshot, msg.u, &msg.bids, &msg.asks);
         match (want, &got) {
-            ("applied", Ok(Applied::Snapshot { .. } | Applied::Delta)) => {}
-            ("dropped", Ok(Applied::DroppedBeforeSnapshot)) => {}
-            ("gap", Err(BookError::Gap { .. })) => {}
-            ("stale", Err(BookError::AwaitingSnapshot { .. })) => {}
-            _ => prop_assert!(false, "message {:?}: reference says {}, book says {:?}", msg, want, got),
+            (NaiveOutcome::Applied, Ok(Applied::Snapshot { .. } | Applied::Delta))
+            | (NaiveOutcome::Dropped, Ok(Applied::DroppedBeforeSnapshot))
+            | (NaiveOutcome::Gap, Err(BookError::Gap { .. }))
+            | (NaiveOutcome::Stale, Err(BookError::AwaitingSnapshot { .. })) => {}
+            _ => prop_assert!(false, "message {:?}: reference says {:?}, book says {:?}", msg, want, got),
         }
+        let as_levels =
+            |levels: Vec<(i64, i64)>| -> Vec<Level> { levels.into_iter().map(|(p, q)| Level::new(p, q)).collect() };
+        let (naive_bids, naive_asks) = (as_levels(naive.sorted_bids()), as_levels(naive.sorted_asks()));
         let bids_now = book.top_n(Side::Buy, usize::MAX);
         let asks_now = book.top_n(Side::Sell, usize::MAX);
-        prop_assert_eq!(&bids_now, &naive.sorted_bids());
-        prop_assert_eq!(&asks_now, &naive.sorted_asks());
-        prop_assert_eq!(book.best_bid(), naive.sorted_bids().first().copied());
-        prop_assert_eq!(book.best_ask(), naive.sorted_asks().first().copied());
+        prop_assert_eq!(&bids_now, &naive_bids);
+        prop_assert_eq!(&asks_now, &naive_asks);
+        prop_assert_eq!(book.best_bid(), naive_bids.first().copied());
+        prop_assert_eq!(book.best_ask(), naive_asks.first().copied());
         for n in [0_usize, 1, 3, 10] {
-            let naive_depth: i64 = naive.sorted_bids().iter().take(n).map(|l| l.qty).sum();
-            prop_assert_eq!(book.depth_levels(Side::Buy, n), naive_depth);
-            let naive_asks: i64 = naive.sorted_asks().iter().take(n).map(|l| l.qty).sum();
-            prop_assert_eq!(book.depth_levels(Side::Sell, n), naive_asks);
-            prop_assert_eq!(&book.top_n(Side::Buy, n)[..], &naive.sorted_bids()[..n.min(bids_now.len())]);
-            prop_assert_eq!(&book.top_n(Side::Sell, n)[..], &naive.sorted_asks()[..n.min(asks_now.len())]);
+            let bid_depth: i64 = naive_bids.iter().take(n).map(|l| l.qty).sum();
+            prop_assert_eq!(book.depth_levels(Side::Buy, n), bid_depth);
+            let ask_depth: i64 = naive_asks.iter().take(n).map(|l| l.qty).sum();
+            prop_assert_eq!(book.depth_levels(Side::Sell, n), ask_depth);
+            prop_assert_eq!(&book.top_n(Side::Buy, n)[..], &naive_bids[..n.min(bids_now.len())]);
+            prop_assert_eq!(&book.top_n(Side::Sell, n)[..], &naive_asks[..n.min(asks_now.len())]);
         }
         if let Some(mid) = book.mid_units() {
             let floor = mid - mid * 25.0 / 10_000.0;

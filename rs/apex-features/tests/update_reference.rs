@@ -1,8 +1,9 @@
-//! Property test: per-update features against a naive reference (plain Vec books, protocol rules and formulas
+//! Property test: per-update features against a naive reference (`apex_book::naive`'s plain Vec books, the formulas
 //! written out again), and the streaming engine against the batch function, on random multi-symbol streams.
 
 use std::collections::BTreeMap;
 
+use apex_book::naive::{Levels, NaiveBook, NaiveOutcome};
 use apex_book::{BookColumns, Level, MessageHeader, UpdateKind};
 use apex_core::Scale;
 use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateEngine, UpdateParams, update_features};
@@ -17,64 +18,27 @@ struct Msg {
     asks: Vec<(i64, i64)>,
 }
 
-/// (price, qty) pairs.
-type Levels = Vec<(i64, i64)>;
-
-/// The protocol text, literally, with the book as two unsorted vectors.
+/// The naive book of one symbol, and its sorted (best first) top levels after the previous message when that left a
+/// usable book.
 #[derive(Default)]
-struct NaiveBook {
-    bids: Vec<(i64, i64)>,
-    asks: Vec<(i64, i64)>,
-    last: Option<u64>,
-    stale: bool,
-    /// Sorted (best first) top levels after the previous message when it left a usable book.
+struct Reference {
+    book: NaiveBook,
     before: Option<(Levels, Levels)>,
-}
-
-fn set(side: &mut Vec<(i64, i64)>, price: i64, qty: i64) {
-    side.retain(|&(p, _)| p != price);
-    if qty > 0 {
-        side.push((price, qty));
-    }
 }
 
 const PRICE_DECIMALS: u32 = 1;
 const TICK: i64 = 5;
 
 /// Expected features of one message (NaN where undefined), in `UPDATE_FLOAT_COLUMNS` order.
-fn reference_row(book: &mut NaiveBook, msg: &Msg) -> Vec<f64> {
-    let mut applied = true;
-    let mut rebased = false;
-    if msg.snapshot {
-        rebased = book.last.is_some_and(|last| msg.u < last || msg.u == 1);
-        book.bids.clear();
-        book.asks.clear();
-        book.last = Some(msg.u);
-        book.stale = false;
-    } else if book.last.is_none() || book.stale {
-        applied = false;
-    } else if Some(msg.u) != book.last.map(|l| l + 1) {
-        book.stale = true;
-        applied = false;
-    } else {
-        book.last = Some(msg.u);
-    }
-    if applied {
-        for &(p, q) in &msg.bids {
-            set(&mut book.bids, p, q);
-        }
-        for &(p, q) in &msg.asks {
-            set(&mut book.asks, p, q);
-        }
-    }
-    let mut bids = book.bids.clone();
-    bids.sort_by_key(|l| std::cmp::Reverse(l.0));
-    let mut asks = book.asks.clone();
-    asks.sort_by_key(|l| l.0);
+fn reference_row(reference: &mut Reference, msg: &Msg) -> Vec<f64> {
+    let book = &mut reference.book;
+    let rebased = msg.snapshot && book.last.is_some_and(|last| msg.u < last || msg.u == 1);
+    let applied = book.apply(msg.snapshot, msg.u, &msg.bids, &msg.asks) == NaiveOutcome::Applied;
+    let (bids, asks) = (book.sorted_bids(), book.sorted_asks());
     let usable = applied && !bids.is_empty() && !asks.is_empty() && bids[0].0 < asks[0].0;
     let mut row = vec![f64::NAN; UPDATE_FLOAT_COLUMNS.len()];
     if !usable {
-        book.before = None;
+        reference.before = None;
         return row;
     }
     let price = |units: i64| units as f64 / 10.0;
@@ -93,7 +57,7 @@ fn reference_row(book: &mut NaiveBook, msg: &Msg) -> Vec<f64> {
         let a: i64 = asks.iter().take(depth).map(|l| l.1).sum();
         row[slot] = (b - a) as f64 / (b + a) as f64;
     }
-    if let Some((bids0, asks0)) = book.before.take().filter(|_| !rebased) {
+    if let Some((bids0, asks0)) = reference.before.take().filter(|_| !rebased) {
         let mut total = 0.0;
         for m in 0..5 {
             let e_bid = match (bids.get(m), bids0.get(m)) {
@@ -115,7 +79,7 @@ fn reference_row(book: &mut NaiveBook, msg: &Msg) -> Vec<f64> {
         row[7] = row[9];
         row[8] = total;
     }
-    book.before = Some((bids, asks));
+    reference.before = Some((bids, asks));
     row
 }
 
@@ -206,7 +170,7 @@ proptest! {
         let batch = update_features(&cols, scales, &params).unwrap();
         prop_assert_eq!(batch.len(), msgs.len());
 
-        let mut naive: BTreeMap<u32, NaiveBook> = BTreeMap::new();
+        let mut naive: BTreeMap<u32, Reference> = BTreeMap::new();
         let mut engines: BTreeMap<u32, UpdateEngine> = BTreeMap::new();
         for (i, m) in msgs.iter().enumerate() {
             let expected = reference_row(naive.entry(m.symbol).or_default(), m);

@@ -2,7 +2,7 @@
 
 use apex_gp::Limits;
 use apex_sim::SimError;
-use apex_sim::adversarial::{AdversarialFitness, adversarial_fitness, adversarial_fitness_independent, gp_run};
+use apex_sim::adversarial::{AdversarialFitness, Markets, adversarial_fitness, gp_run};
 use apex_sim::batch::{RunOptions, config_for};
 use apex_sim::dsg::Dsg;
 use apex_sim::gp_strategy::{self, FeatureOptions};
@@ -40,11 +40,11 @@ fn sim_gp_fitness<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let refused = ("seed", "sim_gp_fitness takes its seeds as `seeds`, not `seed`");
     let (run, features) = gp_options(options, hours, refused)?;
-    let evaluate = if shared { adversarial_fitness::<String> } else { adversarial_fitness_independent::<String> };
+    let markets = if shared { Markets::Shared } else { Markets::Independent };
     let fit = run_detached(py, || {
         let dsg = Dsg::from_json_or_default(dsg_json).map_err(SimError::from)?;
         let template = config_for(symbol, &run)?;
-        evaluate(&trees, &dsg, &seeds, &template, &features, &Limits::default())
+        adversarial_fitness(&trees, &dsg, &seeds, &template, &features, &Limits::default(), markets)
     })?;
     // `markets` (per seed) stays in Rust: forge.dual's result type is these arrays.
     let AdversarialFitness {

@@ -1,6 +1,6 @@
 //! Criterion benchmark: the adversarial fitness of a few GP trees x seeds x 15 simulated minutes, each seed's market
 //! shared by the trees for as long as they send the same orders (`adversarial_fitness`) against every trading pair in
-//! a market of its own from time 0 (`adversarial_fitness_independent`, the evaluation before), results checked equal
+//! a market of its own from time 0 (`Markets::Independent`, the evaluation before), results checked equal
 //! first.
 //! `APEX_MARKET_PROFILE=<hours>` instead runs one market with a book-reading tree once (a profiler's target) and
 //! prints its events per second.
@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use apex_gp::Limits;
-use apex_sim::adversarial::{adversarial_fitness, adversarial_fitness_independent};
+use apex_sim::adversarial::{Markets, adversarial_fitness};
 use apex_sim::batch::preset;
 use apex_sim::dsg::Dsg;
 use apex_sim::gp_strategy::{FeatureOptions, GpStrategy};
@@ -58,18 +58,23 @@ fn main() {
         return;
     }
     let (config, dsg, trees, seeds) = (config(0.25), Dsg::default(), trees(), [1, 2]);
-    let shared = adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits).unwrap();
-    let independent = adversarial_fitness_independent(&trees, &dsg, &seeds, &config, &options, &limits).unwrap();
+    let shared = adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits, Markets::Shared).unwrap();
+    let independent =
+        adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits, Markets::Independent).unwrap();
     assert_eq!((&shared.pnl, &shared.trades), (&independent.pnl, &independent.trades), "the two evaluations agree");
     let mut criterion = Criterion::default().sample_size(10).configure_from_args();
     let mut group = criterion.benchmark_group("adversarial_fitness");
     group.throughput(Throughput::Elements((trees.len() * seeds.len()) as u64));
     group.bench_function("shared_markets", |b| {
-        b.iter(|| black_box(adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits).unwrap()));
+        b.iter(|| {
+            black_box(adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits, Markets::Shared).unwrap())
+        });
     });
     group.bench_function("independent_markets", |b| {
         b.iter(|| {
-            black_box(adversarial_fitness_independent(&trees, &dsg, &seeds, &config, &options, &limits).unwrap())
+            black_box(
+                adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits, Markets::Independent).unwrap(),
+            )
         });
     });
     group.finish();

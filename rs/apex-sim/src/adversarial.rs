@@ -41,6 +41,16 @@ pub struct AdversarialFitness {
     pub markets: Vec<u64>,
 }
 
+/// How [`adversarial_fitness`] runs the markets; both give the same results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markets {
+    /// Trees share a seed's market for as long as they send the same requests (the fast path).
+    Shared,
+    /// Every (tree, seed) pair that trades runs in a market of its own from time 0: the evaluation before markets
+    /// were shared, kept as the reference the shared one is checked and benchmarked against.
+    Independent,
+}
+
 /// What one (tree, seed) pair contributes.
 #[derive(Debug, Clone)]
 struct RunSummary {
@@ -58,8 +68,8 @@ struct RunSummary {
 /// features made with `options`. Results do not depend on the number of threads, and each pair's equals a run of
 /// its own ([`gp_run`]) bit for bit.
 ///
-/// A strategy moves the market only through the requests its slot sends, so trees that send the same requests share
-/// one market: each seed's market runs once with a flat scout that follows every tree's signal on the shared feature
+/// With [`Markets::Shared`]: a strategy moves the market only through the requests its slot sends, so trees that
+/// send the same requests share one market: each seed's market runs once with a flat scout that follows every tree's signal on the shared feature
 /// rows (one feature engine per distinct need of book and VMD columns) and asks the slot's rule what each tree's
 /// signal would send at every bar. The trees whose requests differ from the scout's (an entry) leave it, grouped by
 /// the requests they send, each group on a fork (clone) of the market taken just before that decision, where its
@@ -78,10 +88,24 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
     template: &SimConfig,
     options: &FeatureOptions,
     limits: &Limits,
+    markets: Markets,
 ) -> Result<AdversarialFitness, SimError> {
     let programs = load(trees, template, options, limits)?;
     let config = fitness_config(template);
-    let shared = &Shared { dsg, config: &config, options, programs: &programs };
+    match markets {
+        Markets::Shared => shared_markets(&programs, dsg, seeds, &config, options),
+        Markets::Independent => independent_markets(&programs, dsg, seeds, &config, options),
+    }
+}
+
+fn shared_markets(
+    programs: &[Program],
+    dsg: &Dsg,
+    seeds: &[u64],
+    config: &SimConfig,
+    options: &FeatureOptions,
+) -> Result<AdversarialFitness, SimError> {
+    let shared = &Shared { dsg, config, options, programs };
     let results: Mutex<Vec<Option<Result<RunSummary, SimError>>>> =
         Mutex::new(vec![None; programs.len() * seeds.len()]);
     let store = |index: usize, result: Result<RunSummary, SimError>| {
@@ -112,32 +136,24 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
         .into_iter()
         .map(|r| r.expect("every (tree, seed) pair is filled"))
         .collect::<Result<Vec<RunSummary>, SimError>>()?;
-    let mut fitness = assemble(trees.len(), seeds.len(), runs);
+    let mut fitness = assemble(programs.len(), seeds.len(), runs);
     fitness.markets = markets;
     Ok(fitness)
 }
 
-/// The same results as [`adversarial_fitness`], the way it ran before it shared markets: each seed's market once with
-/// a flat feature recorder, every tree batch-evaluated on the recorded rows, and every (tree, seed) pair whose
-/// signal is not 0 on every row run in a market of its own from time 0. Kept as the reference the shared evaluation
-/// is checked and benchmarked against.
-///
-/// # Errors
-/// As [`adversarial_fitness`].
-pub fn adversarial_fitness_independent<S: AsRef<str> + Sync>(
-    trees: &[S],
+/// [`Markets::Independent`]: each seed's market once with a flat feature recorder, every tree batch-evaluated on the
+/// recorded rows, and every (tree, seed) pair whose signal is not 0 on every row run in a market of its own.
+fn independent_markets(
+    programs: &[Program],
     dsg: &Dsg,
     seeds: &[u64],
-    template: &SimConfig,
+    config: &SimConfig,
     options: &FeatureOptions,
-    limits: &Limits,
 ) -> Result<AdversarialFitness, SimError> {
-    let programs = load(trees, template, options, limits)?;
-    let config = fitness_config(template);
     let config_for = |seed: u64| SimConfig { seed, ..config.clone() };
     let used: Vec<String> = programs.iter().flat_map(|p| p.inputs().to_vec()).collect();
     let (recorded, book) = (needed(&used, options), uses_book(&used));
-    let recorded_names = FeatureRecorder::new(&config, &recorded, book)?.names().to_vec();
+    let recorded_names = FeatureRecorder::new(config, &recorded, book)?.names().to_vec();
     let on_recorded: Vec<Program> = programs
         .iter()
         .map(|p| Program::compile(p.tree(), &recorded_names).expect("the recorder has every feature a tree uses"))
@@ -145,7 +161,7 @@ pub fn adversarial_fitness_independent<S: AsRef<str> + Sync>(
     let flat_runs = seeds
         .par_iter()
         .map(|&seed| {
-            let mut recorder = FeatureRecorder::new(&config, &recorded, book)?;
+            let mut recorder = FeatureRecorder::new(config, &recorded, book)?;
             let output = run(dsg, &config_for(seed), Some(&mut recorder))?;
             Ok((summary(output, false), recorder))
         })
@@ -158,7 +174,7 @@ pub fn adversarial_fitness_independent<S: AsRef<str> + Sync>(
             if apex_gp::batch::evaluate(&on_recorded[tree], &recorder.columns())?.iter().all(|&s| s == 0.0) {
                 return Ok(flat.clone());
             }
-            let mut strategy = GpStrategy::new(&programs[tree], &config, options)?;
+            let mut strategy = GpStrategy::new(&programs[tree], config, options)?;
             Ok(summary(run(dsg, &config_for(seeds[seed]), Some(&mut strategy))?, true))
         })
         .collect::<Result<Vec<RunSummary>, SimError>>()?;
@@ -603,8 +619,16 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
         let seeds = [3, 4];
-        let fit =
-            adversarial_fitness(&trees, &dsg, &seeds, &config, &FeatureOptions::default(), &Limits::default()).unwrap();
+        let fit = adversarial_fitness(
+            &trees,
+            &dsg,
+            &seeds,
+            &config,
+            &FeatureOptions::default(),
+            &Limits::default(),
+            Markets::Shared,
+        )
+        .unwrap();
         assert_eq!((fit.trees, fit.seeds, fit.pnl.len(), fit.mean_pnl.len()), (3, 2, 6, 3));
         assert_eq!(&fit.pnl[..2], &[0.0, 0.0], "a flat tree never trades");
         assert_eq!(&fit.trades[..2], &[0, 0]);
@@ -620,9 +644,16 @@ mod tests {
         }
         assert_eq!(fit.mean_pnl[1], (fit.pnl[2] + fit.pnl[3]) / 2.0);
         assert!(fit.trades[4] > 0, "the clv tree trades");
-        let again =
-            adversarial_fitness(&trees[2..], &dsg, &seeds, &config, &FeatureOptions::default(), &Limits::default())
-                .unwrap();
+        let again = adversarial_fitness(
+            &trees[2..],
+            &dsg,
+            &seeds,
+            &config,
+            &FeatureOptions::default(),
+            &Limits::default(),
+            Markets::Shared,
+        )
+        .unwrap();
         assert_eq!(again.pnl, fit.pnl[4..], "same seed, same result, whatever else is in the batch");
     }
 
@@ -635,8 +666,16 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"rv_1h"}]}"#, r#""rv_1h""#),
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
-        let fit =
-            adversarial_fitness(&trees, &dsg, &[8], &config, &FeatureOptions::default(), &Limits::default()).unwrap();
+        let fit = adversarial_fitness(
+            &trees,
+            &dsg,
+            &[8],
+            &config,
+            &FeatureOptions::default(),
+            &Limits::default(),
+            Markets::Shared,
+        )
+        .unwrap();
         assert_eq!(fit.simulated, [false, true]);
         let mut c = config.clone();
         c.seed = 8;
@@ -693,8 +732,9 @@ mod tests {
         ];
         let seeds = [1, 6, 9];
         let limits = Limits::default();
-        let shared = adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits).unwrap();
-        let independent = adversarial_fitness_independent(&trees, &dsg, &seeds, &config, &options, &limits).unwrap();
+        let shared = adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits, Markets::Shared).unwrap();
+        let independent =
+            adversarial_fitness(&trees, &dsg, &seeds, &config, &options, &limits, Markets::Independent).unwrap();
         same_results(&shared, &independent);
         let (rows, n) = (|t: usize| t * seeds.len()..(t + 1) * seeds.len(), seeds.len());
         assert_eq!(&shared.simulated[rows(0)], &[false; 3][..n], "const 0 never forks");
@@ -720,7 +760,8 @@ mod tests {
                 assert_eq!((shared.trades[i], shared.ruined[i]), (own.n_fills as u64, own.ruined));
             }
         }
-        let one = adversarial_fitness(&trees[5..6], &dsg, &seeds[1..2], &config, &options, &limits).unwrap();
+        let one =
+            adversarial_fitness(&trees[5..6], &dsg, &seeds[1..2], &config, &options, &limits, Markets::Shared).unwrap();
         assert_eq!(one.pnl[0].to_bits(), shared.pnl[5 * seeds.len() + 1].to_bits(), "whatever else is in the batch");
     }
 
@@ -734,6 +775,7 @@ mod tests {
             &template(),
             &FeatureOptions::default(),
             &Limits::default(),
+            Markets::Shared,
         )
         .unwrap_err();
         assert!(matches!(&err, SimError::Gp(GpError::InTree { index: 1, .. })), "{err:?}");
