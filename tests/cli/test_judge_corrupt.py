@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_here
-
-MINUTE = 60_000_000_000
-SHA_A, SHA_B, SHA_C = "aa" * 32, "bb" * 32, "cc" * 32
+from tests.support.judge_ledger import MINUTE, SHA_A, SHA_B, SHA_C, V2_HEAD
 
 #: The version-2 columns the judge reads, with their declared types (so SQLite's type affinity applies as in a real
 #: ledger: a REAL column turns '12' into 12.0 but keeps 'nan' as text) and without NOT NULL, so a NULL can be put in.
-DDL = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-INSERT INTO meta VALUES ('schema', 'apex.ledger'), ('version', '2');
-CREATE TABLE runs (run_id INTEGER PRIMARY KEY, venue TEXT, started_local INTEGER, ended_local INTEGER, exit TEXT);
-CREATE TABLE slots (slot TEXT, symbol TEXT, account TEXT, capital REAL, bundle TEXT, bundle_sha256 TEXT, model TEXT,
-    state TEXT);
+DDL = (
+    V2_HEAD
+    + """
 CREATE TABLE equity (id INTEGER PRIMARY KEY, slot TEXT, equity REAL, position REAL, ts_exchange INTEGER);
 CREATE TABLE decisions (decision_id INTEGER PRIMARY KEY, slot TEXT, bar_ts INTEGER, equity REAL, model_id TEXT);
 CREATE TABLE orders (order_link_id TEXT, tactic TEXT, purpose TEXT, mid REAL);
@@ -40,6 +35,7 @@ INSERT INTO slots VALUES ('a', 'BTCUSDT', 'main', 100, 'bundles/a', 'aaaa', 'sig
 INSERT INTO orders VALUES ('o1', 'aggressive', 'entry', 100.0), ('o2', 'passive', 'exit', 101.0);
 INSERT INTO fills VALUES ('a', 'o1', 'Buy', 100.5, 2, 0.11, 0), ('a', 'o2', 'Sell', 100.9, 2, 0.05, 1);
 """
+)
 
 
 def make_ledger(path: Path) -> Path:

@@ -79,19 +79,12 @@ def vmd(
     return out[order], omega[order], sweeps
 
 
-def vmd_rolling(
-    series: np.ndarray,
-    modes: int = 3,
-    window: int = 64,
-    alpha: float = 2000.0,
-    tau: float = 0.0,
-    tol: float = 1e-7,
-    max_iter: int = 500,
-) -> np.ndarray:
-    """N x K: row i is the last value of each mode of the window ending at i; NaN before the first full window."""
+def vmd_rolling(series: np.ndarray, modes: int = 3, window: int = 64, **params: float) -> np.ndarray:
+    """N x K: row i is the last value of each mode of the window ending at i; NaN before the first full window.
+    `params` are [vmd]'s (alpha, tau, tol, max_iter)."""
     x = np.asarray(series, dtype=np.float64)
     out = np.full((len(x), modes), np.nan)
     for end in range(window - 1, len(x)):
-        decomposition, _, _ = vmd(x[end + 1 - window : end + 1], modes, alpha, tau, tol, max_iter)
+        decomposition, _, _ = vmd(x[end + 1 - window : end + 1], modes, **params)
         out[end] = decomposition[:, -1]
     return out

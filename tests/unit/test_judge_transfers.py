@@ -15,17 +15,12 @@ import pytest
 from apexctl.commands.judge import _slot_line
 from apexctl.forge import judge as judging
 from apexctl.schemas.json_schema import validation_error
+from tests.support.judge_ledger import MINUTE, SHA_A, SHA_B, SHA_C, V2_HEAD
 
-MINUTE = 60_000_000_000
-SHA_A, SHA_B, SHA_C = "aa" * 32, "bb" * 32, "cc" * 32
-
-DDL = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-INSERT INTO meta VALUES ('schema', 'apex.ledger'), ('version', '2');
-CREATE TABLE runs (run_id INTEGER PRIMARY KEY, venue TEXT, started_local INTEGER, ended_local INTEGER, exit TEXT);
+DDL = (
+    V2_HEAD
+    + """
 INSERT INTO runs VALUES (1, 'local', 1, 999, 'duration');
-CREATE TABLE slots (slot TEXT, symbol TEXT, account TEXT, capital REAL, bundle TEXT, bundle_sha256 TEXT, model TEXT,
-    state TEXT);
 CREATE TABLE equity (id INTEGER PRIMARY KEY, slot TEXT, equity REAL, position REAL, ts_exchange INTEGER,
     ts_local INTEGER);
 CREATE TABLE decisions (decision_id INTEGER PRIMARY KEY, slot TEXT, bar_ts INTEGER, equity REAL, model_id TEXT,
@@ -40,6 +35,7 @@ INSERT INTO slots VALUES ('a', 'BTCUSDT', 'main', 100, 'bundles/a', 'aaaa', 'sig
     ('b', 'BTCUSDT', 'main', 100, 'bundles/b', 'bbbb', 'signal', 'live'),
     ('c', 'BTCUSDT', 'main', 20, 'bundles/c', 'cccc', 'signal', 'dead');
 """
+)
 
 #: Equity at the close of bars 0..3 (None: no row, the slot was dead), then the stop snapshot. The CWO's pass at the
 #: close of bar 2 (market time 3 minutes) moves 110 into a (flat throughout: 100 -> 210) and 20 out of b (which pays

@@ -137,6 +137,12 @@ impl NaiveMatcher {
         a.fees += fee;
     }
 
+    /// Takes resting order `i` off the book and reports it cancelled.
+    fn cancel_maker(&mut self, i: usize, reason: CancelReason) {
+        let m = self.orders.remove(i);
+        self.outcomes.push(Event::Cancelled { order_id: m.id, account: m.account, leaves_qty: m.leaves, reason });
+    }
+
     /// Runs the matching loop; returns the cancel reason when it stopped for a reason other than price.
     fn run(&mut self, ts_us: i64, t: &mut Incoming) -> Option<CancelReason> {
         while t.left > 0 {
@@ -146,13 +152,7 @@ impl NaiveMatcher {
                 if t.stp == StpMode::CancelTaker {
                     return Some(CancelReason::SelfTrade);
                 }
-                self.orders.remove(i);
-                self.outcomes.push(Event::Cancelled {
-                    order_id: m.id,
-                    account: m.account,
-                    leaves_qty: m.leaves,
-                    reason: CancelReason::SelfTrade,
-                });
+                self.cancel_maker(i, CancelReason::SelfTrade);
                 if t.stp == StpMode::CancelBoth {
                     return Some(CancelReason::SelfTrade);
                 }
@@ -162,13 +162,7 @@ impl NaiveMatcher {
             if m.reduce_only {
                 q = std::cmp::min(q, reduce_room(self.position(m.account), m.side));
                 if q == 0 {
-                    self.orders.remove(i);
-                    self.outcomes.push(Event::Cancelled {
-                        order_id: m.id,
-                        account: m.account,
-                        leaves_qty: m.leaves,
-                        reason: CancelReason::ReduceOnly,
-                    });
+                    self.cancel_maker(i, CancelReason::ReduceOnly);
                     continue;
                 }
             }
