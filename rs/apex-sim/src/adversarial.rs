@@ -602,6 +602,12 @@ mod tests {
         format!(r#"{{"schema":"apex.gp_tree","version":1,"features":[{features}],"root":{root}}}"#)
     }
 
+    /// Shared markets with the default features and limits.
+    fn shared_default(trees: &[String], dsg: &Dsg, seeds: &[u64], config: &SimConfig) -> AdversarialFitness {
+        adversarial_fitness(trees, dsg, seeds, config, &FeatureOptions::default(), &Limits::default(), Markets::Shared)
+            .unwrap()
+    }
+
     fn template() -> SimConfig {
         let (spec, start) = preset("SOLUSDT").unwrap();
         let mut config = SimConfig::new(spec, start, 0);
@@ -619,16 +625,7 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
         let seeds = [3, 4];
-        let fit = adversarial_fitness(
-            &trees,
-            &dsg,
-            &seeds,
-            &config,
-            &FeatureOptions::default(),
-            &Limits::default(),
-            Markets::Shared,
-        )
-        .unwrap();
+        let fit = shared_default(&trees, &dsg, &seeds, &config);
         assert_eq!((fit.trees, fit.seeds, fit.pnl.len(), fit.mean_pnl.len()), (3, 2, 6, 3));
         assert_eq!(&fit.pnl[..2], &[0.0, 0.0], "a flat tree never trades");
         assert_eq!(&fit.trades[..2], &[0, 0]);
@@ -644,16 +641,7 @@ mod tests {
         }
         assert_eq!(fit.mean_pnl[1], (fit.pnl[2] + fit.pnl[3]) / 2.0);
         assert!(fit.trades[4] > 0, "the clv tree trades");
-        let again = adversarial_fitness(
-            &trees[2..],
-            &dsg,
-            &seeds,
-            &config,
-            &FeatureOptions::default(),
-            &Limits::default(),
-            Markets::Shared,
-        )
-        .unwrap();
+        let again = shared_default(&trees[2..], &dsg, &seeds, &config);
         assert_eq!(again.pnl, fit.pnl[4..], "same seed, same result, whatever else is in the batch");
     }
 
@@ -666,16 +654,7 @@ mod tests {
             tree(r#"{"op":"sign","args":[{"feature":"rv_1h"}]}"#, r#""rv_1h""#),
             tree(r#"{"op":"sign","args":[{"feature":"clv"}]}"#, r#""clv""#),
         ];
-        let fit = adversarial_fitness(
-            &trees,
-            &dsg,
-            &[8],
-            &config,
-            &FeatureOptions::default(),
-            &Limits::default(),
-            Markets::Shared,
-        )
-        .unwrap();
+        let fit = shared_default(&trees, &dsg, &[8], &config);
         assert_eq!(fit.simulated, [false, true]);
         let mut c = config.clone();
         c.seed = 8;
