@@ -291,15 +291,15 @@ def test_under_the_venues_faults_no_order_is_sent_blind_and_the_engine_recovers(
     assert status["state"] == "stopped"
 
 
-def run_recorded(bundles: dict, tmp_path: Path, trade_lag_ms: int | None, **engine: str) -> Path:
-    """The BTC slots trading 12 s at 60x with the public stream recorded (trades held back `trade_lag_ms` behind the
-    book stream when given): the run's folder."""
+def run_recorded(bundles: dict, tmp_path: Path, faults: str | None, **engine: str) -> Path:
+    """The BTC slots trading 12 s at 60x with the public stream recorded, the venue injecting `faults` (a faults
+    file's text) when given: the run's folder."""
     btc = {key: path for key, path in bundles.items() if key[0] == "BTCUSDT"}
     config = write_config(tmp_path / "nexus.toml", btc, record_public="true", **engine)
     config.write_text(config.read_text().replace('record_public = "true"', "record_public = true"))
     args = ["--speed", "60", "--seed", "8"]
-    if trade_lag_ms is not None:
-        (tmp_path / "faults.toml").write_text(f"[trade_lag]\ndelay_ms = {trade_lag_ms}\n")
+    if faults is not None:
+        (tmp_path / "faults.toml").write_text(faults)
         args += ["--faults", str(tmp_path / "faults.toml")]
     with running_venue(tmp_path, *args, accounts=venue_accounts()):
         out = tmp_path / "run"
@@ -313,15 +313,20 @@ def run_recorded(bundles: dict, tmp_path: Path, trade_lag_ms: int | None, **engi
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("trade_lag_ms", "engine"),
-    [(None, {}), (50, {"reorder_window": "8s"})],
-    ids=["in-order", "trades-3s-behind-the-book-within-the-window"],
+    ("faults", "engine"),
+    [
+        (None, {}),
+        ("[trade_lag]\ndelay_ms = 50\n", {"reorder_window": "8s"}),
+        ("seed = 3\n[drop]\nprobability = 0.01\n", {}),
+    ],
+    ids=["in-order", "trades-3s-behind-the-book-within-the-window", "deltas-dropped"],
 )
-def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundles, tmp_path, trade_lag_ms, engine):
+def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundles, tmp_path, faults, engine):
     """The public frames the engine received, recorded as they came, give through `apexctl fetch` + `apexctl
     features` exactly the feature rows the engine booked for each closed bar (bit for bit, every column), also when
-    the trade stream runs behind the book stream by less than the reorder window."""
-    out = run_recorded(bundles, tmp_path, trade_lag_ms, **engine)
+    the trade stream runs behind the book stream by less than the reorder window, and when the venue drops book
+    deltas (the engine's books wait for the snapshot its resubscription brings, as the batch features do)."""
+    out = run_recorded(bundles, tmp_path, faults, **engine)
     recording = out / "public.jsonl"
     for kind in ("book", "trades"):
         fetched = run_cli("fetch", str(recording), "--kind", kind, "-o", str(tmp_path / f"{kind}.parquet"))
@@ -335,6 +340,11 @@ def test_the_engines_feature_rows_equal_apexctl_features_on_its_recording(bundle
     db = sqlite3.connect(out / "ledger.sqlite")
     late = list(db.execute("SELECT detail FROM events WHERE kind = 'late_public'"))
     assert not late, f"the engine fed events after their bar closed: {late}"
+    resynced = list(db.execute("SELECT detail FROM events WHERE kind = 'features_resynced'"))
+    assert not resynced, f"the engine's event channel dropped book messages: {resynced}"
+    if faults and "[drop]" in faults:
+        gaps = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'book_unsynced'").fetchone()[0]
+        assert gaps > 0, "the drop fault made no gap in the engine's book stream"
     names = json.loads(db.execute("SELECT value FROM meta WHERE key = 'bar_columns.BTCUSDT'").fetchone()[0])
     live = list(db.execute("SELECT ts_exchange, features FROM bars WHERE symbol = 'BTCUSDT' ORDER BY ts_exchange"))
     assert len(live) >= 6, len(live)
@@ -357,7 +367,7 @@ def test_trades_further_behind_than_the_reorder_window_are_reported_late(bundles
     """Trades 6 s of exchange time behind the book stream, against the default 1 s window: their bars have closed when
     they come, and the ledger says so (a `late_public` event naming the window) rather than silently differing from
     `apexctl features` on the recording."""
-    out = run_recorded(bundles, tmp_path, 100)
+    out = run_recorded(bundles, tmp_path, "[trade_lag]\ndelay_ms = 100\n")
     db = sqlite3.connect(out / "ledger.sqlite")
     late = [detail for (detail,) in db.execute("SELECT detail FROM events WHERE kind = 'late_public'")]
     assert late, "no late_public event"

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apex_book::{MessageHeader, UpdateKind};
+use apex_book::{Applied, BookError, MessageHeader, UpdateKind};
 use apex_bybit::client::ClientError;
 use apex_bybit::client::clock::{ClockSync, SystemClock};
 use apex_bybit::client::private::{PrivateEvent, PrivateFeed};
-use apex_bybit::client::public::{BookMessage, BookSpec, PublicConfig, PublicEvent, PublicFeed};
+use apex_bybit::client::public::{BookMessage, BookSnapshot, BookSpec, PublicConfig, PublicEvent, PublicFeed};
 use apex_bybit::client::rest::{RestClient, RestConfig};
 use apex_bybit::client::target::{MainnetOptIn, Target, VenueReady};
 use apex_bybit::rest::account::{ExecutionListRequest, PositionListRequest};
@@ -93,6 +93,9 @@ struct Market {
     arrivals: u64,
     /// The feature engine's count of late events (after their bar closed) the ledger has been told of.
     late_noted: u64,
+    /// After the event channel dropped a book message the feature engine's book needed: the supervisor's book at
+    /// the time, put in place once the held stream reaches its update id (see [`Engine::release`]).
+    restart: Option<Arc<BookSnapshot>>,
 }
 
 /// An event waiting in a market's reorder window.
@@ -125,6 +128,34 @@ impl Ord for HeldEvent {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.key.cmp(&other.key)
     }
+}
+
+/// Feeds one held book message to a feature engine, with `restart` (the supervisor's book, waiting to replace the
+/// engine's after the event channel dropped a message it needed) put in place once the held stream reaches it: a
+/// delta it already holds is skipped, the one it ends at is replaced by it, a later one follows it, and a snapshot
+/// from the stream supersedes it. The engine's verdict on the message, `None` when it was skipped or replaced.
+fn feed_book(
+    features: &mut BarFeatureEngine,
+    restart: &mut Option<Arc<BookSnapshot>>,
+    header: &MessageHeader,
+    message: &BookMessage,
+    emit: &mut impl FnMut(i64, &[f64]),
+) -> Option<Result<Applied, BookError>> {
+    if header.kind == UpdateKind::Snapshot {
+        *restart = None;
+    } else if let Some(book) = restart.take() {
+        if header.update_id < book.update_id {
+            *restart = Some(book);
+            return None;
+        }
+        let snapshot =
+            MessageHeader { kind: UpdateKind::Snapshot, update_id: book.update_id, seq: book.seq, ..*header };
+        let _ = features.on_book(&snapshot, &book.bids, &book.asks, &mut *emit);
+        if header.update_id == book.update_id {
+            return None;
+        }
+    }
+    Some(features.on_book(header, &message.bids, &message.asks, emit))
 }
 
 impl Market {
@@ -589,6 +620,9 @@ pub struct Engine {
     bars: EngineBars,
     /// See [`Prepared`]: bundles to bench when the Pit Crew starts.
     benched: Vec<(usize, String)>,
+    /// The public feed's count of events its channel dropped, as of the last feature-engine book that refused a
+    /// message.
+    public_dropped: u64,
 }
 
 mod crew;
@@ -773,6 +807,7 @@ impl Engine {
                     latest_ns: i64::MIN,
                     arrivals: 0,
                     late_noted: 0,
+                    restart: None,
                 },
             );
         }
@@ -861,6 +896,7 @@ impl Engine {
             _pid: pid_file,
             links: HashMap::new(),
             unbooked: HashMap::new(),
+            public_dropped: 0,
             instance,
             outbox: Vec::new(),
             writes: Vec::new(),
@@ -1838,6 +1874,12 @@ impl Engine {
 
     /// Feeds the feature engines every held event the reorder window has passed, in exchange-time order. `trigger`
     /// is the frame that moved the window: the bars it closes are decided in answer to it.
+    ///
+    /// A feature-engine book that refuses a delta (a gap) waits for the stream's next snapshot, which the
+    /// supervisor's resubscription brings through the same held stream: `apexctl features` on the recording does the
+    /// same, so the rows stay equal. Only when the event channel dropped events (the gap is the engine's, not the
+    /// stream's: no snapshot is coming) does it restart from the supervisor's book, once the held stream reaches that
+    /// book's update id; its rows then differ from the recording's, and a `features_resynced` event says so.
     fn release(&mut self, closed: &mut Vec<(String, i64, Vec<f64>, Trigger)>, trigger: Trigger) {
         for (symbol, market) in &mut self.markets {
             while let Some(held) = market.next_due() {
@@ -1846,21 +1888,30 @@ impl Engine {
                     Held::Book(message) => {
                         let header = Self::book_header(&message);
                         market.now_ns = market.now_ns.max(header.ts);
-                        let verdict = market.features.on_book(&header, &message.bids, &message.asks, &mut emit);
-                        // The supervisor's book is the reference: when the feature engine's copy refuses a message
-                        // (a gap after a dropped event), it restarts from the supervisor's current snapshot.
-                        if verdict.is_err()
-                            && let Some(reference) = self.public.snapshot(&message.symbol)
-                            && reference.synced
-                        {
-                            let snapshot = MessageHeader {
-                                kind: UpdateKind::Snapshot,
-                                update_id: reference.update_id,
-                                seq: reference.seq,
-                                ts: header.ts.max(reference.ts.saturating_mul(1_000_000)),
-                                ..header
-                            };
-                            let _ = market.features.on_book(&snapshot, &reference.bids, &reference.asks, &mut emit);
+                        let Some(verdict) =
+                            feed_book(&mut market.features, &mut market.restart, &header, &message, &mut emit)
+                        else {
+                            continue;
+                        };
+                        if verdict.is_err() && header.kind == UpdateKind::Delta {
+                            let dropped = self.public.status().borrow().events_dropped;
+                            if dropped > self.public_dropped
+                                && let Some(reference) = self.public.snapshot(&message.symbol)
+                                && reference.synced
+                                && reference.update_id > header.update_id
+                            {
+                                let detail = format!(
+                                    "{symbol}: the event channel dropped {} event(s); the feature engine's book \
+                                     refused u={} and restarts from the supervisor's book at u={}: bar rows from \
+                                     here differ from `apexctl features` on the recording",
+                                    dropped - self.public_dropped,
+                                    header.update_id,
+                                    reference.update_id
+                                );
+                                self.writes.push(Write::Event { kind: "features_resynced", detail });
+                                market.restart = Some(reference);
+                            }
+                            self.public_dropped = dropped;
                         }
                         let top = market.features.book();
                         if let (Some(b), Some(a)) = (top.best_bid(), top.best_ask()) {
@@ -2233,6 +2284,95 @@ fn ended_short(status: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apex_book::Level;
+
+    fn message(kind: UpdateKind, update_id: u64, bid: (i64, i64), ask: (i64, i64)) -> BookMessage {
+        BookMessage {
+            symbol: "BTCUSDT".into(),
+            kind,
+            update_id,
+            seq: update_id as i64,
+            ts: update_id as i64,
+            cts: None,
+            bids: vec![Level::new(bid.0, bid.1)],
+            asks: vec![Level::new(ask.0, ask.1)],
+            received: tokio::time::Instant::now(),
+        }
+    }
+
+    fn supervisor_book(update_id: u64, bid: (i64, i64), ask: (i64, i64)) -> Arc<BookSnapshot> {
+        let scale = Scale::new(1).unwrap();
+        Arc::new(BookSnapshot {
+            symbol: "BTCUSDT".into(),
+            synced: true,
+            update_id,
+            seq: update_id as i64,
+            ts: update_id as i64,
+            cts: None,
+            bids: vec![Level::new(bid.0, bid.1)],
+            asks: vec![Level::new(ask.0, ask.1)],
+            price_scale: scale,
+            qty_scale: scale,
+            applied: update_id,
+        })
+    }
+
+    /// Feeds `message` as `release` does; the verdict's kind, `None` when it was skipped or replaced.
+    fn feed(
+        features: &mut BarFeatureEngine,
+        restart: &mut Option<Arc<BookSnapshot>>,
+        message: &BookMessage,
+    ) -> Option<Result<Applied, BookError>> {
+        feed_book(features, restart, &Engine::book_header(message), message, &mut |_, _| {})
+    }
+
+    #[test]
+    fn a_restart_from_the_supervisors_book_waits_for_the_held_stream_to_reach_it() {
+        let scale = Scale::new(1).unwrap();
+        let config = EngineConfig {
+            bars: apex_features::bars::BarParams::new(60_000_000_000),
+            price_scale: scale,
+            qty_scale: scale,
+            book_columns: true,
+        };
+        let mut features = BarFeatureEngine::new(config).unwrap();
+        let mut restart = None;
+        let (snapshot, delta) = (UpdateKind::Snapshot, UpdateKind::Delta);
+        assert!(matches!(feed(&mut features, &mut restart, &message(snapshot, 1, (100, 1), (101, 1))), Some(Ok(_))));
+        // u=2 was dropped by the event channel: the engine's book refuses u=3 and the supervisor's book (at u=5)
+        // waits to replace it.
+        let gap = feed(&mut features, &mut restart, &message(delta, 3, (100, 2), (101, 1)));
+        assert!(matches!(gap, Some(Err(BookError::Gap { .. }))), "{gap:?}");
+        restart = Some(supervisor_book(5, (99, 4), (102, 4)));
+        // u=4 is inside the supervisor's book: skipped, the engine's book still waits.
+        assert!(feed(&mut features, &mut restart, &message(delta, 4, (100, 3), (101, 1))).is_none());
+        assert!(restart.is_some() && !features.book().is_synced());
+        // u=5 is where the supervisor's book stands: replaced by it.
+        assert!(feed(&mut features, &mut restart, &message(delta, 5, (100, 9), (101, 9))).is_none());
+        assert!(restart.is_none() && features.book().is_synced());
+        assert_eq!(
+            (features.book().best_bid(), features.book().best_ask()),
+            (Some(Level::new(99, 4)), Some(Level::new(102, 4)))
+        );
+        // u=6 follows it.
+        assert!(matches!(
+            feed(&mut features, &mut restart, &message(delta, 6, (99, 7), (102, 4))),
+            Some(Ok(Applied::Delta))
+        ));
+        assert_eq!(features.book().best_bid(), Some(Level::new(99, 7)));
+
+        // A later delta than the supervisor's book follows it at once; a snapshot from the stream supersedes it.
+        restart = Some(supervisor_book(9, (99, 5), (102, 4)));
+        let applied = feed(&mut features, &mut restart, &message(delta, 10, (98, 1), (102, 4)));
+        assert!(matches!(applied, Some(Ok(Applied::Delta))), "{applied:?}");
+        assert!(restart.is_none());
+        assert_eq!(features.book().best_bid(), Some(Level::new(99, 5)));
+        restart = Some(supervisor_book(15, (99, 5), (102, 4)));
+        let fresh = feed(&mut features, &mut restart, &message(snapshot, 20, (97, 1), (103, 1)));
+        assert!(matches!(fresh, Some(Ok(Applied::Snapshot { .. }))), "{fresh:?}");
+        assert!(restart.is_none());
+        assert_eq!(features.book().best_bid(), Some(Level::new(97, 1)));
+    }
 
     #[test]
     fn a_position_mismatch_shows_quantities_on_the_lot_grid() {
