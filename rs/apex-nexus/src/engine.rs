@@ -331,7 +331,7 @@ fn usdt_positions() -> PositionListRequest {
 }
 
 /// How long a slot's entry order with no word on how it ended holds back the slot's next entry (see
-/// `Slot::open_entry`), and an order that ended with fills not booked its next entry or exit (`Engine::unbooked`):
+/// `Slot::open_entry`), and an order that ended with fills not booked its next order (`Engine::unbooked_wait`):
 /// the private streams report every end and fill within a second or so; this only ends a wait for an update that was
 /// lost.
 const OPEN_ENTRY_LIMIT: Duration = Duration::from_secs(60);
@@ -592,8 +592,9 @@ pub struct Engine {
     /// orderLinkId -> slot index, for the engine's orders.
     links: HashMap<String, usize>,
     /// Orders the order stream says ended while some of the fills it reports were not booked yet (the order and
-    /// execution streams are separate): orderLinkId -> what is waited for. Until they are, the slot sends no entry or
-    /// exit (each is sized from booked fills) and a short-ended bracket close does not re-arm.
+    /// execution streams are separate): orderLinkId -> what is waited for. Until they are, the slot sends nothing
+    /// (every leg is sized from booked fills; see [`Engine::unbooked_wait`]) and a short-ended bracket close does not
+    /// re-arm.
     unbooked: HashMap<String, Unbooked>,
     instance: String,
     /// Orders staged while deciding, sent once their intents are committed.
@@ -1182,6 +1183,23 @@ impl Engine {
             .map(|(link, waited)| (link.clone(), waited.since))
     }
 
+    /// Why slot `index` may send nothing now, if an order of it ended with fills not booked yet: every leg is sized
+    /// from the booked position (an entry or exit from the rule's, a bracket close or a flatten from all of it), so
+    /// one sized before them would be wrong by what they add. After [`OPEN_ENTRY_LIMIT`] the wait ends (the
+    /// execution stream lost them; a reconnect books them from the REST history) with an `unbooked_expired` event.
+    fn unbooked_wait(&mut self, index: usize) -> Result<Option<String>, NexusError> {
+        let Some((link, since)) = self.unbooked_of(index) else { return Ok(None) };
+        if since.elapsed() < OPEN_ENTRY_LIMIT {
+            return Ok(Some(format!("fills of {link} not booked yet")));
+        }
+        let detail =
+            format!("{}: fills of {link} not booked after {} s", self.slots[index].name, OPEN_ENTRY_LIMIT.as_secs());
+        self.writes.push(Write::Event { kind: "unbooked_expired", detail });
+        let waited = self.unbooked.remove(&link).expect("just found");
+        self.ended(index, &link, waited.rearms)?;
+        Ok(None)
+    }
+
     /// Re-arms slot `index`'s bracket after its close `link` ended short (refused at create, or cancelled after it),
     /// with a `bracket_rearmed` event saying so (nothing when the slot holds no position any more).
     fn rearm(&mut self, index: usize, link: &str) -> Result<(), NexusError> {
@@ -1239,36 +1257,28 @@ impl Engine {
             let s = &self.slots[index];
             (s.symbol.clone(), s.account.clone(), s.name.clone())
         };
-        if let Some(reason) = self.blind(&symbol, &account) {
+        let reason = match self.blind(&symbol, &account) {
+            Some(reason) => Some(reason),
+            None => self.unbooked_wait(index)?,
+        };
+        if let Some(reason) = reason {
             self.summary.withheld += 1;
             self.metrics.withheld.inc();
             let slot = &mut self.slots[index];
+            // A bracket close waits armed: the next print through it tries again.
+            let bracket = matches!(leg.purpose, Purpose::Stop | Purpose::Take);
             if slot.withheld.as_ref().is_none_or(|(_, last)| *last != reason) {
-                let detail = format!("{name} {} {}: {reason}", leg.purpose.as_str(), side_name(leg.side));
+                let rearmed = if bracket { " (bracket armed again)" } else { "" };
+                let detail = format!("{name} {} {}: {reason}{rearmed}", leg.purpose.as_str(), side_name(leg.side));
                 self.writes.push(Write::Event { kind: "withheld", detail });
             }
             slot.withheld = Some((Instant::now(), reason));
-            if matches!(leg.purpose, Purpose::Stop | Purpose::Take) {
+            if bracket {
                 slot.core.rearm_bracket();
             }
             return Ok(());
         }
         self.slots[index].withheld = None;
-        if matches!(leg.purpose, Purpose::Entry | Purpose::Exit)
-            && let Some((link, since)) = self.unbooked_of(index)
-        {
-            if since.elapsed() < OPEN_ENTRY_LIMIT {
-                let detail =
-                    format!("{name} {} {}: fills of {link} not booked yet", leg.purpose.as_str(), side_name(leg.side));
-                self.writes.push(Write::Event { kind: "withheld", detail });
-                return Ok(());
-            }
-            // The execution stream lost them (a reconnect books them from the REST history): stop waiting.
-            let detail = format!("{name}: fills of {link} not booked after {} s", OPEN_ENTRY_LIMIT.as_secs());
-            self.writes.push(Write::Event { kind: "unbooked_expired", detail });
-            let waited = self.unbooked.remove(&link).expect("just found");
-            self.ended(index, &link, waited.rearms)?;
-        }
         if leg.purpose == Purpose::Entry
             && let Some((link, sent)) = &self.slots[index].open_entry
         {

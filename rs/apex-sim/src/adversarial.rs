@@ -92,20 +92,16 @@ pub fn adversarial_fitness<S: AsRef<str> + Sync>(
 ) -> Result<AdversarialFitness, SimError> {
     let programs = load(trees, template, options, limits)?;
     let config = fitness_config(template);
+    let batch = Shared { dsg, config: &config, options, programs: &programs };
     match markets {
-        Markets::Shared => shared_markets(&programs, dsg, seeds, &config, options),
-        Markets::Independent => independent_markets(&programs, dsg, seeds, &config, options),
+        Markets::Shared => shared_markets(&batch, seeds),
+        Markets::Independent => independent_markets(&batch, seeds),
     }
 }
 
-fn shared_markets(
-    programs: &[Program],
-    dsg: &Dsg,
-    seeds: &[u64],
-    config: &SimConfig,
-    options: &FeatureOptions,
-) -> Result<AdversarialFitness, SimError> {
-    let shared = &Shared { dsg, config, options, programs };
+/// [`Markets::Shared`] (see [`adversarial_fitness`]).
+fn shared_markets(shared: &Shared<'_>, seeds: &[u64]) -> Result<AdversarialFitness, SimError> {
+    let programs = shared.programs;
     let results: Mutex<Vec<Option<Result<RunSummary, SimError>>>> =
         Mutex::new(vec![None; programs.len() * seeds.len()]);
     let store = |index: usize, result: Result<RunSummary, SimError>| {
@@ -143,13 +139,8 @@ fn shared_markets(
 
 /// [`Markets::Independent`]: each seed's market once with a flat feature recorder, every tree batch-evaluated on the
 /// recorded rows, and every (tree, seed) pair whose signal is not 0 on every row run in a market of its own.
-fn independent_markets(
-    programs: &[Program],
-    dsg: &Dsg,
-    seeds: &[u64],
-    config: &SimConfig,
-    options: &FeatureOptions,
-) -> Result<AdversarialFitness, SimError> {
+fn independent_markets(batch: &Shared<'_>, seeds: &[u64]) -> Result<AdversarialFitness, SimError> {
+    let Shared { dsg, config, options, programs } = *batch;
     let config_for = |seed: u64| SimConfig { seed, ..config.clone() };
     let used: Vec<String> = programs.iter().flat_map(|p| p.inputs().to_vec()).collect();
     let (recorded, book) = (needed(&used, options), uses_book(&used));
