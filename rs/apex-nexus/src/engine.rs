@@ -2310,20 +2310,21 @@ mod tests {
         }
     }
 
-    fn supervisor_book(update_id: u64, bid: (i64, i64), ask: (i64, i64)) -> Arc<BookSnapshot> {
+    /// The supervisor's book as it stands after `message`.
+    fn supervisor_book(message: &BookMessage) -> Arc<BookSnapshot> {
         let scale = Scale::new(1).unwrap();
         Arc::new(BookSnapshot {
-            symbol: "BTCUSDT".into(),
+            symbol: message.symbol.clone(),
             synced: true,
-            update_id,
-            seq: update_id as i64,
-            ts: update_id as i64,
-            cts: None,
-            bids: vec![Level::new(bid.0, bid.1)],
-            asks: vec![Level::new(ask.0, ask.1)],
+            update_id: message.update_id,
+            seq: message.seq,
+            ts: message.ts,
+            cts: message.cts,
+            bids: message.bids.clone(),
+            asks: message.asks.clone(),
             price_scale: scale,
             qty_scale: scale,
-            applied: update_id,
+            applied: message.update_id,
         })
     }
 
@@ -2353,7 +2354,7 @@ mod tests {
         // waits to replace it.
         let gap = feed(&mut features, &mut restart, &message(delta, 3, (100, 2), (101, 1)));
         assert!(matches!(gap, Some(Err(BookError::Gap { .. }))), "{gap:?}");
-        restart = Some(supervisor_book(5, (99, 4), (102, 4)));
+        restart = Some(supervisor_book(&message(snapshot, 5, (99, 4), (102, 4))));
         // u=4 is inside the supervisor's book: skipped, the engine's book still waits.
         assert!(feed(&mut features, &mut restart, &message(delta, 4, (100, 3), (101, 1))).is_none());
         assert!(restart.is_some() && !features.book().is_synced());
@@ -2372,12 +2373,12 @@ mod tests {
         assert_eq!(features.book().best_bid(), Some(Level::new(99, 7)));
 
         // A later delta than the supervisor's book follows it at once; a snapshot from the stream supersedes it.
-        restart = Some(supervisor_book(9, (99, 5), (102, 4)));
+        restart = Some(supervisor_book(&message(snapshot, 9, (99, 5), (102, 4))));
         let applied = feed(&mut features, &mut restart, &message(delta, 10, (98, 1), (102, 4)));
         assert!(matches!(applied, Some(Ok(Applied::Delta))), "{applied:?}");
         assert!(restart.is_none());
         assert_eq!(features.book().best_bid(), Some(Level::new(99, 5)));
-        restart = Some(supervisor_book(15, (99, 5), (102, 4)));
+        restart = Some(supervisor_book(&message(snapshot, 15, (99, 5), (102, 4))));
         let fresh = feed(&mut features, &mut restart, &message(snapshot, 20, (97, 1), (103, 1)));
         assert!(matches!(fresh, Some(Ok(Applied::Snapshot { .. }))), "{fresh:?}");
         assert!(restart.is_none());
