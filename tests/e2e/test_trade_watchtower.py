@@ -95,6 +95,25 @@ def http(venue: dict, account: dict) -> unified_trading.HTTP:
     return session
 
 
+def doomed_capital(ledger: Path, session: unified_trading.HTTP) -> float:
+    """The capital that leaves the always-long slot `btc-long` (holding a position after a first run) at half its
+    threshold once its fills are replayed: it dies at the next run's first tick."""
+    db = sqlite3.connect(ledger)
+    cash_flow, position = db.execute(
+        "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN -price * qty ELSE price * qty END - fee), 0), "
+        "COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-long'"
+    ).fetchone()
+    db.close()
+    assert position > 0, "the always-long slot holds a position after the first run"
+    ticker = session.get_tickers(category="linear", symbol="BTCUSDT")["result"]["list"][0]
+    mid = (float(ticker["bid1Price"]) + float(ticker["ask1Price"])) / 2
+    instrument = session.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"][0]
+    threshold = float(instrument["lotSizeFilter"]["minOrderQty"]) * mid  # leverage 1
+    capital = threshold / 2 - (cash_flow + position * mid)
+    assert capital > 0, (capital, threshold, cash_flow, position, mid)
+    return capital
+
+
 def trade(config: Path, ready: Path, out: Path, duration: str) -> None:
     result = run_cli(
         "trade", "--config", str(config), "--venue-ready", str(ready), "--out", str(out), "--duration", duration
@@ -114,22 +133,8 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
             ("btc-b", clv, CAPITAL, "second"),
         ]
         trade(write_config(tmp_path / "first.toml", healthy), ready, out, "8s")
-        db = sqlite3.connect(out / "ledger.sqlite")
-        realized = db.execute(
-            "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN -price * qty ELSE price * qty END - fee), 0), "
-            "COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-long'"
-        ).fetchone()
-        db.close()
-        cash_flow, position = realized
-        assert position > 0, "the always-long slot holds a position after the first run"
         main = http(venue, ACCOUNTS[0])
-        ticker = main.get_tickers(category="linear", symbol="BTCUSDT")["result"]["list"][0]
-        mid = (float(ticker["bid1Price"]) + float(ticker["ask1Price"])) / 2
-        instrument = main.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"][0]
-        threshold = float(instrument["lotSizeFilter"]["minOrderQty"]) * mid  # leverage 1
-        # Second run: the always-long slot's capital leaves it at half its threshold once its fills are replayed.
-        capital = threshold / 2 - (cash_flow + position * mid)
-        assert capital > 0, (capital, threshold, cash_flow, position, mid)
+        capital = doomed_capital(out / "ledger.sqlite", main)
         doomed = [("btc-long", long, capital, "main"), *healthy[1:]]
         command = [
             sys.executable,
@@ -232,3 +237,31 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
     assert [w["reason"] for w in slot["swaps"]] == ["refill"]
     assert document["pending_recycle"] == []
     assert (report / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_a_dead_slot_flattens_again_only_once_its_fills_are_booked(tmp_path):
+    """With executions 6 s late (the order stream on time), a dead slot's flatten is reported filled while its fills
+    are on their way. The slot sends no other flatten before they are booked, and ends flat after exactly one (before
+    the fix, the retry 5 s later flattened the whole position again and opened the opposite side)."""
+    long = gp_bundle(tmp_path, "long")
+    faults = tmp_path / "faults.toml"
+    faults.write_text("[execution_lag]\ndelay_ms = 6000\n")
+    accounts = [{**a, "balance": str(CAPITAL * 4)} for a in ACCOUNTS]
+    with running_venue(tmp_path, "--speed", "60", "--seed", "6", "--faults", str(faults), accounts=accounts) as venue:
+        ready, out = tmp_path / "ready.json", tmp_path / "run"
+        trade(write_config(tmp_path / "first.toml", [("btc-long", long, CAPITAL, "main")]), ready, out, "12s")
+        main = http(venue, ACCOUNTS[0])
+        capital = doomed_capital(out / "ledger.sqlite", main)
+        trade(write_config(tmp_path / "second.toml", [("btc-long", long, capital, "main")]), ready, out, "20s")
+        positions = main.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+        venue_qty = sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
+    db = sqlite3.connect(out / "ledger.sqlite")
+    assert [slot for (slot,) in db.execute("SELECT slot FROM deaths")] == ["btc-long"]
+    flattens = db.execute("SELECT order_link_id, qty, cum_qty FROM orders WHERE purpose = 'flatten'").fetchall()
+    waited = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'withheld' AND detail LIKE '%not booked yet%'")
+    assert waited.fetchone()[0] >= 1, "the retry did not wait for the fills"
+    db.close()
+    assert len(flattens) == 1, flattens
+    assert flat(out / "ledger.sqlite", "btc-long")
+    assert abs(venue_qty) < 1e-9, venue_qty
