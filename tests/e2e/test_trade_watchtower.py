@@ -259,8 +259,8 @@ def test_a_dead_slot_flattens_again_only_once_its_fills_are_booked(tmp_path):
     db = sqlite3.connect(out / "ledger.sqlite")
     assert [slot for (slot,) in db.execute("SELECT slot FROM deaths")] == ["btc-long"]
     flattens = db.execute("SELECT order_link_id, qty, cum_qty FROM orders WHERE purpose = 'flatten'").fetchall()
-    waited = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'withheld' AND detail LIKE '%not booked yet%'")
-    assert waited.fetchone()[0] >= 1, "the retry did not wait for the fills"
+    waited = "SELECT COUNT(*) FROM events WHERE kind = 'withheld' AND detail LIKE 'btc-long flatten %not booked yet'"
+    assert db.execute(waited).fetchone()[0] >= 1, "the retry did not wait for the fills"
     db.close()
     assert len(flattens) == 1, flattens
     assert flat(out / "ledger.sqlite", "btc-long")
