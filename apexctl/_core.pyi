@@ -110,10 +110,19 @@ class _L2(TypedDict):
     update_id: _I64
     seq: _I64
 
-class _SimTrades(_SimTime, _Trade):
-    trade_id: npt.NDArray[np.uint64]
+class _Rows(TypedDict):
+    ts: _I64  # UTC ns
+    symbol: npt.NDArray[np.uint32]  # codes into the producer's symbols
 
-class _SimBook(_SimTime, _L2): ...
+class _BookRows(_Rows, _L2): ...
+
+class _TradeRows(_Rows, _Trade):
+    # Arrow-style trade ids: UTF-8 bytes, and row i's id at [offsets[i], offsets[i + 1]).
+    trade_id_data: npt.NDArray[np.uint8]
+    trade_id_offsets: _I64
+
+class _SimTrades(_SimTime, _TradeRows): ...
+class _SimBook(_SimTime, _BookRows): ...
 
 class _SimBars(_SimTime):
     open: _F64
@@ -180,19 +189,9 @@ class _SimBatch(TypedDict):
     trades: npt.NDArray[np.uint64]
     truncated: npt.NDArray[np.bool_]
 
-class _BybitRow(TypedDict):
-    ts: _I64
-    symbol: npt.NDArray[np.uint32]
-
-class _BybitBook(_BybitRow, _L2): ...
-
-class _BybitTrades(_BybitRow, _Trade):
-    trade_id_data: bytes
-    trade_id_offsets: npt.NDArray[Any]
-
 class _BybitLines(TypedDict):
-    book: _BybitBook
-    trades: _BybitTrades
+    book: _BookRows
+    trades: _TradeRows
     symbols: list[str]
     lines: int
     skipped: int

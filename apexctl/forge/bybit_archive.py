@@ -14,12 +14,11 @@ from typing import BinaryIO
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError
-from apexctl.forge.features import book_frame
+from apexctl.forge.features import book_frame, trade_frame
 from apexctl.forge.table_checks import unit_hint
 from apexctl.schemas.tables import MARKET_FIRST, MARKET_WINDOW_TEXT, TS_END
 
@@ -90,20 +89,7 @@ def lines_to_frames(result: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
         KINDS.gather(b["kind"]) if len(b["ts"]) else pl.Series("kind", [], dtype=pl.String),
     )
     t = result["trades"]
-    n = len(t["ts"])
-    ids = pa.LargeStringArray.from_buffers(n, pa.py_buffer(t["trade_id_offsets"]), pa.py_buffer(t["trade_id_data"]))
-    trade_ids = pl.from_arrow(ids)
-    assert isinstance(trade_ids, pl.Series)
-    trades = pl.DataFrame(
-        {
-            "ts": t["ts"],
-            "symbol": names.gather(t["symbol"]) if n else pl.Series("symbol", [], dtype=pl.String),
-            "side": t["side"],
-            "price": t["price"],
-            "size": t["size"],
-            "trade_id": trade_ids.cast(pl.String).alias("trade_id"),
-        }
-    )
+    trades = trade_frame(t, names.gather(t["symbol"]) if len(t["ts"]) else pl.Series("symbol", [], dtype=pl.String))
     return book, trades
 
 

@@ -472,6 +472,21 @@ def book_frame(columns: Mapping[str, np.ndarray], symbol: Any, kind: Any) -> pl.
     )
 
 
+def trade_frame(columns: Mapping[str, Any], symbol: Any) -> pl.DataFrame:
+    """A `trades` table from a binding's columns (trade ids as Arrow-style `trade_id_data` bytes plus
+    `trade_id_offsets`), with its `symbol` column given as names (a series, or one value for every row)."""
+    import pyarrow as pa
+
+    n = len(columns["ts"])
+    buffers = (pa.py_buffer(columns["trade_id_offsets"]), pa.py_buffer(columns["trade_id_data"]))
+    trade_ids = pl.from_arrow(pa.LargeStringArray.from_buffers(n, *buffers))
+    assert isinstance(trade_ids, pl.Series)
+    values = {c: columns[c] for c in ("ts", "side", "price", "size")}
+    return pl.DataFrame({**values, "symbol": symbol, "trade_id": trade_ids.cast(pl.String)}).select(
+        "ts", "symbol", "side", "price", "size", "trade_id"
+    )
+
+
 def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.ndarray]:
     return {c: trades[c].to_numpy() for c in ("ts", "side", "price", "size")} | {"symbol": _symbol_codes(trades, codes)}
 

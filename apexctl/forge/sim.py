@@ -18,7 +18,7 @@ from apexctl.console import safe
 from apexctl.errors import ConfigError, DataError, InputError, UsageError
 from apexctl.forge import io, outputs, ranges
 from apexctl.forge.durations import SECOND, label
-from apexctl.forge.features import book_frame, recorded_bars
+from apexctl.forge.features import book_frame, recorded_bars, trade_frame
 from apexctl.forge.io import describe, parse_json, read_bounded, sha256_bytes
 from apexctl.schemas.reports import SIM_SUMMARY_SCHEMA, SIM_SUMMARY_VERSION, SimSummary
 from apexctl.schemas.tables import BARS, BOOK, EQUITY, FILLS, TRADES
@@ -130,19 +130,7 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
             epoch_ns=int(config.start.timestamp()) * 1_000_000_000,
         )
         t, b, k = out["trades"], out["book"], out["bars"]
-        trades.append(
-            pl.DataFrame(
-                {
-                    "ts": t["ts"],
-                    "symbol": symbol,
-                    "side": t["side"],
-                    "price": t["price"],
-                    "size": t["size"],
-                    "trade_id": t["trade_id"].astype(str),
-                },
-                schema=TRADES.polars_schema(),
-            )
-        )
+        trades.append(trade_frame(t, symbol).cast(TRADES.polars_schema()))
         book.append(book_frame(b, symbol, np.where(b["kind"] == 0, "snapshot", "delta")))
         bar_frame = pl.DataFrame(
             {

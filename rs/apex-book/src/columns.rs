@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use apex_core::{Scale, ScaleError, infer_decimals_where};
+use apex_core::{BookRows, Scale, ScaleError, infer_decimals_where};
 use thiserror::Error;
 
 use crate::{Applied, BookError, BookStats, L2Book, Level, UpdateKind};
@@ -41,6 +41,21 @@ pub enum ColumnError {
     UpdateId { row: usize, value: i64 },
     #[error("row {row}: column '{column}': {source}")]
     Value { row: usize, column: &'static str, source: ScaleError },
+}
+
+impl<'a> From<&'a BookRows> for BookColumns<'a> {
+    fn from(rows: &'a BookRows) -> Self {
+        BookColumns {
+            ts: &rows.ts,
+            symbol: &rows.symbol,
+            kind: &rows.kind,
+            side: &rows.side,
+            price: &rows.price,
+            size: &rows.size,
+            update_id: &rows.update_id,
+            seq: &rows.seq,
+        }
+    }
 }
 
 impl<'a> BookColumns<'a> {

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use apex_core::MessageHead;
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -16,6 +17,7 @@ use thiserror::Error;
 use crate::messages::{Envelope, Level, OrderbookData, PublicTrade};
 
 pub use apex_book::columns::{KIND_DELTA, KIND_SNAPSHOT};
+pub use apex_core::{BookRows, TradeRows};
 
 const NS_PER_MS: i64 = 1_000_000;
 
@@ -32,62 +34,6 @@ pub enum ParseError {
     Number { line: u64, topic: String, field: String, value: String },
     #[error("line {line}: {topic}: message type '{value}', expected 'snapshot' or 'delta'")]
     Kind { line: u64, topic: String, value: String },
-}
-
-/// The `book` table's columns, owned. `symbol` holds codes into [`LineParser::symbols`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BookRows {
-    pub ts: Vec<i64>,
-    pub symbol: Vec<u32>,
-    pub kind: Vec<u8>,
-    pub side: Vec<i8>,
-    pub price: Vec<f64>,
-    pub size: Vec<f64>,
-    pub update_id: Vec<i64>,
-    pub seq: Vec<i64>,
-}
-
-apex_core::row_count!(BookRows);
-
-/// The `trades` table's columns, owned. Trade ids are stored Arrow-style: one UTF-8 buffer plus `len + 1` offsets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TradeRows {
-    pub ts: Vec<i64>,
-    pub symbol: Vec<u32>,
-    pub side: Vec<i8>,
-    pub price: Vec<f64>,
-    pub size: Vec<f64>,
-    pub trade_id_data: String,
-    pub trade_id_offsets: Vec<i64>,
-}
-
-apex_core::row_count!(TradeRows);
-
-impl Default for TradeRows {
-    fn default() -> Self {
-        Self {
-            ts: Vec::new(),
-            symbol: Vec::new(),
-            side: Vec::new(),
-            price: Vec::new(),
-            size: Vec::new(),
-            trade_id_data: String::new(),
-            trade_id_offsets: vec![0],
-        }
-    }
-}
-
-impl TradeRows {
-    /// The trade id of row `row`.
-    ///
-    /// # Panics
-    /// When `row` is out of range.
-    #[must_use]
-    pub fn trade_id(&self, row: usize) -> &str {
-        let start = usize::try_from(self.trade_id_offsets[row]).expect("offsets are non-negative");
-        let end = usize::try_from(self.trade_id_offsets[row + 1]).expect("offsets are non-negative");
-        &self.trade_id_data[start..end]
-    }
 }
 
 /// Accumulates rows from lines of messages; feed it with [`LineParser::push_lines`], then read the public fields.
@@ -168,24 +114,8 @@ impl LineParser {
     /// Appends the rows of `other` (parsed from later lines), recoding its symbols into this parser's codes.
     fn append(&mut self, other: LineParser) {
         let recode: Vec<u32> = other.symbols.iter().map(|name| self.code(name)).collect();
-        let book = other.book;
-        self.book.ts.extend(book.ts);
-        self.book.symbol.extend(book.symbol.iter().map(|&c| recode[c as usize]));
-        self.book.kind.extend(book.kind);
-        self.book.side.extend(book.side);
-        self.book.price.extend(book.price);
-        self.book.size.extend(book.size);
-        self.book.update_id.extend(book.update_id);
-        self.book.seq.extend(book.seq);
-        let trades = other.trades;
-        let base = *self.trades.trade_id_offsets.last().expect("offsets start with 0");
-        self.trades.ts.extend(trades.ts);
-        self.trades.symbol.extend(trades.symbol.iter().map(|&c| recode[c as usize]));
-        self.trades.side.extend(trades.side);
-        self.trades.price.extend(trades.price);
-        self.trades.size.extend(trades.size);
-        self.trades.trade_id_data.push_str(&trades.trade_id_data);
-        self.trades.trade_id_offsets.extend(trades.trade_id_offsets[1..].iter().map(|&o| o + base));
+        self.book.append(other.book, &recode);
+        self.trades.append(other.trades, &recode);
         self.lines += other.lines;
         self.skipped += other.skipped;
     }
@@ -279,20 +209,8 @@ impl LineParser {
                 parsed.push((side, price, size));
             }
         }
-        if parsed.is_empty() {
-            parsed.push((0, f64::NAN, f64::NAN));
-        }
-        let rows = &mut self.book;
-        for (side, price, size) in parsed {
-            rows.ts.push(ts);
-            rows.symbol.push(symbol);
-            rows.kind.push(kind);
-            rows.side.push(side);
-            rows.price.push(price);
-            rows.size.push(size);
-            rows.update_id.push(update_id);
-            rows.seq.push(data.seq);
-        }
+        let message = MessageHead { ts, symbol, kind, update_id, seq: data.seq };
+        self.book.push_message(message, parsed);
         Ok(())
     }
 
@@ -306,14 +224,7 @@ impl LineParser {
         }
         for (trade, (ts, price, size)) in trades.iter().zip(parsed) {
             let symbol = self.code(&trade.s);
-            let rows = &mut self.trades;
-            rows.ts.push(ts);
-            rows.symbol.push(symbol);
-            rows.side.push(trade.S.sign());
-            rows.price.push(price);
-            rows.size.push(size);
-            rows.trade_id_data.push_str(&trade.i);
-            rows.trade_id_offsets.push(i64::try_from(rows.trade_id_data.len()).expect("ids fit in i64 bytes"));
+            self.trades.push(ts, symbol, trade.S.sign(), price, size, &trade.i);
         }
         Ok(())
     }

@@ -19,4 +19,5 @@ pub use order::{
 pub use params::{Bounds, ParamSpec, ParamValue};
 pub use scale::{Scale, ScaleError, decimals_in, infer_decimals, infer_decimals_where};
 pub use side::Side;
+pub use table::{BookRows, MessageHead, TradeRows};
 pub use xorshift::XorShift64;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use apex_core::{Scale, infer_decimals_where};
+use apex_core::{Scale, TradeRows, infer_decimals_where};
 
 use crate::{FeatureError, SECOND, duration_label};
 
@@ -24,6 +24,12 @@ pub struct TradeColumns<'a> {
 }
 
 apex_core::row_count!(TradeColumns<'_>);
+
+impl<'a> From<&'a TradeRows> for TradeColumns<'a> {
+    fn from(rows: &'a TradeRows) -> Self {
+        TradeColumns { ts: &rows.ts, symbol: &rows.symbol, side: &rows.side, price: &rows.price, size: &rows.size }
+    }
+}
 
 impl TradeColumns<'_> {
     /// Checks lengths, sides, finite positive prices and sizes, and time order within each symbol.

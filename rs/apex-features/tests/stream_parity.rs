@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use apex_book::{BookColumns, Level, MessageHeader};
-use apex_core::Scale;
+use apex_core::{BookRows, MessageHead, Scale, TradeRows};
 use apex_features::bars::{BarParams, BarSource, BarTable, UpdateSeries, bar_features};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::trades::TradeColumns;
@@ -87,19 +87,8 @@ fn stream() -> impl Strategy<Value = Vec<(i64, Event)>> {
 /// The events as `trades` and `book` tables (columns), in event order.
 #[derive(Debug, Default)]
 struct Tables {
-    t_ts: Vec<i64>,
-    t_symbol: Vec<u32>,
-    t_side: Vec<i8>,
-    t_price: Vec<f64>,
-    t_size: Vec<f64>,
-    b_ts: Vec<i64>,
-    b_symbol: Vec<u32>,
-    b_kind: Vec<u8>,
-    b_side: Vec<i8>,
-    b_price: Vec<f64>,
-    b_size: Vec<f64>,
-    b_update_id: Vec<i64>,
-    b_seq: Vec<i64>,
+    trades: TradeRows,
+    book: BookRows,
 }
 
 impl Tables {
@@ -109,30 +98,20 @@ impl Tables {
         for (i, (ts, e)) in events.iter().enumerate() {
             match e {
                 Event::Trade { symbol, side, price, size } => {
-                    t.t_ts.push(*ts);
-                    t.t_symbol.push(*symbol);
-                    t.t_side.push(*side);
-                    t.t_price.push(*price as f64 / 10.0);
-                    t.t_size.push(*size as f64 / 100.0);
+                    t.trades.push(*ts, *symbol, *side, *price as f64 / 10.0, *size as f64 / 100.0, "");
                 }
                 Event::Book { symbol, snapshot, id_step, bids, asks } => {
                     let id = &mut ids[*symbol as usize];
                     *id = (*id + id_step).max(1);
-                    let mut levels: Vec<(i8, i64, i64)> = bids.iter().map(|&(p, q)| (1, p, q)).collect();
-                    levels.extend(asks.iter().map(|&(p, q)| (-1, p, q)));
-                    if levels.is_empty() {
-                        levels.push((0, 0, 0));
-                    }
-                    for (side, p, q) in levels {
-                        t.b_ts.push(*ts);
-                        t.b_symbol.push(*symbol);
-                        t.b_kind.push(u8::from(!snapshot));
-                        t.b_side.push(side);
-                        t.b_price.push(if side == 0 { f64::NAN } else { p as f64 / 10.0 });
-                        t.b_size.push(if side == 0 { f64::NAN } else { q as f64 / 100.0 });
-                        t.b_update_id.push(*id);
-                        t.b_seq.push(i as i64);
-                    }
+                    let head = MessageHead {
+                        ts: *ts,
+                        symbol: *symbol,
+                        kind: u8::from(!snapshot),
+                        update_id: *id,
+                        seq: i as i64,
+                    };
+                    let level = |side: i8| move |&(p, q): &(i64, i64)| (side, p as f64 / 10.0, q as f64 / 100.0);
+                    t.book.push_message(head, bids.iter().map(level(1)).chain(asks.iter().map(level(-1))));
                 }
                 Event::Clock { .. } => {}
             }
@@ -141,26 +120,11 @@ impl Tables {
     }
 
     fn trades(&self) -> TradeColumns<'_> {
-        TradeColumns {
-            ts: &self.t_ts,
-            symbol: &self.t_symbol,
-            side: &self.t_side,
-            price: &self.t_price,
-            size: &self.t_size,
-        }
+        TradeColumns::from(&self.trades)
     }
 
     fn book(&self) -> BookColumns<'_> {
-        BookColumns {
-            ts: &self.b_ts,
-            symbol: &self.b_symbol,
-            kind: &self.b_kind,
-            side: &self.b_side,
-            price: &self.b_price,
-            size: &self.b_size,
-            update_id: &self.b_update_id,
-            seq: &self.b_seq,
-        }
+        BookColumns::from(&self.book)
     }
 }
 
@@ -233,7 +197,7 @@ proptest! {
     #[test]
     fn stream_equals_batch_bit_for_bit((params, with_book) in params(), events in stream()) {
         let tables = Tables::of(&events);
-        prop_assume!(!tables.t_ts.is_empty());
+        prop_assume!(!tables.trades.is_empty());
         let table = batch(&tables, &params, with_book);
         let mut end: BTreeMap<u32, i64> = BTreeMap::new();
         for (&symbol, &ts) in table.symbol.iter().zip(&table.ts) {
@@ -260,7 +224,7 @@ proptest! {
     #[test]
     fn batch_equals_the_whole_series_reference((params, with_book) in params(), events in stream()) {
         let tables = Tables::of(&events);
-        prop_assume!(!tables.t_ts.is_empty());
+        prop_assume!(!tables.trades.is_empty());
         let table = batch(&tables, &params, with_book);
         let updates = update_features(&tables.book(), scales(), &UpdateParams::default()).unwrap();
         let series = updates.series();

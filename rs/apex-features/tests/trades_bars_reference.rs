@@ -1,39 +1,20 @@
 //! Property tests: TFI against an O(n^2) reference, bars against a direct per-bucket reference, and MTFA causality
 //! (changing any input after time T changes no bar row whose close is at or before T).
 
-use apex_core::Scale;
+use apex_core::{Scale, TradeRows};
 use apex_features::bars::{BarParams, BarSource, UpdateSeries, bar_features};
 use apex_features::trades::{TradeColumns, TradeFlow, trade_features};
 use apex_features::{MINUTE, SECOND};
 use proptest::prelude::*;
 
-#[derive(Debug, Clone)]
-struct Trades {
-    ts: Vec<i64>,
-    symbol: Vec<u32>,
-    side: Vec<i8>,
-    price: Vec<f64>,
-    size: Vec<f64>,
-}
-
-impl Trades {
-    fn cols(&self) -> TradeColumns<'_> {
-        TradeColumns { ts: &self.ts, symbol: &self.symbol, side: &self.side, price: &self.price, size: &self.size }
-    }
-}
-
 /// Trades of two symbols, time non-decreasing, often several at the same ts, sizes on a 0.001 grid.
-fn trades(max_step: i64, n: usize) -> impl Strategy<Value = Trades> {
+fn trades(max_step: i64, n: usize) -> impl Strategy<Value = TradeRows> {
     prop::collection::vec((0..max_step, 0_u32..2, any::<bool>(), 900_u32..1100, 1_i64..5000), 1..n).prop_map(|rows| {
-        let mut t = Trades { ts: vec![], symbol: vec![], side: vec![], price: vec![], size: vec![] };
+        let mut t = TradeRows::default();
         let mut now = 1_700_000_000 * SECOND;
         for (step, symbol, buy, price, size) in rows {
             now += step;
-            t.ts.push(now);
-            t.symbol.push(symbol);
-            t.side.push(if buy { 1 } else { -1 });
-            t.price.push(f64::from(price) / 10.0);
-            t.size.push(size as f64 / 1000.0);
+            t.push(now, symbol, if buy { 1 } else { -1 }, f64::from(price) / 10.0, size as f64 / 1000.0, "");
         }
         t
     })
@@ -45,7 +26,7 @@ proptest! {
     #[test]
     fn tfi_matches_quadratic_reference(t in trades(3 * SECOND, 120)) {
         let windows = [SECOND, 10 * SECOND, 4_500_000_000];
-        let got = trade_features(&t.cols(), &windows).unwrap();
+        let got = trade_features(&TradeColumns::from(&t), &windows).unwrap();
         let scale = Scale::new(3).unwrap();
         let mut flows = [TradeFlow::new(scale, &windows).unwrap(), TradeFlow::new(scale, &windows).unwrap()];
         for i in 0..t.ts.len() {
@@ -71,7 +52,7 @@ proptest! {
     #[test]
     fn bars_match_bucket_reference(t in trades(40 * SECOND, 150)) {
         let params = BarParams { interval: MINUTE, rv_window: 3, higher: vec![5 * MINUTE], vmd: None };
-        let got = bar_features(&BarSource::Trades(t.cols()), None, &params).unwrap();
+        let got = bar_features(&BarSource::Trades(TradeColumns::from(&t)), None, &params).unwrap();
         for row in 0..got.len() {
             let (open, symbol) = (got.ts[row], got.symbol[row]);
             let inside: Vec<usize> = (0..t.ts.len())
@@ -114,11 +95,7 @@ proptest! {
             }
         }
         for k in 0..extra {
-            changed.ts.push(last + (k as i64 + 1) * 7 * SECOND);
-            changed.symbol.push((k % 2) as u32);
-            changed.side.push(1);
-            changed.price.push(50.0 + k as f64);
-            changed.size.push(2.0);
+            changed.push(last + (k as i64 + 1) * 7 * SECOND, (k % 2) as u32, 1, 50.0 + k as f64, 2.0, "");
         }
         // Book updates every 3 s from the first trade, with made-up feature values; changed after the cutoff too.
         let update_ts: Vec<i64> = (0..((last - first) / (3 * SECOND) + 1)).map(|k| first + k * 3 * SECOND).collect();
@@ -138,8 +115,8 @@ proptest! {
             spread_bps: &v0,
         };
         let updates_b = UpdateSeries { ofi_l1: &v1, ofi_l5: &v1, pressure_5: &v1, spread_bps: &v1, ..updates_a };
-        let a = bar_features(&BarSource::Trades(t.cols()), Some(&updates_a), &params).unwrap();
-        let b = bar_features(&BarSource::Trades(changed.cols()), Some(&updates_b), &params).unwrap();
+        let a = bar_features(&BarSource::Trades(TradeColumns::from(&t)), Some(&updates_a), &params).unwrap();
+        let b = bar_features(&BarSource::Trades(TradeColumns::from(&changed)), Some(&updates_b), &params).unwrap();
         for row in 0..a.len() {
             if a.ts[row] + MINUTE > cutoff {
                 continue;

@@ -7,7 +7,7 @@ use apex_bybit::{LineParser, ParseError};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 
 use crate::errors::{DataError, IntoPyErr, run_detached};
 
@@ -52,7 +52,7 @@ impl IntoPyErr for ParseError {
 }
 
 /// Parses newline-separated V5 messages into `book` and `trades` columns (NumPy arrays; `symbol` holds codes into
-/// `symbols`; trade ids as Arrow-style `trade_id_data` bytes + `trade_id_offsets`). Other messages are counted in
+/// `symbols`; trade ids as Arrow-style `trade_id_data` UTF-8 bytes (uint8) + `trade_id_offsets`). Other messages are counted in
 /// `skipped`. Errors name the line, counted from `first_line`. Large inputs are parsed in parallel pieces.
 #[pyfunction]
 #[pyo3(signature = (data, first_line=1))]
@@ -72,7 +72,7 @@ fn bybit_parse_lines<'py>(py: Python<'py>, data: PyBackedBytes, first_line: u64)
     }
     out.set_item("book", arrays!(book; ts, symbol, kind, side, price, size, update_id, seq))?;
     let t = arrays!(trades; ts, symbol, side, price, size);
-    t.set_item("trade_id_data", PyBytes::new(py, trades.trade_id_data.as_bytes()))?;
+    t.set_item("trade_id_data", trades.trade_id_data.into_bytes().into_pyarray(py))?;
     t.set_item("trade_id_offsets", trades.trade_id_offsets.into_pyarray(py))?;
     out.set_item("trades", t)?;
     out.set_item("symbols", symbols)?;

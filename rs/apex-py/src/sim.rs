@@ -4,7 +4,7 @@
 use apex_sim::SimError;
 use apex_sim::batch::{Job, RunOptions, config_for as sim_config_for, run_batch};
 use apex_sim::dsg::{Dsg, DsgError, PARAMS};
-use apex_sim::market::{SimOutput, run, utc_ns};
+use apex_sim::market::{SimOutput, run, run_us, utc_ns};
 use apex_sim::strategy::{self, StrategyError};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
@@ -109,8 +109,10 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
         truncated,
         epoch_ns,
     } = out;
-    // Every table has `ts_us` (µs since the run's start) and `ts` (UTC ns, apex-sim's conversion).
+    // Every table has `ts` (UTC ns) and `ts_us` (µs since the run's start), each from the other by apex-sim's
+    // conversion: the market tables are recorded in table time, the others in run time.
     let utc = |ts_us: &[i64]| PyArray1::from_vec(py, ts_us.iter().map(|&t| utc_ns(epoch_ns, t)).collect());
+    let run_time = |ts: &[i64]| PyArray1::from_vec(py, ts.iter().map(|&t| run_us(epoch_ns, t)).collect());
     let result = PyDict::new(py);
     macro_rules! timed_columns {
         ($table:ident; $($column:ident),+) => {
@@ -124,8 +126,22 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
             )?
         };
     }
-    result.set_item("trades", timed_columns!(trades; side, price, size, trade_id))?;
-    result.set_item("book", timed_columns!(book; kind, side, price, size, update_id, seq))?;
+    macro_rules! market_columns {
+        ($table:ident; $($column:ident),+) => {
+            columns(
+                py,
+                vec![
+                    ("ts_us", run_time(&$table.ts).into_any()),
+                    $((stringify!($column), PyArray1::from_vec(py, $table.$column).into_any()),)+
+                ],
+            )?
+        };
+    }
+    let trade_columns = market_columns!(trades; ts, symbol, side, price, size, trade_id_offsets);
+    // Trade ids as bybit_parse_lines gives them: Arrow-style UTF-8 bytes plus offsets.
+    trade_columns.set_item("trade_id_data", PyArray1::from_vec(py, trades.trade_id_data.into_bytes()))?;
+    result.set_item("trades", trade_columns)?;
+    result.set_item("book", market_columns!(book; ts, symbol, kind, side, price, size, update_id, seq))?;
     let bar_column = |f: fn(&apex_sim::strategy::Bar) -> f64| PyArray1::from_vec(py, bars.iter().map(f).collect());
     result.set_item(
         "bars",
@@ -179,7 +195,8 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
 }
 
 /// Runs one simulation of `symbol` (a preset instrument) starting at `epoch_ns` (UTC ns) and returns its tables as
-/// NumPy columns (time as `ts`, UTC ns, and `ts_us`, microseconds since the start), the latent fair value
+/// NumPy columns (time as `ts`, UTC ns, and `ts_us`, microseconds since the start; `trades` and `book` as
+/// `bybit_parse_lines` gives them, symbol code 0), the latent fair value
 /// (`fair_value`: ts, ts_us, value, jump), per-population PnL and the strategy's report.
 #[pyfunction]
 #[pyo3(signature = (symbol, *, dsg_json=None, strategy=None, record_all_fills=false, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS, **options))]

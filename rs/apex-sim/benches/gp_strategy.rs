@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use apex_book::{BookColumns, Level, UpdateKind};
+use apex_core::{BookRows, MessageHead, TradeRows};
 use apex_features::bars::{BarSource, bar_features};
 use apex_features::trades::TradeColumns;
 use apex_features::update::{UpdateParams, update_features};
@@ -90,46 +91,30 @@ fn streaming(events: &[Event], bars: &[Bar], options: &FeatureOptions) -> f64 {
 
 /// The tables of the events before `until_us`, then batch features and batch evaluation; the last signal.
 fn recompute(events: &[Event], until_us: i64, options: &FeatureOptions, program: &apex_gp::Program) -> f64 {
-    let (mut t_ts, mut t_side, mut t_price, mut t_size) = (vec![], vec![], vec![], vec![]);
-    let (mut b_ts, mut b_kind, mut b_side, mut b_price, mut b_size, mut b_id, mut b_seq) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let spec = config().spec;
+    let (mut trades, mut book) = (TradeRows::default(), BookRows::default());
+    let config = config();
+    let spec = &config.spec;
     for event in events {
         match event {
-            Event::Trade(t) if t.ts_us < until_us => {
-                t_ts.push(t.ts_us * 1_000);
-                t_side.push(t.side);
-                t_price.push(t.price);
-                t_size.push(t.size);
-            }
+            Event::Trade(t) if t.ts_us < until_us => trades.push(t.ts_us * 1_000, 0, t.side, t.price, t.size, ""),
             Event::Book(u) if u.ts_us < until_us => {
-                for (side, level) in u.bids.iter().map(|l| (1, l)).chain(u.asks.iter().map(|l| (-1, l))) {
-                    b_ts.push(u.ts_us * 1_000);
-                    b_kind.push(u8::from(u.kind == UpdateKind::Delta));
-                    b_side.push(side);
-                    b_price.push(spec.price_to_f64(level.price));
-                    b_size.push(spec.qty_to_f64(level.qty));
-                    b_id.push(u.update_id as i64);
-                    b_seq.push(u.seq as i64);
-                }
+                let kind = u8::from(u.kind == UpdateKind::Delta);
+                let head = MessageHead {
+                    ts: u.ts_us * 1_000,
+                    symbol: 0,
+                    kind,
+                    update_id: u.update_id as i64,
+                    seq: u.seq as i64,
+                };
+                let level = |side: i8| move |l: &Level| (side, spec.price_to_f64(l.price), spec.qty_to_f64(l.qty));
+                book.push_message(head, u.bids.iter().map(level(1)).chain(u.asks.iter().map(level(-1))));
             }
             _ => {}
         }
     }
-    let zeros = |n: usize| vec![0_u32; n];
-    let (t_symbol, b_symbol) = (zeros(t_ts.len()), zeros(b_ts.len()));
-    let book = BookColumns {
-        ts: &b_ts,
-        symbol: &b_symbol,
-        kind: &b_kind,
-        side: &b_side,
-        price: &b_price,
-        size: &b_size,
-        update_id: &b_id,
-        seq: &b_seq,
-    };
+    let book = BookColumns::from(&book);
     let updates = update_features(&book, (spec.price_scale, spec.qty_scale), &UpdateParams::default()).unwrap();
-    let trades = TradeColumns { ts: &t_ts, symbol: &t_symbol, side: &t_side, price: &t_price, size: &t_size };
+    let trades = TradeColumns::from(&trades);
     let table =
         bar_features(&BarSource::Trades(trades), Some(&updates.series()), &sim_bar_params(60, options)).unwrap();
     let columns: Vec<&[f64]> = program.inputs().iter().map(|n| table.column(n).unwrap()).collect();

@@ -411,25 +411,10 @@ mod tests {
         config
     }
 
-    /// `apexctl features --grain <bar>` over a recorded run's trades and book (times as the run has them).
+    /// `apexctl features --grain <bar>` over a recorded run's trades and book.
     fn batch_features(out: &SimOutput, config: &SimConfig, options: &FeatureOptions) -> apex_features::bars::BarTable {
-        let t = &out.trades;
-        let ts: Vec<i64> = t.ts_us.iter().map(|us| us * 1_000).collect();
-        let symbol = vec![0_u32; ts.len()];
-        let trades = TradeColumns { ts: &ts, symbol: &symbol, side: &t.side, price: &t.price, size: &t.size };
-        let b = &out.book;
-        let book_ts: Vec<i64> = b.ts_us.iter().map(|us| us * 1_000).collect();
-        let book_symbol = vec![0_u32; book_ts.len()];
-        let book = BookColumns {
-            ts: &book_ts,
-            symbol: &book_symbol,
-            kind: &b.kind,
-            side: &b.side,
-            price: &b.price,
-            size: &b.size,
-            update_id: &b.update_id,
-            seq: &b.seq,
-        };
+        let trades = TradeColumns::from(&out.trades);
+        let book = BookColumns::from(&out.book);
         // The scales `features` infers from the table (fewer decimals than the instrument's for SOLUSDT's "0.010").
         let updates = update_features(&book, book.infer_scales(), &UpdateParams::default()).unwrap();
         let params = sim_bar_params(config.bar_s, options);

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use apex_core::Side;
+use apex_core::{BookRows, MessageHead, Side, TradeRows};
 use apex_features::execution::RollingVolatility;
 use apex_rule::{Decision, RuleParams};
 use rand::{RngExt, SeedableRng};
@@ -119,26 +119,10 @@ pub fn utc_ns(epoch_ns: i64, ts_us: i64) -> i64 {
     epoch_ns + ts_us * 1000
 }
 
-/// Columns of the `trades` table (time in microseconds since the simulation epoch).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TradeRows {
-    pub ts_us: Vec<i64>,
-    pub side: Vec<i8>,
-    pub price: Vec<f64>,
-    pub size: Vec<f64>,
-    pub trade_id: Vec<u64>,
-}
-
-/// Columns of the `book` table: one row per level of each L2 message; kind 0 snapshot, 1 delta.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BookRows {
-    pub ts_us: Vec<i64>,
-    pub kind: Vec<u8>,
-    pub side: Vec<i8>,
-    pub price: Vec<f64>,
-    pub size: Vec<f64>,
-    pub update_id: Vec<i64>,
-    pub seq: Vec<i64>,
+/// The inverse of [`utc_ns`]: µs since a run's start at `epoch_ns` of a table time `ts` (UTC ns) of that run.
+#[must_use]
+pub fn run_us(epoch_ns: i64, ts: i64) -> i64 {
+    (ts - epoch_ns) / 1000
 }
 
 /// Columns of the `fills` table.
@@ -194,7 +178,9 @@ pub struct StrategyReport {
 /// Everything a run produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimOutput {
+    /// The public trades, times in UTC ns (as every table has them), symbol code 0, ids numbered from 1.
     pub trades: TradeRows,
+    /// The published L2 stream, times in UTC ns, symbol code 0.
     pub book: BookRows,
     pub bars: Vec<Bar>,
     pub fills: FillRows,
@@ -917,12 +903,9 @@ impl Market {
                         self.trade_feed.push(FeedTrade { ts_us, side: taker_side.sign(), price: price_f, size: qty_f });
                     }
                     if self.config.record_market {
-                        let trades = &mut self.out.trades;
-                        trades.ts_us.push(ts_us);
-                        trades.side.push(taker_side.sign());
-                        trades.price.push(price_f);
-                        trades.size.push(qty_f);
-                        trades.trade_id.push(trade_id);
+                        let ts = utc_ns(self.config.epoch_ns, ts_us);
+                        let mut id = itoa::Buffer::new();
+                        self.out.trades.push(ts, 0, taker_side.sign(), price_f, qty_f, id.format(trade_id));
                     }
                     let bar_us = self.config.bar_s * US_PER_S;
                     let open_ts = ts_us - ts_us.rem_euclid(bar_us);
@@ -1005,25 +988,16 @@ impl Market {
         let update = self.publisher.message(&tick);
         let spec = &self.config.spec;
         let kind = u8::from(update.kind != apex_book::UpdateKind::Snapshot);
-        let book = &mut self.out.book;
-        let mut push = |side: i8, price: f64, size: f64| {
-            book.ts_us.push(update.ts_us);
-            book.kind.push(kind);
-            book.side.push(side);
-            book.price.push(price);
-            book.size.push(size);
-            book.update_id.push(update.update_id as i64);
-            book.seq.push(update.seq as i64);
+        let message = MessageHead {
+            ts: utc_ns(self.config.epoch_ns, update.ts_us),
+            symbol: 0,
+            kind,
+            update_id: update.update_id as i64,
+            seq: update.seq as i64,
         };
-        if update.bids.is_empty() && update.asks.is_empty() {
-            push(0, f64::NAN, f64::NAN);
-        }
-        for level in &update.bids {
-            push(1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
-        }
-        for level in &update.asks {
-            push(-1, spec.price_to_f64(level.price), spec.qty_to_f64(level.qty));
-        }
+        let level = |side: i8| move |l: &apex_book::Level| (side, spec.price_to_f64(l.price), spec.qty_to_f64(l.qty));
+        let levels = update.bids.iter().map(level(1)).chain(update.asks.iter().map(level(-1)));
+        self.out.book.push_message(message, levels);
         Some((tick, Some(update)))
     }
 

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use apex_book::{L2Book, Level, UpdateKind};
 use apex_core::Scale;
-use apex_sim::market::{SimOutput, run};
+use apex_sim::market::{SimOutput, run, run_us};
 use apex_sim::strategy::{AlwaysFlat, BuyAndHold, MovingAverageCrossover};
 use apex_sim::{Dsg, InstrumentSpec, SimConfig};
 
@@ -67,9 +67,9 @@ fn published_mids(out: &SimOutput) -> Vec<(i64, f64)> {
     let mut mids = Vec::new();
     let b = &out.book;
     let mut start = 0;
-    while start < b.ts_us.len() {
+    while start < b.len() {
         let mut end = start;
-        while end < b.ts_us.len() && b.update_id[end] == b.update_id[start] {
+        while end < b.len() && b.update_id[end] == b.update_id[start] {
             end += 1;
         }
         let level =
@@ -77,11 +77,11 @@ fn published_mids(out: &SimOutput) -> Vec<(i64, f64)> {
         let bids: Vec<Level> = (start..end).filter(|&i| b.side[i] > 0).map(level).collect();
         let asks: Vec<Level> = (start..end).filter(|&i| b.side[i] < 0).map(level).collect();
         let kind = if b.kind[start] == 0 { UpdateKind::Snapshot } else { UpdateKind::Delta };
-        book.apply(kind, b.update_id[start] as u64, b.seq[start], b.ts_us[start], &bids, &asks)
+        book.apply(kind, b.update_id[start] as u64, b.seq[start], b.ts[start], &bids, &asks)
             .unwrap_or_else(|e| panic!("published book message {} rejected: {e:?}", b.update_id[start]));
         if let (Some(bid), Some(ask)) = (book.best_bid(), book.best_ask()) {
             assert!(ask.price > bid.price, "crossed or locked published book at update {}", b.update_id[start]);
-            mids.push((b.ts_us[start], (bid.price + ask.price) as f64 / 20.0));
+            mids.push((run_us(out.epoch_ns, b.ts[start]), (bid.price + ask.price) as f64 / 20.0));
         }
         start = end;
     }
@@ -218,10 +218,11 @@ fn price_impact_is_concave_in_trade_size() {
     // Trades of one market order share a timestamp and side: aggregate them into one order.
     let t = &out.trades;
     let mut orders: Vec<(i64, f64, f64)> = Vec::new();
-    for i in 0..t.ts_us.len() {
+    for i in 0..t.len() {
+        let ts_us = run_us(out.epoch_ns, t.ts[i]);
         match orders.last_mut() {
-            Some(last) if last.0 == t.ts_us[i] && last.1 == f64::from(t.side[i]) => last.2 += t.size[i],
-            _ => orders.push((t.ts_us[i], f64::from(t.side[i]), t.size[i])),
+            Some(last) if last.0 == ts_us && last.1 == f64::from(t.side[i]) => last.2 += t.size[i],
+            _ => orders.push((ts_us, f64::from(t.side[i]), t.size[i])),
         }
     }
     let mut impacts: Vec<(f64, f64)> = orders

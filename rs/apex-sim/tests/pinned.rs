@@ -6,7 +6,7 @@
 use apex_core::Side;
 use apex_sim::batch::{Job, preset, run_batch};
 use apex_sim::execution::{Action, ExecConfig, ExecEnv};
-use apex_sim::market::{SimOutput, run};
+use apex_sim::market::{SimOutput, run, run_us};
 use apex_sim::strategy::MovingAverageCrossover;
 use apex_sim::{Dsg, SimConfig};
 use sha2::{Digest, Sha256};
@@ -30,14 +30,16 @@ fn i64s(h: &mut Sha256, values: impl IntoIterator<Item = i64>) {
 /// Every column of every table a run emits, and its summaries.
 fn output_hash(out: &SimOutput) -> String {
     let mut h = Sha256::new();
+    // The market tables hold UTC ns and text ids; the pins were taken of run µs and numeric ids.
+    let run_time = |ts: &[i64]| ts.iter().map(|&t| run_us(out.epoch_ns, t)).collect::<Vec<_>>();
     let t = &out.trades;
-    i64s(&mut h, t.ts_us.iter().copied());
+    i64s(&mut h, run_time(&t.ts));
     i64s(&mut h, t.side.iter().map(|&s| i64::from(s)));
     f64s(&mut h, &t.price);
     f64s(&mut h, &t.size);
-    i64s(&mut h, t.trade_id.iter().map(|&i| i as i64));
+    i64s(&mut h, (0..t.len()).map(|row| t.trade_id(row).parse::<i64>().unwrap()));
     let b = &out.book;
-    i64s(&mut h, b.ts_us.iter().copied());
+    i64s(&mut h, run_time(&b.ts));
     i64s(&mut h, b.kind.iter().map(|&k| i64::from(k)));
     i64s(&mut h, b.side.iter().map(|&s| i64::from(s)));
     f64s(&mut h, &b.price);
@@ -94,7 +96,7 @@ fn a_run_with_every_table_recorded_is_pinned() {
     config.record_all_fills = true;
     let mut strategy = MovingAverageCrossover { fast: 3, slow: 8 };
     let out = run(&Dsg::default(), &config, Some(&mut strategy)).unwrap();
-    assert!(out.trades.ts_us.len() > 1000 && out.strategy.as_ref().is_some_and(|s| s.n_fills > 0));
+    assert!(out.trades.len() > 1000 && out.strategy.as_ref().is_some_and(|s| s.n_fills > 0));
     assert_eq!(output_hash(&out), "94099f8c03e6ac013812a36b88f50b39e6ebd5393107fdee89dd4ec496fdf07b");
 }
 
