@@ -475,9 +475,11 @@ def book_frame(columns: Mapping[str, np.ndarray], symbol: Any, kind: Any) -> pl.
 def trade_frame(columns: Mapping[str, Any], symbol: Any) -> pl.DataFrame:
     """A `trades` table from a binding's columns (trade ids as Arrow-style `trade_id_data` bytes plus
     `trade_id_offsets`), with its `symbol` column given as names (a series, or one value for every row)."""
-    import pyarrow as pa
+    import pyarrow as pa  # here, not at the top: most commands that import this module never build a trades frame
 
     n = len(columns["ts"])
+    if isinstance(symbol, str):  # a typed column even with no rows (a broadcast scalar would have type Null)
+        symbol = pl.repeat(symbol, n, dtype=pl.String, eager=True)
     buffers = (pa.py_buffer(columns["trade_id_offsets"]), pa.py_buffer(columns["trade_id_data"]))
     trade_ids = pl.from_arrow(pa.LargeStringArray.from_buffers(n, *buffers))
     assert isinstance(trade_ids, pl.Series)

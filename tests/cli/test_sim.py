@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from apexctl import _core
 from apexctl.errors import DataError
 from apexctl.forge import io
+from apexctl.forge.features import trade_frame
 from apexctl.forge.sim import MarketSim, dsg_schema, market_tables
-from apexctl.schemas import BOOK, EQUITY, FILLS
+from apexctl.schemas import BOOK, EQUITY, FILLS, TRADES
 from tests.conftest import run_cli
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "apexctl" / "schemas" / "dsg.schema.json"
@@ -42,6 +43,23 @@ def test_same_seed_is_bit_identical_and_the_book_replays_cleanly():
     assert stats["synced"]
     assert stats["snapshots"] == 1
     assert stats["deltas"] > 1000
+
+
+def test_the_market_tables_come_as_the_v5_parser_gives_them_and_make_typed_frames():
+    out = _core.sim_run("BTCUSDT", seed=5, hours=0.02)
+    trades, book = out["trades"], out["book"]
+    parsed = _core.bybit_parse_lines(b"")
+    assert set(parsed["trades"]) <= set(trades)
+    assert set(parsed["book"]) <= set(book)
+    for table in (trades, book):
+        assert np.array_equal(table["ts"], _core.SIM_EPOCH_NS + table["ts_us"] * 1000)
+        assert not table["symbol"].any()
+    frame = trade_frame(trades, "BTCUSDT")
+    assert frame.columns == TRADES.column_names
+    assert frame["trade_id"].to_list() == [str(i) for i in range(1, len(frame) + 1)]
+    assert frame["ts"].to_list() == trades["ts"].tolist()
+    no_rows = {name: column[:0] for name, column in trades.items()} | {"trade_id_offsets": np.zeros(1, np.int64)}
+    assert trade_frame(no_rows, "BTCUSDT").schema == frame.schema
 
 
 def test_batch_matches_single_runs_and_is_columnar():
