@@ -437,6 +437,23 @@ class BarFeatureEngine:
     def update(self) -> dict[str, float] | None: ...
 
 @final
+class SimMarket:
+    """One simulated market (no strategy) advanced piece by piece; its pieces make exactly `sim_run`'s tables."""
+
+    def __new__(
+        cls,
+        symbol: str,
+        *,
+        dsg_json: str | None = None,
+        epoch_ns: int = ...,  # SIM_EPOCH_NS
+        **options: Unpack[_RunOptions],
+    ) -> SimMarket: ...
+    @property
+    def horizon_us(self) -> int: ...
+    def advance(self, until_us: int) -> tuple[_SimTrades, _SimBook]: ...
+    def finish(self) -> _SimRun: ...
+
+@final
 class ExecEnv:
     """`n_envs` IEL execution environments of one market and parent order, stepped in parallel."""
 

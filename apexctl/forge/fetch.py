@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -16,8 +17,17 @@ from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs, ranges
 from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
-from apexctl.forge.io import STDIO, describe, existing_file, refuse_same_data, sha256_bytes, sha256_file, write_table
-from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, market_tables
+from apexctl.forge.io import (
+    STDIO,
+    describe,
+    existing_file,
+    refuse_same_data,
+    sha256_bytes,
+    sha256_file,
+    table_pieces,
+    write_table,
+)
+from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, load_dsg, market_params, market_pieces
 from apexctl.forge.table_checks import (
     book_message_named,
     check_timestamps,
@@ -271,20 +281,31 @@ def fetch_sim(config: MarketSim, output: str, *, force: bool = False) -> dict[st
         raise UsageError(f"{output}: --source sim writes a folder of tables (book, trades, bars); give a folder")
     outputs.check([outputs.OutFolder(out, replace=force)], [config.dsg_path])
     config.validate()
-    with steps("simulating", len(config.symbols)) as bar:
-
-        def advance(symbol: str, result: dict) -> None:
-            bar.advance(1, f"simulated {symbol}")
-
-        frames, params = market_tables(config, progress=advance)
-    extra = {"apex.instruments": {s: INSTRUMENTS[s] for s in config.symbols}}
-    inputs = {config.dsg_path: sha256_file(config.dsg_path)} if config.dsg_path else {}
-    counts = {}
-    with outputs.staged_folder(out, replace=force) as staging:
-        for name, schema in (("book", BOOK), ("trades", TRADES), ("bars", BARS)):
-            write_table(frames[name], staging / f"{name}.parquet", schema=schema, producer=PRODUCER, inputs=inputs,
-                        params=params, extra=extra)  # fmt: skip
-            counts[name] = frames[name].height
+    dsg_text, dsg_normalized = load_dsg(config.dsg_path)
+    provenance = {
+        "producer": PRODUCER,
+        "inputs": {config.dsg_path: sha256_file(config.dsg_path)} if config.dsg_path else {},
+        "params": market_params(config, dsg_normalized),
+        "extra": {"apex.instruments": {s: INSTRUMENTS[s] for s in config.symbols}},
+    }
+    counts = dict.fromkeys(("book", "trades", "bars"), 0)
+    # One piece of simulated time at a time, written out before the next is simulated: memory stays that of a piece.
+    with outputs.staged_folder(out, replace=force) as staging, contextlib.ExitStack() as writers:
+        write = {
+            name: writers.enter_context(table_pieces(staging / f"{name}.parquet", schema=schema, **provenance))
+            for name, schema in (("book", BOOK), ("trades", TRADES))
+        }
+        with steps("simulating (hours)", config.hours) as bar:
+            done = 0.0
+            for hours, piece in market_pieces(config, dsg_text):
+                for name in ("book", "trades"):
+                    write[name](piece[name])
+                    counts[name] += piece[name].height
+                if "bars" in piece:  # the last piece: the bars of the whole run, a few rows a minute
+                    write_table(piece["bars"], staging / "bars.parquet", schema=BARS, **provenance)
+                    counts["bars"] = piece["bars"].height
+                bar.advance(hours - done, f"simulated {hours:g} of {config.hours:g} h")
+                done = hours
     for name in ("book", "trades", "bars"):
-        wrote(str(out / f"{name}.parquet"), f"{frames[name].height:,} {name} rows")
+        wrote(str(out / f"{name}.parquet"), f"{counts[name]:,} {name} rows")
     return counts

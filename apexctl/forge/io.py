@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -324,14 +324,51 @@ def write_table(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes `frame` as Parquet with provenance metadata, atomically; columns are put in schema order first."""
+    arrow = _arrow_table(frame, schema, provenance(schema, producer, inputs, params, extra))
+    with atomic_output(path) as handle:
+        pq.write_table(arrow, handle, compression="zstd")
+
+
+def _arrow_table(frame: pl.DataFrame, schema: TableSchema, metadata: dict[str, str]) -> pa.Table:
+    """`frame` in schema order and types, as Arrow with `metadata`."""
     missing = [name for name in schema.column_names if name not in frame.columns]
     if missing:
         raise SchemaError(f"internal: table '{schema.name}' to write lacks columns {missing}")
     ordered = schema.column_names + [c for c in frame.columns if c not in schema.column_names]
     arrow = frame.select(ordered).cast(schema.polars_schema(), strict=True).to_arrow()
-    arrow = arrow.replace_schema_metadata(provenance(schema, producer, inputs, params, extra))
+    return arrow.replace_schema_metadata(metadata)
+
+
+@contextlib.contextmanager
+def table_pieces(
+    path: str | Path,
+    *,
+    schema: TableSchema,
+    producer: str,
+    inputs: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """Yields `write(frame)`, which appends a piece of the table: the file `write_table` would write of the pieces
+    concatenated (in row groups of at most a piece), made atomically, without holding more than one piece."""
+    metadata = provenance(schema, producer, inputs, params, extra)
     with atomic_output(path) as handle:
-        pq.write_table(arrow, handle, compression="zstd")
+        writer = None
+
+        def write(frame: pl.DataFrame) -> None:
+            nonlocal writer
+            arrow = _arrow_table(frame, schema, metadata)
+            if writer is None:
+                writer = pq.ParquetWriter(handle, arrow.schema, compression="zstd")
+            writer.write_table(arrow)
+
+        try:
+            yield write
+            if writer is None:
+                write(pl.DataFrame(schema=schema.polars_schema()))
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def existing_file(path: str | Path, expected: str) -> Path:

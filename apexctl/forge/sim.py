@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,48 +114,15 @@ class MarketSim:
         CADENCE_MS.check(self.cadence_ms, "--cadence-ms")
 
 
-def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
-    """Runs the market of every symbol and returns the `trades`, `book` and `bars` frames plus the run's params."""
-    config.validate()
-    dsg_text, dsg_normalized = load_dsg(config.dsg_path)
-    trades, book, bars = [], [], []
-    for index, symbol in enumerate(config.symbols):
-        out = _core.sim_run(
-            symbol,
-            dsg_json=dsg_text,
-            seed=symbol_seed(config.seed, index),
-            hours=config.hours,
-            book_depth=config.depth,
-            book_cadence_ms=config.cadence_ms,
-            epoch_ns=int(config.start.timestamp()) * 1_000_000_000,
-        )
-        t, b, k = out["trades"], out["book"], out["bars"]
-        trades.append(trade_frame(t, symbol).cast(TRADES.polars_schema()))
-        book.append(book_frame(b, symbol, np.where(b["kind"] == 0, "snapshot", "delta")))
-        bar_frame = pl.DataFrame(
-            {
-                "ts": k["ts"],
-                "symbol": pl.Series([symbol] * len(k["ts_us"]), dtype=pl.String),
-                "interval": pl.Series(["1m"] * len(k["ts_us"]), dtype=pl.String),
-                "open": k["open"],
-                "high": k["high"],
-                "low": k["low"],
-                "close": k["close"],
-                "volume": k["volume"],
-                "turnover": k["turnover"],
-            },
-            # Explicit types: a span shorter than one bar gives empty columns, which must still concatenate.
-            schema=BARS.polars_schema(),
-        )
-        bars.append(bar_frame)
-        if progress is not None:
-            progress(symbol, out)
-    frames = {
-        "trades": pl.concat(trades).sort("ts", maintain_order=True).select(TRADES.column_names),
-        "book": pl.concat(book).sort("ts", maintain_order=True).select(BOOK.column_names),
-        "bars": pl.concat(bars).sort("ts", "symbol", maintain_order=True).select(BARS.column_names),
-    }
-    params = {
+#: Simulated hours of every symbol's market held in memory at once while a run is recorded: `fetch --source sim`
+#: writes each piece out before simulating the next, so its memory does not grow with --hours.
+PIECE_HOURS = 1.0
+US_PER_HOUR = 3_600_000_000
+
+
+def market_params(config: MarketSim, dsg_normalized: str) -> dict[str, Any]:
+    """The run's parameters, as its tables record them (apex.params)."""
+    return {
         "source": "sim",
         "symbols": list(config.symbols),
         "seed": config.seed,
@@ -167,7 +134,79 @@ def market_tables(config: MarketSim, progress=None) -> tuple[dict[str, pl.DataFr
         "dsg_sha256": sha256_bytes(dsg_normalized.encode()),
         **config.extra_params,
     }
-    return frames, params
+
+
+def market_pieces(
+    config: MarketSim, dsg_text: str | None, piece_hours: float = PIECE_HOURS
+) -> Iterator[tuple[float, dict[str, pl.DataFrame]]]:
+    """The market of every symbol advanced together, `piece_hours` of simulated time at a time: per piece, the hours
+    simulated so far and the `trades` and `book` rows of all symbols in time order; the last piece also holds the
+    run's `bars`. Every row of a piece precedes the next piece's rows, so the pieces one after another are the whole
+    run's tables."""
+    markets = [
+        _core.SimMarket(
+            symbol,
+            dsg_json=dsg_text,
+            seed=symbol_seed(config.seed, index),
+            hours=config.hours,
+            book_depth=config.depth,
+            book_cadence_ms=config.cadence_ms,
+            epoch_ns=int(config.start.timestamp()) * 1_000_000_000,
+        )
+        for index, symbol in enumerate(config.symbols)
+    ]
+    horizon_us = markets[0].horizon_us
+    piece_us = max(1, round(piece_hours * US_PER_HOUR))
+    for until_us in [*range(piece_us, horizon_us, piece_us), horizon_us]:
+        trades, book = [], []
+        for symbol, market in zip(config.symbols, markets, strict=True):
+            t, b = market.advance(until_us)
+            trades.append(trade_frame(t, symbol).cast(TRADES.polars_schema()))
+            book.append(book_frame(b, symbol, np.where(b["kind"] == 0, "snapshot", "delta")))
+        piece = {
+            "trades": pl.concat(trades).sort("ts", maintain_order=True).select(TRADES.column_names),
+            "book": pl.concat(book).sort("ts", maintain_order=True).select(BOOK.column_names),
+        }
+        if until_us == horizon_us:
+            piece["bars"] = run_bars(config, markets)
+        yield until_us / US_PER_HOUR, piece
+
+
+def run_bars(config: MarketSim, markets: Sequence[_core.SimMarket]) -> pl.DataFrame:
+    """Ends the runs of `markets` (one per symbol of `config`) and returns their `bars` table."""
+    bars = []
+    for symbol, market in zip(config.symbols, markets, strict=True):
+        k = market.finish()["bars"]
+        bars.append(
+            pl.DataFrame(
+                {
+                    "ts": k["ts"],
+                    "symbol": pl.Series([symbol] * len(k["ts_us"]), dtype=pl.String),
+                    "interval": pl.Series(["1m"] * len(k["ts_us"]), dtype=pl.String),
+                    "open": k["open"],
+                    "high": k["high"],
+                    "low": k["low"],
+                    "close": k["close"],
+                    "volume": k["volume"],
+                    "turnover": k["turnover"],
+                },
+                # Explicit types: a span shorter than one bar gives empty columns, which must still concatenate.
+                schema=BARS.polars_schema(),
+            )
+        )
+    return pl.concat(bars).sort("ts", "symbol", maintain_order=True).select(BARS.column_names)
+
+
+def market_tables(
+    config: MarketSim, piece_hours: float = PIECE_HOURS
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """Runs the market of every symbol and returns the `trades`, `book` and `bars` frames (in memory: `fetch`
+    writes `market_pieces` out instead) plus the run's params."""
+    config.validate()
+    dsg_text, dsg_normalized = load_dsg(config.dsg_path)
+    pieces = [piece for _, piece in market_pieces(config, dsg_text, piece_hours)]
+    frames = {name: pl.concat([p[name] for p in pieces if name in p]) for name in ("trades", "book", "bars")}
+    return frames, market_params(config, dsg_normalized)
 
 
 @dataclass(frozen=True)

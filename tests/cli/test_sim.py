@@ -116,6 +116,28 @@ def test_market_tables_have_the_real_data_schemas(tmp_path):
     assert params["dsg"]["schema"] == "apex.dsg"
 
 
+def test_a_run_recorded_in_pieces_is_the_run_recorded_whole():
+    config = MarketSim(symbols=("BTCUSDT", "SOLUSDT"), seed=5, hours=0.05)
+    whole, _ = market_tables(config)
+    pieced, _ = market_tables(config, piece_hours=0.0071)  # 8 pieces, their ends off the book's 100 ms grid
+    for name, frame in whole.items():
+        assert pieced[name].equals(frame), name
+
+    out = _core.sim_run("ETHUSDT", seed=3, hours=0.02)
+    market = _core.SimMarket("ETHUSDT", seed=3, hours=0.02)
+    pieces = [market.advance(until_us) for until_us in (0, 5_000_000, 5_000_000, 33_333_333, 10**12)]
+    rest = market.finish()
+    assert len(rest["trades"]["ts"]) == 0, "advancing past the horizon recorded the whole run"
+    for index, table in enumerate(("trades", "book")):
+        for column, values in out[table].items():
+            if column != "trade_id_offsets":  # they restart in every piece; the id bytes are compared instead
+                joined = np.concatenate([piece[index][column] for piece in pieces] + [rest[table][column]])
+                assert np.array_equal(joined, values, equal_nan=True), (table, column)
+    assert all(np.array_equal(rest["bars"][c], out["bars"][c]) for c in out["bars"])
+    with pytest.raises(RuntimeError, match="finished"):
+        market.advance(1)
+
+
 def test_simulate_cli_writes_fills_equity_and_summary(tmp_path):
     out = tmp_path / "run"
     result = run_cli("simulate", "--strategy", "buy_and_hold", "--hours", "0.1", "--seed", "2", "-o", str(out))

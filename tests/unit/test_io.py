@@ -98,6 +98,38 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_table_written_in_pieces_is_the_table_written_whole(tmp_path):
+    frame = pl.concat([trades_frame()] * 5).with_columns(ts=pl.int_range(10, dtype=pl.Int64))
+    provenance = {"producer": "fetch", "inputs": {"x": "ab"}, "params": {"k": 1}, "extra": {"apex.instruments": {}}}
+    io.write_table(frame, tmp_path / "whole.parquet", schema=TRADES, **provenance)
+    with io.table_pieces(tmp_path / "pieces.parquet", schema=TRADES, **provenance) as write:
+        for piece in (frame[:3], frame[3:3], frame[3:]):
+            write(piece)
+    whole = io.read_table(tmp_path / "whole.parquet", TRADES)
+    pieces = io.read_table(tmp_path / "pieces.parquet", TRADES)
+    assert pieces.frame.equals(whole.frame)
+    assert pieces.metadata == whole.metadata
+    assert pq.ParquetFile(tmp_path / "pieces.parquet").num_row_groups == 3
+
+    with io.table_pieces(tmp_path / "none.parquet", schema=TRADES, producer="fetch"):
+        pass
+    empty = io.read_table(tmp_path / "none.parquet", TRADES).frame
+    assert empty.height == 0
+    assert empty.schema == whole.frame.schema
+
+    class Interrupted(Exception):
+        pass
+
+    def write_then_fail() -> None:
+        with io.table_pieces(tmp_path / "failed.parquet", schema=TRADES, producer="fetch") as write:
+            write(frame)
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        write_then_fail()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["none.parquet", "pieces.parquet", "whole.parquet"]
+
+
 def test_foreign_file_without_metadata_is_accepted_when_columns_fit(tmp_path):
     out = tmp_path / "t.parquet"
     pq.write_table(pa.table({c: trades_frame()[c].to_arrow() for c in trades_frame().columns}), out)

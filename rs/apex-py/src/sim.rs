@@ -4,7 +4,8 @@
 use apex_sim::SimError;
 use apex_sim::batch::{Job, RunOptions, config_for as sim_config_for, run_batch};
 use apex_sim::dsg::{Dsg, DsgError, PARAMS};
-use apex_sim::market::{SimOutput, run, run_us, utc_ns};
+use apex_core::{BookRows, TradeRows};
+use apex_sim::market::{Market, SimOutput, run, run_us, utc_ns};
 use apex_sim::strategy::{self, StrategyError};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
@@ -26,6 +27,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         sim_strategies,
         sim_strategy_check
     );
+    m.add_class::<SimMarket>()?;
     m.add("SIM_BOOK_DEPTH", apex_sim::market::DEFAULT_BOOK_DEPTH)?;
     m.add("SIM_BOOK_CADENCE_MS", apex_sim::market::DEFAULT_BOOK_CADENCE_MS)?;
     m.add("SIM_EPOCH_NS", apex_sim::market::DEFAULT_EPOCH_NS)?;
@@ -95,6 +97,31 @@ fn columns<'py>(py: Python<'py>, items: Vec<(&str, Bound<'py, PyAny>)>) -> PyRes
     Ok(out)
 }
 
+/// The `trades` and `book` columns as `bybit_parse_lines` gives them (trade ids as Arrow-style `trade_id_data`
+/// bytes plus `trade_id_offsets`), each with `ts_us` (µs since the run's start) beside `ts`.
+fn market_tables_to_py<'py>(
+    py: Python<'py>,
+    trades: TradeRows,
+    book: BookRows,
+    epoch_ns: i64,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+    let run_time = |ts: &[i64]| PyArray1::from_vec(py, ts.iter().map(|&t| run_us(epoch_ns, t)).collect());
+    macro_rules! market_columns {
+        ($table:ident; $($column:ident),+) => {
+            columns(
+                py,
+                vec![
+                    ("ts_us", run_time(&$table.ts).into_any()),
+                    $((stringify!($column), PyArray1::from_vec(py, $table.$column).into_any()),)+
+                ],
+            )?
+        };
+    }
+    let trade_columns = market_columns!(trades; ts, symbol, side, price, size, trade_id_offsets);
+    trade_columns.set_item("trade_id_data", PyArray1::from_vec(py, trades.trade_id_data.into_bytes()))?;
+    Ok((trade_columns, market_columns!(book; ts, symbol, kind, side, price, size, update_id, seq)))
+}
+
 pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bound<'py, PyDict>> {
     let SimOutput {
         trades,
@@ -112,7 +139,6 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
     // Every table has `ts` (UTC ns) and `ts_us` (µs since the run's start), each from the other by apex-sim's
     // conversion: the market tables are recorded in table time, the others in run time.
     let utc = |ts_us: &[i64]| PyArray1::from_vec(py, ts_us.iter().map(|&t| utc_ns(epoch_ns, t)).collect());
-    let run_time = |ts: &[i64]| PyArray1::from_vec(py, ts.iter().map(|&t| run_us(epoch_ns, t)).collect());
     let result = PyDict::new(py);
     macro_rules! timed_columns {
         ($table:ident; $($column:ident),+) => {
@@ -126,22 +152,9 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
             )?
         };
     }
-    macro_rules! market_columns {
-        ($table:ident; $($column:ident),+) => {
-            columns(
-                py,
-                vec![
-                    ("ts_us", run_time(&$table.ts).into_any()),
-                    $((stringify!($column), PyArray1::from_vec(py, $table.$column).into_any()),)+
-                ],
-            )?
-        };
-    }
-    let trade_columns = market_columns!(trades; ts, symbol, side, price, size, trade_id_offsets);
-    // Trade ids as bybit_parse_lines gives them: Arrow-style UTF-8 bytes plus offsets.
-    trade_columns.set_item("trade_id_data", PyArray1::from_vec(py, trades.trade_id_data.into_bytes()))?;
+    let (trade_columns, book_columns) = market_tables_to_py(py, trades, book, epoch_ns)?;
     result.set_item("trades", trade_columns)?;
-    result.set_item("book", market_columns!(book; ts, symbol, kind, side, price, size, update_id, seq))?;
+    result.set_item("book", book_columns)?;
     let bar_column = |f: fn(&apex_sim::strategy::Bar) -> f64| PyArray1::from_vec(py, bars.iter().map(f).collect());
     result.set_item(
         "bars",
@@ -222,6 +235,70 @@ fn sim_run<'py>(
         }
     })?;
     output_to_py(py, out)
+}
+
+/// One simulated market of `symbol` (a preset instrument, no strategy) that its caller advances piece by piece, so a
+/// long run is recorded in bounded memory: `advance(until_us)` returns the `trades` and `book` rows recorded since the
+/// last call (as `sim_run` gives them), `finish()` the rest of the run as `sim_run` returns it. Advanced to
+/// `horizon_us` in any pieces, its rows are exactly those of `sim_run` with the same arguments.
+#[pyclass(module = "apexctl._core")]
+pub struct SimMarket {
+    market: Option<Market>,
+    epoch_ns: i64,
+}
+
+#[pymethods]
+impl SimMarket {
+    #[new]
+    #[pyo3(signature = (symbol, *, dsg_json=None, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS, **options))]
+    fn new(symbol: &str, dsg_json: Option<&str>, epoch_ns: i64, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let options = merged(RunOptions::default(), options, "SimMarket")?;
+        let open = || -> Result<Market, SimError> {
+            let mut config = sim_config_for(symbol, &options)?;
+            config.epoch_ns = epoch_ns;
+            let mut market = Market::new(&dsg_from(dsg_json)?, &config)?;
+            market.start(None);
+            Ok(market)
+        };
+        Ok(SimMarket { market: Some(open().map_err(IntoPyErr::into_py_err)?), epoch_ns })
+    }
+
+    /// Simulated time (µs since the start) at which the run ends.
+    #[getter]
+    fn horizon_us(&self) -> PyResult<i64> {
+        Ok(self.open()?.horizon_us())
+    }
+
+    /// Processes every event due at or before `until_us` (never past the horizon) and returns `(trades, book)`: the
+    /// rows recorded since the last call.
+    fn advance<'py>(
+        &mut self,
+        py: Python<'py>,
+        until_us: i64,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+        let market = self.market.as_mut().ok_or_else(finished)?;
+        let (trades, book) = run_detached(py, || {
+            market.advance_until(until_us, None);
+            Ok::<_, SimError>(market.take_market_tables())
+        })?;
+        market_tables_to_py(py, trades, book, self.epoch_ns)
+    }
+
+    /// Ends the run: what `sim_run` returns, its `trades` and `book` holding the rows no `advance` returned.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let market = self.market.take().ok_or_else(finished)?;
+        output_to_py(py, market.finish())
+    }
+}
+
+impl SimMarket {
+    fn open(&self) -> PyResult<&Market> {
+        self.market.as_ref().ok_or_else(finished)
+    }
+}
+
+fn finished() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("SimMarket: the run was finished")
 }
 
 /// Runs one job per row of `dsg_vectors` (flat DSG vectors, clipped into bounds) with its seed and strategy name

@@ -590,6 +590,13 @@ impl Market {
         self.trade_feed.clear();
     }
 
+    /// The `trades` and `book` rows recorded since the last call (or the start), leaving none behind: a caller that
+    /// advances a long run piece by piece writes each piece out and keeps memory bounded. Rows of one piece all
+    /// precede the next piece's in time.
+    pub fn take_market_tables(&mut self) -> (TradeRows, BookRows) {
+        (std::mem::take(&mut self.out.trades), std::mem::take(&mut self.out.book))
+    }
+
     /// Ends the run: per-population PnL and the strategy's report, marked to the last mid.
     #[must_use]
     pub fn finish(mut self) -> SimOutput {
