@@ -1,10 +1,10 @@
 //! Bindings of `apex-sim`: one simulation with its tables, a parallel batch of summaries, the built-in strategies and
 //! the DSG's contract.
 
+use apex_core::{BookRows, TradeRows};
 use apex_sim::SimError;
 use apex_sim::batch::{Job, RunOptions, config_for as sim_config_for, run_batch};
 use apex_sim::dsg::{Dsg, DsgError, PARAMS};
-use apex_core::{BookRows, TradeRows};
 use apex_sim::market::{Market, SimOutput, run, run_us, utc_ns};
 use apex_sim::strategy::{self, StrategyError};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
@@ -271,11 +271,7 @@ impl SimMarket {
 
     /// Processes every event due at or before `until_us` (never past the horizon) and returns `(trades, book)`: the
     /// rows recorded since the last call.
-    fn advance<'py>(
-        &mut self,
-        py: Python<'py>,
-        until_us: i64,
-    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+    fn advance<'py>(&mut self, py: Python<'py>, until_us: i64) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
         let market = self.market.as_mut().ok_or_else(finished)?;
         let (trades, book) = run_detached(py, || {
             market.advance_until(until_us, None);
