@@ -1,9 +1,15 @@
 """Benchmark: simulated market events per second with the default DSG; one run on one core, and a batch of runs
-through `_core.sim_batch` (rayon, all cores) against the same runs one after another."""
+through `_core.sim_batch` (rayon, all cores) against the same runs one after another; then recording a run of the
+default symbols to Parquet as `fetch --source sim` does (an hour at a time) against holding the whole run in memory,
+each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 from common import arguments, timed
@@ -16,6 +22,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0, help="simulated hours per run (default 1)")
     parser.add_argument("--jobs", type=int, default=8, help="runs in the batch (default 8)")
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")
+    parser.add_argument(
+        "--record-hours", type=float, default=6.0, help="simulated hours of the recording comparison (default 6)"
+    )
     args = parser.parse_args()
 
     elapsed, single = timed(lambda: _core.sim_run(args.symbol, seed=1, hours=args.hours, strategy="ma_crossover"))
@@ -43,6 +52,49 @@ def main() -> None:
     print(f"  sim_batch   : {total / parallel:14,.0f} events/s  ({parallel:.2f} s)")
     print(f"  one by one  : {total / sequential:14,.0f} events/s  ({sequential:.2f} s)")
     print(f"  ratio       : {sequential / parallel:14.1f}x faster")
+
+    record(args.record_hours)
+
+
+#: A child process recording `hours` of the default symbols into the folder `out`: `fetch_sim` (pieces), or the whole
+#: run held in memory (one piece as long as the run), then written.
+RECORD = """
+import sys
+from pathlib import Path
+from apexctl.forge import io
+from apexctl.forge.fetch import fetch_sim
+from apexctl.forge.sim import MarketSim, market_tables
+from apexctl.schemas import BARS, BOOK, TRADES
+
+how, hours, out = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
+config = MarketSim(seed=1, hours=hours)
+if how == "pieces":
+    fetch_sim(config, str(out))
+else:
+    frames, _ = market_tables(config, piece_hours=hours)
+    out.mkdir()
+    for name, schema in (("book", BOOK), ("trades", TRADES), ("bars", BARS)):
+        io.write_table(frames[name], out / f"{name}.parquet", schema=schema, producer="bench")
+"""
+
+
+def record(hours: float) -> None:
+    """Wall time and peak resident memory of each way of recording, from the child's own resource usage."""
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for how in ("pieces", "whole"):
+            start = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-c", RECORD, how, str(hours), f"{folder}/{how}"])
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                raise SystemExit(f"recording ({how}) failed with exit code {child.returncode}")
+            results[how] = (time.perf_counter() - start, usage.ru_maxrss / 2**20)  # ru_maxrss is in KiB
+    print(f"recording {hours:g} h of the default symbols to Parquet (fetch --source sim)")
+    for how, label in (("pieces", "an hour at a time"), ("whole", "whole run")):
+        seconds, peak_gb = results[how]
+        print(f"  {label:<18}: {seconds:8.2f} s, peak {peak_gb:6.2f} GB")
+    print(f"  ratio             : {results['whole'][1] / results['pieces'][1]:8.1f}x less memory")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ TINY: dict[str, list[str]] = {
     "market_facts.py": ["--seeds", "1", "--hours", "0.2", "--symbols", "BTCUSDT"],
     "nexus.py": ["--seconds", "2"],
     "nsga2.py": ["--small", "300", "--large", "2000"],
-    "sim.py": ["--hours", "0.05", "--jobs", "2"],
+    "sim.py": ["--hours", "0.05", "--jobs", "2", "--record-hours", "0.05"],
     "startup.py": ["--repeats", "1"],
     "tree_json.py": ["--trees", "200", "--repeats", "1"],
     "tree_shape.py": ["--trees", "200", "--repeats", "1"],
