@@ -282,6 +282,7 @@ def sim_run(
     dsg_json: str | None = None,
     strategy: str | None = None,
     record_all_fills: bool = False,
+    record_market: bool = True,
     epoch_ns: int = ...,  # SIM_EPOCH_NS
     **options: Unpack[_RunOptions],
 ) -> _SimRun: ...

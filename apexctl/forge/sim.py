@@ -318,6 +318,7 @@ def simulate_strategy(config: StrategySim) -> tuple[dict[str, pl.DataFrame], dic
             hours=config.hours,
             strategy=config.strategy,
             capital=config.capital,
+            record_market=False,  # the strategy's fills and equity are the output; the market's tables are not
         )
     report = out["strategy"]
     f = out["fills"]

@@ -138,6 +138,18 @@ def test_a_run_recorded_in_pieces_is_the_run_recorded_whole():
         market.advance(1)
 
 
+def test_a_run_that_records_no_market_tables_trades_the_same():
+    recorded = _core.sim_run("SOLUSDT", seed=4, hours=0.05, strategy="ma_crossover:2:5")
+    bare = _core.sim_run("SOLUSDT", seed=4, hours=0.05, strategy="ma_crossover:2:5", record_market=False)
+    assert len(bare["book"]["ts"]) == len(bare["trades"]["ts"]) == len(bare["fair_value"]["ts"]) == 0
+    assert len(recorded["book"]["ts"]) > 0
+    assert bare["trade_count"] == recorded["trade_count"] > 0
+    for name in ("pnl", "fees", "n_fills"):
+        assert bare["strategy"][name] == recorded["strategy"][name], name
+    assert np.array_equal(bare["strategy"]["equity"], recorded["strategy"]["equity"])
+    assert all(np.array_equal(bare["fills"][c], recorded["fills"][c]) for c in recorded["fills"])
+
+
 def test_simulate_cli_writes_fills_equity_and_summary(tmp_path):
     out = tmp_path / "run"
     result = run_cli("simulate", "--strategy", "buy_and_hold", "--hours", "0.1", "--seed", "2", "-o", str(out))

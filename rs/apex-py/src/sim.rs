@@ -209,16 +209,19 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
 
 /// Runs one simulation of `symbol` (a preset instrument) starting at `epoch_ns` (UTC ns) and returns its tables as
 /// NumPy columns (time as `ts`, UTC ns, and `ts_us`, microseconds since the start; `trades` and `book` as
-/// `bybit_parse_lines` gives them, symbol code 0), the latent fair value
+/// `bybit_parse_lines` gives them, symbol code 0; empty, like the fair value, without `record_market`), the latent
+/// fair value
 /// (`fair_value`: ts, ts_us, value, jump), per-population PnL and the strategy's report.
 #[pyfunction]
-#[pyo3(signature = (symbol, *, dsg_json=None, strategy=None, record_all_fills=false, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS, **options))]
+#[pyo3(signature = (symbol, *, dsg_json=None, strategy=None, record_all_fills=false, record_market=true, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS, **options))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
 fn sim_run<'py>(
     py: Python<'py>,
     symbol: &str,
     dsg_json: Option<&str>,
     strategy: Option<&str>,
     record_all_fills: bool,
+    record_market: bool,
     epoch_ns: i64,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -227,6 +230,7 @@ fn sim_run<'py>(
         let dsg = dsg_from(dsg_json)?;
         let mut config = sim_config_for(symbol, &options)?;
         config.record_all_fills = record_all_fills;
+        config.record_market = record_market;
         config.epoch_ns = epoch_ns;
         let mut chosen = strategy.map(strategy::parse).transpose().map_err(SimError::from)?;
         match chosen.as_mut() {
