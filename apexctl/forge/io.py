@@ -324,9 +324,8 @@ def write_table(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes `frame` as Parquet with provenance metadata, atomically; columns are put in schema order first."""
-    arrow = _arrow_table(frame, schema, provenance(schema, producer, inputs, params, extra))
-    with atomic_output(path) as handle:
-        pq.write_table(arrow, handle, compression="zstd")
+    with table_pieces(path, schema=schema, producer=producer, inputs=inputs, params=params, extra=extra) as write:
+        write(frame)
 
 
 def _arrow_table(frame: pl.DataFrame, schema: TableSchema, metadata: dict[str, str]) -> pa.Table:
