@@ -69,7 +69,9 @@ def config_text(bundles: dict[str, Path], pitcrew: str | None = None) -> str:
     lines = [
         '[venue]\nkind = "local"\n',
         '[engine]\nbar = "1m"\nstale_after = "5s"\nstatus_every = "500ms"\n',
-        "[limits]\nmax_leverage = 5\nmax_orders_per_minute = 1000\n",
+        # The slot's positions are worth about 5,000 USDT: with the default order cap (5,000) a close after a rise
+        # would be cut short of the position, which the tests of what a close leaves open do not expect.
+        "[limits]\nmax_leverage = 5\nmax_orders_per_minute = 1000\nmax_order_notional = 100000\n",
         # A 2 bps stop (6 bps take) closes each position within seconds; a steady win rate keeps the churner sized.
         "[rule]\nentry_threshold = 0.3\nstop_atr_mult = 0\nstop_min_bps = 2\nprior_win_rate = 0.5\n"
         "prior_trades = 100000\nmin_fraction = 0.05\n",

@@ -1150,15 +1150,17 @@ impl Engine {
         Ok(())
     }
 
-    /// The order stream says the order `link` of slot `index` ended with `filled` traded; `short` when not all of it
-    /// (cancelled, refused, expired). It counts as ended once the fills the exchange reports are booked: the slot's
-    /// next order is sized from its booked position, so one sized before them would be wrong by what they add.
-    fn order_ended(&mut self, index: usize, link: &str, filled: f64, short: bool) -> Result<(), NexusError> {
+    /// The order stream says the order `link` of slot `index` ended with `filled` traded. It counts as ended once the
+    /// fills the exchange reports are booked: the slot's next order is sized from its booked position, so one sized
+    /// before them would be wrong by what they add. A bracket close re-arms then if the position is still open,
+    /// whether the close ended short (cancelled, refused, expired) or traded all of a quantity the order limits cut
+    /// below the position (`max_order_notional`, the instrument's largest order).
+    fn order_ended(&mut self, index: usize, link: &str, filled: f64) -> Result<(), NexusError> {
         let Some(order) = self.ledger.order(link)? else {
             self.settled(index, link);
             return Ok(());
         };
-        let rearms = short && matches!(order.intent.purpose.as_str(), "stop" | "take");
+        let rearms = matches!(order.intent.purpose.as_str(), "stop" | "take");
         if order.cum_qty + 1e-12 >= filled {
             return self.ended(index, link, rearms);
         }
@@ -1167,9 +1169,9 @@ impl Engine {
     }
 
     /// The order `link` of slot `index` ended and all its fills are booked: a new entry may go. When it was a bracket
-    /// close that ended short (`rearms`), the bracket re-arms, so that the next print through it closes what is
-    /// left; without this a market close the exchange cancels (no liquidity within its price band) would leave the
-    /// position open and unguarded for good.
+    /// close (`rearms`) and the slot still holds a position, the bracket re-arms, so that the next print through it
+    /// closes what is left; without this a market close the exchange cancels (no liquidity within its price band), or
+    /// one cut by the order limits, would leave the rest of the position open and unguarded for good.
     fn ended(&mut self, index: usize, link: &str, rearms: bool) -> Result<(), NexusError> {
         self.settled(index, link);
         if rearms { self.rearm(index, link) } else { Ok(()) }
@@ -1200,12 +1202,14 @@ impl Engine {
         Ok(None)
     }
 
-    /// Re-arms slot `index`'s bracket after its close `link` ended short (refused at create, or cancelled after it),
-    /// with a `bracket_rearmed` event saying so (nothing when the slot holds no position any more).
+    /// Re-arms slot `index`'s bracket after its close `link` ended without closing the position (refused at create,
+    /// cancelled after it, or cut by the order limits), with a `bracket_rearmed` event saying so (nothing when the
+    /// slot holds no position any more).
     fn rearm(&mut self, index: usize, link: &str) -> Result<(), NexusError> {
         let slot = &mut self.slots[index];
-        slot.core.rearm_bracket();
-        if let Some(bracket) = slot.core.bracket() {
+        if slot.core.rearm_bracket()
+            && let Some(bracket) = slot.core.bracket()
+        {
             let market = &self.markets[&slot.symbol];
             let position = qty_text(slot.core.book().position, market.qty_scale);
             // Bracket prices come from the ATR, off the tick grid: two decimals past the tick are enough to read.
@@ -2095,7 +2099,7 @@ impl Engine {
                             )?;
                         }
                         if !open {
-                            self.order_ended(index, &order.order_link_id, dec(&order.cum_exec_qty), short)?;
+                            self.order_ended(index, &order.order_link_id, dec(&order.cum_exec_qty))?;
                         }
                     }
                 }

@@ -374,7 +374,9 @@ impl Challenger {
             Execution::Limit(price) => self.resting.push(Resting { leg, price }),
             Execution::Aggressive => match touch {
                 Some(touch) => self.fill(leg, touch.sweep(leg.side, leg.qty), fees.taker),
-                None if matches!(leg.purpose, Purpose::Stop | Purpose::Take) => self.core.rearm_bracket(),
+                None if matches!(leg.purpose, Purpose::Stop | Purpose::Take) => {
+                    self.core.rearm_bracket();
+                }
                 None => {}
             },
         }

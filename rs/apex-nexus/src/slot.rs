@@ -255,11 +255,10 @@ impl SlotCore {
         }
     }
 
-    /// The closing order of a bracket did not trade (refused, cancelled): the bracket may trigger again.
-    pub fn rearm_bracket(&mut self) {
-        if let Some(bracket) = self.bracket.as_mut() {
-            bracket.triggered = false;
-        }
+    /// The closing order of a bracket did not close the position (refused, cancelled, cut short): the bracket may
+    /// trigger again. True when it had triggered (a bracket set since, by a new position, was not waiting on it).
+    pub fn rearm_bracket(&mut self) -> bool {
+        self.bracket.as_mut().is_some_and(|bracket| std::mem::replace(&mut bracket.triggered, false))
     }
 }
 
@@ -296,6 +295,26 @@ mod tests {
         assert_eq!(slot.rule().trades(), (1, 0));
         let expected = 200.0 + entry.qty * (entry.stop.unwrap() - 100_010.0) - 0.1;
         assert!((slot.book().equity(1.0) - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_close_cut_short_of_the_position_rearms_for_the_rest_and_a_bracket_set_since_is_not_rearmed() {
+        let mut slot = core();
+        slot.on_fill(Side::Buy, 0.046, 100_000.0, 0.0, Some((99_000.0, 101_000.0)));
+        let take = slot.check_bracket(101_500.0).unwrap();
+        assert_eq!((take.purpose, take.qty), (Purpose::Take, 0.046));
+        // The order limits cut the close to 0.045 and all of it traded: 0.001 stays open behind a triggered bracket.
+        slot.on_fill(Side::Sell, 0.045, 101_500.0, 0.0, None);
+        assert!(slot.check_bracket(101_600.0).is_none(), "a triggered bracket waits on its close");
+        assert!(slot.rearm_bracket(), "the close it waited on ended");
+        let rest = slot.check_bracket(101_600.0).unwrap();
+        assert_eq!((rest.purpose, rest.side), (Purpose::Take, Side::Sell));
+        assert!((rest.qty - 0.001).abs() < 1e-12, "{}", rest.qty);
+        slot.on_fill(Side::Sell, rest.qty, 101_600.0, 0.0, None);
+        assert_eq!(slot.book().position, 0.0);
+        assert!(!slot.rearm_bracket(), "flat: nothing to re-arm");
+        slot.on_fill(Side::Buy, 0.046, 100_000.0, 0.0, Some((99_000.0, 101_000.0)));
+        assert!(!slot.rearm_bracket(), "the new position's bracket never triggered");
     }
 
     #[test]
