@@ -43,8 +43,6 @@ DERIVATIVES_HEADER = (
 )
 SPOT_HEADER = ("id", "timestamp", "price", "volume", "side")
 
-KINDS = pl.Series("kind", ["snapshot", "delta"], dtype=pl.String)
-
 # Progress callback: (bytes done since last call).
 Advance = Callable[[int], None]
 
@@ -81,16 +79,7 @@ class _Counting(io.RawIOBase):
 
 def lines_to_frames(result: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Turns one `_core.bybit_parse_lines` result into `book` and `trades` frames (symbol codes to names)."""
-    names = pl.Series("symbol", result["symbols"], dtype=pl.String)
-    b = result["book"]
-    book = book_frame(
-        b,
-        names.gather(b["symbol"]) if len(b["ts"]) else pl.Series("symbol", [], dtype=pl.String),
-        KINDS.gather(b["kind"]) if len(b["ts"]) else pl.Series("kind", [], dtype=pl.String),
-    )
-    t = result["trades"]
-    trades = trade_frame(t, names.gather(t["symbol"]) if len(t["ts"]) else pl.Series("symbol", [], dtype=pl.String))
-    return book, trades
+    return book_frame(result["book"], result["symbols"]), trade_frame(result["trades"], result["symbols"])
 
 
 def parse_lines_stream(stream: BinaryIO, name: str, advance: Advance | None = None) -> Parsed:

@@ -463,30 +463,35 @@ def book_arrays(book: pl.DataFrame, symbol_codes: np.ndarray) -> dict[str, np.nd
     }
 
 
-def book_frame(columns: Mapping[str, np.ndarray], symbol: Any, kind: Any) -> pl.DataFrame:
-    """The inverse: a `book` table from a binding's NumPy columns, with its `symbol` and `kind` columns given as names
-    (a series, or one value for every row); NaN prices and sizes (a message without levels) become nulls."""
+#: The `kind` column's names by code (apex-book's KIND_SNAPSHOT 0 and KIND_DELTA 1).
+BOOK_KINDS = pl.Series("kind", ["snapshot", "delta"], dtype=pl.String)
+
+
+def _symbol_names(codes: np.ndarray, symbols: Sequence[str]) -> pl.Series:
+    return pl.Series("symbol", symbols, dtype=pl.String).gather(codes)
+
+
+def book_frame(columns: Mapping[str, np.ndarray], symbols: Sequence[str]) -> pl.DataFrame:
+    """The inverse: a `book` table from a binding's NumPy columns (`symbol` codes into `symbols`, `kind` codes);
+    NaN prices and sizes (a message without levels) become nulls. Typed even without rows."""
     levels = {c: columns[c] for c in ("side", "price", "size", "update_id", "seq")}
-    return pl.DataFrame({"ts": columns["ts"], "symbol": symbol, "kind": kind, **levels}).with_columns(
+    named = {"symbol": _symbol_names(columns["symbol"], symbols), "kind": BOOK_KINDS.gather(columns["kind"])}
+    return pl.DataFrame({"ts": columns["ts"], **named, **levels}).with_columns(
         pl.col("price").fill_nan(None), pl.col("size").fill_nan(None)
     )
 
 
-def trade_frame(columns: Mapping[str, Any], symbol: Any) -> pl.DataFrame:
-    """A `trades` table from a binding's columns (trade ids as Arrow-style `trade_id_data` bytes plus
-    `trade_id_offsets`), with its `symbol` column given as names (a series, or one value for every row)."""
+def trade_frame(columns: Mapping[str, Any], symbols: Sequence[str]) -> pl.DataFrame:
+    """A `trades` table from a binding's columns (`symbol` codes into `symbols`; trade ids as Arrow-style
+    `trade_id_data` bytes plus `trade_id_offsets`). Typed even without rows."""
     import pyarrow as pa  # here, not at the top: most commands that import this module never build a trades frame
 
-    n = len(columns["ts"])
-    if isinstance(symbol, str):  # a typed column even with no rows (a broadcast scalar would have type Null)
-        symbol = pl.repeat(symbol, n, dtype=pl.String, eager=True)
     buffers = (pa.py_buffer(columns["trade_id_offsets"]), pa.py_buffer(columns["trade_id_data"]))
-    trade_ids = pl.from_arrow(pa.LargeStringArray.from_buffers(n, *buffers))
+    trade_ids = pl.from_arrow(pa.LargeStringArray.from_buffers(len(columns["ts"]), *buffers))
     assert isinstance(trade_ids, pl.Series)
-    values = {c: columns[c] for c in ("ts", "side", "price", "size")}
-    return pl.DataFrame({**values, "symbol": symbol, "trade_id": trade_ids.cast(pl.String)}).select(
-        "ts", "symbol", "side", "price", "size", "trade_id"
-    )
+    values = {c: columns[c] for c in ("side", "price", "size")}
+    symbol = _symbol_names(columns["symbol"], symbols)
+    return pl.DataFrame({"ts": columns["ts"], "symbol": symbol, **values, "trade_id": trade_ids.cast(pl.String)})
 
 
 def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.ndarray]:

@@ -161,8 +161,8 @@ def market_pieces(
         trades, book = [], []
         for symbol, market in zip(config.symbols, markets, strict=True):
             t, b = market.advance(until_us)
-            trades.append(trade_frame(t, symbol).cast(TRADES.polars_schema()))
-            book.append(book_frame(b, symbol, np.where(b["kind"] == 0, "snapshot", "delta")))
+            trades.append(trade_frame(t, [symbol]))
+            book.append(book_frame(b, [symbol]))
         piece = {
             "trades": pl.concat(trades).sort("ts", maintain_order=True).select(TRADES.column_names),
             "book": pl.concat(book).sort("ts", maintain_order=True).select(BOOK.column_names),

@@ -52,8 +52,8 @@ impl IntoPyErr for ParseError {
 }
 
 /// Parses newline-separated V5 messages into `book` and `trades` columns (NumPy arrays; `symbol` holds codes into
-/// `symbols`; trade ids as Arrow-style `trade_id_data` UTF-8 bytes (uint8) + `trade_id_offsets`). Other messages are counted in
-/// `skipped`. Errors name the line, counted from `first_line`. Large inputs are parsed in parallel pieces.
+/// `symbols`; trade ids as Arrow-style `trade_id_data` UTF-8 bytes (uint8) + `trade_id_offsets`). Other messages are
+/// counted in `skipped`. Errors name the line, counted from `first_line`. Large inputs are parsed in parallel pieces.
 #[pyfunction]
 #[pyo3(signature = (data, first_line=1))]
 fn bybit_parse_lines<'py>(py: Python<'py>, data: PyBackedBytes, first_line: u64) -> PyResult<Bound<'py, PyDict>> {

@@ -209,9 +209,9 @@ pub(crate) fn output_to_py<'py>(py: Python<'py>, out: SimOutput) -> PyResult<Bou
 
 /// Runs one simulation of `symbol` (a preset instrument) starting at `epoch_ns` (UTC ns) and returns its tables as
 /// NumPy columns (time as `ts`, UTC ns, and `ts_us`, microseconds since the start; `trades` and `book` as
-/// `bybit_parse_lines` gives them, symbol code 0; empty, like the fair value, without `record_market`), the latent
-/// fair value
-/// (`fair_value`: ts, ts_us, value, jump), per-population PnL and the strategy's report.
+/// `bybit_parse_lines` gives them, symbol code 0), the latent fair value (`fair_value`: ts, ts_us, value, jump),
+/// per-population PnL and the strategy's report. Without `record_market` the market tables and the fair value are
+/// empty.
 #[pyfunction]
 #[pyo3(signature = (symbol, *, dsg_json=None, strategy=None, record_all_fills=false, record_market=true, epoch_ns=apex_sim::market::DEFAULT_EPOCH_NS, **options))]
 #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
