@@ -1153,8 +1153,8 @@ impl Engine {
     /// The order stream says the order `link` of slot `index` ended with `filled` traded. It counts as ended once the
     /// fills the exchange reports are booked: the slot's next order is sized from its booked position, so one sized
     /// before them would be wrong by what they add. A bracket close re-arms then if the position is still open,
-    /// whether the close ended short (cancelled, refused, expired) or traded all of a quantity the order limits cut
-    /// below the position (`max_order_notional`, the instrument's largest order).
+    /// whether the close ended short (cancelled, refused, expired) or traded all of a quantity
+    /// `limits.max_order_notional` cut below the position.
     fn order_ended(&mut self, index: usize, link: &str, filled: f64) -> Result<(), NexusError> {
         let Some(order) = self.ledger.order(link)? else {
             self.settled(index, link);
