@@ -110,13 +110,7 @@ impl<'a> BookColumns<'a> {
     /// Never: inferred decimals stay within the supported maximum.
     #[must_use]
     pub fn infer_scales(&self) -> (Scale, Scale) {
-        let level = |row: usize| self.side[row] != 0;
-        let price = infer_decimals_where(self.price, level);
-        let size = infer_decimals_where(self.size, level);
-        (
-            Scale::new(price).expect("inferred decimals are bounded"),
-            Scale::new(size).expect("inferred decimals are bounded"),
-        )
+        level_scales(self.side, self.price, self.size)
     }
 
     /// Decodes the rows of one message into integer levels (into reusable buffers).
@@ -229,6 +223,18 @@ where
         messages += 1;
     }
     Ok(Replay { books, messages, incidents })
+}
+
+/// Scales inferred from the decimals present in the prices and sizes of the level rows (`side` not 0) of a `book`
+/// table. The fewest decimals that hold every value, so those of a table are the largest of those of its pieces.
+///
+/// # Panics
+/// Never: inferred decimals stay within the supported maximum.
+#[must_use]
+pub fn level_scales(side: &[i8], price: &[f64], size: &[f64]) -> (Scale, Scale) {
+    let level = |row: usize| side.get(row).is_some_and(|&s| s != 0);
+    let scale = |values| Scale::new(infer_decimals_where(values, level)).expect("inferred decimals are bounded");
+    (scale(price), scale(size))
 }
 
 #[cfg(test)]

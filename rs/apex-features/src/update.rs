@@ -1,7 +1,8 @@
 //! Per-book-update features: mid, spread, microprice, multi-level order flow imbalance and book pressure.
 //!
 //! One row per book message (snapshot or delta), computed from the book state before and after the message by a
-//! streaming [`UpdateEngine`]; [`update_features`] drives the same engine over a whole `book` table.
+//! streaming [`UpdateEngine`]; [`update_features`] drives the same engine over a whole `book` table, [`UpdateReplay`]
+//! over one given in pieces.
 //!
 //! Conventions:
 //! - Every value is NaN when the book after the message is not usable: not synced (before the first snapshot, a
@@ -356,29 +357,57 @@ pub fn update_features(
     scales: (Scale, Scale),
     params: &UpdateParams,
 ) -> Result<UpdateColumns, FeatureError> {
-    cols.validate()?;
-    if let Some((code, tick)) = params.tick_units.iter().find(|&(_, &t)| t <= 0) {
-        return Err(FeatureError::Params(format!("tick size of symbol code {code} must be positive, got {tick}")));
-    }
-    let (price_scale, qty_scale) = scales;
-    let mut engines: BTreeMap<u32, UpdateEngine> = BTreeMap::new();
-    let mut out = UpdateColumns::with_capacity(cols.len() / 2);
-    let (mut bids, mut asks) = (Vec::new(), Vec::new());
-    for (message, rows) in cols.messages().enumerate() {
-        if message & 0xFFFF == 0 {
-            apex_cancel::checkpoint(); // an interrupted caller stops a long replay within milliseconds
+    UpdateReplay::new(scales, params.clone())?.push(cols)
+}
+
+/// [`update_features`] over a `book` table given in consecutive pieces: the engines of the symbols carry over from
+/// one piece to the next, so the rows of all pieces are the rows of the whole table. A piece must end at a message's
+/// end (its rows are never split), which a cut between two timestamps guarantees.
+#[derive(Debug)]
+pub struct UpdateReplay {
+    scales: (Scale, Scale),
+    params: UpdateParams,
+    engines: BTreeMap<u32, UpdateEngine>,
+}
+
+impl UpdateReplay {
+    /// A replay that has seen no message.
+    ///
+    /// # Errors
+    /// `Params` for a non-positive tick.
+    pub fn new(scales: (Scale, Scale), params: UpdateParams) -> Result<UpdateReplay, FeatureError> {
+        if let Some((code, tick)) = params.tick_units.iter().find(|&(_, &t)| t <= 0) {
+            return Err(FeatureError::Params(format!("tick size of symbol code {code} must be positive, got {tick}")));
         }
-        let header = cols.decode(rows, price_scale, qty_scale, &mut bids, &mut asks)?;
-        let engine = engines.entry(header.symbol).or_insert_with(|| {
-            let tick = params.tick_units.get(&header.symbol).copied().unwrap_or(1);
-            UpdateEngine::new(price_scale, qty_scale).with_tick_units(tick)
-        });
-        if let Err(incident) = engine.push(&header, &bids, &asks) {
-            out.incidents.push((header.first_row, incident));
-        }
-        out.push(engine.row().expect("a row exists after a push"));
+        Ok(UpdateReplay { scales, params, engines: BTreeMap::new() })
     }
-    Ok(out)
+
+    /// The feature rows of the messages of `cols`, the next piece of the table; the rows of `incidents` count from
+    /// the piece's first row.
+    ///
+    /// # Errors
+    /// `Book` for malformed rows (bad codes, NaN or off-grid prices and sizes); the replay is then unusable.
+    pub fn push(&mut self, cols: &BookColumns<'_>) -> Result<UpdateColumns, FeatureError> {
+        cols.validate()?;
+        let (price_scale, qty_scale) = self.scales;
+        let mut out = UpdateColumns::with_capacity(cols.len() / 2);
+        let (mut bids, mut asks) = (Vec::new(), Vec::new());
+        for (message, rows) in cols.messages().enumerate() {
+            if message & 0xFFFF == 0 {
+                apex_cancel::checkpoint(); // an interrupted caller stops a long replay within milliseconds
+            }
+            let header = cols.decode(rows, price_scale, qty_scale, &mut bids, &mut asks)?;
+            let engine = self.engines.entry(header.symbol).or_insert_with(|| {
+                let tick = self.params.tick_units.get(&header.symbol).copied().unwrap_or(1);
+                UpdateEngine::new(price_scale, qty_scale).with_tick_units(tick)
+            });
+            if let Err(incident) = engine.push(&header, &bids, &asks) {
+                out.incidents.push((header.first_row, incident));
+            }
+            out.push(engine.row().expect("a row exists after a push"));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use apex_book::naive::{Levels, NaiveBook, NaiveOutcome};
 use apex_book::{BookColumns, Level, MessageHeader, UpdateKind};
 use apex_core::Scale;
-use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateEngine, UpdateParams, update_features};
+use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateEngine, UpdateParams, UpdateReplay, update_features};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -197,4 +197,48 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn a_table_replayed_in_pieces_gives_the_rows_of_the_whole(msgs in stream(), cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..5)) {
+        let o = to_columns(&msgs);
+        let cols = |range: std::ops::Range<usize>| BookColumns {
+            ts: &o.ts[range.clone()], symbol: &o.symbol[range.clone()], kind: &o.kind[range.clone()],
+            side: &o.side[range.clone()], price: &o.price[range.clone()], size: &o.size[range.clone()],
+            update_id: &o.update_id[range.clone()], seq: &o.seq[range],
+        };
+        let scales = (Scale::new(PRICE_DECIMALS).unwrap(), Scale::new(0).unwrap());
+        let params = UpdateParams { tick_units: [(0, TICK), (1, TICK)].into_iter().collect() };
+        let whole = update_features(&cols(0..o.ts.len()), scales, &params).unwrap();
+        // Cut only where the timestamp changes: a message's rows share one.
+        let starts: Vec<usize> = (1..o.ts.len()).filter(|&row| o.ts[row] != o.ts[row - 1]).collect();
+        let mut bounds: Vec<usize> = cuts.iter().filter(|_| !starts.is_empty()).map(|cut| starts[cut.index(starts.len())]).collect();
+        bounds.extend([0, o.ts.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut replay = UpdateReplay::new(scales, params).unwrap();
+        let mut pieces = UpdateColumnsParts { values: vec![Vec::new(); UPDATE_FLOAT_COLUMNS.len()], ..Default::default() };
+        for pair in bounds.windows(2) {
+            let piece = replay.push(&cols(pair[0]..pair[1])).unwrap();
+            pieces.ts.extend(&piece.ts);
+            pieces.update_id.extend(&piece.update_id);
+            pieces.incidents.extend(piece.incidents.iter().map(|(row, _)| row + pair[0]));
+            for (c, column) in piece.values.iter().enumerate() {
+                pieces.values[c].extend(column.iter().map(|v| v.to_bits()));
+            }
+        }
+        prop_assert_eq!(pieces.ts, whole.ts.clone());
+        prop_assert_eq!(pieces.update_id, whole.update_id.clone());
+        prop_assert_eq!(pieces.incidents, whole.incidents.iter().map(|(row, _)| *row).collect::<Vec<_>>());
+        let bits: Vec<Vec<u64>> = whole.values.iter().map(|c| c.iter().map(|v| v.to_bits()).collect()).collect();
+        prop_assert_eq!(pieces.values, bits);
+    }
+}
+
+/// The columns of a replay in pieces, joined, with values as bits (NaN equals NaN).
+#[derive(Default)]
+struct UpdateColumnsParts {
+    ts: Vec<i64>,
+    update_id: Vec<i64>,
+    values: Vec<Vec<u64>>,
+    incidents: Vec<usize>,
 }
