@@ -243,6 +243,9 @@ def features_update(
     qty_decimals: int | None = None,
     tick_units: dict[int, int] | None = None,
 ) -> dict[str, npt.NDArray[Any]]: ...
+def book_decimals(
+    side: npt.NDArray[np.int8], price: npt.NDArray[np.float64], size: npt.NDArray[np.float64]
+) -> tuple[int, int]: ...
 def features_trade(
     trades: Mapping[str, npt.NDArray[Any]],
     *,
@@ -401,6 +404,15 @@ def policy_latency(
 ) -> npt.NDArray[np.float64]: ...
 def onnx_run(path: str | os.PathLike[str], inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 def bundle_schema() -> str: ...
+
+@final
+class UpdateReplay:
+    """`features_update` of a `book` table given in consecutive pieces, each ending at a message's end."""
+
+    def __new__(
+        cls, *, price_decimals: int, qty_decimals: int, tick_units: dict[int, int] | None = None
+    ) -> UpdateReplay: ...
+    def push(self, book: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]: ...
 
 @final
 class BarFeatureEngine:

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use apex_book::columns::level_scales;
 use apex_book::{Level, MessageHeader, UpdateKind};
 use apex_core::Scale;
 use apex_features::FeatureError;
 use apex_features::bars::{BarParams, BarSource, BarTable, UpdateSeries, bar_features};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::trades::trade_features;
-use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateParams, update_features};
+use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateColumns, UpdateParams, UpdateReplay, update_features};
 use apex_features::vmd::VmdParams;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -19,8 +20,9 @@ use crate::columns::{BookArrays, KlineArrays, TradeArrays};
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions!(m, features_update, features_trade, features_bars);
+    add_functions!(m, features_update, features_trade, features_bars, book_decimals);
     m.add_class::<PyBarFeatureEngine>()?;
+    m.add_class::<PyUpdateReplay>()?;
     Ok(())
 }
 
@@ -60,6 +62,10 @@ fn features_update<'py>(
             scales_for(&cols, price_decimals, qty_decimals).map_err(|e| FeatureError::Params(e.to_string()))?;
         update_features(&cols, scales, &params)
     })?;
+    update_columns_to_py(py, result)
+}
+
+fn update_columns_to_py(py: Python<'_>, result: UpdateColumns) -> PyResult<Bound<'_, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("ts", result.ts.into_pyarray(py))?;
     out.set_item("symbol", result.symbol.into_pyarray(py))?;
@@ -70,6 +76,52 @@ fn features_update<'py>(
     let incident_rows: Vec<u64> = result.incidents.iter().map(|(row, _)| *row as u64).collect();
     out.set_item("incident_row", incident_rows.into_pyarray(py))?;
     Ok(out)
+}
+
+/// The (price, size) decimals `features_update` infers from the `side`, `price` and `size` columns of a `book`
+/// table: the fewest that hold every level's price and size, so those of a table are the largest of its pieces'.
+#[pyfunction]
+fn book_decimals(
+    py: Python<'_>,
+    side: PyReadonlyArray1<'_, i8>,
+    price: PyReadonlyArray1<'_, f64>,
+    size: PyReadonlyArray1<'_, f64>,
+) -> PyResult<(u32, u32)> {
+    let (side, price, size) = (side.as_slice()?, price.as_slice()?, size.as_slice()?);
+    if price.len() != side.len() || size.len() != side.len() {
+        let lengths = (side.len(), price.len(), size.len());
+        return Err(DataError::new_err(format!("book columns side, price, size differ in length: {lengths:?}")));
+    }
+    let (price, size) = run_detached(py, || Ok::<_, FeatureError>(level_scales(side, price, size)))?;
+    Ok((price.decimals(), size.decimals()))
+}
+
+/// `features_update` of a `book` table given in consecutive pieces, each ending at a message's end: `push(piece)`
+/// returns the rows of the piece's messages (as `features_update` does, `incident_row` counting from the piece's
+/// first row), the book state carried from piece to piece.
+#[pyclass(module = "apexctl._core", name = "UpdateReplay")]
+pub struct PyUpdateReplay {
+    replay: UpdateReplay,
+}
+
+#[pymethods]
+impl PyUpdateReplay {
+    #[new]
+    #[pyo3(signature = (*, price_decimals, qty_decimals, tick_units=None))]
+    fn new(price_decimals: u32, qty_decimals: u32, tick_units: Option<BTreeMap<u32, i64>>) -> PyResult<Self> {
+        let scale = |d| Scale::new(d).map_err(|e| FeatureError::Params(e.to_string()).into_py_err());
+        let params = UpdateParams { tick_units: tick_units.unwrap_or_default() };
+        let replay = UpdateReplay::new((scale(price_decimals)?, scale(qty_decimals)?), params)
+            .map_err(IntoPyErr::into_py_err)?;
+        Ok(PyUpdateReplay { replay })
+    }
+
+    fn push<'py>(&mut self, py: Python<'py>, book: BookArrays<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let cols = book.columns()?;
+        let replay = &mut self.replay;
+        let result = run_detached(py, || replay.push(&cols))?;
+        update_columns_to_py(py, result)
+    }
 }
 
 /// Per-trade signed volume and trade flow imbalance over each window (nanoseconds): keys `ts`, `symbol`,
