@@ -59,9 +59,13 @@ class Table:
     sha256: str = ""
 
     def instruments(self) -> dict[str, dict[str, str]]:
-        """Instrument info per symbol (tick_size, qty_step as decimal strings) when the producer recorded it."""
-        value = self.metadata.get(META_INSTRUMENTS)
-        return value if isinstance(value, dict) else {}
+        return recorded_instruments(self.metadata)
+
+
+def recorded_instruments(metadata: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Instrument info per symbol (tick_size, qty_step as decimal strings) when the producer recorded it."""
+    value = metadata.get(META_INSTRUMENTS)
+    return value if isinstance(value, dict) else {}
 
 
 def describe(path: str | Path) -> str:
@@ -408,33 +412,94 @@ def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, Any]:
     return out
 
 
-def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) -> Table:
-    """Reads a Parquet artifact and checks it holds one of the expected tables, of a version this apexctl knows.
+@dataclass
+class TableFile:
+    """A table artifact opened and identified but not read: its provenance, and its rows by Parquet row group, so a
+    reader can take a long table a piece at a time (`read`) or whole (`table`)."""
+
+    parquet: pq.ParquetFile
+    source: str
+    schema: TableSchema
+    schema_version: int
+    metadata: dict[str, Any]
+    sha256: str
+
+    @property
+    def schema_name(self) -> str:
+        return self.schema.name
+
+    @property
+    def rows(self) -> int:
+        return int(self.parquet.metadata.num_rows)
+
+    def group_rows(self) -> list[int]:
+        """The number of rows of each row group, in file order."""
+        meta = self.parquet.metadata
+        return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+    def instruments(self) -> dict[str, dict[str, str]]:
+        return recorded_instruments(self.metadata)
+
+    def read(
+        self, row_groups: Sequence[int] | None = None, columns: Sequence[str] | None = None, first_row: int = 0
+    ) -> pl.DataFrame:
+        """The rows of `row_groups` (all when None; `first_row` is the file row of their first), of `columns` (all
+        of the schema's and the file's others when None), cast to the schema's types and checked as `read_table`
+        checks them; errors name the file's rows."""
+        try:
+            if row_groups is None:
+                arrow = self.parquet.read(columns=columns, use_threads=False)
+            else:
+                arrow = self.parquet.read_row_groups(row_groups, columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise InputError(f"{self.source}: not a readable Parquet file ({exc})") from exc
+        frame = pl.from_arrow(arrow)
+        assert isinstance(frame, pl.DataFrame)
+        frame = _conform(frame, self.schema, self.source, first_row)
+        if "ts" in frame.columns and frame.schema["ts"].is_integer():
+            check_timestamps(frame, self.source, first_row=first_row)
+        return frame
+
+    def table(self) -> Table:
+        """The whole table."""
+        return Table(self.read(), self.source, self.schema.name, self.schema_version, self.metadata, self.sha256)
+
+
+def open_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) -> TableFile:
+    """Opens a Parquet artifact and checks it holds one of the expected tables, of a version this apexctl knows,
+    with all of its columns; reads no rows (but the whole of stdin, which cannot be read twice).
 
     Files without apexctl metadata (made by other tools) are accepted when their columns fit one expected schema.
     """
     expected = [expect] if isinstance(expect, TableSchema) else list(expect)
     name = describe(path)
-    data = _read_bytes(path)
     try:
+        if str(path) == STDIO:
+            data = _read_bytes(path)
+            digest = sha256_bytes(data)
+            handle: Any = io.BytesIO(data)
+        else:
+            handle = existing_file(path, "a Parquet file")
+            digest = sha256_file(handle)
         # No Arrow I/O or CPU threads: with polars loaded, a parquet read on Arrow's thread pools sometimes aborts the
         # interpreter at exit ("terminate called without an active exception", apache/arrow#34314), ~1 run in 4.
-        parquet = pq.ParquetFile(io.BytesIO(data), pre_buffer=False)
-        arrow = parquet.read(use_threads=False)
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        names = parquet.schema_arrow.names
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
+            raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from exc
-    metadata = _decode_metadata(arrow.schema.metadata)
+    except (pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{name}: not a readable Parquet file ({exc})") from exc
+    metadata = _decode_metadata(parquet.schema_arrow.metadata)
     seen: set[str] = set()
-    for column in arrow.schema.names:  # polars refuses such a table with a DuplicateError traceback
+    for column in names:  # polars refuses such a table with a DuplicateError traceback
         if column in seen:
-            count = arrow.schema.names.count(column)
             raise SchemaError(
-                f"{safe(name)}: column '{safe(column)}' appears {count} times; a table's column names must be unique "
-                "(re-write the file with one column of each name)"
+                f"{safe(name)}: column '{safe(column)}' appears {names.count(column)} times; a table's column names "
+                "must be unique (re-write the file with one column of each name)"
             )
         seen.add(column)
-    frame = pl.from_arrow(arrow)
-    assert isinstance(frame, pl.DataFrame)
     declared = metadata.get(META_SCHEMA)
     if isinstance(declared, dict) and "name" in declared:
         schema = next((s for s in expected if s.name == declared["name"]), None)
@@ -450,11 +515,11 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
     else:
         # Without provenance the columns are all there is to go by: a closed table (trades, book, bars ...) must have
         # exactly its columns, or a features table (which holds the bars' columns and more) would pass for bars.
-        complete = [s for s in expected if all(c in frame.columns for c in s.column_names)]
-        fits = [s for s in complete if s.open or set(frame.columns) == set(s.column_names)]
+        complete = [s for s in expected if all(c in names for c in s.column_names)]
+        fits = [s for s in complete if s.open or set(names) == set(s.column_names)]
         if complete and not fits:
             schema = complete[0]
-            extra = [c for c in frame.columns if c not in schema.column_names]
+            extra = [c for c in names if c not in schema.column_names]
             raise SchemaError(
                 f"{safe(name)}: has no apexctl metadata (apex.schema) and columns a '{schema.name}' table does not "
                 f"have ({', '.join(map(safe, extra[:8]))}{', ...' if len(extra) > 8 else ''}), so what it holds is "
@@ -462,22 +527,26 @@ def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
             )
         schema = fits[0] if fits else expected[0]
         version = schema.version
-    frame = _conform(frame, schema, name)
-    if "ts" in frame.columns and frame.schema["ts"].is_integer():
-        check_timestamps(frame, name)
-    return Table(frame, name, schema.name, int(version), metadata, sha256_bytes(data))
-
-
-def _conform(frame: pl.DataFrame, schema: TableSchema, name: str) -> pl.DataFrame:
-    """Checks required columns exist with castable types and no unexpected nulls; casts to the schema's types."""
-    missing = [c for c in schema.column_names if c not in frame.columns]
+    missing = [c for c in schema.column_names if c not in names]
     if missing:
         raise SchemaError(
             f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
-            f"of the '{schema.name}' table (has: {', '.join(frame.columns)})"
+            f"of the '{schema.name}' table (has: {', '.join(names)})"
         )
+    return TableFile(parquet, name, schema, int(version), metadata, digest)
+
+
+def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) -> Table:
+    """The whole table of a Parquet artifact, checked as `open_table` and `TableFile.read` check it."""
+    return open_table(path, expect).table()
+
+
+def _conform(frame: pl.DataFrame, schema: TableSchema, name: str, first_row: int = 0) -> pl.DataFrame:
+    """Checks the schema's columns among `frame`'s have castable types and no unexpected nulls (rows counted from
+    `first_row`); casts them to the schema's types."""
+    present = [column for column in schema.columns if column.name in frame.columns]
     casts = []
-    for column in schema.columns:
+    for column in present:
         target = column.dtype() if isinstance(column.dtype, type) else column.dtype
         actual = frame.schema[column.name]
         if actual == target:
@@ -490,11 +559,11 @@ def _conform(frame: pl.DataFrame, schema: TableSchema, name: str) -> pl.DataFram
             frame = frame.with_columns(casts)
         except pl.exceptions.PolarsError as exc:
             raise SchemaError(f"{name}: cannot convert columns to the '{schema.name}' schema: {exc}") from exc
-    for column in schema.columns:
+    for column in present:
         if not column.nullable:
             nulls = frame[column.name].null_count()
             if nulls:
-                row = frame.with_row_index("_row").filter(pl.col(column.name).is_null())["_row"][0]
+                row = first_row + frame.with_row_index("_row").filter(pl.col(column.name).is_null())["_row"][0]
                 raise SchemaError(f"{name}: column '{column.name}' has {nulls} null values (first at row {row})")
     return frame
 

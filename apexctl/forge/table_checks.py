@@ -40,17 +40,20 @@ def unit_hint(value: int, unit_ns: int = 1) -> str:
     return ""
 
 
-def check_timestamps(frame: pl.DataFrame, source: str, column: str = "ts", *, market: bool = False) -> None:
-    """DataError naming `source`, the first row and its value unless every `column` value (UTC nanoseconds) lies in
-    the window [TS_FIRST, TS_END), or with `market` in the narrower one of data recorded from a venue."""
+def check_timestamps(
+    frame: pl.DataFrame, source: str, column: str = "ts", *, market: bool = False, first_row: int = 0
+) -> None:
+    """DataError naming `source`, the first row (counted from `first_row`) and its value unless every `column` value
+    (UTC nanoseconds) lies in the window [TS_FIRST, TS_END), or with `market` in the narrower one of data recorded
+    from a venue."""
     first, window = (MARKET_FIRST, MARKET_WINDOW_TEXT) if market else (TS_FIRST, TS_WINDOW_TEXT)
     values = frame[column]
     outside = (values < first) | (values >= TS_END)
     count = int(outside.sum())
     if not count:
         return
-    row = int(outside.arg_true()[0])
-    value = int(values[row])
+    at = int(outside.arg_true()[0])
+    row, value = first_row + at, int(values[at])
     others = f" (and {count - 1:,} more rows)" if count > 1 else ""
     raise DataError(
         f"{safe(source)}: column '{column}' row {row}{others}: {value} ns is {utc_text(value)}{unit_hint(value)}, "
