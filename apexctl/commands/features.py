@@ -76,5 +76,5 @@ def features(
     config = _options.config_from(
         FeatureConfig, locals(), tfi_windows=tuple(w for w in tfi_windows.split(",") if w.strip())
     )
-    frame = run(inputs, output, config)
-    wrote(output, f"{frame.height:,} feature rows ({config.grain.value}, {frame.width} columns)")
+    written = run(inputs, output, config)
+    wrote(output, f"{written.rows:,} feature rows ({config.grain.value}, {written.columns} columns)")

@@ -47,9 +47,10 @@ column of a row depends on data after its close; NaN before the first closed hig
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -62,9 +63,10 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import ranges
+from apexctl.forge.book_windows import Books, BookWindow, survey
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
 from apexctl.forge.feedback import note
-from apexctl.forge.io import META_PARAMS, Table, read_tables, refuse_same_data, write_table
+from apexctl.forge.io import META_PARAMS, STDIO, Table, TableFile, open_table, refuse_same_data, table_pieces
 from apexctl.forge.table_checks import (
     TRADE_IDENTITY,
     book_message_named,
@@ -245,15 +247,16 @@ class FeatureConfig:
 
 @dataclass
 class Inputs:
-    """The input tables by kind, concatenated and time-ordered, with one symbol-code mapping shared by all."""
+    """The input tables by kind, with one symbol-code mapping shared by all: trades and bars concatenated and
+    time-ordered, the book surveyed to be read a time window at a time."""
 
-    book: pl.DataFrame | None
+    books: Books | None
     trades: pl.DataFrame | None
     bars: pl.DataFrame | None
     symbols: list[str]
-    tables: list[Table]
-    #: Per kind, the file (index into `tables`) and file row of each row of the combined frame: messages must name
-    #: those, not a row of the sorted concatenation.
+    tables: list[TableFile]
+    #: Per kind, the file (index into `tables`) and file row of each row of the combined frame (for the book: of the
+    #: window in hand): messages must name those, not a row of the sorted concatenation.
     origins: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
@@ -277,33 +280,44 @@ class Inputs:
         return DataError(f"{source}: {table} table, row {origin['_row']}: {match.group(3)}")
 
 
-def gather(tables: Sequence[Table]) -> Inputs:
-    by_kind: dict[str, list[pl.DataFrame]] = {"book": [], "trades": [], "bars": []}
-    for index, table in enumerate(tables):
+#: The tables each grain reads (any others given are not read).
+_GRAIN_READS = {Grain.update: {"book"}, Grain.trade: {"trades"}}
+
+
+def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
+    """The inputs of a run at `grain`, of the kinds it reads: trades and bars read whole, books surveyed."""
+    by_kind: dict[str, list[pl.DataFrame]] = {"trades": [], "bars": []}
+    books: list[tuple[int, TableFile]] = []
+    reads = _GRAIN_READS.get(grain, {"book", "trades", "bars"})
+    for index, file in enumerate(files):
+        if file.schema_name not in reads:
+            continue
+        if file.schema_name == "book":
+            books.append((index, file))
+            continue
         origin = [
             pl.lit(index, dtype=pl.UInt32).alias("_source"),
             pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
         ]
-        by_kind[table.schema_name].append(table.frame.with_columns(origin))
+        by_kind[file.schema_name].append(file.read().with_columns(origin))
     origins: dict[str, pl.DataFrame] = {}
 
     def combined(kind: str, columns: list[str], sort_by: list[str]) -> pl.DataFrame | None:
         frames = [f.select([*columns, "_source", "_row"]) for f in by_kind[kind]]
         if not frames:
             return None
-        # A stable sort keeps the rows of one book message together and in order.
         frame = pl.concat(frames).sort(sort_by, maintain_order=True)
         origins[kind] = frame.select("_source", "_row")
         return frame.select(columns)
 
-    book = combined("book", BOOK.column_names, ["ts"])
     trades = combined("trades", TRADES.column_names, ["ts"])
     bars = combined("bars", BARS.column_names, ["symbol", "ts"])
-    symbols: set[str] = set()
-    for frame in (book, trades, bars):
+    surveyed = survey(books) if books else None
+    symbols: set[str] = set(surveyed.symbols) if surveyed is not None else set()
+    for frame in (trades, bars):
         if frame is not None:
             symbols.update(frame["symbol"].unique().to_list())
-    return Inputs(book, trades, bars, sorted(symbols), list(tables), origins)
+    return Inputs(surveyed, trades, bars, sorted(symbols), list(files), origins)
 
 
 def _check_repeated_bars(inputs: Inputs) -> None:
@@ -359,19 +373,17 @@ def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
     )
 
 
-def _check_conflicting_books(inputs: Inputs) -> None:
+def _check_conflicting_books(inputs: Inputs, window: BookWindow) -> None:
     """InputError naming both rows when two book inputs hold one message with different content
-    (`conflicting_book_messages`)."""
-    book = inputs.book
-    assert book is not None
-    found = conflicting_book_messages(book, inputs.origins["book"]["_source"])
+    (`conflicting_book_messages`; the rows of one message share their time, so a window holds all of them)."""
+    found = conflicting_book_messages(window.frame, window.origins["_source"])
     if found is None:
         return
     first, other, differ = found
     raise InputError(
-        f"{inputs.where('book', first)} and {inputs.where('book', other)}: {book_message_named(book, first)} "
-        f"twice with different content ({differ}); these look like two different sources of one symbol's book: "
-        "give the book of one source"
+        f"{inputs.where('book', first)} and {inputs.where('book', other)}: "
+        f"{book_message_named(window.frame, first)} twice with different content ({differ}); these look like two "
+        "different sources of one symbol's book: give the book of one source"
     )
 
 
@@ -379,27 +391,22 @@ def _check_book_meets_trades(inputs: Inputs, interval: int) -> None:
     """InputError when no bar (of `interval` ns) of a symbol holds both its trades and its book messages: every
     bar's book columns would be NaN (a book of another day, or trades shifted in time), which reads as a market
     without a book."""
-    frames = {"trades": inputs.trades, "book": inputs.book}
-    spans = {}
-    for kind, frame in frames.items():
-        assert frame is not None
-        spans[kind] = frame.group_by("symbol").agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
-    both = spans["trades"].join(spans["book"], on="symbol", suffix="_book")
+    trades, books = inputs.trades, inputs.books
+    assert trades is not None
+    assert books is not None
+    spans = trades.group_by("symbol").agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+    both = spans.join(books.spans, on="symbol", suffix="_book")
     bar = {c: pl.col(c) // interval for c in ("first", "last", "first_book", "last_book")}
     apart = both.filter((bar["last"] < bar["first_book"]) | (bar["last_book"] < bar["first"]))
     if not apart.height:
         return
     row = apart.sort("symbol").row(0, named=True)
     symbol = row["symbol"]
-
-    def file_of(kind: str) -> str:  # the input that holds the symbol's first row of that kind
-        frame = frames[kind]
-        assert frame is not None
-        first = int(frame["symbol"].eq(symbol).arg_true()[0])
-        return safe(inputs.tables[inputs.origins[kind]["_source"][first]].source)
-
+    # The inputs that hold the symbol's first trade and its first book row.
+    trade_source = inputs.origins["trades"]["_source"][int(trades["symbol"].eq(symbol).arg_true()[0])]
+    files = (safe(inputs.tables[source].source) for source in (trade_source, row["source"]))
     raise InputError(
-        f"{file_of('trades')}, {file_of('book')}: {safe(symbol)}'s trades ({utc_text(row['first'])} to "
+        f"{', '.join(files)}: {safe(symbol)}'s trades ({utc_text(row['first'])} to "
         f"{utc_text(row['last'])}) and its book ({utc_text(row['first_book'])} to {utc_text(row['last_book'])}) do "
         "not overlap, so every bar would have no book; give the book of the same span (or only the trades)"
     )
@@ -500,13 +507,12 @@ def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.n
 
 def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
     """Price decimals and tick sizes per symbol code from the instrument info a producer recorded, if complete."""
-    assert inputs.book is not None
+    assert inputs.books is not None
     instruments: dict[str, dict[str, str]] = {}
     for table in inputs.tables:
         instruments.update(table.instruments())
-    book_symbols = inputs.book["symbol"].unique().to_list()
     ticks: dict[str, Decimal] = {}
-    for symbol in book_symbols:
+    for symbol in inputs.books.symbols:
         try:
             ticks[symbol] = Decimal(str(instruments[symbol]["tick_size"]))
         except (KeyError, TypeError, InvalidOperation):
@@ -518,10 +524,9 @@ def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
     return decimals, units
 
 
-def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
-    """Per-update features of the book table through apexctl._core (a dict of NumPy columns)."""
-    book = inputs.book
-    assert book is not None
+def _check_book_rows(inputs: Inputs, book: pl.DataFrame) -> None:
+    """InputError naming the row of a window's first unknown message kind, or level at a price <= 0 or of a
+    negative size."""
     kinds = book["kind"]
     bad = ~kinds.is_in(["snapshot", "delta"])
     if bad.any():
@@ -542,22 +547,39 @@ def update_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
             raise InputError(
                 f"{inputs.where('book', row)}: column '{column}' holds {book[column][row]}, expected {expected}"
             )
-    price_decimals, tick_units = _tick_units(inputs)
-    arrays = _calling(
-        inputs,
-        "book",
-        _core.features_update,
-        book_arrays(book, _symbol_codes(book, inputs.codes)),
-        price_decimals=price_decimals,
+
+
+def update_pieces(inputs: Inputs) -> Iterator[dict[str, np.ndarray]]:
+    """Per-update features of the book through apexctl._core, window by window (dicts of NumPy columns); the
+    windows' rows checked as they are read, and conflicting inputs refused."""
+    books = inputs.books
+    assert books is not None
+    tick_decimals, tick_units = _tick_units(inputs)
+    price_decimals, qty_decimals = books.decimals
+    replay = _core.UpdateReplay(
+        price_decimals=tick_decimals if tick_decimals is not None else price_decimals,
+        qty_decimals=qty_decimals,
         tick_units=tick_units,
     )
-    incidents = arrays.pop("incident_row")
-    if len(incidents):
-        note(
-            f"note: {len(incidents):,} book messages were out of sequence or left a crossed book (first at book row "
-            f"{int(incidents[0])}); their update features are NaN until the next snapshot"
+    incidents, first_incident = 0, ""
+    for window in books.windows():
+        inputs.origins["book"] = window.origins
+        if len(books.inputs) > 1:
+            _check_conflicting_books(inputs, window)
+        _check_book_rows(inputs, window.frame)
+        arrays = _calling(
+            inputs, "book", replay.push, book_arrays(window.frame, _symbol_codes(window.frame, inputs.codes))
         )
-    return arrays
+        rows = arrays.pop("incident_row")
+        if len(rows) and not incidents:
+            first_incident = inputs.where("book", int(rows[0]))
+        incidents += len(rows)
+        yield arrays
+    if incidents:
+        note(
+            f"note: {incidents:,} book messages were out of sequence or left a crossed book (first at "
+            f"{first_incident}); their update features are NaN until the next snapshot"
+        )
 
 
 def _frame(arrays: dict[str, np.ndarray], symbols: list[str], order: list[str] | None = None) -> pl.DataFrame:
@@ -568,19 +590,19 @@ def _frame(arrays: dict[str, np.ndarray], symbols: list[str], order: list[str] |
     return pl.DataFrame(columns)
 
 
-def _require(inputs: Inputs, grain: Grain) -> None:
-    present = [k for k in ("book", "trades", "bars") if getattr(inputs, k) is not None] or ["nothing"]
-    given = ", ".join(present)
-    if grain == Grain.update and inputs.book is None:
+def _require(kinds: set[str], grain: Grain) -> None:
+    """UsageError unless the input tables (their `kinds`) are what `grain` is computed from."""
+    given = ", ".join(k for k in ("book", "trades", "bars") if k in kinds) or "nothing"
+    if grain == Grain.update and "book" not in kinds:
         raise UsageError(f"--grain update needs a 'book' table among the inputs (given: {given})")
-    if grain == Grain.trade and inputs.trades is None:
+    if grain == Grain.trade and "trades" not in kinds:
         raise UsageError(f"--grain trade needs a 'trades' table among the inputs (given: {given})")
     if grain in BAR_GRAINS:
-        if inputs.trades is None and inputs.bars is None:
+        if "trades" not in kinds and "bars" not in kinds:
             raise UsageError(
                 f"--grain {grain.value} needs a 'trades' or a 'bars' table among the inputs (given: {given})"
             )
-        if inputs.trades is not None and inputs.bars is not None:
+        if "trades" in kinds and "bars" in kinds:
             raise UsageError(
                 f"--grain {grain.value}: give either 'trades' or 'bars' tables to build bars from, not both"
             )
@@ -599,18 +621,30 @@ def tfi_windows_ns(spellings: Sequence[str]) -> list[int]:
     return windows
 
 
-def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
-    """The `features` table for the inputs at the configured grain."""
-    grain = config.grain
-    _require(inputs, grain)
+#: The columns of the update features that bar aggregation reads (`features_bars`' `updates`).
+_BAR_UPDATE_COLUMNS = ("ts", "symbol", "ofi_l1", "ofi_l5", "pressure_5", "spread_bps")
+
+
+def check_options(config: FeatureConfig) -> None:
+    """UsageError naming the first option out of range, before any input is read."""
     ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
-    modes, window = check_vmd(config.vmd_modes, config.vmd_window)
-    if inputs.book is not None:
-        _check_conflicting_books(inputs)
+    check_vmd(config.vmd_modes, config.vmd_window)
+    if config.grain == Grain.trade:
+        if not 1 <= len(config.tfi_windows) <= MAX_TFI_WINDOWS:
+            raise UsageError(f"--tfi-windows: give 1 to {MAX_TFI_WINDOWS} windows, got {len(config.tfi_windows)}")
+        tfi_windows_ns(config.tfi_windows)
+
+
+def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
+    """The `features` table for the inputs at the configured grain (options checked by `check_options`), in pieces
+    to be written in order: the update grain a piece per book window, the others one piece. Whole-table checks fail
+    before the first."""
+    grain = config.grain
     if grain == Grain.update:
-        arrays = update_arrays(inputs)
-        order = UPDATE_LEADING + [name for name in arrays if name not in UPDATE_LEADING]
-        return _frame(arrays, inputs.symbols, order)
+        for arrays in update_pieces(inputs):
+            order = UPDATE_LEADING + [name for name in arrays if name not in UPDATE_LEADING]
+            yield _frame(arrays, inputs.symbols, order)
+        return
     if inputs.trades is not None:
         candidates = shared_id_rows(inputs.trades)  # the one pass over all ids both checks need
         _check_conflicting_trades(inputs, candidates)
@@ -618,27 +652,30 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
     if grain == Grain.trade:
         trades = inputs.trades
         assert trades is not None
-        if not 1 <= len(config.tfi_windows) <= MAX_TFI_WINDOWS:
-            raise UsageError(f"--tfi-windows: give 1 to {MAX_TFI_WINDOWS} windows, got {len(config.tfi_windows)}")
         windows = tfi_windows_ns(config.tfi_windows)
         arrays = _calling(
             inputs, "trades", _core.features_trade, _trade_arrays(trades, inputs.codes), windows_ns=windows
         )
-        return _frame(arrays, inputs.symbols)
+        yield _frame(arrays, inputs.symbols)
+        return
     interval = BAR_GRAINS[grain]
-    if inputs.trades is not None and inputs.book is not None:
+    if inputs.trades is not None and inputs.books is not None:
         _check_book_meets_trades(inputs, interval)
     if inputs.bars is not None:
         _check_repeated_bars(inputs)
     _check_bar_grid(inputs, "trades" if inputs.trades is not None else "bars", grain)
     higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
-    updates = update_arrays(inputs) if inputs.book is not None else None
+    updates = None
+    if inputs.books is not None:
+        pieces = [{c: piece[c] for c in _BAR_UPDATE_COLUMNS} for piece in update_pieces(inputs)]
+        updates = {c: np.concatenate([piece[c] for piece in pieces]) for c in _BAR_UPDATE_COLUMNS}
+        del pieces
     options: dict[str, Any] = {
         "interval_ns": interval,
         "rv_window": config.rv_bars,
         "higher_ns": higher,
-        "vmd_modes": modes,
-        "vmd_window": window,
+        "vmd_modes": config.vmd_modes,
+        "vmd_window": config.vmd_window,
     }
     if inputs.trades is not None:
         trade_arrays = _trade_arrays(inputs.trades, inputs.codes)
@@ -661,24 +698,41 @@ def compute(inputs: Inputs, config: FeatureConfig) -> pl.DataFrame:
             **options,
         )
     frame = _frame(arrays, inputs.symbols)
-    return frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
+    yield frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
 
 
-def run(paths: Sequence[str], output: str, config: FeatureConfig) -> pl.DataFrame:
-    """Reads the inputs, computes the features and writes them atomically to `output` (`-` = stdout)."""
-    tables = read_tables(paths, [BOOK, TRADES, BARS])
+@dataclass(frozen=True)
+class Written:
+    """What `run` wrote: rows and columns of the features table."""
+
+    rows: int
+    columns: int
+
+
+def run(paths: Sequence[str], output: str, config: FeatureConfig) -> Written:
+    """Reads the inputs, computes the features and writes them atomically to `output` (`-` = stdout), a book
+    window at a time at grain `update`."""
+    if sum(1 for p in paths if str(p) == STDIO) > 1:
+        raise InputError("stdin ('-') can be given only once")
+    files = [open_table(p, [BOOK, TRADES, BARS]) for p in paths]
     digests: dict[str, str] = {}
-    for table in tables:
-        refuse_same_data(digests, table.source, table.sha256)
-        if table.frame.is_empty():
-            raise InputError(f"{safe(table.source)}: the '{table.schema_name}' table has no rows; nothing to compute")
-    frame = compute(gather(tables), config)
-    write_table(
-        frame,
+    for file in files:
+        refuse_same_data(digests, file.source, file.sha256)
+        if not file.rows:
+            raise InputError(f"{safe(file.source)}: the '{file.schema_name}' table has no rows; nothing to compute")
+    _require({f.schema_name for f in files}, config.grain)
+    check_options(config)
+    pieces = compute(gather(files, config.grain), config)
+    first = next(pieces)  # the options and whole-table checks, before an output is begun
+    rows, columns = 0, first.width
+    with table_pieces(
         output,
         schema=FEATURES,
         producer="features",
-        inputs={t.source: t.sha256 for t in tables},
+        inputs={f.source: f.sha256 for f in files},
         params=config.as_params(),
-    )
-    return frame
+    ) as write:
+        for piece in itertools.chain([first], pieces):
+            write(piece)
+            rows += piece.height
+    return Written(rows, columns)

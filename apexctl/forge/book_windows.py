@@ -1,0 +1,165 @@
+"""The `book` inputs of `features`, read one time window at a time, so a long book never has to fit in memory.
+
+A book table is replayed in time order, all its inputs merged: the rows of every input sorted by `ts`, stably (the
+rows of one message stay together and in order, and at one time the earlier input's rows come first). Cutting that
+order between two timestamps never splits a message, so the replay can take it window by window: the rows of all
+inputs with `lo <= ts < hi` are the merged order's rows of that window.
+
+Windows follow the inputs' Parquet row groups (`fetch` writes a row group per simulated hour, Arrow's writer one per
+2^20 rows), so each row group is read once. An input whose row groups are not in time order (made by another tool)
+is read as one window, as is an input of one row group.
+
+A first pass (`survey`) reads only the columns that must be known before the first message is replayed: the symbols
+and the span of each (for the symbol codes and the check that books and trades meet), and the decimals of prices and
+sizes (the replay's integer scales are those of the whole table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from apexctl import _core
+from apexctl.forge.io import TableFile
+
+#: Book rows a window gathers before it is cut at the next row group: a window's replay holds a few hundred MB.
+WINDOW_ROWS = 1 << 20
+#: The columns the survey reads.
+_SURVEY_COLUMNS = ["ts", "symbol", "side", "price", "size"]
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """One Parquet row group of a book input: its number in the file, first file row, row count and time span."""
+
+    number: int
+    first_row: int
+    rows: int
+    first_ts: int
+    last_ts: int
+
+
+@dataclass(frozen=True)
+class BookInput:
+    """A book input: its position among all the inputs of the run, the opened file, its row groups."""
+
+    index: int
+    file: TableFile
+    groups: tuple[RowGroup, ...]
+
+    def in_time_order(self) -> bool:
+        return all(a.last_ts <= b.first_ts for a, b in zip(self.groups, self.groups[1:], strict=False))
+
+
+@dataclass(frozen=True)
+class BookWindow:
+    """The merged book rows with `lo <= ts < hi` and, per row, its input (`_source`) and file row (`_row`)."""
+
+    frame: pl.DataFrame
+    origins: pl.DataFrame
+
+
+@dataclass
+class Books:
+    """The book inputs of a run, surveyed: what the replay must know before its first message."""
+
+    inputs: list[BookInput]
+    #: Per symbol: `first` and `last` ts and `source`, the input holding its earliest row.
+    spans: pl.DataFrame
+    #: (price, size) decimals of the whole book, as the replay of it in one piece would infer them.
+    decimals: tuple[int, int]
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.spans["symbol"].to_list())
+
+    def cuts(self) -> list[int]:
+        """The `ts` that start a new window: each at the start of a row group, once the window holds WINDOW_ROWS."""
+        if not all(i.in_time_order() for i in self.inputs):
+            return []
+        starts = sorted((g.first_ts, g.rows) for i in self.inputs for g in i.groups)
+        cuts: list[int] = []
+        held = 0
+        for first_ts, rows in starts:
+            if held >= WINDOW_ROWS and first_ts > (cuts[-1] if cuts else starts[0][0]):
+                cuts.append(first_ts)
+                held = 0
+            held += rows
+        return cuts
+
+    def windows(self) -> Iterator[BookWindow]:
+        """The merged book, window by window, in time order; each row group is read once."""
+        cuts = self.cuts()
+        bounds = zip([None, *cuts], [*cuts, None], strict=True)
+        loaded: dict[tuple[int, int], pl.DataFrame] = {}
+        for lo, hi in bounds:
+            pieces = []
+            for book in self.inputs:
+                for group in book.groups:
+                    key = (book.index, group.number)
+                    if (lo is not None and group.last_ts < lo) or (hi is not None and group.first_ts >= hi):
+                        loaded.pop(key, None)  # behind this window, so behind every later one
+                        continue
+                    if key not in loaded:
+                        loaded[key] = _read_group(book, group)
+                    pieces.append(loaded[key])
+            if not pieces:
+                continue
+            rows = pl.concat(pieces)
+            if lo is not None or hi is not None:
+                inside = pl.lit(True)
+                if lo is not None:
+                    inside = inside & (pl.col("ts") >= lo)
+                if hi is not None:
+                    inside = inside & (pl.col("ts") < hi)
+                rows = rows.filter(inside)
+            rows = rows.sort("ts", maintain_order=True)
+            origins = ["_source", "_row"]
+            yield BookWindow(rows.drop(origins), rows.select(origins))
+
+
+def _read_group(book: BookInput, group: RowGroup) -> pl.DataFrame:
+    frame = book.file.read([group.number], first_row=group.first_row)
+    return frame.select(
+        *(pl.col(c) for c in ("ts", "symbol", "kind", "side", "price", "size", "update_id", "seq")),
+        pl.lit(book.index, dtype=pl.UInt32).alias("_source"),
+        pl.int_range(group.first_row, group.first_row + pl.len(), dtype=pl.UInt64).alias("_row"),
+    )
+
+
+def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
+    """The book inputs (`(input index, file)`, in input order) read for their symbols, spans and decimals."""
+    inputs: list[BookInput] = []
+    spans: list[pl.DataFrame] = []
+    price_decimals = size_decimals = 0
+    for index, file in files:
+        groups: list[RowGroup] = []
+        first_row = 0
+        for number, rows in enumerate(file.group_rows()):
+            if not rows:
+                continue
+            frame = file.read([number], columns=_SURVEY_COLUMNS, first_row=first_row)
+            ts = frame["ts"]
+            groups.append(RowGroup(number, first_row, rows, int(ts.min()), int(ts.max())))  # type: ignore[arg-type]
+            first_row += rows
+            spans.append(
+                frame.group_by("symbol").agg(
+                    pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"), pl.lit(index).alias("source")
+                )
+            )
+            side = frame["side"].to_numpy()
+            prices = frame["price"].fill_null(np.nan).to_numpy()
+            sizes = frame["size"].fill_null(np.nan).to_numpy()
+            price, size = _core.book_decimals(side, prices, sizes)
+            price_decimals, size_decimals = max(price_decimals, price), max(size_decimals, size)
+        inputs.append(BookInput(index, file, tuple(groups)))
+    by_symbol = (
+        pl.concat(spans)
+        .sort("first", "source")
+        .group_by("symbol", maintain_order=True)
+        .agg(pl.col("first").first(), pl.col("last").max(), pl.col("source").first())
+    )
+    return Books(inputs, by_symbol, (price_decimals, size_decimals))

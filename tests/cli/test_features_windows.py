@@ -1,0 +1,126 @@
+"""`features` reads the book a time window at a time: the windows are the merged book, and the features of a book
+read in many windows are those of it read whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apexctl import _core
+from apexctl.errors import InputError
+from apexctl.forge import book_windows
+from apexctl.forge import features as feature_run
+from apexctl.forge.io import open_table, table_pieces
+from apexctl.schemas import BOOK, TRADES
+from tests.support.market_fixture import synthetic_market
+
+
+def write_groups(path, frame: pl.DataFrame, sizes: list[int]) -> None:
+    """`frame` as a book table whose row groups hold `sizes` rows each (the rest in a last group)."""
+    with table_pieces(path, schema=BOOK, producer="test") as write:
+        start = 0
+        for size in [*sizes, frame.height]:
+            if start < frame.height and size:
+                write(frame.slice(start, size))
+                start += size
+
+
+@st.composite
+def book_files(draw):
+    """1-3 small book tables (random times, in time order or not) and the row group sizes of each."""
+    files = []
+    for _ in range(draw(st.integers(1, 3))):
+        n = draw(st.integers(1, 40))
+        ts = draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))
+        if draw(st.booleans()):
+            ts.sort()
+        frame = pl.DataFrame(
+            {
+                "ts": [1_700_000_000_000_000_000 + t for t in ts],
+                "symbol": draw(st.lists(st.sampled_from(["A", "B"]), min_size=n, max_size=n)),
+                "kind": ["delta"] * n,
+                "side": draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=n, max_size=n)),
+                "price": draw(st.lists(st.sampled_from([1.5, 2.25, 10.0, 3.125]), min_size=n, max_size=n)),
+                "size": draw(st.lists(st.sampled_from([0.0, 1.0, 0.01]), min_size=n, max_size=n)),
+                "update_id": list(range(n)),
+                "seq": list(range(n)),
+            },
+            schema=BOOK.polars_schema(),
+        )
+        files.append((frame, draw(st.lists(st.integers(1, 12), max_size=6))))
+    return files
+
+
+@settings(max_examples=60, deadline=None)
+@given(files=book_files(), window_rows=st.integers(1, 30))
+def test_the_windows_are_the_inputs_merged_in_time_order(tmp_path_factory, files, window_rows):
+    folder = tmp_path_factory.mktemp("windows")
+    opened = []
+    for index, (frame, sizes) in enumerate(files):
+        write_groups(folder / f"b{index}.parquet", frame, sizes)
+        opened.append((index, open_table(folder / f"b{index}.parquet", BOOK)))
+    numbered = [
+        f.with_columns(
+            pl.lit(i, dtype=pl.UInt32).alias("_source"), pl.int_range(pl.len(), dtype=pl.UInt64).alias("_row")
+        )
+        for i, (f, _) in enumerate(files)
+    ]
+    merged = pl.concat(numbered).sort("ts", maintain_order=True)  # the reference: everything at once
+    books = book_windows.survey(opened)
+    original = book_windows.WINDOW_ROWS
+    book_windows.WINDOW_ROWS = window_rows
+    try:
+        windows = list(books.windows())
+    finally:
+        book_windows.WINDOW_ROWS = original
+    got = pl.concat([pl.concat([w.frame, w.origins], how="horizontal") for w in windows])
+    assert got.equals(merged.select(got.columns))
+    prices, sizes = (merged[c].fill_null(np.nan).to_numpy() for c in ("price", "size"))
+    assert books.decimals == _core.book_decimals(merged["side"].to_numpy(), prices, sizes)
+    spans = merged.group_by("symbol").agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+    assert books.spans.select("symbol", "first", "last").sort("symbol").equals(spans.sort("symbol"))
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    """The synthetic market's book split by symbol into two inputs of many row groups, and its trades."""
+    folder = tmp_path_factory.mktemp("market")
+    trades, book, _ = synthetic_market()
+    for symbol, part in book.partition_by("symbol", as_dict=True).items():
+        write_groups(folder / f"book-{symbol[0]}.parquet", part, [97] * (part.height // 97))
+    with table_pieces(folder / "trades.parquet", schema=TRADES, producer="test") as write:
+        write(trades)
+    return folder
+
+
+@pytest.mark.parametrize("grain", ["update", "1m"])
+def test_a_book_read_in_many_windows_gives_the_features_of_it_read_whole(market, tmp_path, monkeypatch, grain):
+    paths = [str(p) for p in sorted(market.glob("book-*.parquet"))] + [str(market / "trades.parquet")]
+    config = feature_run.FeatureConfig(grain=feature_run.Grain(grain))
+    whole = feature_run.run(paths, str(tmp_path / "whole.parquet"), config)
+    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 300)
+    assert len(book_windows.survey([(0, open_table(paths[0], BOOK))]).cuts()) > 5
+    pieces = feature_run.run(paths, str(tmp_path / "pieces.parquet"), config)
+    assert pieces == whole
+    expected = pl.read_parquet(tmp_path / "whole.parquet")
+    assert pl.read_parquet(tmp_path / "pieces.parquet").equals(expected, null_equal=True)
+    assert expected.height > 100
+
+
+def test_a_bad_row_in_a_late_window_is_named_by_its_file_row_and_nothing_is_written(tmp_path, monkeypatch):
+    _, book, _ = synthetic_market()
+    bad_row = book.height - 5
+    book = book.with_columns(
+        kind=pl.when(pl.int_range(pl.len()) == bad_row).then(pl.lit("replace")).otherwise(pl.col("kind"))
+    )
+    write_groups(tmp_path / "b.parquet", book, [50] * (book.height // 50))
+    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 100)
+    out = tmp_path / "f.parquet"
+    with pytest.raises(InputError) as raised:
+        feature_run.run([str(tmp_path / "b.parquet")], str(out), feature_run.FeatureConfig())
+    assert str(raised.value).startswith(f"{tmp_path / 'b.parquet'}: book table, row {bad_row}: column 'kind'")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*"))
