@@ -73,6 +73,10 @@ class Books:
     decimals: tuple[int, int]
 
     @property
+    def rows(self) -> int:
+        return sum(g.rows for i in self.inputs for g in i.groups)
+
+    @property
     def symbols(self) -> list[str]:
         return sorted(self.spans["symbol"].to_list())
 

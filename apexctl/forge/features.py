@@ -65,7 +65,7 @@ from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.book_windows import Books, BookWindow, survey
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
-from apexctl.forge.feedback import note
+from apexctl.forge.feedback import note, steps
 from apexctl.forge.io import META_PARAMS, STDIO, Table, TableFile, open_table, refuse_same_data, table_pieces
 from apexctl.forge.table_checks import (
     TRADE_IDENTITY,
@@ -562,19 +562,20 @@ def update_pieces(inputs: Inputs) -> Iterator[dict[str, np.ndarray]]:
         tick_units=tick_units,
     )
     incidents, first_incident = 0, ""
-    for window in books.windows():
-        inputs.origins["book"] = window.origins
-        if len(books.inputs) > 1:
-            _check_conflicting_books(inputs, window)
-        _check_book_rows(inputs, window.frame)
-        arrays = _calling(
-            inputs, "book", replay.push, book_arrays(window.frame, _symbol_codes(window.frame, inputs.codes))
-        )
-        rows = arrays.pop("incident_row")
-        if len(rows) and not incidents:
-            first_incident = inputs.where("book", int(rows[0]))
-        incidents += len(rows)
-        yield arrays
+    with steps("replaying the book (rows)", books.rows) as bar:
+        for window in books.windows():
+            inputs.origins["book"] = window.origins
+            if len(books.inputs) > 1:
+                _check_conflicting_books(inputs, window)
+            _check_book_rows(inputs, window.frame)
+            codes = _symbol_codes(window.frame, inputs.codes)
+            arrays = _calling(inputs, "book", replay.push, book_arrays(window.frame, codes))
+            rows = arrays.pop("incident_row")
+            if len(rows) and not incidents:
+                first_incident = inputs.where("book", int(rows[0]))
+            incidents += len(rows)
+            bar.advance(window.frame.height)
+            yield arrays
     if incidents:
         note(
             f"note: {incidents:,} book messages were out of sequence or left a crossed book (first at "

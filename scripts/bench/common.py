@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -23,6 +26,17 @@ def arguments(description: str | None, *, seed: int | None = 7, repeats: int | N
             "--repeats", type=int, default=repeats, help=f"runs of each measurement, the best kept (default {repeats})"
         )
     return parser
+
+
+def child_usage(code: str, *args: str) -> tuple[float, float]:
+    """Wall seconds and peak resident memory in GB of `python -c code *args`, run in a process of its own so the
+    peak is its own; SystemExit naming the arguments if it fails."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code, *args])
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child run {list(args)} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    return time.perf_counter() - start, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB
 
 
 def timed(fn: Callable[[], Result]) -> tuple[float, Result]:

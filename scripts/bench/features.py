@@ -1,13 +1,17 @@
-"""Benchmark: per-update features (mid, spread, microprice, OFI x5, pressure) via _core vs a naive Python loop."""
+"""Benchmark: per-update features (mid, spread, microprice, OFI x5, pressure) via _core vs a naive Python loop; then
+`apexctl features --grain update` on a recorded simulated book, read a time window at a time (as it runs) against
+the whole book at once, each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
 import heapq
 import math
+import tempfile
 
 import numpy as np
+import polars as pl
 from book import make_stream
-from common import arguments, best_of, dict_book_states, report
+from common import arguments, best_of, child_usage, dict_book_states, report
 
 from apexctl import _core
 
@@ -46,6 +50,9 @@ def python_features(cols: dict[str, np.ndarray]) -> dict[str, list[float]]:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=30_000, help="number of delta messages (default 30000)")
+    parser.add_argument(
+        "--book-hours", type=float, default=6.0, help="simulated hours of the windowed-book comparison (default 6)"
+    )
     args = parser.parse_args()
     cols = make_stream(args.messages, args.seed)
     # The snapshot's prices come from arithmetic (10000.0 - i * 0.1) and are off the decimal grid by an ulp; a float
@@ -61,6 +68,39 @@ def main() -> None:
     report(
         f"features: update features over {msgs:,} messages (ob200-like)", "msgs", msgs, ours_s, peer_s, "python loop"
     )
+    book_windows(args.book_hours)
+
+
+#: A child process computing the update features of the book `book` into `out`: in windows (as `features` runs), or
+#: in one window holding the whole book.
+FEATURES = """
+import sys
+from apexctl.forge import book_windows, features
+
+how, book, out = sys.argv[1:]
+if how == "whole":
+    book_windows.WINDOW_ROWS = 2**62
+features.run([book], out, features.FeatureConfig())
+"""
+
+
+def book_windows(hours: float) -> None:
+    """Wall time and peak resident memory of `features --grain update` on `hours` of the default symbols."""
+    from apexctl.forge.fetch import fetch_sim
+    from apexctl.forge.sim import MarketSim
+
+    with tempfile.TemporaryDirectory() as folder:
+        fetch_sim(MarketSim(seed=1, hours=hours), f"{folder}/market")
+        book = f"{folder}/market/book.parquet"
+        results = {how: child_usage(FEATURES, how, book, f"{folder}/{how}.parquet") for how in ("windows", "whole")}
+        same = pl.read_parquet(f"{folder}/windows.parquet").equals(pl.read_parquet(f"{folder}/whole.parquet"))
+    if not same:
+        raise SystemExit("the windowed and the whole book gave different features")
+    print(f"features --grain update on {hours:g} h of the default symbols' simulated book")
+    for how, label in (("windows", "a window at a time"), ("whole", "whole book")):
+        seconds, peak_gb = results[how]
+        print(f"  {label:<19}: {seconds:8.2f} s, peak {peak_gb:6.2f} GB")
+    print(f"  ratio              : {results['whole'][1] / results['windows'][1]:8.1f}x less memory")
 
 
 if __name__ == "__main__":

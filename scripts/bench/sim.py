@@ -6,13 +6,10 @@ each in a process of its own so its peak memory is its own."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
 
 import numpy as np
-from common import arguments, timed
+from common import arguments, child_usage, timed
 
 from apexctl import _core
 
@@ -80,16 +77,8 @@ else:
 
 def record(hours: float) -> None:
     """Wall time and peak resident memory of each way of recording, from the child's own resource usage."""
-    results = {}
     with tempfile.TemporaryDirectory() as folder:
-        for how in ("pieces", "whole"):
-            start = time.perf_counter()
-            child = subprocess.Popen([sys.executable, "-c", RECORD, how, str(hours), f"{folder}/{how}"])
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
-            if child.returncode != 0:
-                raise SystemExit(f"recording ({how}) failed with exit code {child.returncode}")
-            results[how] = (time.perf_counter() - start, usage.ru_maxrss / 2**20)  # ru_maxrss is in KiB
+        results = {how: child_usage(RECORD, how, str(hours), f"{folder}/{how}") for how in ("pieces", "whole")}
     print(f"recording {hours:g} h of the default symbols to Parquet (fetch --source sim)")
     for how, label in (("pieces", "an hour at a time"), ("whole", "whole run")):
         seconds, peak_gb = results[how]

@@ -20,7 +20,7 @@ TINY: dict[str, list[str]] = {
     "dual.py": ["--trees", "2", "--seeds", "1", "--hours", "0.05", "--pop", "200", "--gen-seeds", "1"],
     "efficiency.py": ["--reps", "1", "--hours", "0.5", "--trees", "20"],
     "evolve.py": ["--pop", "200", "--hours", "1"],
-    "features.py": ["--messages", "2000"],
+    "features.py": ["--messages", "2000", "--book-hours", "0.05"],
     "fetch.py": ["--messages", "2000"],
     "gp.py": ["--trees", "5", "--rows", "300", "--pop", "20", "--gens", "1"],
     "iel.py": ["--envs", "4", "--size", "200", "--horizon-s", "6", "--interval-s", "3", "--repeats", "1"],
