@@ -286,7 +286,7 @@ _GRAIN_READS = {Grain.update: {"book"}, Grain.trade: {"trades"}}
 
 def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
     """The inputs of a run at `grain`, of the kinds it reads: trades and bars read whole, books surveyed."""
-    by_kind: dict[str, list[pl.DataFrame]] = {"trades": [], "bars": []}
+    by_kind: dict[str, list[tuple[int, pl.DataFrame]]] = {"trades": [], "bars": []}
     books: list[tuple[int, TableFile]] = []
     reads = _GRAIN_READS.get(grain, {"book", "trades", "bars"})
     for index, file in enumerate(files):
@@ -294,19 +294,31 @@ def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
             continue
         if file.schema_name == "book":
             books.append((index, file))
-            continue
-        origin = [
-            pl.lit(index, dtype=pl.UInt32).alias("_source"),
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
-        ]
-        by_kind[file.schema_name].append(file.read().with_columns(origin))
+        else:
+            by_kind[file.schema_name].append((index, file.read()))
     origins: dict[str, pl.DataFrame] = {}
 
     def combined(kind: str, columns: list[str], sort_by: list[str]) -> pl.DataFrame | None:
-        frames = [f.select([*columns, "_source", "_row"]) for f in by_kind[kind]]
-        if not frames:
+        inputs = by_kind.pop(kind)
+        if len(inputs) == 1 and len(sort_by) == 1 and inputs[0][1][sort_by[0]].is_sorted():
+            # One input in order, as every apexctl output is: no copy (a column added to a frame read in pieces
+            # would make polars copy the whole frame into one piece).
+            index, frame = inputs[0]
+            origins[kind] = pl.DataFrame(
+                {"_source": pl.repeat(index, frame.height, dtype=pl.UInt32, eager=True)}
+            ).with_row_index("_row")
+            return frame.select(columns)
+        numbered = [
+            frame.select(
+                *columns,
+                pl.lit(index, dtype=pl.UInt32).alias("_source"),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+            )
+            for index, frame in inputs
+        ]
+        if not numbered:
             return None
-        frame = pl.concat(frames).sort(sort_by, maintain_order=True)
+        frame = pl.concat(numbered).sort(sort_by, maintain_order=True)
         origins[kind] = frame.select("_source", "_row")
         return frame.select(columns)
 

@@ -446,15 +446,22 @@ class TableFile:
         """The rows of `row_groups` (all when None; `first_row` is the file row of their first), of `columns` (all
         of the schema's and the file's others when None), cast to the schema's types and checked as `read_table`
         checks them; errors name the file's rows."""
+        groups = range(self.parquet.metadata.num_row_groups) if row_groups is None else row_groups
+        frames = []
         try:
-            if row_groups is None:
-                arrow = self.parquet.read(columns=columns, use_threads=False)
-            else:
-                arrow = self.parquet.read_row_groups(row_groups, columns=columns, use_threads=False)
+            # A row group at a time: polars copies the text columns out of Arrow's, so converting the whole table at
+            # once would hold both copies of it.
+            for group in groups:
+                arrow = self.parquet.read_row_group(group, columns=columns, use_threads=False)
+                frames.append(pl.from_arrow(arrow))
+            if not frames:
+                empty = self.parquet.schema_arrow.empty_table()
+                frames.append(pl.from_arrow(empty.select(list(columns)) if columns else empty))
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise InputError(f"{self.source}: not a readable Parquet file ({exc})") from exc
-        frame = pl.from_arrow(arrow)
+        frame = _contiguous(frames) if len(frames) > 1 else frames[0]
         assert isinstance(frame, pl.DataFrame)
+        del frames
         frame = _conform(frame, self.schema, self.source, first_row)
         if "ts" in frame.columns and frame.schema["ts"].is_integer():
             check_timestamps(frame, self.source, first_row=first_row)
@@ -463,6 +470,19 @@ class TableFile:
     def table(self) -> Table:
         """The whole table."""
         return Table(self.read(), self.source, self.schema.name, self.schema_version, self.metadata, self.sha256)
+
+
+def _contiguous(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """`frames` (of one schema) as one frame of one chunk per column, copied a column at a time: polars copies a
+    frame of many chunks whole into one (twice its memory) when a column of one chunk joins it, as most
+    operations do. `frames` is emptied."""
+    chunked = pl.concat(frames, rechunk=False)
+    frames.clear()
+    columns = []
+    for name in chunked.columns:
+        columns.append(chunked.get_column(name).rechunk())
+        chunked = chunked.drop(name)  # frees the pieces of the column just copied
+    return pl.DataFrame(columns)
 
 
 def open_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) -> TableFile:

@@ -130,6 +130,29 @@ def test_a_table_written_in_pieces_is_the_table_written_whole(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["none.parquet", "pieces.parquet", "whole.parquet"]
 
 
+def test_a_table_read_by_row_groups_is_the_table_and_errors_name_file_rows(tmp_path):
+    frame = pl.concat([trades_frame()] * 5).with_columns(ts=pl.int_range(10, dtype=pl.Int64))
+    with io.table_pieces(tmp_path / "t.parquet", schema=TRADES, producer="fetch") as write:
+        for piece in (frame[:3], frame[3:3], frame[3:7], frame[7:]):
+            write(piece)
+    file = io.open_table(tmp_path / "t.parquet", TRADES)
+    assert (file.rows, file.group_rows()) == (10, [3, 0, 4, 3])
+    whole = file.read()
+    assert whole.equals(frame)
+    assert whole.n_chunks("all") == [1] * whole.width  # copied into one piece per column
+    assert file.read([2], columns=["ts", "price"], first_row=3).equals(frame[3:7].select("ts", "price"))
+    assert file.read([], columns=["ts"]).schema == pl.Schema({"ts": pl.Int64})
+
+    nulls = frame.with_columns(price=pl.when(pl.col("ts") == 5).then(None).otherwise(pl.col("price")))
+    pq.write_table(nulls.to_arrow(), tmp_path / "n.parquet", row_group_size=3)
+    with pytest.raises(SchemaError, match=r"column 'price' has 1 null values \(first at row 5\)"):
+        io.open_table(tmp_path / "n.parquet", TRADES).read([1], first_row=3)
+    late = frame.with_columns(ts=pl.when(pl.col("ts") == 8).then(-1).otherwise(pl.col("ts")))
+    pq.write_table(late.to_arrow(), tmp_path / "l.parquet", row_group_size=3)
+    with pytest.raises(InputError, match=r"column 'ts' row 8: -1 ns"):
+        io.open_table(tmp_path / "l.parquet", TRADES).read([2], first_row=6)
+
+
 def test_foreign_file_without_metadata_is_accepted_when_columns_fit(tmp_path):
     out = tmp_path / "t.parquet"
     pq.write_table(pa.table({c: trades_frame()[c].to_arrow() for c in trades_frame().columns}), out)
