@@ -184,41 +184,45 @@ pub fn column_names(params: &BarParams, with_book: bool) -> Vec<String> {
     names
 }
 
-fn atoms_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32, Vec<Atom>>, FeatureError> {
-    let mut out: BTreeMap<u32, Vec<Atom>> = BTreeMap::new();
-    match source {
+/// The rows of each symbol of a checked source, in table order: an [`Atom`] is made from its row when it is used, so
+/// a long table is not held twice (an atom is 72 bytes, a row number 8).
+fn rows_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32, Vec<usize>>, FeatureError> {
+    let symbols = match source {
         BarSource::Trades(t) => {
             t.validate()?;
-            for row in 0..t.len() {
-                if row & 0xFFFF == 0 {
-                    apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
-                }
-                out.entry(t.symbol[row]).or_default().push(Atom::trade(
-                    t.ts[row],
-                    t.side[row],
-                    t.price[row],
-                    t.size[row],
-                ));
-            }
+            t.symbol
         }
         BarSource::Klines(k) => {
             check_klines(k, interval)?;
-            for row in 0..k.ts.len() {
-                out.entry(k.symbol[row]).or_default().push(Atom {
-                    ts: k.ts[row],
-                    open: k.open[row],
-                    high: k.high[row],
-                    low: k.low[row],
-                    close: k.close[row],
-                    volume: k.volume[row],
-                    turnover: k.turnover[row],
-                    n_trades: f64::NAN,
-                    buy_volume: f64::NAN,
-                });
-            }
+            k.symbol
         }
+    };
+    let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (row, &symbol) in symbols.iter().enumerate() {
+        if row & 0xFFFF == 0 {
+            apex_cancel::checkpoint(); // an interrupted caller stops a long table within milliseconds
+        }
+        out.entry(symbol).or_default().push(row);
     }
     Ok(out)
+}
+
+/// The atom of row `row` of a source: one trade, or one kline.
+fn atom_at(source: &BarSource<'_>, row: usize) -> Atom {
+    match source {
+        BarSource::Trades(t) => Atom::trade(t.ts[row], t.side[row], t.price[row], t.size[row]),
+        BarSource::Klines(k) => Atom {
+            ts: k.ts[row],
+            open: k.open[row],
+            high: k.high[row],
+            low: k.low[row],
+            close: k.close[row],
+            volume: k.volume[row],
+            turnover: k.turnover[row],
+            n_trades: f64::NAN,
+            buy_volume: f64::NAN,
+        },
+    }
 }
 
 fn check_klines(k: &KlineColumns<'_>, interval: i64) -> Result<(), FeatureError> {
@@ -312,11 +316,11 @@ pub fn bar_features(
         }
         None => BTreeMap::new(),
     };
-    let atoms = atoms_by_symbol(source, params.interval)?;
+    let rows_of = rows_by_symbol(source, params.interval)?;
     let names = column_names(params, updates.is_some());
     let mut table = BarTable { columns: names.into_iter().map(|n| (n, Vec::new())).collect(), ..BarTable::default() };
     let close_column = BAR_COLUMNS.iter().position(|&n| n == "close").expect("close is a bar column");
-    for (&symbol, atoms) in &atoms {
+    for (&symbol, rows) in &rows_of {
         let first_row = table.ts.len();
         let mut stream = BarStream::new(params, updates.is_some(), 0);
         let width = stream.width();
@@ -327,7 +331,7 @@ pub fn bar_features(
                 column.push(value);
             }
         };
-        let last = atoms.last().expect("a symbol has atoms").ts;
+        let last = atom_at(source, *rows.last().expect("a symbol has rows")).ts;
         let end = last.div_euclid(params.interval) * params.interval + params.interval;
         let mut pending = match (updates, updates_of.get(&symbol)) {
             (Some(u), Some(rows)) => rows.iter().filter(|&&r| u.ts[r] < end).map(|&r| (u.ts[r], u.values(r))).collect(),
@@ -335,7 +339,8 @@ pub fn bar_features(
         }
         .into_iter()
         .peekable();
-        for (n, atom) in atoms.iter().enumerate() {
+        for (n, &row) in rows.iter().enumerate() {
+            let atom = &atom_at(source, row);
             if n & 0xFFFF == 0 {
                 apex_cancel::checkpoint(); // an interrupted caller stops a long bar build within milliseconds
             }
