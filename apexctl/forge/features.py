@@ -678,11 +678,6 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         _check_repeated_bars(inputs)
     _check_bar_grid(inputs, "trades" if inputs.trades is not None else "bars", grain)
     higher = [h for h in BAR_GRAINS.values() if h > interval and h % interval == 0] if config.mtfa else []
-    updates = None
-    if inputs.books is not None:
-        pieces = [{c: piece[c] for c in _BAR_UPDATE_COLUMNS} for piece in update_pieces(inputs)]
-        updates = {c: np.concatenate([piece[c] for piece in pieces]) for c in _BAR_UPDATE_COLUMNS}
-        del pieces
     options: dict[str, Any] = {
         "interval_ns": interval,
         "rv_window": config.rv_bars,
@@ -691,25 +686,23 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         "vmd_window": config.vmd_window,
     }
     if inputs.trades is not None:
-        trade_arrays = _trade_arrays(inputs.trades, inputs.codes)
-        arrays = _calling(inputs, "trades", _core.features_bars, trade_arrays, updates=updates, **options)
+        kind, source = "trades", _trade_arrays(inputs.trades, inputs.codes)
+        inputs.trades = None  # the arrays hold what bars need: the frame (with its ids) goes before the book replay
     else:
-        k = inputs.bars
+        kind, k = "bars", inputs.bars
         assert k is not None
         kline_intervals = k["interval"].unique().to_list()
         if len(kline_intervals) > 1:
             raise InputError(f"bars table mixes intervals {sorted(kline_intervals)}; give one interval per run")
         kline_interval = parse_duration(kline_intervals[0], "bars interval") if kline_intervals else interval
-        klines = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
-        arrays = _calling(
-            inputs,
-            "bars",
-            _core.features_bars,
-            klines | {"symbol": _symbol_codes(k, inputs.codes)},
-            kline_interval_ns=kline_interval,
-            updates=updates,
-            **options,
-        )
+        source = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
+        source["symbol"] = _symbol_codes(k, inputs.codes)
+        options["kline_interval_ns"] = kline_interval
+    updates = None
+    if inputs.books is not None:
+        pieces = [{c: piece[c] for c in _BAR_UPDATE_COLUMNS} for piece in update_pieces(inputs)]
+        updates = {c: np.concatenate([piece.pop(c) for piece in pieces]) for c in _BAR_UPDATE_COLUMNS}
+    arrays = _calling(inputs, kind, _core.features_bars, source, updates=updates, **options)
     frame = _frame(arrays, inputs.symbols)
     yield frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
 
