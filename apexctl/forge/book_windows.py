@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
+from apexctl.forge.feedback import steps
 from apexctl.forge.io import TableFile
 
 #: Book rows a window gathers before it is cut at the next row group: a window's replay holds a few hundred MB.
@@ -104,9 +105,11 @@ class Books:
             for book in self.inputs:
                 for group in book.groups:
                     key = (book.index, group.number)
-                    if (lo is not None and group.last_ts < lo) or (hi is not None and group.first_ts >= hi):
+                    if lo is not None and group.last_ts < lo:
                         loaded.pop(key, None)  # behind this window, so behind every later one
                         continue
+                    if hi is not None and group.first_ts >= hi:
+                        continue  # ahead of this window
                     if key not in loaded:
                         loaded[key] = _read_group(book, group)
                     pieces.append(loaded[key])
@@ -139,27 +142,26 @@ def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
     inputs: list[BookInput] = []
     spans: list[pl.DataFrame] = []
     price_decimals = size_decimals = 0
-    for index, file in files:
-        groups: list[RowGroup] = []
-        first_row = 0
-        for number, rows in enumerate(file.group_rows()):
-            if not rows:
-                continue
-            frame = file.read([number], columns=_SURVEY_COLUMNS, first_row=first_row)
-            ts = frame["ts"]
-            groups.append(RowGroup(number, first_row, rows, int(ts.min()), int(ts.max())))  # type: ignore[arg-type]
-            first_row += rows
-            spans.append(
-                frame.group_by("symbol").agg(
-                    pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"), pl.lit(index).alias("source")
-                )
-            )
-            side = frame["side"].to_numpy()
-            prices = frame["price"].fill_null(np.nan).to_numpy()
-            sizes = frame["size"].fill_null(np.nan).to_numpy()
-            price, size = _core.book_decimals(side, prices, sizes)
-            price_decimals, size_decimals = max(price_decimals, price), max(size_decimals, size)
-        inputs.append(BookInput(index, file, tuple(groups)))
+    with steps("surveying the book (rows)", sum(file.rows for _, file in files)) as bar:
+        for index, file in files:
+            groups: list[RowGroup] = []
+            first_row = 0
+            for number, rows in enumerate(file.group_rows()):
+                if not rows:
+                    continue
+                frame = file.read([number], columns=_SURVEY_COLUMNS, first_row=first_row)
+                ts = frame["ts"]
+                groups.append(RowGroup(number, first_row, rows, int(ts.min()), int(ts.max())))  # type: ignore[arg-type]
+                first_row += rows
+                first_last = (pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+                spans.append(frame.group_by("symbol").agg(*first_last, pl.lit(index).alias("source")))
+                side = frame["side"].to_numpy()
+                prices = frame["price"].fill_null(np.nan).to_numpy()
+                sizes = frame["size"].fill_null(np.nan).to_numpy()
+                price, size = _core.book_decimals(side, prices, sizes)
+                price_decimals, size_decimals = max(price_decimals, price), max(size_decimals, size)
+                bar.advance(rows)
+            inputs.append(BookInput(index, file, tuple(groups)))
     by_symbol = (
         pl.concat(spans)
         .sort("first", "source")
