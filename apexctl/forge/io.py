@@ -494,12 +494,13 @@ def open_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
     expected = [expect] if isinstance(expect, TableSchema) else list(expect)
     name = describe(path)
     try:
-        if str(path) == STDIO:
+        if str(path) == STDIO or not existing_file(path, "a Parquet file").is_file():
+            # stdin, or a pipe such as `<(zstdcat t.parquet.zst)`: it can be read once only, so it is held in memory
             data = _read_bytes(path)
             digest = sha256_bytes(data)
             handle: Any = io.BytesIO(data)
         else:
-            handle = existing_file(path, "a Parquet file")
+            handle = Path(path)
             digest = sha256_file(handle)
         # No Arrow I/O or CPU threads: with polars loaded, a parquet read on Arrow's thread pools sometimes aborts the
         # interpreter at exit ("terminate called without an active exception", apache/arrow#34314), ~1 run in 4.

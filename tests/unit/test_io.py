@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +154,29 @@ def test_a_table_read_by_row_groups_is_the_table_and_errors_name_file_rows(tmp_p
     pq.write_table(late.to_arrow(), tmp_path / "l.parquet", row_group_size=3)
     with pytest.raises(InputError, match=r"column 'ts' row 8: -1 ns"):
         io.open_table(tmp_path / "l.parquet", TRADES).read([2], first_row=6)
+
+
+def test_a_table_from_a_pipe_is_read_once(tmp_path):
+    """A named pipe (what `<(zstdcat t.parquet.zst)` passes) can be read once only: it is held like stdin."""
+    io.write_table(trades_frame(), tmp_path / "t.parquet", schema=TRADES, producer="fetch")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    feeder = threading.Thread(target=lambda: pipe.write_bytes((tmp_path / "t.parquet").read_bytes()))
+    feeder.start()
+
+    def unblock() -> None:  # a reader opening the pipe a second time gets end-of-file instead of waiting forever
+        with contextlib.suppress(OSError):
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+
+    watchdog = threading.Timer(10, unblock)
+    watchdog.start()
+    try:
+        table = io.read_table(pipe, TRADES)
+    finally:
+        watchdog.cancel()
+    feeder.join(timeout=10)
+    assert table.frame.equals(trades_frame())
+    assert table.sha256 == io.sha256_file(tmp_path / "t.parquet")
 
 
 def test_foreign_file_without_metadata_is_accepted_when_columns_fit(tmp_path):
