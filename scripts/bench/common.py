@@ -39,6 +39,16 @@ def child_usage(code: str, *args: str) -> tuple[float, float]:
     return time.perf_counter() - start, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB
 
 
+def report_peaks(title: str, ours: tuple[str, tuple[float, float]], peer: tuple[str, tuple[float, float]]) -> None:
+    """The result lines of a memory comparison: each way's (label, (seconds, peak GB)) from `child_usage`, and how
+    many times less memory ours took."""
+    print(title)
+    width = max(len(ours[0]), len(peer[0]), len("ratio"))
+    for label, (seconds, peak_gb) in (ours, peer):
+        print(f"  {label:<{width}}: {seconds:8.2f} s, peak {peak_gb:6.2f} GB")
+    print(f"  {'ratio':<{width}}: {peer[1][1] / ours[1][1]:8.1f}x less memory")
+
+
 def timed(fn: Callable[[], Result]) -> tuple[float, Result]:
     """Wall time in seconds of one call of `fn`, and what it returned."""
     start = time.perf_counter()

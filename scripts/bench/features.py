@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 import polars as pl
 from book import make_stream
-from common import arguments, best_of, child_usage, dict_book_states, report
+from common import arguments, best_of, child_usage, dict_book_states, report, report_peaks
 
 from apexctl import _core
 
@@ -96,11 +96,11 @@ def book_windows(hours: float) -> None:
         same = pl.read_parquet(f"{folder}/windows.parquet").equals(pl.read_parquet(f"{folder}/whole.parquet"))
     if not same:
         raise SystemExit("the windowed and the whole book gave different features")
-    print(f"features --grain update on {hours:g} h of the default symbols' simulated book")
-    for how, label in (("windows", "a window at a time"), ("whole", "whole book")):
-        seconds, peak_gb = results[how]
-        print(f"  {label:<19}: {seconds:8.2f} s, peak {peak_gb:6.2f} GB")
-    print(f"  ratio              : {results['whole'][1] / results['windows'][1]:8.1f}x less memory")
+    report_peaks(
+        f"features --grain update on {hours:g} h of the default symbols' simulated book",
+        ("a window at a time", results["windows"]),
+        ("whole book", results["whole"]),
+    )
 
 
 if __name__ == "__main__":

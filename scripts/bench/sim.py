@@ -9,7 +9,7 @@ import os
 import tempfile
 
 import numpy as np
-from common import arguments, child_usage, timed
+from common import arguments, child_usage, report_peaks, timed
 
 from apexctl import _core
 
@@ -79,11 +79,11 @@ def record(hours: float) -> None:
     """Wall time and peak resident memory of each way of recording, from the child's own resource usage."""
     with tempfile.TemporaryDirectory() as folder:
         results = {how: child_usage(RECORD, how, str(hours), f"{folder}/{how}") for how in ("pieces", "whole")}
-    print(f"recording {hours:g} h of the default symbols to Parquet (fetch --source sim)")
-    for how, label in (("pieces", "an hour at a time"), ("whole", "whole run")):
-        seconds, peak_gb = results[how]
-        print(f"  {label:<18}: {seconds:8.2f} s, peak {peak_gb:6.2f} GB")
-    print(f"  ratio             : {results['whole'][1] / results['pieces'][1]:8.1f}x less memory")
+    report_peaks(
+        f"recording {hours:g} h of the default symbols to Parquet (fetch --source sim)",
+        ("an hour at a time", results["pieces"]),
+        ("whole run", results["whole"]),
+    )
 
 
 if __name__ == "__main__":
