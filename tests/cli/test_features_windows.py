@@ -110,17 +110,25 @@ def test_a_book_read_in_many_windows_gives_the_features_of_it_read_whole(market,
     assert expected.height > 100
 
 
-def test_a_bad_row_in_a_late_window_is_named_by_its_file_row_and_nothing_is_written(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("column", "value", "checked_by"),
+    [("kind", "replace", "Python"), ("price", float("nan"), "the Rust replay")],
+    ids=["kind", "nan-price"],
+)
+def test_a_bad_row_in_a_late_window_is_named_by_its_file_row_and_nothing_is_written(
+    tmp_path, monkeypatch, column, value, checked_by
+):
     _, book, _ = synthetic_market()
-    bad_row = book.height - 5
-    book = book.with_columns(
-        kind=pl.when(pl.int_range(pl.len()) == bad_row).then(pl.lit("replace")).otherwise(pl.col("kind"))
-    )
+    bad_row = int((book["side"] != 0).arg_true()[-5])  # a level row near the end: a late window
+    at_bad_row = pl.int_range(pl.len()) == bad_row
+    book = book.with_columns(pl.when(at_bad_row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
     write_groups(tmp_path / "b.parquet", book, [50] * (book.height // 50))
     monkeypatch.setattr(book_windows, "WINDOW_ROWS", 100)
     out = tmp_path / "f.parquet"
-    with pytest.raises(InputError) as raised:
+    with pytest.raises(InputError) as raised:  # the Python checks raise it, the Rust replay its DataError
         feature_run.run([str(tmp_path / "b.parquet")], str(out), feature_run.FeatureConfig())
-    assert str(raised.value).startswith(f"{tmp_path / 'b.parquet'}: book table, row {bad_row}: column 'kind'")
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'b.parquet'}: book table, row {bad_row}: "), (checked_by, message)
+    assert column in message
     assert not out.exists()
     assert not list(tmp_path.glob(".*"))
