@@ -25,6 +25,7 @@ import polars as pl
 from apexctl import _core
 from apexctl.forge.feedback import steps
 from apexctl.forge.io import TableFile
+from apexctl.schemas.tables import BOOK
 
 #: Book rows a window gathers before it is cut at the next row group: a window's replay holds a few hundred MB.
 WINDOW_ROWS = 1 << 20
@@ -116,13 +117,10 @@ class Books:
             if not pieces:
                 continue
             rows = pl.concat(pieces)
-            if lo is not None or hi is not None:
-                inside = pl.lit(True)
-                if lo is not None:
-                    inside = inside & (pl.col("ts") >= lo)
-                if hi is not None:
-                    inside = inside & (pl.col("ts") < hi)
-                rows = rows.filter(inside)
+            inside = [pl.col("ts") >= lo] if lo is not None else []
+            inside += [pl.col("ts") < hi] if hi is not None else []
+            if inside:
+                rows = rows.filter(*inside)
             if not rows["ts"].is_sorted():  # inputs in time order (one fetch output) need no sorted copy
                 rows = rows.sort("ts", maintain_order=True)
             origins = ["_source", "_row"]
@@ -132,7 +130,7 @@ class Books:
 def _read_group(book: BookInput, group: RowGroup) -> pl.DataFrame:
     frame = book.file.read([group.number], first_row=group.first_row)
     return frame.select(
-        *(pl.col(c) for c in ("ts", "symbol", "kind", "side", "price", "size", "update_id", "seq")),
+        *BOOK.column_names,
         pl.lit(book.index, dtype=pl.UInt32).alias("_source"),
         pl.int_range(group.first_row, group.first_row + pl.len(), dtype=pl.UInt64).alias("_row"),
     )

@@ -66,7 +66,7 @@ from apexctl.forge import ranges
 from apexctl.forge.book_windows import Books, BookWindow, survey
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
 from apexctl.forge.feedback import note, steps
-from apexctl.forge.io import META_PARAMS, STDIO, Table, TableFile, open_table, refuse_same_data, table_pieces
+from apexctl.forge.io import META_PARAMS, Table, TableFile, open_tables, refuse_same_data, table_pieces
 from apexctl.forge.table_checks import (
     TRADE_IDENTITY,
     book_message_named,
@@ -718,9 +718,7 @@ class Written:
 def run(paths: Sequence[str], output: str, config: FeatureConfig) -> Written:
     """Reads the inputs, computes the features and writes them atomically to `output` (`-` = stdout), a book
     window at a time at grain `update`."""
-    if sum(1 for p in paths if str(p) == STDIO) > 1:
-        raise InputError("stdin ('-') can be given only once")
-    files = [open_table(p, [BOOK, TRADES, BARS]) for p in paths]
+    files = open_tables(paths, [BOOK, TRADES, BARS])
     digests: dict[str, str] = {}
     for file in files:
         refuse_same_data(digests, file.source, file.sha256)

@@ -600,7 +600,8 @@ def check_numeric_columns(frame: pl.DataFrame, names: Sequence[str], source: str
         raise SchemaError(f"{source}: {option} names non-numeric columns {wrong}")
 
 
-def read_tables(paths: Sequence[str | Path], expect: TableSchema | Sequence[TableSchema]) -> list[Table]:
+def open_tables(paths: Sequence[str | Path], expect: TableSchema | Sequence[TableSchema]) -> list[TableFile]:
+    """`open_table` of each path; InputError if stdin is given more than once."""
     if sum(1 for p in paths if str(p) == STDIO) > 1:
         raise InputError("stdin ('-') can be given only once")
-    return [read_table(p, expect) for p in paths]
+    return [open_table(p, expect) for p in paths]
