@@ -1,4 +1,5 @@
-"""The `book` inputs of `features`, read one time window at a time, so a long book never has to fit in memory.
+"""Book tables merged and read one time window at a time, so a long book never has to fit in memory: the inputs of
+`features`, and the parsed archives of `fetch --source file`.
 
 A book table is replayed in time order, all its inputs merged: the rows of every input sorted by `ts`, stably (the
 rows of one message stay together and in order, and at one time the earlier input's rows come first). Cutting that
@@ -65,22 +66,14 @@ class BookWindow:
 
 
 @dataclass
-class Books:
-    """The book inputs of a run, surveyed: what the replay must know before its first message."""
+class BookMerge:
+    """Book inputs merged in time order, read a window at a time."""
 
     inputs: list[BookInput]
-    #: Per symbol: `first` and `last` ts and `source`, the input holding its earliest row.
-    spans: pl.DataFrame
-    #: (price, size) decimals of the whole book, as the replay of it in one piece would infer them.
-    decimals: tuple[int, int]
 
     @property
     def rows(self) -> int:
         return sum(g.rows for i in self.inputs for g in i.groups)
-
-    @property
-    def symbols(self) -> list[str]:
-        return sorted(self.spans["symbol"].to_list())
 
     def cuts(self) -> list[int]:
         """The `ts` that start a new window: each at the start of a row group, once the window holds WINDOW_ROWS."""
@@ -125,6 +118,42 @@ class Books:
                 rows = rows.sort("ts", maintain_order=True)
             origins = ["_source", "_row"]
             yield BookWindow(rows.drop(origins), rows.select(origins))
+
+
+@dataclass
+class Books(BookMerge):
+    """The book inputs of a run, surveyed: what the replay must know before its first message."""
+
+    #: Per symbol: `first` and `last` ts and `source`, the input holding its earliest row.
+    spans: pl.DataFrame
+    #: (price, size) decimals of the whole book, as the replay of it in one piece would infer them.
+    decimals: tuple[int, int]
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.spans["symbol"].to_list())
+
+
+def row_groups(file: TableFile) -> tuple[RowGroup, ...]:
+    """The non-empty row groups of `file` with their time spans, from the Parquet statistics (which every apexctl
+    writer records), else by reading `ts`."""
+    meta = file.parquet.metadata
+    ts_column = file.parquet.schema_arrow.get_field_index("ts")
+    groups: list[RowGroup] = []
+    first_row = 0
+    for number in range(meta.num_row_groups):
+        rows = meta.row_group(number).num_rows
+        if not rows:
+            continue
+        stats = meta.row_group(number).column(ts_column).statistics
+        if stats is not None and stats.has_min_max and isinstance(stats.min, int):
+            first_ts, last_ts = int(stats.min), int(stats.max)
+        else:
+            ts = file.read([number], columns=["ts"], first_row=first_row)["ts"]
+            first_ts, last_ts = int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+        groups.append(RowGroup(number, first_row, rows, first_ts, last_ts))
+        first_row += rows
+    return tuple(groups)
 
 
 def _read_group(book: BookInput, group: RowGroup) -> pl.DataFrame:

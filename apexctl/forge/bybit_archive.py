@@ -45,6 +45,8 @@ SPOT_HEADER = ("id", "timestamp", "price", "volume", "side")
 
 # Progress callback: (bytes done since last call).
 Advance = Callable[[int], None]
+# Takes the book rows of an input a piece at a time, in input order, instead of `Parsed.book`.
+BookSink = Callable[[pl.DataFrame], None]
 
 
 @dataclass
@@ -55,6 +57,8 @@ class Parsed:
     trades: pl.DataFrame | None = None
     lines: int = 0
     skipped: int = 0
+    #: Book rows parsed (whether held in `book` or given to a `BookSink`).
+    book_rows: int = 0
 
 
 class _Counting(io.RawIOBase):
@@ -82,8 +86,11 @@ def lines_to_frames(result: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     return book_frame(result["book"], result["symbols"]), trade_frame(result["trades"], result["symbols"])
 
 
-def parse_lines_stream(stream: BinaryIO, name: str, advance: Advance | None = None) -> Parsed:
-    """Streams V5 message lines through the Rust parser in chunks, so a 360 MB archive never becomes Python objects."""
+def parse_lines_stream(
+    stream: BinaryIO, name: str, advance: Advance | None = None, on_book: BookSink | None = None
+) -> Parsed:
+    """Streams V5 message lines through the Rust parser in chunks, so a 360 MB archive never becomes Python objects;
+    with `on_book`, the book rows go to it chunk by chunk and are not held."""
     books: list[pl.DataFrame] = []
     trades: list[pl.DataFrame] = []
     parsed = Parsed()
@@ -110,8 +117,12 @@ def parse_lines_stream(stream: BinaryIO, name: str, advance: Advance | None = No
             except DataError as exc:
                 raise InputError(f"{name}: {exc}") from None
             book, trade = lines_to_frames(result)
+            parsed.book_rows += book.height
             if book.height:
-                books.append(book)
+                if on_book is not None:
+                    on_book(book)
+                else:
+                    books.append(book)
             if trade.height:
                 trades.append(trade)
             parsed.lines += result["lines"]
@@ -256,9 +267,16 @@ def _open_zip_member(raw: BinaryIO, name: str) -> tuple[zipfile.ZipFile, zipfile
 
 
 def parse_input(
-    raw: BinaryIO, name: str, size: int, *, symbol: str | None = None, advance: Advance | None = None
+    raw: BinaryIO,
+    name: str,
+    size: int,
+    *,
+    symbol: str | None = None,
+    advance: Advance | None = None,
+    on_book: BookSink | None = None,
 ) -> Parsed:
-    """Detects the format of one input from its first bytes and name, and parses it."""
+    """Detects the format of one input from its first bytes and name, and parses it (book rows to `on_book` when
+    given)."""
     tick: Advance = advance or (lambda _n: None)
     head = raw.read(4)
     raw.seek(0)
@@ -271,7 +289,9 @@ def parse_input(
         archive, member = _open_zip_member(raw, name)
         try:
             with archive.open(member) as stream:
-                return parse_lines_stream(stream, f"{name}:{member.filename}", _scaled(tick, size, member.file_size))
+                return parse_lines_stream(
+                    stream, f"{name}:{member.filename}", _scaled(tick, size, member.file_size), on_book
+                )
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise InputError(f"{name}: corrupt zip archive ({exc})") from None
     counted: BinaryIO = io.BufferedReader(_Counting(raw, tick))
@@ -279,14 +299,14 @@ def parse_input(
         gz = io.BufferedReader(gzip.GzipFile(fileobj=counted))  # type: ignore[arg-type]
         try:
             if _peek_line(gz, name).startswith(b"{"):
-                return parse_lines_stream(gz, name)
+                return parse_lines_stream(gz, name, on_book=on_book)
             data = _read_csv_bytes(gz, name)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{safe(name)}: corrupt gzip data ({safe(exc)})") from None
         return _parse_csv(data, name, symbol)
     first = _peek_line(counted, name)
     if first.lstrip().startswith(b"{"):
-        return parse_lines_stream(counted, name)
+        return parse_lines_stream(counted, name, on_book=on_book)
     return _parse_csv(_read_csv_bytes(counted, name), name, symbol)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,17 +16,20 @@ import polars as pl
 from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
 from apexctl.forge import bybit_api, outputs, ranges
-from apexctl.forge.bybit_archive import Parsed, lines_to_frames, parse_input
+from apexctl.forge.book_windows import BookInput, BookMerge, row_groups
+from apexctl.forge.bybit_archive import BookSink, Parsed, lines_to_frames, parse_input
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import (
     STDIO,
     describe,
     existing_file,
+    open_table,
     refuse_same_data,
     sha256_bytes,
     sha256_file,
     table_pieces,
     write_table,
+    written_path,
 )
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, load_dsg, market_params, market_pieces
 from apexctl.forge.table_checks import (
@@ -80,20 +84,84 @@ def _sort(frame: pl.DataFrame) -> pl.DataFrame:
     return frame if frame["ts"].is_sorted() else frame.sort("ts", maintain_order=True)
 
 
-def _read_input(path: str, symbol: str | None, advance) -> tuple[Parsed, str]:
+def _read_input(path: str, symbol: str | None, advance, on_book: BookSink) -> tuple[Parsed, str]:
     name = describe(path)
     if path == STDIO:
         data = sys.stdin.buffer.read()
         if not data:
             raise InputError("stdin is empty: expected a Bybit trade CSV or order-book archive")
-        return parse_input(io.BytesIO(data), name, len(data), symbol=symbol, advance=advance), sha256_bytes(data)
+        parsed = parse_input(io.BytesIO(data), name, len(data), symbol=symbol, advance=advance, on_book=on_book)
+        return parsed, sha256_bytes(data)
     p = existing_file(path, "a Bybit trade CSV(.gz) or order-book archive (.data.zip)")
     try:
         digest = sha256_file(p)
         with open(p, "rb") as handle:
-            return parse_input(handle, name, p.stat().st_size, symbol=symbol, advance=advance), digest
+            return parse_input(handle, name, p.stat().st_size, symbol=symbol, advance=advance, on_book=on_book), digest
     except OSError as exc:
         raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from exc
+
+
+@dataclass
+class _Read:
+    """What the inputs of `fetch --source file` held: their trades in memory, their book rows spooled to disk."""
+
+    trades: list[pl.DataFrame] = field(default_factory=list)
+    books: list[BookInput] = field(default_factory=list)
+    # Which input each row came from (its index in `sources`), to name the files of two rows that disagree.
+    sources: list[str] = field(default_factory=list)
+    kinds_of: dict[str, list[str]] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+def _spool_folder(output: str) -> Path | None:
+    """Where the parsed book waits to be merged: beside the output (the disk the user chose for it), or the system's
+    temporary folder for stdout or an output folder still to be made."""
+    if output == STDIO:
+        return None
+    folder = written_path(output).parent
+    return folder if folder.is_dir() else None
+
+
+def _read_inputs(config: FileFetch, spool: Path) -> _Read:
+    """Parses every input; book rows are checked and written to `spool` a chunk at a time, so only the trades (a
+    small share of an archive's rows) are held."""
+    read = _Read()
+    total = sum(os.path.getsize(p) for p in config.paths if p != STDIO and os.path.isfile(p))
+    with steps("fetch", total or None) as bar:
+        for path in config.paths:
+            name, index = describe(path), len(read.sources)
+            bar.advance(0, f"reading {Path(path).name if path != STDIO else 'stdin'}")
+            spooled = spool / f"{index}.parquet"
+            with table_pieces(spooled, schema=BOOK, producer=PRODUCER, compression="lz4") as write:
+                checked = _timestamps_checked(write, f"{name} (book rows parsed from it)")
+                parsed, digest = _read_input(path, config.symbol, bar.advance, checked)
+            refuse_same_data(read.inputs, name, digest)
+            if parsed.trades is not None:
+                # Trade CSVs were checked line by line; the rows of V5 message lines are checked here.
+                check_timestamps(parsed.trades, f"{name} (trades rows parsed from it)", market=True)
+                read.trades.append(parsed.trades.with_columns(pl.lit(index, pl.UInt32).alias(_SOURCE)))
+            if parsed.book_rows:
+                spool_file = open_table(spooled, BOOK)
+                read.books.append(BookInput(index, spool_file, row_groups(spool_file)))
+            held = [k for k, rows in (("book", parsed.book_rows), ("trades", parsed.trades is not None)) if rows]
+            if not held:
+                raise InputError(f"{name}: holds no order-book or public-trade rows")
+            read.kinds_of[name] = held
+            read.sources.append(name)
+    return read
+
+
+def _timestamps_checked(write: BookSink, source: str) -> BookSink:
+    """`write`, after `check_timestamps` on each piece (rows numbered across the pieces)."""
+    done = 0
+
+    def checked(frame: pl.DataFrame) -> None:
+        nonlocal done
+        check_timestamps(frame, source, market=True, first_row=done)
+        done += frame.height
+        write(frame)
+
+    return checked
 
 
 def fetch_files(config: FileFetch) -> tuple[str, int]:
@@ -108,56 +176,54 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
         raise UsageError(
             f"-o {config.output}: is a folder; --source file writes one Parquet table (e.g. -o book.parquet)"
         )
-    frames: dict[str, list[pl.DataFrame]] = {"book": [], "trades": []}
-    # Which input each row came from (its index in `sources`), to name the files of two rows that disagree.
-    sources: list[str] = []
-    kinds_of: dict[str, list[str]] = {}
-    inputs: dict[str, str] = {}
-    total = sum(os.path.getsize(p) for p in config.paths if p != STDIO and os.path.isfile(p))
-    with steps("fetch", total or None) as bar:
-        for path in config.paths:
-            bar.advance(0, f"reading {Path(path).name if path != STDIO else 'stdin'}")
-            parsed, digest = _read_input(path, config.symbol, bar.advance)
-            refuse_same_data(inputs, describe(path), digest)
-            held = [k for k in TABLE_KINDS if getattr(parsed, k) is not None]
-            if not held:
-                raise InputError(f"{describe(path)}: holds no order-book or public-trade rows")
-            kinds_of[describe(path)] = held
-            for k in held:
-                # Trade CSVs were checked line by line; the rows of V5 message lines are checked here.
-                check_timestamps(getattr(parsed, k), f"{describe(path)} ({k} rows parsed from it)", market=True)
-                frames[k].append(getattr(parsed, k).with_columns(pl.lit(len(sources), pl.UInt32).alias(_SOURCE)))
-            sources.append(describe(path))
-    kind = config.kind
-    present = [k for k in TABLE_KINDS if frames[k]]
-    if kind is None:
-        if len(present) > 1:
-            detail = "; ".join(f"{name}: {'+'.join(ks)}" for name, ks in kinds_of.items())
-            raise UsageError(
-                f"inputs hold both order-book and trade data ({detail}); run fetch once per kind "
-                "(or pick one with --kind book|trades)"
-            )
-        kind = present[0]
-    elif not frames[kind]:
-        raise InputError(f"no input holds {kind} data (inputs hold: {', '.join(present)})")
-    schema: TableSchema = BOOK if kind == "book" else TRADES
-    table = _sort(pl.concat(frames[kind], rechunk=True))
-    if kind == "trades":
-        _refuse_conflicting_trades(table, sources)
-        table = _drop_repeated_trades(table)
-    else:
-        _refuse_conflicting_books(table, sources)
-    table = table.drop(_SOURCE)
-    write_table(
-        table,
-        config.output,
-        schema=schema,
-        producer=PRODUCER,
-        inputs=inputs,
-        params={"source": "file", "kind": kind, "paths": [describe(p) for p in config.paths]},
-    )
-    wrote(config.output, f"{table.height:,} {kind} rows")
-    return kind, table.height
+    with tempfile.TemporaryDirectory(prefix=".apexctl-fetch-", dir=_spool_folder(config.output)) as spool:
+        read = _read_inputs(config, Path(spool))
+        kind = config.kind
+        present = [k for k, held in (("book", read.books), ("trades", read.trades)) if held]
+        if kind is None:
+            if len(present) > 1:
+                detail = "; ".join(f"{name}: {'+'.join(ks)}" for name, ks in read.kinds_of.items())
+                raise UsageError(
+                    f"inputs hold both order-book and trade data ({detail}); run fetch once per kind "
+                    "(or pick one with --kind book|trades)"
+                )
+            kind = present[0]
+        elif kind not in present:
+            raise InputError(f"no input holds {kind} data (inputs hold: {', '.join(present)})")
+        params = {"source": "file", "kind": kind, "paths": [describe(p) for p in config.paths]}
+        rows = (
+            _write_book(read, config.output, params) if kind == "book" else _write_trades(read, config.output, params)
+        )
+    wrote(config.output, f"{rows:,} {kind} rows")
+    return kind, rows
+
+
+def _write_trades(read: _Read, output: str, params: dict) -> int:
+    """The trades of every input as one table sorted by time, each trade once; returns its rows."""
+    table = _sort(pl.concat(read.trades, rechunk=True))
+    read.trades.clear()
+    _refuse_conflicting_trades(table, read.sources)
+    table = _drop_repeated_trades(table).drop(_SOURCE)
+    write_table(table, output, schema=TRADES, producer=PRODUCER, inputs=read.inputs, params=params)
+    return table.height
+
+
+def _write_book(read: _Read, output: str, params: dict) -> int:
+    """The spooled book rows of every input merged in time order, a window at a time (`BookMerge`); returns the
+    rows written."""
+    merge = BookMerge(read.books)
+    rows = 0
+    with (
+        steps("merging the book (rows)", merge.rows) as bar,
+        table_pieces(output, schema=BOOK, producer=PRODUCER, inputs=read.inputs, params=params) as write,
+    ):
+        for window in merge.windows():
+            if len(read.books) > 1:
+                _refuse_conflicting_books(window.frame, window.origins["_source"], read.sources)
+            write(window.frame)
+            rows += window.frame.height
+            bar.advance(window.frame.height)
+    return rows
 
 
 def _refuse_conflicting_trades(trades: pl.DataFrame, sources: list[str]) -> None:
@@ -177,15 +243,16 @@ def _refuse_conflicting_trades(trades: pl.DataFrame, sources: list[str]) -> None
     )
 
 
-def _refuse_conflicting_books(book: pl.DataFrame, sources: list[str]) -> None:
+def _refuse_conflicting_books(book: pl.DataFrame, source: pl.Series, sources: list[str]) -> None:
     """InputError naming both files when two of them hold one book message with different content
-    (`conflicting_book_messages`): two sources of one book, whose interleaved messages would read as gaps."""
-    found = conflicting_book_messages(book, book[_SOURCE])
+    (`conflicting_book_messages`; `source` numbers each row's input): two sources of one book, whose interleaved
+    messages would read as gaps."""
+    found = conflicting_book_messages(book, source)
     if found is None:
         return
     first, other, differ = found
     raise InputError(
-        f"{sources[book[_SOURCE][first]]} and {sources[book[_SOURCE][other]]} hold {book_message_named(book, first)} "
+        f"{sources[source[first]]} and {sources[source[other]]} hold {book_message_named(book, first)} "
         f"twice with different content ({differ}); these look like two different sources of one symbol's book: "
         "fetch the files of one source into one table"
     )

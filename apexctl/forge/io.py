@@ -351,9 +351,11 @@ def table_pieces(
     inputs: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    compression: str = "zstd",
 ) -> Iterator[Callable[[pl.DataFrame], None]]:
     """Yields `write(frame)`, which appends a piece of the table: the file `write_table` would write of the pieces
-    concatenated (in row groups of at most a piece), made atomically, without holding more than one piece."""
+    concatenated (in row groups of at most a piece), made atomically, without holding more than one piece.
+    `compression` is Parquet's: a scratch table read back at once is worth less than the time zstd takes."""
     metadata = provenance(schema, producer, inputs, params, extra)
     with atomic_output(path) as handle:
         writer = None
@@ -362,7 +364,7 @@ def table_pieces(
             nonlocal writer
             arrow = _arrow_table(frame, schema, metadata)
             if writer is None:
-                writer = pq.ParquetWriter(handle, arrow.schema, compression="zstd")
+                writer = pq.ParquetWriter(handle, arrow.schema, compression=compression)
             writer.write_table(arrow)
 
         try:

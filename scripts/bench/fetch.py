@@ -1,11 +1,16 @@
-"""Benchmark: ob archive lines into `book` columns, apex-bybit (via apexctl._core) vs json.loads + Python loops."""
+"""Benchmark: ob archive lines into `book` columns, apex-bybit (via apexctl._core) vs json.loads + Python loops; then
+`apexctl fetch --source file` on two ob200 archives, merged a time window at a time (as it runs) against the whole
+book at once, each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
 import json
+import tempfile
+import zipfile
 
 import numpy as np
-from common import arguments, best_of, report
+import polars as pl
+from common import arguments, best_of, child_usage, report, report_peaks
 
 from apexctl import _core
 
@@ -78,6 +83,12 @@ def python_columns(data: bytes) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=200_000, help="lines (messages) to parse (default 200000)")
+    parser.add_argument(
+        "--archive-messages",
+        type=int,
+        default=600_000,
+        help="ob200 lines of the windowed-merge comparison, split over two archives (default 600000)",
+    )
     args = parser.parse_args()
     data = make_lines(args.messages, args.seed)
     ours_cols = _core.bybit_parse_lines(data)["book"]
@@ -89,6 +100,42 @@ def main() -> None:
     rows = len(peer_cols["ts"])
     title = f"fetch: {args.messages:,} ob200 archive lines ({len(data) / 1e6:.0f} MB, {rows:,} rows) into book columns"
     report(title, "lines", args.messages, ours, peer, "json.loads")
+    archive_windows(args.archive_messages, args.seed)
+
+
+#: A child process fetching the archives into the book table `out`: merged in windows (as `fetch` runs), or in one
+#: window holding the whole book.
+FETCH = """
+import sys
+from apexctl.forge import book_windows
+from apexctl.forge.fetch import FileFetch, fetch_files
+
+how, out, *archives = sys.argv[1:]
+if how == "whole":
+    book_windows.WINDOW_ROWS = 2**62
+fetch_files(FileFetch(archives, out))
+"""
+
+
+def archive_windows(messages: int, seed: int) -> None:
+    """Wall time and peak resident memory of `fetch --source file` on `messages` ob200 lines in two archives."""
+    lines = make_lines(messages, seed).splitlines(keepends=True)
+    with tempfile.TemporaryDirectory() as folder:
+        archives = []
+        for part, piece in enumerate((lines[: messages // 2], lines[messages // 2 :])):
+            archives.append(f"{folder}/{part}_XRPUSDT_ob200.data.zip")
+            with zipfile.ZipFile(archives[-1], "w", zipfile.ZIP_DEFLATED, compresslevel=1) as handle:
+                handle.writestr(f"{part}_XRPUSDT_ob200.data", b"".join(piece))
+        del lines
+        results = {how: child_usage(FETCH, how, f"{folder}/{how}.parquet", *archives) for how in ("windows", "whole")}
+        windows = pl.read_parquet(f"{folder}/windows.parquet")
+        if not windows.equals(pl.read_parquet(f"{folder}/whole.parquet")):
+            raise SystemExit("the windowed and the whole merge gave different tables")
+    report_peaks(
+        f"fetch --source file: {messages:,} ob200 lines in two archives ({windows.height:,} book rows)",
+        ("a window at a time", results["windows"]),
+        ("whole book", results["whole"]),
+    )
 
 
 if __name__ == "__main__":
