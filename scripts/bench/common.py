@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -28,15 +28,32 @@ def arguments(description: str | None, *, seed: int | None = 7, repeats: int | N
     return parser
 
 
+#: Run before a child's code: writes the process's peak resident memory (VmHWM, kB) to the file named by its first
+#: argument at exit. Not ru_maxrss: Linux folds the parent's peak into the child's at exec (subprocess uses vfork), so
+#: a child started by a benchmark that had held a lot would report the benchmark's peak.
+_PEAK_AT_EXIT = """
+import atexit, sys
+
+def _write_peak(path=sys.argv.pop(1)):
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(path, "w") as out:
+        out.write(peak)
+
+atexit.register(_write_peak)
+"""
+
+
 def child_usage(code: str, *args: str) -> tuple[float, float]:
     """Wall seconds and peak resident memory in GB of `python -c code *args`, run in a process of its own so the
     peak is its own; SystemExit naming the arguments if it fails."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code, *args])
-    _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"child run {list(args)} failed with exit code {os.waitstatus_to_exitcode(status)}")
-    return time.perf_counter() - start, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB
+    with tempfile.NamedTemporaryFile("r") as peak:
+        start = time.perf_counter()
+        status = subprocess.run([sys.executable, "-c", _PEAK_AT_EXIT + code, peak.name, *args], check=False)
+        seconds = time.perf_counter() - start
+        if status.returncode != 0:
+            raise SystemExit(f"child run {list(args)} failed with exit code {status.returncode}")
+        return seconds, int(peak.read()) / 2**20
 
 
 def report_peaks(title: str, ours: tuple[str, tuple[float, float]], peer: tuple[str, tuple[float, float]]) -> None:
