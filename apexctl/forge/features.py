@@ -68,13 +68,14 @@ from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, labe
 from apexctl.forge.feedback import note, steps
 from apexctl.forge.io import META_PARAMS, Table, TableFile, open_tables, refuse_same_data, table_pieces
 from apexctl.forge.table_checks import (
+    TRADE_ID_KEY,
     TRADE_IDENTITY,
     book_message_named,
     conflicting_book_messages,
     conflicting_trades,
     quoted,
     repeated_trades,
-    shared_id_rows,
+    shared_key_rows,
     trade_difference,
     utc_text,
 )
@@ -294,6 +295,8 @@ def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
             continue
         if file.schema_name == "book":
             books.append((index, file))
+        elif file.schema_name == "trades":
+            by_kind["trades"].append((index, _trades_keyed(file)))
         else:
             by_kind[file.schema_name].append((index, file.read()))
     origins: dict[str, pl.DataFrame] = {}
@@ -322,7 +325,7 @@ def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
         origins[kind] = frame.select("_source", "_row")
         return frame.select(columns)
 
-    trades = combined("trades", TRADES.column_names, ["ts"])
+    trades = combined("trades", _TRADE_COLUMNS, ["ts"])
     bars = combined("bars", BARS.column_names, ["symbol", "ts"])
     surveyed = survey(books) if books else None
     symbols: set[str] = set(surveyed.symbols) if surveyed is not None else set()
@@ -330,6 +333,47 @@ def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
         if frame is not None:
             symbols.update(frame["symbol"].unique().to_list())
     return Inputs(surveyed, trades, bars, sorted(symbols), list(files), origins)
+
+
+#: The columns of the trades frame `gather` holds: the trade ids stand as TRADE_ID_KEY hashes (8 bytes a row, where
+#: the ids would be about as much as every other column together); the few that the checks compare are read back.
+_TRADE_COLUMNS = ["ts", "symbol", "side", "price", "size", "_id_key"]
+
+
+def _trades_keyed(file: TableFile) -> pl.DataFrame:
+    """A trades table without its ids, each row's TRADE_ID_KEY in their place; ids read a row group at a time."""
+    keys = []
+    first_row = 0
+    for number, rows in enumerate(file.group_rows()):
+        ids = file.read([number], columns=["symbol", "trade_id"], first_row=first_row)
+        keys.append(ids.select(TRADE_ID_KEY).to_series())
+        first_row += rows
+    frame = file.read(columns=[c for c in _TRADE_COLUMNS if c != "_id_key"])
+    key = pl.concat(keys, rechunk=True) if keys else pl.Series("_id_key", [], dtype=pl.UInt64)
+    return frame.with_columns(key.alias("_id_key"))
+
+
+def _trade_candidates(inputs: Inputs) -> pl.DataFrame:
+    """`shared_id_rows` of the combined trades: the rows whose symbol and id another row holds too, their ids read
+    back from their files (only those row groups)."""
+    trades = inputs.trades
+    assert trades is not None
+    rows = shared_key_rows(trades["_id_key"])
+    origins = inputs.origins["trades"][rows]
+    ids: list[str | None] = [None] * len(rows)
+    for (source,), wanted in origins.with_row_index("_at").group_by("_source"):
+        file = inputs.tables[int(source)]  # type: ignore[arg-type]
+        starts = np.cumsum([0, *file.group_rows()])
+        file_rows, at = wanted["_row"].to_numpy(), wanted["_at"].to_numpy()
+        groups = np.searchsorted(starts, file_rows, side="right") - 1
+        for group in np.unique(groups):
+            first_row = int(starts[group])
+            part = file.read([int(group)], columns=["trade_id"], first_row=first_row)["trade_id"]
+            inside = groups == group
+            for slot, row in zip(at[inside], file_rows[inside], strict=True):
+                ids[int(slot)] = part[int(row) - first_row]
+    picked = trades[rows].with_columns(pl.Series("trade_id", ids, dtype=pl.String), rows.alias("_row"))
+    return picked.select("_row", *TRADE_IDENTITY)
 
 
 def _check_repeated_bars(inputs: Inputs) -> None:
@@ -355,9 +399,11 @@ def _check_repeated_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
     if not repeated.any():
         return
     row = int(repeated.arg_true()[0])
-    symbol, trade_id = trades["symbol"][row], trades["trade_id"][row]
-    same = pl.all_horizontal(pl.col(c) == trades[c][row] for c in TRADE_IDENTITY)
-    first = int(trades.select(same).to_series().arg_true()[0])
+    held = candidates.row(int((candidates["_row"] == row).arg_true()[0]), named=True)
+    symbol, trade_id = held["symbol"], held["trade_id"]
+    # The rows of one trade share its id, so the first of them is a candidate too.
+    same = pl.all_horizontal(pl.col(c) == held[c] for c in TRADE_IDENTITY)
+    first = int(candidates.filter(same)["_row"][0])
     sources = inputs.origins["trades"]["_source"]
     overlap = "the file repeats it" if sources[row] == sources[first] else "the inputs overlap"
     raise InputError(
@@ -377,9 +423,11 @@ def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
     if found is None:
         return
     first, row = found
+    at = {int(r): i for i, r in enumerate(candidates["_row"]) if r in (first, row)}
+    trade_id, symbol = candidates["trade_id"][at[row]], candidates["symbol"][at[row]]
     raise InputError(
-        f"{inputs.where('trades', first)} and {inputs.where('trades', row)}: trade {safe(trades['trade_id'][row])} "
-        f"of {safe(trades['symbol'][row])} twice with different content ({trade_difference(trades, first, row)}); "
+        f"{inputs.where('trades', first)} and {inputs.where('trades', row)}: trade {safe(trade_id)} of "
+        f"{safe(symbol)} twice with different content ({trade_difference(candidates, at[first], at[row])}); "
         "these look like two different sources of one symbol (simulated runs number their trades from 1): give the "
         "trades of one source"
     )
@@ -659,7 +707,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
             yield _frame(arrays, inputs.symbols, order)
         return
     if inputs.trades is not None:
-        candidates = shared_id_rows(inputs.trades)  # the one pass over all ids both checks need
+        candidates = _trade_candidates(inputs)  # the one pass over all ids both checks need
         _check_conflicting_trades(inputs, candidates)
         _check_repeated_trades(inputs, candidates)
     if grain == Grain.trade:
@@ -687,7 +735,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
     }
     if inputs.trades is not None:
         kind, source = "trades", _trade_arrays(inputs.trades, inputs.codes)
-        inputs.trades = None  # the arrays hold what bars need: the frame (with its ids) goes before the book replay
+        inputs.trades = None  # the arrays hold what bars need: the frame goes before the book replay
     else:
         kind, k = "bars", inputs.bars
         assert k is not None

@@ -80,13 +80,26 @@ def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, boo
 TRADE_IDENTITY = ("symbol", "trade_id", "ts", "side", "price", "size")
 
 
+#: A trade row's symbol and id as one hash (null for a row without an id): the rows of one trade share it, and a
+#: collision only makes two trades look alike to `shared_key_rows`, whose rows are then compared in full.
+TRADE_ID_KEY = (
+    pl.when(pl.col("trade_id").is_not_null() & (pl.col("trade_id") != ""))
+    .then(pl.col("symbol").hash(1) ^ pl.col("trade_id").hash(2))
+    .alias("_id_key")
+)
+
+
+def shared_key_rows(keys: pl.Series) -> pl.Series:
+    """The row numbers (in order) whose TRADE_ID_KEY another row holds too."""
+    return (keys.is_not_null() & keys.is_duplicated()).arg_true()
+
+
 def shared_id_rows(trades: pl.DataFrame) -> pl.DataFrame:
-    """The TRADE_IDENTITY columns, with their row number `_row`, of the rows with a trade id whose symbol and id
-    (by hash: a collision only adds rows) another row holds too: the only rows that can repeat or contradict one.
-    Ids are unique in most tables, so the checks below compare few rows beyond this one pass over the ids."""
-    identified = pl.col("trade_id").is_not_null() & (pl.col("trade_id") != "")
-    key = pl.col("symbol").hash(1) ^ pl.col("trade_id").hash(2)
-    return trades.select(*TRADE_IDENTITY).with_row_index("_row").filter(identified & key.is_duplicated())
+    """The TRADE_IDENTITY columns, after their row number `_row`, of the rows with a trade id whose symbol and id
+    (by hash) another row holds too: the only rows that can repeat or contradict one. Ids are unique in most tables,
+    so the checks below compare few rows beyond this one pass over the ids."""
+    rows = shared_key_rows(trades.select(TRADE_ID_KEY).to_series())
+    return trades[rows].select(*TRADE_IDENTITY).insert_column(0, rows.alias("_row"))
 
 
 def repeated_trades(trades: pl.DataFrame, candidates: pl.DataFrame | None = None) -> pl.Series:
