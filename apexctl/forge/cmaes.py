@@ -213,6 +213,35 @@ def target_files(directory: str | Path) -> list[Path]:
     return [Path(directory) / f"{name}.parquet" for name in TARGET_TABLES]
 
 
+def _book_symbols(book: io.TableFile) -> list[str]:
+    """The symbols of a target book, read a row group at a time with its prices and sizes (checked as the statistics
+    need them): a week of several symbols' book would not fit in memory whole."""
+    symbols: set[str] = set()
+    first_row = 0
+    for number, rows in enumerate(book.group_rows()):
+        part = book.read([number], columns=["symbol", "price", "size"], first_row=first_row)
+        check_market_values(part, book.source, {"price": False, "size": True}, first_row=first_row)
+        symbols.update(part["symbol"].unique().to_list())
+        first_row += rows
+    return sorted(symbols)
+
+
+def _book_of(book: io.TableFile, symbol: str) -> pl.DataFrame:
+    """The target book's rows of `symbol` (the columns the statistics read; `kind` 0 snapshot / 1 delta), read a
+    row group at a time."""
+    parts = []
+    first_row = 0
+    for number, rows in enumerate(book.group_rows()):
+        part = book.read([number], first_row=first_row)
+        first_row += rows
+        parts.append(
+            part.filter(pl.col("symbol") == symbol).select(
+                "ts", (pl.col("kind") == "delta").cast(pl.UInt8), "side", "price", "size", "update_id", "seq"
+            )
+        )
+    return io.contiguous(parts)
+
+
 def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) -> TargetData:
     """Reads DATA_DIR/{trades,book,bars}.parquet (bars optional) and computes the target moments of one symbol."""
     root = Path(directory)
@@ -222,32 +251,36 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
     for name in ("trades", "book"):
         if not paths[name].exists():
             raise InputError(f"--target {directory}: no {name}.parquet (run apexctl fetch ... -o {directory} first)")
-    trades = read_table(paths["trades"], TRADES).frame
-    book_table = read_table(paths["book"], BOOK)
-    book = book_table.frame
+    # Without the trade ids, which no statistic reads.
+    trades = io.open_table(paths["trades"], TRADES).read(columns=["ts", "symbol", "side", "price", "size"])
+    book_file = io.open_table(paths["book"], BOOK)
     bars = read_table(paths["bars"], BARS).frame if paths["bars"].exists() else None
     # The statistics are computed here, in Python: a NaN or negative price would pass into them unnoticed.
     check_market_values(trades, str(paths["trades"]), {"price": False, "size": False})
-    check_market_values(book, str(paths["book"]), {"price": False, "size": True})
+    book_symbols = _book_symbols(book_file)
     if bars is not None:
         ohlcv = {"open": False, "high": False, "low": False, "close": False, "volume": True}
         check_market_values(bars, str(paths["bars"]), ohlcv)
-    chosen = mom.pick_symbol(trades, book, symbol, f"--target {directory}", (str(paths["trades"]), str(paths["book"])))
-    # A book recorded at depth 1 cannot show the depth over 5 levels: those moments are NaN, left out of the fit.
-    depth = mom.recorded_depth(book.filter(pl.col("symbol") == chosen), book_table.metadata, config)
-    chosen, target = mom.for_symbol(trades, book, bars, chosen, config, depth)
+    held = pl.DataFrame({"symbol": book_symbols}, schema={"symbol": pl.String})
+    chosen = mom.pick_symbol(trades, held, symbol, f"--target {directory}", (str(paths["trades"]), str(paths["book"])))
     if chosen not in INSTRUMENTS:
         raise InputError(
             f"--target {directory}: symbol {chosen} has no simulator preset (known: {', '.join(INSTRUMENTS)}); "
             "pick one with --symbol"
         )
+    trades = trades.filter(pl.col("symbol") == chosen)  # before the book is read: the other symbols' trades go
+    book = _book_of(book_file, chosen)
+    bars = bars.filter(pl.col("symbol") == chosen) if bars is not None else None
+    # A book recorded at depth 1 cannot show the depth over 5 levels: those moments are NaN, left out of the fit.
+    depth = mom.recorded_depth(book, book_file.metadata, config)
+    target = mom.compute(trades, book, bars, config, depth)
 
     def hours(frame: pl.DataFrame) -> float:
-        ts = frame.filter(pl.col("symbol") == chosen)["ts"]
-        return (int(ts.max()) - int(ts.min())) / 3.6e12 if len(ts) else 0.0
+        ts = frame["ts"]
+        return (int(ts.max()) - int(ts.min())) / 3.6e12 if len(ts) else 0.0  # type: ignore[arg-type]
 
     span_hours, trade_hours = hours(book), hours(trades)
-    count = trades.filter(pl.col("symbol") == chosen).height
+    count = trades.height
     if count < 50 or trade_hours < 1 / 12:
         raise InputError(
             f"--target {directory}: too little data for {chosen} ({count} trades over {trade_hours * 60:.1f} "

@@ -43,7 +43,6 @@ from apexctl.forge.table_checks import (
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
-TABLE_KINDS = ("book", "trades")
 #: The column, dropped before writing, that numbers the input each row of `fetch --source file` came from.
 _SOURCE = "_source"
 

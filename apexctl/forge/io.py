@@ -461,7 +461,7 @@ class TableFile:
                 frames.append(pl.from_arrow(empty.select(list(columns)) if columns else empty))
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise InputError(f"{self.source}: not a readable Parquet file ({exc})") from exc
-        frame = _contiguous(frames) if len(frames) > 1 else frames[0]
+        frame = contiguous(frames) if len(frames) > 1 else frames[0]
         assert isinstance(frame, pl.DataFrame)
         del frames
         frame = _conform(frame, self.schema, self.source, first_row)
@@ -474,7 +474,7 @@ class TableFile:
         return Table(self.read(), self.source, self.schema.name, self.schema_version, self.metadata, self.sha256)
 
 
-def _contiguous(frames: list[pl.DataFrame]) -> pl.DataFrame:
+def contiguous(frames: list[pl.DataFrame]) -> pl.DataFrame:
     """`frames` (of one schema) as one frame of one chunk per column, copied a column at a time: polars copies a
     frame of many chunks whole into one (twice its memory) when a column of one chunk joins it, as most
     operations do. `frames` is emptied."""

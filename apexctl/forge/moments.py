@@ -169,21 +169,25 @@ def level_profile(
     epoch_end = np.append(epoch_start_ts[1:], np.iinfo(np.int64).max)
     rows_ts, row_epoch = ts[keep], epoch[keep]
     row_side, row_price, row_size = side[keep].astype(np.int8), price[keep], size[keep]
-    # Next row of the same level: sort by (epoch, side, price, row) and look one ahead within equal keys.
+    del keep, epoch, first_rows, snap_start
+    # Next row of the same level: sort by (epoch, side, price, row) and look one ahead within equal keys. Each key is
+    # gathered once and freed once used: over a week's book each array of a row is hundreds of MB.
     order = np.lexsort((np.arange(len(rows_ts)), row_price, row_side, row_epoch))
-    same_next = (
-        (row_epoch[order][1:] == row_epoch[order][:-1])
-        & (row_side[order][1:] == row_side[order][:-1])
-        & (row_price[order][1:] == row_price[order][:-1])
-    )
+    same_next = np.ones(len(order) - 1, dtype=bool)
+    for key in (row_epoch, row_side, row_price):
+        sorted_key = key[order]
+        same_next &= sorted_key[1:] == sorted_key[:-1]
+        del sorted_key
     next_ts = np.full(len(rows_ts), 2**62, dtype=np.int64)
-    next_ts[order[:-1][same_next]] = rows_ts[order][1:][same_next]
-    end_of_epoch = epoch_end[np.maximum(row_epoch - 1, 0)]
-    until = np.minimum(next_ts, end_of_epoch)
-    s0 = np.searchsorted(samples, rows_ts, side="left")
+    next_ts[order[:-1][same_next]] = rows_ts[order[1:][same_next]]
+    del order, same_next
+    until = np.minimum(next_ts, epoch_end[np.maximum(row_epoch - 1, 0)], out=next_ts)
     s1 = np.searchsorted(samples, until, side="left")
+    del until, next_ts
+    s0 = np.searchsorted(samples, rows_ts, side="left")
     # Deltas before the first snapshot (epoch 0) have no book to apply to.
     counts = np.where((row_size > 0) & (row_epoch > 0), np.maximum(s1 - s0, 0), 0)
+    del s1
     total = int(counts.sum())
     if total == 0:
         return empty
@@ -219,6 +223,13 @@ def _book_arrays(book: pl.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def _by_time(book: pl.DataFrame) -> pl.DataFrame:
+    """`book` sorted by time and update id, stably; not copied when it already is (a fetched table is)."""
+    step = pl.col("ts").diff()
+    ordered = book.select(((step > 0) | ((step == 0) & (pl.col("update_id").diff() >= 0))).all()).item()
+    return book if ordered else book.sort("ts", "update_id", maintain_order=True)
+
+
 def _touch(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per message: ts, best bid, best ask, through the Rust L2 book (exact, handles gaps and resyncs)."""
     out = _core.features_update({**arrays, "symbol": np.zeros(len(arrays["ts"]), dtype=np.uint32)})
@@ -240,8 +251,8 @@ def compute(
     """
     config = config or MomentConfig()
     result = dict.fromkeys(config.names(), float("nan"))
-    book = book.sort("ts", "update_id", maintain_order=True)
-    trades = trades.sort("ts", maintain_order=True)
+    book = _by_time(book)
+    trades = trades if trades["ts"].is_sorted() else trades.sort("ts", maintain_order=True)
     if book.height == 0:
         return result
     arrays = _book_arrays(book)
@@ -363,7 +374,7 @@ def held_levels(book: pl.DataFrame, config: MomentConfig | None = None) -> int:
     config = config or MomentConfig()
     if book.height == 0:
         return 0
-    arrays = _book_arrays(book.sort("ts", "update_id", maintain_order=True))
+    arrays = _book_arrays(_by_time(book))
     live = np.isfinite(arrays["price"]) & np.isfinite(arrays["size"]) & (arrays["size"] > 0) & (arrays["side"] != 0)
     snapshot = live & (arrays["kind"] == 0)
     counts = pl.DataFrame({"message": _messages(arrays)[snapshot], "side": arrays["side"][snapshot]})

@@ -61,10 +61,11 @@ def check_timestamps(
     )
 
 
-def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, bool]) -> None:
-    """DataError naming `source`, the first bad row and its value unless each of `columns` holds finite positive
-    numbers (finite and >= 0 where `columns[name]` allows zero: a book delta's size 0 removes its level). The Rust
-    kernels refuse such rows too, but some readers (chimera's target statistics) compute in Python first."""
+def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, bool], first_row: int = 0) -> None:
+    """DataError naming `source`, the first bad row (counted from `first_row`) and its value unless each of
+    `columns` holds finite positive numbers (finite and >= 0 where `columns[name]` allows zero: a book delta's size 0
+    removes its level). The Rust kernels refuse such rows too, but some readers (chimera's target statistics) compute
+    in Python first."""
     for column, zero_ok in columns.items():
         values = frame[column].cast(pl.Float64)
         ok = values >= 0.0 if zero_ok else values > 0.0
@@ -72,7 +73,9 @@ def check_market_values(frame: pl.DataFrame, source: str, columns: dict[str, boo
         if bad.any():
             row = int(bad.arg_true()[0])
             expected = "a finite number >= 0" if zero_ok else "a finite positive number"
-            raise DataError(f"{safe(source)}: row {row}: column '{column}' holds {values[row]}, expected {expected}")
+            raise DataError(
+                f"{safe(source)}: row {first_row + row}: column '{column}' holds {values[row]}, expected {expected}"
+            )
 
 
 #: The columns that make two trade rows one trade. The id alone does not: simulated runs number their trades from 1.

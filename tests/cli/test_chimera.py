@@ -12,11 +12,12 @@ import pytest
 
 from apexctl.errors import DataError, InputError, UsageError
 from apexctl.forge import io
-from apexctl.forge.cmaes import ChimeraConfig, Param, dsg_document, dsg_params, fit
+from apexctl.forge import moments as mom
+from apexctl.forge.cmaes import ChimeraConfig, Param, dsg_document, dsg_params, fit, load_target
 from apexctl.forge.fetch import fetch_sim
 from apexctl.forge.sim import MarketSim
 from apexctl.schemas.chimera import ChimeraReport, chimera_report_json_schema_text
-from apexctl.schemas.tables import BOOK, CHIMERA_GENERATIONS, TRADES
+from apexctl.schemas.tables import BARS, BOOK, CHIMERA_GENERATIONS, TRADES
 from tests.conftest import run_cli
 
 #: The market the chimera must find: two parameters the moments identify (trade sizes, fundamentalist activity)
@@ -206,3 +207,31 @@ def test_one_searched_parameter_is_refused_and_help_says_at_least_2(tmp_path):
     assert twice.stderr.decode().strip() == (
         "apexctl: error: --params: noise.market_rate given more than once; name each parameter once"
     )
+
+
+def test_a_target_read_a_row_group_at_a_time_has_the_moments_of_it_read_whole(tmp_path):
+    """The target's book is read a row group at a time and only the chosen symbol's rows are kept (a week of several
+    symbols' book does not fit in memory): the moments are those of the whole tables, and a bad price in a late row
+    group of the other symbol is still named by its file row."""
+    data = tmp_path / "data"
+    fetch_sim(MarketSim(symbols=("BTCUSDT", "SOLUSDT"), seed=5, hours=0.15), str(data))
+    book_file = io.open_table(data / "book.parquet", BOOK)
+    book = book_file.table().frame
+    with io.table_pieces(data / "book.parquet", schema=BOOK, producer="test", params={"depth": 50}) as write:
+        for start in range(0, book.height, 3_000):
+            write(book.slice(start, 3_000))
+    assert io.open_table(data / "book.parquet", BOOK).parquet.metadata.num_row_groups > 5
+    config = mom.MomentConfig()
+    target = load_target(str(data), "SOLUSDT", config)
+    trades = io.read_table(data / "trades.parquet", TRADES).frame
+    bars = io.read_table(data / "bars.parquet", BARS).frame
+    _, whole = mom.for_symbol(trades, book, bars, "SOLUSDT", config, 50)
+    assert target.book_depth == 50
+    assert json.dumps(target.moments, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    bad_row = int((book["symbol"] == "BTCUSDT").arg_true()[-3])
+    book = book.with_columns(pl.when(pl.int_range(pl.len()) == bad_row).then(-1.0).otherwise("price").alias("price"))
+    with io.table_pieces(data / "book.parquet", schema=BOOK, producer="test") as write:
+        for start in range(0, book.height, 3_000):
+            write(book.slice(start, 3_000))
+    with pytest.raises(DataError, match=rf"book\.parquet: row {bad_row}: column 'price' holds -1\.0"):
+        load_target(str(data), "SOLUSDT", config)
