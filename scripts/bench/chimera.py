@@ -1,15 +1,18 @@
 """Benchmark: chimera evaluations (candidate x seed simulated markets, moments included) per second: the parallel
 batch the chimera runs (`cmaes.simulate_items`, one Rust simulation per thread with the GIL released) against the
 same simulations in a sequential `_core.sim_run` loop; plus raw `_core.sim_batch` (summaries only, rayon) for
-reference, since it cannot return the market the moments need."""
+reference, since it cannot return the market the moments need. Then the target's moments (`cmaes.load_target`) on a
+simulated market of the default symbols, its book read a row group at a time against read whole and then filtered,
+each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import numpy as np
-from common import arguments, best_of
+from common import arguments, best_of, child_usage, report_peaks
 
 from apexctl import _core
 from apexctl.forge import moments as mom
@@ -22,6 +25,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4, help="candidate DSGs (default 4)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per candidate (default 2)")
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")
+    parser.add_argument(
+        "--target-hours", type=float, default=12.0, help="simulated hours of the target comparison (default 12)"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -69,6 +75,48 @@ def main() -> None:
     seeds = np.array([s for _ in vectors for s in range(1, args.seeds + 1)], dtype=np.uint64)
     summaries = best_of(lambda: _core.sim_batch(args.symbol, matrix, seeds, [""] * n, hours=args.hours), args.repeats)
     print(f"  sim_batch   : {n / summaries:14,.2f} markets/s   ({summaries:.2f} s; summaries only, no moments)")
+    target_reads(args.target_hours)
+
+
+#: A child process printing the target moments of the folder `target` as JSON: as `chimera` reads it, or the naive
+#: way (every table read whole, then the symbol's rows picked).
+TARGET = """
+import json, sys
+from apexctl.forge import cmaes, io, moments as mom
+from apexctl.schemas.tables import BARS, BOOK, TRADES
+
+how, target, out = sys.argv[1:]
+config = mom.MomentConfig()
+if how == "groups":
+    moments = cmaes.load_target(target, None, config).moments
+else:
+    book = io.read_table(f"{target}/book.parquet", BOOK)
+    trades = io.read_table(f"{target}/trades.parquet", TRADES).frame
+    bars = io.read_table(f"{target}/bars.parquet", BARS).frame
+    depth = mom.recorded_depth(book.frame.filter(book.frame["symbol"] == "BTCUSDT"), book.metadata, config)
+    moments = mom.for_symbol(trades, book.frame, bars, None, config, depth)[1]
+open(out, "w").write(json.dumps(moments, sort_keys=True))
+"""
+
+
+def target_reads(hours: float) -> None:
+    """Wall time and peak resident memory of the target moments of `hours` of the default symbols."""
+    from apexctl.forge.fetch import fetch_sim
+    from apexctl.forge.sim import MarketSim
+
+    with tempfile.TemporaryDirectory() as folder:
+        fetch_sim(MarketSim(seed=1, hours=hours), f"{folder}/market")
+        results = {
+            how: child_usage(TARGET, how, f"{folder}/market", f"{folder}/{how}.json") for how in ("groups", "whole")
+        }
+        with open(f"{folder}/groups.json") as groups, open(f"{folder}/whole.json") as whole:
+            if groups.read() != whole.read():
+                raise SystemExit("the target read by row groups and read whole gave different moments")
+    report_peaks(
+        f"chimera target moments of {hours:g} h of the default symbols' simulated market",
+        ("a row group at a time", results["groups"]),
+        ("whole tables", results["whole"]),
+    )
 
 
 if __name__ == "__main__":
