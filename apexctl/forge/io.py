@@ -355,7 +355,7 @@ def table_pieces(
 ) -> Iterator[Callable[[pl.DataFrame], None]]:
     """Yields `write(frame)`, which appends a piece of the table: the file `write_table` would write of the pieces
     concatenated (in row groups of at most a piece), made atomically, without holding more than one piece.
-    `compression` is Parquet's: a scratch table read back at once is worth less than the time zstd takes."""
+    `compression` is the Parquet codec: a scratch table, read back once, wants a faster one than zstd."""
     metadata = provenance(schema, producer, inputs, params, extra)
     with atomic_output(path) as handle:
         writer = None
