@@ -139,6 +139,11 @@ def horizon_returns(log_mid: np.ndarray, step: int) -> np.ndarray:
     return np.diff(points) * BPS
 
 
+#: Levels `level_profile` follows at once: it works on the rows of a band of prices at a time (a level's rows share
+#: its price), so its per-row arrays stay a few hundred MB over a week's book.
+BAND_ROWS = 1 << 22
+
+
 def level_profile(
     ts: np.ndarray,
     message: np.ndarray,
@@ -152,28 +157,56 @@ def level_profile(
 
     Rows are one message's levels; `message` numbers the messages in order and `snapshot` flags rows of snapshot
     messages (a snapshot replaces the whole book). A level's row is in force from its message until the next row of
-    the same (book epoch, side, price) or the next snapshot. Returns columns sample, side, price, size (size > 0).
+    the same (book epoch, side, price) or the next snapshot. Returns columns sample, side, price, size (size > 0),
+    ordered by the row that set the level, then by sample.
     """
-    empty = pl.DataFrame(
-        {"sample": [], "side": [], "price": [], "size": []},
+    keep = np.isfinite(price) & np.isfinite(size) & (side != 0)
+    kept = int(keep.sum())
+    columns: list[np.ndarray] = [np.empty(0, dtype=t) for t in (np.int64, np.int8, np.float64, np.float64)]
+    if kept and len(samples):
+        first_rows = np.r_[True, message[1:] != message[:-1]]
+        snap_start = first_rows & snapshot
+        epoch = np.cumsum(snap_start)
+        # When each epoch ends: the ts of the next snapshot message, or never.
+        epoch_end = np.append(ts[snap_start][1:], np.iinfo(np.int64).max)
+        del first_rows, snap_start
+        bands = -(-kept // BAND_ROWS)
+        step = max(len(price) // 100_000, 1)
+        shares = np.linspace(0, 1, bands + 1)[1:-1]
+        sampled = price[::step][keep[::step]]
+        edges = np.unique(np.quantile(sampled, shares)) if bands > 1 and len(sampled) else np.empty(0)
+        pieces = []
+        for lo, hi in zip([-np.inf, *edges], [*edges, np.inf], strict=True):
+            rows = np.flatnonzero(keep & (price >= lo) & (price < hi) if len(edges) else keep)
+            pieces.append(_band_profile(rows, ts, epoch, epoch_end, side, price, size, samples))
+        row, *columns = (np.concatenate(column) for column in zip(*pieces, strict=True))
+        if len(pieces) > 1:  # back in the order one band gives: by row, then sample
+            order = np.lexsort((columns[0], row))
+            columns = [column[order] for column in columns]
+    return pl.DataFrame(
+        dict(zip(("sample", "side", "price", "size"), columns, strict=True)),
         schema={"sample": pl.Int64, "side": pl.Int8, "price": pl.Float64, "size": pl.Float64},
     )
-    keep = np.isfinite(price) & np.isfinite(size) & (side != 0)
-    if not keep.any() or len(samples) == 0:
-        return empty
-    first_rows = np.r_[True, message[1:] != message[:-1]]
-    snap_start = first_rows & snapshot
-    epoch = np.cumsum(snap_start)
-    epoch_start_ts = ts[snap_start]
-    # When this row's epoch ends: the ts of the next snapshot message, or never.
-    epoch_end = np.append(epoch_start_ts[1:], np.iinfo(np.int64).max)
-    rows_ts, row_epoch = ts[keep], epoch[keep]
-    row_side, row_price, row_size = side[keep].astype(np.int8), price[keep], size[keep]
-    del keep, epoch, first_rows, snap_start
+
+
+def _band_profile(
+    rows: np.ndarray,
+    ts: np.ndarray,
+    epoch: np.ndarray,
+    epoch_end: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    size: np.ndarray,
+    samples: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """`level_profile` of the levels whose rows are `rows` (all rows of each): (row, sample index, side, price, size)
+    per level in force at a sample."""
+    rows_ts, row_epoch = ts[rows], epoch[rows]
+    row_side, row_price, row_size = side[rows].astype(np.int8), price[rows], size[rows]
     # Next row of the same level: sort by (epoch, side, price, row) and look one ahead within equal keys. Each key is
-    # gathered once and freed once used: over a week's book each array of a row is hundreds of MB.
+    # gathered once and freed once used.
     order = np.lexsort((np.arange(len(rows_ts)), row_price, row_side, row_epoch))
-    same_next = np.ones(len(order) - 1, dtype=bool)
+    same_next = np.ones(max(len(order) - 1, 0), dtype=bool)
     for key in (row_epoch, row_side, row_price):
         sorted_key = key[order]
         same_next &= sorted_key[1:] == sorted_key[:-1]
@@ -189,17 +222,14 @@ def level_profile(
     counts = np.where((row_size > 0) & (row_epoch > 0), np.maximum(s1 - s0, 0), 0)
     del s1
     total = int(counts.sum())
-    if total == 0:
-        return empty
     offsets = np.repeat(np.cumsum(counts) - counts, counts)
     sample_index = np.repeat(s0, counts) + (np.arange(total) - offsets)
-    return pl.DataFrame(
-        {
-            "sample": sample_index.astype(np.int64),
-            "side": np.repeat(row_side, counts),
-            "price": np.repeat(row_price, counts),
-            "size": np.repeat(row_size, counts),
-        }
+    return (
+        np.repeat(rows, counts),
+        sample_index.astype(np.int64),
+        np.repeat(row_side, counts),
+        np.repeat(row_price, counts),
+        np.repeat(row_size, counts),
     )
 
 

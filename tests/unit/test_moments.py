@@ -108,9 +108,8 @@ message_strategy = st.tuples(
 )
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.lists(message_strategy, min_size=1, max_size=15), st.integers(1, 4))
-def test_level_profile_matches_a_dict_replay(raw, sample_step):
+def _profile_inputs(raw, sample_step):
+    """(messages as the reference replays them, level_profile's arguments) of drawn messages."""
     messages, ts, rows = [], 0, []
     for n, (step, wants_snapshot, levels) in enumerate(raw):
         ts += step
@@ -122,7 +121,7 @@ def test_level_profile_matches_a_dict_replay(raw, sample_step):
             rows.append((ts, n, snapshot, side, price, size))
     samples = np.arange(0, ts + sample_step + 1, sample_step, dtype=np.int64)
     cols = list(zip(*rows, strict=True))
-    got = mom.level_profile(
+    arrays = (
         np.array(cols[0], dtype=np.int64),
         np.array(cols[1]),
         np.array(cols[2], dtype=bool),
@@ -131,9 +130,34 @@ def test_level_profile_matches_a_dict_replay(raw, sample_step):
         np.array(cols[5], dtype=float),
         samples,
     )
+    return messages, arrays
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(message_strategy, min_size=1, max_size=15), st.integers(1, 4))
+def test_level_profile_matches_a_dict_replay(raw, sample_step):
+    messages, arrays = _profile_inputs(raw, sample_step)
+    samples = arrays[-1]
+    got = mom.level_profile(*arrays)
     got_rows = sorted(zip(got["sample"], got["side"], got["price"], got["size"], strict=True))
     want = _replay_reference(messages, samples)
     assert [(int(a), int(b), float(c), float(d)) for a, b, c, d in got_rows] == want
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(message_strategy, min_size=1, max_size=15), st.integers(1, 4), st.integers(1, 6))
+def test_level_profile_in_price_bands_is_the_profile_in_one(raw, sample_step, band_rows):
+    """Bands of prices (how a week's book fits in memory) give the one-band rows in the one-band order, so sums over
+    them (the depth moments) are the same to the bit."""
+    _, arrays = _profile_inputs(raw, sample_step)
+    whole = mom.level_profile(*arrays)
+    original = mom.BAND_ROWS
+    mom.BAND_ROWS = band_rows
+    try:
+        banded = mom.level_profile(*arrays)
+    finally:
+        mom.BAND_ROWS = original
+    assert banded.equals(whole)
 
 
 def _toy_market(seconds: int = 600):
