@@ -140,9 +140,7 @@ def row_groups(file: TableFile) -> tuple[RowGroup, ...]:
     meta = file.parquet.metadata
     ts_column = file.parquet.schema_arrow.get_field_index("ts")
     groups: list[RowGroup] = []
-    first_row = 0
-    for number in range(meta.num_row_groups):
-        rows = meta.row_group(number).num_rows
+    for number, (first_row, rows) in enumerate(zip(file.group_starts(), file.group_rows(), strict=True)):
         if not rows:
             continue
         stats = meta.row_group(number).column(ts_column).statistics
@@ -152,7 +150,6 @@ def row_groups(file: TableFile) -> tuple[RowGroup, ...]:
             ts = file.read([number], columns=["ts"], first_row=first_row)["ts"]
             first_ts, last_ts = int(ts.min()), int(ts.max())  # type: ignore[arg-type]
         groups.append(RowGroup(number, first_row, rows, first_ts, last_ts))
-        first_row += rows
     return tuple(groups)
 
 
@@ -173,14 +170,12 @@ def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
     with steps("surveying the book (rows)", sum(file.rows for _, file in files)) as bar:
         for index, file in files:
             groups: list[RowGroup] = []
-            first_row = 0
-            for number, rows in enumerate(file.group_rows()):
+            for number, first_row, frame in file.groups(_SURVEY_COLUMNS):
+                rows = frame.height
                 if not rows:
                     continue
-                frame = file.read([number], columns=_SURVEY_COLUMNS, first_row=first_row)
                 ts = frame["ts"]
                 groups.append(RowGroup(number, first_row, rows, int(ts.min()), int(ts.max())))  # type: ignore[arg-type]
-                first_row += rows
                 first_last = (pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
                 spans.append(frame.group_by("symbol").agg(*first_last, pl.lit(index).alias("source")))
                 side = frame["side"].to_numpy()

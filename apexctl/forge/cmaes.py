@@ -217,29 +217,17 @@ def _book_symbols(book: io.TableFile) -> list[str]:
     """The symbols of a target book, read a row group at a time with its prices and sizes (checked as the statistics
     need them): a week of several symbols' book would not fit in memory whole."""
     symbols: set[str] = set()
-    first_row = 0
-    for number, rows in enumerate(book.group_rows()):
-        part = book.read([number], columns=["symbol", "price", "size"], first_row=first_row)
+    for _, first_row, part in book.groups(["symbol", "price", "size"]):
         check_market_values(part, book.source, {"price": False, "size": True}, first_row=first_row)
         symbols.update(part["symbol"].unique().to_list())
-        first_row += rows
     return sorted(symbols)
 
 
 def _book_of(book: io.TableFile, symbol: str) -> pl.DataFrame:
     """The target book's rows of `symbol` (the columns the statistics read; `kind` 0 snapshot / 1 delta), read a
     row group at a time."""
-    parts = []
-    first_row = 0
-    for number, rows in enumerate(book.group_rows()):
-        part = book.read([number], first_row=first_row)
-        first_row += rows
-        parts.append(
-            part.filter(pl.col("symbol") == symbol).select(
-                "ts", (pl.col("kind") == "delta").cast(pl.UInt8), "side", "price", "size", "update_id", "seq"
-            )
-        )
-    return io.contiguous(parts)
+    kept = ("ts", (pl.col("kind") == "delta").cast(pl.UInt8), "side", "price", "size", "update_id", "seq")
+    return io.contiguous([part.filter(pl.col("symbol") == symbol).select(*kept) for _, _, part in book.groups()])
 
 
 def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) -> TargetData:

@@ -66,7 +66,15 @@ from apexctl.forge import ranges
 from apexctl.forge.book_windows import Books, BookWindow, survey
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
 from apexctl.forge.feedback import note, steps
-from apexctl.forge.io import META_PARAMS, Table, TableFile, open_tables, refuse_same_data, table_pieces
+from apexctl.forge.io import (
+    META_PARAMS,
+    Table,
+    TableFile,
+    contiguous,
+    open_tables,
+    refuse_same_data,
+    table_pieces,
+)
 from apexctl.forge.table_checks import (
     TRADE_ID_KEY,
     TRADE_IDENTITY,
@@ -341,16 +349,14 @@ _TRADE_COLUMNS = ["ts", "symbol", "side", "price", "size", "_id_key"]
 
 
 def _trades_keyed(file: TableFile) -> pl.DataFrame:
-    """A trades table without its ids, each row's TRADE_ID_KEY in their place; ids read a row group at a time."""
-    keys = []
-    first_row = 0
-    for number, rows in enumerate(file.group_rows()):
-        ids = file.read([number], columns=["symbol", "trade_id"], first_row=first_row)
-        keys.append(ids.select(TRADE_ID_KEY).to_series())
-        first_row += rows
-    frame = file.read(columns=[c for c in _TRADE_COLUMNS if c != "_id_key"])
-    key = pl.concat(keys, rechunk=True) if keys else pl.Series("_id_key", [], dtype=pl.UInt64)
-    return frame.with_columns(key.alias("_id_key"))
+    """A trades table without its ids, each row's TRADE_ID_KEY in their place, read a row group at a time so the ids
+    are never all held."""
+
+    def keyed(part: pl.DataFrame) -> pl.DataFrame:
+        return part.with_columns(TRADE_ID_KEY).select(_TRADE_COLUMNS)
+
+    parts = [keyed(part) for _, _, part in file.groups(TRADES.column_names)]
+    return contiguous(parts) if parts else keyed(file.read(columns=TRADES.column_names))
 
 
 def _trade_candidates(inputs: Inputs) -> pl.DataFrame:
@@ -363,7 +369,7 @@ def _trade_candidates(inputs: Inputs) -> pl.DataFrame:
     ids: list[str | None] = [None] * len(rows)
     for (source,), wanted in origins.with_row_index("_at").group_by("_source"):
         file = inputs.tables[int(source)]  # type: ignore[arg-type]
-        starts = np.cumsum([0, *file.group_rows()])
+        starts = np.array(file.group_starts())
         file_rows, at = wanted["_row"].to_numpy(), wanted["_at"].to_numpy()
         groups = np.searchsorted(starts, file_rows, side="right") - 1
         for group in np.unique(groups):

@@ -7,6 +7,7 @@ import contextvars
 import errno
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -438,6 +439,15 @@ class TableFile:
         """The number of rows of each row group, in file order."""
         meta = self.parquet.metadata
         return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+    def group_starts(self) -> list[int]:
+        """The file row of each row group's first row, in file order."""
+        return list(itertools.accumulate(self.group_rows(), initial=0))[:-1]
+
+    def groups(self, columns: Sequence[str] | None = None) -> Iterator[tuple[int, int, pl.DataFrame]]:
+        """Each row group as (number, file row of its first row, its rows of `columns`), read as `read` reads."""
+        for number, first_row in enumerate(self.group_starts()):
+            yield number, first_row, self.read([number], columns=columns, first_row=first_row)
 
     def instruments(self) -> dict[str, dict[str, str]]:
         return recorded_instruments(self.metadata)
