@@ -81,7 +81,12 @@ def fetch(
         str, typer.Option("--interval", help="bybit klines: 1 3 5 15 30 60 120 240 360 720 D W M.")
     ] = "1",
     record_ws: Annotated[
-        bool, typer.Option("--record-ws", help="bybit: record the public order book and trades.")
+        bool,
+        typer.Option(
+            "--record-ws",
+            help="bybit: record the public order book and trades. Messages go to disk as they arrive; a recording "
+            "that cannot finish (network gone, Ctrl-C) is kept in DIR.recording.jsonl, for --source file.",
+        ),
     ] = False,
     duration: Annotated[
         str,

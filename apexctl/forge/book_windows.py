@@ -7,8 +7,10 @@ order between two timestamps never splits a message, so the replay can take it w
 inputs with `lo <= ts < hi` are the merged order's rows of that window.
 
 Windows follow the inputs' Parquet row groups (`fetch` writes a row group per simulated hour, Arrow's writer one per
-2^20 rows), so each row group is read once. An input whose row groups are not in time order (made by another tool)
-is read as one window, as is an input of one row group.
+2^20 rows), so each row group is read once. Row groups may overlap in time a little: a live recording's chunks hold
+messages in arrival order, which interleaves symbols a few milliseconds out of time order. A window reads every
+group its span meets, so such a group is read by two windows. Inputs whose groups overlap so much that the windows
+would read more than twice the rows (rows in no time order, from another tool) are read as one window.
 
 A first pass (`survey`) reads only the columns that must be known before the first message is replayed: the symbols
 and the span of each (for the symbol codes and the check that books and trades meet), and the decimals of prices and
@@ -76,9 +78,9 @@ class BookMerge:
         return sum(g.rows for i in self.inputs for g in i.groups)
 
     def cuts(self) -> list[int]:
-        """The `ts` that start a new window: each at the start of a row group, once the window holds WINDOW_ROWS."""
-        if not all(i.in_time_order() for i in self.inputs):
-            return []
+        """The `ts` that start a new window: each at the start of a row group, once the window holds WINDOW_ROWS.
+        None (one window) when the groups overlap in time so much that the windows would read more than twice the
+        rows between them."""
         starts = sorted((g.first_ts, g.rows) for i in self.inputs for g in i.groups)
         cuts: list[int] = []
         held = 0
@@ -87,7 +89,18 @@ class BookMerge:
                 cuts.append(first_ts)
                 held = 0
             held += rows
+        if cuts and not all(i.in_time_order() for i in self.inputs) and self.rows_read(cuts) > 2 * self.rows:
+            return []
         return cuts
+
+    def rows_read(self, cuts: Sequence[int]) -> int:
+        """The rows the windows of `cuts` read between them: a row group is read by every window its span meets."""
+        groups = [g for i in self.inputs for g in i.groups]
+        bounds = np.asarray(cuts, dtype=np.int64)
+        # Window k holds cuts[k-1] <= ts < cuts[k]: the number of cuts at or before a time is its window.
+        first = np.searchsorted(bounds, np.array([g.first_ts for g in groups], dtype=np.int64), side="right")
+        last = np.searchsorted(bounds, np.array([g.last_ts for g in groups], dtype=np.int64), side="right")
+        return int((np.array([g.rows for g in groups], dtype=np.int64) * (last - first + 1)).sum())
 
     def windows(self) -> Iterator[BookWindow]:
         """The merged book, window by window, in time order; each row group is read once."""

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 import polars as pl
 
@@ -239,11 +240,25 @@ class RestClient:
 
 @dataclass
 class Recording:
-    lines: list[bytes]
+    """A recording in progress: its data messages go to `sink`, one per line, as they arrive (a day of an ob200
+    feed is gigabytes, and whatever came before a network give-up must survive it)."""
+
+    sink: BinaryIO
     messages: int = 0
     pongs: int = 0
     acks: int = 0
     reconnects: int = 0
+    #: Reconnects since the last data message: the recorder gives up when these pass its limit.
+    failing: int = 0
+    on_message: Callable[[Recording], None] | None = None
+
+    def keep(self, data: bytes) -> None:
+        # Raw newlines in valid JSON are whitespace between tokens (inside strings they are escaped): one line each.
+        self.sink.write(data.replace(b"\n", b" ") + b"\n")
+        self.messages += 1
+        self.failing = 0
+        if self.on_message is not None:
+            self.on_message(self)
 
 
 def topics_for(symbols: Sequence[str], depth: int) -> list[str]:
@@ -283,6 +298,7 @@ async def _session(
                 if now >= next_ping:
                     await socket.send(json.dumps({"req_id": "apexctl-ping", "op": "ping"}))
                     next_ping = now + ping_seconds
+                    out.sink.flush()  # a killed recorder loses at most one ping period
                 try:
                     raw = await asyncio.wait_for(socket.recv(), timeout=max(min(deadline, next_ping) - now, 0.001))
                 except TimeoutError:
@@ -290,7 +306,7 @@ async def _session(
                 last_heard = loop.time()
                 data = raw.encode() if isinstance(raw, str) else raw
                 if b'"topic"' in data:
-                    out.lines.append(data)
+                    out.keep(data)
                     continue
                 reply = json.loads(data)
                 if reply.get("ret_msg") == "pong" or reply.get("op") == "pong":
@@ -311,44 +327,52 @@ async def _record(
     ping_seconds: float,
     open_timeout: float,
     max_reconnects: int,
-) -> Recording:
-    """Records until the duration is over; a dropped socket is reopened and resubscribed (its snapshot rebases)."""
+    out: Recording,
+) -> None:
+    """Records until the duration is over; a dropped socket is reopened and resubscribed (its snapshot rebases).
+    Only reconnects in a row count against `max_reconnects`: a day-long recording outlives many routine drops."""
     from websockets.exceptions import InvalidHandshake, InvalidURI
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
-    out = Recording([])
     while True:
         try:
             await _session(url, category, topics, deadline, ping_seconds, open_timeout, out)
-            break
+            return
         except _Dropped as exc:
             problem = f"connection dropped ({exc})"
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             problem = f"cannot connect: {exc}"
         except InvalidURI as exc:
             raise UsageError(f"{url}: {exc}") from None
-        if out.reconnects >= max_reconnects or loop.time() >= deadline:
-            raise NetworkError(f"{url}: {problem}; gave up after {out.reconnects} reconnects")
+        if out.failing >= max_reconnects or loop.time() >= deadline:
+            raise NetworkError(f"{url}: {problem}; gave up after {out.failing} reconnects in a row")
         out.reconnects += 1
-        await asyncio.sleep(min(0.5 * 2 ** (out.reconnects - 1), 5.0))
-    out.messages = len(out.lines)
-    return out
+        out.failing += 1
+        await asyncio.sleep(min(0.5 * 2 ** (out.failing - 1), 5.0))
 
 
 def record_public(
     url: str,
     category: str,
     symbols: Sequence[str],
+    sink: BinaryIO,
     *,
     depth: int,
     duration: float,
     ping_seconds: float = PING_SECONDS,
     open_timeout: float = 10.0,
     max_reconnects: int = 3,
+    on_message: Callable[[Recording], None] | None = None,
 ) -> Recording:
-    """Subscribes orderbook.{depth}.{symbol} and publicTrade.{symbol} and keeps every data message for `duration` s."""
+    """Subscribes orderbook.{depth}.{symbol} and publicTrade.{symbol} and writes every data message of `duration`
+    s to `sink`, one per line (what `fetch --source file` reads); `on_message` sees the counts after each."""
     if depth not in DEPTHS:
         raise UsageError(f"--depth {depth}: Bybit serves {', '.join(map(str, DEPTHS))} for {category}")
     topics = topics_for(symbols, depth)
-    return asyncio.run(_record(url, category, topics, duration, ping_seconds, open_timeout, max_reconnects))
+    out = Recording(sink, on_message=on_message)
+    try:
+        asyncio.run(_record(url, category, topics, duration, ping_seconds, open_timeout, max_reconnects, out))
+    finally:
+        sink.flush()
+    return out

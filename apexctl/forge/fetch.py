@@ -5,19 +5,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from apexctl.console import safe
-from apexctl.errors import InputError, UsageError
+from apexctl.errors import ApexError, InputError, UsageError
 from apexctl.forge import bybit_api, outputs, ranges
 from apexctl.forge.book_windows import BookInput, BookMerge, row_groups
-from apexctl.forge.bybit_archive import BookSink, Parsed, lines_to_frames, parse_input
+from apexctl.forge.bybit_archive import BookSink, Parsed, parse_input, parse_lines_stream
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import (
     STDIO,
@@ -208,17 +210,22 @@ def _write_trades(read: _Read, output: str, params: dict) -> int:
 
 
 def _write_book(read: _Read, output: str, params: dict) -> int:
-    """The spooled book rows of every input merged in time order, a window at a time (`BookMerge`); returns the
-    rows written."""
-    merge = BookMerge(read.books)
+    """The spooled book rows of every input merged in time order; returns the rows written."""
+    return _merge_book(read.books, read.sources, output, producer=PRODUCER, inputs=read.inputs, params=params)
+
+
+def _merge_book(books: list[BookInput], sources: list[str], output: str | Path, **provenance) -> int:
+    """Spooled book rows merged in time order into `output`, a window at a time (`BookMerge`), refusing two sources
+    of one book; returns the rows written."""
+    merge = BookMerge(books)
     rows = 0
     with (
         steps("merging the book (rows)", merge.rows) as bar,
-        table_pieces(output, schema=BOOK, producer=PRODUCER, inputs=read.inputs, params=params) as write,
+        table_pieces(output, schema=BOOK, **provenance) as write,
     ):
         for window in merge.windows():
-            if len(read.books) > 1:
-                _refuse_conflicting_books(window.frame, window.origins["_source"], read.sources)
+            if len(books) > 1:
+                _refuse_conflicting_books(window.frame, window.origins["_source"], sources)
             write(window.frame)
             rows += window.frame.height
             bar.advance(window.frame.height)
@@ -268,13 +275,78 @@ def _drop_repeated_trades(trades: pl.DataFrame) -> pl.DataFrame:
     return trades.filter(~repeated)
 
 
-def frames_from_lines(lines: Sequence[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Recorded WebSocket messages (one per item) into `book` and `trades` frames, through the Rust parser."""
-    from apexctl import _core
+#: What a recording's messages are called in errors and notes.
+_RECORDING = "the WebSocket recording"
 
-    result = _core.bybit_parse_lines(b"\n".join(lines), first_line=1)
-    book, trades = lines_to_frames(result)
-    return _sort(book), _sort(trades)
+
+def _record(config: BybitFetch, ws_url: str, messages: Path) -> bybit_api.Recording:
+    """Records the public book and trades into `messages` (one message a line), showing the time recorded."""
+    with steps("recording (s)", config.duration) as bar, open(messages, "wb") as sink:
+        shown = {"at": time.monotonic(), "start": time.monotonic()}
+
+        def progress(recording: bybit_api.Recording) -> None:
+            now = time.monotonic()
+            if now - shown["at"] >= 0.5:
+                bar.advance(now - shown["at"], f"{recording.messages:,} messages, {recording.reconnects} reconnects")
+                shown["at"] = now
+
+        return bybit_api.record_public(
+            ws_url, config.category, config.symbols, sink, depth=config.depth, duration=config.duration,
+            on_message=progress,
+        )  # fmt: skip
+
+
+def _recording_tables(messages: Path, scratch: Path, staging: Path, **provenance) -> dict[str, int]:
+    """The recorded messages as `book.parquet` and `trades.parquet` in `staging`, the way `fetch --source file`
+    reads an archive: book rows checked and spooled to a scratch table, then merged in time windows (a day of ob200
+    is tens of millions of rows); trades, a small share, sorted in memory."""
+    spooled = scratch / "book.parquet"
+    with (
+        steps("parsing the recording (bytes)", messages.stat().st_size) as bar,
+        table_pieces(spooled, schema=BOOK, producer=PRODUCER, compression="lz4") as write,
+        open(messages, "rb") as handle,
+    ):
+        checked = _timestamps_checked(write, f"{_RECORDING} (book rows parsed from it)")
+        parsed = parse_lines_stream(handle, _RECORDING, bar.advance, on_book=checked)
+    trades = parsed.trades if parsed.trades is not None else pl.DataFrame(schema=TRADES.polars_schema())
+    check_timestamps(trades, f"{_RECORDING} (trades rows parsed from it)", market=True)
+    write_table(_sort(trades), staging / "trades.parquet", schema=TRADES, **provenance)
+    book = open_table(spooled, BOOK)
+    rows = _merge_book([BookInput(0, book, row_groups(book))], [_RECORDING], staging / "book.parquet", **provenance)
+    return {"book": rows, "trades": trades.height}
+
+
+def _keep_recording(messages: Path, out: Path) -> Path | None:
+    """Moves the messages of a recording that could not be made into tables beside the output folder (never over
+    an earlier one), so a give-up after hours loses nothing; None when nothing was recorded."""
+    if not messages.is_file() or not messages.stat().st_size:
+        return None
+    folder = written_path(out).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path.cwd()
+    stem = f"{written_path(out).name or 'fetch'}.recording"
+    kept, n = folder / f"{stem}.jsonl", 1
+    while kept.exists():
+        n += 1
+        kept = folder / f"{stem}-{n}.jsonl"
+    shutil.move(messages, kept)
+    return kept
+
+
+def _kept_note(kept: Path, malformed: bool = False) -> str:
+    """Where the messages went and what to do with them (a malformed one is named by its line in that file)."""
+    lines = 0
+    with open(kept, "rb") as handle:
+        while chunk := handle.read(1 << 24):
+            lines += chunk.count(b"\n")
+    if malformed:
+        return f"the {lines:,} messages recorded are kept in {kept}; the line number is that file's"
+    return (
+        f"the {lines:,} messages recorded are kept in {kept}: `apexctl fetch --source file {kept} --kind book "
+        "-o book.parquet` (and `--kind trades`) makes them into tables"
+    )
 
 
 def fetch_bybit(config: BybitFetch, *, force: bool = False) -> dict[str, int]:
@@ -303,7 +375,6 @@ def fetch_bybit(config: BybitFetch, *, force: bool = False) -> dict[str, int]:
         "base_url": config.base_url,
         **config.params,
     }
-    counts: dict[str, int] = {}
     tables: list[tuple[str, pl.DataFrame, TableSchema, dict, str]] = []
     if config.start_ms is not None:
         bars = pl.concat(
@@ -314,28 +385,55 @@ def fetch_bybit(config: BybitFetch, *, force: bool = False) -> dict[str, int]:
         )
         kline_params = {**params, "interval": config.interval, "start_ms": config.start_ms, "end_ms": end_ms}
         tables.append(("bars", bars, BARS, kline_params, f"{bars.height:,} bars"))
-    if config.record_ws:
-        ws_url = config.ws_url or bybit_api.public_ws_url(config.base_url, config.category)
-        recording = bybit_api.record_public(
-            ws_url,
-            config.category,
-            config.symbols,
-            depth=config.depth,
-            duration=config.duration,
-        )
-        book, trades = frames_from_lines(recording.lines)
-        ws_params = {**params, "ws_url": ws_url, "depth": config.depth, "duration_s": config.duration}
-        for name, frame, schema in (("book", book, BOOK), ("trades", trades, TRADES)):
-            what = f"{frame.height:,} {name} rows ({recording.messages:,} messages recorded)"
-            tables.append((name, frame, schema, ws_params, what))
+    if not config.record_ws:
+        return _publish(tables, out, extra, force=force)
+    ws_url = config.ws_url or bybit_api.public_ws_url(config.base_url, config.category)
+    ws_params = {**params, "ws_url": ws_url, "depth": config.depth, "duration_s": config.duration}
+    with tempfile.TemporaryDirectory(prefix=".apexctl-fetch-", dir=_spool_folder(str(out))) as scratch:
+        messages = Path(scratch) / "recording.jsonl"
+        try:
+            recording = _record(config, ws_url, messages)
+            provenance = {"producer": PRODUCER, "params": ws_params, "extra": extra}
+            return _publish(
+                tables, out, extra, force=force,
+                made=lambda staging: _recording_tables(messages, Path(scratch), staging, **provenance),
+                what=f"({recording.messages:,} messages recorded)",
+            )  # fmt: skip
+        except ApexError as exc:
+            kept = _keep_recording(messages, out)
+            if kept is None:
+                raise
+            raise type(exc)(f"{exc}; {_kept_note(kept, malformed=isinstance(exc, InputError))}") from None
+        except BaseException:  # Ctrl-C, a full disk: the CLI reports the error; the messages are kept first
+            kept = _keep_recording(messages, out)
+            if kept is not None:
+                note(("fetch:", "yellow"), f" {_kept_note(kept)}")
+            raise
+
+
+def _publish(
+    tables: list[tuple[str, pl.DataFrame, TableSchema, dict, str]],
+    out: Path,
+    extra: dict,
+    *,
+    force: bool,
+    made: Callable[[Path], dict[str, int]] | None = None,
+    what: str = "",
+) -> dict[str, int]:
+    """Writes `tables` and whatever `made` writes into one staged folder published as `out`; returns the rows of
+    each table."""
+    counts: dict[str, int] = {}
     with outputs.staged_folder(out, replace=force) as staging:
         for name, frame, schema, table_params, _ in tables:
             write_table(frame, staging / f"{name}.parquet", schema=schema, producer=PRODUCER, params=table_params,
                         extra=extra)  # fmt: skip
-    for name, frame, _, _, what in tables:
-        wrote(str(out / f"{name}.parquet"), what)
-        counts[name] = frame.height
-    return counts
+            counts[name] = frame.height
+        made_counts = made(staging) if made is not None else {}
+    for name, _, _, _, described in tables:
+        wrote(str(out / f"{name}.parquet"), described)
+    for name, rows in made_counts.items():
+        wrote(str(out / f"{name}.parquet"), f"{rows:,} {name} rows {what}".rstrip())
+    return counts | made_counts
 
 
 def fetch_sim(config: MarketSim, output: str, *, force: bool = False) -> dict[str, int]:

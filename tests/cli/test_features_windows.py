@@ -30,13 +30,17 @@ def write_groups(path, frame: pl.DataFrame, sizes: list[int]) -> None:
 
 @st.composite
 def book_files(draw):
-    """1-3 small book tables (random times, in time order or not) and the row group sizes of each."""
+    """1-3 small book tables (random times: in time order, nearly so like a live recording, or not at all) and the
+    row group sizes of each."""
     files = []
     for _ in range(draw(st.integers(1, 3))):
         n = draw(st.integers(1, 40))
         ts = draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))
-        if draw(st.booleans()):
+        order = draw(st.sampled_from(["sorted", "nearly", "any"]))
+        if order != "any":
             ts.sort()
+        if order == "nearly":
+            ts = [t + d for t, d in zip(ts, draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), strict=True)]
         frame = pl.DataFrame(
             {
                 "ts": [1_700_000_000_000_000_000 + t for t in ts],
@@ -82,6 +86,29 @@ def test_the_windows_are_the_inputs_merged_in_time_order(tmp_path_factory, files
     assert books.decimals == _core.book_decimals(merged["side"].to_numpy(), prices, sizes)
     spans = merged.group_by("symbol").agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
     assert books.spans.select("symbol", "first", "last").sort("symbol").equals(spans.sort("symbol"))
+
+
+def test_groups_that_overlap_a_little_are_still_cut_and_a_shuffled_table_is_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 100)
+    n = 5000
+    base = 1_700_000_000_000_000_000
+    arrival = np.arange(n) * 1000 + np.random.default_rng(5).integers(0, 3000, n)  # a few rows out of time order
+    frame = pl.DataFrame(
+        {"ts": base + arrival, "symbol": ["A", "B"] * (n // 2), "kind": "delta", "side": 1, "price": 1.5,
+         "size": 1.0, "update_id": np.arange(n), "seq": np.arange(n)},
+        schema=BOOK.polars_schema(),
+    )  # fmt: skip
+    for name, table in (("recorded", frame), ("shuffled", frame.sample(fraction=1.0, shuffle=True, seed=1))):
+        write_groups(tmp_path / f"{name}.parquet", table, [50] * (n // 50))
+    recorded = book_windows.survey([(0, open_table(tmp_path / "recorded.parquet", BOOK))])
+    assert not recorded.inputs[0].in_time_order()
+    cuts = recorded.cuts()
+    assert len(cuts) > 30
+    assert recorded.rows_read(cuts) < 1.2 * n  # a group is read twice only where it straddles a cut
+    merged = pl.concat([w.frame for w in recorded.windows()])
+    assert merged.equals(frame.sort("ts", maintain_order=True))
+    shuffled = book_windows.survey([(0, open_table(tmp_path / "shuffled.parquet", BOOK))])
+    assert shuffled.cuts() == []  # every group spans nearly all the time: each window would reread the table
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import polars as pl
 import pytest
 from websockets.asyncio.server import serve
 
 from apexctl.errors import NetworkError, RequestRefused, UsageError
 from apexctl.forge import bybit_api
-from apexctl.forge.fetch import BybitFetch, fetch_bybit, frames_from_lines
+from apexctl.forge.bybit_archive import parse_lines_stream
+from apexctl.forge.fetch import BybitFetch, fetch_bybit
 from apexctl.forge.io import read_table
 from apexctl.schemas.tables import BARS, BOOK, TRADES
 from tests.conftest import BYBIT, replay_book, run_cli
@@ -221,20 +229,34 @@ def trade_message(symbol: str, n: int) -> dict:
 
 
 @contextlib.contextmanager
-def ws_venue(refuse: bool = False, drop_first_after: int | None = None):
+def ws_venue(
+    refuse: bool = False,
+    drop_first_after: int | None = None,
+    drop_every_after: int | None = None,
+    only_first: bool = False,
+    first_message: dict | None = None,
+):
     """A public-socket venue on loopback: acks subscribes (or refuses them), answers pings, streams book + trades.
 
-    With `drop_first_after`, the first connection is closed after that many book messages (a venue-side drop).
+    With `drop_first_after` (`drop_every_after`), the first (every) connection is closed after that many book
+    messages (a venue-side drop). With `only_first`, every later connection is closed before it is answered (the
+    venue is gone). `first_message` is sent before the stream.
     """
     seen: dict[str, list] = {"requests": [], "connections": []}
 
     async def handler(socket) -> None:
         streamer = None
         seen["connections"].append(socket)
-        drop_after = drop_first_after if len(seen["connections"]) == 1 else None
+        if only_first and len(seen["connections"]) > 1:
+            await socket.close()
+            return
+        first = len(seen["connections"]) == 1
+        drop_after = drop_first_after if first and drop_first_after is not None else drop_every_after
 
         async def stream(symbols: list[str]) -> None:
             books = {s: snapshot_and_deltas(s, 40, later=len(seen["connections"]) - 1) for s in symbols}
+            if first_message is not None:
+                await socket.send(json.dumps(first_message))
             for n in range(40):
                 if n == drop_after:
                     await socket.close()
@@ -284,12 +306,24 @@ def ws_venue(refuse: bool = False, drop_first_after: int | None = None):
         thread.join(5)
 
 
+def recorded_frames(sink: io.BytesIO) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A recording's messages (one a line) parsed as `fetch --source file` parses them, stable-sorted by time."""
+    parsed = parse_lines_stream(io.BytesIO(sink.getvalue()), "recording")
+    assert parsed.book is not None
+    assert parsed.trades is not None
+    return parsed.book.sort("ts", maintain_order=True), parsed.trades.sort("ts", maintain_order=True)
+
+
 def test_record_pings_and_acks():
+    sink = io.BytesIO()
     with ws_venue() as (url, seen):
-        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=1.0, ping_seconds=0.3)
+        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], sink, depth=50, duration=1.0, ping_seconds=0.3)
     assert recording.acks == 1
     assert recording.pongs >= 2
     assert recording.messages == 40 + 10
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == 50
+    assert all(json.loads(line)["topic"] for line in lines)
     subscribe = seen["requests"][0]
     assert subscribe["op"] == "subscribe"
     assert subscribe["args"] == ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
@@ -298,7 +332,7 @@ def test_record_pings_and_acks():
 
 def test_refused_subscribe_is_a_clear_error():
     with ws_venue(refuse=True) as (url, _), pytest.raises(NetworkError, match="refused: error:handler not found"):
-        bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=1.0)
+        bybit_api.record_public(url, "linear", ["BTCUSDT"], io.BytesIO(), depth=50, duration=1.0)
 
 
 def test_cli_records_book_and_trades_that_replay_cleanly(rest, tmp_path):
@@ -350,14 +384,100 @@ def test_time_and_interval_parsing():
 
 
 def test_dropped_connection_reconnects_and_resubscribes():
+    sink = io.BytesIO()
     with ws_venue(drop_first_after=10) as (url, seen):
-        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], depth=50, duration=4.0, ping_seconds=0.3)
+        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], sink, depth=50, duration=4.0, ping_seconds=0.3)
     assert recording.reconnects == 1
     assert len(seen["connections"]) == 2
     assert [r["op"] for r in seen["requests"]].count("subscribe") == 2
-    book, _ = frames_from_lines(recording.lines)
+    book, _ = recorded_frames(sink)
     summary = replay_book(book)
     # The second connection's snapshot rebases the book: no gap, no incident, two snapshots.
     assert summary["incidents"] == []
     assert summary["books"][0]["snapshots"] == 2
     assert summary["books"][0]["deltas"] == 9 + 39
+
+
+def test_reconnects_count_against_the_limit_only_in_a_row():
+    # Every connection drops after 5 book messages: a long recording outlives more drops than the limit.
+    sink = io.BytesIO()
+    with ws_venue(drop_every_after=5) as (url, seen):
+        recording = bybit_api.record_public(
+            url, "linear", ["BTCUSDT"], sink, depth=50, duration=3.0, ping_seconds=0.3, max_reconnects=1
+        )
+    assert recording.reconnects >= 2  # more than max_reconnects, each after data came
+    book, _ = recorded_frames(sink)
+    summary = replay_book(book)
+    assert summary["incidents"] == []
+    # Each connection's snapshot rebased the book (one at the deadline may have had no time to send any).
+    assert summary["books"][0]["snapshots"] in (len(seen["connections"]) - 1, len(seen["connections"]))
+
+
+def ws_fetch(rest, url: str, out, *more: str) -> list[str]:
+    return [
+        sys.executable, "-m", "apexctl", "fetch", "--source", "bybit", "--symbol", "BTCUSDT,ETHUSDT", "--record-ws",
+        "--base-url", rest.url, "--ws-url", url, "-o", str(out), *more,
+    ]  # fmt: skip
+
+
+def assert_kept_recording_makes_the_book(tmp_path, stderr: str, book_messages: int) -> None:
+    kept = tmp_path / "ws.recording.jsonl"
+    assert f"kept in {kept}" in stderr, stderr
+    assert not (tmp_path / "ws").exists()
+    assert not list(tmp_path.glob(".apexctl-fetch-*"))
+    result = run_cli("fetch", "--source", "file", str(kept), "--kind", "book", "-o", str(tmp_path / "b.parquet"))
+    assert result.returncode == 0, result.stderr.decode()
+    summary = replay_book(read_table(tmp_path / "b.parquet", BOOK).frame)
+    assert summary["incidents"] == []
+    assert summary["messages"] == book_messages
+
+
+def test_a_network_give_up_keeps_what_was_recorded(rest, tmp_path):
+    # The venue drops the first connection after 10 messages of each book and then is gone.
+    with ws_venue(drop_first_after=10, only_first=True) as (url, _):
+        result = subprocess.run(
+            ws_fetch(rest, url, tmp_path / "ws", "--duration", "60"), capture_output=True, check=False
+        )
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "gave up after 3 reconnects in a row; the 26 messages recorded are kept in" in stderr, stderr
+    assert_kept_recording_makes_the_book(tmp_path, stderr, 20)
+
+
+def test_ctrl_c_keeps_what_was_recorded(rest, tmp_path):
+    with ws_venue() as (url, _):
+        process = subprocess.Popen(
+            ws_fetch(rest, url, tmp_path / "ws", "--duration", "60"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not list(tmp_path.glob(".apexctl-fetch-*/recording.jsonl")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.5)  # the whole stream (0.4 s) has arrived
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    stderr = err.decode()
+    assert process.returncode == 130, stderr
+    assert "the 100 messages recorded are kept in" in stderr, stderr
+    assert_kept_recording_makes_the_book(tmp_path, stderr, 80)
+
+
+def test_a_malformed_message_is_named_and_the_recording_kept(rest, tmp_path):
+    bad = {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": 1680673822000, "data": {"s": "BTCUSDT"}}
+    with ws_venue(first_message=bad) as (url, _):
+        result = subprocess.run(
+            ws_fetch(rest, url, tmp_path / "ws", "--duration", "2"), capture_output=True, check=False
+        )
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.count("\n") == 1, stderr
+    assert "the WebSocket recording: line 1" in stderr, stderr
+    kept = tmp_path / "ws.recording.jsonl"
+    assert f"the 101 messages recorded are kept in {kept}; the line number is that file's" in stderr
+    assert json.loads(kept.read_text().splitlines()[0]) == bad
