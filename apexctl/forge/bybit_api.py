@@ -356,23 +356,21 @@ def record_public(
     url: str,
     category: str,
     symbols: Sequence[str],
-    sink: BinaryIO,
+    out: Recording,
     *,
     depth: int,
     duration: float,
     ping_seconds: float = PING_SECONDS,
     open_timeout: float = 10.0,
     max_reconnects: int = 3,
-    on_message: Callable[[Recording], None] | None = None,
 ) -> Recording:
     """Subscribes orderbook.{depth}.{symbol} and publicTrade.{symbol} and writes every data message of `duration`
-    s to `sink`, one per line (what `fetch --source file` reads); `on_message` sees the counts after each."""
+    s to `out.sink`, one per line (what `fetch --source file` reads). `out` holds the counts, also when this raises."""
     if depth not in DEPTHS:
         raise UsageError(f"--depth {depth}: Bybit serves {', '.join(map(str, DEPTHS))} for {category}")
     topics = topics_for(symbols, depth)
-    out = Recording(sink, on_message=on_message)
     try:
         asyncio.run(_record(url, category, topics, duration, ping_seconds, open_timeout, max_reconnects, out))
     finally:
-        sink.flush()
+        out.sink.flush()
     return out

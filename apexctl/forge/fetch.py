@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 
@@ -279,21 +280,22 @@ def _drop_repeated_trades(trades: pl.DataFrame) -> pl.DataFrame:
 _RECORDING = "the WebSocket recording"
 
 
-def _record(config: BybitFetch, ws_url: str, messages: Path) -> bybit_api.Recording:
-    """Records the public book and trades into `messages` (one message a line), showing the time recorded."""
-    with steps("recording (s)", config.duration) as bar, open(messages, "wb") as sink:
-        shown = {"at": time.monotonic(), "start": time.monotonic()}
+def _record(config: BybitFetch, ws_url: str, recording: bybit_api.Recording) -> None:
+    """Records the public book and trades into `recording` (one message a line), showing the time recorded."""
+    with steps("recording (s)", config.duration) as bar:
+        shown = time.monotonic()
 
         def progress(recording: bybit_api.Recording) -> None:
+            nonlocal shown
             now = time.monotonic()
-            if now - shown["at"] >= 0.5:
-                bar.advance(now - shown["at"], f"{recording.messages:,} messages, {recording.reconnects} reconnects")
-                shown["at"] = now
+            if now - shown >= 0.5:
+                bar.advance(now - shown, f"{recording.messages:,} messages, {recording.reconnects} reconnects")
+                shown = now
 
-        return bybit_api.record_public(
-            ws_url, config.category, config.symbols, sink, depth=config.depth, duration=config.duration,
-            on_message=progress,
-        )  # fmt: skip
+        recording.on_message = progress
+        bybit_api.record_public(
+            ws_url, config.category, config.symbols, recording, depth=config.depth, duration=config.duration
+        )
 
 
 def _recording_tables(messages: Path, scratch: Path, staging: Path, **provenance) -> dict[str, int]:
@@ -335,16 +337,12 @@ def _keep_recording(messages: Path, out: Path) -> Path | None:
     return kept
 
 
-def _kept_note(kept: Path, malformed: bool = False) -> str:
+def _kept_note(kept: Path, messages: int, malformed: bool = False) -> str:
     """Where the messages went and what to do with them (a malformed one is named by its line in that file)."""
-    lines = 0
-    with open(kept, "rb") as handle:
-        while chunk := handle.read(1 << 24):
-            lines += chunk.count(b"\n")
     if malformed:
-        return f"the {lines:,} messages recorded are kept in {kept}; the line number is that file's"
+        return f"the {messages:,} messages recorded are kept in {kept}; the line number is that file's"
     return (
-        f"the {lines:,} messages recorded are kept in {kept}: `apexctl fetch --source file {kept} --kind book "
+        f"the {messages:,} messages recorded are kept in {kept}: `apexctl fetch --source file {kept} --kind book "
         "-o book.parquet` (and `--kind trades`) makes them into tables"
     )
 
@@ -391,24 +389,35 @@ def fetch_bybit(config: BybitFetch, *, force: bool = False) -> dict[str, int]:
     ws_params = {**params, "ws_url": ws_url, "depth": config.depth, "duration_s": config.duration}
     with tempfile.TemporaryDirectory(prefix=".apexctl-fetch-", dir=_spool_folder(str(out))) as scratch:
         messages = Path(scratch) / "recording.jsonl"
+        with open(messages, "wb") as sink:
+            recording = bybit_api.Recording(sink)
+            try:
+                _record(config, ws_url, recording)
+            except BaseException as exc:
+                sink.close()
+                _keep_and_raise(exc, messages, out, recording)
+        provenance = {"producer": PRODUCER, "params": ws_params, "extra": extra}
         try:
-            recording = _record(config, ws_url, messages)
-            provenance = {"producer": PRODUCER, "params": ws_params, "extra": extra}
             return _publish(
                 tables, out, extra, force=force,
                 made=lambda staging: _recording_tables(messages, Path(scratch), staging, **provenance),
                 what=f"({recording.messages:,} messages recorded)",
             )  # fmt: skip
-        except ApexError as exc:
-            kept = _keep_recording(messages, out)
-            if kept is None:
-                raise
-            raise type(exc)(f"{exc}; {_kept_note(kept, malformed=isinstance(exc, InputError))}") from None
-        except BaseException:  # Ctrl-C, a full disk: the CLI reports the error; the messages are kept first
-            kept = _keep_recording(messages, out)
-            if kept is not None:
-                note(("fetch:", "yellow"), f" {_kept_note(kept)}")
-            raise
+        except BaseException as exc:
+            _keep_and_raise(exc, messages, out, recording)
+
+
+def _keep_and_raise(exc: BaseException, messages: Path, out: Path, recording: bybit_api.Recording) -> NoReturn:
+    """Re-raises `exc` once the recording is kept (`_keep_recording`): our own errors say where it went in their one
+    line; for others (Ctrl-C, a full disk), a note says it before the CLI reports them."""
+    kept = _keep_recording(messages, out)
+    if kept is None:
+        raise exc
+    note_text = _kept_note(kept, recording.messages, malformed=isinstance(exc, InputError))
+    if isinstance(exc, ApexError):
+        raise type(exc)(f"{exc}; {note_text}") from None
+    note(("fetch:", "yellow"), f" {note_text}")
+    raise exc
 
 
 def _publish(

@@ -317,7 +317,9 @@ def recorded_frames(sink: io.BytesIO) -> tuple[pl.DataFrame, pl.DataFrame]:
 def test_record_pings_and_acks():
     sink = io.BytesIO()
     with ws_venue() as (url, seen):
-        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], sink, depth=50, duration=1.0, ping_seconds=0.3)
+        recording = bybit_api.record_public(
+            url, "linear", ["BTCUSDT"], bybit_api.Recording(sink), depth=50, duration=1.0, ping_seconds=0.3
+        )
     assert recording.acks == 1
     assert recording.pongs >= 2
     assert recording.messages == 40 + 10
@@ -332,7 +334,7 @@ def test_record_pings_and_acks():
 
 def test_refused_subscribe_is_a_clear_error():
     with ws_venue(refuse=True) as (url, _), pytest.raises(NetworkError, match="refused: error:handler not found"):
-        bybit_api.record_public(url, "linear", ["BTCUSDT"], io.BytesIO(), depth=50, duration=1.0)
+        bybit_api.record_public(url, "linear", ["BTCUSDT"], bybit_api.Recording(io.BytesIO()), depth=50, duration=1.0)
 
 
 def test_cli_records_book_and_trades_that_replay_cleanly(rest, tmp_path):
@@ -386,7 +388,9 @@ def test_time_and_interval_parsing():
 def test_dropped_connection_reconnects_and_resubscribes():
     sink = io.BytesIO()
     with ws_venue(drop_first_after=10) as (url, seen):
-        recording = bybit_api.record_public(url, "linear", ["BTCUSDT"], sink, depth=50, duration=4.0, ping_seconds=0.3)
+        recording = bybit_api.record_public(
+            url, "linear", ["BTCUSDT"], bybit_api.Recording(sink), depth=50, duration=4.0, ping_seconds=0.3
+        )
     assert recording.reconnects == 1
     assert len(seen["connections"]) == 2
     assert [r["op"] for r in seen["requests"]].count("subscribe") == 2
@@ -403,7 +407,14 @@ def test_reconnects_count_against_the_limit_only_in_a_row():
     sink = io.BytesIO()
     with ws_venue(drop_every_after=5) as (url, seen):
         recording = bybit_api.record_public(
-            url, "linear", ["BTCUSDT"], sink, depth=50, duration=3.0, ping_seconds=0.3, max_reconnects=1
+            url,
+            "linear",
+            ["BTCUSDT"],
+            bybit_api.Recording(sink),
+            depth=50,
+            duration=3.0,
+            ping_seconds=0.3,
+            max_reconnects=1,
         )
     assert recording.reconnects >= 2  # more than max_reconnects, each after data came
     book, _ = recorded_frames(sink)
