@@ -63,7 +63,6 @@ from apexctl import _core
 from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import ranges
-from apexctl.forge.book_windows import Books, BookWindow, survey
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
 from apexctl.forge.feedback import note, steps
 from apexctl.forge.io import (
@@ -87,6 +86,7 @@ from apexctl.forge.table_checks import (
     trade_difference,
     utc_text,
 )
+from apexctl.forge.time_windows import Books, TimeWindow, survey
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
 
@@ -366,19 +366,12 @@ def _trade_candidates(inputs: Inputs) -> pl.DataFrame:
     assert trades is not None
     rows = shared_key_rows(trades["_id_key"])
     origins = inputs.origins["trades"][rows]
-    ids: list[str | None] = [None] * len(rows)
-    for (source,), wanted in origins.with_row_index("_at").group_by("_source"):
-        file = inputs.tables[int(source)]  # type: ignore[arg-type]
-        starts = np.array(file.group_starts())
-        file_rows, at = wanted["_row"].to_numpy(), wanted["_at"].to_numpy()
-        groups = np.searchsorted(starts, file_rows, side="right") - 1
-        for group in np.unique(groups):
-            first_row = int(starts[group])
-            part = file.read([int(group)], columns=["trade_id"], first_row=first_row)["trade_id"]
-            inside = groups == group
-            for slot, row in zip(at[inside], file_rows[inside], strict=True):
-                ids[int(slot)] = part[int(row) - first_row]
-    picked = trades[rows].with_columns(pl.Series("trade_id", ids, dtype=pl.String), rows.alias("_row"))
+    ids = [
+        inputs.tables[int(source)].take(wanted["_row"].to_numpy(), ["trade_id"]).with_columns(wanted["_at"])  # type: ignore[arg-type]
+        for (source,), wanted in origins.with_row_index("_at").group_by("_source")
+    ]
+    trade_id = pl.concat(ids).sort("_at")["trade_id"] if ids else pl.Series("trade_id", [], dtype=pl.String)
+    picked = trades[rows].with_columns(trade_id, rows.alias("_row"))
     return picked.select("_row", *TRADE_IDENTITY)
 
 
@@ -439,7 +432,7 @@ def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
     )
 
 
-def _check_conflicting_books(inputs: Inputs, window: BookWindow) -> None:
+def _check_conflicting_books(inputs: Inputs, window: TimeWindow) -> None:
     """InputError naming both rows when two book inputs hold one message with different content
     (`conflicting_book_messages`; the rows of one message share their time, so a window holds all of them)."""
     found = conflicting_book_messages(window.frame, window.origins["_source"])

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import polars as pl
 
 from apexctl.console import safe
 from apexctl.errors import ApexError, InputError, UsageError
 from apexctl.forge import bybit_api, outputs, ranges
-from apexctl.forge.book_windows import BookInput, BookMerge, row_groups
 from apexctl.forge.bybit_archive import BookSink, Parsed, parse_input, parse_lines_stream
 from apexctl.forge.feedback import note, steps, wrote
 from apexctl.forge.io import (
@@ -36,18 +36,23 @@ from apexctl.forge.io import (
 )
 from apexctl.forge.sim import DEFAULT_DEPTH, INSTRUMENTS, MarketSim, load_dsg, market_params, market_pieces
 from apexctl.forge.table_checks import (
+    TRADE_ID_KEY,
     book_message_named,
     check_timestamps,
     conflicting_book_messages,
     conflicting_trades,
     repeated_trades,
+    shared_key_rows,
     trade_difference,
 )
+from apexctl.forge.time_windows import TableInput, TimeMerge, row_groups
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
 #: The column, dropped before writing, that numbers the input each row of `fetch --source file` came from.
 _SOURCE = "_source"
+#: Rows of a spooled input's trades row group: a merge window (`WINDOW_ROWS`) gathers a few.
+_TRADE_GROUP_ROWS = 1 << 18
 
 
 @dataclass
@@ -105,10 +110,12 @@ def _read_input(path: str, symbol: str | None, advance, on_book: BookSink) -> tu
 
 @dataclass
 class _Read:
-    """What the inputs of `fetch --source file` held: their trades in memory, their book rows spooled to disk."""
+    """What the inputs of `fetch --source file` held, spooled to disk: their trades (each input's sorted by time) and
+    book rows; in memory only each spooled trade's TRADE_ID_KEY, for the check that spans the inputs."""
 
-    trades: list[pl.DataFrame] = field(default_factory=list)
-    books: list[BookInput] = field(default_factory=list)
+    trades: list[TableInput] = field(default_factory=list)
+    trade_keys: list[pl.Series] = field(default_factory=list)
+    books: list[TableInput] = field(default_factory=list)
     # Which input each row came from (its index in `sources`), to name the files of two rows that disagree.
     sources: list[str] = field(default_factory=list)
     kinds_of: dict[str, list[str]] = field(default_factory=dict)
@@ -125,8 +132,8 @@ def _spool_folder(output: str) -> Path | None:
 
 
 def _read_inputs(config: FileFetch, spool: Path) -> _Read:
-    """Parses every input; book rows are checked and written to `spool` a chunk at a time, so only the trades (a
-    small share of an archive's rows) are held."""
+    """Parses every input; book rows are checked and written to `spool` a chunk at a time, an input's trades once it
+    is parsed, so no more than one input's trades are held."""
     read = _Read()
     total = sum(os.path.getsize(p) for p in config.paths if p != STDIO and os.path.isfile(p))
     with steps("fetch", total or None) as bar:
@@ -141,16 +148,28 @@ def _read_inputs(config: FileFetch, spool: Path) -> _Read:
             if parsed.trades is not None:
                 # Trade CSVs were checked line by line; the rows of V5 message lines are checked here.
                 check_timestamps(parsed.trades, f"{name} (trades rows parsed from it)", market=True)
-                read.trades.append(parsed.trades.with_columns(pl.lit(index, pl.UInt32).alias(_SOURCE)))
+                _spool_trades(read, _sort(parsed.trades), spool / f"{index}-trades.parquet", index)
             if parsed.book_rows:
                 spool_file = open_table(spooled, BOOK)
-                read.books.append(BookInput(index, spool_file, row_groups(spool_file)))
+                read.books.append(TableInput(index, spool_file, row_groups(spool_file)))
             held = [k for k, rows in (("book", parsed.book_rows), ("trades", parsed.trades is not None)) if rows]
+            del parsed  # its trades are spooled: the next input's parse need not share memory with them
             if not held:
                 raise InputError(f"{name}: holds no order-book or public-trade rows")
             read.kinds_of[name] = held
             read.sources.append(name)
     return read
+
+
+def _spool_trades(read: _Read, trades: pl.DataFrame, spooled: Path, index: int) -> None:
+    """`trades` (one input's, sorted) written to `spooled` in row groups of _TRADE_GROUP_ROWS for the merge, and
+    their keys kept for the check across inputs."""
+    with table_pieces(spooled, schema=TRADES, producer=PRODUCER, compression="lz4") as write:
+        for start in range(0, trades.height, _TRADE_GROUP_ROWS):
+            write(trades.slice(start, _TRADE_GROUP_ROWS))
+    read.trade_keys.append(trades.select(TRADE_ID_KEY).to_series())
+    spool_file = open_table(spooled, TRADES)
+    read.trades.append(TableInput(index, spool_file, row_groups(spool_file)))
 
 
 def _timestamps_checked(write: BookSink, source: str) -> BookSink:
@@ -201,13 +220,49 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
 
 
 def _write_trades(read: _Read, output: str, params: dict) -> int:
-    """The trades of every input as one table sorted by time, each trade once; returns its rows."""
-    table = _sort(pl.concat(read.trades, rechunk=True))
-    read.trades.clear()
-    _refuse_conflicting_trades(table, read.sources)
-    table = _drop_repeated_trades(table).drop(_SOURCE)
-    write_table(table, output, schema=TRADES, producer=PRODUCER, inputs=read.inputs, params=params)
-    return table.height
+    """The spooled trades of every input merged in time order, a window at a time (`TimeMerge`), each trade once;
+    returns the rows written. The rows of one trade share its time, so a window holds all of them."""
+    candidates = _shared_id_trades(read)
+    _refuse_conflicting_trades(candidates, read.sources)
+    merge = TimeMerge(read.trades)
+    rows = dropped = 0
+    with (
+        steps("merging the trades (rows)", merge.rows) as bar,
+        table_pieces(output, schema=TRADES, producer=PRODUCER, inputs=read.inputs, params=params) as write,
+    ):
+        for window in merge.windows():
+            trades = window.frame
+            if candidates.height:  # else no two rows share an id, so none repeats another
+                repeated = repeated_trades(trades)
+                dropped += int(repeated.sum())
+                trades = trades.filter(~repeated)
+            write(trades)
+            rows += trades.height
+            bar.advance(window.frame.height)
+    if dropped:
+        note(
+            ("fetch:", "yellow"),
+            f" dropped {dropped:,} trades repeated across the inputs (same trade id, time and size)",
+        )
+    return rows
+
+
+def _shared_id_trades(read: _Read) -> pl.DataFrame:
+    """The spooled trades whose symbol and id (by TRADE_ID_KEY) another spooled trade holds too, with their input
+    (`_SOURCE`), in the merged order: the only rows that can repeat or contradict another, read back from the spool
+    (few: ids are unique but where inputs overlap)."""
+    rows = shared_key_rows(pl.concat(read.trade_keys)).to_numpy()
+    offsets = np.cumsum([0, *(len(keys) for keys in read.trade_keys)])
+    owner = np.searchsorted(offsets, rows, side="right") - 1
+    parts = [
+        table.file.take(rows[owner == n] - offsets[n]).with_columns(pl.lit(table.index, pl.UInt32).alias(_SOURCE))
+        for n, table in enumerate(read.trades)
+        if (owner == n).any()
+    ]
+    if not parts:
+        return pl.DataFrame(schema={**TRADES.polars_schema(), _SOURCE: pl.UInt32})
+    # Each input's rows are in time order already: a stable sort by time keeps the earlier input's first.
+    return pl.concat(parts).sort("ts", maintain_order=True)
 
 
 def _write_book(read: _Read, output: str, params: dict) -> int:
@@ -215,10 +270,10 @@ def _write_book(read: _Read, output: str, params: dict) -> int:
     return _merge_book(read.books, read.sources, output, producer=PRODUCER, inputs=read.inputs, params=params)
 
 
-def _merge_book(books: list[BookInput], sources: list[str], output: str | Path, **provenance) -> int:
-    """Spooled book rows merged in time order into `output`, a window at a time (`BookMerge`), refusing two sources
+def _merge_book(books: list[TableInput], sources: list[str], output: str | Path, **provenance) -> int:
+    """Spooled book rows merged in time order into `output`, a window at a time (`TimeMerge`), refusing two sources
     of one book; returns the rows written."""
-    merge = BookMerge(books)
+    merge = TimeMerge(books)
     rows = 0
     with (
         steps("merging the book (rows)", merge.rows) as bar,
@@ -265,17 +320,6 @@ def _refuse_conflicting_books(book: pl.DataFrame, source: pl.Series, sources: li
     )
 
 
-def _drop_repeated_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """Keeps the first row of each trade: inputs that overlap in time (two daily files around midnight, two
-    recordings of one session) hold some trades twice (`repeated_trades`). Rows without an id stay."""
-    repeated = repeated_trades(trades)
-    dropped = int(repeated.sum())
-    if not dropped:
-        return trades
-    note(("fetch:", "yellow"), f" dropped {dropped:,} trades repeated across the inputs (same trade id, time and size)")
-    return trades.filter(~repeated)
-
-
 #: What a recording's messages are called in errors and notes.
 _RECORDING = "the WebSocket recording"
 
@@ -314,7 +358,7 @@ def _recording_tables(messages: Path, scratch: Path, staging: Path, **provenance
     check_timestamps(trades, f"{_RECORDING} (trades rows parsed from it)", market=True)
     write_table(_sort(trades), staging / "trades.parquet", schema=TRADES, **provenance)
     book = open_table(spooled, BOOK)
-    rows = _merge_book([BookInput(0, book, row_groups(book))], [_RECORDING], staging / "book.parquet", **provenance)
+    rows = _merge_book([TableInput(0, book, row_groups(book))], [_RECORDING], staging / "book.parquet", **provenance)
     return {"book": rows, "trades": trades.height}
 
 

@@ -449,6 +449,24 @@ class TableFile:
         for number, first_row in enumerate(self.group_starts()):
             yield number, first_row, self.read([number], columns=columns, first_row=first_row)
 
+    def take(self, rows: np.ndarray, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """The file rows numbered `rows` (any order; the frame follows it), reading only the row groups that hold
+        them: a few rows of a long table without reading it all."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        ascending = rows[order]
+        starts = np.asarray(self.group_starts(), dtype=np.int64)
+        groups = np.searchsorted(starts, ascending, side="right") - 1
+        parts = []
+        for group in np.unique(groups):
+            first_row = int(starts[group])
+            part = self.read([int(group)], columns=columns, first_row=first_row)
+            parts.append(part[ascending[groups == group] - first_row])
+        if not parts:
+            return self.read([], columns=columns)
+        taken = pl.concat(parts)
+        return taken[np.argsort(order, kind="stable")]
+
     def instruments(self) -> dict[str, dict[str, str]]:
         return recorded_instruments(self.metadata)
 

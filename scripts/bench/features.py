@@ -68,23 +68,23 @@ def main() -> None:
     report(
         f"features: update features over {msgs:,} messages (ob200-like)", "msgs", msgs, ours_s, peer_s, "python loop"
     )
-    book_windows(args.book_hours)
+    time_windows(args.book_hours)
 
 
 #: A child process computing the update features of the book `book` into `out`: in windows (as `features` runs), or
 #: in one window holding the whole book.
 FEATURES = """
 import sys
-from apexctl.forge import book_windows, features
+from apexctl.forge import time_windows, features
 
 how, book, out = sys.argv[1:]
 if how == "whole":
-    book_windows.WINDOW_ROWS = 2**62
+    time_windows.WINDOW_ROWS = 2**62
 features.run([book], out, features.FeatureConfig())
 """
 
 
-def book_windows(hours: float) -> None:
+def time_windows(hours: float) -> None:
     """Wall time and peak resident memory of `features --grain update` on `hours` of the default symbols."""
     from apexctl.forge.fetch import fetch_sim
     from apexctl.forge.sim import MarketSim

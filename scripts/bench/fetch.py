@@ -1,9 +1,10 @@
 """Benchmark: ob archive lines into `book` columns, apex-bybit (via apexctl._core) vs json.loads + Python loops; then
-`apexctl fetch --source file` on two ob200 archives, merged a time window at a time (as it runs) against the whole
-book at once, each in a process of its own so its peak memory is its own."""
+`apexctl fetch --source file` on two ob200 archives and on daily trade CSVs, merged a time window at a time (as it
+runs) against the whole table at once, each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import tempfile
 import zipfile
@@ -89,6 +90,10 @@ def main() -> None:
         default=600_000,
         help="ob200 lines of the windowed-merge comparison, split over two archives (default 600000)",
     )
+    parser.add_argument(
+        "--trade-days", type=int, default=3, help="daily trade CSVs of the trades comparison (default 3)"
+    )
+    parser.add_argument("--day-trades", type=int, default=1_000_000, help="trades a day (default 1000000)")
     args = parser.parse_args()
     data = make_lines(args.messages, args.seed)
     ours_cols = _core.bybit_parse_lines(data)["book"]
@@ -101,20 +106,64 @@ def main() -> None:
     title = f"fetch: {args.messages:,} ob200 archive lines ({len(data) / 1e6:.0f} MB, {rows:,} rows) into book columns"
     report(title, "lines", args.messages, ours, peer, "json.loads")
     archive_windows(args.archive_messages, args.seed)
+    trade_windows(args.trade_days, args.day_trades, args.seed)
 
 
-#: A child process fetching the archives into the book table `out`: merged in windows (as `fetch` runs), or in one
-#: window holding the whole book.
+#: A child process fetching the inputs into the table `out`: merged in windows (as `fetch` runs), or in one window
+#: holding the whole table.
 FETCH = """
 import sys
-from apexctl.forge import book_windows
+from apexctl.forge import time_windows
 from apexctl.forge.fetch import FileFetch, fetch_files
 
 how, out, *archives = sys.argv[1:]
 if how == "whole":
-    book_windows.WINDOW_ROWS = 2**62
+    time_windows.WINDOW_ROWS = 2**62
 fetch_files(FileFetch(archives, out))
 """
+
+
+def write_trade_csv(path: str, day: int, trades: int, seed: int) -> None:
+    """A Bybit derivatives trade CSV.gz of one day of BTCUSDT, newest first as Bybit's: a third of the trades share
+    the time of the one before (one taker order filling several makers), ids as long as Bybit's."""
+    rng = np.random.default_rng([seed, day])
+    start = 1_733_011_200 + 86_400 * day
+    gaps = np.where(rng.random(trades) < 0.3, 0.0, rng.integers(1, 57, trades) / 1000)
+    size = rng.integers(1, 5000, trades) / 1000
+    price = 60_000 + np.round(np.cumsum(rng.normal(0, 0.5, trades)), 1)
+    frame = pl.DataFrame(
+        {
+            "timestamp": np.round(np.minimum(start + np.cumsum(gaps), start + 86_399.9), 4),
+            "symbol": "BTCUSDT",
+            "side": rng.choice(["Buy", "Sell"], trades),
+            "size": size,
+            "price": price,
+            "tickDirection": "ZeroPlusTick",
+            "trdMatchID": [f"{day:04x}{n:08x}-5c5e-5b4a-9a43-0d6c8e2f1b7a" for n in range(trades)],
+            "grossValue": (size * price * 1e8).astype(np.int64),
+            "homeNotional": size,
+            "foreignNotional": size * price,
+        }
+    )
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        frame.reverse().write_csv(handle, float_precision=4)
+
+
+def trade_windows(days: int, trades: int, seed: int) -> None:
+    """Wall time and peak resident memory of `fetch --source file` on `days` daily trade CSVs."""
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = [f"{folder}/BTCUSDT2024-12-{day + 1:02d}.csv.gz" for day in range(days)]
+        for day, path in enumerate(inputs):
+            write_trade_csv(path, day, trades, seed)
+        results = {how: child_usage(FETCH, how, f"{folder}/{how}.parquet", *inputs) for how in ("windows", "whole")}
+        windows = pl.read_parquet(f"{folder}/windows.parquet")
+        if not windows.equals(pl.read_parquet(f"{folder}/whole.parquet")):
+            raise SystemExit("the windowed and the whole merge gave different tables")
+    report_peaks(
+        f"fetch --source file: {days} daily trade CSVs ({windows.height:,} trades)",
+        ("a window at a time", results["windows"]),
+        ("whole table", results["whole"]),
+    )
 
 
 def archive_windows(messages: int, seed: int) -> None:

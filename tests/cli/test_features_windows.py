@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from apexctl import _core
 from apexctl.errors import InputError
-from apexctl.forge import book_windows
 from apexctl.forge import features as feature_run
+from apexctl.forge import time_windows
 from apexctl.forge.io import open_table, table_pieces
 from apexctl.schemas import BOOK, TRADES
 from tests.support.market_fixture import synthetic_market
@@ -73,13 +73,13 @@ def test_the_windows_are_the_inputs_merged_in_time_order(tmp_path_factory, files
         for i, (f, _) in enumerate(files)
     ]
     merged = pl.concat(numbered).sort("ts", maintain_order=True)  # the reference: everything at once
-    books = book_windows.survey(opened)
-    original = book_windows.WINDOW_ROWS
-    book_windows.WINDOW_ROWS = window_rows
+    books = time_windows.survey(opened)
+    original = time_windows.WINDOW_ROWS
+    time_windows.WINDOW_ROWS = window_rows
     try:
         windows = list(books.windows())
     finally:
-        book_windows.WINDOW_ROWS = original
+        time_windows.WINDOW_ROWS = original
     got = pl.concat([pl.concat([w.frame, w.origins], how="horizontal") for w in windows])
     assert got.equals(merged.select(got.columns))
     prices, sizes = (merged[c].fill_null(np.nan).to_numpy() for c in ("price", "size"))
@@ -89,7 +89,7 @@ def test_the_windows_are_the_inputs_merged_in_time_order(tmp_path_factory, files
 
 
 def test_groups_that_overlap_a_little_are_still_cut_and_a_shuffled_table_is_not(tmp_path, monkeypatch):
-    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 100)
+    monkeypatch.setattr(time_windows, "WINDOW_ROWS", 100)
     n = 5000
     base = 1_700_000_000_000_000_000
     arrival = np.arange(n) * 1000 + np.random.default_rng(5).integers(0, 3000, n)  # a few rows out of time order
@@ -100,14 +100,14 @@ def test_groups_that_overlap_a_little_are_still_cut_and_a_shuffled_table_is_not(
     )  # fmt: skip
     for name, table in (("recorded", frame), ("shuffled", frame.sample(fraction=1.0, shuffle=True, seed=1))):
         write_groups(tmp_path / f"{name}.parquet", table, [50] * (n // 50))
-    recorded = book_windows.survey([(0, open_table(tmp_path / "recorded.parquet", BOOK))])
+    recorded = time_windows.survey([(0, open_table(tmp_path / "recorded.parquet", BOOK))])
     assert not recorded.inputs[0].in_time_order()
     cuts = recorded.cuts()
     assert len(cuts) > 30
     assert recorded.rows_read(cuts) < 1.2 * n  # a group is read twice only where it straddles a cut
     merged = pl.concat([w.frame for w in recorded.windows()])
     assert merged.equals(frame.sort("ts", maintain_order=True))
-    shuffled = book_windows.survey([(0, open_table(tmp_path / "shuffled.parquet", BOOK))])
+    shuffled = time_windows.survey([(0, open_table(tmp_path / "shuffled.parquet", BOOK))])
     assert shuffled.cuts() == []  # every group spans nearly all the time: each window would reread the table
 
 
@@ -128,8 +128,8 @@ def test_a_book_read_in_many_windows_gives_the_features_of_it_read_whole(market,
     paths = [str(p) for p in sorted(market.glob("book-*.parquet"))] + [str(market / "trades.parquet")]
     config = feature_run.FeatureConfig(grain=feature_run.Grain(grain))
     whole = feature_run.run(paths, str(tmp_path / "whole.parquet"), config)
-    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 300)
-    assert len(book_windows.survey([(0, open_table(paths[0], BOOK))]).cuts()) > 5
+    monkeypatch.setattr(time_windows, "WINDOW_ROWS", 300)
+    assert len(time_windows.survey([(0, open_table(paths[0], BOOK))]).cuts()) > 5
     pieces = feature_run.run(paths, str(tmp_path / "pieces.parquet"), config)
     assert pieces == whole
     expected = pl.read_parquet(tmp_path / "whole.parquet")
@@ -150,7 +150,7 @@ def test_a_bad_row_in_a_late_window_is_named_by_its_file_row_and_nothing_is_writ
     at_bad_row = pl.int_range(pl.len()) == bad_row
     book = book.with_columns(pl.when(at_bad_row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
     write_groups(tmp_path / "b.parquet", book, [50] * (book.height // 50))
-    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 100)
+    monkeypatch.setattr(time_windows, "WINDOW_ROWS", 100)
     out = tmp_path / "f.parquet"
     with pytest.raises(InputError) as raised:  # the Python checks raise it, the Rust replay its DataError
         feature_run.run([str(tmp_path / "b.parquet")], str(out), feature_run.FeatureConfig())

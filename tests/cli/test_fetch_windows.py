@@ -1,8 +1,10 @@
-"""`fetch --source file` spools each input's book to disk as it parses it and merges the inputs a time window at a
-time: the table is the one the inputs parsed whole and sorted together give, and errors still name files and rows."""
+"""`fetch --source file` spools each input's book and trades to disk as it parses it and merges the inputs a time
+window at a time: the table is the one the inputs parsed whole and sorted together give, and errors still name files
+and rows."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import zipfile
 from pathlib import Path
@@ -14,12 +16,14 @@ import pytest
 
 from apexctl import _core
 from apexctl.errors import DataError, InputError
-from apexctl.forge import book_windows, bybit_archive
-from apexctl.forge.book_windows import row_groups
-from apexctl.forge.bybit_archive import lines_to_frames
+from apexctl.forge import bybit_archive, fetch, time_windows
+from apexctl.forge.bybit_archive import lines_to_frames, parse_input
 from apexctl.forge.fetch import FileFetch, fetch_files
 from apexctl.forge.io import open_table, read_table
-from apexctl.schemas.tables import BOOK
+from apexctl.forge.table_checks import repeated_trades
+from apexctl.forge.time_windows import row_groups
+from apexctl.schemas.tables import BOOK, TRADES
+from tests.cli.test_fetch import DERIV_HEADER
 
 START_MS = 1_733_011_200_000
 
@@ -75,7 +79,7 @@ def test_the_table_is_the_inputs_parsed_whole_and_merged(tmp_path, monkeypatch, 
     paths, streams = inputs
     if chunk_bytes is not None:
         monkeypatch.setattr(bybit_archive, "CHUNK_BYTES", chunk_bytes)
-        monkeypatch.setattr(book_windows, "WINDOW_ROWS", window_rows)
+        monkeypatch.setattr(time_windows, "WINDOW_ROWS", window_rows)
     out = tmp_path / "book.parquet"
     kind, rows = fetch_files(FileFetch([str(p) for p in paths], str(out)))
     expected = merged_reference(streams)
@@ -94,7 +98,7 @@ def test_two_sources_in_a_late_window_are_named_and_nothing_is_left(tmp_path, mo
     late["data"]["b"].append(["1.0", "7"])
     paths[0] = archive(paths[0], changed)
     monkeypatch.setattr(bybit_archive, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(book_windows, "WINDOW_ROWS", 64)
+    monkeypatch.setattr(time_windows, "WINDOW_ROWS", 64)
     out = tmp_path / "book.parquet"
     with pytest.raises(InputError, match=f"^{paths[0]} and {paths[1]} hold book message {late['data']['u']} of BTC"):
         fetch_files(FileFetch([str(p) for p in paths], str(out)))
@@ -130,3 +134,80 @@ def test_row_groups_from_statistics_are_those_read_from_the_rows(tmp_path):
     assert len(spans[0]) == -(-frame.height // 97)
     assert spans[0][1].first_row == 97
     assert spans[0][-1].last_ts == frame["ts"].max()
+
+
+def trade_csv(path: Path, rows: list[tuple[float, str, str, float, float, str]]) -> Path:
+    """A Bybit derivatives trade CSV.gz of (seconds, symbol, side, size, price, id), newest first as Bybit's are."""
+    lines = [
+        f"{t:.4f},{s},{side},{q},{p},ZeroPlusTick,{i},{int(q * p * 1e8)},{q},{q * p}" for t, s, side, q, p, i in rows
+    ]
+    path.write_bytes(gzip.compress(("\n".join([DERIV_HEADER, *reversed(lines)]) + "\n").encode()))
+    return path
+
+
+def trades_of(symbol: str, count: int, start_s: float, seed: int) -> list[tuple[float, str, str, float, float, str]]:
+    """`count` trades of `symbol` from `start_s`, a third of them at the time of the one before (one taker order
+    filling several makers), so windows are cut between trades that share a time only if they can be."""
+    rng = np.random.default_rng(seed)
+    gaps = np.where(rng.random(count) < 0.33, 0.0, rng.integers(1, 2000, count) / 1000)
+    times = start_s + np.cumsum(gaps)
+    sides = rng.choice(["Buy", "Sell"], count)
+    sizes = rng.integers(1, 50, count) / 1000
+    prices = 100 + rng.integers(-50, 50, count) / 10
+    return [
+        (float(t), symbol, str(s), float(q), float(p), f"{symbol[:3].lower()}-{n}")
+        for n, (t, s, q, p) in enumerate(zip(times, sides, sizes, prices, strict=True))
+    ]
+
+
+def trades_reference(paths: list[Path]) -> pl.DataFrame:
+    """Every input parsed whole, concatenated in input order, sorted by time stably, each trade's first row kept:
+    the table of before."""
+    frames = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            frames.append(parse_input(handle, str(path), path.stat().st_size).trades)
+    table = pl.concat(frames).sort("ts", maintain_order=True)
+    return table.filter(~repeated_trades(table))
+
+
+@pytest.fixture
+def trade_inputs(tmp_path):
+    """Two BTCUSDT days that overlap by 120 trades (one file's ids go on in the next) and an ETHUSDT file whose times
+    fall among theirs."""
+    btc = trades_of("BTCUSDT", 700, 1_733_011_200.0, seed=5)
+    streams = [btc[:420], btc[300:], trades_of("ETHUSDT", 500, 1_733_011_500.0, seed=6)]
+    return [trade_csv(tmp_path / f"{n}.csv.gz", s) for n, s in enumerate(streams)], streams
+
+
+@pytest.mark.parametrize(("group_rows", "window_rows"), [(None, None), (64, 100), (7, 1)])
+def test_trades_are_the_inputs_parsed_whole_merged_and_kept_once(
+    tmp_path, monkeypatch, trade_inputs, group_rows, window_rows
+):
+    paths, _ = trade_inputs
+    if group_rows is not None:
+        monkeypatch.setattr(fetch, "_TRADE_GROUP_ROWS", group_rows)
+        monkeypatch.setattr(time_windows, "WINDOW_ROWS", window_rows)
+    out = tmp_path / "trades.parquet"
+    kind, rows = fetch_files(FileFetch([str(p) for p in paths], str(out)))
+    expected = trades_reference(paths)
+    assert expected.height == 700 + 500
+    assert (kind, rows) == ("trades", expected.height)
+    assert read_table(out, TRADES).frame.equals(expected, null_equal=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paths] + ["trades.parquet"])
+    if group_rows is not None:
+        assert pq.ParquetFile(out).metadata.num_row_groups > 5  # the run really went window by window
+
+
+def test_one_trade_id_twice_in_windows_far_apart_is_named(tmp_path, monkeypatch, trade_inputs):
+    paths, streams = trade_inputs
+    later = list(streams[2])
+    t, _, side, size, price, _ = later[-1]
+    later[-1] = (t, "BTCUSDT", side, size, price, "btc-3")  # an early BTC id again, near the end of the run
+    paths[2] = trade_csv(paths[2], later)
+    monkeypatch.setattr(fetch, "_TRADE_GROUP_ROWS", 64)
+    monkeypatch.setattr(time_windows, "WINDOW_ROWS", 100)
+    out = tmp_path / "trades.parquet"
+    with pytest.raises(InputError, match=f"^{paths[0]} and {paths[2]} hold trade btc-3 of BTCUSDT twice with differ"):
+        fetch_files(FileFetch([str(p) for p in paths], str(out)))
+    assert sorted(tmp_path.iterdir()) == sorted(paths)

@@ -1,10 +1,10 @@
-"""Book tables merged and read one time window at a time, so a long book never has to fit in memory: the inputs of
-`features`, and the parsed archives of `fetch --source file`.
+"""Tables merged in time order and read one time window at a time, so a long book (or a month of trades) never has
+to fit in memory: the book inputs of `features`, and the parsed archives and recordings of `fetch`.
 
-A book table is replayed in time order, all its inputs merged: the rows of every input sorted by `ts`, stably (the
-rows of one message stay together and in order, and at one time the earlier input's rows come first). Cutting that
-order between two timestamps never splits a message, so the replay can take it window by window: the rows of all
-inputs with `lo <= ts < hi` are the merged order's rows of that window.
+The merged order is the rows of every input sorted by `ts`, stably (the rows of one book message stay together and
+in order, and at one time the earlier input's rows come first). Cutting that order between two timestamps never
+splits a message, nor two copies of one trade, so a replay can take it window by window: the rows of all inputs with
+`lo <= ts < hi` are the merged order's rows of that window.
 
 Windows follow the inputs' Parquet row groups (`fetch` writes a row group per simulated hour, Arrow's writer one per
 2^20 rows), so each row group is read once. Row groups may overlap in time a little: a live recording's chunks hold
@@ -12,9 +12,9 @@ messages in arrival order, which interleaves symbols a few milliseconds out of t
 group its span meets, so such a group is read by two windows. Inputs whose groups overlap so much that the windows
 would read more than twice the rows (rows in no time order, from another tool) are read as one window.
 
-A first pass (`survey`) reads only the columns that must be known before the first message is replayed: the symbols
-and the span of each (for the symbol codes and the check that books and trades meet), and the decimals of prices and
-sizes (the replay's integer scales are those of the whole table).
+For a book, a first pass (`survey`) reads only the columns that must be known before the first message is replayed:
+the symbols and the span of each (for the symbol codes and the check that books and trades meet), and the decimals
+of prices and sizes (the replay's integer scales are those of the whole table).
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import polars as pl
 from apexctl import _core
 from apexctl.forge.feedback import steps
 from apexctl.forge.io import TableFile
-from apexctl.schemas.tables import BOOK
 
-#: Book rows a window gathers before it is cut at the next row group: a window's replay holds a few hundred MB.
+#: Rows a window gathers before it is cut at the next row group: a window's book replay holds a few hundred MB.
 WINDOW_ROWS = 1 << 20
 #: The columns the survey reads.
 _SURVEY_COLUMNS = ["ts", "symbol", "side", "price", "size"]
@@ -38,7 +37,7 @@ _SURVEY_COLUMNS = ["ts", "symbol", "side", "price", "size"]
 
 @dataclass(frozen=True)
 class RowGroup:
-    """One Parquet row group of a book input: its number in the file, first file row, row count and time span."""
+    """One Parquet row group of an input: its number in the file, first file row, row count and time span."""
 
     number: int
     first_row: int
@@ -48,8 +47,8 @@ class RowGroup:
 
 
 @dataclass(frozen=True)
-class BookInput:
-    """A book input: its position among all the inputs of the run, the opened file, its row groups."""
+class TableInput:
+    """An input table: its position among all the inputs of the run, the opened file, its row groups."""
 
     index: int
     file: TableFile
@@ -60,18 +59,18 @@ class BookInput:
 
 
 @dataclass(frozen=True)
-class BookWindow:
-    """The merged book rows with `lo <= ts < hi` and, per row, its input (`_source`) and file row (`_row`)."""
+class TimeWindow:
+    """The merged rows with `lo <= ts < hi` and, per row, its input (`_source`) and file row (`_row`)."""
 
     frame: pl.DataFrame
     origins: pl.DataFrame
 
 
 @dataclass
-class BookMerge:
-    """Book inputs merged in time order, read a window at a time."""
+class TimeMerge:
+    """Inputs of one table kind merged in time order, read a window at a time."""
 
-    inputs: list[BookInput]
+    inputs: list[TableInput]
 
     @property
     def rows(self) -> int:
@@ -102,23 +101,23 @@ class BookMerge:
         last = np.searchsorted(bounds, np.array([g.last_ts for g in groups], dtype=np.int64), side="right")
         return int((np.array([g.rows for g in groups], dtype=np.int64) * (last - first + 1)).sum())
 
-    def windows(self) -> Iterator[BookWindow]:
-        """The merged book, window by window, in time order; each row group is read once."""
+    def windows(self) -> Iterator[TimeWindow]:
+        """The merged rows, window by window, in time order; each row group is read once."""
         cuts = self.cuts()
         bounds = zip([None, *cuts], [*cuts, None], strict=True)
         loaded: dict[tuple[int, int], pl.DataFrame] = {}
         for lo, hi in bounds:
             pieces = []
-            for book in self.inputs:
-                for group in book.groups:
-                    key = (book.index, group.number)
+            for table in self.inputs:
+                for group in table.groups:
+                    key = (table.index, group.number)
                     if lo is not None and group.last_ts < lo:
                         loaded.pop(key, None)  # behind this window, so behind every later one
                         continue
                     if hi is not None and group.first_ts >= hi:
                         continue  # ahead of this window
                     if key not in loaded:
-                        loaded[key] = _read_group(book, group)
+                        loaded[key] = _read_group(table, group)
                     pieces.append(loaded[key])
             if not pieces:
                 continue
@@ -130,11 +129,11 @@ class BookMerge:
             if not rows["ts"].is_sorted():  # inputs in time order (one fetch output) need no sorted copy
                 rows = rows.sort("ts", maintain_order=True)
             origins = ["_source", "_row"]
-            yield BookWindow(rows.drop(origins), rows.select(origins))
+            yield TimeWindow(rows.drop(origins), rows.select(origins))
 
 
 @dataclass
-class Books(BookMerge):
+class Books(TimeMerge):
     """The book inputs of a run, surveyed: what the replay must know before its first message."""
 
     #: Per symbol: `first` and `last` ts and `source`, the input holding its earliest row.
@@ -166,18 +165,18 @@ def row_groups(file: TableFile) -> tuple[RowGroup, ...]:
     return tuple(groups)
 
 
-def _read_group(book: BookInput, group: RowGroup) -> pl.DataFrame:
-    frame = book.file.read([group.number], first_row=group.first_row)
+def _read_group(table: TableInput, group: RowGroup) -> pl.DataFrame:
+    frame = table.file.read([group.number], first_row=group.first_row)
     return frame.select(
-        *BOOK.column_names,
-        pl.lit(book.index, dtype=pl.UInt32).alias("_source"),
+        *table.file.schema.column_names,
+        pl.lit(table.index, dtype=pl.UInt32).alias("_source"),
         pl.int_range(group.first_row, group.first_row + pl.len(), dtype=pl.UInt64).alias("_row"),
     )
 
 
 def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
     """The book inputs (`(input index, file)`, in input order) read for their symbols, spans and decimals."""
-    inputs: list[BookInput] = []
+    inputs: list[TableInput] = []
     spans: list[pl.DataFrame] = []
     price_decimals = size_decimals = 0
     with steps("surveying the book (rows)", sum(file.rows for _, file in files)) as bar:
@@ -197,7 +196,7 @@ def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
                 price, size = _core.book_decimals(side, prices, sizes)
                 price_decimals, size_decimals = max(price_decimals, price), max(size_decimals, size)
                 bar.advance(rows)
-            inputs.append(BookInput(index, file, tuple(groups)))
+            inputs.append(TableInput(index, file, tuple(groups)))
     by_symbol = (
         pl.concat(spans)
         .sort("first", "source")
