@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import re
@@ -28,6 +29,8 @@ CHUNK_BYTES = 8 << 20
 #: from ever being held in memory whole.
 MAX_JSON_LINE_BYTES = 16 << 20
 MAX_CSV_LINE_BYTES = 64 << 10
+#: The column of a parsed CSV's text rows that holds each row's line in the file.
+_LINE = "_line"
 
 DERIVATIVES_HEADER = (
     "timestamp",
@@ -140,9 +143,8 @@ def parse_lines_stream(
 
 def _csv_error(name: str, frame: pl.DataFrame, bad: pl.Series, column: str, expected: str) -> InputError:
     row = int(bad.arg_true()[0])
-    value = frame[column][row]
-    # Line numbers count the header as line 1.
-    return InputError(f"{safe(name)}: line {row + 2}: column '{column}' holds {safe(repr(value))}, expected {expected}")
+    value, line = frame[column][row], frame[_LINE][row]
+    return InputError(f"{safe(name)}: line {line}: column '{column}' holds {safe(repr(value))}, expected {expected}")
 
 
 def _to_positive(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
@@ -154,12 +156,16 @@ def _to_positive(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
     return values
 
 
-def _read_csv(data: bytes, name: str) -> pl.DataFrame:
+def _read_csv(data: bytes, name: str, first_line: int) -> pl.DataFrame:
+    """The text columns of `data` (a header line, then lines from file line `first_line` on), each row's file line
+    in `_LINE` for errors."""
     try:
-        return pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
     except pl.exceptions.PolarsError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{name}: malformed CSV: {first}") from None
+        last = first_line + max(data.count(b"\n") - 1, 0)
+        raise InputError(f"{name}: malformed CSV (in lines {first_line}-{last}): {first}") from None
+    return frame.with_row_index(_LINE, offset=first_line)
 
 
 def _check_window(name: str, frame: pl.DataFrame, counts: pl.Series, unit_ns: int, unit: str) -> None:
@@ -195,9 +201,10 @@ def _sides(frame: pl.DataFrame, name: str, buy: str, sell: str) -> pl.Series:
     return pl.Series("side", np.where((raw == buy).to_numpy(), 1, -1).astype(np.int8))
 
 
-def parse_derivatives_csv(data: bytes, name: str) -> pl.DataFrame:
-    """public.bybit.com/trading/ files: decimal-second timestamps, Buy/Sell taker side, possibly newest first."""
-    frame = _read_csv(data, name)
+def parse_derivatives_csv(data: bytes, name: str, first_line: int = 2) -> pl.DataFrame:
+    """public.bybit.com/trading/ files (`data`: the header, then the lines from `first_line` on): decimal-second
+    timestamps, Buy/Sell taker side, possibly newest first."""
+    frame = _read_csv(data, name, first_line)
     return pl.DataFrame(
         [
             decimal_seconds_to_ns(frame["timestamp"], name, frame),
@@ -216,12 +223,13 @@ def spot_symbol_from_name(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_spot_csv(data: bytes, name: str, symbol: str | None) -> pl.DataFrame:
-    """public.bybit.com/spot/ files: integer-ms timestamps, lowercase side, symbol only in the file name."""
+def parse_spot_csv(data: bytes, name: str, symbol: str | None, first_line: int = 2) -> pl.DataFrame:
+    """public.bybit.com/spot/ files (`data` as for `parse_derivatives_csv`): integer-ms timestamps, lowercase side,
+    symbol only in the file name."""
     symbol = symbol or spot_symbol_from_name(name)
     if symbol is None:
         raise InputError(f"{name}: spot trade CSV without a symbol in its name (SYMBOL_YYYY-MM-DD.csv); pass --symbol")
-    frame = _read_csv(data, name)
+    frame = _read_csv(data, name, first_line)
     ms = frame["timestamp"].str.strip_chars().cast(pl.Int64, strict=False)
     if ms.is_null().any():
         raise _csv_error(name, frame, ms.is_null(), "timestamp", "integer milliseconds")
@@ -300,41 +308,57 @@ def parse_input(
         try:
             if _peek_line(gz, name).startswith(b"{"):
                 return parse_lines_stream(gz, name, on_book=on_book)
-            data = _read_csv_bytes(gz, name)
+            return _parse_csv(gz, name, symbol)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{safe(name)}: corrupt gzip data ({safe(exc)})") from None
-        return _parse_csv(data, name, symbol)
     first = _peek_line(counted, name)
     if first.lstrip().startswith(b"{"):
         return parse_lines_stream(counted, name, on_book=on_book)
-    return _parse_csv(_read_csv_bytes(counted, name), name, symbol)
+    return _parse_csv(counted, name, symbol)
 
 
-def _read_csv_bytes(stream: BinaryIO, name: str) -> bytes:
-    """A trade CSV's bytes, read in chunks: the header is checked as soon as its line is in, and every line must
-    stay under MAX_CSV_LINE_BYTES, so a wrong or inflated input is refused after one chunk, not once all is read."""
-    header = stream.readline(MAX_CSV_LINE_BYTES + 1)
-    if len(header) > MAX_CSV_LINE_BYTES:
-        raise InputError(
-            f"{safe(name)}: the first line is longer than {MAX_CSV_LINE_BYTES >> 10} kB; not a Bybit trade CSV"
-        )
-    text = header.decode("utf-8", "replace").strip()
-    if text:  # an empty first line is reported by the parser ("empty input")
-        _csv_kind(text, name)
-    chunks = [header]
-    pending = 0  # bytes of the line still open at the end of the previous chunk
-    while chunk := stream.read(CHUNK_BYTES):
-        lines = chunk.split(b"\n")
-        longest = max(pending + len(lines[0]), *(len(line) for line in lines[1:]))
-        if longest > MAX_CSV_LINE_BYTES:
-            line_no = sum(c.count(b"\n") for c in chunks) + 1
-            raise InputError(
-                f"{safe(name)}: a line after line {line_no} is longer than {MAX_CSV_LINE_BYTES >> 10} kB; "
-                "not a Bybit trade CSV"
-            )
-        pending = pending + len(chunk) if len(lines) == 1 else len(lines[-1])
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _long_csv_line(name: str, number: int) -> InputError:
+    where = "the first line" if number == 1 else f"line {number}"
+    return InputError(f"{safe(name)}: {where} is longer than {MAX_CSV_LINE_BYTES >> 10} kB; not a Bybit trade CSV")
+
+
+def _csv_header(stream: BinaryIO, name: str) -> tuple[bytes, int]:
+    """A trade CSV's header line (the first that is not blank) and its line number."""
+    number = 0
+    while line := stream.readline(MAX_CSV_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_CSV_LINE_BYTES:
+            raise _long_csv_line(name, number)
+        if line.strip(b"\xef\xbb\xbf \t\r\n"):
+            return line if line.endswith(b"\n") else line + b"\n", number
+    raise InputError(f"{safe(name)}: empty input")
+
+
+def _parse_csv(stream: BinaryIO, name: str, symbol: str | None) -> Parsed:
+    """A trade CSV parsed CHUNK_BYTES of lines at a time, so a day's text is never held whole, only its trades. Every
+    line must stay under MAX_CSV_LINE_BYTES: a wrong or inflated input is refused after one chunk, not once all is
+    read."""
+    header, header_line = _csv_header(stream, name)
+    kind = _csv_kind(header.decode("utf-8", "replace"), name)
+    parse = parse_derivatives_csv if kind == "derivatives" else functools.partial(parse_spot_csv, symbol=symbol)
+    pieces: list[pl.DataFrame] = []
+    line, rest = header_line + 1, b""  # the file line of the next chunk's first line; its start, read already
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        data, rest = data[:cut], data[cut:]
+        lengths = [len(text) for text in data.split(b"\n")]
+        if max(*lengths, len(rest)) > MAX_CSV_LINE_BYTES:
+            long = next((n for n, length in enumerate(lengths) if length > MAX_CSV_LINE_BYTES), len(lengths) - 1)
+            raise _long_csv_line(name, line + long)
+        if data.strip() or (not pieces and not chunk):
+            pieces.append(parse(header + data, name, first_line=line))
+        line += data.count(b"\n")
+        if not chunk:
+            break
+    trades = pl.concat(pieces, rechunk=False) if len(pieces) > 1 else pieces[0]  # rows are spooled, not kept
+    return Parsed(trades=trades, lines=trades.height)
 
 
 def _scaled(tick: Advance, raw_size: int, inner_size: int) -> Advance:
@@ -356,12 +380,3 @@ def _peek_line(stream, name: str) -> bytes:
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{name}: corrupt gzip data ({exc})") from None
     return first.lstrip(b"\xef\xbb\xbf \t\r\n")
-
-
-def _parse_csv(data: bytes, name: str, symbol: str | None) -> Parsed:
-    header = next((line for line in data[:4096].decode("utf-8", "replace").splitlines() if line.strip()), "")
-    if not header:
-        raise InputError(f"{name}: empty input")
-    kind = _csv_kind(header, name)
-    frame = parse_derivatives_csv(data, name) if kind == "derivatives" else parse_spot_csv(data, name, symbol)
-    return Parsed(trades=frame, lines=frame.height)

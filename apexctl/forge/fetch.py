@@ -148,7 +148,7 @@ def _read_inputs(config: FileFetch, spool: Path) -> _Read:
             if parsed.trades is not None:
                 # Trade CSVs were checked line by line; the rows of V5 message lines are checked here.
                 check_timestamps(parsed.trades, f"{name} (trades rows parsed from it)", market=True)
-                _spool_trades(read, _sort(parsed.trades), spool / f"{index}-trades.parquet", index)
+                _spool_trades(read, parsed.trades, spool / f"{index}-trades.parquet", index)
             if parsed.book_rows:
                 spool_file = open_table(spooled, BOOK)
                 read.books.append(TableInput(index, spool_file, row_groups(spool_file)))
@@ -162,12 +162,17 @@ def _read_inputs(config: FileFetch, spool: Path) -> _Read:
 
 
 def _spool_trades(read: _Read, trades: pl.DataFrame, spooled: Path, index: int) -> None:
-    """`trades` (one input's, sorted) written to `spooled` in row groups of _TRADE_GROUP_ROWS for the merge, and
-    their keys kept for the check across inputs."""
+    """`trades` (one input's) written to `spooled` sorted by time, stably, in row groups of _TRADE_GROUP_ROWS for the
+    merge, a group at a time (Bybit's daily files are newest first, and a sorted copy would double the input's
+    memory); their keys, in that order, kept for the check across inputs."""
+    ts = trades["ts"]
+    order = None if ts.is_sorted() else np.argsort(ts.to_numpy(), kind="stable")
     with table_pieces(spooled, schema=TRADES, producer=PRODUCER, compression="lz4") as write:
         for start in range(0, trades.height, _TRADE_GROUP_ROWS):
-            write(trades.slice(start, _TRADE_GROUP_ROWS))
-    read.trade_keys.append(trades.select(TRADE_ID_KEY).to_series())
+            end = start + _TRADE_GROUP_ROWS
+            write(trades.slice(start, _TRADE_GROUP_ROWS) if order is None else trades[order[start:end]])
+    keys = trades.select(TRADE_ID_KEY).to_series()
+    read.trade_keys.append(keys if order is None else keys[order])
     spool_file = open_table(spooled, TRADES)
     read.trades.append(TableInput(index, spool_file, row_groups(spool_file)))
 

@@ -5,6 +5,7 @@ and rows."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -13,11 +14,13 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apexctl import _core
 from apexctl.errors import DataError, InputError
 from apexctl.forge import bybit_archive, fetch, time_windows
-from apexctl.forge.bybit_archive import lines_to_frames, parse_input
+from apexctl.forge.bybit_archive import lines_to_frames, parse_derivatives_csv, parse_input
 from apexctl.forge.fetch import FileFetch, fetch_files
 from apexctl.forge.io import open_table, read_table
 from apexctl.forge.table_checks import repeated_trades
@@ -211,3 +214,39 @@ def test_one_trade_id_twice_in_windows_far_apart_is_named(tmp_path, monkeypatch,
     with pytest.raises(InputError, match=f"^{paths[0]} and {paths[2]} hold trade btc-3 of BTCUSDT twice with differ"):
         fetch_files(FileFetch([str(p) for p in paths], str(out)))
     assert sorted(tmp_path.iterdir()) == sorted(paths)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chunk_bytes=st.integers(1, 3000), count=st.integers(0, 120), seed=st.integers(0, 2**16), crlf=st.booleans())
+def test_a_trade_csv_read_a_chunk_at_a_time_is_the_csv_parsed_whole(tmp_path_factory, chunk_bytes, count, seed, crlf):
+    path = trade_csv(tmp_path_factory.mktemp("csv") / "t.csv.gz", trades_of("BTCUSDT", count, 1_733_011_200.0, seed))
+    text = gzip.decompress(path.read_bytes())
+    if crlf:
+        text = text.replace(b"\n", b"\r\n")
+    whole = parse_derivatives_csv(text, str(path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bybit_archive, "CHUNK_BYTES", chunk_bytes)
+        parsed = parse_input(io.BytesIO(text), str(path), len(text))
+    assert parsed.trades is not None
+    assert parsed.trades.equals(whole)
+    assert parsed.lines == count
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 700])
+def test_a_bad_value_or_line_in_a_late_chunk_is_named_by_its_line_in_the_file(tmp_path, monkeypatch, chunk_bytes):
+    rows = trades_of("BTCUSDT", 200, 1_733_011_200.0, seed=7)
+    if chunk_bytes is not None:
+        monkeypatch.setattr(bybit_archive, "CHUNK_BYTES", chunk_bytes)
+    # Rows are written newest first: row 20 from the end is line 2 + 19 = 21 counting the header as line 1.
+    t, symbol, side, size, _, trade_id = rows[-20]
+    rows[-20] = (t, symbol, side, size, -5.0, trade_id)
+    path = trade_csv(tmp_path / "bad.csv.gz", rows)
+    with pytest.raises(InputError, match=rf"^{path}: line 21: column 'price' holds '-5.0', expected a positive"):
+        fetch_files(FileFetch([str(path)], str(tmp_path / "trades.parquet")))
+    text = gzip.decompress(trade_csv(path, trades_of("BTCUSDT", 200, 1_733_011_200.0, seed=7)).read_bytes())
+    text = text.splitlines(keepends=True)
+    text[150] = b"1733011200.0,BTCUSDT,Buy," + b"9" * (70 << 10) + b"\n"
+    path.write_bytes(gzip.compress(b"".join(text)))
+    with pytest.raises(InputError, match=rf"^{path}: line 151 is longer than 64 kB; not a Bybit trade CSV$"):
+        fetch_files(FileFetch([str(path)], str(tmp_path / "trades.parquet")))
+    assert sorted(tmp_path.iterdir()) == [path]

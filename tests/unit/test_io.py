@@ -239,3 +239,32 @@ def test_stdout_output_writes_every_byte_or_reports_the_broken_pipe():
     assert stream.flushed
     with pytest.raises(BrokenPipeError):
         io._write_all(_ShortWrites(chunk=65536, closed_after=65536), data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6),
+    picks=st.lists(st.integers(0, 10**6), max_size=20),
+)
+def test_rows_taken_by_number_are_those_rows_of_the_table_in_the_order_asked(tmp_path_factory, sizes, picks):
+    rows = sum(sizes)
+    frame = pl.DataFrame(
+        {
+            "ts": np.arange(rows, dtype=np.int64) + 1_700_000_000_000_000_000,
+            "symbol": ["BTCUSDT"] * rows,
+            "side": [1] * rows,
+            "price": np.arange(rows, dtype=np.float64) + 100.0,
+            "size": [1.0] * rows,
+            "trade_id": [f"t{n}" for n in range(rows)],
+        },
+        schema=TRADES.polars_schema(),
+    )
+    path = tmp_path_factory.mktemp("take") / "trades.parquet"
+    with io.table_pieces(path, schema=TRADES, producer="test") as write:
+        start = 0
+        for size in sizes:
+            write(frame.slice(start, size))
+            start += size
+    wanted = np.array([p % rows for p in picks], dtype=np.int64)  # any order, repeats allowed
+    taken = io.open_table(path, TRADES).take(wanted, ["trade_id", "price"])
+    assert taken.equals(frame.select("trade_id", "price")[wanted])
