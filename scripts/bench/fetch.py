@@ -123,6 +123,16 @@ fetch_files(FileFetch(archives, out))
 """
 
 
+def merged_both_ways(folder: str, inputs: list[str]) -> tuple[int, dict[str, tuple[float, float]]]:
+    """`fetch --source file` of `inputs` into `folder`, windowed and whole, each in a child process: the rows of the
+    table (SystemExit if the two tables differ) and each way's (seconds, peak GB)."""
+    results = {how: child_usage(FETCH, how, f"{folder}/{how}.parquet", *inputs) for how in ("windows", "whole")}
+    windows = pl.read_parquet(f"{folder}/windows.parquet")
+    if not windows.equals(pl.read_parquet(f"{folder}/whole.parquet")):
+        raise SystemExit("the windowed and the whole merge gave different tables")
+    return windows.height, results
+
+
 def write_trade_csv(path: str, day: int, trades: int, seed: int) -> None:
     """A Bybit derivatives trade CSV.gz of one day of BTCUSDT, newest first as Bybit's: a third of the trades share
     the time of the one before (one taker order filling several makers), ids as long as Bybit's."""
@@ -155,12 +165,9 @@ def trade_windows(days: int, trades: int, seed: int) -> None:
         inputs = [f"{folder}/BTCUSDT2024-12-{day + 1:02d}.csv.gz" for day in range(days)]
         for day, path in enumerate(inputs):
             write_trade_csv(path, day, trades, seed)
-        results = {how: child_usage(FETCH, how, f"{folder}/{how}.parquet", *inputs) for how in ("windows", "whole")}
-        windows = pl.read_parquet(f"{folder}/windows.parquet")
-        if not windows.equals(pl.read_parquet(f"{folder}/whole.parquet")):
-            raise SystemExit("the windowed and the whole merge gave different tables")
+        rows, results = merged_both_ways(folder, inputs)
     report_peaks(
-        f"fetch --source file: {days} daily trade CSVs ({windows.height:,} trades)",
+        f"fetch --source file: {days} daily trade CSVs ({rows:,} trades)",
         ("a window at a time", results["windows"]),
         ("whole table", results["whole"]),
     )
@@ -176,12 +183,9 @@ def archive_windows(messages: int, seed: int) -> None:
             with zipfile.ZipFile(archives[-1], "w", zipfile.ZIP_DEFLATED, compresslevel=1) as handle:
                 handle.writestr(f"{part}_XRPUSDT_ob200.data", b"".join(piece))
         del lines
-        results = {how: child_usage(FETCH, how, f"{folder}/{how}.parquet", *archives) for how in ("windows", "whole")}
-        windows = pl.read_parquet(f"{folder}/windows.parquet")
-        if not windows.equals(pl.read_parquet(f"{folder}/whole.parquet")):
-            raise SystemExit("the windowed and the whole merge gave different tables")
+        rows, results = merged_both_ways(folder, archives)
     report_peaks(
-        f"fetch --source file: {messages:,} ob200 lines in two archives ({windows.height:,} book rows)",
+        f"fetch --source file: {messages:,} ob200 lines in two archives ({rows:,} book rows)",
         ("a window at a time", results["windows"]),
         ("whole book", results["whole"]),
     )

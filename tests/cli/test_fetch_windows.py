@@ -67,6 +67,23 @@ def merged_reference(streams: list[list[dict]]) -> pl.DataFrame:
     return pl.concat(frames).sort("ts", maintain_order=True)
 
 
+def assert_fetch_gives(tmp_path: Path, paths: list[Path], kind: str, expected: pl.DataFrame) -> Path:
+    """Fetches `paths` (in `tmp_path`) into one table, asserts it is `expected` and that nothing else is left beside
+    the inputs; returns the table's path."""
+    out = tmp_path / f"{kind}.parquet"
+    assert fetch_files(FileFetch([str(p) for p in paths], str(out))) == (kind, expected.height)
+    assert read_table(out, BOOK if kind == "book" else TRADES).frame.equals(expected, null_equal=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paths] + [out.name])
+    return out
+
+
+def assert_fetch_refused(tmp_path: Path, paths: list[Path], match: str) -> None:
+    """Fetching `paths` (in `tmp_path`) fails with an InputError matching `match` and leaves nothing beside them."""
+    with pytest.raises(InputError, match=match):
+        fetch_files(FileFetch([str(p) for p in paths], str(tmp_path / "out.parquet")))
+    assert sorted(tmp_path.iterdir()) == sorted(paths)
+
+
 @pytest.fixture
 def inputs(tmp_path):
     """Three archives: two overlapping pieces of one BTCUSDT recording (the overlap held twice, identically) and an
@@ -83,13 +100,7 @@ def test_the_table_is_the_inputs_parsed_whole_and_merged(tmp_path, monkeypatch, 
     if chunk_bytes is not None:
         monkeypatch.setattr(bybit_archive, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(time_windows, "WINDOW_ROWS", window_rows)
-    out = tmp_path / "book.parquet"
-    kind, rows = fetch_files(FileFetch([str(p) for p in paths], str(out)))
-    expected = merged_reference(streams)
-    table = read_table(out, BOOK)
-    assert (kind, rows) == ("book", expected.height)
-    assert table.frame.equals(expected, null_equal=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paths] + ["book.parquet"])
+    out = assert_fetch_gives(tmp_path, paths, "book", merged_reference(streams))
     if chunk_bytes is not None:
         assert pq.ParquetFile(out).metadata.num_row_groups > 5  # the run really went window by window
 
@@ -102,10 +113,7 @@ def test_two_sources_in_a_late_window_are_named_and_nothing_is_left(tmp_path, mo
     paths[0] = archive(paths[0], changed)
     monkeypatch.setattr(bybit_archive, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(time_windows, "WINDOW_ROWS", 64)
-    out = tmp_path / "book.parquet"
-    with pytest.raises(InputError, match=f"^{paths[0]} and {paths[1]} hold book message {late['data']['u']} of BTC"):
-        fetch_files(FileFetch([str(p) for p in paths], str(out)))
-    assert sorted(tmp_path.iterdir()) == sorted(paths)
+    assert_fetch_refused(tmp_path, paths, f"^{paths[0]} and {paths[1]} hold book message {late['data']['u']} of BTC")
 
 
 def test_a_bad_time_in_a_late_chunk_is_named_by_its_row_in_the_input(tmp_path, monkeypatch):
@@ -191,13 +199,9 @@ def test_trades_are_the_inputs_parsed_whole_merged_and_kept_once(
     if group_rows is not None:
         monkeypatch.setattr(fetch, "_TRADE_GROUP_ROWS", group_rows)
         monkeypatch.setattr(time_windows, "WINDOW_ROWS", window_rows)
-    out = tmp_path / "trades.parquet"
-    kind, rows = fetch_files(FileFetch([str(p) for p in paths], str(out)))
     expected = trades_reference(paths)
     assert expected.height == 700 + 500
-    assert (kind, rows) == ("trades", expected.height)
-    assert read_table(out, TRADES).frame.equals(expected, null_equal=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paths] + ["trades.parquet"])
+    out = assert_fetch_gives(tmp_path, paths, "trades", expected)
     if group_rows is not None:
         assert pq.ParquetFile(out).metadata.num_row_groups > 5  # the run really went window by window
 
@@ -210,10 +214,7 @@ def test_one_trade_id_twice_in_windows_far_apart_is_named(tmp_path, monkeypatch,
     paths[2] = trade_csv(paths[2], later)
     monkeypatch.setattr(fetch, "_TRADE_GROUP_ROWS", 64)
     monkeypatch.setattr(time_windows, "WINDOW_ROWS", 100)
-    out = tmp_path / "trades.parquet"
-    with pytest.raises(InputError, match=f"^{paths[0]} and {paths[2]} hold trade btc-3 of BTCUSDT twice with differ"):
-        fetch_files(FileFetch([str(p) for p in paths], str(out)))
-    assert sorted(tmp_path.iterdir()) == sorted(paths)
+    assert_fetch_refused(tmp_path, paths, f"^{paths[0]} and {paths[2]} hold trade btc-3 of BTCUSDT twice with differ")
 
 
 @settings(max_examples=40, deadline=None)
@@ -241,12 +242,9 @@ def test_a_bad_value_or_line_in_a_late_chunk_is_named_by_its_line_in_the_file(tm
     t, symbol, side, size, _, trade_id = rows[-20]
     rows[-20] = (t, symbol, side, size, -5.0, trade_id)
     path = trade_csv(tmp_path / "bad.csv.gz", rows)
-    with pytest.raises(InputError, match=rf"^{path}: line 21: column 'price' holds '-5.0', expected a positive"):
-        fetch_files(FileFetch([str(path)], str(tmp_path / "trades.parquet")))
+    assert_fetch_refused(tmp_path, [path], rf"^{path}: line 21: column 'price' holds '-5.0', expected a positive")
     text = gzip.decompress(trade_csv(path, trades_of("BTCUSDT", 200, 1_733_011_200.0, seed=7)).read_bytes())
     text = text.splitlines(keepends=True)
     text[150] = b"1733011200.0,BTCUSDT,Buy," + b"9" * (70 << 10) + b"\n"
     path.write_bytes(gzip.compress(b"".join(text)))
-    with pytest.raises(InputError, match=rf"^{path}: line 151 is longer than 64 kB; not a Bybit trade CSV$"):
-        fetch_files(FileFetch([str(path)], str(tmp_path / "trades.parquet")))
-    assert sorted(tmp_path.iterdir()) == [path]
+    assert_fetch_refused(tmp_path, [path], rf"^{path}: line 151 is longer than 64 kB; not a Bybit trade CSV$")
