@@ -346,6 +346,8 @@ def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
 #: The columns of the trades frame `gather` holds: the trade ids stand as TRADE_ID_KEY hashes (8 bytes a row, where
 #: the ids would be about as much as every other column together); the few that the checks compare are read back.
 _TRADE_COLUMNS = ["ts", "symbol", "side", "price", "size", "_id_key"]
+#: Rows of a piece of `--grain trade` output (a Parquet row group).
+_TRADE_PIECE_ROWS = 1 << 20
 
 
 def _trades_keyed(file: TableFile) -> pl.DataFrame:
@@ -710,13 +712,17 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         _check_conflicting_trades(inputs, candidates)
         _check_repeated_trades(inputs, candidates)
     if grain == Grain.trade:
-        trades = inputs.trades
-        assert trades is not None
-        windows = tfi_windows_ns(config.tfi_windows)
-        arrays = _calling(
-            inputs, "trades", _core.features_trade, _trade_arrays(trades, inputs.codes), windows_ns=windows
-        )
-        yield _frame(arrays, inputs.symbols)
+        assert inputs.trades is not None
+        source = _trade_arrays(inputs.trades, inputs.codes)
+        inputs.trades = None  # the arrays hold what the flow needs: symbol names and id hashes go before its output
+        arrays = _calling(inputs, "trades", _core.features_trade, source, windows_ns=tfi_windows_ns(config.tfi_windows))
+        del source
+        # Written a piece at a time: the frame of a week of trades (symbol names and all) would double the peak.
+        rows = len(arrays["ts"])
+        for start in range(0, max(rows, 1), _TRADE_PIECE_ROWS):
+            yield _frame(
+                {name: column[start : start + _TRADE_PIECE_ROWS] for name, column in arrays.items()}, inputs.symbols
+            )
         return
     interval = BAR_GRAINS[grain]
     if inputs.trades is not None and inputs.books is not None:

@@ -8,12 +8,14 @@ import math
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apexctl import _core
 from apexctl.errors import DataError
+from apexctl.forge import features as feature_run
 from apexctl.forge import io
 from apexctl.forge.features import UPDATE_LEADING, book_arrays
 from apexctl.schemas import BARS, BOOK, FEATURES, TRADES
@@ -241,6 +243,20 @@ def test_trade_grain_tfi_matches_quadratic_reference(tmp_path):
             expected = sum(x["side"] * x["size"] for x in window) / sum(x["size"] for x in window)
             assert frame[name][i] == pytest.approx(expected, abs=1e-12)
         assert frame["signed_volume"][i] == r["side"] * r["size"]
+
+
+@pytest.mark.parametrize("piece_rows", [1, 7, 64])
+def test_trade_grain_written_a_piece_at_a_time_is_the_grain_computed_whole(tmp_path, monkeypatch, piece_rows):
+    trades = synthetic_trades(150)
+    io.write_table(trades, tmp_path / "t.parquet", schema=TRADES, producer="test")
+    config = feature_run.FeatureConfig(grain=feature_run.Grain.trade, tfi_windows=("5s", "1m"))
+    feature_run.run([str(tmp_path / "t.parquet")], str(tmp_path / "whole.parquet"), config)
+    monkeypatch.setattr(feature_run, "_TRADE_PIECE_ROWS", piece_rows)
+    written = feature_run.run([str(tmp_path / "t.parquet")], str(tmp_path / "pieces.parquet"), config)
+    assert (written.rows, written.columns) == (150, 5)
+    pieces = io.read_table(tmp_path / "pieces.parquet", FEATURES).frame
+    assert pieces.equals(io.read_table(tmp_path / "whole.parquet", FEATURES).frame, null_equal=True)
+    assert pq.ParquetFile(tmp_path / "pieces.parquet").metadata.num_row_groups == -(-150 // piece_rows)
 
 
 def test_bar_grain_from_trades_with_book_and_mtfa(tmp_path, spot):
