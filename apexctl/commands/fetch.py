@@ -44,8 +44,9 @@ def fetch(
     output: Annotated[
         str,
         _options.output(
-            "file source: the Parquet table ('-' = stdout); order-book rows wait in a hidden scratch folder beside "
-            "it while the inputs are merged (about the archives' size). bybit and sim sources: a folder of tables.",
+            "file source: the Parquet table ('-' = stdout); the parsed rows wait in a hidden scratch folder beside "
+            "it while the inputs are merged (about the compressed inputs' size). bybit and sim sources: a folder of "
+            "tables.",
             text=True,
         ),
     ],
