@@ -322,6 +322,17 @@ def _long_csv_line(name: str, number: int) -> InputError:
     return InputError(f"{safe(name)}: {where} is longer than {MAX_CSV_LINE_BYTES >> 10} kB; not a Bybit trade CSV")
 
 
+def _first_long_line(data: bytes) -> int | None:
+    """The number (from 0) of the first line of `data` longer than MAX_CSV_LINE_BYTES, or None; by the positions of
+    its newlines (a split into line objects took 15% of a CSV's parse)."""
+    if len(data) <= MAX_CSV_LINE_BYTES:
+        return None
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    lengths = np.diff(ends, prepend=-1, append=len(data)) - 1
+    over = np.flatnonzero(lengths > MAX_CSV_LINE_BYTES)
+    return int(over[0]) if len(over) else None
+
+
 def _csv_header(stream: BinaryIO, name: str) -> tuple[bytes, int]:
     """A trade CSV's header line (the first that is not blank) and its line number."""
     number = 0
@@ -348,10 +359,9 @@ def _parse_csv(stream: BinaryIO, name: str, symbol: str | None) -> Parsed:
         data = rest + chunk
         cut = data.rfind(b"\n") + 1 if chunk else len(data)
         data, rest = data[:cut], data[cut:]
-        lengths = [len(text) for text in data.split(b"\n")]
-        if max(*lengths, len(rest)) > MAX_CSV_LINE_BYTES:
-            long = next((n for n, length in enumerate(lengths) if length > MAX_CSV_LINE_BYTES), len(lengths) - 1)
-            raise _long_csv_line(name, line + long)
+        long = _first_long_line(data)
+        if long is not None or len(rest) > MAX_CSV_LINE_BYTES:
+            raise _long_csv_line(name, line + (long if long is not None else data.count(b"\n")))
         if data.strip() or (not pieces and not chunk):
             pieces.append(parse(header + data, name, first_line=line))
         line += data.count(b"\n")

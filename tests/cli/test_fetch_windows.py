@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from apexctl import _core
 from apexctl.errors import DataError, InputError
 from apexctl.forge import bybit_archive, fetch, time_windows
-from apexctl.forge.bybit_archive import lines_to_frames, parse_derivatives_csv, parse_input
+from apexctl.forge.bybit_archive import MAX_CSV_LINE_BYTES, lines_to_frames, parse_derivatives_csv, parse_input
 from apexctl.forge.fetch import FileFetch, fetch_files
 from apexctl.forge.io import open_table, read_table
 from apexctl.forge.table_checks import repeated_trades
@@ -248,3 +248,14 @@ def test_a_bad_value_or_line_in_a_late_chunk_is_named_by_its_line_in_the_file(tm
     text[150] = b"1733011200.0,BTCUSDT,Buy," + b"9" * (70 << 10) + b"\n"
     path.write_bytes(gzip.compress(b"".join(text)))
     assert_fetch_refused(tmp_path, [path], rf"^{path}: line 151 is longer than 64 kB; not a Bybit trade CSV$")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lengths=st.lists(st.sampled_from([0, 5, *(MAX_CSV_LINE_BYTES + d for d in (-1, 0, 1))]), min_size=1, max_size=6),
+    newline_at_end=st.booleans(),
+)
+def test_the_first_long_line_is_the_one_a_split_into_lines_finds(lengths, newline_at_end):
+    data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if newline_at_end else b"")
+    expected = next((n for n, line in enumerate(data.split(b"\n")) if len(line) > MAX_CSV_LINE_BYTES), None)
+    assert bybit_archive._first_long_line(data) == expected
