@@ -49,7 +49,7 @@ from apexctl.forge.time_windows import TableInput, TimeMerge, row_groups
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
-#: The column, dropped before writing, that numbers the input each row of `fetch --source file` came from.
+#: The column that numbers the input each trade compared across the inputs of `fetch --source file` came from.
 _SOURCE = "_source"
 #: Rows of a spooled input's trades row group: a merge window (`WINDOW_ROWS`) gathers a few.
 _TRADE_GROUP_ROWS = 1 << 18
@@ -228,6 +228,7 @@ def _write_trades(read: _Read, output: str, params: dict) -> int:
     """The spooled trades of every input merged in time order, a window at a time (`TimeMerge`), each trade once;
     returns the rows written. The rows of one trade share its time, so a window holds all of them."""
     candidates = _shared_id_trades(read)
+    read.trade_keys.clear()  # the check across inputs is done: the merge needs only the spool
     _refuse_conflicting_trades(candidates, read.sources)
     merge = TimeMerge(read.trades)
     rows = dropped = 0
@@ -258,11 +259,11 @@ def _shared_id_trades(read: _Read) -> pl.DataFrame:
     (few: ids are unique but where inputs overlap)."""
     rows = shared_key_rows(pl.concat(read.trade_keys)).to_numpy()
     offsets = np.cumsum([0, *(len(keys) for keys in read.trade_keys)])
-    owner = np.searchsorted(offsets, rows, side="right") - 1
+    ends = np.searchsorted(rows, offsets)  # `rows` ascend: input n's are rows[ends[n]:ends[n + 1]]
     parts = [
-        table.file.take(rows[owner == n] - offsets[n]).with_columns(pl.lit(table.index, pl.UInt32).alias(_SOURCE))
-        for n, table in enumerate(read.trades)
-        if (owner == n).any()
+        table.file.take(rows[a:b] - first).with_columns(pl.lit(table.index, pl.UInt32).alias(_SOURCE))
+        for table, first, a, b in zip(read.trades, offsets, ends, ends[1:], strict=False)
+        if b > a
     ]
     if not parts:
         return pl.DataFrame(schema={**TRADES.polars_schema(), _SOURCE: pl.UInt32})
