@@ -5,7 +5,7 @@
 //! One task owns all mutable state (books for features, slots, ledger), so the ledger's order is the order of
 //! events; the supervisors keep their own books and publish immutable snapshots (`watch`) that the blind check reads.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,10 @@ struct Account {
     rest: Arc<RestClient>,
     private: Option<PrivateFeed>,
     up: bool,
+    /// The private feed's count of dropped events as of the last recovery (see `engine/recovery.rs`).
+    dropped_seen: u64,
+    /// When its private updates were last read back from the REST history.
+    recovered_at: Option<Instant>,
 }
 
 /// One symbol's market state.
@@ -332,8 +336,8 @@ fn usdt_positions() -> PositionListRequest {
 
 /// How long a slot's entry order with no word on how it ended holds back the slot's next entry (see
 /// `Slot::open_entry`), and an order that ended with fills not booked its next order (`Engine::unbooked_wait`):
-/// the private streams report every end and fill within a second or so; this only ends a wait for an update that was
-/// lost.
+/// the private streams report every end and fill within a second or so, and a lost one is read back from the REST
+/// history after `recovery::RECOVER_AFTER`; this only ends a wait that the REST history could not end either.
 const OPEN_ENTRY_LIMIT: Duration = Duration::from_secs(60);
 
 const MAINNET_OPT_IN: &str = "venue mainnet needs --i-understand-mainnet (real money)";
@@ -596,6 +600,10 @@ pub struct Engine {
     /// (every leg is sized from booked fills; see [`Engine::unbooked_wait`]) and a short-ended bracket close does not
     /// re-arm.
     unbooked: HashMap<String, Unbooked>,
+    /// Market orders sent whose end the order stream has not reported yet (see `engine/recovery.rs`).
+    awaiting: HashMap<String, recovery::Awaited>,
+    /// Orders a recovery ended from the REST history: their order message, should it still come, is not an end again.
+    recovered_ends: HashSet<String>,
     instance: String,
     /// Orders staged while deciding, sent once their intents are committed.
     outbox: Vec<Outgoing>,
@@ -627,6 +635,7 @@ pub struct Engine {
 }
 
 mod crew;
+mod recovery;
 
 /// An order that ended with fills the engine has not booked yet.
 #[derive(Debug, Clone, Copy)]
@@ -754,7 +763,10 @@ impl Engine {
                     }
                 }
             });
-            accounts.insert(name.clone(), Account { rest: Arc::new(rest), private: Some(feed), up: false });
+            accounts.insert(
+                name.clone(),
+                Account { rest: Arc::new(rest), private: Some(feed), up: false, dropped_seen: 0, recovered_at: None },
+            );
         }
         let any = accounts.values().next().expect("at least one account").rest.clone();
         let mut markets = BTreeMap::new();
@@ -897,6 +909,8 @@ impl Engine {
             _pid: pid_file,
             links: HashMap::new(),
             unbooked: HashMap::new(),
+            awaiting: HashMap::new(),
+            recovered_ends: HashSet::new(),
             public_dropped: 0,
             instance,
             outbox: Vec::new(),
@@ -950,7 +964,7 @@ impl Engine {
         }
         let names: Vec<String> = self.accounts.keys().cloned().collect();
         for account in &names {
-            self.catch_up_executions(account).await?;
+            self.catch_up_executions(account, "reconcile").await?;
         }
         for order in self.ledger.live_orders()? {
             let Some(&index) = self.links.get(&order.intent.order_link_id) else { continue };
@@ -1002,7 +1016,7 @@ impl Engine {
         }
         // Again: a cancelled order may have filled before its cancel.
         for account in &names {
-            self.catch_up_executions(account).await?;
+            self.catch_up_executions(account, "reconcile").await?;
         }
         for account in &names {
             self.check_positions(account).await?;
@@ -1044,7 +1058,7 @@ impl Engine {
 
     /// Books every execution of the engine's orders on `account` since the last booked fill (minus a margin; the
     /// ledger's unique exec_id keeps each once).
-    async fn catch_up_executions(&mut self, account: &str) -> Result<(), NexusError> {
+    async fn catch_up_executions(&mut self, account: &str, source: &str) -> Result<(), NexusError> {
         let rest = self.accounts[account].rest.clone();
         let since_ms = self.ledger.last_fill_ts(account)?.map(|ns| ns / 1_000_000 - 60_000);
         let mut cursor = None;
@@ -1064,7 +1078,7 @@ impl Engine {
             let page = rest.executions(&request).await.map_err(|e| NexusError::Venue(e.to_string()))?;
             let list = page.list;
             for execution in &list {
-                self.on_execution(account, execution, "reconcile")?;
+                self.on_execution(account, execution, source)?;
             }
             match page.next_page_cursor {
                 Some(next) if !next.is_empty() && !list.is_empty() => cursor = Some(next),
@@ -1187,8 +1201,8 @@ impl Engine {
 
     /// Why slot `index` may send nothing now, if an order of it ended with fills not booked yet: every leg is sized
     /// from the booked position (an entry or exit from the rule's, a bracket close or a flatten from all of it), so
-    /// one sized before them would be wrong by what they add. After [`OPEN_ENTRY_LIMIT`] the wait ends (the
-    /// execution stream lost them; a reconnect books them from the REST history) with an `unbooked_expired` event.
+    /// one sized before them would be wrong by what they add. A recovery reads lost ones back from the REST history
+    /// (`engine/recovery.rs`); after [`OPEN_ENTRY_LIMIT`] the wait ends with an `unbooked_expired` event.
     fn unbooked_wait(&mut self, index: usize) -> Result<Option<String>, NexusError> {
         let Some((link, since)) = self.unbooked_of(index) else { return Ok(None) };
         if since.elapsed() < OPEN_ENTRY_LIMIT {
@@ -1391,6 +1405,7 @@ impl Engine {
                 .record_decision(frame.received.elapsed(), frame.taken.saturating_duration_since(frame.received));
         }
         slot.sent.push_back(Instant::now());
+        self.await_end(&link, index, price.is_some());
         self.summary.orders += 1;
         self.metrics.orders.inc();
         self.outbox.push(Outgoing {
@@ -1506,6 +1521,7 @@ impl Engine {
         match ack {
             Ack::Create { index, link, purpose, resting, result } => match result {
                 Ok(ack) => {
+                    self.answered(&link);
                     self.ledger.acknowledge(&link, &ack.order_id)?;
                     if resting {
                         let slot = &mut self.slots[index];
@@ -1519,6 +1535,7 @@ impl Engine {
                     }
                 }
                 Err(e) if e.outcome_unknown() || matches!(e, ClientError::UnknownOutcome { .. }) => {
+                    self.answered(&link);
                     self.ledger.update_order(&link, "unknown", None, None, Some(&e.to_string()), None)?;
                 }
                 Err(e) => {
@@ -1600,6 +1617,7 @@ impl Engine {
 
     /// The order `link` of slot `index` ended (filled, cancelled or refused): a new entry may go.
     fn settled(&mut self, index: usize, link: &str) {
+        self.awaiting.remove(link);
         let slot = &mut self.slots[index];
         if slot.open_entry.as_ref().is_some_and(|(open, _)| open == link) {
             slot.open_entry = None;
@@ -2062,7 +2080,7 @@ impl Engine {
                 }
                 self.ledger.record_event("private_up", account, None)?;
                 // Whatever happened while the stream was down is in the REST history.
-                self.catch_up_executions(account).await?;
+                self.catch_up_executions(account, "reconcile").await?;
             }
             PrivateEvent::Down { .. } | PrivateEvent::AuthFailed { .. } => {
                 if let Some(a) = self.accounts.get_mut(account) {
@@ -2098,7 +2116,7 @@ impl Engine {
                                 None,
                             )?;
                         }
-                        if !open {
+                        if !open && !self.recovered_ends.remove(&order.order_link_id) {
                             self.order_ended(index, &order.order_link_id, dec(&order.cum_exec_qty))?;
                         }
                     }
@@ -2200,6 +2218,7 @@ impl Engine {
                 // A new bundle verified (or refused) by the Pit Crew's watcher, taken between two bars.
                 Some(bundle) = async { found.as_mut()?.recv().await }, if found.is_some() => self.on_bundle(bundle)?,
                 _ = status_every.tick() => {
+                    self.recover_lost().await?;
                     self.write_status("running");
                     self.metrics.set_synced(self.markets.keys().filter(|s| self.public.is_synced(s)).count());
                 }
@@ -2237,7 +2256,7 @@ impl Engine {
                     }
                 }
                 // A fill that raced the stop is booked before the ledger closes (else at the next start).
-                if let Err(e) = self.catch_up_executions(&account).await {
+                if let Err(e) = self.catch_up_executions(&account, "reconcile").await {
                     tracing::warn!(account = %account, error = %e, "final catch-up failed; the next start reconciles");
                     self.ledger.record_event("catch_up_failed", &format!("{account}: {e}"), None)?;
                 }

@@ -350,7 +350,8 @@ pub struct FillRow {
     pub fee: f64,
     pub is_maker: Option<bool>,
     pub order_id: Option<String>,
-    /// Where it was learnt: "ws" (private stream) or "reconcile" (REST, at start).
+    /// Where it was learnt: "ws" (private stream), "reconcile" (REST, at start, reconnect and stop) or "recover" (REST,
+    /// reading back what the private stream lost).
     pub source: String,
     pub ts_exchange: i64,
 }

@@ -94,6 +94,9 @@ pub struct FaultPlan {
     /// Bybit's public topics are separate streams too, so a client can see a book change before the trade that made
     /// it, by as much as this.
     pub trade_lag: Option<Lag>,
+    /// A private `order` or `execution` message never reaches the account's subscribers, as when a client's event
+    /// queue overflows and drops it: the REST order and execution history still hold what it said.
+    pub private_loss: Option<Chance>,
 }
 
 /// A fault plan's change to how a market order meets the book.
@@ -136,6 +139,7 @@ impl FaultPlan {
             ("duplicate", self.duplicate.map(|c| c.probability)),
             ("unfilled", self.unfilled.map(|c| c.probability)),
             ("partial", self.partial.map(|c| c.probability)),
+            ("private_loss", self.private_loss.map(|c| c.probability)),
         ];
         for (name, p) in chances.into_iter().chain([("reject", self.reject.map(|r| r.probability))]) {
             if let Some(p) = p
@@ -274,12 +278,14 @@ mod tests {
                 && plan.partial.is_some()
                 && plan.execution_lag.is_some()
                 && plan.trade_lag.is_some()
+                && plan.private_loss.is_some()
                 && !plan.is_empty()
         );
         for (text, expected) in [
             ("[drop]\nprobability = 2.0\n", "probability must be in [0, 1]"),
             ("[unfilled]\nprobability = -0.1\n", "[unfilled] probability must be in [0, 1]"),
             ("[partial]\nprobability = 1.5\n", "[partial] probability must be in [0, 1]"),
+            ("[private_loss]\nprobability = 1.01\n", "[private_loss] probability must be in [0, 1]"),
             ("[restart]\nevery_s = 0\n", "every_s must be a positive"),
             ("[explode]\nevery_s = 1\n", "unknown field"),
             ("[latency_spike]\nevery_s = 1\nduration_ms = 0\n", "duration_ms"),

@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::clock::{VenueClock, wall_ms};
-use crate::faults::MarketFault;
+use crate::faults::{Dice, MarketFault};
 use crate::shared::{Candles, PrivateMsg, PublicMsg, Shared};
 use crate::wire;
 
@@ -128,6 +128,10 @@ pub enum Answer {
     Wallet(Box<Wallet>),
 }
 
+/// The `Dice` stream of the `private_loss` draws, apart from the connections' (their ids), the periodic faults'
+/// (1000 + n) and the REST gateway's (`u64::MAX`).
+const PRIVATE_LOSS_STREAM: u64 = u64::MAX - 1;
+
 /// The thread's state besides the exchange.
 struct Sim {
     exchange: Exchange,
@@ -151,6 +155,8 @@ struct Sim {
     lagging: VecDeque<(Instant, usize, PrivateMsg)>,
     /// Public trade messages the `trade_lag` fault holds back: (when due, message), due times in order.
     lagging_trades: VecDeque<(Instant, PublicMsg)>,
+    /// Draws of the `private_loss` fault.
+    loss_dice: Dice,
 }
 
 /// Builds the exchange (markets started, book streams added) and runs the thread until `Stop` or until every
@@ -191,6 +197,7 @@ pub fn run(exchange: Exchange, shared: Arc<Shared>, commands: Receiver<Command>,
         dcp_cancelled: std::collections::HashSet::new(),
         lagging: VecDeque::new(),
         lagging_trades: VecDeque::new(),
+        loss_dice: Dice::new(shared.faults.seed, PRIVATE_LOSS_STREAM),
         shared,
     };
     let now = sim.clock.sim_now_us();
@@ -702,6 +709,13 @@ impl Sim {
         };
         let text = Utf8Bytes::from(serde_json::to_string(&message).expect("private messages serialize"));
         let message = PrivateMsg { stream, text };
+        if matches!(stream, PrivateStream::Order | PrivateStream::Execution)
+            && self.loss_dice.hit(self.shared.faults.private_loss.map(|c| c.probability))
+        {
+            let details = json!({"account": self.shared.accounts[account].spec.name, "topic": topic, "rows": rows});
+            self.shared.fault_log.record(wall_ms(), "private_loss", details);
+            return;
+        }
         match self.shared.faults.execution_lag {
             Some(lag) if stream == PrivateStream::Execution => {
                 let details = json!({"account": self.shared.accounts[account].spec.name, "executions": rows,

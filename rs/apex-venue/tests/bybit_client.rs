@@ -42,6 +42,8 @@ fn faults() -> FaultPlan {
         partial: None,
         execution_lag: Some(Lag { delay_ms: 100 }),
         trade_lag: Some(Lag { delay_ms: 20 }),
+        // A lost private message is the engine's to read back (tests/e2e/test_trade_recovery.py).
+        private_loss: None,
     }
 }
 

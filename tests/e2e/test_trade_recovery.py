@@ -1,0 +1,56 @@
+"""Private updates that never reach the engine are read back from the REST history within seconds, end to end on the
+local venue, with a third of the private order and execution messages lost on the way (`[private_loss]`): the
+always-long slot's lost fills are booked (source `recover`) and its lost order ends taken while it runs, so it keeps
+trading instead of waiting out the minute `OPEN_ENTRY_LIMIT` allows, and the ledger equals the venue at the end."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_trade import http, venue_executions
+from tests.e2e.test_trade_pitcrew import ACCOUNTS
+from tests.support.churn import churning_slot
+from tests.support.engine_run import stop, wait_for_count
+
+BOOKED = "SELECT COUNT(*) FROM fills WHERE source = 'recover'"
+RECOVERIES = "SELECT detail FROM events WHERE kind = 'private_recovery'"
+
+
+def venue_state(venue: dict) -> tuple[set[str], float]:
+    """The ids of the venue's executions and the BTCUSDT position on the churning slot's account."""
+    session = http(venue, ACCOUNTS[0])
+    positions = session.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+    return set(venue_executions(session)), sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
+
+
+def check_ledger(ledger: Path, executions: set[str], venue_qty: float) -> list[str]:
+    """Nothing waited out the minute, and the ledger's fills and position equal the venue's; the recoveries' details."""
+    db = sqlite3.connect(ledger)
+    events = dict(db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"))
+    assert "open_entry_expired" not in events, events
+    assert "unbooked_expired" not in events, events
+    fills = db.execute("SELECT exec_id, side, qty FROM fills WHERE slot = 'btc-a'").fetchall()
+    assert {e for e, _, _ in fills} == executions, (len(fills), len(executions))
+    position = sum(qty if side == "Buy" else -qty for _, side, qty in fills)
+    assert abs(position - venue_qty) < 1e-9, (position, venue_qty)
+    return [d for (d,) in db.execute(RECOVERIES)]
+
+
+@pytest.mark.slow
+def test_private_messages_lost_on_the_way_are_read_back_while_the_engine_runs(tmp_path):
+    ended = "SELECT COUNT(*) FROM order_events WHERE detail = 'recovered'"
+    with churning_slot(tmp_path, "seed = 5\n[private_loss]\nprobability = 0.33\n") as (engine, ledger, venue):
+        wait_for_count(ledger, BOOKED, count=2, seconds=90)
+        wait_for_count(ledger, ended, count=2, seconds=30)
+        stop(engine)
+        executions, venue_qty = venue_state(venue)
+    lost = [json.loads(line) for line in venue["fault_log"].read_text().splitlines()]
+    assert {f["topic"] for f in lost if f["fault"] == "private_loss"} == {"order", "execution"}, lost
+    recoveries = check_ledger(ledger, executions, venue_qty)
+    db = sqlite3.connect(ledger)
+    assert db.execute(BOOKED).fetchone()[0] >= 2, recoveries
+    assert db.execute(ended).fetchone()[0] >= 2, recoveries
