@@ -340,6 +340,9 @@ fn usdt_positions() -> PositionListRequest {
 /// history after `recovery::RECOVER_AFTER`; this only ends a wait that the REST history could not end either.
 const OPEN_ENTRY_LIMIT: Duration = Duration::from_secs(60);
 
+/// How far back the catch-up asks the execution history: Bybit answers for 7 days at most (an hour kept spare).
+const HISTORY_MS: i64 = 7 * 86_400_000 - 3_600_000;
+
 const MAINNET_OPT_IN: &str = "venue mainnet needs --i-understand-mainnet (real money)";
 
 /// `engine.bar` in nanoseconds.
@@ -600,7 +603,7 @@ pub struct Engine {
     /// (every leg is sized from booked fills; see [`Engine::unbooked_wait`]) and a short-ended bracket close does not
     /// re-arm.
     unbooked: HashMap<String, Unbooked>,
-    /// Market orders sent whose end the order stream has not reported yet (see `engine/recovery.rs`).
+    /// Orders whose end is due and that the order stream has not reported yet (see `engine/recovery.rs`).
     awaiting: HashMap<String, recovery::Awaited>,
     /// Orders a recovery ended from the REST history: their order message, should it still come, is not an end again.
     recovered_ends: HashSet<String>,
@@ -713,7 +716,8 @@ enum Ack {
     },
     Cancel {
         link: String,
-        ok: bool,
+        /// The exchange's refusal, if it refused (the order had ended, or the request failed).
+        result: Result<(), String>,
         why: &'static str,
     },
     /// An order was not sent: the ledger could not make its intent durable.
@@ -1056,18 +1060,39 @@ impl Engine {
         Ok(())
     }
 
-    /// Books every execution of the engine's orders on `account` since the last booked fill (minus a margin; the
-    /// ledger's unique exec_id keeps each once).
+    /// Books every execution of the engine's orders on `account` since the last booked fill, or since the oldest
+    /// order the ledger still holds as live if that is older (a fill of it may have been lost while later ones were
+    /// booked), minus a margin, and within the 7 days Bybit's execution history answers for; the ledger's unique
+    /// exec_id keeps each fill once.
     async fn catch_up_executions(&mut self, account: &str, source: &str) -> Result<(), NexusError> {
+        let last_fill = self.ledger.last_fill_ts(account)?;
+        let oldest_live = self.ledger.oldest_live_intent_ts(account)?;
+        let since_ms = match (last_fill, oldest_live) {
+            (Some(fill), Some(live)) => Some(fill.min(live)),
+            (fill, None) => fill,
+            (None, Some(_)) => None,
+        }
+        .map(|ns| (ns / 1_000_000 - 60_000).max(crate::ledger::now_ns() / 1_000_000 - HISTORY_MS));
+        self.book_executions(account, None, since_ms, source).await
+    }
+
+    /// Books the executions the REST history holds of order `link` (if given) or since `since_ms` (if given) on
+    /// `account`, a page of 100 at a time (at most 100 pages).
+    async fn book_executions(
+        &mut self,
+        account: &str,
+        link: Option<&str>,
+        since_ms: Option<i64>,
+        source: &str,
+    ) -> Result<(), NexusError> {
         let rest = self.accounts[account].rest.clone();
-        let since_ms = self.ledger.last_fill_ts(account)?.map(|ns| ns / 1_000_000 - 60_000);
         let mut cursor = None;
         for _page in 0..100 {
             let request = ExecutionListRequest {
                 category: Category::Linear,
                 symbol: None,
                 order_id: None,
-                order_link_id: None,
+                order_link_id: link.map(str::to_owned),
                 base_coin: None,
                 start_time: since_ms,
                 end_time: None,
@@ -1552,10 +1577,16 @@ impl Engine {
                     message: crate::durable::SYNC_FAILED.into(),
                 });
             }
-            Ack::Cancel { link, ok, why } => {
-                if ok {
-                    self.ledger.order_event(&link, "cancel", None, Some(why), None)?;
+            Ack::Cancel { link, result, why } => {
+                match result {
+                    Ok(()) => self.ledger.order_event(&link, "cancel", None, Some(why), None)?,
+                    Err(refused) => {
+                        let detail = format!("{why}: {refused}");
+                        self.ledger.order_event(&link, "cancel_refused", None, Some(&detail), None)?;
+                    }
                 }
+                // Cancelled, or refused because the exchange had already ended it: the order stream owes its end.
+                self.await_cancelled(&link)?;
             }
         }
         Ok(())
@@ -1650,8 +1681,8 @@ impl Engine {
             self.in_flight += 1;
             self.dispatched = true;
             tokio::spawn(async move {
-                let ok = rest.cancel_order(&cancel).await.is_ok();
-                let _ = acks.send(Ack::Cancel { link, ok, why });
+                let result = rest.cancel_order(&cancel).await.map(|_| ()).map_err(|e| e.to_string());
+                let _ = acks.send(Ack::Cancel { link, result, why });
             });
         }
     }

@@ -878,6 +878,22 @@ impl Ledger {
             .map_err(|e| self.fail(&e))
     }
 
+    /// Local time of the oldest intent of any slot trading from `account` whose order the ledger still holds as live
+    /// (its end or fills not heard of yet), `None` when there is none.
+    ///
+    /// # Errors
+    /// [`NexusError::Ledger`] on a read failure.
+    pub fn oldest_live_intent_ts(&self, account: &str) -> Result<Option<i64>, NexusError> {
+        self.conn
+            .query_row(
+                "SELECT MIN(o.ts_intent_local) FROM orders o JOIN slots s ON s.slot = o.slot WHERE s.account = ?1
+                     AND o.status IN ('intent', 'sent', 'unknown', 'New', 'PartiallyFilled')",
+                params![account],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail(&e))
+    }
+
     /// Records a position snapshot: `scope` "slot" (a slot's virtual position) or "account" (the exchange's).
     ///
     /// # Errors
@@ -1240,8 +1256,12 @@ mod tests {
         assert!(ledger.record_intent(&intent("btc-a-1", 2)).is_err(), "an orderLinkId is used once");
         assert_eq!(ledger.next_seq("btc-a").unwrap(), 2);
         assert_eq!(ledger.live_orders().unwrap().len(), 1);
+        let intended = ledger.oldest_live_intent_ts("main").unwrap().expect("a live order");
+        assert!(intended > 0 && intended <= now_ns());
+        assert_eq!(ledger.oldest_live_intent_ts("other").unwrap(), None);
         ledger.update_order("btc-a-1", "Filled", Some("1"), Some(0.002), None, Some(900)).unwrap();
         assert!(ledger.live_orders().unwrap().is_empty());
+        assert_eq!(ledger.oldest_live_intent_ts("main").unwrap(), None);
         assert!(ledger.record_fill(&fill("e1")).unwrap());
         assert!(!ledger.record_fill(&fill("e1")).unwrap(), "the same execId is not booked twice");
         assert!(ledger.record_fill(&fill("e2")).unwrap());

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use apex_bybit::Category;
+use apex_bybit::rest::order::CancelOrderRequest;
+use apex_bybit::{Category, OrderStatus};
 
 use super::{Engine, dec};
 use crate::NexusError;
@@ -13,12 +14,19 @@ use crate::NexusError;
 /// booked, before the engine asks the REST history. The private streams report both within a second or so.
 pub(super) const RECOVER_AFTER: Duration = Duration::from_secs(5);
 
-/// A market order sent and not known ended: `answered` is when its create's answer came back (`None` while the
-/// request is on its way: its answer, not the REST history, settles it then).
+/// An order whose end is due and not known: a market order once sent (`answered` is when its create's answer came
+/// back; `None` while the request is on its way: its answer, not the REST history, settles it then), a resting order
+/// once its cancel is answered.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Awaited {
     pub index: usize,
     pub answered: Option<Instant>,
+}
+
+/// True for a ledger status of an order the exchange may still hold open (the engine's own `intent`, `sent` and
+/// `unknown`, or an open Bybit status).
+fn still_live(status: &str) -> bool {
+    matches!(status, "intent" | "sent" | "unknown") || OrderStatus::from(status).is_open()
 }
 
 /// Why an account's private updates are read back (the start of the ledger's `private_recovery` detail).
@@ -36,6 +44,16 @@ impl Engine {
         }
     }
 
+    /// The cancel of resting order `link` was answered: its end is awaited (see [`Awaited`]) unless the order stream
+    /// already reported it.
+    pub(super) fn await_cancelled(&mut self, link: &str) -> Result<(), NexusError> {
+        let Some(&index) = self.links.get(link) else { return Ok(()) };
+        if self.ledger.order(link)?.is_some_and(|order| still_live(&order.status)) {
+            self.awaiting.insert(link.to_owned(), Awaited { index, answered: Some(Instant::now()) });
+        }
+        Ok(())
+    }
+
     /// Its create's answer came back (acknowledged, or an outcome the engine cannot know).
     pub(super) fn answered(&mut self, link: &str) {
         if let Some(awaited) = self.awaiting.get_mut(link) {
@@ -47,7 +65,7 @@ impl Engine {
     /// once per [`RECOVER_AFTER`] an account.
     ///
     /// # Errors
-    /// `Ledger` failures; a REST failure is logged and a later call tries again.
+    /// `Ledger` failures; a REST failure is noted in the event and a later call tries again.
     pub(super) async fn recover_lost(&mut self) -> Result<(), NexusError> {
         let names: Vec<String> = self.accounts.keys().cloned().collect();
         for account in names {
@@ -88,14 +106,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Books the account's executions since its last booked fill, then asks how each overdue order ended and ends
-    /// it as the order stream would have; records a `private_recovery` event saying why and what was found.
+    /// Books the account's executions since its last booked fill and those of each overdue order, then asks how each
+    /// overdue order ended and ends it as the order stream would have; records a `private_recovery` event saying why
+    /// and what was found.
     async fn recover(&mut self, account: &str, why: Recovery) -> Result<(), NexusError> {
         let fills_before = self.summary.fills;
         let rest = self.accounts[account].rest.clone();
         let mut found = Vec::new();
         if let Err(e) = self.catch_up_executions(account, "recover").await {
             found.push(format!("execution history unavailable ({e})"));
+        }
+        // Asked order by order as well: the catch-up starts a margin before the latest booked fill, and fills booked
+        // since a lost one can have moved that past it.
+        for link in why.overdue.iter().chain(&why.unbooked) {
+            if let Err(e) = self.book_executions(account, Some(link), None, "recover").await {
+                found.push(format!("{link} executions unavailable ({e})"));
+            }
         }
         for link in &why.overdue {
             let Some(awaited) = self.awaiting.get(link).copied() else { continue };
@@ -113,6 +139,36 @@ impl Engine {
                     // close the position twice).
                     self.recovered_ends.insert(link.clone());
                     self.order_ended(awaited.index, link, filled)?;
+                }
+                // A resting order still open after its cancel was answered: the cancel failed, so it goes again
+                // (else it would rest on the exchange, unwatched, with its decision long stale).
+                Ok(Some(exchange)) if order.intent.price.is_some() => {
+                    let cancel = CancelOrderRequest {
+                        category: Category::Linear,
+                        symbol: order.intent.symbol.clone(),
+                        order_id: None,
+                        order_link_id: Some(link.clone()),
+                        order_filter: None,
+                    };
+                    let why = "recovered: still open";
+                    let outcome = match rest.cancel_order(&cancel).await {
+                        Ok(_) => {
+                            self.ledger.order_event(link, "cancel", None, Some(why), None)?;
+                            "cancelled again".to_owned()
+                        }
+                        Err(e) => {
+                            self.ledger.order_event(
+                                link,
+                                "cancel_refused",
+                                None,
+                                Some(&format!("{why}: {e}")),
+                                None,
+                            )?;
+                            format!("cancel refused again ({e})")
+                        }
+                    };
+                    found.push(format!("{link} still {:?}, {outcome}", exchange.order_status));
+                    self.answered(link);
                 }
                 Ok(Some(exchange)) => found.push(format!("{link} still {:?}", exchange.order_status)),
                 // The create's outcome was not known and the exchange has no such order: it never arrived.
@@ -144,5 +200,20 @@ impl Engine {
         self.ledger.record_event("private_recovery", &detail, None)?;
         let _ = self.ledger.request_sync();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::still_live;
+
+    #[test]
+    fn an_order_is_live_until_the_exchange_ends_it() {
+        for status in ["intent", "sent", "unknown", "New", "PartiallyFilled", "Untriggered"] {
+            assert!(still_live(status), "{status}");
+        }
+        for status in ["Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled", "Deactivated", "never_sent"] {
+            assert!(!still_live(status), "{status}");
+        }
     }
 }
