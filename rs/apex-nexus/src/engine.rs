@@ -988,13 +988,7 @@ impl Engine {
                         None,
                     )?;
                     if open {
-                        let cancel = CancelOrderRequest {
-                            category: Category::Linear,
-                            symbol: order.intent.symbol.clone(),
-                            order_id: None,
-                            order_link_id: Some(link.clone()),
-                            order_filter: None,
-                        };
+                        let cancel = CancelOrderRequest::of_link(Category::Linear, &order.intent.symbol, link);
                         let outcome = rest.cancel_order(&cancel).await;
                         let status = if outcome.is_ok() { "Cancelled" } else { "cancel_failed" };
                         self.ledger.update_order(
@@ -1670,13 +1664,7 @@ impl Engine {
         let rest = self.accounts[&self.slots[index].account].rest.clone();
         let symbol = self.slots[index].symbol.clone();
         for link in resting {
-            let cancel = CancelOrderRequest {
-                category: Category::Linear,
-                symbol: symbol.clone(),
-                order_id: None,
-                order_link_id: Some(link.clone()),
-                order_filter: None,
-            };
+            let cancel = CancelOrderRequest::of_link(Category::Linear, &symbol, &link);
             let (rest, acks) = (rest.clone(), self.acks_tx.clone());
             self.in_flight += 1;
             self.dispatched = true;
@@ -2268,13 +2256,11 @@ impl Engine {
                     if self.slots[index].account != account || order.intent.price.is_none() {
                         continue;
                     }
-                    let cancel = CancelOrderRequest {
-                        category: Category::Linear,
-                        symbol: order.intent.symbol.clone(),
-                        order_id: None,
-                        order_link_id: Some(order.intent.order_link_id.clone()),
-                        order_filter: None,
-                    };
+                    let cancel = CancelOrderRequest::of_link(
+                        Category::Linear,
+                        &order.intent.symbol,
+                        &order.intent.order_link_id,
+                    );
                     if rest.cancel_order(&cancel).await.is_ok() {
                         self.ledger.update_order(
                             &order.intent.order_link_id,

@@ -142,6 +142,19 @@ pub struct CancelOrderRequest {
     pub order_filter: Option<String>,
 }
 
+impl CancelOrderRequest {
+    /// The cancel of the order the client named `order_link_id`.
+    #[must_use]
+    pub fn of_link(category: Category, symbol: &str, order_link_id: &str) -> CancelOrderRequest {
+        CancelOrderRequest {
+            category,
+            symbol: symbol.to_owned(),
+            order_link_id: Some(order_link_id.to_owned()),
+            ..CancelOrderRequest::default()
+        }
+    }
+}
+
 /// `result` of create, amend and cancel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -143,13 +143,7 @@ impl Engine {
                 // A resting order still open after its cancel was answered: the cancel failed, so it goes again
                 // (else it would rest on the exchange, unwatched, with its decision long stale).
                 Ok(Some(exchange)) if order.intent.price.is_some() => {
-                    let cancel = CancelOrderRequest {
-                        category: Category::Linear,
-                        symbol: order.intent.symbol.clone(),
-                        order_id: None,
-                        order_link_id: Some(link.clone()),
-                        order_filter: None,
-                    };
+                    let cancel = CancelOrderRequest::of_link(Category::Linear, &order.intent.symbol, link);
                     let why = "recovered: still open";
                     let outcome = match rest.cancel_order(&cancel).await {
                         Ok(_) => {
