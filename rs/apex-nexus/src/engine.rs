@@ -1061,12 +1061,10 @@ impl Engine {
     async fn catch_up_executions(&mut self, account: &str, source: &str) -> Result<(), NexusError> {
         let last_fill = self.ledger.last_fill_ts(account)?;
         let oldest_live = self.ledger.oldest_live_intent_ts(account)?;
-        let since_ms = match (last_fill, oldest_live) {
-            (Some(fill), Some(live)) => Some(fill.min(live)),
-            (fill, None) => fill,
-            (None, Some(_)) => None,
-        }
-        .map(|ns| (ns / 1_000_000 - 60_000).max(crate::ledger::now_ns() / 1_000_000 - HISTORY_MS));
+        // Before the first booked fill: the whole history Bybit keeps.
+        let since_ms = last_fill
+            .map(|fill| oldest_live.map_or(fill, |live| fill.min(live)))
+            .map(|ns| (ns / 1_000_000 - 60_000).max(crate::ledger::now_ns() / 1_000_000 - HISTORY_MS));
         self.book_executions(account, None, since_ms, source).await
     }
 

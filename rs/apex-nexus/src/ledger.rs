@@ -362,6 +362,11 @@ pub type BarRow = (i64, [f64; 5], Vec<f64>);
 /// Statuses of an order that may still trade or whose outcome is not known yet.
 pub const LIVE_STATUSES: [&str; 4] = ["intent", "sent", "New", "PartiallyFilled"];
 
+/// The SQL condition "the order's status is one of [`LIVE_STATUSES`]".
+fn live_filter() -> String {
+    format!("status IN ('{}')", LIVE_STATUSES.join("', '"))
+}
+
 /// The ledger of one run folder.
 pub struct Ledger {
     path: PathBuf,
@@ -741,7 +746,7 @@ impl Ledger {
     /// # Errors
     /// [`NexusError::Ledger`] on a read failure.
     pub fn live_orders(&self) -> Result<Vec<OrderRow>, NexusError> {
-        self.orders_where("status IN ('intent', 'sent', 'New', 'PartiallyFilled')", params![])
+        self.orders_where(&live_filter(), params![])
     }
 
     /// Every order of `slot`, oldest first.
@@ -879,15 +884,18 @@ impl Ledger {
     }
 
     /// Local time of the oldest intent of any slot trading from `account` whose order the ledger still holds as live
-    /// (its end or fills not heard of yet), `None` when there is none.
+    /// or whose create's outcome is unknown (it may have traded), `None` when there is none.
     ///
     /// # Errors
     /// [`NexusError::Ledger`] on a read failure.
     pub fn oldest_live_intent_ts(&self, account: &str) -> Result<Option<i64>, NexusError> {
         self.conn
             .query_row(
-                "SELECT MIN(o.ts_intent_local) FROM orders o JOIN slots s ON s.slot = o.slot WHERE s.account = ?1
-                     AND o.status IN ('intent', 'sent', 'unknown', 'New', 'PartiallyFilled')",
+                &format!(
+                    "SELECT MIN(ts_intent_local) FROM orders o JOIN slots s ON s.slot = o.slot WHERE s.account = ?1
+                         AND ({} OR status = 'unknown')",
+                    live_filter()
+                ),
                 params![account],
                 |r| r.get(0),
             )

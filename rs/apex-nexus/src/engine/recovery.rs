@@ -9,6 +9,7 @@ use apex_bybit::{Category, OrderStatus};
 
 use super::{Engine, dec};
 use crate::NexusError;
+use crate::ledger::LIVE_STATUSES;
 
 /// How long an answered market order may go without word on how it ended, and an ended order without its fills
 /// booked, before the engine asks the REST history. The private streams report both within a second or so.
@@ -23,10 +24,10 @@ pub(super) struct Awaited {
     pub answered: Option<Instant>,
 }
 
-/// True for a ledger status of an order the exchange may still hold open (the engine's own `intent`, `sent` and
-/// `unknown`, or an open Bybit status).
+/// True for a ledger status of an order the exchange may still hold open: a live one ([`LIVE_STATUSES`]), one whose
+/// create's outcome is `unknown`, or an open Bybit status.
 fn still_live(status: &str) -> bool {
-    matches!(status, "intent" | "sent" | "unknown") || OrderStatus::from(status).is_open()
+    status == "unknown" || LIVE_STATUSES.contains(&status) || OrderStatus::from(status).is_open()
 }
 
 /// Why an account's private updates are read back (the start of the ledger's `private_recovery` detail).
@@ -106,9 +107,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Books the account's executions since its last booked fill and those of each overdue order, then asks how each
-    /// overdue order ended and ends it as the order stream would have; records a `private_recovery` event saying why
-    /// and what was found.
+    /// Books the account's executions the ledger lacks (the catch-up, plus those of each unbooked order), then asks
+    /// how each overdue order ended and ends it as the order stream would have; records a `private_recovery` event
+    /// saying why and what was found.
     async fn recover(&mut self, account: &str, why: Recovery) -> Result<(), NexusError> {
         let fills_before = self.summary.fills;
         let rest = self.accounts[account].rest.clone();
@@ -116,9 +117,9 @@ impl Engine {
         if let Err(e) = self.catch_up_executions(account, "recover").await {
             found.push(format!("execution history unavailable ({e})"));
         }
-        // Asked order by order as well: the catch-up starts a margin before the latest booked fill, and fills booked
-        // since a lost one can have moved that past it.
-        for link in why.overdue.iter().chain(&why.unbooked) {
+        // The catch-up covers every order still live in the ledger; an unbooked order's end may already be recorded
+        // there (cancelled after a partial fill), so its executions are asked by its orderLinkId.
+        for link in &why.unbooked {
             if let Err(e) = self.book_executions(account, Some(link), None, "recover").await {
                 found.push(format!("{link} executions unavailable ({e})"));
             }
