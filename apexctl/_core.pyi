@@ -246,11 +246,8 @@ def features_update(
 def book_decimals(
     side: npt.NDArray[np.int8], price: npt.NDArray[np.float64], size: npt.NDArray[np.float64]
 ) -> tuple[int, int]: ...
-def features_trade(
-    trades: Mapping[str, npt.NDArray[Any]],
-    *,
-    windows_ns: list[int],
-) -> dict[str, npt.NDArray[Any]]: ...
+def trade_size_decimals(size: npt.NDArray[np.float64]) -> int: ...
+def check_trades(trades: Mapping[str, npt.NDArray[Any]]) -> None: ...
 def features_bars(
     table: Mapping[str, npt.NDArray[Any]],
     *,
@@ -413,6 +410,13 @@ class UpdateReplay:
         cls, *, price_decimals: int, qty_decimals: int, tick_units: dict[int, int] | None = None
     ) -> UpdateReplay: ...
     def push(self, book: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]: ...
+
+@final
+class TradeFeatureStream:
+    """Per-trade signed volume and TFI of a `trades` table given in consecutive pieces in table order."""
+
+    def __new__(cls, *, windows_ns: list[int], size_decimals: int) -> TradeFeatureStream: ...
+    def push(self, trades: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]: ...
 
 @final
 class BarFeatureEngine:

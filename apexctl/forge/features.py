@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -69,24 +69,21 @@ from apexctl.forge.io import (
     META_PARAMS,
     Table,
     TableFile,
-    contiguous,
     open_tables,
     refuse_same_data,
     table_pieces,
 )
 from apexctl.forge.table_checks import (
-    TRADE_ID_KEY,
     TRADE_IDENTITY,
     book_message_named,
     conflicting_book_messages,
     conflicting_trades,
     quoted,
     repeated_trades,
-    shared_key_rows,
     trade_difference,
     utc_text,
 )
-from apexctl.forge.time_windows import Books, TimeWindow, survey
+from apexctl.forge.time_windows import Books, TimeWindow, Trades, survey, survey_trades
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
 
@@ -256,16 +253,16 @@ class FeatureConfig:
 
 @dataclass
 class Inputs:
-    """The input tables by kind, with one symbol-code mapping shared by all: trades and bars concatenated and
-    time-ordered, the book surveyed to be read a time window at a time."""
+    """The input tables by kind, with one symbol-code mapping shared by all: bars concatenated and time-ordered, the
+    book and the trades surveyed to be read a time window at a time."""
 
     books: Books | None
-    trades: pl.DataFrame | None
+    trades: Trades | None
     bars: pl.DataFrame | None
     symbols: list[str]
     tables: list[TableFile]
-    #: Per kind, the file (index into `tables`) and file row of each row of the combined frame (for the book: of the
-    #: window in hand): messages must name those, not a row of the sorted concatenation.
+    #: Per kind, the file (index into `tables`) and file row of each row of the combined frame (for the book and the
+    #: trades: of the window or windows in hand): messages must name those, not a row of the sorted concatenation.
     origins: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
@@ -275,7 +272,11 @@ class Inputs:
     def where(self, kind: str, row: int) -> str:
         """'FILE: KIND table, row N': where row `row` of the combined `kind` frame came from (as `located` says it)."""
         origin = self.origins[kind].row(row, named=True)
-        return f"{safe(self.tables[origin['_source']].source)}: {kind} table, row {origin['_row']}"
+        return self.at(kind, origin["_source"], origin["_row"])
+
+    def at(self, kind: str, source: int, row: int) -> str:
+        """'FILE: KIND table, row N' of row `row` of input `source`."""
+        return f"{safe(self.tables[source].source)}: {kind} table, row {row}"
 
     def located(self, exc: DataError, kind: str) -> DataError:
         """`exc` from a Rust call fed the combined `kind` frame, its row (if it names one) turned into the file and
@@ -294,17 +295,15 @@ _GRAIN_READS = {Grain.update: {"book"}, Grain.trade: {"trades"}}
 
 
 def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
-    """The inputs of a run at `grain`, of the kinds it reads: trades and bars read whole, books surveyed."""
-    by_kind: dict[str, list[tuple[int, pl.DataFrame]]] = {"trades": [], "bars": []}
-    books: list[tuple[int, TableFile]] = []
+    """The inputs of a run at `grain`, of the kinds it reads: bars read whole, books and trades surveyed."""
+    by_kind: dict[str, list[tuple[int, pl.DataFrame]]] = {"bars": []}
+    surveyed: dict[str, list[tuple[int, TableFile]]] = {"book": [], "trades": []}
     reads = _GRAIN_READS.get(grain, {"book", "trades", "bars"})
     for index, file in enumerate(files):
         if file.schema_name not in reads:
             continue
-        if file.schema_name == "book":
-            books.append((index, file))
-        elif file.schema_name == "trades":
-            by_kind["trades"].append((index, _trades_keyed(file)))
+        if file.schema_name in surveyed:
+            surveyed[file.schema_name].append((index, file))
         else:
             by_kind[file.schema_name].append((index, file.read()))
     origins: dict[str, pl.DataFrame] = {}
@@ -333,48 +332,21 @@ def gather(files: Sequence[TableFile], grain: Grain) -> Inputs:
         origins[kind] = frame.select("_source", "_row")
         return frame.select(columns)
 
-    trades = combined("trades", _TRADE_COLUMNS, ["ts"])
     bars = combined("bars", BARS.column_names, ["symbol", "ts"])
-    surveyed = survey(books) if books else None
-    symbols: set[str] = set(surveyed.symbols) if surveyed is not None else set()
-    for frame in (trades, bars):
-        if frame is not None:
-            symbols.update(frame["symbol"].unique().to_list())
-    return Inputs(surveyed, trades, bars, sorted(symbols), list(files), origins)
+    books = survey(surveyed["book"]) if surveyed["book"] else None
+    trades = survey_trades(surveyed["trades"]) if surveyed["trades"] else None
+    symbols: set[str] = set()
+    for held in (books, trades):
+        if held is not None:
+            symbols.update(held.symbols)
+    if bars is not None:
+        symbols.update(bars["symbol"].unique().to_list())
+    return Inputs(books, trades, bars, sorted(symbols), list(files), origins)
 
 
-#: The columns of the trades frame `gather` holds: the trade ids stand as TRADE_ID_KEY hashes (8 bytes a row, where
-#: the ids would be about as much as every other column together); the few that the checks compare are read back.
-_TRADE_COLUMNS = ["ts", "symbol", "side", "price", "size", "_id_key"]
-#: Rows of a piece of `--grain trade` output (a Parquet row group).
+_Result = TypeVar("_Result")
+#: Rows of a piece of `--grain trade` output (a Parquet row group) at the most.
 _TRADE_PIECE_ROWS = 1 << 20
-
-
-def _trades_keyed(file: TableFile) -> pl.DataFrame:
-    """A trades table without its ids, each row's TRADE_ID_KEY in their place, read a row group at a time so the ids
-    are never all held."""
-
-    def keyed(part: pl.DataFrame) -> pl.DataFrame:
-        return part.with_columns(TRADE_ID_KEY).select(_TRADE_COLUMNS)
-
-    parts = [keyed(part) for _, _, part in file.groups(TRADES.column_names)]
-    return contiguous(parts) if parts else keyed(file.read(columns=TRADES.column_names))
-
-
-def _trade_candidates(inputs: Inputs) -> pl.DataFrame:
-    """`shared_id_rows` of the combined trades: the rows whose symbol and id another row holds too, their ids read
-    back from their files (only those row groups)."""
-    trades = inputs.trades
-    assert trades is not None
-    rows = shared_key_rows(trades["_id_key"])
-    origins = inputs.origins["trades"][rows]
-    ids = [
-        inputs.tables[int(source)].take(wanted["_row"].to_numpy(), ["trade_id"]).with_columns(wanted["_at"])  # type: ignore[arg-type]
-        for (source,), wanted in origins.with_row_index("_at").group_by("_source")
-    ]
-    trade_id = pl.concat(ids).sort("_at")["trade_id"] if ids else pl.Series("trade_id", [], dtype=pl.String)
-    picked = trades[rows].with_columns(trade_id, rows.alias("_row"))
-    return picked.select("_row", *TRADE_IDENTITY)
 
 
 def _check_repeated_bars(inputs: Inputs) -> None:
@@ -391,46 +363,40 @@ def _check_repeated_bars(inputs: Inputs) -> None:
         )
 
 
-def _check_repeated_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
+def _check_repeated_trades(inputs: Inputs) -> None:
     """InputError naming both rows when two inputs hold one trade (`repeated_trades`): overlapping files would count
     it twice in volume, trade counts and flow. `fetch --source file` merges such files, dropping the repeats."""
-    trades = inputs.trades
-    assert trades is not None
-    repeated = repeated_trades(trades, candidates)
+    assert inputs.trades is not None
+    shared = inputs.trades.shared  # in the merged order, so a repeat's first copy comes before it
+    repeated = repeated_trades(shared)
     if not repeated.any():
         return
-    row = int(repeated.arg_true()[0])
-    held = candidates.row(int((candidates["_row"] == row).arg_true()[0]), named=True)
-    symbol, trade_id = held["symbol"], held["trade_id"]
-    # The rows of one trade share its id, so the first of them is a candidate too.
+    held = shared.row(int(repeated.arg_true()[0]), named=True)
     same = pl.all_horizontal(pl.col(c) == held[c] for c in TRADE_IDENTITY)
-    first = int(candidates.filter(same)["_row"][0])
-    sources = inputs.origins["trades"]["_source"]
-    overlap = "the file repeats it" if sources[row] == sources[first] else "the inputs overlap"
+    first = shared.filter(same).row(0, named=True)
+    overlap = "the file repeats it" if held["_source"] == first["_source"] else "the inputs overlap"
     raise InputError(
-        f"{inputs.where('trades', row)}: trade {safe(trade_id)} of {safe(symbol)} is already at "
-        f"{inputs.where('trades', first)}; {overlap}. Fetch the source "
-        "files in one run (`apexctl fetch --source file A B` keeps each trade once), then compute features from "
-        "its output"
+        f"{inputs.at('trades', held['_source'], held['_row'])}: trade {safe(held['trade_id'])} of "
+        f"{safe(held['symbol'])} is already at {inputs.at('trades', first['_source'], first['_row'])}; {overlap}. "
+        "Fetch the source files in one run (`apexctl fetch --source file A B` keeps each trade once), then compute "
+        "features from its output"
     )
 
 
-def _check_conflicting_trades(inputs: Inputs, candidates: pl.DataFrame) -> None:
+def _check_conflicting_trades(inputs: Inputs) -> None:
     """InputError naming both rows when one trade id of a symbol is held by two rows that differ in time, side,
     price or size (`conflicting_trades`): two sources of one symbol, whose bars would mix two markets."""
-    trades = inputs.trades
-    assert trades is not None
-    found = conflicting_trades(trades, candidates)
+    assert inputs.trades is not None
+    shared = inputs.trades.shared
+    found = conflicting_trades(shared)
     if found is None:
         return
-    first, row = found
-    at = {int(r): i for i, r in enumerate(candidates["_row"]) if r in (first, row)}
-    trade_id, symbol = candidates["trade_id"][at[row]], candidates["symbol"][at[row]]
+    first, row = (shared.row(at, named=True) for at in found)
     raise InputError(
-        f"{inputs.where('trades', first)} and {inputs.where('trades', row)}: trade {safe(trade_id)} of "
-        f"{safe(symbol)} twice with different content ({trade_difference(candidates, at[first], at[row])}); "
-        "these look like two different sources of one symbol (simulated runs number their trades from 1): give the "
-        "trades of one source"
+        f"{inputs.at('trades', first['_source'], first['_row'])} and {inputs.at('trades', row['_source'], row['_row'])}"
+        f": trade {safe(row['trade_id'])} of {safe(row['symbol'])} twice with different content "
+        f"({trade_difference(shared, *found)}); these look like two different sources of one symbol (simulated runs "
+        "number their trades from 1): give the trades of one source"
     )
 
 
@@ -455,56 +421,57 @@ def _check_book_meets_trades(inputs: Inputs, interval: int) -> None:
     trades, books = inputs.trades, inputs.books
     assert trades is not None
     assert books is not None
-    spans = trades.group_by("symbol").agg(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
-    both = spans.join(books.spans, on="symbol", suffix="_book")
+    both = trades.spans.join(books.spans, on="symbol", suffix="_book")
     bar = {c: pl.col(c) // interval for c in ("first", "last", "first_book", "last_book")}
     apart = both.filter((bar["last"] < bar["first_book"]) | (bar["last_book"] < bar["first"]))
     if not apart.height:
         return
     row = apart.sort("symbol").row(0, named=True)
-    symbol = row["symbol"]
     # The inputs that hold the symbol's first trade and its first book row.
-    trade_source = inputs.origins["trades"]["_source"][int(trades["symbol"].eq(symbol).arg_true()[0])]
-    files = (safe(inputs.tables[source].source) for source in (trade_source, row["source"]))
+    files = (safe(inputs.tables[source].source) for source in (row["source"], row["source_book"]))
     raise InputError(
-        f"{', '.join(files)}: {safe(symbol)}'s trades ({utc_text(row['first'])} to "
+        f"{', '.join(files)}: {safe(row['symbol'])}'s trades ({utc_text(row['first'])} to "
         f"{utc_text(row['last'])}) and its book ({utc_text(row['first_book'])} to {utc_text(row['last_book'])}) do "
         "not overlap, so every bar would have no book; give the book of the same span (or only the trades)"
+    )
+
+
+def _bar_spans(inputs: Inputs) -> pl.DataFrame:
+    """The spans of the bars table's symbols as `Trades.spans` has them: first and last ts, each with the input and
+    file row of its first row in the table's order."""
+    bars = inputs.bars
+    assert bars is not None
+    located = pl.concat([bars.select("symbol", "ts"), inputs.origins["bars"]], how="horizontal")
+    return located.group_by("symbol").agg(
+        pl.col("ts").min().alias("first"),
+        pl.col("_source").get(pl.col("ts").arg_min()).alias("source"),
+        pl.col("_row").get(pl.col("ts").arg_min()).alias("row"),
+        pl.col("ts").max().alias("last"),
+        pl.col("_source").get(pl.col("ts").arg_max()).alias("source_last"),
+        pl.col("_row").get(pl.col("ts").arg_max()).alias("row_last"),
     )
 
 
 def _check_bar_grid(inputs: Inputs, kind: str, grain: Grain) -> None:
     """InputError before any bar is built when the grid (each symbol from its first to its last bar) would hold
     more than MAX_BAR_ROWS rows, naming the symbol of the longest span and the files of its ends."""
-    source = inputs.trades if kind == "trades" else inputs.bars
-    assert source is not None
     interval = BAR_GRAINS[grain]
-    spans = (
-        source.with_row_index("_at")
-        .group_by("symbol")
-        .agg(
-            pl.col("_at").get(pl.col("ts").arg_min()).alias("first_at"),
-            pl.col("_at").get(pl.col("ts").arg_max()).alias("last_at"),
-            ((pl.col("ts").max() // interval) - (pl.col("ts").min() // interval) + 1).alias("bars"),
-        )
-        .sort("bars", "symbol", descending=[True, False])
-    )
+    spans = inputs.trades.spans if inputs.trades is not None else _bar_spans(inputs)
+    spans = spans.with_columns(((pl.col("last") // interval) - (pl.col("first") // interval) + 1).alias("bars"))
     total = int(spans["bars"].sum())
     if total <= MAX_BAR_ROWS:
         return
-    widest = spans.row(0, named=True)
-    first, last = (int(source["ts"][widest[at]]) for at in ("first_at", "last_at"))
+    widest = spans.sort("bars", "symbol", descending=[True, False]).row(0, named=True)
+    first, last = (inputs.at(kind, widest[f"source{end}"], widest[f"row{end}"]) for end in ("", "_last"))
     raise InputError(
         f"--grain {grain.value} would build {total:,} bars, more than the {MAX_BAR_ROWS:,} one run makes: symbol "
-        f"{safe(widest['symbol'])} alone spans {utc_text(first)} ({inputs.where(kind, widest['first_at'])}) to "
-        f"{utc_text(last)} ({inputs.where(kind, widest['last_at'])}); check those timestamps, or give less time or "
-        "fewer symbols per run, or a coarser --grain"
+        f"{safe(widest['symbol'])} alone spans {utc_text(widest['first'])} ({first}) to "
+        f"{utc_text(widest['last'])} ({last}); check those timestamps, or give less time or fewer symbols per run, "
+        "or a coarser --grain"
     )
 
 
-def _calling(
-    inputs: Inputs, kind: str, call: Callable[..., dict[str, np.ndarray]], *args: Any, **kwargs: Any
-) -> dict[str, np.ndarray]:
+def _calling(inputs: Inputs, kind: str, call: Callable[..., _Result], *args: Any, **kwargs: Any) -> _Result:
     """`call(*args, **kwargs)`, a Rust feature call fed the combined `kind` frame; its DataError names the file row."""
     try:
         return call(*args, **kwargs)
@@ -564,6 +531,49 @@ def trade_frame(columns: Mapping[str, Any], symbols: Sequence[str]) -> pl.DataFr
 
 def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.ndarray]:
     return {c: trades[c].to_numpy() for c in ("ts", "side", "price", "size")} | {"symbol": _symbol_codes(trades, codes)}
+
+
+def _trade_windows(inputs: Inputs, what: str) -> Iterator[dict[str, np.ndarray]]:
+    """The merged trades as binding arrays, a time window at a time (the origins of the window in hand set for the
+    messages), with progress named `what`."""
+    trades = inputs.trades
+    assert trades is not None
+    with steps(what, trades.rows) as bar:
+        for window in trades.windows():
+            inputs.origins["trades"] = window.origins
+            yield _trade_arrays(window.frame, inputs.codes)
+            bar.advance(window.frame.height)
+
+
+def trade_pieces(inputs: Inputs, windows_ns: list[int]) -> Iterator[pl.DataFrame]:
+    """Per-trade features (`--grain trade`) of the merged trades, a time window at a time through one
+    TradeFeatureStream at the whole table's size scale, each window's rows in pieces of at most _TRADE_PIECE_ROWS."""
+    assert inputs.trades is not None
+    stream = _core.TradeFeatureStream(windows_ns=windows_ns, size_decimals=inputs.trades.size_decimals)
+    for source in _trade_windows(inputs, "trade flow (rows)"):
+        arrays = _calling(inputs, "trades", stream.push, source)
+        for start in range(0, len(arrays["ts"]), _TRADE_PIECE_ROWS):
+            yield _frame(
+                {name: column[start : start + _TRADE_PIECE_ROWS] for name, column in arrays.items()}, inputs.symbols
+            )
+
+
+def _whole_trade_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
+    """The merged trades as one set of binding arrays (bars are built from the whole table), filled a window at a
+    time; each window's rows are checked as it is read, so the origins of the whole need not be held."""
+    trades = inputs.trades
+    assert trades is not None
+    whole: dict[str, np.ndarray] = {}
+    done = 0
+    for arrays in _trade_windows(inputs, "reading the trades (rows)"):
+        _calling(inputs, "trades", _core.check_trades, arrays)
+        for name, column in arrays.items():
+            if name not in whole:
+                whole[name] = np.empty(trades.rows, dtype=column.dtype)
+            whole[name][done : done + len(column)] = column
+        done += len(arrays["ts"])
+    del inputs.origins["trades"]
+    return whole
 
 
 def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
@@ -687,6 +697,24 @@ def tfi_windows_ns(spellings: Sequence[str]) -> list[int]:
 _BAR_UPDATE_COLUMNS = ("ts", "symbol", "ofi_l1", "ofi_l5", "pressure_5", "spread_bps")
 
 
+def _bar_updates(inputs: Inputs) -> dict[str, np.ndarray]:
+    """The update features bar aggregation reads, of the whole book, filled a window at a time into columns of one
+    row per book row: a book has fewer messages than rows, and the pages past the last message are never touched,
+    so never resident. (Kept pieces of each window's columns held the freed other columns' memory too: the heap
+    between them could not go back to the system.)"""
+    assert inputs.books is not None
+    whole: dict[str, np.ndarray] = {}
+    done = 0
+    for piece in update_pieces(inputs):
+        for name in _BAR_UPDATE_COLUMNS:
+            column = piece[name]
+            if name not in whole:
+                whole[name] = np.empty(inputs.books.rows, dtype=column.dtype)
+            whole[name][done : done + len(column)] = column
+        done += len(piece["ts"])
+    return {name: column[:done] for name, column in whole.items()}
+
+
 def check_options(config: FeatureConfig) -> None:
     """UsageError naming the first option out of range, before any input is read."""
     ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
@@ -708,21 +736,10 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
             yield _frame(arrays, inputs.symbols, order)
         return
     if inputs.trades is not None:
-        candidates = _trade_candidates(inputs)  # the one pass over all ids both checks need
-        _check_conflicting_trades(inputs, candidates)
-        _check_repeated_trades(inputs, candidates)
+        _check_conflicting_trades(inputs)
+        _check_repeated_trades(inputs)
     if grain == Grain.trade:
-        assert inputs.trades is not None
-        source = _trade_arrays(inputs.trades, inputs.codes)
-        inputs.trades = None  # the arrays hold what the flow needs: symbol names and id hashes go before its output
-        arrays = _calling(inputs, "trades", _core.features_trade, source, windows_ns=tfi_windows_ns(config.tfi_windows))
-        del source
-        # Written a piece at a time: the frame of a week of trades (symbol names and all) would double the peak.
-        rows = len(arrays["ts"])
-        for start in range(0, max(rows, 1), _TRADE_PIECE_ROWS):
-            yield _frame(
-                {name: column[start : start + _TRADE_PIECE_ROWS] for name, column in arrays.items()}, inputs.symbols
-            )
+        yield from trade_pieces(inputs, tfi_windows_ns(config.tfi_windows))
         return
     interval = BAR_GRAINS[grain]
     if inputs.trades is not None and inputs.books is not None:
@@ -739,8 +756,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         "vmd_window": config.vmd_window,
     }
     if inputs.trades is not None:
-        kind, source = "trades", _trade_arrays(inputs.trades, inputs.codes)
-        inputs.trades = None  # the arrays hold what bars need: the frame goes before the book replay
+        kind, source = "trades", _whole_trade_arrays(inputs)
     else:
         kind, k = "bars", inputs.bars
         assert k is not None
@@ -751,10 +767,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         source = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
         source["symbol"] = _symbol_codes(k, inputs.codes)
         options["kline_interval_ns"] = kline_interval
-    updates = None
-    if inputs.books is not None:
-        pieces = [{c: piece[c] for c in _BAR_UPDATE_COLUMNS} for piece in update_pieces(inputs)]
-        updates = {c: np.concatenate([piece.pop(c) for piece in pieces]) for c in _BAR_UPDATE_COLUMNS}
+    updates = _bar_updates(inputs) if inputs.books is not None else None
     arrays = _calling(inputs, kind, _core.features_bars, source, updates=updates, **options)
     frame = _frame(arrays, inputs.symbols)
     yield frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))

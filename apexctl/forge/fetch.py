@@ -42,15 +42,12 @@ from apexctl.forge.table_checks import (
     conflicting_book_messages,
     conflicting_trades,
     repeated_trades,
-    shared_key_rows,
     trade_difference,
 )
-from apexctl.forge.time_windows import TableInput, TimeMerge, row_groups
+from apexctl.forge.time_windows import TableInput, TimeMerge, row_groups, shared_id_trades
 from apexctl.schemas.tables import BARS, BOOK, TRADES, TableSchema
 
 PRODUCER = "fetch"
-#: The column that numbers the input each trade compared across the inputs of `fetch --source file` came from.
-_SOURCE = "_source"
 #: Rows of a spooled input's trades row group: a merge window (`WINDOW_ROWS`) gathers a few.
 _TRADE_GROUP_ROWS = 1 << 18
 
@@ -227,7 +224,7 @@ def fetch_files(config: FileFetch) -> tuple[str, int]:
 def _write_trades(read: _Read, output: str, params: dict) -> int:
     """The spooled trades of every input merged in time order, a window at a time (`TimeMerge`), each trade once;
     returns the rows written. The rows of one trade share its time, so a window holds all of them."""
-    candidates = _shared_id_trades(read)
+    candidates = shared_id_trades(read.trades, read.trade_keys)
     read.trade_keys.clear()  # the check across inputs is done: the merge needs only the spool
     _refuse_conflicting_trades(candidates, read.sources)
     merge = TimeMerge(read.trades)
@@ -251,24 +248,6 @@ def _write_trades(read: _Read, output: str, params: dict) -> int:
             f" dropped {dropped:,} trades repeated across the inputs (same trade id, time and size)",
         )
     return rows
-
-
-def _shared_id_trades(read: _Read) -> pl.DataFrame:
-    """The spooled trades whose symbol and id (by TRADE_ID_KEY) another spooled trade holds too, with their input
-    (`_SOURCE`), in the merged order: the only rows that can repeat or contradict another, read back from the spool
-    (few: ids are unique but where inputs overlap)."""
-    rows = shared_key_rows(pl.concat(read.trade_keys)).to_numpy()
-    offsets = np.cumsum([0, *(len(keys) for keys in read.trade_keys)])
-    ends = np.searchsorted(rows, offsets)  # `rows` ascend: input n's are rows[ends[n]:ends[n + 1]]
-    parts = [
-        table.file.take(rows[a:b] - first).with_columns(pl.lit(table.index, pl.UInt32).alias(_SOURCE))
-        for table, first, a, b in zip(read.trades, offsets, ends, ends[1:], strict=False)
-        if b > a
-    ]
-    if not parts:
-        return pl.DataFrame(schema={**TRADES.polars_schema(), _SOURCE: pl.UInt32})
-    # Each input's rows are in time order already: a stable sort by time keeps the earlier input's first.
-    return pl.concat(parts).sort("ts", maintain_order=True)
 
 
 def _write_book(read: _Read, output: str, params: dict) -> int:
@@ -302,7 +281,7 @@ def _refuse_conflicting_trades(trades: pl.DataFrame, sources: list[str]) -> None
     if found is None:
         return
     first, row = found
-    files = [sources[trades[_SOURCE][r]] for r in (first, row)]
+    files = [sources[trades["_source"][r]] for r in (first, row)]
     where = f"{files[0]} holds" if files[0] == files[1] else f"{files[0]} and {files[1]} hold"
     raise InputError(
         f"{where} trade {safe(trades['trade_id'][row])} of {safe(trades['symbol'][row])} twice with different "

@@ -1,5 +1,5 @@
 """Tables merged in time order and read one time window at a time, so a long book (or a month of trades) never has
-to fit in memory: the book inputs of `features`, and the parsed archives and recordings of `fetch`.
+to fit in memory: the book and trades inputs of `features`, and the parsed archives and recordings of `fetch`.
 
 The merged order is the rows of every input sorted by `ts`, stably (the rows of one book message stay together and
 in order, and at one time the earlier input's rows come first). Cutting that order between two timestamps never
@@ -14,12 +14,14 @@ would read more than twice the rows (rows in no time order, from another tool) a
 
 For a book, a first pass (`survey`) reads only the columns that must be known before the first message is replayed:
 the symbols and the span of each (for the symbol codes and the check that books and trades meet), and the decimals
-of prices and sizes (the replay's integer scales are those of the whole table).
+of prices and sizes (the replay's integer scales are those of the whole table). For trades, the first pass
+(`survey_trades`) reads the same and a hash of each trade's symbol and id: the rows whose hash another row shares are
+read back whole, the only rows that can repeat or contradict another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +30,15 @@ import polars as pl
 from apexctl import _core
 from apexctl.forge.feedback import steps
 from apexctl.forge.io import TableFile
+from apexctl.forge.table_checks import TRADE_ID_KEY, shared_key_rows
+from apexctl.schemas.tables import TRADES
 
 #: Rows a window gathers before it is cut at the next row group: a window's book replay holds a few hundred MB.
 WINDOW_ROWS = 1 << 20
 #: The columns the survey reads.
 _SURVEY_COLUMNS = ["ts", "symbol", "side", "price", "size"]
+#: The columns the trades survey reads.
+_TRADE_SURVEY_COLUMNS = ["ts", "symbol", "size", "trade_id"]
 
 
 @dataclass(frozen=True)
@@ -174,33 +180,124 @@ def _read_group(table: TableInput, group: RowGroup) -> pl.DataFrame:
     )
 
 
-def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
-    """The book inputs (`(input index, file)`, in input order) read for their symbols, spans and decimals."""
+def _survey_groups(
+    files: Sequence[tuple[int, TableFile]],
+    columns: list[str],
+    what: str,
+    look: Callable[[int, RowGroup, pl.DataFrame], None],
+) -> list[TableInput]:
+    """The inputs (`(input index, file)`, in input order) with their non-empty row groups and the span of each,
+    every group's rows of `columns` shown to `look` (input index, group, rows) as it is read; progress named
+    `what`."""
     inputs: list[TableInput] = []
-    spans: list[pl.DataFrame] = []
-    price_decimals = size_decimals = 0
-    with steps("surveying the book (rows)", sum(file.rows for _, file in files)) as bar:
+    with steps(what, sum(file.rows for _, file in files)) as bar:
         for index, file in files:
             groups: list[RowGroup] = []
-            for number, first_row, frame in file.groups(_SURVEY_COLUMNS):
-                rows = frame.height
-                if not rows:
+            for number, first_row, frame in file.groups(columns):
+                if not frame.height:
                     continue
                 ts = frame["ts"]
-                groups.append(RowGroup(number, first_row, rows, int(ts.min()), int(ts.max())))  # type: ignore[arg-type]
-                first_last = (pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
-                spans.append(frame.group_by("symbol").agg(*first_last, pl.lit(index).alias("source")))
-                side = frame["side"].to_numpy()
-                prices = frame["price"].fill_null(np.nan).to_numpy()
-                sizes = frame["size"].fill_null(np.nan).to_numpy()
-                price, size = _core.book_decimals(side, prices, sizes)
-                price_decimals, size_decimals = max(price_decimals, price), max(size_decimals, size)
-                bar.advance(rows)
+                group = RowGroup(number, first_row, frame.height, int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
+                groups.append(group)
+                look(index, group, frame)
+                bar.advance(frame.height)
             inputs.append(TableInput(index, file, tuple(groups)))
+    return inputs
+
+
+def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
+    """The book inputs (`(input index, file)`, in input order) read for their symbols, spans and decimals."""
+    spans: list[pl.DataFrame] = []
+    decimals = [0, 0]
+
+    def look(index: int, _: RowGroup, frame: pl.DataFrame) -> None:
+        first_last = (pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
+        spans.append(frame.group_by("symbol").agg(*first_last, pl.lit(index).alias("source")))
+        side = frame["side"].to_numpy()
+        prices = frame["price"].fill_null(np.nan).to_numpy()
+        sizes = frame["size"].fill_null(np.nan).to_numpy()
+        decimals[:] = map(max, decimals, _core.book_decimals(side, prices, sizes))
+
+    inputs = _survey_groups(files, _SURVEY_COLUMNS, "surveying the book (rows)", look)
     by_symbol = (
         pl.concat(spans)
         .sort("first", "source")
         .group_by("symbol", maintain_order=True)
         .agg(pl.col("first").first(), pl.col("last").max(), pl.col("source").first())
     )
-    return Books(inputs, by_symbol, (price_decimals, size_decimals))
+    return Books(inputs, by_symbol, (decimals[0], decimals[1]))
+
+
+@dataclass
+class Trades(TimeMerge):
+    """The trades inputs of a run, surveyed: what the windows' checks and flow must know of the whole table."""
+
+    #: Per symbol: `first` and `last` ts, each with the input (`source`, `source_last`) and file row (`row`,
+    #: `row_last`) of its first row in the merged order.
+    spans: pl.DataFrame
+    #: The decimals of the sizes of the whole table (the flow's integer scale).
+    size_decimals: int
+    #: `shared_id_trades` of the inputs.
+    shared: pl.DataFrame
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.spans["symbol"].to_list())
+
+
+def shared_id_trades(inputs: Sequence[TableInput], keys: Sequence[pl.Series]) -> pl.DataFrame:
+    """The trades of `inputs` (each input's TRADE_ID_KEY per file row in `keys`) whose symbol and id another row of
+    any input holds too, read back whole with their input (`_source`) and file row (`_row`), in the merged order:
+    the only rows that can repeat or contradict another (few: ids are unique but where inputs overlap)."""
+    rows = shared_key_rows(pl.concat(keys)).to_numpy() if keys else np.zeros(0, np.int64)
+    offsets = np.cumsum([0, *(len(k) for k in keys)])
+    ends = np.searchsorted(rows, offsets)  # `rows` ascend: input n's are rows[ends[n]:ends[n + 1]]
+    parts = [
+        table.file.take(rows[a:b] - first).with_columns(
+            pl.lit(table.index, pl.UInt32).alias("_source"), pl.Series("_row", rows[a:b] - first, pl.UInt64)
+        )
+        for table, first, a, b in zip(inputs, offsets, ends, ends[1:], strict=False)
+        if b > a
+    ]
+    if not parts:
+        return pl.DataFrame(schema={**TRADES.polars_schema(), "_source": pl.UInt32, "_row": pl.UInt64})
+    return pl.concat(parts).sort("ts", "_source", "_row")
+
+
+def survey_trades(files: Sequence[tuple[int, TableFile]]) -> Trades:
+    """The trades inputs (`(input index, file)`, in input order) read for their symbols, spans, size decimals and
+    the rows that share an id, a row group at a time (the ids of all are never held)."""
+    keys: dict[int, list[pl.Series]] = {index: [] for index, _ in files}
+    spans: list[pl.DataFrame] = []
+    size_decimals = 0
+
+    def look(index: int, group: RowGroup, frame: pl.DataFrame) -> None:
+        nonlocal size_decimals
+        keys[index].append(frame.select(TRADE_ID_KEY).to_series())
+        row = pl.int_range(group.first_row, group.first_row + pl.len(), dtype=pl.UInt64)
+        spans.append(
+            frame.group_by("symbol").agg(
+                pl.col("ts").min().alias("first"),
+                pl.lit(index, pl.UInt32).alias("source"),
+                row.get(pl.col("ts").arg_min()).alias("row"),
+                pl.col("ts").max().alias("last"),
+                pl.lit(index, pl.UInt32).alias("source_last"),
+                row.get(pl.col("ts").arg_max()).alias("row_last"),
+            )
+        )
+        size_decimals = max(size_decimals, _core.trade_size_decimals(frame["size"].to_numpy()))
+
+    inputs = _survey_groups(files, _TRADE_SURVEY_COLUMNS, "surveying the trades (rows)", look)
+    held = [pl.concat(keys.pop(i.index)) if i.groups else pl.Series("_id_key", [], pl.UInt64) for i in inputs]
+    every = pl.concat(spans)
+    firsts = (
+        every.sort("first", "source", "row")
+        .group_by("symbol", maintain_order=True)
+        .agg(pl.col("first", "source", "row").first())
+    )
+    lasts = (
+        every.sort(["last", "source_last", "row_last"], descending=[True, False, False])
+        .group_by("symbol", maintain_order=True)
+        .agg(pl.col("last", "source_last", "row_last").first())
+    )
+    return Trades(inputs, firsts.join(lasts, on="symbol"), size_decimals, shared_id_trades(inputs, held))

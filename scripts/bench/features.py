@@ -1,6 +1,6 @@
 """Benchmark: per-update features (mid, spread, microprice, OFI x5, pressure) via _core vs a naive Python loop; then
-`apexctl features --grain update` on a recorded simulated book, read a time window at a time (as it runs) against
-the whole book at once, each in a process of its own so its peak memory is its own."""
+`apexctl features --grain update` on a simulated book and `--grain trade` on its trades, read a time window at a time
+(as it runs) against the whole table at once, each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
@@ -51,7 +51,10 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=30_000, help="number of delta messages (default 30000)")
     parser.add_argument(
-        "--book-hours", type=float, default=6.0, help="simulated hours of the windowed-book comparison (default 6)"
+        "--book-hours",
+        type=float,
+        default=6.0,
+        help="simulated hours of the windowed book and trades comparison (default 6)",
     )
     args = parser.parse_args()
     cols = make_stream(args.messages, args.seed)
@@ -71,36 +74,38 @@ def main() -> None:
     time_windows(args.book_hours)
 
 
-#: A child process computing the update features of the book `book` into `out`: in windows (as `features` runs), or
-#: in one window holding the whole book.
+#: A child process computing the features of `table` at `grain` into `out`: in windows (as `features` runs), or in
+#: one window holding the whole table.
 FEATURES = """
 import sys
 from apexctl.forge import time_windows, features
 
-how, book, out = sys.argv[1:]
+how, grain, table, out = sys.argv[1:]
 if how == "whole":
     time_windows.WINDOW_ROWS = 2**62
-features.run([book], out, features.FeatureConfig())
+features.run([table], out, features.FeatureConfig(grain=features.Grain(grain)))
 """
 
 
 def time_windows(hours: float) -> None:
-    """Wall time and peak resident memory of `features --grain update` on `hours` of the default symbols."""
+    """Wall time and peak resident memory of `features --grain update` on `hours` of the default symbols' book and
+    of `--grain trade` on their trades."""
     from apexctl.forge.fetch import fetch_sim
     from apexctl.forge.sim import MarketSim
 
     with tempfile.TemporaryDirectory() as folder:
         fetch_sim(MarketSim(seed=1, hours=hours), f"{folder}/market")
-        book = f"{folder}/market/book.parquet"
-        results = {how: child_usage(FEATURES, how, book, f"{folder}/{how}.parquet") for how in ("windows", "whole")}
-        same = pl.read_parquet(f"{folder}/windows.parquet").equals(pl.read_parquet(f"{folder}/whole.parquet"))
-    if not same:
-        raise SystemExit("the windowed and the whole book gave different features")
-    report_peaks(
-        f"features --grain update on {hours:g} h of the default symbols' simulated book",
-        ("a window at a time", results["windows"]),
-        ("whole book", results["whole"]),
-    )
+        for grain, table in (("update", "book"), ("trade", "trades")):
+            path = f"{folder}/market/{table}.parquet"
+            out = {how: f"{folder}/{grain}-{how}.parquet" for how in ("windows", "whole")}
+            results = {how: child_usage(FEATURES, how, grain, path, out[how]) for how in out}
+            if not pl.read_parquet(out["windows"]).equals(pl.read_parquet(out["whole"])):
+                raise SystemExit(f"--grain {grain}: the windowed and the whole {table} gave different features")
+            report_peaks(
+                f"features --grain {grain} on {hours:g} h of the default symbols' simulated {table}",
+                ("a window at a time", results["windows"]),
+                (f"whole {table}", results["whole"]),
+            )
 
 
 if __name__ == "__main__":

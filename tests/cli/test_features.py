@@ -393,7 +393,10 @@ def test_binding_errors_are_data_errors():
         _core.features_update(book)
     trades = {"ts": np.array([1]), "symbol": np.zeros(1, np.uint32), "side": np.ones(1, np.int8)}
     with pytest.raises(DataError, match="TFI windows must be positive"):
-        _core.features_trade(trades | {"price": np.ones(1), "size": np.ones(1)}, windows_ns=[0])
+        _core.TradeFeatureStream(windows_ns=[0], size_decimals=0)
+    stream = _core.TradeFeatureStream(windows_ns=[1], size_decimals=0)
+    with pytest.raises(DataError, match="row 0: column 'size'"):
+        stream.push(trades | {"price": np.ones(1), "size": np.full(1, np.nan)})
 
 
 def test_tick_size_from_recorded_instrument_info(tmp_path, spot):

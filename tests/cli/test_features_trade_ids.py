@@ -1,5 +1,5 @@
-"""`features` holds trades without their ids (a hash in their place) and reads back the ids of the few rows the
-repeat and conflict checks compare: those rows are the ones the full table would give."""
+"""`features` surveys trades without holding their ids (a hash per row in their place) and reads back the few rows
+the repeat and conflict checks compare: those rows are the ones the full table would give."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apexctl.forge import features as feature_run
-from apexctl.forge.io import open_table, table_pieces
+from apexctl.forge.io import open_table
 from apexctl.forge.table_checks import shared_id_rows
 from apexctl.schemas import TRADES
+from tests.support.row_groups import write_groups
 
 T0 = 1_700_000_000_000_000_000
 
@@ -43,15 +44,16 @@ def test_the_compared_rows_and_their_ids_are_those_of_the_whole_table(tmp_path_f
     folder = tmp_path_factory.mktemp("trades")
     opened = []
     for index, (frame, sizes) in enumerate(files):
-        with table_pieces(folder / f"t{index}.parquet", schema=TRADES, producer="test") as write:
-            start = 0
-            for size in [*sizes, frame.height]:
-                if start < frame.height:
-                    write(frame.slice(start, size))
-                    start += size
+        write_groups(folder / f"t{index}.parquet", frame, sizes, TRADES)
         opened.append(open_table(folder / f"t{index}.parquet", TRADES))
     inputs = feature_run.gather(opened, feature_run.Grain.trade)
     assert inputs.trades is not None
-    assert "trade_id" not in inputs.trades.columns
-    whole = pl.concat([frame for frame, _ in files]).sort("ts", maintain_order=True)
-    assert feature_run._trade_candidates(inputs).equals(shared_id_rows(whole))
+    numbered = [
+        frame.with_columns(
+            pl.lit(index, pl.UInt32).alias("_source"), pl.int_range(pl.len(), dtype=pl.UInt64).alias("_row")
+        )
+        for index, (frame, _) in enumerate(files)
+    ]
+    whole = pl.concat(numbered).sort("ts", maintain_order=True)
+    expected = whole[shared_id_rows(whole)["_row"]]
+    assert inputs.trades.shared.select(expected.columns).equals(expected)

@@ -16,16 +16,7 @@ from apexctl.forge import time_windows
 from apexctl.forge.io import open_table, table_pieces
 from apexctl.schemas import BOOK, TRADES
 from tests.support.market_fixture import synthetic_market
-
-
-def write_groups(path, frame: pl.DataFrame, sizes: list[int]) -> None:
-    """`frame` as a book table whose row groups hold `sizes` rows each (the rest in a last group)."""
-    with table_pieces(path, schema=BOOK, producer="test") as write:
-        start = 0
-        for size in [*sizes, frame.height]:
-            if start < frame.height and size:
-                write(frame.slice(start, size))
-                start += size
+from tests.support.row_groups import row_times, write_groups
 
 
 @st.composite
@@ -35,12 +26,7 @@ def book_files(draw):
     files = []
     for _ in range(draw(st.integers(1, 3))):
         n = draw(st.integers(1, 40))
-        ts = draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))
-        order = draw(st.sampled_from(["sorted", "nearly", "any"]))
-        if order != "any":
-            ts.sort()
-        if order == "nearly":
-            ts = [t + d for t, d in zip(ts, draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), strict=True)]
+        ts = draw(row_times(n, 30))
         frame = pl.DataFrame(
             {
                 "ts": [1_700_000_000_000_000_000 + t for t in ts],
@@ -64,7 +50,7 @@ def test_the_windows_are_the_inputs_merged_in_time_order(tmp_path_factory, files
     folder = tmp_path_factory.mktemp("windows")
     opened = []
     for index, (frame, sizes) in enumerate(files):
-        write_groups(folder / f"b{index}.parquet", frame, sizes)
+        write_groups(folder / f"b{index}.parquet", frame, sizes, BOOK)
         opened.append((index, open_table(folder / f"b{index}.parquet", BOOK)))
     numbered = [
         f.with_columns(
@@ -99,7 +85,7 @@ def test_groups_that_overlap_a_little_are_still_cut_and_a_shuffled_table_is_not(
         schema=BOOK.polars_schema(),
     )  # fmt: skip
     for name, table in (("recorded", frame), ("shuffled", frame.sample(fraction=1.0, shuffle=True, seed=1))):
-        write_groups(tmp_path / f"{name}.parquet", table, [50] * (n // 50))
+        write_groups(tmp_path / f"{name}.parquet", table, [50] * (n // 50), BOOK)
     recorded = time_windows.survey([(0, open_table(tmp_path / "recorded.parquet", BOOK))])
     assert not recorded.inputs[0].in_time_order()
     cuts = recorded.cuts()
@@ -117,7 +103,7 @@ def market(tmp_path_factory):
     folder = tmp_path_factory.mktemp("market")
     trades, book, _ = synthetic_market()
     for symbol, part in book.partition_by("symbol", as_dict=True).items():
-        write_groups(folder / f"book-{symbol[0]}.parquet", part, [97] * (part.height // 97))
+        write_groups(folder / f"book-{symbol[0]}.parquet", part, [97] * (part.height // 97), BOOK)
     with table_pieces(folder / "trades.parquet", schema=TRADES, producer="test") as write:
         write(trades)
     return folder
@@ -149,7 +135,7 @@ def test_a_bad_row_in_a_late_window_is_named_by_its_file_row_and_nothing_is_writ
     bad_row = int((book["side"] != 0).arg_true()[-5])  # a level row near the end: a late window
     at_bad_row = pl.int_range(pl.len()) == bad_row
     book = book.with_columns(pl.when(at_bad_row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
-    write_groups(tmp_path / "b.parquet", book, [50] * (book.height // 50))
+    write_groups(tmp_path / "b.parquet", book, [50] * (book.height // 50), BOOK)
     monkeypatch.setattr(time_windows, "WINDOW_ROWS", 100)
     out = tmp_path / "f.parquet"
     with pytest.raises(InputError) as raised:  # the Python checks raise it, the Rust replay its DataError

@@ -71,8 +71,15 @@ impl TradeColumns<'_> {
     /// Never: inferred decimals stay within the supported maximum.
     #[must_use]
     pub fn infer_size_scale(&self) -> Scale {
-        Scale::new(infer_decimals_where(self.size, |_| true)).expect("inferred decimals are bounded")
+        Scale::new(size_decimals(self.size)).expect("inferred decimals are bounded")
     }
+}
+
+/// The fewest decimals on whose grid every finite size of `sizes` lies: those of a table are the largest of its
+/// pieces'.
+#[must_use]
+pub fn size_decimals(sizes: &[f64]) -> u32 {
+    infer_decimals_where(sizes, |_| true)
 }
 
 /// One window's running sums over a shared queue of trades.
@@ -183,40 +190,73 @@ pub struct TradeFeatureColumns {
     pub tfi: Vec<(String, Vec<f64>)>,
 }
 
-/// Signed volume and TFI over each window (nanoseconds) for every trade, with one [`TradeFlow`] per symbol.
+/// Per-trade features of a `trades` table given in consecutive pieces in table order, one [`TradeFlow`] per symbol
+/// carried from piece to piece: the rows of all pieces are those of the table in one piece.
+#[derive(Debug, Clone)]
+pub struct TradeFeatureStream {
+    qty_scale: Scale,
+    template: TradeFlow,
+    flows: BTreeMap<u32, TradeFlow>,
+    labels: Vec<String>,
+}
+
+impl TradeFeatureStream {
+    /// `qty_scale` must hold every size of the table (the whole table's [`TradeColumns::infer_size_scale`]).
+    ///
+    /// # Errors
+    /// `Params` for bad windows (see [`TradeFlow::new`]).
+    pub fn new(qty_scale: Scale, windows: &[i64]) -> Result<TradeFeatureStream, FeatureError> {
+        Ok(TradeFeatureStream {
+            qty_scale,
+            template: TradeFlow::new(qty_scale, windows)?,
+            flows: BTreeMap::new(),
+            labels: windows.iter().map(|&w| format!("tfi_{}", duration_label(w))).collect(),
+        })
+    }
+
+    /// Signed volume and TFI of each trade of `piece`, in its order.
+    ///
+    /// # Errors
+    /// `Length`, `Value` or `Unsorted` for malformed columns (see [`TradeColumns::validate`]; a trade before its
+    /// symbol's last one of an earlier piece is `Unsorted` too), `Scale` for a size off the scale; rows counted from
+    /// the piece's first. The state is then unspecified.
+    pub fn push(&mut self, piece: &TradeColumns<'_>) -> Result<TradeFeatureColumns, FeatureError> {
+        piece.validate()?;
+        let n = piece.len();
+        let mut out = TradeFeatureColumns {
+            ts: piece.ts.to_vec(),
+            symbol: piece.symbol.to_vec(),
+            signed_volume: Vec::with_capacity(n),
+            tfi: self.labels.iter().map(|label| (label.clone(), Vec::with_capacity(n))).collect(),
+        };
+        for row in 0..n {
+            if row & 0xFFFF == 0 {
+                apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
+            }
+            let units = self.qty_scale.from_f64(piece.size[row]).map_err(|source| FeatureError::Scale {
+                table: "trades",
+                row,
+                column: "size",
+                source,
+            })?;
+            let flow = self.flows.entry(piece.symbol[row]).or_insert_with(|| self.template.clone());
+            flow.push(piece.ts[row], piece.side[row], units).map_err(|e| with_row(e, row))?;
+            out.signed_volume.push(flow.signed_volume());
+            for ((_, column), &value) in out.tfi.iter_mut().zip(flow.tfi()) {
+                column.push(value);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Signed volume and TFI over each window (nanoseconds) for every trade of a whole table: a
+/// [`TradeFeatureStream`] at the table's size scale fed the table in one piece.
 ///
 /// # Errors
-/// `Length`, `Value` or `Unsorted` for malformed columns (see [`TradeColumns::validate`]), `Params` for bad windows.
+/// `Params` for bad windows, else as [`TradeFeatureStream::push`].
 pub fn trade_features(cols: &TradeColumns<'_>, windows: &[i64]) -> Result<TradeFeatureColumns, FeatureError> {
-    cols.validate()?;
-    let scale = cols.infer_size_scale();
-    let template = TradeFlow::new(scale, windows)?;
-    let mut flows: BTreeMap<u32, TradeFlow> = BTreeMap::new();
-    let n = cols.len();
-    let mut out = TradeFeatureColumns {
-        ts: cols.ts.to_vec(),
-        symbol: cols.symbol.to_vec(),
-        signed_volume: Vec::with_capacity(n),
-        tfi: windows.iter().map(|&w| (format!("tfi_{}", duration_label(w)), Vec::with_capacity(n))).collect(),
-    };
-    for row in 0..n {
-        if row & 0xFFFF == 0 {
-            apex_cancel::checkpoint(); // an interrupted caller stops a long trade stream within milliseconds
-        }
-        let units = scale.from_f64(cols.size[row]).map_err(|source| FeatureError::Scale {
-            table: "trades",
-            row,
-            column: "size",
-            source,
-        })?;
-        let flow = flows.entry(cols.symbol[row]).or_insert_with(|| template.clone());
-        flow.push(cols.ts[row], cols.side[row], units).map_err(|e| with_row(e, row))?;
-        out.signed_volume.push(flow.signed_volume());
-        for ((_, column), &value) in out.tfi.iter_mut().zip(flow.tfi()) {
-            column.push(value);
-        }
-    }
-    Ok(out)
+    TradeFeatureStream::new(cols.infer_size_scale(), windows)?.push(cols)
 }
 
 fn with_row(error: FeatureError, at: usize) -> FeatureError {
@@ -245,6 +285,23 @@ mod tests {
         assert_eq!(flow.tfi(), &[-1.0]);
         assert_eq!(flow.signed_volume(), -1.0);
         assert!(matches!(flow.push(9, 1, 1), Err(FeatureError::Unsorted { .. })));
+    }
+
+    #[test]
+    fn a_piece_going_back_in_time_is_refused_at_its_row() {
+        let mut stream = TradeFeatureStream::new(Scale::new(0).unwrap(), &[10]).unwrap();
+        let piece =
+            |ts: &'static [i64]| TradeColumns { ts, symbol: &[0, 1], side: &[1, 1], price: &[1.0; 2], size: &[1.0; 2] };
+        stream.push(&piece(&[5, 6])).unwrap();
+        // Symbol 1 at 6 is fine after 6; symbol 0 at 4 goes back past its 5 of the earlier piece.
+        let err = stream.push(&TradeColumns {
+            ts: &[6, 4],
+            symbol: &[1, 0],
+            side: &[1, 1],
+            price: &[1.0; 2],
+            size: &[1.0; 2],
+        });
+        assert!(matches!(err, Err(FeatureError::Unsorted { row: 1, ts: 4, previous: 5, .. })), "{err:?}");
     }
 
     #[test]

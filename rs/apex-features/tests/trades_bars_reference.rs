@@ -3,7 +3,7 @@
 
 use apex_core::{Scale, TradeRows};
 use apex_features::bars::{BarParams, BarSource, UpdateSeries, bar_features};
-use apex_features::trades::{TradeColumns, TradeFlow, trade_features};
+use apex_features::trades::{TradeColumns, TradeFeatureStream, TradeFlow, size_decimals, trade_features};
 use apex_features::{MINUTE, SECOND};
 use proptest::prelude::*;
 
@@ -46,6 +46,33 @@ proptest! {
                 prop_assert_eq!(got.tfi[w].1[i], expected, "trade {} window {}", i, window);
                 prop_assert_eq!(flow.tfi()[w].to_bits(), expected.to_bits(), "streaming trade {}", i);
             }
+        }
+    }
+
+    #[test]
+    fn tfi_of_a_table_in_pieces_is_tfi_of_it_whole(t in trades(3 * SECOND, 120), cuts in prop::collection::vec(0_usize..120, 0..6)) {
+        let windows = [SECOND, 4_500_000_000];
+        let whole = trade_features(&TradeColumns::from(&t), &windows).unwrap();
+        let n = t.ts.len();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(n)).chain([0, n]).collect();
+        bounds.sort_unstable();
+        let mut stream = TradeFeatureStream::new(Scale::new(size_decimals(&t.size)).unwrap(), &windows).unwrap();
+        let (mut signed, mut tfi) = (Vec::new(), vec![Vec::new(); windows.len()]);
+        for piece in bounds.windows(2) {
+            let (a, b) = (piece[0], piece[1]);
+            let cols = TradeColumns {
+                ts: &t.ts[a..b], symbol: &t.symbol[a..b], side: &t.side[a..b], price: &t.price[a..b], size: &t.size[a..b],
+            };
+            let got = stream.push(&cols).unwrap();
+            prop_assert_eq!(&got.ts[..], &t.ts[a..b]);
+            signed.extend(got.signed_volume);
+            for (column, (_, values)) in tfi.iter_mut().zip(got.tfi) {
+                column.extend(values);
+            }
+        }
+        prop_assert_eq!(signed, whole.signed_volume);
+        for (column, (_, values)) in tfi.iter().zip(&whole.tfi) {
+            prop_assert_eq!(column.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
 

@@ -8,7 +8,7 @@ use apex_core::Scale;
 use apex_features::FeatureError;
 use apex_features::bars::{BarParams, BarSource, BarTable, UpdateSeries, bar_features};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
-use apex_features::trades::trade_features;
+use apex_features::trades::{TradeFeatureStream, size_decimals};
 use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateColumns, UpdateParams, UpdateReplay, update_features};
 use apex_features::vmd::VmdParams;
 use numpy::{IntoPyArray, PyReadonlyArray1};
@@ -20,9 +20,10 @@ use crate::columns::{BookArrays, KlineArrays, TradeArrays};
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions!(m, features_update, features_trade, features_bars, book_decimals);
+    add_functions!(m, features_update, features_bars, book_decimals, trade_size_decimals, check_trades);
     m.add_class::<PyBarFeatureEngine>()?;
     m.add_class::<PyUpdateReplay>()?;
+    m.add_class::<PyTradeFeatureStream>()?;
     Ok(())
 }
 
@@ -124,25 +125,53 @@ impl PyUpdateReplay {
     }
 }
 
-/// Per-trade signed volume and trade flow imbalance over each window (nanoseconds): keys `ts`, `symbol`,
-/// `signed_volume`, `tfi_<window>`.
-#[pyfunction]
-#[pyo3(signature = (trades, *, windows_ns))]
-fn features_trade<'py>(
-    py: Python<'py>,
-    trades: TradeArrays<'py>,
-    windows_ns: Vec<i64>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let cols = trades.columns()?;
-    let result = run_detached(py, || trade_features(&cols, &windows_ns))?;
-    let out = PyDict::new(py);
-    out.set_item("ts", result.ts.into_pyarray(py))?;
-    out.set_item("symbol", result.symbol.into_pyarray(py))?;
-    out.set_item("signed_volume", result.signed_volume.into_pyarray(py))?;
-    for (name, values) in result.tfi {
-        out.set_item(name, values.into_pyarray(py))?;
+/// Per-trade signed volume and trade flow imbalance over each window (nanoseconds) of a `trades` table given in
+/// consecutive pieces in table order: `push(piece)` returns keys `ts`, `symbol`, `signed_volume`, `tfi_<window>` of
+/// the piece's rows (rows of errors counted from its first), each symbol's flow carried from piece to piece.
+#[pyclass(module = "apexctl._core", name = "TradeFeatureStream")]
+pub struct PyTradeFeatureStream {
+    stream: TradeFeatureStream,
+}
+
+#[pymethods]
+impl PyTradeFeatureStream {
+    #[new]
+    #[pyo3(signature = (*, windows_ns, size_decimals))]
+    fn new(windows_ns: Vec<i64>, size_decimals: u32) -> PyResult<Self> {
+        let scale = Scale::new(size_decimals).map_err(|e| FeatureError::Params(e.to_string()).into_py_err())?;
+        let stream = TradeFeatureStream::new(scale, &windows_ns).map_err(IntoPyErr::into_py_err)?;
+        Ok(PyTradeFeatureStream { stream })
     }
-    Ok(out)
+
+    fn push<'py>(&mut self, py: Python<'py>, trades: TradeArrays<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let cols = trades.columns()?;
+        let stream = &mut self.stream;
+        let result = run_detached(py, || stream.push(&cols))?;
+        let out = PyDict::new(py);
+        out.set_item("ts", result.ts.into_pyarray(py))?;
+        out.set_item("symbol", result.symbol.into_pyarray(py))?;
+        out.set_item("signed_volume", result.signed_volume.into_pyarray(py))?;
+        for (name, values) in result.tfi {
+            out.set_item(name, values.into_pyarray(py))?;
+        }
+        Ok(out)
+    }
+}
+
+/// The size decimals of a `trades` table's `size` column: the fewest that hold every finite size, so those of a
+/// table are the largest of its pieces'.
+#[pyfunction]
+fn trade_size_decimals(py: Python<'_>, size: PyReadonlyArray1<'_, f64>) -> PyResult<u32> {
+    let size = size.as_slice()?;
+    run_detached(py, || Ok::<_, FeatureError>(size_decimals(size)))
+}
+
+/// Checks the rows of a `trades` table as every trade feature does (sides, finite positive prices and sizes, time
+/// order within each symbol): DataError naming the first bad row.
+#[pyfunction]
+fn check_trades(py: Python<'_>, trades: TradeArrays<'_>) -> PyResult<()> {
+    let cols = trades.columns()?;
+    run_detached(py, || cols.validate())
 }
 
 /// The update-feature columns bar aggregation reads, borrowed from a dict of NumPy arrays.
