@@ -64,7 +64,7 @@ from apexctl.console import safe
 from apexctl.errors import DataError, InputError, SchemaError, UsageError
 from apexctl.forge import ranges
 from apexctl.forge.durations import DAY, HOUR, MINUTE, SECOND, duration_ns, label, parse_duration
-from apexctl.forge.feedback import note, steps
+from apexctl.forge.feedback import Steps, note, steps
 from apexctl.forge.io import (
     META_PARAMS,
     Table,
@@ -533,16 +533,15 @@ def _trade_arrays(trades: pl.DataFrame, codes: dict[str, int]) -> dict[str, np.n
     return {c: trades[c].to_numpy() for c in ("ts", "side", "price", "size")} | {"symbol": _symbol_codes(trades, codes)}
 
 
-def _trade_windows(inputs: Inputs, what: str) -> Iterator[dict[str, np.ndarray]]:
+def _trade_windows(inputs: Inputs, bar: Steps) -> Iterator[dict[str, np.ndarray]]:
     """The merged trades as binding arrays, a time window at a time (the origins of the window in hand set for the
-    messages), with progress named `what`."""
+    messages), with progress on `bar`."""
     trades = inputs.trades
     assert trades is not None
-    with steps(what, trades.rows) as bar:
-        for window in trades.windows():
-            inputs.origins["trades"] = window.origins
-            yield _trade_arrays(window.frame, inputs.codes)
-            bar.advance(window.frame.height)
+    for window in trades.windows():
+        inputs.origins["trades"] = window.origins
+        yield _trade_arrays(window.frame, inputs.codes)
+        bar.advance(window.frame.height)
 
 
 def trade_pieces(inputs: Inputs, windows_ns: list[int]) -> Iterator[pl.DataFrame]:
@@ -550,30 +549,45 @@ def trade_pieces(inputs: Inputs, windows_ns: list[int]) -> Iterator[pl.DataFrame
     TradeFeatureStream at the whole table's size scale, each window's rows in pieces of at most _TRADE_PIECE_ROWS."""
     assert inputs.trades is not None
     stream = _core.TradeFeatureStream(windows_ns=windows_ns, size_decimals=inputs.trades.size_decimals)
-    for source in _trade_windows(inputs, "trade flow (rows)"):
-        arrays = _calling(inputs, "trades", stream.push, source)
-        for start in range(0, len(arrays["ts"]), _TRADE_PIECE_ROWS):
-            yield _frame(
-                {name: column[start : start + _TRADE_PIECE_ROWS] for name, column in arrays.items()}, inputs.symbols
-            )
+    with steps("trade flow (rows)", inputs.trades.rows) as bar:
+        for source in _trade_windows(inputs, bar):
+            arrays = _calling(inputs, "trades", stream.push, source)
+            for start in range(0, len(arrays["ts"]), _TRADE_PIECE_ROWS):
+                yield _frame(
+                    {name: column[start : start + _TRADE_PIECE_ROWS] for name, column in arrays.items()},
+                    inputs.symbols,
+                )
 
 
-def _whole_trade_arrays(inputs: Inputs) -> dict[str, np.ndarray]:
-    """The merged trades as one set of binding arrays (bars are built from the whole table), filled a window at a
-    time; each window's rows are checked as it is read, so the origins of the whole need not be held."""
-    trades = inputs.trades
+def _streamed_bars(inputs: Inputs, options: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Bar features (`features_bars` with `options`) of the merged trades and, with a book, its update features, fed
+    to one BarTableStream a window of each at a time, the input that is behind in time first: neither input is held
+    whole (what is held is about a window of each, and the bars)."""
+    trades, books = inputs.trades, inputs.books
     assert trades is not None
-    whole: dict[str, np.ndarray] = {}
-    done = 0
-    for arrays in _trade_windows(inputs, "reading the trades (rows)"):
-        _calling(inputs, "trades", _core.check_trades, arrays)
-        for name, column in arrays.items():
-            if name not in whole:
-                whole[name] = np.empty(trades.rows, dtype=column.dtype)
-            whole[name][done : done + len(column)] = column
-        done += len(arrays["ts"])
-    del inputs.origins["trades"]
-    return whole
+    codes = inputs.codes
+    last_ts = {codes[symbol]: last for symbol, last in trades.spans.select("symbol", "last").iter_rows()}
+    stream = _core.BarTableStream(last_ts=last_ts, with_book=books is not None, **options)
+    total = trades.rows + (books.rows if books is not None else 0)
+    with steps("building the bars (rows)", total) as bar:
+        feeds: dict[str, tuple[Iterator[dict[str, np.ndarray]], Callable[..., None], Callable[[], None]]] = {
+            "trades": (_trade_windows(inputs, bar), stream.push_trades, stream.close_trades)
+        }
+        if books is not None:
+            feeds["update features"] = (update_pieces(inputs, bar), stream.push_updates, stream.close_updates)
+        reached: dict[str, int] = {kind: -(2**63) for kind in feeds}
+        while feeds:
+            kind = min(feeds, key=lambda k: reached[k])
+            pieces, push, close = feeds[kind]
+            piece = next(pieces, None)
+            if piece is None:
+                close()
+                del feeds[kind]
+                continue
+            _calling(inputs, kind, push, piece)
+            if len(piece["ts"]):
+                reached[kind] = int(piece["ts"].max())
+    return _calling(inputs, "trades", stream.finish)
 
 
 def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
@@ -620,11 +634,16 @@ def _check_book_rows(inputs: Inputs, book: pl.DataFrame) -> None:
             )
 
 
-def update_pieces(inputs: Inputs) -> Iterator[dict[str, np.ndarray]]:
+def update_pieces(inputs: Inputs, bar: Steps | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Per-update features of the book through apexctl._core, window by window (dicts of NumPy columns); the
-    windows' rows checked as they are read, and conflicting inputs refused."""
+    windows' rows checked as they are read, and conflicting inputs refused. Progress on `bar` (one of its own when
+    None)."""
     books = inputs.books
     assert books is not None
+    if bar is None:
+        with steps("replaying the book (rows)", books.rows) as own:
+            yield from update_pieces(inputs, own)
+        return
     tick_decimals, tick_units = _tick_units(inputs)
     price_decimals, qty_decimals = books.decimals
     replay = _core.UpdateReplay(
@@ -633,20 +652,19 @@ def update_pieces(inputs: Inputs) -> Iterator[dict[str, np.ndarray]]:
         tick_units=tick_units,
     )
     incidents, first_incident = 0, ""
-    with steps("replaying the book (rows)", books.rows) as bar:
-        for window in books.windows():
-            inputs.origins["book"] = window.origins
-            if len(books.inputs) > 1:
-                _check_conflicting_books(inputs, window)
-            _check_book_rows(inputs, window.frame)
-            codes = _symbol_codes(window.frame, inputs.codes)
-            arrays = _calling(inputs, "book", replay.push, book_arrays(window.frame, codes))
-            rows = arrays.pop("incident_row")
-            if len(rows) and not incidents:
-                first_incident = inputs.where("book", int(rows[0]))
-            incidents += len(rows)
-            bar.advance(window.frame.height)
-            yield arrays
+    for window in books.windows():
+        inputs.origins["book"] = window.origins
+        if len(books.inputs) > 1:
+            _check_conflicting_books(inputs, window)
+        _check_book_rows(inputs, window.frame)
+        codes = _symbol_codes(window.frame, inputs.codes)
+        arrays = _calling(inputs, "book", replay.push, book_arrays(window.frame, codes))
+        rows = arrays.pop("incident_row")
+        if len(rows) and not incidents:
+            first_incident = inputs.where("book", int(rows[0]))
+        incidents += len(rows)
+        bar.advance(window.frame.height)
+        yield arrays
     if incidents:
         note(
             f"note: {incidents:,} book messages were out of sequence or left a crossed book (first at "
@@ -698,10 +716,10 @@ _BAR_UPDATE_COLUMNS = ("ts", "symbol", "ofi_l1", "ofi_l5", "pressure_5", "spread
 
 
 def _bar_updates(inputs: Inputs) -> dict[str, np.ndarray]:
-    """The update features bar aggregation reads, of the whole book, filled a window at a time into columns of one
-    row per book row: a book has fewer messages than rows, and the pages past the last message are never touched,
-    so never resident. (Kept pieces of each window's columns held the freed other columns' memory too: the heap
-    between them could not go back to the system.)"""
+    """The update features bar aggregation reads, of the whole book (klines' bars are built from whole tables),
+    filled a window at a time into columns of one row per book row: a book has fewer messages than rows, and the
+    pages past the last message are never touched, so never resident. (Kept pieces of each window's columns held
+    the freed other columns' memory too: the heap between them could not go back to the system.)"""
     assert inputs.books is not None
     whole: dict[str, np.ndarray] = {}
     done = 0
@@ -756,7 +774,7 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         "vmd_window": config.vmd_window,
     }
     if inputs.trades is not None:
-        kind, source = "trades", _whole_trade_arrays(inputs)
+        arrays = _streamed_bars(inputs, options)
     else:
         kind, k = "bars", inputs.bars
         assert k is not None
@@ -767,8 +785,8 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         source = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
         source["symbol"] = _symbol_codes(k, inputs.codes)
         options["kline_interval_ns"] = kline_interval
-    updates = _bar_updates(inputs) if inputs.books is not None else None
-    arrays = _calling(inputs, kind, _core.features_bars, source, updates=updates, **options)
+        updates = _bar_updates(inputs) if inputs.books is not None else None
+        arrays = _calling(inputs, kind, _core.features_bars, source, updates=updates, **options)
     frame = _frame(arrays, inputs.symbols)
     yield frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
 

@@ -1,6 +1,7 @@
 """Benchmark: per-update features (mid, spread, microprice, OFI x5, pressure) via _core vs a naive Python loop; then
-`apexctl features --grain update` on a simulated book and `--grain trade` on its trades, read a time window at a time
-(as it runs) against the whole table at once, each in a process of its own so its peak memory is its own."""
+`apexctl features` on a simulated market at grains `update` (the book), `trade` (the trades) and `1m` (both), read a
+time window at a time (as it runs) against each table whole at once, each in a process of its own so its peak memory
+is its own."""
 
 from __future__ import annotations
 
@@ -80,31 +81,32 @@ FEATURES = """
 import sys
 from apexctl.forge import time_windows, features
 
-how, grain, table, out = sys.argv[1:]
+how, grain, out, *tables = sys.argv[1:]
 if how == "whole":
     time_windows.WINDOW_ROWS = 2**62
-features.run([table], out, features.FeatureConfig(grain=features.Grain(grain)))
+features.run(tables, out, features.FeatureConfig(grain=features.Grain(grain)))
 """
 
 
 def time_windows(hours: float) -> None:
-    """Wall time and peak resident memory of `features --grain update` on `hours` of the default symbols' book and
-    of `--grain trade` on their trades."""
+    """Wall time and peak resident memory of `features` at grains `update`, `trade` and `1m` on `hours` of the
+    default symbols."""
     from apexctl.forge.fetch import fetch_sim
     from apexctl.forge.sim import MarketSim
 
     with tempfile.TemporaryDirectory() as folder:
         fetch_sim(MarketSim(seed=1, hours=hours), f"{folder}/market")
-        for grain, table in (("update", "book"), ("trade", "trades")):
-            path = f"{folder}/market/{table}.parquet"
+        for grain, tables in (("update", ["book"]), ("trade", ["trades"]), ("1m", ["book", "trades"])):
+            paths = [f"{folder}/market/{table}.parquet" for table in tables]
             out = {how: f"{folder}/{grain}-{how}.parquet" for how in ("windows", "whole")}
-            results = {how: child_usage(FEATURES, how, grain, path, out[how]) for how in out}
-            if not pl.read_parquet(out["windows"]).equals(pl.read_parquet(out["whole"])):
-                raise SystemExit(f"--grain {grain}: the windowed and the whole {table} gave different features")
+            results = {how: child_usage(FEATURES, how, grain, out[how], *paths) for how in out}
+            named = " and ".join(tables)
+            if not pl.read_parquet(out["windows"]).equals(pl.read_parquet(out["whole"]), null_equal=True):
+                raise SystemExit(f"--grain {grain}: the windowed and the whole {named} gave different features")
             report_peaks(
-                f"features --grain {grain} on {hours:g} h of the default symbols' simulated {table}",
+                f"features --grain {grain} on {hours:g} h of the default symbols' simulated {named}",
                 ("a window at a time", results["windows"]),
-                (f"whole {table}", results["whole"]),
+                (f"whole {named}", results["whole"]),
             )
 
 

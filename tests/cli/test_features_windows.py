@@ -1,5 +1,5 @@
 """`features` reads the book a time window at a time: the windows are the merged book, and the features of a book
-read in many windows are those of it read whole."""
+(and of trades beside it) read in many windows are those of it read whole."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from apexctl import _core
 from apexctl.errors import InputError
 from apexctl.forge import features as feature_run
 from apexctl.forge import time_windows
-from apexctl.forge.io import open_table, table_pieces
+from apexctl.forge.io import open_table
 from apexctl.schemas import BOOK, TRADES
 from tests.support.market_fixture import synthetic_market
 from tests.support.row_groups import row_times, write_groups
@@ -99,23 +99,26 @@ def test_groups_that_overlap_a_little_are_still_cut_and_a_shuffled_table_is_not(
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
-    """The synthetic market's book split by symbol into two inputs of many row groups, and its trades."""
+    """The synthetic market's book split by symbol into two inputs of many row groups, and its trades in many row
+    groups too."""
     folder = tmp_path_factory.mktemp("market")
     trades, book, _ = synthetic_market()
     for symbol, part in book.partition_by("symbol", as_dict=True).items():
         write_groups(folder / f"book-{symbol[0]}.parquet", part, [97] * (part.height // 97), BOOK)
-    with table_pieces(folder / "trades.parquet", schema=TRADES, producer="test") as write:
-        write(trades)
+    write_groups(folder / "trades.parquet", trades, [41] * (trades.height // 41), TRADES)
     return folder
 
 
 @pytest.mark.parametrize("grain", ["update", "1m"])
-def test_a_book_read_in_many_windows_gives_the_features_of_it_read_whole(market, tmp_path, monkeypatch, grain):
+def test_a_book_and_trades_read_in_many_windows_give_the_features_of_them_read_whole(
+    market, tmp_path, monkeypatch, grain
+):
     paths = [str(p) for p in sorted(market.glob("book-*.parquet"))] + [str(market / "trades.parquet")]
     config = feature_run.FeatureConfig(grain=feature_run.Grain(grain))
     whole = feature_run.run(paths, str(tmp_path / "whole.parquet"), config)
     monkeypatch.setattr(time_windows, "WINDOW_ROWS", 300)
     assert len(time_windows.survey([(0, open_table(paths[0], BOOK))]).cuts()) > 5
+    assert len(time_windows.survey_trades([(0, open_table(paths[-1], TRADES))]).cuts()) > 5
     pieces = feature_run.run(paths, str(tmp_path / "pieces.parquet"), config)
     assert pieces == whole
     expected = pl.read_parquet(tmp_path / "whole.parquet")

@@ -8,9 +8,10 @@
 //! window of bars ending at the row.
 //!
 //! The batch [`bar_features`] runs the streaming engine's bar builder ([`crate::bar_stream`]) over the tables, so a
-//! live [`crate::engine::BarFeatureEngine`] fed the same trades and book produces the same rows.
+//! live [`crate::engine::BarFeatureEngine`] fed the same trades and book produces the same rows; [`BarTableStream`]
+//! takes the tables in pieces, so a week of trades and book is never held whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::bar_stream::{Atom, BarStream, UpdateValues};
 use crate::trades::TradeColumns;
@@ -184,27 +185,28 @@ pub fn column_names(params: &BarParams, with_book: bool) -> Vec<String> {
     names
 }
 
-/// The rows of each symbol of a checked source, in table order: an [`Atom`] is made from its row when it is used, so
-/// a long table is not held twice (an atom is 72 bytes, a row number 8).
-fn rows_by_symbol(source: &BarSource<'_>, interval: i64) -> Result<BTreeMap<u32, Vec<usize>>, FeatureError> {
-    let symbols = match source {
-        BarSource::Trades(t) => {
-            t.validate()?;
-            t.symbol
-        }
-        BarSource::Klines(k) => {
-            check_klines(k, interval)?;
-            k.symbol
-        }
-    };
-    let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (row, &symbol) in symbols.iter().enumerate() {
-        if row & 0xFFFF == 0 {
-            apex_cancel::checkpoint(); // an interrupted caller stops a long table within milliseconds
-        }
-        out.entry(symbol).or_default().push(row);
+/// Checks a source's rows (see [`TradeColumns::validate`] and the kline checks).
+fn check_source(source: &BarSource<'_>, interval: i64) -> Result<(), FeatureError> {
+    match source {
+        BarSource::Trades(t) => t.validate(),
+        BarSource::Klines(k) => check_klines(k, interval),
     }
-    Ok(out)
+}
+
+impl BarSource<'_> {
+    fn table(&self) -> &'static str {
+        match self {
+            BarSource::Trades(_) => "trades",
+            BarSource::Klines(_) => "bars",
+        }
+    }
+
+    fn rows(&self) -> (&[i64], &[u32]) {
+        match self {
+            BarSource::Trades(t) => (t.ts, t.symbol),
+            BarSource::Klines(k) => (k.ts, k.symbol),
+        }
+    }
 }
 
 /// The atom of row `row` of a source: one trade, or one kline.
@@ -271,23 +273,6 @@ fn check_klines(k: &KlineColumns<'_>, interval: i64) -> Result<(), FeatureError>
 }
 
 /// Row indices of `updates` per symbol code, each in table order; checks that time never goes back per symbol.
-fn updates_by_symbol(updates: &UpdateSeries<'_>) -> Result<BTreeMap<u32, Vec<usize>>, FeatureError> {
-    let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for row in 0..updates.ts.len() {
-        if row & 0xFFFF == 0 {
-            apex_cancel::checkpoint(); // an interrupted caller stops a long book pass within milliseconds
-        }
-        let rows = out.entry(updates.symbol[row]).or_default();
-        if let Some(&previous) = rows.last().map(|&r| &updates.ts[r])
-            && updates.ts[row] < previous
-        {
-            return Err(FeatureError::Unsorted { table: "update features", row, ts: updates.ts[row], previous });
-        }
-        rows.push(row);
-    }
-    Ok(out)
-}
-
 /// Bars of `params.interval` from trades or klines, with CLV, log return, realized volatility, MTFA columns of the
 /// last closed higher bars, and, when `updates` is given, the update features aggregated per bar: sums of the
 /// defined `ofi_l1`/`ofi_l5`, the last defined `pressure_5` and the mean defined `spread_bps` (NaN when the bar
@@ -298,7 +283,8 @@ fn updates_by_symbol(updates: &UpdateSeries<'_>) -> Result<BTreeMap<u32, Vec<usi
 ///
 /// This is the streaming [`BarFeatureEngine`](crate::engine::BarFeatureEngine)'s bar builder run over the tables:
 /// per symbol, the atoms and the update rows merged in time order, then the last bar closed at the table's end.
-/// Updates after a symbol's last bar change nothing, as they would not in a stream that stopped there.
+/// Updates after a symbol's last bar change nothing, as they would not in a stream that stopped there. It is a
+/// [`BarTableStream`] given each table in one piece.
 ///
 /// # Errors
 /// `Params`/`Vmd` for bad intervals, windows or VMD settings, `Value`/`Length`/`Unsorted`/`Unaligned` for malformed
@@ -309,68 +295,245 @@ pub fn bar_features(
     params: &BarParams,
 ) -> Result<BarTable, FeatureError> {
     params.check()?;
-    let updates_of = match updates {
-        Some(u) => {
-            u.check()?;
-            updates_by_symbol(u)?
-        }
-        None => BTreeMap::new(),
-    };
-    let rows_of = rows_by_symbol(source, params.interval)?;
-    let names = column_names(params, updates.is_some());
-    let mut table = BarTable { columns: names.into_iter().map(|n| (n, Vec::new())).collect(), ..BarTable::default() };
-    let close_column = BAR_COLUMNS.iter().position(|&n| n == "close").expect("close is a bar column");
-    for (&symbol, rows) in &rows_of {
-        let first_row = table.ts.len();
-        let mut stream = BarStream::new(params, updates.is_some(), 0);
-        let width = stream.width();
-        let mut emit = |open: i64, row: &mut [f64]| {
-            table.ts.push(open);
-            table.symbol.push(symbol);
-            for ((_, column), &value) in table.columns[..width].iter_mut().zip(row.iter()) {
-                column.push(value);
+    check_source(source, params.interval)?;
+    let (ts, symbols) = source.rows();
+    let mut last: BTreeMap<u32, i64> = BTreeMap::new();
+    for (&symbol, &ts) in symbols.iter().zip(ts) {
+        last.insert(symbol, ts);
+    }
+    let mut stream = BarTableStream::new(params.clone(), updates.is_some(), &last)?;
+    stream.push_source(source)?;
+    if let Some(updates) = updates {
+        stream.push_updates(updates)?;
+    }
+    stream.finish()
+}
+
+/// The rows of one symbol of a [`BarTableStream`]: its bar builder, the rows it has made, and the source rows and
+/// updates pushed but not yet built.
+#[derive(Debug)]
+struct SymbolBars {
+    stream: BarStream,
+    /// Where the symbol's last bar ends: updates at or after it change nothing.
+    end: i64,
+    ts: Vec<i64>,
+    rows: Vec<Vec<f64>>,
+    atoms: VecDeque<Atom>,
+    updates: VecDeque<(i64, UpdateValues)>,
+}
+
+impl SymbolBars {
+    /// Builds the pushed atoms and updates in the order of the batch (the updates at or before an atom's time, then
+    /// the atom) with times before `below`, or all of them.
+    fn build(&mut self, below: Option<i64>) {
+        let Self { stream, ts, rows, atoms, updates, .. } = self;
+        let mut emit = row_sink(ts, rows);
+        loop {
+            let update_first = match (updates.front(), atoms.front()) {
+                (Some((u, _)), Some(atom)) => *u <= atom.ts,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let at = if update_first { updates.front().map(|(u, _)| *u) } else { atoms.front().map(|a| a.ts) };
+            if below.is_some_and(|below| at.is_some_and(|at| at >= below)) {
+                break;
             }
-        };
-        let last = atom_at(source, *rows.last().expect("a symbol has rows")).ts;
-        let end = last.div_euclid(params.interval) * params.interval + params.interval;
-        // Read from the columns as they are reached: a week's updates of one symbol collected first took 40 bytes
-        // each on top of the columns.
-        let mut pending = updates
-            .zip(updates_of.get(&symbol))
-            .into_iter()
-            .flat_map(|(u, rows)| rows.iter().map(move |&r| (u.ts[r], u.values(r))))
-            .take_while(|&(ts, _)| ts < end)
-            .peekable();
-        for (n, &row) in rows.iter().enumerate() {
-            let atom = &atom_at(source, row);
-            if n & 0xFFFF == 0 {
-                apex_cancel::checkpoint(); // an interrupted caller stops a long bar build within milliseconds
-            }
-            while let Some((ts, values)) = pending.next_if(|(ts, _)| *ts <= atom.ts) {
-                stream.on_update(ts, &values, &mut emit);
-            }
-            stream.on_atom(atom, &mut emit);
-        }
-        for (ts, values) in pending {
-            stream.on_update(ts, &values, &mut emit);
-        }
-        stream.finish(&mut emit);
-        if let Some(vmd) = &params.vmd {
-            let rows = first_row..table.ts.len();
-            let closes = &table.columns[close_column].1[rows.clone()];
-            let finite: Vec<usize> = (0..closes.len()).filter(|&i| closes[i].is_finite()).collect();
-            let series: Vec<f64> = finite.iter().map(|&i| closes[i]).collect();
-            let modes = rolling_vmd(&series, vmd)?;
-            for (k, mode) in modes.iter().enumerate() {
-                let column = &mut table.columns[width + k].1;
-                column.resize(rows.end, f64::NAN);
-                for (&i, &value) in finite.iter().zip(mode) {
-                    column[rows.start + i] = value;
-                }
+            if update_first {
+                let (u, values) = updates.pop_front().expect("an update is pending");
+                stream.on_update(u, &values, &mut emit);
+            } else {
+                let atom = atoms.pop_front().expect("an atom is pending");
+                stream.on_atom(&atom, &mut emit);
             }
         }
     }
-    Ok(table)
+
+    /// Completes the last bar, once every row is built.
+    fn finish(&mut self) {
+        let Self { stream, ts, rows, .. } = self;
+        stream.finish(&mut row_sink(ts, rows));
+    }
+}
+
+/// Appends each emitted row to `ts` and the `rows` columns.
+fn row_sink<'a>(ts: &'a mut Vec<i64>, rows: &'a mut [Vec<f64>]) -> impl FnMut(i64, &mut [f64]) + 'a {
+    move |open, row| {
+        ts.push(open);
+        for (column, &value) in rows.iter_mut().zip(row.iter()) {
+            column.push(value);
+        }
+    }
+}
+
+/// [`bar_features`] of a source and its book updates given in consecutive pieces, so neither is ever held whole:
+/// `push_source` and `push_updates` in any interleaving, then `finish` for the table. Each input's pieces come in
+/// time order: a piece's rows are at or after the latest time of the input's earlier pieces (`Unsorted` if not);
+/// within a piece, each symbol's rows are in time order. Rows are built as soon as both inputs have reached past
+/// them (an input with nothing more to give says so with `close_source` / `close_updates`), so a caller that feeds
+/// the input behind in time first holds about a piece of each.
+#[derive(Debug)]
+pub struct BarTableStream {
+    params: BarParams,
+    with_book: bool,
+    symbols: BTreeMap<u32, SymbolBars>,
+    /// The latest time of each input's pushed rows (`i64::MAX` once closed, or for updates without a book).
+    source_reached: Option<i64>,
+    updates_reached: Option<i64>,
+}
+
+impl BarTableStream {
+    /// Bars of the symbols of `last_ts` (each symbol's last source row time: its bars end with that row's bar).
+    ///
+    /// # Errors
+    /// `Params`/`Vmd` for bad intervals, windows or VMD settings.
+    pub fn new(params: BarParams, with_book: bool, last_ts: &BTreeMap<u32, i64>) -> Result<Self, FeatureError> {
+        params.check()?;
+        let width = BarStream::new(&params, with_book, 0).width();
+        let symbols = last_ts
+            .iter()
+            .map(|(&symbol, &last)| {
+                let bars = SymbolBars {
+                    stream: BarStream::new(&params, with_book, 0),
+                    end: (last.div_euclid(params.interval) * params.interval).saturating_add(params.interval),
+                    ts: Vec::new(),
+                    rows: vec![Vec::new(); width],
+                    atoms: VecDeque::new(),
+                    updates: VecDeque::new(),
+                };
+                (symbol, bars)
+            })
+            .collect();
+        let updates_reached = if with_book { None } else { Some(i64::MAX) };
+        Ok(BarTableStream { params, with_book, symbols, source_reached: None, updates_reached })
+    }
+
+    /// Adds source rows (trades or klines).
+    ///
+    /// # Errors
+    /// As [`bar_features`] for malformed rows, `Unsorted` for a row before the latest of an earlier piece or of its
+    /// symbol, `Params` for a symbol `new` was not given; rows counted from the piece's first.
+    pub fn push_source(&mut self, piece: &BarSource<'_>) -> Result<(), FeatureError> {
+        check_source(piece, self.params.interval)?;
+        let (ts, symbols) = piece.rows();
+        let table = piece.table();
+        let reached = checked_order(table, ts, self.source_reached)?;
+        for (row, (&symbol, &ts)) in symbols.iter().zip(ts).enumerate() {
+            if row & 0xFFFF == 0 {
+                apex_cancel::checkpoint(); // an interrupted caller stops a long table within milliseconds
+            }
+            let bars = self.symbols.get_mut(&symbol).ok_or_else(|| {
+                FeatureError::Params(format!("{table} row {row}: symbol code {symbol} was not among those announced"))
+            })?;
+            if let Some(previous) = bars.atoms.back().map(|a| a.ts)
+                && ts < previous
+            {
+                return Err(FeatureError::Unsorted { table, row, ts, previous });
+            }
+            bars.atoms.push_back(atom_at(piece, row));
+        }
+        self.source_reached = reached.or(self.source_reached);
+        self.build();
+        Ok(())
+    }
+
+    /// Adds the update features of book messages; those of symbols without source rows, or after a symbol's last
+    /// bar, change nothing.
+    ///
+    /// # Errors
+    /// `Length` for columns of different lengths, `Unsorted` as for `push_source`.
+    pub fn push_updates(&mut self, piece: &UpdateSeries<'_>) -> Result<(), FeatureError> {
+        piece.check()?;
+        let table = "update features";
+        let reached = checked_order(table, piece.ts, self.updates_reached)?;
+        for row in 0..piece.ts.len() {
+            if row & 0xFFFF == 0 {
+                apex_cancel::checkpoint();
+            }
+            let ts = piece.ts[row];
+            let Some(bars) = self.symbols.get_mut(&piece.symbol[row]) else { continue };
+            if let Some(&(previous, _)) = bars.updates.back()
+                && ts < previous
+            {
+                return Err(FeatureError::Unsorted { table, row, ts, previous });
+            }
+            if ts < bars.end {
+                bars.updates.push_back((ts, piece.values(row)));
+            }
+        }
+        self.updates_reached = reached.or(self.updates_reached);
+        self.build();
+        Ok(())
+    }
+
+    /// No more source rows will come.
+    pub fn close_source(&mut self) {
+        self.source_reached = Some(i64::MAX);
+        self.build();
+    }
+
+    /// No more updates will come.
+    pub fn close_updates(&mut self) {
+        self.updates_reached = Some(i64::MAX);
+        self.build();
+    }
+
+    /// Builds what both inputs have passed: every row before the earlier of the times they have reached (a row at
+    /// that time may still be joined by one of the other input).
+    fn build(&mut self) {
+        let (Some(source), Some(updates)) = (self.source_reached, self.updates_reached) else { return };
+        let below = source.min(updates);
+        for bars in self.symbols.values_mut() {
+            bars.build((below < i64::MAX).then_some(below));
+        }
+    }
+
+    /// The table: rows grouped by symbol code, then by bar open time, as [`bar_features`] gives them.
+    ///
+    /// # Errors
+    /// `Vmd` when the decomposition fails.
+    pub fn finish(mut self) -> Result<BarTable, FeatureError> {
+        let names = column_names(&self.params, self.with_book);
+        let mut table =
+            BarTable { columns: names.into_iter().map(|n| (n, Vec::new())).collect(), ..BarTable::default() };
+        let close_column = BAR_COLUMNS.iter().position(|&n| n == "close").expect("close is a bar column");
+        for (symbol, mut bars) in std::mem::take(&mut self.symbols) {
+            bars.build(None);
+            bars.finish();
+            let first_row = table.ts.len();
+            table.symbol.extend(std::iter::repeat_n(symbol, bars.ts.len()));
+            table.ts.extend(bars.ts);
+            let width = bars.rows.len();
+            for ((_, column), values) in table.columns[..width].iter_mut().zip(bars.rows) {
+                column.extend(values);
+            }
+            if let Some(vmd) = &self.params.vmd {
+                let rows = first_row..table.ts.len();
+                let closes = &table.columns[close_column].1[rows.clone()];
+                let finite: Vec<usize> = (0..closes.len()).filter(|&i| closes[i].is_finite()).collect();
+                let series: Vec<f64> = finite.iter().map(|&i| closes[i]).collect();
+                let modes = rolling_vmd(&series, vmd)?;
+                for (k, mode) in modes.iter().enumerate() {
+                    let column = &mut table.columns[width + k].1;
+                    column.resize(rows.end, f64::NAN);
+                    for (&i, &value) in finite.iter().zip(mode) {
+                        column[rows.start + i] = value;
+                    }
+                }
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// The latest time of a piece's rows (None without rows), or `Unsorted` naming its first row before `reached`.
+fn checked_order(table: &'static str, ts: &[i64], reached: Option<i64>) -> Result<Option<i64>, FeatureError> {
+    if let Some(previous) = reached
+        && let Some(row) = ts.iter().position(|&t| t < previous)
+    {
+        return Err(FeatureError::Unsorted { table, row, ts: ts[row], previous });
+    }
+    Ok(ts.iter().copied().max().map(|latest| reached.map_or(latest, |r| r.max(latest))))
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! (changing any input after time T changes no bar row whose close is at or before T).
 
 use apex_core::{Scale, TradeRows};
-use apex_features::bars::{BarParams, BarSource, UpdateSeries, bar_features};
+use std::collections::BTreeMap;
+
+use apex_features::bars::{BarParams, BarSource, BarTableStream, UpdateSeries, bar_features};
 use apex_features::trades::{TradeColumns, TradeFeatureStream, TradeFlow, size_decimals, trade_features};
 use apex_features::{MINUTE, SECOND};
 use proptest::prelude::*;
@@ -74,6 +76,96 @@ proptest! {
         for (column, (_, values)) in tfi.iter().zip(&whole.tfi) {
             prop_assert_eq!(column.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn bars_of_trades_and_updates_in_pieces_are_the_bars_of_them_whole(
+        t in trades(40 * SECOND, 150),
+        update_rows in prop::collection::vec((any::<prop::sample::Index>(), -90 * SECOND..90 * SECOND, any::<bool>(), 0_u32..3, -50_i32..50), 0..120),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        order in prop::collection::vec(any::<bool>(), 16),
+    ) {
+        // Updates at the times of trades (so pieces may split the rows of one time between them) or up to 90 s
+        // from one (before the first bar, after the last), of the trades' two symbols and a third without trades;
+        // some values undefined.
+        let mut rows: Vec<(i64, u32, f64)> = update_rows
+            .into_iter()
+            .map(|(at, offset, exact, code, v)| {
+                let trade_ts = t.ts[at.index(t.ts.len())];
+                let value = if v % 7 == 0 { f64::NAN } else { f64::from(v) / 10.0 };
+                (if exact { trade_ts } else { trade_ts + offset }, code, value)
+            })
+            .collect();
+        rows.sort_by_key(|&(ts, _, _)| ts);
+        let ts: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let symbol: Vec<u32> = rows.iter().map(|r| r.1).collect();
+        let value: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let updates = UpdateSeries { ts: &ts, symbol: &symbol, ofi_l1: &value, ofi_l5: &value, pressure_5: &value, spread_bps: &value };
+        let params = BarParams { interval: MINUTE, rv_window: 3, higher: vec![5 * MINUTE], vmd: None };
+        let whole = bar_features(&BarSource::Trades(TradeColumns::from(&t)), Some(&updates), &params).unwrap();
+
+        let mut last = BTreeMap::new();
+        for (&code, &at) in t.symbol.iter().zip(&t.ts) {
+            last.insert(code, at);
+        }
+        // Each input cut at the same random fractions of its rows, the pieces pushed in a random interleaving.
+        let bounds = |n: usize| -> Vec<usize> {
+            let mut b: Vec<usize> = cuts.iter().map(|c| c.index(n + 1)).chain([0, n]).collect();
+            b.sort_unstable();
+            b
+        };
+        let (trade_bounds, update_bounds) = (bounds(t.ts.len()), bounds(ts.len()));
+        let mut stream = BarTableStream::new(params.clone(), true, &last).unwrap();
+        let (mut next_trade, mut next_update) = (1, 1);
+        for &trade_next in order.iter().cycle().take(2 * order.len() + trade_bounds.len() + update_bounds.len()) {
+            if trade_next && next_trade < trade_bounds.len() {
+                let (a, b) = (trade_bounds[next_trade - 1], trade_bounds[next_trade]);
+                let piece = TradeColumns { ts: &t.ts[a..b], symbol: &t.symbol[a..b], side: &t.side[a..b], price: &t.price[a..b], size: &t.size[a..b] };
+                stream.push_source(&BarSource::Trades(piece)).unwrap();
+                next_trade += 1;
+                if next_trade == trade_bounds.len() {
+                    stream.close_source();
+                }
+            } else if !trade_next && next_update < update_bounds.len() {
+                let (a, b) = (update_bounds[next_update - 1], update_bounds[next_update]);
+                let piece = UpdateSeries { ts: &ts[a..b], symbol: &symbol[a..b], ofi_l1: &value[a..b], ofi_l5: &value[a..b], pressure_5: &value[a..b], spread_bps: &value[a..b] };
+                stream.push_updates(&piece).unwrap();
+                next_update += 1;
+                if next_update == update_bounds.len() {
+                    stream.close_updates();
+                }
+            }
+        }
+        // Whatever the interleaving left, then the table.
+        for k in next_trade..trade_bounds.len() {
+            let (a, b) = (trade_bounds[k - 1], trade_bounds[k]);
+            let piece = TradeColumns { ts: &t.ts[a..b], symbol: &t.symbol[a..b], side: &t.side[a..b], price: &t.price[a..b], size: &t.size[a..b] };
+            stream.push_source(&BarSource::Trades(piece)).unwrap();
+        }
+        for k in next_update..update_bounds.len() {
+            let (a, b) = (update_bounds[k - 1], update_bounds[k]);
+            let piece = UpdateSeries { ts: &ts[a..b], symbol: &symbol[a..b], ofi_l1: &value[a..b], ofi_l5: &value[a..b], pressure_5: &value[a..b], spread_bps: &value[a..b] };
+            stream.push_updates(&piece).unwrap();
+        }
+        let pieces = stream.finish().unwrap();
+        prop_assert_eq!(&pieces.ts, &whole.ts);
+        prop_assert_eq!(&pieces.symbol, &whole.symbol);
+        for ((name, got), (_, expected)) in pieces.columns.iter().zip(&whole.columns) {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(got), bits(expected), "column {}", name);
+        }
+    }
+
+    #[test]
+    fn a_piece_before_the_time_an_input_reached_is_refused(t in trades(40 * SECOND, 20)) {
+        let params = BarParams { interval: MINUTE, rv_window: 3, higher: vec![], vmd: None };
+        let latest = *t.ts.last().unwrap();
+        let last: BTreeMap<u32, i64> = [(0, latest), (1, latest)].into();
+        let mut stream = BarTableStream::new(params, false, &last).unwrap();
+        stream.push_source(&BarSource::Trades(TradeColumns::from(&t))).unwrap();
+        let early = TradeColumns { ts: &[latest - 1], symbol: &[0], side: &[1], price: &[1.0], size: &[1.0] };
+        let refused = stream.push_source(&BarSource::Trades(early));
+        prop_assert!(matches!(refused, Err(apex_features::FeatureError::Unsorted { row: 0, .. })), "{:?}", refused);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use apex_book::columns::level_scales;
 use apex_book::{Level, MessageHeader, UpdateKind};
 use apex_core::Scale;
 use apex_features::FeatureError;
-use apex_features::bars::{BarParams, BarSource, BarTable, UpdateSeries, bar_features};
+use apex_features::bars::{BarParams, BarSource, BarTable, BarTableStream, UpdateSeries, bar_features};
 use apex_features::engine::{BarFeatureEngine, EngineConfig, Trade};
 use apex_features::trades::{TradeFeatureStream, size_decimals};
 use apex_features::update::{UPDATE_FLOAT_COLUMNS, UpdateColumns, UpdateParams, UpdateReplay, update_features};
@@ -20,10 +20,11 @@ use crate::columns::{BookArrays, KlineArrays, TradeArrays};
 use crate::errors::{DataError, IntoPyErr, config_error, run_detached};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    add_functions!(m, features_update, features_bars, book_decimals, trade_size_decimals, check_trades);
+    add_functions!(m, features_update, features_bars, book_decimals, trade_size_decimals);
     m.add_class::<PyBarFeatureEngine>()?;
     m.add_class::<PyUpdateReplay>()?;
     m.add_class::<PyTradeFeatureStream>()?;
+    m.add_class::<PyBarTableStream>()?;
     Ok(())
 }
 
@@ -166,14 +167,6 @@ fn trade_size_decimals(py: Python<'_>, size: PyReadonlyArray1<'_, f64>) -> PyRes
     run_detached(py, || Ok::<_, FeatureError>(size_decimals(size)))
 }
 
-/// Checks the rows of a `trades` table as every trade feature does (sides, finite positive prices and sizes, time
-/// order within each symbol): DataError naming the first bad row.
-#[pyfunction]
-fn check_trades(py: Python<'_>, trades: TradeArrays<'_>) -> PyResult<()> {
-    let cols = trades.columns()?;
-    run_detached(py, || cols.validate())
-}
-
 /// The update-feature columns bar aggregation reads, borrowed from a dict of NumPy arrays.
 struct UpdateArrays<'py> {
     ts: PyReadonlyArray1<'py, i64>,
@@ -258,6 +251,70 @@ fn features_bars<'py>(
     let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
     let table = run_detached(py, || bar_features(&source, series.as_ref(), &params))?;
     bar_table_to_dict(py, table)
+}
+
+/// `features_bars` of a `trades` table and its update features given in consecutive pieces in time order (a piece's
+/// rows at or after the latest of its input's earlier pieces), so neither is held whole: `push_trades` and
+/// `push_updates` in any interleaving, `close_trades` / `close_updates` when an input has no more, then `finish`
+/// for the table. `last_ts` maps each symbol code to its last trade's time. Errors name rows of the piece pushed.
+#[pyclass(module = "apexctl._core", name = "BarTableStream")]
+pub struct PyBarTableStream {
+    stream: Option<BarTableStream>,
+}
+
+impl PyBarTableStream {
+    fn stream(&mut self) -> PyResult<&mut BarTableStream> {
+        self.stream.as_mut().ok_or_else(|| config_error("the bar table stream is finished"))
+    }
+}
+
+#[pymethods]
+impl PyBarTableStream {
+    #[new]
+    #[pyo3(signature = (*, interval_ns, last_ts, with_book, rv_window=30, higher_ns=Vec::new(), vmd_modes=0, vmd_window=64))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        interval_ns: i64,
+        last_ts: BTreeMap<u32, i64>,
+        with_book: bool,
+        rv_window: usize,
+        higher_ns: Vec<i64>,
+        vmd_modes: usize,
+        vmd_window: usize,
+    ) -> PyResult<Self> {
+        let params = bar_params(interval_ns, rv_window, higher_ns, vmd_modes, vmd_window);
+        let stream = BarTableStream::new(params, with_book, &last_ts).map_err(IntoPyErr::into_py_err)?;
+        Ok(PyBarTableStream { stream: Some(stream) })
+    }
+
+    fn push_trades(&mut self, py: Python<'_>, trades: TradeArrays<'_>) -> PyResult<()> {
+        let cols = trades.columns()?;
+        let stream = self.stream()?;
+        run_detached(py, || stream.push_source(&BarSource::Trades(cols)))
+    }
+
+    fn push_updates(&mut self, py: Python<'_>, updates: Bound<'_, PyDict>) -> PyResult<()> {
+        let arrays = UpdateArrays::from_dict(&updates)?;
+        let series = arrays.series()?;
+        let stream = self.stream()?;
+        run_detached(py, || stream.push_updates(&series))
+    }
+
+    fn close_trades(&mut self) -> PyResult<()> {
+        self.stream()?.close_source();
+        Ok(())
+    }
+
+    fn close_updates(&mut self) -> PyResult<()> {
+        self.stream()?.close_updates();
+        Ok(())
+    }
+
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stream = self.stream.take().ok_or_else(|| config_error("the bar table stream is finished"))?;
+        let table = run_detached(py, || stream.finish())?;
+        bar_table_to_dict(py, table)
+    }
 }
 
 /// Rows a streaming call completed: `(bar open ts, values in `names` order)`, oldest first.
