@@ -47,6 +47,7 @@ column of a row depends on data after its close; NaN before the first closed hig
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -559,35 +560,52 @@ def trade_pieces(inputs: Inputs, windows_ns: list[int]) -> Iterator[pl.DataFrame
                 )
 
 
-def _streamed_bars(inputs: Inputs, options: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Bar features (`features_bars` with `options`) of the merged trades and, with a book, its update features, fed
-    to one BarTableStream a window of each at a time, the input that is behind in time first: neither input is held
-    whole (what is held is about a window of each, and the bars)."""
+def _streamed_bars(inputs: Inputs, options: dict[str, Any], kline_interval: int | None) -> dict[str, np.ndarray]:
+    """Bar features (`features_bars` with `options`) of the merged trades, or the klines of `kline_interval` ns, and,
+    with a book, its update features, fed to one BarTableStream a window of each at a time, the input that is behind
+    in time first: neither input is held whole (what is held is about a window of each, and the bars)."""
     trades, books = inputs.trades, inputs.books
-    assert trades is not None
     codes = inputs.codes
-    last_ts = {codes[symbol]: last for symbol, last in trades.spans.select("symbol", "last").iter_rows()}
-    stream = _core.BarTableStream(last_ts=last_ts, with_book=books is not None, **options)
-    total = trades.rows + (books.rows if books is not None else 0)
-    with steps("building the bars (rows)", total) as bar:
-        feeds: dict[str, tuple[Iterator[dict[str, np.ndarray]], Callable[..., None], Callable[[], None]]] = {
-            "trades": (_trade_windows(inputs, bar), stream.push_trades, stream.close_trades)
-        }
+    stream_of = functools.partial(_core.BarTableStream, with_book=books is not None, **options)
+    if trades is not None:
+        kind, rows = "trades", trades.rows
+        stream = stream_of(last_ts={codes[s]: t for s, t in trades.spans.select("symbol", "last").iter_rows()})
+        source: Callable[[Steps], Iterator[dict[str, np.ndarray]]] = functools.partial(_trade_windows, inputs)
+        push_source: Callable[..., None] = stream.push_trades
+    else:
+        kind, klines = "bars", inputs.bars
+        assert klines is not None
+        assert kline_interval is not None
+        rows = klines.height
+        stream = stream_of(last_ts={codes[s]: t for s, t in _bar_spans(inputs).select("symbol", "last").iter_rows()})
+        source = functools.partial(_kline_piece, inputs)
+        push_source = functools.partial(stream.push_klines, interval_ns=kline_interval)
+    with steps("building the bars (rows)", rows + (books.rows if books is not None else 0)) as bar:
+        feeds = {kind: (source(bar), push_source, stream.close_source)}
         if books is not None:
             feeds["update features"] = (update_pieces(inputs, bar), stream.push_updates, stream.close_updates)
-        reached: dict[str, int] = {kind: -(2**63) for kind in feeds}
+        reached: dict[str, int] = {feed: -(2**63) for feed in feeds}
         while feeds:
-            kind = min(feeds, key=lambda k: reached[k])
-            pieces, push, close = feeds[kind]
+            feed = min(feeds, key=lambda k: reached[k])
+            pieces, push, close = feeds[feed]
             piece = next(pieces, None)
             if piece is None:
                 close()
-                del feeds[kind]
+                del feeds[feed]
                 continue
-            _calling(inputs, kind, push, piece)
+            _calling(inputs, feed, push, piece)
             if len(piece["ts"]):
-                reached[kind] = int(piece["ts"].max())
-    return _calling(inputs, "trades", stream.finish)
+                reached[feed] = int(piece["ts"].max())
+    return _calling(inputs, kind, stream.finish)
+
+
+def _kline_piece(inputs: Inputs, bar: Steps) -> Iterator[dict[str, np.ndarray]]:
+    """The klines (read whole: a bar table is small) as one piece of binding arrays, with progress on `bar`."""
+    klines = inputs.bars
+    assert klines is not None
+    columns = {c: klines[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
+    yield columns | {"symbol": _symbol_codes(klines, inputs.codes)}
+    bar.advance(klines.height)
 
 
 def _tick_units(inputs: Inputs) -> tuple[int | None, dict[int, int] | None]:
@@ -711,28 +729,6 @@ def tfi_windows_ns(spellings: Sequence[str]) -> list[int]:
     return windows
 
 
-#: The columns of the update features that bar aggregation reads (`features_bars`' `updates`).
-_BAR_UPDATE_COLUMNS = ("ts", "symbol", "ofi_l1", "ofi_l5", "pressure_5", "spread_bps")
-
-
-def _bar_updates(inputs: Inputs) -> dict[str, np.ndarray]:
-    """The update features bar aggregation reads, of the whole book (klines' bars are built from whole tables),
-    filled a window at a time into columns of one row per book row: a book has fewer messages than rows, and the
-    pages past the last message are never touched, so never resident. (Kept pieces of each window's columns held
-    the freed other columns' memory too: the heap between them could not go back to the system.)"""
-    assert inputs.books is not None
-    whole: dict[str, np.ndarray] = {}
-    done = 0
-    for piece in update_pieces(inputs):
-        for name in _BAR_UPDATE_COLUMNS:
-            column = piece[name]
-            if name not in whole:
-                whole[name] = np.empty(inputs.books.rows, dtype=column.dtype)
-            whole[name][done : done + len(column)] = column
-        done += len(piece["ts"])
-    return {name: column[:done] for name, column in whole.items()}
-
-
 def check_options(config: FeatureConfig) -> None:
     """UsageError naming the first option out of range, before any input is read."""
     ranges.RV_BARS.check(config.rv_bars, "--rv-bars")
@@ -773,20 +769,13 @@ def compute(inputs: Inputs, config: FeatureConfig) -> Iterator[pl.DataFrame]:
         "vmd_modes": config.vmd_modes,
         "vmd_window": config.vmd_window,
     }
-    if inputs.trades is not None:
-        arrays = _streamed_bars(inputs, options)
-    else:
-        kind, k = "bars", inputs.bars
-        assert k is not None
-        kline_intervals = k["interval"].unique().to_list()
+    kline_interval = None
+    if inputs.bars is not None:
+        kline_intervals = inputs.bars["interval"].unique().to_list()
         if len(kline_intervals) > 1:
             raise InputError(f"bars table mixes intervals {sorted(kline_intervals)}; give one interval per run")
         kline_interval = parse_duration(kline_intervals[0], "bars interval") if kline_intervals else interval
-        source = {c: k[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume", "turnover")}
-        source["symbol"] = _symbol_codes(k, inputs.codes)
-        options["kline_interval_ns"] = kline_interval
-        updates = _bar_updates(inputs) if inputs.books is not None else None
-        arrays = _calling(inputs, kind, _core.features_bars, source, updates=updates, **options)
+    arrays = _streamed_bars(inputs, options, kline_interval)
     frame = _frame(arrays, inputs.symbols)
     yield frame.insert_column(2, pl.Series("interval", [grain.value] * frame.height, dtype=pl.String))
 

@@ -253,10 +253,11 @@ fn features_bars<'py>(
     bar_table_to_dict(py, table)
 }
 
-/// `features_bars` of a `trades` table and its update features given in consecutive pieces in time order (a piece's
-/// rows at or after the latest of its input's earlier pieces), so neither is held whole: `push_trades` and
-/// `push_updates` in any interleaving, `close_trades` / `close_updates` when an input has no more, then `finish`
-/// for the table. `last_ts` maps each symbol code to its last trade's time. Errors name rows of the piece pushed.
+/// `features_bars` of a `trades` (or klines) table and its update features given in consecutive pieces in time order
+/// (a piece's rows at or after the latest of its input's earlier pieces), so neither is held whole: `push_trades`
+/// (or `push_klines`) and `push_updates` in any interleaving, `close_source` / `close_updates` when an input has no
+/// more, then `finish` for the table. `last_ts` maps each symbol code to its last trade's (kline's) time. Errors
+/// name rows of the piece pushed.
 #[pyclass(module = "apexctl._core", name = "BarTableStream")]
 pub struct PyBarTableStream {
     stream: Option<BarTableStream>,
@@ -293,6 +294,13 @@ impl PyBarTableStream {
         run_detached(py, || stream.push_source(&BarSource::Trades(cols)))
     }
 
+    #[pyo3(signature = (klines, *, interval_ns))]
+    fn push_klines(&mut self, py: Python<'_>, klines: KlineArrays<'_>, interval_ns: i64) -> PyResult<()> {
+        let cols = klines.columns(interval_ns)?;
+        let stream = self.stream()?;
+        run_detached(py, || stream.push_source(&BarSource::Klines(cols)))
+    }
+
     fn push_updates(&mut self, py: Python<'_>, updates: Bound<'_, PyDict>) -> PyResult<()> {
         let arrays = UpdateArrays::from_dict(&updates)?;
         let series = arrays.series()?;
@@ -300,7 +308,7 @@ impl PyBarTableStream {
         run_detached(py, || stream.push_updates(&series))
     }
 
-    fn close_trades(&mut self) -> PyResult<()> {
+    fn close_source(&mut self) -> PyResult<()> {
         self.stream()?.close_source();
         Ok(())
     }
