@@ -84,7 +84,7 @@ from apexctl.forge.table_checks import (
     trade_difference,
     utc_text,
 )
-from apexctl.forge.time_windows import Books, TimeWindow, Trades, survey, survey_trades
+from apexctl.forge.time_windows import Books, TimeWindow, Trades, survey, survey_trades, symbol_spans
 from apexctl.schemas.tables import BARS, BOOK, FEATURES, TRADES
 
 
@@ -437,19 +437,25 @@ def _check_book_meets_trades(inputs: Inputs, interval: int) -> None:
     )
 
 
-def _bar_spans(inputs: Inputs) -> pl.DataFrame:
-    """The spans of the bars table's symbols as `Trades.spans` has them: first and last ts, each with the input and
-    file row of its first row in the table's order."""
+def _source_spans(inputs: Inputs) -> pl.DataFrame:
+    """The spans of the bar source's symbols (`Trades.spans`: first and last ts, each with the input and file row
+    of its first row in the merged order): the trades', or the bars table's."""
+    if inputs.trades is not None:
+        return inputs.trades.spans
     bars = inputs.bars
     assert bars is not None
-    located = pl.concat([bars.select("symbol", "ts"), inputs.origins["bars"]], how="horizontal")
-    return located.group_by("symbol").agg(
-        pl.col("ts").min().alias("first"),
-        pl.col("_source").get(pl.col("ts").arg_min()).alias("source"),
-        pl.col("_row").get(pl.col("ts").arg_min()).alias("row"),
-        pl.col("ts").max().alias("last"),
-        pl.col("_source").get(pl.col("ts").arg_max()).alias("source_last"),
-        pl.col("_row").get(pl.col("ts").arg_max()).alias("row_last"),
+    rows = pl.concat([bars.select("symbol", "ts"), inputs.origins["bars"]], how="horizontal")
+    # Each row is a span of its own.
+    return symbol_spans(
+        rows.select(
+            "symbol",
+            pl.col("ts").alias("first"),
+            pl.col("_source").alias("source"),
+            pl.col("_row").alias("row"),
+            pl.col("ts").alias("last"),
+            pl.col("_source").alias("source_last"),
+            pl.col("_row").alias("row_last"),
+        )
     )
 
 
@@ -457,8 +463,8 @@ def _check_bar_grid(inputs: Inputs, kind: str, grain: Grain) -> None:
     """InputError before any bar is built when the grid (each symbol from its first to its last bar) would hold
     more than MAX_BAR_ROWS rows, naming the symbol of the longest span and the files of its ends."""
     interval = BAR_GRAINS[grain]
-    spans = inputs.trades.spans if inputs.trades is not None else _bar_spans(inputs)
-    spans = spans.with_columns(((pl.col("last") // interval) - (pl.col("first") // interval) + 1).alias("bars"))
+    bars = (pl.col("last") // interval) - (pl.col("first") // interval) + 1
+    spans = _source_spans(inputs).with_columns(bars.alias("bars"))
     total = int(spans["bars"].sum())
     if total <= MAX_BAR_ROWS:
         return
@@ -566,10 +572,10 @@ def _streamed_bars(inputs: Inputs, options: dict[str, Any], kline_interval: int 
     in time first: neither input is held whole (what is held is about a window of each, and the bars)."""
     trades, books = inputs.trades, inputs.books
     codes = inputs.codes
-    stream_of = functools.partial(_core.BarTableStream, with_book=books is not None, **options)
+    last_ts = {codes[symbol]: last for symbol, last in _source_spans(inputs).select("symbol", "last").iter_rows()}
+    stream = _core.BarTableStream(last_ts=last_ts, with_book=books is not None, **options)
     if trades is not None:
         kind, rows = "trades", trades.rows
-        stream = stream_of(last_ts={codes[s]: t for s, t in trades.spans.select("symbol", "last").iter_rows()})
         source: Callable[[Steps], Iterator[dict[str, np.ndarray]]] = functools.partial(_trade_windows, inputs)
         push_source: Callable[..., None] = stream.push_trades
     else:
@@ -577,7 +583,6 @@ def _streamed_bars(inputs: Inputs, options: dict[str, Any], kline_interval: int 
         assert klines is not None
         assert kline_interval is not None
         rows = klines.height
-        stream = stream_of(last_ts={codes[s]: t for s, t in _bar_spans(inputs).select("symbol", "last").iter_rows()})
         source = functools.partial(_kline_piece, inputs)
         push_source = functools.partial(stream.push_klines, interval_ns=kline_interval)
     with steps("building the bars (rows)", rows + (books.rows if books is not None else 0)) as bar:

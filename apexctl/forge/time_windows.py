@@ -289,15 +289,21 @@ def survey_trades(files: Sequence[tuple[int, TableFile]]) -> Trades:
 
     inputs = _survey_groups(files, _TRADE_SURVEY_COLUMNS, "surveying the trades (rows)", look)
     held = [pl.concat(keys.pop(i.index)) if i.groups else pl.Series("_id_key", [], pl.UInt64) for i in inputs]
-    every = pl.concat(spans)
+    return Trades(inputs, symbol_spans(pl.concat(spans)), size_decimals, shared_id_trades(inputs, held))
+
+
+def symbol_spans(parts: pl.DataFrame) -> pl.DataFrame:
+    """Per symbol, the spans of `Trades.spans` from spans of parts of the inputs (row groups, or single rows) in the
+    same columns: the earliest `first` and the latest `last`, each with the input and file row of its first row in
+    the merged order."""
     firsts = (
-        every.sort("first", "source", "row")
+        parts.sort("first", "source", "row")
         .group_by("symbol", maintain_order=True)
         .agg(pl.col("first", "source", "row").first())
     )
     lasts = (
-        every.sort(["last", "source_last", "row_last"], descending=[True, False, False])
+        parts.sort(["last", "source_last", "row_last"], descending=[True, False, False])
         .group_by("symbol", maintain_order=True)
         .agg(pl.col("last", "source_last", "row_last").first())
     )
-    return Trades(inputs, firsts.join(lasts, on="symbol"), size_decimals, shared_id_trades(inputs, held))
+    return firsts.join(lasts, on="symbol")

@@ -329,14 +329,13 @@ impl SymbolBars {
         let Self { stream, ts, rows, atoms, updates, .. } = self;
         let mut emit = row_sink(ts, rows);
         loop {
-            let update_first = match (updates.front(), atoms.front()) {
-                (Some((u, _)), Some(atom)) => *u <= atom.ts,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
+            let (at, update_first) = match (updates.front(), atoms.front()) {
+                (Some(&(u, _)), Some(atom)) if u <= atom.ts => (u, true),
+                (_, Some(atom)) => (atom.ts, false),
+                (Some(&(u, _)), None) => (u, true),
                 (None, None) => break,
             };
-            let at = if update_first { updates.front().map(|(u, _)| *u) } else { atoms.front().map(|a| a.ts) };
-            if below.is_some_and(|below| at.is_some_and(|at| at >= below)) {
+            if below.is_some_and(|below| at >= below) {
                 break;
             }
             if update_first {
