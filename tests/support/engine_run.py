@@ -35,6 +35,13 @@ def stop(engine: subprocess.Popen) -> None:
         engine.send_signal(signal.SIGTERM)
 
 
+def stop_and_wait(engine: subprocess.Popen) -> None:
+    """`stop`, then waits up to 60 s for the engine to end, so what the venue shows next is all the engine did (its
+    stop cancels and books what raced it); `running_engine` still checks the exit code and keeps the stderr read."""
+    stop(engine)
+    engine.communicate(timeout=60)
+
+
 def ledger_count(ledger: Path, query: str, *args: object) -> int:
     """The first value of `query` (a COUNT) on the ledger; 0 while the ledger is not there or is busy."""
     try:
