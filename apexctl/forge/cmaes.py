@@ -28,10 +28,12 @@ import numpy as np
 import polars as pl
 
 from apexctl import _core
+from apexctl.console import safe
 from apexctl.errors import InputError, UsageError
-from apexctl.forge import io, outputs, ranges
+from apexctl.forge import io, outputs, ranges, time_windows
 from apexctl.forge import moments as mom
 from apexctl.forge.cluster import Cluster
+from apexctl.forge.feedback import steps
 from apexctl.forge.io import read_table, sha256_file
 from apexctl.forge.sim import DEFAULT_CADENCE_MS, DEFAULT_DEPTH, INSTRUMENTS
 from apexctl.forge.table_checks import check_market_values
@@ -213,21 +215,46 @@ def target_files(directory: str | Path) -> list[Path]:
     return [Path(directory) / f"{name}.parquet" for name in TARGET_TABLES]
 
 
-def _book_symbols(book: io.TableFile) -> list[str]:
-    """The symbols of a target book, read a row group at a time with its prices and sizes (checked as the statistics
-    need them): a week of several symbols' book would not fit in memory whole."""
+def _trade_symbols(trades: io.TableFile) -> list[str]:
+    """The symbols of a target's trades, read a row group at a time with their prices and sizes (checked as the
+    statistics need them): a month of several symbols' trades would not fit in memory whole."""
     symbols: set[str] = set()
-    for _, first_row, part in book.groups(["symbol", "price", "size"]):
-        check_market_values(part, book.source, {"price": False, "size": True}, first_row=first_row)
+    for _, first_row, part in trades.groups(["symbol", "price", "size"]):
+        check_market_values(part, trades.source, {"price": False, "size": False}, first_row=first_row)
         symbols.update(part["symbol"].unique().to_list())
     return sorted(symbols)
 
 
-def _book_of(book: io.TableFile, symbol: str) -> pl.DataFrame:
-    """The target book's rows of `symbol` (the columns the statistics read; `kind` 0 snapshot / 1 delta), read a
-    row group at a time."""
-    kept = ("ts", (pl.col("kind") == "delta").cast(pl.UInt8), "side", "price", "size", "update_id", "seq")
-    return io.contiguous([part.filter(pl.col("symbol") == symbol).select(*kept) for _, _, part in book.groups()])
+def _symbol_trades(trades: io.TableFile, symbol: str) -> pl.DataFrame:
+    """The target trades of `symbol`, of the columns the statistics read (time, side, size), read a row group at a
+    time."""
+    columns = ["ts", "symbol", "side", "size"]
+    kept = [part.filter(pl.col("symbol") == symbol).drop("symbol") for _, _, part in trades.groups(columns)]
+    return io.contiguous(kept)
+
+
+def _survey_book(book: io.TableFile) -> time_windows.Books:
+    """The target book surveyed for its symbols, spans and decimals, its prices and sizes checked as the
+    statistics need them."""
+
+    def check(group: time_windows.RowGroup, part: pl.DataFrame) -> None:
+        check_market_values(part, book.source, {"price": False, "size": True}, first_row=group.first_row)
+
+    return time_windows.survey([(0, book)], check)
+
+
+def _book_view(books: time_windows.Books, symbol: str, config: mom.MomentConfig) -> mom.BookView:
+    """The moments' view of the target book's rows of `symbol`, read a time window at a time."""
+    span = books.spans.filter(pl.col("symbol") == symbol).row(0, named=True)
+    view = mom.BookPass((span["first"], span["last"]), books.decimals, config)
+    kept = ("ts", "kind", "side", "price", "size", "update_id", "seq")
+    with steps(f"reading the {safe(symbol)} book (rows)", books.rows) as bar:
+        for window in books.windows():
+            piece = window.frame.filter(pl.col("symbol") == symbol).select(kept)
+            if piece.height:
+                view.push(mom.by_time(piece))
+            bar.advance(window.frame.height)
+    return view.finish()
 
 
 def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) -> TargetData:
@@ -239,35 +266,34 @@ def load_target(directory: str, symbol: str | None, config: mom.MomentConfig) ->
     for name in ("trades", "book"):
         if not paths[name].exists():
             raise InputError(f"--target {directory}: no {name}.parquet (run apexctl fetch ... -o {directory} first)")
-    # Without the trade ids, which no statistic reads.
-    trades = io.open_table(paths["trades"], TRADES).read(columns=["ts", "symbol", "side", "price", "size"])
+    # The statistics are computed here, in Python: a NaN or negative price would pass into them unnoticed.
+    trades_file = io.open_table(paths["trades"], TRADES)
     book_file = io.open_table(paths["book"], BOOK)
     bars = read_table(paths["bars"], BARS).frame if paths["bars"].exists() else None
-    # The statistics are computed here, in Python: a NaN or negative price would pass into them unnoticed.
-    check_market_values(trades, str(paths["trades"]), {"price": False, "size": False})
-    book_symbols = _book_symbols(book_file)
+    trade_symbols = _trade_symbols(trades_file)
+    books = _survey_book(book_file)
     if bars is not None:
         ohlcv = {"open": False, "high": False, "low": False, "close": False, "volume": True}
         check_market_values(bars, str(paths["bars"]), ohlcv)
-    held = pl.DataFrame({"symbol": book_symbols}, schema={"symbol": pl.String})
-    chosen = mom.pick_symbol(trades, held, symbol, f"--target {directory}", (str(paths["trades"]), str(paths["book"])))
+    held = [pl.DataFrame({"symbol": found}, schema={"symbol": pl.String}) for found in (trade_symbols, books.symbols)]
+    where, files = f"--target {directory}", (str(paths["trades"]), str(paths["book"]))
+    chosen = mom.pick_symbol(*held, symbol, where, files)
     if chosen not in INSTRUMENTS:
         raise InputError(
             f"--target {directory}: symbol {chosen} has no simulator preset (known: {', '.join(INSTRUMENTS)}); "
             "pick one with --symbol"
         )
-    trades = trades.filter(pl.col("symbol") == chosen)  # before the book is read: the other symbols' trades go
-    book = _book_of(book_file, chosen)
+    trades = _symbol_trades(trades_file, chosen)
+    book = _book_view(books, chosen, config)
     bars = bars.filter(pl.col("symbol") == chosen) if bars is not None else None
     # A book recorded at depth 1 cannot show the depth over 5 levels: those moments are NaN, left out of the fit.
     depth = mom.recorded_depth(book, book_file.metadata, config)
     target = mom.compute(trades, book, bars, config, depth)
 
-    def hours(frame: pl.DataFrame) -> float:
-        ts = frame["ts"]
-        return (int(ts.max()) - int(ts.min())) / 3.6e12 if len(ts) else 0.0  # type: ignore[arg-type]
+    def hours(ts: np.ndarray) -> float:
+        return (int(ts.max()) - int(ts.min())) / 3.6e12 if len(ts) else 0.0
 
-    span_hours, trade_hours = hours(book), hours(trades)
+    span_hours, trade_hours = hours(book.touch_ts), hours(trades["ts"].to_numpy())
     count = trades.height
     if count < 50 or trade_hours < 1 / 12:
         raise InputError(

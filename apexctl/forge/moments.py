@@ -160,33 +160,123 @@ def level_profile(
     the same (book epoch, side, price) or the next snapshot. Returns columns sample, side, price, size (size > 0),
     ordered by the row that set the level, then by sample.
     """
-    keep = np.isfinite(price) & np.isfinite(size) & (side != 0)
-    kept = int(keep.sum())
-    columns: list[np.ndarray] = [np.empty(0, dtype=t) for t in (np.int64, np.int8, np.float64, np.float64)]
-    if kept and len(samples):
+    stream = LevelStream(samples)
+    stream.push(ts, message, snapshot, side, price, size)
+    return stream.finish()
+
+
+class LevelStream:
+    """`level_profile` of a book stream given in consecutive pieces, each cut between two times (so at a message's
+    end): a piece settles the samples up to its last time, and the levels still in force at its end are carried
+    into the next piece."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self.samples = samples
+        self.rows_seen = 0
+        #: The ts of every snapshot message so far: the start of each book epoch (epoch k starts at the k-th).
+        self.snapshot_ts: list[int] = []
+        self.sampled = 0  # samples[:sampled] are done
+        #: (row, ts, epoch, side, price, size) of the last piece's rows, the carried ones with them: the levels in
+        #: force at its end are found among them when a later piece or sample needs them (a book given whole never
+        #: does).
+        self.last_rows: tuple[np.ndarray, ...] = _no_rows()
+        self.pieces: list[tuple[np.ndarray, ...]] = []
+
+    def push(
+        self,
+        ts: np.ndarray,
+        message: np.ndarray,
+        snapshot: np.ndarray,
+        side: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+    ) -> None:
+        if not len(ts):
+            return
         first_rows = np.r_[True, message[1:] != message[:-1]]
         snap_start = first_rows & snapshot
-        epoch = np.cumsum(snap_start)
-        # When each epoch ends: the ts of the next snapshot message, or never.
-        epoch_end = np.append(ts[snap_start][1:], np.iinfo(np.int64).max)
+        # The levels the last piece left standing (in the epoch it ended in), found before this piece's snapshots.
+        carried = _in_force(self.last_rows, len(self.snapshot_ts))
+        epoch = len(self.snapshot_ts) + np.cumsum(snap_start)
+        self.snapshot_ts += ts[snap_start].tolist()
+        # When each epoch ends: the ts of the next snapshot message, or never (as far as the pieces so far show).
+        epoch_end = np.append(np.asarray(self.snapshot_ts[1:], dtype=np.int64), np.iinfo(np.int64).max)
         del first_rows, snap_start
-        bands = -(-kept // BAND_ROWS)
-        step = max(len(price) // 100_000, 1)
-        shares = np.linspace(0, 1, bands + 1)[1:-1]
-        sampled = price[::step][keep[::step]]
-        edges = np.unique(np.quantile(sampled, shares)) if bands > 1 and len(sampled) else np.empty(0)
-        pieces = []
-        for lo, hi in zip([-np.inf, *edges], [*edges, np.inf], strict=True):
-            rows = np.flatnonzero(keep & (price >= lo) & (price < hi) if len(edges) else keep)
-            pieces.append(_band_profile(rows, ts, epoch, epoch_end, side, price, size, samples))
-        row, *columns = (np.concatenate(column) for column in zip(*pieces, strict=True))
-        if len(pieces) > 1:  # back in the order one band gives: by row, then sample
-            order = np.lexsort((columns[0], row))
-            columns = [column[order] for column in columns]
-    return pl.DataFrame(
-        dict(zip(("sample", "side", "price", "size"), columns, strict=True)),
-        schema={"sample": pl.Int64, "side": pl.Int8, "price": pl.Float64, "size": pl.Float64},
-    )
+        keep = np.flatnonzero(np.isfinite(price) & np.isfinite(size) & (side != 0))
+        rows = tuple(
+            np.concatenate((old, new))
+            for old, new in zip(
+                carried,
+                (keep + self.rows_seen, ts[keep], epoch[keep], side[keep].astype(np.int8), price[keep], size[keep]),
+                strict=True,
+            )
+        )
+        self.rows_seen += len(ts)
+        # The samples this piece settles: those up to its last time (later rows start at or after the next piece).
+        end = int(np.searchsorted(self.samples, ts[-1], side="right"))
+        samples = self.samples[self.sampled : end]
+        if len(rows[0]) and len(samples):
+            self.pieces.append(_profile(rows, epoch_end, samples, self.sampled))
+        self.sampled = end
+        self.last_rows = rows
+
+    def finish(self) -> pl.DataFrame:
+        """The levels in force at each sample, ordered by the row that set the level, then by sample."""
+        # The samples after the last piece's time see the levels it left.
+        samples = self.samples[self.sampled :]
+        carried = _in_force(self.last_rows, len(self.snapshot_ts)) if len(samples) else _no_rows()
+        if len(carried[0]):
+            never = np.full(len(self.snapshot_ts), np.iinfo(np.int64).max, dtype=np.int64)
+            self.pieces.append(_profile(carried, never, samples, self.sampled))
+        self.sampled, self.last_rows = len(self.samples), _no_rows()
+        if not self.pieces:
+            self.pieces.append(tuple(np.empty(0, dtype=t) for t in _PROFILE_TYPES))
+        row, *columns = (np.concatenate(column) for column in zip(*self.pieces, strict=True))
+        # Pieces and price bands each give their rows in (row, sample) order; together, sorted back into it.
+        order = np.lexsort((columns[0], row))
+        named = [column[order] for column in columns]
+        return pl.DataFrame(
+            dict(zip(("sample", "side", "price", "size"), named, strict=True)),
+            schema={"sample": pl.Int64, "side": pl.Int8, "price": pl.Float64, "size": pl.Float64},
+        )
+
+
+#: The types of `_profile`'s columns: row, sample, side, price, size.
+_PROFILE_TYPES = (np.int64, np.int64, np.int8, np.float64, np.float64)
+
+
+def _no_rows() -> tuple[np.ndarray, ...]:
+    return tuple(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int64, np.int8, np.float64, np.float64))
+
+
+def _in_force(rows: tuple[np.ndarray, ...], epoch: int) -> tuple[np.ndarray, ...]:
+    """Of `rows` (in row order), the last row of each level of the current `epoch`, where it holds a size."""
+    _, _, row_epoch, side, price, size = rows
+    current = np.flatnonzero(row_epoch == epoch) if epoch > 0 else np.empty(0, dtype=np.int64)
+    # The last row of each (side, price): sorted by level then row, a row whose next one is another level.
+    order = current[np.lexsort((current, price[current], side[current]))]
+    last = np.r_[(side[order][1:] != side[order][:-1]) | (price[order][1:] != price[order][:-1]), True]
+    held = np.sort(order[last[: len(order)]])
+    held = held[size[held] > 0]
+    return tuple(column[held] for column in rows)
+
+
+def _profile(
+    rows: tuple[np.ndarray, ...], epoch_end: np.ndarray, samples: np.ndarray, first_sample: int
+) -> tuple[np.ndarray, ...]:
+    """(row, sample, side, price, size) of the levels of `rows` in force at `samples` (numbered from
+    `first_sample`), in bands of prices so the per-row arrays stay a few hundred MB whatever the rows."""
+    row_id, ts, epoch, side, price, size = rows
+    bands = -(-len(row_id) // BAND_ROWS)
+    step = max(len(price) // 100_000, 1)
+    shares = np.linspace(0, 1, bands + 1)[1:-1]
+    edges = np.unique(np.quantile(price[::step], shares)) if bands > 1 else np.empty(0)
+    pieces = []
+    for lo, hi in zip([-np.inf, *edges], [*edges, np.inf], strict=True):
+        band = np.flatnonzero((price >= lo) & (price < hi)) if len(edges) else np.arange(len(row_id))
+        pieces.append(_band_profile(band, ts, epoch, epoch_end, side, price, size, samples))
+    row, sample, *columns = (np.concatenate(column) for column in zip(*pieces, strict=True))
+    return (row_id[row], sample + first_sample, *columns)
 
 
 def _band_profile(
@@ -253,22 +343,90 @@ def _book_arrays(book: pl.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def _by_time(book: pl.DataFrame) -> pl.DataFrame:
+def by_time(book: pl.DataFrame) -> pl.DataFrame:
     """`book` sorted by time and update id, stably; not copied when it already is (a fetched table is)."""
     step = pl.col("ts").diff()
     ordered = book.select(((step > 0) | ((step == 0) & (pl.col("update_id").diff() >= 0))).all()).item()
     return book if ordered else book.sort("ts", "update_id", maintain_order=True)
 
 
-def _touch(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per message: ts, best bid, best ask, through the Rust L2 book (exact, handles gaps and resyncs)."""
-    out = _core.features_update({**arrays, "symbol": np.zeros(len(arrays["ts"]), dtype=np.uint32)})
-    return out["ts"], out["best_bid"], out["best_ask"]
+@dataclass(frozen=True)
+class BookView:
+    """What the moments read from one symbol's book: each message's time and best bid and ask (through the Rust L2
+    book: exact, handles gaps and resyncs), the levels in force on the depth grid (`level_profile`), and the most
+    levels one side of a snapshot message holds."""
+
+    touch_ts: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    levels: pl.DataFrame
+    snapshot_levels: int
+
+    def held_levels(self) -> int:
+        """The most levels one side of the book holds at once: in any snapshot message or at any depth sample."""
+        held = self.levels.group_by("sample", "side").len()["len"].max() if self.levels.height else 0
+        return max(self.snapshot_levels, int(held or 0))
+
+
+def depth_samples(start: int, end: int, config: MomentConfig) -> np.ndarray:
+    """The depth grid of a book spanning `start`..`end` (ns): every `depth_sample_s`, at most `depth_max_samples`."""
+    step = max(int(config.depth_sample_s * NS_PER_S), (end - start) // max(config.depth_max_samples, 1), 1)
+    return np.arange(start - start % step + step, end + 1, step, dtype=np.int64)
+
+
+class BookPass:
+    """A `BookView` of one symbol's book given in consecutive pieces in time order (`by_time`), cut between two
+    times (as `time_windows` cuts), so a week's book is read a window at a time: about a piece is held, and the view
+    is per message and per sample. `span` is the book's first and last ts, `decimals` (price, size) those of the
+    whole table."""
+
+    def __init__(self, span: tuple[int, int], decimals: tuple[int, int], config: MomentConfig) -> None:
+        self.span = span
+        self.replay = _core.UpdateReplay(price_decimals=decimals[0], qty_decimals=decimals[1])
+        self.levels = LevelStream(depth_samples(*span, config))
+        self.touch: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.snapshot_levels = 0
+
+    def push(self, piece: pl.DataFrame) -> None:
+        self.push_arrays(_book_arrays(piece))
+
+    def push_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """`push` of a piece's columns as `_book_arrays` gives them."""
+        out = self.replay.push({**arrays, "symbol": np.zeros(len(arrays["ts"]), dtype=np.uint32)})
+        self.touch.append((out["ts"], out["best_bid"], out["best_ask"]))
+        message = _messages(arrays)
+        snapshot = arrays["kind"] == 0
+        self.levels.push(arrays["ts"], message, snapshot, arrays["side"], arrays["price"], arrays["size"])
+        price, size = arrays["price"], arrays["size"]
+        live = snapshot & np.isfinite(price) & np.isfinite(size) & (size > 0) & (arrays["side"] != 0)
+        if live.any():
+            # Levels per (message, side): messages are numbered from 1 in the piece, so this key counts them.
+            per_side = np.bincount(message[live] * 2 + (arrays["side"][live] > 0))
+            self.snapshot_levels = max(self.snapshot_levels, int(per_side.max()))
+
+    def finish(self) -> BookView:
+        touch_ts, bid, ask = (np.concatenate(column) for column in zip(*self.touch, strict=True))
+        if (int(touch_ts[0]), int(touch_ts[-1])) != self.span:
+            raise AssertionError(f"the book's pieces span {touch_ts[0]}..{touch_ts[-1]}, not {self.span}")
+        return BookView(touch_ts, bid, ask, self.levels.finish(), self.snapshot_levels)
+
+
+def book_view(book: pl.DataFrame, config: MomentConfig | None = None) -> BookView | None:
+    """The view of one symbol's whole book (canonical schema or simulator columns, any order); None when empty."""
+    if book.height == 0:
+        return None
+    book = by_time(book)
+    arrays = _book_arrays(book)
+    decimals = _core.book_decimals(arrays["side"], arrays["price"], arrays["size"])
+    span = (int(arrays["ts"][0]), int(arrays["ts"][-1]))
+    whole = BookPass(span, decimals, config or MomentConfig())
+    whole.push_arrays(arrays)
+    return whole.finish()
 
 
 def compute(
     trades: pl.DataFrame,
-    book: pl.DataFrame,
+    book: pl.DataFrame | BookView | None,
     bars: pl.DataFrame | None = None,
     config: MomentConfig | None = None,
     book_depth: int | None = None,
@@ -277,16 +435,16 @@ def compute(
 
     `book_depth` is the number of levels per side the book stream was recorded at (Bybit's depth 1, 50, 200...): a
     depth moment over more levels than that is NaN, since the stream cannot show it. None: the book's levels are all
-    there are (a thin book's depth over more levels than it holds is everything it holds).
+    there are (a thin book's depth over more levels than it holds is everything it holds). The book may come as
+    its `BookView` (a long book read a window at a time, `BookPass`); None is a book without rows.
     """
     config = config or MomentConfig()
     result = dict.fromkeys(config.names(), float("nan"))
-    book = _by_time(book)
+    view = book_view(book, config) if isinstance(book, pl.DataFrame) else book
     trades = trades if trades["ts"].is_sorted() else trades.sort("ts", maintain_order=True)
-    if book.height == 0:
+    if view is None:
         return result
-    arrays = _book_arrays(book)
-    touch_ts, bid, ask = _touch(arrays)
+    touch_ts, bid, ask = view.touch_ts, view.bid, view.ask
     mid = (bid + ask) / 2
     valid = np.isfinite(mid) & (ask > bid)
     spread_bps = np.where(valid, (ask - bid) / mid * BPS, np.nan)
@@ -342,7 +500,7 @@ def compute(
             }
             result |= _impact(trade_ts, side, size, touch_ts, log_mid, config)
 
-    result |= _depth(arrays, config, start, end, book_depth)
+    result |= _depth(view.levels, config, book_depth)
     if bars is not None and bars.height:
         rng = ((bars["high"] - bars["low"]) / bars["open"] * BPS).cast(pl.Float64).to_numpy()
         rng = rng[np.isfinite(rng)]
@@ -387,55 +545,46 @@ def _messages(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.cumsum(np.r_[True, (update_id[1:] != update_id[:-1]) | (ts[1:] != ts[:-1])])
 
 
-def _level_states(arrays: Mapping[str, np.ndarray], config: MomentConfig, start: int, end: int) -> pl.DataFrame:
-    """The resting levels on the depth grid (see `level_profile`)."""
-    step = max(int(config.depth_sample_s * NS_PER_S), (end - start) // max(config.depth_max_samples, 1), 1)
-    samples = np.arange(start - start % step + step, end + 1, step, dtype=np.int64)
-    return level_profile(
-        arrays["ts"], _messages(arrays), arrays["kind"] == 0, arrays["side"], arrays["price"], arrays["size"], samples
-    )
-
-
 def held_levels(book: pl.DataFrame, config: MomentConfig | None = None) -> int:
     """The most levels one side of the book holds at once: in any snapshot message or at any time of the depth grid.
 
     The depth a book stream was recorded at, when the table does not say (see `recorded_depth`); 0 for no book.
     """
-    config = config or MomentConfig()
-    if book.height == 0:
-        return 0
-    arrays = _book_arrays(_by_time(book))
-    live = np.isfinite(arrays["price"]) & np.isfinite(arrays["size"]) & (arrays["size"] > 0) & (arrays["side"] != 0)
-    snapshot = live & (arrays["kind"] == 0)
-    counts = pl.DataFrame({"message": _messages(arrays)[snapshot], "side": arrays["side"][snapshot]})
-    most = int(counts.group_by("message", "side").len()["len"].max() or 0) if counts.height else 0
-    states = _level_states(arrays, config, int(arrays["ts"][0]), int(arrays["ts"][-1]))
-    if states.height:
-        most = max(most, int(states.group_by("sample", "side").len()["len"].max()))
-    return most
+    view = book_view(book, config)
+    return view.held_levels() if view is not None else 0
 
 
-def recorded_depth(book: pl.DataFrame, metadata: Mapping | None = None, config: MomentConfig | None = None) -> int:
-    """Levels per side a book table was recorded at: the `depth` its provenance params state (`apexctl fetch`
-    writes it for simulated and WebSocket-recorded books), else the most levels a side ever holds (`held_levels`).
-
-    The stated depth wins: a thin book that never fills its depth still shows its whole depth. The inferred one can
-    only err towards too few levels, which leaves a depth moment out rather than compare it with a deeper book.
-    """
+def stated_depth(metadata: Mapping | None) -> int | None:
+    """The `depth` a book table's provenance params state (`apexctl fetch` writes it for simulated and
+    WebSocket-recorded books), if any."""
     params = (metadata or {}).get("apex.params")
     stated = params.get("depth") if isinstance(params, Mapping) else None
     if isinstance(stated, int) and not isinstance(stated, bool) and stated > 0:
         return stated
-    return held_levels(book, config)
+    return None
 
 
-def _depth(
-    arrays: Mapping[str, np.ndarray], config: MomentConfig, start: int, end: int, book_depth: int | None = None
-) -> dict[str, float]:
+def recorded_depth(
+    book: pl.DataFrame | BookView | None, metadata: Mapping | None = None, config: MomentConfig | None = None
+) -> int:
+    """Levels per side a book table was recorded at: the depth its metadata states (`stated_depth`), else the most
+    levels a side ever holds (`held_levels`).
+
+    The stated depth wins: a thin book that never fills its depth still shows its whole depth. The inferred one can
+    only err towards too few levels, which leaves a depth moment out rather than compare it with a deeper book.
+    """
+    stated = stated_depth(metadata)
+    if stated is not None:
+        return stated
+    if isinstance(book, pl.DataFrame):
+        return held_levels(book, config)
+    return book.held_levels() if book is not None else 0
+
+
+def _depth(levels: pl.DataFrame, config: MomentConfig, book_depth: int | None = None) -> dict[str, float]:
     """log of the mean cumulative size over the best k levels of a side, both sides pooled; NaN for k above
     `book_depth` (the stream does not show that many levels, so the sum would be over fewer than k)."""
     out = {f"depth_l{k}_log": float("nan") for k in config.depth_levels}
-    levels = _level_states(arrays, config, start, end)
     if levels.height == 0:
         return out
     deepest = max(config.depth_levels)

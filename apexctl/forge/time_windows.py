@@ -205,12 +205,17 @@ def _survey_groups(
     return inputs
 
 
-def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
-    """The book inputs (`(input index, file)`, in input order) read for their symbols, spans and decimals."""
+def survey(
+    files: Sequence[tuple[int, TableFile]], check: Callable[[RowGroup, pl.DataFrame], None] | None = None
+) -> Books:
+    """The book inputs (`(input index, file)`, in input order) read for their symbols, spans and decimals; each row
+    group's rows of the survey's columns shown to `check` too, if given."""
     spans: list[pl.DataFrame] = []
     decimals = [0, 0]
 
-    def look(index: int, _: RowGroup, frame: pl.DataFrame) -> None:
+    def look(index: int, group: RowGroup, frame: pl.DataFrame) -> None:
+        if check is not None:
+            check(group, frame)
         first_last = (pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"))
         spans.append(frame.group_by("symbol").agg(*first_last, pl.lit(index).alias("source")))
         side = frame["side"].to_numpy()
@@ -219,8 +224,9 @@ def survey(files: Sequence[tuple[int, TableFile]]) -> Books:
         decimals[:] = map(max, decimals, _core.book_decimals(side, prices, sizes))
 
     inputs = _survey_groups(files, _SURVEY_COLUMNS, "surveying the book (rows)", look)
+    no_rows = pl.DataFrame(schema={"symbol": pl.String, "first": pl.Int64, "last": pl.Int64, "source": pl.Int32})
     by_symbol = (
-        pl.concat(spans)
+        pl.concat(spans or [no_rows])
         .sort("first", "source")
         .group_by("symbol", maintain_order=True)
         .agg(pl.col("first").first(), pl.col("last").max(), pl.col("source").first())

@@ -2,8 +2,8 @@
 batch the chimera runs (`cmaes.simulate_items`, one Rust simulation per thread with the GIL released) against the
 same simulations in a sequential `_core.sim_run` loop; plus raw `_core.sim_batch` (summaries only, rayon) for
 reference, since it cannot return the market the moments need. Then the target's moments (`cmaes.load_target`) on a
-simulated market of the default symbols, its book read a row group at a time against read whole and then filtered,
-each in a process of its own so its peak memory is its own."""
+simulated market of the default symbols, its book's statistics gathered a time window at a time against every table
+read whole and then filtered, each in a process of its own so its peak memory is its own."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ from apexctl.schemas.tables import BARS, BOOK, TRADES
 
 how, target, out = sys.argv[1:]
 config = mom.MomentConfig()
-if how == "groups":
+if how == "windows":
     moments = cmaes.load_target(target, None, config).moments
 else:
     book = io.read_table(f"{target}/book.parquet", BOOK)
@@ -107,14 +107,14 @@ def target_reads(hours: float) -> None:
     with tempfile.TemporaryDirectory() as folder:
         fetch_sim(MarketSim(seed=1, hours=hours), f"{folder}/market")
         results = {
-            how: child_usage(TARGET, how, f"{folder}/market", f"{folder}/{how}.json") for how in ("groups", "whole")
+            how: child_usage(TARGET, how, f"{folder}/market", f"{folder}/{how}.json") for how in ("windows", "whole")
         }
-        with open(f"{folder}/groups.json") as groups, open(f"{folder}/whole.json") as whole:
-            if groups.read() != whole.read():
-                raise SystemExit("the target read by row groups and read whole gave different moments")
+        with open(f"{folder}/windows.json") as windows, open(f"{folder}/whole.json") as whole:
+            if windows.read() != whole.read():
+                raise SystemExit("the target read a window at a time and read whole gave different moments")
     report_peaks(
         f"chimera target moments of {hours:g} h of the default symbols' simulated market",
-        ("a row group at a time", results["groups"]),
+        ("a time window at a time", results["windows"]),
         ("whole tables", results["whole"]),
     )
 

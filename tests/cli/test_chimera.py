@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from apexctl.errors import DataError, InputError, UsageError
-from apexctl.forge import io
+from apexctl.forge import io, time_windows
 from apexctl.forge import moments as mom
 from apexctl.forge.cmaes import ChimeraConfig, Param, dsg_document, dsg_params, fit, load_target
 from apexctl.forge.fetch import fetch_sim
@@ -209,10 +209,12 @@ def test_one_searched_parameter_is_refused_and_help_says_at_least_2(tmp_path):
     )
 
 
-def test_a_target_read_a_row_group_at_a_time_has_the_moments_of_it_read_whole(tmp_path):
-    """The target's book is read a row group at a time and only the chosen symbol's rows are kept (a week of several
-    symbols' book does not fit in memory): the moments are those of the whole tables, and a bad price in a late row
-    group of the other symbol is still named by its file row."""
+def test_a_target_read_a_time_window_at_a_time_has_the_moments_of_it_read_whole(tmp_path, monkeypatch):
+    """The target's book is read a time window of row groups at a time and only the chosen symbol's rows are kept,
+    its statistics gathered window by window (a week of several symbols' book does not fit in memory): the moments
+    are those of the whole tables to the bit, and a bad price in a late row group of the other symbol is still named
+    by its file row."""
+    monkeypatch.setattr(time_windows, "WINDOW_ROWS", 5_000)
     data = tmp_path / "data"
     fetch_sim(MarketSim(symbols=("BTCUSDT", "SOLUSDT"), seed=5, hours=0.15), str(data))
     book_file = io.open_table(data / "book.parquet", BOOK)
@@ -220,7 +222,9 @@ def test_a_target_read_a_row_group_at_a_time_has_the_moments_of_it_read_whole(tm
     with io.table_pieces(data / "book.parquet", schema=BOOK, producer="test", params={"depth": 50}) as write:
         for start in range(0, book.height, 3_000):
             write(book.slice(start, 3_000))
-    assert io.open_table(data / "book.parquet", BOOK).parquet.metadata.num_row_groups > 5
+    book_file = io.open_table(data / "book.parquet", BOOK)
+    assert book_file.parquet.metadata.num_row_groups > 5
+    assert len(time_windows.survey([(0, book_file)]).cuts()) > 5
     config = mom.MomentConfig()
     target = load_target(str(data), "SOLUSDT", config)
     trades = io.read_table(data / "trades.parquet", TRADES).frame

@@ -160,6 +160,23 @@ def test_level_profile_in_price_bands_is_the_profile_in_one(raw, sample_step, ba
     assert banded.equals(whole)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(message_strategy, min_size=1, max_size=15), st.integers(1, 4), st.data())
+def test_level_profile_in_pieces_is_the_profile_in_one(raw, sample_step, data):
+    """A book given in consecutive pieces cut between two times (a week's book, a window at a time) gives the rows of
+    it given whole, in the same order, with levels carried over the cuts and snapshots on either side of them."""
+    _, arrays = _profile_inputs(raw, sample_step)
+    *columns, samples = arrays
+    whole = mom.level_profile(*arrays)
+    ts = columns[0]
+    starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+    cuts = sorted(data.draw(st.sets(st.sampled_from(starts[1:].tolist()))) if len(starts) > 1 else [])
+    stream = mom.LevelStream(samples)
+    for lo, hi in zip([0, *cuts], [*cuts, len(ts)], strict=True):
+        stream.push(*(column[lo:hi] for column in columns))
+    assert stream.finish().equals(whole)
+
+
 def _toy_market(seconds: int = 600):
     """A book that never changes (bid 100.0 x 2, 99.9 x 3; ask 100.1 x 1, 100.2 x 4) and alternating trades."""
     book = pl.DataFrame(
@@ -306,7 +323,9 @@ def test_archive_format_tables_give_the_moments_and_the_replay_agrees_with_the_r
         assert np.isfinite(m[name]), name
     # The vectorised replay's best bid and ask equal the Rust L2 book's at every sample time.
     arrays = mom._book_arrays(book.sort("ts", "update_id", maintain_order=True))
-    touch_ts, bid, ask = mom._touch(arrays)
+    view = mom.book_view(book)
+    assert view is not None
+    touch_ts, bid, ask = view.touch_ts, view.bid, view.ask
     samples = np.arange(touch_ts[0], touch_ts[-1], 2 * NS, dtype=np.int64)
     ts, update_id = arrays["ts"], arrays["update_id"]
     message = np.cumsum(np.r_[True, (update_id[1:] != update_id[:-1]) | (ts[1:] != ts[:-1])])

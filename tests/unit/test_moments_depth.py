@@ -86,6 +86,35 @@ def test_the_stated_depth_wins_over_a_thin_book():
     assert np.isnan(m["depth_l5_log"])
 
 
+def test_a_snapshot_thinned_before_the_first_sample_still_shows_its_depth():
+    """The held levels count each snapshot message's levels a side, not only the levels standing at the depth
+    samples: a 7-level snapshot whose deeper levels are deleted before the first 5 s sample was recorded at 7 or
+    more; and a book given in pieces counts them as it does whole."""
+    snapshot = _book(7, seconds=1)
+    best = _book(1, seconds=1)["price"].to_list()
+    deletes = snapshot.filter(pl.col("price").is_in(best).not_()).with_columns(
+        ts=pl.lit(NS // 2, dtype=pl.Int64),
+        kind=pl.lit("delta"),
+        size=pl.lit(0.0),
+        update_id=pl.lit(2, dtype=pl.Int64),
+        seq=pl.lit(2, dtype=pl.Int64),
+    )
+    later = _book(1, seconds=60).filter(pl.col("ts") > 0).with_columns(kind=pl.lit("delta"))
+    book = pl.concat([snapshot, deletes, later])
+    assert mom.held_levels(book) == 7
+    assert mom.held_levels(pl.concat([_book(1, seconds=1), later])) == 1
+    whole = mom.book_view(book)
+    assert whole is not None
+    pieces = mom.BookPass((0, int(book["ts"].max())), (2, 2), mom.MomentConfig())
+    for lo, hi in ((0, NS), (NS, 30 * NS), (30 * NS, 61 * NS)):
+        pieces.push(book.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi)))
+    view = pieces.finish()
+    assert view.held_levels() == 7
+    assert view.levels.equals(whole.levels)
+    assert np.array_equal(view.bid, whole.bid, equal_nan=True)
+    assert np.array_equal(view.ask, whole.ask, equal_nan=True)
+
+
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory) -> dict[int, Path]:
     """The same simulated market recorded at depth 1 and 50 (what `apexctl fetch --source sim --depth` writes)."""
