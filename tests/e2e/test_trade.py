@@ -140,6 +140,19 @@ def venue_executions(session: unified_trading.HTTP) -> dict[str, dict]:
     return found
 
 
+def venue_state(session: unified_trading.HTTP, symbol: str) -> tuple[set[str], float]:
+    """The ids of an account's executions and its signed position on `symbol`, read as one state: the position
+    counts when the executions listed just before and just after it are the same."""
+    before = set(venue_executions(session))
+    for _ in range(20):
+        positions = session.get_positions(category="linear", symbol=symbol)["result"]["list"]
+        after = set(venue_executions(session))
+        if after == before:
+            return after, sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
+        before = after
+    raise AssertionError(f"the venue's executions kept changing while its {symbol} position was read")
+
+
 def check_books(ledger: Path, venue: dict) -> dict:
     """Ledger fills == venue executions per account; sum of slot positions == account position per symbol."""
     db = sqlite3.connect(ledger)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_trade import SYMBOLS, http, make_bundle, venue_accounts, venue_executions
+from tests.e2e.test_trade import SYMBOLS, http, make_bundle, venue_accounts, venue_executions, venue_state
 from tests.e2e.test_trade_pitcrew import ACCOUNTS
 from tests.e2e.test_trade_protection import write_config
 from tests.support.churn import churning_slot
@@ -23,20 +23,6 @@ from tests.support.venue_helpers import running_venue
 LOSS = "seed = 5\n[private_loss]\nprobability = 0.33\n"
 BOOKED = "SELECT COUNT(*) FROM fills WHERE source = 'recover'"
 RECOVERIES = "SELECT detail FROM events WHERE kind = 'private_recovery'"
-
-
-def venue_state(venue: dict) -> tuple[set[str], float]:
-    """The ids of the venue's executions and the BTCUSDT position on the churning slot's account, read as one state:
-    the position counts when the executions listed just before and just after it are the same."""
-    session = http(venue, ACCOUNTS[0])
-    before = set(venue_executions(session))
-    for _ in range(20):
-        positions = session.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
-        after = set(venue_executions(session))
-        if after == before:
-            return after, sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
-        before = after
-    raise AssertionError("the venue's executions kept changing after the engine stopped")
 
 
 def check_ledger(ledger: Path, executions: set[str], venue_qty: float) -> list[str]:
@@ -60,7 +46,7 @@ def test_private_messages_lost_on_the_way_are_read_back_while_the_engine_runs(tm
         wait_for_count(ledger, BOOKED, count=2, seconds=90)
         wait_for_count(ledger, ended, count=2, seconds=30)
         stop_and_wait(engine)
-        executions, venue_qty = venue_state(venue)
+        executions, venue_qty = venue_state(http(venue, ACCOUNTS[0]), "BTCUSDT")
     lost = [json.loads(line) for line in venue["fault_log"].read_text().splitlines()]
     assert {f["topic"] for f in lost if f["fault"] == "private_loss"} == {"order", "execution"}, lost
     recoveries = check_ledger(ledger, executions, venue_qty)

@@ -19,13 +19,10 @@ from pybit import unified_trading
 from apexctl.forge.export import ExportConfig, export
 from apexctl.schemas.json_schema import validation_error
 from tests.conftest import run_cli
+from tests.e2e.test_trade import ACCOUNTS, http, venue_state
 from tests.support.engine_run import running_engine
 from tests.support.venue_helpers import running_venue
 
-ACCOUNTS = [
-    {"name": "main", "api_key": "mainKEY00000000001", "api_secret": "mainSECRET0000000000000000000000001"},
-    {"name": "second", "api_key": "secondKEY000000002", "api_secret": "secondSECRET00000000000000000000002"},
-]
 CAPITAL = 3000.0
 # Always long (a constant signal), and a tree that follows the bar's close location.
 TREES = {
@@ -89,12 +86,6 @@ def write_config(path: Path, slots: list[tuple[str, Path, float, str]]) -> Path:
     return path
 
 
-def http(venue: dict, account: dict) -> unified_trading.HTTP:
-    session = unified_trading.HTTP(testnet=False, api_key=account["api_key"], api_secret=account["api_secret"])
-    session.endpoint = venue["rest"]
-    return session
-
-
 def doomed_capital(ledger: Path, session: unified_trading.HTTP) -> float:
     """The capital that leaves the always-long slot `btc-long` (holding a position after a first run) at half its
     threshold once its fills are replayed: it dies at the next run's first tick."""
@@ -119,6 +110,23 @@ def trade(config: Path, ready: Path, out: Path, duration: str) -> None:
         "trade", "--config", str(config), "--venue-ready", str(ready), "--out", str(out), "--duration", duration
     )
     assert result.returncode == 0, result.stderr.decode()[-3000:]
+
+
+def account_books(ledger: Path, main: unified_trading.HTTP) -> tuple[set[str], float, set[str], float]:
+    """The main account's executions and BTCUSDT position on the venue, the fills the ledger booked for its slots and
+    btc-clv's net of them, read until the ledger holds what the venue lists (at most 10 s: a fill may be on its way)."""
+    deadline = time.monotonic() + 10
+    while True:
+        executions, venue_qty = venue_state(main, "BTCUSDT")
+        with sqlite3.connect(ledger, timeout=5) as db:
+            fills = db.execute(
+                "SELECT exec_id, fills.slot, side, qty FROM fills JOIN slots USING (slot) WHERE account = 'main'"
+            ).fetchall()
+        booked = {exec_id for exec_id, *_ in fills}
+        if booked == executions or time.monotonic() > deadline:
+            clv_net = sum(qty if side == "Buy" else -qty for _, slot, side, qty in fills if slot == "btc-clv")
+            return executions, venue_qty, booked, clv_net
+        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -165,12 +173,11 @@ def test_a_slot_below_its_minimum_order_dies_within_a_tick_and_the_cwo_gives_it_
             assert db.execute("SELECT state FROM slots WHERE slot = 'btc-long'").fetchone()[0] == "dead"
             flatten = "SELECT COUNT(*) FROM orders WHERE slot = 'btc-long' AND purpose = 'flatten'"
             assert db.execute(flatten).fetchone()[0] >= 1
-            clv_net = db.execute(
-                "SELECT COALESCE(SUM(CASE side WHEN 'Buy' THEN qty ELSE -qty END), 0) FROM fills WHERE slot = 'btc-clv'"
-            ).fetchone()[0]
             db.close()
-            positions = main.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
-            venue_qty = sum(float(p["size"]) * (-1 if p["side"] == "Sell" else 1) for p in positions)
+            # The account's position is btc-clv's alone; it still trades, so the two are compared once the ledger
+            # has booked every execution the venue lists.
+            executions, venue_qty, booked, clv_net = account_books(ledger, main)
+            assert booked == executions, (len(booked), len(executions))
             assert abs(venue_qty - clv_net) < 1e-9, (venue_qty, clv_net)
             open_orders = main.get_open_orders(category="linear", symbol="BTCUSDT")["result"]["list"]
             assert not [o for o in open_orders if o["orderLinkId"].startswith("btc-long-")]
