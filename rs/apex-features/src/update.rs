@@ -306,6 +306,14 @@ impl UpdateColumns {
         }
     }
 
+    /// Frees the capacity beyond the rows (the columns were sized for a guess at the message count).
+    fn shrink_to_fit(&mut self) {
+        self.ts.shrink_to_fit();
+        self.symbol.shrink_to_fit();
+        self.update_id.shrink_to_fit();
+        self.values.iter_mut().for_each(Vec::shrink_to_fit);
+    }
+
     /// Appends one row.
     pub fn push(&mut self, row: &UpdateRow) {
         self.ts.push(row.ts);
@@ -406,6 +414,9 @@ impl UpdateReplay {
             }
             out.push(engine.row().expect("a row exists after a push"));
         }
+        // A caller may keep the columns of every piece (chimera keeps the touch of a week's book): a book has fewer
+        // messages than the half of its rows guessed above (a tenth, for a simulated one).
+        out.shrink_to_fit();
         Ok(out)
     }
 }
