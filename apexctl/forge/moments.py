@@ -19,6 +19,8 @@ from apexctl.errors import InputError
 
 NS_PER_S = 1_000_000_000
 BPS = 1e4
+#: Rows a trade statistic works through at once, so a long target's temporaries stay small.
+_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -120,15 +122,25 @@ def lattice_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     [k - 1/2, k + 1/2] (the tied values spread evenly over that bin), so a quantile slides between lattice points
     as the share of each point changes instead of jumping a whole tick. Values are positive; NaN when none.
     """
-    values = values[np.isfinite(values) & (values > 0)]
+    keep = np.isfinite(values) & (values > 0)
+    values = values if keep.all() else values[keep]
+    del keep
     if len(values) == 0:
         return np.full(len(qs), np.nan)
     step = values.min()
-    k = np.sort(np.round(values / step))
-    starts = np.searchsorted(k, k, side="left")
-    ends = np.searchsorted(k, k, side="right")
-    spread_out = k + (np.arange(len(k)) - starts + 0.5) / (ends - starts) - 0.5
-    return np.quantile(spread_out, qs) * step
+    # Sorted in place and spread out a block at a time: a week's trades would otherwise take a handful of copies.
+    k = values / step
+    np.round(k, out=k)
+    k.sort()
+    spread_out = np.empty_like(k)
+    for first in range(0, len(k), _BLOCK):
+        block = k[first : first + _BLOCK]
+        starts = np.searchsorted(k, block, side="left")
+        ends = np.searchsorted(k, block, side="right")
+        rank = np.arange(first, first + len(block)) - starts
+        spread_out[first : first + len(block)] = block + (rank + 0.5) / (ends - starts) - 0.5
+    del k
+    return np.quantile(spread_out, qs, overwrite_input=True) * step
 
 
 def horizon_returns(log_mid: np.ndarray, step: int) -> np.ndarray:
@@ -489,15 +501,13 @@ def compute(
         result["trades_per_min_log"] = float(np.log(trades.height / minutes))
         size = trades["size"].cast(pl.Float64).to_numpy()
         positive = size[np.isfinite(size) & (size > 0)]
-        log_size = np.log(positive)
-        if len(log_size):
+        if len(positive):
+            log_size = np.log(positive)
+            result |= {"size_log_mean": float(log_size.mean()), "size_log_std": float(log_size.std())}
+            del log_size
             q50, q90 = np.log(lattice_quantiles(positive, [0.5, 0.9]))
-            result |= {
-                "size_log_mean": float(log_size.mean()),
-                "size_log_q50": float(q50),
-                "size_log_q90": float(q90),
-                "size_log_std": float(log_size.std()),
-            }
+            result |= {"size_log_q50": float(q50), "size_log_q90": float(q90)}
+            del positive
             result |= _impact(trade_ts, side, size, touch_ts, log_mid, config)
 
     result |= _depth(view.levels, config, book_depth)
@@ -507,6 +517,32 @@ def compute(
         if len(rng):
             result["bar_range_bps"] = float(rng.mean())
     return result
+
+
+def impact_moves(
+    trade_ts: np.ndarray,
+    side: np.ndarray,
+    size: np.ndarray,
+    touch_ts: np.ndarray,
+    log_mid: np.ndarray,
+    horizon_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The signed mid move (bps) from just before a trade to `horizon_s` after, and the trade's size, for every trade
+    with a mid at both ends; gathered a block at a time (see _BLOCK)."""
+    horizon = int(horizon_s * NS_PER_S)
+    move, sizes, kept = np.empty(len(trade_ts)), np.empty(len(trade_ts)), 0
+    for first in range(0, len(trade_ts), _BLOCK):
+        ts = trade_ts[first : first + _BLOCK]
+        before = last_at_or_before(touch_ts, log_mid, ts - 1)
+        after_ts = ts + horizon
+        after = last_at_or_before(touch_ts, log_mid, after_ts)
+        block_size = size[first : first + _BLOCK]
+        ok = np.isfinite(before) & np.isfinite(after) & (after_ts <= touch_ts[-1]) & np.isfinite(block_size)
+        count = int(ok.sum())
+        move[kept : kept + count] = side[first : first + _BLOCK][ok] * (after[ok] - before[ok]) * BPS
+        sizes[kept : kept + count] = block_size[ok]
+        kept += count
+    return move[:kept], sizes[:kept]
 
 
 def _impact(
@@ -519,14 +555,9 @@ def _impact(
 ) -> dict[str, float]:
     """Mean signed mid move (bps) from just before a trade to `impact_horizon_s` after, by size tercile."""
     out = dict.fromkeys(("impact_small_bps", "impact_mid_bps", "impact_large_bps"), float("nan"))
-    before = last_at_or_before(touch_ts, log_mid, trade_ts - 1)
-    after_ts = trade_ts + int(config.impact_horizon_s * NS_PER_S)
-    after = last_at_or_before(touch_ts, log_mid, after_ts)
-    ok = np.isfinite(before) & np.isfinite(after) & (after_ts <= touch_ts[-1]) & np.isfinite(size)
-    if ok.sum() < 3:
+    move, sizes = impact_moves(trade_ts, side, size, touch_ts, log_mid, config.impact_horizon_s)
+    if len(move) < 3:
         return out
-    move = side[ok] * (after[ok] - before[ok]) * BPS
-    sizes = size[ok]
     low, high = np.quantile(sizes, [1 / 3, 2 / 3])
     buckets = {
         "impact_small_bps": sizes <= low,

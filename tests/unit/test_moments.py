@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from apexctl.forge import moments as mom
 from apexctl.forge.fetch import FileFetch, fetch_files
 from apexctl.forge.io import read_table
 from apexctl.schemas import BOOK, TRADES
+from tests.reference import moments_reference as reference
 
 NS = 1_000_000_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,6 +292,54 @@ def test_lattice_quantiles_slide_with_the_shares_and_match_continuous_data():
     got = mom.lattice_quantiles(lattice, [0.1, 0.5, 0.9])
     assert np.allclose(got, np.quantile(continuous, [0.1, 0.5, 0.9]), atol=0.05)
     assert np.isnan(mom.lattice_quantiles(np.array([np.nan, -1.0]), [0.5])).all()
+
+
+@given(
+    st.lists(st.one_of(st.integers(-2, 40), st.just(np.nan), st.just(np.inf)), max_size=80),
+    st.sampled_from([0.5, 0.01, 3.0]),
+    st.integers(1, 9),
+)
+@settings(max_examples=150, deadline=None)
+def test_lattice_quantiles_a_block_at_a_time_equal_the_whole_array_to_the_bit(lots, step, block):
+    """Ties cut by a block boundary still spread over their whole bin: the result is the direct computation's."""
+    values = np.array(lots, dtype=float) * step
+    qs = [0.1, 0.5, 0.9, 1 / 3]
+    with _block(block):
+        got = mom.lattice_quantiles(values, qs)
+    assert np.array_equal(got, reference.lattice_quantiles(values, qs), equal_nan=True)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 60), st.sampled_from([-1.0, 1.0]), st.sampled_from([0.5, 1.0, np.nan])), max_size=40
+    ),
+    st.lists(st.tuples(st.integers(0, 60), st.floats(-1, 1) | st.just(np.nan)), min_size=1, max_size=30),
+    st.integers(1, 7),
+)
+@settings(max_examples=150, deadline=None)
+def test_impact_moves_a_block_at_a_time_equal_the_whole_arrays(trades, mids, block):
+    trades = sorted(trades)
+    trade_ts = np.array([t for t, _, _ in trades], dtype=np.int64) * mom.NS_PER_S
+    side = np.array([s for _, s, _ in trades], dtype=float)
+    size = np.array([z for _, _, z in trades], dtype=float)
+    mids = sorted(mids, key=lambda m: m[0])
+    touch_ts = np.array([t for t, _ in mids], dtype=np.int64) * mom.NS_PER_S
+    log_mid = np.array([m for _, m in mids])
+    with _block(block):
+        move, sizes = mom.impact_moves(trade_ts, side, size, touch_ts, log_mid, 5.0)
+    want_move, want_sizes = reference.impact_moves(trade_ts, side, size, touch_ts, log_mid, 5.0)
+    assert np.array_equal(move, want_move)
+    assert np.array_equal(sizes, want_sizes)
+
+
+@contextlib.contextmanager
+def _block(rows: int):
+    """forge.moments working through `rows` rows at a time, so that small arrays cross block boundaries."""
+    saved, mom._BLOCK = mom._BLOCK, rows
+    try:
+        yield
+    finally:
+        mom._BLOCK = saved
 
 
 def test_archive_format_tables_give_the_moments_and_the_replay_agrees_with_the_rust_book(tmp_path):
