@@ -37,6 +37,39 @@ struct Recovery {
     unbooked: Vec<String>,
 }
 
+/// What an account's private updates need reading back for at `now`, if anything: events its private feed dropped
+/// since the last recovery (`dropped_total` against `dropped_seen`), its orders whose end is overdue (`awaiting`:
+/// each with when its create or cancel was answered), and its ended orders whose fills are overdue (`unbooked`: each
+/// with since when). Nothing within [`RECOVER_AFTER`] of the last recovery (`recovered_at`).
+fn due<'a>(
+    recovered_at: Option<Instant>,
+    dropped_total: u64,
+    dropped_seen: u64,
+    awaiting: impl Iterator<Item = (&'a String, Option<Instant>)>,
+    unbooked: impl Iterator<Item = (&'a String, Instant)>,
+    now: Instant,
+) -> Option<Recovery> {
+    let waited = |since: Instant| now.saturating_duration_since(since) >= RECOVER_AFTER;
+    if recovered_at.is_some_and(|t| !waited(t)) {
+        return None;
+    }
+    let unbooked: Vec<(&String, Instant)> = unbooked.collect();
+    // An unbooked order's end is known: what may be overdue is its fills, read back as such.
+    let mut overdue: Vec<String> = awaiting
+        .filter(|&(link, answered)| answered.is_some_and(waited) && !unbooked.iter().any(|&(u, _)| u == link))
+        .map(|(link, _)| link.clone())
+        .collect();
+    let mut unbooked: Vec<String> =
+        unbooked.into_iter().filter(|&(_, since)| waited(since)).map(|(link, _)| link.clone()).collect();
+    let dropped = dropped_total.saturating_sub(dropped_seen);
+    if dropped == 0 && overdue.is_empty() && unbooked.is_empty() {
+        return None;
+    }
+    overdue.sort_unstable();
+    unbooked.sort_unstable();
+    Some(Recovery { dropped, overdue, unbooked })
+}
+
 impl Engine {
     /// An order was sent (market orders are awaited: see [`Awaited`]).
     pub(super) fn await_end(&mut self, link: &str, index: usize, resting: bool) {
@@ -70,39 +103,21 @@ impl Engine {
     pub(super) async fn recover_lost(&mut self) -> Result<(), NexusError> {
         let names: Vec<String> = self.accounts.keys().cloned().collect();
         for account in names {
+            // Per account: the one before may have spent a while on its REST history.
+            let now = Instant::now();
             let entry = &self.accounts[&account];
-            if entry.recovered_at.is_some_and(|t| t.elapsed() < RECOVER_AFTER) {
-                continue;
-            }
-            let total = entry.private.as_ref().map_or(0, |feed| feed.status().borrow().events_dropped);
-            let dropped = total.saturating_sub(entry.dropped_seen);
+            let dropped_total = entry.private.as_ref().map_or(0, |feed| feed.status().borrow().events_dropped);
             let mine = |index: usize| self.slots[index].account == account;
-            let mut overdue: Vec<String> = self
-                .awaiting
-                .iter()
-                .filter(|(link, a)| {
-                    mine(a.index)
-                        && !self.unbooked.contains_key(*link)
-                        && a.answered.is_some_and(|t| t.elapsed() >= RECOVER_AFTER)
-                })
-                .map(|(link, _)| link.clone())
-                .collect();
-            let mut unbooked: Vec<String> = self
-                .unbooked
-                .iter()
-                .filter(|(_, u)| mine(u.index) && u.since.elapsed() >= RECOVER_AFTER)
-                .map(|(link, _)| link.clone())
-                .collect();
-            if dropped == 0 && overdue.is_empty() && unbooked.is_empty() {
+            let awaiting = self.awaiting.iter().filter(|(_, a)| mine(a.index)).map(|(link, a)| (link, a.answered));
+            let unbooked = self.unbooked.iter().filter(|(_, u)| mine(u.index)).map(|(link, u)| (link, u.since));
+            let Some(why) = due(entry.recovered_at, dropped_total, entry.dropped_seen, awaiting, unbooked, now) else {
                 continue;
-            }
-            overdue.sort_unstable();
-            unbooked.sort_unstable();
+            };
             if let Some(entry) = self.accounts.get_mut(&account) {
-                entry.recovered_at = Some(Instant::now());
-                entry.dropped_seen = total;
+                entry.recovered_at = Some(now);
+                entry.dropped_seen = dropped_total;
             }
-            self.recover(&account, Recovery { dropped, overdue, unbooked }).await?;
+            self.recover(&account, why).await?;
         }
         Ok(())
     }
@@ -200,7 +215,57 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::still_live;
+    use std::time::{Duration, Instant};
+
+    use super::{RECOVER_AFTER, Recovery, due, still_live};
+
+    fn links(names: &[&str]) -> Vec<String> {
+        names.iter().map(|&n| n.to_owned()).collect()
+    }
+
+    /// `due` for an account with nothing awaited or unbooked.
+    fn due_for_drops(recovered_at: Option<Instant>, total: u64, seen: u64, now: Instant) -> Option<Recovery> {
+        due(recovered_at, total, seen, std::iter::empty(), std::iter::empty(), now)
+    }
+
+    #[test]
+    fn events_the_private_feed_dropped_are_read_back_once_each() {
+        let start = Instant::now();
+        let first = due_for_drops(None, 3, 0, start).expect("3 dropped events call for a recovery");
+        assert_eq!(first.dropped, 3);
+        assert!(first.overdue.is_empty() && first.unbooked.is_empty());
+        // The recovery took the count as seen: the same count later is nothing new.
+        assert!(due_for_drops(Some(start), 3, 3, start + RECOVER_AFTER * 2).is_none());
+        let later = due_for_drops(Some(start), 5, 3, start + RECOVER_AFTER * 2).expect("2 more dropped");
+        assert_eq!(later.dropped, 2);
+    }
+
+    #[test]
+    fn an_account_is_read_back_at_most_once_per_recover_after() {
+        let start = Instant::now();
+        assert!(due_for_drops(Some(start), 10, 0, start + RECOVER_AFTER - Duration::from_millis(1)).is_none());
+        assert_eq!(due_for_drops(Some(start), 10, 0, start + RECOVER_AFTER).map(|r| r.dropped), Some(10));
+    }
+
+    #[test]
+    fn orders_are_overdue_once_answered_recover_after_ago_and_unbooked_fills_are_asked_as_such() {
+        let t0 = Instant::now();
+        let now = t0 + RECOVER_AFTER;
+        let soon = t0 + Duration::from_secs(3);
+        let names = links(&["c", "a", "b", "d", "e", "f"]);
+        let [c, a, b, d, e, f] = [&names[0], &names[1], &names[2], &names[3], &names[4], &names[5]];
+        // a and c answered long enough ago; b's create is still on its way; f answered too recently; d and e ended
+        // with fills unbooked (d long enough ago, e not yet), so neither is an overdue end.
+        let awaiting = [(c, Some(t0)), (a, Some(t0)), (b, None), (f, Some(soon)), (d, Some(t0)), (e, Some(t0))];
+        let unbooked = [(e, soon), (d, t0)];
+        let why = due(None, 0, 0, awaiting.into_iter(), unbooked.into_iter(), now).expect("overdue orders");
+        assert_eq!(why.dropped, 0);
+        assert_eq!(why.overdue, links(&["a", "c"]));
+        assert_eq!(why.unbooked, links(&["d"]));
+        // Nothing is due before then.
+        let early = t0 + RECOVER_AFTER - Duration::from_millis(1);
+        assert!(due(None, 0, 0, awaiting.into_iter(), unbooked.into_iter(), early).is_none());
+    }
 
     #[test]
     fn an_order_is_live_until_the_exchange_ends_it() {
