@@ -1,12 +1,15 @@
-"""The trade statistics of forge.moments written the direct way, whole arrays at once: the test-only reference."""
+"""The trade statistics of forge.moments written the direct way (whole arrays, a trade at a time): the test-only
+reference."""
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from apexctl.forge.moments import BPS, NS_PER_S, last_at_or_before
+from apexctl.forge.moments import BPS, NS_PER_S
 
 
 def lattice_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
@@ -31,8 +34,15 @@ def impact_moves(
     horizon_s: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The signed mid move (bps) over `horizon_s` and the size of every trade with a mid before and after it."""
-    before = last_at_or_before(touch_ts, log_mid, trade_ts - 1)
-    after_ts = trade_ts + int(horizon_s * NS_PER_S)
-    after = last_at_or_before(touch_ts, log_mid, after_ts)
-    ok = np.isfinite(before) & np.isfinite(after) & (after_ts <= touch_ts[-1]) & np.isfinite(size)
-    return side[ok] * (after[ok] - before[ok]) * BPS, size[ok]
+    horizon = int(horizon_s * NS_PER_S)
+    moves, sizes = [], []
+    for ts, sign, trade_size in zip(trade_ts.tolist(), side.tolist(), size.tolist(), strict=True):
+        before = bisect.bisect_right(touch_ts, ts - 1) - 1
+        after = bisect.bisect_right(touch_ts, ts + horizon) - 1
+        if before < 0 or ts + horizon > touch_ts[-1] or not math.isfinite(trade_size):
+            continue
+        mid_before, mid_after = float(log_mid[before]), float(log_mid[after])
+        if math.isfinite(mid_before) and math.isfinite(mid_after):
+            moves.append(sign * (mid_after - mid_before) * BPS)
+            sizes.append(trade_size)
+    return np.array(moves), np.array(sizes)
