@@ -343,6 +343,15 @@ const OPEN_ENTRY_LIMIT: Duration = Duration::from_secs(60);
 /// How far back the catch-up asks the execution history: Bybit answers for 7 days at most (an hour kept spare).
 const HISTORY_MS: i64 = 7 * 86_400_000 - 3_600_000;
 
+/// Events a private stream, and the engine's merged private queue, hold while the engine is busy: far more than an
+/// account's orders and fills in the few milliseconds a ledger sync takes. Past that the feed drops the newest and
+/// counts them (`LinkStatus::events_dropped`), and the next status tick reads the account back (`recovery::due`).
+const PRIVATE_QUEUE: usize = 4096;
+
+/// Events the public stream holds: every book message and trade of every symbol, at a burst's rate. Past that the
+/// feed drops and counts them, and a symbol's feature engine restarts from the supervisor's book (`Market::restart`).
+const PUBLIC_QUEUE: usize = 16_384;
+
 const MAINNET_OPT_IN: &str = "venue mainnet needs --i-understand-mainnet (real money)";
 
 /// `engine.bar` in nanoseconds.
@@ -748,7 +757,7 @@ impl Engine {
         let venue = |e: ClientError| NexusError::Venue(e.to_string());
         let clock = Arc::new(ClockSync::new(Arc::new(SystemClock)));
         let mut accounts = BTreeMap::new();
-        let (private_tx, private_rx) = mpsc::channel(4096);
+        let (private_tx, private_rx) = mpsc::channel(PRIVATE_QUEUE);
         for (name, creds) in &credentials {
             let rest =
                 RestClient::new(&target, Some(creds.clone()), clock.clone(), RestConfig::default()).map_err(venue)?;
@@ -756,7 +765,7 @@ impl Engine {
             crate::protection::arm(&rest, &ledger, name, config.disconnect_protection).await?;
             let private_config =
                 crate::protection::private_config(&target.ws_private, creds, config.disconnect_protection);
-            let mut feed = PrivateFeed::start(private_config, clock.clone(), 4096).map_err(venue)?;
+            let mut feed = PrivateFeed::start(private_config, clock.clone(), PRIVATE_QUEUE).map_err(venue)?;
             let mut events = feed.take_events().expect("fresh feed");
             let tx = private_tx.clone();
             let tag = name.clone();
@@ -836,7 +845,7 @@ impl Engine {
         if config.record_public {
             public_config.record = Some(options.out.join("public.jsonl"));
         }
-        let mut public = PublicFeed::start(public_config, 16_384).map_err(venue)?;
+        let mut public = PublicFeed::start(public_config, PUBLIC_QUEUE).map_err(venue)?;
         let public_rx = public.take_events().expect("fresh feed");
         let instance = ledger.instance()?;
         let mut slots = Vec::new();
