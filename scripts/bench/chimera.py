@@ -3,7 +3,9 @@ batch the chimera runs (`cmaes.simulate_items`, one Rust simulation per thread w
 same simulations in a sequential `_core.sim_run` loop; plus raw `_core.sim_batch` (summaries only, rayon) for
 reference, since it cannot return the market the moments need. Then the target's moments (`cmaes.load_target`) on a
 simulated market of the default symbols, its book's statistics gathered a time window at a time against every table
-read whole and then filtered, each in a process of its own so its peak memory is its own."""
+read whole and then filtered, each in a process of its own so its peak memory is its own. Last, the trade statistics
+of a long target (size quantiles on the lot lattice, impact moves): worked through a block of trades at a time
+against the same code given every trade as one block (whole-length temporaries, as before), also a process each."""
 
 from __future__ import annotations
 
@@ -27,6 +29,12 @@ def main() -> None:
     parser.add_argument("--symbol", default="BTCUSDT", help="instrument preset (default BTCUSDT)")
     parser.add_argument(
         "--target-hours", type=float, default=12.0, help="simulated hours of the target comparison (default 12)"
+    )
+    parser.add_argument(
+        "--trades",
+        type=int,
+        default=10_000_000,
+        help="trades of the trade-statistics comparison (default 10000000, about a week of BTCUSDT's)",
     )
     args = parser.parse_args()
 
@@ -76,6 +84,7 @@ def main() -> None:
     summaries = best_of(lambda: _core.sim_batch(args.symbol, matrix, seeds, [""] * n, hours=args.hours), args.repeats)
     print(f"  sim_batch   : {n / summaries:14,.2f} markets/s   ({summaries:.2f} s; summaries only, no moments)")
     target_reads(args.target_hours)
+    trade_statistics(args.trades)
 
 
 #: A child process printing the target moments of the folder `target` as JSON: as `chimera` reads it, or the naive
@@ -116,6 +125,44 @@ def target_reads(hours: float) -> None:
         f"chimera target moments of {hours:g} h of the default symbols' simulated market",
         ("a time window at a time", results["windows"]),
         ("whole tables", results["whole"]),
+    )
+
+
+#: A child process saving the size quantiles and impact moves of `trades` synthetic trades (sizes on a lot lattice,
+#: a random-walk mid quoted twice a trade) as `chimera` computes them, or with all trades in one block.
+TRADE_STATISTICS = """
+import sys
+import numpy as np
+from apexctl.forge import moments as mom
+
+how, trades, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rng = np.random.default_rng(0)
+trade_ts = np.cumsum(rng.integers(1, 40_000_000, trades))
+side = rng.choice([-1.0, 1.0], trades)
+size = np.round(rng.lognormal(0.0, 1.5, trades) * 100) / 1000
+touch_ts = np.sort(rng.integers(trade_ts[0] - 10**9, trade_ts[-1] + 10**9, 2 * trades))
+log_mid = np.log(60_000) + np.cumsum(rng.normal(0, 1e-5, 2 * trades))
+if how == "whole":
+    mom._BLOCK = trades
+quantiles = mom.lattice_quantiles(size, [0.5, 0.9])
+move, sizes = mom.impact_moves(trade_ts, side, size, touch_ts, log_mid, 10.0)
+np.save(out, np.concatenate([quantiles, move[::997], [move.sum(), sizes.sum(), len(move)]]))
+"""
+
+
+def trade_statistics(trades: int) -> None:
+    """Wall time and peak resident memory of the trade statistics of `trades` synthetic trades, both ways."""
+    with tempfile.TemporaryDirectory() as folder:
+        results = {
+            how: child_usage(TRADE_STATISTICS, how, str(trades), f"{folder}/{how}.npy") for how in ("blocks", "whole")
+        }
+        if not np.array_equal(np.load(f"{folder}/blocks.npy"), np.load(f"{folder}/whole.npy")):
+            raise SystemExit("the trade statistics a block at a time and whole differ")
+    report_peaks(
+        f"chimera trade statistics of {trades:,} trades (size quantiles, impact moves; results equal; the inputs "
+        f"alone take {56 * trades / 2**30:.2f} GB of each peak)",
+        (f"{mom._BLOCK:,} trades at a time", results["blocks"]),
+        ("all trades in one block", results["whole"]),
     )
 
 
