@@ -192,6 +192,8 @@ class LevelStream:
         #: force at its end are found among them when a later piece or sample needs them (a book given whole never
         #: does).
         self.last_rows: tuple[np.ndarray, ...] = _no_rows()
+        #: Which of `last_rows` is the last row of its level in its epoch, when the last piece's profile found it.
+        self.last_of_level: np.ndarray | None = None
         self.pieces: list[tuple[np.ndarray, ...]] = []
 
     def push(
@@ -208,7 +210,7 @@ class LevelStream:
         first_rows = np.r_[True, message[1:] != message[:-1]]
         snap_start = first_rows & snapshot
         # The levels the last piece left standing (in the epoch it ended in), found before this piece's snapshots.
-        carried = _in_force(self.last_rows, len(self.snapshot_ts))
+        carried = self._carried()
         epoch = len(self.snapshot_ts) + np.cumsum(snap_start)
         self.snapshot_ts += ts[snap_start].tolist()
         # When each epoch ends: the ts of the next snapshot message, or never (as far as the pieces so far show).
@@ -227,8 +229,10 @@ class LevelStream:
         # The samples this piece settles: those up to its last time (later rows start at or after the next piece).
         end = int(np.searchsorted(self.samples, ts[-1], side="right"))
         samples = self.samples[self.sampled : end]
+        self.last_of_level = None
         if len(rows[0]) and len(samples):
-            self.pieces.append(_profile(rows, epoch_end, samples, self.sampled))
+            profile, self.last_of_level = _profile(rows, epoch_end, samples, self.sampled)
+            self.pieces.append(profile)
         self.sampled = end
         self.last_rows = rows
 
@@ -236,11 +240,11 @@ class LevelStream:
         """The levels in force at each sample, ordered by the row that set the level, then by sample."""
         # The samples after the last piece's time see the levels it left.
         samples = self.samples[self.sampled :]
-        carried = _in_force(self.last_rows, len(self.snapshot_ts)) if len(samples) else _no_rows()
+        carried = self._carried() if len(samples) else _no_rows()
         if len(carried[0]):
             never = np.full(len(self.snapshot_ts), np.iinfo(np.int64).max, dtype=np.int64)
-            self.pieces.append(_profile(carried, never, samples, self.sampled))
-        self.sampled, self.last_rows = len(self.samples), _no_rows()
+            self.pieces.append(_profile(carried, never, samples, self.sampled)[0])
+        self.sampled, self.last_rows, self.last_of_level = len(self.samples), _no_rows(), None
         if not self.pieces:
             self.pieces.append(tuple(np.empty(0, dtype=t) for t in _PROFILE_TYPES))
         row, *columns = (np.concatenate(column) for column in zip(*self.pieces, strict=True))
@@ -251,6 +255,17 @@ class LevelStream:
             dict(zip(("sample", "side", "price", "size"), named, strict=True)),
             schema={"sample": pl.Int64, "side": pl.Int8, "price": pl.Float64, "size": pl.Float64},
         )
+
+    def _carried(self) -> tuple[np.ndarray, ...]:
+        """The levels the last piece left standing: of its rows, the last of each level in the current epoch, where
+        it holds a size (in row order). Its profile sorted its rows by level already; without one, they are sorted
+        here."""
+        epoch = len(self.snapshot_ts)
+        if self.last_of_level is None:
+            return _in_force(self.last_rows, epoch)
+        row_epoch, size = self.last_rows[2], self.last_rows[5]
+        held = np.flatnonzero(self.last_of_level & (row_epoch == epoch) & (size > 0))
+        return tuple(column[held] for column in self.last_rows)
 
 
 #: The types of `_profile`'s columns: row, sample, side, price, size.
@@ -275,20 +290,23 @@ def _in_force(rows: tuple[np.ndarray, ...], epoch: int) -> tuple[np.ndarray, ...
 
 def _profile(
     rows: tuple[np.ndarray, ...], epoch_end: np.ndarray, samples: np.ndarray, first_sample: int
-) -> tuple[np.ndarray, ...]:
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """(row, sample, side, price, size) of the levels of `rows` in force at `samples` (numbered from
-    `first_sample`), in bands of prices so the per-row arrays stay a few hundred MB whatever the rows."""
+    `first_sample`), in bands of prices so the per-row arrays stay a few hundred MB whatever the rows; and which of
+    `rows` is the last of its level (epoch, side, price)."""
     row_id, ts, epoch, side, price, size = rows
     bands = -(-len(row_id) // BAND_ROWS)
     step = max(len(price) // 100_000, 1)
     shares = np.linspace(0, 1, bands + 1)[1:-1]
     edges = np.unique(np.quantile(price[::step], shares)) if bands > 1 else np.empty(0)
     pieces = []
+    last_of_level = np.zeros(len(row_id), dtype=bool)
     for lo, hi in zip([-np.inf, *edges], [*edges, np.inf], strict=True):
         band = np.flatnonzero((price >= lo) & (price < hi)) if len(edges) else np.arange(len(row_id))
-        pieces.append(_band_profile(band, ts, epoch, epoch_end, side, price, size, samples))
+        piece, last_of_level[band] = _band_profile(band, ts, epoch, epoch_end, side, price, size, samples)
+        pieces.append(piece)
     row, sample, *columns = (np.concatenate(column) for column in zip(*pieces, strict=True))
-    return (row_id[row], sample + first_sample, *columns)
+    return (row_id[row], sample + first_sample, *columns), last_of_level
 
 
 def _band_profile(
@@ -300,9 +318,9 @@ def _band_profile(
     price: np.ndarray,
     size: np.ndarray,
     samples: np.ndarray,
-) -> tuple[np.ndarray, ...]:
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """`level_profile` of the levels whose rows are `rows` (all rows of each): (row, sample index, side, price, size)
-    per level in force at a sample."""
+    per level in force at a sample; and which of `rows` is the last of its level."""
     rows_ts, row_epoch = ts[rows], epoch[rows]
     row_side, row_price, row_size = side[rows].astype(np.int8), price[rows], size[rows]
     # Next row of the same level: sort by (epoch, side, price, row) and look one ahead within equal keys. Each key is
@@ -316,6 +334,7 @@ def _band_profile(
     next_ts = np.full(len(rows_ts), 2**62, dtype=np.int64)
     next_ts[order[:-1][same_next]] = rows_ts[order[1:][same_next]]
     del order, same_next
+    last_of_level = next_ts == 2**62
     until = np.minimum(next_ts, epoch_end[np.maximum(row_epoch - 1, 0)], out=next_ts)
     s1 = np.searchsorted(samples, until, side="left")
     del until, next_ts
@@ -326,13 +345,14 @@ def _band_profile(
     total = int(counts.sum())
     offsets = np.repeat(np.cumsum(counts) - counts, counts)
     sample_index = np.repeat(s0, counts) + (np.arange(total) - offsets)
-    return (
+    profile = (
         np.repeat(rows, counts),
         sample_index.astype(np.int64),
         np.repeat(row_side, counts),
         np.repeat(row_price, counts),
         np.repeat(row_size, counts),
     )
+    return profile, last_of_level
 
 
 # ---------------------------------------------------------------- the moments of one market
