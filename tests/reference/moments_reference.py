@@ -26,22 +26,19 @@ def lattice_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
 
 
 def impact_moves(
-    trade_ts: np.ndarray,
-    side: np.ndarray,
-    size: np.ndarray,
-    touch_ts: np.ndarray,
-    log_mid: np.ndarray,
-    horizon_s: float,
+    trades: Sequence[tuple[int, float, float]], mids: Sequence[tuple[int, float]], horizon_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The signed mid move (bps) over `horizon_s` and the size of every trade with a mid before and after it."""
+    """The signed mid move (bps) over `horizon_s` and the size of every trade (ts ns, side, size) with a mid (ts ns,
+    log mid; in time order) before and after it."""
+    mid_ts = [ts for ts, _ in mids]
     horizon = int(horizon_s * NS_PER_S)
     moves, sizes = [], []
-    for ts, sign, trade_size in zip(trade_ts.tolist(), side.tolist(), size.tolist(), strict=True):
-        before = bisect.bisect_right(touch_ts, ts - 1) - 1
-        after = bisect.bisect_right(touch_ts, ts + horizon) - 1
-        if before < 0 or ts + horizon > touch_ts[-1] or not math.isfinite(trade_size):
+    for ts, sign, trade_size in trades:
+        before = bisect.bisect_right(mid_ts, ts - 1) - 1
+        after = bisect.bisect_right(mid_ts, ts + horizon) - 1
+        if before < 0 or ts + horizon > mid_ts[-1] or not math.isfinite(trade_size):
             continue
-        mid_before, mid_after = float(log_mid[before]), float(log_mid[after])
+        mid_before, mid_after = mids[before][1], mids[after][1]
         if math.isfinite(mid_before) and math.isfinite(mid_after):
             moves.append(sign * (mid_after - mid_before) * BPS)
             sizes.append(trade_size)

@@ -318,16 +318,13 @@ def test_lattice_quantiles_a_block_at_a_time_equal_the_whole_array_to_the_bit(lo
 )
 @settings(max_examples=150, deadline=None)
 def test_impact_moves_a_block_at_a_time_equal_the_whole_arrays(trades, mids, block):
-    trades = sorted(trades)
-    trade_ts = np.array([t for t, _, _ in trades], dtype=np.int64) * mom.NS_PER_S
-    side = np.array([s for _, s, _ in trades], dtype=float)
-    size = np.array([z for _, _, z in trades], dtype=float)
-    mids = sorted(mids, key=lambda m: m[0])
-    touch_ts = np.array([t for t, _ in mids], dtype=np.int64) * mom.NS_PER_S
-    log_mid = np.array([m for _, m in mids])
+    trades = [(t * mom.NS_PER_S, s, z) for t, s, z in sorted(trades)]
+    mids = [(t * mom.NS_PER_S, m) for t, m in sorted(mids, key=lambda m: m[0])]
+    trade_ts, side, size = (np.array(column) for column in zip(*trades, strict=True)) if trades else [np.empty(0)] * 3
+    touch_ts, log_mid = (np.array(column) for column in zip(*mids, strict=True))
     with _block(block):
-        move, sizes = mom.impact_moves(trade_ts, side, size, touch_ts, log_mid, 5.0)
-    want_move, want_sizes = reference.impact_moves(trade_ts, side, size, touch_ts, log_mid, 5.0)
+        move, sizes = mom.impact_moves(trade_ts.astype(np.int64), side, size, touch_ts, log_mid, 5.0)
+    want_move, want_sizes = reference.impact_moves(trades, mids, 5.0)
     assert np.array_equal(move, want_move)
     assert np.array_equal(sizes, want_sizes)
 
