@@ -22,7 +22,9 @@ read back whole, the only rows that can repeat or contradict another.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -32,6 +34,8 @@ from apexctl.forge.feedback import steps
 from apexctl.forge.io import TableFile
 from apexctl.forge.table_checks import TRADE_ID_KEY, shared_key_rows
 from apexctl.schemas.tables import TRADES
+
+T = TypeVar("T")
 
 #: Rows a window gathers before it is cut at the next row group: a window's book replay holds a few hundred MB.
 WINDOW_ROWS = 1 << 20
@@ -108,7 +112,12 @@ class TimeMerge:
         return int((np.array([g.rows for g in groups], dtype=np.int64) * (last - first + 1)).sum())
 
     def windows(self) -> Iterator[TimeWindow]:
-        """The merged rows, window by window, in time order; each row group is read once."""
+        """The merged rows, window by window, in time order; each row group is read once. The next window is read
+        on a thread of its own while the caller works on this one (Parquet decoding and polars release the GIL), so
+        one window more is held."""
+        return read_ahead(self._windows())
+
+    def _windows(self) -> Iterator[TimeWindow]:
         cuts = self.cuts()
         bounds = zip([None, *cuts], [*cuts, None], strict=True)
         loaded: dict[tuple[int, int], pl.DataFrame] = {}
@@ -150,6 +159,23 @@ class Books(TimeMerge):
     @property
     def symbols(self) -> list[str]:
         return sorted(self.spans["symbol"].to_list())
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, each next one produced on a worker thread while the caller handles the one before (errors come out
+    where that item would have)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as worker:
+        coming = worker.submit(_take, items)
+        while taken := coming.result():
+            coming = worker.submit(_take, items)
+            yield taken[0]
+
+
+def _take(items: Iterator[T]) -> tuple[T] | tuple[()]:
+    """The next of `items` as a 1-tuple, or () when there is none."""
+    for item in items:
+        return (item,)
+    return ()
 
 
 def row_groups(file: TableFile) -> tuple[RowGroup, ...]:
