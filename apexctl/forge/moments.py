@@ -192,8 +192,8 @@ class LevelStream:
         #: force at its end are found among them when a later piece or sample needs them (a book given whole never
         #: does).
         self.last_rows: tuple[np.ndarray, ...] = _no_rows()
-        #: Which of `last_rows` is the last row of its level in its epoch, when the last piece's profile found it.
-        self.last_of_level: np.ndarray | None = None
+        #: Which of `last_rows` is the last row of its level in its epoch (its profile's level sort finds them).
+        self.last_of_level = np.zeros(0, dtype=bool)
         self.pieces: list[tuple[np.ndarray, ...]] = []
 
     def push(
@@ -229,9 +229,9 @@ class LevelStream:
         # The samples this piece settles: those up to its last time (later rows start at or after the next piece).
         end = int(np.searchsorted(self.samples, ts[-1], side="right"))
         samples = self.samples[self.sampled : end]
-        self.last_of_level = None
-        if len(rows[0]) and len(samples):
-            profile, self.last_of_level = _profile(rows, epoch_end, samples, self.sampled)
+        # Profiled even without samples: the levels left standing are found by the same sort.
+        profile, self.last_of_level = _profile(rows, epoch_end, samples, self.sampled)
+        if len(samples):
             self.pieces.append(profile)
         self.sampled = end
         self.last_rows = rows
@@ -244,7 +244,7 @@ class LevelStream:
         if len(carried[0]):
             never = np.full(len(self.snapshot_ts), np.iinfo(np.int64).max, dtype=np.int64)
             self.pieces.append(_profile(carried, never, samples, self.sampled)[0])
-        self.sampled, self.last_rows, self.last_of_level = len(self.samples), _no_rows(), None
+        self.sampled, self.last_rows, self.last_of_level = len(self.samples), _no_rows(), np.zeros(0, dtype=bool)
         if not self.pieces:
             self.pieces.append(tuple(np.empty(0, dtype=t) for t in _PROFILE_TYPES))
         row, *columns = (np.concatenate(column) for column in zip(*self.pieces, strict=True))
@@ -258,12 +258,10 @@ class LevelStream:
 
     def _carried(self) -> tuple[np.ndarray, ...]:
         """The levels the last piece left standing: of its rows, the last of each level in the current epoch, where
-        it holds a size (in row order). Its profile sorted its rows by level already; without one, they are sorted
-        here."""
-        epoch = len(self.snapshot_ts)
-        if self.last_of_level is None:
-            return _in_force(self.last_rows, epoch)
-        row_epoch, size = self.last_rows[2], self.last_rows[5]
+        it holds a size (in row order); none before the first snapshot, which deltas have no book to apply to."""
+        epoch, row_epoch, size = len(self.snapshot_ts), self.last_rows[2], self.last_rows[5]
+        if epoch == 0:
+            return _no_rows()
         held = np.flatnonzero(self.last_of_level & (row_epoch == epoch) & (size > 0))
         return tuple(column[held] for column in self.last_rows)
 
@@ -274,18 +272,6 @@ _PROFILE_TYPES = (np.int64, np.int64, np.int8, np.float64, np.float64)
 
 def _no_rows() -> tuple[np.ndarray, ...]:
     return tuple(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int64, np.int8, np.float64, np.float64))
-
-
-def _in_force(rows: tuple[np.ndarray, ...], epoch: int) -> tuple[np.ndarray, ...]:
-    """Of `rows` (in row order), the last row of each level of the current `epoch`, where it holds a size."""
-    _, _, row_epoch, side, price, size = rows
-    current = np.flatnonzero(row_epoch == epoch) if epoch > 0 else np.empty(0, dtype=np.int64)
-    # The last row of each (side, price): sorted by level then row, a row whose next one is another level.
-    order = current[np.lexsort((current, price[current], side[current]))]
-    last = np.r_[(side[order][1:] != side[order][:-1]) | (price[order][1:] != price[order][:-1]), True]
-    held = np.sort(order[last[: len(order)]])
-    held = held[size[held] > 0]
-    return tuple(column[held] for column in rows)
 
 
 def _profile(
