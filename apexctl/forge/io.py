@@ -88,10 +88,14 @@ def refuse_same_data(seen: dict[str, str], name: str, digest: str) -> None:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+        return _sha256_stream(handle)
+
+
+def _sha256_stream(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -415,6 +419,39 @@ def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Where a table's rows are read from: the file that was opened and hashed (each read opens it anew, so reads
+    may run on several threads, and refuses it if it has been replaced or rewritten since), or the bytes of a
+    stream, read once."""
+
+    path: Path | None
+    identity: tuple[int, int, int, int] | None
+    data: bytes | None
+
+    @staticmethod
+    def of_file(path: Path, stat: os.stat_result) -> _Origin:
+        return _Origin(path, _identity(stat), None)
+
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO | bytes]:
+        if self.data is not None:
+            yield self.data
+            return
+        assert self.path is not None
+        with open(self.path, "rb") as handle:
+            if _identity(os.fstat(handle.fileno())) != self.identity:
+                raise InputError(
+                    f"{name}: changed while apexctl was reading it (replaced or rewritten); run again on a complete "
+                    "file"
+                )
+            yield handle
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 @dataclass
 class TableFile:
     """A table artifact opened and identified but not read: its provenance, and its rows by Parquet row group, so a
@@ -426,6 +463,7 @@ class TableFile:
     schema_version: int
     metadata: dict[str, Any]
     sha256: str
+    origin: _Origin
 
     @property
     def schema_name(self) -> str:
@@ -476,30 +514,51 @@ class TableFile:
         """The rows of `row_groups` (all when None; `first_row` is the file row of their first), of `columns` (all
         of the schema's and the file's others when None), cast to the schema's types and checked as `read_table`
         checks them; errors name the file's rows."""
-        groups = range(self.parquet.metadata.num_row_groups) if row_groups is None else row_groups
-        frames = []
+        spans = None if row_groups is None else self._row_spans(row_groups)
         try:
-            # A row group at a time: polars copies the text columns out of Arrow's, so converting the whole table at
-            # once would hold both copies of it.
-            for group in groups:
-                arrow = self.parquet.read_row_group(group, columns=columns, use_threads=False)
-                frames.append(pl.from_arrow(arrow))
-            if not frames:
-                empty = self.parquet.schema_arrow.empty_table()
-                frames.append(pl.from_arrow(empty.select(list(columns)) if columns else empty))
-        except (pa.ArrowException, OSError, ValueError) as exc:
+            # polars' own Parquet reader: Arrow's decodes the text columns (`symbol`) three times slower, and
+            # converting its tables copies them once more.
+            with self.origin.open(self.source) as source:
+                frame = _read_rows(source, spans, columns)
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError) as exc:
             raise InputError(f"{self.source}: not a readable Parquet file ({exc})") from exc
-        frame = contiguous(frames) if len(frames) > 1 else frames[0]
-        assert isinstance(frame, pl.DataFrame)
-        del frames
         frame = _conform(frame, self.schema, self.source, first_row)
         if "ts" in frame.columns and frame.schema["ts"].is_integer():
             check_timestamps(frame, self.source, first_row=first_row)
         return frame
 
+    def _row_spans(self, row_groups: Sequence[int]) -> list[tuple[int, int]]:
+        """The file rows of `row_groups` as (first row, rows) runs, adjacent groups in one run."""
+        starts, rows = self.group_starts(), self.group_rows()
+        spans: list[tuple[int, int]] = []
+        for group in row_groups:
+            if spans and sum(spans[-1]) == starts[group]:
+                spans[-1] = (spans[-1][0], spans[-1][1] + rows[group])
+            else:
+                spans.append((starts[group], rows[group]))
+        return spans
+
     def table(self) -> Table:
         """The whole table."""
         return Table(self.read(), self.source, self.schema.name, self.schema_version, self.metadata, self.sha256)
+
+
+def _read_rows(
+    source: BinaryIO | bytes, spans: Sequence[tuple[int, int]] | None, columns: Sequence[str] | None
+) -> pl.DataFrame:
+    """The file rows of `spans` ((first row, rows) runs; all rows when None) of `columns` (all when None), one chunk
+    per column (polars reads a chunk per row group)."""
+    frames = []
+    for first, rows in [(0, None)] if spans is None else spans or [(0, 0)]:
+        if not isinstance(source, bytes):
+            source.seek(0)
+        scan = pl.scan_parquet(source, hive_partitioning=False)
+        if columns is not None:
+            scan = scan.select(columns)
+        frames.append(scan.slice(first, rows).collect())
+    if len(frames) == 1 and max(frames[0].n_chunks("all"), default=1) == 1:
+        return frames[0]
+    return contiguous(frames)
 
 
 def contiguous(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -529,9 +588,12 @@ def open_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
             data = _read_bytes(path)
             digest = sha256_bytes(data)
             handle: Any = io.BytesIO(data)
+            origin = _Origin(None, None, data)
         else:
             handle = Path(path)
-            digest = sha256_file(handle)
+            with open(handle, "rb") as stream:
+                origin = _Origin.of_file(handle, os.fstat(stream.fileno()))
+                digest = _sha256_stream(stream)
         # No Arrow I/O or CPU threads: with polars loaded, a parquet read on Arrow's thread pools sometimes aborts the
         # interpreter at exit ("terminate called without an active exception", apache/arrow#34314), ~1 run in 4.
         parquet = pq.ParquetFile(handle, pre_buffer=False)
@@ -584,7 +646,7 @@ def open_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) ->
             f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
             f"of the '{schema.name}' table (has: {', '.join(names)})"
         )
-    return TableFile(parquet, name, schema, int(version), metadata, digest)
+    return TableFile(parquet, name, schema, int(version), metadata, digest, origin)
 
 
 def read_table(path: str | Path, expect: TableSchema | Sequence[TableSchema]) -> Table:

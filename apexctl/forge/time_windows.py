@@ -40,7 +40,7 @@ T = TypeVar("T")
 #: Rows a window gathers before it is cut at the next row group: a window's book replay holds a few hundred MB.
 WINDOW_ROWS = 1 << 20
 #: The columns the survey reads.
-_SURVEY_COLUMNS = ["ts", "symbol", "side", "price", "size"]
+SURVEY_COLUMNS = ["ts", "symbol", "side", "price", "size"]
 #: The columns the trades survey reads.
 _TRADE_SURVEY_COLUMNS = ["ts", "symbol", "size", "trade_id"]
 
@@ -249,7 +249,7 @@ def survey(
         sizes = frame["size"].fill_null(np.nan).to_numpy()
         decimals[:] = map(max, decimals, _core.book_decimals(side, prices, sizes))
 
-    inputs = _survey_groups(files, _SURVEY_COLUMNS, "surveying the book (rows)", look)
+    inputs = _survey_groups(files, SURVEY_COLUMNS, "surveying the book (rows)", look)
     no_rows = pl.DataFrame(schema={"symbol": pl.String, "first": pl.Int64, "last": pl.Int64, "source": pl.Int32})
     by_symbol = (
         pl.concat(spans or [no_rows])

@@ -31,6 +31,7 @@ TINY: dict[str, list[str]] = {
     "nsga2.py": ["--small", "300", "--large", "2000"],
     "sim.py": ["--hours", "0.05", "--jobs", "2", "--record-hours", "0.05"],
     "startup.py": ["--repeats", "1"],
+    "tables.py": ["--hours", "0.05", "--repeats", "1"],
     "tree_json.py": ["--trees", "200", "--repeats", "1"],
     "tree_shape.py": ["--trees", "200", "--repeats", "1"],
     "vary.py": ["--pop", "200", "--repeats", "1"],

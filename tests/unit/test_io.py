@@ -156,6 +156,49 @@ def test_a_table_read_by_row_groups_is_the_table_and_errors_name_file_rows(tmp_p
         io.open_table(tmp_path / "l.parquet", TRADES).read([2], first_row=6)
 
 
+def test_row_groups_are_read_in_the_order_asked_and_from_threads_at_once(tmp_path):
+    frame = pl.concat([trades_frame()] * 6).with_columns(ts=pl.int_range(12, dtype=pl.Int64))
+    pq.write_table(frame.to_arrow(), tmp_path / "t.parquet", row_group_size=3)
+    file = io.open_table(tmp_path / "t.parquet", TRADES)
+    assert file.read([3, 0, 1]).equals(pl.concat([frame[9:], frame[:6]]))
+    assert file.read([1, 2]).n_chunks("all") == [1] * frame.width
+
+    wanted = [frame[3 * g : 3 * g + 3] for g in range(4)] * 25
+    got: list[pl.DataFrame | None] = [None] * len(wanted)
+
+    def read(indices: range) -> None:
+        for i in indices:
+            got[i] = file.read([i % 4], first_row=3 * (i % 4))
+
+    # The read-ahead reads the next window's groups on another thread while this one's are read.
+    threads = [threading.Thread(target=read, args=(range(k, len(wanted), 2),)) for k in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(g is not None and g.equals(w) for g, w in zip(got, wanted, strict=True))
+
+
+@pytest.mark.parametrize("change", ["replaced", "rewritten"])
+def test_a_table_changed_after_it_was_opened_is_refused_not_mixed(tmp_path, change):
+    """Rows are read after the footer and the hash: a file replaced (a later `fetch` renaming its output over it) or
+    rewritten in place meanwhile would mix two tables' rows under the first one's provenance."""
+    path = tmp_path / "t.parquet"
+    io.write_table(trades_frame(), path, schema=TRADES, producer="fetch")
+    file = io.open_table(path, TRADES)
+    later = trades_frame().with_columns(price=pl.col("price") + 1)
+    if change == "replaced":
+        io.write_table(later, path, schema=TRADES, producer="fetch")
+    else:
+        data = path.read_bytes()
+        with open(path, "r+b") as handle:
+            handle.write(data)
+        os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1_000_000))
+    with pytest.raises(InputError, match=r"t\.parquet: changed while apexctl was reading it"):
+        file.read()
+    assert io.open_table(path, TRADES).read().equals(later if change == "replaced" else trades_frame())
+
+
 def test_a_table_from_a_pipe_is_read_once(tmp_path):
     """A named pipe (what `<(zstdcat t.parquet.zst)` passes) can be read once only: it is held like stdin."""
     io.write_table(trades_frame(), tmp_path / "t.parquet", schema=TRADES, producer="fetch")
