@@ -14,6 +14,8 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -359,24 +361,38 @@ def table_pieces(
     compression: str = "zstd",
 ) -> Iterator[Callable[[pl.DataFrame], None]]:
     """Yields `write(frame)`, which appends a piece of the table: the file `write_table` would write of the pieces
-    concatenated (in row groups of at most a piece), made atomically, without holding more than one piece.
-    `compression` is the Parquet codec: a scratch table, read back once, wants a faster one than zstd."""
-    metadata = provenance(schema, producer, inputs, params, extra)
-    with atomic_output(path) as handle:
-        writer = None
+    concatenated (in row groups of at most a piece), made atomically, without holding more than two pieces.
+    `compression` is the Parquet codec: a scratch table, read back once, wants a faster one than zstd.
 
-        def write(frame: pl.DataFrame) -> None:
+    A piece is encoded on a thread of its own while the caller makes the next one (Arrow's Parquet encoding releases
+    the GIL); `write` waits for the piece before, so one is in flight at most, and its error is raised there."""
+    metadata = provenance(schema, producer, inputs, params, extra)
+    with atomic_output(path) as handle, ThreadPoolExecutor(1, thread_name_prefix="write-behind") as worker:
+        writer: pq.ParquetWriter | None = None
+        in_flight: Future[None] | None = None
+
+        def encode(arrow: pa.Table) -> None:
             nonlocal writer
-            arrow = _arrow_table(frame, schema, metadata)
             if writer is None:
                 writer = pq.ParquetWriter(handle, arrow.schema, compression=compression)
             writer.write_table(arrow)
 
+        def write(frame: pl.DataFrame) -> None:
+            nonlocal in_flight
+            arrow = _arrow_table(frame, schema, metadata)
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = worker.submit(encode, arrow)
+
         try:
             yield write
+            if in_flight is not None:
+                in_flight.result()
             if writer is None:
-                write(pl.DataFrame(schema=schema.polars_schema()))
+                encode(_arrow_table(pl.DataFrame(schema=schema.polars_schema()), schema, metadata))
         finally:
+            if in_flight is not None:
+                futures.wait([in_flight])  # never close the file under a piece still being written
             if writer is not None:
                 writer.close()
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,68 @@ def test_a_table_written_in_pieces_is_the_table_written_whole(tmp_path):
     with pytest.raises(Interrupted):
         write_then_fail()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["none.parquet", "pieces.parquet", "whole.parquet"]
+
+
+def test_a_piece_that_fails_on_the_writing_thread_fails_the_table(tmp_path, monkeypatch):
+    """Pieces are encoded on a thread of their own: the error of one comes out of the `write` after it (or the end of
+    the block), and no file is left."""
+    frame = pl.concat([trades_frame()] * 3).with_columns(ts=pl.int_range(6, dtype=pl.Int64))
+    encode = pq.ParquetWriter.write_table
+    calls = []
+
+    def full_disk(self: pq.ParquetWriter, table: pa.Table, *args: object, **kwargs: object) -> None:
+        calls.append(table.num_rows)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        encode(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    written = []
+
+    def write_pieces() -> None:
+        with io.table_pieces(tmp_path / "t.parquet", schema=TRADES, producer="fetch") as write:
+            for piece in (frame[:2], frame[2:4], frame[4:], frame[4:]):
+                write(piece)
+                written.append(piece.height)
+
+    with pytest.raises(OSError, match="No space left"):
+        write_pieces()
+    assert written == [2, 2]  # the third `write` raised the second piece's error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_table_is_closed_only_after_the_piece_in_flight(tmp_path, monkeypatch):
+    """The caller failing while a piece is still being encoded: the file is closed (and removed) after that piece,
+    never under it."""
+    encode, close = pq.ParquetWriter.write_table, pq.ParquetWriter.close
+    events = []
+
+    def slow(self: pq.ParquetWriter, table: pa.Table, *args: object, **kwargs: object) -> None:
+        if events:  # the file is open (the first piece made it); the second piece takes its time
+            time.sleep(0.3)
+        encode(self, table, *args, **kwargs)
+        events.append("written")
+
+    def closing(self: pq.ParquetWriter) -> None:
+        events.append("closed")
+        close(self)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", slow)
+    monkeypatch.setattr(pq.ParquetWriter, "close", closing)
+
+    class Failed(Exception):
+        pass
+
+    def write_then_fail() -> None:
+        with io.table_pieces(tmp_path / "t.parquet", schema=TRADES, producer="fetch") as write:
+            write(trades_frame())
+            write(trades_frame())
+            raise Failed
+
+    with pytest.raises(Failed):
+        write_then_fail()
+    assert events == ["written", "written", "closed"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_table_read_by_row_groups_is_the_table_and_errors_name_file_rows(tmp_path):
