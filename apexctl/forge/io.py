@@ -455,13 +455,18 @@ class _Origin:
             yield self.data
             return
         assert self.path is not None
-        with open(self.path, "rb") as handle:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 (closed below, once it is known to be the file opened)
+        except FileNotFoundError:
+            raise _changed(name, "removed") from None
+        with handle:
             if _identity(os.fstat(handle.fileno())) != self.identity:
-                raise InputError(
-                    f"{name}: changed while apexctl was reading it (replaced or rewritten); run again on a complete "
-                    "file"
-                )
+                raise _changed(name, "replaced or rewritten")
             yield handle
+
+
+def _changed(name: str, how: str) -> InputError:
+    return InputError(f"{name}: changed while apexctl was reading it ({how}); run again on a complete file")
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:

@@ -242,7 +242,7 @@ def test_row_groups_are_read_in_the_order_asked_and_from_threads_at_once(tmp_pat
     assert all(g is not None and g.equals(w) for g, w in zip(got, wanted, strict=True))
 
 
-@pytest.mark.parametrize("change", ["replaced", "rewritten"])
+@pytest.mark.parametrize("change", ["replaced", "rewritten", "removed"])
 def test_a_table_changed_after_it_was_opened_is_refused_not_mixed(tmp_path, change):
     """Rows are read after the footer and the hash: a file replaced (a later `fetch` renaming its output over it) or
     rewritten in place meanwhile would mix two tables' rows under the first one's provenance."""
@@ -250,6 +250,11 @@ def test_a_table_changed_after_it_was_opened_is_refused_not_mixed(tmp_path, chan
     io.write_table(trades_frame(), path, schema=TRADES, producer="fetch")
     file = io.open_table(path, TRADES)
     later = trades_frame().with_columns(price=pl.col("price") + 1)
+    if change == "removed":
+        path.unlink()
+        with pytest.raises(InputError, match=r"t\.parquet: changed while apexctl was reading it \(removed\)"):
+            file.read()
+        return
     if change == "replaced":
         io.write_table(later, path, schema=TRADES, producer="fetch")
     else:
